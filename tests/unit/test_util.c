@@ -1,0 +1,148 @@
+/*
+ * test_util.c - durations, float formatting, buffers, arena, UTF-8, errors.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "util/util.h"
+
+#define KILN_TEST_MAIN
+#include "testutil.h"
+
+START_TEST(test_duration_parse) {
+    static const struct {
+        const char *in;
+        int64_t ms;
+        int ok;
+    } cases[] = {
+        {"0", 0, 1},          {"1s", 1000, 1},          {"1m30s", 90000, 1}, {"1h30m", 5400000, 1},
+        {"500ms", 500, 1},    {"1d", 86400000, 1},      {"2w", 1209600000, 1}, {"1y", 31536000000LL, 1},
+        {"1h1ms", 3600001, 1}, {"", 0, 0},              {"1", 0, 0},         {"1x", 0, 0},
+        {"30s1m", 0, 0},      {"1m1m", 0, 0},           {"-1s", 0, 0},       {"1.5s", 0, 0},
+        {"99999999999999999999y", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t ms = -1;
+        kiln_err err = {0};
+        int rc = duration_parse(cases[i].in, &ms, &err);
+        if (cases[i].ok) {
+            ck_assert_msg(rc == 0, "%s: %s", cases[i].in, err.msg);
+            ck_assert_int_eq(ms, cases[i].ms);
+        } else {
+            ck_assert_msg(rc < 0, "%s accepted", cases[i].in);
+            ck_assert_msg(err.msg[0] != 0, "no message for %s", cases[i].in);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_duration_format) {
+    char out[64];
+    duration_format(90000, out, sizeof out);
+    ck_assert_str_eq(out, "1m30s");
+    duration_format(0, out, sizeof out);
+    ck_assert_str_eq(out, "0s");
+    duration_format(15000, out, sizeof out);
+    ck_assert_str_eq(out, "15s");
+    duration_format(86400000LL * 14, out, sizeof out);
+    ck_assert_str_eq(out, "2w");
+    duration_format(3600001, out, sizeof out);
+    ck_assert_str_eq(out, "1h1ms");
+}
+END_TEST
+
+START_TEST(test_fmt_double) {
+    static const struct {
+        double v;
+        const char *f, *g;
+    } cases[] = {
+        {0, "0", "0"},
+        {1, "1", "1"},
+        {-1.5, "-1.5", "-1.5"},
+        {0.1, "0.1", "0.1"},
+        {1e21, "1000000000000000000000", "1e+21"},
+        {1234567, "1234567", "1.234567e+06"},
+        {123456, "123456", "123456"},
+        {1e-7, "0.0000001", "1e-07"},
+        {0.0001, "0.0001", "0.0001"},
+        {1.7e9, "1700000000", "1.7e+09"},
+        {0.3333333333333333, "0.3333333333333333", "0.3333333333333333"},
+        {5e-324, NULL, "5e-324"},
+        {1.7976931348623157e308, NULL, "1.7976931348623157e+308"},
+    };
+    char out[FMT_DOUBLE_MAX];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].f) {
+            fmt_double_f(cases[i].v, out);
+            ck_assert_str_eq(out, cases[i].f);
+        }
+        fmt_double_g(cases[i].v, out);
+        ck_assert_str_eq(out, cases[i].g);
+    }
+    fmt_double_f(NAN, out);
+    ck_assert_str_eq(out, "NaN");
+    fmt_double_f(INFINITY, out);
+    ck_assert_str_eq(out, "+Inf");
+    fmt_double_g(-INFINITY, out);
+    ck_assert_str_eq(out, "-Inf");
+    /* the longest 'f' form fits the documented bound */
+    int n = fmt_double_f(5e-324, out);
+    ck_assert_int_lt(n, FMT_DOUBLE_MAX);
+    ck_assert(strncmp(out, "0.000", 5) == 0);
+}
+END_TEST
+
+START_TEST(test_buf_and_arena) {
+    buf b = BUF_INIT;
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(buf_printf(&b, "%d,", i), 0);
+    ck_assert(strncmp(b.data, "0,1,2,", 6) == 0);
+    ck_assert_uint_eq(b.len, strlen(b.data));
+    buf_free(&b);
+
+    arena a;
+    arena_init(&a, 1 << 20);
+    char *s = arena_strndup(&a, "hello world", 5);
+    ck_assert_str_eq(s, "hello");
+    void *big = arena_alloc(&a, 200000);
+    ck_assert_ptr_nonnull(big);
+    ck_assert_ptr_null(arena_alloc(&a, 2 << 20)); /* over the limit */
+    ck_assert(((uintptr_t)arena_alloc(&a, 3) & 15) == 0);
+    arena_free(&a);
+}
+END_TEST
+
+START_TEST(test_utf8_and_names) {
+    ck_assert(utf8_valid("h\xc3\xa9llo", 6));
+    ck_assert(!utf8_valid("\xc3", 1));
+    ck_assert(!utf8_valid("\xc0\xaf", 2));         /* overlong */
+    ck_assert(!utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    ck_assert(label_name_valid("job", 3));
+    ck_assert(!label_name_valid("1job", 4));
+    ck_assert(!label_name_valid("a:b", 3));
+    ck_assert(metric_name_valid("a:b", 3));
+    ck_assert(!metric_name_valid("", 0));
+}
+END_TEST
+
+START_TEST(test_err) {
+    kiln_err err = {0};
+    ck_assert_int_eq(kiln_err_set(&err, KILN_EINVAL, "bad %s", "thing"), KILN_EINVAL);
+    kiln_err_prefix(&err, "kiln.yml:%d:%d", 3, 5);
+    ck_assert_str_eq(err.msg, "kiln.yml:3:5: bad thing");
+    ck_assert_int_eq(kiln_err_set(NULL, KILN_EIO, "x"), KILN_EIO);
+}
+END_TEST
+
+Suite *make_suite(void) {
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_duration_parse);
+    tcase_add_test(tc, test_duration_format);
+    tcase_add_test(tc, test_fmt_double);
+    tcase_add_test(tc, test_buf_and_arena);
+    tcase_add_test(tc, test_utf8_and_names);
+    tcase_add_test(tc, test_err);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,108 @@
+/*
+ * fmtfloat.c - float formatting identical to Go's strconv.FormatFloat with
+ * precision -1 (the shortest digits that read back as the same double), in
+ * the 'f' form the HTTP API uses and the 'g' form the exposition format uses.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Shortest decimal digits of |v| (v finite, non-zero): value = 0.DIGITS x 10^dp. */
+static int shortest_digits(double v, char *digits, int *dp) {
+    char tmp[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
+        if (strtod(tmp, NULL) == v || prec == 17)
+            break;
+    }
+    /* tmp = "d.ddde+XX" */
+    int nd = 0;
+    const char *p = tmp;
+    while (*p && *p != 'e') {
+        if (*p >= '0' && *p <= '9')
+            digits[nd++] = *p;
+        p++;
+    }
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    digits[nd] = 0;
+    *dp = atoi(p + 1) + 1;
+    return nd;
+}
+
+static int special(double v, char *out) {
+    if (isnan(v))
+        return sprintf(out, "NaN");
+    if (isinf(v))
+        return sprintf(out, v > 0 ? "+Inf" : "-Inf");
+    if (v == 0)
+        return sprintf(out, signbit(v) ? "-0" : "0");
+    return -1;
+}
+
+static int put_fixed(char *out, int neg, const char *d, int nd, int dp) {
+    char *o = out;
+    if (neg)
+        *o++ = '-';
+    if (dp <= 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < -dp; i++)
+            *o++ = '0';
+        memcpy(o, d, (size_t)nd);
+        o += nd;
+    } else if (dp >= nd) {
+        memcpy(o, d, (size_t)nd);
+        o += nd;
+        for (int i = nd; i < dp; i++)
+            *o++ = '0';
+    } else {
+        memcpy(o, d, (size_t)dp);
+        o += dp;
+        *o++ = '.';
+        memcpy(o, d + dp, (size_t)(nd - dp));
+        o += nd - dp;
+    }
+    *o = 0;
+    return (int)(o - out);
+}
+
+int fmt_double_f(double v, char *out) {
+    int n = special(v, out);
+    if (n >= 0)
+        return n;
+    char d[24];
+    int dp;
+    int nd = shortest_digits(fabs(v), d, &dp);
+    return put_fixed(out, v < 0, d, nd, dp);
+}
+
+int fmt_double_g(double v, char *out) {
+    int n = special(v, out);
+    if (n >= 0)
+        return n;
+    char d[24];
+    int dp;
+    int nd = shortest_digits(fabs(v), d, &dp);
+    int exp = dp - 1;
+    /* Go decides between the %e and %f forms with precision 6 when the
+     * shortest digits are asked for, whatever their count. */
+    int eprec = 6;
+    if (exp < -4 || exp >= eprec) {
+        char *o = out;
+        if (v < 0)
+            *o++ = '-';
+        *o++ = d[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, d + 1, (size_t)(nd - 1));
+            o += nd - 1;
+        }
+        o += sprintf(o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+        return (int)(o - out);
+    }
+    return put_fixed(out, v < 0, d, nd, dp);
+}

@@ -1,0 +1,159 @@
+/*
+ * util.h - the small shared pieces every kiln subsystem uses.
+ *
+ * Errors: a function that can fail returns 0 or a negative KILN_E* code, and
+ * when a user must see why, it fills a kiln_err the caller passes (which may be
+ * NULL when the caller does not care for the text).
+ *
+ * Logging: logfmt like Prometheus (`ts=... level=info caller=file.c:12
+ * msg="..." key=value`) or JSON, chosen once at start.  Safe from any thread.
+ *
+ * buf: a growable byte buffer.  arena: bump allocation freed at once.
+ * Durations and times are int64 milliseconds, as in Prometheus.
+ */
+#ifndef KILN_UTIL_H
+#define KILN_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- errors ---------------------------------------------------------- */
+
+enum {
+    KILN_OK = 0,
+    KILN_EINVAL = -1,   /* bad input: the message says what and where */
+    KILN_ENOMEM = -2,   /* allocation failed */
+    KILN_EIO = -3,      /* an operating-system call failed */
+    KILN_ENOENT = -4,   /* no such thing */
+    KILN_ERANGE = -5,   /* out of range / out of bounds */
+    KILN_EEXIST = -6,   /* already exists / duplicate */
+    KILN_ECORRUPT = -7, /* on-disk data failed a check */
+    KILN_ELIMIT = -8,   /* a configured bound was exceeded */
+    KILN_EBUSY = -9,    /* held by someone else (lock) */
+    KILN_ECANCELED = -10,
+    KILN_ETIMEOUT = -11,
+    KILN_EORDER = -12, /* out of order */
+};
+
+#define KILN_ERR_MSG_MAX 512
+
+typedef struct kiln_err {
+    int code;
+    char msg[KILN_ERR_MSG_MAX];
+} kiln_err;
+
+/* Sets err (if not NULL) to code and the formatted message; returns code so
+ * callers can write `return kiln_err_set(err, KILN_EINVAL, "...")`. */
+int kiln_err_set(kiln_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Prefixes the message already in err with the formatted text and ": ". */
+void kiln_err_prefix(kiln_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A short constant name for a code, e.g. "invalid argument". */
+const char *kiln_strerror(int code);
+
+/* ---- logging --------------------------------------------------------- */
+
+enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
+enum { LOG_FORMAT_LOGFMT = 0, LOG_FORMAT_JSON = 1 };
+
+/* Parses "debug|info|warn|error" / "logfmt|json"; returns -1 when unknown. */
+int log_level_parse(const char *s);
+int log_format_parse(const char *s);
+
+/* Sets the minimum level and the format; before it is called: info, logfmt. */
+void log_setup(int level, int format);
+
+/* Redirects output (default stderr); for tests. */
+void log_set_fd(int fd);
+
+/*
+ * Writes one line.  `kv` is a printf format producing logfmt pairs
+ * (`"segment=%d path=%s"`) or NULL; values holding spaces or quotes should be
+ * passed through log_q() or written as `key="%s"` by the caller.  In JSON
+ * mode the pairs are converted to JSON members.
+ */
+void log_at(int level, const char *file, int line, const char *msg, const char *kv, ...)
+    __attribute__((format(printf, 5, 6)));
+
+#define LOG_DEBUG(msg, ...) log_at(LOG_DEBUG, __FILE__, __LINE__, msg, __VA_ARGS__)
+#define LOG_INFO(msg, ...) log_at(LOG_INFO, __FILE__, __LINE__, msg, __VA_ARGS__)
+#define LOG_WARN(msg, ...) log_at(LOG_WARN, __FILE__, __LINE__, msg, __VA_ARGS__)
+#define LOG_ERROR(msg, ...) log_at(LOG_ERROR, __FILE__, __LINE__, msg, __VA_ARGS__)
+
+/* ---- growable buffer ------------------------------------------------- */
+
+typedef struct buf {
+    char *data; /* always NUL-terminated when len > 0 or after any append */
+    size_t len;
+    size_t cap;
+} buf;
+
+#define BUF_INIT {NULL, 0, 0}
+
+/* Ensures room for `extra` more bytes (plus a NUL); 0 or KILN_ENOMEM. */
+int buf_reserve(buf *b, size_t extra);
+int buf_append(buf *b, const void *p, size_t n);
+int buf_puts(buf *b, const char *s);
+int buf_putc(buf *b, char c);
+int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int buf_vprintf(buf *b, const char *fmt, va_list ap);
+void buf_reset(buf *b); /* len = 0, keeps the memory */
+void buf_free(buf *b);
+/* Hands the data to the caller (free with free()); b becomes empty. */
+char *buf_steal(buf *b);
+
+/* ---- arena ----------------------------------------------------------- */
+
+typedef struct arena_block arena_block;
+typedef struct arena {
+    arena_block *head;
+    size_t used_total;  /* bytes handed out */
+    size_t limit;       /* 0 = unbounded; otherwise allocations beyond fail */
+} arena;
+
+void arena_init(arena *a, size_t limit);
+/* Returns 16-byte aligned zeroed memory, or NULL when out of memory/limit. */
+void *arena_alloc(arena *a, size_t n);
+char *arena_strndup(arena *a, const char *s, size_t n);
+void arena_free(arena *a);
+
+/* ---- time and durations --------------------------------------------- */
+
+/* Wall clock in milliseconds since the epoch / in seconds as a double. */
+int64_t time_now_ms(void);
+double time_now_sec(void);
+/* Monotonic clock in seconds. */
+double time_mono_sec(void);
+
+/*
+ * Parses a Prometheus duration: one or more <number><unit> with units in
+ * y, w, d, h, m, s, ms, largest first, each at most once ("1h30m", "90s").
+ * "0" alone is allowed.  Writes milliseconds to *ms.
+ */
+int duration_parse(const char *s, int64_t *ms, kiln_err *err);
+/* Formats like Prometheus: "1h30m", "15s", "0s", "1d", "2w", "500ms". */
+void duration_format(int64_t ms, char *out, size_t n);
+
+/* ---- float formatting ----------------------------------------------- */
+
+#define FMT_DOUBLE_MAX 400
+
+/* Like Go strconv.FormatFloat(v, 'f', -1, 64): shortest exact digits, no
+ * exponent; "NaN", "+Inf", "-Inf".  Returns the length written. */
+int fmt_double_f(double v, char *out);
+/* Like Go's 'g' with shortest digits as used in the text exposition format
+ * ("1.5e+09", "0.25", "NaN", "+Inf").  Returns the length written. */
+int fmt_double_g(double v, char *out);
+
+/* ---- strings --------------------------------------------------------- */
+
+/* True when s[0..n) is valid UTF-8. */
+int utf8_valid(const char *s, size_t n);
+/* True when s is a valid legacy Prometheus label name [a-zA-Z_][a-zA-Z0-9_]*. */
+int label_name_valid(const char *s, size_t n);
+/* True when s is a valid legacy metric name [a-zA-Z_:][a-zA-Z0-9_:]*. */
+int metric_name_valid(const char *s, size_t n);
+
+#endif
