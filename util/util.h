@@ -156,4 +156,53 @@ int label_name_valid(const char *s, size_t n);
 /* True when s is a valid legacy metric name [a-zA-Z_:][a-zA-Z0-9_:]*. */
 int metric_name_valid(const char *s, size_t n);
 
+/* ---- metrics (the process-wide registry /metrics exposes) -------------- */
+
+/*
+ * A metric family is registered once (at start, from any subsystem) and
+ * lives until metrics_shutdown().  Children are the label-value
+ * combinations; they are created on first use and never removed.  All
+ * updates are lock-free atomics except creating a child.  The registry is
+ * process-wide state by nature (like the process itself), so it is the one
+ * global outside main.c; see docs/architecture.md.
+ */
+typedef struct metric metric;
+typedef struct metric_child metric_child;
+
+enum { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
+
+/* Registers a family. labelnames: comma-separated ("handler,code") or NULL.
+ * buckets (histograms only): ascending upper bounds, +Inf implied.
+ * Returns NULL only when out of memory. */
+metric *metric_new(int type, const char *name, const char *help, const char *labelnames,
+                   const double *buckets, size_t nbuckets);
+/* A gauge (or counter, by type) whose value is read by fn when scraped. */
+metric *metric_new_func(int type, const char *name, const char *help, double (*fn)(void *data), void *data);
+/* The child for these label values (count must match the label names);
+ * NULL values are taken as "".  Returns NULL only when out of memory. */
+metric_child *metric_with(metric *m, const char *const *values);
+/* The only child of an unlabelled family. */
+metric_child *metric_default(metric *m);
+void metric_add(metric_child *c, double v); /* counters and gauges */
+void metric_set(metric_child *c, double v); /* gauges */
+void metric_observe(metric_child *c, double v); /* histograms */
+double metric_value(metric_child *c);       /* counters and gauges: current value */
+/* Histogram: count and sum. */
+void metric_hist_read(metric_child *c, uint64_t *count, double *sum);
+
+/* Writes every family in the text exposition format 0.0.4. */
+int metrics_write_text(buf *out);
+/* Frees every family (at exit, so leak checks stay quiet). */
+void metrics_shutdown(void);
+
+/* Registers process_cpu_seconds_total, process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_open_fds, process_max_fds and
+ * process_start_time_seconds (start time = the time of this call). */
+int process_metrics_register(void);
+/* Current resident set size in bytes (from /proc/self/statm). */
+double process_resident_bytes(void);
+
+extern const double METRIC_DEFAULT_BUCKETS[];
+extern const size_t METRIC_DEFAULT_NBUCKETS;
+
 #endif

@@ -1,0 +1,146 @@
+/*
+ * api.h - kiln's HTTP server, its router, and the JSON writer the handlers use.
+ *
+ * Threads: the server runs on one libuv loop (the loop thread), which owns
+ * every socket and timer.  A route is either INLINE (a handler that answers
+ * at once from memory, run on the loop thread) or runs on a worker thread
+ * from libuv's pool (the default): the request is handed to the worker whole,
+ * the handler fills an http_resp, and the loop writes it.  A connection
+ * handles one request at a time; pipelined requests wait in its input buffer
+ * and are answered in order.
+ */
+#ifndef KILN_API_H
+#define KILN_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "util/util.h"
+
+typedef struct http_server http_server;
+
+typedef struct http_header {
+    char *name; /* as sent */
+    char *value;
+} http_header;
+
+typedef struct http_req {
+    const char *method; /* "GET", "POST", ... */
+    char *path;         /* percent-decoded path, without the query */
+    char *query;        /* raw query string after '?', or "" */
+    http_header *headers;
+    size_t nheaders;
+    char *body; /* NUL-terminated for convenience; body_len excludes the NUL */
+    size_t body_len;
+    int is_head;
+    int accept_gzip;
+    const char *route_suffix; /* for prefix routes: the rest of the path after the prefix */
+    arena *arena;             /* per-request memory, freed after the response is written */
+    /* parsed parameters (query string, then a urlencoded body) */
+    struct http_param *params;
+    size_t nparams;
+    int params_parsed;
+} http_req;
+
+typedef struct http_resp {
+    int status;
+    char content_type[96];
+    buf headers; /* extra header lines, each "Name: value\r\n" */
+    buf body;
+    int no_gzip; /* set when the body must not be compressed (already compressed) */
+} http_resp;
+
+/* A handler fills resp (status defaults to 200, content type to JSON). */
+typedef void (*http_handler_fn)(http_req *req, http_resp *resp, void *data);
+
+typedef struct http_server_opts {
+    const char *listen_address; /* "host:port", host may be empty or 0.0.0.0 */
+    int max_connections;        /* accepted connections beyond get 503 and are closed */
+    int64_t read_timeout_ms;    /* whole request must arrive within; also the keep-alive idle time */
+    size_t max_header_bytes;    /* request line + headers; beyond: 431 */
+    size_t max_body_bytes;      /* beyond: 413 */
+    int64_t shutdown_grace_ms;  /* how long http_server_shutdown waits for in-flight requests */
+} http_server_opts;
+
+void http_server_opts_default(http_server_opts *o);
+
+/* Creates a server on loop; does not listen yet.  Returns 0 or a KILN_E* code. */
+int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server **out, kiln_err *err);
+
+enum { HTTP_ROUTE_WORKER = 0, HTTP_ROUTE_INLINE = 1 };
+
+/*
+ * Registers a handler.  methods: comma-separated ("GET,POST"); HEAD is
+ * allowed wherever GET is.  path: exact, or a prefix ending in '*'
+ * ("/api/v1/label/" followed by a star), the rest of the path is passed as req->route_suffix.
+ * handler_label names the route in kiln_http_requests_total; NULL uses path.
+ * Borrows the strings (they must outlive the server: use literals).
+ */
+int http_route(http_server *s, const char *methods, const char *path, unsigned flags, http_handler_fn fn,
+               void *data, const char *handler_label);
+
+/* Binds and listens; errors name the address. */
+int http_server_listen(http_server *s, kiln_err *err);
+
+/*
+ * Stops accepting, closes idle connections, lets in-flight requests finish
+ * (up to shutdown_grace_ms, then closes them), and calls done(data) on the
+ * loop thread when the server holds no more handles.  Loop thread only.
+ */
+void http_server_shutdown(http_server *s, void (*done)(void *data), void *data);
+
+/* Frees the server after shutdown completed. */
+void http_server_free(http_server *s);
+
+/* Number of open connections (for metrics). */
+int http_server_connections(http_server *s);
+
+/* ---- request helpers (any thread, for the request being handled) ---- */
+
+/* The first value of a query or form parameter, percent-decoded; NULL when absent. */
+const char *http_req_param(http_req *req, const char *name);
+/* All values of a parameter (e.g. "match[]"); returns the count, fills up to max. */
+size_t http_req_params(http_req *req, const char *name, const char **vals, size_t max);
+/* A request header value (case-insensitive name), or NULL. */
+const char *http_req_header(const http_req *req, const char *name);
+
+/* ---- response helpers ---- */
+
+void http_resp_text(http_resp *resp, int status, const char *text);
+void http_resp_header(http_resp *resp, const char *name, const char *value);
+/* {"status":"error","errorType":type,"error":msg} with the status code. */
+void http_resp_json_error(http_resp *resp, int status, const char *type, const char *msg);
+/* {"status":"success","data":<data_json>} */
+void http_resp_json_success(http_resp *resp, const char *data_json, size_t len);
+
+/* ---- lifecycle, status and /metrics endpoints ---- */
+
+/*
+ * What the lifecycle and status handlers need from the daemon.  Callbacks
+ * are called from worker threads and must be thread-safe.
+ */
+typedef struct api_app {
+    void *app;
+    int (*ready)(void *app);                       /* 1 once startup is done */
+    int (*reload)(void *app, kiln_err *err);       /* reload the configuration */
+    void (*quit)(void *app);                       /* begin a graceful stop */
+    int (*config_yaml)(void *app, buf *out);       /* the running configuration as YAML */
+    int (*runtime_info)(void *app, buf *json_out); /* the members of runtimeinfo's data object */
+    const char *const *flag_names;                 /* without the leading "--" */
+    const char *const *flag_values;
+    size_t nflags;
+    int enable_lifecycle;
+} api_app;
+
+/* Registers /-/healthy, /-/ready, /-/reload, /-/quit, /metrics and
+ * /api/v1/status/{buildinfo,flags,config,runtimeinfo}.  Borrows a. */
+int api_register_base(http_server *s, api_app *a);
+
+/* ---- JSON writing ---- */
+
+/* Appends s as a JSON string literal (quoted, escaped). */
+void json_str(buf *b, const char *s);
+void json_strn(buf *b, const char *s, size_t n);
+
+#endif

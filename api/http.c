@@ -1,0 +1,1055 @@
+/*
+ * http.c - the HTTP/1.1 server: libuv sockets, http-parser, the router.
+ *
+ * Each connection reads into an input buffer and feeds http-parser.  When a
+ * request is complete the parser is paused, so bytes of a pipelined next
+ * request stay in the buffer; the request goes to its handler (on a worker
+ * thread unless the route is INLINE), the response is written, and only then
+ * does parsing resume.  That is how pipelined requests are answered in order.
+ *
+ * Bounds: request line + headers (431), body (413, also checked against
+ * Content-Length before the body is read), one timer per connection that
+ * closes it when a request does not arrive whole within read_timeout (a slow
+ * client holds only its own connection), and a cap on open connections.
+ *
+ * Threading: everything here runs on the loop thread except the handler
+ * call and response serialisation (gzip included) in work_run.
+ */
+#include <ctype.h>
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+#include "api.h"
+
+typedef struct http_route_entry {
+    const char *methods;
+    const char *path;
+    size_t prefix_len; /* > 0 for prefix routes */
+    unsigned flags;
+    http_handler_fn fn;
+    void *data;
+    const char *label;
+} http_route_entry;
+
+typedef struct hdr_acc {
+    buf name, value;
+} hdr_acc;
+
+typedef struct http_conn http_conn;
+typedef struct http_work http_work;
+
+struct http_server {
+    uv_loop_t *loop;
+    http_server_opts opts;
+    char listen_addr[256];
+    uv_tcp_t listener;
+    int listening;
+    http_route_entry *routes;
+    size_t nroutes, cap_routes;
+    http_conn *conns;
+    int nconns;
+    int inflight; /* requests dispatched and not yet answered */
+    int shutting_down;
+    uv_timer_t grace_timer;
+    int grace_timer_open;
+    int listener_open;
+    void (*done)(void *);
+    void *done_data;
+    metric *m_requests, *m_duration, *m_rejected;
+};
+
+struct http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int handles_open; /* tcp and timer: freed when both closed */
+    http_server *srv;
+    http_conn *prev, *next;
+    http_parser parser;
+    buf in;
+    size_t in_off;
+    int reading_paused;
+    int busy;       /* a request is in a handler or being written */
+    int rejected;   /* an error answer is on its way; nothing more is read */
+    int closing;
+    int want_close; /* close after the current response */
+    /* the request being parsed */
+    int in_request;
+    buf url;
+    hdr_acc *hdrs;
+    size_t nhdrs, cap_hdrs;
+    int last_was_value;
+    size_t header_bytes;
+    buf body;
+    int reject_status; /* set by a callback that stops the parser */
+    char reject_msg[160];
+    int message_done;
+};
+
+struct http_work {
+    uv_work_t work;
+    uv_write_t write;
+    http_server *srv;
+    http_conn *conn;
+    http_route_entry *route;
+    http_req req;
+    http_resp resp;
+    arena arena;
+    buf out;
+    double start;
+    int keep_alive;
+};
+
+/* ------------------------------------------------------------------ */
+
+static const char *status_text(int code) {
+    switch (code) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 413: return "Request Entity Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+    }
+}
+
+void http_server_opts_default(http_server_opts *o) {
+    o->listen_address = "0.0.0.0:9090";
+    o->max_connections = 512;
+    o->read_timeout_ms = 5 * 60 * 1000;
+    o->max_header_bytes = 64 * 1024;
+    o->max_body_bytes = 64 * 1024 * 1024;
+    o->shutdown_grace_ms = 5000;
+}
+
+int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server **out, kiln_err *err) {
+    http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    s->loop = loop;
+    s->opts = *opts;
+    snprintf(s->listen_addr, sizeof s->listen_addr, "%s", opts->listen_address);
+    s->opts.listen_address = s->listen_addr;
+    s->m_requests = metric_new(METRIC_COUNTER, "kiln_http_requests_total",
+                               "Counter of HTTP requests by handler and status code.", "handler,code", NULL, 0);
+    s->m_duration = metric_new(METRIC_HISTOGRAM, "kiln_http_request_duration_seconds",
+                               "Histogram of latencies for HTTP requests.", "handler", NULL, 0);
+    s->m_rejected = metric_new(METRIC_COUNTER, "kiln_http_connections_rejected_total",
+                               "Connections closed at once because the open-connection limit was reached.", NULL,
+                               NULL, 0);
+    *out = s;
+    return 0;
+}
+
+int http_route(http_server *s, const char *methods, const char *path, unsigned flags, http_handler_fn fn,
+               void *data, const char *handler_label) {
+    if (s->nroutes == s->cap_routes) {
+        size_t cap = s->cap_routes ? s->cap_routes * 2 : 32;
+        http_route_entry *r = realloc(s->routes, cap * sizeof *r);
+        if (!r)
+            return KILN_ENOMEM;
+        s->routes = r;
+        s->cap_routes = cap;
+    }
+    size_t len = strlen(path);
+    http_route_entry *r = &s->routes[s->nroutes++];
+    r->methods = methods;
+    r->path = path;
+    r->prefix_len = len && path[len - 1] == '*' ? len - 1 : 0;
+    r->flags = flags;
+    r->fn = fn;
+    r->data = data;
+    r->label = handler_label ? handler_label : path;
+    return 0;
+}
+
+static int method_allowed(const char *methods, const char *m) {
+    size_t ml = strlen(m);
+    const char *p = methods;
+    if (strcmp(m, "HEAD") == 0)
+        m = "GET", ml = 3;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == ml && strncmp(p, m, l) == 0)
+            return 1;
+        p += l + (e ? 1 : 0);
+    }
+    return 0;
+}
+
+/* Finds the route for path; *path_known says whether any route has the path. */
+static http_route_entry *route_find(http_server *s, const char *path, const char *method, int *path_known,
+                                    const char **allow) {
+    *path_known = 0;
+    for (size_t i = 0; i < s->nroutes; i++) {
+        http_route_entry *r = &s->routes[i];
+        int match = r->prefix_len ? strncmp(path, r->path, r->prefix_len) == 0 : strcmp(path, r->path) == 0;
+        if (!match)
+            continue;
+        *path_known = 1;
+        *allow = r->methods;
+        if (method_allowed(r->methods, method))
+            return r;
+    }
+    return NULL;
+}
+
+/* ---- request helpers ------------------------------------------------ */
+
+struct http_param {
+    char *name, *value;
+};
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into the arena; '+' becomes ' ' when plus_space. */
+static char *url_decode(arena *a, const char *s, size_t n, int plus_space) {
+    char *out = arena_alloc(a, n + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n) {
+            int h = hexval((unsigned char)s[i + 1]);
+            int l = hexval((unsigned char)s[i + 2]);
+            if (h >= 0 && l >= 0) {
+                out[o++] = (char)(h * 16 + l);
+                i += 2;
+                continue;
+            }
+        }
+        out[o++] = plus_space && s[i] == '+' ? ' ' : s[i];
+    }
+    out[o] = 0;
+    return out;
+}
+
+static void parse_pairs(http_req *req, const char *s, size_t n, size_t *cap) {
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && s[j] != '&' && s[j] != ';')
+            j++;
+        if (j > i) {
+            const char *eq = memchr(s + i, '=', j - i);
+            size_t klen = eq ? (size_t)(eq - (s + i)) : j - i;
+            if (req->nparams == *cap) {
+                size_t nc = *cap ? *cap * 2 : 16;
+                struct http_param *np = arena_alloc(req->arena, nc * sizeof *np);
+                if (!np)
+                    return;
+                if (req->nparams)
+                    memcpy(np, req->params, req->nparams * sizeof *np);
+                req->params = np;
+                *cap = nc;
+            }
+            struct http_param *p = &req->params[req->nparams];
+            p->name = url_decode(req->arena, s + i, klen, 1);
+            p->value = eq ? url_decode(req->arena, eq + 1, (size_t)(s + j - eq - 1), 1) : url_decode(req->arena, "", 0, 1);
+            if (p->name && p->value)
+                req->nparams++;
+        }
+        i = j + 1;
+    }
+}
+
+static void parse_params(http_req *req) {
+    if (req->params_parsed)
+        return;
+    req->params_parsed = 1;
+    size_t cap = 0;
+    parse_pairs(req, req->query, strlen(req->query), &cap);
+    const char *ct = http_req_header(req, "Content-Type");
+    if (strcmp(req->method, "POST") == 0 && ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)
+        parse_pairs(req, req->body, req->body_len, &cap);
+}
+
+const char *http_req_param(http_req *req, const char *name) {
+    parse_params(req);
+    for (size_t i = 0; i < req->nparams; i++)
+        if (strcmp(req->params[i].name, name) == 0)
+            return req->params[i].value;
+    return NULL;
+}
+
+size_t http_req_params(http_req *req, const char *name, const char **vals, size_t max) {
+    parse_params(req);
+    size_t n = 0;
+    for (size_t i = 0; i < req->nparams; i++)
+        if (strcmp(req->params[i].name, name) == 0) {
+            if (n < max)
+                vals[n] = req->params[i].value;
+            n++;
+        }
+    return n;
+}
+
+const char *http_req_header(const http_req *req, const char *name) {
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+/* ---- response helpers ---------------------------------------------- */
+
+void http_resp_text(http_resp *resp, int status, const char *text) {
+    resp->status = status;
+    snprintf(resp->content_type, sizeof resp->content_type, "text/plain; charset=utf-8");
+    buf_reset(&resp->body);
+    buf_puts(&resp->body, text);
+}
+
+void http_resp_header(http_resp *resp, const char *name, const char *value) {
+    buf_printf(&resp->headers, "%s: %s\r\n", name, value);
+}
+
+void json_strn(buf *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    buf_reserve(b, n + 2);
+    buf_putc(b, '"');
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&')
+            continue;
+        buf_append(b, s + start, i - start);
+        start = i + 1;
+        switch (c) {
+        case '"': buf_puts(b, "\\\""); break;
+        case '\\': buf_puts(b, "\\\\"); break;
+        case '\n': buf_puts(b, "\\n"); break;
+        case '\r': buf_puts(b, "\\r"); break;
+        case '\t': buf_puts(b, "\\t"); break;
+        default: {
+            /* Go's encoder escapes <, > and & as \u003c etc.; Prometheus' JSON does too */
+            char e[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+            buf_puts(b, e);
+        }
+        }
+    }
+    buf_append(b, s + start, n - start);
+    buf_putc(b, '"');
+}
+
+void json_str(buf *b, const char *s) {
+    json_strn(b, s, strlen(s));
+}
+
+void http_resp_json_error(http_resp *resp, int status, const char *type, const char *msg) {
+    resp->status = status;
+    snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+    buf_reset(&resp->body);
+    buf_puts(&resp->body, "{\"status\":\"error\",\"errorType\":");
+    json_str(&resp->body, type);
+    buf_puts(&resp->body, ",\"error\":");
+    json_str(&resp->body, msg);
+    buf_putc(&resp->body, '}');
+}
+
+void http_resp_json_success(http_resp *resp, const char *data_json, size_t len) {
+    resp->status = 200;
+    snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+    buf_reset(&resp->body);
+    buf_puts(&resp->body, "{\"status\":\"success\",\"data\":");
+    buf_append(&resp->body, data_json, len);
+    buf_putc(&resp->body, '}');
+}
+
+/* ---- connections ---------------------------------------------------- */
+
+static void conn_process(http_conn *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b);
+static void conn_close(http_conn *c);
+static void maybe_done(http_server *s);
+
+static void request_reset(http_conn *c) {
+    buf_reset(&c->url);
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        buf_free(&c->hdrs[i].name);
+        buf_free(&c->hdrs[i].value);
+    }
+    c->nhdrs = 0;
+    c->last_was_value = 0;
+    c->header_bytes = 0;
+    buf_free(&c->body);
+    c->reject_status = 0;
+    c->message_done = 0;
+    c->in_request = 0;
+}
+
+static void conn_free(http_conn *c) {
+    request_reset(c);
+    free(c->hdrs);
+    buf_free(&c->url);
+    buf_free(&c->in);
+    free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+    http_conn *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    http_server *s = c->srv;
+    if (!c->busy)
+        conn_free(c);
+    else
+        c->srv = NULL; /* the work in flight frees it */
+    maybe_done(s);
+}
+
+static void conn_close(http_conn *c) {
+    if (c->closing)
+        return;
+    c->closing = 1;
+    http_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_timeout(uv_timer_t *t) {
+    http_conn *c = t->data;
+    /* a request still in a handler is not cut off by the read timeout */
+    if (!c->busy)
+        conn_close(c);
+}
+
+static void timer_restart(http_conn *c) {
+    uv_timer_start(&c->timer, on_timeout, (uint64_t)c->srv->opts.read_timeout_ms, 0);
+}
+
+typedef struct raw_write {
+    uv_write_t w;
+    http_conn *conn;
+    int close_after;
+    char data[];
+} raw_write;
+
+static void on_raw_written(uv_write_t *w, int status) {
+    raw_write *rw = (raw_write *)w;
+    (void)status;
+    if (rw->close_after && !rw->conn->closing)
+        conn_close(rw->conn);
+    free(rw);
+}
+
+/* Writes a small response built on the loop thread (errors, 100 Continue). */
+static void conn_write_raw(http_conn *c, const char *data, size_t len, int close_after) {
+    raw_write *rw = malloc(sizeof *rw + len);
+    if (!rw) {
+        conn_close(c);
+        return;
+    }
+    memcpy(rw->data, data, len);
+    rw->conn = c;
+    rw->close_after = close_after;
+    uv_buf_t b = uv_buf_init(rw->data, (unsigned)len);
+    if (uv_write(&rw->w, (uv_stream_t *)&c->tcp, &b, 1, on_raw_written) != 0) {
+        free(rw);
+        conn_close(c);
+    }
+}
+
+static void count_request(http_server *s, const char *label, int status, double seconds) {
+    char code[16];
+    snprintf(code, sizeof code, "%d", status);
+    const char *lv[2] = {label, code};
+    metric_add(metric_with(s->m_requests, lv), 1);
+    metric_observe(metric_with(s->m_duration, lv), seconds);
+}
+
+/* Rejects the request being parsed: answer status with msg and close. */
+static void conn_reject(http_conn *c, int status, const char *msg) {
+    buf b = BUF_INIT;
+    buf_printf(&b,
+               "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+               "Connection: close\r\n\r\n%s",
+               status, status_text(status), strlen(msg), msg);
+    c->rejected = 1;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    conn_write_raw(c, b.data, b.len, 1);
+    count_request(c->srv, "other", status, 0);
+    buf_free(&b);
+}
+
+/* ---- http-parser callbacks ------------------------------------------ */
+
+static int reject_in_cb(http_conn *c, int status, const char *msg) {
+    c->reject_status = status;
+    snprintf(c->reject_msg, sizeof c->reject_msg, "%s", msg);
+    return 1;
+}
+
+static int count_header_bytes(http_conn *c, size_t n) {
+    c->header_bytes += n;
+    if (c->header_bytes > c->srv->opts.max_header_bytes)
+        return reject_in_cb(c, 431, "request header fields too large\n");
+    return 0;
+}
+
+static int on_message_begin(http_parser *p) {
+    http_conn *c = p->data;
+    c->in_request = 1;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n) {
+    http_conn *c = p->data;
+    if (count_header_bytes(c, n))
+        return 1;
+    return buf_append(&c->url, at, n) ? 1 : 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n) {
+    http_conn *c = p->data;
+    if (count_header_bytes(c, n))
+        return 1;
+    if (c->nhdrs == 0 || c->last_was_value) {
+        if (c->nhdrs == c->cap_hdrs) {
+            size_t cap = c->cap_hdrs ? c->cap_hdrs * 2 : 16;
+            hdr_acc *h = realloc(c->hdrs, cap * sizeof *h);
+            if (!h)
+                return 1;
+            c->hdrs = h;
+            c->cap_hdrs = cap;
+        }
+        memset(&c->hdrs[c->nhdrs], 0, sizeof c->hdrs[0]);
+        c->nhdrs++;
+        c->last_was_value = 0;
+    }
+    return buf_append(&c->hdrs[c->nhdrs - 1].name, at, n) ? 1 : 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n) {
+    http_conn *c = p->data;
+    if (count_header_bytes(c, n))
+        return 1;
+    if (c->nhdrs == 0)
+        return 1;
+    c->last_was_value = 1;
+    return buf_append(&c->hdrs[c->nhdrs - 1].value, at, n) ? 1 : 0;
+}
+
+static const char *acc_header(http_conn *c, const char *name) {
+    for (size_t i = 0; i < c->nhdrs; i++)
+        if (c->hdrs[i].name.data && strcasecmp(c->hdrs[i].name.data, name) == 0)
+            return c->hdrs[i].value.data ? c->hdrs[i].value.data : "";
+    return NULL;
+}
+
+static int on_headers_complete(http_parser *p) {
+    http_conn *c = p->data;
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->opts.max_body_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body too large: %llu bytes, limit %zu\n",
+                 (unsigned long long)p->content_length, c->srv->opts.max_body_bytes);
+        return reject_in_cb(c, 413, msg);
+    }
+    const char *expect = acc_header(c, "Expect");
+    if (expect && strcasecmp(expect, "100-continue") == 0)
+        conn_write_raw(c, "HTTP/1.1 100 Continue\r\n\r\n", 25, 0);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n) {
+    http_conn *c = p->data;
+    if (c->body.len + n > c->srv->opts.max_body_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body too large: limit %zu bytes\n", c->srv->opts.max_body_bytes);
+        return reject_in_cb(c, 413, msg);
+    }
+    return buf_append(&c->body, at, n) ? 1 : 0;
+}
+
+static int on_message_complete(http_parser *p) {
+    http_conn *c = p->data;
+    c->message_done = 1;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- dispatch -------------------------------------------------------- */
+
+static int gzip_body(const buf *in, buf *out) {
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return KILN_ENOMEM;
+    size_t bound = deflateBound(&zs, in->len);
+    if (buf_reserve(out, bound)) {
+        deflateEnd(&zs);
+        return KILN_ENOMEM;
+    }
+    zs.next_in = (Bytef *)in->data;
+    zs.avail_in = (uInt)in->len;
+    zs.next_out = (Bytef *)out->data + out->len;
+    zs.avail_out = (uInt)bound;
+    int rc = deflate(&zs, Z_FINISH);
+    out->len += bound - zs.avail_out;
+    deflateEnd(&zs);
+    return rc == Z_STREAM_END ? 0 : KILN_EIO;
+}
+
+/* Serialises resp into w->out: status line, headers, body (gzipped if asked). */
+static void serialize(http_work *w) {
+    http_resp *r = &w->resp;
+    buf gz = BUF_INIT;
+    const buf *body = &r->body;
+    int gzipped = 0;
+    if (w->req.accept_gzip && !r->no_gzip && r->body.len > 0 && gzip_body(&r->body, &gz) == 0) {
+        body = &gz;
+        gzipped = 1;
+    }
+    buf_printf(&w->out, "HTTP/1.1 %d %s\r\n", r->status, status_text(r->status));
+    if (r->status != 204)
+        buf_printf(&w->out, "Content-Type: %s\r\nContent-Length: %zu\r\n", r->content_type, body->len);
+    if (gzipped)
+        buf_puts(&w->out, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+    if (!w->keep_alive)
+        buf_puts(&w->out, "Connection: close\r\n");
+    if (r->headers.len)
+        buf_append(&w->out, r->headers.data, r->headers.len);
+    buf_puts(&w->out, "\r\n");
+    if (!w->req.is_head && r->status != 204)
+        buf_append(&w->out, body->data, body->len);
+    buf_free(&gz);
+}
+
+static void work_run(uv_work_t *req) {
+    http_work *w = req->data;
+    w->route->fn(&w->req, &w->resp, w->route->data);
+    serialize(w);
+}
+
+static void work_free(http_work *w) {
+    buf_free(&w->resp.body);
+    buf_free(&w->resp.headers);
+    buf_free(&w->out);
+    arena_free(&w->arena);
+    free(w);
+}
+
+/* The end of a request: counted, freed; the server may be waiting for it. */
+static void work_finish(http_work *w) {
+    http_server *s = w->srv;
+    count_request(s, w->route->label, w->resp.status, time_mono_sec() - w->start);
+    work_free(w);
+    s->inflight--;
+}
+
+static void on_response_written(uv_write_t *wr, int status) {
+    http_work *w = wr->data;
+    http_conn *c = w->conn;
+    http_server *s = w->srv;
+    int keep = w->keep_alive && status == 0 && !s->shutting_down && !c->want_close;
+    work_finish(w);
+    c->busy = 0;
+    if (!c->srv) { /* the connection closed while the request ran */
+        conn_free(c);
+    } else if (!c->closing) {
+        if (!keep) {
+            conn_close(c);
+        } else {
+            timer_restart(c);
+            if (c->reading_paused) {
+                c->reading_paused = 0;
+                uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+            }
+            conn_process(c);
+        }
+    }
+    maybe_done(s);
+}
+
+static void write_response(http_work *w) {
+    http_conn *c = w->conn;
+    http_server *s = w->srv;
+    if (c->closing) {
+        work_finish(w);
+        c->busy = 0;
+        if (!c->srv)
+            conn_free(c);
+        maybe_done(s);
+        return;
+    }
+    uv_buf_t b = uv_buf_init(w->out.data, (unsigned)w->out.len);
+    w->write.data = w;
+    if (uv_write(&w->write, (uv_stream_t *)&c->tcp, &b, 1, on_response_written) != 0) {
+        work_finish(w);
+        c->busy = 0;
+        conn_close(c);
+    }
+}
+
+static void work_done(uv_work_t *req, int status) {
+    (void)status;
+    write_response(req->data);
+}
+
+/* A complete request is in c's accumulators: route it and start its handler. */
+static void dispatch(http_conn *c) {
+    http_server *s = c->srv;
+    http_work *w = calloc(1, sizeof *w);
+    if (!w) {
+        conn_reject(c, 500, "out of memory\n");
+        return;
+    }
+    arena_init(&w->arena, 0);
+    w->srv = s;
+    s->inflight++;
+    w->conn = c;
+    w->start = time_mono_sec();
+    w->keep_alive = http_should_keep_alive(&c->parser) && !s->shutting_down && !c->want_close;
+    http_req *r = &w->req;
+    r->arena = &w->arena;
+    r->method = http_method_str((enum http_method)c->parser.method);
+    r->is_head = c->parser.method == HTTP_HEAD;
+
+    const char *url = c->url.data ? c->url.data : "/";
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    const char *path = url;
+    size_t path_len = strlen(url);
+    r->query = "";
+    if (http_parser_parse_url(url, strlen(url), 0, &u) == 0) {
+        if (u.field_set & (1 << UF_PATH)) {
+            path = url + u.field_data[UF_PATH].off;
+            path_len = u.field_data[UF_PATH].len;
+        }
+        if (u.field_set & (1 << UF_QUERY))
+            r->query = arena_strndup(&w->arena, url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
+    }
+    r->path = url_decode(&w->arena, path, path_len, 0);
+    r->nheaders = c->nhdrs;
+    r->headers = arena_alloc(&w->arena, (c->nhdrs + 1) * sizeof *r->headers);
+    for (size_t i = 0; i < c->nhdrs && r->headers; i++) {
+        r->headers[i].name = arena_strndup(&w->arena, c->hdrs[i].name.data ? c->hdrs[i].name.data : "",
+                                           c->hdrs[i].name.len);
+        r->headers[i].value = arena_strndup(&w->arena, c->hdrs[i].value.data ? c->hdrs[i].value.data : "",
+                                            c->hdrs[i].value.len);
+    }
+    /* the body buffer moves to the request: no copy of a large body */
+    r->body_len = c->body.len;
+    r->body = c->body.data ? buf_steal(&c->body) : arena_strndup(&w->arena, "", 0);
+    if (!r->path || !r->headers || !r->query || !r->body) {
+        work_free(w);
+        conn_reject(c, 500, "out of memory\n");
+        return;
+    }
+    const char *ae = http_req_header(r, "Accept-Encoding");
+    r->accept_gzip = ae && strstr(ae, "gzip") != NULL;
+    request_reset(c);
+
+    w->resp.status = 200;
+    snprintf(w->resp.content_type, sizeof w->resp.content_type, "application/json");
+
+    int known = 0;
+    const char *allow = NULL;
+    http_route_entry *route = route_find(s, r->path, r->method, &known, &allow);
+    static http_route_entry fallback = {"", "", 0, HTTP_ROUTE_INLINE, NULL, NULL, "other"};
+    c->busy = 1;
+    uv_timer_stop(&c->timer);
+    if (!route) {
+        w->route = &fallback;
+        if (known) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "method %s not allowed for %s\n", r->method, r->path);
+            http_resp_text(&w->resp, 405, msg);
+            http_resp_header(&w->resp, "Allow", allow);
+        } else if (strncmp(r->path, "/api/", 5) == 0) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "unknown API endpoint %.250s", r->path);
+            http_resp_json_error(&w->resp, 404, "not_found", msg);
+        } else {
+            http_resp_text(&w->resp, 404, "404 page not found\n");
+        }
+        serialize(w);
+        write_response(w);
+        return;
+    }
+    w->route = route;
+    r->route_suffix = route->prefix_len ? r->path + route->prefix_len : "";
+    if (route->flags & HTTP_ROUTE_INLINE) {
+        route->fn(r, &w->resp, route->data);
+        serialize(w);
+        write_response(w);
+        return;
+    }
+    w->work.data = w;
+    if (uv_queue_work(s->loop, &w->work, work_run, work_done) != 0) {
+        http_resp_text(&w->resp, 503, "server busy\n");
+        serialize(w);
+        write_response(w);
+    }
+}
+
+/* Parses what is buffered; dispatches at most one request at a time. */
+static void conn_process(http_conn *c) {
+    while (!c->busy && !c->rejected && !c->closing && c->in_off < c->in.len) {
+        http_parser_pause(&c->parser, 0);
+        size_t avail = c->in.len - c->in_off;
+        size_t n = http_parser_execute(&c->parser, &parser_settings, c->in.data + c->in_off, avail);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        c->in_off += n;
+        if (c->reject_status) {
+            conn_reject(c, c->reject_status, c->reject_msg);
+            return;
+        }
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            char msg[200];
+            if (e == HPE_HEADER_OVERFLOW) {
+                conn_reject(c, 431, "request header fields too large\n");
+                return;
+            }
+            snprintf(msg, sizeof msg, "malformed HTTP request: %s\n", http_errno_description(e));
+            conn_reject(c, 400, msg);
+            return;
+        }
+        if (c->message_done) {
+            dispatch(c);
+            continue;
+        }
+        if (n < avail && e == HPE_OK)
+            break;
+    }
+    if (c->in_off == c->in.len) {
+        buf_reset(&c->in);
+        c->in_off = 0;
+    } else if (c->in_off > 65536) {
+        memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
+        c->in.len -= c->in_off;
+        c->in_off = 0;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+    http_conn *c = h->data;
+    (void)suggested;
+    if (buf_reserve(&c->in, 65536)) {
+        *b = uv_buf_init(NULL, 0);
+        return;
+    }
+    *b = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
+    http_conn *c = st->data;
+    (void)b;
+    if (nread < 0) {
+        if (!c->busy)
+            conn_close(c);
+        else
+            c->want_close = 1, uv_read_stop(st);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (!c->in_request && !c->busy && c->in.len == c->in_off)
+        timer_restart(c); /* the first byte of a request starts its read deadline */
+    c->in.len += (size_t)nread;
+    c->in.data[c->in.len] = 0;
+    /* a client that pipelines far ahead of our answers is paused */
+    if (c->busy && c->in.len - c->in_off > c->srv->opts.max_header_bytes + c->srv->opts.max_body_bytes) {
+        uv_read_stop(st);
+        c->reading_paused = 1;
+        return;
+    }
+    conn_process(c);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+    http_server *s = server->data;
+    if (status < 0)
+        return;
+    http_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->handles_open = 2;
+    c->tcp.data = c;
+    c->timer.data = c;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (s->nconns > s->opts.max_connections || s->shutting_down) {
+        metric_add(metric_default(s->m_rejected), 1);
+        static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                  "Content-Length: 29\r\nConnection: close\r\n\r\ntoo many open connections\r\n\r\n";
+        c->rejected = 1;
+        conn_write_raw(c, msg, sizeof msg - 1, 1);
+        return;
+    }
+    timer_restart(c);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static int split_host_port(const char *addr, char *host, size_t hostsz, int *port) {
+    const char *colon = strrchr(addr, ':');
+    if (!colon)
+        return -1;
+    size_t hl = (size_t)(colon - addr);
+    if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
+        addr++;
+        hl -= 2;
+    }
+    if (hl >= hostsz)
+        return -1;
+    memcpy(host, addr, hl);
+    host[hl] = 0;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535 || end == colon + 1)
+        return -1;
+    *port = (int)p;
+    if (!*host)
+        strcpy(host, "0.0.0.0");
+    return 0;
+}
+
+int http_server_listen(http_server *s, kiln_err *err) {
+    char host[200];
+    int port;
+    if (split_host_port(s->listen_addr, host, sizeof host, &port) != 0)
+        return kiln_err_set(err, KILN_EINVAL, "invalid listen address \"%s\": want host:port", s->listen_addr);
+    struct sockaddr_storage sa;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0) {
+        if (strcmp(host, "localhost") == 0)
+            uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)&sa);
+        else
+            return kiln_err_set(err, KILN_EINVAL, "invalid listen address \"%s\": host must be an IP address",
+                                s->listen_addr);
+    }
+    uv_tcp_init(s->loop, &s->listener);
+    s->listener.data = s;
+    s->listener_open = 1;
+    int rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+    if (rc != 0)
+        return kiln_err_set(err, KILN_EIO, "listen tcp %s: %s", s->listen_addr, uv_strerror(rc));
+    s->listening = 1;
+    return 0;
+}
+
+int http_server_connections(http_server *s) {
+    return s->nconns;
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+    http_server *s = h->data;
+    s->listener_open = 0;
+    maybe_done(s);
+}
+
+static void on_grace_closed(uv_handle_t *h) {
+    http_server *s = h->data;
+    s->grace_timer_open = 0;
+    maybe_done(s);
+}
+
+static void maybe_done(http_server *s) {
+    if (!s || !s->shutting_down || s->listener_open || s->nconns > 0 || s->inflight > 0)
+        return;
+    if (s->grace_timer_open == 1) {
+        s->grace_timer_open = 2;
+        uv_close((uv_handle_t *)&s->grace_timer, on_grace_closed);
+        return;
+    }
+    if (s->grace_timer_open)
+        return;
+    if (s->done) {
+        void (*done)(void *) = s->done;
+        s->done = NULL;
+        done(s->done_data);
+    }
+}
+
+static void on_grace_expired(uv_timer_t *t) {
+    http_server *s = t->data;
+    for (http_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close(c);
+    }
+}
+
+void http_server_shutdown(http_server *s, void (*done)(void *data), void *data) {
+    if (s->shutting_down)
+        return;
+    s->shutting_down = 1;
+    s->done = done;
+    s->done_data = data;
+    if (s->listener_open)
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    for (http_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->busy)
+            conn_close(c);
+        else
+            c->want_close = 1;
+    }
+    uv_timer_init(s->loop, &s->grace_timer);
+    s->grace_timer.data = s;
+    s->grace_timer_open = 1;
+    uv_timer_start(&s->grace_timer, on_grace_expired, (uint64_t)s->opts.shutdown_grace_ms, 0);
+    maybe_done(s);
+}
+
+void http_server_free(http_server *s) {
+    if (!s)
+        return;
+    free(s->routes);
+    free(s);
+}
