@@ -54,12 +54,13 @@ struct http_server {
     int nconns;
     int inflight; /* requests dispatched and not yet answered */
     int shutting_down;
+    int accept_pending; /* a connection waits in the backlog: the limit is reached */
     uv_timer_t grace_timer;
     int grace_timer_open;
     int listener_open;
     void (*done)(void *);
     void *done_data;
-    metric *m_requests, *m_duration, *m_rejected;
+    metric *m_requests, *m_duration;
 };
 
 struct http_conn {
@@ -101,6 +102,7 @@ struct http_work {
     buf out;
     double start;
     int keep_alive;
+    int body_owned; /* req.body was taken from the connection's buffer */
 };
 
 /* ------------------------------------------------------------------ */
@@ -137,6 +139,11 @@ void http_server_opts_default(http_server_opts *o) {
     o->shutdown_grace_ms = 5000;
 }
 
+static double open_connections(void *data) {
+    http_server *s = data;
+    return s->nconns;
+}
+
 int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server **out, kiln_err *err) {
     http_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -149,9 +156,8 @@ int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server *
                                "Counter of HTTP requests by handler and status code.", "handler,code", NULL, 0);
     s->m_duration = metric_new(METRIC_HISTOGRAM, "kiln_http_request_duration_seconds",
                                "Histogram of latencies for HTTP requests.", "handler", NULL, 0);
-    s->m_rejected = metric_new(METRIC_COUNTER, "kiln_http_connections_rejected_total",
-                               "Connections closed at once because the open-connection limit was reached.", NULL,
-                               NULL, 0);
+    metric_new_func(METRIC_GAUGE, "kiln_http_open_connections", "Number of open HTTP connections.",
+                    open_connections, s);
     *out = s;
     return 0;
 }
@@ -382,6 +388,7 @@ void http_resp_json_success(http_resp *resp, const char *data_json, size_t len) 
 /* ---- connections ---------------------------------------------------- */
 
 static void conn_process(http_conn *c);
+static void accept_one(http_server *s);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b);
 static void conn_close(http_conn *c);
@@ -434,6 +441,8 @@ static void conn_close(http_conn *c) {
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
+    if (s->accept_pending)
+        accept_one(s);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
@@ -663,6 +672,8 @@ static void work_run(uv_work_t *req) {
 }
 
 static void work_free(http_work *w) {
+    if (w->body_owned)
+        free(w->req.body);
     buf_free(&w->resp.body);
     buf_free(&w->resp.headers);
     buf_free(&w->out);
@@ -771,6 +782,7 @@ static void dispatch(http_conn *c) {
     }
     /* the body buffer moves to the request: no copy of a large body */
     r->body_len = c->body.len;
+    w->body_owned = c->body.data != NULL;
     r->body = c->body.data ? buf_steal(&c->body) : arena_strndup(&w->arena, "", 0);
     if (!r->path || !r->headers || !r->query || !r->body) {
         work_free(w);
@@ -898,10 +910,18 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
     conn_process(c);
 }
 
-static void on_connection(uv_stream_t *server, int status) {
-    http_server *s = server->data;
-    if (status < 0)
+/*
+ * Accepts one waiting connection.  At the connection limit nothing is
+ * accepted: libuv then stops polling the listening socket and new clients
+ * wait in the kernel's backlog until a connection closes (as Prometheus'
+ * limited listener does), so open descriptors stay bounded.
+ */
+static void accept_one(http_server *s) {
+    if (s->nconns >= s->opts.max_connections || s->shutting_down || !s->listener_open) {
+        s->accept_pending = 1;
         return;
+    }
+    s->accept_pending = 0;
     http_conn *c = calloc(1, sizeof *c);
     if (!c)
         return;
@@ -918,21 +938,19 @@ static void on_connection(uv_stream_t *server, int status) {
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (s->nconns > s->opts.max_connections || s->shutting_down) {
-        metric_add(metric_default(s->m_rejected), 1);
-        static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-                                  "Content-Length: 29\r\nConnection: close\r\n\r\ntoo many open connections\r\n\r\n";
-        c->rejected = 1;
-        conn_write_raw(c, msg, sizeof msg - 1, 1);
-        return;
-    }
     timer_restart(c);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+    if (status < 0)
+        return;
+    accept_one(server->data);
 }
 
 static int split_host_port(const char *addr, char *host, size_t hostsz, int *port) {

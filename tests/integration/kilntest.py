@@ -1,0 +1,172 @@
+"""Shared harness for kiln's integration tests: start the real binary on a
+free port with a temporary data directory, talk HTTP to it, stop it.
+
+Every test class gets its own kiln; cleanup runs even when a test fails.
+"""
+import gzip
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KILN_BIN = os.environ.get("KILN_BIN", os.path.join(ROOT, "build", "asan", "kiln"))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Kiln:
+    """A running kiln process."""
+
+    def __init__(self, args=(), config=None, workdir=None, data_dir=None):
+        self.tmp = tempfile.mkdtemp(prefix="kiln-test-")
+        self.workdir = workdir or self.tmp
+        self.data = data_dir or os.path.join(self.tmp, "data")
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.config_path = os.path.join(self.tmp, "kiln.yml")
+        if config is not None:
+            with open(self.config_path, "w") as f:
+                f.write(config)
+        self.args = [KILN_BIN, f"--web.listen-address={self.addr}", f"--storage.tsdb.path={self.data}",
+                     f"--config.file={self.config_path}"] + list(args)
+        self.log_path = os.path.join(self.tmp, "kiln.log")
+        self.proc = None
+
+    def start(self, wait_ready=True, timeout=20):
+        self.log = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kiln exited with {self.proc.returncode}:\n{self.read_log()}")
+            try:
+                st, _, _ = self.get("/-/ready" if wait_ready else "/-/healthy")
+                if st == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("kiln did not become ready:\n" + self.read_log())
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            data = r.read()
+            if r.getheader("Content-Encoding") == "gzip":
+                data = gzip.decompress(data)
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            c.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=b"", **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def get_json(self, path):
+        st, _, body = self.get(path)
+        return st, json.loads(body)
+
+    def metrics(self):
+        """Parses /metrics into {series text: value}."""
+        st, _, body = self.get("/metrics")
+        assert st == 200, st
+        out = {}
+        for line in body.decode().splitlines():
+            if not line or line.startswith("#"):
+                continue
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+        return out
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Stops kiln; returns its exit code (None if it had to be killed)."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class KilnTestCase(unittest.TestCase):
+    """A test class with one kiln started for all its tests (setUpClass)."""
+    kiln_args = ()
+    kiln_config = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.kiln = Kiln(args=cls.kiln_args, config=cls.kiln_config)
+        try:
+            cls.kiln.start()
+        except Exception:
+            cls.kiln.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.kiln.stop()
+        log = cls.kiln.read_log()
+        cls.kiln.cleanup()
+        if code != 0:
+            raise AssertionError(f"kiln exited with {code} on SIGTERM:\n{log[-4000:]}")
+
+
+def raw_exchange(port, data, timeout=5, read_until_close=True):
+    """Sends raw bytes, returns everything read until close or timeout."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            if not b:
+                break
+            chunks.append(b)
+            if not read_until_close:
+                break
+        return b"".join(chunks)
+    finally:
+        s.close()

@@ -1,0 +1,248 @@
+"""The daemon's lifecycle as operators use it: flags, configuration files and
+reloads, signals, the data directory lock, status and health endpoints."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from kilntest import KILN_BIN, Kiln, KilnTestCase
+
+GOOD = """global:
+  scrape_interval: 30s
+scrape_configs:
+  - job_name: %s
+    static_configs:
+      - targets: ["localhost:9100"]
+"""
+BAD = """global:
+  scrape_intervl: bad
+"""
+
+
+def wait_for(pred, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class TestStatusEndpoints(KilnTestCase):
+    kiln_config = GOOD % "first"
+
+    def test_health_and_ready(self):
+        self.assertEqual(self.kiln.get("/-/healthy")[0], 200)
+        st, _, body = self.kiln.get("/-/ready")
+        self.assertEqual(st, 200)
+        self.assertIn(b"Ready", body)
+
+    def test_buildinfo(self):
+        st, doc = self.kiln.get_json("/api/v1/status/buildinfo")
+        self.assertEqual(st, 200)
+        self.assertEqual(doc["status"], "success")
+        for key in ("version", "revision", "branch", "buildUser", "buildDate", "goVersion"):
+            self.assertIn(key, doc["data"])
+        self.assertRegex(doc["data"]["version"], r"^\d+\.\d+\.\d+")
+
+    def test_flags_show_every_flag_with_its_value(self):
+        st, doc = self.kiln.get_json("/api/v1/status/flags")
+        self.assertEqual(st, 200)
+        self.assertEqual(doc["data"]["storage.tsdb.path"], self.kiln.data)
+        self.assertEqual(doc["data"]["web.listen-address"], self.kiln.addr)
+        self.assertEqual(doc["data"]["query.lookback-delta"], "5m")
+        self.assertTrue(all(isinstance(v, str) for v in doc["data"].values()))
+
+    def test_config_is_served_as_yaml(self):
+        st, doc = self.kiln.get_json("/api/v1/status/config")
+        self.assertEqual(st, 200)
+        self.assertIn("first", doc["data"]["yaml"])
+        self.assertIn("scrape_interval", doc["data"]["yaml"])
+
+    def test_runtimeinfo(self):
+        st, doc = self.kiln.get_json("/api/v1/status/runtimeinfo")
+        self.assertEqual(st, 200)
+        d = doc["data"]
+        self.assertTrue(d["reloadConfigSuccess"])
+        self.assertRegex(d["startTime"], r"^\d{4}-\d\d-\d\dT")
+        self.assertEqual(d["storageRetention"], "15d")
+
+    def test_metrics_has_process_build_and_reload_series(self):
+        m = self.kiln.metrics()
+        for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+                     "process_open_fds", "process_max_fds", "process_start_time_seconds",
+                     "kiln_config_last_reload_successful"):
+            self.assertIn(name, m)
+        self.assertGreater(m["process_resident_memory_bytes"], 1e6)
+        self.assertGreater(m["process_open_fds"], 2)
+        self.assertAlmostEqual(m["process_start_time_seconds"], time.time(), delta=600)
+        self.assertEqual(m["kiln_config_last_reload_successful"], 1)
+        self.assertTrue(any(k.startswith("kiln_build_info{") for k in m))
+
+    def test_lifecycle_endpoints_are_off_by_default(self):
+        st, _, body = self.kiln.post("/-/reload")
+        self.assertEqual(st, 403)
+        self.assertIn(b"Lifecycle API is not enabled", body)
+        self.assertEqual(self.kiln.post("/-/quit")[0], 403)
+        self.assertEqual(self.kiln.get("/-/healthy")[0], 200)
+
+
+class TestReload(unittest.TestCase):
+    def setUp(self):
+        self.kiln = Kiln(args=("--web.enable-lifecycle",), config=GOOD % "first").start()
+
+    def tearDown(self):
+        code = self.kiln.stop()
+        log = self.kiln.read_log()
+        self.kiln.cleanup()
+        self.assertEqual(code, 0, log[-3000:])
+
+    def write_config(self, text):
+        with open(self.kiln.config_path, "w") as f:
+            f.write(text)
+
+    def config_yaml(self):
+        return self.kiln.get_json("/api/v1/status/config")[1]["data"]["yaml"]
+
+    def test_reload_good_then_bad_keeps_old_config(self):
+        self.write_config(GOOD % "second")
+        st, _, body = self.kiln.post("/-/reload")
+        self.assertEqual(st, 200, body)
+        self.assertIn("second", self.config_yaml())
+        self.assertEqual(self.kiln.metrics()["kiln_config_last_reload_successful"], 1)
+
+        self.write_config(BAD)
+        st, _, body = self.kiln.post("/-/reload")
+        self.assertEqual(st, 500)
+        self.assertIn(b"kiln.yml", body)  # the error names the file
+        self.assertIn("second", self.config_yaml())  # the old configuration stays
+        self.assertEqual(self.kiln.metrics()["kiln_config_last_reload_successful"], 0)
+        self.assertFalse(self.kiln.get_json("/api/v1/status/runtimeinfo")[1]["data"]["reloadConfigSuccess"])
+        self.assertIn("Error reloading config", self.kiln.read_log())
+        self.assertEqual(self.kiln.get("/-/ready")[0], 200)
+
+    def test_sighup_reloads(self):
+        self.write_config(GOOD % "viahup")
+        self.kiln.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: "viahup" in self.config_yaml()), self.kiln.read_log())
+        self.write_config(BAD)
+        self.kiln.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: self.kiln.metrics()["kiln_config_last_reload_successful"] == 0))
+        self.assertIn("viahup", self.config_yaml())
+
+    def test_quit_endpoint_stops_kiln_cleanly(self):
+        st, _, body = self.kiln.post("/-/quit")
+        self.assertEqual(st, 200)
+        self.assertEqual(self.kiln.proc.wait(timeout=10), 0)
+
+
+def run_kiln(args, cwd=None, timeout=20):
+    return subprocess.run([KILN_BIN] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd,
+                          timeout=timeout)
+
+
+class TestCommandLine(unittest.TestCase):
+    def test_version_and_help(self):
+        p = run_kiln(["--version"])
+        self.assertEqual(p.returncode, 0)
+        self.assertIn(b"kiln, version", p.stdout)
+        p = run_kiln(["--help"])
+        self.assertEqual(p.returncode, 0)
+        for f in (b"--config.file", b"--storage.tsdb.path", b"--web.listen-address", b"--web.enable-lifecycle",
+                  b"--web.enable-admin-api", b"--log.level", b"--log.format"):
+            self.assertIn(f, p.stdout)
+
+    def test_unknown_and_bad_flags_are_rejected(self):
+        p = run_kiln(["--no.such.flag=1"])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"unknown flag --no.such.flag", p.stdout)
+        p = run_kiln(["--query.lookback-delta=5x"])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"query.lookback-delta", p.stdout)
+        p = run_kiln(["--log.level=loud"])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"log.level", p.stdout)
+        p = run_kiln(["positional"])
+        self.assertEqual(p.returncode, 2)
+
+    def test_bad_config_at_start_names_file_and_exits(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "kiln.yml")
+            with open(path, "w") as f:
+                f.write(BAD)
+            p = run_kiln([f"--config.file={path}", f"--storage.tsdb.path={d}/data", "--web.listen-address=127.0.0.1:0"])
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(b"kiln.yml:", p.stdout)
+
+    def test_second_kiln_on_same_data_dir_is_refused(self):
+        k = Kiln().start()
+        try:
+            p = run_kiln([f"--storage.tsdb.path={k.data}", "--web.listen-address=127.0.0.1:0"], cwd=k.tmp)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(b"lock", p.stdout)
+            self.assertEqual(k.get("/-/healthy")[0], 200)
+            self.assertEqual(k.stop(), 0)
+        finally:
+            k.cleanup()
+
+    def test_json_logs(self):
+        k = Kiln(args=("--log.format=json",)).start()
+        try:
+            self.assertEqual(k.stop(), 0)
+            lines = [ln for ln in k.read_log().splitlines() if ln.startswith("{")]
+            self.assertGreater(len(lines), 2)
+            doc = json.loads(lines[0])
+            for key in ("ts", "level", "caller", "msg"):
+                self.assertIn(key, doc)
+        finally:
+            k.cleanup()
+
+    def test_logfmt_logs(self):
+        k = Kiln().start()
+        try:
+            self.assertEqual(k.stop(), 0)
+            first = k.read_log().splitlines()[0]
+            self.assertRegex(first, r'^ts=\S+ level=info caller=\S+:\d+ msg=')
+        finally:
+            k.cleanup()
+
+
+def port_free(port):
+    s = socket.socket()
+    try:
+        s.bind(("0.0.0.0", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+class TestDefaults(unittest.TestCase):
+    @unittest.skipUnless(port_free(9090), "port 9090 is in use on this machine")
+    def test_no_arguments_no_config_file(self):
+        """bin/kiln with no arguments and no kiln.yml: embedded default config,
+        listens on :9090, stores under ./data, SIGTERM exits 0 within 5 s."""
+        with tempfile.TemporaryDirectory() as d:
+            k = Kiln(workdir=d)
+            k.args = [KILN_BIN]
+            k.port = 9090
+            try:
+                k.start()
+                st, doc = k.get_json("/api/v1/status/config")
+                self.assertIn("job_name: kiln", doc["data"]["yaml"])
+                self.assertTrue(os.path.isdir(os.path.join(d, "data")))
+                self.assertEqual(k.get_json("/api/v1/status/flags")[1]["data"]["config.file"], "kiln.yml")
+                t0 = time.time()
+                self.assertEqual(k.stop(), 0)
+                self.assertLess(time.time() - t0, 5)
+            finally:
+                k.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
