@@ -1,0 +1,646 @@
+/*
+ * walrec.c - Prometheus WAL record encoding and decoding (see walrec.h for
+ * the byte layouts).
+ *
+ * Decoding walks a cursor over the record; the cursor's first failure sticks
+ * (like Go's encoding.Decbuf) and carries the offset where it happened, so a
+ * loop can decode a whole entry and check once.  Nothing here allocates
+ * except from the caller's arena or buf.
+ *
+ * Threading: stateless; any thread.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "storage/walrec.h"
+
+/* ---- varints ------------------------------------------------------------ */
+
+size_t walrec_put_uvarint(uint8_t *p, uint64_t v) {
+    size_t i = 0;
+    while (v >= 0x80) {
+        p[i++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[i++] = (uint8_t)v;
+    return i;
+}
+
+size_t walrec_put_varint(uint8_t *p, int64_t v) {
+    uint64_t u = (uint64_t)v << 1;
+    if (v < 0)
+        u = ~u;
+    return walrec_put_uvarint(p, u);
+}
+
+size_t walrec_get_uvarint(const uint8_t *p, size_t n, uint64_t *v) {
+    uint64_t x = 0;
+    unsigned s = 0;
+    for (size_t i = 0; i < n && i < 10; i++) {
+        uint8_t b = p[i];
+        if (b < 0x80) {
+            if (i == 9 && b > 1)
+                return 0; /* overflows 64 bits */
+            *v = x | (uint64_t)b << s;
+            return i + 1;
+        }
+        x |= (uint64_t)(b & 0x7f) << s;
+        s += 7;
+    }
+    return 0;
+}
+
+size_t walrec_get_varint(const uint8_t *p, size_t n, int64_t *v) {
+    uint64_t u;
+    size_t k = walrec_get_uvarint(p, n, &u);
+    if (k) {
+        uint64_t x = u >> 1;
+        if (u & 1)
+            x = ~x;
+        *v = (int64_t)x;
+    }
+    return k;
+}
+
+static inline void put_be64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static inline uint64_t get_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static inline uint64_t f64_bits(double d) {
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static inline double f64_from(uint64_t u) {
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+/* ---- type names ----------------------------------------------------------- */
+
+int walrec_type(const void *rec, size_t len) {
+    if (len == 0)
+        return WALREC_UNKNOWN;
+    uint8_t t = *(const uint8_t *)rec;
+    return t >= 1 && t <= 10 ? t : WALREC_UNKNOWN;
+}
+
+const char *walrec_type_name(int type) {
+    switch (type) {
+    case WALREC_SERIES: return "series";
+    case WALREC_SAMPLES: return "samples";
+    case WALREC_TOMBSTONES: return "tombstones";
+    case WALREC_EXEMPLARS: return "exemplars";
+    case WALREC_MMAP_MARKERS: return "mmap markers";
+    case WALREC_METADATA: return "metadata";
+    case WALREC_HISTOGRAM_SAMPLES: return "histogram samples";
+    case WALREC_FLOAT_HISTOGRAM_SAMPLES: return "float histogram samples";
+    case WALREC_CUSTOM_BUCKETS_HISTOGRAM_SAMPLES: return "custom buckets histogram samples";
+    case WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES: return "custom buckets float histogram samples";
+    default: return "unknown";
+    }
+}
+
+/* ---- encoding --------------------------------------------------------------- */
+
+/* Worst case of one uvarint-length string. */
+#define STR_MAX(n) (10 + (n))
+
+static size_t labels_max(const walrec_label *l, size_t n) {
+    size_t sz = 10;
+    for (size_t i = 0; i < n; i++)
+        sz += STR_MAX(l[i].name_len) + STR_MAX(l[i].value_len);
+    return sz;
+}
+
+static uint8_t *put_str(uint8_t *p, const char *s, size_t n) {
+    p += walrec_put_uvarint(p, n);
+    if (n)
+        memcpy(p, s, n);
+    return p + n;
+}
+
+static uint8_t *put_labels(uint8_t *p, const walrec_label *l, size_t n) {
+    p += walrec_put_uvarint(p, n);
+    for (size_t i = 0; i < n; i++) {
+        p = put_str(p, l[i].name, l[i].name_len);
+        p = put_str(p, l[i].value, l[i].value_len);
+    }
+    return p;
+}
+
+int walrec_encode_series(buf *out, const walrec_series *s, size_t n) {
+    size_t need = 1;
+    for (size_t i = 0; i < n; i++)
+        need += 8 + labels_max(s[i].labels, s[i].nlabels);
+    if (buf_reserve(out, need))
+        return KILN_ENOMEM;
+    uint8_t *p = (uint8_t *)out->data + out->len;
+    *p++ = WALREC_SERIES;
+    for (size_t i = 0; i < n; i++) {
+        put_be64(p, s[i].ref);
+        p = put_labels(p + 8, s[i].labels, s[i].nlabels);
+    }
+    out->len = (size_t)(p - (uint8_t *)out->data);
+    out->data[out->len] = 0;
+    return 0;
+}
+
+int walrec_encode_samples(buf *out, const walrec_sample *s, size_t n) {
+    if (buf_reserve(out, 17 + n * 28))
+        return KILN_ENOMEM;
+    uint8_t *p = (uint8_t *)out->data + out->len;
+    *p++ = WALREC_SAMPLES;
+    if (n) {
+        put_be64(p, s[0].ref);
+        put_be64(p + 8, (uint64_t)s[0].t);
+        p += 16;
+        uint64_t ref0 = s[0].ref, t0 = (uint64_t)s[0].t;
+        for (size_t i = 0; i < n; i++) {
+            /* unsigned differences: wrap-around is what Go's int64 arithmetic does */
+            p += walrec_put_varint(p, (int64_t)(s[i].ref - ref0));
+            p += walrec_put_varint(p, (int64_t)((uint64_t)s[i].t - t0));
+            put_be64(p, f64_bits(s[i].v));
+            p += 8;
+        }
+    }
+    out->len = (size_t)(p - (uint8_t *)out->data);
+    out->data[out->len] = 0;
+    return 0;
+}
+
+int walrec_encode_tombstones(buf *out, const walrec_tombstone *t, size_t n) {
+    if (buf_reserve(out, 1 + n * 28))
+        return KILN_ENOMEM;
+    uint8_t *p = (uint8_t *)out->data + out->len;
+    *p++ = WALREC_TOMBSTONES;
+    for (size_t i = 0; i < n; i++) {
+        put_be64(p, t[i].ref);
+        p += 8;
+        p += walrec_put_varint(p, t[i].mint);
+        p += walrec_put_varint(p, t[i].maxt);
+    }
+    out->len = (size_t)(p - (uint8_t *)out->data);
+    out->data[out->len] = 0;
+    return 0;
+}
+
+int walrec_encode_exemplars(buf *out, const walrec_exemplar *e, size_t n) {
+    size_t need = 17;
+    for (size_t i = 0; i < n; i++)
+        need += 28 + labels_max(e[i].labels, e[i].nlabels);
+    if (buf_reserve(out, need))
+        return KILN_ENOMEM;
+    uint8_t *p = (uint8_t *)out->data + out->len;
+    *p++ = WALREC_EXEMPLARS;
+    if (n) {
+        put_be64(p, e[0].ref);
+        put_be64(p + 8, (uint64_t)e[0].t);
+        p += 16;
+        for (size_t i = 0; i < n; i++) {
+            p += walrec_put_varint(p, (int64_t)(e[i].ref - e[0].ref));
+            p += walrec_put_varint(p, (int64_t)((uint64_t)e[i].t - (uint64_t)e[0].t));
+            put_be64(p, f64_bits(e[i].v));
+            p = put_labels(p + 8, e[i].labels, e[i].nlabels);
+        }
+    }
+    out->len = (size_t)(p - (uint8_t *)out->data);
+    out->data[out->len] = 0;
+    return 0;
+}
+
+/* ---- decoding cursor -------------------------------------------------------- */
+
+typedef struct dec {
+    const uint8_t *base;
+    size_t len, off;
+    const char *what; /* the record type, for messages */
+    const char *bad;  /* first failure, or NULL */
+    size_t bad_off;
+} dec;
+
+static void dec_init(dec *d, const void *rec, size_t len, const char *what) {
+    d->base = rec;
+    d->len = len;
+    d->off = 0;
+    d->what = what;
+    d->bad = NULL;
+    d->bad_off = 0;
+}
+
+static inline void dec_fail(dec *d, const char *why) {
+    if (!d->bad) {
+        d->bad = why;
+        d->bad_off = d->off;
+    }
+}
+
+static inline size_t dec_left(const dec *d) {
+    return d->bad ? 0 : d->len - d->off;
+}
+
+static inline uint64_t dec_be64(dec *d) {
+    if (dec_left(d) < 8) {
+        dec_fail(d, "truncated 8-byte field");
+        return 0;
+    }
+    uint64_t v = get_be64(d->base + d->off);
+    d->off += 8;
+    return v;
+}
+
+static inline uint8_t dec_byte(dec *d) {
+    if (dec_left(d) < 1) {
+        dec_fail(d, "truncated byte field");
+        return 0;
+    }
+    return d->base[d->off++];
+}
+
+static inline uint64_t dec_uvarint(dec *d) {
+    uint64_t v = 0;
+    size_t k = walrec_get_uvarint(d->base + d->off, dec_left(d), &v);
+    if (!k) {
+        dec_fail(d, "truncated or overlong uvarint");
+        return 0;
+    }
+    d->off += k;
+    return v;
+}
+
+static inline int64_t dec_varint(dec *d) {
+    int64_t v = 0;
+    size_t k = walrec_get_varint(d->base + d->off, dec_left(d), &v);
+    if (!k) {
+        dec_fail(d, "truncated or overlong varint");
+        return 0;
+    }
+    d->off += k;
+    return v;
+}
+
+/* A uvarint-length string; returns a pointer into the record. */
+static inline const char *dec_str(dec *d, size_t *n) {
+    uint64_t l = dec_uvarint(d);
+    if (l > dec_left(d)) {
+        dec_fail(d, "string length beyond the record");
+        *n = 0;
+        return "";
+    }
+    const char *s = (const char *)d->base + d->off;
+    d->off += (size_t)l;
+    *n = (size_t)l;
+    return s;
+}
+
+static int dec_error(const dec *d, kiln_err *err) {
+    return kiln_err_set(err, KILN_ECORRUPT, "walrec: %s record: offset %zu: %s", d->what, d->bad_off, d->bad);
+}
+
+/* Reads the type byte and checks it. */
+static int dec_type(dec *d, int want, kiln_err *err) {
+    if (d->len == 0)
+        return kiln_err_set(err, KILN_ECORRUPT, "walrec: %s record: offset 0: empty record", d->what);
+    if (d->base[0] != want)
+        return kiln_err_set(err, KILN_ECORRUPT, "walrec: %s record: offset 0: type byte is %u, want %d", d->what,
+                            d->base[0], want);
+    d->off = 1;
+    return 0;
+}
+
+/* Labels into an arena array; each label is at least 2 bytes so a count
+ * beyond half of what is left is corrupt (and would be a huge allocation). */
+static walrec_label *dec_labels(dec *d, arena *a, size_t *nl, int *oom) {
+    uint64_t n = dec_uvarint(d);
+    *nl = 0;
+    if (d->bad)
+        return NULL;
+    if (n > dec_left(d) / 2) {
+        dec_fail(d, "label count beyond the record");
+        return NULL;
+    }
+    walrec_label *l = NULL;
+    if (n) {
+        l = arena_alloc(a, (size_t)n * sizeof *l);
+        if (!l) {
+            *oom = 1;
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        l[i].name = dec_str(d, &l[i].name_len);
+        l[i].value = dec_str(d, &l[i].value_len);
+    }
+    *nl = (size_t)n;
+    return l;
+}
+
+int walrec_decode_series(const void *rec, size_t len, arena *a, walrec_series **out, size_t *n,
+                         kiln_err *err) {
+    dec d;
+    dec_init(&d, rec, len, "series");
+    *out = NULL;
+    *n = 0;
+    int rc = dec_type(&d, WALREC_SERIES, err);
+    if (rc)
+        return rc;
+    size_t max = (len - 1) / 9; /* ref + label count at least */
+    walrec_series *s = NULL;
+    if (max) {
+        s = arena_alloc(a, max * sizeof *s);
+        if (!s)
+            return kiln_err_set(err, KILN_ENOMEM, "walrec: series record: out of memory");
+    }
+    size_t k = 0;
+    while (dec_left(&d) > 0) {
+        int oom = 0;
+        if (dec_left(&d) < 9 || k == max) {
+            dec_fail(&d, "truncated series entry");
+            return dec_error(&d, err);
+        }
+        s[k].ref = dec_be64(&d);
+        s[k].labels = dec_labels(&d, a, &s[k].nlabels, &oom);
+        if (oom)
+            return kiln_err_set(err, KILN_ENOMEM, "walrec: series record: out of memory");
+        if (d.bad)
+            return dec_error(&d, err);
+        k++;
+    }
+    *out = s;
+    *n = k;
+    return 0;
+}
+
+size_t walrec_samples_max(size_t len) {
+    return len <= 17 ? 0 : (len - 17) / 10 + 1;
+}
+
+size_t walrec_tombstones_max(size_t len) {
+    return len <= 1 ? 0 : (len - 1) / 10 + 1;
+}
+
+int walrec_decode_samples(const void *rec, size_t len, walrec_sample *out, size_t cap, size_t *n,
+                          kiln_err *err) {
+    dec d;
+    dec_init(&d, rec, len, "samples");
+    *n = 0;
+    int rc = dec_type(&d, WALREC_SAMPLES, err);
+    if (rc)
+        return rc;
+    if (dec_left(&d) == 0)
+        return 0;
+    uint64_t ref0 = dec_be64(&d);
+    uint64_t t0 = dec_be64(&d);
+    if (d.bad)
+        return dec_error(&d, err);
+    size_t k = 0;
+    const uint8_t *p = d.base;
+    while (d.off < len) {
+        if (k == cap)
+            return kiln_err_set(err, KILN_ERANGE, "walrec: samples record: more than %zu samples", cap);
+        /* fast path: both deltas fit one byte each (the common case for samples of one batch
+         * is small ref deltas and zero time deltas) */
+        if (len - d.off >= 10 && p[d.off] < 0x80 && p[d.off + 1] < 0x80) {
+            uint64_t ur = p[d.off], ut = p[d.off + 1];
+            int64_t dr = (int64_t)(ur >> 1) ^ -(int64_t)(ur & 1);
+            int64_t dt = (int64_t)(ut >> 1) ^ -(int64_t)(ut & 1);
+            out[k].ref = ref0 + (uint64_t)dr;
+            out[k].t = (int64_t)(t0 + (uint64_t)dt);
+            out[k].v = f64_from(get_be64(p + d.off + 2));
+            d.off += 10;
+            k++;
+            continue;
+        }
+        int64_t dr = dec_varint(&d);
+        int64_t dt = dec_varint(&d);
+        uint64_t v = dec_be64(&d);
+        if (d.bad) {
+            *n = k;
+            return dec_error(&d, err);
+        }
+        out[k].ref = ref0 + (uint64_t)dr;
+        out[k].t = (int64_t)(t0 + (uint64_t)dt);
+        out[k].v = f64_from(v);
+        k++;
+    }
+    *n = k;
+    return 0;
+}
+
+int walrec_decode_tombstones(const void *rec, size_t len, walrec_tombstone *out, size_t cap, size_t *n,
+                             kiln_err *err) {
+    dec d;
+    dec_init(&d, rec, len, "tombstones");
+    *n = 0;
+    int rc = dec_type(&d, WALREC_TOMBSTONES, err);
+    if (rc)
+        return rc;
+    size_t k = 0;
+    while (dec_left(&d) > 0) {
+        if (k == cap)
+            return kiln_err_set(err, KILN_ERANGE, "walrec: tombstones record: more than %zu entries", cap);
+        out[k].ref = dec_be64(&d);
+        out[k].mint = dec_varint(&d);
+        out[k].maxt = dec_varint(&d);
+        if (d.bad)
+            return dec_error(&d, err);
+        k++;
+    }
+    *n = k;
+    return 0;
+}
+
+int walrec_decode_exemplars(const void *rec, size_t len, arena *a, walrec_exemplar **out, size_t *n,
+                            kiln_err *err) {
+    dec d;
+    dec_init(&d, rec, len, "exemplars");
+    *out = NULL;
+    *n = 0;
+    int rc = dec_type(&d, WALREC_EXEMPLARS, err);
+    if (rc)
+        return rc;
+    if (dec_left(&d) == 0)
+        return 0;
+    uint64_t ref0 = dec_be64(&d);
+    uint64_t t0 = dec_be64(&d);
+    if (d.bad)
+        return dec_error(&d, err);
+    size_t max = (len - d.off) / 11 + 1; /* 2 deltas + value + label count */
+    walrec_exemplar *e = arena_alloc(a, max * sizeof *e);
+    if (!e)
+        return kiln_err_set(err, KILN_ENOMEM, "walrec: exemplars record: out of memory");
+    size_t k = 0;
+    while (dec_left(&d) > 0) {
+        int oom = 0;
+        if (dec_left(&d) < 11 || k == max) {
+            dec_fail(&d, "truncated exemplar entry");
+            return dec_error(&d, err);
+        }
+        e[k].ref = ref0 + (uint64_t)dec_varint(&d);
+        e[k].t = (int64_t)(t0 + (uint64_t)dec_varint(&d));
+        e[k].v = f64_from(dec_be64(&d));
+        e[k].labels = dec_labels(&d, a, &e[k].nlabels, &oom);
+        if (oom)
+            return kiln_err_set(err, KILN_ENOMEM, "walrec: exemplars record: out of memory");
+        if (d.bad)
+            return dec_error(&d, err);
+        k++;
+    }
+    *out = e;
+    *n = k;
+    return 0;
+}
+
+/* ---- filters ------------------------------------------------------------------ */
+
+int walrec_filter_metadata(const void *rec, size_t len, int (*keep)(uint64_t ref, void *data), void *data,
+                           buf *out, size_t *kept, size_t *dropped, kiln_err *err) {
+    dec d;
+    dec_init(&d, rec, len, "metadata");
+    int rc = dec_type(&d, WALREC_METADATA, err);
+    if (rc)
+        return rc;
+    size_t start_len = out->len, nk = 0, nd = 0;
+    while (dec_left(&d) > 0) {
+        size_t e0 = d.off;
+        uint64_t ref = dec_uvarint(&d);
+        (void)dec_byte(&d); /* metric type */
+        uint64_t nf = dec_uvarint(&d);
+        for (uint64_t i = 0; i < nf && !d.bad; i++) {
+            size_t sl;
+            (void)dec_str(&d, &sl);
+            (void)dec_str(&d, &sl);
+        }
+        if (d.bad)
+            goto fail;
+        if (keep(ref, data)) {
+            if (nk == 0 && buf_putc(out, WALREC_METADATA))
+                goto oom;
+            if (buf_append(out, d.base + e0, d.off - e0))
+                goto oom;
+            nk++;
+        } else {
+            nd++;
+        }
+    }
+    if (kept)
+        *kept += nk;
+    if (dropped)
+        *dropped += nd;
+    return 0;
+oom:
+    out->len = start_len;
+    return kiln_err_set(err, KILN_ENOMEM, "walrec: metadata record: out of memory");
+fail:
+    out->len = start_len;
+    return dec_error(&d, err);
+}
+
+#define HIST_CUSTOM_BUCKETS_SCHEMA (-53)
+
+/* Skips one histogram entry body (after the two deltas). */
+static void skip_histogram(dec *d, int is_float) {
+    (void)dec_byte(d);             /* counter reset hint */
+    int64_t schema = dec_varint(d);
+    (void)dec_be64(d);             /* zero threshold */
+    if (is_float) {
+        (void)dec_be64(d);         /* zero count */
+        (void)dec_be64(d);         /* count */
+    } else {
+        (void)dec_uvarint(d);
+        (void)dec_uvarint(d);
+    }
+    (void)dec_be64(d);             /* sum */
+    for (int side = 0; side < 2; side++) {
+        uint64_t ns = dec_uvarint(d);
+        for (uint64_t i = 0; i < ns && !d->bad; i++) {
+            (void)dec_varint(d);
+            (void)dec_uvarint(d);
+        }
+    }
+    for (int side = 0; side < 2; side++) {
+        uint64_t nb = dec_uvarint(d);
+        for (uint64_t i = 0; i < nb && !d->bad; i++) {
+            if (is_float)
+                (void)dec_be64(d);
+            else
+                (void)dec_varint(d);
+        }
+    }
+    if (schema == HIST_CUSTOM_BUCKETS_SCHEMA) {
+        uint64_t nc = dec_uvarint(d);
+        for (uint64_t i = 0; i < nc && !d->bad; i++)
+            (void)dec_be64(d);
+    }
+}
+
+int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out, size_t *kept,
+                             size_t *dropped, kiln_err *err) {
+    dec d;
+    dec_init(&d, rec, len, "histogram samples");
+    int type = walrec_type(rec, len);
+    if (type < WALREC_HISTOGRAM_SAMPLES)
+        return kiln_err_set(err, KILN_ECORRUPT, "walrec: histogram samples record: offset 0: type %d",
+                            len ? ((const uint8_t *)rec)[0] : -1);
+    d.what = walrec_type_name(type);
+    d.off = 1;
+    int is_float = type == WALREC_FLOAT_HISTOGRAM_SAMPLES || type == WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES;
+    if (dec_left(&d) == 0)
+        return 0;
+    size_t start_len = out->len, nk = 0, nd = 0;
+    uint64_t ref0 = dec_be64(&d), t0 = dec_be64(&d);
+    uint64_t nref0 = 0, nt0 = 0;
+    while (dec_left(&d) > 0) {
+        uint64_t ref = ref0 + (uint64_t)dec_varint(&d);
+        int64_t t = (int64_t)(t0 + (uint64_t)dec_varint(&d));
+        size_t body = d.off;
+        skip_histogram(&d, is_float);
+        if (d.bad)
+            goto fail;
+        if (t < mint) {
+            nd++;
+            continue;
+        }
+        uint8_t hdr[20];
+        size_t hl = 0;
+        if (nk == 0) {
+            nref0 = ref;
+            nt0 = (uint64_t)t;
+            hdr[0] = (uint8_t)type;
+            put_be64(hdr + 1, nref0);
+            put_be64(hdr + 9, nt0);
+            if (buf_append(out, hdr, 17))
+                goto oom;
+        }
+        hl = walrec_put_varint(hdr, (int64_t)(ref - nref0));
+        hl += walrec_put_varint(hdr + hl, (int64_t)((uint64_t)t - nt0));
+        if (buf_append(out, hdr, hl) || buf_append(out, d.base + body, d.off - body))
+            goto oom;
+        nk++;
+    }
+    if (d.bad)
+        goto fail;
+    if (kept)
+        *kept += nk;
+    if (dropped)
+        *dropped += nd;
+    return 0;
+oom:
+    out->len = start_len;
+    return kiln_err_set(err, KILN_ENOMEM, "walrec: histogram record: out of memory");
+fail:
+    out->len = start_len;
+    return dec_error(&d, err);
+}
