@@ -1207,12 +1207,21 @@ int wal_repair(const char *dir, int segment, int64_t offset, kiln_err *err) {
                               (long long)offset, p, (long long)st.st_size);
             goto done;
         }
-        if (truncate(p, offset) < 0 || fsync_path(p) < 0) {
-            rc = kiln_err_set(err, KILN_EIO, "wal: repair: truncate %s: %s", p, strerror(errno));
-            goto done;
+        if (offset == 0) {
+            /* nothing good in it: remove it, so the numbering stays contiguous for the next writer */
+            if (unlink(p) < 0) {
+                rc = kiln_err_set(err, KILN_EIO, "wal: repair: delete %s: %s", p, strerror(errno));
+                goto done;
+            }
+            LOG_WARN("wal: repair deleted the damaged segment", "segment=%s", p);
+        } else {
+            if (truncate(p, offset) < 0 || fsync_path(p) < 0) {
+                rc = kiln_err_set(err, KILN_EIO, "wal: repair: truncate %s: %s", p, strerror(errno));
+                goto done;
+            }
+            LOG_WARN("wal: repair truncated a segment at the last good record", "segment=%s offset=%lld", p,
+                     (long long)offset);
         }
-        LOG_WARN("wal: repair truncated a segment at the last good record", "segment=%s offset=%lld", p,
-                 (long long)offset);
     }
     if (fsync_path(dir) < 0)
         rc = kiln_err_set(err, KILN_EIO, "wal: repair: fsync %s: %s", dir, strerror(errno));

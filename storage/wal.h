@@ -230,8 +230,8 @@ void wal_reader_close(wal_reader *r);
 /*
  * Repairs the WAL in `dir` after a reader reported corruption at
  * (segment, offset) as Prometheus does: deletes every segment after
- * `segment` and cuts `segment` to `offset`, so that exactly the records read
- * before the damage remain.  Refuses (KILN_EINVAL) a corruption inside a
+ * `segment` and cuts `segment` to `offset` (deletes it when offset is 0), so
+ * that exactly the records read before the damage remain.  Refuses (KILN_EINVAL) a corruption inside a
  * checkpoint: pass c->segment only when !c->in_checkpoint.  Writers must be
  * closed; reopen with wal_open afterwards (it continues in a new segment).
  */
