@@ -597,8 +597,17 @@ static int log_locked(wal *w, const wal_rec *recs, size_t n, kiln_err *err) {
     }
     if ((rc = write_out(w, err)))
         return rc;
-    if (w->opts.fsync_policy == WAL_FSYNC_ALWAYS && timed_fsync(w, w->fd) < 0)
-        return kiln_err_set(err, KILN_EIO, "wal: fsync segment %s/%08d: %s", w->dir, w->seg, strerror(errno));
+    if (w->opts.fsync_policy == WAL_FSYNC_ALWAYS) {
+        if (timed_fsync(w, w->fd) < 0)
+            return kiln_err_set(err, KILN_EIO, "wal: fsync segment %s/%08d: %s", w->dir, w->seg, strerror(errno));
+        /* a new segment's directory entry must be durable too */
+        if (w->dir_dirty) {
+            if (fsync_path(w->dir) < 0)
+                return kiln_err_set(err, KILN_EIO, "wal: fsync dir %s: %s", w->dir, strerror(errno));
+            atomic_fetch_add(&w->fsyncs, 1);
+            w->dir_dirty = 0;
+        }
+    }
     atomic_fetch_add(&w->records, n);
     atomic_fetch_add(&w->rec_bytes, raw);
     return 0;

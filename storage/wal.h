@@ -34,6 +34,16 @@
  * a power loss).  Reaching the disk is the fsync policy's business (see
  * wal_opts.fsync_policy) or an explicit wal_sync().
  *
+ * Start-up order (as in Prometheus): read everything with a wal_reader; on
+ * KILN_ECORRUPT log it, wal_repair at the reported position (everything read
+ * before it is good and already applied); only then wal_open, which starts a
+ * new segment.  Opening the writer first and repairing later would delete
+ * the segments written since.
+ *
+ * Typical head commit hook: encode the batch's new series (walrec series
+ * record) and samples (walrec samples record) into bufs, wal_log_batch them,
+ * acknowledge on 0.
+ *
  * Threading: a wal handle is safe for concurrent wal_log / wal_log_batch /
  * wal_sync / wal_next_segment / wal_truncate_before and the stats getter
  * (one mutex orders the writes; fsync runs outside it).  wal_sync blocks on
