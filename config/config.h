@@ -1,0 +1,304 @@
+/*
+ * config.h - kiln's configuration model: the `prometheus.yml` keys kiln
+ * supports, loaded with libyaml, validated with Prometheus' rules, with
+ * every error naming file:line:column.
+ *
+ * A loaded `config` is immutable and self-contained: every string and array
+ * in it is owned by it (allocated from its arena), and the compiled relabel
+ * regexes are freed by config_free.  Readers on any thread may use a config
+ * concurrently; a reload loads a new one and swaps the pointer (the old one
+ * is freed once no reader holds it).
+ *
+ * Conventions in the structs below:
+ *   - durations are int64 milliseconds; defaults from `global` are already
+ *     applied (scrape_interval/scrape_timeout/limits/protocols inherited);
+ *   - an optional string that was not set is NULL; a string with a default
+ *     is never NULL;
+ *   - arrays come with a count `n<name>`;
+ *   - limits are 0 for "no limit".
+ *
+ * Relative file paths (rule_files, file_sd files, TLS/password/credential
+ * files) are resolved against the directory of the file by
+ * config_load_file, as Prometheus does; config_load_string keeps them as
+ * written.
+ */
+#ifndef KILN_CONFIG_H
+#define KILN_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
+
+#include "util/util.h"
+
+/* Bounds on what a configuration document may cost. */
+#define CONFIG_MAX_BYTES (8u << 20)  /* document size */
+#define CONFIG_MAX_DEPTH 64          /* nesting of lists and maps */
+#define CONFIG_MAX_NODES 1000000     /* nodes after expanding aliases */
+
+/* Relabel actions (the names are Prometheus', matched case-insensitively). */
+enum {
+    CONFIG_RELABEL_REPLACE = 0,
+    CONFIG_RELABEL_KEEP,
+    CONFIG_RELABEL_DROP,
+    CONFIG_RELABEL_KEEPEQUAL,
+    CONFIG_RELABEL_DROPEQUAL,
+    CONFIG_RELABEL_HASHMOD,
+    CONFIG_RELABEL_LABELMAP,
+    CONFIG_RELABEL_LABELDROP,
+    CONFIG_RELABEL_LABELKEEP,
+    CONFIG_RELABEL_LOWERCASE,
+    CONFIG_RELABEL_UPPERCASE,
+};
+
+typedef struct config_label {
+    char *name;
+    char *value;
+} config_label;
+
+/* One relabel step (relabel_configs, metric_relabel_configs,
+ * write_relabel_configs, alert_relabel_configs). */
+typedef struct config_relabel {
+    char **source_labels;
+    size_t nsource_labels;
+    char *separator;    /* default ";" */
+    char *target_label; /* "" when not set */
+    char *regex;        /* the text as written (unanchored), default "(.*)" */
+    /* `^(?:regex)$` compiled with PCRE2_UTF | PCRE2_DOTALL |
+     * PCRE2_DOLLAR_ENDONLY (Go's RE2 semantics as Prometheus uses them:
+     * anchored at both ends, `.` matches a newline); JIT-compiled when the
+     * platform allows.  Owned by the config; never NULL. */
+    pcre2_code *re;
+    uint64_t modulus;   /* hashmod only; 0 when not set */
+    char *replacement;  /* default "$1" */
+    int action;         /* CONFIG_RELABEL_*, default replace */
+} config_relabel;
+
+typedef struct config_tls {
+    char *ca_file, *cert_file, *key_file; /* NULL when not set */
+    char *server_name;                    /* NULL when not set */
+    int insecure_skip_verify;
+    char *min_version;                    /* "TLS10".."TLS13" or NULL */
+} config_tls;
+
+/* The HTTP client settings shared by scrape configs, Alertmanagers and
+ * remote endpoints.  The legacy bearer_token/bearer_token_file are turned
+ * into authorization{type: Bearer} as Prometheus does. */
+typedef struct config_http {
+    int has_basic_auth;
+    char *username, *password, *password_file; /* NULL when not set */
+    int has_authorization;
+    char *auth_type;                           /* default "Bearer" */
+    char *credentials, *credentials_file;      /* NULL when not set */
+    config_tls tls;
+    char *proxy_url;                           /* NULL when not set */
+    int follow_redirects;                      /* default 1 */
+    int enable_http2;                          /* default 1 (0 for remote_write) */
+} config_http;
+
+typedef struct config_static {
+    char **targets;
+    size_t ntargets;
+    config_label *labels;
+    size_t nlabels;
+} config_static;
+
+typedef struct config_file_sd {
+    char **files;
+    size_t nfiles;
+    int64_t refresh_interval_ms; /* default 5m */
+} config_file_sd;
+
+/* One URL parameter with its values (`params: {module: [a, b]}`). */
+typedef struct config_param {
+    char *name;
+    char **values;
+    size_t nvalues;
+} config_param;
+
+typedef struct scrape_config {
+    char *job_name;
+    int honor_labels;               /* default 0 */
+    int honor_timestamps;           /* default 1 */
+    int track_timestamps_staleness; /* default 0 */
+    int64_t scrape_interval_ms;     /* inherited from global when not set */
+    int64_t scrape_timeout_ms;      /* inherited, and never above the interval */
+    char **scrape_protocols;        /* inherited from global when not set */
+    size_t nscrape_protocols;
+    char *metrics_path;             /* default "/metrics" */
+    char *scheme;                   /* "http" (default) or "https" */
+    config_param *params;
+    size_t nparams;
+    config_http http;
+    uint64_t body_size_limit;       /* bytes; the limits inherit from global */
+    uint64_t sample_limit;
+    uint64_t label_limit;
+    uint64_t label_name_length_limit;
+    uint64_t label_value_length_limit;
+    uint64_t target_limit;
+    config_static *static_configs;
+    size_t nstatic_configs;
+    config_file_sd *file_sd_configs;
+    size_t nfile_sd_configs;
+    config_relabel *relabel_configs;
+    size_t nrelabel_configs;
+    config_relabel *metric_relabel_configs;
+    size_t nmetric_relabel_configs;
+} scrape_config;
+
+typedef struct config_global {
+    int64_t scrape_interval_ms;     /* default 1m */
+    int64_t scrape_timeout_ms;      /* default 10s (or the interval when that is shorter) */
+    int64_t evaluation_interval_ms; /* default 1m */
+    int64_t rule_query_offset_ms;   /* default 0 */
+    config_label *external_labels;
+    size_t nexternal_labels;
+    char **scrape_protocols;        /* default OpenMetricsText1.0.0, OpenMetricsText0.0.1,
+                                       PrometheusText1.0.0, PrometheusText0.0.4 */
+    size_t nscrape_protocols;
+    uint64_t body_size_limit;
+    uint64_t sample_limit;
+    uint64_t label_limit;
+    uint64_t label_name_length_limit;
+    uint64_t label_value_length_limit;
+    uint64_t target_limit;
+    char *query_log_file;           /* NULL when not set */
+} config_global;
+
+typedef struct config_alertmanager {
+    int64_t timeout_ms;  /* default 10s */
+    char *api_version;   /* "v2" */
+    char *path_prefix;   /* default "/" */
+    char *scheme;        /* default "http" */
+    config_http http;
+    config_static *static_configs;
+    size_t nstatic_configs;
+    config_file_sd *file_sd_configs;
+    size_t nfile_sd_configs;
+    config_relabel *relabel_configs;
+    size_t nrelabel_configs;
+    config_relabel *alert_relabel_configs; /* per-Alertmanager alert relabeling */
+    size_t nalert_relabel_configs;
+} config_alertmanager;
+
+typedef struct config_alerting {
+    config_relabel *alert_relabel_configs;
+    size_t nalert_relabel_configs;
+    config_alertmanager *alertmanagers;
+    size_t nalertmanagers;
+} config_alerting;
+
+typedef struct config_queue {
+    uint64_t capacity;             /* default 10000 */
+    uint64_t max_shards;           /* default 50 */
+    uint64_t min_shards;           /* default 1 */
+    uint64_t max_samples_per_send; /* default 2000 */
+    int64_t batch_send_deadline_ms; /* default 5s */
+    int64_t min_backoff_ms;        /* default 30ms */
+    int64_t max_backoff_ms;        /* default 5s */
+    int retry_on_http_429;         /* default 0 */
+    int64_t sample_age_limit_ms;   /* default 0 */
+} config_queue;
+
+typedef struct config_metadata {
+    int send;                      /* default 1 */
+    int64_t send_interval_ms;      /* default 1m */
+    uint64_t max_samples_per_send; /* default 2000 */
+} config_metadata;
+
+typedef struct config_remote_write {
+    char *url;                /* required, http or https */
+    char *name;               /* NULL when not set; unique among remote_write */
+    int64_t remote_timeout_ms; /* default 30s */
+    config_label *headers;    /* name -> value */
+    size_t nheaders;
+    config_relabel *write_relabel_configs;
+    size_t nwrite_relabel_configs;
+    int send_exemplars;
+    int send_native_histograms;
+    char *protobuf_message;   /* default "prometheus.WriteRequest" */
+    config_queue queue;
+    config_metadata metadata;
+    config_http http;         /* enable_http2 defaults to 0 here */
+} config_remote_write;
+
+typedef struct config_remote_read {
+    char *url;                /* required, http or https */
+    char *name;               /* NULL when not set; unique among remote_read */
+    int64_t remote_timeout_ms; /* default 1m, as in Prometheus */
+    config_label *headers;
+    size_t nheaders;
+    config_label *required_matchers;
+    size_t nrequired_matchers;
+    int read_recent;              /* default 0 */
+    int filter_external_labels;   /* default 1 */
+    config_http http;
+} config_remote_read;
+
+typedef struct config {
+    config_global global;
+    char **rule_files; /* globs, as written (resolved against the file's directory) */
+    size_t nrule_files;
+    scrape_config *scrape_configs;
+    size_t nscrape_configs;
+    config_alerting alerting;
+    config_remote_write *remote_write;
+    size_t nremote_write;
+    config_remote_read *remote_read;
+    size_t nremote_read;
+
+    char *source;        /* the original document text (NUL-terminated) */
+    size_t source_len;
+    uint64_t source_hash; /* XXH3-64 of the original text */
+    char *name;           /* the file name used in messages */
+
+    arena mem;            /* owns everything above */
+} config;
+
+/*
+ * Reads and loads the file at `path`.  On success *out is a new config (free
+ * with config_free) and 0 is returned; otherwise a negative KILN_E* code and
+ * err says what and where ("kiln.yml:12:5: unknown key ...").
+ */
+int config_load_file(const char *path, config **out, kiln_err *err);
+
+/*
+ * Loads a configuration from yaml[0..len).  `name` is used in messages and
+ * kept as config->name.  An empty document is a valid configuration with all
+ * defaults.  Borrows yaml and name for the call.
+ */
+int config_load_string(const char *name, const char *yaml, size_t len, config **out, kiln_err *err);
+
+/* Frees c and everything it owns; NULL is fine. */
+void config_free(config *c);
+
+/*
+ * The configuration kiln runs with when no file is given: global
+ * scrape_interval and evaluation_interval 15s, and one job `kiln` scraping
+ * itself on localhost:9090 every 15s.  A static string.
+ */
+const char *config_default_yaml(void);
+
+/*
+ * Appends c to out as YAML with every default filled in, in the form
+ * Prometheus' /api/v1/status/config shows (secrets as `<secret>`).  Loading
+ * the output again gives an equal configuration (save for the secrets).
+ * Returns 0 or KILN_ENOMEM.
+ */
+int config_to_yaml(const config *c, buf *out);
+
+/*
+ * 1 when the two scrape configs would scrape the same way (every field
+ * equal, regexes compared by text), else 0: a reload keeps the scrape loops
+ * of jobs whose configs are equal.
+ */
+int config_scrape_equal(const scrape_config *a, const scrape_config *b);
+
+/* Name of a CONFIG_RELABEL_* action ("replace", "hashmod", ...). */
+const char *config_relabel_action_name(int action);
+
+#endif
