@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,12 +33,27 @@
 
 typedef yamltree_node ynode;
 
+/* A compiled relabel regex, shared by all steps with the same text. */
+struct config_regex {
+    struct config_regex *next;  /* all of the config's regexes */
+    struct config_regex *hnext; /* hash chain while loading */
+    const char *text;
+    pcre2_code *re;
+};
+
+/* Beyond this many distinct regexes, the rest are not JIT-compiled: JIT code
+ * costs a few KiB each, and the interpreter gives the same answers. */
+#define CONFIG_MAX_JIT 10000
+
 typedef struct dec {
     const char *name; /* file name for messages */
     const char *dir;  /* directory relative paths resolve against, or NULL */
     arena *a;         /* the config's arena */
     kiln_err *err;
     const config_global *global;
+    config *c;
+    struct config_regex **tab; /* regex text -> compiled, while loading */
+    size_t ntab, nre;
 } dec;
 
 /* Remembers the legacy bearer_token keys of one http client section. */
@@ -453,6 +469,78 @@ static int has_dollar(const char *s) {
     return strchr(s, '$') != NULL;
 }
 
+static size_t hash_text(const char *s) {
+    size_t h = (size_t)1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * (size_t)1099511628211ull;
+    return h;
+}
+
+/* Sets r->re to the compiled `^(?:regex)$`, reusing an equal one. */
+static int d_regex(dec *d, const ynode *at, config_relabel *r) {
+    size_t h = hash_text(r->regex);
+    if (d->ntab) {
+        for (struct config_regex *e = d->tab[h & (d->ntab - 1)]; e; e = e->hnext) {
+            if (strcmp(e->text, r->regex) == 0) {
+                r->re = e->re;
+                return 0;
+            }
+        }
+    }
+    if (d->nre >= d->ntab * 4) {
+        size_t nt = d->ntab ? d->ntab * 4 : 64;
+        struct config_regex **tab = calloc(nt, sizeof *tab);
+        if (!tab)
+            return d_oom(d);
+        for (size_t i = 0; i < d->ntab; i++) {
+            struct config_regex *e = d->tab[i];
+            while (e) {
+                struct config_regex *next = e->hnext;
+                size_t j = hash_text(e->text) & (nt - 1);
+                e->hnext = tab[j];
+                tab[j] = e;
+                e = next;
+            }
+        }
+        free(d->tab);
+        d->tab = tab;
+        d->ntab = nt;
+    }
+    struct config_regex *e = arena_alloc(d->a, sizeof *e);
+    size_t rl = strlen(r->regex);
+    char *pat = malloc(rl + 8);
+    if (!e || !pat) {
+        free(pat);
+        return d_oom(d);
+    }
+    memcpy(pat, "^(?:", 4);
+    memcpy(pat + 4, r->regex, rl);
+    memcpy(pat + 4 + rl, ")$", 3);
+    int ecode;
+    PCRE2_SIZE eoff;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, rl + 6, PCRE2_UTF | PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY, &ecode,
+                                   &eoff, NULL);
+    free(pat);
+    if (!re) {
+        PCRE2_UCHAR emsg[256];
+        if (pcre2_get_error_message(ecode, emsg, sizeof emsg) < 0)
+            strcpy((char *)emsg, "invalid pattern");
+        return d_fail(d, at, "invalid regular expression \"%.100s\": %s", r->regex, (const char *)emsg);
+    }
+    if (d->nre < CONFIG_MAX_JIT)
+        (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
+    e->text = r->regex;
+    e->re = re;
+    e->next = d->c->regexes;
+    d->c->regexes = e;
+    size_t j = h & (d->ntab - 1);
+    e->hnext = d->tab[j];
+    d->tab[j] = e;
+    d->nre++;
+    r->re = re;
+    return 0;
+}
+
 static int d_relabel(dec *d, const ynode *v, config_relabel *r) {
     int rc;
     if (v->kind != YAMLTREE_MAP)
@@ -509,25 +597,8 @@ static int d_relabel(dec *d, const ynode *v, config_relabel *r) {
     }
 
     /* compile first: the regex text is checked whatever the action */
-    size_t rl = strlen(r->regex);
-    char *pat = malloc(rl + 8);
-    if (!pat)
-        return d_oom(d);
-    memcpy(pat, "^(?:", 4);
-    memcpy(pat + 4, r->regex, rl);
-    memcpy(pat + 4 + rl, ")$", 3);
-    int ecode;
-    PCRE2_SIZE eoff;
-    r->re = pcre2_compile((PCRE2_SPTR)pat, rl + 6, PCRE2_UTF | PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY, &ecode, &eoff,
-                          NULL);
-    free(pat);
-    if (!r->re) {
-        PCRE2_UCHAR emsg[256];
-        if (pcre2_get_error_message(ecode, emsg, sizeof emsg) < 0)
-            strcpy((char *)emsg, "invalid pattern");
-        return d_fail(d, regex_node, "invalid regular expression \"%.100s\": %s", r->regex, (const char *)emsg);
-    }
-    (void)pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
+    if ((rc = d_regex(d, regex_node, r)) != 0)
+        return rc;
 
     /* Prometheus' per-action rules */
     const char *an = action_names[r->action];
@@ -1419,6 +1490,40 @@ static int d_rule_files(dec *d, const ynode *v, config *c) {
     return 0;
 }
 
+typedef struct named {
+    const char *name;
+    size_t idx;
+} named;
+
+static int cmp_named(const void *pa, const void *pb) {
+    const named *a = pa, *b = pb;
+    int c = strcmp(a->name, b->name);
+    if (c)
+        return c;
+    return a->idx < b->idx ? -1 : (a->idx > b->idx);
+}
+
+/* The first index whose name repeats an earlier entry's (NULL names never
+ * repeat), n when none does, or SIZE_MAX when out of memory.  O(n log n):
+ * thousands of jobs must not cost a quadratic check. */
+static size_t first_dup(const void *base, size_t n, size_t stride, size_t name_off) {
+    named *v = n ? malloc(n * sizeof *v) : NULL;
+    size_t m = 0, best = n;
+    if (n && !v)
+        return SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = *(const char *const *)((const char *)base + i * stride + name_off);
+        if (name)
+            v[m++] = (named){name, i};
+    }
+    qsort(v, m, sizeof *v, cmp_named);
+    for (size_t i = 1; i < m; i++)
+        if (strcmp(v[i].name, v[i - 1].name) == 0 && v[i].idx < best && (i < 2 || strcmp(v[i - 2].name, v[i].name) != 0))
+            best = v[i].idx;
+    free(v);
+    return best;
+}
+
 static int d_config(dec *d, const ynode *root, config *c) {
     int rc;
     d->global = &c->global;
@@ -1455,11 +1560,14 @@ static int d_config(dec *d, const ynode *root, config *c) {
             for (size_t j = 0; j < cnt; j++) {
                 if ((rc = d_scrape(d, v->kids[j], &c->scrape_configs[j])) != 0)
                     return rc;
-                for (size_t p = 0; p < j; p++)
-                    if (strcmp(c->scrape_configs[p].job_name, c->scrape_configs[j].job_name) == 0)
-                        return d_fail(d, v->kids[j], "found multiple scrape configs with job name \"%.100s\"",
-                                      c->scrape_configs[j].job_name);
             }
+            size_t dup = first_dup(c->scrape_configs, cnt, sizeof *c->scrape_configs,
+                                   offsetof(scrape_config, job_name));
+            if (dup == SIZE_MAX)
+                return d_oom(d);
+            if (dup < cnt)
+                return d_fail(d, v->kids[dup], "found multiple scrape configs with job name \"%.100s\"",
+                              c->scrape_configs[dup].job_name);
         } else if (strcmp(key, "alerting") == 0) {
             rc = d_alerting(d, v, &c->alerting);
         } else if (strcmp(key, "remote_write") == 0) {
@@ -1473,11 +1581,14 @@ static int d_config(dec *d, const ynode *root, config *c) {
             for (size_t j = 0; j < cnt; j++) {
                 if ((rc = d_remote_write(d, v->kids[j], &c->remote_write[j])) != 0)
                     return rc;
-                for (size_t p = 0; p < j && c->remote_write[j].name; p++)
-                    if (c->remote_write[p].name && strcmp(c->remote_write[p].name, c->remote_write[j].name) == 0)
-                        return d_fail(d, v->kids[j], "found multiple remote write configs with job name \"%.100s\"",
-                                      c->remote_write[j].name);
             }
+            size_t dup = first_dup(c->remote_write, cnt, sizeof *c->remote_write,
+                                   offsetof(config_remote_write, name));
+            if (dup == SIZE_MAX)
+                return d_oom(d);
+            if (dup < cnt)
+                return d_fail(d, v->kids[dup], "found multiple remote write configs with job name \"%.100s\"",
+                              c->remote_write[dup].name);
         } else if (strcmp(key, "remote_read") == 0) {
             if ((rc = d_expect_seq(d, v, key)) != 0)
                 return rc;
@@ -1489,11 +1600,14 @@ static int d_config(dec *d, const ynode *root, config *c) {
             for (size_t j = 0; j < cnt; j++) {
                 if ((rc = d_remote_read(d, v->kids[j], &c->remote_read[j])) != 0)
                     return rc;
-                for (size_t p = 0; p < j && c->remote_read[j].name; p++)
-                    if (c->remote_read[p].name && strcmp(c->remote_read[p].name, c->remote_read[j].name) == 0)
-                        return d_fail(d, v->kids[j], "found multiple remote read configs with job name \"%.100s\"",
-                                      c->remote_read[j].name);
             }
+            size_t dup = first_dup(c->remote_read, cnt, sizeof *c->remote_read,
+                                   offsetof(config_remote_read, name));
+            if (dup == SIZE_MAX)
+                return d_oom(d);
+            if (dup < cnt)
+                return d_fail(d, v->kids[dup], "found multiple remote read configs with job name \"%.100s\"",
+                              c->remote_read[dup].name);
         } else {
             rc = d_unknown(d, k, "the configuration");
         }
@@ -1505,26 +1619,11 @@ static int d_config(dec *d, const ynode *root, config *c) {
 
 /* ---- public API -------------------------------------------------------------- */
 
-static void free_relabels(config_relabel *r, size_t n) {
-    for (size_t i = 0; r && i < n; i++)
-        pcre2_code_free(r[i].re);
-}
-
 void config_free(config *c) {
     if (!c)
         return;
-    for (size_t i = 0; c->scrape_configs && i < c->nscrape_configs; i++) {
-        free_relabels(c->scrape_configs[i].relabel_configs, c->scrape_configs[i].nrelabel_configs);
-        free_relabels(c->scrape_configs[i].metric_relabel_configs, c->scrape_configs[i].nmetric_relabel_configs);
-    }
-    free_relabels(c->alerting.alert_relabel_configs, c->alerting.nalert_relabel_configs);
-    for (size_t i = 0; c->alerting.alertmanagers && i < c->alerting.nalertmanagers; i++) {
-        free_relabels(c->alerting.alertmanagers[i].relabel_configs, c->alerting.alertmanagers[i].nrelabel_configs);
-        free_relabels(c->alerting.alertmanagers[i].alert_relabel_configs,
-                      c->alerting.alertmanagers[i].nalert_relabel_configs);
-    }
-    for (size_t i = 0; c->remote_write && i < c->nremote_write; i++)
-        free_relabels(c->remote_write[i].write_relabel_configs, c->remote_write[i].nwrite_relabel_configs);
+    for (struct config_regex *e = c->regexes; e; e = e->next)
+        pcre2_code_free(e->re);
     arena_free(&c->mem);
     free(c);
 }
@@ -1561,8 +1660,16 @@ static int load(const char *name, const char *dir, const char *yaml, size_t len,
 
     if ((rc = yamltree_parse(name, c->source, c->source_len, &scratch, &root, err)) != 0)
         goto fail;
-    dec d = {name, dir, &c->mem, err, NULL};
-    if ((rc = d_config(&d, root, c)) != 0)
+    dec d;
+    memset(&d, 0, sizeof d);
+    d.name = name;
+    d.dir = dir;
+    d.a = &c->mem;
+    d.err = err;
+    d.c = c;
+    rc = d_config(&d, root, c);
+    free(d.tab);
+    if (rc)
         goto fail;
     arena_free(&scratch);
     *out = c;

@@ -71,7 +71,9 @@ typedef struct config_relabel {
     /* `^(?:regex)$` compiled with PCRE2_UTF | PCRE2_DOTALL |
      * PCRE2_DOLLAR_ENDONLY (Go's RE2 semantics as Prometheus uses them:
      * anchored at both ends, `.` matches a newline); JIT-compiled when the
-     * platform allows.  Owned by the config; never NULL. */
+     * platform allows.  Owned by the config and shared by every relabel
+     * step of the config with the same regex text; never NULL.  Matching
+     * from several threads at once is safe (one match_data per thread). */
     pcre2_code *re;
     uint64_t modulus;   /* hashmod only; 0 when not set */
     char *replacement;  /* default "$1" */
@@ -256,6 +258,7 @@ typedef struct config {
     uint64_t source_hash; /* XXH3-64 of the original text */
     char *name;           /* the file name used in messages */
 
+    struct config_regex *regexes; /* internal: every compiled regex, freed by config_free */
     arena mem;            /* owns everything above */
 } config;
 

@@ -508,6 +508,8 @@ static const struct {
      "kiln.yml:3:5: unknown key \"scrape_intervl\" in scrape_config"},
     {"scrape_configs:\n  - job_name: a\n  - job_name: a\n",
      "kiln.yml:3:5: found multiple scrape configs with job name \"a\""},
+    {"scrape_configs:\n  - job_name: a\n  - job_name: b\n  - job_name: c\n  - job_name: b\n  - job_name: a\n",
+     "kiln.yml:5:5: found multiple scrape configs with job name \"b\""},
     {"scrape_configs:\n  - scrape_interval: 5s\n",
      "kiln.yml:2:5: job_name is empty"},
     {"scrape_configs:\n  - job_name: ''\n",
@@ -688,6 +690,20 @@ START_TEST(test_relabel_regex_semantics) {
     /* the default (.*) matches anything, the empty string too */
     ck_assert(re_match(r[4].re, ""));
     ck_assert(re_match(r[4].re, "anything at all"));
+    config_free(c);
+
+    /* equal regex texts share one compiled code, across jobs too */
+    c = load_ok("scrape_configs:\n"
+                "  - job_name: a\n"
+                "    metric_relabel_configs: [{regex: 'x+', action: keep}, {regex: 'y', action: keep}]\n"
+                "  - job_name: b\n"
+                "    relabel_configs: [{regex: 'x+', action: drop}, {target_label: t}]\n"
+                "    metric_relabel_configs: [{target_label: u}]\n");
+    const scrape_config *s0 = &c->scrape_configs[0], *s1 = &c->scrape_configs[1];
+    ck_assert_ptr_eq(s0->metric_relabel_configs[0].re, s1->relabel_configs[0].re);
+    ck_assert_ptr_ne(s0->metric_relabel_configs[0].re, s0->metric_relabel_configs[1].re);
+    ck_assert_ptr_eq(s1->relabel_configs[1].re, s1->metric_relabel_configs[0].re);
+    ck_assert(re_match(s1->relabel_configs[0].re, "xxx"));
     config_free(c);
 }
 END_TEST
