@@ -66,8 +66,9 @@ typedef struct http_tmp {
 
 static const char *const default_protocols[] = {"OpenMetricsText1.0.0", "OpenMetricsText0.0.1",
                                                 "PrometheusText1.0.0", "PrometheusText0.0.4"};
-static const char *const known_protocols[] = {"PrometheusProto", "OpenMetricsText0.0.1", "OpenMetricsText1.0.0",
-                                              "PrometheusText0.0.4", "PrometheusText1.0.0"};
+static const char *const known_protocols[] = {"PrometheusProto", "OpenMetricsText0.0.1",
+                                              "OpenMetricsText1.0.0", "PrometheusText0.0.4",
+                                              "PrometheusText1.0.0"};
 
 static const char *const action_names[] = {
     [CONFIG_RELABEL_REPLACE] = "replace",     [CONFIG_RELABEL_KEEP] = "keep",
@@ -156,14 +157,38 @@ static int d_key(dec *d, const ynode *k, const char **key) {
 }
 
 static int d_unknown(dec *d, const ynode *k, const char *section) {
-    static const char *const unsupported[] = {
-        "scrape_config_files", "runtime", "storage", "tracing", "otlp", "oauth2", "sigv4", "azuread", "google_iam",
-        "http_headers", "no_proxy", "proxy_from_environment", "proxy_connect_header", "enable_compression",
-        "scrape_failure_log_file", "fallback_scrape_protocol", "keep_dropped_targets", "extra_scrape_metrics",
-        "metric_name_validation_scheme", "metric_name_escaping_scheme", "scrape_native_histograms",
-        "always_scrape_classic_histograms", "convert_classic_histograms_to_nhcb", "native_histogram_bucket_limit",
-        "native_histogram_min_bucket_factor", "username_file", "round_robin_dns", "ca", "cert", "key",
-        "max_version", NULL};
+    static const char *const unsupported[] = {"scrape_config_files",
+                                              "runtime",
+                                              "storage",
+                                              "tracing",
+                                              "otlp",
+                                              "oauth2",
+                                              "sigv4",
+                                              "azuread",
+                                              "google_iam",
+                                              "http_headers",
+                                              "no_proxy",
+                                              "proxy_from_environment",
+                                              "proxy_connect_header",
+                                              "enable_compression",
+                                              "scrape_failure_log_file",
+                                              "fallback_scrape_protocol",
+                                              "keep_dropped_targets",
+                                              "extra_scrape_metrics",
+                                              "metric_name_validation_scheme",
+                                              "metric_name_escaping_scheme",
+                                              "scrape_native_histograms",
+                                              "always_scrape_classic_histograms",
+                                              "convert_classic_histograms_to_nhcb",
+                                              "native_histogram_bucket_limit",
+                                              "native_histogram_min_bucket_factor",
+                                              "username_file",
+                                              "round_robin_dns",
+                                              "ca",
+                                              "cert",
+                                              "key",
+                                              "max_version",
+                                              NULL};
     size_t kl = strlen(k->str);
     if (kl > 10 && strcmp(k->str + kl - 11, "_sd_configs") == 0)
         return d_fail(d, k, "key \"%.100s\" in %s is not supported by kiln", k->str, section);
@@ -191,8 +216,10 @@ static int d_string(dec *d, const char *key, const ynode *v, char **out) {
 }
 
 static int d_bool(dec *d, const char *key, const ynode *v, int *out) {
-    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y", NULL};
-    static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N", NULL};
+    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
+                                      "on",   "On",   "ON",   "y",   "Y",   NULL};
+    static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO",
+                                     "off",   "Off",   "OFF",   "n",  "N",  NULL};
     if (v->kind != YAMLTREE_SCALAR)
         return d_fail(d, v, "expected true or false for \"%s\", got %s", key, yamltree_kind_name(v));
     if (v->is_null)
@@ -299,7 +326,8 @@ static int d_size(dec *d, const char *key, const ynode *v, uint64_t *out) {
     *out = total;
     return 0;
 bad:
-    return d_fail(d, v, "not a valid size for \"%s\": \"%.100s\" (a unit is required: B, KB, MB, GB, TB, PB, EB)",
+    return d_fail(d, v,
+                  "not a valid size for \"%s\": \"%.100s\" (a unit is required: B, KB, MB, GB, TB, PB, EB)",
                   key, v->str);
 range:
     return d_fail(d, v, "size out of range for \"%s\": \"%.100s\"", key, v->str);
@@ -518,8 +546,8 @@ static int d_regex(dec *d, const ynode *at, config_relabel *r) {
     memcpy(pat + 4 + rl, ")$", 3);
     int ecode;
     PCRE2_SIZE eoff;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, rl + 6, PCRE2_UTF | PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY, &ecode,
-                                   &eoff, NULL);
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, rl + 6, PCRE2_UTF | PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY,
+                                   &ecode, &eoff, NULL);
     free(pat);
     if (!re) {
         PCRE2_UCHAR emsg[256];
@@ -544,7 +572,8 @@ static int d_regex(dec *d, const ynode *at, config_relabel *r) {
 static int d_relabel(dec *d, const ynode *v, config_relabel *r) {
     int rc;
     if (v->kind != YAMLTREE_MAP)
-        return d_fail(d, v, "expected a map for relabel_config, got %s", v->is_null ? "nothing" : yamltree_kind_name(v));
+        return d_fail(d, v, "expected a map for relabel_config, got %s",
+                      v->is_null ? "nothing" : yamltree_kind_name(v));
     r->separator = d_strdup(d, ";");
     r->target_label = d_strdup(d, "");
     r->regex = d_strdup(d, "(.*)");
@@ -563,7 +592,8 @@ static int d_relabel(dec *d, const ynode *v, config_relabel *r) {
                 return rc;
             for (size_t j = 0; j < r->nsource_labels; j++)
                 if (!label_name_valid(r->source_labels[j], strlen(r->source_labels[j])))
-                    return d_fail(d, val->kids[j], "\"%.100s\" is not a valid label name", r->source_labels[j]);
+                    return d_fail(d, val->kids[j], "\"%.100s\" is not a valid label name",
+                                  r->source_labels[j]);
         } else if (strcmp(key, "separator") == 0) {
             rc = d_string(d, key, val, &r->separator);
         } else if (strcmp(key, "target_label") == 0) {
@@ -607,17 +637,20 @@ static int d_relabel(dec *d, const ynode *v, config_relabel *r) {
     if (act == CONFIG_RELABEL_HASHMOD && r->modulus == 0)
         return d_fail(d, at, "relabel configuration for hashmod requires non-zero modulus");
     if ((act == CONFIG_RELABEL_REPLACE || act == CONFIG_RELABEL_HASHMOD || act == CONFIG_RELABEL_LOWERCASE ||
-         act == CONFIG_RELABEL_UPPERCASE || act == CONFIG_RELABEL_KEEPEQUAL || act == CONFIG_RELABEL_DROPEQUAL) &&
+         act == CONFIG_RELABEL_UPPERCASE || act == CONFIG_RELABEL_KEEPEQUAL ||
+         act == CONFIG_RELABEL_DROPEQUAL) &&
         !*r->target_label)
         return d_fail(d, v, "relabel configuration for %s action requires 'target_label' value", an);
     int tl_valid = label_name_valid(r->target_label, strlen(r->target_label));
     if (act == CONFIG_RELABEL_REPLACE && !has_dollar(r->target_label) && !tl_valid)
         return d_fail(d, v, "\"%.100s\" is invalid 'target_label' for %s action", r->target_label, an);
-    if ((act == CONFIG_RELABEL_LOWERCASE || act == CONFIG_RELABEL_UPPERCASE || act == CONFIG_RELABEL_KEEPEQUAL ||
-         act == CONFIG_RELABEL_DROPEQUAL || act == CONFIG_RELABEL_HASHMOD) &&
+    if ((act == CONFIG_RELABEL_LOWERCASE || act == CONFIG_RELABEL_UPPERCASE ||
+         act == CONFIG_RELABEL_KEEPEQUAL || act == CONFIG_RELABEL_DROPEQUAL ||
+         act == CONFIG_RELABEL_HASHMOD) &&
         !tl_valid)
         return d_fail(d, v, "\"%.100s\" is invalid 'target_label' for %s action", r->target_label, an);
-    if ((act == CONFIG_RELABEL_LOWERCASE || act == CONFIG_RELABEL_UPPERCASE) && strcmp(r->replacement, "$1") != 0)
+    if ((act == CONFIG_RELABEL_LOWERCASE || act == CONFIG_RELABEL_UPPERCASE) &&
+        strcmp(r->replacement, "$1") != 0)
         return d_fail(d, v, "'replacement' can not be set for %s action", an);
     if (act == CONFIG_RELABEL_LABELMAP && !has_dollar(r->replacement) &&
         !label_name_valid(r->replacement, strlen(r->replacement)))
@@ -625,7 +658,8 @@ static int d_relabel(dec *d, const ynode *v, config_relabel *r) {
     if ((act == CONFIG_RELABEL_KEEPEQUAL || act == CONFIG_RELABEL_DROPEQUAL) &&
         (strcmp(r->regex, "(.*)") != 0 || r->modulus != 0 || strcmp(r->separator, ";") != 0 ||
          strcmp(r->replacement, "$1") != 0))
-        return d_fail(d, v, "%s action requires only 'source_labels' and `target_label`, and no other fields", an);
+        return d_fail(d, v, "%s action requires only 'source_labels' and `target_label`, and no other fields",
+                      an);
     if ((act == CONFIG_RELABEL_LABELDROP || act == CONFIG_RELABEL_LABELKEEP) &&
         (r->nsource_labels != 0 || *r->target_label || r->modulus != 0 || strcmp(r->separator, ";") != 0 ||
          strcmp(r->replacement, "$1") != 0))
@@ -688,7 +722,9 @@ static int d_tls(dec *d, const ynode *v, config_tls *t) {
             return rc;
     }
     if ((t->cert_file && !t->key_file) || (!t->cert_file && t->key_file))
-        return d_fail(d, v, "exactly one of key or key_file must be configured when a client certificate is configured");
+        return d_fail(
+            d, v,
+            "exactly one of key or key_file must be configured when a client certificate is configured");
     t->ca_file = d_path(d, t->ca_file);
     t->cert_file = d_path(d, t->cert_file);
     t->key_file = d_path(d, t->key_file);
@@ -717,7 +753,8 @@ static int d_basic_auth(dec *d, const ynode *v, config_http *h, http_tmp *t) {
             return rc;
     }
     if (h->password && *h->password && h->password_file && *h->password_file)
-        return d_fail(d, t->password_pos, "at most one of basic_auth password & password_file must be configured");
+        return d_fail(d, t->password_pos,
+                      "at most one of basic_auth password & password_file must be configured");
     h->password_file = d_path(d, h->password_file);
     return 0;
 }
@@ -735,7 +772,8 @@ static int d_authorization(dec *d, const ynode *v, config_http *h, http_tmp *t) 
         if (strcmp(key, "type") == 0) {
             if ((rc = d_string(d, key, val, &h->auth_type)) == 0 && h->auth_type &&
                 strcasecmp(h->auth_type, "basic") == 0)
-                rc = d_fail(d, val, "authorization type cannot be set to \"basic\", use \"basic_auth\" instead");
+                rc = d_fail(d, val,
+                            "authorization type cannot be set to \"basic\", use \"basic_auth\" instead");
         } else if (strcmp(key, "credentials") == 0)
             rc = d_string(d, key, val, &h->credentials), t->credentials_pos = k;
         else if (strcmp(key, "credentials_file") == 0)
@@ -794,12 +832,14 @@ static int d_http_key(dec *d, const ynode *k, const ynode *v, config_http *h, ht
 static int http_finish(dec *d, config_http *h, http_tmp *t) {
     int bt = t->bearer_token && *t->bearer_token, btf = t->bearer_token_file && *t->bearer_token_file;
     if (h->has_basic_auth && (bt || btf))
-        return d_fail(d, t->bearer_pos,
-                      "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured");
+        return d_fail(
+            d, t->bearer_pos,
+            "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured");
     if (bt && btf)
         return d_fail(d, t->bearer_pos, "at most one of bearer_token & bearer_token_file must be configured");
     if (h->has_authorization && (bt || btf))
-        return d_fail(d, t->bearer_pos, "authorization is not compatible with bearer_token & bearer_token_file");
+        return d_fail(d, t->bearer_pos,
+                      "authorization is not compatible with bearer_token & bearer_token_file");
     if (h->has_basic_auth && h->has_authorization)
         return d_fail(d, t->auth_pos, "at most one of basic_auth, oauth2 & authorization must be configured");
     if (bt || btf) {
@@ -821,7 +861,8 @@ static int http_finish(dec *d, config_http *h, http_tmp *t) {
 static int d_static(dec *d, const ynode *v, config_static *s) {
     int rc;
     if (v->kind != YAMLTREE_MAP)
-        return d_fail(d, v, "expected a map for static_config, got %s", v->is_null ? "nothing" : yamltree_kind_name(v));
+        return d_fail(d, v, "expected a map for static_config, got %s",
+                      v->is_null ? "nothing" : yamltree_kind_name(v));
     for (size_t i = 0; i < v->n; i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
         const char *key;
@@ -886,7 +927,8 @@ static int file_sd_name_ok(const char *s) {
 static int d_file_sd(dec *d, const ynode *v, config_file_sd *f) {
     int rc;
     if (v->kind != YAMLTREE_MAP)
-        return d_fail(d, v, "expected a map for file_sd_config, got %s", v->is_null ? "nothing" : yamltree_kind_name(v));
+        return d_fail(d, v, "expected a map for file_sd_config, got %s",
+                      v->is_null ? "nothing" : yamltree_kind_name(v));
     f->refresh_interval_ms = 5 * 60 * 1000;
     const ynode *files_node = v;
     for (size_t i = 0; i < v->n; i++) {
@@ -1149,10 +1191,13 @@ static int d_scrape(dec *d, const ynode *v, scrape_config *s) {
     if (s->scrape_interval_ms == 0)
         s->scrape_interval_ms = g->scrape_interval_ms;
     if (s->scrape_timeout_ms > s->scrape_interval_ms)
-        return d_fail(d, timeout_node, "scrape timeout greater than scrape interval for scrape config with job name \"%.100s\"",
-                      s->job_name);
+        return d_fail(
+            d, timeout_node,
+            "scrape timeout greater than scrape interval for scrape config with job name \"%.100s\"",
+            s->job_name);
     if (s->scrape_timeout_ms == 0)
-        s->scrape_timeout_ms = g->scrape_timeout_ms > s->scrape_interval_ms ? s->scrape_interval_ms : g->scrape_timeout_ms;
+        s->scrape_timeout_ms =
+            g->scrape_timeout_ms > s->scrape_interval_ms ? s->scrape_interval_ms : g->scrape_timeout_ms;
     if (s->nscrape_protocols == 0) {
         s->scrape_protocols = d_array(d, g->nscrape_protocols, sizeof *s->scrape_protocols);
         if (!s->scrape_protocols)
@@ -1269,10 +1314,18 @@ static int d_alerting(dec *d, const ynode *v, config_alerting *al) {
 /* ---- remote write / read ----------------------------------------------------- */
 
 static int d_headers(dec *d, const ynode *v, config_label **out, size_t *n) {
-    static const char *const reserved[] = {"Host", "Content-Encoding", "Content-Length", "Content-Type",
-                                           "User-Agent", "Connection", "Keep-Alive", "Proxy-Authenticate",
-                                           "Proxy-Authorization", "Www-Authenticate",
-                                           "X-Prometheus-Remote-Write-Version", "X-Prometheus-Remote-Read-Version",
+    static const char *const reserved[] = {"Host",
+                                           "Content-Encoding",
+                                           "Content-Length",
+                                           "Content-Type",
+                                           "User-Agent",
+                                           "Connection",
+                                           "Keep-Alive",
+                                           "Proxy-Authenticate",
+                                           "Proxy-Authorization",
+                                           "Www-Authenticate",
+                                           "X-Prometheus-Remote-Write-Version",
+                                           "X-Prometheus-Remote-Read-Version",
                                            NULL};
     int rc = d_label_map(d, "headers", v, 0, out, n);
     if (rc)
@@ -1283,7 +1336,8 @@ static int d_headers(dec *d, const ynode *v, config_label **out, size_t *n) {
         if (!*h || strcspn(h, " \t:\r\n()<>@,;\\\"/[]?={}") != strlen(h))
             return d_fail(d, k, "\"%.100s\" is not a valid header name", h);
         if (strcasecmp(h, "Authorization") == 0)
-            return d_fail(d, k, "authorization header must be changed via the basic_auth or authorization parameter");
+            return d_fail(
+                d, k, "authorization header must be changed via the basic_auth or authorization parameter");
         for (size_t j = 0; reserved[j]; j++)
             if (strcasecmp(h, reserved[j]) == 0)
                 return d_fail(d, k, "%s is a reserved header. It must not be changed", reserved[j]);
@@ -1360,7 +1414,8 @@ static int check_url(dec *d, const ynode *v, const ynode *url_node, const char *
 static int d_remote_write(dec *d, const ynode *v, config_remote_write *w) {
     int rc;
     if (v->kind != YAMLTREE_MAP)
-        return d_fail(d, v, "expected a map for remote_write, got %s", v->is_null ? "nothing" : yamltree_kind_name(v));
+        return d_fail(d, v, "expected a map for remote_write, got %s",
+                      v->is_null ? "nothing" : yamltree_kind_name(v));
     w->remote_timeout_ms = 30000;
     w->queue = (config_queue){10000, 50, 1, 2000, 5000, 30, 5000, 0, 0};
     w->metadata = (config_metadata){1, 60000, 2000};
@@ -1396,10 +1451,11 @@ static int d_remote_write(dec *d, const ynode *v, config_remote_write *w) {
             if ((rc = d_string(d, key, val, &w->protobuf_message)) == 0 && w->protobuf_message &&
                 strcmp(w->protobuf_message, "prometheus.WriteRequest") != 0 &&
                 strcmp(w->protobuf_message, "io.prometheus.write.v2.Request") != 0)
-                rc = d_fail(d, val,
-                            "unknown remote write protobuf message %.100s, supported: prometheus.WriteRequest, "
-                            "io.prometheus.write.v2.Request",
-                            w->protobuf_message);
+                rc = d_fail(
+                    d, val,
+                    "unknown remote write protobuf message %.100s, supported: prometheus.WriteRequest, "
+                    "io.prometheus.write.v2.Request",
+                    w->protobuf_message);
         } else if (strcmp(key, "queue_config") == 0)
             rc = d_queue(d, val, &w->queue);
         else if (strcmp(key, "metadata_config") == 0)
@@ -1421,7 +1477,8 @@ static int d_remote_write(dec *d, const ynode *v, config_remote_write *w) {
 static int d_remote_read(dec *d, const ynode *v, config_remote_read *r) {
     int rc;
     if (v->kind != YAMLTREE_MAP)
-        return d_fail(d, v, "expected a map for remote_read, got %s", v->is_null ? "nothing" : yamltree_kind_name(v));
+        return d_fail(d, v, "expected a map for remote_read, got %s",
+                      v->is_null ? "nothing" : yamltree_kind_name(v));
     r->remote_timeout_ms = 60000;
     r->filter_external_labels = 1;
     http_defaults(&r->http, 1);
@@ -1518,7 +1575,8 @@ static size_t first_dup(const void *base, size_t n, size_t stride, size_t name_o
     }
     qsort(v, m, sizeof *v, cmp_named);
     for (size_t i = 1; i < m; i++)
-        if (strcmp(v[i].name, v[i - 1].name) == 0 && v[i].idx < best && (i < 2 || strcmp(v[i - 2].name, v[i].name) != 0))
+        if (strcmp(v[i].name, v[i - 1].name) == 0 && v[i].idx < best &&
+            (i < 2 || strcmp(v[i - 2].name, v[i].name) != 0))
             best = v[i].idx;
     free(v);
     return best;
@@ -1582,8 +1640,8 @@ static int d_config(dec *d, const ynode *root, config *c) {
                 if ((rc = d_remote_write(d, v->kids[j], &c->remote_write[j])) != 0)
                     return rc;
             }
-            size_t dup = first_dup(c->remote_write, cnt, sizeof *c->remote_write,
-                                   offsetof(config_remote_write, name));
+            size_t dup =
+                first_dup(c->remote_write, cnt, sizeof *c->remote_write, offsetof(config_remote_write, name));
             if (dup == SIZE_MAX)
                 return d_oom(d);
             if (dup < cnt)
@@ -1601,8 +1659,8 @@ static int d_config(dec *d, const ynode *root, config *c) {
                 if ((rc = d_remote_read(d, v->kids[j], &c->remote_read[j])) != 0)
                     return rc;
             }
-            size_t dup = first_dup(c->remote_read, cnt, sizeof *c->remote_read,
-                                   offsetof(config_remote_read, name));
+            size_t dup =
+                first_dup(c->remote_read, cnt, sizeof *c->remote_read, offsetof(config_remote_read, name));
             if (dup == SIZE_MAX)
                 return d_oom(d);
             if (dup < cnt)
@@ -1628,7 +1686,8 @@ void config_free(config *c) {
     free(c);
 }
 
-static int load(const char *name, const char *dir, const char *yaml, size_t len, config **out, kiln_err *err) {
+static int load(const char *name, const char *dir, const char *yaml, size_t len, config **out,
+                kiln_err *err) {
     config *c = NULL;
     arena scratch;
     int rc;
@@ -1639,8 +1698,8 @@ static int load(const char *name, const char *dir, const char *yaml, size_t len,
     if (!name)
         name = "<config>";
     if (len > CONFIG_MAX_BYTES) {
-        rc = kiln_err_set(err, KILN_ELIMIT, "%s: the document is %zu bytes, more than the limit of %u bytes", name,
-                          len, (unsigned)CONFIG_MAX_BYTES);
+        rc = kiln_err_set(err, KILN_ELIMIT, "%s: the document is %zu bytes, more than the limit of %u bytes",
+                          name, len, (unsigned)CONFIG_MAX_BYTES);
         goto fail;
     }
     c = calloc(1, sizeof *c);
@@ -1694,7 +1753,8 @@ int config_load_file(const char *path, config **out, kiln_err *err) {
     *out = NULL;
     f = fopen(path, "rb");
     if (!f) {
-        rc = kiln_err_set(err, errno == ENOENT ? KILN_ENOENT : KILN_EIO, "open %s: %s", path, strerror(errno));
+        rc =
+            kiln_err_set(err, errno == ENOENT ? KILN_ENOENT : KILN_EIO, "open %s: %s", path, strerror(errno));
         goto fail;
     }
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -1702,12 +1762,13 @@ int config_load_file(const char *path, config **out, kiln_err *err) {
         goto fail;
     }
     if ((uint64_t)st.st_size > CONFIG_MAX_BYTES) {
-        rc = kiln_err_set(err, KILN_ELIMIT, "%s: the document is %lld bytes, more than the limit of %u bytes", path,
-                          (long long)st.st_size, (unsigned)CONFIG_MAX_BYTES);
+        rc = kiln_err_set(err, KILN_ELIMIT, "%s: the document is %lld bytes, more than the limit of %u bytes",
+                          path, (long long)st.st_size, (unsigned)CONFIG_MAX_BYTES);
         goto fail;
     }
     /* read up to one byte past the limit in case the file grew */
-    data = malloc(CONFIG_MAX_BYTES + 1 < (size_t)st.st_size + 1 ? CONFIG_MAX_BYTES + 1 : (size_t)st.st_size + 1);
+    data =
+        malloc(CONFIG_MAX_BYTES + 1 < (size_t)st.st_size + 1 ? CONFIG_MAX_BYTES + 1 : (size_t)st.st_size + 1);
     if (!data) {
         rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
         goto fail;
@@ -1783,8 +1844,8 @@ static int relabels_eq(const config_relabel *a, size_t na, const config_relabel 
         const config_relabel *x = &a[i], *y = &b[i];
         if (!strs_eq(x->source_labels, x->nsource_labels, y->source_labels, y->nsource_labels) ||
             !str_eq(x->separator, y->separator) || !str_eq(x->target_label, y->target_label) ||
-            !str_eq(x->regex, y->regex) || x->modulus != y->modulus || !str_eq(x->replacement, y->replacement) ||
-            x->action != y->action)
+            !str_eq(x->regex, y->regex) || x->modulus != y->modulus ||
+            !str_eq(x->replacement, y->replacement) || x->action != y->action)
             return 0;
     }
     return 1;
@@ -1808,12 +1869,14 @@ int config_scrape_equal(const scrape_config *a, const scrape_config *b) {
     if (!a || !b)
         return 0;
     if (!str_eq(a->job_name, b->job_name) || a->honor_labels != b->honor_labels ||
-        a->honor_timestamps != b->honor_timestamps || a->track_timestamps_staleness != b->track_timestamps_staleness ||
+        a->honor_timestamps != b->honor_timestamps ||
+        a->track_timestamps_staleness != b->track_timestamps_staleness ||
         a->scrape_interval_ms != b->scrape_interval_ms || a->scrape_timeout_ms != b->scrape_timeout_ms ||
         !strs_eq(a->scrape_protocols, a->nscrape_protocols, b->scrape_protocols, b->nscrape_protocols) ||
-        !str_eq(a->metrics_path, b->metrics_path) || !str_eq(a->scheme, b->scheme) || !http_eq(&a->http, &b->http) ||
-        a->body_size_limit != b->body_size_limit || a->sample_limit != b->sample_limit ||
-        a->label_limit != b->label_limit || a->label_name_length_limit != b->label_name_length_limit ||
+        !str_eq(a->metrics_path, b->metrics_path) || !str_eq(a->scheme, b->scheme) ||
+        !http_eq(&a->http, &b->http) || a->body_size_limit != b->body_size_limit ||
+        a->sample_limit != b->sample_limit || a->label_limit != b->label_limit ||
+        a->label_name_length_limit != b->label_name_length_limit ||
         a->label_value_length_limit != b->label_value_length_limit || a->target_limit != b->target_limit)
         return 0;
     if (a->nparams != b->nparams || a->nstatic_configs != b->nstatic_configs ||
@@ -1824,8 +1887,8 @@ int config_scrape_equal(const scrape_config *a, const scrape_config *b) {
             !strs_eq(a->params[i].values, a->params[i].nvalues, b->params[i].values, b->params[i].nvalues))
             return 0;
     for (size_t i = 0; i < a->nstatic_configs; i++)
-        if (!strs_eq(a->static_configs[i].targets, a->static_configs[i].ntargets, b->static_configs[i].targets,
-                     b->static_configs[i].ntargets) ||
+        if (!strs_eq(a->static_configs[i].targets, a->static_configs[i].ntargets,
+                     b->static_configs[i].targets, b->static_configs[i].ntargets) ||
             !labels_eq(a->static_configs[i].labels, a->static_configs[i].nlabels, b->static_configs[i].labels,
                        b->static_configs[i].nlabels))
             return 0;

@@ -36,9 +36,9 @@
 #include "util/util.h"
 
 /* Bounds on what a configuration document may cost. */
-#define CONFIG_MAX_BYTES (8u << 20)  /* document size */
-#define CONFIG_MAX_DEPTH 64          /* nesting of lists and maps */
-#define CONFIG_MAX_NODES 1000000     /* nodes after expanding aliases */
+#define CONFIG_MAX_BYTES (8u << 20) /* document size */
+#define CONFIG_MAX_DEPTH 64         /* nesting of lists and maps */
+#define CONFIG_MAX_NODES 1000000    /* nodes after expanding aliases */
 
 /* Relabel actions (the names are Prometheus', matched case-insensitively). */
 enum {
@@ -75,16 +75,16 @@ typedef struct config_relabel {
      * step of the config with the same regex text; never NULL.  Matching
      * from several threads at once is safe (one match_data per thread). */
     pcre2_code *re;
-    uint64_t modulus;   /* hashmod only; 0 when not set */
-    char *replacement;  /* default "$1" */
-    int action;         /* CONFIG_RELABEL_*, default replace */
+    uint64_t modulus;  /* hashmod only; 0 when not set */
+    char *replacement; /* default "$1" */
+    int action;        /* CONFIG_RELABEL_*, default replace */
 } config_relabel;
 
 typedef struct config_tls {
     char *ca_file, *cert_file, *key_file; /* NULL when not set */
     char *server_name;                    /* NULL when not set */
     int insecure_skip_verify;
-    char *min_version;                    /* "TLS10".."TLS13" or NULL */
+    char *min_version; /* "TLS10".."TLS13" or NULL */
 } config_tls;
 
 /* The HTTP client settings shared by scrape configs, Alertmanagers and
@@ -94,12 +94,12 @@ typedef struct config_http {
     int has_basic_auth;
     char *username, *password, *password_file; /* NULL when not set */
     int has_authorization;
-    char *auth_type;                           /* default "Bearer" */
-    char *credentials, *credentials_file;      /* NULL when not set */
+    char *auth_type;                      /* default "Bearer" */
+    char *credentials, *credentials_file; /* NULL when not set */
     config_tls tls;
-    char *proxy_url;                           /* NULL when not set */
-    int follow_redirects;                      /* default 1 */
-    int enable_http2;                          /* default 1 (0 for remote_write) */
+    char *proxy_url;      /* NULL when not set */
+    int follow_redirects; /* default 1 */
+    int enable_http2;     /* default 1 (0 for remote_write) */
 } config_http;
 
 typedef struct config_static {
@@ -131,12 +131,12 @@ typedef struct scrape_config {
     int64_t scrape_timeout_ms;      /* inherited, and never above the interval */
     char **scrape_protocols;        /* inherited from global when not set */
     size_t nscrape_protocols;
-    char *metrics_path;             /* default "/metrics" */
-    char *scheme;                   /* "http" (default) or "https" */
+    char *metrics_path; /* default "/metrics" */
+    char *scheme;       /* "http" (default) or "https" */
     config_param *params;
     size_t nparams;
     config_http http;
-    uint64_t body_size_limit;       /* bytes; the limits inherit from global */
+    uint64_t body_size_limit; /* bytes; the limits inherit from global */
     uint64_t sample_limit;
     uint64_t label_limit;
     uint64_t label_name_length_limit;
@@ -159,8 +159,8 @@ typedef struct config_global {
     int64_t rule_query_offset_ms;   /* default 0 */
     config_label *external_labels;
     size_t nexternal_labels;
-    char **scrape_protocols;        /* default OpenMetricsText1.0.0, OpenMetricsText0.0.1,
-                                       PrometheusText1.0.0, PrometheusText0.0.4 */
+    char **scrape_protocols; /* default OpenMetricsText1.0.0, OpenMetricsText0.0.1,
+                                PrometheusText1.0.0, PrometheusText0.0.4 */
     size_t nscrape_protocols;
     uint64_t body_size_limit;
     uint64_t sample_limit;
@@ -168,14 +168,14 @@ typedef struct config_global {
     uint64_t label_name_length_limit;
     uint64_t label_value_length_limit;
     uint64_t target_limit;
-    char *query_log_file;           /* NULL when not set */
+    char *query_log_file; /* NULL when not set */
 } config_global;
 
 typedef struct config_alertmanager {
-    int64_t timeout_ms;  /* default 10s */
-    char *api_version;   /* "v2" */
-    char *path_prefix;   /* default "/" */
-    char *scheme;        /* default "http" */
+    int64_t timeout_ms; /* default 10s */
+    char *api_version;  /* "v2" */
+    char *path_prefix;  /* default "/" */
+    char *scheme;       /* default "http" */
     config_http http;
     config_static *static_configs;
     size_t nstatic_configs;
@@ -195,15 +195,15 @@ typedef struct config_alerting {
 } config_alerting;
 
 typedef struct config_queue {
-    uint64_t capacity;             /* default 10000 */
-    uint64_t max_shards;           /* default 50 */
-    uint64_t min_shards;           /* default 1 */
-    uint64_t max_samples_per_send; /* default 2000 */
+    uint64_t capacity;              /* default 10000 */
+    uint64_t max_shards;            /* default 50 */
+    uint64_t min_shards;            /* default 1 */
+    uint64_t max_samples_per_send;  /* default 2000 */
     int64_t batch_send_deadline_ms; /* default 5s */
-    int64_t min_backoff_ms;        /* default 30ms */
-    int64_t max_backoff_ms;        /* default 5s */
-    int retry_on_http_429;         /* default 0 */
-    int64_t sample_age_limit_ms;   /* default 0 */
+    int64_t min_backoff_ms;         /* default 30ms */
+    int64_t max_backoff_ms;         /* default 5s */
+    int retry_on_http_429;          /* default 0 */
+    int64_t sample_age_limit_ms;    /* default 0 */
 } config_queue;
 
 typedef struct config_metadata {
@@ -213,31 +213,31 @@ typedef struct config_metadata {
 } config_metadata;
 
 typedef struct config_remote_write {
-    char *url;                /* required, http or https */
-    char *name;               /* NULL when not set; unique among remote_write */
+    char *url;                 /* required, http or https */
+    char *name;                /* NULL when not set; unique among remote_write */
     int64_t remote_timeout_ms; /* default 30s */
-    config_label *headers;    /* name -> value */
+    config_label *headers;     /* name -> value */
     size_t nheaders;
     config_relabel *write_relabel_configs;
     size_t nwrite_relabel_configs;
     int send_exemplars;
     int send_native_histograms;
-    char *protobuf_message;   /* default "prometheus.WriteRequest" */
+    char *protobuf_message; /* default "prometheus.WriteRequest" */
     config_queue queue;
     config_metadata metadata;
-    config_http http;         /* enable_http2 defaults to 0 here */
+    config_http http; /* enable_http2 defaults to 0 here */
 } config_remote_write;
 
 typedef struct config_remote_read {
-    char *url;                /* required, http or https */
-    char *name;               /* NULL when not set; unique among remote_read */
+    char *url;                 /* required, http or https */
+    char *name;                /* NULL when not set; unique among remote_read */
     int64_t remote_timeout_ms; /* default 1m, as in Prometheus */
     config_label *headers;
     size_t nheaders;
     config_label *required_matchers;
     size_t nrequired_matchers;
-    int read_recent;              /* default 0 */
-    int filter_external_labels;   /* default 1 */
+    int read_recent;            /* default 0 */
+    int filter_external_labels; /* default 1 */
     config_http http;
 } config_remote_read;
 
@@ -253,13 +253,13 @@ typedef struct config {
     config_remote_read *remote_read;
     size_t nremote_read;
 
-    char *source;        /* the original document text (NUL-terminated) */
+    char *source; /* the original document text (NUL-terminated) */
     size_t source_len;
     uint64_t source_hash; /* XXH3-64 of the original text */
     char *name;           /* the file name used in messages */
 
     struct config_regex *regexes; /* internal: every compiled regex, freed by config_free */
-    arena mem;            /* owns everything above */
+    arena mem;                    /* owns everything above */
 } config;
 
 /*

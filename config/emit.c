@@ -47,7 +47,8 @@ static void line(em *e, int ind) {
 }
 
 static int reserved_word(const char *s) {
-    static const char *const words[] = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~", NULL};
+    static const char *const words[] = {"true", "false", "yes",  "no", "on", "off",
+                                        "y",    "n",     "null", "~",  NULL};
     for (size_t i = 0; words[i]; i++)
         if (strcasecmp(s, words[i]) == 0)
             return 1;
@@ -255,7 +256,8 @@ static void http(em *e, int ind, const config_http *h) {
         kv_str(e, ind + 2, "credentials_file", h->credentials_file);
     }
     const config_tls *t = &h->tls;
-    if (t->ca_file || t->cert_file || t->key_file || t->server_name || t->insecure_skip_verify || t->min_version) {
+    if (t->ca_file || t->cert_file || t->key_file || t->server_name || t->insecure_skip_verify ||
+        t->min_version) {
         key(e, ind, "tls_config");
         put(e, "\n");
         kv_str(e, ind + 2, "ca_file", t->ca_file);

@@ -200,7 +200,8 @@ static int finish_map(builder *b, yamltree_node *m) {
                 keys[j++] = m->kids[2 * i];
         qsort(keys, j, sizeof *keys, cmp_keyptr);
         for (size_t i = 1; i < j; i++) {
-            if (keys[i]->len == keys[i - 1]->len && memcmp(keys[i]->str, keys[i - 1]->str, keys[i]->len) == 0) {
+            if (keys[i]->len == keys[i - 1]->len &&
+                memcmp(keys[i]->str, keys[i - 1]->str, keys[i]->len) == 0) {
                 int rc = kiln_err_set(b->err, KILN_EINVAL, "%s:%d:%d: duplicate key \"%.100s\"", b->name,
                                       keys[i]->line, keys[i]->col, keys[i]->str);
                 free(keys);
@@ -213,8 +214,8 @@ static int finish_map(builder *b, yamltree_node *m) {
         return 0;
     /* Rebuild the pair list: own pairs first, then merged ones not set. */
     if (m->n > YAMLTREE_MAX_MERGED)
-        return kiln_err_set(b->err, KILN_ELIMIT, "%s:%d:%d: a map with a merge key may hold at most %d keys", b->name,
-                            m->line, m->col, YAMLTREE_MAX_MERGED);
+        return kiln_err_set(b->err, KILN_ELIMIT, "%s:%d:%d: a map with a merge key may hold at most %d keys",
+                            b->name, m->line, m->col, YAMLTREE_MAX_MERGED);
     size_t examined = 0;
     yamltree_node **old = m->kids;
     size_t oldn = m->n;
@@ -238,12 +239,13 @@ static int finish_map(builder *b, yamltree_node *m) {
         for (size_t s = 0; s < nsrc; s++) {
             yamltree_node *src = v->kind == YAMLTREE_SEQ ? v->kids[s] : v;
             if (src->kind != YAMLTREE_MAP)
-                return kiln_err_set(b->err, KILN_EINVAL, "%s:%d:%d: a merge key (<<) needs a map or a list of maps",
-                                    b->name, src->line, src->col);
+                return kiln_err_set(b->err, KILN_EINVAL,
+                                    "%s:%d:%d: a merge key (<<) needs a map or a list of maps", b->name,
+                                    src->line, src->col);
             for (size_t p = 0; p < src->n; p++) {
                 if (++examined > 10 * YAMLTREE_MAX_MERGED)
-                    return kiln_err_set(b->err, KILN_ELIMIT, "%s:%d:%d: merge keys bring in too many keys", b->name,
-                                        m->line, m->col);
+                    return kiln_err_set(b->err, KILN_ELIMIT, "%s:%d:%d: merge keys bring in too many keys",
+                                        b->name, m->line, m->col);
                 if (map_has_key(&tmp, tmp.n, src->kids[2 * p]))
                     continue;
                 if (append_kid(b, &tmp, src->kids[2 * p], &slots) ||
@@ -251,8 +253,9 @@ static int finish_map(builder *b, yamltree_node *m) {
                     return KILN_ENOMEM;
                 tmp.n++;
                 if (tmp.n > YAMLTREE_MAX_MERGED)
-                    return kiln_err_set(b->err, KILN_ELIMIT, "%s:%d:%d: a merged map may hold at most %d keys",
-                                        b->name, m->line, m->col, YAMLTREE_MAX_MERGED);
+                    return kiln_err_set(b->err, KILN_ELIMIT,
+                                        "%s:%d:%d: a merged map may hold at most %d keys", b->name, m->line,
+                                        m->col, YAMLTREE_MAX_MERGED);
             }
         }
     }
@@ -262,7 +265,8 @@ static int finish_map(builder *b, yamltree_node *m) {
     return 0;
 }
 
-int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yamltree_node **root, kiln_err *err) {
+int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yamltree_node **root,
+                   kiln_err *err) {
     yaml_parser_t parser;
     yaml_event_t ev;
     builder b;
@@ -275,8 +279,8 @@ int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yam
     b.err = err;
     *root = NULL;
     if (len > CONFIG_MAX_BYTES)
-        return kiln_err_set(err, KILN_ELIMIT, "%s: the document is %zu bytes, more than the limit of %u", name, len,
-                            (unsigned)CONFIG_MAX_BYTES);
+        return kiln_err_set(err, KILN_ELIMIT, "%s: the document is %zu bytes, more than the limit of %u",
+                            name, len, (unsigned)CONFIG_MAX_BYTES);
     if (!yaml_parser_initialize(&parser))
         return b_oom(&b);
     yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
@@ -308,8 +312,8 @@ int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yam
                 rc = b_fail(&b, line0, col0, "only one YAML document is allowed", NULL);
                 goto fail;
             }
-        } else if (t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT ||
-                   t == YAML_ALIAS_EVENT) {
+        } else if (t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT ||
+                   t == YAML_MAPPING_START_EVENT || t == YAML_ALIAS_EVENT) {
             if (t == YAML_ALIAS_EVENT) {
                 node = anchor_get(&b, (const char *)ev.data.alias.anchor);
                 if (!node) {
@@ -371,16 +375,16 @@ int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yam
                     p->weight = sat_add(p->weight, node->weight);
                     if (p->weight > CONFIG_MAX_NODES) {
                         rc = kiln_err_set(err, KILN_ELIMIT,
-                                          "%s:%zu:%zu: the document expands to more than %d nodes (aliases?)", name,
-                                          line0 + 1, col0 + 1, CONFIG_MAX_NODES);
+                                          "%s:%zu:%zu: the document expands to more than %d nodes (aliases?)",
+                                          name, line0 + 1, col0 + 1, CONFIG_MAX_NODES);
                         goto fail;
                     }
                 }
             }
             if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
                 if (b.depth >= CONFIG_MAX_DEPTH) {
-                    rc = kiln_err_set(err, KILN_ELIMIT, "%s:%zu:%zu: nesting deeper than %d levels", name, line0 + 1,
-                                      col0 + 1, CONFIG_MAX_DEPTH);
+                    rc = kiln_err_set(err, KILN_ELIMIT, "%s:%zu:%zu: nesting deeper than %d levels", name,
+                                      line0 + 1, col0 + 1, CONFIG_MAX_DEPTH);
                     goto fail;
                 }
                 b.pending_anchor[b.depth] = NULL;

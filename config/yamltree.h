@@ -37,7 +37,8 @@ struct yamltree_node {
  * empty document.  Errors are "name:line:col: message".  Nodes are allocated
  * from a; nothing else is kept.
  */
-int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yamltree_node **root, kiln_err *err);
+int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yamltree_node **root,
+                   kiln_err *err);
 
 /* "a string", "a list", "a map": for messages. */
 const char *yamltree_kind_name(const yamltree_node *n);

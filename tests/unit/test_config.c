@@ -15,158 +15,157 @@
 #define KILN_TEST_MAIN
 #include "testutil.h"
 
-static const char full_yaml[] =
-    "global:\n"
-    "  scrape_interval: 30s\n"
-    "  scrape_timeout: 20s\n"
-    "  evaluation_interval: 45s\n"
-    "  rule_query_offset: 10s\n"
-    "  external_labels:\n"
-    "    region: eu-west\n"
-    "    env: \"${KILN_TEST_ENV}-x\"\n"
-    "  scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0]\n"
-    "  body_size_limit: 10MB\n"
-    "  sample_limit: 1000\n"
-    "  label_limit: 30\n"
-    "  label_name_length_limit: 200\n"
-    "  label_value_length_limit: 2048\n"
-    "  target_limit: 50\n"
-    "  query_log_file: queries.log\n"
-    "\n"
-    "rule_files:\n"
-    "  - rules/*.yml\n"
-    "  - /etc/kiln/alerts.yml\n"
-    "\n"
-    "scrape_configs:\n"
-    "  - job_name: node\n"
-    "    honor_labels: true\n"
-    "    honor_timestamps: false\n"
-    "    track_timestamps_staleness: true\n"
-    "    scrape_interval: 1m\n"
-    "    scrape_timeout: 5s\n"
-    "    scrape_protocols: [OpenMetricsText1.0.0]\n"
-    "    metrics_path: /probe\n"
-    "    scheme: https\n"
-    "    params:\n"
-    "      module: [http_2xx, tcp]\n"
-    "      target: [\"example.com\"]\n"
-    "    basic_auth:\n"
-    "      username: admin\n"
-    "      password: hunter2\n"
-    "    tls_config:\n"
-    "      ca_file: ca.pem\n"
-    "      cert_file: /certs/c.pem\n"
-    "      key_file: /certs/k.pem\n"
-    "      server_name: node.local\n"
-    "      insecure_skip_verify: true\n"
-    "      min_version: TLS12\n"
-    "    proxy_url: http://proxy:3128\n"
-    "    follow_redirects: false\n"
-    "    enable_http2: false\n"
-    "    body_size_limit: 1GB\n"
-    "    sample_limit: 5000\n"
-    "    label_limit: 10\n"
-    "    label_name_length_limit: 100\n"
-    "    label_value_length_limit: 1000\n"
-    "    target_limit: 7\n"
-    "    static_configs:\n"
-    "      - targets: ['localhost:9100', 'db:9100']\n"
-    "        labels:\n"
-    "          team: infra\n"
-    "      - targets: [\"[::1]:9100\"]\n"
-    "    file_sd_configs:\n"
-    "      - files: [targets/*.json, more.yml]\n"
-    "        refresh_interval: 2m\n"
-    "    relabel_configs:\n"
-    "      - source_labels: [__address__]\n"
-    "        target_label: __param_target\n"
-    "      - source_labels: [__param_target]\n"
-    "        target_label: instance\n"
-    "      - target_label: __address__\n"
-    "        replacement: blackbox:9115\n"
-    "      - source_labels: [__address__]\n"
-    "        modulus: 8\n"
-    "        target_label: __tmp_hash\n"
-    "        action: hashmod\n"
-    "      - source_labels: [__tmp_hash]\n"
-    "        regex: \"^1$\"\n"
-    "        action: keep\n"
-    "      - regex: \"__meta_(.+)\"\n"
-    "        action: labelmap\n"
-    "        replacement: \"meta_$1\"\n"
-    "      - regex: \"tmp_.*\"\n"
-    "        action: LabelDrop\n"
-    "      - source_labels: [a, b]\n"
-    "        target_label: c\n"
-    "        action: keepequal\n"
-    "      - source_labels: [a, b]\n"
-    "        separator: \"|\"\n"
-    "        target_label: ab\n"
-    "      - source_labels: [job]\n"
-    "        target_label: job_lower\n"
-    "        action: lowercase\n"
-    "    metric_relabel_configs:\n"
-    "      - source_labels: [__name__]\n"
-    "        regex: \"go_.*\"\n"
-    "        action: drop\n"
-    "  - job_name: bearer\n"
-    "    bearer_token: s3cret\n"
-    "    static_configs: [{targets: [a:1]}]\n"
-    "  - job_name: authz\n"
-    "    authorization:\n"
-    "      credentials_file: /run/token\n"
-    "    metrics_path: /m\n"
-    "\n"
-    "alerting:\n"
-    "  alert_relabel_configs:\n"
-    "    - regex: replica\n"
-    "      action: labeldrop\n"
-    "  alertmanagers:\n"
-    "    - scheme: https\n"
-    "      path_prefix: /am\n"
-    "      timeout: 5s\n"
-    "      api_version: v2\n"
-    "      static_configs:\n"
-    "        - targets: [am1:9093, am2:9093]\n"
-    "\n"
-    "remote_write:\n"
-    "  - url: https://remote.example/api/v1/write\n"
-    "    name: primary\n"
-    "    remote_timeout: 10s\n"
-    "    headers:\n"
-    "      X-Scope-OrgID: tenant1\n"
-    "    write_relabel_configs:\n"
-    "      - source_labels: [__name__]\n"
-    "        regex: expensive_.*\n"
-    "        action: drop\n"
-    "    send_exemplars: true\n"
-    "    protobuf_message: io.prometheus.write.v2.Request\n"
-    "    authorization:\n"
-    "      type: Token\n"
-    "      credentials: abc\n"
-    "    queue_config:\n"
-    "      capacity: 2500\n"
-    "      max_shards: 10\n"
-    "      min_shards: 2\n"
-    "      max_samples_per_send: 500\n"
-    "      batch_send_deadline: 10s\n"
-    "      min_backoff: 100ms\n"
-    "      max_backoff: 10s\n"
-    "      retry_on_http_429: true\n"
-    "      sample_age_limit: 1h\n"
-    "    metadata_config:\n"
-    "      send: false\n"
-    "      send_interval: 2m\n"
-    "      max_samples_per_send: 100\n"
-    "\n"
-    "remote_read:\n"
-    "  - url: http://remote.example:9201/read\n"
-    "    name: r1\n"
-    "    read_recent: true\n"
-    "    required_matchers:\n"
-    "      job: node\n"
-    "    remote_timeout: 20s\n"
-    "    filter_external_labels: false\n";
+static const char full_yaml[] = "global:\n"
+                                "  scrape_interval: 30s\n"
+                                "  scrape_timeout: 20s\n"
+                                "  evaluation_interval: 45s\n"
+                                "  rule_query_offset: 10s\n"
+                                "  external_labels:\n"
+                                "    region: eu-west\n"
+                                "    env: \"${KILN_TEST_ENV}-x\"\n"
+                                "  scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0]\n"
+                                "  body_size_limit: 10MB\n"
+                                "  sample_limit: 1000\n"
+                                "  label_limit: 30\n"
+                                "  label_name_length_limit: 200\n"
+                                "  label_value_length_limit: 2048\n"
+                                "  target_limit: 50\n"
+                                "  query_log_file: queries.log\n"
+                                "\n"
+                                "rule_files:\n"
+                                "  - rules/*.yml\n"
+                                "  - /etc/kiln/alerts.yml\n"
+                                "\n"
+                                "scrape_configs:\n"
+                                "  - job_name: node\n"
+                                "    honor_labels: true\n"
+                                "    honor_timestamps: false\n"
+                                "    track_timestamps_staleness: true\n"
+                                "    scrape_interval: 1m\n"
+                                "    scrape_timeout: 5s\n"
+                                "    scrape_protocols: [OpenMetricsText1.0.0]\n"
+                                "    metrics_path: /probe\n"
+                                "    scheme: https\n"
+                                "    params:\n"
+                                "      module: [http_2xx, tcp]\n"
+                                "      target: [\"example.com\"]\n"
+                                "    basic_auth:\n"
+                                "      username: admin\n"
+                                "      password: hunter2\n"
+                                "    tls_config:\n"
+                                "      ca_file: ca.pem\n"
+                                "      cert_file: /certs/c.pem\n"
+                                "      key_file: /certs/k.pem\n"
+                                "      server_name: node.local\n"
+                                "      insecure_skip_verify: true\n"
+                                "      min_version: TLS12\n"
+                                "    proxy_url: http://proxy:3128\n"
+                                "    follow_redirects: false\n"
+                                "    enable_http2: false\n"
+                                "    body_size_limit: 1GB\n"
+                                "    sample_limit: 5000\n"
+                                "    label_limit: 10\n"
+                                "    label_name_length_limit: 100\n"
+                                "    label_value_length_limit: 1000\n"
+                                "    target_limit: 7\n"
+                                "    static_configs:\n"
+                                "      - targets: ['localhost:9100', 'db:9100']\n"
+                                "        labels:\n"
+                                "          team: infra\n"
+                                "      - targets: [\"[::1]:9100\"]\n"
+                                "    file_sd_configs:\n"
+                                "      - files: [targets/*.json, more.yml]\n"
+                                "        refresh_interval: 2m\n"
+                                "    relabel_configs:\n"
+                                "      - source_labels: [__address__]\n"
+                                "        target_label: __param_target\n"
+                                "      - source_labels: [__param_target]\n"
+                                "        target_label: instance\n"
+                                "      - target_label: __address__\n"
+                                "        replacement: blackbox:9115\n"
+                                "      - source_labels: [__address__]\n"
+                                "        modulus: 8\n"
+                                "        target_label: __tmp_hash\n"
+                                "        action: hashmod\n"
+                                "      - source_labels: [__tmp_hash]\n"
+                                "        regex: \"^1$\"\n"
+                                "        action: keep\n"
+                                "      - regex: \"__meta_(.+)\"\n"
+                                "        action: labelmap\n"
+                                "        replacement: \"meta_$1\"\n"
+                                "      - regex: \"tmp_.*\"\n"
+                                "        action: LabelDrop\n"
+                                "      - source_labels: [a, b]\n"
+                                "        target_label: c\n"
+                                "        action: keepequal\n"
+                                "      - source_labels: [a, b]\n"
+                                "        separator: \"|\"\n"
+                                "        target_label: ab\n"
+                                "      - source_labels: [job]\n"
+                                "        target_label: job_lower\n"
+                                "        action: lowercase\n"
+                                "    metric_relabel_configs:\n"
+                                "      - source_labels: [__name__]\n"
+                                "        regex: \"go_.*\"\n"
+                                "        action: drop\n"
+                                "  - job_name: bearer\n"
+                                "    bearer_token: s3cret\n"
+                                "    static_configs: [{targets: [a:1]}]\n"
+                                "  - job_name: authz\n"
+                                "    authorization:\n"
+                                "      credentials_file: /run/token\n"
+                                "    metrics_path: /m\n"
+                                "\n"
+                                "alerting:\n"
+                                "  alert_relabel_configs:\n"
+                                "    - regex: replica\n"
+                                "      action: labeldrop\n"
+                                "  alertmanagers:\n"
+                                "    - scheme: https\n"
+                                "      path_prefix: /am\n"
+                                "      timeout: 5s\n"
+                                "      api_version: v2\n"
+                                "      static_configs:\n"
+                                "        - targets: [am1:9093, am2:9093]\n"
+                                "\n"
+                                "remote_write:\n"
+                                "  - url: https://remote.example/api/v1/write\n"
+                                "    name: primary\n"
+                                "    remote_timeout: 10s\n"
+                                "    headers:\n"
+                                "      X-Scope-OrgID: tenant1\n"
+                                "    write_relabel_configs:\n"
+                                "      - source_labels: [__name__]\n"
+                                "        regex: expensive_.*\n"
+                                "        action: drop\n"
+                                "    send_exemplars: true\n"
+                                "    protobuf_message: io.prometheus.write.v2.Request\n"
+                                "    authorization:\n"
+                                "      type: Token\n"
+                                "      credentials: abc\n"
+                                "    queue_config:\n"
+                                "      capacity: 2500\n"
+                                "      max_shards: 10\n"
+                                "      min_shards: 2\n"
+                                "      max_samples_per_send: 500\n"
+                                "      batch_send_deadline: 10s\n"
+                                "      min_backoff: 100ms\n"
+                                "      max_backoff: 10s\n"
+                                "      retry_on_http_429: true\n"
+                                "      sample_age_limit: 1h\n"
+                                "    metadata_config:\n"
+                                "      send: false\n"
+                                "      send_interval: 2m\n"
+                                "      max_samples_per_send: 100\n"
+                                "\n"
+                                "remote_read:\n"
+                                "  - url: http://remote.example:9201/read\n"
+                                "    name: r1\n"
+                                "    read_recent: true\n"
+                                "    required_matchers:\n"
+                                "      job: node\n"
+                                "    remote_timeout: 20s\n"
+                                "    filter_external_labels: false\n";
 
 static config *load_ok(const char *yaml) {
     config *c = NULL;
@@ -500,39 +499,33 @@ static const struct {
     const char *yaml;
     const char *msg;
 } bad_cases[] = {
-    {"global:\n  scrape_intervl: 1m\n",
-     "kiln.yml:2:3: unknown key \"scrape_intervl\" in global"},
-    {"global:\n  scrape_interval: 1x\n",
-     "kiln.yml:2:20: not a valid duration string: \"1x\""},
+    {"global:\n  scrape_intervl: 1m\n", "kiln.yml:2:3: unknown key \"scrape_intervl\" in global"},
+    {"global:\n  scrape_interval: 1x\n", "kiln.yml:2:20: not a valid duration string: \"1x\""},
     {"scrape_configs:\n  - job_name: a\n    scrape_intervl: 5s\n",
      "kiln.yml:3:5: unknown key \"scrape_intervl\" in scrape_config"},
     {"scrape_configs:\n  - job_name: a\n  - job_name: a\n",
      "kiln.yml:3:5: found multiple scrape configs with job name \"a\""},
     {"scrape_configs:\n  - job_name: a\n  - job_name: b\n  - job_name: c\n  - job_name: b\n  - job_name: a\n",
      "kiln.yml:5:5: found multiple scrape configs with job name \"b\""},
-    {"scrape_configs:\n  - scrape_interval: 5s\n",
-     "kiln.yml:2:5: job_name is empty"},
-    {"scrape_configs:\n  - job_name: ''\n",
-     "kiln.yml:2:5: job_name is empty"},
+    {"scrape_configs:\n  - scrape_interval: 5s\n", "kiln.yml:2:5: job_name is empty"},
+    {"scrape_configs:\n  - job_name: ''\n", "kiln.yml:2:5: job_name is empty"},
     {"scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n",
      "kiln.yml:4:21: scrape timeout greater than scrape interval for scrape config with job name \"a\""},
     {"global:\n  scrape_interval: 5s\n  scrape_timeout: 6s\n",
      "kiln.yml:3:19: global scrape timeout greater than scrape interval"},
-    {"scrape_configs:\n  job_name: a\n",
-     "kiln.yml:2:3: expected a list for scrape_configs, got a map"},
+    {"scrape_configs:\n  job_name: a\n", "kiln.yml:2:3: expected a list for scrape_configs, got a map"},
     {"scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: {a: b}\n",
      "kiln.yml:4:18: expected a list for targets, got a map"},
     {"scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: [a/b]\n",
      "kiln.yml:4:19: \"a/b\" is not a valid hostname"},
     {"scrape_configs:\n  - job_name: a\n    static_configs:\n      - labels: {0x: y}\n",
      "kiln.yml:4:18: \"0x\" is not a valid label name"},
-    {"global:\n  external_labels:\n    1bad: x\n",
-     "kiln.yml:3:5: \"1bad\" is not a valid label name"},
-    {"global:\n  external_labels: [a]\n",
-     "kiln.yml:2:20: expected a map for external_labels, got a list"},
+    {"global:\n  external_labels:\n    1bad: x\n", "kiln.yml:3:5: \"1bad\" is not a valid label name"},
+    {"global:\n  external_labels: [a]\n", "kiln.yml:2:20: expected a map for external_labels, got a list"},
     {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - target_label: a-b\n",
      "kiln.yml:4:9: \"a-b\" is invalid 'target_label' for replace action"},
-    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - source_labels: [a]\n        action: hashmod\n        target_label: h\n",
+    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - source_labels: [a]\n        action: "
+     "hashmod\n        target_label: h\n",
      "kiln.yml:5:17: relabel configuration for hashmod requires non-zero modulus"},
     {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - source_labels: [a]\n",
      "kiln.yml:4:9: relabel configuration for replace action requires 'target_label' value"},
@@ -542,24 +535,28 @@ static const struct {
      "kiln.yml:4:17: relabel action cannot be empty"},
     {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - regex: '('\n        action: keep\n",
      "kiln.yml:4:16: invalid regular expression \"(\": missing closing parenthesis"},
-    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - source_labels: [a-b]\n        action: keep\n",
+    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - source_labels: [a-b]\n        action: "
+     "keep\n",
      "kiln.yml:4:25: \"a-b\" is not a valid label name"},
     {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - source_labels: a\n",
      "kiln.yml:4:24: expected a list for source_labels, got a string"},
-    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - regex: x\n        action: labeldrop\n        source_labels: [a]\n",
+    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - regex: x\n        action: labeldrop\n  "
+     "      source_labels: [a]\n",
      "kiln.yml:4:9: labeldrop action requires only 'regex', and no other fields"},
-    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - target_label: x\n        action: lowercase\n        replacement: y\n",
+    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - target_label: x\n        action: "
+     "lowercase\n        replacement: y\n",
      "kiln.yml:4:9: 'replacement' can not be set for lowercase action"},
-    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - target_label: x\n        action: dropequal\n        regex: y\n",
+    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - target_label: x\n        action: "
+     "dropequal\n        regex: y\n",
      "kiln.yml:4:9: dropequal action requires only 'source_labels' and `target_label`, and no other fields"},
-    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: labelmap\n        replacement: 'a-b'\n",
+    {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: labelmap\n        replacement: "
+     "'a-b'\n",
      "kiln.yml:4:9: \"a-b\" is invalid 'replacement' for labelmap action"},
     {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: uppercase\n",
      "kiln.yml:4:9: relabel configuration for uppercase action requires 'target_label' value"},
     {"scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - modulus: -3\n",
      "kiln.yml:4:18: expected a non-negative integer for \"modulus\", got \"-3\""},
-    {"remote_write:\n  - name: x\n",
-     "kiln.yml:2:5: url for remote_write is empty"},
+    {"remote_write:\n  - name: x\n", "kiln.yml:2:5: url for remote_write is empty"},
     {"remote_write:\n  - url: not a url\n",
      "kiln.yml:2:10: url for remote_write is not a valid http or https URL: \"not a url\""},
     {"remote_write:\n  - url: ftp://x/\n",
@@ -571,11 +568,11 @@ static const struct {
     {"remote_write:\n  - url: http://a/\n    headers: {Content-Type: x}\n",
      "kiln.yml:3:15: Content-Type is a reserved header. It must not be changed"},
     {"remote_write:\n  - url: http://a/\n    protobuf_message: foo\n",
-     "kiln.yml:3:23: unknown remote write protobuf message foo, supported: prometheus.WriteRequest, io.prometheus.write.v2.Request"},
+     "kiln.yml:3:23: unknown remote write protobuf message foo, supported: prometheus.WriteRequest, "
+     "io.prometheus.write.v2.Request"},
     {"remote_write:\n  - url: http://a/\n    queue_config: {capacty: 1}\n",
      "kiln.yml:3:20: unknown key \"capacty\" in queue_config"},
-    {"remote_read:\n  - {}\n",
-     "kiln.yml:2:5: url for remote_read is empty"},
+    {"remote_read:\n  - {}\n", "kiln.yml:2:5: url for remote_read is empty"},
     {"remote_read:\n  - url: http://a/\n    name: n\n  - url: http://b/\n    name: n\n",
      "kiln.yml:4:5: found multiple remote read configs with job name \"n\""},
     {"scrape_configs:\n  - job_name: a\n    honor_labels: maybe\n",
@@ -589,11 +586,13 @@ static const struct {
     {"scrape_configs:\n  - job_name: a\n    sample_limit: -1\n",
      "kiln.yml:3:19: expected a non-negative integer for \"sample_limit\", got \"-1\""},
     {"scrape_configs:\n  - job_name: a\n    body_size_limit: 10\n",
-     "kiln.yml:3:22: not a valid size for \"body_size_limit\": \"10\" (a unit is required: B, KB, MB, GB, TB, PB, EB)"},
+     "kiln.yml:3:22: not a valid size for \"body_size_limit\": \"10\" (a unit is required: B, KB, MB, GB, "
+     "TB, PB, EB)"},
     {"scrape_configs:\n  - job_name: a\n    metrics_path: [a]\n",
      "kiln.yml:3:19: expected a string for \"metrics_path\", got a list"},
     {"scrape_configs:\n  - job_name: a\n    scrape_protocols: [Foo]\n",
-     "kiln.yml:3:24: unknown scrape protocol Foo, supported: [PrometheusProto OpenMetricsText0.0.1 OpenMetricsText1.0.0 PrometheusText0.0.4 PrometheusText1.0.0]"},
+     "kiln.yml:3:24: unknown scrape protocol Foo, supported: [PrometheusProto OpenMetricsText0.0.1 "
+     "OpenMetricsText1.0.0 PrometheusText0.0.4 PrometheusText1.0.0]"},
     {"scrape_configs:\n  - job_name: a\n    scrape_protocols: [PrometheusProto, PrometheusProto]\n",
      "kiln.yml:3:41: duplicated protocol in scrape_protocols, got PrometheusProto"},
     {"scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: [a.txt]\n",
@@ -616,40 +615,27 @@ static const struct {
      "kiln.yml:3:31: at most one of basic_auth password & password_file must be configured"},
     {"scrape_configs:\n  - job_name: a\n    tls_config: {min_version: TLS9}\n",
      "kiln.yml:3:31: unknown TLS version: TLS9"},
-    {"scrape_configs:\n  - job_name: a\n    proxy_url: 'no'\n",
-     "kiln.yml:3:16: invalid proxy_url \"no\""},
+    {"scrape_configs:\n  - job_name: a\n    proxy_url: 'no'\n", "kiln.yml:3:16: invalid proxy_url \"no\""},
     {"alerting:\n  alertmanagers:\n    - api_version: v1\n",
      "kiln.yml:3:20: expected Alertmanager api version to be one of [v2] but got v1"},
     {"alerting:\n  alertmanagers:\n    - timeout: soon\n",
      "kiln.yml:3:16: not a valid duration string: \"soon\""},
-    {"alerting:\n  alertmanager: []\n",
-     "kiln.yml:2:3: unknown key \"alertmanager\" in alerting"},
-    {"rule_files: rules.yml\n",
-     "kiln.yml:1:13: expected a list for rule_files, got a string"},
-    {"rule_files: ['[a.yml']\n",
-     "kiln.yml:1:14: invalid rule file path \"[a.yml\""},
-    {"foo: 1\n",
-     "kiln.yml:1:1: unknown key \"foo\" in the configuration"},
-    {"storage: {}\n",
-     "kiln.yml:1:1: key \"storage\" in the configuration is not supported by kiln"},
-    {"- a\n",
-     "kiln.yml:1:1: expected a map at the top level, got a list"},
+    {"alerting:\n  alertmanager: []\n", "kiln.yml:2:3: unknown key \"alertmanager\" in alerting"},
+    {"rule_files: rules.yml\n", "kiln.yml:1:13: expected a list for rule_files, got a string"},
+    {"rule_files: ['[a.yml']\n", "kiln.yml:1:14: invalid rule file path \"[a.yml\""},
+    {"foo: 1\n", "kiln.yml:1:1: unknown key \"foo\" in the configuration"},
+    {"storage: {}\n", "kiln.yml:1:1: key \"storage\" in the configuration is not supported by kiln"},
+    {"- a\n", "kiln.yml:1:1: expected a map at the top level, got a list"},
     {"global:\n  scrape_interval: 1m\n  scrape_interval: 2m\n",
      "kiln.yml:3:3: duplicate key \"scrape_interval\""},
-    {"scrape_configs:\n  -\n",
-     "kiln.yml:2:4: empty or null scrape config section"},
-    {"global: {}\n---\nglobal: {}\n",
-     "kiln.yml:2:1: only one YAML document is allowed"},
-    {"rule_files: [*nope]\n",
-     "kiln.yml:1:14: unknown anchor nope"},
-    {"global: [\n",
-     "kiln.yml:2:1: did not find expected node content while parsing a flow node"},
-    {"global:\n  a: b\n c: d\n",
-     "kiln.yml:3:2: did not find expected key while parsing a block mapping"},
+    {"scrape_configs:\n  -\n", "kiln.yml:2:4: empty or null scrape config section"},
+    {"global: {}\n---\nglobal: {}\n", "kiln.yml:2:1: only one YAML document is allowed"},
+    {"rule_files: [*nope]\n", "kiln.yml:1:14: unknown anchor nope"},
+    {"global: [\n", "kiln.yml:2:1: did not find expected node content while parsing a flow node"},
+    {"global:\n  a: b\n c: d\n", "kiln.yml:3:2: did not find expected key while parsing a block mapping"},
     {"global:\n\tscrape_interval: 1m\n",
      "kiln.yml:2:1: found character that cannot start any token while scanning for the next token"},
-    {"? [a]\n: b\n",
-     "kiln.yml:1:3: map keys must be strings, got a list"},
+    {"? [a]\n: b\n", "kiln.yml:1:3: map keys must be strings, got a list"},
 };
 
 START_TEST(test_bad_files) {
@@ -736,12 +722,13 @@ START_TEST(test_bounds) {
     buf b = BUF_INIT;
     buf_puts(&b, "rule_files:\n  - &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for (int i = 1; i < 10; i++)
-        buf_printf(&b, "  - &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i - 1, i - 1,
-                   i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+        buf_printf(&b, "  - &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i - 1,
+                   i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
     int rc = config_load_string("kiln.yml", b.data, b.len, &c, &err);
     ck_assert_int_eq(rc, KILN_ELIMIT);
     ck_assert_ptr_null(c);
-    ck_assert_msg(strstr(err.msg, "kiln.yml:") == err.msg && strstr(err.msg, "expands to more than"), "%s", err.msg);
+    ck_assert_msg(strstr(err.msg, "kiln.yml:") == err.msg && strstr(err.msg, "expands to more than"), "%s",
+                  err.msg);
     buf_free(&b);
 
     /* nesting beyond 64 levels */
@@ -831,7 +818,8 @@ START_TEST(test_round_trip) {
         "scrape_configs:\n"
         "  - job_name: 'quote me: please'\n"
         "    metrics_path: \"/a b#c\"\n"
-        "    params: {q: ['true', '123', '', 'x,y', \"tab\\there\", \"nl\\nx\", 'caf\xc3\xa9', \"\\x85\\u2028\"]}\n"
+        "    params: {q: ['true', '123', '', 'x,y', \"tab\\there\", \"nl\\nx\", 'caf\xc3\xa9', "
+        "\"\\x85\\u2028\"]}\n"
         "    static_configs: [{targets: ['h:1'], labels: {a: 'null', b: '~', c: '-x', d: ' sp'}}]\n"
         "    relabel_configs:\n"
         "      - source_labels: [a, b_c]\n"
@@ -859,7 +847,8 @@ START_TEST(test_round_trip) {
         for (size_t i = 0; i < c1->nscrape_configs; i++) {
             const scrape_config *a = &c1->scrape_configs[i], *b = &c2->scrape_configs[i];
             /* secrets come back as <secret>, everything else equal */
-            int secret = (a->http.password && *a->http.password) || (a->http.credentials && *a->http.credentials);
+            int secret =
+                (a->http.password && *a->http.password) || (a->http.credentials && *a->http.credentials);
             ck_assert_msg(config_scrape_equal(a, b) == !secret, "doc %zu job %s", d, a->job_name);
         }
         if (d == 2) {
@@ -909,11 +898,14 @@ START_TEST(test_scrape_equal) {
     ck_assert(config_scrape_equal(&a->scrape_configs[0], &a2->scrape_configs[0]));
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
         char y[512];
-        /* a later key of the same name would be a duplicate: build the variant without the base keys it sets */
+        /* a later key of the same name would be a duplicate: build the variant without the base keys it sets
+         */
         snprintf(y, sizeof y, "scrape_configs:\n  - job_name: j\n    %s\n%s%s", variants[i],
-                 strncmp(variants[i], "static_configs", 14) ? "    static_configs: [{targets: ['h:1']}]\n" : "",
-                 strncmp(variants[i], "metric_relabel", 14) ? "    metric_relabel_configs: [{regex: 'a', action: drop}]\n"
-                                                            : "");
+                 strncmp(variants[i], "static_configs", 14) ? "    static_configs: [{targets: ['h:1']}]\n"
+                                                            : "",
+                 strncmp(variants[i], "metric_relabel", 14)
+                     ? "    metric_relabel_configs: [{regex: 'a', action: drop}]\n"
+                     : "");
         config *b = load_ok(y);
         ck_assert_msg(!config_scrape_equal(&a->scrape_configs[0], &b->scrape_configs[0]), "variant %zu", i);
         config_free(b);
