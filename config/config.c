@@ -1573,6 +1573,10 @@ static size_t first_dup(const void *base, size_t n, size_t stride, size_t name_o
         if (name)
             v[m++] = (named){name, i};
     }
+    if (m < 2) {
+        free(v);
+        return n;
+    }
     qsort(v, m, sizeof *v, cmp_named);
     for (size_t i = 1; i < m; i++)
         if (strcmp(v[i].name, v[i - 1].name) == 0 && v[i].idx < best &&

@@ -184,7 +184,13 @@ static int re_match(const pcre2_code *re, const char *s) {
 }
 
 START_TEST(test_empty_is_defaults) {
-    static const char *const docs[] = {"", "\n\n", "# only a comment\n", "~\n", "---\n", "global:\n"};
+    static const char *const docs[] = {"",
+                                       "\n\n",
+                                       "# only a comment\n",
+                                       "~\n",
+                                       "---\n",
+                                       "global:\n",
+                                       "scrape_configs: []\nremote_write: []\nremote_read:\n"};
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         config *c = load_ok(docs[i]);
         ck_assert_int_eq(c->global.scrape_interval_ms, 60000);
