@@ -74,7 +74,7 @@ static int printable(unsigned cp) {
 
 static int needs_quotes(const char *s, int flow) {
     size_t n = strlen(s);
-    if (n == 0 || reserved_word(s))
+    if (n == 0 || reserved_word(s) || strcmp(s, "<<") == 0) /* "<<" would read back as a merge key */
         return 1;
     if (strchr("-?:,[]{}#&*!|>'\"%@` ", s[0]))
         return 1;
