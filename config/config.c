@@ -364,7 +364,7 @@ static int d_label_map(dec *d, const char *key, const ynode *v, int names, confi
         return d_oom(d);
     for (size_t i = 0; i < cnt; i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *name;
+        const char *name = NULL;
         if ((rc = d_key(d, k, &name)) != 0)
             return rc;
         if (names && !label_name_valid(name, k->len))
@@ -386,7 +386,7 @@ static int d_label_map(dec *d, const char *key, const ynode *v, int names, confi
 /* A plausible http(s) URL: scheme, a non-empty host, an optional numeric
  * port, no whitespace or control characters. */
 static int url_valid(const char *s, int allow_socks) {
-    const char *p;
+    const char *p = NULL;
     if (strncasecmp(s, "http://", 7) == 0)
         p = s + 7;
     else if (strncasecmp(s, "https://", 8) == 0)
@@ -584,7 +584,7 @@ static int d_relabel(dec *d, const ynode *v, config_relabel *r) {
     const ynode *regex_node = v, *action_node = v;
     for (size_t i = 0; i < v->n; i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if (strcmp(key, "source_labels") == 0) {
@@ -698,7 +698,7 @@ static int d_tls(dec *d, const ynode *v, config_tls *t) {
         return rc;
     for (size_t i = 0; i < n_of(v); i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if (strcmp(key, "ca_file") == 0)
@@ -738,7 +738,7 @@ static int d_basic_auth(dec *d, const ynode *v, config_http *h, http_tmp *t) {
     h->has_basic_auth = 1;
     for (size_t i = 0; i < n_of(v); i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if (strcmp(key, "username") == 0)
@@ -766,7 +766,7 @@ static int d_authorization(dec *d, const ynode *v, config_http *h, http_tmp *t) 
     h->has_authorization = 1;
     for (size_t i = 0; i < n_of(v); i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if (strcmp(key, "type") == 0) {
@@ -865,7 +865,7 @@ static int d_static(dec *d, const ynode *v, config_static *s) {
                       v->is_null ? "nothing" : yamltree_kind_name(v));
     for (size_t i = 0; i < v->n; i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if (strcmp(key, "targets") == 0) {
@@ -933,7 +933,7 @@ static int d_file_sd(dec *d, const ynode *v, config_file_sd *f) {
     const ynode *files_node = v;
     for (size_t i = 0; i < v->n; i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if (strcmp(key, "files") == 0) {
@@ -1005,7 +1005,7 @@ static int d_global(dec *d, const ynode *v, config_global *g) {
     const ynode *timeout_node = v;
     for (size_t i = 0; i < n_of(v); i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if (strcmp(key, "scrape_interval") == 0)
@@ -1095,7 +1095,7 @@ static int d_params(dec *d, const ynode *v, config_param **out, size_t *n) {
         return d_oom(d);
     for (size_t i = 0; i < cnt; i++) {
         const ynode *k = v->kids[2 * i];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if ((rc = d_string(d, "params", k, &arr[i].name)) != 0)
@@ -1123,7 +1123,7 @@ static int d_scrape(dec *d, const ynode *v, scrape_config *s) {
     const ynode *timeout_node = v, *scheme_node = v;
     for (size_t i = 0; i < v->n; i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         int handled;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
@@ -1236,7 +1236,7 @@ static int d_alertmanager(dec *d, const ynode *v, config_alertmanager *am) {
     const ynode *scheme_node = v;
     for (size_t i = 0; i < v->n; i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         int handled;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
@@ -1287,7 +1287,7 @@ static int d_alerting(dec *d, const ynode *v, config_alerting *al) {
         return rc;
     for (size_t i = 0; i < n_of(v); i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if (strcmp(key, "alert_relabel_configs") == 0) {
@@ -1351,7 +1351,7 @@ static int d_queue(dec *d, const ynode *v, config_queue *q) {
         return rc;
     for (size_t i = 0; i < n_of(v); i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if (strcmp(key, "capacity") == 0)
@@ -1386,7 +1386,7 @@ static int d_metadata(dec *d, const ynode *v, config_metadata *m) {
         return rc;
     for (size_t i = 0; i < n_of(v); i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if (strcmp(key, "send") == 0)
@@ -1425,7 +1425,7 @@ static int d_remote_write(dec *d, const ynode *v, config_remote_write *w) {
     const ynode *url_node = v;
     for (size_t i = 0; i < v->n; i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         int handled;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
@@ -1487,7 +1487,7 @@ static int d_remote_read(dec *d, const ynode *v, config_remote_read *r) {
     const ynode *url_node = v;
     for (size_t i = 0; i < v->n; i++) {
         const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-        const char *key;
+        const char *key = NULL;
         int handled;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
@@ -1595,7 +1595,7 @@ static int d_config(dec *d, const ynode *root, config *c) {
     /* global first: the rest inherits from it */
     for (size_t i = 0; i < n; i++) {
         const ynode *k = root->kids[2 * i];
-        const char *key;
+        const char *key = NULL;
         if ((rc = d_key(d, k, &key)) != 0)
             return rc;
         if (strcmp(key, "global") == 0 && (rc = d_global(d, root->kids[2 * i + 1], &c->global)) != 0)

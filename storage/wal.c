@@ -950,7 +950,7 @@ static int reader_new(const char *dir, wal_reader **out, kiln_err *err) {
 }
 
 int wal_reader_open(const char *dir, wal_reader **out, kiln_err *err) {
-    wal_reader *r;
+    wal_reader *r = NULL;
     *out = NULL;
     int rc = reader_new(dir, &r, err);
     if (rc)
@@ -977,7 +977,7 @@ fail:
 }
 
 int wal_reader_open_range(const char *dir, int first, int last, wal_reader **out, kiln_err *err) {
-    wal_reader *r;
+    wal_reader *r = NULL;
     *out = NULL;
     if (first < 0 || last < first)
         return kiln_err_set(err, KILN_EINVAL, "wal: bad segment range %d..%d", first, last);

@@ -1,2 +1,628 @@
+/*
+ * main.c - the kiln daemon: flags, wiring, signals, lifecycle.  Nothing else.
+ *
+ * Start-up order: flags -> logging -> configuration -> data directory lock
+ * -> HTTP server listening (so /-/healthy answers and /-/ready says 503) ->
+ * storage opened on a worker thread (WAL replay) -> ready.
+ * SIGTERM/SIGINT or POST /-/quit: stop accepting, let in-flight requests
+ * finish (bounded), flush, exit 0.  SIGHUP or POST /-/reload: reload the
+ * configuration atomically; a bad file keeps the old one.
+ *
+ * The process-wide state lives in one struct, `kiln`, defined here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "config/config.h"
 #include "util/util.h"
-int main(void) { return 0; }
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "0.0.0"
+#endif
+#ifndef KILN_REVISION
+#define KILN_REVISION "unknown"
+#endif
+#ifndef KILN_BRANCH
+#define KILN_BRANCH "unknown"
+#endif
+
+/* ---- flags ------------------------------------------------------------ */
+
+enum flag_kind { FLAG_STRING, FLAG_BOOL, FLAG_DURATION, FLAG_INT, FLAG_SIZE };
+
+typedef struct flag {
+    const char *name;
+    enum flag_kind kind;
+    const char *def;
+    const char *help;
+    const char *value; /* points at def or into argv */
+} flag;
+
+enum {
+    F_CONFIG,
+    F_LISTEN,
+    F_READ_TIMEOUT,
+    F_MAX_CONNS,
+    F_MAX_HEADER,
+    F_MAX_BODY,
+    F_LIFECYCLE,
+    F_ADMIN,
+    F_RW_RECEIVER,
+    F_TSDB_PATH,
+    F_RETENTION_TIME,
+    F_RETENTION_SIZE,
+    F_WAL_COMPRESSION,
+    F_MIN_BLOCK,
+    F_MAX_BLOCK,
+    F_LOOKBACK,
+    F_QUERY_TIMEOUT,
+    F_QUERY_MAX_SAMPLES,
+    F_QUERY_CONCURRENCY,
+    F_LOG_LEVEL,
+    F_LOG_FORMAT,
+    F_COUNT
+};
+
+static flag flags[F_COUNT] = {
+    [F_CONFIG] = {"config.file", FLAG_STRING, "kiln.yml",
+                  "Configuration file path; when it does not exist, the embedded default is used.", NULL},
+    [F_LISTEN] = {"web.listen-address", FLAG_STRING, "0.0.0.0:9090", "Address to listen on for the API and UI.",
+                  NULL},
+    [F_READ_TIMEOUT] = {"web.read-timeout", FLAG_DURATION, "5m",
+                        "Maximum time to read a request, and to keep an idle connection open.", NULL},
+    [F_MAX_CONNS] = {"web.max-connections", FLAG_INT, "512", "Maximum number of simultaneous connections.", NULL},
+    [F_MAX_HEADER] = {"web.max-header-bytes", FLAG_SIZE, "65536",
+                      "Maximum size of a request line and headers (431 beyond).", NULL},
+    [F_MAX_BODY] = {"web.max-request-body-bytes", FLAG_SIZE, "67108864",
+                    "Maximum size of a request body as sent (413 beyond).", NULL},
+    [F_LIFECYCLE] = {"web.enable-lifecycle", FLAG_BOOL, "false",
+                     "Enable shutdown and reload via HTTP request.", NULL},
+    [F_ADMIN] = {"web.enable-admin-api", FLAG_BOOL, "false", "Enable API endpoints for admin control actions.",
+                 NULL},
+    [F_RW_RECEIVER] = {"web.enable-remote-write-receiver", FLAG_BOOL, "false",
+                       "Accepted for compatibility with Prometheus; kiln's receiver is always on.", NULL},
+    [F_TSDB_PATH] = {"storage.tsdb.path", FLAG_STRING, "data/", "Base path for metrics storage.", NULL},
+    [F_RETENTION_TIME] = {"storage.tsdb.retention.time", FLAG_DURATION, "15d", "How long to retain samples.",
+                          NULL},
+    [F_RETENTION_SIZE] = {"storage.tsdb.retention.size", FLAG_STRING, "0B",
+                          "Maximum number of bytes that can be stored for blocks (0: no limit).", NULL},
+    [F_WAL_COMPRESSION] = {"storage.tsdb.wal-compression-type", FLAG_STRING, "snappy",
+                           "Compression of WAL records: snappy, zstd or none.", NULL},
+    [F_MIN_BLOCK] = {"storage.tsdb.min-block-duration", FLAG_DURATION, "2h", "Duration of the head blocks.",
+                     NULL},
+    [F_MAX_BLOCK] = {"storage.tsdb.max-block-duration", FLAG_DURATION, "1d",
+                     "Maximum duration compacted blocks may span.", NULL},
+    [F_LOOKBACK] = {"query.lookback-delta", FLAG_DURATION, "5m",
+                    "The maximum lookback duration for retrieving metrics during expression evaluations.", NULL},
+    [F_QUERY_TIMEOUT] = {"query.timeout", FLAG_DURATION, "2m", "Maximum time a query may take before it is aborted.",
+                         NULL},
+    [F_QUERY_MAX_SAMPLES] = {"query.max-samples", FLAG_INT, "50000000",
+                             "Maximum number of samples a single query can load into memory.", NULL},
+    [F_QUERY_CONCURRENCY] = {"query.max-concurrency", FLAG_INT, "20",
+                             "Maximum number of queries executed concurrently.", NULL},
+    [F_LOG_LEVEL] = {"log.level", FLAG_STRING, "info", "Only log messages with the given severity or above: "
+                                                       "debug, info, warn, error.", NULL},
+    [F_LOG_FORMAT] = {"log.format", FLAG_STRING, "logfmt", "Output format of log messages: logfmt or json.", NULL},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: kiln [<flags>]\n\nkiln, a Prometheus-compatible time-series database.\n\nFlags:\n");
+    fprintf(out, "  %-40s %s\n", "-h, --help", "Show this help.");
+    fprintf(out, "  %-40s %s\n", "--version", "Show the version.");
+    for (int i = 0; i < F_COUNT; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "--%s%s", flags[i].name, flags[i].kind == FLAG_BOOL ? "" : "=VALUE");
+        fprintf(out, "  %-40s %s (default: %s)\n", name, flags[i].help, flags[i].def);
+    }
+}
+
+static int parse_size(const char *s, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0)
+        return -1;
+    int64_t mul = 1;
+    if (!strcmp(end, "") || !strcmp(end, "B"))
+        mul = 1;
+    else if (!strcmp(end, "KB") || !strcmp(end, "KiB"))
+        mul = 1024;
+    else if (!strcmp(end, "MB") || !strcmp(end, "MiB"))
+        mul = 1024 * 1024;
+    else if (!strcmp(end, "GB") || !strcmp(end, "GiB"))
+        mul = 1024LL * 1024 * 1024;
+    else if (!strcmp(end, "TB") || !strcmp(end, "TiB"))
+        mul = 1024LL * 1024 * 1024 * 1024;
+    else
+        return -1;
+    if (v > INT64_MAX / mul)
+        return -1;
+    *out = v * mul;
+    return 0;
+}
+
+static int flag_validate(const flag *f, kiln_err *err) {
+    int64_t v;
+    switch (f->kind) {
+    case FLAG_BOOL:
+        if (strcmp(f->value, "true") && strcmp(f->value, "false"))
+            return kiln_err_set(err, KILN_EINVAL, "flag --%s: expected true or false, got \"%s\"", f->name,
+                                f->value);
+        return 0;
+    case FLAG_DURATION:
+        if (duration_parse(f->value, &v, err) != 0) {
+            kiln_err_prefix(err, "flag --%s", f->name);
+            return KILN_EINVAL;
+        }
+        return 0;
+    case FLAG_INT:
+    case FLAG_SIZE:
+        if (parse_size(f->value, &v) != 0 || (f->kind == FLAG_INT && strchr(f->value, 'B')))
+            return kiln_err_set(err, KILN_EINVAL, "flag --%s: invalid number \"%s\"", f->name, f->value);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Returns 1 to continue, 0 to exit successfully (--help, --version), -1 on error. */
+static int flags_parse(int argc, char **argv, kiln_err *err) {
+    for (int i = 0; i < F_COUNT; i++)
+        flags[i].value = flags[i].def;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("kiln, version %s (branch: %s, revision: %s)\n", KILN_VERSION, KILN_BRANCH, KILN_REVISION);
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            kiln_err_set(err, KILN_EINVAL, "unexpected argument \"%s\"; flags start with --", a);
+            return -1;
+        }
+        const char *name = a + 2;
+        int negated = 0;
+        if (!strncmp(name, "no-", 3)) {
+            negated = 1;
+            name += 3;
+        }
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        flag *f = NULL;
+        for (int k = 0; k < F_COUNT; k++)
+            if (strlen(flags[k].name) == nlen && !strncmp(flags[k].name, name, nlen))
+                f = &flags[k];
+        if (!f || (negated && f->kind != FLAG_BOOL)) {
+            kiln_err_set(err, KILN_EINVAL, "unknown flag --%.*s (see --help)", (int)nlen + (negated ? 3 : 0),
+                         a + 2);
+            return -1;
+        }
+        if (f->kind == FLAG_BOOL) {
+            f->value = eq ? eq + 1 : negated ? "false" : "true";
+        } else if (eq) {
+            f->value = eq + 1;
+        } else if (i + 1 < argc) {
+            f->value = argv[++i];
+        } else {
+            kiln_err_set(err, KILN_EINVAL, "flag --%s needs a value", f->name);
+            return -1;
+        }
+        if (flag_validate(f, err) != 0)
+            return -1;
+    }
+    if (log_level_parse(flags[F_LOG_LEVEL].value) < 0) {
+        kiln_err_set(err, KILN_EINVAL, "flag --log.level: unrecognized log level \"%s\"", flags[F_LOG_LEVEL].value);
+        return -1;
+    }
+    if (log_format_parse(flags[F_LOG_FORMAT].value) < 0) {
+        kiln_err_set(err, KILN_EINVAL, "flag --log.format: unrecognized log format \"%s\"",
+                     flags[F_LOG_FORMAT].value);
+        return -1;
+    }
+    const char *wc = flags[F_WAL_COMPRESSION].value;
+    if (strcmp(wc, "snappy") && strcmp(wc, "zstd") && strcmp(wc, "none")) {
+        kiln_err_set(err, KILN_EINVAL, "flag --storage.tsdb.wal-compression-type: want snappy, zstd or none, got \"%s\"",
+                     wc);
+        return -1;
+    }
+    return 1;
+}
+
+static int flag_bool(int f) {
+    return strcmp(flags[f].value, "true") == 0;
+}
+
+static int64_t flag_ms(int f) {
+    int64_t v = 0;
+    duration_parse(flags[f].value, &v, NULL);
+    return v;
+}
+
+static int64_t flag_int(int f) {
+    int64_t v = 0;
+    parse_size(flags[f].value, &v);
+    return v;
+}
+
+/* ---- the daemon --------------------------------------------------------- */
+
+typedef struct kiln {
+    uv_loop_t loop;
+    http_server *http;
+    api_app app;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_async_t quit_async;
+    uv_work_t reload_work;
+    int reload_running;
+    atomic_int ready;
+    atomic_int stopping;
+    pthread_mutex_t cfg_mu;
+    config *cfg;
+    int cfg_from_file; /* 0: the embedded default is in use */
+    int64_t cfg_time_ms;
+    int cfg_last_ok;
+    int lock_fd;
+    char lock_path[4096];
+    const char *flag_names[F_COUNT];
+    const char *flag_values[F_COUNT];
+    metric_child *m_reload_ok, *m_reload_ts, *m_ready;
+    int64_t start_ms;
+    int exit_code;
+} kiln;
+
+/* Loads the configuration file, or the embedded default when it does not exist. */
+static int load_config(const char *path, config **out, int *from_file, kiln_err *err) {
+    struct stat st;
+    if (stat(path, &st) != 0 && errno == ENOENT) {
+        const char *y = config_default_yaml();
+        *from_file = 0;
+        return config_load_string("<embedded default>", y, strlen(y), out, err);
+    }
+    *from_file = 1;
+    return config_load_file(path, out, err);
+}
+
+static int kiln_reload(void *p, kiln_err *err) {
+    kiln *k = p;
+    config *c = NULL;
+    int from_file = 0;
+    const char *path = flags[F_CONFIG].value;
+    int rc = load_config(path, &c, &from_file, err);
+    pthread_mutex_lock(&k->cfg_mu);
+    if (rc == 0) {
+        config *old = k->cfg;
+        k->cfg = c;
+        k->cfg_from_file = from_file;
+        k->cfg_time_ms = time_now_ms();
+        k->cfg_last_ok = 1;
+        config_free(old);
+    } else {
+        k->cfg_last_ok = 0;
+    }
+    pthread_mutex_unlock(&k->cfg_mu);
+    metric_set(k->m_reload_ok, rc == 0 ? 1 : 0);
+    if (rc == 0) {
+        metric_set(k->m_reload_ts, (double)(time_now_ms() / 1000));
+        LOG_INFO("Completed loading of configuration file", "filename=%s", from_file ? path : "<embedded default>");
+    } else {
+        LOG_ERROR("Error reloading config", "err=\"%s\"", err->msg);
+    }
+    return rc;
+}
+
+static int kiln_ready(void *p) {
+    kiln *k = p;
+    return atomic_load(&k->ready);
+}
+
+static void kiln_quit(void *p) {
+    kiln *k = p;
+    uv_async_send(&k->quit_async);
+}
+
+static int kiln_config_yaml(void *p, buf *out) {
+    kiln *k = p;
+    pthread_mutex_lock(&k->cfg_mu);
+    int rc = config_to_yaml(k->cfg, out);
+    pthread_mutex_unlock(&k->cfg_mu);
+    return rc;
+}
+
+static void iso_time(int64_t ms, char *out, size_t n) {
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+static int kiln_runtime_info(void *p, buf *b) {
+    kiln *k = p;
+    char start[64], last[64], cwd[4096];
+    iso_time(k->start_ms, start, sizeof start);
+    pthread_mutex_lock(&k->cfg_mu);
+    iso_time(k->cfg_time_ms, last, sizeof last);
+    int ok = k->cfg_last_ok;
+    pthread_mutex_unlock(&k->cfg_mu);
+    if (!getcwd(cwd, sizeof cwd))
+        strcpy(cwd, "");
+    buf_printf(b, "\"startTime\":\"%s\",\"CWD\":", start);
+    json_str(b, cwd);
+    buf_printf(b,
+               ",\"reloadConfigSuccess\":%s,\"lastConfigTime\":\"%s\",\"corruptionCount\":0,"
+               "\"goroutineCount\":0,\"GOMAXPROCS\":%ld,\"GOMEMLIMIT\":0,\"GOGC\":\"\",\"GODEBUG\":\"\","
+               "\"storageRetention\":",
+               ok ? "true" : "false", last, sysconf(_SC_NPROCESSORS_ONLN));
+    json_str(b, flags[F_RETENTION_TIME].value);
+    return b->data ? 0 : KILN_ENOMEM;
+}
+
+/* ---- data directory ------------------------------------------------------ */
+
+static int mkdir_p(const char *path) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static int lock_data_dir(kiln *k, const char *dir, kiln_err *err) {
+    if (mkdir_p(dir) != 0)
+        return kiln_err_set(err, KILN_EIO, "create data directory %s: %s", dir, strerror(errno));
+    snprintf(k->lock_path, sizeof k->lock_path, "%s/lock", dir);
+    k->lock_fd = open(k->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (k->lock_fd < 0)
+        return kiln_err_set(err, KILN_EIO, "open lock file %s: %s", k->lock_path, strerror(errno));
+    if (flock(k->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        close(k->lock_fd);
+        k->lock_fd = -1;
+        return kiln_err_set(err, KILN_EBUSY,
+                            "lock DB directory %s: already locked by another process (is another kiln running?)",
+                            dir);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(k->lock_fd, 0) != 0 || write(k->lock_fd, pid, (size_t)n) != n)
+        LOG_WARN("cannot write pid into lock file", "path=%s", k->lock_path);
+    return 0;
+}
+
+static void unlock_data_dir(kiln *k) {
+    if (k->lock_fd >= 0) {
+        unlink(k->lock_path);
+        close(k->lock_fd);
+        k->lock_fd = -1;
+    }
+}
+
+/* ---- start-up and shutdown ----------------------------------------------- */
+
+static void startup_work(uv_work_t *w) {
+    kiln *k = w->data;
+    (void)k; /* storage is opened (WAL replayed) here */
+}
+
+static void startup_done(uv_work_t *w, int status) {
+    kiln *k = w->data;
+    (void)status;
+    free(w);
+    if (atomic_load(&k->stopping))
+        return;
+    atomic_store(&k->ready, 1);
+    metric_set(k->m_ready, 1);
+    LOG_INFO("Server is ready to receive web requests.", NULL);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+    (void)h;
+}
+
+static void on_http_down(void *data) {
+    kiln *k = data;
+    uv_close((uv_handle_t *)&k->sig_term, on_handle_closed);
+    uv_close((uv_handle_t *)&k->sig_int, on_handle_closed);
+    uv_close((uv_handle_t *)&k->sig_hup, on_handle_closed);
+    uv_close((uv_handle_t *)&k->quit_async, on_handle_closed);
+    LOG_INFO("HTTP server stopped", NULL);
+}
+
+static void begin_stop(kiln *k, const char *why) {
+    if (atomic_exchange(&k->stopping, 1))
+        return;
+    LOG_WARN("Received shutdown request, exiting gracefully...", "reason=%s", why);
+    atomic_store(&k->ready, 0);
+    http_server_shutdown(k->http, on_http_down, k);
+}
+
+static void on_quit_async(uv_async_t *a) {
+    begin_stop(a->data, "quit");
+}
+
+static void reload_work_run(uv_work_t *w) {
+    kiln *k = w->data;
+    kiln_err err = {0};
+    kiln_reload(k, &err);
+}
+
+static void reload_work_done(uv_work_t *w, int status) {
+    kiln *k = w->data;
+    (void)status;
+    k->reload_running = 0;
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+    kiln *k = s->data;
+    if (signum == SIGHUP) {
+        if (k->reload_running || atomic_load(&k->stopping))
+            return;
+        k->reload_running = 1;
+        k->reload_work.data = k;
+        if (uv_queue_work(&k->loop, &k->reload_work, reload_work_run, reload_work_done) != 0)
+            k->reload_running = 0;
+        return;
+    }
+    begin_stop(k, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static double build_info_value(void *d) {
+    (void)d;
+    return 1;
+}
+
+static int register_metrics(kiln *k) {
+    metric *bi = metric_new(METRIC_GAUGE, "kiln_build_info",
+                            "A metric with a constant '1' value labeled by version, revision and branch.",
+                            "version,revision,branch", NULL, 0);
+    metric *ok = metric_new(METRIC_GAUGE, "kiln_config_last_reload_successful",
+                            "Whether the last configuration reload attempt was successful.", NULL, NULL, 0);
+    metric *ts = metric_new(METRIC_GAUGE, "kiln_config_last_reload_success_timestamp_seconds",
+                            "Timestamp of the last successful configuration reload.", NULL, NULL, 0);
+    metric *rd = metric_new(METRIC_GAUGE, "kiln_ready", "Whether kiln's startup is done and it is ready.", NULL,
+                            NULL, 0);
+    if (!bi || !ok || !ts || !rd || process_metrics_register() != 0)
+        return KILN_ENOMEM;
+    const char *lv[3] = {KILN_VERSION, KILN_REVISION, KILN_BRANCH};
+    metric_set(metric_with(bi, lv), build_info_value(NULL));
+    k->m_reload_ok = metric_default(ok);
+    k->m_reload_ts = metric_default(ts);
+    k->m_ready = metric_default(rd);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static kiln k;
+    kiln_err err = {0};
+    k.lock_fd = -1;
+    k.exit_code = 1;
+
+    int fr = flags_parse(argc, argv, &err);
+    if (fr <= 0) {
+        if (fr < 0)
+            fprintf(stderr, "kiln: error: %s\n", err.msg);
+        return fr < 0 ? 2 : 0;
+    }
+    log_setup(log_level_parse(flags[F_LOG_LEVEL].value), log_format_parse(flags[F_LOG_FORMAT].value));
+    signal(SIGPIPE, SIG_IGN);
+    if (!getenv("UV_THREADPOOL_SIZE"))
+        setenv("UV_THREADPOOL_SIZE", "8", 1);
+
+    k.start_ms = time_now_ms();
+    pthread_mutex_init(&k.cfg_mu, NULL);
+    for (int i = 0; i < F_COUNT; i++) {
+        k.flag_names[i] = flags[i].name;
+        k.flag_values[i] = flags[i].value;
+    }
+    LOG_INFO("Starting kiln", "version=%s revision=%s", KILN_VERSION, KILN_REVISION);
+    if (register_metrics(&k) != 0) {
+        LOG_ERROR("out of memory", NULL);
+        goto out;
+    }
+
+    if (load_config(flags[F_CONFIG].value, &k.cfg, &k.cfg_from_file, &err) != 0) {
+        LOG_ERROR("Error loading config", "err=\"%s\"", err.msg);
+        goto out;
+    }
+    k.cfg_time_ms = time_now_ms();
+    k.cfg_last_ok = 1;
+    metric_set(k.m_reload_ok, 1);
+    metric_set(k.m_reload_ts, (double)(k.cfg_time_ms / 1000));
+    LOG_INFO("Loaded configuration", "filename=%s", k.cfg_from_file ? flags[F_CONFIG].value : "<embedded default>");
+
+    if (lock_data_dir(&k, flags[F_TSDB_PATH].value, &err) != 0) {
+        LOG_ERROR("Opening storage failed", "err=\"%s\"", err.msg);
+        goto out;
+    }
+
+    uv_loop_init(&k.loop);
+    http_server_opts ho;
+    http_server_opts_default(&ho);
+    ho.listen_address = flags[F_LISTEN].value;
+    ho.read_timeout_ms = flag_ms(F_READ_TIMEOUT);
+    ho.max_connections = (int)flag_int(F_MAX_CONNS);
+    ho.max_header_bytes = (size_t)flag_int(F_MAX_HEADER);
+    ho.max_body_bytes = (size_t)flag_int(F_MAX_BODY);
+    ho.shutdown_grace_ms = 3000;
+    if (http_server_new(&k.loop, &ho, &k.http, &err) != 0)
+        goto fail_loop;
+    k.app = (api_app){
+        .app = &k,
+        .ready = kiln_ready,
+        .reload = kiln_reload,
+        .quit = kiln_quit,
+        .config_yaml = kiln_config_yaml,
+        .runtime_info = kiln_runtime_info,
+        .flag_names = k.flag_names,
+        .flag_values = k.flag_values,
+        .nflags = F_COUNT,
+        .enable_lifecycle = flag_bool(F_LIFECYCLE),
+    };
+    if (api_register_base(k.http, &k.app) != 0) {
+        kiln_err_set(&err, KILN_ENOMEM, "out of memory");
+        goto fail_loop;
+    }
+    if (http_server_listen(k.http, &err) != 0)
+        goto fail_loop;
+    LOG_INFO("Listening", "address=%s", flags[F_LISTEN].value);
+
+    uv_signal_init(&k.loop, &k.sig_term);
+    uv_signal_init(&k.loop, &k.sig_int);
+    uv_signal_init(&k.loop, &k.sig_hup);
+    k.sig_term.data = k.sig_int.data = k.sig_hup.data = &k;
+    uv_signal_start(&k.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&k.sig_int, on_signal, SIGINT);
+    uv_signal_start(&k.sig_hup, on_signal, SIGHUP);
+    uv_async_init(&k.loop, &k.quit_async, on_quit_async);
+    k.quit_async.data = &k;
+
+    uv_work_t *sw = calloc(1, sizeof *sw);
+    if (!sw)
+        goto fail_loop;
+    sw->data = &k;
+    uv_queue_work(&k.loop, sw, startup_work, startup_done);
+
+    uv_run(&k.loop, UV_RUN_DEFAULT);
+    LOG_INFO("See you next time!", NULL);
+    k.exit_code = 0;
+    goto close_loop;
+
+fail_loop:
+    LOG_ERROR("Start-up failed", "err=\"%s\"", err.msg);
+    if (k.http) {
+        /* let libuv release what was opened */
+        atomic_store(&k.stopping, 1);
+        http_server_shutdown(k.http, NULL, NULL);
+        uv_run(&k.loop, UV_RUN_DEFAULT);
+    }
+close_loop:
+    http_server_free(k.http);
+    if (uv_loop_close(&k.loop) != 0)
+        LOG_WARN("event loop closed with handles open", NULL);
+out:
+    unlock_data_dir(&k);
+    config_free(k.cfg);
+    metrics_shutdown();
+    pthread_mutex_destroy(&k.cfg_mu);
+    return k.exit_code;
+}
