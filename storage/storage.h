@@ -1,0 +1,251 @@
+/*
+ * storage.h - the public interface of kiln's storage: label sets, matchers,
+ * the appender that ingests samples, and the querier that reads them back.
+ *
+ * Every other subsystem (api, scrape, rules, query) includes only this
+ * header.  Everything else in storage/ is private to it.
+ *
+ * Labels
+ *   A label set is an array of `label` sorted by name, names unique, all
+ *   strings NUL-terminated UTF-8.  An empty value means "no such label": label
+ *   sets never hold one.  The strings are borrowed from whoever owns the array.
+ *
+ * Appending
+ *   storage_appender() hands out a batch.  appender_append() checks a sample
+ *   against the head at once (order, duplicate, bounds) and stages it; a
+ *   rejected sample returns its error and the batch goes on without it.
+ *   appender_commit() writes the batch to the WAL (series records for new
+ *   series first, then the samples) and only then makes it visible to
+ *   queries; when it returns 0 the samples survive a crash.
+ *
+ * Querying
+ *   storage_querier() takes a consistent view of [mint, maxt]: samples
+ *   appended after it was opened stay invisible to it.  querier_select()
+ *   returns the matching series sorted by labels, with their samples in
+ *   [hints.mint, hints.maxt] copied out (stale markers included), so the
+ *   caller owns everything it got and may keep it after closing the querier.
+ *   Blocks on disk and the head are merged behind the same calls.
+ *
+ * Threading: storage, appenders and queriers may be used from any thread;
+ * one appender or querier must be used by one thread at a time.
+ */
+#ifndef KILN_STORAGE_H
+#define KILN_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+/* ---- labels ------------------------------------------------------------ */
+
+typedef struct label {
+    const char *name;
+    const char *value;
+} label;
+
+#define LABEL_NAME "__name__"
+
+/* Bounds on one label set, checked by labels_check (and so by every appender). */
+#define LABELS_MAX_COUNT 256
+#define LABEL_NAME_MAX_LEN 1024
+#define LABEL_VALUE_MAX_LEN 65536
+
+/* 64-bit hash of a sorted label set (xxh3 over name 0xff value 0xff ...);
+ * stable across runs. */
+uint64_t labels_hash(const label *ls, size_t n);
+
+/* Orders label sets like Prometheus: pairwise by name then value, then the
+ * shorter set first.  <0, 0, >0. */
+int labels_cmp(const label *a, size_t na, const label *b, size_t nb);
+
+/* The value of `name`, or NULL when the set has no such label. */
+const char *labels_get(const label *ls, size_t n, const char *name);
+
+/* Sorts by name in place (stable for equal names, so duplicates stay visible
+ * to labels_check). */
+void labels_sort(label *ls, size_t n);
+
+/*
+ * Checks a label set that should be sorted: names non-empty, valid
+ * ([a-zA-Z_][a-zA-Z0-9_]*), unique, sorted; values valid UTF-8 and
+ * non-empty; the bounds above.  KILN_EINVAL with a message naming the label,
+ * e.g. `duplicate label name "job"`, `invalid UTF-8 in the value of label
+ * "x"`, `empty label name`.
+ */
+int labels_check(const label *ls, size_t n, kiln_err *err);
+
+/* Appends `{__name__="up", job="x"}` (Prometheus' String() form) to out. */
+int labels_format(buf *out, const label *ls, size_t n);
+
+/* Copies the set and its strings into `a`; NULL when out of memory. */
+label *labels_copy(arena *a, const label *ls, size_t n);
+
+/*
+ * A scratch builder for label sets (relabeling, aggregation, ...).  Strings
+ * are borrowed; lb_set with an empty value deletes.  lb_labels sorts and
+ * returns the current set (valid until the next change).
+ */
+typedef struct labels_builder {
+    label *v;
+    size_t n, cap;
+} labels_builder;
+
+void lb_init(labels_builder *b);
+void lb_reset(labels_builder *b);
+int lb_set(labels_builder *b, const char *name, const char *value); /* 0 or KILN_ENOMEM */
+void lb_del(labels_builder *b, const char *name);
+/* Starts from an existing set (copies the array, not the strings). */
+int lb_from(labels_builder *b, const label *ls, size_t n);
+const label *lb_labels(labels_builder *b, size_t *n);
+void lb_free(labels_builder *b);
+
+/* ---- matchers ---------------------------------------------------------- */
+
+typedef enum match_type { MATCH_EQ = 0, MATCH_NEQ, MATCH_RE, MATCH_NRE } match_type;
+
+typedef struct matcher {
+    match_type type;
+    char *name;  /* owned */
+    char *value; /* owned; the regex text for RE/NRE */
+    void *re;    /* compiled pattern (private) */
+} matcher;
+
+/*
+ * Builds a matcher; a regex is anchored at both ends ("^(?s:...)$") like
+ * Prometheus and compiled with JIT.  A bad regex is KILN_EINVAL naming the
+ * pattern and the offset of the error.
+ */
+int matcher_init(matcher *m, match_type type, const char *name, const char *value, kiln_err *err);
+void matcher_free(matcher *m);
+/* Whether `value` ("" for a label the series lacks) satisfies the matcher. */
+int matcher_matches(const matcher *m, const char *value);
+/* Whether the matcher matches the empty string (so series lacking the label). */
+int matcher_matches_empty(const matcher *m);
+/* "=", "!=", "=~", "!~". */
+const char *match_type_str(match_type t);
+
+/* ---- the storage ------------------------------------------------------- */
+
+typedef struct storage storage;
+
+enum { WAL_COMPRESS_NONE = 0, WAL_COMPRESS_SNAPPY = 1, WAL_COMPRESS_ZSTD = 2 };
+
+typedef struct storage_opts {
+    const char *dir;            /* data directory (holds wal/, chunks_head/, blocks) */
+    int wal_compression;        /* WAL_COMPRESS_*, default snappy */
+    int wal_fsync_every_commit; /* 1: fsync before every ack; 0: periodic (default) */
+    int64_t wal_fsync_interval_ms;
+    int64_t block_range_ms;     /* head chunk range, default 2h */
+    int64_t retention_ms;       /* 0 = none (default 15d) */
+    uint64_t retention_bytes;   /* 0 = none */
+    int replay_threads;         /* 0 = number of cores */
+} storage_opts;
+
+storage_opts storage_opts_default(void);
+
+/*
+ * Opens (creating) the storage under opts->dir and replays the WAL into the
+ * head: this may take a while and logs its progress.  A corrupt WAL tail is
+ * truncated at the last good record with a warning.
+ */
+int storage_open(const storage_opts *opts, storage **out, kiln_err *err);
+
+/* Flushes and syncs the WAL, closes everything.  NULL is a no-op. */
+int storage_close(storage *s, kiln_err *err);
+
+typedef struct storage_stats {
+    uint64_t head_series;
+    uint64_t head_chunks;
+    int64_t head_min_time; /* INT64_MAX / INT64_MIN when empty */
+    int64_t head_max_time;
+    uint64_t samples_appended;
+} storage_stats;
+
+void storage_get_stats(storage *s, storage_stats *out);
+
+/* ---- appending --------------------------------------------------------- */
+
+typedef struct appender appender;
+
+/* A new batch; NULL when out of memory. */
+appender *storage_appender(storage *s);
+
+/*
+ * Stages one sample.  `*ref` 0 means "find or create the series from ls";
+ * on success *ref holds the series' reference, which a later call may pass
+ * with ls = NULL to skip the lookup (a scrape cache does this).  ls must be
+ * sorted (labels_sort) and is checked with labels_check.
+ *
+ * Errors (the sample is skipped, the batch goes on):
+ *   KILN_EORDER  "out of order sample"
+ *   KILN_EEXIST  "duplicate sample for timestamp"
+ *   KILN_ERANGE  "out of bounds"
+ *   KILN_EINVAL  bad labels (the message names the label), or an unknown ref
+ *   KILN_ENOMEM
+ */
+int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v,
+                    kiln_err *err);
+
+/* Writes the batch to the WAL, then makes it visible; frees the appender
+ * whatever the outcome.  An error means nothing of the batch was acknowledged. */
+int appender_commit(appender *a, kiln_err *err);
+
+/* Drops the batch and frees the appender. */
+void appender_rollback(appender *a);
+
+/* ---- querying ---------------------------------------------------------- */
+
+typedef struct sample {
+    int64_t t;
+    double v;
+} sample;
+
+typedef struct series {
+    label *ls;
+    size_t nls;
+    sample *s; /* sorted by t, no duplicates */
+    size_t n;
+} series;
+
+/* The result of a select; everything lives in `mem`. */
+typedef struct series_set {
+    series *v;
+    size_t n;
+    arena mem;
+} series_set;
+
+void series_set_free(series_set *set);
+
+typedef struct select_hints {
+    int64_t mint, maxt;   /* samples wanted, inclusive */
+    int labels_only;      /* no samples: series with data in [mint, maxt] */
+    size_t max_samples;   /* 0 = unbounded; beyond it: KILN_ELIMIT */
+} select_hints;
+
+typedef struct querier querier;
+
+int storage_querier(storage *s, int64_t mint, int64_t maxt, querier **out, kiln_err *err);
+void querier_close(querier *q);
+
+/* Series matching all of ms (at least one matcher must not match ""). */
+int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
+                   kiln_err *err);
+
+/* A sorted list of unique strings living in mem. */
+typedef struct str_list {
+    const char **v;
+    size_t n;
+    arena mem;
+} str_list;
+
+void str_list_free(str_list *l);
+
+/* Label names of the series matching ms (all series when nms == 0), sorted. */
+int querier_label_names(querier *q, const matcher *ms, size_t nms, str_list *out, kiln_err *err);
+
+/* Values of label `name` over the series matching ms (all when nms == 0), sorted. */
+int querier_label_values(querier *q, const char *name, const matcher *ms, size_t nms, str_list *out,
+                         kiln_err *err);
+
+#endif
