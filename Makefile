@@ -95,6 +95,15 @@ build/asan/tests/unit/%: tests/unit/%.c tests/unit/testutil.h $(asan_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(ASAN_FLAGS) -o $@ $< $(asan_LIB) $(CHECK_LIBS) $(LIBS)
 
+# ---- PromQL .test runner (sanitized; one binary from tests/promql/*.c) ---
+
+PROMQL_SRCS := $(wildcard tests/promql/*.c)
+PROMQL_BIN := $(if $(PROMQL_SRCS),build/asan/tests/promql/promqltest)
+
+build/asan/tests/promql/promqltest: $(PROMQL_SRCS) $(asan_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(ASAN_FLAGS) -o $@ $(PROMQL_SRCS) $(asan_LIB) $(LIBS)
+
 # ---- benchmarks ---------------------------------------------------------
 
 BENCH_BINS := $(patsubst tests/bench/%.c,build/opt/tests/bench/%,$(BENCH_SRCS))
@@ -144,7 +153,7 @@ run: deps
 check: deps
 	@$(MAKE) --no-print-directory test
 
-test: $(UNIT_BINS) build/asan/kiln bin/kiln $(BENCH_BINS) fuzz-smoke
+test: $(UNIT_BINS) $(PROMQL_BIN) build/asan/kiln bin/kiln $(BENCH_BINS) fuzz-smoke
 	@python3 tests/run.py --unit build/asan/tests/unit --kiln build/asan/kiln
 
 # The fuzz harnesses must at least build and run their seed corpus.
@@ -154,7 +163,7 @@ fuzz-smoke: $(FUZZ_BINS)
 		if [ -d $$d ]; then $$f -runs=0 $$d >/dev/null 2>&1 || { echo "fuzz seed run failed: $$f"; exit 1; }; fi; \
 	done
 
-conformance: build/asan/kiln
+conformance: build/asan/kiln $(PROMQL_BIN)
 	@python3 tests/run.py --conformance
 
 format:
