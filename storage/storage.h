@@ -129,11 +129,12 @@ const char *match_type_str(match_type t);
 
 typedef struct storage storage;
 
-enum { WAL_COMPRESS_NONE = 0, WAL_COMPRESS_SNAPPY = 1, WAL_COMPRESS_ZSTD = 2 };
+/* Values of storage_opts.wal_compression (equal to wal.h's WAL_COMPRESS_*). */
+enum { STORAGE_WAL_NONE = 0, STORAGE_WAL_SNAPPY = 1, STORAGE_WAL_ZSTD = 2 };
 
 typedef struct storage_opts {
     const char *dir;            /* data directory (holds wal/, chunks_head/, blocks) */
-    int wal_compression;        /* WAL_COMPRESS_*, default snappy */
+    int wal_compression;        /* STORAGE_WAL_*, default snappy */
     int wal_fsync_every_commit; /* 1: fsync before every ack; 0: periodic (default) */
     int64_t wal_fsync_interval_ms;
     int64_t block_range_ms;     /* head chunk range, default 2h */
