@@ -1,0 +1,381 @@
+/*
+ * ast.h - the PromQL abstract syntax tree, the parser that builds it and the
+ * printer that turns it back into canonical PromQL.
+ *
+ * The tree mirrors Prometheus' promql/parser AST: one promql_expr a node, a
+ * `kind` tag and a union of per-kind payloads.  promql_parse() returns a
+ * promql_ast owning the whole tree: every node, string and array lives in the
+ * ast's arena, except the compiled matchers of the selectors, which
+ * promql_ast_free() releases with matcher_free().  Nothing in the tree may be
+ * freed on its own.
+ *
+ * The parser does Prometheus' parse-time checks (argument counts and types,
+ * set operators only between instant vectors, bool needed for comparisons
+ * between scalars, ...) so an evaluator can trust the tree: types are those
+ * promql_expr_type() reports, and arguments match the function signature.
+ *
+ * Positions are byte offsets into the query text: [start, end).
+ *
+ * Threading: a parsed tree is immutable and may be read from any number of
+ * threads at once; parsing and printing use no shared state.
+ */
+#ifndef KILN_QUERY_AST_H
+#define KILN_QUERY_AST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/storage.h"
+#include "util/util.h"
+
+/* Bounds the parser enforces (errors, not crashes). */
+#define PROMQL_MAX_DEPTH 200         /* nesting of expressions */
+#define PROMQL_MAX_QUERY_LEN (1 << 20) /* bytes of query text */
+
+/* ---- value types --------------------------------------------------------- */
+
+typedef enum promql_type {
+    PROMQL_TYPE_NONE = 0, /* never the type of a valid expression */
+    PROMQL_TYPE_SCALAR,
+    PROMQL_TYPE_STRING,
+    PROMQL_TYPE_VECTOR, /* instant vector */
+    PROMQL_TYPE_MATRIX, /* range vector */
+} promql_type;
+
+/* "scalar", "string", "instant vector", "range vector" ("none" for NONE). */
+const char *promql_type_name(promql_type t);
+
+/* ---- operators ----------------------------------------------------------- */
+
+typedef enum promql_binop {
+    PROMQL_OP_ADD = 0, /* + */
+    PROMQL_OP_SUB,     /* - */
+    PROMQL_OP_MUL,     /* * */
+    PROMQL_OP_DIV,     /* / */
+    PROMQL_OP_MOD,     /* % */
+    PROMQL_OP_POW,     /* ^ */
+    PROMQL_OP_ATAN2,   /* atan2 */
+    PROMQL_OP_EQL,     /* == */
+    PROMQL_OP_NEQ,     /* != */
+    PROMQL_OP_GTR,     /* > */
+    PROMQL_OP_LSS,     /* < */
+    PROMQL_OP_GTE,     /* >= */
+    PROMQL_OP_LTE,     /* <= */
+    PROMQL_OP_AND,     /* and */
+    PROMQL_OP_OR,      /* or */
+    PROMQL_OP_UNLESS,  /* unless */
+} promql_binop;
+
+/* The operator's text: "+", "==", "and", "atan2", ... */
+const char *promql_binop_str(promql_binop op);
+/* == != > < >= <= */
+int promql_binop_is_comparison(promql_binop op);
+/* and or unless */
+int promql_binop_is_set(promql_binop op);
+
+typedef enum promql_aggop {
+    PROMQL_AGG_SUM = 0,
+    PROMQL_AGG_AVG,
+    PROMQL_AGG_COUNT,
+    PROMQL_AGG_MIN,
+    PROMQL_AGG_MAX,
+    PROMQL_AGG_GROUP,
+    PROMQL_AGG_STDDEV,
+    PROMQL_AGG_STDVAR,
+    PROMQL_AGG_TOPK,         /* param: scalar */
+    PROMQL_AGG_BOTTOMK,      /* param: scalar */
+    PROMQL_AGG_QUANTILE,     /* param: scalar */
+    PROMQL_AGG_COUNT_VALUES, /* param: string */
+    PROMQL_AGG_LIMITK,       /* param: scalar */
+    PROMQL_AGG_LIMIT_RATIO,  /* param: scalar */
+} promql_aggop;
+
+/* "sum", "count_values", ... */
+const char *promql_aggop_str(promql_aggop op);
+/* Whether the aggregation takes a parameter before the expression. */
+int promql_aggop_has_param(promql_aggop op);
+
+/* Unary operators are PROMQL_OP_ADD or PROMQL_OP_SUB. */
+
+typedef enum promql_card {
+    PROMQL_CARD_ONE_TO_ONE = 0,
+    PROMQL_CARD_MANY_TO_ONE,  /* group_left */
+    PROMQL_CARD_ONE_TO_MANY,  /* group_right */
+    PROMQL_CARD_MANY_TO_MANY, /* set operators */
+} promql_card;
+
+/* ---- functions ----------------------------------------------------------- */
+
+/* One entry a PromQL function; the table is in functions_table.c. */
+typedef enum promql_func_id {
+    PROMQL_FN_ABS = 0,
+    PROMQL_FN_ABSENT,
+    PROMQL_FN_ABSENT_OVER_TIME,
+    PROMQL_FN_ACOS,
+    PROMQL_FN_ACOSH,
+    PROMQL_FN_ASIN,
+    PROMQL_FN_ASINH,
+    PROMQL_FN_ATAN,
+    PROMQL_FN_ATANH,
+    PROMQL_FN_AVG_OVER_TIME,
+    PROMQL_FN_CEIL,
+    PROMQL_FN_CHANGES,
+    PROMQL_FN_CLAMP,
+    PROMQL_FN_CLAMP_MAX,
+    PROMQL_FN_CLAMP_MIN,
+    PROMQL_FN_COS,
+    PROMQL_FN_COSH,
+    PROMQL_FN_COUNT_OVER_TIME,
+    PROMQL_FN_DAYS_IN_MONTH,
+    PROMQL_FN_DAY_OF_MONTH,
+    PROMQL_FN_DAY_OF_WEEK,
+    PROMQL_FN_DAY_OF_YEAR,
+    PROMQL_FN_DEG,
+    PROMQL_FN_DELTA,
+    PROMQL_FN_DERIV,
+    PROMQL_FN_DOUBLE_EXPONENTIAL_SMOOTHING,
+    PROMQL_FN_END,
+    PROMQL_FN_EXP,
+    PROMQL_FN_FIRST_OVER_TIME,
+    PROMQL_FN_FLOOR,
+    PROMQL_FN_HISTOGRAM_AVG,
+    PROMQL_FN_HISTOGRAM_COUNT,
+    PROMQL_FN_HISTOGRAM_FRACTION,
+    PROMQL_FN_HISTOGRAM_QUANTILE,
+    PROMQL_FN_HISTOGRAM_QUANTILES,
+    PROMQL_FN_HISTOGRAM_STDDEV,
+    PROMQL_FN_HISTOGRAM_STDVAR,
+    PROMQL_FN_HISTOGRAM_SUM,
+    PROMQL_FN_HOUR,
+    PROMQL_FN_IDELTA,
+    PROMQL_FN_INCREASE,
+    PROMQL_FN_INFO,
+    PROMQL_FN_IRATE,
+    PROMQL_FN_LABEL_JOIN,
+    PROMQL_FN_LABEL_REPLACE,
+    PROMQL_FN_LAST_OVER_TIME,
+    PROMQL_FN_LN,
+    PROMQL_FN_LOG10,
+    PROMQL_FN_LOG2,
+    PROMQL_FN_MAD_OVER_TIME,
+    PROMQL_FN_MAX_OF,
+    PROMQL_FN_MAX_OVER_TIME,
+    PROMQL_FN_MIN_OF,
+    PROMQL_FN_MIN_OVER_TIME,
+    PROMQL_FN_MINUTE,
+    PROMQL_FN_MONTH,
+    PROMQL_FN_PI,
+    PROMQL_FN_PREDICT_LINEAR,
+    PROMQL_FN_PRESENT_OVER_TIME,
+    PROMQL_FN_QUANTILE_OVER_TIME,
+    PROMQL_FN_RAD,
+    PROMQL_FN_RANGE,
+    PROMQL_FN_RATE,
+    PROMQL_FN_RESETS,
+    PROMQL_FN_ROUND,
+    PROMQL_FN_SCALAR,
+    PROMQL_FN_SGN,
+    PROMQL_FN_SIN,
+    PROMQL_FN_SINH,
+    PROMQL_FN_SORT,
+    PROMQL_FN_SORT_BY_LABEL,
+    PROMQL_FN_SORT_BY_LABEL_DESC,
+    PROMQL_FN_SORT_DESC,
+    PROMQL_FN_SQRT,
+    PROMQL_FN_START,
+    PROMQL_FN_START_TIMESTAMP,
+    PROMQL_FN_STDDEV_OVER_TIME,
+    PROMQL_FN_STDVAR_OVER_TIME,
+    PROMQL_FN_STEP,
+    PROMQL_FN_SUM_OVER_TIME,
+    PROMQL_FN_TAN,
+    PROMQL_FN_TANH,
+    PROMQL_FN_TIME,
+    PROMQL_FN_TIMESTAMP,
+    PROMQL_FN_TS_OF_FIRST_OVER_TIME,
+    PROMQL_FN_TS_OF_LAST_OVER_TIME,
+    PROMQL_FN_TS_OF_MAX_OVER_TIME,
+    PROMQL_FN_TS_OF_MIN_OVER_TIME,
+    PROMQL_FN_VECTOR,
+    PROMQL_FN_YEAR,
+    PROMQL_FN_COUNT_ /* number of functions */
+} promql_func_id;
+
+/*
+ * A function signature, with Prometheus' variadic convention:
+ *   variadic == 0: exactly nargs arguments;
+ *   variadic  > 0: between nargs-1 and nargs-1+variadic arguments;
+ *   variadic  < 0: at least nargs-1 arguments.
+ * Arguments past nargs have the type of the last one.  min_args/max_args
+ * spell this out (max_args -1 = unbounded).
+ */
+typedef struct promql_func {
+    promql_func_id id;
+    const char *name;
+    const promql_type *arg_types; /* nargs entries (NULL when nargs is 0) */
+    int nargs;
+    int variadic;
+    int min_args;
+    int max_args;
+    promql_type ret;
+    int experimental; /* behind Prometheus' promql-experimental-functions flag */
+} promql_func;
+
+/* The function named `name`, or NULL.  Returns a static entry. */
+const promql_func *promql_func_lookup(const char *name);
+/* The function with this id (id < PROMQL_FN_COUNT_), or NULL. */
+const promql_func *promql_func_by_id(promql_func_id id);
+
+/* ---- nodes --------------------------------------------------------------- */
+
+typedef enum promql_node_kind {
+    PROMQL_NUMBER = 0,
+    PROMQL_STRING,
+    PROMQL_VECTOR_SELECTOR,
+    PROMQL_MATRIX_SELECTOR,
+    PROMQL_SUBQUERY,
+    PROMQL_CALL,
+    PROMQL_AGGREGATE,
+    PROMQL_BINARY,
+    PROMQL_UNARY,
+    PROMQL_PAREN,
+} promql_node_kind;
+
+/* The @ modifier. */
+typedef enum promql_at_kind {
+    PROMQL_AT_NONE = 0,
+    PROMQL_AT_TIMESTAMP, /* at_ms holds the time */
+    PROMQL_AT_START,     /* @ start() */
+    PROMQL_AT_END,       /* @ end() */
+} promql_at_kind;
+
+typedef struct promql_expr promql_expr;
+
+/*
+ * An instant vector selector.  `matchers` holds every matcher in the order
+ * written; when a metric name was written before the braces, the parser adds
+ * its `__name__="<name>"` matcher as the last one (as Prometheus does), and
+ * `name` points at the name (otherwise name is NULL).  offset_ms and the @
+ * modifier are those written on the selector (or, for a range selector, after
+ * its brackets).
+ */
+typedef struct promql_vector_selector {
+    const char *name;
+    matcher *matchers;
+    size_t nmatchers;
+    int64_t offset_ms; /* may be negative */
+    promql_at_kind at;
+    int64_t at_ms; /* when at == PROMQL_AT_TIMESTAMP */
+} promql_vector_selector;
+
+/* x[5m]: `vs` is a PROMQL_VECTOR_SELECTOR node holding offset and @. */
+typedef struct promql_matrix_selector {
+    promql_expr *vs;
+    int64_t range_ms;
+} promql_matrix_selector;
+
+/* expr[range:step] */
+typedef struct promql_subquery {
+    promql_expr *expr;
+    int64_t range_ms;
+    int64_t step_ms; /* 0: the default evaluation interval */
+    int64_t offset_ms;
+    promql_at_kind at;
+    int64_t at_ms;
+} promql_subquery;
+
+typedef struct promql_call {
+    const promql_func *func;
+    promql_expr **args;
+    size_t nargs;
+} promql_call;
+
+typedef struct promql_aggregate {
+    promql_aggop op;
+    promql_expr *expr;
+    promql_expr *param;  /* NULL unless promql_aggop_has_param(op) */
+    char **grouping;     /* label names of by/without, as written */
+    size_t ngrouping;
+    int without;         /* 1: without (...), 0: by (...) or none */
+} promql_aggregate;
+
+/*
+ * Vector matching of a binary expression between two instant vectors
+ * (present, card ONE_TO_ONE or MANY_TO_MANY for set operators, even when
+ * nothing was written).  For other operand types `has_matching` is 0.
+ */
+typedef struct promql_vector_matching {
+    promql_card card;
+    int on;           /* on(...) rather than ignoring(...) */
+    char **matching;  /* labels of on/ignoring */
+    size_t nmatching;
+    char **include;   /* labels of group_left/group_right */
+    size_t ninclude;
+} promql_vector_matching;
+
+typedef struct promql_binary {
+    promql_binop op;
+    promql_expr *lhs, *rhs;
+    int return_bool;
+    int has_matching;
+    promql_vector_matching matching;
+} promql_binary;
+
+typedef struct promql_unary {
+    promql_binop op; /* PROMQL_OP_ADD or PROMQL_OP_SUB */
+    promql_expr *expr;
+} promql_unary;
+
+struct promql_expr {
+    promql_node_kind kind;
+    size_t start, end; /* byte positions in the query: [start, end) */
+    union {
+        double number;       /* PROMQL_NUMBER */
+        struct {
+            const char *s;   /* PROMQL_STRING: unescaped value, NUL-terminated */
+            size_t len;      /* may contain NULs */
+        } string;
+        promql_vector_selector vs;
+        promql_matrix_selector ms;
+        promql_subquery sq;
+        promql_call call;
+        promql_aggregate agg;
+        promql_binary bin;
+        promql_unary unary;
+        promql_expr *paren; /* PROMQL_PAREN: the inner expression */
+    } u;
+};
+
+/* The value type of an expression (as Prometheus' Expr.Type()). */
+promql_type promql_expr_type(const promql_expr *e);
+
+/* ---- the tree and its owner ---------------------------------------------- */
+
+typedef struct promql_ast {
+    promql_expr *root;
+    arena mem;       /* every node, string and array of the tree */
+    matcher **sels;  /* matcher arrays to release (one per selector) */
+    size_t *nsels;
+    size_t nsel, capsel;
+    char *query;     /* copy of the query text (positions point into it) */
+} promql_ast;
+
+/*
+ * Parses `query` into a new tree in *out (free with promql_ast_free).  On a
+ * bad query returns KILN_EINVAL with Prometheus' message in err, e.g.
+ * `1:14: parse error: unexpected end of input` (line:column, both from 1,
+ * column in bytes); KILN_ENOMEM when out of memory.  *out is NULL on error.
+ */
+int promql_parse(const char *query, promql_ast **out, kiln_err *err);
+
+/* Frees the tree, its arena and matchers.  NULL is a no-op. */
+void promql_ast_free(promql_ast *a);
+
+/*
+ * Appends canonical PromQL for `e` to out, as Prometheus' String() does:
+ * `sum by (job) (rate(x{a="b"}[5m]))`.  Printing then parsing the output gives
+ * an equal tree.  0 or KILN_ENOMEM.
+ */
+int promql_format(buf *out, const promql_expr *e);
+
+#endif
