@@ -165,6 +165,10 @@ typedef struct storage_stats {
 
 void storage_get_stats(storage *s, storage_stats *out);
 
+/* Registers the kiln_tsdb_* metrics (reading s's counters) in the process
+ * registry; call once, in the daemon, and keep s open while /metrics serves. */
+int storage_register_metrics(storage *s);
+
 /* ---- appending --------------------------------------------------------- */
 
 typedef struct appender appender;
