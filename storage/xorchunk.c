@@ -1,0 +1,349 @@
+/*
+ * xorchunk.c - Prometheus' XOR float chunk encoder and iterator (format in
+ * xorchunk.h).
+ *
+ * The writer keeps the unused tail of the byte array zeroed and ORs bits in;
+ * the reader loads 64 bits at a time when 8 bytes remain and falls back to a
+ * bounds-checked byte loop at the end of the chunk.
+ *
+ * Threading: none; the caller locks.
+ */
+#include "storage/xorchunk.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define INITIAL_CAP 32
+
+void xorchunk_init(xorchunk *c) {
+    memset(c, 0, sizeof *c);
+    c->leading = 0xff;
+}
+
+void xorchunk_free(xorchunk *c) {
+    free(c->b);
+    xorchunk_init(c);
+}
+
+uint16_t xorchunk_count(const xorchunk *c) { return c->count; }
+
+const uint8_t *xorchunk_data(const xorchunk *c, size_t *len) {
+    *len = c->count ? (c->nbits + 7) / 8 : 0;
+    return c->count ? c->b : NULL;
+}
+
+int xorchunk_shrink(xorchunk *c) {
+    size_t len = (c->nbits + 7) / 8;
+    if (!c->b || len == c->cap)
+        return 0;
+    uint8_t *nb = realloc(c->b, len);
+    if (!nb)
+        return KILN_ENOMEM;
+    c->b = nb;
+    c->cap = (uint32_t)len;
+    return 0;
+}
+
+/* Room for `bits` more bits (at most 64 + 77 per sample). */
+static int reserve(xorchunk *c, uint32_t bits) {
+    size_t need = (c->nbits + bits + 7) / 8;
+    if (need <= c->cap)
+        return 0;
+    size_t nc = c->cap ? c->cap : INITIAL_CAP;
+    while (nc < need)
+        nc = nc * 3 / 2 + 8;
+    if (nc > UINT32_MAX)
+        return KILN_ENOMEM;
+    uint8_t *nb = realloc(c->b, nc);
+    if (!nb)
+        return KILN_ENOMEM;
+    memset(nb + c->cap, 0, nc - c->cap);
+    c->b = nb;
+    c->cap = (uint32_t)nc;
+    return 0;
+}
+
+/* Writes the low n bits of v (n <= 64), most significant first. */
+static void put_bits(xorchunk *c, uint64_t v, int n) {
+    while (n > 0) {
+        uint32_t used = c->nbits & 7;
+        int room = 8 - (int)used;
+        int take = n < room ? n : room;
+        uint64_t bits = (v >> (n - take)) & ((1u << take) - 1);
+        c->b[c->nbits >> 3] |= (uint8_t)(bits << (room - take));
+        c->nbits += (uint32_t)take;
+        n -= take;
+    }
+}
+
+static void put_uvarint(xorchunk *c, uint64_t x) {
+    while (x >= 0x80) {
+        put_bits(c, (x & 0x7f) | 0x80, 8);
+        x >>= 7;
+    }
+    put_bits(c, x, 8);
+}
+
+static int fits(int64_t x, int nbits) {
+    int64_t lim = (int64_t)1 << (nbits - 1);
+    return -(lim - 1) <= x && x <= lim;
+}
+
+static void put_value(xorchunk *c, uint64_t vbits) {
+    uint64_t delta = vbits ^ c->v;
+    if (delta == 0) {
+        put_bits(c, 0, 1);
+        return;
+    }
+    put_bits(c, 1, 1);
+    uint8_t lead = (uint8_t)__builtin_clzll(delta), trail = (uint8_t)__builtin_ctzll(delta);
+    if (lead >= 32)
+        lead = 31;
+    if (c->leading != 0xff && lead >= c->leading && trail >= c->trailing) {
+        put_bits(c, 0, 1);
+        put_bits(c, delta >> c->trailing, 64 - c->leading - c->trailing);
+        return;
+    }
+    c->leading = lead;
+    c->trailing = trail;
+    put_bits(c, 1, 1);
+    put_bits(c, lead, 5);
+    int sig = 64 - lead - trail;
+    put_bits(c, (uint64_t)sig & 63, 6);
+    put_bits(c, delta >> trail, sig);
+}
+
+int xorchunk_append(xorchunk *c, int64_t t, double v) {
+    uint64_t vbits;
+    memcpy(&vbits, &v, sizeof vbits);
+    if (c->count == UINT16_MAX || reserve(c, c->count == 0 ? 16 + 80 + 64 : 68 + 77) != 0)
+        return KILN_ENOMEM;
+    uint64_t tdelta = 0;
+    if (c->count == 0) {
+        c->nbits = 16;
+        uint64_t zz = ((uint64_t)t << 1) ^ (uint64_t)(t >> 63);
+        put_uvarint(c, zz);
+        put_bits(c, vbits, 64);
+    } else if (c->count == 1) {
+        tdelta = (uint64_t)t - (uint64_t)c->t;
+        put_uvarint(c, tdelta);
+        put_value(c, vbits);
+    } else {
+        tdelta = (uint64_t)t - (uint64_t)c->t;
+        int64_t dod = (int64_t)(tdelta - c->tdelta);
+        if (dod == 0) {
+            put_bits(c, 0, 1);
+        } else if (fits(dod, 14)) {
+            put_bits(c, 0x2, 2);
+            put_bits(c, (uint64_t)dod, 14);
+        } else if (fits(dod, 17)) {
+            put_bits(c, 0x6, 3);
+            put_bits(c, (uint64_t)dod, 17);
+        } else if (fits(dod, 20)) {
+            put_bits(c, 0xe, 4);
+            put_bits(c, (uint64_t)dod, 20);
+        } else {
+            put_bits(c, 0xf, 4);
+            put_bits(c, (uint64_t)dod, 64);
+        }
+        put_value(c, vbits);
+    }
+    c->t = t;
+    c->v = vbits;
+    c->tdelta = tdelta;
+    c->count++;
+    c->b[0] = (uint8_t)(c->count >> 8);
+    c->b[1] = (uint8_t)c->count;
+    return 0;
+}
+
+/* ---- iterator ---------------------------------------------------------------- */
+
+void xoriter_init(xoriter *it, const uint8_t *b, size_t len) {
+    memset(it, 0, sizeof *it);
+    it->b = b;
+    it->len = len;
+    if (len >= 2) {
+        it->total = (uint16_t)(b[0] << 8 | b[1]);
+        it->pos = 16;
+    }
+}
+
+static inline uint64_t load_be64(const uint8_t *p) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return __builtin_bswap64(x);
+}
+
+/* Reads n bits (1..64); -1 past the end. */
+static inline int get_bits(xoriter *it, int n, uint64_t *out) {
+    size_t pos = it->pos;
+    if (pos + (size_t)n > it->len * 8)
+        return -1;
+    size_t byte = pos >> 3;
+    unsigned off = pos & 7;
+    if (byte + 8 <= it->len && off + (unsigned)n <= 64) {
+        uint64_t w = load_be64(it->b + byte) << off;
+        *out = w >> (64 - n);
+        it->pos = pos + (size_t)n;
+        return 0;
+    }
+    uint64_t r = 0;
+    int left = n;
+    while (left > 0) {
+        unsigned o = pos & 7, avail = 8 - o;
+        int take = left < (int)avail ? left : (int)avail;
+        r = (r << take) | ((uint64_t)(it->b[pos >> 3] >> (avail - (unsigned)take)) & ((1u << take) - 1));
+        pos += (size_t)take;
+        left -= take;
+    }
+    it->pos = pos;
+    *out = r;
+    return 0;
+}
+
+static int get_uvarint(xoriter *it, uint64_t *out) {
+    uint64_t x = 0, b;
+    for (int i = 0, s = 0; i < 10; i++, s += 7) {
+        if (get_bits(it, 8, &b) != 0)
+            return -1;
+        if (b < 0x80) {
+            if (i == 9 && b > 1)
+                return -1; /* overflow */
+            *out = x | b << s;
+            return 0;
+        }
+        x |= (b & 0x7f) << s;
+    }
+    return -1;
+}
+
+static int read_value(xoriter *it) {
+    uint64_t bit, bits;
+    if (get_bits(it, 1, &bit) != 0)
+        return -1;
+    if (bit == 0)
+        return 0;
+    if (get_bits(it, 1, &bit) != 0)
+        return -1;
+    if (bit == 1) {
+        uint64_t lead, sig;
+        if (get_bits(it, 5, &lead) != 0 || get_bits(it, 6, &sig) != 0)
+            return -1;
+        if (sig == 0)
+            sig = 64;
+        if (lead + sig > 64)
+            return -1;
+        it->leading = (uint8_t)lead;
+        it->trailing = (uint8_t)(64 - lead - sig);
+        it->window = 1;
+    }
+    int m = 64 - it->leading - it->trailing;
+    if (m <= 0 || m > 64)
+        return -1;
+    if (get_bits(it, m, &bits) != 0)
+        return -1;
+    it->vbits ^= bits << it->trailing;
+    return 0;
+}
+
+int xoriter_next(xoriter *it) {
+    if (it->read >= it->total)
+        return (it->cur = 0);
+    if (it->read == 0) {
+        uint64_t zz;
+        if (get_uvarint(it, &zz) != 0 || get_bits(it, 64, &it->vbits) != 0)
+            goto corrupt;
+        it->t = (int64_t)(zz >> 1) ^ -(int64_t)(zz & 1);
+    } else if (it->read == 1) {
+        if (get_uvarint(it, &it->tdelta) != 0)
+            goto corrupt;
+        it->t = (int64_t)((uint64_t)it->t + it->tdelta);
+        if (read_value(it) != 0)
+            goto corrupt;
+    } else {
+        uint64_t bit;
+        int d = 0;
+        for (int i = 0; i < 4; i++) {
+            if (get_bits(it, 1, &bit) != 0)
+                goto corrupt;
+            d = d << 1 | (int)bit;
+            if (!bit)
+                break;
+        }
+        int sz = 0;
+        int64_t dod = 0;
+        switch (d) {
+        case 0x0: break;
+        case 0x2: sz = 14; break;
+        case 0x6: sz = 17; break;
+        case 0xe: sz = 20; break;
+        default: {
+            uint64_t b64;
+            if (get_bits(it, 64, &b64) != 0)
+                goto corrupt;
+            dod = (int64_t)b64;
+        }
+        }
+        if (sz) {
+            uint64_t b;
+            if (get_bits(it, sz, &b) != 0)
+                goto corrupt;
+            if (b > (1ULL << (sz - 1)))
+                b -= 1ULL << sz;
+            dod = (int64_t)b;
+        }
+        it->tdelta = (uint64_t)((int64_t)it->tdelta + dod);
+        it->t = (int64_t)((uint64_t)it->t + it->tdelta);
+        if (read_value(it) != 0)
+            goto corrupt;
+    }
+    memcpy(&it->v, &it->vbits, sizeof it->v);
+    it->read++;
+    return (it->cur = 1);
+corrupt:
+    it->cur = 0;
+    it->read = it->total; /* stay at the end */
+    return KILN_ECORRUPT;
+}
+
+int xoriter_seek(xoriter *it, int64_t t) {
+    if (it->cur && it->t >= t)
+        return 1;
+    for (;;) {
+        int rc = xoriter_next(it);
+        if (rc != 1 || it->t >= t)
+            return rc;
+    }
+}
+
+int xorchunk_load(xorchunk *c, const uint8_t *b, size_t len, kiln_err *err) {
+    xoriter it;
+    xoriter_init(&it, b, len);
+    if (len < 2)
+        return kiln_err_set(err, KILN_ECORRUPT, "chunk: %zu bytes, too short for a header", len);
+    int rc;
+    while ((rc = xoriter_next(&it)) == 1) {
+    }
+    if (rc < 0)
+        return kiln_err_set(err, KILN_ECORRUPT, "chunk: corrupt after %u of %u samples", it.read, it.total);
+    xorchunk_init(c);
+    if (it.total == 0)
+        return 0;
+    size_t used = (it.pos + 7) / 8;
+    if (!(c->b = calloc(1, used + 16)))
+        return kiln_err_set(err, KILN_ENOMEM, "chunk: out of memory");
+    memcpy(c->b, b, used);
+    /* clear the padding bits after the last sample */
+    if (it.pos & 7)
+        c->b[used - 1] &= (uint8_t)(0xff << (8 - (it.pos & 7)));
+    c->cap = (uint32_t)(used + 16);
+    c->nbits = (uint32_t)it.pos;
+    c->t = it.t;
+    c->v = it.vbits;
+    c->tdelta = it.tdelta;
+    c->count = it.total;
+    c->leading = it.window ? it.leading : 0xff;
+    c->trailing = it.trailing;
+    return 0;
+}

@@ -1,0 +1,82 @@
+/*
+ * xorchunk.h - Prometheus' XOR float chunk (private to storage/), bit-exact
+ * with tsdb/chunkenc's XOR encoding so blocks and head chunk files hold the
+ * same bytes Prometheus writes.
+ *
+ *   | num_samples uint16 BE | t0 varint | v0 64 bits | t1-t0 uvarint | v1 xor |
+ *   | dod2 varbit | v2 xor | ... | padding to a byte |
+ *
+ * Bits are written most significant first.  Delta-of-delta of timestamps:
+ *   0                  '0'
+ *   [-8191, 8192]      '10'   + 14 bits
+ *   [-65535, 65536]    '110'  + 17 bits
+ *   [-524287, 524288]  '1110' + 20 bits
+ *   otherwise          '1111' + 64 bits
+ * Value XOR with the previous value:
+ *   0                  '0'
+ *   fits the window    '10' + (64 - leading - trailing) bits
+ *   new window         '11' + leading (5 bits, at most 31) + sigbits (6 bits, 64 as 0) + bits
+ *
+ * An open chunk grows its byte array geometrically from 32 bytes;
+ * xorchunk_shrink trims it when the chunk is full.
+ *
+ * Threading: none; the caller locks.
+ */
+#ifndef KILN_STORAGE_XORCHUNK_H
+#define KILN_STORAGE_XORCHUNK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+typedef struct xorchunk {
+    uint8_t *b;     /* header + bit stream, zero beyond nbits */
+    uint32_t cap;   /* bytes allocated */
+    uint32_t nbits; /* bits written, the 16 header bits included */
+    int64_t t;      /* last sample */
+    uint64_t v;     /* its value's bits */
+    uint64_t tdelta;
+    uint16_t count;
+    uint8_t leading, trailing;
+} xorchunk;
+
+/* An empty chunk; allocates nothing. */
+void xorchunk_init(xorchunk *c);
+/* Appends a sample (t must be greater than the last one: the caller checks).
+ * 0 or KILN_ENOMEM (the chunk is unchanged then). */
+int xorchunk_append(xorchunk *c, int64_t t, double v);
+uint16_t xorchunk_count(const xorchunk *c);
+/* The encoded bytes (header included), borrowed; NULL/0 when empty. */
+const uint8_t *xorchunk_data(const xorchunk *c, size_t *len);
+/* Trims the allocation to the encoded size; 0 or KILN_ENOMEM. */
+int xorchunk_shrink(xorchunk *c);
+void xorchunk_free(xorchunk *c);
+/* Rebuilds a chunk from encoded bytes so appending can continue; copies
+ * them.  KILN_ECORRUPT (with a message) on bad bytes, KILN_ENOMEM. */
+int xorchunk_load(xorchunk *c, const uint8_t *b, size_t len, kiln_err *err);
+
+typedef struct xoriter {
+    const uint8_t *b;
+    size_t len;    /* bytes */
+    size_t pos;    /* bit position */
+    uint16_t total, read;
+    uint8_t leading, trailing;
+    uint8_t window; /* a leading/trailing window was read */
+    int cur;       /* a sample is in t/v */
+    uint64_t tdelta;
+    uint64_t vbits;
+    int64_t t;
+    double v;
+} xoriter;
+
+/* Starts iterating encoded bytes (borrowed for the iterator's life). */
+void xoriter_init(xoriter *it, const uint8_t *b, size_t len);
+/* 1: the next sample is in it->t / it->v; 0: the end; KILN_ECORRUPT: bad
+ * bytes (never reads outside b[0..len)). */
+int xoriter_next(xoriter *it);
+/* Moves to the first sample with t >= t (staying put when the current one
+ * qualifies); same results as xoriter_next. */
+int xoriter_seek(xoriter *it, int64_t t);
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * test_xorchunk.c - the XOR chunk: bit-exact with chunks Prometheus wrote,
+ * round trips of special values and timestamps, iterator bounds, loading.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/xorchunk.h"
+
+#define KILN_TEST_MAIN
+#include "testutil.h"
+
+/* Chunks written by Debian's promtool 2.42 (tsdb create-blocks-from
+ * openmetrics) for one gauge with irregular intervals (dods of every bucket)
+ * and value jumps; kiln must decode them and re-encode the same bytes. */
+static const char *const prom_chunks[] = {
+    "0025b08aadfef96240590000000000009875de1f5e12c3903baecde2de0193b558b8ff84a2cf0a60467e72b3ce45ead7433dd67f03715a60000000040000061d4bc0000000056e94cf00000000001e49e8820000050914915fffffffffffc36c3100000000100000010000000001600a612c2000000007000005d76201920000000020000070a6043bacfe200000000ee65d21b8ad2c3a978772eddab03781be00000000003c93d0fffffffffffe1b6188000000003ce31c80000000150000080000000ff00000425840b976ec0000000baec80000000047b94500c907db4e8b86e96ff853022027d2a700000007759fc4000000000800003715a58752f00000000fc00000",
+    "002ffee5e184fa6241f65a0bc60e9c959875d8be24d9d7f34002ff0800f6891d00040000212c175d9b56fbdbae0191c29811fe00007afcdeeb3f8cdc7fa1ddbaa44a3da00000000068000dc5698000000000800030ea5de00000000003c93d1fe10000998bffffffffffff0db0c6e5a63d7f7f4003fd00022000484b0ff000003223dd762019200150000e14c087759fc6d5f6eb52bfba00038e7dc569800700018752f00010003c00000000007927a1fffffffffffc36c31000a8001fe1000e6184a000c000020002000042586e5a273ebbaecfe78007806470a6044001bbacfe2000480016e2b4c001b0ea5ffc000069b8be00000000003c93d1000200007fffffffffff0db0c06c639b3a75fe1001f4cbcc258400040000baec80070000100c9000780000",
+    "002cd4aab38bfa62420836e212c284b79875ff0000127d6b72d12ad3ee2b4b0ea5de00000000003c93d13c66dbfffffffffffc36c31fe10007b7e988001000008001000010961000100002ebb2000ed3efc032400660000e14c087759fc1b57c7bd77b8ad3fe10006dd48e1d4bc00080000f00000000001e49e8800300001fffffffffffc36c31000e800010006000006e5a675e584b0fe78001baecd797da6ce0f2f77300c90000000038001c29811fe0000027cdeeb3f81b8ad30003000061d4bc00020001e00000000003c93d1fe100079fe2ffffffffffff0db0c0400750000212c20001abee5d764000d00008064deb5c9ecbc29811fd1000bf759fc400027f84001e4b27b8ad2c3a978000400000",
+    "000294ace593fa624211b1f3f91db6a89875fe780010"
+};
+
+static uint8_t *unhex(const char *h, size_t *n) {
+    *n = strlen(h) / 2;
+    uint8_t *b = malloc(*n);
+    for (size_t i = 0; i < *n; i++) {
+        unsigned x;
+        sscanf(h + 2 * i, "%2x", &x);
+        b[i] = (uint8_t)x;
+    }
+    return b;
+}
+
+static uint64_t bits_of(double v) {
+    uint64_t b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+}
+
+static double from_bits(uint64_t b) {
+    double v;
+    memcpy(&v, &b, sizeof v);
+    return v;
+}
+
+START_TEST(test_prometheus_bytes) {
+    for (size_t k = 0; k < sizeof prom_chunks / sizeof prom_chunks[0]; k++) {
+        size_t n;
+        uint8_t *b = unhex(prom_chunks[k], &n);
+        xoriter it;
+        xoriter_init(&it, b, n);
+        xorchunk c;
+        xorchunk_init(&c);
+        int rc, count = 0;
+        int64_t last = INT64_MIN;
+        while ((rc = xoriter_next(&it)) == 1) {
+            ck_assert(it.t > last);
+            last = it.t;
+            ck_assert_int_eq(xorchunk_append(&c, it.t, it.v), 0);
+            count++;
+        }
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_eq(count, (b[0] << 8) | b[1]);
+        size_t len;
+        const uint8_t *d = xorchunk_data(&c, &len);
+        ck_assert_uint_eq(len, n);
+        ck_assert_msg(memcmp(d, b, n) == 0, "chunk %zu differs from Prometheus' bytes", k);
+        xorchunk_free(&c);
+        free(b);
+    }
+}
+END_TEST
+
+/* Encodes ts/vs, decodes, compares bit patterns. */
+static void roundtrip(const int64_t *ts, const double *vs, size_t n) {
+    xorchunk c;
+    xorchunk_init(&c);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(xorchunk_append(&c, ts[i], vs[i]), 0);
+    ck_assert_uint_eq(xorchunk_count(&c), n);
+    ck_assert_int_eq(xorchunk_shrink(&c), 0);
+    size_t len;
+    const uint8_t *d = xorchunk_data(&c, &len);
+    xoriter it;
+    xoriter_init(&it, d, len);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(xoriter_next(&it), 1);
+        ck_assert_msg(it.t == ts[i], "sample %zu: t %lld want %lld", i, (long long)it.t, (long long)ts[i]);
+        ck_assert_msg(bits_of(it.v) == bits_of(vs[i]), "sample %zu: value bits differ", i);
+    }
+    ck_assert_int_eq(xoriter_next(&it), 0);
+    ck_assert_int_eq(xoriter_next(&it), 0);
+    /* load + continue equals a straight encode */
+    if (n >= 2 && ts[n - 1] < INT64_MAX - 15000) {
+        xorchunk l;
+        ck_assert_int_eq(xorchunk_load(&l, d, len, NULL), 0);
+        xorchunk s;
+        xorchunk_init(&s);
+        for (size_t i = 0; i < n; i++)
+            xorchunk_append(&s, ts[i], vs[i]);
+        ck_assert_int_eq(xorchunk_append(&l, ts[n - 1] + 15000, 42.5), 0);
+        ck_assert_int_eq(xorchunk_append(&s, ts[n - 1] + 15000, 42.5), 0);
+        size_t la, lb;
+        const uint8_t *da = xorchunk_data(&l, &la), *db = xorchunk_data(&s, &lb);
+        ck_assert_uint_eq(la, lb);
+        ck_assert(memcmp(da, db, la) == 0);
+        xorchunk_free(&l);
+        xorchunk_free(&s);
+    }
+    xorchunk_free(&c);
+}
+
+START_TEST(test_special_values) {
+    int64_t ts[16];
+    double vs[16] = {NAN, INFINITY, -INFINITY, from_bits(0x7ff0000000000002ULL), -0.0, 0.0, 1.0, 1.0,
+                     1.0, -1e308, 5e-324, 1.7976931348623157e308, 3.14159, NAN, from_bits(0x7ff0000000000002ULL), 0};
+    for (int i = 0; i < 16; i++)
+        ts[i] = 1000 * i;
+    roundtrip(ts, vs, 16);
+}
+END_TEST
+
+START_TEST(test_timestamps) {
+    /* negative and huge timestamps, every dod bucket and its edges */
+    static const int64_t dods[] = {0, 1, -1, 8191, 8192, -8191, -8192, 65536, -65535, 65537, 524288,
+                                   -524287, 524289, -524288, 1LL << 40, -(1LL << 40), 0};
+    int64_t ts[40];
+    double vs[40];
+    size_t n = 0;
+    int64_t t = -5000000000000LL, d = 3000000;
+    ts[n] = t;
+    vs[n++] = 1;
+    for (size_t i = 0; i < sizeof dods / sizeof dods[0]; i++) {
+        d += dods[i];
+        t += d;
+        ts[n] = t;
+        vs[n] = (double)i;
+        n++;
+    }
+    roundtrip(ts, vs, n);
+    int64_t big[3] = {INT64_MAX - 30, INT64_MAX - 20, INT64_MAX - 1};
+    double bv[3] = {1, 2, 3};
+    roundtrip(big, bv, 3);
+    int64_t small[3] = {INT64_MIN + 1, INT64_MIN + 10, INT64_MIN + 11};
+    roundtrip(small, bv, 3);
+    int64_t one[1] = {0};
+    roundtrip(one, bv, 1);
+}
+END_TEST
+
+START_TEST(test_random_walks) {
+    srand(42);
+    for (int round = 0; round < 20; round++) {
+        size_t n = round == 0 ? 120 : (size_t)(1 + rand() % 1000);
+        int64_t *ts = malloc(n * sizeof *ts);
+        double *vs = malloc(n * sizeof *vs);
+        int64_t t = rand();
+        double v = rand() / 7.0;
+        for (size_t i = 0; i < n; i++) {
+            t += 15000 + (rand() % 200) - 100;
+            if (rand() % 3)
+                v += (rand() % 2000 - 1000) / 8.0;
+            if (round % 4 == 0)
+                v = floor(v); /* integer counters */
+            ts[i] = t;
+            vs[i] = v;
+        }
+        roundtrip(ts, vs, n);
+        free(ts);
+        free(vs);
+    }
+}
+END_TEST
+
+START_TEST(test_equal_values_compress) {
+    xorchunk c;
+    xorchunk_init(&c);
+    for (int i = 0; i < 120; i++)
+        xorchunk_append(&c, 1000000 + 15000 * i, 7);
+    size_t len;
+    xorchunk_data(&c, &len);
+    /* header + ~12 bytes for the first two samples + 2 bits per sample after */
+    ck_assert_uint_le(len, 2 + 20 + 120 * 2 / 8 + 2);
+    xorchunk_free(&c);
+}
+END_TEST
+
+START_TEST(test_corrupt_and_truncated) {
+    xorchunk c;
+    xorchunk_init(&c);
+    for (int i = 0; i < 50; i++)
+        xorchunk_append(&c, 1000 * i + (i % 3) * 7, i * 1.5 + (i % 4));
+    size_t len;
+    const uint8_t *d = xorchunk_data(&c, &len);
+    /* every truncation ends or reports corruption, never reads past len */
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *b = malloc(cut ? cut : 1);
+        memcpy(b, d, cut);
+        xoriter it;
+        xoriter_init(&it, b, cut);
+        int rc, got = 0;
+        while ((rc = xoriter_next(&it)) == 1)
+            got++;
+        ck_assert(cut < 2 ? (rc == 0 && got == 0) : (rc == KILN_ECORRUPT && got < 50));
+        if (cut >= 2) {
+            xorchunk l;
+            ck_assert_int_eq(xorchunk_load(&l, b, cut, NULL), KILN_ECORRUPT);
+        }
+        free(b);
+    }
+    /* a count beyond the data */
+    uint8_t *b = malloc(len);
+    memcpy(b, d, len);
+    b[0] = 0xff;
+    xoriter it;
+    xoriter_init(&it, b, len);
+    int rc;
+    while ((rc = xoriter_next(&it)) == 1) {
+    }
+    ck_assert_int_eq(rc, KILN_ECORRUPT);
+    free(b);
+    xorchunk_free(&c);
+}
+END_TEST
+
+START_TEST(test_seek) {
+    xorchunk c;
+    xorchunk_init(&c);
+    for (int i = 0; i < 100; i++)
+        xorchunk_append(&c, 10 * i, i);
+    size_t len;
+    const uint8_t *d = xorchunk_data(&c, &len);
+    xoriter it;
+    xoriter_init(&it, d, len);
+    ck_assert_int_eq(xoriter_seek(&it, 455), 1);
+    ck_assert_int_eq(it.t, 460);
+    ck_assert_int_eq(xoriter_seek(&it, 100), 1); /* stays */
+    ck_assert_int_eq(it.t, 460);
+    ck_assert_int_eq(xoriter_seek(&it, 990), 1);
+    ck_assert(it.v == 99);
+    ck_assert_int_eq(xoriter_seek(&it, 991), 0);
+    xorchunk_free(&c);
+}
+END_TEST
+
+Suite *make_suite(void) {
+    Suite *s = suite_create("xorchunk");
+    TCase *tc = tcase_create("xorchunk");
+    tcase_add_test(tc, test_prometheus_bytes);
+    tcase_add_test(tc, test_special_values);
+    tcase_add_test(tc, test_timestamps);
+    tcase_add_test(tc, test_random_walks);
+    tcase_add_test(tc, test_equal_values_compress);
+    tcase_add_test(tc, test_corrupt_and_truncated);
+    tcase_add_test(tc, test_seek);
+    suite_add_tcase(s, tc);
+    return s;
+}
