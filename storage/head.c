@@ -1,0 +1,870 @@
+/*
+ * head.c - the head block: interned label strings, the series map (sharded
+ * hash table by label hash), the reference table, the postings index and the
+ * chunks of every series.
+ *
+ * Memory per series is what the targets are about, so a series is one
+ * allocation: the struct with its label array at the end, the strings
+ * interned (one copy per distinct string, in an arena).  The open chunk
+ * grows in place; a full chunk is copied to an exact-size allocation.
+ *
+ * Chunk cutting follows Prometheus: a chunk holds samples of one chunk range
+ * (2h, aligned to multiples of the range); when it has 30 samples (a quarter
+ * of the 120 wanted) the end is predicted so the range's samples are spread
+ * evenly over its chunks; a chunk is also cut at 240 samples.
+ *
+ * Locks (always taken in this order): a shard's rwlock, the index rwlock,
+ * the intern mutex.  Stripe mutexes (by reference) guard a series' samples
+ * and are never held while taking another lock.
+ */
+#include "storage/head.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "storage/xorchunk.h"
+
+#define SHARDS 64
+#define STRIPES 1024
+#define REF_PAGE_BITS 12
+#define REF_PAGE_SIZE (1u << REF_PAGE_BITS)
+#define REF_PAGES (1u << 20) /* 2^32 references */
+#define SAMPLES_PER_CHUNK 120
+
+typedef struct hchunk {
+    int64_t mint, maxt;
+    uint8_t *data;
+    uint32_t len;
+} hchunk;
+
+struct hseries {
+    uint32_t ref;
+    uint32_t nls;
+    uint64_t hash;
+    hseries *next; /* shard bucket chain */
+    /* guarded by the stripe lock */
+    int64_t maxt; /* last sample's time; INT64_MIN when none */
+    uint64_t lastv;
+    int64_t open_mint;
+    int64_t next_at;
+    xorchunk open;
+    hchunk *closed;
+    uint32_t nclosed, capclosed;
+    label ls[];
+};
+
+typedef struct shard {
+    pthread_rwlock_t lock;
+    hseries **b;
+    size_t nb, n;
+} shard;
+
+/* A postings list: sorted references. */
+typedef struct plist {
+    uint32_t *v;
+    uint32_t n, cap;
+} plist;
+
+typedef struct pvalue {
+    const char *value; /* interned; NULL = empty slot */
+    plist p;
+} pvalue;
+
+typedef struct pname {
+    const char *name; /* interned; NULL = empty slot */
+    pvalue *slots;
+    size_t nslots, n;
+} pname;
+
+struct head {
+    int64_t chunk_range;
+    shard shards[SHARDS];
+    pthread_mutex_t stripes[STRIPES];
+    hseries **pages[REF_PAGES];
+    uint64_t next_ref; /* under index lock */
+
+    pthread_rwlock_t index_lock;
+    pname *names;
+    size_t nnames_slots, nnames;
+    plist all;
+
+    pthread_mutex_t intern_lock;
+    arena strings;
+    const char **istr;
+    size_t nistr_slots, nistr;
+
+    int64_t mint, maxt; /* atomics */
+    uint64_t nseries, nchunks, chunks_created; /* atomics */
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t hash_str(const char *s) { return XXH3_64bits(s, strlen(s)); }
+
+static uint64_t hash_ptr(const void *p) {
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static void atomic_min64(int64_t *p, int64_t v) {
+    int64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (v < cur && !__atomic_compare_exchange_n(p, &cur, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+static void atomic_max64(int64_t *p, int64_t v) {
+    int64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (v > cur && !__atomic_compare_exchange_n(p, &cur, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+static pthread_mutex_t *stripe_of(head *h, uint32_t ref) { return &h->stripes[ref & (STRIPES - 1)]; }
+
+static uint64_t dbits(double v) {
+    uint64_t b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+}
+
+void refvec_free(refvec *r) {
+    free(r->v);
+    r->v = NULL;
+    r->n = r->cap = 0;
+}
+
+static int refvec_append(refvec *r, const uint32_t *x, size_t n) {
+    if (r->n + n > r->cap) {
+        size_t nc = r->cap ? r->cap : 64;
+        while (nc < r->n + n)
+            nc *= 2;
+        uint32_t *nv = realloc(r->v, nc * sizeof *nv);
+        if (!nv)
+            return KILN_ENOMEM;
+        r->v = nv;
+        r->cap = nc;
+    }
+    if (n)
+        memcpy(r->v + r->n, x, n * sizeof *x);
+    r->n += n;
+    return 0;
+}
+
+/* ---- interned strings ------------------------------------------------- */
+
+/* The interned copy of s, or NULL; called with intern_lock held. */
+static const char *intern_find_locked(head *h, const char *s, uint64_t hv) {
+    if (!h->nistr_slots)
+        return NULL;
+    size_t mask = h->nistr_slots - 1;
+    for (size_t i = hv & mask;; i = (i + 1) & mask) {
+        const char *c = h->istr[i];
+        if (!c)
+            return NULL;
+        if (strcmp(c, s) == 0)
+            return c;
+    }
+}
+
+static const char *intern_find(head *h, const char *s) {
+    uint64_t hv = hash_str(s);
+    pthread_mutex_lock(&h->intern_lock);
+    const char *r = intern_find_locked(h, s, hv);
+    pthread_mutex_unlock(&h->intern_lock);
+    return r;
+}
+
+static int intern_grow(head *h) {
+    size_t ns = h->nistr_slots ? h->nistr_slots * 2 : 1024;
+    const char **nv = calloc(ns, sizeof *nv);
+    if (!nv)
+        return KILN_ENOMEM;
+    for (size_t i = 0; i < h->nistr_slots; i++) {
+        const char *c = h->istr[i];
+        if (!c)
+            continue;
+        size_t j = hash_str(c) & (ns - 1);
+        while (nv[j])
+            j = (j + 1) & (ns - 1);
+        nv[j] = c;
+    }
+    free(h->istr);
+    h->istr = nv;
+    h->nistr_slots = ns;
+    return 0;
+}
+
+static const char *intern(head *h, const char *s) {
+    uint64_t hv = hash_str(s);
+    pthread_mutex_lock(&h->intern_lock);
+    const char *r = intern_find_locked(h, s, hv);
+    if (r)
+        goto out;
+    if ((h->nistr + 1) * 2 > h->nistr_slots && intern_grow(h) != 0)
+        goto out;
+    size_t len = strlen(s);
+    char *c = arena_alloc(&h->strings, len + 1);
+    if (!c)
+        goto out;
+    memcpy(c, s, len + 1);
+    size_t mask = h->nistr_slots - 1, i = hv & mask;
+    while (h->istr[i])
+        i = (i + 1) & mask;
+    h->istr[i] = c;
+    h->nistr++;
+    r = c;
+out:
+    pthread_mutex_unlock(&h->intern_lock);
+    return r;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+int head_new(int64_t chunk_range_ms, head **out, kiln_err *err) {
+    head *h = calloc(1, sizeof *h);
+    if (!h)
+        return kiln_err_set(err, KILN_ENOMEM, "head: out of memory");
+    h->chunk_range = chunk_range_ms > 0 ? chunk_range_ms : 2 * 3600 * 1000;
+    for (int i = 0; i < SHARDS; i++)
+        pthread_rwlock_init(&h->shards[i].lock, NULL);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&h->stripes[i], NULL);
+    pthread_rwlock_init(&h->index_lock, NULL);
+    pthread_mutex_init(&h->intern_lock, NULL);
+    arena_init(&h->strings, 0);
+    h->next_ref = 1;
+    h->mint = INT64_MAX;
+    h->maxt = INT64_MIN;
+    *out = h;
+    return 0;
+}
+
+static void series_free(hseries *s) {
+    xorchunk_free(&s->open);
+    for (uint32_t i = 0; i < s->nclosed; i++)
+        free(s->closed[i].data);
+    free(s->closed);
+    free(s);
+}
+
+void head_free(head *h) {
+    if (!h)
+        return;
+    for (int i = 0; i < SHARDS; i++) {
+        shard *sh = &h->shards[i];
+        for (size_t j = 0; j < sh->nb; j++) {
+            hseries *s = sh->b[j];
+            while (s) {
+                hseries *nx = s->next;
+                series_free(s);
+                s = nx;
+            }
+        }
+        free(sh->b);
+        pthread_rwlock_destroy(&sh->lock);
+    }
+    for (size_t i = 0; i < REF_PAGES; i++)
+        free(h->pages[i]);
+    for (size_t i = 0; i < h->nnames_slots; i++) {
+        pname *pn = &h->names[i];
+        if (!pn->name)
+            continue;
+        for (size_t j = 0; j < pn->nslots; j++)
+            free(pn->slots[j].p.v);
+        free(pn->slots);
+    }
+    free(h->names);
+    free(h->all.v);
+    free(h->istr);
+    arena_free(&h->strings);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&h->stripes[i]);
+    pthread_rwlock_destroy(&h->index_lock);
+    pthread_mutex_destroy(&h->intern_lock);
+    free(h);
+}
+
+/* ---- postings index (index_lock held for writing) --------------------- */
+
+static int plist_add(plist *p, uint32_t ref) {
+    if (p->n == p->cap) {
+        uint32_t nc = p->cap ? p->cap * 2 : 1;
+        uint32_t *nv = realloc(p->v, (size_t)nc * sizeof *nv);
+        if (!nv)
+            return KILN_ENOMEM;
+        p->v = nv;
+        p->cap = nc;
+    }
+    /* references mostly arrive in order; replay may not */
+    uint32_t i = p->n;
+    while (i > 0 && p->v[i - 1] > ref) {
+        p->v[i] = p->v[i - 1];
+        i--;
+    }
+    p->v[i] = ref;
+    p->n++;
+    return 0;
+}
+
+static pname *index_name(head *h, const char *name, int create) {
+    if (h->nnames_slots) {
+        size_t mask = h->nnames_slots - 1;
+        for (size_t i = hash_ptr(name) & mask;; i = (i + 1) & mask) {
+            if (h->names[i].name == name)
+                return &h->names[i];
+            if (!h->names[i].name)
+                break;
+        }
+    }
+    if (!create)
+        return NULL;
+    if ((h->nnames + 1) * 2 > h->nnames_slots) {
+        size_t ns = h->nnames_slots ? h->nnames_slots * 2 : 64;
+        pname *nv = calloc(ns, sizeof *nv);
+        if (!nv)
+            return NULL;
+        for (size_t i = 0; i < h->nnames_slots; i++) {
+            if (!h->names[i].name)
+                continue;
+            size_t j = hash_ptr(h->names[i].name) & (ns - 1);
+            while (nv[j].name)
+                j = (j + 1) & (ns - 1);
+            nv[j] = h->names[i];
+        }
+        free(h->names);
+        h->names = nv;
+        h->nnames_slots = ns;
+    }
+    size_t mask = h->nnames_slots - 1, i = hash_ptr(name) & mask;
+    while (h->names[i].name)
+        i = (i + 1) & mask;
+    h->names[i].name = name;
+    h->nnames++;
+    return &h->names[i];
+}
+
+static pvalue *index_value(pname *pn, const char *value, int create) {
+    if (pn->nslots) {
+        size_t mask = pn->nslots - 1;
+        for (size_t i = hash_ptr(value) & mask;; i = (i + 1) & mask) {
+            if (pn->slots[i].value == value)
+                return &pn->slots[i];
+            if (!pn->slots[i].value)
+                break;
+        }
+    }
+    if (!create)
+        return NULL;
+    if ((pn->n + 1) * 4 > pn->nslots * 3) {
+        size_t ns = pn->nslots ? pn->nslots * 2 : 4;
+        pvalue *nv = calloc(ns, sizeof *nv);
+        if (!nv)
+            return NULL;
+        for (size_t i = 0; i < pn->nslots; i++) {
+            if (!pn->slots[i].value)
+                continue;
+            size_t j = hash_ptr(pn->slots[i].value) & (ns - 1);
+            while (nv[j].value)
+                j = (j + 1) & (ns - 1);
+            nv[j] = pn->slots[i];
+        }
+        free(pn->slots);
+        pn->slots = nv;
+        pn->nslots = ns;
+    }
+    size_t mask = pn->nslots - 1, i = hash_ptr(value) & mask;
+    while (pn->slots[i].value)
+        i = (i + 1) & mask;
+    pn->slots[i].value = value;
+    pn->n++;
+    return &pn->slots[i];
+}
+
+static int index_add(head *h, hseries *s) {
+    for (uint32_t i = 0; i < s->nls; i++) {
+        pname *pn = index_name(h, s->ls[i].name, 1);
+        pvalue *pv = pn ? index_value(pn, s->ls[i].value, 1) : NULL;
+        if (!pv || plist_add(&pv->p, s->ref) != 0)
+            return KILN_ENOMEM;
+    }
+    return plist_add(&h->all, s->ref);
+}
+
+/* ---- series map -------------------------------------------------------- */
+
+static int labels_eq(const hseries *s, const label *ls, size_t n) {
+    if (s->nls != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s->ls[i].name, ls[i].name) != 0 || strcmp(s->ls[i].value, ls[i].value) != 0)
+            return 0;
+    return 1;
+}
+
+static hseries *shard_find(shard *sh, const label *ls, size_t n, uint64_t hv) {
+    if (!sh->nb)
+        return NULL;
+    for (hseries *s = sh->b[(hv >> 6) & (sh->nb - 1)]; s; s = s->next)
+        if (s->hash == hv && labels_eq(s, ls, n))
+            return s;
+    return NULL;
+}
+
+static int shard_insert(shard *sh, hseries *s) {
+    if (sh->n + 1 > sh->nb) {
+        size_t nb = sh->nb ? sh->nb * 2 : 256;
+        hseries **b = calloc(nb, sizeof *b);
+        if (!b)
+            return KILN_ENOMEM;
+        for (size_t i = 0; i < sh->nb; i++) {
+            hseries *x = sh->b[i];
+            while (x) {
+                hseries *nx = x->next;
+                size_t j = (x->hash >> 6) & (nb - 1);
+                x->next = b[j];
+                b[j] = x;
+                x = nx;
+            }
+        }
+        free(sh->b);
+        sh->b = b;
+        sh->nb = nb;
+    }
+    size_t j = (s->hash >> 6) & (sh->nb - 1);
+    s->next = sh->b[j];
+    sh->b[j] = s;
+    sh->n++;
+    return 0;
+}
+
+static int ref_table_set(head *h, uint32_t ref, hseries *s) {
+    uint32_t pg = ref >> REF_PAGE_BITS;
+    hseries **page = __atomic_load_n(&h->pages[pg], __ATOMIC_ACQUIRE);
+    if (!page) {
+        page = calloc(REF_PAGE_SIZE, sizeof *page);
+        if (!page)
+            return KILN_ENOMEM;
+        __atomic_store_n(&h->pages[pg], page, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&page[ref & (REF_PAGE_SIZE - 1)], s, __ATOMIC_RELEASE);
+    return 0;
+}
+
+hseries *head_series(head *h, uint64_t ref) {
+    if (ref == 0 || ref > UINT32_MAX)
+        return NULL;
+    hseries **page = __atomic_load_n(&h->pages[ref >> REF_PAGE_BITS], __ATOMIC_ACQUIRE);
+    return page ? __atomic_load_n(&page[ref & (REF_PAGE_SIZE - 1)], __ATOMIC_ACQUIRE) : NULL;
+}
+
+void head_bump_ref(head *h, uint64_t ref) {
+    pthread_rwlock_wrlock(&h->index_lock);
+    if (ref + 1 > h->next_ref)
+        h->next_ref = ref + 1;
+    pthread_rwlock_unlock(&h->index_lock);
+}
+
+int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hseries **out, int *created,
+                       kiln_err *err) {
+    uint64_t hv = labels_hash(ls, n);
+    shard *sh = &h->shards[hv & (SHARDS - 1)];
+    *created = 0;
+    pthread_rwlock_rdlock(&sh->lock);
+    hseries *s = shard_find(sh, ls, n, hv);
+    pthread_rwlock_unlock(&sh->lock);
+    if (s) {
+        *out = s;
+        return 0;
+    }
+    if (want_ref > UINT32_MAX)
+        return kiln_err_set(err, KILN_ERANGE, "series reference %llu beyond the supported 2^32",
+                            (unsigned long long)want_ref);
+
+    pthread_rwlock_wrlock(&sh->lock);
+    if ((s = shard_find(sh, ls, n, hv)) != NULL) {
+        pthread_rwlock_unlock(&sh->lock);
+        *out = s;
+        return 0;
+    }
+    s = calloc(1, sizeof *s + n * sizeof(label));
+    if (!s)
+        goto nomem;
+    s->nls = (uint32_t)n;
+    s->hash = hv;
+    s->maxt = INT64_MIN;
+    xorchunk_init(&s->open);
+    for (size_t i = 0; i < n; i++) {
+        s->ls[i].name = intern(h, ls[i].name);
+        s->ls[i].value = intern(h, ls[i].value);
+        if (!s->ls[i].name || !s->ls[i].value)
+            goto nomem;
+    }
+    pthread_rwlock_wrlock(&h->index_lock);
+    uint64_t ref = want_ref ? want_ref : h->next_ref;
+    if (ref > UINT32_MAX || head_series(h, ref)) {
+        pthread_rwlock_unlock(&h->index_lock);
+        pthread_rwlock_unlock(&sh->lock);
+        free(s);
+        return kiln_err_set(err, ref > UINT32_MAX ? KILN_ERANGE : KILN_EEXIST,
+                            "series reference %llu is taken or out of range", (unsigned long long)ref);
+    }
+    s->ref = (uint32_t)ref;
+    if (ref_table_set(h, s->ref, s) != 0 || index_add(h, s) != 0) {
+        /* the index may hold the reference now; it resolves to no series */
+        ref_table_set(h, s->ref, NULL);
+        pthread_rwlock_unlock(&h->index_lock);
+        goto nomem;
+    }
+    if (ref + 1 > h->next_ref)
+        h->next_ref = ref + 1;
+    pthread_rwlock_unlock(&h->index_lock);
+    if (shard_insert(sh, s) != 0) {
+        /* keep it reachable by reference; it will not be found by labels */
+        pthread_rwlock_unlock(&sh->lock);
+        return kiln_err_set(err, KILN_ENOMEM, "head: out of memory");
+    }
+    pthread_rwlock_unlock(&sh->lock);
+    __atomic_add_fetch(&h->nseries, 1, __ATOMIC_RELAXED);
+    *out = s;
+    *created = 1;
+    return 0;
+nomem:
+    pthread_rwlock_unlock(&sh->lock);
+    free(s);
+    return kiln_err_set(err, KILN_ENOMEM, "head: out of memory creating a series");
+}
+
+uint64_t hseries_ref(const hseries *s) { return s->ref; }
+
+const label *hseries_labels(const hseries *s, size_t *n) {
+    *n = s->nls;
+    return s->ls;
+}
+
+/* ---- appending --------------------------------------------------------- */
+
+/* The end of the chunk range holding t (ranges are aligned to multiples). */
+static int64_t range_end(int64_t t, int64_t width) {
+    int64_t q = t / width;
+    if (t < 0 && q * width != t)
+        q--;
+    return (q + 1) * width;
+}
+
+/* Prometheus' prediction of where a chunk should end so the samples of the
+ * range spread evenly over its chunks (integer arithmetic, as in Go). */
+static int64_t chunk_end_time(int64_t start, int64_t cur, int64_t max) {
+    int64_t n = (max - start) / ((cur - start + 1) * 4);
+    if (n <= 1)
+        return max;
+    return start + (max - start) / n;
+}
+
+static int order_check(const hseries *s, int64_t t, double v) {
+    if (s->maxt == INT64_MIN && xorchunk_count(&s->open) == 0 && s->nclosed == 0)
+        return HEAD_APPEND_OK;
+    if (t > s->maxt)
+        return HEAD_APPEND_OK;
+    if (t < s->maxt)
+        return KILN_EORDER;
+    return dbits(v) == s->lastv ? HEAD_APPEND_SAME : KILN_EEXIST;
+}
+
+int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err) {
+    int64_t hmaxt = __atomic_load_n(&h->maxt, __ATOMIC_RELAXED);
+    if (hmaxt != INT64_MIN && t < hmaxt - h->chunk_range / 2)
+        return kiln_err_set(err, KILN_ERANGE, "out of bounds");
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    pthread_mutex_lock(mu);
+    int rc = order_check(s, t, v);
+    pthread_mutex_unlock(mu);
+    if (rc == KILN_EORDER)
+        return kiln_err_set(err, rc, "out of order sample");
+    if (rc == KILN_EEXIST)
+        return kiln_err_set(err, rc, "duplicate sample for timestamp");
+    return rc;
+}
+
+static int cut_chunk(head *h, hseries *s) {
+    size_t len;
+    const uint8_t *d = xorchunk_data(&s->open, &len);
+    if (s->nclosed == s->capclosed) {
+        uint32_t nc = s->capclosed ? s->capclosed * 2 : 2;
+        hchunk *nv = realloc(s->closed, nc * sizeof *nv);
+        if (!nv)
+            return KILN_ENOMEM;
+        s->closed = nv;
+        s->capclosed = nc;
+    }
+    uint8_t *copy = malloc(len);
+    if (!copy)
+        return KILN_ENOMEM;
+    memcpy(copy, d, len);
+    s->closed[s->nclosed++] = (hchunk){s->open_mint, s->maxt, copy, (uint32_t)len};
+    xorchunk_free(&s->open);
+    xorchunk_init(&s->open);
+    (void)h;
+    return 0;
+}
+
+int head_append(head *h, hseries *s, int64_t t, double v) {
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    pthread_mutex_lock(mu);
+    int rc = order_check(s, t, v);
+    if (rc != HEAD_APPEND_OK)
+        goto out;
+    uint16_t n = xorchunk_count(&s->open);
+    int created = 0;
+    if (n > 0) {
+        if (n == SAMPLES_PER_CHUNK / 4)
+            s->next_at = chunk_end_time(s->open_mint, s->maxt, s->next_at);
+        if (t >= s->next_at || n >= SAMPLES_PER_CHUNK * 2) {
+            if ((rc = cut_chunk(h, s)) != 0)
+                goto out;
+            n = 0;
+        }
+    }
+    if (n == 0) {
+        s->open_mint = t;
+        s->next_at = range_end(t, h->chunk_range);
+        created = 1;
+    }
+    if ((rc = xorchunk_append(&s->open, t, v)) != 0)
+        goto out;
+    s->maxt = t;
+    s->lastv = dbits(v);
+    if (created) {
+        __atomic_add_fetch(&h->chunks_created, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
+    }
+out:
+    pthread_mutex_unlock(mu);
+    if (rc == HEAD_APPEND_OK) {
+        atomic_min64(&h->mint, t);
+        atomic_max64(&h->maxt, t);
+    }
+    return rc;
+}
+
+void head_time_range(head *h, int64_t *mint, int64_t *maxt) {
+    *mint = __atomic_load_n(&h->mint, __ATOMIC_RELAXED);
+    *maxt = __atomic_load_n(&h->maxt, __ATOMIC_RELAXED);
+}
+
+void head_get_counts(head *h, head_counts *out) {
+    out->series = __atomic_load_n(&h->nseries, __ATOMIC_RELAXED);
+    out->chunks = __atomic_load_n(&h->nchunks, __ATOMIC_RELAXED);
+    out->chunks_created = __atomic_load_n(&h->chunks_created, __ATOMIC_RELAXED);
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+static int push_sample(sample **out, size_t *cap, size_t *n, int64_t t, double v) {
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        sample *nv = realloc(*out, nc * sizeof *nv);
+        if (!nv)
+            return KILN_ENOMEM;
+        *out = nv;
+        *cap = nc;
+    }
+    (*out)[(*n)++] = (sample){t, v};
+    return 0;
+}
+
+static int chunk_copy(const uint8_t *d, size_t len, int64_t mint, int64_t maxt, sample **out, size_t *cap,
+                      size_t *n) {
+    xoriter it;
+    xoriter_init(&it, d, len);
+    int rc = xoriter_seek(&it, mint);
+    while (rc == 1 && it.t <= maxt) {
+        if (push_sample(out, cap, n, it.t, it.v) != 0)
+            return KILN_ENOMEM;
+        rc = xoriter_next(&it);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, sample **out, size_t *cap,
+                        size_t *n) {
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    int rc = 0;
+    *n = 0;
+    pthread_mutex_lock(mu);
+    for (uint32_t i = 0; i < s->nclosed && rc == 0; i++) {
+        const hchunk *c = &s->closed[i];
+        if (c->maxt < mint || c->mint > maxt)
+            continue;
+        rc = chunk_copy(c->data, c->len, mint, maxt, out, cap, n);
+    }
+    if (rc == 0 && xorchunk_count(&s->open) && s->maxt >= mint && s->open_mint <= maxt) {
+        size_t len;
+        const uint8_t *d = xorchunk_data(&s->open, &len);
+        rc = chunk_copy(d, len, mint, maxt, out, cap, n);
+    }
+    pthread_mutex_unlock(mu);
+    return rc < 0 ? rc : (int)(*n > INT32_MAX ? INT32_MAX : *n);
+}
+
+int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt) {
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    int found = 0;
+    pthread_mutex_lock(mu);
+    for (uint32_t i = 0; i < s->nclosed && !found; i++)
+        found = s->closed[i].maxt >= mint && s->closed[i].mint <= maxt;
+    if (!found && xorchunk_count(&s->open))
+        found = s->maxt >= mint && s->open_mint <= maxt;
+    pthread_mutex_unlock(mu);
+    if (!found)
+        return 0;
+    /* chunk bounds overlap; check that a sample really lies in range */
+    sample *tmp = NULL;
+    size_t cap = 0, n = 0;
+    int rc = head_series_samples(h, s, mint, maxt, &tmp, &cap, &n);
+    free(tmp);
+    return rc > 0;
+}
+
+/* ---- postings for matchers -------------------------------------------- */
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void sort_unique(refvec *r) {
+    if (r->n < 2)
+        return;
+    qsort(r->v, r->n, sizeof *r->v, cmp_u32);
+    size_t w = 1;
+    for (size_t i = 1; i < r->n; i++)
+        if (r->v[i] != r->v[w - 1])
+            r->v[w++] = r->v[i];
+    r->n = w;
+}
+
+/* Union of the postings of the values of `name` for which m matches
+ * (want = 1) or does not match (want = 0).  index_lock held. */
+static int values_union(head *h, const matcher *m, int want, refvec *out) {
+    out->n = 0;
+    const char *iname = intern_find(h, m->name);
+    pname *pn = iname ? index_name(h, iname, 0) : NULL;
+    if (!pn)
+        return 0;
+    if (m->type == MATCH_EQ && want) {
+        const char *iv = intern_find(h, m->value);
+        pvalue *pv = iv ? index_value(pn, iv, 0) : NULL;
+        return pv ? refvec_append(out, pv->p.v, pv->p.n) : 0;
+    }
+    int lists = 0;
+    for (size_t i = 0; i < pn->nslots; i++) {
+        pvalue *pv = &pn->slots[i];
+        if (!pv->value || !pv->p.n)
+            continue;
+        if (!!matcher_matches(m, pv->value) != want)
+            continue;
+        if (refvec_append(out, pv->p.v, pv->p.n) != 0)
+            return KILN_ENOMEM;
+        lists++;
+    }
+    if (lists > 1)
+        sort_unique(out);
+    return 0;
+}
+
+static void intersect(refvec *a, const refvec *b) {
+    size_t i = 0, j = 0, w = 0;
+    while (i < a->n && j < b->n) {
+        if (a->v[i] < b->v[j])
+            i++;
+        else if (a->v[i] > b->v[j])
+            j++;
+        else {
+            a->v[w++] = a->v[i];
+            i++;
+            j++;
+        }
+    }
+    a->n = w;
+}
+
+static void subtract(refvec *a, const refvec *b) {
+    size_t i = 0, j = 0, w = 0;
+    while (i < a->n) {
+        while (j < b->n && b->v[j] < a->v[i])
+            j++;
+        if (j < b->n && b->v[j] == a->v[i]) {
+            i++;
+            continue;
+        }
+        a->v[w++] = a->v[i++];
+    }
+    a->n = w;
+}
+
+int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err *err) {
+    refvec tmp = {0};
+    int have = 0, rc = 0;
+    out->n = 0;
+    pthread_rwlock_rdlock(&h->index_lock);
+    for (size_t i = 0; i < nms && rc == 0; i++) {
+        if (matcher_matches_empty(&ms[i]))
+            continue;
+        if ((rc = values_union(h, &ms[i], 1, have ? &tmp : out)) != 0)
+            break;
+        if (have)
+            intersect(out, &tmp);
+        have = 1;
+        if (out->n == 0)
+            goto done;
+    }
+    for (size_t i = 0; i < nms && rc == 0; i++) {
+        if (!matcher_matches_empty(&ms[i]))
+            continue;
+        if (!have) {
+            if ((rc = refvec_append(out, h->all.v, h->all.n)) != 0)
+                break;
+            have = 1;
+        }
+        if ((rc = values_union(h, &ms[i], 0, &tmp)) != 0)
+            break;
+        subtract(out, &tmp);
+    }
+    if (!have && rc == 0)
+        rc = refvec_append(out, h->all.v, h->all.n);
+done:
+    pthread_rwlock_unlock(&h->index_lock);
+    refvec_free(&tmp);
+    if (rc)
+        return kiln_err_set(err, rc, "head: out of memory selecting series");
+    return 0;
+}
+
+int head_label_names(head *h, int (*fn)(const char *name, void *data), void *data) {
+    int rc = 0;
+    pthread_rwlock_rdlock(&h->index_lock);
+    for (size_t i = 0; i < h->nnames_slots && rc == 0; i++)
+        if (h->names[i].name && h->names[i].n)
+            rc = fn(h->names[i].name, data);
+    pthread_rwlock_unlock(&h->index_lock);
+    return rc;
+}
+
+int head_label_values(head *h, const char *name, int (*fn)(const char *value, void *data), void *data) {
+    int rc = 0;
+    const char *iname = intern_find(h, name);
+    if (!iname)
+        return 0;
+    pthread_rwlock_rdlock(&h->index_lock);
+    pname *pn = index_name(h, iname, 0);
+    for (size_t i = 0; pn && i < pn->nslots && rc == 0; i++)
+        if (pn->slots[i].value && pn->slots[i].p.n)
+            rc = fn(pn->slots[i].value, data);
+    pthread_rwlock_unlock(&h->index_lock);
+    return rc;
+}

@@ -1,0 +1,98 @@
+/*
+ * head.h - the in-memory head block (private to storage/): the series map,
+ * the inverted index, and each series' chunks.
+ *
+ * A series (hseries) is created once and never moves; its labels are
+ * interned strings and never change, so they are read without a lock.  Its
+ * chunks are guarded by a stripe lock chosen by its reference.
+ *
+ * References are assigned 1, 2, 3, ... (or given by the WAL on replay) and
+ * fit in 32 bits; the index keeps postings lists (sorted references) per
+ * label pair.
+ *
+ * Threading: every function is safe from any thread.  Series creation takes
+ * a map shard's write lock, then the index write lock; queries take the index
+ * read lock, then stripe locks one series at a time.
+ */
+#ifndef KILN_STORAGE_HEAD_H
+#define KILN_STORAGE_HEAD_H
+
+#include <stdint.h>
+
+#include "storage/storage.h"
+
+typedef struct head head;
+typedef struct hseries hseries;
+
+/* A sorted set of series references. */
+typedef struct refvec {
+    uint32_t *v;
+    size_t n, cap;
+} refvec;
+
+void refvec_free(refvec *r);
+
+int head_new(int64_t chunk_range_ms, head **out, kiln_err *err);
+void head_free(head *h);
+
+/*
+ * Finds the series with labels ls (sorted, checked by the caller) or creates
+ * it.  want_ref 0 assigns the next reference; a WAL replay passes the
+ * series' recorded reference.  *created tells whether it is new.
+ */
+int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hseries **out, int *created,
+                       kiln_err *err);
+
+/* The series with this reference, or NULL. */
+hseries *head_series(head *h, uint64_t ref);
+
+uint64_t hseries_ref(const hseries *s);
+const label *hseries_labels(const hseries *s, size_t *n);
+
+enum { HEAD_APPEND_OK = 0, HEAD_APPEND_SAME = 1 };
+
+/*
+ * Checks whether (t, v) may be appended to s now: HEAD_APPEND_OK,
+ * HEAD_APPEND_SAME (identical to the last sample: nothing to do),
+ * KILN_EORDER, KILN_EEXIST or KILN_ERANGE (with Prometheus' error texts).
+ */
+int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err);
+
+/* Appends to the series' chunks (order re-checked under its lock).  Returns
+ * 0, HEAD_APPEND_SAME, KILN_EORDER/KILN_EEXIST (sample dropped) or
+ * KILN_ENOMEM. */
+int head_append(head *h, hseries *s, int64_t t, double v);
+
+/* Time range of the samples in the head; mint > maxt when empty. */
+void head_time_range(head *h, int64_t *mint, int64_t *maxt);
+
+typedef struct head_counts {
+    uint64_t series;
+    uint64_t chunks;         /* closed + open */
+    uint64_t chunks_created; /* ever */
+} head_counts;
+
+void head_get_counts(head *h, head_counts *out);
+
+/* The references of the series matching all of ms (see storage.h). */
+int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err *err);
+
+/*
+ * Copies the samples of s within [mint, maxt] into `out` (grown with
+ * realloc; *n set).  Returns the count or a negative code.  With count_only
+ * nothing is copied and it returns 1 when at least one sample is in range.
+ */
+int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, sample **out, size_t *cap,
+                        size_t *n);
+int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt);
+
+/* Every label name with a series, or every value of one name; strings are
+ * interned and live as long as the head.  Callbacks run under the index read
+ * lock and must not call back into the head. */
+int head_label_names(head *h, int (*fn)(const char *name, void *data), void *data);
+int head_label_values(head *h, const char *name, int (*fn)(const char *value, void *data), void *data);
+
+/* For replay: the next reference to assign becomes at least ref + 1. */
+void head_bump_ref(head *h, uint64_t ref);
+
+#endif

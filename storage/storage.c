@@ -1,0 +1,804 @@
+/*
+ * storage.c - the storage as the rest of kiln sees it (storage.h): opening a
+ * data directory and replaying its WAL into the head, appenders that write
+ * the WAL before anything becomes visible, queriers, statistics and metrics.
+ *
+ * Data directory:
+ *   <dir>/wal/            the write-ahead log (wal.h), Prometheus' format
+ *
+ * Commit order: new series records and the samples record of a batch go to
+ * the WAL in one write; only when that succeeded are the samples put into
+ * the head (so a query never sees a sample a crash could lose).
+ *
+ * Threading: see storage.h.  Counters are atomics.
+ */
+#include "storage/storage.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "storage/head.h"
+#include "storage/wal.h"
+#include "storage/walrec.h"
+
+struct storage {
+    storage_opts o;
+    char *dir;
+    char waldir[4096];
+    head *h;
+    wal *w;
+    /* counters (atomics) */
+    uint64_t samples_appended;
+    uint64_t rejected_ooo, rejected_dup, rejected_oob;
+    uint64_t commits_failed;
+    uint64_t replay_corruptions;
+    double replay_seconds;
+};
+
+storage_opts storage_opts_default(void) {
+    storage_opts o;
+    memset(&o, 0, sizeof o);
+    o.dir = "data";
+    o.wal_compression = STORAGE_WAL_SNAPPY;
+    o.wal_fsync_interval_ms = 0;
+    o.block_range_ms = 2 * 3600 * 1000;
+    o.retention_ms = 15LL * 24 * 3600 * 1000;
+    return o;
+}
+
+static int mkdir_p(const char *path, kiln_err *err) {
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof tmp)
+        return kiln_err_set(err, KILN_EINVAL, "storage: bad directory path \"%s\"", path);
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+            return kiln_err_set(err, KILN_EIO, "storage: mkdir %s: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+        return kiln_err_set(err, KILN_EIO, "storage: mkdir %s: %s", tmp, strerror(errno));
+    return 0;
+}
+
+/* ---- replay -------------------------------------------------------------- */
+
+/* WAL references that name a series already created under another
+ * reference (Prometheus may log the same labels twice). */
+typedef struct ref_alias {
+    uint64_t *from, *to;
+    size_t n, cap;
+} ref_alias;
+
+static uint64_t alias_lookup(const ref_alias *a, uint64_t ref) {
+    for (size_t i = 0; i < a->n; i++)
+        if (a->from[i] == ref)
+            return a->to[i];
+    return ref;
+}
+
+static int alias_add(ref_alias *a, uint64_t from, uint64_t to) {
+    if (a->n == a->cap) {
+        size_t nc = a->cap ? a->cap * 2 : 16;
+        uint64_t *f = realloc(a->from, nc * sizeof *f);
+        if (!f)
+            return KILN_ENOMEM;
+        a->from = f;
+        uint64_t *t = realloc(a->to, nc * sizeof *t);
+        if (!t)
+            return KILN_ENOMEM;
+        a->to = t;
+        a->cap = nc;
+    }
+    a->from[a->n] = from;
+    a->to[a->n++] = to;
+    return 0;
+}
+
+typedef struct replay_stats {
+    uint64_t series, samples, unknown_refs, rejected, records;
+} replay_stats;
+
+static int replay_series(storage *s, const uint8_t *rec, size_t len, arena *a, ref_alias *al, replay_stats *st,
+                         kiln_err *err) {
+    walrec_series *ser;
+    size_t n;
+    int rc = walrec_decode_series(rec, len, a, &ser, &n, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        label *ls = arena_alloc(a, (ser[i].nlabels + 1) * sizeof *ls);
+        if (!ls)
+            return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+        for (size_t j = 0; j < ser[i].nlabels; j++) {
+            const walrec_label *wl = &ser[i].labels[j];
+            ls[j].name = arena_strndup(a, wl->name, wl->name_len);
+            ls[j].value = arena_strndup(a, wl->value, wl->value_len);
+            if (!ls[j].name || !ls[j].value)
+                return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+        }
+        hseries *hs;
+        int created;
+        kiln_err e2;
+        if (head_get_or_create(s->h, ls, ser[i].nlabels, ser[i].ref, &hs, &created, &e2) != 0) {
+            LOG_WARN("WAL replay: series record skipped", "ref=%llu err=\"%s\"",
+                     (unsigned long long)ser[i].ref, e2.msg);
+            continue;
+        }
+        if (!created && hseries_ref(hs) != ser[i].ref && alias_add(al, ser[i].ref, hseries_ref(hs)) != 0)
+            return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+        st->series++;
+    }
+    return 0;
+}
+
+static int replay_samples(storage *s, const uint8_t *rec, size_t len, walrec_sample **sbuf, size_t *scap,
+                          const ref_alias *al, replay_stats *st, kiln_err *err) {
+    size_t need = walrec_samples_max(len), n;
+    if (need > *scap) {
+        walrec_sample *nv = realloc(*sbuf, need * sizeof *nv);
+        if (!nv)
+            return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+        *sbuf = nv;
+        *scap = need;
+    }
+    int rc = walrec_decode_samples(rec, len, *sbuf, *scap, &n, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        const walrec_sample *x = &(*sbuf)[i];
+        hseries *hs = head_series(s->h, al->n ? alias_lookup(al, x->ref) : x->ref);
+        if (!hs) {
+            st->unknown_refs++;
+            continue;
+        }
+        int r = head_append(s->h, hs, x->t, x->v);
+        if (r == KILN_ENOMEM)
+            return kiln_err_set(err, r, "replay: out of memory");
+        if (r < 0)
+            st->rejected++;
+        else
+            st->samples++;
+    }
+    return 0;
+}
+
+static int replay(storage *s, kiln_err *err) {
+    wal_reader *r = NULL;
+    ref_alias al = {0};
+    walrec_sample *sbuf = NULL;
+    size_t scap = 0;
+    replay_stats st = {0};
+    arena a;
+    arena_init(&a, 0);
+    double t0 = time_mono_sec(), last_log = t0;
+    int first, last, rc;
+    if ((rc = wal_segments(s->waldir, &first, &last, err)) != 0)
+        goto out;
+    LOG_INFO("Replaying WAL, this may take a while", "dir=%s first_segment=%d last_segment=%d", s->waldir,
+             first, last);
+    if ((rc = wal_reader_open(s->waldir, &r, err)) != 0)
+        goto out;
+    for (;;) {
+        const uint8_t *rec;
+        size_t len;
+        rc = wal_reader_next(r, &rec, &len, err);
+        if (rc == 0)
+            break;
+        if (rc == KILN_ECORRUPT)
+            break;
+        if (rc < 0)
+            goto out;
+        st.records++;
+        kiln_err e2;
+        int type = walrec_type(rec, len), r2 = 0;
+        if (type == WALREC_SERIES) {
+            r2 = replay_series(s, rec, len, &a, &al, &st, &e2);
+            arena_free(&a);
+            arena_init(&a, 0);
+        } else if (type == WALREC_SAMPLES) {
+            r2 = replay_samples(s, rec, len, &sbuf, &scap, &al, &st, &e2);
+        }
+        if (r2 == KILN_ENOMEM) {
+            rc = kiln_err_set(err, r2, "%s", e2.msg);
+            goto out;
+        }
+        if (r2 < 0) {
+            /* a record that passed its CRC but does not decode: skip it */
+            s->replay_corruptions++;
+            LOG_WARN("WAL replay: undecodable record skipped", "err=\"%s\"", e2.msg);
+        }
+        double now = time_mono_sec();
+        if (now - last_log >= 5) {
+            int seg;
+            int64_t off;
+            wal_reader_position(r, &seg, &off);
+            LOG_INFO("WAL replay progress", "segment=%d last_segment=%d samples=%llu", seg, last,
+                     (unsigned long long)st.samples);
+            last_log = now;
+        }
+    }
+    if (rc == KILN_ECORRUPT) {
+        const wal_corruption *c = wal_reader_corruption(r);
+        s->replay_corruptions++;
+        LOG_WARN("WAL is corrupt; truncating at the last good record", "segment=%d offset=%lld reason=\"%s\"",
+                 c->segment, (long long)c->offset, c->reason);
+        int seg = c->segment, in_cp = c->in_checkpoint;
+        int64_t off = c->offset;
+        wal_reader_close(r);
+        r = NULL;
+        if (in_cp) {
+            rc = kiln_err_set(err, KILN_ECORRUPT, "the WAL checkpoint is corrupt; move %s aside to start empty",
+                              s->waldir);
+            goto out;
+        }
+        if ((rc = wal_repair(s->waldir, seg, off, err)) != 0)
+            goto out;
+    }
+    rc = 0;
+    s->replay_seconds = time_mono_sec() - t0;
+    LOG_INFO("WAL replay completed", "records=%llu series=%llu samples=%llu unknown_refs=%llu rejected=%llu "
+             "duration=%.3fs",
+             (unsigned long long)st.records, (unsigned long long)st.series, (unsigned long long)st.samples,
+             (unsigned long long)st.unknown_refs, (unsigned long long)st.rejected, s->replay_seconds);
+out:
+    wal_reader_close(r);
+    free(al.from);
+    free(al.to);
+    free(sbuf);
+    arena_free(&a);
+    return rc;
+}
+
+/* ---- open / close ---------------------------------------------------------- */
+
+int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
+    storage *s = calloc(1, sizeof *s);
+    int rc;
+    if (!s)
+        return kiln_err_set(err, KILN_ENOMEM, "storage: out of memory");
+    s->o = *opts;
+    if (!(s->dir = strdup(opts->dir && *opts->dir ? opts->dir : "data"))) {
+        free(s);
+        return kiln_err_set(err, KILN_ENOMEM, "storage: out of memory");
+    }
+    s->o.dir = s->dir;
+    if ((size_t)snprintf(s->waldir, sizeof s->waldir, "%s/wal", s->dir) >= sizeof s->waldir) {
+        rc = kiln_err_set(err, KILN_EINVAL, "storage: data directory path too long");
+        goto fail;
+    }
+    if ((rc = mkdir_p(s->waldir, err)) != 0)
+        goto fail;
+    if ((rc = head_new(opts->block_range_ms, &s->h, err)) != 0)
+        goto fail;
+    if ((rc = replay(s, err)) != 0)
+        goto fail;
+    wal_opts wo = wal_opts_default();
+    wo.compression = opts->wal_compression;
+    if (opts->wal_fsync_every_commit)
+        wo.fsync_policy = WAL_FSYNC_ALWAYS;
+    else if (opts->wal_fsync_interval_ms > 0) {
+        wo.fsync_policy = WAL_FSYNC_PERIODIC;
+        wo.fsync_interval_ms = (int)opts->wal_fsync_interval_ms;
+    }
+    if ((rc = wal_open(s->waldir, &wo, &s->w, err)) != 0)
+        goto fail;
+    if (s->replay_corruptions)
+        wal_count_corruption(s->w, s->replay_corruptions);
+    *out = s;
+    return 0;
+fail:
+    head_free(s->h);
+    free(s->dir);
+    free(s);
+    return rc;
+}
+
+int storage_close(storage *s, kiln_err *err) {
+    if (!s)
+        return 0;
+    int rc = wal_close(s->w, err);
+    head_free(s->h);
+    free(s->dir);
+    free(s);
+    return rc;
+}
+
+void storage_get_stats(storage *s, storage_stats *out) {
+    head_counts hc;
+    head_get_counts(s->h, &hc);
+    out->head_series = hc.series;
+    out->head_chunks = hc.chunks;
+    head_time_range(s->h, &out->head_min_time, &out->head_max_time);
+    out->samples_appended = __atomic_load_n(&s->samples_appended, __ATOMIC_RELAXED);
+}
+
+/* ---- appending ------------------------------------------------------------- */
+
+typedef struct staged {
+    hseries *s;
+    int64_t t;
+    double v;
+} staged;
+
+struct appender {
+    storage *st;
+    staged *v;
+    size_t n, cap;
+    hseries **created;
+    size_t ncreated, capcreated;
+};
+
+appender *storage_appender(storage *s) {
+    appender *a = calloc(1, sizeof *a);
+    if (a)
+        a->st = s;
+    return a;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 256;
+    while (nc < need)
+        nc *= 2;
+    void *nv = realloc(*p, nc * elem);
+    if (!nv)
+        return KILN_ENOMEM;
+    *p = nv;
+    *cap = nc;
+    return 0;
+}
+
+int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v,
+                    kiln_err *err) {
+    storage *s = a->st;
+    hseries *hs;
+    int rc;
+    if (*ref) {
+        if (!(hs = head_series(s->h, *ref)))
+            return kiln_err_set(err, KILN_EINVAL, "unknown series reference %llu", (unsigned long long)*ref);
+    } else {
+        if ((rc = labels_check(ls, n, err)) != 0)
+            return rc;
+        int created;
+        if ((rc = head_get_or_create(s->h, ls, n, 0, &hs, &created, err)) != 0)
+            return rc;
+        if (created) {
+            if (grow((void **)&a->created, &a->capcreated, a->ncreated + 1, sizeof *a->created) != 0)
+                return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+            a->created[a->ncreated++] = hs;
+        }
+        *ref = hseries_ref(hs);
+    }
+    rc = head_append_check(s->h, hs, t, v, err);
+    if (rc == HEAD_APPEND_SAME)
+        return 0;
+    if (rc < 0) {
+        uint64_t *c = rc == KILN_EORDER ? &s->rejected_ooo : rc == KILN_EEXIST ? &s->rejected_dup
+                                                                              : &s->rejected_oob;
+        __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+        return rc;
+    }
+    if (grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v) != 0)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    a->v[a->n++] = (staged){hs, t, v};
+    return 0;
+}
+
+static void appender_free(appender *a) {
+    free(a->v);
+    free(a->created);
+    free(a);
+}
+
+/* Encodes the series records of the new series into out. */
+static int encode_series(appender *a, buf *out) {
+    size_t total = 0;
+    for (size_t i = 0; i < a->ncreated; i++) {
+        size_t n;
+        hseries_labels(a->created[i], &n);
+        total += n;
+    }
+    walrec_series *ws = malloc(a->ncreated * sizeof *ws);
+    walrec_label *wl = malloc((total ? total : 1) * sizeof *wl);
+    int rc = KILN_ENOMEM;
+    if (!ws || !wl)
+        goto out;
+    size_t k = 0;
+    for (size_t i = 0; i < a->ncreated; i++) {
+        size_t n;
+        const label *ls = hseries_labels(a->created[i], &n);
+        ws[i].ref = hseries_ref(a->created[i]);
+        ws[i].labels = wl + k;
+        ws[i].nlabels = n;
+        for (size_t j = 0; j < n; j++, k++)
+            wl[k] = (walrec_label){ls[j].name, strlen(ls[j].name), ls[j].value, strlen(ls[j].value)};
+    }
+    rc = walrec_encode_series(out, ws, a->ncreated);
+out:
+    free(ws);
+    free(wl);
+    return rc;
+}
+
+static int log_batch(appender *a, int with_samples, kiln_err *err) {
+    buf sb = BUF_INIT, pb = BUF_INIT;
+    wal_rec recs[2];
+    size_t nrec = 0;
+    int rc = 0;
+    walrec_sample *ws = NULL;
+    if (a->ncreated) {
+        if ((rc = encode_series(a, &sb)) != 0)
+            goto nomem;
+        recs[nrec++] = (wal_rec){sb.data, sb.len};
+    }
+    if (with_samples && a->n) {
+        if (!(ws = malloc(a->n * sizeof *ws)))
+            goto nomem;
+        for (size_t i = 0; i < a->n; i++)
+            ws[i] = (walrec_sample){hseries_ref(a->v[i].s), a->v[i].t, a->v[i].v};
+        if ((rc = walrec_encode_samples(&pb, ws, a->n)) != 0)
+            goto nomem;
+        recs[nrec++] = (wal_rec){pb.data, pb.len};
+    }
+    if (nrec)
+        rc = wal_log_batch(a->st->w, recs, nrec, err);
+    goto out;
+nomem:
+    rc = kiln_err_set(err, KILN_ENOMEM, "out of memory encoding the WAL records");
+out:
+    free(ws);
+    buf_free(&sb);
+    buf_free(&pb);
+    return rc;
+}
+
+int appender_commit(appender *a, kiln_err *err) {
+    storage *s = a->st;
+    int rc = log_batch(a, 1, err);
+    if (rc) {
+        __atomic_add_fetch(&s->commits_failed, 1, __ATOMIC_RELAXED);
+        appender_free(a);
+        return rc;
+    }
+    uint64_t added = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        int r = head_append(s->h, a->v[i].s, a->v[i].t, a->v[i].v);
+        if (r == HEAD_APPEND_OK)
+            added++;
+        else if (r == KILN_EORDER)
+            __atomic_add_fetch(&s->rejected_ooo, 1, __ATOMIC_RELAXED);
+        else if (r == KILN_EEXIST)
+            __atomic_add_fetch(&s->rejected_dup, 1, __ATOMIC_RELAXED);
+        else if (r == KILN_ENOMEM) {
+            rc = kiln_err_set(err, r, "out of memory appending to the head");
+            break;
+        }
+    }
+    __atomic_add_fetch(&s->samples_appended, added, __ATOMIC_RELAXED);
+    appender_free(a);
+    return rc;
+}
+
+void appender_rollback(appender *a) {
+    if (!a)
+        return;
+    /* the series exist in the head now: log them so references stay known */
+    if (a->ncreated)
+        log_batch(a, 0, NULL);
+    appender_free(a);
+}
+
+/* ---- querying --------------------------------------------------------------- */
+
+struct querier {
+    storage *st;
+    int64_t mint, maxt;
+};
+
+int storage_querier(storage *s, int64_t mint, int64_t maxt, querier **out, kiln_err *err) {
+    querier *q = calloc(1, sizeof *q);
+    if (!q)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    int64_t hmin, hmax;
+    head_time_range(s->h, &hmin, &hmax);
+    q->st = s;
+    q->mint = mint;
+    q->maxt = maxt < hmax ? maxt : hmax; /* what is appended from now on stays invisible */
+    *out = q;
+    return 0;
+}
+
+void querier_close(querier *q) { free(q); }
+
+void series_set_free(series_set *set) {
+    if (!set)
+        return;
+    arena_free(&set->mem);
+    memset(set, 0, sizeof *set);
+}
+
+void str_list_free(str_list *l) {
+    if (!l)
+        return;
+    arena_free(&l->mem);
+    memset(l, 0, sizeof *l);
+}
+
+static int series_cmp(const void *a, const void *b) {
+    const series *x = a, *y = b;
+    return labels_cmp(x->ls, x->nls, y->ls, y->nls);
+}
+
+int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
+                   kiln_err *err) {
+    storage *s = q->st;
+    refvec refs = {0};
+    sample *tmp = NULL;
+    size_t tcap = 0, total = 0, cap = 0;
+    int rc;
+    int64_t mint = h && h->mint > q->mint ? h->mint : q->mint;
+    int64_t maxt = h && h->maxt < q->maxt ? h->maxt : q->maxt;
+    memset(out, 0, sizeof *out);
+    arena_init(&out->mem, 0);
+    if ((rc = head_postings(s->h, ms, nms, &refs, err)) != 0)
+        goto fail;
+    for (size_t i = 0; i < refs.n; i++) {
+        hseries *hs = head_series(s->h, refs.v[i]);
+        if (!hs || mint > maxt)
+            continue;
+        size_t n = 0;
+        if (h && h->labels_only) {
+            if (!head_series_has_data(s->h, hs, mint, maxt))
+                continue;
+        } else {
+            rc = head_series_samples(s->h, hs, mint, maxt, &tmp, &tcap, &n);
+            if (rc < 0) {
+                rc = kiln_err_set(err, rc, "reading series %u: corrupt chunk", refs.v[i]);
+                goto fail;
+            }
+            if (n == 0)
+                continue;
+            total += n;
+            if (h && h->max_samples && total > h->max_samples) {
+                rc = kiln_err_set(err, KILN_ELIMIT,
+                                  "query processing would load too many samples into memory in query execution");
+                goto fail;
+            }
+        }
+        if (out->n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            series *nv = realloc(out->v, nc * sizeof *nv);
+            if (!nv)
+                goto nomem;
+            out->v = nv;
+            cap = nc;
+        }
+        series *se = &out->v[out->n];
+        size_t nls;
+        const label *ls = hseries_labels(hs, &nls);
+        /* head labels are interned and live as long as the head; copy them
+         * so the result outlives a querier */
+        if (!(se->ls = labels_copy(&out->mem, ls, nls)))
+            goto nomem;
+        se->nls = nls;
+        se->n = n;
+        se->s = NULL;
+        if (n) {
+            if (!(se->s = arena_alloc(&out->mem, n * sizeof *se->s)))
+                goto nomem;
+            memcpy(se->s, tmp, n * sizeof *tmp);
+        }
+        out->n++;
+    }
+    /* the series array itself moves into the arena so series_set_free frees all */
+    if (out->n) {
+        series *v = arena_alloc(&out->mem, out->n * sizeof *v);
+        if (!v)
+            goto nomem;
+        memcpy(v, out->v, out->n * sizeof *v);
+        free(out->v);
+        out->v = v;
+        qsort(out->v, out->n, sizeof *out->v, series_cmp);
+    } else {
+        free(out->v);
+        out->v = NULL;
+    }
+    refvec_free(&refs);
+    free(tmp);
+    return 0;
+nomem:
+    rc = kiln_err_set(err, KILN_ENOMEM, "out of memory selecting series");
+fail:
+    free(out->v);
+    out->v = NULL;
+    out->n = 0;
+    arena_free(&out->mem);
+    refvec_free(&refs);
+    free(tmp);
+    return rc;
+}
+
+typedef struct strs {
+    const char **v;
+    size_t n, cap;
+} strs;
+
+static int strs_add(const char *x, void *data) {
+    strs *s = data;
+    return grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v) ? KILN_ENOMEM : ((s->v[s->n++] = x), 0);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* Sorts, deduplicates and copies into out. */
+static int strs_finish(strs *s, str_list *out, kiln_err *err) {
+    memset(out, 0, sizeof *out);
+    arena_init(&out->mem, 0);
+    if (s->n)
+        qsort(s->v, s->n, sizeof *s->v, cmp_str);
+    size_t w = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (w == 0 || strcmp(s->v[w - 1], s->v[i]) != 0)
+            s->v[w++] = s->v[i];
+    if (w) {
+        out->v = arena_alloc(&out->mem, w * sizeof *out->v);
+        if (!out->v)
+            goto nomem;
+        for (size_t i = 0; i < w; i++)
+            if (!(out->v[i] = arena_strndup(&out->mem, s->v[i], strlen(s->v[i]))))
+                goto nomem;
+    }
+    out->n = w;
+    free(s->v);
+    return 0;
+nomem:
+    free(s->v);
+    arena_free(&out->mem);
+    memset(out, 0, sizeof *out);
+    return kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
+}
+
+static int collect_from_series(querier *q, const char *name, const matcher *ms, size_t nms, str_list *out,
+                               kiln_err *err) {
+    series_set set;
+    select_hints h = {q->mint, q->maxt, 1, 0};
+    int rc = querier_select(q, ms, nms, &h, &set, err);
+    if (rc)
+        return rc;
+    strs s = {0};
+    for (size_t i = 0; i < set.n && rc == 0; i++) {
+        if (name) {
+            const char *v = labels_get(set.v[i].ls, set.v[i].nls, name);
+            if (v)
+                rc = strs_add(v, &s);
+        } else {
+            for (size_t j = 0; j < set.v[i].nls && rc == 0; j++)
+                rc = strs_add(set.v[i].ls[j].name, &s);
+        }
+    }
+    if (rc) {
+        free(s.v);
+        series_set_free(&set);
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
+    }
+    rc = strs_finish(&s, out, err);
+    series_set_free(&set);
+    return rc;
+}
+
+int querier_label_names(querier *q, const matcher *ms, size_t nms, str_list *out, kiln_err *err) {
+    if (nms)
+        return collect_from_series(q, NULL, ms, nms, out, err);
+    strs s = {0};
+    if (head_label_names(q->st->h, strs_add, &s) != 0) {
+        free(s.v);
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
+    }
+    return strs_finish(&s, out, err);
+}
+
+int querier_label_values(querier *q, const char *name, const matcher *ms, size_t nms, str_list *out,
+                         kiln_err *err) {
+    if (nms)
+        return collect_from_series(q, name, ms, nms, out, err);
+    strs s = {0};
+    if (head_label_values(q->st->h, name, strs_add, &s) != 0) {
+        free(s.v);
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
+    }
+    return strs_finish(&s, out, err);
+}
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+#define LOADU(field) ((double)__atomic_load_n(&((storage *)d)->field, __ATOMIC_RELAXED))
+
+static double m_series(void *d) {
+    head_counts c;
+    head_get_counts(((storage *)d)->h, &c);
+    return (double)c.series;
+}
+static double m_chunks(void *d) {
+    head_counts c;
+    head_get_counts(((storage *)d)->h, &c);
+    return (double)c.chunks;
+}
+static double m_chunks_created(void *d) {
+    head_counts c;
+    head_get_counts(((storage *)d)->h, &c);
+    return (double)c.chunks_created;
+}
+static double m_mint(void *d) {
+    int64_t a, b;
+    head_time_range(((storage *)d)->h, &a, &b);
+    return a == INT64_MAX ? 0 : (double)a;
+}
+static double m_maxt(void *d) {
+    int64_t a, b;
+    head_time_range(((storage *)d)->h, &a, &b);
+    return b == INT64_MIN ? 0 : (double)b;
+}
+static double m_appended(void *d) { return LOADU(samples_appended); }
+static double m_ooo(void *d) { return LOADU(rejected_ooo); }
+static double m_dup(void *d) { return LOADU(rejected_dup); }
+static double m_oob(void *d) { return LOADU(rejected_oob); }
+static double m_commit_fail(void *d) { return LOADU(commits_failed); }
+static double m_replay(void *d) { return ((storage *)d)->replay_seconds; }
+
+static wal_stats wstats(void *d) {
+    wal_stats ws;
+    wal_get_stats(((storage *)d)->w, &ws);
+    return ws;
+}
+static double m_fsyncs(void *d) { return (double)wstats(d).fsyncs; }
+static double m_fsync_s(void *d) { return (double)wstats(d).fsync_ns / 1e9; }
+static double m_segment(void *d) { return (double)wstats(d).segment_current; }
+static double m_wfail(void *d) { return (double)wstats(d).writes_failed; }
+static double m_wrecords(void *d) { return (double)wstats(d).records_written; }
+static double m_wbytes(void *d) { return (double)wstats(d).bytes_written; }
+static double m_corrupt(void *d) { return (double)wstats(d).corruptions; }
+
+int storage_register_metrics(storage *s) {
+    static const struct {
+        int type;
+        const char *name, *help;
+        double (*fn)(void *);
+    } defs[] = {
+        {METRIC_GAUGE, "kiln_tsdb_head_series", "Series in the head block.", m_series},
+        {METRIC_GAUGE, "kiln_tsdb_head_chunks", "Chunks in the head block.", m_chunks},
+        {METRIC_COUNTER, "kiln_tsdb_head_chunks_created_total", "Chunks created in the head.", m_chunks_created},
+        {METRIC_GAUGE, "kiln_tsdb_head_min_time", "Lowest timestamp in the head (ms).", m_mint},
+        {METRIC_GAUGE, "kiln_tsdb_head_max_time", "Highest timestamp in the head (ms).", m_maxt},
+        {METRIC_COUNTER, "kiln_tsdb_head_samples_appended_total", "Samples appended to the head.", m_appended},
+        {METRIC_COUNTER, "kiln_tsdb_out_of_order_samples_total", "Samples rejected as out of order.", m_ooo},
+        {METRIC_COUNTER, "kiln_tsdb_duplicate_samples_total",
+         "Samples rejected: same timestamp, different value.", m_dup},
+        {METRIC_COUNTER, "kiln_tsdb_out_of_bound_samples_total", "Samples rejected as out of bounds.", m_oob},
+        {METRIC_COUNTER, "kiln_tsdb_commits_failed_total", "Append batches that failed to reach the WAL.",
+         m_commit_fail},
+        {METRIC_GAUGE, "kiln_tsdb_wal_replay_duration_seconds", "Duration of the last WAL replay.", m_replay},
+        {METRIC_COUNTER, "kiln_tsdb_wal_fsyncs_total", "WAL fsync calls.", m_fsyncs},
+        {METRIC_COUNTER, "kiln_tsdb_wal_fsync_duration_seconds_total", "Total time spent in WAL fsync.",
+         m_fsync_s},
+        {METRIC_GAUGE, "kiln_tsdb_wal_segment_current", "The WAL segment being written.", m_segment},
+        {METRIC_COUNTER, "kiln_tsdb_wal_writes_failed_total", "WAL writes that failed.", m_wfail},
+        {METRIC_COUNTER, "kiln_tsdb_wal_records_written_total", "WAL records written.", m_wrecords},
+        {METRIC_COUNTER, "kiln_tsdb_wal_bytes_written_total", "Bytes written to the WAL.", m_wbytes},
+        {METRIC_COUNTER, "kiln_tsdb_wal_corruptions_total", "WAL corruptions found on replay.", m_corrupt},
+    };
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++)
+        if (!metric_new_func(defs[i].type, defs[i].name, defs[i].help, defs[i].fn, s))
+            return KILN_ENOMEM;
+    return 0;
+}
