@@ -378,4 +378,102 @@ void promql_ast_free(promql_ast *a);
  */
 int promql_format(buf *out, const promql_expr *e);
 
+/* ---- internal to query/: the lexer shared by parse.c and lex.c ---------- */
+#ifdef PROMQL_PARSER_INTERNAL
+
+typedef enum promql_tok {
+    PT_EOF = 0,
+    PT_ERROR,
+    PT_IDENT,
+    PT_METRIC_IDENT, /* an identifier holding ':' */
+    PT_NUMBER,
+    PT_STRING,
+    PT_DURATION,
+    PT_LPAREN,
+    PT_RPAREN,
+    PT_LBRACE,
+    PT_RBRACE,
+    PT_LBRACKET,
+    PT_RBRACKET,
+    PT_COMMA,
+    PT_EQL, /* = */
+    PT_COLON,
+    /* operators */
+    PT_AT,
+    PT_ADD,
+    PT_SUB,
+    PT_MUL,
+    PT_DIV,
+    PT_MOD,
+    PT_POW,
+    PT_EQLC,
+    PT_NEQ,
+    PT_LSS,
+    PT_LTE,
+    PT_GTR,
+    PT_GTE,
+    PT_EQL_REGEX,
+    PT_NEQ_REGEX,
+    PT_AND,
+    PT_OR,
+    PT_UNLESS,
+    PT_ATAN2,
+    /* aggregators, in promql_aggop order */
+    PT_SUM,
+    PT_AVG,
+    PT_COUNT,
+    PT_MIN,
+    PT_MAX,
+    PT_GROUP,
+    PT_STDDEV,
+    PT_STDVAR,
+    PT_TOPK,
+    PT_BOTTOMK,
+    PT_QUANTILE,
+    PT_COUNT_VALUES,
+    PT_LIMITK,
+    PT_LIMIT_RATIO,
+    /* keywords */
+    PT_OFFSET,
+    PT_BY,
+    PT_WITHOUT,
+    PT_ON,
+    PT_IGNORING,
+    PT_GROUP_LEFT,
+    PT_GROUP_RIGHT,
+    PT_BOOL,
+    /* preprocessors */
+    PT_START,
+    PT_END,
+} promql_tok;
+
+typedef struct promql_token {
+    promql_tok type;
+    size_t pos, len; /* bytes of the query */
+} promql_token;
+
+typedef struct promql_lexer {
+    const char *in;
+    size_t len, pos, start;
+    int paren_depth, brace_open, bracket_open, got_colon;
+    int done;     /* EOF or an error was returned: keep returning it */
+    promql_token last;
+    char err[256]; /* the message of a PT_ERROR token */
+} promql_lexer;
+
+void promql_lex_init(promql_lexer *l, const char *in, size_t len);
+/* The next token, comments skipped.  PT_ERROR: l->err says why, the token
+ * position is where the bad token starts. */
+void promql_lex_next(promql_lexer *l, promql_token *t);
+/* The token as Prometheus names it in "unexpected ..." messages:
+ * `end of input`, `identifier "foo"`, `<op:+>`, `<aggr:sum>`, `<by>`, `","`. */
+void promql_tok_desc(const promql_lexer *l, const promql_token *t, buf *out);
+/* Decodes a string token (quotes included, already validated by the lexer)
+ * into arena memory; NULL when out of memory. */
+char *promql_unquote(arena *a, const char *tok, size_t len, size_t *outlen);
+/* Appends s[0..n) quoted like Go's strconv.Quote. */
+int promql_quote(buf *out, const char *s, size_t n);
+
+#endif /* PROMQL_PARSER_INTERNAL */
+
 #endif

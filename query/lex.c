@@ -1,0 +1,828 @@
+/*
+ * lex.c - the PromQL lexer.
+ *
+ * A pull lexer the parser drives one token at a time, with the same states
+ * as Prometheus' lexer so that errors come out at the same places and with
+ * the same words:
+ *   statements  - operators, identifiers and keywords (case-insensitive),
+ *                 numbers (decimal, hex, exponent, Inf/NaN), durations,
+ *                 strings, '#' comments to the end of the line;
+ *   braces      - inside {...}: label names, match operators, strings;
+ *   brackets    - inside [...]: a duration or number, ':' once, ']'.
+ * The lexer also counts parentheses ("unclosed left parenthesis") and
+ * validates string escapes; promql_unquote() decodes a validated string.
+ *
+ * Threading: a promql_lexer belongs to one parse; no shared state.
+ */
+#define PROMQL_PARSER_INTERNAL
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "query/ast.h"
+
+#define LEX_EOF (-1)
+
+static const struct {
+    const char *word;
+    promql_tok tok;
+} keywords[] = {
+    {"and", PT_AND},
+    {"or", PT_OR},
+    {"unless", PT_UNLESS},
+    {"atan2", PT_ATAN2},
+    {"sum", PT_SUM},
+    {"avg", PT_AVG},
+    {"count", PT_COUNT},
+    {"min", PT_MIN},
+    {"max", PT_MAX},
+    {"group", PT_GROUP},
+    {"stddev", PT_STDDEV},
+    {"stdvar", PT_STDVAR},
+    {"topk", PT_TOPK},
+    {"bottomk", PT_BOTTOMK},
+    {"quantile", PT_QUANTILE},
+    {"count_values", PT_COUNT_VALUES},
+    {"limitk", PT_LIMITK},
+    {"limit_ratio", PT_LIMIT_RATIO},
+    {"offset", PT_OFFSET},
+    {"by", PT_BY},
+    {"without", PT_WITHOUT},
+    {"on", PT_ON},
+    {"ignoring", PT_IGNORING},
+    {"group_left", PT_GROUP_LEFT},
+    {"group_right", PT_GROUP_RIGHT},
+    {"bool", PT_BOOL},
+    {"start", PT_START},
+    {"end", PT_END},
+};
+
+static int is_space(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static int is_alpha(int c) { return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static int is_digit(int c) { return c >= '0' && c <= '9'; }
+static int is_alnum(int c) { return is_alpha(c) || is_digit(c); }
+
+/* Decodes one UTF-8 rune at s[0..n); *size gets its length (1 for a bad
+ * byte, which decodes as U+FFFD like Go). */
+static long decode_rune(const unsigned char *s, size_t n, size_t *size) {
+    *size = 1;
+    if (n == 0)
+        return LEX_EOF;
+    unsigned c = s[0];
+    if (c < 0x80)
+        return (long)c;
+    int need;
+    long r, min;
+    if ((c & 0xe0) == 0xc0) {
+        need = 1, r = c & 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+        need = 2, r = c & 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+        need = 3, r = c & 0x07, min = 0x10000;
+    } else {
+        return 0xfffd;
+    }
+    if ((size_t)need >= n)
+        return 0xfffd;
+    for (int i = 1; i <= need; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0xfffd;
+        r = (r << 6) | (s[i] & 0x3f);
+    }
+    if (r < min || r > 0x10ffff || (r >= 0xd800 && r < 0xe000))
+        return 0xfffd;
+    *size = (size_t)need + 1;
+    return r;
+}
+
+/* Whether Go's unicode.IsPrint would say so (an approximation outside
+ * ASCII: controls, C1, separators and a few format characters are not). */
+static int rune_printable(long r) {
+    if (r < 0x20 || r == 0x7f)
+        return 0;
+    if (r < 0x7f)
+        return 1;
+    if (r < 0xa0 || r == 0xad)
+        return 0;
+    if (r == 0x2028 || r == 0x2029 || (r >= 0x200b && r <= 0x200f) || (r >= 0x202a && r <= 0x202e) ||
+        (r >= 0x2060 && r <= 0x206f) || r == 0xfeff || (r >= 0xfff9 && r <= 0xfffb))
+        return 0;
+    if (r >= 0xe000 && r <= 0xf8ff) /* private use */
+        return 0;
+    if (r >= 0xf0000)
+        return 0;
+    return 1;
+}
+
+static void put_rune_utf8(buf *b, long r) {
+    char u[4];
+    size_t n;
+    if (r < 0x80) {
+        u[0] = (char)r, n = 1;
+    } else if (r < 0x800) {
+        u[0] = (char)(0xc0 | (r >> 6)), u[1] = (char)(0x80 | (r & 0x3f)), n = 2;
+    } else if (r < 0x10000) {
+        u[0] = (char)(0xe0 | (r >> 12)), u[1] = (char)(0x80 | ((r >> 6) & 0x3f));
+        u[2] = (char)(0x80 | (r & 0x3f)), n = 3;
+    } else {
+        u[0] = (char)(0xf0 | (r >> 18)), u[1] = (char)(0x80 | ((r >> 12) & 0x3f));
+        u[2] = (char)(0x80 | ((r >> 6) & 0x3f)), u[3] = (char)(0x80 | (r & 0x3f)), n = 4;
+    }
+    buf_append(b, u, n);
+}
+
+/* Appends one rune escaped for a Go quoted literal delimited by `quote`. */
+static void quote_rune_body(buf *b, long r, int quote, int bad_byte, unsigned char raw) {
+    if (bad_byte) {
+        buf_printf(b, "\\x%02x", raw);
+        return;
+    }
+    if (r == quote || r == '\\') {
+        buf_putc(b, '\\');
+        buf_putc(b, (char)r);
+        return;
+    }
+    if (rune_printable(r)) {
+        put_rune_utf8(b, r);
+        return;
+    }
+    switch (r) {
+    case '\a': buf_puts(b, "\\a"); return;
+    case '\b': buf_puts(b, "\\b"); return;
+    case '\f': buf_puts(b, "\\f"); return;
+    case '\n': buf_puts(b, "\\n"); return;
+    case '\r': buf_puts(b, "\\r"); return;
+    case '\t': buf_puts(b, "\\t"); return;
+    case '\v': buf_puts(b, "\\v"); return;
+    default: break;
+    }
+    if (r < ' ' || r == 0x7f)
+        buf_printf(b, "\\x%02x", (unsigned)r);
+    else if (r < 0x10000)
+        buf_printf(b, "\\u%04x", (unsigned)r);
+    else
+        buf_printf(b, "\\U%08x", (unsigned)r);
+}
+
+/* Quotes like Go's strconv.Quote: the printer's string and label values. */
+int promql_quote(buf *out, const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    buf_putc(out, '"');
+    size_t i = 0;
+    while (i < n) {
+        size_t sz;
+        long r = decode_rune(p + i, n - i, &sz);
+        int bad = (r == 0xfffd && sz == 1 && p[i] >= 0x80);
+        quote_rune_body(out, r, '"', bad, p[i]);
+        i += sz;
+    }
+    return buf_putc(out, '"');
+}
+
+/* %q of a rune: 'x'. */
+static void quote_rune(buf *b, long r) {
+    buf_putc(b, '\'');
+    if (r == LEX_EOF)
+        r = 0xfffd;
+    quote_rune_body(b, r, '\'', 0, 0);
+    buf_putc(b, '\'');
+}
+
+/* %#U of a rune: U+0027 '''. */
+static void unicode_rune(buf *b, long r) {
+    buf_printf(b, "U+%04lX", r);
+    if (rune_printable(r)) {
+        buf_puts(b, " '");
+        put_rune_utf8(b, r);
+        buf_putc(b, '\'');
+    }
+}
+
+void promql_lex_init(promql_lexer *l, const char *in, size_t len) {
+    memset(l, 0, sizeof *l);
+    l->in = in;
+    l->len = len;
+}
+
+/* ---- character access --------------------------------------------------- */
+
+static long next_rune(promql_lexer *l, size_t *sz) {
+    if (l->pos >= l->len) {
+        *sz = 0;
+        return LEX_EOF;
+    }
+    long r = decode_rune((const unsigned char *)l->in + l->pos, l->len - l->pos, sz);
+    l->pos += *sz;
+    return r;
+}
+
+static int peek(const promql_lexer *l) { return l->pos < l->len ? (unsigned char)l->in[l->pos] : LEX_EOF; }
+
+static int accept(promql_lexer *l, const char *set) {
+    int c = peek(l);
+    if (c != LEX_EOF && c != 0 && strchr(set, c)) {
+        l->pos++;
+        return 1;
+    }
+    return 0;
+}
+
+static void accept_run(promql_lexer *l, const char *set) {
+    while (accept(l, set))
+        ;
+}
+
+static void emit(promql_lexer *l, promql_token *t, promql_tok type) {
+    t->type = type;
+    t->pos = l->start;
+    t->len = l->pos - l->start;
+    l->start = l->pos;
+}
+
+static void lex_error(promql_lexer *l, promql_token *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void lex_error(promql_lexer *l, promql_token *t, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->err, sizeof l->err, fmt, ap);
+    va_end(ap);
+    t->type = PT_ERROR;
+    t->pos = l->start;
+    t->len = l->pos > l->start ? l->pos - l->start : 0;
+    l->done = 1;
+}
+
+/* An error whose message is built in a buf (quoted runes). */
+static void lex_error_buf(promql_lexer *l, promql_token *t, buf *msg) {
+    lex_error(l, t, "%s", msg->data ? msg->data : "");
+    buf_free(msg);
+}
+
+static void error_rune(promql_lexer *l, promql_token *t, const char *prefix, long r) {
+    buf m = BUF_INIT;
+    buf_puts(&m, prefix);
+    quote_rune(&m, r);
+    lex_error_buf(l, t, &m);
+}
+
+/* ---- numbers and durations ------------------------------------------------ */
+
+/* Scans the digits of a number; true when what follows cannot continue it
+ * (so it is a number and not the start of a duration). */
+static int scan_number(promql_lexer *l) {
+    const char *digits = "0123456789";
+    size_t save = l->pos;
+    if (accept(l, "0") && accept(l, "xX")) {
+        digits = "0123456789abcdefABCDEF";
+    } else {
+        l->pos = save;
+    }
+    accept_run(l, digits);
+    if (accept(l, "."))
+        accept_run(l, digits);
+    if (accept(l, "eE")) {
+        accept(l, "+-");
+        accept_run(l, "0123456789");
+    }
+    return !is_alnum(peek(l));
+}
+
+/* Scans the units of a duration after its first digits. */
+static int scan_duration_rest(promql_lexer *l) {
+    if (!accept(l, "smhdwy"))
+        return 0;
+    accept(l, "s"); /* ms; bad pairs like "hs" fail when parsed */
+    while (accept(l, "0123456789")) {
+        accept_run(l, "0123456789");
+        if (!accept(l, "smhdw"))
+            return 0;
+        accept(l, "s");
+    }
+    size_t sz;
+    long r = next_rune(l, &sz);
+    int ok = !(r >= 0 && r < 128 && is_alnum((int)r));
+    l->pos -= sz;
+    if (!ok)
+        l->pos += sz; /* keep the bad character in the quoted text */
+    return ok;
+}
+
+static void lex_number_or_duration(promql_lexer *l, promql_token *t) {
+    if (scan_number(l)) {
+        emit(l, t, PT_NUMBER);
+        return;
+    }
+    /* Not a number: start over as a duration (digits then units). */
+    l->pos = l->start;
+    accept_run(l, "0123456789");
+    if (scan_duration_rest(l)) {
+        emit(l, t, PT_DURATION);
+        return;
+    }
+    if (l->bracket_open)
+        lex_error(l, t, "bad duration syntax: \"%.*s\"", (int)(l->pos - l->start), l->in + l->start);
+    else
+        lex_error(l, t, "bad number or duration syntax: \"%.*s\"", (int)(l->pos - l->start), l->in + l->start);
+}
+
+/* ---- strings ---------------------------------------------------------------- */
+
+static int digit_val(long c) {
+    if (c >= '0' && c <= '9')
+        return (int)(c - '0');
+    if (c >= 'a' && c <= 'f')
+        return (int)(c - 'a' + 10);
+    if (c >= 'A' && c <= 'F')
+        return (int)(c - 'A' + 10);
+    return 16;
+}
+
+/* Validates one escape after a backslash; 0 or an error set on t. */
+static int lex_escape(promql_lexer *l, promql_token *t, int quote) {
+    size_t sz;
+    long ch = next_rune(l, &sz);
+    int n;
+    unsigned base;
+    unsigned long max;
+    switch (ch) {
+    case 'a': case 'b': case 'f': case 'n': case 'r': case 't': case 'v': case '\\':
+        return 0;
+    case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7':
+        n = 3, base = 8, max = 255;
+        break;
+    case 'x':
+        ch = next_rune(l, &sz);
+        n = 2, base = 16, max = 255;
+        break;
+    case 'u':
+        ch = next_rune(l, &sz);
+        n = 4, base = 16, max = 0x10ffff;
+        break;
+    case 'U':
+        ch = next_rune(l, &sz);
+        n = 8, base = 16, max = 0x10ffff;
+        break;
+    case LEX_EOF:
+        lex_error(l, t, "escape sequence not terminated");
+        return -1;
+    default:
+        if (ch == quote)
+            return 0;
+        {
+            buf m = BUF_INIT;
+            buf_puts(&m, "unknown escape sequence ");
+            unicode_rune(&m, ch);
+            lex_error_buf(l, t, &m);
+        }
+        return -1;
+    }
+    unsigned long x = 0;
+    while (n > 0) {
+        unsigned d = (unsigned)digit_val(ch);
+        if (d >= base) {
+            if (ch == LEX_EOF) {
+                lex_error(l, t, "escape sequence not terminated");
+                return -1;
+            }
+            buf m = BUF_INIT;
+            buf_puts(&m, "illegal character ");
+            unicode_rune(&m, ch);
+            buf_puts(&m, " in escape sequence");
+            lex_error_buf(l, t, &m);
+            return -1;
+        }
+        x = x * base + d;
+        n--;
+        if (n > 0)
+            ch = next_rune(l, &sz);
+    }
+    if (x > max || (x >= 0xd800 && x < 0xe000)) {
+        lex_error(l, t, "escape sequence is an invalid Unicode code point");
+        return -1;
+    }
+    return 0;
+}
+
+static void lex_string(promql_lexer *l, promql_token *t, int quote) {
+    for (;;) {
+        size_t sz;
+        long r = next_rune(l, &sz);
+        if (r == '\\') {
+            if (lex_escape(l, t, quote) < 0)
+                return;
+        } else if (r == 0xfffd && sz == 1) {
+            lex_error(l, t, "invalid UTF-8 rune");
+            return;
+        } else if (r == LEX_EOF || r == '\n') {
+            lex_error(l, t, "unterminated quoted string");
+            return;
+        } else if (r == quote) {
+            break;
+        }
+    }
+    emit(l, t, PT_STRING);
+}
+
+static void lex_raw_string(promql_lexer *l, promql_token *t) {
+    for (;;) {
+        size_t sz;
+        long r = next_rune(l, &sz);
+        if (r == 0xfffd && sz == 1) {
+            lex_error(l, t, "invalid UTF-8 rune");
+            return;
+        }
+        if (r == LEX_EOF) {
+            lex_error(l, t, "unterminated raw string");
+            return;
+        }
+        if (r == '`')
+            break;
+    }
+    emit(l, t, PT_STRING);
+}
+
+/* ---- identifiers ---------------------------------------------------------- */
+
+static void lex_keyword_or_identifier(promql_lexer *l, promql_token *t) {
+    int colon = 0;
+    while (l->pos < l->len && (is_alnum((unsigned char)l->in[l->pos]) || l->in[l->pos] == ':')) {
+        colon |= l->in[l->pos] == ':';
+        l->pos++;
+    }
+    size_t n = l->pos - l->start;
+    const char *w = l->in + l->start;
+    if ((n == 3 && strncasecmp(w, "inf", 3) == 0) || (n == 3 && strncasecmp(w, "nan", 3) == 0)) {
+        emit(l, t, PT_NUMBER);
+        return;
+    }
+    for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++) {
+        if (strlen(keywords[i].word) == n && strncasecmp(keywords[i].word, w, n) == 0) {
+            emit(l, t, keywords[i].tok);
+            return;
+        }
+    }
+    emit(l, t, colon ? PT_METRIC_IDENT : PT_IDENT);
+}
+
+/* ---- states ------------------------------------------------------------------ */
+
+static void lex_inside_braces(promql_lexer *l, promql_token *t) {
+    for (;;) {
+        l->start = l->pos;
+        if (l->pos < l->len && l->in[l->pos] == '#') {
+            while (l->pos < l->len && l->in[l->pos] != '\n')
+                l->pos++;
+            continue;
+        }
+        size_t sz;
+        long r = next_rune(l, &sz);
+        if (r == LEX_EOF) {
+            lex_error(l, t, "unexpected end of input inside braces");
+            return;
+        }
+        if (r < 128 && is_space((int)r))
+            continue;
+        if (r < 128 && is_alpha((int)r)) {
+            while (l->pos < l->len && is_alnum((unsigned char)l->in[l->pos]))
+                l->pos++;
+            emit(l, t, PT_IDENT);
+            return;
+        }
+        switch (r) {
+        case ',':
+            emit(l, t, PT_COMMA);
+            return;
+        case '"':
+        case '\'':
+            lex_string(l, t, (int)r);
+            return;
+        case '`':
+            lex_raw_string(l, t);
+            return;
+        case '=':
+            if (accept(l, "~"))
+                emit(l, t, PT_EQL_REGEX);
+            else
+                emit(l, t, PT_EQL);
+            return;
+        case '!': {
+            long nr = next_rune(l, &sz);
+            if (nr == '~') {
+                emit(l, t, PT_NEQ_REGEX);
+            } else if (nr == '=') {
+                emit(l, t, PT_NEQ);
+            } else {
+                error_rune(l, t, "unexpected character after '!' inside braces: ", nr);
+            }
+            return;
+        }
+        case '{':
+            error_rune(l, t, "unexpected left brace ", r);
+            return;
+        case '}':
+            emit(l, t, PT_RBRACE);
+            l->brace_open = 0;
+            return;
+        default:
+            error_rune(l, t, "unexpected character inside braces: ", r);
+            return;
+        }
+    }
+}
+
+static void lex_statements(promql_lexer *l, promql_token *t) {
+    for (;;) {
+        if (l->brace_open) {
+            lex_inside_braces(l, t);
+            return;
+        }
+        l->start = l->pos;
+        if (l->pos < l->len && l->in[l->pos] == '#') {
+            while (l->pos < l->len && l->in[l->pos] != '\n')
+                l->pos++;
+            continue;
+        }
+        size_t sz;
+        long r = next_rune(l, &sz);
+        if (r == LEX_EOF) {
+            if (l->paren_depth != 0) {
+                lex_error(l, t, "unclosed left parenthesis");
+            } else if (l->bracket_open) {
+                lex_error(l, t, "unclosed left bracket");
+            } else {
+                emit(l, t, PT_EOF);
+                l->done = 1;
+            }
+            return;
+        }
+        if (r < 128 && is_space((int)r))
+            continue;
+        switch (r) {
+        case ',': emit(l, t, PT_COMMA); return;
+        case '*': emit(l, t, PT_MUL); return;
+        case '/': emit(l, t, PT_DIV); return;
+        case '%': emit(l, t, PT_MOD); return;
+        case '+': emit(l, t, PT_ADD); return;
+        case '-': emit(l, t, PT_SUB); return;
+        case '^': emit(l, t, PT_POW); return;
+        case '@': emit(l, t, PT_AT); return;
+        case '=': {
+            int c = peek(l);
+            if (c == '=') {
+                l->pos++;
+                emit(l, t, PT_EQLC);
+            } else if (c == '~') {
+                error_rune(l, t, "unexpected character after '=': ", c);
+            } else {
+                emit(l, t, PT_EQL);
+            }
+            return;
+        }
+        case '!': {
+            long c = next_rune(l, &sz);
+            if (c == '=')
+                emit(l, t, PT_NEQ);
+            else
+                error_rune(l, t, "unexpected character after '!': ", c);
+            return;
+        }
+        case '<':
+            emit(l, t, accept(l, "=") ? PT_LTE : PT_LSS);
+            return;
+        case '>':
+            emit(l, t, accept(l, "=") ? PT_GTE : PT_GTR);
+            return;
+        case '"':
+        case '\'':
+            lex_string(l, t, (int)r);
+            return;
+        case '`':
+            lex_raw_string(l, t);
+            return;
+        case '(':
+            emit(l, t, PT_LPAREN);
+            l->paren_depth++;
+            return;
+        case ')':
+            l->paren_depth--;
+            if (l->paren_depth < 0) {
+                error_rune(l, t, "unexpected right parenthesis ", r);
+                return;
+            }
+            emit(l, t, PT_RPAREN);
+            return;
+        case '{':
+            emit(l, t, PT_LBRACE);
+            l->brace_open = 1;
+            return;
+        case '[':
+            if (l->bracket_open) {
+                error_rune(l, t, "unexpected left bracket ", r);
+                return;
+            }
+            l->got_colon = 0;
+            l->bracket_open = 1;
+            emit(l, t, PT_LBRACKET);
+            return;
+        case ']':
+            if (!l->bracket_open) {
+                error_rune(l, t, "unexpected right bracket ", r);
+                return;
+            }
+            l->bracket_open = 0;
+            emit(l, t, PT_RBRACKET);
+            return;
+        case ':':
+            if (l->bracket_open) {
+                if (l->got_colon) {
+                    error_rune(l, t, "unexpected colon ", r);
+                    return;
+                }
+                l->got_colon = 1;
+                emit(l, t, PT_COLON);
+                return;
+            }
+            l->pos = l->start;
+            lex_keyword_or_identifier(l, t);
+            return;
+        default:
+            break;
+        }
+        if (r < 128 && (is_digit((int)r) || (r == '.' && is_digit(peek(l))))) {
+            l->pos = l->start;
+            lex_number_or_duration(l, t);
+            return;
+        }
+        if (r < 128 && is_alpha((int)r)) {
+            if (l->bracket_open) {
+                error_rune(l, t, "unexpected character in duration: ", r);
+                return;
+            }
+            l->pos = l->start;
+            lex_keyword_or_identifier(l, t);
+            return;
+        }
+        error_rune(l, t, "unexpected character: ", r);
+        return;
+    }
+}
+
+void promql_lex_next(promql_lexer *l, promql_token *t) {
+    if (l->done) {
+        *t = l->last;
+        return;
+    }
+    lex_statements(l, t);
+    l->last = *t;
+}
+
+/* ---- token descriptions -------------------------------------------------- */
+
+static const char *const punct[] = {
+    [PT_LPAREN] = "(", [PT_RPAREN] = ")", [PT_LBRACE] = "{",   [PT_RBRACE] = "}",
+    [PT_LBRACKET] = "[", [PT_RBRACKET] = "]", [PT_COMMA] = ",", [PT_EQL] = "=",
+    [PT_COLON] = ":",
+};
+
+/* %q of s[0..n), limited to the first `maxrunes` runes when > 0. */
+static void go_quote_prefix(buf *b, const char *s, size_t n, int maxrunes) {
+    if (maxrunes > 0) {
+        size_t i = 0;
+        int k = 0;
+        while (i < n && k < maxrunes) {
+            size_t sz;
+            decode_rune((const unsigned char *)s + i, n - i, &sz);
+            i += sz;
+            k++;
+        }
+        n = i;
+    }
+    promql_quote(b, s, n);
+}
+
+static size_t rune_count(const char *s, size_t n) {
+    size_t i = 0, k = 0;
+    while (i < n) {
+        size_t sz;
+        decode_rune((const unsigned char *)s + i, n - i, &sz);
+        i += sz;
+        k++;
+    }
+    return k;
+}
+
+void promql_tok_desc(const promql_lexer *l, const promql_token *t, buf *out) {
+    const char *v = l->in + t->pos;
+    size_t n = t->len;
+    switch (t->type) {
+    case PT_EOF:
+        buf_puts(out, "end of input");
+        return;
+    case PT_ERROR:
+        buf_puts(out, l->err);
+        return;
+    case PT_IDENT:
+    case PT_METRIC_IDENT:
+        buf_puts(out, t->type == PT_IDENT ? "identifier " : "metric identifier ");
+        promql_quote(out, v, n);
+        return;
+    case PT_NUMBER:
+    case PT_STRING:
+    case PT_DURATION:
+        buf_puts(out, t->type == PT_NUMBER ? "number " : t->type == PT_STRING ? "string " : "duration ");
+        if (rune_count(v, n) > 10) {
+            go_quote_prefix(out, v, n, 10);
+            buf_puts(out, "...");
+        } else {
+            promql_quote(out, v, n);
+        }
+        return;
+    default:
+        break;
+    }
+    if (t->type <= PT_COLON) {
+        buf_putc(out, '"');
+        buf_puts(out, punct[t->type] ? punct[t->type] : "?");
+        buf_putc(out, '"');
+    } else if (t->type <= PT_ATAN2) {
+        buf_printf(out, "<op:%.*s>", (int)n, v);
+    } else if (t->type <= PT_LIMIT_RATIO) {
+        buf_printf(out, "<aggr:%.*s>", (int)n, v);
+    } else if (t->type <= PT_BOOL) {
+        buf_printf(out, "<%.*s>", (int)n, v);
+    } else {
+        promql_quote(out, v, n);
+    }
+}
+
+/* ---- unquoting ------------------------------------------------------------ */
+
+char *promql_unquote(arena *a, const char *tok, size_t len, size_t *outlen) {
+    /* The decoded text is never longer than the token. */
+    char *out = arena_alloc(a, len + 1);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    if (len < 2) {
+        *outlen = 0;
+        return out;
+    }
+    const char *s = tok + 1;
+    size_t n = len - 2;
+    if (tok[0] == '`') {
+        memcpy(out, s, n);
+        out[n] = 0;
+        *outlen = n;
+        return out;
+    }
+    for (size_t i = 0; i < n;) {
+        if (s[i] != '\\') {
+            out[o++] = s[i++];
+            continue;
+        }
+        i++;
+        if (i >= n)
+            break;
+        char c = s[i++];
+        int digits = 0;
+        unsigned base = 16;
+        switch (c) {
+        case 'a': out[o++] = '\a'; continue;
+        case 'b': out[o++] = '\b'; continue;
+        case 'f': out[o++] = '\f'; continue;
+        case 'n': out[o++] = '\n'; continue;
+        case 'r': out[o++] = '\r'; continue;
+        case 't': out[o++] = '\t'; continue;
+        case 'v': out[o++] = '\v'; continue;
+        case 'x': digits = 2; break;
+        case 'u': digits = 4; break;
+        case 'U': digits = 8; break;
+        default:
+            if (c >= '0' && c <= '7') {
+                digits = 2, base = 8;
+                unsigned long x = (unsigned long)(c - '0');
+                for (; digits > 0 && i < n; digits--)
+                    x = x * 8 + (unsigned)digit_val(s[i++]);
+                out[o++] = (char)(x & 0xff);
+                continue;
+            }
+            out[o++] = c; /* \\ \" \' */
+            continue;
+        }
+        unsigned long x = 0;
+        for (; digits > 0 && i < n; digits--)
+            x = x * base + (unsigned)digit_val(s[i++]);
+        if (c == 'x') {
+            out[o++] = (char)(x & 0xff); /* a raw byte, like Go */
+        } else {
+            /* At most 4 bytes from a 6+ character escape: fits. */
+            buf tmp = BUF_INIT;
+            put_rune_utf8(&tmp, (long)x);
+            if (tmp.data)
+                memcpy(out + o, tmp.data, tmp.len), o += tmp.len;
+            buf_free(&tmp);
+        }
+    }
+    out[o] = 0;
+    *outlen = o;
+    return out;
+}
