@@ -143,4 +143,42 @@ int api_register_base(http_server *s, api_app *a);
 void json_str(buf *b, const char *s);
 void json_strn(buf *b, const char *s, size_t n);
 
+/* ---- remote write (api/remotewrite.c) ---- */
+
+struct storage;
+
+/* Default bound on a request body after snappy decompression (413 beyond). */
+#define REMOTEWRITE_DEFAULT_MAX_DECOMPRESSED ((size_t)32 << 20)
+
+typedef struct remotewrite_opts {
+    int enabled;                   /* 0: POST /api/v1/write answers 404 naming the flag */
+    size_t max_decompressed_bytes; /* 0 means REMOTEWRITE_DEFAULT_MAX_DECOMPRESSED */
+} remotewrite_opts;
+
+/* enabled = 1, max_decompressed_bytes = the default. */
+void remotewrite_opts_default(remotewrite_opts *o);
+
+typedef struct remotewrite remotewrite;
+
+/*
+ * Creates the remote-write receiver and registers its kiln_remote_write_*
+ * metrics (create one per process).  Borrows st, which must outlive the
+ * receiver; copies o.  Free with remotewrite_free after the HTTP server is freed.
+ */
+int remotewrite_new(struct storage *st, const remotewrite_opts *o, remotewrite **out, kiln_err *err);
+
+/* Registers POST /api/v1/write (worker route) on s; borrows rw. */
+int remotewrite_register(http_server *s, remotewrite *rw);
+
+/*
+ * Handles one request: snappy + protobuf WriteRequest in req->body, decode
+ * memory from req->arena.  Fills resp: 204, 400/413/415 with a one-line
+ * text reason, 5xx when storing failed (a retry may succeed).  The route's
+ * handler; public for tests.  Thread-safe.
+ */
+void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp);
+
+/* NULL is a no-op.  The metrics stay registered (metrics_shutdown frees them). */
+void remotewrite_free(remotewrite *rw);
+
 #endif

@@ -1,0 +1,721 @@
+/*
+ * remotewrite.c - the remote write 1.0 receiver, POST /api/v1/write.
+ *
+ * A request body is a snappy *block* (not framed) holding a protobuf
+ * WriteRequest (api/remote.proto).  One request goes through three steps:
+ *
+ *   1. decompress   snappy_uncompressed_length() first: a body claiming more
+ *                   than max_decompressed_bytes gets 413 before anything is
+ *                   allocated; the output goes to one malloc'd buffer.
+ *   2. decode       protobuf-c unpacks into the request arena through a bump
+ *                   allocator (no malloc per field), bounded at
+ *                   RW_DECODE_FACTOR times the decompressed size; then each
+ *                   series is validated into a batch (labels checked in one
+ *                   pass, empty values dropped, bad series set aside with the
+ *                   reason of the first).
+ *   3. append       every sample of the valid series into one storage
+ *                   appender, then one commit (one WAL write) before the ack.
+ *
+ * Answers, as the spec and Prometheus want them:
+ *
+ *   | outcome                                            | status        |
+ *   |----------------------------------------------------|---------------|
+ *   | all samples stored (or nothing to store)            | 204           |
+ *   | not snappy, not protobuf                            | 400           |
+ *   | a series with bad labels (unsorted, duplicate,      | 400, the rest |
+ *   |   empty or invalid name, no __name__, bad UTF-8)    |   is stored   |
+ *   | samples out of order / duplicate / out of bounds    | 400, the rest |
+ *   |                                                     |   is stored   |
+ *   | decompressed body or decoded size over the bound    | 413           |
+ *   | Content-Encoding not snappy, remote write 2.0 type  | 415           |
+ *   | kiln failed (out of memory, WAL error)              | 500: retry    |
+ *
+ * A 400 body is one line naming the first rejected series and the count of
+ * rejected samples.  Stale markers (NaN 0x7ff0000000000002) are stored as
+ * sent.  Exemplars and native histograms are counted and dropped; metadata
+ * is counted.
+ *
+ * Threading: remotewrite_handle runs on HTTP worker threads, any number at
+ * once; the receiver is read-only after remotewrite_new and the metrics are
+ * atomic.
+ */
+#include <errno.h>
+#include <math.h>
+#include <snappy-c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "api/remote.pb-c.h"
+#include "storage/storage.h"
+
+/* Decode memory bound: decoded structs are larger than their wire form (a
+ * 2-byte empty Label becomes a pointer and a 56-byte struct); real requests
+ * stay under 8x, this leaves room and still bounds hostile input. */
+#define RW_DECODE_FACTOR 16
+#define RW_DECODE_SLACK ((size_t)1 << 20)
+#define RW_CHUNK ((size_t)256 << 10)
+
+/* Response messages: one line, bounded whatever the input. */
+#define RW_MSG_MAX 1024
+#define RW_SERIES_SHOW_LABELS 12
+#define RW_SERIES_SHOW_VALUE 96
+
+enum { RW_CODE_204, RW_CODE_400, RW_CODE_404, RW_CODE_413, RW_CODE_415, RW_CODE_500, RW_NCODES };
+static const char *const rw_code_names[RW_NCODES] = {"204", "400", "404", "413", "415", "500"};
+static const int rw_code_status[RW_NCODES] = {204, 400, 404, 413, 415, 500};
+
+enum { RW_REJ_INVALID, RW_REJ_ORDER, RW_REJ_DUPLICATE, RW_REJ_BOUNDS, RW_NREJ };
+static const char *const rw_rej_names[RW_NREJ] = {"invalid_labels", "out_of_order", "duplicate",
+                                                  "out_of_bounds"};
+
+struct remotewrite {
+    storage *st;
+    remotewrite_opts opts;
+    metric_child *requests[RW_NCODES];
+    metric_child *rejected[RW_NREJ];
+    metric_child *received;
+    metric_child *exemplars_dropped;
+    metric_child *histograms_dropped;
+    metric_child *metadata_received;
+    metric_child *decode_seconds;
+};
+
+/* ---- a bump allocator for protobuf-c on the request arena ---------------- */
+
+enum { RW_OVER_LIMIT = 1, RW_OVER_NOMEM = 2 };
+
+typedef struct rw_alloc {
+    arena *a;
+    char *cur;
+    size_t left;
+    size_t taken; /* bytes of chunks taken from the arena */
+    size_t limit;
+    int over; /* an allocation failed: RW_OVER_LIMIT or RW_OVER_NOMEM */
+} rw_alloc;
+
+/*
+ * Every allocation gets one byte more, set to 0: protobuf-c copies a `bytes`
+ * field into an allocation of exactly its length, so the byte after it makes
+ * the label strings NUL-terminated without another copy.
+ */
+static void *rw_alloc_fn(void *data, size_t n) {
+    rw_alloc *al = data;
+    if (n > al->limit) {
+        al->over = RW_OVER_LIMIT;
+        return NULL;
+    }
+    size_t need = (n + 1 + 7) & ~(size_t)7;
+    if (need > al->left) {
+        size_t chunk = need > RW_CHUNK ? need : RW_CHUNK;
+        if (chunk > al->limit - al->taken) {
+            if (need > al->limit - al->taken) {
+                al->over = RW_OVER_LIMIT;
+                return NULL;
+            }
+            chunk = need;
+        }
+        char *c = arena_alloc(al->a, chunk);
+        if (!c) {
+            al->over = RW_OVER_NOMEM;
+            return NULL;
+        }
+        al->taken += chunk;
+        al->cur = c;
+        al->left = chunk;
+    }
+    char *p = al->cur;
+    al->cur += need;
+    al->left -= need;
+    p[n] = 0;
+    return p;
+}
+
+static void rw_free_fn(void *data, void *p) {
+    (void)data, (void)p; /* the arena frees everything with the request */
+}
+
+/* ---- one-line messages ----------------------------------------------------- */
+
+typedef struct rw_msg {
+    char s[RW_MSG_MAX];
+    size_t n;
+} rw_msg;
+
+static void msg_putn(rw_msg *m, const char *s, size_t n) {
+    size_t room = sizeof m->s - 1 - m->n;
+    if (n > room)
+        n = room;
+    memcpy(m->s + m->n, s, n);
+    m->n += n;
+    m->s[m->n] = 0;
+}
+
+static void msg_puts(rw_msg *m, const char *s) {
+    msg_putn(m, s, strlen(s));
+}
+
+static void msg_printf(rw_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void msg_printf(rw_msg *m, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = sizeof m->s - m->n;
+    int k = vsnprintf(m->s + m->n, room, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        m->n += (size_t)k < room ? (size_t)k : room - 1;
+}
+
+/*
+ * Appends s[0..n) quoted, at most max bytes of it: quotes, backslashes and
+ * control bytes escaped; bytes >= 0x80 kept when the string is valid UTF-8
+ * (cut on a character boundary), else escaped as \xHH.
+ */
+static void msg_quoted(rw_msg *m, const char *s, size_t n, size_t max) {
+    static const char hex[] = "0123456789abcdef";
+    int utf8 = utf8_valid(s, n);
+    size_t show = n;
+    if (show > max) {
+        show = max;
+        while (utf8 && show > 0 && ((unsigned char)s[show] & 0xC0) == 0x80)
+            show--;
+    }
+    msg_putn(m, "\"", 1);
+    for (size_t i = 0; i < show; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            msg_putn(m, e, 2);
+        } else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
+            char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            msg_putn(m, e, 4);
+        } else {
+            msg_putn(m, (const char *)&c, 1);
+        }
+    }
+    msg_putn(m, "\"", 1);
+    if (show < n)
+        msg_printf(m, "...(%zu bytes)", n);
+}
+
+static const char *bin_str(const ProtobufCBinaryData *b) {
+    return b->data ? (const char *)b->data : "";
+}
+
+/* Appends a series like Prometheus prints it: {__name__="up", job="x"}. */
+static void msg_series(rw_msg *m, Kiln__Remote__Label *const *ls, size_t n) {
+    msg_putn(m, "{", 1);
+    for (size_t i = 0; i < n && i < RW_SERIES_SHOW_LABELS; i++) {
+        if (i)
+            msg_putn(m, ", ", 2);
+        const ProtobufCBinaryData *nm = &ls[i]->name, *v = &ls[i]->value;
+        if (nm->len && label_name_valid(bin_str(nm), nm->len))
+            msg_putn(m, bin_str(nm), nm->len);
+        else
+            msg_quoted(m, bin_str(nm), nm->len, 64);
+        msg_putn(m, "=", 1);
+        msg_quoted(m, bin_str(v), v->len, RW_SERIES_SHOW_VALUE);
+    }
+    if (n > RW_SERIES_SHOW_LABELS)
+        msg_printf(m, ", ...%zu more labels", n - RW_SERIES_SHOW_LABELS);
+    msg_putn(m, "}", 1);
+}
+
+/* ---- validation ------------------------------------------------------------ */
+
+/* Word-at-a-time ASCII check before the full UTF-8 decoder. */
+static int rw_utf8_valid(const char *s, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull)
+            return utf8_valid(s + i, n - i);
+    }
+    for (; i < n; i++)
+        if ((unsigned char)s[i] >= 0x80)
+            return utf8_valid(s + i, n - i);
+    return 1;
+}
+
+/* Byte-wise order of two names, like Go's string comparison. */
+static int name_cmp(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b) {
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = n ? memcmp(a->data, b->data, n) : 0;
+    if (c)
+        return c;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+/*
+ * Checks the labels of one series and fills out[] (room for ts->n_labels)
+ * with the non-empty ones, in order.  Returns the count, or -1 with the
+ * reason in why.
+ */
+static long series_labels(const Kiln__Remote__TimeSeries *ts, label *out, rw_msg *why) {
+    size_t n = ts->n_labels, k = 0;
+    int has_name = 0;
+    if (n == 0) {
+        msg_puts(why, "series without labels");
+        return -1;
+    }
+    if (n > LABELS_MAX_COUNT) {
+        msg_printf(why, "%zu labels, more than the limit of %d", n, LABELS_MAX_COUNT);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ProtobufCBinaryData *nm = &ts->labels[i]->name, *v = &ts->labels[i]->value;
+        const char *name = bin_str(nm), *value = bin_str(v);
+        if (nm->len == 0) {
+            msg_puts(why, "empty label name");
+            return -1;
+        }
+        if (nm->len > LABEL_NAME_MAX_LEN) {
+            msg_printf(why, "label name of %zu bytes, more than the limit of %d", nm->len, LABEL_NAME_MAX_LEN);
+            return -1;
+        }
+        if (!label_name_valid(name, nm->len)) {
+            msg_puts(why, "invalid label name ");
+            msg_quoted(why, name, nm->len, 64);
+            return -1;
+        }
+        if (i > 0) {
+            int c = name_cmp(&ts->labels[i - 1]->name, nm);
+            if (c == 0) {
+                msg_printf(why, "duplicate label name \"%s\"", name);
+                return -1;
+            }
+            if (c > 0) {
+                msg_printf(why, "labels not sorted by name: \"%s\" before \"%s\"", bin_str(&ts->labels[i - 1]->name),
+                           name);
+                return -1;
+            }
+        }
+        if (v->len > LABEL_VALUE_MAX_LEN) {
+            msg_printf(why, "value of label \"%s\" is %zu bytes, more than the limit of %d", name, v->len,
+                       LABEL_VALUE_MAX_LEN);
+            return -1;
+        }
+        if (v->len && memchr(value, 0, v->len)) {
+            msg_printf(why, "NUL byte in the value of label \"%s\"", name);
+            return -1;
+        }
+        if (!rw_utf8_valid(value, v->len)) {
+            msg_printf(why, "invalid UTF-8 in the value of label \"%s\"", name);
+            return -1;
+        }
+        if (nm->len == sizeof LABEL_NAME - 1 && !memcmp(name, LABEL_NAME, nm->len)) {
+            if (v->len == 0)
+                break; /* reported as missing below */
+            if (!metric_name_valid(value, v->len)) {
+                msg_puts(why, "invalid metric name ");
+                msg_quoted(why, value, v->len, RW_SERIES_SHOW_VALUE);
+                return -1;
+            }
+            has_name = 1;
+        }
+        if (v->len == 0)
+            continue; /* an empty value means the label is absent */
+        out[k].name = name;
+        out[k].value = value;
+        k++;
+    }
+    if (!has_name) {
+        msg_puts(why, "missing metric name (__name__ label)");
+        return -1;
+    }
+    return (long)k;
+}
+
+/* ---- the batch --------------------------------------------------------------- */
+
+typedef struct rw_series {
+    const label *ls;
+    size_t nls;
+    Kiln__Remote__Sample *const *samples;
+    size_t nsamples;
+    Kiln__Remote__Label *const *raw; /* for messages */
+    size_t nraw;
+} rw_series;
+
+typedef struct rw_batch {
+    rw_series *v; /* the valid series, in request order */
+    size_t n;
+    size_t samples;         /* in the whole request */
+    size_t invalid_samples; /* in series with bad labels */
+    size_t exemplars, histograms, metadata;
+    rw_msg first; /* the first problem, empty when none */
+} rw_batch;
+
+static int decode_mem_error(const rw_alloc *al, rw_msg *msg) {
+    if (al->over == RW_OVER_LIMIT) {
+        msg_printf(msg, "decoding the request needs more than %zu bytes of memory", al->limit);
+        return KILN_ELIMIT;
+    }
+    msg_puts(msg, "out of memory decoding the request");
+    return KILN_ENOMEM;
+}
+
+/*
+ * Decompresses and decodes body into b, all memory from `a` (and one
+ * temporary buffer).  Returns 0 (b may still hold invalid series),
+ * KILN_EINVAL (400), KILN_ELIMIT (413) or KILN_ENOMEM, with msg set.
+ */
+static int rw_decode(const char *body, size_t len, size_t max_decompressed, arena *a, rw_batch *b, rw_msg *msg) {
+    char *raw = NULL;
+    int rc = 0;
+    memset(b, 0, sizeof *b);
+
+    size_t ulen = 0;
+    if (snappy_uncompressed_length(body, len, &ulen) != SNAPPY_OK) {
+        msg_puts(msg, "snappy: corrupt input (the body must be snappy block format)");
+        rc = KILN_EINVAL;
+        goto fail;
+    }
+    if (ulen > max_decompressed) {
+        msg_printf(msg, "request body decompresses to %zu bytes, more than the limit of %zu bytes", ulen,
+                   max_decompressed);
+        rc = KILN_ELIMIT;
+        goto fail;
+    }
+    raw = malloc(ulen ? ulen : 1);
+    if (!raw) {
+        msg_printf(msg, "out of memory decompressing %zu bytes", ulen);
+        rc = KILN_ENOMEM;
+        goto fail;
+    }
+    size_t got = ulen;
+    if (snappy_uncompress(body, len, raw, &got) != SNAPPY_OK || got != ulen) {
+        msg_puts(msg, "snappy: corrupt input (the body must be snappy block format)");
+        rc = KILN_EINVAL;
+        goto fail;
+    }
+
+    rw_alloc al = {.a = a, .limit = ulen * RW_DECODE_FACTOR + RW_DECODE_SLACK};
+    ProtobufCAllocator pa = {.alloc = rw_alloc_fn, .free = rw_free_fn, .allocator_data = &al};
+    Kiln__Remote__WriteRequest *wr = kiln__remote__write_request__unpack(&pa, ulen, (const uint8_t *)raw);
+    free(raw);
+    raw = NULL;
+    if (!wr) {
+        if (al.over) {
+            rc = decode_mem_error(&al, msg);
+        } else {
+            msg_puts(msg, "protobuf: cannot decode the body as a remote write WriteRequest");
+            rc = KILN_EINVAL;
+        }
+        goto fail;
+    }
+    b->metadata = wr->n_metadata;
+
+    b->v = wr->n_timeseries ? rw_alloc_fn(&al, wr->n_timeseries * sizeof *b->v) : NULL;
+    if (wr->n_timeseries && !b->v)
+        goto nomem;
+    for (size_t i = 0; i < wr->n_timeseries; i++) {
+        const Kiln__Remote__TimeSeries *ts = wr->timeseries[i];
+        b->samples += ts->n_samples;
+        b->exemplars += ts->n_exemplars;
+        b->histograms += ts->n_histograms;
+        if (ts->n_samples == 0)
+            continue; /* exemplars or histograms only: nothing for storage */
+        label *ls = NULL;
+        if (ts->n_labels && ts->n_labels <= LABELS_MAX_COUNT && !(ls = rw_alloc_fn(&al, ts->n_labels * sizeof *ls)))
+            goto nomem;
+        rw_msg why = {.n = 0};
+        why.s[0] = 0;
+        long k = series_labels(ts, ls, &why);
+        if (k < 0) {
+            b->invalid_samples += ts->n_samples;
+            if (b->first.n == 0) {
+                msg_puts(&b->first, "invalid series ");
+                msg_series(&b->first, ts->labels, ts->n_labels);
+                msg_puts(&b->first, ": ");
+                msg_puts(&b->first, why.s);
+            }
+            continue;
+        }
+        rw_series *s = &b->v[b->n++];
+        s->ls = ls;
+        s->nls = (size_t)k;
+        s->samples = ts->samples;
+        s->nsamples = ts->n_samples;
+        s->raw = ts->labels;
+        s->nraw = ts->n_labels;
+    }
+    return 0;
+
+nomem:
+    return decode_mem_error(&al, msg);
+fail:
+    free(raw);
+    return rc;
+}
+
+/* ---- appending ---------------------------------------------------------------- */
+
+typedef struct rw_outcome {
+    size_t appended;
+    size_t rejected[RW_NREJ];
+    size_t rejected_total;
+    rw_msg first; /* the first rejected sample */
+} rw_outcome;
+
+/*
+ * Appends the batch in one appender and commits it.  Returns 0 when the
+ * commit succeeded (o says what was rejected), or the error that made the
+ * whole batch fail (nothing acknowledged), with msg set.
+ */
+static int rw_append(storage *st, const rw_batch *b, rw_outcome *o, rw_msg *msg) {
+    kiln_err err = {0};
+    memset(o, 0, sizeof *o);
+    if (b->n == 0)
+        return 0;
+    appender *app = storage_appender(st);
+    if (!app) {
+        msg_puts(msg, "out of memory: cannot start an append batch");
+        return KILN_ENOMEM;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        const rw_series *s = &b->v[i];
+        uint64_t ref = 0;
+        for (size_t j = 0; j < s->nsamples; j++) {
+            const Kiln__Remote__Sample *smp = s->samples[j];
+            int rc = appender_append(app, &ref, ref ? NULL : s->ls, ref ? 0 : s->nls, smp->timestamp, smp->value,
+                                     &err);
+            if (rc == 0) {
+                o->appended++;
+                continue;
+            }
+            int reason;
+            switch (rc) {
+            case KILN_EORDER: reason = RW_REJ_ORDER; break;
+            case KILN_EEXIST: reason = RW_REJ_DUPLICATE; break;
+            case KILN_ERANGE: reason = RW_REJ_BOUNDS; break;
+            case KILN_EINVAL: reason = RW_REJ_INVALID; break;
+            default:
+                appender_rollback(app);
+                msg_printf(msg, "append failed: %s", err.code ? err.msg : kiln_strerror(rc));
+                return rc;
+            }
+            o->rejected[reason]++;
+            o->rejected_total++;
+            if (o->first.n == 0) {
+                msg_puts(&o->first, err.code && err.msg[0] ? err.msg : kiln_strerror(rc));
+                msg_puts(&o->first, " for series ");
+                msg_series(&o->first, s->raw, s->nraw);
+                msg_printf(&o->first, " at timestamp %lld", (long long)smp->timestamp);
+            }
+            err.code = 0;
+            err.msg[0] = 0;
+        }
+    }
+    if (o->appended == 0) {
+        appender_rollback(app);
+        return 0;
+    }
+    int rc = appender_commit(app, &err);
+    if (rc != 0) {
+        msg_printf(msg, "storing samples failed: %s", err.code ? err.msg : kiln_strerror(rc));
+        return rc < 0 ? rc : KILN_EIO;
+    }
+    return 0;
+}
+
+/* ---- the handler ------------------------------------------------------------ */
+
+/* Escapes quotes and backslashes of s into out (for a quoted logfmt value). */
+static const char *log_escape(const char *s, char *out, size_t n) {
+    size_t k = 0;
+    for (; *s && k + 3 < n; s++) {
+        if (*s == '"' || *s == '\\')
+            out[k++] = '\\';
+        out[k++] = *s;
+    }
+    out[k] = 0;
+    return out;
+}
+
+/* The value of a media-type parameter (`proto=...`), or NULL. */
+static const char *content_type_param(const char *ct, const char *name, size_t *len) {
+    size_t nl = strlen(name);
+    for (const char *p = strchr(ct, ';'); p; p = strchr(p + 1, ';')) {
+        const char *q = p + 1;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (!strncasecmp(q, name, nl) && q[nl] == '=') {
+            q += nl + 1;
+            if (*q == '"')
+                q++;
+            size_t n = strcspn(q, "\";, \t");
+            *len = n;
+            return q;
+        }
+    }
+    return NULL;
+}
+
+static int respond(remotewrite *rw, http_resp *resp, int code, const char *text) {
+    metric_add(rw->requests[code], 1);
+    if (rw_code_status[code] == 204) {
+        resp->status = 204;
+        snprintf(resp->content_type, sizeof resp->content_type, "text/plain; charset=utf-8");
+        buf_reset(&resp->body);
+        return 0;
+    }
+    char line[RW_MSG_MAX + 2];
+    snprintf(line, sizeof line, "%s\n", text);
+    http_resp_text(resp, rw_code_status[code], line);
+    return 0;
+}
+
+static int code_for(int rc) {
+    switch (rc) {
+    case KILN_EINVAL: return RW_CODE_400;
+    case KILN_ELIMIT: return RW_CODE_413;
+    default: return RW_CODE_500;
+    }
+}
+
+void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
+    rw_msg msg = {.n = 0};
+    msg.s[0] = 0;
+    if (!rw->opts.enabled) {
+        respond(rw, resp, RW_CODE_404,
+                "remote write receiver is disabled; start kiln without --web.disable-remote-write-receiver");
+        return;
+    }
+    const char *ce = http_req_header(req, "Content-Encoding");
+    if (ce && *ce && strcasecmp(ce, "snappy") != 0) {
+        msg_puts(&msg, "unsupported Content-Encoding ");
+        msg_quoted(&msg, ce, strlen(ce), 64);
+        msg_puts(&msg, ": remote write bodies are snappy block format");
+        respond(rw, resp, RW_CODE_415, msg.s);
+        return;
+    }
+    const char *ct = http_req_header(req, "Content-Type");
+    size_t plen = 0;
+    const char *proto = ct ? content_type_param(ct, "proto", &plen) : NULL;
+    if (proto && !(plen == 23 && !memcmp(proto, "prometheus.WriteRequest", 23))) {
+        msg_puts(&msg, "unsupported remote write message ");
+        msg_quoted(&msg, proto, plen, 64);
+        msg_puts(&msg, ": kiln accepts remote write 1.0 (prometheus.WriteRequest)");
+        respond(rw, resp, RW_CODE_415, msg.s);
+        return;
+    }
+
+    double t0 = time_mono_sec();
+    rw_batch b;
+    int rc = rw_decode(req->body, req->body_len, rw->opts.max_decompressed_bytes, req->arena, &b, &msg);
+    metric_observe(rw->decode_seconds, time_mono_sec() - t0);
+    if (rc != 0) {
+        respond(rw, resp, code_for(rc), msg.s);
+        return;
+    }
+    metric_add(rw->received, (double)b.samples);
+    if (b.exemplars)
+        metric_add(rw->exemplars_dropped, (double)b.exemplars);
+    if (b.histograms)
+        metric_add(rw->histograms_dropped, (double)b.histograms);
+    if (b.metadata)
+        metric_add(rw->metadata_received, (double)b.metadata);
+    if (b.invalid_samples)
+        metric_add(rw->rejected[RW_REJ_INVALID], (double)b.invalid_samples);
+
+    rw_outcome o;
+    rc = rw_append(rw->st, &b, &o, &msg);
+    if (rc != 0) {
+        char esc[2 * RW_MSG_MAX];
+        LOG_ERROR("Remote write append failed", "err=\"%s\"", log_escape(msg.s, esc, sizeof esc));
+        respond(rw, resp, RW_CODE_500, msg.s);
+        return;
+    }
+    for (int r = 0; r < RW_NREJ; r++)
+        if (o.rejected[r])
+            metric_add(rw->rejected[r], (double)o.rejected[r]);
+
+    size_t rejected = b.invalid_samples + o.rejected_total;
+    if (b.first.n == 0 && o.first.n == 0) {
+        respond(rw, resp, RW_CODE_204, NULL);
+        return;
+    }
+    msg_puts(&msg, b.first.n ? b.first.s : o.first.s);
+    msg_printf(&msg, "; %zu of %zu samples rejected", rejected, b.samples);
+    char esc[2 * RW_MSG_MAX];
+    LOG_WARN("Remote write request rejected in part", "err=\"%s\"", log_escape(msg.s, esc, sizeof esc));
+    respond(rw, resp, RW_CODE_400, msg.s);
+}
+
+static void rw_route(http_req *req, http_resp *resp, void *data) {
+    remotewrite_handle(data, req, resp);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+void remotewrite_opts_default(remotewrite_opts *o) {
+    o->enabled = 1;
+    o->max_decompressed_bytes = REMOTEWRITE_DEFAULT_MAX_DECOMPRESSED;
+}
+
+int remotewrite_new(storage *st, const remotewrite_opts *o, remotewrite **out, kiln_err *err) {
+    static const double decode_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                            0.01,   0.025,   0.05,   0.1,   0.25,   1};
+    *out = NULL;
+    remotewrite *rw = calloc(1, sizeof *rw);
+    if (!rw)
+        goto nomem;
+    rw->st = st;
+    rw->opts = *o;
+    if (rw->opts.max_decompressed_bytes == 0)
+        rw->opts.max_decompressed_bytes = REMOTEWRITE_DEFAULT_MAX_DECOMPRESSED;
+
+    metric *req = metric_new(METRIC_COUNTER, "kiln_remote_write_requests_total",
+                             "Remote write requests received, by HTTP status code.", "code", NULL, 0);
+    metric *rej = metric_new(METRIC_COUNTER, "kiln_remote_write_samples_rejected_total",
+                             "Remote write samples not stored, by reason.", "reason", NULL, 0);
+    metric *rcv = metric_new(METRIC_COUNTER, "kiln_remote_write_samples_received_total",
+                             "Samples in decoded remote write requests, stored or not.", NULL, NULL, 0);
+    metric *exd = metric_new(METRIC_COUNTER, "kiln_remote_write_exemplars_dropped_total",
+                             "Exemplars received by remote write and dropped (not stored yet).", NULL, NULL, 0);
+    metric *hsd = metric_new(METRIC_COUNTER, "kiln_remote_write_histograms_dropped_total",
+                             "Native histogram samples received by remote write and dropped (not stored yet).", NULL,
+                             NULL, 0);
+    metric *mdr = metric_new(METRIC_COUNTER, "kiln_remote_write_metadata_received_total",
+                             "Metric metadata entries received by remote write.", NULL, NULL, 0);
+    metric *dur = metric_new(METRIC_HISTOGRAM, "kiln_remote_write_decode_duration_seconds",
+                             "Time to decompress, decode and validate a remote write request.", NULL, decode_buckets,
+                             sizeof decode_buckets / sizeof decode_buckets[0]);
+    if (!req || !rej || !rcv || !exd || !hsd || !mdr || !dur)
+        goto nomem;
+    for (int i = 0; i < RW_NCODES; i++) {
+        const char *v[1] = {rw_code_names[i]};
+        if (!(rw->requests[i] = metric_with(req, v)))
+            goto nomem;
+    }
+    for (int i = 0; i < RW_NREJ; i++) {
+        const char *v[1] = {rw_rej_names[i]};
+        if (!(rw->rejected[i] = metric_with(rej, v)))
+            goto nomem;
+    }
+    rw->received = metric_default(rcv);
+    rw->exemplars_dropped = metric_default(exd);
+    rw->histograms_dropped = metric_default(hsd);
+    rw->metadata_received = metric_default(mdr);
+    rw->decode_seconds = metric_default(dur);
+    if (!rw->received || !rw->exemplars_dropped || !rw->histograms_dropped || !rw->metadata_received ||
+        !rw->decode_seconds)
+        goto nomem;
+    *out = rw;
+    return 0;
+nomem:
+    free(rw);
+    return kiln_err_set(err, KILN_ENOMEM, "remote write receiver: out of memory");
+}
+
+int remotewrite_register(http_server *s, remotewrite *rw) {
+    return http_route(s, "POST", "/api/v1/write", HTTP_ROUTE_WORKER, rw_route, rw, "/api/v1/write");
+}
+
+void remotewrite_free(remotewrite *rw) {
+    free(rw);
+}
