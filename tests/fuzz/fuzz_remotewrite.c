@@ -1,0 +1,145 @@
+/*
+ * fuzz_remotewrite.c - arbitrary bytes through the remote write receiver
+ * (remotewrite_handle in api/remotewrite.c).
+ *
+ * Input layout: byte 0 picks the mode, the rest is the payload.
+ *   mode even  the payload is a WriteRequest in protobuf; the harness
+ *              snappy-compresses it, so the fuzzer works on protobuf
+ *   mode odd   the payload is the HTTP body as sent (snappy framing fuzzed)
+ *
+ * The storage is a stub (defined here) that checks what the receiver hands
+ * it: labels sorted with unique valid names, values non-empty valid UTF-8
+ * without NUL, a __name__, and a series reference reused only after it was
+ * handed out.  Any answer but 204/400/413 traps, as does an error text that
+ * is not one line, or an appender left open.
+ */
+#include <snappy-c.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "storage/storage.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct storage {
+    int unused;
+};
+
+struct appender {
+    uint64_t next_ref;
+    size_t appended;
+};
+
+static size_t open_appenders;
+
+appender *storage_appender(storage *s) {
+    (void)s;
+    appender *a = calloc(1, sizeof *a);
+    if (a)
+        open_appenders++;
+    return a;
+}
+
+int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v, kiln_err *err) {
+    (void)t, (void)v, (void)err;
+    if (*ref) {
+        if (ls || *ref >= a->next_ref + 1)
+            __builtin_trap();
+    } else {
+        int has_name = 0;
+        if (!ls || n == 0 || n > LABELS_MAX_COUNT)
+            __builtin_trap();
+        for (size_t i = 0; i < n; i++) {
+            size_t nl = strlen(ls[i].name), vl = strlen(ls[i].value);
+            if (!label_name_valid(ls[i].name, nl) || vl == 0 || !utf8_valid(ls[i].value, vl))
+                __builtin_trap();
+            if (i && strcmp(ls[i - 1].name, ls[i].name) >= 0)
+                __builtin_trap();
+            if (!strcmp(ls[i].name, LABEL_NAME)) {
+                if (!metric_name_valid(ls[i].value, vl))
+                    __builtin_trap();
+                has_name = 1;
+            }
+        }
+        if (!has_name)
+            __builtin_trap();
+        *ref = ++a->next_ref;
+    }
+    a->appended++;
+    return 0;
+}
+
+int appender_commit(appender *a, kiln_err *err) {
+    (void)err;
+    if (a->appended == 0)
+        __builtin_trap(); /* the receiver rolls back empty batches */
+    open_appenders--;
+    free(a);
+    return 0;
+}
+
+void appender_rollback(appender *a) {
+    open_appenders--;
+    free(a);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static remotewrite *rw;
+    static storage st;
+    if (!rw) {
+        log_setup(LOG_ERROR, LOG_FORMAT_LOGFMT);
+        remotewrite_opts o;
+        remotewrite_opts_default(&o);
+        o.max_decompressed_bytes = 4 << 20;
+        if (remotewrite_new(&st, &o, &rw, NULL) != 0)
+            return 0;
+    }
+    if (size == 0 || size > (4 << 20))
+        return 0;
+    char *body;
+    size_t blen;
+    if (data[0] & 1) {
+        blen = size - 1;
+        body = malloc(blen + 1);
+        memcpy(body, data + 1, blen);
+    } else {
+        size_t cap = snappy_max_compressed_length(size - 1);
+        body = malloc(cap + 1);
+        blen = cap;
+        if (snappy_compress((const char *)data + 1, size - 1, body, &blen) != SNAPPY_OK)
+            __builtin_trap();
+    }
+    body[blen] = 0;
+
+    arena a;
+    arena_init(&a, 0);
+    http_req req;
+    memset(&req, 0, sizeof req);
+    req.method = "POST";
+    req.path = "/api/v1/write";
+    req.query = "";
+    req.arena = &a;
+    req.body = body;
+    req.body_len = blen;
+    http_resp resp;
+    memset(&resp, 0, sizeof resp);
+    resp.status = 200;
+    remotewrite_handle(rw, &req, &resp);
+    if (resp.status != 204 && resp.status != 400 && resp.status != 413)
+        __builtin_trap();
+    if (resp.status != 204) {
+        /* one line of text */
+        if (!resp.body.data || resp.body.len < 2 || resp.body.data[resp.body.len - 1] != '\n' ||
+            memchr(resp.body.data, '\n', resp.body.len - 1))
+            __builtin_trap();
+    }
+    if (open_appenders)
+        __builtin_trap();
+    buf_free(&resp.body);
+    buf_free(&resp.headers);
+    arena_free(&a);
+    free(body);
+    return 0;
+}
