@@ -29,7 +29,7 @@
 #include "util/util.h"
 
 /* Bounds the parser enforces (errors, not crashes). */
-#define PROMQL_MAX_DEPTH 200         /* nesting of expressions */
+#define PROMQL_MAX_DEPTH 500         /* height of the tree (nesting, operator chains) */
 #define PROMQL_MAX_QUERY_LEN (1 << 20) /* bytes of query text */
 
 /* ---- value types --------------------------------------------------------- */

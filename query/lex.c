@@ -605,6 +605,7 @@ static void lex_statements(promql_lexer *l, promql_token *t) {
         case ')':
             l->paren_depth--;
             if (l->paren_depth < 0) {
+                l->start = l->pos; /* Prometheus emits the ')' first */
                 error_rune(l, t, "unexpected right parenthesis ", r);
                 return;
             }

@@ -1,0 +1,1328 @@
+/*
+ * parse.c - the PromQL parser: recursive descent over lex.c's tokens,
+ * building the tree of ast.h in an arena, then Prometheus' type checks.
+ *
+ * Binary operators by precedence climbing, lowest first:
+ *     or  <  and unless  <  == != <= < >= >  <  + -  <  * / % atan2  <  ^
+ * all left-associative but ^.  A unary sign binds like * (so -2^2 is
+ * -(2^2)) and folds into a number literal as Prometheus does.  offset, @
+ * and [...] are postfix on any operand, checked for the kinds they allow.
+ *
+ * Errors follow Prometheus: the first one wins; syntax errors (and the
+ * semantic errors Prometheus raises while parsing: offsets, @, ranges,
+ * unknown functions, aggregation arguments) stop the parse; the type checks
+ * run on a complete tree in Prometheus' order (children first).  The message
+ * is "<line>:<col>: parse error: <what>", col counted in bytes from 1.
+ *
+ * Threading: a parse uses only its own state; any thread may parse.
+ */
+#define PROMQL_PARSER_INTERNAL
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "query/ast.h"
+
+typedef struct parser {
+    promql_lexer lx;
+    promql_token la[2]; /* lookahead tokens */
+    int nla;
+    promql_ast *ast;
+    arena *a;
+    int depth;
+    size_t last_closing;
+    int failed;
+    int code;
+    size_t err_pos;
+    char err[400];
+} parser;
+
+/* Binding powers; 0 = not a binary operator. */
+enum { PREC_OR = 1, PREC_AND, PREC_CMP, PREC_ADD, PREC_MUL, PREC_POW };
+
+/* ---- errors ----------------------------------------------------------- */
+
+static void perr(parser *p, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void perr(parser *p, size_t pos, const char *fmt, ...) {
+    if (p->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->err, sizeof p->err, fmt, ap);
+    va_end(ap);
+    p->failed = 1;
+    p->code = KILN_EINVAL;
+    p->err_pos = pos;
+}
+
+static void perr_nomem(parser *p) {
+    if (p->failed)
+        return;
+    snprintf(p->err, sizeof p->err, "out of memory");
+    p->failed = 1;
+    p->code = KILN_ENOMEM;
+    p->err_pos = 0;
+}
+
+static void fill(parser *p, int want) {
+    while (p->nla < want) {
+        promql_token *t = &p->la[p->nla++];
+        promql_lex_next(&p->lx, t);
+        if (t->type == PT_ERROR)
+            perr(p, t->pos, "%s", p->lx.err);
+    }
+}
+
+static promql_token *peek(parser *p) {
+    fill(p, 1);
+    return &p->la[0];
+}
+
+/* The token after the lookahead. */
+static promql_token *peek2(parser *p) {
+    fill(p, 2);
+    return &p->la[1];
+}
+
+static promql_token next(parser *p) {
+    promql_token t = *peek(p);
+    if (t.type != PT_EOF && t.type != PT_ERROR) {
+        p->la[0] = p->la[1];
+        p->nla--;
+    }
+    switch (t.type) {
+    case PT_RBRACE:
+    case PT_RPAREN:
+    case PT_RBRACKET:
+    case PT_DURATION:
+    case PT_NUMBER:
+        p->last_closing = t.pos + t.len;
+        break;
+    default:
+        break;
+    }
+    return t;
+}
+
+/* "unexpected <token>[ in <context>][, expected <expected>]" at the
+ * lookahead; a lexer error is already recorded and wins. */
+static void unexpected(parser *p, const char *context, const char *expected) {
+    promql_token *t = peek(p);
+    if (t->type == PT_ERROR || p->failed)
+        return;
+    buf m = BUF_INIT;
+    buf_puts(&m, "unexpected ");
+    promql_tok_desc(&p->lx, t, &m);
+    if (context && *context)
+        buf_printf(&m, " in %s", context);
+    if (expected && *expected)
+        buf_printf(&m, ", expected %s", expected);
+    if (m.data == NULL)
+        perr_nomem(p);
+    else
+        perr(p, t->pos, "%s", m.data);
+    buf_free(&m);
+}
+
+/* ---- allocation ---------------------------------------------------------- */
+
+static promql_expr *node(parser *p, promql_node_kind kind, size_t start, size_t end) {
+    promql_expr *e = arena_alloc(p->a, sizeof *e);
+    if (e == NULL) {
+        perr_nomem(p);
+        return NULL;
+    }
+    e->kind = kind;
+    e->start = start;
+    e->end = end;
+    return e;
+}
+
+static char *tok_str(parser *p, const promql_token *t) {
+    char *s = arena_strndup(p->a, p->lx.in + t->pos, t->len);
+    if (s == NULL)
+        perr_nomem(p);
+    return s;
+}
+
+/* A growable array of strings in the arena (label lists). */
+typedef struct strlist {
+    char **v;
+    size_t n, cap;
+} strlist;
+
+static int strlist_add(parser *p, strlist *l, char *s) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        char **v = arena_alloc(p->a, cap * sizeof *v);
+        if (v == NULL) {
+            perr_nomem(p);
+            return -1;
+        }
+        if (l->n)
+            memcpy(v, l->v, l->n * sizeof *v);
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+    return 0;
+}
+
+typedef struct exprlist {
+    promql_expr **v;
+    size_t n, cap;
+} exprlist;
+
+static int exprlist_add(parser *p, exprlist *l, promql_expr *e) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        promql_expr **v = arena_alloc(p->a, cap * sizeof *v);
+        if (v == NULL) {
+            perr_nomem(p);
+            return -1;
+        }
+        if (l->n)
+            memcpy(v, l->v, l->n * sizeof *v);
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = e;
+    return 0;
+}
+
+/* Hands a selector's matchers to the ast, which frees them with it. */
+static int ast_track_matchers(promql_ast *a, matcher *m, size_t n) {
+    if (a->nsel == a->capsel) {
+        size_t cap = a->capsel ? a->capsel * 2 : 8;
+        matcher **s = realloc(a->sels, cap * sizeof *s);
+        if (s == NULL)
+            return KILN_ENOMEM;
+        a->sels = s;
+        size_t *ns = realloc(a->nsels, cap * sizeof *ns);
+        if (ns == NULL)
+            return KILN_ENOMEM;
+        a->nsels = ns;
+        a->capsel = cap;
+    }
+    a->sels[a->nsel] = m;
+    a->nsels[a->nsel] = n;
+    a->nsel++;
+    return 0;
+}
+
+/* ---- literals --------------------------------------------------------------- */
+
+static int all_in(const char *s, size_t n, const char *set) {
+    for (size_t i = 0; i < n; i++)
+        if (strchr(set, s[i]) == NULL)
+            return 0;
+    return n > 0;
+}
+
+/* Parses a number token like Prometheus: an integer with Go's base prefixes
+ * (0x.., 0.. octal) first, else a float. */
+static int parse_number_text(const char *s, size_t n, double *out) {
+    char tmp[128];
+    if (n == 0 || n >= sizeof tmp)
+        goto as_float;
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    if (n > 2 && tmp[0] == '0' && (tmp[1] == 'x' || tmp[1] == 'X') && all_in(tmp + 2, n - 2, "0123456789abcdefABCDEF")) {
+        errno = 0;
+        unsigned long long v = strtoull(tmp + 2, NULL, 16);
+        if (errno == 0 && v <= (unsigned long long)INT64_MAX) {
+            *out = (double)v;
+            return 0;
+        }
+        return -1; /* Go's ParseFloat wants a 'p' exponent in hex */
+    }
+    if (n > 1 && tmp[0] == '0' && all_in(tmp + 1, n - 1, "01234567")) {
+        errno = 0;
+        unsigned long long v = strtoull(tmp + 1, NULL, 8);
+        if (errno == 0 && v <= (unsigned long long)INT64_MAX) {
+            *out = (double)v;
+            return 0;
+        }
+    }
+as_float:
+    if (n >= 3 && n < sizeof tmp) {
+        if (strncasecmp(s, "inf", 3) == 0 && n == 3) {
+            *out = INFINITY;
+            return 0;
+        }
+        if (strncasecmp(s, "nan", 3) == 0 && n == 3) {
+            *out = NAN;
+            return 0;
+        }
+    }
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    /* Only decimal forms reach here: digits, one '.', an exponent with digits. */
+    size_t i = 0, digits = 0;
+    while (i < n && tmp[i] >= '0' && tmp[i] <= '9')
+        i++, digits++;
+    if (i < n && tmp[i] == '.') {
+        i++;
+        while (i < n && tmp[i] >= '0' && tmp[i] <= '9')
+            i++, digits++;
+    }
+    if (digits == 0)
+        return -1;
+    if (i < n && (tmp[i] == 'e' || tmp[i] == 'E')) {
+        i++;
+        if (i < n && (tmp[i] == '+' || tmp[i] == '-'))
+            i++;
+        size_t ed = 0;
+        while (i < n && tmp[i] >= '0' && tmp[i] <= '9')
+            i++, ed++;
+        if (ed == 0)
+            return -1;
+    }
+    if (i != n)
+        return -1;
+    errno = 0;
+    double v = strtod(tmp, NULL);
+    if (errno == ERANGE && isinf(v))
+        return -2;
+    *out = v;
+    return 0;
+}
+
+static int number_token(parser *p, const promql_token *t, double *out) {
+    int rc = parse_number_text(p->lx.in + t->pos, t->len, out);
+    if (rc == 0)
+        return 0;
+    perr(p, t->pos, "error parsing number: strconv.ParseFloat: parsing \"%.*s\": %s", (int)t->len,
+         p->lx.in + t->pos, rc == -2 ? "value out of range" : "invalid syntax");
+    return -1;
+}
+
+/* A duration token or (as in Prometheus 3) a number of seconds; > 0. */
+static int duration_token(parser *p, const promql_token *t, int64_t *ms) {
+    if (t->type == PT_NUMBER) {
+        double v;
+        if (number_token(p, t, &v) < 0)
+            return -1;
+        double m = v * 1000.0;
+        if (!(m >= 0.5) || m > 9.2e18 || isnan(m)) {
+            if (isnan(m) || m < 0.5)
+                perr(p, t->pos, "duration must be greater than 0");
+            else
+                perr(p, t->pos, "duration out of range");
+            return -1;
+        }
+        *ms = (int64_t)llround(m);
+        return 0;
+    }
+    char tmp[64];
+    if (t->len >= sizeof tmp) {
+        perr(p, t->pos, "not a valid duration string: \"%.*s\"", (int)t->len, p->lx.in + t->pos);
+        return -1;
+    }
+    memcpy(tmp, p->lx.in + t->pos, t->len);
+    tmp[t->len] = 0;
+    if (duration_parse(tmp, ms, NULL) < 0) {
+        perr(p, t->pos, "not a valid duration string: \"%s\"", tmp);
+        return -1;
+    }
+    if (*ms == 0) {
+        perr(p, t->pos, "duration must be greater than 0");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- grammar ------------------------------------------------------------------ */
+
+static promql_expr *parse_expr(parser *p, int min_prec);
+static int deeper(parser *p);
+
+static int tok_is_aggr(promql_tok t) { return t >= PT_SUM && t <= PT_LIMIT_RATIO; }
+
+/* Tokens that may name a metric outside braces (Prometheus' metric_identifier). */
+static int tok_is_metric_name(promql_tok t) {
+    switch (t) {
+    case PT_IDENT:
+    case PT_METRIC_IDENT:
+    case PT_AND:
+    case PT_OR:
+    case PT_UNLESS:
+    case PT_OFFSET:
+    case PT_BY:
+    case PT_WITHOUT:
+    case PT_START:
+    case PT_END:
+        return 1;
+    default:
+        return tok_is_aggr(t);
+    }
+}
+
+/* Tokens that may be a label in grouping lists (Prometheus' maybe_label). */
+static int tok_is_label(promql_tok t) {
+    if (tok_is_metric_name(t))
+        return 1;
+    switch (t) {
+    case PT_ON:
+    case PT_IGNORING:
+    case PT_GROUP_LEFT:
+    case PT_GROUP_RIGHT:
+    case PT_BOOL:
+    case PT_ATAN2:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ( label, ... ) in by/without/on/ignoring/group_x. */
+static int parse_grouping(parser *p, strlist *out) {
+    if (peek(p)->type != PT_LPAREN) {
+        unexpected(p, "grouping opts", "\"(\"");
+        return -1;
+    }
+    next(p);
+    for (;;) {
+        promql_token *t = peek(p);
+        if (t->type == PT_RPAREN) {
+            next(p);
+            return 0;
+        }
+        char *name = NULL;
+        if (t->type == PT_STRING) {
+            size_t n;
+            name = promql_unquote(p->a, p->lx.in + t->pos, t->len, &n);
+            if (name == NULL) {
+                perr_nomem(p);
+                return -1;
+            }
+            if (n == 0 || !utf8_valid(name, n) || strlen(name) != n) {
+                perr(p, t->pos, "invalid label name for grouping: \"%.*s\"", (int)t->len, p->lx.in + t->pos);
+                return -1;
+            }
+        } else if (tok_is_label(t->type)) {
+            name = tok_str(p, t);
+            if (name == NULL)
+                return -1;
+            if (!label_name_valid(name, strlen(name))) {
+                perr(p, t->pos, "invalid label name for grouping: \"%s\"", name);
+                return -1;
+            }
+        } else {
+            unexpected(p, "grouping opts", "label");
+            return -1;
+        }
+        next(p);
+        if (strlist_add(p, out, name) < 0)
+            return -1;
+        t = peek(p);
+        if (t->type == PT_COMMA) {
+            next(p);
+        } else if (t->type != PT_RPAREN) {
+            unexpected(p, "grouping opts", "\",\" or \")\"");
+            return -1;
+        }
+    }
+}
+
+static void free_matchers(matcher *m, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        matcher_free(&m[i]);
+    free(m);
+}
+
+/* { matcher, ... } plus the name matcher; fills vs. */
+static int parse_selector(parser *p, promql_expr *e, const char *name) {
+    promql_vector_selector *vs = &e->u.vs;
+    matcher *tmp = NULL;
+    size_t n = 0, cap = 0;
+    if (peek(p)->type == PT_LBRACE) {
+        next(p);
+        for (;;) {
+            promql_token t = *peek(p);
+            if (t.type == PT_RBRACE) {
+                next(p);
+                break;
+            }
+            char *lname;
+            if (t.type == PT_IDENT) {
+                lname = tok_str(p, &t);
+            } else if (t.type == PT_STRING) {
+                size_t ln;
+                lname = promql_unquote(p->a, p->lx.in + t.pos, t.len, &ln);
+                if (lname == NULL)
+                    perr_nomem(p);
+            } else {
+                unexpected(p, "label matching", "identifier or \"}\"");
+                goto fail;
+            }
+            if (lname == NULL)
+                goto fail;
+            next(p);
+            match_type mt;
+            const char *value;
+            promql_token vt;
+            size_t name_pos = t.pos;
+            switch (peek(p)->type) {
+            case PT_EQL: mt = MATCH_EQ; break;
+            case PT_NEQ: mt = MATCH_NEQ; break;
+            case PT_EQL_REGEX: mt = MATCH_RE; break;
+            case PT_NEQ_REGEX: mt = MATCH_NRE; break;
+            case PT_COMMA:
+            case PT_RBRACE:
+                if (t.type == PT_STRING) {
+                    /* {"my.metric"}: a bare quoted name matches __name__. */
+                    mt = MATCH_EQ;
+                    value = lname;
+                    lname = LABEL_NAME;
+                    vt = t;
+                    goto add;
+                }
+                /* fallthrough */
+            default:
+                unexpected(p, "label matching", "label matching operator");
+                goto fail;
+            }
+            next(p);
+            vt = *peek(p);
+            if (vt.type != PT_STRING) {
+                unexpected(p, "label matching", "string");
+                goto fail;
+            }
+            {
+                size_t vn;
+                char *v = promql_unquote(p->a, p->lx.in + vt.pos, vt.len, &vn);
+                if (v == NULL) {
+                    perr_nomem(p);
+                    goto fail;
+                }
+                value = v;
+            }
+            next(p);
+        add:
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 4;
+                matcher *m2 = realloc(tmp, nc * sizeof *m2);
+                if (m2 == NULL) {
+                    perr_nomem(p);
+                    goto fail;
+                }
+                tmp = m2;
+                cap = nc;
+            }
+            {
+                kiln_err merr = {0};
+                int rc = matcher_init(&tmp[n], mt, lname, value, &merr);
+                if (rc == KILN_ENOMEM) {
+                    perr_nomem(p);
+                    goto fail;
+                }
+                if (rc < 0) {
+                    perr(p, name_pos, "%s", merr.msg);
+                    goto fail;
+                }
+                n++;
+            }
+            promql_token *sep = peek(p);
+            if (sep->type == PT_COMMA) {
+                next(p);
+            } else if (sep->type != PT_RBRACE) {
+                unexpected(p, "label matching", "\",\" or \"}\"");
+                goto fail;
+            }
+        }
+        e->end = p->last_closing;
+    }
+    if (name != NULL) {
+        if (n == cap) {
+            matcher *m2 = realloc(tmp, (cap + 1) * sizeof *m2);
+            if (m2 == NULL) {
+                perr_nomem(p);
+                goto fail;
+            }
+            tmp = m2;
+            cap++;
+        }
+        kiln_err merr = {0};
+        if (matcher_init(&tmp[n], MATCH_EQ, LABEL_NAME, name, &merr) < 0) {
+            perr_nomem(p);
+            goto fail;
+        }
+        n++;
+    }
+    if (ast_track_matchers(p->ast, tmp, n) < 0) {
+        perr_nomem(p);
+        goto fail;
+    }
+    vs->name = name;
+    vs->matchers = tmp;
+    vs->nmatchers = n;
+    return 0;
+fail:
+    free_matchers(tmp, n);
+    return -1;
+}
+
+/* ( args ) of a function call or aggregation; `context` names the error
+ * context Prometheus uses ("aggregation" or none). */
+static int parse_call_body(parser *p, exprlist *args, const char *context) {
+    if (peek(p)->type != PT_LPAREN) {
+        unexpected(p, context, "\"(\"");
+        return -1;
+    }
+    next(p);
+    if (peek(p)->type == PT_RPAREN) {
+        next(p);
+        return 0;
+    }
+    for (;;) {
+        promql_expr *a = parse_expr(p, 0);
+        if (a == NULL)
+            return -1;
+        if (exprlist_add(p, args, a) < 0)
+            return -1;
+        promql_token t = *peek(p);
+        if (t.type == PT_RPAREN) {
+            next(p);
+            return 0;
+        }
+        if (t.type != PT_COMMA) {
+            unexpected(p, context, NULL);
+            return -1;
+        }
+        next(p);
+        if (peek(p)->type == PT_RPAREN) {
+            perr(p, t.pos, "trailing commas not allowed in function call args");
+            return -1;
+        }
+    }
+}
+
+static promql_expr *parse_aggregate(parser *p) {
+    promql_token op = next(p);
+    promql_expr *e = node(p, PROMQL_AGGREGATE, op.pos, op.pos + op.len);
+    if (e == NULL)
+        return NULL;
+    promql_aggregate *ag = &e->u.agg;
+    ag->op = (promql_aggop)(op.type - PT_SUM);
+    strlist g = {0};
+    exprlist args = {0};
+    int have_mod = 0;
+    promql_tok t = peek(p)->type;
+    if (t == PT_BY || t == PT_WITHOUT) {
+        next(p);
+        ag->without = t == PT_WITHOUT;
+        have_mod = 1;
+        if (parse_grouping(p, &g) < 0)
+            return NULL;
+    }
+    if (parse_call_body(p, &args, "aggregation") < 0)
+        return NULL;
+    if (!have_mod) {
+        t = peek(p)->type;
+        if (t == PT_BY || t == PT_WITHOUT) {
+            next(p);
+            ag->without = t == PT_WITHOUT;
+            if (parse_grouping(p, &g) < 0)
+                return NULL;
+        }
+    }
+    e->end = p->last_closing;
+    ag->grouping = g.v;
+    ag->ngrouping = g.n;
+    if (args.n == 0) {
+        perr(p, e->start, "no arguments for aggregate expression provided");
+        return NULL;
+    }
+    size_t want = promql_aggop_has_param(ag->op) ? 2 : 1;
+    if (args.n != want) {
+        perr(p, e->start, "wrong number of arguments for aggregate expression provided, expected %zu, got %zu", want,
+             args.n);
+        return NULL;
+    }
+    if (want == 2)
+        ag->param = args.v[0];
+    ag->expr = args.v[want - 1];
+    return e;
+}
+
+static promql_expr *parse_call(parser *p) {
+    promql_token id = next(p);
+    char *name = tok_str(p, &id);
+    if (name == NULL)
+        return NULL;
+    const promql_func *f = promql_func_lookup(name);
+    if (f == NULL) {
+        perr(p, id.pos, "unknown function with name \"%s\"", name);
+        return NULL;
+    }
+    promql_expr *e = node(p, PROMQL_CALL, id.pos, id.pos + id.len);
+    if (e == NULL)
+        return NULL;
+    exprlist args = {0};
+    if (parse_call_body(p, &args, NULL) < 0)
+        return NULL;
+    e->end = p->last_closing;
+    e->u.call.func = f;
+    e->u.call.args = args.v;
+    e->u.call.nargs = args.n;
+    return e;
+}
+
+static promql_expr *parse_primary(parser *p) {
+    promql_token t = *peek(p);
+    promql_tok after;
+    switch (t.type) {
+    case PT_NUMBER: {
+        next(p);
+        promql_expr *e = node(p, PROMQL_NUMBER, t.pos, t.pos + t.len);
+        if (e == NULL || number_token(p, &t, &e->u.number) < 0)
+            return NULL;
+        return e;
+    }
+    case PT_STRING: {
+        next(p);
+        promql_expr *e = node(p, PROMQL_STRING, t.pos, t.pos + t.len);
+        if (e == NULL)
+            return NULL;
+        e->u.string.s = promql_unquote(p->a, p->lx.in + t.pos, t.len, &e->u.string.len);
+        if (e->u.string.s == NULL) {
+            perr_nomem(p);
+            return NULL;
+        }
+        return e;
+    }
+    case PT_LPAREN: {
+        next(p);
+        promql_expr *e = node(p, PROMQL_PAREN, t.pos, t.pos + 1);
+        if (e == NULL)
+            return NULL;
+        e->u.paren = parse_expr(p, 0);
+        if (e->u.paren == NULL)
+            return NULL;
+        if (peek(p)->type != PT_RPAREN) {
+            unexpected(p, NULL, NULL);
+            return NULL;
+        }
+        next(p);
+        e->end = p->last_closing;
+        return e;
+    }
+    case PT_LBRACE: {
+        promql_expr *e = node(p, PROMQL_VECTOR_SELECTOR, t.pos, t.pos + 1);
+        if (e == NULL || parse_selector(p, e, NULL) < 0)
+            return NULL;
+        return e;
+    }
+    default:
+        break;
+    }
+    if (!tok_is_metric_name(t.type)) {
+        unexpected(p, NULL, NULL);
+        return NULL;
+    }
+    after = peek2(p)->type;
+    if (p->failed)
+        return NULL;
+    if (tok_is_aggr(t.type) && (after == PT_LPAREN || after == PT_BY || after == PT_WITHOUT))
+        return parse_aggregate(p);
+    if ((t.type == PT_IDENT || t.type == PT_START || t.type == PT_END) && after == PT_LPAREN)
+        return parse_call(p);
+    next(p);
+    promql_expr *e = node(p, PROMQL_VECTOR_SELECTOR, t.pos, t.pos + t.len);
+    if (e == NULL)
+        return NULL;
+    char *name = tok_str(p, &t);
+    if (name == NULL || parse_selector(p, e, name) < 0)
+        return NULL;
+    return e;
+}
+
+/* ---- postfix: [range], [range:step], offset, @ ---------------------------- */
+
+static int is_selector_like(const promql_expr *e) {
+    return e->kind == PROMQL_VECTOR_SELECTOR || e->kind == PROMQL_MATRIX_SELECTOR || e->kind == PROMQL_SUBQUERY;
+}
+
+/* Where offset and @ of e live; NULL when e cannot carry them. */
+static void modifier_slots(promql_expr *e, int64_t **offset, promql_at_kind **at, int64_t **at_ms) {
+    promql_expr *t = e;
+    if (e->kind == PROMQL_MATRIX_SELECTOR)
+        t = e->u.ms.vs;
+    if (t->kind == PROMQL_VECTOR_SELECTOR) {
+        *offset = &t->u.vs.offset_ms;
+        *at = &t->u.vs.at;
+        *at_ms = &t->u.vs.at_ms;
+    } else if (t->kind == PROMQL_SUBQUERY) {
+        *offset = &t->u.sq.offset_ms;
+        *at = &t->u.sq.at;
+        *at_ms = &t->u.sq.at_ms;
+    } else {
+        *offset = NULL;
+        *at = NULL;
+        *at_ms = NULL;
+    }
+}
+
+static promql_expr *parse_brackets(parser *p, promql_expr *e) {
+    promql_token lb = next(p);
+    promql_token t = *peek(p);
+    if (t.type != PT_DURATION && t.type != PT_NUMBER) {
+        if (t.type == PT_RBRACKET)
+            perr(p, t.pos, "missing unit character in duration");
+        else
+            unexpected(p, "subquery or range", "duration");
+        return NULL;
+    }
+    int64_t range;
+    next(p);
+    if (duration_token(p, &t, &range) < 0)
+        return NULL;
+    promql_token t2 = *peek(p);
+    if (t2.type == PT_RBRACKET) {
+        next(p);
+        const char *msg = NULL;
+        if (e->kind != PROMQL_VECTOR_SELECTOR)
+            msg = "ranges only allowed for vector selectors";
+        else if (e->u.vs.offset_ms != 0)
+            msg = "no offset modifiers allowed before range";
+        else if (e->u.vs.at != PROMQL_AT_NONE)
+            msg = "no @ modifiers allowed before range";
+        if (msg) {
+            perr(p, lb.pos, "%s", msg);
+            return NULL;
+        }
+        promql_expr *m = node(p, PROMQL_MATRIX_SELECTOR, e->start, t2.pos + 1);
+        if (m == NULL)
+            return NULL;
+        m->u.ms.vs = e;
+        m->u.ms.range_ms = range;
+        return m;
+    }
+    if (t2.type != PT_COLON) {
+        unexpected(p, "subquery or range", "\":\" or \"]\"");
+        return NULL;
+    }
+    next(p);
+    int64_t step = 0;
+    promql_token t3 = *peek(p);
+    if (t3.type == PT_DURATION || t3.type == PT_NUMBER) {
+        next(p);
+        if (duration_token(p, &t3, &step) < 0)
+            return NULL;
+        t3 = *peek(p);
+    }
+    if (t3.type != PT_RBRACKET) {
+        unexpected(p, "subquery selector", "\"]\"");
+        return NULL;
+    }
+    next(p);
+    promql_expr *s = node(p, PROMQL_SUBQUERY, e->start, t3.pos + 1);
+    if (s == NULL)
+        return NULL;
+    s->u.sq.expr = e;
+    s->u.sq.range_ms = range;
+    s->u.sq.step_ms = step;
+    return s;
+}
+
+static int parse_offset(parser *p, promql_expr *e) {
+    next(p);
+    int neg = 0;
+    if (peek(p)->type == PT_SUB) {
+        next(p);
+        neg = 1;
+    }
+    promql_token t = *peek(p);
+    if (t.type != PT_DURATION && t.type != PT_NUMBER) {
+        unexpected(p, "offset", "duration");
+        return -1;
+    }
+    next(p);
+    int64_t d;
+    if (duration_token(p, &t, &d) < 0)
+        return -1;
+    int64_t *off;
+    promql_at_kind *at;
+    int64_t *at_ms;
+    modifier_slots(e, &off, &at, &at_ms);
+    if (off == NULL || !is_selector_like(e)) {
+        perr(p, e->start,
+             "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery");
+        return -1;
+    }
+    if (*off != 0) {
+        perr(p, e->start, "offset may not be set multiple times");
+        return -1;
+    }
+    *off = neg ? -d : d;
+    e->end = p->last_closing;
+    return 0;
+}
+
+static int parse_at(parser *p, promql_expr *e) {
+    next(p);
+    promql_token t = *peek(p);
+    promql_at_kind kind = PROMQL_AT_TIMESTAMP;
+    double ts = 0;
+    if (t.type == PT_START || t.type == PT_END) {
+        next(p);
+        if (peek(p)->type != PT_LPAREN) {
+            unexpected(p, "@", "timestamp");
+            return -1;
+        }
+        next(p);
+        if (peek(p)->type != PT_RPAREN) {
+            unexpected(p, "@", "timestamp");
+            return -1;
+        }
+        next(p);
+        kind = t.type == PT_START ? PROMQL_AT_START : PROMQL_AT_END;
+    } else {
+        int neg = 0;
+        if (t.type == PT_ADD || t.type == PT_SUB) {
+            neg = t.type == PT_SUB;
+            next(p);
+            t = *peek(p);
+        }
+        if (t.type != PT_NUMBER) {
+            unexpected(p, "@", "timestamp");
+            return -1;
+        }
+        next(p);
+        if (number_token(p, &t, &ts) < 0)
+            return -1;
+        if (neg)
+            ts = -ts;
+    }
+    int64_t *off;
+    promql_at_kind *at;
+    int64_t *at_ms;
+    modifier_slots(e, &off, &at, &at_ms);
+    if (at == NULL || !is_selector_like(e)) {
+        perr(p, e->start, "@ modifier must be preceded by an instant vector selector or range vector selector or a subquery");
+        return -1;
+    }
+    if (*at != PROMQL_AT_NONE) {
+        perr(p, e->start, "@ <timestamp> may not be set multiple times");
+        return -1;
+    }
+    if (kind == PROMQL_AT_TIMESTAMP) {
+        double ms = round(ts * 1000.0);
+        if (isnan(ts) || isinf(ts) || ts >= 9223372036854775807.0 || ts <= -9223372036854775808.0 ||
+            ms >= 9.2233720368547e18 || ms <= -9.2233720368547e18) {
+            if (isnan(ts))
+                perr(p, e->start, "timestamp out of bounds for @ modifier: NaN");
+            else if (isinf(ts))
+                perr(p, e->start, "timestamp out of bounds for @ modifier: %s", ts > 0 ? "+Inf" : "-Inf");
+            else
+                perr(p, e->start, "timestamp out of bounds for @ modifier: %f", ts);
+            return -1;
+        }
+        *at_ms = (int64_t)ms;
+    }
+    *at = kind;
+    e->end = p->last_closing;
+    return 0;
+}
+
+static promql_expr *parse_postfix(parser *p, promql_expr *e) {
+    for (;;) {
+        switch (peek(p)->type) {
+        case PT_LBRACKET:
+            if (deeper(p) < 0)
+                return NULL;
+            e = parse_brackets(p, e);
+            if (e == NULL)
+                return NULL;
+            break;
+        case PT_OFFSET:
+            if (parse_offset(p, e) < 0)
+                return NULL;
+            break;
+        case PT_AT:
+            if (parse_at(p, e) < 0)
+                return NULL;
+            break;
+        default:
+            return p->failed ? NULL : e;
+        }
+    }
+}
+
+/* ---- operands and binary operators ---------------------------------------- */
+
+static promql_expr *parse_operand(parser *p) {
+    promql_token t = *peek(p);
+    if (t.type == PT_ADD || t.type == PT_SUB) {
+        next(p);
+        promql_expr *inner = parse_expr(p, PREC_POW);
+        if (inner == NULL)
+            return NULL;
+        if (inner->kind == PROMQL_NUMBER) {
+            if (t.type == PT_SUB)
+                inner->u.number = -inner->u.number;
+            inner->start = t.pos;
+            return inner;
+        }
+        promql_expr *u = node(p, PROMQL_UNARY, t.pos, inner->end);
+        if (u == NULL)
+            return NULL;
+        u->u.unary.op = t.type == PT_SUB ? PROMQL_OP_SUB : PROMQL_OP_ADD;
+        u->u.unary.expr = inner;
+        return u;
+    }
+    promql_expr *e = parse_primary(p);
+    if (e == NULL)
+        return NULL;
+    return parse_postfix(p, e);
+}
+
+static int binop_of(promql_tok t, promql_binop *op, int *prec) {
+    switch (t) {
+    case PT_OR: *op = PROMQL_OP_OR, *prec = PREC_OR; return 1;
+    case PT_AND: *op = PROMQL_OP_AND, *prec = PREC_AND; return 1;
+    case PT_UNLESS: *op = PROMQL_OP_UNLESS, *prec = PREC_AND; return 1;
+    case PT_EQLC: *op = PROMQL_OP_EQL, *prec = PREC_CMP; return 1;
+    case PT_NEQ: *op = PROMQL_OP_NEQ, *prec = PREC_CMP; return 1;
+    case PT_LTE: *op = PROMQL_OP_LTE, *prec = PREC_CMP; return 1;
+    case PT_LSS: *op = PROMQL_OP_LSS, *prec = PREC_CMP; return 1;
+    case PT_GTE: *op = PROMQL_OP_GTE, *prec = PREC_CMP; return 1;
+    case PT_GTR: *op = PROMQL_OP_GTR, *prec = PREC_CMP; return 1;
+    case PT_ADD: *op = PROMQL_OP_ADD, *prec = PREC_ADD; return 1;
+    case PT_SUB: *op = PROMQL_OP_SUB, *prec = PREC_ADD; return 1;
+    case PT_MUL: *op = PROMQL_OP_MUL, *prec = PREC_MUL; return 1;
+    case PT_DIV: *op = PROMQL_OP_DIV, *prec = PREC_MUL; return 1;
+    case PT_MOD: *op = PROMQL_OP_MOD, *prec = PREC_MUL; return 1;
+    case PT_ATAN2: *op = PROMQL_OP_ATAN2, *prec = PREC_MUL; return 1;
+    case PT_POW: *op = PROMQL_OP_POW, *prec = PREC_POW; return 1;
+    default: return 0;
+    }
+}
+
+/* bool, on/ignoring (...), group_left/group_right [(...)] after an operator. */
+static int parse_bin_modifiers(parser *p, promql_binary *b) {
+    if (peek(p)->type == PT_BOOL) {
+        next(p);
+        b->return_bool = 1;
+    }
+    promql_tok t = peek(p)->type;
+    if (t != PT_ON && t != PT_IGNORING)
+        return p->failed ? -1 : 0;
+    next(p);
+    b->matching.on = t == PT_ON;
+    strlist ml = {0};
+    if (parse_grouping(p, &ml) < 0)
+        return -1;
+    b->matching.matching = ml.v;
+    b->matching.nmatching = ml.n;
+    t = peek(p)->type;
+    if (t != PT_GROUP_LEFT && t != PT_GROUP_RIGHT)
+        return p->failed ? -1 : 0;
+    next(p);
+    b->matching.card = t == PT_GROUP_LEFT ? PROMQL_CARD_MANY_TO_ONE : PROMQL_CARD_ONE_TO_MANY;
+    if (peek(p)->type == PT_LPAREN) {
+        strlist il = {0};
+        if (parse_grouping(p, &il) < 0)
+            return -1;
+        b->matching.include = il.v;
+        b->matching.ninclude = il.n;
+    }
+    return p->failed ? -1 : 0;
+}
+
+/* Counts one more level of tree height; an error past the bound.  Every
+ * node is created at a depth >= its height, so printing, checking and
+ * evaluating recursively stay within PROMQL_MAX_DEPTH frames. */
+static int deeper(parser *p) {
+    if (++p->depth > PROMQL_MAX_DEPTH) {
+        perr(p, peek(p)->pos, "expression nesting too deep (more than %d levels)", PROMQL_MAX_DEPTH);
+        return -1;
+    }
+    return 0;
+}
+
+static promql_expr *parse_expr(parser *p, int min_prec) {
+    int depth0 = p->depth;
+    if (deeper(p) < 0)
+        return NULL;
+    promql_expr *lhs = parse_operand(p);
+    while (lhs != NULL) {
+        promql_binop op;
+        int prec;
+        if (!binop_of(peek(p)->type, &op, &prec) || prec < min_prec)
+            break;
+        if (deeper(p) < 0)
+            return NULL;
+        next(p);
+        promql_expr *b = node(p, PROMQL_BINARY, lhs->start, lhs->end);
+        if (b == NULL)
+            return NULL;
+        b->u.bin.op = op;
+        b->u.bin.lhs = lhs;
+        if (parse_bin_modifiers(p, &b->u.bin) < 0)
+            return NULL;
+        /* ^ is right-associative: its right side may hold another ^. */
+        promql_expr *rhs = parse_expr(p, op == PROMQL_OP_POW ? prec : prec + 1);
+        if (rhs == NULL)
+            return NULL;
+        b->u.bin.rhs = rhs;
+        b->end = rhs->end;
+        lhs = b;
+    }
+    p->depth = depth0;
+    return p->failed ? NULL : lhs;
+}
+
+/* ---- types and checks ----------------------------------------------------- */
+
+promql_type promql_expr_type(const promql_expr *e) {
+    if (e == NULL)
+        return PROMQL_TYPE_NONE;
+    switch (e->kind) {
+    case PROMQL_NUMBER: return PROMQL_TYPE_SCALAR;
+    case PROMQL_STRING: return PROMQL_TYPE_STRING;
+    case PROMQL_VECTOR_SELECTOR: return PROMQL_TYPE_VECTOR;
+    case PROMQL_MATRIX_SELECTOR: return PROMQL_TYPE_MATRIX;
+    case PROMQL_SUBQUERY: return PROMQL_TYPE_MATRIX;
+    case PROMQL_CALL: return e->u.call.func->ret;
+    case PROMQL_AGGREGATE: return PROMQL_TYPE_VECTOR;
+    case PROMQL_BINARY:
+        if (promql_expr_type(e->u.bin.lhs) == PROMQL_TYPE_SCALAR && promql_expr_type(e->u.bin.rhs) == PROMQL_TYPE_SCALAR)
+            return PROMQL_TYPE_SCALAR;
+        return PROMQL_TYPE_VECTOR;
+    case PROMQL_UNARY: return promql_expr_type(e->u.unary.expr);
+    case PROMQL_PAREN: return promql_expr_type(e->u.paren);
+    }
+    return PROMQL_TYPE_NONE;
+}
+
+/* Go's ValueType.String(), used by the subquery message. */
+static const char *value_type_go(promql_type t) {
+    switch (t) {
+    case PROMQL_TYPE_SCALAR: return "scalar";
+    case PROMQL_TYPE_STRING: return "string";
+    case PROMQL_TYPE_VECTOR: return "vector";
+    case PROMQL_TYPE_MATRIX: return "matrix";
+    default: return "none";
+    }
+}
+
+static promql_type check(parser *p, promql_expr *e, int depth);
+
+static void expect_type(parser *p, promql_expr *e, promql_type want, const char *context, int depth) {
+    promql_type t = check(p, e, depth + 1);
+    if (t != want)
+        perr(p, e->start, "expected type %s in %s, got %s", promql_type_name(want), context, promql_type_name(t));
+}
+
+/* The operator's text without the spaces around it (for error positions). */
+static size_t op_pos(parser *p, const promql_expr *e) {
+    size_t i = e->u.bin.lhs->end;
+    while (i < p->lx.len && (p->lx.in[i] == ' ' || p->lx.in[i] == '\t' || p->lx.in[i] == '\n' || p->lx.in[i] == '\r'))
+        i++;
+    return i;
+}
+
+static void check_binary(parser *p, promql_expr *e, int depth) {
+    promql_binary *b = &e->u.bin;
+    promql_type lt = check(p, b->lhs, depth + 1);
+    promql_type rt = check(p, b->rhs, depth + 1);
+    int cmp = promql_binop_is_comparison(b->op), set = promql_binop_is_set(b->op);
+    if (b->return_bool && !cmp)
+        perr(p, op_pos(p, e), "bool modifier can only be used on comparison operators");
+    if (cmp && !b->return_bool && lt == PROMQL_TYPE_SCALAR && rt == PROMQL_TYPE_SCALAR)
+        perr(p, op_pos(p, e), "comparisons between scalars must use BOOL modifier");
+    if (set && b->matching.card == PROMQL_CARD_ONE_TO_ONE)
+        b->matching.card = PROMQL_CARD_MANY_TO_MANY;
+    if (b->matching.on)
+        for (size_t i = 0; i < b->matching.nmatching; i++)
+            for (size_t j = 0; j < b->matching.ninclude; j++)
+                if (strcmp(b->matching.matching[i], b->matching.include[j]) == 0)
+                    perr(p, op_pos(p, e), "label \"%s\" must not occur in ON and GROUP clause at once",
+                         b->matching.matching[i]);
+    if (lt != PROMQL_TYPE_SCALAR && lt != PROMQL_TYPE_VECTOR)
+        perr(p, b->lhs->start, "binary expression must contain only scalar and instant vector types");
+    if (rt != PROMQL_TYPE_SCALAR && rt != PROMQL_TYPE_VECTOR)
+        perr(p, b->rhs->start, "binary expression must contain only scalar and instant vector types");
+    if (lt != PROMQL_TYPE_VECTOR || rt != PROMQL_TYPE_VECTOR) {
+        if (b->matching.nmatching > 0)
+            perr(p, e->start, "vector matching only allowed between instant vectors");
+        memset(&b->matching, 0, sizeof b->matching);
+        b->has_matching = 0;
+    } else {
+        b->has_matching = 1;
+        if (set) {
+            if (b->matching.card == PROMQL_CARD_ONE_TO_MANY || b->matching.card == PROMQL_CARD_MANY_TO_ONE)
+                perr(p, e->start, "no grouping allowed for \"%s\" operation", promql_binop_str(b->op));
+        }
+    }
+    if ((lt == PROMQL_TYPE_SCALAR || rt == PROMQL_TYPE_SCALAR) && set)
+        perr(p, e->start, "set operator \"%s\" not allowed in binary scalar expression", promql_binop_str(b->op));
+}
+
+static void check_call(parser *p, promql_expr *e, int depth) {
+    const promql_func *f = e->u.call.func;
+    size_t n = e->u.call.nargs;
+    if (f->variadic == 0) {
+        if ((size_t)f->nargs != n)
+            perr(p, e->start, "expected %d argument(s) in call to \"%s\", got %zu", f->nargs, f->name, n);
+    } else {
+        size_t na = (size_t)f->nargs - 1;
+        if (na > n)
+            perr(p, e->start, "expected at least %zu argument(s) in call to \"%s\", got %zu", na, f->name, n);
+        else if (f->variadic > 0 && na + (size_t)f->variadic < n)
+            perr(p, e->start, "expected at most %zu argument(s) in call to \"%s\", got %zu", na + (size_t)f->variadic,
+                 f->name, n);
+    }
+    char ctx[96];
+    snprintf(ctx, sizeof ctx, "call to function \"%s\"", f->name);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = i;
+        if (k >= (size_t)f->nargs) {
+            if (f->variadic == 0 || f->nargs == 0)
+                break;
+            k = (size_t)f->nargs - 1;
+        }
+        expect_type(p, e->u.call.args[i], f->arg_types[k], ctx, depth);
+    }
+}
+
+static void check_selector(parser *p, promql_expr *e) {
+    promql_vector_selector *vs = &e->u.vs;
+    if (vs->name != NULL) {
+        for (size_t i = 0; i + 1 < vs->nmatchers; i++)
+            if (strcmp(vs->matchers[i].name, LABEL_NAME) == 0)
+                perr(p, e->start, "metric name must not be set twice: \"%s\" or \"%s\"", vs->name,
+                     vs->matchers[i].value);
+        return;
+    }
+    for (size_t i = 0; i < vs->nmatchers; i++)
+        if (!matcher_matches_empty(&vs->matchers[i]))
+            return;
+    perr(p, e->start, "vector selector must contain at least one non-empty matcher");
+}
+
+/* Prometheus' checkAST: the first error found wins. */
+static promql_type check(parser *p, promql_expr *e, int depth) {
+    promql_type ty = promql_expr_type(e);
+    if (depth > 2 * PROMQL_MAX_DEPTH + 8)
+        return ty; /* the parser bounds depth; never reached */
+    switch (e->kind) {
+    case PROMQL_AGGREGATE:
+        expect_type(p, e->u.agg.expr, PROMQL_TYPE_VECTOR, "aggregation expression", depth);
+        if (e->u.agg.param != NULL)
+            expect_type(p, e->u.agg.param,
+                        e->u.agg.op == PROMQL_AGG_COUNT_VALUES ? PROMQL_TYPE_STRING : PROMQL_TYPE_SCALAR,
+                        "aggregation parameter", depth);
+        break;
+    case PROMQL_BINARY:
+        check_binary(p, e, depth);
+        break;
+    case PROMQL_CALL:
+        check_call(p, e, depth);
+        break;
+    case PROMQL_PAREN:
+        check(p, e->u.paren, depth + 1);
+        break;
+    case PROMQL_UNARY: {
+        promql_type t = check(p, e->u.unary.expr, depth + 1);
+        if (t != PROMQL_TYPE_SCALAR && t != PROMQL_TYPE_VECTOR)
+            perr(p, e->start, "unary expression only allowed on expressions of type scalar or instant vector, got \"%s\"",
+                 promql_type_name(t));
+        break;
+    }
+    case PROMQL_SUBQUERY: {
+        promql_type t = check(p, e->u.sq.expr, depth + 1);
+        if (t != PROMQL_TYPE_VECTOR)
+            perr(p, e->start, "subquery is only allowed on instant vector, got %s instead", value_type_go(t));
+        break;
+    }
+    case PROMQL_MATRIX_SELECTOR:
+        check(p, e->u.ms.vs, depth + 1);
+        break;
+    case PROMQL_VECTOR_SELECTOR:
+        check_selector(p, e);
+        break;
+    case PROMQL_NUMBER:
+    case PROMQL_STRING:
+        break;
+    }
+    return ty;
+}
+
+/* ---- entry points ---------------------------------------------------------- */
+
+void promql_ast_free(promql_ast *a) {
+    if (a == NULL)
+        return;
+    for (size_t i = 0; i < a->nsel; i++)
+        free_matchers(a->sels[i], a->nsels[i]);
+    free(a->sels);
+    free(a->nsels);
+    arena_free(&a->mem);
+    free(a->query);
+    free(a);
+}
+
+int promql_parse(const char *query, promql_ast **out, kiln_err *err) {
+    *out = NULL;
+    size_t len = strlen(query);
+    if (len > PROMQL_MAX_QUERY_LEN)
+        return kiln_err_set(err, KILN_ELIMIT, "query too long: %zu bytes (max %d)", len, PROMQL_MAX_QUERY_LEN);
+    promql_ast *a = calloc(1, sizeof *a);
+    parser *p = calloc(1, sizeof *p);
+    if (a == NULL || p == NULL)
+        goto nomem;
+    arena_init(&a->mem, 0);
+    a->query = strdup(query);
+    if (a->query == NULL)
+        goto nomem;
+    p->ast = a;
+    p->a = &a->mem;
+    promql_lex_init(&p->lx, a->query, len);
+
+    promql_expr *root = NULL;
+    if (peek(p)->type == PT_EOF)
+        perr(p, 0, "no expression found in input");
+    else
+        root = parse_expr(p, 0);
+    if (root != NULL && !p->failed && peek(p)->type != PT_EOF)
+        unexpected(p, NULL, NULL);
+    if (!p->failed)
+        check(p, root, 0);
+    if (p->failed) {
+        int code = p->code;
+        if (code == KILN_ENOMEM) {
+            kiln_err_set(err, code, "out of memory parsing the query");
+        } else {
+            size_t line = 1, last_nl = 0;
+            int have_nl = 0;
+            for (size_t i = 0; i < p->err_pos && i < len; i++)
+                if (query[i] == '\n')
+                    line++, last_nl = i, have_nl = 1;
+            size_t col = have_nl ? p->err_pos - last_nl : p->err_pos + 1;
+            kiln_err_set(err, code, "%zu:%zu: parse error: %s", line, col, p->err);
+        }
+        free(p);
+        promql_ast_free(a);
+        return code;
+    }
+    a->root = root;
+    free(p);
+    *out = a;
+    return 0;
+nomem:
+    free(p);
+    if (a) {
+        free(a->query);
+        arena_free(&a->mem);
+        free(a);
+    }
+    return kiln_err_set(err, KILN_ENOMEM, "out of memory parsing the query");
+}

@@ -1,0 +1,324 @@
+/*
+ * printer.c - turns a PromQL tree back into canonical text, as Prometheus'
+ * String() methods do (the form /api/v1/format_query and error messages
+ * show): single spaces around binary operators, `sum by (job) (x)`, label
+ * matchers sorted, durations in their shortest form, `@ 10.000`, numbers
+ * like Go's %v, strings quoted like Go's strconv.Quote.
+ *
+ * The printer keeps every ParenExpr of the tree and adds none, so printing
+ * then parsing gives back the same tree.  Where Prometheus 2.x would lose
+ * information (`ignoring() group_left`), the modifier is printed anyway.
+ *
+ * Also here: the names of types and operators.
+ *
+ * Threading: pure functions over an immutable tree.
+ */
+#define PROMQL_PARSER_INTERNAL
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/ast.h"
+
+const char *promql_type_name(promql_type t) {
+    switch (t) {
+    case PROMQL_TYPE_SCALAR: return "scalar";
+    case PROMQL_TYPE_STRING: return "string";
+    case PROMQL_TYPE_VECTOR: return "instant vector";
+    case PROMQL_TYPE_MATRIX: return "range vector";
+    default: return "none";
+    }
+}
+
+static const char *const binop_names[] = {
+    [PROMQL_OP_ADD] = "+",  [PROMQL_OP_SUB] = "-",       [PROMQL_OP_MUL] = "*",   [PROMQL_OP_DIV] = "/",
+    [PROMQL_OP_MOD] = "%",  [PROMQL_OP_POW] = "^",       [PROMQL_OP_ATAN2] = "atan2", [PROMQL_OP_EQL] = "==",
+    [PROMQL_OP_NEQ] = "!=", [PROMQL_OP_GTR] = ">",       [PROMQL_OP_LSS] = "<",   [PROMQL_OP_GTE] = ">=",
+    [PROMQL_OP_LTE] = "<=", [PROMQL_OP_AND] = "and",     [PROMQL_OP_OR] = "or",   [PROMQL_OP_UNLESS] = "unless",
+};
+
+const char *promql_binop_str(promql_binop op) {
+    if ((int)op < 0 || (size_t)op >= sizeof binop_names / sizeof binop_names[0])
+        return "?";
+    return binop_names[op];
+}
+
+int promql_binop_is_comparison(promql_binop op) { return op >= PROMQL_OP_EQL && op <= PROMQL_OP_LTE; }
+
+int promql_binop_is_set(promql_binop op) { return op >= PROMQL_OP_AND && op <= PROMQL_OP_UNLESS; }
+
+static const char *const aggop_names[] = {
+    [PROMQL_AGG_SUM] = "sum",         [PROMQL_AGG_AVG] = "avg",
+    [PROMQL_AGG_COUNT] = "count",     [PROMQL_AGG_MIN] = "min",
+    [PROMQL_AGG_MAX] = "max",         [PROMQL_AGG_GROUP] = "group",
+    [PROMQL_AGG_STDDEV] = "stddev",   [PROMQL_AGG_STDVAR] = "stdvar",
+    [PROMQL_AGG_TOPK] = "topk",       [PROMQL_AGG_BOTTOMK] = "bottomk",
+    [PROMQL_AGG_QUANTILE] = "quantile", [PROMQL_AGG_COUNT_VALUES] = "count_values",
+    [PROMQL_AGG_LIMITK] = "limitk",   [PROMQL_AGG_LIMIT_RATIO] = "limit_ratio",
+};
+
+const char *promql_aggop_str(promql_aggop op) {
+    if ((int)op < 0 || (size_t)op >= sizeof aggop_names / sizeof aggop_names[0])
+        return "?";
+    return aggop_names[op];
+}
+
+int promql_aggop_has_param(promql_aggop op) {
+    switch (op) {
+    case PROMQL_AGG_TOPK:
+    case PROMQL_AGG_BOTTOMK:
+    case PROMQL_AGG_QUANTILE:
+    case PROMQL_AGG_COUNT_VALUES:
+    case PROMQL_AGG_LIMITK:
+    case PROMQL_AGG_LIMIT_RATIO:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ---- printing ------------------------------------------------------------ */
+
+/* Label names outside [a-zA-Z_][a-zA-Z0-9_]* are written quoted. */
+static void put_label_name(buf *out, const char *name) {
+    if (name[0] != 0 && label_name_valid(name, strlen(name)))
+        buf_puts(out, name);
+    else
+        promql_quote(out, name, strlen(name));
+}
+
+static void put_label_list(buf *out, char **v, size_t n) {
+    buf_putc(out, '(');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_puts(out, ", ");
+        put_label_name(out, v[i]);
+    }
+    buf_putc(out, ')');
+}
+
+/* Like Prometheus' model.Duration.String(): years and weeks only when they
+ * divide the rest exactly ("90d", not "12w6d"). */
+static void put_duration(buf *out, int64_t ms) {
+    static const struct {
+        const char *unit;
+        int64_t mult;
+        int exact;
+    } units[] = {
+        {"y", 365LL * 24 * 3600 * 1000, 1}, {"w", 7LL * 24 * 3600 * 1000, 1}, {"d", 24LL * 3600 * 1000, 0},
+        {"h", 3600LL * 1000, 0},            {"m", 60LL * 1000, 0},            {"s", 1000, 0},
+        {"ms", 1, 0},
+    };
+    if (ms <= 0) {
+        buf_puts(out, "0s");
+        return;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (units[i].exact && ms % units[i].mult != 0)
+            continue;
+        int64_t v = ms / units[i].mult;
+        if (v > 0) {
+            buf_printf(out, "%lld%s", (long long)v, units[i].unit);
+            ms -= v * units[i].mult;
+        }
+    }
+}
+
+static void put_at_offset(buf *out, promql_at_kind at, int64_t at_ms, int64_t offset_ms) {
+    switch (at) {
+    case PROMQL_AT_TIMESTAMP:
+        buf_printf(out, " @ %.3f", (double)at_ms / 1000.0);
+        break;
+    case PROMQL_AT_START:
+        buf_puts(out, " @ start()");
+        break;
+    case PROMQL_AT_END:
+        buf_puts(out, " @ end()");
+        break;
+    default:
+        break;
+    }
+    if (offset_ms > 0) {
+        buf_puts(out, " offset ");
+        put_duration(out, offset_ms);
+    } else if (offset_ms < 0) {
+        buf_puts(out, " offset -");
+        put_duration(out, offset_ms == INT64_MIN ? INT64_MAX : -offset_ms);
+    }
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* name{matchers} without @ and offset. */
+static int put_selector(buf *out, const promql_vector_selector *vs) {
+    buf parts = BUF_INIT;
+    char **strs = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (vs->nmatchers > 0) {
+        strs = calloc(vs->nmatchers, sizeof *strs);
+        size_t *offs = calloc(vs->nmatchers, sizeof *offs);
+        if (strs == NULL || offs == NULL) {
+            free(offs);
+            rc = KILN_ENOMEM;
+            goto done;
+        }
+        for (size_t i = 0; i < vs->nmatchers; i++) {
+            const matcher *m = &vs->matchers[i];
+            if (vs->name != NULL && m->type == MATCH_EQ && strcmp(m->name, LABEL_NAME) == 0 &&
+                strcmp(m->value, vs->name) == 0 && m->value[0] != 0)
+                continue;
+            offs[n++] = parts.len;
+            put_label_name(&parts, m->name);
+            buf_puts(&parts, match_type_str(m->type));
+            promql_quote(&parts, m->value, strlen(m->value));
+            buf_putc(&parts, 0); /* separator; strings are read back below */
+        }
+        if (n > 0 && parts.data == NULL) {
+            free(offs);
+            rc = KILN_ENOMEM;
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++)
+            strs[i] = parts.data + offs[i];
+        free(offs);
+        qsort(strs, n, sizeof *strs, cmp_str);
+    }
+    if (vs->name != NULL)
+        buf_puts(out, vs->name);
+    if (n > 0) {
+        buf_putc(out, '{');
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                buf_putc(out, ',');
+            buf_puts(out, strs[i]);
+        }
+        buf_putc(out, '}');
+    }
+done:
+    free(strs);
+    buf_free(&parts);
+    return rc;
+}
+
+static int put_expr(buf *out, const promql_expr *e);
+
+static int put_binary(buf *out, const promql_binary *b) {
+    int rc = put_expr(out, b->lhs);
+    if (rc < 0)
+        return rc;
+    buf_putc(out, ' ');
+    buf_puts(out, promql_binop_str(b->op));
+    if (b->return_bool)
+        buf_puts(out, " bool");
+    const promql_vector_matching *m = &b->matching;
+    int grouped = m->card == PROMQL_CARD_MANY_TO_ONE || m->card == PROMQL_CARD_ONE_TO_MANY;
+    if (b->has_matching && (m->nmatching > 0 || m->on || grouped)) {
+        buf_puts(out, m->on ? " on " : " ignoring ");
+        put_label_list(out, m->matching, m->nmatching);
+        if (grouped) {
+            buf_puts(out, m->card == PROMQL_CARD_MANY_TO_ONE ? " group_left " : " group_right ");
+            put_label_list(out, m->include, m->ninclude);
+        }
+    }
+    buf_putc(out, ' ');
+    return put_expr(out, b->rhs);
+}
+
+static int put_expr(buf *out, const promql_expr *e) {
+    int rc = 0;
+    switch (e->kind) {
+    case PROMQL_NUMBER: {
+        char d[FMT_DOUBLE_MAX];
+        fmt_double_g(e->u.number, d);
+        buf_puts(out, d);
+        break;
+    }
+    case PROMQL_STRING:
+        promql_quote(out, e->u.string.s, e->u.string.len);
+        break;
+    case PROMQL_VECTOR_SELECTOR:
+        rc = put_selector(out, &e->u.vs);
+        put_at_offset(out, e->u.vs.at, e->u.vs.at_ms, e->u.vs.offset_ms);
+        break;
+    case PROMQL_MATRIX_SELECTOR: {
+        const promql_vector_selector *vs = &e->u.ms.vs->u.vs;
+        rc = put_selector(out, vs);
+        buf_putc(out, '[');
+        put_duration(out, e->u.ms.range_ms);
+        buf_putc(out, ']');
+        put_at_offset(out, vs->at, vs->at_ms, vs->offset_ms);
+        break;
+    }
+    case PROMQL_SUBQUERY:
+        rc = put_expr(out, e->u.sq.expr);
+        buf_putc(out, '[');
+        put_duration(out, e->u.sq.range_ms);
+        buf_putc(out, ':');
+        if (e->u.sq.step_ms != 0)
+            put_duration(out, e->u.sq.step_ms);
+        buf_putc(out, ']');
+        put_at_offset(out, e->u.sq.at, e->u.sq.at_ms, e->u.sq.offset_ms);
+        break;
+    case PROMQL_CALL:
+        buf_puts(out, e->u.call.func->name);
+        buf_putc(out, '(');
+        for (size_t i = 0; i < e->u.call.nargs && rc == 0; i++) {
+            if (i)
+                buf_puts(out, ", ");
+            rc = put_expr(out, e->u.call.args[i]);
+        }
+        buf_putc(out, ')');
+        break;
+    case PROMQL_AGGREGATE: {
+        const promql_aggregate *ag = &e->u.agg;
+        buf_puts(out, promql_aggop_str(ag->op));
+        if (ag->without) {
+            buf_puts(out, " without ");
+            put_label_list(out, ag->grouping, ag->ngrouping);
+            buf_putc(out, ' ');
+        } else if (ag->ngrouping > 0) {
+            buf_puts(out, " by ");
+            put_label_list(out, ag->grouping, ag->ngrouping);
+            buf_putc(out, ' ');
+        }
+        buf_putc(out, '(');
+        if (ag->param != NULL) {
+            rc = put_expr(out, ag->param);
+            buf_puts(out, ", ");
+        }
+        if (rc == 0)
+            rc = put_expr(out, ag->expr);
+        buf_putc(out, ')');
+        break;
+    }
+    case PROMQL_BINARY:
+        rc = put_binary(out, &e->u.bin);
+        break;
+    case PROMQL_UNARY:
+        buf_puts(out, e->u.unary.op == PROMQL_OP_SUB ? "-" : "+");
+        rc = put_expr(out, e->u.unary.expr);
+        break;
+    case PROMQL_PAREN:
+        buf_putc(out, '(');
+        rc = put_expr(out, e->u.paren);
+        buf_putc(out, ')');
+        break;
+    }
+    return rc;
+}
+
+int promql_format(buf *out, const promql_expr *e) {
+    if (e == NULL)
+        return 0;
+    size_t before = out->len;
+    int rc = put_expr(out, e);
+    /* buf_* calls fail only when out of memory; a failed append leaves the
+     * buffer short, which a reserve of one byte detects cheaply. */
+    if (rc == 0 && buf_reserve(out, 1) < 0)
+        rc = KILN_ENOMEM;
+    if (rc < 0)
+        out->len = before;
+    return rc;
+}
