@@ -311,9 +311,8 @@ static void lex_number_or_duration(promql_lexer *l, promql_token *t) {
         emit(l, t, PT_NUMBER);
         return;
     }
-    /* Not a number: start over as a duration (digits then units). */
-    l->pos = l->start;
-    accept_run(l, "0123456789");
+    /* Not a number: what was scanned is the start of a duration ("5m"; a
+     * "1.5m" is caught when the duration is parsed). */
     if (scan_duration_rest(l)) {
         emit(l, t, PT_DURATION);
         return;

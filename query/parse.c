@@ -773,10 +773,8 @@ static promql_expr *parse_brackets(parser *p, promql_expr *e) {
     promql_token lb = next(p);
     promql_token t = *peek(p);
     if (t.type != PT_DURATION && t.type != PT_NUMBER) {
-        if (t.type == PT_RBRACKET)
+        if (t.type != PT_ERROR)
             perr(p, t.pos, "missing unit character in duration");
-        else
-            unexpected(p, "subquery or range", "duration");
         return NULL;
     }
     int64_t range;
@@ -810,15 +808,17 @@ static promql_expr *parse_brackets(parser *p, promql_expr *e) {
     }
     next(p);
     int64_t step = 0;
+    int have_step = 0;
     promql_token t3 = *peek(p);
     if (t3.type == PT_DURATION || t3.type == PT_NUMBER) {
         next(p);
         if (duration_token(p, &t3, &step) < 0)
             return NULL;
+        have_step = 1;
         t3 = *peek(p);
     }
     if (t3.type != PT_RBRACKET) {
-        unexpected(p, "subquery selector", "\"]\"");
+        unexpected(p, "subquery selector", have_step ? "\"]\"" : "duration or \"]\"");
         return NULL;
     }
     next(p);
