@@ -41,6 +41,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <snappy-c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,10 @@
 #define RW_DECODE_FACTOR 16
 #define RW_DECODE_SLACK ((size_t)1 << 20)
 #define RW_CHUNK ((size_t)256 << 10)
+/* Per worker thread, the decode memory and the decompression buffer of one
+ * request are kept for the next (no page faults, no zeroing) up to: */
+#define RW_CACHE_SLAB_MAX ((size_t)4 << 20)
+#define RW_CACHE_RAW_MAX ((size_t)2 << 20)
 
 /* Response messages: one line, bounded whatever the input. */
 #define RW_MSG_MAX 1024
@@ -91,7 +96,8 @@ typedef struct rw_alloc {
     arena *a;
     char *cur;
     size_t left;
-    size_t taken; /* bytes of chunks taken from the arena */
+    size_t taken; /* bytes of the thread's slab and of chunks taken from the arena */
+    size_t used;  /* bytes handed out */
     size_t limit;
     int over; /* an allocation failed: RW_OVER_LIMIT or RW_OVER_NOMEM */
 } rw_alloc;
@@ -129,12 +135,69 @@ static void *rw_alloc_fn(void *data, size_t n) {
     char *p = al->cur;
     al->cur += need;
     al->left -= need;
+    al->used += need;
     p[n] = 0;
     return p;
 }
 
 static void rw_free_fn(void *data, void *p) {
     (void)data, (void)p; /* the arena frees everything with the request */
+}
+
+/*
+ * A worker thread's memory kept between requests: the slab the allocator
+ * starts from (then it takes chunks from the request arena), and the buffer
+ * snappy decompresses into.  Freed when the thread exits.
+ */
+typedef struct rw_cache {
+    char *slab;
+    size_t slab_cap;
+    char *raw;
+    size_t raw_cap;
+} rw_cache;
+
+static pthread_key_t rw_cache_key;
+static pthread_once_t rw_cache_once = PTHREAD_ONCE_INIT;
+static int rw_cache_ok;
+
+static void rw_cache_destroy(void *p) {
+    rw_cache *c = p;
+    free(c->slab);
+    free(c->raw);
+    free(c);
+}
+
+static void rw_cache_init(void) {
+    rw_cache_ok = pthread_key_create(&rw_cache_key, rw_cache_destroy) == 0;
+}
+
+/* This thread's cache, or NULL (out of memory: requests then use the arena only). */
+static rw_cache *rw_cache_get(void) {
+    pthread_once(&rw_cache_once, rw_cache_init);
+    if (!rw_cache_ok)
+        return NULL;
+    rw_cache *c = pthread_getspecific(rw_cache_key);
+    if (!c && (c = calloc(1, sizeof *c)) && pthread_setspecific(rw_cache_key, c) != 0) {
+        free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+/* Grows the slab to what the last request needed, within the bound; called
+ * when nothing of that request is in use any more. */
+static void rw_cache_fit(rw_cache *c, size_t used) {
+    if (!c || used <= c->slab_cap || c->slab_cap == RW_CACHE_SLAB_MAX)
+        return;
+    size_t cap = used + used / 4;
+    if (cap > RW_CACHE_SLAB_MAX)
+        cap = RW_CACHE_SLAB_MAX;
+    char *p = malloc(cap);
+    if (!p)
+        return;
+    free(c->slab);
+    c->slab = p;
+    c->slab_cap = cap;
 }
 
 /* ---- one-line messages ----------------------------------------------------- */
@@ -359,12 +422,14 @@ static int decode_mem_error(const rw_alloc *al, rw_msg *msg) {
 }
 
 /*
- * Decompresses and decodes body into b, all memory from `a` (and one
- * temporary buffer).  Returns 0 (b may still hold invalid series),
- * KILN_EINVAL (400), KILN_ELIMIT (413) or KILN_ENOMEM, with msg set.
+ * Decompresses and decodes body into b, all memory from al (set up by the
+ * caller with the request arena and maybe the thread's slab) and the
+ * thread's buffer or a temporary one.  Returns 0 (b may still hold invalid
+ * series), KILN_EINVAL (400), KILN_ELIMIT (413) or KILN_ENOMEM, with msg set.
  */
-static int rw_decode(const char *body, size_t len, size_t max_decompressed, arena *a, rw_batch *b, rw_msg *msg) {
-    char *raw = NULL;
+static int rw_decode(const char *body, size_t len, size_t max_decompressed, rw_cache *cache, rw_alloc *al,
+                     rw_batch *b, rw_msg *msg) {
+    char *raw = NULL, *tmp = NULL;
     int rc = 0;
     memset(b, 0, sizeof *b);
 
@@ -380,7 +445,15 @@ static int rw_decode(const char *body, size_t len, size_t max_decompressed, aren
         rc = KILN_ELIMIT;
         goto fail;
     }
-    raw = malloc(ulen ? ulen : 1);
+    if (cache && cache->raw && ulen <= cache->raw_cap) {
+        raw = cache->raw;
+    } else if (cache && ulen <= RW_CACHE_RAW_MAX && (raw = malloc(ulen ? ulen : 1))) {
+        free(cache->raw);
+        cache->raw = raw;
+        cache->raw_cap = ulen;
+    } else {
+        raw = tmp = malloc(ulen ? ulen : 1);
+    }
     if (!raw) {
         msg_printf(msg, "out of memory decompressing %zu bytes", ulen);
         rc = KILN_ENOMEM;
@@ -393,14 +466,19 @@ static int rw_decode(const char *body, size_t len, size_t max_decompressed, aren
         goto fail;
     }
 
-    rw_alloc al = {.a = a, .limit = ulen * RW_DECODE_FACTOR + RW_DECODE_SLACK};
-    ProtobufCAllocator pa = {.alloc = rw_alloc_fn, .free = rw_free_fn, .allocator_data = &al};
+    al->limit = ulen * RW_DECODE_FACTOR + RW_DECODE_SLACK;
+    if (cache && cache->slab) {
+        al->cur = cache->slab;
+        al->left = cache->slab_cap < al->limit ? cache->slab_cap : al->limit;
+        al->taken = al->left;
+    }
+    ProtobufCAllocator pa = {.alloc = rw_alloc_fn, .free = rw_free_fn, .allocator_data = al};
     Kiln__Remote__WriteRequest *wr = kiln__remote__write_request__unpack(&pa, ulen, (const uint8_t *)raw);
-    free(raw);
-    raw = NULL;
+    free(tmp);
+    tmp = NULL;
     if (!wr) {
-        if (al.over) {
-            rc = decode_mem_error(&al, msg);
+        if (al->over) {
+            rc = decode_mem_error(al, msg);
         } else {
             msg_puts(msg, "protobuf: cannot decode the body as a remote write WriteRequest");
             rc = KILN_EINVAL;
@@ -409,7 +487,7 @@ static int rw_decode(const char *body, size_t len, size_t max_decompressed, aren
     }
     b->metadata = wr->n_metadata;
 
-    b->v = wr->n_timeseries ? rw_alloc_fn(&al, wr->n_timeseries * sizeof *b->v) : NULL;
+    b->v = wr->n_timeseries ? rw_alloc_fn(al, wr->n_timeseries * sizeof *b->v) : NULL;
     if (wr->n_timeseries && !b->v)
         goto nomem;
     for (size_t i = 0; i < wr->n_timeseries; i++) {
@@ -420,9 +498,10 @@ static int rw_decode(const char *body, size_t len, size_t max_decompressed, aren
         if (ts->n_samples == 0)
             continue; /* exemplars or histograms only: nothing for storage */
         label *ls = NULL;
-        if (ts->n_labels && ts->n_labels <= LABELS_MAX_COUNT && !(ls = rw_alloc_fn(&al, ts->n_labels * sizeof *ls)))
+        if (ts->n_labels && ts->n_labels <= LABELS_MAX_COUNT && !(ls = rw_alloc_fn(al, ts->n_labels * sizeof *ls)))
             goto nomem;
-        rw_msg why = {.n = 0};
+        rw_msg why; /* not zeroed: 1 KiB a series would show */
+        why.n = 0;
         why.s[0] = 0;
         long k = series_labels(ts, ls, &why);
         if (k < 0) {
@@ -446,9 +525,9 @@ static int rw_decode(const char *body, size_t len, size_t max_decompressed, aren
     return 0;
 
 nomem:
-    return decode_mem_error(&al, msg);
+    return decode_mem_error(al, msg);
 fail:
-    free(raw);
+    free(tmp);
     return rc;
 }
 
@@ -605,8 +684,10 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
     }
 
     double t0 = time_mono_sec();
+    rw_cache *cache = rw_cache_get();
+    rw_alloc al = {.a = req->arena};
     rw_batch b;
-    int rc = rw_decode(req->body, req->body_len, rw->opts.max_decompressed_bytes, req->arena, &b, &msg);
+    int rc = rw_decode(req->body, req->body_len, rw->opts.max_decompressed_bytes, cache, &al, &b, &msg);
     metric_observe(rw->decode_seconds, time_mono_sec() - t0);
     if (rc != 0) {
         respond(rw, resp, code_for(rc), msg.s);
@@ -624,6 +705,7 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
 
     rw_outcome o;
     rc = rw_append(rw->st, &b, &o, &msg);
+    rw_cache_fit(cache, al.used); /* b is not used beyond this point */
     if (rc != 0) {
         char esc[2 * RW_MSG_MAX];
         LOG_ERROR("Remote write append failed", "err=\"%s\"", log_escape(msg.s, esc, sizeof esc));
