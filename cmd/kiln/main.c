@@ -24,6 +24,7 @@
 
 #include "api/api.h"
 #include "config/config.h"
+#include "storage/storage.h"
 #include "util/util.h"
 
 #ifndef KILN_VERSION
@@ -58,6 +59,8 @@ enum {
     F_LIFECYCLE,
     F_ADMIN,
     F_RW_RECEIVER,
+    F_RW_DISABLE,
+    F_RW_MAX_BYTES,
     F_TSDB_PATH,
     F_RETENTION_TIME,
     F_RETENTION_SIZE,
@@ -90,7 +93,11 @@ static flag flags[F_COUNT] = {
     [F_ADMIN] = {"web.enable-admin-api", FLAG_BOOL, "false", "Enable API endpoints for admin control actions.",
                  NULL},
     [F_RW_RECEIVER] = {"web.enable-remote-write-receiver", FLAG_BOOL, "false",
-                       "Accepted for compatibility with Prometheus; kiln's receiver is always on.", NULL},
+                       "Accepted for compatibility with Prometheus; kiln's receiver is on by default.", NULL},
+    [F_RW_DISABLE] = {"web.disable-remote-write-receiver", FLAG_BOOL, "false",
+                      "Turn off POST /api/v1/write (it then answers 404).", NULL},
+    [F_RW_MAX_BYTES] = {"web.remote-write-max-decompressed-bytes", FLAG_SIZE, "33554432",
+                        "Largest remote-write body after snappy decompression (413 beyond).", NULL},
     [F_TSDB_PATH] = {"storage.tsdb.path", FLAG_STRING, "data/", "Base path for metrics storage.", NULL},
     [F_RETENTION_TIME] = {"storage.tsdb.retention.time", FLAG_DURATION, "15d", "How long to retain samples.",
                           NULL},
@@ -279,6 +286,10 @@ typedef struct kiln {
     const char *flag_names[F_COUNT];
     const char *flag_values[F_COUNT];
     metric_child *m_reload_ok, *m_reload_ts, *m_ready;
+    storage *st; /* set by the start-up work once the WAL is replayed */
+    remotewrite *_Atomic rw; /* set once st is open */
+    kiln_err startup_err;
+    int startup_failed;
     int64_t start_ms;
     int exit_code;
 } kiln;
@@ -419,15 +430,55 @@ static void unlock_data_dir(kiln *k) {
 
 /* ---- start-up and shutdown ----------------------------------------------- */
 
+/* POST /api/v1/write: 503 until the storage is open (senders retry). */
+static void handle_write(http_req *req, http_resp *resp, void *data) {
+    kiln *k = data;
+    remotewrite *rw = atomic_load(&k->rw);
+    if (!rw) {
+        http_resp_text(resp, 503, "kiln is starting: the WAL replay is not done yet");
+        return;
+    }
+    remotewrite_handle(rw, req, resp);
+}
+
+/* Opens the storage (replaying the WAL) on a worker thread. */
 static void startup_work(uv_work_t *w) {
     kiln *k = w->data;
-    (void)k; /* storage is opened (WAL replayed) here */
+    storage_opts o = storage_opts_default();
+    o.dir = flags[F_TSDB_PATH].value;
+    const char *wc = flags[F_WAL_COMPRESSION].value;
+    o.wal_compression = strcmp(wc, "zstd") == 0 ? STORAGE_WAL_ZSTD
+                        : strcmp(wc, "none") == 0 ? STORAGE_WAL_NONE
+                                                  : STORAGE_WAL_SNAPPY;
+    o.block_range_ms = flag_ms(F_MIN_BLOCK);
+    o.retention_ms = flag_ms(F_RETENTION_TIME);
+    if (storage_open(&o, &k->st, &k->startup_err) != 0)
+        k->startup_failed = 1;
 }
+
+static void begin_stop(kiln *k, const char *why);
 
 static void startup_done(uv_work_t *w, int status) {
     kiln *k = w->data;
     (void)status;
     free(w);
+    if (k->startup_failed) {
+        LOG_ERROR("Opening storage failed", "err=\"%s\"", k->startup_err.msg);
+        k->exit_code = 1;
+        begin_stop(k, "storage");
+        return;
+    }
+    if (storage_register_metrics(k->st) != 0)
+        LOG_WARN("could not register the storage metrics", NULL);
+    remotewrite_opts ro;
+    remotewrite_opts_default(&ro);
+    ro.enabled = !flag_bool(F_RW_DISABLE);
+    ro.max_decompressed_bytes = (size_t)flag_int(F_RW_MAX_BYTES);
+    remotewrite *rw = NULL;
+    kiln_err rerr = {0};
+    if (remotewrite_new(k->st, &ro, &rw, &rerr) != 0)
+        LOG_ERROR("remote-write receiver unavailable", "err=\"%s\"", rerr.msg);
+    atomic_store(&k->rw, rw);
     if (atomic_load(&k->stopping))
         return;
     atomic_store(&k->ready, 1);
@@ -578,7 +629,8 @@ int main(int argc, char **argv) {
         .nflags = F_COUNT,
         .enable_lifecycle = flag_bool(F_LIFECYCLE),
     };
-    if (api_register_base(k.http, &k.app) != 0) {
+    if (api_register_base(k.http, &k.app) != 0 ||
+        http_route(k.http, "POST", "/api/v1/write", HTTP_ROUTE_WORKER, handle_write, &k, "/api/v1/write") != 0) {
         kiln_err_set(&err, KILN_ENOMEM, "out of memory");
         goto fail_loop;
     }
@@ -602,9 +654,19 @@ int main(int argc, char **argv) {
     sw->data = &k;
     uv_queue_work(&k.loop, sw, startup_work, startup_done);
 
-    uv_run(&k.loop, UV_RUN_DEFAULT);
-    LOG_INFO("See you next time!", NULL);
     k.exit_code = 0;
+    uv_run(&k.loop, UV_RUN_DEFAULT);
+    remotewrite_free(atomic_load(&k.rw));
+    if (k.st) {
+        kiln_err cerr = {0};
+        if (storage_close(k.st, &cerr) != 0) {
+            LOG_ERROR("Closing storage failed", "err=\"%s\"", cerr.msg);
+            k.exit_code = 1;
+        }
+        k.st = NULL;
+    }
+    if (k.exit_code == 0)
+        LOG_INFO("See you next time!", NULL);
     goto close_loop;
 
 fail_loop:

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Head + WAL benchmark, kiln and Prometheus side by side on the same data.
+
+    python3 tests/bench/storage_vs_prometheus.py [--series 100000] [--samples 480]
+
+1. bench_storage gen writes <series> node-exporter-like series x <samples>
+   samples at a 15 s interval into a fresh data dir through kiln's appender
+   (head + WAL, one thread): append throughput.
+2. bench_storage replay opens a copy of it: kiln's WAL replay time and
+   resident memory per series.
+3. Debian's prometheus starts on another copy of the same directory (kiln
+   writes Prometheus' WAL format): its replay time (until /-/ready) and its
+   resident memory once ready, per series.
+4. bin/kiln starts on a third copy: replay time through the real daemon.
+
+Prints one table; docs/benchmarks.md records the figures.
+"""
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH = os.path.join(ROOT, "build/opt/tests/bench/bench_storage")
+KILN = os.path.join(ROOT, "bin/kiln")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def rss_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def wait_ready(port, proc, timeout=1800):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited during replay")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as r:
+                if r.status == 200:
+                    return time.time() - t0
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("not ready in time")
+
+
+def parse(out):
+    vals = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                vals[parts[0]] = float(parts[1])
+            except ValueError:
+                pass
+    return vals
+
+
+def run_server(cmd, port):
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        secs = wait_ready(port, p)
+        time.sleep(2)
+        rss = rss_of(p.pid)
+    finally:
+        p.terminate()
+        p.wait(60)
+    return secs, rss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--series", type=int, default=100000)
+    ap.add_argument("--samples", type=int, default=480)
+    a = ap.parse_args()
+    base = tempfile.mkdtemp(prefix="kiln-bench-")
+    try:
+        src = os.path.join(base, "src")
+        out = subprocess.run([BENCH, "gen", src, str(a.series), str(a.samples)], check=True,
+                             stdout=subprocess.PIPE).stdout.decode()
+        print(out.strip().splitlines()[0])
+        gen = parse(out)
+        for name in ("k1", "k2", "p"):
+            shutil.copytree(src, os.path.join(base, name))
+        out = subprocess.run([BENCH, "replay", os.path.join(base, "k1")], check=True,
+                             stdout=subprocess.PIPE).stdout.decode()
+        print(out.strip().splitlines()[0])
+        rep = parse(out)
+
+        port = free_port()
+        cfg = os.path.join(base, "prom.yml")
+        with open(cfg, "w") as f:
+            f.write("global:\n  scrape_interval: 1h\n")
+        p_secs, p_rss = run_server(["prometheus", f"--config.file={cfg}",
+                                    f"--storage.tsdb.path={os.path.join(base, 'p')}",
+                                    f"--web.listen-address=127.0.0.1:{port}",
+                                    "--storage.tsdb.retention.time=100y"], port)
+        port = free_port()
+        k_secs, k_rss = run_server([KILN, f"--config.file={cfg}",
+                                    f"--storage.tsdb.path={os.path.join(base, 'k2')}",
+                                    f"--web.listen-address=127.0.0.1:{port}"], port)
+        n = a.series
+        print()
+        print(f"| figure ({n} series x {a.samples} samples) | kiln | Prometheus | ratio |")
+        print("|---|---|---|---|")
+        print(f"| append, head + WAL, samples/s (one thread) | {gen['gen_samples_per_sec']:.0f} | - | - |")
+        print(f"| WAL replay to ready, s (daemon) | {k_secs:.2f} | {p_secs:.2f} | {k_secs / p_secs:.3f} |")
+        print(f"| WAL replay in process, s | {rep['replay_seconds']:.2f} | - | - |")
+        print(f"| resident memory after replay, bytes/series | {k_rss / n:.0f} | {p_rss / n:.0f} | "
+              f"{k_rss / p_rss:.3f} |")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

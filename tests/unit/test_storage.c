@@ -1,0 +1,462 @@
+/*
+ * test_storage.c - the storage through its public interface: appending with
+ * Prometheus' rejection rules, selecting with every matcher type, label
+ * names and values, chunk cutting, WAL replay after close and after
+ * damage (flipped byte, torn tail, zeroed page), and concurrent appenders
+ * with readers.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/storage.h"
+
+#define KILN_TEST_MAIN
+#include "testutil.h"
+
+static char dir[256];
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f) {
+    (void)sb;
+    (void)flag;
+    (void)f;
+    return remove(p);
+}
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/kiln-test-storage-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    log_setup(LOG_ERROR, LOG_FORMAT_LOGFMT);
+}
+
+static void teardown(void) { nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+static storage *open_st(void) {
+    storage_opts o = storage_opts_default();
+    o.dir = dir;
+    storage *s = NULL;
+    kiln_err err = {0};
+    ck_assert_msg(storage_open(&o, &s, &err) == 0, "open: %s", err.msg);
+    return s;
+}
+
+static void close_st(storage *s) {
+    kiln_err err = {0};
+    ck_assert_msg(storage_close(s, &err) == 0, "close: %s", err.msg);
+}
+
+/* Appends one sample to {__name__=name, job=job, i=inst} in its own batch. */
+static int put(storage *s, const char *name, const char *job, const char *inst, int64_t t, double v) {
+    label ls[3] = {{"__name__", name}, {"i", inst}, {"job", job}};
+    appender *a = storage_appender(s);
+    uint64_t ref = 0;
+    kiln_err err = {0};
+    int rc = appender_append(a, &ref, ls, 3, t, v, &err);
+    if (rc) {
+        appender_rollback(a);
+        return rc;
+    }
+    return appender_commit(a, &err);
+}
+
+static series_set select1(storage *s, const matcher *ms, size_t n, int64_t mint, int64_t maxt) {
+    querier *q;
+    kiln_err err = {0};
+    ck_assert_int_eq(storage_querier(s, mint, maxt, &q, &err), 0);
+    series_set set;
+    select_hints h = {mint, maxt, 0, 0};
+    ck_assert_msg(querier_select(q, ms, n, &h, &set, &err) == 0, "select: %s", err.msg);
+    querier_close(q);
+    return set;
+}
+
+static size_t count_matching(storage *s, match_type t, const char *name, const char *value) {
+    matcher m;
+    ck_assert_int_eq(matcher_init(&m, t, name, value, NULL), 0);
+    series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
+    size_t n = set.n;
+    series_set_free(&set);
+    matcher_free(&m);
+    return n;
+}
+
+START_TEST(test_append_rules) {
+    storage *s = open_st();
+    ck_assert_int_eq(put(s, "m", "a", "1", 0, 1), 0); /* a fresh head accepts t=0 */
+    ck_assert_int_eq(put(s, "m", "a", "1", 1000, 2), 0);
+    ck_assert_int_eq(put(s, "m", "a", "1", 1000, 2), 0); /* same sample again: ignored */
+    label ls[3] = {{"__name__", "m"}, {"i", "1"}, {"job", "a"}};
+    appender *a = storage_appender(s);
+    uint64_t ref = 0;
+    kiln_err err = {0};
+    ck_assert_int_eq(appender_append(a, &ref, ls, 3, 500, 1, &err), KILN_EORDER);
+    ck_assert_str_eq(err.msg, "out of order sample");
+    ck_assert_int_eq(appender_append(a, &ref, ls, 3, 1000, 3, &err), KILN_EEXIST);
+    ck_assert_str_eq(err.msg, "duplicate sample for timestamp");
+    ck_assert_int_eq(appender_append(a, &ref, ls, 3, 3000, 3, &err), 0);
+    ck_assert_uint_ne(ref, 0);
+    /* by reference, without labels */
+    ck_assert_int_eq(appender_append(a, &ref, NULL, 0, 4000, 4, &err), 0);
+    uint64_t bad = 999999;
+    ck_assert_int_eq(appender_append(a, &bad, NULL, 0, 4000, 4, &err), KILN_EINVAL);
+    ck_assert_int_eq(appender_commit(a, &err), 0);
+    /* out of bounds: older than the head's max minus half the chunk range (1h) */
+    ck_assert_int_eq(put(s, "m", "b", "1", 10 * 3600 * 1000, 1), 0);
+    a = storage_appender(s);
+    ref = 0;
+    label other[3] = {{"__name__", "m"}, {"i", "9"}, {"job", "c"}};
+    ck_assert_int_eq(appender_append(a, &ref, other, 3, 10 * 3600 * 1000 - 3600 * 1000 - 1, 1, &err),
+                     KILN_ERANGE);
+    ck_assert_str_eq(err.msg, "out of bounds");
+    /* bad labels */
+    label dup[2] = {{"a", "1"}, {"a", "2"}};
+    ref = 0;
+    ck_assert_int_eq(appender_append(a, &ref, dup, 2, 10 * 3600 * 1000, 1, &err), KILN_EINVAL);
+    appender_rollback(a);
+
+    matcher m;
+    matcher_init(&m, MATCH_EQ, "job", "a", NULL);
+    series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
+    ck_assert_uint_eq(set.n, 1);
+    ck_assert_uint_eq(set.v[0].n, 4);
+    static const int64_t wt[] = {0, 1000, 3000, 4000};
+    static const double wv[] = {1, 2, 3, 4};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(set.v[0].s[i].t, wt[i]);
+        ck_assert(set.v[0].s[i].v == wv[i]);
+    }
+    ck_assert_str_eq(labels_get(set.v[0].ls, set.v[0].nls, "i"), "1");
+    series_set_free(&set);
+    matcher_free(&m);
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, 3); /* the rolled-back series exists, without samples */
+    ck_assert_uint_eq(st.samples_appended, 5);
+    ck_assert_int_eq(st.head_min_time, 0);
+    ck_assert_int_eq(st.head_max_time, 10 * 3600 * 1000);
+    close_st(s);
+}
+END_TEST
+
+START_TEST(test_matchers_and_labels) {
+    storage *s = open_st();
+    const char *jobs[] = {"api", "db", "web"};
+    for (int j = 0; j < 3; j++)
+        for (int i = 0; i < 4; i++) {
+            char inst[16];
+            snprintf(inst, sizeof inst, "%d", i);
+            ck_assert_int_eq(put(s, "up", jobs[j], inst, 1000, 1), 0);
+            ck_assert_int_eq(put(s, "req_total", jobs[j], inst, 1000, 1), 0);
+        }
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "__name__", "up"), 12);
+    ck_assert_uint_eq(count_matching(s, MATCH_NEQ, "job", "api"), 16);
+    ck_assert_uint_eq(count_matching(s, MATCH_RE, "job", "a.*|d.*"), 16);
+    ck_assert_uint_eq(count_matching(s, MATCH_RE, "job", "ap"), 0); /* anchored */
+    ck_assert_uint_eq(count_matching(s, MATCH_NRE, "job", "a.*"), 16);
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "nosuch", ""), 24);
+    ck_assert_uint_eq(count_matching(s, MATCH_NEQ, "job", ""), 24);
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "job", "nosuch"), 0);
+
+    /* two matchers: intersection, and subtraction */
+    matcher ms[2];
+    matcher_init(&ms[0], MATCH_EQ, "__name__", "up", NULL);
+    matcher_init(&ms[1], MATCH_NRE, "i", "[01]", NULL);
+    series_set set = select1(s, ms, 2, 0, 2000);
+    ck_assert_uint_eq(set.n, 6);
+    /* sorted by labels */
+    for (size_t i = 1; i < set.n; i++)
+        ck_assert(labels_cmp(set.v[i - 1].ls, set.v[i - 1].nls, set.v[i].ls, set.v[i].nls) < 0);
+    series_set_free(&set);
+    /* a time range without data selects nothing */
+    set = select1(s, ms, 2, 2000, 3000);
+    ck_assert_uint_eq(set.n, 0);
+    series_set_free(&set);
+
+    querier *q;
+    ck_assert_int_eq(storage_querier(s, 0, 5000, &q, NULL), 0);
+    str_list l;
+    ck_assert_int_eq(querier_label_names(q, NULL, 0, &l, NULL), 0);
+    ck_assert_uint_eq(l.n, 3);
+    ck_assert_str_eq(l.v[0], "__name__");
+    ck_assert_str_eq(l.v[1], "i");
+    ck_assert_str_eq(l.v[2], "job");
+    str_list_free(&l);
+    ck_assert_int_eq(querier_label_values(q, "job", NULL, 0, &l, NULL), 0);
+    ck_assert_uint_eq(l.n, 3);
+    ck_assert_str_eq(l.v[0], "api");
+    ck_assert_str_eq(l.v[2], "web");
+    str_list_free(&l);
+    matcher jm;
+    matcher_init(&jm, MATCH_EQ, "job", "db", NULL);
+    ck_assert_int_eq(querier_label_values(q, "__name__", &jm, 1, &l, NULL), 0);
+    ck_assert_uint_eq(l.n, 2);
+    ck_assert_str_eq(l.v[0], "req_total");
+    ck_assert_str_eq(l.v[1], "up");
+    str_list_free(&l);
+    ck_assert_int_eq(querier_label_values(q, "nosuch", NULL, 0, &l, NULL), 0);
+    ck_assert_uint_eq(l.n, 0);
+    str_list_free(&l);
+    querier_close(q);
+    matcher_free(&jm);
+    matcher_free(&ms[0]);
+    matcher_free(&ms[1]);
+    close_st(s);
+}
+END_TEST
+
+START_TEST(test_many_samples_and_limit) {
+    storage *s = open_st();
+    label ls[2] = {{"__name__", "x"}, {"k", "v"}};
+    appender *a = storage_appender(s);
+    uint64_t ref = 0;
+    for (int i = 0; i < 10000; i++) /* 10000 x 15s: many chunks, two chunk ranges */
+        ck_assert_int_eq(appender_append(a, &ref, ls, 2, (int64_t)i * 15000, i * 0.5, NULL), 0);
+    ck_assert_int_eq(appender_commit(a, NULL), 0);
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_uint_ge(st.head_chunks, 10000 / 240);
+    matcher m;
+    matcher_init(&m, MATCH_EQ, "k", "v", NULL);
+    series_set set = select1(s, &m, 1, 15000 * 100, 15000 * 9000);
+    ck_assert_uint_eq(set.n, 1);
+    ck_assert_uint_eq(set.v[0].n, 8901);
+    for (size_t i = 0; i < set.v[0].n; i++) {
+        ck_assert_int_eq(set.v[0].s[i].t, (int64_t)(i + 100) * 15000);
+        ck_assert(set.v[0].s[i].v == (double)(i + 100) * 0.5);
+    }
+    series_set_free(&set);
+    querier *q;
+    storage_querier(s, 0, INT64_MAX, &q, NULL);
+    select_hints h = {0, INT64_MAX, 0, 100};
+    kiln_err err = {0};
+    ck_assert_int_eq(querier_select(q, &m, 1, &h, &set, &err), KILN_ELIMIT);
+    ck_assert_str_eq(err.msg, "query processing would load too many samples into memory in query execution");
+    querier_close(q);
+    matcher_free(&m);
+    close_st(s);
+}
+END_TEST
+
+/* Writes a known data set; returns the samples written per series. */
+static void write_known(storage *s, int nseries, int nsamples) {
+    for (int k = 0; k < nsamples; k++) {
+        appender *a = storage_appender(s);
+        for (int i = 0; i < nseries; i++) {
+            char inst[16];
+            snprintf(inst, sizeof inst, "%d", i);
+            label ls[3] = {{"__name__", "w"}, {"i", inst}, {"job", "j"}};
+            uint64_t ref = 0;
+            ck_assert_int_eq(appender_append(a, &ref, ls, 3, (int64_t)k * 1000, k + i * 0.25, NULL), 0);
+        }
+        ck_assert_int_eq(appender_commit(a, NULL), 0);
+    }
+}
+
+/* Number of series and, per series, samples that are exactly as written. */
+static size_t check_known(storage *s, int nseries, size_t *samples) {
+    matcher m;
+    matcher_init(&m, MATCH_EQ, "__name__", "w", NULL);
+    series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
+    *samples = 0;
+    for (size_t j = 0; j < set.n; j++) {
+        int i = atoi(labels_get(set.v[j].ls, set.v[j].nls, "i"));
+        ck_assert_int_lt(i, nseries);
+        for (size_t k = 0; k < set.v[j].n; k++) {
+            ck_assert_int_eq(set.v[j].s[k].t, (int64_t)k * 1000);
+            ck_assert(set.v[j].s[k].v == k + i * 0.25);
+        }
+        *samples += set.v[j].n;
+    }
+    size_t n = set.n;
+    series_set_free(&set);
+    matcher_free(&m);
+    return n;
+}
+
+START_TEST(test_replay) {
+    storage *s = open_st();
+    write_known(s, 50, 300);
+    close_st(s);
+    s = open_st();
+    size_t samples;
+    ck_assert_uint_eq(check_known(s, 50, &samples), 50);
+    ck_assert_uint_eq(samples, 50 * 300);
+    /* appending continues after replay with the same references */
+    ck_assert_int_eq(put(s, "w", "j", "0", 300000, 300), 0);
+    ck_assert_int_eq(put(s, "w", "j", "0", 299000, 1), KILN_EORDER);
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, 50);
+    close_st(s);
+    s = open_st();
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, 50);
+    ck_assert_int_eq(st.head_max_time, 300000);
+    close_st(s);
+}
+END_TEST
+
+/* The path of the last WAL segment and its size. */
+static void last_segment(char *path, size_t n, off_t *size) {
+    char wd[300];
+    snprintf(wd, sizeof wd, "%s/wal", dir);
+    DIR *d = opendir(wd);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    int best = -1;
+    while ((e = readdir(d)))
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && atoi(e->d_name) > best) {
+            char p[600];
+            snprintf(p, sizeof p, "%s/%s", wd, e->d_name);
+            struct stat sb;
+            if (stat(p, &sb) == 0 && sb.st_size > 0)
+                best = atoi(e->d_name);
+        }
+    closedir(d);
+    ck_assert_int_ge(best, 0);
+    snprintf(path, n, "%s/%08d", wd, best);
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    *size = sb.st_size;
+}
+
+enum { DAMAGE_FLIP, DAMAGE_TRUNCATE, DAMAGE_ZERO_PAGE };
+
+static void damage_test(int how) {
+    storage *s = open_st();
+    write_known(s, 20, 2000); /* a few pages */
+    close_st(s);
+    char seg[700];
+    off_t size;
+    last_segment(seg, sizeof seg, &size);
+    ck_assert_int_gt(size, 3 * 32768);
+    int fd = open(seg, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    off_t at = size / 2;
+    if (how == DAMAGE_FLIP) {
+        unsigned char c;
+        ck_assert_int_eq(pread(fd, &c, 1, at), 1);
+        c ^= 0x5a;
+        ck_assert_int_eq(pwrite(fd, &c, 1, at), 1);
+    } else if (how == DAMAGE_TRUNCATE) {
+        ck_assert_int_eq(ftruncate(fd, at + 3), 0);
+    } else {
+        static char zero[32768];
+        ck_assert_int_eq(pwrite(fd, zero, sizeof zero, (at / 32768) * 32768), 32768);
+    }
+    close(fd);
+    s = open_st();
+    /* everything before the damage is there, in order, exact; nothing after it */
+    size_t samples;
+    size_t nser = check_known(s, 20, &samples);
+    ck_assert_uint_eq(nser, 20);
+    ck_assert_uint_gt(samples, 20 * 500);
+    ck_assert_uint_lt(samples, 20 * 2000);
+    /* kiln goes on: append after the damage point, reopen, still all there */
+    close_st(s);
+    s = open_st();
+    size_t samples2;
+    check_known(s, 20, &samples2);
+    ck_assert_uint_eq(samples2, samples);
+    close_st(s);
+}
+
+START_TEST(test_replay_flipped_byte) { damage_test(DAMAGE_FLIP); }
+END_TEST
+START_TEST(test_replay_torn_tail) { damage_test(DAMAGE_TRUNCATE); }
+END_TEST
+START_TEST(test_replay_zeroed_page) { damage_test(DAMAGE_ZERO_PAGE); }
+END_TEST
+
+typedef struct worker_arg {
+    storage *s;
+    int id;
+    int failures;
+} worker_arg;
+
+static void *writer(void *p) {
+    worker_arg *w = p;
+    char job[16];
+    snprintf(job, sizeof job, "w%d", w->id);
+    for (int k = 0; k < 200; k++) {
+        appender *a = storage_appender(w->s);
+        for (int i = 0; i < 50; i++) {
+            char inst[16];
+            snprintf(inst, sizeof inst, "%d", i);
+            label ls[3] = {{"__name__", "c"}, {"i", inst}, {"job", job}};
+            uint64_t ref = 0;
+            if (appender_append(a, &ref, ls, 3, (int64_t)k * 1000, k, NULL) != 0)
+                w->failures++;
+        }
+        if (appender_commit(a, NULL) != 0)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static void *reader(void *p) {
+    worker_arg *w = p;
+    matcher m;
+    matcher_init(&m, MATCH_EQ, "__name__", "c", NULL);
+    for (int k = 0; k < 100; k++) {
+        querier *q;
+        storage_querier(w->s, INT64_MIN, INT64_MAX, &q, NULL);
+        series_set set;
+        select_hints h = {INT64_MIN, INT64_MAX, 0, 0};
+        if (querier_select(q, &m, 1, &h, &set, NULL) != 0)
+            w->failures++;
+        /* each series' samples are a prefix 0..n-1 of what is written */
+        for (size_t i = 0; i < set.n; i++)
+            for (size_t j = 0; j < set.v[i].n; j++)
+                if (set.v[i].s[j].t != (int64_t)j * 1000 || set.v[i].s[j].v != (double)j)
+                    w->failures++;
+        series_set_free(&set);
+        querier_close(q);
+    }
+    matcher_free(&m);
+    return NULL;
+}
+
+START_TEST(test_concurrent) {
+    storage *s = open_st();
+    pthread_t th[6];
+    worker_arg args[6];
+    for (int i = 0; i < 6; i++) {
+        args[i] = (worker_arg){s, i, 0};
+        pthread_create(&th[i], NULL, i < 4 ? writer : reader, &args[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(args[i].failures, 0);
+    }
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, 200);
+    ck_assert_uint_eq(st.samples_appended, 4 * 200 * 50);
+    close_st(s);
+}
+END_TEST
+
+Suite *make_suite(void) {
+    Suite *s = suite_create("storage");
+    TCase *tc = tcase_create("storage");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_append_rules);
+    tcase_add_test(tc, test_matchers_and_labels);
+    tcase_add_test(tc, test_many_samples_and_limit);
+    tcase_add_test(tc, test_replay);
+    tcase_add_test(tc, test_replay_flipped_byte);
+    tcase_add_test(tc, test_replay_torn_tail);
+    tcase_add_test(tc, test_replay_zeroed_page);
+    tcase_add_test(tc, test_concurrent);
+    suite_add_tcase(s, tc);
+    return s;
+}
