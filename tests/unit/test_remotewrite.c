@@ -907,6 +907,43 @@ START_TEST(test_unknown_fields) {
 }
 END_TEST
 
+/* A request bigger than the thread's decode slab grows it; the next
+ * requests reuse it and must see only their own data. */
+START_TEST(test_slab_reuse) {
+    storage st = {0};
+    remotewrite *rw = new_rw(&st);
+    char *pad = malloc(5001);
+    memset(pad, 'x', 5000);
+    pad[5000] = 0;
+    char idx[60][8];
+    for (int round = 0; round < 3; round++) {
+        wr_builder b;
+        wb_init(&b);
+        size_t nser = round == 0 ? 2 : 60; /* small, then past the slab, then within it */
+        for (size_t i = 0; i < nser; i++) {
+            snprintf(idx[i], sizeof idx[i], "%zu", i);
+            const char *kv[] = {"__name__", "big", "i", idx[i], "pad", pad, NULL};
+            int64_t t[] = {1000 * (round + 1)};
+            double v[] = {(double)(round * 100 + (int)i)};
+            wb_series(&b, kv, t, v, 1);
+        }
+        result r = post_body(rw, wb_finish(&b));
+        ck_assert_msg(r.status == 204, "round %d: %d %s", round, r.status, r.text);
+    }
+    ck_assert_uint_eq(st.nrecs, 122);
+    ck_assert_uint_eq(st.nseries, 60);
+    /* the last round's values, each on its own series */
+    for (size_t k = 62; k < 122; k++) {
+        double v;
+        memcpy(&v, &st.recs[k].vbits, 8);
+        ck_assert_int_eq(st.recs[k].t, 3000);
+        ck_assert_double_eq(v, 200 + (double)st.recs[k].series);
+    }
+    free(pad);
+    done(rw);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("remotewrite");
     TCase *tc = tcase_create("core");
@@ -930,6 +967,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_headers);
     tcase_add_test(tc, test_disabled);
     tcase_add_test(tc, test_unknown_fields);
+    tcase_add_test(tc, test_slab_reuse);
     suite_add_tcase(s, tc);
     return s;
 }
