@@ -6,7 +6,9 @@
  * like Go's %v, strings quoted like Go's strconv.Quote.
  *
  * The printer keeps every ParenExpr of the tree and adds none, so printing
- * then parsing gives back the same tree.  Where Prometheus 2.x would lose
+ * then parsing gives back the same tree.  One exception to Prometheus' text:
+ * +Inf on the left of ^ is written "Inf", since "+Inf ^ 2" reads back as
+ * +(Inf ^ 2).  Where Prometheus 2.x would lose
  * information (`ignoring() group_left`), the modifier is printed anyway.
  *
  * Also here: the names of types and operators.
@@ -14,8 +16,10 @@
  * Threading: pure functions over an immutable tree.
  */
 #define PROMQL_PARSER_INTERNAL
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "query/ast.h"
 
@@ -91,7 +95,11 @@ static void put_label_list(buf *out, char **v, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (i)
             buf_puts(out, ", ");
-        put_label_name(out, v[i]);
+        /* Outside braces "inf" and "nan" read as numbers: quote them. */
+        if (strcasecmp(v[i], "inf") == 0 || strcasecmp(v[i], "nan") == 0)
+            promql_quote(out, v[i], strlen(v[i]));
+        else
+            put_label_name(out, v[i]);
     }
     buf_putc(out, ')');
 }
@@ -205,7 +213,11 @@ done:
 static int put_expr(buf *out, const promql_expr *e);
 
 static int put_binary(buf *out, const promql_binary *b) {
-    int rc = put_expr(out, b->lhs);
+    int rc = 0;
+    if (b->op == PROMQL_OP_POW && b->lhs->kind == PROMQL_NUMBER && isinf(b->lhs->u.number) && b->lhs->u.number > 0)
+        buf_puts(out, "Inf"); /* "+Inf ^ x" would read back as +(Inf ^ x) */
+    else
+        rc = put_expr(out, b->lhs);
     if (rc < 0)
         return rc;
     buf_putc(out, ' ');

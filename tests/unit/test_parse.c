@@ -18,6 +18,13 @@
 static const struct {
     const char *in, *out;
 } format_cases[] = {
+    /* Found by fuzzing: forms that must read back as the same tree. */
+    {"Inf ^ 2", "Inf ^ 2"},
+    {"-2 ^ 2 % inf ^ 0", "-2 ^ 2 % Inf ^ 0"},
+    {"Inf * 2", "+Inf * 2"},
+    {"sum by (\"nan\", \"Inf\", a) (x)", "sum by (\"nan\", \"Inf\", a) (x)"},
+    {"a + on(\"inf\") b", "a + on (\"inf\") b"},
+    {"x{nan=\"1\"}", "x{nan=\"1\"}"},
     {"sum", "sum"},
     {"-2^2", "-2 ^ 2"},
     {"- -1", "1"},
