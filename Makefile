@@ -22,6 +22,8 @@ LIB_SRCS := $(foreach d,$(DIRS),$(wildcard $(d)/*.c))
 PROTOS := $(foreach d,$(DIRS),$(wildcard $(d)/*.proto))
 PROTO_SRCS := $(patsubst %.proto,build/gen/%.pb-c.c,$(PROTOS))
 PROTO_HDRS := $(PROTO_SRCS:.c=.h)
+# generated sources are kept (not intermediate files make would delete)
+.SECONDARY: $(PROTO_SRCS) $(PROTO_HDRS)
 MAIN_SRC := cmd/kiln/main.c
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)

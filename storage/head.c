@@ -25,6 +25,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "storage/headchunks.h"
 #include "storage/xorchunk.h"
 
 #define SHARDS 64
@@ -34,10 +35,10 @@
 #define REF_PAGES (1u << 20) /* 2^32 references */
 #define SAMPLES_PER_CHUNK 120
 
+/* A full chunk, on disk in chunks_head. */
 typedef struct hchunk {
     int64_t mint, maxt;
-    uint8_t *data;
-    uint32_t len;
+    uint64_t cref;
 } hchunk;
 
 struct hseries {
@@ -81,6 +82,8 @@ typedef struct pname {
 
 struct head {
     int64_t chunk_range;
+    headchunks *hc;
+    uint64_t cut_failures; /* atomic */
     shard shards[SHARDS];
     pthread_mutex_t stripes[STRIPES];
     hseries **pages[REF_PAGES];
@@ -225,10 +228,11 @@ out:
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-int head_new(int64_t chunk_range_ms, head **out, kiln_err *err) {
+int head_new(int64_t chunk_range_ms, headchunks *hc, head **out, kiln_err *err) {
     head *h = calloc(1, sizeof *h);
     if (!h)
         return kiln_err_set(err, KILN_ENOMEM, "head: out of memory");
+    h->hc = hc;
     h->chunk_range = chunk_range_ms > 0 ? chunk_range_ms : 2 * 3600 * 1000;
     for (int i = 0; i < SHARDS; i++)
         pthread_rwlock_init(&h->shards[i].lock, NULL);
@@ -246,8 +250,6 @@ int head_new(int64_t chunk_range_ms, head **out, kiln_err *err) {
 
 static void series_free(hseries *s) {
     xorchunk_free(&s->open);
-    for (uint32_t i = 0; i < s->nclosed; i++)
-        free(s->closed[i].data);
     free(s->closed);
     free(s);
 }
@@ -590,9 +592,7 @@ int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err) {
     return rc;
 }
 
-static int cut_chunk(head *h, hseries *s) {
-    size_t len;
-    const uint8_t *d = xorchunk_data(&s->open, &len);
+static int push_closed(hseries *s, int64_t mint, int64_t maxt, uint64_t cref) {
     if (s->nclosed == s->capclosed) {
         uint32_t nc = s->capclosed ? s->capclosed * 2 : 2;
         hchunk *nv = realloc(s->closed, nc * sizeof *nv);
@@ -601,15 +601,67 @@ static int cut_chunk(head *h, hseries *s) {
         s->closed = nv;
         s->capclosed = nc;
     }
-    uint8_t *copy = malloc(len);
-    if (!copy)
-        return KILN_ENOMEM;
-    memcpy(copy, d, len);
-    s->closed[s->nclosed++] = (hchunk){s->open_mint, s->maxt, copy, (uint32_t)len};
+    s->closed[s->nclosed++] = (hchunk){mint, maxt, cref};
+    return 0;
+}
+
+/* Moves the open chunk to chunks_head. */
+static int cut_chunk(head *h, hseries *s) {
+    size_t len;
+    const uint8_t *d = xorchunk_data(&s->open, &len);
+    uint64_t cref;
+    kiln_err err;
+    int rc = headchunks_write(h->hc, s->ref, s->open_mint, s->maxt, d, len, &cref, &err);
+    if (rc == 0)
+        rc = push_closed(s, s->open_mint, s->maxt, cref);
+    if (rc) {
+        if (__atomic_fetch_add(&h->cut_failures, 1, __ATOMIC_RELAXED) == 0)
+            LOG_ERROR("cannot move a full chunk to chunks_head; keeping it in memory", "err=\"%s\"",
+                      rc == KILN_ENOMEM ? "out of memory" : err.msg);
+        return rc;
+    }
     xorchunk_free(&s->open);
     xorchunk_init(&s->open);
-    (void)h;
     return 0;
+}
+
+int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref) {
+    const uint8_t *d;
+    size_t len;
+    if (headchunks_read(h->hc, cref, &d, &len) != 0)
+        return KILN_ECORRUPT;
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    pthread_mutex_lock(mu);
+    int rc = 0;
+    if (xorchunk_count(&s->open) || (s->maxt != INT64_MIN && mint <= s->maxt)) {
+        rc = KILN_EORDER; /* overlaps what the series has: ignore it */
+        goto out;
+    }
+    xoriter it;
+    xoriter_init(&it, d, len);
+    int r;
+    uint64_t lastv = 0;
+    int64_t lastt = INT64_MIN;
+    while ((r = xoriter_next(&it)) == 1) {
+        lastt = it.t;
+        memcpy(&lastv, &it.v, sizeof lastv);
+    }
+    if (r < 0 || lastt == INT64_MIN) {
+        rc = KILN_ECORRUPT;
+        goto out;
+    }
+    if ((rc = push_closed(s, mint, maxt, cref)) != 0)
+        goto out;
+    s->maxt = lastt;
+    s->lastv = lastv;
+    __atomic_add_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
+out:
+    pthread_mutex_unlock(mu);
+    if (rc == 0) {
+        atomic_min64(&h->mint, mint);
+        atomic_max64(&h->maxt, lastt);
+    }
+    return rc;
 }
 
 int head_append(head *h, hseries *s, int64_t t, double v) {
@@ -623,11 +675,8 @@ int head_append(head *h, hseries *s, int64_t t, double v) {
     if (n > 0) {
         if (n == SAMPLES_PER_CHUNK / 4)
             s->next_at = chunk_end_time(s->open_mint, s->maxt, s->next_at);
-        if (t >= s->next_at || n >= SAMPLES_PER_CHUNK * 2) {
-            if ((rc = cut_chunk(h, s)) != 0)
-                goto out;
-            n = 0;
-        }
+        if ((t >= s->next_at || n >= SAMPLES_PER_CHUNK * 2) && cut_chunk(h, s) == 0)
+            n = 0; /* when the cut failed the open chunk grows on */
     }
     if (n == 0) {
         s->open_mint = t;
@@ -700,7 +749,11 @@ int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, sample 
         const hchunk *c = &s->closed[i];
         if (c->maxt < mint || c->mint > maxt)
             continue;
-        rc = chunk_copy(c->data, c->len, mint, maxt, out, cap, n);
+        const uint8_t *d;
+        size_t len;
+        rc = headchunks_read(h->hc, c->cref, &d, &len);
+        if (rc == 0)
+            rc = chunk_copy(d, len, mint, maxt, out, cap, n);
     }
     if (rc == 0 && xorchunk_count(&s->open) && s->maxt >= mint && s->open_mint <= maxt) {
         size_t len;

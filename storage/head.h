@@ -32,7 +32,10 @@ typedef struct refvec {
 
 void refvec_free(refvec *r);
 
-int head_new(int64_t chunk_range_ms, head **out, kiln_err *err);
+struct headchunks;
+
+/* A head whose full chunks go to hc (borrowed; must outlive the head). */
+int head_new(int64_t chunk_range_ms, struct headchunks *hc, head **out, kiln_err *err);
 void head_free(head *h);
 
 /*
@@ -91,6 +94,10 @@ int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt);
  * lock and must not call back into the head. */
 int head_label_names(head *h, int (*fn)(const char *name, void *data), void *data);
 int head_label_values(head *h, const char *name, int (*fn)(const char *value, void *data), void *data);
+
+/* For start-up: gives s a full chunk found in chunks_head (time order, each
+ * after the last).  KILN_EORDER when it overlaps what s holds (ignored). */
+int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref);
 
 /* For replay: the next reference to assign becomes at least ref + 1. */
 void head_bump_ref(head *h, uint64_t ref);

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "storage/head.h"
+#include "storage/headchunks.h"
 #include "storage/wal.h"
 #include "storage/walrec.h"
 
@@ -31,6 +32,7 @@ struct storage {
     char *dir;
     char waldir[4096];
     head *h;
+    headchunks *hc;
     wal *w;
     /* counters (atomics) */
     uint64_t samples_appended;
@@ -105,11 +107,60 @@ static int alias_add(ref_alias *a, uint64_t from, uint64_t to) {
 }
 
 typedef struct replay_stats {
-    uint64_t series, samples, unknown_refs, rejected, records;
+    uint64_t series, samples, unknown_refs, rejected, records, mmapped;
 } replay_stats;
 
-static int replay_series(storage *s, const uint8_t *rec, size_t len, arena *a, ref_alias *al, replay_stats *st,
-                         kiln_err *err) {
+/* Full chunks found in chunks_head at start, sorted by series then file
+ * position (which is time order). */
+typedef struct mmchunk {
+    uint64_t sref;
+    int64_t mint, maxt;
+    uint64_t cref;
+} mmchunk;
+
+typedef struct mmchunks {
+    mmchunk *v;
+    size_t n, cap;
+} mmchunks;
+
+static int mm_collect(uint64_t sref, int64_t mint, int64_t maxt, uint64_t cref, void *data) {
+    mmchunks *m = data;
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 4096;
+        mmchunk *nv = realloc(m->v, nc * sizeof *nv);
+        if (!nv)
+            return KILN_ENOMEM;
+        m->v = nv;
+        m->cap = nc;
+    }
+    m->v[m->n++] = (mmchunk){sref, mint, maxt, cref};
+    return 0;
+}
+
+static int mm_cmp(const void *a, const void *b) {
+    const mmchunk *x = a, *y = b;
+    if (x->sref != y->sref)
+        return x->sref < y->sref ? -1 : 1;
+    return x->cref < y->cref ? -1 : x->cref > y->cref;
+}
+
+/* Gives a new series its chunks from chunks_head. */
+static void mm_attach(storage *s, const mmchunks *m, hseries *hs, uint64_t sref, replay_stats *st) {
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->v[mid].sref < sref)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < m->n && m->v[i].sref == sref; i++)
+        if (head_attach_chunk(s->h, hs, m->v[i].mint, m->v[i].maxt, m->v[i].cref) == 0)
+            st->mmapped++;
+}
+
+static int replay_series(storage *s, const uint8_t *rec, size_t len, arena *a, ref_alias *al,
+                         const mmchunks *mm, replay_stats *st, kiln_err *err) {
     walrec_series *ser;
     size_t n;
     int rc = walrec_decode_series(rec, len, a, &ser, &n, err);
@@ -136,6 +187,8 @@ static int replay_series(storage *s, const uint8_t *rec, size_t len, arena *a, r
         }
         if (!created && hseries_ref(hs) != ser[i].ref && alias_add(al, ser[i].ref, hseries_ref(hs)) != 0)
             return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+        if (created && mm->n)
+            mm_attach(s, mm, hs, ser[i].ref, st);
         st->series++;
     }
     return 0;
@@ -173,13 +226,21 @@ static int replay_samples(storage *s, const uint8_t *rec, size_t len, walrec_sam
 }
 
 static int replay(storage *s, kiln_err *err) {
+    int rc0;
     wal_reader *r = NULL;
     ref_alias al = {0};
     walrec_sample *sbuf = NULL;
     size_t scap = 0;
     replay_stats st = {0};
+    mmchunks mm = {0};
     arena a;
     arena_init(&a, 0);
+    if ((rc0 = headchunks_iterate(s->hc, mm_collect, &mm, err)) != 0) {
+        free(mm.v);
+        return rc0;
+    }
+    if (mm.n)
+        qsort(mm.v, mm.n, sizeof *mm.v, mm_cmp);
     double t0 = time_mono_sec(), last_log = t0;
     int first, last, rc;
     if ((rc = wal_segments(s->waldir, &first, &last, err)) != 0)
@@ -202,7 +263,7 @@ static int replay(storage *s, kiln_err *err) {
         kiln_err e2;
         int type = walrec_type(rec, len), r2 = 0;
         if (type == WALREC_SERIES) {
-            r2 = replay_series(s, rec, len, &a, &al, &st, &e2);
+            r2 = replay_series(s, rec, len, &a, &al, &mm, &st, &e2);
             arena_free(&a);
             arena_init(&a, 0);
         } else if (type == WALREC_SAMPLES) {
@@ -246,11 +307,13 @@ static int replay(storage *s, kiln_err *err) {
     }
     rc = 0;
     s->replay_seconds = time_mono_sec() - t0;
-    LOG_INFO("WAL replay completed", "records=%llu series=%llu samples=%llu unknown_refs=%llu rejected=%llu "
-             "duration=%.3fs",
-             (unsigned long long)st.records, (unsigned long long)st.series, (unsigned long long)st.samples,
-             (unsigned long long)st.unknown_refs, (unsigned long long)st.rejected, s->replay_seconds);
+    LOG_INFO("WAL replay completed", "records=%llu series=%llu chunks_from_disk=%llu samples=%llu "
+             "skipped=%llu unknown_refs=%llu duration=%.3fs",
+             (unsigned long long)st.records, (unsigned long long)st.series, (unsigned long long)st.mmapped,
+             (unsigned long long)st.samples, (unsigned long long)st.rejected, (unsigned long long)st.unknown_refs,
+             s->replay_seconds);
 out:
+    free(mm.v);
     wal_reader_close(r);
     free(al.from);
     free(al.to);
@@ -278,7 +341,11 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
     }
     if ((rc = mkdir_p(s->waldir, err)) != 0)
         goto fail;
-    if ((rc = head_new(opts->block_range_ms, &s->h, err)) != 0)
+    char hcdir[4200];
+    snprintf(hcdir, sizeof hcdir, "%s/chunks_head", s->dir);
+    if ((rc = headchunks_open(hcdir, &s->hc, err)) != 0)
+        goto fail;
+    if ((rc = head_new(opts->block_range_ms, s->hc, &s->h, err)) != 0)
         goto fail;
     if ((rc = replay(s, err)) != 0)
         goto fail;
@@ -298,6 +365,7 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
     return 0;
 fail:
     head_free(s->h);
+    headchunks_close(s->hc, NULL);
     free(s->dir);
     free(s);
     return rc;
@@ -308,6 +376,13 @@ int storage_close(storage *s, kiln_err *err) {
         return 0;
     int rc = wal_close(s->w, err);
     head_free(s->h);
+    kiln_err e2;
+    int rc2 = headchunks_close(s->hc, &e2);
+    if (rc2 && !rc) {
+        rc = rc2;
+        if (err)
+            *err = e2;
+    }
     free(s->dir);
     free(s);
     return rc;

@@ -329,6 +329,35 @@ static void last_segment(char *path, size_t n, off_t *size) {
 
 enum { DAMAGE_FLIP, DAMAGE_TRUNCATE, DAMAGE_ZERO_PAGE };
 
+/* A damaged chunks_head file costs nothing: the WAL has its samples. */
+START_TEST(test_damaged_head_chunks) {
+    storage *s = open_st();
+    write_known(s, 10, 1000);
+    close_st(s);
+    char p[400];
+    snprintf(p, sizeof p, "%s/chunks_head/000001", dir);
+    struct stat sb;
+    ck_assert_int_eq(stat(p, &sb), 0);
+    ck_assert_int_gt(sb.st_size, 1000);
+    int fd = open(p, O_RDWR);
+    unsigned char c;
+    ck_assert_int_eq(pread(fd, &c, 1, sb.st_size / 3), 1);
+    c ^= 0xff;
+    ck_assert_int_eq(pwrite(fd, &c, 1, sb.st_size / 3), 1);
+    close(fd);
+    s = open_st();
+    size_t samples;
+    ck_assert_uint_eq(check_known(s, 10, &samples), 10);
+    ck_assert_uint_eq(samples, 10 * 1000);
+    close_st(s);
+    /* and a restart after that still has everything */
+    s = open_st();
+    ck_assert_uint_eq(check_known(s, 10, &samples), 10);
+    ck_assert_uint_eq(samples, 10 * 1000);
+    close_st(s);
+}
+END_TEST
+
 static void damage_test(int how) {
     storage *s = open_st();
     write_known(s, 20, 2000); /* a few pages */
@@ -457,6 +486,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_replay_torn_tail);
     tcase_add_test(tc, test_replay_zeroed_page);
     tcase_add_test(tc, test_concurrent);
+    tcase_add_test(tc, test_damaged_head_chunks);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,367 @@
+/*
+ * headchunks.c - full head chunks in <data>/chunks_head (format and rules in
+ * headchunks.h).
+ *
+ * Threading: one mutex guards the writer (file, buffer, lengths); mappings
+ * are created under it and published with release stores, read with acquire
+ * loads.
+ */
+#include "storage/headchunks.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/wal.h"
+
+#define HC_MAGIC 0x0130BC91u
+#define HC_HEADER 8
+#define HC_MAX_FILE (128u << 20)
+#define HC_MAX_FILES 65536
+#define HC_BUF (256u << 10)
+#define HC_CHUNK_META 25 /* ref + mint + maxt + encoding */
+#define HC_ENC_XOR 1
+
+struct headchunks {
+    char dir[4096];
+    pthread_mutex_t mu;
+    uint8_t *maps[HC_MAX_FILES];
+    uint32_t first, last; /* files present at open (0, 0 when none) */
+    /* writer */
+    int fd;
+    uint32_t cur;      /* file being written, 0 before the first write */
+    uint64_t len;      /* its length, buffered bytes included */
+    uint64_t flushed;  /* its length on disk */
+    uint8_t *buf;
+    size_t blen;
+};
+
+static void put_be64(uint8_t *p, uint64_t x) {
+    for (int i = 7; i >= 0; i--, x >>= 8)
+        p[i] = (uint8_t)x;
+}
+
+static uint64_t get_be64(const uint8_t *p) {
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x = x << 8 | p[i];
+    return x;
+}
+
+static uint8_t *map_file(int fd) {
+    void *m = mmap(NULL, HC_MAX_FILE + (1u << 20), PROT_READ, MAP_SHARED, fd, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
+static void file_path(const headchunks *hc, uint32_t n, char *out, size_t sz) {
+    snprintf(out, sz, "%s/%06u", hc->dir, n);
+}
+
+int headchunks_open(const char *dir, headchunks **out, kiln_err *err) {
+    headchunks *hc = calloc(1, sizeof *hc);
+    if (!hc)
+        return kiln_err_set(err, KILN_ENOMEM, "chunks_head: out of memory");
+    if (strlen(dir) >= sizeof hc->dir - 16) {
+        free(hc);
+        return kiln_err_set(err, KILN_EINVAL, "chunks_head: path too long");
+    }
+    strcpy(hc->dir, dir);
+    pthread_mutex_init(&hc->mu, NULL);
+    hc->fd = -1;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        int e = errno;
+        headchunks_close(hc, NULL);
+        return kiln_err_set(err, KILN_EIO, "chunks_head: mkdir %s: %s", dir, strerror(e));
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        int e = errno;
+        headchunks_close(hc, NULL);
+        return kiln_err_set(err, KILN_EIO, "chunks_head: open %s: %s", dir, strerror(e));
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l != 6 || strspn(e->d_name, "0123456789") != 6)
+            continue;
+        uint32_t n = (uint32_t)atoi(e->d_name);
+        if (n == 0 || n >= HC_MAX_FILES)
+            continue;
+        if (!hc->first || n < hc->first)
+            hc->first = n;
+        if (n > hc->last)
+            hc->last = n;
+    }
+    closedir(d);
+    for (uint32_t n = hc->first; n && n <= hc->last; n++) {
+        char p[4200];
+        file_path(hc, n, p, sizeof p);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* a gap */
+        hc->maps[n] = map_file(fd);
+        close(fd);
+    }
+    *out = hc;
+    return 0;
+}
+
+static int flush_locked(headchunks *hc, kiln_err *err) {
+    size_t off = 0;
+    while (off < hc->blen) {
+        ssize_t w = write(hc->fd, hc->buf + off, hc->blen - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return kiln_err_set(err, KILN_EIO, "chunks_head: write %06u: %s", hc->cur, strerror(errno));
+        }
+        off += (size_t)w;
+    }
+    hc->flushed += hc->blen;
+    hc->blen = 0;
+    return 0;
+}
+
+int headchunks_close(headchunks *hc, kiln_err *err) {
+    if (!hc)
+        return 0;
+    int rc = 0;
+    if (hc->fd >= 0) {
+        rc = flush_locked(hc, err);
+        if (rc == 0 && fsync(hc->fd) != 0)
+            rc = kiln_err_set(err, KILN_EIO, "chunks_head: fsync: %s", strerror(errno));
+        close(hc->fd);
+    }
+    for (uint32_t i = 0; i < HC_MAX_FILES; i++)
+        if (hc->maps[i])
+            munmap(hc->maps[i], HC_MAX_FILE + (1u << 20));
+    free(hc->buf);
+    pthread_mutex_destroy(&hc->mu);
+    free(hc);
+    return rc;
+}
+
+/* Parses the chunk at off in a file of `size` bytes; 0 with the fields,
+ * 1 at the end (zeros or no room), -1 when damaged. */
+static int parse_chunk(const uint8_t *m, uint64_t size, uint64_t off, uint64_t *sref, int64_t *mint,
+                       int64_t *maxt, uint64_t *dlen, uint64_t *total) {
+    if (size - off < HC_CHUNK_META + 1 + 4)
+        return 1;
+    const uint8_t *p = m + off;
+    *sref = get_be64(p);
+    *mint = (int64_t)get_be64(p + 8);
+    *maxt = (int64_t)get_be64(p + 16);
+    if (*sref == 0 && *mint == 0 && *maxt == 0)
+        return 1;
+    if ((p[24] & 0x7f) != HC_ENC_XOR)
+        return -1;
+    uint64_t l = 0;
+    size_t i = HC_CHUNK_META;
+    for (int s = 0; i < HC_CHUNK_META + 10; i++, s += 7) {
+        if (off + i >= size)
+            return -1;
+        l |= (uint64_t)(p[i] & 0x7f) << s;
+        if (p[i] < 0x80)
+            break;
+    }
+    if (i == HC_CHUNK_META + 10)
+        return -1;
+    i++;
+    if (l > HC_MAX_FILE || off + i + l + 4 > size)
+        return -1;
+    uint32_t want = (uint32_t)p[i + l] << 24 | (uint32_t)p[i + l + 1] << 16 | (uint32_t)p[i + l + 2] << 8 |
+                    p[i + l + 3];
+    if (wal_crc32c(0, p, i + l) != want)
+        return -1;
+    *dlen = l;
+    *total = i + l + 4;
+    return 0;
+}
+
+int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *err) {
+    for (uint32_t n = hc->first; n && n <= hc->last; n++) {
+        const uint8_t *m = hc->maps[n];
+        if (!m)
+            continue;
+        char p[4200];
+        file_path(hc, n, p, sizeof p);
+        struct stat st;
+        if (stat(p, &st) != 0)
+            continue;
+        uint64_t size = (uint64_t)st.st_size, off = HC_HEADER;
+        if (size > HC_MAX_FILE)
+            size = HC_MAX_FILE;
+        if (size < HC_HEADER || get_be64(m) >> 32 != HC_MAGIC || m[4] != 1) {
+            LOG_WARN("chunks_head: not a head chunks file, ignored", "file=%s", p);
+            continue;
+        }
+        for (;;) {
+            uint64_t sref, dlen, total;
+            int64_t mint, maxt;
+            int r = parse_chunk(m, size, off, &sref, &mint, &maxt, &dlen, &total);
+            if (r == 1)
+                break;
+            if (r < 0) {
+                LOG_WARN("chunks_head: damaged chunk; the file is cut there (the WAL still has its samples)",
+                         "file=%s offset=%llu", p, (unsigned long long)off);
+                if (truncate(p, (off_t)off) != 0)
+                    return kiln_err_set(err, KILN_EIO, "chunks_head: truncate %s: %s", p, strerror(errno));
+                break;
+            }
+            int rc = fn(sref, mint, maxt, (uint64_t)n << 32 | off, data);
+            if (rc)
+                return rc;
+            off += total;
+        }
+    }
+    return 0;
+}
+
+/* Starts the next file; mu held. */
+static int cut_file(headchunks *hc, kiln_err *err) {
+    if (hc->fd >= 0) {
+        int rc = flush_locked(hc, err);
+        if (rc)
+            return rc;
+        close(hc->fd);
+        hc->fd = -1;
+    }
+    uint32_t n = hc->cur ? hc->cur + 1 : hc->last + 1;
+    if (n >= HC_MAX_FILES)
+        return kiln_err_set(err, KILN_ELIMIT, "chunks_head: out of file numbers");
+    char p[4200];
+    file_path(hc, n, p, sizeof p);
+    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return kiln_err_set(err, KILN_EIO, "chunks_head: create %s: %s", p, strerror(errno));
+    /* the header goes to disk at once: a file is never empty */
+    static const uint8_t hdr[HC_HEADER] = {0x01, 0x30, 0xBC, 0x91, 1, 0, 0, 0};
+    if (write(fd, hdr, sizeof hdr) != (ssize_t)sizeof hdr) {
+        int e = errno;
+        close(fd);
+        return kiln_err_set(err, KILN_EIO, "chunks_head: write %s: %s", p, strerror(e));
+    }
+    uint8_t *m = map_file(fd);
+    if (!m) {
+        close(fd);
+        return kiln_err_set(err, KILN_EIO, "chunks_head: mmap %s: %s", p, strerror(errno));
+    }
+    if (!hc->buf && !(hc->buf = malloc(HC_BUF))) {
+        munmap(m, HC_MAX_FILE + (1u << 20));
+        close(fd);
+        return kiln_err_set(err, KILN_ENOMEM, "chunks_head: out of memory");
+    }
+    hc->fd = fd;
+    __atomic_store_n(&hc->maps[n], m, __ATOMIC_RELEASE);
+    __atomic_store_n(&hc->cur, n, __ATOMIC_RELEASE);
+    hc->blen = 0;
+    hc->len = sizeof hdr;
+    hc->flushed = sizeof hdr;
+    return 0;
+}
+
+/* Buffers one whole chunk (parts p[0..3]); the buffer is flushed only at
+ * chunk boundaries, so the file on disk always ends with a whole chunk. */
+static int put_chunk_locked(headchunks *hc, const uint8_t *const *p, const size_t *n, kiln_err *err) {
+    size_t total = n[0] + n[1] + n[2];
+    if (hc->blen + total > HC_BUF) {
+        int rc = flush_locked(hc, err);
+        if (rc)
+            return rc;
+    }
+    if (total > HC_BUF) { /* bigger than the buffer: straight to the file */
+        for (int i = 0; i < 3; i++) {
+            size_t off = 0;
+            while (off < n[i]) {
+                ssize_t w = write(hc->fd, p[i] + off, n[i] - off);
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w < 0)
+                    return kiln_err_set(err, KILN_EIO, "chunks_head: write: %s", strerror(errno));
+                off += (size_t)w;
+            }
+            hc->flushed += n[i];
+        }
+        return 0;
+    }
+    for (int i = 0; i < 3; i++) {
+        memcpy(hc->buf + hc->blen, p[i], n[i]);
+        hc->blen += n[i];
+    }
+    return 0;
+}
+
+int headchunks_write(headchunks *hc, uint64_t series_ref, int64_t mint, int64_t maxt, const uint8_t *data,
+                     size_t len, uint64_t *cref, kiln_err *err) {
+    uint8_t meta[HC_CHUNK_META + 10], crc[4];
+    put_be64(meta, series_ref);
+    put_be64(meta + 8, (uint64_t)mint);
+    put_be64(meta + 16, (uint64_t)maxt);
+    meta[24] = HC_ENC_XOR;
+    size_t m = HC_CHUNK_META;
+    uint64_t l = len;
+    while (l >= 0x80) {
+        meta[m++] = (uint8_t)(l | 0x80);
+        l >>= 7;
+    }
+    meta[m++] = (uint8_t)l;
+    uint32_t c = wal_crc32c(wal_crc32c(0, meta, m), data, len);
+    crc[0] = (uint8_t)(c >> 24);
+    crc[1] = (uint8_t)(c >> 16);
+    crc[2] = (uint8_t)(c >> 8);
+    crc[3] = (uint8_t)c;
+    uint64_t total = m + len + 4;
+    pthread_mutex_lock(&hc->mu);
+    int rc = 0;
+    if (hc->fd < 0 || hc->len + total > HC_MAX_FILE)
+        rc = cut_file(hc, err);
+    if (rc == 0) {
+        uint64_t off = hc->len;
+        const uint8_t *parts[3] = {meta, data, crc};
+        const size_t lens[3] = {m, len, 4};
+        if ((rc = put_chunk_locked(hc, parts, lens, err)) == 0) {
+            hc->len += total;
+            *cref = (uint64_t)hc->cur << 32 | off;
+        }
+    }
+    pthread_mutex_unlock(&hc->mu);
+    return rc;
+}
+
+int headchunks_read(headchunks *hc, uint64_t cref, const uint8_t **data, size_t *len) {
+    uint32_t n = (uint32_t)(cref >> 32);
+    uint64_t off = cref & 0xffffffffu;
+    if (n == 0 || n >= HC_MAX_FILES)
+        return KILN_ECORRUPT;
+    const uint8_t *m = __atomic_load_n(&hc->maps[n], __ATOMIC_ACQUIRE);
+    if (!m)
+        return KILN_ECORRUPT;
+    if (n == __atomic_load_n(&hc->cur, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&hc->mu);
+        int rc = 0;
+        if (n == hc->cur && hc->blen > 0) /* the chunk may be (partly) in the buffer */
+            rc = flush_locked(hc, NULL);
+        (void)off;
+        pthread_mutex_unlock(&hc->mu);
+        if (rc)
+            return rc;
+    }
+    const uint8_t *p = m + off + HC_CHUNK_META;
+    uint64_t l = 0;
+    int s = 0;
+    while (*p & 0x80) {
+        l |= (uint64_t)(*p++ & 0x7f) << s;
+        s += 7;
+    }
+    l |= (uint64_t)*p++ << s;
+    *data = p;
+    *len = (size_t)l;
+    return 0;
+}

@@ -1,0 +1,54 @@
+/*
+ * headchunks.h - full head chunks on disk (private to storage/), in
+ * Prometheus' chunks_head format so Prometheus opens kiln's data directory:
+ *
+ *   file <dir>/chunks_head/NNNNNN (6 digits, from 000001), at most 128 MiB:
+ *   | magic 0x0130BC91 BE32 | version 1 | 3 zero bytes |
+ *   then chunks:
+ *   | series ref BE64 | mint BE64 | maxt BE64 | encoding 1 byte (1 = XOR) |
+ *   | len uvarint | data | CRC32C BE32 over everything before it in the chunk |
+ *
+ * A chunk reference is (file number << 32) | offset of the chunk in the file.
+ *
+ * Chunks are written with write(2) through a buffer (never through the
+ * mapping, so written data does not stay in kiln's resident memory) and read
+ * through a read-only mapping of each file: a query touches only the pages it
+ * reads.  Reading a chunk still in the buffer flushes the buffer first.
+ *
+ * The files are a cache of the WAL: every sample in them is also in the WAL
+ * until the head is truncated.  At start the existing files are checked
+ * chunk by chunk (CRC); a file is cut at its first bad chunk.
+ *
+ * Threading: all functions are safe from any thread (one mutex for the
+ * writer; the mappings are published atomically).
+ */
+#ifndef KILN_STORAGE_HEADCHUNKS_H
+#define KILN_STORAGE_HEADCHUNKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+typedef struct headchunks headchunks;
+
+/* Opens <dir> (created when missing) and maps the files already there. */
+int headchunks_open(const char *dir, headchunks **out, kiln_err *err);
+
+/* Flushes, trims the current file to its used size, unmaps, frees. */
+int headchunks_close(headchunks *hc, kiln_err *err);
+
+/* Calls fn for every valid chunk in the files that existed at open, in file
+ * order; cuts a file at its first damaged chunk (logged). */
+typedef int (*headchunks_fn)(uint64_t series_ref, int64_t mint, int64_t maxt, uint64_t cref, void *data);
+int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *err);
+
+/* Appends a chunk (XOR-encoded bytes, count header included); *cref is its
+ * reference. */
+int headchunks_write(headchunks *hc, uint64_t series_ref, int64_t mint, int64_t maxt, const uint8_t *data,
+                     size_t len, uint64_t *cref, kiln_err *err);
+
+/* The bytes of a chunk (borrowed from the mapping, valid until close). */
+int headchunks_read(headchunks *hc, uint64_t cref, const uint8_t **data, size_t *len);
+
+#endif
