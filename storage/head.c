@@ -57,6 +57,12 @@ struct hseries {
     label ls[];
 };
 
+/* A lock on its own cache line: neighbours are taken by other threads. */
+typedef struct stripe {
+    pthread_mutex_t mu;
+    char pad[64 - sizeof(pthread_mutex_t) % 64];
+} stripe;
+
 typedef struct shard {
     pthread_rwlock_t lock;
     hseries **b;
@@ -85,7 +91,7 @@ struct head {
     headchunks *hc;
     uint64_t cut_failures; /* atomic */
     shard shards[SHARDS];
-    pthread_mutex_t stripes[STRIPES];
+    stripe stripes[STRIPES];
     hseries **pages[REF_PAGES];
     uint64_t next_ref; /* under index lock */
 
@@ -127,7 +133,7 @@ static void atomic_max64(int64_t *p, int64_t v) {
     }
 }
 
-static pthread_mutex_t *stripe_of(head *h, uint32_t ref) { return &h->stripes[ref & (STRIPES - 1)]; }
+static pthread_mutex_t *stripe_of(head *h, uint32_t ref) { return &h->stripes[ref & (STRIPES - 1)].mu; }
 
 static uint64_t dbits(double v) {
     uint64_t b;
@@ -237,7 +243,7 @@ int head_new(int64_t chunk_range_ms, headchunks *hc, head **out, kiln_err *err) 
     for (int i = 0; i < SHARDS; i++)
         pthread_rwlock_init(&h->shards[i].lock, NULL);
     for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_init(&h->stripes[i], NULL);
+        pthread_mutex_init(&h->stripes[i].mu, NULL);
     pthread_rwlock_init(&h->index_lock, NULL);
     pthread_mutex_init(&h->intern_lock, NULL);
     arena_init(&h->strings, 0);
@@ -285,7 +291,7 @@ void head_free(head *h) {
     free(h->istr);
     arena_free(&h->strings);
     for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_destroy(&h->stripes[i]);
+        pthread_mutex_destroy(&h->stripes[i].mu);
     pthread_rwlock_destroy(&h->index_lock);
     pthread_mutex_destroy(&h->intern_lock);
     free(h);
@@ -543,6 +549,17 @@ nomem:
 
 uint64_t hseries_ref(const hseries *s) { return s->ref; }
 
+void hseries_prefetch(const hseries *s, int deep) {
+    if (!deep) {
+        __builtin_prefetch(s, 1, 3);
+        __builtin_prefetch((const char *)s + 64, 1, 3);
+        return;
+    }
+    /* the struct is in cache by now: fetch where the next sample goes */
+    if (s->open.b)
+        __builtin_prefetch(s->open.b + (s->open.nbits >> 3), 1, 3);
+}
+
 const label *hseries_labels(const hseries *s, size_t *n) {
     *n = s->nls;
     return s->ls;
@@ -664,9 +681,7 @@ out:
     return rc;
 }
 
-int head_append(head *h, hseries *s, int64_t t, double v) {
-    pthread_mutex_t *mu = stripe_of(h, s->ref);
-    pthread_mutex_lock(mu);
+static int append_locked(head *h, hseries *s, int64_t t, double v) {
     int rc = order_check(s, t, v);
     if (rc != HEAD_APPEND_OK)
         goto out;
@@ -692,12 +707,37 @@ int head_append(head *h, hseries *s, int64_t t, double v) {
         __atomic_add_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
     }
 out:
+    return rc;
+}
+
+int head_append(head *h, hseries *s, int64_t t, double v) {
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    pthread_mutex_lock(mu);
+    int rc = append_locked(h, s, t, v);
     pthread_mutex_unlock(mu);
     if (rc == HEAD_APPEND_OK) {
         atomic_min64(&h->mint, t);
         atomic_max64(&h->maxt, t);
     }
     return rc;
+}
+
+int head_append_owned(head *h, hseries *s, int64_t t, double v, int64_t *mint, int64_t *maxt) {
+    int rc = append_locked(h, s, t, v);
+    if (rc == HEAD_APPEND_OK) {
+        if (t < *mint)
+            *mint = t;
+        if (t > *maxt)
+            *maxt = t;
+    }
+    return rc;
+}
+
+void head_note_range(head *h, int64_t mint, int64_t maxt) {
+    if (mint <= maxt) {
+        atomic_min64(&h->mint, mint);
+        atomic_max64(&h->maxt, maxt);
+    }
 }
 
 void head_time_range(head *h, int64_t *mint, int64_t *maxt) {

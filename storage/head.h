@@ -50,6 +50,10 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
 hseries *head_series(head *h, uint64_t ref);
 
 uint64_t hseries_ref(const hseries *s);
+
+/* Cache hints for batch appends: deep = 0 fetches the series struct, 1 (a
+ * few samples later) the place its open chunk grows; no effect on results. */
+void hseries_prefetch(const hseries *s, int deep);
 const label *hseries_labels(const hseries *s, size_t *n);
 
 enum { HEAD_APPEND_OK = 0, HEAD_APPEND_SAME = 1 };
@@ -65,6 +69,12 @@ int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err);
  * 0, HEAD_APPEND_SAME, KILN_EORDER/KILN_EEXIST (sample dropped) or
  * KILN_ENOMEM. */
 int head_append(head *h, hseries *s, int64_t t, double v);
+
+/* head_append without the series lock, for a thread that owns s while
+ * nothing else can reach the head (WAL replay); widens [*mint, *maxt]
+ * instead of the head's range, which head_note_range then publishes. */
+int head_append_owned(head *h, hseries *s, int64_t t, double v, int64_t *mint, int64_t *maxt);
+void head_note_range(head *h, int64_t mint, int64_t maxt);
 
 /* Time range of the samples in the head; mint > maxt when empty. */
 void head_time_range(head *h, int64_t *mint, int64_t *maxt);

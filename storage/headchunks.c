@@ -224,6 +224,12 @@ int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *e
     return 0;
 }
 
+void headchunks_release(headchunks *hc) {
+    for (uint32_t n = hc->first; n && n <= hc->last; n++)
+        if (hc->maps[n])
+            madvise(hc->maps[n], HC_MAX_FILE, MADV_DONTNEED);
+}
+
 /* Starts the next file; mu held. */
 static int cut_file(headchunks *hc, kiln_err *err) {
     if (hc->fd >= 0) {

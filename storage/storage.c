@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "storage/head.h"
 #include "storage/headchunks.h"
@@ -194,7 +195,195 @@ static int replay_series(storage *s, const uint8_t *rec, size_t len, arena *a, r
     return 0;
 }
 
-static int replay_samples(storage *s, const uint8_t *rec, size_t len, walrec_sample **sbuf, size_t *scap,
+/*
+ * Parallel sample replay.  The reading thread decodes records and splits
+ * their samples by series (reference modulo the number of workers) into a
+ * batch; workers append their part, prefetching series a few samples ahead
+ * (their memory is cold: replay runs in time order across all series).  Two
+ * batches alternate, so decoding overlaps appending.  A series always goes
+ * to the same worker, so its samples stay in order.
+ */
+#define REPLAY_MAX_WORKERS 8
+#define REPLAY_BATCH 65536
+
+typedef struct rpart {
+    hseries **hs;
+    int64_t *t;
+    double *v;
+    size_t n, cap;
+} rpart;
+
+typedef struct rbatch {
+    rpart part[REPLAY_MAX_WORKERS];
+    size_t n;
+} rbatch;
+
+typedef struct replayer replayer;
+
+typedef struct rworker {
+    pthread_t th;
+    int id;
+    replayer *rp;
+    uint64_t samples, rejected;
+    int nomem;
+} rworker;
+
+struct replayer {
+    storage *s;
+    int nw;
+    rworker w[REPLAY_MAX_WORKERS];
+    rbatch b[2];
+    int fill; /* the batch being filled */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work, cv_done;
+    rbatch *cur;
+    uint64_t gen;
+    int pending, quit;
+};
+
+static void rpart_free(rpart *p) {
+    free(p->hs);
+    free(p->t);
+    free(p->v);
+}
+
+static int rpart_push(rpart *p, hseries *hs, int64_t t, double v) {
+    if (p->n == p->cap) {
+        size_t nc = p->cap ? p->cap * 2 : 4096;
+        hseries **h = realloc(p->hs, nc * sizeof *h);
+        if (h)
+            p->hs = h;
+        int64_t *tt = h ? realloc(p->t, nc * sizeof *tt) : NULL;
+        if (tt)
+            p->t = tt;
+        double *vv = tt ? realloc(p->v, nc * sizeof *vv) : NULL;
+        if (!vv)
+            return KILN_ENOMEM;
+        p->v = vv;
+        p->cap = nc;
+    }
+    p->hs[p->n] = hs;
+    p->t[p->n] = t;
+    p->v[p->n++] = v;
+    return 0;
+}
+
+static void replay_part(rworker *w, const rpart *p) {
+    head *h = w->rp->s->h;
+    int64_t mint = INT64_MAX, maxt = INT64_MIN;
+    enum { AHEAD = 16, DEEP = 8 };
+    for (size_t i = 0; i < p->n && i < AHEAD; i++)
+        hseries_prefetch(p->hs[i], 0);
+    for (size_t i = 0; i < p->n; i++) {
+        if (i + AHEAD < p->n)
+            hseries_prefetch(p->hs[i + AHEAD], 0);
+        if (i + DEEP < p->n)
+            hseries_prefetch(p->hs[i + DEEP], 1);
+        /* the series belongs to this worker alone, and nothing else runs yet */
+        int r = head_append_owned(h, p->hs[i], p->t[i], p->v[i], &mint, &maxt);
+        if (r == KILN_ENOMEM)
+            w->nomem = 1;
+        else if (r < 0)
+            w->rejected++;
+        else
+            w->samples++;
+    }
+    head_note_range(h, mint, maxt);
+}
+
+static void *replay_worker(void *arg) {
+    rworker *w = arg;
+    replayer *rp = w->rp;
+    uint64_t seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&rp->mu);
+        while (rp->gen == seen && !rp->quit)
+            pthread_cond_wait(&rp->cv_work, &rp->mu);
+        if (rp->gen == seen) {
+            pthread_mutex_unlock(&rp->mu);
+            return NULL;
+        }
+        seen = rp->gen;
+        rbatch *b = rp->cur;
+        pthread_mutex_unlock(&rp->mu);
+        replay_part(w, &b->part[w->id]);
+        pthread_mutex_lock(&rp->mu);
+        if (--rp->pending == 0)
+            pthread_cond_signal(&rp->cv_done);
+        pthread_mutex_unlock(&rp->mu);
+    }
+}
+
+static void replayer_wait(replayer *rp) {
+    pthread_mutex_lock(&rp->mu);
+    while (rp->pending > 0)
+        pthread_cond_wait(&rp->cv_done, &rp->mu);
+    pthread_mutex_unlock(&rp->mu);
+}
+
+/* Hands the filled batch to the workers and switches to the other one. */
+static void replayer_dispatch(replayer *rp) {
+    rbatch *b = &rp->b[rp->fill];
+    if (b->n == 0)
+        return;
+    replayer_wait(rp);
+    pthread_mutex_lock(&rp->mu);
+    rp->cur = b;
+    rp->gen++;
+    rp->pending = rp->nw;
+    pthread_cond_broadcast(&rp->cv_work);
+    pthread_mutex_unlock(&rp->mu);
+    rp->fill ^= 1;
+    rbatch *next = &rp->b[rp->fill];
+    /* the other batch was finished before this dispatch began */
+    for (int i = 0; i < rp->nw; i++)
+        next->part[i].n = 0;
+    next->n = 0;
+}
+
+static int replayer_start(replayer *rp, storage *s, int nw) {
+    memset(rp, 0, sizeof *rp);
+    rp->s = s;
+    rp->nw = nw < 1 ? 1 : nw > REPLAY_MAX_WORKERS ? REPLAY_MAX_WORKERS : nw;
+    pthread_mutex_init(&rp->mu, NULL);
+    pthread_cond_init(&rp->cv_work, NULL);
+    pthread_cond_init(&rp->cv_done, NULL);
+    for (int i = 0; i < rp->nw; i++) {
+        rp->w[i].id = i;
+        rp->w[i].rp = rp;
+        if (pthread_create(&rp->w[i].th, NULL, replay_worker, &rp->w[i]) != 0) {
+            rp->nw = i;
+            return i > 0 ? 0 : KILN_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Replays what is left, stops the workers, adds up their counts. */
+static int replayer_finish(replayer *rp, replay_stats *st) {
+    replayer_dispatch(rp);
+    replayer_wait(rp);
+    pthread_mutex_lock(&rp->mu);
+    rp->quit = 1;
+    pthread_cond_broadcast(&rp->cv_work);
+    pthread_mutex_unlock(&rp->mu);
+    int nomem = 0;
+    for (int i = 0; i < rp->nw; i++) {
+        pthread_join(rp->w[i].th, NULL);
+        st->samples += rp->w[i].samples;
+        st->rejected += rp->w[i].rejected;
+        nomem |= rp->w[i].nomem;
+    }
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < REPLAY_MAX_WORKERS; i++)
+            rpart_free(&rp->b[k].part[i]);
+    pthread_mutex_destroy(&rp->mu);
+    pthread_cond_destroy(&rp->cv_work);
+    pthread_cond_destroy(&rp->cv_done);
+    return nomem ? KILN_ENOMEM : 0;
+}
+
+static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_sample **sbuf, size_t *scap,
                           const ref_alias *al, replay_stats *st, kiln_err *err) {
     size_t need = walrec_samples_max(len), n;
     if (need > *scap) {
@@ -207,21 +396,21 @@ static int replay_samples(storage *s, const uint8_t *rec, size_t len, walrec_sam
     int rc = walrec_decode_samples(rec, len, *sbuf, *scap, &n, err);
     if (rc)
         return rc;
+    rbatch *b = &rp->b[rp->fill];
     for (size_t i = 0; i < n; i++) {
         const walrec_sample *x = &(*sbuf)[i];
-        hseries *hs = head_series(s->h, al->n ? alias_lookup(al, x->ref) : x->ref);
+        uint64_t ref = al->n ? alias_lookup(al, x->ref) : x->ref;
+        hseries *hs = head_series(rp->s->h, ref);
         if (!hs) {
             st->unknown_refs++;
             continue;
         }
-        int r = head_append(s->h, hs, x->t, x->v);
-        if (r == KILN_ENOMEM)
-            return kiln_err_set(err, r, "replay: out of memory");
-        if (r < 0)
-            st->rejected++;
-        else
-            st->samples++;
+        if (rpart_push(&b->part[ref % (uint64_t)rp->nw], hs, x->t, x->v) != 0)
+            return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+        b->n++;
     }
+    if (b->n >= REPLAY_BATCH)
+        replayer_dispatch(rp);
     return 0;
 }
 
@@ -241,6 +430,13 @@ static int replay(storage *s, kiln_err *err) {
     }
     if (mm.n)
         qsort(mm.v, mm.n, sizeof *mm.v, mm_cmp);
+    replayer rp;
+    int nw = s->o.replay_threads > 0 ? s->o.replay_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (replayer_start(&rp, s, nw) != 0) {
+        free(mm.v);
+        return kiln_err_set(err, KILN_ENOMEM, "replay: cannot start threads");
+    }
+    int rp_running = 1;
     double t0 = time_mono_sec(), last_log = t0;
     int first, last, rc;
     if ((rc = wal_segments(s->waldir, &first, &last, err)) != 0)
@@ -267,7 +463,7 @@ static int replay(storage *s, kiln_err *err) {
             arena_free(&a);
             arena_init(&a, 0);
         } else if (type == WALREC_SAMPLES) {
-            r2 = replay_samples(s, rec, len, &sbuf, &scap, &al, &st, &e2);
+            r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &st, &e2);
         }
         if (r2 == KILN_ENOMEM) {
             rc = kiln_err_set(err, r2, "%s", e2.msg);
@@ -288,6 +484,11 @@ static int replay(storage *s, kiln_err *err) {
             last_log = now;
         }
     }
+    rp_running = 0;
+    if (replayer_finish(&rp, &st) != 0) {
+        rc = kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+        goto out;
+    }
     if (rc == KILN_ECORRUPT) {
         const wal_corruption *c = wal_reader_corruption(r);
         s->replay_corruptions++;
@@ -306,6 +507,7 @@ static int replay(storage *s, kiln_err *err) {
             goto out;
     }
     rc = 0;
+    headchunks_release(s->hc);
     s->replay_seconds = time_mono_sec() - t0;
     LOG_INFO("WAL replay completed", "records=%llu series=%llu chunks_from_disk=%llu samples=%llu "
              "skipped=%llu unknown_refs=%llu duration=%.3fs",
@@ -313,6 +515,8 @@ static int replay(storage *s, kiln_err *err) {
              (unsigned long long)st.samples, (unsigned long long)st.rejected, (unsigned long long)st.unknown_refs,
              s->replay_seconds);
 out:
+    if (rp_running)
+        replayer_finish(&rp, &st);
     free(mm.v);
     wal_reader_close(r);
     free(al.from);

@@ -46,7 +46,7 @@ int xorchunk_shrink(xorchunk *c) {
 
 /* Room for `bits` more bits (at most 64 + 77 per sample). */
 static int reserve(xorchunk *c, uint32_t bits) {
-    size_t need = (c->nbits + bits + 7) / 8;
+    size_t need = (c->nbits + bits + 7) / 8 + 9; /* put_bits touches up to 9 bytes past the end */
     if (need <= c->cap)
         return 0;
     size_t nc = c->cap ? c->cap : INITIAL_CAP;
@@ -63,17 +63,32 @@ static int reserve(xorchunk *c, uint32_t bits) {
     return 0;
 }
 
-/* Writes the low n bits of v (n <= 64), most significant first. */
-static void put_bits(xorchunk *c, uint64_t v, int n) {
-    while (n > 0) {
-        uint32_t used = c->nbits & 7;
-        int room = 8 - (int)used;
-        int take = n < room ? n : room;
-        uint64_t bits = (v >> (n - take)) & ((1u << take) - 1);
-        c->b[c->nbits >> 3] |= (uint8_t)(bits << (room - take));
-        c->nbits += (uint32_t)take;
-        n -= take;
+static inline uint64_t rd_be64(const uint8_t *p) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return __builtin_bswap64(x);
+}
+
+static inline void wr_be64(uint8_t *p, uint64_t x) {
+    x = __builtin_bswap64(x);
+    memcpy(p, &x, 8);
+}
+
+/* Writes the low n bits of v (1 <= n <= 64), most significant first, with
+ * two 64-bit read-modify-writes at most; reserve() keeps 9 spare bytes. */
+static inline void put_bits(xorchunk *c, uint64_t v, int n) {
+    if (n < 64)
+        v &= (1ULL << n) - 1;
+    uint8_t *p = c->b + (c->nbits >> 3);
+    int off = (int)(c->nbits & 7), total = off + n;
+    if (total <= 64) {
+        wr_be64(p, rd_be64(p) | v << (64 - total));
+    } else {
+        int low = total - 64; /* 1..7 bits into the ninth byte */
+        wr_be64(p, rd_be64(p) | v >> low);
+        p[8] |= (uint8_t)(v << (8 - low));
     }
+    c->nbits += (uint32_t)n;
 }
 
 static void put_uvarint(xorchunk *c, uint64_t x) {
@@ -169,11 +184,6 @@ void xoriter_init(xoriter *it, const uint8_t *b, size_t len) {
     }
 }
 
-static inline uint64_t load_be64(const uint8_t *p) {
-    uint64_t x;
-    memcpy(&x, p, 8);
-    return __builtin_bswap64(x);
-}
 
 /* Reads n bits (1..64); -1 past the end. */
 static inline int get_bits(xoriter *it, int n, uint64_t *out) {
@@ -183,7 +193,7 @@ static inline int get_bits(xoriter *it, int n, uint64_t *out) {
     size_t byte = pos >> 3;
     unsigned off = pos & 7;
     if (byte + 8 <= it->len && off + (unsigned)n <= 64) {
-        uint64_t w = load_be64(it->b + byte) << off;
+        uint64_t w = rd_be64(it->b + byte) << off;
         *out = w >> (64 - n);
         it->pos = pos + (size_t)n;
         return 0;

@@ -97,8 +97,10 @@ def main():
                              stdout=subprocess.PIPE).stdout.decode()
         print(out.strip().splitlines()[0])
         gen = parse(out)
-        for name in ("k1", "k2", "p"):
+        for name in ("k1", "k2", "p", "kw", "pw"):
             shutil.copytree(src, os.path.join(base, name))
+        for name in ("kw", "pw"):  # the WAL alone, without chunks_head
+            shutil.rmtree(os.path.join(base, name, "chunks_head"), ignore_errors=True)
         out = subprocess.run([BENCH, "replay", os.path.join(base, "k1")], check=True,
                              stdout=subprocess.PIPE).stdout.decode()
         print(out.strip().splitlines()[0])
@@ -116,15 +118,28 @@ def main():
         k_secs, k_rss = run_server([KILN, f"--config.file={cfg}",
                                     f"--storage.tsdb.path={os.path.join(base, 'k2')}",
                                     f"--web.listen-address=127.0.0.1:{port}"], port)
+        port = free_port()
+        pw_secs, pw_rss = run_server(["prometheus", f"--config.file={cfg}",
+                                      f"--storage.tsdb.path={os.path.join(base, 'pw')}",
+                                      f"--web.listen-address=127.0.0.1:{port}",
+                                      "--storage.tsdb.retention.time=100y"], port)
+        port = free_port()
+        kw_secs, kw_rss = run_server([KILN, f"--config.file={cfg}",
+                                      f"--storage.tsdb.path={os.path.join(base, 'kw')}",
+                                      f"--web.listen-address=127.0.0.1:{port}"], port)
         n = a.series
         print()
         print(f"| figure ({n} series x {a.samples} samples) | kiln | Prometheus | ratio |")
         print("|---|---|---|---|")
         print(f"| append, head + WAL, samples/s (one thread) | {gen['gen_samples_per_sec']:.0f} | - | - |")
-        print(f"| WAL replay to ready, s (daemon) | {k_secs:.2f} | {p_secs:.2f} | {k_secs / p_secs:.3f} |")
+        print(f"| start to ready, WAL only (no chunks_head), s | {kw_secs:.2f} | {pw_secs:.2f} | "
+              f"{kw_secs / pw_secs:.3f} |")
+        print(f"| start to ready, WAL + chunks_head, s | {k_secs:.2f} | {p_secs:.2f} | {k_secs / p_secs:.3f} |")
         print(f"| WAL replay in process, s | {rep['replay_seconds']:.2f} | - | - |")
-        print(f"| resident memory after replay, bytes/series | {k_rss / n:.0f} | {p_rss / n:.0f} | "
-              f"{k_rss / p_rss:.3f} |")
+        print(f"| resident memory after start, WAL + chunks_head, bytes/series | {k_rss / n:.0f} | "
+              f"{p_rss / n:.0f} | {k_rss / p_rss:.3f} |")
+        print(f"| resident memory after start, WAL only, bytes/series | {kw_rss / n:.0f} | "
+              f"{pw_rss / n:.0f} | {kw_rss / pw_rss:.3f} |")
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
