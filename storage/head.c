@@ -54,6 +54,7 @@ struct hseries {
     xorchunk open;
     hchunk *closed;
     uint32_t nclosed, capclosed;
+    uint32_t last_len; /* bytes of the last full chunk: sizes the next one */
     label ls[];
 };
 
@@ -629,6 +630,7 @@ static int cut_chunk(head *h, hseries *s) {
     uint64_t cref;
     kiln_err err;
     int rc = headchunks_write(h->hc, s->ref, s->open_mint, s->maxt, d, len, &cref, &err);
+    s->last_len = (uint32_t)len;
     if (rc == 0)
         rc = push_closed(s, s->open_mint, s->maxt, cref);
     if (rc) {
@@ -697,6 +699,8 @@ static int append_locked(head *h, hseries *s, int64_t t, double v) {
         s->open_mint = t;
         s->next_at = range_end(t, h->chunk_range);
         created = 1;
+        if (s->last_len)
+            xorchunk_presize(&s->open, s->last_len + s->last_len / 8 + 16);
     }
     if ((rc = xorchunk_append(&s->open, t, v)) != 0)
         goto out;

@@ -752,6 +752,10 @@ int appender_commit(appender *a, kiln_err *err) {
     }
     uint64_t added = 0;
     for (size_t i = 0; i < a->n; i++) {
+        if (i + 16 < a->n)
+            hseries_prefetch(a->v[i + 16].s, 0);
+        if (i + 8 < a->n)
+            hseries_prefetch(a->v[i + 8].s, 1);
         int r = head_append(s->h, a->v[i].s, a->v[i].t, a->v[i].v);
         if (r == HEAD_APPEND_OK)
             added++;

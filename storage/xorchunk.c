@@ -25,7 +25,6 @@ void xorchunk_free(xorchunk *c) {
     xorchunk_init(c);
 }
 
-uint16_t xorchunk_count(const xorchunk *c) { return c->count; }
 
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len) {
     *len = c->count ? (c->nbits + 7) / 8 : 0;
@@ -41,6 +40,17 @@ int xorchunk_shrink(xorchunk *c) {
         return KILN_ENOMEM;
     c->b = nb;
     c->cap = (uint32_t)len;
+    return 0;
+}
+
+int xorchunk_presize(xorchunk *c, size_t bytes) {
+    if (c->b || bytes == 0)
+        return 0;
+    if (bytes > 65536)
+        bytes = 65536;
+    if (!(c->b = calloc(1, bytes)))
+        return KILN_ENOMEM;
+    c->cap = (uint32_t)bytes;
     return 0;
 }
 

@@ -46,7 +46,10 @@ void xorchunk_init(xorchunk *c);
 /* Appends a sample (t must be greater than the last one: the caller checks).
  * 0 or KILN_ENOMEM (the chunk is unchanged then). */
 int xorchunk_append(xorchunk *c, int64_t t, double v);
-uint16_t xorchunk_count(const xorchunk *c);
+/* Allocates `bytes` up front for an empty chunk (a hint: e.g. the size of
+ * the series' previous chunk), sparing the growth steps. */
+int xorchunk_presize(xorchunk *c, size_t bytes);
+static inline uint16_t xorchunk_count(const xorchunk *c) { return c->count; }
 /* The encoded bytes (header included), borrowed; NULL/0 when empty. */
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len);
 /* Trims the allocation to the encoded size; 0 or KILN_ENOMEM. */

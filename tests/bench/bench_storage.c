@@ -5,7 +5,7 @@
  *       Appends node-exporter-like series (~6 labels) at a 15 s interval, in
  *       batches of one scrape's worth per target (1000 series), through the
  *       public appender: prints samples/s of head + WAL on one thread.
- *   bench_storage replay <dir>
+ *   bench_storage replay <dir> [threads]
  *       Opens the storage (replays the WAL) and prints the time it took, the
  *       resident memory and the memory per series.
  *
@@ -41,20 +41,26 @@ static int gen(const char *dir, long nseries, long nsamples) {
         for (long tg = 0; tg < ntargets; tg++) {
             appender *a = storage_appender(s);
             for (long j = tg * per_target; j < (tg + 1) * per_target && j < nseries; j++) {
-                char inst[32], cpu[16], dev[16];
-                snprintf(inst, sizeof inst, "host-%05ld:9100", tg);
-                snprintf(cpu, sizeof cpu, "%ld", (j / 8) % 64);
-                snprintf(dev, sizeof dev, "dev%ld", (j % per_target) / 512);
-                label ls[6] = {{"__name__", "node_cpu_seconds_total"},
-                               {"cpu", cpu},
-                               {"device", dev},
-                               {"instance", inst},
-                               {"job", "node"},
-                               {"mode", modes[j % 8]}};
                 /* counters that grow by a varying amount, some constant */
                 if (j % 3)
                     vals[j] += (double)((j * 7 + k * 13) % 100) / 100.0;
-                if (appender_append(a, &refs[j], refs[j] ? NULL : ls, refs[j] ? 0 : 6, t, vals[j], &err) != 0) {
+                int rc;
+                if (refs[j]) { /* a scrape cache hit: no labels */
+                    rc = appender_append(a, &refs[j], NULL, 0, t, vals[j], &err);
+                } else {
+                    char inst[32], cpu[16], dev[16];
+                    snprintf(inst, sizeof inst, "host-%05ld:9100", tg);
+                    snprintf(cpu, sizeof cpu, "%ld", (j / 8) % 64);
+                    snprintf(dev, sizeof dev, "dev%ld", (j % per_target) / 512);
+                    label ls[6] = {{"__name__", "node_cpu_seconds_total"},
+                                   {"cpu", cpu},
+                                   {"device", dev},
+                                   {"instance", inst},
+                                   {"job", "node"},
+                                   {"mode", modes[j % 8]}};
+                    rc = appender_append(a, &refs[j], ls, 6, t, vals[j], &err);
+                }
+                if (rc != 0) {
                     fprintf(stderr, "append: %s\n", err.msg);
                     return 1;
                 }
@@ -79,9 +85,10 @@ static int gen(const char *dir, long nseries, long nsamples) {
     return 0;
 }
 
-static int replay(const char *dir) {
+static int replay(const char *dir, int threads) {
     storage_opts o = storage_opts_default();
     o.dir = dir;
+    o.replay_threads = threads;
     storage *s;
     kiln_err err = {0};
     double before = rss_bytes(), start = time_mono_sec();
@@ -106,13 +113,13 @@ int main(int argc, char **argv) {
     if (argc >= 5 && strcmp(argv[1], "gen") == 0)
         return gen(argv[2], atol(argv[3]), atol(argv[4]));
     if (argc >= 3 && strcmp(argv[1], "replay") == 0)
-        return replay(argv[2]);
+        return replay(argv[2], argc >= 4 ? atoi(argv[3]) : 0);
     if (argc == 1) {
         /* `make bench` smoke: a small run in a temp dir */
         char dir[] = "/tmp/kiln-bench-storage-XXXXXX";
         if (!mkdtemp(dir))
             return 1;
-        int rc = gen(dir, 2000, 100) || replay(dir);
+        int rc = gen(dir, 2000, 100) || replay(dir, 0);
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
         if (system(cmd) != 0)
