@@ -97,6 +97,14 @@ build/asan/tests/unit/%: tests/unit/%.c tests/unit/testutil.h $(asan_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(ASAN_FLAGS) -o $@ $< $(asan_LIB) $(CHECK_LIBS) $(LIBS)
 
+# The storage stress test again under ThreadSanitizer (storage + util only).
+TSAN_BIN := build/asan/tests/unit/test_storage_tsan
+
+$(TSAN_BIN): tests/unit/test_storage.c tests/unit/testutil.h $(wildcard storage/*.c storage/*.h util/*.c util/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -O1 -fsanitize=thread -o $@ tests/unit/test_storage.c \
+		$(wildcard storage/*.c) $(wildcard util/*.c) $(CHECK_LIBS) $(LIBS)
+
 # ---- PromQL .test runner (sanitized; one binary from tests/promql/*.c) ---
 
 PROMQL_SRCS := $(wildcard tests/promql/*.c)
@@ -155,7 +163,7 @@ run: deps
 check: deps
 	@$(MAKE) --no-print-directory test
 
-test: $(UNIT_BINS) $(PROMQL_BIN) build/asan/kiln bin/kiln $(BENCH_BINS) fuzz-smoke
+test: $(UNIT_BINS) $(TSAN_BIN) $(PROMQL_BIN) build/asan/kiln bin/kiln $(BENCH_BINS) fuzz-smoke
 	@python3 tests/run.py --unit build/asan/tests/unit --kiln build/asan/kiln
 
 # The fuzz harnesses must at least build and run their seed corpus.
