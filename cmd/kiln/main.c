@@ -65,6 +65,7 @@ enum {
     F_RETENTION_TIME,
     F_RETENTION_SIZE,
     F_WAL_COMPRESSION,
+    F_WAL_FSYNC,
     F_MIN_BLOCK,
     F_MAX_BLOCK,
     F_LOOKBACK,
@@ -105,6 +106,10 @@ static flag flags[F_COUNT] = {
                           "Maximum number of bytes that can be stored for blocks (0: no limit).", NULL},
     [F_WAL_COMPRESSION] = {"storage.tsdb.wal-compression-type", FLAG_STRING, "snappy",
                            "Compression of WAL records: snappy, zstd or none.", NULL},
+    [F_WAL_FSYNC] = {"storage.tsdb.wal-fsync", FLAG_STRING, "none",
+                     "When the WAL reaches the disk: none (the kernel decides; survives a crash of kiln, "
+                     "not of the machine), always (before each acknowledgement), or an interval like 1s.",
+                     NULL},
     [F_MIN_BLOCK] = {"storage.tsdb.min-block-duration", FLAG_DURATION, "2h", "Duration of the head blocks.",
                      NULL},
     [F_MAX_BLOCK] = {"storage.tsdb.max-block-duration", FLAG_DURATION, "1d",
@@ -243,6 +248,13 @@ static int flags_parse(int argc, char **argv, kiln_err *err) {
     if (strcmp(wc, "snappy") && strcmp(wc, "zstd") && strcmp(wc, "none")) {
         kiln_err_set(err, KILN_EINVAL, "flag --storage.tsdb.wal-compression-type: want snappy, zstd or none, got \"%s\"",
                      wc);
+        return -1;
+    }
+    const char *fs = flags[F_WAL_FSYNC].value;
+    int64_t fs_ms = 0;
+    if (strcmp(fs, "none") && strcmp(fs, "always") && (duration_parse(fs, &fs_ms, NULL) != 0 || fs_ms <= 0)) {
+        kiln_err_set(err, KILN_EINVAL, "flag --storage.tsdb.wal-fsync: want none, always or a duration, got \"%s\"",
+                     fs);
         return -1;
     }
     return 1;
@@ -451,6 +463,11 @@ static void startup_work(uv_work_t *w) {
                         : strcmp(wc, "none") == 0 ? STORAGE_WAL_NONE
                                                   : STORAGE_WAL_SNAPPY;
     o.block_range_ms = flag_ms(F_MIN_BLOCK);
+    const char *fs = flags[F_WAL_FSYNC].value;
+    if (strcmp(fs, "always") == 0)
+        o.wal_fsync_every_commit = 1;
+    else if (strcmp(fs, "none") != 0)
+        o.wal_fsync_interval_ms = flag_ms(F_WAL_FSYNC);
     o.retention_ms = flag_ms(F_RETENTION_TIME);
     if (storage_open(&o, &k->st, &k->startup_err) != 0)
         k->startup_failed = 1;

@@ -97,6 +97,37 @@ class TestKillNine(unittest.TestCase):
         shutil.rmtree(k2.tmp, ignore_errors=True)
 
 
+class TestStorageMetrics(unittest.TestCase):
+    def test_tsdb_metrics_follow_appends(self):
+        k = Kiln(config="global:\n  scrape_interval: 1h\n").start()
+        try:
+            m = k.metrics()
+            for name in ("kiln_tsdb_head_series", "kiln_tsdb_head_chunks", "kiln_tsdb_head_samples_appended_total",
+                         "kiln_tsdb_out_of_order_samples_total", "kiln_tsdb_wal_fsyncs_total",
+                         "kiln_tsdb_wal_segment_current", "kiln_tsdb_wal_writes_failed_total",
+                         "kiln_tsdb_wal_corruptions_total", "kiln_tsdb_head_min_time", "kiln_tsdb_head_max_time"):
+                self.assertIn(name, m)
+            base = m["kiln_tsdb_head_samples_appended_total"]
+            for n in range(5):
+                st, _, body = k.post("/api/v1/write", batch_body(n))
+                self.assertEqual(st, 204, body)
+            m = k.metrics()
+            self.assertEqual(m["kiln_tsdb_head_samples_appended_total"] - base, 5 * SERIES)
+            self.assertGreaterEqual(m["kiln_tsdb_head_series"], SERIES)
+            self.assertEqual(m["kiln_tsdb_head_max_time"], T0 + 4000)
+            # an old sample is rejected as out of order and counted
+            st, _, body = k.post("/api/v1/write", batch_body(1))
+            self.assertEqual(st, 400)
+            self.assertIn(b"out of order", body)
+            m = k.metrics()
+            self.assertEqual(m["kiln_tsdb_out_of_order_samples_total"], SERIES)
+            self.assertEqual(m["kiln_tsdb_head_samples_appended_total"] - base, 5 * SERIES)
+            self.assertEqual(k.stop(), 0)
+        finally:
+            k.stop()
+            shutil.rmtree(k.tmp, ignore_errors=True)
+
+
 def prom_query(port, q, t):
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": q, "time": t})
     with urllib.request.urlopen(url, timeout=30) as r:
