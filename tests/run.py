@@ -93,7 +93,7 @@ def main():
 
     up, uf = run_unit(args.unit)
     pd = os.path.join(ROOT, "tests", "promql")
-    scripts = sorted(os.path.join(pd, f) for f in os.listdir(pd) if f.endswith(".test"))
+    scripts = sorted(os.path.join(pd, f) for f in os.listdir(pd) if f.endswith(".test")) if os.path.isdir(pd) else []
     pp, pf, _ = run_promql(args.promql_bin, scripts)
     ip, iff, isk = run_integration(args.kiln)
     passed, failed = up + pp + ip, uf + pf + iff
