@@ -1,0 +1,135 @@
+/*
+ * query.h - the public interface of kiln's PromQL engine: instant and range
+ * queries over a storage, their typed results, and the error classes the
+ * HTTP API maps to Prometheus' errorType.
+ *
+ * A query is parsed (query/ast.h), then evaluated against one consistent
+ * storage_querier view.  Evaluation follows Prometheus 3.x: 5m lookback,
+ * stale markers end a series, left-open range selectors (t-range, t],
+ * offset and @, subqueries, delayed __name__ removal.  Every query's memory
+ * lives in one arena owned by its result; intermediate data is counted
+ * against max_samples.
+ *
+ * Threading: a query_engine is read-only after query_engine_init and may be
+ * shared by any number of threads, each running its own queries; a
+ * query_result belongs to the thread that got it.
+ */
+#ifndef KILN_QUERY_H
+#define KILN_QUERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/storage.h"
+#include "util/util.h"
+
+/* Engine-wide options (the --query.* flags). */
+typedef struct query_engine_opts {
+    int64_t lookback_delta_ms; /* default 5m */
+    size_t max_samples;        /* default 50,000,000; 0 = unbounded */
+    int64_t timeout_ms;        /* default 2m; 0 = none */
+} query_engine_opts;
+
+query_engine_opts query_engine_opts_default(void);
+
+typedef struct query_engine {
+    query_engine_opts opts;
+} query_engine;
+
+/* Copies the options (NULL: the defaults). */
+void query_engine_init(query_engine *e, const query_engine_opts *o);
+
+/*
+ * Per-query options; pass NULL for none.  The engine polls `cancel_flag`
+ * (non-zero: stop) and `cancel_cb` (returns non-zero: stop) every few
+ * thousand samples and between steps; a canceled query returns
+ * KILN_ECANCELED.  lookback_delta_ms > 0 overrides the engine's value
+ * (the lookback_delta parameter of the HTTP API).
+ */
+typedef struct query_opts {
+    const volatile int *cancel_flag;
+    int (*cancel_cb)(void *data);
+    void *cancel_data;
+    int64_t lookback_delta_ms;
+} query_opts;
+
+typedef enum query_value_type {
+    QUERY_NONE = 0,
+    QUERY_SCALAR,
+    QUERY_STRING,
+    QUERY_VECTOR,
+    QUERY_MATRIX,
+} query_value_type;
+
+/* One series of a result.  A vector holds one point per series (t = the
+ * evaluation time); a matrix holds the points of each step, sorted by t. */
+typedef struct query_series {
+    label *ls;
+    size_t nls;
+    sample *pts;
+    size_t npts;
+} query_series;
+
+/*
+ * The result of a query; everything, strings included, lives in `mem` and
+ * is released by query_result_free.  Vectors come in Prometheus' order
+ * (that of the expression: sort(), topk() keep theirs; otherwise the order
+ * of evaluation), matrices sorted by labels.  warnings/infos hold
+ * annotations as Prometheus words them ("PromQL info: metric might not be a
+ * counter, ...").
+ */
+typedef struct query_result {
+    query_value_type type;
+    double scalar;   /* QUERY_SCALAR */
+    int64_t t;       /* QUERY_SCALAR, QUERY_STRING: the evaluation time */
+    const char *str; /* QUERY_STRING */
+    query_series *series;
+    size_t nseries;
+    const char **warnings;
+    size_t nwarnings;
+    const char **infos;
+    size_t ninfos;
+    size_t total_samples; /* samples loaded while evaluating (stats) */
+    arena mem;
+} query_result;
+
+/* Frees everything in r; r may then be reused.  A zeroed result is fine. */
+void query_result_free(query_result *r);
+
+/*
+ * Evaluates `q` at t_ms.  On success returns 0 and fills *out (free with
+ * query_result_free).  On error *out is empty (nothing to free) and err holds
+ * Prometheus' message; the return code gives the class (query_error_type):
+ *   KILN_EINVAL     the query does not parse or is not allowed (bad_data),
+ *                   e.g. `1:5: parse error: unexpected end of input`
+ *   KILN_ERANGE     an evaluation error (execution), e.g.
+ *                   `vector cannot contain metrics with the same labelset`
+ *   KILN_ELIMIT     `query processing would load too many samples into
+ *                   memory in query execution` (execution)
+ *   KILN_ETIMEOUT   the engine's timeout passed (timeout)
+ *   KILN_ECANCELED  the caller canceled (canceled)
+ *   KILN_ENOMEM, KILN_EIO, ... (internal)
+ * `s` is borrowed for the call; `o` may be NULL.
+ */
+int query_instant(const query_engine *e, storage *s, const char *q, int64_t t_ms, const query_opts *o,
+                  query_result *out, kiln_err *err);
+
+/*
+ * Evaluates `q` at start, start+step, ... up to end (inclusive), returning a
+ * matrix (a scalar query gives one series without labels).  The expression
+ * must be a scalar or an instant vector: otherwise KILN_EINVAL
+ * (`invalid expression type "range vector" for range query, must be Scalar
+ * or instant Vector`).  step must be > 0 and end >= start (KILN_EINVAL).
+ * Errors as query_instant.
+ */
+int query_range(const query_engine *e, storage *s, const char *q, int64_t start_ms, int64_t end_ms,
+                int64_t step_ms, const query_opts *o, query_result *out, kiln_err *err);
+
+/* Prometheus' errorType for a return code of query_instant/query_range:
+ * "bad_data", "execution", "timeout", "canceled" or "internal". */
+const char *query_error_type(int code);
+
+/* "scalar", "string", "vector", "matrix" (the resultType of the API). */
+const char *query_value_type_name(query_value_type t);
+
+#endif
