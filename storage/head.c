@@ -107,6 +107,7 @@ struct head {
     size_t nistr_slots, nistr;
 
     int64_t mint, maxt; /* atomics */
+    int64_t min_valid;  /* atomic: appends below it are out of bounds (after truncation) */
     uint64_t nseries, nchunks, chunks_created; /* atomics */
 };
 
@@ -251,6 +252,7 @@ int head_new(int64_t chunk_range_ms, headchunks *hc, head **out, kiln_err *err) 
     h->next_ref = 1;
     h->mint = INT64_MAX;
     h->maxt = INT64_MIN;
+    h->min_valid = INT64_MIN;
     *out = h;
     return 0;
 }
@@ -597,7 +599,7 @@ static int order_check(const hseries *s, int64_t t, double v) {
 
 int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err) {
     int64_t hmaxt = __atomic_load_n(&h->maxt, __ATOMIC_RELAXED);
-    if (hmaxt != INT64_MIN && t < hmaxt - h->chunk_range / 2)
+    if ((hmaxt != INT64_MIN && t < hmaxt - h->chunk_range / 2) || t < __atomic_load_n(&h->min_valid, __ATOMIC_RELAXED))
         return kiln_err_set(err, KILN_ERANGE, "out of bounds");
     pthread_mutex_t *mu = stripe_of(h, s->ref);
     pthread_mutex_lock(mu);
@@ -963,5 +965,91 @@ int head_label_values(head *h, const char *name, int (*fn)(const char *value, vo
         if (pn->slots[i].value && pn->slots[i].p.n)
             rc = fn(pn->slots[i].value, data);
     pthread_rwlock_unlock(&h->index_lock);
+    return rc;
+}
+
+/* ---- truncation ------------------------------------------------------------ */
+
+static int cmp_u32_key(const void *k, const void *e) {
+    uint32_t a = *(const uint32_t *)k, b = *(const uint32_t *)e;
+    return a < b ? -1 : a > b;
+}
+
+/* Removes the dead references (sorted) from a postings list. */
+static void plist_filter(plist *p, const refvec *dead) {
+    uint32_t w = 0;
+    for (uint32_t i = 0; i < p->n; i++)
+        if (!bsearch(&p->v[i], dead->v, dead->n, sizeof *dead->v, cmp_u32_key))
+            p->v[w++] = p->v[i];
+    p->n = w;
+}
+
+int head_truncate(head *h, int64_t mint, head_truncate_stats *st) {
+    refvec dead = {0};
+    int rc = 0;
+    memset(st, 0, sizeof *st);
+    for (int si = 0; si < SHARDS; si++) {
+        shard *sh = &h->shards[si];
+        pthread_rwlock_wrlock(&sh->lock);
+        for (size_t b = 0; b < sh->nb; b++) {
+            hseries **pp = &sh->b[b];
+            while (*pp) {
+                hseries *s = *pp;
+                pthread_mutex_t *mu = stripe_of(h, s->ref);
+                pthread_mutex_lock(mu);
+                uint32_t k = 0;
+                while (k < s->nclosed && s->closed[k].maxt < mint)
+                    k++;
+                if (k) {
+                    memmove(s->closed, s->closed + k, (s->nclosed - k) * sizeof *s->closed);
+                    s->nclosed -= k;
+                    st->chunks_removed += k;
+                    __atomic_sub_fetch(&h->nchunks, k, __ATOMIC_RELAXED);
+                }
+                int idle = s->maxt < mint;
+                if (idle && xorchunk_count(&s->open)) {
+                    xorchunk_free(&s->open);
+                    xorchunk_init(&s->open);
+                    st->chunks_removed++;
+                    __atomic_sub_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
+                }
+                int remove = idle && s->nclosed == 0;
+                pthread_mutex_unlock(mu);
+                if (!remove) {
+                    pp = &s->next;
+                    continue;
+                }
+                if (refvec_append(&dead, &s->ref, 1) != 0) {
+                    rc = KILN_ENOMEM; /* keep it; the next truncation retries */
+                    pp = &s->next;
+                    continue;
+                }
+                *pp = s->next;
+                sh->n--;
+                ref_table_set(h, s->ref, NULL);
+                series_free(s);
+                st->series_removed++;
+                __atomic_sub_fetch(&h->nseries, 1, __ATOMIC_RELAXED);
+            }
+        }
+        pthread_rwlock_unlock(&sh->lock);
+    }
+    if (dead.n) {
+        qsort(dead.v, dead.n, sizeof *dead.v, cmp_u32);
+        pthread_rwlock_wrlock(&h->index_lock);
+        for (size_t i = 0; i < h->nnames_slots; i++) {
+            pname *pn = &h->names[i];
+            if (!pn->name)
+                continue;
+            for (size_t j = 0; j < pn->nslots; j++)
+                if (pn->slots[j].value)
+                    plist_filter(&pn->slots[j].p, &dead);
+        }
+        plist_filter(&h->all, &dead);
+        pthread_rwlock_unlock(&h->index_lock);
+    }
+    refvec_free(&dead);
+    atomic_max64(&h->min_valid, mint);
+    atomic_max64(&h->mint, mint);
     return rc;
 }

@@ -109,6 +109,20 @@ int head_label_values(head *h, const char *name, int (*fn)(const char *value, vo
  * after the last).  KILN_EORDER when it overlaps what s holds (ignored). */
 int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref);
 
+typedef struct head_truncate_stats {
+    uint64_t series_removed, chunks_removed;
+} head_truncate_stats;
+
+/*
+ * Drops what lies wholly before mint (after it was written to a block):
+ * full chunks ending before it, open chunks of series idle since, and the
+ * series left with nothing (from the map, the reference table and the
+ * postings).  Appends older than mint become out of bounds.  The caller
+ * guarantees no appender or query holds series pointers meanwhile (the
+ * storage's gc lock); interned label strings stay.
+ */
+int head_truncate(head *h, int64_t mint, head_truncate_stats *st);
+
 /* For replay: the next reference to assign becomes at least ref + 1. */
 void head_bump_ref(head *h, uint64_t ref);
 

@@ -33,6 +33,7 @@ struct headchunks {
     char dir[4096];
     pthread_mutex_t mu;
     uint8_t *maps[HC_MAX_FILES];
+    int64_t fmaxt[HC_MAX_FILES]; /* newest sample in each file (INT64_MIN: none seen) */
     uint32_t first, last; /* files present at open (0, 0 when none) */
     /* writer */
     int fd;
@@ -74,6 +75,8 @@ int headchunks_open(const char *dir, headchunks **out, kiln_err *err) {
     }
     strcpy(hc->dir, dir);
     pthread_mutex_init(&hc->mu, NULL);
+    for (uint32_t i = 0; i < HC_MAX_FILES; i++)
+        hc->fmaxt[i] = INT64_MIN;
     hc->fd = -1;
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         int e = errno;
@@ -215,6 +218,8 @@ int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *e
                     return kiln_err_set(err, KILN_EIO, "chunks_head: truncate %s: %s", p, strerror(errno));
                 break;
             }
+            if (maxt > hc->fmaxt[n])
+                hc->fmaxt[n] = maxt;
             int rc = fn(sref, mint, maxt, (uint64_t)n << 32 | off, data);
             if (rc)
                 return rc;
@@ -222,6 +227,24 @@ int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *e
         }
     }
     return 0;
+}
+
+int headchunks_truncate(headchunks *hc, int64_t mint, kiln_err *err) {
+    int rc = 0;
+    pthread_mutex_lock(&hc->mu);
+    uint32_t upto = hc->cur ? hc->cur : hc->last + 1;
+    for (uint32_t n = 1; n < upto && n < HC_MAX_FILES; n++) {
+        if (!hc->maps[n] || hc->fmaxt[n] >= mint || hc->fmaxt[n] == INT64_MIN)
+            continue;
+        char p[4200];
+        file_path(hc, n, p, sizeof p);
+        if (unlink(p) != 0 && errno != ENOENT && rc == 0)
+            rc = kiln_err_set(err, KILN_EIO, "chunks_head: remove %s: %s", p, strerror(errno));
+        munmap(hc->maps[n], HC_MAX_FILE + (1u << 20));
+        __atomic_store_n(&hc->maps[n], NULL, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&hc->mu);
+    return rc;
 }
 
 void headchunks_release(headchunks *hc) {
@@ -334,6 +357,8 @@ int headchunks_write(headchunks *hc, uint64_t series_ref, int64_t mint, int64_t 
         const size_t lens[3] = {m, len, 4};
         if ((rc = put_chunk_locked(hc, parts, lens, err)) == 0) {
             hc->len += total;
+            if (maxt > hc->fmaxt[hc->cur])
+                hc->fmaxt[hc->cur] = maxt;
             *cref = (uint64_t)hc->cur << 32 | off;
         }
     }

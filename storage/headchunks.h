@@ -43,6 +43,10 @@ int headchunks_close(headchunks *hc, kiln_err *err);
 typedef int (*headchunks_fn)(uint64_t series_ref, int64_t mint, int64_t maxt, uint64_t cref, void *data);
 int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *err);
 
+/* Deletes the finished files whose chunks all end before mint (the head
+ * has dropped them).  No reader may hold a reference into them. */
+int headchunks_truncate(headchunks *hc, int64_t mint, kiln_err *err);
+
 /* Drops the pages the start-up scan touched from kiln's resident set (they
  * stay in the page cache; a query maps them back as it reads). */
 void headchunks_release(headchunks *hc);

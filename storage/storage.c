@@ -35,6 +35,9 @@ struct storage {
     head *h;
     headchunks *hc;
     wal *w;
+    /* Read-held by appenders (creation to commit) and selects, write-held by
+     * head truncation, which frees series. */
+    pthread_rwlock_t gc;
     /* counters (atomics) */
     uint64_t samples_appended;
     uint64_t rejected_ooo, rejected_dup, rejected_oob;
@@ -539,6 +542,7 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
         return kiln_err_set(err, KILN_ENOMEM, "storage: out of memory");
     }
     s->o.dir = s->dir;
+    pthread_rwlock_init(&s->gc, NULL);
     if ((size_t)snprintf(s->waldir, sizeof s->waldir, "%s/wal", s->dir) >= sizeof s->waldir) {
         rc = kiln_err_set(err, KILN_EINVAL, "storage: data directory path too long");
         goto fail;
@@ -570,6 +574,7 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
 fail:
     head_free(s->h);
     headchunks_close(s->hc, NULL);
+    pthread_rwlock_destroy(&s->gc);
     free(s->dir);
     free(s);
     return rc;
@@ -587,6 +592,7 @@ int storage_close(storage *s, kiln_err *err) {
         if (err)
             *err = e2;
     }
+    pthread_rwlock_destroy(&s->gc);
     free(s->dir);
     free(s);
     return rc;
@@ -619,8 +625,10 @@ struct appender {
 
 appender *storage_appender(storage *s) {
     appender *a = calloc(1, sizeof *a);
-    if (a)
+    if (a) {
         a->st = s;
+        pthread_rwlock_rdlock(&s->gc);
+    }
     return a;
 }
 
@@ -675,6 +683,7 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
 }
 
 static void appender_free(appender *a) {
+    pthread_rwlock_unlock(&a->st->gc);
     free(a->v);
     free(a->created);
     free(a);
@@ -823,8 +832,19 @@ static int series_cmp(const void *a, const void *b) {
     return labels_cmp(x->ls, x->nls, y->ls, y->nls);
 }
 
+static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
+                         kiln_err *err);
+
 int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
                    kiln_err *err) {
+    pthread_rwlock_rdlock(&q->st->gc);
+    int rc = select_locked(q, ms, nms, h, out, err);
+    pthread_rwlock_unlock(&q->st->gc);
+    return rc;
+}
+
+static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
+                         kiln_err *err) {
     storage *s = q->st;
     refvec refs = {0};
     sample *tmp = NULL;
@@ -1001,6 +1021,53 @@ int querier_label_values(querier *q, const char *name, const matcher *ms, size_t
         return kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
     }
     return strs_finish(&s, out, err);
+}
+
+/* ---- truncation ------------------------------------------------------------ */
+
+typedef struct keep_ctx {
+    storage *s;
+} keep_ctx;
+
+static int keep_series(uint64_t ref, void *data) {
+    keep_ctx *k = data;
+    return head_series(k->s->h, ref) != NULL;
+}
+
+int storage_truncate(storage *s, int64_t mint, kiln_err *err) {
+    head_truncate_stats ts;
+    double t0 = time_mono_sec();
+    pthread_rwlock_wrlock(&s->gc);
+    int rc = head_truncate(s->h, mint, &ts);
+    kiln_err e2 = {0};
+    int rc2 = headchunks_truncate(s->hc, mint, &e2);
+    pthread_rwlock_unlock(&s->gc);
+    if (rc)
+        return kiln_err_set(err, rc, "head truncation: out of memory");
+    if (rc2)
+        LOG_WARN("removing old chunks_head files failed", "err=\"%s\"", e2.msg);
+    /* checkpoint every finished segment: series still in the head, samples >= mint */
+    int first, last;
+    if ((rc = wal_segments(s->waldir, &first, &last, err)) != 0)
+        return rc;
+    int cur = wal_next_segment(s->w, err);
+    if (cur < 0)
+        return cur;
+    if (first >= 0 && cur - 1 >= first) {
+        keep_ctx k = {s};
+        wal_checkpoint_opts co = {mint, s->o.wal_compression};
+        wal_checkpoint_stats cs;
+        if ((rc = wal_checkpoint(s->waldir, first, cur - 1, keep_series, &k, &co, &cs, err)) != 0)
+            return rc;
+        if ((rc = wal_truncate_before(s->w, cur, err)) != 0)
+            return rc;
+        LOG_INFO("WAL checkpoint complete", "first=%d last=%d series_kept=%llu samples_kept=%llu",
+                 first, cur - 1, (unsigned long long)cs.series_kept, (unsigned long long)cs.samples_kept);
+    }
+    LOG_INFO("Head GC completed", "mint=%lld series_removed=%llu chunks_removed=%llu duration=%.3fs",
+             (long long)mint, (unsigned long long)ts.series_removed, (unsigned long long)ts.chunks_removed,
+             time_mono_sec() - t0);
+    return 0;
 }
 
 /* ---- metrics ------------------------------------------------------------------ */

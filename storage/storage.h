@@ -169,6 +169,15 @@ void storage_get_stats(storage *s, storage_stats *out);
  * registry; call once, in the daemon, and keep s open while /metrics serves. */
 int storage_register_metrics(storage *s);
 
+/*
+ * Drops the head's data wholly before mint (once it is safe in a block):
+ * old chunks, series left empty, chunks_head files, and WAL segments (their
+ * live series and samples >= mint go to wal/checkpoint.N first).  Appends
+ * older than mint are out of bounds afterwards.  Waits for running appenders
+ * and selects; blocking (disk I/O): call it from a background thread.
+ */
+int storage_truncate(storage *s, int64_t mint, kiln_err *err);
+
 /* ---- appending --------------------------------------------------------- */
 
 typedef struct appender appender;

@@ -404,6 +404,68 @@ END_TEST
 START_TEST(test_replay_zeroed_page) { damage_test(DAMAGE_ZERO_PAGE); }
 END_TEST
 
+START_TEST(test_truncate_and_checkpoint) {
+    storage *s = open_st();
+    /* "old" has samples at 0..999s only; "live" from 0 to 2999s */
+    for (int k = 0; k < 3000; k++) {
+        if (k < 1000)
+            ck_assert_int_eq(put(s, "m", "old", "1", (int64_t)k * 1000, k), 0);
+        ck_assert_int_eq(put(s, "m", "live", "1", (int64_t)k * 1000, k), 0);
+    }
+    kiln_err err = {0};
+    ck_assert_msg(storage_truncate(s, 2000 * 1000, &err) == 0, "%s", err.msg);
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, 1);
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "job", "old"), 0);
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "job", "live"), 1);
+    querier *q;
+    storage_querier(s, INT64_MIN, INT64_MAX, &q, NULL);
+    str_list l;
+    ck_assert_int_eq(querier_label_values(q, "job", NULL, 0, &l, NULL), 0);
+    ck_assert_uint_eq(l.n, 1);
+    ck_assert_str_eq(l.v[0], "live");
+    str_list_free(&l);
+    querier_close(q);
+    /* whole chunks before the truncation point are gone; what is left starts at or after
+     * the first chunk that reaches it */
+    matcher m;
+    matcher_init(&m, MATCH_EQ, "job", "live", NULL);
+    series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
+    ck_assert_uint_eq(set.n, 1);
+    ck_assert_int_le(set.v[0].s[0].t, 2000 * 1000);
+    ck_assert_int_gt(set.v[0].s[0].t, 1000 * 1000);
+    ck_assert_int_eq(set.v[0].s[set.v[0].n - 1].t, 2999 * 1000);
+    size_t kept = set.v[0].n;
+    series_set_free(&set);
+    /* appends before the truncation point are out of bounds */
+    ck_assert_int_eq(put(s, "m", "new", "1", 1999 * 1000, 1), KILN_ERANGE);
+    ck_assert_int_eq(put(s, "m", "live", "1", 3000 * 1000, 3000), 0);
+    close_st(s);
+    char cp[400];
+    snprintf(cp, sizeof cp, "%s/wal", dir);
+    DIR *d = opendir(cp);
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        found |= strncmp(e->d_name, "checkpoint.", 11) == 0;
+    closedir(d);
+    ck_assert_msg(found, "no WAL checkpoint");
+    /* after a restart: the live series with its samples from the checkpoint on */
+    s = open_st();
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, 2); /* live, and "new" (created before its sample was refused) */
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "job", "old"), 0);
+    set = select1(s, &m, 1, 2000 * 1000, INT64_MAX);
+    ck_assert_uint_eq(set.n, 1);
+    ck_assert_uint_eq(set.v[0].n, 1001);
+    ck_assert_int_ge((int64_t)kept, 1000);
+    series_set_free(&set);
+    matcher_free(&m);
+    close_st(s);
+}
+END_TEST
+
 typedef struct worker_arg {
     storage *s;
     int id;
@@ -453,15 +515,28 @@ static void *reader(void *p) {
     return NULL;
 }
 
+static void *truncator(void *p) {
+    worker_arg *w = p;
+    /* nothing is old enough to go, but the locks, the WAL checkpoint and
+     * segment switches run while the others append and read */
+    for (int k = 0; k < 5; k++) {
+        kiln_err err;
+        if (storage_truncate(w->s, -1000, &err) != 0)
+            w->failures++;
+        usleep(2000);
+    }
+    return NULL;
+}
+
 START_TEST(test_concurrent) {
     storage *s = open_st();
-    pthread_t th[6];
-    worker_arg args[6];
-    for (int i = 0; i < 6; i++) {
+    pthread_t th[7];
+    worker_arg args[7];
+    for (int i = 0; i < 7; i++) {
         args[i] = (worker_arg){s, i, 0};
-        pthread_create(&th[i], NULL, i < 4 ? writer : reader, &args[i]);
+        pthread_create(&th[i], NULL, i < 4 ? writer : i < 6 ? reader : truncator, &args[i]);
     }
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         pthread_join(th[i], NULL);
         ck_assert_int_eq(args[i].failures, 0);
     }
@@ -487,6 +562,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_replay_zeroed_page);
     tcase_add_test(tc, test_concurrent);
     tcase_add_test(tc, test_damaged_head_chunks);
+    tcase_add_test(tc, test_truncate_and_checkpoint);
     suite_add_tcase(s, tc);
     return s;
 }
