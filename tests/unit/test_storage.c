@@ -303,6 +303,28 @@ START_TEST(test_replay) {
 }
 END_TEST
 
+/* zstd-compressed WAL, and a switch of compression between runs. */
+START_TEST(test_replay_zstd_and_mixed) {
+    storage_opts o = storage_opts_default();
+    o.dir = dir;
+    o.wal_compression = STORAGE_WAL_ZSTD;
+    storage *s = NULL;
+    ck_assert_int_eq(storage_open(&o, &s, NULL), 0);
+    write_known(s, 30, 200);
+    close_st(s);
+    s = open_st(); /* snappy from here on */
+    size_t samples;
+    ck_assert_uint_eq(check_known(s, 30, &samples), 30);
+    ck_assert_uint_eq(samples, 30 * 200);
+    close_st(s);
+    o.wal_compression = STORAGE_WAL_NONE;
+    ck_assert_int_eq(storage_open(&o, &s, NULL), 0);
+    ck_assert_uint_eq(check_known(s, 30, &samples), 30);
+    ck_assert_uint_eq(samples, 30 * 200);
+    close_st(s);
+}
+END_TEST
+
 /* The path of the last WAL segment and its size. */
 static void last_segment(char *path, size_t n, off_t *size) {
     char wd[300];
@@ -557,6 +579,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_matchers_and_labels);
     tcase_add_test(tc, test_many_samples_and_limit);
     tcase_add_test(tc, test_replay);
+    tcase_add_test(tc, test_replay_zstd_and_mixed);
     tcase_add_test(tc, test_replay_flipped_byte);
     tcase_add_test(tc, test_replay_torn_tail);
     tcase_add_test(tc, test_replay_zeroed_page);
