@@ -15,6 +15,7 @@
 #include "storage/storage.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -574,6 +575,7 @@ static int replay(storage *s, kiln_err *err) {
     }
     rc = 0;
     headchunks_release(s->hc);
+    malloc_trim(0); /* replay's batches were large: give the memory back */
     s->replay_seconds = time_mono_sec() - t0;
     LOG_INFO("WAL replay completed", "records=%llu series=%llu chunks_from_disk=%llu samples=%llu "
              "skipped=%llu unknown_refs=%llu duration=%.3fs",
