@@ -24,6 +24,23 @@
 /* ---- label sets --------------------------------------------------------- */
 
 uint64_t labels_hash(const label *ls, size_t n) {
+    /* one pass over a contiguous copy is several times faster than
+     * streaming four small updates a label */
+    char stack[1024];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(ls[i].name), vl = strlen(ls[i].value);
+        if (len + nl + vl + 2 > sizeof stack)
+            goto stream;
+        memcpy(stack + len, ls[i].name, nl);
+        len += nl;
+        stack[len++] = (char)0xff;
+        memcpy(stack + len, ls[i].value, vl);
+        len += vl;
+        stack[len++] = (char)0xff;
+    }
+    return XXH3_64bits(stack, len);
+stream:;
     XXH3_state_t st;
     static const char sep = (char)0xff;
     XXH3_64bits_reset(&st);

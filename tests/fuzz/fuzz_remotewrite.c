@@ -80,6 +80,8 @@ int appender_commit(appender *a, kiln_err *err) {
     return 0;
 }
 
+void appender_trust_labels(appender *a) { (void)a; }
+
 void appender_rollback(appender *a) {
     open_appenders--;
     free(a);
