@@ -1,0 +1,431 @@
+/*
+ * aggr.c - PromQL aggregation operators: sum min max avg group stddev
+ * stdvar count count_values bottomk topk quantile limitk limit_ratio, with
+ * by/without.
+ *
+ * The group of each input series is computed once (labels do not change
+ * between steps); then each step folds the points present at that step
+ * into per-group state.  Sums and means use Prometheus 3's compensated
+ * (Kahan-Neumaier) arithmetic and its switch to an incremental mean on
+ * overflow; topk/bottomk keep Prometheus' heap so ties and output order
+ * match.
+ *
+ * Threading: called by the evaluator of one query (one thread).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/eval.h"
+
+typedef struct group {
+    label *ls; /* output labels (not for topk & co) */
+    size_t nls;
+    uint64_t hash;
+    /* per-step state */
+    int seen;
+    double value, mean, kc, count;
+    int incremental;
+    size_t *heap; /* indexes into the step's elements */
+    size_t nheap;
+    double *vals;
+    size_t nvals;
+    /* output */
+    sample *pts;
+    size_t npts;
+} group;
+
+static int in_list(const char *name, char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], name) == 0) return 1;
+    return 0;
+}
+
+/* The grouping labels of a series (into the builder). */
+static int group_labels(pq_ctx *c, const promql_aggregate *a, const pq_series *s, const label **out, size_t *n)
+{
+    labels_builder *b = &c->lb;
+    lb_reset(b);
+    for (size_t i = 0; i < s->nls; i++) {
+        const char *nm = s->ls[i].name;
+        int is_name = strcmp(nm, LABEL_NAME) == 0;
+        int keep;
+        if (a->without)
+            keep = !is_name && !in_list(nm, a->grouping, a->ngrouping);
+        else
+            keep = in_list(nm, a->grouping, a->ngrouping) && !(is_name && s->drop_name);
+        if (keep && lb_set(b, nm, s->ls[i].value) < 0) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    }
+    *out = lb_labels(b, n);
+    return 0;
+}
+
+/* Go container/heap over element indexes; `less` as Prometheus' heaps. */
+typedef struct heapctx {
+    const double *v;
+    int reverse; /* bottomk: vectorByReverseValueHeap */
+} heapctx;
+
+static int h_less(const heapctx *h, size_t a, size_t b)
+{
+    double x = h->v[a], y = h->v[b];
+    if (isnan(x)) return 1;
+    return h->reverse ? x > y : x < y;
+}
+
+static void h_up(const heapctx *h, size_t *hp, size_t j)
+{
+    while (j > 0) {
+        size_t i = (j - 1) / 2;
+        if (i == j || !h_less(h, hp[j], hp[i])) break;
+        size_t t = hp[i];
+        hp[i] = hp[j];
+        hp[j] = t;
+        j = i;
+    }
+}
+
+static void h_down(const heapctx *h, size_t *hp, size_t i0, size_t n)
+{
+    size_t i = i0;
+    for (;;) {
+        size_t j1 = 2 * i + 1;
+        if (j1 >= n) break;
+        size_t j = j1;
+        size_t j2 = j1 + 1;
+        if (j2 < n && h_less(h, hp[j2], hp[j1])) j = j2;
+        if (!h_less(h, hp[j], hp[i])) break;
+        size_t t = hp[i];
+        hp[i] = hp[j];
+        hp[j] = t;
+        i = j;
+    }
+}
+
+/* sort.Sort(sort.Reverse(heap)): insertion sort for short inputs as Go. */
+static void h_sort_reverse(const heapctx *h, size_t *hp, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && h_less(h, hp[j - 1], hp[j]); j--) {
+            size_t t = hp[j];
+            hp[j] = hp[j - 1];
+            hp[j - 1] = t;
+        }
+}
+
+int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
+{
+    const promql_aggregate *a = &e->u.agg;
+    promql_aggop op = a->op;
+    double *param = NULL;
+    const char *strparam = NULL;
+    int rc = 0;
+    if (a->param) {
+        pq_value pv;
+        memset(&pv, 0, sizeof pv);
+        if ((rc = pq_eval(c, a->param, &pv)) < 0) return rc;
+        if (pv.type == PROMQL_TYPE_STRING)
+            strparam = pv.str;
+        else
+            param = pv.scal;
+    }
+    pq_value in;
+    memset(&in, 0, sizeof in);
+    if ((rc = pq_eval(c, a->expr, &in)) < 0) return rc;
+    out->type = PROMQL_TYPE_VECTOR;
+
+    if (op == PROMQL_AGG_COUNT_VALUES) {
+        size_t n = strparam ? strlen(strparam) : 0;
+        if (!strparam || n == 0 || !utf8_valid(strparam, n)) {
+            buf q = BUF_INIT;
+            pq_goquote(&q, strparam ? strparam : "");
+            rc = pq_fail(c, KILN_ERANGE, "invalid label name %s", q.data ? q.data : "\"\"");
+            buf_free(&q);
+            return rc;
+        }
+    }
+    if (param && in.m.n) {
+        for (size_t k = 0; k < c->nsteps; k++) {
+            double p = param[k];
+            if (op == PROMQL_AGG_TOPK || op == PROMQL_AGG_BOTTOMK || op == PROMQL_AGG_LIMITK) {
+                if (isnan(p)) return pq_fail(c, KILN_ERANGE, "Parameter value is NaN");
+                if (p >= 9223372036854775807.0 || p <= -9223372036854775808.0)
+                    return pq_fail(c, KILN_ERANGE, "Scalar value %g overflows int64", p);
+            } else if (op == PROMQL_AGG_LIMIT_RATIO) {
+                if (isnan(p)) return pq_fail(c, KILN_ERANGE, "Ratio value is NaN");
+                if (p < -1 || p > 1)
+                    pq_warn(c, a->param, "ratio value should be between -1 and 1, got %g, capping to %g", p,
+                            p < -1 ? -1.0 : 1.0);
+            } else if (op == PROMQL_AGG_QUANTILE) {
+                if (isnan(p) || p < 0 || p > 1)
+                    pq_warn(c, a->param, "quantile value should be between 0 and 1, got %g", p);
+            }
+        }
+    }
+
+    size_t n = in.m.n;
+    size_t *gid = malloc((n + 1) * sizeof(size_t));
+    size_t *cur = calloc(n + 1, sizeof(size_t));
+    group *g = calloc(n + 1, sizeof(group));
+    size_t *slots = NULL, nslots = 16;
+    size_t ng = 0;
+    double *ev = malloc((n + 1) * sizeof(double));  /* this step's values by series */
+    size_t *el = malloc((n + 1) * sizeof(size_t));  /* series present this step */
+    pq_out col;
+    pq_out_init(&col);
+    buf vb = BUF_INIT;
+    int by_series = op == PROMQL_AGG_TOPK || op == PROMQL_AGG_BOTTOMK || op == PROMQL_AGG_LIMITK ||
+                    op == PROMQL_AGG_LIMIT_RATIO;
+    uint64_t *phash = NULL;
+    while (nslots < n * 2 + 2) nslots *= 2;
+    slots = calloc(nslots, sizeof(size_t));
+    if (!gid || !cur || !g || !slots || !ev || !el) goto nomem;
+    if (op == PROMQL_AGG_LIMIT_RATIO) {
+        phash = malloc((n + 1) * sizeof(uint64_t));
+        if (!phash) goto nomem;
+        for (size_t i = 0; i < n; i++) phash[i] = pq_prom_hash(in.m.v[i].ls, in.m.v[i].nls);
+    }
+
+    /* groups, in order of first appearance */
+    for (size_t i = 0; i < n; i++) {
+        const label *ls;
+        size_t nls;
+        if ((rc = group_labels(c, a, &in.m.v[i], &ls, &nls)) < 0) goto done;
+        uint64_t h = labels_hash(ls, nls);
+        size_t s = (size_t)(h * 0x9E3779B97F4A7C15ULL) & (nslots - 1);
+        while (slots[s]) {
+            group *o = &g[slots[s] - 1];
+            if (o->hash == h && labels_cmp(o->ls, o->nls, ls, nls) == 0) break;
+            s = (s + 1) & (nslots - 1);
+        }
+        if (!slots[s]) {
+            group *ng_ = &g[ng];
+            ng_->ls = labels_copy(c->mem, ls, nls);
+            if (!ng_->ls && nls) goto nomem;
+            ng_->nls = nls;
+            ng_->hash = h;
+            slots[s] = ++ng;
+        }
+        gid[i] = slots[s] - 1;
+    }
+    /* members per group, for heaps and value lists */
+    size_t *members = calloc(ng + 1, sizeof(size_t));
+    if (!members) goto nomem;
+    for (size_t i = 0; i < n; i++) members[gid[i]]++;
+    for (size_t j = 0; j < ng; j++) {
+        g[j].heap = malloc((members[j] + 1) * sizeof(size_t));
+        g[j].vals = malloc((members[j] + 1) * sizeof(double));
+        if (!by_series && op != PROMQL_AGG_COUNT_VALUES) g[j].pts = arena_alloc(c->mem, c->nsteps * sizeof(sample) + 1);
+        if (!g[j].heap || !g[j].vals || (!by_series && op != PROMQL_AGG_COUNT_VALUES && !g[j].pts)) {
+            free(members);
+            goto nomem;
+        }
+    }
+    free(members);
+
+    for (size_t k = 0; k < c->nsteps; k++) {
+        int64_t t = c->start + (int64_t)k * c->interval;
+        if ((rc = pq_account(c, 0)) < 0) goto done;
+        size_t nel = 0;
+        for (size_t i = 0; i < n; i++) {
+            const pq_series *s = &in.m.v[i];
+            while (cur[i] < s->npts && s->pts[cur[i]].t < t) cur[i]++;
+            if (cur[i] < s->npts && s->pts[cur[i]].t == t) {
+                ev[i] = s->pts[cur[i]].v;
+                el[nel++] = i;
+            }
+        }
+        if (!nel) continue;
+        for (size_t j = 0; j < ng; j++) {
+            g[j].seen = 0;
+            g[j].nheap = 0;
+            g[j].nvals = 0;
+        }
+        double p = param ? param[k] : 0;
+        int64_t kk = 0;
+        if (op == PROMQL_AGG_TOPK || op == PROMQL_AGG_BOTTOMK || op == PROMQL_AGG_LIMITK) {
+            kk = (int64_t)p;
+            if (kk < 1) continue;
+        }
+        double ratio = p < -1 ? -1 : p > 1 ? 1 : p;
+        if (op == PROMQL_AGG_LIMIT_RATIO && ratio == 0) continue;
+        heapctx hc = {ev, op == PROMQL_AGG_BOTTOMK};
+        for (size_t x = 0; x < nel; x++) {
+            size_t i = el[x];
+            group *gr = &g[gid[i]];
+            double v = ev[i];
+            if (!gr->seen) {
+                gr->seen = 1;
+                gr->value = v;
+                gr->mean = v;
+                gr->kc = 0;
+                gr->count = 1;
+                gr->incremental = 0;
+                switch (op) {
+                case PROMQL_AGG_STDDEV:
+                case PROMQL_AGG_STDVAR: gr->value = 0; break;
+                case PROMQL_AGG_GROUP: gr->value = 1; break;
+                case PROMQL_AGG_TOPK:
+                case PROMQL_AGG_BOTTOMK:
+                case PROMQL_AGG_LIMITK: gr->heap[gr->nheap++] = i; break;
+                case PROMQL_AGG_LIMIT_RATIO: gr->heap[gr->nheap++] = i; break;
+                case PROMQL_AGG_QUANTILE:
+                case PROMQL_AGG_COUNT_VALUES: gr->vals[gr->nvals++] = v; break;
+                default: break;
+                }
+                if (op == PROMQL_AGG_LIMIT_RATIO) {
+                    double off = (double)phash[i] / 18446744073709551615.0;
+                    int add = (ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio);
+                    if (!add) gr->nheap = 0;
+                }
+                continue;
+            }
+            gr->count++;
+            switch (op) {
+            case PROMQL_AGG_SUM: pq_kahan_inc(v, &gr->value, &gr->kc); break;
+            case PROMQL_AGG_AVG: {
+                if (!gr->incremental) {
+                    double nv = gr->value, nc = gr->kc;
+                    pq_kahan_inc(v, &nv, &nc);
+                    if (!isinf(nv)) {
+                        gr->value = nv;
+                        gr->kc = nc;
+                        break;
+                    }
+                    gr->incremental = 1;
+                    gr->mean = gr->value / (gr->count - 1);
+                    gr->kc /= gr->count - 1;
+                }
+                if (isinf(gr->mean)) {
+                    if (isinf(v) && (gr->mean > 0) == (v > 0)) break;
+                    if (!isinf(v) && !isnan(v)) break;
+                }
+                double cm = gr->mean + gr->kc;
+                pq_kahan_inc(v / gr->count - cm / gr->count, &gr->mean, &gr->kc);
+                break;
+            }
+            case PROMQL_AGG_MAX:
+                if (gr->value < v || isnan(gr->value)) gr->value = v;
+                break;
+            case PROMQL_AGG_MIN:
+                if (gr->value > v || isnan(gr->value)) gr->value = v;
+                break;
+            case PROMQL_AGG_STDDEV:
+            case PROMQL_AGG_STDVAR: {
+                double delta = v - gr->mean;
+                gr->mean += delta / gr->count;
+                gr->value += delta * (v - gr->mean);
+                break;
+            }
+            case PROMQL_AGG_TOPK:
+            case PROMQL_AGG_BOTTOMK: {
+                if ((int64_t)gr->nheap < kk) {
+                    gr->heap[gr->nheap++] = i;
+                    h_up(&hc, gr->heap, gr->nheap - 1);
+                } else {
+                    double top = ev[gr->heap[0]];
+                    int repl = op == PROMQL_AGG_TOPK ? (top < v || (isnan(top) && !isnan(v)))
+                                                     : (top > v || (isnan(top) && !isnan(v)));
+                    if (repl) {
+                        gr->heap[0] = i;
+                        if (kk > 1) h_down(&hc, gr->heap, 0, gr->nheap);
+                    }
+                }
+                break;
+            }
+            case PROMQL_AGG_LIMITK:
+                if ((int64_t)gr->nheap < kk) gr->heap[gr->nheap++] = i;
+                break;
+            case PROMQL_AGG_LIMIT_RATIO: {
+                double off = (double)phash[i] / 18446744073709551615.0;
+                if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) gr->heap[gr->nheap++] = i;
+                break;
+            }
+            case PROMQL_AGG_QUANTILE:
+            case PROMQL_AGG_COUNT_VALUES: gr->vals[gr->nvals++] = v; break;
+            default: break;
+            }
+        }
+        /* emit */
+        for (size_t j = 0; j < ng; j++) {
+            group *gr = &g[j];
+            if (!gr->seen) continue;
+            double v = gr->value;
+            switch (op) {
+            case PROMQL_AGG_SUM: v = gr->value + gr->kc; break;
+            case PROMQL_AGG_AVG: v = gr->incremental ? gr->mean + gr->kc : (gr->value + gr->kc) / gr->count; break;
+            case PROMQL_AGG_COUNT: v = gr->count; break;
+            case PROMQL_AGG_STDVAR: v = gr->value / gr->count; break;
+            case PROMQL_AGG_STDDEV: v = sqrt(gr->value / gr->count); break;
+            case PROMQL_AGG_QUANTILE: v = pq_quantile(p, gr->vals, gr->nvals); break;
+            case PROMQL_AGG_TOPK:
+            case PROMQL_AGG_BOTTOMK: h_sort_reverse(&hc, gr->heap, gr->nheap); /* fallthrough */
+            case PROMQL_AGG_LIMITK:
+            case PROMQL_AGG_LIMIT_RATIO:
+                for (size_t x = 0; x < gr->nheap; x++) {
+                    const pq_series *s = &in.m.v[gr->heap[x]];
+                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, ev[gr->heap[x]])) < 0) goto done;
+                }
+                continue;
+            case PROMQL_AGG_COUNT_VALUES: {
+                /* count per distinct value, in order of first appearance */
+                for (size_t x = 0; x < gr->nvals; x++) {
+                    double vx = gr->vals[x];
+                    int dup = 0;
+                    for (size_t y = 0; y < x && !dup; y++)
+                        if (gr->vals[y] == vx || (isnan(vx) && isnan(gr->vals[y]))) dup = 1;
+                    if (dup) continue;
+                    double cnt = 0;
+                    for (size_t y = x; y < gr->nvals; y++)
+                        if (gr->vals[y] == vx || (isnan(vx) && isnan(gr->vals[y]))) cnt++;
+                    char num[FMT_DOUBLE_MAX];
+                    fmt_double_f(vx, num);
+                    if (lb_from(&c->lb, gr->ls, gr->nls) < 0) goto nomem;
+                    if (lb_set(&c->lb, strparam, num) < 0) goto nomem;
+                    size_t nls;
+                    const label *ls = lb_labels(&c->lb, &nls);
+                    if ((rc = pq_out_add(c, &col, ls, nls, 0, t, cnt)) < 0) goto done;
+                }
+                continue;
+            }
+            default: break;
+            }
+            gr->pts[gr->npts++] = (sample){t, v};
+        }
+    }
+    if (by_series || op == PROMQL_AGG_COUNT_VALUES) {
+        rc = pq_out_finish(c, &col, &out->m);
+        goto done;
+    }
+    for (size_t j = 0; j < ng; j++) {
+        if (!g[j].npts) continue;
+        if ((rc = pq_account(c, g[j].npts)) < 0) goto done;
+        pq_series *o;
+        if ((rc = pq_matrix_push(c, &out->m, &o)) < 0) goto done;
+        o->ls = g[j].ls;
+        o->nls = g[j].nls;
+        o->pts = g[j].pts;
+        o->npts = g[j].npts;
+    }
+    rc = 0;
+    goto done;
+nomem:
+    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+done:
+    if (g)
+        for (size_t j = 0; j < ng; j++) {
+            free(g[j].heap);
+            free(g[j].vals);
+        }
+    free(g);
+    free(gid);
+    free(cur);
+    free(slots);
+    free(ev);
+    free(el);
+    free(phash);
+    buf_free(&vb);
+    pq_out_free(&col);
+    return rc;
+}

@@ -1,0 +1,1196 @@
+/*
+ * engine.c - the PromQL evaluator: instant and range queries, selectors
+ * (lookback, stale markers, offset, @), subqueries, binary operators with
+ * vector matching, and the final shaping of results.
+ *
+ * Every node is evaluated over all steps of the query at once.  Selectors
+ * and range functions go series at a time (each series is loaded once and a
+ * window slides over the steps); binary operators and aggregations work
+ * step by step over per-series cursors.  __name__ removal is delayed as in
+ * Prometheus 3 with the feature on: series carry a drop_name flag that the
+ * end of evaluation applies, then checks for equal label sets.
+ *
+ * Threading: one query runs on one thread; the engine struct is read-only.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "query/eval.h"
+
+#define QUERY_DEFAULT_STEP_MS 60000
+
+static const uint64_t STALE_BITS = 0x7ff0000000000002ULL;
+
+static int is_stale(double v)
+{
+    uint64_t b;
+    memcpy(&b, &v, sizeof b);
+    return b == STALE_BITS;
+}
+
+/* ---- public small things ---- */
+
+query_engine_opts query_engine_opts_default(void)
+{
+    query_engine_opts o = {5 * 60 * 1000, 50000000, 2 * 60 * 1000};
+    return o;
+}
+
+void query_engine_init(query_engine *e, const query_engine_opts *o)
+{
+    e->opts = o ? *o : query_engine_opts_default();
+    if (e->opts.lookback_delta_ms <= 0) e->opts.lookback_delta_ms = 5 * 60 * 1000;
+}
+
+void query_result_free(query_result *r)
+{
+    if (!r) return;
+    arena_free(&r->mem);
+    memset(r, 0, sizeof *r);
+}
+
+const char *query_error_type(int code)
+{
+    switch (code) {
+    case KILN_EINVAL: return "bad_data";
+    case KILN_ETIMEOUT: return "timeout";
+    case KILN_ECANCELED: return "canceled";
+    case KILN_ENOMEM:
+    case KILN_EIO:
+    case KILN_ECORRUPT: return "internal";
+    default: return "execution";
+    }
+}
+
+const char *query_value_type_name(query_value_type t)
+{
+    switch (t) {
+    case QUERY_SCALAR: return "scalar";
+    case QUERY_STRING: return "string";
+    case QUERY_VECTOR: return "vector";
+    case QUERY_MATRIX: return "matrix";
+    default: return "none";
+    }
+}
+
+/* ---- context helpers ---- */
+
+int pq_fail(pq_ctx *c, int code, const char *fmt, ...)
+{
+    if (c->code == 0) {
+        c->code = code;
+        if (c->err) {
+            va_list ap;
+            va_start(ap, fmt);
+            c->err->code = code;
+            vsnprintf(c->err->msg, sizeof c->err->msg, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return c->code;
+}
+
+static void annotate(pq_ctx *c, int warn, const promql_expr *e, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    int n = snprintf(msg, sizeof msg, "%s", warn ? "PromQL warning: " : "PromQL info: ");
+    n += vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    if (e && c->query && (size_t)n < sizeof msg) {
+        size_t line = 1, col = 1;
+        for (size_t i = 0; i < e->start && c->query[i]; i++) {
+            if (c->query[i] == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        snprintf(msg + n, sizeof msg - (size_t)n, " (%zu:%zu)", line, col);
+    }
+    const char ***v = warn ? &c->warn : &c->info;
+    size_t *nv = warn ? &c->nwarn : &c->ninfo, *cap = warn ? &c->capwarn : &c->capinfo;
+    for (size_t i = 0; i < *nv; i++)
+        if (strcmp((*v)[i], msg) == 0) return;
+    if (*nv == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        const char **nvv = arena_alloc(c->mem, nc * sizeof(char *));
+        if (!nvv) return;
+        if (*nv) memcpy(nvv, *v, *nv * sizeof(char *));
+        *v = nvv;
+        *cap = nc;
+    }
+    char *s = arena_strndup(c->mem, msg, strlen(msg));
+    if (s) (*v)[(*nv)++] = s;
+}
+
+void pq_warn(pq_ctx *c, const promql_expr *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    annotate(c, 1, e, fmt, ap);
+    va_end(ap);
+}
+
+void pq_info(pq_ctx *c, const promql_expr *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    annotate(c, 0, e, fmt, ap);
+    va_end(ap);
+}
+
+static int poll_cancel(pq_ctx *c)
+{
+    if (c->o) {
+        if (c->o->cancel_flag && *c->o->cancel_flag)
+            return pq_fail(c, KILN_ECANCELED, "query was canceled in query execution");
+        if (c->o->cancel_cb && c->o->cancel_cb(c->o->cancel_data))
+            return pq_fail(c, KILN_ECANCELED, "query was canceled in query execution");
+    }
+    if (c->deadline > 0 && time_mono_sec() > c->deadline)
+        return pq_fail(c, KILN_ETIMEOUT, "query timed out in query execution");
+    return 0;
+}
+
+int pq_account(pq_ctx *c, size_t n)
+{
+    c->cur_samples += n;
+    if (c->max_samples && c->cur_samples > c->max_samples)
+        return pq_fail(c, KILN_ELIMIT, "query processing would load too many samples into memory in query execution");
+    if ((++c->poll & 63) == 0) return poll_cancel(c);
+    return 0;
+}
+
+int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out)
+{
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 16;
+        pq_series *nv = arena_alloc(c->mem, nc * sizeof *nv);
+        if (!nv) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        if (m->n) memcpy(nv, m->v, m->n * sizeof *nv);
+        m->v = nv;
+        m->cap = nc;
+    }
+    *out = &m->v[m->n++];
+    memset(*out, 0, sizeof **out);
+    return 0;
+}
+
+const promql_expr *pq_unparen(const promql_expr *e)
+{
+    while (e->kind == PROMQL_PAREN) e = e->u.paren;
+    return e;
+}
+
+label *pq_drop_name(pq_ctx *c, label *ls, size_t *nls)
+{
+    size_t i;
+    for (i = 0; i < *nls; i++)
+        if (strcmp(ls[i].name, LABEL_NAME) == 0) break;
+    if (i == *nls) return ls;
+    label *n = arena_alloc(c->mem, (*nls) * sizeof(label) + 1);
+    if (!n) return NULL;
+    size_t k = 0;
+    for (size_t j = 0; j < *nls; j++)
+        if (j != i) n[k++] = ls[j];
+    *nls = k;
+    return n;
+}
+
+uint64_t pq_prom_hash(const label *ls, size_t n)
+{
+    XXH64_state_t *st = XXH64_createState();
+    if (!st) return 0;
+    XXH64_reset(st, 0);
+    static const char sep = (char)0xff;
+    for (size_t i = 0; i < n; i++) {
+        XXH64_update(st, ls[i].name, strlen(ls[i].name));
+        XXH64_update(st, &sep, 1);
+        XXH64_update(st, ls[i].value, strlen(ls[i].value));
+        XXH64_update(st, &sep, 1);
+    }
+    uint64_t h = XXH64_digest(st);
+    XXH64_freeState(st);
+    return h;
+}
+
+void pq_goquote(buf *b, const char *s)
+{
+    buf_putc(b, '"');
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            buf_putc(b, '\\');
+            buf_putc(b, (char)ch);
+            i++;
+        } else if (ch == '\n') {
+            buf_puts(b, "\\n");
+            i++;
+        } else if (ch == '\t') {
+            buf_puts(b, "\\t");
+            i++;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            buf_printf(b, "\\x%02x", ch);
+            i++;
+        } else if (ch < 0x80) {
+            buf_putc(b, (char)ch);
+            i++;
+        } else {
+            size_t len = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 1;
+            if (i + len <= n && len > 1 && utf8_valid(s + i, len)) {
+                buf_append(b, s + i, len);
+                i += len;
+            } else {
+                buf_printf(b, "\\x%02x", ch);
+                i++;
+            }
+        }
+    }
+    buf_putc(b, '"');
+}
+
+/* ---- output collector ---- */
+
+void pq_out_init(pq_out *o) { memset(o, 0, sizeof *o); }
+
+void pq_out_free(pq_out *o)
+{
+    for (size_t i = 0; i < o->n; i++) free(o->v[i].pts);
+    free(o->v);
+    free(o->slots);
+    memset(o, 0, sizeof *o);
+}
+
+static int out_grow_slots(pq_out *o)
+{
+    size_t ns = o->nslots ? o->nslots * 2 : 64;
+    size_t *sl = calloc(ns, sizeof(size_t));
+    if (!sl) return KILN_ENOMEM;
+    for (size_t i = 0; i < o->n; i++) {
+        size_t h = (size_t)o->v[i].hash & (ns - 1);
+        while (sl[h]) h = (h + 1) & (ns - 1);
+        sl[h] = i + 1;
+    }
+    free(o->slots);
+    o->slots = sl;
+    o->nslots = ns;
+    return 0;
+}
+
+static int out_point(pq_ctx *c, pq_out_series *s, int64_t t, double v)
+{
+    if (s->npts == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 8;
+        sample *np = realloc(s->pts, nc * sizeof(sample));
+        if (!np) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        s->pts = np;
+        s->cap = nc;
+    }
+    if (s->npts && s->pts[s->npts - 1].t >= t) s->unsorted = 1;
+    s->pts[s->npts++] = (sample){t, v};
+    return 0;
+}
+
+/* Finds or creates the series; returns its index or a negative code. */
+static long out_series(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name)
+{
+    uint64_t h = labels_hash(ls, nls);
+    if (o->n * 2 >= o->nslots && out_grow_slots(o) < 0) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    size_t i = (size_t)h & (o->nslots - 1);
+    while (o->slots[i]) {
+        pq_out_series *s = &o->v[o->slots[i] - 1];
+        if (s->hash == h && labels_cmp(s->ls, s->nls, ls, nls) == 0) {
+            if (!drop_name) s->drop_name = 0;
+            return (long)(o->slots[i] - 1);
+        }
+        i = (i + 1) & (o->nslots - 1);
+    }
+    if (o->n == o->cap) {
+        size_t nc = o->cap ? o->cap * 2 : 16;
+        pq_out_series *nv = realloc(o->v, nc * sizeof *nv);
+        if (!nv) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        o->v = nv;
+        o->cap = nc;
+    }
+    pq_out_series *s = &o->v[o->n];
+    memset(s, 0, sizeof *s);
+    s->ls = labels_copy(c->mem, ls, nls);
+    if (!s->ls && nls) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    s->nls = nls;
+    s->hash = h;
+    s->drop_name = drop_name;
+    o->slots[i] = ++o->n;
+    return (long)(o->n - 1);
+}
+
+int pq_out_add(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name, int64_t t, double v)
+{
+    long i = out_series(c, o, ls, nls, drop_name);
+    if (i < 0) return (int)i;
+    return out_point(c, &o->v[i], t, v);
+}
+
+static int cmp_sample_t(const void *a, const void *b)
+{
+    int64_t x = ((const sample *)a)->t, y = ((const sample *)b)->t;
+    return x < y ? -1 : x > y;
+}
+
+int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        pq_out_series *s = &o->v[i];
+        if (s->unsorted) {
+            qsort(s->pts, s->npts, sizeof(sample), cmp_sample_t);
+            for (size_t j = 1; j < s->npts; j++)
+                if (s->pts[j].t == s->pts[j - 1].t)
+                    return pq_fail(c, KILN_ERANGE, "vector cannot contain metrics with the same labelset");
+        }
+        if (pq_account(c, s->npts) < 0) return c->code;
+        pq_series *d;
+        if (pq_matrix_push(c, m, &d) < 0) return c->code;
+        d->ls = s->ls;
+        d->nls = s->nls;
+        d->drop_name = s->drop_name;
+        d->pts = arena_alloc(c->mem, s->npts * sizeof(sample) + 1);
+        if (!d->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        memcpy(d->pts, s->pts, s->npts * sizeof(sample));
+        d->npts = s->npts;
+    }
+    return 0;
+}
+
+/* ---- selectors ---- */
+
+static int64_t at_time(const pq_ctx *c, promql_at_kind k, int64_t at_ms)
+{
+    switch (k) {
+    case PROMQL_AT_TIMESTAMP: return at_ms;
+    case PROMQL_AT_START: return c->qstart;
+    case PROMQL_AT_END: return c->qend;
+    default: return 0;
+    }
+}
+
+static int do_select(pq_ctx *c, const promql_vector_selector *vs, int64_t mint, int64_t maxt, series_set **out)
+{
+    if (c->nsets == c->capsets) {
+        size_t nc = c->capsets ? c->capsets * 2 : 8;
+        series_set **nv = realloc(c->sets, nc * sizeof *nv);
+        if (!nv) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        c->sets = nv;
+        c->capsets = nc;
+    }
+    series_set *set = calloc(1, sizeof *set);
+    if (!set) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    select_hints h = {mint, maxt, 0, 0};
+    if (c->max_samples) h.max_samples = c->max_samples - (c->cur_samples < c->max_samples ? c->cur_samples : c->max_samples) + 1;
+    kiln_err e;
+    memset(&e, 0, sizeof e);
+    int rc = querier_select(c->q, vs->matchers, vs->nmatchers, &h, set, &e);
+    c->sets[c->nsets++] = set;
+    if (rc == KILN_ELIMIT)
+        return pq_fail(c, KILN_ELIMIT, "query processing would load too many samples into memory in query execution");
+    if (rc < 0) return pq_fail(c, rc, "%s", e.msg);
+    size_t tot = 0;
+    for (size_t i = 0; i < set->n; i++) tot += set->v[i].n;
+    if (pq_account(c, tot) < 0) return c->code;
+    *out = set;
+    return 0;
+}
+
+/* Instant vector selector over all steps; `ts_values`: the value is the
+ * sample's timestamp in seconds (timestamp()). */
+static int eval_vector_selector(pq_ctx *c, const promql_expr *e, int ts_values, pq_value *out)
+{
+    const promql_vector_selector *vs = &e->u.vs;
+    int has_at = vs->at != PROMQL_AT_NONE;
+    int64_t at = has_at ? at_time(c, vs->at, vs->at_ms) : 0;
+    int64_t tmin = (has_at ? at : c->start) - vs->offset_ms;
+    int64_t tmax = (has_at ? at : c->end) - vs->offset_ms;
+    series_set *set;
+    if (do_select(c, vs, tmin - c->lookback + 1, tmax, &set) < 0) return c->code;
+    out->type = PROMQL_TYPE_VECTOR;
+    sample *tmp = malloc((c->nsteps + 1) * sizeof(sample));
+    if (!tmp) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < set->n; i++) {
+        const series *s = &set->v[i];
+        size_t j = 0, np = 0;
+        for (size_t k = 0; k < c->nsteps; k++) {
+            int64_t t = c->start + (int64_t)k * c->interval;
+            int64_t te = (has_at ? at : t) - vs->offset_ms;
+            while (j < s->n && s->s[j].t <= te) j++;
+            if (j == 0) continue;
+            const sample *p = &s->s[j - 1];
+            if (p->t <= te - c->lookback || is_stale(p->v)) continue;
+            tmp[np++] = (sample){t, ts_values ? (double)p->t / 1000 : p->v};
+        }
+        if (!np) continue;
+        pq_series *o;
+        if (pq_matrix_push(c, &out->m, &o) < 0) goto fail;
+        o->ls = s->ls;
+        o->nls = s->nls;
+        o->drop_name = ts_values;
+        o->pts = arena_alloc(c->mem, np * sizeof(sample));
+        if (!o->pts) {
+            pq_fail(c, KILN_ENOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(o->pts, tmp, np * sizeof(sample));
+        o->npts = np;
+        if (pq_account(c, np) < 0) goto fail;
+    }
+    free(tmp);
+    return 0;
+fail:
+    free(tmp);
+    return c->code;
+}
+
+int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out)
+{
+    e = pq_unparen(e);
+    memset(out, 0, sizeof *out);
+    if (e->kind == PROMQL_MATRIX_SELECTOR) {
+        const promql_expr *vse = e->u.ms.vs;
+        const promql_vector_selector *vs = &vse->u.vs;
+        out->range_ms = e->u.ms.range_ms;
+        out->offset_ms = vs->offset_ms;
+        out->at = vs->at != PROMQL_AT_NONE;
+        out->at_ms = out->at ? at_time(c, vs->at, vs->at_ms) : 0;
+        out->sel = vse;
+        int64_t tmin = (out->at ? out->at_ms : c->start) - vs->offset_ms;
+        int64_t tmax = (out->at ? out->at_ms : c->end) - vs->offset_ms;
+        series_set *set;
+        if (do_select(c, vs, tmin - out->range_ms + 1, tmax, &set) < 0) return c->code;
+        for (size_t i = 0; i < set->n; i++) {
+            series *s = &set->v[i];
+            /* drop stale markers in place (the set is ours) */
+            size_t k = 0;
+            for (size_t j = 0; j < s->n; j++)
+                if (!is_stale(s->s[j].v)) s->s[k++] = s->s[j];
+            pq_series *o;
+            if (pq_matrix_push(c, &out->m, &o) < 0) return c->code;
+            o->ls = s->ls;
+            o->nls = s->nls;
+            o->pts = s->s;
+            o->npts = k;
+        }
+        return 0;
+    }
+    if (e->kind != PROMQL_SUBQUERY) return pq_fail(c, KILN_ERANGE, "expected a range vector argument");
+    const promql_subquery *sq = &e->u.sq;
+    out->range_ms = sq->range_ms;
+    out->offset_ms = sq->offset_ms;
+    out->at = sq->at != PROMQL_AT_NONE;
+    out->at_ms = out->at ? at_time(c, sq->at, sq->at_ms) : 0;
+    int64_t tmin = (out->at ? out->at_ms : c->start) - sq->offset_ms;
+    int64_t tmax = (out->at ? out->at_ms : c->end) - sq->offset_ms;
+    int64_t step = sq->step_ms > 0 ? sq->step_ms : c->default_step;
+    int64_t ns = step * ((tmin - sq->range_ms) / step);
+    if (ns <= tmin - sq->range_ms) ns += step;
+    int64_t s0 = c->start, e0 = c->end, i0 = c->interval;
+    size_t n0 = c->nsteps;
+    pq_value v;
+    memset(&v, 0, sizeof v);
+    int rc = 0;
+    if (ns <= tmax) {
+        c->start = ns;
+        c->end = tmax;
+        c->interval = step;
+        c->nsteps = (size_t)((tmax - ns) / step) + 1;
+        rc = pq_eval(c, sq->expr, &v);
+        if (rc == 0 && v.type == PROMQL_TYPE_SCALAR) {
+            pq_series *o;
+            if (pq_matrix_push(c, &out->m, &o) < 0) {
+                rc = c->code;
+            } else {
+                o->pts = arena_alloc(c->mem, c->nsteps * sizeof(sample) + 1);
+                if (!o->pts) rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+                for (size_t k = 0; rc == 0 && k < c->nsteps; k++)
+                    o->pts[k] = (sample){c->start + (int64_t)k * c->interval, v.scal[k]};
+                o->npts = c->nsteps;
+            }
+        } else if (rc == 0) {
+            out->m = v.m;
+        }
+    }
+    c->start = s0;
+    c->end = e0;
+    c->interval = i0;
+    c->nsteps = n0;
+    return rc;
+}
+
+/* ---- binary operators ---- */
+
+/* Arithmetic or comparison of two floats; returns whether to keep (for
+ * comparisons) and the value in *out. */
+static int binop_apply(promql_binop op, double l, double r, double *out)
+{
+    switch (op) {
+    case PROMQL_OP_ADD: *out = l + r; return 1;
+    case PROMQL_OP_SUB: *out = l - r; return 1;
+    case PROMQL_OP_MUL: *out = l * r; return 1;
+    case PROMQL_OP_DIV: *out = l / r; return 1;
+    case PROMQL_OP_MOD: *out = fmod(l, r); return 1;
+    case PROMQL_OP_POW: *out = pow(l, r); return 1;
+    case PROMQL_OP_ATAN2: *out = atan2(l, r); return 1;
+    case PROMQL_OP_EQL: *out = l; return l == r;
+    case PROMQL_OP_NEQ: *out = l; return l != r;
+    case PROMQL_OP_GTR: *out = l; return l > r;
+    case PROMQL_OP_LSS: *out = l; return l < r;
+    case PROMQL_OP_GTE: *out = l; return l >= r;
+    case PROMQL_OP_LTE: *out = l; return l <= r;
+    default: *out = 0; return 0;
+    }
+}
+
+static int is_arith(promql_binop op) { return op <= PROMQL_OP_ATAN2; }
+
+static int eval_scalar_binop(pq_ctx *c, const promql_binary *b, const pq_value *l, const pq_value *r, pq_value *out)
+{
+    out->type = PROMQL_TYPE_SCALAR;
+    out->scal = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
+    if (!out->scal) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    for (size_t k = 0; k < c->nsteps; k++) {
+        double v;
+        int keep = binop_apply(b->op, l->scal[k], r->scal[k], &v);
+        if (promql_binop_is_comparison(b->op)) v = keep ? 1 : 0;
+        out->scal[k] = v;
+    }
+    return 0;
+}
+
+static int eval_vector_scalar(pq_ctx *c, const promql_binary *b, const pq_value *vec, const double *sc, int swap,
+                              pq_value *out)
+{
+    out->type = PROMQL_TYPE_VECTOR;
+    int cmp = promql_binop_is_comparison(b->op);
+    for (size_t i = 0; i < vec->m.n; i++) {
+        const pq_series *s = &vec->m.v[i];
+        sample *pts = arena_alloc(c->mem, s->npts * sizeof(sample) + 1);
+        if (!pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        size_t np = 0;
+        for (size_t j = 0; j < s->npts; j++) {
+            double lv = s->pts[j].v, rv = sc[pq_step_idx(c, s->pts[j].t)], v;
+            if (swap) {
+                double t = lv;
+                lv = rv;
+                rv = t;
+            }
+            int keep = binop_apply(b->op, lv, rv, &v);
+            if (cmp && swap) v = rv;
+            if (b->return_bool) {
+                v = keep ? 1 : 0;
+                keep = 1;
+            }
+            if (keep) pts[np++] = (sample){s->pts[j].t, v};
+        }
+        if (!np) continue;
+        pq_series *o;
+        if (pq_matrix_push(c, &out->m, &o) < 0) return c->code;
+        o->ls = s->ls;
+        o->nls = s->nls;
+        o->drop_name = s->drop_name || is_arith(b->op) || b->return_bool;
+        o->pts = pts;
+        o->npts = np;
+    }
+    return 0;
+}
+
+static int in_list(const char *name, char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], name) == 0) return 1;
+    return 0;
+}
+
+/* Matching signature of a series: hash of the on() labels, or of all labels
+ * but the ignoring() ones and __name__. */
+static uint64_t match_sig(const pq_series *s, const promql_vector_matching *m)
+{
+    XXH64_state_t st;
+    XXH64_reset(&st, 0);
+    static const char sep = (char)0xff;
+    for (size_t i = 0; i < s->nls; i++) {
+        const char *n = s->ls[i].name;
+        int use = m->on ? in_list(n, m->matching, m->nmatching)
+                        : (strcmp(n, LABEL_NAME) != 0 && !in_list(n, m->matching, m->nmatching));
+        if (!use) continue;
+        XXH64_update(&st, n, strlen(n));
+        XXH64_update(&st, &sep, 1);
+        XXH64_update(&st, s->ls[i].value, strlen(s->ls[i].value));
+        XXH64_update(&st, &sep, 1);
+    }
+    return XXH64_digest(&st);
+}
+
+/* A small open-addressing map from 64-bit keys to indexes. */
+typedef struct u64map {
+    uint64_t *k;
+    size_t *v; /* index + 1; 0 = empty */
+    size_t cap;
+} u64map;
+
+static int u64map_init(u64map *m, size_t n)
+{
+    m->cap = 16;
+    while (m->cap < n * 2 + 2) m->cap *= 2;
+    m->k = malloc(m->cap * sizeof(uint64_t));
+    m->v = calloc(m->cap, sizeof(size_t));
+    return m->k && m->v ? 0 : KILN_ENOMEM;
+}
+
+static void u64map_clear(u64map *m) { memset(m->v, 0, m->cap * sizeof(size_t)); }
+
+static void u64map_free(u64map *m)
+{
+    free(m->k);
+    free(m->v);
+}
+
+/* Returns a pointer to the slot's value for key (0 when new). */
+static size_t *u64map_slot(u64map *m, uint64_t key)
+{
+    size_t i = (size_t)(key * 0x9E3779B97F4A7C15ULL) & (m->cap - 1);
+    while (m->v[i] && m->k[i] != key) i = (i + 1) & (m->cap - 1);
+    m->k[i] = key;
+    return &m->v[i];
+}
+
+static void format_match_labels(buf *b, const pq_series *s, const promql_vector_matching *m)
+{
+    label tmp[LABELS_MAX_COUNT];
+    size_t n = 0;
+    for (size_t i = 0; i < s->nls && n < LABELS_MAX_COUNT; i++) {
+        const char *nm = s->ls[i].name;
+        int use = m->on ? in_list(nm, m->matching, m->nmatching)
+                        : (strcmp(nm, LABEL_NAME) != 0 && !in_list(nm, m->matching, m->nmatching));
+        if (use) tmp[n++] = s->ls[i];
+    }
+    labels_format(b, tmp, n);
+}
+
+typedef struct side {
+    const pq_matrix *m;
+    uint64_t *sig;
+    size_t *cur;
+    size_t *act; /* series with a point at this step */
+    double *val;
+    size_t nact;
+} side;
+
+static int side_init(side *s, const pq_matrix *m, const promql_vector_matching *vm)
+{
+    s->m = m;
+    s->sig = malloc((m->n + 1) * sizeof(uint64_t));
+    s->cur = calloc(m->n + 1, sizeof(size_t));
+    s->act = malloc((m->n + 1) * sizeof(size_t));
+    s->val = malloc((m->n + 1) * sizeof(double));
+    if (!s->sig || !s->cur || !s->act || !s->val) return KILN_ENOMEM;
+    for (size_t i = 0; i < m->n; i++) s->sig[i] = match_sig(&m->v[i], vm);
+    return 0;
+}
+
+static void side_free(side *s)
+{
+    free(s->sig);
+    free(s->cur);
+    free(s->act);
+    free(s->val);
+}
+
+static void side_step(side *s, int64_t t)
+{
+    s->nact = 0;
+    for (size_t i = 0; i < s->m->n; i++) {
+        const pq_series *ps = &s->m->v[i];
+        size_t *c = &s->cur[i];
+        while (*c < ps->npts && ps->pts[*c].t < t) (*c)++;
+        if (*c < ps->npts && ps->pts[*c].t == t) {
+            s->val[s->nact] = ps->pts[*c].v;
+            s->act[s->nact++] = i;
+        }
+    }
+}
+
+/* Labels of the result of a vector-vector operation (Prometheus' resultMetric). */
+static const label *result_metric(pq_ctx *c, const pq_series *l, const pq_series *r, const promql_binary *b, size_t *nls)
+{
+    const promql_vector_matching *m = &b->matching;
+    labels_builder *lb = &c->lb;
+    if (lb_from(lb, l->ls, l->nls) < 0) return NULL;
+    if (is_arith(b->op)) lb_del(lb, LABEL_NAME);
+    if (m->card == PROMQL_CARD_ONE_TO_ONE) {
+        if (m->on) {
+            size_t n = lb->n;
+            for (size_t i = 0; i < n;) {
+                if (!in_list(lb->v[i].name, m->matching, m->nmatching)) {
+                    lb->v[i] = lb->v[--lb->n];
+                    n--;
+                } else {
+                    i++;
+                }
+            }
+        } else {
+            for (size_t i = 0; i < m->nmatching; i++) lb_del(lb, m->matching[i]);
+        }
+    }
+    for (size_t i = 0; i < m->ninclude; i++) {
+        const char *v = labels_get(r->ls, r->nls, m->include[i]);
+        if (v && *v) {
+            if (lb_set(lb, m->include[i], v) < 0) return NULL;
+        } else {
+            lb_del(lb, m->include[i]);
+        }
+    }
+    return lb_labels(lb, nls);
+}
+
+static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value *lv, const pq_value *rv, pq_value *out)
+{
+    out->type = PROMQL_TYPE_VECTOR;
+    const promql_vector_matching *vm = &b->matching;
+    side L, R;
+    memset(&L, 0, sizeof L);
+    memset(&R, 0, sizeof R);
+    u64map sigs, matched;
+    memset(&sigs, 0, sizeof sigs);
+    memset(&matched, 0, sizeof matched);
+    pq_out col;
+    pq_out_init(&col);
+    buf eb = BUF_INIT;
+    int rc = 0;
+    long *cache_j = NULL, *cache_o = NULL;
+    if (side_init(&L, &lv->m, vm) < 0 || side_init(&R, &rv->m, vm) < 0) goto nomem;
+    if (u64map_init(&sigs, lv->m.n + rv->m.n) < 0 || u64map_init(&matched, lv->m.n + rv->m.n) < 0) goto nomem;
+    int setop = promql_binop_is_set(b->op);
+    int swap = vm->card == PROMQL_CARD_ONE_TO_MANY;
+    side *many = swap ? &R : &L, *one = swap ? &L : &R;
+    cache_j = malloc((many->m->n + 1) * sizeof(long));
+    cache_o = malloc((many->m->n + 1) * sizeof(long));
+    if (!cache_j || !cache_o) goto nomem;
+    for (size_t i = 0; i < many->m->n; i++) cache_j[i] = -1;
+
+    for (size_t k = 0; k < c->nsteps; k++) {
+        int64_t t = c->start + (int64_t)k * c->interval;
+        side_step(&L, t);
+        side_step(&R, t);
+        if ((rc = pq_account(c, 0)) < 0) goto done;
+        if (setop) {
+            if (b->op == PROMQL_OP_OR) {
+                u64map_clear(&sigs);
+                for (size_t a = 0; a < L.nact; a++) {
+                    const pq_series *s = &L.m->v[L.act[a]];
+                    *u64map_slot(&sigs, L.sig[L.act[a]]) = 1;
+                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, L.val[a])) < 0) goto done;
+                }
+                for (size_t a = 0; a < R.nact; a++) {
+                    if (*u64map_slot(&sigs, R.sig[R.act[a]])) continue;
+                    const pq_series *s = &R.m->v[R.act[a]];
+                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, R.val[a])) < 0) goto done;
+                }
+            } else {
+                u64map_clear(&sigs);
+                for (size_t a = 0; a < R.nact; a++) *u64map_slot(&sigs, R.sig[R.act[a]]) = 1;
+                for (size_t a = 0; a < L.nact; a++) {
+                    int found = *u64map_slot(&sigs, L.sig[L.act[a]]) != 0;
+                    if (found != (b->op == PROMQL_OP_AND)) continue;
+                    const pq_series *s = &L.m->v[L.act[a]];
+                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, L.val[a])) < 0) goto done;
+                }
+            }
+            continue;
+        }
+        if (L.nact == 0 || R.nact == 0) continue;
+        u64map_clear(&sigs);
+        for (size_t a = 0; a < one->nact; a++) {
+            size_t *slot = u64map_slot(&sigs, one->sig[one->act[a]]);
+            if (*slot) {
+                const pq_series *s1 = &one->m->v[one->act[a]], *s2 = &one->m->v[one->act[*slot - 1]];
+                buf_reset(&eb);
+                format_match_labels(&eb, s1, vm);
+                buf_printf(&eb, " on the %s hand-side of the operation: [", swap ? "left" : "right");
+                labels_format(&eb, s1->ls, s1->nls);
+                buf_puts(&eb, ", ");
+                labels_format(&eb, s2->ls, s2->nls);
+                rc = pq_fail(c, KILN_ERANGE,
+                             "found duplicate series for the match group %s];many-to-many matching not allowed: "
+                             "matching labels must be unique on one side",
+                             eb.data);
+                goto done;
+            }
+            *slot = a + 1;
+        }
+        u64map_clear(&matched);
+        for (size_t a = 0; a < many->nact; a++) {
+            size_t i = many->act[a];
+            uint64_t sig = many->sig[i];
+            size_t ia = *u64map_slot(&sigs, sig);
+            if (!ia) continue;
+            size_t j = one->act[ia - 1];
+            double fl = many->val[a], fr = one->val[ia - 1], v;
+            if (swap) {
+                double tt = fl;
+                fl = fr;
+                fr = tt;
+            }
+            int keep = binop_apply(b->op, fl, fr, &v);
+            if (b->return_bool) {
+                v = keep ? 1 : 0;
+            } else if (!keep) {
+                continue;
+            }
+            long oi;
+            if (cache_j[i] == (long)j) {
+                oi = cache_o[i];
+            } else {
+                size_t nls;
+                const label *ls = result_metric(c, &many->m->v[i], &one->m->v[j], b, &nls);
+                if (!ls) goto nomem;
+                oi = out_series(c, &col, ls, nls, b->return_bool);
+                if (oi < 0) {
+                    rc = (int)oi;
+                    goto done;
+                }
+                cache_j[i] = (long)j;
+                cache_o[i] = oi;
+            }
+            if (vm->card == PROMQL_CARD_ONE_TO_ONE) {
+                size_t *ms = u64map_slot(&matched, sig);
+                if (*ms) {
+                    rc = pq_fail(c, KILN_ERANGE,
+                                 "multiple matches for labels: many-to-one matching must be explicit "
+                                 "(group_left/group_right)");
+                    goto done;
+                }
+                *ms = 1;
+            } else {
+                uint64_t key = sig ^ (col.v[oi].hash * 0x9E3779B97F4A7C15ULL);
+                size_t *ms = u64map_slot(&matched, key);
+                if (*ms) {
+                    rc = pq_fail(c, KILN_ERANGE, "multiple matches for labels: grouping labels must ensure unique matches");
+                    goto done;
+                }
+                *ms = 1;
+            }
+            if ((rc = out_point(c, &col.v[oi], t, v)) < 0) goto done;
+        }
+    }
+    rc = pq_out_finish(c, &col, &out->m);
+    goto done;
+nomem:
+    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+done:
+    free(cache_j);
+    free(cache_o);
+    buf_free(&eb);
+    pq_out_free(&col);
+    u64map_free(&sigs);
+    u64map_free(&matched);
+    side_free(&L);
+    side_free(&R);
+    return rc;
+}
+
+static int eval_binary(pq_ctx *c, const promql_expr *e, pq_value *out)
+{
+    const promql_binary *b = &e->u.bin;
+    pq_value l, r;
+    memset(&l, 0, sizeof l);
+    memset(&r, 0, sizeof r);
+    int rc = pq_eval(c, b->lhs, &l);
+    if (rc < 0) return rc;
+    if ((rc = pq_eval(c, b->rhs, &r)) < 0) return rc;
+    if (l.type == PROMQL_TYPE_SCALAR && r.type == PROMQL_TYPE_SCALAR) return eval_scalar_binop(c, b, &l, &r, out);
+    if (l.type == PROMQL_TYPE_VECTOR && r.type == PROMQL_TYPE_SCALAR) return eval_vector_scalar(c, b, &l, r.scal, 0, out);
+    if (l.type == PROMQL_TYPE_SCALAR && r.type == PROMQL_TYPE_VECTOR) return eval_vector_scalar(c, b, &r, l.scal, 1, out);
+    if (l.type == PROMQL_TYPE_VECTOR && r.type == PROMQL_TYPE_VECTOR) return eval_vector_vector(c, b, &l, &r, out);
+    return pq_fail(c, KILN_ERANGE, "invalid operand types for binary operator \"%s\"", promql_binop_str(b->op));
+}
+
+static int eval_unary(pq_ctx *c, const promql_expr *e, pq_value *out)
+{
+    int rc = pq_eval(c, e->u.unary.expr, out);
+    if (rc < 0 || e->u.unary.op != PROMQL_OP_SUB) return rc;
+    if (out->type == PROMQL_TYPE_SCALAR) {
+        double *ns = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
+        if (!ns) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        for (size_t k = 0; k < c->nsteps; k++) ns[k] = -out->scal[k];
+        out->scal = ns;
+        return 0;
+    }
+    pq_matrix m;
+    memset(&m, 0, sizeof m);
+    for (size_t i = 0; i < out->m.n; i++) {
+        const pq_series *s = &out->m.v[i];
+        pq_series *o;
+        if (pq_matrix_push(c, &m, &o) < 0) return c->code;
+        *o = *s;
+        o->drop_name = 1;
+        o->pts = arena_alloc(c->mem, s->npts * sizeof(sample) + 1);
+        if (!o->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        for (size_t j = 0; j < s->npts; j++) o->pts[j] = (sample){s->pts[j].t, -s->pts[j].v};
+    }
+    out->m = m;
+    return 0;
+}
+
+int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out)
+{
+    memset(out, 0, sizeof *out);
+    if (c->code) return c->code;
+    if (poll_cancel(c) < 0) return c->code;
+    switch (e->kind) {
+    case PROMQL_NUMBER:
+        out->type = PROMQL_TYPE_SCALAR;
+        out->scal = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
+        if (!out->scal) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        for (size_t k = 0; k < c->nsteps; k++) out->scal[k] = e->u.number;
+        return 0;
+    case PROMQL_STRING:
+        out->type = PROMQL_TYPE_STRING;
+        out->str = e->u.string.s;
+        return 0;
+    case PROMQL_PAREN: return pq_eval(c, e->u.paren, out);
+    case PROMQL_UNARY: return eval_unary(c, e, out);
+    case PROMQL_VECTOR_SELECTOR: return eval_vector_selector(c, e, 0, out);
+    case PROMQL_CALL:
+        if (e->u.call.func->id == PROMQL_FN_TIMESTAMP) {
+            const promql_expr *a = pq_unparen(e->u.call.args[0]);
+            if (a->kind == PROMQL_VECTOR_SELECTOR) return eval_vector_selector(c, a, 1, out);
+            int rc = pq_eval(c, a, out);
+            if (rc < 0) return rc;
+            pq_matrix m;
+            memset(&m, 0, sizeof m);
+            for (size_t i = 0; i < out->m.n; i++) {
+                pq_series *o;
+                if (pq_matrix_push(c, &m, &o) < 0) return c->code;
+                *o = out->m.v[i];
+                o->drop_name = 1;
+                o->pts = arena_alloc(c->mem, o->npts * sizeof(sample) + 1);
+                if (!o->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
+                for (size_t j = 0; j < o->npts; j++)
+                    o->pts[j] = (sample){out->m.v[i].pts[j].t, (double)out->m.v[i].pts[j].t / 1000};
+            }
+            out->m = m;
+            return 0;
+        }
+        return pq_eval_call(c, e, out);
+    case PROMQL_AGGREGATE: return pq_eval_aggregate(c, e, out);
+    case PROMQL_BINARY: return eval_binary(c, e, out);
+    case PROMQL_MATRIX_SELECTOR:
+    case PROMQL_SUBQUERY: {
+        /* only reachable as a top-level instant result */
+        pq_range_arg ra;
+        int rc = pq_eval_range_arg(c, e, &ra);
+        if (rc < 0) return rc;
+        out->type = PROMQL_TYPE_MATRIX;
+        int64_t te = (ra.at ? ra.at_ms : c->start) - ra.offset_ms;
+        for (size_t i = 0; i < ra.m.n; i++) {
+            pq_series *s = &ra.m.v[i];
+            size_t lo = 0, hi = 0;
+            while (lo < s->npts && s->pts[lo].t <= te - ra.range_ms) lo++;
+            hi = lo;
+            while (hi < s->npts && s->pts[hi].t <= te) hi++;
+            if (hi == lo) continue;
+            pq_series *o;
+            if (pq_matrix_push(c, &out->m, &o) < 0) return c->code;
+            *o = *s;
+            o->pts = s->pts + lo;
+            o->npts = hi - lo;
+        }
+        return 0;
+    }
+    }
+    return pq_fail(c, KILN_ERANGE, "unknown expression node");
+}
+
+/* ---- queries ---- */
+
+static int cmp_series_labels(const void *a, const void *b)
+{
+    const pq_series *x = a, *y = b;
+    return labels_cmp(x->ls, x->nls, y->ls, y->nls);
+}
+
+/* Applies delayed name removal and checks for equal label sets. */
+static int finish_names(pq_ctx *c, pq_matrix *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        if (!m->v[i].drop_name) continue;
+        m->v[i].ls = pq_drop_name(c, m->v[i].ls, &m->v[i].nls);
+        m->v[i].drop_name = 0;
+    }
+    if (m->n < 2) return 0;
+    uint64_t *h = malloc(m->n * sizeof(uint64_t));
+    u64map map;
+    memset(&map, 0, sizeof map);
+    if (!h || u64map_init(&map, m->n) < 0) {
+        free(h);
+        u64map_free(&map);
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
+    }
+    int rc = 0;
+    for (size_t i = 0; i < m->n && rc == 0; i++) {
+        h[i] = labels_hash(m->v[i].ls, m->v[i].nls);
+        size_t *slot = u64map_slot(&map, h[i]);
+        if (*slot) {
+            const pq_series *o = &m->v[*slot - 1];
+            if (labels_cmp(o->ls, o->nls, m->v[i].ls, m->v[i].nls) == 0)
+                rc = pq_fail(c, KILN_ERANGE, "vector cannot contain metrics with the same labelset");
+        } else {
+            *slot = i + 1;
+        }
+    }
+    free(h);
+    u64map_free(&map);
+    return rc;
+}
+
+static int run(const query_engine *eng, storage *st, const char *q, int64_t start, int64_t end, int64_t step,
+               int is_range, const query_opts *o, query_result *out, kiln_err *err)
+{
+    memset(out, 0, sizeof *out);
+    arena_init(&out->mem, 0);
+    promql_ast *ast = NULL;
+    pq_ctx c;
+    memset(&c, 0, sizeof c);
+    int rc = promql_parse(q, &ast, err);
+    if (rc < 0) {
+        arena_free(&out->mem);
+        return rc;
+    }
+    promql_type rt = promql_expr_type(ast->root);
+    if (is_range && rt != PROMQL_TYPE_SCALAR && rt != PROMQL_TYPE_VECTOR) {
+        rc = kiln_err_set(err, KILN_EINVAL,
+                          "invalid expression type \"%s\" for range query, must be Scalar or instant Vector",
+                          promql_type_name(rt));
+        goto fail;
+    }
+    c.mem = &out->mem;
+    c.start = start;
+    c.end = end;
+    c.interval = step > 0 ? step : 1;
+    c.nsteps = (size_t)((end - start) / c.interval) + 1;
+    c.qstart = start;
+    c.qend = end;
+    c.lookback = (o && o->lookback_delta_ms > 0) ? o->lookback_delta_ms : eng->opts.lookback_delta_ms;
+    c.default_step = QUERY_DEFAULT_STEP_MS;
+    c.max_samples = eng->opts.max_samples;
+    c.o = o;
+    c.deadline = eng->opts.timeout_ms > 0 ? time_mono_sec() + (double)eng->opts.timeout_ms / 1000 : 0;
+    c.query = ast->query;
+    c.err = err;
+    lb_init(&c.lb);
+    kiln_err qe;
+    memset(&qe, 0, sizeof qe);
+    if ((rc = storage_querier(st, INT64_MIN / 4, INT64_MAX / 4, &c.q, &qe)) < 0) {
+        kiln_err_set(err, rc, "%s", qe.msg);
+        goto fail;
+    }
+    pq_value v;
+    if ((rc = pq_eval(&c, ast->root, &v)) < 0) goto fail;
+    if (v.type == PROMQL_TYPE_VECTOR || v.type == PROMQL_TYPE_MATRIX) {
+        if ((rc = finish_names(&c, &v.m)) < 0) goto fail;
+    }
+    out->t = start;
+    switch (v.type) {
+    case PROMQL_TYPE_SCALAR:
+        if (is_range) {
+            out->type = QUERY_MATRIX;
+            out->series = arena_alloc(c.mem, sizeof(query_series));
+            if (!out->series) goto nomem;
+            out->nseries = 1;
+            out->series[0].pts = arena_alloc(c.mem, c.nsteps * sizeof(sample) + 1);
+            if (!out->series[0].pts) goto nomem;
+            for (size_t k = 0; k < c.nsteps; k++)
+                out->series[0].pts[k] = (sample){start + (int64_t)k * c.interval, v.scal[k]};
+            out->series[0].npts = c.nsteps;
+        } else {
+            out->type = QUERY_SCALAR;
+            out->scalar = v.scal[0];
+        }
+        break;
+    case PROMQL_TYPE_STRING:
+        out->type = QUERY_STRING;
+        out->str = v.str;
+        break;
+    case PROMQL_TYPE_VECTOR:
+    case PROMQL_TYPE_MATRIX:
+        out->type = (is_range || v.type == PROMQL_TYPE_MATRIX) ? QUERY_MATRIX : QUERY_VECTOR;
+        if (out->type == QUERY_MATRIX) qsort(v.m.v, v.m.n, sizeof(pq_series), cmp_series_labels);
+        out->series = arena_alloc(c.mem, (v.m.n + 1) * sizeof(query_series));
+        if (!out->series) goto nomem;
+        for (size_t i = 0; i < v.m.n; i++) {
+            if (!v.m.v[i].npts) continue;
+            query_series *d = &out->series[out->nseries++];
+            d->ls = v.m.v[i].ls;
+            d->nls = v.m.v[i].nls;
+            d->pts = v.m.v[i].pts;
+            d->npts = v.m.v[i].npts;
+        }
+        break;
+    default: break;
+    }
+    out->warnings = c.warn;
+    out->nwarnings = c.nwarn;
+    out->infos = c.info;
+    out->ninfos = c.ninfo;
+    out->total_samples = c.cur_samples;
+    /* Labels borrowed from storage sets must outlive them: copy them. */
+    for (size_t i = 0; i < out->nseries; i++) {
+        query_series *d = &out->series[i];
+        label *ls = labels_copy(c.mem, d->ls, d->nls);
+        if (!ls && d->nls) goto nomem;
+        d->ls = ls;
+        sample *p = arena_alloc(c.mem, d->npts * sizeof(sample) + 1);
+        if (!p) goto nomem;
+        memcpy(p, d->pts, d->npts * sizeof(sample));
+        d->pts = p;
+    }
+    rc = 0;
+    goto done;
+nomem:
+    rc = pq_fail(&c, KILN_ENOMEM, "out of memory");
+fail:
+done:
+    if (c.q) querier_close(c.q);
+    for (size_t i = 0; i < c.nsets; i++) {
+        series_set_free(c.sets[i]);
+        free(c.sets[i]);
+    }
+    free(c.sets);
+    lb_free(&c.lb);
+    buf_free(&c.scratch);
+    promql_ast_free(ast);
+    if (rc < 0) {
+        arena_free(&out->mem);
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
+
+int query_instant(const query_engine *e, storage *s, const char *q, int64_t t_ms, const query_opts *o,
+                  query_result *out, kiln_err *err)
+{
+    return run(e, s, q, t_ms, t_ms, 1, 0, o, out, err);
+}
+
+int query_range(const query_engine *e, storage *s, const char *q, int64_t start_ms, int64_t end_ms,
+                int64_t step_ms, const query_opts *o, query_result *out, kiln_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (step_ms <= 0)
+        return kiln_err_set(err, KILN_EINVAL,
+                            "zero or negative query resolution step widths are not accepted. Try a positive integer");
+    if (end_ms < start_ms) return kiln_err_set(err, KILN_EINVAL, "end timestamp must not be before start time");
+    return run(e, s, q, start_ms, end_ms, step_ms, 1, o, out, err);
+}

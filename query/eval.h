@@ -1,0 +1,156 @@
+/*
+ * eval.h - private to query/: the evaluator's data model shared by
+ * engine.c (evaluation), funcs.c (functions) and aggr.c (aggregations).
+ *
+ * An expression is evaluated over all steps of a query at once (an instant
+ * query is a range query of one step).  An instant-vector value is a matrix
+ * of pq_series holding one point per step where the series has a value; a
+ * range-vector value (only as a function argument or a top-level instant
+ * result) holds the raw samples.  A scalar holds one value per step.  All
+ * memory comes from the query's arena; label arrays are borrowed from
+ * storage series sets kept open for the query, or built in the arena.
+ *
+ * Threading: one pq_ctx per query, used by one thread.
+ */
+#ifndef KILN_QUERY_EVAL_H
+#define KILN_QUERY_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "query/ast.h"
+#include "query/query.h"
+#include "storage/storage.h"
+#include "util/util.h"
+
+typedef struct pq_series {
+    label *ls;
+    size_t nls;
+    sample *pts;
+    size_t npts;
+    int drop_name; /* __name__ goes at the end of evaluation */
+} pq_series;
+
+typedef struct pq_matrix {
+    pq_series *v;
+    size_t n, cap;
+} pq_matrix;
+
+typedef struct pq_value {
+    promql_type type;
+    pq_matrix m;      /* VECTOR (points at steps) or MATRIX (raw samples) */
+    double *scal;     /* SCALAR: one value per step */
+    const char *str;  /* STRING */
+} pq_value;
+
+/* A collector of output series keyed by label set (hash map), used where
+ * outputs are built step by step.  Points may arrive in any order; a label
+ * set seen twice at one step is the "same labelset" error. */
+typedef struct pq_out_series {
+    label *ls;
+    size_t nls;
+    uint64_t hash;
+    sample *pts;
+    size_t npts, cap;
+    int drop_name;
+    int unsorted;
+} pq_out_series;
+
+typedef struct pq_out {
+    pq_out_series *v;
+    size_t n, cap;
+    size_t *slots; /* open addressing: index+1, 0 = empty */
+    size_t nslots;
+} pq_out;
+
+typedef struct pq_ctx {
+    arena *mem;
+    querier *q;
+    int64_t start, end, interval; /* the current evaluation's steps */
+    size_t nsteps;
+    int64_t qstart, qend;          /* the query's, for @ start()/end() */
+    int64_t lookback;
+    int64_t default_step;          /* subquery default step */
+    size_t max_samples, cur_samples;
+    const query_opts *o;
+    double deadline;               /* monotonic seconds, 0 = none */
+    unsigned poll;
+    const char *query;             /* text, for annotation positions */
+    kiln_err *err;
+    int code;                      /* first error */
+    buf scratch;
+    labels_builder lb;
+    /* annotations (deduplicated) */
+    const char **warn;
+    size_t nwarn, capwarn;
+    const char **info;
+    size_t ninfo, capinfo;
+    /* storage results kept until the end of the query */
+    series_set **sets;
+    size_t nsets, capsets;
+} pq_ctx;
+
+/* ---- engine.c helpers shared with funcs.c / aggr.c ---- */
+
+/* Error helpers: record the error (first wins) and return its code. */
+int pq_fail(pq_ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Adds an annotation; `e` gives the position (may be NULL). */
+void pq_warn(pq_ctx *c, const promql_expr *e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void pq_info(pq_ctx *c, const promql_expr *e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Counts samples against max_samples; polls cancellation and the timeout. */
+int pq_account(pq_ctx *c, size_t n);
+
+int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out);
+/* Step index of t in the current evaluation. */
+static inline size_t pq_step_idx(const pq_ctx *c, int64_t t) { return (size_t)((t - c->start) / c->interval); }
+
+void pq_out_init(pq_out *o);
+void pq_out_free(pq_out *o);
+/* Adds a point to the series with labels ls (copied on first sight). */
+int pq_out_add(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name, int64_t t, double v);
+/* Moves the series into m (arena memory), sorting points; duplicate
+ * timestamps in a series are the "same labelset" error. */
+int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m);
+
+/* Labels without __name__ (arena copy; the same array when absent). */
+label *pq_drop_name(pq_ctx *c, label *ls, size_t *nls);
+
+/* Go's math.Max / math.Min (NaN wins). */
+double pq_go_max(double a, double b);
+double pq_go_min(double a, double b);
+/* Neumaier-compensated addition as Prometheus' kahanSumInc. */
+void pq_kahan_inc(double inc, double *sum, double *c);
+/* Prometheus' quantile over values (sorted in place). */
+double pq_quantile(double q, double *v, size_t n);
+/* Go's %q of a string. */
+void pq_goquote(buf *b, const char *s);
+/* Prometheus' labels.Hash (xxhash64 over name 0xff value 0xff ...). */
+uint64_t pq_prom_hash(const label *ls, size_t n);
+
+/* ---- funcs.c ---- */
+
+/* Evaluates a function call (any argument types). */
+int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out);
+
+/* ---- aggr.c ---- */
+
+int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out);
+
+/* ---- engine.c: evaluation of any node ---- */
+int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out);
+/* Evaluates a range argument (matrix selector or subquery) into raw series
+ * plus the window parameters of each step. */
+typedef struct pq_range_arg {
+    pq_matrix m;        /* raw samples, stale markers removed */
+    int64_t range_ms;
+    int64_t offset_ms;
+    int at;             /* fixed evaluation time */
+    int64_t at_ms;
+    const promql_expr *sel; /* the vector selector, or NULL for a subquery */
+} pq_range_arg;
+int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out);
+
+/* Strips parentheses. */
+const promql_expr *pq_unparen(const promql_expr *e);
+
+#endif
