@@ -360,7 +360,7 @@ int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m)
         d->drop_name = s->drop_name;
         d->pts = arena_alloc(c->mem, s->npts * sizeof(sample) + 1);
         if (!d->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
-        memcpy(d->pts, s->pts, s->npts * sizeof(sample));
+        if (s->npts) memcpy(d->pts, s->pts, s->npts * sizeof(sample));
         d->npts = s->npts;
     }
     return 0;
@@ -1121,12 +1121,13 @@ static int run(const query_engine *eng, storage *st, const char *q, int64_t star
         break;
     case PROMQL_TYPE_STRING:
         out->type = QUERY_STRING;
-        out->str = v.str;
+        out->str = arena_strndup(c.mem, v.str, strlen(v.str));
+        if (!out->str) goto nomem;
         break;
     case PROMQL_TYPE_VECTOR:
     case PROMQL_TYPE_MATRIX:
         out->type = (is_range || v.type == PROMQL_TYPE_MATRIX) ? QUERY_MATRIX : QUERY_VECTOR;
-        if (out->type == QUERY_MATRIX) qsort(v.m.v, v.m.n, sizeof(pq_series), cmp_series_labels);
+        if (out->type == QUERY_MATRIX && v.m.n > 1) qsort(v.m.v, v.m.n, sizeof(pq_series), cmp_series_labels);
         out->series = arena_alloc(c.mem, (v.m.n + 1) * sizeof(query_series));
         if (!out->series) goto nomem;
         for (size_t i = 0; i < v.m.n; i++) {
@@ -1153,7 +1154,7 @@ static int run(const query_engine *eng, storage *st, const char *q, int64_t star
         d->ls = ls;
         sample *p = arena_alloc(c.mem, d->npts * sizeof(sample) + 1);
         if (!p) goto nomem;
-        memcpy(p, d->pts, d->npts * sizeof(sample));
+        if (d->npts) memcpy(p, d->pts, d->npts * sizeof(sample));
         d->pts = p;
     }
     rc = 0;
