@@ -145,21 +145,22 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
             return rc;
         }
     }
-    if (param && in.m.n) {
+    char g1[FMT_DOUBLE_MAX], g2[FMT_DOUBLE_MAX];
+    if (param) {
         for (size_t k = 0; k < c->nsteps; k++) {
             double p = param[k];
             if (op == PROMQL_AGG_TOPK || op == PROMQL_AGG_BOTTOMK || op == PROMQL_AGG_LIMITK) {
                 if (isnan(p)) return pq_fail(c, KILN_ERANGE, "Parameter value is NaN");
                 if (p >= 9223372036854775807.0 || p <= -9223372036854775808.0)
-                    return pq_fail(c, KILN_ERANGE, "Scalar value %g overflows int64", p);
+                    return pq_fail(c, KILN_ERANGE, "Scalar value %s overflows int64", pq_gfmt(p, g1));
             } else if (op == PROMQL_AGG_LIMIT_RATIO) {
                 if (isnan(p)) return pq_fail(c, KILN_ERANGE, "Ratio value is NaN");
                 if (p < -1 || p > 1)
-                    pq_warn(c, a->param, "ratio value should be between -1 and 1, got %g, capping to %g", p,
-                            p < -1 ? -1.0 : 1.0);
+                    pq_warn(c, a->param, "ratio value should be between -1 and 1, got %s, capping to %s",
+                            pq_gfmt(p, g1), pq_gfmt(p < -1 ? -1.0 : 1.0, g2));
             } else if (op == PROMQL_AGG_QUANTILE) {
                 if (isnan(p) || p < 0 || p > 1)
-                    pq_warn(c, a->param, "quantile value should be between 0 and 1, got %g", p);
+                    pq_warn(c, a->param, "quantile value should be between 0 and 1, got %s", pq_gfmt(p, g1));
             }
         }
     }
@@ -264,7 +265,11 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
                 gr->incremental = 0;
                 switch (op) {
                 case PROMQL_AGG_STDDEV:
-                case PROMQL_AGG_STDVAR: gr->value = 0; break;
+                case PROMQL_AGG_STDVAR:
+                    /* the first point goes through the update too, so NaN and Inf propagate */
+                    gr->mean = v;
+                    gr->value = 0 * (v - v);
+                    break;
                 case PROMQL_AGG_GROUP: gr->value = 1; break;
                 case PROMQL_AGG_TOPK:
                 case PROMQL_AGG_BOTTOMK:

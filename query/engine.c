@@ -219,6 +219,12 @@ uint64_t pq_prom_hash(const label *ls, size_t n)
     return h;
 }
 
+const char *pq_gfmt(double v, char *out)
+{
+    fmt_double_g(v, out);
+    return out;
+}
+
 void pq_goquote(buf *b, const char *s)
 {
     buf_putc(b, '"');
@@ -818,9 +824,9 @@ static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value 
                 buf_reset(&eb);
                 format_match_labels(&eb, s1, vm);
                 buf_printf(&eb, " on the %s hand-side of the operation: [", swap ? "left" : "right");
-                labels_format(&eb, s1->ls, s1->nls);
-                buf_puts(&eb, ", ");
                 labels_format(&eb, s2->ls, s2->nls);
+                buf_puts(&eb, ", ");
+                labels_format(&eb, s1->ls, s1->nls);
                 rc = pq_fail(c, KILN_ERANGE,
                              "found duplicate series for the match group %s];many-to-many matching not allowed: "
                              "matching labels must be unique on one side",
@@ -843,11 +849,6 @@ static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value 
                 fr = tt;
             }
             int keep = binop_apply(b->op, fl, fr, &v);
-            if (b->return_bool) {
-                v = keep ? 1 : 0;
-            } else if (!keep) {
-                continue;
-            }
             long oi;
             if (cache_j[i] == (long)j) {
                 oi = cache_o[i];
@@ -880,6 +881,11 @@ static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value 
                     goto done;
                 }
                 *ms = 1;
+            }
+            if (b->return_bool) {
+                v = keep ? 1 : 0;
+            } else if (!keep) {
+                continue;
             }
             if ((rc = out_point(c, &col.v[oi], t, v)) < 0) goto done;
         }
@@ -1021,37 +1027,32 @@ static int cmp_series_labels(const void *a, const void *b)
     return labels_cmp(x->ls, x->nls, y->ls, y->nls);
 }
 
-/* Applies delayed name removal and checks for equal label sets. */
+/* Applies delayed name removal; series left with equal label sets merge
+ * when their points do not overlap, else it is the "same labelset" error. */
 static int finish_names(pq_ctx *c, pq_matrix *m)
 {
+    int any = 0;
     for (size_t i = 0; i < m->n; i++) {
         if (!m->v[i].drop_name) continue;
         m->v[i].ls = pq_drop_name(c, m->v[i].ls, &m->v[i].nls);
+        if (!m->v[i].ls && m->v[i].nls) return pq_fail(c, KILN_ENOMEM, "out of memory");
         m->v[i].drop_name = 0;
+        any = 1;
     }
-    if (m->n < 2) return 0;
-    uint64_t *h = malloc(m->n * sizeof(uint64_t));
-    u64map map;
-    memset(&map, 0, sizeof map);
-    if (!h || u64map_init(&map, m->n) < 0) {
-        free(h);
-        u64map_free(&map);
-        return pq_fail(c, KILN_ENOMEM, "out of memory");
-    }
+    if (!any || m->n < 2) return 0;
+    pq_out col;
+    pq_out_init(&col);
     int rc = 0;
-    for (size_t i = 0; i < m->n && rc == 0; i++) {
-        h[i] = labels_hash(m->v[i].ls, m->v[i].nls);
-        size_t *slot = u64map_slot(&map, h[i]);
-        if (*slot) {
-            const pq_series *o = &m->v[*slot - 1];
-            if (labels_cmp(o->ls, o->nls, m->v[i].ls, m->v[i].nls) == 0)
-                rc = pq_fail(c, KILN_ERANGE, "vector cannot contain metrics with the same labelset");
-        } else {
-            *slot = i + 1;
-        }
+    for (size_t i = 0; i < m->n && rc == 0; i++)
+        for (size_t j = 0; j < m->v[i].npts && rc == 0; j++)
+            rc = pq_out_add(c, &col, m->v[i].ls, m->v[i].nls, 0, m->v[i].pts[j].t, m->v[i].pts[j].v);
+    if (rc == 0 && col.n != m->n) {
+        pq_matrix nm;
+        memset(&nm, 0, sizeof nm);
+        rc = pq_out_finish(c, &col, &nm);
+        if (rc == 0) *m = nm;
     }
-    free(h);
-    u64map_free(&map);
+    pq_out_free(&col);
     return rc;
 }
 

@@ -122,6 +122,8 @@ double pq_go_min(double a, double b);
 void pq_kahan_inc(double inc, double *sum, double *c);
 /* Prometheus' quantile over values (sorted in place). */
 double pq_quantile(double q, double *v, size_t n);
+/* Go's %g of a float ("NaN", "+Inf", "1e+06"); returns out. */
+const char *pq_gfmt(double v, char *out);
 /* Go's %q of a string. */
 void pq_goquote(buf *b, const char *s);
 /* Prometheus' labels.Hash (xxhash64 over name 0xff value 0xff ...). */

@@ -384,8 +384,9 @@ static int eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out)
 
     if (id == PROMQL_FN_QUANTILE_OVER_TIME) {
         for (size_t k = 0; k < c->nsteps; k++)
-            if (!isnan(a0[k]) && (a0[k] < 0 || a0[k] > 1)) {
-                pq_warn(c, e->u.call.args[0], "quantile value should be between 0 and 1, got %g", a0[k]);
+            if (isnan(a0[k]) || a0[k] < 0 || a0[k] > 1) {
+                char g[FMT_DOUBLE_MAX];
+                pq_warn(c, e->u.call.args[0], "quantile value should be between 0 and 1, got %s", pq_gfmt(a0[k], g));
                 break;
             }
     }
@@ -1071,8 +1072,9 @@ static int eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out)
     out->type = PROMQL_TYPE_VECTOR;
     if (!frac)
         for (size_t k = 0; k < c->nsteps; k++)
-            if (!isnan(q[k]) && (q[k] < 0 || q[k] > 1)) {
-                pq_warn(c, call->args[0], "quantile value should be between 0 and 1, got %g", q[k]);
+            if (isnan(q[k]) || q[k] < 0 || q[k] > 1) {
+                char g[FMT_DOUBLE_MAX];
+                pq_warn(c, call->args[0], "quantile value should be between 0 and 1, got %s", pq_gfmt(q[k], g));
                 break;
             }
     /* group the input series by their labels without "le" */

@@ -682,11 +682,15 @@ static void add_expect_series(eval_cmd *ev, runner *r, const char *line, int lin
     ev->es[ev->nes++] = es;
 }
 
+/* Loads the body of a `load`: a series written twice keeps the later
+ * value where both have one (as Prometheus' test storage does). */
 static int do_load(runner *r, int64_t step, char **lines, int *linenos, size_t n)
 {
     kiln_err e;
-    appender *ap = storage_appender(r->st);
-    if (!ap) return -1;
+    lset *sets = calloc(n + 1, sizeof *sets);
+    pts *vals = calloc(n + 1, sizeof *vals);
+    size_t ns = 0;
+    if (!sets || !vals) exit(2);
     for (size_t i = 0; i < n; i++) {
         lset ls;
         const char *p = parse_series(lines[i], &r->mem, &ls);
@@ -708,13 +712,33 @@ static int do_load(runner *r, int64_t step, char **lines, int *linenos, size_t n
             continue;
         }
         if (rc < 0) fprintf(stderr, "%s:%d: bad values\n", r->file, linenos[i]);
-        uint64_t ref = 0;
+        size_t k;
+        for (k = 0; k < ns; k++)
+            if (labels_cmp(sets[k].ls, sets[k].n, ls.ls, ls.n) == 0) break;
+        if (k == ns) {
+            sets[ns] = ls;
+            vals[ns++] = v;
+            continue;
+        }
         for (size_t j = 0; j < v.n; j++) {
-            if (!v.v[j].present) continue;
-            appender_append(ap, &ref, ref ? NULL : ls.ls, ref ? 0 : ls.n, (int64_t)j * step, v.v[j].v, &e);
+            while (vals[k].n <= j) pts_push(&vals[k], 0, 0);
+            if (v.v[j].present) vals[k].v[j] = v.v[j];
         }
         free(v.v);
     }
+    appender *ap = storage_appender(r->st);
+    if (!ap) exit(2);
+    for (size_t k = 0; k < ns; k++) {
+        uint64_t ref = 0;
+        for (size_t j = 0; j < vals[k].n; j++) {
+            if (!vals[k].v[j].present) continue;
+            appender_append(ap, &ref, ref ? NULL : sets[k].ls, ref ? 0 : sets[k].n, (int64_t)j * step,
+                            vals[k].v[j].v, &e);
+        }
+        free(vals[k].v);
+    }
+    free(sets);
+    free(vals);
     if (appender_commit(ap, &e) < 0) {
         fprintf(stderr, "%s: commit: %s\n", r->file, e.msg);
         return -1;
