@@ -732,6 +732,7 @@ static const label *result_metric(pq_ctx *c, const pq_series *l, const pq_series
 {
     const promql_vector_matching *m = &b->matching;
     labels_builder *lb = &c->lb;
+    *nls = SIZE_MAX;
     if (lb_from(lb, l->ls, l->nls) < 0) return NULL;
     if (is_arith(b->op)) lb_del(lb, LABEL_NAME);
     if (m->card == PROMQL_CARD_ONE_TO_ONE) {
@@ -752,7 +753,10 @@ static const label *result_metric(pq_ctx *c, const pq_series *l, const pq_series
     for (size_t i = 0; i < m->ninclude; i++) {
         const char *v = labels_get(r->ls, r->nls, m->include[i]);
         if (v && *v) {
-            if (lb_set(lb, m->include[i], v) < 0) return NULL;
+            if (lb_set(lb, m->include[i], v) < 0) {
+                *nls = SIZE_MAX;
+                return NULL;
+            }
         } else {
             lb_del(lb, m->include[i]);
         }
@@ -855,7 +859,7 @@ static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value 
             } else {
                 size_t nls;
                 const label *ls = result_metric(c, &many->m->v[i], &one->m->v[j], b, &nls);
-                if (!ls) goto nomem;
+                if (!ls && nls == SIZE_MAX) goto nomem;
                 oi = out_series(c, &col, ls, nls, b->return_bool);
                 if (oi < 0) {
                     rc = (int)oi;
@@ -1083,6 +1087,7 @@ static int run(const query_engine *eng, storage *st, const char *q, int64_t star
     c.nsteps = (size_t)((end - start) / c.interval) + 1;
     c.qstart = start;
     c.qend = end;
+    c.qstep = step;
     c.lookback = (o && o->lookback_delta_ms > 0) ? o->lookback_delta_ms : eng->opts.lookback_delta_ms;
     c.default_step = QUERY_DEFAULT_STEP_MS;
     c.max_samples = eng->opts.max_samples;

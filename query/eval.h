@@ -68,7 +68,7 @@ typedef struct pq_ctx {
     querier *q;
     int64_t start, end, interval; /* the current evaluation's steps */
     size_t nsteps;
-    int64_t qstart, qend;          /* the query's, for @ start()/end() */
+    int64_t qstart, qend, qstep;   /* the query's, for @ start()/end(), step() */
     int64_t lookback;
     int64_t default_step;          /* subquery default step */
     size_t max_samples, cur_samples;

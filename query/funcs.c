@@ -295,6 +295,14 @@ static int range_fn(pq_ctx *c, promql_func_id id, const win *w, double a0, doubl
         if (id == PROMQL_FN_QUANTILE_OVER_TIME) {
             *out = pq_quantile(a0, v, n);
         } else {
+            int has_nan = 0;
+            for (size_t i = 0; i < n; i++)
+                if (isnan(v[i])) has_nan = 1;
+            if (has_nan) {
+                free(v);
+                *out = NAN;
+                return 1;
+            }
             double med = pq_quantile(0.5, v, n);
             for (size_t i = 0; i < n; i++) v[i] = fabs(s[i].v - med);
             *out = pq_quantile(0.5, v, n);
@@ -474,7 +482,7 @@ static int eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out)
             while (lo < in->npts && in->pts[lo].t <= rs) lo++;
             if (hi < lo) hi = lo;
             while (hi < in->npts && in->pts[hi].t <= te) hi++;
-            win w = {in->pts + lo, hi - lo, ra.at ? ra.at_ms : t, rs, te, ra.range_ms};
+            win w = {in->pts + lo, hi - lo, t, rs, te, ra.range_ms};
             if (w.n) had_floats = 1;
             double v = 0;
             int r = range_fn(c, id, &w, a0 ? a0[k] : 0, a1 ? a1[k] : 0, &v);
@@ -1331,6 +1339,31 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out)
     case PROMQL_FN_HISTOGRAM_FRACTION: return eval_histogram(c, e, out);
     case PROMQL_FN_ABSENT: return eval_absent(c, e, out);
     case PROMQL_FN_SCALAR: return eval_scalar_fn(c, e, out);
+    case PROMQL_FN_STEP:
+    case PROMQL_FN_RANGE:
+    case PROMQL_FN_START:
+    case PROMQL_FN_END: {
+        int rc = new_scalar(c, out);
+        if (rc < 0) return rc;
+        double v = id == PROMQL_FN_STEP    ? (c->qstart == c->qend ? 0 : (double)c->qstep / 1000)
+                   : id == PROMQL_FN_RANGE ? (double)(c->qend - c->qstart) / 1000
+                   : id == PROMQL_FN_START ? (double)c->qstart / 1000
+                                           : (double)c->qend / 1000;
+        for (size_t k = 0; k < c->nsteps; k++) out->scal[k] = v;
+        return 0;
+    }
+    case PROMQL_FN_MIN_OF:
+    case PROMQL_FN_MAX_OF: {
+        int rc = new_scalar(c, out);
+        if (rc < 0) return rc;
+        for (size_t i = 0; i < call->nargs; i++) {
+            double *a = scalar_arg(c, e, i);
+            if (!a) return c->code;
+            for (size_t k = 0; k < c->nsteps; k++)
+                out->scal[k] = i == 0 ? a[k] : id == PROMQL_FN_MIN_OF ? pq_go_min(out->scal[k], a[k]) : pq_go_max(out->scal[k], a[k]);
+        }
+        return 0;
+    }
     case PROMQL_FN_TIME:
     case PROMQL_FN_PI: {
         int rc = new_scalar(c, out);

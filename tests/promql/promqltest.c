@@ -170,10 +170,7 @@ static const char *parse_num(const char *p, double *v)
         p += 3;
     } else {
         const char *d = p;
-        if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && isxdigit((unsigned char)p[2])) {
-            p += 2;
-            while (isxdigit((unsigned char)*p)) p++;
-        } else {
+        {
             while (isdigit((unsigned char)*p)) p++;
             if (*p == '.') {
                 p++;
