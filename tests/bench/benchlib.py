@@ -1,0 +1,41 @@
+"""Shared pieces of the side-by-side benchmark drivers in tests/bench/."""
+import os
+import socket
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KILN = os.path.join(ROOT, "bin/kiln")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def rss_of(pid):
+    """Resident memory of a process, bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def wait_ready(port, proc=None, timeout=1800):
+    """Seconds until http://127.0.0.1:port/-/ready answers 200."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("server exited before it was ready")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as r:
+                if r.status == 200:
+                    return time.time() - t0
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("not ready in time")
