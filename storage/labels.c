@@ -1,17 +1,38 @@
 /*
- * labels.c - label sets and matchers (the first two sections of storage.h).
+ * labels.c - label sets and matchers (the "labels" and "matchers" sections
+ * of storage.h).
  *
  * A label set is a sorted array of borrowed (name, value) strings; this file
  * hashes, orders, checks, formats and copies them, and builds them.
- * Matchers compile regular expressions with PCRE2, anchored like
- * Prometheus ("^(?s:...)$"), JIT where available; plain literals and
- * alternations of literals are matched without PCRE2.
  *
- * Threading: no shared state; a matcher may be used from many threads at
- * once (match data is allocated per call when PCRE2 runs).
+ * Matchers.  A regex matcher must match the whole value like Prometheus'
+ * "^(?s:...)$" with Go's `$` (end of text only).  PCRE2 gets the user's
+ * pattern untouched with ANCHORED | ENDANCHORED | DOTALL | DOLLAR_ENDONLY:
+ * that is the same language, but a pattern such as "a)(" cannot close our
+ * wrapper group and slip through, `$` does not match before a final newline,
+ * and error offsets are offsets in the user's text.  Patterns of a simple
+ * shape never reach PCRE2 (most selectors are like these):
+ *
+ *   shape              example       matched by
+ *   ".*"               .*            anything
+ *   ".+"               .+            any non-empty value
+ *   lit                foo, a\.b     strcmp
+ *   lit|lit|...        a|b|(a|b)     strcmp against each
+ *   lit.*              foo.*         prefix
+ *   .*lit              .*foo         suffix
+ *   .*lit.*            .*foo.*       strstr
+ *
+ * where lit is plain characters and backslash-escaped ASCII punctuation,
+ * optionally in one "(...)" or "(?:...)" group around the whole pattern.
+ *
+ * Threading: a matcher may be used from many threads at once.  pcre2_match
+ * needs scratch match data; each thread keeps one (a _Thread_local pointer,
+ * freed at thread exit by a pthread key destructor).  That key is the only
+ * process-wide state here, created once with pthread_once.
  */
 #include "storage/storage.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +45,13 @@
 /* ---- label sets --------------------------------------------------------- */
 
 uint64_t labels_hash(const label *ls, size_t n) {
-    /* one pass over a contiguous copy is several times faster than
-     * streaming four small updates a label */
+    /* One call over a contiguous copy is several times faster than four
+     * small streaming updates a label; both give the same hash. */
     char stack[1024];
     size_t len = 0;
     for (size_t i = 0; i < n; i++) {
         size_t nl = strlen(ls[i].name), vl = strlen(ls[i].value);
-        if (len + nl + vl + 2 > sizeof stack)
+        if (nl + vl + 2 > sizeof stack - len)
             goto stream;
         memcpy(stack + len, ls[i].name, nl);
         len += nl;
@@ -98,6 +119,8 @@ static void insertion_sort(label *ls, size_t n) {
     }
 }
 
+/* Sorts ls[0..n) using tmp[0..n); takes from the right run only when strictly
+ * smaller, which keeps equal names in their order. */
 static void merge_sort(label *ls, label *tmp, size_t n) {
     if (n <= 16) {
         insertion_sort(ls, n);
@@ -106,6 +129,8 @@ static void merge_sort(label *ls, label *tmp, size_t n) {
     size_t h = n / 2;
     merge_sort(ls, tmp, h);
     merge_sort(ls + h, tmp, n - h);
+    if (strcmp(ls[h - 1].name, ls[h].name) <= 0)
+        return; /* already in order: the common case for nearly sorted input */
     size_t i = 0, j = h, k = 0;
     while (i < h && j < n)
         tmp[k++] = strcmp(ls[j].name, ls[i].name) < 0 ? ls[j++] : ls[i++];
@@ -123,26 +148,58 @@ void labels_sort(label *ls, size_t n) {
     }
     label *tmp = malloc(n * sizeof *tmp);
     if (!tmp) {
-        insertion_sort(ls, n);
+        insertion_sort(ls, n); /* slower, but sorting cannot fail */
         return;
     }
     merge_sort(ls, tmp, n);
     free(tmp);
 }
 
+/*
+ * Writes s quoted for an error message into dst (of size cap >= 16):
+ * `"` and `\` escaped, control bytes and (when s is not UTF-8) bytes >= 0x80
+ * as \xNN, cut with "..." when long.
+ */
+static const char *msg_quote(char *dst, size_t cap, const char *s) {
+    size_t sl = strlen(s), k = 0;
+    int utf8 = utf8_valid(s, sl);
+    dst[k++] = '"';
+    for (size_t i = 0; i < sl; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (k + 8 >= cap) {
+            memcpy(dst + k, "...", 3);
+            k += 3;
+            break;
+        }
+        if (c == '"' || c == '\\') {
+            dst[k++] = '\\';
+            dst[k++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
+            k += (size_t)snprintf(dst + k, cap - k, "\\x%02x", c);
+        } else {
+            dst[k++] = (char)c;
+        }
+    }
+    dst[k++] = '"';
+    dst[k] = 0;
+    return dst;
+}
+
 int labels_check(const label *ls, size_t n, kiln_err *err) {
+    char q[160];
     if (n > LABELS_MAX_COUNT)
         return kiln_err_set(err, KILN_EINVAL, "too many labels: %zu (at most %d)", n, LABELS_MAX_COUNT);
     for (size_t i = 0; i < n; i++) {
-        const char *name = ls[i].name, *value = ls[i].value;
+        const char *name = ls[i].name ? ls[i].name : "";
+        const char *value = ls[i].value ? ls[i].value : "";
         size_t nl = strlen(name), vl = strlen(value);
         if (nl == 0)
             return kiln_err_set(err, KILN_EINVAL, "empty label name");
         if (nl > LABEL_NAME_MAX_LEN)
-            return kiln_err_set(err, KILN_EINVAL, "label name \"%.64s...\" is longer than %d bytes", name,
-                                LABEL_NAME_MAX_LEN);
+            return kiln_err_set(err, KILN_EINVAL, "label name %s is longer than %d bytes",
+                                msg_quote(q, 80, name), LABEL_NAME_MAX_LEN);
         if (!label_name_valid(name, nl))
-            return kiln_err_set(err, KILN_EINVAL, "invalid label name \"%.200s\"", name);
+            return kiln_err_set(err, KILN_EINVAL, "invalid label name %s", msg_quote(q, sizeof q, name));
         if (i > 0) {
             int c = strcmp(ls[i - 1].name, name);
             if (c == 0)
@@ -162,21 +219,109 @@ int labels_check(const label *ls, size_t n, kiln_err *err) {
     return 0;
 }
 
-/* Go %q-style quoting of s into out. */
+/*
+ * Decodes one UTF-8 sequence at p (n bytes left); returns its length and the
+ * code point in *r, or 0 when the bytes there are not valid UTF-8.
+ */
+static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *r) {
+    if (p[0] < 0x80) {
+        *r = p[0];
+        return 1;
+    }
+    size_t len;
+    uint32_t c, min;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        len = 2, c = p[0] & 0x1f, min = 0x80;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        len = 3, c = p[0] & 0x0f, min = 0x800;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        len = 4, c = p[0] & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *r = c;
+    return len;
+}
+
+/*
+ * Whether Go's strconv.Quote would escape the (non-ASCII) rune r: controls,
+ * format characters, separators other than ASCII space, private use and
+ * noncharacters.  Go also escapes unassigned code points, which would need
+ * the Unicode tables; those pass through here.
+ */
+static int rune_unprintable(uint32_t r) {
+    static const uint32_t ranges[][2] = {
+        {0x80, 0xa0},       {0xad, 0xad},       {0x600, 0x605},     {0x61c, 0x61c},   {0x6dd, 0x6dd},
+        {0x70f, 0x70f},     {0x890, 0x891},     {0x8e2, 0x8e2},     {0x1680, 0x1680}, {0x180e, 0x180e},
+        {0x2000, 0x200f},   {0x2028, 0x202f},   {0x205f, 0x2064},   {0x2066, 0x206f}, {0x3000, 0x3000},
+        {0xe000, 0xf8ff},   {0xfdd0, 0xfdef},   {0xfeff, 0xfeff},   {0xfff9, 0xfffb}, {0x110bd, 0x110bd},
+        {0x110cd, 0x110cd}, {0x13430, 0x1343f}, {0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0001, 0xe0001},
+        {0xe0020, 0xe007f}, {0xf0000, 0x10ffff},
+    };
+    if ((r & 0xfffe) == 0xfffe)
+        return 1; /* U+xxFFFE and U+xxFFFF are noncharacters in every plane */
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (r >= ranges[i][0] && r <= ranges[i][1])
+            return 1;
+    return 0;
+}
+
+/* Go %q (strconv.Quote) of s into out. */
 static int quote(buf *out, const char *s) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
     int rc = buf_putc(out, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p && rc == 0; p++) {
-        switch (*p) {
-        case '"': rc = buf_puts(out, "\\\""); break;
-        case '\\': rc = buf_puts(out, "\\\\"); break;
-        case '\n': rc = buf_puts(out, "\\n"); break;
-        case '\t': rc = buf_puts(out, "\\t"); break;
-        case '\r': rc = buf_puts(out, "\\r"); break;
-        default:
-            if (*p < 0x20 || *p == 0x7f)
-                rc = buf_printf(out, "\\x%02x", *p);
-            else
-                rc = buf_putc(out, (char)*p);
+    for (size_t i = 0; i < n && rc == 0;) {
+        unsigned char c = p[i];
+        const char *esc = NULL;
+        switch (c) {
+        case '\a': esc = "\\a"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        case '\v': esc = "\\v"; break;
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        default: break;
+        }
+        if (esc) {
+            rc = buf_puts(out, esc);
+            i++;
+            continue;
+        }
+        if (c >= 0x20 && c < 0x7f) {
+            /* copy a run of plain ASCII at once */
+            size_t j = i + 1;
+            while (j < n && p[j] >= 0x20 && p[j] < 0x7f && p[j] != '"' && p[j] != '\\')
+                j++;
+            rc = buf_append(out, p + i, j - i);
+            i = j;
+            continue;
+        }
+        uint32_t r = 0;
+        size_t len = c < 0x80 ? 1 : utf8_decode(p + i, n - i, &r);
+        if (c < 0x80 || len == 0) {
+            char x[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            rc = buf_append(out, x, 4);
+            i++;
+        } else if (rune_unprintable(r)) {
+            rc = r < 0x10000 ? buf_printf(out, "\\u%04x", (unsigned)r) : buf_printf(out, "\\U%08x", (unsigned)r);
+            i += len;
+        } else {
+            rc = buf_append(out, p + i, len);
+            i += len;
         }
     }
     return rc ? rc : buf_putc(out, '"');
@@ -187,8 +332,11 @@ int labels_format(buf *out, const label *ls, size_t n) {
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (i)
             rc = buf_puts(out, ", ");
-        if (rc == 0)
-            rc = buf_puts(out, ls[i].name);
+        if (rc == 0) {
+            /* like Prometheus, only names outside the legacy charset are quoted */
+            const char *name = ls[i].name;
+            rc = label_name_valid(name, strlen(name)) ? buf_puts(out, name) : quote(out, name);
+        }
         if (rc == 0)
             rc = buf_putc(out, '=');
         if (rc == 0)
@@ -210,7 +358,7 @@ label *labels_copy(arena *a, const label *ls, size_t n) {
     return r;
 }
 
-/* ---- builder -------------------------------------------------------------- */
+/* ---- builder ------------------------------------------------------------ */
 
 void lb_init(labels_builder *b) { memset(b, 0, sizeof *b); }
 
@@ -230,6 +378,20 @@ void lb_del(labels_builder *b, const char *name) {
         }
 }
 
+static int lb_grow(labels_builder *b, size_t need) {
+    if (need <= b->cap)
+        return 0;
+    size_t nc = b->cap ? b->cap : 16;
+    while (nc < need)
+        nc *= 2;
+    label *nv = realloc(b->v, nc * sizeof *nv);
+    if (!nv)
+        return KILN_ENOMEM;
+    b->v = nv;
+    b->cap = nc;
+    return 0;
+}
+
 int lb_set(labels_builder *b, const char *name, const char *value) {
     if (!value || !*value) {
         lb_del(b, name);
@@ -240,30 +402,24 @@ int lb_set(labels_builder *b, const char *name, const char *value) {
             b->v[i].value = value;
             return 0;
         }
-    if (b->n == b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 16;
-        label *nv = realloc(b->v, nc * sizeof *nv);
-        if (!nv)
-            return KILN_ENOMEM;
-        b->v = nv;
-        b->cap = nc;
-    }
+    if (lb_grow(b, b->n + 1) < 0)
+        return KILN_ENOMEM;
     b->v[b->n++] = (label){name, value};
     return 0;
 }
 
 int lb_from(labels_builder *b, const label *ls, size_t n) {
-    b->n = 0;
-    if (n > b->cap) {
-        label *nv = realloc(b->v, n * sizeof *nv);
-        if (!nv)
-            return KILN_ENOMEM;
-        b->v = nv;
-        b->cap = n;
+    if (ls == b->v) {
+        /* starting from our own lb_labels(): nothing to copy */
+        b->n = n <= b->n ? n : b->n;
+        return 0;
     }
-    if (n)
-        memcpy(b->v, ls, n * sizeof *ls);
-    b->n = n;
+    b->n = 0;
+    if (lb_grow(b, n) < 0)
+        return KILN_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (ls[i].value && ls[i].value[0]) /* an empty value means no such label */
+            b->v[b->n++] = ls[i];
     return 0;
 }
 
@@ -273,59 +429,123 @@ const label *lb_labels(labels_builder *b, size_t *n) {
     return b->v;
 }
 
-/* ---- matchers ---------------------------------------------------------------- */
+/* ---- matchers ----------------------------------------------------------- */
+
+enum { RE_PCRE, RE_ANY, RE_NONEMPTY, RE_SET, RE_PREFIX, RE_SUFFIX, RE_CONTAINS };
+
+typedef struct re_lit {
+    const char *s; /* into mre.pool */
+    size_t n;
+} re_lit;
 
 /* Private state behind matcher.re. */
 typedef struct mre {
-    pcre2_code *code;
-    int kind; /* RE_PCRE, RE_ANY (".*"), RE_NONEMPTY (".+"), RE_LITERALS */
-    char **lits;
+    int kind;
+    pcre2_code *code; /* RE_PCRE */
+    re_lit *lits;     /* RE_SET: the alternatives; PREFIX/SUFFIX/CONTAINS: lits[0] */
     size_t nlits;
+    char *pool; /* the unescaped literals, NUL-terminated */
 } mre;
 
-enum { RE_PCRE, RE_ANY, RE_NONEMPTY, RE_LITERALS };
-
-/* Whether c is a regex metacharacter. */
-static int is_meta(char c) { return strchr("\\^$.|?*+()[]{}", c) != NULL; }
-
-/* A regex made of plain literals separated by '|' becomes a list. */
-static int literal_alternation(const char *re, mre *m) {
-    size_t n = 1;
-    for (const char *p = re; *p; p++) {
-        if (*p == '|')
-            n++;
-        else if (is_meta(*p))
-            return 0;
-    }
-    if (!(m->lits = calloc(n, sizeof *m->lits)))
-        return -1;
-    const char *start = re;
-    for (size_t i = 0; i < n; i++) {
-        const char *end = strchr(start, '|');
-        size_t len = end ? (size_t)(end - start) : strlen(start);
-        if (!(m->lits[i] = strndup(start, len)))
-            return -1;
-        m->nlits++;
-        start = end ? end + 1 : start + len;
-    }
-    m->kind = RE_LITERALS;
-    return 1;
+static void mre_free(mre *r) {
+    if (!r)
+        return;
+    if (r->code)
+        pcre2_code_free(r->code);
+    free(r->lits);
+    free(r->pool);
+    free(r);
 }
 
-static void mre_free(mre *m) {
-    if (!m)
-        return;
-    if (m->code)
-        pcre2_code_free(m->code);
-    for (size_t i = 0; i < m->nlits; i++)
-        free(m->lits[i]);
-    free(m->lits);
-    free(m);
+/*
+ * Recognises the simple shapes of the table at the top.  Returns 1 and fills
+ * r when re[0..len) is one, 0 when PCRE2 must handle it, KILN_ENOMEM.  re is
+ * valid UTF-8, so bytes >= 0x80 are parts of literal characters.
+ */
+static int simple_shape(const char *re, size_t len, mre *r) {
+    const char *p = re, *e = re + len;
+    if (len >= 2 && p[0] == '(' && e[-1] == ')') {
+        const char *ip = p + 1, *ie = e - 1;
+        if (ie - ip >= 2 && ip[0] == '?' && ip[1] == ':')
+            ip += 2;
+        if (!memchr(ip, '(', (size_t)(ie - ip)) && !memchr(ip, ')', (size_t)(ie - ip)))
+            p = ip, e = ie; /* one group around everything: drop it */
+    }
+    if (e - p == 2 && p[0] == '.' && (p[1] == '*' || p[1] == '+')) {
+        r->kind = p[1] == '*' ? RE_ANY : RE_NONEMPTY;
+        return 1;
+    }
+
+    size_t nalts = 1;
+    for (const char *q = p; q < e; q++) {
+        if (*q == '\\' && q + 1 < e)
+            q++;
+        else if (*q == '|')
+            nalts++;
+    }
+    if (!(r->pool = malloc((size_t)(e - p) + nalts)) || !(r->lits = calloc(nalts, sizeof *r->lits)))
+        return KILN_ENOMEM;
+
+    char *out = r->pool;
+    int lead = 0, trail = 0;
+    const char *q = p;
+    for (size_t a = 0; a < nalts; a++) {
+        re_lit *l = &r->lits[a];
+        l->s = out;
+        if (e - q >= 2 && q[0] == '.' && q[1] == '*') {
+            lead = 1;
+            q += 2;
+        }
+        while (q < e && *q != '|') {
+            unsigned char c = (unsigned char)*q;
+            if (c == '.' && q + 1 < e && q[1] == '*' && (q + 2 == e || q[2] == '|')) {
+                trail = 1;
+                q += 2;
+                break;
+            }
+            if (c == '\\') {
+                /* a backslash before ASCII punctuation makes it literal;
+                 * anything else (\d, \b, \Q, ...) is for PCRE2 */
+                unsigned char d = q + 1 < e ? (unsigned char)q[1] : 0;
+                if (d < 0x21 || d > 0x7e || (d >= '0' && d <= '9') || (d >= 'a' && d <= 'z') ||
+                    (d >= 'A' && d <= 'Z'))
+                    return 0;
+                *out++ = (char)d;
+                q += 2;
+                continue;
+            }
+            if (strchr("^$.?*+()[]{}", c) || c == 0)
+                return 0;
+            *out++ = (char)c;
+            q++;
+        }
+        l->n = (size_t)(out - l->s);
+        *out++ = 0;
+        if (q < e && *q == '|')
+            q++;
+    }
+    r->nlits = nalts;
+    if (nalts > 1) {
+        if (lead || trail)
+            return 0;
+        r->kind = RE_SET;
+    } else if (lead && trail) {
+        r->kind = r->lits[0].n ? RE_CONTAINS : RE_ANY;
+    } else if (lead) {
+        r->kind = RE_SUFFIX;
+    } else if (trail) {
+        r->kind = RE_PREFIX;
+    } else {
+        r->kind = RE_SET;
+    }
+    return 1;
 }
 
 int matcher_init(matcher *m, match_type type, const char *name, const char *value, kiln_err *err) {
     memset(m, 0, sizeof *m);
     m->type = type;
+    if (type != MATCH_EQ && type != MATCH_NEQ && type != MATCH_RE && type != MATCH_NRE)
+        return kiln_err_set(err, KILN_EINVAL, "unknown match type %d", (int)type);
     if (!(m->name = strdup(name)) || !(m->value = strdup(value)))
         goto nomem;
     if (type != MATCH_RE && type != MATCH_NRE)
@@ -334,38 +554,39 @@ int matcher_init(matcher *m, match_type type, const char *name, const char *valu
     if (!r)
         goto nomem;
     m->re = r;
-    if (strcmp(value, ".*") == 0) {
-        r->kind = RE_ANY;
-        return 0;
-    }
-    if (strcmp(value, ".+") == 0) {
-        r->kind = RE_NONEMPTY;
-        return 0;
-    }
-    int lit = literal_alternation(value, r);
-    if (lit < 0)
-        goto nomem;
-    if (lit > 0)
-        return 0;
     size_t vl = strlen(value);
-    char *pat = malloc(vl + 16);
-    if (!pat)
-        goto nomem;
-    snprintf(pat, vl + 16, "^(?s:%s)$", value);
-    int ecode;
-    PCRE2_SIZE eoff;
-    r->code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ecode, &eoff, NULL);
-    free(pat);
+    if (utf8_valid(value, vl)) {
+        int rc = simple_shape(value, vl, r);
+        if (rc < 0)
+            goto nomem;
+        if (rc > 0)
+            return 0;
+        free(r->lits);
+        free(r->pool);
+        r->lits = NULL;
+        r->pool = NULL;
+        r->nlits = 0;
+    }
+    r->kind = RE_PCRE;
+    int ecode = 0;
+    PCRE2_SIZE eoff = 0;
+    r->code = pcre2_compile((PCRE2_SPTR)value, vl,
+                            PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY |
+                                PCRE2_NEVER_BACKSLASH_C,
+                            &ecode, &eoff, NULL);
     if (!r->code) {
+        if (ecode == PCRE2_ERROR_NOMEMORY || ecode == PCRE2_ERROR_HEAP_FAILED)
+            goto nomem;
         PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(ecode, msg, sizeof msg);
-        long off = (long)eoff - 5; /* offset in the user's text, not the anchored pattern */
-        kiln_err_set(err, KILN_EINVAL, "invalid regular expression \"%s\": %s at offset %ld", value, (char *)msg,
-                     off < 0 ? 0 : off);
+        if (pcre2_get_error_message(ecode, msg, sizeof msg) < 0)
+            snprintf((char *)msg, sizeof msg, "error %d", ecode);
+        char q[200];
+        kiln_err_set(err, KILN_EINVAL, "invalid regular expression %s: %s at offset %zu",
+                     msg_quote(q, sizeof q, value), (char *)msg, (size_t)eoff);
         matcher_free(m);
         return KILN_EINVAL;
     }
-    pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE); /* without JIT it still works, slower */
+    (void)pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE); /* without JIT it still works, slower */
     return 0;
 nomem:
     matcher_free(m);
@@ -382,23 +603,77 @@ void matcher_free(matcher *m) {
     m->re = NULL;
 }
 
+/* Per-thread match data: created on a thread's first PCRE2 match, freed by
+ * the key's destructor when the thread exits. */
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static pthread_key_t md_key;
+static int md_key_ok;
+static _Thread_local pcre2_match_data *md_cache;
+
+static void md_destroy(void *p) {
+    pcre2_match_data_free(p);
+    md_cache = NULL;
+}
+
+static void md_key_init(void) { md_key_ok = pthread_key_create(&md_key, md_destroy) == 0; }
+
+/* The thread's match data, or NULL (then the caller makes its own). */
+static pcre2_match_data *md_get(void) {
+    if (md_cache)
+        return md_cache;
+    pthread_once(&md_once, md_key_init);
+    if (!md_key_ok)
+        return NULL;
+    /* one pair is enough: we want "matched", not the groups (a match with
+     * more groups returns 0, which is still a match) */
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    if (!md)
+        return NULL;
+    if (pthread_setspecific(md_key, md) != 0) {
+        pcre2_match_data_free(md);
+        return NULL;
+    }
+    md_cache = md;
+    return md;
+}
+
+static int pcre_match(const pcre2_code *code, const char *v) {
+    size_t len = strlen(v);
+    pcre2_match_data *md = md_get(), *own = NULL;
+    if (!md && !(md = own = pcre2_match_data_create(1, NULL)))
+        return 0;
+    int rc = pcre2_match(code, (PCRE2_SPTR)v, len, 0, 0, md, NULL);
+    if (own)
+        pcre2_match_data_free(own);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
+        /* a deeply nested match outgrew JIT's stack; the interpreter keeps
+         * its frames on the heap.  Its own match data, so that a big frame
+         * vector is not kept by the thread. */
+        if (!(own = pcre2_match_data_create(1, NULL)))
+            return 0;
+        rc = pcre2_match(code, (PCRE2_SPTR)v, len, 0, PCRE2_NO_JIT, own, NULL);
+        pcre2_match_data_free(own);
+    }
+    return rc >= 0;
+}
+
 static int re_match(const mre *r, const char *v) {
     switch (r->kind) {
     case RE_ANY: return 1;
     case RE_NONEMPTY: return *v != 0;
-    case RE_LITERALS:
+    case RE_SET:
         for (size_t i = 0; i < r->nlits; i++)
-            if (strcmp(r->lits[i], v) == 0)
+            if (strcmp(r->lits[i].s, v) == 0)
                 return 1;
         return 0;
-    default: break;
+    case RE_PREFIX: return strncmp(v, r->lits[0].s, r->lits[0].n) == 0;
+    case RE_SUFFIX: {
+        size_t vl = strlen(v);
+        return vl >= r->lits[0].n && memcmp(v + vl - r->lits[0].n, r->lits[0].s, r->lits[0].n) == 0;
     }
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-    if (!md)
-        return 0;
-    int rc = pcre2_match(r->code, (PCRE2_SPTR)v, strlen(v), 0, 0, md, NULL);
-    pcre2_match_data_free(md);
-    return rc >= 0;
+    case RE_CONTAINS: return strstr(v, r->lits[0].s) != NULL;
+    default: return pcre_match(r->code, v);
+    }
 }
 
 int matcher_matches(const matcher *m, const char *value) {
