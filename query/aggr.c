@@ -190,8 +190,8 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
 
     /* groups, in order of first appearance */
     for (size_t i = 0; i < n; i++) {
-        const label *ls;
-        size_t nls;
+        const label *ls = NULL;
+        size_t nls = 0;
         if ((rc = group_labels(c, a, &in.m.v[i], &ls, &nls)) < 0) goto done;
         uint64_t h = labels_hash(ls, nls);
         size_t s = (size_t)(h * 0x9E3779B97F4A7C15ULL) & (nslots - 1);
