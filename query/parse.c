@@ -685,6 +685,16 @@ static promql_expr *parse_primary(parser *p) {
             return NULL;
         return e;
     }
+    case PT_DURATION: {
+        /* a duration where a number goes is its number of seconds (Prometheus 3) */
+        next(p);
+        promql_expr *e = node(p, PROMQL_NUMBER, t.pos, t.pos + t.len);
+        int64_t ms;
+        if (e == NULL || duration_token(p, &t, &ms) < 0)
+            return NULL;
+        e->u.number = (double)ms / 1000.0;
+        return e;
+    }
     case PT_STRING: {
         next(p);
         promql_expr *e = node(p, PROMQL_STRING, t.pos, t.pos + t.len);
