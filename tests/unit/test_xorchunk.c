@@ -73,6 +73,47 @@ START_TEST(test_prometheus_bytes) {
 }
 END_TEST
 
+/* Bytes worked out by hand from the chunk format for
+ * (1000,1.0) (2000,1.0) (3000,2.0) (4005,2.0):
+ *   00 04                    sample count
+ *   d0 0f                    t0 = 1000 as zig-zag varint (2000)
+ *   3f f0 00 00 00 00 00 00  v0 = 1.0
+ *   e8 07                    t1 - t0 = 1000 as uvarint
+ * then the bit stream:
+ *   0                        v1 xor v0 = 0
+ *   0                        dod 0
+ *   11 00001 001011 1x11     2.0 ^ 1.0 = 0x7ff0..: new window, leading 1,
+ *                            11 significant bits (trailing 52)
+ *   10 00000000000101        dod 5 in the 14-bit bucket
+ *   0                        value unchanged
+ *   00000                    padding
+ * = 0011 0000 1001 0111 1111 1111 1110 0000 0000 0001 0100 0000 */
+START_TEST(test_golden_bytes) {
+    static const uint8_t want[] = {0x00, 0x04, 0xd0, 0x0f, 0x3f, 0xf0, 0x00, 0x00, 0x00, 0x00,
+                                   0x00, 0x00, 0xe8, 0x07, 0x30, 0x97, 0xff, 0xe0, 0x01, 0x40};
+    static const int64_t ts[] = {1000, 2000, 3000, 4005};
+    static const double vs[] = {1.0, 1.0, 2.0, 2.0};
+    xorchunk c;
+    xorchunk_init(&c);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(xorchunk_append(&c, ts[i], vs[i]), 0);
+    size_t len;
+    const uint8_t *d = xorchunk_data(&c, &len);
+    ck_assert_uint_eq(len, sizeof want);
+    for (size_t i = 0; i < len; i++)
+        ck_assert_msg(d[i] == want[i], "byte %zu: %02x want %02x", i, d[i], want[i]);
+    xoriter it;
+    xoriter_init(&it, want, sizeof want);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(xoriter_next(&it), 1);
+        ck_assert_int_eq(it.t, ts[i]);
+        ck_assert(it.v == vs[i]);
+    }
+    ck_assert_int_eq(xoriter_next(&it), 0);
+    xorchunk_free(&c);
+}
+END_TEST
+
 /* Encodes ts/vs, decodes, compares bit patterns. */
 static void roundtrip(const int64_t *ts, const double *vs, size_t n) {
     xorchunk c;
@@ -153,7 +194,8 @@ END_TEST
 START_TEST(test_random_walks) {
     srand(42);
     for (int round = 0; round < 20; round++) {
-        size_t n = round == 0 ? 120 : (size_t)(1 + rand() % 1000);
+        static const size_t fixed[] = {1, 2, 120, 1000};
+        size_t n = round < 4 ? fixed[round] : (size_t)(1 + rand() % 1000);
         int64_t *ts = malloc(n * sizeof *ts);
         double *vs = malloc(n * sizeof *vs);
         int64_t t = rand();
@@ -249,6 +291,7 @@ Suite *make_suite(void) {
     Suite *s = suite_create("xorchunk");
     TCase *tc = tcase_create("xorchunk");
     tcase_add_test(tc, test_prometheus_bytes);
+    tcase_add_test(tc, test_golden_bytes);
     tcase_add_test(tc, test_special_values);
     tcase_add_test(tc, test_timestamps);
     tcase_add_test(tc, test_random_walks);
