@@ -313,7 +313,7 @@ int xoriter_next(xoriter *it) {
                 b -= 1ULL << sz;
             dod = (int64_t)b;
         }
-        it->tdelta = (uint64_t)((int64_t)it->tdelta + dod);
+        it->tdelta += (uint64_t)dod; /* wraps like Go's int64, no signed overflow */
         it->t = (int64_t)((uint64_t)it->t + it->tdelta);
         if (read_value(it) != 0)
             goto corrupt;

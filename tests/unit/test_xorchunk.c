@@ -267,6 +267,24 @@ START_TEST(test_corrupt_and_truncated) {
 }
 END_TEST
 
+/* A time delta of INT64_MAX then a dod of +1: the sums wrap like Go's int64
+ * (no signed overflow; UBSan traps in this build if they do not). */
+START_TEST(test_delta_overflow_wraps) {
+    static const uint8_t b[] = {0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+                                0x78, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08};
+    static const int64_t want[] = {0, INT64_MAX, -1};
+    xoriter it;
+    xoriter_init(&it, b, sizeof b);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(xoriter_next(&it), 1);
+        ck_assert_int_eq(it.t, want[i]);
+        ck_assert(it.v == 0);
+    }
+    ck_assert_int_eq(xoriter_next(&it), 0);
+}
+END_TEST
+
 START_TEST(test_seek) {
     xorchunk c;
     xorchunk_init(&c);
@@ -298,6 +316,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_equal_values_compress);
     tcase_add_test(tc, test_corrupt_and_truncated);
     tcase_add_test(tc, test_seek);
+    tcase_add_test(tc, test_delta_overflow_wraps);
     suite_add_tcase(s, tc);
     return s;
 }
