@@ -1,0 +1,204 @@
+/*
+ * bench_query.c - PromQL range-query speed on a dashboard-shaped workload,
+ * in process (no HTTP).
+ *
+ *   bench_query [series] [reps] [dump-file]
+ *
+ * Loads `series` (default 20000) node_cpu_seconds_total-like counters
+ * (labels cpu, mode, instance, job) x 240 samples at 15 s into a storage on
+ * a temporary directory through the public appender, then runs each panel
+ * query of PANELS as a range query over the hour at a 15 s step, `reps`
+ * times (default 5), and prints the median milliseconds per query.  With a
+ * dump file, the last result of each query is written there in a plain
+ * form tests/bench/query_vs_prometheus.py compares with Prometheus':
+ *
+ *   Q <index> <query>
+ *   S name=value,name=value,...      (labels sorted by name)
+ *   <t_ms> <value %.17g>             (one line a point)
+ *
+ * The data is a pure function of the series index and the sample index
+ * (gen_value), which query_vs_prometheus.py repeats exactly to write the
+ * same samples as OpenMetrics for Prometheus.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "query/query.h"
+#include "storage/storage.h"
+
+#define BQ_T0_MS 1700000000000LL /* first sample; the end of the data is +1h */
+#define BQ_STEP_MS 15000LL
+#define BQ_SAMPLES 240
+#define BQ_MODES 8
+#define BQ_CPUS 25 /* series per instance = BQ_MODES * BQ_CPUS = 200 */
+
+static const char *const bq_modes[BQ_MODES] = {"idle", "user", "system", "iowait",
+                                               "irq",  "softirq", "steal", "nice"};
+
+/* The Grafana-panel queries, shared with query_vs_prometheus.py (keep in step). */
+static const char *const PANELS[] = {
+    "sum by (mode) (rate(node_cpu_seconds_total[5m]))",
+    "topk(5, rate(node_cpu_seconds_total[5m]))",
+    "quantile(0.9, rate(node_cpu_seconds_total[5m]))",
+    "sum by (instance) (irate(node_cpu_seconds_total{mode!=\"idle\"}[5m]))",
+    "1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\"idle\"}[5m]))",
+    "sum by (instance) (rate(node_cpu_seconds_total{mode=~\"user|system\", instance=~\"host-00[0-4].*\"}[5m]))",
+};
+#define NPANELS (sizeof PANELS / sizeof PANELS[0])
+
+/* Series j's labels; `inst` and `cpu` are caller buffers. */
+static void gen_labels(long j, char *inst, size_t ninst, char *cpu, size_t ncpu, label ls[5])
+{
+    long per_inst = BQ_MODES * BQ_CPUS;
+    snprintf(inst, ninst, "host-%04ld:9100", j / per_inst);
+    snprintf(cpu, ncpu, "%ld", (j % per_inst) / BQ_MODES);
+    ls[0] = (label){"__name__", "node_cpu_seconds_total"};
+    ls[1] = (label){"cpu", cpu};
+    ls[2] = (label){"instance", inst};
+    ls[3] = (label){"job", "node"};
+    ls[4] = (label){"mode", bq_modes[j % BQ_MODES]};
+}
+
+/*
+ * The next value of series j at sample k, from its previous value: a
+ * counter growing by a varying amount (no two of the first 997000 series
+ * alike, so topk has no ties); every 37th series resets to 0 at the middle
+ * of the hour.  Same float operations, same order, as the Python
+ * driver's, so both sides hold bit-identical samples.
+ */
+static double gen_value(long j, long k, double prev)
+{
+    if (j % 37 == 0 && k == BQ_SAMPLES / 2) return 0.0;
+    return prev + ((double)((j * 7 + k * 13) % 100) / 100.0 + (double)(j % 997) / 10000.0);
+}
+
+static int load(storage *s, long nseries)
+{
+    kiln_err err = {0};
+    uint64_t *refs = calloc((size_t)nseries, sizeof *refs);
+    double *vals = calloc((size_t)nseries, sizeof *vals);
+    if (!refs || !vals) return -1;
+    const long per_batch = 1000;
+    for (long k = 0; k < BQ_SAMPLES; k++) {
+        int64_t t = BQ_T0_MS + k * BQ_STEP_MS;
+        for (long b = 0; b < nseries; b += per_batch) {
+            appender *a = storage_appender(s);
+            if (!a) return -1;
+            for (long j = b; j < b + per_batch && j < nseries; j++) {
+                vals[j] = gen_value(j, k, vals[j]);
+                int rc = 0;
+                if (refs[j]) {
+                    rc = appender_append(a, &refs[j], NULL, 0, t, vals[j], &err);
+                } else {
+                    char inst[32], cpu[16];
+                    label ls[5];
+                    gen_labels(j, inst, sizeof inst, cpu, sizeof cpu, ls);
+                    rc = appender_append(a, &refs[j], ls, 5, t, vals[j], &err);
+                }
+                if (rc != 0) {
+                    fprintf(stderr, "append: %s\n", err.msg);
+                    return -1;
+                }
+            }
+            if (appender_commit(a, &err) != 0) {
+                fprintf(stderr, "commit: %s\n", err.msg);
+                return -1;
+            }
+        }
+    }
+    free(refs);
+    free(vals);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void dump(FILE *f, size_t qi, const query_result *r)
+{
+    fprintf(f, "Q %zu %s\n", qi, PANELS[qi]);
+    for (size_t i = 0; i < r->nseries; i++) {
+        const query_series *qs = &r->series[i];
+        fputs("S ", f);
+        for (size_t l = 0; l < qs->nls; l++)
+            fprintf(f, "%s%s=%s", l ? "," : "", qs->ls[l].name, qs->ls[l].value);
+        fputc('\n', f);
+        for (size_t p = 0; p < qs->npts; p++)
+            fprintf(f, "%lld %.17g\n", (long long)qs->pts[p].t, qs->pts[p].v);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    long nseries = argc > 1 ? atol(argv[1]) : 20000;
+    int reps = argc > 2 ? atoi(argv[2]) : 5;
+    const char *dump_path = argc > 3 ? argv[3] : NULL;
+    if (nseries <= 0 || reps <= 0 || reps > 100) {
+        fprintf(stderr, "usage: bench_query [series] [reps] [dump-file]\n");
+        return 2;
+    }
+    log_setup(LOG_WARN, LOG_FORMAT_LOGFMT);
+
+    char dir[] = "/tmp/kiln-bench-query-XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    storage_opts so = storage_opts_default();
+    so.dir = dir;
+    storage *s = NULL;
+    kiln_err err = {0};
+    int rc = 1;
+    FILE *df = NULL;
+    if (storage_open(&so, &s, &err) != 0) {
+        fprintf(stderr, "open: %s\n", err.msg);
+        goto out;
+    }
+    double t_load = time_mono_sec();
+    if (load(s, nseries) != 0) goto out;
+    printf("loaded %ld series x %d samples in %.2fs\n", nseries, BQ_SAMPLES, time_mono_sec() - t_load);
+
+    if (dump_path && !(df = fopen(dump_path, "w"))) {
+        perror(dump_path);
+        goto out;
+    }
+    query_engine eng;
+    query_engine_init(&eng, NULL);
+    /* Steps half-way between samples: no sample on a window's edge, so
+     * Prometheus 2.42's closed windows and kiln's left-open ones agree. */
+    int64_t start = BQ_T0_MS + BQ_STEP_MS / 2, end = start + (BQ_SAMPLES - 1) * BQ_STEP_MS;
+    double logsum = 0;
+    for (size_t qi = 0; qi < NPANELS; qi++) {
+        double ms[100];
+        size_t nres = 0;
+        for (int r = 0; r < reps; r++) {
+            query_result res = {0};
+            double t = time_mono_sec();
+            if (query_range(&eng, s, PANELS[qi], start, end, BQ_STEP_MS, NULL, &res, &err) != 0) {
+                fprintf(stderr, "%s: %s\n", PANELS[qi], err.msg);
+                goto out;
+            }
+            ms[r] = (time_mono_sec() - t) * 1e3;
+            nres = res.nseries;
+            if (df && r == reps - 1) dump(df, qi, &res);
+            query_result_free(&res);
+        }
+        qsort(ms, (size_t)reps, sizeof ms[0], cmp_double);
+        double med = ms[reps / 2];
+        logsum += log(med);
+        printf("%9.1f ms  %4zu series  %s\n", med, nres, PANELS[qi]);
+    }
+    printf("geomean %.1f ms over %zu queries (median of %d runs each, 1h at 15s step)\n",
+           exp(logsum / (double)NPANELS), NPANELS, reps);
+    rc = 0;
+out:
+    if (df) fclose(df);
+    if (s) storage_close(s, &err);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) rc = 1;
+    return rc;
+}
