@@ -126,7 +126,7 @@ bench: $(BENCH_BINS) bin/kiln
 
 # ---- fuzzing (clang + libFuzzer) -----------------------------------------
 
-FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 fuzz_OBJS := $(patsubst %.c,build/fuzz/%.o,$(LIB_SRCS) $(PROTO_SRCS:build/gen/%=%))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 
@@ -143,7 +143,7 @@ build/fuzz/libkiln.a: $(fuzz_OBJS)
 	ar rcs $@ $^
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libkiln.a
-	$(CLANG) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< \
+	$(CLANG) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< \
 		build/fuzz/libkiln.a $(LIBS)
 
 fuzz: $(FUZZ_BINS)
