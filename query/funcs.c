@@ -56,12 +56,42 @@ void pq_kahan_inc(double inc, double *sum, double *c)
 }
 
 /* NaN sorts first, as Prometheus' vectorByValueHeap. */
-static int cmp_nan_first(const void *pa, const void *pb)
+static int nan_first_less(double a, double b)
 {
-    double a = *(const double *)pa, b = *(const double *)pb;
-    if (isnan(a)) return isnan(b) ? 0 : -1;
-    if (isnan(b)) return 1;
-    return a < b ? -1 : a > b ? 1 : 0;
+    return isnan(a) ? !isnan(b) : !isnan(b) && a < b;
+}
+
+/*
+ * Moves the k-th smallest value (NaN first) of v[0..n) to v[k], the smaller
+ * ones before it and the others after it (quickselect, Hoare partition):
+ * linear time, where sorting the whole input would cost n log n (quantile()
+ * over a big vector at each step of a range query).
+ */
+static void nth_nan_first(double *v, size_t n, size_t k)
+{
+    ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, kk = (ptrdiff_t)k;
+    while (hi > lo) {
+        double a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi];
+        double pivot = nan_first_less(a, b) ? (nan_first_less(b, c) ? b : nan_first_less(a, c) ? c : a)
+                                            : (nan_first_less(a, c) ? a : nan_first_less(b, c) ? c : b);
+        ptrdiff_t i = lo, j = hi;
+        while (i <= j) {
+            while (nan_first_less(v[i], pivot)) i++;
+            while (nan_first_less(pivot, v[j])) j--;
+            if (i <= j) {
+                double t = v[i];
+                v[i++] = v[j];
+                v[j--] = t;
+            }
+        }
+        /* v[lo..j] <= pivot, v[i..hi] >= pivot, anything between == pivot */
+        if (kk <= j)
+            hi = j;
+        else if (kk >= i)
+            lo = i;
+        else
+            return;
+    }
 }
 
 double pq_quantile(double q, double *v, size_t n)
@@ -69,13 +99,21 @@ double pq_quantile(double q, double *v, size_t n)
     if (n == 0 || isnan(q)) return NAN;
     if (q < 0) return -INFINITY;
     if (q > 1) return INFINITY;
-    qsort(v, n, sizeof(double), cmp_nan_first);
     double fn = (double)n;
     double rank = q * (fn - 1);
     double lower = fmax(0, floor(rank));
     double upper = fmin(fn - 1, lower + 1);
     double weight = rank - floor(rank);
-    return v[(size_t)lower] * (1 - weight) + v[(size_t)upper] * weight;
+    size_t li = (size_t)lower, ui = (size_t)upper;
+    nth_nan_first(v, n, li);
+    /* the next value in order is the least of those after v[li] */
+    double uv = v[li];
+    if (ui > li) {
+        uv = v[li + 1];
+        for (size_t i = li + 2; i < n; i++)
+            if (nan_first_less(v[i], uv)) uv = v[i];
+    }
+    return v[li] * (1 - weight) + uv * weight;
 }
 
 /* ---- range-vector functions over one window ---- */
