@@ -181,4 +181,75 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp);
 /* NULL is a no-op.  The metrics stay registered (metrics_shutdown frees them). */
 void remotewrite_free(remotewrite *rw);
 
+/* ---- /api/v1 query and metadata (api/query_api.c) ---- */
+
+/*
+ * The /api/v1 query and metadata endpoints: query, query_range,
+ * format_query, parse_query, series, labels, label/<name>/values, metadata,
+ * query_exemplars, rules, alerts, alertmanagers, status/tsdb and
+ * status/walreplay, answered as Prometheus answers them.
+ *
+ * The daemon registers the routes before the storage is open; until
+ * api_v1_set_storage() is called the endpoints that read data answer 503
+ * {"errorType":"unavailable"}.  Handlers run on worker threads; the api_v1 is
+ * read-only after api_v1_new except for the storage pointer (atomic).
+ */
+
+/* The --query.* flags. */
+typedef struct api_v1_opts {
+    int64_t lookback_delta_ms; /* --query.lookback-delta, default 5m */
+    size_t max_samples;        /* --query.max-samples, default 50,000,000 */
+    int64_t timeout_ms;        /* --query.timeout, default 2m; the timeout parameter is capped by it */
+} api_v1_opts;
+
+void api_v1_opts_default(api_v1_opts *o);
+
+typedef struct api_v1 api_v1;
+
+/* Creates the handlers' context (copies o; NULL: the defaults).  0 or KILN_ENOMEM. */
+int api_v1_new(const api_v1_opts *o, api_v1 **out);
+
+/* Makes the storage visible to the handlers once the WAL replay is done
+ * (any thread).  Borrows st: keep it open until the HTTP server is freed. */
+void api_v1_set_storage(api_v1 *a, struct storage *st);
+
+/* Registers every route above on s (worker routes); borrows a. */
+int api_v1_register(http_server *s, api_v1 *a);
+
+/* Frees a after the HTTP server is freed.  NULL is a no-op. */
+void api_v1_free(api_v1 *a);
+
+/* Prometheus' bounds for absent start/end (series, labels, label values):
+ * its MinTime and MaxTime in milliseconds. */
+#define API_V1_MIN_TIME_MS (-9223309901257974000LL)
+#define API_V1_MAX_TIME_MS (9223309901257974999LL)
+
+/*
+ * Parses an API timestamp as Prometheus does: a float of unix seconds
+ * (milliseconds rounded), or RFC 3339 with optional fraction and zone
+ * ("2015-07-01T20:10:51.781Z", "...+02:00").  KILN_EINVAL with
+ * `cannot parse "x" to a valid timestamp`.  Exposed for the unit tests.
+ */
+int api_v1_parse_time(const char *s, int64_t *ms, kiln_err *err);
+
+/*
+ * Parses a step, lookback delta or timeout: float seconds or a Prometheus
+ * duration ("1m30s").  Writes nanoseconds (Go's time.Duration, so a step
+ * below a millisecond is seen) to *ns.  KILN_EINVAL with
+ * `cannot parse "x" to a valid duration`.
+ */
+int api_v1_parse_duration(const char *s, int64_t *ns, kiln_err *err);
+
+/* Appends a timestamp in seconds with the millisecond fraction Prometheus
+ * writes (1435781430.781, 1435781430.100, 12). */
+void api_v1_json_time(buf *b, int64_t ms);
+
+/* Appends a sample value as a JSON string ("1", "0.5", "NaN", "+Inf"). */
+void api_v1_json_value(buf *b, double v);
+
+/* Undoes the U__ value-encoding escape of a label name in a URL
+ * ("U__http_2e_status" -> "http.status"); an invalid escape is returned as
+ * written.  The result lives in a. */
+const char *api_v1_unescape_name(arena *a, const char *name);
+
 #endif
