@@ -297,10 +297,14 @@ void api_v1_json_time(buf *b, int64_t ms) {
         buf_printf(b, "%llu", (unsigned long long)(u / 1000));
 }
 
+/* Prometheus' sample value format: Go's 'f' with the shortest digits, but
+ * the exponent form ('e', which equals 'g' there) below 1e-6 and from 1e21
+ * on ("4.4e-07", "1e+21"). */
 void api_v1_json_value(buf *b, double v) {
     char tmp[FMT_DOUBLE_MAX + 2];
     tmp[0] = '"';
-    int n = fmt_double_f(v, tmp + 1);
+    double a = fabs(v);
+    int n = a != 0 && isfinite(a) && (a < 1e-6 || a >= 1e21) ? fmt_double_g(v, tmp + 1) : fmt_double_f(v, tmp + 1);
     tmp[n + 1] = '"';
     buf_append(b, tmp, (size_t)n + 2);
 }

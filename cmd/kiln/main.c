@@ -300,6 +300,7 @@ typedef struct kiln {
     metric_child *m_reload_ok, *m_reload_ts, *m_ready;
     storage *st; /* set by the start-up work once the WAL is replayed */
     remotewrite *_Atomic rw; /* set once st is open */
+    api_v1 *qapi;             /* the /api/v1 query and metadata handlers */
     kiln_err startup_err;
     int startup_failed;
     int64_t start_ms;
@@ -496,6 +497,7 @@ static void startup_done(uv_work_t *w, int status) {
     if (remotewrite_new(k->st, &ro, &rw, &rerr) != 0)
         LOG_ERROR("remote-write receiver unavailable", "err=\"%s\"", rerr.msg);
     atomic_store(&k->rw, rw);
+    api_v1_set_storage(k->qapi, k->st);
     if (atomic_load(&k->stopping))
         return;
     atomic_store(&k->ready, 1);
@@ -646,8 +648,14 @@ int main(int argc, char **argv) {
         .nflags = F_COUNT,
         .enable_lifecycle = flag_bool(F_LIFECYCLE),
     };
+    api_v1_opts qo;
+    api_v1_opts_default(&qo);
+    qo.lookback_delta_ms = flag_ms(F_LOOKBACK);
+    qo.timeout_ms = flag_ms(F_QUERY_TIMEOUT);
+    qo.max_samples = (size_t)flag_int(F_QUERY_MAX_SAMPLES);
     if (api_register_base(k.http, &k.app) != 0 ||
-        http_route(k.http, "POST", "/api/v1/write", HTTP_ROUTE_WORKER, handle_write, &k, "/api/v1/write") != 0) {
+        http_route(k.http, "POST", "/api/v1/write", HTTP_ROUTE_WORKER, handle_write, &k, "/api/v1/write") != 0 ||
+        api_v1_new(&qo, &k.qapi) != 0 || api_v1_register(k.http, k.qapi) != 0) {
         kiln_err_set(&err, KILN_ENOMEM, "out of memory");
         goto fail_loop;
     }
@@ -696,6 +704,7 @@ fail_loop:
     }
 close_loop:
     http_server_free(k.http);
+    api_v1_free(k.qapi);
     if (uv_loop_close(&k.loop) != 0)
         LOG_WARN("event loop closed with handles open", NULL);
 out:
