@@ -759,55 +759,69 @@ void head_get_counts(head *h, head_counts *out) {
 
 /* ---- reading ----------------------------------------------------------- */
 
-static int push_sample(sample **out, size_t *cap, size_t *n, int64_t t, double v) {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        sample *nv = realloc(*out, nc * sizeof *nv);
-        if (!nv)
-            return KILN_ENOMEM;
-        *out = nv;
-        *cap = nc;
-    }
-    (*out)[(*n)++] = (sample){t, v};
-    return 0;
-}
-
-static int chunk_copy(const uint8_t *d, size_t len, int64_t mint, int64_t maxt, sample **out, size_t *cap,
+/* Decodes the samples of one chunk within [mint, maxt] into dst[*n..cap). */
+static int chunk_fill(const uint8_t *d, size_t len, int64_t mint, int64_t maxt, sample *dst, size_t cap,
                       size_t *n) {
     xoriter it;
     xoriter_init(&it, d, len);
     int rc = xoriter_seek(&it, mint);
-    while (rc == 1 && it.t <= maxt) {
-        if (push_sample(out, cap, n, it.t, it.v) != 0)
-            return KILN_ENOMEM;
+    while (rc == 1 && it.t <= maxt && *n < cap) {
+        dst[*n].t = it.t;
+        dst[*n].v = it.v;
+        (*n)++;
         rc = xoriter_next(&it);
     }
     return rc < 0 ? rc : 0;
 }
 
-int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, sample **out, size_t *cap,
-                        size_t *n) {
+int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, head_alloc_fn alloc, void *ctx,
+                        sample **out, size_t *n) {
     pthread_mutex_t *mu = stripe_of(h, s->ref);
     int rc = 0;
+    size_t bound = 0;
     *n = 0;
+    *out = NULL;
     pthread_mutex_lock(mu);
+    /* an upper bound from the chunks' sample counts, then one exact-ish array */
     for (uint32_t i = 0; i < s->nclosed && rc == 0; i++) {
         const hchunk *c = &s->closed[i];
         if (c->maxt < mint || c->mint > maxt)
             continue;
         const uint8_t *d;
         size_t len;
-        rc = headchunks_read(h->hc, c->cref, &d, &len);
-        if (rc == 0)
-            rc = chunk_copy(d, len, mint, maxt, out, cap, n);
+        if ((rc = headchunks_read(h->hc, c->cref, &d, &len)) == 0 && len >= 2)
+            bound += (size_t)(d[0] << 8 | d[1]);
     }
-    if (rc == 0 && xorchunk_count(&s->open) && s->maxt >= mint && s->open_mint <= maxt) {
-        size_t len;
-        const uint8_t *d = xorchunk_data(&s->open, &len);
-        rc = chunk_copy(d, len, mint, maxt, out, cap, n);
+    int open = xorchunk_count(&s->open) && s->maxt >= mint && s->open_mint <= maxt;
+    if (open)
+        bound += xorchunk_count(&s->open);
+    if (rc == 0 && bound) {
+        sample *dst = alloc(ctx, bound);
+        if (!dst)
+            rc = KILN_ENOMEM;
+        for (uint32_t i = 0; i < s->nclosed && rc == 0; i++) {
+            const hchunk *c = &s->closed[i];
+            if (c->maxt < mint || c->mint > maxt)
+                continue;
+            const uint8_t *d;
+            size_t len;
+            if ((rc = headchunks_read(h->hc, c->cref, &d, &len)) == 0)
+                rc = chunk_fill(d, len, mint, maxt, dst, bound, n);
+        }
+        if (rc == 0 && open) {
+            size_t len;
+            const uint8_t *d = xorchunk_data(&s->open, &len);
+            rc = chunk_fill(d, len, mint, maxt, dst, bound, n);
+        }
+        *out = dst;
     }
     pthread_mutex_unlock(mu);
-    return rc < 0 ? rc : (int)(*n > INT32_MAX ? INT32_MAX : *n);
+    return rc;
+}
+
+static sample *malloc_samples(void *ctx, size_t n) {
+    (void)ctx;
+    return malloc(n * sizeof(sample));
 }
 
 int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt) {
@@ -823,10 +837,10 @@ int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt) {
         return 0;
     /* chunk bounds overlap; check that a sample really lies in range */
     sample *tmp = NULL;
-    size_t cap = 0, n = 0;
-    int rc = head_series_samples(h, s, mint, maxt, &tmp, &cap, &n);
+    size_t n = 0;
+    int rc = head_series_samples(h, s, mint, maxt, malloc_samples, NULL, &tmp, &n);
     free(tmp);
-    return rc > 0;
+    return rc == 0 && n > 0;
 }
 
 /* ---- postings for matchers -------------------------------------------- */

@@ -90,13 +90,15 @@ void head_get_counts(head *h, head_counts *out);
 /* The references of the series matching all of ms (see storage.h). */
 int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err *err);
 
-/*
- * Copies the samples of s within [mint, maxt] into `out` (grown with
- * realloc; *n set).  Returns the count or a negative code.  With count_only
- * nothing is copied and it returns 1 when at least one sample is in range.
- */
-int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, sample **out, size_t *cap,
-                        size_t *n);
+/* Decodes the samples of s within [mint, maxt] straight into an array that
+ * alloc(ctx, bound) provides (bound >= the samples in range; called under
+ * the series' lock, so it must not call back into the head).  *out is NULL
+ * and *n 0 when no chunk overlaps the range.  Returns 0 or a negative error
+ * (KILN_ENOMEM, or a corrupt chunk). */
+typedef sample *(*head_alloc_fn)(void *ctx, size_t n);
+int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, head_alloc_fn alloc, void *ctx,
+                        sample **out, size_t *n);
+/* 1 when s has at least one sample within [mint, maxt]. */
 int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt);
 
 /* Every label name with a series, or every value of one name; strings are

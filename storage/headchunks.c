@@ -127,7 +127,7 @@ static int flush_locked(headchunks *hc, kiln_err *err) {
         }
         off += (size_t)w;
     }
-    hc->flushed += hc->blen;
+    __atomic_store_n(&hc->flushed, hc->flushed + hc->blen, __ATOMIC_RELEASE);
     hc->blen = 0;
     return 0;
 }
@@ -292,7 +292,7 @@ static int cut_file(headchunks *hc, kiln_err *err) {
     __atomic_store_n(&hc->cur, n, __ATOMIC_RELEASE);
     hc->blen = 0;
     hc->len = sizeof hdr;
-    hc->flushed = sizeof hdr;
+    __atomic_store_n(&hc->flushed, (uint64_t)sizeof hdr, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -316,7 +316,7 @@ static int put_chunk_locked(headchunks *hc, const uint8_t *const *p, const size_
                     return kiln_err_set(err, KILN_EIO, "chunks_head: write: %s", strerror(errno));
                 off += (size_t)w;
             }
-            hc->flushed += n[i];
+            __atomic_store_n(&hc->flushed, hc->flushed + n[i], __ATOMIC_RELEASE);
         }
         return 0;
     }
@@ -374,7 +374,9 @@ int headchunks_read(headchunks *hc, uint64_t cref, const uint8_t **data, size_t 
     const uint8_t *m = __atomic_load_n(&hc->maps[n], __ATOMIC_ACQUIRE);
     if (!m)
         return KILN_ECORRUPT;
-    if (n == __atomic_load_n(&hc->cur, __ATOMIC_ACQUIRE)) {
+    /* the buffer is flushed at chunk boundaries only: a chunk that starts
+     * below the flushed length is on disk whole */
+    if (n == __atomic_load_n(&hc->cur, __ATOMIC_ACQUIRE) && off >= __atomic_load_n(&hc->flushed, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&hc->mu);
         int rc = 0;
         if (n == hc->cur && hc->blen > 0) /* the chunk may be (partly) in the buffer */

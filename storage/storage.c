@@ -911,12 +911,15 @@ int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints
     return rc;
 }
 
+/* Sample arrays of a selection live in its arena; decoded straight into it. */
+static sample *arena_samples(void *ctx, size_t n) { return arena_alloc_nz(ctx, n * sizeof(sample)); }
+
 static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
                          kiln_err *err) {
     storage *s = q->st;
     refvec refs = {0};
-    sample *tmp = NULL;
-    size_t tcap = 0, total = 0, cap = 0;
+    sample *got = NULL;
+    size_t total = 0, cap = 0;
     int rc;
     int64_t mint = h && h->mint > q->mint ? h->mint : q->mint;
     int64_t maxt = h && h->maxt < q->maxt ? h->maxt : q->maxt;
@@ -933,7 +936,9 @@ static int select_locked(querier *q, const matcher *ms, size_t nms, const select
             if (!head_series_has_data(s->h, hs, mint, maxt))
                 continue;
         } else {
-            rc = head_series_samples(s->h, hs, mint, maxt, &tmp, &tcap, &n);
+            rc = head_series_samples(s->h, hs, mint, maxt, arena_samples, &out->mem, &got, &n);
+            if (rc == KILN_ENOMEM)
+                goto nomem;
             if (rc < 0) {
                 rc = kiln_err_set(err, rc, "reading series %u: corrupt chunk", refs.v[i]);
                 goto fail;
@@ -964,12 +969,7 @@ static int select_locked(querier *q, const matcher *ms, size_t nms, const select
             goto nomem;
         se->nls = nls;
         se->n = n;
-        se->s = NULL;
-        if (n) {
-            if (!(se->s = arena_alloc(&out->mem, n * sizeof *se->s)))
-                goto nomem;
-            memcpy(se->s, tmp, n * sizeof *tmp);
-        }
+        se->s = n ? got : NULL;
         out->n++;
     }
     /* the series array itself moves into the arena so series_set_free frees all */
@@ -986,7 +986,6 @@ static int select_locked(querier *q, const matcher *ms, size_t nms, const select
         out->v = NULL;
     }
     refvec_free(&refs);
-    free(tmp);
     return 0;
 nomem:
     rc = kiln_err_set(err, KILN_ENOMEM, "out of memory selecting series");
@@ -996,7 +995,6 @@ fail:
     out->n = 0;
     arena_free(&out->mem);
     refvec_free(&refs);
-    free(tmp);
     return rc;
 }
 

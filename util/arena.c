@@ -23,7 +23,7 @@ void arena_init(arena *a, size_t limit) {
     a->limit = limit;
 }
 
-void *arena_alloc(arena *a, size_t n) {
+static void *alloc_raw(arena *a, size_t n) {
     n = (n + 15) & ~(size_t)15;
     if (n == 0)
         n = 16;
@@ -51,9 +51,17 @@ void *arena_alloc(arena *a, size_t n) {
     void *p = b->data + b->used;
     b->used += n;
     a->used_total += n;
-    memset(p, 0, n);
     return p;
 }
+
+void *arena_alloc(arena *a, size_t n) {
+    void *p = alloc_raw(a, n);
+    if (p)
+        memset(p, 0, (n + 15) & ~(size_t)15);
+    return p;
+}
+
+void *arena_alloc_nz(arena *a, size_t n) { return alloc_raw(a, n); }
 
 char *arena_strndup(arena *a, const char *s, size_t n) {
     char *p = arena_alloc(a, n + 1);

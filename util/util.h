@@ -116,6 +116,8 @@ typedef struct arena {
 void arena_init(arena *a, size_t limit);
 /* Returns 16-byte aligned zeroed memory, or NULL when out of memory/limit. */
 void *arena_alloc(arena *a, size_t n);
+/* Like arena_alloc without the zeroing, for memory about to be filled. */
+void *arena_alloc_nz(arena *a, size_t n);
 char *arena_strndup(arena *a, const char *s, size_t n);
 void arena_free(arena *a);
 
