@@ -1681,8 +1681,14 @@ static int d_config(dec *d, const ynode *root, config *c) {
 
 /* ---- public API -------------------------------------------------------------- */
 
+config *config_retain(config *c) {
+    if (c)
+        __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
 void config_free(config *c) {
-    if (!c)
+    if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     for (struct config_regex *e = c->regexes; e; e = e->next)
         pcre2_code_free(e->re);
@@ -1711,6 +1717,7 @@ static int load(const char *name, const char *dir, const char *yaml, size_t len,
         rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", name);
         goto fail;
     }
+    c->refs = 1;
     arena_init(&c->mem, 0);
     c->source = arena_strndup(&c->mem, yaml ? yaml : "", yaml ? len : 0);
     c->name = arena_strndup(&c->mem, name, strlen(name));

@@ -260,6 +260,7 @@ typedef struct config {
 
     struct config_regex *regexes; /* internal: every compiled regex, freed by config_free */
     arena mem;                    /* owns everything above */
+    int refs;                     /* internal: config_retain / config_free */
 } config;
 
 /*
@@ -278,6 +279,10 @@ int config_load_string(const char *name, const char *yaml, size_t len, config **
 
 /* Frees c and everything it owns; NULL is fine. */
 void config_free(config *c);
+/* Another holder of c (a scrape pool keeps the config its steps point
+ * into): each config_retain is matched by a config_free, and the last one
+ * frees.  Safe from any thread. */
+config *config_retain(config *c);
 
 /*
  * The configuration kiln runs with when no file is given: global
