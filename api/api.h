@@ -137,12 +137,6 @@ typedef struct api_app {
  * /api/v1/status/{buildinfo,flags,config,runtimeinfo}.  Borrows a. */
 int api_register_base(http_server *s, api_app *a);
 
-/* ---- JSON writing ---- */
-
-/* Appends s as a JSON string literal (quoted, escaped). */
-void json_str(buf *b, const char *s);
-void json_strn(buf *b, const char *s, size_t n);
-
 /* ---- remote write (api/remotewrite.c) ---- */
 
 struct storage;

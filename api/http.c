@@ -333,38 +333,6 @@ void http_resp_header(http_resp *resp, const char *name, const char *value) {
     buf_printf(&resp->headers, "%s: %s\r\n", name, value);
 }
 
-void json_strn(buf *b, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
-    buf_reserve(b, n + 2);
-    buf_putc(b, '"');
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&')
-            continue;
-        buf_append(b, s + start, i - start);
-        start = i + 1;
-        switch (c) {
-        case '"': buf_puts(b, "\\\""); break;
-        case '\\': buf_puts(b, "\\\\"); break;
-        case '\n': buf_puts(b, "\\n"); break;
-        case '\r': buf_puts(b, "\\r"); break;
-        case '\t': buf_puts(b, "\\t"); break;
-        default: {
-            /* Go's encoder escapes <, > and & as \u003c etc.; Prometheus' JSON does too */
-            char e[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-            buf_puts(b, e);
-        }
-        }
-    }
-    buf_append(b, s + start, n - start);
-    buf_putc(b, '"');
-}
-
-void json_str(buf *b, const char *s) {
-    json_strn(b, s, strlen(s));
-}
-
 void http_resp_json_error(http_resp *resp, int status, const char *type, const char *msg) {
     resp->status = status;
     snprintf(resp->content_type, sizeof resp->content_type, "application/json");

@@ -103,6 +103,10 @@ void buf_reset(buf *b); /* len = 0, keeps the memory */
 void buf_free(buf *b);
 /* Hands the data to the caller (free with free()); b becomes empty. */
 char *buf_steal(buf *b);
+/* Appends s as a JSON string literal (quoted; escaped as Go's encoder does,
+ * <, > and & included). */
+void json_str(buf *b, const char *s);
+void json_strn(buf *b, const char *s, size_t n);
 
 /* ---- arena ----------------------------------------------------------- */
 
