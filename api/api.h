@@ -207,6 +207,22 @@ int api_v1_new(const api_v1_opts *o, api_v1 **out);
  * (any thread).  Borrows st: keep it open until the HTTP server is freed. */
 void api_v1_set_storage(api_v1 *a, struct storage *st);
 
+/* What the scrape manager shows through the API: /api/v1/targets,
+ * /api/v1/targets/metadata and /api/v1/metadata (see scrape/scrape.h for
+ * the JSON each writes). */
+struct matcher;
+typedef struct api_v1_scrape {
+    void *data;
+    int (*targets)(void *data, const char *state, const char *pool, buf *out);
+    int (*targets_metadata)(void *data, const struct matcher *ms, size_t nms, const char *metric, long limit,
+                            buf *out);
+    int (*metadata)(void *data, const char *metric, long limit, long limit_per_metric, buf *out);
+} api_v1_scrape;
+
+/* Connects the scrape views once scraping runs (any thread; copies s).
+ * Until then the targets are empty lists and the metadata empty. */
+int api_v1_set_scrape(api_v1 *a, const api_v1_scrape *s);
+
 /* Registers every route above on s (worker routes); borrows a. */
 int api_v1_register(http_server *s, api_v1 *a);
 

@@ -38,6 +38,7 @@
 struct api_v1 {
     query_engine engine;
     storage *_Atomic st;
+    api_v1_scrape *_Atomic scrape; /* NULL until scraping runs */
 };
 
 #define MAX_MATCH_SETS 1024
@@ -74,7 +75,18 @@ void api_v1_set_storage(api_v1 *a, storage *st) {
 }
 
 void api_v1_free(api_v1 *a) {
+    if (a)
+        free(atomic_load(&a->scrape));
     free(a);
+}
+
+int api_v1_set_scrape(api_v1 *a, const api_v1_scrape *s) {
+    api_v1_scrape *c = malloc(sizeof *c);
+    if (!c)
+        return KILN_ENOMEM;
+    *c = *s;
+    free(atomic_exchange(&a->scrape, c)); /* set once at start-up: no reader holds the old one */
+    return 0;
 }
 
 /* ---- parameters ------------------------------------------------------- */
@@ -1408,22 +1420,91 @@ static void h_walreplay(http_req *req, http_resp *resp, void *data) {
         http_resp_json_success(resp, waiting, sizeof waiting - 1);
 }
 
+/* A non-negative integer parameter (Prometheus' strconv.Atoi), -1 when absent. */
+static int int_param(http_req *req, http_resp *resp, const char *name, long *out) {
+    const char *v = param(req, name);
+    *out = -1;
+    if (!*v)
+        return 0;
+    char *end = NULL;
+    long long n = strtoll(v, &end, 10);
+    if (!end || *end || end == v) {
+        bad_data(resp, "invalid parameter \"%s\": strconv.Atoi: parsing \"%s\": invalid syntax", name, v);
+        return -1;
+    }
+    /* Prometheus: a limit of 0 or below means no limit */
+    *out = n > 0 ? (long)n : -1;
+    return 0;
+}
+
+static void send_buf(http_resp *resp, buf *b, int rc) {
+    if (rc != 0 || !b->data)
+        http_resp_json_error(resp, 500, "internal", kiln_strerror(rc ? rc : KILN_ENOMEM));
+    else
+        http_resp_json_success(resp, b->data, b->len);
+    buf_free(b);
+}
+
 static void h_metadata(http_req *req, http_resp *resp, void *data) {
-    (void)data;
-    size_t limit = 0;
-    const char *lpm = param(req, "limit_per_metric");
-    if (limit_param(req, resp, &limit) != 0)
+    api_v1 *a = data;
+    long limit, lpm;
+    if (int_param(req, resp, "limit", &limit) != 0 || int_param(req, resp, "limit_per_metric", &lpm) != 0)
         return;
-    if (*lpm) {
-        char *end = NULL;
-        strtoll(lpm, &end, 10);
-        if (*end) {
-            bad_data(resp, "invalid parameter \"limit_per_metric\": strconv.Atoi: parsing \"%s\": invalid syntax",
-                     lpm);
+    api_v1_scrape *sc = atomic_load(&a->scrape);
+    if (!sc) {
+        http_resp_json_success(resp, "{}", 2);
+        return;
+    }
+    buf b = {0};
+    send_buf(resp, &b, sc->metadata(sc->data, param(req, "metric"), limit, lpm, &b));
+}
+
+static void h_targets(http_req *req, http_resp *resp, void *data) {
+    api_v1 *a = data;
+    char state[16];
+    snprintf(state, sizeof state, "%s", param(req, "state"));
+    for (char *c = state; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    api_v1_scrape *sc = atomic_load(&a->scrape);
+    if (!sc) {
+        static const char none[] = "{\"activeTargets\":[],\"droppedTargets\":[]}";
+        http_resp_json_success(resp, none, sizeof none - 1);
+        return;
+    }
+    buf b = {0};
+    send_buf(resp, &b, sc->targets(sc->data, state, param(req, "scrapePool"), &b));
+}
+
+static void h_targets_metadata(http_req *req, http_resp *resp, void *data) {
+    api_v1 *a = data;
+    long limit;
+    if (int_param(req, resp, "limit", &limit) != 0)
+        return;
+    const char *sel = param(req, "match_target");
+    promql_ast *ast = NULL;
+    if (*sel) {
+        kiln_err err = {0};
+        int rc = promql_parse(sel, &ast, &err);
+        if (rc == 0 && ast->root->kind != PROMQL_VECTOR_SELECTOR) {
+            promql_ast_free(ast);
+            bad_data(resp, "invalid parameter \"match_target\": not a series selector: %s", sel);
+            return;
+        }
+        if (rc != 0) {
+            invalid_param(resp, "match_target", &err);
             return;
         }
     }
-    http_resp_json_success(resp, "{}", 2);
+    api_v1_scrape *sc = atomic_load(&a->scrape);
+    buf b = {0};
+    int rc = 0;
+    if (!sc)
+        buf_puts(&b, "[]");
+    else
+        rc = sc->targets_metadata(sc->data, ast ? ast->root->u.vs.matchers : NULL, ast ? ast->root->u.vs.nmatchers : 0,
+                                  param(req, "metric"), limit, &b);
+    promql_ast_free(ast);
+    send_buf(resp, &b, rc);
 }
 
 static void h_exemplars(http_req *req, http_resp *resp, void *data) {
@@ -1482,6 +1563,8 @@ int api_v1_register(http_server *s, api_v1 *a) {
         {"GET,POST", "/api/v1/labels", h_labels, NULL},
         {"GET", "/api/v1/label/*", h_label_values, "/api/v1/label/:name/values"},
         {"GET", "/api/v1/metadata", h_metadata, NULL},
+        {"GET", "/api/v1/targets", h_targets, NULL},
+        {"GET", "/api/v1/targets/metadata", h_targets_metadata, NULL},
         {"GET,POST", "/api/v1/query_exemplars", h_exemplars, NULL},
         {"GET", "/api/v1/rules", h_rules, NULL},
         {"GET", "/api/v1/alerts", h_alerts, NULL},
