@@ -12,12 +12,31 @@
 
 /* Shortest decimal digits of |v| (v finite, non-zero): value = 0.DIGITS x 10^dp. */
 static int shortest_digits(double v, char *digits, int *dp) {
-    char tmp[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
-        if (strtod(tmp, NULL) == v || prec == 17)
-            break;
+    /* Whether p digits read back is monotonic in p (more digits are never
+     * further from v), so binary search the shortest: about 4 rounds of
+     * snprintf + strtod instead of up to 17.  Most values of a computation
+     * (rates, averages) need 15 to 17 digits; try 15 first. */
+    char tmp[40], best[40];
+    int lo = 1, hi = 17;
+    snprintf(best, sizeof best, "%.16e", v);
+    snprintf(tmp, sizeof tmp, "%.14e", v);
+    if (strtod(tmp, NULL) == v) {
+        memcpy(best, tmp, sizeof tmp);
+        hi = 15;
+    } else {
+        lo = 16;
     }
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        snprintf(tmp, sizeof tmp, "%.*e", mid - 1, v);
+        if (strtod(tmp, NULL) == v) {
+            memcpy(best, tmp, sizeof tmp);
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    memcpy(tmp, best, sizeof tmp);
     /* tmp = "d.ddde+XX" */
     int nd = 0;
     const char *p = tmp;
