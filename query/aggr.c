@@ -4,8 +4,9 @@
  * by/without.
  *
  * The group of each input series is computed once (labels do not change
- * between steps); then each step folds the points present at that step
- * into per-group state.  Sums and means use Prometheus 3's compensated
+ * between steps).  The folding operators then go series by series (see
+ * fold_series_major); the selecting ones (topk, quantile, ...) step by step
+ * over the points present at each step.  Sums and means use Prometheus 3's compensated
  * (Kahan-Neumaier) arithmetic and its switch to an incremental mean on
  * overflow; topk/bottomk keep Prometheus' heap so ties and output order
  * match.
@@ -22,10 +23,8 @@ typedef struct group {
     label *ls; /* output labels (not for topk & co) */
     size_t nls;
     uint64_t hash;
-    /* per-step state */
+    /* per-step state (the selecting operators; see cell for the folding ones) */
     int seen;
-    double value, mean, kc, count;
-    int incremental;
     size_t *heap; /* indexes into the step's elements */
     size_t nheap;
     double *vals;
@@ -112,6 +111,155 @@ static void h_sort_reverse(const heapctx *h, size_t *hp, size_t n)
             hp[j] = hp[j - 1];
             hp[j - 1] = t;
         }
+}
+
+/* The running state of one group at one step, for the folding operators
+ * (sum avg count min max group stddev stdvar). */
+typedef struct cell {
+    double value, mean, kc, count;
+    int seen, incremental;
+} cell;
+
+static int is_folding(promql_aggop op)
+{
+    switch (op) {
+    case PROMQL_AGG_SUM:
+    case PROMQL_AGG_AVG:
+    case PROMQL_AGG_COUNT:
+    case PROMQL_AGG_MIN:
+    case PROMQL_AGG_MAX:
+    case PROMQL_AGG_GROUP:
+    case PROMQL_AGG_STDDEV:
+    case PROMQL_AGG_STDVAR: return 1;
+    default: return 0;
+    }
+}
+
+static void cell_first(cell *s, promql_aggop op, double v)
+{
+    s->seen = 1;
+    s->value = v;
+    s->mean = v;
+    s->kc = 0;
+    s->count = 1;
+    s->incremental = 0;
+    if (op == PROMQL_AGG_STDDEV || op == PROMQL_AGG_STDVAR)
+        s->value = 0 * (v - v); /* NaN and Inf propagate */
+    else if (op == PROMQL_AGG_GROUP)
+        s->value = 1;
+}
+
+static void cell_fold(cell *s, promql_aggop op, double v)
+{
+    s->count++;
+    switch (op) {
+    case PROMQL_AGG_SUM: pq_kahan_inc(v, &s->value, &s->kc); break;
+    case PROMQL_AGG_AVG: {
+        if (!s->incremental) {
+            double nv = s->value, nc = s->kc;
+            pq_kahan_inc(v, &nv, &nc);
+            if (!isinf(nv)) {
+                s->value = nv;
+                s->kc = nc;
+                break;
+            }
+            s->incremental = 1;
+            s->mean = s->value / (s->count - 1);
+            s->kc /= s->count - 1;
+        }
+        if (isinf(s->mean)) {
+            if (isinf(v) && (s->mean > 0) == (v > 0)) break;
+            if (!isinf(v) && !isnan(v)) break;
+        }
+        double cm = s->mean + s->kc;
+        pq_kahan_inc(v / s->count - cm / s->count, &s->mean, &s->kc);
+        break;
+    }
+    case PROMQL_AGG_MAX:
+        if (s->value < v || isnan(s->value)) s->value = v;
+        break;
+    case PROMQL_AGG_MIN:
+        if (s->value > v || isnan(s->value)) s->value = v;
+        break;
+    case PROMQL_AGG_STDDEV:
+    case PROMQL_AGG_STDVAR: {
+        double delta = v - s->mean;
+        s->mean += delta / s->count;
+        s->value += delta * (v - s->mean);
+        break;
+    }
+    default: break;
+    }
+}
+
+static double cell_result(const cell *s, promql_aggop op)
+{
+    switch (op) {
+    case PROMQL_AGG_SUM: return s->value + s->kc;
+    case PROMQL_AGG_AVG: return s->incremental ? s->mean + s->kc : (s->value + s->kc) / s->count;
+    case PROMQL_AGG_COUNT: return s->count;
+    case PROMQL_AGG_STDVAR: return s->value / s->count;
+    case PROMQL_AGG_STDDEV: return sqrt(s->value / s->count);
+    default: return s->value;
+    }
+}
+
+/*
+ * The folding operators series by series: each series' points (contiguous
+ * in memory) are folded into the cells of its group, a window of steps at a
+ * time so that groups x window cells stay bounded.  For any one cell the
+ * points still arrive in series order, so the sums are the same, bit for
+ * bit, as folding step by step; but memory is read in order instead of
+ * one point of every series per step.
+ */
+#define AGG_MAX_CELLS (1u << 18)
+
+static int fold_series_major(pq_ctx *c, promql_aggop op, const pq_matrix *m, const size_t *gid, group *g,
+                             size_t ng)
+{
+    size_t n = m->n, win = c->nsteps;
+    if (ng * win > AGG_MAX_CELLS) win = AGG_MAX_CELLS / ng ? AGG_MAX_CELLS / ng : 1;
+    cell *cells = malloc(ng * win * sizeof *cells);
+    size_t *cur = calloc(n + 1, sizeof *cur);
+    int rc = 0;
+    if (!cells || !cur) {
+        rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t k0 = 0; k0 < c->nsteps; k0 += win) {
+        size_t w = c->nsteps - k0 < win ? c->nsteps - k0 : win;
+        if ((rc = pq_account(c, 0)) < 0) goto out;
+        memset(cells, 0, ng * w * sizeof *cells);
+        int64_t t0 = c->start + (int64_t)k0 * c->interval;
+        int64_t tend = c->start + (int64_t)(k0 + w - 1) * c->interval;
+        for (size_t i = 0; i < n; i++) {
+            const pq_series *s = &m->v[i];
+            cell *row = cells + gid[i] * w;
+            size_t p = cur[i];
+            for (; p < s->npts && s->pts[p].t <= tend; p++) {
+                int64_t t = s->pts[p].t;
+                if (t < t0) continue;
+                size_t k = c->interval ? (size_t)((t - t0) / c->interval) : 0;
+                if (t0 + (int64_t)k * c->interval != t) continue; /* off the step grid */
+                cell *ce = &row[k];
+                if (ce->seen)
+                    cell_fold(ce, op, s->pts[p].v);
+                else
+                    cell_first(ce, op, s->pts[p].v);
+            }
+            cur[i] = p;
+        }
+        for (size_t j = 0; j < ng; j++)
+            for (size_t k = 0; k < w; k++) {
+                const cell *ce = &cells[j * w + k];
+                if (ce->seen)
+                    g[j].pts[g[j].npts++] = (sample){t0 + (int64_t)k * c->interval, cell_result(ce, op)};
+            }
+    }
+out:
+    free(cells);
+    free(cur);
+    return rc;
 }
 
 int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
@@ -217,7 +365,7 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
     for (size_t j = 0; j < ng; j++) {
         g[j].heap = malloc((members[j] + 1) * sizeof(size_t));
         g[j].vals = malloc((members[j] + 1) * sizeof(double));
-        if (!by_series && op != PROMQL_AGG_COUNT_VALUES) g[j].pts = arena_alloc(c->mem, c->nsteps * sizeof(sample) + 1);
+        if (!by_series && op != PROMQL_AGG_COUNT_VALUES) g[j].pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
         if (!g[j].heap || !g[j].vals || (!by_series && op != PROMQL_AGG_COUNT_VALUES && !g[j].pts)) {
             free(members);
             goto nomem;
@@ -225,6 +373,10 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
     }
     free(members);
 
+    if (is_folding(op)) {
+        if ((rc = fold_series_major(c, op, &in.m, gid, g, ng)) < 0) goto done;
+        goto emit;
+    }
     for (size_t k = 0; k < c->nsteps; k++) {
         int64_t t = c->start + (int64_t)k * c->interval;
         if ((rc = pq_account(c, 0)) < 0) goto done;
@@ -258,19 +410,7 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
             double v = ev[i];
             if (!gr->seen) {
                 gr->seen = 1;
-                gr->value = v;
-                gr->mean = v;
-                gr->kc = 0;
-                gr->count = 1;
-                gr->incremental = 0;
                 switch (op) {
-                case PROMQL_AGG_STDDEV:
-                case PROMQL_AGG_STDVAR:
-                    /* the first point goes through the update too, so NaN and Inf propagate */
-                    gr->mean = v;
-                    gr->value = 0 * (v - v);
-                    break;
-                case PROMQL_AGG_GROUP: gr->value = 1; break;
                 case PROMQL_AGG_TOPK:
                 case PROMQL_AGG_BOTTOMK:
                 case PROMQL_AGG_LIMITK: gr->heap[gr->nheap++] = i; break;
@@ -286,43 +426,7 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
                 }
                 continue;
             }
-            gr->count++;
             switch (op) {
-            case PROMQL_AGG_SUM: pq_kahan_inc(v, &gr->value, &gr->kc); break;
-            case PROMQL_AGG_AVG: {
-                if (!gr->incremental) {
-                    double nv = gr->value, nc = gr->kc;
-                    pq_kahan_inc(v, &nv, &nc);
-                    if (!isinf(nv)) {
-                        gr->value = nv;
-                        gr->kc = nc;
-                        break;
-                    }
-                    gr->incremental = 1;
-                    gr->mean = gr->value / (gr->count - 1);
-                    gr->kc /= gr->count - 1;
-                }
-                if (isinf(gr->mean)) {
-                    if (isinf(v) && (gr->mean > 0) == (v > 0)) break;
-                    if (!isinf(v) && !isnan(v)) break;
-                }
-                double cm = gr->mean + gr->kc;
-                pq_kahan_inc(v / gr->count - cm / gr->count, &gr->mean, &gr->kc);
-                break;
-            }
-            case PROMQL_AGG_MAX:
-                if (gr->value < v || isnan(gr->value)) gr->value = v;
-                break;
-            case PROMQL_AGG_MIN:
-                if (gr->value > v || isnan(gr->value)) gr->value = v;
-                break;
-            case PROMQL_AGG_STDDEV:
-            case PROMQL_AGG_STDVAR: {
-                double delta = v - gr->mean;
-                gr->mean += delta / gr->count;
-                gr->value += delta * (v - gr->mean);
-                break;
-            }
             case PROMQL_AGG_TOPK:
             case PROMQL_AGG_BOTTOMK: {
                 if ((int64_t)gr->nheap < kk) {
@@ -356,13 +460,8 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
         for (size_t j = 0; j < ng; j++) {
             group *gr = &g[j];
             if (!gr->seen) continue;
-            double v = gr->value;
+            double v = 0;
             switch (op) {
-            case PROMQL_AGG_SUM: v = gr->value + gr->kc; break;
-            case PROMQL_AGG_AVG: v = gr->incremental ? gr->mean + gr->kc : (gr->value + gr->kc) / gr->count; break;
-            case PROMQL_AGG_COUNT: v = gr->count; break;
-            case PROMQL_AGG_STDVAR: v = gr->value / gr->count; break;
-            case PROMQL_AGG_STDDEV: v = sqrt(gr->value / gr->count); break;
             case PROMQL_AGG_QUANTILE: v = pq_quantile(p, gr->vals, gr->nvals); break;
             case PROMQL_AGG_TOPK:
             case PROMQL_AGG_BOTTOMK: h_sort_reverse(&hc, gr->heap, gr->nheap); /* fallthrough */
@@ -403,6 +502,7 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
         rc = pq_out_finish(c, &col, &out->m);
         goto done;
     }
+emit:
     for (size_t j = 0; j < ng; j++) {
         if (!g[j].npts) continue;
         if ((rc = pq_account(c, g[j].npts)) < 0) goto done;

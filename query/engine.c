@@ -364,7 +364,7 @@ int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m)
         d->ls = s->ls;
         d->nls = s->nls;
         d->drop_name = s->drop_name;
-        d->pts = arena_alloc(c->mem, s->npts * sizeof(sample) + 1);
+        d->pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
         if (!d->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
         if (s->npts) memcpy(d->pts, s->pts, s->npts * sizeof(sample));
         d->npts = s->npts;
@@ -443,7 +443,7 @@ static int eval_vector_selector(pq_ctx *c, const promql_expr *e, int ts_values, 
         o->ls = s->ls;
         o->nls = s->nls;
         o->drop_name = ts_values;
-        o->pts = arena_alloc(c->mem, np * sizeof(sample));
+        o->pts = arena_alloc_nz(c->mem, np * sizeof(sample));
         if (!o->pts) {
             pq_fail(c, KILN_ENOMEM, "out of memory");
             goto fail;
@@ -517,7 +517,7 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out)
             if (pq_matrix_push(c, &out->m, &o) < 0) {
                 rc = c->code;
             } else {
-                o->pts = arena_alloc(c->mem, c->nsteps * sizeof(sample) + 1);
+                o->pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
                 if (!o->pts) rc = pq_fail(c, KILN_ENOMEM, "out of memory");
                 for (size_t k = 0; rc == 0 && k < c->nsteps; k++)
                     o->pts[k] = (sample){c->start + (int64_t)k * c->interval, v.scal[k]};
@@ -581,7 +581,7 @@ static int eval_vector_scalar(pq_ctx *c, const promql_binary *b, const pq_value 
     int cmp = promql_binop_is_comparison(b->op);
     for (size_t i = 0; i < vec->m.n; i++) {
         const pq_series *s = &vec->m.v[i];
-        sample *pts = arena_alloc(c->mem, s->npts * sizeof(sample) + 1);
+        sample *pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
         if (!pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
         size_t np = 0;
         for (size_t j = 0; j < s->npts; j++) {
@@ -945,7 +945,7 @@ static int eval_unary(pq_ctx *c, const promql_expr *e, pq_value *out)
         if (pq_matrix_push(c, &m, &o) < 0) return c->code;
         *o = *s;
         o->drop_name = 1;
-        o->pts = arena_alloc(c->mem, s->npts * sizeof(sample) + 1);
+        o->pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
         if (!o->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
         for (size_t j = 0; j < s->npts; j++) o->pts[j] = (sample){s->pts[j].t, -s->pts[j].v};
     }
@@ -985,7 +985,7 @@ int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out)
                 if (pq_matrix_push(c, &m, &o) < 0) return c->code;
                 *o = out->m.v[i];
                 o->drop_name = 1;
-                o->pts = arena_alloc(c->mem, o->npts * sizeof(sample) + 1);
+                o->pts = arena_alloc_nz(c->mem, o->npts * sizeof(sample) + 1);
                 if (!o->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
                 for (size_t j = 0; j < o->npts; j++)
                     o->pts[j] = (sample){out->m.v[i].pts[j].t, (double)out->m.v[i].pts[j].t / 1000};
@@ -1115,7 +1115,7 @@ static int run(const query_engine *eng, storage *st, const char *q, int64_t star
             out->series = arena_alloc(c.mem, sizeof(query_series));
             if (!out->series) goto nomem;
             out->nseries = 1;
-            out->series[0].pts = arena_alloc(c.mem, c.nsteps * sizeof(sample) + 1);
+            out->series[0].pts = arena_alloc_nz(c.mem, c.nsteps * sizeof(sample) + 1);
             if (!out->series[0].pts) goto nomem;
             for (size_t k = 0; k < c.nsteps; k++)
                 out->series[0].pts[k] = (sample){start + (int64_t)k * c.interval, v.scal[k]};
@@ -1158,7 +1158,7 @@ static int run(const query_engine *eng, storage *st, const char *q, int64_t star
         label *ls = labels_copy(c.mem, d->ls, d->nls);
         if (!ls && d->nls) goto nomem;
         d->ls = ls;
-        sample *p = arena_alloc(c.mem, d->npts * sizeof(sample) + 1);
+        sample *p = arena_alloc_nz(c.mem, d->npts * sizeof(sample) + 1);
         if (!p) goto nomem;
         if (d->npts) memcpy(p, d->pts, d->npts * sizeof(sample));
         d->pts = p;

@@ -125,6 +125,7 @@ typedef struct win {
     int64_t range_start; /* t - offset - range */
     int64_t range_end;   /* t - offset */
     int64_t range_ms;
+    const uint32_t *resets; /* counter resets up to each sample of s (prefix counts), or NULL */
 } win;
 
 static int extrapolated_rate(const win *w, int is_counter, int is_rate, double *out)
@@ -133,7 +134,8 @@ static int extrapolated_rate(const win *w, int is_counter, int is_rate, double *
     size_t nm1 = w->n - 1;
     int64_t first_t = w->s[0].t, last_t = w->s[nm1].t;
     double result = w->s[nm1].v - w->s[0].v;
-    if (is_counter) {
+    /* with the prefix counts, a window without a reset skips the scan */
+    if (is_counter && (!w->resets || w->resets[nm1] != w->resets[0])) {
         double prev = w->s[0].v;
         for (size_t i = 1; i < w->n; i++) {
             if (w->s[i].v < prev) result += prev;
@@ -447,7 +449,7 @@ static int eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out)
 
     if (id == PROMQL_FN_ABSENT_OVER_TIME) {
         /* One output series: 1 at each step where no input has a sample. */
-        sample *pts = arena_alloc(c->mem, c->nsteps * sizeof(sample) + 1);
+        sample *pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
         size_t *lo = calloc(ra.m.n + 1, sizeof(size_t));
         if (!pts || !lo) {
             free(lo);
@@ -505,9 +507,26 @@ static int eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out)
     int info_done = 0;
     sample *tmp = c->nsteps ? malloc(c->nsteps * sizeof(sample)) : NULL;
     if (c->nsteps && !tmp) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    uint32_t *resets = NULL;
+    size_t resets_cap = 0;
     for (size_t i = 0; i < ra.m.n; i++) {
         const pq_series *in = &ra.m.v[i];
         size_t lo = 0, hi = 0, np = 0;
+        if (is_rateish && in->npts) {
+            if (in->npts > resets_cap) {
+                uint32_t *nr = realloc(resets, in->npts * sizeof *nr);
+                if (!nr) {
+                    free(tmp);
+                    free(resets);
+                    return pq_fail(c, KILN_ENOMEM, "out of memory");
+                }
+                resets = nr;
+                resets_cap = in->npts;
+            }
+            resets[0] = 0;
+            for (size_t j = 1; j < in->npts; j++)
+                resets[j] = resets[j - 1] + (in->pts[j].v < in->pts[j - 1].v);
+        }
         int had_floats = 0;
         for (size_t k = 0; k < c->nsteps; k++) {
             int64_t t = c->start + (int64_t)k * c->interval;
@@ -520,12 +539,13 @@ static int eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out)
             while (lo < in->npts && in->pts[lo].t <= rs) lo++;
             if (hi < lo) hi = lo;
             while (hi < in->npts && in->pts[hi].t <= te) hi++;
-            win w = {in->pts + lo, hi - lo, t, rs, te, ra.range_ms};
+            win w = {in->pts + lo, hi - lo, t, rs, te, ra.range_ms, is_rateish ? resets + lo : NULL};
             if (w.n) had_floats = 1;
             double v = 0;
             int r = range_fn(c, id, &w, a0 ? a0[k] : 0, a1 ? a1[k] : 0, &v);
             if (r < 0) {
                 free(tmp);
+                free(resets);
                 return r;
             }
             if (r) tmp[np++] = (sample){t, v};
@@ -542,25 +562,29 @@ static int eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out)
         if (!np) continue;
         if (pq_account(c, np) < 0) {
             free(tmp);
+            free(resets);
             return c->code;
         }
         pq_series *o;
         if (pq_matrix_push(c, &out->m, &o) < 0) {
             free(tmp);
+            free(resets);
             return c->code;
         }
         o->ls = in->ls;
         o->nls = in->nls;
         o->drop_name = keeps_name(id) ? in->drop_name : 1;
-        o->pts = arena_alloc(c->mem, np * sizeof(sample));
+        o->pts = arena_alloc_nz(c->mem, np * sizeof(sample));
         if (!o->pts) {
             free(tmp);
+            free(resets);
             return pq_fail(c, KILN_ENOMEM, "out of memory");
         }
         memcpy(o->pts, tmp, np * sizeof(sample));
         o->npts = np;
     }
     free(tmp);
+    free(resets);
     return 0;
 }
 
@@ -645,7 +669,7 @@ static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_value *out)
         /* date functions default to vector(time()) */
         pq_series *o;
         if (pq_matrix_push(c, &out->m, &o) < 0) return c->code;
-        o->pts = arena_alloc(c->mem, c->nsteps * sizeof(sample) + 1);
+        o->pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
         if (!o->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
         for (size_t k = 0; k < c->nsteps; k++) {
             int64_t t = c->start + (int64_t)k * c->interval;
@@ -658,7 +682,7 @@ static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_value *out)
     if (rc < 0) return rc;
     for (size_t i = 0; i < in.m.n; i++) {
         const pq_series *s = &in.m.v[i];
-        sample *pts = arena_alloc(c->mem, s->npts * sizeof(sample) + 1);
+        sample *pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
         if (!pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
         size_t np = 0;
         for (size_t j = 0; j < s->npts; j++) {
@@ -1234,7 +1258,7 @@ static int eval_absent(pq_ctx *c, const promql_expr *e, pq_value *out)
     if (!has) return pq_fail(c, KILN_ENOMEM, "out of memory");
     for (size_t i = 0; i < in.m.n; i++)
         for (size_t j = 0; j < in.m.v[i].npts; j++) has[pq_step_idx(c, in.m.v[i].pts[j].t)] = 1;
-    sample *pts = arena_alloc(c->mem, c->nsteps * sizeof(sample) + 1);
+    sample *pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
     if (!pts) {
         free(has);
         return pq_fail(c, KILN_ENOMEM, "out of memory");
@@ -1418,7 +1442,7 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out)
         out->type = PROMQL_TYPE_VECTOR;
         pq_series *o;
         if (pq_matrix_push(c, &out->m, &o) < 0) return c->code;
-        o->pts = arena_alloc(c->mem, c->nsteps * sizeof(sample) + 1);
+        o->pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
         if (!o->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
         for (size_t k = 0; k < c->nsteps; k++) o->pts[k] = (sample){c->start + (int64_t)k * c->interval, in.scal[k]};
         o->npts = c->nsteps;
