@@ -327,6 +327,8 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
     int by_series = op == PROMQL_AGG_TOPK || op == PROMQL_AGG_BOTTOMK || op == PROMQL_AGG_LIMITK ||
                     op == PROMQL_AGG_LIMIT_RATIO;
     uint64_t *phash = NULL;
+    double *wv = NULL;  /* a window of steps' values, step-major */
+    uint8_t *wp = NULL; /* and whether each is present */
     while (nslots < n * 2 + 2) nslots *= 2;
     slots = calloc(nslots, sizeof(size_t));
     if (!gid || !cur || !g || !slots || !ev || !el) goto nomem;
@@ -377,18 +379,47 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
         if ((rc = fold_series_major(c, op, &in.m, gid, g, ng)) < 0) goto done;
         goto emit;
     }
+    /* the selecting operators need every value of a step at once: the
+     * points are first laid out step-major for a window of steps, reading
+     * each series in order (one point of every series per step would touch
+     * a page per series per step) */
+    size_t win = n ? AGG_MAX_CELLS / n : 1;
+    if (win < 1) win = 1;
+    if (win > c->nsteps) win = c->nsteps;
+    wv = malloc((win * n + 1) * sizeof *wv);
+    wp = malloc(win * n + 1);
+    if (!wv || !wp) goto nomem;
+    size_t k0 = 0;
     for (size_t k = 0; k < c->nsteps; k++) {
         int64_t t = c->start + (int64_t)k * c->interval;
         if ((rc = pq_account(c, 0)) < 0) goto done;
-        size_t nel = 0;
-        for (size_t i = 0; i < n; i++) {
-            const pq_series *s = &in.m.v[i];
-            while (cur[i] < s->npts && s->pts[cur[i]].t < t) cur[i]++;
-            if (cur[i] < s->npts && s->pts[cur[i]].t == t) {
-                ev[i] = s->pts[cur[i]].v;
-                el[nel++] = i;
+        if (k == 0 || k - k0 == win) {
+            k0 = k;
+            size_t w = c->nsteps - k0 < win ? c->nsteps - k0 : win;
+            int64_t tend = c->start + (int64_t)(k0 + w - 1) * c->interval;
+            memset(wp, 0, w * n);
+            for (size_t i = 0; i < n; i++) {
+                const pq_series *s = &in.m.v[i];
+                size_t p = cur[i];
+                for (; p < s->npts && s->pts[p].t <= tend; p++) {
+                    int64_t pt = s->pts[p].t;
+                    if (pt < t) continue;
+                    size_t kk = c->interval ? (size_t)((pt - t) / c->interval) : 0;
+                    if (t + (int64_t)kk * c->interval != pt) continue; /* off the step grid */
+                    wv[kk * n + i] = s->pts[p].v;
+                    wp[kk * n + i] = 1;
+                }
+                cur[i] = p;
             }
         }
+        size_t nel = 0;
+        const double *rv = wv + (k - k0) * n;
+        const uint8_t *rp = wp + (k - k0) * n;
+        for (size_t i = 0; i < n; i++)
+            if (rp[i]) {
+                ev[i] = rv[i];
+                el[nel++] = i;
+            }
         if (!nel) continue;
         for (size_t j = 0; j < ng; j++) {
             g[j].seen = 0;
@@ -530,6 +561,8 @@ done:
     free(ev);
     free(el);
     free(phash);
+    free(wv);
+    free(wp);
     buf_free(&vb);
     pq_out_free(&col);
     return rc;
