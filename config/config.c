@@ -1755,56 +1755,82 @@ int config_load_string(const char *name, const char *yaml, size_t len, config **
     return load(name, NULL, yaml, len, out, err);
 }
 
-int config_load_file(const char *path, config **out, kiln_err *err) {
-    FILE *f = NULL;
-    char *data = NULL, *dir = NULL;
-    int rc;
+/* Reads a whole document of at most CONFIG_MAX_BYTES; *data is NUL-terminated. */
+static int read_doc(const char *path, char **data, size_t *len, kiln_err *err) {
     struct stat st;
-
-    *out = NULL;
-    f = fopen(path, "rb");
-    if (!f) {
-        rc =
-            kiln_err_set(err, errno == ENOENT ? KILN_ENOENT : KILN_EIO, "open %s: %s", path, strerror(errno));
-        goto fail;
-    }
+    int rc = 0;
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return kiln_err_set(err, errno == ENOENT ? KILN_ENOENT : KILN_EIO, "open %s: %s", path, strerror(errno));
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         rc = kiln_err_set(err, KILN_EIO, "%s: not a regular file", path);
-        goto fail;
+        goto out;
     }
     if ((uint64_t)st.st_size > CONFIG_MAX_BYTES) {
-        rc = kiln_err_set(err, KILN_ELIMIT, "%s: the document is %lld bytes, more than the limit of %u bytes",
-                          path, (long long)st.st_size, (unsigned)CONFIG_MAX_BYTES);
-        goto fail;
+        rc = kiln_err_set(err, KILN_ELIMIT, "%s: the document is %lld bytes, more than the limit of %u bytes", path,
+                          (long long)st.st_size, (unsigned)CONFIG_MAX_BYTES);
+        goto out;
     }
-    /* read up to one byte past the limit in case the file grew */
-    data =
-        malloc(CONFIG_MAX_BYTES + 1 < (size_t)st.st_size + 1 ? CONFIG_MAX_BYTES + 1 : (size_t)st.st_size + 1);
-    if (!data) {
+    if (!(*data = malloc((size_t)st.st_size + 1))) {
         rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
-        goto fail;
+        goto out;
     }
-    size_t len = fread(data, 1, (size_t)st.st_size, f);
+    *len = fread(*data, 1, (size_t)st.st_size, f);
+    (*data)[*len] = 0;
     if (ferror(f)) {
         rc = kiln_err_set(err, KILN_EIO, "read %s: %s", path, strerror(errno));
-        goto fail;
+        free(*data);
+        *data = NULL;
     }
+out:
+    fclose(f);
+    return rc;
+}
+
+int config_load_file(const char *path, config **out, kiln_err *err) {
+    char *data = NULL, *dir = NULL;
+    size_t len = 0;
+    *out = NULL;
+    int rc = read_doc(path, &data, &len, err);
+    if (rc != 0)
+        return rc;
     const char *slash = strrchr(path, '/');
     if (slash) {
         size_t dl = slash == path ? 1 : (size_t)(slash - path);
-        dir = strndup(path, dl);
-        if (!dir) {
-            rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
-            goto fail;
+        if (!(dir = strndup(path, dl))) {
+            free(data);
+            return kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", path);
         }
     }
     rc = load(path, dir, data, len, out, err);
-
-fail:
     free(dir);
     free(data);
-    if (f)
-        fclose(f);
+    return rc;
+}
+
+int config_load_targets(const char *path, arena *a, config_static **out, size_t *n, kiln_err *err) {
+    char *data = NULL;
+    size_t len = 0;
+    arena scratch;
+    yamltree_node *root = NULL;
+    *out = NULL;
+    *n = 0;
+    int rc = read_doc(path, &data, &len, err);
+    if (rc != 0)
+        return rc;
+    arena_init(&scratch, 0);
+    if ((rc = yamltree_parse(path, data, len, &scratch, &root, err)) == 0 && root) {
+        dec d;
+        memset(&d, 0, sizeof d);
+        d.name = path;
+        d.a = a;
+        d.err = err;
+        rc = d_static_list(&d, root, out, n);
+    }
+    arena_free(&scratch);
+    free(data);
     return rc;
 }
 

@@ -285,6 +285,13 @@ void config_free(config *c);
 config *config_retain(config *c);
 
 /*
+ * Reads a file_sd_configs file (YAML or JSON): a list of target groups,
+ * each `{targets: [...], labels: {...}}`.  The groups are allocated from a.
+ * Errors name the file, line and column.
+ */
+int config_load_targets(const char *path, arena *a, config_static **out, size_t *n, kiln_err *err);
+
+/*
  * The configuration kiln runs with when no file is given: global
  * scrape_interval and evaluation_interval 15s, and one job `kiln` scraping
  * itself on localhost:9090 every 15s.  A static string.

@@ -762,6 +762,49 @@ START_TEST(test_bounds) {
 }
 END_TEST
 
+START_TEST(test_load_targets) {
+    char dir[] = "/tmp/kiln_sd_test_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char yml[256], json[256], bad[256];
+    snprintf(yml, sizeof yml, "%s/a.yml", dir);
+    snprintf(json, sizeof json, "%s/b.json", dir);
+    snprintf(bad, sizeof bad, "%s/c.yml", dir);
+    FILE *f = fopen(yml, "w");
+    fputs("- targets: [\"h1:9100\", \"h2:9100\"]\n  labels: {dc: x}\n- targets: [h3:1]\n", f);
+    fclose(f);
+    f = fopen(json, "w");
+    fputs("[{\"targets\": [\"j1:80\"], \"labels\": {\"env\": \"prod\"}}]", f);
+    fclose(f);
+    f = fopen(bad, "w");
+    fputs("- targets: [a:1]\n  colour: blue\n", f);
+    fclose(f);
+
+    arena a;
+    arena_init(&a, 0);
+    config_static *g = NULL;
+    size_t n = 0;
+    kiln_err err = {0};
+    ck_assert_msg(config_load_targets(yml, &a, &g, &n, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(g[0].ntargets, 2);
+    ck_assert_str_eq(g[0].targets[1], "h2:9100");
+    ck_assert_uint_eq(g[0].nlabels, 1);
+    ck_assert_str_eq(g[0].labels[0].name, "dc");
+    ck_assert_str_eq(g[1].targets[0], "h3:1");
+    ck_assert_msg(config_load_targets(json, &a, &g, &n, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(g[0].labels[0].value, "prod");
+    ck_assert_int_eq(config_load_targets(bad, &a, &g, &n, &err), KILN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "c.yml:2") && strstr(err.msg, "colour"), "%s", err.msg);
+    snprintf(bad, sizeof bad, "%s/missing.yml", dir);
+    ck_assert_int_eq(config_load_targets(bad, &a, &g, &n, &err), KILN_ENOENT);
+    arena_free(&a);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(test_load_file) {
     char dir[] = "/tmp/kiln_config_test_XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -942,6 +985,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_anchors_and_merge);
     tcase_add_test(tc, test_bounds);
     tcase_add_test(tc, test_load_file);
+    tcase_add_test(tc, test_load_targets);
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_scrape_equal);
     tcase_add_test(tc, test_action_names);
