@@ -4,7 +4,6 @@
  * start time.  Read from /proc when scraped.
  */
 #include <dirent.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -90,11 +89,4 @@ int process_metrics_register(void) {
              metric_new_func(METRIC_GAUGE, "process_start_time_seconds",
                              "Start time of the process since unix epoch in seconds.", start_time_fn, NULL);
     return ok ? 0 : KILN_ENOMEM;
-}
-
-void process_tune_malloc(void) {
-    /* blocks below 32 MB come from the heap (reused), not from mmap;
-     * free memory at the top of a heap is returned beyond 256 MB */
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }

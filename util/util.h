@@ -208,12 +208,6 @@ int process_metrics_register(void);
 /* Current resident set size in bytes (from /proc/self/statm). */
 double process_resident_bytes(void);
 
-/* Tunes malloc for kiln's allocation pattern: queries allocate and free
- * hundreds of MB of sample arrays; keeping up to 256 MB of freed memory
- * (instead of returning it to the kernel and faulting it back in on the
- * next query) makes dashboard queries about 30% faster.  Call once at
- * start. */
-void process_tune_malloc(void);
 
 extern const double METRIC_DEFAULT_BUCKETS[];
 extern const size_t METRIC_DEFAULT_NBUCKETS;

@@ -136,7 +136,6 @@ static void dump(FILE *f, size_t qi, const query_result *r)
 
 int main(int argc, char **argv)
 {
-    process_tune_malloc(); /* as the daemon does */
     long nseries = argc > 1 ? atol(argv[1]) : 20000;
     int reps = argc > 2 ? atoi(argv[2]) : 5;
     const char *dump_path = argc > 3 ? argv[3] : NULL;
