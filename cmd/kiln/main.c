@@ -24,6 +24,7 @@
 
 #include "api/api.h"
 #include "config/config.h"
+#include "scrape/scrape.h"
 #include "storage/storage.h"
 #include "util/util.h"
 
@@ -301,6 +302,7 @@ typedef struct kiln {
     storage *st; /* set by the start-up work once the WAL is replayed */
     remotewrite *_Atomic rw; /* set once st is open */
     api_v1 *qapi;             /* the /api/v1 query and metadata handlers */
+    scrape_manager *_Atomic scrape; /* set once st is open (loop thread) */
     kiln_err startup_err;
     int startup_failed;
     int64_t start_ms;
@@ -328,6 +330,9 @@ static int kiln_reload(void *p, kiln_err *err) {
     pthread_mutex_lock(&k->cfg_mu);
     if (rc == 0) {
         config *old = k->cfg;
+        scrape_manager *sm = atomic_load(&k->scrape);
+        if (sm)
+            scrape_manager_apply(sm, c);
         k->cfg = c;
         k->cfg_from_file = from_file;
         k->cfg_time_ms = time_now_ms();
@@ -454,6 +459,37 @@ static void handle_write(http_req *req, http_resp *resp, void *data) {
     remotewrite_handle(rw, req, resp);
 }
 
+/* The scrape manager's views for the API. */
+static int scrape_targets_hook(void *d, const char *state, const char *pool, buf *out) {
+    return scrape_targets_json(d, state, pool, out);
+}
+
+static int scrape_targets_metadata_hook(void *d, const matcher *ms, size_t nms, const char *name, long limit,
+                                        buf *out) {
+    return scrape_targets_metadata_json(d, ms, nms, name, limit, out, NULL);
+}
+
+static int scrape_metadata_hook(void *d, const char *name, long limit, long lpm, buf *out) {
+    return scrape_metadata_json(d, name, limit, lpm, out);
+}
+
+/* Starts scraping with the current configuration (loop thread). */
+static void start_scraping(kiln *k) {
+    scrape_manager *sm = NULL;
+    kiln_err err = {0};
+    if (scrape_manager_new(&k->loop, k->st, &sm, &err) != 0) {
+        LOG_ERROR("scraping unavailable", "err=\"%s\"", err.msg);
+        return;
+    }
+    api_v1_scrape hooks = {sm, scrape_targets_hook, scrape_targets_metadata_hook, scrape_metadata_hook};
+    if (api_v1_set_scrape(k->qapi, &hooks) != 0)
+        LOG_WARN("out of memory: the targets API stays empty", NULL);
+    pthread_mutex_lock(&k->cfg_mu);
+    atomic_store(&k->scrape, sm);
+    scrape_manager_apply(sm, k->cfg);
+    pthread_mutex_unlock(&k->cfg_mu);
+}
+
 /* Opens the storage (replaying the WAL) on a worker thread. */
 static void startup_work(uv_work_t *w) {
     kiln *k = w->data;
@@ -500,6 +536,7 @@ static void startup_done(uv_work_t *w, int status) {
     api_v1_set_storage(k->qapi, k->st);
     if (atomic_load(&k->stopping))
         return;
+    start_scraping(k);
     atomic_store(&k->ready, 1);
     metric_set(k->m_ready, 1);
     LOG_INFO("Server is ready to receive web requests.", NULL);
@@ -523,6 +560,9 @@ static void begin_stop(kiln *k, const char *why) {
         return;
     LOG_WARN("Received shutdown request, exiting gracefully...", "reason=%s", why);
     atomic_store(&k->ready, 0);
+    scrape_manager *sm = atomic_load(&k->scrape);
+    if (sm)
+        scrape_manager_stop(sm, NULL, NULL);
     http_server_shutdown(k->http, on_http_down, k);
 }
 
@@ -681,6 +721,7 @@ int main(int argc, char **argv) {
 
     k.exit_code = 0;
     uv_run(&k.loop, UV_RUN_DEFAULT);
+    scrape_manager_free(atomic_load(&k.scrape));
     remotewrite_free(atomic_load(&k.rw));
     if (k.st) {
         kiln_err cerr = {0};

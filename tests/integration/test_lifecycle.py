@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from kilntest import KILN_BIN, Kiln, KilnTestCase
+from kilntest import KILN_BIN, Kiln, KilnTestCase, wait_for
 
 GOOD = """global:
   scrape_interval: 30s
@@ -21,15 +21,6 @@ scrape_configs:
 BAD = """global:
   scrape_intervl: bad
 """
-
-
-def wait_for(pred, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class TestStatusEndpoints(KilnTestCase):

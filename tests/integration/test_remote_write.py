@@ -9,20 +9,15 @@ test needs nothing beyond the Python standard library.
 import json
 import os
 import shutil
-import signal
-import struct
-import subprocess
 import tempfile
 import time
 import unittest
 import urllib.parse
 import urllib.request
 
-from kilntest import Kiln, KilnTestCase, free_port
+from kilntest import NODE_EXPORTER, PROMETHEUS, Kiln, KilnTestCase, Process, free_port, http_get, wait_for
 from rwproto import pb_request, pb_series, snappy, varint
 
-PROMETHEUS = "/usr/bin/prometheus"
-NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 HEADERS = {
     "Content-Encoding": "snappy",
     "Content-Type": "application/x-protobuf",
@@ -40,16 +35,6 @@ def now_ms():
 def good_body(name="rw_test_metric", value=1.0, ts=None):
     ts = now_ms() if ts is None else ts
     return snappy(pb_request([pb_series([("__name__", name), ("job", "rwtest")], [(value, ts)])]))
-
-
-def wait_for(pred, timeout=30, step=0.2):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return None
 
 
 def vm_kib(pid, key):
@@ -190,37 +175,6 @@ class TestRemoteWriteCompatFlag(KilnTestCase):
 
 
 # ---- a real sender -----------------------------------------------------------
-
-
-class Process:
-    def __init__(self, args, log_path):
-        self.log = open(log_path, "ab")
-        self.log_path = log_path
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-    def read_log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-
-def http_get(url, timeout=10):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return None, b""
 
 
 def parse_metrics(text):
