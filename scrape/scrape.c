@@ -614,6 +614,8 @@ static void accept_header(const scrape_config *sc, buf *b) {
             mt = "application/openmetrics-text;version=1.0.0";
         else if (!strcmp(p, "OpenMetricsText0.0.1"))
             mt = "application/openmetrics-text;version=0.0.1";
+        else if (!strcmp(p, "PrometheusText1.0.0"))
+            mt = "text/plain;version=1.0.0";
         else if (!strcmp(p, "PrometheusText0.0.4"))
             mt = "text/plain;version=0.0.4";
         if (!mt)
