@@ -51,11 +51,18 @@ static double stale_nan(void) {
 
 /* ---- the series cache ------------------------------------------------- */
 
+/*
+ * Entries are kept in the order their lines were first seen, keys in one
+ * arena in the same order, and a scrape is expected to list its series in
+ * the same order as the last one: the next entry is tried first (no hash, a
+ * sequential walk through memory), the hash index only when the body
+ * changed order or gained lines.
+ */
 typedef struct centry {
-    uint64_t hash;
-    char *key; /* the series as written; NULL: free slot */
+    const char *key; /* the series as written, in the cache's key arena */
     uint32_t klen;
     uint32_t seen;       /* last scrape iteration with this line */
+    uint64_t hash;
     uint64_t ref;        /* storage reference; 0 with dropped */
     uint8_t dropped;     /* metric relabeling drops it */
     uint8_t explicit_ts; /* the last sample had its own timestamp */
@@ -63,75 +70,116 @@ typedef struct centry {
 } centry;
 
 typedef struct scache {
-    centry *v;
-    size_t cap, n; /* cap: a power of two */
+    centry *v; /* in first-seen order */
+    size_t n, capv;
+    uint32_t *idx; /* open addressing over v: index + 1, 0 empty; capi a power of two */
+    size_t capi;
+    arena keys;
+    size_t cursor; /* the entry the next line is expected to be */
 } scache;
 
-static centry *cache_find(scache *c, uint64_t h, const char *k, size_t klen) {
-    if (!c->cap)
+/* The entry at the cursor when it is this line (the common case). */
+static centry *cache_next(scache *c, const char *k, size_t klen) {
+    if (c->cursor >= c->n)
         return NULL;
-    for (size_t i = h & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
-        centry *e = &c->v[i];
-        if (!e->key)
+    centry *e = &c->v[c->cursor];
+    if (e->klen != klen || memcmp(e->key, k, klen) != 0)
+        return NULL;
+    c->cursor++;
+    return e;
+}
+
+static centry *cache_lookup(scache *c, uint64_t h, const char *k, size_t klen) {
+    if (!c->capi)
+        return NULL;
+    for (size_t i = h & (c->capi - 1);; i = (i + 1) & (c->capi - 1)) {
+        uint32_t x = c->idx[i];
+        if (!x)
             return NULL;
-        if (e->hash == h && e->klen == klen && memcmp(e->key, k, klen) == 0)
+        centry *e = &c->v[x - 1];
+        if (e->hash == h && e->klen == klen && memcmp(e->key, k, klen) == 0) {
+            c->cursor = x; /* the following line is expected next */
             return e;
+        }
     }
 }
 
-static void cache_place(centry *v, size_t cap, const centry *e) {
-    size_t i = e->hash & (cap - 1);
-    while (v[i].key)
-        i = (i + 1) & (cap - 1);
-    v[i] = *e;
-}
-
-/* Rebuilds the table with room for `want` entries, keeping those keep() accepts. */
-static int cache_rebuild(scache *c, size_t want, uint32_t min_seen) {
+static int cache_reindex(scache *c, size_t want) {
     size_t cap = 64;
     while (cap < want * 2)
         cap *= 2;
-    centry *v = calloc(cap, sizeof *v);
-    if (!v)
+    uint32_t *idx = calloc(cap, sizeof *idx);
+    if (!idx)
         return KILN_ENOMEM;
-    size_t n = 0;
-    for (size_t i = 0; i < c->cap; i++) {
-        centry *e = &c->v[i];
-        if (!e->key)
-            continue;
-        if (e->seen < min_seen && !e->in_last) {
-            free(e->key);
-            continue;
-        }
-        cache_place(v, cap, e);
-        n++;
+    for (size_t j = 0; j < c->n; j++) {
+        size_t i = c->v[j].hash & (cap - 1);
+        while (idx[i])
+            i = (i + 1) & (cap - 1);
+        idx[i] = (uint32_t)j + 1;
     }
-    free(c->v);
-    c->v = v;
-    c->cap = cap;
-    c->n = n;
+    free(c->idx);
+    c->idx = idx;
+    c->capi = cap;
     return 0;
 }
 
+/* Forgets the entries last seen before min_seen that have no live sample. */
+static int cache_compact(scache *c, uint32_t min_seen) {
+    arena keys;
+    arena_init(&keys, 0);
+    size_t k = 0;
+    for (size_t j = 0; j < c->n; j++) {
+        centry e = c->v[j];
+        if (e.seen < min_seen && !e.in_last)
+            continue;
+        char *nk = arena_alloc_nz(&keys, e.klen ? e.klen : 1);
+        if (!nk) {
+            arena_free(&keys);
+            return KILN_ENOMEM;
+        }
+        memcpy(nk, e.key, e.klen);
+        e.key = nk;
+        c->v[k++] = e;
+    }
+    arena_free(&c->keys);
+    c->keys = keys;
+    c->n = k;
+    c->cursor = 0;
+    return cache_reindex(c, k + 1);
+}
+
 static centry *cache_add(scache *c, uint64_t h, const char *k, size_t klen) {
-    if ((c->n + 1) * 4 > c->cap * 3 && cache_rebuild(c, c->n + 1, 0) != 0)
+    if (c->n == c->capv) {
+        size_t nc = c->capv ? c->capv * 2 : 64;
+        centry *nv = realloc(c->v, nc * sizeof *nv);
+        if (!nv)
+            return NULL;
+        c->v = nv;
+        c->capv = nc;
+    }
+    if ((c->n + 1) * 4 > c->capi * 3 && cache_reindex(c, c->n + 1) != 0)
         return NULL;
-    centry e = {.hash = h, .klen = (uint32_t)klen};
-    if (!(e.key = malloc(klen ? klen : 1)))
+    char *nk = arena_alloc_nz(&c->keys, klen ? klen : 1);
+    if (!nk)
         return NULL;
-    memcpy(e.key, k, klen);
-    size_t i = h & (c->cap - 1);
-    while (c->v[i].key)
-        i = (i + 1) & (c->cap - 1);
-    c->v[i] = e;
-    c->n++;
-    return &c->v[i];
+    memcpy(nk, k, klen);
+    centry *e = &c->v[c->n];
+    memset(e, 0, sizeof *e);
+    e->key = nk;
+    e->klen = (uint32_t)klen;
+    e->hash = h;
+    size_t i = h & (c->capi - 1);
+    while (c->idx[i])
+        i = (i + 1) & (c->capi - 1);
+    c->idx[i] = (uint32_t)++c->n;
+    c->cursor = c->n;
+    return e;
 }
 
 static void cache_free(scache *c) {
-    for (size_t i = 0; i < c->cap; i++)
-        free(c->v[i].key);
     free(c->v);
+    free(c->idx);
+    arena_free(&c->keys);
     memset(c, 0, sizeof *c);
 }
 
@@ -871,10 +919,8 @@ out:
 static int write_stale(target *t, appender *a, int64_t ts, int all, int track_explicit, char *why, size_t whyn) {
     kiln_err e = {0};
     size_t gone = 0;
-    for (size_t i = 0; i < t->cache.cap; i++) {
+    for (size_t i = 0; i < t->cache.n; i++) {
         centry *c = &t->cache.v[i];
-        if (!c->key)
-            continue;
         int live = !all && c->seen == t->iter && !c->dropped;
         if (c->in_last && !live && (!c->explicit_ts || track_explicit)) {
             int rc = appender_append(a, &c->ref, NULL, 0, ts, stale_nan(), &e);
@@ -886,7 +932,7 @@ static int write_stale(target *t, appender *a, int64_t ts, int all, int track_ex
         c->in_last = live;
         gone += c->seen != t->iter;
     }
-    if (gone && cache_rebuild(&t->cache, t->cache.n - gone + 1, t->iter) != 0)
+    if (gone && cache_compact(&t->cache, t->iter) != 0)
         return KILN_ENOMEM;
     return 0;
 }
@@ -905,6 +951,7 @@ static int write_report(target *t, appender *a, int64_t ts, const double *v, cha
 static int stage_samples(target *t, const scrape_config *sc, appender *a, int64_t ts, size_t *scraped,
                          size_t *post, size_t *added, char *why, size_t whyn) {
     kiln_err e = {0};
+    t->cache.cursor = 0;
     expo_parser *p = expo_parser_new(expo_format_of(t->ctype[0] ? t->ctype : NULL), t->body.data ? t->body.data : "",
                                      t->body.len);
     if (!p) {
@@ -922,8 +969,12 @@ static int stage_samples(target *t, const scrape_config *sc, appender *a, int64_
         (*scraped)++;
         size_t klen;
         const char *key = expo_series(p, &klen);
-        uint64_t h = XXH3_64bits(key, klen);
-        centry *c = cache_find(&t->cache, h, key, klen);
+        uint64_t h = 0;
+        centry *c = cache_next(&t->cache, key, klen);
+        if (!c) {
+            h = XXH3_64bits(key, klen);
+            c = cache_lookup(&t->cache, h, key, klen);
+        }
         int64_t st = ts;
         int explicit_ts = sc->honor_timestamps && expo_timestamp(p, &st);
         if (!explicit_ts)
