@@ -347,6 +347,52 @@ class TestScrape(unittest.TestCase):
         self.assertTrue(all(0.5 < g < 1.6 for g in gaps), gaps)
 
 
+class TestFileSD(unittest.TestCase):
+    """Targets from file_sd_configs: read at start, picked up again when
+    the file changes, and stale markers when a target leaves the file."""
+
+    def test_file_targets_follow_the_file(self):
+        exporter = Exporter()
+        kiln = Kiln()
+        try:
+            sd = os.path.join(kiln.tmp, "targets.json")
+            t = f"127.0.0.1:{exporter.port}"
+            with open(sd, "w") as f:
+                json.dump([{"targets": [t], "labels": {"team": "a"}}], f)
+            with open(kiln.config_path, "w") as f:
+                f.write(f"""global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: files
+    file_sd_configs: [{{files: ["{kiln.tmp}/*.json"]}}]
+    relabel_configs:
+      - source_labels: [__meta_filepath]
+        regex: '.*/(.*)'
+        target_label: from_file
+""")
+            kiln.start()
+
+            def series(q):
+                st, body = kiln.get_json("/api/v1/query?" + urllib.parse.urlencode({"query": q}))
+                return body["data"]["result"]
+            self.assertTrue(wait_for(lambda: series('up{job="files",team="a"} == 1'), 10), kiln.read_log())
+            r = series('test_gauge{job="files",path="/a"}')
+            self.assertEqual(r[0]["metric"]["from_file"], "targets.json")
+            # a second group with another team, then the first group goes away
+            with open(sd + ".tmp", "w") as f:
+                json.dump([{"targets": [t], "labels": {"team": "b"}}], f)
+            os.rename(sd + ".tmp", sd)
+            self.assertTrue(wait_for(lambda: series('up{job="files",team="b"} == 1'), 15), kiln.read_log())
+            self.assertTrue(wait_for(lambda: not series('test_gauge{job="files",team="a"}'), 10))
+            st, body = kiln.get_json("/api/v1/targets")
+            teams = [x["labels"]["team"] for x in body["data"]["activeTargets"]]
+            self.assertEqual(teams, ["b"])
+            self.assertEqual(kiln.stop(), 0)
+        finally:
+            kiln.cleanup()
+            exporter.stop()
+
+
 @unittest.skipUnless(os.access(PROMETHEUS, os.X_OK) and os.access(NODE_EXPORTER, os.X_OK),
                      "needs Debian's prometheus and prometheus-node-exporter")
 class TestNodeExporterLikePrometheus(unittest.TestCase):
