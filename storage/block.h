@@ -1,0 +1,80 @@
+/*
+ * block.h - persistent blocks in Prometheus' format (private to storage/):
+ * `<ULID>/meta.json`, `index` (format 2), `chunks/000001...`, `tombstones`.
+ *
+ * A block_writer streams chunks into the segment files as series are added
+ * (in label order) and writes the index, meta.json and tombstones at
+ * commit, all under `<ULID>.tmp-for-creation`, fsynced, then renamed: a
+ * crash leaves either the whole block or a temporary directory that
+ * block_cleanup removes.
+ *
+ * A block is read through read-only maps of the index and chunk files:
+ * postings lookups, series labels and chunk metas, chunk bytes (CRC
+ * checked).  An open block is immutable and may be read from any thread.
+ */
+#ifndef KILN_STORAGE_BLOCK_H
+#define KILN_STORAGE_BLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/storage.h"
+#include "util/util.h"
+
+#define BLOCK_ULID_LEN 26
+
+typedef struct block_chunk {
+    int64_t mint, maxt; /* first and last sample */
+    const uint8_t *data; /* XOR chunk bytes (num_samples first) */
+    size_t len;
+} block_chunk;
+
+typedef struct block_writer block_writer;
+
+/* A new block for [mint, maxt) (maxt exclusive, as meta.json has it) under dir. */
+int block_writer_new(const char *dir, int64_t mint, int64_t maxt, block_writer **out, kiln_err *err);
+/* Adds a series; series come in labels_cmp order, chunks in time order. */
+int block_writer_add(block_writer *w, const label *ls, size_t nls, const block_chunk *c, size_t nc, kiln_err *err);
+/* Writes index, meta.json, tombstones; fsyncs; renames into place.  Frees w
+ * whatever happens; ulid receives the new block's name. */
+int block_writer_commit(block_writer *w, char ulid[BLOCK_ULID_LEN + 1], kiln_err *err);
+/* Drops an unfinished block (its temporary directory) and frees w. */
+void block_writer_abort(block_writer *w);
+
+typedef struct block block;
+
+typedef struct block_meta {
+    char ulid[BLOCK_ULID_LEN + 1];
+    int64_t mint, maxt; /* maxt exclusive */
+    uint64_t samples, series, chunks;
+    int level;
+} block_meta;
+
+/* Opens dir/<ulid>; a damaged index or meta.json is KILN_ECORRUPT naming the file. */
+int block_open(const char *dir, const char *ulid, block **out, kiln_err *err);
+void block_close(block *b);
+const block_meta *block_get_meta(const block *b);
+/* Bytes on disk (index + chunks + meta + tombstones). */
+uint64_t block_size(const block *b);
+
+/*
+ * The series matching all of ms with data in [mint, maxt], samples in that
+ * range appended to out (allocated in out->mem; out->v grown with realloc
+ * through the callback below).  labels_only: series with a chunk in range,
+ * no samples.
+ */
+typedef int (*block_series_fn)(void *ctx, const label *ls, size_t nls, const sample *s, size_t n);
+int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, int labels_only,
+                 arena *mem, block_series_fn fn, void *ctx, kiln_err *err);
+
+/* Every label name, or every value of one name, present in the block. */
+int block_label_names(block *b, int (*fn)(const char *s, void *ctx), void *ctx);
+int block_label_values(block *b, const char *name, int (*fn)(const char *s, void *ctx), void *ctx);
+
+/* The block directories (ULID names) under dir, oldest name first; removes
+ * leftover `*.tmp-for-creation` / `*.tmp-for-deletion` directories. */
+int block_list(const char *dir, char ***ulids, size_t *n, kiln_err *err);
+/* Removes a block directory (renamed aside first, so a crash leaves no half block). */
+int block_delete(const char *dir, const char *ulid, kiln_err *err);
+
+#endif
