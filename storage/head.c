@@ -819,6 +819,42 @@ int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, head_al
     return rc;
 }
 
+int head_series_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, head_chunk_fn fn, void *ctx) {
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    int rc = 0;
+    pthread_mutex_lock(mu);
+    for (uint32_t i = 0; i < s->nclosed && rc == 0; i++) {
+        const hchunk *c = &s->closed[i];
+        if (c->mint < mint || c->maxt >= maxt)
+            continue;
+        const uint8_t *d;
+        size_t len;
+        if ((rc = headchunks_read(h->hc, c->cref, &d, &len)) == 0)
+            rc = fn(ctx, c->mint, c->maxt, d, len);
+    }
+    if (rc == 0 && xorchunk_count(&s->open) && s->open_mint >= mint && s->maxt < maxt) {
+        size_t len;
+        const uint8_t *d = xorchunk_data(&s->open, &len);
+        rc = fn(ctx, s->open_mint, s->maxt, d, len);
+    }
+    pthread_mutex_unlock(mu);
+    return rc;
+}
+
+void head_set_min_valid(head *h, int64_t t) { atomic_max64(&h->min_valid, t); }
+
+int64_t head_series_min_time(head *h, hseries *s) {
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    int64_t t = INT64_MAX;
+    pthread_mutex_lock(mu);
+    if (s->nclosed)
+        t = s->closed[0].mint;
+    else if (xorchunk_count(&s->open))
+        t = s->open_mint;
+    pthread_mutex_unlock(mu);
+    return t;
+}
+
 static sample *malloc_samples(void *ctx, size_t n) {
     (void)ctx;
     return malloc(n * sizeof(sample));

@@ -98,6 +98,18 @@ int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err 
 typedef sample *(*head_alloc_fn)(void *ctx, size_t n);
 int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, head_alloc_fn alloc, void *ctx,
                         sample **out, size_t *n);
+/* Calls fn for each chunk of s lying wholly within [mint, maxt) (maxt
+ * exclusive), full ones then the open one, under the series' lock (fn must
+ * not call back into the head).  Stops at fn's first non-zero result. */
+typedef int (*head_chunk_fn)(void *ctx, int64_t mint, int64_t maxt, const uint8_t *data, size_t len);
+int head_series_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, head_chunk_fn fn, void *ctx);
+
+/* The time of the series' first sample in the head; INT64_MAX when none. */
+int64_t head_series_min_time(head *h, hseries *s);
+
+/* Appends below t become out of bounds (blocks cover the time before it). */
+void head_set_min_valid(head *h, int64_t t);
+
 /* 1 when s has at least one sample within [mint, maxt]. */
 int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt);
 

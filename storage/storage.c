@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "storage/block.h"
 #include "storage/head.h"
 #include "storage/headchunks.h"
 #include "storage/wal.h"
@@ -39,7 +40,13 @@ struct storage {
     /* Read-held by appenders (creation to commit) and selects, write-held by
      * head truncation, which frees series. */
     pthread_rwlock_t gc;
+    /* persistent blocks, by mint; the list changes under the gc write lock */
+    block **blocks;
+    size_t nblocks;
+    pthread_mutex_t compact_mu; /* one compaction at a time */
     /* counters (atomics) */
+    uint64_t compactions, compactions_failed, blocks_deleted;
+    uint64_t compaction_us;
     uint64_t samples_appended;
     uint64_t rejected_ooo, rejected_dup, rejected_oob;
     uint64_t commits_failed;
@@ -594,6 +601,55 @@ out:
     return rc;
 }
 
+/* ---- blocks ---------------------------------------------------------------- */
+
+static int cmp_block(const void *a, const void *b) {
+    const block_meta *x = block_get_meta(*(block *const *)a), *y = block_get_meta(*(block *const *)b);
+    return x->mint < y->mint ? -1 : x->mint > y->mint;
+}
+
+static void close_blocks(storage *s) {
+    for (size_t i = 0; i < s->nblocks; i++)
+        block_close(s->blocks[i]);
+    free(s->blocks);
+    s->blocks = NULL;
+    s->nblocks = 0;
+}
+
+/* Adds an open block to the list (caller holds the gc write lock or owns s). */
+static int add_block(storage *s, block *b) {
+    block **nv = realloc(s->blocks, (s->nblocks + 1) * sizeof *nv);
+    if (!nv)
+        return KILN_ENOMEM;
+    s->blocks = nv;
+    s->blocks[s->nblocks++] = b;
+    qsort(s->blocks, s->nblocks, sizeof *s->blocks, cmp_block);
+    head_set_min_valid(s->h, block_get_meta(b)->maxt);
+    return 0;
+}
+
+/* Opens the blocks in the data directory; a damaged one is reported and skipped. */
+static int load_blocks(storage *s, kiln_err *err) {
+    char **ul = NULL;
+    size_t n = 0;
+    int rc = block_list(s->dir, &ul, &n, err);
+    for (size_t i = 0; i < n; i++) {
+        block *b = NULL;
+        kiln_err e = {0};
+        if (rc == 0 && block_open(s->dir, ul[i], &b, &e) != 0)
+            LOG_ERROR("Skipping a damaged block", "block=%s err=\"%s\"", ul[i], e.msg);
+        else if (rc == 0 && (rc = add_block(s, b)) != 0) {
+            block_close(b);
+            kiln_err_set(err, rc, "storage: out of memory");
+        }
+        free(ul[i]);
+    }
+    free(ul);
+    if (rc == 0 && s->nblocks)
+        LOG_INFO("Blocks loaded", "blocks=%zu", s->nblocks);
+    return rc;
+}
+
 /* ---- open / close ---------------------------------------------------------- */
 
 int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
@@ -620,6 +676,9 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
         goto fail;
     if ((rc = head_new(opts->block_range_ms, s->hc, &s->h, err)) != 0)
         goto fail;
+    pthread_mutex_init(&s->compact_mu, NULL);
+    if ((rc = load_blocks(s, err)) != 0)
+        goto fail;
     if ((rc = replay(s, err)) != 0)
         goto fail;
     wal_opts wo = wal_opts_default();
@@ -637,6 +696,7 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
     *out = s;
     return 0;
 fail:
+    close_blocks(s);
     head_free(s->h);
     headchunks_close(s->hc, NULL);
     pthread_rwlock_destroy(&s->gc);
@@ -649,6 +709,8 @@ int storage_close(storage *s, kiln_err *err) {
     if (!s)
         return 0;
     int rc = wal_close(s->w, err);
+    close_blocks(s);
+    pthread_mutex_destroy(&s->compact_mu);
     head_free(s->h);
     kiln_err e2;
     int rc2 = headchunks_close(s->hc, &e2);
@@ -872,6 +934,11 @@ int storage_querier(storage *s, int64_t mint, int64_t maxt, querier **out, kiln_
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
     int64_t hmin, hmax;
     head_time_range(s->h, &hmin, &hmax);
+    pthread_rwlock_rdlock(&s->gc);
+    for (size_t i = 0; i < s->nblocks; i++)
+        if (block_get_meta(s->blocks[i])->maxt - 1 > hmax)
+            hmax = block_get_meta(s->blocks[i])->maxt - 1;
+    pthread_rwlock_unlock(&s->gc);
     q->st = s;
     q->mint = mint;
     q->maxt = maxt < hmax ? maxt : hmax; /* what is appended from now on stays invisible */
@@ -909,6 +976,73 @@ int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints
     int rc = select_locked(q, ms, nms, h, out, err);
     pthread_rwlock_unlock(&q->st->gc);
     return rc;
+}
+
+/* Collects a block's series into a selection (labels copied: the result
+ * outlives the querier). */
+typedef struct bsel {
+    series_set *out;
+    size_t *cap;
+    size_t total, max;
+    int over;
+} bsel;
+
+static int block_series(void *ctx, const label *ls, size_t nls, const sample *smp, size_t n) {
+    bsel *b = ctx;
+    series_set *out = b->out;
+    b->total += n;
+    if (b->max && b->total > b->max) {
+        b->over = 1;
+        return KILN_ELIMIT;
+    }
+    if (out->n == *b->cap) {
+        size_t nc = *b->cap ? *b->cap * 2 : 64;
+        series *nv = realloc(out->v, nc * sizeof *nv);
+        if (!nv)
+            return KILN_ENOMEM;
+        out->v = nv;
+        *b->cap = nc;
+    }
+    series *se = &out->v[out->n];
+    if (!(se->ls = labels_copy(&out->mem, ls, nls)))
+        return KILN_ENOMEM;
+    se->nls = nls;
+    se->s = (sample *)smp;
+    se->n = n;
+    out->n++;
+    return 0;
+}
+
+/* Joins neighbours with the same labels (a series in blocks and the head):
+ * samples merged by time, a time present twice kept once. */
+static int merge_same(series_set *out) {
+    size_t w = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        if (w == 0 || series_cmp(&out->v[w - 1], &out->v[i]) != 0) {
+            out->v[w++] = out->v[i];
+            continue;
+        }
+        series *a = &out->v[w - 1];
+        const series *b = &out->v[i];
+        sample *m = arena_alloc_nz(&out->mem, (a->n + b->n + 1) * sizeof *m);
+        if (!m)
+            return KILN_ENOMEM;
+        size_t x = 0, y = 0, k = 0;
+        while (x < a->n || y < b->n) {
+            if (y >= b->n || (x < a->n && a->s[x].t < b->s[y].t))
+                m[k++] = a->s[x++];
+            else if (x >= a->n || b->s[y].t < a->s[x].t)
+                m[k++] = b->s[y++];
+            else {
+                m[k++] = b->s[y++]; /* the same time in both: once */
+                x++;
+            }
+        }
+        a->s = m;
+        a->n = k;
+    }
+    out->n = w;
+    return 0;
 }
 
 /* Sample arrays of a selection live in its arena; decoded straight into it. */
@@ -972,6 +1106,25 @@ static int select_locked(querier *q, const matcher *ms, size_t nms, const select
         se->s = n ? got : NULL;
         out->n++;
     }
+    /* the blocks' series, then one series per label set */
+    size_t from_head = out->n;
+    if (mint <= maxt) {
+        bsel bs = {out, &cap, total, h ? h->max_samples : 0, 0};
+        for (size_t i = 0; i < s->nblocks; i++) {
+            const block_meta *bm = block_get_meta(s->blocks[i]);
+            if (bm->maxt <= mint || bm->mint > maxt)
+                continue;
+            rc = block_select(s->blocks[i], ms, nms, mint, maxt, h && h->labels_only, &out->mem, block_series, &bs,
+                              err);
+            if (bs.over)
+                rc = kiln_err_set(err, KILN_ELIMIT,
+                                  "query processing would load too many samples into memory in query execution");
+            if (rc == KILN_ENOMEM && !bs.over)
+                goto nomem;
+            if (rc)
+                goto fail;
+        }
+    }
     /* the series array itself moves into the arena so series_set_free frees all */
     if (out->n) {
         series *v = arena_alloc(&out->mem, out->n * sizeof *v);
@@ -981,6 +1134,8 @@ static int select_locked(querier *q, const matcher *ms, size_t nms, const select
         free(out->v);
         out->v = v;
         qsort(out->v, out->n, sizeof *out->v, series_cmp);
+        if (out->n > from_head && (rc = merge_same(out)) != 0)
+            goto nomem;
     } else {
         free(out->v);
         out->v = NULL;
@@ -1066,15 +1221,27 @@ static int collect_from_series(querier *q, const char *name, const matcher *ms, 
     return rc;
 }
 
+static int block_overlaps(const querier *q, block *b) {
+    const block_meta *m = block_get_meta(b);
+    return m->maxt > q->mint && m->mint <= q->maxt;
+}
+
 int querier_label_names(querier *q, const matcher *ms, size_t nms, str_list *out, kiln_err *err) {
     if (nms)
         return collect_from_series(q, NULL, ms, nms, out, err);
     strs s = {0};
-    if (head_label_names(q->st->h, strs_add, &s) != 0) {
+    int rc = head_label_names(q->st->h, strs_add, &s);
+    pthread_rwlock_rdlock(&q->st->gc);
+    for (size_t i = 0; i < q->st->nblocks && rc == 0; i++)
+        if (block_overlaps(q, q->st->blocks[i]))
+            rc = block_label_names(q->st->blocks[i], strs_add, &s);
+    /* strs_finish copies the strings before the blocks can go */
+    if (rc == 0)
+        rc = strs_finish(&s, out, err);
+    else
         free(s.v);
-        return kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
-    }
-    return strs_finish(&s, out, err);
+    pthread_rwlock_unlock(&q->st->gc);
+    return rc ? kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels") : 0;
 }
 
 int querier_label_values(querier *q, const char *name, const matcher *ms, size_t nms, str_list *out,
@@ -1082,11 +1249,17 @@ int querier_label_values(querier *q, const char *name, const matcher *ms, size_t
     if (nms)
         return collect_from_series(q, name, ms, nms, out, err);
     strs s = {0};
-    if (head_label_values(q->st->h, name, strs_add, &s) != 0) {
+    int rc = head_label_values(q->st->h, name, strs_add, &s);
+    pthread_rwlock_rdlock(&q->st->gc);
+    for (size_t i = 0; i < q->st->nblocks && rc == 0; i++)
+        if (block_overlaps(q, q->st->blocks[i]))
+            rc = block_label_values(q->st->blocks[i], name, strs_add, &s);
+    if (rc == 0)
+        rc = strs_finish(&s, out, err);
+    else
         free(s.v);
-        return kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
-    }
-    return strs_finish(&s, out, err);
+    pthread_rwlock_unlock(&q->st->gc);
+    return rc ? kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels") : 0;
 }
 
 /* ---- truncation ------------------------------------------------------------ */
@@ -1134,6 +1307,201 @@ int storage_truncate(storage *s, int64_t mint, kiln_err *err) {
              (long long)mint, (unsigned long long)ts.series_removed, (unsigned long long)ts.chunks_removed,
              time_mono_sec() - t0);
     return 0;
+}
+
+/* ---- compaction and retention -------------------------------------------------- */
+
+typedef struct hs_ref {
+    hseries *s;
+    const label *ls;
+    size_t nls;
+} hs_ref;
+
+static int cmp_hs(const void *a, const void *b) {
+    const hs_ref *x = a, *y = b;
+    return labels_cmp(x->ls, x->nls, y->ls, y->nls);
+}
+
+/* Chunks of one series for the block being written (copied out of the head). */
+typedef struct chunk_acc {
+    block_chunk *v;
+    size_t n, cap;
+    arena *a;
+} chunk_acc;
+
+static int acc_chunk(void *ctx, int64_t mint, int64_t maxt, const uint8_t *data, size_t len) {
+    chunk_acc *c = ctx;
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        block_chunk *nv = realloc(c->v, nc * sizeof *nv);
+        if (!nv)
+            return KILN_ENOMEM;
+        c->v = nv;
+        c->cap = nc;
+    }
+    uint8_t *copy = arena_alloc_nz(c->a, len ? len : 1);
+    if (!copy)
+        return KILN_ENOMEM;
+    memcpy(copy, data, len);
+    c->v[c->n++] = (block_chunk){mint, maxt, copy, len};
+    return 0;
+}
+
+/* Writes the head's chunks within [mint, maxt) as a block; *written 0 when
+ * the range holds nothing. */
+static int write_head_block(storage *s, int64_t mint, int64_t maxt, block **out, kiln_err *err) {
+    refvec refs = {0};
+    hs_ref *v = NULL;
+    chunk_acc acc = {0};
+    arena a;
+    arena_init(&a, 0);
+    block_writer *w = NULL;
+    *out = NULL;
+    pthread_rwlock_rdlock(&s->gc);
+    int rc = head_postings(s->h, NULL, 0, &refs, err);
+    if (rc == 0 && !(v = malloc((refs.n + 1) * sizeof *v)))
+        rc = kiln_err_set(err, KILN_ENOMEM, "compaction: out of memory");
+    size_t n = 0;
+    for (size_t i = 0; rc == 0 && i < refs.n; i++) {
+        hseries *hs = head_series(s->h, refs.v[i]);
+        if (hs) {
+            v[n].s = hs;
+            v[n].ls = hseries_labels(hs, &v[n].nls);
+            n++;
+        }
+    }
+    if (rc == 0) {
+        qsort(v, n, sizeof *v, cmp_hs);
+        rc = block_writer_new(s->dir, mint, maxt, &w, err);
+    }
+    size_t written = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        acc.n = 0;
+        acc.a = &a;
+        if ((rc = head_series_chunks(s->h, v[i].s, mint, maxt, acc_chunk, &acc)) != 0) {
+            kiln_err_set(err, rc, "compaction: reading the head's chunks failed");
+            break;
+        }
+        if (acc.n) {
+            rc = block_writer_add(w, v[i].ls, v[i].nls, acc.v, acc.n, err);
+            written++;
+        }
+        if (a.used_total > (64u << 20)) {
+            arena_free(&a);
+            arena_init(&a, 0);
+        }
+    }
+    pthread_rwlock_unlock(&s->gc);
+    char ulid[BLOCK_ULID_LEN + 1];
+    if (rc == 0 && written) {
+        if ((rc = block_writer_commit(w, ulid, err)) == 0)
+            rc = block_open(s->dir, ulid, out, err);
+    } else {
+        block_writer_abort(w);
+    }
+    refvec_free(&refs);
+    free(v);
+    free(acc.v);
+    arena_free(&a);
+    return rc;
+}
+
+/* Deletes the blocks wholly older than the retention; the gc lock keeps queries off them. */
+static void apply_retention(storage *s) {
+    if (s->o.retention_ms <= 0 || s->nblocks == 0)
+        return;
+    int64_t hmin, hmax, newest = INT64_MIN;
+    head_time_range(s->h, &hmin, &hmax);
+    for (size_t i = 0; i < s->nblocks; i++)
+        if (block_get_meta(s->blocks[i])->maxt > newest)
+            newest = block_get_meta(s->blocks[i])->maxt;
+    if (hmax > newest)
+        newest = hmax;
+    int64_t cut = newest - s->o.retention_ms;
+    pthread_rwlock_wrlock(&s->gc);
+    size_t w = 0;
+    block *gone[64];
+    size_t ngone = 0;
+    for (size_t i = 0; i < s->nblocks; i++) {
+        if (block_get_meta(s->blocks[i])->maxt <= cut && ngone < 64)
+            gone[ngone++] = s->blocks[i];
+        else
+            s->blocks[w++] = s->blocks[i];
+    }
+    s->nblocks = w;
+    pthread_rwlock_unlock(&s->gc);
+    for (size_t i = 0; i < ngone; i++) {
+        char ulid[BLOCK_ULID_LEN + 1];
+        kiln_err e = {0};
+        snprintf(ulid, sizeof ulid, "%s", block_get_meta(gone[i])->ulid);
+        block_close(gone[i]);
+        if (block_delete(s->dir, ulid, &e) != 0)
+            LOG_WARN("Deleting a block past the retention failed", "block=%s err=\"%s\"", ulid, e.msg);
+        else
+            LOG_INFO("Deleted a block past the retention", "block=%s", ulid);
+        __atomic_add_fetch(&s->blocks_deleted, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* The first sample time in the head (its recorded mint only grows with
+ * truncation, so after a gap in the data it lies before the real one). */
+static int64_t head_first_time(storage *s) {
+    refvec refs = {0};
+    int64_t t = INT64_MAX;
+    pthread_rwlock_rdlock(&s->gc);
+    if (head_postings(s->h, NULL, 0, &refs, NULL) == 0)
+        for (size_t i = 0; i < refs.n; i++) {
+            hseries *hs = head_series(s->h, refs.v[i]);
+            int64_t x = hs ? head_series_min_time(s->h, hs) : INT64_MAX;
+            if (x < t)
+                t = x;
+        }
+    pthread_rwlock_unlock(&s->gc);
+    refvec_free(&refs);
+    return t;
+}
+
+int storage_compact(storage *s, kiln_err *err) {
+    int rc = 0;
+    pthread_mutex_lock(&s->compact_mu);
+    for (;;) {
+        int64_t hmin, hmax, r = s->o.block_range_ms;
+        head_time_range(s->h, &hmin, &hmax);
+        if (hmin > hmax || r <= 0 || hmax - hmin <= r / 2 * 3)
+            break;
+        if ((hmin = head_first_time(s)) == INT64_MAX || hmax - hmin <= r / 2 * 3)
+            break;
+        int64_t mint = hmin >= 0 ? hmin / r * r : -((-hmin + r - 1) / r) * r;
+        int64_t maxt = mint + r;
+        double t0 = time_mono_sec();
+        block *b = NULL;
+        if ((rc = write_head_block(s, mint, maxt, &b, err)) != 0) {
+            __atomic_add_fetch(&s->compactions_failed, 1, __ATOMIC_RELAXED);
+            LOG_ERROR("Compaction failed", "mint=%lld maxt=%lld err=\"%s\"", (long long)mint, (long long)maxt,
+                      err->msg);
+            break;
+        }
+        if (b) {
+            pthread_rwlock_wrlock(&s->gc);
+            rc = add_block(s, b);
+            pthread_rwlock_unlock(&s->gc);
+            if (rc) {
+                block_close(b);
+                kiln_err_set(err, rc, "compaction: out of memory");
+                break;
+            }
+            LOG_INFO("Compacted the head into a block", "block=%s mint=%lld maxt=%lld series=%llu duration=%.3fs",
+                     block_get_meta(b)->ulid, (long long)mint, (long long)maxt,
+                     (unsigned long long)block_get_meta(b)->series, time_mono_sec() - t0);
+        }
+        __atomic_add_fetch(&s->compactions, 1, __ATOMIC_RELAXED);
+        if ((rc = storage_truncate(s, maxt, err)) != 0)
+            break;
+        __atomic_add_fetch(&s->compaction_us, (uint64_t)((time_mono_sec() - t0) * 1e6), __ATOMIC_RELAXED);
+    }
+    apply_retention(s);
+    pthread_mutex_unlock(&s->compact_mu);
+    return rc;
 }
 
 /* ---- metrics ------------------------------------------------------------------ */
@@ -1185,6 +1553,21 @@ static double m_wrecords(void *d) { return (double)wstats(d).records_written; }
 static double m_wbytes(void *d) { return (double)wstats(d).bytes_written; }
 static double m_corrupt(void *d) { return (double)wstats(d).corruptions; }
 
+static double blocks_sum(storage *s, int bytes) {
+    double v = 0;
+    pthread_rwlock_rdlock(&s->gc);
+    for (size_t i = 0; i < s->nblocks; i++)
+        v += bytes ? (double)block_size(s->blocks[i]) : 1;
+    pthread_rwlock_unlock(&s->gc);
+    return v;
+}
+static double m_blocks(void *d) { return blocks_sum(d, 0); }
+static double m_block_bytes(void *d) { return blocks_sum(d, 1); }
+static double m_compactions(void *d) { return LOADU(compactions); }
+static double m_compact_fail(void *d) { return LOADU(compactions_failed); }
+static double m_compact_s(void *d) { return LOADU(compaction_us) / 1e6; }
+static double m_retentions(void *d) { return LOADU(blocks_deleted); }
+
 int storage_register_metrics(storage *s) {
     static const struct {
         int type;
@@ -1212,6 +1595,13 @@ int storage_register_metrics(storage *s) {
         {METRIC_COUNTER, "kiln_tsdb_wal_records_written_total", "WAL records written.", m_wrecords},
         {METRIC_COUNTER, "kiln_tsdb_wal_bytes_written_total", "Bytes written to the WAL.", m_wbytes},
         {METRIC_COUNTER, "kiln_tsdb_wal_corruptions_total", "WAL corruptions found on replay.", m_corrupt},
+        {METRIC_GAUGE, "kiln_tsdb_blocks_loaded", "Persistent blocks open.", m_blocks},
+        {METRIC_GAUGE, "kiln_tsdb_storage_blocks_bytes", "Bytes of the persistent blocks.", m_block_bytes},
+        {METRIC_COUNTER, "kiln_tsdb_compactions_total", "Head compactions into a block.", m_compactions},
+        {METRIC_COUNTER, "kiln_tsdb_compactions_failed_total", "Head compactions that failed.", m_compact_fail},
+        {METRIC_COUNTER, "kiln_tsdb_compaction_duration_seconds_total", "Time spent compacting.", m_compact_s},
+        {METRIC_COUNTER, "kiln_tsdb_time_retentions_total", "Blocks deleted past the retention time.",
+         m_retentions},
     };
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++)
         if (!metric_new_func(defs[i].type, defs[i].name, defs[i].help, defs[i].fn, s))

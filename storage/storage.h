@@ -178,6 +178,15 @@ int storage_register_metrics(storage *s);
  */
 int storage_truncate(storage *s, int64_t mint, kiln_err *err);
 
+/*
+ * Compaction: while the head spans more than 1.5 block ranges, writes its
+ * oldest range as a block (atomically: a temporary directory renamed into
+ * place), then truncates the head and the WAL before it; then deletes the
+ * blocks wholly older than the retention.  Appends and queries go on
+ * meanwhile; the daemon calls it periodically from a worker thread.
+ */
+int storage_compact(storage *s, kiln_err *err);
+
 /* ---- appending --------------------------------------------------------- */
 
 typedef struct appender appender;

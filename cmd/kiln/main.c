@@ -303,6 +303,9 @@ typedef struct kiln {
     remotewrite *_Atomic rw; /* set once st is open */
     api_v1 *qapi;             /* the /api/v1 query and metadata handlers */
     scrape_manager *_Atomic scrape; /* set once st is open (loop thread) */
+    uv_timer_t compact_timer;        /* runs storage_compact on a worker every 5 s */
+    uv_work_t compact_work;
+    int compact_running, compact_timer_on;
     kiln_err startup_err;
     int startup_failed;
     int64_t start_ms;
@@ -473,6 +476,30 @@ static int scrape_metadata_hook(void *d, const char *name, long limit, long lpm,
     return scrape_metadata_json(d, name, limit, lpm, out);
 }
 
+/* ---- compaction: checked every 5 s (cheap unless the head is due), on a worker -- */
+
+static void compact_run(uv_work_t *w) {
+    kiln *k = w->data;
+    kiln_err err = {0};
+    storage_compact(k->st, &err); /* logs its own failures */
+}
+
+static void compact_done(uv_work_t *w, int status) {
+    kiln *k = w->data;
+    (void)status;
+    k->compact_running = 0;
+}
+
+static void on_compact_timer(uv_timer_t *t) {
+    kiln *k = t->data;
+    if (k->compact_running || atomic_load(&k->stopping))
+        return;
+    k->compact_running = 1;
+    k->compact_work.data = k;
+    if (uv_queue_work(&k->loop, &k->compact_work, compact_run, compact_done) != 0)
+        k->compact_running = 0;
+}
+
 /* Starts scraping with the current configuration (loop thread). */
 static void start_scraping(kiln *k) {
     scrape_manager *sm = NULL;
@@ -537,6 +564,10 @@ static void startup_done(uv_work_t *w, int status) {
     if (atomic_load(&k->stopping))
         return;
     start_scraping(k);
+    uv_timer_init(&k->loop, &k->compact_timer);
+    k->compact_timer.data = k;
+    k->compact_timer_on = 1;
+    uv_timer_start(&k->compact_timer, on_compact_timer, 1000, 5000);
     atomic_store(&k->ready, 1);
     metric_set(k->m_ready, 1);
     LOG_INFO("Server is ready to receive web requests.", NULL);
@@ -563,6 +594,11 @@ static void begin_stop(kiln *k, const char *why) {
     scrape_manager *sm = atomic_load(&k->scrape);
     if (sm)
         scrape_manager_stop(sm, NULL, NULL);
+    if (k->compact_timer_on) {
+        uv_timer_stop(&k->compact_timer);
+        uv_close((uv_handle_t *)&k->compact_timer, on_handle_closed);
+        k->compact_timer_on = 0;
+    }
     http_server_shutdown(k->http, on_http_down, k);
 }
 

@@ -488,6 +488,71 @@ START_TEST(test_truncate_and_checkpoint) {
 }
 END_TEST
 
+START_TEST(test_compaction_blocks) {
+    storage *s = open_st();
+    /* 20 series x 5 h at 60 s, in the past: the head spans more than 1.5 x 2 h */
+    const int64_t h = 3600 * 1000, t0 = 1700000000000LL / (2 * h) * (2 * h);
+    for (int k = 0; k < 300; k++) {
+        appender *a = storage_appender(s);
+        for (int i = 0; i < 20; i++) {
+            char inst[16];
+            snprintf(inst, sizeof inst, "%02d", i);
+            label ls[3] = {{"__name__", "m"}, {"i", inst}, {"job", i < 10 ? "a" : "b"}};
+            uint64_t ref = 0;
+            ck_assert_int_eq(appender_append(a, &ref, ls, 3, t0 + k * 60000, i * 1000.0 + k, NULL), 0);
+        }
+        ck_assert_int_eq(appender_commit(a, NULL), 0);
+    }
+    kiln_err err = {0};
+    ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
+    /* one block [t0, t0+2h); the head keeps 2 h..5 h (not more than 1.5 ranges) */
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_int_ge(st.head_min_time, t0 + 2 * h);
+    int blocks = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        blocks += strlen(e->d_name) == 26;
+    closedir(d);
+    ck_assert_int_eq(blocks, 1);
+    /* every sample through blocks and head together */
+    for (int pass = 0; pass < 2; pass++) {
+        matcher m;
+        matcher_init(&m, MATCH_EQ, "job", "b", NULL);
+        series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
+        ck_assert_uint_eq(set.n, 10);
+        for (size_t i = 0; i < set.n; i++) {
+            ck_assert_uint_eq(set.v[i].n, 300);
+            for (size_t k = 0; k < set.v[i].n; k++) {
+                ck_assert(set.v[i].s[k].t == t0 + (int64_t)k * 60000);
+                ck_assert(set.v[i].s[k].v == (10.0 + (double)i) * 1000.0 + (double)k);
+            }
+        }
+        series_set_free(&set);
+        /* a range inside the block only */
+        set = select1(s, &m, 1, t0 + 600000, t0 + 1200000);
+        ck_assert_uint_eq(set.n, 10);
+        ck_assert_uint_eq(set.v[0].n, 11);
+        series_set_free(&set);
+        matcher_free(&m);
+        querier *q;
+        storage_querier(s, INT64_MIN, INT64_MAX, &q, NULL);
+        str_list l;
+        ck_assert_int_eq(querier_label_values(q, "i", NULL, 0, &l, NULL), 0);
+        ck_assert_uint_eq(l.n, 20);
+        str_list_free(&l);
+        querier_close(q);
+        /* appends into the block's time are out of bounds */
+        ck_assert_int_eq(put(s, "m", "a", "00", t0 + 60000, 1), KILN_ERANGE);
+        /* and all of it again after a restart */
+        close_st(s);
+        s = open_st();
+    }
+    close_st(s);
+}
+END_TEST
+
 typedef struct worker_arg {
     storage *s;
     int id;
@@ -586,6 +651,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_concurrent);
     tcase_add_test(tc, test_damaged_head_chunks);
     tcase_add_test(tc, test_truncate_and_checkpoint);
+    tcase_add_test(tc, test_compaction_blocks);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,148 @@
+"""Blocks: 8 h of past data sent by remote write is compacted into
+Prometheus-format blocks; kiln restarted answers the same; promtool analyzes
+the blocks; Debian's Prometheus opened on a copy of kiln's data directory
+answers the same; and blocks made by `promtool tsdb create-blocks-from
+openmetrics` are served by kiln.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+from kilntest import PROMETHEUS, Kiln, free_port, http_get, wait_for
+from rwproto import write_body
+
+PROMTOOL = shutil.which("promtool")
+H = 3600 * 1000
+T0 = 1700000000000 // (2 * H) * (2 * H)  # block-aligned, in the past
+HOURS = 8
+STEP = 60000
+SERIES = 30
+END = T0 + HOURS * H - STEP  # the last sample
+CONFIG = "global:\n  scrape_interval: 1h\n"
+
+
+def value(i, k):
+    return i * 10000.0 + k
+
+
+def send_all(kiln):
+    per = 30  # samples per series and request
+    for k0 in range(0, HOURS * H // STEP, per):
+        body = write_body([([("__name__", "blk"), ("i", "%02d" % i), ("job", "b")],
+                            [(value(i, k), T0 + k * STEP) for k in range(k0, k0 + per)]) for i in range(SERIES)])
+        st, _, text = kiln.post("/api/v1/write", body)
+        assert st == 204, text
+
+
+def query(port, q, t):
+    st, body = http_get(f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": q, "time": t}))
+    assert st == 200, body
+    return {r["metric"].get("i", ""): r["value"][1] for r in json.loads(body)["data"]["result"]}
+
+
+def answers(port):
+    t = END / 1000.0
+    return {
+        "count": query(port, "count_over_time(blk[8h])", t),
+        "sum": query(port, "sum(sum_over_time(blk[8h]))", t),
+        "early": query(port, "blk", (T0 + 30 * 60000) / 1000.0),
+    }
+
+
+def blocks_in(d):
+    return sorted(x for x in os.listdir(d) if len(x) == 26 and os.path.isdir(os.path.join(d, x)))
+
+
+def start_prometheus(data, tmp):
+    port = free_port()
+    cfg = os.path.join(tmp, "prom.yml")
+    with open(cfg, "w") as f:
+        f.write(CONFIG)
+    log = open(os.path.join(tmp, "prom.log"), "wb")
+    p = subprocess.Popen([PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+                          f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=100y"],
+                         stdout=log, stderr=subprocess.STDOUT)
+    ok = wait_for(lambda: http_get(f"http://127.0.0.1:{port}/-/ready")[0] == 200, 60)
+    return p, port, log, ok
+
+
+class TestBlocks(unittest.TestCase):
+    def test_compaction_restart_and_prometheus(self):
+        k = Kiln(config=CONFIG, args=("--storage.tsdb.retention.time=100y",)).start()
+        try:
+            send_all(k)
+            # 8 h in the head: ranges are compacted until it spans no more than 3 h
+            self.assertTrue(wait_for(lambda: len(blocks_in(k.data)) >= 3, 30), k.read_log())
+            self.assertTrue(wait_for(lambda: k.metrics().get("kiln_tsdb_compactions_total", 0) >= 3, 10))
+            m = k.metrics()
+            self.assertEqual(m["kiln_tsdb_blocks_loaded"], 3)
+            self.assertGreater(m["kiln_tsdb_storage_blocks_bytes"], 0)
+            before = answers(k.port)
+            want_count = {"%02d" % i: str(HOURS * H // STEP) for i in range(SERIES)}
+            self.assertEqual(before["count"], want_count)
+            total = sum(value(i, kk) for i in range(SERIES) for kk in range(HOURS * H // STEP))
+            self.assertEqual(float(before["sum"][""]), total)
+            self.assertEqual(before["early"]["07"], str(int(value(7, 30))))
+            # restarted: blocks are loaded, the rest comes from the WAL
+            self.assertEqual(k.stop(), 0, k.read_log())
+            k.start()
+            self.assertEqual(answers(k.port), before)
+            self.assertEqual(k.stop(), 0, k.read_log())
+            if PROMTOOL:
+                r = subprocess.run([PROMTOOL, "tsdb", "analyze", k.data], capture_output=True, timeout=120)
+                self.assertEqual(r.returncode, 0, r.stderr.decode())
+                self.assertIn(b"Series: 30", r.stdout)
+            if os.access(PROMETHEUS, os.X_OK):
+                copy = os.path.join(k.tmp, "promdata")
+                shutil.copytree(k.data, copy)
+                if os.path.exists(os.path.join(copy, "lock")):
+                    os.remove(os.path.join(copy, "lock"))
+                p, port, log, ok = start_prometheus(copy, k.tmp)
+                try:
+                    self.assertTrue(ok, "prometheus did not start on kiln's data directory")
+                    self.assertEqual(answers(port), before)
+                finally:
+                    p.terminate()
+                    p.wait(30)
+                    log.close()
+        finally:
+            k.cleanup()
+
+    @unittest.skipUnless(PROMTOOL, "promtool not installed")
+    def test_backfilled_blocks_are_served(self):
+        tmp = tempfile.mkdtemp(prefix="kiln-backfill-")
+        try:
+            om = os.path.join(tmp, "data.om")
+            with open(om, "w") as f:
+                f.write("# TYPE bf gauge\n")
+                for i in range(5):
+                    for kk in range(0, 240):
+                        f.write(f'bf{{i="{i}"}} {i * 100 + kk} {(T0 + kk * STEP) / 1000:.3f}\n')
+                f.write("# EOF\n")
+            data = os.path.join(tmp, "data")
+            os.makedirs(data)
+            r = subprocess.run([PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", om, data],
+                               capture_output=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertGreaterEqual(len(blocks_in(data)), 1)
+            k = Kiln(config=CONFIG, data_dir=data, args=("--storage.tsdb.retention.time=100y",)).start()
+            try:
+                t = (T0 + 239 * STEP) / 1000.0
+                self.assertEqual(query(k.port, "count_over_time(bf[4h])", t), {str(i): "240" for i in range(5)})
+                self.assertEqual(query(k.port, "bf", t), {str(i): str(i * 100 + 239) for i in range(5)})
+                st, body = k.get_json("/api/v1/label/i/values")
+                self.assertEqual(body["data"], [str(i) for i in range(5)])
+                self.assertEqual(k.stop(), 0, k.read_log())
+            finally:
+                k.cleanup()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
