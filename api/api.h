@@ -194,6 +194,7 @@ typedef struct api_v1_opts {
     int64_t lookback_delta_ms; /* --query.lookback-delta, default 5m */
     size_t max_samples;        /* --query.max-samples, default 50,000,000 */
     int64_t timeout_ms;        /* --query.timeout, default 2m; the timeout parameter is capped by it */
+    int enable_admin;          /* --web.enable-admin-api: /api/v1/admin/tsdb/... */
 } api_v1_opts;
 
 void api_v1_opts_default(api_v1_opts *o);

@@ -37,6 +37,7 @@
 
 struct api_v1 {
     query_engine engine;
+    int enable_admin;
     storage *_Atomic st;
     api_v1_scrape *_Atomic scrape; /* NULL until scraping runs */
 };
@@ -65,6 +66,7 @@ int api_v1_new(const api_v1_opts *o, api_v1 **out) {
     }
     query_engine_opts eo = {o->lookback_delta_ms, o->max_samples, o->timeout_ms};
     query_engine_init(&a->engine, &eo);
+    a->enable_admin = o->enable_admin;
     atomic_store(&a->st, NULL);
     *out = a;
     return 0;
@@ -1531,6 +1533,45 @@ static void h_exemplars(http_req *req, http_resp *resp, void *data) {
     http_resp_json_success(resp, "[]", 2);
 }
 
+/* POST /api/v1/admin/tsdb/snapshot[?skip_head=true] */
+static void h_snapshot(http_req *req, http_resp *resp, void *data) {
+    api_v1 *a = data;
+    if (!a->enable_admin) {
+        http_resp_json_error(resp, 503, "unavailable", "admin APIs disabled");
+        return;
+    }
+    storage *st = atomic_load(&a->st);
+    if (!st) {
+        http_resp_json_error(resp, 503, "unavailable", "kiln is starting: the WAL replay is not done yet");
+        return;
+    }
+    const char *sh = param(req, "skip_head");
+    int skip = 0;
+    if (*sh) {
+        if (!strcmp(sh, "true") || !strcmp(sh, "1") || !strcmp(sh, "t") || !strcmp(sh, "T") || !strcmp(sh, "TRUE") ||
+            !strcmp(sh, "True"))
+            skip = 1;
+        else if (strcmp(sh, "false") && strcmp(sh, "0") && strcmp(sh, "f") && strcmp(sh, "F") &&
+                 strcmp(sh, "FALSE") && strcmp(sh, "False")) {
+            bad_data(resp, "unable to parse boolean 'skip_head' argument: strconv.ParseBool: parsing \"%s\": "
+                           "invalid syntax",
+                     sh);
+            return;
+        }
+    }
+    char name[64];
+    kiln_err err = {0};
+    if (storage_snapshot(st, !skip, name, sizeof name, &err) != 0) {
+        http_resp_json_error(resp, 500, "internal", err.msg);
+        return;
+    }
+    buf b = {0};
+    buf_puts(&b, "{\"name\":");
+    json_str(&b, name);
+    buf_putc(&b, '}');
+    send_buf(resp, &b, 0);
+}
+
 static void h_rules(http_req *req, http_resp *resp, void *data) {
     (void)req, (void)data;
     http_resp_json_success(resp, "{\"groups\":[]}", 13);
@@ -1564,6 +1605,7 @@ int api_v1_register(http_server *s, api_v1 *a) {
         {"GET", "/api/v1/label/*", h_label_values, "/api/v1/label/:name/values"},
         {"GET", "/api/v1/metadata", h_metadata, NULL},
         {"GET", "/api/v1/targets", h_targets, NULL},
+        {"POST,PUT", "/api/v1/admin/tsdb/snapshot", h_snapshot, NULL},
         {"GET", "/api/v1/targets/metadata", h_targets_metadata, NULL},
         {"GET,POST", "/api/v1/query_exemplars", h_exemplars, NULL},
         {"GET", "/api/v1/rules", h_rules, NULL},

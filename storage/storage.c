@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage/block.h"
@@ -1349,14 +1350,16 @@ static int acc_chunk(void *ctx, int64_t mint, int64_t maxt, const uint8_t *data,
 
 /* Writes the head's chunks within [mint, maxt) as a block; *written 0 when
  * the range holds nothing. */
-static int write_head_block(storage *s, int64_t mint, int64_t maxt, block **out, kiln_err *err) {
+static int write_head_block(storage *s, const char *dir, int64_t mint, int64_t maxt, block **out, char *ulid_out,
+                            kiln_err *err) {
     refvec refs = {0};
     hs_ref *v = NULL;
     chunk_acc acc = {0};
     arena a;
     arena_init(&a, 0);
     block_writer *w = NULL;
-    *out = NULL;
+    if (out)
+        *out = NULL;
     pthread_rwlock_rdlock(&s->gc);
     int rc = head_postings(s->h, NULL, 0, &refs, err);
     if (rc == 0 && !(v = malloc((refs.n + 1) * sizeof *v)))
@@ -1372,7 +1375,7 @@ static int write_head_block(storage *s, int64_t mint, int64_t maxt, block **out,
     }
     if (rc == 0) {
         qsort(v, n, sizeof *v, cmp_hs);
-        rc = block_writer_new(s->dir, mint, maxt, &w, err);
+        rc = block_writer_new(dir, mint, maxt, &w, err);
     }
     size_t written = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -1394,8 +1397,10 @@ static int write_head_block(storage *s, int64_t mint, int64_t maxt, block **out,
     pthread_rwlock_unlock(&s->gc);
     char ulid[BLOCK_ULID_LEN + 1];
     if (rc == 0 && written) {
-        if ((rc = block_writer_commit(w, ulid, err)) == 0)
-            rc = block_open(s->dir, ulid, out, err);
+        if ((rc = block_writer_commit(w, ulid, err)) == 0 && out)
+            rc = block_open(dir, ulid, out, err);
+        if (rc == 0 && ulid_out)
+            memcpy(ulid_out, ulid, sizeof ulid);
     } else {
         block_writer_abort(w);
     }
@@ -1475,7 +1480,7 @@ int storage_compact(storage *s, kiln_err *err) {
         int64_t maxt = mint + r;
         double t0 = time_mono_sec();
         block *b = NULL;
-        if ((rc = write_head_block(s, mint, maxt, &b, err)) != 0) {
+        if ((rc = write_head_block(s, s->dir, mint, maxt, &b, NULL, err)) != 0) {
             __atomic_add_fetch(&s->compactions_failed, 1, __ATOMIC_RELAXED);
             LOG_ERROR("Compaction failed", "mint=%lld maxt=%lld err=\"%s\"", (long long)mint, (long long)maxt,
                       err->msg);
@@ -1501,6 +1506,64 @@ int storage_compact(storage *s, kiln_err *err) {
     }
     apply_retention(s);
     pthread_mutex_unlock(&s->compact_mu);
+    return rc;
+}
+
+/* ---- snapshots ------------------------------------------------------------------ */
+
+static int link_file(const char *from_dir, const char *to_dir, const char *name, kiln_err *err) {
+    char a[4400], b[4400];
+    snprintf(a, sizeof a, "%s/%s", from_dir, name);
+    snprintf(b, sizeof b, "%s/%s", to_dir, name);
+    if (link(a, b) != 0)
+        return kiln_err_set(err, KILN_EIO, "snapshot: link %s: %s", a, strerror(errno));
+    return 0;
+}
+
+int storage_snapshot(storage *s, int with_head, char *name, size_t namelen, kiln_err *err) {
+    char dst[4200], sub[4400];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    unsigned rnd = (unsigned)(time_mono_sec() * 1e9) ^ (unsigned)getpid();
+    snprintf(name, namelen, "%04d%02d%02dT%02d%02d%02dZ-%08x%08x", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, rnd, rnd * 2654435761u);
+    snprintf(dst, sizeof dst, "%s/snapshots/%s", s->dir, name);
+    int rc = mkdir_p(dst, err);
+    if (rc)
+        return rc;
+    /* the blocks are immutable: hard links */
+    pthread_rwlock_rdlock(&s->gc);
+    for (size_t i = 0; i < s->nblocks && rc == 0; i++) {
+        const char *ulid = block_get_meta(s->blocks[i])->ulid;
+        char src[4400];
+        snprintf(src, sizeof src, "%s/%s", s->dir, ulid);
+        snprintf(sub, sizeof sub, "%s/%s/chunks", dst, ulid);
+        if ((rc = mkdir_p(sub, err)) != 0)
+            break;
+        snprintf(sub, sizeof sub, "%s/%s", dst, ulid);
+        rc = link_file(src, sub, "index", err);
+        if (rc == 0)
+            rc = link_file(src, sub, "meta.json", err);
+        if (rc == 0)
+            rc = link_file(src, sub, "tombstones", err);
+        for (unsigned k = 1; rc == 0; k++) {
+            char seg[32], probe[4500];
+            snprintf(seg, sizeof seg, "chunks/%06u", k);
+            snprintf(probe, sizeof probe, "%s/%s", src, seg);
+            if (access(probe, F_OK) != 0)
+                break;
+            rc = link_file(src, sub, seg, err);
+        }
+    }
+    pthread_rwlock_unlock(&s->gc);
+    /* the head as one more block */
+    int64_t hmin, hmax;
+    head_time_range(s->h, &hmin, &hmax);
+    if (rc == 0 && with_head && hmin <= hmax)
+        rc = write_head_block(s, dst, hmin, hmax + 1, NULL, NULL, err);
+    if (rc == 0)
+        LOG_INFO("Snapshot created", "name=%s blocks=%zu head=%d", name, s->nblocks, with_head);
     return rc;
 }
 

@@ -187,6 +187,14 @@ int storage_truncate(storage *s, int64_t mint, kiln_err *err);
  */
 int storage_compact(storage *s, kiln_err *err);
 
+/*
+ * A snapshot under <dir>/snapshots/<name>: hard links to every block, and
+ * with with_head the head's data written as one more block.  name gets
+ * `20261125T101500Z-<16 hex digits>`.  The snapshot is a data directory
+ * kiln or Prometheus can start on.
+ */
+int storage_snapshot(storage *s, int with_head, char *name, size_t namelen, kiln_err *err);
+
 /* ---- appending --------------------------------------------------------- */
 
 typedef struct appender appender;

@@ -729,6 +729,7 @@ int main(int argc, char **argv) {
     qo.lookback_delta_ms = flag_ms(F_LOOKBACK);
     qo.timeout_ms = flag_ms(F_QUERY_TIMEOUT);
     qo.max_samples = (size_t)flag_int(F_QUERY_MAX_SAMPLES);
+    qo.enable_admin = flag_bool(F_ADMIN);
     if (api_register_base(k.http, &k.app) != 0 ||
         http_route(k.http, "POST", "/api/v1/write", HTTP_ROUTE_WORKER, handle_write, &k, "/api/v1/write") != 0 ||
         api_v1_new(&qo, &k.qapi) != 0 || api_v1_register(k.http, k.qapi) != 0) {

@@ -73,7 +73,7 @@ def start_prometheus(data, tmp):
 
 class TestBlocks(unittest.TestCase):
     def test_compaction_restart_and_prometheus(self):
-        k = Kiln(config=CONFIG, args=("--storage.tsdb.retention.time=100y",)).start()
+        k = Kiln(config=CONFIG, args=("--storage.tsdb.retention.time=100y", "--web.enable-admin-api")).start()
         try:
             send_all(k)
             # 8 h in the head: ranges are compacted until it spans no more than 3 h
@@ -88,6 +88,21 @@ class TestBlocks(unittest.TestCase):
             total = sum(value(i, kk) for i in range(SERIES) for kk in range(HOURS * H // STEP))
             self.assertEqual(float(before["sum"][""]), total)
             self.assertEqual(before["early"]["07"], str(int(value(7, 30))))
+            # a snapshot: the blocks linked, the head written as one more block; a
+            # kiln started on it answers the same
+            st, _, body = k.post("/api/v1/admin/tsdb/snapshot")
+            self.assertEqual(st, 200, body)
+            snap = os.path.join(k.data, "snapshots", json.loads(body)["data"]["name"])
+            self.assertEqual(len(blocks_in(snap)), 4)
+            k2 = Kiln(config=CONFIG, data_dir=snap, args=("--storage.tsdb.retention.time=100y",)).start()
+            try:
+                self.assertEqual(answers(k2.port), before)
+                st, _, body = k2.post("/api/v1/admin/tsdb/snapshot")
+                self.assertEqual(st, 503, body)
+                self.assertIn(b"admin APIs disabled", body)
+                self.assertEqual(k2.stop(), 0, k2.read_log())
+            finally:
+                k2.cleanup()
             # restarted: blocks are loaded, the rest comes from the WAL
             self.assertEqual(k.stop(), 0, k.read_log())
             k.start()
