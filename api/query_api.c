@@ -323,17 +323,6 @@ void api_v1_json_value(buf *b, double v) {
     buf_append(b, tmp, (size_t)n + 2);
 }
 
-static void json_labels(buf *b, const label *ls, size_t n) {
-    buf_putc(b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            buf_putc(b, ',');
-        json_str(b, ls[i].name);
-        buf_putc(b, ':');
-        json_str(b, ls[i].value);
-    }
-    buf_putc(b, '}');
-}
 
 static void json_point(buf *b, int64_t t, double v) {
     buf_putc(b, '[');
@@ -528,7 +517,7 @@ static int query_params(api_v1 *a, http_req *req, http_resp *resp, qparams *qp) 
 
 static void write_series_obj(buf *b, const query_series *s, int matrix) {
     buf_puts(b, "{\"metric\":");
-    json_labels(b, s->ls, s->nls);
+    labels_json(b, s->ls, s->nls);
     if (matrix) {
         buf_puts(b, ",\"values\":[");
         for (size_t j = 0; j < s->npts; j++) {
@@ -1087,7 +1076,7 @@ static void h_series(http_req *req, http_resp *resp, void *data) {
     for (size_t i = 0; i < n; i++) {
         if (i)
             buf_putc(&resp->body, ',');
-        json_labels(&resp->body, all[i]->ls, all[i]->nls);
+        labels_json(&resp->body, all[i]->ls, all[i]->nls);
     }
     buf_putc(&resp->body, ']');
     notes nt = {NULL, 0, NULL, 0, trunc};

@@ -1816,17 +1816,6 @@ void scrape_manager_free(scrape_manager *m) {
 
 /* ---- the API's views (any thread) --------------------------------------- */
 
-static void json_labels(buf *b, const label *ls, size_t n) {
-    buf_putc(b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            buf_putc(b, ',');
-        json_str(b, ls[i].name);
-        buf_putc(b, ':');
-        json_str(b, ls[i].value);
-    }
-    buf_putc(b, '}');
-}
 
 /* RFC 3339 with milliseconds, UTC; Go's zero time when never. */
 static void json_time(buf *b, int64_t ms) {
@@ -1845,9 +1834,9 @@ static void json_target(buf *b, const target *t, const char *job) {
     static const char *const health[] = {"unknown", "up", "down"};
     char iv[32], tv[32], num[40];
     buf_puts(b, "{\"discoveredLabels\":");
-    json_labels(b, t->disc, t->ndisc);
+    labels_json(b, t->disc, t->ndisc);
     buf_puts(b, ",\"labels\":");
-    json_labels(b, t->ls, t->nls);
+    labels_json(b, t->ls, t->nls);
     buf_puts(b, ",\"scrapePool\":");
     json_str(b, job);
     buf_puts(b, ",\"scrapeUrl\":");
@@ -1891,7 +1880,7 @@ int scrape_targets_json(scrape_manager *m, const char *state, const char *pool_n
                 buf_putc(out, ',');
             first = 0;
             buf_puts(out, "{\"discoveredLabels\":");
-            json_labels(out, p->dropped[i].ls, p->dropped[i].n);
+            labels_json(out, p->dropped[i].ls, p->dropped[i].n);
             buf_putc(out, '}');
         }
     }
@@ -1927,7 +1916,7 @@ int scrape_targets_metadata_json(scrape_manager *m, const matcher *ms, size_t nm
                 if (name && *name && strcmp(name, e->name))
                     continue;
                 buf_puts(out, n ? ",{\"target\":" : "{\"target\":");
-                json_labels(out, t->ls, t->nls);
+                labels_json(out, t->ls, t->nls);
                 buf_puts(out, ",\"metric\":");
                 json_str(out, e->name);
                 buf_putc(out, ',');

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "storage/head.h"
 #include "storage/wal.h"
 #include "storage/xorchunk.h"
 
@@ -227,19 +228,6 @@ struct block_writer {
     uint64_t samples;
 };
 
-static int grow(void **v, size_t *cap, size_t need, size_t size) {
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 256;
-    while (nc < need)
-        nc *= 2;
-    void *nv = realloc(*v, nc * size);
-    if (!nv)
-        return KILN_ENOMEM;
-    *v = nv;
-    *cap = nc;
-    return 0;
-}
 
 static int seg_flush(block_writer *w, kiln_err *err) {
     if (w->cbuf.len && write_all(w->fd, w->cbuf.data, w->cbuf.len) != 0)
@@ -309,8 +297,8 @@ int block_writer_new(const char *dir, int64_t mint, int64_t maxt, block_writer *
 int block_writer_add(block_writer *w, const label *ls, size_t nls, const block_chunk *c, size_t nc, kiln_err *err) {
     if (nc == 0)
         return 0;
-    if (grow((void **)&w->series, &w->capseries, w->nseries + 1, sizeof *w->series) ||
-        grow((void **)&w->metas, &w->capmetas, w->nmetas + nc, sizeof *w->metas))
+    if (array_grow((void **)&w->series, &w->capseries, w->nseries + 1, sizeof *w->series) ||
+        array_grow((void **)&w->metas, &w->capmetas, w->nmetas + nc, sizeof *w->metas))
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
     wseries *s = &w->series[w->nseries];
     if (!(s->ls = labels_copy(&w->mem, ls, nls)) && nls)
@@ -920,18 +908,13 @@ static void pot_range(const block *b, const char *name, size_t *lo, size_t *hi) 
     *hi = l;
 }
 
-typedef struct idset {
-    uint32_t *v;
-    size_t n, cap;
-} idset;
-
 static int cmp_u32(const void *a, const void *b) {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return x < y ? -1 : x > y;
 }
 
 /* The sorted union of the postings of name's values that m accepts. */
-static int matcher_ids(const block *b, const matcher *m, idset *out) {
+static int matcher_ids(const block *b, const matcher *m, refvec *out) {
     size_t lo, hi;
     pot_range(b, m->name, &lo, &hi);
     for (size_t i = lo; i < hi; i++) {
@@ -941,7 +924,7 @@ static int matcher_ids(const block *b, const matcher *m, idset *out) {
         const uint8_t *p = postings_at(b, b->pot[i].off, &n);
         if (!p)
             return KILN_ECORRUPT;
-        if (grow((void **)&out->v, &out->cap, out->n + n, sizeof *out->v))
+        if (array_grow((void **)&out->v, &out->cap, out->n + n, sizeof *out->v))
             return KILN_ENOMEM;
         for (uint32_t j = 0; j < n; j++)
             out->v[out->n++] = rd_be32(p + 4 * j);
@@ -957,27 +940,11 @@ static int matcher_ids(const block *b, const matcher *m, idset *out) {
     return 0;
 }
 
-static void intersect(idset *a, const idset *b) {
-    size_t i = 0, j = 0, k = 0;
-    while (i < a->n && j < b->n) {
-        if (a->v[i] < b->v[j])
-            i++;
-        else if (a->v[i] > b->v[j])
-            j++;
-        else {
-            a->v[k++] = a->v[i];
-            i++;
-            j++;
-        }
-    }
-    a->n = k;
-}
-
 int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, int labels_only,
                  arena *mem, block_series_fn fn, void *ctx, kiln_err *err) {
     if (maxt < b->meta.mint || mint >= b->meta.maxt)
         return 0;
-    idset cand = {0}, tmp = {0};
+    refvec cand = {0}, tmp = {0};
     int have = 0, rc = 0;
     for (size_t i = 0; i < nms && rc == 0; i++) {
         if (matcher_matches_empty(&ms[i]))
@@ -986,12 +953,12 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
         if ((rc = matcher_ids(b, &ms[i], &tmp)) != 0)
             break;
         if (!have) {
-            idset t = cand;
+            refvec t = cand;
             cand = tmp;
             tmp = t;
             have = 1;
         } else {
-            intersect(&cand, &tmp);
+            refvec_intersect(&cand, &tmp);
         }
     }
     if (rc == 0 && !have) {
@@ -1004,7 +971,7 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
                 rc = KILN_ECORRUPT;
                 break;
             }
-            if (grow((void **)&cand.v, &cand.cap, n, sizeof *cand.v)) {
+            if (array_grow((void **)&cand.v, &cand.cap, n, sizeof *cand.v)) {
                 rc = KILN_ENOMEM;
                 break;
             }
@@ -1030,7 +997,7 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
         }
         rd s = {body, body + len, 0};
         uint64_t nls = rd_uvarint(&s);
-        if (nls > LABELS_MAX_COUNT || grow((void **)&ls, &capls, nls + 1, sizeof *ls)) {
+        if (nls > LABELS_MAX_COUNT || array_grow((void **)&ls, &capls, nls + 1, sizeof *ls)) {
             rc = nls > LABELS_MAX_COUNT ? KILN_ECORRUPT : KILN_ENOMEM;
             break;
         }
@@ -1170,7 +1137,7 @@ int block_list(const char *dir, char ***ulids, size_t *n, kiln_err *err) {
         snprintf(p, sizeof p, "%s/%s/meta.json", dir, e->d_name);
         if (access(p, F_OK) != 0)
             continue;
-        if (grow((void **)&v, &cap, k + 1, sizeof *v) || !(v[k] = strdup(e->d_name))) {
+        if (array_grow((void **)&v, &cap, k + 1, sizeof *v) || !(v[k] = strdup(e->d_name))) {
             rc = kiln_err_set(err, KILN_ENOMEM, "out of memory");
             break;
         }

@@ -926,7 +926,7 @@ static int values_union(head *h, const matcher *m, int want, refvec *out) {
     return 0;
 }
 
-static void intersect(refvec *a, const refvec *b) {
+void refvec_intersect(refvec *a, const refvec *b) {
     size_t i = 0, j = 0, w = 0;
     while (i < a->n && j < b->n) {
         if (a->v[i] < b->v[j])
@@ -967,7 +967,7 @@ int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err 
         if ((rc = values_union(h, &ms[i], 1, have ? &tmp : out)) != 0)
             break;
         if (have)
-            intersect(out, &tmp);
+            refvec_intersect(out, &tmp);
         have = 1;
         if (out->n == 0)
             goto done;

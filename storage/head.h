@@ -31,6 +31,8 @@ typedef struct refvec {
 } refvec;
 
 void refvec_free(refvec *r);
+/* Keeps in a the references also in b (both sorted). */
+void refvec_intersect(refvec *a, const refvec *b);
 
 struct headchunks;
 

@@ -699,3 +699,15 @@ const char *match_type_str(match_type t) {
     }
     return "?";
 }
+
+int labels_json(buf *b, const label *ls, size_t n) {
+    buf_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_putc(b, ',');
+        json_str(b, ls[i].name);
+        buf_putc(b, ':');
+        json_str(b, ls[i].value);
+    }
+    return buf_putc(b, '}');
+}

@@ -761,19 +761,6 @@ appender *storage_appender(storage *s) {
     return a;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 256;
-    while (nc < need)
-        nc *= 2;
-    void *nv = realloc(*p, nc * elem);
-    if (!nv)
-        return KILN_ENOMEM;
-    *p = nv;
-    *cap = nc;
-    return 0;
-}
 
 int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v,
                     kiln_err *err) {
@@ -790,7 +777,7 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
         if ((rc = head_get_or_create(s->h, ls, n, 0, &hs, &created, err)) != 0)
             return rc;
         if (created) {
-            if (grow((void **)&a->created, &a->capcreated, a->ncreated + 1, sizeof *a->created) != 0)
+            if (array_grow((void **)&a->created, &a->capcreated, a->ncreated + 1, sizeof *a->created) != 0)
                 return kiln_err_set(err, KILN_ENOMEM, "out of memory");
             a->created[a->ncreated++] = hs;
         }
@@ -805,7 +792,7 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
         __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
         return rc;
     }
-    if (grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v) != 0)
+    if (array_grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v) != 0)
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
     a->v[a->n++] = (staged){hs, t, v};
     return 0;
@@ -1161,7 +1148,7 @@ typedef struct strs {
 
 static int strs_add(const char *x, void *data) {
     strs *s = data;
-    return grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v) ? KILN_ENOMEM : ((s->v[s->n++] = x), 0);
+    return array_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v) ? KILN_ENOMEM : ((s->v[s->n++] = x), 0);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }

@@ -78,6 +78,9 @@ int labels_check(const label *ls, size_t n, kiln_err *err);
 /* Appends `{__name__="up", job="x"}` (Prometheus' String() form) to out. */
 int labels_format(buf *out, const label *ls, size_t n);
 
+/* Appends the set as a JSON object {"name":"value",...} (the API's form). */
+int labels_json(buf *b, const label *ls, size_t n);
+
 /* Copies the set and its strings into `a`; NULL when out of memory. */
 label *labels_copy(arena *a, const label *ls, size_t n);
 

@@ -1254,17 +1254,6 @@ typedef struct cp_state {
     size_t tomb_cap;
 } cp_state;
 
-/* Makes room for n entries of size sz in *arr. */
-static int grow(void **arr, size_t *cap, size_t n, size_t sz) {
-    if (n <= *cap)
-        return 0;
-    void *p = realloc(*arr, n * sz);
-    if (!p)
-        return KILN_ENOMEM;
-    *arr = p;
-    *cap = n;
-    return 0;
-}
 
 /* Filters one record into cs->out (left empty when nothing is kept). */
 static int cp_filter(cp_state *cs, const uint8_t *rec, size_t len, kiln_err *err) {
@@ -1287,7 +1276,7 @@ static int cp_filter(cp_state *cs, const uint8_t *rec, size_t len, kiln_err *err
         break;
     }
     case WALREC_SAMPLES:
-        if (grow((void **)&cs->smp, &cs->smp_cap, walrec_samples_max(len), sizeof *cs->smp))
+        if (array_grow((void **)&cs->smp, &cs->smp_cap, walrec_samples_max(len), sizeof *cs->smp))
             return kiln_err_set(err, KILN_ENOMEM, "wal: checkpoint: out of memory");
         if ((rc = walrec_decode_samples(rec, len, cs->smp, cs->smp_cap, &n, err)))
             return rc;
@@ -1300,7 +1289,7 @@ static int cp_filter(cp_state *cs, const uint8_t *rec, size_t len, kiln_err *err
             rc = walrec_encode_samples(&cs->out, cs->smp, k);
         break;
     case WALREC_TOMBSTONES:
-        if (grow((void **)&cs->tomb, &cs->tomb_cap, walrec_tombstones_max(len), sizeof *cs->tomb))
+        if (array_grow((void **)&cs->tomb, &cs->tomb_cap, walrec_tombstones_max(len), sizeof *cs->tomb))
             return kiln_err_set(err, KILN_ENOMEM, "wal: checkpoint: out of memory");
         if ((rc = walrec_decode_tombstones(rec, len, cs->tomb, cs->tomb_cap, &n, err)))
             return rc;

@@ -119,3 +119,17 @@ void json_strn(buf *b, const char *s, size_t n) {
 void json_str(buf *b, const char *s) {
     json_strn(b, s, strlen(s));
 }
+
+int array_grow(void **v, size_t *cap, size_t need, size_t size) {
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 16;
+    while (nc < need)
+        nc *= 2;
+    void *nv = realloc(*v, nc * size);
+    if (!nv)
+        return KILN_ENOMEM;
+    *v = nv;
+    *cap = nc;
+    return 0;
+}

@@ -108,6 +108,10 @@ char *buf_steal(buf *b);
 void json_str(buf *b, const char *s);
 void json_strn(buf *b, const char *s, size_t n);
 
+/* Makes room for `need` elements of `size` bytes in the realloc'd array *v
+ * (capacity *cap, doubled as it grows).  0 or KILN_ENOMEM (*v unchanged). */
+int array_grow(void **v, size_t *cap, size_t need, size_t size);
+
 /* ---- arena ----------------------------------------------------------- */
 
 typedef struct arena_block arena_block;
