@@ -1400,7 +1400,7 @@ static int write_head_block(storage *s, const char *dir, int64_t mint, int64_t m
 
 /* Deletes the blocks wholly older than the retention; the gc lock keeps queries off them. */
 static void apply_retention(storage *s) {
-    if (s->o.retention_ms <= 0 || s->nblocks == 0)
+    if ((s->o.retention_ms <= 0 && !s->o.retention_bytes) || s->nblocks == 0)
         return;
     int64_t hmin, hmax, newest = INT64_MIN;
     head_time_range(s->h, &hmin, &hmax);
@@ -1409,16 +1409,25 @@ static void apply_retention(storage *s) {
             newest = block_get_meta(s->blocks[i])->maxt;
     if (hmax > newest)
         newest = hmax;
-    int64_t cut = newest - s->o.retention_ms;
+    int64_t cut = s->o.retention_ms > 0 ? newest - s->o.retention_ms : INT64_MIN;
     pthread_rwlock_wrlock(&s->gc);
+    /* oldest first (the list is by mint): past the time, or while the blocks
+     * together are over the size limit (never the newest block) */
+    uint64_t total = 0;
+    for (size_t i = 0; i < s->nblocks; i++)
+        total += block_size(s->blocks[i]);
     size_t w = 0;
     block *gone[64];
     size_t ngone = 0;
     for (size_t i = 0; i < s->nblocks; i++) {
-        if (block_get_meta(s->blocks[i])->maxt <= cut && ngone < 64)
+        int old = block_get_meta(s->blocks[i])->maxt <= cut;
+        int big = s->o.retention_bytes && total > s->o.retention_bytes && i + 1 < s->nblocks;
+        if ((old || big) && ngone < 64) {
+            total -= block_size(s->blocks[i]);
             gone[ngone++] = s->blocks[i];
-        else
+        } else {
             s->blocks[w++] = s->blocks[i];
+        }
     }
     s->nblocks = w;
     pthread_rwlock_unlock(&s->gc);
@@ -1430,7 +1439,7 @@ static void apply_retention(storage *s) {
         if (block_delete(s->dir, ulid, &e) != 0)
             LOG_WARN("Deleting a block past the retention failed", "block=%s err=\"%s\"", ulid, e.msg);
         else
-            LOG_INFO("Deleted a block past the retention", "block=%s", ulid);
+            LOG_INFO("Deleted a block past the retention (time or size)", "block=%s", ulid);
         __atomic_add_fetch(&s->blocks_deleted, 1, __ATOMIC_RELAXED);
     }
 }

@@ -103,7 +103,7 @@ static flag flags[F_COUNT] = {
     [F_TSDB_PATH] = {"storage.tsdb.path", FLAG_STRING, "data/", "Base path for metrics storage.", NULL},
     [F_RETENTION_TIME] = {"storage.tsdb.retention.time", FLAG_DURATION, "15d", "How long to retain samples.",
                           NULL},
-    [F_RETENTION_SIZE] = {"storage.tsdb.retention.size", FLAG_STRING, "0B",
+    [F_RETENTION_SIZE] = {"storage.tsdb.retention.size", FLAG_SIZE, "0B",
                           "Maximum number of bytes that can be stored for blocks (0: no limit).", NULL},
     [F_WAL_COMPRESSION] = {"storage.tsdb.wal-compression-type", FLAG_STRING, "snappy",
                            "Compression of WAL records: snappy, zstd or none.", NULL},
@@ -533,6 +533,9 @@ static void startup_work(uv_work_t *w) {
     else if (strcmp(fs, "none") != 0)
         o.wal_fsync_interval_ms = flag_ms(F_WAL_FSYNC);
     o.retention_ms = flag_ms(F_RETENTION_TIME);
+    int64_t rsize = 0;
+    if (parse_size(flags[F_RETENTION_SIZE].value, &rsize) == 0)
+        o.retention_bytes = (uint64_t)rsize;
     if (storage_open(&o, &k->st, &k->startup_err) != 0)
         k->startup_failed = 1;
 }

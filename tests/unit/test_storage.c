@@ -553,6 +553,37 @@ START_TEST(test_compaction_blocks) {
 }
 END_TEST
 
+START_TEST(test_size_retention) {
+    storage_opts o = storage_opts_default();
+    o.dir = dir;
+    o.retention_bytes = 1; /* every block but the newest is over it */
+    storage *s = NULL;
+    kiln_err err = {0};
+    ck_assert_msg(storage_open(&o, &s, &err) == 0, "%s", err.msg);
+    const int64_t h = 3600 * 1000, t0 = 1700000000000LL / (2 * h) * (2 * h);
+    for (int k = 0; k < 8 * 60; k++)
+        ck_assert_int_eq(put(s, "m", "a", "1", t0 + k * 60000, k), 0);
+    ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
+    int blocks = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        blocks += strlen(e->d_name) == 26;
+    closedir(d);
+    ck_assert_int_eq(blocks, 1);
+    /* what is left: the newest block (4 h..6 h) and the head (6 h..8 h) */
+    matcher m;
+    matcher_init(&m, MATCH_EQ, "job", "a", NULL);
+    series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
+    ck_assert_uint_eq(set.n, 1);
+    ck_assert(set.v[0].s[0].t == t0 + 4 * h);
+    ck_assert_uint_eq(set.v[0].n, 4 * 60);
+    series_set_free(&set);
+    matcher_free(&m);
+    close_st(s);
+}
+END_TEST
+
 typedef struct worker_arg {
     storage *s;
     int id;
@@ -652,6 +683,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_damaged_head_chunks);
     tcase_add_test(tc, test_truncate_and_checkpoint);
     tcase_add_test(tc, test_compaction_blocks);
+    tcase_add_test(tc, test_size_retention);
     suite_add_tcase(s, tc);
     return s;
 }
