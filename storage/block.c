@@ -940,6 +940,74 @@ static int matcher_ids(const block *b, const matcher *m, refvec *out) {
     return 0;
 }
 
+/* The labels of series id (pointers into the symbol table) in *ls; s is
+ * left at the series' chunk count. */
+static int series_at(const block *b, uint32_t id, label **ls, size_t *capls, size_t *nls, rd *s) {
+    uint64_t off = (uint64_t)id * 16;
+    if (off >= b->idxlen)
+        return KILN_ECORRUPT;
+    rd r = {b->idx + off, b->idx + b->idxlen, 0};
+    uint64_t len = rd_uvarint(&r);
+    const uint8_t *body = rd_bytes(&r, len);
+    if (!body)
+        return KILN_ECORRUPT;
+    *s = (rd){body, body + len, 0};
+    uint64_t n = rd_uvarint(s);
+    if (n > LABELS_MAX_COUNT)
+        return KILN_ECORRUPT;
+    if (array_grow((void **)ls, capls, n + 1, sizeof **ls))
+        return KILN_ENOMEM;
+    for (uint64_t j = 0; j < n; j++) {
+        uint64_t nr = rd_uvarint(s), vr = rd_uvarint(s);
+        if (s->bad || nr >= b->nsyms || vr >= b->nsyms)
+            return KILN_ECORRUPT;
+        (*ls)[j] = (label){b->syms[nr], b->syms[vr]};
+    }
+    *nls = (size_t)n;
+    return 0;
+}
+
+/* A series' chunk metas, decoded one by one. */
+typedef struct cmeta {
+    rd *s;
+    uint64_t n, i;
+    int64_t mint, maxt;
+    uint64_t ref;
+} cmeta;
+
+/* 1 with the next meta in c, 0 at the end, KILN_ECORRUPT. */
+static int cmeta_next(cmeta *c) {
+    if (c->i >= c->n)
+        return c->s->bad ? KILN_ECORRUPT : 0;
+    if (c->i++ == 0) {
+        c->mint = rd_varint(c->s);
+        c->maxt = c->mint + (int64_t)rd_uvarint(c->s);
+        c->ref = rd_uvarint(c->s);
+    } else {
+        c->mint = c->maxt + (int64_t)rd_uvarint(c->s);
+        c->maxt = c->mint + (int64_t)rd_uvarint(c->s);
+        c->ref = (uint64_t)((int64_t)c->ref + rd_varint(c->s));
+    }
+    return c->s->bad ? KILN_ECORRUPT : 1;
+}
+
+/* The XOR bytes of the chunk at ref, its checksum checked. */
+static int chunk_at(const block *b, uint64_t ref, const uint8_t **data, size_t *len) {
+    uint32_t sq = (uint32_t)(ref >> 32), co = (uint32_t)ref;
+    if (sq >= b->nsegs || co >= b->segs[sq].len)
+        return KILN_ECORRUPT;
+    rd c = {b->segs[sq].p + co, b->segs[sq].p + b->segs[sq].len, 0};
+    uint64_t clen = rd_uvarint(&c);
+    const uint8_t *encp = rd_bytes(&c, 1);
+    const uint8_t *d = rd_bytes(&c, clen);
+    const uint8_t *crc = rd_bytes(&c, 4);
+    if (c.bad || *encp != 1 || wal_crc32c(0, encp, clen + 1) != rd_be32(crc))
+        return KILN_ECORRUPT;
+    *data = d;
+    *len = (size_t)clen;
+    return 0;
+}
+
 int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, int labels_only,
                  arena *mem, block_series_fn fn, void *ctx, kiln_err *err) {
     if (maxt < b->meta.mint || mint >= b->meta.maxt)
@@ -983,77 +1051,32 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
     label *ls = NULL;
     size_t capls = 0;
     for (size_t i = 0; i < cand.n && rc == 0; i++) {
-        uint64_t off = (uint64_t)cand.v[i] * 16;
-        if (off >= b->idxlen) {
-            rc = KILN_ECORRUPT;
+        rd s;
+        size_t nls = 0;
+        if ((rc = series_at(b, cand.v[i], &ls, &capls, &nls, &s)) != 0)
             break;
-        }
-        rd r = {b->idx + off, b->idx + b->idxlen, 0};
-        uint64_t len = rd_uvarint(&r);
-        const uint8_t *body = rd_bytes(&r, len);
-        if (!body) {
-            rc = KILN_ECORRUPT;
-            break;
-        }
-        rd s = {body, body + len, 0};
-        uint64_t nls = rd_uvarint(&s);
-        if (nls > LABELS_MAX_COUNT || array_grow((void **)&ls, &capls, nls + 1, sizeof *ls)) {
-            rc = nls > LABELS_MAX_COUNT ? KILN_ECORRUPT : KILN_ENOMEM;
-            break;
-        }
-        for (uint64_t j = 0; j < nls; j++) {
-            uint64_t nr = rd_uvarint(&s), vr = rd_uvarint(&s);
-            if (nr >= b->nsyms || vr >= b->nsyms) {
-                s.bad = 1;
-                break;
-            }
-            ls[j] = (label){b->syms[nr], b->syms[vr]};
-        }
-        int ok = !s.bad;
+        int ok = 1;
         for (size_t j = 0; j < nms && ok; j++) {
             const char *v = labels_get(ls, nls, ms[j].name);
             ok = matcher_matches(&ms[j], v ? v : "");
         }
-        if (!ok) {
-            if (s.bad)
-                rc = KILN_ECORRUPT;
+        if (!ok)
             continue;
-        }
-        uint64_t nc = rd_uvarint(&s);
-        int64_t cmin = 0, cmax = 0;
-        uint64_t ref = 0;
+        cmeta cm = {&s, rd_uvarint(&s), 0, 0, 0, 0};
         sample *out = NULL;
         size_t nout = 0, capout = 0;
         int any = 0;
-        for (uint64_t j = 0; j < nc && !s.bad && rc == 0; j++) {
-            if (j == 0) {
-                cmin = rd_varint(&s);
-                cmax = cmin + (int64_t)rd_uvarint(&s);
-                ref = rd_uvarint(&s);
-            } else {
-                cmin = cmax + (int64_t)rd_uvarint(&s);
-                cmax = cmin + (int64_t)rd_uvarint(&s);
-                ref = (uint64_t)((int64_t)ref + rd_varint(&s));
-            }
-            if (s.bad || cmax < mint || cmin > maxt)
+        while (rc == 0 && (rc = cmeta_next(&cm)) == 1) {
+            rc = 0;
+            if (cm.maxt < mint || cm.mint > maxt)
                 continue;
             any = 1;
             if (labels_only)
                 continue;
-            uint32_t sq = (uint32_t)(ref >> 32), co = (uint32_t)ref;
-            if (sq >= b->nsegs || co >= b->segs[sq].len) {
-                rc = KILN_ECORRUPT;
+            const uint8_t *data;
+            size_t clen;
+            if ((rc = chunk_at(b, cm.ref, &data, &clen)) != 0)
                 break;
-            }
-            rd c = {b->segs[sq].p + co, b->segs[sq].p + b->segs[sq].len, 0};
-            uint64_t clen = rd_uvarint(&c);
-            const uint8_t *encp = rd_bytes(&c, 1);
-            const uint8_t *data = rd_bytes(&c, clen);
-            const uint8_t *crc = rd_bytes(&c, 4);
-            if (c.bad || *encp != 1 || wal_crc32c(0, encp, clen + 1) != rd_be32(crc)) {
-                rc = KILN_ECORRUPT;
-                break;
-            }
             size_t cn = clen >= 2 ? (size_t)(data[0] << 8 | data[1]) : 0;
             /* samples go into the caller's arena: grow by copying (rare: a series spans few chunks) */
             if (nout + cn > capout) {
@@ -1078,8 +1101,6 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
             if (x < 0)
                 rc = KILN_ECORRUPT;
         }
-        if (s.bad && rc == 0)
-            rc = KILN_ECORRUPT;
         if (rc == 0 && any && (labels_only || nout))
             rc = fn(ctx, ls, nls, out, nout);
     }
