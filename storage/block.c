@@ -226,6 +226,9 @@ struct block_writer {
     uint64_t off;  /* bytes written to it */
     buf cbuf;      /* not yet written */
     uint64_t samples;
+    int level;                /* compaction level (1: from the head) */
+    block_meta *parents;      /* the blocks merged into this one */
+    size_t nparents;
 };
 
 
@@ -274,6 +277,7 @@ int block_writer_new(const char *dir, int64_t mint, int64_t maxt, block_writer *
     w->fd = -1;
     w->mint = mint;
     w->maxt = maxt;
+    w->level = 1;
     arena_init(&w->mem, 0);
     new_ulid(w->ulid);
     snprintf(w->dir, sizeof w->dir, "%s", dir);
@@ -347,7 +351,23 @@ void block_writer_abort(block_writer *w) {
     arena_free(&w->mem);
     free(w->series);
     free(w->metas);
+    free(w->parents);
     free(w);
+}
+
+int block_writer_set_parents(block_writer *w, const block_meta *parents, size_t n) {
+    block_meta *c = malloc((n + 1) * sizeof *c);
+    if (!c)
+        return KILN_ENOMEM;
+    memcpy(c, parents, n * sizeof *c);
+    free(w->parents);
+    w->parents = c;
+    w->nparents = n;
+    w->level = 1;
+    for (size_t i = 0; i < n; i++)
+        if (parents[i].level + 1 > w->level)
+            w->level = parents[i].level + 1;
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
@@ -598,10 +618,24 @@ int block_writer_commit(block_writer *w, char ulid[BLOCK_ULID_LEN + 1], kiln_err
     buf_printf(&b,
                "{\n\t\"ulid\": \"%s\",\n\t\"minTime\": %lld,\n\t\"maxTime\": %lld,\n\t\"stats\": {\n"
                "\t\t\"numSamples\": %llu,\n\t\t\"numSeries\": %zu,\n\t\t\"numChunks\": %zu\n\t},\n"
-               "\t\"compaction\": {\n\t\t\"level\": 1,\n\t\t\"sources\": [\n\t\t\t\"%s\"\n\t\t]\n\t},\n"
-               "\t\"version\": 1\n}\n",
+               "\t\"compaction\": {\n\t\t\"level\": %d,\n\t\t\"sources\": [\n",
                w->ulid, (long long)w->mint, (long long)w->maxt, (unsigned long long)w->samples, w->nseries,
-               w->nmetas, w->ulid);
+               w->nmetas, w->level);
+    if (!w->nparents)
+        buf_printf(&b, "\t\t\t\"%s\"\n", w->ulid);
+    for (size_t i = 0; i < w->nparents; i++)
+        buf_printf(&b, "\t\t\t\"%s\"%s\n", w->parents[i].ulid, i + 1 < w->nparents ? "," : "");
+    buf_puts(&b, "\t\t]");
+    if (w->nparents) {
+        buf_puts(&b, ",\n\t\t\"parents\": [\n");
+        for (size_t i = 0; i < w->nparents; i++)
+            buf_printf(&b, "\t\t\t{\n\t\t\t\t\"ulid\": \"%s\",\n\t\t\t\t\"minTime\": %lld,\n"
+                           "\t\t\t\t\"maxTime\": %lld\n\t\t\t}%s\n",
+                       w->parents[i].ulid, (long long)w->parents[i].mint, (long long)w->parents[i].maxt,
+                       i + 1 < w->nparents ? "," : "");
+        buf_puts(&b, "\t\t]");
+    }
+    buf_puts(&b, "\n\t},\n\t\"version\": 1\n}\n");
     snprintf(p, sizeof p, "%s/meta.json", w->tmp);
     if ((rc = write_file(p, b.data, b.len, err)) != 0)
         goto fail;
@@ -650,6 +684,8 @@ struct block {
     pentry *pot; /* postings offset table, sorted by name then value */
     size_t npot;
     uint64_t series_off, bytes;
+    char (*parents)[BLOCK_ULID_LEN + 1]; /* meta.json compaction.parents */
+    size_t nparents;
 };
 
 static int corrupt(kiln_err *err, const block *b, const char *what) {
@@ -702,6 +738,23 @@ static int read_meta(block *b, const char *dir, const char *ulid, kiln_err *err)
     b->meta.series = json_int(js, "numSeries", &v) == 0 ? (uint64_t)v : 0;
     b->meta.chunks = json_int(js, "numChunks", &v) == 0 ? (uint64_t)v : 0;
     b->meta.level = json_int(js, "level", &v) == 0 ? (int)v : 1;
+    /* the ULIDs under "parents" (blocks this one replaced) */
+    const char *pp = strstr(js, "\"parents\"");
+    const char *pend = pp ? strchr(pp, ']') : NULL;
+    while (pp && pend && (pp = strstr(pp, "\"ulid\"")) && pp < pend) {
+        const char *q = strchr(pp + 6, '"');
+        if (!q || !(q = strchr(q + 1, '"')) || !strchr(q + 1, '"'))
+            break;
+        if (strchr(q + 1, '"') - (q + 1) == BLOCK_ULID_LEN) {
+            void *np = realloc(b->parents, (b->nparents + 1) * sizeof *b->parents);
+            if (!np)
+                return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+            b->parents = np;
+            memcpy(b->parents[b->nparents], q + 1, BLOCK_ULID_LEN);
+            b->parents[b->nparents++][BLOCK_ULID_LEN] = 0;
+        }
+        pp = q + 1;
+    }
     snprintf(b->meta.ulid, sizeof b->meta.ulid, "%s", ulid);
     b->bytes += n;
     return 0;
@@ -871,6 +924,7 @@ void block_close(block *b) {
     for (size_t i = 0; i < b->nsegs; i++)
         munmap((void *)b->segs[i].p, b->segs[i].len);
     free(b->segs);
+    free(b->parents);
     arena_free(&b->mem);
     free(b);
 }
@@ -1182,4 +1236,58 @@ int block_delete(const char *dir, const char *ulid, kiln_err *err) {
     if (rm_rf(to) != 0)
         return kiln_err_set(err, KILN_EIO, "remove %s: %s", to, strerror(errno));
     return 0;
+}
+
+int block_is_parent_of(const block *b, const char *ulid) {
+    for (size_t i = 0; i < b->nparents; i++)
+        if (strcmp(b->parents[i], ulid) == 0)
+            return 1;
+    return 0;
+}
+
+int block_foreach_series(block *b, block_chunks_fn fn, void *ctx, kiln_err *err) {
+    size_t lo, hi;
+    pot_range(b, "", &lo, &hi);
+    label *ls = NULL;
+    size_t capls = 0;
+    block_chunk *cs = NULL;
+    size_t capcs = 0;
+    int rc = 0;
+    for (size_t p = lo; p < hi && rc == 0; p++) {
+        uint32_t n;
+        const uint8_t *ids = postings_at(b, b->pot[p].off, &n);
+        if (!ids) {
+            rc = KILN_ECORRUPT;
+            break;
+        }
+        for (uint32_t i = 0; i < n && rc == 0; i++) {
+            rd s;
+            size_t nls = 0;
+            if ((rc = series_at(b, rd_be32(ids + 4 * i), &ls, &capls, &nls, &s)) != 0)
+                break;
+            cmeta cm = {&s, rd_uvarint(&s), 0, 0, 0, 0};
+            size_t nc = 0;
+            while ((rc = cmeta_next(&cm)) == 1) {
+                if (array_grow((void **)&cs, &capcs, nc + 1, sizeof *cs)) {
+                    rc = KILN_ENOMEM;
+                    break;
+                }
+                block_chunk *c = &cs[nc];
+                c->mint = cm.mint;
+                c->maxt = cm.maxt;
+                if ((rc = chunk_at(b, cm.ref, &c->data, &c->len)) != 0)
+                    break;
+                nc++;
+            }
+            if (rc == 0)
+                rc = fn(ctx, ls, nls, cs, nc);
+        }
+    }
+    if (rc == KILN_ECORRUPT)
+        kiln_err_set(err, rc, "block %s: damaged index or chunk", b->path);
+    else if (rc == KILN_ENOMEM)
+        kiln_err_set(err, rc, "out of memory reading block %s", b->path);
+    free(ls);
+    free(cs);
+    return rc;
 }

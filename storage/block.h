@@ -50,6 +50,11 @@ typedef struct block_meta {
     int level;
 } block_meta;
 
+/* A block made by merging others: its level is one more than theirs, and
+ * meta.json lists them as parents (so a crash before they are deleted is
+ * cleaned up at the next start). */
+int block_writer_set_parents(block_writer *w, const block_meta *parents, size_t n);
+
 /* Opens dir/<ulid>; a damaged index or meta.json is KILN_ECORRUPT naming the file. */
 int block_open(const char *dir, const char *ulid, block **out, kiln_err *err);
 void block_close(block *b);
@@ -66,6 +71,14 @@ uint64_t block_size(const block *b);
 typedef int (*block_series_fn)(void *ctx, const label *ls, size_t nls, const sample *s, size_t n);
 int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, int labels_only,
                  arena *mem, block_series_fn fn, void *ctx, kiln_err *err);
+
+/* Calls fn for every series in label order with all its chunks (bytes in
+ * the block's maps, checksums checked). */
+typedef int (*block_chunks_fn)(void *ctx, const label *ls, size_t nls, const block_chunk *c, size_t nc);
+int block_foreach_series(block *b, block_chunks_fn fn, void *ctx, kiln_err *err);
+
+/* 1 when ulid is one of the blocks b was merged from. */
+int block_is_parent_of(const block *b, const char *ulid);
 
 /* Every label name, or every value of one name, present in the block. */
 int block_label_names(block *b, int (*fn)(const char *s, void *ctx), void *ctx);

@@ -30,6 +30,7 @@
 #include "storage/headchunks.h"
 #include "storage/wal.h"
 #include "storage/walrec.h"
+#include "storage/xorchunk.h"
 
 struct storage {
     storage_opts o;
@@ -646,6 +647,25 @@ static int load_blocks(storage *s, kiln_err *err) {
         free(ul[i]);
     }
     free(ul);
+    /* a merge that crashed before deleting its sources: the merged block wins */
+    for (size_t i = 0; rc == 0 && i < s->nblocks;) {
+        int replaced = 0;
+        for (size_t j = 0; j < s->nblocks && !replaced; j++)
+            replaced = j != i && block_is_parent_of(s->blocks[j], block_get_meta(s->blocks[i])->ulid);
+        if (!replaced) {
+            i++;
+            continue;
+        }
+        char ulid[BLOCK_ULID_LEN + 1];
+        kiln_err e = {0};
+        snprintf(ulid, sizeof ulid, "%s", block_get_meta(s->blocks[i])->ulid);
+        block_close(s->blocks[i]);
+        memmove(s->blocks + i, s->blocks + i + 1, (s->nblocks - i - 1) * sizeof *s->blocks);
+        s->nblocks--;
+        LOG_INFO("Deleting a block already merged into another", "block=%s", ulid);
+        if (block_delete(s->dir, ulid, &e) != 0)
+            LOG_WARN("Deleting a merged block failed", "block=%s err=\"%s\"", ulid, e.msg);
+    }
     if (rc == 0 && s->nblocks)
         LOG_INFO("Blocks loaded", "blocks=%zu", s->nblocks);
     return rc;
@@ -1398,6 +1418,261 @@ static int write_head_block(storage *s, const char *dir, int64_t mint, int64_t m
     return rc;
 }
 
+/* ---- merging blocks (leveled and vertical compaction) ---- */
+
+typedef struct mseries {
+    const label *ls; /* pointers into the source block's symbols */
+    size_t nls;
+    block_chunk *c;
+    size_t nc;
+} mseries;
+
+typedef struct mlist {
+    mseries *v;
+    size_t n, cap;
+    arena *a;
+} mlist;
+
+static int collect_series(void *ctx, const label *ls, size_t nls, const block_chunk *c, size_t nc) {
+    mlist *l = ctx;
+    if (array_grow((void **)&l->v, &l->cap, l->n + 1, sizeof *l->v))
+        return KILN_ENOMEM;
+    mseries *m = &l->v[l->n];
+    label *cl = arena_alloc_nz(l->a, (nls + 1) * sizeof *cl);
+    block_chunk *cc = arena_alloc_nz(l->a, (nc + 1) * sizeof *cc);
+    if (!cl || !cc)
+        return KILN_ENOMEM;
+    memcpy(cl, ls, nls * sizeof *cl);
+    memcpy(cc, c, nc * sizeof *cc);
+    *m = (mseries){cl, nls, cc, nc};
+    l->n++;
+    return 0;
+}
+
+static int cmp_bchunk(const void *a, const void *b) {
+    const block_chunk *x = a, *y = b;
+    return x->mint < y->mint ? -1 : x->mint > y->mint;
+}
+
+static int cmp_sample_t(const void *a, const void *b) {
+    const sample *x = a, *y = b;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/* Chunks that overlap in time (overlapping blocks): decoded, merged (a
+ * time present twice kept once), encoded again 120 samples a chunk. */
+static int add_reencoded(block_writer *w, const label *ls, size_t nls, const block_chunk *c, size_t nc,
+                         kiln_err *err) {
+    size_t total = 0;
+    for (size_t i = 0; i < nc; i++)
+        total += c[i].len >= 2 ? (size_t)(c[i].data[0] << 8 | c[i].data[1]) : 0;
+    sample *v = malloc((total + 1) * sizeof *v);
+    if (!v)
+        return kiln_err_set(err, KILN_ENOMEM, "compaction: out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < nc; i++) {
+        xoriter it;
+        xoriter_init(&it, c[i].data, c[i].len);
+        int x;
+        while ((x = xoriter_next(&it)) == 1 && n < total)
+            v[n++] = (sample){it.t, it.v};
+        if (x < 0) {
+            free(v);
+            return kiln_err_set(err, KILN_ECORRUPT, "compaction: a damaged chunk");
+        }
+    }
+    qsort(v, n, sizeof *v, cmp_sample_t);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || v[k - 1].t != v[i].t)
+            v[k++] = v[i];
+        else
+            v[k - 1] = v[i];
+    size_t nchunks = (k + 119) / 120;
+    xorchunk *xc = calloc(nchunks + 1, sizeof *xc);
+    block_chunk *bc = calloc(nchunks + 1, sizeof *bc);
+    int rc = xc && bc ? 0 : kiln_err_set(err, KILN_ENOMEM, "compaction: out of memory");
+    for (size_t j = 0; j < nchunks && rc == 0; j++) {
+        xorchunk_init(&xc[j]);
+        size_t from = j * 120, to = from + 120 < k ? from + 120 : k;
+        for (size_t i = from; i < to && rc == 0; i++)
+            if (xorchunk_append(&xc[j], v[i].t, v[i].v) != 0)
+                rc = kiln_err_set(err, KILN_ENOMEM, "compaction: out of memory");
+        bc[j].data = xorchunk_data(&xc[j], &bc[j].len);
+        bc[j].mint = v[from].t;
+        bc[j].maxt = v[to - 1].t;
+    }
+    if (rc == 0)
+        rc = block_writer_add(w, ls, nls, bc, nchunks, err);
+    for (size_t j = 0; xc && j < nchunks; j++)
+        xorchunk_free(&xc[j]);
+    free(xc);
+    free(bc);
+    free(v);
+    return rc;
+}
+
+/* Writes one block holding everything of src[0..n). */
+static int merge_blocks(storage *s, block **src, size_t n, block **out, kiln_err *err) {
+    mlist *lists = calloc(n, sizeof *lists);
+    size_t *pos = calloc(n, sizeof *pos);
+    block_meta *metas = calloc(n, sizeof *metas);
+    block_chunk *cs = NULL;
+    size_t capcs = 0;
+    arena a;
+    arena_init(&a, 0);
+    block_writer *w = NULL;
+    int rc = lists && pos && metas ? 0 : kiln_err_set(err, KILN_ENOMEM, "compaction: out of memory");
+    int64_t mint = INT64_MAX, maxt = INT64_MIN;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        metas[i] = *block_get_meta(src[i]);
+        mint = metas[i].mint < mint ? metas[i].mint : mint;
+        maxt = metas[i].maxt > maxt ? metas[i].maxt : maxt;
+        lists[i].a = &a;
+        rc = block_foreach_series(src[i], collect_series, &lists[i], err);
+    }
+    if (rc == 0)
+        rc = block_writer_new(s->dir, mint, maxt, &w, err);
+    if (rc == 0 && (rc = block_writer_set_parents(w, metas, n)) != 0)
+        kiln_err_set(err, rc, "compaction: out of memory");
+    /* a k-way merge of the label-ordered series lists */
+    while (rc == 0) {
+        const mseries *min = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (pos[i] < lists[i].n &&
+                (!min || labels_cmp(lists[i].v[pos[i]].ls, lists[i].v[pos[i]].nls, min->ls, min->nls) < 0))
+                min = &lists[i].v[pos[i]];
+        if (!min)
+            break;
+        const label *ls = min->ls;
+        size_t nls = min->nls, nc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            if (pos[i] >= lists[i].n || labels_cmp(lists[i].v[pos[i]].ls, lists[i].v[pos[i]].nls, ls, nls) != 0)
+                continue;
+            const mseries *m = &lists[i].v[pos[i]++];
+            if (array_grow((void **)&cs, &capcs, nc + m->nc, sizeof *cs)) {
+                rc = kiln_err_set(err, KILN_ENOMEM, "compaction: out of memory");
+                break;
+            }
+            memcpy(cs + nc, m->c, m->nc * sizeof *cs);
+            nc += m->nc;
+        }
+        if (rc)
+            break;
+        qsort(cs, nc, sizeof *cs, cmp_bchunk);
+        int overlap = 0;
+        for (size_t j = 1; j < nc; j++)
+            overlap |= cs[j].mint <= cs[j - 1].maxt;
+        rc = overlap ? add_reencoded(w, ls, nls, cs, nc, err) : block_writer_add(w, ls, nls, cs, nc, err);
+    }
+    char ulid[BLOCK_ULID_LEN + 1];
+    if (rc == 0) {
+        if ((rc = block_writer_commit(w, ulid, err)) == 0)
+            rc = block_open(s->dir, ulid, out, err);
+    } else {
+        block_writer_abort(w);
+    }
+    for (size_t i = 0; lists && i < n; i++)
+        free(lists[i].v);
+    free(lists);
+    free(pos);
+    free(metas);
+    free(cs);
+    arena_free(&a);
+    return rc;
+}
+
+/*
+ * Which blocks to merge next, as Prometheus plans it: overlapping blocks
+ * first; then, for spans of 3, 9, 27, ... block ranges up to the maximum,
+ * two or more blocks inside one aligned span (the newest block is left out,
+ * so that a fresh block can be backed up before it is merged).
+ */
+static int plan_merge(storage *s, size_t *first, size_t *count) {
+    size_t n = s->nblocks;
+    for (size_t i = 0; i + 1 < n; i++) {
+        size_t j = i + 1;
+        int64_t end = block_get_meta(s->blocks[i])->maxt;
+        while (j < n && block_get_meta(s->blocks[j])->mint < end) {
+            int64_t e = block_get_meta(s->blocks[j])->maxt;
+            end = e > end ? e : end;
+            j++;
+        }
+        if (j - i >= 2) {
+            *first = i;
+            *count = j - i;
+            return 1;
+        }
+    }
+    if (n < 3)
+        return 0;
+    int64_t r0 = s->o.block_range_ms, maxr = s->o.max_block_range_ms > 0 ? s->o.max_block_range_ms
+                                                                         : 31LL * 24 * 3600 * 1000;
+    if (s->o.retention_ms > 0 && s->o.retention_ms / 10 < maxr)
+        maxr = s->o.retention_ms / 10;
+    for (int64_t r = r0 * 3; r0 > 0 && r <= maxr; r *= 3) {
+        for (size_t i = 0; i + 1 < n - 1;) {
+            const block_meta *m = block_get_meta(s->blocks[i]);
+            int64_t g = m->mint >= 0 ? m->mint / r : -((-m->mint + r - 1) / r);
+            int64_t gend = (g + 1) * r;
+            size_t j = i;
+            while (j < n - 1 && block_get_meta(s->blocks[j])->mint >= g * r && block_get_meta(s->blocks[j])->maxt <= gend)
+                j++;
+            if (j - i >= 2) {
+                *first = i;
+                *count = j - i;
+                return 1;
+            }
+            i = j > i ? j : i + 1;
+        }
+    }
+    return 0;
+}
+
+/* Merges blocks while the planner finds some (caller holds compact_mu). */
+static int merge_planned(storage *s, kiln_err *err) {
+    size_t first, count;
+    int rc = 0;
+    while (rc == 0 && plan_merge(s, &first, &count)) {
+        double t0 = time_mono_sec();
+        block *b = NULL;
+        block *src[64];
+        if (count > 64)
+            count = 64;
+        memcpy(src, s->blocks + first, count * sizeof *src);
+        if ((rc = merge_blocks(s, src, count, &b, err)) != 0) {
+            __atomic_add_fetch(&s->compactions_failed, 1, __ATOMIC_RELAXED);
+            LOG_ERROR("Merging blocks failed", "blocks=%zu err=\"%s\"", count, err->msg);
+            break;
+        }
+        pthread_rwlock_wrlock(&s->gc);
+        memmove(s->blocks + first, s->blocks + first + count, (s->nblocks - first - count) * sizeof *s->blocks);
+        s->nblocks -= count;
+        rc = add_block(s, b);
+        pthread_rwlock_unlock(&s->gc);
+        if (rc) {
+            /* the merged block is on disk with its parents listed: the next start sorts it out */
+            block_close(b);
+            kiln_err_set(err, rc, "compaction: out of memory");
+            break;
+        }
+        LOG_INFO("Merged blocks", "block=%s sources=%zu mint=%lld maxt=%lld level=%d duration=%.3fs",
+                 block_get_meta(b)->ulid, count, (long long)block_get_meta(b)->mint,
+                 (long long)block_get_meta(b)->maxt, block_get_meta(b)->level, time_mono_sec() - t0);
+        for (size_t i = 0; i < count; i++) {
+            char ulid[BLOCK_ULID_LEN + 1];
+            kiln_err e = {0};
+            snprintf(ulid, sizeof ulid, "%s", block_get_meta(src[i])->ulid);
+            block_close(src[i]);
+            if (block_delete(s->dir, ulid, &e) != 0)
+                LOG_WARN("Deleting a merged block failed", "block=%s err=\"%s\"", ulid, e.msg);
+        }
+        __atomic_add_fetch(&s->compactions, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&s->compaction_us, (uint64_t)((time_mono_sec() - t0) * 1e6), __ATOMIC_RELAXED);
+    }
+    return rc;
+}
+
 /* Deletes the blocks wholly older than the retention; the gc lock keeps queries off them. */
 static void apply_retention(storage *s) {
     if ((s->o.retention_ms <= 0 && !s->o.retention_bytes) || s->nblocks == 0)
@@ -1500,6 +1775,8 @@ int storage_compact(storage *s, kiln_err *err) {
             break;
         __atomic_add_fetch(&s->compaction_us, (uint64_t)((time_mono_sec() - t0) * 1e6), __ATOMIC_RELAXED);
     }
+    if (rc == 0)
+        rc = merge_planned(s, err);
     apply_retention(s);
     pthread_mutex_unlock(&s->compact_mu);
     return rc;

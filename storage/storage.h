@@ -143,6 +143,7 @@ typedef struct storage_opts {
     int64_t block_range_ms;     /* head chunk range, default 2h */
     int64_t retention_ms;       /* 0 = none (default 15d) */
     uint64_t retention_bytes;   /* 0 = none */
+    int64_t max_block_range_ms; /* blocks are merged up to this span (and 10% of the retention); 0: 31 d */
     int replay_threads;         /* 0 = number of cores */
 } storage_opts;
 

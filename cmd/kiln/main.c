@@ -527,6 +527,7 @@ static void startup_work(uv_work_t *w) {
                         : strcmp(wc, "none") == 0 ? STORAGE_WAL_NONE
                                                   : STORAGE_WAL_SNAPPY;
     o.block_range_ms = flag_ms(F_MIN_BLOCK);
+    o.max_block_range_ms = flag_ms(F_MAX_BLOCK);
     const char *fs = flags[F_WAL_FSYNC].value;
     if (strcmp(fs, "always") == 0)
         o.wal_fsync_every_commit = 1;

@@ -584,6 +584,63 @@ START_TEST(test_size_retention) {
 }
 END_TEST
 
+START_TEST(test_leveled_compaction) {
+    storage *s = open_st();
+    /* 20 h of 6 series at 60 s: 2 h blocks, then merged into 6 h and 18 h ones */
+    const int64_t h = 3600 * 1000, t0 = 1700000000000LL / (54 * h) * (54 * h);
+    for (int k = 0; k < 20 * 60; k++) {
+        appender *a = storage_appender(s);
+        for (int i = 0; i < 6; i++) {
+            char inst[16];
+            snprintf(inst, sizeof inst, "%d", i);
+            label ls[3] = {{"__name__", "m"}, {"i", inst}, {"job", "lv"}};
+            uint64_t ref = 0;
+            ck_assert_int_eq(appender_append(a, &ref, ls, 3, t0 + k * 60000, i * 100000.0 + k, NULL), 0);
+        }
+        ck_assert_int_eq(appender_commit(a, NULL), 0);
+    }
+    kiln_err err = {0};
+    ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
+    int blocks = 0, merged = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strlen(e->d_name) != 26)
+            continue;
+        blocks++;
+        char p[600], js[4096];
+        snprintf(p, sizeof p, "%s/%s/meta.json", dir, e->d_name);
+        FILE *f = fopen(p, "r");
+        size_t n = fread(js, 1, sizeof js - 1, f);
+        fclose(f);
+        js[n] = 0;
+        merged += strstr(js, "\"parents\"") != NULL;
+    }
+    closedir(d);
+    /* 9 head blocks (0..18 h) became fewer, some of them merged ones */
+    ck_assert_int_lt(blocks, 9);
+    ck_assert_int_ge(merged, 1);
+    for (int pass = 0; pass < 2; pass++) {
+        matcher m;
+        matcher_init(&m, MATCH_EQ, "job", "lv", NULL);
+        series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
+        ck_assert_uint_eq(set.n, 6);
+        for (size_t i = 0; i < set.n; i++) {
+            ck_assert_uint_eq(set.v[i].n, 20 * 60);
+            for (size_t k = 0; k < set.v[i].n; k++) {
+                ck_assert(set.v[i].s[k].t == t0 + (int64_t)k * 60000);
+                ck_assert(set.v[i].s[k].v == (double)i * 100000.0 + (double)k);
+            }
+        }
+        series_set_free(&set);
+        matcher_free(&m);
+        close_st(s);
+        s = open_st();
+    }
+    close_st(s);
+}
+END_TEST
+
 typedef struct worker_arg {
     storage *s;
     int id;
@@ -684,6 +741,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_truncate_and_checkpoint);
     tcase_add_test(tc, test_compaction_blocks);
     tcase_add_test(tc, test_size_retention);
+    tcase_add_test(tc, test_leveled_compaction);
     suite_add_tcase(s, tc);
     return s;
 }
