@@ -131,6 +131,36 @@ class TestBlocks(unittest.TestCase):
         finally:
             k.cleanup()
 
+    def test_kill_9_during_compaction(self):
+        """kill -9 while a block is being written: the next start cleans up
+        and serves everything that was acknowledged."""
+        k = Kiln(config=CONFIG, args=("--storage.tsdb.retention.time=100y",)).start()
+        try:
+            nseries, per = 1000, 60
+            n = HOURS * H // STEP
+            for k0 in range(0, n, per):
+                body = write_body([([("__name__", "kb"), ("i", str(i))],
+                                    [(float(kk), T0 + kk * STEP) for kk in range(k0, k0 + per)]) for i in range(nseries)])
+                st, _, text = k.post("/api/v1/write", body)
+                self.assertEqual(st, 204, text)
+
+            def compacting():
+                return any(x.endswith(".tmp-for-creation") or len(x) == 26 for x in os.listdir(k.data))
+            deadline = time.time() + 30
+            while time.time() < deadline and not compacting():
+                time.sleep(0.001)
+            self.assertTrue(compacting(), "no compaction started")
+            k.proc.kill()
+            k.proc.wait()
+            k.start()
+            self.assertFalse([x for x in os.listdir(k.data) if ".tmp-for-" in x])
+            got = query(k.port, "count_over_time(kb[8h])", END / 1000.0)
+            self.assertEqual(len(got), nseries)
+            self.assertEqual(set(got.values()), {str(n)})
+            self.assertEqual(k.stop(), 0, k.read_log())
+        finally:
+            k.cleanup()
+
     @unittest.skipUnless(PROMTOOL, "promtool not installed")
     def test_backfilled_blocks_are_served(self):
         tmp = tempfile.mkdtemp(prefix="kiln-backfill-")
