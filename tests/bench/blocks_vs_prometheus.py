@@ -11,8 +11,9 @@
 2. For the 2 h ranges both have as blocks: bytes on disk (index + chunks)
    per sample, from the files and meta.json.
 3. kiln's compaction time (kiln_tsdb_compaction_duration_seconds_total, one
-   thread) per million samples compacted, and remote-write latency while
-   compactions run vs while none do.
+   thread) per million samples compacted, and the latency of small probe
+   remote writes (every 10 ms, from a second thread) that overlap a
+   compaction (intervals from kiln's log) vs those that do not.
 """
 import argparse
 import json
@@ -21,8 +22,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
@@ -64,6 +67,8 @@ def main():
     ap.add_argument("--series", type=int, default=10000)
     ap.add_argument("--hours", type=int, default=8)
     ap.add_argument("--step", type=int, default=30)
+    ap.add_argument("--probe", action="store_true",
+                    help="also send small probe writes every 10 ms and report their latency around compactions")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="kiln-blocks-bench-")
     t0 = 1700000000000 // (2 * H) * (2 * H)
@@ -90,11 +95,35 @@ def main():
             f.write("global:\n  scrape_interval: 1h\n")
         log = open(os.path.join(tmp, "kiln.log"), "w")
         p = subprocess.Popen([KILN, f"--config.file={cfg}", f"--storage.tsdb.path={kdir}",
-                              f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=100y"],
+                              f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=100y",
+                              # 2 h blocks only, so each one has a Prometheus block of the same range
+                              "--storage.tsdb.max-block-duration=2h"],
                              stdout=log, stderr=subprocess.STDOUT)
+        probes = []  # (start, end) wall times of the latency probe's requests
+        stop = threading.Event()
+
+        front = [t0]  # the newest time the main writer has sent
+
+        def probe():
+            """Small remote writes every 10 ms at the main writer's time front."""
+            k, last = 0, t0
+            while not stop.is_set():
+                last = max(last + 1, front[0])
+                body = write_body([([("__name__", "probe"), ("i", str(i))], [(float(k), last)]) for i in range(100)])
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/write", data=body, headers={
+                    "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
+                    "X-Prometheus-Remote-Write-Version": "0.1.0"})
+                ts = time.time()
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    assert r.status == 204
+                probes.append((ts, time.time()))
+                k += 1
+                time.sleep(0.01)
         try:
             wait_ready(port, p)
-            lat_quiet, lat_busy = [], []
+            th = threading.Thread(target=probe, daemon=True)
+            if a.probe:
+                th.start()
             per = 60  # samples per series and request
             chunk = 500  # series per request
             for k0 in range(0, n, per):
@@ -103,19 +132,19 @@ def main():
                                          ("job", "bench")],
                                         [(value(i, k), t0 + k * a.step * 1000) for k in range(k0, min(n, k0 + per))])
                                        for i in range(s0, min(a.series, s0 + chunk))])
-                    busy = metric(port, "kiln_tsdb_compactions_total")
-                    ts = time.perf_counter()
                     req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/write", data=body, headers={
                         "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
                         "X-Prometheus-Remote-Write-Version": "0.1.0"})
                     with urllib.request.urlopen(req, timeout=120) as r:
                         assert r.status == 204
-                    dt = time.perf_counter() - ts
-                    (lat_busy if metric(port, "kiln_tsdb_compactions_total") != busy else lat_quiet).append(dt)
+                front[0] = t0 + (min(n, k0 + per) - 1) * a.step * 1000
             deadline = time.time() + 120
             while time.time() < deadline and metric(port, "kiln_tsdb_compactions_total") < a.hours // 2 - 1:
                 time.sleep(0.5)
             comp_s = metric(port, "kiln_tsdb_compaction_duration_seconds_total")
+            stop.set()
+            if a.probe:
+                th.join()
         finally:
             p.terminate()
             p.wait(60)
@@ -137,13 +166,29 @@ def main():
             print(f"kiln compaction: {comp_s:.2f} s for {compacted} samples = "
                   f"{comp_s / compacted * 1e6:.3f} s per million samples")
 
+        # compaction intervals from kiln's log: "ts=... msg=\"Compacted ...\" ... duration=0.123s"
+        busy = []
+        with open(os.path.join(tmp, "kiln.log")) as f:
+            for line in f:
+                if "Compacted the head" in line or "Merged blocks" in line:
+                    ts = datetime.strptime(line.split()[0][3:], "%Y-%m-%dT%H:%M:%S.%fZ")
+                    end = (ts - datetime(1970, 1, 1)).total_seconds()
+                    dur = float(line.rsplit("duration=", 1)[1].rstrip("s\n"))
+                    busy.append((end - dur, end))
+        during = [e - st for st, e in probes if any(st < be and e > bs for bs, be in busy)]
+        outside = [e - st for st, e in probes if not any(st < be and e > bs for bs, be in busy)]
+
         def p99(v):
             v = sorted(v)
             return v[min(len(v) - 1, int(len(v) * 0.99))] * 1000 if v else float("nan")
-        print(f"remote-write latency p99: {p99(lat_quiet):.1f} ms without a compaction running "
-              f"({len(lat_quiet)} requests), {p99(lat_busy):.1f} ms while one ran ({len(lat_busy)} requests)")
+        if a.probe:
+            print(f"probe remote writes (100 samples, every 10 ms): p99 {p99(outside):.1f} ms outside compactions "
+                f"({len(outside)} requests), {p99(during):.1f} ms overlapping one ({len(during)} requests)")
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("KEEP"):
+            print("kept", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
