@@ -1116,35 +1116,36 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
         }
         if (!ok)
             continue;
-        cmeta cm = {&s, rd_uvarint(&s), 0, 0, 0, 0};
-        sample *out = NULL;
-        size_t nout = 0, capout = 0;
+        /* a first pass sums the sample counts of the chunks in range (their
+         * headers), so the samples go into one array of the caller's arena */
+        rd s2 = s;
+        uint64_t nchunks = rd_uvarint(&s);
+        cmeta cm = {&s, nchunks, 0, 0, 0, 0};
+        size_t capout = 0;
         int any = 0;
         while (rc == 0 && (rc = cmeta_next(&cm)) == 1) {
             rc = 0;
             if (cm.maxt < mint || cm.mint > maxt)
                 continue;
             any = 1;
-            if (labels_only)
+            const uint8_t *data;
+            size_t clen;
+            if (!labels_only && (rc = chunk_at(b, cm.ref, &data, &clen)) == 0)
+                capout += clen >= 2 ? (size_t)(data[0] << 8 | data[1]) : 0;
+        }
+        sample *out = NULL;
+        size_t nout = 0;
+        if (rc == 0 && !labels_only && capout && !(out = arena_alloc_nz(mem, capout * sizeof *out)))
+            rc = KILN_ENOMEM;
+        cm = (cmeta){&s2, rd_uvarint(&s2), 0, 0, 0, 0};
+        while (rc == 0 && !labels_only && (rc = cmeta_next(&cm)) == 1) {
+            rc = 0;
+            if (cm.maxt < mint || cm.mint > maxt)
                 continue;
             const uint8_t *data;
             size_t clen;
             if ((rc = chunk_at(b, cm.ref, &data, &clen)) != 0)
                 break;
-            size_t cn = clen >= 2 ? (size_t)(data[0] << 8 | data[1]) : 0;
-            /* samples go into the caller's arena: grow by copying (rare: a series spans few chunks) */
-            if (nout + cn > capout) {
-                size_t nc2 = (nout + cn) * 2;
-                sample *na = arena_alloc_nz(mem, nc2 * sizeof *na);
-                if (!na) {
-                    rc = KILN_ENOMEM;
-                    break;
-                }
-                if (nout)
-                    memcpy(na, out, nout * sizeof *out);
-                out = na;
-                capout = nc2;
-            }
             xoriter it;
             xoriter_init(&it, data, clen);
             int x = xoriter_seek(&it, mint);

@@ -17,11 +17,18 @@
 
 #include "util.h"
 
-#define ARENA_BLOCK_SIZE (64 * 1024)
+/* Standard blocks come in five sizes, 64 KiB to 1 MiB: an arena's first
+ * block is the smallest and each next one twice the last, so a small arena
+ * stays small and a big one uses few blocks.  An allocation larger than half
+ * the next size gets a one-off block of its own. */
+#define ARENA_CLASSES 5
+#define ARENA_MIN_BLOCK (64 * 1024)
+#define ARENA_MAX_BLOCK (ARENA_MIN_BLOCK << (ARENA_CLASSES - 1))
 
 struct arena_block {
     arena_block *next;
     size_t used, cap;
+    int cls; /* size class, or -1 for a one-off block */
     _Alignas(16) unsigned char data[];
 };
 
@@ -33,28 +40,30 @@ struct arena_block {
 #endif
 #endif
 #ifndef ARENA_POOL_MAX
-#define ARENA_POOL_MAX 4096 /* blocks: 256 MB */
+#define ARENA_POOL_MAX ((size_t)512 << 20) /* bytes */
 #endif
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static arena_block *pool_head;
-static size_t pool_n;
+static arena_block *pool_head[ARENA_CLASSES];
+static size_t pool_bytes;
 
-static arena_block *block_new(size_t cap) {
-    if (cap == ARENA_BLOCK_SIZE && ARENA_POOL_MAX > 0) {
+static arena_block *block_new(size_t cap, int cls) {
+    if (cls >= 0 && ARENA_POOL_MAX > 0) {
         pthread_mutex_lock(&pool_mu);
-        arena_block *b = pool_head;
+        arena_block *b = pool_head[cls];
         if (b) {
-            pool_head = b->next;
-            pool_n--;
+            pool_head[cls] = b->next;
+            pool_bytes -= b->cap;
         }
         pthread_mutex_unlock(&pool_mu);
         if (b)
             return b;
     }
     arena_block *b = malloc(sizeof *b + cap);
-    if (b)
+    if (b) {
         b->cap = cap;
+        b->cls = cls;
+    }
     return b;
 }
 
@@ -72,12 +81,14 @@ static void *alloc_raw(arena *a, size_t n) {
         return NULL;
     arena_block *b = a->head;
     if (!b || b->cap - b->used < n) {
-        size_t cap = n > ARENA_BLOCK_SIZE / 2 ? n : ARENA_BLOCK_SIZE;
-        arena_block *nb = block_new(cap);
+        int cls = b && b->cls >= 0 ? (b->cls + 1 < ARENA_CLASSES ? b->cls + 1 : b->cls) : 0;
+        size_t size = (size_t)ARENA_MIN_BLOCK << cls;
+        int one_off = n > size / 2;
+        arena_block *nb = block_new(one_off ? n : size, one_off ? -1 : cls);
         if (!nb)
             return NULL;
         nb->used = 0;
-        if (b && cap != ARENA_BLOCK_SIZE) {
+        if (b && one_off) {
             /* a big one-off block goes behind the current one so the
              * current block's free space stays usable */
             nb->next = b->next;
@@ -113,35 +124,23 @@ char *arena_strndup(arena *a, const char *s, size_t n) {
 }
 
 void arena_free(arena *a) {
-    arena_block *keep = NULL, *last = NULL, *b = a->head;
-    size_t nkeep = 0;
+    arena_block *b = a->head;
     while (b) {
         arena_block *next = b->next;
-        if (b->cap == ARENA_BLOCK_SIZE && ARENA_POOL_MAX > 0) {
-            b->next = keep;
-            keep = b;
-            if (!last)
-                last = b;
-            nkeep++;
-        } else {
+        int pooled = 0;
+        if (b->cls >= 0 && ARENA_POOL_MAX > 0) {
+            pthread_mutex_lock(&pool_mu);
+            if (pool_bytes + b->cap <= ARENA_POOL_MAX) {
+                b->next = pool_head[b->cls];
+                pool_head[b->cls] = b;
+                pool_bytes += b->cap;
+                pooled = 1;
+            }
+            pthread_mutex_unlock(&pool_mu);
+        }
+        if (!pooled)
             free(b);
-        }
         b = next;
-    }
-    if (keep) {
-        pthread_mutex_lock(&pool_mu);
-        if (pool_n + nkeep <= ARENA_POOL_MAX) {
-            last->next = pool_head;
-            pool_head = keep;
-            pool_n += nkeep;
-            keep = NULL;
-        }
-        pthread_mutex_unlock(&pool_mu);
-        while (keep) { /* the pool is full */
-            arena_block *next = keep->next;
-            free(keep);
-            keep = next;
-        }
     }
     a->head = NULL;
     a->used_total = 0;

@@ -41,7 +41,8 @@ import rwproto  # noqa: E402
 BENCH = os.path.join(ROOT, "build/opt/tests/bench/bench_query")
 T0_MS = 1700000000000
 STEP_MS = 15000
-SAMPLES = 240
+SAMPLES = 240  # --hours x 240
+QSTEP_MS = 15000  # the query's step, --step
 MODES = ["idle", "user", "system", "iowait", "irq", "softirq", "steal", "nice"]
 CPUS = 25
 
@@ -85,25 +86,27 @@ def write_openmetrics(path, nseries):
 
 
 def remote_write(port, nseries):
+    """Time-major: an hour of every series at a time (the head refuses samples
+    more than an hour older than its newest), 500 series a request."""
     url = f"http://127.0.0.1:{port}/api/v1/write"
-    batch = []
-    for j in range(nseries):
-        batch.append((gen_labels(j), gen_series(j)))
-        if len(batch) == 500 or j == nseries - 1:
+    series = [gen_series(j) for j in range(nseries)]
+    labels = [gen_labels(j) for j in range(nseries)]
+    for w in range(0, SAMPLES, 240):
+        for j0 in range(0, nseries, 500):
+            batch = [(labels[j], series[j][w:w + 240]) for j in range(j0, min(nseries, j0 + 500))]
             req = urllib.request.Request(url, data=rwproto.write_body(batch), method="POST", headers={
                 "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
                 "X-Prometheus-Remote-Write-Version": "0.1.0"})
             with urllib.request.urlopen(req, timeout=60) as r:
                 if r.status // 100 != 2:
                     raise RuntimeError(f"remote write: {r.status}")
-            batch = []
 
 
 def query_range(port, q):
     # steps half-way between samples, as bench_query.c (2.42's windows are closed)
     start = T0_MS + STEP_MS // 2
     params = urllib.parse.urlencode({"query": q, "start": start / 1000,
-                                     "end": (start + (SAMPLES - 1) * STEP_MS) / 1000, "step": STEP_MS / 1000})
+                                     "end": (start + (SAMPLES - 1) * STEP_MS) / 1000, "step": QSTEP_MS / 1000})
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query_range?{params}", timeout=600) as r:
         body = json.loads(r.read())
     if body.get("status") != "success":
@@ -205,13 +208,39 @@ def kiln_has_query_range():
         shutil.rmtree(base, ignore_errors=True)
 
 
+def wait_compacted(port, timeout=600):
+    """Until the head spans no more than 3 h (the rest is in blocks) and no
+    compaction or merge has run for 6 s (kiln checks every 5 s)."""
+    deadline = time.time() + timeout
+    last, since = None, time.time()
+    while time.time() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            m = {line.split()[0]: float(line.split()[1]) for line in r.read().decode().splitlines()
+                 if line.startswith("kiln_tsdb_")}
+        n = m.get("kiln_tsdb_compactions_total")
+        if n != last:
+            last, since = n, time.time()
+        span = m.get("kiln_tsdb_head_max_time", 0) - m.get("kiln_tsdb_head_min_time", 0)
+        if span <= 3 * 3600 * 1000 and time.time() - since >= 6:
+            print(f"# kiln: {m.get('kiln_tsdb_blocks_loaded', 0):.0f} blocks after {n:.0f} compactions",
+                  file=sys.stderr)
+            return
+        time.sleep(0.5)
+    raise RuntimeError("kiln did not compact its head in time")
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--series", type=int, default=20000)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--hours", type=int, default=1, help="hours of data (kiln compacts all but ~2 h into blocks)")
+    ap.add_argument("--step", type=int, default=15, help="query step, seconds")
     ARGS = ap.parse_args()
+    global SAMPLES, QSTEP_MS
+    SAMPLES = 240 * ARGS.hours
+    QSTEP_MS = ARGS.step * 1000
     base = tempfile.mkdtemp(prefix="kiln-qbench-")
     procs = []
     try:
@@ -244,6 +273,8 @@ def main():
                        f"--web.listen-address=127.0.0.1:{port}"], port, klog)
             procs.append(k)
             remote_write(port, ARGS.series)
+            if ARGS.hours > 3:
+                wait_compacted(port)
             k_res, k_ms = http_answers(port)
             stop(procs.pop())
         else:
@@ -261,7 +292,7 @@ def main():
             k_res = read_dump(dump)
 
         diff = same(p_res, k_res)
-        print(f"{ARGS.series} series x {SAMPLES} samples at 15s; range queries over 1h at 15s step; "
+        print(f"{ARGS.series} series x {SAMPLES} samples at 15s; range queries over {ARGS.hours}h at {ARGS.step}s step; "
               f"median of {ARGS.reps}; {how}")
         print("| query | Prometheus 2.42 ms | kiln ms | kiln / Prometheus |")
         print("|---|---|---|---|")
