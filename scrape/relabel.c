@@ -54,7 +54,9 @@
 
 /* ---- MD5 (RFC 1321), for hashmod ---------------------------------------- */
 
-static uint32_t rol(uint32_t x, int c) { return (x << c) | (x >> (32 - c)); }
+static uint32_t rol(uint32_t x, int c) {
+    return (x << c) | (x >> (32 - c));
+}
 
 static void md5_block(uint32_t h[4], const uint8_t *p) {
     static const uint32_t K[64] = {
@@ -66,9 +68,10 @@ static void md5_block(uint32_t h[4], const uint8_t *p) {
         0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
         0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
         0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391};
-    static const int R[64] = {7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9,  14, 20, 5, 9,
-                              14, 20, 5, 9,  14, 20, 5, 9,  14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-                              4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21};
+    static const int R[64] = {7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
+                              5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20,
+                              4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
+                              6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21};
     uint32_t w[16];
     for (int i = 0; i < 16; i++)
         w[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
@@ -213,7 +216,9 @@ static int utf8_fix(buf *out, const char *s) {
 static pthread_once_t loc_once = PTHREAD_ONCE_INIT;
 static locale_t loc_utf8; /* (locale_t)0 when C.UTF-8 is missing */
 
-static void loc_init(void) { loc_utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0); }
+static void loc_init(void) {
+    loc_utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
 
 static locale_t loc_get(void) {
     pthread_once(&loc_once, loc_init);
@@ -285,7 +290,9 @@ static void md_destroy(void *p) {
     md_pairs = 0;
 }
 
-static void md_key_init(void) { md_key_ok = pthread_key_create(&md_key, md_destroy) == 0; }
+static void md_key_init(void) {
+    md_key_ok = pthread_key_create(&md_key, md_destroy) == 0;
+}
 
 /* The thread's match data with a pair for every group of re, or NULL (the
  * caller then makes its own). */
@@ -315,6 +322,7 @@ static pcre2_match_data *md_get(const pcre2_code *re) {
 typedef struct match {
     pcre2_match_data *md; /* the thread's, or own */
     int own;
+    int npairs;          /* pairs set by the match (pcre2_match's result) */
     const char *subject; /* what was matched: the input or fixed.data */
     buf fixed;           /* the input with invalid UTF-8 replaced */
 } match;
@@ -365,13 +373,17 @@ static int re_match(const pcre2_code *re, const char *s, match *m) {
     }
     if (rc == PCRE2_ERROR_NOMEMORY)
         return KILN_ENOMEM;
+    /* rc 0 (ovector too small) cannot happen: the match data has a pair for every group */
+    m->npairs = rc > 0 ? rc : 0;
     return rc >= 0;
 }
 
 /* Appends group g of the match (nothing when it does not exist or did not
- * take part); 0 or KILN_ENOMEM. */
+ * take part); 0 or KILN_ENOMEM.  Pairs past the match's last set one are
+ * not looked at: the thread's match data may be bigger than the regex needs
+ * and hold an earlier match's offsets there. */
 static int put_group(buf *out, const match *m, long g) {
-    if (g < 0 || (unsigned long)g >= pcre2_get_ovector_count(m->md))
+    if (g < 0 || g >= m->npairs)
         return 0;
     const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m->md);
     if (ov[2 * g] == PCRE2_UNSET || ov[2 * g + 1] < ov[2 * g]) /* \K can end before it starts */
@@ -442,14 +454,16 @@ static int expand(buf *out, const pcre2_code *re, const match *m, const char *tm
 typedef struct relabel_ctx {
     labels_builder *b;
     arena *a;
-    buf val;    /* the joined source values */
-    buf out;    /* an expansion or a case-mapped value */
+    buf val;     /* the joined source values */
+    buf out;     /* an expansion or a case-mapped value */
     label *snap; /* the labels before a label-name step */
     size_t snapcap;
 } relabel_ctx;
 
 /* A copy of out's text in the arena, or NULL. */
-static char *out_dup(relabel_ctx *c) { return arena_strndup(c->a, c->out.data ? c->out.data : "", c->out.len); }
+static char *out_dup(relabel_ctx *c) {
+    return arena_strndup(c->a, c->out.data ? c->out.data : "", c->out.len);
+}
 
 static int set_out(relabel_ctx *c, const char *name) {
     char *v = out_dup(c);
@@ -530,7 +544,8 @@ static int step(const config_relabel *r, relabel_ctx *c) {
     const char *target = r->target_label ? r->target_label : "";
 
     switch (r->action) {
-    case CONFIG_RELABEL_REPLACE: return step_replace(r, c);
+    case CONFIG_RELABEL_REPLACE:
+        return step_replace(r, c);
     case CONFIG_RELABEL_KEEP:
     case CONFIG_RELABEL_DROP: {
         match m;
@@ -562,8 +577,10 @@ static int step(const config_relabel *r, relabel_ctx *c) {
         return set_out(c, target);
     case CONFIG_RELABEL_LABELMAP:
     case CONFIG_RELABEL_LABELDROP:
-    case CONFIG_RELABEL_LABELKEEP: return step_names(r, c);
-    default: return 1; /* the loader knows no other action */
+    case CONFIG_RELABEL_LABELKEEP:
+        return step_names(r, c);
+    default:
+        return 1; /* the loader knows no other action */
     }
 }
 
@@ -580,8 +597,8 @@ int relabel_apply(const config_relabel *steps, size_t n, labels_builder *b, aren
     return rc;
 }
 
-int relabel_process(const config_relabel *steps, size_t nsteps, const label *ls, size_t n, arena *a, label **out,
-                    size_t *nout) {
+int relabel_process(const config_relabel *steps, size_t nsteps, const label *ls, size_t n, arena *a,
+                    label **out, size_t *nout) {
     *out = NULL;
     *nout = 0;
     labels_builder b;

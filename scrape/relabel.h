@@ -30,8 +30,8 @@ int relabel_apply(const config_relabel *steps, size_t n, labels_builder *b, aren
  * unchanged strings still point into ls).  Returns 1, 0 (dropped: *out NULL,
  * *nout 0) or KILN_ENOMEM.
  */
-int relabel_process(const config_relabel *steps, size_t nsteps, const label *ls, size_t n, arena *a, label **out,
-                    size_t *nout);
+int relabel_process(const config_relabel *steps, size_t nsteps, const label *ls, size_t n, arena *a,
+                    label **out, size_t *nout);
 
 /* Prometheus' hashmod hash: bytes 8..15 of MD5(s[0..n)) as a big-endian
  * integer (the value is this modulo the step's modulus). */
