@@ -1191,7 +1191,7 @@ int block_label_values(block *b, const char *name, int (*fn)(const char *s, void
     return 0;
 }
 
-int block_list(const char *dir, char ***ulids, size_t *n, kiln_err *err) {
+int block_list(const char *dir, int clean, char ***ulids, size_t *n, kiln_err *err) {
     *ulids = NULL;
     *n = 0;
     DIR *d = opendir(dir);
@@ -1205,7 +1205,8 @@ int block_list(const char *dir, char ***ulids, size_t *n, kiln_err *err) {
         char p[4096];
         if (strstr(e->d_name, ".tmp-for-creation") || strstr(e->d_name, ".tmp-for-deletion")) {
             snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            rm_rf(p);
+            if (clean)
+                rm_rf(p);
             continue;
         }
         if (!is_ulid(e->d_name))

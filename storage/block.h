@@ -84,9 +84,10 @@ int block_is_parent_of(const block *b, const char *ulid);
 int block_label_names(block *b, int (*fn)(const char *s, void *ctx), void *ctx);
 int block_label_values(block *b, const char *name, int (*fn)(const char *s, void *ctx), void *ctx);
 
-/* The block directories (ULID names) under dir, oldest name first; removes
+/* The block directories (ULID names) under dir, oldest name first; with
+ * clean (at start-up only: another writer may be at work later) removes
  * leftover `*.tmp-for-creation` / `*.tmp-for-deletion` directories. */
-int block_list(const char *dir, char ***ulids, size_t *n, kiln_err *err);
+int block_list(const char *dir, int clean, char ***ulids, size_t *n, kiln_err *err);
 /* Removes a block directory (renamed aside first, so a crash leaves no half block). */
 int block_delete(const char *dir, const char *ulid, kiln_err *err);
 

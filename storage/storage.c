@@ -46,6 +46,8 @@ struct storage {
     block **blocks;
     size_t nblocks;
     pthread_mutex_t compact_mu; /* one compaction at a time */
+    char **bad;                 /* blocks skipped as damaged (names) */
+    size_t nbad;
     /* counters (atomics) */
     uint64_t compactions, compactions_failed, blocks_deleted;
     uint64_t compaction_us;
@@ -616,6 +618,11 @@ static void close_blocks(storage *s) {
     free(s->blocks);
     s->blocks = NULL;
     s->nblocks = 0;
+    for (size_t i = 0; i < s->nbad; i++)
+        free(s->bad[i]);
+    free(s->bad);
+    s->bad = NULL;
+    s->nbad = 0;
 }
 
 /* Adds an open block to the list (caller holds the gc write lock or owns s). */
@@ -630,23 +637,59 @@ static int add_block(storage *s, block *b) {
     return 0;
 }
 
-/* Opens the blocks in the data directory; a damaged one is reported and skipped. */
-static int load_blocks(storage *s, kiln_err *err) {
+static int have_block(storage *s, const char *ulid) {
+    for (size_t i = 0; i < s->nblocks; i++)
+        if (strcmp(block_get_meta(s->blocks[i])->ulid, ulid) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * Opens the blocks in the data directory that are not open yet (at start,
+ * all; later, blocks dropped in by a backfill); a damaged one is reported
+ * and skipped (once: it is remembered as skipped by its name).  Caller holds
+ * compact_mu; the list changes under the gc write lock.
+ */
+static int load_blocks_from(storage *s, int at_start, kiln_err *err) {
     char **ul = NULL;
     size_t n = 0;
-    int rc = block_list(s->dir, &ul, &n, err);
+    int rc = block_list(s->dir, at_start, &ul, &n, err);
     for (size_t i = 0; i < n; i++) {
         block *b = NULL;
         kiln_err e = {0};
-        if (rc == 0 && block_open(s->dir, ul[i], &b, &e) != 0)
+        int skip = have_block(s, ul[i]);
+        for (size_t j = 0; j < s->nbad && !skip; j++)
+            skip = strcmp(s->bad[j], ul[i]) == 0;
+        if (rc == 0 && !skip && block_open(s->dir, ul[i], &b, &e) != 0) {
             LOG_ERROR("Skipping a damaged block", "block=%s err=\"%s\"", ul[i], e.msg);
-        else if (rc == 0 && (rc = add_block(s, b)) != 0) {
-            block_close(b);
-            kiln_err_set(err, rc, "storage: out of memory");
+            char **nb = realloc(s->bad, (s->nbad + 1) * sizeof *nb);
+            if (nb) {
+                s->bad = nb;
+                s->bad[s->nbad++] = ul[i];
+                ul[i] = NULL;
+            }
+        } else if (rc == 0 && !skip) {
+            if (!at_start)
+                pthread_rwlock_wrlock(&s->gc);
+            rc = add_block(s, b);
+            if (!at_start)
+                pthread_rwlock_unlock(&s->gc);
+            if (rc) {
+                block_close(b);
+                kiln_err_set(err, rc, "storage: out of memory");
+            } else if (!at_start) {
+                LOG_INFO("Loaded a new block from the data directory", "block=%s", ul[i]);
+            }
         }
         free(ul[i]);
     }
     free(ul);
+    return rc;
+}
+
+/* Opens the blocks in the data directory at start. */
+static int load_blocks(storage *s, kiln_err *err) {
+    int rc = load_blocks_from(s, 1, err);
     /* a merge that crashed before deleting its sources: the merged block wins */
     for (size_t i = 0; rc == 0 && i < s->nblocks;) {
         int replaced = 0;
@@ -1740,6 +1783,9 @@ static int64_t head_first_time(storage *s) {
 int storage_compact(storage *s, kiln_err *err) {
     int rc = 0;
     pthread_mutex_lock(&s->compact_mu);
+    kiln_err e = {0};
+    if (load_blocks_from(s, 0, &e) != 0)
+        LOG_WARN("Looking for new blocks failed", "err=\"%s\"", e.msg);
     for (;;) {
         int64_t hmin, hmax, r = s->o.block_range_ms;
         head_time_range(s->h, &hmin, &hmax);

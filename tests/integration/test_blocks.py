@@ -185,6 +185,18 @@ class TestBlocks(unittest.TestCase):
                 self.assertEqual(query(k.port, "bf", t), {str(i): str(i * 100 + 239) for i in range(5)})
                 st, body = k.get_json("/api/v1/label/i/values")
                 self.assertEqual(body["data"], [str(i) for i in range(5)])
+                # a backfill into the running kiln's directory is picked up (checked every 5 s)
+                om2 = os.path.join(tmp, "more.om")
+                with open(om2, "w") as f:
+                    f.write("# TYPE bf2 gauge\n")
+                    for kk in range(0, 120):
+                        f.write(f"bf2 {kk} {(T0 + kk * STEP) / 1000:.3f}\n")
+                    f.write("# EOF\n")
+                r = subprocess.run([PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", om2, data],
+                                   capture_output=True, timeout=120)
+                self.assertEqual(r.returncode, 0, r.stderr.decode())
+                self.assertTrue(wait_for(lambda: query(k.port, "bf2", (T0 + 119 * STEP) / 1000.0) == {"": "119"}, 15),
+                                k.read_log())
                 self.assertEqual(k.stop(), 0, k.read_log())
             finally:
                 k.cleanup()

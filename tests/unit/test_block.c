@@ -127,7 +127,7 @@ START_TEST(test_write_read) {
 
     char **list = NULL;
     size_t n = 0;
-    ck_assert_int_eq(block_list(dir, &list, &n, &err), 0);
+    ck_assert_int_eq(block_list(dir, 1, &list, &n, &err), 0);
     ck_assert_uint_eq(n, 1);
     ck_assert_str_eq(list[0], ulid);
     free(list[0]);
@@ -231,14 +231,14 @@ START_TEST(test_damage_is_reported) {
     ck_assert_int_eq(system(p), 0);
     char **list = NULL;
     size_t n = 0;
-    ck_assert_int_eq(block_list(dir, &list, &n, &err), 0);
+    ck_assert_int_eq(block_list(dir, 1, &list, &n, &err), 0);
     ck_assert_uint_eq(n, 1);
     free(list[0]);
     free(list);
     snprintf(p, sizeof p, "%s/01ABCDEFGHJKMNPQRSTVWXYZ00.tmp-for-creation", dir);
     ck_assert_int_ne(access(p, F_OK), 0);
     ck_assert_int_eq(block_delete(dir, ulid, &err), 0);
-    ck_assert_int_eq(block_list(dir, &list, &n, &err), 0);
+    ck_assert_int_eq(block_list(dir, 1, &list, &n, &err), 0);
     ck_assert_uint_eq(n, 0);
     free(list);
     rm_dir(dir);
