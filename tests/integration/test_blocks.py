@@ -13,7 +13,7 @@ import time
 import unittest
 import urllib.parse
 
-from kilntest import PROMETHEUS, Kiln, free_port, http_get, wait_for
+from kilntest import NODE_EXPORTER, PROMETHEUS, Kiln, Process, free_port, http_get, wait_for
 from rwproto import write_body
 
 PROMTOOL = shutil.which("promtool")
@@ -201,6 +201,60 @@ class TestBlocks(unittest.TestCase):
             finally:
                 k.cleanup()
         finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@unittest.skipUnless(os.access(PROMETHEUS, os.X_OK) and os.access(NODE_EXPORTER, os.X_OK),
+                     "needs Debian's prometheus and prometheus-node-exporter")
+class TestPrometheusDirectory(unittest.TestCase):
+    def test_kiln_serves_what_prometheus_wrote(self):
+        """Prometheus scrapes a node exporter for a few seconds and stops; kiln
+        started on its directory (WAL, chunks_head) answers as Prometheus did."""
+        tmp = tempfile.mkdtemp(prefix="kiln-promdir-")
+        procs = []
+        try:
+            ne_port = free_port()
+            procs.append(Process([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{ne_port}"],
+                                 os.path.join(tmp, "ne.log")))
+            cfg = os.path.join(tmp, "prom.yml")
+            with open(cfg, "w") as f:
+                f.write(f"global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: node\n"
+                        f"    static_configs: [{{targets: ['127.0.0.1:{ne_port}']}}]\n")
+            data = os.path.join(tmp, "data")
+            port = free_port()
+            plog = open(os.path.join(tmp, "prom.log"), "wb")
+            p = subprocess.Popen([PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+                                  f"--web.listen-address=127.0.0.1:{port}"], stdout=plog, stderr=subprocess.STDOUT)
+            self.assertTrue(wait_for(lambda: http_get(f"http://127.0.0.1:{port}/-/ready")[0] == 200, 60))
+            self.assertTrue(wait_for(lambda: len(query(port, "count_over_time(up[1h])", time.time())) == 1
+                                     and int(query(port, "count_over_time(up[1h])", time.time())[""]) >= 4, 30))
+            t = time.time()
+            queries = ["count_over_time(up[1h])", "count(node_cpu_seconds_total)",
+                       "sum(count_over_time(node_cpu_seconds_total[1h]))", "count(count by (__name__) ({job=\"node\"}))"]
+            p.terminate()
+            p.wait(30)
+            plog.close()
+            # Prometheus' answers from its own data, then kiln's on the same directory
+            p2, port2, log2, ok2 = start_prometheus(data, tmp)
+            try:
+                self.assertTrue(ok2)
+                want = {q: query(port2, q, t) for q in queries}
+            finally:
+                p2.terminate()
+                p2.wait(30)
+                log2.close()
+            if os.path.exists(os.path.join(data, "lock")):
+                os.remove(os.path.join(data, "lock"))
+            k = Kiln(config=CONFIG, data_dir=data, args=("--storage.tsdb.retention.time=100y",)).start()
+            try:
+                for q in queries:
+                    self.assertEqual(query(k.port, q, t), want[q], q)
+                self.assertEqual(k.stop(), 0, k.read_log())
+            finally:
+                k.cleanup()
+        finally:
+            for pr in procs:
+                pr.stop()
             shutil.rmtree(tmp, ignore_errors=True)
 
 
