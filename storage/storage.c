@@ -1502,6 +1502,23 @@ static int cmp_sample_t(const void *a, const void *b) {
     return x->t < y->t ? -1 : x->t > y->t;
 }
 
+/* Makes b visible to queries in place of blocks[first..first+count) (none
+ * when count is 0); b is closed when that fails. */
+static int publish_block(storage *s, block *b, size_t first, size_t count, kiln_err *err) {
+    pthread_rwlock_wrlock(&s->gc);
+    if (count) {
+        memmove(s->blocks + first, s->blocks + first + count, (s->nblocks - first - count) * sizeof *s->blocks);
+        s->nblocks -= count;
+    }
+    int rc = add_block(s, b);
+    pthread_rwlock_unlock(&s->gc);
+    if (rc) {
+        block_close(b);
+        kiln_err_set(err, rc, "compaction: out of memory");
+    }
+    return rc;
+}
+
 /* Chunks that overlap in time (overlapping blocks): decoded, merged (a
  * time present twice kept once), encoded again 120 samples a chunk. */
 static int add_reencoded(block_writer *w, const label *ls, size_t nls, const block_chunk *c, size_t nc,
@@ -1688,17 +1705,9 @@ static int merge_planned(storage *s, kiln_err *err) {
             LOG_ERROR("Merging blocks failed", "blocks=%zu err=\"%s\"", count, err->msg);
             break;
         }
-        pthread_rwlock_wrlock(&s->gc);
-        memmove(s->blocks + first, s->blocks + first + count, (s->nblocks - first - count) * sizeof *s->blocks);
-        s->nblocks -= count;
-        rc = add_block(s, b);
-        pthread_rwlock_unlock(&s->gc);
-        if (rc) {
-            /* the merged block is on disk with its parents listed: the next start sorts it out */
-            block_close(b);
-            kiln_err_set(err, rc, "compaction: out of memory");
+        /* on failure the merged block is on disk with its parents listed: the next start sorts it out */
+        if ((rc = publish_block(s, b, first, count, err)) != 0)
             break;
-        }
         LOG_INFO("Merged blocks", "block=%s sources=%zu mint=%lld maxt=%lld level=%d duration=%.3fs",
                  block_get_meta(b)->ulid, count, (long long)block_get_meta(b)->mint,
                  (long long)block_get_meta(b)->maxt, block_get_meta(b)->level, time_mono_sec() - t0);
@@ -1804,14 +1813,8 @@ int storage_compact(storage *s, kiln_err *err) {
             break;
         }
         if (b) {
-            pthread_rwlock_wrlock(&s->gc);
-            rc = add_block(s, b);
-            pthread_rwlock_unlock(&s->gc);
-            if (rc) {
-                block_close(b);
-                kiln_err_set(err, rc, "compaction: out of memory");
+            if ((rc = publish_block(s, b, 0, 0, err)) != 0)
                 break;
-            }
             LOG_INFO("Compacted the head into a block", "block=%s mint=%lld maxt=%lld series=%llu duration=%.3fs",
                      block_get_meta(b)->ulid, (long long)mint, (long long)maxt,
                      (unsigned long long)block_get_meta(b)->series, time_mono_sec() - t0);
