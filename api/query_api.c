@@ -1522,18 +1522,21 @@ static void h_exemplars(http_req *req, http_resp *resp, void *data) {
     http_resp_json_success(resp, "[]", 2);
 }
 
-/* POST /api/v1/admin/tsdb/snapshot[?skip_head=true] */
-static void h_snapshot(http_req *req, http_resp *resp, void *data) {
-    api_v1 *a = data;
+/* The storage for an admin endpoint: NULL (the answer sent) when admin APIs
+ * are off or the replay is not done. */
+static storage *admin_storage(api_v1 *a, http_resp *resp) {
     if (!a->enable_admin) {
         http_resp_json_error(resp, 503, "unavailable", "admin APIs disabled");
-        return;
+        return NULL;
     }
-    storage *st = atomic_load(&a->st);
-    if (!st) {
-        http_resp_json_error(resp, 503, "unavailable", "kiln is starting: the WAL replay is not done yet");
+    return get_storage(a, resp);
+}
+
+/* POST /api/v1/admin/tsdb/snapshot[?skip_head=true] */
+static void h_snapshot(http_req *req, http_resp *resp, void *data) {
+    storage *st = admin_storage(data, resp);
+    if (!st)
         return;
-    }
     const char *sh = param(req, "skip_head");
     int skip = 0;
     if (*sh) {
@@ -1559,6 +1562,50 @@ static void h_snapshot(http_req *req, http_resp *resp, void *data) {
     json_str(&b, name);
     buf_putc(&b, '}');
     send_buf(resp, &b, 0);
+}
+
+/* POST|PUT /api/v1/admin/tsdb/delete_series?match[]=...&start=&end= : 204 */
+static void h_delete_series(http_req *req, http_resp *resp, void *data) {
+    api_v1 *a = data;
+    storage *st = admin_storage(a, resp);
+    if (!st)
+        return;
+    const char *one;
+    if (http_req_params(req, "match[]", &one, 1) == 0) {
+        bad_data(resp, "no match[] parameter provided");
+        return;
+    }
+    int64_t start = 0, end = 0;
+    if (time_param(req, resp, "start", API_V1_MIN_TIME_MS, &start) != 0 ||
+        time_param(req, resp, "end", API_V1_MAX_TIME_MS, &end) != 0)
+        return;
+    match_sets m;
+    if (match_param(req, resp, &m, 1) != 0)
+        return;
+    for (size_t i = 0; i < m.n; i++) {
+        kiln_err err = {0};
+        if (storage_delete_series(st, m.ms[i], m.nms[i], start, end, &err) != 0) {
+            http_resp_json_error(resp, 500, "internal", err.msg);
+            match_sets_free(&m);
+            return;
+        }
+    }
+    match_sets_free(&m);
+    resp->status = 204;
+}
+
+/* POST|PUT /api/v1/admin/tsdb/clean_tombstones : 204 */
+static void h_clean_tombstones(http_req *req, http_resp *resp, void *data) {
+    (void)req;
+    storage *st = admin_storage(data, resp);
+    if (!st)
+        return;
+    kiln_err err = {0};
+    if (storage_clean_tombstones(st, &err) != 0) {
+        http_resp_json_error(resp, 500, "internal", err.msg);
+        return;
+    }
+    resp->status = 204;
 }
 
 static void h_rules(http_req *req, http_resp *resp, void *data) {
@@ -1595,6 +1642,8 @@ int api_v1_register(http_server *s, api_v1 *a) {
         {"GET", "/api/v1/metadata", h_metadata, NULL},
         {"GET", "/api/v1/targets", h_targets, NULL},
         {"POST,PUT", "/api/v1/admin/tsdb/snapshot", h_snapshot, NULL},
+        {"POST,PUT", "/api/v1/admin/tsdb/delete_series", h_delete_series, NULL},
+        {"POST,PUT", "/api/v1/admin/tsdb/clean_tombstones", h_clean_tombstones, NULL},
         {"GET", "/api/v1/targets/metadata", h_targets_metadata, NULL},
         {"GET,POST", "/api/v1/query_exemplars", h_exemplars, NULL},
         {"GET", "/api/v1/rules", h_rules, NULL},

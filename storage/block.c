@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "storage/head.h"
+#include "storage/tombstones.h"
 #include "storage/wal.h"
 #include "storage/xorchunk.h"
 
@@ -370,6 +371,8 @@ int block_writer_set_parents(block_writer *w, const block_meta *parents, size_t 
     return 0;
 }
 
+void block_writer_set_level(block_writer *w, int level) { w->level = level > 0 ? level : 1; }
+
 static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
 typedef struct pair {
@@ -686,6 +689,7 @@ struct block {
     uint64_t series_off, bytes;
     char (*parents)[BLOCK_ULID_LEN + 1]; /* meta.json compaction.parents */
     size_t nparents;
+    tombstones ts; /* deleted ranges by series ID (changed by block_set_tombstones only) */
 };
 
 static int corrupt(kiln_err *err, const block *b, const char *what) {
@@ -800,6 +804,29 @@ static int open_chunks(block *b, kiln_err *err) {
     return 0;
 }
 
+/* The tombstones file (a block without one has nothing deleted). */
+static int read_tombstones(block *b, kiln_err *err) {
+    char p[2300];
+    snprintf(p, sizeof p, "%s/tombstones", b->path);
+    size_t len = 0;
+    const uint8_t *m = map_file(p, &len);
+    if (!m) {
+        struct stat st;
+        if (stat(p, &st) != 0 && errno == ENOENT)
+            return 0;
+        if (stat(p, &st) == 0 && st.st_size == 0)
+            return corrupt(err, b, "tombstones: empty file");
+        return kiln_err_set(err, KILN_ECORRUPT, "block %s: open tombstones: %s", b->path, strerror(errno));
+    }
+    kiln_err e2;
+    int rc = tombstones_decode(m, len, &b->ts, &e2);
+    munmap((void *)m, len);
+    b->bytes += len;
+    if (rc)
+        return kiln_err_set(err, rc, "block %s: %s", b->path, e2.msg);
+    return 0;
+}
+
 /* Walks every series entry and checks its CRC. */
 static int check_series(block *b, uint64_t end) {
     uint64_t off = b->series_off;
@@ -907,6 +934,8 @@ int block_open(const char *dir, const char *ulid, block **out, kiln_err *err) {
     }
     if ((rc = open_chunks(b, err)) != 0)
         goto fail;
+    if ((rc = read_tombstones(b, err)) != 0)
+        goto fail;
     *out = b;
     return 0;
 nomem:
@@ -925,6 +954,7 @@ void block_close(block *b) {
         munmap((void *)b->segs[i].p, b->segs[i].len);
     free(b->segs);
     free(b->parents);
+    tombstones_free(&b->ts);
     arena_free(&b->mem);
     free(b);
 }
@@ -983,7 +1013,7 @@ static int matcher_ids(const block *b, const matcher *m, refvec *out) {
         for (uint32_t j = 0; j < n; j++)
             out->v[out->n++] = rd_be32(p + 4 * j);
     }
-    if (hi - lo > 1) {
+    if (hi - lo > 1 && out->n) {
         qsort(out->v, out->n, sizeof *out->v, cmp_u32);
         size_t k = 0;
         for (size_t i = 0; i < out->n; i++)
@@ -1062,10 +1092,9 @@ static int chunk_at(const block *b, uint64_t ref, const uint8_t **data, size_t *
     return 0;
 }
 
-int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, int labels_only,
-                 arena *mem, block_series_fn fn, void *ctx, kiln_err *err) {
-    if (maxt < b->meta.mint || mint >= b->meta.maxt)
-        return 0;
+/* The series IDs the postings of ms allow (all series when no matcher
+ * needs a value), sorted; the labels still need checking. */
+static int candidates(const block *b, const matcher *ms, size_t nms, refvec *out) {
     refvec cand = {0}, tmp = {0};
     int have = 0, rc = 0;
     for (size_t i = 0; i < nms && rc == 0; i++) {
@@ -1102,6 +1131,29 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
             cand.n = n;
         }
     }
+    free(tmp.v);
+    if (rc)
+        free(cand.v);
+    else
+        *out = cand;
+    return rc;
+}
+
+static int labels_match(const label *ls, size_t nls, const matcher *ms, size_t nms) {
+    for (size_t j = 0; j < nms; j++) {
+        const char *v = labels_get(ls, nls, ms[j].name);
+        if (!matcher_matches(&ms[j], v ? v : ""))
+            return 0;
+    }
+    return 1;
+}
+
+int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, int labels_only,
+                 arena *mem, block_series_fn fn, void *ctx, kiln_err *err) {
+    if (maxt < b->meta.mint || mint >= b->meta.maxt)
+        return 0;
+    refvec cand = {0};
+    int rc = candidates(b, ms, nms, &cand);
     label *ls = NULL;
     size_t capls = 0;
     for (size_t i = 0; i < cand.n && rc == 0; i++) {
@@ -1109,13 +1161,10 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
         size_t nls = 0;
         if ((rc = series_at(b, cand.v[i], &ls, &capls, &nls, &s)) != 0)
             break;
-        int ok = 1;
-        for (size_t j = 0; j < nms && ok; j++) {
-            const char *v = labels_get(ls, nls, ms[j].name);
-            ok = matcher_matches(&ms[j], v ? v : "");
-        }
-        if (!ok)
+        if (!labels_match(ls, nls, ms, nms))
             continue;
+        size_t ndel;
+        const tstone *del = tombstones_of(&b->ts, cand.v[i], &ndel);
         /* a first pass sums the sample counts of the chunks in range (their
          * headers), so the samples go into one array of the caller's arena */
         rd s2 = s;
@@ -1125,7 +1174,7 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
         int any = 0;
         while (rc == 0 && (rc = cmeta_next(&cm)) == 1) {
             rc = 0;
-            if (cm.maxt < mint || cm.mint > maxt)
+            if (cm.maxt < mint || cm.mint > maxt || (ndel && tombstones_cover(del, ndel, cm.mint, cm.maxt)))
                 continue;
             any = 1;
             const uint8_t *data;
@@ -1140,7 +1189,7 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
         cm = (cmeta){&s2, rd_uvarint(&s2), 0, 0, 0, 0};
         while (rc == 0 && !labels_only && (rc = cmeta_next(&cm)) == 1) {
             rc = 0;
-            if (cm.maxt < mint || cm.mint > maxt)
+            if (cm.maxt < mint || cm.mint > maxt || (ndel && tombstones_cover(del, ndel, cm.mint, cm.maxt)))
                 continue;
             const uint8_t *data;
             size_t clen;
@@ -1156,6 +1205,7 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
             if (x < 0)
                 rc = KILN_ECORRUPT;
         }
+        nout = tombstones_filter(del, ndel, out, nout);
         if (rc == 0 && any && (labels_only || nout))
             rc = fn(ctx, ls, nls, out, nout);
     }
@@ -1165,7 +1215,6 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
         kiln_err_set(err, rc, "out of memory reading block %s", b->path);
     free(ls);
     free(cand.v);
-    free(tmp.v);
     return rc;
 }
 
@@ -1247,7 +1296,7 @@ int block_is_parent_of(const block *b, const char *ulid) {
     return 0;
 }
 
-int block_foreach_series(block *b, block_chunks_fn fn, void *ctx, kiln_err *err) {
+int block_foreach_series(block *b, arena *mem, block_chunks_fn fn, void *ctx, kiln_err *err) {
     size_t lo, hi;
     pot_range(b, "", &lo, &hi);
     label *ls = NULL;
@@ -1265,7 +1314,8 @@ int block_foreach_series(block *b, block_chunks_fn fn, void *ctx, kiln_err *err)
         for (uint32_t i = 0; i < n && rc == 0; i++) {
             rd s;
             size_t nls = 0;
-            if ((rc = series_at(b, rd_be32(ids + 4 * i), &ls, &capls, &nls, &s)) != 0)
+            uint32_t id = rd_be32(ids + 4 * i);
+            if ((rc = series_at(b, id, &ls, &capls, &nls, &s)) != 0)
                 break;
             cmeta cm = {&s, rd_uvarint(&s), 0, 0, 0, 0};
             size_t nc = 0;
@@ -1281,8 +1331,13 @@ int block_foreach_series(block *b, block_chunks_fn fn, void *ctx, kiln_err *err)
                     break;
                 nc++;
             }
-            if (rc == 0)
-                rc = fn(ctx, ls, nls, cs, nc);
+            size_t ndel;
+            const tstone *del = tombstones_of(&b->ts, id, &ndel);
+            const block_chunk *live = cs;
+            if (rc == 0 && ndel)
+                rc = tombstones_apply(cs, nc, del, ndel, mem, &live, &nc);
+            if (rc == 0 && nc)
+                rc = fn(ctx, ls, nls, live, nc);
         }
     }
     if (rc == KILN_ECORRUPT)
@@ -1292,4 +1347,73 @@ int block_foreach_series(block *b, block_chunks_fn fn, void *ctx, kiln_err *err)
     free(ls);
     free(cs);
     return rc;
+}
+
+size_t block_tombstones(const block *b) { return b->ts.n; }
+
+int block_delete_series(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, tombstones *next,
+                        kiln_err *err) {
+    memset(next, 0, sizeof *next);
+    if (maxt < b->meta.mint || mint >= b->meta.maxt)
+        return 0;
+    refvec cand = {0};
+    label *ls = NULL;
+    size_t capls = 0, added = 0;
+    int rc = candidates(b, ms, nms, &cand);
+    if (rc == 0)
+        rc = tombstones_copy(next, &b->ts);
+    for (size_t i = 0; i < cand.n && rc == 0; i++) {
+        rd s;
+        size_t nls = 0;
+        if ((rc = series_at(b, cand.v[i], &ls, &capls, &nls, &s)) != 0)
+            break;
+        if (!labels_match(ls, nls, ms, nms))
+            continue;
+        /* as Prometheus: a series with a chunk in range loses [mint, maxt]
+         * clamped to its own first and last sample */
+        cmeta cm = {&s, rd_uvarint(&s), 0, 0, 0, 0};
+        int64_t first = 0, last = 0;
+        int hit = 0;
+        while ((rc = cmeta_next(&cm)) == 1) {
+            if (cm.i == 1)
+                first = cm.mint;
+            last = cm.maxt;
+            hit |= cm.maxt >= mint && cm.mint <= maxt;
+        }
+        if (rc == 0 && hit) {
+            rc = tombstones_add(next, cand.v[i], mint > first ? mint : first, maxt < last ? maxt : last);
+            added++;
+        }
+    }
+    free(ls);
+    free(cand.v);
+    if (rc == 0 && added) {
+        buf out = BUF_INIT;
+        char p[2300], tmp[2400];
+        snprintf(p, sizeof p, "%s/tombstones", b->path);
+        snprintf(tmp, sizeof tmp, "%s.tmp", p);
+        if (tombstones_encode(next, &out) != 0)
+            rc = kiln_err_set(err, KILN_ENOMEM, "out of memory writing %s", p);
+        else if ((rc = write_file(tmp, out.data, out.len, err)) == 0 && rename(tmp, p) != 0)
+            rc = kiln_err_set(err, KILN_EIO, "rename %s: %s", tmp, strerror(errno));
+        if (rc == 0)
+            fsync_dir(b->path);
+        else
+            unlink(tmp);
+        buf_free(&out);
+    } else if (rc == KILN_ECORRUPT) {
+        kiln_err_set(err, rc, "block %s: damaged index", b->path);
+    } else if (rc == KILN_ENOMEM) {
+        kiln_err_set(err, rc, "out of memory reading block %s", b->path);
+    }
+    if (rc || !added)
+        tombstones_free(next);
+    return rc;
+}
+
+void block_set_tombstones(block *b, tombstones *t) {
+    tombstones old = b->ts;
+    b->ts = *t;
+    *t = old;
+    tombstones_free(t);
 }

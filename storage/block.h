@@ -54,6 +54,8 @@ typedef struct block_meta {
  * meta.json lists them as parents (so a crash before they are deleted is
  * cleaned up at the next start). */
 int block_writer_set_parents(block_writer *w, const block_meta *parents, size_t n);
+/* Overrides the level (a block rewritten alone keeps its own). */
+void block_writer_set_level(block_writer *w, int level);
 
 /* Opens dir/<ulid>; a damaged index or meta.json is KILN_ECORRUPT naming the file. */
 int block_open(const char *dir, const char *ulid, block **out, kiln_err *err);
@@ -73,9 +75,28 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
                  arena *mem, block_series_fn fn, void *ctx, kiln_err *err);
 
 /* Calls fn for every series in label order with all its chunks (bytes in
- * the block's maps, checksums checked). */
+ * the block's maps, checksums checked), its tombstones applied: chunks with
+ * deleted samples are encoded again into mem, a series left with nothing is
+ * skipped. */
 typedef int (*block_chunks_fn)(void *ctx, const label *ls, size_t nls, const block_chunk *c, size_t nc);
-int block_foreach_series(block *b, block_chunks_fn fn, void *ctx, kiln_err *err);
+int block_foreach_series(block *b, arena *mem, block_chunks_fn fn, void *ctx, kiln_err *err);
+
+/* ---- deletion: the block's `tombstones` file -------------------------------- */
+
+struct tombstones;
+/* The number of deleted intervals the block holds. */
+size_t block_tombstones(const block *b);
+/*
+ * Marks [mint, maxt] of the series matching ms as deleted: writes the block's
+ * new tombstones file (atomically) and returns the whole new set in next
+ * (empty when no series matched: nothing written).  The block keeps serving
+ * its old set until block_set_tombstones, which the caller runs where no
+ * select is reading b (storage: under the gc write lock).
+ */
+int block_delete_series(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                        struct tombstones *next, kiln_err *err);
+/* Makes t the block's set (t is emptied; the old set freed). */
+void block_set_tombstones(block *b, struct tombstones *t);
 
 /* 1 when ulid is one of the blocks b was merged from. */
 int block_is_parent_of(const block *b, const char *ulid);

@@ -843,6 +843,8 @@ int head_series_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, head_chu
 
 void head_set_min_valid(head *h, int64_t t) { atomic_max64(&h->min_valid, t); }
 
+int64_t head_min_valid(head *h) { return __atomic_load_n(&h->min_valid, __ATOMIC_RELAXED); }
+
 int64_t head_series_min_time(head *h, hseries *s) {
     pthread_mutex_t *mu = stripe_of(h, s->ref);
     int64_t t = INT64_MAX;

@@ -111,6 +111,8 @@ int64_t head_series_min_time(head *h, hseries *s);
 
 /* Appends below t become out of bounds (blocks cover the time before it). */
 void head_set_min_valid(head *h, int64_t t);
+/* The time below which appends are out of bounds (INT64_MIN at first). */
+int64_t head_min_valid(head *h);
 
 /* 1 when s has at least one sample within [mint, maxt]. */
 int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt);

@@ -28,6 +28,7 @@
 #include "storage/block.h"
 #include "storage/head.h"
 #include "storage/headchunks.h"
+#include "storage/tombstones.h"
 #include "storage/wal.h"
 #include "storage/walrec.h"
 #include "storage/xorchunk.h"
@@ -45,7 +46,10 @@ struct storage {
     /* persistent blocks, by mint; the list changes under the gc write lock */
     block **blocks;
     size_t nblocks;
-    pthread_mutex_t compact_mu; /* one compaction at a time */
+    /* the head's deleted ranges (by series reference); changed under the gc
+     * write lock, read under the read lock */
+    tombstones hts;
+    pthread_mutex_t compact_mu; /* one compaction (or deletion) at a time */
     char **bad;                 /* blocks skipped as damaged (names) */
     size_t nbad;
     /* counters (atomics) */
@@ -123,7 +127,7 @@ static int alias_add(ref_alias *a, uint64_t from, uint64_t to) {
 }
 
 typedef struct replay_stats {
-    uint64_t series, samples, unknown_refs, rejected, records, mmapped;
+    uint64_t series, samples, unknown_refs, rejected, records, mmapped, in_blocks;
 } replay_stats;
 
 /* Full chunks found in chunks_head at start, sorted by series then file
@@ -137,10 +141,13 @@ typedef struct mmchunk {
 typedef struct mmchunks {
     mmchunk *v;
     size_t n, cap;
+    int64_t minv; /* chunks ending before it are in blocks already */
 } mmchunks;
 
 static int mm_collect(uint64_t sref, int64_t mint, int64_t maxt, uint64_t cref, void *data) {
     mmchunks *m = data;
+    if (maxt < m->minv)
+        return 0;
     if (m->n == m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 4096;
         mmchunk *nv = realloc(m->v, nc * sizeof *nv);
@@ -475,8 +482,13 @@ static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_s
     if (rc)
         return rc;
     rbatch *b = &rp->b[rp->fill];
+    int64_t minv = head_min_valid(rp->s->h); /* older samples are in blocks already */
     for (size_t i = 0; i < n; i++) {
         const walrec_sample *x = &(*sbuf)[i];
+        if (x->t < minv) {
+            st->in_blocks++;
+            continue;
+        }
         uint64_t ref = al->n ? alias_lookup(al, x->ref) : x->ref;
         hseries *hs = head_series(rp->s->h, ref);
         if (!hs) {
@@ -492,6 +504,22 @@ static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_s
     return 0;
 }
 
+/* Deleted ranges (the replayed head filters them out like the live one). */
+static int replay_tombstones(storage *s, const uint8_t *rec, size_t len, const ref_alias *al, kiln_err *err) {
+    walrec_tombstone *v = malloc((walrec_tombstones_max(len) + 1) * sizeof *v);
+    size_t n = 0;
+    if (!v)
+        return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+    int rc = walrec_decode_tombstones(rec, len, v, walrec_tombstones_max(len), &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint64_t ref = al->n ? alias_lookup(al, v[i].ref) : v[i].ref;
+        if (tombstones_add(&s->hts, ref, v[i].mint, v[i].maxt) != 0)
+            rc = kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+    }
+    free(v);
+    return rc;
+}
+
 static int replay(storage *s, kiln_err *err) {
     int rc0;
     wal_reader *r = NULL;
@@ -500,6 +528,7 @@ static int replay(storage *s, kiln_err *err) {
     size_t scap = 0;
     replay_stats st = {0};
     mmchunks mm = {0};
+    mm.minv = head_min_valid(s->h);
     arena a;
     arena_init(&a, 0);
     if ((rc0 = headchunks_iterate(s->hc, mm_collect, &mm, err)) != 0) {
@@ -542,6 +571,8 @@ static int replay(storage *s, kiln_err *err) {
             arena_init(&a, 0);
         } else if (type == WALREC_SAMPLES) {
             r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &st, &e2);
+        } else if (type == WALREC_TOMBSTONES) {
+            r2 = replay_tombstones(s, rec, len, &al, &e2);
         }
         if (r2 == KILN_ENOMEM) {
             rc = kiln_err_set(err, r2, "%s", e2.msg);
@@ -589,9 +620,10 @@ static int replay(storage *s, kiln_err *err) {
     malloc_trim(0); /* replay's batches were large: give the memory back */
     s->replay_seconds = time_mono_sec() - t0;
     LOG_INFO("WAL replay completed", "records=%llu series=%llu chunks_from_disk=%llu samples=%llu "
-             "skipped=%llu unknown_refs=%llu duration=%.3fs",
+             "skipped=%llu in_blocks=%llu unknown_refs=%llu duration=%.3fs",
              (unsigned long long)st.records, (unsigned long long)st.series, (unsigned long long)st.mmapped,
-             (unsigned long long)st.samples, (unsigned long long)st.rejected, (unsigned long long)st.unknown_refs,
+             (unsigned long long)st.samples, (unsigned long long)st.rejected, (unsigned long long)st.in_blocks,
+             (unsigned long long)st.unknown_refs,
              s->replay_seconds);
 out:
     if (rp_running)
@@ -761,6 +793,7 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
     return 0;
 fail:
     close_blocks(s);
+    tombstones_free(&s->hts);
     head_free(s->h);
     headchunks_close(s->hc, NULL);
     pthread_rwlock_destroy(&s->gc);
@@ -774,6 +807,7 @@ int storage_close(storage *s, kiln_err *err) {
         return 0;
     int rc = wal_close(s->w, err);
     close_blocks(s);
+    tombstones_free(&s->hts);
     pthread_mutex_destroy(&s->compact_mu);
     head_free(s->h);
     kiln_err e2;
@@ -1116,8 +1150,9 @@ static int select_locked(querier *q, const matcher *ms, size_t nms, const select
         hseries *hs = head_series(s->h, refs.v[i]);
         if (!hs || mint > maxt)
             continue;
-        size_t n = 0;
-        if (h && h->labels_only) {
+        size_t n = 0, ndel;
+        const tstone *del = tombstones_of(&s->hts, refs.v[i], &ndel);
+        if (h && h->labels_only && !ndel) {
             if (!head_series_has_data(s->h, hs, mint, maxt))
                 continue;
         } else {
@@ -1128,8 +1163,11 @@ static int select_locked(querier *q, const matcher *ms, size_t nms, const select
                 rc = kiln_err_set(err, rc, "reading series %u: corrupt chunk", refs.v[i]);
                 goto fail;
             }
+            n = tombstones_filter(del, ndel, got, n);
             if (n == 0)
                 continue;
+            if (h && h->labels_only)
+                n = 0;
             total += n;
             if (h && h->max_samples && total > h->max_samples) {
                 rc = kiln_err_set(err, KILN_ELIMIT,
@@ -1329,6 +1367,7 @@ int storage_truncate(storage *s, int64_t mint, kiln_err *err) {
     double t0 = time_mono_sec();
     pthread_rwlock_wrlock(&s->gc);
     int rc = head_truncate(s->h, mint, &ts);
+    tombstones_truncate(&s->hts, mint);
     kiln_err e2 = {0};
     int rc2 = headchunks_truncate(s->hc, mint, &e2);
     pthread_rwlock_unlock(&s->gc);
@@ -1435,8 +1474,15 @@ static int write_head_block(storage *s, const char *dir, int64_t mint, int64_t m
             kiln_err_set(err, rc, "compaction: reading the head's chunks failed");
             break;
         }
-        if (acc.n) {
-            rc = block_writer_add(w, v[i].ls, v[i].nls, acc.v, acc.n, err);
+        size_t ndel, nc = acc.n;
+        const tstone *del = tombstones_of(&s->hts, hseries_ref(v[i].s), &ndel);
+        const block_chunk *live = acc.v;
+        if (nc && ndel && (rc = tombstones_apply(acc.v, acc.n, del, ndel, &a, &live, &nc)) != 0) {
+            kiln_err_set(err, rc, "compaction: applying deletions failed");
+            break;
+        }
+        if (nc) {
+            rc = block_writer_add(w, v[i].ls, v[i].nls, live, nc, err);
             written++;
         }
         if (a.used_total > (64u << 20)) {
@@ -1503,14 +1549,15 @@ static int cmp_sample_t(const void *a, const void *b) {
 }
 
 /* Makes b visible to queries in place of blocks[first..first+count) (none
- * when count is 0); b is closed when that fails. */
+ * when count is 0; b NULL: they just go, their data all deleted); b is
+ * closed when that fails. */
 static int publish_block(storage *s, block *b, size_t first, size_t count, kiln_err *err) {
     pthread_rwlock_wrlock(&s->gc);
     if (count) {
         memmove(s->blocks + first, s->blocks + first + count, (s->nblocks - first - count) * sizeof *s->blocks);
         s->nblocks -= count;
     }
-    int rc = add_block(s, b);
+    int rc = b ? add_block(s, b) : 0;
     pthread_rwlock_unlock(&s->gc);
     if (rc) {
         block_close(b);
@@ -1572,8 +1619,10 @@ static int add_reencoded(block_writer *w, const label *ls, size_t nls, const blo
     return rc;
 }
 
-/* Writes one block holding everything of src[0..n). */
-static int merge_blocks(storage *s, block **src, size_t n, block **out, kiln_err *err) {
+/* Writes one block holding everything of src[0..n) (their deleted samples
+ * left out), a level above them, or at src[0]'s level with same_level (a
+ * block rewritten alone).  *out is NULL when nothing is left. */
+static int merge_blocks(storage *s, block **src, size_t n, int same_level, block **out, kiln_err *err) {
     mlist *lists = calloc(n, sizeof *lists);
     size_t *pos = calloc(n, sizeof *pos);
     block_meta *metas = calloc(n, sizeof *metas);
@@ -1589,12 +1638,20 @@ static int merge_blocks(storage *s, block **src, size_t n, block **out, kiln_err
         mint = metas[i].mint < mint ? metas[i].mint : mint;
         maxt = metas[i].maxt > maxt ? metas[i].maxt : maxt;
         lists[i].a = &a;
-        rc = block_foreach_series(src[i], collect_series, &lists[i], err);
+        rc = block_foreach_series(src[i], &a, collect_series, &lists[i], err);
     }
+    *out = NULL;
+    size_t nseries = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        nseries += lists[i].n;
+    if (rc == 0 && nseries == 0)
+        goto done;
     if (rc == 0)
         rc = block_writer_new(s->dir, mint, maxt, &w, err);
     if (rc == 0 && (rc = block_writer_set_parents(w, metas, n)) != 0)
         kiln_err_set(err, rc, "compaction: out of memory");
+    if (rc == 0 && same_level)
+        block_writer_set_level(w, metas[0].level);
     /* a k-way merge of the label-ordered series lists */
     while (rc == 0) {
         const mseries *min = NULL;
@@ -1632,6 +1689,7 @@ static int merge_blocks(storage *s, block **src, size_t n, block **out, kiln_err
     } else {
         block_writer_abort(w);
     }
+done:
     for (size_t i = 0; lists && i < n; i++)
         free(lists[i].v);
     free(lists);
@@ -1700,7 +1758,7 @@ static int merge_planned(storage *s, kiln_err *err) {
         if (count > 64)
             count = 64;
         memcpy(src, s->blocks + first, count * sizeof *src);
-        if ((rc = merge_blocks(s, src, count, &b, err)) != 0) {
+        if ((rc = merge_blocks(s, src, count, 0, &b, err)) != 0) {
             __atomic_add_fetch(&s->compactions_failed, 1, __ATOMIC_RELAXED);
             LOG_ERROR("Merging blocks failed", "blocks=%zu err=\"%s\"", count, err->msg);
             break;
@@ -1708,9 +1766,10 @@ static int merge_planned(storage *s, kiln_err *err) {
         /* on failure the merged block is on disk with its parents listed: the next start sorts it out */
         if ((rc = publish_block(s, b, first, count, err)) != 0)
             break;
-        LOG_INFO("Merged blocks", "block=%s sources=%zu mint=%lld maxt=%lld level=%d duration=%.3fs",
-                 block_get_meta(b)->ulid, count, (long long)block_get_meta(b)->mint,
-                 (long long)block_get_meta(b)->maxt, block_get_meta(b)->level, time_mono_sec() - t0);
+        if (b)
+            LOG_INFO("Merged blocks", "block=%s sources=%zu mint=%lld maxt=%lld level=%d duration=%.3fs",
+                     block_get_meta(b)->ulid, count, (long long)block_get_meta(b)->mint,
+                     (long long)block_get_meta(b)->maxt, block_get_meta(b)->level, time_mono_sec() - t0);
         for (size_t i = 0; i < count; i++) {
             char ulid[BLOCK_ULID_LEN + 1];
             kiln_err e = {0};
@@ -1831,6 +1890,119 @@ int storage_compact(storage *s, kiln_err *err) {
     return rc;
 }
 
+/* ---- deletion ------------------------------------------------------------------ */
+
+/* The head's part of a deletion: the matching series' stones, logged to
+ * the WAL (synced) before they take effect. */
+static int delete_in_head(storage *s, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, kiln_err *err) {
+    refvec refs = {0};
+    walrec_tombstone *v = NULL;
+    size_t n = 0, cap = 0;
+    pthread_rwlock_rdlock(&s->gc);
+    int rc = head_postings(s->h, ms, nms, &refs, err);
+    for (size_t i = 0; rc == 0 && i < refs.n; i++) {
+        hseries *hs = head_series(s->h, refs.v[i]);
+        sample *got = NULL;
+        size_t ns = 0;
+        arena a;
+        arena_init(&a, 0);
+        /* as Prometheus: clamped to the series' own first and last sample */
+        if (hs && head_series_has_data(s->h, hs, mint, maxt) &&
+            (rc = head_series_samples(s->h, hs, INT64_MIN, INT64_MAX, arena_samples, &a, &got, &ns)) == 0 && ns) {
+            if (array_grow((void **)&v, &cap, n + 1, sizeof *v))
+                rc = KILN_ENOMEM;
+            else
+                v[n++] = (walrec_tombstone){refs.v[i], mint > got[0].t ? mint : got[0].t,
+                                            maxt < got[ns - 1].t ? maxt : got[ns - 1].t};
+        }
+        arena_free(&a);
+        if (rc < 0 && rc != KILN_ENOMEM)
+            rc = kiln_err_set(err, rc, "deleting: series %u has a damaged chunk", refs.v[i]);
+        else if (rc == KILN_ENOMEM)
+            rc = kiln_err_set(err, rc, "deleting: out of memory");
+    }
+    pthread_rwlock_unlock(&s->gc);
+    buf rec = BUF_INIT;
+    if (rc == 0 && n) {
+        if (walrec_encode_tombstones(&rec, v, n) != 0)
+            rc = kiln_err_set(err, KILN_ENOMEM, "deleting: out of memory");
+        else if ((rc = wal_log(s->w, rec.data, rec.len, err)) == 0)
+            rc = wal_sync(s->w, err);
+    }
+    if (rc == 0 && n) {
+        tombstones next = {0};
+        pthread_rwlock_wrlock(&s->gc);
+        rc = tombstones_copy(&next, &s->hts);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = tombstones_add(&next, v[i].ref, v[i].mint, v[i].maxt);
+        if (rc == 0) {
+            tombstones_free(&s->hts);
+            s->hts = next;
+        } else {
+            tombstones_free(&next);
+            /* logged but not applied: a restart applies it */
+            rc = kiln_err_set(err, KILN_ENOMEM, "deleting: out of memory");
+        }
+        pthread_rwlock_unlock(&s->gc);
+    }
+    buf_free(&rec);
+    free(v);
+    refvec_free(&refs);
+    return rc;
+}
+
+int storage_delete_series(storage *s, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, kiln_err *err) {
+    if (nms == 0)
+        return kiln_err_set(err, KILN_EINVAL, "no matchers given");
+    pthread_mutex_lock(&s->compact_mu);
+    int rc = 0;
+    /* the blocks (their list changes only under compact_mu, held here) */
+    for (size_t i = 0; rc == 0 && i < s->nblocks; i++) {
+        tombstones next;
+        if ((rc = block_delete_series(s->blocks[i], ms, nms, mint, maxt, &next, err)) != 0)
+            break;
+        if (next.n) {
+            pthread_rwlock_wrlock(&s->gc);
+            block_set_tombstones(s->blocks[i], &next);
+            pthread_rwlock_unlock(&s->gc);
+        }
+    }
+    if (rc == 0)
+        rc = delete_in_head(s, ms, nms, mint, maxt, err);
+    pthread_mutex_unlock(&s->compact_mu);
+    if (rc == 0)
+        LOG_INFO("Series deleted", "matchers=%zu mint=%lld maxt=%lld", nms, (long long)mint, (long long)maxt);
+    return rc;
+}
+
+int storage_clean_tombstones(storage *s, kiln_err *err) {
+    int rc = 0;
+    pthread_mutex_lock(&s->compact_mu);
+    for (size_t i = 0; rc == 0 && i < s->nblocks;) {
+        block *old = s->blocks[i], *b = NULL;
+        if (!block_tombstones(old)) {
+            i++;
+            continue;
+        }
+        double t0 = time_mono_sec();
+        char ulid[BLOCK_ULID_LEN + 1];
+        snprintf(ulid, sizeof ulid, "%s", block_get_meta(old)->ulid);
+        if ((rc = merge_blocks(s, &old, 1, 1, &b, err)) != 0 || (rc = publish_block(s, b, i, 1, err)) != 0)
+            break;
+        /* the list is by mint: b took old's place, or nothing did */
+        LOG_INFO("Rewrote a block without its deleted data", "old=%s new=%s duration=%.3fs", ulid,
+                 b ? block_get_meta(b)->ulid : "(none: all deleted)", time_mono_sec() - t0);
+        block_close(old);
+        kiln_err e = {0};
+        if (block_delete(s->dir, ulid, &e) != 0)
+            LOG_WARN("Deleting a rewritten block failed", "block=%s err=\"%s\"", ulid, e.msg);
+        if (b)
+            i++;
+    }
+    pthread_mutex_unlock(&s->compact_mu);
+    return rc;
+}
+
 /* ---- snapshots ------------------------------------------------------------------ */
 
 static int link_file(const char *from_dir, const char *to_dir, const char *name, kiln_err *err) {
@@ -1867,7 +2039,9 @@ int storage_snapshot(storage *s, int with_head, char *name, size_t namelen, kiln
         rc = link_file(src, sub, "index", err);
         if (rc == 0)
             rc = link_file(src, sub, "meta.json", err);
-        if (rc == 0)
+        char tpath[4500];
+        snprintf(tpath, sizeof tpath, "%s/tombstones", src);
+        if (rc == 0 && access(tpath, F_OK) == 0)
             rc = link_file(src, sub, "tombstones", err);
         for (unsigned k = 1; rc == 0; k++) {
             char seg[32], probe[4500];

@@ -199,6 +199,20 @@ int storage_compact(storage *s, kiln_err *err);
  */
 int storage_snapshot(storage *s, int with_head, char *name, size_t namelen, kiln_err *err);
 
+/*
+ * Deletion (POST /api/v1/admin/tsdb/delete_series): the samples in
+ * [mint, maxt] of the series matching all of ms (at least one matcher) are
+ * marked deleted, as Prometheus does: each block touched gets a new
+ * `tombstones` file, the head a tombstones record in the WAL (synced).
+ * Queries stop seeing them at once; compaction leaves them out of new
+ * blocks.  Label names and values may still list the series.
+ */
+int storage_delete_series(storage *s, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, kiln_err *err);
+/* Rewrites every block that has tombstones without the deleted data
+ * (a block left empty is removed).  The head's deletions go with the head's
+ * next compaction. */
+int storage_clean_tombstones(storage *s, kiln_err *err);
+
 /* ---- appending --------------------------------------------------------- */
 
 typedef struct appender appender;

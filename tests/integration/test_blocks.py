@@ -4,6 +4,7 @@ the blocks; Debian's Prometheus opened on a copy of kiln's data directory
 answers the same; and blocks made by `promtool tsdb create-blocks-from
 openmetrics` are served by kiln.
 """
+import http.client
 import json
 import os
 import shutil
@@ -54,18 +55,30 @@ def answers(port):
     }
 
 
+def http_post(port, path, form):
+    """POSTs form (values may be lists) as application/x-www-form-urlencoded."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        c.request("POST", path, body=urllib.parse.urlencode(form, doseq=True),
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
 def blocks_in(d):
     return sorted(x for x in os.listdir(d) if len(x) == 26 and os.path.isdir(os.path.join(d, x)))
 
 
-def start_prometheus(data, tmp):
+def start_prometheus(data, tmp, *extra):
     port = free_port()
     cfg = os.path.join(tmp, "prom.yml")
     with open(cfg, "w") as f:
         f.write(CONFIG)
     log = open(os.path.join(tmp, "prom.log"), "wb")
     p = subprocess.Popen([PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={data}",
-                          f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=100y"],
+                          f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=100y", *extra],
                          stdout=log, stderr=subprocess.STDOUT)
     ok = wait_for(lambda: http_get(f"http://127.0.0.1:{port}/-/ready")[0] == 200, 60)
     return p, port, log, ok
@@ -160,6 +173,98 @@ class TestBlocks(unittest.TestCase):
             self.assertEqual(k.stop(), 0, k.read_log())
         finally:
             k.cleanup()
+
+    @unittest.skipUnless(os.access(PROMETHEUS, os.X_OK), "needs Debian's prometheus")
+    def test_delete_series_like_prometheus(self):
+        """delete_series over blocks and head answers as Prometheus does after
+        the same deletion; each reads the other's tombstones (block files and
+        WAL records); clean_tombstones rewrites the blocks and changes no answer."""
+        k = Kiln(config=CONFIG, args=("--storage.tsdb.retention.time=100y", "--web.enable-admin-api")).start()
+        dirs = []
+        try:
+            send_all(k)
+            self.assertTrue(wait_for(lambda: k.metrics().get("kiln_tsdb_compactions_total", 0) >= 4, 30),
+                            k.read_log())
+            self.assertEqual(k.stop(), 0, k.read_log())
+
+            def copy_of(src, name):
+                d = os.path.join(k.tmp, name)
+                shutil.copytree(src, d, ignore=shutil.ignore_patterns("lock"))
+                dirs.append(d)
+                return d
+            # all of series 03; 1 h .. 6 h of series 05 (both blocks and the head)
+            deletions = [{"match[]": 'blk{i="03"}'},
+                         {"match[]": ['blk{i="05"}', 'blk{i="nomatch"}'],
+                          "start": str((T0 + H) / 1000), "end": str((T0 + 6 * H) / 1000)}]
+            # Prometheus deletes on a copy of the same data: the reference answers
+            promdir = copy_of(k.data, "prom-deleted")
+            p, port, log, ok = start_prometheus(promdir, k.tmp, "--web.enable-admin-api")
+            try:
+                self.assertTrue(ok, "prometheus did not start")
+                for d in deletions:
+                    st, _ = http_post(port, "/api/v1/admin/tsdb/delete_series", d)
+                    self.assertEqual(st, 204)
+                want = answers(port)
+            finally:
+                p.terminate()
+                p.wait(30)
+                log.close()
+            self.assertNotIn("03", want["count"])
+            self.assertEqual(want["count"]["05"], str(HOURS * H // STEP - 301))
+
+            k.start()
+            # bad requests first: nothing is deleted by them
+            st, body = http_post(k.port, "/api/v1/admin/tsdb/delete_series", {})
+            self.assertEqual((st, json.loads(body)["error"]), (400, "no match[] parameter provided"))
+            st, body = http_post(k.port, "/api/v1/admin/tsdb/delete_series", {"match[]": "blk{"})
+            self.assertEqual(st, 400)
+            self.assertEqual(json.loads(body)["errorType"], "bad_data")
+            st, body = http_post(k.port, "/api/v1/admin/tsdb/delete_series", {"match[]": "blk", "start": "x"})
+            self.assertEqual(st, 400)
+            st, _, _ = k.get("/api/v1/admin/tsdb/delete_series?match[]=blk")
+            self.assertEqual(st, 405)
+            for d in deletions:
+                st, body = http_post(k.port, "/api/v1/admin/tsdb/delete_series", d)
+                self.assertEqual(st, 204, body)
+            self.assertEqual(answers(k.port), want)
+            self.assertEqual(k.stop(), 0, k.read_log())
+            k.start()
+            self.assertEqual(answers(k.port), want)
+            self.assertEqual(k.stop(), 0, k.read_log())
+
+            # Prometheus reads kiln's tombstones, kiln reads Prometheus'
+            p, port, log, ok = start_prometheus(copy_of(k.data, "kiln-deleted"), k.tmp)
+            try:
+                self.assertTrue(ok, "prometheus did not start on kiln's data directory")
+                self.assertEqual(answers(port), want)
+            finally:
+                p.terminate()
+                p.wait(30)
+                log.close()
+            k2 = Kiln(config=CONFIG, data_dir=copy_of(promdir, "prom-deleted-2"),
+                      args=("--storage.tsdb.retention.time=100y",)).start()
+            try:
+                self.assertEqual(answers(k2.port), want)
+                self.assertEqual(k2.stop(), 0, k2.read_log())
+            finally:
+                k2.cleanup()
+
+            # clean_tombstones: new blocks without the deleted data, the same answers
+            k.start()
+            before = blocks_in(k.data)
+            self.assertTrue(any(os.path.getsize(os.path.join(k.data, b, "tombstones")) > 9 for b in before))
+            st, _ = http_post(k.port, "/api/v1/admin/tsdb/clean_tombstones", {})
+            self.assertEqual(st, 204)
+            after = blocks_in(k.data)
+            self.assertEqual(len(after), len(before))
+            self.assertNotEqual(after, before)
+            self.assertTrue(all(os.path.getsize(os.path.join(k.data, b, "tombstones")) == 9 for b in after))
+            self.assertEqual(answers(k.port), want)
+            self.assertEqual(k.stop(), 0, k.read_log())
+        finally:
+            k.cleanup()
+            for d in dirs:
+                shutil.rmtree(d, ignore_errors=True)
 
     @unittest.skipUnless(PROMTOOL, "promtool not installed")
     def test_backfilled_blocks_are_served(self):
