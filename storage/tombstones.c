@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "storage/wal.h"
+#include "storage/walrec.h"
 #include "storage/xorchunk.h"
 
 #define TOMBSTONES_MAGIC 0x0130BA30u
@@ -121,19 +122,6 @@ size_t tombstones_filter(const tstone *iv, size_t n, sample *s, size_t ns) {
 
 /* ---- the file ---------------------------------------------------------------- */
 
-static int put_uvarint(buf *b, uint64_t v) {
-    uint8_t tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    return buf_append(b, tmp, n);
-}
-
-static int put_varint(buf *b, int64_t v) { return put_uvarint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63)); }
-
 static int put_be32(buf *b, uint32_t v) {
     uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
     return buf_append(b, x, 4);
@@ -143,26 +131,15 @@ int tombstones_encode(const tombstones *t, buf *out) {
     if (put_be32(out, TOMBSTONES_MAGIC) || buf_putc(out, 1))
         return KILN_ENOMEM;
     size_t from = out->len;
-    for (size_t i = 0; i < t->n; i++)
-        if (put_uvarint(out, t->v[i].ref) || put_varint(out, t->v[i].mint) || put_varint(out, t->v[i].maxt))
+    for (size_t i = 0; i < t->n; i++) {
+        uint8_t e[30];
+        size_t n = walrec_put_uvarint(e, t->v[i].ref);
+        n += walrec_put_varint(e + n, t->v[i].mint);
+        n += walrec_put_varint(e + n, t->v[i].maxt);
+        if (buf_append(out, e, n))
             return KILN_ENOMEM;
-    return put_be32(out, wal_crc32c(0, out->data + from, out->len - from)) ? KILN_ENOMEM : 0;
-}
-
-/* A uvarint at *p (< end); -1 when it runs past end or over 64 bits. */
-static int get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-    uint64_t x = 0;
-    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t c = *(*p)++;
-        if (shift == 63 && c > 1)
-            return -1;
-        x |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = x;
-            return 0;
-        }
     }
-    return -1;
+    return put_be32(out, wal_crc32c(0, out->data + from, out->len - from)) ? KILN_ENOMEM : 0;
 }
 
 int tombstones_decode(const uint8_t *p, size_t len, tombstones *t, kiln_err *err) {
@@ -179,13 +156,18 @@ int tombstones_decode(const uint8_t *p, size_t len, tombstones *t, kiln_err *err
     if (wal_crc32c(0, q, (size_t)(end - q)) != crc)
         return kiln_err_set(err, KILN_ECORRUPT, "tombstones: checksum mismatch");
     while (q < end) {
-        uint64_t ref, mint, maxt;
-        size_t at = (size_t)(q - p);
-        if (get_uvarint(&q, end, &ref) || get_uvarint(&q, end, &mint) || get_uvarint(&q, end, &maxt)) {
+        uint64_t ref;
+        int64_t lo, hi;
+        size_t at = (size_t)(q - p), k1, k2 = 0, k3 = 0;
+        if ((k1 = walrec_get_uvarint(q, (size_t)(end - q), &ref)))
+            k2 = walrec_get_varint(q + k1, (size_t)(end - q) - k1, &lo);
+        if (k2)
+            k3 = walrec_get_varint(q + k1 + k2, (size_t)(end - q) - k1 - k2, &hi);
+        if (!k3) {
             tombstones_free(t);
             return kiln_err_set(err, KILN_ECORRUPT, "tombstones: truncated entry at byte %zu", at);
         }
-        int64_t lo = (int64_t)(mint >> 1) ^ -(int64_t)(mint & 1), hi = (int64_t)(maxt >> 1) ^ -(int64_t)(maxt & 1);
+        q += k1 + k2 + k3;
         if (tombstones_add(t, ref, lo, hi) != 0) {
             tombstones_free(t);
             return kiln_err_set(err, KILN_ENOMEM, "tombstones: out of memory");

@@ -204,9 +204,10 @@ static void close_st(storage *s) {
 static const int64_t H = 3600 * 1000;
 static const int64_t T0 = 1700000000000LL / (2 * 3600 * 1000) * (2 * 3600 * 1000);
 
-/* 4 series {__name__="m", i="0".."3"}, one sample a minute for 5 h from T0. */
-static void fill(storage *s) {
-    for (int k = 0; k < 300; k++) {
+/* 4 series {__name__="m", i="0".."3"}, one sample a minute, minutes
+ * [k0, k1) after T0. */
+static void fill_range(storage *s, int k0, int k1) {
+    for (int k = k0; k < k1; k++) {
         appender *a = storage_appender(s);
         for (int i = 0; i < 4; i++) {
             char inst[16];
@@ -218,6 +219,9 @@ static void fill(storage *s) {
         ck_assert_int_eq(appender_commit(a, NULL), 0);
     }
 }
+
+/* The first 5 h. */
+static void fill(storage *s) { fill_range(s, 0, 300); }
 
 /* The samples of {i=inst}: count, and that none lies in [dmin, dmax]. */
 static size_t samples_of(storage *s, const char *inst, int64_t dmin, int64_t dmax) {
@@ -329,17 +333,7 @@ START_TEST(test_clean_tombstones) {
     ck_assert_uint_eq(samples_of(s, "3", 0, -1), 0);
     ck_assert_uint_eq(samples_of(s, "0", 0, -1), 300);
     /* the head's deletion holds through its compaction into a block */
-    for (int k = 300; k < 400; k++) {
-        appender *a = storage_appender(s);
-        for (int i = 0; i < 4; i++) {
-            char inst[16];
-            snprintf(inst, sizeof inst, "%d", i);
-            label ls[2] = {{"__name__", "m"}, {"i", inst}};
-            uint64_t ref = 0;
-            ck_assert_int_eq(appender_append(a, &ref, ls, 2, T0 + k * 60000, (double)k, NULL), 0);
-        }
-        ck_assert_int_eq(appender_commit(a, NULL), 0);
-    }
+    fill_range(s, 300, 400);
     ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
     ck_assert_int_ge(blocks_in_dir(after, 8), 2);
     ck_assert_uint_eq(samples_of(s, "3", 0, T0 + 300 * 60000 - 1), 100);
