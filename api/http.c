@@ -588,39 +588,50 @@ static const http_parser_settings parser_settings = {
 
 /* ---- dispatch -------------------------------------------------------- */
 
+/* The gzip form of in, in out: grown as deflate fills it (JSON compresses
+ * about tenfold, so out stays a fraction of in). */
 static int gzip_body(const buf *in, buf *out) {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return KILN_ENOMEM;
-    size_t bound = deflateBound(&zs, in->len);
-    if (buf_reserve(out, bound)) {
-        deflateEnd(&zs);
-        return KILN_ENOMEM;
-    }
     zs.next_in = (Bytef *)in->data;
     zs.avail_in = (uInt)in->len;
-    zs.next_out = (Bytef *)out->data + out->len;
-    zs.avail_out = (uInt)bound;
-    int rc = deflate(&zs, Z_FINISH);
-    out->len += bound - zs.avail_out;
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        size_t room = in->len / 8 + 4096;
+        if (buf_reserve(out, room)) {
+            deflateEnd(&zs);
+            return KILN_ENOMEM;
+        }
+        zs.next_out = (Bytef *)out->data + out->len;
+        zs.avail_out = (uInt)room;
+        rc = deflate(&zs, Z_FINISH);
+        out->len += room - zs.avail_out;
+        if (rc == Z_BUF_ERROR && zs.avail_out == 0)
+            rc = Z_OK; /* needs more room */
+    }
     deflateEnd(&zs);
     return rc == Z_STREAM_END ? 0 : KILN_EIO;
 }
 
-/* Serialises resp into w->out: status line, headers, body (gzipped if asked). */
+/* Serialises resp's status line and headers into w->out; the body stays in
+ * resp->body (gzipped in place of the plain one when asked) and is written
+ * from there: a large answer is never held twice. */
 static void serialize(http_work *w) {
     http_resp *r = &w->resp;
     buf gz = BUF_INIT;
-    const buf *body = &r->body;
     int gzipped = 0;
     if (w->req.accept_gzip && !r->no_gzip && r->body.len > 0 && gzip_body(&r->body, &gz) == 0) {
-        body = &gz;
+        buf_free(&r->body);
+        r->body = gz;
         gzipped = 1;
+    } else {
+        buf_free(&gz);
     }
     buf_printf(&w->out, "HTTP/1.1 %d %s\r\n", r->status, status_text(r->status));
     if (r->status != 204)
-        buf_printf(&w->out, "Content-Type: %s\r\nContent-Length: %zu\r\n", r->content_type, body->len);
+        buf_printf(&w->out, "Content-Type: %s\r\nContent-Length: %zu\r\n", r->content_type, r->body.len);
     if (gzipped)
         buf_puts(&w->out, "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
     if (!w->keep_alive)
@@ -628,9 +639,8 @@ static void serialize(http_work *w) {
     if (r->headers.len)
         buf_append(&w->out, r->headers.data, r->headers.len);
     buf_puts(&w->out, "\r\n");
-    if (!w->req.is_head && r->status != 204)
-        buf_append(&w->out, body->data, body->len);
-    buf_free(&gz);
+    if (w->req.is_head || r->status == 204)
+        buf_reset(&r->body);
 }
 
 static void work_run(uv_work_t *req) {
@@ -692,9 +702,10 @@ static void write_response(http_work *w) {
         maybe_done(s);
         return;
     }
-    uv_buf_t b = uv_buf_init(w->out.data, (unsigned)w->out.len);
+    uv_buf_t b[2] = {uv_buf_init(w->out.data, (unsigned)w->out.len),
+                     uv_buf_init(w->resp.body.data, (unsigned)w->resp.body.len)};
     w->write.data = w;
-    if (uv_write(&w->write, (uv_stream_t *)&c->tcp, &b, 1, on_response_written) != 0) {
+    if (uv_write(&w->write, (uv_stream_t *)&c->tcp, b, w->resp.body.len ? 2 : 1, on_response_written) != 0) {
         work_finish(w);
         c->busy = 0;
         conn_close(c);
