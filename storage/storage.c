@@ -1700,6 +1700,15 @@ done:
     return rc;
 }
 
+/* The largest block merging makes: --storage.tsdb.max-block-duration, at
+ * most 10% of the retention time (31 d when neither is set). */
+static int64_t max_block_range(const storage *s) {
+    int64_t maxr = s->o.max_block_range_ms > 0 ? s->o.max_block_range_ms : 31LL * 24 * 3600 * 1000;
+    if (s->o.retention_ms > 0 && s->o.retention_ms / 10 < maxr)
+        maxr = s->o.retention_ms / 10;
+    return maxr;
+}
+
 /*
  * Which blocks to merge next, as Prometheus plans it: overlapping blocks
  * first; then, for spans of 3, 9, 27, ... block ranges up to the maximum,
@@ -1724,10 +1733,7 @@ static int plan_merge(storage *s, size_t *first, size_t *count) {
     }
     if (n < 3)
         return 0;
-    int64_t r0 = s->o.block_range_ms, maxr = s->o.max_block_range_ms > 0 ? s->o.max_block_range_ms
-                                                                         : 31LL * 24 * 3600 * 1000;
-    if (s->o.retention_ms > 0 && s->o.retention_ms / 10 < maxr)
-        maxr = s->o.retention_ms / 10;
+    int64_t r0 = s->o.block_range_ms, maxr = max_block_range(s);
     for (int64_t r = r0 * 3; r0 > 0 && r <= maxr; r *= 3) {
         for (size_t i = 0; i + 1 < n - 1;) {
             const block_meta *m = block_get_meta(s->blocks[i]);
@@ -1848,6 +1854,8 @@ static int64_t head_first_time(storage *s) {
     return t;
 }
 
+static int rewrite_deleted(storage *s, int all, kiln_err *err);
+
 int storage_compact(storage *s, kiln_err *err) {
     int rc = 0;
     pthread_mutex_lock(&s->compact_mu);
@@ -1885,6 +1893,8 @@ int storage_compact(storage *s, kiln_err *err) {
     }
     if (rc == 0)
         rc = merge_planned(s, err);
+    if (rc == 0)
+        rc = rewrite_deleted(s, 0, err);
     apply_retention(s);
     pthread_mutex_unlock(&s->compact_mu);
     return rc;
@@ -1975,12 +1985,23 @@ int storage_delete_series(storage *s, const matcher *ms, size_t nms, int64_t min
     return rc;
 }
 
-int storage_clean_tombstones(storage *s, kiln_err *err) {
+/* Rewrites the blocks with tombstones: all, or as Prometheus' planner does,
+ * those spanning at least the middle one of the block ranges (2 h, 6 h, 18 h,
+ * ... up to the largest) whose tombstones outnumber 5% of their series.
+ * Caller holds compact_mu. */
+static int rewrite_deleted(storage *s, int all, kiln_err *err) {
     int rc = 0;
-    pthread_mutex_lock(&s->compact_mu);
+    int64_t maxr = max_block_range(s), big = s->o.block_range_ms;
+    int nr = 0;
+    for (int64_t r = big; big > 0 && r <= maxr; r *= 3)
+        nr++;
+    for (int i = 0; i < nr / 2; i++)
+        big *= 3;
     for (size_t i = 0; rc == 0 && i < s->nblocks;) {
         block *old = s->blocks[i], *b = NULL;
-        if (!block_tombstones(old)) {
+        const block_meta *m = block_get_meta(old);
+        size_t nt = block_tombstones(old);
+        if (!nt || (!all && (m->maxt - m->mint < big || (double)nt <= 0.05 * (double)(m->series + 1)))) {
             i++;
             continue;
         }
@@ -1999,6 +2020,12 @@ int storage_clean_tombstones(storage *s, kiln_err *err) {
         if (b)
             i++;
     }
+    return rc;
+}
+
+int storage_clean_tombstones(storage *s, kiln_err *err) {
+    pthread_mutex_lock(&s->compact_mu);
+    int rc = rewrite_deleted(s, 1, err);
     pthread_mutex_unlock(&s->compact_mu);
     return rc;
 }

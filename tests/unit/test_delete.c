@@ -345,6 +345,38 @@ START_TEST(test_clean_tombstones) {
 }
 END_TEST
 
+/* Compaction rewrites a block whose tombstones outnumber 5% of its series
+ * when it spans the middle block range (here the only one: 2 h). */
+START_TEST(test_compaction_rewrites_deleted) {
+    storage_opts o = storage_opts_default();
+    o.dir = dir;
+    o.max_block_range_ms = 2 * H;
+    storage *s = NULL;
+    ck_assert_int_eq(storage_open(&o, &s, NULL), 0);
+    fill(s);
+    kiln_err err = {0};
+    ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
+    char before[8][300], after[8][300];
+    ck_assert_int_eq(blocks_in_dir(before, 8), 1);
+    del(s, "2", T0, T0 + 10 * 60000); /* 1 of 4 series: 25% */
+    ck_assert_int_gt(tombstones_size(before[0]), 9);
+    ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(blocks_in_dir(after, 8), 1);
+    ck_assert_str_ne(after[0], before[0]);
+    ck_assert_int_eq(tombstones_size(after[0]), 9);
+    ck_assert_uint_eq(samples_of(s, "2", T0, T0 + 10 * 60000), 300 - 11);
+    close_st(s);
+    /* with the default ranges (2 h, 6 h, 18 h) a 2 h block is left alone */
+    s = open_st();
+    del(s, "1", T0, T0 + 10 * 60000);
+    ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(blocks_in_dir(before, 8), 1);
+    ck_assert_str_eq(before[0], after[0]);
+    ck_assert_int_gt(tombstones_size(before[0]), 9);
+    close_st(s);
+}
+END_TEST
+
 /* A block whose every series is deleted goes away on clean_tombstones. */
 START_TEST(test_clean_empties_block) {
     storage *s = open_st();
@@ -403,6 +435,7 @@ Suite *make_suite(void) {
     tcase_add_test(ts, test_delete_head_and_block);
     tcase_add_test(ts, test_clean_tombstones);
     tcase_add_test(ts, test_clean_empties_block);
+    tcase_add_test(ts, test_compaction_rewrites_deleted);
     tcase_add_test(ts, test_damaged_tombstones_file);
     suite_add_tcase(s, ts);
     return s;
