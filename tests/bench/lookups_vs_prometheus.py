@@ -156,6 +156,12 @@ def lookups(now_ms):
          "/api/v1/series?match[]=" + q('node_cpu_seconds_total{instance="host-0042:9100"}')),
         ("labels?match[]=node_network_receive_bytes_total (12000 series)",
          "/api/v1/labels?match[]=" + q("node_network_receive_bytes_total")),
+        # heavier than a dashboard's: many series behind one lookup
+        ("label/instance/values?match[]=node_cpu_seconds_total (64000 series)",
+         "/api/v1/label/instance/values?match[]=" + q("node_cpu_seconds_total")),
+        ('labels?match[]={job="node-eu"} (250000 series)', "/api/v1/labels?match[]=" + q('{job="node-eu"}')),
+        ("series?match[]=node_cpu_seconds_total (64000 series, 7 MB of JSON)",
+         "/api/v1/series?match[]=" + q("node_cpu_seconds_total")),
     ]
     out = []
     for name, path in base:
