@@ -690,7 +690,7 @@ static void h_format_query(http_req *req, http_resp *resp, void *data) {
         return;
     }
     buf f = BUF_INIT;
-    if (promql_format(&f, ast->root) != 0) {
+    if (promql_prettify(&f, ast->root) != 0) {
         http_resp_json_error(resp, 500, "internal", "out of memory");
     } else {
         begin_success(resp);

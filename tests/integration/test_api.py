@@ -185,6 +185,28 @@ SAME = [
     ("label values bad match", "/api/v1/label/job/values", {"match[]": ["sum("]}),
     ("format_query", "/api/v1/format_query", {"query": "sum by(job)(rate(foo{a=\"b\"}[5m]))/bar"}),
     ("format_query error", "/api/v1/format_query", {"query": "foo{"}),
+] + [("format_query long %d" % i, "/api/v1/format_query", {"query": q}) for i, q in enumerate([
+    # longer than 100 characters: Prometheus' parser.Prettify splits them over lines
+    'sum by (job, instance) (rate(http_requests_total{job="api-server", handler="/api/v1/query", code=~"5.."}[5m]))'
+    ' / sum by (job, instance) (rate(http_requests_total{job="api-server"}[5m]))',
+    'histogram_quantile(0.99, sum by (le, job, instance, handler) '
+    '(rate(http_request_duration_seconds_bucket{job="api-server"}[5m])))',
+    '100 - (avg by (instance) (irate(node_cpu_seconds_total{mode="idle", job="node-exporter-production"}[5m])) * 100)',
+    'topk(10, sum without (cpu, mode) (rate(node_cpu_seconds_total{mode!="idle", job="node-exporter-production"}[5m])))',
+    '-sum by (instance) (rate(node_network_receive_bytes_total{device!~"lo|veth.*|docker.*", job="node-exporter"}[5m]))',
+    'max_over_time(sum by (instance) (rate(node_disk_read_bytes_total{device=~"sd.*", job="node-exporter-prod"}[5m]))'
+    '[1h:5m] offset 1d)',
+    'a_metric_with_a_long_name_number_one_total{job="x"} > bool on (instance, job) group_left (version, revision) '
+    'build_info_with_long_name{job="x"}',
+    'sum by (namespace) (kube_pod_container_resource_requests{resource="memory"}) / ignoring (resource) '
+    'sum by (namespace) (kube_pod_container_resource_limits{resource="memory"}) and on (namespace) '
+    'kube_namespace_labels{label_team="platform"}',
+    'predict_linear(rate(x[5m])[30m:1m], scalar(sum(some_very_long_metric_name_used_only_to_make_this_query_longer)))',
+    '-(sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m])) + sum(rate(zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz[5m])))',
+    'a_very_long_metric_name_number_one_that_goes_on_and_on_total{job="xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}',
+    'count_values("version", build_info{job="kubernetes-apiservers-with-a-very-long-job-name-to-make-this-long"})',
+    'quantile_over_time(0.95, rate(http_request_duration_seconds_sum{job="api-server"}[5m])[30m:1m] @ 1700000000)',
+])] + [
     ("metadata", "/api/v1/metadata", {}),
     ("rules", "/api/v1/rules", {}),
     ("alerts", "/api/v1/alerts", {}),
@@ -302,6 +324,16 @@ class APITest(kilntest.KilnTestCase):
         self.assertEqual(body["data"][0]["uni"], "h\u00e9llo \u2603")
         _, _, raw = self.kiln.get("/api/v1/series?match[]=escaped")
         self.assertIn(b"\\u003cc\\u003e\\u0026", raw)
+
+    def test_format_query_splits_long_expressions(self):
+        q = ('histogram_quantile(0.99, sum by (le, job, instance, handler) '
+             '(rate(http_request_duration_seconds_bucket{job="api-server"}[5m])))')
+        st, body = self.k("/api/v1/format_query", {"query": q})
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body["data"], 'histogram_quantile(\n  0.99,\n  sum by (le, job, instance, handler) (\n'
+                                       '    rate(http_request_duration_seconds_bucket{job="api-server"}[5m])\n  )\n)')
+        st, body = self.k("/api/v1/format_query", {"query": "sum(rate(foo[5m]))/sum(rate(bar[5m]))"})
+        self.assertEqual(body["data"], "sum(rate(foo[5m])) / sum(rate(bar[5m]))")
 
     def test_errors(self):
         self.assertError(self.k("/api/v1/query", {"query": "sum(up"}), 400, "bad_data")
