@@ -500,5 +500,73 @@ class APIStartingTest(unittest.TestCase):
             k.cleanup()
 
 
+class MaxConcurrencyTest(kilntest.KilnTestCase):
+    """--query.max-concurrency=1: a slow query holds the one slot; the next
+    waits (its timeout counting) and times out in the queue, as Prometheus'
+    queries do; lookups are not queued."""
+    kiln_args = ("--query.max-concurrency=1",)
+
+    def slow_query(self, secs):
+        """A query taking about secs here: N subquery steps of 3600 points
+        each, N from the time 2 h of them take."""
+        t0 = time.monotonic()
+        st, body = call(self.kiln.port, "GET", "/api/v1/query",
+                        {"query": "count_over_time(sum_over_time(vector(time())[1h:1s])[2h:1s])", "time": "1000000"})
+        self.assertEqual(st, 200, body)  # alone, it runs at once
+        per_step = max((time.monotonic() - t0) / 7200, 1e-7)
+        n = min(int(secs / per_step), 900000)
+        return f"count_over_time(sum_over_time(vector(time())[1h:1s])[{n}s:1s])", n
+
+    def test_second_query_waits_and_times_out_in_queue(self):
+        import threading
+        port = self.kiln.port
+        query, steps = self.slow_query(2.5)
+
+        slow = {}
+
+        def run_slow():
+            t0 = time.monotonic()
+            slow["resp"] = call(port, "GET", "/api/v1/query", {"query": query, "time": "1000000"})
+            slow["end"] = time.monotonic()
+            slow["secs"] = slow["end"] - t0
+
+        th = threading.Thread(target=run_slow)
+        th.start()
+        try:
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            st, body = call(port, "GET", "/api/v1/query", {"query": "1", "timeout": "300ms"})
+            waited = time.monotonic() - t0
+            if "resp" in slow:
+                self.skipTest(f"the slow query took only {slow['secs']:.2f}s here")
+            self.assertEqual(st, 503, body)
+            self.assertEqual(body, {"status": "error", "errorType": "timeout",
+                                    "error": "query timed out in query queue"})
+            self.assertGreaterEqual(waited, 0.29)
+            # the same for query_range, and a query that does not parse says so first
+            st, body = call(port, "GET", "/api/v1/query_range",
+                            {"query": "1", "start": "0", "end": "60", "step": "15", "timeout": "100ms"})
+            self.assertEqual((st, body["error"]), (503, "query timed out in query queue"), body)
+            st, body = call(port, "GET", "/api/v1/query", {"query": "sum(", "timeout": "100ms"})
+            self.assertEqual((st, body["errorType"]), (400, "bad_data"), body)
+            # lookups do not wait for query slots
+            t1 = time.monotonic()
+            st, _ = call(port, "GET", "/api/v1/labels")
+            self.assertEqual(st, 200)
+            self.assertNotIn("resp", slow, "labels answered only after the slow query")
+            self.assertLess(time.monotonic() - t1, 1.0)
+            # without a short timeout, a query waits for the slot and then runs
+            st, body = call(port, "GET", "/api/v1/query", {"query": "2", "time": "100"})
+            done = time.monotonic()
+            self.assertEqual(st, 200, body)
+            self.assertEqual(body["data"]["result"], [100, "2"])
+        finally:
+            th.join(120)
+        st, body = slow["resp"]
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body["data"]["result"][0]["value"][1], str(steps))
+        self.assertGreaterEqual(done, slow["end"] - 0.05, "the second query ran beside the first")
+
+
 if __name__ == "__main__":
     unittest.main()
