@@ -159,6 +159,16 @@ static double open_connections(void *data) {
     return s->nconns;
 }
 
+static double queries_running_or_waiting(void *data) {
+    http_server *s = data;
+    return s->slots_used + s->nwaiting;
+}
+
+static double queries_max(void *data) {
+    http_server *s = data;
+    return s->slots_max;
+}
+
 int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server **out, kiln_err *err) {
     http_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -173,6 +183,12 @@ int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server *
                                "Histogram of latencies for HTTP requests.", "handler", NULL, 0);
     metric_new_func(METRIC_GAUGE, "kiln_http_open_connections", "Number of open HTTP connections.",
                     open_connections, s);
+    /* Prometheus' prometheus_engine_queries and prometheus_engine_queries_concurrent_max */
+    metric_new_func(METRIC_GAUGE, "kiln_engine_queries",
+                    "The current number of queries being executed or waiting (query, query_range).",
+                    queries_running_or_waiting, s);
+    metric_new_func(METRIC_GAUGE, "kiln_engine_queries_concurrent_max",
+                    "The max number of concurrent queries (--query.max-concurrency; 0: no bound).", queries_max, s);
     *out = s;
     return 0;
 }

@@ -555,6 +555,9 @@ class MaxConcurrencyTest(kilntest.KilnTestCase):
             self.assertEqual(st, 200)
             self.assertNotIn("resp", slow, "labels answered only after the slow query")
             self.assertLess(time.monotonic() - t1, 1.0)
+            m = self.kiln.metrics()
+            self.assertEqual(m.get("kiln_engine_queries"), 1)  # the slow one
+            self.assertEqual(m.get("kiln_engine_queries_concurrent_max"), 1)
             # without a short timeout, a query waits for the slot and then runs
             st, body = call(port, "GET", "/api/v1/query", {"query": "2", "time": "100"})
             done = time.monotonic()
