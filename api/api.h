@@ -41,6 +41,10 @@ typedef struct http_req {
     struct http_param *params;
     size_t nparams;
     int params_parsed;
+    /* HTTP_ROUTE_QUEUED routes: how long the request waited for a slot, and
+     * whether it gave up waiting (its handler then only writes the error) */
+    int64_t queued_ms;
+    int queue_timed_out;
 } http_req;
 
 typedef struct http_resp {
@@ -68,7 +72,26 @@ void http_server_opts_default(http_server_opts *o);
 /* Creates a server on loop; does not listen yet.  Returns 0 or a KILN_E* code. */
 int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server **out, kiln_err *err);
 
-enum { HTTP_ROUTE_WORKER = 0, HTTP_ROUTE_INLINE = 1 };
+/*
+ * WORKER: the handler runs on libuv's worker pool; INLINE: on the loop
+ * thread (cheap handlers only); QUEUED: on the worker pool once one of the
+ * server's slots is free (see http_server_set_queue).
+ */
+enum { HTTP_ROUTE_WORKER = 0, HTTP_ROUTE_INLINE = 1, HTTP_ROUTE_QUEUED = 2 };
+
+/* How long a QUEUED request may wait for a slot, ms (<= 0: as long as it
+ * takes).  Called on the loop thread: must be cheap. */
+typedef int64_t (*http_queue_timeout_fn)(http_req *req, void *data);
+
+/*
+ * At most max_running requests of HTTP_ROUTE_QUEUED routes run at once
+ * (0: no bound).  The others wait, first come first served, on the loop
+ * thread: no thread is held while they wait.  One that has waited
+ * timeout(req, data) ms runs anyway, without a slot, with
+ * req->queue_timed_out set, so that its handler answers the error; one that
+ * gets a slot runs with req->queued_ms telling how long it waited.
+ */
+void http_server_set_queue(http_server *s, int max_running, http_queue_timeout_fn timeout, void *data);
 
 /*
  * Registers a handler.  methods: comma-separated ("GET,POST"); HEAD is
@@ -195,6 +218,8 @@ typedef struct api_v1_opts {
     size_t max_samples;        /* --query.max-samples, default 50,000,000 */
     int64_t timeout_ms;        /* --query.timeout, default 2m; the timeout parameter is capped by it */
     int enable_admin;          /* --web.enable-admin-api: /api/v1/admin/tsdb/... */
+    int max_concurrency;       /* --query.max-concurrency, default 20: query and query_range evaluating
+                                * at once, the others wait (their timeout counts); 0: no bound */
 } api_v1_opts;
 
 void api_v1_opts_default(api_v1_opts *o);

@@ -12,6 +12,11 @@
  * closes it when a request does not arrive whole within read_timeout (a slow
  * client holds only its own connection), and a cap on open connections.
  *
+ * Routes flagged HTTP_ROUTE_QUEUED (query, query_range) share a number of
+ * slots (--query.max-concurrency): a request finding them all taken waits in
+ * a FIFO on the loop thread, with a timer for its deadline, and is handed to
+ * the worker pool when a slot frees or its deadline passes.
+ *
  * Threading: everything here runs on the loop thread except the handler
  * call and response serialisation (gzip included) in work_run.
  */
@@ -61,6 +66,12 @@ struct http_server {
     void (*done)(void *);
     void *done_data;
     metric *m_requests, *m_duration;
+    /* slots of HTTP_ROUTE_QUEUED requests, and the FIFO of those waiting */
+    int slots_max, slots_used;
+    http_work *wait_head, *wait_tail;
+    int nwaiting;
+    http_queue_timeout_fn queue_timeout;
+    void *queue_data;
 };
 
 struct http_conn {
@@ -103,6 +114,10 @@ struct http_work {
     double start;
     int keep_alive;
     int body_owned; /* req.body was taken from the connection's buffer */
+    int has_slot;   /* counts in srv->slots_used */
+    http_work *wait_next;
+    uv_timer_t *wait_timer; /* its deadline while it waits for a slot */
+    double wait_start;
 };
 
 /* ------------------------------------------------------------------ */
@@ -144,6 +159,16 @@ static double open_connections(void *data) {
     return s->nconns;
 }
 
+static double queries_running_or_waiting(void *data) {
+    http_server *s = data;
+    return s->slots_used + s->nwaiting;
+}
+
+static double queries_max(void *data) {
+    http_server *s = data;
+    return s->slots_max;
+}
+
 int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server **out, kiln_err *err) {
     http_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -158,6 +183,12 @@ int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server *
                                "Histogram of latencies for HTTP requests.", "handler", NULL, 0);
     metric_new_func(METRIC_GAUGE, "kiln_http_open_connections", "Number of open HTTP connections.",
                     open_connections, s);
+    /* Prometheus' prometheus_engine_queries and prometheus_engine_queries_concurrent_max */
+    metric_new_func(METRIC_GAUGE, "kiln_engine_queries",
+                    "The current number of queries being executed or waiting (query, query_range).",
+                    queries_running_or_waiting, s);
+    metric_new_func(METRIC_GAUGE, "kiln_engine_queries_concurrent_max",
+                    "The max number of concurrent queries (--query.max-concurrency; 0: no bound).", queries_max, s);
     *out = s;
     return 0;
 }
@@ -712,9 +743,98 @@ static void write_response(http_work *w) {
     }
 }
 
+static void start_work(http_work *w);
+
+static void free_timer(uv_handle_t *h) { free(h); }
+
+/* Takes w out of the waiting FIFO (and stops its deadline). */
+static void wait_unlink(http_work *w) {
+    http_server *s = w->srv;
+    http_work **pp = &s->wait_head, *prev = NULL;
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->wait_next;
+    }
+    if (*pp) {
+        *pp = w->wait_next;
+        if (s->wait_tail == w)
+            s->wait_tail = prev;
+        s->nwaiting--;
+    }
+    w->wait_next = NULL;
+    if (w->wait_timer) {
+        uv_close((uv_handle_t *)w->wait_timer, free_timer);
+        w->wait_timer = NULL;
+    }
+    int64_t ms = (int64_t)((time_mono_sec() - w->wait_start) * 1000.0);
+    w->req.queued_ms = ms > 0 ? ms : 0;
+}
+
+/* Hands waiting requests to the pool while slots are free. */
+static void slots_pump(http_server *s) {
+    while (s->wait_head && (s->slots_max <= 0 || s->slots_used < s->slots_max)) {
+        http_work *w = s->wait_head;
+        wait_unlink(w);
+        w->has_slot = 1;
+        s->slots_used++;
+        start_work(w);
+    }
+}
+
+static void on_wait_expired(uv_timer_t *t) {
+    http_work *w = t->data;
+    wait_unlink(w);
+    w->req.queue_timed_out = 1;
+    start_work(w); /* without a slot: the handler only writes the error */
+}
+
+static void queue_wait(http_work *w) {
+    http_server *s = w->srv;
+    w->wait_start = time_mono_sec();
+    w->wait_next = NULL;
+    if (s->wait_tail)
+        s->wait_tail->wait_next = w;
+    else
+        s->wait_head = w;
+    s->wait_tail = w;
+    s->nwaiting++;
+    int64_t ms = s->queue_timeout ? s->queue_timeout(&w->req, s->queue_data) : 0;
+    if (ms > 0 && (w->wait_timer = malloc(sizeof *w->wait_timer)) != NULL) {
+        uv_timer_init(s->loop, w->wait_timer);
+        w->wait_timer->data = w;
+        uv_timer_start(w->wait_timer, on_wait_expired, (uint64_t)ms, 0);
+    }
+}
+
 static void work_done(uv_work_t *req, int status) {
     (void)status;
-    write_response(req->data);
+    http_work *w = req->data;
+    if (w->has_slot) {
+        w->has_slot = 0;
+        w->srv->slots_used--;
+        slots_pump(w->srv);
+    }
+    write_response(w);
+}
+
+static void start_work(http_work *w) {
+    http_server *s = w->srv;
+    w->work.data = w;
+    if (uv_queue_work(s->loop, &w->work, work_run, work_done) != 0) {
+        if (w->has_slot) {
+            w->has_slot = 0;
+            s->slots_used--;
+        }
+        http_resp_text(&w->resp, 503, "server busy\n");
+        serialize(w);
+        write_response(w);
+    }
+}
+
+void http_server_set_queue(http_server *s, int max_running, http_queue_timeout_fn timeout, void *data) {
+    s->slots_max = max_running > 0 ? max_running : 0;
+    s->queue_timeout = timeout;
+    s->queue_data = data;
 }
 
 /* A complete request is in c's accumulators: route it and start its handler. */
@@ -807,12 +927,15 @@ static void dispatch(http_conn *c) {
         write_response(w);
         return;
     }
-    w->work.data = w;
-    if (uv_queue_work(s->loop, &w->work, work_run, work_done) != 0) {
-        http_resp_text(&w->resp, 503, "server busy\n");
-        serialize(w);
-        write_response(w);
+    if ((route->flags & HTTP_ROUTE_QUEUED) && s->slots_max > 0) {
+        if (s->slots_used >= s->slots_max || s->wait_head) {
+            queue_wait(w);
+            return;
+        }
+        w->has_slot = 1;
+        s->slots_used++;
     }
+    start_work(w);
 }
 
 /* Parses what is buffered; dispatches at most one request at a time. */

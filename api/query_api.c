@@ -38,6 +38,7 @@
 struct api_v1 {
     query_engine engine;
     int enable_admin;
+    int max_concurrency;
     storage *_Atomic st;
     api_v1_scrape *_Atomic scrape; /* NULL until scraping runs */
 };
@@ -53,6 +54,7 @@ void api_v1_opts_default(api_v1_opts *o) {
     o->lookback_delta_ms = e.lookback_delta_ms;
     o->max_samples = e.max_samples;
     o->timeout_ms = e.timeout_ms;
+    o->max_concurrency = 20;
 }
 
 int api_v1_new(const api_v1_opts *o, api_v1 **out) {
@@ -67,6 +69,7 @@ int api_v1_new(const api_v1_opts *o, api_v1 **out) {
     query_engine_opts eo = {o->lookback_delta_ms, o->max_samples, o->timeout_ms};
     query_engine_init(&a->engine, &eo);
     a->enable_admin = o->enable_admin;
+    a->max_concurrency = o->max_concurrency;
     atomic_store(&a->st, NULL);
     *out = a;
     return 0;
@@ -515,6 +518,54 @@ static int query_params(api_v1 *a, http_req *req, http_resp *resp, qparams *qp) 
     return 0;
 }
 
+/*
+ * --query.max-concurrency: query and query_range wait for a slot in the
+ * HTTP server's queue (api/http.c), and the wait counts against their
+ * timeout as in Prometheus, whose queries wait with their context.  This
+ * tells the queue how long a request may wait: its timeout parameter
+ * capped by --query.timeout.  Called on the loop thread.
+ */
+static int64_t queue_timeout_ms(http_req *req, void *data) {
+    api_v1 *a = data;
+    int64_t ms = a->engine.opts.timeout_ms;
+    const char *to = param(req, "timeout");
+    if (*to) {
+        int64_t ns = 0;
+        kiln_err err = {0};
+        if (api_v1_parse_duration(to, &ns, &err) != 0)
+            return 1; /* the handler answers bad_data */
+        int64_t t = ns / 1000000;
+        if (t < 1)
+            t = 1;
+        if (ms <= 0 || t < ms)
+            ms = t;
+    }
+    return ms;
+}
+
+/* After the parameters are checked: a query that waited its whole timeout
+ * for a slot is answered as Prometheus does (503 "query timed out in query
+ * queue"; its parse error first); one that got a slot has what is left of
+ * its timeout.  1 when the response is written. */
+static int queue_check(http_req *req, http_resp *resp, qparams *qp, int wrap) {
+    if (req->queue_timed_out) {
+        promql_ast *ast = NULL;
+        kiln_err err = {0};
+        int rc = promql_parse(param(req, "query"), &ast, &err);
+        promql_ast_free(ast);
+        if (rc != 0)
+            query_error(resp, rc, &err, wrap);
+        else
+            http_resp_json_error(resp, 503, "timeout", "query timed out in query queue");
+        return 1;
+    }
+    if (req->queued_ms > 0 && qp->eng.opts.timeout_ms > 0) {
+        int64_t left = qp->eng.opts.timeout_ms - req->queued_ms;
+        qp->eng.opts.timeout_ms = left > 1 ? left : 1;
+    }
+    return 0;
+}
+
 static void write_series_obj(buf *b, const query_series *s, int matrix) {
     buf_puts(b, "{\"metric\":");
     labels_json(b, s->ls, s->nls);
@@ -598,7 +649,7 @@ static void h_query(http_req *req, http_resp *resp, void *data) {
     if (time_param(req, resp, "time", time_now_ms(), &t) != 0)
         return;
     qparams qp;
-    if (query_params(a, req, resp, &qp) != 0)
+    if (query_params(a, req, resp, &qp) != 0 || queue_check(req, resp, &qp, 1))
         return;
     qp.limit = limit;
     storage *st = get_storage(a, resp);
@@ -654,7 +705,7 @@ static void h_query_range(http_req *req, http_resp *resp, void *data) {
         return;
     }
     qparams qp;
-    if (query_params(a, req, resp, &qp) != 0)
+    if (query_params(a, req, resp, &qp) != 0 || queue_check(req, resp, &qp, 0))
         return;
     qp.limit = limit;
     int64_t step_ms = step_ns / 1000000;
@@ -690,7 +741,7 @@ static void h_format_query(http_req *req, http_resp *resp, void *data) {
         return;
     }
     buf f = BUF_INIT;
-    if (promql_format(&f, ast->root) != 0) {
+    if (promql_prettify(&f, ast->root) != 0) {
         http_resp_json_error(resp, 500, "internal", "out of memory");
     } else {
         begin_success(resp);
@@ -1631,30 +1682,31 @@ int api_v1_register(http_server *s, api_v1 *a) {
         const char *methods, *path;
         http_handler_fn fn;
         const char *label;
+        unsigned flags;
     } routes[] = {
-        {"GET,POST", "/api/v1/query", h_query, NULL},
-        {"GET,POST", "/api/v1/query_range", h_query_range, NULL},
-        {"GET,POST", "/api/v1/format_query", h_format_query, NULL},
-        {"GET,POST", "/api/v1/parse_query", h_parse_query, NULL},
-        {"GET,POST", "/api/v1/series", h_series, NULL},
-        {"GET,POST", "/api/v1/labels", h_labels, NULL},
-        {"GET", "/api/v1/label/*", h_label_values, "/api/v1/label/:name/values"},
-        {"GET", "/api/v1/metadata", h_metadata, NULL},
-        {"GET", "/api/v1/targets", h_targets, NULL},
-        {"POST,PUT", "/api/v1/admin/tsdb/snapshot", h_snapshot, NULL},
-        {"POST,PUT", "/api/v1/admin/tsdb/delete_series", h_delete_series, NULL},
-        {"POST,PUT", "/api/v1/admin/tsdb/clean_tombstones", h_clean_tombstones, NULL},
-        {"GET", "/api/v1/targets/metadata", h_targets_metadata, NULL},
-        {"GET,POST", "/api/v1/query_exemplars", h_exemplars, NULL},
-        {"GET", "/api/v1/rules", h_rules, NULL},
-        {"GET", "/api/v1/alerts", h_alerts, NULL},
-        {"GET", "/api/v1/alertmanagers", h_alertmanagers, NULL},
-        {"GET", "/api/v1/status/tsdb", h_tsdb, NULL},
-        {"GET", "/api/v1/status/walreplay", h_walreplay, NULL},
+        {"GET,POST", "/api/v1/query", h_query, NULL, HTTP_ROUTE_QUEUED},
+        {"GET,POST", "/api/v1/query_range", h_query_range, NULL, HTTP_ROUTE_QUEUED},
+        {"GET,POST", "/api/v1/format_query", h_format_query, NULL, HTTP_ROUTE_WORKER},
+        {"GET,POST", "/api/v1/parse_query", h_parse_query, NULL, HTTP_ROUTE_WORKER},
+        {"GET,POST", "/api/v1/series", h_series, NULL, HTTP_ROUTE_WORKER},
+        {"GET,POST", "/api/v1/labels", h_labels, NULL, HTTP_ROUTE_WORKER},
+        {"GET", "/api/v1/label/*", h_label_values, "/api/v1/label/:name/values", HTTP_ROUTE_WORKER},
+        {"GET", "/api/v1/metadata", h_metadata, NULL, HTTP_ROUTE_WORKER},
+        {"GET", "/api/v1/targets", h_targets, NULL, HTTP_ROUTE_WORKER},
+        {"POST,PUT", "/api/v1/admin/tsdb/snapshot", h_snapshot, NULL, HTTP_ROUTE_WORKER},
+        {"POST,PUT", "/api/v1/admin/tsdb/delete_series", h_delete_series, NULL, HTTP_ROUTE_WORKER},
+        {"POST,PUT", "/api/v1/admin/tsdb/clean_tombstones", h_clean_tombstones, NULL, HTTP_ROUTE_WORKER},
+        {"GET", "/api/v1/targets/metadata", h_targets_metadata, NULL, HTTP_ROUTE_WORKER},
+        {"GET,POST", "/api/v1/query_exemplars", h_exemplars, NULL, HTTP_ROUTE_WORKER},
+        {"GET", "/api/v1/rules", h_rules, NULL, HTTP_ROUTE_WORKER},
+        {"GET", "/api/v1/alerts", h_alerts, NULL, HTTP_ROUTE_WORKER},
+        {"GET", "/api/v1/alertmanagers", h_alertmanagers, NULL, HTTP_ROUTE_WORKER},
+        {"GET", "/api/v1/status/tsdb", h_tsdb, NULL, HTTP_ROUTE_WORKER},
+        {"GET", "/api/v1/status/walreplay", h_walreplay, NULL, HTTP_ROUTE_WORKER},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (http_route(s, routes[i].methods, routes[i].path, HTTP_ROUTE_WORKER, routes[i].fn, a, routes[i].label) !=
-            0)
+        if (http_route(s, routes[i].methods, routes[i].path, routes[i].flags, routes[i].fn, a, routes[i].label) != 0)
             return KILN_ENOMEM;
+    http_server_set_queue(s, a->max_concurrency, queue_timeout_ms, a);
     return 0;
 }

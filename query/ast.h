@@ -378,6 +378,21 @@ void promql_ast_free(promql_ast *a);
  */
 int promql_format(buf *out, const promql_expr *e);
 
+/* Lines longer than this are split by promql_prettify (Prometheus' maxCharactersPerLine). */
+#define PROMQL_PRETTY_MAX_LINE 100
+
+/*
+ * Appends `e` as Prometheus' parser.Prettify writes it (the answer of
+ * /api/v1/format_query): an expression whose canonical form (promql_format)
+ * fits in PROMQL_PRETTY_MAX_LINE bytes stays on one line; a longer one is
+ * split, two spaces of indentation a level: a binary operator on its own
+ * line between its operands, the arguments of a call and the parameter and
+ * operand of an aggregation one a line inside `name(` ... `)`, a
+ * parenthesis' content on its own lines.  Selectors, numbers and strings
+ * are never split.  0 or KILN_ENOMEM.
+ */
+int promql_prettify(buf *out, const promql_expr *e);
+
 /* ---- internal to query/: the lexer shared by parse.c and lex.c ---------- */
 #ifdef PROMQL_PARSER_INTERNAL
 

@@ -11,6 +11,11 @@
  * +(Inf ^ 2).  Where Prometheus 2.x would lose
  * information (`ignoring() group_left`), the modifier is printed anyway.
  *
+ * promql_prettify writes the multi-line form of Prometheus' prettier.go
+ * (parser.Prettify, 2.x and 3.x alike): each node that does not fit on a
+ * line of 100 bytes is split, its children one indentation level deeper;
+ * whether a node fits is decided on its canonical one-line text.
+ *
  * Also here: the names of types and operators.
  *
  * Threading: pure functions over an immutable tree.
@@ -328,6 +333,193 @@ int promql_format(buf *out, const promql_expr *e) {
     int rc = put_expr(out, e);
     /* buf_* calls fail only when out of memory; a failed append leaves the
      * buffer short, which a reserve of one byte detects cheaply. */
+    if (rc == 0 && buf_reserve(out, 1) < 0)
+        rc = KILN_ENOMEM;
+    if (rc < 0)
+        out->len = before;
+    return rc;
+}
+
+/* ---- prettifying ---------------------------------------------------------- */
+
+static void put_indent(buf *out, int level) {
+    for (int i = 0; i < level; i++)
+        buf_puts(out, "  ");
+}
+
+static int pretty(buf *out, const promql_expr *e, int level);
+
+/* " by (a, b) " or " without (a) " between an aggregation's name and "(". */
+static void put_grouping(buf *out, const promql_aggregate *ag) {
+    if (ag->without) {
+        buf_puts(out, " without ");
+        put_label_list(out, ag->grouping, ag->ngrouping);
+        buf_putc(out, ' ');
+    } else if (ag->ngrouping > 0) {
+        buf_puts(out, " by ");
+        put_label_list(out, ag->grouping, ag->ngrouping);
+        buf_putc(out, ' ');
+    }
+}
+
+/* What follows a binary operator on its line: " bool", " on (a)",
+ * " group_left (b)" (the same text as put_binary). */
+static void put_binary_modifiers(buf *out, const promql_binary *b) {
+    if (b->return_bool)
+        buf_puts(out, " bool");
+    const promql_vector_matching *m = &b->matching;
+    int grouped = m->card == PROMQL_CARD_MANY_TO_ONE || m->card == PROMQL_CARD_ONE_TO_MANY;
+    if (b->has_matching && (m->nmatching > 0 || m->on || grouped)) {
+        buf_puts(out, m->on ? " on " : " ignoring ");
+        put_label_list(out, m->matching, m->nmatching);
+        if (grouped) {
+            buf_puts(out, m->card == PROMQL_CARD_MANY_TO_ONE ? " group_left " : " group_right ");
+            put_label_list(out, m->include, m->ninclude);
+        }
+    }
+}
+
+/* "[5m:1m] @ 10.000 offset 1m" of a subquery. */
+static void put_subquery_suffix(buf *out, const promql_subquery *sq) {
+    buf_putc(out, '[');
+    put_duration(out, sq->range_ms);
+    buf_putc(out, ':');
+    if (sq->step_ms != 0)
+        put_duration(out, sq->step_ms);
+    buf_putc(out, ']');
+    put_at_offset(out, sq->at, sq->at_ms, sq->offset_ms);
+}
+
+/*
+ * Prometheus' Node.Pretty(level): `level` is the indentation the node's
+ * first line gets (its parent put it on a new line when level > 0).
+ */
+static int pretty(buf *out, const promql_expr *e, int level) {
+    buf flat = BUF_INIT;
+    int rc = put_expr(&flat, e);
+    if (rc == 0 && flat.len > 0 && flat.data == NULL)
+        rc = KILN_ENOMEM;
+    if (rc < 0)
+        goto done;
+    int split = flat.len > PROMQL_PRETTY_MAX_LINE;
+    switch (e->kind) {
+    case PROMQL_SUBQUERY:
+        /* Prometheus writes a subquery that fits without indentation */
+        if (!split) {
+            buf_append(out, flat.data, flat.len);
+            break;
+        }
+        rc = pretty(out, e->u.sq.expr, level);
+        put_subquery_suffix(out, &e->u.sq);
+        break;
+    case PROMQL_CALL:
+        put_indent(out, level);
+        if (!split) {
+            buf_append(out, flat.data, flat.len);
+            break;
+        }
+        buf_puts(out, e->u.call.func->name);
+        buf_puts(out, "(\n");
+        for (size_t i = 0; i < e->u.call.nargs && rc == 0; i++) {
+            if (i)
+                buf_puts(out, ",\n");
+            rc = pretty(out, e->u.call.args[i], level + 1);
+        }
+        buf_putc(out, '\n');
+        put_indent(out, level);
+        buf_putc(out, ')');
+        break;
+    case PROMQL_AGGREGATE: {
+        const promql_aggregate *ag = &e->u.agg;
+        put_indent(out, level);
+        if (!split) {
+            buf_append(out, flat.data, flat.len);
+            break;
+        }
+        buf_puts(out, promql_aggop_str(ag->op));
+        put_grouping(out, ag);
+        buf_puts(out, "(\n");
+        if (ag->param != NULL) {
+            rc = pretty(out, ag->param, level + 1);
+            buf_puts(out, ",\n");
+        }
+        if (rc == 0)
+            rc = pretty(out, ag->expr, level + 1);
+        buf_putc(out, '\n');
+        put_indent(out, level);
+        buf_putc(out, ')');
+        break;
+    }
+    case PROMQL_BINARY: {
+        const promql_binary *b = &e->u.bin;
+        if (!split) {
+            put_indent(out, level);
+            buf_append(out, flat.data, flat.len);
+            break;
+        }
+        if (b->op == PROMQL_OP_POW && b->lhs->kind == PROMQL_NUMBER && isinf(b->lhs->u.number) &&
+            b->lhs->u.number > 0) {
+            put_indent(out, level + 1);
+            buf_puts(out, "Inf"); /* as put_binary: "+Inf ^ x" reads back as +(Inf ^ x) */
+        } else {
+            rc = pretty(out, b->lhs, level + 1);
+        }
+        buf_putc(out, '\n');
+        put_indent(out, level);
+        buf_puts(out, promql_binop_str(b->op));
+        put_binary_modifiers(out, b);
+        buf_putc(out, '\n');
+        if (rc == 0)
+            rc = pretty(out, b->rhs, level + 1);
+        break;
+    }
+    case PROMQL_PAREN:
+        put_indent(out, level);
+        if (!split) {
+            buf_append(out, flat.data, flat.len);
+            break;
+        }
+        buf_puts(out, "(\n");
+        rc = pretty(out, e->u.paren, level + 1);
+        buf_putc(out, '\n');
+        put_indent(out, level);
+        buf_putc(out, ')');
+        break;
+    case PROMQL_UNARY: {
+        /* the operand as at this level, its leading indentation and
+         * trailing space dropped (Prometheus' strings.TrimSpace) */
+        buf child = BUF_INIT;
+        rc = pretty(&child, e->u.unary.expr, level);
+        if (rc == 0 && child.len > 0 && child.data == NULL)
+            rc = KILN_ENOMEM;
+        if (rc == 0) {
+            size_t from = 0, to = child.len;
+            while (from < to && (child.data[from] == ' ' || child.data[from] == '\n'))
+                from++;
+            while (to > from && (child.data[to - 1] == ' ' || child.data[to - 1] == '\n'))
+                to--;
+            put_indent(out, level);
+            buf_puts(out, e->u.unary.op == PROMQL_OP_SUB ? "-" : "+");
+            buf_append(out, child.data + from, to - from);
+        }
+        buf_free(&child);
+        break;
+    }
+    default: /* numbers, strings, selectors: never split */
+        put_indent(out, level);
+        buf_append(out, flat.data, flat.len);
+        break;
+    }
+done:
+    buf_free(&flat);
+    return rc;
+}
+
+int promql_prettify(buf *out, const promql_expr *e) {
+    if (e == NULL)
+        return 0;
+    size_t before = out->len;
+    int rc = pretty(out, e, 0);
     if (rc == 0 && buf_reserve(out, 1) < 0)
         rc = KILN_ENOMEM;
     if (rc < 0)

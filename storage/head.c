@@ -864,15 +864,25 @@ static sample *malloc_samples(void *ctx, size_t n) {
 
 int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt) {
     pthread_mutex_t *mu = stripe_of(h, s->ref);
-    int found = 0;
+    int found = 0, certain = 0;
     pthread_mutex_lock(mu);
-    for (uint32_t i = 0; i < s->nclosed && !found; i++)
-        found = s->closed[i].maxt >= mint && s->closed[i].mint <= maxt;
-    if (!found && xorchunk_count(&s->open))
-        found = s->maxt >= mint && s->open_mint <= maxt;
+    /* A chunk's mint and maxt are times of samples in it: when either lies
+     * in the range the answer is known without decoding the chunk (label
+     * lookups ask this of every series they match). */
+    for (uint32_t i = 0; i < s->nclosed && !certain; i++)
+        if (s->closed[i].maxt >= mint && s->closed[i].mint <= maxt) {
+            found = 1;
+            certain = s->closed[i].mint >= mint || s->closed[i].maxt <= maxt;
+        }
+    if (!certain && xorchunk_count(&s->open) && s->maxt >= mint && s->open_mint <= maxt) {
+        found = 1;
+        certain = s->open_mint >= mint || s->maxt <= maxt;
+    }
     pthread_mutex_unlock(mu);
     if (!found)
         return 0;
+    if (certain)
+        return 1;
     /* chunk bounds overlap; check that a sample really lies in range */
     sample *tmp = NULL;
     size_t n = 0;

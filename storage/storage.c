@@ -1052,13 +1052,13 @@ static int series_cmp(const void *a, const void *b) {
     return labels_cmp(x->ls, x->nls, y->ls, y->nls);
 }
 
-static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
-                         kiln_err *err);
+static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h, int lookup,
+                         series_set *out, kiln_err *err);
 
 int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
                    kiln_err *err) {
     pthread_rwlock_rdlock(&q->st->gc);
-    int rc = select_locked(q, ms, nms, h, out, err);
+    int rc = select_locked(q, ms, nms, h, 0, out, err);
     pthread_rwlock_unlock(&q->st->gc);
     return rc;
 }
@@ -1133,8 +1133,14 @@ static int merge_same(series_set *out) {
 /* Sample arrays of a selection live in its arena; decoded straight into it. */
 static sample *arena_samples(void *ctx, size_t n) { return arena_alloc_nz(ctx, n * sizeof(sample)); }
 
-static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
-                         kiln_err *err) {
+/*
+ * `lookup` is for label lookups, which deduplicate strings themselves and
+ * hold the gc lock until they have copied the ones they keep: the series
+ * come in any order, one in blocks and the head may come twice, and head
+ * labels are borrowed, not copied.
+ */
+static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h, int lookup,
+                         series_set *out, kiln_err *err) {
     storage *s = q->st;
     refvec refs = {0};
     sample *got = NULL;
@@ -1188,7 +1194,9 @@ static int select_locked(querier *q, const matcher *ms, size_t nms, const select
         const label *ls = hseries_labels(hs, &nls);
         /* head labels are interned and live as long as the head; copy them
          * so the result outlives a querier */
-        if (!(se->ls = labels_copy(&out->mem, ls, nls)))
+        if (lookup)
+            se->ls = (label *)ls;
+        else if (!(se->ls = labels_copy(&out->mem, ls, nls)))
             goto nomem;
         se->nls = nls;
         se->n = n;
@@ -1222,9 +1230,11 @@ static int select_locked(querier *q, const matcher *ms, size_t nms, const select
         memcpy(v, out->v, out->n * sizeof *v);
         free(out->v);
         out->v = v;
-        qsort(out->v, out->n, sizeof *out->v, series_cmp);
-        if (out->n > from_head && (rc = merge_same(out)) != 0)
-            goto nomem;
+        if (!lookup) {
+            qsort(out->v, out->n, sizeof *out->v, series_cmp);
+            if (out->n > from_head && (rc = merge_same(out)) != 0)
+                goto nomem;
+        }
     } else {
         free(out->v);
         out->v = NULL;
@@ -1282,30 +1292,88 @@ nomem:
     return kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
 }
 
+/*
+ * A set of strings by content, open addressing: the label names or values
+ * of many series repeat a few strings, so they are deduplicated as they come
+ * and only the distinct ones are sorted (sorting them all cost seconds for
+ * 250k series).
+ */
+typedef struct strset {
+    const char **slot;
+    size_t cap, n; /* cap a power of two, n <= cap / 2 */
+} strset;
+
+static uint64_t strset_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h ^ (h >> 29);
+}
+
+/* Adds s (borrowed) when not there yet; KILN_ENOMEM. */
+static int strset_add(strset *set, const char *s) {
+    if (2 * (set->n + 1) > set->cap) {
+        size_t nc = set->cap ? set->cap * 2 : 64;
+        const char **ns = calloc(nc, sizeof *ns);
+        if (!ns)
+            return KILN_ENOMEM;
+        for (size_t i = 0; i < set->cap; i++)
+            if (set->slot[i]) {
+                size_t j = strset_hash(set->slot[i]) & (nc - 1);
+                while (ns[j])
+                    j = (j + 1) & (nc - 1);
+                ns[j] = set->slot[i];
+            }
+        free(set->slot);
+        set->slot = ns;
+        set->cap = nc;
+    }
+    size_t j = strset_hash(s) & (set->cap - 1);
+    while (set->slot[j]) {
+        if (strcmp(set->slot[j], s) == 0)
+            return 0;
+        j = (j + 1) & (set->cap - 1);
+    }
+    set->slot[j] = s;
+    set->n++;
+    return 0;
+}
+
 static int collect_from_series(querier *q, const char *name, const matcher *ms, size_t nms, str_list *out,
                                kiln_err *err) {
     series_set set;
     select_hints h = {q->mint, q->maxt, 1, 0};
-    int rc = querier_select(q, ms, nms, &h, &set, err);
-    if (rc)
+    pthread_rwlock_rdlock(&q->st->gc);
+    int rc = select_locked(q, ms, nms, &h, 1, &set, err);
+    if (rc) {
+        pthread_rwlock_unlock(&q->st->gc);
         return rc;
-    strs s = {0};
+    }
+    strset seen = {0};
+    /* the previous series' strings: neighbours often share them */
+    const char *last = NULL;
     for (size_t i = 0; i < set.n && rc == 0; i++) {
         if (name) {
             const char *v = labels_get(set.v[i].ls, set.v[i].nls, name);
-            if (v)
-                rc = strs_add(v, &s);
+            if (v && !(last && strcmp(last, v) == 0))
+                rc = strset_add(&seen, last = v);
         } else {
             for (size_t j = 0; j < set.v[i].nls && rc == 0; j++)
-                rc = strs_add(set.v[i].ls[j].name, &s);
+                rc = strset_add(&seen, set.v[i].ls[j].name);
         }
     }
+    strs s = {0};
+    for (size_t i = 0; i < seen.cap && rc == 0; i++)
+        if (seen.slot[i])
+            rc = strs_add(seen.slot[i], &s);
+    free(seen.slot);
     if (rc) {
         free(s.v);
-        series_set_free(&set);
-        return kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
+        rc = kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
+    } else {
+        rc = strs_finish(&s, out, err); /* copies the strings before the head may drop them */
     }
-    rc = strs_finish(&s, out, err);
+    pthread_rwlock_unlock(&q->st->gc);
     series_set_free(&set);
     return rc;
 }

@@ -675,8 +675,14 @@ int main(int argc, char **argv) {
     }
     log_setup(log_level_parse(flags[F_LOG_LEVEL].value), log_format_parse(flags[F_LOG_FORMAT].value));
     signal(SIGPIPE, SIG_IGN);
-    if (!getenv("UV_THREADPOOL_SIZE"))
-        setenv("UV_THREADPOOL_SIZE", "8", 1);
+    if (!getenv("UV_THREADPOOL_SIZE")) {
+        /* room for --query.max-concurrency queries and the rest (remote
+         * writes, lookups) beside them; libuv's limit is 1024 */
+        int64_t n = flag_int(F_QUERY_CONCURRENCY) + 4;
+        char v[16];
+        snprintf(v, sizeof v, "%lld", (long long)(n < 8 ? 8 : n > 1024 ? 1024 : n));
+        setenv("UV_THREADPOOL_SIZE", v, 1);
+    }
 
     k.start_ms = time_now_ms();
     pthread_mutex_init(&k.cfg_mu, NULL);
@@ -734,6 +740,7 @@ int main(int argc, char **argv) {
     qo.timeout_ms = flag_ms(F_QUERY_TIMEOUT);
     qo.max_samples = (size_t)flag_int(F_QUERY_MAX_SAMPLES);
     qo.enable_admin = flag_bool(F_ADMIN);
+    qo.max_concurrency = (int)flag_int(F_QUERY_CONCURRENCY);
     if (api_register_base(k.http, &k.app) != 0 ||
         http_route(k.http, "POST", "/api/v1/write", HTTP_ROUTE_WORKER, handle_write, &k, "/api/v1/write") != 0 ||
         api_v1_new(&qo, &k.qapi) != 0 || api_v1_register(k.http, k.qapi) != 0) {

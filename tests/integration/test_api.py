@@ -185,6 +185,28 @@ SAME = [
     ("label values bad match", "/api/v1/label/job/values", {"match[]": ["sum("]}),
     ("format_query", "/api/v1/format_query", {"query": "sum by(job)(rate(foo{a=\"b\"}[5m]))/bar"}),
     ("format_query error", "/api/v1/format_query", {"query": "foo{"}),
+] + [("format_query long %d" % i, "/api/v1/format_query", {"query": q}) for i, q in enumerate([
+    # longer than 100 characters: Prometheus' parser.Prettify splits them over lines
+    'sum by (job, instance) (rate(http_requests_total{job="api-server", handler="/api/v1/query", code=~"5.."}[5m]))'
+    ' / sum by (job, instance) (rate(http_requests_total{job="api-server"}[5m]))',
+    'histogram_quantile(0.99, sum by (le, job, instance, handler) '
+    '(rate(http_request_duration_seconds_bucket{job="api-server"}[5m])))',
+    '100 - (avg by (instance) (irate(node_cpu_seconds_total{mode="idle", job="node-exporter-production"}[5m])) * 100)',
+    'topk(10, sum without (cpu, mode) (rate(node_cpu_seconds_total{mode!="idle", job="node-exporter-production"}[5m])))',
+    '-sum by (instance) (rate(node_network_receive_bytes_total{device!~"lo|veth.*|docker.*", job="node-exporter"}[5m]))',
+    'max_over_time(sum by (instance) (rate(node_disk_read_bytes_total{device=~"sd.*", job="node-exporter-prod"}[5m]))'
+    '[1h:5m] offset 1d)',
+    'a_metric_with_a_long_name_number_one_total{job="x"} > bool on (instance, job) group_left (version, revision) '
+    'build_info_with_long_name{job="x"}',
+    'sum by (namespace) (kube_pod_container_resource_requests{resource="memory"}) / ignoring (resource) '
+    'sum by (namespace) (kube_pod_container_resource_limits{resource="memory"}) and on (namespace) '
+    'kube_namespace_labels{label_team="platform"}',
+    'predict_linear(rate(x[5m])[30m:1m], scalar(sum(some_very_long_metric_name_used_only_to_make_this_query_longer)))',
+    '-(sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m])) + sum(rate(zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz[5m])))',
+    'a_very_long_metric_name_number_one_that_goes_on_and_on_total{job="xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}',
+    'count_values("version", build_info{job="kubernetes-apiservers-with-a-very-long-job-name-to-make-this-long"})',
+    'quantile_over_time(0.95, rate(http_request_duration_seconds_sum{job="api-server"}[5m])[30m:1m] @ 1700000000)',
+])] + [
     ("metadata", "/api/v1/metadata", {}),
     ("rules", "/api/v1/rules", {}),
     ("alerts", "/api/v1/alerts", {}),
@@ -302,6 +324,16 @@ class APITest(kilntest.KilnTestCase):
         self.assertEqual(body["data"][0]["uni"], "h\u00e9llo \u2603")
         _, _, raw = self.kiln.get("/api/v1/series?match[]=escaped")
         self.assertIn(b"\\u003cc\\u003e\\u0026", raw)
+
+    def test_format_query_splits_long_expressions(self):
+        q = ('histogram_quantile(0.99, sum by (le, job, instance, handler) '
+             '(rate(http_request_duration_seconds_bucket{job="api-server"}[5m])))')
+        st, body = self.k("/api/v1/format_query", {"query": q})
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body["data"], 'histogram_quantile(\n  0.99,\n  sum by (le, job, instance, handler) (\n'
+                                       '    rate(http_request_duration_seconds_bucket{job="api-server"}[5m])\n  )\n)')
+        st, body = self.k("/api/v1/format_query", {"query": "sum(rate(foo[5m]))/sum(rate(bar[5m]))"})
+        self.assertEqual(body["data"], "sum(rate(foo[5m])) / sum(rate(bar[5m]))")
 
     def test_errors(self):
         self.assertError(self.k("/api/v1/query", {"query": "sum(up"}), 400, "bad_data")
@@ -466,6 +498,77 @@ class APIStartingTest(unittest.TestCase):
         finally:
             k.stop()
             k.cleanup()
+
+
+class MaxConcurrencyTest(kilntest.KilnTestCase):
+    """--query.max-concurrency=1: a slow query holds the one slot; the next
+    waits (its timeout counting) and times out in the queue, as Prometheus'
+    queries do; lookups are not queued."""
+    kiln_args = ("--query.max-concurrency=1",)
+
+    def slow_query(self, secs):
+        """A query taking about secs here: N subquery steps of 3600 points
+        each, N from the time 2 h of them take."""
+        t0 = time.monotonic()
+        st, body = call(self.kiln.port, "GET", "/api/v1/query",
+                        {"query": "count_over_time(sum_over_time(vector(time())[1h:1s])[2h:1s])", "time": "1000000"})
+        self.assertEqual(st, 200, body)  # alone, it runs at once
+        per_step = max((time.monotonic() - t0) / 7200, 1e-7)
+        n = min(int(secs / per_step), 900000)
+        return f"count_over_time(sum_over_time(vector(time())[1h:1s])[{n}s:1s])", n
+
+    def test_second_query_waits_and_times_out_in_queue(self):
+        import threading
+        port = self.kiln.port
+        query, steps = self.slow_query(2.5)
+
+        slow = {}
+
+        def run_slow():
+            t0 = time.monotonic()
+            slow["resp"] = call(port, "GET", "/api/v1/query", {"query": query, "time": "1000000"})
+            slow["end"] = time.monotonic()
+            slow["secs"] = slow["end"] - t0
+
+        th = threading.Thread(target=run_slow)
+        th.start()
+        try:
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            st, body = call(port, "GET", "/api/v1/query", {"query": "1", "timeout": "300ms"})
+            waited = time.monotonic() - t0
+            if "resp" in slow:
+                self.skipTest(f"the slow query took only {slow['secs']:.2f}s here")
+            self.assertEqual(st, 503, body)
+            self.assertEqual(body, {"status": "error", "errorType": "timeout",
+                                    "error": "query timed out in query queue"})
+            self.assertGreaterEqual(waited, 0.29)
+            # the same for query_range, and a query that does not parse says so first
+            st, body = call(port, "GET", "/api/v1/query_range",
+                            {"query": "1", "start": "0", "end": "60", "step": "15", "timeout": "100ms"})
+            self.assertEqual((st, body["error"]), (503, "query timed out in query queue"), body)
+            st, body = call(port, "GET", "/api/v1/query", {"query": "sum(", "timeout": "100ms"})
+            self.assertEqual((st, body["errorType"]), (400, "bad_data"), body)
+            # lookups do not wait for query slots
+            t1 = time.monotonic()
+            st, _ = call(port, "GET", "/api/v1/labels")
+            self.assertEqual(st, 200)
+            self.assertNotIn("resp", slow, "labels answered only after the slow query")
+            self.assertLess(time.monotonic() - t1, 1.0)
+            m = self.kiln.metrics()
+            self.assertEqual(m.get("kiln_engine_queries"), 1)  # the slow one
+            self.assertEqual(m.get("kiln_engine_queries_concurrent_max"), 1)
+            # without a short timeout, a query waits for the slot and then runs
+            st, body = call(port, "GET", "/api/v1/query", {"query": "2", "time": "100"})
+            done = time.monotonic()
+            self.assertEqual(st, 200, body)
+            self.assertEqual(body["data"]["result"], [100, "2"])
+        finally:
+            th.join(120)
+        st, body = slow["resp"]
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body["data"]["result"][0]["value"][1], str(steps))
+        self.assertGreaterEqual(done, slow["end"] - 0.05, "the second query ran beside the first")
 
 
 if __name__ == "__main__":

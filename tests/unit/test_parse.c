@@ -15,6 +15,98 @@
 #define KILN_TEST_MAIN
 #include "testutil.h"
 
+/* promql_prettify: each output is Prometheus 2.42's /api/v1/format_query
+ * answer (parser.Prettify), copied verbatim. */
+static const struct {
+    const char *in, *out;
+} pretty_cases[] = {
+    {"sum by (job, instance) (rate(http_requests_total{job=\"api-server\", handler=\"/api/v1/query\", code=~\"5..\"}[5m])) / sum by (job, instance) (rate(http_requests_total{job=\"api-server\"}[5m]))",
+     "  sum by (job, instance) (\n"
+     "    rate(http_requests_total{code=~\"5..\",handler=\"/api/v1/query\",job=\"api-server\"}[5m])\n"
+     "  )\n"
+     "/\n"
+     "  sum by (job, instance) (rate(http_requests_total{job=\"api-server\"}[5m]))"},
+    {"histogram_quantile(0.99, sum by (le, job, instance, handler) (rate(http_request_duration_seconds_bucket{job=\"api-server\"}[5m])))",
+     "histogram_quantile(\n"
+     "  0.99,\n"
+     "  sum by (le, job, instance, handler) (\n"
+     "    rate(http_request_duration_seconds_bucket{job=\"api-server\"}[5m])\n"
+     "  )\n"
+     ")"},
+    {"100 - (avg by (instance) (irate(node_cpu_seconds_total{mode=\"idle\", job=\"node-exporter-production-cluster\"}[5m])) * 100)",
+     "  100\n"
+     "-\n"
+     "  (\n"
+     "      avg by (instance) (\n"
+     "        irate(node_cpu_seconds_total{job=\"node-exporter-production-cluster\",mode=\"idle\"}[5m])\n"
+     "      )\n"
+     "    *\n"
+     "      100\n"
+     "  )"},
+    {"topk(10, sum without (cpu, mode) (rate(node_cpu_seconds_total{mode!=\"idle\", job=\"node-exporter-production-cluster\"}[5m])))",
+     "topk(\n"
+     "  10,\n"
+     "  sum without (cpu, mode) (\n"
+     "    rate(node_cpu_seconds_total{job=\"node-exporter-production-cluster\",mode!=\"idle\"}[5m])\n"
+     "  )\n"
+     ")"},
+    {"-sum by (instance) (rate(node_network_receive_bytes_total{device!~\"lo|veth.*|docker.*\", job=\"node-exporter\"}[5m]))",
+     "-sum by (instance) (\n"
+     "  rate(node_network_receive_bytes_total{device!~\"lo|veth.*|docker.*\",job=\"node-exporter\"}[5m])\n"
+     ")"},
+    {"max_over_time(sum by (instance) (rate(node_disk_read_bytes_total{device=~\"sd.*|nvme.*\", job=\"node-exporter-prod\"}[5m]))[1h:5m])",
+     "max_over_time(\n"
+     "  sum by (instance) (\n"
+     "    rate(node_disk_read_bytes_total{device=~\"sd.*|nvme.*\",job=\"node-exporter-prod\"}[5m])\n"
+     "  )[1h:5m]\n"
+     ")"},
+    {"a_metric_with_a_long_name_number_one_total{job=\"x\"} > bool on (instance, job) group_left (version, revision) build_info_with_long_name{job=\"x\"}",
+     "  a_metric_with_a_long_name_number_one_total{job=\"x\"}\n"
+     "> bool on (instance, job) group_left (version, revision)\n"
+     "  build_info_with_long_name{job=\"x\"}"},
+    {"sum by (namespace) (kube_pod_container_resource_requests{resource=\"memory\"}) / ignoring (resource) sum by (namespace) (kube_pod_container_resource_limits{resource=\"memory\"}) and on (namespace) kube_namespace_labels{label_team=\"platform\"}",
+     "    sum by (namespace) (kube_pod_container_resource_requests{resource=\"memory\"})\n"
+     "  / ignoring (resource)\n"
+     "    sum by (namespace) (kube_pod_container_resource_limits{resource=\"memory\"})\n"
+     "and on (namespace)\n"
+     "  kube_namespace_labels{label_team=\"platform\"}"},
+    {"predict_linear(rate(x[5m])[30m:1m], scalar(sum(some_very_long_metric_name_used_only_to_make_this_query_longer_total)))",
+     "predict_linear(\n"
+     "rate(x[5m])[30m:1m],\n"
+     "  scalar(sum(some_very_long_metric_name_used_only_to_make_this_query_longer_total))\n"
+     ")"},
+    {"-(rate(x[5m])) + sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m])) + sum(rate(zzzzzzzzzzzzzzzzzzzzzzzz[5m]))",
+     "  -(rate(x[5m])) + sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m]))\n"
+     "+\n"
+     "  sum(rate(zzzzzzzzzzzzzzzzzzzzzzzz[5m]))"},
+    {"-(sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m])) + sum(rate(zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz[5m])))",
+     "-(\n"
+     "    sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m]))\n"
+     "  +\n"
+     "    sum(rate(zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz[5m]))\n"
+     ")"},
+    {"a_very_long_metric_name_number_one_that_goes_on_and_on_total{job=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+     "a_very_long_metric_name_number_one_that_goes_on_and_on_total{job=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}"},
+    {"sum(rate(foo[5m])) / sum(rate(bar[5m]))",
+     "sum(rate(foo[5m])) / sum(rate(bar[5m]))"},
+    {"quantile_over_time(0.95, rate(http_request_duration_seconds_sum{job=\"api-server\", handler=\"/api/v1/query\"}[5m])[30m:1m] @ 1700000000)",
+     "quantile_over_time(\n"
+     "  0.95,\n"
+     "  rate(http_request_duration_seconds_sum{handler=\"/api/v1/query\",job=\"api-server\"}[5m])[30m:1m] @ 1700000000.000\n"
+     ")"},
+    {"sort_desc(sum by (instance) (rate(node_network_receive_bytes_total{device!~\"lo|veth.*|docker.*\", job=\"node-exporter\"}[5m])))[10m:1m]",
+     "sort_desc(\n"
+     "  sum by (instance) (\n"
+     "    rate(node_network_receive_bytes_total{device!~\"lo|veth.*|docker.*\",job=\"node-exporter\"}[5m])\n"
+     "  )\n"
+     ")[10m:1m]"},
+    {"count_values(\"version\", build_info{job=\"kubernetes-apiservers-with-a-very-long-job-name-to-make-this-long-enough\"})",
+     "count_values(\n"
+     "  \"version\",\n"
+     "  build_info{job=\"kubernetes-apiservers-with-a-very-long-job-name-to-make-this-long-enough\"}\n"
+     ")"},
+};
+
 static const struct {
     const char *in, *out;
 } format_cases[] = {
@@ -609,6 +701,34 @@ static const char *fmt_or_err(const char *q, int *ok) {
     return out;
 }
 
+START_TEST(test_prettify_table) {
+    for (size_t i = 0; i < sizeof pretty_cases / sizeof pretty_cases[0]; i++) {
+        promql_ast *a = NULL, *back = NULL;
+        kiln_err err = {0};
+        ck_assert_msg(promql_parse(pretty_cases[i].in, &a, &err) == 0, "%s: %s", pretty_cases[i].in, err.msg);
+        buf pretty = BUF_INIT, flat = BUF_INIT, flat2 = BUF_INIT;
+        ck_assert_int_eq(promql_prettify(&pretty, a->root), 0);
+        ck_assert_msg(strcmp(pretty.data, pretty_cases[i].out) == 0, "%s:\ngot\n%s\nwant\n%s", pretty_cases[i].in,
+                      pretty.data, pretty_cases[i].out);
+        /* the split form reads back as the same tree */
+        ck_assert_msg(promql_parse(pretty.data, &back, &err) == 0, "%s: %s", pretty.data, err.msg);
+        ck_assert_int_eq(promql_format(&flat, a->root), 0);
+        ck_assert_int_eq(promql_format(&flat2, back->root), 0);
+        ck_assert_str_eq(flat.data, flat2.data);
+        /* what fits in a line is the one-line form; a selector is never split */
+        if (flat.len <= PROMQL_PRETTY_MAX_LINE || a->root->kind == PROMQL_VECTOR_SELECTOR)
+            ck_assert_str_eq(pretty.data, flat.data);
+        else
+            ck_assert_ptr_nonnull(strchr(pretty.data, '\n'));
+        buf_free(&pretty);
+        buf_free(&flat);
+        buf_free(&flat2);
+        promql_ast_free(back);
+        promql_ast_free(a);
+    }
+}
+END_TEST
+
 START_TEST(test_format_table) {
     for (size_t i = 0; i < sizeof format_cases / sizeof format_cases[0]; i++) {
         int ok;
@@ -1079,6 +1199,7 @@ Suite *make_suite(void) {
     Suite *s = suite_create("parse");
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_format_table);
+    tcase_add_test(tc, test_prettify_table);
     tcase_add_test(tc, test_error_table);
     tcase_add_test(tc, test_multiline);
     tcase_add_test(tc, test_precedence);
