@@ -157,6 +157,8 @@ static int poll_cancel(pq_ctx *c)
     return 0;
 }
 
+int pq_poll(pq_ctx *c) { return poll_cancel(c); }
+
 int pq_account(pq_ctx *c, size_t n)
 {
     c->cur_samples += n;

@@ -98,6 +98,9 @@ int pq_fail(pq_ctx *c, int code, const char *fmt, ...) __attribute__((format(pri
 void pq_warn(pq_ctx *c, const promql_expr *e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void pq_info(pq_ctx *c, const promql_expr *e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Counts samples against max_samples; polls cancellation and the timeout. */
+/* Checks cancellation and the deadline (loops that run long between
+ * pq_account calls call it now and then); < 0 with the error set. */
+int pq_poll(pq_ctx *c);
 int pq_account(pq_ctx *c, size_t n);
 
 int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out);

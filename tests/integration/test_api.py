@@ -571,5 +571,24 @@ class MaxConcurrencyTest(kilntest.KilnTestCase):
         self.assertGreaterEqual(done, slow["end"] - 0.05, "the second query ran beside the first")
 
 
+class QueryTimeoutTest(kilntest.KilnTestCase):
+    """A query's timeout holds inside long evaluations too: a subquery of
+    millions of steps with wide windows stops at its deadline with
+    Prometheus' 503 timeout, and kiln keeps answering."""
+
+    def test_subquery_stops_at_its_timeout(self):
+        port = self.kiln.port
+        q = "count_over_time(sum_over_time(vector(time())[1h:1s])[3000000s:1s])"
+        t0 = time.monotonic()
+        st, body = call(port, "GET", "/api/v1/query", {"query": q, "time": "1000000", "timeout": "500ms"})
+        took = time.monotonic() - t0
+        self.assertEqual(st, 503, body)
+        self.assertEqual(body["errorType"], "timeout")
+        self.assertEqual(body["error"], "query timed out in query execution")
+        self.assertLess(took, 10)
+        st, body = call(port, "GET", "/api/v1/query", {"query": "1+1", "time": "100"})
+        self.assertEqual((st, body["data"]["result"]), (200, [100, "2"]))
+
+
 if __name__ == "__main__":
     unittest.main()
