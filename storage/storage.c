@@ -246,9 +246,10 @@ typedef struct rworker {
     replayer *rp;
     uint64_t samples, rejected;
     int nomem;
-    uint32_t *order, *tmp; /* sample order, sorted by series */
-    size_t *count;         /* radix counts */
-    size_t cap;
+    rsample *sorted;       /* the part's samples ordered by series */
+    uint32_t *order, *tmp; /* sample order, for references too sparse to count */
+    uint32_t *count;       /* counting-sort buckets */
+    size_t cap, ocap, ccap;
 } rworker;
 
 struct replayer {
@@ -287,13 +288,54 @@ static int rpart_push(rpart *p, hseries *hs, uint32_t ref, int64_t t, double v) 
 }
 
 /*
- * Orders a part's samples by series, keeping each series' samples in
- * arrival (time) order: a stable LSD radix sort on the reference, 16 bits a
- * pass.  A batch then touches each series once for all its samples instead
- * of once per sample, which is what replay time is made of.
+ * Orders a part's samples by series into w->sorted, keeping each series'
+ * samples in arrival (time) order.  A batch then touches each series once for
+ * all its samples instead of once per sample, which is what replay time is
+ * made of.  References are dense in practice (Prometheus and kiln number
+ * series from 1), and a part holds one residue modulo the number of workers:
+ * a stable counting sort on (ref - min) / nw does it in one pass that moves
+ * the samples themselves.  Sparse references fall back to a radix sort of
+ * indexes, 16 bits a pass.
  */
+#define REPLAY_COUNT_MAX (1u << 20)
+
 static int sort_by_series(rworker *w, const rpart *p) {
     if (p->n > w->cap) {
+        rsample *o = realloc(w->sorted, p->n * sizeof *o);
+        if (!o)
+            return KILN_ENOMEM;
+        w->sorted = o;
+        w->cap = p->n;
+    }
+    uint32_t minref = UINT32_MAX, maxref = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        uint32_t r = p->ref[i];
+        minref = r < minref ? r : minref;
+        maxref = r > maxref ? r : maxref;
+    }
+    if (p->n == 0)
+        return 0;
+    uint32_t nw = (uint32_t)w->rp->nw;
+    size_t range = (maxref - minref) / nw + 1;
+    if (range <= REPLAY_COUNT_MAX) {
+        if (range + 1 > w->ccap) {
+            uint32_t *c = realloc(w->count, (range + 1) * sizeof *c);
+            if (!c)
+                return KILN_ENOMEM;
+            w->count = c;
+            w->ccap = range + 1;
+        }
+        uint32_t *cnt = w->count;
+        memset(cnt, 0, (range + 1) * sizeof *cnt);
+        for (size_t i = 0; i < p->n; i++)
+            cnt[(p->ref[i] - minref) / nw + 1]++;
+        for (size_t d = 1; d <= range; d++)
+            cnt[d] += cnt[d - 1];
+        for (size_t i = 0; i < p->n; i++)
+            w->sorted[cnt[(p->ref[i] - minref) / nw]++] = p->e[i];
+        return 0;
+    }
+    if (p->n > w->ocap) {
         uint32_t *o = realloc(w->order, p->n * sizeof *o);
         if (o)
             w->order = o;
@@ -301,23 +343,24 @@ static int sort_by_series(rworker *w, const rpart *p) {
         if (!t)
             return KILN_ENOMEM;
         w->tmp = t;
-        w->cap = p->n;
+        w->ocap = p->n;
     }
-    if (!w->count && !(w->count = malloc(65536 * sizeof *w->count)))
-        return KILN_ENOMEM;
-    uint32_t maxref = 0;
-    for (size_t i = 0; i < p->n; i++) {
+    if (w->ccap < 65536) {
+        uint32_t *c = realloc(w->count, 65536 * sizeof *c);
+        if (!c)
+            return KILN_ENOMEM;
+        w->count = c;
+        w->ccap = 65536;
+    }
+    for (size_t i = 0; i < p->n; i++)
         w->order[i] = (uint32_t)i;
-        if (p->ref[i] > maxref)
-            maxref = p->ref[i];
-    }
     for (int shift = 0; shift < 32 && (shift == 0 || (maxref >> shift)); shift += 16) {
         memset(w->count, 0, 65536 * sizeof *w->count);
         for (size_t i = 0; i < p->n; i++)
             w->count[(p->ref[w->order[i]] >> shift) & 0xffff]++;
-        size_t sum = 0;
+        uint32_t sum = 0;
         for (size_t d = 0; d < 65536; d++) {
-            size_t c = w->count[d];
+            uint32_t c = w->count[d];
             w->count[d] = sum;
             sum += c;
         }
@@ -329,6 +372,8 @@ static int sort_by_series(rworker *w, const rpart *p) {
         w->order = w->tmp;
         w->tmp = x;
     }
+    for (size_t i = 0; i < p->n; i++)
+        w->sorted[i] = p->e[w->order[i]];
     return 0;
 }
 
@@ -339,21 +384,17 @@ static void replay_part(rworker *w, const rpart *p) {
         w->nomem = 1;
         return;
     }
-    const uint32_t *ord = w->order;
-    const rsample *e = p->e;
-    enum { FAR = 32, AHEAD = 16, DEEP = 8 };
-    for (size_t i = 0; i < p->n && i < FAR; i++)
-        __builtin_prefetch(&e[ord[i]]);
+    const rsample *e = w->sorted;
+    enum { AHEAD = 16, DEEP = 8 };
     for (size_t i = 0; i < p->n && i < AHEAD; i++)
-        hseries_prefetch(e[ord[i]].hs, 0);
+        hseries_prefetch(e[i].hs, 0);
     for (size_t i = 0; i < p->n; i++) {
-        if (i + FAR < p->n)
-            __builtin_prefetch(&e[ord[i + FAR]]);
-        if (i + AHEAD < p->n)
-            hseries_prefetch(e[ord[i + AHEAD]].hs, 0);
-        if (i + DEEP < p->n)
-            hseries_prefetch(e[ord[i + DEEP]].hs, 1);
-        const rsample *x = &e[ord[i]];
+        /* consecutive samples are mostly of one series: prefetch on a change only */
+        if (i + AHEAD < p->n && e[i + AHEAD].hs != e[i + AHEAD - 1].hs)
+            hseries_prefetch(e[i + AHEAD].hs, 0);
+        if (i + DEEP < p->n && e[i + DEEP].hs != e[i + DEEP - 1].hs)
+            hseries_prefetch(e[i + DEEP].hs, 1);
+        const rsample *x = &e[i];
         /* the series belongs to this worker alone, and nothing else runs yet */
         int r = head_append_owned(h, x->hs, x->t, x->v, &mint, &maxt);
         if (r == KILN_ENOMEM)
@@ -448,6 +489,7 @@ static int replayer_finish(replayer *rp, replay_stats *st) {
         st->samples += rp->w[i].samples;
         st->rejected += rp->w[i].rejected;
         nomem |= rp->w[i].nomem;
+        free(rp->w[i].sorted);
         free(rp->w[i].order);
         free(rp->w[i].tmp);
         free(rp->w[i].count);

@@ -73,6 +73,34 @@ static int reserve(xorchunk *c, uint32_t bits) {
     return 0;
 }
 
+int xorchunk_expect(xorchunk *c, unsigned total) {
+    if (c->count < 2 || total <= c->count)
+        return 0;
+    /* the first sample is a varint time and 64 bits of value after the 16-bit count */
+    uint32_t first = 16 + 64, k = 2;
+    while (k < c->cap && (c->b[k] & 0x80)) {
+        first += 8;
+        k++;
+    }
+    first += 8;
+    if (c->nbits <= first)
+        return 0;
+    uint64_t per = (c->nbits - first + c->count - 2) / (c->count - 1);
+    uint64_t bits = (uint64_t)c->nbits + per * (total - c->count);
+    uint64_t bytes = (bits + 7) / 8 + bits / 64 + 16; /* a little more for varying samples */
+    if (bytes > 65536)
+        bytes = 65536;
+    if (bytes <= c->cap)
+        return 0;
+    uint8_t *nb = realloc(c->b, bytes);
+    if (!nb)
+        return KILN_ENOMEM;
+    memset(nb + c->cap, 0, bytes - c->cap);
+    c->b = nb;
+    c->cap = (uint32_t)bytes;
+    return 0;
+}
+
 static inline uint64_t rd_be64(const uint8_t *p) {
     uint64_t x;
     memcpy(&x, p, 8);
