@@ -534,6 +534,137 @@ static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_s
     return 0;
 }
 
+/*
+ * Read-ahead.  Reading a record (pread, CRC, reassembly, snappy) costs about
+ * as much as decoding and dispatching it, so a thread of its own reads
+ * records into blocks of about a megabyte and the replaying thread takes
+ * whole blocks: the two overlap.  A few blocks circulate; the reader waits
+ * when all are full.  Each record in a block: its length (8 bytes), then its
+ * bytes, padded to 8.
+ */
+#define REPLAY_READ_BLOCKS 4
+#define REPLAY_READ_BLOCK (1 << 20)
+
+typedef struct rblock {
+    uint8_t *data;
+    size_t len, cap;
+    int seg; /* the segment of its last record, for progress messages */
+} rblock;
+
+typedef struct rreader {
+    wal_reader *r;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rblock b[REPLAY_READ_BLOCKS];
+    size_t head, tail; /* blocks filled, blocks taken */
+    int done, quit;
+    int rc; /* wal_reader_next's end: 0, or KILN_ECORRUPT or another error in err */
+    kiln_err err;
+} rreader;
+
+static int rblock_add(rblock *b, const uint8_t *rec, size_t len) {
+    size_t need = b->len + 8 + ((len + 7) & ~(size_t)7);
+    if (need > b->cap) {
+        size_t nc = b->cap ? b->cap : REPLAY_READ_BLOCK + 65536;
+        while (nc < need)
+            nc *= 2;
+        uint8_t *nd = realloc(b->data, nc);
+        if (!nd)
+            return KILN_ENOMEM;
+        b->data = nd;
+        b->cap = nc;
+    }
+    uint64_t l = len;
+    memcpy(b->data + b->len, &l, 8);
+    memcpy(b->data + b->len + 8, rec, len);
+    b->len = need;
+    return 0;
+}
+
+static void *rreader_main(void *arg) {
+    rreader *rr = arg;
+    for (int end = 0; !end;) {
+        pthread_mutex_lock(&rr->mu);
+        while (rr->head - rr->tail == REPLAY_READ_BLOCKS && !rr->quit)
+            pthread_cond_wait(&rr->cv, &rr->mu);
+        int quit = rr->quit;
+        pthread_mutex_unlock(&rr->mu);
+        if (quit)
+            break;
+        rblock *b = &rr->b[rr->head % REPLAY_READ_BLOCKS];
+        b->len = 0;
+        int rc = 0;
+        while (b->len < REPLAY_READ_BLOCK) {
+            const uint8_t *rec;
+            size_t len;
+            rc = wal_reader_next(rr->r, &rec, &len, &rr->err);
+            if (rc <= 0)
+                break;
+            if (rblock_add(b, rec, len) != 0) {
+                rc = kiln_err_set(&rr->err, KILN_ENOMEM, "replay: out of memory");
+                break;
+            }
+            int64_t off;
+            wal_reader_position(rr->r, &b->seg, &off);
+        }
+        end = rc <= 0;
+        pthread_mutex_lock(&rr->mu);
+        rr->head++;
+        if (end) {
+            rr->done = 1;
+            rr->rc = rc;
+        }
+        pthread_cond_broadcast(&rr->cv);
+        pthread_mutex_unlock(&rr->mu);
+    }
+    return NULL;
+}
+
+static int rreader_start(rreader *rr, wal_reader *r) {
+    memset(rr, 0, sizeof *rr);
+    rr->r = r;
+    pthread_mutex_init(&rr->mu, NULL);
+    pthread_cond_init(&rr->cv, NULL);
+    if (pthread_create(&rr->th, NULL, rreader_main, rr) != 0) {
+        pthread_mutex_destroy(&rr->mu);
+        pthread_cond_destroy(&rr->cv);
+        return KILN_ENOMEM;
+    }
+    return 0;
+}
+
+/* The next filled block, or NULL at the end (then rr->rc and rr->err tell why). */
+static rblock *rreader_take(rreader *rr) {
+    pthread_mutex_lock(&rr->mu);
+    while (rr->head == rr->tail && !rr->done)
+        pthread_cond_wait(&rr->cv, &rr->mu);
+    rblock *b = rr->head == rr->tail ? NULL : &rr->b[rr->tail % REPLAY_READ_BLOCKS];
+    pthread_mutex_unlock(&rr->mu);
+    return b;
+}
+
+/* Gives the block rreader_take returned back to the reader. */
+static void rreader_release(rreader *rr) {
+    pthread_mutex_lock(&rr->mu);
+    rr->tail++;
+    pthread_cond_broadcast(&rr->cv);
+    pthread_mutex_unlock(&rr->mu);
+}
+
+/* Stops the reader (at its next block) and frees the blocks. */
+static void rreader_stop(rreader *rr) {
+    pthread_mutex_lock(&rr->mu);
+    rr->quit = 1;
+    pthread_cond_broadcast(&rr->cv);
+    pthread_mutex_unlock(&rr->mu);
+    pthread_join(rr->th, NULL);
+    for (int i = 0; i < REPLAY_READ_BLOCKS; i++)
+        free(rr->b[i].data);
+    pthread_mutex_destroy(&rr->mu);
+    pthread_cond_destroy(&rr->cv);
+}
+
 static int replay(storage *s, kiln_err *err) {
     int rc0;
     wal_reader *r = NULL;
@@ -556,7 +687,8 @@ static int replay(storage *s, kiln_err *err) {
         free(mm.v);
         return kiln_err_set(err, KILN_ENOMEM, "replay: cannot start threads");
     }
-    int rp_running = 1;
+    int rp_running = 1, rr_running = 0;
+    rreader rr;
     double t0 = time_mono_sec(), last_log = t0;
     int first, last, rc;
     if ((rc = wal_segments(s->waldir, &first, &last, err)) != 0)
@@ -565,44 +697,50 @@ static int replay(storage *s, kiln_err *err) {
              first, last);
     if ((rc = wal_reader_open(s->waldir, &r, err)) != 0)
         goto out;
-    for (;;) {
-        const uint8_t *rec;
-        size_t len;
-        rc = wal_reader_next(r, &rec, &len, err);
-        if (rc == 0)
-            break;
-        if (rc == KILN_ECORRUPT)
-            break;
-        if (rc < 0)
-            goto out;
-        st.records++;
-        kiln_err e2;
-        int type = walrec_type(rec, len), r2 = 0;
-        if (type == WALREC_SERIES) {
-            r2 = replay_series(s, rec, len, &a, &al, &mm, &st, &e2);
-            arena_free(&a);
-            arena_init(&a, 0);
-        } else if (type == WALREC_SAMPLES) {
-            r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &st, &e2);
-        }
-        if (r2 == KILN_ENOMEM) {
-            rc = kiln_err_set(err, r2, "%s", e2.msg);
-            goto out;
-        }
-        if (r2 < 0) {
-            /* a record that passed its CRC but does not decode: skip it */
-            s->replay_corruptions++;
-            LOG_WARN("WAL replay: undecodable record skipped", "err=\"%s\"", e2.msg);
+    if (rreader_start(&rr, r) != 0) {
+        rc = kiln_err_set(err, KILN_ENOMEM, "replay: cannot start threads");
+        goto out;
+    }
+    rr_running = 1;
+    for (rblock *b; (b = rreader_take(&rr)) != NULL; rreader_release(&rr)) {
+        for (size_t at = 0; at < b->len;) {
+            uint64_t len;
+            memcpy(&len, b->data + at, 8);
+            const uint8_t *rec = b->data + at + 8;
+            at += 8 + (((size_t)len + 7) & ~(size_t)7);
+            st.records++;
+            kiln_err e2;
+            int type = walrec_type(rec, len), r2 = 0;
+            if (type == WALREC_SERIES) {
+                r2 = replay_series(s, rec, len, &a, &al, &mm, &st, &e2);
+                arena_free(&a);
+                arena_init(&a, 0);
+            } else if (type == WALREC_SAMPLES) {
+                r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &st, &e2);
+            }
+            if (r2 == KILN_ENOMEM) {
+                rc = kiln_err_set(err, r2, "%s", e2.msg);
+                goto out;
+            }
+            if (r2 < 0) {
+                /* a record that passed its CRC but does not decode: skip it */
+                s->replay_corruptions++;
+                LOG_WARN("WAL replay: undecodable record skipped", "err=\"%s\"", e2.msg);
+            }
         }
         double now = time_mono_sec();
         if (now - last_log >= 5) {
-            int seg;
-            int64_t off;
-            wal_reader_position(r, &seg, &off);
-            LOG_INFO("WAL replay progress", "segment=%d last_segment=%d samples=%llu", seg, last,
+            LOG_INFO("WAL replay progress", "segment=%d last_segment=%d samples=%llu", b->seg, last,
                      (unsigned long long)st.samples);
             last_log = now;
         }
+    }
+    rr_running = 0;
+    rreader_stop(&rr);
+    rc = rr.rc;
+    if (rc < 0 && rc != KILN_ECORRUPT) {
+        kiln_err_set(err, rc, "%s", rr.err.msg);
+        goto out;
     }
     rp_running = 0;
     if (replayer_finish(&rp, &st) != 0) {
@@ -636,6 +774,8 @@ static int replay(storage *s, kiln_err *err) {
              (unsigned long long)st.samples, (unsigned long long)st.rejected, (unsigned long long)st.unknown_refs,
              s->replay_seconds);
 out:
+    if (rr_running)
+        rreader_stop(&rr);
     if (rp_running)
         replayer_finish(&rp, &st);
     free(mm.v);
