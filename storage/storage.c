@@ -222,16 +222,22 @@ static int replay_series(storage *s, const uint8_t *rec, size_t len, arena *a, r
 #define REPLAY_BATCH (1 << 20)
 
 typedef struct rsample {
-    hseries *hs;
     int64_t t;
     double v;
 } rsample;
 
+/* A part: the samples of one worker's series, and their references. */
 typedef struct rpart {
     rsample *e;
     uint32_t *ref;
     size_t n, cap;
 } rpart;
+
+/* The samples of one series in a sorted part end at `end`. */
+typedef struct rrun {
+    hseries *hs;
+    size_t end;
+} rrun;
 
 typedef struct rbatch {
     rpart part[REPLAY_MAX_WORKERS];
@@ -247,6 +253,8 @@ typedef struct rworker {
     uint64_t samples, rejected;
     int nomem;
     rsample *sorted;       /* the part's samples ordered by series */
+    rrun *runs;            /* and where each series' samples end */
+    size_t nruns;
     uint32_t *order, *tmp; /* sample order, for references too sparse to count */
     uint32_t *count;       /* counting-sort buckets */
     size_t cap, ocap, ccap;
@@ -270,20 +278,21 @@ static void rpart_free(rpart *p) {
     free(p->ref);
 }
 
-static int rpart_push(rpart *p, hseries *hs, uint32_t ref, int64_t t, double v) {
-    if (p->n == p->cap) {
-        size_t nc = p->cap ? p->cap * 2 : 4096;
-        rsample *e = realloc(p->e, nc * sizeof *e);
-        if (e)
-            p->e = e;
-        uint32_t *rr = e ? realloc(p->ref, nc * sizeof *rr) : NULL;
-        if (!rr)
-            return KILN_ENOMEM;
-        p->ref = rr;
-        p->cap = nc;
-    }
-    p->ref[p->n] = ref;
-    p->e[p->n++] = (rsample){hs, t, v};
+/* Room for n more samples. */
+static int rpart_reserve(rpart *p, size_t n) {
+    if (p->n + n <= p->cap)
+        return 0;
+    size_t nc = p->cap ? p->cap * 2 : 4096;
+    while (nc < p->n + n)
+        nc *= 2;
+    rsample *e = realloc(p->e, nc * sizeof *e);
+    if (e)
+        p->e = e;
+    uint32_t *rr = e ? realloc(p->ref, nc * sizeof *rr) : NULL;
+    if (!rr)
+        return KILN_ENOMEM;
+    p->ref = rr;
+    p->cap = nc;
     return 0;
 }
 
@@ -300,11 +309,18 @@ static int rpart_push(rpart *p, hseries *hs, uint32_t ref, int64_t t, double v) 
 #define REPLAY_COUNT_MAX (1u << 20)
 
 static int sort_by_series(rworker *w, const rpart *p) {
+    head *h = w->rp->s->h;
+    w->nruns = 0;
+    if (p->n == 0)
+        return 0;
     if (p->n > w->cap) {
         rsample *o = realloc(w->sorted, p->n * sizeof *o);
-        if (!o)
+        if (o)
+            w->sorted = o;
+        rrun *r = o ? realloc(w->runs, p->n * sizeof *r) : NULL;
+        if (!r)
             return KILN_ENOMEM;
-        w->sorted = o;
+        w->runs = r;
         w->cap = p->n;
     }
     uint32_t minref = UINT32_MAX, maxref = 0;
@@ -313,26 +329,36 @@ static int sort_by_series(rworker *w, const rpart *p) {
         minref = r < minref ? r : minref;
         maxref = r > maxref ? r : maxref;
     }
-    if (p->n == 0)
-        return 0;
     uint32_t nw = (uint32_t)w->rp->nw;
     size_t range = (maxref - minref) / nw + 1;
     if (range <= REPLAY_COUNT_MAX) {
-        if (range + 1 > w->ccap) {
-            uint32_t *c = realloc(w->count, (range + 1) * sizeof *c);
+        if (range > w->ccap) {
+            uint32_t *c = realloc(w->count, range * sizeof *c);
             if (!c)
                 return KILN_ENOMEM;
             w->count = c;
-            w->ccap = range + 1;
+            w->ccap = range;
         }
         uint32_t *cnt = w->count;
-        memset(cnt, 0, (range + 1) * sizeof *cnt);
+        memset(cnt, 0, range * sizeof *cnt);
         for (size_t i = 0; i < p->n; i++)
-            cnt[(p->ref[i] - minref) / nw + 1]++;
-        for (size_t d = 1; d <= range; d++)
-            cnt[d] += cnt[d - 1];
+            cnt[(p->ref[i] - minref) / nw]++;
+        uint32_t sum = 0;
+        for (size_t d = 0; d < range; d++) {
+            uint32_t c = cnt[d];
+            cnt[d] = sum;
+            sum += c;
+        }
         for (size_t i = 0; i < p->n; i++)
             w->sorted[cnt[(p->ref[i] - minref) / nw]++] = p->e[i];
+        /* each bucket's count is its end now */
+        size_t at = 0;
+        for (size_t d = 0; d < range; d++) {
+            if (cnt[d] == at)
+                continue;
+            at = cnt[d];
+            w->runs[w->nruns++] = (rrun){head_series(h, minref + (uint64_t)d * nw), at};
+        }
         return 0;
     }
     if (p->n > w->ocap) {
@@ -372,8 +398,12 @@ static int sort_by_series(rworker *w, const rpart *p) {
         w->order = w->tmp;
         w->tmp = x;
     }
-    for (size_t i = 0; i < p->n; i++)
+    for (size_t i = 0; i < p->n; i++) {
+        uint32_t ref = p->ref[w->order[i]];
         w->sorted[i] = p->e[w->order[i]];
+        if (i + 1 == p->n || p->ref[w->order[i + 1]] != ref)
+            w->runs[w->nruns++] = (rrun){head_series(h, ref), i + 1};
+    }
     return 0;
 }
 
@@ -385,24 +415,28 @@ static void replay_part(rworker *w, const rpart *p) {
         return;
     }
     const rsample *e = w->sorted;
-    enum { AHEAD = 16, DEEP = 8 };
-    for (size_t i = 0; i < p->n && i < AHEAD; i++)
-        hseries_prefetch(e[i].hs, 0);
-    for (size_t i = 0; i < p->n; i++) {
-        /* consecutive samples are mostly of one series: prefetch on a change only */
-        if (i + AHEAD < p->n && e[i + AHEAD].hs != e[i + AHEAD - 1].hs)
-            hseries_prefetch(e[i + AHEAD].hs, 0);
-        if (i + DEEP < p->n && e[i + DEEP].hs != e[i + DEEP - 1].hs)
-            hseries_prefetch(e[i + DEEP].hs, 1);
-        const rsample *x = &e[i];
+    const rrun *run = w->runs;
+    size_t nr = w->nruns;
+    enum { AHEAD = 8, DEEP = 4 };
+    for (size_t j = 0; j < nr && j < AHEAD; j++)
+        hseries_prefetch(run[j].hs, 0);
+    size_t i = 0;
+    for (size_t j = 0; j < nr; j++) {
+        if (j + AHEAD < nr)
+            hseries_prefetch(run[j + AHEAD].hs, 0);
+        if (j + DEEP < nr)
+            hseries_prefetch(run[j + DEEP].hs, 1);
+        hseries *hs = run[j].hs;
         /* the series belongs to this worker alone, and nothing else runs yet */
-        int r = head_append_owned(h, x->hs, x->t, x->v, &mint, &maxt);
-        if (r == KILN_ENOMEM)
-            w->nomem = 1;
-        else if (r < 0)
-            w->rejected++;
-        else
-            w->samples++;
+        for (; i < run[j].end; i++) {
+            int r = head_append_owned(h, hs, e[i].t, e[i].v, &mint, &maxt);
+            if (r == KILN_ENOMEM)
+                w->nomem = 1;
+            else if (r < 0)
+                w->rejected++;
+            else
+                w->samples++;
+        }
     }
     head_note_range(h, mint, maxt);
 }
@@ -490,6 +524,7 @@ static int replayer_finish(replayer *rp, replay_stats *st) {
         st->rejected += rp->w[i].rejected;
         nomem |= rp->w[i].nomem;
         free(rp->w[i].sorted);
+        free(rp->w[i].runs);
         free(rp->w[i].order);
         free(rp->w[i].tmp);
         free(rp->w[i].count);
@@ -517,16 +552,23 @@ static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_s
     if (rc)
         return rc;
     rbatch *b = &rp->b[rp->fill];
+    uint32_t nw = (uint32_t)rp->nw, mask = (nw & (nw - 1)) == 0 ? nw - 1 : 0;
+    for (uint32_t k = 0; k < nw; k++)
+        if (rpart_reserve(&b->part[k], n) != 0)
+            return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+    head *h = rp->s->h;
+    const walrec_sample *x = *sbuf;
     for (size_t i = 0; i < n; i++) {
-        const walrec_sample *x = &(*sbuf)[i];
-        uint64_t ref = al->n ? alias_lookup(al, x->ref) : x->ref;
-        hseries *hs = head_series(rp->s->h, ref);
-        if (!hs) {
+        uint64_t ref = al->n ? alias_lookup(al, x[i].ref) : x[i].ref;
+        /* known now (a series record comes first); the worker looks the series up once a batch */
+        if (!head_series(h, ref)) {
             st->unknown_refs++;
             continue;
         }
-        if (rpart_push(&b->part[ref % (uint64_t)rp->nw], hs, (uint32_t)ref, x->t, x->v) != 0)
-            return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+        uint32_t r32 = (uint32_t)ref; /* head_series knows references below 2^32 only */
+        rpart *p = &b->part[mask ? r32 & mask : r32 % nw];
+        p->ref[p->n] = r32;
+        p->e[p->n++] = (rsample){x[i].t, x[i].v};
         b->n++;
     }
     if (b->n >= REPLAY_BATCH)
