@@ -554,13 +554,21 @@ uint64_t hseries_ref(const hseries *s) { return s->ref; }
 
 void hseries_prefetch(const hseries *s, int deep) {
     if (!deep) {
+        /* the fields appending reads span 128 bytes: two or three cache lines */
         __builtin_prefetch(s, 1, 3);
         __builtin_prefetch((const char *)s + 64, 1, 3);
+        __builtin_prefetch((const char *)s + 127, 1, 3);
         return;
     }
     /* the struct is in cache by now: fetch where the next sample goes */
-    if (s->open.b)
-        __builtin_prefetch(s->open.b + (s->open.nbits >> 3), 1, 3);
+    if (s->open.b) {
+        /* the header (its count changes on every append), the tail and the line after it */
+        const uint8_t *tail = s->open.b + (s->open.nbits >> 3);
+        __builtin_prefetch(s->open.b, 1, 3);
+        __builtin_prefetch(tail, 1, 3);
+        if (tail + 64 < s->open.b + s->open.cap)
+            __builtin_prefetch(tail + 64, 1, 3);
+    }
 }
 
 const label *hseries_labels(const hseries *s, size_t *n) {
