@@ -330,7 +330,10 @@ static int sort_by_series(rworker *w, const rpart *p) {
         maxref = r > maxref ? r : maxref;
     }
     uint32_t nw = (uint32_t)w->rp->nw;
-    size_t range = (maxref - minref) / nw + 1;
+    /* a shift for the usual power-of-two number of workers: a division per sample costs */
+    int sh = (nw & (nw - 1)) == 0 ? __builtin_ctz(nw) : -1;
+#define RKEY(r) (sh >= 0 ? ((r) - minref) >> sh : ((r) - minref) / nw)
+    size_t range = (size_t)RKEY(maxref) + 1;
     if (range <= REPLAY_COUNT_MAX) {
         if (range > w->ccap) {
             uint32_t *c = realloc(w->count, range * sizeof *c);
@@ -342,7 +345,7 @@ static int sort_by_series(rworker *w, const rpart *p) {
         uint32_t *cnt = w->count;
         memset(cnt, 0, range * sizeof *cnt);
         for (size_t i = 0; i < p->n; i++)
-            cnt[(p->ref[i] - minref) / nw]++;
+            cnt[RKEY(p->ref[i])]++;
         uint32_t sum = 0;
         for (size_t d = 0; d < range; d++) {
             uint32_t c = cnt[d];
@@ -350,7 +353,7 @@ static int sort_by_series(rworker *w, const rpart *p) {
             sum += c;
         }
         for (size_t i = 0; i < p->n; i++)
-            w->sorted[cnt[(p->ref[i] - minref) / nw]++] = p->e[i];
+            w->sorted[cnt[RKEY(p->ref[i])]++] = p->e[i];
         /* each bucket's count is its end now */
         size_t at = 0;
         for (size_t d = 0; d < range; d++) {
@@ -361,6 +364,7 @@ static int sort_by_series(rworker *w, const rpart *p) {
         }
         return 0;
     }
+#undef RKEY
     if (p->n > w->ocap) {
         uint32_t *o = realloc(w->order, p->n * sizeof *o);
         if (o)
