@@ -391,20 +391,30 @@ START_TEST(test_replay_foreign_refs) {
     ck_assert_int_eq(wal_close(w, NULL), 0);
     free(x);
 
-    storage *s = open_st();
-    for (int i = 0; i < DENSE; i++) {
-        snprintf(inst, sizeof inst, "d%d", i);
-        ck_assert_uint_eq(check_h(s, inst, i * 0.5), i == 3 ? ROUNDS + 1 : ROUNDS);
+    /* by the default number of workers, then by three (not a power of two), WAL only */
+    for (int threads = 0; threads <= 3; threads += 3) {
+        char ch[300];
+        snprintf(ch, sizeof ch, "%s/chunks_head", dir);
+        nftw(ch, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        storage_opts o = storage_opts_default();
+        o.dir = dir;
+        o.replay_threads = threads;
+        storage *s = NULL;
+        ck_assert_int_eq(storage_open(&o, &s, NULL), 0);
+        for (int i = 0; i < DENSE; i++) {
+            snprintf(inst, sizeof inst, "d%d", i);
+            ck_assert_uint_eq(check_h(s, inst, i * 0.5), i == 3 ? ROUNDS + 1 : ROUNDS);
+        }
+        for (int i = 0; i < 3; i++) {
+            snprintf(inst, sizeof inst, "s%d", i);
+            ck_assert_uint_eq(check_h(s, inst, 1000.0 * (i + 1)), ROUNDS);
+        }
+        ck_assert_uint_eq(check_h(s, "late", 0), 0);
+        storage_stats st;
+        storage_get_stats(s, &st);
+        ck_assert_uint_eq(st.head_series, DENSE + 4);
+        close_st(s);
     }
-    for (int i = 0; i < 3; i++) {
-        snprintf(inst, sizeof inst, "s%d", i);
-        ck_assert_uint_eq(check_h(s, inst, 1000.0 * (i + 1)), ROUNDS);
-    }
-    ck_assert_uint_eq(check_h(s, "late", 0), 0);
-    storage_stats st;
-    storage_get_stats(s, &st);
-    ck_assert_uint_eq(st.head_series, DENSE + 4);
-    close_st(s);
 }
 END_TEST
 
