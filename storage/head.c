@@ -739,6 +739,32 @@ int head_append(head *h, hseries *s, int64_t t, double v) {
     return rc;
 }
 
+int head_append_owned_run(head *h, hseries *s, const sample *v, size_t n, int64_t *mint, int64_t *maxt,
+                          uint64_t *taken, uint64_t *dropped) {
+    int64_t lo = *mint, hi = *maxt;
+    uint64_t ok = 0, bad = 0;
+    int nomem = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = append_locked(h, s, v[i].t, v[i].v);
+        if (rc == HEAD_APPEND_OK) {
+            ok++;
+            lo = v[i].t < lo ? v[i].t : lo;
+            hi = v[i].t > hi ? v[i].t : hi;
+        } else if (rc == KILN_ENOMEM) {
+            nomem = 1;
+        } else if (rc < 0) {
+            bad++;
+        } else {
+            ok++; /* HEAD_APPEND_SAME: a duplicate of the last sample, taken as stored */
+        }
+    }
+    *mint = lo;
+    *maxt = hi;
+    *taken += ok;
+    *dropped += bad;
+    return nomem ? KILN_ENOMEM : 0;
+}
+
 int head_append_owned(head *h, hseries *s, int64_t t, double v, int64_t *mint, int64_t *maxt) {
     int rc = append_locked(h, s, t, v);
     if (rc == HEAD_APPEND_OK) {

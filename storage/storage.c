@@ -221,10 +221,7 @@ static int replay_series(storage *s, const uint8_t *rec, size_t len, arena *a, r
 #define REPLAY_MAX_WORKERS 8
 #define REPLAY_BATCH (1 << 20)
 
-typedef struct rsample {
-    int64_t t;
-    double v;
-} rsample;
+typedef sample rsample;
 
 /* A part: the samples of one worker's series, and their references. */
 typedef struct rpart {
@@ -430,17 +427,11 @@ static void replay_part(rworker *w, const rpart *p) {
             hseries_prefetch(run[j + AHEAD].hs, 0);
         if (j + DEEP < nr)
             hseries_prefetch(run[j + DEEP].hs, 1);
-        hseries *hs = run[j].hs;
         /* the series belongs to this worker alone, and nothing else runs yet */
-        for (; i < run[j].end; i++) {
-            int r = head_append_owned(h, hs, e[i].t, e[i].v, &mint, &maxt);
-            if (r == KILN_ENOMEM)
-                w->nomem = 1;
-            else if (r < 0)
-                w->rejected++;
-            else
-                w->samples++;
-        }
+        if (head_append_owned_run(h, run[j].hs, e + i, run[j].end - i, &mint, &maxt, &w->samples,
+                                  &w->rejected) != 0)
+            w->nomem = 1;
+        i = run[j].end;
     }
     head_note_range(h, mint, maxt);
 }
