@@ -219,7 +219,7 @@ static int replay_series(storage *s, const uint8_t *rec, size_t len, arena *a, r
  * to the same worker, so its samples stay in order.
  */
 #define REPLAY_MAX_WORKERS 8
-#define REPLAY_BATCH (1 << 20)
+#define REPLAY_BATCH ((size_t)1 << 20)
 
 typedef sample rsample;
 
@@ -566,7 +566,8 @@ static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_s
         p->e[p->n++] = (rsample){x[i].t, x[i].v};
         b->n++;
     }
-    if (b->n >= REPLAY_BATCH)
+    /* the first batches are smaller: the workers wait for the first one */
+    if (b->n >= (rp->gen >= 3 ? REPLAY_BATCH : REPLAY_BATCH >> (3 - rp->gen)))
         replayer_dispatch(rp);
     return 0;
 }
