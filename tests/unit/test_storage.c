@@ -345,9 +345,9 @@ static size_t check_h(storage *s, const char *inst, double base) {
 /*
  * A WAL written record by record, as another writer (Prometheus) may leave
  * it: dense and very sparse references (the replay sorts each by a different
- * method), the same labels logged again under a second reference, samples of
- * a reference never logged, and samples logged before their series (both
- * dropped, as Prometheus does).  Many records, so the replay's batches turn.
+ * method), the same labels logged again under a second reference (one beyond
+ * 2^32 too), samples of a reference never logged, and samples logged before
+ * their series (both dropped, as Prometheus does).  Many records, so the replay's batches turn.
  */
 START_TEST(test_replay_foreign_refs) {
     char wd[300];
@@ -377,17 +377,21 @@ START_TEST(test_replay_foreign_refs) {
         for (int i = 0; i < 3; i++)
             x[n++] = (walrec_sample){sparse[i], (int64_t)k * 1000, k + 1000.0 * (i + 1)};
         x[n++] = (walrec_sample){999999, (int64_t)k * 1000, 1}; /* never logged */
-        if (k < 2000) /* before its series record */
+        if (k < 2000) { /* before their series records */
             x[n++] = (walrec_sample){5000, (int64_t)k * 1000, 7};
+            x[n++] = (walrec_sample){1ULL << 33, (int64_t)k * 1000, 7};
+        }
         log_samples(w, x, n);
         if (k == 1999) {
             log_series(w, 5000, "late");
-            log_series(w, 6000, "d3"); /* the labels of ref 4 again */
+            log_series(w, 6000, "d3");      /* the labels of ref 4 again */
+            log_series(w, 1ULL << 33, "d5"); /* and of ref 6, under a reference beyond 2^32 */
         }
     }
-    /* a sample logged under the second reference of d3 lands on d3 */
-    walrec_sample al = {6000, (int64_t)ROUNDS * 1000, ROUNDS + 3 * 0.5};
-    log_samples(w, &al, 1);
+    /* samples logged under the second references of d3 and d5 land on them */
+    walrec_sample al[2] = {{6000, (int64_t)ROUNDS * 1000, ROUNDS + 3 * 0.5},
+                           {1ULL << 33, (int64_t)ROUNDS * 1000, ROUNDS + 5 * 0.5}};
+    log_samples(w, al, 2);
     ck_assert_int_eq(wal_close(w, NULL), 0);
     free(x);
 
@@ -403,7 +407,7 @@ START_TEST(test_replay_foreign_refs) {
         ck_assert_int_eq(storage_open(&o, &s, NULL), 0);
         for (int i = 0; i < DENSE; i++) {
             snprintf(inst, sizeof inst, "d%d", i);
-            ck_assert_uint_eq(check_h(s, inst, i * 0.5), i == 3 ? ROUNDS + 1 : ROUNDS);
+            ck_assert_uint_eq(check_h(s, inst, i * 0.5), i == 3 || i == 5 ? ROUNDS + 1 : ROUNDS);
         }
         for (int i = 0; i < 3; i++) {
             snprintf(inst, sizeof inst, "s%d", i);
