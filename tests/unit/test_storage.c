@@ -367,6 +367,7 @@ START_TEST(test_replay_foreign_refs) {
         snprintf(inst, sizeof inst, "s%d", i);
         log_series(w, sparse[i], inst);
     }
+    log_series(w, 7000, "d7"); /* the labels of ref 8 again, among many new series */
     walrec_sample *x = calloc(DENSE + 8, sizeof *x);
     ck_assert_ptr_nonnull(x);
     for (int k = 0; k < ROUNDS; k++) {
@@ -388,10 +389,11 @@ START_TEST(test_replay_foreign_refs) {
             log_series(w, 1ULL << 33, "d5"); /* and of ref 6, under a reference beyond 2^32 */
         }
     }
-    /* samples logged under the second references of d3 and d5 land on them */
-    walrec_sample al[2] = {{6000, (int64_t)ROUNDS * 1000, ROUNDS + 3 * 0.5},
-                           {1ULL << 33, (int64_t)ROUNDS * 1000, ROUNDS + 5 * 0.5}};
-    log_samples(w, al, 2);
+    /* samples logged under the second references of d3, d5 and d7 land on them */
+    walrec_sample al[3] = {{6000, (int64_t)ROUNDS * 1000, ROUNDS + 3 * 0.5},
+                           {1ULL << 33, (int64_t)ROUNDS * 1000, ROUNDS + 5 * 0.5},
+                           {7000, (int64_t)ROUNDS * 1000, ROUNDS + 7 * 0.5}};
+    log_samples(w, al, 3);
     ck_assert_int_eq(wal_close(w, NULL), 0);
     free(x);
 
@@ -407,7 +409,7 @@ START_TEST(test_replay_foreign_refs) {
         ck_assert_int_eq(storage_open(&o, &s, NULL), 0);
         for (int i = 0; i < DENSE; i++) {
             snprintf(inst, sizeof inst, "d%d", i);
-            ck_assert_uint_eq(check_h(s, inst, i * 0.5), i == 3 || i == 5 ? ROUNDS + 1 : ROUNDS);
+            ck_assert_uint_eq(check_h(s, inst, i * 0.5), i == 3 || i == 5 || i == 7 ? ROUNDS + 1 : ROUNDS);
         }
         for (int i = 0; i < 3; i++) {
             snprintf(inst, sizeof inst, "s%d", i);
