@@ -576,11 +576,12 @@ static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_s
  * Read-ahead.  Reading a record (pread, CRC, reassembly, snappy) costs about
  * as much as decoding and dispatching it, so a thread of its own reads
  * records into blocks of about a megabyte and the replaying thread takes
- * whole blocks: the two overlap.  A few blocks circulate; the reader waits
- * when all are full.  Each record in a block: its length (8 bytes), then its
+ * whole blocks: the two overlap.  Sixteen blocks circulate (the reader waits
+ * when all are full): while the first records' series are created, which
+ * the replaying thread does alone, the reader gets well ahead.  Each record in a block: its length (8 bytes), then its
  * bytes, padded to 8.
  */
-#define REPLAY_READ_BLOCKS 4
+#define REPLAY_READ_BLOCKS 16
 #define REPLAY_READ_BLOCK (1 << 20)
 
 typedef struct rblock {
