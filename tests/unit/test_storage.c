@@ -356,7 +356,7 @@ START_TEST(test_replay_foreign_refs) {
     wal_opts wo = wal_opts_default();
     wal *w;
     ck_assert_int_eq(wal_open(wd, &wo, &w, NULL), 0);
-    enum { DENSE = 300, ROUNDS = 4000 };
+    enum { DENSE = 300, ROUNDS = 1200 };
     const uint64_t sparse[3] = {4000000000ULL, 70000, 2000000000ULL};
     char inst[32];
     for (int i = 0; i < DENSE; i++) {
@@ -378,12 +378,12 @@ START_TEST(test_replay_foreign_refs) {
         for (int i = 0; i < 3; i++)
             x[n++] = (walrec_sample){sparse[i], (int64_t)k * 1000, k + 1000.0 * (i + 1)};
         x[n++] = (walrec_sample){999999, (int64_t)k * 1000, 1}; /* never logged */
-        if (k < 2000) { /* before their series records */
+        if (k < 600) { /* before their series records */
             x[n++] = (walrec_sample){5000, (int64_t)k * 1000, 7};
             x[n++] = (walrec_sample){1ULL << 33, (int64_t)k * 1000, 7};
         }
         log_samples(w, x, n);
-        if (k == 1999) {
+        if (k == 599) {
             log_series(w, 5000, "late");
             log_series(w, 6000, "d3");      /* the labels of ref 4 again */
             log_series(w, 1ULL << 33, "d5"); /* and of ref 6, under a reference beyond 2^32 */
