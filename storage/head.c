@@ -702,8 +702,9 @@ static int append_locked(head *h, hseries *s, int64_t t, double v) {
     if (n > 0) {
         if (n == SAMPLES_PER_CHUNK / 4)
             s->next_at = chunk_end_time(s->open_mint, s->maxt, s->next_at);
-        /* a first chunk has no earlier size to go by: size it once from its first samples */
-        if (n == 6 && !s->last_len)
+        /* a series' first chunk has no earlier size to go by: size it once from its first
+         * samples (not after chunks from chunks_head: that overestimated, costing memory) */
+        if (n == 6 && !s->last_len && !s->nclosed)
             xorchunk_expect(&s->open, SAMPLES_PER_CHUNK);
         if ((t >= s->next_at || n >= SAMPLES_PER_CHUNK * 2) && cut_chunk(h, s) == 0)
             n = 0; /* when the cut failed the open chunk grows on */
