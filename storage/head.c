@@ -554,13 +554,21 @@ uint64_t hseries_ref(const hseries *s) { return s->ref; }
 
 void hseries_prefetch(const hseries *s, int deep) {
     if (!deep) {
+        /* the fields appending reads span 128 bytes: two or three cache lines */
         __builtin_prefetch(s, 1, 3);
         __builtin_prefetch((const char *)s + 64, 1, 3);
+        __builtin_prefetch((const char *)s + 127, 1, 3);
         return;
     }
     /* the struct is in cache by now: fetch where the next sample goes */
-    if (s->open.b)
-        __builtin_prefetch(s->open.b + (s->open.nbits >> 3), 1, 3);
+    if (s->open.b) {
+        /* the header (its count changes on every append), the tail and the line after it */
+        const uint8_t *tail = s->open.b + (s->open.nbits >> 3);
+        __builtin_prefetch(s->open.b, 1, 3);
+        __builtin_prefetch(tail, 1, 3);
+        if (tail + 64 < s->open.b + s->open.cap)
+            __builtin_prefetch(tail + 64, 1, 3);
+    }
 }
 
 const label *hseries_labels(const hseries *s, size_t *n) {
@@ -694,6 +702,10 @@ static int append_locked(head *h, hseries *s, int64_t t, double v) {
     if (n > 0) {
         if (n == SAMPLES_PER_CHUNK / 4)
             s->next_at = chunk_end_time(s->open_mint, s->maxt, s->next_at);
+        /* a series' first chunk has no earlier size to go by: size it once from its first
+         * samples (not after chunks from chunks_head: that overestimated, costing memory) */
+        if (n == 6 && !s->last_len && !s->nclosed)
+            xorchunk_expect(&s->open, SAMPLES_PER_CHUNK);
         if ((t >= s->next_at || n >= SAMPLES_PER_CHUNK * 2) && cut_chunk(h, s) == 0)
             n = 0; /* when the cut failed the open chunk grows on */
     }
@@ -726,6 +738,32 @@ int head_append(head *h, hseries *s, int64_t t, double v) {
         atomic_max64(&h->maxt, t);
     }
     return rc;
+}
+
+int head_append_owned_run(head *h, hseries *s, const sample *v, size_t n, int64_t *mint, int64_t *maxt,
+                          uint64_t *taken, uint64_t *dropped) {
+    int64_t lo = *mint, hi = *maxt;
+    uint64_t ok = 0, bad = 0;
+    int nomem = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = append_locked(h, s, v[i].t, v[i].v);
+        if (rc == HEAD_APPEND_OK) {
+            ok++;
+            lo = v[i].t < lo ? v[i].t : lo;
+            hi = v[i].t > hi ? v[i].t : hi;
+        } else if (rc == KILN_ENOMEM) {
+            nomem = 1;
+        } else if (rc < 0) {
+            bad++;
+        } else {
+            ok++; /* HEAD_APPEND_SAME: a duplicate of the last sample, taken as stored */
+        }
+    }
+    *mint = lo;
+    *maxt = hi;
+    *taken += ok;
+    *dropped += bad;
+    return nomem ? KILN_ENOMEM : 0;
 }
 
 int head_append_owned(head *h, hseries *s, int64_t t, double v, int64_t *mint, int64_t *maxt) {

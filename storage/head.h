@@ -76,6 +76,11 @@ int head_append(head *h, hseries *s, int64_t t, double v);
  * nothing else can reach the head (WAL replay); widens [*mint, *maxt]
  * instead of the head's range, which head_note_range then publishes. */
 int head_append_owned(head *h, hseries *s, int64_t t, double v, int64_t *mint, int64_t *maxt);
+/* head_append_owned of n samples of s in turn (borrows v for the call); adds
+ * the samples taken to *taken and those dropped to *dropped.  Returns 0, or
+ * KILN_ENOMEM when one at least could not be stored. */
+int head_append_owned_run(head *h, hseries *s, const sample *v, size_t n, int64_t *mint, int64_t *maxt,
+                          uint64_t *taken, uint64_t *dropped);
 void head_note_range(head *h, int64_t mint, int64_t maxt);
 
 /* Time range of the samples in the head; mint > maxt when empty. */

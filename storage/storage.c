@@ -226,19 +226,22 @@ static int replay_series(storage *s, const uint8_t *rec, size_t len, arena *a, r
  * to the same worker, so its samples stay in order.
  */
 #define REPLAY_MAX_WORKERS 8
-#define REPLAY_BATCH (1 << 20)
+#define REPLAY_BATCH ((size_t)1 << 20)
 
-typedef struct rsample {
-    hseries *hs;
-    int64_t t;
-    double v;
-} rsample;
+typedef sample rsample;
 
+/* A part: the samples of one worker's series, and their references. */
 typedef struct rpart {
     rsample *e;
     uint32_t *ref;
     size_t n, cap;
 } rpart;
+
+/* The samples of one series in a sorted part end at `end`. */
+typedef struct rrun {
+    hseries *hs;
+    size_t end;
+} rrun;
 
 typedef struct rbatch {
     rpart part[REPLAY_MAX_WORKERS];
@@ -253,9 +256,12 @@ typedef struct rworker {
     replayer *rp;
     uint64_t samples, rejected;
     int nomem;
-    uint32_t *order, *tmp; /* sample order, sorted by series */
-    size_t *count;         /* radix counts */
-    size_t cap;
+    rsample *sorted;       /* the part's samples ordered by series */
+    rrun *runs;            /* and where each series' samples end */
+    size_t nruns;
+    uint32_t *order, *tmp; /* sample order, for references too sparse to count */
+    uint32_t *count;       /* counting-sort buckets */
+    size_t cap, ocap, ccap;
 } rworker;
 
 struct replayer {
@@ -276,31 +282,94 @@ static void rpart_free(rpart *p) {
     free(p->ref);
 }
 
-static int rpart_push(rpart *p, hseries *hs, uint32_t ref, int64_t t, double v) {
-    if (p->n == p->cap) {
-        size_t nc = p->cap ? p->cap * 2 : 4096;
-        rsample *e = realloc(p->e, nc * sizeof *e);
-        if (e)
-            p->e = e;
-        uint32_t *rr = e ? realloc(p->ref, nc * sizeof *rr) : NULL;
-        if (!rr)
-            return KILN_ENOMEM;
-        p->ref = rr;
-        p->cap = nc;
-    }
-    p->ref[p->n] = ref;
-    p->e[p->n++] = (rsample){hs, t, v};
+/* Room for n more samples. */
+static int rpart_reserve(rpart *p, size_t n) {
+    if (p->n + n <= p->cap)
+        return 0;
+    size_t nc = p->cap ? p->cap * 2 : 4096;
+    while (nc < p->n + n)
+        nc *= 2;
+    rsample *e = realloc(p->e, nc * sizeof *e);
+    if (e)
+        p->e = e;
+    uint32_t *rr = e ? realloc(p->ref, nc * sizeof *rr) : NULL;
+    if (!rr)
+        return KILN_ENOMEM;
+    p->ref = rr;
+    p->cap = nc;
     return 0;
 }
 
 /*
- * Orders a part's samples by series, keeping each series' samples in
- * arrival (time) order: a stable LSD radix sort on the reference, 16 bits a
- * pass.  A batch then touches each series once for all its samples instead
- * of once per sample, which is what replay time is made of.
+ * Orders a part's samples by series into w->sorted, keeping each series'
+ * samples in arrival (time) order.  A batch then touches each series once for
+ * all its samples instead of once per sample, which is what replay time is
+ * made of.  References are dense in practice (Prometheus and kiln number
+ * series from 1), and a part holds one residue modulo the number of workers:
+ * a stable counting sort on (ref - min) / nw does it in one pass that moves
+ * the samples themselves.  Sparse references fall back to a radix sort of
+ * indexes, 16 bits a pass.
  */
+#define REPLAY_COUNT_MAX (1u << 20)
+
 static int sort_by_series(rworker *w, const rpart *p) {
+    head *h = w->rp->s->h;
+    w->nruns = 0;
+    if (p->n == 0)
+        return 0;
     if (p->n > w->cap) {
+        rsample *o = realloc(w->sorted, p->n * sizeof *o);
+        if (o)
+            w->sorted = o;
+        rrun *r = o ? realloc(w->runs, p->n * sizeof *r) : NULL;
+        if (!r)
+            return KILN_ENOMEM;
+        w->runs = r;
+        w->cap = p->n;
+    }
+    uint32_t minref = UINT32_MAX, maxref = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        uint32_t r = p->ref[i];
+        minref = r < minref ? r : minref;
+        maxref = r > maxref ? r : maxref;
+    }
+    uint32_t nw = (uint32_t)w->rp->nw;
+    /* a shift for the usual power-of-two number of workers: a division per sample costs */
+    int sh = (nw & (nw - 1)) == 0 ? __builtin_ctz(nw) : -1;
+#define RKEY(r) (sh >= 0 ? ((r) - minref) >> sh : ((r) - minref) / nw)
+    size_t range = (size_t)RKEY(maxref) + 1;
+    if (range <= REPLAY_COUNT_MAX) {
+        if (range > w->ccap) {
+            uint32_t *c = realloc(w->count, range * sizeof *c);
+            if (!c)
+                return KILN_ENOMEM;
+            w->count = c;
+            w->ccap = range;
+        }
+        uint32_t *cnt = w->count;
+        memset(cnt, 0, range * sizeof *cnt);
+        for (size_t i = 0; i < p->n; i++)
+            cnt[RKEY(p->ref[i])]++;
+        uint32_t sum = 0;
+        for (size_t d = 0; d < range; d++) {
+            uint32_t c = cnt[d];
+            cnt[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < p->n; i++)
+            w->sorted[cnt[RKEY(p->ref[i])]++] = p->e[i];
+        /* each bucket's count is its end now */
+        size_t at = 0;
+        for (size_t d = 0; d < range; d++) {
+            if (cnt[d] == at)
+                continue;
+            at = cnt[d];
+            w->runs[w->nruns++] = (rrun){head_series(h, minref + (uint64_t)d * nw), at};
+        }
+        return 0;
+    }
+#undef RKEY
+    if (p->n > w->ocap) {
         uint32_t *o = realloc(w->order, p->n * sizeof *o);
         if (o)
             w->order = o;
@@ -308,23 +377,24 @@ static int sort_by_series(rworker *w, const rpart *p) {
         if (!t)
             return KILN_ENOMEM;
         w->tmp = t;
-        w->cap = p->n;
+        w->ocap = p->n;
     }
-    if (!w->count && !(w->count = malloc(65536 * sizeof *w->count)))
-        return KILN_ENOMEM;
-    uint32_t maxref = 0;
-    for (size_t i = 0; i < p->n; i++) {
+    if (w->ccap < 65536) {
+        uint32_t *c = realloc(w->count, 65536 * sizeof *c);
+        if (!c)
+            return KILN_ENOMEM;
+        w->count = c;
+        w->ccap = 65536;
+    }
+    for (size_t i = 0; i < p->n; i++)
         w->order[i] = (uint32_t)i;
-        if (p->ref[i] > maxref)
-            maxref = p->ref[i];
-    }
     for (int shift = 0; shift < 32 && (shift == 0 || (maxref >> shift)); shift += 16) {
         memset(w->count, 0, 65536 * sizeof *w->count);
         for (size_t i = 0; i < p->n; i++)
             w->count[(p->ref[w->order[i]] >> shift) & 0xffff]++;
-        size_t sum = 0;
+        uint32_t sum = 0;
         for (size_t d = 0; d < 65536; d++) {
-            size_t c = w->count[d];
+            uint32_t c = w->count[d];
             w->count[d] = sum;
             sum += c;
         }
@@ -336,6 +406,12 @@ static int sort_by_series(rworker *w, const rpart *p) {
         w->order = w->tmp;
         w->tmp = x;
     }
+    for (size_t i = 0; i < p->n; i++) {
+        uint32_t ref = p->ref[w->order[i]];
+        w->sorted[i] = p->e[w->order[i]];
+        if (i + 1 == p->n || p->ref[w->order[i + 1]] != ref)
+            w->runs[w->nruns++] = (rrun){head_series(h, ref), i + 1};
+    }
     return 0;
 }
 
@@ -346,29 +422,23 @@ static void replay_part(rworker *w, const rpart *p) {
         w->nomem = 1;
         return;
     }
-    const uint32_t *ord = w->order;
-    const rsample *e = p->e;
-    enum { FAR = 32, AHEAD = 16, DEEP = 8 };
-    for (size_t i = 0; i < p->n && i < FAR; i++)
-        __builtin_prefetch(&e[ord[i]]);
-    for (size_t i = 0; i < p->n && i < AHEAD; i++)
-        hseries_prefetch(e[ord[i]].hs, 0);
-    for (size_t i = 0; i < p->n; i++) {
-        if (i + FAR < p->n)
-            __builtin_prefetch(&e[ord[i + FAR]]);
-        if (i + AHEAD < p->n)
-            hseries_prefetch(e[ord[i + AHEAD]].hs, 0);
-        if (i + DEEP < p->n)
-            hseries_prefetch(e[ord[i + DEEP]].hs, 1);
-        const rsample *x = &e[ord[i]];
+    const rsample *e = w->sorted;
+    const rrun *run = w->runs;
+    size_t nr = w->nruns;
+    enum { AHEAD = 8, DEEP = 4 };
+    for (size_t j = 0; j < nr && j < AHEAD; j++)
+        hseries_prefetch(run[j].hs, 0);
+    size_t i = 0;
+    for (size_t j = 0; j < nr; j++) {
+        if (j + AHEAD < nr)
+            hseries_prefetch(run[j + AHEAD].hs, 0);
+        if (j + DEEP < nr)
+            hseries_prefetch(run[j + DEEP].hs, 1);
         /* the series belongs to this worker alone, and nothing else runs yet */
-        int r = head_append_owned(h, x->hs, x->t, x->v, &mint, &maxt);
-        if (r == KILN_ENOMEM)
+        if (head_append_owned_run(h, run[j].hs, e + i, run[j].end - i, &mint, &maxt, &w->samples,
+                                  &w->rejected) != 0)
             w->nomem = 1;
-        else if (r < 0)
-            w->rejected++;
-        else
-            w->samples++;
+        i = run[j].end;
     }
     head_note_range(h, mint, maxt);
 }
@@ -455,6 +525,8 @@ static int replayer_finish(replayer *rp, replay_stats *st) {
         st->samples += rp->w[i].samples;
         st->rejected += rp->w[i].rejected;
         nomem |= rp->w[i].nomem;
+        free(rp->w[i].sorted);
+        free(rp->w[i].runs);
         free(rp->w[i].order);
         free(rp->w[i].tmp);
         free(rp->w[i].count);
@@ -482,24 +554,32 @@ static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_s
     if (rc)
         return rc;
     rbatch *b = &rp->b[rp->fill];
-    int64_t minv = head_min_valid(rp->s->h); /* older samples are in blocks already */
+    uint32_t nw = (uint32_t)rp->nw, mask = (nw & (nw - 1)) == 0 ? nw - 1 : 0;
+    for (uint32_t k = 0; k < nw; k++)
+        if (rpart_reserve(&b->part[k], n) != 0)
+            return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+    head *h = rp->s->h;
+    const walrec_sample *x = *sbuf;
+    int64_t minv = head_min_valid(h); /* older samples are in blocks already */
     for (size_t i = 0; i < n; i++) {
-        const walrec_sample *x = &(*sbuf)[i];
-        if (x->t < minv) {
+        if (x[i].t < minv) {
             st->in_blocks++;
             continue;
         }
-        uint64_t ref = al->n ? alias_lookup(al, x->ref) : x->ref;
-        hseries *hs = head_series(rp->s->h, ref);
-        if (!hs) {
+        uint64_t ref = al->n ? alias_lookup(al, x[i].ref) : x[i].ref;
+        /* known now (a series record comes first); the worker looks the series up once a batch */
+        if (!head_series(h, ref)) {
             st->unknown_refs++;
             continue;
         }
-        if (rpart_push(&b->part[ref % (uint64_t)rp->nw], hs, (uint32_t)ref, x->t, x->v) != 0)
-            return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+        uint32_t r32 = (uint32_t)ref; /* head_series knows references below 2^32 only */
+        rpart *p = &b->part[mask ? r32 & mask : r32 % nw];
+        p->ref[p->n] = r32;
+        p->e[p->n++] = (rsample){x[i].t, x[i].v};
         b->n++;
     }
-    if (b->n >= REPLAY_BATCH)
+    /* the first batches are smaller: the workers wait for the first one */
+    if (b->n >= (rp->gen >= 3 ? REPLAY_BATCH : REPLAY_BATCH >> (3 - rp->gen)))
         replayer_dispatch(rp);
     return 0;
 }
@@ -518,6 +598,138 @@ static int replay_tombstones(storage *s, const uint8_t *rec, size_t len, const r
     }
     free(v);
     return rc;
+}
+
+/*
+ * Read-ahead.  Reading a record (pread, CRC, reassembly, snappy) costs about
+ * as much as decoding and dispatching it, so a thread of its own reads
+ * records into blocks of about a megabyte and the replaying thread takes
+ * whole blocks: the two overlap.  Sixteen blocks circulate (the reader waits
+ * when all are full): while the first records' series are created, which
+ * the replaying thread does alone, the reader gets well ahead.  Each record in a block: its length (8 bytes), then its
+ * bytes, padded to 8.
+ */
+#define REPLAY_READ_BLOCKS 16
+#define REPLAY_READ_BLOCK (1 << 20)
+
+typedef struct rblock {
+    uint8_t *data;
+    size_t len, cap;
+    int seg; /* the segment of its last record, for progress messages */
+} rblock;
+
+typedef struct rreader {
+    wal_reader *r;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rblock b[REPLAY_READ_BLOCKS];
+    size_t head, tail; /* blocks filled, blocks taken */
+    int done, quit;
+    int rc; /* wal_reader_next's end: 0, or KILN_ECORRUPT or another error in err */
+    kiln_err err;
+} rreader;
+
+static int rblock_add(rblock *b, const uint8_t *rec, size_t len) {
+    size_t need = b->len + 8 + ((len + 7) & ~(size_t)7);
+    if (need > b->cap) {
+        size_t nc = b->cap ? b->cap : REPLAY_READ_BLOCK + 65536;
+        while (nc < need)
+            nc *= 2;
+        uint8_t *nd = realloc(b->data, nc);
+        if (!nd)
+            return KILN_ENOMEM;
+        b->data = nd;
+        b->cap = nc;
+    }
+    uint64_t l = len;
+    memcpy(b->data + b->len, &l, 8);
+    memcpy(b->data + b->len + 8, rec, len);
+    b->len = need;
+    return 0;
+}
+
+static void *rreader_main(void *arg) {
+    rreader *rr = arg;
+    for (int end = 0; !end;) {
+        pthread_mutex_lock(&rr->mu);
+        while (rr->head - rr->tail == REPLAY_READ_BLOCKS && !rr->quit)
+            pthread_cond_wait(&rr->cv, &rr->mu);
+        int quit = rr->quit;
+        pthread_mutex_unlock(&rr->mu);
+        if (quit)
+            break;
+        rblock *b = &rr->b[rr->head % REPLAY_READ_BLOCKS];
+        b->len = 0;
+        int rc = 0;
+        while (b->len < REPLAY_READ_BLOCK) {
+            const uint8_t *rec;
+            size_t len;
+            rc = wal_reader_next(rr->r, &rec, &len, &rr->err);
+            if (rc <= 0)
+                break;
+            if (rblock_add(b, rec, len) != 0) {
+                rc = kiln_err_set(&rr->err, KILN_ENOMEM, "replay: out of memory");
+                break;
+            }
+            int64_t off;
+            wal_reader_position(rr->r, &b->seg, &off);
+        }
+        end = rc <= 0;
+        pthread_mutex_lock(&rr->mu);
+        rr->head++;
+        if (end) {
+            rr->done = 1;
+            rr->rc = rc;
+        }
+        pthread_cond_broadcast(&rr->cv);
+        pthread_mutex_unlock(&rr->mu);
+    }
+    return NULL;
+}
+
+static int rreader_start(rreader *rr, wal_reader *r) {
+    memset(rr, 0, sizeof *rr);
+    rr->r = r;
+    pthread_mutex_init(&rr->mu, NULL);
+    pthread_cond_init(&rr->cv, NULL);
+    if (pthread_create(&rr->th, NULL, rreader_main, rr) != 0) {
+        pthread_mutex_destroy(&rr->mu);
+        pthread_cond_destroy(&rr->cv);
+        return KILN_ENOMEM;
+    }
+    return 0;
+}
+
+/* The next filled block, or NULL at the end (then rr->rc and rr->err tell why). */
+static rblock *rreader_take(rreader *rr) {
+    pthread_mutex_lock(&rr->mu);
+    while (rr->head == rr->tail && !rr->done)
+        pthread_cond_wait(&rr->cv, &rr->mu);
+    rblock *b = rr->head == rr->tail ? NULL : &rr->b[rr->tail % REPLAY_READ_BLOCKS];
+    pthread_mutex_unlock(&rr->mu);
+    return b;
+}
+
+/* Gives the block rreader_take returned back to the reader. */
+static void rreader_release(rreader *rr) {
+    pthread_mutex_lock(&rr->mu);
+    rr->tail++;
+    pthread_cond_broadcast(&rr->cv);
+    pthread_mutex_unlock(&rr->mu);
+}
+
+/* Stops the reader (at its next block) and frees the blocks. */
+static void rreader_stop(rreader *rr) {
+    pthread_mutex_lock(&rr->mu);
+    rr->quit = 1;
+    pthread_cond_broadcast(&rr->cv);
+    pthread_mutex_unlock(&rr->mu);
+    pthread_join(rr->th, NULL);
+    for (int i = 0; i < REPLAY_READ_BLOCKS; i++)
+        free(rr->b[i].data);
+    pthread_mutex_destroy(&rr->mu);
+    pthread_cond_destroy(&rr->cv);
 }
 
 static int replay(storage *s, kiln_err *err) {
@@ -543,7 +755,8 @@ static int replay(storage *s, kiln_err *err) {
         free(mm.v);
         return kiln_err_set(err, KILN_ENOMEM, "replay: cannot start threads");
     }
-    int rp_running = 1;
+    int rp_running = 1, rr_running = 0;
+    rreader rr;
     double t0 = time_mono_sec(), last_log = t0;
     int first, last, rc;
     if ((rc = wal_segments(s->waldir, &first, &last, err)) != 0)
@@ -552,46 +765,52 @@ static int replay(storage *s, kiln_err *err) {
              first, last);
     if ((rc = wal_reader_open(s->waldir, &r, err)) != 0)
         goto out;
-    for (;;) {
-        const uint8_t *rec;
-        size_t len;
-        rc = wal_reader_next(r, &rec, &len, err);
-        if (rc == 0)
-            break;
-        if (rc == KILN_ECORRUPT)
-            break;
-        if (rc < 0)
-            goto out;
-        st.records++;
-        kiln_err e2;
-        int type = walrec_type(rec, len), r2 = 0;
-        if (type == WALREC_SERIES) {
-            r2 = replay_series(s, rec, len, &a, &al, &mm, &st, &e2);
-            arena_free(&a);
-            arena_init(&a, 0);
-        } else if (type == WALREC_SAMPLES) {
-            r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &st, &e2);
-        } else if (type == WALREC_TOMBSTONES) {
-            r2 = replay_tombstones(s, rec, len, &al, &e2);
-        }
-        if (r2 == KILN_ENOMEM) {
-            rc = kiln_err_set(err, r2, "%s", e2.msg);
-            goto out;
-        }
-        if (r2 < 0) {
-            /* a record that passed its CRC but does not decode: skip it */
-            s->replay_corruptions++;
-            LOG_WARN("WAL replay: undecodable record skipped", "err=\"%s\"", e2.msg);
+    if (rreader_start(&rr, r) != 0) {
+        rc = kiln_err_set(err, KILN_ENOMEM, "replay: cannot start threads");
+        goto out;
+    }
+    rr_running = 1;
+    for (rblock *b; (b = rreader_take(&rr)) != NULL; rreader_release(&rr)) {
+        for (size_t at = 0; at < b->len;) {
+            uint64_t len;
+            memcpy(&len, b->data + at, 8);
+            const uint8_t *rec = b->data + at + 8;
+            at += 8 + (((size_t)len + 7) & ~(size_t)7);
+            st.records++;
+            kiln_err e2;
+            int type = walrec_type(rec, len), r2 = 0;
+            if (type == WALREC_SERIES) {
+                r2 = replay_series(s, rec, len, &a, &al, &mm, &st, &e2);
+                arena_free(&a);
+                arena_init(&a, 0);
+            } else if (type == WALREC_SAMPLES) {
+                r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &st, &e2);
+            } else if (type == WALREC_TOMBSTONES) {
+                r2 = replay_tombstones(s, rec, len, &al, &e2);
+            }
+            if (r2 == KILN_ENOMEM) {
+                rc = kiln_err_set(err, r2, "%s", e2.msg);
+                goto out;
+            }
+            if (r2 < 0) {
+                /* a record that passed its CRC but does not decode: skip it */
+                s->replay_corruptions++;
+                LOG_WARN("WAL replay: undecodable record skipped", "err=\"%s\"", e2.msg);
+            }
         }
         double now = time_mono_sec();
         if (now - last_log >= 5) {
-            int seg;
-            int64_t off;
-            wal_reader_position(r, &seg, &off);
-            LOG_INFO("WAL replay progress", "segment=%d last_segment=%d samples=%llu", seg, last,
+            LOG_INFO("WAL replay progress", "segment=%d last_segment=%d samples=%llu", b->seg, last,
                      (unsigned long long)st.samples);
             last_log = now;
         }
+    }
+    rr_running = 0;
+    rreader_stop(&rr);
+    rc = rr.rc;
+    if (rc < 0 && rc != KILN_ECORRUPT) {
+        kiln_err_set(err, rc, "%s", rr.err.msg);
+        goto out;
     }
     rp_running = 0;
     if (replayer_finish(&rp, &st) != 0) {
@@ -626,6 +845,8 @@ static int replay(storage *s, kiln_err *err) {
              (unsigned long long)st.unknown_refs,
              s->replay_seconds);
 out:
+    if (rr_running)
+        rreader_stop(&rr);
     if (rp_running)
         replayer_finish(&rp, &st);
     free(mm.v);

@@ -63,16 +63,18 @@ size_t walrec_get_varint(const uint8_t *p, size_t n, int64_t *v) {
 }
 
 static inline void put_be64(uint8_t *p, uint64_t v) {
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, 8);
 }
 
 static inline uint64_t get_be64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
+    uint64_t v;
+    memcpy(&v, p, 8); /* one load: the byte loop is not recognized at -O2 */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
     return v;
 }
 
@@ -410,19 +412,38 @@ int walrec_decode_samples(const void *rec, size_t len, walrec_sample *out, size_
     while (d.off < len) {
         if (k == cap)
             return kiln_err_set(err, KILN_ERANGE, "walrec: samples record: more than %zu samples", cap);
-        /* fast path: both deltas fit one byte each (the common case for samples of one batch
-         * is small ref deltas and zero time deltas) */
-        if (len - d.off >= 10 && p[d.off] < 0x80 && p[d.off + 1] < 0x80) {
-            uint64_t ur = p[d.off], ut = p[d.off + 1];
+        /* fast path: both deltas fit three bytes each (the common case: references ascend
+         * by small steps within a record, times are mostly equal), no bounds checks needed */
+        if (len - d.off >= 14) {
+            const uint8_t *q = p + d.off;
+            uint64_t ur, ut;
+            size_t a;
+            if (q[0] < 0x80)
+                ur = q[0], a = 1;
+            else if (q[1] < 0x80)
+                ur = (q[0] & 0x7fu) | (uint64_t)q[1] << 7, a = 2;
+            else if (q[2] < 0x80)
+                ur = (q[0] & 0x7fu) | (uint64_t)(q[1] & 0x7f) << 7 | (uint64_t)q[2] << 14, a = 3;
+            else
+                goto slow;
+            if (q[a] < 0x80)
+                ut = q[a], a += 1;
+            else if (q[a + 1] < 0x80)
+                ut = (q[a] & 0x7fu) | (uint64_t)q[a + 1] << 7, a += 2;
+            else if (q[a + 2] < 0x80)
+                ut = (q[a] & 0x7fu) | (uint64_t)(q[a + 1] & 0x7f) << 7 | (uint64_t)q[a + 2] << 14, a += 3;
+            else
+                goto slow;
             int64_t dr = (int64_t)(ur >> 1) ^ -(int64_t)(ur & 1);
             int64_t dt = (int64_t)(ut >> 1) ^ -(int64_t)(ut & 1);
             out[k].ref = ref0 + (uint64_t)dr;
             out[k].t = (int64_t)(t0 + (uint64_t)dt);
-            out[k].v = f64_from(get_be64(p + d.off + 2));
-            d.off += 10;
+            out[k].v = f64_from(get_be64(q + a));
+            d.off += a + 8;
             k++;
             continue;
         }
+    slow:;
         int64_t dr = dec_varint(&d);
         int64_t dt = dec_varint(&d);
         uint64_t v = dec_be64(&d);

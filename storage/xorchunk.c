@@ -73,6 +73,34 @@ static int reserve(xorchunk *c, uint32_t bits) {
     return 0;
 }
 
+int xorchunk_expect(xorchunk *c, unsigned total) {
+    if (c->count < 2 || total <= c->count)
+        return 0;
+    /* the first sample is a varint time and 64 bits of value after the 16-bit count */
+    uint32_t first = 16 + 64, k = 2;
+    while (k < c->cap && (c->b[k] & 0x80)) {
+        first += 8;
+        k++;
+    }
+    first += 8;
+    if (c->nbits <= first)
+        return 0;
+    uint64_t per = (c->nbits - first + c->count - 2) / (c->count - 1);
+    uint64_t bits = (uint64_t)c->nbits + per * (total - c->count);
+    uint64_t bytes = (bits + 7) / 8 + bits / 64 + 16; /* a little more for varying samples */
+    if (bytes > 65536)
+        bytes = 65536;
+    if (bytes <= c->cap)
+        return 0;
+    uint8_t *nb = realloc(c->b, bytes);
+    if (!nb)
+        return KILN_ENOMEM;
+    memset(nb + c->cap, 0, bytes - c->cap);
+    c->b = nb;
+    c->cap = (uint32_t)bytes;
+    return 0;
+}
+
 static inline uint64_t rd_be64(const uint8_t *p) {
     uint64_t x;
     memcpy(&x, p, 8);
@@ -114,28 +142,63 @@ static int fits(int64_t x, int nbits) {
     return -(lim - 1) <= x && x <= lim;
 }
 
-static void put_value(xorchunk *c, uint64_t vbits) {
+/* Up to 64 bits to write: the low n of v. */
+typedef struct xbits {
+    uint64_t v;
+    int n;
+} xbits;
+
+static inline xbits mask_bits(uint64_t v, int n) {
+    return (xbits){n < 64 ? v & ((1ULL << n) - 1) : v, n};
+}
+
+/* Writes a then b, as one write when they fit 64 bits together. */
+static inline void put2(xorchunk *c, xbits a, xbits b) {
+    if (a.n + b.n <= 64) {
+        put_bits(c, b.n < 64 ? a.v << b.n | b.v : b.v, a.n + b.n);
+    } else {
+        put_bits(c, a.v, a.n);
+        put_bits(c, b.v, b.n);
+    }
+}
+
+/*
+ * The value part of a sample after the second: '0' for the same value;
+ * '10' and the XOR's meaningful bits in the previous window; '11', 5 bits of
+ * leading zeros, 6 of length and the meaningful bits in a new window.  The
+ * time part `tb` (delta of delta) goes in front; as one write when it all
+ * fits 64 bits, which it mostly does.
+ */
+static void put_value(xorchunk *c, xbits tb, uint64_t vbits) {
     uint64_t delta = vbits ^ c->v;
     if (delta == 0) {
-        put_bits(c, 0, 1);
+        put2(c, tb, (xbits){0, 1});
         return;
     }
-    put_bits(c, 1, 1);
     uint8_t lead = (uint8_t)__builtin_clzll(delta), trail = (uint8_t)__builtin_ctzll(delta);
     if (lead >= 32)
         lead = 31;
     if (c->leading != 0xff && lead >= c->leading && trail >= c->trailing) {
-        put_bits(c, 0, 1);
-        put_bits(c, delta >> c->trailing, 64 - c->leading - c->trailing);
+        int sig = 64 - c->leading - c->trailing;
+        if (sig <= 62) {
+            put2(c, tb, mask_bits(2ULL << sig | delta >> c->trailing, sig + 2));
+        } else {
+            put2(c, tb, (xbits){2, 2});
+            put_bits(c, delta >> c->trailing, sig);
+        }
         return;
     }
     c->leading = lead;
     c->trailing = trail;
-    put_bits(c, 1, 1);
-    put_bits(c, lead, 5);
     int sig = 64 - lead - trail;
-    put_bits(c, (uint64_t)sig & 63, 6);
-    put_bits(c, delta >> trail, sig);
+    /* '11', 5 bits of leading zeros, 6 of length (64 is written as 0) */
+    uint64_t head = 3ULL << 11 | (uint64_t)lead << 6 | ((uint64_t)sig & 63);
+    if (sig <= 51) {
+        put2(c, tb, mask_bits(head << sig | delta >> trail, 13 + sig));
+    } else {
+        put2(c, tb, (xbits){head, 13});
+        put_bits(c, delta >> trail, sig);
+    }
 }
 
 int xorchunk_append(xorchunk *c, int64_t t, double v) {
@@ -152,26 +215,25 @@ int xorchunk_append(xorchunk *c, int64_t t, double v) {
     } else if (c->count == 1) {
         tdelta = (uint64_t)t - (uint64_t)c->t;
         put_uvarint(c, tdelta);
-        put_value(c, vbits);
+        put_value(c, (xbits){0, 0}, vbits);
     } else {
         tdelta = (uint64_t)t - (uint64_t)c->t;
         int64_t dod = (int64_t)(tdelta - c->tdelta);
+        xbits tb;
         if (dod == 0) {
-            put_bits(c, 0, 1);
+            tb = (xbits){0, 1};
         } else if (fits(dod, 14)) {
-            put_bits(c, 0x2, 2);
-            put_bits(c, (uint64_t)dod, 14);
+            tb = mask_bits(0x2ULL << 14 | ((uint64_t)dod & 0x3fff), 16);
         } else if (fits(dod, 17)) {
-            put_bits(c, 0x6, 3);
-            put_bits(c, (uint64_t)dod, 17);
+            tb = mask_bits(0x6ULL << 17 | ((uint64_t)dod & 0x1ffff), 20);
         } else if (fits(dod, 20)) {
-            put_bits(c, 0xe, 4);
-            put_bits(c, (uint64_t)dod, 20);
+            tb = mask_bits(0xeULL << 20 | ((uint64_t)dod & 0xfffff), 24);
         } else {
             put_bits(c, 0xf, 4);
             put_bits(c, (uint64_t)dod, 64);
+            tb = (xbits){0, 0};
         }
-        put_value(c, vbits);
+        put_value(c, tb, vbits);
     }
     c->t = t;
     c->v = vbits;

@@ -49,6 +49,10 @@ int xorchunk_append(xorchunk *c, int64_t t, double v);
 /* Allocates `bytes` up front for an empty chunk (a hint: e.g. the size of
  * the series' previous chunk), sparing the growth steps. */
 int xorchunk_presize(xorchunk *c, size_t bytes);
+/* Grows the buffer once to hold about `total` samples at the rate of the
+ * samples so far (needs two at least; else does nothing), so a chunk does not
+ * grow by many small reallocations.  Returns 0 or KILN_ENOMEM. */
+int xorchunk_expect(xorchunk *c, unsigned total);
 static inline uint16_t xorchunk_count(const xorchunk *c) { return c->count; }
 /* The encoded bytes (header included), borrowed; NULL/0 when empty. */
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len);

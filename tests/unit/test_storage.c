@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "storage/storage.h"
+#include "storage/wal.h"
+#include "storage/walrec.h"
 
 #define KILN_TEST_MAIN
 #include "testutil.h"
@@ -300,6 +302,125 @@ START_TEST(test_replay) {
     ck_assert_uint_eq(st.head_series, 50);
     ck_assert_int_eq(st.head_max_time, 300000);
     close_st(s);
+}
+END_TEST
+
+/* Logs one series record {__name__="h", i=inst} under ref. */
+static void log_series(wal *w, uint64_t ref, const char *inst) {
+    walrec_label ls[2] = {{"__name__", 8, "h", 1}, {"i", 1, inst, strlen(inst)}};
+    walrec_series ser = {ref, ls, 2};
+    buf b = {0};
+    ck_assert_int_eq(walrec_encode_series(&b, &ser, 1), 0);
+    ck_assert_int_eq(wal_log(w, b.data, b.len, NULL), 0);
+    buf_free(&b);
+}
+
+static void log_samples(wal *w, const walrec_sample *x, size_t n) {
+    buf b = {0};
+    ck_assert_int_eq(walrec_encode_samples(&b, x, n), 0);
+    ck_assert_int_eq(wal_log(w, b.data, b.len, NULL), 0);
+    buf_free(&b);
+}
+
+/* The samples of {__name__="h", i=inst}: their count, and each must be t = k * 1000, v = k + base. */
+static size_t check_h(storage *s, const char *inst, double base) {
+    matcher m[2];
+    matcher_init(&m[0], MATCH_EQ, "__name__", "h", NULL);
+    matcher_init(&m[1], MATCH_EQ, "i", inst, NULL);
+    series_set set = select1(s, m, 2, INT64_MIN, INT64_MAX);
+    size_t n = 0;
+    if (set.n == 1) {
+        n = set.v[0].n;
+        for (size_t k = 0; k < n; k++) {
+            ck_assert_int_eq(set.v[0].s[k].t, (int64_t)k * 1000);
+            ck_assert(set.v[0].s[k].v == (double)k + base);
+        }
+    }
+    series_set_free(&set);
+    matcher_free(&m[0]);
+    matcher_free(&m[1]);
+    return n;
+}
+
+/*
+ * A WAL written record by record, as another writer (Prometheus) may leave
+ * it: dense and very sparse references (the replay sorts each by a different
+ * method), the same labels logged again under a second reference (one beyond
+ * 2^32 too), samples of a reference never logged, and samples logged before
+ * their series (both dropped, as Prometheus does).  Many records, so the replay's batches turn.
+ */
+START_TEST(test_replay_foreign_refs) {
+    char wd[300];
+    snprintf(wd, sizeof wd, "%s/wal", dir);
+    ck_assert_int_eq(mkdir(wd, 0777), 0);
+    wal_opts wo = wal_opts_default();
+    wal *w;
+    ck_assert_int_eq(wal_open(wd, &wo, &w, NULL), 0);
+    enum { DENSE = 300, ROUNDS = 1200 };
+    const uint64_t sparse[3] = {4000000000ULL, 70000, 2000000000ULL};
+    char inst[32];
+    for (int i = 0; i < DENSE; i++) {
+        snprintf(inst, sizeof inst, "d%d", i);
+        log_series(w, (uint64_t)i + 1, inst);
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(inst, sizeof inst, "s%d", i);
+        log_series(w, sparse[i], inst);
+    }
+    log_series(w, 7000, "d7"); /* the labels of ref 8 again, among many new series */
+    walrec_sample *x = calloc(DENSE + 8, sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    for (int k = 0; k < ROUNDS; k++) {
+        size_t n = 0;
+        /* descending references within a record, as nothing promises an order */
+        for (int i = DENSE - 1; i >= 0; i--)
+            x[n++] = (walrec_sample){(uint64_t)i + 1, (int64_t)k * 1000, k + i * 0.5};
+        for (int i = 0; i < 3; i++)
+            x[n++] = (walrec_sample){sparse[i], (int64_t)k * 1000, k + 1000.0 * (i + 1)};
+        x[n++] = (walrec_sample){999999, (int64_t)k * 1000, 1}; /* never logged */
+        if (k < 600) { /* before their series records */
+            x[n++] = (walrec_sample){5000, (int64_t)k * 1000, 7};
+            x[n++] = (walrec_sample){1ULL << 33, (int64_t)k * 1000, 7};
+        }
+        log_samples(w, x, n);
+        if (k == 599) {
+            log_series(w, 5000, "late");
+            log_series(w, 6000, "d3");      /* the labels of ref 4 again */
+            log_series(w, 1ULL << 33, "d5"); /* and of ref 6, under a reference beyond 2^32 */
+        }
+    }
+    /* samples logged under the second references of d3, d5 and d7 land on them */
+    walrec_sample al[3] = {{6000, (int64_t)ROUNDS * 1000, ROUNDS + 3 * 0.5},
+                           {1ULL << 33, (int64_t)ROUNDS * 1000, ROUNDS + 5 * 0.5},
+                           {7000, (int64_t)ROUNDS * 1000, ROUNDS + 7 * 0.5}};
+    log_samples(w, al, 3);
+    ck_assert_int_eq(wal_close(w, NULL), 0);
+    free(x);
+
+    /* by the default number of workers, then by three (not a power of two), WAL only */
+    for (int threads = 0; threads <= 3; threads += 3) {
+        char ch[300];
+        snprintf(ch, sizeof ch, "%s/chunks_head", dir);
+        nftw(ch, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        storage_opts o = storage_opts_default();
+        o.dir = dir;
+        o.replay_threads = threads;
+        storage *s = NULL;
+        ck_assert_int_eq(storage_open(&o, &s, NULL), 0);
+        for (int i = 0; i < DENSE; i++) {
+            snprintf(inst, sizeof inst, "d%d", i);
+            ck_assert_uint_eq(check_h(s, inst, i * 0.5), i == 3 || i == 5 || i == 7 ? ROUNDS + 1 : ROUNDS);
+        }
+        for (int i = 0; i < 3; i++) {
+            snprintf(inst, sizeof inst, "s%d", i);
+            ck_assert_uint_eq(check_h(s, inst, 1000.0 * (i + 1)), ROUNDS);
+        }
+        ck_assert_uint_eq(check_h(s, "late", 0), 0);
+        storage_stats st;
+        storage_get_stats(s, &st);
+        ck_assert_uint_eq(st.head_series, DENSE + 4);
+        close_st(s);
+    }
 }
 END_TEST
 
@@ -733,6 +854,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_many_samples_and_limit);
     tcase_add_test(tc, test_replay);
     tcase_add_test(tc, test_replay_zstd_and_mixed);
+    tcase_add_test(tc, test_replay_foreign_refs);
     tcase_add_test(tc, test_replay_flipped_byte);
     tcase_add_test(tc, test_replay_torn_tail);
     tcase_add_test(tc, test_replay_zeroed_page);
