@@ -883,7 +883,7 @@ void head_set_min_valid(head *h, int64_t t) { atomic_max64(&h->min_valid, t); }
 
 int64_t head_min_valid(head *h) { return __atomic_load_n(&h->min_valid, __ATOMIC_RELAXED); }
 
-int64_t head_series_min_time(head *h, hseries *s) {
+int head_series_time_range(head *h, hseries *s, int64_t *mint, int64_t *maxt) {
     pthread_mutex_t *mu = stripe_of(h, s->ref);
     int64_t t = INT64_MAX;
     pthread_mutex_lock(mu);
@@ -891,8 +891,10 @@ int64_t head_series_min_time(head *h, hseries *s) {
         t = s->closed[0].mint;
     else if (xorchunk_count(&s->open))
         t = s->open_mint;
+    *maxt = s->maxt; /* the last sample appended, in the head while any is */
     pthread_mutex_unlock(mu);
-    return t;
+    *mint = t;
+    return t != INT64_MAX;
 }
 
 static sample *malloc_samples(void *ctx, size_t n) {

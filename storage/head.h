@@ -111,8 +111,9 @@ int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, head_al
 typedef int (*head_chunk_fn)(void *ctx, int64_t mint, int64_t maxt, const uint8_t *data, size_t len);
 int head_series_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, head_chunk_fn fn, void *ctx);
 
-/* The time of the series' first sample in the head; INT64_MAX when none. */
-int64_t head_series_min_time(head *h, hseries *s);
+/* The times of the series' first and last sample in the head; 0 (and
+ * *mint INT64_MAX) when it has none. */
+int head_series_time_range(head *h, hseries *s, int64_t *mint, int64_t *maxt);
 
 /* Appends below t become out of bounds (blocks cover the time before it). */
 void head_set_min_valid(head *h, int64_t t);

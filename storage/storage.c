@@ -2134,7 +2134,9 @@ static int64_t head_first_time(storage *s) {
     if (head_postings(s->h, NULL, 0, &refs, NULL) == 0)
         for (size_t i = 0; i < refs.n; i++) {
             hseries *hs = head_series(s->h, refs.v[i]);
-            int64_t x = hs ? head_series_min_time(s->h, hs) : INT64_MAX;
+            int64_t x = INT64_MAX, last;
+            if (hs)
+                head_series_time_range(s->h, hs, &x, &last);
             if (x < t)
                 t = x;
         }
@@ -2201,24 +2203,14 @@ static int delete_in_head(storage *s, const matcher *ms, size_t nms, int64_t min
     int rc = head_postings(s->h, ms, nms, &refs, err);
     for (size_t i = 0; rc == 0 && i < refs.n; i++) {
         hseries *hs = head_series(s->h, refs.v[i]);
-        sample *got = NULL;
-        size_t ns = 0;
-        arena a;
-        arena_init(&a, 0);
+        int64_t first, last;
         /* as Prometheus: clamped to the series' own first and last sample */
-        if (hs && head_series_has_data(s->h, hs, mint, maxt) &&
-            (rc = head_series_samples(s->h, hs, INT64_MIN, INT64_MAX, arena_samples, &a, &got, &ns)) == 0 && ns) {
-            if (array_grow((void **)&v, &cap, n + 1, sizeof *v))
-                rc = KILN_ENOMEM;
-            else
-                v[n++] = (walrec_tombstone){refs.v[i], mint > got[0].t ? mint : got[0].t,
-                                            maxt < got[ns - 1].t ? maxt : got[ns - 1].t};
-        }
-        arena_free(&a);
-        if (rc < 0 && rc != KILN_ENOMEM)
-            rc = kiln_err_set(err, rc, "deleting: series %u has a damaged chunk", refs.v[i]);
-        else if (rc == KILN_ENOMEM)
-            rc = kiln_err_set(err, rc, "deleting: out of memory");
+        if (!hs || !head_series_has_data(s->h, hs, mint, maxt) || !head_series_time_range(s->h, hs, &first, &last))
+            continue;
+        if (array_grow((void **)&v, &cap, n + 1, sizeof *v))
+            rc = kiln_err_set(err, KILN_ENOMEM, "deleting: out of memory");
+        else
+            v[n++] = (walrec_tombstone){refs.v[i], mint > first ? mint : first, maxt < last ? maxt : last};
     }
     pthread_rwlock_unlock(&s->gc);
     buf rec = BUF_INIT;
