@@ -26,7 +26,6 @@
 
 #define INDEX_MAGIC 0xBAAAD700u
 #define CHUNKS_MAGIC 0x85BD40DDu
-#define TOMBSTONES_MAGIC 0x0130BA30u
 #define SEGMENT_MAX (512u << 20)
 #define TOC_LEN (6 * 8 + 4)
 
@@ -611,9 +610,11 @@ int block_writer_commit(block_writer *w, char ulid[BLOCK_ULID_LEN + 1], kiln_err
     if ((rc = write_file(p, b.data, b.len, err)) != 0)
         goto fail;
     buf_reset(&b);
-    put_be32(&b, TOMBSTONES_MAGIC);
-    buf_putc(&b, 1);
-    put_be32(&b, 0); /* CRC32C of no tombstones */
+    tombstones none = {0};
+    if (tombstones_encode(&none, &b) != 0) {
+        rc = kiln_err_set(err, KILN_ENOMEM, "block %s: out of memory", w->ulid);
+        goto fail;
+    }
     snprintf(p, sizeof p, "%s/tombstones", w->tmp);
     if ((rc = write_file(p, b.data, b.len, err)) != 0)
         goto fail;

@@ -1884,26 +1884,16 @@ static int add_reencoded(block_writer *w, const label *ls, size_t nls, const blo
             v[k++] = v[i];
         else
             v[k - 1] = v[i];
-    size_t nchunks = (k + 119) / 120;
-    xorchunk *xc = calloc(nchunks + 1, sizeof *xc);
-    block_chunk *bc = calloc(nchunks + 1, sizeof *bc);
-    int rc = xc && bc ? 0 : kiln_err_set(err, KILN_ENOMEM, "compaction: out of memory");
-    for (size_t j = 0; j < nchunks && rc == 0; j++) {
-        xorchunk_init(&xc[j]);
-        size_t from = j * 120, to = from + 120 < k ? from + 120 : k;
-        for (size_t i = from; i < to && rc == 0; i++)
-            if (xorchunk_append(&xc[j], v[i].t, v[i].v) != 0)
-                rc = kiln_err_set(err, KILN_ENOMEM, "compaction: out of memory");
-        bc[j].data = xorchunk_data(&xc[j], &bc[j].len);
-        bc[j].mint = v[from].t;
-        bc[j].maxt = v[to - 1].t;
-    }
-    if (rc == 0)
+    arena a;
+    arena_init(&a, 0);
+    block_chunk *bc;
+    size_t nchunks;
+    int rc = chunks_from_samples(v, k, &a, &bc, &nchunks);
+    if (rc)
+        kiln_err_set(err, rc, "compaction: out of memory");
+    else
         rc = block_writer_add(w, ls, nls, bc, nchunks, err);
-    for (size_t j = 0; xc && j < nchunks; j++)
-        xorchunk_free(&xc[j]);
-    free(xc);
-    free(bc);
+    arena_free(&a);
     free(v);
     return rc;
 }
