@@ -16,11 +16,11 @@ def free_port():
     return p
 
 
-def rss_of(pid):
-    """Resident memory of a process, bytes."""
+def rss_of(pid, field="VmRSS"):
+    """Resident memory of a process, bytes (field="VmHWM": its peak)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 

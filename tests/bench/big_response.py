@@ -22,16 +22,12 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from benchlib import KILN, free_port, wait_ready  # noqa: E402
+from benchlib import KILN, free_port, rss_of, wait_ready  # noqa: E402
 from rwproto import write_body  # noqa: E402
 
 
 def hwm(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return rss_of(pid, "VmHWM")
 
 
 def main():
