@@ -5,8 +5,10 @@
  *
  * Memory per series is what the targets are about, so a series is one
  * allocation: the struct with its label array at the end, the strings
- * interned (one copy per distinct string, in an arena).  The open chunk
- * grows in place; a full chunk is copied to an exact-size allocation.
+ * interned (one copy per distinct string, in an arena).  Series and the
+ * bytes of their open chunks come from the slab allocator (util/slab.c): no
+ * header per object, and huge pages, which appending needs as it touches a
+ * different series for every sample.  A full chunk moves to chunks_head.
  *
  * Chunk cutting follows Prometheus: a chunk holds samples of one chunk range
  * (2h, aligned to multiples of the range); when it has 30 samples (a quarter
@@ -15,7 +17,8 @@
  *
  * Locks (always taken in this order): a shard's rwlock, the index rwlock,
  * the intern mutex.  Stripe mutexes (by reference) guard a series' samples
- * and are never held while taking another lock.
+ * and are never held while taking another lock but the slab allocator's,
+ * which is taken last of all.
  */
 #include "storage/head.h"
 
@@ -42,16 +45,17 @@ typedef struct hchunk {
 } hchunk;
 
 struct hseries {
+    /* what appending reads comes first: ref through the open chunk's fields */
     uint32_t ref;
     uint32_t nls;
-    uint64_t hash;
-    hseries *next; /* shard bucket chain */
     /* guarded by the stripe lock */
     int64_t maxt; /* last sample's time; INT64_MIN when none */
     uint64_t lastv;
     int64_t open_mint;
     int64_t next_at;
     xorchunk open;
+    uint64_t hash;
+    hseries *next; /* shard bucket chain */
     hchunk *closed;
     uint32_t nclosed, capclosed;
     uint32_t last_len; /* bytes of the last full chunk: sizes the next one */
@@ -257,10 +261,12 @@ int head_new(int64_t chunk_range_ms, headchunks *hc, head **out, kiln_err *err) 
     return 0;
 }
 
+static size_t series_size(size_t nls) { return sizeof(hseries) + nls * sizeof(label); }
+
 static void series_free(hseries *s) {
     xorchunk_free(&s->open);
     free(s->closed);
-    free(s);
+    slab_free(s, series_size(s->nls));
 }
 
 void head_free(head *h) {
@@ -502,13 +508,15 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
         *out = s;
         return 0;
     }
-    s = calloc(1, sizeof *s + n * sizeof(label));
+    s = slab_alloc(series_size(n));
     if (!s)
         goto nomem;
+    memset(s, 0, series_size(n));
     s->nls = (uint32_t)n;
     s->hash = hv;
     s->maxt = INT64_MIN;
     xorchunk_init(&s->open);
+    xorchunk_use_slab(&s->open);
     for (size_t i = 0; i < n; i++) {
         s->ls[i].name = intern(h, ls[i].name);
         s->ls[i].value = intern(h, ls[i].value);
@@ -520,7 +528,7 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
     if (ref > UINT32_MAX || head_series(h, ref)) {
         pthread_rwlock_unlock(&h->index_lock);
         pthread_rwlock_unlock(&sh->lock);
-        free(s);
+        slab_free(s, series_size(n));
         return kiln_err_set(err, ref > UINT32_MAX ? KILN_ERANGE : KILN_EEXIST,
                             "series reference %llu is taken or out of range", (unsigned long long)ref);
     }
@@ -546,7 +554,7 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
     return 0;
 nomem:
     pthread_rwlock_unlock(&sh->lock);
-    free(s);
+    slab_free(s, series_size(n));
     return kiln_err_set(err, KILN_ENOMEM, "head: out of memory creating a series");
 }
 
@@ -609,6 +617,9 @@ int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err) {
     int64_t hmaxt = __atomic_load_n(&h->maxt, __ATOMIC_RELAXED);
     if ((hmaxt != INT64_MIN && t < hmaxt - h->chunk_range / 2) || t < __atomic_load_n(&h->min_valid, __ATOMIC_RELAXED))
         return kiln_err_set(err, KILN_ERANGE, "out of bounds");
+    /* the common case, a newer sample, needs no lock: the commit checks again under it */
+    if (t > __atomic_load_n(&s->maxt, __ATOMIC_RELAXED))
+        return HEAD_APPEND_OK;
     pthread_mutex_t *mu = stripe_of(h, s->ref);
     pthread_mutex_lock(mu);
     int rc = order_check(s, t, v);
@@ -650,7 +661,6 @@ static int cut_chunk(head *h, hseries *s) {
         return rc;
     }
     xorchunk_free(&s->open);
-    xorchunk_init(&s->open);
     return 0;
 }
 
@@ -681,7 +691,7 @@ int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t 
     }
     if ((rc = push_closed(s, mint, maxt, cref)) != 0)
         goto out;
-    s->maxt = lastt;
+    __atomic_store_n(&s->maxt, lastt, __ATOMIC_RELAXED); /* head_append_check reads it unlocked */
     s->lastv = lastv;
     __atomic_add_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
 out:
@@ -718,7 +728,7 @@ static int append_locked(head *h, hseries *s, int64_t t, double v) {
     }
     if ((rc = xorchunk_append(&s->open, t, v)) != 0)
         goto out;
-    s->maxt = t;
+    __atomic_store_n(&s->maxt, t, __ATOMIC_RELAXED); /* head_append_check reads it unlocked */
     s->lastv = dbits(v);
     if (created) {
         __atomic_add_fetch(&h->chunks_created, 1, __ATOMIC_RELAXED);
@@ -733,10 +743,6 @@ int head_append(head *h, hseries *s, int64_t t, double v) {
     pthread_mutex_lock(mu);
     int rc = append_locked(h, s, t, v);
     pthread_mutex_unlock(mu);
-    if (rc == HEAD_APPEND_OK) {
-        atomic_min64(&h->mint, t);
-        atomic_max64(&h->maxt, t);
-    }
     return rc;
 }
 
@@ -1111,7 +1117,6 @@ int head_truncate(head *h, int64_t mint, head_truncate_stats *st) {
                 int idle = s->maxt < mint;
                 if (idle && xorchunk_count(&s->open)) {
                     xorchunk_free(&s->open);
-                    xorchunk_init(&s->open);
                     st->chunks_removed++;
                     __atomic_sub_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
                 }

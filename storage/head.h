@@ -69,7 +69,8 @@ int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err);
 
 /* Appends to the series' chunks (order re-checked under its lock).  Returns
  * 0, HEAD_APPEND_SAME, KILN_EORDER/KILN_EEXIST (sample dropped) or
- * KILN_ENOMEM. */
+ * KILN_ENOMEM.  The head's time range is left alone: the caller publishes
+ * the range of what it appended with head_note_range. */
 int head_append(head *h, hseries *s, int64_t t, double v);
 
 /* head_append without the series lock, for a thread that owns s while

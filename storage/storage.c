@@ -1196,14 +1196,19 @@ int appender_commit(appender *a, kiln_err *err) {
         return rc;
     }
     uint64_t added = 0;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (size_t i = 0; i < a->n; i++) {
         if (i + 16 < a->n)
             hseries_prefetch(a->v[i + 16].s, 0);
         if (i + 8 < a->n)
             hseries_prefetch(a->v[i + 8].s, 1);
-        int r = head_append(s->h, a->v[i].s, a->v[i].t, a->v[i].v);
-        if (r == HEAD_APPEND_OK)
+        int64_t t = a->v[i].t;
+        int r = head_append(s->h, a->v[i].s, t, a->v[i].v);
+        if (r == HEAD_APPEND_OK) {
             added++;
+            lo = t < lo ? t : lo;
+            hi = t > hi ? t : hi;
+        }
         else if (r == KILN_EORDER)
             __atomic_add_fetch(&s->rejected_ooo, 1, __ATOMIC_RELAXED);
         else if (r == KILN_EEXIST)
@@ -1213,6 +1218,7 @@ int appender_commit(appender *a, kiln_err *err) {
             break;
         }
     }
+    head_note_range(s->h, lo, hi);
     __atomic_add_fetch(&s->samples_appended, added, __ATOMIC_RELAXED);
     appender_free(a);
     return rc;

@@ -20,11 +20,30 @@ void xorchunk_init(xorchunk *c) {
     c->leading = 0xff;
 }
 
+void xorchunk_use_slab(xorchunk *c) { c->slabbed = 1; }
+
 void xorchunk_free(xorchunk *c) {
-    free(c->b);
+    uint8_t slabbed = c->slabbed;
+    if (slabbed)
+        slab_free(c->b, c->cap);
+    else
+        free(c->b);
     xorchunk_init(c);
+    c->slabbed = slabbed;
 }
 
+/* Moves the bytes to an allocation of n bytes, zero beyond the old ones; 0 or
+ * KILN_ENOMEM (the chunk unchanged). */
+static int set_cap(xorchunk *c, size_t n) {
+    uint8_t *nb = c->slabbed ? slab_realloc(c->b, c->cap, n) : realloc(c->b, n);
+    if (!nb)
+        return KILN_ENOMEM;
+    if (n > c->cap)
+        memset(nb + c->cap, 0, n - c->cap);
+    c->b = nb;
+    c->cap = (uint32_t)n;
+    return 0;
+}
 
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len) {
     *len = c->count ? (c->nbits + 7) / 8 : 0;
@@ -35,12 +54,7 @@ int xorchunk_shrink(xorchunk *c) {
     size_t len = (c->nbits + 7) / 8;
     if (!c->b || len == c->cap)
         return 0;
-    uint8_t *nb = realloc(c->b, len);
-    if (!nb)
-        return KILN_ENOMEM;
-    c->b = nb;
-    c->cap = (uint32_t)len;
-    return 0;
+    return set_cap(c, len);
 }
 
 int xorchunk_presize(xorchunk *c, size_t bytes) {
@@ -48,10 +62,7 @@ int xorchunk_presize(xorchunk *c, size_t bytes) {
         return 0;
     if (bytes > 65536)
         bytes = 65536;
-    if (!(c->b = calloc(1, bytes)))
-        return KILN_ENOMEM;
-    c->cap = (uint32_t)bytes;
-    return 0;
+    return set_cap(c, bytes);
 }
 
 /* Room for `bits` more bits (at most 64 + 77 per sample). */
@@ -64,13 +75,7 @@ static int reserve(xorchunk *c, uint32_t bits) {
         nc = nc * 3 / 2 + 8;
     if (nc > UINT32_MAX)
         return KILN_ENOMEM;
-    uint8_t *nb = realloc(c->b, nc);
-    if (!nb)
-        return KILN_ENOMEM;
-    memset(nb + c->cap, 0, nc - c->cap);
-    c->b = nb;
-    c->cap = (uint32_t)nc;
-    return 0;
+    return set_cap(c, nc);
 }
 
 int xorchunk_expect(xorchunk *c, unsigned total) {
@@ -92,13 +97,7 @@ int xorchunk_expect(xorchunk *c, unsigned total) {
         bytes = 65536;
     if (bytes <= c->cap)
         return 0;
-    uint8_t *nb = realloc(c->b, bytes);
-    if (!nb)
-        return KILN_ENOMEM;
-    memset(nb + c->cap, 0, bytes - c->cap);
-    c->b = nb;
-    c->cap = (uint32_t)bytes;
-    return 0;
+    return set_cap(c, (size_t)bytes);
 }
 
 static inline uint64_t rd_be64(const uint8_t *p) {

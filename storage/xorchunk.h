@@ -39,10 +39,14 @@ typedef struct xorchunk {
     uint64_t tdelta;
     uint16_t count;
     uint8_t leading, trailing;
+    uint8_t slabbed; /* its bytes come from slab_alloc */
 } xorchunk;
 
 /* An empty chunk; allocates nothing. */
 void xorchunk_init(xorchunk *c);
+/* Makes an empty chunk take its bytes from the slab allocator (util.h), for
+ * chunks that live long and in numbers: the head's. */
+void xorchunk_use_slab(xorchunk *c);
 /* Appends a sample (t must be greater than the last one: the caller checks).
  * 0 or KILN_ENOMEM (the chunk is unchanged then). */
 int xorchunk_append(xorchunk *c, int64_t t, double v);
@@ -58,6 +62,7 @@ static inline uint16_t xorchunk_count(const xorchunk *c) { return c->count; }
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len);
 /* Trims the allocation to the encoded size; 0 or KILN_ENOMEM. */
 int xorchunk_shrink(xorchunk *c);
+/* Frees the bytes: the chunk is empty again, and keeps using the slab allocator if it did. */
 void xorchunk_free(xorchunk *c);
 /* Rebuilds a chunk from encoded bytes so appending can continue; copies
  * them.  KILN_ECORRUPT (with a message) on bad bytes, KILN_ENOMEM. */

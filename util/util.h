@@ -112,6 +112,26 @@ void json_strn(buf *b, const char *s, size_t n);
  * (capacity *cap, doubled as it grows).  0 or KILN_ENOMEM (*v unchanged). */
 int array_grow(void **v, size_t *cap, size_t need, size_t size);
 
+/* ---- slab -------------------------------------------------------------- */
+
+/* Small long-lived objects in huge-page regions, without headers (see
+ * slab.c): the caller gives the size it asked for back when it frees or
+ * resizes.  Sizes above SLAB_MAX go to malloc. */
+#define SLAB_MAX 2048
+/* The bytes a request of n bytes takes. */
+size_t slab_size(size_t n);
+void *slab_alloc(size_t n);
+/* Moves an object of `old` bytes to one of n bytes (the smaller of the two copied). */
+void *slab_realloc(void *p, size_t old, size_t n);
+void slab_free(void *p, size_t n);
+typedef struct slab_stats {
+    size_t regions; /* mapped */
+    size_t pages;   /* of SLAB_PAGE bytes, taken from the regions */
+    size_t empty;   /* of those, holding no object (kept for any size) */
+} slab_stats;
+#define SLAB_PAGE ((size_t)16 << 10)
+void slab_get_stats(slab_stats *st);
+
 /* ---- arena ----------------------------------------------------------- */
 
 typedef struct arena_block arena_block;

@@ -1,5 +1,5 @@
 /*
- * test_util.c - durations, float formatting, buffers, arena, UTF-8, errors.
+ * test_util.c - durations, float formatting, buffers, arena, slab, UTF-8, errors.
  */
 #include <math.h>
 #include <string.h>
@@ -134,6 +134,61 @@ START_TEST(test_err) {
 }
 END_TEST
 
+/* Objects stay distinct and intact; pages emptied by one size serve another. */
+START_TEST(test_slab) {
+    enum { N = 5000 };
+    static uint8_t *p[N];
+    ck_assert_uint_eq(slab_size(0), 16);
+    ck_assert_uint_eq(slab_size(17), 32);
+    ck_assert_uint_eq(slab_size(SLAB_MAX + 1), SLAB_MAX + 1);
+    for (size_t i = 0; i < N; i++) {
+        p[i] = slab_alloc(40);
+        ck_assert_ptr_nonnull(p[i]);
+        memset(p[i], (int)(i & 0xff), 40);
+    }
+    slab_stats st0;
+    slab_get_stats(&st0);
+    ck_assert_uint_ge(st0.pages, N * 48 / SLAB_PAGE);
+    for (size_t i = 0; i < N; i++) {
+        for (size_t k = 0; k < 40; k++)
+            ck_assert_uint_eq(p[i][k], i & 0xff); /* no object overlaps another */
+        /* a move to another size keeps the bytes */
+        p[i] = slab_realloc(p[i], 40, 100);
+        ck_assert_ptr_nonnull(p[i]);
+        ck_assert_uint_eq(p[i][39], i & 0xff);
+    }
+    /* the 48-byte pages emptied as their objects moved: the 112-byte objects took them */
+    slab_stats st1;
+    slab_get_stats(&st1);
+    ck_assert_uint_lt(st1.pages - st0.pages, N * 112 / SLAB_PAGE);
+    for (size_t i = 0; i < N; i++)
+        slab_free(p[i], 100);
+    slab_stats st2;
+    slab_get_stats(&st2);
+    ck_assert_uint_ge(st2.empty, N * 112 / SLAB_PAGE);
+    /* freed memory is handed out again before new pages are taken */
+    for (size_t i = 0; i < N; i++)
+        ck_assert_ptr_nonnull(p[i] = slab_alloc(2000));
+    slab_stats st3;
+    slab_get_stats(&st3);
+    ck_assert_uint_lt(st3.pages - st2.pages, N * 2000 / SLAB_PAGE);
+    for (size_t i = 0; i < N; i++)
+        slab_free(p[i], 2000);
+    /* above SLAB_MAX: malloc's, resized and freed through the same calls */
+    uint8_t *big = slab_alloc(SLAB_MAX + 100);
+    ck_assert_ptr_nonnull(big);
+    big[SLAB_MAX + 99] = 7;
+    big = slab_realloc(big, SLAB_MAX + 100, 3 * SLAB_MAX);
+    ck_assert_uint_eq(big[SLAB_MAX + 99], 7);
+    big[0] = 9;
+    uint8_t *small = slab_realloc(big, 3 * SLAB_MAX, 64);
+    ck_assert_ptr_nonnull(small);
+    ck_assert_uint_eq(small[0], 9);
+    slab_free(small, 64);
+    slab_free(NULL, 10);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("util");
     TCase *tc = tcase_create("core");
@@ -143,6 +198,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_buf_and_arena);
     tcase_add_test(tc, test_utf8_and_names);
     tcase_add_test(tc, test_err);
+    tcase_add_test(tc, test_slab);
     suite_add_tcase(s, tc);
     return s;
 }
