@@ -644,6 +644,9 @@ static int push_closed(hseries *s, int64_t mint, int64_t maxt, uint64_t cref) {
     return 0;
 }
 
+/* The bytes to give a chunk after one of len bytes: room for samples that vary more. */
+static size_t next_chunk_size(size_t len) { return len + len / 8 + 16; }
+
 /* Moves the open chunk to chunks_head. */
 static int cut_chunk(head *h, hseries *s) {
     size_t len;
@@ -660,7 +663,7 @@ static int cut_chunk(head *h, hseries *s) {
                       rc == KILN_ENOMEM ? "out of memory" : err.msg);
         return rc;
     }
-    xorchunk_free(&s->open);
+    xorchunk_reuse(&s->open, next_chunk_size(len));
     return 0;
 }
 
@@ -724,7 +727,7 @@ static int append_locked(head *h, hseries *s, int64_t t, double v) {
         s->next_at = range_end(t, h->chunk_range);
         created = 1;
         if (s->last_len)
-            xorchunk_presize(&s->open, s->last_len + s->last_len / 8 + 16);
+            xorchunk_presize(&s->open, next_chunk_size(s->last_len));
     }
     if ((rc = xorchunk_append(&s->open, t, v)) != 0)
         goto out;

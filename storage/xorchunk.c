@@ -45,6 +45,21 @@ static int set_cap(xorchunk *c, size_t n) {
     return 0;
 }
 
+void xorchunk_reuse(xorchunk *c, size_t want) {
+    if (!c->b || c->cap < want - want / 8 || c->cap > want + want / 4) {
+        xorchunk_free(c);
+        return;
+    }
+    uint8_t *b = c->b;
+    uint32_t cap = c->cap;
+    uint8_t slabbed = c->slabbed;
+    memset(b, 0, (c->nbits + 7) / 8);
+    xorchunk_init(c);
+    c->b = b;
+    c->cap = cap;
+    c->slabbed = slabbed;
+}
+
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len) {
     *len = c->count ? (c->nbits + 7) / 8 : 0;
     return c->count ? c->b : NULL;

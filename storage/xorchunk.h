@@ -62,6 +62,11 @@ static inline uint16_t xorchunk_count(const xorchunk *c) { return c->count; }
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len);
 /* Trims the allocation to the encoded size; 0 or KILN_ENOMEM. */
 int xorchunk_shrink(xorchunk *c);
+/* Empties the chunk for new samples.  Its bytes are kept when their size
+ * suits a chunk of `want` bytes (an eighth less to a quarter more), and
+ * freed otherwise: chunks of many series are cut at the same moment, and
+ * freeing them all to allocate them again scatters their memory. */
+void xorchunk_reuse(xorchunk *c, size_t want);
 /* Frees the bytes: the chunk is empty again, and keeps using the slab allocator if it did. */
 void xorchunk_free(xorchunk *c);
 /* Rebuilds a chunk from encoded bytes so appending can continue; copies

@@ -47,6 +47,7 @@
 #define PAGE SLAB_PAGE
 #define REGION ((size_t)64 << 20)
 #define NPAGES (REGION / PAGE)
+#define EMPTY_KEEP 256 /* empty pages kept resident (4 MiB); more go back to the system */
 
 typedef struct pfree {
     struct pfree *next;
@@ -70,10 +71,12 @@ typedef struct region {
 static struct {
     pthread_mutex_t mu;
     page *room[NCLASS]; /* pages with room, by size */
-    page *empty;        /* pages with no object */
+    page *empty;        /* pages with no object, resident */
+    page *released;     /* pages with no object, given back to the system */
+    size_t nempty;
     region *cur;        /* the region being carved */
     size_t next;        /* its next unused page */
-    size_t regions, carved;
+    size_t regions, carved, bytes;
 } slab = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 size_t slab_size(size_t n) { return n == 0 ? GRAIN : n <= SLAB_MAX ? (n + GRAIN - 1) / GRAIN * GRAIN : n; }
@@ -125,9 +128,12 @@ static region *region_new(void) {
 
 /* A page for objects of sz bytes; lock held. */
 static page *page_take(size_t sz) {
-    page *pg = slab.empty;
-    if (pg) {
+    page *pg = slab.empty ? slab.empty : slab.released;
+    if (pg == slab.empty && pg) {
         list_remove(&slab.empty, pg);
+        slab.nempty--;
+    } else if (pg) {
+        list_remove(&slab.released, pg);
     } else {
         if (!slab.cur || slab.next == NPAGES) {
             region *r = region_new();
@@ -168,6 +174,7 @@ void *slab_alloc(size_t n) {
         UNPOISON(p, sz);
     }
     pg->used++;
+    slab.bytes += sz;
     if (!pg->free && (size_t)(pg->carved + 1) * sz > PAGE)
         list_remove(&slab.room[sz / GRAIN], pg); /* full */
     pthread_mutex_unlock(&slab.mu);
@@ -186,6 +193,7 @@ void slab_free(void *p, size_t n) {
     page *pg = page_of(p);
     int was_full = !pg->free && (size_t)(pg->carved + 1) * pg->size > PAGE;
     pfree *f = p;
+    slab.bytes -= pg->size;
     f->next = pg->free;
     pg->free = f;
     POISON((uint8_t *)p + sizeof *f, pg->size - sizeof *f);
@@ -194,7 +202,15 @@ void slab_free(void *p, size_t n) {
     if (--pg->used == 0) {
         list_remove(&slab.room[pg->size / GRAIN], pg);
         pg->size = 0;
-        list_push(&slab.empty, pg);
+        if (slab.nempty < EMPTY_KEEP) {
+            list_push(&slab.empty, pg);
+            slab.nempty++;
+        } else {
+            /* the system may take it back (the next use faults it in, zeroed) */
+            madvise(page_base(pg), PAGE, MADV_DONTNEED);
+            POISON(page_base(pg), PAGE);
+            list_push(&slab.released, pg);
+        }
     }
     pthread_mutex_unlock(&slab.mu);
 }
@@ -202,11 +218,13 @@ void slab_free(void *p, size_t n) {
 void slab_get_stats(slab_stats *st) {
     pthread_mutex_lock(&slab.mu);
     st->pages = 0;
-    st->empty = 0;
-    for (page *pg = slab.empty; pg; pg = pg->next)
-        st->empty++;
+    st->empty = slab.nempty;
+    st->released = 0;
+    for (page *pg = slab.released; pg; pg = pg->next)
+        st->released++;
     st->regions = slab.regions;
     st->pages = slab.carved;
+    st->bytes = slab.bytes;
     pthread_mutex_unlock(&slab.mu);
 }
 

@@ -127,7 +127,9 @@ void slab_free(void *p, size_t n);
 typedef struct slab_stats {
     size_t regions; /* mapped */
     size_t pages;   /* of SLAB_PAGE bytes, taken from the regions */
-    size_t empty;   /* of those, holding no object (kept for any size) */
+    size_t empty;    /* of those, holding no object, kept resident for any size */
+    size_t released; /* holding no object, given back to the system */
+    size_t bytes;   /* in the objects handed out */
 } slab_stats;
 #define SLAB_PAGE ((size_t)16 << 10)
 void slab_get_stats(slab_stats *st);

@@ -76,6 +76,7 @@ static int gen(const char *dir, long nseries, long nsamples) {
     printf("gen: %llu samples, %ld series in %.2fs: %.0f samples/s (head + WAL, one thread)\n",
            (unsigned long long)total, nseries, el, (double)total / el);
     printf("gen_samples_per_sec %.0f\n", (double)total / el);
+    printf("gen_rss_bytes_per_series %.0f\n", rss_bytes() / (double)nseries);
     free(refs);
     free(vals);
     if (storage_close(s, &err) != 0) {

@@ -191,6 +191,52 @@ START_TEST(test_timestamps) {
 }
 END_TEST
 
+/* Appends 120 samples of a random walk starting at t0 to c. */
+static void fill_walk(xorchunk *c, int64_t t0, unsigned seed) {
+    srand(seed);
+    double v = rand() / 3.0;
+    for (int i = 0; i < 120; i++) {
+        v += (rand() % 2000 - 1000) / 8.0;
+        ck_assert_int_eq(xorchunk_append(c, t0 + i * 15000 + rand() % 50, v), 0);
+    }
+}
+
+/* A chunk on the slab allocator encodes the same bytes; reused for the next
+ * chunk it keeps its memory and encodes that chunk as a fresh one would. */
+START_TEST(test_slab_and_reuse) {
+    xorchunk a, b;
+    xorchunk_init(&a);
+    xorchunk_init(&b);
+    xorchunk_use_slab(&b);
+    fill_walk(&a, 1000, 7);
+    fill_walk(&b, 1000, 7);
+    size_t la, lb;
+    const uint8_t *da = xorchunk_data(&a, &la), *db = xorchunk_data(&b, &lb);
+    ck_assert_uint_eq(la, lb);
+    ck_assert_mem_eq(da, db, la);
+
+    const uint8_t *mem = b.b;
+    xorchunk_reuse(&b, lb + lb / 8);
+    ck_assert_ptr_eq(b.b, mem);
+    ck_assert_uint_eq(xorchunk_count(&b), 0);
+    xorchunk_free(&a);
+    fill_walk(&a, 5000000, 8);
+    fill_walk(&b, 5000000, 8);
+    da = xorchunk_data(&a, &la);
+    db = xorchunk_data(&b, &lb);
+    ck_assert_uint_eq(la, lb);
+    ck_assert_mem_eq(da, db, la); /* nothing left over from the first chunk */
+    ck_assert_int_eq(b.slabbed, 1);
+
+    /* bytes far too many for the next chunk are freed */
+    xorchunk_reuse(&b, lb / 4);
+    ck_assert_ptr_null(b.b);
+    ck_assert_int_eq(b.slabbed, 1);
+    xorchunk_free(&a);
+    xorchunk_free(&b);
+}
+END_TEST
+
 START_TEST(test_random_walks) {
     srand(42);
     for (int round = 0; round < 20; round++) {
@@ -317,6 +363,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_corrupt_and_truncated);
     tcase_add_test(tc, test_seek);
     tcase_add_test(tc, test_delta_overflow_wraps);
+    tcase_add_test(tc, test_slab_and_reuse);
     suite_add_tcase(s, tc);
     return s;
 }
