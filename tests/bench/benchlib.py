@@ -1,6 +1,8 @@
 """Shared pieces of the side-by-side benchmark drivers in tests/bench/."""
 import os
 import socket
+import subprocess
+import threading
 import time
 import urllib.request
 
@@ -39,3 +41,27 @@ def wait_ready(port, proc=None, timeout=1800):
             pass
         time.sleep(0.05)
     raise RuntimeError("not ready in time")
+
+
+READY_LINE = b"Server is ready to receive web requests"
+
+
+def start_until_ready(cmd, port, timeout=1800):
+    """Starts a server (kiln or Prometheus: both log READY_LINE) and returns
+    (process, seconds from start to that log line).  Reading the log costs the
+    server nothing, where polling /-/ready would compete with it for the CPU;
+    one request then checks that /-/ready agrees."""
+    t0 = time.time()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    secs = None
+    for line in p.stderr:
+        if READY_LINE in line:
+            secs = time.time() - t0
+            break
+    if secs is None:
+        p.wait(60)
+        raise RuntimeError("server exited before it was ready")
+    # keep draining the log so the server never blocks on it
+    threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+    wait_ready(port, p, timeout)
+    return p, secs
