@@ -667,10 +667,10 @@ static int cut_chunk(head *h, hseries *s) {
     return 0;
 }
 
-int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref) {
-    const uint8_t *d;
-    size_t len;
-    if (headchunks_read(h->hc, cref, &d, &len) != 0)
+int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref, int last) {
+    const uint8_t *d = NULL;
+    size_t len = 0;
+    if (last && headchunks_read(h->hc, cref, &d, &len) != 0)
         return KILN_ECORRUPT;
     pthread_mutex_t *mu = stripe_of(h, s->ref);
     pthread_mutex_lock(mu);
@@ -679,18 +679,23 @@ int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t 
         rc = KILN_EORDER; /* overlaps what the series has: ignore it */
         goto out;
     }
-    xoriter it;
-    xoriter_init(&it, d, len);
-    int r;
+    /* appending goes on after the last chunk: its last sample is needed (the
+     * others' end is in chunks_head's index, and their bytes stay unread) */
     uint64_t lastv = 0;
-    int64_t lastt = INT64_MIN;
-    while ((r = xoriter_next(&it)) == 1) {
-        lastt = it.t;
-        memcpy(&lastv, &it.v, sizeof lastv);
-    }
-    if (r < 0 || lastt == INT64_MIN) {
-        rc = KILN_ECORRUPT;
-        goto out;
+    int64_t lastt = maxt;
+    if (last) {
+        xoriter it;
+        xoriter_init(&it, d, len);
+        int r;
+        lastt = INT64_MIN;
+        while ((r = xoriter_next(&it)) == 1) {
+            lastt = it.t;
+            memcpy(&lastv, &it.v, sizeof lastv);
+        }
+        if (r < 0 || lastt == INT64_MIN) {
+            rc = KILN_ECORRUPT;
+            goto out;
+        }
     }
     if ((rc = push_closed(s, mint, maxt, cref)) != 0)
         goto out;

@@ -131,8 +131,10 @@ int head_label_names(head *h, int (*fn)(const char *name, void *data), void *dat
 int head_label_values(head *h, const char *name, int (*fn)(const char *value, void *data), void *data);
 
 /* For start-up: gives s a full chunk found in chunks_head (time order, each
- * after the last).  KILN_EORDER when it overlaps what s holds (ignored). */
-int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref);
+ * after the last).  KILN_EORDER when it overlaps what s holds (ignored).
+ * Only the series' last chunk (last != 0) is read, for its last sample;
+ * KILN_ECORRUPT when that does not decode. */
+int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref, int last);
 
 typedef struct head_truncate_stats {
     uint64_t series_removed, chunks_removed;

@@ -127,7 +127,7 @@ static int alias_add(ref_alias *a, uint64_t from, uint64_t to) {
 }
 
 typedef struct replay_stats {
-    uint64_t series, samples, unknown_refs, rejected, records, mmapped, in_blocks;
+    uint64_t series, samples, unknown_refs, rejected, records, mmapped, in_blocks, in_chunks;
 } replay_stats;
 
 /* Full chunks found in chunks_head at start, sorted by series then file
@@ -142,7 +142,32 @@ typedef struct mmchunks {
     mmchunk *v;
     size_t n, cap;
     int64_t minv; /* chunks ending before it are in blocks already */
+    /* by series reference (below MM_REFS), the end of its chunks: WAL samples
+     * up to there are in them already, and replay drops them on reading */
+    int64_t *end;
+    size_t nend;
 } mmchunks;
+
+#define MM_REFS ((size_t)1 << 24)
+
+/* Notes that the series of reference ref has chunks up to maxt. */
+static void mm_note_end(mmchunks *m, uint64_t ref, int64_t maxt) {
+    if (ref >= MM_REFS)
+        return;
+    if (ref >= m->nend) {
+        size_t n = m->nend ? m->nend : 4096;
+        while (n <= ref)
+            n *= 2;
+        int64_t *e = realloc(m->end, n * sizeof *e);
+        if (!e)
+            return; /* a filter only: without it those samples are dropped on appending */
+        for (size_t i = m->nend; i < n; i++)
+            e[i] = INT64_MIN;
+        m->end = e;
+        m->nend = n;
+    }
+    m->end[ref] = maxt;
+}
 
 static int mm_collect(uint64_t sref, int64_t mint, int64_t maxt, uint64_t cref, void *data) {
     mmchunks *m = data;
@@ -168,7 +193,7 @@ static int mm_cmp(const void *a, const void *b) {
 }
 
 /* Gives a new series its chunks from chunks_head. */
-static void mm_attach(storage *s, const mmchunks *m, hseries *hs, uint64_t sref, replay_stats *st) {
+static void mm_attach(storage *s, mmchunks *m, hseries *hs, uint64_t sref, replay_stats *st) {
     size_t lo = 0, hi = m->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -177,13 +202,17 @@ static void mm_attach(storage *s, const mmchunks *m, hseries *hs, uint64_t sref,
         else
             hi = mid;
     }
-    for (size_t i = lo; i < m->n && m->v[i].sref == sref; i++)
-        if (head_attach_chunk(s->h, hs, m->v[i].mint, m->v[i].maxt, m->v[i].cref) == 0)
+    for (size_t i = lo; i < m->n && m->v[i].sref == sref; i++) {
+        int last = i + 1 == m->n || m->v[i + 1].sref != sref;
+        if (head_attach_chunk(s->h, hs, m->v[i].mint, m->v[i].maxt, m->v[i].cref, last) == 0) {
             st->mmapped++;
+            mm_note_end(m, hseries_ref(hs), m->v[i].maxt);
+        }
+    }
 }
 
 static int replay_series(storage *s, const uint8_t *rec, size_t len, arena *a, ref_alias *al,
-                         const mmchunks *mm, replay_stats *st, kiln_err *err) {
+                         mmchunks *mm, replay_stats *st, kiln_err *err) {
     walrec_series *ser;
     size_t n;
     int rc = walrec_decode_series(rec, len, a, &ser, &n, err);
@@ -541,7 +570,7 @@ static int replayer_finish(replayer *rp, replay_stats *st) {
 }
 
 static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_sample **sbuf, size_t *scap,
-                          const ref_alias *al, replay_stats *st, kiln_err *err) {
+                          const ref_alias *al, const mmchunks *mm, replay_stats *st, kiln_err *err) {
     size_t need = walrec_samples_max(len), n;
     if (need > *scap) {
         walrec_sample *nv = realloc(*sbuf, need * sizeof *nv);
@@ -567,6 +596,10 @@ static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_s
             continue;
         }
         uint64_t ref = al->n ? alias_lookup(al, x[i].ref) : x[i].ref;
+        if (ref < mm->nend && x[i].t <= mm->end[ref]) {
+            st->in_chunks++;
+            continue;
+        }
         /* known now (a series record comes first); the worker looks the series up once a batch */
         if (!head_series(h, ref)) {
             st->unknown_refs++;
@@ -784,7 +817,7 @@ static int replay(storage *s, kiln_err *err) {
                 arena_free(&a);
                 arena_init(&a, 0);
             } else if (type == WALREC_SAMPLES) {
-                r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &st, &e2);
+                r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &mm, &st, &e2);
             } else if (type == WALREC_TOMBSTONES) {
                 r2 = replay_tombstones(s, rec, len, &al, &e2);
             }
@@ -839,10 +872,10 @@ static int replay(storage *s, kiln_err *err) {
     malloc_trim(0); /* replay's batches were large: give the memory back */
     s->replay_seconds = time_mono_sec() - t0;
     LOG_INFO("WAL replay completed", "records=%llu series=%llu chunks_from_disk=%llu samples=%llu "
-             "skipped=%llu in_blocks=%llu unknown_refs=%llu duration=%.3fs",
+             "skipped=%llu in_blocks=%llu in_chunks=%llu unknown_refs=%llu duration=%.3fs",
              (unsigned long long)st.records, (unsigned long long)st.series, (unsigned long long)st.mmapped,
              (unsigned long long)st.samples, (unsigned long long)st.rejected, (unsigned long long)st.in_blocks,
-             (unsigned long long)st.unknown_refs,
+             (unsigned long long)st.in_chunks, (unsigned long long)st.unknown_refs,
              s->replay_seconds);
 out:
     if (rr_running)
@@ -850,6 +883,7 @@ out:
     if (rp_running)
         replayer_finish(&rp, &st);
     free(mm.v);
+    free(mm.end);
     wal_reader_close(r);
     free(al.from);
     free(al.to);
