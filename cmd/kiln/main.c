@@ -304,9 +304,10 @@ typedef struct kiln {
     remotewrite *_Atomic rw; /* set once st is open */
     api_v1 *qapi;             /* the /api/v1 query and metadata handlers */
     scrape_manager *_Atomic scrape; /* set once st is open (loop thread) */
-    uv_timer_t compact_timer;        /* runs storage_compact on a worker every 5 s */
+    uv_timer_t compact_timer;        /* housekeeping on a worker every second */
     uv_work_t compact_work;
     int compact_running, compact_timer_on;
+    unsigned housekeeping_ticks;
     kiln_err startup_err;
     int startup_failed;
     int64_t start_ms;
@@ -477,17 +478,19 @@ static int scrape_metadata_hook(void *d, const char *name, long limit, long lpm,
     return scrape_metadata_json(d, name, limit, lpm, out);
 }
 
-/* ---- compaction: checked every 5 s (cheap unless the head is due), on a worker -- */
+/* ---- housekeeping, every second on a worker ------------------------------ */
 
-/* Housekeeping every 5 s on a worker: compaction, then the memory freed since
- * the last time given back to the system.  glibc keeps freed memory inside its
- * heaps; the head's series and chunks live in the slab allocator, so what
- * requests and queries free there is not taken again soon (15 MB after a
- * remote-write burst of 5M samples).  Trimming costs a few milliseconds. */
+/* Compaction is checked every 5 s (cheap unless the head is due).  Every
+ * second the heap memory freed since the last time goes back to the system:
+ * glibc keeps freed memory inside its heaps, and since the head's series and
+ * chunks live in the slab allocator, what requests and queries free there is
+ * not taken again soon (15 MB after a remote-write burst of 5M samples).  A
+ * trim costs about a millisecond. */
 static void compact_run(uv_work_t *w) {
     kiln *k = w->data;
     kiln_err err = {0};
-    storage_compact(k->st, &err); /* logs its own failures */
+    if (k->housekeeping_ticks++ % 5 == 0)
+        storage_compact(k->st, &err); /* logs its own failures */
     malloc_trim(0);
 }
 
@@ -578,7 +581,7 @@ static void startup_done(uv_work_t *w, int status) {
     uv_timer_init(&k->loop, &k->compact_timer);
     k->compact_timer.data = k;
     k->compact_timer_on = 1;
-    uv_timer_start(&k->compact_timer, on_compact_timer, 1000, 5000);
+    uv_timer_start(&k->compact_timer, on_compact_timer, 1000, 1000);
     atomic_store(&k->ready, 1);
     metric_set(k->m_ready, 1);
     LOG_INFO("Server is ready to receive web requests.", NULL);

@@ -31,9 +31,7 @@ def run(cmd, port, args):
                               f"--connections={args.connections}", f"--series={args.series}",
                               f"--batch={args.batch}", f"--duration={args.duration}"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout.decode()
-        # resident memory once the load has stopped and housekeeping ran: kiln's
-        # every 5 s (it trims freed memory), Prometheus' garbage collector
-        time.sleep(6)
+        time.sleep(1)
         rss = rss_of(p.pid)
     finally:
         p.terminate()
