@@ -2437,6 +2437,21 @@ static double m_oob(void *d) { return LOADU(rejected_oob); }
 static double m_commit_fail(void *d) { return LOADU(commits_failed); }
 static double m_replay(void *d) { return ((storage *)d)->replay_seconds; }
 
+/* The slab allocator holds the head's series and open chunks (and nothing else). */
+static double m_slab_objects(void *d) {
+    (void)d;
+    slab_stats st;
+    slab_get_stats(&st);
+    return (double)st.bytes;
+}
+
+static double m_slab_pages(void *d) {
+    (void)d;
+    slab_stats st;
+    slab_get_stats(&st);
+    return (double)((st.pages - st.released) * SLAB_PAGE);
+}
+
 static wal_stats wstats(void *d) {
     wal_stats ws;
     wal_get_stats(((storage *)d)->w, &ws);
@@ -2473,6 +2488,9 @@ int storage_register_metrics(storage *s) {
     } defs[] = {
         {METRIC_GAUGE, "kiln_tsdb_head_series", "Series in the head block.", m_series},
         {METRIC_GAUGE, "kiln_tsdb_head_chunks", "Chunks in the head block.", m_chunks},
+        {METRIC_GAUGE, "kiln_tsdb_head_memory_bytes", "Bytes of the head's series and open chunks.", m_slab_objects},
+        {METRIC_GAUGE, "kiln_tsdb_head_memory_pages_bytes",
+         "Bytes of the pages that hold the head's series and open chunks, free room included.", m_slab_pages},
         {METRIC_COUNTER, "kiln_tsdb_head_chunks_created_total", "Chunks created in the head.", m_chunks_created},
         {METRIC_GAUGE, "kiln_tsdb_head_min_time", "Lowest timestamp in the head (ms).", m_mint},
         {METRIC_GAUGE, "kiln_tsdb_head_max_time", "Highest timestamp in the head (ms).", m_maxt},

@@ -115,6 +115,9 @@ class TestStorageMetrics(unittest.TestCase):
             self.assertEqual(m["kiln_tsdb_head_samples_appended_total"] - base, 5 * SERIES)
             self.assertGreaterEqual(m["kiln_tsdb_head_series"], SERIES)
             self.assertEqual(m["kiln_tsdb_head_max_time"], T0 + 4000)
+            # the head's memory: at least a series struct and a chunk's bytes each, in pages that hold it
+            self.assertGreater(m["kiln_tsdb_head_memory_bytes"], SERIES * 100)
+            self.assertGreaterEqual(m["kiln_tsdb_head_memory_pages_bytes"], m["kiln_tsdb_head_memory_bytes"])
             # an old sample is rejected as out of order and counted
             st, _, body = k.post("/api/v1/write", batch_body(1))
             self.assertEqual(st, 400)
