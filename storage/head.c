@@ -214,28 +214,39 @@ static int intern_grow(head *h) {
     return 0;
 }
 
-static const char *intern(head *h, const char *s) {
-    uint64_t hv = hash_str(s);
-    pthread_mutex_lock(&h->intern_lock);
+/* The interned copy of s, made if needed, or NULL (out of memory); intern_lock held. */
+static const char *intern_locked(head *h, const char *s, uint64_t hv) {
     const char *r = intern_find_locked(h, s, hv);
     if (r)
-        goto out;
+        return r;
     if ((h->nistr + 1) * 2 > h->nistr_slots && intern_grow(h) != 0)
-        goto out;
+        return NULL;
     size_t len = strlen(s);
     char *c = arena_alloc(&h->strings, len + 1);
     if (!c)
-        goto out;
+        return NULL;
     memcpy(c, s, len + 1);
     size_t mask = h->nistr_slots - 1, i = hv & mask;
     while (h->istr[i])
         i = (i + 1) & mask;
     h->istr[i] = c;
     h->nistr++;
-    r = c;
-out:
+    return c;
+}
+
+/* Interns the names and values of n labels into out, under one lock (a new
+ * series has a dozen strings).  0, or KILN_ENOMEM. */
+static int intern_labels(head *h, const label *ls, size_t n, label *out) {
+    int rc = 0;
+    pthread_mutex_lock(&h->intern_lock);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        out[i].name = intern_locked(h, ls[i].name, hash_str(ls[i].name));
+        out[i].value = intern_locked(h, ls[i].value, hash_str(ls[i].value));
+        if (!out[i].name || !out[i].value)
+            rc = KILN_ENOMEM;
+    }
     pthread_mutex_unlock(&h->intern_lock);
-    return r;
+    return rc;
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -517,12 +528,8 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
     s->maxt = INT64_MIN;
     xorchunk_init(&s->open);
     xorchunk_use_slab(&s->open);
-    for (size_t i = 0; i < n; i++) {
-        s->ls[i].name = intern(h, ls[i].name);
-        s->ls[i].value = intern(h, ls[i].value);
-        if (!s->ls[i].name || !s->ls[i].value)
-            goto nomem;
-    }
+    if (intern_labels(h, ls, n, s->ls) != 0)
+        goto nomem;
     pthread_rwlock_wrlock(&h->index_lock);
     uint64_t ref = want_ref ? want_ref : h->next_ref;
     if (ref > UINT32_MAX || head_series(h, ref)) {
