@@ -155,16 +155,11 @@ static void mm_note_end(mmchunks *m, uint64_t ref, int64_t maxt) {
     if (ref >= MM_REFS)
         return;
     if (ref >= m->nend) {
-        size_t n = m->nend ? m->nend : 4096;
-        while (n <= ref)
-            n *= 2;
-        int64_t *e = realloc(m->end, n * sizeof *e);
-        if (!e)
+        size_t old = m->nend;
+        if (array_grow((void **)&m->end, &m->nend, ref + 1, sizeof *m->end) != 0)
             return; /* a filter only: without it those samples are dropped on appending */
-        for (size_t i = m->nend; i < n; i++)
-            e[i] = INT64_MIN;
-        m->end = e;
-        m->nend = n;
+        for (size_t i = old; i < m->nend; i++)
+            m->end[i] = INT64_MIN;
     }
     m->end[ref] = maxt;
 }

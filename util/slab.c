@@ -80,7 +80,7 @@ static struct {
     page *room[NCLASS]; /* pages with room, by size */
     page *empty;        /* pages with no object, resident */
     page *released;     /* pages with no object, given back to the system */
-    size_t nempty;
+    size_t nempty, nreleased;
     region *cur;        /* the region being carved */
     size_t next;        /* its next unused page */
     size_t regions, carved, bytes;
@@ -141,6 +141,7 @@ static page *page_take(size_t sz) {
         slab.nempty--;
     } else if (pg) {
         list_remove(&slab.released, pg);
+        slab.nreleased--;
     } else {
         if (!slab.cur || slab.next == NPAGES) {
             region *r = region_new();
@@ -217,6 +218,7 @@ void slab_free(void *p, size_t n) {
             madvise(page_base(pg), PAGE, MADV_DONTNEED);
             POISON(page_base(pg), PAGE);
             list_push(&slab.released, pg);
+            slab.nreleased++;
         }
     }
     pthread_mutex_unlock(&slab.mu);
@@ -224,13 +226,10 @@ void slab_free(void *p, size_t n) {
 
 void slab_get_stats(slab_stats *st) {
     pthread_mutex_lock(&slab.mu);
-    st->pages = 0;
-    st->empty = slab.nempty;
-    st->released = 0;
-    for (page *pg = slab.released; pg; pg = pg->next)
-        st->released++;
     st->regions = slab.regions;
     st->pages = slab.carved;
+    st->empty = slab.nempty;
+    st->released = slab.nreleased;
     st->bytes = slab.bytes;
     pthread_mutex_unlock(&slab.mu);
 }

@@ -304,9 +304,9 @@ typedef struct kiln {
     remotewrite *_Atomic rw; /* set once st is open */
     api_v1 *qapi;             /* the /api/v1 query and metadata handlers */
     scrape_manager *_Atomic scrape; /* set once st is open (loop thread) */
-    uv_timer_t compact_timer;        /* housekeeping on a worker every second */
-    uv_work_t compact_work;
-    int compact_running, compact_timer_on;
+    uv_timer_t housekeeping_timer;        /* housekeeping on a worker every second */
+    uv_work_t housekeeping_work;
+    int housekeeping_running, housekeeping_timer_on;
     unsigned housekeeping_ticks;
     kiln_err startup_err;
     int startup_failed;
@@ -486,7 +486,7 @@ static int scrape_metadata_hook(void *d, const char *name, long limit, long lpm,
  * chunks live in the slab allocator, what requests and queries free there is
  * not taken again soon (15 MB after a remote-write burst of 5M samples).  A
  * trim costs about a millisecond. */
-static void compact_run(uv_work_t *w) {
+static void housekeeping_run(uv_work_t *w) {
     kiln *k = w->data;
     kiln_err err = {0};
     if (k->housekeeping_ticks++ % 5 == 0)
@@ -494,20 +494,20 @@ static void compact_run(uv_work_t *w) {
     malloc_trim(0);
 }
 
-static void compact_done(uv_work_t *w, int status) {
+static void housekeeping_done(uv_work_t *w, int status) {
     kiln *k = w->data;
     (void)status;
-    k->compact_running = 0;
+    k->housekeeping_running = 0;
 }
 
-static void on_compact_timer(uv_timer_t *t) {
+static void on_housekeeping_timer(uv_timer_t *t) {
     kiln *k = t->data;
-    if (k->compact_running || atomic_load(&k->stopping))
+    if (k->housekeeping_running || atomic_load(&k->stopping))
         return;
-    k->compact_running = 1;
-    k->compact_work.data = k;
-    if (uv_queue_work(&k->loop, &k->compact_work, compact_run, compact_done) != 0)
-        k->compact_running = 0;
+    k->housekeeping_running = 1;
+    k->housekeeping_work.data = k;
+    if (uv_queue_work(&k->loop, &k->housekeeping_work, housekeeping_run, housekeeping_done) != 0)
+        k->housekeeping_running = 0;
 }
 
 /* Starts scraping with the current configuration (loop thread). */
@@ -578,10 +578,10 @@ static void startup_done(uv_work_t *w, int status) {
     if (atomic_load(&k->stopping))
         return;
     start_scraping(k);
-    uv_timer_init(&k->loop, &k->compact_timer);
-    k->compact_timer.data = k;
-    k->compact_timer_on = 1;
-    uv_timer_start(&k->compact_timer, on_compact_timer, 1000, 1000);
+    uv_timer_init(&k->loop, &k->housekeeping_timer);
+    k->housekeeping_timer.data = k;
+    k->housekeeping_timer_on = 1;
+    uv_timer_start(&k->housekeeping_timer, on_housekeeping_timer, 1000, 1000);
     atomic_store(&k->ready, 1);
     metric_set(k->m_ready, 1);
     LOG_INFO("Server is ready to receive web requests.", NULL);
@@ -608,10 +608,10 @@ static void begin_stop(kiln *k, const char *why) {
     scrape_manager *sm = atomic_load(&k->scrape);
     if (sm)
         scrape_manager_stop(sm, NULL, NULL);
-    if (k->compact_timer_on) {
-        uv_timer_stop(&k->compact_timer);
-        uv_close((uv_handle_t *)&k->compact_timer, on_handle_closed);
-        k->compact_timer_on = 0;
+    if (k->housekeeping_timer_on) {
+        uv_timer_stop(&k->housekeeping_timer);
+        uv_close((uv_handle_t *)&k->housekeeping_timer, on_handle_closed);
+        k->housekeeping_timer_on = 0;
     }
     http_server_shutdown(k->http, on_http_down, k);
 }
