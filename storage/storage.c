@@ -206,23 +206,28 @@ static void mm_attach(storage *s, mmchunks *m, hseries *hs, uint64_t sref, repla
     }
 }
 
-static int replay_series(storage *s, const uint8_t *rec, size_t len, arena *a, ref_alias *al,
-                         mmchunks *mm, replay_stats *st, kiln_err *err) {
+/*
+ * A series record.  Its label strings are used where they lie: once the
+ * record is decoded, the byte after each string (the next length, or the
+ * block's padding after the last) is made its terminating NUL.
+ */
+static int replay_series(storage *s, uint8_t *rec, size_t len, arena *a, ref_alias *al, mmchunks *mm,
+                         replay_stats *st, kiln_err *err) {
     walrec_series *ser;
     size_t n;
     int rc = walrec_decode_series(rec, len, a, &ser, &n, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        label *ls = arena_alloc(a, (ser[i].nlabels + 1) * sizeof *ls);
+        label *ls = arena_alloc_nz(a, (ser[i].nlabels + 1) * sizeof *ls);
         if (!ls)
             return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
         for (size_t j = 0; j < ser[i].nlabels; j++) {
             const walrec_label *wl = &ser[i].labels[j];
-            ls[j].name = arena_strndup(a, wl->name, wl->name_len);
-            ls[j].value = arena_strndup(a, wl->value, wl->value_len);
-            if (!ls[j].name || !ls[j].value)
-                return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+            ls[j].name = wl->name;
+            ls[j].value = wl->value;
+            ((char *)wl->name)[wl->name_len] = 0;
+            ((char *)wl->value)[wl->value_len] = 0;
         }
         hseries *hs;
         int created;
@@ -634,15 +639,14 @@ static int replay_tombstones(storage *s, const uint8_t *rec, size_t len, const r
  * records into blocks of about a megabyte and the replaying thread takes
  * whole blocks: the two overlap.  Sixteen blocks circulate (the reader waits
  * when all are full): while the first records' series are created, which
- * the replaying thread does alone, the reader gets well ahead.  Each record in a block: its length (8 bytes), then its
- * bytes, padded to 8.
+ * the replaying thread does alone, the reader gets well ahead.  Records are
+ * decompressed straight into the blocks (see rblock_span for their layout).
  */
 #define REPLAY_READ_BLOCKS 16
 #define REPLAY_READ_BLOCK (1 << 20)
 
 typedef struct rblock {
-    uint8_t *data;
-    size_t len, cap;
+    buf d;
     int seg; /* the segment of its last record, for progress messages */
 } rblock;
 
@@ -658,23 +662,28 @@ typedef struct rreader {
     kiln_err err;
 } rreader;
 
-static int rblock_add(rblock *b, const uint8_t *rec, size_t len) {
-    size_t need = b->len + 8 + ((len + 7) & ~(size_t)7);
-    if (need > b->cap) {
-        size_t nc = b->cap ? b->cap : REPLAY_READ_BLOCK + 65536;
-        while (nc < need)
-            nc *= 2;
-        uint8_t *nd = realloc(b->data, nc);
-        if (!nd)
-            return KILN_ENOMEM;
-        b->data = nd;
-        b->cap = nc;
+/* A record's bytes in a block: its length, then it, then 1 to 8 bytes of
+ * padding (to 8; replay_series writes a NUL after the record). */
+static size_t rblock_span(size_t len) { return 8 + ((len + 8) & ~(size_t)7); }
+
+/* Reads the next record into the block (decompressed in place); wal_reader_next_into's result. */
+static int rblock_read(rblock *b, wal_reader *r, kiln_err *err) {
+    if (!b->d.cap && buf_reserve(&b->d, REPLAY_READ_BLOCK + 65536))
+        return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+    size_t at = b->d.len, len;
+    uint64_t l = 0;
+    if (buf_append(&b->d, &l, 8))
+        return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+    int rc = wal_reader_next_into(r, &b->d, &len, err);
+    if (rc <= 0) {
+        b->d.len = at;
+        return rc;
     }
-    uint64_t l = len;
-    memcpy(b->data + b->len, &l, 8);
-    memcpy(b->data + b->len + 8, rec, len);
-    b->len = need;
-    return 0;
+    l = len;
+    memcpy(b->d.data + at, &l, 8);
+    if (buf_append(&b->d, &(uint64_t){0}, rblock_span(len) - 8 - len))
+        return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+    return 1;
 }
 
 static void *rreader_main(void *arg) {
@@ -688,18 +697,11 @@ static void *rreader_main(void *arg) {
         if (quit)
             break;
         rblock *b = &rr->b[rr->head % REPLAY_READ_BLOCKS];
-        b->len = 0;
+        b->d.len = 0;
         int rc = 0;
-        while (b->len < REPLAY_READ_BLOCK) {
-            const uint8_t *rec;
-            size_t len;
-            rc = wal_reader_next(rr->r, &rec, &len, &rr->err);
-            if (rc <= 0)
+        while (b->d.len < REPLAY_READ_BLOCK) {
+            if ((rc = rblock_read(b, rr->r, &rr->err)) <= 0)
                 break;
-            if (rblock_add(b, rec, len) != 0) {
-                rc = kiln_err_set(&rr->err, KILN_ENOMEM, "replay: out of memory");
-                break;
-            }
             int64_t off;
             wal_reader_position(rr->r, &b->seg, &off);
         }
@@ -755,7 +757,7 @@ static void rreader_stop(rreader *rr) {
     pthread_mutex_unlock(&rr->mu);
     pthread_join(rr->th, NULL);
     for (int i = 0; i < REPLAY_READ_BLOCKS; i++)
-        free(rr->b[i].data);
+        buf_free(&rr->b[i].d);
     pthread_mutex_destroy(&rr->mu);
     pthread_cond_destroy(&rr->cv);
 }
@@ -799,11 +801,11 @@ static int replay(storage *s, kiln_err *err) {
     }
     rr_running = 1;
     for (rblock *b; (b = rreader_take(&rr)) != NULL; rreader_release(&rr)) {
-        for (size_t at = 0; at < b->len;) {
+        for (size_t at = 0; at < b->d.len;) {
             uint64_t len;
-            memcpy(&len, b->data + at, 8);
-            const uint8_t *rec = b->data + at + 8;
-            at += 8 + (((size_t)len + 7) & ~(size_t)7);
+            memcpy(&len, b->d.data + at, 8);
+            uint8_t *rec = (uint8_t *)b->d.data + at + 8;
+            at += rblock_span((size_t)len);
             st.records++;
             kiln_err e2;
             int type = walrec_type(rec, len), r2 = 0;

@@ -303,10 +303,11 @@ int wal_last_checkpoint(const char *dir, int *index, char *path, size_t n, kiln_
 
 /* ---- compression -------------------------------------------------------------------- */
 
-/* Decompresses src by flags into out (reset first).  Corrupt data is
+/* Decompresses src by flags, appending to out (on an error, out->len is
+ * left past the old end: the caller truncates).  Corrupt data is
  * KILN_ECORRUPT with a short reason in err. */
 static int decompress(int flags, const uint8_t *src, size_t n, buf *out, ZSTD_DCtx **zd, kiln_err *err) {
-    out->len = 0;
+    size_t base = out->len;
     if (flags == WAL_FLAG_SNAPPY) {
         size_t ulen;
         if (snappy_uncompressed_length((const char *)src, n, &ulen) != SNAPPY_OK)
@@ -317,9 +318,10 @@ static int decompress(int flags, const uint8_t *src, size_t n, buf *out, ZSTD_DC
         if (buf_reserve(out, ulen))
             return kiln_err_set(err, KILN_ENOMEM, "out of memory");
         size_t got = ulen;
-        if (snappy_uncompress((const char *)src, n, out->data, &got) != SNAPPY_OK || got != ulen)
+        if (snappy_uncompress((const char *)src, n, out->data + base, &got) != SNAPPY_OK || got != ulen)
             return kiln_err_set(err, KILN_ECORRUPT, "bad snappy data");
-        out->len = got;
+        out->len = base + got;
+        out->data[out->len] = 0;
         return 0;
     }
     if (flags == WAL_FLAG_ZSTD) {
@@ -349,9 +351,9 @@ static int decompress(int flags, const uint8_t *src, size_t n, buf *out, ZSTD_DC
             if (in.pos == in.size && o.pos < o.size)
                 return kiln_err_set(err, KILN_ECORRUPT, "truncated zstd frame");
             if (o.pos == o.size) {
-                if (out->len >= WAL_MAX_RECORD)
+                if (out->len - base >= WAL_MAX_RECORD)
                     return kiln_err_set(err, KILN_ECORRUPT, "zstd record larger than %zu bytes", WAL_MAX_RECORD);
-                if (buf_reserve(out, out->len))
+                if (buf_reserve(out, out->len - base))
                     return kiln_err_set(err, KILN_ENOMEM, "out of memory");
             }
         }
@@ -862,8 +864,9 @@ struct wal_reader {
     size_t chunk_len, pos;
     uint8_t *chunk;
 
-    buf rec;  /* fragments being reassembled */
-    buf dec;  /* decompressed record */
+    buf rec;   /* fragments being reassembled */
+    buf dec;   /* decompressed record */
+    buf *into; /* or, in wal_reader_next_into, where records go */
     int in_rec;
     int64_t rec_start;
     uint8_t rec_flags;
@@ -1042,15 +1045,23 @@ static int reader_fill(wal_reader *r, kiln_err *err) {
 
 static int reader_finish(wal_reader *r, const uint8_t *data, size_t n, uint8_t flags, const uint8_t **rec,
                          size_t *len, kiln_err *err) {
-    if (flags) {
+    if (flags || r->into) {
+        buf *out = r->into ? r->into : &r->dec;
+        size_t start = r->into ? out->len : 0;
         kiln_err e = {0};
-        int rc = decompress(flags, data, n, &r->dec, &r->zd, &e);
+        out->len = start;
+        int rc = decompress(flags, data, n, out, &r->zd, &e);
+        if (rc) {
+            out->len = start;
+            if (out->data)
+                out->data[start] = 0;
+        }
         if (rc == KILN_ECORRUPT)
             return reader_corrupt(r, r->rec_start, err, "record does not decompress: %s", e.msg);
         if (rc)
             return kiln_err_set(err, rc, "wal: %s", e.msg);
-        data = (const uint8_t *)r->dec.data;
-        n = r->dec.len;
+        data = (const uint8_t *)out->data + start;
+        n = out->len - start;
     }
     *rec = data;
     *len = n;
@@ -1149,6 +1160,14 @@ int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *e
             }
         }
     }
+}
+
+int wal_reader_next_into(wal_reader *r, buf *out, size_t *len, kiln_err *err) {
+    const uint8_t *rec;
+    r->into = out;
+    int rc = wal_reader_next(r, &rec, len, err);
+    r->into = NULL;
+    return rc;
 }
 
 const wal_corruption *wal_reader_corruption(const wal_reader *r) {

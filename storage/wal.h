@@ -225,6 +225,10 @@ int wal_reader_open_range(const char *dir, int first, int last, wal_reader **out
  */
 int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *err);
 
+/* As wal_reader_next, but the record is appended to out (decompressed
+ * straight into it: no copy); *len is its length, from out->len - *len. */
+int wal_reader_next_into(wal_reader *r, buf *out, size_t *len, kiln_err *err);
+
 /* The damage found, or NULL while there is none. */
 const wal_corruption *wal_reader_corruption(const wal_reader *r);
 

@@ -335,7 +335,7 @@ static walrec_label *dec_labels(dec *d, arena *a, size_t *nl, int *oom) {
     }
     walrec_label *l = NULL;
     if (n) {
-        l = arena_alloc(a, (size_t)n * sizeof *l);
+        l = arena_alloc_nz(a, (size_t)n * sizeof *l); /* every entry is set below */
         if (!l) {
             *oom = 1;
             return NULL;
@@ -361,7 +361,7 @@ int walrec_decode_series(const void *rec, size_t len, arena *a, walrec_series **
     size_t max = (len - 1) / 9; /* ref + label count at least */
     walrec_series *s = NULL;
     if (max) {
-        s = arena_alloc(a, max * sizeof *s);
+        s = arena_alloc_nz(a, max * sizeof *s); /* the first k entries are set, and only they are used */
         if (!s)
             return kiln_err_set(err, KILN_ENOMEM, "walrec: series record: out of memory");
     }

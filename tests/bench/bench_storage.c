@@ -11,6 +11,7 @@
  *
  * tests/bench/storage_vs_prometheus.py runs both and Prometheus side by side.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,12 @@ static int replay(const char *dir, int threads) {
            (unsigned long long)st.head_series, rss / 1e6, (rss - before) / (double)st.head_series, before / 1e6);
     printf("replay_seconds %.3f\nrss_bytes %.0f\nbytes_per_series %.0f\n", el, rss,
            rss / (double)st.head_series);
+    slab_stats ss;
+    slab_get_stats(&ss);
+    struct mallinfo2 mi = mallinfo2();
+    printf("slab_object_bytes %zu\nslab_page_bytes %zu\nslab_empty_bytes %zu\nmalloc_used_bytes %zu\n"
+           "malloc_free_bytes %zu\nmalloc_mmap_bytes %zu\n", ss.bytes, ss.pages * SLAB_PAGE,
+           ss.empty * SLAB_PAGE, mi.uordblks, mi.fordblks, mi.hblkhd);
     storage_close(s, &err);
     return 0;
 }

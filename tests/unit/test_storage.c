@@ -343,6 +343,41 @@ static size_t check_h(storage *s, const char *inst, double base) {
 }
 
 /*
+ * Series records of every length modulo 8, each followed by a samples record
+ * and its series' next record: replay terminates label strings in the
+ * record's own bytes (the byte after the last one is padding it adds), so a
+ * record ending on an 8-byte boundary must not touch the next one.
+ */
+START_TEST(test_replay_series_record_lengths) {
+    char wdir[300];
+    snprintf(wdir, sizeof wdir, "%s/wal", dir);
+    ck_assert_int_eq(mkdir(wdir, 0755), 0);
+    wal *w;
+    kiln_err err = {0};
+    wal_opts o = wal_opts_default();
+    o.compression = WAL_COMPRESS_NONE;
+    ck_assert_msg(wal_open(wdir, &o, &w, &err) == 0, "%s", err.msg);
+    char inst[17][20];
+    for (int k = 1; k <= 16; k++) {
+        snprintf(inst[k], sizeof inst[k], "%.*s", k, "abcdefghijklmnopq");
+        log_series(w, (uint64_t)k, inst[k]);
+        walrec_sample x[3];
+        for (int j = 0; j < 3; j++)
+            x[j] = (walrec_sample){(uint64_t)k, (int64_t)j * 1000, j + k};
+        log_samples(w, x, 3);
+    }
+    ck_assert_int_eq(wal_close(w, &err), 0);
+    storage *s = open_st();
+    for (int k = 1; k <= 16; k++)
+        ck_assert_uint_eq(check_h(s, inst[k], k), 3);
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, 16);
+    close_st(s);
+}
+END_TEST
+
+/*
  * A WAL written record by record, as another writer (Prometheus) may leave
  * it: dense and very sparse references (the replay sorts each by a different
  * method), the same labels logged again under a second reference (one beyond
@@ -854,6 +889,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_many_samples_and_limit);
     tcase_add_test(tc, test_replay);
     tcase_add_test(tc, test_replay_zstd_and_mixed);
+    tcase_add_test(tc, test_replay_series_record_lengths);
     tcase_add_test(tc, test_replay_foreign_refs);
     tcase_add_test(tc, test_replay_flipped_byte);
     tcase_add_test(tc, test_replay_torn_tail);

@@ -315,9 +315,70 @@ START_TEST(test_roundtrip_each_compression) {
         size_t n = read_check(dir, &rc, NULL, 0);
         ck_assert_int_eq(rc, 0);
         ck_assert_uint_eq(n, N);
+        /* wal_reader_next_into appends each record, decompressed, after what the buffer holds */
+        wal_reader *r;
+        ck_assert_int_eq(wal_reader_open(dir, &r, &err), 0);
+        buf all = BUF_INIT, want = BUF_INIT;
+        ck_assert_int_eq(buf_puts(&all, "head"), 0);
+        size_t len, i = 0;
+        while ((rc = wal_reader_next_into(r, &all, &len, &err)) == 1) {
+            make_rec(i++, &want);
+            ck_assert_uint_eq(len, want.len);
+            ck_assert_int_eq(memcmp(all.data + all.len - len, want.data, len), 0);
+            ck_assert_int_eq(all.data[all.len], 0);
+        }
+        ck_assert_int_eq(rc, 0);
+        ck_assert_uint_eq(i, N);
+        ck_assert_int_eq(memcmp(all.data, "head", 4), 0);
+        size_t total = 4;
+        for (size_t k = 0; k < N; k++)
+            total += rec_len(k);
+        ck_assert_uint_eq(all.len, total);
+        wal_reader_close(r);
+        buf_free(&all);
+        buf_free(&want);
         rm_rf(dir);
         free(dir);
     }
+}
+END_TEST
+
+/* A record that does not decompress leaves wal_reader_next_into's buffer as it was. */
+START_TEST(test_next_into_corrupt_record) {
+    char *dir = tmp_dir();
+    wal_opts o = small_opts(WAL_COMPRESS_SNAPPY);
+    write_recs(dir, &o, 3, 1); /* 1000 bytes, compressible */
+    /* the fragment header is 7 bytes; break the snappy length varint and fix the CRC */
+    char path[512];
+    snprintf(path, sizeof path, "%s/%08d", dir, 0);
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    uint8_t h[7];
+    ck_assert_int_eq(pread(fd, h, 7, 0), 7);
+    size_t flen = (size_t)h[1] << 8 | h[2];
+    uint8_t *d = malloc(flen);
+    ck_assert_int_eq(pread(fd, d, flen, 7), (ssize_t)flen);
+    d[0] = 0xff, d[1] = 0xff, d[2] = 0xff, d[3] = 0xff, d[4] = 0x7f; /* claims a huge record */
+    uint32_t crc = wal_crc32c(0, d, flen);
+    uint8_t c[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
+    ck_assert_int_eq(pwrite(fd, d, flen, 7), (ssize_t)flen);
+    ck_assert_int_eq(pwrite(fd, c, 4, 3), 4);
+    close(fd);
+    free(d);
+    wal_reader *r;
+    kiln_err err = {0};
+    ck_assert_int_eq(wal_reader_open(dir, &r, &err), 0);
+    buf out = BUF_INIT;
+    ck_assert_int_eq(buf_puts(&out, "kept"), 0);
+    size_t len;
+    ck_assert_int_eq(wal_reader_next_into(r, &out, &len, &err), KILN_ECORRUPT);
+    ck_assert_msg(strstr(err.msg, "does not decompress") != NULL, "%s", err.msg);
+    ck_assert_uint_eq(out.len, 4);
+    ck_assert_str_eq(out.data, "kept");
+    wal_reader_close(r);
+    buf_free(&out);
+    rm_rf(dir);
+    free(dir);
 }
 END_TEST
 
@@ -786,6 +847,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_full_record_bits);
     tcase_add_test(tc, test_fragments_layout);
     tcase_add_test(tc, test_roundtrip_each_compression);
+    tcase_add_test(tc, test_next_into_corrupt_record);
     tcase_add_test(tc, test_batch_and_stats);
     tcase_add_test(tc, test_concurrent_writers);
     tcase_add_test(tc, test_corruption);
