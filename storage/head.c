@@ -15,6 +15,12 @@
  * of the 120 wanted) the end is predicted so the range's samples are spread
  * evenly over its chunks; a chunk is also cut at 240 samples.
  *
+ * The series map is SHARDS shards, each an open-addressing table (linear
+ * probing, no tombstones: deleting shifts the rest of a cluster back) whose
+ * slots hold a series' label hash next to its pointer: a lookup reads
+ * adjacent slots and dereferences only a series whose full hash matches,
+ * where walking a bucket chain touched a cold series per link.
+ *
  * Locks (always taken in this order): a shard's rwlock, the index rwlock,
  * the intern mutex.  Stripe mutexes (by reference) guard a series' samples
  * and are never held while taking another lock but the slab allocator's,
@@ -54,8 +60,8 @@ struct hseries {
     int64_t open_mint;
     int64_t next_at;
     xorchunk open;
-    uint64_t hash;
-    hseries *next; /* shard bucket chain */
+    /* the label hash lives in the series' map slot, not here: that keeps the
+     * struct at 112 bytes, a multiple of the slab's 16-byte grain */
     hchunk *closed;
     uint32_t nclosed, capclosed;
     uint32_t last_len; /* bytes of the last full chunk: sizes the next one */
@@ -68,10 +74,16 @@ typedef struct stripe {
     char pad[64 - sizeof(pthread_mutex_t) % 64];
 } stripe;
 
+/* A slot of a shard's table; s == NULL when empty. */
+typedef struct sslot {
+    uint64_t hash;
+    hseries *s;
+} sslot;
+
 typedef struct shard {
     pthread_rwlock_t lock;
-    hseries **b;
-    size_t nb, n;
+    sslot *t;
+    size_t nb, n; /* slots (0 or a power of two), series */
 } shard;
 
 /* A postings list: sorted references. */
@@ -285,15 +297,10 @@ void head_free(head *h) {
         return;
     for (int i = 0; i < SHARDS; i++) {
         shard *sh = &h->shards[i];
-        for (size_t j = 0; j < sh->nb; j++) {
-            hseries *s = sh->b[j];
-            while (s) {
-                hseries *nx = s->next;
-                series_free(s);
-                s = nx;
-            }
-        }
-        free(sh->b);
+        for (size_t j = 0; j < sh->nb; j++)
+            if (sh->t[j].s)
+                series_free(sh->t[j].s);
+        free(sh->t);
         pthread_rwlock_destroy(&sh->lock);
     }
     for (size_t i = 0; i < REF_PAGES; i++)
@@ -434,40 +441,74 @@ static int labels_eq(const hseries *s, const label *ls, size_t n) {
     return 1;
 }
 
-static hseries *shard_find(shard *sh, const label *ls, size_t n, uint64_t hv) {
+/* A hash's home slot.  The low 6 bits chose the shard and are the same for
+ * all its series, so the slot comes from the bits above. */
+_Static_assert(SHARDS == 64, "slot_home skips the bits that choose the shard");
+static size_t slot_home(uint64_t hv, size_t mask) { return (size_t)(hv >> 6) & mask; }
+
+/* The table always has an empty slot (it grows at 3/4 full), so probing for
+ * one ends, in shard_find as here. */
+static void slot_put(sslot *t, size_t mask, uint64_t hv, hseries *s) {
+    size_t i = slot_home(hv, mask);
+    while (t[i].s)
+        i = (i + 1) & mask;
+    t[i] = (sslot){hv, s};
+}
+
+static hseries *shard_find(const shard *sh, const label *ls, size_t n, uint64_t hv) {
     if (!sh->nb)
         return NULL;
-    for (hseries *s = sh->b[(hv >> 6) & (sh->nb - 1)]; s; s = s->next)
-        if (s->hash == hv && labels_eq(s, ls, n))
-            return s;
+    size_t mask = sh->nb - 1;
+    for (size_t i = slot_home(hv, mask); sh->t[i].s; i = (i + 1) & mask)
+        if (sh->t[i].hash == hv && labels_eq(sh->t[i].s, ls, n))
+            return sh->t[i].s;
     return NULL;
 }
 
-static int shard_insert(shard *sh, hseries *s) {
-    if (sh->n + 1 > sh->nb) {
+/*
+ * Grows at 3/4 full rather than 1/2: a slot is 16 bytes, so the table costs
+ * 21 to 43 bytes a series, about what the buckets (8 to 16) and the two
+ * fields it took out of the series (16) did; at 1/2 it would be 32 to 64.  A
+ * miss - both lookups of a series being created - probes 8.5 slots expected
+ * just before growing, 2.5 at half full: two or three adjacent cache lines
+ * at worst, not a series each.
+ */
+static int shard_insert(shard *sh, hseries *s, uint64_t hv) {
+    if (sh->n + 1 > sh->nb / 4 * 3) {
         size_t nb = sh->nb ? sh->nb * 2 : 256;
-        hseries **b = calloc(nb, sizeof *b);
-        if (!b)
+        sslot *t = calloc(nb, sizeof *t);
+        if (!t)
             return KILN_ENOMEM;
-        for (size_t i = 0; i < sh->nb; i++) {
-            hseries *x = sh->b[i];
-            while (x) {
-                hseries *nx = x->next;
-                size_t j = (x->hash >> 6) & (nb - 1);
-                x->next = b[j];
-                b[j] = x;
-                x = nx;
-            }
-        }
-        free(sh->b);
-        sh->b = b;
+        for (size_t i = 0; i < sh->nb; i++)
+            if (sh->t[i].s)
+                slot_put(t, nb - 1, sh->t[i].hash, sh->t[i].s);
+        free(sh->t);
+        sh->t = t;
         sh->nb = nb;
     }
-    size_t j = (s->hash >> 6) & (sh->nb - 1);
-    s->next = sh->b[j];
-    sh->b[j] = s;
+    slot_put(sh->t, sh->nb - 1, hv, s);
     sh->n++;
     return 0;
+}
+
+/*
+ * Empties slot i by backward-shift deletion: each later member of its
+ * cluster that may sit in the hole (the hole lies on its probe path from its
+ * home) moves into it and leaves a hole in turn, until an empty slot.  No
+ * lookup then meets an empty slot before its series, and none has to step
+ * over tombstones.  Series move only between slot i and the next empty slot.
+ */
+static void shard_delete_at(shard *sh, size_t i) {
+    size_t mask = sh->nb - 1;
+    for (size_t j = (i + 1) & mask; sh->t[j].s; j = (j + 1) & mask) {
+        size_t home = slot_home(sh->t[j].hash, mask);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            sh->t[i] = sh->t[j];
+            i = j;
+        }
+    }
+    sh->t[i] = (sslot){0, NULL};
+    sh->n--;
 }
 
 static int ref_table_set(head *h, uint32_t ref, hseries *s) {
@@ -524,7 +565,6 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
         goto nomem;
     memset(s, 0, series_size(n));
     s->nls = (uint32_t)n;
-    s->hash = hv;
     s->maxt = INT64_MIN;
     xorchunk_init(&s->open);
     xorchunk_use_slab(&s->open);
@@ -549,7 +589,7 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
     if (ref + 1 > h->next_ref)
         h->next_ref = ref + 1;
     pthread_rwlock_unlock(&h->index_lock);
-    if (shard_insert(sh, s) != 0) {
+    if (shard_insert(sh, s, hv) != 0) {
         /* keep it reachable by reference; it will not be found by labels */
         pthread_rwlock_unlock(&sh->lock);
         return kiln_err_set(err, KILN_ENOMEM, "head: out of memory");
@@ -1114,45 +1154,57 @@ int head_truncate(head *h, int64_t mint, head_truncate_stats *st) {
     for (int si = 0; si < SHARDS; si++) {
         shard *sh = &h->shards[si];
         pthread_rwlock_wrlock(&sh->lock);
-        for (size_t b = 0; b < sh->nb; b++) {
-            hseries **pp = &sh->b[b];
-            while (*pp) {
-                hseries *s = *pp;
-                pthread_mutex_t *mu = stripe_of(h, s->ref);
-                pthread_mutex_lock(mu);
-                uint32_t k = 0;
-                while (k < s->nclosed && s->closed[k].maxt < mint)
-                    k++;
-                if (k) {
-                    memmove(s->closed, s->closed + k, (s->nclosed - k) * sizeof *s->closed);
-                    s->nclosed -= k;
-                    st->chunks_removed += k;
-                    __atomic_sub_fetch(&h->nchunks, k, __ATOMIC_RELAXED);
-                }
-                int idle = s->maxt < mint;
-                if (idle && xorchunk_count(&s->open)) {
-                    xorchunk_free(&s->open);
-                    st->chunks_removed++;
-                    __atomic_sub_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
-                }
-                int remove = idle && s->nclosed == 0;
-                pthread_mutex_unlock(mu);
-                if (!remove) {
-                    pp = &s->next;
-                    continue;
-                }
-                if (refvec_append(&dead, &s->ref, 1) != 0) {
-                    rc = KILN_ENOMEM; /* keep it; the next truncation retries */
-                    pp = &s->next;
-                    continue;
-                }
-                *pp = s->next;
-                sh->n--;
-                ref_table_set(h, s->ref, NULL);
-                series_free(s);
-                st->series_removed++;
-                __atomic_sub_fetch(&h->nseries, 1, __ATOMIC_RELAXED);
+        /*
+         * Every slot once, from the one after an empty slot round to that
+         * slot, which stays empty (nothing is inserted meanwhile).  A
+         * deletion shifts series back from the slots ahead, never across an
+         * empty slot: none lands behind the current slot (to be skipped) or
+         * wraps round from the start (to be seen twice).  After a deletion
+         * the same slot is looked at again, for the series shifted into it.
+         */
+        size_t mask = sh->nb - 1, e = 0;
+        while (e < sh->nb && sh->t[e].s)
+            e++;
+        for (size_t step = 1; step <= sh->nb;) {
+            size_t i = (e + step) & mask;
+            hseries *s = sh->t[i].s;
+            if (!s) {
+                step++;
+                continue;
             }
+            pthread_mutex_t *mu = stripe_of(h, s->ref);
+            pthread_mutex_lock(mu);
+            uint32_t k = 0;
+            while (k < s->nclosed && s->closed[k].maxt < mint)
+                k++;
+            if (k) {
+                memmove(s->closed, s->closed + k, (s->nclosed - k) * sizeof *s->closed);
+                s->nclosed -= k;
+                st->chunks_removed += k;
+                __atomic_sub_fetch(&h->nchunks, k, __ATOMIC_RELAXED);
+            }
+            int idle = s->maxt < mint;
+            if (idle && xorchunk_count(&s->open)) {
+                xorchunk_free(&s->open);
+                st->chunks_removed++;
+                __atomic_sub_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
+            }
+            int remove = idle && s->nclosed == 0;
+            pthread_mutex_unlock(mu);
+            if (!remove) {
+                step++;
+                continue;
+            }
+            if (refvec_append(&dead, &s->ref, 1) != 0) {
+                rc = KILN_ENOMEM; /* keep it; the next truncation retries */
+                step++;
+                continue;
+            }
+            shard_delete_at(sh, i);
+            ref_table_set(h, s->ref, NULL);
+            series_free(s);
+            st->series_removed++;
+            __atomic_sub_fetch(&h->nseries, 1, __ATOMIC_RELAXED);
         }
         pthread_rwlock_unlock(&sh->lock);
     }

@@ -2,8 +2,8 @@
  * test_storage.c - the storage through its public interface: appending with
  * Prometheus' rejection rules, selecting with every matcher type, label
  * names and values, chunk cutting, WAL replay after close and after
- * damage (flipped byte, torn tail, zeroed page), and concurrent appenders
- * with readers.
+ * damage (flipped byte, torn tail, zeroed page), truncation of many series,
+ * and concurrent appenders with readers.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -644,6 +644,88 @@ START_TEST(test_truncate_and_checkpoint) {
 }
 END_TEST
 
+/* Appends (t, v) to {__name__="m", i=<i>, job=<job>} by labels (ref 0) in a;
+ * returns the series' reference. */
+static uint64_t put_i(appender *a, int i, const char *job, int64_t t, double v) {
+    char inst[16];
+    snprintf(inst, sizeof inst, "%d", i);
+    label ls[3] = {{"__name__", "m"}, {"i", inst}, {"job", job}};
+    uint64_t ref = 0;
+    kiln_err err = {0};
+    ck_assert_msg(appender_append(a, &ref, ls, 3, t, v, &err) == 0, "series %d: %s", i, err.msg);
+    return ref;
+}
+
+static void commit_ok(appender *a) {
+    kiln_err err = {0};
+    ck_assert_msg(appender_commit(a, &err) == 0, "commit: %s", err.msg);
+}
+
+/*
+ * Truncation removing every third of many series: about 700 a map shard, so
+ * its table is grown several times and near full, with long probe clusters
+ * for the removals to cut.  Every survivor must still be found by its labels
+ * (its own reference back, no second series made), the removed come back as
+ * new series, and a further round by labels finds all of them again.
+ */
+START_TEST(test_truncate_many_series) {
+    enum { N = 45000, MORE = 3000 };
+    const int64_t old_t = 1000, cut = 5000 * 1000, new_t = 10000 * 1000;
+    uint64_t *refs = calloc(N + MORE, sizeof *refs);
+    ck_assert_ptr_nonnull(refs);
+    storage *s = open_st();
+    appender *a = storage_appender(s);
+    for (int i = 0; i < N; i++)
+        refs[i] = put_i(a, i, i % 3 ? "kept" : "gone", old_t, i);
+    commit_ok(a);
+    a = storage_appender(s);
+    for (int i = 0; i < N; i++)
+        if (i % 3)
+            ck_assert_uint_eq(put_i(a, i, "kept", new_t, i), refs[i]);
+    commit_ok(a);
+
+    kiln_err err = {0};
+    ck_assert_msg(storage_truncate(s, cut, &err) == 0, "%s", err.msg);
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, N - N / 3);
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "job", "gone"), 0);
+
+    uint64_t maxref = 0;
+    for (int i = 0; i < N; i++)
+        if (refs[i] > maxref)
+            maxref = refs[i];
+    a = storage_appender(s);
+    for (int i = 0; i < N; i++)
+        if (i % 3)
+            ck_assert_uint_eq(put_i(a, i, "kept", new_t + 1000, i), refs[i]);
+    commit_ok(a);
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, N - N / 3);
+
+    a = storage_appender(s);
+    for (int i = 0; i < N + MORE; i++)
+        if (i % 3 == 0 || i >= N) {
+            refs[i] = put_i(a, i, i % 3 ? "kept" : "gone", new_t + 1000, i);
+            ck_assert_uint_gt(refs[i], maxref);
+        }
+    commit_ok(a);
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, N + MORE);
+
+    a = storage_appender(s);
+    for (int i = 0; i < N + MORE; i++)
+        ck_assert_uint_eq(put_i(a, i, i % 3 ? "kept" : "gone", new_t + 2000, i), refs[i]);
+    commit_ok(a);
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, N + MORE);
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "job", "gone"), (N + MORE + 2) / 3);
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "job", "kept"), N + MORE - (N + MORE + 2) / 3);
+    close_st(s);
+    free(refs);
+}
+END_TEST
+
 START_TEST(test_compaction_blocks) {
     storage *s = open_st();
     /* 20 series x 5 h at 60 s, in the past: the head spans more than 1.5 x 2 h */
@@ -897,6 +979,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_concurrent);
     tcase_add_test(tc, test_damaged_head_chunks);
     tcase_add_test(tc, test_truncate_and_checkpoint);
+    tcase_add_test(tc, test_truncate_many_series);
     tcase_add_test(tc, test_compaction_blocks);
     tcase_add_test(tc, test_size_retention);
     tcase_add_test(tc, test_leveled_compaction);
