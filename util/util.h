@@ -133,6 +133,8 @@ typedef struct slab_stats {
 } slab_stats;
 #define SLAB_PAGE ((size_t)16 << 10)
 void slab_get_stats(slab_stats *st);
+/* Waits until the slab's populating thread has done what it was asked (tests). */
+void slab_populate_wait(void);
 
 /* ---- arena ----------------------------------------------------------- */
 

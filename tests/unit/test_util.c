@@ -2,7 +2,9 @@
  * test_util.c - durations, float formatting, buffers, arena, slab, UTF-8, errors.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "util/util.h"
 
@@ -135,6 +137,50 @@ START_TEST(test_err) {
 END_TEST
 
 /* Objects stay distinct and intact; pages emptied by one size serve another. */
+/* Whether the 4 KiB page at p is resident. */
+static int resident(const void *p) {
+    unsigned char v = 0;
+    ck_assert_int_eq(mincore((void *)((uintptr_t)p & ~(uintptr_t)4095), 4096, &v), 0);
+    return v & 1;
+}
+
+/* The slab's thread populates the two huge pages after the front, and no more. */
+START_TEST(test_slab_populate) {
+    const size_t huge = (size_t)2 << 20, region = (size_t)64 << 20;
+    void *probe = mmap(NULL, huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(probe, MAP_FAILED);
+    int supported = madvise(probe, 4096, 23 /* MADV_POPULATE_WRITE */) == 0;
+    munmap(probe, huge);
+    if (!supported) {
+        fprintf(stderr, "test_slab_populate: this kernel has no MADV_POPULATE_WRITE; not checked\n");
+        return;
+    }
+    enum { MAX = 1 << 16 };
+    static uint8_t *p[MAX];
+    size_t n = 0;
+    uint8_t *front = NULL;
+    slab_stats st;
+    slab_get_stats(&st);
+    /* objects of 2 KiB until a page is carved at the start of a huge page */
+    while (!front && n < MAX) {
+        size_t before = st.pages;
+        ck_assert_ptr_nonnull(p[n] = slab_alloc(2048));
+        slab_get_stats(&st);
+        if (st.pages > before && ((uintptr_t)p[n] & (huge - 1)) == 0)
+            front = p[n];
+        n++;
+    }
+    ck_assert_ptr_nonnull(front);
+    slab_populate_wait();
+    ck_assert(resident(front + huge));
+    ck_assert(resident(front + 3 * huge - 4096));
+    if (((uintptr_t)front & (region - 1)) + 4 * huge <= region)
+        ck_assert(!resident(front + 3 * huge)); /* nothing touched it, and nothing asked for it */
+    for (size_t i = 0; i < n; i++)
+        slab_free(p[i], 2048);
+}
+END_TEST
+
 START_TEST(test_slab) {
     enum { N = 5000 };
     static uint8_t *p[N];
@@ -207,6 +253,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_utf8_and_names);
     tcase_add_test(tc, test_err);
     tcase_add_test(tc, test_slab);
+    tcase_add_test(tc, test_slab_populate);
     suite_add_tcase(s, tc);
     return s;
 }
