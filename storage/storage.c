@@ -285,12 +285,12 @@ typedef struct rworker {
     replayer *rp;
     uint64_t samples, rejected;
     int nomem;
-    rsample *sorted;       /* the part's samples ordered by series */
+    rsample *sorted;       /* the part's samples ordered by series (a bigbuf: written all over) */
     rrun *runs;            /* and where each series' samples end */
     size_t nruns;
     uint32_t *order, *tmp; /* sample order, for references too sparse to count */
     uint32_t *count;       /* counting-sort buckets */
-    size_t cap, ocap, ccap;
+    size_t scap, rcap, ocap, tcap, ccap;
 } rworker;
 
 struct replayer {
@@ -346,16 +346,9 @@ static int sort_by_series(rworker *w, const rpart *p) {
     w->nruns = 0;
     if (p->n == 0)
         return 0;
-    if (p->n > w->cap) {
-        rsample *o = realloc(w->sorted, p->n * sizeof *o);
-        if (o)
-            w->sorted = o;
-        rrun *r = o ? realloc(w->runs, p->n * sizeof *r) : NULL;
-        if (!r)
-            return KILN_ENOMEM;
-        w->runs = r;
-        w->cap = p->n;
-    }
+    if (bigbuf_grow((void **)&w->sorted, &w->scap, p->n, sizeof *w->sorted) != 0 ||
+        array_grow((void **)&w->runs, &w->rcap, p->n, sizeof *w->runs) != 0)
+        return KILN_ENOMEM;
     uint32_t minref = UINT32_MAX, maxref = 0;
     for (size_t i = 0; i < p->n; i++) {
         uint32_t r = p->ref[i];
@@ -368,13 +361,8 @@ static int sort_by_series(rworker *w, const rpart *p) {
 #define RKEY(r) (sh >= 0 ? ((r) - minref) >> sh : ((r) - minref) / nw)
     size_t range = (size_t)RKEY(maxref) + 1;
     if (range <= REPLAY_COUNT_MAX) {
-        if (range > w->ccap) {
-            uint32_t *c = realloc(w->count, range * sizeof *c);
-            if (!c)
-                return KILN_ENOMEM;
-            w->count = c;
-            w->ccap = range;
-        }
+        if (array_grow((void **)&w->count, &w->ccap, range, sizeof *w->count) != 0)
+            return KILN_ENOMEM;
         uint32_t *cnt = w->count;
         memset(cnt, 0, range * sizeof *cnt);
         for (size_t i = 0; i < p->n; i++)
@@ -398,23 +386,10 @@ static int sort_by_series(rworker *w, const rpart *p) {
         return 0;
     }
 #undef RKEY
-    if (p->n > w->ocap) {
-        uint32_t *o = realloc(w->order, p->n * sizeof *o);
-        if (o)
-            w->order = o;
-        uint32_t *t = o ? realloc(w->tmp, p->n * sizeof *t) : NULL;
-        if (!t)
-            return KILN_ENOMEM;
-        w->tmp = t;
-        w->ocap = p->n;
-    }
-    if (w->ccap < 65536) {
-        uint32_t *c = realloc(w->count, 65536 * sizeof *c);
-        if (!c)
-            return KILN_ENOMEM;
-        w->count = c;
-        w->ccap = 65536;
-    }
+    if (bigbuf_grow((void **)&w->order, &w->ocap, p->n, sizeof *w->order) != 0 ||
+        bigbuf_grow((void **)&w->tmp, &w->tcap, p->n, sizeof *w->tmp) != 0 ||
+        array_grow((void **)&w->count, &w->ccap, 65536, sizeof *w->count) != 0)
+        return KILN_ENOMEM;
     for (size_t i = 0; i < p->n; i++)
         w->order[i] = (uint32_t)i;
     for (int shift = 0; shift < 32 && (shift == 0 || (maxref >> shift)); shift += 16) {
@@ -432,8 +407,11 @@ static int sort_by_series(rworker *w, const rpart *p) {
             w->tmp[w->count[(p->ref[o] >> shift) & 0xffff]++] = o;
         }
         uint32_t *x = w->order;
+        size_t xc = w->ocap;
         w->order = w->tmp;
+        w->ocap = w->tcap;
         w->tmp = x;
+        w->tcap = xc;
     }
     for (size_t i = 0; i < p->n; i++) {
         uint32_t ref = p->ref[w->order[i]];
@@ -554,11 +532,12 @@ static int replayer_finish(replayer *rp, replay_stats *st) {
         st->samples += rp->w[i].samples;
         st->rejected += rp->w[i].rejected;
         nomem |= rp->w[i].nomem;
-        free(rp->w[i].sorted);
-        free(rp->w[i].runs);
-        free(rp->w[i].order);
-        free(rp->w[i].tmp);
-        free(rp->w[i].count);
+        rworker *w = &rp->w[i];
+        bigbuf_free(w->sorted, w->scap, sizeof *w->sorted);
+        free(w->runs);
+        bigbuf_free(w->order, w->ocap, sizeof *w->order);
+        bigbuf_free(w->tmp, w->tcap, sizeof *w->tmp);
+        free(w->count);
     }
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < REPLAY_MAX_WORKERS; i++)

@@ -112,6 +112,15 @@ void json_strn(buf *b, const char *s, size_t n);
  * (capacity *cap, doubled as it grows).  0 or KILN_ENOMEM (*v unchanged). */
 int array_grow(void **v, size_t *cap, size_t need, size_t size);
 
+/* ---- big scratch arrays --------------------------------------------------- */
+
+/* Arrays of megabytes written out of order, on huge pages (see bigbuf.c).
+ * bigbuf_grow is array_grow for them: room for `need` elements of `size`
+ * bytes in *v (NULL at first), *cap set to what fits; 0 or KILN_ENOMEM (*v
+ * unchanged).  bigbuf_free takes the same capacity and size. */
+int bigbuf_grow(void **v, size_t *cap, size_t need, size_t size);
+void bigbuf_free(void *v, size_t cap, size_t size);
+
 /* ---- slab -------------------------------------------------------------- */
 
 /* Small long-lived objects in huge-page regions, without headers (see

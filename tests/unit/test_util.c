@@ -2,6 +2,7 @@
  * test_util.c - durations, float formatting, buffers, arena, slab, UTF-8, errors.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -137,6 +138,34 @@ START_TEST(test_err) {
 END_TEST
 
 /* Objects stay distinct and intact; pages emptied by one size serve another. */
+/* bigbuf_grow keeps the elements across moves and fills whole 2 MiB pieces. */
+START_TEST(test_bigbuf) {
+    uint64_t *v = NULL;
+    size_t cap = 0;
+    ck_assert_int_eq(bigbuf_grow((void **)&v, &cap, 10, sizeof *v), 0);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_uint_eq(cap, ((size_t)2 << 20) / sizeof *v); /* a whole huge page's worth */
+    for (size_t i = 0; i < cap; i++)
+        v[i] = i * 7;
+    size_t old = cap;
+    ck_assert_int_eq(bigbuf_grow((void **)&v, &cap, old + 1, sizeof *v), 0);
+    ck_assert_uint_eq(cap, 2 * old);
+    for (size_t i = 0; i < old; i++)
+        ck_assert_uint_eq(v[i], i * 7);
+    v[cap - 1] = 1;
+    /* no room needed: nothing moves */
+    uint64_t *same = v;
+    ck_assert_int_eq(bigbuf_grow((void **)&v, &cap, 5, sizeof *v), 0);
+    ck_assert_ptr_eq(v, same);
+    /* a size that overflows fails and leaves the array */
+    ck_assert_int_eq(bigbuf_grow((void **)&v, &cap, SIZE_MAX / 4, sizeof *v), KILN_ENOMEM);
+    ck_assert_ptr_eq(v, same);
+    ck_assert_uint_eq(v[3], 21);
+    bigbuf_free(v, cap, sizeof *v);
+    bigbuf_free(NULL, 0, 8);
+}
+END_TEST
+
 /* Whether the 4 KiB page at p is resident. */
 static int resident(const void *p) {
     unsigned char v = 0;
@@ -254,6 +283,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_err);
     tcase_add_test(tc, test_slab);
     tcase_add_test(tc, test_slab_populate);
+    tcase_add_test(tc, test_bigbuf);
     suite_add_tcase(s, tc);
     return s;
 }
