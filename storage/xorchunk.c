@@ -127,18 +127,24 @@ static inline void wr_be64(uint8_t *p, uint64_t x) {
 }
 
 /* Writes the low n bits of v (1 <= n <= 64), most significant first, with
- * two 64-bit read-modify-writes at most; reserve() keeps 9 spare bytes. */
+ * a one-byte read and a 64-bit write (and a byte more at most); reserve()
+ * keeps 9 spare bytes. */
 static inline void put_bits(xorchunk *c, uint64_t v, int n) {
     if (n < 64)
         v &= (1ULL << n) - 1;
     uint8_t *p = c->b + (c->nbits >> 3);
     int off = (int)(c->nbits & 7), total = off + n;
+    /* Only the first byte holds bits already (the bytes past nbits are zero).
+     * Reading just it, not the 8 bytes around it, matters: the last write
+     * covered this byte at another offset, and a load overlapping a store
+     * only partly waits for that store to reach the cache. */
+    uint64_t first = (uint64_t)p[0] << 56;
     if (total <= 64) {
-        wr_be64(p, rd_be64(p) | v << (64 - total));
+        wr_be64(p, first | v << (64 - total));
     } else {
         int low = total - 64; /* 1..7 bits into the ninth byte */
-        wr_be64(p, rd_be64(p) | v >> low);
-        p[8] |= (uint8_t)(v << (8 - low));
+        wr_be64(p, first | v >> low);
+        p[8] = (uint8_t)(v << (8 - low));
     }
     c->nbits += (uint32_t)n;
 }
