@@ -305,6 +305,28 @@ START_TEST(test_replay) {
 }
 END_TEST
 
+/* Full batches: every worker sorts parts of tens of thousands of samples
+ * over a thousand series, with two workers and with three (a reference's
+ * worker by a mask, then by a division). */
+START_TEST(test_replay_large_batches) {
+    enum { SERIES = 1000, SAMPLES = 100 };
+    storage *s = open_st();
+    write_known(s, SERIES, SAMPLES);
+    close_st(s);
+    for (int threads = 2; threads <= 3; threads++) {
+        storage_opts o = storage_opts_default();
+        o.dir = dir;
+        o.replay_threads = threads;
+        kiln_err err = {0};
+        ck_assert_msg(storage_open(&o, &s, &err) == 0, "open: %s", err.msg);
+        size_t samples;
+        ck_assert_uint_eq(check_known(s, SERIES, &samples), SERIES);
+        ck_assert_uint_eq(samples, (size_t)SERIES * SAMPLES);
+        close_st(s);
+    }
+}
+END_TEST
+
 /* Logs one series record {__name__="h", i=inst} under ref. */
 static void log_series(wal *w, uint64_t ref, const char *inst) {
     walrec_label ls[2] = {{"__name__", 8, "h", 1}, {"i", 1, inst, strlen(inst)}};
@@ -972,6 +994,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_replay);
     tcase_add_test(tc, test_replay_zstd_and_mixed);
     tcase_add_test(tc, test_replay_series_record_lengths);
+    tcase_add_test(tc, test_replay_large_batches);
     tcase_add_test(tc, test_replay_foreign_refs);
     tcase_add_test(tc, test_replay_flipped_byte);
     tcase_add_test(tc, test_replay_torn_tail);
