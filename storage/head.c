@@ -543,22 +543,28 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
     uint64_t hv = labels_hash(ls, n);
     shard *sh = &h->shards[hv & (SHARDS - 1)];
     *created = 0;
-    pthread_rwlock_rdlock(&sh->lock);
-    hseries *s = shard_find(sh, ls, n, hv);
-    pthread_rwlock_unlock(&sh->lock);
-    if (s) {
-        *out = s;
-        return 0;
+    hseries *s;
+    /* an append mostly finds its series, under the read lock; a series record
+     * being replayed (want_ref) is mostly new: one lookup, under the write lock */
+    if (!want_ref) {
+        pthread_rwlock_rdlock(&sh->lock);
+        s = shard_find(sh, ls, n, hv);
+        pthread_rwlock_unlock(&sh->lock);
+        if (s) {
+            *out = s;
+            return 0;
+        }
     }
-    if (want_ref > UINT32_MAX)
-        return kiln_err_set(err, KILN_ERANGE, "series reference %llu beyond the supported 2^32",
-                            (unsigned long long)want_ref);
-
     pthread_rwlock_wrlock(&sh->lock);
     if ((s = shard_find(sh, ls, n, hv)) != NULL) {
         pthread_rwlock_unlock(&sh->lock);
         *out = s;
         return 0;
+    }
+    if (want_ref > UINT32_MAX) {
+        pthread_rwlock_unlock(&sh->lock);
+        return kiln_err_set(err, KILN_ERANGE, "series reference %llu beyond the supported 2^32",
+                            (unsigned long long)want_ref);
     }
     s = slab_alloc(series_size(n));
     if (!s)
