@@ -39,6 +39,7 @@
 
 #define SHARDS 64
 #define STRIPES 1024
+#define HINT_LABELS 16
 #define REF_PAGE_BITS 12
 #define REF_PAGE_SIZE (1u << REF_PAGE_BITS)
 #define REF_PAGES (1u << 20) /* 2^32 references */
@@ -121,6 +122,8 @@ struct head {
     arena strings;
     const char **istr;
     size_t nistr_slots, nistr;
+    label hint[HINT_LABELS]; /* the labels interned last (a series' neighbours share most) */
+    size_t nhint;
 
     int64_t mint, maxt; /* atomics */
     int64_t min_valid;  /* atomic: appends below it are out of bounds (after truncation) */
@@ -252,10 +255,18 @@ static int intern_labels(head *h, const label *ls, size_t n, label *out) {
     int rc = 0;
     pthread_mutex_lock(&h->intern_lock);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        out[i].name = intern_locked(h, ls[i].name, hash_str(ls[i].name));
-        out[i].value = intern_locked(h, ls[i].value, hash_str(ls[i].value));
+        const label *hi = i < h->nhint ? &h->hint[i] : NULL;
+        out[i].name = hi && strcmp(hi->name, ls[i].name) == 0 ? hi->name
+                                                               : intern_locked(h, ls[i].name, hash_str(ls[i].name));
+        out[i].value = hi && strcmp(hi->value, ls[i].value) == 0
+                           ? hi->value
+                           : intern_locked(h, ls[i].value, hash_str(ls[i].value));
         if (!out[i].name || !out[i].value)
             rc = KILN_ENOMEM;
+    }
+    if (rc == 0) {
+        h->nhint = n < HINT_LABELS ? n : HINT_LABELS;
+        memcpy(h->hint, out, h->nhint * sizeof *out);
     }
     pthread_mutex_unlock(&h->intern_lock);
     return rc;
