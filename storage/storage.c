@@ -150,6 +150,33 @@ typedef struct mmchunks {
 
 #define MM_REFS ((size_t)1 << 24)
 
+/* The references of the series replay created, as bits (those below
+ * KNOWN_REFS): checking each sample's series in the head's table of
+ * pointers cost more.  A reference not in it may still be the head's. */
+typedef struct refset {
+    uint64_t *w;
+    size_t n, cap; /* words set up, words allocated */
+} refset;
+
+#define KNOWN_REFS ((uint64_t)1 << 26)
+
+static void refset_add(refset *k, uint64_t ref) {
+    size_t i = (size_t)(ref / 64);
+    if (ref >= KNOWN_REFS)
+        return;
+    if (i >= k->n) {
+        if (array_grow((void **)&k->w, &k->cap, i + 1, sizeof *k->w) != 0)
+            return; /* out of memory: the slower check stands in */
+        memset(k->w + k->n, 0, (i + 1 - k->n) * sizeof *k->w);
+        k->n = i + 1;
+    }
+    k->w[i] |= (uint64_t)1 << (ref % 64);
+}
+
+static int refset_has(const refset *k, uint64_t ref) {
+    return ref / 64 < k->n && (k->w[ref / 64] >> (ref % 64) & 1);
+}
+
 /* Notes that the series of reference ref has chunks up to maxt. */
 static void mm_note_end(mmchunks *m, uint64_t ref, int64_t maxt) {
     if (ref >= MM_REFS)
@@ -212,7 +239,7 @@ static void mm_attach(storage *s, mmchunks *m, hseries *hs, uint64_t sref, repla
  * block's padding after the last) is made its terminating NUL.
  */
 static int replay_series(storage *s, uint8_t *rec, size_t len, arena *a, ref_alias *al, mmchunks *mm,
-                         replay_stats *st, kiln_err *err) {
+                         refset *known, replay_stats *st, kiln_err *err) {
     walrec_series *ser;
     size_t n;
     int rc = walrec_decode_series(rec, len, a, &ser, &n, err);
@@ -241,6 +268,7 @@ static int replay_series(storage *s, uint8_t *rec, size_t len, arena *a, ref_ali
             return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
         if (created && mm->n)
             mm_attach(s, mm, hs, ser[i].ref, st);
+        refset_add(known, hseries_ref(hs));
         st->series++;
     }
     return 0;
@@ -549,7 +577,8 @@ static int replayer_finish(replayer *rp, replay_stats *st) {
 }
 
 static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_sample **sbuf, size_t *scap,
-                          const ref_alias *al, const mmchunks *mm, replay_stats *st, kiln_err *err) {
+                          const ref_alias *al, const mmchunks *mm, const refset *known, replay_stats *st,
+                          kiln_err *err) {
     size_t need = walrec_samples_max(len), n;
     if (need > *scap) {
         walrec_sample *nv = realloc(*sbuf, need * sizeof *nv);
@@ -580,7 +609,7 @@ static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_s
             continue;
         }
         /* known now (a series record comes first); the worker looks the series up once a batch */
-        if (!head_series(h, ref)) {
+        if (!refset_has(known, ref) && !head_series(h, ref)) {
             st->unknown_refs++;
             continue;
         }
@@ -749,6 +778,7 @@ static int replay(storage *s, kiln_err *err) {
     size_t scap = 0;
     replay_stats st = {0};
     mmchunks mm = {0};
+    refset known = {0};
     mm.minv = head_min_valid(s->h);
     arena a;
     arena_init(&a, 0);
@@ -789,11 +819,11 @@ static int replay(storage *s, kiln_err *err) {
             kiln_err e2;
             int type = walrec_type(rec, len), r2 = 0;
             if (type == WALREC_SERIES) {
-                r2 = replay_series(s, rec, len, &a, &al, &mm, &st, &e2);
+                r2 = replay_series(s, rec, len, &a, &al, &mm, &known, &st, &e2);
                 arena_free(&a);
                 arena_init(&a, 0);
             } else if (type == WALREC_SAMPLES) {
-                r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &mm, &st, &e2);
+                r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &mm, &known, &st, &e2);
             } else if (type == WALREC_TOMBSTONES) {
                 r2 = replay_tombstones(s, rec, len, &al, &e2);
             }
@@ -863,6 +893,7 @@ out:
     wal_reader_close(r);
     free(al.from);
     free(al.to);
+    free(known.w);
     free(sbuf);
     arena_free(&a);
     return rc;
