@@ -824,6 +824,27 @@ int head_append_owned_run(head *h, hseries *s, const sample *v, size_t n, int64_
     uint64_t ok = 0, bad = 0;
     int nomem = 0;
     for (size_t i = 0; i < n; i++) {
+        uint16_t cnt = xorchunk_count(&s->open);
+        if (cnt >= 2 && v[i].t > s->maxt) {
+            /* newer samples into the open chunk, up to the next count at which
+             * append_locked does more than append (see it) */
+            unsigned upto = SAMPLES_PER_CHUNK * 2;
+            if (cnt < SAMPLES_PER_CHUNK / 4)
+                upto = SAMPLES_PER_CHUNK / 4;
+            if (cnt < 6 && !s->last_len && !s->nclosed)
+                upto = 6;
+            int k = xorchunk_append_run(&s->open, v + i, n - i, s->next_at, upto);
+            if (k > 0) {
+                const sample *last = &v[i + (size_t)k - 1];
+                lo = v[i].t < lo ? v[i].t : lo;
+                hi = last->t > hi ? last->t : hi;
+                ok += (uint64_t)k;
+                __atomic_store_n(&s->maxt, last->t, __ATOMIC_RELAXED); /* head_append_check reads it unlocked */
+                s->lastv = dbits(last->v);
+                i += (size_t)k - 1;
+                continue;
+            }
+        }
         int rc = append_locked(h, s, v[i].t, v[i].v);
         if (rc == HEAD_APPEND_OK) {
             ok++;

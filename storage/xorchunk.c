@@ -10,6 +10,8 @@
  */
 #include "storage/xorchunk.h"
 
+#include "storage/storage.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,7 +191,7 @@ static inline void put2(xorchunk *c, xbits a, xbits b) {
  * time part `tb` (delta of delta) goes in front; as one write when it all
  * fits 64 bits, which it mostly does.
  */
-static void put_value(xorchunk *c, xbits tb, uint64_t vbits) {
+static inline void put_value(xorchunk *c, xbits tb, uint64_t vbits) {
     uint64_t delta = vbits ^ c->v;
     if (delta == 0) {
         put2(c, tb, (xbits){0, 1});
@@ -221,47 +223,92 @@ static void put_value(xorchunk *c, xbits tb, uint64_t vbits) {
     }
 }
 
-int xorchunk_append(xorchunk *c, int64_t t, double v) {
-    uint64_t vbits;
-    memcpy(&vbits, &v, sizeof vbits);
-    if (c->count == UINT16_MAX || reserve(c, c->count == 0 ? 16 + 80 + 64 : 68 + 77) != 0)
-        return KILN_ENOMEM;
-    uint64_t tdelta = 0;
-    if (c->count == 0) {
-        c->nbits = 16;
-        uint64_t zz = ((uint64_t)t << 1) ^ (uint64_t)(t >> 63);
-        put_uvarint(c, zz);
-        put_bits(c, vbits, 64);
-    } else if (c->count == 1) {
-        tdelta = (uint64_t)t - (uint64_t)c->t;
-        put_uvarint(c, tdelta);
-        put_value(c, (xbits){0, 0}, vbits);
+/* A sample after the second: the delta of delta of its time, then its value.
+ * Room reserved; the header's count is the caller's to write. */
+static inline void append_steady(xorchunk *c, int64_t t, uint64_t vbits) {
+    uint64_t tdelta = (uint64_t)t - (uint64_t)c->t;
+    int64_t dod = (int64_t)(tdelta - c->tdelta);
+    xbits tb;
+    if (dod == 0) {
+        tb = (xbits){0, 1};
+    } else if (fits(dod, 14)) {
+        tb = mask_bits(0x2ULL << 14 | ((uint64_t)dod & 0x3fff), 16);
+    } else if (fits(dod, 17)) {
+        tb = mask_bits(0x6ULL << 17 | ((uint64_t)dod & 0x1ffff), 20);
+    } else if (fits(dod, 20)) {
+        tb = mask_bits(0xeULL << 20 | ((uint64_t)dod & 0xfffff), 24);
     } else {
-        tdelta = (uint64_t)t - (uint64_t)c->t;
-        int64_t dod = (int64_t)(tdelta - c->tdelta);
-        xbits tb;
-        if (dod == 0) {
-            tb = (xbits){0, 1};
-        } else if (fits(dod, 14)) {
-            tb = mask_bits(0x2ULL << 14 | ((uint64_t)dod & 0x3fff), 16);
-        } else if (fits(dod, 17)) {
-            tb = mask_bits(0x6ULL << 17 | ((uint64_t)dod & 0x1ffff), 20);
-        } else if (fits(dod, 20)) {
-            tb = mask_bits(0xeULL << 20 | ((uint64_t)dod & 0xfffff), 24);
-        } else {
-            put_bits(c, 0xf, 4);
-            put_bits(c, (uint64_t)dod, 64);
-            tb = (xbits){0, 0};
-        }
-        put_value(c, tb, vbits);
+        put_bits(c, 0xf, 4);
+        put_bits(c, (uint64_t)dod, 64);
+        tb = (xbits){0, 0};
     }
+    put_value(c, tb, vbits);
     c->t = t;
     c->v = vbits;
     c->tdelta = tdelta;
     c->count++;
+}
+
+#define STEADY_BITS (68 + 77) /* a sample after the second takes this many at most */
+
+int xorchunk_append(xorchunk *c, int64_t t, double v) {
+    uint64_t vbits;
+    memcpy(&vbits, &v, sizeof vbits);
+    if (c->count == UINT16_MAX || reserve(c, c->count == 0 ? 16 + 80 + 64 : STEADY_BITS) != 0)
+        return KILN_ENOMEM;
+    if (c->count >= 2) {
+        append_steady(c, t, vbits);
+    } else if (c->count == 0) {
+        c->nbits = 16;
+        uint64_t zz = ((uint64_t)t << 1) ^ (uint64_t)(t >> 63);
+        put_uvarint(c, zz);
+        put_bits(c, vbits, 64);
+        c->t = t;
+        c->v = vbits;
+        c->tdelta = 0;
+        c->count = 1;
+    } else {
+        c->tdelta = (uint64_t)t - (uint64_t)c->t;
+        put_uvarint(c, c->tdelta);
+        put_value(c, (xbits){0, 0}, vbits);
+        c->t = t;
+        c->v = vbits;
+        c->count = 2;
+    }
     c->b[0] = (uint8_t)(c->count >> 8);
     c->b[1] = (uint8_t)c->count;
     return 0;
+}
+
+int xorchunk_append_run(xorchunk *c, const struct sample *v, size_t n, int64_t until, unsigned upto) {
+    if (c->count < 2)
+        return 0;
+    if (upto > UINT16_MAX)
+        upto = UINT16_MAX;
+    /* on a copy, which the compiler keeps in registers: through c, each
+     * write to the bytes would make it load the chunk's fields again */
+    xorchunk w = *c;
+    size_t i = 0;
+    for (; i < n; i++) {
+        int64_t t = v[i].t;
+        if (t <= w.t || t >= until || w.count >= upto)
+            break;
+        if ((w.nbits + STEADY_BITS + 7) / 8 + 9 > w.cap) {
+            *c = w;
+            if (reserve(c, STEADY_BITS) != 0)
+                break; /* the caller's next append reports it */
+            w = *c;
+        }
+        uint64_t vbits;
+        memcpy(&vbits, &v[i].v, sizeof vbits);
+        append_steady(&w, t, vbits);
+    }
+    if (i) {
+        w.b[0] = (uint8_t)(w.count >> 8);
+        w.b[1] = (uint8_t)w.count;
+    }
+    *c = w;
+    return (int)i;
 }
 
 /* ---- iterator ---------------------------------------------------------------- */

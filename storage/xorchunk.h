@@ -50,6 +50,13 @@ void xorchunk_use_slab(xorchunk *c);
 /* Appends a sample (t must be greater than the last one: the caller checks).
  * 0 or KILN_ENOMEM (the chunk is unchanged then). */
 int xorchunk_append(xorchunk *c, int64_t t, double v);
+struct sample;
+/* Appends samples from v[0..n) to a chunk of two samples or more while
+ * their times ascend, stay before `until`, and the chunk holds fewer than
+ * `upto`: a run of one series' samples in a loop that keeps the chunk in
+ * registers.  Returns how many it appended (0 when the chunk has fewer than
+ * two, or out of memory: xorchunk_append then tells). */
+int xorchunk_append_run(xorchunk *c, const struct sample *v, size_t n, int64_t until, unsigned upto);
 /* Allocates `bytes` up front for an empty chunk (a hint: e.g. the size of
  * the series' previous chunk), sparing the growth steps. */
 int xorchunk_presize(xorchunk *c, size_t bytes);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/storage.h"
 #include "storage/xorchunk.h"
 
 #define KILN_TEST_MAIN
@@ -331,6 +332,69 @@ START_TEST(test_delta_overflow_wraps) {
 }
 END_TEST
 
+/* xorchunk_append_run writes the bytes xorchunk_append writes sample by
+ * sample, stops where it must (an older or equal time, `until`, `upto`), and
+ * continues where it stopped. */
+START_TEST(test_append_run) {
+    enum { N = 600 };
+    static sample v[N];
+    uint64_t x = 88172645463325252ull;
+    int64_t t = -5000;
+    double val = 1;
+    for (size_t i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        /* intervals of every delta-of-delta size, values steady, repeated, jumping, special */
+        static const int64_t steps[] = {15000, 15000, 15001, 14000, 30000, 100000, 700000, 15000, 5000000000};
+        t += steps[x % 9];
+        if (x % 5 == 0)
+            val += (double)(x % 1000) / 7;
+        else if (x % 5 == 1)
+            val = -val * 1e12;
+        else if (x % 97 == 2)
+            val = NAN;
+        v[i] = (sample){t, val};
+    }
+    xorchunk one, run;
+    xorchunk_init(&one);
+    xorchunk_init(&run);
+    for (size_t i = 0; i < N; i++)
+        ck_assert_int_eq(xorchunk_append(&one, v[i].t, v[i].v), 0);
+    /* fewer than two samples: nothing */
+    ck_assert_int_eq(xorchunk_append_run(&run, v, N, INT64_MAX, 1000), 0);
+    ck_assert_int_eq(xorchunk_append(&run, v[0].t, v[0].v), 0);
+    ck_assert_int_eq(xorchunk_append_run(&run, v + 1, N - 1, INT64_MAX, 1000), 0);
+    ck_assert_int_eq(xorchunk_append(&run, v[1].t, v[1].v), 0);
+    /* stops before the count reaches upto */
+    ck_assert_int_eq(xorchunk_append_run(&run, v + 2, N - 2, INT64_MAX, 10), 8);
+    ck_assert_uint_eq(xorchunk_count(&run), 10);
+    /* stops at a time not after the last one's, and at `until` */
+    ck_assert_int_eq(xorchunk_append_run(&run, v + 9, N - 9, INT64_MAX, 1000), 0);
+    ck_assert_int_eq(xorchunk_append_run(&run, v + 10, N - 10, v[20].t, 1000), 10);
+    size_t i = 20;
+    while (i < N) {
+        int k = xorchunk_append_run(&run, v + i, (size_t)(x % 37) + 1 < N - i ? (size_t)(x % 37) + 1 : N - i,
+                                    INT64_MAX, 1000);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        ck_assert_int_gt(k, 0);
+        i += (size_t)k;
+    }
+    size_t n1, n2;
+    const uint8_t *b1 = xorchunk_data(&one, &n1), *b2 = xorchunk_data(&run, &n2);
+    ck_assert_uint_eq(xorchunk_count(&run), N);
+    ck_assert_uint_eq(n1, n2);
+    ck_assert_int_eq(memcmp(b1, b2, n1), 0);
+    /* and appending one by one goes on from there alike */
+    ck_assert_int_eq(xorchunk_append(&one, t + 1, 3), 0);
+    ck_assert_int_eq(xorchunk_append(&run, t + 1, 3), 0);
+    b1 = xorchunk_data(&one, &n1);
+    b2 = xorchunk_data(&run, &n2);
+    ck_assert_uint_eq(n1, n2);
+    ck_assert_int_eq(memcmp(b1, b2, n1), 0);
+    xorchunk_free(&one);
+    xorchunk_free(&run);
+}
+END_TEST
+
 START_TEST(test_seek) {
     xorchunk c;
     xorchunk_init(&c);
@@ -362,6 +426,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_equal_values_compress);
     tcase_add_test(tc, test_corrupt_and_truncated);
     tcase_add_test(tc, test_seek);
+    tcase_add_test(tc, test_append_run);
     tcase_add_test(tc, test_delta_overflow_wraps);
     tcase_add_test(tc, test_slab_and_reuse);
     suite_add_tcase(s, tc);
