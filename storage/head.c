@@ -825,13 +825,14 @@ int head_append_owned_run(head *h, hseries *s, const sample *v, size_t n, int64_
     int nomem = 0;
     for (size_t i = 0; i < n; i++) {
         uint16_t cnt = xorchunk_count(&s->open);
-        if (cnt >= 2 && v[i].t > s->maxt) {
-            /* newer samples into the open chunk, up to the next count at which
-             * append_locked does more than append (see it) */
+        /* the counts at which append_locked does more than append (see it) */
+        int sizing = !s->last_len && !s->nclosed;
+        if (cnt >= 2 && cnt != SAMPLES_PER_CHUNK / 4 && !(cnt == 6 && sizing) && v[i].t > s->maxt) {
+            /* newer samples into the open chunk, up to the next such count */
             unsigned upto = SAMPLES_PER_CHUNK * 2;
             if (cnt < SAMPLES_PER_CHUNK / 4)
                 upto = SAMPLES_PER_CHUNK / 4;
-            if (cnt < 6 && !s->last_len && !s->nclosed)
+            if (cnt < 6 && sizing)
                 upto = 6;
             int k = xorchunk_append_run(&s->open, v + i, n - i, s->next_at, upto);
             if (k > 0) {

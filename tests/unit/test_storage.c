@@ -327,6 +327,25 @@ START_TEST(test_replay_large_batches) {
 }
 END_TEST
 
+/* Replay builds the head appending does: the same series and chunks, in the
+ * same bytes of memory (chunks are sized at the same counts). */
+START_TEST(test_replay_same_memory) {
+    slab_stats st;
+    slab_get_stats(&st);
+    size_t before = st.bytes;
+    storage *s = open_st();
+    write_known(s, 200, 100);
+    slab_get_stats(&st);
+    size_t live = st.bytes - before;
+    close_st(s);
+    s = open_st();
+    slab_get_stats(&st);
+    ck_assert_uint_gt(live, 200 * 100);
+    ck_assert_uint_eq(st.bytes - before, live);
+    close_st(s);
+}
+END_TEST
+
 /* Logs one series record {__name__="h", i=inst} under ref. */
 static void log_series(wal *w, uint64_t ref, const char *inst) {
     walrec_label ls[2] = {{"__name__", 8, "h", 1}, {"i", 1, inst, strlen(inst)}};
@@ -995,6 +1014,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_replay_zstd_and_mixed);
     tcase_add_test(tc, test_replay_series_record_lengths);
     tcase_add_test(tc, test_replay_large_batches);
+    tcase_add_test(tc, test_replay_same_memory);
     tcase_add_test(tc, test_replay_foreign_refs);
     tcase_add_test(tc, test_replay_flipped_byte);
     tcase_add_test(tc, test_replay_torn_tail);
