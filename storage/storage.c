@@ -645,12 +645,15 @@ static int replay_tombstones(storage *s, const uint8_t *rec, size_t len, const r
  * Read-ahead.  Reading a record (pread, CRC, reassembly, snappy) costs about
  * as much as decoding and dispatching it, so a thread of its own reads
  * records into blocks of about a megabyte and the replaying thread takes
- * whole blocks: the two overlap.  Sixteen blocks circulate (the reader waits
+ * whole blocks: the two overlap.  32 blocks circulate (the reader waits
  * when all are full): while the first records' series are created, which
- * the replaying thread does alone, the reader gets well ahead.  Records are
+ * the replaying thread does alone, the reader gets well ahead, and at the
+ * end, where reading is what the others wait for, it has less left to do
+ * (with 16 it stopped early in the series and was behind at the end: 10M
+ * samples after Prometheus ran, 0.683 -> 0.650 s to ready).  Records are
  * decompressed straight into the blocks (see rblock_span for their layout).
  */
-#define REPLAY_READ_BLOCKS 16
+#define REPLAY_READ_BLOCKS 32
 #define REPLAY_READ_BLOCK (1 << 20)
 
 typedef struct rblock {
