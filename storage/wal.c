@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -862,7 +863,10 @@ struct wal_reader {
     int64_t fsize;
     int64_t chunk_off; /* file offset of chunk[0], a multiple of the page size */
     size_t chunk_len, pos;
-    uint8_t *chunk;
+    const uint8_t *chunk; /* in map, or in rbuf */
+    uint8_t *map;         /* the segment mapped (read-only), or NULL: read into rbuf */
+    size_t map_len;
+    uint8_t *rbuf;
 
     buf rec;   /* fragments being reassembled */
     buf dec;   /* decompressed record */
@@ -939,7 +943,7 @@ static int reader_add_dir(wal_reader *r, const char *dir, int in_cp, int from, i
 
 static int reader_new(const char *dir, wal_reader **out, kiln_err *err) {
     wal_reader *r = calloc(1, sizeof *r);
-    if (!r || !(r->dir = strdup(dir)) || !(r->chunk = malloc(WAL_CHUNK_SIZE))) {
+    if (!r || !(r->dir = strdup(dir)) || !(r->rbuf = malloc(WAL_CHUNK_SIZE))) {
         if (r)
             free(r->dir);
         free(r);
@@ -1018,7 +1022,29 @@ static int reader_open_src(wal_reader *r, kiln_err *err) {
         return kiln_err_set(err, KILN_EIO, "wal: stat %s: %s", p, strerror(errno));
     r->fsize = st.st_size;
     posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    /* mapped, the pages are read where the page cache holds them: a copy less
+     * (reading was a tenth of the reading thread's time at replay); if that
+     * fails, pread into a buffer */
+    if (st.st_size > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, r->fd, 0);
+        if (m != MAP_FAILED) {
+            r->map = m;
+            r->map_len = (size_t)st.st_size;
+            madvise(m, r->map_len, MADV_SEQUENTIAL);
+        }
+    }
     return 0;
+}
+
+/* Closes the current segment. */
+static void reader_close_src(wal_reader *r) {
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    if (r->map)
+        munmap(r->map, r->map_len);
+    r->map = NULL;
+    r->chunk = NULL;
 }
 
 /* Reads the next chunk of the current segment; 0 bytes at its end. */
@@ -1027,8 +1053,14 @@ static int reader_fill(wal_reader *r, kiln_err *err) {
     r->chunk_len = r->pos = 0;
     int64_t left = r->fsize - r->chunk_off;
     size_t want = left < WAL_CHUNK_SIZE ? (size_t)left : WAL_CHUNK_SIZE;
+    if (r->map) {
+        r->chunk = r->map + r->chunk_off;
+        r->chunk_len = want;
+        return 0;
+    }
+    r->chunk = r->rbuf;
     while (r->chunk_len < want) {
-        ssize_t k = pread(r->fd, r->chunk + r->chunk_len, want - r->chunk_len, r->chunk_off + (off_t)r->chunk_len);
+        ssize_t k = pread(r->fd, r->rbuf + r->chunk_len, want - r->chunk_len, r->chunk_off + (off_t)r->chunk_len);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
@@ -1087,8 +1119,7 @@ int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *e
             if (r->chunk_off + (int64_t)r->chunk_len >= r->fsize) {
                 if (r->in_rec)
                     return reader_corrupt(r, r->rec_start, err, "segment ends inside a record");
-                close(r->fd);
-                r->fd = -1;
+                reader_close_src(r);
                 continue;
             }
             if ((rc = reader_fill(r, err)))
@@ -1187,12 +1218,11 @@ void wal_reader_counts(const wal_reader *r, uint64_t *records, uint64_t *bytes) 
 void wal_reader_close(wal_reader *r) {
     if (!r)
         return;
-    if (r->fd >= 0)
-        close(r->fd);
+    reader_close_src(r);
     ZSTD_freeDCtx(r->zd);
     buf_free(&r->rec);
     buf_free(&r->dec);
-    free(r->chunk);
+    free(r->rbuf);
     free(r->src);
     free(r->cpdir);
     free(r->dir);
