@@ -867,6 +867,7 @@ struct wal_reader {
     uint8_t *map;         /* the segment mapped (read-only), or NULL: read into rbuf */
     size_t map_len;
     uint8_t *rbuf;
+    int no_map;
 
     buf rec;   /* fragments being reassembled */
     buf dec;   /* decompressed record */
@@ -1025,7 +1026,7 @@ static int reader_open_src(wal_reader *r, kiln_err *err) {
     /* mapped, the pages are read where the page cache holds them: a copy less
      * (reading was a tenth of the reading thread's time at replay); if that
      * fails, pread into a buffer */
-    if (st.st_size > 0) {
+    if (st.st_size > 0 && !r->no_map) {
         void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, r->fd, 0);
         if (m != MAP_FAILED) {
             r->map = m;
@@ -1200,6 +1201,8 @@ int wal_reader_next_into(wal_reader *r, buf *out, size_t *len, kiln_err *err) {
     r->into = NULL;
     return rc;
 }
+
+void wal_reader_use_pread(wal_reader *r) { r->no_map = 1; }
 
 const wal_corruption *wal_reader_corruption(const wal_reader *r) {
     return r->corrupt ? &r->corr : NULL;

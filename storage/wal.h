@@ -229,6 +229,10 @@ int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *e
  * straight into it: no copy); *len is its length, from out->len - *len. */
 int wal_reader_next_into(wal_reader *r, buf *out, size_t *len, kiln_err *err);
 
+/* Makes the reader read segments with pread instead of mapping them, as it
+ * does when mapping fails (tests read both ways).  Call before the first read. */
+void wal_reader_use_pread(wal_reader *r);
+
 /* The damage found, or NULL while there is none. */
 const wal_corruption *wal_reader_corruption(const wal_reader *r);
 
