@@ -775,6 +775,23 @@ out:
     return rc;
 }
 
+/* A series' first chunk has no earlier size to go by: it is sized once, from
+ * its first FIRST_SIZING samples (not after chunks from chunks_head: that
+ * overestimated, costing memory). */
+#define FIRST_SIZING 6
+static int first_chunk_unsized(const hseries *s) { return !s->last_len && !s->nclosed; }
+
+/* The count of the open chunk, n or the next one after it, at which
+ * append_locked does more than encode a sample: it sizes a first chunk,
+ * predicts the chunk's end (a quarter of SAMPLES_PER_CHUNK), or cuts it. */
+static unsigned next_busy_count(const hseries *s, unsigned n) {
+    if (n <= FIRST_SIZING && first_chunk_unsized(s))
+        return FIRST_SIZING;
+    if (n <= SAMPLES_PER_CHUNK / 4)
+        return SAMPLES_PER_CHUNK / 4;
+    return SAMPLES_PER_CHUNK * 2;
+}
+
 static int append_locked(head *h, hseries *s, int64_t t, double v) {
     int rc = order_check(s, t, v);
     if (rc != HEAD_APPEND_OK)
@@ -784,9 +801,7 @@ static int append_locked(head *h, hseries *s, int64_t t, double v) {
     if (n > 0) {
         if (n == SAMPLES_PER_CHUNK / 4)
             s->next_at = chunk_end_time(s->open_mint, s->maxt, s->next_at);
-        /* a series' first chunk has no earlier size to go by: size it once from its first
-         * samples (not after chunks from chunks_head: that overestimated, costing memory) */
-        if (n == 6 && !s->last_len && !s->nclosed)
+        if (n == FIRST_SIZING && first_chunk_unsized(s))
             xorchunk_expect(&s->open, SAMPLES_PER_CHUNK);
         if ((t >= s->next_at || n >= SAMPLES_PER_CHUNK * 2) && cut_chunk(h, s) == 0)
             n = 0; /* when the cut failed the open chunk grows on */
@@ -825,15 +840,9 @@ int head_append_owned_run(head *h, hseries *s, const sample *v, size_t n, int64_
     int nomem = 0;
     for (size_t i = 0; i < n; i++) {
         uint16_t cnt = xorchunk_count(&s->open);
-        /* the counts at which append_locked does more than append (see it) */
-        int sizing = !s->last_len && !s->nclosed;
-        if (cnt >= 2 && cnt != SAMPLES_PER_CHUNK / 4 && !(cnt == 6 && sizing) && v[i].t > s->maxt) {
-            /* newer samples into the open chunk, up to the next such count */
-            unsigned upto = SAMPLES_PER_CHUNK * 2;
-            if (cnt < SAMPLES_PER_CHUNK / 4)
-                upto = SAMPLES_PER_CHUNK / 4;
-            if (cnt < 6 && sizing)
-                upto = 6;
+        unsigned upto = next_busy_count(s, cnt);
+        if (cnt >= 2 && upto > cnt && v[i].t > s->maxt) {
+            /* newer samples into the open chunk, up to where append_locked has more to do */
             int k = xorchunk_append_run(&s->open, v + i, n - i, s->next_at, upto);
             if (k > 0) {
                 const sample *last = &v[i + (size_t)k - 1];

@@ -642,8 +642,8 @@ static int replay_tombstones(storage *s, const uint8_t *rec, size_t len, const r
 }
 
 /*
- * Read-ahead.  Reading a record (pread, CRC, reassembly, snappy) costs about
- * as much as decoding and dispatching it, so a thread of its own reads
+ * Read-ahead.  Reading a record (from the mapped segment: CRC, reassembly,
+ * snappy) costs about as much as decoding and dispatching it, so a thread of its own reads
  * records into blocks of about a megabyte and the replaying thread takes
  * whole blocks: the two overlap.  32 blocks circulate (the reader waits
  * when all are full): while the first records' series are created, which

@@ -82,11 +82,14 @@ int xorchunk_presize(xorchunk *c, size_t bytes) {
     return set_cap(c, bytes);
 }
 
+/* Whether `bits` more bits fit: put_bits touches up to 9 bytes past the end. */
+static inline int has_room(const xorchunk *c, uint32_t bits) { return (c->nbits + bits + 7) / 8 + 9 <= c->cap; }
+
 /* Room for `bits` more bits (at most 64 + 77 per sample). */
 static int reserve(xorchunk *c, uint32_t bits) {
-    size_t need = (c->nbits + bits + 7) / 8 + 9; /* put_bits touches up to 9 bytes past the end */
-    if (need <= c->cap)
+    if (has_room(c, bits))
         return 0;
+    size_t need = (c->nbits + bits + 7) / 8 + 9;
     size_t nc = c->cap ? c->cap : INITIAL_CAP;
     while (nc < need)
         nc = nc * 3 / 2 + 8;
@@ -293,7 +296,7 @@ int xorchunk_append_run(xorchunk *c, const struct sample *v, size_t n, int64_t u
         int64_t t = v[i].t;
         if (t <= w.t || t >= until || w.count >= upto)
             break;
-        if ((w.nbits + STEADY_BITS + 7) / 8 + 9 > w.cap) {
+        if (!has_room(&w, STEADY_BITS)) {
             *c = w;
             if (reserve(c, STEADY_BITS) != 0)
                 break; /* the caller's next append reports it */

@@ -106,8 +106,7 @@ static int replay(const char *dir, int threads) {
            (unsigned long long)st.head_series, rss / 1e6, (rss - before) / (double)st.head_series, before / 1e6);
     printf("replay_seconds %.3f\nrss_bytes %.0f\nbytes_per_series %.0f\n", el, rss,
            rss / (double)st.head_series);
-    printf("head_chunks %llu\nsamples_appended %llu\n", (unsigned long long)st.head_chunks,
-           (unsigned long long)st.samples_appended);
+    printf("head_chunks %llu\n", (unsigned long long)st.head_chunks);
     slab_stats ss;
     slab_get_stats(&ss);
     struct mallinfo2 mi = mallinfo2();
