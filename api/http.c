@@ -84,8 +84,8 @@ struct http_conn {
     buf in;
     size_t in_off;
     int reading_paused;
-    int busy;       /* a request is in a handler or being written */
-    int rejected;   /* an error answer is on its way; nothing more is read */
+    int busy;     /* a request is in a handler or being written */
+    int rejected; /* an error answer is on its way; nothing more is read */
     int closing;
     int want_close; /* close after the current response */
     /* the request being parsed */
@@ -124,24 +124,42 @@ struct http_work {
 
 static const char *status_text(int code) {
     switch (code) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 413: return "Request Entity Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Request Entity Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -177,8 +195,9 @@ int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server *
     s->opts = *opts;
     snprintf(s->listen_addr, sizeof s->listen_addr, "%s", opts->listen_address);
     s->opts.listen_address = s->listen_addr;
-    s->m_requests = metric_new(METRIC_COUNTER, "kiln_http_requests_total",
-                               "Counter of HTTP requests by handler and status code.", "handler,code", NULL, 0);
+    s->m_requests =
+        metric_new(METRIC_COUNTER, "kiln_http_requests_total",
+                   "Counter of HTTP requests by handler and status code.", "handler,code", NULL, 0);
     s->m_duration = metric_new(METRIC_HISTOGRAM, "kiln_http_request_duration_seconds",
                                "Histogram of latencies for HTTP requests.", "handler", NULL, 0);
     metric_new_func(METRIC_GAUGE, "kiln_http_open_connections", "Number of open HTTP connections.",
@@ -188,7 +207,8 @@ int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server *
                     "The current number of queries being executed or waiting (query, query_range).",
                     queries_running_or_waiting, s);
     metric_new_func(METRIC_GAUGE, "kiln_engine_queries_concurrent_max",
-                    "The max number of concurrent queries (--query.max-concurrency; 0: no bound).", queries_max, s);
+                    "The max number of concurrent queries (--query.max-concurrency; 0: no bound).",
+                    queries_max, s);
     *out = s;
     return 0;
 }
@@ -305,7 +325,8 @@ static void parse_pairs(http_req *req, const char *s, size_t n, size_t *cap) {
             }
             struct http_param *p = &req->params[req->nparams];
             p->name = url_decode(req->arena, s + i, klen, 1);
-            p->value = eq ? url_decode(req->arena, eq + 1, (size_t)(s + j - eq - 1), 1) : url_decode(req->arena, "", 0, 1);
+            p->value = eq ? url_decode(req->arena, eq + 1, (size_t)(s + j - eq - 1), 1)
+                          : url_decode(req->arena, "", 0, 1);
             if (p->name && p->value)
                 req->nparams++;
         }
@@ -320,7 +341,8 @@ static void parse_params(http_req *req) {
     size_t cap = 0;
     parse_pairs(req, req->query, strlen(req->query), &cap);
     const char *ct = http_req_header(req, "Content-Type");
-    if (strcmp(req->method, "POST") == 0 && ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)
+    if (strcmp(req->method, "POST") == 0 && ct &&
+        strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)
         parse_pairs(req, req->body, req->body_len, &cap);
 }
 
@@ -745,7 +767,9 @@ static void write_response(http_work *w) {
 
 static void start_work(http_work *w);
 
-static void free_timer(uv_handle_t *h) { free(h); }
+static void free_timer(uv_handle_t *h) {
+    free(h);
+}
 
 /* Takes w out of the waiting FIFO (and stops its deadline). */
 static void wait_unlink(http_work *w) {
@@ -874,8 +898,8 @@ static void dispatch(http_conn *c) {
     r->nheaders = c->nhdrs;
     r->headers = arena_alloc(&w->arena, (c->nhdrs + 1) * sizeof *r->headers);
     for (size_t i = 0; i < c->nhdrs && r->headers; i++) {
-        r->headers[i].name = arena_strndup(&w->arena, c->hdrs[i].name.data ? c->hdrs[i].name.data : "",
-                                           c->hdrs[i].name.len);
+        r->headers[i].name =
+            arena_strndup(&w->arena, c->hdrs[i].name.data ? c->hdrs[i].name.data : "", c->hdrs[i].name.len);
         r->headers[i].value = arena_strndup(&w->arena, c->hdrs[i].value.data ? c->hdrs[i].value.data : "",
                                             c->hdrs[i].value.len);
     }
@@ -1082,7 +1106,8 @@ int http_server_listen(http_server *s, kiln_err *err) {
     char host[200];
     int port;
     if (split_host_port(s->listen_addr, host, sizeof host, &port) != 0)
-        return kiln_err_set(err, KILN_EINVAL, "invalid listen address \"%s\": want host:port", s->listen_addr);
+        return kiln_err_set(err, KILN_EINVAL, "invalid listen address \"%s\": want host:port",
+                            s->listen_addr);
     struct sockaddr_storage sa;
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0) {

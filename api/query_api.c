@@ -226,7 +226,8 @@ int api_v1_parse_duration(const char *s, int64_t *ns, kiln_err *err) {
     if (parse_float(s, &d)) {
         double t = d * 1e9;
         if (isnan(t) || t >= 9223372036854775807.0 || t < -9223372036854775808.0)
-            return kiln_err_set(err, KILN_EINVAL, "cannot parse \"%s\" to a valid duration. It overflows int64", s);
+            return kiln_err_set(err, KILN_EINVAL,
+                                "cannot parse \"%s\" to a valid duration. It overflows int64", s);
         *ns = (int64_t)t;
         return 0;
     }
@@ -321,11 +322,11 @@ void api_v1_json_value(buf *b, double v) {
     char tmp[FMT_DOUBLE_MAX + 2];
     tmp[0] = '"';
     double a = fabs(v);
-    int n = a != 0 && isfinite(a) && (a < 1e-6 || a >= 1e21) ? fmt_double_g(v, tmp + 1) : fmt_double_f(v, tmp + 1);
+    int n = a != 0 && isfinite(a) && (a < 1e-6 || a >= 1e21) ? fmt_double_g(v, tmp + 1)
+                                                             : fmt_double_f(v, tmp + 1);
     tmp[n + 1] = '"';
     buf_append(b, tmp, (size_t)n + 2);
 }
-
 
 static void json_point(buf *b, int64_t t, double v) {
     buf_putc(b, '[');
@@ -636,7 +637,8 @@ static void write_result(http_resp *resp, const query_result *r, const qparams *
                    r->total_samples);
     }
     buf_putc(b, '}');
-    notes nt = {(const char *const *)r->warnings, r->nwarnings, (const char *const *)r->infos, r->ninfos, trunc};
+    notes nt = {(const char *const *)r->warnings, r->nwarnings, (const char *const *)r->infos, r->ninfos,
+                trunc};
     end_success(resp, &nt);
 }
 
@@ -692,16 +694,19 @@ static void h_query_range(http_req *req, http_resp *resp, void *data) {
         return;
     }
     if (step_ns <= 0) {
-        bad_data(resp, "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. "
-                       "Try a positive integer");
+        bad_data(
+            resp,
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. "
+            "Try a positive integer");
         return;
     }
     /* end.Sub(start)/step > 11000, in Go's saturating nanoseconds */
     uint64_t span_ms = (uint64_t)end - (uint64_t)start;
     int64_t span_ns = span_ms > (uint64_t)(INT64_MAX / 1000000) ? INT64_MAX : (int64_t)span_ms * 1000000;
     if (span_ns / step_ns > 11000) {
-        bad_data(resp, "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query "
-                       "resolution (?step=XX)");
+        bad_data(resp,
+                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query "
+                 "resolution (?step=XX)");
         return;
     }
     qparams qp;
@@ -792,11 +797,16 @@ static void json_matchers(buf *b, const promql_vector_selector *vs) {
 /* Go's parser.ValueType names. */
 static const char *value_type_go(promql_type t) {
     switch (t) {
-    case PROMQL_TYPE_SCALAR: return "scalar";
-    case PROMQL_TYPE_STRING: return "string";
-    case PROMQL_TYPE_VECTOR: return "vector";
-    case PROMQL_TYPE_MATRIX: return "matrix";
-    default: return "none";
+    case PROMQL_TYPE_SCALAR:
+        return "scalar";
+    case PROMQL_TYPE_STRING:
+        return "string";
+    case PROMQL_TYPE_VECTOR:
+        return "vector";
+    case PROMQL_TYPE_MATRIX:
+        return "matrix";
+    default:
+        return "none";
     }
 }
 
@@ -841,7 +851,8 @@ static void json_ast(buf *b, const promql_expr *e, int depth) {
     case PROMQL_SUBQUERY:
         buf_puts(b, "{\"expr\":");
         json_ast(b, e->u.sq.expr, depth + 1);
-        buf_printf(b, ",\"offset\":%lld,\"range\":%lld,", (long long)e->u.sq.offset_ms, (long long)e->u.sq.range_ms);
+        buf_printf(b, ",\"offset\":%lld,\"range\":%lld,", (long long)e->u.sq.offset_ms,
+                   (long long)e->u.sq.range_ms);
         json_at(b, e->u.sq.at, e->u.sq.at_ms);
         buf_printf(b, ",\"step\":%lld,\"type\":\"subquery\"}", (long long)e->u.sq.step_ms);
         break;
@@ -1400,10 +1411,12 @@ static void h_tsdb(http_req *req, http_resp *resp, void *data) {
     }
     buf *b = &resp->body;
     begin_success(resp);
-    buf_printf(b, "{\"headStats\":{\"numSeries\":%llu,\"numLabelPairs\":%zu,\"chunkCount\":%llu,\"minTime\":%lld,"
-                  "\"maxTime\":%lld}",
-               (unsigned long long)ss.head_series, npairs, (unsigned long long)ss.head_chunks,
-               (long long)ss.head_min_time, (long long)ss.head_max_time);
+    buf_printf(
+        b,
+        "{\"headStats\":{\"numSeries\":%llu,\"numLabelPairs\":%zu,\"chunkCount\":%llu,\"minTime\":%lld,"
+        "\"maxTime\":%lld}",
+        (unsigned long long)ss.head_series, npairs, (unsigned long long)ss.head_chunks,
+        (long long)ss.head_min_time, (long long)ss.head_max_time);
     /* seriesCountByMetricName */
     size_t n = 0;
     for (size_t k = 0; k < cap; k++)
@@ -1543,8 +1556,8 @@ static void h_targets_metadata(http_req *req, http_resp *resp, void *data) {
     if (!sc)
         buf_puts(&b, "[]");
     else
-        rc = sc->targets_metadata(sc->data, ast ? ast->root->u.vs.matchers : NULL, ast ? ast->root->u.vs.nmatchers : 0,
-                                  param(req, "metric"), limit, &b);
+        rc = sc->targets_metadata(sc->data, ast ? ast->root->u.vs.matchers : NULL,
+                                  ast ? ast->root->u.vs.nmatchers : 0, param(req, "metric"), limit, &b);
     promql_ast_free(ast);
     send_buf(resp, &b, rc);
 }
@@ -1591,13 +1604,14 @@ static void h_snapshot(http_req *req, http_resp *resp, void *data) {
     const char *sh = param(req, "skip_head");
     int skip = 0;
     if (*sh) {
-        if (!strcmp(sh, "true") || !strcmp(sh, "1") || !strcmp(sh, "t") || !strcmp(sh, "T") || !strcmp(sh, "TRUE") ||
-            !strcmp(sh, "True"))
+        if (!strcmp(sh, "true") || !strcmp(sh, "1") || !strcmp(sh, "t") || !strcmp(sh, "T") ||
+            !strcmp(sh, "TRUE") || !strcmp(sh, "True"))
             skip = 1;
         else if (strcmp(sh, "false") && strcmp(sh, "0") && strcmp(sh, "f") && strcmp(sh, "F") &&
                  strcmp(sh, "FALSE") && strcmp(sh, "False")) {
-            bad_data(resp, "unable to parse boolean 'skip_head' argument: strconv.ParseBool: parsing \"%s\": "
-                           "invalid syntax",
+            bad_data(resp,
+                     "unable to parse boolean 'skip_head' argument: strconv.ParseBool: parsing \"%s\": "
+                     "invalid syntax",
                      sh);
             return;
         }
@@ -1705,7 +1719,8 @@ int api_v1_register(http_server *s, api_v1 *a) {
         {"GET", "/api/v1/status/walreplay", h_walreplay, NULL, HTTP_ROUTE_WORKER},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (http_route(s, routes[i].methods, routes[i].path, routes[i].flags, routes[i].fn, a, routes[i].label) != 0)
+        if (http_route(s, routes[i].methods, routes[i].path, routes[i].flags, routes[i].fn, a,
+                       routes[i].label) != 0)
             return KILN_ENOMEM;
     http_server_set_queue(s, a->max_concurrency, queue_timeout_ms, a);
     return 0;

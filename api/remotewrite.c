@@ -336,7 +336,8 @@ static long series_labels(const Kiln__Remote__TimeSeries *ts, label *out, rw_msg
             return -1;
         }
         if (nm->len > LABEL_NAME_MAX_LEN) {
-            msg_printf(why, "label name of %zu bytes, more than the limit of %d", nm->len, LABEL_NAME_MAX_LEN);
+            msg_printf(why, "label name of %zu bytes, more than the limit of %d", nm->len,
+                       LABEL_NAME_MAX_LEN);
             return -1;
         }
         if (!label_name_valid(name, nm->len)) {
@@ -351,8 +352,8 @@ static long series_labels(const Kiln__Remote__TimeSeries *ts, label *out, rw_msg
                 return -1;
             }
             if (c > 0) {
-                msg_printf(why, "labels not sorted by name: \"%s\" before \"%s\"", bin_str(&ts->labels[i - 1]->name),
-                           name);
+                msg_printf(why, "labels not sorted by name: \"%s\" before \"%s\"",
+                           bin_str(&ts->labels[i - 1]->name), name);
                 return -1;
             }
         }
@@ -498,7 +499,8 @@ static int rw_decode(const char *body, size_t len, size_t max_decompressed, rw_c
         if (ts->n_samples == 0)
             continue; /* exemplars or histograms only: nothing for storage */
         label *ls = NULL;
-        if (ts->n_labels && ts->n_labels <= LABELS_MAX_COUNT && !(ls = rw_alloc_fn(al, ts->n_labels * sizeof *ls)))
+        if (ts->n_labels && ts->n_labels <= LABELS_MAX_COUNT &&
+            !(ls = rw_alloc_fn(al, ts->n_labels * sizeof *ls)))
             goto nomem;
         rw_msg why; /* not zeroed: 1 KiB a series would show */
         why.n = 0;
@@ -561,18 +563,26 @@ static int rw_append(storage *st, const rw_batch *b, rw_outcome *o, rw_msg *msg)
         uint64_t ref = 0;
         for (size_t j = 0; j < s->nsamples; j++) {
             const Kiln__Remote__Sample *smp = s->samples[j];
-            int rc = appender_append(app, &ref, ref ? NULL : s->ls, ref ? 0 : s->nls, smp->timestamp, smp->value,
-                                     &err);
+            int rc = appender_append(app, &ref, ref ? NULL : s->ls, ref ? 0 : s->nls, smp->timestamp,
+                                     smp->value, &err);
             if (rc == 0) {
                 o->appended++;
                 continue;
             }
             int reason;
             switch (rc) {
-            case KILN_EORDER: reason = RW_REJ_ORDER; break;
-            case KILN_EEXIST: reason = RW_REJ_DUPLICATE; break;
-            case KILN_ERANGE: reason = RW_REJ_BOUNDS; break;
-            case KILN_EINVAL: reason = RW_REJ_INVALID; break;
+            case KILN_EORDER:
+                reason = RW_REJ_ORDER;
+                break;
+            case KILN_EEXIST:
+                reason = RW_REJ_DUPLICATE;
+                break;
+            case KILN_ERANGE:
+                reason = RW_REJ_BOUNDS;
+                break;
+            case KILN_EINVAL:
+                reason = RW_REJ_INVALID;
+                break;
             default:
                 appender_rollback(app);
                 msg_printf(msg, "append failed: %s", err.code ? err.msg : kiln_strerror(rc));
@@ -651,9 +661,12 @@ static int respond(remotewrite *rw, http_resp *resp, int code, const char *text)
 
 static int code_for(int rc) {
     switch (rc) {
-    case KILN_EINVAL: return RW_CODE_400;
-    case KILN_ELIMIT: return RW_CODE_413;
-    default: return RW_CODE_500;
+    case KILN_EINVAL:
+        return RW_CODE_400;
+    case KILN_ELIMIT:
+        return RW_CODE_413;
+    default:
+        return RW_CODE_500;
     }
 }
 
@@ -758,16 +771,17 @@ int remotewrite_new(storage *st, const remotewrite_opts *o, remotewrite **out, k
                              "Remote write samples not stored, by reason.", "reason", NULL, 0);
     metric *rcv = metric_new(METRIC_COUNTER, "kiln_remote_write_samples_received_total",
                              "Samples in decoded remote write requests, stored or not.", NULL, NULL, 0);
-    metric *exd = metric_new(METRIC_COUNTER, "kiln_remote_write_exemplars_dropped_total",
-                             "Exemplars received by remote write and dropped (not stored yet).", NULL, NULL, 0);
-    metric *hsd = metric_new(METRIC_COUNTER, "kiln_remote_write_histograms_dropped_total",
-                             "Native histogram samples received by remote write and dropped (not stored yet).", NULL,
-                             NULL, 0);
+    metric *exd =
+        metric_new(METRIC_COUNTER, "kiln_remote_write_exemplars_dropped_total",
+                   "Exemplars received by remote write and dropped (not stored yet).", NULL, NULL, 0);
+    metric *hsd = metric_new(
+        METRIC_COUNTER, "kiln_remote_write_histograms_dropped_total",
+        "Native histogram samples received by remote write and dropped (not stored yet).", NULL, NULL, 0);
     metric *mdr = metric_new(METRIC_COUNTER, "kiln_remote_write_metadata_received_total",
                              "Metric metadata entries received by remote write.", NULL, NULL, 0);
     metric *dur = metric_new(METRIC_HISTOGRAM, "kiln_remote_write_decode_duration_seconds",
-                             "Time to decompress, decode and validate a remote write request.", NULL, decode_buckets,
-                             sizeof decode_buckets / sizeof decode_buckets[0]);
+                             "Time to decompress, decode and validate a remote write request.", NULL,
+                             decode_buckets, sizeof decode_buckets / sizeof decode_buckets[0]);
     if (!req || !rej || !rcv || !exd || !hsd || !mdr || !dur)
         goto nomem;
     for (int i = 0; i < RW_NCODES; i++) {

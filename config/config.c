@@ -1763,14 +1763,15 @@ static int read_doc(const char *path, char **data, size_t *len, kiln_err *err) {
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return kiln_err_set(err, errno == ENOENT ? KILN_ENOENT : KILN_EIO, "open %s: %s", path, strerror(errno));
+        return kiln_err_set(err, errno == ENOENT ? KILN_ENOENT : KILN_EIO, "open %s: %s", path,
+                            strerror(errno));
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         rc = kiln_err_set(err, KILN_EIO, "%s: not a regular file", path);
         goto out;
     }
     if ((uint64_t)st.st_size > CONFIG_MAX_BYTES) {
-        rc = kiln_err_set(err, KILN_ELIMIT, "%s: the document is %lld bytes, more than the limit of %u bytes", path,
-                          (long long)st.st_size, (unsigned)CONFIG_MAX_BYTES);
+        rc = kiln_err_set(err, KILN_ELIMIT, "%s: the document is %lld bytes, more than the limit of %u bytes",
+                          path, (long long)st.st_size, (unsigned)CONFIG_MAX_BYTES);
         goto out;
     }
     if (!(*data = malloc((size_t)st.st_size + 1))) {

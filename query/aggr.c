@@ -34,16 +34,16 @@ typedef struct group {
     size_t npts;
 } group;
 
-static int in_list(const char *name, char **list, size_t n)
-{
+static int in_list(const char *name, char **list, size_t n) {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], name) == 0) return 1;
+        if (strcmp(list[i], name) == 0)
+            return 1;
     return 0;
 }
 
 /* The grouping labels of a series (into the builder). */
-static int group_labels(pq_ctx *c, const promql_aggregate *a, const pq_series *s, const label **out, size_t *n)
-{
+static int group_labels(pq_ctx *c, const promql_aggregate *a, const pq_series *s, const label **out,
+                        size_t *n) {
     labels_builder *b = &c->lb;
     lb_reset(b);
     for (size_t i = 0; i < s->nls; i++) {
@@ -54,7 +54,8 @@ static int group_labels(pq_ctx *c, const promql_aggregate *a, const pq_series *s
             keep = !is_name && !in_list(nm, a->grouping, a->ngrouping);
         else
             keep = in_list(nm, a->grouping, a->ngrouping) && !(is_name && s->drop_name);
-        if (keep && lb_set(b, nm, s->ls[i].value) < 0) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        if (keep && lb_set(b, nm, s->ls[i].value) < 0)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
     }
     *out = lb_labels(b, n);
     return 0;
@@ -66,18 +67,18 @@ typedef struct heapctx {
     int reverse; /* bottomk: vectorByReverseValueHeap */
 } heapctx;
 
-static int h_less(const heapctx *h, size_t a, size_t b)
-{
+static int h_less(const heapctx *h, size_t a, size_t b) {
     double x = h->v[a], y = h->v[b];
-    if (isnan(x)) return 1;
+    if (isnan(x))
+        return 1;
     return h->reverse ? x > y : x < y;
 }
 
-static void h_up(const heapctx *h, size_t *hp, size_t j)
-{
+static void h_up(const heapctx *h, size_t *hp, size_t j) {
     while (j > 0) {
         size_t i = (j - 1) / 2;
-        if (i == j || !h_less(h, hp[j], hp[i])) break;
+        if (i == j || !h_less(h, hp[j], hp[i]))
+            break;
         size_t t = hp[i];
         hp[i] = hp[j];
         hp[j] = t;
@@ -85,16 +86,18 @@ static void h_up(const heapctx *h, size_t *hp, size_t j)
     }
 }
 
-static void h_down(const heapctx *h, size_t *hp, size_t i0, size_t n)
-{
+static void h_down(const heapctx *h, size_t *hp, size_t i0, size_t n) {
     size_t i = i0;
     for (;;) {
         size_t j1 = 2 * i + 1;
-        if (j1 >= n) break;
+        if (j1 >= n)
+            break;
         size_t j = j1;
         size_t j2 = j1 + 1;
-        if (j2 < n && h_less(h, hp[j2], hp[j1])) j = j2;
-        if (!h_less(h, hp[j], hp[i])) break;
+        if (j2 < n && h_less(h, hp[j2], hp[j1]))
+            j = j2;
+        if (!h_less(h, hp[j], hp[i]))
+            break;
         size_t t = hp[i];
         hp[i] = hp[j];
         hp[j] = t;
@@ -103,8 +106,7 @@ static void h_down(const heapctx *h, size_t *hp, size_t i0, size_t n)
 }
 
 /* sort.Sort(sort.Reverse(heap)): insertion sort for short inputs as Go. */
-static void h_sort_reverse(const heapctx *h, size_t *hp, size_t n)
-{
+static void h_sort_reverse(const heapctx *h, size_t *hp, size_t n) {
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0 && h_less(h, hp[j - 1], hp[j]); j--) {
             size_t t = hp[j];
@@ -120,8 +122,7 @@ typedef struct cell {
     int seen, incremental;
 } cell;
 
-static int is_folding(promql_aggop op)
-{
+static int is_folding(promql_aggop op) {
     switch (op) {
     case PROMQL_AGG_SUM:
     case PROMQL_AGG_AVG:
@@ -130,13 +131,14 @@ static int is_folding(promql_aggop op)
     case PROMQL_AGG_MAX:
     case PROMQL_AGG_GROUP:
     case PROMQL_AGG_STDDEV:
-    case PROMQL_AGG_STDVAR: return 1;
-    default: return 0;
+    case PROMQL_AGG_STDVAR:
+        return 1;
+    default:
+        return 0;
     }
 }
 
-static void cell_first(cell *s, promql_aggop op, double v)
-{
+static void cell_first(cell *s, promql_aggop op, double v) {
     s->seen = 1;
     s->value = v;
     s->mean = v;
@@ -149,11 +151,12 @@ static void cell_first(cell *s, promql_aggop op, double v)
         s->value = 1;
 }
 
-static void cell_fold(cell *s, promql_aggop op, double v)
-{
+static void cell_fold(cell *s, promql_aggop op, double v) {
     s->count++;
     switch (op) {
-    case PROMQL_AGG_SUM: pq_kahan_inc(v, &s->value, &s->kc); break;
+    case PROMQL_AGG_SUM:
+        pq_kahan_inc(v, &s->value, &s->kc);
+        break;
     case PROMQL_AGG_AVG: {
         if (!s->incremental) {
             double nv = s->value, nc = s->kc;
@@ -168,18 +171,22 @@ static void cell_fold(cell *s, promql_aggop op, double v)
             s->kc /= s->count - 1;
         }
         if (isinf(s->mean)) {
-            if (isinf(v) && (s->mean > 0) == (v > 0)) break;
-            if (!isinf(v) && !isnan(v)) break;
+            if (isinf(v) && (s->mean > 0) == (v > 0))
+                break;
+            if (!isinf(v) && !isnan(v))
+                break;
         }
         double cm = s->mean + s->kc;
         pq_kahan_inc(v / s->count - cm / s->count, &s->mean, &s->kc);
         break;
     }
     case PROMQL_AGG_MAX:
-        if (s->value < v || isnan(s->value)) s->value = v;
+        if (s->value < v || isnan(s->value))
+            s->value = v;
         break;
     case PROMQL_AGG_MIN:
-        if (s->value > v || isnan(s->value)) s->value = v;
+        if (s->value > v || isnan(s->value))
+            s->value = v;
         break;
     case PROMQL_AGG_STDDEV:
     case PROMQL_AGG_STDVAR: {
@@ -188,19 +195,25 @@ static void cell_fold(cell *s, promql_aggop op, double v)
         s->value += delta * (v - s->mean);
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }
 
-static double cell_result(const cell *s, promql_aggop op)
-{
+static double cell_result(const cell *s, promql_aggop op) {
     switch (op) {
-    case PROMQL_AGG_SUM: return s->value + s->kc;
-    case PROMQL_AGG_AVG: return s->incremental ? s->mean + s->kc : (s->value + s->kc) / s->count;
-    case PROMQL_AGG_COUNT: return s->count;
-    case PROMQL_AGG_STDVAR: return s->value / s->count;
-    case PROMQL_AGG_STDDEV: return sqrt(s->value / s->count);
-    default: return s->value;
+    case PROMQL_AGG_SUM:
+        return s->value + s->kc;
+    case PROMQL_AGG_AVG:
+        return s->incremental ? s->mean + s->kc : (s->value + s->kc) / s->count;
+    case PROMQL_AGG_COUNT:
+        return s->count;
+    case PROMQL_AGG_STDVAR:
+        return s->value / s->count;
+    case PROMQL_AGG_STDDEV:
+        return sqrt(s->value / s->count);
+    default:
+        return s->value;
     }
 }
 
@@ -215,10 +228,10 @@ static double cell_result(const cell *s, promql_aggop op)
 #define AGG_MAX_CELLS (1u << 18)
 
 static int fold_series_major(pq_ctx *c, promql_aggop op, const pq_matrix *m, const size_t *gid, group *g,
-                             size_t ng)
-{
+                             size_t ng) {
     size_t n = m->n, win = c->nsteps;
-    if (ng * win > AGG_MAX_CELLS) win = AGG_MAX_CELLS / ng ? AGG_MAX_CELLS / ng : 1;
+    if (ng * win > AGG_MAX_CELLS)
+        win = AGG_MAX_CELLS / ng ? AGG_MAX_CELLS / ng : 1;
     cell *cells = malloc(ng * win * sizeof *cells);
     size_t *cur = calloc(n + 1, sizeof *cur);
     int rc = 0;
@@ -228,7 +241,8 @@ static int fold_series_major(pq_ctx *c, promql_aggop op, const pq_matrix *m, con
     }
     for (size_t k0 = 0; k0 < c->nsteps; k0 += win) {
         size_t w = c->nsteps - k0 < win ? c->nsteps - k0 : win;
-        if ((rc = pq_account(c, 0)) < 0) goto out;
+        if ((rc = pq_account(c, 0)) < 0)
+            goto out;
         memset(cells, 0, ng * w * sizeof *cells);
         int64_t t0 = c->start + (int64_t)k0 * c->interval;
         int64_t tend = c->start + (int64_t)(k0 + w - 1) * c->interval;
@@ -238,9 +252,11 @@ static int fold_series_major(pq_ctx *c, promql_aggop op, const pq_matrix *m, con
             size_t p = cur[i];
             for (; p < s->npts && s->pts[p].t <= tend; p++) {
                 int64_t t = s->pts[p].t;
-                if (t < t0) continue;
+                if (t < t0)
+                    continue;
                 size_t k = c->interval ? (size_t)((t - t0) / c->interval) : 0;
-                if (t0 + (int64_t)k * c->interval != t) continue; /* off the step grid */
+                if (t0 + (int64_t)k * c->interval != t)
+                    continue; /* off the step grid */
                 cell *ce = &row[k];
                 if (ce->seen)
                     cell_fold(ce, op, s->pts[p].v);
@@ -262,8 +278,7 @@ out:
     return rc;
 }
 
-int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
-{
+int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
     const promql_aggregate *a = &e->u.agg;
     promql_aggop op = a->op;
     double *param = NULL;
@@ -272,7 +287,8 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
     if (a->param) {
         pq_value pv;
         memset(&pv, 0, sizeof pv);
-        if ((rc = pq_eval(c, a->param, &pv)) < 0) return rc;
+        if ((rc = pq_eval(c, a->param, &pv)) < 0)
+            return rc;
         if (pv.type == PROMQL_TYPE_STRING)
             strparam = pv.str;
         else
@@ -280,7 +296,8 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
     }
     pq_value in;
     memset(&in, 0, sizeof in);
-    if ((rc = pq_eval(c, a->expr, &in)) < 0) return rc;
+    if ((rc = pq_eval(c, a->expr, &in)) < 0)
+        return rc;
     out->type = PROMQL_TYPE_VECTOR;
 
     if (op == PROMQL_AGG_COUNT_VALUES) {
@@ -298,11 +315,13 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
         for (size_t k = 0; k < c->nsteps; k++) {
             double p = param[k];
             if (op == PROMQL_AGG_TOPK || op == PROMQL_AGG_BOTTOMK || op == PROMQL_AGG_LIMITK) {
-                if (isnan(p)) return pq_fail(c, KILN_ERANGE, "Parameter value is NaN");
+                if (isnan(p))
+                    return pq_fail(c, KILN_ERANGE, "Parameter value is NaN");
                 if (p >= 9223372036854775807.0 || p <= -9223372036854775808.0)
                     return pq_fail(c, KILN_ERANGE, "Scalar value %s overflows int64", pq_gfmt(p, g1));
             } else if (op == PROMQL_AGG_LIMIT_RATIO) {
-                if (isnan(p)) return pq_fail(c, KILN_ERANGE, "Ratio value is NaN");
+                if (isnan(p))
+                    return pq_fail(c, KILN_ERANGE, "Ratio value is NaN");
                 if (p < -1 || p > 1)
                     pq_warn(c, a->param, "ratio value should be between -1 and 1, got %s, capping to %s",
                             pq_gfmt(p, g1), pq_gfmt(p < -1 ? -1.0 : 1.0, g2));
@@ -319,8 +338,8 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
     group *g = calloc(n + 1, sizeof(group));
     size_t *slots = NULL, nslots = 16;
     size_t ng = 0;
-    double *ev = malloc((n + 1) * sizeof(double));  /* this step's values by series */
-    size_t *el = malloc((n + 1) * sizeof(size_t));  /* series present this step */
+    double *ev = malloc((n + 1) * sizeof(double)); /* this step's values by series */
+    size_t *el = malloc((n + 1) * sizeof(size_t)); /* series present this step */
     pq_out col;
     pq_out_init(&col);
     buf vb = BUF_INIT;
@@ -329,31 +348,38 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
     uint64_t *phash = NULL;
     double *wv = NULL;  /* a window of steps' values, step-major */
     uint8_t *wp = NULL; /* and whether each is present */
-    while (nslots < n * 2 + 2) nslots *= 2;
+    while (nslots < n * 2 + 2)
+        nslots *= 2;
     slots = calloc(nslots, sizeof(size_t));
-    if (!gid || !cur || !g || !slots || !ev || !el) goto nomem;
+    if (!gid || !cur || !g || !slots || !ev || !el)
+        goto nomem;
     if (op == PROMQL_AGG_LIMIT_RATIO) {
         phash = malloc((n + 1) * sizeof(uint64_t));
-        if (!phash) goto nomem;
-        for (size_t i = 0; i < n; i++) phash[i] = pq_prom_hash(in.m.v[i].ls, in.m.v[i].nls);
+        if (!phash)
+            goto nomem;
+        for (size_t i = 0; i < n; i++)
+            phash[i] = pq_prom_hash(in.m.v[i].ls, in.m.v[i].nls);
     }
 
     /* groups, in order of first appearance */
     for (size_t i = 0; i < n; i++) {
         const label *ls = NULL;
         size_t nls = 0;
-        if ((rc = group_labels(c, a, &in.m.v[i], &ls, &nls)) < 0) goto done;
+        if ((rc = group_labels(c, a, &in.m.v[i], &ls, &nls)) < 0)
+            goto done;
         uint64_t h = labels_hash(ls, nls);
         size_t s = (size_t)(h * 0x9E3779B97F4A7C15ULL) & (nslots - 1);
         while (slots[s]) {
             group *o = &g[slots[s] - 1];
-            if (o->hash == h && labels_cmp(o->ls, o->nls, ls, nls) == 0) break;
+            if (o->hash == h && labels_cmp(o->ls, o->nls, ls, nls) == 0)
+                break;
             s = (s + 1) & (nslots - 1);
         }
         if (!slots[s]) {
             group *ng_ = &g[ng];
             ng_->ls = labels_copy(c->mem, ls, nls);
-            if (!ng_->ls && nls) goto nomem;
+            if (!ng_->ls && nls)
+                goto nomem;
             ng_->nls = nls;
             ng_->hash = h;
             slots[s] = ++ng;
@@ -362,12 +388,15 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
     }
     /* members per group, for heaps and value lists */
     size_t *members = calloc(ng + 1, sizeof(size_t));
-    if (!members) goto nomem;
-    for (size_t i = 0; i < n; i++) members[gid[i]]++;
+    if (!members)
+        goto nomem;
+    for (size_t i = 0; i < n; i++)
+        members[gid[i]]++;
     for (size_t j = 0; j < ng; j++) {
         g[j].heap = malloc((members[j] + 1) * sizeof(size_t));
         g[j].vals = malloc((members[j] + 1) * sizeof(double));
-        if (!by_series && op != PROMQL_AGG_COUNT_VALUES) g[j].pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
+        if (!by_series && op != PROMQL_AGG_COUNT_VALUES)
+            g[j].pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
         if (!g[j].heap || !g[j].vals || (!by_series && op != PROMQL_AGG_COUNT_VALUES && !g[j].pts)) {
             free(members);
             goto nomem;
@@ -376,7 +405,8 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
     free(members);
 
     if (is_folding(op)) {
-        if ((rc = fold_series_major(c, op, &in.m, gid, g, ng)) < 0) goto done;
+        if ((rc = fold_series_major(c, op, &in.m, gid, g, ng)) < 0)
+            goto done;
         goto emit;
     }
     /* the selecting operators need every value of a step at once: the
@@ -384,15 +414,19 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
      * each series in order (one point of every series per step would touch
      * a page per series per step) */
     size_t win = n ? AGG_MAX_CELLS / n : 1;
-    if (win < 1) win = 1;
-    if (win > c->nsteps) win = c->nsteps;
+    if (win < 1)
+        win = 1;
+    if (win > c->nsteps)
+        win = c->nsteps;
     wv = malloc((win * n + 1) * sizeof *wv);
     wp = malloc(win * n + 1);
-    if (!wv || !wp) goto nomem;
+    if (!wv || !wp)
+        goto nomem;
     size_t k0 = 0;
     for (size_t k = 0; k < c->nsteps; k++) {
         int64_t t = c->start + (int64_t)k * c->interval;
-        if ((rc = pq_account(c, 0)) < 0) goto done;
+        if ((rc = pq_account(c, 0)) < 0)
+            goto done;
         if (k == 0 || k - k0 == win) {
             k0 = k;
             size_t w = c->nsteps - k0 < win ? c->nsteps - k0 : win;
@@ -403,9 +437,11 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
                 size_t p = cur[i];
                 for (; p < s->npts && s->pts[p].t <= tend; p++) {
                     int64_t pt = s->pts[p].t;
-                    if (pt < t) continue;
+                    if (pt < t)
+                        continue;
                     size_t kk = c->interval ? (size_t)((pt - t) / c->interval) : 0;
-                    if (t + (int64_t)kk * c->interval != pt) continue; /* off the step grid */
+                    if (t + (int64_t)kk * c->interval != pt)
+                        continue; /* off the step grid */
                     wv[kk * n + i] = s->pts[p].v;
                     wp[kk * n + i] = 1;
                 }
@@ -420,7 +456,8 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
                 ev[i] = rv[i];
                 el[nel++] = i;
             }
-        if (!nel) continue;
+        if (!nel)
+            continue;
         for (size_t j = 0; j < ng; j++) {
             g[j].seen = 0;
             g[j].nheap = 0;
@@ -430,10 +467,12 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
         int64_t kk = 0;
         if (op == PROMQL_AGG_TOPK || op == PROMQL_AGG_BOTTOMK || op == PROMQL_AGG_LIMITK) {
             kk = (int64_t)p;
-            if (kk < 1) continue;
+            if (kk < 1)
+                continue;
         }
         double ratio = p < -1 ? -1 : p > 1 ? 1 : p;
-        if (op == PROMQL_AGG_LIMIT_RATIO && ratio == 0) continue;
+        if (op == PROMQL_AGG_LIMIT_RATIO && ratio == 0)
+            continue;
         heapctx hc = {ev, op == PROMQL_AGG_BOTTOMK};
         for (size_t x = 0; x < nel; x++) {
             size_t i = el[x];
@@ -444,16 +483,24 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
                 switch (op) {
                 case PROMQL_AGG_TOPK:
                 case PROMQL_AGG_BOTTOMK:
-                case PROMQL_AGG_LIMITK: gr->heap[gr->nheap++] = i; break;
-                case PROMQL_AGG_LIMIT_RATIO: gr->heap[gr->nheap++] = i; break;
+                case PROMQL_AGG_LIMITK:
+                    gr->heap[gr->nheap++] = i;
+                    break;
+                case PROMQL_AGG_LIMIT_RATIO:
+                    gr->heap[gr->nheap++] = i;
+                    break;
                 case PROMQL_AGG_QUANTILE:
-                case PROMQL_AGG_COUNT_VALUES: gr->vals[gr->nvals++] = v; break;
-                default: break;
+                case PROMQL_AGG_COUNT_VALUES:
+                    gr->vals[gr->nvals++] = v;
+                    break;
+                default:
+                    break;
                 }
                 if (op == PROMQL_AGG_LIMIT_RATIO) {
                     double off = (double)phash[i] / 18446744073709551615.0;
                     int add = (ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio);
-                    if (!add) gr->nheap = 0;
+                    if (!add)
+                        gr->nheap = 0;
                 }
                 continue;
             }
@@ -469,38 +516,49 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
                                                      : (top > v || (isnan(top) && !isnan(v)));
                     if (repl) {
                         gr->heap[0] = i;
-                        if (kk > 1) h_down(&hc, gr->heap, 0, gr->nheap);
+                        if (kk > 1)
+                            h_down(&hc, gr->heap, 0, gr->nheap);
                     }
                 }
                 break;
             }
             case PROMQL_AGG_LIMITK:
-                if ((int64_t)gr->nheap < kk) gr->heap[gr->nheap++] = i;
+                if ((int64_t)gr->nheap < kk)
+                    gr->heap[gr->nheap++] = i;
                 break;
             case PROMQL_AGG_LIMIT_RATIO: {
                 double off = (double)phash[i] / 18446744073709551615.0;
-                if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio)) gr->heap[gr->nheap++] = i;
+                if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio))
+                    gr->heap[gr->nheap++] = i;
                 break;
             }
             case PROMQL_AGG_QUANTILE:
-            case PROMQL_AGG_COUNT_VALUES: gr->vals[gr->nvals++] = v; break;
-            default: break;
+            case PROMQL_AGG_COUNT_VALUES:
+                gr->vals[gr->nvals++] = v;
+                break;
+            default:
+                break;
             }
         }
         /* emit */
         for (size_t j = 0; j < ng; j++) {
             group *gr = &g[j];
-            if (!gr->seen) continue;
+            if (!gr->seen)
+                continue;
             double v = 0;
             switch (op) {
-            case PROMQL_AGG_QUANTILE: v = pq_quantile(p, gr->vals, gr->nvals); break;
+            case PROMQL_AGG_QUANTILE:
+                v = pq_quantile(p, gr->vals, gr->nvals);
+                break;
             case PROMQL_AGG_TOPK:
-            case PROMQL_AGG_BOTTOMK: h_sort_reverse(&hc, gr->heap, gr->nheap); /* fallthrough */
+            case PROMQL_AGG_BOTTOMK:
+                h_sort_reverse(&hc, gr->heap, gr->nheap); /* fallthrough */
             case PROMQL_AGG_LIMITK:
             case PROMQL_AGG_LIMIT_RATIO:
                 for (size_t x = 0; x < gr->nheap; x++) {
                     const pq_series *s = &in.m.v[gr->heap[x]];
-                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, ev[gr->heap[x]])) < 0) goto done;
+                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, ev[gr->heap[x]])) < 0)
+                        goto done;
                 }
                 continue;
             case PROMQL_AGG_COUNT_VALUES: {
@@ -509,22 +567,29 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
                     double vx = gr->vals[x];
                     int dup = 0;
                     for (size_t y = 0; y < x && !dup; y++)
-                        if (gr->vals[y] == vx || (isnan(vx) && isnan(gr->vals[y]))) dup = 1;
-                    if (dup) continue;
+                        if (gr->vals[y] == vx || (isnan(vx) && isnan(gr->vals[y])))
+                            dup = 1;
+                    if (dup)
+                        continue;
                     double cnt = 0;
                     for (size_t y = x; y < gr->nvals; y++)
-                        if (gr->vals[y] == vx || (isnan(vx) && isnan(gr->vals[y]))) cnt++;
+                        if (gr->vals[y] == vx || (isnan(vx) && isnan(gr->vals[y])))
+                            cnt++;
                     char num[FMT_DOUBLE_MAX];
                     fmt_double_f(vx, num);
-                    if (lb_from(&c->lb, gr->ls, gr->nls) < 0) goto nomem;
-                    if (lb_set(&c->lb, strparam, num) < 0) goto nomem;
+                    if (lb_from(&c->lb, gr->ls, gr->nls) < 0)
+                        goto nomem;
+                    if (lb_set(&c->lb, strparam, num) < 0)
+                        goto nomem;
                     size_t nls;
                     const label *ls = lb_labels(&c->lb, &nls);
-                    if ((rc = pq_out_add(c, &col, ls, nls, 0, t, cnt)) < 0) goto done;
+                    if ((rc = pq_out_add(c, &col, ls, nls, 0, t, cnt)) < 0)
+                        goto done;
                 }
                 continue;
             }
-            default: break;
+            default:
+                break;
             }
             gr->pts[gr->npts++] = (sample){t, v};
         }
@@ -535,10 +600,13 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out)
     }
 emit:
     for (size_t j = 0; j < ng; j++) {
-        if (!g[j].npts) continue;
-        if ((rc = pq_account(c, g[j].npts)) < 0) goto done;
+        if (!g[j].npts)
+            continue;
+        if ((rc = pq_account(c, g[j].npts)) < 0)
+            goto done;
         pq_series *o;
-        if ((rc = pq_matrix_push(c, &out->m, &o)) < 0) goto done;
+        if ((rc = pq_matrix_push(c, &out->m, &o)) < 0)
+            goto done;
         o->ls = g[j].ls;
         o->nls = g[j].nls;
         o->pts = g[j].pts;

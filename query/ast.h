@@ -29,7 +29,7 @@
 #include "util/util.h"
 
 /* Bounds the parser enforces (errors, not crashes). */
-#define PROMQL_MAX_DEPTH 500         /* height of the tree (nesting, operator chains) */
+#define PROMQL_MAX_DEPTH 500           /* height of the tree (nesting, operator chains) */
 #define PROMQL_MAX_QUERY_LEN (1 << 20) /* bytes of query text */
 
 /* ---- value types --------------------------------------------------------- */
@@ -293,10 +293,10 @@ typedef struct promql_call {
 typedef struct promql_aggregate {
     promql_aggop op;
     promql_expr *expr;
-    promql_expr *param;  /* NULL unless promql_aggop_has_param(op) */
-    char **grouping;     /* label names of by/without, as written */
+    promql_expr *param; /* NULL unless promql_aggop_has_param(op) */
+    char **grouping;    /* label names of by/without, as written */
     size_t ngrouping;
-    int without;         /* 1: without (...), 0: by (...) or none */
+    int without; /* 1: without (...), 0: by (...) or none */
 } promql_aggregate;
 
 /*
@@ -306,10 +306,10 @@ typedef struct promql_aggregate {
  */
 typedef struct promql_vector_matching {
     promql_card card;
-    int on;           /* on(...) rather than ignoring(...) */
-    char **matching;  /* labels of on/ignoring */
+    int on;          /* on(...) rather than ignoring(...) */
+    char **matching; /* labels of on/ignoring */
     size_t nmatching;
-    char **include;   /* labels of group_left/group_right */
+    char **include; /* labels of group_left/group_right */
     size_t ninclude;
 } promql_vector_matching;
 
@@ -330,10 +330,10 @@ struct promql_expr {
     promql_node_kind kind;
     size_t start, end; /* byte positions in the query: [start, end) */
     union {
-        double number;       /* PROMQL_NUMBER */
+        double number; /* PROMQL_NUMBER */
         struct {
-            const char *s;   /* PROMQL_STRING: unescaped value, NUL-terminated */
-            size_t len;      /* may contain NULs */
+            const char *s; /* PROMQL_STRING: unescaped value, NUL-terminated */
+            size_t len;    /* may contain NULs */
         } string;
         promql_vector_selector vs;
         promql_matrix_selector ms;
@@ -353,11 +353,11 @@ promql_type promql_expr_type(const promql_expr *e);
 
 typedef struct promql_ast {
     promql_expr *root;
-    arena mem;       /* every node, string and array of the tree */
-    matcher **sels;  /* matcher arrays to release (one per selector) */
+    arena mem;      /* every node, string and array of the tree */
+    matcher **sels; /* matcher arrays to release (one per selector) */
     size_t *nsels;
     size_t nsel, capsel;
-    char *query;     /* copy of the query text (positions point into it) */
+    char *query; /* copy of the query text (positions point into it) */
 } promql_ast;
 
 /*
@@ -471,7 +471,7 @@ typedef struct promql_lexer {
     const char *in;
     size_t len, pos, start;
     int paren_depth, brace_open, bracket_open, got_colon;
-    int done;     /* EOF or an error was returned: keep returning it */
+    int done; /* EOF or an error was returned: keep returning it */
     promql_token last;
     char err[256]; /* the message of a PT_ERROR token */
 } promql_lexer;

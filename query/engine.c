@@ -26,8 +26,7 @@
 
 static const uint64_t STALE_BITS = 0x7ff0000000000002ULL;
 
-static int is_stale(double v)
-{
+static int is_stale(double v) {
     uint64_t b;
     memcpy(&b, &v, sizeof b);
     return b == STALE_BITS;
@@ -35,53 +34,59 @@ static int is_stale(double v)
 
 /* ---- public small things ---- */
 
-query_engine_opts query_engine_opts_default(void)
-{
+query_engine_opts query_engine_opts_default(void) {
     query_engine_opts o = {5 * 60 * 1000, 50000000, 2 * 60 * 1000};
     return o;
 }
 
-void query_engine_init(query_engine *e, const query_engine_opts *o)
-{
+void query_engine_init(query_engine *e, const query_engine_opts *o) {
     e->opts = o ? *o : query_engine_opts_default();
-    if (e->opts.lookback_delta_ms <= 0) e->opts.lookback_delta_ms = 5 * 60 * 1000;
+    if (e->opts.lookback_delta_ms <= 0)
+        e->opts.lookback_delta_ms = 5 * 60 * 1000;
 }
 
-void query_result_free(query_result *r)
-{
-    if (!r) return;
+void query_result_free(query_result *r) {
+    if (!r)
+        return;
     arena_free(&r->mem);
     memset(r, 0, sizeof *r);
 }
 
-const char *query_error_type(int code)
-{
+const char *query_error_type(int code) {
     switch (code) {
-    case KILN_EINVAL: return "bad_data";
-    case KILN_ETIMEOUT: return "timeout";
-    case KILN_ECANCELED: return "canceled";
+    case KILN_EINVAL:
+        return "bad_data";
+    case KILN_ETIMEOUT:
+        return "timeout";
+    case KILN_ECANCELED:
+        return "canceled";
     case KILN_ENOMEM:
     case KILN_EIO:
-    case KILN_ECORRUPT: return "internal";
-    default: return "execution";
+    case KILN_ECORRUPT:
+        return "internal";
+    default:
+        return "execution";
     }
 }
 
-const char *query_value_type_name(query_value_type t)
-{
+const char *query_value_type_name(query_value_type t) {
     switch (t) {
-    case QUERY_SCALAR: return "scalar";
-    case QUERY_STRING: return "string";
-    case QUERY_VECTOR: return "vector";
-    case QUERY_MATRIX: return "matrix";
-    default: return "none";
+    case QUERY_SCALAR:
+        return "scalar";
+    case QUERY_STRING:
+        return "string";
+    case QUERY_VECTOR:
+        return "vector";
+    case QUERY_MATRIX:
+        return "matrix";
+    default:
+        return "none";
     }
 }
 
 /* ---- context helpers ---- */
 
-int pq_fail(pq_ctx *c, int code, const char *fmt, ...)
-{
+int pq_fail(pq_ctx *c, int code, const char *fmt, ...) {
     if (c->code == 0) {
         c->code = code;
         if (c->err) {
@@ -95,8 +100,7 @@ int pq_fail(pq_ctx *c, int code, const char *fmt, ...)
     return c->code;
 }
 
-static void annotate(pq_ctx *c, int warn, const promql_expr *e, const char *fmt, va_list ap)
-{
+static void annotate(pq_ctx *c, int warn, const promql_expr *e, const char *fmt, va_list ap) {
     char msg[1024];
     int n = snprintf(msg, sizeof msg, "%s", warn ? "PromQL warning: " : "PromQL info: ");
     n += vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
@@ -115,37 +119,38 @@ static void annotate(pq_ctx *c, int warn, const promql_expr *e, const char *fmt,
     const char ***v = warn ? &c->warn : &c->info;
     size_t *nv = warn ? &c->nwarn : &c->ninfo, *cap = warn ? &c->capwarn : &c->capinfo;
     for (size_t i = 0; i < *nv; i++)
-        if (strcmp((*v)[i], msg) == 0) return;
+        if (strcmp((*v)[i], msg) == 0)
+            return;
     if (*nv == *cap) {
         size_t nc = *cap ? *cap * 2 : 8;
         const char **nvv = arena_alloc(c->mem, nc * sizeof(char *));
-        if (!nvv) return;
-        if (*nv) memcpy(nvv, *v, *nv * sizeof(char *));
+        if (!nvv)
+            return;
+        if (*nv)
+            memcpy(nvv, *v, *nv * sizeof(char *));
         *v = nvv;
         *cap = nc;
     }
     char *s = arena_strndup(c->mem, msg, strlen(msg));
-    if (s) (*v)[(*nv)++] = s;
+    if (s)
+        (*v)[(*nv)++] = s;
 }
 
-void pq_warn(pq_ctx *c, const promql_expr *e, const char *fmt, ...)
-{
+void pq_warn(pq_ctx *c, const promql_expr *e, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     annotate(c, 1, e, fmt, ap);
     va_end(ap);
 }
 
-void pq_info(pq_ctx *c, const promql_expr *e, const char *fmt, ...)
-{
+void pq_info(pq_ctx *c, const promql_expr *e, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     annotate(c, 0, e, fmt, ap);
     va_end(ap);
 }
 
-static int poll_cancel(pq_ctx *c)
-{
+static int poll_cancel(pq_ctx *c) {
     if (c->o) {
         if (c->o->cancel_flag && *c->o->cancel_flag)
             return pq_fail(c, KILN_ECANCELED, "query was canceled in query execution");
@@ -157,24 +162,28 @@ static int poll_cancel(pq_ctx *c)
     return 0;
 }
 
-int pq_poll(pq_ctx *c) { return poll_cancel(c); }
+int pq_poll(pq_ctx *c) {
+    return poll_cancel(c);
+}
 
-int pq_account(pq_ctx *c, size_t n)
-{
+int pq_account(pq_ctx *c, size_t n) {
     c->cur_samples += n;
     if (c->max_samples && c->cur_samples > c->max_samples)
-        return pq_fail(c, KILN_ELIMIT, "query processing would load too many samples into memory in query execution");
-    if ((++c->poll & 63) == 0) return poll_cancel(c);
+        return pq_fail(c, KILN_ELIMIT,
+                       "query processing would load too many samples into memory in query execution");
+    if ((++c->poll & 63) == 0)
+        return poll_cancel(c);
     return 0;
 }
 
-int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out)
-{
+int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out) {
     if (m->n == m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 16;
         pq_series *nv = arena_alloc(c->mem, nc * sizeof *nv);
-        if (!nv) return pq_fail(c, KILN_ENOMEM, "out of memory");
-        if (m->n) memcpy(nv, m->v, m->n * sizeof *nv);
+        if (!nv)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
+        if (m->n)
+            memcpy(nv, m->v, m->n * sizeof *nv);
         m->v = nv;
         m->cap = nc;
     }
@@ -183,31 +192,34 @@ int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out)
     return 0;
 }
 
-const promql_expr *pq_unparen(const promql_expr *e)
-{
-    while (e->kind == PROMQL_PAREN) e = e->u.paren;
+const promql_expr *pq_unparen(const promql_expr *e) {
+    while (e->kind == PROMQL_PAREN)
+        e = e->u.paren;
     return e;
 }
 
-label *pq_drop_name(pq_ctx *c, label *ls, size_t *nls)
-{
+label *pq_drop_name(pq_ctx *c, label *ls, size_t *nls) {
     size_t i;
     for (i = 0; i < *nls; i++)
-        if (strcmp(ls[i].name, LABEL_NAME) == 0) break;
-    if (i == *nls) return ls;
+        if (strcmp(ls[i].name, LABEL_NAME) == 0)
+            break;
+    if (i == *nls)
+        return ls;
     label *n = arena_alloc(c->mem, (*nls) * sizeof(label) + 1);
-    if (!n) return NULL;
+    if (!n)
+        return NULL;
     size_t k = 0;
     for (size_t j = 0; j < *nls; j++)
-        if (j != i) n[k++] = ls[j];
+        if (j != i)
+            n[k++] = ls[j];
     *nls = k;
     return n;
 }
 
-uint64_t pq_prom_hash(const label *ls, size_t n)
-{
+uint64_t pq_prom_hash(const label *ls, size_t n) {
     XXH64_state_t *st = XXH64_createState();
-    if (!st) return 0;
+    if (!st)
+        return 0;
     XXH64_reset(st, 0);
     static const char sep = (char)0xff;
     for (size_t i = 0; i < n; i++) {
@@ -221,14 +233,12 @@ uint64_t pq_prom_hash(const label *ls, size_t n)
     return h;
 }
 
-const char *pq_gfmt(double v, char *out)
-{
+const char *pq_gfmt(double v, char *out) {
     fmt_double_g(v, out);
     return out;
 }
 
-void pq_goquote(buf *b, const char *s)
-{
+void pq_goquote(buf *b, const char *s) {
     buf_putc(b, '"');
     size_t n = strlen(s);
     for (size_t i = 0; i < n;) {
@@ -265,24 +275,27 @@ void pq_goquote(buf *b, const char *s)
 
 /* ---- output collector ---- */
 
-void pq_out_init(pq_out *o) { memset(o, 0, sizeof *o); }
+void pq_out_init(pq_out *o) {
+    memset(o, 0, sizeof *o);
+}
 
-void pq_out_free(pq_out *o)
-{
-    for (size_t i = 0; i < o->n; i++) free(o->v[i].pts);
+void pq_out_free(pq_out *o) {
+    for (size_t i = 0; i < o->n; i++)
+        free(o->v[i].pts);
     free(o->v);
     free(o->slots);
     memset(o, 0, sizeof *o);
 }
 
-static int out_grow_slots(pq_out *o)
-{
+static int out_grow_slots(pq_out *o) {
     size_t ns = o->nslots ? o->nslots * 2 : 64;
     size_t *sl = calloc(ns, sizeof(size_t));
-    if (!sl) return KILN_ENOMEM;
+    if (!sl)
+        return KILN_ENOMEM;
     for (size_t i = 0; i < o->n; i++) {
         size_t h = (size_t)o->v[i].hash & (ns - 1);
-        while (sl[h]) h = (h + 1) & (ns - 1);
+        while (sl[h])
+            h = (h + 1) & (ns - 1);
         sl[h] = i + 1;
     }
     free(o->slots);
@@ -291,30 +304,32 @@ static int out_grow_slots(pq_out *o)
     return 0;
 }
 
-static int out_point(pq_ctx *c, pq_out_series *s, int64_t t, double v)
-{
+static int out_point(pq_ctx *c, pq_out_series *s, int64_t t, double v) {
     if (s->npts == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 8;
         sample *np = realloc(s->pts, nc * sizeof(sample));
-        if (!np) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        if (!np)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
         s->pts = np;
         s->cap = nc;
     }
-    if (s->npts && s->pts[s->npts - 1].t >= t) s->unsorted = 1;
+    if (s->npts && s->pts[s->npts - 1].t >= t)
+        s->unsorted = 1;
     s->pts[s->npts++] = (sample){t, v};
     return 0;
 }
 
 /* Finds or creates the series; returns its index or a negative code. */
-static long out_series(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name)
-{
+static long out_series(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name) {
     uint64_t h = labels_hash(ls, nls);
-    if (o->n * 2 >= o->nslots && out_grow_slots(o) < 0) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    if (o->n * 2 >= o->nslots && out_grow_slots(o) < 0)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
     size_t i = (size_t)h & (o->nslots - 1);
     while (o->slots[i]) {
         pq_out_series *s = &o->v[o->slots[i] - 1];
         if (s->hash == h && labels_cmp(s->ls, s->nls, ls, nls) == 0) {
-            if (!drop_name) s->drop_name = 0;
+            if (!drop_name)
+                s->drop_name = 0;
             return (long)(o->slots[i] - 1);
         }
         i = (i + 1) & (o->nslots - 1);
@@ -322,14 +337,16 @@ static long out_series(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int dr
     if (o->n == o->cap) {
         size_t nc = o->cap ? o->cap * 2 : 16;
         pq_out_series *nv = realloc(o->v, nc * sizeof *nv);
-        if (!nv) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        if (!nv)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
         o->v = nv;
         o->cap = nc;
     }
     pq_out_series *s = &o->v[o->n];
     memset(s, 0, sizeof *s);
     s->ls = labels_copy(c->mem, ls, nls);
-    if (!s->ls && nls) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    if (!s->ls && nls)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
     s->nls = nls;
     s->hash = h;
     s->drop_name = drop_name;
@@ -337,21 +354,19 @@ static long out_series(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int dr
     return (long)(o->n - 1);
 }
 
-int pq_out_add(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name, int64_t t, double v)
-{
+int pq_out_add(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name, int64_t t, double v) {
     long i = out_series(c, o, ls, nls, drop_name);
-    if (i < 0) return (int)i;
+    if (i < 0)
+        return (int)i;
     return out_point(c, &o->v[i], t, v);
 }
 
-static int cmp_sample_t(const void *a, const void *b)
-{
+static int cmp_sample_t(const void *a, const void *b) {
     int64_t x = ((const sample *)a)->t, y = ((const sample *)b)->t;
     return x < y ? -1 : x > y;
 }
 
-int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m)
-{
+int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m) {
     for (size_t i = 0; i < o->n; i++) {
         pq_out_series *s = &o->v[i];
         if (s->unsorted) {
@@ -360,15 +375,19 @@ int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m)
                 if (s->pts[j].t == s->pts[j - 1].t)
                     return pq_fail(c, KILN_ERANGE, "vector cannot contain metrics with the same labelset");
         }
-        if (pq_account(c, s->npts) < 0) return c->code;
+        if (pq_account(c, s->npts) < 0)
+            return c->code;
         pq_series *d;
-        if (pq_matrix_push(c, m, &d) < 0) return c->code;
+        if (pq_matrix_push(c, m, &d) < 0)
+            return c->code;
         d->ls = s->ls;
         d->nls = s->nls;
         d->drop_name = s->drop_name;
         d->pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
-        if (!d->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
-        if (s->npts) memcpy(d->pts, s->pts, s->npts * sizeof(sample));
+        if (!d->pts)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
+        if (s->npts)
+            memcpy(d->pts, s->pts, s->npts * sizeof(sample));
         d->npts = s->npts;
     }
     return 0;
@@ -376,72 +395,89 @@ int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m)
 
 /* ---- selectors ---- */
 
-static int64_t at_time(const pq_ctx *c, promql_at_kind k, int64_t at_ms)
-{
+static int64_t at_time(const pq_ctx *c, promql_at_kind k, int64_t at_ms) {
     switch (k) {
-    case PROMQL_AT_TIMESTAMP: return at_ms;
-    case PROMQL_AT_START: return c->qstart;
-    case PROMQL_AT_END: return c->qend;
-    default: return 0;
+    case PROMQL_AT_TIMESTAMP:
+        return at_ms;
+    case PROMQL_AT_START:
+        return c->qstart;
+    case PROMQL_AT_END:
+        return c->qend;
+    default:
+        return 0;
     }
 }
 
-static int do_select(pq_ctx *c, const promql_vector_selector *vs, int64_t mint, int64_t maxt, series_set **out)
-{
+static int do_select(pq_ctx *c, const promql_vector_selector *vs, int64_t mint, int64_t maxt,
+                     series_set **out) {
     if (c->nsets == c->capsets) {
         size_t nc = c->capsets ? c->capsets * 2 : 8;
         series_set **nv = realloc(c->sets, nc * sizeof *nv);
-        if (!nv) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        if (!nv)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
         c->sets = nv;
         c->capsets = nc;
     }
     series_set *set = calloc(1, sizeof *set);
-    if (!set) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    if (!set)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
     select_hints h = {mint, maxt, 0, 0};
-    if (c->max_samples) h.max_samples = c->max_samples - (c->cur_samples < c->max_samples ? c->cur_samples : c->max_samples) + 1;
+    if (c->max_samples)
+        h.max_samples =
+            c->max_samples - (c->cur_samples < c->max_samples ? c->cur_samples : c->max_samples) + 1;
     kiln_err e;
     memset(&e, 0, sizeof e);
     int rc = querier_select(c->q, vs->matchers, vs->nmatchers, &h, set, &e);
     c->sets[c->nsets++] = set;
     if (rc == KILN_ELIMIT)
-        return pq_fail(c, KILN_ELIMIT, "query processing would load too many samples into memory in query execution");
-    if (rc < 0) return pq_fail(c, rc, "%s", e.msg);
+        return pq_fail(c, KILN_ELIMIT,
+                       "query processing would load too many samples into memory in query execution");
+    if (rc < 0)
+        return pq_fail(c, rc, "%s", e.msg);
     size_t tot = 0;
-    for (size_t i = 0; i < set->n; i++) tot += set->v[i].n;
-    if (pq_account(c, tot) < 0) return c->code;
+    for (size_t i = 0; i < set->n; i++)
+        tot += set->v[i].n;
+    if (pq_account(c, tot) < 0)
+        return c->code;
     *out = set;
     return 0;
 }
 
 /* Instant vector selector over all steps; `ts_values`: the value is the
  * sample's timestamp in seconds (timestamp()). */
-static int eval_vector_selector(pq_ctx *c, const promql_expr *e, int ts_values, pq_value *out)
-{
+static int eval_vector_selector(pq_ctx *c, const promql_expr *e, int ts_values, pq_value *out) {
     const promql_vector_selector *vs = &e->u.vs;
     int has_at = vs->at != PROMQL_AT_NONE;
     int64_t at = has_at ? at_time(c, vs->at, vs->at_ms) : 0;
     int64_t tmin = (has_at ? at : c->start) - vs->offset_ms;
     int64_t tmax = (has_at ? at : c->end) - vs->offset_ms;
     series_set *set;
-    if (do_select(c, vs, tmin - c->lookback + 1, tmax, &set) < 0) return c->code;
+    if (do_select(c, vs, tmin - c->lookback + 1, tmax, &set) < 0)
+        return c->code;
     out->type = PROMQL_TYPE_VECTOR;
     sample *tmp = malloc((c->nsteps + 1) * sizeof(sample));
-    if (!tmp) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    if (!tmp)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
     for (size_t i = 0; i < set->n; i++) {
         const series *s = &set->v[i];
         size_t j = 0, np = 0;
         for (size_t k = 0; k < c->nsteps; k++) {
             int64_t t = c->start + (int64_t)k * c->interval;
             int64_t te = (has_at ? at : t) - vs->offset_ms;
-            while (j < s->n && s->s[j].t <= te) j++;
-            if (j == 0) continue;
+            while (j < s->n && s->s[j].t <= te)
+                j++;
+            if (j == 0)
+                continue;
             const sample *p = &s->s[j - 1];
-            if (p->t <= te - c->lookback || is_stale(p->v)) continue;
+            if (p->t <= te - c->lookback || is_stale(p->v))
+                continue;
             tmp[np++] = (sample){t, ts_values ? (double)p->t / 1000 : p->v};
         }
-        if (!np) continue;
+        if (!np)
+            continue;
         pq_series *o;
-        if (pq_matrix_push(c, &out->m, &o) < 0) goto fail;
+        if (pq_matrix_push(c, &out->m, &o) < 0)
+            goto fail;
         o->ls = s->ls;
         o->nls = s->nls;
         o->drop_name = ts_values;
@@ -452,7 +488,8 @@ static int eval_vector_selector(pq_ctx *c, const promql_expr *e, int ts_values, 
         }
         memcpy(o->pts, tmp, np * sizeof(sample));
         o->npts = np;
-        if (pq_account(c, np) < 0) goto fail;
+        if (pq_account(c, np) < 0)
+            goto fail;
     }
     free(tmp);
     return 0;
@@ -461,8 +498,7 @@ fail:
     return c->code;
 }
 
-int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out)
-{
+int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out) {
     e = pq_unparen(e);
     memset(out, 0, sizeof *out);
     if (e->kind == PROMQL_MATRIX_SELECTOR) {
@@ -476,15 +512,18 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out)
         int64_t tmin = (out->at ? out->at_ms : c->start) - vs->offset_ms;
         int64_t tmax = (out->at ? out->at_ms : c->end) - vs->offset_ms;
         series_set *set;
-        if (do_select(c, vs, tmin - out->range_ms + 1, tmax, &set) < 0) return c->code;
+        if (do_select(c, vs, tmin - out->range_ms + 1, tmax, &set) < 0)
+            return c->code;
         for (size_t i = 0; i < set->n; i++) {
             series *s = &set->v[i];
             /* drop stale markers in place (the set is ours) */
             size_t k = 0;
             for (size_t j = 0; j < s->n; j++)
-                if (!is_stale(s->s[j].v)) s->s[k++] = s->s[j];
+                if (!is_stale(s->s[j].v))
+                    s->s[k++] = s->s[j];
             pq_series *o;
-            if (pq_matrix_push(c, &out->m, &o) < 0) return c->code;
+            if (pq_matrix_push(c, &out->m, &o) < 0)
+                return c->code;
             o->ls = s->ls;
             o->nls = s->nls;
             o->pts = s->s;
@@ -492,7 +531,8 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out)
         }
         return 0;
     }
-    if (e->kind != PROMQL_SUBQUERY) return pq_fail(c, KILN_ERANGE, "expected a range vector argument");
+    if (e->kind != PROMQL_SUBQUERY)
+        return pq_fail(c, KILN_ERANGE, "expected a range vector argument");
     const promql_subquery *sq = &e->u.sq;
     out->range_ms = sq->range_ms;
     out->offset_ms = sq->offset_ms;
@@ -502,7 +542,8 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out)
     int64_t tmax = (out->at ? out->at_ms : c->end) - sq->offset_ms;
     int64_t step = sq->step_ms > 0 ? sq->step_ms : c->default_step;
     int64_t ns = step * ((tmin - sq->range_ms) / step);
-    if (ns <= tmin - sq->range_ms) ns += step;
+    if (ns <= tmin - sq->range_ms)
+        ns += step;
     int64_t s0 = c->start, e0 = c->end, i0 = c->interval;
     size_t n0 = c->nsteps;
     pq_value v;
@@ -520,7 +561,8 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out)
                 rc = c->code;
             } else {
                 o->pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
-                if (!o->pts) rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+                if (!o->pts)
+                    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
                 for (size_t k = 0; rc == 0 && k < c->nsteps; k++)
                     o->pts[k] = (sample){c->start + (int64_t)k * c->interval, v.scal[k]};
                 o->npts = c->nsteps;
@@ -540,51 +582,82 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out)
 
 /* Arithmetic or comparison of two floats; returns whether to keep (for
  * comparisons) and the value in *out. */
-static int binop_apply(promql_binop op, double l, double r, double *out)
-{
+static int binop_apply(promql_binop op, double l, double r, double *out) {
     switch (op) {
-    case PROMQL_OP_ADD: *out = l + r; return 1;
-    case PROMQL_OP_SUB: *out = l - r; return 1;
-    case PROMQL_OP_MUL: *out = l * r; return 1;
-    case PROMQL_OP_DIV: *out = l / r; return 1;
-    case PROMQL_OP_MOD: *out = fmod(l, r); return 1;
-    case PROMQL_OP_POW: *out = pow(l, r); return 1;
-    case PROMQL_OP_ATAN2: *out = atan2(l, r); return 1;
-    case PROMQL_OP_EQL: *out = l; return l == r;
-    case PROMQL_OP_NEQ: *out = l; return l != r;
-    case PROMQL_OP_GTR: *out = l; return l > r;
-    case PROMQL_OP_LSS: *out = l; return l < r;
-    case PROMQL_OP_GTE: *out = l; return l >= r;
-    case PROMQL_OP_LTE: *out = l; return l <= r;
-    default: *out = 0; return 0;
+    case PROMQL_OP_ADD:
+        *out = l + r;
+        return 1;
+    case PROMQL_OP_SUB:
+        *out = l - r;
+        return 1;
+    case PROMQL_OP_MUL:
+        *out = l * r;
+        return 1;
+    case PROMQL_OP_DIV:
+        *out = l / r;
+        return 1;
+    case PROMQL_OP_MOD:
+        *out = fmod(l, r);
+        return 1;
+    case PROMQL_OP_POW:
+        *out = pow(l, r);
+        return 1;
+    case PROMQL_OP_ATAN2:
+        *out = atan2(l, r);
+        return 1;
+    case PROMQL_OP_EQL:
+        *out = l;
+        return l == r;
+    case PROMQL_OP_NEQ:
+        *out = l;
+        return l != r;
+    case PROMQL_OP_GTR:
+        *out = l;
+        return l > r;
+    case PROMQL_OP_LSS:
+        *out = l;
+        return l < r;
+    case PROMQL_OP_GTE:
+        *out = l;
+        return l >= r;
+    case PROMQL_OP_LTE:
+        *out = l;
+        return l <= r;
+    default:
+        *out = 0;
+        return 0;
     }
 }
 
-static int is_arith(promql_binop op) { return op <= PROMQL_OP_ATAN2; }
+static int is_arith(promql_binop op) {
+    return op <= PROMQL_OP_ATAN2;
+}
 
-static int eval_scalar_binop(pq_ctx *c, const promql_binary *b, const pq_value *l, const pq_value *r, pq_value *out)
-{
+static int eval_scalar_binop(pq_ctx *c, const promql_binary *b, const pq_value *l, const pq_value *r,
+                             pq_value *out) {
     out->type = PROMQL_TYPE_SCALAR;
     out->scal = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
-    if (!out->scal) return pq_fail(c, KILN_ENOMEM, "out of memory");
+    if (!out->scal)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
     for (size_t k = 0; k < c->nsteps; k++) {
         double v;
         int keep = binop_apply(b->op, l->scal[k], r->scal[k], &v);
-        if (promql_binop_is_comparison(b->op)) v = keep ? 1 : 0;
+        if (promql_binop_is_comparison(b->op))
+            v = keep ? 1 : 0;
         out->scal[k] = v;
     }
     return 0;
 }
 
-static int eval_vector_scalar(pq_ctx *c, const promql_binary *b, const pq_value *vec, const double *sc, int swap,
-                              pq_value *out)
-{
+static int eval_vector_scalar(pq_ctx *c, const promql_binary *b, const pq_value *vec, const double *sc,
+                              int swap, pq_value *out) {
     out->type = PROMQL_TYPE_VECTOR;
     int cmp = promql_binop_is_comparison(b->op);
     for (size_t i = 0; i < vec->m.n; i++) {
         const pq_series *s = &vec->m.v[i];
         sample *pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
-        if (!pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        if (!pts)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
         size_t np = 0;
         for (size_t j = 0; j < s->npts; j++) {
             double lv = s->pts[j].v, rv = sc[pq_step_idx(c, s->pts[j].t)], v;
@@ -594,16 +667,20 @@ static int eval_vector_scalar(pq_ctx *c, const promql_binary *b, const pq_value 
                 rv = t;
             }
             int keep = binop_apply(b->op, lv, rv, &v);
-            if (cmp && swap) v = rv;
+            if (cmp && swap)
+                v = rv;
             if (b->return_bool) {
                 v = keep ? 1 : 0;
                 keep = 1;
             }
-            if (keep) pts[np++] = (sample){s->pts[j].t, v};
+            if (keep)
+                pts[np++] = (sample){s->pts[j].t, v};
         }
-        if (!np) continue;
+        if (!np)
+            continue;
         pq_series *o;
-        if (pq_matrix_push(c, &out->m, &o) < 0) return c->code;
+        if (pq_matrix_push(c, &out->m, &o) < 0)
+            return c->code;
         o->ls = s->ls;
         o->nls = s->nls;
         o->drop_name = s->drop_name || is_arith(b->op) || b->return_bool;
@@ -613,17 +690,16 @@ static int eval_vector_scalar(pq_ctx *c, const promql_binary *b, const pq_value 
     return 0;
 }
 
-static int in_list(const char *name, char **list, size_t n)
-{
+static int in_list(const char *name, char **list, size_t n) {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], name) == 0) return 1;
+        if (strcmp(list[i], name) == 0)
+            return 1;
     return 0;
 }
 
 /* Matching signature of a series: hash of the on() labels, or of all labels
  * but the ignoring() ones and __name__. */
-static uint64_t match_sig(const pq_series *s, const promql_vector_matching *m)
-{
+static uint64_t match_sig(const pq_series *s, const promql_vector_matching *m) {
     XXH64_state_t st;
     XXH64_reset(&st, 0);
     static const char sep = (char)0xff;
@@ -631,7 +707,8 @@ static uint64_t match_sig(const pq_series *s, const promql_vector_matching *m)
         const char *n = s->ls[i].name;
         int use = m->on ? in_list(n, m->matching, m->nmatching)
                         : (strcmp(n, LABEL_NAME) != 0 && !in_list(n, m->matching, m->nmatching));
-        if (!use) continue;
+        if (!use)
+            continue;
         XXH64_update(&st, n, strlen(n));
         XXH64_update(&st, &sep, 1);
         XXH64_update(&st, s->ls[i].value, strlen(s->ls[i].value));
@@ -647,41 +724,42 @@ typedef struct u64map {
     size_t cap;
 } u64map;
 
-static int u64map_init(u64map *m, size_t n)
-{
+static int u64map_init(u64map *m, size_t n) {
     m->cap = 16;
-    while (m->cap < n * 2 + 2) m->cap *= 2;
+    while (m->cap < n * 2 + 2)
+        m->cap *= 2;
     m->k = malloc(m->cap * sizeof(uint64_t));
     m->v = calloc(m->cap, sizeof(size_t));
     return m->k && m->v ? 0 : KILN_ENOMEM;
 }
 
-static void u64map_clear(u64map *m) { memset(m->v, 0, m->cap * sizeof(size_t)); }
+static void u64map_clear(u64map *m) {
+    memset(m->v, 0, m->cap * sizeof(size_t));
+}
 
-static void u64map_free(u64map *m)
-{
+static void u64map_free(u64map *m) {
     free(m->k);
     free(m->v);
 }
 
 /* Returns a pointer to the slot's value for key (0 when new). */
-static size_t *u64map_slot(u64map *m, uint64_t key)
-{
+static size_t *u64map_slot(u64map *m, uint64_t key) {
     size_t i = (size_t)(key * 0x9E3779B97F4A7C15ULL) & (m->cap - 1);
-    while (m->v[i] && m->k[i] != key) i = (i + 1) & (m->cap - 1);
+    while (m->v[i] && m->k[i] != key)
+        i = (i + 1) & (m->cap - 1);
     m->k[i] = key;
     return &m->v[i];
 }
 
-static void format_match_labels(buf *b, const pq_series *s, const promql_vector_matching *m)
-{
+static void format_match_labels(buf *b, const pq_series *s, const promql_vector_matching *m) {
     label tmp[LABELS_MAX_COUNT];
     size_t n = 0;
     for (size_t i = 0; i < s->nls && n < LABELS_MAX_COUNT; i++) {
         const char *nm = s->ls[i].name;
         int use = m->on ? in_list(nm, m->matching, m->nmatching)
                         : (strcmp(nm, LABEL_NAME) != 0 && !in_list(nm, m->matching, m->nmatching));
-        if (use) tmp[n++] = s->ls[i];
+        if (use)
+            tmp[n++] = s->ls[i];
     }
     labels_format(b, tmp, n);
 }
@@ -695,33 +773,33 @@ typedef struct side {
     size_t nact;
 } side;
 
-static int side_init(side *s, const pq_matrix *m, const promql_vector_matching *vm)
-{
+static int side_init(side *s, const pq_matrix *m, const promql_vector_matching *vm) {
     s->m = m;
     s->sig = malloc((m->n + 1) * sizeof(uint64_t));
     s->cur = calloc(m->n + 1, sizeof(size_t));
     s->act = malloc((m->n + 1) * sizeof(size_t));
     s->val = malloc((m->n + 1) * sizeof(double));
-    if (!s->sig || !s->cur || !s->act || !s->val) return KILN_ENOMEM;
-    for (size_t i = 0; i < m->n; i++) s->sig[i] = match_sig(&m->v[i], vm);
+    if (!s->sig || !s->cur || !s->act || !s->val)
+        return KILN_ENOMEM;
+    for (size_t i = 0; i < m->n; i++)
+        s->sig[i] = match_sig(&m->v[i], vm);
     return 0;
 }
 
-static void side_free(side *s)
-{
+static void side_free(side *s) {
     free(s->sig);
     free(s->cur);
     free(s->act);
     free(s->val);
 }
 
-static void side_step(side *s, int64_t t)
-{
+static void side_step(side *s, int64_t t) {
     s->nact = 0;
     for (size_t i = 0; i < s->m->n; i++) {
         const pq_series *ps = &s->m->v[i];
         size_t *c = &s->cur[i];
-        while (*c < ps->npts && ps->pts[*c].t < t) (*c)++;
+        while (*c < ps->npts && ps->pts[*c].t < t)
+            (*c)++;
         if (*c < ps->npts && ps->pts[*c].t == t) {
             s->val[s->nact] = ps->pts[*c].v;
             s->act[s->nact++] = i;
@@ -730,13 +808,15 @@ static void side_step(side *s, int64_t t)
 }
 
 /* Labels of the result of a vector-vector operation (Prometheus' resultMetric). */
-static const label *result_metric(pq_ctx *c, const pq_series *l, const pq_series *r, const promql_binary *b, size_t *nls)
-{
+static const label *result_metric(pq_ctx *c, const pq_series *l, const pq_series *r, const promql_binary *b,
+                                  size_t *nls) {
     const promql_vector_matching *m = &b->matching;
     labels_builder *lb = &c->lb;
     *nls = SIZE_MAX;
-    if (lb_from(lb, l->ls, l->nls) < 0) return NULL;
-    if (is_arith(b->op)) lb_del(lb, LABEL_NAME);
+    if (lb_from(lb, l->ls, l->nls) < 0)
+        return NULL;
+    if (is_arith(b->op))
+        lb_del(lb, LABEL_NAME);
     if (m->card == PROMQL_CARD_ONE_TO_ONE) {
         if (m->on) {
             size_t n = lb->n;
@@ -749,7 +829,8 @@ static const label *result_metric(pq_ctx *c, const pq_series *l, const pq_series
                 }
             }
         } else {
-            for (size_t i = 0; i < m->nmatching; i++) lb_del(lb, m->matching[i]);
+            for (size_t i = 0; i < m->nmatching; i++)
+                lb_del(lb, m->matching[i]);
         }
     }
     for (size_t i = 0; i < m->ninclude; i++) {
@@ -766,8 +847,8 @@ static const label *result_metric(pq_ctx *c, const pq_series *l, const pq_series
     return lb_labels(lb, nls);
 }
 
-static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value *lv, const pq_value *rv, pq_value *out)
-{
+static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value *lv, const pq_value *rv,
+                              pq_value *out) {
     out->type = PROMQL_TYPE_VECTOR;
     const promql_vector_matching *vm = &b->matching;
     side L, R;
@@ -781,47 +862,59 @@ static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value 
     buf eb = BUF_INIT;
     int rc = 0;
     long *cache_j = NULL, *cache_o = NULL;
-    if (side_init(&L, &lv->m, vm) < 0 || side_init(&R, &rv->m, vm) < 0) goto nomem;
-    if (u64map_init(&sigs, lv->m.n + rv->m.n) < 0 || u64map_init(&matched, lv->m.n + rv->m.n) < 0) goto nomem;
+    if (side_init(&L, &lv->m, vm) < 0 || side_init(&R, &rv->m, vm) < 0)
+        goto nomem;
+    if (u64map_init(&sigs, lv->m.n + rv->m.n) < 0 || u64map_init(&matched, lv->m.n + rv->m.n) < 0)
+        goto nomem;
     int setop = promql_binop_is_set(b->op);
     int swap = vm->card == PROMQL_CARD_ONE_TO_MANY;
     side *many = swap ? &R : &L, *one = swap ? &L : &R;
     cache_j = malloc((many->m->n + 1) * sizeof(long));
     cache_o = malloc((many->m->n + 1) * sizeof(long));
-    if (!cache_j || !cache_o) goto nomem;
-    for (size_t i = 0; i < many->m->n; i++) cache_j[i] = -1;
+    if (!cache_j || !cache_o)
+        goto nomem;
+    for (size_t i = 0; i < many->m->n; i++)
+        cache_j[i] = -1;
 
     for (size_t k = 0; k < c->nsteps; k++) {
         int64_t t = c->start + (int64_t)k * c->interval;
         side_step(&L, t);
         side_step(&R, t);
-        if ((rc = pq_account(c, 0)) < 0) goto done;
+        if ((rc = pq_account(c, 0)) < 0)
+            goto done;
         if (setop) {
             if (b->op == PROMQL_OP_OR) {
                 u64map_clear(&sigs);
                 for (size_t a = 0; a < L.nact; a++) {
                     const pq_series *s = &L.m->v[L.act[a]];
                     *u64map_slot(&sigs, L.sig[L.act[a]]) = 1;
-                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, L.val[a])) < 0) goto done;
+                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, L.val[a])) < 0)
+                        goto done;
                 }
                 for (size_t a = 0; a < R.nact; a++) {
-                    if (*u64map_slot(&sigs, R.sig[R.act[a]])) continue;
+                    if (*u64map_slot(&sigs, R.sig[R.act[a]]))
+                        continue;
                     const pq_series *s = &R.m->v[R.act[a]];
-                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, R.val[a])) < 0) goto done;
+                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, R.val[a])) < 0)
+                        goto done;
                 }
             } else {
                 u64map_clear(&sigs);
-                for (size_t a = 0; a < R.nact; a++) *u64map_slot(&sigs, R.sig[R.act[a]]) = 1;
+                for (size_t a = 0; a < R.nact; a++)
+                    *u64map_slot(&sigs, R.sig[R.act[a]]) = 1;
                 for (size_t a = 0; a < L.nact; a++) {
                     int found = *u64map_slot(&sigs, L.sig[L.act[a]]) != 0;
-                    if (found != (b->op == PROMQL_OP_AND)) continue;
+                    if (found != (b->op == PROMQL_OP_AND))
+                        continue;
                     const pq_series *s = &L.m->v[L.act[a]];
-                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, L.val[a])) < 0) goto done;
+                    if ((rc = pq_out_add(c, &col, s->ls, s->nls, s->drop_name, t, L.val[a])) < 0)
+                        goto done;
                 }
             }
             continue;
         }
-        if (L.nact == 0 || R.nact == 0) continue;
+        if (L.nact == 0 || R.nact == 0)
+            continue;
         u64map_clear(&sigs);
         for (size_t a = 0; a < one->nact; a++) {
             size_t *slot = u64map_slot(&sigs, one->sig[one->act[a]]);
@@ -833,10 +926,11 @@ static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value 
                 labels_format(&eb, s2->ls, s2->nls);
                 buf_puts(&eb, ", ");
                 labels_format(&eb, s1->ls, s1->nls);
-                rc = pq_fail(c, KILN_ERANGE,
-                             "found duplicate series for the match group %s];many-to-many matching not allowed: "
-                             "matching labels must be unique on one side",
-                             eb.data);
+                rc = pq_fail(
+                    c, KILN_ERANGE,
+                    "found duplicate series for the match group %s];many-to-many matching not allowed: "
+                    "matching labels must be unique on one side",
+                    eb.data);
                 goto done;
             }
             *slot = a + 1;
@@ -846,7 +940,8 @@ static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value 
             size_t i = many->act[a];
             uint64_t sig = many->sig[i];
             size_t ia = *u64map_slot(&sigs, sig);
-            if (!ia) continue;
+            if (!ia)
+                continue;
             size_t j = one->act[ia - 1];
             double fl = many->val[a], fr = one->val[ia - 1], v;
             if (swap) {
@@ -861,7 +956,8 @@ static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value 
             } else {
                 size_t nls;
                 const label *ls = result_metric(c, &many->m->v[i], &one->m->v[j], b, &nls);
-                if (!ls && nls == SIZE_MAX) goto nomem;
+                if (!ls && nls == SIZE_MAX)
+                    goto nomem;
                 oi = out_series(c, &col, ls, nls, b->return_bool);
                 if (oi < 0) {
                     rc = (int)oi;
@@ -883,7 +979,8 @@ static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value 
                 uint64_t key = sig ^ (col.v[oi].hash * 0x9E3779B97F4A7C15ULL);
                 size_t *ms = u64map_slot(&matched, key);
                 if (*ms) {
-                    rc = pq_fail(c, KILN_ERANGE, "multiple matches for labels: grouping labels must ensure unique matches");
+                    rc = pq_fail(c, KILN_ERANGE,
+                                 "multiple matches for labels: grouping labels must ensure unique matches");
                     goto done;
                 }
                 *ms = 1;
@@ -893,7 +990,8 @@ static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value 
             } else if (!keep) {
                 continue;
             }
-            if ((rc = out_point(c, &col.v[oi], t, v)) < 0) goto done;
+            if ((rc = out_point(c, &col.v[oi], t, v)) < 0)
+                goto done;
         }
     }
     rc = pq_out_finish(c, &col, &out->m);
@@ -912,30 +1010,38 @@ done:
     return rc;
 }
 
-static int eval_binary(pq_ctx *c, const promql_expr *e, pq_value *out)
-{
+static int eval_binary(pq_ctx *c, const promql_expr *e, pq_value *out) {
     const promql_binary *b = &e->u.bin;
     pq_value l, r;
     memset(&l, 0, sizeof l);
     memset(&r, 0, sizeof r);
     int rc = pq_eval(c, b->lhs, &l);
-    if (rc < 0) return rc;
-    if ((rc = pq_eval(c, b->rhs, &r)) < 0) return rc;
-    if (l.type == PROMQL_TYPE_SCALAR && r.type == PROMQL_TYPE_SCALAR) return eval_scalar_binop(c, b, &l, &r, out);
-    if (l.type == PROMQL_TYPE_VECTOR && r.type == PROMQL_TYPE_SCALAR) return eval_vector_scalar(c, b, &l, r.scal, 0, out);
-    if (l.type == PROMQL_TYPE_SCALAR && r.type == PROMQL_TYPE_VECTOR) return eval_vector_scalar(c, b, &r, l.scal, 1, out);
-    if (l.type == PROMQL_TYPE_VECTOR && r.type == PROMQL_TYPE_VECTOR) return eval_vector_vector(c, b, &l, &r, out);
-    return pq_fail(c, KILN_ERANGE, "invalid operand types for binary operator \"%s\"", promql_binop_str(b->op));
+    if (rc < 0)
+        return rc;
+    if ((rc = pq_eval(c, b->rhs, &r)) < 0)
+        return rc;
+    if (l.type == PROMQL_TYPE_SCALAR && r.type == PROMQL_TYPE_SCALAR)
+        return eval_scalar_binop(c, b, &l, &r, out);
+    if (l.type == PROMQL_TYPE_VECTOR && r.type == PROMQL_TYPE_SCALAR)
+        return eval_vector_scalar(c, b, &l, r.scal, 0, out);
+    if (l.type == PROMQL_TYPE_SCALAR && r.type == PROMQL_TYPE_VECTOR)
+        return eval_vector_scalar(c, b, &r, l.scal, 1, out);
+    if (l.type == PROMQL_TYPE_VECTOR && r.type == PROMQL_TYPE_VECTOR)
+        return eval_vector_vector(c, b, &l, &r, out);
+    return pq_fail(c, KILN_ERANGE, "invalid operand types for binary operator \"%s\"",
+                   promql_binop_str(b->op));
 }
 
-static int eval_unary(pq_ctx *c, const promql_expr *e, pq_value *out)
-{
+static int eval_unary(pq_ctx *c, const promql_expr *e, pq_value *out) {
     int rc = pq_eval(c, e->u.unary.expr, out);
-    if (rc < 0 || e->u.unary.op != PROMQL_OP_SUB) return rc;
+    if (rc < 0 || e->u.unary.op != PROMQL_OP_SUB)
+        return rc;
     if (out->type == PROMQL_TYPE_SCALAR) {
         double *ns = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
-        if (!ns) return pq_fail(c, KILN_ENOMEM, "out of memory");
-        for (size_t k = 0; k < c->nsteps; k++) ns[k] = -out->scal[k];
+        if (!ns)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
+        for (size_t k = 0; k < c->nsteps; k++)
+            ns[k] = -out->scal[k];
         out->scal = ns;
         return 0;
     }
@@ -944,51 +1050,64 @@ static int eval_unary(pq_ctx *c, const promql_expr *e, pq_value *out)
     for (size_t i = 0; i < out->m.n; i++) {
         const pq_series *s = &out->m.v[i];
         pq_series *o;
-        if (pq_matrix_push(c, &m, &o) < 0) return c->code;
+        if (pq_matrix_push(c, &m, &o) < 0)
+            return c->code;
         *o = *s;
         o->drop_name = 1;
         o->pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
-        if (!o->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
-        for (size_t j = 0; j < s->npts; j++) o->pts[j] = (sample){s->pts[j].t, -s->pts[j].v};
+        if (!o->pts)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
+        for (size_t j = 0; j < s->npts; j++)
+            o->pts[j] = (sample){s->pts[j].t, -s->pts[j].v};
     }
     out->m = m;
     return 0;
 }
 
-int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out)
-{
+int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out) {
     memset(out, 0, sizeof *out);
-    if (c->code) return c->code;
-    if (poll_cancel(c) < 0) return c->code;
+    if (c->code)
+        return c->code;
+    if (poll_cancel(c) < 0)
+        return c->code;
     switch (e->kind) {
     case PROMQL_NUMBER:
         out->type = PROMQL_TYPE_SCALAR;
         out->scal = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
-        if (!out->scal) return pq_fail(c, KILN_ENOMEM, "out of memory");
-        for (size_t k = 0; k < c->nsteps; k++) out->scal[k] = e->u.number;
+        if (!out->scal)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
+        for (size_t k = 0; k < c->nsteps; k++)
+            out->scal[k] = e->u.number;
         return 0;
     case PROMQL_STRING:
         out->type = PROMQL_TYPE_STRING;
         out->str = e->u.string.s;
         return 0;
-    case PROMQL_PAREN: return pq_eval(c, e->u.paren, out);
-    case PROMQL_UNARY: return eval_unary(c, e, out);
-    case PROMQL_VECTOR_SELECTOR: return eval_vector_selector(c, e, 0, out);
+    case PROMQL_PAREN:
+        return pq_eval(c, e->u.paren, out);
+    case PROMQL_UNARY:
+        return eval_unary(c, e, out);
+    case PROMQL_VECTOR_SELECTOR:
+        return eval_vector_selector(c, e, 0, out);
     case PROMQL_CALL:
         if (e->u.call.func->id == PROMQL_FN_TIMESTAMP) {
             const promql_expr *a = pq_unparen(e->u.call.args[0]);
-            if (a->kind == PROMQL_VECTOR_SELECTOR) return eval_vector_selector(c, a, 1, out);
+            if (a->kind == PROMQL_VECTOR_SELECTOR)
+                return eval_vector_selector(c, a, 1, out);
             int rc = pq_eval(c, a, out);
-            if (rc < 0) return rc;
+            if (rc < 0)
+                return rc;
             pq_matrix m;
             memset(&m, 0, sizeof m);
             for (size_t i = 0; i < out->m.n; i++) {
                 pq_series *o;
-                if (pq_matrix_push(c, &m, &o) < 0) return c->code;
+                if (pq_matrix_push(c, &m, &o) < 0)
+                    return c->code;
                 *o = out->m.v[i];
                 o->drop_name = 1;
                 o->pts = arena_alloc_nz(c->mem, o->npts * sizeof(sample) + 1);
-                if (!o->pts) return pq_fail(c, KILN_ENOMEM, "out of memory");
+                if (!o->pts)
+                    return pq_fail(c, KILN_ENOMEM, "out of memory");
                 for (size_t j = 0; j < o->npts; j++)
                     o->pts[j] = (sample){out->m.v[i].pts[j].t, (double)out->m.v[i].pts[j].t / 1000};
             }
@@ -996,25 +1115,32 @@ int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out)
             return 0;
         }
         return pq_eval_call(c, e, out);
-    case PROMQL_AGGREGATE: return pq_eval_aggregate(c, e, out);
-    case PROMQL_BINARY: return eval_binary(c, e, out);
+    case PROMQL_AGGREGATE:
+        return pq_eval_aggregate(c, e, out);
+    case PROMQL_BINARY:
+        return eval_binary(c, e, out);
     case PROMQL_MATRIX_SELECTOR:
     case PROMQL_SUBQUERY: {
         /* only reachable as a top-level instant result */
         pq_range_arg ra;
         int rc = pq_eval_range_arg(c, e, &ra);
-        if (rc < 0) return rc;
+        if (rc < 0)
+            return rc;
         out->type = PROMQL_TYPE_MATRIX;
         int64_t te = (ra.at ? ra.at_ms : c->start) - ra.offset_ms;
         for (size_t i = 0; i < ra.m.n; i++) {
             pq_series *s = &ra.m.v[i];
             size_t lo = 0, hi = 0;
-            while (lo < s->npts && s->pts[lo].t <= te - ra.range_ms) lo++;
+            while (lo < s->npts && s->pts[lo].t <= te - ra.range_ms)
+                lo++;
             hi = lo;
-            while (hi < s->npts && s->pts[hi].t <= te) hi++;
-            if (hi == lo) continue;
+            while (hi < s->npts && s->pts[hi].t <= te)
+                hi++;
+            if (hi == lo)
+                continue;
             pq_series *o;
-            if (pq_matrix_push(c, &out->m, &o) < 0) return c->code;
+            if (pq_matrix_push(c, &out->m, &o) < 0)
+                return c->code;
             *o = *s;
             o->pts = s->pts + lo;
             o->npts = hi - lo;
@@ -1027,25 +1153,26 @@ int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out)
 
 /* ---- queries ---- */
 
-static int cmp_series_labels(const void *a, const void *b)
-{
+static int cmp_series_labels(const void *a, const void *b) {
     const pq_series *x = a, *y = b;
     return labels_cmp(x->ls, x->nls, y->ls, y->nls);
 }
 
 /* Applies delayed name removal; series left with equal label sets merge
  * when their points do not overlap, else it is the "same labelset" error. */
-static int finish_names(pq_ctx *c, pq_matrix *m)
-{
+static int finish_names(pq_ctx *c, pq_matrix *m) {
     int any = 0;
     for (size_t i = 0; i < m->n; i++) {
-        if (!m->v[i].drop_name) continue;
+        if (!m->v[i].drop_name)
+            continue;
         m->v[i].ls = pq_drop_name(c, m->v[i].ls, &m->v[i].nls);
-        if (!m->v[i].ls && m->v[i].nls) return pq_fail(c, KILN_ENOMEM, "out of memory");
+        if (!m->v[i].ls && m->v[i].nls)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
         m->v[i].drop_name = 0;
         any = 1;
     }
-    if (!any || m->n < 2) return 0;
+    if (!any || m->n < 2)
+        return 0;
     pq_out col;
     pq_out_init(&col);
     int rc = 0;
@@ -1056,15 +1183,15 @@ static int finish_names(pq_ctx *c, pq_matrix *m)
         pq_matrix nm;
         memset(&nm, 0, sizeof nm);
         rc = pq_out_finish(c, &col, &nm);
-        if (rc == 0) *m = nm;
+        if (rc == 0)
+            *m = nm;
     }
     pq_out_free(&col);
     return rc;
 }
 
 static int run(const query_engine *eng, storage *st, const char *q, int64_t start, int64_t end, int64_t step,
-               int is_range, const query_opts *o, query_result *out, kiln_err *err)
-{
+               int is_range, const query_opts *o, query_result *out, kiln_err *err) {
     memset(out, 0, sizeof *out);
     arena_init(&out->mem, 0);
     promql_ast *ast = NULL;
@@ -1105,9 +1232,11 @@ static int run(const query_engine *eng, storage *st, const char *q, int64_t star
         goto fail;
     }
     pq_value v;
-    if ((rc = pq_eval(&c, ast->root, &v)) < 0) goto fail;
+    if ((rc = pq_eval(&c, ast->root, &v)) < 0)
+        goto fail;
     if (v.type == PROMQL_TYPE_VECTOR || v.type == PROMQL_TYPE_MATRIX) {
-        if ((rc = finish_names(&c, &v.m)) < 0) goto fail;
+        if ((rc = finish_names(&c, &v.m)) < 0)
+            goto fail;
     }
     out->t = start;
     switch (v.type) {
@@ -1115,10 +1244,12 @@ static int run(const query_engine *eng, storage *st, const char *q, int64_t star
         if (is_range) {
             out->type = QUERY_MATRIX;
             out->series = arena_alloc(c.mem, sizeof(query_series));
-            if (!out->series) goto nomem;
+            if (!out->series)
+                goto nomem;
             out->nseries = 1;
             out->series[0].pts = arena_alloc_nz(c.mem, c.nsteps * sizeof(sample) + 1);
-            if (!out->series[0].pts) goto nomem;
+            if (!out->series[0].pts)
+                goto nomem;
             for (size_t k = 0; k < c.nsteps; k++)
                 out->series[0].pts[k] = (sample){start + (int64_t)k * c.interval, v.scal[k]};
             out->series[0].npts = c.nsteps;
@@ -1130,16 +1261,20 @@ static int run(const query_engine *eng, storage *st, const char *q, int64_t star
     case PROMQL_TYPE_STRING:
         out->type = QUERY_STRING;
         out->str = arena_strndup(c.mem, v.str, strlen(v.str));
-        if (!out->str) goto nomem;
+        if (!out->str)
+            goto nomem;
         break;
     case PROMQL_TYPE_VECTOR:
     case PROMQL_TYPE_MATRIX:
         out->type = (is_range || v.type == PROMQL_TYPE_MATRIX) ? QUERY_MATRIX : QUERY_VECTOR;
-        if (out->type == QUERY_MATRIX && v.m.n > 1) qsort(v.m.v, v.m.n, sizeof(pq_series), cmp_series_labels);
+        if (out->type == QUERY_MATRIX && v.m.n > 1)
+            qsort(v.m.v, v.m.n, sizeof(pq_series), cmp_series_labels);
         out->series = arena_alloc(c.mem, (v.m.n + 1) * sizeof(query_series));
-        if (!out->series) goto nomem;
+        if (!out->series)
+            goto nomem;
         for (size_t i = 0; i < v.m.n; i++) {
-            if (!v.m.v[i].npts) continue;
+            if (!v.m.v[i].npts)
+                continue;
             query_series *d = &out->series[out->nseries++];
             d->ls = v.m.v[i].ls;
             d->nls = v.m.v[i].nls;
@@ -1147,7 +1282,8 @@ static int run(const query_engine *eng, storage *st, const char *q, int64_t star
             d->npts = v.m.v[i].npts;
         }
         break;
-    default: break;
+    default:
+        break;
     }
     out->warnings = c.warn;
     out->nwarnings = c.nwarn;
@@ -1158,11 +1294,14 @@ static int run(const query_engine *eng, storage *st, const char *q, int64_t star
     for (size_t i = 0; i < out->nseries; i++) {
         query_series *d = &out->series[i];
         label *ls = labels_copy(c.mem, d->ls, d->nls);
-        if (!ls && d->nls) goto nomem;
+        if (!ls && d->nls)
+            goto nomem;
         d->ls = ls;
         sample *p = arena_alloc_nz(c.mem, d->npts * sizeof(sample) + 1);
-        if (!p) goto nomem;
-        if (d->npts) memcpy(p, d->pts, d->npts * sizeof(sample));
+        if (!p)
+            goto nomem;
+        if (d->npts)
+            memcpy(p, d->pts, d->npts * sizeof(sample));
         d->pts = p;
     }
     rc = 0;
@@ -1171,7 +1310,8 @@ nomem:
     rc = pq_fail(&c, KILN_ENOMEM, "out of memory");
 fail:
 done:
-    if (c.q) querier_close(c.q);
+    if (c.q)
+        querier_close(c.q);
     for (size_t i = 0; i < c.nsets; i++) {
         series_set_free(c.sets[i]);
         free(c.sets[i]);
@@ -1188,18 +1328,18 @@ done:
 }
 
 int query_instant(const query_engine *e, storage *s, const char *q, int64_t t_ms, const query_opts *o,
-                  query_result *out, kiln_err *err)
-{
+                  query_result *out, kiln_err *err) {
     return run(e, s, q, t_ms, t_ms, 1, 0, o, out, err);
 }
 
 int query_range(const query_engine *e, storage *s, const char *q, int64_t start_ms, int64_t end_ms,
-                int64_t step_ms, const query_opts *o, query_result *out, kiln_err *err)
-{
+                int64_t step_ms, const query_opts *o, query_result *out, kiln_err *err) {
     memset(out, 0, sizeof *out);
     if (step_ms <= 0)
-        return kiln_err_set(err, KILN_EINVAL,
-                            "zero or negative query resolution step widths are not accepted. Try a positive integer");
-    if (end_ms < start_ms) return kiln_err_set(err, KILN_EINVAL, "end timestamp must not be before start time");
+        return kiln_err_set(
+            err, KILN_EINVAL,
+            "zero or negative query resolution step widths are not accepted. Try a positive integer");
+    if (end_ms < start_ms)
+        return kiln_err_set(err, KILN_EINVAL, "end timestamp must not be before start time");
     return run(e, s, q, start_ms, end_ms, step_ms, 1, o, out, err);
 }

@@ -38,9 +38,9 @@ typedef struct pq_matrix {
 
 typedef struct pq_value {
     promql_type type;
-    pq_matrix m;      /* VECTOR (points at steps) or MATRIX (raw samples) */
-    double *scal;     /* SCALAR: one value per step */
-    const char *str;  /* STRING */
+    pq_matrix m;     /* VECTOR (points at steps) or MATRIX (raw samples) */
+    double *scal;    /* SCALAR: one value per step */
+    const char *str; /* STRING */
 } pq_value;
 
 /* A collector of output series keyed by label set (hash map), used where
@@ -68,16 +68,16 @@ typedef struct pq_ctx {
     querier *q;
     int64_t start, end, interval; /* the current evaluation's steps */
     size_t nsteps;
-    int64_t qstart, qend, qstep;   /* the query's, for @ start()/end(), step() */
+    int64_t qstart, qend, qstep; /* the query's, for @ start()/end(), step() */
     int64_t lookback;
-    int64_t default_step;          /* subquery default step */
+    int64_t default_step; /* subquery default step */
     size_t max_samples, cur_samples;
     const query_opts *o;
-    double deadline;               /* monotonic seconds, 0 = none */
+    double deadline; /* monotonic seconds, 0 = none */
     unsigned poll;
-    const char *query;             /* text, for annotation positions */
+    const char *query; /* text, for annotation positions */
     kiln_err *err;
-    int code;                      /* first error */
+    int code; /* first error */
     buf scratch;
     labels_builder lb;
     /* annotations (deduplicated) */
@@ -105,7 +105,9 @@ int pq_account(pq_ctx *c, size_t n);
 
 int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out);
 /* Step index of t in the current evaluation. */
-static inline size_t pq_step_idx(const pq_ctx *c, int64_t t) { return (size_t)((t - c->start) / c->interval); }
+static inline size_t pq_step_idx(const pq_ctx *c, int64_t t) {
+    return (size_t)((t - c->start) / c->interval);
+}
 
 void pq_out_init(pq_out *o);
 void pq_out_free(pq_out *o);
@@ -146,10 +148,10 @@ int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out);
 /* Evaluates a range argument (matrix selector or subquery) into raw series
  * plus the window parameters of each step. */
 typedef struct pq_range_arg {
-    pq_matrix m;        /* raw samples, stale markers removed */
+    pq_matrix m; /* raw samples, stale markers removed */
     int64_t range_ms;
     int64_t offset_ms;
-    int at;             /* fixed evaluation time */
+    int at; /* fixed evaluation time */
     int64_t at_ms;
     const promql_expr *sel; /* the vector selector, or NULL for a subquery */
 } pq_range_arg;

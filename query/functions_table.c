@@ -17,10 +17,13 @@ static const promql_type sig_vs[] = {PROMQL_TYPE_VECTOR, PROMQL_TYPE_SCALAR};
 static const promql_type sig_mss[] = {PROMQL_TYPE_MATRIX, PROMQL_TYPE_SCALAR, PROMQL_TYPE_SCALAR};
 static const promql_type sig_ssv[] = {PROMQL_TYPE_SCALAR, PROMQL_TYPE_SCALAR, PROMQL_TYPE_VECTOR};
 static const promql_type sig_sv[] = {PROMQL_TYPE_SCALAR, PROMQL_TYPE_VECTOR};
-static const promql_type sig_vtss[] = {PROMQL_TYPE_VECTOR, PROMQL_TYPE_STRING, PROMQL_TYPE_SCALAR, PROMQL_TYPE_SCALAR};
+static const promql_type sig_vtss[] = {PROMQL_TYPE_VECTOR, PROMQL_TYPE_STRING, PROMQL_TYPE_SCALAR,
+                                       PROMQL_TYPE_SCALAR};
 static const promql_type sig_vv[] = {PROMQL_TYPE_VECTOR, PROMQL_TYPE_VECTOR};
-static const promql_type sig_vttt[] = {PROMQL_TYPE_VECTOR, PROMQL_TYPE_STRING, PROMQL_TYPE_STRING, PROMQL_TYPE_STRING};
-static const promql_type sig_vtttt[] = {PROMQL_TYPE_VECTOR, PROMQL_TYPE_STRING, PROMQL_TYPE_STRING, PROMQL_TYPE_STRING, PROMQL_TYPE_STRING};
+static const promql_type sig_vttt[] = {PROMQL_TYPE_VECTOR, PROMQL_TYPE_STRING, PROMQL_TYPE_STRING,
+                                       PROMQL_TYPE_STRING};
+static const promql_type sig_vtttt[] = {PROMQL_TYPE_VECTOR, PROMQL_TYPE_STRING, PROMQL_TYPE_STRING,
+                                        PROMQL_TYPE_STRING, PROMQL_TYPE_STRING};
 static const promql_type sig_ss[] = {PROMQL_TYPE_SCALAR, PROMQL_TYPE_SCALAR};
 static const promql_type sig_ms[] = {PROMQL_TYPE_MATRIX, PROMQL_TYPE_SCALAR};
 static const promql_type sig_sm[] = {PROMQL_TYPE_SCALAR, PROMQL_TYPE_MATRIX};
@@ -53,7 +56,8 @@ static const promql_func funcs[PROMQL_FN_COUNT_] = {
     {PROMQL_FN_DEG, "deg", sig_v, 1, 0, 1, 1, PROMQL_TYPE_VECTOR, 0},
     {PROMQL_FN_DELTA, "delta", sig_m, 1, 0, 1, 1, PROMQL_TYPE_VECTOR, 0},
     {PROMQL_FN_DERIV, "deriv", sig_m, 1, 0, 1, 1, PROMQL_TYPE_VECTOR, 0},
-    {PROMQL_FN_DOUBLE_EXPONENTIAL_SMOOTHING, "double_exponential_smoothing", sig_mss, 3, 0, 3, 3, PROMQL_TYPE_VECTOR, 1},
+    {PROMQL_FN_DOUBLE_EXPONENTIAL_SMOOTHING, "double_exponential_smoothing", sig_mss, 3, 0, 3, 3,
+     PROMQL_TYPE_VECTOR, 1},
     {PROMQL_FN_END, "end", NULL, 0, 0, 0, 0, PROMQL_TYPE_SCALAR, 1},
     {PROMQL_FN_EXP, "exp", sig_v, 1, 0, 1, 1, PROMQL_TYPE_VECTOR, 0},
     {PROMQL_FN_FIRST_OVER_TIME, "first_over_time", sig_m, 1, 0, 1, 1, PROMQL_TYPE_VECTOR, 0},

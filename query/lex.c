@@ -57,10 +57,18 @@ static const struct {
     {"end", PT_END},
 };
 
-static int is_space(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-static int is_alpha(int c) { return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static int is_digit(int c) { return c >= '0' && c <= '9'; }
-static int is_alnum(int c) { return is_alpha(c) || is_digit(c); }
+static int is_space(int c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+static int is_alpha(int c) {
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+static int is_digit(int c) {
+    return c >= '0' && c <= '9';
+}
+static int is_alnum(int c) {
+    return is_alpha(c) || is_digit(c);
+}
 
 /* Decodes one UTF-8 rune at s[0..n); *size gets its length (1 for a bad
  * byte, which decodes as U+FFFD like Go). */
@@ -147,14 +155,29 @@ static void quote_rune_body(buf *b, long r, int quote, int bad_byte, unsigned ch
         return;
     }
     switch (r) {
-    case '\a': buf_puts(b, "\\a"); return;
-    case '\b': buf_puts(b, "\\b"); return;
-    case '\f': buf_puts(b, "\\f"); return;
-    case '\n': buf_puts(b, "\\n"); return;
-    case '\r': buf_puts(b, "\\r"); return;
-    case '\t': buf_puts(b, "\\t"); return;
-    case '\v': buf_puts(b, "\\v"); return;
-    default: break;
+    case '\a':
+        buf_puts(b, "\\a");
+        return;
+    case '\b':
+        buf_puts(b, "\\b");
+        return;
+    case '\f':
+        buf_puts(b, "\\f");
+        return;
+    case '\n':
+        buf_puts(b, "\\n");
+        return;
+    case '\r':
+        buf_puts(b, "\\r");
+        return;
+    case '\t':
+        buf_puts(b, "\\t");
+        return;
+    case '\v':
+        buf_puts(b, "\\v");
+        return;
+    default:
+        break;
     }
     if (r < ' ' || r == 0x7f)
         buf_printf(b, "\\x%02x", (unsigned)r);
@@ -216,7 +239,9 @@ static long next_rune(promql_lexer *l, size_t *sz) {
     return r;
 }
 
-static int peek(const promql_lexer *l) { return l->pos < l->len ? (unsigned char)l->in[l->pos] : LEX_EOF; }
+static int peek(const promql_lexer *l) {
+    return l->pos < l->len ? (unsigned char)l->in[l->pos] : LEX_EOF;
+}
 
 static int accept(promql_lexer *l, const char *set) {
     int c = peek(l);
@@ -239,7 +264,8 @@ static void emit(promql_lexer *l, promql_token *t, promql_tok type) {
     l->start = l->pos;
 }
 
-static void lex_error(promql_lexer *l, promql_token *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void lex_error(promql_lexer *l, promql_token *t, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void lex_error(promql_lexer *l, promql_token *t, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -320,7 +346,8 @@ static void lex_number_or_duration(promql_lexer *l, promql_token *t) {
     if (l->bracket_open)
         lex_error(l, t, "bad duration syntax: \"%.*s\"", (int)(l->pos - l->start), l->in + l->start);
     else
-        lex_error(l, t, "bad number or duration syntax: \"%.*s\"", (int)(l->pos - l->start), l->in + l->start);
+        lex_error(l, t, "bad number or duration syntax: \"%.*s\"", (int)(l->pos - l->start),
+                  l->in + l->start);
 }
 
 /* ---- strings ---------------------------------------------------------------- */
@@ -343,9 +370,23 @@ static int lex_escape(promql_lexer *l, promql_token *t, int quote) {
     unsigned base;
     unsigned long max;
     switch (ch) {
-    case 'a': case 'b': case 'f': case 'n': case 'r': case 't': case 'v': case '\\':
+    case 'a':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't':
+    case 'v':
+    case '\\':
         return 0;
-    case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
         n = 3, base = 8, max = 255;
         break;
     case 'x':
@@ -556,14 +597,30 @@ static void lex_statements(promql_lexer *l, promql_token *t) {
         if (r < 128 && is_space((int)r))
             continue;
         switch (r) {
-        case ',': emit(l, t, PT_COMMA); return;
-        case '*': emit(l, t, PT_MUL); return;
-        case '/': emit(l, t, PT_DIV); return;
-        case '%': emit(l, t, PT_MOD); return;
-        case '+': emit(l, t, PT_ADD); return;
-        case '-': emit(l, t, PT_SUB); return;
-        case '^': emit(l, t, PT_POW); return;
-        case '@': emit(l, t, PT_AT); return;
+        case ',':
+            emit(l, t, PT_COMMA);
+            return;
+        case '*':
+            emit(l, t, PT_MUL);
+            return;
+        case '/':
+            emit(l, t, PT_DIV);
+            return;
+        case '%':
+            emit(l, t, PT_MOD);
+            return;
+        case '+':
+            emit(l, t, PT_ADD);
+            return;
+        case '-':
+            emit(l, t, PT_SUB);
+            return;
+        case '^':
+            emit(l, t, PT_POW);
+            return;
+        case '@':
+            emit(l, t, PT_AT);
+            return;
         case '=': {
             int c = peek(l);
             if (c == '=') {
@@ -678,9 +735,8 @@ void promql_lex_next(promql_lexer *l, promql_token *t) {
 /* ---- token descriptions -------------------------------------------------- */
 
 static const char *const punct[] = {
-    [PT_LPAREN] = "(", [PT_RPAREN] = ")", [PT_LBRACE] = "{",   [PT_RBRACE] = "}",
-    [PT_LBRACKET] = "[", [PT_RBRACKET] = "]", [PT_COMMA] = ",", [PT_EQL] = "=",
-    [PT_COLON] = ":",
+    [PT_LPAREN] = "(",   [PT_RPAREN] = ")", [PT_LBRACE] = "{", [PT_RBRACE] = "}", [PT_LBRACKET] = "[",
+    [PT_RBRACKET] = "]", [PT_COMMA] = ",",  [PT_EQL] = "=",    [PT_COLON] = ":",
 };
 
 /* %q of s[0..n), limited to the first `maxrunes` runes when > 0. */
@@ -786,16 +842,36 @@ char *promql_unquote(arena *a, const char *tok, size_t len, size_t *outlen) {
         int digits = 0;
         unsigned base = 16;
         switch (c) {
-        case 'a': out[o++] = '\a'; continue;
-        case 'b': out[o++] = '\b'; continue;
-        case 'f': out[o++] = '\f'; continue;
-        case 'n': out[o++] = '\n'; continue;
-        case 'r': out[o++] = '\r'; continue;
-        case 't': out[o++] = '\t'; continue;
-        case 'v': out[o++] = '\v'; continue;
-        case 'x': digits = 2; break;
-        case 'u': digits = 4; break;
-        case 'U': digits = 8; break;
+        case 'a':
+            out[o++] = '\a';
+            continue;
+        case 'b':
+            out[o++] = '\b';
+            continue;
+        case 'f':
+            out[o++] = '\f';
+            continue;
+        case 'n':
+            out[o++] = '\n';
+            continue;
+        case 'r':
+            out[o++] = '\r';
+            continue;
+        case 't':
+            out[o++] = '\t';
+            continue;
+        case 'v':
+            out[o++] = '\v';
+            continue;
+        case 'x':
+            digits = 2;
+            break;
+        case 'u':
+            digits = 4;
+            break;
+        case 'U':
+            digits = 8;
+            break;
         default:
             if (c >= '0' && c <= '7') {
                 digits = 2, base = 8;

@@ -230,7 +230,8 @@ static int parse_number_text(const char *s, size_t n, double *out) {
         goto as_float;
     memcpy(tmp, s, n);
     tmp[n] = 0;
-    if (n > 2 && tmp[0] == '0' && (tmp[1] == 'x' || tmp[1] == 'X') && all_in(tmp + 2, n - 2, "0123456789abcdefABCDEF")) {
+    if (n > 2 && tmp[0] == '0' && (tmp[1] == 'x' || tmp[1] == 'X') &&
+        all_in(tmp + 2, n - 2, "0123456789abcdefABCDEF")) {
         errno = 0;
         unsigned long long v = strtoull(tmp + 2, NULL, 16);
         if (errno == 0 && v <= (unsigned long long)INT64_MAX) {
@@ -342,7 +343,9 @@ static int duration_token(parser *p, const promql_token *t, int64_t *ms) {
 static promql_expr *parse_expr(parser *p, int min_prec);
 static int deeper(parser *p);
 
-static int tok_is_aggr(promql_tok t) { return t >= PT_SUM && t <= PT_LIMIT_RATIO; }
+static int tok_is_aggr(promql_tok t) {
+    return t >= PT_SUM && t <= PT_LIMIT_RATIO;
+}
 
 /* Tokens that may name a metric outside braces (Prometheus' metric_identifier). */
 static int tok_is_metric_name(promql_tok t) {
@@ -469,10 +472,18 @@ static int parse_selector(parser *p, promql_expr *e, const char *name) {
             promql_token vt;
             size_t name_pos = t.pos;
             switch (peek(p)->type) {
-            case PT_EQL: mt = MATCH_EQ; break;
-            case PT_NEQ: mt = MATCH_NEQ; break;
-            case PT_EQL_REGEX: mt = MATCH_RE; break;
-            case PT_NEQ_REGEX: mt = MATCH_NRE; break;
+            case PT_EQL:
+                mt = MATCH_EQ;
+                break;
+            case PT_NEQ:
+                mt = MATCH_NEQ;
+                break;
+            case PT_EQL_REGEX:
+                mt = MATCH_RE;
+                break;
+            case PT_NEQ_REGEX:
+                mt = MATCH_NRE;
+                break;
             case PT_COMMA:
             case PT_RBRACE:
                 if (t.type == PT_STRING) {
@@ -641,7 +652,8 @@ static promql_expr *parse_aggregate(parser *p) {
     }
     size_t want = promql_aggop_has_param(ag->op) ? 2 : 1;
     if (args.n != want) {
-        perr(p, e->start, "wrong number of arguments for aggregate expression provided, expected %zu, got %zu", want,
+        perr(p, e->start,
+             "wrong number of arguments for aggregate expression provided, expected %zu, got %zu", want,
              args.n);
         return NULL;
     }
@@ -756,7 +768,8 @@ static promql_expr *parse_primary(parser *p) {
 /* ---- postfix: [range], [range:step], offset, @ ---------------------------- */
 
 static int is_selector_like(const promql_expr *e) {
-    return e->kind == PROMQL_VECTOR_SELECTOR || e->kind == PROMQL_MATRIX_SELECTOR || e->kind == PROMQL_SUBQUERY;
+    return e->kind == PROMQL_VECTOR_SELECTOR || e->kind == PROMQL_MATRIX_SELECTOR ||
+           e->kind == PROMQL_SUBQUERY;
 }
 
 /* Where offset and @ of e live; NULL when e cannot carry them. */
@@ -863,7 +876,8 @@ static int parse_offset(parser *p, promql_expr *e) {
     modifier_slots(e, &off, &at, &at_ms);
     if (off == NULL || !is_selector_like(e)) {
         perr(p, e->start,
-             "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery");
+             "offset modifier must be preceded by an instant vector selector or range vector selector or a "
+             "subquery");
         return -1;
     }
     if (*off != 0) {
@@ -915,7 +929,9 @@ static int parse_at(parser *p, promql_expr *e) {
     int64_t *at_ms;
     modifier_slots(e, &off, &at, &at_ms);
     if (at == NULL || !is_selector_like(e)) {
-        perr(p, e->start, "@ modifier must be preceded by an instant vector selector or range vector selector or a subquery");
+        perr(p, e->start,
+             "@ modifier must be preceded by an instant vector selector or range vector selector or a "
+             "subquery");
         return -1;
     }
     if (*at != PROMQL_AT_NONE) {
@@ -995,23 +1011,56 @@ static promql_expr *parse_operand(parser *p) {
 
 static int binop_of(promql_tok t, promql_binop *op, int *prec) {
     switch (t) {
-    case PT_OR: *op = PROMQL_OP_OR, *prec = PREC_OR; return 1;
-    case PT_AND: *op = PROMQL_OP_AND, *prec = PREC_AND; return 1;
-    case PT_UNLESS: *op = PROMQL_OP_UNLESS, *prec = PREC_AND; return 1;
-    case PT_EQLC: *op = PROMQL_OP_EQL, *prec = PREC_CMP; return 1;
-    case PT_NEQ: *op = PROMQL_OP_NEQ, *prec = PREC_CMP; return 1;
-    case PT_LTE: *op = PROMQL_OP_LTE, *prec = PREC_CMP; return 1;
-    case PT_LSS: *op = PROMQL_OP_LSS, *prec = PREC_CMP; return 1;
-    case PT_GTE: *op = PROMQL_OP_GTE, *prec = PREC_CMP; return 1;
-    case PT_GTR: *op = PROMQL_OP_GTR, *prec = PREC_CMP; return 1;
-    case PT_ADD: *op = PROMQL_OP_ADD, *prec = PREC_ADD; return 1;
-    case PT_SUB: *op = PROMQL_OP_SUB, *prec = PREC_ADD; return 1;
-    case PT_MUL: *op = PROMQL_OP_MUL, *prec = PREC_MUL; return 1;
-    case PT_DIV: *op = PROMQL_OP_DIV, *prec = PREC_MUL; return 1;
-    case PT_MOD: *op = PROMQL_OP_MOD, *prec = PREC_MUL; return 1;
-    case PT_ATAN2: *op = PROMQL_OP_ATAN2, *prec = PREC_MUL; return 1;
-    case PT_POW: *op = PROMQL_OP_POW, *prec = PREC_POW; return 1;
-    default: return 0;
+    case PT_OR:
+        *op = PROMQL_OP_OR, *prec = PREC_OR;
+        return 1;
+    case PT_AND:
+        *op = PROMQL_OP_AND, *prec = PREC_AND;
+        return 1;
+    case PT_UNLESS:
+        *op = PROMQL_OP_UNLESS, *prec = PREC_AND;
+        return 1;
+    case PT_EQLC:
+        *op = PROMQL_OP_EQL, *prec = PREC_CMP;
+        return 1;
+    case PT_NEQ:
+        *op = PROMQL_OP_NEQ, *prec = PREC_CMP;
+        return 1;
+    case PT_LTE:
+        *op = PROMQL_OP_LTE, *prec = PREC_CMP;
+        return 1;
+    case PT_LSS:
+        *op = PROMQL_OP_LSS, *prec = PREC_CMP;
+        return 1;
+    case PT_GTE:
+        *op = PROMQL_OP_GTE, *prec = PREC_CMP;
+        return 1;
+    case PT_GTR:
+        *op = PROMQL_OP_GTR, *prec = PREC_CMP;
+        return 1;
+    case PT_ADD:
+        *op = PROMQL_OP_ADD, *prec = PREC_ADD;
+        return 1;
+    case PT_SUB:
+        *op = PROMQL_OP_SUB, *prec = PREC_ADD;
+        return 1;
+    case PT_MUL:
+        *op = PROMQL_OP_MUL, *prec = PREC_MUL;
+        return 1;
+    case PT_DIV:
+        *op = PROMQL_OP_DIV, *prec = PREC_MUL;
+        return 1;
+    case PT_MOD:
+        *op = PROMQL_OP_MOD, *prec = PREC_MUL;
+        return 1;
+    case PT_ATAN2:
+        *op = PROMQL_OP_ATAN2, *prec = PREC_MUL;
+        return 1;
+    case PT_POW:
+        *op = PROMQL_OP_POW, *prec = PREC_POW;
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -1095,19 +1144,29 @@ promql_type promql_expr_type(const promql_expr *e) {
     if (e == NULL)
         return PROMQL_TYPE_NONE;
     switch (e->kind) {
-    case PROMQL_NUMBER: return PROMQL_TYPE_SCALAR;
-    case PROMQL_STRING: return PROMQL_TYPE_STRING;
-    case PROMQL_VECTOR_SELECTOR: return PROMQL_TYPE_VECTOR;
-    case PROMQL_MATRIX_SELECTOR: return PROMQL_TYPE_MATRIX;
-    case PROMQL_SUBQUERY: return PROMQL_TYPE_MATRIX;
-    case PROMQL_CALL: return e->u.call.func->ret;
-    case PROMQL_AGGREGATE: return PROMQL_TYPE_VECTOR;
+    case PROMQL_NUMBER:
+        return PROMQL_TYPE_SCALAR;
+    case PROMQL_STRING:
+        return PROMQL_TYPE_STRING;
+    case PROMQL_VECTOR_SELECTOR:
+        return PROMQL_TYPE_VECTOR;
+    case PROMQL_MATRIX_SELECTOR:
+        return PROMQL_TYPE_MATRIX;
+    case PROMQL_SUBQUERY:
+        return PROMQL_TYPE_MATRIX;
+    case PROMQL_CALL:
+        return e->u.call.func->ret;
+    case PROMQL_AGGREGATE:
+        return PROMQL_TYPE_VECTOR;
     case PROMQL_BINARY:
-        if (promql_expr_type(e->u.bin.lhs) == PROMQL_TYPE_SCALAR && promql_expr_type(e->u.bin.rhs) == PROMQL_TYPE_SCALAR)
+        if (promql_expr_type(e->u.bin.lhs) == PROMQL_TYPE_SCALAR &&
+            promql_expr_type(e->u.bin.rhs) == PROMQL_TYPE_SCALAR)
             return PROMQL_TYPE_SCALAR;
         return PROMQL_TYPE_VECTOR;
-    case PROMQL_UNARY: return promql_expr_type(e->u.unary.expr);
-    case PROMQL_PAREN: return promql_expr_type(e->u.paren);
+    case PROMQL_UNARY:
+        return promql_expr_type(e->u.unary.expr);
+    case PROMQL_PAREN:
+        return promql_expr_type(e->u.paren);
     }
     return PROMQL_TYPE_NONE;
 }
@@ -1115,11 +1174,16 @@ promql_type promql_expr_type(const promql_expr *e) {
 /* Go's ValueType.String(), used by the subquery message. */
 static const char *value_type_go(promql_type t) {
     switch (t) {
-    case PROMQL_TYPE_SCALAR: return "scalar";
-    case PROMQL_TYPE_STRING: return "string";
-    case PROMQL_TYPE_VECTOR: return "vector";
-    case PROMQL_TYPE_MATRIX: return "matrix";
-    default: return "none";
+    case PROMQL_TYPE_SCALAR:
+        return "scalar";
+    case PROMQL_TYPE_STRING:
+        return "string";
+    case PROMQL_TYPE_VECTOR:
+        return "vector";
+    case PROMQL_TYPE_MATRIX:
+        return "matrix";
+    default:
+        return "none";
     }
 }
 
@@ -1128,13 +1192,15 @@ static promql_type check(parser *p, promql_expr *e, int depth);
 static void expect_type(parser *p, promql_expr *e, promql_type want, const char *context, int depth) {
     promql_type t = check(p, e, depth + 1);
     if (t != want)
-        perr(p, e->start, "expected type %s in %s, got %s", promql_type_name(want), context, promql_type_name(t));
+        perr(p, e->start, "expected type %s in %s, got %s", promql_type_name(want), context,
+             promql_type_name(t));
 }
 
 /* The operator's text without the spaces around it (for error positions). */
 static size_t op_pos(parser *p, const promql_expr *e) {
     size_t i = e->u.bin.lhs->end;
-    while (i < p->lx.len && (p->lx.in[i] == ' ' || p->lx.in[i] == '\t' || p->lx.in[i] == '\n' || p->lx.in[i] == '\r'))
+    while (i < p->lx.len &&
+           (p->lx.in[i] == ' ' || p->lx.in[i] == '\t' || p->lx.in[i] == '\n' || p->lx.in[i] == '\r'))
         i++;
     return i;
 }
@@ -1173,7 +1239,8 @@ static void check_binary(parser *p, promql_expr *e, int depth) {
         }
     }
     if ((lt == PROMQL_TYPE_SCALAR || rt == PROMQL_TYPE_SCALAR) && set)
-        perr(p, e->start, "set operator \"%s\" not allowed in binary scalar expression", promql_binop_str(b->op));
+        perr(p, e->start, "set operator \"%s\" not allowed in binary scalar expression",
+             promql_binop_str(b->op));
 }
 
 static void check_call(parser *p, promql_expr *e, int depth) {
@@ -1187,8 +1254,8 @@ static void check_call(parser *p, promql_expr *e, int depth) {
         if (na > n)
             perr(p, e->start, "expected at least %zu argument(s) in call to \"%s\", got %zu", na, f->name, n);
         else if (f->variadic > 0 && na + (size_t)f->variadic < n)
-            perr(p, e->start, "expected at most %zu argument(s) in call to \"%s\", got %zu", na + (size_t)f->variadic,
-                 f->name, n);
+            perr(p, e->start, "expected at most %zu argument(s) in call to \"%s\", got %zu",
+                 na + (size_t)f->variadic, f->name, n);
     }
     char ctx[96];
     snprintf(ctx, sizeof ctx, "call to function \"%s\"", f->name);
@@ -1243,7 +1310,8 @@ static promql_type check(parser *p, promql_expr *e, int depth) {
     case PROMQL_UNARY: {
         promql_type t = check(p, e->u.unary.expr, depth + 1);
         if (t != PROMQL_TYPE_SCALAR && t != PROMQL_TYPE_VECTOR)
-            perr(p, e->start, "unary expression only allowed on expressions of type scalar or instant vector, got \"%s\"",
+            perr(p, e->start,
+                 "unary expression only allowed on expressions of type scalar or instant vector, got \"%s\"",
                  promql_type_name(t));
         break;
     }
@@ -1284,7 +1352,8 @@ int promql_parse(const char *query, promql_ast **out, kiln_err *err) {
     *out = NULL;
     size_t len = strlen(query);
     if (len > PROMQL_MAX_QUERY_LEN)
-        return kiln_err_set(err, KILN_ELIMIT, "query too long: %zu bytes (max %d)", len, PROMQL_MAX_QUERY_LEN);
+        return kiln_err_set(err, KILN_ELIMIT, "query too long: %zu bytes (max %d)", len,
+                            PROMQL_MAX_QUERY_LEN);
     promql_ast *a = calloc(1, sizeof *a);
     parser *p = calloc(1, sizeof *p);
     if (a == NULL || p == NULL)

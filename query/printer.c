@@ -30,19 +30,26 @@
 
 const char *promql_type_name(promql_type t) {
     switch (t) {
-    case PROMQL_TYPE_SCALAR: return "scalar";
-    case PROMQL_TYPE_STRING: return "string";
-    case PROMQL_TYPE_VECTOR: return "instant vector";
-    case PROMQL_TYPE_MATRIX: return "range vector";
-    default: return "none";
+    case PROMQL_TYPE_SCALAR:
+        return "scalar";
+    case PROMQL_TYPE_STRING:
+        return "string";
+    case PROMQL_TYPE_VECTOR:
+        return "instant vector";
+    case PROMQL_TYPE_MATRIX:
+        return "range vector";
+    default:
+        return "none";
     }
 }
 
 static const char *const binop_names[] = {
-    [PROMQL_OP_ADD] = "+",  [PROMQL_OP_SUB] = "-",       [PROMQL_OP_MUL] = "*",   [PROMQL_OP_DIV] = "/",
-    [PROMQL_OP_MOD] = "%",  [PROMQL_OP_POW] = "^",       [PROMQL_OP_ATAN2] = "atan2", [PROMQL_OP_EQL] = "==",
-    [PROMQL_OP_NEQ] = "!=", [PROMQL_OP_GTR] = ">",       [PROMQL_OP_LSS] = "<",   [PROMQL_OP_GTE] = ">=",
-    [PROMQL_OP_LTE] = "<=", [PROMQL_OP_AND] = "and",     [PROMQL_OP_OR] = "or",   [PROMQL_OP_UNLESS] = "unless",
+    [PROMQL_OP_ADD] = "+",         [PROMQL_OP_SUB] = "-",   [PROMQL_OP_MUL] = "*",
+    [PROMQL_OP_DIV] = "/",         [PROMQL_OP_MOD] = "%",   [PROMQL_OP_POW] = "^",
+    [PROMQL_OP_ATAN2] = "atan2",   [PROMQL_OP_EQL] = "==",  [PROMQL_OP_NEQ] = "!=",
+    [PROMQL_OP_GTR] = ">",         [PROMQL_OP_LSS] = "<",   [PROMQL_OP_GTE] = ">=",
+    [PROMQL_OP_LTE] = "<=",        [PROMQL_OP_AND] = "and", [PROMQL_OP_OR] = "or",
+    [PROMQL_OP_UNLESS] = "unless",
 };
 
 const char *promql_binop_str(promql_binop op) {
@@ -51,18 +58,22 @@ const char *promql_binop_str(promql_binop op) {
     return binop_names[op];
 }
 
-int promql_binop_is_comparison(promql_binop op) { return op >= PROMQL_OP_EQL && op <= PROMQL_OP_LTE; }
+int promql_binop_is_comparison(promql_binop op) {
+    return op >= PROMQL_OP_EQL && op <= PROMQL_OP_LTE;
+}
 
-int promql_binop_is_set(promql_binop op) { return op >= PROMQL_OP_AND && op <= PROMQL_OP_UNLESS; }
+int promql_binop_is_set(promql_binop op) {
+    return op >= PROMQL_OP_AND && op <= PROMQL_OP_UNLESS;
+}
 
 static const char *const aggop_names[] = {
-    [PROMQL_AGG_SUM] = "sum",         [PROMQL_AGG_AVG] = "avg",
-    [PROMQL_AGG_COUNT] = "count",     [PROMQL_AGG_MIN] = "min",
-    [PROMQL_AGG_MAX] = "max",         [PROMQL_AGG_GROUP] = "group",
-    [PROMQL_AGG_STDDEV] = "stddev",   [PROMQL_AGG_STDVAR] = "stdvar",
-    [PROMQL_AGG_TOPK] = "topk",       [PROMQL_AGG_BOTTOMK] = "bottomk",
+    [PROMQL_AGG_SUM] = "sum",           [PROMQL_AGG_AVG] = "avg",
+    [PROMQL_AGG_COUNT] = "count",       [PROMQL_AGG_MIN] = "min",
+    [PROMQL_AGG_MAX] = "max",           [PROMQL_AGG_GROUP] = "group",
+    [PROMQL_AGG_STDDEV] = "stddev",     [PROMQL_AGG_STDVAR] = "stdvar",
+    [PROMQL_AGG_TOPK] = "topk",         [PROMQL_AGG_BOTTOMK] = "bottomk",
     [PROMQL_AGG_QUANTILE] = "quantile", [PROMQL_AGG_COUNT_VALUES] = "count_values",
-    [PROMQL_AGG_LIMITK] = "limitk",   [PROMQL_AGG_LIMIT_RATIO] = "limit_ratio",
+    [PROMQL_AGG_LIMITK] = "limitk",     [PROMQL_AGG_LIMIT_RATIO] = "limit_ratio",
 };
 
 const char *promql_aggop_str(promql_aggop op) {
@@ -117,8 +128,12 @@ static void put_duration(buf *out, int64_t ms) {
         int64_t mult;
         int exact;
     } units[] = {
-        {"y", 365LL * 24 * 3600 * 1000, 1}, {"w", 7LL * 24 * 3600 * 1000, 1}, {"d", 24LL * 3600 * 1000, 0},
-        {"h", 3600LL * 1000, 0},            {"m", 60LL * 1000, 0},            {"s", 1000, 0},
+        {"y", 365LL * 24 * 3600 * 1000, 1},
+        {"w", 7LL * 24 * 3600 * 1000, 1},
+        {"d", 24LL * 3600 * 1000, 0},
+        {"h", 3600LL * 1000, 0},
+        {"m", 60LL * 1000, 0},
+        {"s", 1000, 0},
         {"ms", 1, 0},
     };
     if (ms <= 0) {
@@ -219,7 +234,8 @@ static int put_expr(buf *out, const promql_expr *e);
 
 static int put_binary(buf *out, const promql_binary *b) {
     int rc = 0;
-    if (b->op == PROMQL_OP_POW && b->lhs->kind == PROMQL_NUMBER && isinf(b->lhs->u.number) && b->lhs->u.number > 0)
+    if (b->op == PROMQL_OP_POW && b->lhs->kind == PROMQL_NUMBER && isinf(b->lhs->u.number) &&
+        b->lhs->u.number > 0)
         buf_puts(out, "Inf"); /* "+Inf ^ x" would read back as +(Inf ^ x) */
     else
         rc = put_expr(out, b->lhs);

@@ -61,7 +61,7 @@ static double stale_nan(void) {
 typedef struct centry {
     const char *key; /* the series as written, in the cache's key arena */
     uint32_t klen;
-    uint32_t seen;       /* last scrape iteration with this line */
+    uint32_t seen; /* last scrape iteration with this line */
     uint64_t hash;
     uint64_t ref;        /* storage reference; 0 with dropped */
     uint8_t dropped;     /* metric relabeling drops it */
@@ -191,8 +191,8 @@ typedef struct mentry {
     char *help, *unit;
 } mentry;
 
-static const char *const type_names[] = {"unknown", "counter", "gauge", "histogram", "gaugehistogram",
-                                         "summary", "info",    "stateset"};
+static const char *const type_names[] = {"unknown",        "counter", "gauge", "histogram",
+                                         "gaugehistogram", "summary", "info",  "stateset"};
 
 /* ---- targets and pools -------------------------------------------------- */
 
@@ -298,16 +298,20 @@ struct scrape_manager {
 
 /* ---- small helpers -------------------------------------------------- */
 
-static char *amemdup(arena *a, const char *s, size_t n) { return arena_strndup(a, s, n); }
+static char *amemdup(arena *a, const char *s, size_t n) {
+    return arena_strndup(a, s, n);
+}
 
-static char *astrdup(arena *a, const char *s) { return arena_strndup(a, s, strlen(s)); }
+static char *astrdup(arena *a, const char *s) {
+    return arena_strndup(a, s, strlen(s));
+}
 
 static void url_escape(buf *b, const char *s) {
     static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-            c == '.' || c == '~')
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '_' || c == '.' || c == '~')
             buf_putc(b, (char)c);
         else if (c == ' ')
             buf_putc(b, '+');
@@ -362,8 +366,8 @@ static char *target_url(arena *a, const scrape_config *sc, const label *ls, size
     buf b = {0};
     const char *scheme = labels_get(ls, n, "__scheme__"), *addr = labels_get(ls, n, "__address__"),
                *path = labels_get(ls, n, "__metrics_path__");
-    buf_printf(&b, "%s://%s%s%s", scheme ? scheme : "http", addr ? addr : "", path && path[0] != '/' ? "/" : "",
-               path ? path : "");
+    buf_printf(&b, "%s://%s%s%s", scheme ? scheme : "http", addr ? addr : "",
+               path && path[0] != '/' ? "/" : "", path ? path : "");
     for (size_t i = 0; i < k; i++) {
         buf_putc(&b, i ? '&' : '?');
         url_escape(&b, ps[i].k);
@@ -460,8 +464,9 @@ static int build_target(const scrape_config *sc, const config_static *g, const c
     if (!tv || duration_parse(tv, &tms, NULL) != 0 || tms <= 0)
         return kiln_err_set(err, KILN_EINVAL, "error parsing timeout: \"%s\"", tv ? tv : "");
     if (tms > ims)
-        return kiln_err_set(err, KILN_EINVAL, "scrape timeout cannot be greater than scrape interval (\"%s\" > \"%s\")",
-                            tv, iv);
+        return kiln_err_set(err, KILN_EINVAL,
+                            "scrape timeout cannot be greater than scrape interval (\"%s\" > \"%s\")", tv,
+                            iv);
     for (size_t i = 0; i < n; i++)
         if (strncmp(ls[i].name, "__meta_", 7) == 0) {
             lb_del(lb, ls[i].name);
@@ -473,7 +478,8 @@ static int build_target(const scrape_config *sc, const config_static *g, const c
     ls = lb_labels(lb, &n);
     for (size_t i = 0; i < n; i++)
         if (!utf8_valid(ls[i].value, strlen(ls[i].value)))
-            return kiln_err_set(err, KILN_EINVAL, "invalid label value for \"%s\": \"%s\"", ls[i].name, ls[i].value);
+            return kiln_err_set(err, KILN_EINVAL, "invalid label value for \"%s\": \"%s\"", ls[i].name,
+                                ls[i].value);
     if (!(t->full = labels_copy(a, ls, n)))
         return KILN_ENOMEM;
     t->nfull = n;
@@ -762,19 +768,32 @@ static void fetch_start(target *t) {
 
 static const char *status_text(long code) {
     switch (code) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    default: return "";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    default:
+        return "";
     }
 }
 
@@ -792,7 +811,8 @@ static void fetch_done(target *t, CURLcode res) {
         else if (res != CURLE_OK)
             snprintf(t->job_err, sizeof t->job_err, "Get \"%s\": %s", t->url, curl_easy_strerror(res));
         else if (code != 200)
-            snprintf(t->job_err, sizeof t->job_err, "server returned HTTP status %ld %s", code, status_text(code));
+            snprintf(t->job_err, sizeof t->job_err, "server returned HTTP status %ld %s", code,
+                     status_text(code));
         char *ct = NULL;
         if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
             snprintf(t->ctype, sizeof t->ctype, "%s", ct);
@@ -805,17 +825,27 @@ static void fetch_done(target *t, CURLcode res) {
 static int appended(target *t, int rc, kiln_err *e, char *why, size_t whyn) {
     scrape_manager *m = t->m;
     switch (rc) {
-    case 0: return 0;
-    case KILN_EORDER: metric_add(m->m_ooo, 1); return 0;
-    case KILN_EEXIST: metric_add(m->m_dup, 1); return 0;
-    case KILN_ERANGE: metric_add(m->m_oob, 1); return 0;
-    default: snprintf(why, whyn, "%s", e->msg); return rc;
+    case 0:
+        return 0;
+    case KILN_EORDER:
+        metric_add(m->m_ooo, 1);
+        return 0;
+    case KILN_EEXIST:
+        metric_add(m->m_dup, 1);
+        return 0;
+    case KILN_ERANGE:
+        metric_add(m->m_oob, 1);
+        return 0;
+    default:
+        snprintf(why, whyn, "%s", e->msg);
+        return rc;
     }
 }
 
 /* Appends a sample by ref, creating the series again from ls when the ref
  * is no longer known (the head dropped an idle series). */
-static int append_ref(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t ts, double v, kiln_err *e) {
+static int append_ref(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t ts, double v,
+                      kiln_err *e) {
     if (*ref) {
         int rc = appender_append(a, ref, NULL, 0, ts, v, e);
         if (rc != KILN_EINVAL)
@@ -916,7 +946,8 @@ out:
 
 /* Stale markers for the series of the last stored scrape that are not in
  * this one (all of them when `all`); then forgets series long gone. */
-static int write_stale(target *t, appender *a, int64_t ts, int all, int track_explicit, char *why, size_t whyn) {
+static int write_stale(target *t, appender *a, int64_t ts, int all, int track_explicit, char *why,
+                       size_t whyn) {
     kiln_err e = {0};
     size_t gone = 0;
     for (size_t i = 0; i < t->cache.n; i++) {
@@ -952,8 +983,8 @@ static int stage_samples(target *t, const scrape_config *sc, appender *a, int64_
                          size_t *post, size_t *added, char *why, size_t whyn) {
     kiln_err e = {0};
     t->cache.cursor = 0;
-    expo_parser *p = expo_parser_new(expo_format_of(t->ctype[0] ? t->ctype : NULL), t->body.data ? t->body.data : "",
-                                     t->body.len);
+    expo_parser *p = expo_parser_new(expo_format_of(t->ctype[0] ? t->ctype : NULL),
+                                     t->body.data ? t->body.data : "", t->body.len);
     if (!p) {
         snprintf(why, whyn, "out of memory");
         return KILN_ENOMEM;
@@ -1047,15 +1078,18 @@ static int stage_samples(target *t, const scrape_config *sc, appender *a, int64_
         }
         for (size_t i = 0; i < n && rc == 1; i++) {
             if (sc->label_name_length_limit && strlen(ls[i].name) > sc->label_name_length_limit) {
-                snprintf(why, whyn, "label_name_length_limit exceeded (metric: %.50s, label name: %.50s, limit: %llu)",
-                         labels_get(ls, n, LABEL_NAME), ls[i].name, (unsigned long long)sc->label_name_length_limit);
+                snprintf(why, whyn,
+                         "label_name_length_limit exceeded (metric: %.50s, label name: %.50s, limit: %llu)",
+                         labels_get(ls, n, LABEL_NAME), ls[i].name,
+                         (unsigned long long)sc->label_name_length_limit);
                 rc = KILN_ELIMIT;
             } else if (sc->label_value_length_limit && strlen(ls[i].value) > sc->label_value_length_limit) {
-                snprintf(why, whyn,
-                         "label_value_length_limit exceeded (metric: %.50s, label name: %.50s, value: \"%.50s\", "
-                         "limit: %llu)",
-                         labels_get(ls, n, LABEL_NAME), ls[i].name, ls[i].value,
-                         (unsigned long long)sc->label_value_length_limit);
+                snprintf(
+                    why, whyn,
+                    "label_value_length_limit exceeded (metric: %.50s, label name: %.50s, value: \"%.50s\", "
+                    "limit: %llu)",
+                    labels_get(ls, n, LABEL_NAME), ls[i].name, ls[i].value,
+                    (unsigned long long)sc->label_value_length_limit);
                 rc = KILN_ELIMIT;
             }
         }
@@ -1138,7 +1172,8 @@ static void stale_all(target *t) {
         nan[r] = stale_nan();
     kiln_err e = {0};
     t->iter++;
-    if (write_stale(t, a, ts, 1, 1, why, sizeof why) != 0 || write_report(t, a, ts, nan, why, sizeof why) != 0) {
+    if (write_stale(t, a, ts, 1, 1, why, sizeof why) != 0 ||
+        write_report(t, a, ts, nan, why, sizeof why) != 0) {
         appender_rollback(a);
         return;
     }
@@ -1375,8 +1410,8 @@ static int sd_read(pool *p, const scrape_config *sc) {
                 kiln_err err = {0};
                 const char *path = gs[i].gl_pathv[j];
                 if (config_load_targets(path, &na, &g, &ng, &err) != 0) {
-                    LOG_ERROR("Error reading file", "discovery=file scrape_pool=%s path=%s err=\"%s\"", sc->job_name,
-                              path, err.msg);
+                    LOG_ERROR("Error reading file", "discovery=file scrape_pool=%s path=%s err=\"%s\"",
+                              sc->job_name, path, err.msg);
                     ok = 0;
                     break;
                 }
@@ -1469,7 +1504,8 @@ static void sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, confi
     lb_init(&lb);
     for (size_t g = 0; g < sc->nstatic_configs + p->nsd; g++) {
         int from_file = g >= sc->nstatic_configs;
-        const config_static *grp = from_file ? &p->sd_groups[g - sc->nstatic_configs] : &sc->static_configs[g];
+        const config_static *grp =
+            from_file ? &p->sd_groups[g - sc->nstatic_configs] : &sc->static_configs[g];
         const char *file = from_file ? p->sd_files[g - sc->nstatic_configs] : NULL;
         for (size_t i = 0; i < grp->ntargets; i++) {
             target *t = target_new(m, p);
@@ -1522,8 +1558,9 @@ static void sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, confi
         for (target *t = fresh; t; t = t->next)
             n++;
         if (n > sc->target_limit)
-            LOG_WARN("target_limit exceeded: no target of the pool is scraped", "scrape_pool=%s targets=%zu limit=%llu",
-                     sc->job_name, n, (unsigned long long)sc->target_limit);
+            LOG_WARN("target_limit exceeded: no target of the pool is scraped",
+                     "scrape_pool=%s targets=%zu limit=%llu", sc->job_name, n,
+                     (unsigned long long)sc->target_limit);
         if (n > sc->target_limit)
             while (fresh) {
                 target *t = fresh;
@@ -1816,7 +1853,6 @@ void scrape_manager_free(scrape_manager *m) {
 
 /* ---- the API's views (any thread) --------------------------------------- */
 
-
 /* RFC 3339 with milliseconds, UTC; Go's zero time when never. */
 static void json_time(buf *b, int64_t ms) {
     if (ms == 0) {
@@ -1850,8 +1886,9 @@ static void json_target(buf *b, const target *t, const char *job) {
     fmt_double_g(t->last_duration, num);
     duration_format(t->interval_ms, iv, sizeof iv);
     duration_format(t->timeout_ms, tv, sizeof tv);
-    buf_printf(b, ",\"lastScrapeDuration\":%s,\"health\":\"%s\",\"scrapeInterval\":\"%s\",\"scrapeTimeout\":\"%s\"}",
-               num, health[t->health], iv, tv);
+    buf_printf(
+        b, ",\"lastScrapeDuration\":%s,\"health\":\"%s\",\"scrapeInterval\":\"%s\",\"scrapeTimeout\":\"%s\"}",
+        num, health[t->health], iv, tv);
 }
 
 int scrape_targets_json(scrape_manager *m, const char *state, const char *pool_name, buf *out) {
@@ -1890,7 +1927,8 @@ int scrape_targets_json(scrape_manager *m, const char *state, const char *pool_n
 }
 
 static void json_meta_fields(buf *b, const mentry *e) {
-    buf_printf(b, "\"type\":\"%s\",\"help\":", type_names[e->type >= 0 && e->type <= EXPO_STATESET ? e->type : 0]);
+    buf_printf(
+        b, "\"type\":\"%s\",\"help\":", type_names[e->type >= 0 && e->type <= EXPO_STATESET ? e->type : 0]);
     json_str(b, e->help ? e->help : "");
     buf_puts(b, ",\"unit\":");
     json_str(b, e->unit ? e->unit : "");

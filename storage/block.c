@@ -52,7 +52,9 @@ static void put_uvarint(buf *b, uint64_t v) {
     buf_append(b, x, (size_t)n);
 }
 
-static void put_varint(buf *b, int64_t v) { put_uvarint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63)); }
+static void put_varint(buf *b, int64_t v) {
+    put_uvarint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
 
 static void patch_be32(buf *b, size_t off, uint32_t v) {
     b->data[off] = (char)(v >> 24);
@@ -67,13 +69,17 @@ static void pad_to(buf *b, size_t align) {
 }
 
 /* Appends the CRC32C of b[from..len) (big-endian). */
-static void put_crc(buf *b, size_t from) { put_be32(b, wal_crc32c(0, b->data + from, b->len - from)); }
+static void put_crc(buf *b, size_t from) {
+    put_be32(b, wal_crc32c(0, b->data + from, b->len - from));
+}
 
 static uint32_t rd_be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static uint64_t rd_be64(const uint8_t *p) { return (uint64_t)rd_be32(p) << 32 | rd_be32(p + 4); }
+static uint64_t rd_be64(const uint8_t *p) {
+    return (uint64_t)rd_be32(p) << 32 | rd_be32(p + 4);
+}
 
 /* A bounded reader over mapped bytes; any overrun sets bad. */
 typedef struct rd {
@@ -221,16 +227,15 @@ struct block_writer {
     size_t nseries, capseries;
     wmeta *metas;
     size_t nmetas, capmetas;
-    int fd;        /* current chunk segment */
-    uint32_t seq;  /* its number - 1 */
-    uint64_t off;  /* bytes written to it */
-    buf cbuf;      /* not yet written */
+    int fd;       /* current chunk segment */
+    uint32_t seq; /* its number - 1 */
+    uint64_t off; /* bytes written to it */
+    buf cbuf;     /* not yet written */
     uint64_t samples;
-    int level;                /* compaction level (1: from the head) */
-    block_meta *parents;      /* the blocks merged into this one */
+    int level;           /* compaction level (1: from the head) */
+    block_meta *parents; /* the blocks merged into this one */
     size_t nparents;
 };
-
 
 static int seg_flush(block_writer *w, kiln_err *err) {
     if (w->cbuf.len && write_all(w->fd, w->cbuf.data, w->cbuf.len) != 0)
@@ -298,7 +303,8 @@ int block_writer_new(const char *dir, int64_t mint, int64_t maxt, block_writer *
     return 0;
 }
 
-int block_writer_add(block_writer *w, const label *ls, size_t nls, const block_chunk *c, size_t nc, kiln_err *err) {
+int block_writer_add(block_writer *w, const label *ls, size_t nls, const block_chunk *c, size_t nc,
+                     kiln_err *err) {
     if (nc == 0)
         return 0;
     if (array_grow((void **)&w->series, &w->capseries, w->nseries + 1, sizeof *w->series) ||
@@ -370,9 +376,13 @@ int block_writer_set_parents(block_writer *w, const block_meta *parents, size_t 
     return 0;
 }
 
-void block_writer_set_level(block_writer *w, int level) { w->level = level > 0 ? level : 1; }
+void block_writer_set_level(block_writer *w, int level) {
+    w->level = level > 0 ? level : 1;
+}
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 typedef struct pair {
     const char *name, *value;
@@ -633,8 +643,9 @@ int block_writer_commit(block_writer *w, char ulid[BLOCK_ULID_LEN + 1], kiln_err
     if (w->nparents) {
         buf_puts(&b, ",\n\t\t\"parents\": [\n");
         for (size_t i = 0; i < w->nparents; i++)
-            buf_printf(&b, "\t\t\t{\n\t\t\t\t\"ulid\": \"%s\",\n\t\t\t\t\"minTime\": %lld,\n"
-                           "\t\t\t\t\"maxTime\": %lld\n\t\t\t}%s\n",
+            buf_printf(&b,
+                       "\t\t\t{\n\t\t\t\t\"ulid\": \"%s\",\n\t\t\t\t\"minTime\": %lld,\n"
+                       "\t\t\t\t\"maxTime\": %lld\n\t\t\t}%s\n",
                        w->parents[i].ulid, (long long)w->parents[i].mint, (long long)w->parents[i].maxt,
                        i + 1 < w->nparents ? "," : "");
         buf_puts(&b, "\t\t]");
@@ -878,8 +889,8 @@ int block_open(const char *dir, const char *ulid, block **out, kiln_err *err) {
         rc = corrupt(err, b, "index: table of contents checksum mismatch");
         goto fail;
     }
-    uint64_t o_sym = rd_be64(toc), o_series = rd_be64(toc + 8), o_li = rd_be64(toc + 16), o_lot = rd_be64(toc + 24),
-             o_post = rd_be64(toc + 32), o_pot = rd_be64(toc + 40);
+    uint64_t o_sym = rd_be64(toc), o_series = rd_be64(toc + 8), o_li = rd_be64(toc + 16),
+             o_lot = rd_be64(toc + 24), o_post = rd_be64(toc + 32), o_pot = rd_be64(toc + 40);
     (void)o_li;
     rd r;
     if (section(b, o_sym, &r) != 0) {
@@ -960,9 +971,13 @@ void block_close(block *b) {
     free(b);
 }
 
-const block_meta *block_get_meta(const block *b) { return &b->meta; }
+const block_meta *block_get_meta(const block *b) {
+    return &b->meta;
+}
 
-uint64_t block_size(const block *b) { return b->bytes; }
+uint64_t block_size(const block *b) {
+    return b->bytes;
+}
 
 /* The postings list at off: count and a pointer to the big-endian IDs. */
 static const uint8_t *postings_at(const block *b, uint64_t off, uint32_t *n) {
@@ -1350,7 +1365,9 @@ int block_foreach_series(block *b, arena *mem, block_chunks_fn fn, void *ctx, ki
     return rc;
 }
 
-size_t block_tombstones(const block *b) { return b->ts.n; }
+size_t block_tombstones(const block *b) {
+    return b->ts.n;
+}
 
 int block_delete_series(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, tombstones *next,
                         kiln_err *err) {

@@ -24,7 +24,7 @@
 #define BLOCK_ULID_LEN 26
 
 typedef struct block_chunk {
-    int64_t mint, maxt; /* first and last sample */
+    int64_t mint, maxt;  /* first and last sample */
     const uint8_t *data; /* XOR chunk bytes (num_samples first) */
     size_t len;
 } block_chunk;
@@ -34,7 +34,8 @@ typedef struct block_writer block_writer;
 /* A new block for [mint, maxt) (maxt exclusive, as meta.json has it) under dir. */
 int block_writer_new(const char *dir, int64_t mint, int64_t maxt, block_writer **out, kiln_err *err);
 /* Adds a series; series come in labels_cmp order, chunks in time order. */
-int block_writer_add(block_writer *w, const label *ls, size_t nls, const block_chunk *c, size_t nc, kiln_err *err);
+int block_writer_add(block_writer *w, const label *ls, size_t nls, const block_chunk *c, size_t nc,
+                     kiln_err *err);
 /* Writes index, meta.json, tombstones; fsyncs; renames into place.  Frees w
  * whatever happens; ulid receives the new block's name. */
 int block_writer_commit(block_writer *w, char ulid[BLOCK_ULID_LEN + 1], kiln_err *err);

@@ -132,7 +132,9 @@ struct head {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static uint64_t hash_str(const char *s) { return XXH3_64bits(s, strlen(s)); }
+static uint64_t hash_str(const char *s) {
+    return XXH3_64bits(s, strlen(s));
+}
 
 static uint64_t hash_ptr(const void *p) {
     uint64_t x = (uint64_t)(uintptr_t)p;
@@ -154,7 +156,9 @@ static void atomic_max64(int64_t *p, int64_t v) {
     }
 }
 
-static pthread_mutex_t *stripe_of(head *h, uint32_t ref) { return &h->stripes[ref & (STRIPES - 1)].mu; }
+static pthread_mutex_t *stripe_of(head *h, uint32_t ref) {
+    return &h->stripes[ref & (STRIPES - 1)].mu;
+}
 
 static uint64_t dbits(double v) {
     uint64_t b;
@@ -256,8 +260,9 @@ static int intern_labels(head *h, const label *ls, size_t n, label *out) {
     pthread_mutex_lock(&h->intern_lock);
     for (size_t i = 0; i < n && rc == 0; i++) {
         const label *hi = i < h->nhint ? &h->hint[i] : NULL;
-        out[i].name = hi && strcmp(hi->name, ls[i].name) == 0 ? hi->name
-                                                               : intern_locked(h, ls[i].name, hash_str(ls[i].name));
+        out[i].name = hi && strcmp(hi->name, ls[i].name) == 0
+                          ? hi->name
+                          : intern_locked(h, ls[i].name, hash_str(ls[i].name));
         out[i].value = hi && strcmp(hi->value, ls[i].value) == 0
                            ? hi->value
                            : intern_locked(h, ls[i].value, hash_str(ls[i].value));
@@ -295,7 +300,9 @@ int head_new(int64_t chunk_range_ms, headchunks *hc, head **out, kiln_err *err) 
     return 0;
 }
 
-static size_t series_size(size_t nls) { return sizeof(hseries) + nls * sizeof(label); }
+static size_t series_size(size_t nls) {
+    return sizeof(hseries) + nls * sizeof(label);
+}
 
 static void series_free(hseries *s) {
     xorchunk_free(&s->open);
@@ -455,7 +462,9 @@ static int labels_eq(const hseries *s, const label *ls, size_t n) {
 /* A hash's home slot.  The low 6 bits chose the shard and are the same for
  * all its series, so the slot comes from the bits above. */
 _Static_assert(SHARDS == 64, "slot_home skips the bits that choose the shard");
-static size_t slot_home(uint64_t hv, size_t mask) { return (size_t)(hv >> 6) & mask; }
+static size_t slot_home(uint64_t hv, size_t mask) {
+    return (size_t)(hv >> 6) & mask;
+}
 
 /* The table always has an empty slot (it grows at 3/4 full), so probing for
  * one ends, in shard_find as here. */
@@ -622,7 +631,9 @@ nomem:
     return kiln_err_set(err, KILN_ENOMEM, "head: out of memory creating a series");
 }
 
-uint64_t hseries_ref(const hseries *s) { return s->ref; }
+uint64_t hseries_ref(const hseries *s) {
+    return s->ref;
+}
 
 void hseries_prefetch(const hseries *s, int deep) {
     if (!deep) {
@@ -679,7 +690,8 @@ static int order_check(const hseries *s, int64_t t, double v) {
 
 int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err) {
     int64_t hmaxt = __atomic_load_n(&h->maxt, __ATOMIC_RELAXED);
-    if ((hmaxt != INT64_MIN && t < hmaxt - h->chunk_range / 2) || t < __atomic_load_n(&h->min_valid, __ATOMIC_RELAXED))
+    if ((hmaxt != INT64_MIN && t < hmaxt - h->chunk_range / 2) ||
+        t < __atomic_load_n(&h->min_valid, __ATOMIC_RELAXED))
         return kiln_err_set(err, KILN_ERANGE, "out of bounds");
     /* the common case, a newer sample, needs no lock: the commit checks again under it */
     if (t > __atomic_load_n(&s->maxt, __ATOMIC_RELAXED))
@@ -709,7 +721,9 @@ static int push_closed(hseries *s, int64_t mint, int64_t maxt, uint64_t cref) {
 }
 
 /* The bytes to give a chunk after one of len bytes: room for samples that vary more. */
-static size_t next_chunk_size(size_t len) { return len + len / 8 + 16; }
+static size_t next_chunk_size(size_t len) {
+    return len + len / 8 + 16;
+}
 
 /* Moves the open chunk to chunks_head. */
 static int cut_chunk(head *h, hseries *s) {
@@ -779,7 +793,9 @@ out:
  * its first FIRST_SIZING samples (not after chunks from chunks_head: that
  * overestimated, costing memory). */
 #define FIRST_SIZING 6
-static int first_chunk_unsized(const hseries *s) { return !s->last_len && !s->nclosed; }
+static int first_chunk_unsized(const hseries *s) {
+    return !s->last_len && !s->nclosed;
+}
 
 /* The count of the open chunk, n or the next one after it, at which
  * append_locked does more than encode a sample: it sizes a first chunk,
@@ -849,7 +865,8 @@ int head_append_owned_run(head *h, hseries *s, const sample *v, size_t n, int64_
                 lo = v[i].t < lo ? v[i].t : lo;
                 hi = last->t > hi ? last->t : hi;
                 ok += (uint64_t)k;
-                __atomic_store_n(&s->maxt, last->t, __ATOMIC_RELAXED); /* head_append_check reads it unlocked */
+                __atomic_store_n(&s->maxt, last->t,
+                                 __ATOMIC_RELAXED); /* head_append_check reads it unlocked */
                 s->lastv = dbits(last->v);
                 i += (size_t)k - 1;
                 continue;
@@ -988,9 +1005,13 @@ int head_series_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, head_chu
     return rc;
 }
 
-void head_set_min_valid(head *h, int64_t t) { atomic_max64(&h->min_valid, t); }
+void head_set_min_valid(head *h, int64_t t) {
+    atomic_max64(&h->min_valid, t);
+}
 
-int64_t head_min_valid(head *h) { return __atomic_load_n(&h->min_valid, __ATOMIC_RELAXED); }
+int64_t head_min_valid(head *h) {
+    return __atomic_load_n(&h->min_valid, __ATOMIC_RELAXED);
+}
 
 int head_series_time_range(head *h, hseries *s, int64_t *mint, int64_t *maxt) {
     pthread_mutex_t *mu = stripe_of(h, s->ref);

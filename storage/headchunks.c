@@ -34,12 +34,12 @@ struct headchunks {
     pthread_mutex_t mu;
     uint8_t *maps[HC_MAX_FILES];
     int64_t fmaxt[HC_MAX_FILES]; /* newest sample in each file (INT64_MIN: none seen) */
-    uint32_t first, last; /* files present at open (0, 0 when none) */
+    uint32_t first, last;        /* files present at open (0, 0 when none) */
     /* writer */
     int fd;
-    uint32_t cur;      /* file being written, 0 before the first write */
-    uint64_t len;      /* its length, buffered bytes included */
-    uint64_t flushed;  /* its length on disk */
+    uint32_t cur;     /* file being written, 0 before the first write */
+    uint64_t len;     /* its length, buffered bytes included */
+    uint64_t flushed; /* its length on disk */
     uint8_t *buf;
     size_t blen;
 };
@@ -179,8 +179,8 @@ static int parse_chunk(const uint8_t *m, uint64_t size, uint64_t off, uint64_t *
     i++;
     if (l > HC_MAX_FILE || off + i + l + 4 > size)
         return -1;
-    uint32_t want = (uint32_t)p[i + l] << 24 | (uint32_t)p[i + l + 1] << 16 | (uint32_t)p[i + l + 2] << 8 |
-                    p[i + l + 3];
+    uint32_t want =
+        (uint32_t)p[i + l] << 24 | (uint32_t)p[i + l + 1] << 16 | (uint32_t)p[i + l + 2] << 8 | p[i + l + 3];
     if (wal_crc32c(0, p, i + l) != want)
         return -1;
     *dlen = l;
@@ -376,7 +376,8 @@ int headchunks_read(headchunks *hc, uint64_t cref, const uint8_t **data, size_t 
         return KILN_ECORRUPT;
     /* the buffer is flushed at chunk boundaries only: a chunk that starts
      * below the flushed length is on disk whole */
-    if (n == __atomic_load_n(&hc->cur, __ATOMIC_ACQUIRE) && off >= __atomic_load_n(&hc->flushed, __ATOMIC_ACQUIRE)) {
+    if (n == __atomic_load_n(&hc->cur, __ATOMIC_ACQUIRE) &&
+        off >= __atomic_load_n(&hc->flushed, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&hc->mu);
         int rc = 0;
         if (n == hc->cur && hc->blen > 0) /* the chunk may be (partly) in the buffer */

@@ -205,8 +205,8 @@ int labels_check(const label *ls, size_t n, kiln_err *err) {
             if (c == 0)
                 return kiln_err_set(err, KILN_EINVAL, "duplicate label name \"%s\"", name);
             if (c > 0)
-                return kiln_err_set(err, KILN_EINVAL, "labels not sorted: \"%s\" before \"%s\"", ls[i - 1].name,
-                                    name);
+                return kiln_err_set(err, KILN_EINVAL, "labels not sorted: \"%s\" before \"%s\"",
+                                    ls[i - 1].name, name);
         }
         if (vl == 0)
             return kiln_err_set(err, KILN_EINVAL, "empty value for label \"%s\"", name);
@@ -260,11 +260,11 @@ static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *r) {
  */
 static int rune_unprintable(uint32_t r) {
     static const uint32_t ranges[][2] = {
-        {0x80, 0xa0},       {0xad, 0xad},       {0x600, 0x605},     {0x61c, 0x61c},   {0x6dd, 0x6dd},
-        {0x70f, 0x70f},     {0x890, 0x891},     {0x8e2, 0x8e2},     {0x1680, 0x1680}, {0x180e, 0x180e},
-        {0x2000, 0x200f},   {0x2028, 0x202f},   {0x205f, 0x2064},   {0x2066, 0x206f}, {0x3000, 0x3000},
-        {0xe000, 0xf8ff},   {0xfdd0, 0xfdef},   {0xfeff, 0xfeff},   {0xfff9, 0xfffb}, {0x110bd, 0x110bd},
-        {0x110cd, 0x110cd}, {0x13430, 0x1343f}, {0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0001, 0xe0001},
+        {0x80, 0xa0},       {0xad, 0xad},        {0x600, 0x605},     {0x61c, 0x61c},     {0x6dd, 0x6dd},
+        {0x70f, 0x70f},     {0x890, 0x891},      {0x8e2, 0x8e2},     {0x1680, 0x1680},   {0x180e, 0x180e},
+        {0x2000, 0x200f},   {0x2028, 0x202f},    {0x205f, 0x2064},   {0x2066, 0x206f},   {0x3000, 0x3000},
+        {0xe000, 0xf8ff},   {0xfdd0, 0xfdef},    {0xfeff, 0xfeff},   {0xfff9, 0xfffb},   {0x110bd, 0x110bd},
+        {0x110cd, 0x110cd}, {0x13430, 0x1343f},  {0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0001, 0xe0001},
         {0xe0020, 0xe007f}, {0xf0000, 0x10ffff},
     };
     if ((r & 0xfffe) == 0xfffe)
@@ -285,16 +285,35 @@ static int quote(buf *out, const char *s) {
         unsigned char c = p[i];
         const char *esc = NULL;
         switch (c) {
-        case '\a': esc = "\\a"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\v': esc = "\\v"; break;
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        default: break;
+        case '\a':
+            esc = "\\a";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\v':
+            esc = "\\v";
+            break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        default:
+            break;
         }
         if (esc) {
             rc = buf_puts(out, esc);
@@ -317,7 +336,8 @@ static int quote(buf *out, const char *s) {
             rc = buf_append(out, x, 4);
             i++;
         } else if (rune_unprintable(r)) {
-            rc = r < 0x10000 ? buf_printf(out, "\\u%04x", (unsigned)r) : buf_printf(out, "\\U%08x", (unsigned)r);
+            rc = r < 0x10000 ? buf_printf(out, "\\u%04x", (unsigned)r)
+                             : buf_printf(out, "\\U%08x", (unsigned)r);
             i += len;
         } else {
             rc = buf_append(out, p + i, len);
@@ -360,9 +380,13 @@ label *labels_copy(arena *a, const label *ls, size_t n) {
 
 /* ---- builder ------------------------------------------------------------ */
 
-void lb_init(labels_builder *b) { memset(b, 0, sizeof *b); }
+void lb_init(labels_builder *b) {
+    memset(b, 0, sizeof *b);
+}
 
-void lb_reset(labels_builder *b) { b->n = 0; }
+void lb_reset(labels_builder *b) {
+    b->n = 0;
+}
 
 void lb_free(labels_builder *b) {
     free(b->v);
@@ -571,8 +595,8 @@ int matcher_init(matcher *m, match_type type, const char *name, const char *valu
     int ecode = 0;
     PCRE2_SIZE eoff = 0;
     r->code = pcre2_compile((PCRE2_SPTR)value, vl,
-                            PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY |
-                                PCRE2_NEVER_BACKSLASH_C,
+                            PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_DOTALL |
+                                PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C,
                             &ecode, &eoff, NULL);
     if (!r->code) {
         if (ecode == PCRE2_ERROR_NOMEMORY || ecode == PCRE2_ERROR_HEAP_FAILED)
@@ -615,7 +639,9 @@ static void md_destroy(void *p) {
     md_cache = NULL;
 }
 
-static void md_key_init(void) { md_key_ok = pthread_key_create(&md_key, md_destroy) == 0; }
+static void md_key_init(void) {
+    md_key_ok = pthread_key_create(&md_key, md_destroy) == 0;
+}
 
 /* The thread's match data, or NULL (then the caller makes its own). */
 static pcre2_match_data *md_get(void) {
@@ -659,20 +685,25 @@ static int pcre_match(const pcre2_code *code, const char *v) {
 
 static int re_match(const mre *r, const char *v) {
     switch (r->kind) {
-    case RE_ANY: return 1;
-    case RE_NONEMPTY: return *v != 0;
+    case RE_ANY:
+        return 1;
+    case RE_NONEMPTY:
+        return *v != 0;
     case RE_SET:
         for (size_t i = 0; i < r->nlits; i++)
             if (strcmp(r->lits[i].s, v) == 0)
                 return 1;
         return 0;
-    case RE_PREFIX: return strncmp(v, r->lits[0].s, r->lits[0].n) == 0;
+    case RE_PREFIX:
+        return strncmp(v, r->lits[0].s, r->lits[0].n) == 0;
     case RE_SUFFIX: {
         size_t vl = strlen(v);
         return vl >= r->lits[0].n && memcmp(v + vl - r->lits[0].n, r->lits[0].s, r->lits[0].n) == 0;
     }
-    case RE_CONTAINS: return strstr(v, r->lits[0].s) != NULL;
-    default: return pcre_match(r->code, v);
+    case RE_CONTAINS:
+        return strstr(v, r->lits[0].s) != NULL;
+    default:
+        return pcre_match(r->code, v);
     }
 }
 
@@ -680,22 +711,32 @@ int matcher_matches(const matcher *m, const char *value) {
     if (!value)
         value = "";
     switch (m->type) {
-    case MATCH_EQ: return strcmp(m->value, value) == 0;
-    case MATCH_NEQ: return strcmp(m->value, value) != 0;
-    case MATCH_RE: return re_match(m->re, value);
-    case MATCH_NRE: return !re_match(m->re, value);
+    case MATCH_EQ:
+        return strcmp(m->value, value) == 0;
+    case MATCH_NEQ:
+        return strcmp(m->value, value) != 0;
+    case MATCH_RE:
+        return re_match(m->re, value);
+    case MATCH_NRE:
+        return !re_match(m->re, value);
     }
     return 0;
 }
 
-int matcher_matches_empty(const matcher *m) { return matcher_matches(m, ""); }
+int matcher_matches_empty(const matcher *m) {
+    return matcher_matches(m, "");
+}
 
 const char *match_type_str(match_type t) {
     switch (t) {
-    case MATCH_EQ: return "=";
-    case MATCH_NEQ: return "!=";
-    case MATCH_RE: return "=~";
-    case MATCH_NRE: return "!~";
+    case MATCH_EQ:
+        return "=";
+    case MATCH_NEQ:
+        return "!=";
+    case MATCH_RE:
+        return "=~";
+    case MATCH_NRE:
+        return "!~";
     }
     return "?";
 }

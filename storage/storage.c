@@ -313,8 +313,8 @@ typedef struct rworker {
     replayer *rp;
     uint64_t samples, rejected;
     int nomem;
-    rsample *sorted;       /* the part's samples ordered by series (a bigbuf: written all over) */
-    rrun *runs;            /* and where each series' samples end */
+    rsample *sorted; /* the part's samples ordered by series (a bigbuf: written all over) */
+    rrun *runs;      /* and where each series' samples end */
     size_t nruns;
     uint32_t *order, *tmp; /* sample order, for references too sparse to count */
     uint32_t *count;       /* counting-sort buckets */
@@ -386,7 +386,7 @@ static int sort_by_series(rworker *w, const rpart *p) {
     uint32_t nw = (uint32_t)w->rp->nw;
     /* a shift for the usual power-of-two number of workers: a division per sample costs */
     int sh = (nw & (nw - 1)) == 0 ? __builtin_ctz(nw) : -1;
-#define RKEY(r) (sh >= 0 ? ((r) - minref) >> sh : ((r) - minref) / nw)
+#define RKEY(r) (sh >= 0 ? ((r)-minref) >> sh : ((r)-minref) / nw)
     size_t range = (size_t)RKEY(maxref) + 1;
     if (range <= REPLAY_COUNT_MAX) {
         if (array_grow((void **)&w->count, &w->ccap, range, sizeof *w->count) != 0)
@@ -675,7 +675,9 @@ typedef struct rreader {
 
 /* A record's bytes in a block: its length, then it, then 1 to 8 bytes of
  * padding (to 8; replay_series writes a NUL after the record). */
-static size_t rblock_span(size_t len) { return 8 + ((len + 8) & ~(size_t)7); }
+static size_t rblock_span(size_t len) {
+    return 8 + ((len + 8) & ~(size_t)7);
+}
 
 /* Reads the next record into the block (decompressed in place); wal_reader_next_into's result. */
 static int rblock_read(rblock *b, wal_reader *r, kiln_err *err) {
@@ -869,8 +871,8 @@ static int replay(storage *s, kiln_err *err) {
         wal_reader_close(r);
         r = NULL;
         if (in_cp) {
-            rc = kiln_err_set(err, KILN_ECORRUPT, "the WAL checkpoint is corrupt; move %s aside to start empty",
-                              s->waldir);
+            rc = kiln_err_set(err, KILN_ECORRUPT,
+                              "the WAL checkpoint is corrupt; move %s aside to start empty", s->waldir);
             goto out;
         }
         if ((rc = wal_repair(s->waldir, seg, off, err)) != 0)
@@ -880,12 +882,13 @@ static int replay(storage *s, kiln_err *err) {
     headchunks_release(s->hc);
     malloc_trim(0); /* replay's batches were large: give the memory back */
     s->replay_seconds = time_mono_sec() - t0;
-    LOG_INFO("WAL replay completed", "records=%llu series=%llu chunks_from_disk=%llu samples=%llu "
+    LOG_INFO("WAL replay completed",
+             "records=%llu series=%llu chunks_from_disk=%llu samples=%llu "
              "skipped=%llu in_blocks=%llu in_chunks=%llu unknown_refs=%llu duration=%.3fs",
              (unsigned long long)st.records, (unsigned long long)st.series, (unsigned long long)st.mmapped,
-             (unsigned long long)st.samples, (unsigned long long)st.rejected, (unsigned long long)st.in_blocks,
-             (unsigned long long)st.in_chunks, (unsigned long long)st.unknown_refs,
-             s->replay_seconds);
+             (unsigned long long)st.samples, (unsigned long long)st.rejected,
+             (unsigned long long)st.in_blocks, (unsigned long long)st.in_chunks,
+             (unsigned long long)st.unknown_refs, s->replay_seconds);
 out:
     if (rr_running)
         rreader_stop(&rr);
@@ -1123,7 +1126,6 @@ appender *storage_appender(storage *s) {
     return a;
 }
 
-
 int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v,
                     kiln_err *err) {
     storage *s = a->st;
@@ -1149,8 +1151,9 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
     if (rc == HEAD_APPEND_SAME)
         return 0;
     if (rc < 0) {
-        uint64_t *c = rc == KILN_EORDER ? &s->rejected_ooo : rc == KILN_EEXIST ? &s->rejected_dup
-                                                                              : &s->rejected_oob;
+        uint64_t *c = rc == KILN_EORDER   ? &s->rejected_ooo
+                      : rc == KILN_EEXIST ? &s->rejected_dup
+                                          : &s->rejected_oob;
         __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
         return rc;
     }
@@ -1160,7 +1163,9 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
     return 0;
 }
 
-void appender_trust_labels(appender *a) { a->trusted = 1; }
+void appender_trust_labels(appender *a) {
+    a->trusted = 1;
+}
 
 static void appender_free(appender *a) {
     pthread_rwlock_unlock(&a->st->gc);
@@ -1252,8 +1257,7 @@ int appender_commit(appender *a, kiln_err *err) {
             added++;
             lo = t < lo ? t : lo;
             hi = t > hi ? t : hi;
-        }
-        else if (r == KILN_EORDER)
+        } else if (r == KILN_EORDER)
             __atomic_add_fetch(&s->rejected_ooo, 1, __ATOMIC_RELAXED);
         else if (r == KILN_EEXIST)
             __atomic_add_fetch(&s->rejected_dup, 1, __ATOMIC_RELAXED);
@@ -1302,7 +1306,9 @@ int storage_querier(storage *s, int64_t mint, int64_t maxt, querier **out, kiln_
     return 0;
 }
 
-void querier_close(querier *q) { free(q); }
+void querier_close(querier *q) {
+    free(q);
+}
 
 void series_set_free(series_set *set) {
     if (!set)
@@ -1402,7 +1408,9 @@ static int merge_same(series_set *out) {
 }
 
 /* Sample arrays of a selection live in its arena; decoded straight into it. */
-static sample *arena_samples(void *ctx, size_t n) { return arena_alloc_nz(ctx, n * sizeof(sample)); }
+static sample *arena_samples(void *ctx, size_t n) {
+    return arena_alloc_nz(ctx, n * sizeof(sample));
+}
 
 /*
  * `lookup` is for label lookups, which deduplicate strings themselves and
@@ -1447,8 +1455,9 @@ static int select_locked(querier *q, const matcher *ms, size_t nms, const select
                 n = 0;
             total += n;
             if (h && h->max_samples && total > h->max_samples) {
-                rc = kiln_err_set(err, KILN_ELIMIT,
-                                  "query processing would load too many samples into memory in query execution");
+                rc = kiln_err_set(
+                    err, KILN_ELIMIT,
+                    "query processing would load too many samples into memory in query execution");
                 goto fail;
             }
         }
@@ -1482,11 +1491,12 @@ static int select_locked(querier *q, const matcher *ms, size_t nms, const select
             const block_meta *bm = block_get_meta(s->blocks[i]);
             if (bm->maxt <= mint || bm->mint > maxt)
                 continue;
-            rc = block_select(s->blocks[i], ms, nms, mint, maxt, h && h->labels_only, &out->mem, block_series, &bs,
-                              err);
+            rc = block_select(s->blocks[i], ms, nms, mint, maxt, h && h->labels_only, &out->mem, block_series,
+                              &bs, err);
             if (bs.over)
-                rc = kiln_err_set(err, KILN_ELIMIT,
-                                  "query processing would load too many samples into memory in query execution");
+                rc = kiln_err_set(
+                    err, KILN_ELIMIT,
+                    "query processing would load too many samples into memory in query execution");
             if (rc == KILN_ENOMEM && !bs.over)
                 goto nomem;
             if (rc)
@@ -1530,10 +1540,13 @@ typedef struct strs {
 
 static int strs_add(const char *x, void *data) {
     strs *s = data;
-    return array_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v) ? KILN_ENOMEM : ((s->v[s->n++] = x), 0);
+    return array_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v) ? KILN_ENOMEM
+                                                                       : ((s->v[s->n++] = x), 0);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 /* Sorts, deduplicates and copies into out. */
 static int strs_finish(strs *s, str_list *out, kiln_err *err) {
@@ -1729,8 +1742,8 @@ int storage_truncate(storage *s, int64_t mint, kiln_err *err) {
             return rc;
         if ((rc = wal_truncate_before(s->w, cur, err)) != 0)
             return rc;
-        LOG_INFO("WAL checkpoint complete", "first=%d last=%d series_kept=%llu samples_kept=%llu",
-                 first, cur - 1, (unsigned long long)cs.series_kept, (unsigned long long)cs.samples_kept);
+        LOG_INFO("WAL checkpoint complete", "first=%d last=%d series_kept=%llu samples_kept=%llu", first,
+                 cur - 1, (unsigned long long)cs.series_kept, (unsigned long long)cs.samples_kept);
     }
     LOG_INFO("Head GC completed", "mint=%lld series_removed=%llu chunks_removed=%llu duration=%.3fs",
              (long long)mint, (unsigned long long)ts.series_removed, (unsigned long long)ts.chunks_removed,
@@ -1778,8 +1791,8 @@ static int acc_chunk(void *ctx, int64_t mint, int64_t maxt, const uint8_t *data,
 
 /* Writes the head's chunks within [mint, maxt) as a block; *written 0 when
  * the range holds nothing. */
-static int write_head_block(storage *s, const char *dir, int64_t mint, int64_t maxt, block **out, char *ulid_out,
-                            kiln_err *err) {
+static int write_head_block(storage *s, const char *dir, int64_t mint, int64_t maxt, block **out,
+                            char *ulid_out, kiln_err *err) {
     refvec refs = {0};
     hs_ref *v = NULL;
     chunk_acc acc = {0};
@@ -1893,7 +1906,8 @@ static int cmp_sample_t(const void *a, const void *b) {
 static int publish_block(storage *s, block *b, size_t first, size_t count, kiln_err *err) {
     pthread_rwlock_wrlock(&s->gc);
     if (count) {
-        memmove(s->blocks + first, s->blocks + first + count, (s->nblocks - first - count) * sizeof *s->blocks);
+        memmove(s->blocks + first, s->blocks + first + count,
+                (s->nblocks - first - count) * sizeof *s->blocks);
         s->nblocks -= count;
     }
     int rc = b ? add_block(s, b) : 0;
@@ -1993,7 +2007,8 @@ static int merge_blocks(storage *s, block **src, size_t n, int same_level, block
         const label *ls = min->ls;
         size_t nls = min->nls, nc = 0;
         for (size_t i = 0; i < n && rc == 0; i++) {
-            if (pos[i] >= lists[i].n || labels_cmp(lists[i].v[pos[i]].ls, lists[i].v[pos[i]].nls, ls, nls) != 0)
+            if (pos[i] >= lists[i].n ||
+                labels_cmp(lists[i].v[pos[i]].ls, lists[i].v[pos[i]].nls, ls, nls) != 0)
                 continue;
             const mseries *m = &lists[i].v[pos[i]++];
             if (array_grow((void **)&cs, &capcs, nc + m->nc, sizeof *cs)) {
@@ -2069,7 +2084,8 @@ static int plan_merge(storage *s, size_t *first, size_t *count) {
             int64_t g = m->mint >= 0 ? m->mint / r : -((-m->mint + r - 1) / r);
             int64_t gend = (g + 1) * r;
             size_t j = i;
-            while (j < n - 1 && block_get_meta(s->blocks[j])->mint >= g * r && block_get_meta(s->blocks[j])->maxt <= gend)
+            while (j < n - 1 && block_get_meta(s->blocks[j])->mint >= g * r &&
+                   block_get_meta(s->blocks[j])->maxt <= gend)
                 j++;
             if (j - i >= 2) {
                 *first = i;
@@ -2213,9 +2229,10 @@ int storage_compact(storage *s, kiln_err *err) {
         if (b) {
             if ((rc = publish_block(s, b, 0, 0, err)) != 0)
                 break;
-            LOG_INFO("Compacted the head into a block", "block=%s mint=%lld maxt=%lld series=%llu duration=%.3fs",
-                     block_get_meta(b)->ulid, (long long)mint, (long long)maxt,
-                     (unsigned long long)block_get_meta(b)->series, time_mono_sec() - t0);
+            LOG_INFO("Compacted the head into a block",
+                     "block=%s mint=%lld maxt=%lld series=%llu duration=%.3fs", block_get_meta(b)->ulid,
+                     (long long)mint, (long long)maxt, (unsigned long long)block_get_meta(b)->series,
+                     time_mono_sec() - t0);
         }
         __atomic_add_fetch(&s->compactions, 1, __ATOMIC_RELAXED);
         if ((rc = storage_truncate(s, maxt, err)) != 0)
@@ -2235,7 +2252,8 @@ int storage_compact(storage *s, kiln_err *err) {
 
 /* The head's part of a deletion: the matching series' stones, logged to
  * the WAL (synced) before they take effect. */
-static int delete_in_head(storage *s, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, kiln_err *err) {
+static int delete_in_head(storage *s, const matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                          kiln_err *err) {
     refvec refs = {0};
     walrec_tombstone *v = NULL;
     size_t n = 0, cap = 0;
@@ -2245,7 +2263,8 @@ static int delete_in_head(storage *s, const matcher *ms, size_t nms, int64_t min
         hseries *hs = head_series(s->h, refs.v[i]);
         int64_t first, last;
         /* as Prometheus: clamped to the series' own first and last sample */
-        if (!hs || !head_series_has_data(s->h, hs, mint, maxt) || !head_series_time_range(s->h, hs, &first, &last))
+        if (!hs || !head_series_has_data(s->h, hs, mint, maxt) ||
+            !head_series_time_range(s->h, hs, &first, &last))
             continue;
         if (array_grow((void **)&v, &cap, n + 1, sizeof *v))
             rc = kiln_err_set(err, KILN_ENOMEM, "deleting: out of memory");
@@ -2282,7 +2301,8 @@ static int delete_in_head(storage *s, const matcher *ms, size_t nms, int64_t min
     return rc;
 }
 
-int storage_delete_series(storage *s, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, kiln_err *err) {
+int storage_delete_series(storage *s, const matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                          kiln_err *err) {
     if (nms == 0)
         return kiln_err_set(err, KILN_EINVAL, "no matchers given");
     pthread_mutex_lock(&s->compact_mu);
@@ -2368,8 +2388,8 @@ int storage_snapshot(storage *s, int with_head, char *name, size_t namelen, kiln
     struct tm tm;
     gmtime_r(&now, &tm);
     unsigned rnd = (unsigned)(time_mono_sec() * 1e9) ^ (unsigned)getpid();
-    snprintf(name, namelen, "%04d%02d%02dT%02d%02d%02dZ-%08x%08x", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, rnd, rnd * 2654435761u);
+    snprintf(name, namelen, "%04d%02d%02dT%02d%02d%02dZ-%08x%08x", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, rnd, rnd * 2654435761u);
     snprintf(dst, sizeof dst, "%s/snapshots/%s", s->dir, name);
     int rc = mkdir_p(dst, err);
     if (rc)
@@ -2440,12 +2460,24 @@ static double m_maxt(void *d) {
     head_time_range(((storage *)d)->h, &a, &b);
     return b == INT64_MIN ? 0 : (double)b;
 }
-static double m_appended(void *d) { return LOADU(samples_appended); }
-static double m_ooo(void *d) { return LOADU(rejected_ooo); }
-static double m_dup(void *d) { return LOADU(rejected_dup); }
-static double m_oob(void *d) { return LOADU(rejected_oob); }
-static double m_commit_fail(void *d) { return LOADU(commits_failed); }
-static double m_replay(void *d) { return ((storage *)d)->replay_seconds; }
+static double m_appended(void *d) {
+    return LOADU(samples_appended);
+}
+static double m_ooo(void *d) {
+    return LOADU(rejected_ooo);
+}
+static double m_dup(void *d) {
+    return LOADU(rejected_dup);
+}
+static double m_oob(void *d) {
+    return LOADU(rejected_oob);
+}
+static double m_commit_fail(void *d) {
+    return LOADU(commits_failed);
+}
+static double m_replay(void *d) {
+    return ((storage *)d)->replay_seconds;
+}
 
 /* The slab allocator holds the head's series and open chunks (and nothing else). */
 static double m_slab_objects(void *d) {
@@ -2467,13 +2499,27 @@ static wal_stats wstats(void *d) {
     wal_get_stats(((storage *)d)->w, &ws);
     return ws;
 }
-static double m_fsyncs(void *d) { return (double)wstats(d).fsyncs; }
-static double m_fsync_s(void *d) { return (double)wstats(d).fsync_ns / 1e9; }
-static double m_segment(void *d) { return (double)wstats(d).segment_current; }
-static double m_wfail(void *d) { return (double)wstats(d).writes_failed; }
-static double m_wrecords(void *d) { return (double)wstats(d).records_written; }
-static double m_wbytes(void *d) { return (double)wstats(d).bytes_written; }
-static double m_corrupt(void *d) { return (double)wstats(d).corruptions; }
+static double m_fsyncs(void *d) {
+    return (double)wstats(d).fsyncs;
+}
+static double m_fsync_s(void *d) {
+    return (double)wstats(d).fsync_ns / 1e9;
+}
+static double m_segment(void *d) {
+    return (double)wstats(d).segment_current;
+}
+static double m_wfail(void *d) {
+    return (double)wstats(d).writes_failed;
+}
+static double m_wrecords(void *d) {
+    return (double)wstats(d).records_written;
+}
+static double m_wbytes(void *d) {
+    return (double)wstats(d).bytes_written;
+}
+static double m_corrupt(void *d) {
+    return (double)wstats(d).corruptions;
+}
 
 static double blocks_sum(storage *s, int bytes) {
     double v = 0;
@@ -2483,12 +2529,24 @@ static double blocks_sum(storage *s, int bytes) {
     pthread_rwlock_unlock(&s->gc);
     return v;
 }
-static double m_blocks(void *d) { return blocks_sum(d, 0); }
-static double m_block_bytes(void *d) { return blocks_sum(d, 1); }
-static double m_compactions(void *d) { return LOADU(compactions); }
-static double m_compact_fail(void *d) { return LOADU(compactions_failed); }
-static double m_compact_s(void *d) { return LOADU(compaction_us) / 1e6; }
-static double m_retentions(void *d) { return LOADU(blocks_deleted); }
+static double m_blocks(void *d) {
+    return blocks_sum(d, 0);
+}
+static double m_block_bytes(void *d) {
+    return blocks_sum(d, 1);
+}
+static double m_compactions(void *d) {
+    return LOADU(compactions);
+}
+static double m_compact_fail(void *d) {
+    return LOADU(compactions_failed);
+}
+static double m_compact_s(void *d) {
+    return LOADU(compaction_us) / 1e6;
+}
+static double m_retentions(void *d) {
+    return LOADU(blocks_deleted);
+}
 
 int storage_register_metrics(storage *s) {
     static const struct {
@@ -2498,13 +2556,16 @@ int storage_register_metrics(storage *s) {
     } defs[] = {
         {METRIC_GAUGE, "kiln_tsdb_head_series", "Series in the head block.", m_series},
         {METRIC_GAUGE, "kiln_tsdb_head_chunks", "Chunks in the head block.", m_chunks},
-        {METRIC_GAUGE, "kiln_tsdb_head_memory_bytes", "Bytes of the head's series and open chunks.", m_slab_objects},
+        {METRIC_GAUGE, "kiln_tsdb_head_memory_bytes", "Bytes of the head's series and open chunks.",
+         m_slab_objects},
         {METRIC_GAUGE, "kiln_tsdb_head_memory_pages_bytes",
          "Bytes of the pages that hold the head's series and open chunks, free room included.", m_slab_pages},
-        {METRIC_COUNTER, "kiln_tsdb_head_chunks_created_total", "Chunks created in the head.", m_chunks_created},
+        {METRIC_COUNTER, "kiln_tsdb_head_chunks_created_total", "Chunks created in the head.",
+         m_chunks_created},
         {METRIC_GAUGE, "kiln_tsdb_head_min_time", "Lowest timestamp in the head (ms).", m_mint},
         {METRIC_GAUGE, "kiln_tsdb_head_max_time", "Highest timestamp in the head (ms).", m_maxt},
-        {METRIC_COUNTER, "kiln_tsdb_head_samples_appended_total", "Samples appended to the head.", m_appended},
+        {METRIC_COUNTER, "kiln_tsdb_head_samples_appended_total", "Samples appended to the head.",
+         m_appended},
         {METRIC_COUNTER, "kiln_tsdb_out_of_order_samples_total", "Samples rejected as out of order.", m_ooo},
         {METRIC_COUNTER, "kiln_tsdb_duplicate_samples_total",
          "Samples rejected: same timestamp, different value.", m_dup},
@@ -2523,8 +2584,10 @@ int storage_register_metrics(storage *s) {
         {METRIC_GAUGE, "kiln_tsdb_blocks_loaded", "Persistent blocks open.", m_blocks},
         {METRIC_GAUGE, "kiln_tsdb_storage_blocks_bytes", "Bytes of the persistent blocks.", m_block_bytes},
         {METRIC_COUNTER, "kiln_tsdb_compactions_total", "Head compactions into a block.", m_compactions},
-        {METRIC_COUNTER, "kiln_tsdb_compactions_failed_total", "Head compactions that failed.", m_compact_fail},
-        {METRIC_COUNTER, "kiln_tsdb_compaction_duration_seconds_total", "Time spent compacting.", m_compact_s},
+        {METRIC_COUNTER, "kiln_tsdb_compactions_failed_total", "Head compactions that failed.",
+         m_compact_fail},
+        {METRIC_COUNTER, "kiln_tsdb_compaction_duration_seconds_total", "Time spent compacting.",
+         m_compact_s},
         {METRIC_COUNTER, "kiln_tsdb_time_retentions_total", "Blocks deleted past the retention time.",
          m_retentions},
     };

@@ -207,7 +207,8 @@ int storage_snapshot(storage *s, int with_head, char *name, size_t namelen, kiln
  * Queries stop seeing them at once; compaction leaves them out of new
  * blocks.  Label names and values may still list the series.
  */
-int storage_delete_series(storage *s, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, kiln_err *err);
+int storage_delete_series(storage *s, const matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                          kiln_err *err);
 /* Rewrites every block that has tombstones without the deleted data
  * (a block left empty is removed).  The head's deletions go with the head's
  * next compaction. */
@@ -271,9 +272,9 @@ typedef struct series_set {
 void series_set_free(series_set *set);
 
 typedef struct select_hints {
-    int64_t mint, maxt;   /* samples wanted, inclusive */
-    int labels_only;      /* no samples: series with data in [mint, maxt] */
-    size_t max_samples;   /* 0 = unbounded; beyond it: KILN_ELIMIT */
+    int64_t mint, maxt; /* samples wanted, inclusive */
+    int labels_only;    /* no samples: series with data in [mint, maxt] */
+    size_t max_samples; /* 0 = unbounded; beyond it: KILN_ELIMIT */
 } select_hints;
 
 typedef struct querier querier;

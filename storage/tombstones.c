@@ -145,7 +145,8 @@ int tombstones_encode(const tombstones *t, buf *out) {
 int tombstones_decode(const uint8_t *p, size_t len, tombstones *t, kiln_err *err) {
     tombstones_free(t);
     if (len < 9)
-        return kiln_err_set(err, KILN_ECORRUPT, "tombstones: %zu bytes, shorter than a header and checksum", len);
+        return kiln_err_set(err, KILN_ECORRUPT, "tombstones: %zu bytes, shorter than a header and checksum",
+                            len);
     uint32_t magic = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
     if (magic != TOMBSTONES_MAGIC)
         return kiln_err_set(err, KILN_ECORRUPT, "tombstones: bad magic 0x%08x", magic);
@@ -178,7 +179,9 @@ int tombstones_decode(const uint8_t *p, size_t len, tombstones *t, kiln_err *err
 
 /* ---- applying them to chunks --------------------------------------------------- */
 
-static uint16_t chunk_count(const block_chunk *c) { return c->len >= 2 ? (uint16_t)(c->data[0] << 8 | c->data[1]) : 0; }
+static uint16_t chunk_count(const block_chunk *c) {
+    return c->len >= 2 ? (uint16_t)(c->data[0] << 8 | c->data[1]) : 0;
+}
 
 int chunks_from_samples(const sample *s, size_t n, arena *mem, block_chunk **out, size_t *nout) {
     size_t nc = (n + CHUNK_SAMPLES - 1) / CHUNK_SAMPLES;

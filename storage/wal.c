@@ -353,7 +353,8 @@ static int decompress(int flags, const uint8_t *src, size_t n, buf *out, ZSTD_DC
                 return kiln_err_set(err, KILN_ECORRUPT, "truncated zstd frame");
             if (o.pos == o.size) {
                 if (out->len - base >= WAL_MAX_RECORD)
-                    return kiln_err_set(err, KILN_ECORRUPT, "zstd record larger than %zu bytes", WAL_MAX_RECORD);
+                    return kiln_err_set(err, KILN_ECORRUPT, "zstd record larger than %zu bytes",
+                                        WAL_MAX_RECORD);
                 if (buf_reserve(out, out->len - base))
                     return kiln_err_set(err, KILN_ENOMEM, "out of memory");
             }
@@ -502,7 +503,10 @@ static int frag_append(wal *w, const uint8_t *p, size_t plen, uint8_t flags) {
         }
         size_t n = plen < room - WAL_HEADER_SIZE ? plen : room - WAL_HEADER_SIZE;
         int last = n == plen;
-        uint8_t typ = first && last ? WAL_FRAG_FULL : first ? WAL_FRAG_FIRST : last ? WAL_FRAG_LAST : WAL_FRAG_MIDDLE;
+        uint8_t typ = first && last ? WAL_FRAG_FULL
+                      : first       ? WAL_FRAG_FIRST
+                      : last        ? WAL_FRAG_LAST
+                                    : WAL_FRAG_MIDDLE;
         o[0] = typ | flags;
         put_be16(o + 1, (uint16_t)n);
         put_be32(o + 3, wal_crc32c(0, p, n));
@@ -536,7 +540,8 @@ static int switch_segment(wal *w, kiln_err *err) {
         /* an earlier switch failed to create the segment */
     } else if (w->opts.fsync_policy == WAL_FSYNC_ALWAYS || w->npending == WAL_MAX_PENDING) {
         if (timed_fsync(w, old) < 0)
-            rc = kiln_err_set(err, KILN_EIO, "wal: fsync segment %s/%08d: %s", w->dir, w->seg, strerror(errno));
+            rc = kiln_err_set(err, KILN_EIO, "wal: fsync segment %s/%08d: %s", w->dir, w->seg,
+                              strerror(errno));
         close(old);
     } else {
         w->pending[w->npending++] = old;
@@ -602,7 +607,8 @@ static int log_locked(wal *w, const wal_rec *recs, size_t n, kiln_err *err) {
         return rc;
     if (w->opts.fsync_policy == WAL_FSYNC_ALWAYS) {
         if (timed_fsync(w, w->fd) < 0)
-            return kiln_err_set(err, KILN_EIO, "wal: fsync segment %s/%08d: %s", w->dir, w->seg, strerror(errno));
+            return kiln_err_set(err, KILN_EIO, "wal: fsync segment %s/%08d: %s", w->dir, w->seg,
+                                strerror(errno));
         /* a new segment's directory entry must be durable too */
         if (w->dir_dirty) {
             if (fsync_path(w->dir) < 0)
@@ -650,12 +656,14 @@ int wal_sync(wal *w, kiln_err *err) {
     pthread_mutex_unlock(&w->mu);
     for (size_t i = 0; i < np; i++) {
         if (timed_fsync(w, fds[i]) < 0 && !rc)
-            rc = kiln_err_set(err, KILN_EIO, "wal: fsync finished segment in %s: %s", w->dir, strerror(errno));
+            rc =
+                kiln_err_set(err, KILN_EIO, "wal: fsync finished segment in %s: %s", w->dir, strerror(errno));
         close(fds[i]);
     }
     if (cur >= 0) {
         if (timed_fsync(w, cur) < 0 && !rc)
-            rc = kiln_err_set(err, KILN_EIO, "wal: fsync segment %s/%08d: %s", w->dir, segs0, strerror(errno));
+            rc =
+                kiln_err_set(err, KILN_EIO, "wal: fsync segment %s/%08d: %s", w->dir, segs0, strerror(errno));
         close(cur);
     }
     if (dd) {
@@ -716,8 +724,8 @@ int wal_open(const char *dir, const wal_opts *opts, wal **out, kiln_err *err) {
     int rc, first, last;
     if (w->opts.compression < WAL_COMPRESS_NONE || w->opts.compression > WAL_COMPRESS_ZSTD ||
         w->opts.fsync_policy < WAL_FSYNC_NONE || w->opts.fsync_policy > WAL_FSYNC_ALWAYS) {
-        rc = kiln_err_set(err, KILN_EINVAL, "wal: unknown compression %d or fsync policy %d", w->opts.compression,
-                          w->opts.fsync_policy);
+        rc = kiln_err_set(err, KILN_EINVAL, "wal: unknown compression %d or fsync policy %d",
+                          w->opts.compression, w->opts.fsync_policy);
         goto fail;
     }
     if (!(w->dir = strdup(dir))) {
@@ -897,8 +905,8 @@ static int reader_corrupt(wal_reader *r, int64_t off, kiln_err *err, const char 
     r->corr.checkpoint = r->in_cp ? r->cp_index : -1;
     r->corr.offset = off;
     if (r->in_cp)
-        return kiln_err_set(err, KILN_ECORRUPT, "wal: corruption in %s/%08d at offset %lld: %s", r->cpdir, r->seg,
-                            (long long)off, r->corr.reason);
+        return kiln_err_set(err, KILN_ECORRUPT, "wal: corruption in %s/%08d at offset %lld: %s", r->cpdir,
+                            r->seg, (long long)off, r->corr.reason);
     return kiln_err_set(err, KILN_ECORRUPT, "wal: corruption in %s/%08d at offset %lld: %s", r->dir, r->seg,
                         (long long)off, r->corr.reason);
 }
@@ -917,7 +925,8 @@ static int reader_add(wal_reader *r, int seg, int in_cp, int gap) {
 
 /* Adds the segments of dir within [from, to] (to < 0: all from `from` on);
  * segments are expected to be contiguous from `expect` (< 0: from the first). */
-static int reader_add_dir(wal_reader *r, const char *dir, int in_cp, int from, int to, int expect, kiln_err *err) {
+static int reader_add_dir(wal_reader *r, const char *dir, int in_cp, int from, int to, int expect,
+                          kiln_err *err) {
     int *segs;
     size_t n;
     int rc = list_segments(dir, &segs, &n, err);
@@ -1061,7 +1070,8 @@ static int reader_fill(wal_reader *r, kiln_err *err) {
     }
     r->chunk = r->rbuf;
     while (r->chunk_len < want) {
-        ssize_t k = pread(r->fd, r->rbuf + r->chunk_len, want - r->chunk_len, r->chunk_off + (off_t)r->chunk_len);
+        ssize_t k =
+            pread(r->fd, r->rbuf + r->chunk_len, want - r->chunk_len, r->chunk_off + (off_t)r->chunk_len);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
@@ -1146,19 +1156,22 @@ int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *e
             continue;
         }
         if (avail < WAL_HEADER_SIZE)
-            return reader_corrupt(r, bad_at, err, at_eof ? "torn fragment header" : "fragment header crosses a page");
+            return reader_corrupt(r, bad_at, err,
+                                  at_eof ? "torn fragment header" : "fragment header crosses a page");
         uint8_t typ = h[0] & 7, flags = h[0] & 0x18;
         if (typ < WAL_FRAG_FULL || typ > WAL_FRAG_LAST || (h[0] & 0xe0))
             return reader_corrupt(r, bad_at, err, "invalid fragment type byte 0x%02x", h[0]);
         size_t flen = (size_t)h[1] << 8 | h[2];
         if (WAL_HEADER_SIZE + flen > avail)
             return reader_corrupt(r, bad_at, err,
-                                  at_eof && WAL_HEADER_SIZE + flen <= page_left ? "torn fragment (file ends)"
-                                                                               : "fragment length %zu exceeds the page",
+                                  at_eof && WAL_HEADER_SIZE + flen <= page_left
+                                      ? "torn fragment (file ends)"
+                                      : "fragment length %zu exceeds the page",
                                   flen);
         const uint8_t *d = h + WAL_HEADER_SIZE;
         if (wal_crc32c(0, d, flen) != get_be32(h + 3))
-            return reader_corrupt(r, bad_at, err, "checksum mismatch in fragment at offset %lld", (long long)foff);
+            return reader_corrupt(r, bad_at, err, "checksum mismatch in fragment at offset %lld",
+                                  (long long)foff);
         r->pos += WAL_HEADER_SIZE + flen;
         switch (typ) {
         case WAL_FRAG_FULL:
@@ -1188,7 +1201,8 @@ int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *e
             if (typ == WAL_FRAG_LAST) {
                 r->in_rec = 0;
                 r->last_end = foff + WAL_HEADER_SIZE + (int64_t)flen;
-                return reader_finish(r, (const uint8_t *)r->rec.data, r->rec.len, r->rec_flags, rec, len, err);
+                return reader_finish(r, (const uint8_t *)r->rec.data, r->rec.len, r->rec_flags, rec, len,
+                                     err);
             }
         }
     }
@@ -1202,7 +1216,9 @@ int wal_reader_next_into(wal_reader *r, buf *out, size_t *len, kiln_err *err) {
     return rc;
 }
 
-void wal_reader_use_pread(wal_reader *r) { r->no_map = 1; }
+void wal_reader_use_pread(wal_reader *r) {
+    r->no_map = 1;
+}
 
 const wal_corruption *wal_reader_corruption(const wal_reader *r) {
     return r->corrupt ? &r->corr : NULL;
@@ -1236,7 +1252,8 @@ void wal_reader_close(wal_reader *r) {
 
 int wal_repair(const char *dir, int segment, int64_t offset, kiln_err *err) {
     if (segment < 0 || offset < 0)
-        return kiln_err_set(err, KILN_EINVAL, "wal: repair: bad position %d/%lld", segment, (long long)offset);
+        return kiln_err_set(err, KILN_EINVAL, "wal: repair: bad position %d/%lld", segment,
+                            (long long)offset);
     int *segs;
     size_t n;
     int rc = list_segments(dir, &segs, &n, err);
@@ -1305,7 +1322,6 @@ typedef struct cp_state {
     walrec_tombstone *tomb;
     size_t tomb_cap;
 } cp_state;
-
 
 /* Filters one record into cs->out (left empty when nothing is kept). */
 static int cp_filter(cp_state *cs, const uint8_t *rec, size_t len, kiln_err *err) {

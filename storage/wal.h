@@ -109,14 +109,14 @@ typedef struct wal wal;
 
 /* A snapshot of a writer's counters (each read atomically). */
 typedef struct wal_stats {
-    uint64_t fsyncs;            /* fsync calls made */
-    uint64_t fsync_ns;          /* their total duration */
-    int64_t segment_current;    /* the segment being written */
-    uint64_t writes_failed;     /* wal_log / wal_log_batch calls that failed */
-    uint64_t records_written;   /* records acknowledged */
-    uint64_t bytes_written;     /* bytes handed to write(2), headers and padding included */
-    uint64_t record_bytes;      /* record bytes before compression */
-    uint64_t corruptions;       /* counted by wal_count_corruption (replay findings) */
+    uint64_t fsyncs;          /* fsync calls made */
+    uint64_t fsync_ns;        /* their total duration */
+    int64_t segment_current;  /* the segment being written */
+    uint64_t writes_failed;   /* wal_log / wal_log_batch calls that failed */
+    uint64_t records_written; /* records acknowledged */
+    uint64_t bytes_written;   /* bytes handed to write(2), headers and padding included */
+    uint64_t record_bytes;    /* record bytes before compression */
+    uint64_t corruptions;     /* counted by wal_count_corruption (replay findings) */
 } wal_stats;
 
 /*

@@ -101,17 +101,28 @@ int walrec_type(const void *rec, size_t len) {
 
 const char *walrec_type_name(int type) {
     switch (type) {
-    case WALREC_SERIES: return "series";
-    case WALREC_SAMPLES: return "samples";
-    case WALREC_TOMBSTONES: return "tombstones";
-    case WALREC_EXEMPLARS: return "exemplars";
-    case WALREC_MMAP_MARKERS: return "mmap markers";
-    case WALREC_METADATA: return "metadata";
-    case WALREC_HISTOGRAM_SAMPLES: return "histogram samples";
-    case WALREC_FLOAT_HISTOGRAM_SAMPLES: return "float histogram samples";
-    case WALREC_CUSTOM_BUCKETS_HISTOGRAM_SAMPLES: return "custom buckets histogram samples";
-    case WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES: return "custom buckets float histogram samples";
-    default: return "unknown";
+    case WALREC_SERIES:
+        return "series";
+    case WALREC_SAMPLES:
+        return "samples";
+    case WALREC_TOMBSTONES:
+        return "tombstones";
+    case WALREC_EXEMPLARS:
+        return "exemplars";
+    case WALREC_MMAP_MARKERS:
+        return "mmap markers";
+    case WALREC_METADATA:
+        return "metadata";
+    case WALREC_HISTOGRAM_SAMPLES:
+        return "histogram samples";
+    case WALREC_FLOAT_HISTOGRAM_SAMPLES:
+        return "float histogram samples";
+    case WALREC_CUSTOM_BUCKETS_HISTOGRAM_SAMPLES:
+        return "custom buckets histogram samples";
+    case WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES:
+        return "custom buckets float histogram samples";
+    default:
+        return "unknown";
     }
 }
 
@@ -316,8 +327,8 @@ static int dec_type(dec *d, int want, kiln_err *err) {
     if (d->len == 0)
         return kiln_err_set(err, KILN_ECORRUPT, "walrec: %s record: offset 0: empty record", d->what);
     if (d->base[0] != want)
-        return kiln_err_set(err, KILN_ECORRUPT, "walrec: %s record: offset 0: type byte is %u, want %d", d->what,
-                            d->base[0], want);
+        return kiln_err_set(err, KILN_ECORRUPT, "walrec: %s record: offset 0: type byte is %u, want %d",
+                            d->what, d->base[0], want);
     d->off = 1;
     return 0;
 }
@@ -573,17 +584,17 @@ fail:
 
 /* Skips one histogram entry body (after the two deltas). */
 static void skip_histogram(dec *d, int is_float) {
-    (void)dec_byte(d);             /* counter reset hint */
+    (void)dec_byte(d); /* counter reset hint */
     int64_t schema = dec_varint(d);
-    (void)dec_be64(d);             /* zero threshold */
+    (void)dec_be64(d); /* zero threshold */
     if (is_float) {
-        (void)dec_be64(d);         /* zero count */
-        (void)dec_be64(d);         /* count */
+        (void)dec_be64(d); /* zero count */
+        (void)dec_be64(d); /* count */
     } else {
         (void)dec_uvarint(d);
         (void)dec_uvarint(d);
     }
-    (void)dec_be64(d);             /* sum */
+    (void)dec_be64(d); /* sum */
     for (int side = 0; side < 2; side++) {
         uint64_t ns = dec_uvarint(d);
         for (uint64_t i = 0; i < ns && !d->bad; i++) {
@@ -617,7 +628,8 @@ int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out
                             len ? ((const uint8_t *)rec)[0] : -1);
     d.what = walrec_type_name(type);
     d.off = 1;
-    int is_float = type == WALREC_FLOAT_HISTOGRAM_SAMPLES || type == WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES;
+    int is_float =
+        type == WALREC_FLOAT_HISTOGRAM_SAMPLES || type == WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES;
     if (dec_left(&d) == 0)
         return 0;
     size_t start_len = out->len, nk = 0, nd = 0;

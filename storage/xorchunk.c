@@ -22,7 +22,9 @@ void xorchunk_init(xorchunk *c) {
     c->leading = 0xff;
 }
 
-void xorchunk_use_slab(xorchunk *c) { c->slabbed = 1; }
+void xorchunk_use_slab(xorchunk *c) {
+    c->slabbed = 1;
+}
 
 void xorchunk_free(xorchunk *c) {
     uint8_t slabbed = c->slabbed;
@@ -83,7 +85,9 @@ int xorchunk_presize(xorchunk *c, size_t bytes) {
 }
 
 /* Whether `bits` more bits fit: put_bits touches up to 9 bytes past the end. */
-static inline int has_room(const xorchunk *c, uint32_t bits) { return (c->nbits + bits + 7) / 8 + 9 <= c->cap; }
+static inline int has_room(const xorchunk *c, uint32_t bits) {
+    return (c->nbits + bits + 7) / 8 + 9 <= c->cap;
+}
 
 /* Room for `bits` more bits (at most 64 + 77 per sample). */
 static int reserve(xorchunk *c, uint32_t bits) {
@@ -326,7 +330,6 @@ void xoriter_init(xoriter *it, const uint8_t *b, size_t len) {
     }
 }
 
-
 /* Reads n bits (1..64); -1 past the end. */
 static inline int get_bits(xoriter *it, int n, uint64_t *out) {
     size_t pos = it->pos;
@@ -426,10 +429,17 @@ int xoriter_next(xoriter *it) {
         int sz = 0;
         int64_t dod = 0;
         switch (d) {
-        case 0x0: break;
-        case 0x2: sz = 14; break;
-        case 0x6: sz = 17; break;
-        case 0xe: sz = 20; break;
+        case 0x0:
+            break;
+        case 0x2:
+            sz = 14;
+            break;
+        case 0x6:
+            sz = 17;
+            break;
+        case 0xe:
+            sz = 20;
+            break;
         default: {
             uint64_t b64;
             if (get_bits(it, 64, &b64) != 0)

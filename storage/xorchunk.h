@@ -64,7 +64,9 @@ int xorchunk_presize(xorchunk *c, size_t bytes);
  * samples so far (needs two at least; else does nothing), so a chunk does not
  * grow by many small reallocations.  Returns 0 or KILN_ENOMEM. */
 int xorchunk_expect(xorchunk *c, unsigned total);
-static inline uint16_t xorchunk_count(const xorchunk *c) { return c->count; }
+static inline uint16_t xorchunk_count(const xorchunk *c) {
+    return c->count;
+}
 /* The encoded bytes (header included), borrowed; NULL/0 when empty. */
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len);
 /* Trims the allocation to the encoded size; 0 or KILN_ENOMEM. */
@@ -82,12 +84,12 @@ int xorchunk_load(xorchunk *c, const uint8_t *b, size_t len, kiln_err *err);
 
 typedef struct xoriter {
     const uint8_t *b;
-    size_t len;    /* bytes */
-    size_t pos;    /* bit position */
+    size_t len; /* bytes */
+    size_t pos; /* bit position */
     uint16_t total, read;
     uint8_t leading, trailing;
     uint8_t window; /* a leading/trailing window was read */
-    int cur;       /* a sample is in t/v */
+    int cur;        /* a sample is in t/v */
     uint64_t tdelta;
     uint64_t vbits;
     int64_t t;

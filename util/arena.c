@@ -112,7 +112,9 @@ void *arena_alloc(arena *a, size_t n) {
     return p;
 }
 
-void *arena_alloc_nz(arena *a, size_t n) { return alloc_raw(a, n); }
+void *arena_alloc_nz(arena *a, size_t n) {
+    return alloc_raw(a, n);
+}
 
 char *arena_strndup(arena *a, const char *s, size_t n) {
     char *p = arena_alloc(a, n + 1);

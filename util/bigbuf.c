@@ -17,7 +17,9 @@
 
 #define BIG_GRAIN ((size_t)2 << 20)
 
-static size_t big_round(size_t n) { return (n + BIG_GRAIN - 1) & ~(BIG_GRAIN - 1); }
+static size_t big_round(size_t n) {
+    return (n + BIG_GRAIN - 1) & ~(BIG_GRAIN - 1);
+}
 
 int bigbuf_grow(void **v, size_t *cap, size_t need, size_t size) {
     if (need <= *cap)

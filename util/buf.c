@@ -100,11 +100,21 @@ void json_strn(buf *b, const char *s, size_t n) {
         buf_append(b, s + start, i - start);
         start = i + 1;
         switch (c) {
-        case '"': buf_puts(b, "\\\""); break;
-        case '\\': buf_puts(b, "\\\\"); break;
-        case '\n': buf_puts(b, "\\n"); break;
-        case '\r': buf_puts(b, "\\r"); break;
-        case '\t': buf_puts(b, "\\t"); break;
+        case '"':
+            buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            buf_puts(b, "\\\\");
+            break;
+        case '\n':
+            buf_puts(b, "\\n");
+            break;
+        case '\r':
+            buf_puts(b, "\\r");
+            break;
+        case '\t':
+            buf_puts(b, "\\t");
+            break;
         default: {
             /* Go's encoder escapes <, > and & as \u003c etc.; Prometheus' JSON does too */
             char e[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};

@@ -39,19 +39,33 @@ void kiln_err_prefix(kiln_err *err, const char *fmt, ...) {
 
 const char *kiln_strerror(int code) {
     switch (code) {
-    case KILN_OK: return "ok";
-    case KILN_EINVAL: return "invalid argument";
-    case KILN_ENOMEM: return "out of memory";
-    case KILN_EIO: return "i/o error";
-    case KILN_ENOENT: return "not found";
-    case KILN_ERANGE: return "out of range";
-    case KILN_EEXIST: return "already exists";
-    case KILN_ECORRUPT: return "corrupt data";
-    case KILN_ELIMIT: return "limit exceeded";
-    case KILN_EBUSY: return "busy";
-    case KILN_ECANCELED: return "canceled";
-    case KILN_ETIMEOUT: return "timeout";
-    case KILN_EORDER: return "out of order";
-    default: return "unknown error";
+    case KILN_OK:
+        return "ok";
+    case KILN_EINVAL:
+        return "invalid argument";
+    case KILN_ENOMEM:
+        return "out of memory";
+    case KILN_EIO:
+        return "i/o error";
+    case KILN_ENOENT:
+        return "not found";
+    case KILN_ERANGE:
+        return "out of range";
+    case KILN_EEXIST:
+        return "already exists";
+    case KILN_ECORRUPT:
+        return "corrupt data";
+    case KILN_ELIMIT:
+        return "limit exceeded";
+    case KILN_EBUSY:
+        return "busy";
+    case KILN_ECANCELED:
+        return "canceled";
+    case KILN_ETIMEOUT:
+        return "timeout";
+    case KILN_EORDER:
+        return "out of order";
+    default:
+        return "unknown error";
     }
 }

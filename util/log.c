@@ -2,7 +2,8 @@
  * log.c - logfmt and JSON logging in Prometheus' shape.
  *
  *   ts=2026-11-24T21:32:00.123Z level=info caller=wal.c:120 msg="WAL replay done" segments=3
- *   {"ts":"2026-11-24T21:32:00.123Z","level":"info","caller":"wal.c:120","msg":"WAL replay done","segments":"3"}
+ *   {"ts":"2026-11-24T21:32:00.123Z","level":"info","caller":"wal.c:120","msg":"WAL replay
+ * done","segments":"3"}
  *
  * A whole line is built in memory and written with one write(2), so lines
  * from different threads never interleave.
@@ -146,8 +147,8 @@ void log_at(int level, const char *file, int line, const char *msg, const char *
     }
     buf b = BUF_INIT;
     if (log_fmt == LOG_FORMAT_JSON) {
-        buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"caller\":\"%s\",\"msg\":", tsbuf, level_names[level],
-                   caller);
+        buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"caller\":\"%s\",\"msg\":", tsbuf,
+                   level_names[level], caller);
         put_json_string(&b, msg, strlen(msg));
         if (pairs.len)
             kv_to_json(&b, pairs.data);

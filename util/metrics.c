@@ -27,8 +27,8 @@ struct metric_child {
     metric_child *next;
     metric *family;
     char **values;
-    _Atomic uint64_t value; /* double bits: counter/gauge value, histogram sum */
-    _Atomic uint64_t count; /* histogram observations */
+    _Atomic uint64_t value;    /* double bits: counter/gauge value, histogram sum */
+    _Atomic uint64_t count;    /* histogram observations */
     _Atomic uint64_t *buckets; /* histogram: per-bucket (non-cumulative) counts */
 };
 
@@ -263,7 +263,8 @@ static void write_escaped(buf *out, const char *s, int is_help) {
     }
 }
 
-static void write_labels(buf *out, metric *m, metric_child *c, const char *extra_name, const char *extra_val) {
+static void write_labels(buf *out, metric *m, metric_child *c, const char *extra_name,
+                         const char *extra_val) {
     if (m->nlabels == 0 && !extra_name)
         return;
     buf_putc(out, '{');

@@ -84,8 +84,8 @@ int process_metrics_register(void) {
                              virtual_mem, NULL) &&
              metric_new_func(METRIC_GAUGE, "process_open_fds", "Number of open file descriptors.", open_fds,
                              NULL) &&
-             metric_new_func(METRIC_GAUGE, "process_max_fds", "Maximum number of open file descriptors.", max_fds,
-                             NULL) &&
+             metric_new_func(METRIC_GAUGE, "process_max_fds", "Maximum number of open file descriptors.",
+                             max_fds, NULL) &&
              metric_new_func(METRIC_GAUGE, "process_start_time_seconds",
                              "Start time of the process since unix epoch in seconds.", start_time_fn, NULL);
     return ok ? 0 : KILN_ENOMEM;

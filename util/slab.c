@@ -91,20 +91,24 @@ static struct {
     page *empty;        /* pages with no object, resident */
     page *released;     /* pages with no object, given back to the system */
     size_t nempty, nreleased;
-    region *cur;        /* the region being carved */
-    size_t next;        /* its next unused page */
+    region *cur; /* the region being carved */
+    size_t next; /* its next unused page */
     size_t regions, carved, bytes;
     /* the populating thread's work, also under mu */
-    int pf_state;          /* 0: not started; 1: running; -1: unavailable */
-    pthread_cond_t pf_cv;  /* work for it, or it went idle */
+    int pf_state;           /* 0: not started; 1: running; -1: unavailable */
+    pthread_cond_t pf_cv;   /* work for it, or it went idle */
     uint8_t *pf_lo, *pf_hi; /* asked for and not taken yet */
-    uint8_t *pf_upto;      /* asked for up to, in the current region */
+    uint8_t *pf_upto;       /* asked for up to, in the current region */
     int pf_busy;
 } slab = {.mu = PTHREAD_MUTEX_INITIALIZER, .pf_cv = PTHREAD_COND_INITIALIZER};
 
-size_t slab_size(size_t n) { return n == 0 ? GRAIN : n <= SLAB_MAX ? (n + GRAIN - 1) / GRAIN * GRAIN : n; }
+size_t slab_size(size_t n) {
+    return n == 0 ? GRAIN : n <= SLAB_MAX ? (n + GRAIN - 1) / GRAIN * GRAIN : n;
+}
 
-static region *region_of(const void *p) { return (region *)((uintptr_t)p & ~(uintptr_t)(REGION - 1)); }
+static region *region_of(const void *p) {
+    return (region *)((uintptr_t)p & ~(uintptr_t)(REGION - 1));
+}
 
 static uint8_t *page_base(page *pg) {
     region *r = region_of(pg);
@@ -200,7 +204,8 @@ void slab_populate_wait(void) {
 
 /* A region aligned to its size; lock held. */
 static region *region_new(void) {
-    uint8_t *p = mmap(NULL, 2 * REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    uint8_t *p =
+        mmap(NULL, 2 * REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     uint8_t *a = (uint8_t *)(((uintptr_t)p + REGION - 1) & ~(uintptr_t)(REGION - 1));

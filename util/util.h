@@ -90,7 +90,8 @@ typedef struct buf {
     size_t cap;
 } buf;
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                                                             \
+    { NULL, 0, 0 }
 
 /* Ensures room for `extra` more bytes (plus a NUL); 0 or KILN_ENOMEM. */
 int buf_reserve(buf *b, size_t extra);
@@ -134,11 +135,11 @@ void *slab_alloc(size_t n);
 void *slab_realloc(void *p, size_t old, size_t n);
 void slab_free(void *p, size_t n);
 typedef struct slab_stats {
-    size_t regions; /* mapped */
-    size_t pages;   /* of SLAB_PAGE bytes, taken from the regions */
+    size_t regions;  /* mapped */
+    size_t pages;    /* of SLAB_PAGE bytes, taken from the regions */
     size_t empty;    /* of those, holding no object, kept resident for any size */
     size_t released; /* holding no object, given back to the system */
-    size_t bytes;   /* in the objects handed out */
+    size_t bytes;    /* in the objects handed out */
 } slab_stats;
 #define SLAB_PAGE ((size_t)16 << 10)
 void slab_get_stats(slab_stats *st);
@@ -150,8 +151,8 @@ void slab_populate_wait(void);
 typedef struct arena_block arena_block;
 typedef struct arena {
     arena_block *head;
-    size_t used_total;  /* bytes handed out */
-    size_t limit;       /* 0 = unbounded; otherwise allocations beyond fail */
+    size_t used_total; /* bytes handed out */
+    size_t limit;      /* 0 = unbounded; otherwise allocations beyond fail */
 } arena;
 
 void arena_init(arena *a, size_t limit);
@@ -226,10 +227,10 @@ metric *metric_new_func(int type, const char *name, const char *help, double (*f
 metric_child *metric_with(metric *m, const char *const *values);
 /* The only child of an unlabelled family. */
 metric_child *metric_default(metric *m);
-void metric_add(metric_child *c, double v); /* counters and gauges */
-void metric_set(metric_child *c, double v); /* gauges */
+void metric_add(metric_child *c, double v);     /* counters and gauges */
+void metric_set(metric_child *c, double v);     /* gauges */
 void metric_observe(metric_child *c, double v); /* histograms */
-double metric_value(metric_child *c);       /* counters and gauges: current value */
+double metric_value(metric_child *c);           /* counters and gauges: current value */
 /* Histogram: count and sum. */
 void metric_hist_read(metric_child *c, uint64_t *count, double *sum);
 
@@ -244,7 +245,6 @@ void metrics_shutdown(void);
 int process_metrics_register(void);
 /* Current resident set size in bytes (from /proc/self/statm). */
 double process_resident_bytes(void);
-
 
 extern const double METRIC_DEFAULT_BUCKETS[];
 extern const size_t METRIC_DEFAULT_NBUCKETS;

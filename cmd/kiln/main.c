@@ -82,19 +82,20 @@ enum {
 static flag flags[F_COUNT] = {
     [F_CONFIG] = {"config.file", FLAG_STRING, "kiln.yml",
                   "Configuration file path; when it does not exist, the embedded default is used.", NULL},
-    [F_LISTEN] = {"web.listen-address", FLAG_STRING, "0.0.0.0:9090", "Address to listen on for the API and UI.",
-                  NULL},
+    [F_LISTEN] = {"web.listen-address", FLAG_STRING, "0.0.0.0:9090",
+                  "Address to listen on for the API and UI.", NULL},
     [F_READ_TIMEOUT] = {"web.read-timeout", FLAG_DURATION, "5m",
                         "Maximum time to read a request, and to keep an idle connection open.", NULL},
-    [F_MAX_CONNS] = {"web.max-connections", FLAG_INT, "512", "Maximum number of simultaneous connections.", NULL},
+    [F_MAX_CONNS] = {"web.max-connections", FLAG_INT, "512", "Maximum number of simultaneous connections.",
+                     NULL},
     [F_MAX_HEADER] = {"web.max-header-bytes", FLAG_SIZE, "65536",
                       "Maximum size of a request line and headers (431 beyond).", NULL},
     [F_MAX_BODY] = {"web.max-request-body-bytes", FLAG_SIZE, "67108864",
                     "Maximum size of a request body as sent (413 beyond).", NULL},
     [F_LIFECYCLE] = {"web.enable-lifecycle", FLAG_BOOL, "false",
                      "Enable shutdown and reload via HTTP request.", NULL},
-    [F_ADMIN] = {"web.enable-admin-api", FLAG_BOOL, "false", "Enable API endpoints for admin control actions.",
-                 NULL},
+    [F_ADMIN] = {"web.enable-admin-api", FLAG_BOOL, "false",
+                 "Enable API endpoints for admin control actions.", NULL},
     [F_RW_RECEIVER] = {"web.enable-remote-write-receiver", FLAG_BOOL, "false",
                        "Accepted for compatibility with Prometheus; kiln's receiver is on by default.", NULL},
     [F_RW_DISABLE] = {"web.disable-remote-write-receiver", FLAG_BOOL, "false",
@@ -117,16 +118,20 @@ static flag flags[F_COUNT] = {
     [F_MAX_BLOCK] = {"storage.tsdb.max-block-duration", FLAG_DURATION, "1d",
                      "Maximum duration compacted blocks may span.", NULL},
     [F_LOOKBACK] = {"query.lookback-delta", FLAG_DURATION, "5m",
-                    "The maximum lookback duration for retrieving metrics during expression evaluations.", NULL},
-    [F_QUERY_TIMEOUT] = {"query.timeout", FLAG_DURATION, "2m", "Maximum time a query may take before it is aborted.",
-                         NULL},
+                    "The maximum lookback duration for retrieving metrics during expression evaluations.",
+                    NULL},
+    [F_QUERY_TIMEOUT] = {"query.timeout", FLAG_DURATION, "2m",
+                         "Maximum time a query may take before it is aborted.", NULL},
     [F_QUERY_MAX_SAMPLES] = {"query.max-samples", FLAG_INT, "50000000",
                              "Maximum number of samples a single query can load into memory.", NULL},
     [F_QUERY_CONCURRENCY] = {"query.max-concurrency", FLAG_INT, "20",
                              "Maximum number of queries executed concurrently.", NULL},
-    [F_LOG_LEVEL] = {"log.level", FLAG_STRING, "info", "Only log messages with the given severity or above: "
-                                                       "debug, info, warn, error.", NULL},
-    [F_LOG_FORMAT] = {"log.format", FLAG_STRING, "logfmt", "Output format of log messages: logfmt or json.", NULL},
+    [F_LOG_LEVEL] = {"log.level", FLAG_STRING, "info",
+                     "Only log messages with the given severity or above: "
+                     "debug, info, warn, error.",
+                     NULL},
+    [F_LOG_FORMAT] = {"log.format", FLAG_STRING, "logfmt", "Output format of log messages: logfmt or json.",
+                      NULL},
 };
 
 static void usage(FILE *out) {
@@ -238,7 +243,8 @@ static int flags_parse(int argc, char **argv, kiln_err *err) {
             return -1;
     }
     if (log_level_parse(flags[F_LOG_LEVEL].value) < 0) {
-        kiln_err_set(err, KILN_EINVAL, "flag --log.level: unrecognized log level \"%s\"", flags[F_LOG_LEVEL].value);
+        kiln_err_set(err, KILN_EINVAL, "flag --log.level: unrecognized log level \"%s\"",
+                     flags[F_LOG_LEVEL].value);
         return -1;
     }
     if (log_format_parse(flags[F_LOG_FORMAT].value) < 0) {
@@ -248,15 +254,15 @@ static int flags_parse(int argc, char **argv, kiln_err *err) {
     }
     const char *wc = flags[F_WAL_COMPRESSION].value;
     if (strcmp(wc, "snappy") && strcmp(wc, "zstd") && strcmp(wc, "none")) {
-        kiln_err_set(err, KILN_EINVAL, "flag --storage.tsdb.wal-compression-type: want snappy, zstd or none, got \"%s\"",
-                     wc);
+        kiln_err_set(err, KILN_EINVAL,
+                     "flag --storage.tsdb.wal-compression-type: want snappy, zstd or none, got \"%s\"", wc);
         return -1;
     }
     const char *fs = flags[F_WAL_FSYNC].value;
     int64_t fs_ms = 0;
     if (strcmp(fs, "none") && strcmp(fs, "always") && (duration_parse(fs, &fs_ms, NULL) != 0 || fs_ms <= 0)) {
-        kiln_err_set(err, KILN_EINVAL, "flag --storage.tsdb.wal-fsync: want none, always or a duration, got \"%s\"",
-                     fs);
+        kiln_err_set(err, KILN_EINVAL,
+                     "flag --storage.tsdb.wal-fsync: want none, always or a duration, got \"%s\"", fs);
         return -1;
     }
     return 1;
@@ -300,11 +306,11 @@ typedef struct kiln {
     const char *flag_names[F_COUNT];
     const char *flag_values[F_COUNT];
     metric_child *m_reload_ok, *m_reload_ts, *m_ready;
-    storage *st; /* set by the start-up work once the WAL is replayed */
-    remotewrite *_Atomic rw; /* set once st is open */
-    api_v1 *qapi;             /* the /api/v1 query and metadata handlers */
+    storage *st;                    /* set by the start-up work once the WAL is replayed */
+    remotewrite *_Atomic rw;        /* set once st is open */
+    api_v1 *qapi;                   /* the /api/v1 query and metadata handlers */
     scrape_manager *_Atomic scrape; /* set once st is open (loop thread) */
-    uv_timer_t housekeeping_timer;        /* housekeeping on a worker every second */
+    uv_timer_t housekeeping_timer;  /* housekeeping on a worker every second */
     uv_work_t housekeeping_work;
     int housekeeping_running, housekeeping_timer_on;
     unsigned housekeeping_ticks;
@@ -350,7 +356,8 @@ static int kiln_reload(void *p, kiln_err *err) {
     metric_set(k->m_reload_ok, rc == 0 ? 1 : 0);
     if (rc == 0) {
         metric_set(k->m_reload_ts, (double)(time_now_ms() / 1000));
-        LOG_INFO("Completed loading of configuration file", "filename=%s", from_file ? path : "<embedded default>");
+        LOG_INFO("Completed loading of configuration file", "filename=%s",
+                 from_file ? path : "<embedded default>");
     } else {
         LOG_ERROR("Error reloading config", "err=\"%s\"", err->msg);
     }
@@ -432,9 +439,9 @@ static int lock_data_dir(kiln *k, const char *dir, kiln_err *err) {
     if (flock(k->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         close(k->lock_fd);
         k->lock_fd = -1;
-        return kiln_err_set(err, KILN_EBUSY,
-                            "lock DB directory %s: already locked by another process (is another kiln running?)",
-                            dir);
+        return kiln_err_set(
+            err, KILN_EBUSY,
+            "lock DB directory %s: already locked by another process (is another kiln running?)", dir);
     }
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
@@ -533,7 +540,7 @@ static void startup_work(uv_work_t *w) {
     storage_opts o = storage_opts_default();
     o.dir = flags[F_TSDB_PATH].value;
     const char *wc = flags[F_WAL_COMPRESSION].value;
-    o.wal_compression = strcmp(wc, "zstd") == 0 ? STORAGE_WAL_ZSTD
+    o.wal_compression = strcmp(wc, "zstd") == 0   ? STORAGE_WAL_ZSTD
                         : strcmp(wc, "none") == 0 ? STORAGE_WAL_NONE
                                                   : STORAGE_WAL_SNAPPY;
     o.block_range_ms = flag_ms(F_MIN_BLOCK);
@@ -659,8 +666,8 @@ static int register_metrics(kiln *k) {
                             "Whether the last configuration reload attempt was successful.", NULL, NULL, 0);
     metric *ts = metric_new(METRIC_GAUGE, "kiln_config_last_reload_success_timestamp_seconds",
                             "Timestamp of the last successful configuration reload.", NULL, NULL, 0);
-    metric *rd = metric_new(METRIC_GAUGE, "kiln_ready", "Whether kiln's startup is done and it is ready.", NULL,
-                            NULL, 0);
+    metric *rd = metric_new(METRIC_GAUGE, "kiln_ready", "Whether kiln's startup is done and it is ready.",
+                            NULL, NULL, 0);
     if (!bi || !ok || !ts || !rd || process_metrics_register() != 0)
         return KILN_ENOMEM;
     const char *lv[3] = {KILN_VERSION, KILN_REVISION, KILN_BRANCH};
@@ -719,7 +726,8 @@ int main(int argc, char **argv) {
     k.cfg_last_ok = 1;
     metric_set(k.m_reload_ok, 1);
     metric_set(k.m_reload_ts, (double)(k.cfg_time_ms / 1000));
-    LOG_INFO("Loaded configuration", "filename=%s", k.cfg_from_file ? flags[F_CONFIG].value : "<embedded default>");
+    LOG_INFO("Loaded configuration", "filename=%s",
+             k.cfg_from_file ? flags[F_CONFIG].value : "<embedded default>");
 
     if (lock_data_dir(&k, flags[F_TSDB_PATH].value, &err) != 0) {
         LOG_ERROR("Opening storage failed", "err=\"%s\"", err.msg);
@@ -757,7 +765,8 @@ int main(int argc, char **argv) {
     qo.enable_admin = flag_bool(F_ADMIN);
     qo.max_concurrency = (int)flag_int(F_QUERY_CONCURRENCY);
     if (api_register_base(k.http, &k.app) != 0 ||
-        http_route(k.http, "POST", "/api/v1/write", HTTP_ROUTE_WORKER, handle_write, &k, "/api/v1/write") != 0 ||
+        http_route(k.http, "POST", "/api/v1/write", HTTP_ROUTE_WORKER, handle_write, &k, "/api/v1/write") !=
+            0 ||
         api_v1_new(&qo, &k.qapi) != 0 || api_v1_register(k.http, k.qapi) != 0) {
         kiln_err_set(&err, KILN_ENOMEM, "out of memory");
         goto fail_loop;

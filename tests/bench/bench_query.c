@@ -35,8 +35,8 @@
 #define BQ_MODES 8
 #define BQ_CPUS 25 /* series per instance = BQ_MODES * BQ_CPUS = 200 */
 
-static const char *const bq_modes[BQ_MODES] = {"idle", "user", "system", "iowait",
-                                               "irq",  "softirq", "steal", "nice"};
+static const char *const bq_modes[BQ_MODES] = {"idle", "user",    "system", "iowait",
+                                               "irq",  "softirq", "steal",  "nice"};
 
 /* The Grafana-panel queries, shared with query_vs_prometheus.py (keep in step). */
 static const char *const PANELS[] = {
@@ -45,13 +45,13 @@ static const char *const PANELS[] = {
     "quantile(0.9, rate(node_cpu_seconds_total[5m]))",
     "sum by (instance) (irate(node_cpu_seconds_total{mode!=\"idle\"}[5m]))",
     "1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\"idle\"}[5m]))",
-    "sum by (instance) (rate(node_cpu_seconds_total{mode=~\"user|system\", instance=~\"host-00[0-4].*\"}[5m]))",
+    "sum by (instance) (rate(node_cpu_seconds_total{mode=~\"user|system\", "
+    "instance=~\"host-00[0-4].*\"}[5m]))",
 };
 #define NPANELS (sizeof PANELS / sizeof PANELS[0])
 
 /* Series j's labels; `inst` and `cpu` are caller buffers. */
-static void gen_labels(long j, char *inst, size_t ninst, char *cpu, size_t ncpu, label ls[5])
-{
+static void gen_labels(long j, char *inst, size_t ninst, char *cpu, size_t ncpu, label ls[5]) {
     long per_inst = BQ_MODES * BQ_CPUS;
     snprintf(inst, ninst, "host-%04ld:9100", j / per_inst);
     snprintf(cpu, ncpu, "%ld", (j % per_inst) / BQ_MODES);
@@ -69,24 +69,25 @@ static void gen_labels(long j, char *inst, size_t ninst, char *cpu, size_t ncpu,
  * of the hour.  Same float operations, same order, as the Python
  * driver's, so both sides hold bit-identical samples.
  */
-static double gen_value(long j, long k, double prev)
-{
-    if (j % 37 == 0 && k == BQ_SAMPLES / 2) return 0.0;
+static double gen_value(long j, long k, double prev) {
+    if (j % 37 == 0 && k == BQ_SAMPLES / 2)
+        return 0.0;
     return prev + ((double)((j * 7 + k * 13) % 100) / 100.0 + (double)(j % 997) / 10000.0);
 }
 
-static int load(storage *s, long nseries)
-{
+static int load(storage *s, long nseries) {
     kiln_err err = {0};
     uint64_t *refs = calloc((size_t)nseries, sizeof *refs);
     double *vals = calloc((size_t)nseries, sizeof *vals);
-    if (!refs || !vals) return -1;
+    if (!refs || !vals)
+        return -1;
     const long per_batch = 1000;
     for (long k = 0; k < BQ_SAMPLES; k++) {
         int64_t t = BQ_T0_MS + k * BQ_STEP_MS;
         for (long b = 0; b < nseries; b += per_batch) {
             appender *a = storage_appender(s);
-            if (!a) return -1;
+            if (!a)
+                return -1;
             for (long j = b; j < b + per_batch && j < nseries; j++) {
                 vals[j] = gen_value(j, k, vals[j]);
                 int rc = 0;
@@ -114,14 +115,12 @@ static int load(storage *s, long nseries)
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
+static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-static void dump(FILE *f, size_t qi, const query_result *r)
-{
+static void dump(FILE *f, size_t qi, const query_result *r) {
     fprintf(f, "Q %zu %s\n", qi, PANELS[qi]);
     for (size_t i = 0; i < r->nseries; i++) {
         const query_series *qs = &r->series[i];
@@ -134,8 +133,7 @@ static void dump(FILE *f, size_t qi, const query_result *r)
     }
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     long nseries = argc > 1 ? atol(argv[1]) : 20000;
     int reps = argc > 2 ? atoi(argv[2]) : 5;
     const char *dump_path = argc > 3 ? argv[3] : NULL;
@@ -146,7 +144,8 @@ int main(int argc, char **argv)
     log_setup(LOG_WARN, LOG_FORMAT_LOGFMT);
 
     char dir[] = "/tmp/kiln-bench-query-XXXXXX";
-    if (!mkdtemp(dir)) return 1;
+    if (!mkdtemp(dir))
+        return 1;
     storage_opts so = storage_opts_default();
     so.dir = dir;
     storage *s = NULL;
@@ -158,7 +157,8 @@ int main(int argc, char **argv)
         goto out;
     }
     double t_load = time_mono_sec();
-    if (load(s, nseries) != 0) goto out;
+    if (load(s, nseries) != 0)
+        goto out;
     printf("loaded %ld series x %d samples in %.2fs\n", nseries, BQ_SAMPLES, time_mono_sec() - t_load);
 
     if (dump_path && !(df = fopen(dump_path, "w"))) {
@@ -183,7 +183,8 @@ int main(int argc, char **argv)
             }
             ms[r] = (time_mono_sec() - t) * 1e3;
             nres = res.nseries;
-            if (df && r == reps - 1) dump(df, qi, &res);
+            if (df && r == reps - 1)
+                dump(df, qi, &res);
             query_result_free(&res);
         }
         qsort(ms, (size_t)reps, sizeof ms[0], cmp_double);
@@ -195,10 +196,13 @@ int main(int argc, char **argv)
            exp(logsum / (double)NPANELS), NPANELS, reps);
     rc = 0;
 out:
-    if (df) fclose(df);
-    if (s) storage_close(s, &err);
+    if (df)
+        fclose(df);
+    if (s)
+        storage_close(s, &err);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) rc = 1;
+    if (system(cmd) != 0)
+        rc = 1;
     return rc;
 }

@@ -26,6 +26,8 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <snappy-c.h>
 #include <stdatomic.h>
@@ -36,8 +38,6 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -396,12 +396,14 @@ static double cpu_seconds(void) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_remotewrite [--url=http://127.0.0.1:9090/api/v1/write] [--connections=4]\n"
-                    "       [--series=100000] [--batch=2000] [--duration=10] [--labels=4] [--interval-ms=1000]\n");
+    fprintf(stderr,
+            "usage: bench_remotewrite [--url=http://127.0.0.1:9090/api/v1/write] [--connections=4]\n"
+            "       [--series=100000] [--batch=2000] [--duration=10] [--labels=4] [--interval-ms=1000]\n");
 }
 
 int main(int argc, char **argv) {
-    opts o = {.connections = 4, .series = 100000, .batch = 2000, .duration = 10, .labels = 4, .interval_ms = 1000};
+    opts o = {
+        .connections = 4, .series = 100000, .batch = 2000, .duration = 10, .labels = 4, .interval_ms = 1000};
     const char *url = "http://127.0.0.1:9090/api/v1/write";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -424,8 +426,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (parse_url(url, &o) != 0 || o.connections < 1 || o.connections > 256 || o.series == 0 || o.batch == 0 ||
-        o.duration <= 0 || o.labels < 0 || o.labels > 10 || o.interval_ms <= 0) {
+    if (parse_url(url, &o) != 0 || o.connections < 1 || o.connections > 256 || o.series == 0 ||
+        o.batch == 0 || o.duration <= 0 || o.labels < 0 || o.labels > 10 || o.interval_ms <= 0) {
         usage();
         return 2;
     }
@@ -475,8 +477,8 @@ int main(int argc, char **argv) {
     printf("sent %llu samples, accepted %llu in %.2fs: %.0f samples/s\n", (unsigned long long)sent,
            (unsigned long long)acc, elapsed, (double)acc / elapsed);
     printf("requests: %llu 2xx, %llu 4xx, %llu 5xx, %llu other; client CPU %.2fs (%.0f%% of one core)\n",
-           (unsigned long long)ok, (unsigned long long)r4, (unsigned long long)r5, (unsigned long long)ro, cpu,
-           100 * cpu / elapsed);
+           (unsigned long long)ok, (unsigned long long)r4, (unsigned long long)r5, (unsigned long long)ro,
+           cpu, 100 * cpu / elapsed);
     if (err)
         printf("first error: %s\n", err);
     for (int i = 0; i < o.connections; i++) {

@@ -18,7 +18,9 @@
 
 #include "storage/storage.h"
 
-static double rss_bytes(void) { return process_resident_bytes(); }
+static double rss_bytes(void) {
+    return process_resident_bytes();
+}
 
 static int gen(const char *dir, long nseries, long nsamples) {
     storage_opts o = storage_opts_default();
@@ -103,7 +105,8 @@ static int replay(const char *dir, int threads) {
     storage_get_stats(s, &st);
     double rss = rss_bytes();
     printf("replay: %.3fs for %llu series, rss %.1f MB (%.0f bytes/series over the %.1f MB at start)\n", el,
-           (unsigned long long)st.head_series, rss / 1e6, (rss - before) / (double)st.head_series, before / 1e6);
+           (unsigned long long)st.head_series, rss / 1e6, (rss - before) / (double)st.head_series,
+           before / 1e6);
     printf("replay_seconds %.3f\nrss_bytes %.0f\nbytes_per_series %.0f\n", el, rss,
            rss / (double)st.head_series);
     printf("head_chunks %llu\n", (unsigned long long)st.head_chunks);
@@ -111,8 +114,8 @@ static int replay(const char *dir, int threads) {
     slab_get_stats(&ss);
     struct mallinfo2 mi = mallinfo2();
     printf("slab_object_bytes %zu\nslab_page_bytes %zu\nslab_empty_bytes %zu\nmalloc_used_bytes %zu\n"
-           "malloc_free_bytes %zu\nmalloc_mmap_bytes %zu\n", ss.bytes, ss.pages * SLAB_PAGE,
-           ss.empty * SLAB_PAGE, mi.uordblks, mi.fordblks, mi.hblkhd);
+           "malloc_free_bytes %zu\nmalloc_mmap_bytes %zu\n",
+           ss.bytes, ss.pages * SLAB_PAGE, ss.empty * SLAB_PAGE, mi.uordblks, mi.fordblks, mi.hblkhd);
     storage_close(s, &err);
     return 0;
 }

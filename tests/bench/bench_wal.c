@@ -114,8 +114,8 @@ int main(int argc, char **argv) {
         printf("%-7s on disk %7.1f MB (%.2fx)  write %8.0f rec/s %7.1f MB/s %6.1f Msamples/s | "
                "replay %8.0f rec/s %7.1f MB/s | replay+decode %7.1f MB/s %6.1f Msamples/s\n",
                names[c], (double)st.bytes_written / 1e6, (double)raw / (double)st.bytes_written,
-               (double)nrec / t_write, mb / t_write, (double)(nrec * per) / t_write / 1e6, (double)nrec / t_read,
-               mb / t_read, mb / t_dec, (double)(nrec * per) / t_dec / 1e6);
+               (double)nrec / t_write, mb / t_write, (double)(nrec * per) / t_write / 1e6,
+               (double)nrec / t_read, mb / t_read, mb / t_dec, (double)(nrec * per) / t_dec / 1e6);
         buf_free(&b);
         nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     }

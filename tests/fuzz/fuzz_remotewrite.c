@@ -42,7 +42,8 @@ appender *storage_appender(storage *s) {
     return a;
 }
 
-int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v, kiln_err *err) {
+int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v,
+                    kiln_err *err) {
     (void)t, (void)v, (void)err;
     if (*ref) {
         if (ls || *ref >= a->next_ref + 1)
@@ -80,7 +81,9 @@ int appender_commit(appender *a, kiln_err *err) {
     return 0;
 }
 
-void appender_trust_labels(appender *a) { (void)a; }
+void appender_trust_labels(appender *a) {
+    (void)a;
+}
 
 void appender_rollback(appender *a) {
     open_appenders--;

@@ -42,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (t.n && memcmp(back.v, t.v, t.n * sizeof *t.v) != 0))
         abort();
     for (size_t i = 0; i < t.n; i++) {
-        if (t.v[i].mint > t.v[i].maxt || (i && t.v[i].ref == t.v[i - 1].ref && t.v[i].mint <= t.v[i - 1].maxt))
+        if (t.v[i].mint > t.v[i].maxt ||
+            (i && t.v[i].ref == t.v[i - 1].ref && t.v[i].mint <= t.v[i - 1].maxt))
             abort(); /* sorted, disjoint */
         size_t n;
         const tstone *iv = tombstones_of(&t, t.v[i].ref, &n);

@@ -77,7 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             break;
         default:
             buf_reset(&out);
-            if (walrec_filter_histograms(rec, size, (int64_t)size * 1000, &out, NULL, NULL, &err) == 0 && out.len) {
+            if (walrec_filter_histograms(rec, size, (int64_t)size * 1000, &out, NULL, NULL, &err) == 0 &&
+                out.len) {
                 /* what the filter wrote must filter again to itself */
                 buf_reset(&again);
                 if (walrec_filter_histograms(out.data, out.len, INT64_MIN, &again, NULL, NULL, &err) != 0 ||

@@ -20,7 +20,9 @@
 #define T0 1700000000000LL
 #define STEP 15000LL
 
-static double value_of(int s, int k) { return s * 1000.0 + k * 0.5; }
+static double value_of(int s, int k) {
+    return s * 1000.0 + k * 0.5;
+}
 
 /* Writes the test block into a new temporary directory. */
 static void write_block(char *dir, char ulid[BLOCK_ULID_LEN + 1]) {

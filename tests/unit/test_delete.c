@@ -82,7 +82,8 @@ START_TEST(test_file_format) {
     buf b = BUF_INIT;
     ck_assert_int_eq(tombstones_encode(&t, &b), 0);
     /* magic, version, {2,1,2} {16,-5,300} zigzag varints, CRC */
-    static const uint8_t want_head[] = {0x01, 0x30, 0xBA, 0x30, 0x01, 0x02, 0x02, 0x04, 0x10, 0x09, 0xD8, 0x04};
+    static const uint8_t want_head[] = {0x01, 0x30, 0xBA, 0x30, 0x01, 0x02,
+                                        0x02, 0x04, 0x10, 0x09, 0xD8, 0x04};
     ck_assert_uint_eq(b.len, sizeof want_head + 4);
     ck_assert_mem_eq(b.data, want_head, sizeof want_head);
     kiln_err err = {0};
@@ -185,7 +186,9 @@ static void setup(void) {
     log_setup(LOG_ERROR, LOG_FORMAT_LOGFMT);
 }
 
-static void teardown(void) { nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+static void teardown(void) {
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 static storage *open_st(void) {
     storage_opts o = storage_opts_default();
@@ -221,7 +224,9 @@ static void fill_range(storage *s, int k0, int k1) {
 }
 
 /* The first 5 h. */
-static void fill(storage *s) { fill_range(s, 0, 300); }
+static void fill(storage *s) {
+    fill_range(s, 0, 300);
+}
 
 /* The samples of {i=inst}: count, and that none lies in [dmin, dmax]. */
 static size_t samples_of(storage *s, const char *inst, int64_t dmin, int64_t dmax) {

@@ -28,8 +28,9 @@ static http_req make_req(arena *a, const char *method, const char *query, const 
 START_TEST(test_params) {
     arena a;
     arena_init(&a, 0);
-    http_req r = make_req(&a, "POST", "query=sum%28x%29+by+%28a%29&time=1.5&match[]=a",
-                          "match%5B%5D=%7Bb%3D%22c%22%7D&step=15&empty=&bare", "application/x-www-form-urlencoded");
+    http_req r =
+        make_req(&a, "POST", "query=sum%28x%29+by+%28a%29&time=1.5&match[]=a",
+                 "match%5B%5D=%7Bb%3D%22c%22%7D&step=15&empty=&bare", "application/x-www-form-urlencoded");
     ck_assert_str_eq(http_req_param(&r, "query"), "sum(x) by (a)");
     ck_assert_str_eq(http_req_param(&r, "time"), "1.5");
     ck_assert_str_eq(http_req_param(&r, "step"), "15");
@@ -61,8 +62,9 @@ START_TEST(test_json_str) {
     memset(&resp, 0, sizeof resp);
     http_resp_json_error(&resp, 400, "bad_data", "invalid parameter \"query\"");
     ck_assert_int_eq(resp.status, 400);
-    ck_assert_str_eq(resp.body.data,
-                     "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"invalid parameter \\\"query\\\"\"}");
+    ck_assert_str_eq(
+        resp.body.data,
+        "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"invalid parameter \\\"query\\\"\"}");
     http_resp_json_success(&resp, "[]", 2);
     ck_assert_str_eq(resp.body.data, "{\"status\":\"success\",\"data\":[]}");
     buf_free(&resp.body);

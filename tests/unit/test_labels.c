@@ -100,7 +100,8 @@ START_TEST(test_cmp) {
 END_TEST
 
 START_TEST(test_get) {
-    static const char *names[] = {"__name__", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m"};
+    static const char *names[] = {"__name__", "a", "b", "c", "d", "e", "f",
+                                  "g",        "h", "i", "j", "k", "l", "m"};
     label ls[N(names)];
     for (size_t i = 0; i < N(names); i++)
         ls[i] = (label){names[i], names[i]};
@@ -258,11 +259,14 @@ START_TEST(test_format) {
         {{{"a", "\a\b\f\v"}}, 1, "{a=\"\\a\\b\\f\\v\"}"},
         {{{"a", "\x01\x1f\x7f"}}, 1, "{a=\"\\x01\\x1f\\x7f\"}"},
         {{{"a", "é ü 日本 \xf0\x9f\x98\x80"}}, 1, "{a=\"é ü 日本 \xf0\x9f\x98\x80\"}"},
-        {{{"a", "x\xc2\xa0y"}}, 1, "{a=\"x\\u00a0y\"}"},             /* no-break space */
-        {{{"a", "\xe2\x80\x8b"}}, 1, "{a=\"\\u200b\"}"},             /* zero-width space */
-        {{{"a", "\xc2\x85"}}, 1, "{a=\"\\u0085\"}"},                 /* C1 control */
-        {{{"a", "\xf3\xa0\x80\x81"}}, 1, "{a=\"\\U000e0001\"}"},     /* language tag */
-        {{{"a", "\xff" "a\xc3"}}, 1, "{a=\"\\xffa\\xc3\"}"},         /* invalid UTF-8 */
+        {{{"a", "x\xc2\xa0y"}}, 1, "{a=\"x\\u00a0y\"}"},         /* no-break space */
+        {{{"a", "\xe2\x80\x8b"}}, 1, "{a=\"\\u200b\"}"},         /* zero-width space */
+        {{{"a", "\xc2\x85"}}, 1, "{a=\"\\u0085\"}"},             /* C1 control */
+        {{{"a", "\xf3\xa0\x80\x81"}}, 1, "{a=\"\\U000e0001\"}"}, /* language tag */
+        {{{"a", "\xff"
+                "a\xc3"}},
+         1,
+         "{a=\"\\xffa\\xc3\"}"},                                       /* invalid UTF-8 */
         {{{"a-b", "x"}, {"ok", "y"}}, 2, "{\"a-b\"=\"x\", ok=\"y\"}"}, /* names quoted when not legacy */
     };
     for (size_t i = 0; i < N(cases); i++) {
@@ -403,7 +407,10 @@ START_TEST(test_matchers) {
         {MATCH_RE, "fo+", "foo\n", 0},
         {MATCH_RE, "fo+$", "foo\n", 0},
         {MATCH_RE, "a.b", "a\nb", 1}, /* . matches newline */
-        {MATCH_RE, "a.b", "a\xc3\xa9" "b", 1}, /* . is one character, not one byte */
+        {MATCH_RE, "a.b",
+         "a\xc3\xa9"
+         "b",
+         1}, /* . is one character, not one byte */
         {MATCH_RE, ".*", "", 1},
         {MATCH_RE, ".*", "\n\n", 1},
         {MATCH_RE, ".+", "", 0},
@@ -431,12 +438,13 @@ START_TEST(test_matchers) {
     for (size_t i = 0; i < N(cases); i++) {
         matcher m;
         kiln_err err = {0};
-        ck_assert_msg(matcher_init(&m, cases[i].t, "l", cases[i].pattern, &err) == 0, "case %zu: %s", i, err.msg);
+        ck_assert_msg(matcher_init(&m, cases[i].t, "l", cases[i].pattern, &err) == 0, "case %zu: %s", i,
+                      err.msg);
         ck_assert_str_eq(m.name, "l");
         ck_assert_str_eq(m.value, cases[i].pattern);
         ck_assert_int_eq(m.type, cases[i].t);
-        ck_assert_msg(matcher_matches(&m, cases[i].value) == cases[i].want, "case %zu: %s%s\"%s\" on \"%s\"", i,
-                      m.name, match_type_str(m.type), cases[i].pattern, cases[i].value);
+        ck_assert_msg(matcher_matches(&m, cases[i].value) == cases[i].want, "case %zu: %s%s\"%s\" on \"%s\"",
+                      i, m.name, match_type_str(m.type), cases[i].pattern, cases[i].value);
         matcher_free(&m);
         matcher_free(&m); /* safe twice */
     }
@@ -454,11 +462,11 @@ START_TEST(test_matches_empty) {
         const char *pattern;
         int want;
     } cases[] = {
-        {MATCH_EQ, "", 1},     {MATCH_EQ, "a", 0},     {MATCH_NEQ, "", 0},    {MATCH_NEQ, "a", 1},
-        {MATCH_RE, ".*", 1},   {MATCH_RE, ".+", 0},    {MATCH_RE, "a|", 1},   {MATCH_RE, "a|b", 0},
-        {MATCH_RE, "a*", 1},   {MATCH_RE, "a+", 0},    {MATCH_RE, "", 1},     {MATCH_RE, "a.*", 0},
-        {MATCH_NRE, ".+", 1},  {MATCH_NRE, "", 0},     {MATCH_NRE, ".*", 0},  {MATCH_NRE, "a", 1},
-        {MATCH_NRE, "a*", 0},  {MATCH_RE, "(a|)", 1},
+        {MATCH_EQ, "", 1},    {MATCH_EQ, "a", 0},    {MATCH_NEQ, "", 0},   {MATCH_NEQ, "a", 1},
+        {MATCH_RE, ".*", 1},  {MATCH_RE, ".+", 0},   {MATCH_RE, "a|", 1},  {MATCH_RE, "a|b", 0},
+        {MATCH_RE, "a*", 1},  {MATCH_RE, "a+", 0},   {MATCH_RE, "", 1},    {MATCH_RE, "a.*", 0},
+        {MATCH_NRE, ".+", 1}, {MATCH_NRE, "", 0},    {MATCH_NRE, ".*", 0}, {MATCH_NRE, "a", 1},
+        {MATCH_NRE, "a*", 0}, {MATCH_RE, "(a|)", 1},
     };
     for (size_t i = 0; i < N(cases); i++) {
         matcher m;
@@ -535,29 +543,30 @@ static int reference_match(pcre2_code *c, const char *v) {
 
 START_TEST(test_fast_paths_agree) {
     static const char *patterns[] = {
-        "a|b",   "a\\.b", "(a|b)",    "(?:a|b)",   "a.*",      ".*a",        ".*a.*",   "",       "foo|",
-        "|",     ".*",    ".+",       "(.*)",      "(.+)",     "a\\|b",      "\\(a\\)", "a.*|b",  "a.*b",
-        "(a)|(b)", "é|ü", "a\\-b",    ".*.*",      "()",       "x\\*",       "a\\.*",   ".*\\.",  "a|b|ab",
-        "(a|)",  "a..*", "foo.*bar", ".*foo.*bar", "\\.*",     "(?:)",       "a.+",     "a\\\\b", "\\d",
-        "(?i)a", "[ab]",     "a{2}",      "a}",       "#a",         ".*é.*",   "\\ a",   "\\Qa.b\\E",
+        "a|b",     "a\\.b", "(a|b)",    "(?:a|b)",    "a.*",  ".*a",   ".*a.*",   "",          "foo|",
+        "|",       ".*",    ".+",       "(.*)",       "(.+)", "a\\|b", "\\(a\\)", "a.*|b",     "a.*b",
+        "(a)|(b)", "é|ü",   "a\\-b",    ".*.*",       "()",   "x\\*",  "a\\.*",   ".*\\.",     "a|b|ab",
+        "(a|)",    "a..*",  "foo.*bar", ".*foo.*bar", "\\.*", "(?:)",  "a.+",     "a\\\\b",    "\\d",
+        "(?i)a",   "[ab]",  "a{2}",     "a}",         "#a",   ".*é.*", "\\ a",    "\\Qa.b\\E",
     };
     static const char *values[] = {
-        "",    "a",    "b",      "ab",    "ba",     "a.b",    "aXb", "a|b", "(a)",  "foo",  "foobar", "bar",
-        "\n",  "a\n",  "\na",    "é",     "ü",      "a-b",    "x*",  "xa",  "aaa",  "a.",   "a...",  "A",
-        "a\\b", "foo-bar", "xfoobarx", ".", "..", "\\",  "1",   "aa",  "a}",  "#a",   "xéx",  " a",    "é|ü",
-        "a.", "x",
+        "",         "a",   "b",  "ab", "ba",  "a.b", "aXb", "a|b", "(a)", "foo",  "foobar", "bar",  "\n",
+        "a\n",      "\na", "é",  "ü",  "a-b", "x*",  "xa",  "aaa", "a.",  "a...", "A",      "a\\b", "foo-bar",
+        "xfoobarx", ".",   "..", "\\", "1",   "aa",  "a}",  "#a",  "xéx", " a",   "é|ü",    "a.",   "x",
     };
     for (size_t i = 0; i < N(patterns); i++) {
         kiln_err err = {0};
         matcher re, nre;
-        ck_assert_msg(matcher_init(&re, MATCH_RE, "l", patterns[i], &err) == 0, "%s: %s", patterns[i], err.msg);
+        ck_assert_msg(matcher_init(&re, MATCH_RE, "l", patterns[i], &err) == 0, "%s: %s", patterns[i],
+                      err.msg);
         ck_assert_int_eq(matcher_init(&nre, MATCH_NRE, "l", patterns[i], &err), 0);
         pcre2_code *ref = reference_re(patterns[i]);
         for (size_t j = 0; j < N(values); j++) {
             int want = reference_match(ref, values[j]);
             ck_assert_msg(matcher_matches(&re, values[j]) == want, "\"%s\" on \"%s\": want %d", patterns[i],
                           values[j], want);
-            ck_assert_msg(matcher_matches(&nre, values[j]) == !want, "!~\"%s\" on \"%s\"", patterns[i], values[j]);
+            ck_assert_msg(matcher_matches(&nre, values[j]) == !want, "!~\"%s\" on \"%s\"", patterns[i],
+                          values[j]);
         }
         ck_assert_int_eq(matcher_matches_empty(&re), reference_match(ref, ""));
         pcre2_code_free(ref);

@@ -17,8 +17,8 @@ static double seven(void *d) {
 }
 
 START_TEST(test_counter_gauge_text) {
-    metric *c = metric_new(METRIC_COUNTER, "t_requests_total", "Requests.\nSecond line \\ here.", "handler,code",
-                           NULL, 0);
+    metric *c = metric_new(METRIC_COUNTER, "t_requests_total", "Requests.\nSecond line \\ here.",
+                           "handler,code", NULL, 0);
     metric *g = metric_new(METRIC_GAUGE, "t_temp", "Temp.", NULL, NULL, 0);
     metric_new_func(METRIC_GAUGE, "t_func", "From a function.", seven, NULL);
     const char *lv1[2] = {"/a", "200"};
@@ -108,8 +108,9 @@ static void capture_log(int format, const char *msg, char *out, size_t n) {
 START_TEST(test_log_formats) {
     char out[2048];
     capture_log(LOG_FORMAT_LOGFMT, "WAL segment done", out, sizeof out);
-    ck_assert_msg(strstr(out, " level=warn caller=file.c:42 msg=\"WAL segment done\" segment=3 path=\"a b\"\n"),
-                  "%s", out);
+    ck_assert_msg(
+        strstr(out, " level=warn caller=file.c:42 msg=\"WAL segment done\" segment=3 path=\"a b\"\n"), "%s",
+        out);
     ck_assert(strncmp(out, "ts=", 3) == 0);
     ck_assert_ptr_nonnull(strstr(out, "level=debug caller=file.c:43 msg=dbg\n"));
     capture_log(LOG_FORMAT_JSON, "say \"hi\"", out, sizeof out);

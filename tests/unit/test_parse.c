@@ -20,20 +20,23 @@
 static const struct {
     const char *in, *out;
 } pretty_cases[] = {
-    {"sum by (job, instance) (rate(http_requests_total{job=\"api-server\", handler=\"/api/v1/query\", code=~\"5..\"}[5m])) / sum by (job, instance) (rate(http_requests_total{job=\"api-server\"}[5m]))",
+    {"sum by (job, instance) (rate(http_requests_total{job=\"api-server\", handler=\"/api/v1/query\", "
+     "code=~\"5..\"}[5m])) / sum by (job, instance) (rate(http_requests_total{job=\"api-server\"}[5m]))",
      "  sum by (job, instance) (\n"
      "    rate(http_requests_total{code=~\"5..\",handler=\"/api/v1/query\",job=\"api-server\"}[5m])\n"
      "  )\n"
      "/\n"
      "  sum by (job, instance) (rate(http_requests_total{job=\"api-server\"}[5m]))"},
-    {"histogram_quantile(0.99, sum by (le, job, instance, handler) (rate(http_request_duration_seconds_bucket{job=\"api-server\"}[5m])))",
+    {"histogram_quantile(0.99, sum by (le, job, instance, handler) "
+     "(rate(http_request_duration_seconds_bucket{job=\"api-server\"}[5m])))",
      "histogram_quantile(\n"
      "  0.99,\n"
      "  sum by (le, job, instance, handler) (\n"
      "    rate(http_request_duration_seconds_bucket{job=\"api-server\"}[5m])\n"
      "  )\n"
      ")"},
-    {"100 - (avg by (instance) (irate(node_cpu_seconds_total{mode=\"idle\", job=\"node-exporter-production-cluster\"}[5m])) * 100)",
+    {"100 - (avg by (instance) (irate(node_cpu_seconds_total{mode=\"idle\", "
+     "job=\"node-exporter-production-cluster\"}[5m])) * 100)",
      "  100\n"
      "-\n"
      "  (\n"
@@ -43,64 +46,78 @@ static const struct {
      "    *\n"
      "      100\n"
      "  )"},
-    {"topk(10, sum without (cpu, mode) (rate(node_cpu_seconds_total{mode!=\"idle\", job=\"node-exporter-production-cluster\"}[5m])))",
+    {"topk(10, sum without (cpu, mode) (rate(node_cpu_seconds_total{mode!=\"idle\", "
+     "job=\"node-exporter-production-cluster\"}[5m])))",
      "topk(\n"
      "  10,\n"
      "  sum without (cpu, mode) (\n"
      "    rate(node_cpu_seconds_total{job=\"node-exporter-production-cluster\",mode!=\"idle\"}[5m])\n"
      "  )\n"
      ")"},
-    {"-sum by (instance) (rate(node_network_receive_bytes_total{device!~\"lo|veth.*|docker.*\", job=\"node-exporter\"}[5m]))",
+    {"-sum by (instance) (rate(node_network_receive_bytes_total{device!~\"lo|veth.*|docker.*\", "
+     "job=\"node-exporter\"}[5m]))",
      "-sum by (instance) (\n"
      "  rate(node_network_receive_bytes_total{device!~\"lo|veth.*|docker.*\",job=\"node-exporter\"}[5m])\n"
      ")"},
-    {"max_over_time(sum by (instance) (rate(node_disk_read_bytes_total{device=~\"sd.*|nvme.*\", job=\"node-exporter-prod\"}[5m]))[1h:5m])",
+    {"max_over_time(sum by (instance) (rate(node_disk_read_bytes_total{device=~\"sd.*|nvme.*\", "
+     "job=\"node-exporter-prod\"}[5m]))[1h:5m])",
      "max_over_time(\n"
      "  sum by (instance) (\n"
      "    rate(node_disk_read_bytes_total{device=~\"sd.*|nvme.*\",job=\"node-exporter-prod\"}[5m])\n"
      "  )[1h:5m]\n"
      ")"},
-    {"a_metric_with_a_long_name_number_one_total{job=\"x\"} > bool on (instance, job) group_left (version, revision) build_info_with_long_name{job=\"x\"}",
+    {"a_metric_with_a_long_name_number_one_total{job=\"x\"} > bool on (instance, job) group_left (version, "
+     "revision) build_info_with_long_name{job=\"x\"}",
      "  a_metric_with_a_long_name_number_one_total{job=\"x\"}\n"
      "> bool on (instance, job) group_left (version, revision)\n"
      "  build_info_with_long_name{job=\"x\"}"},
-    {"sum by (namespace) (kube_pod_container_resource_requests{resource=\"memory\"}) / ignoring (resource) sum by (namespace) (kube_pod_container_resource_limits{resource=\"memory\"}) and on (namespace) kube_namespace_labels{label_team=\"platform\"}",
+    {"sum by (namespace) (kube_pod_container_resource_requests{resource=\"memory\"}) / ignoring (resource) "
+     "sum by (namespace) (kube_pod_container_resource_limits{resource=\"memory\"}) and on (namespace) "
+     "kube_namespace_labels{label_team=\"platform\"}",
      "    sum by (namespace) (kube_pod_container_resource_requests{resource=\"memory\"})\n"
      "  / ignoring (resource)\n"
      "    sum by (namespace) (kube_pod_container_resource_limits{resource=\"memory\"})\n"
      "and on (namespace)\n"
      "  kube_namespace_labels{label_team=\"platform\"}"},
-    {"predict_linear(rate(x[5m])[30m:1m], scalar(sum(some_very_long_metric_name_used_only_to_make_this_query_longer_total)))",
+    {"predict_linear(rate(x[5m])[30m:1m], "
+     "scalar(sum(some_very_long_metric_name_used_only_to_make_this_query_longer_total)))",
      "predict_linear(\n"
      "rate(x[5m])[30m:1m],\n"
      "  scalar(sum(some_very_long_metric_name_used_only_to_make_this_query_longer_total))\n"
      ")"},
-    {"-(rate(x[5m])) + sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m])) + sum(rate(zzzzzzzzzzzzzzzzzzzzzzzz[5m]))",
+    {"-(rate(x[5m])) + sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m])) + "
+     "sum(rate(zzzzzzzzzzzzzzzzzzzzzzzz[5m]))",
      "  -(rate(x[5m])) + sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m]))\n"
      "+\n"
      "  sum(rate(zzzzzzzzzzzzzzzzzzzzzzzz[5m]))"},
-    {"-(sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m])) + sum(rate(zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz[5m])))",
+    {"-(sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m])) + "
+     "sum(rate(zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz[5m])))",
      "-(\n"
      "    sum(rate(yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy[5m]))\n"
      "  +\n"
      "    sum(rate(zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz[5m]))\n"
      ")"},
-    {"a_very_long_metric_name_number_one_that_goes_on_and_on_total{job=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
-     "a_very_long_metric_name_number_one_that_goes_on_and_on_total{job=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}"},
-    {"sum(rate(foo[5m])) / sum(rate(bar[5m]))",
-     "sum(rate(foo[5m])) / sum(rate(bar[5m]))"},
-    {"quantile_over_time(0.95, rate(http_request_duration_seconds_sum{job=\"api-server\", handler=\"/api/v1/query\"}[5m])[30m:1m] @ 1700000000)",
+    {"a_very_long_metric_name_number_one_that_goes_on_and_on_total{job="
+     "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+     "a_very_long_metric_name_number_one_that_goes_on_and_on_total{job="
+     "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}"},
+    {"sum(rate(foo[5m])) / sum(rate(bar[5m]))", "sum(rate(foo[5m])) / sum(rate(bar[5m]))"},
+    {"quantile_over_time(0.95, rate(http_request_duration_seconds_sum{job=\"api-server\", "
+     "handler=\"/api/v1/query\"}[5m])[30m:1m] @ 1700000000)",
      "quantile_over_time(\n"
      "  0.95,\n"
-     "  rate(http_request_duration_seconds_sum{handler=\"/api/v1/query\",job=\"api-server\"}[5m])[30m:1m] @ 1700000000.000\n"
+     "  rate(http_request_duration_seconds_sum{handler=\"/api/v1/query\",job=\"api-server\"}[5m])[30m:1m] @ "
+     "1700000000.000\n"
      ")"},
-    {"sort_desc(sum by (instance) (rate(node_network_receive_bytes_total{device!~\"lo|veth.*|docker.*\", job=\"node-exporter\"}[5m])))[10m:1m]",
+    {"sort_desc(sum by (instance) (rate(node_network_receive_bytes_total{device!~\"lo|veth.*|docker.*\", "
+     "job=\"node-exporter\"}[5m])))[10m:1m]",
      "sort_desc(\n"
      "  sum by (instance) (\n"
      "    rate(node_network_receive_bytes_total{device!~\"lo|veth.*|docker.*\",job=\"node-exporter\"}[5m])\n"
      "  )\n"
      ")[10m:1m]"},
-    {"count_values(\"version\", build_info{job=\"kubernetes-apiservers-with-a-very-long-job-name-to-make-this-long-enough\"})",
+    {"count_values(\"version\", "
+     "build_info{job=\"kubernetes-apiservers-with-a-very-long-job-name-to-make-this-long-enough\"})",
      "count_values(\n"
      "  \"version\",\n"
      "  build_info{job=\"kubernetes-apiservers-with-a-very-long-job-name-to-make-this-long-enough\"}\n"
@@ -201,8 +218,10 @@ static const struct {
     {"a * ignoring(b) group_left e", "a * ignoring (b) group_left () e"},
     {"a unless ignoring(b) c", "a unless ignoring (b) c"},
     {"absent(nonexistent{job=\"myjob\"})", "absent(nonexistent{job=\"myjob\"})"},
-    {"histogram_quantile(0.9, sum by (le) (rate(x[5m])))", "histogram_quantile(0.9, sum by (le) (rate(x[5m])))"},
-    {"label_replace(up, \"foo\", \"$1\", \"service\", \"(.*):.*\")", "label_replace(up, \"foo\", \"$1\", \"service\", \"(.*):.*\")"},
+    {"histogram_quantile(0.9, sum by (le) (rate(x[5m])))",
+     "histogram_quantile(0.9, sum by (le) (rate(x[5m])))"},
+    {"label_replace(up, \"foo\", \"$1\", \"service\", \"(.*):.*\")",
+     "label_replace(up, \"foo\", \"$1\", \"service\", \"(.*):.*\")"},
     {"quantile_over_time(0.5, x[5m])", "quantile_over_time(0.5, x[5m])"},
     {"count_values(\"v\", x)", "count_values(\"v\", x)"},
     {"topk(3, x)", "topk(3, x)"},
@@ -485,17 +504,21 @@ static const struct {
     {"foo }", "1:5: parse error: unexpected character: '}'"},
     {"1 > 2", "1:3: parse error: comparisons between scalars must use BOOL modifier"},
     {"x{", "1:3: parse error: unexpected end of input inside braces"},
-    {"rate(foo)", "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"},
+    {"rate(foo)",
+     "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"},
     {"a and 1", "1:1: parse error: set operator \"and\" not allowed in binary scalar expression"},
-    {"topk(x)", "1:1: parse error: wrong number of arguments for aggregate expression provided, expected 2, got 1"},
+    {"topk(x)",
+     "1:1: parse error: wrong number of arguments for aggregate expression provided, expected 2, got 1"},
     {"foo[0s]", "1:5: parse error: duration must be greater than 0"},
     {"foo offset 0s", "1:12: parse error: duration must be greater than 0"},
     {"foo @ inf", "1:1: parse error: timestamp out of bounds for @ modifier: +Inf"},
     {"foo @ 1h", "1:7: parse error: unexpected duration \"1h\" in @, expected timestamp"},
     {"foo[5m", "1:7: parse error: unclosed left bracket"},
     {"foo[5m:1m:1m]", "1:10: parse error: unexpected colon ':'"},
-    {"1 offset 5m", "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery"},
-    {"(foo) offset 5m", "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery"},
+    {"1 offset 5m", "1:1: parse error: offset modifier must be preceded by an instant vector selector or "
+                    "range vector selector or a subquery"},
+    {"(foo) offset 5m", "1:1: parse error: offset modifier must be preceded by an instant vector selector or "
+                        "range vector selector or a subquery"},
     {"(foo)[5m]", "1:6: parse error: ranges only allowed for vector selectors"},
     {"foo offset 5m[5m]", "1:14: parse error: no offset modifiers allowed before range"},
     {"foo[5m] offset 5m offset 1m", "1:1: parse error: offset may not be set multiple times"},
@@ -507,7 +530,8 @@ static const struct {
     {"rate(x[5m],)", "1:11: parse error: trailing commas not allowed in function call args"},
     {"foo{a}", "1:6: parse error: unexpected \"}\" in label matching, expected label matching operator"},
     {"foo{a=}", "1:7: parse error: unexpected \"}\" in label matching, expected string"},
-    {"foo{a=\"b\" c=\"d\"}", "1:11: parse error: unexpected identifier \"c\" in label matching, expected \",\" or \"}\""},
+    {"foo{a=\"b\" c=\"d\"}",
+     "1:11: parse error: unexpected identifier \"c\" in label matching, expected \",\" or \"}\""},
     {"foo{,}", "1:5: parse error: unexpected \",\" in label matching, expected identifier or \"}\""},
     {"{}", "1:1: parse error: vector selector must contain at least one non-empty matcher"},
     {"{a=\"\"}", "1:1: parse error: vector selector must contain at least one non-empty matcher"},
@@ -516,18 +540,22 @@ static const struct {
     {"a + bool b", "1:3: parse error: bool modifier can only be used on comparison operators"},
     {"a and on(x) group_left b", "1:1: parse error: no grouping allowed for \"and\" operation"},
     {"1 + on(x) 2", "1:1: parse error: vector matching only allowed between instant vectors"},
-    {"a + on(x) group_left(x) b", "1:3: parse error: label \"x\" must not occur in ON and GROUP clause at once"},
+    {"a + on(x) group_left(x) b",
+     "1:3: parse error: label \"x\" must not occur in ON and GROUP clause at once"},
     {"abc(x)", "1:1: parse error: unknown function with name \"abc\""},
     {"x[5m:][5m:]", "1:1: parse error: subquery is only allowed on instant vector, got matrix instead"},
     {"1[5m:]", "1:1: parse error: subquery is only allowed on instant vector, got scalar instead"},
     {"\"a\"[5m:]", "1:1: parse error: subquery is only allowed on instant vector, got string instead"},
     {"x[1m][5m:]", "1:1: parse error: subquery is only allowed on instant vector, got matrix instead"},
-    {"-\"a\"", "1:1: parse error: unary expression only allowed on expressions of type scalar or instant vector, got \"string\""},
-    {"-x[5m]", "1:1: parse error: unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\""},
+    {"-\"a\"", "1:1: parse error: unary expression only allowed on expressions of type scalar or instant "
+               "vector, got \"string\""},
+    {"-x[5m]", "1:1: parse error: unary expression only allowed on expressions of type scalar or instant "
+               "vector, got \"range vector\""},
     {"time(1)", "1:1: parse error: expected 0 argument(s) in call to \"time\", got 1"},
     {"round(x,1,2)", "1:1: parse error: expected at most 2 argument(s) in call to \"round\", got 3"},
     {"label_join(x)", "1:1: parse error: expected at least 3 argument(s) in call to \"label_join\", got 1"},
-    {"label_join(x,\"a\",\"b\",\"c\",1)", "1:26: parse error: expected type string in call to function \"label_join\", got scalar"},
+    {"label_join(x,\"a\",\"b\",\"c\",1)",
+     "1:26: parse error: expected type string in call to function \"label_join\", got scalar"},
     {"clamp(x,1,2,3)", "1:1: parse error: expected 3 argument(s) in call to \"clamp\", got 4"},
     {"\"\\q\"", "1:1: parse error: unknown escape sequence U+0071 'q'"},
     {"\"\\xZZ\"", "1:1: parse error: illegal character U+005A 'Z' in escape sequence"},
@@ -542,7 +570,8 @@ static const struct {
     {"rate(x y)", "1:8: parse error: unexpected identifier \"y\""},
     {"sum(x y)", "1:7: parse error: unexpected identifier \"y\" in aggregation"},
     {"foo[]", "1:5: parse error: missing unit character in duration"},
-    {"foo[5m 1m]", "1:8: parse error: unexpected duration \"1m\" in subquery or range, expected \":\" or \"]\""},
+    {"foo[5m 1m]",
+     "1:8: parse error: unexpected duration \"1m\" in subquery or range, expected \":\" or \"]\""},
     {"foo[5m:1m 1m]", "1:11: parse error: unexpected duration \"1m\" in subquery selector, expected \"]\""},
     {"x @ start", "1:10: parse error: unexpected end of input in @, expected timestamp"},
     {"x @ start(1)", "1:11: parse error: unexpected number \"1\" in @, expected timestamp"},
@@ -553,22 +582,30 @@ static const struct {
     {"ignoring", "1:1: parse error: unexpected <ignoring>"},
     {"sum by x", "1:8: parse error: unexpected identifier \"x\" in grouping opts, expected \"(\""},
     {"sum by (a", "1:10: parse error: unclosed left parenthesis"},
-    {"sum by (a b)", "1:11: parse error: unexpected identifier \"b\" in grouping opts, expected \",\" or \")\""},
+    {"sum by (a b)",
+     "1:11: parse error: unexpected identifier \"b\" in grouping opts, expected \",\" or \")\""},
     {"a + on b", "1:8: parse error: unexpected identifier \"b\" in grouping opts, expected \"(\""},
-    {"a + on(x) group_left (x,) c", "1:3: parse error: label \"x\" must not occur in ON and GROUP clause at once"},
+    {"a + on(x) group_left (x,) c",
+     "1:3: parse error: label \"x\" must not occur in ON and GROUP clause at once"},
     {"a + bool on(x) b", "1:3: parse error: bool modifier can only be used on comparison operators"},
     {"a > on(x) bool b", "1:11: parse error: unexpected <bool>"},
     {"foo{a=\"b\"}{c=\"d\"}", "1:11: parse error: unexpected \"{\""},
     {"a:b(x)", "1:4: parse error: unexpected \"(\""},
     {"sum(x) by (a) (y)", "1:15: parse error: unexpected \"(\""},
-    {"count_values(5, other_metric)", "1:14: parse error: expected type string in aggregation parameter, got scalar"},
-    {"topk(some_metric, other_metric)", "1:6: parse error: expected type scalar in aggregation parameter, got instant vector"},
+    {"count_values(5, other_metric)",
+     "1:14: parse error: expected type string in aggregation parameter, got scalar"},
+    {"topk(some_metric, other_metric)",
+     "1:6: parse error: expected type scalar in aggregation parameter, got instant vector"},
     {"sum()", "1:1: parse error: no arguments for aggregate expression provided"},
-    {"sum(1,2,3)", "1:1: parse error: wrong number of arguments for aggregate expression provided, expected 1, got 3"},
-    {"quantile(x)", "1:1: parse error: wrong number of arguments for aggregate expression provided, expected 2, got 1"},
-    {"rate(x[5m]) @ 123", "1:1: parse error: @ modifier must be preceded by an instant vector selector or range vector selector or a subquery"},
+    {"sum(1,2,3)",
+     "1:1: parse error: wrong number of arguments for aggregate expression provided, expected 1, got 3"},
+    {"quantile(x)",
+     "1:1: parse error: wrong number of arguments for aggregate expression provided, expected 2, got 1"},
+    {"rate(x[5m]) @ 123", "1:1: parse error: @ modifier must be preceded by an instant vector selector or "
+                          "range vector selector or a subquery"},
     {"x @ 1e20", "1:1: parse error: timestamp out of bounds for @ modifier: 100000000000000000000.000000"},
-    {"1e400", "1:1: parse error: error parsing number: strconv.ParseFloat: parsing \"1e400\": value out of range"},
+    {"1e400",
+     "1:1: parse error: error parsing number: strconv.ParseFloat: parsing \"1e400\": value out of range"},
     {"1e", "1:1: parse error: error parsing number: strconv.ParseFloat: parsing \"1e\": invalid syntax"},
     {"0x", "1:1: parse error: error parsing number: strconv.ParseFloat: parsing \"0x\": invalid syntax"},
     {"1.5.2", "1:4: parse error: unexpected number \".2\""},
@@ -587,34 +624,49 @@ static const struct {
     {"{a=\"b\"", "1:7: parse error: unexpected end of input inside braces"},
     {"rate(", "1:6: parse error: unclosed left parenthesis"},
     {"#only a comment", "1:1: parse error: no expression found in input"},
-    {"day_of_week(x, x)", "1:1: parse error: expected at most 1 argument(s) in call to \"day_of_week\", got 2"},
+    {"day_of_week(x, x)",
+     "1:1: parse error: expected at most 1 argument(s) in call to \"day_of_week\", got 2"},
     {"holt_winters(x[5m], 0.5, 0.5)", "1:1: parse error: unknown function with name \"holt_winters\""},
-    {"rate(x)", "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"},
+    {"rate(x)",
+     "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"},
     {"rate(1)", "1:6: parse error: expected type range vector in call to function \"rate\", got scalar"},
     {"rate(\"a\")", "1:6: parse error: expected type range vector in call to function \"rate\", got string"},
-    {"abs(x[5m])", "1:5: parse error: expected type instant vector in call to function \"abs\", got range vector"},
+    {"abs(x[5m])",
+     "1:5: parse error: expected type instant vector in call to function \"abs\", got range vector"},
     {"abs(\"a\")", "1:5: parse error: expected type instant vector in call to function \"abs\", got string"},
-    {"clamp(x, \"a\", 1)", "1:10: parse error: expected type scalar in call to function \"clamp\", got string"},
-    {"vector(x)", "1:8: parse error: expected type scalar in call to function \"vector\", got instant vector"},
-    {"scalar(x[5m])", "1:8: parse error: expected type instant vector in call to function \"scalar\", got range vector"},
-    {"histogram_quantile(x, x)", "1:20: parse error: expected type scalar in call to function \"histogram_quantile\", got instant vector"},
-    {"label_replace(x, \"a\", \"b\", \"c\")", "1:1: parse error: expected 5 argument(s) in call to \"label_replace\", got 4"},
-    {"label_replace(x, 1, \"b\", \"c\", \"d\")", "1:18: parse error: expected type string in call to function \"label_replace\", got scalar"},
-    {"predict_linear(x[5m], x)", "1:23: parse error: expected type scalar in call to function \"predict_linear\", got instant vector"},
-    {"quantile_over_time(x, x[5m])", "1:20: parse error: expected type scalar in call to function \"quantile_over_time\", got instant vector"},
-    {"sum(x[5m])", "1:5: parse error: expected type instant vector in aggregation expression, got range vector"},
+    {"clamp(x, \"a\", 1)",
+     "1:10: parse error: expected type scalar in call to function \"clamp\", got string"},
+    {"vector(x)",
+     "1:8: parse error: expected type scalar in call to function \"vector\", got instant vector"},
+    {"scalar(x[5m])",
+     "1:8: parse error: expected type instant vector in call to function \"scalar\", got range vector"},
+    {"histogram_quantile(x, x)", "1:20: parse error: expected type scalar in call to function "
+                                 "\"histogram_quantile\", got instant vector"},
+    {"label_replace(x, \"a\", \"b\", \"c\")",
+     "1:1: parse error: expected 5 argument(s) in call to \"label_replace\", got 4"},
+    {"label_replace(x, 1, \"b\", \"c\", \"d\")",
+     "1:18: parse error: expected type string in call to function \"label_replace\", got scalar"},
+    {"predict_linear(x[5m], x)",
+     "1:23: parse error: expected type scalar in call to function \"predict_linear\", got instant vector"},
+    {"quantile_over_time(x, x[5m])", "1:20: parse error: expected type scalar in call to function "
+                                     "\"quantile_over_time\", got instant vector"},
+    {"sum(x[5m])",
+     "1:5: parse error: expected type instant vector in aggregation expression, got range vector"},
     {"sum(\"a\")", "1:5: parse error: expected type instant vector in aggregation expression, got string"},
     {"avg(1)", "1:5: parse error: expected type instant vector in aggregation expression, got scalar"},
-    {"count_values(x, x)", "1:14: parse error: expected type string in aggregation parameter, got instant vector"},
+    {"count_values(x, x)",
+     "1:14: parse error: expected type string in aggregation parameter, got instant vector"},
     {"quantile(\"a\", x)", "1:10: parse error: expected type scalar in aggregation parameter, got string"},
-    {"topk(1, x[5m])", "1:9: parse error: expected type instant vector in aggregation expression, got range vector"},
+    {"topk(1, x[5m])",
+     "1:9: parse error: expected type instant vector in aggregation expression, got range vector"},
     {"x and 1", "1:1: parse error: set operator \"and\" not allowed in binary scalar expression"},
     {"1 or x", "1:1: parse error: set operator \"or\" not allowed in binary scalar expression"},
     {"\"a\" + 1", "1:1: parse error: binary expression must contain only scalar and instant vector types"},
     {"x + \"a\"", "1:5: parse error: binary expression must contain only scalar and instant vector types"},
     {"x[5m] + 1", "1:1: parse error: binary expression must contain only scalar and instant vector types"},
     {"1 + x[5m]", "1:5: parse error: binary expression must contain only scalar and instant vector types"},
-    {"x + on(a) group_left(a) y", "1:3: parse error: label \"a\" must not occur in ON and GROUP clause at once"},
+    {"x + on(a) group_left(a) y",
+     "1:3: parse error: label \"a\" must not occur in ON and GROUP clause at once"},
     {"1 + x[5m:]", "1:5: parse error: binary expression must contain only scalar and instant vector types"},
     {"{a=~\"a*\"}", "1:1: parse error: vector selector must contain at least one non-empty matcher"},
     {"{__name__!=\"x\"}", "1:1: parse error: vector selector must contain at least one non-empty matcher"},
@@ -627,7 +679,8 @@ static const struct {
     {"\"abc\\", "1:1: parse error: escape sequence not terminated"},
     {"\"", "1:1: parse error: unterminated quoted string"},
     {"'abc", "1:1: parse error: unterminated quoted string"},
-    {"x{a=\"b\" c}", "1:9: parse error: unexpected identifier \"c\" in label matching, expected \",\" or \"}\""},
+    {"x{a=\"b\" c}",
+     "1:9: parse error: unexpected identifier \"c\" in label matching, expected \",\" or \"}\""},
     {"x{a=\"b\",,}", "1:9: parse error: unexpected \",\" in label matching, expected identifier or \"}\""},
     {"x{a==\"b\"}", "1:5: parse error: unexpected \"=\" in label matching, expected string"},
     {"x{a=!\"b\"}", "1:5: parse error: unexpected character after '!' inside braces: '\"'"},
@@ -666,16 +719,22 @@ static const struct {
     {"x @ -inf", "1:1: parse error: timestamp out of bounds for @ modifier: -Inf"},
     {"x @ nan", "1:1: parse error: timestamp out of bounds for @ modifier: NaN"},
     {"x @ 9.3e18", "1:1: parse error: timestamp out of bounds for @ modifier: 9300000000000000000.000000"},
-    {"sum(x) offset 5m", "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery"},
-    {"sum(x) @ 5", "1:1: parse error: @ modifier must be preceded by an instant vector selector or range vector selector or a subquery"},
-    {"rate(x[5m]) offset 5m", "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery"},
-    {"\"a\" offset 5m", "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery"},
-    {"1 @ 5", "1:1: parse error: @ modifier must be preceded by an instant vector selector or range vector selector or a subquery"},
+    {"sum(x) offset 5m", "1:1: parse error: offset modifier must be preceded by an instant vector selector "
+                         "or range vector selector or a subquery"},
+    {"sum(x) @ 5", "1:1: parse error: @ modifier must be preceded by an instant vector selector or range "
+                   "vector selector or a subquery"},
+    {"rate(x[5m]) offset 5m", "1:1: parse error: offset modifier must be preceded by an instant vector "
+                              "selector or range vector selector or a subquery"},
+    {"\"a\" offset 5m", "1:1: parse error: offset modifier must be preceded by an instant vector selector or "
+                        "range vector selector or a subquery"},
+    {"1 @ 5", "1:1: parse error: @ modifier must be preceded by an instant vector selector or range vector "
+              "selector or a subquery"},
     {"x offset 5m [5m]", "1:13: parse error: no offset modifiers allowed before range"},
     {"x @ 5 [5m]", "1:7: parse error: no @ modifiers allowed before range"},
     {"+", "1:2: parse error: unexpected end of input"},
     {"# b", "1:1: parse error: no expression found in input"},
-    {"0x8000000000000000", "1:1: parse error: error parsing number: strconv.ParseFloat: parsing \"0x8000000000000000\": invalid syntax"},
+    {"0x8000000000000000", "1:1: parse error: error parsing number: strconv.ParseFloat: parsing "
+                           "\"0x8000000000000000\": invalid syntax"},
     {"x[5m:1m 1m]", "1:9: parse error: unexpected duration \"1m\" in subquery selector, expected \"]\""},
 };
 
@@ -708,8 +767,8 @@ START_TEST(test_prettify_table) {
         ck_assert_msg(promql_parse(pretty_cases[i].in, &a, &err) == 0, "%s: %s", pretty_cases[i].in, err.msg);
         buf pretty = BUF_INIT, flat = BUF_INIT, flat2 = BUF_INIT;
         ck_assert_int_eq(promql_prettify(&pretty, a->root), 0);
-        ck_assert_msg(strcmp(pretty.data, pretty_cases[i].out) == 0, "%s:\ngot\n%s\nwant\n%s", pretty_cases[i].in,
-                      pretty.data, pretty_cases[i].out);
+        ck_assert_msg(strcmp(pretty.data, pretty_cases[i].out) == 0, "%s:\ngot\n%s\nwant\n%s",
+                      pretty_cases[i].in, pretty.data, pretty_cases[i].out);
         /* the split form reads back as the same tree */
         ck_assert_msg(promql_parse(pretty.data, &back, &err) == 0, "%s: %s", pretty.data, err.msg);
         ck_assert_int_eq(promql_format(&flat, a->root), 0);
@@ -764,7 +823,8 @@ START_TEST(test_multiline) {
         {"x +\n  y }", "2:5: parse error: unexpected character: '}'"},
         {"sum(\n  rate(x[5m])\n) by (job) # c\n", "sum by (job) (rate(x[5m]))"},
         {"x\n# c\n+ foo{a=\n}", "4:1: parse error: unexpected \"}\" in label matching, expected string"},
-        {"rate(\nx)", "2:1: parse error: expected type range vector in call to function \"rate\", got instant vector"},
+        {"rate(\nx)",
+         "2:1: parse error: expected type range vector in call to function \"rate\", got instant vector"},
         {"x{a=\"b\", # comment }\n c=\"d\"}", "x{a=\"b\",c=\"d\"}"},
         {"", "1:1: parse error: no expression found in input"},
         {"\n\n", "1:1: parse error: no expression found in input"},
@@ -774,7 +834,8 @@ START_TEST(test_multiline) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int ok;
         const char *got = fmt_or_err(cases[i].in, &ok);
-        ck_assert_msg(strcmp(got, cases[i].out) == 0, "%s: got '%s' want '%s'", cases[i].in, got, cases[i].out);
+        ck_assert_msg(strcmp(got, cases[i].out) == 0, "%s: got '%s' want '%s'", cases[i].in, got,
+                      cases[i].out);
     }
 }
 END_TEST
@@ -1001,15 +1062,15 @@ START_TEST(test_types) {
         const char *in;
         promql_type t;
     } cases[] = {
-        {"1", PROMQL_TYPE_SCALAR},           {"\"s\"", PROMQL_TYPE_STRING},
-        {"x", PROMQL_TYPE_VECTOR},           {"x[1m]", PROMQL_TYPE_MATRIX},
-        {"x[1m:]", PROMQL_TYPE_MATRIX},      {"rate(x[1m])", PROMQL_TYPE_VECTOR},
-        {"time()", PROMQL_TYPE_SCALAR},      {"scalar(x)", PROMQL_TYPE_SCALAR},
-        {"sum(x)", PROMQL_TYPE_VECTOR},      {"1 + 1", PROMQL_TYPE_SCALAR},
-        {"1 + x", PROMQL_TYPE_VECTOR},       {"-x", PROMQL_TYPE_VECTOR},
-        {"-time()", PROMQL_TYPE_SCALAR},     {"(x[5m])", PROMQL_TYPE_MATRIX},
-        {"(\"a\")", PROMQL_TYPE_STRING},     {"pi()", PROMQL_TYPE_SCALAR},
-        {"vector(1)", PROMQL_TYPE_VECTOR},   {"max_of(1, 2)", PROMQL_TYPE_SCALAR},
+        {"1", PROMQL_TYPE_SCALAR},         {"\"s\"", PROMQL_TYPE_STRING},
+        {"x", PROMQL_TYPE_VECTOR},         {"x[1m]", PROMQL_TYPE_MATRIX},
+        {"x[1m:]", PROMQL_TYPE_MATRIX},    {"rate(x[1m])", PROMQL_TYPE_VECTOR},
+        {"time()", PROMQL_TYPE_SCALAR},    {"scalar(x)", PROMQL_TYPE_SCALAR},
+        {"sum(x)", PROMQL_TYPE_VECTOR},    {"1 + 1", PROMQL_TYPE_SCALAR},
+        {"1 + x", PROMQL_TYPE_VECTOR},     {"-x", PROMQL_TYPE_VECTOR},
+        {"-time()", PROMQL_TYPE_SCALAR},   {"(x[5m])", PROMQL_TYPE_MATRIX},
+        {"(\"a\")", PROMQL_TYPE_STRING},   {"pi()", PROMQL_TYPE_SCALAR},
+        {"vector(1)", PROMQL_TYPE_VECTOR}, {"max_of(1, 2)", PROMQL_TYPE_SCALAR},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         promql_ast *a = must_parse(cases[i].in);
@@ -1029,9 +1090,11 @@ START_TEST(test_numbers) {
         const char *in;
         double v;
     } cases[] = {
-        {"1", 1},          {"0x1f", 31},     {"0X1F", 31},     {"017", 15},   {"09", 9},
-        {"1.5e3", 1500},   {".5", 0.5},      {"5.", 5},        {"1e-3", 0.001}, {"-2", -2},
-        {"- -2", 2},       {"+3", 3},        {"1E2", 100},     {"0755", 493}, {"12345678901234567890", 12345678901234567890.0},
+        {"1", 1},     {"0x1f", 31},  {"0X1F", 31},
+        {"017", 15},  {"09", 9},     {"1.5e3", 1500},
+        {".5", 0.5},  {"5.", 5},     {"1e-3", 0.001},
+        {"-2", -2},   {"- -2", 2},   {"+3", 3},
+        {"1E2", 100}, {"0755", 493}, {"12345678901234567890", 12345678901234567890.0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         promql_ast *a = must_parse(cases[i].in);

@@ -18,8 +18,7 @@
 static storage *st;
 static char dir[64];
 
-static void setup(void)
-{
+static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/kiln-test-query-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
     storage_opts o = storage_opts_default();
@@ -34,13 +33,13 @@ static void setup(void)
         label ls[] = {{LABEL_NAME, "up_total"}, {"instance", inst}};
         uint64_t ref = 0;
         for (int i = 0; i <= 10; i++)
-            ck_assert_int_eq(appender_append(a, &ref, ref ? NULL : ls, ref ? 0 : 2, i * 60000, i * (s + 1), &err), 0);
+            ck_assert_int_eq(
+                appender_append(a, &ref, ref ? NULL : ls, ref ? 0 : 2, i * 60000, i * (s + 1), &err), 0);
     }
     ck_assert_int_eq(appender_commit(a, &err), 0);
 }
 
-static void teardown(void)
-{
+static void teardown(void) {
     kiln_err err = {0};
     storage_close(st, &err);
     char cmd[128];
@@ -48,8 +47,7 @@ static void teardown(void)
     ck_assert_int_eq(system(cmd), 0);
 }
 
-START_TEST(test_instant_vector)
-{
+START_TEST(test_instant_vector) {
     query_engine e;
     query_engine_init(&e, NULL);
     query_result r;
@@ -86,8 +84,7 @@ START_TEST(test_instant_vector)
 }
 END_TEST
 
-START_TEST(test_range_matrix)
-{
+START_TEST(test_range_matrix) {
     query_engine e;
     query_engine_init(&e, NULL);
     query_result r;
@@ -109,14 +106,12 @@ START_TEST(test_range_matrix)
 }
 END_TEST
 
-static int cancel_now(void *data)
-{
+static int cancel_now(void *data) {
     (void)data;
     return 1;
 }
 
-START_TEST(test_errors)
-{
+START_TEST(test_errors) {
     query_engine e;
     query_engine_init(&e, NULL);
     query_result r;
@@ -128,7 +123,9 @@ START_TEST(test_errors)
 
     rc = query_range(&e, st, "up_total[5m]", 0, 60000, 60000, NULL, &r, &err);
     ck_assert_int_eq(rc, KILN_EINVAL);
-    ck_assert_str_eq(err.msg, "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector");
+    ck_assert_str_eq(
+        err.msg,
+        "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector");
 
     rc = query_range(&e, st, "up_total", 0, 60000, 0, NULL, &r, &err);
     ck_assert_int_eq(rc, KILN_EINVAL);
@@ -138,7 +135,8 @@ START_TEST(test_errors)
     ck_assert_str_eq(query_error_type(rc), "execution");
     ck_assert_ptr_nonnull(strstr(err.msg, "found duplicate series for the match group {}"));
 
-    rc = query_instant(&e, st, "label_replace(up_total, \"instance\", \"x\", \"\", \"\")", 60000, NULL, &r, &err);
+    rc = query_instant(&e, st, "label_replace(up_total, \"instance\", \"x\", \"\", \"\")", 60000, NULL, &r,
+                       &err);
     ck_assert_int_eq(rc, KILN_ERANGE);
     ck_assert_str_eq(err.msg, "vector cannot contain metrics with the same labelset");
 
@@ -160,8 +158,7 @@ START_TEST(test_errors)
 }
 END_TEST
 
-Suite *make_suite(void)
-{
+Suite *make_suite(void) {
     Suite *s = suite_create("query");
     TCase *tc = tcase_create("api");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -40,9 +40,9 @@ START_TEST(test_parse_time) {
         {"1 ", 0, 0},
         {"NaN", 0, 0},
         {"2015-07-01", 0, 0},
-        {"2015-07-01T20:10:51", 0, 0},     /* no zone */
-        {"2015-07-01 20:10:51Z", 0, 0},    /* space for T */
-        {"2015-02-29T00:00:00Z", 0, 0},    /* not a leap year */
+        {"2015-07-01T20:10:51", 0, 0},  /* no zone */
+        {"2015-07-01 20:10:51Z", 0, 0}, /* space for T */
+        {"2015-02-29T00:00:00Z", 0, 0}, /* not a leap year */
         {"2015-13-01T00:00:00Z", 0, 0},
         {"2015-07-01T24:00:00Z", 0, 0},
         {"2015-07-01T20:10:51.Z", 0, 0},
@@ -172,11 +172,11 @@ START_TEST(test_unescape_name) {
         {"U______name____", "__name__"},
         {"U___2603_", "\xe2\x98\x83"},
         {"U___1f600_", "\xf0\x9f\x98\x80"},
-        {"U__a_", "U__a_"},           /* dangling underscore: as written */
-        {"U__a_zz_", "U__a_zz_"},     /* not hex */
+        {"U__a_", "U__a_"},                 /* dangling underscore: as written */
+        {"U__a_zz_", "U__a_zz_"},           /* not hex */
         {"U__a_1234567_", "U__a_1234567_"}, /* too long */
-        {"U__a_d800_", "U__a_d800_"}, /* a surrogate is no rune */
-        {"U__a_2e", "U__a_2e"},       /* unclosed */
+        {"U__a_d800_", "U__a_d800_"},       /* a surrogate is no rune */
+        {"U__a_2e", "U__a_2e"},             /* unclosed */
     };
     arena a;
     arena_init(&a, 0);

@@ -40,9 +40,9 @@ struct storage {
     size_t nseries;
     fs_rec recs[FS_MAX_SAMPLES];
     size_t nrecs;
-    int64_t min_t;       /* samples before: out of bounds */
-    int fail_commit;     /* commit returns KILN_EIO */
-    size_t nomem_at;     /* the nth append (1-based) returns KILN_ENOMEM; 0 never */
+    int64_t min_t;   /* samples before: out of bounds */
+    int fail_commit; /* commit returns KILN_EIO */
+    size_t nomem_at; /* the nth append (1-based) returns KILN_ENOMEM; 0 never */
     size_t appends, lookups, commits, rollbacks, open;
 };
 
@@ -65,7 +65,8 @@ appender *storage_appender(storage *s) {
     return a;
 }
 
-int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v, kiln_err *err) {
+int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v,
+                    kiln_err *err) {
     storage *st = a->st;
     size_t idx;
     st->appends++;
@@ -136,7 +137,9 @@ out:
     return rc;
 }
 
-void appender_trust_labels(appender *a) { (void)a; }
+void appender_trust_labels(appender *a) {
+    (void)a;
+}
 
 void appender_rollback(appender *a) {
     a->st->open--;
@@ -410,11 +413,13 @@ START_TEST(test_not_snappy) {
     storage st = {0};
     remotewrite *rw = new_rw(&st);
     /* raw protobuf without compression, a text body, an empty body */
-    static const unsigned char pb[] = {0x0a, 0x0b, 0x0a, 0x09, 0x0a, 0x01, 'a', 0x12, 0x04, 'b', 'c', 'd', 'e'};
+    static const unsigned char pb[] = {0x0a, 0x0b, 0x0a, 0x09, 0x0a, 0x01, 'a',
+                                       0x12, 0x04, 'b',  'c',  'd',  'e'};
     const struct {
         const char *p;
         size_t n;
-    } cases[] = {{(const char *)pb, sizeof pb}, {"hello, world", 12}, {"", 0}, {"\xff\xff\xff\xff\xff\xff", 6}};
+    } cases[] = {
+        {(const char *)pb, sizeof pb}, {"hello, world", 12}, {"", 0}, {"\xff\xff\xff\xff\xff\xff", 6}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         result r = post(rw, cases[i].p, cases[i].n);
         ck_assert_msg(r.status == 400, "case %zu: %d %s", i, r.status, r.text);
@@ -566,7 +571,8 @@ START_TEST(test_huge_label_value) {
     result r = post_body(rw, wb_finish(&b));
     ck_assert_int_eq(r.status, 400);
     assert_one_line(&r);
-    ck_assert_ptr_nonnull(strstr(r.text, "value of label \"blob\" is 1048576 bytes, more than the limit of 65536"));
+    ck_assert_ptr_nonnull(
+        strstr(r.text, "value of label \"blob\" is 1048576 bytes, more than the limit of 65536"));
     /* the value is shown cut short, not in full */
     ck_assert_uint_lt(strlen(r.text), 1100);
     ck_assert_ptr_nonnull(strstr(r.text, "...(1048576 bytes)"));
@@ -581,7 +587,7 @@ START_TEST(test_many_labels) {
     remotewrite *rw = new_rw(&st);
     size_t n = 10000;
     const char **kv = calloc(2 * n + 2, sizeof *kv);
-    char (*names)[16] = calloc(n, sizeof *names);
+    char(*names)[16] = calloc(n, sizeof *names);
     kv[0] = "__name__";
     kv[1] = "up";
     for (size_t i = 1; i < n; i++) {
@@ -695,7 +701,9 @@ START_TEST(test_out_of_order_partial) {
     result r = post_body(rw, wb_finish(&b));
     ck_assert_int_eq(r.status, 400);
     assert_one_line(&r);
-    ck_assert_str_eq(r.text, "out of order sample for series {__name__=\"a\"} at timestamp 1500; 3 of 8 samples rejected\n");
+    ck_assert_str_eq(
+        r.text,
+        "out of order sample for series {__name__=\"a\"} at timestamp 1500; 3 of 8 samples rejected\n");
     ck_assert_uint_eq(st.commits, 1);
     ck_assert_uint_eq(fs_count(&st, "__name__=a"), 3);
     ck_assert_uint_eq(fs_count(&st, "__name__=c,x=y"), 2);
@@ -718,7 +726,8 @@ START_TEST(test_out_of_order_partial) {
     wb_series(&b, a, t3, v2, 1);
     r = post_body(rw, wb_finish(&b));
     ck_assert_int_eq(r.status, 400);
-    ck_assert_ptr_nonnull(strstr(r.text, "out of bounds for series {__name__=\"a\"} at timestamp 10; 1 of 1 samples"));
+    ck_assert_ptr_nonnull(
+        strstr(r.text, "out of bounds for series {__name__=\"a\"} at timestamp 10; 1 of 1 samples"));
     ck_assert_uint_eq(st.commits, commits);
     ck_assert_uint_eq(st.open, 0);
     done(rw);

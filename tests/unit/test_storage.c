@@ -38,7 +38,9 @@ static void setup(void) {
     log_setup(LOG_ERROR, LOG_FORMAT_LOGFMT);
 }
 
-static void teardown(void) { nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+static void teardown(void) {
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 static storage *open_st(void) {
     storage_opts o = storage_opts_default();
@@ -454,14 +456,14 @@ START_TEST(test_replay_foreign_refs) {
         for (int i = 0; i < 3; i++)
             x[n++] = (walrec_sample){sparse[i], (int64_t)k * 1000, k + 1000.0 * (i + 1)};
         x[n++] = (walrec_sample){999999, (int64_t)k * 1000, 1}; /* never logged */
-        if (k < 600) { /* before their series records */
+        if (k < 600) {                                          /* before their series records */
             x[n++] = (walrec_sample){5000, (int64_t)k * 1000, 7};
             x[n++] = (walrec_sample){1ULL << 33, (int64_t)k * 1000, 7};
         }
         log_samples(w, x, n);
         if (k == 599) {
             log_series(w, 5000, "late");
-            log_series(w, 6000, "d3");      /* the labels of ref 4 again */
+            log_series(w, 6000, "d3");       /* the labels of ref 4 again */
             log_series(w, 1ULL << 33, "d5"); /* and of ref 6, under a reference beyond 2^32 */
         }
     }
@@ -616,11 +618,17 @@ static void damage_test(int how) {
     close_st(s);
 }
 
-START_TEST(test_replay_flipped_byte) { damage_test(DAMAGE_FLIP); }
+START_TEST(test_replay_flipped_byte) {
+    damage_test(DAMAGE_FLIP);
+}
 END_TEST
-START_TEST(test_replay_torn_tail) { damage_test(DAMAGE_TRUNCATE); }
+START_TEST(test_replay_torn_tail) {
+    damage_test(DAMAGE_TRUNCATE);
+}
 END_TEST
-START_TEST(test_replay_zeroed_page) { damage_test(DAMAGE_ZERO_PAGE); }
+START_TEST(test_replay_zeroed_page) {
+    damage_test(DAMAGE_ZERO_PAGE);
+}
 END_TEST
 
 START_TEST(test_truncate_and_checkpoint) {

@@ -18,10 +18,22 @@ START_TEST(test_duration_parse) {
         int64_t ms;
         int ok;
     } cases[] = {
-        {"0", 0, 1},          {"1s", 1000, 1},          {"1m30s", 90000, 1}, {"1h30m", 5400000, 1},
-        {"500ms", 500, 1},    {"1d", 86400000, 1},      {"2w", 1209600000, 1}, {"1y", 31536000000LL, 1},
-        {"1h1ms", 3600001, 1}, {"", 0, 0},              {"1", 0, 0},         {"1x", 0, 0},
-        {"30s1m", 0, 0},      {"1m1m", 0, 0},           {"-1s", 0, 0},       {"1.5s", 0, 0},
+        {"0", 0, 1},
+        {"1s", 1000, 1},
+        {"1m30s", 90000, 1},
+        {"1h30m", 5400000, 1},
+        {"500ms", 500, 1},
+        {"1d", 86400000, 1},
+        {"2w", 1209600000, 1},
+        {"1y", 31536000000LL, 1},
+        {"1h1ms", 3600001, 1},
+        {"", 0, 0},
+        {"1", 0, 0},
+        {"1x", 0, 0},
+        {"30s1m", 0, 0},
+        {"1m1m", 0, 0},
+        {"-1s", 0, 0},
+        {"1.5s", 0, 0},
         {"99999999999999999999y", 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -118,8 +130,8 @@ END_TEST
 START_TEST(test_utf8_and_names) {
     ck_assert(utf8_valid("h\xc3\xa9llo", 6));
     ck_assert(!utf8_valid("\xc3", 1));
-    ck_assert(!utf8_valid("\xc0\xaf", 2));         /* overlong */
-    ck_assert(!utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    ck_assert(!utf8_valid("\xc0\xaf", 2));     /* overlong */
+    ck_assert(!utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
     ck_assert(label_name_valid("job", 3));
     ck_assert(!label_name_valid("1job", 4));
     ck_assert(!label_name_valid("a:b", 3));

@@ -12,13 +12,14 @@
 #define KILN_TEST_MAIN
 #include "testutil.h"
 
-#define L(n, v) {n, sizeof(n) - 1, v, sizeof(v) - 1}
+#define L(n, v)                                                                                              \
+    { n, sizeof(n) - 1, v, sizeof(v) - 1 }
 
 static void assert_bytes(const buf *b, const uint8_t *want, size_t n) {
     ck_assert_uint_eq(b->len, n);
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg((uint8_t)b->data[i] == want[i], "byte %zu: got 0x%02x want 0x%02x", i, (uint8_t)b->data[i],
-                      want[i]);
+        ck_assert_msg((uint8_t)b->data[i] == want[i], "byte %zu: got 0x%02x want 0x%02x", i,
+                      (uint8_t)b->data[i], want[i]);
 }
 
 START_TEST(test_varints) {
@@ -66,8 +67,8 @@ START_TEST(test_series_bytes_and_roundtrip) {
     walrec_series s[] = {{1, l1, 2}, {0xfedcba9876543210ull, l2, 1}, {7, NULL, 0}};
     buf b = BUF_INIT;
     ck_assert_int_eq(walrec_encode_series(&b, s, 1), 0);
-    static const uint8_t want[] = {0x01, 0, 0, 0, 0, 0, 0, 0, 1, 2, 8, '_', '_', 'n', 'a', 'm', 'e',
-                                   '_', '_', 2, 'u', 'p', 3, 'j', 'o', 'b', 1, 'a'};
+    static const uint8_t want[] = {0x01, 0,   0,   0,   0,   0, 0,   0,   1, 2,   8,   '_', '_', 'n',
+                                   'a',  'm', 'e', '_', '_', 2, 'u', 'p', 3, 'j', 'o', 'b', 1,   'a'};
     assert_bytes(&b, want, sizeof want);
     ck_assert_int_eq(walrec_type(b.data, b.len), WALREC_SERIES);
 
@@ -87,7 +88,8 @@ START_TEST(test_series_bytes_and_roundtrip) {
             ck_assert_uint_eq(out[i].labels[j].name_len, s[i].labels[j].name_len);
             ck_assert_int_eq(memcmp(out[i].labels[j].name, s[i].labels[j].name, s[i].labels[j].name_len), 0);
             ck_assert_uint_eq(out[i].labels[j].value_len, s[i].labels[j].value_len);
-            ck_assert_int_eq(memcmp(out[i].labels[j].value, s[i].labels[j].value, s[i].labels[j].value_len), 0);
+            ck_assert_int_eq(memcmp(out[i].labels[j].value, s[i].labels[j].value, s[i].labels[j].value_len),
+                             0);
         }
     }
     /* every truncation of the record is reported as corruption, never read past */
@@ -112,10 +114,10 @@ START_TEST(test_samples_bytes_and_roundtrip) {
     buf b = BUF_INIT;
     ck_assert_int_eq(walrec_encode_samples(&b, s, 3), 0);
     static const uint8_t want[] = {
-        0x02, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0x03, 0xe8,          /* header */
-        0x00, 0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0,                             /* +0 +0 1.0 */
-        0x04, 0x1e, 0xc0, 0x04, 0, 0, 0, 0, 0, 0,                             /* +2 +15 -2.5 */
-        0x03, 0x13, 0, 0, 0, 0, 0, 0, 0, 0,                                   /* -2 -10 0 */
+        0x02, 0,    0,    0,    0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0x03, 0xe8, /* header */
+        0x00, 0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0,                            /* +0 +0 1.0 */
+        0x04, 0x1e, 0xc0, 0x04, 0, 0, 0, 0, 0, 0,                            /* +2 +15 -2.5 */
+        0x03, 0x13, 0,    0,    0, 0, 0, 0, 0, 0,                            /* -2 -10 0 */
     };
     assert_bytes(&b, want, sizeof want);
     walrec_sample out[8];
@@ -140,7 +142,8 @@ START_TEST(test_samples_bytes_and_roundtrip) {
     uint64_t stale = 0x7ff0000000000002ull;
     double stale_d;
     memcpy(&stale_d, &stale, 8);
-    walrec_sample x[] = {{UINT64_MAX, INT64_MIN + 5, stale_d}, {0, INT64_MAX, -0.0}, {1ull << 40, 0, INFINITY}};
+    walrec_sample x[] = {
+        {UINT64_MAX, INT64_MIN + 5, stale_d}, {0, INT64_MAX, -0.0}, {1ull << 40, 0, INFINITY}};
     buf_reset(&b);
     ck_assert_int_eq(walrec_encode_samples(&b, x, 3), 0);
     ck_assert_int_eq(walrec_decode_samples(b.data, b.len, out, 8, &n, &err), 0);
@@ -206,9 +209,10 @@ START_TEST(test_exemplars) {
     walrec_exemplar e[] = {{4, 100, 0.5, l1, 1}, {2, 90, 7, NULL, 0}};
     buf b = BUF_INIT;
     ck_assert_int_eq(walrec_encode_exemplars(&b, e, 2), 0);
-    static const uint8_t want[] = {0x04, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 100,
-                                   0x00, 0x00, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0, 1, 8, 't', 'r', 'a', 'c', 'e', '_', 'i', 'd', 3, 'a', 'b', 'c',
-                                   0x03, 0x13, 0x40, 0x1c, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t want[] = {0x04, 0,   0,    0,    0,    0,    0,    0,    4,   0,   0,   0, 0,
+                                   0,    0,   0,    100,  0x00, 0x00, 0x3f, 0xe0, 0,   0,   0,   0, 0,
+                                   0,    1,   8,    't',  'r',  'a',  'c',  'e',  '_', 'i', 'd', 3, 'a',
+                                   'b',  'c', 0x03, 0x13, 0x40, 0x1c, 0,    0,    0,   0,   0,   0, 0};
     assert_bytes(&b, want, sizeof want);
     arena a;
     arena_init(&a, 0);
@@ -221,7 +225,8 @@ START_TEST(test_exemplars) {
     ck_assert_int_eq(memcmp(out[0].labels[0].value, "abc", 3), 0);
     ck_assert(out[1].ref == 2 && out[1].t == 90 && out[1].v == 7 && out[1].nlabels == 0);
     for (size_t cut = 2; cut < b.len; cut++)
-        ck_assert_msg(walrec_decode_exemplars(b.data, cut, &a, &out, &n, &err) == (cut == 17 || cut == 41 ? 0 : KILN_ECORRUPT),
+        ck_assert_msg(walrec_decode_exemplars(b.data, cut, &a, &out, &n, &err) ==
+                          (cut == 17 || cut == 41 ? 0 : KILN_ECORRUPT),
                       "cut %zu", cut);
     arena_free(&a);
     buf_free(&b);
@@ -235,16 +240,17 @@ static int keep_odd(uint64_t ref, void *data) {
 
 START_TEST(test_metadata_filter) {
     /* ref 3 counter UNIT="" HELP="h"; ref 4 gauge; ref 5 with no fields */
-    static const uint8_t rec[] = {0x06, 3, 1, 2, 4, 'U', 'N', 'I', 'T', 0, 4, 'H', 'E', 'L', 'P', 1, 'h',
-                                  4, 2, 2, 4, 'U', 'N', 'I', 'T', 1, 's', 4, 'H', 'E', 'L', 'P', 0,
-                                  5, 3, 0};
+    static const uint8_t rec[] = {0x06, 3,   1,   2, 4,   'U', 'N', 'I', 'T', 0,   4,   'H',
+                                  'E',  'L', 'P', 1, 'h', 4,   2,   2,   4,   'U', 'N', 'I',
+                                  'T',  1,   's', 4, 'H', 'E', 'L', 'P', 0,   5,   3,   0};
     buf out = BUF_INIT;
     size_t kept = 0, dropped = 0;
     kiln_err err = {0};
     ck_assert_int_eq(walrec_filter_metadata(rec, sizeof rec, keep_odd, NULL, &out, &kept, &dropped, &err), 0);
     ck_assert_uint_eq(kept, 2);
     ck_assert_uint_eq(dropped, 1);
-    static const uint8_t want[] = {0x06, 3, 1, 2, 4, 'U', 'N', 'I', 'T', 0, 4, 'H', 'E', 'L', 'P', 1, 'h', 5, 3, 0};
+    static const uint8_t want[] = {0x06, 3,   1,   2,   4,   'U', 'N', 'I', 'T', 0,
+                                   4,    'H', 'E', 'L', 'P', 1,   'h', 5,   3,   0};
     assert_bytes(&out, want, sizeof want);
     buf_reset(&out);
     ck_assert_int_eq(walrec_filter_metadata(rec, sizeof rec - 1, keep_odd, NULL, &out, NULL, NULL, &err),
@@ -257,8 +263,8 @@ END_TEST
 /* One integer histogram entry body: hint, schema, zero threshold, zero count,
  * count, sum, 1 positive span (offset 0, len 2), 0 negative spans, 2 positive
  * buckets, 0 negative buckets. */
-static const uint8_t HBODY[] = {0x00, 0x00, 0x3f, 0x50, 0x62, 0x4d, 0xd2, 0xf1, 0xa9, 0xfc, 1, 5,
-                                0x40, 0x24, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0, 2, 2, 2, 0};
+static const uint8_t HBODY[] = {0x00, 0x00, 0x3f, 0x50, 0x62, 0x4d, 0xd2, 0xf1, 0xa9, 0xfc, 1, 5, 0x40, 0x24,
+                                0,    0,    0,    0,    0,    0,    1,    0,    2,    0,    2, 2, 2,    0};
 
 START_TEST(test_histogram_filter) {
     buf in = BUF_INIT, out = BUF_INIT;
@@ -289,9 +295,9 @@ START_TEST(test_histogram_filter) {
     ck_assert_int_eq(walrec_filter_histograms(in.data, in.len - 3, 0, &out, NULL, NULL, &err), KILN_ECORRUPT);
 
     /* custom buckets (schema -53 = zigzag 105) carry custom values */
-    static const uint8_t cb[] = {0x09, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1,
-                                 0, 0, 0x00, 105, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0,
-                                 1, 0, 1, 0, 1, 6, 0, 1, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t cb[] = {0x09, 0,   0, 0, 0, 0, 0, 0, 1, 0,    0,    0, 0, 0, 0, 0, 1, 0, 0,
+                                 0x00, 105, 0, 0, 0, 0, 0, 0, 0, 0,    0,    3, 0, 0, 0, 0, 0, 0, 0,
+                                 0,    1,   0, 1, 0, 1, 6, 0, 1, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0};
     buf_reset(&out);
     kept = 0;
     ck_assert_int_eq(walrec_filter_histograms(cb, sizeof cb, 0, &out, &kept, NULL, &err), 0);
@@ -308,11 +314,17 @@ START_TEST(test_types) {
         uint8_t b;
         int type;
         const char *name;
-    } cases[] = {{1, WALREC_SERIES, "series"}, {2, WALREC_SAMPLES, "samples"},
-                 {3, WALREC_TOMBSTONES, "tombstones"}, {4, WALREC_EXEMPLARS, "exemplars"},
-                 {5, WALREC_MMAP_MARKERS, "mmap markers"}, {6, WALREC_METADATA, "metadata"},
-                 {7, WALREC_HISTOGRAM_SAMPLES, "histogram samples"}, {10, 10, "custom buckets float histogram samples"},
-                 {0, WALREC_UNKNOWN, "unknown"}, {11, WALREC_UNKNOWN, "unknown"}, {255, WALREC_UNKNOWN, "unknown"}};
+    } cases[] = {{1, WALREC_SERIES, "series"},
+                 {2, WALREC_SAMPLES, "samples"},
+                 {3, WALREC_TOMBSTONES, "tombstones"},
+                 {4, WALREC_EXEMPLARS, "exemplars"},
+                 {5, WALREC_MMAP_MARKERS, "mmap markers"},
+                 {6, WALREC_METADATA, "metadata"},
+                 {7, WALREC_HISTOGRAM_SAMPLES, "histogram samples"},
+                 {10, 10, "custom buckets float histogram samples"},
+                 {0, WALREC_UNKNOWN, "unknown"},
+                 {11, WALREC_UNKNOWN, "unknown"},
+                 {255, WALREC_UNKNOWN, "unknown"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ck_assert_int_eq(walrec_type(&cases[i].b, 1), cases[i].type);
         ck_assert_str_eq(walrec_type_name(walrec_type(&cases[i].b, 1)), cases[i].name);
