@@ -3,7 +3,8 @@
 #   make            optimised build: bin/kiln
 #   make deps       install the Debian 12 packages kiln and its tests need (only missing ones)
 #   make run        deps + build + run kiln in the foreground (embedded default config)
-#   make check      deps + ASan/UBSan build + unit tests + integration tests; ends "N passed, N failed"
+#   make check      deps + lint + ASan/UBSan build + unit tests + integration tests; ends "N passed, N failed"
+#   make lint       fails when a C file differs from .clang-format (make format applies it)
 #   make fuzz       libFuzzer harnesses (clang) into build/fuzz/
 #   make bench      benchmark tools into build/opt/tests/bench/
 #   make clean
@@ -46,7 +47,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 OPT_FLAGS := -O2
 ASAN_FLAGS := -O1 $(SAN)
 
-.PHONY: all deps run check test fuzz fuzz-smoke bench clean format conformance
+.PHONY: all deps run check test fuzz fuzz-smoke bench clean format lint conformance
 .DELETE_ON_ERROR:
 
 all: bin/kiln
@@ -161,6 +162,7 @@ run: deps
 
 # check: deps first in its own make so the rest sees the installed tools.
 check: deps
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory test
 
 test: $(UNIT_BINS) $(TSAN_BIN) $(PROMQL_BIN) build/asan/kiln bin/kiln $(BENCH_BINS) fuzz-smoke
@@ -176,8 +178,13 @@ fuzz-smoke: $(FUZZ_BINS)
 conformance: build/asan/kiln $(PROMQL_BIN)
 	@python3 tests/run.py --conformance
 
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build/*')
+
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $(FORMAT_SRCS)
+
+lint:
+	@clang-format --dry-run --Werror $(FORMAT_SRCS) || { echo "lint: run 'make format'"; exit 1; }
 
 clean:
 	rm -rf build bin
