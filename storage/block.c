@@ -70,7 +70,7 @@ static void pad_to(buf *b, size_t align) {
 
 /* Appends the CRC32C of b[from..len) (big-endian). */
 static void put_crc(buf *b, size_t from) {
-    put_be32(b, wal_crc32c(0, b->data + from, b->len - from));
+    put_be32(b, crc32c(0, b->data + from, b->len - from));
 }
 
 static uint32_t rd_be32(const uint8_t *p) {
@@ -329,7 +329,7 @@ int block_writer_add(block_writer *w, const label *ls, size_t nls, const block_c
         size_t enc = w->cbuf.len;
         buf_putc(&w->cbuf, 1); /* XOR */
         buf_append(&w->cbuf, c[i].data, c[i].len);
-        put_be32(&w->cbuf, wal_crc32c(0, w->cbuf.data + enc, w->cbuf.len - enc));
+        put_be32(&w->cbuf, crc32c(0, w->cbuf.data + enc, w->cbuf.len - enc));
         if (!w->cbuf.data)
             return kiln_err_set(err, KILN_ENOMEM, "out of memory");
         w->off += w->cbuf.len - start;
@@ -716,7 +716,7 @@ static int section(const block *b, uint64_t off, rd *out) {
     if (off + 4 + (uint64_t)len + 4 > b->idxlen)
         return -1;
     const uint8_t *body = b->idx + off + 4;
-    if (wal_crc32c(0, body, len) != rd_be32(body + len))
+    if (crc32c(0, body, len) != rd_be32(body + len))
         return -1;
     out->p = body;
     out->end = body + len;
@@ -858,7 +858,7 @@ static int check_series(block *b, uint64_t end) {
         uint64_t len = rd_uvarint(&r);
         const uint8_t *body = rd_bytes(&r, len);
         const uint8_t *crc = rd_bytes(&r, 4);
-        if (r.bad || wal_crc32c(0, body, len) != rd_be32(crc))
+        if (r.bad || crc32c(0, body, len) != rd_be32(crc))
             return -1;
         off = (uint64_t)(r.p - b->idx);
     }
@@ -885,7 +885,7 @@ int block_open(const char *dir, const char *ulid, block **out, kiln_err *err) {
         goto fail;
     }
     const uint8_t *toc = b->idx + b->idxlen - TOC_LEN;
-    if (wal_crc32c(0, toc, 48) != rd_be32(toc + 48)) {
+    if (crc32c(0, toc, 48) != rd_be32(toc + 48)) {
         rc = corrupt(err, b, "index: table of contents checksum mismatch");
         goto fail;
     }
@@ -1101,7 +1101,7 @@ static int chunk_at(const block *b, uint64_t ref, const uint8_t **data, size_t *
     const uint8_t *encp = rd_bytes(&c, 1);
     const uint8_t *d = rd_bytes(&c, clen);
     const uint8_t *crc = rd_bytes(&c, 4);
-    if (c.bad || *encp != 1 || wal_crc32c(0, encp, clen + 1) != rd_be32(crc))
+    if (c.bad || *encp != 1 || crc32c(0, encp, clen + 1) != rd_be32(crc))
         return KILN_ECORRUPT;
     *data = d;
     *len = (size_t)clen;

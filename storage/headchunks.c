@@ -181,7 +181,7 @@ static int parse_chunk(const uint8_t *m, uint64_t size, uint64_t off, uint64_t *
         return -1;
     uint32_t want =
         (uint32_t)p[i + l] << 24 | (uint32_t)p[i + l + 1] << 16 | (uint32_t)p[i + l + 2] << 8 | p[i + l + 3];
-    if (wal_crc32c(0, p, i + l) != want)
+    if (crc32c(0, p, i + l) != want)
         return -1;
     *dlen = l;
     *total = i + l + 4;
@@ -341,7 +341,7 @@ int headchunks_write(headchunks *hc, uint64_t series_ref, int64_t mint, int64_t 
         l >>= 7;
     }
     meta[m++] = (uint8_t)l;
-    uint32_t c = wal_crc32c(wal_crc32c(0, meta, m), data, len);
+    uint32_t c = crc32c(crc32c(0, meta, m), data, len);
     crc[0] = (uint8_t)(c >> 24);
     crc[1] = (uint8_t)(c >> 16);
     crc[2] = (uint8_t)(c >> 8);

@@ -139,7 +139,7 @@ int tombstones_encode(const tombstones *t, buf *out) {
         if (buf_append(out, e, n))
             return KILN_ENOMEM;
     }
-    return put_be32(out, wal_crc32c(0, out->data + from, out->len - from)) ? KILN_ENOMEM : 0;
+    return put_be32(out, crc32c(0, out->data + from, out->len - from)) ? KILN_ENOMEM : 0;
 }
 
 int tombstones_decode(const uint8_t *p, size_t len, tombstones *t, kiln_err *err) {
@@ -154,7 +154,7 @@ int tombstones_decode(const uint8_t *p, size_t len, tombstones *t, kiln_err *err
         return kiln_err_set(err, KILN_ECORRUPT, "tombstones: unknown version %u", p[4]);
     const uint8_t *q = p + 5, *end = p + len - 4;
     uint32_t crc = (uint32_t)end[0] << 24 | (uint32_t)end[1] << 16 | (uint32_t)end[2] << 8 | end[3];
-    if (wal_crc32c(0, q, (size_t)(end - q)) != crc)
+    if (crc32c(0, q, (size_t)(end - q)) != crc)
         return kiln_err_set(err, KILN_ECORRUPT, "tombstones: checksum mismatch");
     while (q < end) {
         uint64_t ref;

@@ -289,13 +289,4 @@ typedef struct wal_checkpoint_stats {
 int wal_checkpoint(const char *dir, int from_seg, int to_seg, wal_keep_fn keep, void *data,
                    const wal_checkpoint_opts *opts, wal_checkpoint_stats *stats, kiln_err *err);
 
-/* ---- CRC32C ------------------------------------------------------------------ */
-
-/* CRC32C (Castagnoli) of p[0..n) continuing from crc (0 to start):
- * crc32c("123456789") = 0xE3069283.  SSE4.2 when the CPU has it (detected
- * once), else slicing-by-8 tables.  Shared with the block index code. */
-uint32_t wal_crc32c(uint32_t crc, const void *p, size_t n);
-/* The portable table-driven path alone (for tests and benchmarks). */
-uint32_t wal_crc32c_sw(uint32_t crc, const void *p, size_t n);
-
 #endif

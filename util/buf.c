@@ -8,8 +8,12 @@
 #include "util.h"
 
 int buf_reserve(buf *b, size_t extra) {
-    if (extra > SIZE_MAX / 2 - b->len)
+    if (b->oom)
         return KILN_ENOMEM;
+    if (extra > SIZE_MAX / 2 - b->len) {
+        b->oom = 1;
+        return KILN_ENOMEM;
+    }
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return 0;
@@ -17,8 +21,10 @@ int buf_reserve(buf *b, size_t extra) {
     while (cap < need)
         cap *= 2;
     char *p = realloc(b->data, cap);
-    if (!p)
+    if (!p) {
+        b->oom = 1;
         return KILN_ENOMEM;
+    }
     b->data = p;
     b->cap = cap;
     return 0;
@@ -48,8 +54,10 @@ int buf_vprintf(buf *b, const char *fmt, va_list ap) {
     char tmp[256];
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap2);
     va_end(ap2);
-    if (n < 0)
+    if (n < 0) {
+        b->oom = 1; /* nothing sensible was appended: the contents are incomplete */
         return KILN_EINVAL;
+    }
     if ((size_t)n < sizeof tmp)
         return buf_append(b, tmp, (size_t)n);
     if (buf_reserve(b, (size_t)n))
@@ -69,6 +77,7 @@ int buf_printf(buf *b, const char *fmt, ...) {
 
 void buf_reset(buf *b) {
     b->len = 0;
+    b->oom = 0;
     if (b->data)
         b->data[0] = 0;
 }
@@ -77,6 +86,7 @@ void buf_free(buf *b) {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->oom = 0;
 }
 
 char *buf_steal(buf *b) {
@@ -85,6 +95,7 @@ char *buf_steal(buf *b) {
         p = calloc(1, 1);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->oom = 0;
     return p;
 }
 

@@ -36,6 +36,10 @@ enum {
     KILN_EORDER = -12, /* out of order */
 };
 
+/* On a function that returns a KILN_E* code (or a pointer that is NULL on
+ * failure): the compiler refuses a call that drops the result. */
+#define KILN_MUST_CHECK __attribute__((warn_unused_result))
+
 #define KILN_ERR_MSG_MAX 512
 
 typedef struct kiln_err {
@@ -84,14 +88,28 @@ void log_at(int level, const char *file, int line, const char *msg, const char *
 
 /* ---- growable buffer ------------------------------------------------- */
 
+/*
+ * Out of memory is sticky: an append that cannot grow the buffer sets `oom`,
+ * and every later append is a no-op until buf_reset/buf_free.  So a writer of
+ * a response or record appends without checking each call and checks once,
+ * with buf_error, when the whole thing is written: a buffer that lost an
+ * append is never sent or stored.  The appends still return 0 or
+ * KILN_ENOMEM for callers that want to stop early.
+ */
 typedef struct buf {
     char *data; /* always NUL-terminated when len > 0 or after any append */
     size_t len;
     size_t cap;
+    int oom; /* an append failed: the contents are incomplete */
 } buf;
 
 #define BUF_INIT                                                                                             \
-    { NULL, 0, 0 }
+    { NULL, 0, 0, 0 }
+
+/* 0 when every append since the last reset succeeded, else KILN_ENOMEM. */
+KILN_MUST_CHECK static inline int buf_error(const buf *b) {
+    return b->oom ? KILN_ENOMEM : 0;
+}
 
 /* Ensures room for `extra` more bytes (plus a NUL); 0 or KILN_ENOMEM. */
 int buf_reserve(buf *b, size_t extra);
@@ -100,7 +118,7 @@ int buf_puts(buf *b, const char *s);
 int buf_putc(buf *b, char c);
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(buf *b, const char *fmt, va_list ap);
-void buf_reset(buf *b); /* len = 0, keeps the memory */
+void buf_reset(buf *b); /* len = 0 and oom cleared, keeps the memory */
 void buf_free(buf *b);
 /* Hands the data to the caller (free with free()); b becomes empty. */
 char *buf_steal(buf *b);
@@ -162,6 +180,39 @@ void *arena_alloc(arena *a, size_t n);
 void *arena_alloc_nz(arena *a, size_t n);
 char *arena_strndup(arena *a, const char *s, size_t n);
 void arena_free(arena *a);
+
+/* ---- CRC32C ------------------------------------------------------------ */
+
+/* CRC32C (Castagnoli) of p[0..n) continuing from crc (0 to start):
+ * crc32c("123456789") = 0xE3069283 (crc32c.c). */
+uint32_t crc32c(uint32_t crc, const void *p, size_t n);
+/* The portable table-driven path alone (for tests and benchmarks). */
+uint32_t crc32c_sw(uint32_t crc, const void *p, size_t n);
+
+/* ---- files (fileio.c) ---------------------------------------------------- */
+
+/* Creates path and its missing parents (mode 0777 before umask); 0, or
+ * KILN_EINVAL / KILN_EIO with err naming the directory that failed. */
+KILN_MUST_CHECK int fileio_mkdir_p(const char *path, kiln_err *err);
+/* Removes path and everything below it; a missing path is not an error.
+ * 0 or KILN_EIO (err names the first entry that could not be removed). */
+KILN_MUST_CHECK int fileio_rm_rf(const char *path, kiln_err *err);
+/* fsyncs the directory itself, so renames and creations in it are durable;
+ * 0 or KILN_EIO. */
+KILN_MUST_CHECK int fileio_fsync_dir(const char *path, kiln_err *err);
+/* write(2) until all n bytes are written (EINTR retried); 0, or -1 with errno. */
+KILN_MUST_CHECK int fileio_write_all(int fd, const void *p, size_t n);
+/* Creates (or truncates) path, writes p[0..n) and fsyncs it; 0 or KILN_EIO. */
+KILN_MUST_CHECK int fileio_write_file(const char *path, const void *p, size_t n, kiln_err *err);
+
+/* ---- ULIDs (ulid.c) ------------------------------------------------------- */
+
+#define ULID_LEN 26
+/* A new ULID for the current time: 48 bits of milliseconds and 80 random
+ * bits, in Crockford's base32 (26 characters and a NUL). */
+void ulid_new(char out[ULID_LEN + 1]);
+/* True when s is 26 characters of the ULID alphabet. */
+int ulid_valid(const char *s);
 
 /* ---- time and durations --------------------------------------------- */
 

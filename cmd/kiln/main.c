@@ -413,25 +413,12 @@ static int kiln_runtime_info(void *p, buf *b) {
 
 /* ---- data directory ------------------------------------------------------ */
 
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 static int lock_data_dir(kiln *k, const char *dir, kiln_err *err) {
-    if (mkdir_p(dir) != 0)
-        return kiln_err_set(err, KILN_EIO, "create data directory %s: %s", dir, strerror(errno));
+    int rc = fileio_mkdir_p(dir, err);
+    if (rc) {
+        kiln_err_prefix(err, "create data directory");
+        return rc;
+    }
     snprintf(k->lock_path, sizeof k->lock_path, "%s/lock", dir);
     k->lock_fd = open(k->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (k->lock_fd < 0)

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     buf in = BUF_INIT;
     if (size && (data[0] & 1)) {
         static const uint8_t head[5] = {0x01, 0x30, 0xBA, 0x30, 0x01};
-        uint32_t crc = wal_crc32c(0, data + 1, size - 1);
+        uint32_t crc = crc32c(0, data + 1, size - 1);
         uint8_t c4[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
         if (buf_append(&in, head, 5) || buf_append(&in, data + 1, size - 1) || buf_append(&in, c4, 4))
             abort();

@@ -115,7 +115,7 @@ START_TEST(test_file_format) {
     buf cut = BUF_INIT;
     static const uint8_t part[] = {0x01, 0x30, 0xBA, 0x30, 0x01, 0x02, 0x02};
     buf_append(&cut, part, sizeof part);
-    uint32_t crc = wal_crc32c(0, part + 5, 2);
+    uint32_t crc = crc32c(0, part + 5, 2);
     uint8_t c4[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
     buf_append(&cut, c4, 4);
     ck_assert_int_eq(tombstones_decode((uint8_t *)cut.data, cut.len, &back, &err), KILN_ECORRUPT);

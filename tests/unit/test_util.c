@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "util/endian.h"
 #include "util/util.h"
 
 #define KILN_TEST_MAIN
@@ -284,6 +287,85 @@ START_TEST(test_slab) {
 }
 END_TEST
 
+START_TEST(test_buf_oom_sticky) {
+    buf b = BUF_INIT;
+    ck_assert_int_eq(buf_puts(&b, "ab"), 0);
+    ck_assert_int_eq(buf_error(&b), 0);
+    /* a request the buffer cannot grow to marks it; later appends are no-ops */
+    ck_assert_int_eq(buf_reserve(&b, SIZE_MAX - 8), KILN_ENOMEM);
+    ck_assert_int_eq(buf_error(&b), KILN_ENOMEM);
+    ck_assert_int_eq(buf_puts(&b, "cd"), KILN_ENOMEM);
+    ck_assert_uint_eq(b.len, 2);
+    ck_assert_str_eq(b.data, "ab");
+    buf_reset(&b);
+    ck_assert_int_eq(buf_error(&b), 0);
+    ck_assert_int_eq(buf_printf(&b, "%d", 42), 0);
+    ck_assert_str_eq(b.data, "42");
+    buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_crc32c_and_endian) {
+    ck_assert_uint_eq(crc32c(0, "123456789", 9), 0xE3069283u);
+    ck_assert_uint_eq(crc32c_sw(0, "123456789", 9), 0xE3069283u);
+    ck_assert_uint_eq(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+    uint8_t p[8];
+    be64_put(p, 0x0102030405060708ull);
+    ck_assert_uint_eq(p[0], 1);
+    ck_assert_uint_eq(p[7], 8);
+    ck_assert_uint_eq(be64_get(p), 0x0102030405060708ull);
+    ck_assert_uint_eq(be32_get(p + 4), 0x05060708u);
+    be16_put(p, 0xA1B2);
+    ck_assert_uint_eq(p[0], 0xA1);
+    ck_assert_uint_eq(be16_get(p), 0xA1B2);
+    be32_put(p, 0xDEADBEEFu);
+    ck_assert_uint_eq(be32_get(p), 0xDEADBEEFu);
+}
+END_TEST
+
+START_TEST(test_fileio) {
+    char root[] = "/tmp/kiln_fileio_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    char deep[256], file[300];
+    snprintf(deep, sizeof deep, "%s/a/b/c", root);
+    kiln_err err = {0};
+    ck_assert_int_eq(fileio_mkdir_p(deep, &err), 0);
+    ck_assert_int_eq(fileio_mkdir_p(deep, &err), 0); /* existing: fine */
+    snprintf(file, sizeof file, "%s/x", deep);
+    ck_assert_int_eq(fileio_write_file(file, "hello", 5, &err), 0);
+    struct stat st;
+    ck_assert_int_eq(stat(file, &st), 0);
+    ck_assert_int_eq(st.st_size, 5);
+    ck_assert_int_eq(fileio_fsync_dir(deep, &err), 0);
+    /* a directory that does not exist cannot be synced, and says which */
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/nope", root);
+    ck_assert_int_eq(fileio_fsync_dir(missing, &err), KILN_EIO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "nope"));
+    /* a file where a directory must go */
+    char under[320];
+    snprintf(under, sizeof under, "%s/sub", file);
+    ck_assert_int_eq(fileio_mkdir_p(under, &err), KILN_EIO);
+    ck_assert_int_eq(fileio_rm_rf(root, &err), 0);
+    ck_assert_int_ne(stat(root, &st), 0);
+    ck_assert_int_eq(fileio_rm_rf(root, &err), 0); /* already gone: fine */
+    ck_assert_int_eq(fileio_mkdir_p("", &err), KILN_EINVAL);
+}
+END_TEST
+
+START_TEST(test_ulid) {
+    char a[ULID_LEN + 1], b[ULID_LEN + 1];
+    ulid_new(a);
+    usleep(2000);
+    ulid_new(b);
+    ck_assert(ulid_valid(a));
+    ck_assert(ulid_valid(b));
+    ck_assert_int_lt(strcmp(a, b), 0);                    /* later ULIDs sort after earlier ones */
+    ck_assert(!ulid_valid("01ARZ3NDEKTSV4RRFFQ69G5FA"));  /* 25 characters */
+    ck_assert(!ulid_valid("01ARZ3NDEKTSV4RRFFQ69G5FAv")); /* lower case */
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("util");
     TCase *tc = tcase_create("core");
@@ -296,6 +378,10 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_slab);
     tcase_add_test(tc, test_slab_populate);
     tcase_add_test(tc, test_bigbuf);
+    tcase_add_test(tc, test_buf_oom_sticky);
+    tcase_add_test(tc, test_crc32c_and_endian);
+    tcase_add_test(tc, test_fileio);
+    tcase_add_test(tc, test_ulid);
     suite_add_tcase(s, tc);
     return s;
 }

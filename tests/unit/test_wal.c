@@ -185,22 +185,22 @@ START_TEST(test_crc32c) {
         {"The quick brown fox jumps over the lazy dog", 43, 0x22620404u},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        ck_assert_uint_eq(wal_crc32c(0, cases[i].in, cases[i].n), cases[i].crc);
-        ck_assert_uint_eq(wal_crc32c_sw(0, cases[i].in, cases[i].n), cases[i].crc);
+        ck_assert_uint_eq(crc32c(0, cases[i].in, cases[i].n), cases[i].crc);
+        ck_assert_uint_eq(crc32c_sw(0, cases[i].in, cases[i].n), cases[i].crc);
     }
     uint8_t ff[32];
     memset(ff, 0xff, sizeof ff);
-    ck_assert_uint_eq(wal_crc32c(0, ff, 32), 0x62A8AB43u);
+    ck_assert_uint_eq(crc32c(0, ff, 32), 0x62A8AB43u);
     /* both paths agree on every length and alignment, and chain */
     uint8_t data[300];
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = (uint8_t)(i * 131 + 7);
     for (size_t off = 0; off < 9; off++)
         for (size_t n = 0; n + off <= sizeof data; n += 13) {
-            uint32_t a = wal_crc32c(0, data + off, n);
-            ck_assert_uint_eq(a, wal_crc32c_sw(0, data + off, n));
+            uint32_t a = crc32c(0, data + off, n);
+            ck_assert_uint_eq(a, crc32c_sw(0, data + off, n));
             size_t h = n / 3;
-            ck_assert_uint_eq(a, wal_crc32c(wal_crc32c(0, data + off, h), data + off + h, n - h));
+            ck_assert_uint_eq(a, crc32c(crc32c(0, data + off, h), data + off + h, n - h));
         }
 }
 END_TEST
@@ -222,7 +222,7 @@ START_TEST(test_full_record_bits) {
     ck_assert_uint_eq(p[0], 0x01); /* FULL, no compression flags */
     ck_assert_uint_eq(p[1], 0x00);
     ck_assert_uint_eq(p[2], 0x05); /* big-endian length */
-    uint32_t crc = wal_crc32c(0, "hello", 5);
+    uint32_t crc = crc32c(0, "hello", 5);
     ck_assert_uint_eq(p[3], crc >> 24);
     ck_assert_uint_eq(p[4], (crc >> 16) & 0xff);
     ck_assert_uint_eq(p[5], (crc >> 8) & 0xff);
@@ -373,7 +373,7 @@ START_TEST(test_next_into_corrupt_record) {
     uint8_t *d = malloc(flen);
     ck_assert_int_eq(pread(fd, d, flen, 7), (ssize_t)flen);
     d[0] = 0xff, d[1] = 0xff, d[2] = 0xff, d[3] = 0xff, d[4] = 0x7f; /* claims a huge record */
-    uint32_t crc = wal_crc32c(0, d, flen);
+    uint32_t crc = crc32c(0, d, flen);
     uint8_t c[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
     ck_assert_int_eq(pwrite(fd, d, flen, 7), (ssize_t)flen);
     ck_assert_int_eq(pwrite(fd, c, 4, 3), 4);
