@@ -1,0 +1,508 @@
+/*
+ * append.c - a scrape's samples into storage, on a worker thread of
+ * libuv's pool (target.c queues the work once the fetch is done).
+ *
+ * Per target and scrape: every sample of the body goes into one appender
+ * batch together with the report series (up, scrape_duration_seconds,
+ * scrape_samples_scraped, scrape_samples_post_metric_relabeling,
+ * scrape_series_added).  The scrape's limits (sample_limit, label_limit,
+ * label name and value lengths) fail the whole batch, which is then rolled
+ * back and only up 0 and the report series are stored.  Series that were in
+ * the previous stored scrape and are not in this one get a stale marker,
+ * and so does every series of a target that goes away (append_stale).
+ *
+ * The series cache maps a line's series text, as written, to its storage
+ * reference, so that in the steady state a sample costs a memcmp against
+ * the expected entry and an append by reference: no hashing, no label work,
+ * no allocation.  Labels are built (target labels merged, metric relabeling
+ * applied) only for a series new to the cache.
+ *
+ * Threading: a worker thread, one per target at a time; it owns the
+ * target's cache, report refs, scratch arena and labels builder.  The
+ * metadata list is shared with the API and written under m->mu.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "scrape/internal.h"
+#include "scrape/parse.h"
+#include "scrape/relabel.h"
+
+/* The stale marker: Prometheus' StaleNaN, a NaN no parsed value can be. */
+static double stale_nan(void) {
+    union {
+        uint64_t u;
+        double d;
+    } x = {.u = 0x7ff0000000000002ULL};
+    return x.d;
+}
+
+/* ---- the series cache ------------------------------------------------- */
+
+/* The entry at the cursor when it is this line (the common case). */
+static centry *cache_next(scache *c, const char *k, size_t klen) {
+    if (c->cursor >= c->n)
+        return NULL;
+    centry *e = &c->v[c->cursor];
+    if (e->klen != klen || memcmp(e->key, k, klen) != 0)
+        return NULL;
+    c->cursor++;
+    return e;
+}
+
+static centry *cache_lookup(scache *c, uint64_t h, const char *k, size_t klen) {
+    if (!c->capi)
+        return NULL;
+    for (size_t i = h & (c->capi - 1);; i = (i + 1) & (c->capi - 1)) {
+        uint32_t x = c->idx[i];
+        if (!x)
+            return NULL;
+        centry *e = &c->v[x - 1];
+        if (e->hash == h && e->klen == klen && memcmp(e->key, k, klen) == 0) {
+            c->cursor = x; /* the following line is expected next */
+            return e;
+        }
+    }
+}
+
+static int cache_reindex(scache *c, size_t want) {
+    size_t cap = 64;
+    while (cap < want * 2)
+        cap *= 2;
+    uint32_t *idx = calloc(cap, sizeof *idx);
+    if (!idx)
+        return KILN_ENOMEM;
+    for (size_t j = 0; j < c->n; j++) {
+        size_t i = c->v[j].hash & (cap - 1);
+        while (idx[i])
+            i = (i + 1) & (cap - 1);
+        idx[i] = (uint32_t)j + 1;
+    }
+    free(c->idx);
+    c->idx = idx;
+    c->capi = cap;
+    return 0;
+}
+
+/* Forgets the entries last seen before min_seen that have no live sample. */
+static int cache_compact(scache *c, uint32_t min_seen) {
+    arena keys;
+    arena_init(&keys, 0);
+    size_t k = 0;
+    for (size_t j = 0; j < c->n; j++) {
+        centry e = c->v[j];
+        if (e.seen < min_seen && !e.in_last)
+            continue;
+        char *nk = arena_alloc_nz(&keys, e.klen ? e.klen : 1);
+        if (!nk) {
+            arena_free(&keys);
+            return KILN_ENOMEM;
+        }
+        memcpy(nk, e.key, e.klen);
+        e.key = nk;
+        c->v[k++] = e;
+    }
+    arena_free(&c->keys);
+    c->keys = keys;
+    c->n = k;
+    c->cursor = 0;
+    return cache_reindex(c, k + 1);
+}
+
+static centry *cache_add(scache *c, uint64_t h, const char *k, size_t klen) {
+    if (c->n == c->capv) {
+        size_t nc = c->capv ? c->capv * 2 : 64;
+        centry *nv = realloc(c->v, nc * sizeof *nv);
+        if (!nv)
+            return NULL;
+        c->v = nv;
+        c->capv = nc;
+    }
+    if ((c->n + 1) * 4 > c->capi * 3 && cache_reindex(c, c->n + 1) != 0)
+        return NULL;
+    char *nk = arena_alloc_nz(&c->keys, klen ? klen : 1);
+    if (!nk)
+        return NULL;
+    memcpy(nk, k, klen);
+    centry *e = &c->v[c->n];
+    memset(e, 0, sizeof *e);
+    e->key = nk;
+    e->klen = (uint32_t)klen;
+    e->hash = h;
+    size_t i = h & (c->capi - 1);
+    while (c->idx[i])
+        i = (i + 1) & (c->capi - 1);
+    c->idx[i] = (uint32_t)++c->n;
+    c->cursor = c->n;
+    return e;
+}
+
+void append_cache_free(scache *c) {
+    free(c->v);
+    free(c->idx);
+    arena_free(&c->keys);
+    memset(c, 0, sizeof *c);
+}
+/* ---- appending (worker thread) ------------------------------------- */
+
+static int appended(target *t, int rc, kiln_err *e, char *why, size_t whyn) {
+    scrape_manager *m = t->m;
+    switch (rc) {
+    case 0:
+        return 0;
+    case KILN_EORDER:
+        metric_add(m->m_ooo, 1);
+        return 0;
+    case KILN_EEXIST:
+        metric_add(m->m_dup, 1);
+        return 0;
+    case KILN_ERANGE:
+        metric_add(m->m_oob, 1);
+        return 0;
+    default:
+        snprintf(why, whyn, "%s", e->msg);
+        return rc;
+    }
+}
+
+/* Appends a sample by ref, creating the series again from ls when the ref
+ * is no longer known (the head dropped an idle series). */
+static int append_ref(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t ts, double v,
+                      kiln_err *e) {
+    if (*ref) {
+        int rc = appender_append(a, ref, NULL, 0, ts, v, e);
+        if (rc != KILN_EINVAL)
+            return rc;
+        *ref = 0;
+    }
+    return appender_append(a, ref, ls, n, ts, v, e);
+}
+
+/* Merges the target labels into the sample's labels in lb (Prometheus'
+ * mutateSampleLabels): with honor_labels the scraped ones win, otherwise
+ * the target's do and clashing scraped labels become exported_<name>. */
+static int merge_target_labels(target *t, const scrape_config *sc, labels_builder *lb, arena *a) {
+    size_t n;
+    const label *cur;
+    for (size_t i = 0; i < t->nls; i++) {
+        cur = lb_labels(lb, &n);
+        const char *have = labels_get(cur, n, t->ls[i].name);
+        if (sc->honor_labels) {
+            if (!have && lb_set(lb, t->ls[i].name, t->ls[i].value) != 0)
+                return KILN_ENOMEM;
+            continue;
+        }
+        if (have) {
+            /* find a free exported_ name for the scraped value */
+            size_t nl = strlen(t->ls[i].name);
+            char *name = NULL;
+            for (int k = 1; k < 16; k++) {
+                name = arena_alloc(a, nl + (size_t)k * 9 + 1);
+                if (!name)
+                    return KILN_ENOMEM;
+                name[0] = 0;
+                for (int j = 0; j < k; j++)
+                    strcat(name, "exported_");
+                strcat(name, t->ls[i].name);
+                cur = lb_labels(lb, &n);
+                int clash = labels_get(cur, n, name) != NULL || labels_get(t->ls, t->nls, name) != NULL;
+                if (!clash)
+                    break;
+            }
+            if (lb_set(lb, name, have) != 0)
+                return KILN_ENOMEM;
+        }
+        if (lb_set(lb, t->ls[i].name, t->ls[i].value) != 0)
+            return KILN_ENOMEM;
+    }
+    return 0;
+}
+
+/* Records a # HELP / # TYPE / # UNIT line. */
+static void meta_note(target *t, expo_parser *p, expo_entry kind) {
+    size_t nlen, tlen = 0;
+    const char *name = expo_metric(p, &nlen);
+    const char *text = kind == EXPO_TYPE ? NULL : expo_text(p, &tlen);
+    mentry *e = NULL;
+    for (size_t i = 0; i < t->nmeta; i++)
+        if (strlen(t->meta[i].name) == nlen && memcmp(t->meta[i].name, name, nlen) == 0) {
+            e = &t->meta[i];
+            break;
+        }
+    if (e) {
+        /* unchanged: nothing to do (the common case, no lock) */
+        if (kind == EXPO_TYPE && e->type == (int)expo_metric_type(p))
+            return;
+        const char *old = kind == EXPO_HELP ? e->help : e->unit;
+        if (kind != EXPO_TYPE && old && strlen(old) == tlen && memcmp(old, text, tlen) == 0)
+            return;
+    }
+    pthread_mutex_lock(&t->m->mu);
+    if (!e) {
+        if (t->nmeta == t->capmeta) {
+            size_t nc = t->capmeta ? t->capmeta * 2 : 16;
+            mentry *nv = realloc(t->meta, nc * sizeof *nv);
+            if (!nv)
+                goto out;
+            t->meta = nv;
+            t->capmeta = nc;
+        }
+        e = &t->meta[t->nmeta];
+        memset(e, 0, sizeof *e);
+        if (!(e->name = strndup(name, nlen)))
+            goto out;
+        t->nmeta++;
+    }
+    if (kind == EXPO_TYPE) {
+        e->type = (int)expo_metric_type(p);
+    } else {
+        char **slot = kind == EXPO_HELP ? &e->help : &e->unit;
+        char *v = strndup(text, tlen);
+        if (v) {
+            free(*slot);
+            *slot = v;
+        }
+    }
+out:
+    pthread_mutex_unlock(&t->m->mu);
+}
+
+/* Stale markers for the series of the last stored scrape that are not in
+ * this one (all of them when `all`); then forgets series long gone. */
+static int write_stale(target *t, appender *a, int64_t ts, int all, int track_explicit, char *why,
+                       size_t whyn) {
+    kiln_err e = {0};
+    size_t gone = 0;
+    for (size_t i = 0; i < t->cache.n; i++) {
+        centry *c = &t->cache.v[i];
+        int live = !all && c->seen == t->iter && !c->dropped;
+        if (c->in_last && !live && (!c->explicit_ts || track_explicit)) {
+            int rc = appender_append(a, &c->ref, NULL, 0, ts, stale_nan(), &e);
+            if (rc == KILN_EINVAL)
+                rc = 0; /* the series is gone from the head already */
+            if ((rc = appended(t, rc, &e, why, whyn)) != 0)
+                return rc;
+        }
+        c->in_last = live;
+        gone += c->seen != t->iter;
+    }
+    if (gone && cache_compact(&t->cache, t->iter) != 0)
+        return KILN_ENOMEM;
+    return 0;
+}
+
+static int write_report(target *t, appender *a, int64_t ts, const double *v, char *why, size_t whyn) {
+    kiln_err e = {0};
+    for (int r = 0; r < NREP; r++) {
+        int rc = append_ref(a, &t->rep_ref[r], t->rep[r], t->nls + 1, ts, v[r], &e);
+        if ((rc = appended(t, rc, &e, why, whyn)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Parses and stages the body; 0, or an error with why set (the batch is then dropped). */
+static int stage_samples(target *t, const scrape_config *sc, appender *a, int64_t ts, size_t *scraped,
+                         size_t *post, size_t *added, char *why, size_t whyn) {
+    kiln_err e = {0};
+    t->cache.cursor = 0;
+    expo_parser *p = expo_parser_new(expo_format_of(t->ctype[0] ? t->ctype : NULL),
+                                     t->body.data ? t->body.data : "", t->body.len);
+    if (!p) {
+        snprintf(why, whyn, "out of memory");
+        return KILN_ENOMEM;
+    }
+    int rc;
+    expo_entry kind;
+    while ((rc = expo_next(p, &kind, &e)) == 1) {
+        if (kind != EXPO_SAMPLE) {
+            if (kind == EXPO_TYPE || kind == EXPO_HELP || kind == EXPO_UNIT)
+                meta_note(t, p, kind);
+            continue;
+        }
+        (*scraped)++;
+        size_t klen;
+        const char *key = expo_series(p, &klen);
+        uint64_t h = 0;
+        centry *c = cache_next(&t->cache, key, klen);
+        if (!c) {
+            h = XXH3_64bits(key, klen);
+            c = cache_lookup(&t->cache, h, key, klen);
+        }
+        int64_t st = ts;
+        int explicit_ts = sc->honor_timestamps && expo_timestamp(p, &st);
+        if (!explicit_ts)
+            st = ts;
+        double v = expo_value(p);
+        if (c && c->dropped) {
+            c->seen = t->iter;
+            continue;
+        }
+        if (sc->sample_limit && *post + 1 > sc->sample_limit) {
+            snprintf(why, whyn, "sample limit exceeded");
+            metric_add(t->m->m_sample_limit, 1);
+            rc = KILN_ELIMIT;
+            break;
+        }
+        if (c && c->ref) {
+            rc = appender_append(a, &c->ref, NULL, 0, st, v, &e);
+            if (rc != KILN_EINVAL) {
+                if ((rc = appended(t, rc, &e, why, whyn)) != 0)
+                    break;
+                c->seen = t->iter;
+                c->explicit_ts = (uint8_t)explicit_ts;
+                (*post)++;
+                continue;
+            }
+            c->ref = 0; /* unknown ref: make the labels again */
+        }
+        /* a series new to the cache: build its labels */
+        labels_builder *lb = &t->lb;
+        lb_reset(lb);
+        size_t mlen;
+        const char *mname = expo_metric(p, &mlen);
+        char *nm = arena_strndup(&t->scratch, mname, mlen);
+        if (!nm || lb_set(lb, LABEL_NAME, nm) != 0)
+            goto nomem;
+        const expo_label *el;
+        size_t nel = expo_labels(p, &el);
+        for (size_t i = 0; i < nel; i++) {
+            char *ln = arena_strndup(&t->scratch, el[i].name, el[i].name_len);
+            char *lv = arena_strndup(&t->scratch, el[i].value, el[i].value_len);
+            if (!ln || !lv || lb_set(lb, ln, lv) != 0)
+                goto nomem;
+        }
+        if (merge_target_labels(t, sc, lb, &t->scratch) != 0)
+            goto nomem;
+        int keep = relabel_apply(sc->metric_relabel_configs, sc->nmetric_relabel_configs, lb, &t->scratch);
+        if (keep < 0)
+            goto nomem;
+        size_t n = 0;
+        const label *ls = lb_labels(lb, &n);
+        if (keep && n == 0)
+            keep = 0;
+        if (!c && !(c = cache_add(&t->cache, h, key, klen)))
+            goto nomem;
+        c->seen = t->iter;
+        if (!keep) {
+            c->dropped = 1;
+            continue;
+        }
+        if (!labels_get(ls, n, LABEL_NAME)) {
+            snprintf(why, whyn, "missing metric name (__name__ label)");
+            rc = KILN_EINVAL;
+            break;
+        }
+        if (sc->label_limit && n > sc->label_limit) {
+            snprintf(why, whyn, "label_limit exceeded (metric: %.50s, number of labels: %zu, limit: %llu)",
+                     labels_get(ls, n, LABEL_NAME), n, (unsigned long long)sc->label_limit);
+            rc = KILN_ELIMIT;
+            break;
+        }
+        for (size_t i = 0; i < n && rc == 1; i++) {
+            if (sc->label_name_length_limit && strlen(ls[i].name) > sc->label_name_length_limit) {
+                snprintf(why, whyn,
+                         "label_name_length_limit exceeded (metric: %.50s, label name: %.50s, limit: %llu)",
+                         labels_get(ls, n, LABEL_NAME), ls[i].name,
+                         (unsigned long long)sc->label_name_length_limit);
+                rc = KILN_ELIMIT;
+            } else if (sc->label_value_length_limit && strlen(ls[i].value) > sc->label_value_length_limit) {
+                snprintf(
+                    why, whyn,
+                    "label_value_length_limit exceeded (metric: %.50s, label name: %.50s, value: \"%.50s\", "
+                    "limit: %llu)",
+                    labels_get(ls, n, LABEL_NAME), ls[i].name, ls[i].value,
+                    (unsigned long long)sc->label_value_length_limit);
+                rc = KILN_ELIMIT;
+            }
+        }
+        if (rc != 1)
+            break;
+        uint64_t ref = 0;
+        rc = appender_append(a, &ref, ls, n, st, v, &e);
+        if (rc == KILN_EINVAL) {
+            snprintf(why, whyn, "%s", e.msg);
+            break;
+        }
+        if ((rc = appended(t, rc, &e, why, whyn)) != 0)
+            break;
+        c->ref = ref;
+        c->explicit_ts = (uint8_t)explicit_ts;
+        (*post)++;
+        (*added)++;
+        continue;
+    nomem:
+        snprintf(why, whyn, "out of memory");
+        rc = KILN_ENOMEM;
+        break;
+    }
+    if (rc < 0 && !why[0])
+        snprintf(why, whyn, "%s", e.msg);
+    expo_parser_free(p);
+    return rc < 0 ? rc : 0;
+}
+
+void append_scrape(target *t) {
+    const scrape_config *sc = t->job_sc;
+    storage *st = t->m->st;
+    int64_t ts = t->start_ms;
+    char why[512] = "";
+    size_t scraped = 0, post = 0, added = 0;
+    kiln_err e = {0};
+    t->iter++;
+    appender *a = storage_appender(st);
+    int ok = a != NULL && !t->job_err[0];
+    if (!a)
+        snprintf(why, sizeof why, "out of memory");
+    else if (t->job_err[0])
+        snprintf(why, sizeof why, "%s", t->job_err);
+    else if (stage_samples(t, sc, a, ts, &scraped, &post, &added, why, sizeof why) != 0) {
+        ok = 0;
+        appender_rollback(a);
+        a = storage_appender(st);
+    }
+    if (!ok)
+        scraped = post = added = 0;
+    if (a) {
+        char w2[512] = "";
+        double rep[NREP] = {ok ? 1 : 0, t->job_duration, (double)scraped, (double)post, (double)added};
+        if (write_stale(t, a, ts, !ok, sc->track_timestamps_staleness, w2, sizeof w2) != 0 ||
+            write_report(t, a, ts, rep, w2, sizeof w2) != 0) {
+            appender_rollback(a);
+            if (ok)
+                snprintf(why, sizeof why, "%s", w2);
+            ok = 0;
+        } else if (appender_commit(a, &e) != 0) {
+            snprintf(why, sizeof why, "%s", e.msg);
+            ok = 0;
+        }
+    }
+    arena_free(&t->scratch);
+    arena_init(&t->scratch, 0);
+    t->job_ok = ok;
+    snprintf(t->job_result, sizeof t->job_result, "%s", ok ? "" : why);
+}
+
+/* The target went away: stale markers for everything it had. */
+void append_stale(target *t) {
+    appender *a = storage_appender(t->m->st);
+    if (!a)
+        return;
+    char why[256] = "";
+    int64_t ts = time_now_ms();
+    double nan[NREP];
+    for (int r = 0; r < NREP; r++)
+        nan[r] = stale_nan();
+    kiln_err e = {0};
+    t->iter++;
+    if (write_stale(t, a, ts, 1, 1, why, sizeof why) != 0 ||
+        write_report(t, a, ts, nan, why, sizeof why) != 0) {
+        appender_rollback(a);
+        return;
+    }
+    if (appender_commit(a, &e) != 0)
+        LOG_WARN("writing stale markers failed", "target=%s err=\"%s\"", t->url, e.msg);
+}

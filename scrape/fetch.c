@@ -1,0 +1,371 @@
+/*
+ * fetch.c - the HTTP fetch of a scrape: one curl easy handle per target,
+ * driven by libcurl's multi-socket API on the manager's libuv loop.
+ *
+ * A target's timer (target.c) calls fetch_start: the easy handle joins the
+ * multi handle -> curl asks for its sockets to be polled (on_curl_socket)
+ * and for a timeout (on_curl_timer) -> libuv reports readiness (on_poll,
+ * on_curl_timeout) and curl reads the body into t->body (on_body, bounded
+ * by body_size_limit) -> the transfer ends (check_multi -> fetch_done),
+ * which sets t->job_err for a failed fetch and queues the target's work.
+ * The manager (scrape.c) calls fetch_init, fetch_close and fetch_free.
+ *
+ * Threading: the loop thread only.
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scrape/internal.h"
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "0.0.0"
+#endif
+
+static void fetch_done(target *t, CURLcode res);
+
+typedef struct csock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    scrape_manager *m;
+    struct csock *prev, *next; /* m->socks */
+} csock;
+
+static void check_multi(scrape_manager *m) {
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *e = msg->easy_handle;
+        CURLcode res = msg->data.result;
+        target *t = NULL;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&t);
+        curl_multi_remove_handle(m->multi, e);
+        if (t)
+            fetch_done(t, res);
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+    csock *c = h->data;
+    int flags = status < 0 ? CURL_CSELECT_ERR : 0;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    int running;
+    curl_multi_socket_action(c->m->multi, c->fd, flags, &running);
+    check_multi(c->m);
+}
+
+static void csock_closed(uv_handle_t *h) {
+    csock *c = h->data;
+    scrape_manager *m = c->m;
+    free(c);
+    m->handles--;
+    scrape_check_stopped(m);
+}
+
+static void csock_close(scrape_manager *m, csock *c) {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        m->socks = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    uv_poll_stop(&c->poll);
+    uv_close((uv_handle_t *)&c->poll, csock_closed);
+}
+
+static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
+    (void)e;
+    scrape_manager *m = userp;
+    csock *c = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (c) {
+            csock_close(m, c);
+            if (!m->multi_closed)
+                curl_multi_assign(m->multi, s, NULL);
+        }
+        return 0;
+    }
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c)))
+            return -1;
+        c->fd = s;
+        c->m = m;
+        if (uv_poll_init_socket(m->loop, &c->poll, s) != 0) {
+            free(c);
+            return -1;
+        }
+        c->poll.data = c;
+        c->next = m->socks;
+        if (m->socks)
+            m->socks->prev = c;
+        m->socks = c;
+        m->handles++;
+        curl_multi_assign(m->multi, s, c);
+    }
+    int ev = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);
+    uv_poll_start(&c->poll, ev, on_poll);
+    return 0;
+}
+
+static void on_curl_timeout(uv_timer_t *h) {
+    scrape_manager *m = h->data;
+    int running;
+    curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_multi(m);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
+    (void)multi;
+    scrape_manager *m = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(&m->ctimer);
+    else
+        uv_timer_start(&m->ctimer, on_curl_timeout, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *data) {
+    target *t = data;
+    size_t n = size * nmemb;
+    uint64_t limit = t->job_sc ? t->job_sc->body_size_limit : 0;
+    if (limit && t->body.len + n > limit) {
+        t->body_over = 1;
+        return 0;
+    }
+    return buf_append(&t->body, p, n) == 0 ? n : 0;
+}
+
+static char *read_secret(const char *inline_value, const char *file) {
+    if (inline_value)
+        return strdup(inline_value);
+    if (!file)
+        return NULL;
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return NULL;
+    buf b = {0};
+    char tmp[4096];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+        buf_append(&b, tmp, n);
+    fclose(f);
+    while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+        b.data[--b.len] = 0;
+    return b.data ? buf_steal(&b) : strdup("");
+}
+
+/* The Accept header for the config's protocols, OpenMetrics first by default. */
+static void accept_header(const scrape_config *sc, buf *b) {
+    static const double q[] = {1, 0.75, 0.5, 0.4, 0.3, 0.2};
+    buf_puts(b, "Accept: ");
+    size_t k = 0;
+    for (size_t i = 0; i < sc->nscrape_protocols; i++) {
+        const char *p = sc->scrape_protocols[i], *mt = NULL;
+        if (!strcmp(p, "OpenMetricsText1.0.0"))
+            mt = "application/openmetrics-text;version=1.0.0";
+        else if (!strcmp(p, "OpenMetricsText0.0.1"))
+            mt = "application/openmetrics-text;version=0.0.1";
+        else if (!strcmp(p, "PrometheusText1.0.0"))
+            mt = "text/plain;version=1.0.0";
+        else if (!strcmp(p, "PrometheusText0.0.4"))
+            mt = "text/plain;version=0.0.4";
+        if (!mt)
+            continue;
+        buf_printf(b, "%s%s", k ? "," : "", mt);
+        if (k)
+            buf_printf(b, ";q=%g", q[k < 5 ? k : 5]);
+        k++;
+    }
+    buf_printf(b, "%s*/*;q=0.1", k ? "," : "");
+}
+
+/* Sets the easy handle up for the target's current config. */
+static int easy_setup(target *t) {
+    const scrape_config *sc = t->sc;
+    if (!t->easy && !(t->easy = curl_easy_init()))
+        return KILN_ENOMEM;
+    CURL *e = t->easy;
+    curl_easy_reset(e);
+    curl_slist_free_all(t->hdrs);
+    t->hdrs = NULL;
+    buf h = {0};
+    accept_header(sc, &h);
+    t->hdrs = curl_slist_append(t->hdrs, h.data ? h.data : "Accept: */*");
+    buf_reset(&h);
+    buf_printf(&h, "X-Prometheus-Scrape-Timeout-Seconds: %g", (double)t->timeout_ms / 1000.0);
+    t->hdrs = curl_slist_append(t->hdrs, h.data ? h.data : "");
+    if (sc->http.has_authorization) {
+        char *cred = read_secret(sc->http.credentials, sc->http.credentials_file);
+        buf_reset(&h);
+        buf_printf(&h, "Authorization: %s %s", sc->http.auth_type ? sc->http.auth_type : "Bearer",
+                   cred ? cred : "");
+        free(cred);
+        t->hdrs = curl_slist_append(t->hdrs, h.data ? h.data : "");
+    }
+    buf_free(&h);
+    curl_easy_setopt(e, CURLOPT_URL, t->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, sc->http.follow_redirects ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     sc->http.enable_http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+    if (sc->http.has_basic_auth) {
+        char *pw = read_secret(sc->http.password, sc->http.password_file);
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, sc->http.username ? sc->http.username : "");
+        curl_easy_setopt(e, CURLOPT_PASSWORD, pw ? pw : "");
+        free(pw);
+    }
+    const config_tls *tls = &sc->http.tls;
+    if (tls->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, tls->ca_file);
+    if (tls->cert_file)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, tls->cert_file);
+    if (tls->key_file)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, tls->key_file);
+    if (tls->insecure_skip_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (sc->http.proxy_url)
+        curl_easy_setopt(e, CURLOPT_PROXY, sc->http.proxy_url);
+    t->configured = 1;
+    return 0;
+}
+
+void fetch_start(target *t) {
+    scrape_manager *m = t->m;
+    t->state = T_FETCHING;
+    t->start_ms = time_now_ms();
+    t->start_mono = time_mono_sec();
+    t->job_sc = t->sc;
+    t->job_cfg = config_retain(t->p->cfg);
+    t->body_over = 0;
+    t->job_err[0] = 0;
+    buf_reset(&t->body);
+    if (!t->configured && easy_setup(t) != 0) {
+        snprintf(t->job_err, sizeof t->job_err, "out of memory setting up the request");
+        fetch_done(t, CURLE_OK);
+        return;
+    }
+    if (curl_multi_add_handle(m->multi, t->easy) != CURLM_OK) {
+        snprintf(t->job_err, sizeof t->job_err, "cannot start the request");
+        fetch_done(t, CURLE_OK);
+    }
+}
+
+static const char *status_text(long code) {
+    switch (code) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    default:
+        return "";
+    }
+}
+
+static void fetch_done(target *t, CURLcode res) {
+    t->job_duration = time_mono_sec() - t->start_mono;
+    t->ctype[0] = 0;
+    if (!t->job_err[0]) {
+        long code = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (t->body_over)
+            snprintf(t->job_err, sizeof t->job_err, "body size limit exceeded (limit: %llu bytes)",
+                     (unsigned long long)t->job_sc->body_size_limit);
+        else if (res == CURLE_OPERATION_TIMEDOUT)
+            snprintf(t->job_err, sizeof t->job_err, "Get \"%s\": context deadline exceeded", t->url);
+        else if (res != CURLE_OK)
+            snprintf(t->job_err, sizeof t->job_err, "Get \"%s\": %s", t->url, curl_easy_strerror(res));
+        else if (code != 200)
+            snprintf(t->job_err, sizeof t->job_err, "server returned HTTP status %ld %s", code,
+                     status_text(code));
+        char *ct = NULL;
+        if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
+            snprintf(t->ctype, sizeof t->ctype, "%s", ct);
+    }
+    target_queue_job(t, JOB_SCRAPE);
+}
+
+void fetch_cancel(target *t) {
+    curl_multi_remove_handle(t->m->multi, t->easy);
+}
+
+void fetch_target_free(target *t) {
+    if (t->easy)
+        curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->hdrs);
+    t->easy = NULL;
+    t->hdrs = NULL;
+}
+
+int fetch_init(scrape_manager *m, kiln_err *err) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return kiln_err_set(err, KILN_EIO, "scrape: libcurl initialisation failed");
+    if (!(m->multi = curl_multi_init())) {
+        curl_global_cleanup();
+        return kiln_err_set(err, KILN_ENOMEM, "scrape: out of memory");
+    }
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+    curl_multi_setopt(m->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    uv_timer_init(m->loop, &m->ctimer);
+    m->ctimer.data = m;
+    m->handles++;
+    return 0;
+}
+
+void fetch_close(scrape_manager *m) {
+    m->multi_closed = 1;
+    curl_multi_cleanup(m->multi);
+    m->multi = NULL;
+    while (m->socks) /* sockets curl did not say goodbye to */
+        csock_close(m, m->socks);
+    uv_timer_stop(&m->ctimer);
+    uv_close((uv_handle_t *)&m->ctimer, scrape_handle_closed);
+}
+
+void fetch_free(scrape_manager *m) {
+    if (m->multi)
+        curl_multi_cleanup(m->multi);
+    m->multi = NULL;
+    curl_global_cleanup();
+}
