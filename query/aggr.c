@@ -304,8 +304,9 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
         size_t n = strparam ? strlen(strparam) : 0;
         if (!strparam || n == 0 || !utf8_valid(strparam, n)) {
             buf q = BUF_INIT;
-            pq_goquote(&q, strparam ? strparam : "");
-            rc = pq_fail(c, KILN_ERANGE, "invalid label name %s", q.data ? q.data : "\"\"");
+            promql_quote(&q, strparam ? strparam : "", n);
+            rc = buf_error(&q) ? pq_fail(c, KILN_ENOMEM, "out of memory")
+                               : pq_fail(c, KILN_ERANGE, "invalid label name %s", q.data);
             buf_free(&q);
             return rc;
         }

@@ -393,6 +393,11 @@ int promql_format(buf *out, const promql_expr *e);
  */
 int promql_prettify(buf *out, const promql_expr *e);
 
+/* Appends s[0..n) quoted like Go's strconv.Quote (the printer's strings and
+ * label values, error messages).  Out of memory is left in out's sticky
+ * flag (buf_error). */
+void promql_quote(buf *out, const char *s, size_t n);
+
 /* ---- internal to query/: the lexer shared by parse.c and lex.c ---------- */
 #ifdef PROMQL_PARSER_INTERNAL
 
@@ -486,8 +491,6 @@ void promql_tok_desc(const promql_lexer *l, const promql_token *t, buf *out);
 /* Decodes a string token (quotes included, already validated by the lexer)
  * into arena memory; NULL when out of memory. */
 char *promql_unquote(arena *a, const char *tok, size_t len, size_t *outlen);
-/* Appends s[0..n) quoted like Go's strconv.Quote. */
-int promql_quote(buf *out, const char *s, size_t n);
 
 #endif /* PROMQL_PARSER_INTERNAL */
 

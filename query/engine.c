@@ -192,6 +192,22 @@ int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out) {
     return 0;
 }
 
+int pq_matrix_push_copy(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_name, const sample *pts,
+                        size_t n) {
+    pq_series *o;
+    if (pq_account(c, n) < 0 || pq_matrix_push(c, m, &o) < 0)
+        return c->code;
+    o->ls = ls;
+    o->nls = nls;
+    o->drop_name = drop_name;
+    o->pts = arena_alloc_nz(c->mem, n * sizeof(sample));
+    if (!o->pts)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
+    memcpy(o->pts, pts, n * sizeof(sample));
+    o->npts = n;
+    return 0;
+}
+
 const promql_expr *pq_unparen(const promql_expr *e) {
     while (e->kind == PROMQL_PAREN)
         e = e->u.paren;
@@ -236,41 +252,6 @@ uint64_t pq_prom_hash(const label *ls, size_t n) {
 const char *pq_gfmt(double v, char *out) {
     fmt_double_g(v, out);
     return out;
-}
-
-void pq_goquote(buf *b, const char *s) {
-    buf_putc(b, '"');
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            buf_putc(b, '\\');
-            buf_putc(b, (char)ch);
-            i++;
-        } else if (ch == '\n') {
-            buf_puts(b, "\\n");
-            i++;
-        } else if (ch == '\t') {
-            buf_puts(b, "\\t");
-            i++;
-        } else if (ch < 0x20 || ch == 0x7f) {
-            buf_printf(b, "\\x%02x", ch);
-            i++;
-        } else if (ch < 0x80) {
-            buf_putc(b, (char)ch);
-            i++;
-        } else {
-            size_t len = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 1;
-            if (i + len <= n && len > 1 && utf8_valid(s + i, len)) {
-                buf_append(b, s + i, len);
-                i += len;
-            } else {
-                buf_printf(b, "\\x%02x", ch);
-                i++;
-            }
-        }
-    }
-    buf_putc(b, '"');
 }
 
 /* ---- output collector ---- */
@@ -473,27 +454,9 @@ static int eval_vector_selector(pq_ctx *c, const promql_expr *e, int ts_values, 
                 continue;
             tmp[np++] = (sample){t, ts_values ? (double)p->t / 1000 : p->v};
         }
-        if (!np)
-            continue;
-        pq_series *o;
-        if (pq_matrix_push(c, &out->m, &o) < 0)
-            goto fail;
-        o->ls = s->ls;
-        o->nls = s->nls;
-        o->drop_name = ts_values;
-        o->pts = arena_alloc_nz(c->mem, np * sizeof(sample));
-        if (!o->pts) {
-            pq_fail(c, KILN_ENOMEM, "out of memory");
-            goto fail;
-        }
-        memcpy(o->pts, tmp, np * sizeof(sample));
-        o->npts = np;
-        if (pq_account(c, np) < 0)
-            goto fail;
+        if (np && pq_matrix_push_copy(c, &out->m, s->ls, s->nls, ts_values, tmp, np) < 0)
+            break;
     }
-    free(tmp);
-    return 0;
-fail:
     free(tmp);
     return c->code;
 }

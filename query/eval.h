@@ -1,6 +1,7 @@
 /*
  * eval.h - private to query/: the evaluator's data model shared by
- * engine.c (evaluation), funcs.c (functions) and aggr.c (aggregations).
+ * engine.c (evaluation), funcs.c, rangefuncs.c and histogram.c (functions)
+ * and aggr.c (aggregations).
  *
  * An expression is evaluated over all steps of a query at once (an instant
  * query is a range query of one step).  An instant-vector value is a matrix
@@ -15,6 +16,7 @@
 #ifndef KILN_QUERY_EVAL_H
 #define KILN_QUERY_EVAL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,20 +92,28 @@ typedef struct pq_ctx {
     size_t nsets, capsets;
 } pq_ctx;
 
-/* ---- engine.c helpers shared with funcs.c / aggr.c ---- */
+/* ---- engine.c: the context, errors, limits, result building ---- */
 
-/* Error helpers: record the error (first wins) and return its code. */
+/* Records the error (the first one wins: later calls keep it) and returns
+ * the recorded code, so `return pq_fail(c, ...)` passes it up.  Not
+ * KILN_MUST_CHECK: c->code keeps the error for whoever looks next. */
 int pq_fail(pq_ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Adds an annotation; `e` gives the position (may be NULL). */
+/* Adds an annotation (deduplicated); `e` gives the position (may be NULL). */
 void pq_warn(pq_ctx *c, const promql_expr *e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void pq_info(pq_ctx *c, const promql_expr *e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Counts samples against max_samples; polls cancellation and the timeout. */
 /* Checks cancellation and the deadline (loops that run long between
  * pq_account calls call it now and then); < 0 with the error set. */
-int pq_poll(pq_ctx *c);
-int pq_account(pq_ctx *c, size_t n);
+KILN_MUST_CHECK int pq_poll(pq_ctx *c);
+/* Counts n samples against max_samples and now and then polls as pq_poll
+ * does; < 0 with the error set. */
+KILN_MUST_CHECK int pq_account(pq_ctx *c, size_t n);
 
-int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out);
+/* Appends a zeroed series to m (arena memory) and points *out at it. */
+KILN_MUST_CHECK int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out);
+/* Appends a series with labels ls (borrowed) and an arena copy of
+ * pts[0..n), after counting the n samples against max_samples. */
+KILN_MUST_CHECK int pq_matrix_push_copy(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_name,
+                                        const sample *pts, size_t n);
 /* Step index of t in the current evaluation. */
 static inline size_t pq_step_idx(const pq_ctx *c, int64_t t) {
     return (size_t)((t - c->start) / c->interval);
@@ -112,39 +122,93 @@ static inline size_t pq_step_idx(const pq_ctx *c, int64_t t) {
 void pq_out_init(pq_out *o);
 void pq_out_free(pq_out *o);
 /* Adds a point to the series with labels ls (copied on first sight). */
-int pq_out_add(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name, int64_t t, double v);
+KILN_MUST_CHECK int pq_out_add(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name, int64_t t,
+                               double v);
 /* Moves the series into m (arena memory), sorting points; duplicate
  * timestamps in a series are the "same labelset" error. */
-int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m);
+KILN_MUST_CHECK int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m);
 
 /* Labels without __name__ (arena copy; the same array when absent). */
 label *pq_drop_name(pq_ctx *c, label *ls, size_t *nls);
 
-/* Go's math.Max / math.Min (NaN wins). */
-double pq_go_max(double a, double b);
-double pq_go_min(double a, double b);
-/* Neumaier-compensated addition as Prometheus' kahanSumInc. */
-void pq_kahan_inc(double inc, double *sum, double *c);
-/* Prometheus' quantile over values (sorted in place). */
-double pq_quantile(double q, double *v, size_t n);
 /* Go's %g of a float ("NaN", "+Inf", "1e+06"); returns out. */
 const char *pq_gfmt(double v, char *out);
-/* Go's %q of a string. */
-void pq_goquote(buf *b, const char *s);
 /* Prometheus' labels.Hash (xxhash64 over name 0xff value 0xff ...). */
 uint64_t pq_prom_hash(const label *ls, size_t n);
+
+/* ---- Go's and Prometheus' float arithmetic, inline for the inner loops ---- */
+
+/* Go's math.Max / math.Min: an infinity of the right sign wins, then NaN;
+ * +0 is above -0. */
+static inline double pq_go_max(double a, double b) {
+    if (isinf(a) && a > 0)
+        return a;
+    if (isinf(b) && b > 0)
+        return b;
+    if (isnan(a) || isnan(b))
+        return NAN;
+    if (a == 0 && b == 0)
+        return signbit(a) ? b : a;
+    return a > b ? a : b;
+}
+
+static inline double pq_go_min(double a, double b) {
+    if (isinf(a) && a < 0)
+        return a;
+    if (isinf(b) && b < 0)
+        return b;
+    if (isnan(a) || isnan(b))
+        return NAN;
+    if (a == 0 && b == 0)
+        return signbit(a) ? a : b;
+    return a < b ? a : b;
+}
+
+/* Neumaier-compensated addition as Prometheus' kahanSumInc: adds inc to
+ * *sum, the lost low-order part to *c (the result is *sum + *c). */
+static inline void pq_kahan_inc(double inc, double *sum, double *c) {
+    double t = *sum + inc;
+    if (isinf(t))
+        *c = 0;
+    else if (fabs(*sum) >= fabs(inc))
+        *c += (*sum - t) + inc;
+    else
+        *c += (inc - t) + *sum;
+    *sum = t;
+}
 
 /* ---- funcs.c ---- */
 
 /* Evaluates a function call (any argument types). */
-int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out);
+KILN_MUST_CHECK int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out);
+/* The per-step values of scalar argument i of call e; NULL with the error
+ * set in c. */
+double *pq_scalar_arg(pq_ctx *c, const promql_expr *e, size_t i);
+/* Warns, once, of the first step whose quantile q[k] is outside [0, 1];
+ * `arg` is the argument for the position. */
+void pq_warn_quantile(pq_ctx *c, const promql_expr *arg, const double *q);
+/* Adds absent()'s output series to out: the points pts[0..np) (arena
+ * memory, kept) and the labels of the equality matchers of vs (none when vs
+ * is NULL).  Adds nothing when np is 0. */
+KILN_MUST_CHECK int pq_push_absent(pq_ctx *c, pq_value *out, sample *pts, size_t np,
+                                   const promql_vector_selector *vs);
+/* Prometheus' quantile over v[0..n) (reordered in place). */
+double pq_quantile(double q, double *v, size_t n);
+
+/* ---- rangefuncs.c, histogram.c: called by pq_eval_call ---- */
+
+KILN_MUST_CHECK int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out);
+KILN_MUST_CHECK int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out);
 
 /* ---- aggr.c ---- */
 
-int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out);
+KILN_MUST_CHECK int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out);
 
 /* ---- engine.c: evaluation of any node ---- */
-int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out);
+
+/* Evaluates e over the current steps into *out (zeroed first); 0 or the
+ * error code, also recorded in c. */
+KILN_MUST_CHECK int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out);
 /* Evaluates a range argument (matrix selector or subquery) into raw series
  * plus the window parameters of each step. */
 typedef struct pq_range_arg {
@@ -155,7 +219,7 @@ typedef struct pq_range_arg {
     int64_t at_ms;
     const promql_expr *sel; /* the vector selector, or NULL for a subquery */
 } pq_range_arg;
-int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out);
+KILN_MUST_CHECK int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out);
 
 /* Strips parentheses. */
 const promql_expr *pq_unparen(const promql_expr *e);

@@ -1,17 +1,16 @@
 /*
- * funcs.c - PromQL functions: the range-vector functions (rate, the
- * *_over_time family, deriv, ...) evaluated series at a time by sliding a
- * window over all steps, the instant-vector functions (math, dates, clamp,
- * label_replace, sort, histogram_quantile, ...) and the scalar ones.
+ * funcs.c - PromQL function calls: the dispatch of every function
+ * (pq_eval_call), the instant-vector functions applied point by point (math,
+ * dates, clamp, round), label_replace and label_join, sort and its label
+ * variants, absent, scalar, vector and the scalar functions (time, pi,
+ * step, ...); and the helpers the other function files share (a scalar
+ * argument, the quantile warning, absent()'s output, Prometheus' quantile).
+ * The range-vector functions are in rangefuncs.c, histogram_quantile and
+ * histogram_fraction in histogram.c.
  *
- * The arithmetic follows Prometheus 3.x exactly where results depend on it:
- * extrapolatedRate (counter resets, extrapolation to the range boundaries
- * limited to 1.1x the average sample interval, zero point of counters),
- * Neumaier-compensated sums and means, least squares relative to the
- * evaluation time, Prometheus' quantile and classic-bucket interpolation
- * with its monotonicity fixes.
- *
- * Threading: called by the evaluator of one query (one thread).
+ * Called by engine.c (pq_eval, for every PROMQL_CALL node but timestamp(),
+ * which needs the selector's sample times and stays there).
+ * Threading: runs on the thread evaluating its query; no shared state.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
@@ -23,42 +22,7 @@
 
 #include "query/eval.h"
 
-/* ---- small numeric helpers ---- */
-
-double pq_go_max(double a, double b) {
-    if (isinf(a) && a > 0)
-        return a;
-    if (isinf(b) && b > 0)
-        return b;
-    if (isnan(a) || isnan(b))
-        return NAN;
-    if (a == 0 && b == 0)
-        return signbit(a) ? b : a;
-    return a > b ? a : b;
-}
-
-double pq_go_min(double a, double b) {
-    if (isinf(a) && a < 0)
-        return a;
-    if (isinf(b) && b < 0)
-        return b;
-    if (isnan(a) || isnan(b))
-        return NAN;
-    if (a == 0 && b == 0)
-        return signbit(a) ? a : b;
-    return a < b ? a : b;
-}
-
-void pq_kahan_inc(double inc, double *sum, double *c) {
-    double t = *sum + inc;
-    if (isinf(t))
-        *c = 0;
-    else if (fabs(*sum) >= fabs(inc))
-        *c += (*sum - t) + inc;
-    else
-        *c += (inc - t) + *sum;
-    *sum = t;
-}
+/* ---- helpers shared with rangefuncs.c, histogram.c and aggr.c ---- */
 
 /* NaN sorts first, as Prometheus' vectorByValueHeap. */
 static int nan_first_less(double a, double b) {
@@ -128,340 +92,7 @@ double pq_quantile(double q, double *v, size_t n) {
     return v[li] * (1 - weight) + uv * weight;
 }
 
-/* ---- range-vector functions over one window ---- */
-
-typedef struct win {
-    const sample *s;
-    size_t n;
-    int64_t t;           /* evaluation time (step or @) */
-    int64_t range_start; /* t - offset - range */
-    int64_t range_end;   /* t - offset */
-    int64_t range_ms;
-    const uint32_t *resets; /* counter resets up to each sample of s (prefix counts), or NULL */
-} win;
-
-static int extrapolated_rate(const win *w, int is_counter, int is_rate, double *out) {
-    if (w->n < 2)
-        return 0;
-    size_t nm1 = w->n - 1;
-    int64_t first_t = w->s[0].t, last_t = w->s[nm1].t;
-    double result = w->s[nm1].v - w->s[0].v;
-    /* with the prefix counts, a window without a reset skips the scan */
-    if (is_counter && (!w->resets || w->resets[nm1] != w->resets[0])) {
-        double prev = w->s[0].v;
-        for (size_t i = 1; i < w->n; i++) {
-            if (w->s[i].v < prev)
-                result += prev;
-            prev = w->s[i].v;
-        }
-    }
-    double to_start = (double)(first_t - w->range_start) / 1000;
-    double to_end = (double)(w->range_end - last_t) / 1000;
-    double sampled = (double)(last_t - first_t) / 1000;
-    double avg = sampled / (double)nm1;
-    double threshold = avg * 1.1;
-    double interval = sampled;
-    if (to_start >= threshold)
-        to_start = avg / 2;
-    if (is_counter && result > 0 && w->s[0].v >= 0) {
-        double to_zero = sampled * (w->s[0].v / result);
-        if (to_zero < to_start)
-            to_start = to_zero;
-    }
-    interval += to_start;
-    if (to_end >= threshold)
-        to_end = avg / 2;
-    interval += to_end;
-    double factor = interval / sampled;
-    if (is_rate)
-        factor /= (double)w->range_ms / 1000;
-    *out = result * factor;
-    return 1;
-}
-
-static int instant_value(const win *w, int is_rate, double *out) {
-    if (w->n < 2)
-        return 0;
-    const sample *last = &w->s[w->n - 1], *prev = &w->s[w->n - 2];
-    double r;
-    if (is_rate && last->v < prev->v)
-        r = last->v;
-    else
-        r = last->v - prev->v;
-    if (is_rate) {
-        int64_t dt = last->t - prev->t;
-        if (dt == 0)
-            return 0;
-        r /= (double)dt / 1000;
-    }
-    *out = r;
-    return 1;
-}
-
-static void linear_regression(const sample *s, size_t n, int64_t icept_t, double *slope, double *icept) {
-    double cnt = 0, sx = 0, cx = 0, sy = 0, cy = 0, sxy = 0, cxy = 0, sx2 = 0, cx2 = 0;
-    double init = s[0].v;
-    int const_y = 1;
-    for (size_t i = 0; i < n; i++) {
-        if (const_y && i > 0 && s[i].v != init)
-            const_y = 0;
-        cnt += 1;
-        double x = (double)(s[i].t - icept_t) / 1e3;
-        pq_kahan_inc(x, &sx, &cx);
-        pq_kahan_inc(s[i].v, &sy, &cy);
-        pq_kahan_inc(x * s[i].v, &sxy, &cxy);
-        pq_kahan_inc(x * x, &sx2, &cx2);
-    }
-    if (const_y) {
-        if (isinf(init)) {
-            *slope = NAN;
-            *icept = NAN;
-        } else {
-            *slope = 0;
-            *icept = init;
-        }
-        return;
-    }
-    sx += cx;
-    sy += cy;
-    sxy += cxy;
-    sx2 += cx2;
-    double cov = sxy - sx * sy / cnt;
-    double var = sx2 - sx * sx / cnt;
-    *slope = cov / var;
-    *icept = sy / cnt - *slope * sx / cnt;
-}
-
-static double avg_values(const sample *s, size_t n) {
-    double sum = 0, mean = 0, count = 0, kc = 0;
-    int incremental = 0;
-    for (size_t i = 0; i < n; i++) {
-        double f = s[i].v;
-        count++;
-        if (!incremental) {
-            double ns = sum, nc = kc;
-            pq_kahan_inc(f, &ns, &nc);
-            if (count == 1 || !isinf(ns)) {
-                sum = ns;
-                kc = nc;
-                continue;
-            }
-            incremental = 1;
-            mean = sum / (count - 1);
-            kc /= count - 1;
-        }
-        if (isinf(mean)) {
-            if (isinf(f) && (mean > 0) == (f > 0))
-                continue;
-            if (!isinf(f) && !isnan(f))
-                continue;
-        }
-        double corrected = mean + kc;
-        pq_kahan_inc(f / count - corrected / count, &mean, &kc);
-    }
-    if (incremental)
-        return mean + kc;
-    return (sum + kc) / count;
-}
-
-static double stdvar_values(const sample *s, size_t n) {
-    double count = 0, mean = 0, cmean = 0, aux = 0, caux = 0;
-    for (size_t i = 0; i < n; i++) {
-        count++;
-        double delta = s[i].v - (mean + cmean);
-        pq_kahan_inc(delta / count, &mean, &cmean);
-        pq_kahan_inc(delta * (s[i].v - (mean + cmean)), &aux, &caux);
-    }
-    return (aux + caux) / count;
-}
-
-static int des_value(const sample *s, size_t n, double sf, double tf, double *out) {
-    if (n < 2)
-        return 0;
-    double s0 = 0, s1 = s[0].v, b = s[1].v - s[0].v;
-    for (size_t i = 1; i < n; i++) {
-        double x = sf * s[i].v;
-        if (i - 1 != 0)
-            b = tf * (s1 - s0) + (1 - tf) * b;
-        double y = (1 - sf) * (s1 + b);
-        s0 = s1;
-        s1 = x + y;
-    }
-    *out = s1;
-    return 1;
-}
-
-/* Computes a range function over one window; 1 when it has a value. */
-static int range_fn(pq_ctx *c, promql_func_id id, const win *w, double a0, double a1, double *out) {
-    const sample *s = w->s;
-    size_t n = w->n;
-    switch (id) {
-    case PROMQL_FN_RATE:
-        return extrapolated_rate(w, 1, 1, out);
-    case PROMQL_FN_INCREASE:
-        return extrapolated_rate(w, 1, 0, out);
-    case PROMQL_FN_DELTA:
-        return extrapolated_rate(w, 0, 0, out);
-    case PROMQL_FN_IRATE:
-        return instant_value(w, 1, out);
-    case PROMQL_FN_IDELTA:
-        return instant_value(w, 0, out);
-    default:
-        break;
-    }
-    if (n == 0)
-        return 0;
-    switch (id) {
-    case PROMQL_FN_AVG_OVER_TIME:
-        *out = avg_values(s, n);
-        return 1;
-    case PROMQL_FN_SUM_OVER_TIME: {
-        double sum = 0, kc = 0;
-        for (size_t i = 0; i < n; i++)
-            pq_kahan_inc(s[i].v, &sum, &kc);
-        *out = isinf(sum) ? sum : sum + kc;
-        return 1;
-    }
-    case PROMQL_FN_COUNT_OVER_TIME:
-        *out = (double)n;
-        return 1;
-    case PROMQL_FN_MIN_OVER_TIME: {
-        double m = s[0].v;
-        for (size_t i = 1; i < n; i++)
-            if (s[i].v < m || isnan(m))
-                m = s[i].v;
-        *out = m;
-        return 1;
-    }
-    case PROMQL_FN_MAX_OVER_TIME: {
-        double m = s[0].v;
-        for (size_t i = 1; i < n; i++)
-            if (s[i].v > m || isnan(m))
-                m = s[i].v;
-        *out = m;
-        return 1;
-    }
-    case PROMQL_FN_LAST_OVER_TIME:
-        *out = s[n - 1].v;
-        return 1;
-    case PROMQL_FN_FIRST_OVER_TIME:
-        *out = s[0].v;
-        return 1;
-    case PROMQL_FN_TS_OF_LAST_OVER_TIME:
-        *out = (double)s[n - 1].t / 1000;
-        return 1;
-    case PROMQL_FN_TS_OF_FIRST_OVER_TIME:
-        *out = (double)s[0].t / 1000;
-        return 1;
-    case PROMQL_FN_TS_OF_MAX_OVER_TIME:
-    case PROMQL_FN_TS_OF_MIN_OVER_TIME: {
-        size_t best = 0;
-        for (size_t i = 1; i < n; i++) {
-            double m = s[best].v;
-            int better =
-                id == PROMQL_FN_TS_OF_MAX_OVER_TIME ? (s[i].v >= m || isnan(m)) : (s[i].v <= m || isnan(m));
-            if (better && !isnan(s[i].v))
-                best = i;
-            else if (isnan(m))
-                best = i;
-        }
-        *out = (double)s[best].t / 1000;
-        return 1;
-    }
-    case PROMQL_FN_PRESENT_OVER_TIME:
-        *out = 1;
-        return 1;
-    case PROMQL_FN_STDDEV_OVER_TIME:
-        *out = sqrt(stdvar_values(s, n));
-        return 1;
-    case PROMQL_FN_STDVAR_OVER_TIME:
-        *out = stdvar_values(s, n);
-        return 1;
-    case PROMQL_FN_QUANTILE_OVER_TIME:
-    case PROMQL_FN_MAD_OVER_TIME: {
-        double *v = malloc(n * sizeof(double));
-        if (!v)
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++)
-            v[i] = s[i].v;
-        if (id == PROMQL_FN_QUANTILE_OVER_TIME) {
-            *out = pq_quantile(a0, v, n);
-        } else {
-            int has_nan = 0;
-            for (size_t i = 0; i < n; i++)
-                if (isnan(v[i]))
-                    has_nan = 1;
-            if (has_nan) {
-                free(v);
-                *out = NAN;
-                return 1;
-            }
-            double med = pq_quantile(0.5, v, n);
-            for (size_t i = 0; i < n; i++)
-                v[i] = fabs(s[i].v - med);
-            *out = pq_quantile(0.5, v, n);
-        }
-        free(v);
-        return 1;
-    }
-    case PROMQL_FN_CHANGES: {
-        double ch = 0;
-        for (size_t i = 1; i < n; i++) {
-            double p = s[i - 1].v, q = s[i].v;
-            if (q != p && !(isnan(q) && isnan(p)))
-                ch++;
-        }
-        *out = ch;
-        return 1;
-    }
-    case PROMQL_FN_RESETS: {
-        double r = 0;
-        for (size_t i = 1; i < n; i++)
-            if (s[i].v < s[i - 1].v)
-                r++;
-        *out = r;
-        return 1;
-    }
-    case PROMQL_FN_DERIV: {
-        if (n < 2)
-            return 0;
-        double slope, icept;
-        linear_regression(s, n, s[0].t, &slope, &icept);
-        *out = slope;
-        return 1;
-    }
-    case PROMQL_FN_PREDICT_LINEAR: {
-        if (n < 2)
-            return 0;
-        double slope, icept;
-        linear_regression(s, n, w->t, &slope, &icept);
-        *out = slope * a0 + icept;
-        return 1;
-    }
-    case PROMQL_FN_DOUBLE_EXPONENTIAL_SMOOTHING:
-        return des_value(s, n, a0, a1, out);
-    default:
-        return 0;
-    }
-}
-
-static int keeps_name(promql_func_id id) {
-    return id == PROMQL_FN_LAST_OVER_TIME || id == PROMQL_FN_FIRST_OVER_TIME;
-}
-
-static int name_is_counterish(const char *name) {
-    static const char *suf[] = {"_total", "_sum", "_count", "_bucket"};
-    size_t n = strlen(name);
-    for (size_t i = 0; i < 4; i++) {
-        size_t k = strlen(suf[i]);
-        if (n >= k && memcmp(name + n - k, suf[i], k) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* Scalar argument i (per step values) of call e; NULL on error. */
-static double *scalar_arg(pq_ctx *c, const promql_expr *e, size_t i) {
+double *pq_scalar_arg(pq_ctx *c, const promql_expr *e, size_t i) {
     pq_value v;
     memset(&v, 0, sizeof v);
     if (pq_eval(c, e->u.call.args[i], &v) < 0)
@@ -469,205 +100,49 @@ static double *scalar_arg(pq_ctx *c, const promql_expr *e, size_t i) {
     return v.scal;
 }
 
-static int eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out) {
-    promql_func_id id = e->u.call.func->id;
-    size_t mi = 0;
-    double *a0 = NULL, *a1 = NULL;
-    if (id == PROMQL_FN_QUANTILE_OVER_TIME) {
-        mi = 1;
-        if (!(a0 = scalar_arg(c, e, 0)))
-            return c->code;
-    } else if (id == PROMQL_FN_PREDICT_LINEAR) {
-        if (!(a0 = scalar_arg(c, e, 1)))
-            return c->code;
-    } else if (id == PROMQL_FN_DOUBLE_EXPONENTIAL_SMOOTHING) {
-        if (!(a0 = scalar_arg(c, e, 1)) || !(a1 = scalar_arg(c, e, 2)))
-            return c->code;
-    }
-    pq_range_arg ra;
-    memset(&ra, 0, sizeof ra);
-    int rc = pq_eval_range_arg(c, e->u.call.args[mi], &ra);
-    if (rc < 0)
-        return rc;
-    out->type = PROMQL_TYPE_VECTOR;
-    const promql_expr *argpos = e->u.call.args[mi];
+void pq_warn_quantile(pq_ctx *c, const promql_expr *arg, const double *q) {
+    for (size_t k = 0; k < c->nsteps; k++)
+        if (isnan(q[k]) || q[k] < 0 || q[k] > 1) {
+            char g[FMT_DOUBLE_MAX];
+            pq_warn(c, arg, "quantile value should be between 0 and 1, got %s", pq_gfmt(q[k], g));
+            return;
+        }
+}
 
-    if (id == PROMQL_FN_QUANTILE_OVER_TIME) {
-        for (size_t k = 0; k < c->nsteps; k++)
-            if (isnan(a0[k]) || a0[k] < 0 || a0[k] > 1) {
-                char g[FMT_DOUBLE_MAX];
-                pq_warn(c, e->u.call.args[0], "quantile value should be between 0 and 1, got %s",
-                        pq_gfmt(a0[k], g));
-                break;
-            }
-    }
-    if (id == PROMQL_FN_DOUBLE_EXPONENTIAL_SMOOTHING && ra.m.n > 0) {
-        for (size_t k = 0; k < c->nsteps; k++) {
-            if (a0[k] <= 0 || a0[k] >= 1 || isnan(a0[k]))
-                return pq_fail(c, KILN_ERANGE, "invalid smoothing factor. Expected: 0 < sf < 1, got: %f",
-                               a0[k]);
-            if (a1[k] <= 0 || a1[k] >= 1 || isnan(a1[k]))
-                return pq_fail(c, KILN_ERANGE, "invalid trend factor. Expected: 0 < tf < 1, got: %f", a1[k]);
-        }
-    }
-
-    if (id == PROMQL_FN_ABSENT_OVER_TIME) {
-        /* One output series: 1 at each step where no input has a sample. */
-        sample *pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
-        size_t *lo = calloc(ra.m.n + 1, sizeof(size_t));
-        if (!pts || !lo) {
-            free(lo);
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
-        }
-        size_t np = 0;
-        for (size_t k = 0; k < c->nsteps; k++) {
-            int64_t t = c->start + (int64_t)k * c->interval;
-            int64_t te = (ra.at ? ra.at_ms : t) - ra.offset_ms;
-            int found = 0;
-            for (size_t i = 0; i < ra.m.n && !found; i++) {
-                const pq_series *s = &ra.m.v[i];
-                size_t j = 0;
-                while (j < s->npts && s->pts[j].t <= te - ra.range_ms)
-                    j++;
-                if (j < s->npts && s->pts[j].t <= te)
-                    found = 1;
-            }
-            if (!found)
-                pts[np++] = (sample){t, 1};
-        }
-        free(lo);
-        if (np) {
-            pq_series *o;
-            if (pq_matrix_push(c, &out->m, &o) < 0)
-                return c->code;
-            size_t nls = 0;
-            label *ls = NULL;
-            if (ra.sel) {
-                /* labels from the equality matchers, as Prometheus' absent */
-                labels_builder *b = &c->lb;
-                lb_reset(b);
-                const promql_vector_selector *vs = &ra.sel->u.vs;
-                for (size_t i = 0; i < vs->nmatchers; i++) {
-                    const matcher *m = &vs->matchers[i];
-                    if (strcmp(m->name, LABEL_NAME) == 0)
-                        continue;
-                    int has = 0;
-                    for (size_t j = 0; j < i; j++)
-                        if (strcmp(vs->matchers[j].name, m->name) == 0 && vs->matchers[j].type == MATCH_EQ)
-                            has = 1;
-                    if (m->type == MATCH_EQ && !has) {
-                        if (lb_set(b, m->name, m->value) < 0)
-                            return pq_fail(c, KILN_ENOMEM, "out of memory");
-                    } else {
-                        lb_del(b, m->name);
-                    }
-                }
-                const label *bl = lb_labels(b, &nls);
-                ls = labels_copy(c->mem, bl, nls);
-                if (!ls && nls)
-                    return pq_fail(c, KILN_ENOMEM, "out of memory");
-            }
-            o->ls = ls;
-            o->nls = nls;
-            o->pts = pts;
-            o->npts = np;
-        }
+int pq_push_absent(pq_ctx *c, pq_value *out, sample *pts, size_t np, const promql_vector_selector *vs) {
+    if (!np)
         return 0;
-    }
-
-    int is_rateish = id == PROMQL_FN_RATE || id == PROMQL_FN_INCREASE;
-    int info_done = 0;
-    sample *tmp = c->nsteps ? malloc(c->nsteps * sizeof(sample)) : NULL;
-    if (c->nsteps && !tmp)
-        return pq_fail(c, KILN_ENOMEM, "out of memory");
-    uint32_t *resets = NULL;
-    size_t resets_cap = 0;
-    for (size_t i = 0; i < ra.m.n; i++) {
-        const pq_series *in = &ra.m.v[i];
-        size_t lo = 0, hi = 0, np = 0;
-        if (is_rateish && in->npts) {
-            if (in->npts > resets_cap) {
-                uint32_t *nr = realloc(resets, in->npts * sizeof *nr);
-                if (!nr) {
-                    free(tmp);
-                    free(resets);
-                    return pq_fail(c, KILN_ENOMEM, "out of memory");
-                }
-                resets = nr;
-                resets_cap = in->npts;
-            }
-            resets[0] = 0;
-            for (size_t j = 1; j < in->npts; j++)
-                resets[j] = resets[j - 1] + (in->pts[j].v < in->pts[j - 1].v);
-        }
-        int had_floats = 0;
-        for (size_t k = 0; k < c->nsteps; k++) {
-            int64_t t = c->start + (int64_t)k * c->interval;
-            int64_t te = (ra.at ? ra.at_ms : t) - ra.offset_ms;
-            int64_t rs = te - ra.range_ms;
-            if (ra.at) {
-                lo = 0;
-                hi = 0;
-            }
-            while (lo < in->npts && in->pts[lo].t <= rs)
-                lo++;
-            if (hi < lo)
-                hi = lo;
-            while (hi < in->npts && in->pts[hi].t <= te)
-                hi++;
-            win w = {in->pts + lo, hi - lo, t, rs, te, ra.range_ms, is_rateish ? resets + lo : NULL};
-            if (w.n)
-                had_floats = 1;
-            double v = 0;
-            /* a long series of wide windows (subqueries) checks the deadline as it goes */
-            int r = (k & 1023) == 1023 && pq_poll(c) < 0
-                        ? c->code
-                        : range_fn(c, id, &w, a0 ? a0[k] : 0, a1 ? a1[k] : 0, &v);
-            if (r < 0) {
-                free(tmp);
-                free(resets);
-                return r;
-            }
-            if (r)
-                tmp[np++] = (sample){t, v};
-        }
-        if (is_rateish && had_floats && !info_done) {
-            const char *name = labels_get(in->ls, in->nls, LABEL_NAME);
-            if (name && !name_is_counterish(name)) {
-                pq_info(
-                    c, argpos,
-                    "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"%s\"",
-                    name);
-                info_done = 1;
-            }
-        }
-        if (!np)
+    pq_series *o;
+    if (pq_matrix_push(c, &out->m, &o) < 0)
+        return c->code;
+    o->pts = pts;
+    o->npts = np;
+    if (!vs)
+        return 0;
+    /* the labels of the equality matchers; a label matched twice gets none */
+    labels_builder *b = &c->lb;
+    lb_reset(b);
+    for (size_t i = 0; i < vs->nmatchers; i++) {
+        const matcher *m = &vs->matchers[i];
+        if (strcmp(m->name, LABEL_NAME) == 0)
             continue;
-        if (pq_account(c, np) < 0) {
-            free(tmp);
-            free(resets);
-            return c->code;
+        int has_eq = 0;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(vs->matchers[j].name, m->name) == 0 && vs->matchers[j].type == MATCH_EQ)
+                has_eq = 1;
+        if (m->type == MATCH_EQ && !has_eq) {
+            if (lb_set(b, m->name, m->value) < 0)
+                return pq_fail(c, KILN_ENOMEM, "out of memory");
+        } else {
+            lb_del(b, m->name);
         }
-        pq_series *o;
-        if (pq_matrix_push(c, &out->m, &o) < 0) {
-            free(tmp);
-            free(resets);
-            return c->code;
-        }
-        o->ls = in->ls;
-        o->nls = in->nls;
-        o->drop_name = keeps_name(id) ? in->drop_name : 1;
-        o->pts = arena_alloc_nz(c->mem, np * sizeof(sample));
-        if (!o->pts) {
-            free(tmp);
-            free(resets);
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
-        }
-        memcpy(o->pts, tmp, np * sizeof(sample));
-        o->npts = np;
     }
-    free(tmp);
-    free(resets);
+    size_t nls;
+    const label *bl = lb_labels(b, &nls);
+    o->ls = labels_copy(c->mem, bl, nls);
+    if (!o->ls && nls)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
+    o->nls = nls;
     return 0;
 }
 
@@ -775,11 +250,11 @@ static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_value *out) {
     const promql_call *call = &e->u.call;
     double *a = NULL, *b = NULL;
     if (id == PROMQL_FN_CLAMP) {
-        if (!(a = scalar_arg(c, e, 1)) || !(b = scalar_arg(c, e, 2)))
+        if (!(a = pq_scalar_arg(c, e, 1)) || !(b = pq_scalar_arg(c, e, 2)))
             return c->code;
     } else if ((id == PROMQL_FN_CLAMP_MAX || id == PROMQL_FN_CLAMP_MIN) ||
                (id == PROMQL_FN_ROUND && call->nargs > 1)) {
-        if (!(a = scalar_arg(c, e, 1)))
+        if (!(a = pq_scalar_arg(c, e, 1)))
             return c->code;
     }
     out->type = PROMQL_TYPE_VECTOR;
@@ -1152,292 +627,6 @@ static int eval_sort(pq_ctx *c, const promql_expr *e, pq_value *out) {
     return 0;
 }
 
-/* ---- histogram_quantile / histogram_fraction over classic buckets ---- */
-
-typedef struct bucket {
-    double ub, count;
-} bucket;
-
-static int cmp_bucket(const void *pa, const void *pb) {
-    const bucket *a = pa, *b = pb;
-    return a->ub < b->ub ? -1 : a->ub > b->ub ? 1 : 0;
-}
-
-static int almost_equal(double a, double b, double eps) {
-    const double min_normal = 2.2250738585072014e-308;
-    if (a == b)
-        return 1;
-    double abs_sum = fabs(a) + fabs(b), diff = fabs(a - b);
-    if (a == 0 || b == 0 || abs_sum < min_normal)
-        return diff < eps * min_normal;
-    return diff / fmin(abs_sum, 1.7976931348623157e308) < eps;
-}
-
-static size_t coalesce(bucket *b, size_t n) {
-    bucket last = b[0];
-    size_t i = 0;
-    for (size_t j = 1; j < n; j++) {
-        if (b[j].ub == last.ub) {
-            last.count += b[j].count;
-        } else {
-            b[i++] = last;
-            last = b[j];
-        }
-    }
-    b[i] = last;
-    return i + 1;
-}
-
-static double bucket_quantile(double q, bucket *b, size_t n, int *forced) {
-    *forced = 0;
-    if (isnan(q))
-        return NAN;
-    if (q < 0)
-        return -INFINITY;
-    if (q > 1)
-        return INFINITY;
-    qsort(b, n, sizeof *b, cmp_bucket);
-    if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
-        return NAN;
-    n = coalesce(b, n);
-    double prev = b[0].count;
-    for (size_t i = 1; i < n; i++) {
-        double cur = b[i].count;
-        if (cur == prev)
-            continue;
-        if (almost_equal(prev, cur, 1e-12)) {
-            b[i].count = prev;
-            continue;
-        }
-        if (cur < prev) {
-            b[i].count = prev;
-            *forced = 1;
-            continue;
-        }
-        prev = cur;
-    }
-    if (n < 2)
-        return NAN;
-    double obs = b[n - 1].count;
-    if (obs == 0)
-        return NAN;
-    double rank = q * obs;
-    size_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (b[mid].count >= rank)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    size_t k = lo;
-    if (k == n - 1)
-        return b[n - 2].ub;
-    if (k == 0 && b[0].ub <= 0)
-        return b[0].ub;
-    double start = 0, end = b[k].ub, count = b[k].count;
-    if (k > 0) {
-        start = b[k - 1].ub;
-        count -= b[k - 1].count;
-        rank -= b[k - 1].count;
-    }
-    return start + (end - start) * (rank / count);
-}
-
-static double bucket_fraction(double lower, double upper, bucket *b, size_t n) {
-    qsort(b, n, sizeof *b, cmp_bucket);
-    if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
-        return NAN;
-    n = coalesce(b, n);
-    double count = b[n - 1].count;
-    if (count == 0 || isnan(lower) || isnan(upper))
-        return NAN;
-    if (lower >= upper)
-        return 0;
-    double rank = 0, lrank = 0, urank = 0;
-    int lset = 0, uset = 0;
-    for (size_t i = 0; i < n; i++) {
-        double lb = i > 0 ? b[i - 1].ub : (b[0].ub > 0 ? 0 : -INFINITY);
-        double ub = b[i].ub;
-        if (!lset && lb >= lower) {
-            lrank = rank;
-            lset = 1;
-        }
-        if (!uset && lb >= upper) {
-            urank = rank;
-            uset = 1;
-        }
-        if (lset && uset)
-            break;
-        if (!lset && lb < lower && ub > lower) {
-            lrank = isinf(ub) ? b[i].count : rank + (b[i].count - rank) * (lower - lb) / (ub - lb);
-            lset = 1;
-        }
-        if (!uset && lb < upper && ub > upper) {
-            urank = isinf(ub) ? rank : rank + (b[i].count - rank) * (upper - lb) / (ub - lb);
-            uset = 1;
-        }
-        if (lset && uset)
-            break;
-        rank = b[i].count;
-    }
-    if (!lset || lrank > count)
-        lrank = count;
-    if (!uset || urank > count)
-        urank = count;
-    return (urank - lrank) / count;
-}
-
-typedef struct hgroup {
-    const pq_series *first;
-    bucket *b;
-    size_t n, cap;
-} hgroup;
-
-static int parse_le(const char *s, double *out) {
-    if (!s || !*s)
-        return -1;
-    char *end;
-    *out = strtod(s, &end);
-    return *end ? -1 : 0;
-}
-
-static int eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
-    promql_func_id id = e->u.call.func->id;
-    const promql_call *call = &e->u.call;
-    int frac = id == PROMQL_FN_HISTOGRAM_FRACTION;
-    double *q = NULL, *up = NULL;
-    if (!(q = scalar_arg(c, e, 0)))
-        return c->code;
-    if (frac && !(up = scalar_arg(c, e, 1)))
-        return c->code;
-    pq_value in;
-    memset(&in, 0, sizeof in);
-    int rc = pq_eval(c, call->args[frac ? 2 : 1], &in);
-    if (rc < 0)
-        return rc;
-    out->type = PROMQL_TYPE_VECTOR;
-    if (!frac)
-        for (size_t k = 0; k < c->nsteps; k++)
-            if (isnan(q[k]) || q[k] < 0 || q[k] > 1) {
-                char g[FMT_DOUBLE_MAX];
-                pq_warn(c, call->args[0], "quantile value should be between 0 and 1, got %s",
-                        pq_gfmt(q[k], g));
-                break;
-            }
-    /* group the input series by their labels without "le" */
-    size_t n = in.m.n;
-    size_t *grp = malloc((n + 1) * sizeof(size_t));
-    double *les = malloc((n + 1) * sizeof(double));
-    hgroup *g = calloc(n + 1, sizeof *g);
-    size_t *cur = calloc(n + 1, sizeof(size_t));
-    pq_out col;
-    pq_out_init(&col);
-    size_t ng = 0;
-    if (!grp || !les || !g || !cur)
-        goto nomem;
-    for (size_t i = 0; i < n; i++) {
-        const pq_series *s = &in.m.v[i];
-        grp[i] = SIZE_MAX;
-        if (parse_le(labels_get(s->ls, s->nls, "le"), &les[i]) < 0) {
-            const char *nm = labels_get(s->ls, s->nls, LABEL_NAME);
-            const char *le = labels_get(s->ls, s->nls, "le");
-            pq_warn(
-                c, call->args[frac ? 2 : 1],
-                "bucket label \"le\" is missing or has a malformed value of \"%s\" for metric name \"%s\"",
-                le ? le : "", nm ? nm : "");
-            continue;
-        }
-        for (size_t j = 0; j < ng; j++) {
-            const pq_series *f = g[j].first;
-            /* equal except le */
-            size_t a = 0, b = 0;
-            int eq = 1;
-            while (eq) {
-                while (a < s->nls && strcmp(s->ls[a].name, "le") == 0)
-                    a++;
-                while (b < f->nls && strcmp(f->ls[b].name, "le") == 0)
-                    b++;
-                if (a == s->nls || b == f->nls) {
-                    eq = a == s->nls && b == f->nls;
-                    break;
-                }
-                if (strcmp(s->ls[a].name, f->ls[b].name) || strcmp(s->ls[a].value, f->ls[b].value))
-                    eq = 0;
-                a++;
-                b++;
-            }
-            if (eq) {
-                grp[i] = j;
-                break;
-            }
-        }
-        if (grp[i] == SIZE_MAX) {
-            grp[i] = ng;
-            g[ng++].first = s;
-        }
-    }
-    for (size_t j = 0; j < ng; j++) {
-        g[j].b = malloc((n + 1) * sizeof(bucket));
-        if (!g[j].b)
-            goto nomem;
-    }
-    int forced_warned = 0;
-    for (size_t k = 0; k < c->nsteps; k++) {
-        int64_t t = c->start + (int64_t)k * c->interval;
-        for (size_t j = 0; j < ng; j++)
-            g[j].n = 0;
-        for (size_t i = 0; i < n; i++) {
-            const pq_series *s = &in.m.v[i];
-            while (cur[i] < s->npts && s->pts[cur[i]].t < t)
-                cur[i]++;
-            if (grp[i] == SIZE_MAX || cur[i] >= s->npts || s->pts[cur[i]].t != t)
-                continue;
-            hgroup *h = &g[grp[i]];
-            h->b[h->n++] = (bucket){les[i], s->pts[cur[i]].v};
-        }
-        for (size_t j = 0; j < ng; j++) {
-            if (!g[j].n)
-                continue;
-            int forced = 0;
-            double v = frac ? bucket_fraction(q[k], up[k], g[j].b, g[j].n)
-                            : bucket_quantile(q[k], g[j].b, g[j].n, &forced);
-            if (forced && !forced_warned) {
-                const char *nm = labels_get(g[j].first->ls, g[j].first->nls, LABEL_NAME);
-                pq_info(
-                    c, call->args[1],
-                    "input to histogram_quantile needed to be fixed for monotonicity (see "
-                    "https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) "
-                    "for metric name \"%s\"",
-                    nm ? nm : "");
-                forced_warned = 1;
-            }
-            if (lb_from(&c->lb, g[j].first->ls, g[j].first->nls) < 0)
-                goto nomem;
-            lb_del(&c->lb, "le");
-            lb_del(&c->lb, LABEL_NAME);
-            size_t nls;
-            const label *ls = lb_labels(&c->lb, &nls);
-            if ((rc = pq_out_add(c, &col, ls, nls, 0, t, v)) < 0)
-                goto done;
-        }
-    }
-    rc = pq_out_finish(c, &col, &out->m);
-    goto done;
-nomem:
-    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
-done:
-    if (g)
-        for (size_t j = 0; j < ng; j++)
-            free(g[j].b);
-    free(g);
-    free(cur);
-    free(grp);
-    free(les);
-    pq_out_free(&col);
-    return rc;
-}
-
 /* ---- step-wise helpers: scalar(), vector(), absent(), time() ---- */
 
 static int eval_absent(pq_ctx *c, const promql_expr *e, pq_value *out) {
@@ -1463,43 +652,8 @@ static int eval_absent(pq_ctx *c, const promql_expr *e, pq_value *out) {
         if (!has[k])
             pts[np++] = (sample){c->start + (int64_t)k * c->interval, 1};
     free(has);
-    if (!np)
-        return 0;
-    pq_series *o;
-    if (pq_matrix_push(c, &out->m, &o) < 0)
-        return c->code;
-    o->pts = pts;
-    o->npts = np;
     const promql_expr *a = e->u.call.args[0];
-    const promql_vector_selector *vs = NULL;
-    if (a->kind == PROMQL_VECTOR_SELECTOR)
-        vs = &a->u.vs;
-    if (vs) {
-        labels_builder *b = &c->lb;
-        lb_reset(b);
-        for (size_t i = 0; i < vs->nmatchers; i++) {
-            const matcher *m = &vs->matchers[i];
-            if (strcmp(m->name, LABEL_NAME) == 0)
-                continue;
-            int has_eq = 0;
-            for (size_t j = 0; j < i; j++)
-                if (strcmp(vs->matchers[j].name, m->name) == 0 && vs->matchers[j].type == MATCH_EQ)
-                    has_eq = 1;
-            if (m->type == MATCH_EQ && !has_eq) {
-                if (lb_set(b, m->name, m->value) < 0)
-                    return pq_fail(c, KILN_ENOMEM, "out of memory");
-            } else {
-                lb_del(b, m->name);
-            }
-        }
-        size_t nls;
-        const label *bl = lb_labels(b, &nls);
-        o->ls = labels_copy(c->mem, bl, nls);
-        if (!o->ls && nls)
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
-        o->nls = nls;
-    }
-    return 0;
+    return pq_push_absent(c, out, pts, np, a->kind == PROMQL_VECTOR_SELECTOR ? &a->u.vs : NULL);
 }
 
 static int new_scalar(pq_ctx *c, pq_value *out) {
@@ -1559,7 +713,7 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
     case PROMQL_FN_PREDICT_LINEAR:
     case PROMQL_FN_DOUBLE_EXPONENTIAL_SMOOTHING:
     case PROMQL_FN_ABSENT_OVER_TIME:
-        return eval_range_func(c, e, out);
+        return pq_eval_range_func(c, e, out);
     case PROMQL_FN_ABS:
     case PROMQL_FN_CEIL:
     case PROMQL_FN_FLOOR:
@@ -1606,7 +760,7 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
         return eval_sort(c, e, out);
     case PROMQL_FN_HISTOGRAM_QUANTILE:
     case PROMQL_FN_HISTOGRAM_FRACTION:
-        return eval_histogram(c, e, out);
+        return pq_eval_histogram(c, e, out);
     case PROMQL_FN_ABSENT:
         return eval_absent(c, e, out);
     case PROMQL_FN_SCALAR:
@@ -1632,7 +786,7 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
         if (rc < 0)
             return rc;
         for (size_t i = 0; i < call->nargs; i++) {
-            double *a = scalar_arg(c, e, i);
+            double *a = pq_scalar_arg(c, e, i);
             if (!a)
                 return c->code;
             for (size_t k = 0; k < c->nsteps; k++)

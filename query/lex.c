@@ -188,7 +188,7 @@ static void quote_rune_body(buf *b, long r, int quote, int bad_byte, unsigned ch
 }
 
 /* Quotes like Go's strconv.Quote: the printer's string and label values. */
-int promql_quote(buf *out, const char *s, size_t n) {
+void promql_quote(buf *out, const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s;
     buf_putc(out, '"');
     size_t i = 0;
@@ -199,7 +199,7 @@ int promql_quote(buf *out, const char *s, size_t n) {
         quote_rune_body(out, r, '"', bad, p[i]);
         i += sz;
     }
-    return buf_putc(out, '"');
+    buf_putc(out, '"');
 }
 
 /* %q of a rune: 'x'. */
