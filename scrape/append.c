@@ -68,7 +68,7 @@ static centry *cache_lookup(scache *c, uint64_t h, const char *k, size_t klen) {
     }
 }
 
-static int cache_reindex(scache *c, size_t want) {
+KILN_MUST_CHECK static int cache_reindex(scache *c, size_t want) {
     size_t cap = 64;
     while (cap < want * 2)
         cap *= 2;
@@ -88,7 +88,7 @@ static int cache_reindex(scache *c, size_t want) {
 }
 
 /* Forgets the entries last seen before min_seen that have no live sample. */
-static int cache_compact(scache *c, uint32_t min_seen) {
+KILN_MUST_CHECK static int cache_compact(scache *c, uint32_t min_seen) {
     arena keys;
     arena_init(&keys, 0);
     size_t k = 0;
@@ -113,14 +113,8 @@ static int cache_compact(scache *c, uint32_t min_seen) {
 }
 
 static centry *cache_add(scache *c, uint64_t h, const char *k, size_t klen) {
-    if (c->n == c->capv) {
-        size_t nc = c->capv ? c->capv * 2 : 64;
-        centry *nv = realloc(c->v, nc * sizeof *nv);
-        if (!nv)
-            return NULL;
-        c->v = nv;
-        c->capv = nc;
-    }
+    if (array_grow((void **)&c->v, &c->capv, c->n + 1, sizeof *c->v) != 0)
+        return NULL;
     if ((c->n + 1) * 4 > c->capi * 3 && cache_reindex(c, c->n + 1) != 0)
         return NULL;
     char *nk = arena_alloc_nz(&c->keys, klen ? klen : 1);
@@ -146,9 +140,13 @@ void append_cache_free(scache *c) {
     arena_free(&c->keys);
     memset(c, 0, sizeof *c);
 }
-/* ---- appending (worker thread) ------------------------------------- */
 
-static int appended(target *t, int rc, kiln_err *e, char *why, size_t whyn) {
+/* ---- appending ------------------------------------------------------------- */
+
+/* The result rc of an append: a sample the head refuses for its timestamp
+ * (out of order, a duplicate, out of bounds) is counted and the scrape goes
+ * on, as in Prometheus; any other error is returned, with why set. */
+KILN_MUST_CHECK static int appended(target *t, int rc, kiln_err *e, char *why, size_t whyn) {
     scrape_manager *m = t->m;
     switch (rc) {
     case 0:
@@ -170,8 +168,8 @@ static int appended(target *t, int rc, kiln_err *e, char *why, size_t whyn) {
 
 /* Appends a sample by ref, creating the series again from ls when the ref
  * is no longer known (the head dropped an idle series). */
-static int append_ref(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t ts, double v,
-                      kiln_err *e) {
+KILN_MUST_CHECK static int append_ref(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t ts,
+                                      double v, kiln_err *e) {
     if (*ref) {
         int rc = appender_append(a, ref, NULL, 0, ts, v, e);
         if (rc != KILN_EINVAL)
@@ -184,7 +182,8 @@ static int append_ref(appender *a, uint64_t *ref, const label *ls, size_t n, int
 /* Merges the target labels into the sample's labels in lb (Prometheus'
  * mutateSampleLabels): with honor_labels the scraped ones win, otherwise
  * the target's do and clashing scraped labels become exported_<name>. */
-static int merge_target_labels(target *t, const scrape_config *sc, labels_builder *lb, arena *a) {
+KILN_MUST_CHECK static int merge_target_labels(target *t, const scrape_config *sc, labels_builder *lb,
+                                               arena *a) {
     size_t n;
     const label *cur;
     for (size_t i = 0; i < t->nls; i++) {
@@ -242,14 +241,8 @@ static void meta_note(target *t, expo_parser *p, expo_entry kind) {
     }
     pthread_mutex_lock(&t->m->mu);
     if (!e) {
-        if (t->nmeta == t->capmeta) {
-            size_t nc = t->capmeta ? t->capmeta * 2 : 16;
-            mentry *nv = realloc(t->meta, nc * sizeof *nv);
-            if (!nv)
-                goto out;
-            t->meta = nv;
-            t->capmeta = nc;
-        }
+        if (array_grow((void **)&t->meta, &t->capmeta, t->nmeta + 1, sizeof *t->meta) != 0)
+            goto out;
         e = &t->meta[t->nmeta];
         memset(e, 0, sizeof *e);
         if (!(e->name = strndup(name, nlen)))
@@ -272,8 +265,8 @@ out:
 
 /* Stale markers for the series of the last stored scrape that are not in
  * this one (all of them when `all`); then forgets series long gone. */
-static int write_stale(target *t, appender *a, int64_t ts, int all, int track_explicit, char *why,
-                       size_t whyn) {
+KILN_MUST_CHECK static int write_stale(target *t, appender *a, int64_t ts, int all, int track_explicit,
+                                       char *why, size_t whyn) {
     kiln_err e = {0};
     size_t gone = 0;
     for (size_t i = 0; i < t->cache.n; i++) {
@@ -294,7 +287,8 @@ static int write_stale(target *t, appender *a, int64_t ts, int all, int track_ex
     return 0;
 }
 
-static int write_report(target *t, appender *a, int64_t ts, const double *v, char *why, size_t whyn) {
+KILN_MUST_CHECK static int write_report(target *t, appender *a, int64_t ts, const double *v, char *why,
+                                        size_t whyn) {
     kiln_err e = {0};
     for (int r = 0; r < NREP; r++) {
         int rc = append_ref(a, &t->rep_ref[r], t->rep[r], t->nls + 1, ts, v[r], &e);
@@ -305,8 +299,9 @@ static int write_report(target *t, appender *a, int64_t ts, const double *v, cha
 }
 
 /* Parses and stages the body; 0, or an error with why set (the batch is then dropped). */
-static int stage_samples(target *t, const scrape_config *sc, appender *a, int64_t ts, size_t *scraped,
-                         size_t *post, size_t *added, char *why, size_t whyn) {
+KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, appender *a, int64_t ts,
+                                         size_t *scraped, size_t *post, size_t *added, char *why,
+                                         size_t whyn) {
     kiln_err e = {0};
     t->cache.cursor = 0;
     expo_parser *p = expo_parser_new(expo_format_of(t->ctype[0] ? t->ctype : NULL),

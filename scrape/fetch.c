@@ -64,8 +64,7 @@ static void csock_closed(uv_handle_t *h) {
     csock *c = h->data;
     scrape_manager *m = c->m;
     free(c);
-    m->handles--;
-    scrape_check_stopped(m);
+    scrape_handle_gone(m);
 }
 
 static void csock_close(scrape_manager *m, csock *c) {
@@ -141,23 +140,35 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *data) {
     return buf_append(&t->body, p, n) == 0 ? n : 0;
 }
 
-static char *read_secret(const char *inline_value, const char *file) {
+/*
+ * A secret given inline or in a file (its trailing newlines dropped): 0 with
+ * *out a new string to free, or NULL when there is none or the file cannot
+ * be read (the request then goes with an empty one); KILN_ENOMEM.
+ */
+KILN_MUST_CHECK static int read_secret(const char *inline_value, const char *file, char **out) {
+    *out = NULL;
     if (inline_value)
-        return strdup(inline_value);
+        return (*out = strdup(inline_value)) ? 0 : KILN_ENOMEM;
     if (!file)
-        return NULL;
+        return 0;
     FILE *f = fopen(file, "r");
     if (!f)
-        return NULL;
-    buf b = {0};
+        return 0;
+    buf b = BUF_INIT;
     char tmp[4096];
     size_t n;
     while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
         buf_append(&b, tmp, n);
     fclose(f);
+    buf_append(&b, "", 0); /* data non-NULL for an empty file */
+    if (buf_error(&b) != 0) {
+        buf_free(&b);
+        return KILN_ENOMEM;
+    }
     while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
         b.data[--b.len] = 0;
-    return b.data ? buf_steal(&b) : strdup("");
+    *out = buf_steal(&b);
+    return 0;
 }
 
 /* The Accept header for the config's protocols, OpenMetrics first by default. */
@@ -185,8 +196,22 @@ static void accept_header(const scrape_config *sc, buf *b) {
     buf_printf(b, "%s*/*;q=0.1", k ? "," : "");
 }
 
-/* Sets the easy handle up for the target's current config. */
-static int easy_setup(target *t) {
+/* Adds the header written in h to the target's list and empties h; 0 or
+ * KILN_ENOMEM. */
+KILN_MUST_CHECK static int add_header(target *t, buf *h) {
+    if (buf_error(h) != 0)
+        return KILN_ENOMEM;
+    struct curl_slist *l = curl_slist_append(t->hdrs, h->data ? h->data : "");
+    if (!l)
+        return KILN_ENOMEM;
+    t->hdrs = l;
+    buf_reset(h);
+    return 0;
+}
+
+/* Sets the easy handle up for the target's current config; 0 or
+ * KILN_ENOMEM. */
+KILN_MUST_CHECK static int easy_setup(target *t) {
     const scrape_config *sc = t->sc;
     if (!t->easy && !(t->easy = curl_easy_init()))
         return KILN_ENOMEM;
@@ -194,21 +219,26 @@ static int easy_setup(target *t) {
     curl_easy_reset(e);
     curl_slist_free_all(t->hdrs);
     t->hdrs = NULL;
-    buf h = {0};
+    buf h = BUF_INIT;
     accept_header(sc, &h);
-    t->hdrs = curl_slist_append(t->hdrs, h.data ? h.data : "Accept: */*");
-    buf_reset(&h);
-    buf_printf(&h, "X-Prometheus-Scrape-Timeout-Seconds: %g", (double)t->timeout_ms / 1000.0);
-    t->hdrs = curl_slist_append(t->hdrs, h.data ? h.data : "");
-    if (sc->http.has_authorization) {
-        char *cred = read_secret(sc->http.credentials, sc->http.credentials_file);
-        buf_reset(&h);
-        buf_printf(&h, "Authorization: %s %s", sc->http.auth_type ? sc->http.auth_type : "Bearer",
-                   cred ? cred : "");
+    int rc = add_header(t, &h);
+    if (rc == 0) {
+        buf_printf(&h, "X-Prometheus-Scrape-Timeout-Seconds: %g", (double)t->timeout_ms / 1000.0);
+        rc = add_header(t, &h);
+    }
+    if (rc == 0 && sc->http.has_authorization) {
+        char *cred = NULL;
+        rc = read_secret(sc->http.credentials, sc->http.credentials_file, &cred);
+        if (rc == 0) {
+            buf_printf(&h, "Authorization: %s %s", sc->http.auth_type ? sc->http.auth_type : "Bearer",
+                       cred ? cred : "");
+            rc = add_header(t, &h);
+        }
         free(cred);
-        t->hdrs = curl_slist_append(t->hdrs, h.data ? h.data : "");
     }
     buf_free(&h);
+    if (rc != 0)
+        return rc;
     curl_easy_setopt(e, CURLOPT_URL, t->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -225,7 +255,9 @@ static int easy_setup(target *t) {
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      sc->http.enable_http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
     if (sc->http.has_basic_auth) {
-        char *pw = read_secret(sc->http.password, sc->http.password_file);
+        char *pw = NULL;
+        if (read_secret(sc->http.password, sc->http.password_file, &pw) != 0)
+            return KILN_ENOMEM;
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(e, CURLOPT_USERNAME, sc->http.username ? sc->http.username : "");
         curl_easy_setopt(e, CURLOPT_PASSWORD, pw ? pw : "");

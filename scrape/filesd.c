@@ -65,7 +65,7 @@ static int sd_read(pool *p, const scrape_config *sc) {
         arena_init(&na, 0);
         config_static *groups = NULL;
         const char **files = NULL;
-        size_t n = 0, cap = 0;
+        size_t n = 0, capg = 0, capf = 0;
         int ok = 1;
         for (size_t i = 0; i < sc->nfile_sd_configs && ok; i++)
             for (size_t j = 0; j < gs[i].gl_pathc && ok; j++) {
@@ -80,18 +80,10 @@ static int sd_read(pool *p, const scrape_config *sc) {
                     break;
                 }
                 const char *kept = arena_strndup(&na, path, strlen(path));
-                if (n + ng > cap) {
-                    size_t nc = (n + ng) * 2 + 8;
-                    config_static *ngv = realloc(groups, nc * sizeof *ngv);
-                    const char **nf = ngv ? realloc(files, nc * sizeof *nf) : NULL;
-                    if (ngv)
-                        groups = ngv;
-                    if (!nf || !kept) {
-                        ok = 0;
-                        break;
-                    }
-                    files = nf;
-                    cap = nc;
+                if (!kept || array_grow((void **)&groups, &capg, n + ng, sizeof *groups) != 0 ||
+                    array_grow((void **)&files, &capf, n + ng, sizeof *files) != 0) {
+                    ok = 0;
+                    break;
                 }
                 for (size_t k = 0; k < ng; k++) {
                     groups[n] = g[k];

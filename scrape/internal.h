@@ -186,6 +186,8 @@ struct scrape_manager {
 
 /* Calls the stop's done callback once nothing is left running (loop thread). */
 void scrape_check_stopped(scrape_manager *m);
+/* One of the manager's handles has closed (its close callback calls this). */
+void scrape_handle_gone(scrape_manager *m);
 /* The close callback of a handle whose data is the manager. */
 void scrape_handle_closed(uv_handle_t *h);
 /* Brings p's targets in line with sc's groups and the file_sd groups

@@ -90,7 +90,12 @@ static const unsigned type_sfx[] = {
 };
 #undef B
 
-static const char *const om_type_names[] = {
+/* The # TYPE names of each format, indexed by expo_type (NULL: none). */
+static const char *const text_type_names[EXPO_STATESET + 1] = {
+    [EXPO_UNTYPED] = "untyped",     [EXPO_COUNTER] = "counter", [EXPO_GAUGE] = "gauge",
+    [EXPO_HISTOGRAM] = "histogram", [EXPO_SUMMARY] = "summary",
+};
+static const char *const om_type_names[EXPO_STATESET + 1] = {
     [EXPO_UNTYPED] = "unknown",
     [EXPO_COUNTER] = "counter",
     [EXPO_GAUGE] = "gauge",
@@ -171,6 +176,12 @@ static int is_lname_char(unsigned char c) {
 static int is_blank(unsigned char c) {
     return c == ' ' || c == '\t';
 }
+/* The first index at or after j that is not a blank (n at the end). */
+static size_t skip_blanks(const char *s, size_t n, size_t j) {
+    while (j < n && is_blank((unsigned char)s[j]))
+        j++;
+    return j;
+}
 
 /* ---- errors ----------------------------------------------------------- */
 
@@ -209,7 +220,8 @@ static void describe(const char *s, const char *end, const char *delims, char *o
 }
 
 /* Fails the parser: `line N: <msg>`. */
-static int fail(expo_parser *p, kiln_err *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+KILN_MUST_CHECK static int fail(expo_parser *p, kiln_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(expo_parser *p, kiln_err *err, const char *fmt, ...) {
     char msg[KILN_ERR_MSG_MAX];
     va_list ap;
@@ -222,20 +234,22 @@ static int fail(expo_parser *p, kiln_err *err, const char *fmt, ...) {
 }
 
 /* Fails with `line N: <what>, got "<token at s>"`. */
-static int fail_got(expo_parser *p, kiln_err *err, const char *what, const char *s, const char *end) {
+KILN_MUST_CHECK static int fail_got(expo_parser *p, kiln_err *err, const char *what, const char *s,
+                                    const char *end) {
     char got[160];
     describe(s, end, " \t{}=,\"#", got, sizeof got);
     return fail(p, err, "%s, got %s", what, got);
 }
 
 /* Like fail_got, quoting the start of the line instead of a token. */
-static int fail_line(expo_parser *p, kiln_err *err, const char *what, const char *s, const char *end) {
+KILN_MUST_CHECK static int fail_line(expo_parser *p, kiln_err *err, const char *what, const char *s,
+                                     const char *end) {
     char got[160];
     describe(s, end, "", got, sizeof got);
     return fail(p, err, "%s, got %s", what, got);
 }
 
-static int fail_nomem(expo_parser *p, kiln_err *err) {
+KILN_MUST_CHECK static int fail_nomem(expo_parser *p, kiln_err *err) {
     p->state = -1;
     kiln_err_set(&p->fail, KILN_ENOMEM, "line %zu: out of memory", p->line);
     return kiln_err_set(err, KILN_ENOMEM, "%s", p->fail.msg);
@@ -246,7 +260,7 @@ static int fail_nomem(expo_parser *p, kiln_err *err) {
 enum { NUM_OK = 0, NUM_SYNTAX = -1, NUM_RANGE = -2, NUM_NOMEM = -3 };
 
 /* Go's strconv.ParseFloat(s, 64) restricted to what Prometheus accepts. */
-static int parse_float(expo_parser *p, const char *s, size_t n, double *out) {
+KILN_MUST_CHECK static int parse_float(expo_parser *p, const char *s, size_t n, double *out) {
     if (n == 0)
         return NUM_SYNTAX;
     size_t i = 0;
@@ -291,16 +305,8 @@ static int parse_float(expo_parser *p, const char *s, size_t n, double *out) {
     char small[64];
     char *z = small;
     if (n >= sizeof small) {
-        if (n >= p->num_cap) {
-            size_t cap = p->num_cap ? p->num_cap : 128;
-            while (cap <= n)
-                cap *= 2;
-            char *nb = realloc(p->num, cap);
-            if (nb == NULL)
-                return NUM_NOMEM;
-            p->num = nb;
-            p->num_cap = cap;
-        }
+        if (array_grow((void **)&p->num, &p->num_cap, n < 128 ? 128 : n + 1, 1) != 0)
+            return NUM_NOMEM;
         z = p->num;
     }
     memcpy(z, s, n);
@@ -318,29 +324,20 @@ static int parse_float(expo_parser *p, const char *s, size_t n, double *out) {
 
 /* ---- shared pieces ---------------------------------------------------- */
 
-static int reserve_line(expo_parser *p, size_t n) {
+/* Room in scratch for a line of n bytes (at least 256, so that most bodies
+ * grow it once); the test stays here, on the sample path, the call only
+ * when it grows. */
+KILN_MUST_CHECK static int reserve_line(expo_parser *p, size_t n) {
     if (n + 1 <= p->scratch_cap)
         return 0;
-    size_t cap = p->scratch_cap ? p->scratch_cap : 256;
-    while (cap < n + 1)
-        cap *= 2;
-    char *nb = realloc(p->scratch, cap);
-    if (nb == NULL)
-        return KILN_ENOMEM;
-    p->scratch = nb;
-    p->scratch_cap = cap;
-    return 0;
+    return array_grow((void **)&p->scratch, &p->scratch_cap, n < 256 ? 256 : n + 1, 1);
 }
 
-static int push_label(expo_parser *p, const char *name, size_t nlen, const char *value, size_t vlen) {
-    if (p->nlabels == p->labels_cap) {
-        size_t cap = p->labels_cap ? p->labels_cap * 2 : 16;
-        expo_label *nl = realloc(p->labels, cap * sizeof *nl);
-        if (nl == NULL)
-            return KILN_ENOMEM;
-        p->labels = nl;
-        p->labels_cap = cap;
-    }
+KILN_MUST_CHECK static int push_label(expo_parser *p, const char *name, size_t nlen, const char *value,
+                                      size_t vlen) {
+    if (p->nlabels == p->labels_cap &&
+        array_grow((void **)&p->labels, &p->labels_cap, p->nlabels + 1, sizeof *p->labels) != 0)
+        return KILN_ENOMEM;
     p->labels[p->nlabels++] = (expo_label){name, nlen, value, vlen};
     return 0;
 }
@@ -372,7 +369,7 @@ static char *unescape(const char *s, size_t n, int quote, char **o) {
  * number of \\, \" and \n escapes (each one character).  0, or -1 when the
  * line ends first (the caller reports it).
  */
-static int scan_quoted(const char *s, size_t n, size_t *i, size_t *vn, size_t *esc) {
+KILN_MUST_CHECK static int scan_quoted(const char *s, size_t n, size_t *i, size_t *vn, size_t *esc) {
     size_t j = *i, e = 0;
     while (j < n && s[j] != '"') {
         if (s[j] == '\\') {
@@ -405,18 +402,24 @@ static size_t runes(const char *s, size_t n) {
  * Parses a label set, s[*i] being just after "{", up to and including "}".
  * Text: whitespace around tokens, commas optional.  OpenMetrics: no
  * whitespace, commas between labels, a trailing one allowed.  store: append
- * to p->labels (values unescaped into *o); otherwise only check, adding the
- * code points of names and values to *nrunes (exemplars).
+ * to p->labels (values with an escape unescaped into scratch, reserved here
+ * for the whole line s[0..n)); otherwise only check, adding the code points
+ * of names and values to *nrunes (exemplars).
  */
-static int parse_labels(expo_parser *p, const char *s, size_t n, size_t *i, int store, char **o,
-                        size_t *nrunes, kiln_err *err) {
+KILN_MUST_CHECK static int parse_labels(expo_parser *p, const char *s, size_t n, size_t *i, int store,
+                                        size_t *nrunes, kiln_err *err) {
     int text = p->fmt == EXPO_TEXT;
     size_t j = *i;
+    char *o = NULL;
+    if (store) {
+        if (reserve_line(p, n) < 0)
+            return fail_nomem(p, err);
+        o = p->scratch;
+    }
     int first = 1;
     for (;;) {
         if (text)
-            while (j < n && is_blank((unsigned char)s[j]))
-                j++;
+            j = skip_blanks(s, n, j);
         if (j < n && s[j] == '}') {
             j++;
             break;
@@ -437,14 +440,12 @@ static int parse_labels(expo_parser *p, const char *s, size_t n, size_t *i, int 
             j++;
         size_t lnn = j - ln;
         if (text)
-            while (j < n && is_blank((unsigned char)s[j]))
-                j++;
+            j = skip_blanks(s, n, j);
         if (j >= n || s[j] != '=')
             return fail_got(p, err, "expected \"=\" after label name", s + j, s + n);
         j++;
         if (text)
-            while (j < n && is_blank((unsigned char)s[j]))
-                j++;
+            j = skip_blanks(s, n, j);
         if (j >= n || s[j] != '"')
             return fail_got(p, err, "expected label value", s + j, s + n);
         j++;
@@ -458,9 +459,9 @@ static int parse_labels(expo_parser *p, const char *s, size_t n, size_t *i, int 
             const char *v = s + vs;
             size_t len = vn;
             if (memchr(s + vs, '\\', vn) != NULL) {
-                char *w = *o;
-                v = unescape(s + vs, vn, 1, o);
-                len = (size_t)(*o - w);
+                char *w = o;
+                v = unescape(s + vs, vn, 1, &o);
+                len = (size_t)(o - w);
             }
             if (push_label(p, s + ln, lnn, v, len) < 0)
                 return fail_nomem(p, err);
@@ -469,8 +470,7 @@ static int parse_labels(expo_parser *p, const char *s, size_t n, size_t *i, int 
         }
         first = 0;
         if (text) {
-            while (j < n && is_blank((unsigned char)s[j]))
-                j++;
+            j = skip_blanks(s, n, j);
             if (j < n && s[j] == ',')
                 j++;
         }
@@ -479,27 +479,77 @@ static int parse_labels(expo_parser *p, const char *s, size_t n, size_t *i, int 
     return 0;
 }
 
-static const char *num_error(int rc) {
-    return rc == NUM_RANGE ? "value out of range" : "invalid number";
+/* Fails for parse_float's rc < 0 on the number s[0..n), read as what: `invalid
+ * number while parsing value "x"`. */
+KILN_MUST_CHECK static int fail_number(expo_parser *p, kiln_err *err, int rc, const char *what, const char *s,
+                                       size_t n) {
+    if (rc == NUM_NOMEM)
+        return fail_nomem(p, err);
+    return fail(p, err, "%s while parsing %s \"%.*s\"",
+                rc == NUM_RANGE ? "value out of range" : "invalid number", what, (int)(n > 64 ? 64 : n), s);
+}
+
+/* The metric name of a # HELP/TYPE/UNIT line (what) at s[*j]: sets
+ * p->metric and moves *j past it.  0, or fails. */
+KILN_MUST_CHECK static int meta_name(expo_parser *p, const char *s, size_t n, size_t *j, const char *what,
+                                     kiln_err *err) {
+    size_t m = *j;
+    if (m >= n || !is_mname_start((unsigned char)s[m])) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "expected metric name after %s", what);
+        return fail_got(p, err, msg, s + m, s + n);
+    }
+    while (*j < n && is_mname_char((unsigned char)s[*j]))
+        (*j)++;
+    p->metric = s + m;
+    p->metric_len = *j - m;
+    return 0;
+}
+
+/* A TYPE line's type t[0..tn): one of names (indexed by expo_type), compared
+ * exactly or, with nocase, ignoring ASCII case; the entry is EXPO_TYPE. */
+KILN_MUST_CHECK static int type_text(expo_parser *p, const char *const *names, int nocase, const char *t,
+                                     size_t tn, expo_entry *kind, kiln_err *err) {
+    for (int k = 0; k <= EXPO_STATESET; k++) {
+        if (names[k] && strlen(names[k]) == tn &&
+            (nocase ? strncasecmp(names[k], t, tn) : memcmp(names[k], t, tn)) == 0) {
+            p->type = (expo_type)k;
+            p->text = t;
+            p->text_len = tn;
+            *kind = EXPO_TYPE;
+            return 1;
+        }
+    }
+    return fail(p, err, "invalid metric type \"%.*s\"", (int)(tn > 64 ? 64 : tn), t);
+}
+
+/* A HELP line's text t[0..tn), checked to be UTF-8 and unescaped (\\ and \n;
+ * \" too when quote, as OpenMetrics has it): the entry is EXPO_HELP. */
+KILN_MUST_CHECK static int help_text(expo_parser *p, const char *t, size_t tn, int quote, expo_entry *kind,
+                                     kiln_err *err) {
+    if (!utf8_valid(t, tn))
+        return fail(p, err, "help text is not valid UTF-8");
+    if (memchr(t, '\\', tn) != NULL) {
+        if (reserve_line(p, tn) < 0)
+            return fail_nomem(p, err);
+        char *o = p->scratch;
+        t = unescape(t, tn, quote, &o);
+        tn = (size_t)(o - p->scratch);
+    }
+    p->text = t;
+    p->text_len = tn;
+    *kind = EXPO_HELP;
+    return 1;
 }
 
 /* ---- the text format -------------------------------------------------- */
 
-static int text_meta(expo_parser *p, const char *s, size_t n, size_t j, int help, expo_entry *kind,
-                     kiln_err *err) {
-    const char *what = help ? "HELP" : "TYPE";
-    while (j < n && is_blank((unsigned char)s[j]))
-        j++;
-    if (j >= n || !is_mname_start((unsigned char)s[j])) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "expected metric name after %s", what);
-        return fail_got(p, err, msg, s + j, s + n);
-    }
-    size_t m = j;
-    while (j < n && is_mname_char((unsigned char)s[j]))
-        j++;
-    p->metric = s + m;
-    p->metric_len = j - m;
+KILN_MUST_CHECK static int text_meta(expo_parser *p, const char *s, size_t n, size_t j, int help,
+                                     expo_entry *kind, kiln_err *err) {
+    j = skip_blanks(s, n, j);
+    int rc = meta_name(p, s, n, &j, help ? "HELP" : "TYPE", err);
+    if (rc < 0)
+        return rc;
     if (j < n) {
         if (!is_blank((unsigned char)s[j]))
             return fail_got(p, err, "expected whitespace after metric name", s + j, s + n);
@@ -512,61 +562,28 @@ static int text_meta(expo_parser *p, const char *s, size_t n, size_t j, int help
             t++, tn--;
         while (tn > 0 && is_blank((unsigned char)t[tn - 1]))
             tn--;
-        static const struct {
-            const char *name;
-            expo_type type;
-        } types[] = {{"counter", EXPO_COUNTER},
-                     {"gauge", EXPO_GAUGE},
-                     {"histogram", EXPO_HISTOGRAM},
-                     {"summary", EXPO_SUMMARY},
-                     {"untyped", EXPO_UNTYPED}};
-        for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
-            if (strlen(types[k].name) == tn && strncasecmp(types[k].name, t, tn) == 0) {
-                p->type = types[k].type;
-                p->text = t;
-                p->text_len = tn;
-                *kind = EXPO_TYPE;
-                return 1;
-            }
-        }
-        return fail(p, err, "invalid metric type \"%.*s\"", (int)(tn > 64 ? 64 : tn), t);
+        return type_text(p, text_type_names, 1, t, tn, kind, err);
     }
-    if (!utf8_valid(t, tn))
-        return fail(p, err, "help text is not valid UTF-8");
-    if (memchr(t, '\\', tn) != NULL) {
-        if (reserve_line(p, tn) < 0)
-            return fail_nomem(p, err);
-        char *o = p->scratch;
-        t = unescape(t, tn, 0, &o);
-        tn = (size_t)(o - p->scratch);
-    }
-    p->text = t;
-    p->text_len = tn;
-    *kind = EXPO_HELP;
-    return 1;
+    return help_text(p, t, tn, 0, kind, err);
 }
 
-static int text_sample(expo_parser *p, const char *s, size_t n, size_t j, expo_entry *kind, kiln_err *err) {
+KILN_MUST_CHECK static int text_sample(expo_parser *p, const char *s, size_t n, size_t j, expo_entry *kind,
+                                       kiln_err *err) {
     size_t start = j;
     while (j < n && is_mname_char((unsigned char)s[j]))
         j++;
     p->metric = s + start;
     p->metric_len = j - start;
     size_t sep = j;
-    while (j < n && is_blank((unsigned char)s[j]))
-        j++;
+    j = skip_blanks(s, n, j);
     size_t series_end = sep;
     if (j < n && s[j] == '{') {
         j++;
-        if (reserve_line(p, n) < 0)
-            return fail_nomem(p, err);
-        char *o = p->scratch;
-        int rc = parse_labels(p, s, n, &j, 1, &o, NULL, err);
+        int rc = parse_labels(p, s, n, &j, 1, NULL, err);
         if (rc < 0)
             return rc;
         series_end = j;
-        while (j < n && is_blank((unsigned char)s[j]))
-            j++;
+        j = skip_blanks(s, n, j);
     } else if (j == n) {
         return fail(p, err, "expected value after metric, got end of line");
     } else if (j == sep) {
@@ -581,13 +598,9 @@ static int text_sample(expo_parser *p, const char *s, size_t n, size_t j, expo_e
     if (j == v)
         return fail_got(p, err, "expected value after metric", s + j, s + n);
     int rc = parse_float(p, s + v, j - v, &p->value);
-    if (rc == NUM_NOMEM)
-        return fail_nomem(p, err);
     if (rc < 0)
-        return fail(p, err, "%s while parsing value \"%.*s\"", num_error(rc), (int)(j - v > 64 ? 64 : j - v),
-                    s + v);
-    while (j < n && is_blank((unsigned char)s[j]))
-        j++;
+        return fail_number(p, err, rc, "value", s + v, j - v);
+    j = skip_blanks(s, n, j);
     p->has_ts = 0;
     if (j < n) {
         size_t t = j;
@@ -601,8 +614,7 @@ static int text_sample(expo_parser *p, const char *s, size_t n, size_t j, expo_e
         }
         if (j == t)
             return fail_got(p, err, "expected timestamp or end of line", s + j, s + n);
-        while (j < n && is_blank((unsigned char)s[j]))
-            j++;
+        j = skip_blanks(s, n, j);
         if (j < n)
             return fail_got(p, err, "expected end of line after timestamp", s + j, s + n);
         p->has_ts = 1;
@@ -612,16 +624,15 @@ static int text_sample(expo_parser *p, const char *s, size_t n, size_t j, expo_e
     return 1;
 }
 
-static int text_line(expo_parser *p, const char *s, size_t n, expo_entry *kind, kiln_err *err) {
+KILN_MUST_CHECK static int text_line(expo_parser *p, const char *s, size_t n, expo_entry *kind,
+                                     kiln_err *err) {
     size_t j = 0;
-    while (j < n && is_blank((unsigned char)s[j]))
-        j++;
+    j = skip_blanks(s, n, j);
     if (j == n)
         return 0; /* blank */
     if (s[j] == '#') {
         size_t k = j + 1;
-        while (k < n && is_blank((unsigned char)s[k]))
-            k++;
+        k = skip_blanks(s, n, k);
         /* "# HELP" needs whitespace after "#" and after the keyword; else a comment */
         if (k > j + 1 && n - k > 4 && is_blank((unsigned char)s[k + 4]) &&
             (memcmp(s + k, "HELP", 4) == 0 || memcmp(s + k, "TYPE", 4) == 0))
@@ -646,7 +657,7 @@ static uint64_t name_hash(const char *s, size_t n) {
 }
 
 /* Adds a family name: 1 added, 0 already there, KILN_ENOMEM. */
-static int fams_add(expo_parser *p, const char *s, size_t n) {
+KILN_MUST_CHECK static int fams_add(expo_parser *p, const char *s, size_t n) {
     if (2 * (p->fams_n + 1) > p->fams_cap) {
         size_t cap = p->fams_cap ? p->fams_cap * 2 : 64;
         fam_slot *t = calloc(cap, sizeof *t);
@@ -675,7 +686,7 @@ static int fams_add(expo_parser *p, const char *s, size_t n) {
     return 1;
 }
 
-static int begin_family(expo_parser *p, const char *s, size_t n, kiln_err *err) {
+KILN_MUST_CHECK static int begin_family(expo_parser *p, const char *s, size_t n, kiln_err *err) {
     int rc = fams_add(p, s, n);
     if (rc < 0)
         return fail_nomem(p, err);
@@ -690,24 +701,17 @@ static int begin_family(expo_parser *p, const char *s, size_t n, kiln_err *err) 
     return 0;
 }
 
-static int om_meta(expo_parser *p, const char *s, size_t n, size_t j, int which, expo_entry *kind,
-                   kiln_err *err) {
+KILN_MUST_CHECK static int om_meta(expo_parser *p, const char *s, size_t n, size_t j, int which,
+                                   expo_entry *kind, kiln_err *err) {
     const char *what = which == META_HELP ? "HELP" : which == META_TYPE ? "TYPE" : "UNIT";
-    if (j >= n || !is_mname_start((unsigned char)s[j])) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "expected metric name after %s", what);
-        return fail_got(p, err, msg, s + j, s + n);
-    }
-    size_t m = j;
-    while (j < n && is_mname_char((unsigned char)s[j]))
-        j++;
-    const char *name = s + m;
-    size_t nlen = j - m;
+    int rc = meta_name(p, s, n, &j, what, err);
+    if (rc < 0)
+        return rc;
+    const char *name = p->metric;
+    size_t nlen = p->metric_len;
     if (j >= n || s[j] != ' ')
         return fail_got(p, err, "expected a space after the metric name", s + j, s + n);
     j++;
-    p->metric = name;
-    p->metric_len = nlen;
     const char *t = s + j;
     size_t tn = n - j;
 
@@ -716,26 +720,18 @@ static int om_meta(expo_parser *p, const char *s, size_t n, size_t j, int which,
             return fail(p, err, "%s line for \"%.*s\" after its samples", what, (int)nlen, name);
         if (p->fam_meta & (unsigned)which)
             return fail(p, err, "second %s line for \"%.*s\"", what, (int)nlen, name);
-    } else {
-        int rc = begin_family(p, name, nlen, err);
-        if (rc < 0)
-            return rc;
+    } else if ((rc = begin_family(p, name, nlen, err)) < 0) {
+        return rc;
     }
     p->fam_meta |= (unsigned)which;
 
     if (which == META_TYPE) {
-        for (size_t k = 0; k < sizeof om_type_names / sizeof om_type_names[0]; k++) {
-            if (strlen(om_type_names[k]) == tn && memcmp(om_type_names[k], t, tn) == 0) {
-                p->type = p->fam_type = (expo_type)k;
-                if ((p->type == EXPO_INFO || p->type == EXPO_STATESET) && p->fam_unit)
-                    return fail(p, err, "%s \"%.*s\" cannot have a unit", om_type_names[k], (int)nlen, name);
-                p->text = t;
-                p->text_len = tn;
-                *kind = EXPO_TYPE;
-                return 1;
-            }
-        }
-        return fail(p, err, "invalid metric type \"%.*s\"", (int)(tn > 64 ? 64 : tn), t);
+        if ((rc = type_text(p, om_type_names, 0, t, tn, kind, err)) < 0)
+            return rc;
+        p->fam_type = p->type;
+        if ((p->type == EXPO_INFO || p->type == EXPO_STATESET) && p->fam_unit)
+            return fail(p, err, "%s \"%.*s\" cannot have a unit", om_type_names[p->type], (int)nlen, name);
+        return 1;
     }
     if (which == META_UNIT) {
         for (size_t k = 0; k < tn; k++)
@@ -755,24 +751,12 @@ static int om_meta(expo_parser *p, const char *s, size_t n, size_t j, int which,
         *kind = EXPO_UNIT;
         return 1;
     }
-    if (!utf8_valid(t, tn))
-        return fail(p, err, "help text is not valid UTF-8");
-    if (memchr(t, '\\', tn) != NULL) {
-        if (reserve_line(p, tn) < 0)
-            return fail_nomem(p, err);
-        char *o = p->scratch;
-        t = unescape(t, tn, 1, &o);
-        tn = (size_t)(o - p->scratch);
-    }
-    p->text = t;
-    p->text_len = tn;
-    *kind = EXPO_HELP;
-    return 1;
+    return help_text(p, t, tn, 1, kind, err);
 }
 
 /* A float token s[*j..] up to a space or the end of the line. */
-static int om_number(expo_parser *p, const char *s, size_t n, size_t *j, const char *what, double *out,
-                     kiln_err *err) {
+KILN_MUST_CHECK static int om_number(expo_parser *p, const char *s, size_t n, size_t *j, const char *what,
+                                     double *out, kiln_err *err) {
     size_t v = *j;
     while (*j < n && s[*j] != ' ')
         (*j)++;
@@ -782,16 +766,11 @@ static int om_number(expo_parser *p, const char *s, size_t n, size_t *j, const c
         return fail_got(p, err, msg, s + v, s + n);
     }
     int rc = parse_float(p, s + v, *j - v, out);
-    if (rc == NUM_NOMEM)
-        return fail_nomem(p, err);
-    if (rc < 0)
-        return fail(p, err, "%s while parsing %s \"%.*s\"", num_error(rc), what,
-                    (int)(*j - v > 64 ? 64 : *j - v), s + v);
-    return 0;
+    return rc < 0 ? fail_number(p, err, rc, what, s + v, *j - v) : 0;
 }
 
-static int om_timestamp(expo_parser *p, const char *s, size_t n, size_t *j, const char *what, int64_t *ms,
-                        kiln_err *err) {
+KILN_MUST_CHECK static int om_timestamp(expo_parser *p, const char *s, size_t n, size_t *j, const char *what,
+                                        int64_t *ms, kiln_err *err) {
     double ts = 0;
     int rc = om_number(p, s, n, j, what, &ts, err);
     if (rc < 0)
@@ -807,10 +786,10 @@ static int om_timestamp(expo_parser *p, const char *s, size_t n, size_t *j, cons
 }
 
 /* " # {labels} value [timestamp]" to the end of the line, s[j] at "{". */
-static int om_exemplar(expo_parser *p, const char *s, size_t n, size_t j, kiln_err *err) {
+KILN_MUST_CHECK static int om_exemplar(expo_parser *p, const char *s, size_t n, size_t j, kiln_err *err) {
     j++;
     size_t nr = 0;
-    int rc = parse_labels(p, s, n, &j, 0, NULL, &nr, err);
+    int rc = parse_labels(p, s, n, &j, 0, &nr, err);
     if (rc < 0)
         return rc;
     if (nr > EXPO_EXEMPLAR_MAX_RUNES)
@@ -854,7 +833,7 @@ static int family_suffix(const expo_parser *p, const char *name, size_t n) {
 }
 
 /* The checks a sample's labels and value must pass for its family type. */
-static int om_check_sample(expo_parser *p, int sfx, kiln_err *err) {
+KILN_MUST_CHECK static int om_check_sample(expo_parser *p, int sfx, kiln_err *err) {
     const char *ty = om_type_names[p->fam_type];
     int fl = (int)p->fam_len;
     double v = p->value;
@@ -924,7 +903,7 @@ static int om_check_sample(expo_parser *p, int sfx, kiln_err *err) {
     return 0;
 }
 
-static int om_sample(expo_parser *p, const char *s, size_t n, kiln_err *err) {
+KILN_MUST_CHECK static int om_sample(expo_parser *p, const char *s, size_t n, kiln_err *err) {
     size_t j = 0;
     while (j < n && is_mname_char((unsigned char)s[j]))
         j++;
@@ -932,10 +911,7 @@ static int om_sample(expo_parser *p, const char *s, size_t n, kiln_err *err) {
     p->metric_len = j;
     if (j < n && s[j] == '{') {
         j++;
-        if (reserve_line(p, n) < 0)
-            return fail_nomem(p, err);
-        char *o = p->scratch;
-        int rc = parse_labels(p, s, n, &j, 1, &o, NULL, err);
+        int rc = parse_labels(p, s, n, &j, 1, NULL, err);
         if (rc < 0)
             return rc;
     }
@@ -965,7 +941,8 @@ static int om_sample(expo_parser *p, const char *s, size_t n, kiln_err *err) {
     return 0;
 }
 
-static int om_line(expo_parser *p, const char *s, size_t n, int last, expo_entry *kind, kiln_err *err) {
+KILN_MUST_CHECK static int om_line(expo_parser *p, const char *s, size_t n, int last, expo_entry *kind,
+                                   kiln_err *err) {
     if (n == 5 && memcmp(s, "# EOF", 5) == 0) {
         if (p->pos < p->len)
             return fail(p, err, "unexpected data after # EOF");

@@ -11,6 +11,9 @@
  *
  * Errors name the line: `line 3: expected label value, got "x"` (KILN_EINVAL).
  *
+ * Callers: append.c, once per scrape on the worker thread that appends it;
+ * tests/unit/test_scrape_parse.c and tests/fuzz/fuzz_expo.c.
+ *
  * Threading: a parser belongs to one thread.
  */
 #ifndef KILN_SCRAPE_PARSE_H
@@ -64,7 +67,7 @@ void expo_parser_free(expo_parser *p);
  * OpenMetrics: after `# EOF`; a missing `# EOF` is an error), or KILN_EINVAL
  * with err naming the line.  After an error the parser stays failed.
  */
-int expo_next(expo_parser *p, expo_entry *kind, kiln_err *err);
+KILN_MUST_CHECK int expo_next(expo_parser *p, expo_entry *kind, kiln_err *err);
 
 /* The line number of the current entry (1-based). */
 size_t expo_line(const expo_parser *p);

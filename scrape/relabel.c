@@ -173,8 +173,8 @@ static long utf8_rune(const char *s, size_t *w) {
     return r;
 }
 
-/* Appends rune r as UTF-8; 0 or KILN_ENOMEM. */
-static int utf8_put(buf *out, long r) {
+/* Appends rune r as UTF-8 (out of memory is out's, sticky). */
+static void utf8_put(buf *out, long r) {
     char e[4];
     size_t n;
     if (r < 0x80) {
@@ -196,21 +196,24 @@ static int utf8_put(buf *out, long r) {
         e[3] = (char)(0x80 | (r & 0x3F));
         n = 4;
     }
-    return buf_append(out, e, n);
+    buf_append(out, e, n);
 }
 
 #define RUNE_ERROR 0xFFFD
 
-/* s with every byte that is not part of valid UTF-8 replaced by U+FFFD. */
-static int utf8_fix(buf *out, const char *s) {
-    int bad = 0;
+/* s with every byte that is not part of valid UTF-8 replaced by U+FFFD;
+ * 0 or KILN_ENOMEM. */
+KILN_MUST_CHECK static int utf8_fix(buf *out, const char *s) {
     while (*s) {
         size_t w;
         long r = utf8_rune(s, &w);
-        bad |= r < 0 ? utf8_put(out, RUNE_ERROR) : buf_append(out, s, w);
+        if (r < 0)
+            utf8_put(out, RUNE_ERROR);
+        else
+            buf_append(out, s, w);
         s += w;
     }
-    return bad ? KILN_ENOMEM : 0;
+    return buf_error(out);
 }
 
 static pthread_once_t loc_once = PTHREAD_ONCE_INIT;
@@ -229,10 +232,10 @@ static locale_t loc_get(void) {
  * Appends Go's strings.ToUpper(s) (upper) or strings.ToLower(s): rune by
  * rune with the simple case mapping; a string with any byte >= 0x80 goes
  * through Go's strings.Map, which writes each invalid byte as U+FFFD.
+ * 0 or KILN_ENOMEM.
  */
-static int map_case(buf *out, const char *s, int upper) {
+KILN_MUST_CHECK static int map_case(buf *out, const char *s, int upper) {
     locale_t loc = (locale_t)0;
-    int bad = 0;
     while (*s) {
         unsigned char c = (unsigned char)*s;
         if (c < 0x80) {
@@ -240,7 +243,7 @@ static int map_case(buf *out, const char *s, int upper) {
                 c = (unsigned char)(c - 'a' + 'A');
             else if (!upper && c >= 'A' && c <= 'Z')
                 c = (unsigned char)(c - 'A' + 'a');
-            bad |= buf_putc(out, (char)c);
+            buf_putc(out, (char)c);
             s++;
             continue;
         }
@@ -254,10 +257,10 @@ static int map_case(buf *out, const char *s, int upper) {
             if (loc)
                 r = (long)(upper ? towupper_l((wint_t)r, loc) : towlower_l((wint_t)r, loc));
         }
-        bad |= utf8_put(out, r);
+        utf8_put(out, r);
         s += w;
     }
-    return bad ? KILN_ENOMEM : 0;
+    return buf_error(out);
 }
 
 /* The width of the template-name character at s: ASCII letters, digits and
@@ -334,7 +337,7 @@ static void match_done(match *m) {
     memset(m, 0, sizeof *m);
 }
 
-static int match_run(const pcre2_code *re, match *m) {
+KILN_MUST_CHECK static int match_run(const pcre2_code *re, match *m) {
     size_t len = strlen(m->subject);
     int rc = pcre2_match(re, (PCRE2_SPTR)m->subject, len, 0, 0, m->md, NULL);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
@@ -356,7 +359,7 @@ static int match_run(const pcre2_code *re, match *m) {
  * groups are then in m), 0 when not, KILN_ENOMEM.  Call match_done after,
  * whatever the result.  A match that hits PCRE2's limits counts as none.
  */
-static int re_match(const pcre2_code *re, const char *s, match *m) {
+KILN_MUST_CHECK static int re_match(const pcre2_code *re, const char *s, match *m) {
     memset(m, 0, sizeof *m);
     m->subject = s;
     if (!(m->md = md_get(re))) {
@@ -379,20 +382,20 @@ static int re_match(const pcre2_code *re, const char *s, match *m) {
 }
 
 /* Appends group g of the match (nothing when it does not exist or did not
- * take part); 0 or KILN_ENOMEM.  Pairs past the match's last set one are
+ * take part).  Pairs past the match's last set one are
  * not looked at: the thread's match data may be bigger than the regex needs
  * and hold an earlier match's offsets there. */
-static int put_group(buf *out, const match *m, long g) {
+static void put_group(buf *out, const match *m, long g) {
     if (g < 0 || g >= m->npairs)
-        return 0;
+        return;
     const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m->md);
     if (ov[2 * g] == PCRE2_UNSET || ov[2 * g + 1] < ov[2 * g]) /* \K can end before it starts */
-        return 0;
-    return buf_append(out, m->subject + ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
+        return;
+    buf_append(out, m->subject + ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
 }
 
 /* Appends the group a template names (name[0..n), n > 0). */
-static int put_ref(buf *out, const pcre2_code *re, const match *m, const char *name, size_t n) {
+static void put_ref(buf *out, const pcre2_code *re, const match *m, const char *name, size_t n) {
     /* Go: a number when all digits, below 1e8 while parsing, no leading 0 */
     long num = 0;
     for (size_t i = 0; i < n; i++) {
@@ -404,31 +407,33 @@ static int put_ref(buf *out, const pcre2_code *re, const match *m, const char *n
     }
     if (name[0] == '0' && n > 1)
         num = -1;
-    if (num >= 0)
-        return put_group(out, m, num);
+    if (num >= 0) {
+        put_group(out, m, num);
+        return;
+    }
     char tmp[256];
     if (n >= sizeof tmp)
-        return 0; /* longer than any group name PCRE2 allows */
+        return; /* longer than any group name PCRE2 allows */
     memcpy(tmp, name, n);
     tmp[n] = 0;
     int g = pcre2_substring_number_from_name(re, (PCRE2_SPTR)tmp);
-    return g > 0 ? put_group(out, m, g) : 0;
+    if (g > 0)
+        put_group(out, m, g);
 }
 
 /* Appends Go's re.ExpandString(tmpl) for the match m; 0 or KILN_ENOMEM. */
-static int expand(buf *out, const pcre2_code *re, const match *m, const char *tmpl) {
-    int bad = 0;
+KILN_MUST_CHECK static int expand(buf *out, const pcre2_code *re, const match *m, const char *tmpl) {
     const char *p = tmpl;
     for (;;) {
         const char *d = strchr(p, '$');
         if (!d) {
-            bad |= buf_puts(out, p);
+            buf_puts(out, p);
             break;
         }
-        bad |= buf_append(out, p, (size_t)(d - p));
+        buf_append(out, p, (size_t)(d - p));
         p = d + 1;
         if (*p == '$') {
-            bad |= buf_putc(out, '$');
+            buf_putc(out, '$');
             p++;
             continue;
         }
@@ -438,15 +443,15 @@ static int expand(buf *out, const pcre2_code *re, const match *m, const char *tm
         while ((w = name_char(name + n)) > 0)
             n += w;
         if (n == 0 || (brace && name[n] != '}')) {
-            bad |= buf_putc(out, '$'); /* malformed: the $ is text, the rest is read on */
+            buf_putc(out, '$'); /* malformed: the $ is text, the rest is read on */
             continue;
         }
-        bad |= put_ref(out, re, m, name, n);
+        put_ref(out, re, m, name, n);
         p = name + n + brace;
     }
     /* a template with no text still yields a string (data non-NULL) */
-    bad |= buf_append(out, "", 0);
-    return bad ? KILN_ENOMEM : 0;
+    buf_append(out, "", 0);
+    return buf_error(out);
 }
 
 /* ---- the steps ------------------------------------------------------------- */
@@ -465,12 +470,12 @@ static char *out_dup(relabel_ctx *c) {
     return arena_strndup(c->a, c->out.data ? c->out.data : "", c->out.len);
 }
 
-static int set_out(relabel_ctx *c, const char *name) {
+KILN_MUST_CHECK static int set_out(relabel_ctx *c, const char *name) {
     char *v = out_dup(c);
     return v && lb_set(c->b, name, v) == 0 ? 1 : KILN_ENOMEM;
 }
 
-static int step_replace(const config_relabel *r, relabel_ctx *c) {
+KILN_MUST_CHECK static int step_replace(const config_relabel *r, relabel_ctx *c) {
     match m;
     int hit = re_match(r->re, c->val.data, &m);
     if (hit <= 0) {
@@ -496,7 +501,7 @@ static int step_replace(const config_relabel *r, relabel_ctx *c) {
 }
 
 /* labelmap, labeldrop, labelkeep: over the labels before the step. */
-static int step_names(const config_relabel *r, relabel_ctx *c) {
+KILN_MUST_CHECK static int step_names(const config_relabel *r, relabel_ctx *c) {
     size_t n = 0;
     const label *cur = lb_labels(c->b, &n);
     if (n > c->snapcap && array_grow((void **)&c->snap, &c->snapcap, n, sizeof *c->snap) != 0)
@@ -526,19 +531,18 @@ static int step_names(const config_relabel *r, relabel_ctx *c) {
 }
 
 /* One step: 1 keep, 0 drop, KILN_ENOMEM. */
-static int step(const config_relabel *r, relabel_ctx *c) {
+KILN_MUST_CHECK static int step(const config_relabel *r, relabel_ctx *c) {
     size_t n = 0;
     const label *cur = lb_labels(c->b, &n);
-    int bad = 0;
     buf_reset(&c->val);
     for (size_t i = 0; i < r->nsource_labels; i++) {
         if (i)
-            bad |= buf_puts(&c->val, r->separator ? r->separator : ";");
+            buf_puts(&c->val, r->separator ? r->separator : ";");
         const char *v = labels_get(cur, n, r->source_labels[i]);
-        bad |= buf_puts(&c->val, v ? v : "");
+        buf_puts(&c->val, v ? v : "");
     }
-    bad |= buf_append(&c->val, "", 0); /* data non-NULL and terminated */
-    if (bad)
+    buf_append(&c->val, "", 0); /* data non-NULL and terminated */
+    if (buf_error(&c->val) != 0)
         return KILN_ENOMEM;
     const char *val = c->val.data;
     const char *target = r->target_label ? r->target_label : "";
@@ -565,7 +569,8 @@ static int step(const config_relabel *r, relabel_ctx *c) {
         /* the loader refuses a zero modulus; Go would panic on it */
         uint64_t mod = r->modulus ? relabel_md5_sum64(val, c->val.len) % r->modulus : 0;
         buf_reset(&c->out);
-        if (buf_printf(&c->out, "%llu", (unsigned long long)mod) != 0)
+        buf_printf(&c->out, "%llu", (unsigned long long)mod);
+        if (buf_error(&c->out) != 0)
             return KILN_ENOMEM;
         return set_out(c, target);
     }

@@ -3,6 +3,10 @@
  * metric_relabel_configs): every action of config_relabel applied in order
  * to a label set in a builder.
  *
+ * Callers: target.c (relabel_configs, on the loop thread) and append.c
+ * (metric_relabel_configs, on a worker thread, for a series new to a
+ * target's cache).
+ *
  * Threading: any thread, any number at once; the steps are read-only and
  * the PCRE2 scratch match data is per thread.
  */
@@ -21,7 +25,7 @@
  * copies) are allocated from a, which must outlive the use of b's labels;
  * the strings already in b are borrowed, not copied.
  */
-int relabel_apply(const config_relabel *steps, size_t n, labels_builder *b, arena *a);
+KILN_MUST_CHECK int relabel_apply(const config_relabel *steps, size_t n, labels_builder *b, arena *a);
 
 /*
  * relabel_apply for a label set given as an array: ls[0..n) (any order,
@@ -30,8 +34,8 @@ int relabel_apply(const config_relabel *steps, size_t n, labels_builder *b, aren
  * unchanged strings still point into ls).  Returns 1, 0 (dropped: *out NULL,
  * *nout 0) or KILN_ENOMEM.
  */
-int relabel_process(const config_relabel *steps, size_t nsteps, const label *ls, size_t n, arena *a,
-                    label **out, size_t *nout);
+KILN_MUST_CHECK int relabel_process(const config_relabel *steps, size_t nsteps, const label *ls, size_t n,
+                                    arena *a, label **out, size_t *nout);
 
 /* Prometheus' hashmod hash: bytes 8..15 of MD5(s[0..n)) as a big-endian
  * integer (the value is this modulo the step's modulus). */

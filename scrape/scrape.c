@@ -43,8 +43,7 @@ static void sd_timer_closed(uv_handle_t *h) {
     pool *p = h->data;
     scrape_manager *m = p->m;
     pool_destroy(p);
-    m->handles--;
-    scrape_check_stopped(m);
+    scrape_handle_gone(m);
 }
 
 static void pool_free(pool *p) {
@@ -53,6 +52,25 @@ static void pool_free(pool *p) {
         uv_close((uv_handle_t *)&p->sd_timer, sd_timer_closed);
     } else {
         pool_destroy(p);
+    }
+}
+
+/* Moves the targets of list to the front of *to (reversing their order). */
+static void prepend_all(target **to, target *list) {
+    while (list) {
+        target *n = list->next;
+        list->next = *to;
+        *to = list;
+        list = n;
+    }
+}
+
+/* target_remove for each target of list (unlinked from its pool). */
+static void remove_all(target *list, int stale) {
+    while (list) {
+        target *n = list->next;
+        target_remove(list, stale);
+        list = n;
     }
 }
 
@@ -92,19 +110,12 @@ void scrape_sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, confi
                     continue;
                 }
             } else if (rc == 0) {
-                if (ndrops == capdrops) {
-                    size_t nc = capdrops ? capdrops * 2 : 16;
-                    dropped *nv = realloc(drops, nc * sizeof *nv);
-                    if (nv) {
-                        drops = nv;
-                        capdrops = nc;
-                    }
-                }
-                if (ndrops < capdrops) {
-                    label *c = labels_copy(&dmem, disc, ndisc);
-                    if (c)
-                        drops[ndrops++] = (dropped){c, ndisc};
-                }
+                /* out of memory: the dropped target is not listed */
+                label *c = array_grow((void **)&drops, &capdrops, ndrops + 1, sizeof *drops) == 0
+                               ? labels_copy(&dmem, disc, ndisc)
+                               : NULL;
+                if (c)
+                    drops[ndrops++] = (dropped){c, ndisc};
             } else {
                 LOG_WARN("Creating target failed", "scrape_pool=%s target=%s err=\"%s\"", sc->job_name,
                          grp->targets[i], err.msg);
@@ -152,18 +163,8 @@ void scrape_sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, confi
             gone = o;
         }
     }
-    for (target *t = keep; t;) {
-        target *n = t->next;
-        t->next = p->targets;
-        p->targets = t;
-        t = n;
-    }
-    for (target *t = fresh; t;) {
-        target *n = t->next;
-        t->next = p->targets;
-        p->targets = t;
-        t = n;
-    }
+    prepend_all(&p->targets, keep);
+    prepend_all(&p->targets, fresh);
     config *old_cfg = p->cfg;
     p->cfg = config_retain(cfg); /* cfg may be p->cfg itself (a file_sd change) */
     config_free(old_cfg);
@@ -176,11 +177,7 @@ void scrape_sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, confi
     p->capdropped = capdrops;
     pthread_mutex_unlock(&m->mu);
 
-    for (target *t = gone; t;) {
-        target *n = t->next;
-        target_remove(t, 1);
-        t = n;
-    }
+    remove_all(gone, 1);
     for (target *t = p->targets; t; t = t->next) {
         int is_new = !t->timer.loop;
         t->sc = sc; /* the old config goes once no scrape holds it */
@@ -192,7 +189,6 @@ void scrape_sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, confi
             target_start(t);
         } else if (changed) {
             /* same target, new settings: restart with the new interval */
-            t->sc = sc;
             t->configured = 0;
             uv_timer_stop(&t->timer);
             target_start(t);
@@ -218,11 +214,7 @@ static void apply_now(scrape_manager *m, config *cfg) {
         target *ts = p->targets;
         p->targets = NULL;
         pthread_mutex_unlock(&m->mu);
-        while (ts) {
-            target *n = ts->next;
-            target_remove(ts, 1);
-            ts = n;
-        }
+        remove_all(ts, 1);
         pool_free(p);
     }
     for (size_t i = 0; i < cfg->nscrape_configs; i++) {
@@ -284,7 +276,7 @@ void scrape_manager_apply(scrape_manager *m, config *cfg) {
 
 /* ---- the manager ------------------------------------------------------ */
 
-static int register_metrics(scrape_manager *m) {
+KILN_MUST_CHECK static int register_metrics(scrape_manager *m) {
     struct {
         metric_child **slot;
         int type;
@@ -346,10 +338,13 @@ void scrape_check_stopped(scrape_manager *m) {
     }
 }
 
-void scrape_handle_closed(uv_handle_t *h) {
-    scrape_manager *m = h->data;
+void scrape_handle_gone(scrape_manager *m) {
     m->handles--;
     scrape_check_stopped(m);
+}
+
+void scrape_handle_closed(uv_handle_t *h) {
+    scrape_handle_gone(h->data);
 }
 
 void scrape_manager_stop(scrape_manager *m, void (*done)(void *data), void *data) {
@@ -367,11 +362,7 @@ void scrape_manager_stop(scrape_manager *m, void (*done)(void *data), void *data
         ps = p->next;
         target *ts = p->targets;
         p->targets = NULL;
-        while (ts) {
-            target *n = ts->next;
-            target_remove(ts, 0);
-            ts = n;
-        }
+        remove_all(ts, 0);
         pool_free(p);
     }
     fetch_close(m);

@@ -13,6 +13,10 @@
  * written, maps a line to its storage reference so that the steady state
  * does no label work and no allocation per sample.
  *
+ * Callers: cmd/kiln/main.c makes, applies, stops and frees the manager and
+ * hands the JSON functions to the API as hooks.  The files behind this
+ * header are listed in scrape/internal.h.
+ *
  * Threading: scrape_manager_new, _stop and _free run on the loop thread;
  * scrape_manager_apply and the JSON functions may be called from any thread.
  */
@@ -27,8 +31,10 @@
 
 typedef struct scrape_manager scrape_manager;
 
-/* A manager appending into st (borrowed; it must outlive the manager). */
-int scrape_manager_new(uv_loop_t *loop, storage *st, scrape_manager **out, kiln_err *err);
+/* A manager appending into st (borrowed; it must outlive the manager): 0 with
+ * *out set (free with scrape_manager_free), or KILN_EIO / KILN_ENOMEM with
+ * err set. */
+KILN_MUST_CHECK int scrape_manager_new(uv_loop_t *loop, storage *st, scrape_manager **out, kiln_err *err);
 
 /*
  * Makes cfg's scrape_configs the running ones (the manager holds a
@@ -48,23 +54,27 @@ void scrape_manager_free(scrape_manager *m);
 /*
  * The data of GET /api/v1/targets: {"activeTargets":[...],"droppedTargets":[...]}.
  * state: "active", "dropped", "any" or NULL (any); pool: a job name or NULL.
+ * Appends to out; 0, or KILN_ENOMEM when out lost an append (do not send it).
  */
-int scrape_targets_json(scrape_manager *m, const char *state, const char *pool, buf *out);
+KILN_MUST_CHECK int scrape_targets_json(scrape_manager *m, const char *state, const char *pool, buf *out);
 
 /*
  * The data of GET /api/v1/targets/metadata: one entry per target and
  * metric, filtered by the target matchers (match_target, a label selector
  * like `{job="x"}` or NULL), the metric name (NULL: all) and limit (< 0: no
- * limit).  Errors (a bad selector) are KILN_EINVAL with err set.
+ * limit).  Appends to out; 0, or KILN_ENOMEM when out lost an append.  err
+ * is not used: the caller parses the selector.
  */
-int scrape_targets_metadata_json(scrape_manager *m, const matcher *ms, size_t nms, const char *name,
-                                 long limit, buf *out, kiln_err *err);
+KILN_MUST_CHECK int scrape_targets_metadata_json(scrape_manager *m, const matcher *ms, size_t nms,
+                                                 const char *name, long limit, buf *out, kiln_err *err);
 
 /*
  * The data of GET /api/v1/metadata: {"name":[{"type","help","unit"}...]},
  * distinct entries per metric over every target; limit caps the metrics,
- * limit_per_metric the entries of one metric (< 0: no limit).
+ * limit_per_metric the entries of one metric (< 0: no limit).  Appends to
+ * out; 0, or KILN_ENOMEM.
  */
-int scrape_metadata_json(scrape_manager *m, const char *name, long limit, long limit_per_metric, buf *out);
+KILN_MUST_CHECK int scrape_metadata_json(scrape_manager *m, const char *name, long limit,
+                                         long limit_per_metric, buf *out);
 
 #endif

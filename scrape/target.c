@@ -104,7 +104,7 @@ static char *target_url(arena *a, const scrape_config *sc, const label *ls, size
         url_escape(&b, ps[i].v);
     }
     free(ps);
-    char *u = b.data ? arena_strndup(a, b.data, b.len) : NULL;
+    char *u = b.data && buf_error(&b) == 0 ? arena_strndup(a, b.data, b.len) : NULL;
     buf_free(&b);
     return u;
 }
@@ -345,8 +345,7 @@ static void timer_closed(uv_handle_t *h) {
     scrape_manager *m = t->m;
     t->timer_closed = 1;
     maybe_destroy(t);
-    m->handles--;
-    scrape_check_stopped(m);
+    scrape_handle_gone(m);
 }
 
 /* Takes a target out (caller holds nothing; the target is already unlinked). */

@@ -88,7 +88,7 @@ int scrape_targets_json(scrape_manager *m, const char *state, const char *pool_n
     }
     pthread_mutex_unlock(&m->mu);
     buf_puts(out, "]}");
-    return out->data ? 0 : KILN_ENOMEM;
+    return buf_error(out);
 }
 
 static void json_meta_fields(buf *b, const mentry *e) {
@@ -130,7 +130,7 @@ int scrape_targets_metadata_json(scrape_manager *m, const matcher *ms, size_t nm
         }
     pthread_mutex_unlock(&m->mu);
     buf_putc(out, ']');
-    return out->data ? 0 : KILN_ENOMEM;
+    return buf_error(out);
 }
 
 typedef struct mref {
@@ -195,5 +195,5 @@ int scrape_metadata_json(scrape_manager *m, const char *name, long limit, long l
     buf_putc(out, '}');
     pthread_mutex_unlock(&m->mu);
     free(v);
-    return out->data ? 0 : KILN_ENOMEM;
+    return buf_error(out);
 }

@@ -4,6 +4,7 @@ that comes and goes, a target that goes away), kiln's own /metrics, and
 Debian's prometheus-node-exporter scraped by kiln and by Prometheus 2.42
 with the same configuration (the series sets must be identical).
 """
+import base64
 import gzip
 import http.server
 import json
@@ -90,6 +91,8 @@ class Exporter:
                     self.send(500, b"oops\n")
                 elif path == "/broken":
                     self.send(200, BROKEN)
+                elif path in ("/auth-bearer", "/auth-basic"):
+                    self.send(200, b"auth_ok 1\n")
                 elif path == "/many":
                     self.send(200, b"".join(b"many{i=\"%d\"} %d\n" % (i, i) for i in range(20)))
                 else:
@@ -106,7 +109,8 @@ class Exporter:
         self.server.server_close()
 
 
-def config(exporter_port, kiln_port, with_temp=True):
+def config(exporter_port, kiln_port, secrets, with_temp=True):
+    """secrets: a folder holding the files "token" and "password"."""
     t = f"127.0.0.1:{exporter_port}"
     jobs = f"""global:
   scrape_interval: 1s
@@ -154,6 +158,14 @@ scrape_configs:
       - action: drop
         source_labels: [__address__]
         regex: .*
+  - job_name: bearer
+    metrics_path: /auth-bearer
+    authorization: {{credentials_file: "{secrets}/token"}}
+    static_configs: [{{targets: ["{t}"]}}]
+  - job_name: basic
+    metrics_path: /auth-basic
+    basic_auth: {{username: u, password_file: "{secrets}/password"}}
+    static_configs: [{{targets: ["{t}"]}}]
 """
     if with_temp:
         jobs += f"""  - job_name: temp
@@ -168,8 +180,13 @@ class TestScrape(unittest.TestCase):
         cls.exporter = Exporter()
         cls.kiln = Kiln(args=("--web.enable-lifecycle",))
         try:
+            # the secrets end in newlines, which kiln drops as Prometheus does
+            with open(os.path.join(cls.kiln.tmp, "token"), "w") as f:
+                f.write("s3cret\n")
+            with open(os.path.join(cls.kiln.tmp, "password"), "w") as f:
+                f.write("pw\r\n")
             with open(cls.kiln.config_path, "w") as f:
-                f.write(config(cls.exporter.port, cls.kiln.port))
+                f.write(config(cls.exporter.port, cls.kiln.port, cls.kiln.tmp))
             cls.kiln.start()
             # every job has been scraped at least twice
             ok = wait_for(lambda: cls.count("scrape_duration_seconds") >= 10 and
@@ -259,6 +276,13 @@ class TestScrape(unittest.TestCase):
         self.assertIn("text/plain;version=0.0.4", accept)
         self.assertEqual(float(h.get("X-Prometheus-Scrape-Timeout-Seconds")), 0.8)
 
+    def test_authorization_from_files(self):
+        self.assertEqual(self.up("bearer"), 1)
+        self.assertEqual(self.exporter.headers["/auth-bearer"].get("Authorization"), "Bearer s3cret")
+        self.assertEqual(self.up("basic"), 1)
+        self.assertEqual(self.exporter.headers["/auth-basic"].get("Authorization"),
+                         "Basic " + base64.b64encode(b"u:pw").decode())
+
     def test_failed_targets_are_down_with_reasons(self):
         ts, _ = self.targets()
         cases = {
@@ -330,7 +354,7 @@ class TestScrape(unittest.TestCase):
         self.assertEqual(self.count('test_gauge{job="temp"}'), 2)
         before = self.value('count_over_time(up{job="good"}[1h])')
         with open(self.kiln.config_path, "w") as f:
-            f.write(config(self.exporter.port, self.kiln.port, with_temp=False))
+            f.write(config(self.exporter.port, self.kiln.port, self.kiln.tmp, with_temp=False))
         st, _, body = self.kiln.post("/-/reload")
         self.assertEqual(st, 200, body)
         self.assertTrue(wait_for(lambda: self.count('test_gauge{job="temp"}') == 0, 10))
