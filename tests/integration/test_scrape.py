@@ -190,7 +190,7 @@ class TestScrape(unittest.TestCase):
             cls.kiln.start()
             # every job has been scraped at least twice
             ok = wait_for(lambda: cls.count("scrape_duration_seconds") >= 10 and
-                          cls.value('count_over_time(up{job="good"}[1m])') >= 2, 20)
+                          (cls.value('count_over_time(up{job="good"}[1m])') or 0) >= 2, 20)
             if not ok:
                 raise RuntimeError("targets were not scraped:\n" + cls.kiln.read_log()[-3000:])
         except Exception:
