@@ -70,7 +70,8 @@ typedef struct http_server_opts {
 void http_server_opts_default(http_server_opts *o);
 
 /* Creates a server on loop; does not listen yet.  Returns 0 or a KILN_E* code. */
-int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server **out, kiln_err *err);
+KILN_MUST_CHECK int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server **out,
+                                    kiln_err *err);
 
 /*
  * WORKER: the handler runs on libuv's worker pool; INLINE: on the loop
@@ -100,11 +101,11 @@ void http_server_set_queue(http_server *s, int max_running, http_queue_timeout_f
  * handler_label names the route in kiln_http_requests_total; NULL uses path.
  * Borrows the strings (they must outlive the server: use literals).
  */
-int http_route(http_server *s, const char *methods, const char *path, unsigned flags, http_handler_fn fn,
-               void *data, const char *handler_label);
+KILN_MUST_CHECK int http_route(http_server *s, const char *methods, const char *path, unsigned flags,
+                               http_handler_fn fn, void *data, const char *handler_label);
 
 /* Binds and listens; errors name the address. */
-int http_server_listen(http_server *s, kiln_err *err);
+KILN_MUST_CHECK int http_server_listen(http_server *s, kiln_err *err);
 
 /*
  * Stops accepting, closes idle connections, lets in-flight requests finish
@@ -128,7 +129,13 @@ size_t http_req_params(http_req *req, const char *name, const char **vals, size_
 /* A request header value (case-insensitive name), or NULL. */
 const char *http_req_header(const http_req *req, const char *name);
 
-/* ---- response helpers ---- */
+/* ---- response helpers ----
+ *
+ * A handler may append to resp->body and resp->headers without checking
+ * each append: buf's out-of-memory is sticky, and the server checks both
+ * once when the handler returns.  A response that lost an append is never
+ * sent: it becomes a 500 (or, when even that cannot be built, the
+ * connection is closed). */
 
 void http_resp_text(http_resp *resp, int status, const char *text);
 void http_resp_header(http_resp *resp, const char *name, const char *value);
@@ -136,8 +143,26 @@ void http_resp_header(http_resp *resp, const char *name, const char *value);
 void http_resp_json_error(http_resp *resp, int status, const char *type, const char *msg);
 /* {"status":"success","data":<data_json>} */
 void http_resp_json_success(http_resp *resp, const char *data_json, size_t len);
+/* The same written in place: begin sets 200 and the body to
+ * `{"status":"success","data":`, the caller appends the data to resp->body,
+ * end closes the envelope. */
+void http_resp_json_begin(http_resp *resp);
+void http_resp_json_end(http_resp *resp);
 
-/* ---- lifecycle, status and /metrics endpoints ---- */
+/* ---- lifecycle, status and /metrics endpoints (api/status.c) ---- */
+
+/* The build's identity, given by the Makefile (-DKILN_VERSION=...); these
+ * defaults are for builds without it.  --version, buildinfo and
+ * kiln_build_info read them. */
+#ifndef KILN_VERSION
+#define KILN_VERSION "0.0.0"
+#endif
+#ifndef KILN_REVISION
+#define KILN_REVISION "unknown"
+#endif
+#ifndef KILN_BRANCH
+#define KILN_BRANCH "unknown"
+#endif
 
 /*
  * What the lifecycle and status handlers need from the daemon.  Callbacks
@@ -158,7 +183,7 @@ typedef struct api_app {
 
 /* Registers /-/healthy, /-/ready, /-/reload, /-/quit, /metrics and
  * /api/v1/status/{buildinfo,flags,config,runtimeinfo}.  Borrows a. */
-int api_register_base(http_server *s, api_app *a);
+KILN_MUST_CHECK int api_register_base(http_server *s, api_app *a);
 
 /* ---- remote write (api/remotewrite.c) ---- */
 
@@ -182,10 +207,11 @@ typedef struct remotewrite remotewrite;
  * metrics (create one per process).  Borrows st, which must outlive the
  * receiver; copies o.  Free with remotewrite_free after the HTTP server is freed.
  */
-int remotewrite_new(struct storage *st, const remotewrite_opts *o, remotewrite **out, kiln_err *err);
+KILN_MUST_CHECK int remotewrite_new(struct storage *st, const remotewrite_opts *o, remotewrite **out,
+                                    kiln_err *err);
 
 /* Registers POST /api/v1/write (worker route) on s; borrows rw. */
-int remotewrite_register(http_server *s, remotewrite *rw);
+KILN_MUST_CHECK int remotewrite_register(http_server *s, remotewrite *rw);
 
 /*
  * Handles one request: snappy + protobuf WriteRequest in req->body, decode
@@ -198,7 +224,8 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp);
 /* NULL is a no-op.  The metrics stay registered (metrics_shutdown frees them). */
 void remotewrite_free(remotewrite *rw);
 
-/* ---- /api/v1 query and metadata (api/query_api.c) ---- */
+/* ---- /api/v1 query and metadata (api/v1.c; handlers in query_api.c,
+ * metadata.c, tsdb_status.c and admin.c, parameters in params.c) ---- */
 
 /*
  * The /api/v1 query and metadata endpoints: query, query_range,
@@ -227,7 +254,7 @@ void api_v1_opts_default(api_v1_opts *o);
 typedef struct api_v1 api_v1;
 
 /* Creates the handlers' context (copies o; NULL: the defaults).  0 or KILN_ENOMEM. */
-int api_v1_new(const api_v1_opts *o, api_v1 **out);
+KILN_MUST_CHECK int api_v1_new(const api_v1_opts *o, api_v1 **out);
 
 /* Makes the storage visible to the handlers once the WAL replay is done
  * (any thread).  Borrows st: keep it open until the HTTP server is freed. */
@@ -247,10 +274,10 @@ typedef struct api_v1_scrape {
 
 /* Connects the scrape views once scraping runs (any thread; copies s).
  * Until then the targets are empty lists and the metadata empty. */
-int api_v1_set_scrape(api_v1 *a, const api_v1_scrape *s);
+KILN_MUST_CHECK int api_v1_set_scrape(api_v1 *a, const api_v1_scrape *s);
 
 /* Registers every route above on s (worker routes); borrows a. */
-int api_v1_register(http_server *s, api_v1 *a);
+KILN_MUST_CHECK int api_v1_register(http_server *s, api_v1 *a);
 
 /* Frees a after the HTTP server is freed.  NULL is a no-op. */
 void api_v1_free(api_v1 *a);
@@ -266,7 +293,7 @@ void api_v1_free(api_v1 *a);
  * ("2015-07-01T20:10:51.781Z", "...+02:00").  KILN_EINVAL with
  * `cannot parse "x" to a valid timestamp`.  Exposed for the unit tests.
  */
-int api_v1_parse_time(const char *s, int64_t *ms, kiln_err *err);
+KILN_MUST_CHECK int api_v1_parse_time(const char *s, int64_t *ms, kiln_err *err);
 
 /*
  * Parses a step, lookback delta or timeout: float seconds or a Prometheus
@@ -274,7 +301,7 @@ int api_v1_parse_time(const char *s, int64_t *ms, kiln_err *err);
  * below a millisecond is seen) to *ns.  KILN_EINVAL with
  * `cannot parse "x" to a valid duration`.
  */
-int api_v1_parse_duration(const char *s, int64_t *ns, kiln_err *err);
+KILN_MUST_CHECK int api_v1_parse_duration(const char *s, int64_t *ns, kiln_err *err);
 
 /* Appends a timestamp in seconds with the millisecond fraction Prometheus
  * writes (1435781430.781, 1435781430.100, 12). */

@@ -17,6 +17,14 @@
  * a FIFO on the loop thread, with a timer for its deadline, and is handed to
  * the worker pool when a slot frees or its deadline passes.
  *
+ * Every answer passes through serialize, which checks the body and headers
+ * the handler built for lost appends (buf's sticky out-of-memory) before
+ * anything is written: such an answer becomes a 500, never a truncated 200.
+ *
+ * Called by cmd/kiln/main.c (server lifecycle) and by the api/ files that
+ * register routes (status.c, v1.c, remotewrite.c); the request and response
+ * helpers by every handler.
+ *
  * Threading: everything here runs on the loop thread except the handler
  * call and response serialisation (gzip included) in work_run.
  */
@@ -115,6 +123,7 @@ struct http_work {
     int keep_alive;
     int body_owned; /* req.body was taken from the connection's buffer */
     int has_slot;   /* counts in srv->slots_used */
+    int failed;     /* the answer could not be built (out of memory): close, send nothing */
     http_work *wait_next;
     uv_timer_t *wait_timer; /* its deadline while it waits for a slot */
     double wait_start;
@@ -215,14 +224,9 @@ int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server *
 
 int http_route(http_server *s, const char *methods, const char *path, unsigned flags, http_handler_fn fn,
                void *data, const char *handler_label) {
-    if (s->nroutes == s->cap_routes) {
-        size_t cap = s->cap_routes ? s->cap_routes * 2 : 32;
-        http_route_entry *r = realloc(s->routes, cap * sizeof *r);
-        if (!r)
-            return KILN_ENOMEM;
-        s->routes = r;
-        s->cap_routes = cap;
-    }
+    int rc = array_grow((void **)&s->routes, &s->cap_routes, s->nroutes + 1, sizeof *s->routes);
+    if (rc != 0)
+        return rc;
     size_t len = strlen(path);
     http_route_entry *r = &s->routes[s->nroutes++];
     r->methods = methods;
@@ -397,13 +401,21 @@ void http_resp_json_error(http_resp *resp, int status, const char *type, const c
     buf_putc(&resp->body, '}');
 }
 
-void http_resp_json_success(http_resp *resp, const char *data_json, size_t len) {
+void http_resp_json_begin(http_resp *resp) {
     resp->status = 200;
     snprintf(resp->content_type, sizeof resp->content_type, "application/json");
     buf_reset(&resp->body);
     buf_puts(&resp->body, "{\"status\":\"success\",\"data\":");
-    buf_append(&resp->body, data_json, len);
+}
+
+void http_resp_json_end(http_resp *resp) {
     buf_putc(&resp->body, '}');
+}
+
+void http_resp_json_success(http_resp *resp, const char *data_json, size_t len) {
+    http_resp_json_begin(resp);
+    buf_append(&resp->body, data_json, len);
+    http_resp_json_end(resp);
 }
 
 /* ---- connections ---------------------------------------------------- */
@@ -528,7 +540,10 @@ static void conn_reject(http_conn *c, int status, const char *msg) {
                status, status_text(status), strlen(msg), msg);
     c->rejected = 1;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    conn_write_raw(c, b.data, b.len, 1);
+    if (buf_error(&b) != 0)
+        conn_close(c); /* no memory for even the answer */
+    else
+        conn_write_raw(c, b.data, b.len, 1);
     count_request(c->srv, "other", status, 0);
     buf_free(&b);
 }
@@ -566,14 +581,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n) {
     if (count_header_bytes(c, n))
         return 1;
     if (c->nhdrs == 0 || c->last_was_value) {
-        if (c->nhdrs == c->cap_hdrs) {
-            size_t cap = c->cap_hdrs ? c->cap_hdrs * 2 : 16;
-            hdr_acc *h = realloc(c->hdrs, cap * sizeof *h);
-            if (!h)
-                return 1;
-            c->hdrs = h;
-            c->cap_hdrs = cap;
-        }
+        if (array_grow((void **)&c->hdrs, &c->cap_hdrs, c->nhdrs + 1, sizeof *c->hdrs) != 0)
+            return 1;
         memset(&c->hdrs[c->nhdrs], 0, sizeof c->hdrs[0]);
         c->nhdrs++;
         c->last_was_value = 0;
@@ -643,7 +652,7 @@ static const http_parser_settings parser_settings = {
 
 /* The gzip form of in, in out: grown as deflate fills it (JSON compresses
  * about tenfold, so out stays a fraction of in). */
-static int gzip_body(const buf *in, buf *out) {
+KILN_MUST_CHECK static int gzip_body(const buf *in, buf *out) {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -668,11 +677,28 @@ static int gzip_body(const buf *in, buf *out) {
     return rc == Z_STREAM_END ? 0 : KILN_EIO;
 }
 
+/* A handler's answer that lost an append to out-of-memory becomes a 500;
+ * its extra headers are dropped with it. */
+static void check_answer(http_resp *r) {
+    if (buf_error(&r->body) == 0 && buf_error(&r->headers) == 0)
+        return;
+    buf_free(&r->headers);
+    r->no_gzip = 0;
+    if (strncmp(r->content_type, "application/json", 16) == 0)
+        http_resp_json_error(r, 500, "internal", "out of memory");
+    else
+        http_resp_text(r, 500, "out of memory\n");
+}
+
 /* Serialises resp's status line and headers into w->out; the body stays in
  * resp->body (gzipped in place of the plain one when asked) and is written
- * from there: a large answer is never held twice. */
+ * from there: a large answer is never held twice.  The answer is checked
+ * here, once, for lost appends (check_answer); when even the 500 or the
+ * head cannot be built, w->failed is set and the connection is closed
+ * instead of sending anything. */
 static void serialize(http_work *w) {
     http_resp *r = &w->resp;
+    check_answer(r);
     buf gz = BUF_INIT;
     int gzipped = 0;
     if (w->req.accept_gzip && !r->no_gzip && r->body.len > 0 && gzip_body(&r->body, &gz) == 0) {
@@ -694,6 +720,7 @@ static void serialize(http_work *w) {
     buf_puts(&w->out, "\r\n");
     if (w->req.is_head || r->status == 204)
         buf_reset(&r->body);
+    w->failed = buf_error(&w->out) != 0 || buf_error(&r->body) != 0;
 }
 
 static void work_run(uv_work_t *req) {
@@ -747,6 +774,8 @@ static void on_response_written(uv_write_t *wr, int status) {
 static void write_response(http_work *w) {
     http_conn *c = w->conn;
     http_server *s = w->srv;
+    if (w->failed && !c->closing)
+        conn_close(c);
     if (c->closing) {
         work_finish(w);
         c->busy = 0;

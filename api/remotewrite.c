@@ -35,6 +35,10 @@
  * sent.  Exemplars and native histograms are counted and dropped; metadata
  * is counted.
  *
+ * Called by cmd/kiln/main.c (remotewrite_new, remotewrite_free) and by the
+ * HTTP server for POST /api/v1/write (remotewrite_handle, through main.c's
+ * route, which answers 503 until the WAL replay is done).
+ *
  * Threading: remotewrite_handle runs on HTTP worker threads, any number at
  * once; the receiver is read-only after remotewrite_new and the metrics are
  * atomic.
@@ -413,7 +417,7 @@ typedef struct rw_batch {
     rw_msg first; /* the first problem, empty when none */
 } rw_batch;
 
-static int decode_mem_error(const rw_alloc *al, rw_msg *msg) {
+KILN_MUST_CHECK static int decode_mem_error(const rw_alloc *al, rw_msg *msg) {
     if (al->over == RW_OVER_LIMIT) {
         msg_printf(msg, "decoding the request needs more than %zu bytes of memory", al->limit);
         return KILN_ELIMIT;
@@ -428,8 +432,8 @@ static int decode_mem_error(const rw_alloc *al, rw_msg *msg) {
  * thread's buffer or a temporary one.  Returns 0 (b may still hold invalid
  * series), KILN_EINVAL (400), KILN_ELIMIT (413) or KILN_ENOMEM, with msg set.
  */
-static int rw_decode(const char *body, size_t len, size_t max_decompressed, rw_cache *cache, rw_alloc *al,
-                     rw_batch *b, rw_msg *msg) {
+KILN_MUST_CHECK static int rw_decode(const char *body, size_t len, size_t max_decompressed, rw_cache *cache,
+                                     rw_alloc *al, rw_batch *b, rw_msg *msg) {
     char *raw = NULL, *tmp = NULL;
     int rc = 0;
     memset(b, 0, sizeof *b);
@@ -547,7 +551,7 @@ typedef struct rw_outcome {
  * commit succeeded (o says what was rejected), or the error that made the
  * whole batch fail (nothing acknowledged), with msg set.
  */
-static int rw_append(storage *st, const rw_batch *b, rw_outcome *o, rw_msg *msg) {
+KILN_MUST_CHECK static int rw_append(storage *st, const rw_batch *b, rw_outcome *o, rw_msg *msg) {
     kiln_err err = {0};
     memset(o, 0, sizeof *o);
     if (b->n == 0)
@@ -645,18 +649,17 @@ static const char *content_type_param(const char *ct, const char *name, size_t *
     return NULL;
 }
 
-static int respond(remotewrite *rw, http_resp *resp, int code, const char *text) {
+static void respond(remotewrite *rw, http_resp *resp, int code, const char *text) {
     metric_add(rw->requests[code], 1);
     if (rw_code_status[code] == 204) {
         resp->status = 204;
         snprintf(resp->content_type, sizeof resp->content_type, "text/plain; charset=utf-8");
         buf_reset(&resp->body);
-        return 0;
+        return;
     }
     char line[RW_MSG_MAX + 2];
     snprintf(line, sizeof line, "%s\n", text);
     http_resp_text(resp, rw_code_status[code], line);
-    return 0;
 }
 
 static int code_for(int rc) {

@@ -132,4 +132,34 @@ const char *query_error_type(int code);
 /* "scalar", "string", "vector", "matrix" (the resultType of the API). */
 const char *query_value_type_name(query_value_type t);
 
+/* ---- the parser for the HTTP API, which sees no tree (query/astjson.c) ---- */
+
+/* Each parses `q` (borrowed for the call).  On a bad query they return
+ * KILN_EINVAL with Prometheus' parse error in err (`1:14: parse error: ...`);
+ * KILN_ENOMEM when out of memory.  Any thread. */
+
+/* Appends the tree as the JSON of Prometheus' /api/v1/parse_query data
+ * (its translateAST: keys sorted, times in milliseconds). */
+KILN_MUST_CHECK int query_parse_json(const char *q, buf *out, kiln_err *err);
+/* Appends the query as Prometheus' parser.Prettify writes it (format_query). */
+KILN_MUST_CHECK int query_parse_pretty(const char *q, buf *out, kiln_err *err);
+/* Only parses. */
+KILN_MUST_CHECK int query_parse_check(const char *q, kiln_err *err);
+
+/* A parsed series selector (`up{job="x"}`): its matchers, __name__ included,
+ * valid until query_selector_free. */
+typedef struct query_selector {
+    const matcher *ms;
+    size_t nms;
+    /* after KILN_EINVAL: NULL for a parse error (err says it), or the type of
+     * the expression the text is instead ("scalar", "instant vector", ...) */
+    const char *other;
+    struct promql_ast *ast; /* owns ms */
+} query_selector;
+
+/* Parses s as a series selector into *sel (free with query_selector_free,
+ * also after an error). */
+KILN_MUST_CHECK int query_selector_parse(const char *s, query_selector *sel, kiln_err *err);
+void query_selector_free(query_selector *sel);
+
 #endif

@@ -29,16 +29,6 @@
 #include "storage/storage.h"
 #include "util/util.h"
 
-#ifndef KILN_VERSION
-#define KILN_VERSION "0.0.0"
-#endif
-#ifndef KILN_REVISION
-#define KILN_REVISION "unknown"
-#endif
-#ifndef KILN_BRANCH
-#define KILN_BRANCH "unknown"
-#endif
-
 /* ---- flags ------------------------------------------------------------ */
 
 enum flag_kind { FLAG_STRING, FLAG_BOOL, FLAG_DURATION, FLAG_INT, FLAG_SIZE };
