@@ -23,6 +23,15 @@ NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 KILN_BIN = os.environ.get("KILN_BIN", os.path.join(ROOT, "build", "asan", "kiln"))
 
 
+def require(*tools):
+    """Fails the calling test when a tool it compares kiln with is missing.
+    `make deps` installs them all, so a missing one is a broken setup, not a
+    reason to skip.  A tool is a name looked up in $PATH or an absolute path."""
+    missing = [t for t in tools if not (os.access(t, os.X_OK) if os.path.isabs(t) else shutil.which(t))]
+    if missing:
+        raise AssertionError(f"not installed: {', '.join(missing)} (`make deps` installs them)")
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

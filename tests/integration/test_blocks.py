@@ -14,7 +14,7 @@ import time
 import unittest
 import urllib.parse
 
-from kilntest import NODE_EXPORTER, PROMETHEUS, Kiln, Process, free_port, http_get, wait_for
+from kilntest import NODE_EXPORTER, PROMETHEUS, Kiln, Process, free_port, http_get, require, wait_for
 from rwproto import write_body
 
 PROMTOOL = shutil.which("promtool")
@@ -124,23 +124,22 @@ class TestBlocks(unittest.TestCase):
             k.start()
             self.assertEqual(answers(k.port), before)
             self.assertEqual(k.stop(), 0, k.read_log())
-            if PROMTOOL:
-                r = subprocess.run([PROMTOOL, "tsdb", "analyze", k.data], capture_output=True, timeout=120)
-                self.assertEqual(r.returncode, 0, r.stderr.decode())
-                self.assertIn(b"Series: 30", r.stdout)
-            if os.access(PROMETHEUS, os.X_OK):
-                copy = os.path.join(k.tmp, "promdata")
-                shutil.copytree(k.data, copy)
-                if os.path.exists(os.path.join(copy, "lock")):
-                    os.remove(os.path.join(copy, "lock"))
-                p, port, log, ok = start_prometheus(copy, k.tmp)
-                try:
-                    self.assertTrue(ok, "prometheus did not start on kiln's data directory")
-                    self.assertEqual(answers(port), before)
-                finally:
-                    p.terminate()
-                    p.wait(30)
-                    log.close()
+            require("promtool", PROMETHEUS)
+            r = subprocess.run([PROMTOOL, "tsdb", "analyze", k.data], capture_output=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr.decode())
+            self.assertIn(b"Series: 30", r.stdout)
+            copy = os.path.join(k.tmp, "promdata")
+            shutil.copytree(k.data, copy)
+            if os.path.exists(os.path.join(copy, "lock")):
+                os.remove(os.path.join(copy, "lock"))
+            p, port, log, ok = start_prometheus(copy, k.tmp)
+            try:
+                self.assertTrue(ok, "prometheus did not start on kiln's data directory")
+                self.assertEqual(answers(port), before)
+            finally:
+                p.terminate()
+                p.wait(30)
+                log.close()
         finally:
             k.cleanup()
 
@@ -174,11 +173,11 @@ class TestBlocks(unittest.TestCase):
         finally:
             k.cleanup()
 
-    @unittest.skipUnless(os.access(PROMETHEUS, os.X_OK), "needs Debian's prometheus")
     def test_delete_series_like_prometheus(self):
         """delete_series over blocks and head answers as Prometheus does after
         the same deletion; each reads the other's tombstones (block files and
         WAL records); clean_tombstones rewrites the blocks and changes no answer."""
+        require(PROMETHEUS)
         k = Kiln(config=CONFIG, args=("--storage.tsdb.retention.time=100y", "--web.enable-admin-api")).start()
         dirs = []
         try:
@@ -266,8 +265,8 @@ class TestBlocks(unittest.TestCase):
             for d in dirs:
                 shutil.rmtree(d, ignore_errors=True)
 
-    @unittest.skipUnless(PROMTOOL, "promtool not installed")
     def test_backfilled_blocks_are_served(self):
+        require("promtool")
         tmp = tempfile.mkdtemp(prefix="kiln-backfill-")
         try:
             om = os.path.join(tmp, "data.om")
@@ -309,12 +308,11 @@ class TestBlocks(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-@unittest.skipUnless(os.access(PROMETHEUS, os.X_OK) and os.access(NODE_EXPORTER, os.X_OK),
-                     "needs Debian's prometheus and prometheus-node-exporter")
 class TestPrometheusDirectory(unittest.TestCase):
     def test_kiln_serves_what_prometheus_wrote(self):
         """Prometheus scrapes a node exporter for a few seconds and stops; kiln
         started on its directory (WAL, chunks_head) answers as Prometheus did."""
+        require(PROMETHEUS, NODE_EXPORTER)
         tmp = tempfile.mkdtemp(prefix="kiln-promdir-")
         procs = []
         try:

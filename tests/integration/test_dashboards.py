@@ -7,7 +7,7 @@ import os
 import unittest
 import urllib.parse
 
-from kilntest import NODE_EXPORTER, ROOT, Kiln, Process, free_port, wait_for
+from kilntest import NODE_EXPORTER, ROOT, Kiln, Process, free_port, require, wait_for
 
 DASHBOARDS = os.path.join(ROOT, "docs", "dashboards")
 
@@ -25,10 +25,10 @@ def exprs(name, variables):
     return d, out
 
 
-@unittest.skipUnless(os.access(NODE_EXPORTER, os.X_OK), "needs prometheus-node-exporter")
 class TestDashboards(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        require(NODE_EXPORTER)
         cls.ne_port = free_port()
         cls.ne = Process([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{cls.ne_port}"], "/dev/null")
         cls.kiln = Kiln()

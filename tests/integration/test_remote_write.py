@@ -15,7 +15,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from kilntest import NODE_EXPORTER, PROMETHEUS, Kiln, KilnTestCase, Process, free_port, http_get, wait_for
+from kilntest import NODE_EXPORTER, PROMETHEUS, Kiln, KilnTestCase, Process, free_port, http_get, require, wait_for
 from rwproto import pb_request, pb_series, snappy, varint
 
 HEADERS = {
@@ -186,14 +186,13 @@ def parse_metrics(text):
     return out
 
 
-@unittest.skipUnless(os.access(PROMETHEUS, os.X_OK) and os.access(NODE_EXPORTER, os.X_OK),
-                     "needs Debian's prometheus and prometheus-node-exporter")
 class TestPrometheusSender(unittest.TestCase):
     """Prometheus scrapes a node exporter every second and remote-writes to
     kiln; what kiln holds must be what Prometheus holds."""
 
     @classmethod
     def setUpClass(cls):
+        require(PROMETHEUS, NODE_EXPORTER)
         cls.tmp = tempfile.mkdtemp(prefix="kiln-rw-")
         cls.kiln = None
         cls.procs = []
@@ -289,28 +288,27 @@ remote_write:
         self.assertEqual(self.prom_self("prometheus_remote_storage_samples_retried_total"), 0)
         self.assertGreater(m.get("kiln_remote_write_metadata_received_total", 0), 0)
 
-        # when kiln can answer queries, the series and their values at
-        # t_check must be Prometheus' own
+        # the series and their values at t_check must be Prometheus' own
         sel = '{job="node"}'
         st, _, body = self.kiln.get("/api/v1/series?" + urllib.parse.urlencode(
             {"match[]": sel, "start": "%.3f" % (t_check - 30), "end": "%.3f" % t_check}))
-        if st == 200:
-            pst, pbody = http_get(f"http://127.0.0.1:{self.prom_port}/api/v1/series?" + urllib.parse.urlencode(
-                {"match[]": sel, "start": "%.3f" % (t_check - 30), "end": "%.3f" % t_check}))
-            self.assertEqual(pst, 200)
-            ours = {json.dumps(s, sort_keys=True) for s in json.loads(body)["data"]}
-            theirs = {json.dumps(s, sort_keys=True) for s in json.loads(pbody)["data"]}
-            self.assertGreater(len(theirs), 100)
-            self.assertEqual(ours, theirs)
+        self.assertEqual(st, 200, body)
+        pst, pbody = http_get(f"http://127.0.0.1:{self.prom_port}/api/v1/series?" + urllib.parse.urlencode(
+            {"match[]": sel, "start": "%.3f" % (t_check - 30), "end": "%.3f" % t_check}))
+        self.assertEqual(pst, 200)
+        ours = {json.dumps(s, sort_keys=True) for s in json.loads(body)["data"]}
+        theirs = {json.dumps(s, sort_keys=True) for s in json.loads(pbody)["data"]}
+        self.assertGreater(len(theirs), 100)
+        self.assertEqual(ours, theirs)
         st, _, body = self.kiln.get("/api/v1/query?" + urllib.parse.urlencode(
             {"query": sel, "time": "%.3f" % t_check}))
-        if st == 200:
-            ours = {json.dumps(r["metric"], sort_keys=True): r["value"] for r in json.loads(body)["data"]["result"]}
-            theirs = {json.dumps(r["metric"], sort_keys=True): r["value"] for r in self.prom_query(sel, t_check)}
-            self.assertGreater(len(theirs), 100)
-            self.assertEqual(set(ours), set(theirs))
-            for k, v in theirs.items():
-                self.assertEqual(ours[k], v, k)
+        self.assertEqual(st, 200, body)
+        ours = {json.dumps(r["metric"], sort_keys=True): r["value"] for r in json.loads(body)["data"]["result"]}
+        theirs = {json.dumps(r["metric"], sort_keys=True): r["value"] for r in self.prom_query(sel, t_check)}
+        self.assertGreater(len(theirs), 100)
+        self.assertEqual(set(ours), set(theirs))
+        for k, v in theirs.items():
+            self.assertEqual(ours[k], v, k)
 
 
 if __name__ == "__main__":

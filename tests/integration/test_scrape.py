@@ -16,7 +16,7 @@ import time
 import unittest
 import urllib.parse
 
-from kilntest import NODE_EXPORTER, PROMETHEUS, Kiln, Process, free_port, http_get, wait_for
+from kilntest import NODE_EXPORTER, PROMETHEUS, Kiln, Process, free_port, http_get, require, wait_for
 
 GOOD = b"""# HELP test_gauge A gauge for the test.
 # TYPE test_gauge gauge
@@ -417,8 +417,6 @@ scrape_configs:
             exporter.stop()
 
 
-@unittest.skipUnless(os.access(PROMETHEUS, os.X_OK) and os.access(NODE_EXPORTER, os.X_OK),
-                     "needs Debian's prometheus and prometheus-node-exporter")
 class TestNodeExporterLikePrometheus(unittest.TestCase):
     """kiln and Prometheus 2.42 scrape the same node exporter with the same
     configuration; the series sets must be the same."""
@@ -442,6 +440,7 @@ scrape_configs:
 
     @classmethod
     def setUpClass(cls):
+        require(PROMETHEUS, NODE_EXPORTER)
         cls.tmp = tempfile.mkdtemp(prefix="kiln-scrape-")
         cls.procs, cls.kiln = [], None
         try:
