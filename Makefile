@@ -3,7 +3,10 @@
 #   make            optimised build: bin/kiln
 #   make deps       install the Debian 12 packages kiln and its tests need (only missing ones)
 #   make run        deps + build + run kiln in the foreground (embedded default config)
-#   make check      deps + lint + ASan/UBSan build + unit tests + integration tests; ends "N passed, N failed"
+#   make check      deps + lint + builds + unit, promql, conformance and integration tests (against
+#                   build/asan/kiln and bin/kiln); ends "N passed, N failed, N skipped" and fails on a
+#                   failure or on a skip tests/skips.txt does not list
+#   make conformance  Prometheus' PromQL test scripts only ($KILN_PROMQL_TESTS or ../shared/promql-tests)
 #   make lint       fails when a C file differs from .clang-format (make format applies it)
 #   make fuzz       libFuzzer harnesses (clang) into build/fuzz/
 #   make bench      benchmark tools into build/opt/tests/bench/
@@ -166,7 +169,8 @@ check: deps
 	@$(MAKE) --no-print-directory test
 
 test: $(UNIT_BINS) $(TSAN_BIN) $(PROMQL_BIN) build/asan/kiln bin/kiln $(BENCH_BINS) fuzz-smoke
-	@python3 tests/run.py --unit build/asan/tests/unit --kiln build/asan/kiln
+	@python3 tests/run.py --unit build/asan/tests/unit --kiln build/asan/kiln --kiln-opt bin/kiln \
+		--promql-bin build/asan/tests/promql/promqltest
 
 # The fuzz harnesses must at least build and run their seed corpus.
 fuzz-smoke: $(FUZZ_BINS)
@@ -175,8 +179,8 @@ fuzz-smoke: $(FUZZ_BINS)
 		if [ -d $$d ]; then $$f -runs=0 $$d >/dev/null 2>&1 || { echo "fuzz seed run failed: $$f"; exit 1; }; fi; \
 	done
 
-conformance: build/asan/kiln $(PROMQL_BIN)
-	@python3 tests/run.py --conformance
+conformance: build/asan/tests/promql/promqltest
+	@python3 tests/run.py --conformance --promql-bin build/asan/tests/promql/promqltest
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build/*')
 
