@@ -13,8 +13,8 @@
  * caller's done once the last one is closed and no work runs.
  *
  * Callers: cmd/kiln/main.c (new, apply, stop, free); filesd.c (a pool's
- * files changed: scrape_sync_pool); the files that close handles
- * (scrape_check_stopped).
+ * files changed: scrape_sync_pool); the files that close handles or end a
+ * work item (scrape_handle_gone, scrape_check_stopped).
  *
  * Threading: the loop thread, except scrape_manager_apply (any thread).
  * m->mu guards the pool and target lists against the API's readers and
