@@ -2,7 +2,7 @@
  * promqltest.c - runs PromQL test scripts in Prometheus' promqltest format
  * against kiln's engine in process.
  *
- * Usage: promqltest [-v] FILE.test...   Prints each failing eval with
+ * Usage: promqltest [-v] [-k KNOWN] FILE.test...   Prints each failing eval with
  * file:line, the query, what was expected and what came back; then one
  * `skipped N: <reason>` line per reason any eval was skipped for, then
  * `N passed, N failed, N skipped`; exits 1 when anything failed.  -v also
@@ -23,8 +23,11 @@
  * line holding some loads the line's float samples and remembers the series
  * (and load_with_nhcb's `x` for each `x_bucket`), and an eval that reads
  * such a series is run, and skipped only when it fails (Prometheus read
- * histogram samples kiln has not got).  Each reason is counted on its own;
- * tests/skips.txt holds the counts expected.
+ * histogram samples kiln has not got) AND the KNOWN file (-k) lists it as
+ * `name.test:line`: each listed eval was reviewed to fail for that reason
+ * alone.  Such an eval that fails unlisted is a failure, and so is a listed
+ * one that does not fail.  Each reason is counted on its own; tests/skips.txt
+ * holds the counts expected.
  *
  * Data goes through the real storage (a temporary directory per file).
  * Threading: single-threaded.
@@ -67,6 +70,12 @@ typedef struct runner {
     int passed, failed;
     int skipped[SKIP_NREASONS];
     int verbose; /* -v: print every skipped eval, and why a skipped one failed */
+    /* -k FILE: the evals (`name.test:line`) that read a histogram-loaded
+     * series and are known to fail for that reason alone; only these skip. */
+    const char *known_path;
+    char **known;
+    int *known_used;
+    size_t nknown;
 } runner;
 
 /* ---- small parsing helpers ---- */
@@ -661,6 +670,56 @@ static int touches_histogram(runner *r, const promql_expr *e) {
     }
 }
 
+/* Whether `name.test:line` of this eval is in the -k list (and marks it seen). */
+static int known_histogram_read(runner *r, int line) {
+    const char *base = strrchr(r->file, '/');
+    base = base ? base + 1 : r->file;
+    char key[512];
+    snprintf(key, sizeof key, "%s:%d", base, line);
+    for (size_t i = 0; i < r->nknown; i++)
+        if (strcmp(r->known[i], key) == 0) {
+            r->known_used[i] = 1;
+            return 1;
+        }
+    return 0;
+}
+
+/* Reads the -k list: one `name.test:line` a line, `#` starts a comment.
+ * Returns 0, or -1 when the file cannot be read. */
+static int load_known(runner *r, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    r->known_path = path;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        char *h = strchr(line, '#');
+        if (h)
+            *h = 0;
+        char *b = line, *e;
+        while (*b == ' ' || *b == '\t')
+            b++;
+        for (e = b; *e && *e != ' ' && *e != '\t' && *e != '\n'; e++)
+            ;
+        if (e == b)
+            continue;
+        *e = 0;
+        char **nk = realloc(r->known, (r->nknown + 1) * sizeof *nk);
+        int *nu = realloc(r->known_used, (r->nknown + 1) * sizeof *nu);
+        if (nk)
+            r->known = nk;
+        if (nu)
+            r->known_used = nu;
+        if (!nk || !nu || !(r->known[r->nknown] = strdup(b))) {
+            fclose(f);
+            return -1;
+        }
+        r->known_used[r->nknown++] = 0;
+    }
+    fclose(f);
+    return 0;
+}
+
 static void run_eval(runner *r, eval_cmd *ev) {
     if (ev->bad_line) {
         r->failed++;
@@ -715,9 +774,16 @@ static void run_eval(runner *r, eval_cmd *ev) {
             promql_ast_free(ast);
         }
     }
+    if (why && hist_read && !known_histogram_read(r, ev->line)) {
+        r->failed++;
+        printf("FAIL %s:%d: %s; it reads a histogram-loaded series but is not listed in %s\n  query: %s\n",
+               r->file, ev->line, why, r->known_path ? r->known_path : "a -k file", ev->expr);
+        goto done;
+    }
     if (why && hist_read) {
         /* Prometheus read histogram samples kiln did not load: the answers
-         * differ for that reason.  -v shows each one for review. */
+         * differ for that reason (each one is listed in the -k file after a
+         * review).  -v shows each one. */
         r->skipped[SKIP_HIST_READ]++;
         if (!r->verbose)
             goto done;
@@ -1149,12 +1215,30 @@ int main(int argc, char **argv) {
         r.verbose = 1;
         i++;
     }
+    if (i + 1 < argc && strcmp(argv[i], "-k") == 0) {
+        if (load_known(&r, argv[i + 1]) != 0) {
+            fprintf(stderr, "promqltest: cannot read %s\n", argv[i + 1]);
+            return 2;
+        }
+        i += 2;
+    }
     if (i == argc) {
-        fprintf(stderr, "usage: promqltest [-v] FILE.test...\n");
+        fprintf(stderr, "usage: promqltest [-v] [-k KNOWN] FILE.test...\n");
         return 2;
     }
     for (; i < argc; i++)
         run_file(&r, argv[i]);
+    /* a listed eval that no longer fails (or is gone) must leave the list */
+    for (size_t k = 0; k < r.nknown; k++) {
+        if (!r.known_used[k]) {
+            r.failed++;
+            printf("FAIL %s: %s is listed but did not fail for a histogram read: remove it\n", r.known_path,
+                   r.known[k]);
+        }
+        free(r.known[k]);
+    }
+    free(r.known);
+    free(r.known_used);
     int skipped = 0;
     for (int k = 0; k < SKIP_NREASONS; k++) {
         if (r.skipped[k])
