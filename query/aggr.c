@@ -34,13 +34,6 @@ typedef struct group {
     size_t npts;
 } group;
 
-static int in_list(const char *name, char **list, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], name) == 0)
-            return 1;
-    return 0;
-}
-
 /* The grouping labels of a series (into the builder). */
 static int group_labels(pq_ctx *c, const promql_aggregate *a, const pq_series *s, const label **out,
                         size_t *n) {
@@ -51,9 +44,9 @@ static int group_labels(pq_ctx *c, const promql_aggregate *a, const pq_series *s
         int is_name = strcmp(nm, LABEL_NAME) == 0;
         int keep;
         if (a->without)
-            keep = !is_name && !in_list(nm, a->grouping, a->ngrouping);
+            keep = !is_name && !pq_in_list(nm, a->grouping, a->ngrouping);
         else
-            keep = in_list(nm, a->grouping, a->ngrouping) && !(is_name && s->drop_name);
+            keep = pq_in_list(nm, a->grouping, a->ngrouping) && !(is_name && s->drop_name);
         if (keep && lb_set(b, nm, s->ls[i].value) < 0)
             return pq_fail(c, KILN_ENOMEM, "out of memory");
     }
@@ -113,6 +106,14 @@ static void h_sort_reverse(const heapctx *h, size_t *hp, size_t n) {
             hp[j] = hp[j - 1];
             hp[j - 1] = t;
         }
+}
+
+/* limit_ratio's choice, as Prometheus': a series whose labels hash to the
+ * fraction h / 2^64 is kept by a ratio r >= 0 when the fraction is below r,
+ * by r < 0 when it is at or above 1 + r (the complement of -r). */
+static int ratio_keeps(uint64_t h, double ratio) {
+    double off = (double)h / 18446744073709551615.0;
+    return ratio >= 0 ? off < ratio : off >= 1.0 + ratio;
 }
 
 /* The running state of one group at one step, for the folding operators
@@ -218,6 +219,27 @@ static double cell_result(const cell *s, promql_aggop op) {
 }
 
 /*
+ * Moves *p to the next point of s at a step of the grid t0, t0 + interval,
+ * ... up to tend, and sets *k to that step's offset from t0; 0 when there is
+ * none before tend (*p is then at the first point after it).  Points before
+ * t0 or between steps are passed over.
+ */
+static inline int next_on_grid(const pq_series *s, size_t *p, int64_t t0, int64_t tend, int64_t interval,
+                               size_t *k) {
+    for (; *p < s->npts && s->pts[*p].t <= tend; (*p)++) {
+        int64_t t = s->pts[*p].t;
+        if (t < t0)
+            continue;
+        size_t kk = interval ? (size_t)((t - t0) / interval) : 0;
+        if (t0 + (int64_t)kk * interval != t)
+            continue; /* off the step grid */
+        *k = kk;
+        return 1;
+    }
+    return 0;
+}
+
+/*
  * The folding operators series by series: each series' points (contiguous
  * in memory) are folded into the cells of its group, a window of steps at a
  * time so that groups x window cells stay bounded.  For any one cell the
@@ -249,14 +271,8 @@ static int fold_series_major(pq_ctx *c, promql_aggop op, const pq_matrix *m, con
         for (size_t i = 0; i < n; i++) {
             const pq_series *s = &m->v[i];
             cell *row = cells + gid[i] * w;
-            size_t p = cur[i];
-            for (; p < s->npts && s->pts[p].t <= tend; p++) {
-                int64_t t = s->pts[p].t;
-                if (t < t0)
-                    continue;
-                size_t k = c->interval ? (size_t)((t - t0) / c->interval) : 0;
-                if (t0 + (int64_t)k * c->interval != t)
-                    continue; /* off the step grid */
+            size_t p = cur[i], k;
+            for (; next_on_grid(s, &p, t0, tend, c->interval, &k); p++) {
                 cell *ce = &row[k];
                 if (ce->seen)
                     cell_fold(ce, op, s->pts[p].v);
@@ -343,7 +359,6 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
     size_t *el = malloc((n + 1) * sizeof(size_t)); /* series present this step */
     pq_out col;
     pq_out_init(&col);
-    buf vb = BUF_INIT;
     int by_series = op == PROMQL_AGG_TOPK || op == PROMQL_AGG_BOTTOMK || op == PROMQL_AGG_LIMITK ||
                     op == PROMQL_AGG_LIMIT_RATIO;
     uint64_t *phash = NULL;
@@ -435,14 +450,8 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
             memset(wp, 0, w * n);
             for (size_t i = 0; i < n; i++) {
                 const pq_series *s = &in.m.v[i];
-                size_t p = cur[i];
-                for (; p < s->npts && s->pts[p].t <= tend; p++) {
-                    int64_t pt = s->pts[p].t;
-                    if (pt < t)
-                        continue;
-                    size_t kk = c->interval ? (size_t)((pt - t) / c->interval) : 0;
-                    if (t + (int64_t)kk * c->interval != pt)
-                        continue; /* off the step grid */
+                size_t p = cur[i], kk;
+                for (; next_on_grid(s, &p, t, tend, c->interval, &kk); p++) {
                     wv[kk * n + i] = s->pts[p].v;
                     wp[kk * n + i] = 1;
                 }
@@ -479,32 +488,9 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
             size_t i = el[x];
             group *gr = &g[gid[i]];
             double v = ev[i];
-            if (!gr->seen) {
-                gr->seen = 1;
-                switch (op) {
-                case PROMQL_AGG_TOPK:
-                case PROMQL_AGG_BOTTOMK:
-                case PROMQL_AGG_LIMITK:
-                    gr->heap[gr->nheap++] = i;
-                    break;
-                case PROMQL_AGG_LIMIT_RATIO:
-                    gr->heap[gr->nheap++] = i;
-                    break;
-                case PROMQL_AGG_QUANTILE:
-                case PROMQL_AGG_COUNT_VALUES:
-                    gr->vals[gr->nvals++] = v;
-                    break;
-                default:
-                    break;
-                }
-                if (op == PROMQL_AGG_LIMIT_RATIO) {
-                    double off = (double)phash[i] / 18446744073709551615.0;
-                    int add = (ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio);
-                    if (!add)
-                        gr->nheap = 0;
-                }
-                continue;
-            }
+            /* the first element of a group at a step takes the same path
+             * as the others: the heaps and lists start empty */
+            gr->seen = 1;
             switch (op) {
             case PROMQL_AGG_TOPK:
             case PROMQL_AGG_BOTTOMK: {
@@ -527,12 +513,10 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
                 if ((int64_t)gr->nheap < kk)
                     gr->heap[gr->nheap++] = i;
                 break;
-            case PROMQL_AGG_LIMIT_RATIO: {
-                double off = (double)phash[i] / 18446744073709551615.0;
-                if ((ratio >= 0 && off < ratio) || (ratio < 0 && off >= 1.0 + ratio))
+            case PROMQL_AGG_LIMIT_RATIO:
+                if (ratio_keeps(phash[i], ratio))
                     gr->heap[gr->nheap++] = i;
                 break;
-            }
             case PROMQL_AGG_QUANTILE:
             case PROMQL_AGG_COUNT_VALUES:
                 gr->vals[gr->nvals++] = v;
@@ -632,7 +616,6 @@ done:
     free(phash);
     free(wv);
     free(wp);
-    buf_free(&vb);
     pq_out_free(&col);
     return rc;
 }

@@ -44,6 +44,9 @@ typedef enum promql_type {
 
 /* "scalar", "string", "instant vector", "range vector" ("none" for NONE). */
 const char *promql_type_name(promql_type t);
+/* Go's ValueType.String(): "scalar", "string", "vector", "matrix", "none"
+ * (also the resultType names of the HTTP API). */
+const char *promql_type_go_name(promql_type t);
 
 /* ---- operators ----------------------------------------------------------- */
 
@@ -351,11 +354,16 @@ promql_type promql_expr_type(const promql_expr *e);
 
 /* ---- the tree and its owner ---------------------------------------------- */
 
+/* The matchers of one selector, released with the tree. */
+typedef struct promql_matchers {
+    matcher *v;
+    size_t n;
+} promql_matchers;
+
 typedef struct promql_ast {
     promql_expr *root;
-    arena mem;      /* every node, string and array of the tree */
-    matcher **sels; /* matcher arrays to release (one per selector) */
-    size_t *nsels;
+    arena mem;             /* every node, string and array of the tree */
+    promql_matchers *sels; /* matcher arrays to release (one per selector) */
     size_t nsel, capsel;
     char *query; /* copy of the query text (positions point into it) */
 } promql_ast;
@@ -366,7 +374,7 @@ typedef struct promql_ast {
  * `1:14: parse error: unexpected end of input` (line:column, both from 1,
  * column in bytes); KILN_ENOMEM when out of memory.  *out is NULL on error.
  */
-int promql_parse(const char *query, promql_ast **out, kiln_err *err);
+KILN_MUST_CHECK int promql_parse(const char *query, promql_ast **out, kiln_err *err);
 
 /* Frees the tree, its arena and matchers.  NULL is a no-op. */
 void promql_ast_free(promql_ast *a);
@@ -376,7 +384,7 @@ void promql_ast_free(promql_ast *a);
  * `sum by (job) (rate(x{a="b"}[5m]))`.  Printing then parsing the output gives
  * an equal tree.  0 or KILN_ENOMEM.
  */
-int promql_format(buf *out, const promql_expr *e);
+KILN_MUST_CHECK int promql_format(buf *out, const promql_expr *e);
 
 /* Lines longer than this are split by promql_prettify (Prometheus' maxCharactersPerLine). */
 #define PROMQL_PRETTY_MAX_LINE 100
@@ -391,7 +399,7 @@ int promql_format(buf *out, const promql_expr *e);
  * parenthesis' content on its own lines.  Selectors, numbers and strings
  * are never split.  0 or KILN_ENOMEM.
  */
-int promql_prettify(buf *out, const promql_expr *e);
+KILN_MUST_CHECK int promql_prettify(buf *out, const promql_expr *e);
 
 /* Appends s[0..n) quoted like Go's strconv.Quote (the printer's strings and
  * label values, error messages).  Out of memory is left in out's sticky

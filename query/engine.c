@@ -69,19 +69,13 @@ const char *query_error_type(int code) {
     }
 }
 
+_Static_assert((int)QUERY_SCALAR == (int)PROMQL_TYPE_SCALAR && (int)QUERY_STRING == (int)PROMQL_TYPE_STRING &&
+                   (int)QUERY_VECTOR == (int)PROMQL_TYPE_VECTOR &&
+                   (int)QUERY_MATRIX == (int)PROMQL_TYPE_MATRIX,
+               "query_value_type numbers the types as promql_type does");
+
 const char *query_value_type_name(query_value_type t) {
-    switch (t) {
-    case QUERY_SCALAR:
-        return "scalar";
-    case QUERY_STRING:
-        return "string";
-    case QUERY_VECTOR:
-        return "vector";
-    case QUERY_MATRIX:
-        return "matrix";
-    default:
-        return "none";
-    }
+    return promql_type_go_name((promql_type)t);
 }
 
 /* ---- context helpers ---- */
@@ -208,6 +202,25 @@ int pq_matrix_push_copy(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop
     return 0;
 }
 
+int pq_new_scalar(pq_ctx *c, pq_value *out) {
+    out->type = PROMQL_TYPE_SCALAR;
+    out->scal = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
+    return out->scal ? 0 : pq_fail(c, KILN_ENOMEM, "out of memory");
+}
+
+int pq_push_scalar_series(pq_ctx *c, pq_matrix *m, const double *scal) {
+    pq_series *o;
+    if (pq_matrix_push(c, m, &o) < 0)
+        return c->code;
+    o->pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
+    if (!o->pts)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
+    for (size_t k = 0; k < c->nsteps; k++)
+        o->pts[k] = (sample){c->start + (int64_t)k * c->interval, scal[k]};
+    o->npts = c->nsteps;
+    return 0;
+}
+
 const promql_expr *pq_unparen(const promql_expr *e) {
     while (e->kind == PROMQL_PAREN)
         e = e->u.paren;
@@ -232,21 +245,21 @@ label *pq_drop_name(pq_ctx *c, label *ls, size_t *nls) {
     return n;
 }
 
-uint64_t pq_prom_hash(const label *ls, size_t n) {
-    XXH64_state_t *st = XXH64_createState();
-    if (!st)
-        return 0;
-    XXH64_reset(st, 0);
+/* Adds one label to a hash as Prometheus' labels.Hash does: name 0xff value 0xff. */
+static void hash_label(XXH64_state_t *st, const label *l) {
     static const char sep = (char)0xff;
-    for (size_t i = 0; i < n; i++) {
-        XXH64_update(st, ls[i].name, strlen(ls[i].name));
-        XXH64_update(st, &sep, 1);
-        XXH64_update(st, ls[i].value, strlen(ls[i].value));
-        XXH64_update(st, &sep, 1);
-    }
-    uint64_t h = XXH64_digest(st);
-    XXH64_freeState(st);
-    return h;
+    XXH64_update(st, l->name, strlen(l->name));
+    XXH64_update(st, &sep, 1);
+    XXH64_update(st, l->value, strlen(l->value));
+    XXH64_update(st, &sep, 1);
+}
+
+uint64_t pq_prom_hash(const label *ls, size_t n) {
+    XXH64_state_t st;
+    XXH64_reset(&st, 0);
+    for (size_t i = 0; i < n; i++)
+        hash_label(&st, &ls[i]);
+    return XXH64_digest(&st);
 }
 
 const char *pq_gfmt(double v, char *out) {
@@ -286,14 +299,8 @@ static int out_grow_slots(pq_out *o) {
 }
 
 static int out_point(pq_ctx *c, pq_out_series *s, int64_t t, double v) {
-    if (s->npts == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 8;
-        sample *np = realloc(s->pts, nc * sizeof(sample));
-        if (!np)
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
-        s->pts = np;
-        s->cap = nc;
-    }
+    if (s->npts == s->cap && array_grow((void **)&s->pts, &s->cap, s->npts + 1, sizeof *s->pts) < 0)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
     if (s->npts && s->pts[s->npts - 1].t >= t)
         s->unsorted = 1;
     s->pts[s->npts++] = (sample){t, v};
@@ -315,14 +322,8 @@ static long out_series(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int dr
         }
         i = (i + 1) & (o->nslots - 1);
     }
-    if (o->n == o->cap) {
-        size_t nc = o->cap ? o->cap * 2 : 16;
-        pq_out_series *nv = realloc(o->v, nc * sizeof *nv);
-        if (!nv)
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
-        o->v = nv;
-        o->cap = nc;
-    }
+    if (o->n == o->cap && array_grow((void **)&o->v, &o->cap, o->n + 1, sizeof *o->v) < 0)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
     pq_out_series *s = &o->v[o->n];
     memset(s, 0, sizeof *s);
     s->ls = labels_copy(c->mem, ls, nls);
@@ -391,14 +392,9 @@ static int64_t at_time(const pq_ctx *c, promql_at_kind k, int64_t at_ms) {
 
 static int do_select(pq_ctx *c, const promql_vector_selector *vs, int64_t mint, int64_t maxt,
                      series_set **out) {
-    if (c->nsets == c->capsets) {
-        size_t nc = c->capsets ? c->capsets * 2 : 8;
-        series_set **nv = realloc(c->sets, nc * sizeof *nv);
-        if (!nv)
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
-        c->sets = nv;
-        c->capsets = nc;
-    }
+    if (c->nsets == c->capsets &&
+        array_grow((void **)&c->sets, &c->capsets, c->nsets + 1, sizeof *c->sets) < 0)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
     series_set *set = calloc(1, sizeof *set);
     if (!set)
         return pq_fail(c, KILN_ENOMEM, "out of memory");
@@ -519,17 +515,7 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out) {
         c->nsteps = (size_t)((tmax - ns) / step) + 1;
         rc = pq_eval(c, sq->expr, &v);
         if (rc == 0 && v.type == PROMQL_TYPE_SCALAR) {
-            pq_series *o;
-            if (pq_matrix_push(c, &out->m, &o) < 0) {
-                rc = c->code;
-            } else {
-                o->pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
-                if (!o->pts)
-                    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
-                for (size_t k = 0; rc == 0 && k < c->nsteps; k++)
-                    o->pts[k] = (sample){c->start + (int64_t)k * c->interval, v.scal[k]};
-                o->npts = c->nsteps;
-            }
+            rc = pq_push_scalar_series(c, &out->m, v.scal);
         } else if (rc == 0) {
             out->m = v.m;
         }
@@ -598,10 +584,8 @@ static int is_arith(promql_binop op) {
 
 static int eval_scalar_binop(pq_ctx *c, const promql_binary *b, const pq_value *l, const pq_value *r,
                              pq_value *out) {
-    out->type = PROMQL_TYPE_SCALAR;
-    out->scal = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
-    if (!out->scal)
-        return pq_fail(c, KILN_ENOMEM, "out of memory");
+    if (pq_new_scalar(c, out) < 0)
+        return c->code;
     for (size_t k = 0; k < c->nsteps; k++) {
         double v;
         int keep = binop_apply(b->op, l->scal[k], r->scal[k], &v);
@@ -653,30 +637,20 @@ static int eval_vector_scalar(pq_ctx *c, const promql_binary *b, const pq_value 
     return 0;
 }
 
-static int in_list(const char *name, char **list, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], name) == 0)
-            return 1;
-    return 0;
+/* Whether label `name` takes part in vector matching: one of the on()
+ * labels, or any label but the ignoring() ones and __name__. */
+static int matches_on(const char *name, const promql_vector_matching *m) {
+    return m->on ? pq_in_list(name, m->matching, m->nmatching)
+                 : (strcmp(name, LABEL_NAME) != 0 && !pq_in_list(name, m->matching, m->nmatching));
 }
 
-/* Matching signature of a series: hash of the on() labels, or of all labels
- * but the ignoring() ones and __name__. */
+/* Matching signature of a series: the hash of its matching labels. */
 static uint64_t match_sig(const pq_series *s, const promql_vector_matching *m) {
     XXH64_state_t st;
     XXH64_reset(&st, 0);
-    static const char sep = (char)0xff;
-    for (size_t i = 0; i < s->nls; i++) {
-        const char *n = s->ls[i].name;
-        int use = m->on ? in_list(n, m->matching, m->nmatching)
-                        : (strcmp(n, LABEL_NAME) != 0 && !in_list(n, m->matching, m->nmatching));
-        if (!use)
-            continue;
-        XXH64_update(&st, n, strlen(n));
-        XXH64_update(&st, &sep, 1);
-        XXH64_update(&st, s->ls[i].value, strlen(s->ls[i].value));
-        XXH64_update(&st, &sep, 1);
-    }
+    for (size_t i = 0; i < s->nls; i++)
+        if (matches_on(s->ls[i].name, m))
+            hash_label(&st, &s->ls[i]);
     return XXH64_digest(&st);
 }
 
@@ -717,13 +691,9 @@ static size_t *u64map_slot(u64map *m, uint64_t key) {
 static void format_match_labels(buf *b, const pq_series *s, const promql_vector_matching *m) {
     label tmp[LABELS_MAX_COUNT];
     size_t n = 0;
-    for (size_t i = 0; i < s->nls && n < LABELS_MAX_COUNT; i++) {
-        const char *nm = s->ls[i].name;
-        int use = m->on ? in_list(nm, m->matching, m->nmatching)
-                        : (strcmp(nm, LABEL_NAME) != 0 && !in_list(nm, m->matching, m->nmatching));
-        if (use)
+    for (size_t i = 0; i < s->nls && n < LABELS_MAX_COUNT; i++)
+        if (matches_on(s->ls[i].name, m))
             tmp[n++] = s->ls[i];
-    }
     labels_format(b, tmp, n);
 }
 
@@ -784,7 +754,7 @@ static const label *result_metric(pq_ctx *c, const pq_series *l, const pq_series
         if (m->on) {
             size_t n = lb->n;
             for (size_t i = 0; i < n;) {
-                if (!in_list(lb->v[i].name, m->matching, m->nmatching)) {
+                if (!pq_in_list(lb->v[i].name, m->matching, m->nmatching)) {
                     lb->v[i] = lb->v[--lb->n];
                     n--;
                 } else {
@@ -889,6 +859,8 @@ static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value 
                 labels_format(&eb, s2->ls, s2->nls);
                 buf_puts(&eb, ", ");
                 labels_format(&eb, s1->ls, s1->nls);
+                if (buf_error(&eb))
+                    goto nomem;
                 rc = pq_fail(
                     c, KILN_ERANGE,
                     "found duplicate series for the match group %s];many-to-many matching not allowed: "
@@ -995,19 +967,10 @@ static int eval_binary(pq_ctx *c, const promql_expr *e, pq_value *out) {
                    promql_binop_str(b->op));
 }
 
-static int eval_unary(pq_ctx *c, const promql_expr *e, pq_value *out) {
-    int rc = pq_eval(c, e->u.unary.expr, out);
-    if (rc < 0 || e->u.unary.op != PROMQL_OP_SUB)
-        return rc;
-    if (out->type == PROMQL_TYPE_SCALAR) {
-        double *ns = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
-        if (!ns)
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
-        for (size_t k = 0; k < c->nsteps; k++)
-            ns[k] = -out->scal[k];
-        out->scal = ns;
-        return 0;
-    }
+/* Replaces the series of out by copies that drop __name__ and hold, at the
+ * same times, the negated values (unary minus) or, with to_time, the times
+ * in seconds (timestamp() of anything but a selector). */
+static int remap_points(pq_ctx *c, pq_value *out, int to_time) {
     pq_matrix m;
     memset(&m, 0, sizeof m);
     for (size_t i = 0; i < out->m.n; i++) {
@@ -1021,10 +984,25 @@ static int eval_unary(pq_ctx *c, const promql_expr *e, pq_value *out) {
         if (!o->pts)
             return pq_fail(c, KILN_ENOMEM, "out of memory");
         for (size_t j = 0; j < s->npts; j++)
-            o->pts[j] = (sample){s->pts[j].t, -s->pts[j].v};
+            o->pts[j] = (sample){s->pts[j].t, to_time ? (double)s->pts[j].t / 1000 : -s->pts[j].v};
     }
     out->m = m;
     return 0;
+}
+
+static int eval_unary(pq_ctx *c, const promql_expr *e, pq_value *out) {
+    int rc = pq_eval(c, e->u.unary.expr, out);
+    if (rc < 0 || e->u.unary.op != PROMQL_OP_SUB)
+        return rc;
+    if (out->type == PROMQL_TYPE_SCALAR) {
+        const double *v = out->scal;
+        if (pq_new_scalar(c, out) < 0)
+            return c->code;
+        for (size_t k = 0; k < c->nsteps; k++)
+            out->scal[k] = -v[k];
+        return 0;
+    }
+    return remap_points(c, out, 0);
 }
 
 int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out) {
@@ -1035,10 +1013,8 @@ int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out) {
         return c->code;
     switch (e->kind) {
     case PROMQL_NUMBER:
-        out->type = PROMQL_TYPE_SCALAR;
-        out->scal = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
-        if (!out->scal)
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
+        if (pq_new_scalar(c, out) < 0)
+            return c->code;
         for (size_t k = 0; k < c->nsteps; k++)
             out->scal[k] = e->u.number;
         return 0;
@@ -1058,24 +1034,7 @@ int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out) {
             if (a->kind == PROMQL_VECTOR_SELECTOR)
                 return eval_vector_selector(c, a, 1, out);
             int rc = pq_eval(c, a, out);
-            if (rc < 0)
-                return rc;
-            pq_matrix m;
-            memset(&m, 0, sizeof m);
-            for (size_t i = 0; i < out->m.n; i++) {
-                pq_series *o;
-                if (pq_matrix_push(c, &m, &o) < 0)
-                    return c->code;
-                *o = out->m.v[i];
-                o->drop_name = 1;
-                o->pts = arena_alloc_nz(c->mem, o->npts * sizeof(sample) + 1);
-                if (!o->pts)
-                    return pq_fail(c, KILN_ENOMEM, "out of memory");
-                for (size_t j = 0; j < o->npts; j++)
-                    o->pts[j] = (sample){out->m.v[i].pts[j].t, (double)out->m.v[i].pts[j].t / 1000};
-            }
-            out->m = m;
-            return 0;
+            return rc < 0 ? rc : remap_points(c, out, 1);
         }
         return pq_eval_call(c, e, out);
     case PROMQL_AGGREGATE:
@@ -1201,25 +1160,18 @@ static int run(const query_engine *eng, storage *st, const char *q, int64_t star
         if ((rc = finish_names(&c, &v.m)) < 0)
             goto fail;
     }
+    if (v.type == PROMQL_TYPE_SCALAR && is_range) {
+        /* a range query of a scalar answers one series without labels */
+        memset(&v.m, 0, sizeof v.m);
+        if ((rc = pq_push_scalar_series(&c, &v.m, v.scal)) < 0)
+            goto fail;
+        v.type = PROMQL_TYPE_VECTOR;
+    }
     out->t = start;
     switch (v.type) {
     case PROMQL_TYPE_SCALAR:
-        if (is_range) {
-            out->type = QUERY_MATRIX;
-            out->series = arena_alloc(c.mem, sizeof(query_series));
-            if (!out->series)
-                goto nomem;
-            out->nseries = 1;
-            out->series[0].pts = arena_alloc_nz(c.mem, c.nsteps * sizeof(sample) + 1);
-            if (!out->series[0].pts)
-                goto nomem;
-            for (size_t k = 0; k < c.nsteps; k++)
-                out->series[0].pts[k] = (sample){start + (int64_t)k * c.interval, v.scal[k]};
-            out->series[0].npts = c.nsteps;
-        } else {
-            out->type = QUERY_SCALAR;
-            out->scalar = v.scal[0];
-        }
+        out->type = QUERY_SCALAR;
+        out->scalar = v.scal[0];
         break;
     case PROMQL_TYPE_STRING:
         out->type = QUERY_STRING;
@@ -1281,7 +1233,6 @@ done:
     }
     free(c.sets);
     lb_free(&c.lb);
-    buf_free(&c.scratch);
     promql_ast_free(ast);
     if (rc < 0) {
         arena_free(&out->mem);

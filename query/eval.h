@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "query/ast.h"
 #include "query/query.h"
@@ -80,7 +81,6 @@ typedef struct pq_ctx {
     const char *query; /* text, for annotation positions */
     kiln_err *err;
     int code; /* first error */
-    buf scratch;
     labels_builder lb;
     /* annotations (deduplicated) */
     const char **warn;
@@ -114,6 +114,11 @@ KILN_MUST_CHECK int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out);
  * pts[0..n), after counting the n samples against max_samples. */
 KILN_MUST_CHECK int pq_matrix_push_copy(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_name,
                                         const sample *pts, size_t n);
+/* Makes out a scalar: an arena array of one value per step, zeroed. */
+KILN_MUST_CHECK int pq_new_scalar(pq_ctx *c, pq_value *out);
+/* Appends a series without labels holding scal[k] at each step k (what a
+ * scalar becomes where a vector or matrix is wanted). */
+KILN_MUST_CHECK int pq_push_scalar_series(pq_ctx *c, pq_matrix *m, const double *scal);
 /* Step index of t in the current evaluation. */
 static inline size_t pq_step_idx(const pq_ctx *c, int64_t t) {
     return (size_t)((t - c->start) / c->interval);
@@ -127,6 +132,14 @@ KILN_MUST_CHECK int pq_out_add(pq_ctx *c, pq_out *o, const label *ls, size_t nls
 /* Moves the series into m (arena memory), sorting points; duplicate
  * timestamps in a series are the "same labelset" error. */
 KILN_MUST_CHECK int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m);
+
+/* Whether name is one of list[0..n). */
+static inline int pq_in_list(const char *name, char *const *list, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], name) == 0)
+            return 1;
+    return 0;
+}
 
 /* Labels without __name__ (arena copy; the same array when absent). */
 label *pq_drop_name(pq_ctx *c, label *ls, size_t *nls);

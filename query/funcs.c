@@ -312,51 +312,37 @@ static int dst_name_valid(const char *s) {
     return n > 0 && utf8_valid(s, n);
 }
 
-/* Appends the expansion of template `tpl` (Go's Regexp.Expand). */
-static int expand_tpl(buf *out, const char *tpl, const char *subj, PCRE2_SIZE *ov, int nmatch,
-                      pcre2_code *re) {
+/* The end of the group name that starts at p ([A-Za-z0-9_]*). */
+static const char *name_end(const char *p) {
+    while (*p == '_' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
+        p++;
+    return p;
+}
+
+/* Appends the expansion of template `tpl` (Go's Regexp.Expand); out of
+ * memory is left in out's sticky flag. */
+static void expand_tpl(buf *out, const char *tpl, const char *subj, PCRE2_SIZE *ov, int nmatch,
+                       pcre2_code *re) {
     for (const char *p = tpl; *p;) {
         if (*p != '$') {
-            if (buf_putc(out, *p++) < 0)
-                return KILN_ENOMEM;
+            buf_putc(out, *p++);
             continue;
         }
         p++;
         if (*p == '$') {
-            if (buf_putc(out, '$') < 0)
-                return KILN_ENOMEM;
+            buf_putc(out, '$');
             p++;
             continue;
         }
-        const char *nm;
-        size_t nl;
-        if (*p == '{') {
-            const char *q = p + 1;
-            while (*q && (*q == '_' || (*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'z') ||
-                          (*q >= 'A' && *q <= 'Z')))
-                q++;
-            if (*q != '}' || q == p + 1) {
-                if (buf_putc(out, '$') < 0)
-                    return KILN_ENOMEM;
-                continue;
-            }
-            nm = p + 1;
-            nl = (size_t)(q - nm);
-            p = q + 1;
-        } else {
-            const char *q = p;
-            while (*q && (*q == '_' || (*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'z') ||
-                          (*q >= 'A' && *q <= 'Z')))
-                q++;
-            if (q == p) {
-                if (buf_putc(out, '$') < 0)
-                    return KILN_ENOMEM;
-                continue;
-            }
-            nm = p;
-            nl = (size_t)(q - p);
-            p = q;
+        /* $name or ${name}; a '$' without a name stands for itself */
+        int braced = *p == '{';
+        const char *nm = p + braced, *q = name_end(nm);
+        if (q == nm || (braced && *q != '}')) {
+            buf_putc(out, '$');
+            continue;
         }
+        size_t nl = (size_t)(q - nm);
+        p = q + braced;
         long idx = -1;
         int numeric = 1;
         for (size_t i = 0; i < nl; i++)
@@ -371,12 +357,9 @@ static int expand_tpl(buf *out, const char *tpl, const char *subj, PCRE2_SIZE *o
             int r = pcre2_substring_number_from_name(re, (PCRE2_SPTR)name);
             idx = r >= 0 ? r : -1;
         }
-        if (idx >= 0 && idx < nmatch && ov[2 * idx] != PCRE2_UNSET) {
-            if (buf_append(out, subj + ov[2 * idx], ov[2 * idx + 1] - ov[2 * idx]) < 0)
-                return KILN_ENOMEM;
-        }
+        if (idx >= 0 && idx < nmatch && ov[2 * idx] != PCRE2_UNSET)
+            buf_append(out, subj + ov[2 * idx], ov[2 * idx + 1] - ov[2 * idx]);
     }
-    return 0;
 }
 
 static const char *str_arg(const promql_expr *e) {
@@ -396,16 +379,13 @@ static int eval_label_fn(pq_ctx *c, const promql_expr *e, pq_value *out) {
     int rc = 0;
     const char *fname = id == PROMQL_FN_LABEL_REPLACE ? "label_replace" : "label_join";
 
-    for (size_t i = 2; i < call->nargs; i++) {
-        /* strings must be literals for these functions; nothing to do */
-    }
     if (id == PROMQL_FN_LABEL_REPLACE) {
         const char *regex = str_arg(call->args[4]);
         buf pat = BUF_INIT;
-        if (buf_puts(&pat, "^(?s:") < 0 || buf_puts(&pat, regex) < 0 || buf_puts(&pat, ")$") < 0) {
+        buf_printf(&pat, "^(?s:%s)$", regex);
+        if (buf_error(&pat)) {
             buf_free(&pat);
-            rc = pq_fail(c, KILN_ENOMEM, "out of memory");
-            goto fail;
+            goto nomem;
         }
         int ecode;
         PCRE2_SIZE eoff;
@@ -413,34 +393,30 @@ static int eval_label_fn(pq_ctx *c, const promql_expr *e, pq_value *out) {
                            NULL);
         buf_free(&pat);
         if (!re) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(ecode, msg, sizeof msg);
             rc = pq_fail(c, KILN_ERANGE, "invalid regular expression in label_replace(): %s", regex);
-            goto fail;
+            goto done;
         }
         md = pcre2_match_data_create_from_pattern(re, NULL);
-        if (!md) {
-            rc = pq_fail(c, KILN_ENOMEM, "out of memory");
-            goto fail;
-        }
+        if (!md)
+            goto nomem;
     }
     if (!dst_name_valid(dst)) {
         rc = pq_fail(c, KILN_ERANGE, "invalid destination label name in %s(): %s", fname, dst);
-        goto fail;
+        goto done;
     }
     if (id == PROMQL_FN_LABEL_JOIN) {
         for (size_t i = 3; i < call->nargs; i++) {
             const char *src = str_arg(call->args[i]);
             if (!dst_name_valid(src)) {
                 rc = pq_fail(c, KILN_ERANGE, "invalid source label name in label_join(): %s", src);
-                goto fail;
+                goto done;
             }
         }
     }
     pq_value in;
     memset(&in, 0, sizeof in);
     if ((rc = pq_eval(c, call->args[0], &in)) < 0)
-        goto fail;
+        goto done;
     out->type = PROMQL_TYPE_VECTOR;
     for (size_t i = 0; i < in.m.n; i++) {
         const pq_series *s = &in.m.v[i];
@@ -452,23 +428,22 @@ static int eval_label_fn(pq_ctx *c, const promql_expr *e, pq_value *out) {
                 src = "";
             int m = pcre2_match(re, (PCRE2_SPTR)src, strlen(src), 0, 0, md, NULL);
             if (m > 0) {
-                if (expand_tpl(&val, str_arg(call->args[2]), src, pcre2_get_ovector_pointer(md), m, re) < 0) {
-                    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
-                    goto fail;
-                }
+                expand_tpl(&val, str_arg(call->args[2]), src, pcre2_get_ovector_pointer(md), m, re);
                 set = 1;
             }
         } else {
             const char *sep = str_arg(call->args[2]);
             for (size_t j = 3; j < call->nargs; j++) {
                 const char *v = labels_get(s->ls, s->nls, str_arg(call->args[j]));
-                if (j > 3 && buf_puts(&val, sep) < 0)
-                    goto nomem;
-                if (v && buf_puts(&val, v) < 0)
-                    goto nomem;
+                if (j > 3)
+                    buf_puts(&val, sep);
+                if (v)
+                    buf_puts(&val, v);
             }
             set = 1;
         }
+        if (buf_error(&val))
+            goto nomem;
         const label *ls = s->ls;
         size_t nls = s->nls;
         int drop = s->drop_name;
@@ -486,13 +461,12 @@ static int eval_label_fn(pq_ctx *c, const promql_expr *e, pq_value *out) {
         }
         for (size_t j = 0; j < s->npts; j++)
             if ((rc = pq_out_add(c, &col, ls, nls, drop, s->pts[j].t, s->pts[j].v)) < 0)
-                goto fail;
+                goto done;
     }
     rc = pq_out_finish(c, &col, &out->m);
     goto done;
 nomem:
     rc = pq_fail(c, KILN_ENOMEM, "out of memory");
-fail:
 done:
     pq_out_free(&col);
     buf_free(&val);
@@ -656,17 +630,11 @@ static int eval_absent(pq_ctx *c, const promql_expr *e, pq_value *out) {
     return pq_push_absent(c, out, pts, np, a->kind == PROMQL_VECTOR_SELECTOR ? &a->u.vs : NULL);
 }
 
-static int new_scalar(pq_ctx *c, pq_value *out) {
-    out->type = PROMQL_TYPE_SCALAR;
-    out->scal = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
-    return out->scal ? 0 : pq_fail(c, KILN_ENOMEM, "out of memory");
-}
-
 static int eval_scalar_fn(pq_ctx *c, const promql_expr *e, pq_value *out) {
     pq_value in;
     memset(&in, 0, sizeof in);
     int rc = pq_eval(c, e->u.call.args[0], &in);
-    if (rc < 0 || (rc = new_scalar(c, out)) < 0)
+    if (rc < 0 || (rc = pq_new_scalar(c, out)) < 0)
         return rc;
     unsigned *cnt = calloc(c->nsteps + 1, sizeof(unsigned));
     if (!cnt)
@@ -769,7 +737,7 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
     case PROMQL_FN_RANGE:
     case PROMQL_FN_START:
     case PROMQL_FN_END: {
-        int rc = new_scalar(c, out);
+        int rc = pq_new_scalar(c, out);
         if (rc < 0)
             return rc;
         double v = id == PROMQL_FN_STEP    ? (c->qstart == c->qend ? 0 : (double)c->qstep / 1000)
@@ -782,7 +750,7 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
     }
     case PROMQL_FN_MIN_OF:
     case PROMQL_FN_MAX_OF: {
-        int rc = new_scalar(c, out);
+        int rc = pq_new_scalar(c, out);
         if (rc < 0)
             return rc;
         for (size_t i = 0; i < call->nargs; i++) {
@@ -798,7 +766,7 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
     }
     case PROMQL_FN_TIME:
     case PROMQL_FN_PI: {
-        int rc = new_scalar(c, out);
+        int rc = pq_new_scalar(c, out);
         if (rc < 0)
             return rc;
         for (size_t k = 0; k < c->nsteps; k++)
@@ -812,16 +780,7 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
         if (rc < 0)
             return rc;
         out->type = PROMQL_TYPE_VECTOR;
-        pq_series *o;
-        if (pq_matrix_push(c, &out->m, &o) < 0)
-            return c->code;
-        o->pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
-        if (!o->pts)
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
-        for (size_t k = 0; k < c->nsteps; k++)
-            o->pts[k] = (sample){c->start + (int64_t)k * c->interval, in.scal[k]};
-        o->npts = c->nsteps;
-        return 0;
+        return pq_push_scalar_series(c, &out->m, in.scal);
     }
     case PROMQL_FN_TIMESTAMP: {
         /* evaluated in engine.c (needs the sample timestamps of a selector) */

@@ -122,22 +122,34 @@ static int rune_printable(long r) {
     return 1;
 }
 
+/* Writes r in UTF-8 to u; returns the length (1 to 4). */
+static size_t encode_rune(char u[4], long r) {
+    if (r < 0x80) {
+        u[0] = (char)r;
+        return 1;
+    }
+    if (r < 0x800) {
+        u[0] = (char)(0xc0 | (r >> 6)), u[1] = (char)(0x80 | (r & 0x3f));
+        return 2;
+    }
+    if (r < 0x10000) {
+        u[0] = (char)(0xe0 | (r >> 12)), u[1] = (char)(0x80 | ((r >> 6) & 0x3f));
+        u[2] = (char)(0x80 | (r & 0x3f));
+        return 3;
+    }
+    u[0] = (char)(0xf0 | (r >> 18)), u[1] = (char)(0x80 | ((r >> 12) & 0x3f));
+    u[2] = (char)(0x80 | ((r >> 6) & 0x3f)), u[3] = (char)(0x80 | (r & 0x3f));
+    return 4;
+}
+
 static void put_rune_utf8(buf *b, long r) {
     char u[4];
-    size_t n;
-    if (r < 0x80) {
-        u[0] = (char)r, n = 1;
-    } else if (r < 0x800) {
-        u[0] = (char)(0xc0 | (r >> 6)), u[1] = (char)(0x80 | (r & 0x3f)), n = 2;
-    } else if (r < 0x10000) {
-        u[0] = (char)(0xe0 | (r >> 12)), u[1] = (char)(0x80 | ((r >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (r & 0x3f)), n = 3;
-    } else {
-        u[0] = (char)(0xf0 | (r >> 18)), u[1] = (char)(0x80 | ((r >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((r >> 6) & 0x3f)), u[3] = (char)(0x80 | (r & 0x3f)), n = 4;
-    }
-    buf_append(b, u, n);
+    buf_append(b, u, encode_rune(u, r));
 }
+
+/* Go's one-letter escapes: ESC_LETTERS[i] stands for ESC_CHARS[i]. */
+static const char ESC_LETTERS[] = "abfnrtv";
+static const char ESC_CHARS[] = "\a\b\f\n\r\t\v";
 
 /* Appends one rune escaped for a Go quoted literal delimited by `quote`. */
 static void quote_rune_body(buf *b, long r, int quote, int bad_byte, unsigned char raw) {
@@ -154,30 +166,11 @@ static void quote_rune_body(buf *b, long r, int quote, int bad_byte, unsigned ch
         put_rune_utf8(b, r);
         return;
     }
-    switch (r) {
-    case '\a':
-        buf_puts(b, "\\a");
+    const char *e = r > 0 && r < 0x20 ? strchr(ESC_CHARS, (int)r) : NULL;
+    if (e) {
+        buf_putc(b, '\\');
+        buf_putc(b, ESC_LETTERS[e - ESC_CHARS]);
         return;
-    case '\b':
-        buf_puts(b, "\\b");
-        return;
-    case '\f':
-        buf_puts(b, "\\f");
-        return;
-    case '\n':
-        buf_puts(b, "\\n");
-        return;
-    case '\r':
-        buf_puts(b, "\\r");
-        return;
-    case '\t':
-        buf_puts(b, "\\t");
-        return;
-    case '\v':
-        buf_puts(b, "\\v");
-        return;
-    default:
-        break;
     }
     if (r < ' ' || r == 0x7f)
         buf_printf(b, "\\x%02x", (unsigned)r);
@@ -279,7 +272,7 @@ static void lex_error(promql_lexer *l, promql_token *t, const char *fmt, ...) {
 
 /* An error whose message is built in a buf (quoted runes). */
 static void lex_error_buf(promql_lexer *l, promql_token *t, buf *msg) {
-    lex_error(l, t, "%s", msg->data ? msg->data : "");
+    lex_error(l, t, "%s", buf_error(msg) ? "out of memory" : msg->data);
     buf_free(msg);
 }
 
@@ -369,16 +362,9 @@ static int lex_escape(promql_lexer *l, promql_token *t, int quote) {
     int n;
     unsigned base;
     unsigned long max;
-    switch (ch) {
-    case 'a':
-    case 'b':
-    case 'f':
-    case 'n':
-    case 'r':
-    case 't':
-    case 'v':
-    case '\\':
+    if (ch == '\\' || (ch > 0 && ch < 128 && strchr(ESC_LETTERS, (int)ch)))
         return 0;
+    switch (ch) {
     case '0':
     case '1':
     case '2':
@@ -389,17 +375,13 @@ static int lex_escape(promql_lexer *l, promql_token *t, int quote) {
     case '7':
         n = 3, base = 8, max = 255;
         break;
-    case 'x':
-        ch = next_rune(l, &sz);
-        n = 2, base = 16, max = 255;
-        break;
-    case 'u':
-        ch = next_rune(l, &sz);
-        n = 4, base = 16, max = 0x10ffff;
-        break;
+    case 'x': /* \xHH: a byte */
+    case 'u': /* \uHHHH, \UHHHHHHHH: a code point */
     case 'U':
+        n = ch == 'x' ? 2 : ch == 'u' ? 4 : 8;
+        base = 16;
+        max = ch == 'x' ? 255 : 0x10ffff;
         ch = next_rune(l, &sz);
-        n = 8, base = 16, max = 0x10ffff;
         break;
     case LEX_EOF:
         lex_error(l, t, "escape sequence not terminated");
@@ -480,6 +462,17 @@ static void lex_raw_string(promql_lexer *l, promql_token *t) {
     emit(l, t, PT_STRING);
 }
 
+/* A string token when r opens one: 1, the token (or an error) set. */
+static int lex_quoted(promql_lexer *l, promql_token *t, long r) {
+    if (r == '"' || r == '\'')
+        lex_string(l, t, (int)r);
+    else if (r == '`')
+        lex_raw_string(l, t);
+    else
+        return 0;
+    return 1;
+}
+
 /* ---- identifiers ---------------------------------------------------------- */
 
 static void lex_keyword_or_identifier(promql_lexer *l, promql_token *t) {
@@ -505,14 +498,21 @@ static void lex_keyword_or_identifier(promql_lexer *l, promql_token *t) {
 
 /* ---- states ------------------------------------------------------------------ */
 
+/* Starts a token at the current position; a '#' comment there is passed
+ * over to the end of its line, and then the result is 1 (start again). */
+static int start_token(promql_lexer *l) {
+    l->start = l->pos;
+    if (l->pos >= l->len || l->in[l->pos] != '#')
+        return 0;
+    while (l->pos < l->len && l->in[l->pos] != '\n')
+        l->pos++;
+    return 1;
+}
+
 static void lex_inside_braces(promql_lexer *l, promql_token *t) {
     for (;;) {
-        l->start = l->pos;
-        if (l->pos < l->len && l->in[l->pos] == '#') {
-            while (l->pos < l->len && l->in[l->pos] != '\n')
-                l->pos++;
+        if (start_token(l))
             continue;
-        }
         size_t sz;
         long r = next_rune(l, &sz);
         if (r == LEX_EOF) {
@@ -527,16 +527,11 @@ static void lex_inside_braces(promql_lexer *l, promql_token *t) {
             emit(l, t, PT_IDENT);
             return;
         }
+        if (lex_quoted(l, t, r))
+            return;
         switch (r) {
         case ',':
             emit(l, t, PT_COMMA);
-            return;
-        case '"':
-        case '\'':
-            lex_string(l, t, (int)r);
-            return;
-        case '`':
-            lex_raw_string(l, t);
             return;
         case '=':
             if (accept(l, "~"))
@@ -569,18 +564,19 @@ static void lex_inside_braces(promql_lexer *l, promql_token *t) {
     }
 }
 
+/* The characters that are a token by themselves outside braces, and their
+ * tokens. */
+static const char ONE_CHAR_OPS[] = ",*/%+-^@";
+static const promql_tok ONE_CHAR_TOKS[] = {PT_COMMA, PT_MUL, PT_DIV, PT_MOD, PT_ADD, PT_SUB, PT_POW, PT_AT};
+
 static void lex_statements(promql_lexer *l, promql_token *t) {
     for (;;) {
         if (l->brace_open) {
             lex_inside_braces(l, t);
             return;
         }
-        l->start = l->pos;
-        if (l->pos < l->len && l->in[l->pos] == '#') {
-            while (l->pos < l->len && l->in[l->pos] != '\n')
-                l->pos++;
+        if (start_token(l))
             continue;
-        }
         size_t sz;
         long r = next_rune(l, &sz);
         if (r == LEX_EOF) {
@@ -596,31 +592,14 @@ static void lex_statements(promql_lexer *l, promql_token *t) {
         }
         if (r < 128 && is_space((int)r))
             continue;
+        const char *one = r > 0 && r < 128 ? strchr(ONE_CHAR_OPS, (int)r) : NULL;
+        if (one) {
+            emit(l, t, ONE_CHAR_TOKS[one - ONE_CHAR_OPS]);
+            return;
+        }
+        if (lex_quoted(l, t, r))
+            return;
         switch (r) {
-        case ',':
-            emit(l, t, PT_COMMA);
-            return;
-        case '*':
-            emit(l, t, PT_MUL);
-            return;
-        case '/':
-            emit(l, t, PT_DIV);
-            return;
-        case '%':
-            emit(l, t, PT_MOD);
-            return;
-        case '+':
-            emit(l, t, PT_ADD);
-            return;
-        case '-':
-            emit(l, t, PT_SUB);
-            return;
-        case '^':
-            emit(l, t, PT_POW);
-            return;
-        case '@':
-            emit(l, t, PT_AT);
-            return;
         case '=': {
             int c = peek(l);
             if (c == '=') {
@@ -646,13 +625,6 @@ static void lex_statements(promql_lexer *l, promql_token *t) {
             return;
         case '>':
             emit(l, t, accept(l, "=") ? PT_GTE : PT_GTR);
-            return;
-        case '"':
-        case '\'':
-            lex_string(l, t, (int)r);
-            return;
-        case '`':
-            lex_raw_string(l, t);
             return;
         case '(':
             emit(l, t, PT_LPAREN);
@@ -841,28 +813,12 @@ char *promql_unquote(arena *a, const char *tok, size_t len, size_t *outlen) {
         char c = s[i++];
         int digits = 0;
         unsigned base = 16;
+        const char *letter = strchr(ESC_LETTERS, c);
+        if (c && letter) {
+            out[o++] = ESC_CHARS[letter - ESC_LETTERS];
+            continue;
+        }
         switch (c) {
-        case 'a':
-            out[o++] = '\a';
-            continue;
-        case 'b':
-            out[o++] = '\b';
-            continue;
-        case 'f':
-            out[o++] = '\f';
-            continue;
-        case 'n':
-            out[o++] = '\n';
-            continue;
-        case 'r':
-            out[o++] = '\r';
-            continue;
-        case 't':
-            out[o++] = '\t';
-            continue;
-        case 'v':
-            out[o++] = '\v';
-            continue;
         case 'x':
             digits = 2;
             break;
@@ -891,11 +847,7 @@ char *promql_unquote(arena *a, const char *tok, size_t len, size_t *outlen) {
             out[o++] = (char)(x & 0xff); /* a raw byte, like Go */
         } else {
             /* At most 4 bytes from a 6+ character escape: fits. */
-            buf tmp = BUF_INIT;
-            put_rune_utf8(&tmp, (long)x);
-            if (tmp.data)
-                memcpy(out + o, tmp.data, tmp.len), o += tmp.len;
-            buf_free(&tmp);
+            o += encode_rune(out + o, (long)x);
         }
     }
     out[o] = 0;

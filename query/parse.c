@@ -120,7 +120,7 @@ static void unexpected(parser *p, const char *context, const char *expected) {
         buf_printf(&m, " in %s", context);
     if (expected && *expected)
         buf_printf(&m, ", expected %s", expected);
-    if (m.data == NULL)
+    if (buf_error(&m))
         perr_nomem(p);
     else
         perr(p, t->pos, "%s", m.data);
@@ -148,68 +148,45 @@ static char *tok_str(parser *p, const promql_token *t) {
     return s;
 }
 
-/* A growable array of strings in the arena (label lists). */
+/*
+ * array_grow for the arrays the tree keeps (label and argument lists),
+ * which live in the arena: makes room for one more element after v[0..n)
+ * (*v moves to a new arena block when *cap, doubled from 4, is reached);
+ * 0, or -1 with the error recorded.
+ */
+static int arena_grow(parser *p, void **v, size_t n, size_t *cap, size_t size) {
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 4;
+    void *nv = arena_alloc(p->a, nc * size);
+    if (nv == NULL) {
+        perr_nomem(p);
+        return -1;
+    }
+    if (n)
+        memcpy(nv, *v, n * size);
+    *v = nv;
+    *cap = nc;
+    return 0;
+}
+
+/* Label lists and argument lists (grown with arena_grow). */
 typedef struct strlist {
     char **v;
     size_t n, cap;
 } strlist;
-
-static int strlist_add(parser *p, strlist *l, char *s) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 4;
-        char **v = arena_alloc(p->a, cap * sizeof *v);
-        if (v == NULL) {
-            perr_nomem(p);
-            return -1;
-        }
-        if (l->n)
-            memcpy(v, l->v, l->n * sizeof *v);
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = s;
-    return 0;
-}
 
 typedef struct exprlist {
     promql_expr **v;
     size_t n, cap;
 } exprlist;
 
-static int exprlist_add(parser *p, exprlist *l, promql_expr *e) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 4;
-        promql_expr **v = arena_alloc(p->a, cap * sizeof *v);
-        if (v == NULL) {
-            perr_nomem(p);
-            return -1;
-        }
-        if (l->n)
-            memcpy(v, l->v, l->n * sizeof *v);
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = e;
-    return 0;
-}
-
-/* Hands a selector's matchers to the ast, which frees them with it. */
-static int ast_track_matchers(promql_ast *a, matcher *m, size_t n) {
-    if (a->nsel == a->capsel) {
-        size_t cap = a->capsel ? a->capsel * 2 : 8;
-        matcher **s = realloc(a->sels, cap * sizeof *s);
-        if (s == NULL)
-            return KILN_ENOMEM;
-        a->sels = s;
-        size_t *ns = realloc(a->nsels, cap * sizeof *ns);
-        if (ns == NULL)
-            return KILN_ENOMEM;
-        a->nsels = ns;
-        a->capsel = cap;
-    }
-    a->sels[a->nsel] = m;
-    a->nsels[a->nsel] = n;
-    a->nsel++;
+/* Hands a selector's matchers to the ast, which frees them with it; 0 or
+ * KILN_ENOMEM (the matchers are then still the caller's). */
+KILN_MUST_CHECK static int ast_track_matchers(promql_ast *a, matcher *m, size_t n) {
+    if (array_grow((void **)&a->sels, &a->capsel, a->nsel + 1, sizeof *a->sels) < 0)
+        return KILN_ENOMEM;
+    a->sels[a->nsel++] = (promql_matchers){m, n};
     return 0;
 }
 
@@ -421,8 +398,9 @@ static int parse_grouping(parser *p, strlist *out) {
             return -1;
         }
         next(p);
-        if (strlist_add(p, out, name) < 0)
+        if (arena_grow(p, (void **)&out->v, out->n, &out->cap, sizeof *out->v) < 0)
             return -1;
+        out->v[out->n++] = name;
         t = peek(p);
         if (t->type == PT_COMMA) {
             next(p);
@@ -516,15 +494,9 @@ static int parse_selector(parser *p, promql_expr *e, const char *name) {
             }
             next(p);
         add:
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 4;
-                matcher *m2 = realloc(tmp, nc * sizeof *m2);
-                if (m2 == NULL) {
-                    perr_nomem(p);
-                    goto fail;
-                }
-                tmp = m2;
-                cap = nc;
+            if (array_grow((void **)&tmp, &cap, n + 1, sizeof *tmp) < 0) {
+                perr_nomem(p);
+                goto fail;
             }
             {
                 kiln_err merr = {0};
@@ -550,14 +522,9 @@ static int parse_selector(parser *p, promql_expr *e, const char *name) {
         e->end = p->last_closing;
     }
     if (name != NULL) {
-        if (n == cap) {
-            matcher *m2 = realloc(tmp, (cap + 1) * sizeof *m2);
-            if (m2 == NULL) {
-                perr_nomem(p);
-                goto fail;
-            }
-            tmp = m2;
-            cap++;
+        if (array_grow((void **)&tmp, &cap, n + 1, sizeof *tmp) < 0) {
+            perr_nomem(p);
+            goto fail;
         }
         kiln_err merr = {0};
         if (matcher_init(&tmp[n], MATCH_EQ, LABEL_NAME, name, &merr) < 0) {
@@ -595,8 +562,9 @@ static int parse_call_body(parser *p, exprlist *args, const char *context) {
         promql_expr *a = parse_expr(p, 0);
         if (a == NULL)
             return -1;
-        if (exprlist_add(p, args, a) < 0)
+        if (arena_grow(p, (void **)&args->v, args->n, &args->cap, sizeof *args->v) < 0)
             return -1;
+        args->v[args->n++] = a;
         promql_token t = *peek(p);
         if (t.type == PT_RPAREN) {
             next(p);
@@ -792,6 +760,19 @@ static void modifier_slots(promql_expr *e, int64_t **offset, promql_at_kind **at
     }
 }
 
+/* modifier_slots for the `what` modifier ("offset" or "@") written after e:
+ * 0, or -1 with the error when e cannot carry it. */
+static int modifier_target(parser *p, promql_expr *e, const char *what, int64_t **offset, promql_at_kind **at,
+                           int64_t **at_ms) {
+    modifier_slots(e, offset, at, at_ms);
+    if (*offset != NULL && is_selector_like(e))
+        return 0;
+    perr(p, e->start,
+         "%s modifier must be preceded by an instant vector selector or range vector selector or a subquery",
+         what);
+    return -1;
+}
+
 static promql_expr *parse_brackets(parser *p, promql_expr *e) {
     promql_token lb = next(p);
     promql_token t = *peek(p);
@@ -873,13 +854,8 @@ static int parse_offset(parser *p, promql_expr *e) {
     int64_t *off;
     promql_at_kind *at;
     int64_t *at_ms;
-    modifier_slots(e, &off, &at, &at_ms);
-    if (off == NULL || !is_selector_like(e)) {
-        perr(p, e->start,
-             "offset modifier must be preceded by an instant vector selector or range vector selector or a "
-             "subquery");
+    if (modifier_target(p, e, "offset", &off, &at, &at_ms) < 0)
         return -1;
-    }
     if (*off != 0) {
         perr(p, e->start, "offset may not be set multiple times");
         return -1;
@@ -927,13 +903,8 @@ static int parse_at(parser *p, promql_expr *e) {
     int64_t *off;
     promql_at_kind *at;
     int64_t *at_ms;
-    modifier_slots(e, &off, &at, &at_ms);
-    if (at == NULL || !is_selector_like(e)) {
-        perr(p, e->start,
-             "@ modifier must be preceded by an instant vector selector or range vector selector or a "
-             "subquery");
+    if (modifier_target(p, e, "@", &off, &at, &at_ms) < 0)
         return -1;
-    }
     if (*at != PROMQL_AT_NONE) {
         perr(p, e->start, "@ <timestamp> may not be set multiple times");
         return -1;
@@ -1171,22 +1142,6 @@ promql_type promql_expr_type(const promql_expr *e) {
     return PROMQL_TYPE_NONE;
 }
 
-/* Go's ValueType.String(), used by the subquery message. */
-static const char *value_type_go(promql_type t) {
-    switch (t) {
-    case PROMQL_TYPE_SCALAR:
-        return "scalar";
-    case PROMQL_TYPE_STRING:
-        return "string";
-    case PROMQL_TYPE_VECTOR:
-        return "vector";
-    case PROMQL_TYPE_MATRIX:
-        return "matrix";
-    default:
-        return "none";
-    }
-}
-
 static promql_type check(parser *p, promql_expr *e, int depth);
 
 static void expect_type(parser *p, promql_expr *e, promql_type want, const char *context, int depth) {
@@ -1318,7 +1273,8 @@ static promql_type check(parser *p, promql_expr *e, int depth) {
     case PROMQL_SUBQUERY: {
         promql_type t = check(p, e->u.sq.expr, depth + 1);
         if (t != PROMQL_TYPE_VECTOR)
-            perr(p, e->start, "subquery is only allowed on instant vector, got %s instead", value_type_go(t));
+            perr(p, e->start, "subquery is only allowed on instant vector, got %s instead",
+                 promql_type_go_name(t));
         break;
     }
     case PROMQL_MATRIX_SELECTOR:
@@ -1340,9 +1296,8 @@ void promql_ast_free(promql_ast *a) {
     if (a == NULL)
         return;
     for (size_t i = 0; i < a->nsel; i++)
-        free_matchers(a->sels[i], a->nsels[i]);
+        free_matchers(a->sels[i].v, a->sels[i].n);
     free(a->sels);
-    free(a->nsels);
     arena_free(&a->mem);
     free(a->query);
     free(a);

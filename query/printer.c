@@ -28,19 +28,26 @@
 
 #include "query/ast.h"
 
+/* Each type's name in Prometheus' messages, and Go's ValueType.String(). */
+static const struct {
+    const char *name, *go;
+} type_names[] = {
+    [PROMQL_TYPE_SCALAR] = {"scalar", "scalar"},
+    [PROMQL_TYPE_STRING] = {"string", "string"},
+    [PROMQL_TYPE_VECTOR] = {"instant vector", "vector"},
+    [PROMQL_TYPE_MATRIX] = {"range vector", "matrix"},
+};
+
+static int type_known(promql_type t) {
+    return (size_t)t < sizeof type_names / sizeof type_names[0] && type_names[t].name;
+}
+
 const char *promql_type_name(promql_type t) {
-    switch (t) {
-    case PROMQL_TYPE_SCALAR:
-        return "scalar";
-    case PROMQL_TYPE_STRING:
-        return "string";
-    case PROMQL_TYPE_VECTOR:
-        return "instant vector";
-    case PROMQL_TYPE_MATRIX:
-        return "range vector";
-    default:
-        return "none";
-    }
+    return type_known(t) ? type_names[t].name : "none";
+}
+
+const char *promql_type_go_name(promql_type t) {
+    return type_known(t) ? type_names[t].go : "none";
 }
 
 static const char *const binop_names[] = {
@@ -203,7 +210,7 @@ static int put_selector(buf *out, const promql_vector_selector *vs) {
             promql_quote(&parts, m->value, strlen(m->value));
             buf_putc(&parts, 0); /* separator; strings are read back below */
         }
-        if (n > 0 && parts.data == NULL) {
+        if (buf_error(&parts)) {
             free(offs);
             rc = KILN_ENOMEM;
             goto done;
@@ -229,141 +236,6 @@ done:
     buf_free(&parts);
     return rc;
 }
-
-static int put_expr(buf *out, const promql_expr *e);
-
-static int put_binary(buf *out, const promql_binary *b) {
-    int rc = 0;
-    if (b->op == PROMQL_OP_POW && b->lhs->kind == PROMQL_NUMBER && isinf(b->lhs->u.number) &&
-        b->lhs->u.number > 0)
-        buf_puts(out, "Inf"); /* "+Inf ^ x" would read back as +(Inf ^ x) */
-    else
-        rc = put_expr(out, b->lhs);
-    if (rc < 0)
-        return rc;
-    buf_putc(out, ' ');
-    buf_puts(out, promql_binop_str(b->op));
-    if (b->return_bool)
-        buf_puts(out, " bool");
-    const promql_vector_matching *m = &b->matching;
-    int grouped = m->card == PROMQL_CARD_MANY_TO_ONE || m->card == PROMQL_CARD_ONE_TO_MANY;
-    if (b->has_matching && (m->nmatching > 0 || m->on || grouped)) {
-        buf_puts(out, m->on ? " on " : " ignoring ");
-        put_label_list(out, m->matching, m->nmatching);
-        if (grouped) {
-            buf_puts(out, m->card == PROMQL_CARD_MANY_TO_ONE ? " group_left " : " group_right ");
-            put_label_list(out, m->include, m->ninclude);
-        }
-    }
-    buf_putc(out, ' ');
-    return put_expr(out, b->rhs);
-}
-
-static int put_expr(buf *out, const promql_expr *e) {
-    int rc = 0;
-    switch (e->kind) {
-    case PROMQL_NUMBER: {
-        char d[FMT_DOUBLE_MAX];
-        fmt_double_g(e->u.number, d);
-        buf_puts(out, d);
-        break;
-    }
-    case PROMQL_STRING:
-        promql_quote(out, e->u.string.s, e->u.string.len);
-        break;
-    case PROMQL_VECTOR_SELECTOR:
-        rc = put_selector(out, &e->u.vs);
-        put_at_offset(out, e->u.vs.at, e->u.vs.at_ms, e->u.vs.offset_ms);
-        break;
-    case PROMQL_MATRIX_SELECTOR: {
-        const promql_vector_selector *vs = &e->u.ms.vs->u.vs;
-        rc = put_selector(out, vs);
-        buf_putc(out, '[');
-        put_duration(out, e->u.ms.range_ms);
-        buf_putc(out, ']');
-        put_at_offset(out, vs->at, vs->at_ms, vs->offset_ms);
-        break;
-    }
-    case PROMQL_SUBQUERY:
-        rc = put_expr(out, e->u.sq.expr);
-        buf_putc(out, '[');
-        put_duration(out, e->u.sq.range_ms);
-        buf_putc(out, ':');
-        if (e->u.sq.step_ms != 0)
-            put_duration(out, e->u.sq.step_ms);
-        buf_putc(out, ']');
-        put_at_offset(out, e->u.sq.at, e->u.sq.at_ms, e->u.sq.offset_ms);
-        break;
-    case PROMQL_CALL:
-        buf_puts(out, e->u.call.func->name);
-        buf_putc(out, '(');
-        for (size_t i = 0; i < e->u.call.nargs && rc == 0; i++) {
-            if (i)
-                buf_puts(out, ", ");
-            rc = put_expr(out, e->u.call.args[i]);
-        }
-        buf_putc(out, ')');
-        break;
-    case PROMQL_AGGREGATE: {
-        const promql_aggregate *ag = &e->u.agg;
-        buf_puts(out, promql_aggop_str(ag->op));
-        if (ag->without) {
-            buf_puts(out, " without ");
-            put_label_list(out, ag->grouping, ag->ngrouping);
-            buf_putc(out, ' ');
-        } else if (ag->ngrouping > 0) {
-            buf_puts(out, " by ");
-            put_label_list(out, ag->grouping, ag->ngrouping);
-            buf_putc(out, ' ');
-        }
-        buf_putc(out, '(');
-        if (ag->param != NULL) {
-            rc = put_expr(out, ag->param);
-            buf_puts(out, ", ");
-        }
-        if (rc == 0)
-            rc = put_expr(out, ag->expr);
-        buf_putc(out, ')');
-        break;
-    }
-    case PROMQL_BINARY:
-        rc = put_binary(out, &e->u.bin);
-        break;
-    case PROMQL_UNARY:
-        buf_puts(out, e->u.unary.op == PROMQL_OP_SUB ? "-" : "+");
-        rc = put_expr(out, e->u.unary.expr);
-        break;
-    case PROMQL_PAREN:
-        buf_putc(out, '(');
-        rc = put_expr(out, e->u.paren);
-        buf_putc(out, ')');
-        break;
-    }
-    return rc;
-}
-
-int promql_format(buf *out, const promql_expr *e) {
-    if (e == NULL)
-        return 0;
-    size_t before = out->len;
-    int rc = put_expr(out, e);
-    /* buf_* calls fail only when out of memory; a failed append leaves the
-     * buffer short, which a reserve of one byte detects cheaply. */
-    if (rc == 0 && buf_reserve(out, 1) < 0)
-        rc = KILN_ENOMEM;
-    if (rc < 0)
-        out->len = before;
-    return rc;
-}
-
-/* ---- prettifying ---------------------------------------------------------- */
-
-static void put_indent(buf *out, int level) {
-    for (int i = 0; i < level; i++)
-        buf_puts(out, "  ");
-}
-
-static int pretty(buf *out, const promql_expr *e, int level);
 
 /* " by (a, b) " or " without (a) " between an aggregation's name and "(". */
 static void put_grouping(buf *out, const promql_aggregate *ag) {
@@ -406,6 +278,134 @@ static void put_subquery_suffix(buf *out, const promql_subquery *sq) {
     put_at_offset(out, sq->at, sq->at_ms, sq->offset_ms);
 }
 
+/* The left operand of ^ is +Inf: it is written "Inf", since "+Inf ^ x"
+ * would read back as +(Inf ^ x). */
+static int lhs_is_pow_inf(const promql_binary *b) {
+    return b->op == PROMQL_OP_POW && b->lhs->kind == PROMQL_NUMBER && isinf(b->lhs->u.number) &&
+           b->lhs->u.number > 0;
+}
+
+static int put_expr(buf *out, const promql_expr *e);
+
+static int put_binary(buf *out, const promql_binary *b) {
+    int rc = 0;
+    if (lhs_is_pow_inf(b))
+        buf_puts(out, "Inf");
+    else
+        rc = put_expr(out, b->lhs);
+    if (rc < 0)
+        return rc;
+    buf_putc(out, ' ');
+    buf_puts(out, promql_binop_str(b->op));
+    put_binary_modifiers(out, b);
+    buf_putc(out, ' ');
+    return put_expr(out, b->rhs);
+}
+
+static int put_expr(buf *out, const promql_expr *e) {
+    int rc = 0;
+    switch (e->kind) {
+    case PROMQL_NUMBER: {
+        char d[FMT_DOUBLE_MAX];
+        fmt_double_g(e->u.number, d);
+        buf_puts(out, d);
+        break;
+    }
+    case PROMQL_STRING:
+        promql_quote(out, e->u.string.s, e->u.string.len);
+        break;
+    case PROMQL_VECTOR_SELECTOR:
+        rc = put_selector(out, &e->u.vs);
+        put_at_offset(out, e->u.vs.at, e->u.vs.at_ms, e->u.vs.offset_ms);
+        break;
+    case PROMQL_MATRIX_SELECTOR: {
+        const promql_vector_selector *vs = &e->u.ms.vs->u.vs;
+        rc = put_selector(out, vs);
+        buf_putc(out, '[');
+        put_duration(out, e->u.ms.range_ms);
+        buf_putc(out, ']');
+        put_at_offset(out, vs->at, vs->at_ms, vs->offset_ms);
+        break;
+    }
+    case PROMQL_SUBQUERY:
+        rc = put_expr(out, e->u.sq.expr);
+        put_subquery_suffix(out, &e->u.sq);
+        break;
+    case PROMQL_CALL:
+        buf_puts(out, e->u.call.func->name);
+        buf_putc(out, '(');
+        for (size_t i = 0; i < e->u.call.nargs && rc == 0; i++) {
+            if (i)
+                buf_puts(out, ", ");
+            rc = put_expr(out, e->u.call.args[i]);
+        }
+        buf_putc(out, ')');
+        break;
+    case PROMQL_AGGREGATE: {
+        const promql_aggregate *ag = &e->u.agg;
+        buf_puts(out, promql_aggop_str(ag->op));
+        put_grouping(out, ag);
+        buf_putc(out, '(');
+        if (ag->param != NULL) {
+            rc = put_expr(out, ag->param);
+            buf_puts(out, ", ");
+        }
+        if (rc == 0)
+            rc = put_expr(out, ag->expr);
+        buf_putc(out, ')');
+        break;
+    }
+    case PROMQL_BINARY:
+        rc = put_binary(out, &e->u.bin);
+        break;
+    case PROMQL_UNARY:
+        buf_puts(out, e->u.unary.op == PROMQL_OP_SUB ? "-" : "+");
+        rc = put_expr(out, e->u.unary.expr);
+        break;
+    case PROMQL_PAREN:
+        buf_putc(out, '(');
+        rc = put_expr(out, e->u.paren);
+        buf_putc(out, ')');
+        break;
+    }
+    return rc;
+}
+
+/* The end of promql_format and promql_prettify: rc, or KILN_ENOMEM when an
+ * append failed; on error what was appended since `before` is taken back. */
+static int finish(buf *out, size_t before, int rc) {
+    if (rc == 0)
+        rc = buf_error(out);
+    if (rc < 0 && out->len > before) {
+        out->len = before;
+        out->data[before] = 0;
+    }
+    return rc;
+}
+
+int promql_format(buf *out, const promql_expr *e) {
+    if (e == NULL)
+        return 0;
+    size_t before = out->len;
+    return finish(out, before, put_expr(out, e));
+}
+
+/* ---- prettifying ---------------------------------------------------------- */
+
+static void put_indent(buf *out, int level) {
+    for (int i = 0; i < level; i++)
+        buf_puts(out, "  ");
+}
+
+static int pretty(buf *out, const promql_expr *e, int level);
+
+/* A new line, then `)` at the indentation of the node it closes. */
+static void put_close(buf *out, int level) {
+    buf_putc(out, '\n');
+    put_indent(out, level);
+    buf_putc(out, ')');
+}
+
 /*
  * Prometheus' Node.Pretty(level): `level` is the indentation the node's
  * first line gets (its parent put it on a new line when level > 0).
@@ -413,27 +413,27 @@ static void put_subquery_suffix(buf *out, const promql_subquery *sq) {
 static int pretty(buf *out, const promql_expr *e, int level) {
     buf flat = BUF_INIT;
     int rc = put_expr(&flat, e);
-    if (rc == 0 && flat.len > 0 && flat.data == NULL)
-        rc = KILN_ENOMEM;
+    if (rc == 0)
+        rc = buf_error(&flat);
     if (rc < 0)
         goto done;
-    int split = flat.len > PROMQL_PRETTY_MAX_LINE;
+    /* numbers, strings and selectors are never split; a node that fits
+     * stays on its line (a subquery without indentation, as Prometheus) */
+    int splittable = e->kind == PROMQL_SUBQUERY || e->kind == PROMQL_CALL || e->kind == PROMQL_AGGREGATE ||
+                     e->kind == PROMQL_BINARY || e->kind == PROMQL_PAREN;
+    if (e->kind != PROMQL_UNARY && (!splittable || flat.len <= PROMQL_PRETTY_MAX_LINE)) {
+        if (e->kind != PROMQL_SUBQUERY)
+            put_indent(out, level);
+        buf_append(out, flat.data, flat.len);
+        goto done;
+    }
     switch (e->kind) {
     case PROMQL_SUBQUERY:
-        /* Prometheus writes a subquery that fits without indentation */
-        if (!split) {
-            buf_append(out, flat.data, flat.len);
-            break;
-        }
         rc = pretty(out, e->u.sq.expr, level);
         put_subquery_suffix(out, &e->u.sq);
         break;
     case PROMQL_CALL:
         put_indent(out, level);
-        if (!split) {
-            buf_append(out, flat.data, flat.len);
-            break;
-        }
         buf_puts(out, e->u.call.func->name);
         buf_puts(out, "(\n");
         for (size_t i = 0; i < e->u.call.nargs && rc == 0; i++) {
@@ -441,17 +441,11 @@ static int pretty(buf *out, const promql_expr *e, int level) {
                 buf_puts(out, ",\n");
             rc = pretty(out, e->u.call.args[i], level + 1);
         }
-        buf_putc(out, '\n');
-        put_indent(out, level);
-        buf_putc(out, ')');
+        put_close(out, level);
         break;
     case PROMQL_AGGREGATE: {
         const promql_aggregate *ag = &e->u.agg;
         put_indent(out, level);
-        if (!split) {
-            buf_append(out, flat.data, flat.len);
-            break;
-        }
         buf_puts(out, promql_aggop_str(ag->op));
         put_grouping(out, ag);
         buf_puts(out, "(\n");
@@ -461,22 +455,14 @@ static int pretty(buf *out, const promql_expr *e, int level) {
         }
         if (rc == 0)
             rc = pretty(out, ag->expr, level + 1);
-        buf_putc(out, '\n');
-        put_indent(out, level);
-        buf_putc(out, ')');
+        put_close(out, level);
         break;
     }
     case PROMQL_BINARY: {
         const promql_binary *b = &e->u.bin;
-        if (!split) {
-            put_indent(out, level);
-            buf_append(out, flat.data, flat.len);
-            break;
-        }
-        if (b->op == PROMQL_OP_POW && b->lhs->kind == PROMQL_NUMBER && isinf(b->lhs->u.number) &&
-            b->lhs->u.number > 0) {
+        if (lhs_is_pow_inf(b)) {
             put_indent(out, level + 1);
-            buf_puts(out, "Inf"); /* as put_binary: "+Inf ^ x" reads back as +(Inf ^ x) */
+            buf_puts(out, "Inf");
         } else {
             rc = pretty(out, b->lhs, level + 1);
         }
@@ -491,23 +477,17 @@ static int pretty(buf *out, const promql_expr *e, int level) {
     }
     case PROMQL_PAREN:
         put_indent(out, level);
-        if (!split) {
-            buf_append(out, flat.data, flat.len);
-            break;
-        }
         buf_puts(out, "(\n");
         rc = pretty(out, e->u.paren, level + 1);
-        buf_putc(out, '\n');
-        put_indent(out, level);
-        buf_putc(out, ')');
+        put_close(out, level);
         break;
     case PROMQL_UNARY: {
         /* the operand as at this level, its leading indentation and
          * trailing space dropped (Prometheus' strings.TrimSpace) */
         buf child = BUF_INIT;
         rc = pretty(&child, e->u.unary.expr, level);
-        if (rc == 0 && child.len > 0 && child.data == NULL)
-            rc = KILN_ENOMEM;
+        if (rc == 0)
+            rc = buf_error(&child);
         if (rc == 0) {
             size_t from = 0, to = child.len;
             while (from < to && (child.data[from] == ' ' || child.data[from] == '\n'))
@@ -521,9 +501,7 @@ static int pretty(buf *out, const promql_expr *e, int level) {
         buf_free(&child);
         break;
     }
-    default: /* numbers, strings, selectors: never split */
-        put_indent(out, level);
-        buf_append(out, flat.data, flat.len);
+    default: /* handled above */
         break;
     }
 done:
@@ -535,10 +513,5 @@ int promql_prettify(buf *out, const promql_expr *e) {
     if (e == NULL)
         return 0;
     size_t before = out->len;
-    int rc = pretty(out, e, 0);
-    if (rc == 0 && buf_reserve(out, 1) < 0)
-        rc = KILN_ENOMEM;
-    if (rc < 0)
-        out->len = before;
-    return rc;
+    return finish(out, before, pretty(out, e, 0));
 }

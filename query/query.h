@@ -111,8 +111,8 @@ void query_result_free(query_result *r);
  *   KILN_ENOMEM, KILN_EIO, ... (internal)
  * `s` is borrowed for the call; `o` may be NULL.
  */
-int query_instant(const query_engine *e, storage *s, const char *q, int64_t t_ms, const query_opts *o,
-                  query_result *out, kiln_err *err);
+KILN_MUST_CHECK int query_instant(const query_engine *e, storage *s, const char *q, int64_t t_ms,
+                                  const query_opts *o, query_result *out, kiln_err *err);
 
 /*
  * Evaluates `q` at start, start+step, ... up to end (inclusive), returning a
@@ -122,8 +122,9 @@ int query_instant(const query_engine *e, storage *s, const char *q, int64_t t_ms
  * or instant Vector`).  step must be > 0 and end >= start (KILN_EINVAL).
  * Errors as query_instant.
  */
-int query_range(const query_engine *e, storage *s, const char *q, int64_t start_ms, int64_t end_ms,
-                int64_t step_ms, const query_opts *o, query_result *out, kiln_err *err);
+KILN_MUST_CHECK int query_range(const query_engine *e, storage *s, const char *q, int64_t start_ms,
+                                int64_t end_ms, int64_t step_ms, const query_opts *o, query_result *out,
+                                kiln_err *err);
 
 /* Prometheus' errorType for a return code of query_instant/query_range:
  * "bad_data", "execution", "timeout", "canceled" or "internal". */

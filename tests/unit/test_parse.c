@@ -861,7 +861,7 @@ static void shape(buf *b, const promql_expr *e) {
         buf_putc(b, ']');
         break;
     default:
-        promql_format(b, e);
+        ck_assert_int_eq(promql_format(b, e), 0);
         break;
     }
 }
@@ -978,7 +978,7 @@ START_TEST(test_selector_fields) {
     ck_assert_str_eq(vs->u.vs.matchers[0].value, "my.metric");
     ck_assert_str_eq(vs->u.vs.matchers[1].name, "a.b");
     buf b = BUF_INIT;
-    promql_format(&b, vs);
+    ck_assert_int_eq(promql_format(&b, vs), 0);
     ck_assert_str_eq(b.data, "{\"a.b\"=\"c\",__name__=\"my.metric\"}");
     buf_free(&b);
     promql_ast_free(a);
@@ -1011,7 +1011,7 @@ START_TEST(test_call_aggregate_binary_fields) {
     ck_assert_ptr_eq(e->u.agg.expr->u.call.func, promql_func_lookup("rate"));
     ck_assert_uint_eq(e->u.agg.expr->u.call.nargs, 1);
     buf b = BUF_INIT;
-    promql_format(&b, e);
+    ck_assert_int_eq(promql_format(&b, e), 0);
     ck_assert_str_eq(b.data, "topk by (job, \"a.b\") (3, rate(x[5m]))");
     buf_free(&b);
     promql_ast_free(a);
