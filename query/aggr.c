@@ -218,25 +218,13 @@ static double cell_result(const cell *s, promql_aggop op) {
     }
 }
 
-/*
- * Moves *p to the next point of s at a step of the grid t0, t0 + interval,
- * ... up to tend, and sets *k to that step's offset from t0; 0 when there is
- * none before tend (*p is then at the first point after it).  Points before
- * t0 or between steps are passed over.
- */
-static inline int next_on_grid(const pq_series *s, size_t *p, int64_t t0, int64_t tend, int64_t interval,
-                               size_t *k) {
-    for (; *p < s->npts && s->pts[*p].t <= tend; (*p)++) {
-        int64_t t = s->pts[*p].t;
-        if (t < t0)
-            continue;
-        size_t kk = interval ? (size_t)((t - t0) / interval) : 0;
-        if (t0 + (int64_t)kk * interval != t)
-            continue; /* off the step grid */
-        *k = kk;
-        return 1;
-    }
-    return 0;
+/* Whether time t is a step of the grid t0, t0 + interval, ... (t >= t0),
+ * and then which one in *k.  Points between steps are passed over. */
+static inline int on_grid(int64_t t, int64_t t0, int64_t interval, size_t *k) {
+    if (t < t0)
+        return 0;
+    *k = interval ? (size_t)((t - t0) / interval) : 0;
+    return t0 + (int64_t)*k * interval == t;
 }
 
 /*
@@ -272,7 +260,9 @@ static int fold_series_major(pq_ctx *c, promql_aggop op, const pq_matrix *m, con
             const pq_series *s = &m->v[i];
             cell *row = cells + gid[i] * w;
             size_t p = cur[i], k;
-            for (; next_on_grid(s, &p, t0, tend, c->interval, &k); p++) {
+            for (; p < s->npts && s->pts[p].t <= tend; p++) {
+                if (!on_grid(s->pts[p].t, t0, c->interval, &k))
+                    continue;
                 cell *ce = &row[k];
                 if (ce->seen)
                     cell_fold(ce, op, s->pts[p].v);
@@ -451,7 +441,9 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
             for (size_t i = 0; i < n; i++) {
                 const pq_series *s = &in.m.v[i];
                 size_t p = cur[i], kk;
-                for (; next_on_grid(s, &p, t, tend, c->interval, &kk); p++) {
+                for (; p < s->npts && s->pts[p].t <= tend; p++) {
+                    if (!on_grid(s->pts[p].t, t, c->interval, &kk))
+                        continue;
                     wv[kk * n + i] = s->pts[p].v;
                     wp[kk * n + i] = 1;
                 }

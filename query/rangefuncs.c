@@ -448,12 +448,14 @@ int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out) {
                 had_floats = 1;
             double v = 0;
             /* a long series of wide windows (subqueries) checks the deadline as it goes */
-            rc = (k & 1023) == 1023 && pq_poll(c) < 0
-                     ? c->code
-                     : range_fn(c, id, &w, a0 ? a0[k] : 0, a1 ? a1[k] : 0, &v);
-            if (rc < 0)
+            int r = (k & 1023) == 1023 && pq_poll(c) < 0
+                        ? c->code
+                        : range_fn(c, id, &w, a0 ? a0[k] : 0, a1 ? a1[k] : 0, &v);
+            if (r < 0) {
+                rc = r;
                 goto done;
-            if (rc)
+            }
+            if (r)
                 tmp[np++] = (sample){t, v};
         }
         if (is_rateish && had_floats && !info_done) {
