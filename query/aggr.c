@@ -11,7 +11,8 @@
  * overflow; topk/bottomk keep Prometheus' heap so ties and output order
  * match.
  *
- * Threading: called by the evaluator of one query (one thread).
+ * Called by engine.c (pq_eval, for every PROMQL_AGGREGATE node).
+ * Threading: runs on the thread evaluating its query; no shared state.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -35,8 +36,8 @@ typedef struct group {
 } group;
 
 /* The grouping labels of a series (into the builder). */
-static int group_labels(pq_ctx *c, const promql_aggregate *a, const pq_series *s, const label **out,
-                        size_t *n) {
+KILN_MUST_CHECK static int group_labels(pq_ctx *c, const promql_aggregate *a, const pq_series *s,
+                                        const label **out, size_t *n) {
     labels_builder *b = &c->lb;
     lb_reset(b);
     for (size_t i = 0; i < s->nls; i++) {
@@ -237,8 +238,8 @@ static inline int on_grid(int64_t t, int64_t t0, int64_t interval, size_t *k) {
  */
 #define AGG_MAX_CELLS (1u << 18)
 
-static int fold_series_major(pq_ctx *c, promql_aggop op, const pq_matrix *m, const size_t *gid, group *g,
-                             size_t ng) {
+KILN_MUST_CHECK static int fold_series_major(pq_ctx *c, promql_aggop op, const pq_matrix *m,
+                                             const size_t *gid, group *g, size_t ng) {
     size_t n = m->n, win = c->nsteps;
     if (ng * win > AGG_MAX_CELLS)
         win = AGG_MAX_CELLS / ng ? AGG_MAX_CELLS / ng : 1;

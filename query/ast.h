@@ -16,6 +16,8 @@
  *
  * Positions are byte offsets into the query text: [start, end).
  *
+ * Included by query/'s files and by api/ (format_query, parse_query and the
+ * match[] selectors parse with it; parse_query's JSON walks the tree).
  * Threading: a parsed tree is immutable and may be read from any number of
  * threads at once; parsing and printing use no shared state.
  */

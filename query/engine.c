@@ -10,7 +10,16 @@
  * Prometheus 3 with the feature on: series carry a drop_name flag that the
  * end of evaluation applies, then checks for equal label sets.
  *
- * Threading: one query runs on one thread; the engine struct is read-only.
+ * Also here: the evaluation context (errors, annotations, the sample limit,
+ * cancellation and the deadline) and the output collector the other
+ * evaluator files build results with (eval.h).
+ *
+ * Called by api/query_api.c (the query and query_range endpoints), the
+ * PromQL test runner and the query benchmark; evaluates through funcs.c,
+ * rangefuncs.c, histogram.c and aggr.c.
+ * Threading: a query runs on the thread that called query_instant or
+ * query_range (the API's: a libuv worker), any number at once; the
+ * query_engine is read-only, each query has its own pq_ctx and arena.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -144,7 +153,7 @@ void pq_info(pq_ctx *c, const promql_expr *e, const char *fmt, ...) {
     va_end(ap);
 }
 
-static int poll_cancel(pq_ctx *c) {
+KILN_MUST_CHECK static int poll_cancel(pq_ctx *c) {
     if (c->o) {
         if (c->o->cancel_flag && *c->o->cancel_flag)
             return pq_fail(c, KILN_ECANCELED, "query was canceled in query execution");
@@ -281,7 +290,7 @@ void pq_out_free(pq_out *o) {
     memset(o, 0, sizeof *o);
 }
 
-static int out_grow_slots(pq_out *o) {
+KILN_MUST_CHECK static int out_grow_slots(pq_out *o) {
     size_t ns = o->nslots ? o->nslots * 2 : 64;
     size_t *sl = calloc(ns, sizeof(size_t));
     if (!sl)
@@ -298,7 +307,7 @@ static int out_grow_slots(pq_out *o) {
     return 0;
 }
 
-static int out_point(pq_ctx *c, pq_out_series *s, int64_t t, double v) {
+KILN_MUST_CHECK static int out_point(pq_ctx *c, pq_out_series *s, int64_t t, double v) {
     if (s->npts == s->cap && array_grow((void **)&s->pts, &s->cap, s->npts + 1, sizeof *s->pts) < 0)
         return pq_fail(c, KILN_ENOMEM, "out of memory");
     if (s->npts && s->pts[s->npts - 1].t >= t)
@@ -308,7 +317,7 @@ static int out_point(pq_ctx *c, pq_out_series *s, int64_t t, double v) {
 }
 
 /* Finds or creates the series; returns its index or a negative code. */
-static long out_series(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name) {
+KILN_MUST_CHECK static long out_series(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name) {
     uint64_t h = labels_hash(ls, nls);
     if (o->n * 2 >= o->nslots && out_grow_slots(o) < 0)
         return pq_fail(c, KILN_ENOMEM, "out of memory");
@@ -390,8 +399,8 @@ static int64_t at_time(const pq_ctx *c, promql_at_kind k, int64_t at_ms) {
     }
 }
 
-static int do_select(pq_ctx *c, const promql_vector_selector *vs, int64_t mint, int64_t maxt,
-                     series_set **out) {
+KILN_MUST_CHECK static int do_select(pq_ctx *c, const promql_vector_selector *vs, int64_t mint, int64_t maxt,
+                                     series_set **out) {
     if (c->nsets == c->capsets &&
         array_grow((void **)&c->sets, &c->capsets, c->nsets + 1, sizeof *c->sets) < 0)
         return pq_fail(c, KILN_ENOMEM, "out of memory");
@@ -422,7 +431,8 @@ static int do_select(pq_ctx *c, const promql_vector_selector *vs, int64_t mint, 
 
 /* Instant vector selector over all steps; `ts_values`: the value is the
  * sample's timestamp in seconds (timestamp()). */
-static int eval_vector_selector(pq_ctx *c, const promql_expr *e, int ts_values, pq_value *out) {
+KILN_MUST_CHECK static int eval_vector_selector(pq_ctx *c, const promql_expr *e, int ts_values,
+                                                pq_value *out) {
     const promql_vector_selector *vs = &e->u.vs;
     int has_at = vs->at != PROMQL_AT_NONE;
     int64_t at = has_at ? at_time(c, vs->at, vs->at_ms) : 0;
@@ -582,8 +592,8 @@ static int is_arith(promql_binop op) {
     return op <= PROMQL_OP_ATAN2;
 }
 
-static int eval_scalar_binop(pq_ctx *c, const promql_binary *b, const pq_value *l, const pq_value *r,
-                             pq_value *out) {
+KILN_MUST_CHECK static int eval_scalar_binop(pq_ctx *c, const promql_binary *b, const pq_value *l,
+                                             const pq_value *r, pq_value *out) {
     if (pq_new_scalar(c, out) < 0)
         return c->code;
     for (size_t k = 0; k < c->nsteps; k++) {
@@ -596,8 +606,8 @@ static int eval_scalar_binop(pq_ctx *c, const promql_binary *b, const pq_value *
     return 0;
 }
 
-static int eval_vector_scalar(pq_ctx *c, const promql_binary *b, const pq_value *vec, const double *sc,
-                              int swap, pq_value *out) {
+KILN_MUST_CHECK static int eval_vector_scalar(pq_ctx *c, const promql_binary *b, const pq_value *vec,
+                                              const double *sc, int swap, pq_value *out) {
     out->type = PROMQL_TYPE_VECTOR;
     int cmp = promql_binop_is_comparison(b->op);
     for (size_t i = 0; i < vec->m.n; i++) {
@@ -661,7 +671,7 @@ typedef struct u64map {
     size_t cap;
 } u64map;
 
-static int u64map_init(u64map *m, size_t n) {
+KILN_MUST_CHECK static int u64map_init(u64map *m, size_t n) {
     m->cap = 16;
     while (m->cap < n * 2 + 2)
         m->cap *= 2;
@@ -706,7 +716,7 @@ typedef struct side {
     size_t nact;
 } side;
 
-static int side_init(side *s, const pq_matrix *m, const promql_vector_matching *vm) {
+KILN_MUST_CHECK static int side_init(side *s, const pq_matrix *m, const promql_vector_matching *vm) {
     s->m = m;
     s->sig = malloc((m->n + 1) * sizeof(uint64_t));
     s->cur = calloc(m->n + 1, sizeof(size_t));
@@ -780,8 +790,8 @@ static const label *result_metric(pq_ctx *c, const pq_series *l, const pq_series
     return lb_labels(lb, nls);
 }
 
-static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value *lv, const pq_value *rv,
-                              pq_value *out) {
+KILN_MUST_CHECK static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value *lv,
+                                              const pq_value *rv, pq_value *out) {
     out->type = PROMQL_TYPE_VECTOR;
     const promql_vector_matching *vm = &b->matching;
     side L, R;
@@ -945,7 +955,7 @@ done:
     return rc;
 }
 
-static int eval_binary(pq_ctx *c, const promql_expr *e, pq_value *out) {
+KILN_MUST_CHECK static int eval_binary(pq_ctx *c, const promql_expr *e, pq_value *out) {
     const promql_binary *b = &e->u.bin;
     pq_value l, r;
     memset(&l, 0, sizeof l);
@@ -970,7 +980,7 @@ static int eval_binary(pq_ctx *c, const promql_expr *e, pq_value *out) {
 /* Replaces the series of out by copies that drop __name__ and hold, at the
  * same times, the negated values (unary minus) or, with to_time, the times
  * in seconds (timestamp() of anything but a selector). */
-static int remap_points(pq_ctx *c, pq_value *out, int to_time) {
+KILN_MUST_CHECK static int remap_points(pq_ctx *c, pq_value *out, int to_time) {
     pq_matrix m;
     memset(&m, 0, sizeof m);
     for (size_t i = 0; i < out->m.n; i++) {
@@ -990,7 +1000,7 @@ static int remap_points(pq_ctx *c, pq_value *out, int to_time) {
     return 0;
 }
 
-static int eval_unary(pq_ctx *c, const promql_expr *e, pq_value *out) {
+KILN_MUST_CHECK static int eval_unary(pq_ctx *c, const promql_expr *e, pq_value *out) {
     int rc = pq_eval(c, e->u.unary.expr, out);
     if (rc < 0 || e->u.unary.op != PROMQL_OP_SUB)
         return rc;
@@ -1082,7 +1092,7 @@ static int cmp_series_labels(const void *a, const void *b) {
 
 /* Applies delayed name removal; series left with equal label sets merge
  * when their points do not overlap, else it is the "same labelset" error. */
-static int finish_names(pq_ctx *c, pq_matrix *m) {
+KILN_MUST_CHECK static int finish_names(pq_ctx *c, pq_matrix *m) {
     int any = 0;
     for (size_t i = 0; i < m->n; i++) {
         if (!m->v[i].drop_name)
@@ -1112,8 +1122,9 @@ static int finish_names(pq_ctx *c, pq_matrix *m) {
     return rc;
 }
 
-static int run(const query_engine *eng, storage *st, const char *q, int64_t start, int64_t end, int64_t step,
-               int is_range, const query_opts *o, query_result *out, kiln_err *err) {
+KILN_MUST_CHECK static int run(const query_engine *eng, storage *st, const char *q, int64_t start,
+                               int64_t end, int64_t step, int is_range, const query_opts *o,
+                               query_result *out, kiln_err *err) {
     memset(out, 0, sizeof *out);
     arena_init(&out->mem, 0);
     promql_ast *ast = NULL;

@@ -11,6 +11,7 @@
  * memory comes from the query's arena; label arrays are borrowed from
  * storage series sets kept open for the query, or built in the arena.
  *
+ * Included by those files only.
  * Threading: one pq_ctx per query, used by one thread.
  */
 #ifndef KILN_QUERY_EVAL_H

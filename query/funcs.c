@@ -245,7 +245,7 @@ static double math_fn(promql_func_id id, double v, double a, double b) {
     }
 }
 
-static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_value *out) {
+KILN_MUST_CHECK static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_value *out) {
     promql_func_id id = e->u.call.func->id;
     const promql_call *call = &e->u.call;
     double *a = NULL, *b = NULL;
@@ -367,7 +367,7 @@ static const char *str_arg(const promql_expr *e) {
     return e->kind == PROMQL_STRING ? e->u.string.s : "";
 }
 
-static int eval_label_fn(pq_ctx *c, const promql_expr *e, pq_value *out) {
+KILN_MUST_CHECK static int eval_label_fn(pq_ctx *c, const promql_expr *e, pq_value *out) {
     promql_func_id id = e->u.call.func->id;
     const promql_call *call = &e->u.call;
     const char *dst = str_arg(call->args[1]);
@@ -556,7 +556,7 @@ static int cmp_by_value(const sort_item *x, const sort_item *y) {
     return x->desc ? -r : r;
 }
 
-static int eval_sort(pq_ctx *c, const promql_expr *e, pq_value *out) {
+KILN_MUST_CHECK static int eval_sort(pq_ctx *c, const promql_expr *e, pq_value *out) {
     promql_func_id id = e->u.call.func->id;
     int rc = pq_eval(c, e->u.call.args[0], out);
     if (rc < 0)
@@ -603,7 +603,7 @@ static int eval_sort(pq_ctx *c, const promql_expr *e, pq_value *out) {
 
 /* ---- step-wise helpers: scalar(), vector(), absent(), time() ---- */
 
-static int eval_absent(pq_ctx *c, const promql_expr *e, pq_value *out) {
+KILN_MUST_CHECK static int eval_absent(pq_ctx *c, const promql_expr *e, pq_value *out) {
     pq_value in;
     memset(&in, 0, sizeof in);
     int rc = pq_eval(c, e->u.call.args[0], &in);
@@ -630,7 +630,7 @@ static int eval_absent(pq_ctx *c, const promql_expr *e, pq_value *out) {
     return pq_push_absent(c, out, pts, np, a->kind == PROMQL_VECTOR_SELECTOR ? &a->u.vs : NULL);
 }
 
-static int eval_scalar_fn(pq_ctx *c, const promql_expr *e, pq_value *out) {
+KILN_MUST_CHECK static int eval_scalar_fn(pq_ctx *c, const promql_expr *e, pq_value *out) {
     pq_value in;
     memset(&in, 0, sizeof in);
     int rc = pq_eval(c, e->u.call.args[0], &in);

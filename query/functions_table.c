@@ -4,6 +4,8 @@
  * promql_func_id order.  The evaluator dispatches on promql_func.id; the
  * parser checks calls against these entries.
  *
+ * Called by parse.c (promql_func_lookup); the evaluator reads the entries
+ * the tree points at.
  * Threading: the table is constant; any thread may read it.
  */
 #include <string.h>

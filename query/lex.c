@@ -12,6 +12,11 @@
  * The lexer also counts parentheses ("unclosed left parenthesis") and
  * validates string escapes; promql_unquote() decodes a validated string.
  *
+ * Also here: Go's strconv.Quote (promql_quote), which the printer and error
+ * messages use, and the descriptions of tokens in "unexpected ..." errors.
+ *
+ * Called by parse.c (the lexer, promql_tok_desc, promql_unquote); printer.c
+ * and aggr.c call promql_quote.
  * Threading: a promql_lexer belongs to one parse; no shared state.
  */
 #define PROMQL_PARSER_INTERNAL

@@ -18,6 +18,8 @@
  *
  * Also here: the names of types and operators.
  *
+ * Called by api/query_api.c (format_query), the parser (type and
+ * operator names in its messages), the evaluator and tests.
  * Threading: pure functions over an immutable tree.
  */
 #define PROMQL_PARSER_INTERNAL
@@ -186,7 +188,7 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* name{matchers} without @ and offset. */
-static int put_selector(buf *out, const promql_vector_selector *vs) {
+KILN_MUST_CHECK static int put_selector(buf *out, const promql_vector_selector *vs) {
     buf parts = BUF_INIT;
     char **strs = NULL;
     size_t n = 0;
@@ -285,9 +287,9 @@ static int lhs_is_pow_inf(const promql_binary *b) {
            b->lhs->u.number > 0;
 }
 
-static int put_expr(buf *out, const promql_expr *e);
+KILN_MUST_CHECK static int put_expr(buf *out, const promql_expr *e);
 
-static int put_binary(buf *out, const promql_binary *b) {
+KILN_MUST_CHECK static int put_binary(buf *out, const promql_binary *b) {
     int rc = 0;
     if (lhs_is_pow_inf(b))
         buf_puts(out, "Inf");
@@ -302,7 +304,7 @@ static int put_binary(buf *out, const promql_binary *b) {
     return put_expr(out, b->rhs);
 }
 
-static int put_expr(buf *out, const promql_expr *e) {
+KILN_MUST_CHECK static int put_expr(buf *out, const promql_expr *e) {
     int rc = 0;
     switch (e->kind) {
     case PROMQL_NUMBER: {
@@ -373,7 +375,7 @@ static int put_expr(buf *out, const promql_expr *e) {
 
 /* The end of promql_format and promql_prettify: rc, or KILN_ENOMEM when an
  * append failed; on error what was appended since `before` is taken back. */
-static int finish(buf *out, size_t before, int rc) {
+KILN_MUST_CHECK static int finish(buf *out, size_t before, int rc) {
     if (rc == 0)
         rc = buf_error(out);
     if (rc < 0 && out->len > before) {
@@ -397,7 +399,7 @@ static void put_indent(buf *out, int level) {
         buf_puts(out, "  ");
 }
 
-static int pretty(buf *out, const promql_expr *e, int level);
+KILN_MUST_CHECK static int pretty(buf *out, const promql_expr *e, int level);
 
 /* A new line, then `)` at the indentation of the node it closes. */
 static void put_close(buf *out, int level) {
@@ -410,7 +412,7 @@ static void put_close(buf *out, int level) {
  * Prometheus' Node.Pretty(level): `level` is the indentation the node's
  * first line gets (its parent put it on a new line when level > 0).
  */
-static int pretty(buf *out, const promql_expr *e, int level) {
+KILN_MUST_CHECK static int pretty(buf *out, const promql_expr *e, int level) {
     buf flat = BUF_INIT;
     int rc = put_expr(&flat, e);
     if (rc == 0)

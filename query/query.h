@@ -10,6 +10,8 @@
  * lives in one arena owned by its result; intermediate data is counted
  * against max_samples.
  *
+ * Used by api/ (the query endpoints), the PromQL test runner and the
+ * query benchmark.
  * Threading: a query_engine is read-only after query_engine_init and may be
  * shared by any number of threads, each running its own queries; a
  * query_result belongs to the thread that got it.

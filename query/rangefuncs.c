@@ -184,7 +184,8 @@ static int des_value(const sample *s, size_t n, double sf, double tf, double *ou
 }
 
 /* Computes a range function over one window; 1 when it has a value. */
-static int range_fn(pq_ctx *c, promql_func_id id, const win *w, double a0, double a1, double *out) {
+KILN_MUST_CHECK static int range_fn(pq_ctx *c, promql_func_id id, const win *w, double a0, double a1,
+                                    double *out) {
     const sample *s = w->s;
     size_t n = w->n;
     switch (id) {

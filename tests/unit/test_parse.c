@@ -1082,6 +1082,12 @@ START_TEST(test_types) {
     ck_assert_str_eq(promql_type_name(PROMQL_TYPE_STRING), "string");
     ck_assert_str_eq(promql_type_name(PROMQL_TYPE_VECTOR), "instant vector");
     ck_assert_str_eq(promql_type_name(PROMQL_TYPE_MATRIX), "range vector");
+    ck_assert_str_eq(promql_type_name(PROMQL_TYPE_NONE), "none");
+    ck_assert_str_eq(promql_type_go_name(PROMQL_TYPE_SCALAR), "scalar");
+    ck_assert_str_eq(promql_type_go_name(PROMQL_TYPE_STRING), "string");
+    ck_assert_str_eq(promql_type_go_name(PROMQL_TYPE_VECTOR), "vector");
+    ck_assert_str_eq(promql_type_go_name(PROMQL_TYPE_MATRIX), "matrix");
+    ck_assert_str_eq(promql_type_go_name(PROMQL_TYPE_NONE), "none");
 }
 END_TEST
 
