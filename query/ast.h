@@ -16,8 +16,9 @@
  *
  * Positions are byte offsets into the query text: [start, end).
  *
- * Included by query/'s files and by api/ (format_query, parse_query and the
- * match[] selectors parse with it; parse_query's JSON walks the tree).
+ * Internal to query/ (api/ reaches the parser through query.h's
+ * query_parse_* in astjson.c); also included by the PromQL test runner,
+ * test_parse and the fuzz harness.
  * Threading: a parsed tree is immutable and may be read from any number of
  * threads at once; parsing and printing use no shared state.
  */

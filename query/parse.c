@@ -14,8 +14,8 @@
  * run on a complete tree in Prometheus' order (children first).  The message
  * is "<line>:<col>: parse error: <what>", col counted in bytes from 1.
  *
- * Called by engine.c (every query), api/query_api.c (format_query,
- * parse_query, the match[] selectors of the metadata endpoints) and tests.
+ * Called by engine.c (every query), astjson.c (the API's format_query,
+ * parse_query and match[] selectors), the PromQL test runner and tests.
  * Threading: a parse uses only its own state; any thread may parse.
  */
 #define PROMQL_PARSER_INTERNAL

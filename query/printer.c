@@ -18,8 +18,8 @@
  *
  * Also here: the names of types and operators.
  *
- * Called by api/query_api.c (format_query), the parser (type and
- * operator names in its messages), the evaluator and tests.
+ * Called by astjson.c (the API's format_query and parse_query), the parser
+ * (type and operator names in its messages), the evaluator and tests.
  * Threading: pure functions over an immutable tree.
  */
 #define PROMQL_PARSER_INTERNAL
