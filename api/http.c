@@ -556,6 +556,12 @@ static int reject_in_cb(http_conn *c, int status, const char *msg) {
     return 1;
 }
 
+/* A request accumulator could not grow: 500, as for any answer that ran
+ * out of memory. */
+static int out_of_memory_in_cb(http_conn *c) {
+    return reject_in_cb(c, 500, "out of memory\n");
+}
+
 static int count_header_bytes(http_conn *c, size_t n) {
     c->header_bytes += n;
     if (c->header_bytes > c->srv->opts.max_header_bytes)
@@ -573,7 +579,7 @@ static int on_url(http_parser *p, const char *at, size_t n) {
     http_conn *c = p->data;
     if (count_header_bytes(c, n))
         return 1;
-    return buf_append(&c->url, at, n) ? 1 : 0;
+    return buf_append(&c->url, at, n) ? out_of_memory_in_cb(c) : 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t n) {
@@ -582,12 +588,12 @@ static int on_header_field(http_parser *p, const char *at, size_t n) {
         return 1;
     if (c->nhdrs == 0 || c->last_was_value) {
         if (array_grow((void **)&c->hdrs, &c->cap_hdrs, c->nhdrs + 1, sizeof *c->hdrs) != 0)
-            return 1;
+            return out_of_memory_in_cb(c);
         memset(&c->hdrs[c->nhdrs], 0, sizeof c->hdrs[0]);
         c->nhdrs++;
         c->last_was_value = 0;
     }
-    return buf_append(&c->hdrs[c->nhdrs - 1].name, at, n) ? 1 : 0;
+    return buf_append(&c->hdrs[c->nhdrs - 1].name, at, n) ? out_of_memory_in_cb(c) : 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n) {
@@ -597,7 +603,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
     if (c->nhdrs == 0)
         return 1;
     c->last_was_value = 1;
-    return buf_append(&c->hdrs[c->nhdrs - 1].value, at, n) ? 1 : 0;
+    return buf_append(&c->hdrs[c->nhdrs - 1].value, at, n) ? out_of_memory_in_cb(c) : 0;
 }
 
 static const char *acc_header(http_conn *c, const char *name) {
@@ -628,7 +634,7 @@ static int on_body(http_parser *p, const char *at, size_t n) {
         snprintf(msg, sizeof msg, "request body too large: limit %zu bytes\n", c->srv->opts.max_body_bytes);
         return reject_in_cb(c, 413, msg);
     }
-    return buf_append(&c->body, at, n) ? 1 : 0;
+    return buf_append(&c->body, at, n) ? out_of_memory_in_cb(c) : 0;
 }
 
 static int on_message_complete(http_parser *p) {

@@ -1,8 +1,17 @@
 /*
  * test_http.c - the request helpers handlers use: parameters from the query
- * string and urlencoded bodies, headers, and the JSON writer.
+ * string and urlencoded bodies, headers, and the JSON writer; and, through a
+ * real server on the loopback, that an answer which lost an append to
+ * out-of-memory is sent as a 500, never as a truncated 200.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "api/api.h"
 
@@ -72,11 +81,126 @@ START_TEST(test_json_str) {
 }
 END_TEST
 
+/* ---- a lost append becomes a 500 ------------------------------------------ */
+
+/* A handler that writes a 200 answer, then loses an append (buf's sticky
+ * out-of-memory, as a failed realloc leaves it). */
+static void h_lost_body(http_req *req, http_resp *resp, void *data) {
+    (void)req, (void)data;
+    http_resp_json_success(resp, "[1,2,3]", 7);
+    resp->body.oom = 1;
+}
+
+static void h_lost_header(http_req *req, http_resp *resp, void *data) {
+    (void)req, (void)data;
+    http_resp_text(resp, 200, "fine\n");
+    http_resp_header(resp, "X-Kiln", "1");
+    resp->headers.oom = 1;
+}
+
+typedef struct client {
+    int port;
+    const char *path;
+    char answer[2048];
+    atomic_int done;
+} client;
+
+/* Sends one GET on a new connection and reads the answer until the server
+ * closes it (Connection: close). */
+static void *client_run(void *p) {
+    client *c = p;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    size_t got = 0;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        char req[256];
+        int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", c->path);
+        if (write(fd, req, (size_t)n) == n) {
+            ssize_t r;
+            while (got < sizeof c->answer - 1 &&
+                   (r = read(fd, c->answer + got, sizeof c->answer - 1 - got)) > 0)
+                got += (size_t)r;
+        }
+    }
+    c->answer[got] = 0;
+    if (fd >= 0)
+        close(fd);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+/* A port free a moment ago on the loopback. */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void on_down(void *data) {
+    *(int *)data = 1;
+}
+
+START_TEST(test_lost_append_is_500) {
+    uv_loop_t loop;
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    http_server_opts o;
+    http_server_opts_default(&o);
+    char addr[64];
+    int port = free_port();
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    o.listen_address = addr;
+    http_server *s = NULL;
+    kiln_err err = {0};
+    ck_assert_int_eq(http_server_new(&loop, &o, &s, &err), 0);
+    ck_assert_int_eq(http_route(s, "GET", "/inline", HTTP_ROUTE_INLINE, h_lost_body, NULL, NULL), 0);
+    ck_assert_int_eq(http_route(s, "GET", "/worker", HTTP_ROUTE_WORKER, h_lost_body, NULL, NULL), 0);
+    ck_assert_int_eq(http_route(s, "GET", "/header", HTTP_ROUTE_WORKER, h_lost_header, NULL, NULL), 0);
+    ck_assert_int_eq(http_server_listen(s, &err), 0);
+
+    static const struct {
+        const char *path, *body;
+    } cases[] = {
+        {"/inline", "{\"status\":\"error\",\"errorType\":\"internal\",\"error\":\"out of memory\"}"},
+        {"/worker", "{\"status\":\"error\",\"errorType\":\"internal\",\"error\":\"out of memory\"}"},
+        {"/header", "out of memory\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        client c = {.port = port, .path = cases[i].path};
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, client_run, &c), 0);
+        for (int spins = 0; !atomic_load(&c.done) && spins < 5000; spins++) {
+            uv_run(&loop, UV_RUN_NOWAIT);
+            usleep(1000);
+        }
+        pthread_join(th, NULL);
+        ck_assert_msg(strncmp(c.answer, "HTTP/1.1 500 ", 13) == 0, "%s: %s", cases[i].path, c.answer);
+        ck_assert_ptr_null(strstr(c.answer, "[1,2,3]"));
+        ck_assert_ptr_null(strstr(c.answer, "X-Kiln"));
+        const char *body = strstr(c.answer, "\r\n\r\n");
+        ck_assert_ptr_nonnull(body);
+        ck_assert_str_eq(body + 4, cases[i].body);
+    }
+    int down = 0;
+    http_server_shutdown(s, on_down, &down);
+    while (!down)
+        uv_run(&loop, UV_RUN_ONCE);
+    http_server_free(s);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("http");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_params);
     tcase_add_test(tc, test_json_str);
+    tcase_add_test(tc, test_lost_append_is_500);
     suite_add_tcase(s, tc);
     return s;
 }
