@@ -8,6 +8,9 @@
  * the handler fills an http_resp, and the loop writes it.  A connection
  * handles one request at a time; pipelined requests wait in its input buffer
  * and are answered in order.
+ *
+ * Used by cmd/kiln/main.c, which creates the server and registers the
+ * endpoint groups below; the handlers' files in api/ include it too.
  */
 #ifndef KILN_API_H
 #define KILN_API_H
