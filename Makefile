@@ -48,7 +48,7 @@ CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubun
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 OPT_FLAGS := -O2
-ASAN_FLAGS := -O1 $(SAN)
+ASAN_FLAGS := -O1 $(SAN) -DKILN_LOCK_DEBUG
 
 .PHONY: all deps run check test fuzz fuzz-smoke bench clean format lint conformance
 .DELETE_ON_ERROR:

@@ -21,10 +21,14 @@
  * adjacent slots and dereferences only a series whose full hash matches,
  * where walking a bucket chain touched a cold series per link.
  *
- * Locks (always taken in this order): a shard's rwlock, the index rwlock,
- * the intern mutex.  Stripe mutexes (by reference) guard a series' samples
- * and are never held while taking another lock but the slab allocator's,
- * which is taken last of all.
+ * Locks, in the order of storage.h's lock table (checked with
+ * KILN_LOCK_DEBUG, see lockrank.h): a shard's rwlock, the index rwlock, the
+ * intern mutex, a stripe mutex.  Stripe mutexes (by reference) guard a
+ * series' samples; under one only chunks_head's mutex (a chunk cut or read)
+ * and the slab allocator's are taken.  One lock of each at a time.
+ *
+ * Called by the storage (storage.c, replay.c, querier.c, compact.c) only.
+ * Threading: see head.h.
  */
 #include "storage/head.h"
 
@@ -35,6 +39,7 @@
 #include <xxhash.h>
 
 #include "storage/headchunks.h"
+#include "storage/lockrank.h"
 #include "storage/xorchunk.h"
 
 #define SHARDS 64
@@ -172,17 +177,9 @@ void refvec_free(refvec *r) {
     r->n = r->cap = 0;
 }
 
-static int refvec_append(refvec *r, const uint32_t *x, size_t n) {
-    if (r->n + n > r->cap) {
-        size_t nc = r->cap ? r->cap : 64;
-        while (nc < r->n + n)
-            nc *= 2;
-        uint32_t *nv = realloc(r->v, nc * sizeof *nv);
-        if (!nv)
-            return KILN_ENOMEM;
-        r->v = nv;
-        r->cap = nc;
-    }
+KILN_MUST_CHECK static int refvec_append(refvec *r, const uint32_t *x, size_t n) {
+    if (array_grow((void **)&r->v, &r->cap, r->n + n, sizeof *r->v) != 0)
+        return KILN_ENOMEM;
     if (n)
         memcpy(r->v + r->n, x, n * sizeof *x);
     r->n += n;
@@ -207,9 +204,9 @@ static const char *intern_find_locked(head *h, const char *s, uint64_t hv) {
 
 static const char *intern_find(head *h, const char *s) {
     uint64_t hv = hash_str(s);
-    pthread_mutex_lock(&h->intern_lock);
+    lockrank_mutex_lock(&h->intern_lock, LOCK_RANK_INTERN);
     const char *r = intern_find_locked(h, s, hv);
-    pthread_mutex_unlock(&h->intern_lock);
+    lockrank_mutex_unlock(&h->intern_lock, LOCK_RANK_INTERN);
     return r;
 }
 
@@ -257,7 +254,7 @@ static const char *intern_locked(head *h, const char *s, uint64_t hv) {
  * series has a dozen strings).  0, or KILN_ENOMEM. */
 static int intern_labels(head *h, const label *ls, size_t n, label *out) {
     int rc = 0;
-    pthread_mutex_lock(&h->intern_lock);
+    lockrank_mutex_lock(&h->intern_lock, LOCK_RANK_INTERN);
     for (size_t i = 0; i < n && rc == 0; i++) {
         const label *hi = i < h->nhint ? &h->hint[i] : NULL;
         out[i].name = hi && strcmp(hi->name, ls[i].name) == 0
@@ -273,7 +270,7 @@ static int intern_labels(head *h, const label *ls, size_t n, label *out) {
         h->nhint = n < HINT_LABELS ? n : HINT_LABELS;
         memcpy(h->hint, out, h->nhint * sizeof *out);
     }
-    pthread_mutex_unlock(&h->intern_lock);
+    lockrank_mutex_unlock(&h->intern_lock, LOCK_RANK_INTERN);
     return rc;
 }
 
@@ -344,7 +341,7 @@ void head_free(head *h) {
 
 /* ---- postings index (index_lock held for writing) --------------------- */
 
-static int plist_add(plist *p, uint32_t ref) {
+KILN_MUST_CHECK static int plist_add(plist *p, uint32_t ref) {
     if (p->n == p->cap) {
         uint32_t nc = p->cap ? p->cap * 2 : 1;
         uint32_t *nv = realloc(p->v, (size_t)nc * sizeof *nv);
@@ -364,81 +361,72 @@ static int plist_add(plist *p, uint32_t ref) {
     return 0;
 }
 
+/*
+ * The index's tables - label names, and each name's values - are open
+ * addressing tables keyed by an interned string's address, which is the
+ * first member of each slot (NULL in an empty one).
+ */
+static const void *slot_key(const char *slot) {
+    const void *k;
+    memcpy(&k, slot, sizeof k);
+    return k;
+}
+
+/* The slot holding key, or the empty one where it goes (one is left). */
+static char *ptab_probe(char *t, size_t nslots, size_t size, const void *key) {
+    size_t mask = nslots - 1;
+    for (size_t i = hash_ptr(key) & mask;; i = (i + 1) & mask) {
+        const void *k = slot_key(t + i * size);
+        if (k == key || !k)
+            return t + i * size;
+    }
+}
+
+/* The slot of key in the table *t (*nslots slots of size bytes, *n of
+ * them used), or NULL.  With create, a missing key is added, the table
+ * growing (to `first` slots, then doubling) to stay at most `quarters`
+ * quarters full; NULL then means out of memory. */
+static void *ptab_get(void **t, size_t *nslots, size_t *n, size_t size, const void *key, int create,
+                      size_t first, size_t quarters) {
+    if (*nslots) {
+        char *slot = ptab_probe(*t, *nslots, size, key);
+        if (slot_key(slot))
+            return slot;
+    }
+    if (!create)
+        return NULL;
+    if ((*n + 1) * 4 > *nslots * quarters) {
+        size_t ns = *nslots ? *nslots * 2 : first;
+        char *nv = calloc(ns, size);
+        if (!nv)
+            return NULL;
+        for (size_t i = 0; i < *nslots; i++) {
+            const char *old = (const char *)*t + i * size;
+            const void *k = slot_key(old);
+            if (k)
+                memcpy(ptab_probe(nv, ns, size, k), old, size);
+        }
+        free(*t);
+        *t = nv;
+        *nslots = ns;
+    }
+    char *slot = ptab_probe(*t, *nslots, size, key);
+    memcpy(slot, &key, sizeof key);
+    (*n)++;
+    return slot;
+}
+
+/* A name's entry: the names' table grows at half full. */
 static pname *index_name(head *h, const char *name, int create) {
-    if (h->nnames_slots) {
-        size_t mask = h->nnames_slots - 1;
-        for (size_t i = hash_ptr(name) & mask;; i = (i + 1) & mask) {
-            if (h->names[i].name == name)
-                return &h->names[i];
-            if (!h->names[i].name)
-                break;
-        }
-    }
-    if (!create)
-        return NULL;
-    if ((h->nnames + 1) * 2 > h->nnames_slots) {
-        size_t ns = h->nnames_slots ? h->nnames_slots * 2 : 64;
-        pname *nv = calloc(ns, sizeof *nv);
-        if (!nv)
-            return NULL;
-        for (size_t i = 0; i < h->nnames_slots; i++) {
-            if (!h->names[i].name)
-                continue;
-            size_t j = hash_ptr(h->names[i].name) & (ns - 1);
-            while (nv[j].name)
-                j = (j + 1) & (ns - 1);
-            nv[j] = h->names[i];
-        }
-        free(h->names);
-        h->names = nv;
-        h->nnames_slots = ns;
-    }
-    size_t mask = h->nnames_slots - 1, i = hash_ptr(name) & mask;
-    while (h->names[i].name)
-        i = (i + 1) & mask;
-    h->names[i].name = name;
-    h->nnames++;
-    return &h->names[i];
+    return ptab_get((void **)&h->names, &h->nnames_slots, &h->nnames, sizeof *h->names, name, create, 64, 2);
 }
 
+/* A value's entry: the values' tables, many and mostly small, grow at 3/4 full. */
 static pvalue *index_value(pname *pn, const char *value, int create) {
-    if (pn->nslots) {
-        size_t mask = pn->nslots - 1;
-        for (size_t i = hash_ptr(value) & mask;; i = (i + 1) & mask) {
-            if (pn->slots[i].value == value)
-                return &pn->slots[i];
-            if (!pn->slots[i].value)
-                break;
-        }
-    }
-    if (!create)
-        return NULL;
-    if ((pn->n + 1) * 4 > pn->nslots * 3) {
-        size_t ns = pn->nslots ? pn->nslots * 2 : 4;
-        pvalue *nv = calloc(ns, sizeof *nv);
-        if (!nv)
-            return NULL;
-        for (size_t i = 0; i < pn->nslots; i++) {
-            if (!pn->slots[i].value)
-                continue;
-            size_t j = hash_ptr(pn->slots[i].value) & (ns - 1);
-            while (nv[j].value)
-                j = (j + 1) & (ns - 1);
-            nv[j] = pn->slots[i];
-        }
-        free(pn->slots);
-        pn->slots = nv;
-        pn->nslots = ns;
-    }
-    size_t mask = pn->nslots - 1, i = hash_ptr(value) & mask;
-    while (pn->slots[i].value)
-        i = (i + 1) & mask;
-    pn->slots[i].value = value;
-    pn->n++;
-    return &pn->slots[i];
+    return ptab_get((void **)&pn->slots, &pn->nslots, &pn->n, sizeof *pn->slots, value, create, 4, 3);
 }
 
-static int index_add(head *h, hseries *s) {
+KILN_MUST_CHECK static int index_add(head *h, hseries *s) {
     for (uint32_t i = 0; i < s->nls; i++) {
         pname *pn = index_name(h, s->ls[i].name, 1);
         pvalue *pv = pn ? index_value(pn, s->ls[i].value, 1) : NULL;
@@ -531,7 +519,9 @@ static void shard_delete_at(shard *sh, size_t i) {
     sh->n--;
 }
 
-static int ref_table_set(head *h, uint32_t ref, hseries *s) {
+/* Points ref at s, making the reference table's page when needed; 0 or
+ * KILN_ENOMEM. */
+KILN_MUST_CHECK static int ref_table_set(head *h, uint32_t ref, hseries *s) {
     uint32_t pg = ref >> REF_PAGE_BITS;
     hseries **page = __atomic_load_n(&h->pages[pg], __ATOMIC_ACQUIRE);
     if (!page) {
@@ -544,6 +534,13 @@ static int ref_table_set(head *h, uint32_t ref, hseries *s) {
     return 0;
 }
 
+/* Makes ref resolve to no series (never allocates: no page, no series). */
+static void ref_table_clear(head *h, uint32_t ref) {
+    hseries **page = __atomic_load_n(&h->pages[ref >> REF_PAGE_BITS], __ATOMIC_ACQUIRE);
+    if (page)
+        __atomic_store_n(&page[ref & (REF_PAGE_SIZE - 1)], NULL, __ATOMIC_RELEASE);
+}
+
 hseries *head_series(head *h, uint64_t ref) {
     if (ref == 0 || ref > UINT32_MAX)
         return NULL;
@@ -552,10 +549,10 @@ hseries *head_series(head *h, uint64_t ref) {
 }
 
 void head_bump_ref(head *h, uint64_t ref) {
-    pthread_rwlock_wrlock(&h->index_lock);
+    lockrank_wrlock(&h->index_lock, LOCK_RANK_INDEX);
     if (ref + 1 > h->next_ref)
         h->next_ref = ref + 1;
-    pthread_rwlock_unlock(&h->index_lock);
+    lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 0);
 }
 
 int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hseries **out, int *created,
@@ -567,22 +564,22 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
     /* an append mostly finds its series, under the read lock; a series record
      * being replayed (want_ref) is mostly new: one lookup, under the write lock */
     if (!want_ref) {
-        pthread_rwlock_rdlock(&sh->lock);
+        lockrank_rdlock(&sh->lock, LOCK_RANK_SHARD);
         s = shard_find(sh, ls, n, hv);
-        pthread_rwlock_unlock(&sh->lock);
+        lockrank_rwunlock(&sh->lock, LOCK_RANK_SHARD, 1);
         if (s) {
             *out = s;
             return 0;
         }
     }
-    pthread_rwlock_wrlock(&sh->lock);
+    lockrank_wrlock(&sh->lock, LOCK_RANK_SHARD);
     if ((s = shard_find(sh, ls, n, hv)) != NULL) {
-        pthread_rwlock_unlock(&sh->lock);
+        lockrank_rwunlock(&sh->lock, LOCK_RANK_SHARD, 0);
         *out = s;
         return 0;
     }
     if (want_ref > UINT32_MAX) {
-        pthread_rwlock_unlock(&sh->lock);
+        lockrank_rwunlock(&sh->lock, LOCK_RANK_SHARD, 0);
         return kiln_err_set(err, KILN_ERANGE, "series reference %llu beyond the supported 2^32",
                             (unsigned long long)want_ref);
     }
@@ -596,11 +593,11 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
     xorchunk_use_slab(&s->open);
     if (intern_labels(h, ls, n, s->ls) != 0)
         goto nomem;
-    pthread_rwlock_wrlock(&h->index_lock);
+    lockrank_wrlock(&h->index_lock, LOCK_RANK_INDEX);
     uint64_t ref = want_ref ? want_ref : h->next_ref;
     if (ref > UINT32_MAX || head_series(h, ref)) {
-        pthread_rwlock_unlock(&h->index_lock);
-        pthread_rwlock_unlock(&sh->lock);
+        lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 0);
+        lockrank_rwunlock(&sh->lock, LOCK_RANK_SHARD, 0);
         slab_free(s, series_size(n));
         return kiln_err_set(err, ref > UINT32_MAX ? KILN_ERANGE : KILN_EEXIST,
                             "series reference %llu is taken or out of range", (unsigned long long)ref);
@@ -608,25 +605,25 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
     s->ref = (uint32_t)ref;
     if (ref_table_set(h, s->ref, s) != 0 || index_add(h, s) != 0) {
         /* the index may hold the reference now; it resolves to no series */
-        ref_table_set(h, s->ref, NULL);
-        pthread_rwlock_unlock(&h->index_lock);
+        ref_table_clear(h, s->ref);
+        lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 0);
         goto nomem;
     }
     if (ref + 1 > h->next_ref)
         h->next_ref = ref + 1;
-    pthread_rwlock_unlock(&h->index_lock);
+    lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 0);
     if (shard_insert(sh, s, hv) != 0) {
         /* keep it reachable by reference; it will not be found by labels */
-        pthread_rwlock_unlock(&sh->lock);
+        lockrank_rwunlock(&sh->lock, LOCK_RANK_SHARD, 0);
         return kiln_err_set(err, KILN_ENOMEM, "head: out of memory");
     }
-    pthread_rwlock_unlock(&sh->lock);
+    lockrank_rwunlock(&sh->lock, LOCK_RANK_SHARD, 0);
     __atomic_add_fetch(&h->nseries, 1, __ATOMIC_RELAXED);
     *out = s;
     *created = 1;
     return 0;
 nomem:
-    pthread_rwlock_unlock(&sh->lock);
+    lockrank_rwunlock(&sh->lock, LOCK_RANK_SHARD, 0);
     slab_free(s, series_size(n));
     return kiln_err_set(err, KILN_ENOMEM, "head: out of memory creating a series");
 }
@@ -697,9 +694,9 @@ int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err) {
     if (t > __atomic_load_n(&s->maxt, __ATOMIC_RELAXED))
         return HEAD_APPEND_OK;
     pthread_mutex_t *mu = stripe_of(h, s->ref);
-    pthread_mutex_lock(mu);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
     int rc = order_check(s, t, v);
-    pthread_mutex_unlock(mu);
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     if (rc == KILN_EORDER)
         return kiln_err_set(err, rc, "out of order sample");
     if (rc == KILN_EEXIST)
@@ -707,7 +704,9 @@ int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err) {
     return rc;
 }
 
-static int push_closed(hseries *s, int64_t mint, int64_t maxt, uint64_t cref) {
+/* Not array_grow: its first 16 slots would be most of a series' memory; a
+ * series holds a few full chunks at a time. */
+KILN_MUST_CHECK static int push_closed(hseries *s, int64_t mint, int64_t maxt, uint64_t cref) {
     if (s->nclosed == s->capclosed) {
         uint32_t nc = s->capclosed ? s->capclosed * 2 : 2;
         hchunk *nv = realloc(s->closed, nc * sizeof *nv);
@@ -751,7 +750,7 @@ int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t 
     if (last && headchunks_read(h->hc, cref, &d, &len) != 0)
         return KILN_ECORRUPT;
     pthread_mutex_t *mu = stripe_of(h, s->ref);
-    pthread_mutex_lock(mu);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
     int rc = 0;
     if (xorchunk_count(&s->open) || (s->maxt != INT64_MIN && mint <= s->maxt)) {
         rc = KILN_EORDER; /* overlaps what the series has: ignore it */
@@ -781,7 +780,7 @@ int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t 
     s->lastv = lastv;
     __atomic_add_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
 out:
-    pthread_mutex_unlock(mu);
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     if (rc == 0) {
         atomic_min64(&h->mint, mint);
         atomic_max64(&h->maxt, lastt);
@@ -843,9 +842,9 @@ out:
 
 int head_append(head *h, hseries *s, int64_t t, double v) {
     pthread_mutex_t *mu = stripe_of(h, s->ref);
-    pthread_mutex_lock(mu);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
     int rc = append_locked(h, s, t, v);
-    pthread_mutex_unlock(mu);
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     return rc;
 }
 
@@ -938,24 +937,36 @@ static int chunk_fill(const uint8_t *d, size_t len, int64_t mint, int64_t maxt, 
     return rc < 0 ? rc : 0;
 }
 
+/* The bytes of the next full chunk of s, from the *i-th on, that overlaps
+ * [mint, maxt] (stripe lock held): 1 with *d and *len set and *i past it, 0
+ * when none is left, or headchunks_read's error. */
+static int next_closed(head *h, const hseries *s, int64_t mint, int64_t maxt, uint32_t *i, const uint8_t **d,
+                       size_t *len) {
+    for (; *i < s->nclosed; (*i)++) {
+        const hchunk *c = &s->closed[*i];
+        if (c->maxt < mint || c->mint > maxt)
+            continue;
+        (*i)++;
+        int rc = headchunks_read(h->hc, c->cref, d, len);
+        return rc < 0 ? rc : 1;
+    }
+    return 0;
+}
+
 int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, head_alloc_fn alloc, void *ctx,
                         sample **out, size_t *n) {
     pthread_mutex_t *mu = stripe_of(h, s->ref);
-    int rc = 0;
-    size_t bound = 0;
+    int rc;
+    size_t bound = 0, len;
+    const uint8_t *d;
+    uint32_t i = 0;
     *n = 0;
     *out = NULL;
-    pthread_mutex_lock(mu);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
     /* an upper bound from the chunks' sample counts, then one exact-ish array */
-    for (uint32_t i = 0; i < s->nclosed && rc == 0; i++) {
-        const hchunk *c = &s->closed[i];
-        if (c->maxt < mint || c->mint > maxt)
-            continue;
-        const uint8_t *d;
-        size_t len;
-        if ((rc = headchunks_read(h->hc, c->cref, &d, &len)) == 0 && len >= 2)
+    while ((rc = next_closed(h, s, mint, maxt, &i, &d, &len)) == 1)
+        if (len >= 2)
             bound += (size_t)(d[0] << 8 | d[1]);
-    }
     int open = xorchunk_count(&s->open) && s->maxt >= mint && s->open_mint <= maxt;
     if (open)
         bound += xorchunk_count(&s->open);
@@ -963,30 +974,22 @@ int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, head_al
         sample *dst = alloc(ctx, bound);
         if (!dst)
             rc = KILN_ENOMEM;
-        for (uint32_t i = 0; i < s->nclosed && rc == 0; i++) {
-            const hchunk *c = &s->closed[i];
-            if (c->maxt < mint || c->mint > maxt)
-                continue;
-            const uint8_t *d;
-            size_t len;
-            if ((rc = headchunks_read(h->hc, c->cref, &d, &len)) == 0)
-                rc = chunk_fill(d, len, mint, maxt, dst, bound, n);
-        }
+        for (i = 0; rc == 0 && (rc = next_closed(h, s, mint, maxt, &i, &d, &len)) == 1;)
+            rc = chunk_fill(d, len, mint, maxt, dst, bound, n);
         if (rc == 0 && open) {
-            size_t len;
-            const uint8_t *d = xorchunk_data(&s->open, &len);
+            d = xorchunk_data(&s->open, &len);
             rc = chunk_fill(d, len, mint, maxt, dst, bound, n);
         }
         *out = dst;
     }
-    pthread_mutex_unlock(mu);
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     return rc;
 }
 
 int head_series_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, head_chunk_fn fn, void *ctx) {
     pthread_mutex_t *mu = stripe_of(h, s->ref);
     int rc = 0;
-    pthread_mutex_lock(mu);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
     for (uint32_t i = 0; i < s->nclosed && rc == 0; i++) {
         const hchunk *c = &s->closed[i];
         if (c->mint < mint || c->maxt >= maxt)
@@ -1001,7 +1004,7 @@ int head_series_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, head_chu
         const uint8_t *d = xorchunk_data(&s->open, &len);
         rc = fn(ctx, s->open_mint, s->maxt, d, len);
     }
-    pthread_mutex_unlock(mu);
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     return rc;
 }
 
@@ -1016,13 +1019,13 @@ int64_t head_min_valid(head *h) {
 int head_series_time_range(head *h, hseries *s, int64_t *mint, int64_t *maxt) {
     pthread_mutex_t *mu = stripe_of(h, s->ref);
     int64_t t = INT64_MAX;
-    pthread_mutex_lock(mu);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
     if (s->nclosed)
         t = s->closed[0].mint;
     else if (xorchunk_count(&s->open))
         t = s->open_mint;
     *maxt = s->maxt; /* the last sample appended, in the head while any is */
-    pthread_mutex_unlock(mu);
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     *mint = t;
     return t != INT64_MAX;
 }
@@ -1035,7 +1038,7 @@ static sample *malloc_samples(void *ctx, size_t n) {
 int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt) {
     pthread_mutex_t *mu = stripe_of(h, s->ref);
     int found = 0, certain = 0;
-    pthread_mutex_lock(mu);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
     /* A chunk's mint and maxt are times of samples in it: when either lies
      * in the range the answer is known without decoding the chunk (label
      * lookups ask this of every series they match). */
@@ -1048,7 +1051,7 @@ int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt) {
         found = 1;
         certain = s->open_mint >= mint || s->maxt <= maxt;
     }
-    pthread_mutex_unlock(mu);
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     if (!found)
         return 0;
     if (certain)
@@ -1142,7 +1145,7 @@ int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err 
     refvec tmp = {0};
     int have = 0, rc = 0;
     out->n = 0;
-    pthread_rwlock_rdlock(&h->index_lock);
+    lockrank_rdlock(&h->index_lock, LOCK_RANK_INDEX);
     for (size_t i = 0; i < nms && rc == 0; i++) {
         if (matcher_matches_empty(&ms[i]))
             continue;
@@ -1169,7 +1172,7 @@ int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err 
     if (!have && rc == 0)
         rc = refvec_append(out, h->all.v, h->all.n);
 done:
-    pthread_rwlock_unlock(&h->index_lock);
+    lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 1);
     refvec_free(&tmp);
     if (rc)
         return kiln_err_set(err, rc, "head: out of memory selecting series");
@@ -1178,11 +1181,11 @@ done:
 
 int head_label_names(head *h, int (*fn)(const char *name, void *data), void *data) {
     int rc = 0;
-    pthread_rwlock_rdlock(&h->index_lock);
+    lockrank_rdlock(&h->index_lock, LOCK_RANK_INDEX);
     for (size_t i = 0; i < h->nnames_slots && rc == 0; i++)
         if (h->names[i].name && h->names[i].n)
             rc = fn(h->names[i].name, data);
-    pthread_rwlock_unlock(&h->index_lock);
+    lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 1);
     return rc;
 }
 
@@ -1191,12 +1194,12 @@ int head_label_values(head *h, const char *name, int (*fn)(const char *value, vo
     const char *iname = intern_find(h, name);
     if (!iname)
         return 0;
-    pthread_rwlock_rdlock(&h->index_lock);
+    lockrank_rdlock(&h->index_lock, LOCK_RANK_INDEX);
     pname *pn = index_name(h, iname, 0);
     for (size_t i = 0; pn && i < pn->nslots && rc == 0; i++)
         if (pn->slots[i].value && pn->slots[i].p.n)
             rc = fn(pn->slots[i].value, data);
-    pthread_rwlock_unlock(&h->index_lock);
+    lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 1);
     return rc;
 }
 
@@ -1222,7 +1225,7 @@ int head_truncate(head *h, int64_t mint, head_truncate_stats *st) {
     memset(st, 0, sizeof *st);
     for (int si = 0; si < SHARDS; si++) {
         shard *sh = &h->shards[si];
-        pthread_rwlock_wrlock(&sh->lock);
+        lockrank_wrlock(&sh->lock, LOCK_RANK_SHARD);
         /*
          * Every slot once, from the one after an empty slot round to that
          * slot, which stays empty (nothing is inserted meanwhile).  A
@@ -1242,7 +1245,7 @@ int head_truncate(head *h, int64_t mint, head_truncate_stats *st) {
                 continue;
             }
             pthread_mutex_t *mu = stripe_of(h, s->ref);
-            pthread_mutex_lock(mu);
+            lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
             uint32_t k = 0;
             while (k < s->nclosed && s->closed[k].maxt < mint)
                 k++;
@@ -1259,7 +1262,7 @@ int head_truncate(head *h, int64_t mint, head_truncate_stats *st) {
                 __atomic_sub_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
             }
             int remove = idle && s->nclosed == 0;
-            pthread_mutex_unlock(mu);
+            lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
             if (!remove) {
                 step++;
                 continue;
@@ -1270,16 +1273,16 @@ int head_truncate(head *h, int64_t mint, head_truncate_stats *st) {
                 continue;
             }
             shard_delete_at(sh, i);
-            ref_table_set(h, s->ref, NULL);
+            ref_table_clear(h, s->ref);
             series_free(s);
             st->series_removed++;
             __atomic_sub_fetch(&h->nseries, 1, __ATOMIC_RELAXED);
         }
-        pthread_rwlock_unlock(&sh->lock);
+        lockrank_rwunlock(&sh->lock, LOCK_RANK_SHARD, 0);
     }
     if (dead.n) {
         qsort(dead.v, dead.n, sizeof *dead.v, cmp_u32);
-        pthread_rwlock_wrlock(&h->index_lock);
+        lockrank_wrlock(&h->index_lock, LOCK_RANK_INDEX);
         for (size_t i = 0; i < h->nnames_slots; i++) {
             pname *pn = &h->names[i];
             if (!pn->name)
@@ -1289,7 +1292,7 @@ int head_truncate(head *h, int64_t mint, head_truncate_stats *st) {
                     plist_filter(&pn->slots[j].p, &dead);
         }
         plist_filter(&h->all, &dead);
-        pthread_rwlock_unlock(&h->index_lock);
+        lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 0);
     }
     refvec_free(&dead);
     atomic_max64(&h->min_valid, mint);

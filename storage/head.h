@@ -12,7 +12,11 @@
  *
  * Threading: every function is safe from any thread.  Series creation takes
  * a map shard's write lock, then the index write lock; queries take the index
- * read lock, then stripe locks one series at a time.
+ * read lock, then stripe locks one series at a time.  The full order is
+ * storage.h's lock table.
+ *
+ * Functions returning int return 0 (or a HEAD_APPEND_* result) or a
+ * negative KILN_E* code, and are KILN_MUST_CHECK.
  */
 #ifndef KILN_STORAGE_HEAD_H
 #define KILN_STORAGE_HEAD_H
@@ -37,7 +41,7 @@ void refvec_intersect(refvec *a, const refvec *b);
 struct headchunks;
 
 /* A head whose full chunks go to hc (borrowed; must outlive the head). */
-int head_new(int64_t chunk_range_ms, struct headchunks *hc, head **out, kiln_err *err);
+KILN_MUST_CHECK int head_new(int64_t chunk_range_ms, struct headchunks *hc, head **out, kiln_err *err);
 void head_free(head *h);
 
 /*
@@ -45,8 +49,8 @@ void head_free(head *h);
  * it.  want_ref 0 assigns the next reference; a WAL replay passes the
  * series' recorded reference.  *created tells whether it is new.
  */
-int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hseries **out, int *created,
-                       kiln_err *err);
+KILN_MUST_CHECK int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hseries **out,
+                                       int *created, kiln_err *err);
 
 /* The series with this reference, or NULL. */
 hseries *head_series(head *h, uint64_t ref);
@@ -65,23 +69,23 @@ enum { HEAD_APPEND_OK = 0, HEAD_APPEND_SAME = 1 };
  * HEAD_APPEND_SAME (identical to the last sample: nothing to do),
  * KILN_EORDER, KILN_EEXIST or KILN_ERANGE (with Prometheus' error texts).
  */
-int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err);
+KILN_MUST_CHECK int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err);
 
 /* Appends to the series' chunks (order re-checked under its lock).  Returns
  * 0, HEAD_APPEND_SAME, KILN_EORDER/KILN_EEXIST (sample dropped) or
  * KILN_ENOMEM.  The head's time range is left alone: the caller publishes
  * the range of what it appended with head_note_range. */
-int head_append(head *h, hseries *s, int64_t t, double v);
+KILN_MUST_CHECK int head_append(head *h, hseries *s, int64_t t, double v);
 
 /* head_append without the series lock, for a thread that owns s while
  * nothing else can reach the head (WAL replay); widens [*mint, *maxt]
  * instead of the head's range, which head_note_range then publishes. */
-int head_append_owned(head *h, hseries *s, int64_t t, double v, int64_t *mint, int64_t *maxt);
+KILN_MUST_CHECK int head_append_owned(head *h, hseries *s, int64_t t, double v, int64_t *mint, int64_t *maxt);
 /* head_append_owned of n samples of s in turn (borrows v for the call); adds
  * the samples taken to *taken and those dropped to *dropped.  Returns 0, or
  * KILN_ENOMEM when one at least could not be stored. */
-int head_append_owned_run(head *h, hseries *s, const sample *v, size_t n, int64_t *mint, int64_t *maxt,
-                          uint64_t *taken, uint64_t *dropped);
+KILN_MUST_CHECK int head_append_owned_run(head *h, hseries *s, const sample *v, size_t n, int64_t *mint,
+                                          int64_t *maxt, uint64_t *taken, uint64_t *dropped);
 void head_note_range(head *h, int64_t mint, int64_t maxt);
 
 /* Time range of the samples in the head; mint > maxt when empty. */
@@ -96,7 +100,7 @@ typedef struct head_counts {
 void head_get_counts(head *h, head_counts *out);
 
 /* The references of the series matching all of ms (see storage.h). */
-int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err *err);
+KILN_MUST_CHECK int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err *err);
 
 /* Decodes the samples of s within [mint, maxt] straight into an array that
  * alloc(ctx, bound) provides (bound >= the samples in range; called under
@@ -104,13 +108,14 @@ int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err 
  * and *n 0 when no chunk overlaps the range.  Returns 0 or a negative error
  * (KILN_ENOMEM, or a corrupt chunk). */
 typedef sample *(*head_alloc_fn)(void *ctx, size_t n);
-int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, head_alloc_fn alloc, void *ctx,
-                        sample **out, size_t *n);
+KILN_MUST_CHECK int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, head_alloc_fn alloc,
+                                        void *ctx, sample **out, size_t *n);
 /* Calls fn for each chunk of s lying wholly within [mint, maxt) (maxt
  * exclusive), full ones then the open one, under the series' lock (fn must
  * not call back into the head).  Stops at fn's first non-zero result. */
 typedef int (*head_chunk_fn)(void *ctx, int64_t mint, int64_t maxt, const uint8_t *data, size_t len);
-int head_series_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, head_chunk_fn fn, void *ctx);
+KILN_MUST_CHECK int head_series_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, head_chunk_fn fn,
+                                       void *ctx);
 
 /* The times of the series' first and last sample in the head; 0 (and
  * *mint INT64_MAX) when it has none. */
@@ -127,14 +132,16 @@ int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt);
 /* Every label name with a series, or every value of one name; strings are
  * interned and live as long as the head.  Callbacks run under the index read
  * lock and must not call back into the head. */
-int head_label_names(head *h, int (*fn)(const char *name, void *data), void *data);
-int head_label_values(head *h, const char *name, int (*fn)(const char *value, void *data), void *data);
+KILN_MUST_CHECK int head_label_names(head *h, int (*fn)(const char *name, void *data), void *data);
+KILN_MUST_CHECK int head_label_values(head *h, const char *name, int (*fn)(const char *value, void *data),
+                                      void *data);
 
 /* For start-up: gives s a full chunk found in chunks_head (time order, each
  * after the last).  KILN_EORDER when it overlaps what s holds (ignored).
  * Only the series' last chunk (last != 0) is read, for its last sample;
  * KILN_ECORRUPT when that does not decode. */
-int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref, int last);
+KILN_MUST_CHECK int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref,
+                                      int last);
 
 typedef struct head_truncate_stats {
     uint64_t series_removed, chunks_removed;
@@ -148,7 +155,7 @@ typedef struct head_truncate_stats {
  * guarantees no appender or query holds series pointers meanwhile (the
  * storage's gc lock); interned label strings stay.
  */
-int head_truncate(head *h, int64_t mint, head_truncate_stats *st);
+KILN_MUST_CHECK int head_truncate(head *h, int64_t mint, head_truncate_stats *st);
 
 /* For replay: the next reference to assign becomes at least ref + 1. */
 void head_bump_ref(head *h, uint64_t ref);

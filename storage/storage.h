@@ -26,8 +26,48 @@
  *   caller owns everything it got and may keep it after closing the querier.
  *   Blocks on disk and the head are merged behind the same calls.
  *
+ * Errors: a function returning int returns 0 or a negative KILN_E* code and
+ * is KILN_MUST_CHECK, except labels_format and labels_json, which append to
+ * a buf whose out-of-memory is sticky (check buf_error when it is done).
+ *
  * Threading: storage, appenders and queriers may be used from any thread;
- * one appender or querier must be used by one thread at a time.
+ * one appender or querier must be used by one thread at a time.  An
+ * appender holds the gc read lock from storage_appender to its commit or
+ * rollback: a thread with an open appender must not truncate or compact.
+ *
+ * Lock order.  Every mutex and rwlock of the storage (storage.c, replay.c,
+ * querier.c, compact.c) and of the head (head.c) has a rank; a thread takes
+ * them in increasing rank only: it may hold a lock while taking one of a
+ * higher rank, never the reverse, and holds one lock of a rank at a time
+ * (it may read-lock a rwlock of a rank it holds for reading only).  Built
+ * with -DKILN_LOCK_DEBUG (the sanitized builds: unit and integration
+ * tests) every acquisition is checked (lockrank.h) and a violation aborts;
+ * the optimised build takes the locks bare.
+ *
+ *   | rank | lock                       | kind   | guards; held by                            |
+ *   |------|----------------------------|--------|--------------------------------------------|
+ *   | 1    | storage.compact_mu         | mutex  | one compaction, merge, retention pass,     |
+ *   |      |                            |        | block rewrite or deletion at a time        |
+ *   | 2    | storage.gc                 | rwlock | series and blocks against freeing: read by |
+ *   |      |                            |        | appenders, selects, label lookups, block   |
+ *   |      |                            |        | writing; written by head truncation and    |
+ *   |      |                            |        | changes to the block list and tombstones   |
+ *   | 3    | head shard lock (64)       | rwlock | a series-map shard: lookups (read),        |
+ *   |      |                            |        | creation and truncation (write)            |
+ *   | 4    | head.index_lock            | rwlock | the postings and the next reference        |
+ *   | 5    | head.intern_lock           | mutex  | the interned label strings                 |
+ *   | 6    | head stripe mutex (1024)   | mutex  | a series' samples and chunks               |
+ *   | 7    | storage.unlogged_mu        | mutex  | series whose records a failed commit could |
+ *   |      |                            |        | not log yet                                |
+ *   | 8    | replay hand-over mutexes   | mutex  | the replay's read-ahead blocks and batches |
+ *
+ *   Outside the ranks, and taken last: the WAL writer's mutexes (wal.c,
+ *   under gc by a commit, under compact_mu by a deletion), chunks_head's
+ *   (headchunks.c, under a stripe when a chunk is cut or read, under gc by
+ *   truncation) and the slab allocator's (util/slab.c); none of them is
+ *   held while a ranked lock is taken.  Before them all: the metrics
+ *   registry's mutex (util/metrics.c), held while /metrics reads the
+ *   storage's gauges, which take gc.
  */
 #ifndef KILN_STORAGE_H
 #define KILN_STORAGE_H
@@ -73,9 +113,10 @@ void labels_sort(label *ls, size_t n);
  * e.g. `duplicate label name "job"`, `invalid UTF-8 in the value of label
  * "x"`, `empty label name`.
  */
-int labels_check(const label *ls, size_t n, kiln_err *err);
+KILN_MUST_CHECK int labels_check(const label *ls, size_t n, kiln_err *err);
 
-/* Appends `{__name__="up", job="x"}` (Prometheus' String() form) to out. */
+/* Appends `{__name__="up", job="x"}` (Prometheus' String() form) to out;
+ * buf's result (sticky: buf_error). */
 int labels_format(buf *out, const label *ls, size_t n);
 
 /* Appends the set as a JSON object {"name":"value",...} (the API's form). */
@@ -96,10 +137,10 @@ typedef struct labels_builder {
 
 void lb_init(labels_builder *b);
 void lb_reset(labels_builder *b);
-int lb_set(labels_builder *b, const char *name, const char *value); /* 0 or KILN_ENOMEM */
+KILN_MUST_CHECK int lb_set(labels_builder *b, const char *name, const char *value); /* 0 or KILN_ENOMEM */
 void lb_del(labels_builder *b, const char *name);
 /* Starts from an existing set (copies the array, not the strings). */
-int lb_from(labels_builder *b, const label *ls, size_t n);
+KILN_MUST_CHECK int lb_from(labels_builder *b, const label *ls, size_t n);
 const label *lb_labels(labels_builder *b, size_t *n);
 void lb_free(labels_builder *b);
 
@@ -119,7 +160,8 @@ typedef struct matcher {
  * Prometheus and compiled with JIT.  A bad regex is KILN_EINVAL naming the
  * pattern and the offset of the error.
  */
-int matcher_init(matcher *m, match_type type, const char *name, const char *value, kiln_err *err);
+KILN_MUST_CHECK int matcher_init(matcher *m, match_type type, const char *name, const char *value,
+                                 kiln_err *err);
 void matcher_free(matcher *m);
 /* Whether `value` ("" for a label the series lacks) satisfies the matcher. */
 int matcher_matches(const matcher *m, const char *value);
@@ -154,10 +196,10 @@ storage_opts storage_opts_default(void);
  * head: this may take a while and logs its progress.  A corrupt WAL tail is
  * truncated at the last good record with a warning.
  */
-int storage_open(const storage_opts *opts, storage **out, kiln_err *err);
+KILN_MUST_CHECK int storage_open(const storage_opts *opts, storage **out, kiln_err *err);
 
 /* Flushes and syncs the WAL, closes everything.  NULL is a no-op. */
-int storage_close(storage *s, kiln_err *err);
+KILN_MUST_CHECK int storage_close(storage *s, kiln_err *err);
 
 typedef struct storage_stats {
     uint64_t head_series;
@@ -165,13 +207,14 @@ typedef struct storage_stats {
     int64_t head_min_time; /* INT64_MAX / INT64_MIN when empty */
     int64_t head_max_time;
     uint64_t samples_appended;
+    uint64_t replay_unknown_refs; /* samples and tombstones the replay at open dropped: no series record */
 } storage_stats;
 
 void storage_get_stats(storage *s, storage_stats *out);
 
 /* Registers the kiln_tsdb_* metrics (reading s's counters) in the process
  * registry; call once, in the daemon, and keep s open while /metrics serves. */
-int storage_register_metrics(storage *s);
+KILN_MUST_CHECK int storage_register_metrics(storage *s);
 
 /*
  * Drops the head's data wholly before mint (once it is safe in a block):
@@ -180,7 +223,7 @@ int storage_register_metrics(storage *s);
  * older than mint are out of bounds afterwards.  Waits for running appenders
  * and selects; blocking (disk I/O): call it from a background thread.
  */
-int storage_truncate(storage *s, int64_t mint, kiln_err *err);
+KILN_MUST_CHECK int storage_truncate(storage *s, int64_t mint, kiln_err *err);
 
 /*
  * Compaction: while the head spans more than 1.5 block ranges, writes its
@@ -189,7 +232,7 @@ int storage_truncate(storage *s, int64_t mint, kiln_err *err);
  * blocks wholly older than the retention.  Appends and queries go on
  * meanwhile; the daemon calls it periodically from a worker thread.
  */
-int storage_compact(storage *s, kiln_err *err);
+KILN_MUST_CHECK int storage_compact(storage *s, kiln_err *err);
 
 /*
  * A snapshot under <dir>/snapshots/<name>: hard links to every block, and
@@ -197,7 +240,7 @@ int storage_compact(storage *s, kiln_err *err);
  * `20261125T101500Z-<16 hex digits>`.  The snapshot is a data directory
  * kiln or Prometheus can start on.
  */
-int storage_snapshot(storage *s, int with_head, char *name, size_t namelen, kiln_err *err);
+KILN_MUST_CHECK int storage_snapshot(storage *s, int with_head, char *name, size_t namelen, kiln_err *err);
 
 /*
  * Deletion (POST /api/v1/admin/tsdb/delete_series): the samples in
@@ -207,12 +250,12 @@ int storage_snapshot(storage *s, int with_head, char *name, size_t namelen, kiln
  * Queries stop seeing them at once; compaction leaves them out of new
  * blocks.  Label names and values may still list the series.
  */
-int storage_delete_series(storage *s, const matcher *ms, size_t nms, int64_t mint, int64_t maxt,
-                          kiln_err *err);
+KILN_MUST_CHECK int storage_delete_series(storage *s, const matcher *ms, size_t nms, int64_t mint,
+                                          int64_t maxt, kiln_err *err);
 /* Rewrites every block that has tombstones without the deleted data
  * (a block left empty is removed).  The head's deletions go with the head's
  * next compaction. */
-int storage_clean_tombstones(storage *s, kiln_err *err);
+KILN_MUST_CHECK int storage_clean_tombstones(storage *s, kiln_err *err);
 
 /* ---- appending --------------------------------------------------------- */
 
@@ -234,18 +277,22 @@ appender *storage_appender(storage *s);
  *   KILN_EINVAL  bad labels (the message names the label), or an unknown ref
  *   KILN_ENOMEM
  */
-int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v,
-                    kiln_err *err);
+KILN_MUST_CHECK int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t,
+                                    double v, kiln_err *err);
 
 /* Tells the appender that every label set it gets has passed labels_check
  * already (a receiver that validates itself), so it skips the check. */
 void appender_trust_labels(appender *a);
 
 /* Writes the batch to the WAL, then makes it visible; frees the appender
- * whatever the outcome.  An error means nothing of the batch was acknowledged. */
-int appender_commit(appender *a, kiln_err *err);
+ * whatever the outcome.  An error means nothing of the batch was
+ * acknowledged; the records of the series it created are logged all the
+ * same (or, when the WAL fails again, by the next commit), since they are
+ * in the head and later batches may append to them. */
+KILN_MUST_CHECK int appender_commit(appender *a, kiln_err *err);
 
-/* Drops the batch and frees the appender. */
+/* Drops the batch and frees the appender; the series it created are
+ * logged as appender_commit's failure does. */
 void appender_rollback(appender *a);
 
 /* ---- querying ---------------------------------------------------------- */
@@ -279,12 +326,12 @@ typedef struct select_hints {
 
 typedef struct querier querier;
 
-int storage_querier(storage *s, int64_t mint, int64_t maxt, querier **out, kiln_err *err);
+KILN_MUST_CHECK int storage_querier(storage *s, int64_t mint, int64_t maxt, querier **out, kiln_err *err);
 void querier_close(querier *q);
 
 /* Series matching all of ms (at least one matcher must not match ""). */
-int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
-                   kiln_err *err);
+KILN_MUST_CHECK int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h,
+                                   series_set *out, kiln_err *err);
 
 /* A sorted list of unique strings living in mem. */
 typedef struct str_list {
@@ -296,10 +343,11 @@ typedef struct str_list {
 void str_list_free(str_list *l);
 
 /* Label names of the series matching ms (all series when nms == 0), sorted. */
-int querier_label_names(querier *q, const matcher *ms, size_t nms, str_list *out, kiln_err *err);
+KILN_MUST_CHECK int querier_label_names(querier *q, const matcher *ms, size_t nms, str_list *out,
+                                        kiln_err *err);
 
 /* Values of label `name` over the series matching ms (all when nms == 0), sorted. */
-int querier_label_values(querier *q, const char *name, const matcher *ms, size_t nms, str_list *out,
-                         kiln_err *err);
+KILN_MUST_CHECK int querier_label_values(querier *q, const char *name, const matcher *ms, size_t nms,
+                                         str_list *out, kiln_err *err);
 
 #endif

@@ -473,8 +473,8 @@ static int scrape_metadata_hook(void *d, const char *name, long limit, long lpm,
 static void housekeeping_run(uv_work_t *w) {
     kiln *k = w->data;
     kiln_err err = {0};
-    if (k->housekeeping_ticks++ % 5 == 0)
-        storage_compact(k->st, &err); /* logs its own failures */
+    if (k->housekeeping_ticks++ % 5 == 0 && storage_compact(k->st, &err) != 0)
+        LOG_WARN("Compaction pass stopped; the next one tries again", "err=\"%s\"", err.msg);
     malloc_trim(0);
 }
 

@@ -198,8 +198,10 @@ int main(int argc, char **argv) {
 out:
     if (df)
         fclose(df);
-    if (s)
-        storage_close(s, &err);
+    if (s && storage_close(s, &err) != 0) {
+        fprintf(stderr, "close: %s\n", err.msg);
+        rc = 1;
+    }
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -116,7 +116,10 @@ static int replay(const char *dir, int threads) {
     printf("slab_object_bytes %zu\nslab_page_bytes %zu\nslab_empty_bytes %zu\nmalloc_used_bytes %zu\n"
            "malloc_free_bytes %zu\nmalloc_mmap_bytes %zu\n",
            ss.bytes, ss.pages * SLAB_PAGE, ss.empty * SLAB_PAGE, mi.uordblks, mi.fordblks, mi.hblkhd);
-    storage_close(s, &err);
+    if (storage_close(s, &err) != 0) {
+        fprintf(stderr, "close: %s\n", err.msg);
+        return 1;
+    }
     return 0;
 }
 

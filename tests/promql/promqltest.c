@@ -388,7 +388,8 @@ static int parse_time(const char *s, int64_t *ms) {
 static int storage_fresh(runner *r) {
     kiln_err e;
     if (r->st) {
-        storage_close(r->st, &e);
+        if (storage_close(r->st, &e) != 0)
+            fprintf(stderr, "%s: closing the storage: %s\n", r->file, e.msg);
         r->st = NULL;
         char cmd[512];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
@@ -414,7 +415,8 @@ static void storage_drop(runner *r) {
     kiln_err e;
     if (!r->st)
         return;
-    storage_close(r->st, &e);
+    if (storage_close(r->st, &e) != 0)
+        fprintf(stderr, "%s: closing the storage: %s\n", r->file, e.msg);
     r->st = NULL;
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);

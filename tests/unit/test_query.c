@@ -41,7 +41,7 @@ static void setup(void) {
 
 static void teardown(void) {
     kiln_err err = {0};
-    storage_close(st, &err);
+    ck_assert_msg(storage_close(st, &err) == 0, "close: %s", err.msg);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);

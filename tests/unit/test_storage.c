@@ -10,13 +10,16 @@
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "storage/lockrank.h"
 #include "storage/storage.h"
+#include "storage/storage_int.h"
 #include "storage/wal.h"
 #include "storage/walrec.h"
 
@@ -126,7 +129,7 @@ START_TEST(test_append_rules) {
     appender_rollback(a);
 
     matcher m;
-    matcher_init(&m, MATCH_EQ, "job", "a", NULL);
+    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "job", "a", NULL), 0);
     series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
     ck_assert_uint_eq(set.n, 1);
     ck_assert_uint_eq(set.v[0].n, 4);
@@ -170,8 +173,8 @@ START_TEST(test_matchers_and_labels) {
 
     /* two matchers: intersection, and subtraction */
     matcher ms[2];
-    matcher_init(&ms[0], MATCH_EQ, "__name__", "up", NULL);
-    matcher_init(&ms[1], MATCH_NRE, "i", "[01]", NULL);
+    ck_assert_int_eq(matcher_init(&ms[0], MATCH_EQ, "__name__", "up", NULL), 0);
+    ck_assert_int_eq(matcher_init(&ms[1], MATCH_NRE, "i", "[01]", NULL), 0);
     series_set set = select1(s, ms, 2, 0, 2000);
     ck_assert_uint_eq(set.n, 6);
     /* sorted by labels */
@@ -198,7 +201,7 @@ START_TEST(test_matchers_and_labels) {
     ck_assert_str_eq(l.v[2], "web");
     str_list_free(&l);
     matcher jm;
-    matcher_init(&jm, MATCH_EQ, "job", "db", NULL);
+    ck_assert_int_eq(matcher_init(&jm, MATCH_EQ, "job", "db", NULL), 0);
     ck_assert_int_eq(querier_label_values(q, "__name__", &jm, 1, &l, NULL), 0);
     ck_assert_uint_eq(l.n, 2);
     ck_assert_str_eq(l.v[0], "req_total");
@@ -227,7 +230,7 @@ START_TEST(test_many_samples_and_limit) {
     storage_get_stats(s, &st);
     ck_assert_uint_ge(st.head_chunks, 10000 / 240);
     matcher m;
-    matcher_init(&m, MATCH_EQ, "k", "v", NULL);
+    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "k", "v", NULL), 0);
     series_set set = select1(s, &m, 1, 15000 * 100, 15000 * 9000);
     ck_assert_uint_eq(set.n, 1);
     ck_assert_uint_eq(set.v[0].n, 8901);
@@ -237,7 +240,7 @@ START_TEST(test_many_samples_and_limit) {
     }
     series_set_free(&set);
     querier *q;
-    storage_querier(s, 0, INT64_MAX, &q, NULL);
+    ck_assert_int_eq(storage_querier(s, 0, INT64_MAX, &q, NULL), 0);
     select_hints h = {0, INT64_MAX, 0, 100};
     kiln_err err = {0};
     ck_assert_int_eq(querier_select(q, &m, 1, &h, &set, &err), KILN_ELIMIT);
@@ -266,7 +269,7 @@ static void write_known(storage *s, int nseries, int nsamples) {
 /* Number of series and, per series, samples that are exactly as written. */
 static size_t check_known(storage *s, int nseries, size_t *samples) {
     matcher m;
-    matcher_init(&m, MATCH_EQ, "__name__", "w", NULL);
+    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "__name__", "w", NULL), 0);
     series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
     *samples = 0;
     for (size_t j = 0; j < set.n; j++) {
@@ -306,6 +309,105 @@ START_TEST(test_replay) {
     close_st(s);
 }
 END_TEST
+
+/*
+ * A commit whose WAL write fails has created series in the head, and later
+ * batches append to them (by the reference the failed batch handed out, and
+ * by labels).  After a restart every acknowledged sample is there and the
+ * replay met no unknown reference: with one failure, because the failed
+ * commit logged its series' records after all; with two (that write failed
+ * too), because the next commit logged them before its samples.
+ */
+START_TEST(test_commit_failure_logs_series) {
+    storage *s = open_st();
+    kiln_err err = {0};
+    ck_assert_int_eq(put(s, "m", "a", "0", 1000, 1), 0);
+    for (int fails = 1; fails <= 2; fails++) {
+        char inst[16];
+        snprintf(inst, sizeof inst, "%d", fails);
+        label fresh[3] = {{"__name__", "m"}, {"i", inst}, {"job", "a"}};
+        label known[3] = {{"__name__", "m"}, {"i", "0"}, {"job", "a"}};
+        uint64_t ref = 0, ref0 = 0;
+        appender *a = storage_appender(s);
+        ck_assert_int_eq(appender_append(a, &ref, fresh, 3, 2000, 2, &err), 0);
+        ck_assert_int_eq(appender_append(a, &ref0, known, 3, 2000, 2, &err), 0);
+        storage__fail_wal_writes(s, fails);
+        ck_assert_int_eq(appender_commit(a, &err), KILN_EIO);
+        storage__fail_wal_writes(s, 0); /* the writes after fail no more */
+        a = storage_appender(s);
+        ck_assert_int_eq(appender_append(a, &ref, NULL, 0, 3000, 3, &err), 0);
+        ck_assert_msg(appender_commit(a, &err) == 0, "commit: %s", err.msg);
+        ck_assert_int_eq(put(s, "m", "a", inst, 4000, 4), 0);
+    }
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.head_series, 3);
+    close_st(s);
+
+    s = open_st();
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.replay_unknown_refs, 0);
+    matcher m;
+    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "job", "a", NULL), 0);
+    series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
+    ck_assert_uint_eq(set.n, 3);
+    /* i=0 has what was acknowledged only: not the failed batch's 2000 */
+    ck_assert_uint_eq(set.v[0].n, 1);
+    ck_assert_int_eq(set.v[0].s[0].t, 1000);
+    for (size_t i = 1; i < 3; i++) {
+        ck_assert_uint_eq(set.v[i].n, 2);
+        ck_assert_int_eq(set.v[i].s[0].t, 3000);
+        ck_assert_int_eq(set.v[i].s[1].t, 4000);
+    }
+    series_set_free(&set);
+    matcher_free(&m);
+    close_st(s);
+}
+END_TEST
+
+/* A rollback logs the series its batch created, as a failed commit does. */
+START_TEST(test_rollback_logs_series) {
+    storage *s = open_st();
+    kiln_err err = {0};
+    label ls[3] = {{"__name__", "m"}, {"i", "1"}, {"job", "r"}};
+    uint64_t ref = 0;
+    appender *a = storage_appender(s);
+    ck_assert_int_eq(appender_append(a, &ref, ls, 3, 1000, 1, &err), 0);
+    appender_rollback(a);
+    a = storage_appender(s);
+    ck_assert_int_eq(appender_append(a, &ref, NULL, 0, 2000, 2, &err), 0);
+    ck_assert_int_eq(appender_commit(a, &err), 0);
+    close_st(s);
+    s = open_st();
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_uint_eq(st.replay_unknown_refs, 0);
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "job", "r"), 1);
+    close_st(s);
+}
+END_TEST
+
+#ifdef KILN_LOCK_DEBUG
+/* The lock order is checked: a stripe mutex, then the gc lock, aborts. */
+START_TEST(test_lock_order_checked) {
+    lockrank_acquire(LOCK_RANK_STRIPE, 0);
+    lockrank_acquire(LOCK_RANK_GC, 1);
+}
+END_TEST
+
+/* A read lock over a read lock of the same rank is allowed; over a write lock, not. */
+START_TEST(test_lock_order_recursive_read) {
+    lockrank_acquire(LOCK_RANK_GC, 1);
+    lockrank_acquire(LOCK_RANK_GC, 1);
+    lockrank_acquire(LOCK_RANK_STRIPE, 0);
+    lockrank_release(LOCK_RANK_STRIPE, 0);
+    lockrank_release(LOCK_RANK_GC, 1);
+    lockrank_release(LOCK_RANK_GC, 1);
+    lockrank_acquire(LOCK_RANK_GC, 0);
+    lockrank_acquire(LOCK_RANK_GC, 1);
+}
+END_TEST
+#endif
 
 /* Full batches: every worker sorts parts of tens of thousands of samples
  * over a thousand series, with two workers and with three (a reference's
@@ -368,8 +470,8 @@ static void log_samples(wal *w, const walrec_sample *x, size_t n) {
 /* The samples of {__name__="h", i=inst}: their count, and each must be t = k * 1000, v = k + base. */
 static size_t check_h(storage *s, const char *inst, double base) {
     matcher m[2];
-    matcher_init(&m[0], MATCH_EQ, "__name__", "h", NULL);
-    matcher_init(&m[1], MATCH_EQ, "i", inst, NULL);
+    ck_assert_int_eq(matcher_init(&m[0], MATCH_EQ, "__name__", "h", NULL), 0);
+    ck_assert_int_eq(matcher_init(&m[1], MATCH_EQ, "i", inst, NULL), 0);
     series_set set = select1(s, m, 2, INT64_MIN, INT64_MAX);
     size_t n = 0;
     if (set.n == 1) {
@@ -647,7 +749,7 @@ START_TEST(test_truncate_and_checkpoint) {
     ck_assert_uint_eq(count_matching(s, MATCH_EQ, "job", "old"), 0);
     ck_assert_uint_eq(count_matching(s, MATCH_EQ, "job", "live"), 1);
     querier *q;
-    storage_querier(s, INT64_MIN, INT64_MAX, &q, NULL);
+    ck_assert_int_eq(storage_querier(s, INT64_MIN, INT64_MAX, &q, NULL), 0);
     str_list l;
     ck_assert_int_eq(querier_label_values(q, "job", NULL, 0, &l, NULL), 0);
     ck_assert_uint_eq(l.n, 1);
@@ -657,7 +759,7 @@ START_TEST(test_truncate_and_checkpoint) {
     /* whole chunks before the truncation point are gone; what is left starts at or after
      * the first chunk that reaches it */
     matcher m;
-    matcher_init(&m, MATCH_EQ, "job", "live", NULL);
+    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "job", "live", NULL), 0);
     series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
     ck_assert_uint_eq(set.n, 1);
     ck_assert_int_le(set.v[0].s[0].t, 2000 * 1000);
@@ -806,7 +908,7 @@ START_TEST(test_compaction_blocks) {
     /* every sample through blocks and head together */
     for (int pass = 0; pass < 2; pass++) {
         matcher m;
-        matcher_init(&m, MATCH_EQ, "job", "b", NULL);
+        ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "job", "b", NULL), 0);
         series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
         ck_assert_uint_eq(set.n, 10);
         for (size_t i = 0; i < set.n; i++) {
@@ -824,7 +926,7 @@ START_TEST(test_compaction_blocks) {
         series_set_free(&set);
         matcher_free(&m);
         querier *q;
-        storage_querier(s, INT64_MIN, INT64_MAX, &q, NULL);
+        ck_assert_int_eq(storage_querier(s, INT64_MIN, INT64_MAX, &q, NULL), 0);
         str_list l;
         ck_assert_int_eq(querier_label_values(q, "i", NULL, 0, &l, NULL), 0);
         ck_assert_uint_eq(l.n, 20);
@@ -860,7 +962,7 @@ START_TEST(test_size_retention) {
     ck_assert_int_eq(blocks, 1);
     /* what is left: the newest block (4 h..6 h) and the head (6 h..8 h) */
     matcher m;
-    matcher_init(&m, MATCH_EQ, "job", "a", NULL);
+    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "job", "a", NULL), 0);
     series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
     ck_assert_uint_eq(set.n, 1);
     ck_assert(set.v[0].s[0].t == t0 + 4 * h);
@@ -909,7 +1011,7 @@ START_TEST(test_leveled_compaction) {
     ck_assert_int_ge(merged, 1);
     for (int pass = 0; pass < 2; pass++) {
         matcher m;
-        matcher_init(&m, MATCH_EQ, "job", "lv", NULL);
+        ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "job", "lv", NULL), 0);
         series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
         ck_assert_uint_eq(set.n, 6);
         for (size_t i = 0; i < set.n; i++) {
@@ -957,10 +1059,10 @@ static void *writer(void *p) {
 static void *reader(void *p) {
     worker_arg *w = p;
     matcher m;
-    matcher_init(&m, MATCH_EQ, "__name__", "c", NULL);
+    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "__name__", "c", NULL), 0);
     for (int k = 0; k < 100; k++) {
         querier *q;
-        storage_querier(w->s, INT64_MIN, INT64_MAX, &q, NULL);
+        ck_assert_int_eq(storage_querier(w->s, INT64_MIN, INT64_MAX, &q, NULL), 0);
         series_set set;
         select_hints h = {INT64_MIN, INT64_MAX, 0, 0};
         if (querier_select(q, &m, 1, &h, &set, NULL) != 0)
@@ -1034,6 +1136,12 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_compaction_blocks);
     tcase_add_test(tc, test_size_retention);
     tcase_add_test(tc, test_leveled_compaction);
+    tcase_add_test(tc, test_commit_failure_logs_series);
+    tcase_add_test(tc, test_rollback_logs_series);
+#ifdef KILN_LOCK_DEBUG
+    tcase_add_test_raise_signal(tc, test_lock_order_checked, SIGABRT);
+    tcase_add_test_raise_signal(tc, test_lock_order_recursive_read, SIGABRT);
+#endif
     suite_add_tcase(s, tc);
     return s;
 }

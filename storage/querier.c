@@ -1,0 +1,423 @@
+/*
+ * querier.c - reading the storage back (storage.h's querier): selects by
+ * matchers over the head and the blocks, merged into one sorted series set
+ * whose samples are copied out, and label name / value lookups.
+ *
+ * Called by query/ (the PromQL engine), api/ (series, labels, remote read,
+ * federation) and the rules, through storage.h.
+ *
+ * A querier is a time range fixed when it opens: the head's and the
+ * blocks' newest time then bounds it, so what is appended later stays
+ * invisible.  Each call holds the gc read lock for its duration, so head
+ * truncation and block list changes wait for it, and copies what it returns
+ * (labels, samples, strings) into memory the caller owns before releasing
+ * it.  Deleted ranges (tombstones) are left out of the head's samples here
+ * and of the blocks' in block_select.
+ *
+ * Threading: any thread; one querier used by one thread at a time.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/storage_int.h"
+
+struct querier {
+    storage *st;
+    int64_t mint, maxt;
+};
+
+int storage_querier(storage *s, int64_t mint, int64_t maxt, querier **out, kiln_err *err) {
+    querier *q = calloc(1, sizeof *q);
+    if (!q)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    int64_t hmin, hmax;
+    head_time_range(s->h, &hmin, &hmax);
+    lockrank_rdlock(&s->gc, LOCK_RANK_GC);
+    for (size_t i = 0; i < s->nblocks; i++)
+        if (block_get_meta(s->blocks[i])->maxt - 1 > hmax)
+            hmax = block_get_meta(s->blocks[i])->maxt - 1;
+    lockrank_rwunlock(&s->gc, LOCK_RANK_GC, 1);
+    q->st = s;
+    q->mint = mint;
+    q->maxt = maxt < hmax ? maxt : hmax; /* what is appended from now on stays invisible */
+    *out = q;
+    return 0;
+}
+
+void querier_close(querier *q) {
+    free(q);
+}
+
+void series_set_free(series_set *set) {
+    if (!set)
+        return;
+    arena_free(&set->mem);
+    memset(set, 0, sizeof *set);
+}
+
+void str_list_free(str_list *l) {
+    if (!l)
+        return;
+    arena_free(&l->mem);
+    memset(l, 0, sizeof *l);
+}
+
+/* Prometheus' text for a select over select_hints.max_samples. */
+#define TOO_MANY_SAMPLES "query processing would load too many samples into memory in query execution"
+
+static int series_cmp(const void *a, const void *b) {
+    const series *x = a, *y = b;
+    return labels_cmp(x->ls, x->nls, y->ls, y->nls);
+}
+
+static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h, int lookup,
+                         series_set *out, kiln_err *err);
+
+int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
+                   kiln_err *err) {
+    lockrank_rdlock(&q->st->gc, LOCK_RANK_GC);
+    int rc = select_locked(q, ms, nms, h, 0, out, err);
+    lockrank_rwunlock(&q->st->gc, LOCK_RANK_GC, 1);
+    return rc;
+}
+
+/* Collects a block's series into a selection (labels copied: the result
+ * outlives the querier). */
+typedef struct bsel {
+    series_set *out;
+    size_t *cap;
+    size_t total, max;
+    int over;
+} bsel;
+
+static int block_series(void *ctx, const label *ls, size_t nls, const sample *smp, size_t n) {
+    bsel *b = ctx;
+    series_set *out = b->out;
+    b->total += n;
+    if (b->max && b->total > b->max) {
+        b->over = 1;
+        return KILN_ELIMIT;
+    }
+    if (array_grow((void **)&out->v, b->cap, out->n + 1, sizeof *out->v) != 0)
+        return KILN_ENOMEM;
+    series *se = &out->v[out->n];
+    if (!(se->ls = labels_copy(&out->mem, ls, nls)))
+        return KILN_ENOMEM;
+    se->nls = nls;
+    se->s = (sample *)smp;
+    se->n = n;
+    out->n++;
+    return 0;
+}
+
+/* Joins neighbours with the same labels (a series in blocks and the head):
+ * samples merged by time, a time present twice kept once. */
+static int merge_same(series_set *out) {
+    size_t w = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        if (w == 0 || series_cmp(&out->v[w - 1], &out->v[i]) != 0) {
+            out->v[w++] = out->v[i];
+            continue;
+        }
+        series *a = &out->v[w - 1];
+        const series *b = &out->v[i];
+        sample *m = arena_alloc_nz(&out->mem, (a->n + b->n + 1) * sizeof *m);
+        if (!m)
+            return KILN_ENOMEM;
+        size_t x = 0, y = 0, k = 0;
+        while (x < a->n || y < b->n) {
+            if (y >= b->n || (x < a->n && a->s[x].t < b->s[y].t))
+                m[k++] = a->s[x++];
+            else if (x >= a->n || b->s[y].t < a->s[x].t)
+                m[k++] = b->s[y++];
+            else {
+                m[k++] = b->s[y++]; /* the same time in both: once */
+                x++;
+            }
+        }
+        a->s = m;
+        a->n = k;
+    }
+    out->n = w;
+    return 0;
+}
+
+/* Sample arrays of a selection live in its arena; decoded straight into it. */
+static sample *arena_samples(void *ctx, size_t n) {
+    return arena_alloc_nz(ctx, n * sizeof(sample));
+}
+
+/*
+ * `lookup` is for label lookups, which deduplicate strings themselves and
+ * hold the gc lock until they have copied the ones they keep: the series
+ * come in any order, one in blocks and the head may come twice, and head
+ * labels are borrowed, not copied.
+ */
+static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h, int lookup,
+                         series_set *out, kiln_err *err) {
+    storage *s = q->st;
+    refvec refs = {0};
+    sample *got = NULL;
+    size_t total = 0, cap = 0;
+    int rc;
+    int64_t mint = h && h->mint > q->mint ? h->mint : q->mint;
+    int64_t maxt = h && h->maxt < q->maxt ? h->maxt : q->maxt;
+    memset(out, 0, sizeof *out);
+    arena_init(&out->mem, 0);
+    if ((rc = head_postings(s->h, ms, nms, &refs, err)) != 0)
+        goto fail;
+    for (size_t i = 0; i < refs.n; i++) {
+        hseries *hs = head_series(s->h, refs.v[i]);
+        if (!hs || mint > maxt)
+            continue;
+        size_t n = 0, ndel;
+        const tstone *del = tombstones_of(&s->hts, refs.v[i], &ndel);
+        if (h && h->labels_only && !ndel) {
+            if (!head_series_has_data(s->h, hs, mint, maxt))
+                continue;
+        } else {
+            rc = head_series_samples(s->h, hs, mint, maxt, arena_samples, &out->mem, &got, &n);
+            if (rc == KILN_ENOMEM)
+                goto nomem;
+            if (rc < 0) {
+                rc = kiln_err_set(err, rc, "reading series %u: corrupt chunk", refs.v[i]);
+                goto fail;
+            }
+            n = tombstones_filter(del, ndel, got, n);
+            if (n == 0)
+                continue;
+            if (h && h->labels_only)
+                n = 0;
+            total += n;
+            if (h && h->max_samples && total > h->max_samples) {
+                rc = kiln_err_set(err, KILN_ELIMIT, "%s", TOO_MANY_SAMPLES);
+                goto fail;
+            }
+        }
+        if (array_grow((void **)&out->v, &cap, out->n + 1, sizeof *out->v) != 0)
+            goto nomem;
+        series *se = &out->v[out->n];
+        size_t nls;
+        const label *ls = hseries_labels(hs, &nls);
+        /* head labels are interned and live as long as the head; copy them
+         * so the result outlives a querier */
+        if (lookup)
+            se->ls = (label *)ls;
+        else if (!(se->ls = labels_copy(&out->mem, ls, nls)))
+            goto nomem;
+        se->nls = nls;
+        se->n = n;
+        se->s = n ? got : NULL;
+        out->n++;
+    }
+    /* the blocks' series, then one series per label set */
+    size_t from_head = out->n;
+    if (mint <= maxt) {
+        bsel bs = {out, &cap, total, h ? h->max_samples : 0, 0};
+        for (size_t i = 0; i < s->nblocks; i++) {
+            const block_meta *bm = block_get_meta(s->blocks[i]);
+            if (bm->maxt <= mint || bm->mint > maxt)
+                continue;
+            rc = block_select(s->blocks[i], ms, nms, mint, maxt, h && h->labels_only, &out->mem, block_series,
+                              &bs, err);
+            if (bs.over)
+                rc = kiln_err_set(err, KILN_ELIMIT, "%s", TOO_MANY_SAMPLES);
+            if (rc == KILN_ENOMEM && !bs.over)
+                goto nomem;
+            if (rc)
+                goto fail;
+        }
+    }
+    /* the series array itself moves into the arena so series_set_free frees all */
+    if (out->n) {
+        series *v = arena_alloc(&out->mem, out->n * sizeof *v);
+        if (!v)
+            goto nomem;
+        memcpy(v, out->v, out->n * sizeof *v);
+        free(out->v);
+        out->v = v;
+        if (!lookup) {
+            qsort(out->v, out->n, sizeof *out->v, series_cmp);
+            if (out->n > from_head && (rc = merge_same(out)) != 0)
+                goto nomem;
+        }
+    } else {
+        free(out->v);
+        out->v = NULL;
+    }
+    refvec_free(&refs);
+    return 0;
+nomem:
+    rc = kiln_err_set(err, KILN_ENOMEM, "out of memory selecting series");
+fail:
+    free(out->v);
+    out->v = NULL;
+    out->n = 0;
+    arena_free(&out->mem);
+    refvec_free(&refs);
+    return rc;
+}
+
+typedef struct strs {
+    const char **v;
+    size_t n, cap;
+} strs;
+
+static int strs_add(const char *x, void *data) {
+    strs *s = data;
+    return array_grow((void **)&s->v, &s->cap, s->n + 1, sizeof *s->v) ? KILN_ENOMEM
+                                                                       : ((s->v[s->n++] = x), 0);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorts, deduplicates and copies into out. */
+static int strs_finish(strs *s, str_list *out, kiln_err *err) {
+    memset(out, 0, sizeof *out);
+    arena_init(&out->mem, 0);
+    if (s->n)
+        qsort(s->v, s->n, sizeof *s->v, cmp_str);
+    size_t w = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (w == 0 || strcmp(s->v[w - 1], s->v[i]) != 0)
+            s->v[w++] = s->v[i];
+    if (w) {
+        out->v = arena_alloc(&out->mem, w * sizeof *out->v);
+        if (!out->v)
+            goto nomem;
+        for (size_t i = 0; i < w; i++)
+            if (!(out->v[i] = arena_strndup(&out->mem, s->v[i], strlen(s->v[i]))))
+                goto nomem;
+    }
+    out->n = w;
+    free(s->v);
+    return 0;
+nomem:
+    free(s->v);
+    arena_free(&out->mem);
+    memset(out, 0, sizeof *out);
+    return kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
+}
+
+/*
+ * A set of strings by content, open addressing: the label names or values
+ * of many series repeat a few strings, so they are deduplicated as they come
+ * and only the distinct ones are sorted (sorting every series' copies was
+ * where a lookup over many series spent its time).
+ */
+typedef struct strset {
+    const char **slot;
+    size_t cap, n; /* cap a power of two, n <= cap / 2 */
+} strset;
+
+static uint64_t strset_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h ^ (h >> 29);
+}
+
+/* Adds s (borrowed) when not there yet; KILN_ENOMEM. */
+static int strset_add(strset *set, const char *s) {
+    if (2 * (set->n + 1) > set->cap) {
+        size_t nc = set->cap ? set->cap * 2 : 64;
+        const char **ns = calloc(nc, sizeof *ns);
+        if (!ns)
+            return KILN_ENOMEM;
+        for (size_t i = 0; i < set->cap; i++)
+            if (set->slot[i]) {
+                size_t j = strset_hash(set->slot[i]) & (nc - 1);
+                while (ns[j])
+                    j = (j + 1) & (nc - 1);
+                ns[j] = set->slot[i];
+            }
+        free(set->slot);
+        set->slot = ns;
+        set->cap = nc;
+    }
+    size_t j = strset_hash(s) & (set->cap - 1);
+    while (set->slot[j]) {
+        if (strcmp(set->slot[j], s) == 0)
+            return 0;
+        j = (j + 1) & (set->cap - 1);
+    }
+    set->slot[j] = s;
+    set->n++;
+    return 0;
+}
+
+static int collect_from_series(querier *q, const char *name, const matcher *ms, size_t nms, str_list *out,
+                               kiln_err *err) {
+    series_set set;
+    select_hints h = {q->mint, q->maxt, 1, 0};
+    lockrank_rdlock(&q->st->gc, LOCK_RANK_GC);
+    int rc = select_locked(q, ms, nms, &h, 1, &set, err);
+    if (rc) {
+        lockrank_rwunlock(&q->st->gc, LOCK_RANK_GC, 1);
+        return rc;
+    }
+    strset seen = {0};
+    /* the previous series' strings: neighbours often share them */
+    const char *last = NULL;
+    for (size_t i = 0; i < set.n && rc == 0; i++) {
+        if (name) {
+            const char *v = labels_get(set.v[i].ls, set.v[i].nls, name);
+            if (v && !(last && strcmp(last, v) == 0))
+                rc = strset_add(&seen, last = v);
+        } else {
+            for (size_t j = 0; j < set.v[i].nls && rc == 0; j++)
+                rc = strset_add(&seen, set.v[i].ls[j].name);
+        }
+    }
+    strs s = {0};
+    for (size_t i = 0; i < seen.cap && rc == 0; i++)
+        if (seen.slot[i])
+            rc = strs_add(seen.slot[i], &s);
+    free(seen.slot);
+    if (rc) {
+        free(s.v);
+        rc = kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
+    } else {
+        rc = strs_finish(&s, out, err); /* copies the strings before the head may drop them */
+    }
+    lockrank_rwunlock(&q->st->gc, LOCK_RANK_GC, 1);
+    series_set_free(&set);
+    return rc;
+}
+
+static int block_overlaps(const querier *q, block *b) {
+    const block_meta *m = block_get_meta(b);
+    return m->maxt > q->mint && m->mint <= q->maxt;
+}
+
+/* Label names (name NULL) or the values of label `name`, of all series in
+ * the head and the blocks the querier overlaps. */
+static int list_labels(querier *q, const char *name, str_list *out, kiln_err *err) {
+    storage *s = q->st;
+    strs found = {0};
+    int rc =
+        name ? head_label_values(s->h, name, strs_add, &found) : head_label_names(s->h, strs_add, &found);
+    lockrank_rdlock(&s->gc, LOCK_RANK_GC);
+    for (size_t i = 0; i < s->nblocks && rc == 0; i++)
+        if (block_overlaps(q, s->blocks[i]))
+            rc = name ? block_label_values(s->blocks[i], name, strs_add, &found)
+                      : block_label_names(s->blocks[i], strs_add, &found);
+    /* strs_finish copies the strings before the blocks can go */
+    if (rc == 0)
+        rc = strs_finish(&found, out, err);
+    else
+        free(found.v);
+    lockrank_rwunlock(&s->gc, LOCK_RANK_GC, 1);
+    return rc ? kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels") : 0;
+}
+
+int querier_label_names(querier *q, const matcher *ms, size_t nms, str_list *out, kiln_err *err) {
+    return nms ? collect_from_series(q, NULL, ms, nms, out, err) : list_labels(q, NULL, out, err);
+}
+
+int querier_label_values(querier *q, const char *name, const matcher *ms, size_t nms, str_list *out,
+                         kiln_err *err) {
+    return nms ? collect_from_series(q, name, ms, nms, out, err) : list_labels(q, name, out, err);
+}

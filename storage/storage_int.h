@@ -1,0 +1,92 @@
+/*
+ * storage_int.h - what the files behind storage.h share, private to
+ * storage/ (and its unit tests): the storage struct, the block list, and
+ * the cross-file functions, marked storage__ as libuv marks uv__.
+ *
+ *   storage.c   opening and closing, the block list, appending, metrics
+ *   replay.c    WAL replay into the head at open
+ *   querier.c   selects and label lookups over the head and the blocks
+ *   compact.c   head truncation, compaction, block merging, retention,
+ *               deletion, snapshots
+ *
+ * Threading: the lock order and what each lock guards are in storage.h;
+ * counters are atomics.
+ */
+#ifndef KILN_STORAGE_STORAGE_INT_H
+#define KILN_STORAGE_STORAGE_INT_H
+
+#include <pthread.h>
+
+#include "storage/block.h"
+#include "storage/head.h"
+#include "storage/headchunks.h"
+#include "storage/lockrank.h"
+#include "storage/storage.h"
+#include "storage/tombstones.h"
+#include "storage/wal.h"
+
+struct storage {
+    storage_opts o;
+    char *dir;
+    char waldir[4096];
+    head *h;
+    headchunks *hc;
+    wal *w;
+    /* Read-held by appenders (creation to commit) and selects, write-held by
+     * head truncation, which frees series. */
+    pthread_rwlock_t gc;
+    /* persistent blocks, by mint; the list changes under the gc write lock
+     * (and compact_mu) */
+    block **blocks;
+    size_t nblocks;
+    /* the head's deleted ranges (by series reference); changed under the gc
+     * write lock, read under the read lock */
+    tombstones hts;
+    pthread_mutex_t compact_mu; /* one compaction (or deletion) at a time */
+    char **bad;                 /* blocks skipped as damaged (names) */
+    size_t nbad;
+    /* References of series created by appenders whose commit failed and
+     * whose series records could not be logged after it either: the next
+     * commit logs them before its samples, which may be theirs.  Under
+     * unlogged_mu; nunlogged is also read without it, as a hint. */
+    pthread_mutex_t unlogged_mu;
+    uint64_t *unlogged;
+    size_t nunlogged, capunlogged;
+    int fail_wal_writes; /* test hook (atomic): so many of the appenders' next WAL writes fail */
+    /* counters (atomics) */
+    uint64_t compactions, compactions_failed, blocks_deleted;
+    uint64_t compaction_us;
+    uint64_t samples_appended;
+    uint64_t rejected_ooo, rejected_dup, rejected_oob;
+    uint64_t commits_failed;
+    /* set by the replay at open */
+    uint64_t replay_corruptions;
+    uint64_t replay_unknown_refs;
+    double replay_seconds;
+};
+
+/* Replays the WAL (and chunks_head) into the empty head at open; replay.c. */
+KILN_MUST_CHECK int storage__replay(storage *s, kiln_err *err);
+
+/* Adds an open block to the list, by mint, and makes appends before its
+ * end out of bounds; the caller holds the gc write lock or owns s.  0 or
+ * KILN_ENOMEM (b is not taken then). */
+KILN_MUST_CHECK int storage__add_block(storage *s, block *b);
+
+/* Closes b (already out of the list) and deletes its directory.  A failure
+ * is logged as `failed` (a message such as "Deleting a merged block
+ * failed") and returned, for callers that log success: ignoring it is
+ * fine, the block is out of use either way. */
+int storage__delete_block(storage *s, block *b, const char *failed);
+
+/* Opens the blocks in the data directory not open yet (at start, all;
+ * later, blocks a backfill dropped in); a damaged one is logged and
+ * skipped, once.  The caller holds compact_mu or owns s. */
+KILN_MUST_CHECK int storage__load_blocks_from(storage *s, int at_start, kiln_err *err);
+
+/* Test hook: the next n WAL writes of appenders (commits, and the series
+ * records a failed one logs) fail with KILN_EIO as a full disk would make
+ * them, before anything is written. */
+void storage__fail_wal_writes(storage *s, int n);
+
+#endif
