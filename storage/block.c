@@ -1,10 +1,24 @@
 /*
- * block.c - Prometheus-format blocks: writer and reader (see block.h).
+ * block.c - reading persistent blocks in Prometheus' format (the layout is
+ * in block.h; blockwriter.c writes them): opening a block directory
+ * (meta.json, the index and chunk files mapped read-only, tombstones),
+ * selecting series and samples, walking every series for compaction, label
+ * names and values, deleting series (a new tombstones file), and listing and
+ * removing block directories.
  *
- * Byte layouts follow the TSDB format documents (index format 2: series
- * entries 16-byte aligned, a series' ID is its offset / 16; symbols
- * referenced by their position in the sorted table; big-endian fixed-width
- * fields; CRC32-Castagnoli after every section).
+ * Called by the storage: at start-up (block_list, block_open), by queriers
+ * (block_select, block_label_*), by compaction and retention
+ * (block_foreach_series, block_delete) and by the delete API
+ * (block_delete_series).
+ *
+ * Index format 2: a series' ID is its offset / 16; symbols are referenced by
+ * their position in the sorted table; big-endian fixed-width fields; a
+ * CRC32-Castagnoli after every section, checked when the block is opened
+ * (sections, series entries) or read (postings, chunks).
+ *
+ * Threading: an open block is immutable and may be read from any thread,
+ * except its tombstones, replaced by block_set_tombstones where no select
+ * runs (the storage's gc write lock).
  */
 #include "storage/block.h"
 
@@ -15,71 +29,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "storage/head.h"
 #include "storage/tombstones.h"
-#include "storage/wal.h"
 #include "storage/xorchunk.h"
+#include "util/endian.h"
 
-#define INDEX_MAGIC 0xBAAAD700u
-#define CHUNKS_MAGIC 0x85BD40DDu
-#define SEGMENT_MAX (512u << 20)
-#define TOC_LEN (6 * 8 + 4)
-
-/* ---- small encoders ---------------------------------------------------- */
-
-static void put_be32(buf *b, uint32_t v) {
-    uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    buf_append(b, x, 4);
-}
-
-static void put_be64(buf *b, uint64_t v) {
-    put_be32(b, (uint32_t)(v >> 32));
-    put_be32(b, (uint32_t)v);
-}
-
-static void put_uvarint(buf *b, uint64_t v) {
-    uint8_t x[10];
-    int n = 0;
-    while (v >= 0x80) {
-        x[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    x[n++] = (uint8_t)v;
-    buf_append(b, x, (size_t)n);
-}
-
-static void put_varint(buf *b, int64_t v) {
-    put_uvarint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-static void patch_be32(buf *b, size_t off, uint32_t v) {
-    b->data[off] = (char)(v >> 24);
-    b->data[off + 1] = (char)(v >> 16);
-    b->data[off + 2] = (char)(v >> 8);
-    b->data[off + 3] = (char)v;
-}
-
-static void pad_to(buf *b, size_t align) {
-    while (b->len % align)
-        buf_putc(b, 0);
-}
-
-/* Appends the CRC32C of b[from..len) (big-endian). */
-static void put_crc(buf *b, size_t from) {
-    put_be32(b, crc32c(0, b->data + from, b->len - from));
-}
-
-static uint32_t rd_be32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t rd_be64(const uint8_t *p) {
-    return (uint64_t)rd_be32(p) << 32 | rd_be32(p + 4);
-}
+/* ---- a bounded reader over mapped bytes ------------------------------------ */
 
 /* A bounded reader over mapped bytes; any overrun sets bad. */
 typedef struct rd {
@@ -118,562 +76,6 @@ static const uint8_t *rd_bytes(rd *r, size_t n) {
     return p;
 }
 
-/* ---- files ---------------------------------------------------------------- */
-
-static int write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int write_file(const char *path, const void *p, size_t n, kiln_err *err) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return kiln_err_set(err, KILN_EIO, "create %s: %s", path, strerror(errno));
-    if (write_all(fd, p, n) != 0 || fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return kiln_err_set(err, KILN_EIO, "write %s: %s", path, strerror(e));
-    }
-    close(fd);
-    return 0;
-}
-
-static void fsync_dir(const char *path) {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-static int rm_rf(const char *path) {
-    DIR *d = opendir(path);
-    if (!d)
-        return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
-    struct dirent *e;
-    char p[4096];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        rm_rf(p);
-    }
-    closedir(d);
-    return rmdir(path);
-}
-
-/* ---- ULIDs ------------------------------------------------------------------ */
-
-static void new_ulid(char out[BLOCK_ULID_LEN + 1]) {
-    static const char enc[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    uint8_t rnd[10] = {0};
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-        uint64_t x = (uint64_t)time_mono_sec() * 1000003u ^ (uint64_t)getpid();
-        memcpy(rnd, &x, 8);
-    }
-    uint64_t ms = (uint64_t)time_now_ms();
-    for (int i = 9; i >= 0; i--) {
-        out[i] = enc[ms & 31];
-        ms >>= 5;
-    }
-    /* 80 random bits as 16 characters of 5 bits, most significant first */
-    for (int i = 0; i < 16; i++) {
-        unsigned v = 0;
-        for (int bit = 0; bit < 5; bit++) {
-            int k = i * 5 + bit;
-            v = v << 1 | ((rnd[k / 8] >> (7 - k % 8)) & 1);
-        }
-        out[10 + i] = enc[v];
-    }
-    out[26] = 0;
-}
-
-static int is_ulid(const char *s) {
-    if (strlen(s) != BLOCK_ULID_LEN)
-        return 0;
-    for (const char *c = s; *c; c++)
-        if (!((*c >= '0' && *c <= '9') || (*c >= 'A' && *c <= 'Z')))
-            return 0;
-    return 1;
-}
-
-/* ---- the writer ------------------------------------------------------------- */
-
-typedef struct wseries {
-    label *ls;
-    size_t nls;
-    size_t first_chunk, nchunks; /* into w->metas */
-} wseries;
-
-typedef struct wmeta {
-    int64_t mint, maxt;
-    uint64_t ref;
-} wmeta;
-
-struct block_writer {
-    char dir[2048], tmp[2100], ulid[BLOCK_ULID_LEN + 1];
-    int64_t mint, maxt;
-    arena mem;
-    wseries *series;
-    size_t nseries, capseries;
-    wmeta *metas;
-    size_t nmetas, capmetas;
-    int fd;       /* current chunk segment */
-    uint32_t seq; /* its number - 1 */
-    uint64_t off; /* bytes written to it */
-    buf cbuf;     /* not yet written */
-    uint64_t samples;
-    int level;           /* compaction level (1: from the head) */
-    block_meta *parents; /* the blocks merged into this one */
-    size_t nparents;
-};
-
-static int seg_flush(block_writer *w, kiln_err *err) {
-    if (w->cbuf.len && write_all(w->fd, w->cbuf.data, w->cbuf.len) != 0)
-        return kiln_err_set(err, KILN_EIO, "block %s: writing chunks: %s", w->ulid, strerror(errno));
-    buf_reset(&w->cbuf);
-    return 0;
-}
-
-static int seg_close(block_writer *w, kiln_err *err) {
-    if (w->fd < 0)
-        return 0;
-    int rc = seg_flush(w, err);
-    if (rc == 0 && fsync(w->fd) != 0)
-        rc = kiln_err_set(err, KILN_EIO, "block %s: fsync chunks: %s", w->ulid, strerror(errno));
-    close(w->fd);
-    w->fd = -1;
-    return rc;
-}
-
-static int seg_open(block_writer *w, kiln_err *err) {
-    char p[2200];
-    if (w->fd >= 0) {
-        int rc = seg_close(w, err);
-        if (rc)
-            return rc;
-        w->seq++;
-    }
-    snprintf(p, sizeof p, "%s/chunks/%06u", w->tmp, w->seq + 1);
-    w->fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (w->fd < 0)
-        return kiln_err_set(err, KILN_EIO, "create %s: %s", p, strerror(errno));
-    put_be32(&w->cbuf, CHUNKS_MAGIC);
-    buf_putc(&w->cbuf, 1);
-    buf_append(&w->cbuf, "\0\0\0", 3);
-    w->off = 8;
-    return 0;
-}
-
-int block_writer_new(const char *dir, int64_t mint, int64_t maxt, block_writer **out, kiln_err *err) {
-    *out = NULL;
-    block_writer *w = calloc(1, sizeof *w);
-    if (!w)
-        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
-    w->fd = -1;
-    w->mint = mint;
-    w->maxt = maxt;
-    w->level = 1;
-    arena_init(&w->mem, 0);
-    new_ulid(w->ulid);
-    snprintf(w->dir, sizeof w->dir, "%s", dir);
-    snprintf(w->tmp, sizeof w->tmp, "%s/%s.tmp-for-creation", dir, w->ulid);
-    char p[2200];
-    snprintf(p, sizeof p, "%s/chunks", w->tmp);
-    if (mkdir(w->tmp, 0777) != 0 || mkdir(p, 0777) != 0) {
-        kiln_err_set(err, KILN_EIO, "create %s: %s", p, strerror(errno));
-        block_writer_abort(w);
-        return KILN_EIO;
-    }
-    int rc = seg_open(w, err);
-    if (rc) {
-        block_writer_abort(w);
-        return rc;
-    }
-    *out = w;
-    return 0;
-}
-
-int block_writer_add(block_writer *w, const label *ls, size_t nls, const block_chunk *c, size_t nc,
-                     kiln_err *err) {
-    if (nc == 0)
-        return 0;
-    if (array_grow((void **)&w->series, &w->capseries, w->nseries + 1, sizeof *w->series) ||
-        array_grow((void **)&w->metas, &w->capmetas, w->nmetas + nc, sizeof *w->metas))
-        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
-    wseries *s = &w->series[w->nseries];
-    if (!(s->ls = labels_copy(&w->mem, ls, nls)) && nls)
-        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
-    s->nls = nls;
-    s->first_chunk = w->nmetas;
-    s->nchunks = nc;
-    for (size_t i = 0; i < nc; i++) {
-        size_t need = c[i].len + 1 + 10 + 4;
-        if (w->off + need > SEGMENT_MAX && w->off > 8) {
-            int rc = seg_open(w, err);
-            if (rc)
-                return rc;
-        }
-        uint64_t ref = (uint64_t)w->seq << 32 | w->off;
-        size_t start = w->cbuf.len;
-        put_uvarint(&w->cbuf, c[i].len);
-        size_t enc = w->cbuf.len;
-        buf_putc(&w->cbuf, 1); /* XOR */
-        buf_append(&w->cbuf, c[i].data, c[i].len);
-        put_be32(&w->cbuf, crc32c(0, w->cbuf.data + enc, w->cbuf.len - enc));
-        if (!w->cbuf.data)
-            return kiln_err_set(err, KILN_ENOMEM, "out of memory");
-        w->off += w->cbuf.len - start;
-        w->metas[w->nmetas++] = (wmeta){c[i].mint, c[i].maxt, ref};
-        if (c[i].len >= 2)
-            w->samples += (uint64_t)(c[i].data[0] << 8 | c[i].data[1]);
-        if (w->cbuf.len > (1u << 20)) {
-            int rc = seg_flush(w, err);
-            if (rc)
-                return rc;
-        }
-    }
-    w->nseries++;
-    return 0;
-}
-
-void block_writer_abort(block_writer *w) {
-    if (!w)
-        return;
-    if (w->fd >= 0)
-        close(w->fd);
-    if (w->tmp[0])
-        rm_rf(w->tmp);
-    buf_free(&w->cbuf);
-    arena_free(&w->mem);
-    free(w->series);
-    free(w->metas);
-    free(w->parents);
-    free(w);
-}
-
-int block_writer_set_parents(block_writer *w, const block_meta *parents, size_t n) {
-    block_meta *c = malloc((n + 1) * sizeof *c);
-    if (!c)
-        return KILN_ENOMEM;
-    memcpy(c, parents, n * sizeof *c);
-    free(w->parents);
-    w->parents = c;
-    w->nparents = n;
-    w->level = 1;
-    for (size_t i = 0; i < n; i++)
-        if (parents[i].level + 1 > w->level)
-            w->level = parents[i].level + 1;
-    return 0;
-}
-
-void block_writer_set_level(block_writer *w, int level) {
-    w->level = level > 0 ? level : 1;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-typedef struct pair {
-    const char *name, *value;
-    uint32_t id;
-} pair;
-
-static int cmp_pair(const void *a, const void *b) {
-    const pair *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-    if (c)
-        return c;
-    if ((c = strcmp(x->value, y->value)))
-        return c;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-static uint32_t sym_ref(const char **syms, size_t n, const char *s) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(syms[mid], s);
-        if (c == 0)
-            return (uint32_t)mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
-}
-
-/* The index file of the written series into b. */
-static int build_index(block_writer *w, buf *b) {
-    int rc = KILN_ENOMEM;
-    size_t nstr = 0;
-    for (size_t i = 0; i < w->nseries; i++)
-        nstr += 2 * w->series[i].nls;
-    const char **syms = malloc((nstr + 1) * sizeof *syms);
-    pair *pairs = malloc((nstr / 2 + w->nseries + 1) * sizeof *pairs);
-    uint32_t *ids = malloc((w->nseries + 1) * sizeof *ids);
-    uint64_t *poff = NULL, *loff = NULL;
-    buf e = {0};
-    if (!syms || !pairs || !ids)
-        goto out;
-    size_t k = 0;
-    for (size_t i = 0; i < w->nseries; i++)
-        for (size_t j = 0; j < w->series[i].nls; j++) {
-            syms[k++] = w->series[i].ls[j].name;
-            syms[k++] = w->series[i].ls[j].value;
-        }
-    qsort(syms, k, sizeof *syms, cmp_str);
-    size_t ns = 0;
-    for (size_t i = 0; i < k; i++)
-        if (ns == 0 || strcmp(syms[ns - 1], syms[i]) != 0)
-            syms[ns++] = syms[i];
-
-    put_be32(b, INDEX_MAGIC);
-    buf_putc(b, 2);
-    /* symbols */
-    size_t toc_sym = b->len;
-    put_be32(b, 0);
-    put_be32(b, (uint32_t)ns);
-    for (size_t i = 0; i < ns; i++) {
-        size_t l = strlen(syms[i]);
-        put_uvarint(b, l);
-        buf_append(b, syms[i], l);
-    }
-    patch_be32(b, toc_sym, (uint32_t)(b->len - toc_sym - 4));
-    put_crc(b, toc_sym + 4);
-    /* series */
-    pad_to(b, 16);
-    size_t toc_series = b->len;
-    size_t np = 0;
-    for (size_t i = 0; i < w->nseries; i++) {
-        pad_to(b, 16);
-        const wseries *s = &w->series[i];
-        ids[i] = (uint32_t)(b->len / 16);
-        buf_reset(&e);
-        put_uvarint(&e, s->nls);
-        for (size_t j = 0; j < s->nls; j++) {
-            put_uvarint(&e, sym_ref(syms, ns, s->ls[j].name));
-            put_uvarint(&e, sym_ref(syms, ns, s->ls[j].value));
-            pairs[np++] = (pair){s->ls[j].name, s->ls[j].value, ids[i]};
-        }
-        put_uvarint(&e, s->nchunks);
-        const wmeta *m = &w->metas[s->first_chunk];
-        for (size_t j = 0; j < s->nchunks; j++) {
-            if (j == 0) {
-                put_varint(&e, m[0].mint);
-                put_uvarint(&e, (uint64_t)(m[0].maxt - m[0].mint));
-                put_uvarint(&e, m[0].ref);
-            } else {
-                put_uvarint(&e, (uint64_t)(m[j].mint - m[j - 1].maxt));
-                put_uvarint(&e, (uint64_t)(m[j].maxt - m[j].mint));
-                put_varint(&e, (int64_t)(m[j].ref - m[j - 1].ref));
-            }
-        }
-        put_uvarint(b, e.len);
-        size_t from = b->len;
-        buf_append(b, e.data, e.len);
-        put_crc(b, from);
-    }
-    if (w->nseries == 0)
-        toc_series = 0;
-    qsort(pairs, np, sizeof *pairs, cmp_pair);
-    /* label indices: one per name, its sorted values */
-    size_t nnames = 0;
-    for (size_t i = 0; i < np; i++)
-        nnames += i == 0 || strcmp(pairs[i].name, pairs[i - 1].name) != 0;
-    loff = malloc((nnames + 1) * sizeof *loff);
-    if (!loff)
-        goto out;
-    pad_to(b, 4);
-    size_t toc_li = nnames ? b->len : 0;
-    for (size_t i = 0, n = 0; i < np; n++) {
-        size_t j = i;
-        while (j < np && strcmp(pairs[j].name, pairs[i].name) == 0)
-            j++;
-        pad_to(b, 4);
-        loff[n] = b->len;
-        size_t at = b->len;
-        put_be32(b, 0);
-        put_be32(b, 1);
-        size_t cnt_at = b->len;
-        put_be32(b, 0);
-        uint32_t cnt = 0;
-        for (size_t x = i; x < j; x++)
-            if (x == i || strcmp(pairs[x].value, pairs[x - 1].value) != 0) {
-                put_be32(b, sym_ref(syms, ns, pairs[x].value));
-                cnt++;
-            }
-        patch_be32(b, cnt_at, cnt);
-        patch_be32(b, at, (uint32_t)(b->len - at - 4));
-        put_crc(b, at + 4);
-        i = j;
-    }
-    /* label offset table */
-    size_t toc_lot = b->len;
-    put_be32(b, 0);
-    put_be32(b, (uint32_t)nnames);
-    for (size_t i = 0, n = 0; i < np; n++) {
-        size_t j = i;
-        while (j < np && strcmp(pairs[j].name, pairs[i].name) == 0)
-            j++;
-        buf_putc(b, 1);
-        put_uvarint(b, strlen(pairs[i].name));
-        buf_puts(b, pairs[i].name);
-        put_uvarint(b, loff[n]);
-        i = j;
-    }
-    patch_be32(b, toc_lot, (uint32_t)(b->len - toc_lot - 4));
-    put_crc(b, toc_lot + 4);
-    /* postings: all series first (name and value empty), then each pair */
-    size_t npairs = 0;
-    for (size_t i = 0; i < np; i++)
-        npairs += i == 0 || cmp_pair(&(pair){pairs[i].name, pairs[i].value, 0},
-                                     &(pair){pairs[i - 1].name, pairs[i - 1].value, 0}) != 0;
-    poff = malloc((npairs + 2) * sizeof *poff);
-    if (!poff)
-        goto out;
-    pad_to(b, 4);
-    size_t toc_post = b->len;
-    poff[0] = b->len;
-    put_be32(b, (uint32_t)(4 + 4 * w->nseries));
-    put_be32(b, (uint32_t)w->nseries);
-    for (size_t i = 0; i < w->nseries; i++)
-        put_be32(b, ids[i]);
-    put_crc(b, poff[0] + 4);
-    for (size_t i = 0, n = 1; i < np; n++) {
-        size_t j = i;
-        while (j < np && !strcmp(pairs[j].name, pairs[i].name) && !strcmp(pairs[j].value, pairs[i].value))
-            j++;
-        pad_to(b, 4);
-        poff[n] = b->len;
-        put_be32(b, (uint32_t)(4 + 4 * (j - i)));
-        put_be32(b, (uint32_t)(j - i));
-        for (size_t x = i; x < j; x++)
-            put_be32(b, pairs[x].id);
-        put_crc(b, poff[n] + 4);
-        i = j;
-    }
-    /* postings offset table */
-    size_t toc_pot = b->len;
-    put_be32(b, 0);
-    put_be32(b, (uint32_t)(npairs + 1));
-    buf_putc(b, 2);
-    put_uvarint(b, 0);
-    put_uvarint(b, 0);
-    put_uvarint(b, poff[0]);
-    for (size_t i = 0, n = 1; i < np; n++) {
-        size_t j = i;
-        while (j < np && !strcmp(pairs[j].name, pairs[i].name) && !strcmp(pairs[j].value, pairs[i].value))
-            j++;
-        buf_putc(b, 2);
-        put_uvarint(b, strlen(pairs[i].name));
-        buf_puts(b, pairs[i].name);
-        put_uvarint(b, strlen(pairs[i].value));
-        buf_puts(b, pairs[i].value);
-        put_uvarint(b, poff[n]);
-        i = j;
-    }
-    patch_be32(b, toc_pot, (uint32_t)(b->len - toc_pot - 4));
-    put_crc(b, toc_pot + 4);
-    /* TOC */
-    size_t toc = b->len;
-    put_be64(b, toc_sym);
-    put_be64(b, toc_series);
-    put_be64(b, toc_li);
-    put_be64(b, toc_lot);
-    put_be64(b, toc_post);
-    put_be64(b, toc_pot);
-    put_crc(b, toc);
-    rc = b->data ? 0 : KILN_ENOMEM;
-out:
-    buf_free(&e);
-    free(syms);
-    free(pairs);
-    free(ids);
-    free(poff);
-    free(loff);
-    return rc;
-}
-
-int block_writer_commit(block_writer *w, char ulid[BLOCK_ULID_LEN + 1], kiln_err *err) {
-    buf b = {0};
-    char p[2200], fin[2200];
-    int rc = seg_close(w, err);
-    if (rc)
-        goto fail;
-    if ((rc = build_index(w, &b)) != 0) {
-        kiln_err_set(err, rc, "block %s: out of memory building the index", w->ulid);
-        goto fail;
-    }
-    snprintf(p, sizeof p, "%s/index", w->tmp);
-    if ((rc = write_file(p, b.data, b.len, err)) != 0)
-        goto fail;
-    buf_reset(&b);
-    tombstones none = {0};
-    if (tombstones_encode(&none, &b) != 0) {
-        rc = kiln_err_set(err, KILN_ENOMEM, "block %s: out of memory", w->ulid);
-        goto fail;
-    }
-    snprintf(p, sizeof p, "%s/tombstones", w->tmp);
-    if ((rc = write_file(p, b.data, b.len, err)) != 0)
-        goto fail;
-    buf_reset(&b);
-    buf_printf(&b,
-               "{\n\t\"ulid\": \"%s\",\n\t\"minTime\": %lld,\n\t\"maxTime\": %lld,\n\t\"stats\": {\n"
-               "\t\t\"numSamples\": %llu,\n\t\t\"numSeries\": %zu,\n\t\t\"numChunks\": %zu\n\t},\n"
-               "\t\"compaction\": {\n\t\t\"level\": %d,\n\t\t\"sources\": [\n",
-               w->ulid, (long long)w->mint, (long long)w->maxt, (unsigned long long)w->samples, w->nseries,
-               w->nmetas, w->level);
-    if (!w->nparents)
-        buf_printf(&b, "\t\t\t\"%s\"\n", w->ulid);
-    for (size_t i = 0; i < w->nparents; i++)
-        buf_printf(&b, "\t\t\t\"%s\"%s\n", w->parents[i].ulid, i + 1 < w->nparents ? "," : "");
-    buf_puts(&b, "\t\t]");
-    if (w->nparents) {
-        buf_puts(&b, ",\n\t\t\"parents\": [\n");
-        for (size_t i = 0; i < w->nparents; i++)
-            buf_printf(&b,
-                       "\t\t\t{\n\t\t\t\t\"ulid\": \"%s\",\n\t\t\t\t\"minTime\": %lld,\n"
-                       "\t\t\t\t\"maxTime\": %lld\n\t\t\t}%s\n",
-                       w->parents[i].ulid, (long long)w->parents[i].mint, (long long)w->parents[i].maxt,
-                       i + 1 < w->nparents ? "," : "");
-        buf_puts(&b, "\t\t]");
-    }
-    buf_puts(&b, "\n\t},\n\t\"version\": 1\n}\n");
-    snprintf(p, sizeof p, "%s/meta.json", w->tmp);
-    if ((rc = write_file(p, b.data, b.len, err)) != 0)
-        goto fail;
-    snprintf(p, sizeof p, "%s/chunks", w->tmp);
-    fsync_dir(p);
-    fsync_dir(w->tmp);
-    snprintf(fin, sizeof fin, "%s/%s", w->dir, w->ulid);
-    if (rename(w->tmp, fin) != 0) {
-        rc = kiln_err_set(err, KILN_EIO, "rename %s: %s", w->tmp, strerror(errno));
-        goto fail;
-    }
-    fsync_dir(w->dir);
-    memcpy(ulid, w->ulid, sizeof w->ulid);
-    buf_free(&b);
-    w->tmp[0] = 0; /* nothing to remove */
-    block_writer_abort(w);
-    return 0;
-fail:
-    buf_free(&b);
-    block_writer_abort(w);
-    return rc;
-}
-
 /* ---- the reader ---------------------------------------------------------------- */
 
 typedef struct pentry {
@@ -708,15 +110,24 @@ static int corrupt(kiln_err *err, const block *b, const char *what) {
     return kiln_err_set(err, KILN_ECORRUPT, "block %s: %s", b->path, what);
 }
 
+/* Sets err for a failure rc met while reading b's index or chunks (a
+ * damaged one, or out of memory; other codes carry their own message). */
+static void read_error(const block *b, int rc, kiln_err *err) {
+    if (rc == KILN_ECORRUPT)
+        kiln_err_set(err, rc, "block %s: damaged index or chunk", b->path);
+    else if (rc == KILN_ENOMEM)
+        kiln_err_set(err, rc, "out of memory reading block %s", b->path);
+}
+
 /* Checks the CRC of a len<4b>-prefixed section at off; returns its body. */
 static int section(const block *b, uint64_t off, rd *out) {
     if (off + 4 > b->idxlen)
         return -1;
-    uint32_t len = rd_be32(b->idx + off);
+    uint32_t len = be32_get(b->idx + off);
     if (off + 4 + (uint64_t)len + 4 > b->idxlen)
         return -1;
     const uint8_t *body = b->idx + off + 4;
-    if (crc32c(0, body, len) != rd_be32(body + len))
+    if (crc32c(0, body, len) != be32_get(body + len))
         return -1;
     out->p = body;
     out->end = body + len;
@@ -799,7 +210,7 @@ static int open_chunks(block *b, kiln_err *err) {
             break;
         size_t len = 0;
         const uint8_t *m = map_file(p, &len);
-        if (!m || len < 8 || rd_be32(m) != CHUNKS_MAGIC) {
+        if (!m || len < 8 || be32_get(m) != BLOCK_CHUNKS_MAGIC) {
             if (m)
                 munmap((void *)m, len);
             return kiln_err_set(err, KILN_ECORRUPT, "block %s: chunks/%06u: bad header", b->path, i);
@@ -858,7 +269,7 @@ static int check_series(block *b, uint64_t end) {
         uint64_t len = rd_uvarint(&r);
         const uint8_t *body = rd_bytes(&r, len);
         const uint8_t *crc = rd_bytes(&r, 4);
-        if (r.bad || crc32c(0, body, len) != rd_be32(crc))
+        if (r.bad || crc32c(0, body, len) != be32_get(crc))
             return -1;
         off = (uint64_t)(r.p - b->idx);
     }
@@ -880,17 +291,17 @@ int block_open(const char *dir, const char *ulid, block **out, kiln_err *err) {
     if (rc)
         goto fail;
     b->bytes += b->idxlen;
-    if (b->idxlen < 5 + TOC_LEN || rd_be32(b->idx) != INDEX_MAGIC || b->idx[4] != 2) {
+    if (b->idxlen < 5 + BLOCK_TOC_LEN || be32_get(b->idx) != BLOCK_INDEX_MAGIC || b->idx[4] != 2) {
         rc = corrupt(err, b, "index: bad magic or version (format 2 expected)");
         goto fail;
     }
-    const uint8_t *toc = b->idx + b->idxlen - TOC_LEN;
-    if (crc32c(0, toc, 48) != rd_be32(toc + 48)) {
+    const uint8_t *toc = b->idx + b->idxlen - BLOCK_TOC_LEN;
+    if (crc32c(0, toc, 48) != be32_get(toc + 48)) {
         rc = corrupt(err, b, "index: table of contents checksum mismatch");
         goto fail;
     }
-    uint64_t o_sym = rd_be64(toc), o_series = rd_be64(toc + 8), o_li = rd_be64(toc + 16),
-             o_lot = rd_be64(toc + 24), o_post = rd_be64(toc + 32), o_pot = rd_be64(toc + 40);
+    uint64_t o_sym = be64_get(toc), o_series = be64_get(toc + 8), o_li = be64_get(toc + 16),
+             o_lot = be64_get(toc + 24), o_post = be64_get(toc + 32), o_pot = be64_get(toc + 40);
     (void)o_li;
     rd r;
     if (section(b, o_sym, &r) != 0) {
@@ -898,7 +309,7 @@ int block_open(const char *dir, const char *ulid, block **out, kiln_err *err) {
         goto fail;
     }
     const uint8_t *cnt = rd_bytes(&r, 4);
-    b->nsyms = cnt ? rd_be32(cnt) : 0;
+    b->nsyms = cnt ? be32_get(cnt) : 0;
     if (!(b->syms = arena_alloc(&b->mem, (b->nsyms + 1) * sizeof *b->syms)))
         goto nomem;
     for (size_t i = 0; i < b->nsyms && !r.bad; i++) {
@@ -916,7 +327,7 @@ int block_open(const char *dir, const char *ulid, block **out, kiln_err *err) {
         goto fail;
     }
     cnt = rd_bytes(&r, 4);
-    b->npot = cnt ? rd_be32(cnt) : 0;
+    b->npot = cnt ? be32_get(cnt) : 0;
     if (!(b->pot = arena_alloc(&b->mem, (b->npot + 1) * sizeof *b->pot)))
         goto nomem;
     for (size_t i = 0; i < b->npot && !r.bad; i++) {
@@ -988,7 +399,7 @@ static const uint8_t *postings_at(const block *b, uint64_t off, uint32_t *n) {
     const uint8_t *c = rd_bytes(&r, 4);
     if (!c)
         return NULL;
-    *n = rd_be32(c);
+    *n = be32_get(c);
     return rd_bytes(&r, (size_t)*n * 4) ? c + 4 : NULL;
 }
 
@@ -1027,7 +438,7 @@ static int matcher_ids(const block *b, const matcher *m, refvec *out) {
         if (array_grow((void **)&out->v, &out->cap, out->n + n, sizeof *out->v))
             return KILN_ENOMEM;
         for (uint32_t j = 0; j < n; j++)
-            out->v[out->n++] = rd_be32(p + 4 * j);
+            out->v[out->n++] = be32_get(p + 4 * j);
     }
     if (hi - lo > 1 && out->n) {
         qsort(out->v, out->n, sizeof *out->v, cmp_u32);
@@ -1101,7 +512,7 @@ static int chunk_at(const block *b, uint64_t ref, const uint8_t **data, size_t *
     const uint8_t *encp = rd_bytes(&c, 1);
     const uint8_t *d = rd_bytes(&c, clen);
     const uint8_t *crc = rd_bytes(&c, 4);
-    if (c.bad || *encp != 1 || crc32c(0, encp, clen + 1) != rd_be32(crc))
+    if (c.bad || *encp != 1 || crc32c(0, encp, clen + 1) != be32_get(crc))
         return KILN_ECORRUPT;
     *data = d;
     *len = (size_t)clen;
@@ -1143,7 +554,7 @@ static int candidates(const block *b, const matcher *ms, size_t nms, refvec *out
                 break;
             }
             for (uint32_t j = 0; j < n; j++)
-                cand.v[j] = rd_be32(p + 4 * j);
+                cand.v[j] = be32_get(p + 4 * j);
             cand.n = n;
         }
     }
@@ -1225,10 +636,7 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
         if (rc == 0 && any && (labels_only || nout))
             rc = fn(ctx, ls, nls, out, nout);
     }
-    if (rc == KILN_ECORRUPT)
-        kiln_err_set(err, rc, "block %s: damaged index or chunk", b->path);
-    else if (rc == KILN_ENOMEM)
-        kiln_err_set(err, rc, "out of memory reading block %s", b->path);
+    read_error(b, rc, err);
     free(ls);
     free(cand.v);
     return rc;
@@ -1256,6 +664,10 @@ int block_label_values(block *b, const char *name, int (*fn)(const char *s, void
     return 0;
 }
 
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 int block_list(const char *dir, int clean, char ***ulids, size_t *n, kiln_err *err) {
     *ulids = NULL;
     *n = 0;
@@ -1270,11 +682,12 @@ int block_list(const char *dir, int clean, char ***ulids, size_t *n, kiln_err *e
         char p[4096];
         if (strstr(e->d_name, ".tmp-for-creation") || strstr(e->d_name, ".tmp-for-deletion")) {
             snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            if (clean)
-                rm_rf(p);
+            kiln_err e2 = {0};
+            if (clean && fileio_rm_rf(p, &e2))
+                LOG_WARN("block: cannot remove a leftover directory", "err=\"%s\"", e2.msg);
             continue;
         }
-        if (!is_ulid(e->d_name))
+        if (!ulid_valid(e->d_name))
             continue;
         snprintf(p, sizeof p, "%s/%s/meta.json", dir, e->d_name);
         if (access(p, F_OK) != 0)
@@ -1299,10 +712,11 @@ int block_delete(const char *dir, const char *ulid, kiln_err *err) {
     snprintf(to, sizeof to, "%s/%s.tmp-for-deletion", dir, ulid);
     if (rename(from, to) != 0)
         return kiln_err_set(err, KILN_EIO, "rename %s: %s", from, strerror(errno));
-    fsync_dir(dir);
-    if (rm_rf(to) != 0)
-        return kiln_err_set(err, KILN_EIO, "remove %s: %s", to, strerror(errno));
-    return 0;
+    /* renamed aside, the block is gone for the next start even if the
+     * removal stops half-way; a failed fsync is still reported */
+    int rc = fileio_fsync_dir(dir, err);
+    int rc2 = fileio_rm_rf(to, rc ? NULL : err);
+    return rc ? rc : rc2;
 }
 
 int block_is_parent_of(const block *b, const char *ulid) {
@@ -1330,7 +744,7 @@ int block_foreach_series(block *b, arena *mem, block_chunks_fn fn, void *ctx, ki
         for (uint32_t i = 0; i < n && rc == 0; i++) {
             rd s;
             size_t nls = 0;
-            uint32_t id = rd_be32(ids + 4 * i);
+            uint32_t id = be32_get(ids + 4 * i);
             if ((rc = series_at(b, id, &ls, &capls, &nls, &s)) != 0)
                 break;
             cmeta cm = {&s, rd_uvarint(&s), 0, 0, 0, 0};
@@ -1356,10 +770,7 @@ int block_foreach_series(block *b, arena *mem, block_chunks_fn fn, void *ctx, ki
                 rc = fn(ctx, ls, nls, live, nc);
         }
     }
-    if (rc == KILN_ECORRUPT)
-        kiln_err_set(err, rc, "block %s: damaged index or chunk", b->path);
-    else if (rc == KILN_ENOMEM)
-        kiln_err_set(err, rc, "out of memory reading block %s", b->path);
+    read_error(b, rc, err);
     free(ls);
     free(cs);
     return rc;
@@ -1412,17 +823,15 @@ int block_delete_series(block *b, const matcher *ms, size_t nms, int64_t mint, i
         snprintf(tmp, sizeof tmp, "%s.tmp", p);
         if (tombstones_encode(next, &out) != 0)
             rc = kiln_err_set(err, KILN_ENOMEM, "out of memory writing %s", p);
-        else if ((rc = write_file(tmp, out.data, out.len, err)) == 0 && rename(tmp, p) != 0)
+        else if ((rc = fileio_write_file(tmp, out.data, out.len, err)) == 0 && rename(tmp, p) != 0)
             rc = kiln_err_set(err, KILN_EIO, "rename %s: %s", tmp, strerror(errno));
         if (rc == 0)
-            fsync_dir(b->path);
+            rc = fileio_fsync_dir(b->path, err);
         else
             unlink(tmp);
         buf_free(&out);
-    } else if (rc == KILN_ECORRUPT) {
-        kiln_err_set(err, rc, "block %s: damaged index", b->path);
-    } else if (rc == KILN_ENOMEM) {
-        kiln_err_set(err, rc, "out of memory reading block %s", b->path);
+    } else {
+        read_error(b, rc, err);
     }
     if (rc || !added)
         tombstones_free(next);

@@ -2,15 +2,26 @@
  * block.h - persistent blocks in Prometheus' format (private to storage/):
  * `<ULID>/meta.json`, `index` (format 2), `chunks/000001...`, `tombstones`.
  *
- * A block_writer streams chunks into the segment files as series are added
- * (in label order) and writes the index, meta.json and tombstones at
- * commit, all under `<ULID>.tmp-for-creation`, fsynced, then renamed: a
- * crash leaves either the whole block or a temporary directory that
- * block_cleanup removes.
+ * A block_writer (blockwriter.c) streams chunks into the segment files as
+ * series are added (in label order) and writes the index, meta.json and
+ * tombstones at commit, all under `<ULID>.tmp-for-creation`, fsynced, then
+ * renamed: a crash leaves either the whole block or a temporary directory
+ * that block_list removes at start-up.
  *
- * A block is read through read-only maps of the index and chunk files:
- * postings lookups, series labels and chunk metas, chunk bytes (CRC
+ * A block (block.c) is read through read-only maps of the index and chunk
+ * files: postings lookups, series labels and chunk metas, chunk bytes (CRC
  * checked).  An open block is immutable and may be read from any thread.
+ *
+ * A chunk segment file: magic BE32 | format 1 | 3 zero bytes, then chunks:
+ *
+ *   | field    | size        | meaning                                   |
+ *   |----------|-------------|-------------------------------------------|
+ *   | len      | uvarint     | bytes of data                             |
+ *   | encoding | 1           | 1 = XOR                                   |
+ *   | data     | len         | the chunk (its sample count first, BE16)  |
+ *   | crc      | 4           | CRC32C of encoding and data, big-endian   |
+ *
+ * A chunk's reference is (segment number - 1) << 32 | its offset in the file.
  */
 #ifndef KILN_STORAGE_BLOCK_H
 #define KILN_STORAGE_BLOCK_H
@@ -21,7 +32,12 @@
 #include "storage/storage.h"
 #include "util/util.h"
 
-#define BLOCK_ULID_LEN 26
+#define BLOCK_ULID_LEN ULID_LEN
+
+#define BLOCK_INDEX_MAGIC 0xBAAAD700u
+#define BLOCK_CHUNKS_MAGIC 0x85BD40DDu
+#define BLOCK_SEGMENT_MAX (512u << 20) /* bytes of a chunk segment file, at most */
+#define BLOCK_TOC_LEN (6 * 8 + 4)      /* the index's table of contents: 6 offsets and a CRC */
 
 typedef struct block_chunk {
     int64_t mint, maxt;  /* first and last sample */

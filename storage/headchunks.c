@@ -2,6 +2,11 @@
  * headchunks.c - full head chunks in <data>/chunks_head (format and rules in
  * headchunks.h).
  *
+ * Called by the head when a chunk fills (headchunks_write) and when a query
+ * reads a chunk no longer in memory (headchunks_read / _release), by the
+ * storage at start-up (headchunks_open, headchunks_iterate to map the chunks
+ * back to their series) and at head truncation (headchunks_truncate).
+ *
  * Threading: one mutex guards the writer (file, buffer, lengths); mappings
  * are created under it and published with release stores, read with acquire
  * loads.
@@ -19,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "storage/wal.h"
+#include "util/endian.h"
 
 #define HC_MAGIC 0x0130BC91u
 #define HC_HEADER 8
@@ -43,18 +48,6 @@ struct headchunks {
     uint8_t *buf;
     size_t blen;
 };
-
-static void put_be64(uint8_t *p, uint64_t x) {
-    for (int i = 7; i >= 0; i--, x >>= 8)
-        p[i] = (uint8_t)x;
-}
-
-static uint64_t get_be64(const uint8_t *p) {
-    uint64_t x = 0;
-    for (int i = 0; i < 8; i++)
-        x = x << 8 | p[i];
-    return x;
-}
 
 static uint8_t *map_file(int fd) {
     void *m = mmap(NULL, HC_MAX_FILE + (1u << 20), PROT_READ, MAP_SHARED, fd, 0);
@@ -158,9 +151,9 @@ static int parse_chunk(const uint8_t *m, uint64_t size, uint64_t off, uint64_t *
     if (size - off < HC_CHUNK_META + 1 + 4)
         return 1;
     const uint8_t *p = m + off;
-    *sref = get_be64(p);
-    *mint = (int64_t)get_be64(p + 8);
-    *maxt = (int64_t)get_be64(p + 16);
+    *sref = be64_get(p);
+    *mint = (int64_t)be64_get(p + 8);
+    *maxt = (int64_t)be64_get(p + 16);
     if (*sref == 0 && *mint == 0 && *maxt == 0)
         return 1;
     if ((p[24] & 0x7f) != HC_ENC_XOR)
@@ -201,7 +194,7 @@ int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *e
         uint64_t size = (uint64_t)st.st_size, off = HC_HEADER;
         if (size > HC_MAX_FILE)
             size = HC_MAX_FILE;
-        if (size < HC_HEADER || get_be64(m) >> 32 != HC_MAGIC || m[4] != 1) {
+        if (size < HC_HEADER || be64_get(m) >> 32 != HC_MAGIC || m[4] != 1) {
             LOG_WARN("chunks_head: not a head chunks file, ignored", "file=%s", p);
             continue;
         }
@@ -330,9 +323,9 @@ static int put_chunk_locked(headchunks *hc, const uint8_t *const *p, const size_
 int headchunks_write(headchunks *hc, uint64_t series_ref, int64_t mint, int64_t maxt, const uint8_t *data,
                      size_t len, uint64_t *cref, kiln_err *err) {
     uint8_t meta[HC_CHUNK_META + 10], crc[4];
-    put_be64(meta, series_ref);
-    put_be64(meta + 8, (uint64_t)mint);
-    put_be64(meta + 16, (uint64_t)maxt);
+    be64_put(meta, series_ref);
+    be64_put(meta + 8, (uint64_t)mint);
+    be64_put(meta + 16, (uint64_t)maxt);
     meta[24] = HC_ENC_XOR;
     size_t m = HC_CHUNK_META;
     uint64_t l = len;

@@ -3,7 +3,9 @@
  * of storage.h).
  *
  * A label set is a sorted array of borrowed (name, value) strings; this file
- * hashes, orders, checks, formats and copies them, and builds them.
+ * hashes, orders, checks, formats and copies them, and builds them.  Every
+ * subsystem that handles series calls it: the head and the querier, blocks,
+ * the scrape loop and relabeling, remote write, the query engine.
  *
  * Matchers.  A regex matcher must match the whole value like Prometheus'
  * "^(?s:...)$" with Go's `$` (end of text only).  PCRE2 gets the user's
@@ -402,20 +404,6 @@ void lb_del(labels_builder *b, const char *name) {
         }
 }
 
-static int lb_grow(labels_builder *b, size_t need) {
-    if (need <= b->cap)
-        return 0;
-    size_t nc = b->cap ? b->cap : 16;
-    while (nc < need)
-        nc *= 2;
-    label *nv = realloc(b->v, nc * sizeof *nv);
-    if (!nv)
-        return KILN_ENOMEM;
-    b->v = nv;
-    b->cap = nc;
-    return 0;
-}
-
 int lb_set(labels_builder *b, const char *name, const char *value) {
     if (!value || !*value) {
         lb_del(b, name);
@@ -426,7 +414,7 @@ int lb_set(labels_builder *b, const char *name, const char *value) {
             b->v[i].value = value;
             return 0;
         }
-    if (lb_grow(b, b->n + 1) < 0)
+    if (array_grow((void **)&b->v, &b->cap, b->n + 1, sizeof *b->v))
         return KILN_ENOMEM;
     b->v[b->n++] = (label){name, value};
     return 0;
@@ -439,7 +427,7 @@ int lb_from(labels_builder *b, const label *ls, size_t n) {
         return 0;
     }
     b->n = 0;
-    if (lb_grow(b, n) < 0)
+    if (array_grow((void **)&b->v, &b->cap, n, sizeof *b->v))
         return KILN_ENOMEM;
     for (size_t i = 0; i < n; i++)
         if (ls[i].value && ls[i].value[0]) /* an empty value means no such label */

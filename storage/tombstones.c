@@ -1,14 +1,24 @@
 /*
- * tombstones.c - deleted time ranges of series (see tombstones.h).
+ * tombstones.c - deleted time ranges of series (see tombstones.h): the
+ * sorted set (add, merge, look up, truncate), applying it to samples and to
+ * chunks (re-encoded without the deleted samples), and the block file's
+ * encoding.
+ *
+ * Called by the storage (the head's set: the delete API, WAL replay, head
+ * truncation and compaction), by block.c (a block's `tombstones` file, its
+ * selects and series walks) and by blockwriter.c (the empty file of a new
+ * block).
+ *
+ * Threading: none; the owner of a set locks.
  */
 #include "storage/tombstones.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/wal.h"
 #include "storage/walrec.h"
 #include "storage/xorchunk.h"
+#include "util/endian.h"
 
 #define TOMBSTONES_MAGIC 0x0130BA30u
 #define CHUNK_SAMPLES 120
@@ -123,7 +133,8 @@ size_t tombstones_filter(const tstone *iv, size_t n, sample *s, size_t ns) {
 /* ---- the file ---------------------------------------------------------------- */
 
 static int put_be32(buf *b, uint32_t v) {
-    uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    uint8_t x[4];
+    be32_put(x, v);
     return buf_append(b, x, 4);
 }
 
@@ -147,13 +158,13 @@ int tombstones_decode(const uint8_t *p, size_t len, tombstones *t, kiln_err *err
     if (len < 9)
         return kiln_err_set(err, KILN_ECORRUPT, "tombstones: %zu bytes, shorter than a header and checksum",
                             len);
-    uint32_t magic = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    uint32_t magic = be32_get(p);
     if (magic != TOMBSTONES_MAGIC)
         return kiln_err_set(err, KILN_ECORRUPT, "tombstones: bad magic 0x%08x", magic);
     if (p[4] != 1)
         return kiln_err_set(err, KILN_ECORRUPT, "tombstones: unknown version %u", p[4]);
     const uint8_t *q = p + 5, *end = p + len - 4;
-    uint32_t crc = (uint32_t)end[0] << 24 | (uint32_t)end[1] << 16 | (uint32_t)end[2] << 8 | end[3];
+    uint32_t crc = be32_get(end);
     if (crc32c(0, q, (size_t)(end - q)) != crc)
         return kiln_err_set(err, KILN_ECORRUPT, "tombstones: checksum mismatch");
     while (q < end) {

@@ -1,7 +1,8 @@
 /*
  * wal.h - kiln's write-ahead log, in Prometheus' on-disk WAL format
  * (tsdb/wlog), so Prometheus and promtool read a kiln data dir and kiln
- * reads theirs.
+ * reads theirs.  wal.c holds the segment directory and the writer,
+ * walreader.c the reader and repair, checkpoint.c the checkpoints.
  *
  * Layout of a WAL directory (`<data>/wal`):
  *
@@ -220,8 +221,8 @@ int wal_reader_open_range(const char *dir, int first, int last, wal_reader **out
  * error again), KILN_EIO / KILN_ENOMEM otherwise.
  *
  * The slice is decompressed and owned by the reader, valid until the next
- * call or wal_reader_close.  To decode on other threads, copy it (a memcpy
- * is ~10x cheaper than decoding) and hand the copy over.
+ * call or wal_reader_close.  To decode on other threads, copy it (copying
+ * costs far less than decoding) and hand the copy over.
  */
 int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *err);
 

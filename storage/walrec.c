@@ -2,6 +2,10 @@
  * walrec.c - Prometheus WAL record encoding and decoding (see walrec.h for
  * the byte layouts).
  *
+ * Called by the storage (the appender's commit encodes series, samples and
+ * tombstones; the replay decodes them), by checkpoint.c (decode, filter,
+ * encode again) and by tombstones.c (the varints of the block file).
+ *
  * Decoding walks a cursor over the record; the cursor's first failure sticks
  * (like Go's encoding.Decbuf) and carries the offset where it happened, so a
  * loop can decode a whole entry and check once.  Nothing here allocates
@@ -13,6 +17,7 @@
 #include <string.h>
 
 #include "storage/walrec.h"
+#include "util/endian.h"
 
 /* ---- varints ------------------------------------------------------------ */
 
@@ -62,22 +67,6 @@ size_t walrec_get_varint(const uint8_t *p, size_t n, int64_t *v) {
     return k;
 }
 
-static inline void put_be64(uint8_t *p, uint64_t v) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    memcpy(p, &v, 8);
-}
-
-static inline uint64_t get_be64(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, 8); /* one load: the byte loop is not recognized at -O2 */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
 static inline uint64_t f64_bits(double d) {
     uint64_t u;
     memcpy(&u, &d, sizeof u);
@@ -99,31 +88,22 @@ int walrec_type(const void *rec, size_t len) {
     return t >= 1 && t <= 10 ? t : WALREC_UNKNOWN;
 }
 
+static const char *const type_names[] = {
+    [WALREC_UNKNOWN] = "unknown",
+    [WALREC_SERIES] = "series",
+    [WALREC_SAMPLES] = "samples",
+    [WALREC_TOMBSTONES] = "tombstones",
+    [WALREC_EXEMPLARS] = "exemplars",
+    [WALREC_MMAP_MARKERS] = "mmap markers",
+    [WALREC_METADATA] = "metadata",
+    [WALREC_HISTOGRAM_SAMPLES] = "histogram samples",
+    [WALREC_FLOAT_HISTOGRAM_SAMPLES] = "float histogram samples",
+    [WALREC_CUSTOM_BUCKETS_HISTOGRAM_SAMPLES] = "custom buckets histogram samples",
+    [WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES] = "custom buckets float histogram samples",
+};
+
 const char *walrec_type_name(int type) {
-    switch (type) {
-    case WALREC_SERIES:
-        return "series";
-    case WALREC_SAMPLES:
-        return "samples";
-    case WALREC_TOMBSTONES:
-        return "tombstones";
-    case WALREC_EXEMPLARS:
-        return "exemplars";
-    case WALREC_MMAP_MARKERS:
-        return "mmap markers";
-    case WALREC_METADATA:
-        return "metadata";
-    case WALREC_HISTOGRAM_SAMPLES:
-        return "histogram samples";
-    case WALREC_FLOAT_HISTOGRAM_SAMPLES:
-        return "float histogram samples";
-    case WALREC_CUSTOM_BUCKETS_HISTOGRAM_SAMPLES:
-        return "custom buckets histogram samples";
-    case WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES:
-        return "custom buckets float histogram samples";
-    default:
-        return "unknown";
-    }
+    return type > 0 && type < (int)(sizeof type_names / sizeof *type_names) ? type_names[type] : "unknown";
 }
 
 /* ---- encoding --------------------------------------------------------------- */
@@ -163,7 +143,7 @@ int walrec_encode_series(buf *out, const walrec_series *s, size_t n) {
     uint8_t *p = (uint8_t *)out->data + out->len;
     *p++ = WALREC_SERIES;
     for (size_t i = 0; i < n; i++) {
-        put_be64(p, s[i].ref);
+        be64_put(p, s[i].ref);
         p = put_labels(p + 8, s[i].labels, s[i].nlabels);
     }
     out->len = (size_t)(p - (uint8_t *)out->data);
@@ -177,15 +157,15 @@ int walrec_encode_samples(buf *out, const walrec_sample *s, size_t n) {
     uint8_t *p = (uint8_t *)out->data + out->len;
     *p++ = WALREC_SAMPLES;
     if (n) {
-        put_be64(p, s[0].ref);
-        put_be64(p + 8, (uint64_t)s[0].t);
+        be64_put(p, s[0].ref);
+        be64_put(p + 8, (uint64_t)s[0].t);
         p += 16;
         uint64_t ref0 = s[0].ref, t0 = (uint64_t)s[0].t;
         for (size_t i = 0; i < n; i++) {
             /* unsigned differences: wrap-around is what Go's int64 arithmetic does */
             p += walrec_put_varint(p, (int64_t)(s[i].ref - ref0));
             p += walrec_put_varint(p, (int64_t)((uint64_t)s[i].t - t0));
-            put_be64(p, f64_bits(s[i].v));
+            be64_put(p, f64_bits(s[i].v));
             p += 8;
         }
     }
@@ -200,7 +180,7 @@ int walrec_encode_tombstones(buf *out, const walrec_tombstone *t, size_t n) {
     uint8_t *p = (uint8_t *)out->data + out->len;
     *p++ = WALREC_TOMBSTONES;
     for (size_t i = 0; i < n; i++) {
-        put_be64(p, t[i].ref);
+        be64_put(p, t[i].ref);
         p += 8;
         p += walrec_put_varint(p, t[i].mint);
         p += walrec_put_varint(p, t[i].maxt);
@@ -219,13 +199,13 @@ int walrec_encode_exemplars(buf *out, const walrec_exemplar *e, size_t n) {
     uint8_t *p = (uint8_t *)out->data + out->len;
     *p++ = WALREC_EXEMPLARS;
     if (n) {
-        put_be64(p, e[0].ref);
-        put_be64(p + 8, (uint64_t)e[0].t);
+        be64_put(p, e[0].ref);
+        be64_put(p + 8, (uint64_t)e[0].t);
         p += 16;
         for (size_t i = 0; i < n; i++) {
             p += walrec_put_varint(p, (int64_t)(e[i].ref - e[0].ref));
             p += walrec_put_varint(p, (int64_t)((uint64_t)e[i].t - (uint64_t)e[0].t));
-            put_be64(p, f64_bits(e[i].v));
+            be64_put(p, f64_bits(e[i].v));
             p = put_labels(p + 8, e[i].labels, e[i].nlabels);
         }
     }
@@ -244,15 +224,6 @@ typedef struct dec {
     size_t bad_off;
 } dec;
 
-static void dec_init(dec *d, const void *rec, size_t len, const char *what) {
-    d->base = rec;
-    d->len = len;
-    d->off = 0;
-    d->what = what;
-    d->bad = NULL;
-    d->bad_off = 0;
-}
-
 static inline void dec_fail(dec *d, const char *why) {
     if (!d->bad) {
         d->bad = why;
@@ -269,7 +240,7 @@ static inline uint64_t dec_be64(dec *d) {
         dec_fail(d, "truncated 8-byte field");
         return 0;
     }
-    uint64_t v = get_be64(d->base + d->off);
+    uint64_t v = be64_get(d->base + d->off);
     d->off += 8;
     return v;
 }
@@ -322,74 +293,83 @@ static int dec_error(const dec *d, kiln_err *err) {
     return kiln_err_set(err, KILN_ECORRUPT, "walrec: %s record: offset %zu: %s", d->what, d->bad_off, d->bad);
 }
 
-/* Reads the type byte and checks it. */
-static int dec_type(dec *d, int want, kiln_err *err) {
-    if (d->len == 0)
+/* Starts decoding a record that must be of `type` (its type byte read). */
+static inline int dec_start(dec *d, const void *rec, size_t len, int type, kiln_err *err) {
+    *d = (dec){rec, len, 0, walrec_type_name(type), NULL, 0};
+    if (len == 0)
         return kiln_err_set(err, KILN_ECORRUPT, "walrec: %s record: offset 0: empty record", d->what);
-    if (d->base[0] != want)
+    if (d->base[0] != type)
         return kiln_err_set(err, KILN_ECORRUPT, "walrec: %s record: offset 0: type byte is %u, want %d",
-                            d->what, d->base[0], want);
+                            d->what, d->base[0], type);
     d->off = 1;
     return 0;
 }
 
-/* Labels into an arena array; each label is at least 2 bytes so a count
- * beyond half of what is left is corrupt (and would be a huge allocation). */
-static walrec_label *dec_labels(dec *d, arena *a, size_t *nl, int *oom) {
+/* The base reference and time a samples, exemplars or histogram record
+ * starts with: 1 with them read, 0 for a record without entries, or
+ * KILN_ECORRUPT. */
+static inline int dec_bases(dec *d, uint64_t *ref0, uint64_t *t0, kiln_err *err) {
+    if (dec_left(d) == 0)
+        return 0;
+    *ref0 = dec_be64(d);
+    *t0 = dec_be64(d);
+    return d->bad ? dec_error(d, err) : 1;
+}
+
+/* Before the k-th entry of a record holding `max` at most, each at least
+ * `min` bytes: 0, or KILN_ECORRUPT when the rest cannot be one. */
+static int dec_entry(dec *d, size_t min, size_t k, size_t max, kiln_err *err) {
+    if (dec_left(d) >= min && k < max)
+        return 0;
+    dec_fail(d, "truncated entry");
+    return dec_error(d, err);
+}
+
+/* An entry's labels into an arena array (*l, *nl); each label is at least
+ * 2 bytes, so a count beyond half of what is left is corrupt (and would be
+ * a huge allocation).  0, KILN_ENOMEM or KILN_ECORRUPT. */
+static int dec_labels(dec *d, arena *a, const walrec_label **l, size_t *nl, kiln_err *err) {
     uint64_t n = dec_uvarint(d);
+    *l = NULL;
     *nl = 0;
-    if (d->bad)
-        return NULL;
-    if (n > dec_left(d) / 2) {
+    if (!d->bad && n > dec_left(d) / 2)
         dec_fail(d, "label count beyond the record");
-        return NULL;
-    }
-    walrec_label *l = NULL;
-    if (n) {
-        l = arena_alloc_nz(a, (size_t)n * sizeof *l); /* every entry is set below */
-        if (!l) {
-            *oom = 1;
-            return NULL;
-        }
-    }
+    if (d->bad)
+        return dec_error(d, err);
+    walrec_label *v = NULL;
+    if (n && !(v = arena_alloc_nz(a, (size_t)n * sizeof *v))) /* every entry is set below */
+        return kiln_err_set(err, KILN_ENOMEM, "walrec: %s record: out of memory", d->what);
     for (size_t i = 0; i < n; i++) {
-        l[i].name = dec_str(d, &l[i].name_len);
-        l[i].value = dec_str(d, &l[i].value_len);
+        v[i].name = dec_str(d, &v[i].name_len);
+        v[i].value = dec_str(d, &v[i].value_len);
     }
+    if (d->bad)
+        return dec_error(d, err);
+    *l = v;
     *nl = (size_t)n;
-    return l;
+    return 0;
 }
 
 int walrec_decode_series(const void *rec, size_t len, arena *a, walrec_series **out, size_t *n,
                          kiln_err *err) {
     dec d;
-    dec_init(&d, rec, len, "series");
     *out = NULL;
     *n = 0;
-    int rc = dec_type(&d, WALREC_SERIES, err);
+    int rc = dec_start(&d, rec, len, WALREC_SERIES, err);
     if (rc)
         return rc;
     size_t max = (len - 1) / 9; /* ref + label count at least */
     walrec_series *s = NULL;
-    if (max) {
-        s = arena_alloc_nz(a, max * sizeof *s); /* the first k entries are set, and only they are used */
-        if (!s)
-            return kiln_err_set(err, KILN_ENOMEM, "walrec: series record: out of memory");
-    }
+    /* the first k entries are set, and only they are used */
+    if (max && !(s = arena_alloc_nz(a, max * sizeof *s)))
+        return kiln_err_set(err, KILN_ENOMEM, "walrec: series record: out of memory");
     size_t k = 0;
-    while (dec_left(&d) > 0) {
-        int oom = 0;
-        if (dec_left(&d) < 9 || k == max) {
-            dec_fail(&d, "truncated series entry");
-            return dec_error(&d, err);
-        }
+    for (; dec_left(&d) > 0; k++) {
+        if ((rc = dec_entry(&d, 9, k, max, err)))
+            return rc;
         s[k].ref = dec_be64(&d);
-        s[k].labels = dec_labels(&d, a, &s[k].nlabels, &oom);
-        if (oom)
-            return kiln_err_set(err, KILN_ENOMEM, "walrec: series record: out of memory");
-        if (d.bad)
-            return dec_error(&d, err);
-        k++;
+        if ((rc = dec_labels(&d, a, &s[k].labels, &s[k].nlabels, err)))
+            return rc;
     }
     *out = s;
     *n = k;
@@ -407,17 +387,11 @@ size_t walrec_tombstones_max(size_t len) {
 int walrec_decode_samples(const void *rec, size_t len, walrec_sample *out, size_t cap, size_t *n,
                           kiln_err *err) {
     dec d;
-    dec_init(&d, rec, len, "samples");
+    uint64_t ref0, t0;
     *n = 0;
-    int rc = dec_type(&d, WALREC_SAMPLES, err);
-    if (rc)
+    int rc = dec_start(&d, rec, len, WALREC_SAMPLES, err);
+    if (rc || (rc = dec_bases(&d, &ref0, &t0, err)) <= 0)
         return rc;
-    if (dec_left(&d) == 0)
-        return 0;
-    uint64_t ref0 = dec_be64(&d);
-    uint64_t t0 = dec_be64(&d);
-    if (d.bad)
-        return dec_error(&d, err);
     size_t k = 0;
     const uint8_t *p = d.base;
     while (d.off < len) {
@@ -449,7 +423,7 @@ int walrec_decode_samples(const void *rec, size_t len, walrec_sample *out, size_
             int64_t dt = (int64_t)(ut >> 1) ^ -(int64_t)(ut & 1);
             out[k].ref = ref0 + (uint64_t)dr;
             out[k].t = (int64_t)(t0 + (uint64_t)dt);
-            out[k].v = f64_from(get_be64(q + a));
+            out[k].v = f64_from(be64_get(q + a));
             d.off += a + 8;
             k++;
             continue;
@@ -474,9 +448,8 @@ int walrec_decode_samples(const void *rec, size_t len, walrec_sample *out, size_
 int walrec_decode_tombstones(const void *rec, size_t len, walrec_tombstone *out, size_t cap, size_t *n,
                              kiln_err *err) {
     dec d;
-    dec_init(&d, rec, len, "tombstones");
     *n = 0;
-    int rc = dec_type(&d, WALREC_TOMBSTONES, err);
+    int rc = dec_start(&d, rec, len, WALREC_TOMBSTONES, err);
     if (rc)
         return rc;
     size_t k = 0;
@@ -497,38 +470,25 @@ int walrec_decode_tombstones(const void *rec, size_t len, walrec_tombstone *out,
 int walrec_decode_exemplars(const void *rec, size_t len, arena *a, walrec_exemplar **out, size_t *n,
                             kiln_err *err) {
     dec d;
-    dec_init(&d, rec, len, "exemplars");
+    uint64_t ref0, t0;
     *out = NULL;
     *n = 0;
-    int rc = dec_type(&d, WALREC_EXEMPLARS, err);
-    if (rc)
+    int rc = dec_start(&d, rec, len, WALREC_EXEMPLARS, err);
+    if (rc || (rc = dec_bases(&d, &ref0, &t0, err)) <= 0)
         return rc;
-    if (dec_left(&d) == 0)
-        return 0;
-    uint64_t ref0 = dec_be64(&d);
-    uint64_t t0 = dec_be64(&d);
-    if (d.bad)
-        return dec_error(&d, err);
     size_t max = (len - d.off) / 11 + 1; /* 2 deltas + value + label count */
     walrec_exemplar *e = arena_alloc(a, max * sizeof *e);
     if (!e)
         return kiln_err_set(err, KILN_ENOMEM, "walrec: exemplars record: out of memory");
     size_t k = 0;
-    while (dec_left(&d) > 0) {
-        int oom = 0;
-        if (dec_left(&d) < 11 || k == max) {
-            dec_fail(&d, "truncated exemplar entry");
-            return dec_error(&d, err);
-        }
+    for (; dec_left(&d) > 0; k++) {
+        if ((rc = dec_entry(&d, 11, k, max, err)))
+            return rc;
         e[k].ref = ref0 + (uint64_t)dec_varint(&d);
         e[k].t = (int64_t)(t0 + (uint64_t)dec_varint(&d));
         e[k].v = f64_from(dec_be64(&d));
-        e[k].labels = dec_labels(&d, a, &e[k].nlabels, &oom);
-        if (oom)
-            return kiln_err_set(err, KILN_ENOMEM, "walrec: exemplars record: out of memory");
-        if (d.bad)
-            return dec_error(&d, err);
-        k++;
+        if ((rc = dec_labels(&d, a, &e[k].labels, &e[k].nlabels, err)))
+            return rc;
     }
     *out = e;
     *n = k;
@@ -537,14 +497,38 @@ int walrec_decode_exemplars(const void *rec, size_t len, arena *a, walrec_exempl
 
 /* ---- filters ------------------------------------------------------------------ */
 
+/* A checkpoint filter's output: a record of the input's type, started at the
+ * first kept entry, appended to `out` from `start` on. */
+typedef struct filt {
+    buf *out;
+    size_t start;
+    size_t nk, nd; /* entries kept, dropped */
+} filt;
+
+/* Ends a filter: adds the counts, or on a decoding error in d or a lost
+ * append takes back what the filter appended. */
+static int filt_end(filt *f, const dec *d, uint64_t *kept, uint64_t *dropped, kiln_err *err) {
+    int rc = d->bad ? dec_error(d, err) : 0;
+    if (!rc && buf_error(f->out))
+        rc = kiln_err_set(err, KILN_ENOMEM, "walrec: %s record: out of memory", d->what);
+    if (rc) {
+        f->out->len = f->start;
+        return rc;
+    }
+    if (kept)
+        *kept += f->nk;
+    if (dropped)
+        *dropped += f->nd;
+    return 0;
+}
+
 int walrec_filter_metadata(const void *rec, size_t len, int (*keep)(uint64_t ref, void *data), void *data,
-                           buf *out, size_t *kept, size_t *dropped, kiln_err *err) {
+                           buf *out, uint64_t *kept, uint64_t *dropped, kiln_err *err) {
     dec d;
-    dec_init(&d, rec, len, "metadata");
-    int rc = dec_type(&d, WALREC_METADATA, err);
+    int rc = dec_start(&d, rec, len, WALREC_METADATA, err);
     if (rc)
         return rc;
-    size_t start_len = out->len, nk = 0, nd = 0;
+    filt f = {out, out->len, 0, 0};
     while (dec_left(&d) > 0) {
         size_t e0 = d.off;
         uint64_t ref = dec_uvarint(&d);
@@ -556,28 +540,16 @@ int walrec_filter_metadata(const void *rec, size_t len, int (*keep)(uint64_t ref
             (void)dec_str(&d, &sl);
         }
         if (d.bad)
-            goto fail;
-        if (keep(ref, data)) {
-            if (nk == 0 && buf_putc(out, WALREC_METADATA))
-                goto oom;
-            if (buf_append(out, d.base + e0, d.off - e0))
-                goto oom;
-            nk++;
-        } else {
-            nd++;
+            break;
+        if (!keep(ref, data)) {
+            f.nd++;
+            continue;
         }
+        if (f.nk++ == 0)
+            buf_putc(out, WALREC_METADATA);
+        buf_append(out, d.base + e0, d.off - e0);
     }
-    if (kept)
-        *kept += nk;
-    if (dropped)
-        *dropped += nd;
-    return 0;
-oom:
-    out->len = start_len;
-    return kiln_err_set(err, KILN_ENOMEM, "walrec: metadata record: out of memory");
-fail:
-    out->len = start_len;
-    return dec_error(&d, err);
+    return filt_end(&f, &d, kept, dropped, err);
 }
 
 #define HIST_CUSTOM_BUCKETS_SCHEMA (-53)
@@ -618,22 +590,20 @@ static void skip_histogram(dec *d, int is_float) {
     }
 }
 
-int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out, size_t *kept,
-                             size_t *dropped, kiln_err *err) {
+int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out, uint64_t *kept,
+                             uint64_t *dropped, kiln_err *err) {
     dec d;
-    dec_init(&d, rec, len, "histogram samples");
+    uint64_t ref0, t0;
     int type = walrec_type(rec, len);
     if (type < WALREC_HISTOGRAM_SAMPLES)
         return kiln_err_set(err, KILN_ECORRUPT, "walrec: histogram samples record: offset 0: type %d",
                             len ? ((const uint8_t *)rec)[0] : -1);
-    d.what = walrec_type_name(type);
-    d.off = 1;
+    int rc = dec_start(&d, rec, len, type, err);
+    if (rc || (rc = dec_bases(&d, &ref0, &t0, err)) <= 0)
+        return rc;
     int is_float =
         type == WALREC_FLOAT_HISTOGRAM_SAMPLES || type == WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES;
-    if (dec_left(&d) == 0)
-        return 0;
-    size_t start_len = out->len, nk = 0, nd = 0;
-    uint64_t ref0 = dec_be64(&d), t0 = dec_be64(&d);
+    filt f = {out, out->len, 0, 0};
     uint64_t nref0 = 0, nt0 = 0;
     while (dec_left(&d) > 0) {
         uint64_t ref = ref0 + (uint64_t)dec_varint(&d);
@@ -641,39 +611,25 @@ int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out
         size_t body = d.off;
         skip_histogram(&d, is_float);
         if (d.bad)
-            goto fail;
+            break;
         if (t < mint) {
-            nd++;
+            f.nd++;
             continue;
         }
         uint8_t hdr[20];
-        size_t hl = 0;
-        if (nk == 0) {
+        if (f.nk++ == 0) {
+            /* the kept entries are re-based on the first of them */
             nref0 = ref;
             nt0 = (uint64_t)t;
             hdr[0] = (uint8_t)type;
-            put_be64(hdr + 1, nref0);
-            put_be64(hdr + 9, nt0);
-            if (buf_append(out, hdr, 17))
-                goto oom;
+            be64_put(hdr + 1, nref0);
+            be64_put(hdr + 9, nt0);
+            buf_append(out, hdr, 17);
         }
-        hl = walrec_put_varint(hdr, (int64_t)(ref - nref0));
+        size_t hl = walrec_put_varint(hdr, (int64_t)(ref - nref0));
         hl += walrec_put_varint(hdr + hl, (int64_t)((uint64_t)t - nt0));
-        if (buf_append(out, hdr, hl) || buf_append(out, d.base + body, d.off - body))
-            goto oom;
-        nk++;
+        buf_append(out, hdr, hl);
+        buf_append(out, d.base + body, d.off - body);
     }
-    if (d.bad)
-        goto fail;
-    if (kept)
-        *kept += nk;
-    if (dropped)
-        *dropped += nd;
-    return 0;
-oom:
-    out->len = start_len;
-    return kiln_err_set(err, KILN_ENOMEM, "walrec: histogram record: out of memory");
-fail:
-    out->len = start_len;
-    return dec_error(&d, err);
+    return filt_end(&f, &d, kept, dropped, err);
 }

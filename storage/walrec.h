@@ -143,12 +143,12 @@ int walrec_decode_exemplars(const void *rec, size_t len, arena *a, walrec_exempl
  */
 /* Metadata (type 6): keeps the entries whose series keep(ref, data) accepts. */
 int walrec_filter_metadata(const void *rec, size_t len, int (*keep)(uint64_t ref, void *data), void *data,
-                           buf *out, size_t *kept, size_t *dropped, kiln_err *err);
+                           buf *out, uint64_t *kept, uint64_t *dropped, kiln_err *err);
 /* Native histograms (types 7-10): keeps the entries with t >= mint. */
-int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out, size_t *kept,
-                             size_t *dropped, kiln_err *err);
+int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out, uint64_t *kept,
+                             uint64_t *dropped, kiln_err *err);
 
-/* Varint helpers shared with storage/wal.c and the tests.  put_* return the
+/* Varint helpers shared with tombstones.c, blockwriter.c and the tests.  put_* return the
  * bytes written (buffers need 10); get_* return the bytes read, 0 when the
  * input ends or the value overflows 64 bits. */
 size_t walrec_put_uvarint(uint8_t *p, uint64_t v);

@@ -6,6 +6,11 @@
  * the reader loads 64 bits at a time when 8 bytes remain and falls back to a
  * bounds-checked byte loop at the end of the chunk.
  *
+ * Called by the head (appends, the replay's runs of samples, queries of open
+ * chunks), by block.c and the storage's querier (iterating chunks read from
+ * blocks and chunks_head) and by tombstones.c (chunks re-encoded without
+ * deleted samples).
+ *
  * Threading: none; the caller locks.
  */
 #include "storage/xorchunk.h"
@@ -14,6 +19,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/endian.h"
 
 #define INITIAL_CAP 32
 
@@ -124,17 +131,6 @@ int xorchunk_expect(xorchunk *c, unsigned total) {
     return set_cap(c, (size_t)bytes);
 }
 
-static inline uint64_t rd_be64(const uint8_t *p) {
-    uint64_t x;
-    memcpy(&x, p, 8);
-    return __builtin_bswap64(x);
-}
-
-static inline void wr_be64(uint8_t *p, uint64_t x) {
-    x = __builtin_bswap64(x);
-    memcpy(p, &x, 8);
-}
-
 /* Writes the low n bits of v (1 <= n <= 64), most significant first, with
  * a one-byte read and a 64-bit write (and a byte more at most); reserve()
  * keeps 9 spare bytes. */
@@ -149,10 +145,10 @@ static inline void put_bits(xorchunk *c, uint64_t v, int n) {
      * only partly waits for that store to reach the cache. */
     uint64_t first = (uint64_t)p[0] << 56;
     if (total <= 64) {
-        wr_be64(p, first | v << (64 - total));
+        be64_put(p, first | v << (64 - total));
     } else {
         int low = total - 64; /* 1..7 bits into the ninth byte */
-        wr_be64(p, first | v >> low);
+        be64_put(p, first | v >> low);
         p[8] = (uint8_t)(v << (8 - low));
     }
     c->nbits += (uint32_t)n;
@@ -338,7 +334,7 @@ static inline int get_bits(xoriter *it, int n, uint64_t *out) {
     size_t byte = pos >> 3;
     unsigned off = pos & 7;
     if (byte + 8 <= it->len && off + (unsigned)n <= 64) {
-        uint64_t w = rd_be64(it->b + byte) << off;
+        uint64_t w = be64_get(it->b + byte) << off;
         *out = w >> (64 - n);
         it->pos = pos + (size_t)n;
         return 0;

@@ -244,7 +244,7 @@ START_TEST(test_metadata_filter) {
                                   'E',  'L', 'P', 1, 'h', 4,   2,   2,   4,   'U', 'N', 'I',
                                   'T',  1,   's', 4, 'H', 'E', 'L', 'P', 0,   5,   3,   0};
     buf out = BUF_INIT;
-    size_t kept = 0, dropped = 0;
+    uint64_t kept = 0, dropped = 0;
     kiln_err err = {0};
     ck_assert_int_eq(walrec_filter_metadata(rec, sizeof rec, keep_odd, NULL, &out, &kept, &dropped, &err), 0);
     ck_assert_uint_eq(kept, 2);
@@ -274,7 +274,7 @@ START_TEST(test_histogram_filter) {
     buf_append(&in, HBODY, sizeof HBODY);
     buf_append(&in, "\x02\x64", 2); /* ref 11 t 150 */
     buf_append(&in, HBODY, sizeof HBODY);
-    size_t kept = 0, dropped = 0;
+    uint64_t kept = 0, dropped = 0;
     kiln_err err = {0};
     ck_assert_int_eq(walrec_filter_histograms(in.data, in.len, 120, &out, &kept, &dropped, &err), 0);
     ck_assert_uint_eq(kept, 1);
