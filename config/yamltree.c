@@ -13,23 +13,19 @@
  * does); `<<` merge keys copy the pairs of the merged map(s) that the map
  * does not set itself.
  *
- * Threading: none; everything lives in the caller's arena.
+ * Called by config.c (config_load_*).  Threading: none; everything lives in
+ * the caller's arena.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
 #include "config/config.h"
+#include "config/strtab.h"
 #include "config/yamltree.h"
 
 /* merge keys are for a few shared settings; the key check is quadratic */
 #define YAMLTREE_MAX_MERGED 1000
-
-typedef struct anchor {
-    struct anchor *next;
-    char *name;
-    yamltree_node *node;
-} anchor;
 
 typedef struct builder {
     const char *name;
@@ -37,8 +33,7 @@ typedef struct builder {
     kiln_err *err;
     yamltree_node *stack[CONFIG_MAX_DEPTH + 1];
     int depth;
-    anchor **buckets;
-    size_t nbuckets, nanchors;
+    strtab anchors;                             /* anchor name -> node */
     char *pending_anchor[CONFIG_MAX_DEPTH + 1]; /* anchor of each open container */
 } builder;
 
@@ -63,57 +58,6 @@ static int b_fail(builder *b, size_t line0, size_t col0, const char *msg, const 
 
 static int b_oom(builder *b) {
     return kiln_err_set(b->err, KILN_ENOMEM, "%s: out of memory loading the configuration", b->name);
-}
-
-static size_t hash_str(const char *s) {
-    size_t h = 1469598103934665603ull & (size_t)-1;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * (size_t)1099511628211ull;
-    return h;
-}
-
-static int anchor_put(builder *b, const char *name, yamltree_node *n) {
-    if (b->nanchors >= b->nbuckets) {
-        size_t nb = b->nbuckets ? b->nbuckets * 2 : 64;
-        anchor **nbk = calloc(nb, sizeof *nbk);
-        if (!nbk)
-            return KILN_ENOMEM;
-        for (size_t i = 0; i < b->nbuckets; i++) {
-            anchor *e = b->buckets[i];
-            while (e) {
-                anchor *next = e->next;
-                size_t h = hash_str(e->name) & (nb - 1);
-                e->next = nbk[h];
-                nbk[h] = e;
-                e = next;
-            }
-        }
-        free(b->buckets);
-        b->buckets = nbk;
-        b->nbuckets = nb;
-    }
-    anchor *e = arena_alloc(b->a, sizeof *e);
-    if (!e)
-        return KILN_ENOMEM;
-    e->name = arena_strndup(b->a, name, strlen(name));
-    if (!e->name)
-        return KILN_ENOMEM;
-    e->node = n;
-    size_t h = hash_str(name) & (b->nbuckets - 1);
-    /* newest first: a redefined anchor shadows the older one */
-    e->next = b->buckets[h];
-    b->buckets[h] = e;
-    b->nanchors++;
-    return 0;
-}
-
-static yamltree_node *anchor_get(builder *b, const char *name) {
-    if (!b->nbuckets)
-        return NULL;
-    for (anchor *e = b->buckets[hash_str(name) & (b->nbuckets - 1)]; e; e = e->next)
-        if (strcmp(e->name, name) == 0)
-            return e->node;
-    return NULL;
 }
 
 /* Appends a child slot; maps fill key then value (a pair is counted in n
@@ -277,6 +221,7 @@ int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yam
     b.name = name;
     b.a = a;
     b.err = err;
+    strtab_init(&b.anchors, a);
     *root = NULL;
     if (len > CONFIG_MAX_BYTES)
         return kiln_err_set(err, KILN_ELIMIT, "%s: the document is %zu bytes, more than the limit of %u",
@@ -315,7 +260,7 @@ int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yam
         } else if (t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT ||
                    t == YAML_MAPPING_START_EVENT || t == YAML_ALIAS_EVENT) {
             if (t == YAML_ALIAS_EVENT) {
-                node = anchor_get(&b, (const char *)ev.data.alias.anchor);
+                node = strtab_get(&b.anchors, (const char *)ev.data.alias.anchor);
                 if (!node) {
                     rc = b_fail(&b, line0, col0, "unknown anchor ", (const char *)ev.data.alias.anchor);
                     goto fail;
@@ -398,7 +343,9 @@ int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yam
                 pending_key[b.depth] = 0;
                 b.stack[b.depth++] = node;
             } else if (anchor_name && t == YAML_SCALAR_EVENT) {
-                if (anchor_put(&b, anchor_name, node)) {
+                /* newest first: a redefined anchor shadows the older one */
+                char *nm = arena_strndup(a, anchor_name, strlen(anchor_name));
+                if (!nm || strtab_put(&b.anchors, nm, node)) {
                     rc = b_oom(&b);
                     goto fail;
                 }
@@ -412,7 +359,7 @@ int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yam
                 if (rc)
                     goto fail;
             }
-            if (b.pending_anchor[b.depth] && anchor_put(&b, b.pending_anchor[b.depth], done)) {
+            if (b.pending_anchor[b.depth] && strtab_put(&b.anchors, b.pending_anchor[b.depth], done)) {
                 rc = b_oom(&b);
                 goto fail;
             }
@@ -433,14 +380,14 @@ int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yam
     yaml_event_delete(&ev);
     have_event = 0;
     yaml_parser_delete(&parser);
-    free(b.buckets);
+    strtab_free(&b.anchors);
     return 0;
 
 fail:
     if (have_event)
         yaml_event_delete(&ev);
     yaml_parser_delete(&parser);
-    free(b.buckets);
+    strtab_free(&b.anchors);
     *root = NULL;
     return rc;
 }

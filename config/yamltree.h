@@ -7,6 +7,9 @@
  * (CONFIG_MAX_NODES) so a reader walking the DAG does bounded work whatever
  * the aliases do (billion laughs).  Merge keys (`<<: *base`) are applied.
  * Every node and string lives in the arena passed in.
+ *
+ * Called by config.c for each document it loads; threading: none (one
+ * parse, one thread, one arena).
  */
 #ifndef KILN_CONFIG_YAMLTREE_H
 #define KILN_CONFIG_YAMLTREE_H
@@ -37,8 +40,8 @@ struct yamltree_node {
  * empty document.  Errors are "name:line:col: message".  Nodes are allocated
  * from a; nothing else is kept.
  */
-int yamltree_parse(const char *name, const char *data, size_t len, arena *a, yamltree_node **root,
-                   kiln_err *err);
+KILN_MUST_CHECK int yamltree_parse(const char *name, const char *data, size_t len, arena *a,
+                                   yamltree_node **root, kiln_err *err);
 
 /* "a string", "a list", "a map": for messages. */
 const char *yamltree_kind_name(const yamltree_node *n);
