@@ -21,6 +21,16 @@
  * files) are resolved against the directory of the file by
  * config_load_file, as Prometheus does; config_load_string keeps them as
  * written.
+ *
+ * Some keys are parsed and validated but kiln does nothing with them (the
+ * rule, alerting and remote sections, ...): a load lists the ones a
+ * document sets in config.unused_keys, and config_log_unused warns about
+ * them.
+ *
+ * Inside config/: config.c (loading, this API), schema.c (the keys of each
+ * section as tables, with Prometheus' defaults and rules), decode.c (the
+ * decoder those tables drive), emit.c (config_to_yaml), equal.c
+ * (config_scrape_equal), yamltree.c (libyaml -> node tree), strtab.c.
  */
 #ifndef KILN_CONFIG_H
 #define KILN_CONFIG_H
@@ -53,6 +63,7 @@ enum {
     CONFIG_RELABEL_LABELKEEP,
     CONFIG_RELABEL_LOWERCASE,
     CONFIG_RELABEL_UPPERCASE,
+    CONFIG_RELABEL_NACTIONS /* the count, not an action */
 };
 
 typedef struct config_label {
@@ -122,6 +133,26 @@ typedef struct config_param {
     size_t nvalues;
 } config_param;
 
+/* The limits of one scrape, in scrape_config and (as the defaults) in
+ * config_global; 0 is "no limit". */
+#define CONFIG_SCRAPE_LIMITS                                                                                 \
+    uint64_t body_size_limit; /* bytes */                                                                    \
+    uint64_t sample_limit;                                                                                   \
+    uint64_t label_limit;                                                                                    \
+    uint64_t label_name_length_limit;                                                                        \
+    uint64_t label_value_length_limit;                                                                       \
+    uint64_t target_limit
+
+/* Where the targets of a job (scrape_config, config_alertmanager) come from,
+ * and how they are relabeled. */
+#define CONFIG_TARGETS                                                                                       \
+    config_static *static_configs;                                                                           \
+    size_t nstatic_configs;                                                                                  \
+    config_file_sd *file_sd_configs;                                                                         \
+    size_t nfile_sd_configs;                                                                                 \
+    config_relabel *relabel_configs;                                                                         \
+    size_t nrelabel_configs
+
 typedef struct scrape_config {
     char *job_name;
     int honor_labels;               /* default 0 */
@@ -136,18 +167,8 @@ typedef struct scrape_config {
     config_param *params;
     size_t nparams;
     config_http http;
-    uint64_t body_size_limit; /* bytes; the limits inherit from global */
-    uint64_t sample_limit;
-    uint64_t label_limit;
-    uint64_t label_name_length_limit;
-    uint64_t label_value_length_limit;
-    uint64_t target_limit;
-    config_static *static_configs;
-    size_t nstatic_configs;
-    config_file_sd *file_sd_configs;
-    size_t nfile_sd_configs;
-    config_relabel *relabel_configs;
-    size_t nrelabel_configs;
+    CONFIG_SCRAPE_LIMITS; /* each inherited from global when 0 */
+    CONFIG_TARGETS;
     config_relabel *metric_relabel_configs;
     size_t nmetric_relabel_configs;
 } scrape_config;
@@ -162,12 +183,7 @@ typedef struct config_global {
     char **scrape_protocols; /* default OpenMetricsText1.0.0, OpenMetricsText0.0.1,
                                 PrometheusText1.0.0, PrometheusText0.0.4 */
     size_t nscrape_protocols;
-    uint64_t body_size_limit;
-    uint64_t sample_limit;
-    uint64_t label_limit;
-    uint64_t label_name_length_limit;
-    uint64_t label_value_length_limit;
-    uint64_t target_limit;
+    CONFIG_SCRAPE_LIMITS; /* the defaults of every scrape config */
     char *query_log_file; /* NULL when not set */
 } config_global;
 
@@ -177,12 +193,7 @@ typedef struct config_alertmanager {
     char *path_prefix;  /* default "/" */
     char *scheme;       /* default "http" */
     config_http http;
-    config_static *static_configs;
-    size_t nstatic_configs;
-    config_file_sd *file_sd_configs;
-    size_t nfile_sd_configs;
-    config_relabel *relabel_configs;
-    size_t nrelabel_configs;
+    CONFIG_TARGETS;
     config_relabel *alert_relabel_configs; /* per-Alertmanager alert relabeling */
     size_t nalert_relabel_configs;
 } config_alertmanager;
@@ -241,6 +252,15 @@ typedef struct config_remote_read {
     config_http http;
 } config_remote_read;
 
+/* A key the document sets that kiln parses but does not act on.  The path
+ * leaves list indexes out ("scrape_configs[].tls_config.server_name"), so a
+ * path is listed once whatever the number of items setting it; line:col is
+ * where it is first set. */
+typedef struct config_unused_key {
+    char *path;
+    int line, col;
+} config_unused_key;
+
 typedef struct config {
     config_global global;
     char **rule_files; /* globs, as written (resolved against the file's directory) */
@@ -258,6 +278,9 @@ typedef struct config {
     uint64_t source_hash; /* XXH3-64 of the original text */
     char *name;           /* the file name used in messages */
 
+    config_unused_key *unused_keys; /* global's first, then in document order; see config_log_unused */
+    size_t nunused_keys;
+
     struct config_regex *regexes; /* internal: every compiled regex, freed by config_free */
     arena mem;                    /* owns everything above */
     int refs;                     /* internal: config_retain / config_free */
@@ -268,14 +291,15 @@ typedef struct config {
  * with config_free) and 0 is returned; otherwise a negative KILN_E* code and
  * err says what and where ("kiln.yml:12:5: unknown key ...").
  */
-int config_load_file(const char *path, config **out, kiln_err *err);
+KILN_MUST_CHECK int config_load_file(const char *path, config **out, kiln_err *err);
 
 /*
  * Loads a configuration from yaml[0..len).  `name` is used in messages and
  * kept as config->name.  An empty document is a valid configuration with all
  * defaults.  Borrows yaml and name for the call.
  */
-int config_load_string(const char *name, const char *yaml, size_t len, config **out, kiln_err *err);
+KILN_MUST_CHECK int config_load_string(const char *name, const char *yaml, size_t len, config **out,
+                                       kiln_err *err);
 
 /* Frees c and everything it owns; NULL is fine. */
 void config_free(config *c);
@@ -289,7 +313,8 @@ config *config_retain(config *c);
  * each `{targets: [...], labels: {...}}`.  The groups are allocated from a.
  * Errors name the file, line and column.
  */
-int config_load_targets(const char *path, arena *a, config_static **out, size_t *n, kiln_err *err);
+KILN_MUST_CHECK int config_load_targets(const char *path, arena *a, config_static **out, size_t *n,
+                                        kiln_err *err);
 
 /*
  * The configuration kiln runs with when no file is given: global
@@ -304,7 +329,7 @@ const char *config_default_yaml(void);
  * the output again gives an equal configuration (save for the secrets).
  * Returns 0 or KILN_ENOMEM.
  */
-int config_to_yaml(const config *c, buf *out);
+KILN_MUST_CHECK int config_to_yaml(const config *c, buf *out);
 
 /*
  * 1 when the two scrape configs would scrape the same way (every field
@@ -312,6 +337,13 @@ int config_to_yaml(const config *c, buf *out);
  * of jobs whose configs are equal.
  */
 int config_scrape_equal(const scrape_config *a, const scrape_config *b);
+
+/*
+ * Logs a warning for each of c->unused_keys: `msg="configuration key is
+ * parsed but not acted on" key=global.evaluation_interval
+ * at=kiln.yml:3:3`.  Called at load and at each reload.
+ */
+void config_log_unused(const config *c);
 
 /* Name of a CONFIG_RELABEL_* action ("replace", "hashmod", ...). */
 const char *config_relabel_action_name(int action);

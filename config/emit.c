@@ -1,36 +1,41 @@
 /*
- * emit.c - writes a loaded config back as YAML, defaults filled in, in the
- * shape and key order Prometheus' /api/v1/status/config shows: block style,
- * list items at their parent key's indentation ("- job_name: x"),
- * source_labels in flow style, optional fields left out when unset, and
- * secrets (passwords, credentials) written as `<secret>`.
+ * emit.c - config_to_yaml: writes a loaded config back as YAML, defaults
+ * filled in, in the shape and key order Prometheus' /api/v1/status/config
+ * shows: block style, list items at their parent key's indentation
+ * ("- job_name: x"), source_labels in flow style, optional fields left out
+ * when unset, and secrets (passwords, credentials) written as `<secret>`.
+ *
+ * The keys, their order and their types come from the tables of
+ * schema.c; the SCHEMA_OMIT_ZERO, SCHEMA_SECRET, SCHEMA_FLOW and
+ * SCHEMA_ALWAYS flags say what to leave out and how to write.  A map is
+ * written when one of its fields is set (or, for basic_auth and
+ * authorization, when it was given: `{}` if empty).
  *
  * Strings are written plain when YAML would read them back as the same
  * string, otherwise double-quoted with escapes, so config_load_string reads
- * the output back into an equal config.
+ * the output back into an equal config.  Appends go to the caller's buf,
+ * whose out-of-memory is sticky: checked once at the end.
  *
- * Threading: reads the config only; safe on any thread.
+ * Called by the status API through cmd/kiln/main.c, and by the tests and
+ * fuzz harness.  Threading: reads the config only; safe on any thread.
  */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#include "config/config.h"
+#include "config/schema.h"
 
 typedef struct em {
     buf *b;
-    int rc;
     int dash; /* the next line starts a list item: "- " before its first key */
 } em;
 
 static void put(em *e, const char *s) {
-    if (!e->rc)
-        e->rc = buf_puts(e->b, s);
+    buf_puts(e->b, s);
 }
 
 static void putn(em *e, const char *s, size_t n) {
-    if (!e->rc)
-        e->rc = buf_append(e->b, s, n);
+    buf_append(e->b, s, n);
 }
 
 /* Starts a line at indentation ind (a pending list dash takes the last two
@@ -129,44 +134,21 @@ static void scalar(em *e, const char *s, int flow) {
     put(e, "\"");
 }
 
+/* "key:" on a new line at indentation ind. */
 static void key(em *e, int ind, const char *k) {
     line(e, ind);
-    put(e, k);
+    scalar(e, k, 0);
     put(e, ":");
 }
 
-static void kv_str(em *e, int ind, const char *k, const char *v) {
-    if (!v)
-        return;
+/* "key: value" with value quoted as YAML needs (raw: written as it is). */
+static void kv_str(em *e, int ind, const char *k, const char *v, int raw) {
     key(e, ind, k);
     put(e, " ");
-    scalar(e, v, 0);
-    put(e, "\n");
-}
-
-static void kv_secret(em *e, int ind, const char *k, const char *v) {
-    if (v && *v)
-        kv_str(e, ind, k, "<secret>");
-}
-
-static void kv_bool(em *e, int ind, const char *k, int v) {
-    key(e, ind, k);
-    put(e, v ? " true\n" : " false\n");
-}
-
-static void kv_u64(em *e, int ind, const char *k, uint64_t v) {
-    char tmp[32];
-    snprintf(tmp, sizeof tmp, " %llu\n", (unsigned long long)v);
-    key(e, ind, k);
-    put(e, tmp);
-}
-
-static void kv_dur(em *e, int ind, const char *k, int64_t ms) {
-    char tmp[64];
-    duration_format(ms, tmp, sizeof tmp);
-    key(e, ind, k);
-    put(e, " ");
-    put(e, tmp);
+    if (raw)
+        put(e, v);
+    else
+        scalar(e, v, 0);
     put(e, "\n");
 }
 
@@ -177,291 +159,199 @@ static void kv_size(em *e, int ind, const char *k, uint64_t v) {
     while (u < 6 && n && n % 1024 == 0)
         n /= 1024, u++;
     char tmp[48];
-    snprintf(tmp, sizeof tmp, " %llu%s\n", (unsigned long long)n, units[u]);
-    key(e, ind, k);
-    put(e, tmp);
+    snprintf(tmp, sizeof tmp, "%llu%s", (unsigned long long)n, units[u]);
+    kv_str(e, ind, k, tmp, 1);
 }
 
-static void kv_strlist(em *e, int ind, const char *k, char *const *v, size_t n) {
-    if (!n)
-        return;
+/* A list of strings: block style, items at the key's indentation, or flow
+ * style on the key's line. */
+static void kv_strings(em *e, int ind, const char *k, char *const *v, size_t n, int flow) {
     key(e, ind, k);
-    put(e, "\n");
+    put(e, flow ? " [" : "\n");
     for (size_t i = 0; i < n; i++) {
-        line(e, ind);
-        put(e, "- ");
-        scalar(e, v[i], 0);
-        put(e, "\n");
+        if (flow) {
+            put(e, i ? ", " : "");
+        } else {
+            line(e, ind);
+            put(e, "- ");
+        }
+        scalar(e, v[i], flow);
+        if (!flow)
+            put(e, "\n");
     }
+    if (flow)
+        put(e, "]\n");
 }
 
 static void kv_labels(em *e, int ind, const char *k, const config_label *l, size_t n) {
-    if (!n)
-        return;
     key(e, ind, k);
     put(e, "\n");
-    for (size_t i = 0; i < n; i++) {
-        line(e, ind + 2);
-        scalar(e, l[i].name, 0);
-        put(e, ": ");
-        scalar(e, l[i].value, 0);
-        put(e, "\n");
-    }
+    for (size_t i = 0; i < n; i++)
+        kv_str(e, ind + 2, l[i].name, l[i].value, 0);
 }
 
-static void relabels(em *e, int ind, const char *k, const config_relabel *r, size_t n) {
-    if (!n)
-        return;
+static void kv_params(em *e, int ind, const char *k, const config_param *p, size_t n) {
     key(e, ind, k);
     put(e, "\n");
     for (size_t i = 0; i < n; i++) {
-        e->dash = 1;
-        if (r[i].nsource_labels) {
-            key(e, ind + 2, "source_labels");
-            put(e, " [");
-            for (size_t j = 0; j < r[i].nsource_labels; j++) {
-                if (j)
-                    put(e, ", ");
-                scalar(e, r[i].source_labels[j], 1);
-            }
-            put(e, "]\n");
+        if (p[i].nvalues) {
+            kv_strings(e, ind + 2, p[i].name, p[i].values, p[i].nvalues, 0);
+        } else {
+            key(e, ind + 2, p[i].name);
+            put(e, " []\n");
         }
-        kv_str(e, ind + 2, "separator", r[i].separator);
-        kv_str(e, ind + 2, "regex", r[i].regex);
-        if (r[i].modulus)
-            kv_u64(e, ind + 2, "modulus", r[i].modulus);
-        if (r[i].target_label && *r[i].target_label)
-            kv_str(e, ind + 2, "target_label", r[i].target_label);
-        kv_str(e, ind + 2, "replacement", r[i].replacement);
-        kv_str(e, ind + 2, "action", config_relabel_action_name(r[i].action));
     }
 }
 
-static void http(em *e, int ind, const config_http *h) {
-    if (h->has_basic_auth && !h->username && !h->password && !h->password_file) {
-        key(e, ind, "basic_auth");
-        put(e, " {}\n");
-    } else if (h->has_basic_auth) {
-        key(e, ind, "basic_auth");
-        put(e, "\n");
-        kv_str(e, ind + 2, "username", h->username);
-        kv_secret(e, ind + 2, "password", h->password);
-        kv_str(e, ind + 2, "password_file", h->password_file);
-    }
-    if (h->has_authorization) {
-        key(e, ind, "authorization");
-        put(e, "\n");
-        kv_str(e, ind + 2, "type", h->auth_type);
-        kv_secret(e, ind + 2, "credentials", h->credentials);
-        kv_str(e, ind + 2, "credentials_file", h->credentials_file);
-    }
-    const config_tls *t = &h->tls;
-    if (t->ca_file || t->cert_file || t->key_file || t->server_name || t->insecure_skip_verify ||
-        t->min_version) {
-        key(e, ind, "tls_config");
-        put(e, "\n");
-        kv_str(e, ind + 2, "ca_file", t->ca_file);
-        kv_str(e, ind + 2, "cert_file", t->cert_file);
-        kv_str(e, ind + 2, "key_file", t->key_file);
-        kv_str(e, ind + 2, "server_name", t->server_name);
-        kv_bool(e, ind + 2, "insecure_skip_verify", t->insecure_skip_verify);
-        kv_str(e, ind + 2, "min_version", t->min_version);
-    }
-    kv_str(e, ind, "proxy_url", h->proxy_url);
-    kv_bool(e, ind, "follow_redirects", h->follow_redirects);
-    kv_bool(e, ind, "enable_http2", h->enable_http2);
+static const void *field(const void *obj, size_t off) {
+    return (const char *)obj + off;
 }
 
-static void statics(em *e, int ind, const config_static *s, size_t n) {
-    if (!n)
-        return;
-    key(e, ind, "static_configs");
-    put(e, "\n");
-    for (size_t i = 0; i < n; i++) {
-        e->dash = 1;
-        if (!s[i].ntargets && !s[i].nlabels) {
-            line(e, ind + 2);
-            put(e, "targets: []\n");
+static size_t count(const void *obj, const schema_key *k) {
+    return *(const size_t *)field(obj, k->noff);
+}
+
+static int section_zero(const schema_section *s, const void *obj);
+
+/* 1 when the key's field holds nothing to write: 0, NULL, "" or no items. */
+static int key_zero(const schema_key *k, const void *obj) {
+    const void *f = field(obj, k->off);
+    switch (k->type) {
+    case SCHEMA_STRING: {
+        const char *v = *(char *const *)f;
+        return !v || !*v;
+    }
+    case SCHEMA_BOOL:
+    case SCHEMA_ACTION:
+        return *(const int *)f == 0;
+    case SCHEMA_DURATION:
+        return *(const int64_t *)f == 0;
+    case SCHEMA_UINT:
+    case SCHEMA_SIZE:
+        return *(const uint64_t *)f == 0;
+    case SCHEMA_MAP:
+        if (k->sub->has_present)
+            return *(const int *)field(f, k->sub->present_off) == 0;
+        return section_zero(k->sub, f);
+    case SCHEMA_INLINE:
+        return section_zero(k->sub, f);
+    default: /* the arrays */
+        return count(obj, k) == 0;
+    }
+}
+
+/* 1 when no field of the section is set (NULL strings, zeros, no items). */
+static int section_zero(const schema_section *s, const void *obj) {
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const schema_key *k = &s->keys[i];
+        if (k->flags & SCHEMA_TMP)
             continue;
-        }
-        if (s[i].ntargets)
-            kv_strlist(e, ind + 2, "targets", s[i].targets, s[i].ntargets);
-        kv_labels(e, ind + 2, "labels", s[i].labels, s[i].nlabels);
+        if (k->type == SCHEMA_STRING ? *(char *const *)field(obj, k->off) != NULL : !key_zero(k, obj))
+            return 0;
     }
+    return 1;
 }
 
-static void file_sds(em *e, int ind, const config_file_sd *f, size_t n) {
-    if (!n)
+static void section(em *e, int ind, const schema_section *s, const void *obj);
+
+static void kv_map(em *e, int ind, const schema_key *k, const void *obj) {
+    const void *sub = field(obj, k->off);
+    int zero = section_zero(k->sub, sub);
+    if (k->sub->has_present) {
+        if (!*(const int *)field(sub, k->sub->present_off))
+            return;
+        if (zero) {
+            key(e, ind, k->name);
+            put(e, " {}\n");
+            return;
+        }
+    } else if (zero && !(k->flags & SCHEMA_ALWAYS)) {
         return;
-    key(e, ind, "file_sd_configs");
+    }
+    key(e, ind, k->name);
+    put(e, "\n");
+    section(e, ind + 2, k->sub, sub);
+}
+
+static void kv_list(em *e, int ind, const schema_key *k, const void *obj) {
+    const char *items;
+    memcpy(&items, field(obj, k->off), sizeof items); /* a `T *` for the item's struct T */
+    size_t n = count(obj, k);
+    key(e, ind, k->name);
     put(e, "\n");
     for (size_t i = 0; i < n; i++) {
         e->dash = 1;
-        kv_strlist(e, ind + 2, "files", f[i].files, f[i].nfiles);
-        kv_dur(e, ind + 2, "refresh_interval", f[i].refresh_interval_ms);
-    }
-}
-
-static void global(em *e, const config_global *g) {
-    put(e, "global:\n");
-    kv_dur(e, 2, "scrape_interval", g->scrape_interval_ms);
-    kv_dur(e, 2, "scrape_timeout", g->scrape_timeout_ms);
-    kv_strlist(e, 2, "scrape_protocols", g->scrape_protocols, g->nscrape_protocols);
-    kv_dur(e, 2, "evaluation_interval", g->evaluation_interval_ms);
-    if (g->rule_query_offset_ms)
-        kv_dur(e, 2, "rule_query_offset", g->rule_query_offset_ms);
-    kv_labels(e, 2, "external_labels", g->external_labels, g->nexternal_labels);
-    kv_str(e, 2, "query_log_file", g->query_log_file);
-    if (g->body_size_limit)
-        kv_size(e, 2, "body_size_limit", g->body_size_limit);
-    if (g->sample_limit)
-        kv_u64(e, 2, "sample_limit", g->sample_limit);
-    if (g->label_limit)
-        kv_u64(e, 2, "label_limit", g->label_limit);
-    if (g->label_name_length_limit)
-        kv_u64(e, 2, "label_name_length_limit", g->label_name_length_limit);
-    if (g->label_value_length_limit)
-        kv_u64(e, 2, "label_value_length_limit", g->label_value_length_limit);
-    if (g->target_limit)
-        kv_u64(e, 2, "target_limit", g->target_limit);
-}
-
-static void scrape(em *e, const scrape_config *s) {
-    e->dash = 1;
-    kv_str(e, 2, "job_name", s->job_name);
-    if (s->honor_labels)
-        kv_bool(e, 2, "honor_labels", 1);
-    kv_bool(e, 2, "honor_timestamps", s->honor_timestamps);
-    kv_bool(e, 2, "track_timestamps_staleness", s->track_timestamps_staleness);
-    if (s->nparams) {
-        key(e, 2, "params");
-        put(e, "\n");
-        for (size_t i = 0; i < s->nparams; i++) {
-            line(e, 4);
-            scalar(e, s->params[i].name, 0);
-            put(e, ":");
-            if (!s->params[i].nvalues) {
-                put(e, " []\n");
-                continue;
-            }
+        section(e, ind + 2, k->sub, items + i * k->sub->size);
+        if (e->dash) { /* nothing was written */
+            line(e, ind + 2);
+            put(e, k->sub->empty_item ? k->sub->empty_item : "{}");
             put(e, "\n");
-            for (size_t j = 0; j < s->params[i].nvalues; j++) {
-                line(e, 4);
-                put(e, "- ");
-                scalar(e, s->params[i].values[j], 0);
-                put(e, "\n");
-            }
         }
     }
-    kv_dur(e, 2, "scrape_interval", s->scrape_interval_ms);
-    kv_dur(e, 2, "scrape_timeout", s->scrape_timeout_ms);
-    kv_strlist(e, 2, "scrape_protocols", s->scrape_protocols, s->nscrape_protocols);
-    kv_str(e, 2, "metrics_path", s->metrics_path);
-    kv_str(e, 2, "scheme", s->scheme);
-    if (s->body_size_limit)
-        kv_size(e, 2, "body_size_limit", s->body_size_limit);
-    if (s->sample_limit)
-        kv_u64(e, 2, "sample_limit", s->sample_limit);
-    if (s->target_limit)
-        kv_u64(e, 2, "target_limit", s->target_limit);
-    if (s->label_limit)
-        kv_u64(e, 2, "label_limit", s->label_limit);
-    if (s->label_name_length_limit)
-        kv_u64(e, 2, "label_name_length_limit", s->label_name_length_limit);
-    if (s->label_value_length_limit)
-        kv_u64(e, 2, "label_value_length_limit", s->label_value_length_limit);
-    http(e, 2, &s->http);
-    relabels(e, 2, "relabel_configs", s->relabel_configs, s->nrelabel_configs);
-    relabels(e, 2, "metric_relabel_configs", s->metric_relabel_configs, s->nmetric_relabel_configs);
-    file_sds(e, 2, s->file_sd_configs, s->nfile_sd_configs);
-    statics(e, 2, s->static_configs, s->nstatic_configs);
 }
 
-static void alerting(em *e, const config_alerting *a) {
-    if (!a->nalert_relabel_configs && !a->nalertmanagers)
+static void kv(em *e, int ind, const schema_key *k, const void *obj) {
+    const void *f = field(obj, k->off);
+    char tmp[64];
+    if ((k->flags & SCHEMA_TMP) || ((k->flags & SCHEMA_OMIT_ZERO) && key_zero(k, obj)))
         return;
-    put(e, "alerting:\n");
-    relabels(e, 2, "alert_relabel_configs", a->alert_relabel_configs, a->nalert_relabel_configs);
-    if (!a->nalertmanagers)
+    switch (k->type) {
+    case SCHEMA_STRING: {
+        const char *v = *(char *const *)f;
+        if (v && (k->flags & SCHEMA_SECRET))
+            v = *v ? "<secret>" : NULL;
+        if (v)
+            kv_str(e, ind, k->name, v, 0);
         return;
-    put(e, "  alertmanagers:\n");
-    for (size_t i = 0; i < a->nalertmanagers; i++) {
-        const config_alertmanager *am = &a->alertmanagers[i];
-        e->dash = 1;
-        http(e, 4, &am->http);
-        kv_str(e, 4, "scheme", am->scheme);
-        kv_str(e, 4, "path_prefix", am->path_prefix);
-        kv_dur(e, 4, "timeout", am->timeout_ms);
-        kv_str(e, 4, "api_version", am->api_version);
-        relabels(e, 4, "relabel_configs", am->relabel_configs, am->nrelabel_configs);
-        relabels(e, 4, "alert_relabel_configs", am->alert_relabel_configs, am->nalert_relabel_configs);
-        file_sds(e, 4, am->file_sd_configs, am->nfile_sd_configs);
-        statics(e, 4, am->static_configs, am->nstatic_configs);
     }
+    case SCHEMA_BOOL:
+        kv_str(e, ind, k->name, *(const int *)f ? "true" : "false", 1);
+        return;
+    case SCHEMA_ACTION:
+        kv_str(e, ind, k->name, config_relabel_action_name(*(const int *)f), 0);
+        return;
+    case SCHEMA_DURATION:
+        duration_format(*(const int64_t *)f, tmp, sizeof tmp);
+        kv_str(e, ind, k->name, tmp, 1);
+        return;
+    case SCHEMA_UINT:
+        snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)*(const uint64_t *)f);
+        kv_str(e, ind, k->name, tmp, 1);
+        return;
+    case SCHEMA_SIZE:
+        kv_size(e, ind, k->name, *(const uint64_t *)f);
+        return;
+    case SCHEMA_MAP:
+        kv_map(e, ind, k, obj);
+        return;
+    case SCHEMA_INLINE:
+        section(e, ind, k->sub, f);
+        return;
+    default:
+        break;
+    }
+    if (count(obj, k) == 0) /* the arrays: left out when empty */
+        return;
+    if (k->type == SCHEMA_STRINGS)
+        kv_strings(e, ind, k->name, *(char **const *)f, count(obj, k), !!(k->flags & SCHEMA_FLOW));
+    else if (k->type == SCHEMA_LABELS)
+        kv_labels(e, ind, k->name, *(config_label *const *)f, count(obj, k));
+    else if (k->type == SCHEMA_PARAMS)
+        kv_params(e, ind, k->name, *(config_param *const *)f, count(obj, k));
+    else
+        kv_list(e, ind, k, obj);
 }
 
-static void remote_write(em *e, const config_remote_write *w) {
-    e->dash = 1;
-    kv_str(e, 2, "url", w->url);
-    kv_dur(e, 2, "remote_timeout", w->remote_timeout_ms);
-    kv_labels(e, 2, "headers", w->headers, w->nheaders);
-    kv_str(e, 2, "name", w->name);
-    relabels(e, 2, "write_relabel_configs", w->write_relabel_configs, w->nwrite_relabel_configs);
-    kv_bool(e, 2, "send_exemplars", w->send_exemplars);
-    kv_bool(e, 2, "send_native_histograms", w->send_native_histograms);
-    kv_str(e, 2, "protobuf_message", w->protobuf_message);
-    http(e, 2, &w->http);
-    put(e, "  queue_config:\n");
-    kv_u64(e, 4, "capacity", w->queue.capacity);
-    kv_u64(e, 4, "max_shards", w->queue.max_shards);
-    kv_u64(e, 4, "min_shards", w->queue.min_shards);
-    kv_u64(e, 4, "max_samples_per_send", w->queue.max_samples_per_send);
-    kv_dur(e, 4, "batch_send_deadline", w->queue.batch_send_deadline_ms);
-    kv_dur(e, 4, "min_backoff", w->queue.min_backoff_ms);
-    kv_dur(e, 4, "max_backoff", w->queue.max_backoff_ms);
-    if (w->queue.retry_on_http_429)
-        kv_bool(e, 4, "retry_on_http_429", 1);
-    if (w->queue.sample_age_limit_ms)
-        kv_dur(e, 4, "sample_age_limit", w->queue.sample_age_limit_ms);
-    put(e, "  metadata_config:\n");
-    kv_bool(e, 4, "send", w->metadata.send);
-    kv_dur(e, 4, "send_interval", w->metadata.send_interval_ms);
-    kv_u64(e, 4, "max_samples_per_send", w->metadata.max_samples_per_send);
-}
-
-static void remote_read(em *e, const config_remote_read *r) {
-    e->dash = 1;
-    kv_str(e, 2, "url", r->url);
-    kv_dur(e, 2, "remote_timeout", r->remote_timeout_ms);
-    kv_labels(e, 2, "headers", r->headers, r->nheaders);
-    kv_bool(e, 2, "read_recent", r->read_recent);
-    kv_str(e, 2, "name", r->name);
-    kv_labels(e, 2, "required_matchers", r->required_matchers, r->nrequired_matchers);
-    kv_bool(e, 2, "filter_external_labels", r->filter_external_labels);
-    http(e, 2, &r->http);
+/* The keys of section s at indentation ind. */
+static void section(em *e, int ind, const schema_section *s, const void *obj) {
+    for (size_t i = 0; i < s->nkeys; i++)
+        kv(e, ind, &s->keys[i], obj);
 }
 
 int config_to_yaml(const config *c, buf *out) {
-    em e = {out, 0, 0};
+    em e = {out, 0};
     if (!c)
         return KILN_EINVAL;
-    global(&e, &c->global);
-    alerting(&e, &c->alerting);
-    kv_strlist(&e, 0, "rule_files", c->rule_files, c->nrule_files);
-    if (c->nscrape_configs) {
-        put(&e, "scrape_configs:\n");
-        for (size_t i = 0; i < c->nscrape_configs; i++)
-            scrape(&e, &c->scrape_configs[i]);
-    }
-    if (c->nremote_write) {
-        put(&e, "remote_write:\n");
-        for (size_t i = 0; i < c->nremote_write; i++)
-            remote_write(&e, &c->remote_write[i]);
-    }
-    if (c->nremote_read) {
-        put(&e, "remote_read:\n");
-        for (size_t i = 0; i < c->nremote_read; i++)
-            remote_read(&e, &c->remote_read[i]);
-    }
-    return e.rc ? KILN_ENOMEM : 0;
+    section(&e, 0, &schema_config, c);
+    return buf_error(out);
 }

@@ -2,8 +2,9 @@
  * test_config.c - the configuration loader: a full file with every
  * supported key, defaults, inheritance from global, a table of bad files
  * with their exact file:line:col messages, the relabel regex semantics,
- * the input bounds, file loading, and the round trip through
- * config_to_yaml.
+ * the input bounds, file loading, the round trip through config_to_yaml
+ * (and its exact text), an error of each kind in each section, equality
+ * over every scrape key, and the keys kiln parses but does not act on.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -971,6 +972,545 @@ START_TEST(test_action_names) {
 }
 END_TEST
 
+/* One error of each kind in each section: the table-driven decoder names
+ * the key, its section and its file:line:col as the hand-written one did. */
+static const struct {
+    const char *yaml;
+    const char *msg;
+} section_bad_cases[] = {
+    {"scrape_configs:\n  - job_name: a\n    tls_config: {ca_fil: x}\n",
+     "kiln.yml:3:18: unknown key \"ca_fil\" in tls_config"},
+    {"scrape_configs:\n  - job_name: a\n    tls_config: [x]\n",
+     "kiln.yml:3:17: expected a map for tls_config, got a list"},
+    {"scrape_configs:\n  - job_name: a\n    tls_config: {cert_file: c}\n",
+     "kiln.yml:3:17: exactly one of key or key_file must be configured when a client certificate is "
+     "configured"},
+    {"scrape_configs:\n  - job_name: a\n    basic_auth: {user: u}\n",
+     "kiln.yml:3:18: unknown key \"user\" in basic_auth"},
+    {"scrape_configs:\n  - job_name: a\n    authorization: {kind: Bearer}\n",
+     "kiln.yml:3:21: unknown key \"kind\" in authorization"},
+    {"scrape_configs:\n  - job_name: a\n    static_configs: [{targets: [a:1], label: {a: b}}]\n",
+     "kiln.yml:3:39: unknown key \"label\" in static_config"},
+    {"scrape_configs:\n  - job_name: a\n    static_configs: [~]\n",
+     "kiln.yml:3:22: expected a map for static_config, got nothing"},
+    {"scrape_configs:\n  - job_name: a\n    file_sd_configs: [{files: [a.yml], refresh: 1m}]\n",
+     "kiln.yml:3:40: unknown key \"refresh\" in file_sd_config"},
+    {"scrape_configs:\n  - job_name: a\n    file_sd_configs: [x]\n",
+     "kiln.yml:3:23: expected a map for file_sd_config, got a string"},
+    {"scrape_configs:\n  - job_name: a\n    relabel_configs: [{target_label: a, replace: b}]\n",
+     "kiln.yml:3:41: unknown key \"replace\" in relabel_config"},
+    {"scrape_configs:\n  - job_name: a\n    relabel_configs: [~]\n",
+     "kiln.yml:3:23: expected a map for relabel_config, got nothing"},
+    {"scrape_configs:\n  - job_name: a\n    relabel_configs: {a: b}\n",
+     "kiln.yml:3:22: expected a list for relabel_configs, got a map"},
+    {"scrape_configs:\n  - job_name: a\n    params: [a]\n",
+     "kiln.yml:3:13: expected a map for params, got a list"},
+    {"scrape_configs:\n  - job_name: a\n    params: {a: b}\n",
+     "kiln.yml:3:17: expected a list for a, got a string"},
+    {"scrape_configs:\n  - job_name: a\n    scrape_interval: [1m]\n",
+     "kiln.yml:3:22: expected a duration for \"scrape_interval\", got a list"},
+    {"scrape_configs:\n  - job_name: a\n    sample_limit: 99999999999999999999\n",
+     "kiln.yml:3:19: integer out of range for \"sample_limit\": \"99999999999999999999\""},
+    {"scrape_configs:\n  - job_name: a\n    body_size_limit: 20EB\n",
+     "kiln.yml:3:22: size out of range for \"body_size_limit\": \"20EB\""},
+    {"scrape_configs:\n  - job_name: a\n    body_size_limit: {a: b}\n",
+     "kiln.yml:3:22: expected a size for \"body_size_limit\", got a map"},
+    {"scrape_configs:\n  - job_name: a\n    honor_labels: [x]\n",
+     "kiln.yml:3:19: expected true or false for \"honor_labels\", got a list"},
+    {"scrape_configs:\n  - job_name: a\n    oauth2: {}\n",
+     "kiln.yml:3:5: key \"oauth2\" in scrape_config is not supported by kiln"},
+    {"scrape_configs:\n  - job_name: a\n    bearer_token: [x]\n",
+     "kiln.yml:3:19: expected a string for \"bearer_token\", got a list"},
+    {"scrape_configs:\n  - job_name: a\n    static_configs:\n      - labels: {a: [b]}\n",
+     "kiln.yml:4:21: expected a string for \"labels\", got a list"},
+    {"alerting: [x]\n", "kiln.yml:1:11: expected a map for alerting, got a list"},
+    {"alerting:\n  alertmanagers:\n    - scheme: ftp\n",
+     "kiln.yml:3:15: scheme must be \"http\" or \"https\", got \"ftp\""},
+    {"alerting:\n  alertmanagers:\n    - timeot: 1s\n",
+     "kiln.yml:3:7: unknown key \"timeot\" in alertmanager_config"},
+    {"alerting:\n  alertmanagers:\n    -\n",
+     "kiln.yml:3:6: expected a map for alertmanager_config, got nothing"},
+    {"alerting:\n  alertmanagers:\n    - relabel_configs: [{action: drop, regex: '('}]\n",
+     "kiln.yml:3:47: invalid regular expression \"(\": missing closing parenthesis"},
+    {"remote_write:\n  - url: http://a/\n    metadata_config: {sendd: true}\n",
+     "kiln.yml:3:23: unknown key \"sendd\" in metadata_config"},
+    {"remote_write:\n  - url: http://a/\n    queue_config: [a]\n",
+     "kiln.yml:3:19: expected a map for queue_config, got a list"},
+    {"remote_write:\n  - url: http://a/\n    queue_config: {capacity: x}\n",
+     "kiln.yml:3:30: expected a non-negative integer for \"capacity\", got \"x\""},
+    {"remote_write:\n  - url: http://a/\n    headers: {Authorization: x}\n",
+     "kiln.yml:3:15: authorization header must be changed via the basic_auth or authorization parameter"},
+    {"remote_write:\n  - url: http://a/\n    headers: {\"a b\": x}\n",
+     "kiln.yml:3:15: \"a b\" is not a valid header name"},
+    {"remote_write:\n  - url: http://a/\n    bearer_token: a\n    basic_auth: {username: u}\n",
+     "kiln.yml:3:5: at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured"},
+    {"remote_write:\n  - url: http://a/\n    sigv4: {}\n",
+     "kiln.yml:3:5: key \"sigv4\" in remote_write is not supported by kiln"},
+    {"remote_write:\n  -\n", "kiln.yml:2:4: expected a map for remote_write, got nothing"},
+    {"remote_read:\n  - url: http://a/\n    read_recnt: true\n",
+     "kiln.yml:3:5: unknown key \"read_recnt\" in remote_read"},
+    {"remote_read:\n  - url: http://a/\n    required_matchers: {1a: b}\n",
+     "kiln.yml:3:25: \"1a\" is not a valid label name"},
+    {"remote_read:\n  - url: http://a/\n    tls_config: {min_version: TLS1}\n",
+     "kiln.yml:3:31: unknown TLS version: TLS1"},
+    {"global:\n  external_labels: {a: [b]}\n",
+     "kiln.yml:2:24: expected a string for \"external_labels\", got a list"},
+    {"global:\n  query_log_file: [a]\n",
+     "kiln.yml:2:19: expected a string for \"query_log_file\", got a list"},
+    {"global:\n  evaluation_interval: 1x\n", "kiln.yml:2:24: not a valid duration string: \"1x\""},
+    {"global:\n  scrape_protocols: [PrometheusText0.0.4, PrometheusText0.0.4]\n",
+     "kiln.yml:2:43: duplicated protocol in scrape_protocols, got PrometheusText0.0.4"},
+    {"global: [a]\n", "kiln.yml:1:9: expected a map for global, got a list"},
+    {"rule_files: [[a]]\n", "kiln.yml:1:14: expected a string for \"rule_files\", got a list"},
+    {"scrape_configs: [[a]]\n", "kiln.yml:1:18: expected a map for scrape_config, got a list"},
+    {"scrape_configs:\n  - job_name: a\n    ? [k]\n    : v\n",
+     "kiln.yml:3:7: map keys must be strings, got a list"},
+};
+
+/* config_to_yaml of full_yaml, every key in Prometheus' order, byte for byte. */
+static const char full_yaml_out[] = "global:\n"
+                                    "  scrape_interval: 30s\n"
+                                    "  scrape_timeout: 20s\n"
+                                    "  scrape_protocols:\n"
+                                    "  - PrometheusText0.0.4\n"
+                                    "  - OpenMetricsText1.0.0\n"
+                                    "  evaluation_interval: 45s\n"
+                                    "  rule_query_offset: 10s\n"
+                                    "  external_labels:\n"
+                                    "    region: eu-west\n"
+                                    "    env: prod-x\n"
+                                    "  query_log_file: queries.log\n"
+                                    "  body_size_limit: 10MiB\n"
+                                    "  sample_limit: 1000\n"
+                                    "  label_limit: 30\n"
+                                    "  label_name_length_limit: 200\n"
+                                    "  label_value_length_limit: 2048\n"
+                                    "  target_limit: 50\n"
+                                    "alerting:\n"
+                                    "  alert_relabel_configs:\n"
+                                    "  - separator: ;\n"
+                                    "    regex: replica\n"
+                                    "    replacement: $1\n"
+                                    "    action: labeldrop\n"
+                                    "  alertmanagers:\n"
+                                    "  - follow_redirects: true\n"
+                                    "    enable_http2: true\n"
+                                    "    scheme: https\n"
+                                    "    path_prefix: /am\n"
+                                    "    timeout: 5s\n"
+                                    "    api_version: v2\n"
+                                    "    static_configs:\n"
+                                    "    - targets:\n"
+                                    "      - am1:9093\n"
+                                    "      - am2:9093\n"
+                                    "rule_files:\n"
+                                    "- rules/*.yml\n"
+                                    "- /etc/kiln/alerts.yml\n"
+                                    "scrape_configs:\n"
+                                    "- job_name: node\n"
+                                    "  honor_labels: true\n"
+                                    "  honor_timestamps: false\n"
+                                    "  track_timestamps_staleness: true\n"
+                                    "  params:\n"
+                                    "    module:\n"
+                                    "    - http_2xx\n"
+                                    "    - tcp\n"
+                                    "    target:\n"
+                                    "    - example.com\n"
+                                    "  scrape_interval: 1m\n"
+                                    "  scrape_timeout: 5s\n"
+                                    "  scrape_protocols:\n"
+                                    "  - OpenMetricsText1.0.0\n"
+                                    "  metrics_path: /probe\n"
+                                    "  scheme: https\n"
+                                    "  body_size_limit: 1GiB\n"
+                                    "  sample_limit: 5000\n"
+                                    "  target_limit: 7\n"
+                                    "  label_limit: 10\n"
+                                    "  label_name_length_limit: 100\n"
+                                    "  label_value_length_limit: 1000\n"
+                                    "  basic_auth:\n"
+                                    "    username: admin\n"
+                                    "    password: <secret>\n"
+                                    "  tls_config:\n"
+                                    "    ca_file: ca.pem\n"
+                                    "    cert_file: /certs/c.pem\n"
+                                    "    key_file: /certs/k.pem\n"
+                                    "    server_name: node.local\n"
+                                    "    insecure_skip_verify: true\n"
+                                    "    min_version: TLS12\n"
+                                    "  proxy_url: http://proxy:3128\n"
+                                    "  follow_redirects: false\n"
+                                    "  enable_http2: false\n"
+                                    "  relabel_configs:\n"
+                                    "  - source_labels: [__address__]\n"
+                                    "    separator: ;\n"
+                                    "    regex: (.*)\n"
+                                    "    target_label: __param_target\n"
+                                    "    replacement: $1\n"
+                                    "    action: replace\n"
+                                    "  - source_labels: [__param_target]\n"
+                                    "    separator: ;\n"
+                                    "    regex: (.*)\n"
+                                    "    target_label: instance\n"
+                                    "    replacement: $1\n"
+                                    "    action: replace\n"
+                                    "  - separator: ;\n"
+                                    "    regex: (.*)\n"
+                                    "    target_label: __address__\n"
+                                    "    replacement: blackbox:9115\n"
+                                    "    action: replace\n"
+                                    "  - source_labels: [__address__]\n"
+                                    "    separator: ;\n"
+                                    "    regex: (.*)\n"
+                                    "    modulus: 8\n"
+                                    "    target_label: __tmp_hash\n"
+                                    "    replacement: $1\n"
+                                    "    action: hashmod\n"
+                                    "  - source_labels: [__tmp_hash]\n"
+                                    "    separator: ;\n"
+                                    "    regex: ^1$\n"
+                                    "    replacement: $1\n"
+                                    "    action: keep\n"
+                                    "  - separator: ;\n"
+                                    "    regex: __meta_(.+)\n"
+                                    "    replacement: meta_$1\n"
+                                    "    action: labelmap\n"
+                                    "  - separator: ;\n"
+                                    "    regex: tmp_.*\n"
+                                    "    replacement: $1\n"
+                                    "    action: labeldrop\n"
+                                    "  - source_labels: [a, b]\n"
+                                    "    separator: ;\n"
+                                    "    regex: (.*)\n"
+                                    "    target_label: c\n"
+                                    "    replacement: $1\n"
+                                    "    action: keepequal\n"
+                                    "  - source_labels: [a, b]\n"
+                                    "    separator: \"|\"\n"
+                                    "    regex: (.*)\n"
+                                    "    target_label: ab\n"
+                                    "    replacement: $1\n"
+                                    "    action: replace\n"
+                                    "  - source_labels: [job]\n"
+                                    "    separator: ;\n"
+                                    "    regex: (.*)\n"
+                                    "    target_label: job_lower\n"
+                                    "    replacement: $1\n"
+                                    "    action: lowercase\n"
+                                    "  metric_relabel_configs:\n"
+                                    "  - source_labels: [__name__]\n"
+                                    "    separator: ;\n"
+                                    "    regex: go_.*\n"
+                                    "    replacement: $1\n"
+                                    "    action: drop\n"
+                                    "  file_sd_configs:\n"
+                                    "  - files:\n"
+                                    "    - targets/*.json\n"
+                                    "    - more.yml\n"
+                                    "    refresh_interval: 2m\n"
+                                    "  static_configs:\n"
+                                    "  - targets:\n"
+                                    "    - localhost:9100\n"
+                                    "    - db:9100\n"
+                                    "    labels:\n"
+                                    "      team: infra\n"
+                                    "  - targets:\n"
+                                    "    - \"[::1]:9100\"\n"
+                                    "- job_name: bearer\n"
+                                    "  honor_timestamps: true\n"
+                                    "  track_timestamps_staleness: false\n"
+                                    "  scrape_interval: 30s\n"
+                                    "  scrape_timeout: 20s\n"
+                                    "  scrape_protocols:\n"
+                                    "  - PrometheusText0.0.4\n"
+                                    "  - OpenMetricsText1.0.0\n"
+                                    "  metrics_path: /metrics\n"
+                                    "  scheme: http\n"
+                                    "  body_size_limit: 10MiB\n"
+                                    "  sample_limit: 1000\n"
+                                    "  target_limit: 50\n"
+                                    "  label_limit: 30\n"
+                                    "  label_name_length_limit: 200\n"
+                                    "  label_value_length_limit: 2048\n"
+                                    "  authorization:\n"
+                                    "    type: Bearer\n"
+                                    "    credentials: <secret>\n"
+                                    "  follow_redirects: true\n"
+                                    "  enable_http2: true\n"
+                                    "  static_configs:\n"
+                                    "  - targets:\n"
+                                    "    - a:1\n"
+                                    "- job_name: authz\n"
+                                    "  honor_timestamps: true\n"
+                                    "  track_timestamps_staleness: false\n"
+                                    "  scrape_interval: 30s\n"
+                                    "  scrape_timeout: 20s\n"
+                                    "  scrape_protocols:\n"
+                                    "  - PrometheusText0.0.4\n"
+                                    "  - OpenMetricsText1.0.0\n"
+                                    "  metrics_path: /m\n"
+                                    "  scheme: http\n"
+                                    "  body_size_limit: 10MiB\n"
+                                    "  sample_limit: 1000\n"
+                                    "  target_limit: 50\n"
+                                    "  label_limit: 30\n"
+                                    "  label_name_length_limit: 200\n"
+                                    "  label_value_length_limit: 2048\n"
+                                    "  authorization:\n"
+                                    "    type: Bearer\n"
+                                    "    credentials_file: /run/token\n"
+                                    "  follow_redirects: true\n"
+                                    "  enable_http2: true\n"
+                                    "remote_write:\n"
+                                    "- url: https://remote.example/api/v1/write\n"
+                                    "  remote_timeout: 10s\n"
+                                    "  headers:\n"
+                                    "    X-Scope-OrgID: tenant1\n"
+                                    "  name: primary\n"
+                                    "  write_relabel_configs:\n"
+                                    "  - source_labels: [__name__]\n"
+                                    "    separator: ;\n"
+                                    "    regex: expensive_.*\n"
+                                    "    replacement: $1\n"
+                                    "    action: drop\n"
+                                    "  send_exemplars: true\n"
+                                    "  send_native_histograms: false\n"
+                                    "  protobuf_message: io.prometheus.write.v2.Request\n"
+                                    "  authorization:\n"
+                                    "    type: Token\n"
+                                    "    credentials: <secret>\n"
+                                    "  follow_redirects: true\n"
+                                    "  enable_http2: false\n"
+                                    "  queue_config:\n"
+                                    "    capacity: 2500\n"
+                                    "    max_shards: 10\n"
+                                    "    min_shards: 2\n"
+                                    "    max_samples_per_send: 500\n"
+                                    "    batch_send_deadline: 10s\n"
+                                    "    min_backoff: 100ms\n"
+                                    "    max_backoff: 10s\n"
+                                    "    retry_on_http_429: true\n"
+                                    "    sample_age_limit: 1h\n"
+                                    "  metadata_config:\n"
+                                    "    send: false\n"
+                                    "    send_interval: 2m\n"
+                                    "    max_samples_per_send: 100\n"
+                                    "remote_read:\n"
+                                    "- url: http://remote.example:9201/read\n"
+                                    "  remote_timeout: 20s\n"
+                                    "  read_recent: true\n"
+                                    "  name: r1\n"
+                                    "  required_matchers:\n"
+                                    "    job: node\n"
+                                    "  filter_external_labels: false\n"
+                                    "  follow_redirects: true\n"
+                                    "  enable_http2: true\n";
+
+START_TEST(test_section_errors) {
+    for (size_t i = 0; i < sizeof section_bad_cases / sizeof section_bad_cases[0]; i++) {
+        config *c = (config *)1;
+        kiln_err err = {0};
+        int rc = config_load_string("kiln.yml", section_bad_cases[i].yaml, strlen(section_bad_cases[i].yaml),
+                                    &c, &err);
+        ck_assert_msg(rc == KILN_EINVAL, "case %zu: rc %d:\n%s", i, rc, section_bad_cases[i].yaml);
+        ck_assert_ptr_null(c);
+        ck_assert_msg(strcmp(err.msg, section_bad_cases[i].msg) == 0, "case %zu:\n got  %s\n want %s", i,
+                      err.msg, section_bad_cases[i].msg);
+    }
+}
+END_TEST
+
+START_TEST(test_emit_exact) {
+    setenv("KILN_TEST_ENV", "prod", 1);
+    config *c = load_ok(full_yaml);
+    buf y = BUF_INIT;
+    ck_assert_int_eq(config_to_yaml(c, &y), 0);
+    ck_assert_str_eq(y.data, full_yaml_out);
+    buf_free(&y);
+    config_free(c);
+
+    /* maps: basic_auth given empty is written {}, with only an empty password
+     * it is written with nothing under it; queue_config and metadata_config
+     * are written even when all zero; tls_config only when something is set */
+    c = load_ok("scrape_configs:\n"
+                "  - job_name: a\n"
+                "    basic_auth: {}\n"
+                "    tls_config: {insecure_skip_verify: false}\n"
+                "  - job_name: b\n"
+                "    basic_auth: {password: ''}\n"
+                "remote_write:\n"
+                "  - url: http://w/\n"
+                "    queue_config: {capacity: 0, max_shards: 0, min_shards: 0, max_samples_per_send: 0,\n"
+                "                   batch_send_deadline: 0s, min_backoff: 0s, max_backoff: 0s}\n"
+                "    metadata_config: {send: false, send_interval: 0s, max_samples_per_send: 0}\n");
+    ck_assert_int_eq(config_to_yaml(c, &y), 0);
+    ck_assert_msg(strstr(y.data, "- job_name: a\n") && strstr(y.data, "  basic_auth: {}\n") &&
+                      strstr(y.data, "  basic_auth:\n  follow_redirects: true\n") &&
+                      !strstr(y.data, "tls_config") && strstr(y.data, "  queue_config:\n    capacity: 0\n") &&
+                      strstr(y.data, "  metadata_config:\n    send: false\n    send_interval: 0s\n"),
+                  "%s", y.data);
+    config *c2 = load_ok(y.data);
+    ck_assert_uint_eq(c2->remote_write[0].queue.capacity, 0);
+    ck_assert_int_eq(c2->remote_write[0].metadata.send_interval_ms, 0);
+    ck_assert_int_eq(c2->scrape_configs[0].http.has_basic_auth, 1);
+    ck_assert(config_scrape_equal(&c->scrape_configs[0], &c2->scrape_configs[0]));
+    config_free(c2);
+    buf_free(&y);
+    config_free(c);
+
+    /* out of memory in the caller's buffer is reported */
+    c = load_ok(full_yaml);
+    y.oom = 1;
+    ck_assert_int_eq(config_to_yaml(c, &y), KILN_ENOMEM);
+    buf_free(&y);
+    config_free(c);
+}
+END_TEST
+
+/* Every key of a scrape config counts for a reload. */
+START_TEST(test_scrape_equal_every_key) {
+    static const char *const variants[] = {
+        "honor_timestamps: false",
+        "track_timestamps_staleness: true",
+        "body_size_limit: 1KB",
+        "label_limit: 1",
+        "label_name_length_limit: 1",
+        "label_value_length_limit: 1",
+        "target_limit: 1",
+        "tls_config: {server_name: s}",
+        "tls_config: {min_version: TLS12}",
+        "tls_config: {ca_file: c}",
+        "tls_config: {cert_file: c, key_file: k}",
+        "proxy_url: http://p:1",
+        "follow_redirects: false",
+        "enable_http2: false",
+        "basic_auth: {}",
+        "basic_auth: {password_file: f}",
+        "authorization: {credentials_file: f}",
+        "authorization: {type: Token}",
+        "bearer_token: t",
+        "params: {a: [c]}",
+        "file_sd_configs: [{files: [a.json], refresh_interval: 1m}]",
+        "metric_relabel_configs: [{regex: 'a', action: drop, separator: ','}]",
+        "metric_relabel_configs: [{regex: 'a', action: keep}]",
+        "metric_relabel_configs: [{source_labels: [x], regex: 'a', action: drop}]",
+        "metric_relabel_configs: [{regex: 'a', action: drop, replacement: z}]",
+        "metric_relabel_configs: [{regex: 'a', action: drop, modulus: 2}]",
+        "metric_relabel_configs: [{regex: 'a', action: drop, target_label: t}]",
+    };
+    const char *base = "scrape_configs:\n  - job_name: j\n    params: {a: [b]}\n"
+                       "    file_sd_configs: [{files: [a.json]}]\n"
+                       "    metric_relabel_configs: [{regex: 'a', action: drop}]\n";
+    config *a = load_ok(base);
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        char y[512];
+        snprintf(y, sizeof y, "scrape_configs:\n  - job_name: j\n    %s\n%s%s%s", variants[i],
+                 strncmp(variants[i], "params", 6) ? "    params: {a: [b]}\n" : "",
+                 strncmp(variants[i], "file_sd", 7) ? "    file_sd_configs: [{files: [a.json]}]\n" : "",
+                 strncmp(variants[i], "metric_relabel", 14)
+                     ? "    metric_relabel_configs: [{regex: 'a', action: drop}]\n"
+                     : "");
+        config *b = load_ok(y);
+        ck_assert_msg(!config_scrape_equal(&a->scrape_configs[0], &b->scrape_configs[0]), "variant %zu", i);
+        ck_assert_msg(config_scrape_equal(&b->scrape_configs[0], &b->scrape_configs[0]), "variant %zu", i);
+        config_free(b);
+    }
+    config_free(a);
+}
+END_TEST
+
+/* The keys kiln parses but does not act on are listed, once each, where they
+ * are first set; a config that sets none lists none. */
+START_TEST(test_unused_keys) {
+    static const struct {
+        const char *path;
+        int line, col;
+    } want[] = {
+        {"global.evaluation_interval", 3, 3},
+        {"global.external_labels", 4, 3},
+        {"rule_files", 5, 1},
+        {"scrape_configs[].tls_config.server_name", 8, 18},
+        {"scrape_configs[].tls_config.min_version", 10, 34},
+        {"alerting", 11, 1},
+        {"remote_write", 14, 1},
+    };
+    config *c = load_ok("global:\n"
+                        "  scrape_interval: 15s\n"
+                        "  evaluation_interval: 30s\n"
+                        "  external_labels: {a: b}\n"
+                        "rule_files: [a.yml]\n"
+                        "scrape_configs:\n"
+                        "  - job_name: a\n"
+                        "    tls_config: {server_name: x, ca_file: c}\n"
+                        "  - job_name: b\n"
+                        "    tls_config: {server_name: y, min_version: TLS12}\n"
+                        "alerting:\n"
+                        "  alertmanagers:\n"
+                        "    - tls_config: {server_name: z}\n"
+                        "remote_write:\n"
+                        "  - url: http://w/\n"
+                        "    queue_config: {capacity: 5}\n"
+                        "remote_read: []\n");
+    ck_assert_uint_eq(c->nunused_keys, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < c->nunused_keys; i++) {
+        ck_assert_str_eq(c->unused_keys[i].path, want[i].path);
+        ck_assert_msg(c->unused_keys[i].line == want[i].line && c->unused_keys[i].col == want[i].col,
+                      "%s at %d:%d", want[i].path, c->unused_keys[i].line, c->unused_keys[i].col);
+    }
+
+    /* logged as warnings */
+    char path[] = "/tmp/kiln_unused_log_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    log_set_fd(fd);
+    config_log_unused(c);
+    log_set_fd(2);
+    char text[4096] = {0};
+    ck_assert_int_gt(pread(fd, text, sizeof text - 1, 0), 0);
+    close(fd);
+    unlink(path);
+    ck_assert_msg(strstr(text, "level=warn") &&
+                      strstr(text, "msg=\"configuration key is parsed but not acted on\" key=rule_files "
+                                   "at=\"kiln.yml:5:1\"") &&
+                      strstr(text, "key=scrape_configs[].tls_config.server_name at=\"kiln.yml:8:18\""),
+                  "%s", text);
+    config_free(c);
+
+    /* the embedded default sets one */
+    c = load_ok(config_default_yaml());
+    ck_assert_uint_eq(c->nunused_keys, 1);
+    ck_assert_str_eq(c->unused_keys[0].path, "global.evaluation_interval");
+    config_free(c);
+
+    /* none: keys kiln acts on, and unused keys left empty or null */
+    static const char *const none[] = {
+        "",
+        "scrape_configs: []\nremote_write: []\nremote_read:\n",
+        "alerting:\nrule_files: []\nglobal: {evaluation_interval: ~, external_labels: {}, query_log_file: "
+        "''}\n",
+        "global: {scrape_interval: 1m, scrape_timeout: 5s, sample_limit: 3, scrape_protocols: "
+        "[PrometheusText0.0.4]}\n"
+        "scrape_configs:\n"
+        "  - job_name: a\n"
+        "    tls_config: {ca_file: c, insecure_skip_verify: true}\n"
+        "    proxy_url: http://p:1\n"
+        "    follow_redirects: false\n"
+        "    enable_http2: false\n"
+        "    track_timestamps_staleness: true\n"
+        "    basic_auth: {username: u, password_file: f}\n"
+        "    relabel_configs: [{target_label: x}]\n"
+        "    file_sd_configs: [{files: [a.json]}]\n"
+        "    static_configs: [{targets: [a:1], labels: {x: y}}]\n",
+    };
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        c = load_ok(none[i]);
+        ck_assert_msg(c->nunused_keys == 0, "doc %zu: %s", i, c->nunused_keys ? c->unused_keys[0].path : "");
+        config_free(c);
+    }
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("core");
@@ -989,6 +1529,10 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_scrape_equal);
     tcase_add_test(tc, test_action_names);
+    tcase_add_test(tc, test_section_errors);
+    tcase_add_test(tc, test_emit_exact);
+    tcase_add_test(tc, test_scrape_equal_every_key);
+    tcase_add_test(tc, test_unused_keys);
     suite_add_tcase(s, tc);
     return s;
 }
