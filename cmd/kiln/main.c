@@ -338,6 +338,8 @@ static int kiln_reload(void *p, kiln_err *err) {
         k->cfg_from_file = from_file;
         k->cfg_time_ms = time_now_ms();
         k->cfg_last_ok = 1;
+        if (from_file) /* the embedded default's evaluation_interval is kiln's, not the user's */
+            config_log_unused(c);
         config_free(old);
     } else {
         k->cfg_last_ok = 0;
@@ -705,6 +707,8 @@ int main(int argc, char **argv) {
     metric_set(k.m_reload_ts, (double)(k.cfg_time_ms / 1000));
     LOG_INFO("Loaded configuration", "filename=%s",
              k.cfg_from_file ? flags[F_CONFIG].value : "<embedded default>");
+    if (k.cfg_from_file)
+        config_log_unused(k.cfg);
 
     if (lock_data_dir(&k, flags[F_TSDB_PATH].value, &err) != 0) {
         LOG_ERROR("Opening storage failed", "err=\"%s\"", err.msg);

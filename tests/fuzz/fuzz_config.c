@@ -2,6 +2,7 @@
  * fuzz_config.c - arbitrary bytes through the configuration loader.  A
  * document that loads must also write itself out with config_to_yaml, and
  * that output must load again; everything must be freed (leaks fail).
+ * Every key listed as not acted on has a path and a position.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             abort(); /* a failed load returns nothing and says why */
         return 0;
     }
+    for (size_t i = 0; i < c->nunused_keys; i++)
+        if (!c->unused_keys[i].path[0] || c->unused_keys[i].line < 1 || c->unused_keys[i].col < 1)
+            abort();
     buf out = BUF_INIT;
     if (config_to_yaml(c, &out) == 0) {
         config *c2 = NULL;
