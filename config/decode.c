@@ -21,7 +21,6 @@
 #include <stdalign.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -530,43 +529,24 @@ int decode_section(dec *d, const schema_section *s, const ynode *v, void *obj) {
     return s->finish ? s->finish(d, obj, &seen) : 0;
 }
 
-typedef struct named {
-    const char *name;
-    size_t idx;
-} named;
-
-static int cmp_named(const void *pa, const void *pb) {
-    const named *a = pa, *b = pb;
-    int c = strcmp(a->name, b->name);
-    if (c)
-        return c;
-    return a->idx < b->idx ? -1 : (a->idx > b->idx);
-}
-
 /* The first index whose name repeats an earlier item's (NULL names never
- * repeat), n when none does, or SIZE_MAX when out of memory.  O(n log n):
+ * repeat), n when none does, or SIZE_MAX when out of memory.  Hashed:
  * thousands of jobs must not cost a quadratic check. */
-static size_t first_dup(const void *base, size_t n, size_t stride, size_t name_off) {
-    named *v = n ? malloc(n * sizeof *v) : NULL;
-    size_t m = 0, best = n;
-    if (n && !v)
-        return SIZE_MAX;
-    for (size_t i = 0; i < n; i++) {
-        const char *name = *(const char *const *)(const void *)((const char *)base + i * stride + name_off);
-        if (name)
-            v[m++] = (named){name, i};
+static size_t first_dup(dec *d, const char *items, size_t n, size_t stride, size_t name_off) {
+    strtab seen;
+    size_t dup = n;
+    strtab_init(&seen, d->scratch);
+    for (size_t i = 0; i < n && dup == n; i++) {
+        const char *name = *(const char *const *)(const void *)(items + i * stride + name_off);
+        if (!name)
+            continue;
+        if (strtab_get(&seen, name))
+            dup = i;
+        else if (strtab_put(&seen, name, (void *)name) != 0)
+            dup = SIZE_MAX;
     }
-    if (m < 2) {
-        free(v);
-        return n;
-    }
-    qsort(v, m, sizeof *v, cmp_named);
-    for (size_t i = 1; i < m; i++)
-        if (strcmp(v[i].name, v[i - 1].name) == 0 && v[i].idx < best &&
-            (i < 2 || strcmp(v[i - 2].name, v[i].name) != 0))
-            best = v[i].idx;
-    free(v);
-    return best;
+    strtab_free(&seen);
+    return dup;
 }
 
 int decode_list(dec *d, const char *key, const schema_section *s, const ynode *v, void *items, size_t *n) {
@@ -588,7 +568,7 @@ int decode_list(dec *d, const char *key, const schema_section *s, const ynode *v
     path_pop(d, mark);
     if (rc || !s->dup_what)
         return rc;
-    size_t dup = first_dup(arr, cnt, s->size, s->dup_off);
+    size_t dup = first_dup(d, arr, cnt, s->size, s->dup_off);
     if (dup == SIZE_MAX)
         return decode_oom(d);
     if (dup < cnt)
