@@ -1,8 +1,7 @@
 /*
  * lockrank.c - the per-thread record of held lock ranks behind lockrank.h's
- * check (compiled in with -DKILN_LOCK_DEBUG only; the names are always
- * there).  Called by the lock wrappers of storage/ on every acquisition and
- * release.
+ * check.  Called by the lock wrappers of storage/ on every acquisition and
+ * release when built with -DKILN_LOCK_DEBUG (and by test_storage).
  *
  * Threading: each thread has its own record (_Thread_local); nothing shared.
  */
@@ -20,8 +19,6 @@ const char *lockrank_name(lock_rank r) {
     };
     return r > 0 && r < LOCK_RANK_COUNT ? names[r] : "?";
 }
-
-#ifdef KILN_LOCK_DEBUG
 
 /* Locks of each rank the thread holds, and how many of them for reading. */
 static _Thread_local unsigned held[LOCK_RANK_COUNT], held_shared[LOCK_RANK_COUNT];
@@ -51,5 +48,3 @@ void lockrank_release(lock_rank r, int shared) {
     held[r]--;
     held_shared[r] -= shared != 0;
 }
-
-#endif

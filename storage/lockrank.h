@@ -12,7 +12,8 @@
  * the ranks it holds, and taking a lock out of order prints both ranks and
  * aborts, in the first run that takes them so, whether or not the threads
  * of that run happened to deadlock.  Otherwise the wrappers below are the
- * bare pthread calls: nothing is recorded and nothing is checked.
+ * bare pthread calls: nothing is recorded and nothing is checked (the
+ * checker is still there, unused, for its tests).
  *
  * Threading: the record is per thread; the wrappers are called from any.
  */
@@ -37,47 +38,45 @@ typedef enum lock_rank {
 /* "storage.gc" and the like, for messages. */
 const char *lockrank_name(lock_rank r);
 
-#ifdef KILN_LOCK_DEBUG
 /* Checks that the calling thread may take a lock of rank r now (aborts
- * when not) and records it as held; shared: a read lock. */
+ * when not) and records it as held; shared: a read lock.  Always built (the
+ * tests call it), called by the wrappers with KILN_LOCK_DEBUG only. */
 void lockrank_acquire(lock_rank r, int shared);
 /* Records that the calling thread released a lock of rank r. */
 void lockrank_release(lock_rank r, int shared);
+
+#ifdef KILN_LOCK_DEBUG
+#define LOCKRANK_ACQUIRE(r, shared) lockrank_acquire(r, shared)
+#define LOCKRANK_RELEASE(r, shared) lockrank_release(r, shared)
 #else
-static inline void lockrank_acquire(lock_rank r, int shared) {
-    (void)r;
-    (void)shared;
-}
-static inline void lockrank_release(lock_rank r, int shared) {
-    (void)r;
-    (void)shared;
-}
+#define LOCKRANK_ACQUIRE(r, shared) ((void)(r), (void)(shared))
+#define LOCKRANK_RELEASE(r, shared) ((void)(r), (void)(shared))
 #endif
 
 static inline void lockrank_mutex_lock(pthread_mutex_t *mu, lock_rank r) {
-    lockrank_acquire(r, 0);
+    LOCKRANK_ACQUIRE(r, 0);
     pthread_mutex_lock(mu);
 }
 
 static inline void lockrank_mutex_unlock(pthread_mutex_t *mu, lock_rank r) {
     pthread_mutex_unlock(mu);
-    lockrank_release(r, 0);
+    LOCKRANK_RELEASE(r, 0);
 }
 
 static inline void lockrank_rdlock(pthread_rwlock_t *l, lock_rank r) {
-    lockrank_acquire(r, 1);
+    LOCKRANK_ACQUIRE(r, 1);
     pthread_rwlock_rdlock(l);
 }
 
 static inline void lockrank_wrlock(pthread_rwlock_t *l, lock_rank r) {
-    lockrank_acquire(r, 0);
+    LOCKRANK_ACQUIRE(r, 0);
     pthread_rwlock_wrlock(l);
 }
 
 /* Unlocks a rwlock taken with lockrank_rdlock (shared 1) or lockrank_wrlock (0). */
 static inline void lockrank_rwunlock(pthread_rwlock_t *l, lock_rank r, int shared) {
     pthread_rwlock_unlock(l);
-    lockrank_release(r, shared);
+    LOCKRANK_RELEASE(r, shared);
 }
 
 #endif
