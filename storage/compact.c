@@ -117,8 +117,8 @@ static int acc_chunk(void *ctx, int64_t mint, int64_t maxt, const uint8_t *data,
 
 /* Writes the head's chunks within [mint, maxt) as a block; *written 0 when
  * the range holds nothing. */
-static int write_head_block(storage *s, const char *dir, int64_t mint, int64_t maxt, block **out,
-                            char *ulid_out, kiln_err *err) {
+KILN_MUST_CHECK static int write_head_block(storage *s, const char *dir, int64_t mint, int64_t maxt,
+                                            block **out, char *ulid_out, kiln_err *err) {
     refvec refs = {0};
     hs_ref *v = NULL;
     chunk_acc acc = {0};
@@ -229,7 +229,7 @@ static int cmp_sample_t(const void *a, const void *b) {
 /* Makes b visible to queries in place of blocks[first..first+count) (none
  * when count is 0; b NULL: they just go, their data all deleted); b is
  * closed when that fails. */
-static int publish_block(storage *s, block *b, size_t first, size_t count, kiln_err *err) {
+KILN_MUST_CHECK static int publish_block(storage *s, block *b, size_t first, size_t count, kiln_err *err) {
     lockrank_wrlock(&s->gc, LOCK_RANK_GC);
     if (count) {
         memmove(s->blocks + first, s->blocks + first + count,
@@ -247,8 +247,8 @@ static int publish_block(storage *s, block *b, size_t first, size_t count, kiln_
 
 /* Chunks that overlap in time (overlapping blocks): decoded, merged (a
  * time present twice kept once), encoded again 120 samples a chunk. */
-static int add_reencoded(block_writer *w, const label *ls, size_t nls, const block_chunk *c, size_t nc,
-                         kiln_err *err) {
+KILN_MUST_CHECK static int add_reencoded(block_writer *w, const label *ls, size_t nls, const block_chunk *c,
+                                         size_t nc, kiln_err *err) {
     size_t total = 0;
     for (size_t i = 0; i < nc; i++)
         total += c[i].len >= 2 ? (size_t)(c[i].data[0] << 8 | c[i].data[1]) : 0;
@@ -291,7 +291,8 @@ static int add_reencoded(block_writer *w, const label *ls, size_t nls, const blo
 /* Writes one block holding everything of src[0..n) (their deleted samples
  * left out), a level above them, or at src[0]'s level with same_level (a
  * block rewritten alone).  *out is NULL when nothing is left. */
-static int merge_blocks(storage *s, block **src, size_t n, int same_level, block **out, kiln_err *err) {
+KILN_MUST_CHECK static int merge_blocks(storage *s, block **src, size_t n, int same_level, block **out,
+                                        kiln_err *err) {
     mlist *lists = calloc(n, sizeof *lists);
     size_t *pos = calloc(n, sizeof *pos);
     block_meta *metas = calloc(n, sizeof *metas);
@@ -425,7 +426,7 @@ static int plan_merge(storage *s, size_t *first, size_t *count) {
 }
 
 /* Merges blocks while the planner finds some (caller holds compact_mu). */
-static int merge_planned(storage *s, kiln_err *err) {
+KILN_MUST_CHECK static int merge_planned(storage *s, kiln_err *err) {
     size_t first, count;
     int rc = 0;
     while (rc == 0 && plan_merge(s, &first, &count)) {
@@ -517,7 +518,7 @@ static int64_t head_first_time(storage *s) {
     return t;
 }
 
-static int rewrite_deleted(storage *s, int all, kiln_err *err);
+KILN_MUST_CHECK static int rewrite_deleted(storage *s, int all, kiln_err *err);
 
 int storage_compact(storage *s, kiln_err *err) {
     int rc = 0;
@@ -568,8 +569,8 @@ int storage_compact(storage *s, kiln_err *err) {
 
 /* The head's part of a deletion: the matching series' stones, logged to
  * the WAL (synced) before they take effect. */
-static int delete_in_head(storage *s, const matcher *ms, size_t nms, int64_t mint, int64_t maxt,
-                          kiln_err *err) {
+KILN_MUST_CHECK static int delete_in_head(storage *s, const matcher *ms, size_t nms, int64_t mint,
+                                          int64_t maxt, kiln_err *err) {
     refvec refs = {0};
     walrec_tombstone *v = NULL;
     size_t n = 0, cap = 0;
@@ -646,7 +647,7 @@ int storage_delete_series(storage *s, const matcher *ms, size_t nms, int64_t min
  * those spanning at least the middle one of the block ranges (2 h, 6 h, 18 h,
  * ... up to the largest) whose tombstones outnumber 5% of their series.
  * Caller holds compact_mu. */
-static int rewrite_deleted(storage *s, int all, kiln_err *err) {
+KILN_MUST_CHECK static int rewrite_deleted(storage *s, int all, kiln_err *err) {
     int rc = 0;
     int64_t maxr = max_block_range(s), big = s->o.block_range_ms;
     int nr = 0;
@@ -686,7 +687,8 @@ int storage_clean_tombstones(storage *s, kiln_err *err) {
 
 /* ---- snapshots ------------------------------------------------------------------ */
 
-static int link_file(const char *from_dir, const char *to_dir, const char *name, kiln_err *err) {
+KILN_MUST_CHECK static int link_file(const char *from_dir, const char *to_dir, const char *name,
+                                     kiln_err *err) {
     char a[4400], b[4400];
     snprintf(a, sizeof a, "%s/%s", from_dir, name);
     snprintf(b, sizeof b, "%s/%s", to_dir, name);

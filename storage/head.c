@@ -210,7 +210,7 @@ static const char *intern_find(head *h, const char *s) {
     return r;
 }
 
-static int intern_grow(head *h) {
+KILN_MUST_CHECK static int intern_grow(head *h) {
     size_t ns = h->nistr_slots ? h->nistr_slots * 2 : 1024;
     const char **nv = calloc(ns, sizeof *nv);
     if (!nv)
@@ -252,7 +252,7 @@ static const char *intern_locked(head *h, const char *s, uint64_t hv) {
 
 /* Interns the names and values of n labels into out, under one lock (a new
  * series has a dozen strings).  0, or KILN_ENOMEM. */
-static int intern_labels(head *h, const label *ls, size_t n, label *out) {
+KILN_MUST_CHECK static int intern_labels(head *h, const label *ls, size_t n, label *out) {
     int rc = 0;
     lockrank_mutex_lock(&h->intern_lock, LOCK_RANK_INTERN);
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -481,7 +481,7 @@ static hseries *shard_find(const shard *sh, const label *ls, size_t n, uint64_t 
  * just before growing, 2.5 at half full: two or three adjacent cache lines
  * at worst, not a series each.
  */
-static int shard_insert(shard *sh, hseries *s, uint64_t hv) {
+KILN_MUST_CHECK static int shard_insert(shard *sh, hseries *s, uint64_t hv) {
     if (sh->n + 1 > sh->nb / 4 * 3) {
         size_t nb = sh->nb ? sh->nb * 2 : 256;
         sslot *t = calloc(nb, sizeof *t);
@@ -725,7 +725,7 @@ static size_t next_chunk_size(size_t len) {
 }
 
 /* Moves the open chunk to chunks_head. */
-static int cut_chunk(head *h, hseries *s) {
+KILN_MUST_CHECK static int cut_chunk(head *h, hseries *s) {
     size_t len;
     const uint8_t *d = xorchunk_data(&s->open, &len);
     uint64_t cref;
@@ -807,7 +807,7 @@ static unsigned next_busy_count(const hseries *s, unsigned n) {
     return SAMPLES_PER_CHUNK * 2;
 }
 
-static int append_locked(head *h, hseries *s, int64_t t, double v) {
+KILN_MUST_CHECK static int append_locked(head *h, hseries *s, int64_t t, double v) {
     int rc = order_check(s, t, v);
     if (rc != HEAD_APPEND_OK)
         goto out;
@@ -923,8 +923,8 @@ void head_get_counts(head *h, head_counts *out) {
 /* ---- reading ----------------------------------------------------------- */
 
 /* Decodes the samples of one chunk within [mint, maxt] into dst[*n..cap). */
-static int chunk_fill(const uint8_t *d, size_t len, int64_t mint, int64_t maxt, sample *dst, size_t cap,
-                      size_t *n) {
+KILN_MUST_CHECK static int chunk_fill(const uint8_t *d, size_t len, int64_t mint, int64_t maxt, sample *dst,
+                                      size_t cap, size_t *n) {
     xoriter it;
     xoriter_init(&it, d, len);
     int rc = xoriter_seek(&it, mint);
@@ -940,8 +940,8 @@ static int chunk_fill(const uint8_t *d, size_t len, int64_t mint, int64_t maxt, 
 /* The bytes of the next full chunk of s, from the *i-th on, that overlaps
  * [mint, maxt] (stripe lock held): 1 with *d and *len set and *i past it, 0
  * when none is left, or headchunks_read's error. */
-static int next_closed(head *h, const hseries *s, int64_t mint, int64_t maxt, uint32_t *i, const uint8_t **d,
-                       size_t *len) {
+KILN_MUST_CHECK static int next_closed(head *h, const hseries *s, int64_t mint, int64_t maxt, uint32_t *i,
+                                       const uint8_t **d, size_t *len) {
     for (; *i < s->nclosed; (*i)++) {
         const hchunk *c = &s->closed[*i];
         if (c->maxt < mint || c->mint > maxt)
@@ -1084,7 +1084,7 @@ static void sort_unique(refvec *r) {
 
 /* Union of the postings of the values of `name` for which m matches
  * (want = 1) or does not match (want = 0).  index_lock held. */
-static int values_union(head *h, const matcher *m, int want, refvec *out) {
+KILN_MUST_CHECK static int values_union(head *h, const matcher *m, int want, refvec *out) {
     out->n = 0;
     const char *iname = intern_find(h, m->name);
     pname *pn = iname ? index_name(h, iname, 0) : NULL;

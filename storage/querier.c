@@ -70,8 +70,8 @@ static int series_cmp(const void *a, const void *b) {
     return labels_cmp(x->ls, x->nls, y->ls, y->nls);
 }
 
-static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h, int lookup,
-                         series_set *out, kiln_err *err);
+KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h,
+                                         int lookup, series_set *out, kiln_err *err);
 
 int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
                    kiln_err *err) {
@@ -112,7 +112,7 @@ static int block_series(void *ctx, const label *ls, size_t nls, const sample *sm
 
 /* Joins neighbours with the same labels (a series in blocks and the head):
  * samples merged by time, a time present twice kept once. */
-static int merge_same(series_set *out) {
+KILN_MUST_CHECK static int merge_same(series_set *out) {
     size_t w = 0;
     for (size_t i = 0; i < out->n; i++) {
         if (w == 0 || series_cmp(&out->v[w - 1], &out->v[i]) != 0) {
@@ -153,8 +153,8 @@ static sample *arena_samples(void *ctx, size_t n) {
  * come in any order, one in blocks and the head may come twice, and head
  * labels are borrowed, not copied.
  */
-static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h, int lookup,
-                         series_set *out, kiln_err *err) {
+KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h,
+                                         int lookup, series_set *out, kiln_err *err) {
     storage *s = q->st;
     refvec refs = {0};
     sample *got = NULL;
@@ -274,7 +274,7 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* Sorts, deduplicates and copies into out. */
-static int strs_finish(strs *s, str_list *out, kiln_err *err) {
+KILN_MUST_CHECK static int strs_finish(strs *s, str_list *out, kiln_err *err) {
     memset(out, 0, sizeof *out);
     arena_init(&out->mem, 0);
     if (s->n)
@@ -320,7 +320,7 @@ static uint64_t strset_hash(const char *s) {
 }
 
 /* Adds s (borrowed) when not there yet; KILN_ENOMEM. */
-static int strset_add(strset *set, const char *s) {
+KILN_MUST_CHECK static int strset_add(strset *set, const char *s) {
     if (2 * (set->n + 1) > set->cap) {
         size_t nc = set->cap ? set->cap * 2 : 64;
         const char **ns = calloc(nc, sizeof *ns);
@@ -348,8 +348,8 @@ static int strset_add(strset *set, const char *s) {
     return 0;
 }
 
-static int collect_from_series(querier *q, const char *name, const matcher *ms, size_t nms, str_list *out,
-                               kiln_err *err) {
+KILN_MUST_CHECK static int collect_from_series(querier *q, const char *name, const matcher *ms, size_t nms,
+                                               str_list *out, kiln_err *err) {
     series_set set;
     select_hints h = {q->mint, q->maxt, 1, 0};
     lockrank_rdlock(&q->st->gc, LOCK_RANK_GC);
@@ -394,7 +394,7 @@ static int block_overlaps(const querier *q, block *b) {
 
 /* Label names (name NULL) or the values of label `name`, of all series in
  * the head and the blocks the querier overlaps. */
-static int list_labels(querier *q, const char *name, str_list *out, kiln_err *err) {
+KILN_MUST_CHECK static int list_labels(querier *q, const char *name, str_list *out, kiln_err *err) {
     storage *s = q->st;
     strs found = {0};
     int rc =

@@ -166,8 +166,8 @@ static void mm_attach(storage *s, mmchunks *m, hseries *hs, uint64_t sref, repla
  * record is decoded, the byte after each string (the next length, or the
  * block's padding after the last) is made its terminating NUL.
  */
-static int replay_series(storage *s, uint8_t *rec, size_t len, arena *a, ref_alias *al, mmchunks *mm,
-                         refset *known, replay_stats *st, kiln_err *err) {
+KILN_MUST_CHECK static int replay_series(storage *s, uint8_t *rec, size_t len, arena *a, ref_alias *al,
+                                         mmchunks *mm, refset *known, replay_stats *st, kiln_err *err) {
     walrec_series *ser;
     size_t n;
     int rc = walrec_decode_series(rec, len, a, &ser, &n, err);
@@ -446,7 +446,7 @@ static void replayer_dispatch(replayer *rp) {
     next->n = 0;
 }
 
-static int replayer_start(replayer *rp, storage *s, int nw) {
+KILN_MUST_CHECK static int replayer_start(replayer *rp, storage *s, int nw) {
     memset(rp, 0, sizeof *rp);
     rp->s = s;
     rp->nw = nw < 1 ? 1 : nw > REPLAY_MAX_WORKERS ? REPLAY_MAX_WORKERS : nw;
@@ -494,9 +494,9 @@ static int replayer_finish(replayer *rp, replay_stats *st) {
     return nomem ? KILN_ENOMEM : 0;
 }
 
-static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_sample **sbuf, size_t *scap,
-                          const ref_alias *al, const mmchunks *mm, const refset *known, replay_stats *st,
-                          kiln_err *err) {
+KILN_MUST_CHECK static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_sample **sbuf,
+                                          size_t *scap, const ref_alias *al, const mmchunks *mm,
+                                          const refset *known, replay_stats *st, kiln_err *err) {
     size_t need = walrec_samples_max(len), n;
     if (need > *scap) {
         walrec_sample *nv = realloc(*sbuf, need * sizeof *nv);
@@ -544,7 +544,8 @@ static int replay_samples(replayer *rp, const uint8_t *rec, size_t len, walrec_s
 }
 
 /* Deleted ranges (the replayed head filters them out like the live one). */
-static int replay_tombstones(storage *s, const uint8_t *rec, size_t len, const ref_alias *al, kiln_err *err) {
+KILN_MUST_CHECK static int replay_tombstones(storage *s, const uint8_t *rec, size_t len, const ref_alias *al,
+                                             kiln_err *err) {
     walrec_tombstone *v = malloc((walrec_tombstones_max(len) + 1) * sizeof *v);
     size_t n = 0;
     if (!v)
@@ -599,7 +600,7 @@ static size_t rblock_span(size_t len) {
 }
 
 /* Reads the next record into the block (decompressed in place); wal_reader_next_into's result. */
-static int rblock_read(rblock *b, wal_reader *r, kiln_err *err) {
+KILN_MUST_CHECK static int rblock_read(rblock *b, wal_reader *r, kiln_err *err) {
     if (!b->d.cap && buf_reserve(&b->d, REPLAY_READ_BLOCK + 65536))
         return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
     size_t at = b->d.len, len;
@@ -650,7 +651,7 @@ static void *rreader_main(void *arg) {
     return NULL;
 }
 
-static int rreader_start(rreader *rr, wal_reader *r) {
+KILN_MUST_CHECK static int rreader_start(rreader *rr, wal_reader *r) {
     memset(rr, 0, sizeof *rr);
     rr->r = r;
     pthread_mutex_init(&rr->mu, NULL);

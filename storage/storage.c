@@ -135,7 +135,7 @@ int storage__load_blocks_from(storage *s, int at_start, kiln_err *err) {
 }
 
 /* Opens the blocks in the data directory at start. */
-static int load_blocks(storage *s, kiln_err *err) {
+KILN_MUST_CHECK static int load_blocks(storage *s, kiln_err *err) {
     int rc = storage__load_blocks_from(s, 1, err);
     /* a merge that crashed before deleting its sources: the merged block wins */
     for (size_t i = 0; rc == 0 && i < s->nblocks;) {
@@ -329,7 +329,7 @@ static void appender_free(appender *a) {
 }
 
 /* Encodes the series records of the new series into out. */
-static int encode_series(appender *a, buf *out) {
+KILN_MUST_CHECK static int encode_series(appender *a, buf *out) {
     size_t total = 0;
     for (size_t i = 0; i < a->ncreated; i++) {
         size_t n;
