@@ -101,6 +101,9 @@ char *buf_steal(buf *b) {
 
 void json_strn(buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
+    static const char *const named[128] = {
+        ['"'] = "\\\"", ['\\'] = "\\\\", ['\n'] = "\\n", ['\r'] = "\\r", ['\t'] = "\\t",
+    };
     buf_reserve(b, n + 2);
     buf_putc(b, '"');
     size_t start = 0;
@@ -110,27 +113,12 @@ void json_strn(buf *b, const char *s, size_t n) {
             continue;
         buf_append(b, s + start, i - start);
         start = i + 1;
-        switch (c) {
-        case '"':
-            buf_puts(b, "\\\"");
-            break;
-        case '\\':
-            buf_puts(b, "\\\\");
-            break;
-        case '\n':
-            buf_puts(b, "\\n");
-            break;
-        case '\r':
-            buf_puts(b, "\\r");
-            break;
-        case '\t':
-            buf_puts(b, "\\t");
-            break;
-        default: {
+        if (c < 128 && named[c]) {
+            buf_puts(b, named[c]);
+        } else {
             /* Go's encoder escapes <, > and & as \u003c etc.; Prometheus' JSON does too */
             char e[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
             buf_puts(b, e);
-        }
         }
     }
     buf_append(b, s + start, n - start);

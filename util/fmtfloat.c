@@ -89,23 +89,29 @@ static int put_fixed(char *out, int neg, const char *d, int nd, int dp) {
     return (int)(o - out);
 }
 
-int fmt_double_f(double v, char *out) {
+/* Writes NaN, the infinities and zeros to out and returns their length;
+ * otherwise returns -1 with v's shortest digits in d (*nd of them, the
+ * decimal point after *dp). */
+static int special_or_digits(double v, char *out, char d[24], int *nd, int *dp) {
     int n = special(v, out);
-    if (n >= 0)
-        return n;
+    if (n < 0)
+        *nd = shortest_digits(fabs(v), d, dp);
+    return n;
+}
+
+int fmt_double_f(double v, char *out) {
     char d[24];
-    int dp;
-    int nd = shortest_digits(fabs(v), d, &dp);
-    return put_fixed(out, v < 0, d, nd, dp);
+    int nd, dp;
+    int n = special_or_digits(v, out, d, &nd, &dp);
+    return n >= 0 ? n : put_fixed(out, v < 0, d, nd, dp);
 }
 
 int fmt_double_g(double v, char *out) {
-    int n = special(v, out);
+    char d[24];
+    int nd, dp;
+    int n = special_or_digits(v, out, d, &nd, &dp);
     if (n >= 0)
         return n;
-    char d[24];
-    int dp;
-    int nd = shortest_digits(fabs(v), d, &dp);
     int exp = dp - 1;
     /* Go decides between the %e and %f forms with precision 6 when the
      * shortest digits are asked for, whatever their count. */

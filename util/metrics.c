@@ -49,21 +49,9 @@ struct metric {
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static metric *registry_head, *registry_tail;
 
-static double bits_to_double(uint64_t b) {
-    double d;
-    memcpy(&d, &b, sizeof d);
-    return d;
-}
-
-static uint64_t double_to_bits(double d) {
-    uint64_t b;
-    memcpy(&b, &d, sizeof b);
-    return b;
-}
-
 static void atomic_add_double(_Atomic uint64_t *p, double v) {
     uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(p, &old, double_to_bits(bits_to_double(old) + v),
+    while (!atomic_compare_exchange_weak_explicit(p, &old, double_to_bits(double_from_bits(old) + v),
                                                   memory_order_relaxed, memory_order_relaxed))
         ;
 }
@@ -103,8 +91,8 @@ static void registry_add(metric *m) {
     pthread_mutex_unlock(&registry_mu);
 }
 
-metric *metric_new(int type, const char *name, const char *help, const char *labelnames,
-                   const double *buckets, size_t nbuckets) {
+/* A family with its name and help and nothing else; NULL when out of memory. */
+static metric *family_alloc(int type, const char *name, const char *help) {
     metric *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
@@ -112,8 +100,18 @@ metric *metric_new(int type, const char *name, const char *help, const char *lab
     m->type = type;
     m->name = strdup(name);
     m->help = strdup(help ? help : "");
-    if (!m->name || !m->help)
-        goto fail;
+    if (!m->name || !m->help) {
+        metric_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+metric *metric_new(int type, const char *name, const char *help, const char *labelnames,
+                   const double *buckets, size_t nbuckets) {
+    metric *m = family_alloc(type, name, help);
+    if (!m)
+        return NULL;
     if (labelnames && *labelnames) {
         size_t n = 1;
         for (const char *p = labelnames; *p; p++)
@@ -151,19 +149,11 @@ fail:
 }
 
 metric *metric_new_func(int type, const char *name, const char *help, double (*fn)(void *data), void *data) {
-    metric *m = calloc(1, sizeof *m);
+    metric *m = family_alloc(type, name, help);
     if (!m)
         return NULL;
-    pthread_mutex_init(&m->mu, NULL);
-    m->type = type;
-    m->name = strdup(name);
-    m->help = strdup(help ? help : "");
     m->fn = fn;
     m->fn_data = data;
-    if (!m->name || !m->help) {
-        metric_free(m);
-        return NULL;
-    }
     registry_add(m);
     return m;
 }
@@ -230,7 +220,7 @@ void metric_set(metric_child *c, double v) {
 }
 
 double metric_value(metric_child *c) {
-    return c ? bits_to_double(atomic_load_explicit(&c->value, memory_order_relaxed)) : 0;
+    return c ? double_from_bits(atomic_load_explicit(&c->value, memory_order_relaxed)) : 0;
 }
 
 void metric_observe(metric_child *c, double v) {
@@ -247,7 +237,7 @@ void metric_observe(metric_child *c, double v) {
 
 void metric_hist_read(metric_child *c, uint64_t *count, double *sum) {
     *count = c ? atomic_load(&c->count) : 0;
-    *sum = c ? bits_to_double(atomic_load(&c->value)) : 0;
+    *sum = c ? double_from_bits(atomic_load(&c->value)) : 0;
 }
 
 static void write_escaped(buf *out, const char *s, int is_help) {

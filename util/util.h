@@ -233,6 +233,19 @@ void duration_format(int64_t ms, char *out, size_t n);
 
 /* ---- float formatting ----------------------------------------------- */
 
+/* The IEEE 754 bits of a double, and back (what Prometheus' chunks, WAL and
+ * staleness markers compare and store). */
+static inline uint64_t double_to_bits(double d) {
+    uint64_t b;
+    __builtin_memcpy(&b, &d, sizeof b);
+    return b;
+}
+static inline double double_from_bits(uint64_t b) {
+    double d;
+    __builtin_memcpy(&d, &b, sizeof d);
+    return d;
+}
+
 #define FMT_DOUBLE_MAX 400
 
 /* Like Go strconv.FormatFloat(v, 'f', -1, 64): shortest exact digits, no
