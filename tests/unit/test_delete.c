@@ -228,6 +228,15 @@ static void fill(storage *s) {
     fill_range(s, 0, 300);
 }
 
+/* A storage whose head was filled and then compacted into one block. */
+static storage *open_compacted(void) {
+    storage *s = open_st();
+    fill(s);
+    kiln_err err = {0};
+    ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
+    return s;
+}
+
 /* The samples of {i=inst}: count, and that none lies in [dmin, dmax]. */
 static size_t samples_of(storage *s, const char *inst, int64_t dmin, int64_t dmax) {
     matcher m;
@@ -279,10 +288,8 @@ static void del(storage *s, const char *inst, int64_t mint, int64_t maxt) {
 }
 
 START_TEST(test_delete_head_and_block) {
-    storage *s = open_st();
-    fill(s);
+    storage *s = open_compacted();
     kiln_err err = {0};
-    ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
     char names[8][300];
     ck_assert_int_eq(blocks_in_dir(names, 8), 1);
     ck_assert_int_eq(tombstones_size(names[0]), 9);
@@ -317,10 +324,8 @@ START_TEST(test_delete_head_and_block) {
 END_TEST
 
 START_TEST(test_clean_tombstones) {
-    storage *s = open_st();
-    fill(s);
+    storage *s = open_compacted();
     kiln_err err = {0};
-    ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
     char before[8][300], after[8][300];
     ck_assert_int_eq(blocks_in_dir(before, 8), 1);
     /* nothing to clean: the block stays */
@@ -384,10 +389,8 @@ END_TEST
 
 /* A block whose every series is deleted goes away on clean_tombstones. */
 START_TEST(test_clean_empties_block) {
-    storage *s = open_st();
-    fill(s);
+    storage *s = open_compacted();
     kiln_err err = {0};
-    ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
     char names[8][300];
     ck_assert_int_eq(blocks_in_dir(names, 8), 1);
     matcher m;
@@ -403,10 +406,8 @@ END_TEST
 
 /* A damaged tombstones file: the block is reported and skipped, the rest serves. */
 START_TEST(test_damaged_tombstones_file) {
-    storage *s = open_st();
-    fill(s);
+    storage *s = open_compacted();
     kiln_err err = {0};
-    ck_assert_msg(storage_compact(s, &err) == 0, "%s", err.msg);
     close_st(s);
     char names[8][300], p[1024];
     ck_assert_int_eq(blocks_in_dir(names, 8), 1);

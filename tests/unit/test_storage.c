@@ -84,13 +84,19 @@ static series_set select1(storage *s, const matcher *ms, size_t n, int64_t mint,
     return set;
 }
 
-static size_t count_matching(storage *s, match_type t, const char *name, const char *value) {
+/* The series matching one matcher, over all time. */
+static series_set select_m(storage *s, match_type t, const char *name, const char *value) {
     matcher m;
     ck_assert_int_eq(matcher_init(&m, t, name, value, NULL), 0);
     series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
+    matcher_free(&m);
+    return set;
+}
+
+static size_t count_matching(storage *s, match_type t, const char *name, const char *value) {
+    series_set set = select_m(s, t, name, value);
     size_t n = set.n;
     series_set_free(&set);
-    matcher_free(&m);
     return n;
 }
 
@@ -268,9 +274,7 @@ static void write_known(storage *s, int nseries, int nsamples) {
 
 /* Number of series and, per series, samples that are exactly as written. */
 static size_t check_known(storage *s, int nseries, size_t *samples) {
-    matcher m;
-    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "__name__", "w", NULL), 0);
-    series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
+    series_set set = select_m(s, MATCH_EQ, "__name__", "w");
     *samples = 0;
     for (size_t j = 0; j < set.n; j++) {
         int i = atoi(labels_get(set.v[j].ls, set.v[j].nls, "i"));
@@ -283,7 +287,6 @@ static size_t check_known(storage *s, int nseries, size_t *samples) {
     }
     size_t n = set.n;
     series_set_free(&set);
-    matcher_free(&m);
     return n;
 }
 
@@ -347,9 +350,7 @@ START_TEST(test_commit_failure_logs_series) {
     s = open_st();
     storage_get_stats(s, &st);
     ck_assert_uint_eq(st.replay_unknown_refs, 0);
-    matcher m;
-    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "job", "a", NULL), 0);
-    series_set set = select1(s, &m, 1, INT64_MIN, INT64_MAX);
+    series_set set = select_m(s, MATCH_EQ, "job", "a");
     ck_assert_uint_eq(set.n, 3);
     /* i=0 has what was acknowledged only: not the failed batch's 2000 */
     ck_assert_uint_eq(set.v[0].n, 1);
@@ -360,7 +361,6 @@ START_TEST(test_commit_failure_logs_series) {
         ck_assert_int_eq(set.v[i].s[1].t, 4000);
     }
     series_set_free(&set);
-    matcher_free(&m);
     close_st(s);
 }
 END_TEST
