@@ -131,47 +131,6 @@ struct http_work {
 
 /* ------------------------------------------------------------------ */
 
-static const char *status_text(int code) {
-    switch (code) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 406:
-        return "Not Acceptable";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Request Entity Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Status";
-    }
-}
-
 void http_server_opts_default(http_server_opts *o) {
     o->listen_address = "0.0.0.0:9090";
     o->max_connections = 512;
@@ -537,7 +496,7 @@ static void conn_reject(http_conn *c, int status, const char *msg) {
     buf_printf(&b,
                "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
                "Connection: close\r\n\r\n%s",
-               status, status_text(status), strlen(msg), msg);
+               status, http_status_text(status, "Status"), strlen(msg), msg);
     c->rejected = 1;
     uv_read_stop((uv_stream_t *)&c->tcp);
     if (buf_error(&b) != 0)
@@ -714,7 +673,7 @@ static void serialize(http_work *w) {
     } else {
         buf_free(&gz);
     }
-    buf_printf(&w->out, "HTTP/1.1 %d %s\r\n", r->status, status_text(r->status));
+    buf_printf(&w->out, "HTTP/1.1 %d %s\r\n", r->status, http_status_text(r->status, "Status"));
     if (r->status != 204)
         buf_printf(&w->out, "Content-Type: %s\r\nContent-Length: %zu\r\n", r->content_type, r->body.len);
     if (gzipped)

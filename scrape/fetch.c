@@ -301,37 +301,6 @@ void fetch_start(target *t) {
     }
 }
 
-static const char *status_text(long code) {
-    switch (code) {
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    default:
-        return "";
-    }
-}
-
 static void fetch_done(target *t, CURLcode res) {
     t->job_duration = time_mono_sec() - t->start_mono;
     t->ctype[0] = 0;
@@ -347,7 +316,7 @@ static void fetch_done(target *t, CURLcode res) {
             snprintf(t->job_err, sizeof t->job_err, "Get \"%s\": %s", t->url, curl_easy_strerror(res));
         else if (code != 200)
             snprintf(t->job_err, sizeof t->job_err, "server returned HTTP status %ld %s", code,
-                     status_text(code));
+                     http_status_text((int)code, ""));
         char *ct = NULL;
         if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct)
             snprintf(t->ctype, sizeof t->ctype, "%s", ct);

@@ -1,5 +1,6 @@
 /*
- * strutil.c - UTF-8 validation and Prometheus name checks.
+ * strutil.c - UTF-8 validation, Prometheus name checks and HTTP reason phrases.
+ * Pure functions: any thread.
  */
 #include "util.h"
 
@@ -61,4 +62,53 @@ int label_name_valid(const char *s, size_t n) {
 
 int metric_name_valid(const char *s, size_t n) {
     return name_valid(s, n, 1);
+}
+
+const char *http_status_text(int code, const char *unknown) {
+    switch (code) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Request Entity Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return unknown;
+    }
 }

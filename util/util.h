@@ -257,6 +257,10 @@ int fmt_double_g(double v, char *out);
 
 /* ---- strings --------------------------------------------------------- */
 
+/* The reason phrase of an HTTP status code ("Not Found"), or `unknown` for a
+ * code the table does not hold. */
+const char *http_status_text(int code, const char *unknown);
+
 /* True when s[0..n) is valid UTF-8. */
 int utf8_valid(const char *s, size_t n);
 /* True when s is a valid legacy Prometheus label name [a-zA-Z_][a-zA-Z0-9_]*. */

@@ -354,6 +354,13 @@ START_TEST(test_fileio) {
 }
 END_TEST
 
+START_TEST(test_http_status_text) {
+    ck_assert_str_eq(http_status_text(404, "?"), "Not Found");
+    ck_assert_str_eq(http_status_text(503, "?"), "Service Unavailable");
+    ck_assert_str_eq(http_status_text(299, "?"), "?");
+}
+END_TEST
+
 START_TEST(test_ulid) {
     char a[ULID_LEN + 1], b[ULID_LEN + 1];
     ulid_new(a);
@@ -383,6 +390,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_crc32c_and_endian);
     tcase_add_test(tc, test_fileio);
     tcase_add_test(tc, test_ulid);
+    tcase_add_test(tc, test_http_status_text);
     suite_add_tcase(s, tc);
     return s;
 }
