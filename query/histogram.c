@@ -30,16 +30,6 @@ static int cmp_bucket(const void *pa, const void *pb) {
     return a->ub < b->ub ? -1 : a->ub > b->ub ? 1 : 0;
 }
 
-static int almost_equal(double a, double b, double eps) {
-    const double min_normal = 2.2250738585072014e-308;
-    if (a == b)
-        return 1;
-    double abs_sum = fabs(a) + fabs(b), diff = fabs(a - b);
-    if (a == 0 || b == 0 || abs_sum < min_normal)
-        return diff < eps * min_normal;
-    return diff / fmin(abs_sum, 1.7976931348623157e308) < eps;
-}
-
 static size_t coalesce(bucket *b, size_t n) {
     bucket last = b[0];
     size_t i = 0;
@@ -72,7 +62,7 @@ static double bucket_quantile(double q, bucket *b, size_t n, int *forced) {
         double cur = b[i].count;
         if (cur == prev)
             continue;
-        if (almost_equal(prev, cur, 1e-12)) {
+        if (double_almost_equal(prev, cur, 1e-12)) {
             b[i].count = prev;
             continue;
         }

@@ -1,7 +1,8 @@
 /*
  * fmtfloat.c - float formatting identical to Go's strconv.FormatFloat with
  * precision -1 (the shortest digits that read back as the same double), in
- * the 'f' form the HTTP API uses and the 'g' form the exposition format uses.
+ * the 'f' form the HTTP API uses and the 'g' form the exposition format uses;
+ * and Prometheus' tolerant float comparison.  Pure functions: any thread.
  */
 #include <math.h>
 #include <stdio.h>
@@ -130,4 +131,14 @@ int fmt_double_g(double v, char *out) {
         return (int)(o - out);
     }
     return put_fixed(out, v < 0, d, nd, dp);
+}
+
+int double_almost_equal(double a, double b, double eps) {
+    const double min_normal = 2.2250738585072014e-308;
+    if (a == b)
+        return 1;
+    double abs_sum = fabs(a) + fabs(b), diff = fabs(a - b);
+    if (a == 0 || b == 0 || abs_sum < min_normal)
+        return diff < eps * min_normal;
+    return diff / fmin(abs_sum, 1.7976931348623157e308) < eps;
 }

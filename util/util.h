@@ -231,7 +231,12 @@ int duration_parse(const char *s, int64_t *ms, kiln_err *err);
 /* Formats like Prometheus: "1h30m", "15s", "0s", "1d", "2w", "500ms". */
 void duration_format(int64_t ms, char *out, size_t n);
 
-/* ---- float formatting ----------------------------------------------- */
+/* ---- floats ------------------------------------------------------------ */
+
+/* Whether a and b differ by less than eps relative to their size, as
+ * Prometheus' almostEqual (near zero: eps times the smallest normal double).
+ * NaN equals nothing. */
+int double_almost_equal(double a, double b, double eps);
 
 /* The IEEE 754 bits of a double, and back (what Prometheus' chunks, WAL and
  * staleness markers compare and store). */

@@ -460,18 +460,6 @@ static void eval_bad(eval_cmd *ev, int lineno, const char *what, const char *tex
     snprintf(ev->bad, sizeof ev->bad, "%s: %.120s", what, text);
 }
 
-static int almost_equal(double a, double b) {
-    const double min_normal = 2.2250738585072014e-308, eps = 1e-6;
-    if (isnan(a) && isnan(b))
-        return 1;
-    if (a == b)
-        return 1;
-    double abs_sum = fabs(a) + fabs(b), diff = fabs(a - b);
-    if (a == 0 || b == 0 || abs_sum < min_normal)
-        return diff < eps * min_normal;
-    return diff / fmin(abs_sum, 1.7976931348623157e308) < eps;
-}
-
 static int regex_match(const char *re, const char *s) {
     matcher m;
     kiln_err e;
@@ -563,13 +551,18 @@ static void print_expected(FILE *f, const eval_cmd *ev) {
         fprintf(f, "    (nothing)\n");
 }
 
+/* The test scripts' tolerance: a relative 1e-6, and NaN matches NaN. */
+static int values_match(double a, double b) {
+    return (isnan(a) && isnan(b)) || double_almost_equal(a, b, 1e-6);
+}
+
 /* Compares a result with the expectation; NULL when equal, else why. */
 static const char *compare(const eval_cmd *ev, const query_result *res) {
     static char why[512];
     if (ev->has_scalar) {
         if (res->type != QUERY_SCALAR)
             return "expected a scalar";
-        return almost_equal(res->scalar, ev->scalar) ? NULL : "scalar value differs";
+        return values_match(res->scalar, ev->scalar) ? NULL : "scalar value differs";
     }
     if (ev->has_string) {
         if (res->type != QUERY_STRING)
@@ -610,7 +603,7 @@ static const char *compare(const eval_cmd *ev, const query_result *res) {
         if (res->type == QUERY_VECTOR) {
             if (es->p.n != 1 || es->p.v[0].present != PT_FLOAT || rs->npts != 1)
                 return "bad expected vector value";
-            if (!almost_equal(rs->pts[0].v, es->p.v[0].v))
+            if (!values_match(rs->pts[0].v, es->p.v[0].v))
                 return "value differs";
             continue;
         }
@@ -623,7 +616,7 @@ static const char *compare(const eval_cmd *ev, const query_result *res) {
             int64_t t = st + (int64_t)j * step;
             if (k >= rs->npts || rs->pts[k].t != t)
                 return "points differ (timestamps)";
-            if (!almost_equal(rs->pts[k].v, es->p.v[j].v))
+            if (!values_match(rs->pts[k].v, es->p.v[j].v))
                 return "points differ (values)";
             k++;
         }
