@@ -106,7 +106,7 @@ struct block {
     tombstones ts; /* deleted ranges by series ID (changed by block_set_tombstones only) */
 };
 
-static int corrupt(kiln_err *err, const block *b, const char *what) {
+KILN_MUST_CHECK static int corrupt(kiln_err *err, const block *b, const char *what) {
     return kiln_err_set(err, KILN_ECORRUPT, "block %s: %s", b->path, what);
 }
 
@@ -146,7 +146,7 @@ static int json_int(const char *js, const char *key, long long *v) {
     return end == p + 1 ? -1 : 0;
 }
 
-static int read_meta(block *b, const char *dir, const char *ulid, kiln_err *err) {
+KILN_MUST_CHECK static int read_meta(block *b, const char *dir, const char *ulid, kiln_err *err) {
     char p[2300];
     snprintf(p, sizeof p, "%s/%s/meta.json", dir, ulid);
     FILE *f = fopen(p, "r");
@@ -202,7 +202,7 @@ static const void *map_file(const char *path, size_t *len) {
     return m;
 }
 
-static int open_chunks(block *b, kiln_err *err) {
+KILN_MUST_CHECK static int open_chunks(block *b, kiln_err *err) {
     char p[2300];
     for (uint32_t i = 1;; i++) {
         snprintf(p, sizeof p, "%s/chunks/%06u", b->path, i);
@@ -228,7 +228,7 @@ static int open_chunks(block *b, kiln_err *err) {
 }
 
 /* The tombstones file (a block without one has nothing deleted). */
-static int read_tombstones(block *b, kiln_err *err) {
+KILN_MUST_CHECK static int read_tombstones(block *b, kiln_err *err) {
     char p[2300];
     snprintf(p, sizeof p, "%s/tombstones", b->path);
     size_t len = 0;
@@ -425,7 +425,7 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 /* The sorted union of the postings of name's values that m accepts. */
-static int matcher_ids(const block *b, const matcher *m, refvec *out) {
+KILN_MUST_CHECK static int matcher_ids(const block *b, const matcher *m, refvec *out) {
     size_t lo, hi;
     pot_range(b, m->name, &lo, &hi);
     for (size_t i = lo; i < hi; i++) {
@@ -453,7 +453,8 @@ static int matcher_ids(const block *b, const matcher *m, refvec *out) {
 
 /* The labels of series id (pointers into the symbol table) in *ls; s is
  * left at the series' chunk count. */
-static int series_at(const block *b, uint32_t id, label **ls, size_t *capls, size_t *nls, rd *s) {
+KILN_MUST_CHECK static int series_at(const block *b, uint32_t id, label **ls, size_t *capls, size_t *nls,
+                                     rd *s) {
     uint64_t off = (uint64_t)id * 16;
     if (off >= b->idxlen)
         return KILN_ECORRUPT;
@@ -487,7 +488,7 @@ typedef struct cmeta {
 } cmeta;
 
 /* 1 with the next meta in c, 0 at the end, KILN_ECORRUPT. */
-static int cmeta_next(cmeta *c) {
+KILN_MUST_CHECK static int cmeta_next(cmeta *c) {
     if (c->i >= c->n)
         return c->s->bad ? KILN_ECORRUPT : 0;
     if (c->i++ == 0) {
@@ -503,7 +504,7 @@ static int cmeta_next(cmeta *c) {
 }
 
 /* The XOR bytes of the chunk at ref, its checksum checked. */
-static int chunk_at(const block *b, uint64_t ref, const uint8_t **data, size_t *len) {
+KILN_MUST_CHECK static int chunk_at(const block *b, uint64_t ref, const uint8_t **data, size_t *len) {
     uint32_t sq = (uint32_t)(ref >> 32), co = (uint32_t)ref;
     if (sq >= b->nsegs || co >= b->segs[sq].len)
         return KILN_ECORRUPT;
@@ -521,7 +522,7 @@ static int chunk_at(const block *b, uint64_t ref, const uint8_t **data, size_t *
 
 /* The series IDs the postings of ms allow (all series when no matcher
  * needs a value), sorted; the labels still need checking. */
-static int candidates(const block *b, const matcher *ms, size_t nms, refvec *out) {
+KILN_MUST_CHECK static int candidates(const block *b, const matcher *ms, size_t nms, refvec *out) {
     refvec cand = {0}, tmp = {0};
     int have = 0, rc = 0;
     for (size_t i = 0; i < nms && rc == 0; i++) {

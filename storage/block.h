@@ -48,13 +48,14 @@ typedef struct block_chunk {
 typedef struct block_writer block_writer;
 
 /* A new block for [mint, maxt) (maxt exclusive, as meta.json has it) under dir. */
-int block_writer_new(const char *dir, int64_t mint, int64_t maxt, block_writer **out, kiln_err *err);
+KILN_MUST_CHECK int block_writer_new(const char *dir, int64_t mint, int64_t maxt, block_writer **out,
+                                     kiln_err *err);
 /* Adds a series; series come in labels_cmp order, chunks in time order. */
-int block_writer_add(block_writer *w, const label *ls, size_t nls, const block_chunk *c, size_t nc,
-                     kiln_err *err);
+KILN_MUST_CHECK int block_writer_add(block_writer *w, const label *ls, size_t nls, const block_chunk *c,
+                                     size_t nc, kiln_err *err);
 /* Writes index, meta.json, tombstones; fsyncs; renames into place.  Frees w
  * whatever happens; ulid receives the new block's name. */
-int block_writer_commit(block_writer *w, char ulid[BLOCK_ULID_LEN + 1], kiln_err *err);
+KILN_MUST_CHECK int block_writer_commit(block_writer *w, char ulid[BLOCK_ULID_LEN + 1], kiln_err *err);
 /* Drops an unfinished block (its temporary directory) and frees w. */
 void block_writer_abort(block_writer *w);
 
@@ -70,12 +71,12 @@ typedef struct block_meta {
 /* A block made by merging others: its level is one more than theirs, and
  * meta.json lists them as parents (so a crash before they are deleted is
  * cleaned up at the next start). */
-int block_writer_set_parents(block_writer *w, const block_meta *parents, size_t n);
+KILN_MUST_CHECK int block_writer_set_parents(block_writer *w, const block_meta *parents, size_t n);
 /* Overrides the level (a block rewritten alone keeps its own). */
 void block_writer_set_level(block_writer *w, int level);
 
 /* Opens dir/<ulid>; a damaged index or meta.json is KILN_ECORRUPT naming the file. */
-int block_open(const char *dir, const char *ulid, block **out, kiln_err *err);
+KILN_MUST_CHECK int block_open(const char *dir, const char *ulid, block **out, kiln_err *err);
 void block_close(block *b);
 const block_meta *block_get_meta(const block *b);
 /* Bytes on disk (index + chunks + meta + tombstones). */
@@ -88,15 +89,15 @@ uint64_t block_size(const block *b);
  * no samples.
  */
 typedef int (*block_series_fn)(void *ctx, const label *ls, size_t nls, const sample *s, size_t n);
-int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, int labels_only,
-                 arena *mem, block_series_fn fn, void *ctx, kiln_err *err);
+KILN_MUST_CHECK int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                                 int labels_only, arena *mem, block_series_fn fn, void *ctx, kiln_err *err);
 
 /* Calls fn for every series in label order with all its chunks (bytes in
  * the block's maps, checksums checked), its tombstones applied: chunks with
  * deleted samples are encoded again into mem, a series left with nothing is
  * skipped. */
 typedef int (*block_chunks_fn)(void *ctx, const label *ls, size_t nls, const block_chunk *c, size_t nc);
-int block_foreach_series(block *b, arena *mem, block_chunks_fn fn, void *ctx, kiln_err *err);
+KILN_MUST_CHECK int block_foreach_series(block *b, arena *mem, block_chunks_fn fn, void *ctx, kiln_err *err);
 
 /* ---- deletion: the block's `tombstones` file -------------------------------- */
 
@@ -110,8 +111,8 @@ size_t block_tombstones(const block *b);
  * its old set until block_set_tombstones, which the caller runs where no
  * select is reading b (storage: under the gc write lock).
  */
-int block_delete_series(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt,
-                        struct tombstones *next, kiln_err *err);
+KILN_MUST_CHECK int block_delete_series(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                                        struct tombstones *next, kiln_err *err);
 /* Makes t the block's set (t is emptied; the old set freed). */
 void block_set_tombstones(block *b, struct tombstones *t);
 
@@ -119,14 +120,15 @@ void block_set_tombstones(block *b, struct tombstones *t);
 int block_is_parent_of(const block *b, const char *ulid);
 
 /* Every label name, or every value of one name, present in the block. */
-int block_label_names(block *b, int (*fn)(const char *s, void *ctx), void *ctx);
-int block_label_values(block *b, const char *name, int (*fn)(const char *s, void *ctx), void *ctx);
+KILN_MUST_CHECK int block_label_names(block *b, int (*fn)(const char *s, void *ctx), void *ctx);
+KILN_MUST_CHECK int block_label_values(block *b, const char *name, int (*fn)(const char *s, void *ctx),
+                                       void *ctx);
 
 /* The block directories (ULID names) under dir, oldest name first; with
  * clean (at start-up only: another writer may be at work later) removes
  * leftover `*.tmp-for-creation` / `*.tmp-for-deletion` directories. */
-int block_list(const char *dir, int clean, char ***ulids, size_t *n, kiln_err *err);
+KILN_MUST_CHECK int block_list(const char *dir, int clean, char ***ulids, size_t *n, kiln_err *err);
 /* Removes a block directory (renamed aside first, so a crash leaves no half block). */
-int block_delete(const char *dir, const char *ulid, kiln_err *err);
+KILN_MUST_CHECK int block_delete(const char *dir, const char *ulid, kiln_err *err);
 
 #endif

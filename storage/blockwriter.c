@@ -104,7 +104,7 @@ struct block_writer {
 };
 
 /* Writes the buffered chunk bytes to the current segment file. */
-static int seg_flush(block_writer *w, kiln_err *err) {
+KILN_MUST_CHECK static int seg_flush(block_writer *w, kiln_err *err) {
     if (buf_error(&w->cbuf))
         return kiln_err_set(err, KILN_ENOMEM, "block %s: out of memory", w->ulid);
     if (w->cbuf.len && fileio_write_all(w->fd, w->cbuf.data, w->cbuf.len) != 0)
@@ -114,7 +114,7 @@ static int seg_flush(block_writer *w, kiln_err *err) {
 }
 
 /* Flushes, fsyncs and closes the current segment file. */
-static int seg_close(block_writer *w, kiln_err *err) {
+KILN_MUST_CHECK static int seg_close(block_writer *w, kiln_err *err) {
     if (w->fd < 0)
         return 0;
     int rc = seg_flush(w, err);
@@ -127,7 +127,7 @@ static int seg_close(block_writer *w, kiln_err *err) {
 
 /* Closes the current segment file (if any) and starts the next, with its
  * header (magic, format 1, padding) buffered. */
-static int seg_open(block_writer *w, kiln_err *err) {
+KILN_MUST_CHECK static int seg_open(block_writer *w, kiln_err *err) {
     char p[2200];
     if (w->fd >= 0) {
         int rc = seg_close(w, err);
@@ -347,7 +347,7 @@ static void put_series(buf *e, const block_writer *w, const wseries *s, const ch
 }
 
 /* The index file of the written series into b. */
-static int build_index(block_writer *w, buf *b) {
+KILN_MUST_CHECK static int build_index(block_writer *w, buf *b) {
     int rc = KILN_ENOMEM;
     size_t nstr = 0;
     for (size_t i = 0; i < w->nseries; i++)
@@ -513,7 +513,7 @@ static void build_meta(const block_writer *w, buf *b) {
 
 /* Writes b as <tmp>/<name>, fsynced, and empties b; a buf that lost an
  * append is not written. */
-static int write_part(block_writer *w, const char *name, buf *b, kiln_err *err) {
+KILN_MUST_CHECK static int write_part(block_writer *w, const char *name, buf *b, kiln_err *err) {
     char p[2200];
     int rc = buf_error(b);
     snprintf(p, sizeof p, "%s/%s", w->tmp, name);

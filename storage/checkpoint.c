@@ -47,7 +47,7 @@ static void tally(uint64_t *kept, uint64_t *dropped, size_t n, size_t k) {
 }
 
 /* Filters one record into cs->out (left empty when nothing is kept). */
-static int cp_filter(cp_state *cs, const uint8_t *rec, size_t len, kiln_err *err) {
+KILN_MUST_CHECK static int cp_filter(cp_state *cs, const uint8_t *rec, size_t len, kiln_err *err) {
     buf_reset(&cs->out);
     int type = walrec_type(rec, len);
     size_t n = 0, k = 0, max;

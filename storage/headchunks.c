@@ -58,6 +58,16 @@ static void file_path(const headchunks *hc, uint32_t n, char *out, size_t sz) {
     snprintf(out, sz, "%s/%06u", hc->dir, n);
 }
 
+/* Unmaps and frees (the file is closed or was never opened). */
+static void hc_free(headchunks *hc) {
+    for (uint32_t i = 0; i < HC_MAX_FILES; i++)
+        if (hc->maps[i])
+            munmap(hc->maps[i], HC_MAX_FILE + (1u << 20));
+    free(hc->buf);
+    pthread_mutex_destroy(&hc->mu);
+    free(hc);
+}
+
 int headchunks_open(const char *dir, headchunks **out, kiln_err *err) {
     headchunks *hc = calloc(1, sizeof *hc);
     if (!hc)
@@ -73,13 +83,13 @@ int headchunks_open(const char *dir, headchunks **out, kiln_err *err) {
     hc->fd = -1;
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         int e = errno;
-        headchunks_close(hc, NULL);
+        hc_free(hc);
         return kiln_err_set(err, KILN_EIO, "chunks_head: mkdir %s: %s", dir, strerror(e));
     }
     DIR *d = opendir(dir);
     if (!d) {
         int e = errno;
-        headchunks_close(hc, NULL);
+        hc_free(hc);
         return kiln_err_set(err, KILN_EIO, "chunks_head: open %s: %s", dir, strerror(e));
     }
     struct dirent *e;
@@ -109,7 +119,7 @@ int headchunks_open(const char *dir, headchunks **out, kiln_err *err) {
     return 0;
 }
 
-static int flush_locked(headchunks *hc, kiln_err *err) {
+KILN_MUST_CHECK static int flush_locked(headchunks *hc, kiln_err *err) {
     size_t off = 0;
     while (off < hc->blen) {
         ssize_t w = write(hc->fd, hc->buf + off, hc->blen - off);
@@ -135,12 +145,7 @@ int headchunks_close(headchunks *hc, kiln_err *err) {
             rc = kiln_err_set(err, KILN_EIO, "chunks_head: fsync: %s", strerror(errno));
         close(hc->fd);
     }
-    for (uint32_t i = 0; i < HC_MAX_FILES; i++)
-        if (hc->maps[i])
-            munmap(hc->maps[i], HC_MAX_FILE + (1u << 20));
-    free(hc->buf);
-    pthread_mutex_destroy(&hc->mu);
-    free(hc);
+    hc_free(hc);
     return rc;
 }
 
@@ -247,7 +252,7 @@ void headchunks_release(headchunks *hc) {
 }
 
 /* Starts the next file; mu held. */
-static int cut_file(headchunks *hc, kiln_err *err) {
+KILN_MUST_CHECK static int cut_file(headchunks *hc, kiln_err *err) {
     if (hc->fd >= 0) {
         int rc = flush_locked(hc, err);
         if (rc)
@@ -291,7 +296,8 @@ static int cut_file(headchunks *hc, kiln_err *err) {
 
 /* Buffers one whole chunk (parts p[0..3]); the buffer is flushed only at
  * chunk boundaries, so the file on disk always ends with a whole chunk. */
-static int put_chunk_locked(headchunks *hc, const uint8_t *const *p, const size_t *n, kiln_err *err) {
+KILN_MUST_CHECK static int put_chunk_locked(headchunks *hc, const uint8_t *const *p, const size_t *n,
+                                            kiln_err *err) {
     size_t total = n[0] + n[1] + n[2];
     if (hc->blen + total > HC_BUF) {
         int rc = flush_locked(hc, err);

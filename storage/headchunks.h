@@ -33,19 +33,19 @@
 typedef struct headchunks headchunks;
 
 /* Opens <dir> (created when missing) and maps the files already there. */
-int headchunks_open(const char *dir, headchunks **out, kiln_err *err);
+KILN_MUST_CHECK int headchunks_open(const char *dir, headchunks **out, kiln_err *err);
 
 /* Flushes, trims the current file to its used size, unmaps, frees. */
-int headchunks_close(headchunks *hc, kiln_err *err);
+KILN_MUST_CHECK int headchunks_close(headchunks *hc, kiln_err *err);
 
 /* Calls fn for every valid chunk in the files that existed at open, in file
  * order; cuts a file at its first damaged chunk (logged). */
 typedef int (*headchunks_fn)(uint64_t series_ref, int64_t mint, int64_t maxt, uint64_t cref, void *data);
-int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *err);
+KILN_MUST_CHECK int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *err);
 
 /* Deletes the finished files whose chunks all end before mint (the head
  * has dropped them).  No reader may hold a reference into them. */
-int headchunks_truncate(headchunks *hc, int64_t mint, kiln_err *err);
+KILN_MUST_CHECK int headchunks_truncate(headchunks *hc, int64_t mint, kiln_err *err);
 
 /* Drops the pages the start-up scan touched from kiln's resident set (they
  * stay in the page cache; a query maps them back as it reads). */
@@ -53,10 +53,10 @@ void headchunks_release(headchunks *hc);
 
 /* Appends a chunk (XOR-encoded bytes, count header included); *cref is its
  * reference. */
-int headchunks_write(headchunks *hc, uint64_t series_ref, int64_t mint, int64_t maxt, const uint8_t *data,
-                     size_t len, uint64_t *cref, kiln_err *err);
+KILN_MUST_CHECK int headchunks_write(headchunks *hc, uint64_t series_ref, int64_t mint, int64_t maxt,
+                                     const uint8_t *data, size_t len, uint64_t *cref, kiln_err *err);
 
 /* The bytes of a chunk (borrowed from the mapping, valid until close). */
-int headchunks_read(headchunks *hc, uint64_t cref, const uint8_t **data, size_t *len);
+KILN_MUST_CHECK int headchunks_read(headchunks *hc, uint64_t cref, const uint8_t **data, size_t *len);
 
 #endif

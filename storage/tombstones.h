@@ -39,13 +39,13 @@ typedef struct tombstones {
 
 /* Adds [mint, maxt] for ref, merged with the intervals it overlaps or
  * touches.  0 or KILN_ENOMEM (the set unchanged then). */
-int tombstones_add(tombstones *t, uint64_t ref, int64_t mint, int64_t maxt);
+KILN_MUST_CHECK int tombstones_add(tombstones *t, uint64_t ref, int64_t mint, int64_t maxt);
 /* The intervals of ref (in mint order): a pointer into t and their count. */
 const tstone *tombstones_of(const tombstones *t, uint64_t ref, size_t *n);
 /* Drops intervals that end before mint (data that no longer exists). */
 void tombstones_truncate(tombstones *t, int64_t mint);
 /* A copy of src into dst (dst's own memory freed first); 0 or KILN_ENOMEM. */
-int tombstones_copy(tombstones *dst, const tombstones *src);
+KILN_MUST_CHECK int tombstones_copy(tombstones *dst, const tombstones *src);
 void tombstones_free(tombstones *t);
 
 /* 1 when one of iv[0..n) holds t. */
@@ -56,10 +56,10 @@ int tombstones_cover(const tstone *iv, size_t n, int64_t mint, int64_t maxt);
 size_t tombstones_filter(const tstone *iv, size_t n, sample *s, size_t ns);
 
 /* The file form of t appended to out; 0 or KILN_ENOMEM. */
-int tombstones_encode(const tombstones *t, buf *out);
+KILN_MUST_CHECK int tombstones_encode(const tombstones *t, buf *out);
 /* Parses a tombstones file's bytes into t (empty first); KILN_ECORRUPT with
  * a message naming what is wrong, KILN_ENOMEM. */
-int tombstones_decode(const uint8_t *p, size_t len, tombstones *t, kiln_err *err);
+KILN_MUST_CHECK int tombstones_decode(const uint8_t *p, size_t len, tombstones *t, kiln_err *err);
 
 /*
  * Chunks c[0..nc) (time order, not overlapping) without the samples inside
@@ -69,11 +69,12 @@ int tombstones_decode(const uint8_t *p, size_t len, tombstones *t, kiln_err *err
  * changed, else an array in mem.  0, KILN_ECORRUPT (a damaged chunk),
  * KILN_ENOMEM.
  */
-int tombstones_apply(const block_chunk *c, size_t nc, const tstone *iv, size_t niv, arena *mem,
-                     const block_chunk **out, size_t *nout);
+KILN_MUST_CHECK int tombstones_apply(const block_chunk *c, size_t nc, const tstone *iv, size_t niv,
+                                     arena *mem, const block_chunk **out, size_t *nout);
 
 /* Encodes s[0..n) (time order, distinct times) as chunks of 120 samples in
  * memory from mem; *out an array in mem.  0 or KILN_ENOMEM. */
-int chunks_from_samples(const sample *s, size_t n, arena *mem, block_chunk **out, size_t *nout);
+KILN_MUST_CHECK int chunks_from_samples(const sample *s, size_t n, arena *mem, block_chunk **out,
+                                        size_t *nout);
 
 #endif

@@ -188,7 +188,7 @@ static int timed_fsync(wal *w, int fd) {
     return rc;
 }
 
-static int create_segment(wal *w, int seg, kiln_err *err) {
+KILN_MUST_CHECK static int create_segment(wal *w, int seg, kiln_err *err) {
     char p[PATH_MAX];
     wal__segment_path(p, sizeof p, w->dir, seg);
     int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
@@ -207,7 +207,7 @@ static int create_segment(wal *w, int seg, kiln_err *err) {
 
 /* Writes w->out to the segment.  On failure cuts the segment back to where
  * it was (or marks the writer broken) and drops the buffer. */
-static int write_out(wal *w, kiln_err *err) {
+KILN_MUST_CHECK static int write_out(wal *w, kiln_err *err) {
     size_t off = 0;
     while (off < w->out.len) {
         ssize_t k = write(w->fd, w->out.data + off, w->out.len - off);
@@ -247,7 +247,7 @@ static uint64_t frag_size(uint64_t pos, size_t plen) {
 }
 
 /* Appends zero padding to the end of the current page. */
-static int pad_page(wal *w) {
+KILN_MUST_CHECK static int pad_page(wal *w) {
     uint64_t pos = w->seg_off + w->out.len;
     size_t r = pos % WAL_PAGE_SIZE ? WAL_PAGE_SIZE - pos % WAL_PAGE_SIZE : 0;
     if (!r)
@@ -260,7 +260,7 @@ static int pad_page(wal *w) {
 }
 
 /* Fragments p[0..plen) into w->out at the current position. */
-static int frag_append(wal *w, const uint8_t *p, size_t plen, uint8_t flags) {
+KILN_MUST_CHECK static int frag_append(wal *w, const uint8_t *p, size_t plen, uint8_t flags) {
     uint64_t pos = w->seg_off + w->out.len;
     if (buf_reserve(&w->out, frag_size(pos, plen)))
         return KILN_ENOMEM;
@@ -299,7 +299,7 @@ static int frag_append(wal *w, const uint8_t *p, size_t plen, uint8_t flags) {
 
 /* Finishes the current segment (pads, writes, queues its fsync) and opens
  * the next.  Called with mu held. */
-static int switch_segment(wal *w, kiln_err *err) {
+KILN_MUST_CHECK static int switch_segment(wal *w, kiln_err *err) {
     int rc = 0;
     if (!w->broken) {
         if (w->seg_off + w->out.len > 0 && pad_page(w))
@@ -325,7 +325,7 @@ static int switch_segment(wal *w, kiln_err *err) {
 }
 
 /* Compresses one record into w->cbuf when that makes it smaller. */
-static int compress_rec(wal *w, const uint8_t **p, size_t *len, uint8_t *flags) {
+KILN_MUST_CHECK static int compress_rec(wal *w, const uint8_t **p, size_t *len, uint8_t *flags) {
     *flags = 0;
     if (*len == 0 || w->opts.compression == WAL_COMPRESS_NONE)
         return 0;
@@ -355,7 +355,7 @@ static int compress_rec(wal *w, const uint8_t **p, size_t *len, uint8_t *flags) 
     return 0;
 }
 
-static int log_locked(wal *w, const wal_rec *recs, size_t n, kiln_err *err) {
+KILN_MUST_CHECK static int log_locked(wal *w, const wal_rec *recs, size_t n, kiln_err *err) {
     int rc;
     if (w->broken && (rc = switch_segment(w, err)))
         return rc;

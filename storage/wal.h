@@ -127,7 +127,7 @@ typedef struct wal_stats {
  * touched.  `opts` may be NULL for wal_opts_default().  On success *out is a
  * new handle: close it with wal_close.
  */
-int wal_open(const char *dir, const wal_opts *opts, wal **out, kiln_err *err);
+KILN_MUST_CHECK int wal_open(const char *dir, const wal_opts *opts, wal **out, kiln_err *err);
 
 /*
  * Appends one record (`len` bytes, len may be 0) and returns once it has been
@@ -136,7 +136,7 @@ int wal_open(const char *dir, const wal_opts *opts, wal **out, kiln_err *err);
  * segment is cut back to where it was, or the writer moves to a new segment
  * on the next call) and KILN_EIO / KILN_ENOMEM is returned.
  */
-int wal_log(wal *w, const void *rec, size_t len, kiln_err *err);
+KILN_MUST_CHECK int wal_log(wal *w, const void *rec, size_t len, kiln_err *err);
 
 /* One record of a batch. */
 typedef struct wal_rec {
@@ -148,21 +148,21 @@ typedef struct wal_rec {
  * segment switch in the middle costs a second write).  On failure none of
  * them counts as acknowledged, though those written before a segment switch
  * in the middle of the batch stay in the WAL and are replayed. */
-int wal_log_batch(wal *w, const wal_rec *recs, size_t n, kiln_err *err);
+KILN_MUST_CHECK int wal_log_batch(wal *w, const wal_rec *recs, size_t n, kiln_err *err);
 
 /* fsyncs everything written so far (finished segments, the current one and,
  * after a segment was created, the directory).  Blocking: call it from a
  * worker thread. */
-int wal_sync(wal *w, kiln_err *err);
+KILN_MUST_CHECK int wal_sync(wal *w, kiln_err *err);
 
 /* Pads and finishes the current segment and starts the next one; returns the
  * new segment's number (>= 0) or a negative KILN_E* code.  The head calls it
  * before a checkpoint so that every earlier segment is closed. */
-int wal_next_segment(wal *w, kiln_err *err);
+KILN_MUST_CHECK int wal_next_segment(wal *w, kiln_err *err);
 
 /* Deletes the segments numbered below `segment` (never the current one).
  * Returns 0 or KILN_EIO (the first failure; it still tries the rest). */
-int wal_truncate_before(wal *w, int segment, kiln_err *err);
+KILN_MUST_CHECK int wal_truncate_before(wal *w, int segment, kiln_err *err);
 
 /* Counters; safe from any thread. */
 void wal_get_stats(wal *w, wal_stats *out);
@@ -175,18 +175,18 @@ const char *wal_dir(const wal *w);
 
 /* Pads the last page, fsyncs, closes and frees.  NULL is a no-op.  Returns
  * 0 or the first error (the handle is freed anyway). */
-int wal_close(wal *w, kiln_err *err);
+KILN_MUST_CHECK int wal_close(wal *w, kiln_err *err);
 
 /*
  * The first and last segment numbers in `dir` (files named by digits only);
  * both -1 when there is none.  Returns 0, or KILN_EIO/KILN_ENOENT when the
  * directory cannot be read.
  */
-int wal_segments(const char *dir, int *first, int *last, kiln_err *err);
+KILN_MUST_CHECK int wal_segments(const char *dir, int *first, int *last, kiln_err *err);
 
 /* The newest complete checkpoint in `dir`: its index in *index and its path
  * in path (size n); KILN_ENOENT when there is none. */
-int wal_last_checkpoint(const char *dir, int *index, char *path, size_t n, kiln_err *err);
+KILN_MUST_CHECK int wal_last_checkpoint(const char *dir, int *index, char *path, size_t n, kiln_err *err);
 
 /* ---- reading -------------------------------------------------------------- */
 
@@ -209,10 +209,11 @@ typedef struct wal_corruption {
  * as corruption at the start of the segment after the gap.  *out is new:
  * free with wal_reader_close.
  */
-int wal_reader_open(const char *dir, wal_reader **out, kiln_err *err);
+KILN_MUST_CHECK int wal_reader_open(const char *dir, wal_reader **out, kiln_err *err);
 
 /* A reader over segments first..last of `dir` only (no checkpoint). */
-int wal_reader_open_range(const char *dir, int first, int last, wal_reader **out, kiln_err *err);
+KILN_MUST_CHECK int wal_reader_open_range(const char *dir, int first, int last, wal_reader **out,
+                                          kiln_err *err);
 
 /*
  * The next record.  Returns 1 with *rec / *len set, 0 at the end, or a
@@ -224,11 +225,11 @@ int wal_reader_open_range(const char *dir, int first, int last, wal_reader **out
  * call or wal_reader_close.  To decode on other threads, copy it (copying
  * costs far less than decoding) and hand the copy over.
  */
-int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *err);
+KILN_MUST_CHECK int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *err);
 
 /* As wal_reader_next, but the record is appended to out (decompressed
  * straight into it: no copy); *len is its length, from out->len - *len. */
-int wal_reader_next_into(wal_reader *r, buf *out, size_t *len, kiln_err *err);
+KILN_MUST_CHECK int wal_reader_next_into(wal_reader *r, buf *out, size_t *len, kiln_err *err);
 
 /* Makes the reader read segments with pread instead of mapping them, as it
  * does when mapping fails (tests read both ways).  Call before the first read. */
@@ -254,7 +255,7 @@ void wal_reader_close(wal_reader *r);
  * checkpoint: pass c->segment only when !c->in_checkpoint.  Writers must be
  * closed; reopen with wal_open afterwards (it continues in a new segment).
  */
-int wal_repair(const char *dir, int segment, int64_t offset, kiln_err *err);
+KILN_MUST_CHECK int wal_repair(const char *dir, int segment, int64_t offset, kiln_err *err);
 
 /* ---- checkpoints ----------------------------------------------------------- */
 
@@ -287,7 +288,8 @@ typedef struct wal_checkpoint_stats {
  * error: segments would be lost).  The caller then runs
  * wal_truncate_before(w, to_seg + 1).  stats may be NULL.
  */
-int wal_checkpoint(const char *dir, int from_seg, int to_seg, wal_keep_fn keep, void *data,
-                   const wal_checkpoint_opts *opts, wal_checkpoint_stats *stats, kiln_err *err);
+KILN_MUST_CHECK int wal_checkpoint(const char *dir, int from_seg, int to_seg, wal_keep_fn keep, void *data,
+                                   const wal_checkpoint_opts *opts, wal_checkpoint_stats *stats,
+                                   kiln_err *err);
 
 #endif

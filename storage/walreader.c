@@ -51,7 +51,8 @@
 /* Decompresses src by flags, appending to out (on an error, out->len is
  * left past the old end: the caller truncates).  Corrupt data is
  * KILN_ECORRUPT with a short reason in err. */
-static int decompress(int flags, const uint8_t *src, size_t n, buf *out, ZSTD_DCtx **zd, kiln_err *err) {
+KILN_MUST_CHECK static int decompress(int flags, const uint8_t *src, size_t n, buf *out, ZSTD_DCtx **zd,
+                                      kiln_err *err) {
     size_t base = out->len;
     if (flags == WAL_FLAG_SNAPPY) {
         size_t ulen;
@@ -149,10 +150,10 @@ struct wal_reader {
     uint64_t records, bytes;
 };
 
-static int reader_corrupt(wal_reader *r, int64_t off, kiln_err *err, const char *fmt, ...)
+KILN_MUST_CHECK static int reader_corrupt(wal_reader *r, int64_t off, kiln_err *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static int reader_corrupt(wal_reader *r, int64_t off, kiln_err *err, const char *fmt, ...) {
+KILN_MUST_CHECK static int reader_corrupt(wal_reader *r, int64_t off, kiln_err *err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->corr.reason, sizeof r->corr.reason, fmt, ap);
@@ -169,7 +170,7 @@ static int reader_corrupt(wal_reader *r, int64_t off, kiln_err *err, const char 
                         (long long)off, r->corr.reason);
 }
 
-static int reader_add(wal_reader *r, int seg, int in_cp, int gap) {
+KILN_MUST_CHECK static int reader_add(wal_reader *r, int seg, int in_cp, int gap) {
     if (array_grow((void **)&r->src, &r->capsrc, r->nsrc + 1, sizeof *r->src))
         return KILN_ENOMEM;
     r->src[r->nsrc++] = (wal_src){seg, in_cp, gap};
@@ -178,8 +179,8 @@ static int reader_add(wal_reader *r, int seg, int in_cp, int gap) {
 
 /* Adds the segments of dir within [from, to] (to < 0: all from `from` on);
  * segments are expected to be contiguous from `expect` (< 0: from the first). */
-static int reader_add_dir(wal_reader *r, const char *dir, int in_cp, int from, int to, int expect,
-                          kiln_err *err) {
+KILN_MUST_CHECK static int reader_add_dir(wal_reader *r, const char *dir, int in_cp, int from, int to,
+                                          int expect, kiln_err *err) {
     int *segs;
     size_t n;
     int rc = wal__list_segments(dir, &segs, &n, err);
@@ -240,7 +241,7 @@ int wal_reader_open_range(const char *dir, int first, int last, wal_reader **out
     return wal__reader_open_at(dir, NULL, -1, first, last, first, out, err);
 }
 
-static int reader_open_src(wal_reader *r, kiln_err *err) {
+KILN_MUST_CHECK static int reader_open_src(wal_reader *r, kiln_err *err) {
     wal_src *s = &r->src[r->cur++];
     r->seg = s->seg;
     r->in_cp = s->in_cp;
@@ -289,7 +290,7 @@ static void reader_close_src(wal_reader *r) {
 }
 
 /* Reads the next chunk of the current segment; 0 bytes at its end. */
-static int reader_fill(wal_reader *r, kiln_err *err) {
+KILN_MUST_CHECK static int reader_fill(wal_reader *r, kiln_err *err) {
     r->chunk_off += (int64_t)r->chunk_len;
     r->chunk_len = r->pos = 0;
     int64_t left = r->fsize - r->chunk_off;
@@ -317,8 +318,8 @@ static int reader_fill(wal_reader *r, kiln_err *err) {
     return 0;
 }
 
-static int reader_finish(wal_reader *r, const uint8_t *data, size_t n, uint8_t flags, const uint8_t **rec,
-                         size_t *len, kiln_err *err) {
+KILN_MUST_CHECK static int reader_finish(wal_reader *r, const uint8_t *data, size_t n, uint8_t flags,
+                                         const uint8_t **rec, size_t *len, kiln_err *err) {
     if (flags || r->into) {
         buf *out = r->into ? r->into : &r->dec;
         size_t start = r->into ? out->len : 0;

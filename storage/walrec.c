@@ -289,12 +289,12 @@ static inline const char *dec_str(dec *d, size_t *n) {
     return s;
 }
 
-static int dec_error(const dec *d, kiln_err *err) {
+KILN_MUST_CHECK static int dec_error(const dec *d, kiln_err *err) {
     return kiln_err_set(err, KILN_ECORRUPT, "walrec: %s record: offset %zu: %s", d->what, d->bad_off, d->bad);
 }
 
 /* Starts decoding a record that must be of `type` (its type byte read). */
-static inline int dec_start(dec *d, const void *rec, size_t len, int type, kiln_err *err) {
+KILN_MUST_CHECK static inline int dec_start(dec *d, const void *rec, size_t len, int type, kiln_err *err) {
     *d = (dec){rec, len, 0, walrec_type_name(type), NULL, 0};
     if (len == 0)
         return kiln_err_set(err, KILN_ECORRUPT, "walrec: %s record: offset 0: empty record", d->what);
@@ -308,7 +308,7 @@ static inline int dec_start(dec *d, const void *rec, size_t len, int type, kiln_
 /* The base reference and time a samples, exemplars or histogram record
  * starts with: 1 with them read, 0 for a record without entries, or
  * KILN_ECORRUPT. */
-static inline int dec_bases(dec *d, uint64_t *ref0, uint64_t *t0, kiln_err *err) {
+KILN_MUST_CHECK static inline int dec_bases(dec *d, uint64_t *ref0, uint64_t *t0, kiln_err *err) {
     if (dec_left(d) == 0)
         return 0;
     *ref0 = dec_be64(d);
@@ -318,7 +318,7 @@ static inline int dec_bases(dec *d, uint64_t *ref0, uint64_t *t0, kiln_err *err)
 
 /* Before the k-th entry of a record holding `max` at most, each at least
  * `min` bytes: 0, or KILN_ECORRUPT when the rest cannot be one. */
-static int dec_entry(dec *d, size_t min, size_t k, size_t max, kiln_err *err) {
+KILN_MUST_CHECK static int dec_entry(dec *d, size_t min, size_t k, size_t max, kiln_err *err) {
     if (dec_left(d) >= min && k < max)
         return 0;
     dec_fail(d, "truncated entry");
@@ -328,7 +328,7 @@ static int dec_entry(dec *d, size_t min, size_t k, size_t max, kiln_err *err) {
 /* An entry's labels into an arena array (*l, *nl); each label is at least
  * 2 bytes, so a count beyond half of what is left is corrupt (and would be
  * a huge allocation).  0, KILN_ENOMEM or KILN_ECORRUPT. */
-static int dec_labels(dec *d, arena *a, const walrec_label **l, size_t *nl, kiln_err *err) {
+KILN_MUST_CHECK static int dec_labels(dec *d, arena *a, const walrec_label **l, size_t *nl, kiln_err *err) {
     uint64_t n = dec_uvarint(d);
     *l = NULL;
     *nl = 0;
@@ -507,7 +507,7 @@ typedef struct filt {
 
 /* Ends a filter: adds the counts, or on a decoding error in d or a lost
  * append takes back what the filter appended. */
-static int filt_end(filt *f, const dec *d, uint64_t *kept, uint64_t *dropped, kiln_err *err) {
+KILN_MUST_CHECK static int filt_end(filt *f, const dec *d, uint64_t *kept, uint64_t *dropped, kiln_err *err) {
     int rc = d->bad ? dec_error(d, err) : 0;
     if (!rc && buf_error(f->out))
         rc = kiln_err_set(err, KILN_ENOMEM, "walrec: %s record: out of memory", d->what);

@@ -97,10 +97,10 @@ const char *walrec_type_name(int type);
  * KILN_ENOMEM (out then holds a partial record: reset it).  The inputs are
  * only read.
  */
-int walrec_encode_series(buf *out, const walrec_series *s, size_t n);
-int walrec_encode_samples(buf *out, const walrec_sample *s, size_t n);
-int walrec_encode_tombstones(buf *out, const walrec_tombstone *t, size_t n);
-int walrec_encode_exemplars(buf *out, const walrec_exemplar *e, size_t n);
+KILN_MUST_CHECK int walrec_encode_series(buf *out, const walrec_series *s, size_t n);
+KILN_MUST_CHECK int walrec_encode_samples(buf *out, const walrec_sample *s, size_t n);
+KILN_MUST_CHECK int walrec_encode_tombstones(buf *out, const walrec_tombstone *t, size_t n);
+KILN_MUST_CHECK int walrec_encode_exemplars(buf *out, const walrec_exemplar *e, size_t n);
 
 /*
  * Series decoder.  Parses a type 1 record; the series array and each label
@@ -108,8 +108,8 @@ int walrec_encode_exemplars(buf *out, const walrec_exemplar *e, size_t n);
  * `rec`.  Returns 0 with *out and *n set, KILN_ECORRUPT (message with offset),
  * or KILN_ENOMEM when the arena is exhausted.
  */
-int walrec_decode_series(const void *rec, size_t len, arena *a, walrec_series **out, size_t *n,
-                         kiln_err *err);
+KILN_MUST_CHECK int walrec_decode_series(const void *rec, size_t len, arena *a, walrec_series **out,
+                                         size_t *n, kiln_err *err);
 
 /* Upper bounds on the entries a samples / tombstones record of `len` bytes
  * can hold: size the caller's array with them. */
@@ -122,17 +122,17 @@ size_t walrec_tombstones_max(size_t len);
  * (cap >= walrec_samples_max(len) never is), or KILN_ECORRUPT.  This is the
  * replay hot path: no allocation.
  */
-int walrec_decode_samples(const void *rec, size_t len, walrec_sample *out, size_t cap, size_t *n,
-                          kiln_err *err);
+KILN_MUST_CHECK int walrec_decode_samples(const void *rec, size_t len, walrec_sample *out, size_t cap,
+                                          size_t *n, kiln_err *err);
 
 /* Tombstones decoder, like walrec_decode_samples for a type 3 record. */
-int walrec_decode_tombstones(const void *rec, size_t len, walrec_tombstone *out, size_t cap, size_t *n,
-                             kiln_err *err);
+KILN_MUST_CHECK int walrec_decode_tombstones(const void *rec, size_t len, walrec_tombstone *out, size_t cap,
+                                             size_t *n, kiln_err *err);
 
 /* Exemplars decoder, like walrec_decode_series: arrays from `a`, label
  * bytes borrowed from `rec`. */
-int walrec_decode_exemplars(const void *rec, size_t len, arena *a, walrec_exemplar **out, size_t *n,
-                            kiln_err *err);
+KILN_MUST_CHECK int walrec_decode_exemplars(const void *rec, size_t len, arena *a, walrec_exemplar **out,
+                                            size_t *n, kiln_err *err);
 
 /*
  * Checkpoint filters for the types kiln does not decode into structs.  Each
@@ -142,11 +142,12 @@ int walrec_decode_exemplars(const void *rec, size_t len, arena *a, walrec_exempl
  * is left unchanged.  Return 0, KILN_ECORRUPT or KILN_ENOMEM.
  */
 /* Metadata (type 6): keeps the entries whose series keep(ref, data) accepts. */
-int walrec_filter_metadata(const void *rec, size_t len, int (*keep)(uint64_t ref, void *data), void *data,
-                           buf *out, uint64_t *kept, uint64_t *dropped, kiln_err *err);
+KILN_MUST_CHECK int walrec_filter_metadata(const void *rec, size_t len, int (*keep)(uint64_t ref, void *data),
+                                           void *data, buf *out, uint64_t *kept, uint64_t *dropped,
+                                           kiln_err *err);
 /* Native histograms (types 7-10): keeps the entries with t >= mint. */
-int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out, uint64_t *kept,
-                             uint64_t *dropped, kiln_err *err);
+KILN_MUST_CHECK int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out,
+                                             uint64_t *kept, uint64_t *dropped, kiln_err *err);
 
 /* Varint helpers shared with tombstones.c, blockwriter.c and the tests.  put_* return the
  * bytes written (buffers need 10); get_* return the bytes read, 0 when the

@@ -83,12 +83,13 @@ int xorchunk_shrink(xorchunk *c) {
     return set_cap(c, len);
 }
 
-int xorchunk_presize(xorchunk *c, size_t bytes) {
+void xorchunk_presize(xorchunk *c, size_t bytes) {
     if (c->b || bytes == 0)
-        return 0;
+        return;
     if (bytes > 65536)
         bytes = 65536;
-    return set_cap(c, bytes);
+    /* a hint only: out of memory, the first append grows the chunk and reports it */
+    (void)set_cap(c, bytes);
 }
 
 /* Whether `bits` more bits fit: put_bits touches up to 9 bytes past the end. */
@@ -97,7 +98,7 @@ static inline int has_room(const xorchunk *c, uint32_t bits) {
 }
 
 /* Room for `bits` more bits (at most 64 + 77 per sample). */
-static int reserve(xorchunk *c, uint32_t bits) {
+KILN_MUST_CHECK static int reserve(xorchunk *c, uint32_t bits) {
     if (has_room(c, bits))
         return 0;
     size_t need = (c->nbits + bits + 7) / 8 + 9;
@@ -109,9 +110,9 @@ static int reserve(xorchunk *c, uint32_t bits) {
     return set_cap(c, nc);
 }
 
-int xorchunk_expect(xorchunk *c, unsigned total) {
+void xorchunk_expect(xorchunk *c, unsigned total) {
     if (c->count < 2 || total <= c->count)
-        return 0;
+        return;
     /* the first sample is a varint time and 64 bits of value after the 16-bit count */
     uint32_t first = 16 + 64, k = 2;
     while (k < c->cap && (c->b[k] & 0x80)) {
@@ -120,15 +121,16 @@ int xorchunk_expect(xorchunk *c, unsigned total) {
     }
     first += 8;
     if (c->nbits <= first)
-        return 0;
+        return;
     uint64_t per = (c->nbits - first + c->count - 2) / (c->count - 1);
     uint64_t bits = (uint64_t)c->nbits + per * (total - c->count);
     uint64_t bytes = (bits + 7) / 8 + bits / 64 + 16; /* a little more for varying samples */
     if (bytes > 65536)
         bytes = 65536;
     if (bytes <= c->cap)
-        return 0;
-    return set_cap(c, (size_t)bytes);
+        return;
+    /* a hint only: out of memory, the chunk grows step by step and an append reports it */
+    (void)set_cap(c, (size_t)bytes);
 }
 
 /* Writes the low n bits of v (1 <= n <= 64), most significant first, with

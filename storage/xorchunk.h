@@ -49,7 +49,7 @@ void xorchunk_init(xorchunk *c);
 void xorchunk_use_slab(xorchunk *c);
 /* Appends a sample (t must be greater than the last one: the caller checks).
  * 0 or KILN_ENOMEM (the chunk is unchanged then). */
-int xorchunk_append(xorchunk *c, int64_t t, double v);
+KILN_MUST_CHECK int xorchunk_append(xorchunk *c, int64_t t, double v);
 struct sample;
 /* Appends samples from v[0..n) to a chunk of two samples or more while
  * their times ascend, stay before `until`, and the chunk holds fewer than
@@ -58,19 +58,21 @@ struct sample;
  * two, or out of memory: xorchunk_append then tells). */
 int xorchunk_append_run(xorchunk *c, const struct sample *v, size_t n, int64_t until, unsigned upto);
 /* Allocates `bytes` up front for an empty chunk (a hint: e.g. the size of
- * the series' previous chunk), sparing the growth steps. */
-int xorchunk_presize(xorchunk *c, size_t bytes);
+ * the series' previous chunk), sparing the growth steps.  Out of memory, it
+ * does nothing: the appends grow the chunk, and report the failure. */
+void xorchunk_presize(xorchunk *c, size_t bytes);
 /* Grows the buffer once to hold about `total` samples at the rate of the
  * samples so far (needs two at least; else does nothing), so a chunk does not
- * grow by many small reallocations.  Returns 0 or KILN_ENOMEM. */
-int xorchunk_expect(xorchunk *c, unsigned total);
+ * grow by many small reallocations.  A hint like xorchunk_presize: out of
+ * memory, it does nothing. */
+void xorchunk_expect(xorchunk *c, unsigned total);
 static inline uint16_t xorchunk_count(const xorchunk *c) {
     return c->count;
 }
 /* The encoded bytes (header included), borrowed; NULL/0 when empty. */
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len);
 /* Trims the allocation to the encoded size; 0 or KILN_ENOMEM. */
-int xorchunk_shrink(xorchunk *c);
+KILN_MUST_CHECK int xorchunk_shrink(xorchunk *c);
 /* Empties the chunk for new samples.  Its bytes are kept when their size
  * suits a chunk of `want` bytes (an eighth less to a quarter more), and
  * freed otherwise: chunks of many series are cut at the same moment, and
@@ -80,7 +82,7 @@ void xorchunk_reuse(xorchunk *c, size_t want);
 void xorchunk_free(xorchunk *c);
 /* Rebuilds a chunk from encoded bytes so appending can continue; copies
  * them.  KILN_ECORRUPT (with a message) on bad bytes, KILN_ENOMEM. */
-int xorchunk_load(xorchunk *c, const uint8_t *b, size_t len, kiln_err *err);
+KILN_MUST_CHECK int xorchunk_load(xorchunk *c, const uint8_t *b, size_t len, kiln_err *err);
 
 typedef struct xoriter {
     const uint8_t *b;
@@ -100,9 +102,9 @@ typedef struct xoriter {
 void xoriter_init(xoriter *it, const uint8_t *b, size_t len);
 /* 1: the next sample is in it->t / it->v; 0: the end; KILN_ECORRUPT: bad
  * bytes (never reads outside b[0..len)). */
-int xoriter_next(xoriter *it);
+KILN_MUST_CHECK int xoriter_next(xoriter *it);
 /* Moves to the first sample with t >= t (staying put when the current one
  * qualifies); same results as xoriter_next. */
-int xoriter_seek(xoriter *it, int64_t t);
+KILN_MUST_CHECK int xoriter_seek(xoriter *it, int64_t t);
 
 #endif

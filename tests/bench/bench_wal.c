@@ -62,7 +62,10 @@ int main(int argc, char **argv) {
                 s[i].v = (double)((r * 7 + i * 13) % 100000) + (double)r * 0.25;
             }
             buf_reset(&b);
-            walrec_encode_samples(&b, s, per);
+            if (walrec_encode_samples(&b, s, per) != 0) {
+                fprintf(stderr, "out of memory\n");
+                return 1;
+            }
             raw += b.len;
             if (wal_log(w, b.data, b.len, &err)) {
                 fprintf(stderr, "%s\n", err.msg);
@@ -72,7 +75,10 @@ int main(int argc, char **argv) {
         double t_write = time_mono_sec() - t0;
         wal_stats st;
         wal_get_stats(w, &st);
-        wal_close(w, NULL);
+        if (wal_close(w, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
 
         double t_read = 0, t_dec = 0;
         for (int pass = 0; pass < 2; pass++) {

@@ -688,7 +688,7 @@ static void write_series_and_samples(wal *w, uint64_t ser0, uint64_t nser, int64
         walrec_label l[2] = {{"__name__", 8, "m", 1}, {"id", 2, v, (size_t)n}};
         walrec_series se = {s, l, 2};
         buf_reset(&b);
-        walrec_encode_series(&b, &se, 1);
+        ck_assert_int_eq(walrec_encode_series(&b, &se, 1), 0);
         ck_assert_int_eq(wal_log(w, b.data, b.len, &err), 0);
     }
     walrec_sample *sm = calloc((size_t)nser, sizeof *sm);
@@ -696,7 +696,7 @@ static void write_series_and_samples(wal *w, uint64_t ser0, uint64_t nser, int64
         for (uint64_t s = 0; s < nser; s++)
             sm[s] = (walrec_sample){ser0 + s, t, (double)t * 0.5};
         buf_reset(&b);
-        walrec_encode_samples(&b, sm, (size_t)nser);
+        ck_assert_int_eq(walrec_encode_samples(&b, sm, (size_t)nser), 0);
         ck_assert_int_eq(wal_log(w, b.data, b.len, &err), 0);
     }
     free(sm);
@@ -762,7 +762,7 @@ START_TEST(test_checkpoint) {
     write_series_and_samples(w, 1, 40, 0, 100);
     buf b = BUF_INIT;
     walrec_tombstone ts[] = {{3, 60, 70}, {4, 60, 70}, {5, 0, 10}};
-    walrec_encode_tombstones(&b, ts, 3);
+    ck_assert_int_eq(walrec_encode_tombstones(&b, ts, 3), 0);
     ck_assert_int_eq(wal_log(w, b.data, b.len, &err), 0);
     int cut = wal_next_segment(w, &err);
     ck_assert_int_ge(cut, 1);

@@ -155,7 +155,7 @@ static void roundtrip(const int64_t *ts, const double *vs, size_t n) {
         xorchunk s;
         xorchunk_init(&s);
         for (size_t i = 0; i < n; i++)
-            xorchunk_append(&s, ts[i], vs[i]);
+            ck_assert_int_eq(xorchunk_append(&s, ts[i], vs[i]), 0);
         ck_assert_int_eq(xorchunk_append(&l, ts[n - 1] + 15000, 42.5), 0);
         ck_assert_int_eq(xorchunk_append(&s, ts[n - 1] + 15000, 42.5), 0);
         size_t la, lb;
@@ -296,7 +296,7 @@ START_TEST(test_equal_values_compress) {
     xorchunk c;
     xorchunk_init(&c);
     for (int i = 0; i < 120; i++)
-        xorchunk_append(&c, 1000000 + 15000 * i, 7);
+        ck_assert_int_eq(xorchunk_append(&c, 1000000 + 15000 * i, 7), 0);
     size_t len;
     xorchunk_data(&c, &len);
     /* header + ~12 bytes for the first two samples + 2 bits per sample after */
@@ -309,7 +309,7 @@ START_TEST(test_corrupt_and_truncated) {
     xorchunk c;
     xorchunk_init(&c);
     for (int i = 0; i < 50; i++)
-        xorchunk_append(&c, 1000 * i + (i % 3) * 7, i * 1.5 + (i % 4));
+        ck_assert_int_eq(xorchunk_append(&c, 1000 * i + (i % 3) * 7, i * 1.5 + (i % 4)), 0);
     size_t len;
     const uint8_t *d = xorchunk_data(&c, &len);
     /* every truncation ends or reports corruption, never reads past len */
@@ -428,7 +428,7 @@ START_TEST(test_seek) {
     xorchunk c;
     xorchunk_init(&c);
     for (int i = 0; i < 100; i++)
-        xorchunk_append(&c, 10 * i, i);
+        ck_assert_int_eq(xorchunk_append(&c, 10 * i, i), 0);
     size_t len;
     const uint8_t *d = xorchunk_data(&c, &len);
     xoriter it;
