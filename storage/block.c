@@ -488,6 +488,12 @@ typedef struct cmeta {
 } cmeta;
 
 /* 1 with the next meta in c, 0 at the end, KILN_ECORRUPT. */
+/* The chunk metas of the series entry s is at (its chunk count next). */
+static inline cmeta cmeta_start(rd *s) {
+    uint64_t n = rd_uvarint(s);
+    return (cmeta){s, n, 0, 0, 0, 0};
+}
+
 KILN_MUST_CHECK static int cmeta_next(cmeta *c) {
     if (c->i >= c->n)
         return c->s->bad ? KILN_ECORRUPT : 0;
@@ -576,33 +582,66 @@ static int labels_match(const label *ls, size_t nls, const matcher *ms, size_t n
     return 1;
 }
 
+/* A walk over the series of a block that match a selector. */
+typedef struct matching {
+    refvec cand; /* candidate IDs from the postings */
+    size_t next; /* the next candidate */
+    uint32_t id; /* the current series */
+    label *ls;   /* its labels (pointers into the symbol table) */
+    size_t nls, capls;
+    rd s; /* its entry, at the chunk count */
+} matching;
+
+/* Starts the walk; 0, or KILN_ECORRUPT / KILN_ENOMEM.  Free with
+ * matching_free either way. */
+KILN_MUST_CHECK static int matching_init(matching *m, const block *b, const matcher *ms, size_t nms) {
+    memset(m, 0, sizeof *m);
+    return candidates(b, ms, nms, &m->cand);
+}
+
+/* 1 with the next matching series in m, 0 at the end, or KILN_ECORRUPT /
+ * KILN_ENOMEM. */
+KILN_MUST_CHECK static int matching_next(matching *m, const block *b, const matcher *ms, size_t nms) {
+    while (m->next < m->cand.n) {
+        m->id = m->cand.v[m->next++];
+        int rc = series_at(b, m->id, &m->ls, &m->capls, &m->nls, &m->s);
+        if (rc)
+            return rc;
+        if (labels_match(m->ls, m->nls, ms, nms))
+            return 1;
+    }
+    return 0;
+}
+
+static void matching_free(matching *m) {
+    free(m->ls);
+    free(m->cand.v);
+}
+
+/* Whether a chunk has samples in [mint, maxt] not all deleted by del. */
+static inline int chunk_wanted(const cmeta *c, int64_t mint, int64_t maxt, const tstone *del, size_t ndel) {
+    return c->maxt >= mint && c->mint <= maxt && !(ndel && tombstones_cover(del, ndel, c->mint, c->maxt));
+}
+
 int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, int labels_only,
                  arena *mem, block_series_fn fn, void *ctx, kiln_err *err) {
     if (maxt < b->meta.mint || mint >= b->meta.maxt)
         return 0;
-    refvec cand = {0};
-    int rc = candidates(b, ms, nms, &cand);
-    label *ls = NULL;
-    size_t capls = 0;
-    for (size_t i = 0; i < cand.n && rc == 0; i++) {
-        rd s;
-        size_t nls = 0;
-        if ((rc = series_at(b, cand.v[i], &ls, &capls, &nls, &s)) != 0)
-            break;
-        if (!labels_match(ls, nls, ms, nms))
-            continue;
+    matching m;
+    int rc = matching_init(&m, b, ms, nms);
+    while (rc == 0 && (rc = matching_next(&m, b, ms, nms)) == 1) {
         size_t ndel;
-        const tstone *del = tombstones_of(&b->ts, cand.v[i], &ndel);
+        const tstone *del = tombstones_of(&b->ts, m.id, &ndel);
         /* a first pass sums the sample counts of the chunks in range (their
          * headers), so the samples go into one array of the caller's arena */
-        rd s2 = s;
-        uint64_t nchunks = rd_uvarint(&s);
-        cmeta cm = {&s, nchunks, 0, 0, 0, 0};
+        rd s2 = m.s;
+        cmeta cm = cmeta_start(&m.s);
         size_t capout = 0;
         int any = 0;
+        rc = 0;
         while (rc == 0 && (rc = cmeta_next(&cm)) == 1) {
             rc = 0;
-            if (cm.maxt < mint || cm.mint > maxt || (ndel && tombstones_cover(del, ndel, cm.mint, cm.maxt)))
+            if (!chunk_wanted(&cm, mint, maxt, del, ndel))
                 continue;
             any = 1;
             const uint8_t *data;
@@ -614,10 +653,10 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
         size_t nout = 0;
         if (rc == 0 && !labels_only && capout && !(out = arena_alloc_nz(mem, capout * sizeof *out)))
             rc = KILN_ENOMEM;
-        cm = (cmeta){&s2, rd_uvarint(&s2), 0, 0, 0, 0};
+        cm = cmeta_start(&s2);
         while (rc == 0 && !labels_only && (rc = cmeta_next(&cm)) == 1) {
             rc = 0;
-            if (cm.maxt < mint || cm.mint > maxt || (ndel && tombstones_cover(del, ndel, cm.mint, cm.maxt)))
+            if (!chunk_wanted(&cm, mint, maxt, del, ndel))
                 continue;
             const uint8_t *data;
             size_t clen;
@@ -635,11 +674,10 @@ int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t 
         }
         nout = tombstones_filter(del, ndel, out, nout);
         if (rc == 0 && any && (labels_only || nout))
-            rc = fn(ctx, ls, nls, out, nout);
+            rc = fn(ctx, m.ls, m.nls, out, nout);
     }
     read_error(b, rc, err);
-    free(ls);
-    free(cand.v);
+    matching_free(&m);
     return rc;
 }
 
@@ -728,51 +766,35 @@ int block_is_parent_of(const block *b, const char *ulid) {
 }
 
 int block_foreach_series(block *b, arena *mem, block_chunks_fn fn, void *ctx, kiln_err *err) {
-    size_t lo, hi;
-    pot_range(b, "", &lo, &hi);
-    label *ls = NULL;
-    size_t capls = 0;
     block_chunk *cs = NULL;
     size_t capcs = 0;
-    int rc = 0;
-    for (size_t p = lo; p < hi && rc == 0; p++) {
-        uint32_t n;
-        const uint8_t *ids = postings_at(b, b->pot[p].off, &n);
-        if (!ids) {
-            rc = KILN_ECORRUPT;
-            break;
-        }
-        for (uint32_t i = 0; i < n && rc == 0; i++) {
-            rd s;
-            size_t nls = 0;
-            uint32_t id = be32_get(ids + 4 * i);
-            if ((rc = series_at(b, id, &ls, &capls, &nls, &s)) != 0)
+    matching m; /* no matcher: every series, in the order of the all-series postings */
+    int rc = matching_init(&m, b, NULL, 0);
+    while (rc == 0 && (rc = matching_next(&m, b, NULL, 0)) == 1) {
+        cmeta cm = cmeta_start(&m.s);
+        size_t nc = 0;
+        while ((rc = cmeta_next(&cm)) == 1) {
+            if (array_grow((void **)&cs, &capcs, nc + 1, sizeof *cs)) {
+                rc = KILN_ENOMEM;
                 break;
-            cmeta cm = {&s, rd_uvarint(&s), 0, 0, 0, 0};
-            size_t nc = 0;
-            while ((rc = cmeta_next(&cm)) == 1) {
-                if (array_grow((void **)&cs, &capcs, nc + 1, sizeof *cs)) {
-                    rc = KILN_ENOMEM;
-                    break;
-                }
-                block_chunk *c = &cs[nc];
-                c->mint = cm.mint;
-                c->maxt = cm.maxt;
-                if ((rc = chunk_at(b, cm.ref, &c->data, &c->len)) != 0)
-                    break;
-                nc++;
             }
-            size_t ndel;
-            const tstone *del = tombstones_of(&b->ts, id, &ndel);
-            const block_chunk *live = cs;
-            if (rc == 0 && ndel)
-                rc = tombstones_apply(cs, nc, del, ndel, mem, &live, &nc);
-            if (rc == 0 && nc)
-                rc = fn(ctx, ls, nls, live, nc);
+            block_chunk *c = &cs[nc];
+            c->mint = cm.mint;
+            c->maxt = cm.maxt;
+            if ((rc = chunk_at(b, cm.ref, &c->data, &c->len)) != 0)
+                break;
+            nc++;
         }
+        size_t ndel;
+        const tstone *del = tombstones_of(&b->ts, m.id, &ndel);
+        const block_chunk *live = cs;
+        if (rc == 0 && ndel)
+            rc = tombstones_apply(cs, nc, del, ndel, mem, &live, &nc);
+        if (rc == 0 && nc)
+            rc = fn(ctx, m.ls, m.nls, live, nc);
     }
     read_error(b, rc, err);
-    free(ls);
+    matching_free(&m);
     free(cs);
     return rc;
 }
@@ -786,22 +808,15 @@ int block_delete_series(block *b, const matcher *ms, size_t nms, int64_t mint, i
     memset(next, 0, sizeof *next);
     if (maxt < b->meta.mint || mint >= b->meta.maxt)
         return 0;
-    refvec cand = {0};
-    label *ls = NULL;
-    size_t capls = 0, added = 0;
-    int rc = candidates(b, ms, nms, &cand);
+    matching m;
+    size_t added = 0;
+    int rc = matching_init(&m, b, ms, nms);
     if (rc == 0)
         rc = tombstones_copy(next, &b->ts);
-    for (size_t i = 0; i < cand.n && rc == 0; i++) {
-        rd s;
-        size_t nls = 0;
-        if ((rc = series_at(b, cand.v[i], &ls, &capls, &nls, &s)) != 0)
-            break;
-        if (!labels_match(ls, nls, ms, nms))
-            continue;
+    while (rc == 0 && (rc = matching_next(&m, b, ms, nms)) == 1) {
         /* as Prometheus: a series with a chunk in range loses [mint, maxt]
          * clamped to its own first and last sample */
-        cmeta cm = {&s, rd_uvarint(&s), 0, 0, 0, 0};
+        cmeta cm = cmeta_start(&m.s);
         int64_t first = 0, last = 0;
         int hit = 0;
         while ((rc = cmeta_next(&cm)) == 1) {
@@ -811,12 +826,11 @@ int block_delete_series(block *b, const matcher *ms, size_t nms, int64_t mint, i
             hit |= cm.maxt >= mint && cm.mint <= maxt;
         }
         if (rc == 0 && hit) {
-            rc = tombstones_add(next, cand.v[i], mint > first ? mint : first, maxt < last ? maxt : last);
+            rc = tombstones_add(next, m.id, mint > first ? mint : first, maxt < last ? maxt : last);
             added++;
         }
     }
-    free(ls);
-    free(cand.v);
+    matching_free(&m);
     if (rc == 0 && added) {
         buf out = BUF_INIT;
         char p[2300], tmp[2400];

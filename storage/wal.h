@@ -66,16 +66,10 @@
 #define WAL_HEADER_SIZE 7
 #define WAL_DEFAULT_SEGMENT_SIZE (128 * 1024 * 1024)
 
-/* Fragment types and the compression flags of the type byte. */
-enum {
-    WAL_FRAG_PAGE_TERM = 0,
-    WAL_FRAG_FULL = 1,
-    WAL_FRAG_FIRST = 2,
-    WAL_FRAG_MIDDLE = 3,
-    WAL_FRAG_LAST = 4,
-    WAL_FLAG_SNAPPY = 0x08,
-    WAL_FLAG_ZSTD = 0x10,
-};
+/* Fragment types 0..4 (the table above), and the compression flags of the
+ * type byte. */
+enum { WAL_FRAG_PAGE_TERM, WAL_FRAG_FULL, WAL_FRAG_FIRST, WAL_FRAG_MIDDLE, WAL_FRAG_LAST };
+enum { WAL_FLAG_SNAPPY = 0x08, WAL_FLAG_ZSTD = 0x10 };
 
 enum { WAL_COMPRESS_NONE = 0, WAL_COMPRESS_SNAPPY = 1, WAL_COMPRESS_ZSTD = 2 };
 

@@ -264,9 +264,9 @@ KILN_MUST_CHECK static int reader_open_src(wal_reader *r, kiln_err *err) {
         return kiln_err_set(err, KILN_EIO, "wal: stat %s: %s", p, strerror(errno));
     r->fsize = st.st_size;
     posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    /* mapped, the pages are read where the page cache holds them: a copy less
-     * (reading was a tenth of the reading thread's time at replay); if that
-     * fails, pread into a buffer */
+    /* mapped, the pages are read where the page cache holds them: a copy
+     * less on the replay's reading thread; if that fails, pread into a
+     * buffer */
     if (st.st_size > 0 && !r->no_map) {
         void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, r->fd, 0);
         if (m != MAP_FAILED) {

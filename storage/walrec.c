@@ -67,18 +67,6 @@ size_t walrec_get_varint(const uint8_t *p, size_t n, int64_t *v) {
     return k;
 }
 
-static inline uint64_t f64_bits(double d) {
-    uint64_t u;
-    memcpy(&u, &d, sizeof u);
-    return u;
-}
-
-static inline double f64_from(uint64_t u) {
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
-}
-
 /* ---- type names ----------------------------------------------------------- */
 
 int walrec_type(const void *rec, size_t len) {
@@ -134,84 +122,100 @@ static uint8_t *put_labels(uint8_t *p, const walrec_label *l, size_t n) {
     return p;
 }
 
+/* Room for `need` more bytes in out and the record's type byte written:
+ * returns where the rest goes, or NULL when out of memory. */
+static inline uint8_t *enc_begin(buf *out, size_t need, int type) {
+    if (buf_reserve(out, need))
+        return NULL;
+    uint8_t *p = (uint8_t *)out->data + out->len;
+    *p = (uint8_t)type;
+    return p + 1;
+}
+
+/* Ends the record being written at p. */
+static inline int enc_end(buf *out, const uint8_t *p) {
+    out->len = (size_t)(p - (uint8_t *)out->data);
+    out->data[out->len] = 0;
+    return 0;
+}
+
+/* The base reference and time of a samples, exemplars or histogram record. */
+static inline uint8_t *put_bases(uint8_t *p, uint64_t ref0, uint64_t t0) {
+    be64_put(p, ref0);
+    be64_put(p + 8, t0);
+    return p + 16;
+}
+
+/* An entry's reference and time as deltas from the bases (unsigned
+ * differences: wrap-around is what Go's int64 arithmetic does). */
+static inline uint8_t *put_deltas(uint8_t *p, uint64_t ref, uint64_t t, uint64_t ref0, uint64_t t0) {
+    p += walrec_put_varint(p, (int64_t)(ref - ref0));
+    return p + walrec_put_varint(p, (int64_t)(t - t0));
+}
+
+/* A sample's (or exemplar's) deltas and its value's bits. */
+static inline uint8_t *put_sample(uint8_t *p, uint64_t ref, int64_t t, double v, uint64_t ref0, uint64_t t0) {
+    p = put_deltas(p, ref, (uint64_t)t, ref0, t0);
+    be64_put(p, double_to_bits(v));
+    return p + 8;
+}
+
 int walrec_encode_series(buf *out, const walrec_series *s, size_t n) {
     size_t need = 1;
     for (size_t i = 0; i < n; i++)
         need += 8 + labels_max(s[i].labels, s[i].nlabels);
-    if (buf_reserve(out, need))
+    uint8_t *p = enc_begin(out, need, WALREC_SERIES);
+    if (!p)
         return KILN_ENOMEM;
-    uint8_t *p = (uint8_t *)out->data + out->len;
-    *p++ = WALREC_SERIES;
     for (size_t i = 0; i < n; i++) {
         be64_put(p, s[i].ref);
         p = put_labels(p + 8, s[i].labels, s[i].nlabels);
     }
-    out->len = (size_t)(p - (uint8_t *)out->data);
-    out->data[out->len] = 0;
-    return 0;
+    return enc_end(out, p);
 }
 
 int walrec_encode_samples(buf *out, const walrec_sample *s, size_t n) {
-    if (buf_reserve(out, 17 + n * 28))
+    uint8_t *p = enc_begin(out, 17 + n * 28, WALREC_SAMPLES);
+    if (!p)
         return KILN_ENOMEM;
-    uint8_t *p = (uint8_t *)out->data + out->len;
-    *p++ = WALREC_SAMPLES;
     if (n) {
-        be64_put(p, s[0].ref);
-        be64_put(p + 8, (uint64_t)s[0].t);
-        p += 16;
         uint64_t ref0 = s[0].ref, t0 = (uint64_t)s[0].t;
-        for (size_t i = 0; i < n; i++) {
-            /* unsigned differences: wrap-around is what Go's int64 arithmetic does */
-            p += walrec_put_varint(p, (int64_t)(s[i].ref - ref0));
-            p += walrec_put_varint(p, (int64_t)((uint64_t)s[i].t - t0));
-            be64_put(p, f64_bits(s[i].v));
-            p += 8;
-        }
+        p = put_bases(p, ref0, t0);
+        for (size_t i = 0; i < n; i++)
+            p = put_sample(p, s[i].ref, s[i].t, s[i].v, ref0, t0);
     }
-    out->len = (size_t)(p - (uint8_t *)out->data);
-    out->data[out->len] = 0;
-    return 0;
+    return enc_end(out, p);
 }
 
 int walrec_encode_tombstones(buf *out, const walrec_tombstone *t, size_t n) {
-    if (buf_reserve(out, 1 + n * 28))
+    uint8_t *p = enc_begin(out, 1 + n * 28, WALREC_TOMBSTONES);
+    if (!p)
         return KILN_ENOMEM;
-    uint8_t *p = (uint8_t *)out->data + out->len;
-    *p++ = WALREC_TOMBSTONES;
     for (size_t i = 0; i < n; i++) {
         be64_put(p, t[i].ref);
         p += 8;
         p += walrec_put_varint(p, t[i].mint);
         p += walrec_put_varint(p, t[i].maxt);
     }
-    out->len = (size_t)(p - (uint8_t *)out->data);
-    out->data[out->len] = 0;
-    return 0;
+    return enc_end(out, p);
 }
 
 int walrec_encode_exemplars(buf *out, const walrec_exemplar *e, size_t n) {
     size_t need = 17;
     for (size_t i = 0; i < n; i++)
         need += 28 + labels_max(e[i].labels, e[i].nlabels);
-    if (buf_reserve(out, need))
+    uint8_t *p = enc_begin(out, need, WALREC_EXEMPLARS);
+    if (!p)
         return KILN_ENOMEM;
-    uint8_t *p = (uint8_t *)out->data + out->len;
-    *p++ = WALREC_EXEMPLARS;
     if (n) {
-        be64_put(p, e[0].ref);
-        be64_put(p + 8, (uint64_t)e[0].t);
-        p += 16;
+        uint64_t ref0 = e[0].ref, t0 = (uint64_t)e[0].t;
+        p = put_bases(p, ref0, t0);
         for (size_t i = 0; i < n; i++) {
-            p += walrec_put_varint(p, (int64_t)(e[i].ref - e[0].ref));
-            p += walrec_put_varint(p, (int64_t)((uint64_t)e[i].t - (uint64_t)e[0].t));
-            be64_put(p, f64_bits(e[i].v));
-            p = put_labels(p + 8, e[i].labels, e[i].nlabels);
+            p = put_sample(p, e[i].ref, e[i].t, e[i].v, ref0, t0);
+            p = put_labels(p, e[i].labels, e[i].nlabels);
         }
     }
-    out->len = (size_t)(p - (uint8_t *)out->data);
-    out->data[out->len] = 0;
-    return 0;
+    return enc_end(out, p);
 }
 
 /* ---- decoding cursor -------------------------------------------------------- */
@@ -257,22 +261,17 @@ static inline uint64_t dec_uvarint(dec *d) {
     uint64_t v = 0;
     size_t k = walrec_get_uvarint(d->base + d->off, dec_left(d), &v);
     if (!k) {
-        dec_fail(d, "truncated or overlong uvarint");
+        dec_fail(d, "truncated or overlong varint");
         return 0;
     }
     d->off += k;
     return v;
 }
 
+/* The zig-zag signed form (Go's binary.Varint). */
 static inline int64_t dec_varint(dec *d) {
-    int64_t v = 0;
-    size_t k = walrec_get_varint(d->base + d->off, dec_left(d), &v);
-    if (!k) {
-        dec_fail(d, "truncated or overlong varint");
-        return 0;
-    }
-    d->off += k;
-    return v;
+    uint64_t u = dec_uvarint(d);
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
 
 /* A uvarint-length string; returns a pointer into the record. */
@@ -423,7 +422,7 @@ int walrec_decode_samples(const void *rec, size_t len, walrec_sample *out, size_
             int64_t dt = (int64_t)(ut >> 1) ^ -(int64_t)(ut & 1);
             out[k].ref = ref0 + (uint64_t)dr;
             out[k].t = (int64_t)(t0 + (uint64_t)dt);
-            out[k].v = f64_from(be64_get(q + a));
+            out[k].v = double_from_bits(be64_get(q + a));
             d.off += a + 8;
             k++;
             continue;
@@ -438,7 +437,7 @@ int walrec_decode_samples(const void *rec, size_t len, walrec_sample *out, size_
         }
         out[k].ref = ref0 + (uint64_t)dr;
         out[k].t = (int64_t)(t0 + (uint64_t)dt);
-        out[k].v = f64_from(v);
+        out[k].v = double_from_bits(v);
         k++;
     }
     *n = k;
@@ -486,7 +485,7 @@ int walrec_decode_exemplars(const void *rec, size_t len, arena *a, walrec_exempl
             return rc;
         e[k].ref = ref0 + (uint64_t)dec_varint(&d);
         e[k].t = (int64_t)(t0 + (uint64_t)dec_varint(&d));
-        e[k].v = f64_from(dec_be64(&d));
+        e[k].v = double_from_bits(dec_be64(&d));
         if ((rc = dec_labels(&d, a, &e[k].labels, &e[k].nlabels, err)))
             return rc;
     }
@@ -622,13 +621,9 @@ int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out
             nref0 = ref;
             nt0 = (uint64_t)t;
             hdr[0] = (uint8_t)type;
-            be64_put(hdr + 1, nref0);
-            be64_put(hdr + 9, nt0);
-            buf_append(out, hdr, 17);
+            buf_append(out, hdr, (size_t)(put_bases(hdr + 1, nref0, nt0) - hdr));
         }
-        size_t hl = walrec_put_varint(hdr, (int64_t)(ref - nref0));
-        hl += walrec_put_varint(hdr + hl, (int64_t)((uint64_t)t - nt0));
-        buf_append(out, hdr, hl);
+        buf_append(out, hdr, (size_t)(put_deltas(hdr, ref, (uint64_t)t, nref0, nt0) - hdr));
         buf_append(out, d.base + body, d.off - body);
     }
     return filt_end(&f, &d, kept, dropped, err);

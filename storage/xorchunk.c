@@ -257,8 +257,7 @@ static inline void append_steady(xorchunk *c, int64_t t, uint64_t vbits) {
 #define STEADY_BITS (68 + 77) /* a sample after the second takes this many at most */
 
 int xorchunk_append(xorchunk *c, int64_t t, double v) {
-    uint64_t vbits;
-    memcpy(&vbits, &v, sizeof vbits);
+    uint64_t vbits = double_to_bits(v);
     if (c->count == UINT16_MAX || reserve(c, c->count == 0 ? 16 + 80 + 64 : STEADY_BITS) != 0)
         return KILN_ENOMEM;
     if (c->count >= 2) {
@@ -304,9 +303,7 @@ int xorchunk_append_run(xorchunk *c, const struct sample *v, size_t n, int64_t u
                 break; /* the caller's next append reports it */
             w = *c;
         }
-        uint64_t vbits;
-        memcpy(&vbits, &v[i].v, sizeof vbits);
-        append_steady(&w, t, vbits);
+        append_steady(&w, t, double_to_bits(v[i].v));
     }
     if (i) {
         w.b[0] = (uint8_t)(w.count >> 8);
@@ -458,7 +455,7 @@ int xoriter_next(xoriter *it) {
         if (read_value(it) != 0)
             goto corrupt;
     }
-    memcpy(&it->v, &it->vbits, sizeof it->v);
+    it->v = double_from_bits(it->vbits);
     it->read++;
     return (it->cur = 1);
 corrupt:

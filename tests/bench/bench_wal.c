@@ -9,7 +9,6 @@
  * values.  Prints records/s and MB/s of record (uncompressed) bytes.
  * fsync policy none: this measures the format code, not the disk.
  */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +17,6 @@
 #include "storage/wal.h"
 #include "storage/walrec.h"
 #include "util/util.h"
-
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f) {
-    (void)st, (void)flag, (void)f;
-    return remove(p);
-}
 
 int main(int argc, char **argv) {
     size_t nsamples = argc > 1 ? strtoull(argv[1], NULL, 10) : 10000000;
@@ -123,7 +117,8 @@ int main(int argc, char **argv) {
                (double)nrec / t_write, mb / t_write, (double)(nrec * per) / t_write / 1e6,
                (double)nrec / t_read, mb / t_read, mb / t_dec, (double)(nrec * per) / t_dec / 1e6);
         buf_free(&b);
-        nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        if (fileio_rm_rf(dir, &err))
+            fprintf(stderr, "%s\n", err.msg);
     }
     /* CRC32C alone */
     size_t n = 64 << 20;

@@ -6,7 +6,6 @@
  * checkpoints.
  */
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +22,9 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f) {
-    (void)st, (void)flag, (void)f;
-    return remove(p);
-}
-
 static void rm_rf(const char *dir) {
-    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    kiln_err err = {0};
+    ck_assert_msg(fileio_rm_rf(dir, &err) == 0, "%s", err.msg);
 }
 
 static char *tmp_dir(void) {
