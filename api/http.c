@@ -426,12 +426,7 @@ static void conn_close(http_conn *c) {
         return;
     c->closing = 1;
     http_server *s = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    DLIST_UNLINK(&s->conns, c);
     s->nconns--;
     if (s->accept_pending)
         accept_one(s);
@@ -1053,10 +1048,7 @@ static void accept_one(http_server *s) {
     c->timer.data = c;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
+    DLIST_PUSH(&s->conns, c);
     s->nconns++;
     if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);

@@ -582,18 +582,10 @@ emit:
             continue;
         if ((rc = pq_account(c, g[j].npts)) < 0)
             goto done;
-        pq_series *o;
-        if ((rc = pq_matrix_push(c, &out->m, &o)) < 0)
+        if ((rc = pq_matrix_push_pts(c, &out->m, g[j].ls, g[j].nls, 0, g[j].pts, g[j].npts)) < 0)
             goto done;
-        o->ls = g[j].ls;
-        o->nls = g[j].nls;
-        o->pts = g[j].pts;
-        o->npts = g[j].npts;
     }
     rc = 0;
-    goto done;
-nomem:
-    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
 done:
     if (g)
         for (size_t j = 0; j < ng; j++) {
@@ -611,4 +603,7 @@ done:
     free(wp);
     pq_out_free(&col);
     return rc;
+nomem:
+    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+    goto done;
 }

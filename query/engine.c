@@ -195,20 +195,27 @@ int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out) {
     return 0;
 }
 
-int pq_matrix_push_copy(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_name, const sample *pts,
-                        size_t n) {
+int pq_matrix_push_pts(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_name, sample *pts, size_t n) {
     pq_series *o;
-    if (pq_account(c, n) < 0 || pq_matrix_push(c, m, &o) < 0)
+    if (pq_matrix_push(c, m, &o) < 0)
         return c->code;
     o->ls = ls;
     o->nls = nls;
     o->drop_name = drop_name;
-    o->pts = arena_alloc_nz(c->mem, n * sizeof(sample));
-    if (!o->pts)
-        return pq_fail(c, KILN_ENOMEM, "out of memory");
-    memcpy(o->pts, pts, n * sizeof(sample));
+    o->pts = pts;
     o->npts = n;
     return 0;
+}
+
+int pq_matrix_push_copy(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_name, const sample *pts,
+                        size_t n) {
+    if (pq_account(c, n) < 0)
+        return c->code;
+    sample *copy = arena_alloc_nz(c->mem, n * sizeof(sample));
+    if (!copy)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
+    memcpy(copy, pts, n * sizeof(sample));
+    return pq_matrix_push_pts(c, m, ls, nls, drop_name, copy, n);
 }
 
 int pq_new_scalar(pq_ctx *c, pq_value *out) {
@@ -635,14 +642,9 @@ KILN_MUST_CHECK static int eval_vector_scalar(pq_ctx *c, const promql_binary *b,
         }
         if (!np)
             continue;
-        pq_series *o;
-        if (pq_matrix_push(c, &out->m, &o) < 0)
+        if (pq_matrix_push_pts(c, &out->m, s->ls, s->nls, s->drop_name || is_arith(b->op) || b->return_bool,
+                               pts, np) < 0)
             return c->code;
-        o->ls = s->ls;
-        o->nls = s->nls;
-        o->drop_name = s->drop_name || is_arith(b->op) || b->return_bool;
-        o->pts = pts;
-        o->npts = np;
     }
     return 0;
 }
@@ -940,9 +942,6 @@ KILN_MUST_CHECK static int eval_vector_vector(pq_ctx *c, const promql_binary *b,
         }
     }
     rc = pq_out_finish(c, &col, &out->m);
-    goto done;
-nomem:
-    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
 done:
     free(cache_j);
     free(cache_o);
@@ -953,6 +952,9 @@ done:
     side_free(&L);
     side_free(&R);
     return rc;
+nomem:
+    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+    goto done;
 }
 
 KILN_MUST_CHECK static int eval_binary(pq_ctx *c, const promql_expr *e, pq_value *out) {

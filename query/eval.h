@@ -111,6 +111,10 @@ KILN_MUST_CHECK int pq_account(pq_ctx *c, size_t n);
 
 /* Appends a zeroed series to m (arena memory) and points *out at it. */
 KILN_MUST_CHECK int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out);
+/* Appends a series with labels ls and points pts[0..n) (both borrowed: arena
+ * memory or the input's, living as long as the query). */
+KILN_MUST_CHECK int pq_matrix_push_pts(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_name,
+                                       sample *pts, size_t n);
 /* Appends a series with labels ls (borrowed) and an arena copy of
  * pts[0..n), after counting the n samples against max_samples. */
 KILN_MUST_CHECK int pq_matrix_push_copy(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_name,

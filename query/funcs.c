@@ -293,14 +293,8 @@ KILN_MUST_CHECK static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_va
         }
         if (!np)
             continue;
-        pq_series *o;
-        if (pq_matrix_push(c, &out->m, &o) < 0)
+        if (pq_matrix_push_pts(c, &out->m, s->ls, s->nls, 1, pts, np) < 0)
             return c->code;
-        o->ls = s->ls;
-        o->nls = s->nls;
-        o->drop_name = 1;
-        o->pts = pts;
-        o->npts = np;
     }
     return 0;
 }
@@ -464,9 +458,6 @@ KILN_MUST_CHECK static int eval_label_fn(pq_ctx *c, const promql_expr *e, pq_val
                 goto done;
     }
     rc = pq_out_finish(c, &col, &out->m);
-    goto done;
-nomem:
-    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
 done:
     pq_out_free(&col);
     buf_free(&val);
@@ -475,6 +466,9 @@ done:
     if (re)
         pcre2_code_free(re);
     return rc;
+nomem:
+    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+    goto done;
 }
 
 /* ---- sort ---- */

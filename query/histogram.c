@@ -274,9 +274,6 @@ int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
         }
     }
     rc = pq_out_finish(c, &col, &out->m);
-    goto done;
-nomem:
-    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
 done:
     if (g)
         for (size_t j = 0; j < ng; j++)
@@ -287,4 +284,7 @@ done:
     free(les);
     pq_out_free(&col);
     return rc;
+nomem:
+    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+    goto done;
 }

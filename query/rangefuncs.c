@@ -474,11 +474,11 @@ int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out) {
             goto done;
     }
     rc = 0;
-    goto done;
-nomem:
-    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
 done:
     free(tmp);
     free(resets);
     return rc;
+nomem:
+    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+    goto done;
 }

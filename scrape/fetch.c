@@ -68,12 +68,7 @@ static void csock_closed(uv_handle_t *h) {
 }
 
 static void csock_close(scrape_manager *m, csock *c) {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        m->socks = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    DLIST_UNLINK(&m->socks, c);
     uv_poll_stop(&c->poll);
     uv_close((uv_handle_t *)&c->poll, csock_closed);
 }
@@ -100,10 +95,7 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void 
             return -1;
         }
         c->poll.data = c;
-        c->next = m->socks;
-        if (m->socks)
-            m->socks->prev = c;
-        m->socks = c;
+        DLIST_PUSH(&m->socks, c);
         m->handles++;
         curl_multi_assign(m->multi, s, c);
     }

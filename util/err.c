@@ -38,34 +38,13 @@ void kiln_err_prefix(kiln_err *err, const char *fmt, ...) {
 }
 
 const char *kiln_strerror(int code) {
-    switch (code) {
-    case KILN_OK:
-        return "ok";
-    case KILN_EINVAL:
-        return "invalid argument";
-    case KILN_ENOMEM:
-        return "out of memory";
-    case KILN_EIO:
-        return "i/o error";
-    case KILN_ENOENT:
-        return "not found";
-    case KILN_ERANGE:
-        return "out of range";
-    case KILN_EEXIST:
-        return "already exists";
-    case KILN_ECORRUPT:
-        return "corrupt data";
-    case KILN_ELIMIT:
-        return "limit exceeded";
-    case KILN_EBUSY:
-        return "busy";
-    case KILN_ECANCELED:
-        return "canceled";
-    case KILN_ETIMEOUT:
-        return "timeout";
-    case KILN_EORDER:
-        return "out of order";
-    default:
+    /* indexed by -code: KILN_OK, KILN_EINVAL, ... KILN_EORDER in util.h's order */
+    static const char *const names[] = {
+        "ok",           "invalid argument", "out of memory", "i/o error",      "not found",
+        "out of range", "already exists",   "corrupt data",  "limit exceeded", "busy",
+        "canceled",     "timeout",          "out of order"};
+    _Static_assert(sizeof names / sizeof *names == 1 - KILN_EORDER, "one name for each KILN_E* code");
+    if (code > 0 || code < KILN_EORDER)
         return "unknown error";
-    }
+    return names[-code];
 }

@@ -121,20 +121,11 @@ static page *page_of(const void *p) {
 }
 
 static void list_push(page **head, page *pg) {
-    pg->prev = NULL;
-    pg->next = *head;
-    if (*head)
-        (*head)->prev = pg;
-    *head = pg;
+    DLIST_PUSH(head, pg);
 }
 
 static void list_remove(page **head, page *pg) {
-    if (pg->prev)
-        pg->prev->next = pg->next;
-    else
-        *head = pg->next;
-    if (pg->next)
-        pg->next->prev = pg->prev;
+    DLIST_UNLINK(head, pg);
     pg->prev = pg->next = NULL;
 }
 

@@ -57,6 +57,31 @@ void kiln_err_prefix(kiln_err *err, const char *fmt, ...) __attribute__((format(
 /* A short constant name for a code, e.g. "invalid argument". */
 const char *kiln_strerror(int code);
 
+/* ---- intrusive doubly linked lists ------------------------------------ */
+
+/* Puts `node` (with `prev`/`next` members) first in the list whose first
+ * element is *headp. */
+#define DLIST_PUSH(headp, node)                                                                              \
+    do {                                                                                                     \
+        (node)->prev = NULL;                                                                                 \
+        (node)->next = *(headp);                                                                             \
+        if (*(headp))                                                                                        \
+            (*(headp))->prev = (node);                                                                       \
+        *(headp) = (node);                                                                                   \
+    } while (0)
+
+/* Unlinks `node` (with `prev`/`next` members) from the list whose first
+ * element is *headp. */
+#define DLIST_UNLINK(headp, node)                                                                            \
+    do {                                                                                                     \
+        if ((node)->prev)                                                                                    \
+            (node)->prev->next = (node)->next;                                                               \
+        else                                                                                                 \
+            *(headp) = (node)->next;                                                                         \
+        if ((node)->next)                                                                                    \
+            (node)->next->prev = (node)->prev;                                                               \
+    } while (0)
+
 /* ---- logging --------------------------------------------------------- */
 
 enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };

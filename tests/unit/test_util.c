@@ -149,6 +149,11 @@ START_TEST(test_err) {
     kiln_err_prefix(&err, "kiln.yml:%d:%d", 3, 5);
     ck_assert_str_eq(err.msg, "kiln.yml:3:5: bad thing");
     ck_assert_int_eq(kiln_err_set(NULL, KILN_EIO, "x"), KILN_EIO);
+    ck_assert_str_eq(kiln_strerror(KILN_OK), "ok");
+    ck_assert_str_eq(kiln_strerror(KILN_ENOMEM), "out of memory");
+    ck_assert_str_eq(kiln_strerror(KILN_EORDER), "out of order");
+    ck_assert_str_eq(kiln_strerror(-99), "unknown error");
+    ck_assert_str_eq(kiln_strerror(3), "unknown error");
 }
 END_TEST
 
