@@ -614,16 +614,17 @@ static int req_setup(req *r, const config_alertmanager *cfg, const buf *body) {
         curl_easy_setopt(e, CURLOPT_PASSWORD, r->pass.data ? r->pass.data : "");
     }
     const config_tls *tls = &h->tls;
-    if (tls->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, tls->ca_file);
-    if (tls->cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, tls->cert_file);
-    if (tls->key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, tls->key_file);
-    if (tls->insecure_skip_verify) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    const struct {
+        const char *path;
+        CURLoption opt;
+    } tls_files[] = {
+        {tls->ca_file, CURLOPT_CAINFO}, {tls->cert_file, CURLOPT_SSLCERT}, {tls->key_file, CURLOPT_SSLKEY}};
+    for (size_t i = 0; i < sizeof tls_files / sizeof tls_files[0]; i++)
+        if (tls_files[i].path)
+            curl_easy_setopt(e, tls_files[i].opt, tls_files[i].path);
+    long verify = tls->insecure_skip_verify ? 0L : 1L;
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
     if (tls->min_version) {
         static const char *const names[] = {"TLS10", "TLS11", "TLS12", "TLS13"};
         static const long vers[] = {CURL_SSLVERSION_TLSv1_0, CURL_SSLVERSION_TLSv1_1, CURL_SSLVERSION_TLSv1_2,
