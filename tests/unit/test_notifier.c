@@ -495,6 +495,37 @@ START_TEST(test_file_sd_changes) {
 }
 END_TEST
 
+/* The URLs of /api/v1/alertmanagers: path_prefix cleaned as Go's path.Join,
+ * the scheme, relabeled __scheme__/__alerts_path__/__address__, group labels,
+ * and an address with a slash left out. */
+START_TEST(test_alertmanager_urls) {
+    config *c = load("alerting:\n  alertmanagers:\n"
+                     "    - scheme: https\n      path_prefix: a/./b/../c//\n"
+                     "      static_configs: [{targets: ['h1:9093', 'h3:1']}]\n"
+                     "      relabel_configs:\n"
+                     "        - {source_labels: [__address__], regex: 'h3:1', target_label: __address__,"
+                     " replacement: 'bad/x:1'}\n"
+                     "    - path_prefix: /../\n"
+                     "      static_configs: [{targets: ['h2:9093'], labels: {__scheme__: https, dc: x}}]\n"
+                     "      relabel_configs:\n"
+                     "        - {source_labels: [dc], target_label: __alerts_path__, replacement: 'p/$1'}\n"
+                     "        - {source_labels: [__address__], regex: '(.*):9093', target_label: __address__,"
+                     " replacement: '$1.example:80'}\n");
+    notifier *n = make(c, 0);
+    char **act, **drop;
+    size_t na, nd;
+    ck_assert_int_eq(notifier_alertmanagers(n, &act, &na, &drop, &nd), 0);
+    ck_assert_uint_eq(na, 2);
+    ck_assert_uint_eq(nd, 0);
+    ck_assert_str_eq(act[0], "https://h1:9093/a/c/api/v2/alerts");
+    ck_assert_str_eq(act[1], "https://h2.example:80/p/x");
+    notifier_urls_free(act);
+    notifier_urls_free(drop);
+    notifier_free(n);
+    config_free(c);
+}
+END_TEST
+
 START_TEST(test_needs_relabel_fn) {
     config *c = load("alerting:\n  alert_relabel_configs:\n    - {target_label: a, replacement: b}\n");
     notifier *n = NULL;
@@ -696,7 +727,7 @@ Suite *make_suite(void) {
          root_setup,
          root_teardown,
          {test_encode_exact, test_queue_drops_oldest, test_batches_of_64, test_relabel_and_client,
-          test_file_sd_changes, test_needs_relabel_fn}},
+          test_file_sd_changes, test_alertmanager_urls, test_needs_relabel_fn}},
         {"alertmanager", 60, am_setup, am_teardown, {test_real_alertmanager, test_alertmanager_down_then_up}},
     };
 
