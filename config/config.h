@@ -348,4 +348,116 @@ void config_log_unused(const config *c);
 /* Name of a CONFIG_RELABEL_* action ("replace", "hashmod", ...). */
 const char *config_relabel_action_name(int action);
 
+/* ==== rule files (rulefile.c) ============================================
+ *
+ * Prometheus' rule files (its rulefmt): `groups[]` with name, interval,
+ * limit, query_offset, labels and rules; each rule `record` or `alert`
+ * with expr, for, keep_firing_for, labels and annotations.  A load checks
+ * everything promtool's `check rules` checks, and names file:line:col and
+ * the group and rule in every error:
+ *   FILE:4:17: group "g", rule 1, "bad name": invalid recording rule name: bad name
+ * Unknown keys, values of the wrong type and bad durations stop the load of
+ * a file at once (promtool stops at them too); the checks of names, labels,
+ * expressions and templates go on through the whole file, so every error is
+ * reported (see rulefile_opts.report).
+ *
+ * config/ depends on util/ only, so the PromQL parser and the template
+ * parser come in as hooks (rulefile_opts): without them an expression is
+ * not checked and a template is checked only for balanced `{{ }}`.
+ *
+ * A rulefile_set is immutable and self-contained like a config: every
+ * string and array is in its arena, freed by rulefile_free.  Any thread may
+ * read it; loading touches nothing shared.
+ */
+
+enum { RULEFILE_RECORD = 1, RULEFILE_ALERT = 2 };
+
+typedef struct rulefile_rule {
+    int kind;                   /* RULEFILE_RECORD or RULEFILE_ALERT */
+    char *name;                 /* the `record` metric name or the `alert` name */
+    char *expr;                 /* the PromQL text as written */
+    int64_t for_ms;             /* alerts; 0 when not set */
+    int64_t keep_firing_for_ms; /* alerts; 0 when not set */
+    config_label *labels;       /* in document order; an alert's values are templates */
+    size_t nlabels;
+    config_label *annotations; /* alerts only; templates */
+    size_t nannotations;
+    int line, col; /* of the rule in its file */
+} rulefile_rule;
+
+typedef struct rulefile_group {
+    char *name;
+    const char *file;    /* the file it came from, as loaded (a string of the set) */
+    int64_t interval_ms; /* 0 when not set: global.evaluation_interval applies */
+    int64_t limit;       /* alerts or series a rule may produce; 0 (or below) is no limit */
+    int has_query_offset;
+    int64_t query_offset_ms; /* when has_query_offset; otherwise global.rule_query_offset applies */
+    config_label *labels;    /* added to every rule's output; a rule's own labels win */
+    size_t nlabels;
+    rulefile_rule *rules;
+    size_t nrules;
+    int line, col; /* of the group in its file */
+} rulefile_group;
+
+typedef struct rulefile_set {
+    rulefile_group *groups; /* the files in load order, each file's groups in its order */
+    size_t ngroups;
+    char **files; /* every file loaded, once each, in load order */
+    size_t nfiles;
+    size_t nrules; /* over all groups */
+    arena mem;     /* owns everything above */
+} rulefile_set;
+
+/* What a load checks beyond the file's own shape, and where its errors go.
+ * Every member may be NULL (a zeroed struct is the plainest load). */
+typedef struct rulefile_opts {
+    /* Parses a rule's `expr`: 0, or non-zero with the parser's message in
+     * err ("1:5: parse error: unclosed left parenthesis").  kiln's daemon
+     * and --check-rules set it to query/'s query_parse_check.  NULL: the
+     * expression is only required to be there. */
+    int (*check_expr)(const char *expr, kiln_err *err);
+    /* Parses a template (the value of an alerting rule's label or
+     * annotation) named `name` ("__alert_<alert name>", as Prometheus
+     * names it): 0, or non-zero with the message in err ("template:
+     * __alert_X:1: unexpected {{end}}").  For the rule manager to set to
+     * the template engine's parser.  NULL: rulefile_template_balanced. */
+    int (*check_template)(const char *name, const char *text, kiln_err *err);
+    /* Called with each error as it is found ("file:line:col: ..."), and the
+     * load goes on to find the others.  NULL: the load stops at the first
+     * error. */
+    void (*report)(void *data, const char *msg);
+    void *data; /* for report */
+} rulefile_opts;
+
+/*
+ * Expands each of globs[0..n) with glob(3) (a pattern matching nothing adds
+ * nothing; `*` matches dotfiles, as Go's filepath.Glob does) and loads every
+ * file found, each once.  config.rule_files are the globs, already resolved
+ * against the configuration file's directory.  On success *out is a new set
+ * (free with rulefile_free); otherwise a negative KILN_E* code, *out is
+ * NULL and err holds the first error.  o may be NULL.
+ */
+KILN_MUST_CHECK int rulefile_load_globs(const char *const *globs, size_t n, const rulefile_opts *o,
+                                        rulefile_set **out, kiln_err *err);
+
+/* Loads one rule file (at most CONFIG_MAX_BYTES), as rulefile_load_globs. */
+KILN_MUST_CHECK int rulefile_load_file(const char *path, const rulefile_opts *o, rulefile_set **out,
+                                       kiln_err *err);
+
+/* Loads a rule file from yaml[0..len); `name` is its file name in messages
+ * and in the groups.  Borrows everything for the call. */
+KILN_MUST_CHECK int rulefile_load_string(const char *name, const char *yaml, size_t len,
+                                         const rulefile_opts *o, rulefile_set **out, kiln_err *err);
+
+/* Frees s and everything it owns; NULL is fine. */
+void rulefile_free(rulefile_set *s);
+
+/*
+ * The template check used when rulefile_opts.check_template is NULL: every
+ * `{{` has its `}}` (quoted strings, raw strings and comments inside an
+ * action skipped, as Go's lexer does).  0, or KILN_EINVAL with err in Go's
+ * words: "template: NAME:LINE: unclosed action".
+ */
+KILN_MUST_CHECK int rulefile_template_balanced(const char *name, const char *text, kiln_err *err);
+
 #endif

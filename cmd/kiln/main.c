@@ -25,6 +25,7 @@
 
 #include "api/api.h"
 #include "config/config.h"
+#include "query/query.h"
 #include "scrape/scrape.h"
 #include "storage/storage.h"
 #include "util/util.h"
@@ -128,6 +129,8 @@ static void usage(FILE *out) {
     fprintf(out, "usage: kiln [<flags>]\n\nkiln, a Prometheus-compatible time-series database.\n\nFlags:\n");
     fprintf(out, "  %-40s %s\n", "-h, --help", "Show this help.");
     fprintf(out, "  %-40s %s\n", "--version", "Show the version.");
+    fprintf(out, "  %-40s %s\n", "--check-rules FILE...",
+            "Check rule files as `promtool check rules` does; exits 1 on any error.");
     for (int i = 0; i < F_COUNT; i++) {
         char name[64];
         snprintf(name, sizeof name, "--%s%s", flags[i].name, flags[i].kind == FLAG_BOOL ? "" : "=VALUE");
@@ -657,8 +660,55 @@ static int register_metrics(kiln *k) {
     return 0;
 }
 
+/* ---- kiln --check-rules FILE... ----------------------------------------- */
+
+static int check_rules_expr(const char *expr, kiln_err *err) {
+    return query_parse_check(expr, err);
+}
+
+static void check_rules_report(void *data, const char *msg) {
+    buf *b = data;
+    buf_printf(b, "%s\n", msg);
+}
+
+/* promtool check rules' output: "Checking FILE", then "  SUCCESS: N rules
+ * found" on stdout or "  FAILED:" and every error on stderr, a blank line
+ * after each file.  0 when every file is good, else 1. */
+static int check_rules(int n, char **files) {
+    int failed = 0;
+    buf errs = BUF_INIT;
+    rulefile_opts o = {.check_expr = check_rules_expr, .report = check_rules_report, .data = &errs};
+    for (int i = 0; i < n; i++) {
+        rulefile_set *s = NULL;
+        kiln_err err = {0};
+        buf_reset(&errs);
+        printf("Checking %s\n", files[i]);
+        fflush(stdout);
+        if (rulefile_load_file(files[i], &o, &s, &err) != 0) {
+            fprintf(stderr, "  FAILED:\n%s", buf_error(&errs) == 0 && errs.len ? errs.data : err.msg);
+            if (buf_error(&errs) != 0 || !errs.len)
+                fputc('\n', stderr);
+            fflush(stderr);
+            failed = 1;
+        } else {
+            printf("  SUCCESS: %zu rules found\n", s->nrules);
+        }
+        printf("\n");
+        rulefile_free(s);
+    }
+    buf_free(&errs);
+    return failed;
+}
+
 int main(int argc, char **argv) {
     static kiln k;
+    if (argc >= 2 && strcmp(argv[1], "--check-rules") == 0) {
+        if (argc == 2) {
+            fprintf(stderr, "kiln: error: --check-rules needs at least one rule file\n");
+            return 2;
+        }
+        return check_rules(argc - 2, argv + 2);
+    }
     kiln_err err = {0};
     k.lock_fd = -1;
     k.exit_code = 1;
