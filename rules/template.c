@@ -51,6 +51,7 @@ enum {
     T_ASSIGN,
     T_COMMA,
     T_SPACE,
+    T_OTHER,
     T_ERR
 };
 
@@ -211,11 +212,10 @@ static tok lex(ps *p) {
     } else if (c == ':' && j < n && s[j] == '=') {
         j++;
         k.t = T_DECL;
+    } else if (c > 0x20 && c < 0x7f) {
+        k.t = T_OTHER; /* a printable character the parser will find unexpected */
     } else {
-        if (c >= 0x20 && c < 0x7f)
-            perr(p, i, "bad character U+%04X '%c'", c, c);
-        else
-            perr(p, i, "bad character U+%04X", c);
+        perr(p, i, "bad character U+%04X", c);
         k.t = T_ERR;
         return k;
     }
@@ -366,8 +366,11 @@ static int number(ps *p, tok k, tv *v) {
     char tmp[64];
     if (k.len >= (int)sizeof tmp)
         goto bad;
-    memcpy(tmp, p->s + k.pos, (size_t)k.len);
-    tmp[k.len] = 0;
+    int tl = 0;
+    for (int j = 0; j < k.len; j++) /* Go allows '_' between digits */
+        if (p->s[k.pos + j] != '_' || j == 0 || j + 1 == k.len)
+            tmp[tl++] = p->s[k.pos + j];
+    tmp[tl] = 0;
     if (strchr(tmp, '_') || strchr(tmp, 'i'))
         goto bad;
     const char *digits = tmp + (tmp[0] == '-' || tmp[0] == '+');
@@ -451,6 +454,40 @@ static int keyword(const ps *p, tok k) {
         if ((int)strlen(keywords[w]) == k.len && memcmp(keywords[w], p->s + k.pos, (size_t)k.len) == 0)
             return w;
     return -1;
+}
+
+static int operand_start(tok k) {
+    return k.t == T_IDENT || k.t == T_FIELD || k.t == T_DOT || k.t == T_VAR || k.t == T_STR || k.t == T_RAW ||
+           k.t == T_CHAR || k.t == T_NUM || k.t == T_LP;
+}
+
+/* Go's "unexpected <token> in <context>", the token as its item prints. */
+static void unexpected(ps *p, tok k, const char *ctx) {
+    if (p->failed)
+        return;
+    if (k.t == T_EOF) {
+        perr(p, k.pos, "unclosed action");
+        return;
+    }
+    if (k.t == T_RDELIM && ctx[0] == 'p') {
+        perr(p, k.pos, "unclosed left paren");
+        return;
+    }
+    int kw = k.t == T_IDENT ? keyword(p, k) : -1;
+    if (kw >= 0 && kw <= 9) {
+        perr(p, k.pos, "unexpected <%s> in %s", keywords[kw], ctx);
+        return;
+    }
+    const char *t = k.t == T_RDELIM ? "}}" : p->s + k.pos;
+    int n = k.t == T_RDELIM ? 2 : k.len, cut = n > 10;
+    char q[64], *o = q;
+    for (int j = 0; j < n && j < 10; j++) {
+        if (t[j] == '"' || t[j] == '\\')
+            *o++ = '\\';
+        *o++ = t[j];
+    }
+    *o = 0;
+    perr(p, k.pos, "unexpected \"%s\"%s in %s", q, cut ? "..." : "", ctx);
 }
 
 static arg *parse_operand(ps *p, tok k) {
@@ -581,49 +618,62 @@ static pipe *parse_pipe(ps *p, const char *ctx, int in_parens, int ndecl) {
             pp->nvars = v2.t == T_VAR ? 2 : 1;
             tok vs[2] = {v1, v2};
             for (int j = 0; j < pp->nvars; j++) {
+                pp->vname[j] = p->s + vs[j].pos;
+                pp->vlen[j] = vs[j].len;
                 pp->vars[j] = pp->decl == 1 ? var_push(p, p->s + vs[j].pos, vs[j].len)
                                             : var_find(p, p->s + vs[j].pos, vs[j].len);
-                if (pp->vars[j] < 0) {
-                    if (!p->failed)
-                        perr(p, vs[j].pos, "undefined variable \"%.*s\"", vs[j].len, p->s + vs[j].pos);
+                if (p->failed)
                     return NULL;
-                }
             }
         } else {
             p->i = save;
         }
     }
     cmd **tail = &pp->cmds;
-    for (;;) {
+    for (;;) { /* a command, or the end */
+        k = lex_ns(p);
+        if ((k.t == T_RDELIM && !in_parens) || (k.t == T_RP && in_parens)) {
+            if (pp->ncmds == 0) {
+                perr(p, k.pos, "missing value for %s", ctx);
+                return NULL;
+            }
+            pp->end = k.pos;
+            return pp;
+        }
+        if (!operand_start(k)) {
+            unexpected(p, k, in_parens ? "parenthesized pipeline" : "command");
+            return NULL;
+        }
         cmd *c = palloc(p, sizeof *c);
         if (!c)
             return NULL;
         arg **at = &c->args;
-        k = lex_ns(p);
         c->pos = k.pos;
         for (;;) {
-            if ((k.t == T_RDELIM && !in_parens) || (k.t == T_RP && in_parens) || k.t == T_PIPE) {
-                if (!c->args) {
-                    perr(p, k.pos, k.t == T_PIPE ? "missing command" : "missing value for %s", ctx);
-                    return NULL;
-                }
-                break;
-            }
-            if (k.t == T_RP) {
-                perr(p, k.pos, "unexpected right paren");
-                return NULL;
-            }
-            if (k.t == T_RDELIM) {
-                perr(p, k.pos, "unclosed left paren");
-                return NULL;
-            }
             arg *a = parse_operand(p, k);
             if (!a)
                 return NULL;
             *at = a;
             at = &a->next;
             c->nargs++;
-            k = lex_ns(p);
+            k = lex(p);
+            if (k.t == T_SPACE) {
+                int save = p->i;
+                k = lex_ns(p);
+                if (operand_start(k))
+                    continue;
+                if (k.t != T_PIPE && k.t != T_RDELIM && k.t != T_RP && k.t != T_EOF) {
+                    unexpected(p, k, "operand");
+                    return NULL;
+                }
+                p->i = save;
+            } else if (k.t != T_PIPE && k.t != T_RDELIM && k.t != T_RP && k.t != T_EOF) {
+                unexpected(p, k, "operand");
+                return NULL;
+            } else {
+                p->i = k.pos;
+            }
+            break;
         }
         if (pp->ncmds > 0 && !executable(c->args)) {
             perr(p, c->pos, "non executable command in pipeline stage %d", pp->ncmds + 1);
@@ -632,12 +682,9 @@ static pipe *parse_pipe(ps *p, const char *ctx, int in_parens, int ndecl) {
         *tail = c;
         tail = &c->next;
         pp->ncmds++;
-        if (k.t != T_PIPE) {
-            if (in_parens)
-                p->i = k.pos + k.len;
-            pp->end = k.pos;
-            return pp;
-        }
+        int save = p->i;
+        if (lex_ns(p).t != T_PIPE)
+            p->i = save;
     }
 }
 
@@ -881,6 +928,11 @@ static void str_cmd(buf *b, const tmpl *t, const cmd *c) {
 }
 
 static void str_pipe(buf *b, const tmpl *t, const pipe *pp) {
+    for (int k = 0; k < pp->nvars; k++)
+        buf_printf(b, "%.*s%s", pp->vlen[k], pp->vname[k],
+                   k + 1 < pp->nvars ? ", "
+                   : pp->decl == 1   ? " := "
+                                     : " = ");
     for (const cmd *c = pp->cmds; c; c = c->next) {
         str_cmd(b, t, c);
         if (c->next)
@@ -898,12 +950,9 @@ void tmpl_fail(tmpl_ex *e, const char *fmt, ...) {
     } else if (e->at_kind == AT_CMD) {
         pos = ((const cmd *)e->at_ptr)->pos;
         str_cmd(&ctx, t, e->at_ptr);
-    } else if (e->at_kind == AT_NODE) {
-        const node *nd = e->at_ptr;
-        pos = nd->pos;
-        buf_printf(&ctx, "{{%s ", nd->type == N_RANGE ? "range" : nd->type == N_IF ? "if" : "with");
-        str_pipe(&ctx, t, nd->pipe);
-        buf_puts(&ctx, "}}");
+    } else if (e->at_kind == AT_PIPE) {
+        pos = ((const pipe *)e->at_ptr)->pos;
+        str_pipe(&ctx, t, e->at_ptr);
     }
     int line = 1, last_nl = -1;
     for (int k = 0; k < pos; k++)
@@ -979,6 +1028,8 @@ static tv field(tmpl_ex *e, tv recv, const char *name, int has_args) {
             v = tv_str(d->external_url ? d->external_url : "", d->external_url ? strlen(d->external_url) : 0);
         else
             tmpl_fail(e, "can't evaluate field %s in type %s", name, data ? data_type : "*template.sample");
+        if (has_args)
+            tmpl_fail(e, "%s has arguments but cannot be invoked as function", name);
     } else if (recv.k == TV_SAMPLE) {
         tmpl_fail(e, "nil pointer evaluating *template.sample.%s", name);
     } else if (recv.k == TV_LABELS) {
@@ -1017,9 +1068,14 @@ static tv eval_cmd(tmpl_ex *e, tv dot, const cmd *c, const tv *final);
 static void not_a_function(tmpl_ex *e, const cmd *c, const tv *final) {
     if (c->nargs > 1 || final) {
         buf s = BUF_INIT;
-        str_arg(&s, e->t, c->args);
-        e->at_kind = AT_ARG;
-        e->at_ptr = c->args;
+        if (c->args->t == A_PIPE) /* Go prints the pipeline without its parentheses */
+            str_pipe(&s, e->t, c->args->p);
+        else
+            str_arg(&s, e->t, c->args);
+        if (c->args->t != A_PIPE) {
+            e->at_kind = AT_ARG;
+            e->at_ptr = c->args;
+        }
         buf_putc(&s, 0);
         char tmp[256];
         snprintf(tmp, sizeof tmp, "%s", s.data ? s.data : "");
@@ -1101,8 +1157,11 @@ static tv eval_cmd(tmpl_ex *e, tv dot, const cmd *c, const tv *final) {
             not_a_function(e, c, final);
         return chain(e, e->slots[first->var], first, has_args);
     case A_PIPE:
-        if (first->nfields == 0)
+        if (first->nfields == 0) {
+            e->at_kind = AT_PIPE; /* Go reports this at the enclosing pipeline */
+            e->at_ptr = e->cur_pipe;
             not_a_function(e, c, final);
+        }
         return chain(e, eval_pipe(e, dot, first->p), first, has_args);
     case A_NIL:
         tmpl_fail(e, "nil is not a command");
@@ -1158,22 +1217,24 @@ static tv eval_pipe(tmpl_ex *e, tv dot, const pipe *pp) {
     tv v = {0};
     int have = 0;
     for (const cmd *c = pp->cmds; c; c = c->next) {
+        e->at_kind = AT_PIPE;
+        e->at_ptr = e->cur_pipe = pp;
         v = eval_cmd(e, dot, c, have ? &v : NULL);
         have = 1;
     }
-    for (int k = 0; k < pp->nvars; k++)
+    for (int k = 0; k < pp->nvars; k++) {
+        if (pp->vars[k] < 0)
+            tmpl_fail(e, "undefined variable: %.*s", pp->vlen[k], pp->vname[k]);
         e->slots[pp->vars[k]] = v;
+    }
     return v;
 }
 
 /* Runs a list; returns 1 on {{break}}, 2 on {{continue}}, else 0. */
 static int run_list(tmpl_ex *e, const node *nd, tv dot, buf *out) {
     for (; nd; nd = nd->next) {
-        if (++e->steps > TMPL_MAX_RANGE_DEPTH * 10L) {
-            e->at_kind = AT_NODE;
-            e->at_ptr = nd;
+        if (++e->steps > TMPL_MAX_STEPS)
             tmpl_fail(e, "template too expensive to expand");
-        }
         if (nd->type == N_TEXT) {
             buf_append(out, nd->text, nd->len);
             continue;
@@ -1204,8 +1265,6 @@ static int run_list(tmpl_ex *e, const node *nd, tv dot, buf *out) {
             char tmp[256];
             snprintf(tmp, sizeof tmp, "%s", s.data ? s.data : "");
             buf_free(&s);
-            e->at_kind = AT_NODE;
-            e->at_ptr = nd;
             tmpl_fail(e, "range can't iterate over %s", tmp);
         }
         const pipe *pp = nd->pipe;
@@ -1258,7 +1317,7 @@ int tmpl_expand(const tmpl *t, const tmpl_data *d, buf *out) {
     if (setjmp(e->jb) == 0) {
         e->slots = tmpl_alloc(e, sizeof *e->slots * (size_t)t->nslots);
         memset(e->slots, 0, sizeof *e->slots * (size_t)t->nslots);
-        tv dot = {.k = TV_DATA};
+        tv dot = {.k = TV_DATA, .p = d};
         e->slots[0] = dot;
         e->slots[1] = field(e, dot, "Labels", 0);
         e->slots[2] = field(e, dot, "ExternalLabels", 0);

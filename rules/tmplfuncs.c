@@ -200,6 +200,23 @@ static void put_labels(buf *b, const tmpl_label *l, size_t n) {
     buf_putc(b, ']');
 }
 
+static void put_labels_sorted(buf *b, const tmpl_label *l, size_t n) {
+    tmpl_label *sorted = malloc(sizeof *sorted * (n ? n : 1));
+    if (!sorted) {
+        b->oom = 1;
+        return;
+    }
+    memcpy(sorted, l, sizeof *sorted * n);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(sorted[j - 1].name, sorted[j].name) > 0; j--) {
+            tmpl_label t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
+    put_labels(b, sorted, n);
+    free(sorted);
+}
+
 size_t tmpl_args_nth(size_t n, size_t k) {
     char prev[32] = "", key[32], best[32];
     size_t bi = 0;
@@ -254,20 +271,7 @@ void tmpl_print(buf *b, const tv *v, int mode) {
             break;
         }
         buf_puts(b, mode == 0 ? "{" : "&{");
-        tmpl_label *sorted = malloc(sizeof *sorted * (s->nlabels ? s->nlabels : 1));
-        if (!sorted) {
-            b->oom = 1;
-            break;
-        }
-        memcpy(sorted, s->labels, sizeof *sorted * s->nlabels);
-        for (size_t i = 1; i < s->nlabels; i++)
-            for (size_t j = i; j > 0 && strcmp(sorted[j - 1].name, sorted[j].name) > 0; j--) {
-                tmpl_label t = sorted[j];
-                sorted[j] = sorted[j - 1];
-                sorted[j - 1] = t;
-            }
-        put_labels(b, sorted, s->nlabels);
-        free(sorted);
+        put_labels_sorted(b, s->labels, s->nlabels);
         buf_putc(b, ' ');
         put_float(b, s->value);
         buf_putc(b, '}');
@@ -283,9 +287,17 @@ void tmpl_print(buf *b, const tv *v, int mode) {
         }
         buf_putc(b, ']');
         break;
-    case TV_DATA:
-        buf_puts(b, "{...}");
+    case TV_DATA: {
+        const tmpl_data *d = v->p;
+        buf_putc(b, '{');
+        put_labels_sorted(b, d->labels, d->nlabels);
+        buf_putc(b, ' ');
+        put_labels_sorted(b, d->ext_labels, d->next_labels);
+        buf_printf(b, " %s ", d->external_url ? d->external_url : "");
+        put_float(b, d->value);
+        buf_putc(b, '}');
         break;
+    }
     case TV_TIME:
         put_time(b, v->i);
         break;
@@ -737,8 +749,15 @@ static int tv_eq(tmpl_ex *e, const tv *a, const tv *b) {
         return a->p == b->p;
     case TV_NIL:
         return 1;
-    default:
-        tmpl_fail(e, "error calling eq: non-comparable type %s", tmpl_type_name(a));
+    default: {
+        buf v = BUF_INIT;
+        tmpl_print(&v, a, 1);
+        buf_putc(&v, 0);
+        char tmp[512];
+        snprintf(tmp, sizeof tmp, "%s", v.data ? v.data : "");
+        buf_free(&v);
+        tmpl_fail(e, "error calling eq: non-comparable type %s: %s", tmp, tmpl_type_name(a));
+    }
     }
 }
 
@@ -1151,7 +1170,7 @@ void tmpl_call(tmpl_ex *e, int fn, tv *a, int n, tv *ret) {
         else if (a[0].k == TV_LABELS || a[0].k == TV_ARGS || a[0].k == TV_VEC)
             *ret = (tv){.k = TV_INT, .i = (int64_t)a[0].pn};
         else if (a[0].k == TV_NIL)
-            FAIL(e, name, "len of untyped nil", name);
+            FAIL(e, name, "reflect: call of reflect.Value.Type on zero Value", name);
         else if (a[0].k == TV_SAMPLE && !a[0].p)
             FAIL(e, name, "len of nil pointer", name);
         else
@@ -1220,6 +1239,16 @@ void tmpl_call(tmpl_ex *e, int fn, tv *a, int n, tv *ret) {
             FAIL(e, name, "first() called on vector with no elements", name);
         *ret = (tv){.k = TV_SAMPLE, .p = a[0].p};
         return;
+    case F_LABEL:
+    case F_VALUE:
+    case F_STRVALUE:
+        if (!a[fn == F_LABEL].p) /* 2.42 dereferences the nil pointer */
+            FAIL(e, name, "runtime error: invalid memory address or nil pointer dereference", name);
+        break;
+    default:
+        break;
+    }
+    switch (fn) {
     case F_LABEL: {
         const char *v = sample_label(a[1].p, a[0].s, a[0].n);
         *ret = tv_str(v, strlen(v));

@@ -16,7 +16,7 @@
 /* strlen of Prometheus' "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}"
  * "{{$externalURL := .ExternalURL}}{{$value := .Value}}", prepended to every alert template */
 #define TMPL_DEFS_LEN 112
-#define TMPL_MAX_RANGE_DEPTH 100000 /* a bound on work: iterations of all ranges of one expansion */
+#define TMPL_MAX_STEPS 10000000L /* a bound on the work of one expansion (Go has none; fuzzing needs one) */
 
 /* Value kinds, with the Go type each stands for. */
 enum {
@@ -44,7 +44,7 @@ typedef struct tv {
 } tv;
 
 enum { A_CONST, A_NIL, A_DOT, A_FIELD, A_VAR, A_FUNC, A_PIPE };
-enum { AT_NONE, AT_ARG, AT_CMD, AT_NODE };
+enum { AT_NONE, AT_ARG, AT_CMD, AT_PIPE };
 enum { N_TEXT, N_ACTION, N_IF, N_RANGE, N_WITH, N_BREAK, N_CONTINUE };
 
 typedef struct pipe pipe;
@@ -73,7 +73,9 @@ struct pipe {
     int pos, end;
     int decl; /* 0, 1 ":=", 2 "=" */
     int nvars;
-    int vars[2];
+    int vars[2];          /* slots; -1: "$x =" of an undeclared $x, a runtime error in Go */
+    const char *vname[2]; /* the variables as written */
+    int vlen[2];
     cmd *cmds;
     int ncmds;
 };
@@ -121,11 +123,12 @@ typedef struct tmpl_ex {
     arena a;
     tv *slots;
     jmp_buf jb;
-    int code;           /* KILN_EINVAL (a template error) or KILN_ENOMEM, after longjmp */
-    buf msg;            /* the error's text */
-    int at_kind;        /* what the error is at: AT_ARG, AT_CMD or AT_NODE */
-    const void *at_ptr; /* that arg, cmd or node */
-    tmpl_qres *qres;    /* query results to give back */
+    int code;             /* KILN_EINVAL (a template error) or KILN_ENOMEM, after longjmp */
+    buf msg;              /* the error's text */
+    int at_kind;          /* what the error is at: AT_ARG, AT_CMD or AT_PIPE */
+    const void *at_ptr;   /* that arg, cmd or node */
+    tmpl_qres *qres;      /* query results to give back */
+    const pipe *cur_pipe; /* the pipeline being run, for errors Go reports at it */
     long steps;
 } tmpl_ex;
 
