@@ -270,49 +270,18 @@ static int unquote(const char *s, int n, char *o, int *outlen) {
         }
         if (++i >= n)
             return -1;
+        static const char letters[] = "abfnrtv\\\"'", chars[] = "\a\b\f\n\r\t\v\\\"'", wide[] = "xuU";
+        const char *l = s[i] ? strchr(letters, s[i]) : NULL, *w = s[i] ? strchr(wide, s[i]) : NULL;
+        if (l) {
+            *o++ = chars[l - letters];
+            continue;
+        }
+        /* \xHH, \uHHHH, \UHHHHHHHH, or three octal digits */
+        int digits = w ? 2 << (w - wide) : 3, base = w ? 16 : 8;
         unsigned v = 0;
-        int digits = 0, base = 16;
-        switch (s[i]) {
-        case 'a':
-            *o++ = '\a';
-            continue;
-        case 'b':
-            *o++ = '\b';
-            continue;
-        case 'f':
-            *o++ = '\f';
-            continue;
-        case 'n':
-            *o++ = '\n';
-            continue;
-        case 'r':
-            *o++ = '\r';
-            continue;
-        case 't':
-            *o++ = '\t';
-            continue;
-        case 'v':
-            *o++ = '\v';
-            continue;
-        case '\\':
-        case '"':
-        case '\'':
-            *o++ = s[i];
-            continue;
-        case 'x':
-            digits = 2;
-            break;
-        case 'u':
-            digits = 4;
-            break;
-        case 'U':
-            digits = 8;
-            break;
-        default:
+        if (!w) {
             if (s[i] < '0' || s[i] > '7')
                 return -1;
-            digits = 3;
-            base = 8;
             i--;
         }
         for (int d = 0; d < digits; d++) {
@@ -1004,9 +973,6 @@ const tmpl_label *tmpl_sorted(tmpl_ex *e, const tmpl_label *l, size_t n) {
 
 /* ---- the executor ------------------------------------------------------------------------- */
 
-static const char data_type[] = "struct { Labels map[string]string; ExternalLabels map[string]string; "
-                                "ExternalURL string; Value float64 }";
-
 static tv labels_tv(tmpl_ex *e, const tmpl_label *l, size_t n) {
     tv v = {.k = TV_LABELS, .p = tmpl_sorted(e, l, n), .pn = n};
     return v;
@@ -1027,7 +993,8 @@ static tv field(tmpl_ex *e, tv recv, const char *name, int has_args) {
         else if (data && strcmp(name, "ExternalURL") == 0)
             v = tv_str(d->external_url ? d->external_url : "", d->external_url ? strlen(d->external_url) : 0);
         else
-            tmpl_fail(e, "can't evaluate field %s in type %s", name, data ? data_type : "*template.sample");
+            tmpl_fail(e, "can't evaluate field %s in type %s", name,
+                      data ? tmpl_data_type : "*template.sample");
         if (has_args)
             tmpl_fail(e, "%s has arguments but cannot be invoked as function", name);
     } else if (recv.k == TV_SAMPLE) {

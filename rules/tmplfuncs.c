@@ -124,6 +124,9 @@ int tmpl_func_lookup(const char *name, size_t n) {
 
 /* ---- values ------------------------------------------------------------------------------- */
 
+const char tmpl_data_type[] = "struct { Labels map[string]string; ExternalLabels map[string]string; "
+                              "ExternalURL string; Value float64 }";
+
 const char *tmpl_type_name(const tv *v) {
     static const char *const names[] = {
         [TV_NIL] = "<nil>",
@@ -135,9 +138,7 @@ const char *tmpl_type_name(const tv *v) {
         [TV_ARGS] = "map[string]interface {}",
         [TV_SAMPLE] = "*template.sample",
         [TV_VEC] = "template.queryResult",
-        [TV_DATA] =
-            "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; "
-            "Value float64 }",
+        [TV_DATA] = tmpl_data_type,
         [TV_TIME] = "*time.Time",
     };
     return names[v->k];

@@ -142,6 +142,7 @@ void tmpl_call(tmpl_ex *e, int fn, tv *args, int nargs, tv *ret);
 /* Appends v as Go's fmt %v prints it (top = not inside a container). */
 void tmpl_print(buf *b, const tv *v, int top);
 const char *tmpl_type_name(const tv *v);
+extern const char tmpl_data_type[]; /* the Go type of the alert's data, for errors */
 /* The index of the k-th of n args keys (arg0, arg1, ...) in string order. */
 size_t tmpl_args_nth(size_t n, size_t k);
 int tmpl_truth(const tv *v, int *ok);
