@@ -174,14 +174,10 @@ static void put_float(buf *b, double f) {
 
 /* Go's time.Time.String() of a UTC time: "2006-01-02 15:04:05.999999999 +0000 UTC". */
 static void put_time(buf *b, int64_t ms) {
-    int64_t sec = ms / 1000, frac = ms % 1000;
-    if (frac < 0) {
-        frac += 1000;
-        sec--;
-    }
-    time_t tt = (time_t)sec;
+    time_t sec = (time_t)(ms / 1000 - (ms % 1000 < 0)); /* floor */
+    int64_t frac = ms - (int64_t)sec * 1000;
     struct tm tm;
-    gmtime_r(&tt, &tm);
+    gmtime_r(&sec, &tm);
     buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                tm.tm_min, tm.tm_sec);
     if (frac) {
