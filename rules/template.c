@@ -22,7 +22,8 @@
  * position counted as if Prometheus' definitions (TMPL_DEFS_LEN bytes) preceded
  * the text on line 1.
  *
- * Called by the rule manager (parse at load, expand at evaluation).  Threads:
+ * Called by the rule manager (parse at load, expand at evaluation) and, through
+ * tmpl_check, by rule-file checks.  Threads:
  * a parsed template is read-only; an expansion's state is its own.
  */
 #include <stdio.h>
@@ -861,6 +862,21 @@ int tmpl_parse(const char *text, const char *name, tmpl **out, kiln_err *err) {
     return 0;
 }
 
+int tmpl_check(const char *name, const char *text, kiln_err *err) {
+    tmpl *t = NULL;
+    kiln_err e = {0};
+    int rc = tmpl_parse(text, name, &t, &e);
+    tmpl_free(t);
+    if (rc == KILN_EINVAL) {
+        int line = atoi(e.msg);
+        const char *msg = strchr(e.msg, ' ');
+        return kiln_err_set(err, rc, "template: %s:%d: %s", name, line, msg ? msg + 1 : e.msg);
+    }
+    if (rc < 0)
+        return kiln_err_set(err, rc, "%s", e.msg);
+    return 0;
+}
+
 void tmpl_free(tmpl *t) {
     if (!t)
         return;
@@ -1147,7 +1163,9 @@ static tv eval_cmd(tmpl_ex *e, tv dot, const cmd *c, const tv *final) {
         tmpl_fail(e, "wrong number of args for %s: want %d got %d", f->name, f->max, nin);
     tv ret = {0};
     if (first->fn == F_AND || first->fn == F_OR) {
-        for (const arg *a = first->next; a; a = a->next) {
+        const arg *a = first->next;
+        /* a function named as an argument is called without arguments: stop at c->nargs */
+        for (int k = 1; k < c->nargs; k++, a = a->next) {
             int ok;
             ret = eval_arg(e, dot, a, PK_ANY);
             if (tmpl_truth(&ret, &ok) == (first->fn == F_OR))
@@ -1157,7 +1175,7 @@ static tv eval_cmd(tmpl_ex *e, tv dot, const cmd *c, const tv *final) {
     }
     tv *args = tmpl_alloc(e, sizeof *args * (size_t)(nin + 1));
     int k = 0;
-    for (const arg *a = first->next; a; a = a->next, k++)
+    for (const arg *a = first->next; k < c->nargs - 1; a = a->next, k++)
         args[k] = eval_arg(e, dot, a, k < 3 ? f->params[k] : PK_ANY);
     if (final) {
         int pk = k < 3 ? f->params[k] : PK_ANY;

@@ -82,4 +82,12 @@ KILN_MUST_CHECK int tmpl_expand(const tmpl *t, const tmpl_data *d, buf *out);
 
 void tmpl_free(tmpl *t);
 
+/*
+ * Whether text parses, for rule-file checks (config/'s
+ * rulefile_opts.check_template has this shape): 0, or KILN_EINVAL with the
+ * message as Prometheus and promtool print it, "template: NAME:LINE: msg"
+ * (Go gives no column); KILN_ENOMEM when memory runs out.
+ */
+KILN_MUST_CHECK int tmpl_check(const char *name, const char *text, kiln_err *err);
+
 #endif

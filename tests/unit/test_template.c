@@ -569,6 +569,18 @@ START_TEST(test_parse_positions) {
 }
 END_TEST
 
+/* The rule-file check words its errors as promtool does. */
+START_TEST(test_check) {
+    kiln_err err = {0};
+    ck_assert_int_eq(tmpl_check("__alert_A", "{{ $labels.job }} {{ humanize $value }}", &err), 0);
+    ck_assert_int_eq(tmpl_check("__alert_A", "x\n{{ end }}", &err), KILN_EINVAL);
+    ck_assert_str_eq(err.msg, "template: __alert_A:2: unexpected {{end}}");
+    ck_assert_int_eq(tmpl_check("__alert_X", "{{ urlQueryEscape \"a\" }}", &err), KILN_EINVAL);
+    /* promtool check rules 2.42 on this annotation */
+    ck_assert_str_eq(err.msg, "template: __alert_X:1: function \"urlQueryEscape\" not defined");
+}
+END_TEST
+
 /* Deep nesting is an error, not a stack overflow. */
 START_TEST(test_depth_limit) {
     char text[4096] = "{{ ";
@@ -643,12 +655,27 @@ START_TEST(test_trim) {
 }
 END_TEST
 
+/* A function named as an argument is called without arguments (Go's
+ * evalArg of an identifier); the rest are the outer call's. */
+START_TEST(test_function_as_argument) {
+    tmpl_data d = test_data(1);
+    char *got = render("{{ print args 1 }}|{{ and 1 args }}|{{ or 0 args 2 }}|{{ len args }}", &d);
+    ck_assert_str_eq(got, "map[] 1|map[]|2|0");
+    free(got);
+    got = render("{{ print args 1 args 2 3 }}", &d);
+    ck_assert_str_eq(got, "map[] 1 map[] 2 3");
+    free(got);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("template");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_prometheus_outputs, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_loop_test(tc, test_value_formatting, 0, (int)(sizeof values / sizeof values[0]));
     tcase_add_test(tc, test_parse_positions);
+    tcase_add_test(tc, test_check);
+    tcase_add_test(tc, test_function_as_argument);
     tcase_add_test(tc, test_depth_limit);
     tcase_add_test(tc, test_expand_reuse);
     tcase_add_test(tc, test_no_query_engine);
