@@ -1218,7 +1218,7 @@ static tv eval_pipe(tmpl_ex *e, tv dot, const pipe *pp) {
 /* Runs a list; returns 1 on {{break}}, 2 on {{continue}}, else 0. */
 static int run_list(tmpl_ex *e, const node *nd, tv dot, buf *out) {
     for (; nd; nd = nd->next) {
-        if (++e->steps > TMPL_MAX_STEPS)
+        if (++e->steps > TMPL_MAX_STEPS || out->len - e->out_start > TMPL_MAX_OUTPUT)
             tmpl_fail(e, "template too expensive to expand");
         if (nd->type == N_TEXT) {
             buf_append(out, nd->text, nd->len);
@@ -1295,6 +1295,7 @@ int tmpl_expand(const tmpl *t, const tmpl_data *d, buf *out) {
         return KILN_ENOMEM;
     }
     size_t start = out->len;
+    e->out_start = start;
     e->t = t;
     e->d = d;
     arena_init(&e->a, 0);

@@ -16,7 +16,8 @@
 /* strlen of Prometheus' "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}"
  * "{{$externalURL := .ExternalURL}}{{$value := .Value}}", prepended to every alert template */
 #define TMPL_DEFS_LEN 112
-#define TMPL_MAX_STEPS 10000000L /* a bound on the work of one expansion (Go has none; fuzzing needs one) */
+#define TMPL_MAX_OUTPUT ((size_t)16 << 20) /* bytes one expansion may write */
+#define TMPL_MAX_STEPS 1000000L /* a bound on the work of one expansion (Go has none; fuzzing needs one) */
 
 /* Value kinds, with the Go type each stands for. */
 enum {
@@ -128,6 +129,7 @@ typedef struct tmpl_ex {
     int at_kind;          /* what the error is at: AT_ARG, AT_CMD or AT_PIPE */
     const void *at_ptr;   /* that arg, cmd or node */
     tmpl_qres *qres;      /* query results to give back */
+    size_t out_start;     /* where this expansion's output begins */
     const pipe *cur_pipe; /* the pipeline being run, for errors Go reports at it */
     long steps;
 } tmpl_ex;

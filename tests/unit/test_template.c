@@ -668,6 +668,23 @@ START_TEST(test_function_as_argument) {
 }
 END_TEST
 
+/* Go has no bound on an expansion's work; kiln stops at a million steps or
+ * 16 MiB of output, an error like any other. */
+START_TEST(test_work_bound) {
+    tmpl_data d = test_data(1);
+    char text[1024] = "";
+    for (int k = 0; k < 15; k++) /* 3^15 iterations */
+        strcat(text, "{{ range $labels }}");
+    strcat(text, "x");
+    for (int k = 0; k < 15; k++)
+        strcat(text, "{{ end }}");
+    char *got = render(text, &d);
+    ck_assert_ptr_nonnull(strstr(got, "template too expensive to expand>"));
+    ck_assert_int_eq(strncmp(got, "<error expanding template: ", 27), 0);
+    free(got);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("template");
     TCase *tc = tcase_create("core");
@@ -675,6 +692,7 @@ Suite *make_suite(void) {
     tcase_add_loop_test(tc, test_value_formatting, 0, (int)(sizeof values / sizeof values[0]));
     tcase_add_test(tc, test_parse_positions);
     tcase_add_test(tc, test_check);
+    tcase_add_test(tc, test_work_bound);
     tcase_add_test(tc, test_function_as_argument);
     tcase_add_test(tc, test_depth_limit);
     tcase_add_test(tc, test_expand_reuse);
