@@ -85,6 +85,12 @@ static char *render(const char *text, const tmpl_data *d) {
     return buf_steal(&out);
 }
 
+static void expect_render(const char *text, const tmpl_data *d, const char *want) {
+    char *got = render(text, d);
+    ck_assert_msg(strcmp(got, want) == 0, "template %s:\n got: %s\nwant: %s", text, got, want);
+    free(got);
+}
+
 static const struct {
     const char *in, *want;
 } cases[] = {
@@ -631,14 +637,11 @@ END_TEST
  * prints nothing. */
 START_TEST(test_no_query_engine) {
     tmpl_data d = {0};
-    char *got = render("{{ externalURL }}[{{ pathPrefix }}]{{ query \"up\" }}", &d);
-    ck_assert_str_eq(got, "<error expanding template: error executing template __alert_A: template: "
-                          "__alert_A:1:150: executing \"__alert_A\" at <query \"up\">: error calling query: "
-                          "no query engine>");
-    free(got);
-    got = render("{{ externalURL }}[{{ pathPrefix }}]{{ $value }}{{ len $labels }}", &d);
-    ck_assert_str_eq(got, "[]00");
-    free(got);
+    expect_render("{{ externalURL }}[{{ pathPrefix }}]{{ query \"up\" }}", &d,
+                  "<error expanding template: error executing template __alert_A: template: "
+                  "__alert_A:1:150: executing \"__alert_A\" at <query \"up\">: error calling query: "
+                  "no query engine>");
+    expect_render("{{ externalURL }}[{{ pathPrefix }}]{{ $value }}{{ len $labels }}", &d, "[]00");
 }
 END_TEST
 
@@ -646,12 +649,8 @@ END_TEST
  * space on their side, including newlines. */
 START_TEST(test_trim) {
     tmpl_data d = test_data(1);
-    char *got = render("a \n\t {{- 1 -}} \n b{{/* c */}}c\n{{- /* d */ -}}\nd{{ 2 -}}\n", &d);
-    ck_assert_str_eq(got, "a1bcd2");
-    free(got);
-    got = render("{{ -1 }}{{-1}}{{ 1 -}}x", &d); /* "{{-1" is the number -1, no trim marker */
-    ck_assert_str_eq(got, "-1-11x");
-    free(got);
+    expect_render("a \n\t {{- 1 -}} \n b{{/* c */}}c\n{{- /* d */ -}}\nd{{ 2 -}}\n", &d, "a1bcd2");
+    expect_render("{{ -1 }}{{-1}}{{ 1 -}}x", &d, "-1-11x"); /* "{{-1" is the number -1, no trim marker */
 }
 END_TEST
 
@@ -659,12 +658,9 @@ END_TEST
  * evalArg of an identifier); the rest are the outer call's. */
 START_TEST(test_function_as_argument) {
     tmpl_data d = test_data(1);
-    char *got = render("{{ print args 1 }}|{{ and 1 args }}|{{ or 0 args 2 }}|{{ len args }}", &d);
-    ck_assert_str_eq(got, "map[] 1|map[]|2|0");
-    free(got);
-    got = render("{{ print args 1 args 2 3 }}", &d);
-    ck_assert_str_eq(got, "map[] 1 map[] 2 3");
-    free(got);
+    expect_render("{{ print args 1 }}|{{ and 1 args }}|{{ or 0 args 2 }}|{{ len args }}", &d,
+                  "map[] 1|map[]|2|0");
+    expect_render("{{ print args 1 args 2 3 }}", &d, "map[] 1 map[] 2 3");
 }
 END_TEST
 
