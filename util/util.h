@@ -154,7 +154,7 @@ void json_strn(buf *b, const char *s, size_t n);
 
 /* Makes room for `need` elements of `size` bytes in the realloc'd array *v
  * (capacity *cap, doubled as it grows).  0 or KILN_ENOMEM (*v unchanged). */
-int array_grow(void **v, size_t *cap, size_t need, size_t size);
+KILN_MUST_CHECK int array_grow(void **v, size_t *cap, size_t need, size_t size);
 
 /* ---- big scratch arrays --------------------------------------------------- */
 
@@ -162,7 +162,7 @@ int array_grow(void **v, size_t *cap, size_t need, size_t size);
  * bigbuf_grow is array_grow for them: room for `need` elements of `size`
  * bytes in *v (NULL at first), *cap set to what fits; 0 or KILN_ENOMEM (*v
  * unchanged).  bigbuf_free takes the same capacity and size. */
-int bigbuf_grow(void **v, size_t *cap, size_t need, size_t size);
+KILN_MUST_CHECK int bigbuf_grow(void **v, size_t *cap, size_t need, size_t size);
 void bigbuf_free(void *v, size_t cap, size_t size);
 
 /* ---- slab -------------------------------------------------------------- */
@@ -252,7 +252,7 @@ double time_mono_sec(void);
  * y, w, d, h, m, s, ms, largest first, each at most once ("1h30m", "90s").
  * "0" alone is allowed.  Writes milliseconds to *ms.
  */
-int duration_parse(const char *s, int64_t *ms, kiln_err *err);
+KILN_MUST_CHECK int duration_parse(const char *s, int64_t *ms, kiln_err *err);
 /* Formats like Prometheus: "1h30m", "15s", "0s", "1d", "2w", "500ms". */
 void duration_format(int64_t ms, char *out, size_t n);
 
@@ -333,14 +333,14 @@ double metric_value(metric_child *c);           /* counters and gauges: current 
 void metric_hist_read(metric_child *c, uint64_t *count, double *sum);
 
 /* Writes every family in the text exposition format 0.0.4. */
-int metrics_write_text(buf *out);
+KILN_MUST_CHECK int metrics_write_text(buf *out);
 /* Frees every family (at exit, so leak checks stay quiet). */
 void metrics_shutdown(void);
 
 /* Registers process_cpu_seconds_total, process_resident_memory_bytes,
  * process_virtual_memory_bytes, process_open_fds, process_max_fds and
  * process_start_time_seconds (start time = the time of this call). */
-int process_metrics_register(void);
+KILN_MUST_CHECK int process_metrics_register(void);
 /* Current resident set size in bytes (from /proc/self/statm). */
 double process_resident_bytes(void);
 

@@ -138,7 +138,7 @@ static void usage(FILE *out) {
     }
 }
 
-static int parse_size(const char *s, int64_t *out) {
+KILN_MUST_CHECK static int parse_size(const char *s, int64_t *out) {
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
@@ -163,7 +163,7 @@ static int parse_size(const char *s, int64_t *out) {
     return 0;
 }
 
-static int flag_validate(const flag *f, kiln_err *err) {
+KILN_MUST_CHECK static int flag_validate(const flag *f, kiln_err *err) {
     int64_t v;
     switch (f->kind) {
     case FLAG_BOOL:
@@ -188,7 +188,7 @@ static int flag_validate(const flag *f, kiln_err *err) {
 }
 
 /* Returns 1 to continue, 0 to exit successfully (--help, --version), -1 on error. */
-static int flags_parse(int argc, char **argv, kiln_err *err) {
+KILN_MUST_CHECK static int flags_parse(int argc, char **argv, kiln_err *err) {
     for (int i = 0; i < F_COUNT; i++)
         flags[i].value = flags[i].def;
     for (int i = 1; i < argc; i++) {
@@ -267,13 +267,15 @@ static int flag_bool(int f) {
 
 static int64_t flag_ms(int f) {
     int64_t v = 0;
-    duration_parse(flags[f].value, &v, NULL);
+    if (duration_parse(flags[f].value, &v, NULL) != 0)
+        return 0; /* not reached: flag_validate refused the flag at start */
     return v;
 }
 
 static int64_t flag_int(int f) {
     int64_t v = 0;
-    parse_size(flags[f].value, &v);
+    if (parse_size(flags[f].value, &v) != 0)
+        return 0; /* not reached: flag_validate refused the flag at start */
     return v;
 }
 
@@ -314,7 +316,7 @@ typedef struct kiln {
 } kiln;
 
 /* Loads the configuration file, or the embedded default when it does not exist. */
-static int load_config(const char *path, config **out, int *from_file, kiln_err *err) {
+KILN_MUST_CHECK static int load_config(const char *path, config **out, int *from_file, kiln_err *err) {
     struct stat st;
     if (stat(path, &st) != 0 && errno == ENOENT) {
         const char *y = config_default_yaml();
@@ -408,7 +410,7 @@ static int kiln_runtime_info(void *p, buf *b) {
 
 /* ---- data directory ------------------------------------------------------ */
 
-static int lock_data_dir(kiln *k, const char *dir, kiln_err *err) {
+KILN_MUST_CHECK static int lock_data_dir(kiln *k, const char *dir, kiln_err *err) {
     int rc = fileio_mkdir_p(dir, err);
     if (rc) {
         kiln_err_prefix(err, "create data directory");
@@ -640,7 +642,7 @@ static double build_info_value(void *d) {
     return 1;
 }
 
-static int register_metrics(kiln *k) {
+KILN_MUST_CHECK static int register_metrics(kiln *k) {
     metric *bi = metric_new(METRIC_GAUGE, "kiln_build_info",
                             "A metric with a constant '1' value labeled by version, revision and branch.",
                             "version,revision,branch", NULL, 0);

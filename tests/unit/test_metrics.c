@@ -57,7 +57,7 @@ START_TEST(test_histogram) {
     ck_assert_uint_eq(n, 4);
     ck_assert_double_eq_tol(sum, 105.15, 1e-9);
     buf b = BUF_INIT;
-    metrics_write_text(&b);
+    ck_assert_int_eq(metrics_write_text(&b), 0);
     ck_assert_ptr_nonnull(strstr(b.data, "t_latency_seconds_bucket{handler=\"/q\",le=\"0.1\"} 2\n"));
     ck_assert_ptr_nonnull(strstr(b.data, "t_latency_seconds_bucket{handler=\"/q\",le=\"1\"} 2\n"));
     ck_assert_ptr_nonnull(strstr(b.data, "t_latency_seconds_bucket{handler=\"/q\",le=\"10\"} 3\n"));
