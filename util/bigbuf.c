@@ -1,14 +1,14 @@
 /*
  * bigbuf.c - scratch arrays of megabytes that are written out of order,
- * such as the one the WAL replay sorts each batch of samples into.
+ * such as the one the WAL replay sorts each batch of samples into.  Called
+ * by the replay's worker threads; any thread, nothing shared.
  *
  * Such an array, from malloc, sits on 4 KiB pages, and writes scattered over
- * eight megabytes miss the TLB on nearly every one: sorting a batch by
- * series took more of a replay's CPU than on huge pages (1.26 against 1.24
- * CPU-seconds for 10 million samples, medians of 15).  So these
- * are mapped on their own, in multiples of 2 MiB, advised for huge pages,
- * and grown with mremap (which moves page tables, not bytes), 2 MiB at a
- * time or more.
+ * eight megabytes miss the TLB on nearly every one, so sorting a batch by
+ * series costs measurably more of a replay's CPU than on huge pages.  These
+ * are therefore mapped on their own, in multiples of 2 MiB, advised for huge
+ * pages, and grown with mremap (which moves page tables, not bytes), 2 MiB at
+ * a time or more.
  */
 #include "util/util.h"
 

@@ -475,8 +475,8 @@ static int scrape_metadata_hook(void *d, const char *name, long limit, long lpm,
  * second the heap memory freed since the last time goes back to the system:
  * glibc keeps freed memory inside its heaps, and since the head's series and
  * chunks live in the slab allocator, what requests and queries free there is
- * not taken again soon (15 MB after a remote-write burst of 5M samples).  A
- * trim costs about a millisecond. */
+ * not taken again soon (megabytes after a remote-write burst).  A trim is
+ * cheap. */
 static void housekeeping_run(uv_work_t *w) {
     kiln *k = w->data;
     kiln_err err = {0};
@@ -727,8 +727,8 @@ int main(int argc, char **argv) {
         /* room for --query.max-concurrency queries and the rest (remote
          * writes, lookups) beside them, but not more than four threads a
          * core: every worker thread that has run keeps stack and allocator
-         * memory (on 2 cores, 24 threads instead of 8 held ~55 MB more after
-         * a remote-write run); libuv's limit is 1024 */
+         * memory, tens of megabytes more after a remote-write run with three
+         * times the threads; libuv's limit is 1024 */
         int64_t n = flag_int(F_QUERY_CONCURRENCY) + 4, cores = sysconf(_SC_NPROCESSORS_ONLN);
         if (cores > 0 && n > 4 * cores)
             n = 4 * cores;
