@@ -1,5 +1,8 @@
 /*
- * buf.c - a growable byte buffer, always NUL-terminated after an append.
+ * buf.c - a growable byte buffer, always NUL-terminated after an append,
+ * whose out-of-memory is sticky (see util.h), and JSON string literals.
+ * Used by every subsystem to build responses, records and files; a buf
+ * belongs to one thread at a time.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,8 @@
  * endian.h - big-endian loads and stores, the byte order of every integer in
  * Prometheus' on-disk formats (WAL page headers, chunk files, the block
  * index, tombstones).  memcpy-free byte shifts: the compiler turns them into
- * one load or store and a byte swap.
+ * one load or store and a byte swap.  Used by storage/'s on-disk formats;
+ * pure functions, any thread.
  */
 #ifndef KILN_UTIL_ENDIAN_H
 #define KILN_UTIL_ENDIAN_H

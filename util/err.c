@@ -1,5 +1,7 @@
 /*
- * err.c - kiln_err: an error code with a message the user can read.
+ * err.c - kiln_err: an error code with a message the user can read, and
+ * the codes' names.  Used everywhere; a kiln_err belongs to its caller's
+ * thread.
  */
 #include <stdio.h>
 #include <string.h>

@@ -1,7 +1,8 @@
 /*
  * process.c - the process_* metrics every Prometheus exporter has:
  * CPU seconds, resident and virtual memory, open and max file descriptors,
- * start time.  Read from /proc when scraped.
+ * start time.  Registered by main.c at start; read from /proc when
+ * scraped, on whichever thread serves /metrics.
  */
 #include <dirent.h>
 #include <stdio.h>

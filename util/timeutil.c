@@ -1,5 +1,7 @@
 /*
  * timeutil.c - clocks, and Prometheus durations ("1h30m", "15s", "1y").
+ * Used by config/, the API's parameters, flags and storage; pure functions,
+ * any thread.
  */
 #include <ctype.h>
 #include <stdio.h>
