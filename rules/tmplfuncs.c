@@ -128,19 +128,19 @@ const char tmpl_data_type[] = "struct { Labels map[string]string; ExternalLabels
                               "ExternalURL string; Value float64 }";
 
 const char *tmpl_type_name(const tv *v) {
-    static const char *const names[] = {
-        [TV_NIL] = "<nil>",
-        [TV_BOOL] = "bool",
-        [TV_INT] = "int",
-        [TV_FLOAT] = "float64",
-        [TV_STR] = "string",
-        [TV_LABELS] = "map[string]string",
-        [TV_ARGS] = "map[string]interface {}",
-        [TV_SAMPLE] = "*template.sample",
-        [TV_VEC] = "template.queryResult",
-        [TV_DATA] = tmpl_data_type,
-        [TV_TIME] = "*time.Time",
-    };
+    /* indexed by the TV_* kinds, in tmplint.h's order */
+    static const char *const names[] = {"<nil>",
+                                        "bool",
+                                        "int",
+                                        "float64",
+                                        "string",
+                                        "map[string]string",
+                                        "map[string]interface {}",
+                                        "*template.sample",
+                                        "template.queryResult",
+                                        tmpl_data_type,
+                                        "*time.Time"};
+    _Static_assert(sizeof names / sizeof *names == TV_TIME + 1, "a Go type name for each value kind");
     return names[v->k];
 }
 
@@ -637,12 +637,13 @@ bad:
 
 /* Go's fmt "%.4g" followed by a suffix. */
 static void g4(buf *b, double v, const char *suffix) {
-    if (isnan(v))
-        buf_puts(b, "NaN");
-    else if (isinf(v))
-        buf_puts(b, v > 0 ? "+Inf" : "-Inf");
-    else
+    char special[FMT_DOUBLE_MAX];
+    if (isfinite(v)) {
         buf_printf(b, "%.4g", v);
+    } else {
+        fmt_double_g(v, special); /* NaN, +Inf, -Inf as Go prints them */
+        buf_puts(b, special);
+    }
     buf_puts(b, suffix);
 }
 
