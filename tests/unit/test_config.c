@@ -17,6 +17,8 @@
 #define KILN_TEST_MAIN
 #include "testutil.h"
 
+#include "config_testutil.h"
+
 static const char full_yaml[] = "global:\n"
                                 "  scrape_interval: 30s\n"
                                 "  scrape_timeout: 20s\n"
@@ -168,15 +170,6 @@ static const char full_yaml[] = "global:\n"
                                 "      job: node\n"
                                 "    remote_timeout: 20s\n"
                                 "    filter_external_labels: false\n";
-
-static config *load_ok(const char *yaml) {
-    config *c = NULL;
-    kiln_err err = {0};
-    int rc = config_load_string("kiln.yml", yaml, strlen(yaml), &c, &err);
-    ck_assert_msg(rc == 0, "load failed: %s\n--\n%s", err.msg, yaml);
-    ck_assert_ptr_nonnull(c);
-    return c;
-}
 
 static int re_match(const pcre2_code *re, const char *s) {
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);

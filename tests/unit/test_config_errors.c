@@ -13,14 +13,7 @@
 #define KILN_TEST_MAIN
 #include "testutil.h"
 
-static config *load_ok(const char *yaml) {
-    config *c = NULL;
-    kiln_err err = {0};
-    int rc = config_load_string("kiln.yml", yaml, strlen(yaml), &c, &err);
-    ck_assert_msg(rc == 0, "load failed: %s\n--\n%s", err.msg, yaml);
-    ck_assert_ptr_nonnull(c);
-    return c;
-}
+#include "config_testutil.h"
 
 /* One error of each kind in each section: the table-driven decoder names
  * the key, its section and its file:line:col as the hand-written one did. */
