@@ -194,7 +194,7 @@ static const void *map_file(const char *path, size_t *len) {
     struct stat st;
     void *m = MAP_FAILED;
     if (fstat(fd, &st) == 0 && st.st_size > 0)
-        m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        m = fault_mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
     if (m == MAP_FAILED)
         return NULL;
@@ -749,7 +749,7 @@ int block_delete(const char *dir, const char *ulid, kiln_err *err) {
     char from[4096], to[4200];
     snprintf(from, sizeof from, "%s/%s", dir, ulid);
     snprintf(to, sizeof to, "%s/%s.tmp-for-deletion", dir, ulid);
-    if (rename(from, to) != 0)
+    if (fault_rename(from, to) != 0)
         return kiln_err_set(err, KILN_EIO, "rename %s: %s", from, strerror(errno));
     /* renamed aside, the block is gone for the next start even if the
      * removal stops half-way; a failed fsync is still reported */
@@ -838,7 +838,7 @@ int block_delete_series(block *b, const matcher *ms, size_t nms, int64_t mint, i
         snprintf(tmp, sizeof tmp, "%s.tmp", p);
         if (tombstones_encode(next, &out) != 0)
             rc = kiln_err_set(err, KILN_ENOMEM, "out of memory writing %s", p);
-        else if ((rc = fileio_write_file(tmp, out.data, out.len, err)) == 0 && rename(tmp, p) != 0)
+        else if ((rc = fileio_write_file(tmp, out.data, out.len, err)) == 0 && fault_rename(tmp, p) != 0)
             rc = kiln_err_set(err, KILN_EIO, "rename %s: %s", tmp, strerror(errno));
         if (rc == 0)
             rc = fileio_fsync_dir(b->path, err);

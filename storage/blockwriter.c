@@ -118,7 +118,7 @@ KILN_MUST_CHECK static int seg_close(block_writer *w, kiln_err *err) {
     if (w->fd < 0)
         return 0;
     int rc = seg_flush(w, err);
-    if (rc == 0 && fsync(w->fd) != 0)
+    if (rc == 0 && fault_fsync(w->fd) != 0)
         rc = kiln_err_set(err, KILN_EIO, "block %s: fsync chunks: %s", w->ulid, strerror(errno));
     close(w->fd);
     w->fd = -1;
@@ -136,7 +136,7 @@ KILN_MUST_CHECK static int seg_open(block_writer *w, kiln_err *err) {
         w->seq++;
     }
     snprintf(p, sizeof p, "%s/chunks/%06u", w->tmp, w->seq + 1);
-    w->fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    w->fd = fault_open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0)
         return kiln_err_set(err, KILN_EIO, "create %s: %s", p, strerror(errno));
     put_be32(&w->cbuf, BLOCK_CHUNKS_MAGIC);
@@ -551,7 +551,7 @@ int block_writer_commit(block_writer *w, char ulid[BLOCK_ULID_LEN + 1], kiln_err
     if ((rc = fileio_fsync_dir(p, err)) != 0 || (rc = fileio_fsync_dir(w->tmp, err)) != 0)
         goto out;
     snprintf(fin, sizeof fin, "%s/%s", w->dir, w->ulid);
-    if (rename(w->tmp, fin) != 0) {
+    if (fault_rename(w->tmp, fin) != 0) {
         rc = kiln_err_set(err, KILN_EIO, "rename %s: %s", w->tmp, strerror(errno));
         goto out;
     }

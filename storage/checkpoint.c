@@ -208,7 +208,7 @@ int wal_checkpoint(const char *dir, int from_seg, int to_seg, wal_keep_fn keep, 
     w = NULL;
     if (rc)
         goto out;
-    if (rename(tmp, final) < 0) {
+    if (fault_rename(tmp, final) < 0) {
         rc = kiln_err_set(err, KILN_EIO, "wal: checkpoint: rename %s: %s", tmp, strerror(errno));
         goto out;
     }

@@ -50,7 +50,7 @@ struct headchunks {
 };
 
 static uint8_t *map_file(int fd) {
-    void *m = mmap(NULL, HC_MAX_FILE + (1u << 20), PROT_READ, MAP_SHARED, fd, 0);
+    void *m = fault_mmap(NULL, HC_MAX_FILE + (1u << 20), PROT_READ, MAP_SHARED, fd, 0);
     return m == MAP_FAILED ? NULL : m;
 }
 
@@ -119,14 +119,26 @@ int headchunks_open(const char *dir, headchunks **out, kiln_err *err) {
     return 0;
 }
 
+/* After a failed write: cuts the file back to what was flushed whole, so
+ * that a later write puts its chunks where their references say (a short
+ * write would otherwise shift every later chunk).  Returns the error. */
+static int rewind_locked(headchunks *hc, uint64_t to, kiln_err *err, const char *what) {
+    int e = errno;
+    if (ftruncate(hc->fd, (off_t)to) != 0 || lseek(hc->fd, (off_t)to, SEEK_SET) < 0)
+        LOG_ERROR("chunks_head: cannot cut a partly written file back", "file=%06u err=\"%s\"", hc->cur,
+                  strerror(errno));
+    __atomic_store_n(&hc->flushed, to, __ATOMIC_RELEASE);
+    return kiln_err_set(err, KILN_EIO, "chunks_head: %s %06u: %s", what, hc->cur, strerror(e));
+}
+
 KILN_MUST_CHECK static int flush_locked(headchunks *hc, kiln_err *err) {
     size_t off = 0;
     while (off < hc->blen) {
-        ssize_t w = write(hc->fd, hc->buf + off, hc->blen - off);
+        ssize_t w = fault_write(hc->fd, hc->buf + off, hc->blen - off);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return kiln_err_set(err, KILN_EIO, "chunks_head: write %06u: %s", hc->cur, strerror(errno));
+            return rewind_locked(hc, hc->flushed, err, "write");
         }
         off += (size_t)w;
     }
@@ -141,7 +153,7 @@ int headchunks_close(headchunks *hc, kiln_err *err) {
     int rc = 0;
     if (hc->fd >= 0) {
         rc = flush_locked(hc, err);
-        if (rc == 0 && fsync(hc->fd) != 0)
+        if (rc == 0 && fault_fsync(hc->fd) != 0)
             rc = kiln_err_set(err, KILN_EIO, "chunks_head: fsync: %s", strerror(errno));
         close(hc->fd);
     }
@@ -265,12 +277,12 @@ KILN_MUST_CHECK static int cut_file(headchunks *hc, kiln_err *err) {
         return kiln_err_set(err, KILN_ELIMIT, "chunks_head: out of file numbers");
     char p[4200];
     file_path(hc, n, p, sizeof p);
-    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    int fd = fault_open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0)
         return kiln_err_set(err, KILN_EIO, "chunks_head: create %s: %s", p, strerror(errno));
     /* the header goes to disk at once: a file is never empty */
     static const uint8_t hdr[HC_HEADER] = {0x01, 0x30, 0xBC, 0x91, 1, 0, 0, 0};
-    if (write(fd, hdr, sizeof hdr) != (ssize_t)sizeof hdr) {
+    if (fault_write(fd, hdr, sizeof hdr) != (ssize_t)sizeof hdr) {
         int e = errno;
         close(fd);
         return kiln_err_set(err, KILN_EIO, "chunks_head: write %s: %s", p, strerror(e));
@@ -305,18 +317,19 @@ KILN_MUST_CHECK static int put_chunk_locked(headchunks *hc, const uint8_t *const
             return rc;
     }
     if (total > HC_BUF) { /* bigger than the buffer: straight to the file */
+        uint64_t start = hc->flushed;
         for (int i = 0; i < 3; i++) {
             size_t off = 0;
             while (off < n[i]) {
-                ssize_t w = write(hc->fd, p[i] + off, n[i] - off);
+                ssize_t w = fault_write(hc->fd, p[i] + off, n[i] - off);
                 if (w < 0 && errno == EINTR)
                     continue;
                 if (w < 0)
-                    return kiln_err_set(err, KILN_EIO, "chunks_head: write: %s", strerror(errno));
+                    return rewind_locked(hc, start, err, "write");
                 off += (size_t)w;
             }
-            __atomic_store_n(&hc->flushed, hc->flushed + n[i], __ATOMIC_RELEASE);
         }
+        __atomic_store_n(&hc->flushed, start + total, __ATOMIC_RELEASE);
         return 0;
     }
     for (int i = 0; i < 3; i++) {

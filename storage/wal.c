@@ -182,7 +182,7 @@ static uint64_t mono_ns(void) {
 
 static int timed_fsync(wal *w, int fd) {
     uint64_t t0 = mono_ns();
-    int rc = fsync(fd);
+    int rc = fault_fsync(fd);
     atomic_fetch_add(&w->fsync_ns, mono_ns() - t0);
     atomic_fetch_add(&w->fsyncs, 1);
     return rc;
@@ -191,7 +191,7 @@ static int timed_fsync(wal *w, int fd) {
 KILN_MUST_CHECK static int create_segment(wal *w, int seg, kiln_err *err) {
     char p[PATH_MAX];
     wal__segment_path(p, sizeof p, w->dir, seg);
-    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    int fd = fault_open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) {
         w->broken = 1; /* the next log retries the switch */
         return kiln_err_set(err, KILN_EIO, "wal: create segment %s: %s", p, strerror(errno));
@@ -210,7 +210,7 @@ KILN_MUST_CHECK static int create_segment(wal *w, int seg, kiln_err *err) {
 KILN_MUST_CHECK static int write_out(wal *w, kiln_err *err) {
     size_t off = 0;
     while (off < w->out.len) {
-        ssize_t k = write(w->fd, w->out.data + off, w->out.len - off);
+        ssize_t k = fault_write(w->fd, w->out.data + off, w->out.len - off);
         if (k < 0) {
             if (errno == EINTR)
                 continue;

@@ -268,7 +268,7 @@ KILN_MUST_CHECK static int reader_open_src(wal_reader *r, kiln_err *err) {
      * less on the replay's reading thread; if that fails, pread into a
      * buffer */
     if (st.st_size > 0 && !r->no_map) {
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, r->fd, 0);
+        void *m = fault_mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, r->fd, 0);
         if (m != MAP_FAILED) {
             r->map = m;
             r->map_len = (size_t)st.st_size;
@@ -484,10 +484,10 @@ void wal_reader_close(wal_reader *r) {
 
 /* Cuts the file at path to len bytes and fsyncs it; 0, or -1 with errno. */
 static int truncate_sync(const char *path, off_t len) {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int fd = fault_open(path, O_WRONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    int rc = ftruncate(fd, len) == 0 && fsync(fd) == 0 ? 0 : -1;
+    int rc = ftruncate(fd, len) == 0 && fault_fsync(fd) == 0 ? 0 : -1;
     int e = errno;
     close(fd);
     errno = e;

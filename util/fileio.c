@@ -69,7 +69,7 @@ int fileio_fsync_dir(const char *path, kiln_err *err) {
     if (fd < 0)
         return kiln_err_set(err, KILN_EIO, "open directory %s: %s", path, strerror(errno));
     int rc = 0;
-    if (fsync(fd) != 0)
+    if (fault_fsync(fd) != 0)
         rc = kiln_err_set(err, KILN_EIO, "fsync directory %s: %s", path, strerror(errno));
     close(fd);
     return rc;
@@ -78,7 +78,7 @@ int fileio_fsync_dir(const char *path, kiln_err *err) {
 int fileio_write_all(int fd, const void *p, size_t n) {
     const char *c = p;
     while (n) {
-        ssize_t w = write(fd, c, n);
+        ssize_t w = fault_write(fd, c, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
@@ -94,10 +94,10 @@ int fileio_write_all(int fd, const void *p, size_t n) {
 }
 
 int fileio_write_file(const char *path, const void *p, size_t n, kiln_err *err) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = fault_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return kiln_err_set(err, KILN_EIO, "create %s: %s", path, strerror(errno));
-    if (fileio_write_all(fd, p, n) != 0 || fsync(fd) != 0) {
+    if (fileio_write_all(fd, p, n) != 0 || fault_fsync(fd) != 0) {
         int e = errno;
         close(fd);
         return kiln_err_set(err, KILN_EIO, "write %s: %s", path, strerror(e));

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* ---- errors ---------------------------------------------------------- */
 
@@ -229,6 +230,36 @@ KILN_MUST_CHECK int fileio_fsync_dir(const char *path, kiln_err *err);
 KILN_MUST_CHECK int fileio_write_all(int fd, const void *p, size_t n);
 /* Creates (or truncates) path, writes p[0..n) and fsyncs it; 0 or KILN_EIO. */
 KILN_MUST_CHECK int fileio_write_file(const char *path, const void *p, size_t n, kiln_err *err);
+
+/* ---- fault injection (fault.c) --------------------------------------------
+ * The storage's file writes go through these (see fault.c): the system call,
+ * unless a test armed a failure (fault_arm, or KILN_FAULTS in the
+ * environment of the binary). */
+
+typedef enum fault_op {
+    FAULT_WRITE = 0,
+    FAULT_FSYNC,
+    FAULT_RENAME,
+    FAULT_MMAP,
+    FAULT_OPEN,
+    FAULT_NOPS
+} fault_op;
+
+ssize_t fault_write(int fd, const void *p, size_t n);
+int fault_fsync(int fd);
+int fault_rename(const char *from, const char *to);
+void *fault_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+int fault_open(const char *path, int flags, int mode);
+
+/* Lets `skip` more calls of op through, then fails the next `count` (-1:
+ * all) with errno e (0: EIO); a write fails short first (see fault.c). */
+void fault_arm(fault_op op, long skip, long count, int e);
+void fault_disarm_all(void);
+/* Failures given so far. */
+long fault_failures(void);
+/* Arms what a KILN_FAULTS value says ("write:120:1:ENOSPC,..."); KILN_EINVAL
+ * with err when it does not parse. */
+KILN_MUST_CHECK int fault_parse(const char *spec, kiln_err *err);
 
 /* ---- ULIDs (ulid.c) ------------------------------------------------------- */
 
