@@ -618,18 +618,6 @@ KILN_MUST_CHECK static int rw_append(storage *st, const rw_batch *b, rw_outcome 
 
 /* ---- the handler ------------------------------------------------------------ */
 
-/* Escapes quotes and backslashes of s into out (for a quoted logfmt value). */
-static const char *log_escape(const char *s, char *out, size_t n) {
-    size_t k = 0;
-    for (; *s && k + 3 < n; s++) {
-        if (*s == '"' || *s == '\\')
-            out[k++] = '\\';
-        out[k++] = *s;
-    }
-    out[k] = 0;
-    return out;
-}
-
 /* The value of a media-type parameter (`proto=...`), or NULL. */
 static const char *content_type_param(const char *ct, const char *name, size_t *len) {
     size_t nl = strlen(name);
@@ -724,8 +712,7 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
     rc = rw_append(rw->st, &b, &o, &msg);
     rw_cache_fit(cache, al.used); /* b is not used beyond this point */
     if (rc != 0) {
-        char esc[2 * RW_MSG_MAX];
-        LOG_ERROR("Remote write append failed", "err=\"%s\"", log_escape(msg.s, esc, sizeof esc));
+        LOG_ERROR("Remote write append failed", "err=%s", msg.s);
         respond(rw, resp, RW_CODE_500, msg.s);
         return;
     }
@@ -740,8 +727,7 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
     }
     msg_puts(&msg, b.first.n ? b.first.s : o.first.s);
     msg_printf(&msg, "; %zu of %zu samples rejected", rejected, b.samples);
-    char esc[2 * RW_MSG_MAX];
-    LOG_WARN("Remote write request rejected in part", "err=\"%s\"", log_escape(msg.s, esc, sizeof esc));
+    LOG_WARN("Remote write request rejected in part", "err=%s", msg.s);
     respond(rw, resp, RW_CODE_400, msg.s);
 }
 

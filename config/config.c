@@ -218,6 +218,6 @@ const char *config_default_yaml(void) {
 
 void config_log_unused(const config *c) {
     for (size_t i = 0; c && i < c->nunused_keys; i++)
-        LOG_WARN("configuration key is parsed but not acted on", "key=%s at=\"%s:%d:%d\"",
-                 c->unused_keys[i].path, c->name, c->unused_keys[i].line, c->unused_keys[i].col);
+        LOG_WARN("configuration key is parsed but not acted on", "key=%s at=%s:%d:%d", c->unused_keys[i].path,
+                 c->name, c->unused_keys[i].line, c->unused_keys[i].col);
 }

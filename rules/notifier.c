@@ -311,7 +311,7 @@ static int add_group(notifier *n, am_sets *s, am_set *set, const config_static *
         }
         const char *addr = label_get(out, nout, "__address__");
         if (!*addr || strchr(addr, '/')) {
-            LOG_WARN("Skipping Alertmanager with an invalid address", "address=\"%s\"", addr);
+            LOG_WARN("Skipping Alertmanager with an invalid address", "address=%s", addr);
             continue;
         }
         char *url = am_url(&s->mem, out, nout);
@@ -394,8 +394,7 @@ static int add_file_sd(notifier *n, am_sets *s, am_set *set, int strict, size_t 
                 }
                 int lrc = config_load_targets(file, &s->mem, &groups, &ng, &err);
                 if (lrc != 0) {
-                    LOG_ERROR("Error reading Alertmanager file SD file", "file=\"%s\" err=\"%s\"", file,
-                              err.msg);
+                    LOG_ERROR("Error reading Alertmanager file SD file", "file=%s err=%s", file, err.msg);
                     if (strict || lrc == KILN_ENOMEM)
                         rc = lrc;
                     continue;
@@ -530,7 +529,7 @@ static void sd_poll(notifier *n) {
         if (sets_build(n, cur->cfg, 1, &s, &err) == 0)
             sets_swap(n, s);
         else
-            LOG_WARN("Keeping the previous Alertmanagers", "err=\"%s\"", err.msg);
+            LOG_WARN("Keeping the previous Alertmanagers", "err=%s", err.msg);
     }
     sets_release(n, cur);
 }
@@ -590,7 +589,7 @@ static int req_setup(req *r, const config_alertmanager *cfg, const buf *body) {
         buf cred = BUF_INIT;
         if (h->credentials_file) {
             if (read_secret(h->credentials_file, &cred) != 0)
-                LOG_ERROR("Cannot read credentials_file", "file=\"%s\"", h->credentials_file);
+                LOG_ERROR("Cannot read credentials_file", "file=%s", h->credentials_file);
         } else if (h->credentials) {
             buf_puts(&cred, h->credentials);
         }
@@ -605,7 +604,7 @@ static int req_setup(req *r, const config_alertmanager *cfg, const buf *body) {
         buf_puts(&r->user, h->username ? h->username : "");
         if (h->password_file) {
             if (read_secret(h->password_file, &r->pass) != 0)
-                LOG_ERROR("Cannot read password_file", "file=\"%s\"", h->password_file);
+                LOG_ERROR("Cannot read password_file", "file=%s", h->password_file);
         } else {
             buf_puts(&r->pass, h->password ? h->password : "");
         }
@@ -725,7 +724,7 @@ static size_t send_all(notifier *n, am_sets *s, notifier_alert *const *alerts, s
             r->begin = begin;
             if (req_setup(r, set->cfg, &bodies[b]) != 0 ||
                 curl_multi_add_handle(n->multi, r->e) != CURLM_OK) {
-                LOG_ERROR("Cannot set up a request to Alertmanager", "alertmanager=\"%s\"", r->a->url);
+                LOG_ERROR("Cannot set up a request to Alertmanager", "alertmanager=%s", r->a->url);
                 metric_add(r->a->errors, 1);
                 req_free(r);
                 memset(r, 0, sizeof *r);
@@ -757,8 +756,8 @@ static size_t send_all(notifier *n, am_sets *s, notifier_alert *const *alerts, s
                 else
                     snprintf(why, sizeof why, "bad response status %ld %s", code,
                              http_status_text((int)code, ""));
-                LOG_ERROR("Error sending alert", "alertmanager=\"%s\" count=%zu err=\"%s\"", r->a->url,
-                          r->nalerts, why);
+                LOG_ERROR("Error sending alert", "alertmanager=%s count=%zu err=%s", r->a->url, r->nalerts,
+                          why);
                 metric_add(r->a->errors, 1);
             }
             metric_observe(r->a->latency, time_mono_sec() - r->begin);

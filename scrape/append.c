@@ -499,5 +499,5 @@ void append_stale(target *t) {
         return;
     }
     if (appender_commit(a, &e) != 0)
-        LOG_WARN("writing stale markers failed", "target=%s err=\"%s\"", t->url, e.msg);
+        LOG_WARN("writing stale markers failed", "target=%s err=%s", t->url, e.msg);
 }

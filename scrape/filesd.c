@@ -74,7 +74,7 @@ static int sd_read(pool *p, const scrape_config *sc) {
                 kiln_err err = {0};
                 const char *path = gs[i].gl_pathv[j];
                 if (config_load_targets(path, &na, &g, &ng, &err) != 0) {
-                    LOG_ERROR("Error reading file", "discovery=file scrape_pool=%s path=%s err=\"%s\"",
+                    LOG_ERROR("Error reading file", "discovery=file scrape_pool=%s path=%s err=%s",
                               sc->job_name, path, err.msg);
                     ok = 0;
                     break;

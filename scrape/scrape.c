@@ -117,7 +117,7 @@ void scrape_sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, confi
                 if (c)
                     drops[ndrops++] = (dropped){c, ndisc};
             } else {
-                LOG_WARN("Creating target failed", "scrape_pool=%s target=%s err=\"%s\"", sc->job_name,
+                LOG_WARN("Creating target failed", "scrape_pool=%s target=%s err=%s", sc->job_name,
                          grp->targets[i], err.msg);
             }
             target_discard(t);

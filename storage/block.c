@@ -723,7 +723,7 @@ int block_list(const char *dir, int clean, char ***ulids, size_t *n, kiln_err *e
             snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
             kiln_err e2 = {0};
             if (clean && fileio_rm_rf(p, &e2))
-                LOG_WARN("block: cannot remove a leftover directory", "err=\"%s\"", e2.msg);
+                LOG_WARN("block: cannot remove a leftover directory", "err=%s", e2.msg);
             continue;
         }
         if (!ulid_valid(e->d_name))

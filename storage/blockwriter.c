@@ -225,7 +225,7 @@ void block_writer_abort(block_writer *w) {
         close(w->fd);
     kiln_err e = {0};
     if (w->tmp[0] && fileio_rm_rf(w->tmp, &e))
-        LOG_WARN("block: cannot remove an unfinished block", "err=\"%s\"", e.msg);
+        LOG_WARN("block: cannot remove an unfinished block", "err=%s", e.msg);
     buf_free(&w->cbuf);
     arena_free(&w->mem);
     free(w->series);
@@ -561,7 +561,7 @@ int block_writer_commit(block_writer *w, char ulid[BLOCK_ULID_LEN + 1], kiln_err
          * that a failed commit leaves no block (compaction tries again) */
         kiln_err e2 = {0};
         if (fileio_rm_rf(fin, &e2))
-            LOG_WARN("block: cannot remove a block whose commit failed", "err=\"%s\"", e2.msg);
+            LOG_WARN("block: cannot remove a block whose commit failed", "err=%s", e2.msg);
         goto out;
     }
     memcpy(ulid, w->ulid, sizeof w->ulid);

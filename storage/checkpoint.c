@@ -137,7 +137,7 @@ static void remove_old_checkpoints(const char *dir, int keep) {
         kiln_err e2 = {0};
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         if (fileio_rm_rf(p, &e2))
-            LOG_WARN("wal: checkpoint: cannot delete an old checkpoint", "dir=%s err=\"%s\"", p, e2.msg);
+            LOG_WARN("wal: checkpoint: cannot delete an old checkpoint", "dir=%s err=%s", p, e2.msg);
     }
     closedir(d);
 }
@@ -225,9 +225,9 @@ out:
          * are only logged (a leftover .tmp is removed by the next try) */
         kiln_err e2 = {0};
         if (wal_close(w, &e2))
-            LOG_WARN("wal: checkpoint: closing the partial checkpoint failed", "err=\"%s\"", e2.msg);
+            LOG_WARN("wal: checkpoint: closing the partial checkpoint failed", "err=%s", e2.msg);
         if (fileio_rm_rf(tmp, &e2))
-            LOG_WARN("wal: checkpoint: cannot remove the partial checkpoint", "err=\"%s\"", e2.msg);
+            LOG_WARN("wal: checkpoint: cannot remove the partial checkpoint", "err=%s", e2.msg);
     }
     wal_reader_close(r);
     arena_free(&cs.a);

@@ -58,7 +58,7 @@ int storage_truncate(storage *s, int64_t mint, kiln_err *err) {
     if (rc)
         return kiln_err_set(err, rc, "head truncation: out of memory");
     if (rc2)
-        LOG_WARN("removing old chunks_head files failed", "err=\"%s\"", e2.msg);
+        LOG_WARN("removing old chunks_head files failed", "err=%s", e2.msg);
     /* checkpoint every finished segment: series still in the head, samples >= mint */
     int first, last;
     if ((rc = wal_segments(s->waldir, &first, &last, err)) != 0)
@@ -438,7 +438,7 @@ KILN_MUST_CHECK static int merge_planned(storage *s, kiln_err *err) {
         memcpy(src, s->blocks + first, count * sizeof *src);
         if ((rc = merge_blocks(s, src, count, 0, &b, err)) != 0) {
             __atomic_add_fetch(&s->compactions_failed, 1, __ATOMIC_RELAXED);
-            LOG_ERROR("Merging blocks failed", "blocks=%zu err=\"%s\"", count, err->msg);
+            LOG_ERROR("Merging blocks failed", "blocks=%zu err=%s", count, err->msg);
             break;
         }
         /* on failure the merged block is on disk with its parents listed: the next start sorts it out */
@@ -525,7 +525,7 @@ int storage_compact(storage *s, kiln_err *err) {
     lockrank_mutex_lock(&s->compact_mu, LOCK_RANK_COMPACT);
     kiln_err e = {0};
     if (storage__load_blocks_from(s, 0, &e) != 0)
-        LOG_WARN("Looking for new blocks failed", "err=\"%s\"", e.msg);
+        LOG_WARN("Looking for new blocks failed", "err=%s", e.msg);
     for (;;) {
         int64_t hmin, hmax, r = s->o.block_range_ms;
         head_time_range(s->h, &hmin, &hmax);
@@ -539,7 +539,7 @@ int storage_compact(storage *s, kiln_err *err) {
         block *b = NULL;
         if ((rc = write_head_block(s, s->dir, mint, maxt, &b, NULL, err)) != 0) {
             __atomic_add_fetch(&s->compactions_failed, 1, __ATOMIC_RELAXED);
-            LOG_ERROR("Compaction failed", "mint=%lld maxt=%lld err=\"%s\"", (long long)mint, (long long)maxt,
+            LOG_ERROR("Compaction failed", "mint=%lld maxt=%lld err=%s", (long long)mint, (long long)maxt,
                       err->msg);
             break;
         }

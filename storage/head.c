@@ -736,7 +736,7 @@ KILN_MUST_CHECK static int cut_chunk(head *h, hseries *s) {
         rc = push_closed(s, s->open_mint, s->maxt, cref);
     if (rc) {
         if (__atomic_fetch_add(&h->cut_failures, 1, __ATOMIC_RELAXED) == 0)
-            LOG_ERROR("cannot move a full chunk to chunks_head; keeping it in memory", "err=\"%s\"",
+            LOG_ERROR("cannot move a full chunk to chunks_head; keeping it in memory", "err=%s",
                       rc == KILN_ENOMEM ? "out of memory" : err.msg);
         return rc;
     }

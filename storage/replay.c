@@ -188,8 +188,8 @@ KILN_MUST_CHECK static int replay_series(storage *s, uint8_t *rec, size_t len, a
         int created;
         kiln_err e2;
         if (head_get_or_create(s->h, ls, ser[i].nlabels, ser[i].ref, &hs, &created, &e2) != 0) {
-            LOG_WARN("WAL replay: series record skipped", "ref=%llu err=\"%s\"",
-                     (unsigned long long)ser[i].ref, e2.msg);
+            LOG_WARN("WAL replay: series record skipped", "ref=%llu err=%s", (unsigned long long)ser[i].ref,
+                     e2.msg);
             continue;
         }
         if (!created && hseries_ref(hs) != ser[i].ref && alias_add(al, ser[i].ref, hseries_ref(hs)) != 0)
@@ -759,7 +759,7 @@ int storage__replay(storage *s, kiln_err *err) {
             if (r2 < 0) {
                 /* a record that passed its CRC but does not decode: skip it */
                 s->replay_corruptions++;
-                LOG_WARN("WAL replay: undecodable record skipped", "err=\"%s\"", e2.msg);
+                LOG_WARN("WAL replay: undecodable record skipped", "err=%s", e2.msg);
             }
         }
         double now = time_mono_sec();
@@ -784,7 +784,7 @@ int storage__replay(storage *s, kiln_err *err) {
     if (rc == KILN_ECORRUPT) {
         const wal_corruption *c = wal_reader_corruption(r);
         s->replay_corruptions++;
-        LOG_WARN("WAL is corrupt; truncating at the last good record", "segment=%d offset=%lld reason=\"%s\"",
+        LOG_WARN("WAL is corrupt; truncating at the last good record", "segment=%d offset=%lld reason=%s",
                  c->segment, (long long)c->offset, c->reason);
         int seg = c->segment, in_cp = c->in_checkpoint;
         int64_t off = c->offset;

@@ -84,7 +84,7 @@ int storage__delete_block(storage *s, block *b, const char *failed) {
     block_close(b);
     int rc = block_delete(s->dir, ulid, &e);
     if (rc != 0)
-        LOG_WARN(failed, "block=%s err=\"%s\"", ulid, e.msg);
+        LOG_WARN(failed, "block=%s err=%s", ulid, e.msg);
     return rc;
 }
 
@@ -108,7 +108,7 @@ int storage__load_blocks_from(storage *s, int at_start, kiln_err *err) {
         for (size_t j = 0; j < s->nbad && !skip; j++)
             skip = strcmp(s->bad[j], ul[i]) == 0;
         if (rc == 0 && !skip && block_open(s->dir, ul[i], &b, &e) != 0) {
-            LOG_ERROR("Skipping a damaged block", "block=%s err=\"%s\"", ul[i], e.msg);
+            LOG_ERROR("Skipping a damaged block", "block=%s err=%s", ul[i], e.msg);
             char **nb = realloc(s->bad, (s->nbad + 1) * sizeof *nb);
             if (nb) {
                 s->bad = nb;
@@ -443,8 +443,8 @@ static void log_created(appender *a) {
     kiln_err e = {0};
     if (a->ncreated == 0 || log_batch(a, 0, &e) == 0)
         return;
-    LOG_WARN("Logging the series of a failed batch failed; the next commit logs them",
-             "series=%zu err=\"%s\"", a->ncreated, e.msg);
+    LOG_WARN("Logging the series of a failed batch failed; the next commit logs them", "series=%zu err=%s",
+             a->ncreated, e.msg);
     lockrank_mutex_lock(&s->unlogged_mu, LOCK_RANK_UNLOGGED);
     size_t n = s->nunlogged;
     if (array_grow((void **)&s->unlogged, &s->capunlogged, n + a->ncreated, sizeof *s->unlogged) == 0) {

@@ -470,7 +470,7 @@ static void *sync_thread(void *arg) {
         pthread_mutex_unlock(&w->thr_mu);
         kiln_err e = {0};
         if (wal_sync(w, &e) < 0)
-            LOG_ERROR("wal: periodic fsync failed", "err=\"%s\"", e.msg);
+            LOG_ERROR("wal: periodic fsync failed", "err=%s", e.msg);
         pthread_mutex_lock(&w->thr_mu);
     }
     pthread_mutex_unlock(&w->thr_mu);

@@ -99,10 +99,13 @@ void log_setup(int level, int format);
 void log_set_fd(int fd);
 
 /*
- * Writes one line.  `kv` is a printf format producing logfmt pairs
- * (`"segment=%d path=%s"`) or NULL; values holding spaces or quotes should be
- * passed through log_q() or written as `key="%s"` by the caller.  In JSON
- * mode the pairs are converted to JSON members.
+ * Writes one line.  `kv` is NULL or a printf format of space-separated
+ * `key=template` words (`"segment=%d path=%s duration=%.3fs"`), the arguments
+ * following.  The logger formats each template alone and quotes the value
+ * itself: callers never quote or escape (a value may hold any bytes).  In
+ * logfmt a value is quoted as go-kit/slog do (`err="a: \"10ss\""`); in JSON
+ * each pair is its own string member.  A template wrapped in double quotes
+ * (`at=\"%s at %d\"`) may hold literal spaces.
  */
 void log_at(int level, const char *file, int line, const char *msg, const char *kv, ...)
     __attribute__((format(printf, 5, 6)));

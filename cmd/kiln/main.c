@@ -356,7 +356,7 @@ static int kiln_reload(void *p, kiln_err *err) {
         LOG_INFO("Completed loading of configuration file", "filename=%s",
                  from_file ? path : "<embedded default>");
     } else {
-        LOG_ERROR("Error reloading config", "err=\"%s\"", err->msg);
+        LOG_ERROR("Error reloading config", "err=%s", err->msg);
     }
     return rc;
 }
@@ -481,7 +481,7 @@ static void housekeeping_run(uv_work_t *w) {
     kiln *k = w->data;
     kiln_err err = {0};
     if (k->housekeeping_ticks++ % 5 == 0 && storage_compact(k->st, &err) != 0)
-        LOG_WARN("Compaction pass stopped; the next one tries again", "err=\"%s\"", err.msg);
+        LOG_WARN("Compaction pass stopped; the next one tries again", "err=%s", err.msg);
     malloc_trim(0);
 }
 
@@ -506,7 +506,7 @@ static void start_scraping(kiln *k) {
     scrape_manager *sm = NULL;
     kiln_err err = {0};
     if (scrape_manager_new(&k->loop, k->st, &sm, &err) != 0) {
-        LOG_ERROR("scraping unavailable", "err=\"%s\"", err.msg);
+        LOG_ERROR("scraping unavailable", "err=%s", err.msg);
         return;
     }
     api_v1_scrape hooks = {sm, scrape_targets_hook, scrape_targets_metadata_hook, scrape_metadata_hook};
@@ -549,7 +549,7 @@ static void startup_done(uv_work_t *w, int status) {
     (void)status;
     free(w);
     if (k->startup_failed) {
-        LOG_ERROR("Opening storage failed", "err=\"%s\"", k->startup_err.msg);
+        LOG_ERROR("Opening storage failed", "err=%s", k->startup_err.msg);
         k->exit_code = 1;
         begin_stop(k, "storage");
         return;
@@ -563,7 +563,7 @@ static void startup_done(uv_work_t *w, int status) {
     remotewrite *rw = NULL;
     kiln_err rerr = {0};
     if (remotewrite_new(k->st, &ro, &rw, &rerr) != 0)
-        LOG_ERROR("remote-write receiver unavailable", "err=\"%s\"", rerr.msg);
+        LOG_ERROR("remote-write receiver unavailable", "err=%s", rerr.msg);
     atomic_store(&k->rw, rw);
     api_v1_set_storage(k->qapi, k->st);
     if (atomic_load(&k->stopping))
@@ -750,7 +750,7 @@ int main(int argc, char **argv) {
     }
 
     if (load_config(flags[F_CONFIG].value, &k.cfg, &k.cfg_from_file, &err) != 0) {
-        LOG_ERROR("Error loading config", "err=\"%s\"", err.msg);
+        LOG_ERROR("Error loading config", "err=%s", err.msg);
         goto out;
     }
     k.cfg_time_ms = time_now_ms();
@@ -763,7 +763,7 @@ int main(int argc, char **argv) {
         config_log_unused(k.cfg);
 
     if (lock_data_dir(&k, flags[F_TSDB_PATH].value, &err) != 0) {
-        LOG_ERROR("Opening storage failed", "err=\"%s\"", err.msg);
+        LOG_ERROR("Opening storage failed", "err=%s", err.msg);
         goto out;
     }
 
@@ -831,7 +831,7 @@ int main(int argc, char **argv) {
     if (k.st) {
         kiln_err cerr = {0};
         if (storage_close(k.st, &cerr) != 0) {
-            LOG_ERROR("Closing storage failed", "err=\"%s\"", cerr.msg);
+            LOG_ERROR("Closing storage failed", "err=%s", cerr.msg);
             k.exit_code = 1;
         }
         k.st = NULL;
@@ -841,7 +841,7 @@ int main(int argc, char **argv) {
     goto close_loop;
 
 fail_loop:
-    LOG_ERROR("Start-up failed", "err=\"%s\"", err.msg);
+    LOG_ERROR("Start-up failed", "err=%s", err.msg);
     if (k.http) {
         /* let libuv release what was opened */
         atomic_store(&k.stopping, 1);

@@ -95,7 +95,7 @@ static void capture_log(int format, const char *msg, char *out, size_t n) {
     ck_assert_int_eq(pipe(fds), 0);
     log_set_fd(fds[1]);
     log_setup(LOG_DEBUG, format);
-    log_at(LOG_WARN, "dir/file.c", 42, msg, "segment=%d path=\"%s\"", 3, "a b");
+    log_at(LOG_WARN, "dir/file.c", 42, msg, "segment=%d path=%s", 3, "a b");
     log_at(LOG_DEBUG, "dir/file.c", 43, "dbg", NULL);
     close(fds[1]);
     ssize_t r = read(fds[0], out, n - 1);

@@ -1,5 +1,5 @@
 /*
- * test_util.c - durations, float formatting, buffers, arena, slab, UTF-8, errors.
+ * test_util.c - durations, float formatting, buffers, arena, slab, UTF-8, errors, log quoting.
  */
 #include <math.h>
 #include <stdint.h>
@@ -379,6 +379,97 @@ START_TEST(test_ulid) {
 }
 END_TEST
 
+/* The pairs of one log line at `format`: everything after "msg=..." (logfmt)
+ * or after the "msg" member (JSON), read back through a pipe. */
+#define LOG_CAPTURE(format, out, ...)                                                                        \
+    do {                                                                                                     \
+        int fds_[2];                                                                                         \
+        ck_assert_int_eq(pipe(fds_), 0);                                                                     \
+        log_set_fd(fds_[1]);                                                                                 \
+        log_setup(LOG_INFO, format);                                                                         \
+        log_at(LOG_ERROR, "x/f.c", 7, __VA_ARGS__);                                                          \
+        close(fds_[1]);                                                                                      \
+        ssize_t r_ = read(fds_[0], out, sizeof out - 1);                                                     \
+        out[r_ > 0 ? r_ : 0] = 0;                                                                            \
+        close(fds_[0]);                                                                                      \
+        log_set_fd(2);                                                                                       \
+        log_setup(LOG_INFO, LOG_FORMAT_LOGFMT);                                                              \
+    } while (0)
+
+static const char *after(const char *line, const char *mark) {
+    const char *p = strstr(line, mark);
+    ck_assert_msg(p != NULL, "%s not in %s", mark, line);
+    return p + strlen(mark);
+}
+
+START_TEST(test_log_logfmt_quoting) {
+    char out[2048];
+    /* the migration trial's line: inner quotes escaped, the value one token */
+    LOG_CAPTURE(LOG_FORMAT_LOGFMT, out, "Error loading config", "err=%s",
+                "kiln.yml:29:22: not a valid duration string: \"10ss\"");
+    ck_assert_str_eq(
+        after(out, " caller=f.c:7 "),
+        "msg=\"Error loading config\" err=\"kiln.yml:29:22: not a valid duration string: \\\"10ss\\\"\"\n");
+
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"plain", "plain"},
+        {"", "\"\""},
+        {"a b", "\"a b\""},
+        {"k=v", "\"k=v\""},
+        {"say \"hi\"", "\"say \\\"hi\\\"\""},
+        {"back\\slash", "back\\slash"},               /* a lone backslash stays bare, as slog writes it */
+        {"quote\" and \\", "\"quote\\\" and \\\\\""}, /* once quoted, backslashes are escaped */
+        {"two\nlines\r\tx", "\"two\\nlines\\r\\tx\""},
+        {"bell\x01", "\"bell\\u0001\""},
+        {"del\x7f", "\"del\\u007f\""},
+        {"h\xc3\xa9llo", "h\xc3\xa9llo"}, /* valid UTF-8 is bare */
+        {"bad\xff", "\"bad\\ufffd\""},    /* invalid UTF-8 is quoted and replaced */
+        {"cut\xc3", "\"cut\\ufffd\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        LOG_CAPTURE(LOG_FORMAT_LOGFMT, out, "m", "v=%s n=%d", cases[i].in, 5);
+        char want[256];
+        snprintf(want, sizeof want, "msg=m v=%s n=5\n", cases[i].want);
+        ck_assert_str_eq(after(out, " caller=f.c:7 "), want);
+    }
+
+    /* conversions: each template formatted alone, literal text kept, the argument list kept in step */
+    LOG_CAPTURE(LOG_FORMAT_LOGFMT, out, "m",
+                "a=%lld b=%llu c=%zu d=%.3fs e=%*d f=%-3s| g=%% h=%c i=%x j=%s:%d", (long long)-5,
+                (unsigned long long)18446744073709551615ULL, (size_t)7, 1.5, 4, 42, "ab", 'z', 255u,
+                "kiln.yml", 12);
+    ck_assert_str_eq(after(out, " caller=f.c:7 "),
+                     "msg=m a=-5 b=18446744073709551615 c=7 d=1.500s e=\"  42\" f=\"ab |\" g=% h=z i=ff "
+                     "j=kiln.yml:12\n");
+    /* a template in quotes may hold spaces */
+    LOG_CAPTURE(LOG_FORMAT_LOGFMT, out, "m", "at=\"%s line %d\" s=%s", "f.yml", 3, "x");
+    ck_assert_str_eq(after(out, " caller=f.c:7 "), "msg=m at=\"f.yml line 3\" s=x\n");
+    LOG_CAPTURE(LOG_FORMAT_LOGFMT, out, "m", NULL);
+    ck_assert_str_eq(after(out, " caller=f.c:7 "), "msg=m\n");
+}
+END_TEST
+
+START_TEST(test_log_json_members) {
+    char out[2048];
+    LOG_CAPTURE(LOG_FORMAT_JSON, out, "Error loading config", "err=%s file=%s",
+                "kiln.yml:29:22: not a valid duration string: \"10ss\" (see x=y)", "a b");
+    ck_assert_msg(out[0] == '{', "%s", out);
+    /* the message and the error each in their own key, nothing split into junk keys */
+    ck_assert_str_eq(
+        after(out, "\"caller\":\"f.c:7\","),
+        "\"msg\":\"Error loading config\",\"err\":\"kiln.yml:29:22: not a valid duration string: "
+        "\\\"10ss\\\" (see x=y)\",\"file\":\"a b\"}\n");
+
+    /* control bytes, backslashes and invalid UTF-8 still give valid JSON */
+    LOG_CAPTURE(LOG_FORMAT_JSON, out, "say \"hi\"\n", "v=%s n=%d e=%s", "a\\b\x01\xff\xe2\x82\xac", -3, "");
+    ck_assert_str_eq(after(out, "\"caller\":\"f.c:7\","),
+                     "\"msg\":\"say "
+                     "\\\"hi\\\"\\n\",\"v\":\"a\\\\b\\u0001\\ufffd\xe2\x82\xac\",\"n\":\"-3\",\"e\":\"\"}\n");
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("util");
     TCase *tc = tcase_create("core");
@@ -396,6 +487,8 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_fileio);
     tcase_add_test(tc, test_ulid);
     tcase_add_test(tc, test_http_status_text);
+    tcase_add_test(tc, test_log_logfmt_quoting);
+    tcase_add_test(tc, test_log_json_members);
     suite_add_tcase(s, tc);
     return s;
 }
