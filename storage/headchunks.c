@@ -125,7 +125,7 @@ int headchunks_open(const char *dir, headchunks **out, kiln_err *err) {
 static int rewind_locked(headchunks *hc, uint64_t to, kiln_err *err, const char *what) {
     int e = errno;
     if (ftruncate(hc->fd, (off_t)to) != 0 || lseek(hc->fd, (off_t)to, SEEK_SET) < 0)
-        LOG_ERROR("chunks_head: cannot cut a partly written file back", "file=%06u err=\"%s\"", hc->cur,
+        LOG_ERROR("chunks_head: cannot cut a partly written file back", "file=%06u err=%s", hc->cur,
                   strerror(errno));
     __atomic_store_n(&hc->flushed, to, __ATOMIC_RELEASE);
     return kiln_err_set(err, KILN_EIO, "chunks_head: %s %06u: %s", what, hc->cur, strerror(e));

@@ -101,9 +101,9 @@ static void read_env(void) {
         return;
     kiln_err err = {0};
     if (fault_parse(s, &err) != 0)
-        LOG_ERROR("ignoring KILN_FAULTS", "err=\"%s\"", err.msg);
+        LOG_ERROR("ignoring KILN_FAULTS", "err=%s", err.msg);
     else
-        LOG_WARN("fault injection armed", "spec=\"%s\"", s);
+        LOG_WARN("fault injection armed", "spec=%s", s);
 }
 
 /* The errno the call must fail with, or 0 to let it through. */
