@@ -72,7 +72,8 @@ enum {
 
 static flag flags[F_COUNT] = {
     [F_CONFIG] = {"config.file", FLAG_STRING, "kiln.yml",
-                  "Configuration file path; when it does not exist, the embedded default is used.", NULL},
+                  "Configuration file path; with no flag and no kiln.yml, the embedded default is used.",
+                  NULL},
     [F_LISTEN] = {"web.listen-address", FLAG_STRING, "0.0.0.0:9090",
                   "Address to listen on for the API and UI.", NULL},
     [F_READ_TIMEOUT] = {"web.read-timeout", FLAG_DURATION, "5m",
@@ -315,10 +316,12 @@ typedef struct kiln {
     int exit_code;
 } kiln;
 
-/* Loads the configuration file, or the embedded default when it does not exist. */
+/* Loads the configuration file, or the embedded default when no --config.file
+ * was given and kiln.yml does not exist; a file named by the flag must exist. */
 KILN_MUST_CHECK static int load_config(const char *path, config **out, int *from_file, kiln_err *err) {
     struct stat st;
-    if (stat(path, &st) != 0 && errno == ENOENT) {
+    int given = flags[F_CONFIG].value != flags[F_CONFIG].def; /* value points into argv when given */
+    if (!given && stat(path, &st) != 0 && errno == ENOENT) {
         const char *y = config_default_yaml();
         *from_file = 0;
         return config_load_string("<embedded default>", y, strlen(y), out, err);

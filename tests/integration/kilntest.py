@@ -62,7 +62,9 @@ class Kiln:
         self.log = open(self.log_path, "ab")
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
+        # a config named by --config.file must exist; without one, kiln's embedded default serves
+        args = [a for a in self.args if a != f"--config.file={self.config_path}" or os.path.exists(self.config_path)]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

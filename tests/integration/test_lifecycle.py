@@ -169,6 +169,25 @@ class TestCommandLine(unittest.TestCase):
             self.assertNotEqual(p.returncode, 0)
             self.assertIn(b"kiln.yml:", p.stdout)
 
+    def test_missing_explicit_config_file_is_a_startup_error(self):
+        """A mistyped --config.file fails as Prometheus does (naming the file,
+        exit 1) instead of starting the embedded default; with no flag and no
+        kiln.yml the default still serves (TestDefaults)."""
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "kiln.ym")
+            p = run_kiln([f"--config.file={path}", f"--storage.tsdb.path={d}/data", "--web.listen-address=127.0.0.1:0"])
+            log = p.stdout.decode("utf-8", "replace")
+            self.assertEqual(p.returncode, 1, log)
+            self.assertIn(path, log)
+            self.assertIn("no such file or directory", log.lower())
+            self.assertNotIn("<embedded default>", log)
+            self.assertFalse(os.path.exists(os.path.join(d, "data")))
+            # named explicitly, even the default name must exist
+            p = run_kiln(["--config.file=kiln.yml", f"--storage.tsdb.path={d}/data", "--web.listen-address=127.0.0.1:0"],
+                         cwd=d)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertIn(b"kiln.yml", p.stdout)
+
     def test_second_kiln_on_same_data_dir_is_refused(self):
         k = Kiln().start()
         try:
