@@ -188,6 +188,26 @@ class TestCommandLine(unittest.TestCase):
             self.assertEqual(p.returncode, 1, p.stdout)
             self.assertIn(b"kiln.yml", p.stdout)
 
+    def test_config_error_logged_whole_in_logfmt_and_json(self):
+        """The migration trial's line: the error's inner quotes escaped in logfmt, the message
+        and the error in their own JSON keys."""
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "kiln.yml")
+            with open(path, "w") as f:
+                f.write("global:\n  scrape_interval: 10ss\n")
+            base = [f"--config.file={path}", f"--storage.tsdb.path={d}/data", "--web.listen-address=127.0.0.1:0"]
+            p = run_kiln(base)
+            self.assertEqual(p.returncode, 1)
+            line = [ln for ln in p.stdout.decode().splitlines() if "Error loading config" in ln][0]
+            self.assertRegex(line, r' msg="Error loading config" err="[^"]*kiln\.yml:2:\d+: [^"]*\\"10ss\\"[^"]*"$')
+            p = run_kiln(base + ["--log.format=json"])
+            self.assertEqual(p.returncode, 1)
+            docs = [json.loads(ln) for ln in p.stdout.decode().splitlines()]
+            doc = [x for x in docs if x["msg"] == "Error loading config"][0]
+            self.assertEqual(set(doc), {"ts", "level", "caller", "msg", "err"})
+            self.assertIn('kiln.yml:2:', doc["err"])
+            self.assertIn('"10ss"', doc["err"])
+
     def test_second_kiln_on_same_data_dir_is_refused(self):
         k = Kiln().start()
         try:
