@@ -205,16 +205,25 @@ int query_parse_json(const char *q, buf *out, kiln_err *err) {
     return buf_error(out) ? kiln_err_set(err, KILN_ENOMEM, "out of memory") : 0;
 }
 
-int query_parse_pretty(const char *q, buf *out, kiln_err *err) {
+/* Parses q and prints it with `print`. */
+static int parse_print(const char *q, int (*print)(buf *, const promql_expr *), buf *out, kiln_err *err) {
     promql_ast *ast = NULL;
     int rc = promql_parse(q, &ast, err);
     if (rc != 0)
         return rc;
-    rc = promql_prettify(out, ast->root);
+    rc = print(out, ast->root);
     promql_ast_free(ast);
     if (rc == 0)
         rc = buf_error(out);
     return rc ? kiln_err_set(err, rc, "out of memory") : 0;
+}
+
+int query_parse_pretty(const char *q, buf *out, kiln_err *err) {
+    return parse_print(q, promql_prettify, out, err);
+}
+
+int query_parse_format(const char *q, buf *out, kiln_err *err) {
+    return parse_print(q, promql_format, out, err);
 }
 
 int query_parse_check(const char *q, kiln_err *err) {

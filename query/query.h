@@ -146,6 +146,9 @@ const char *query_value_type_name(query_value_type t);
 KILN_MUST_CHECK int query_parse_json(const char *q, buf *out, kiln_err *err);
 /* Appends the query as Prometheus' parser.Prettify writes it (format_query). */
 KILN_MUST_CHECK int query_parse_pretty(const char *q, buf *out, kiln_err *err);
+/* Appends the query's canonical one-line text (Prometheus' String(), what
+ * its rules API shows as a rule's query). */
+KILN_MUST_CHECK int query_parse_format(const char *q, buf *out, kiln_err *err);
 /* Only parses. */
 KILN_MUST_CHECK int query_parse_check(const char *q, kiln_err *err);
 

@@ -48,8 +48,10 @@ typedef struct rule_alert_view {
     size_t nannotations;
     int state; /* RULE_ALERT_* (INACTIVE: resolved, still kept to be sent) */
     double value;
+    /* Times in ms since the epoch; NOTIFIER_TIME_ZERO (INT64_MIN, Go's zero
+     * time) when not set, since 0 is a time `kiln test rules` evaluates at. */
     int64_t active_at_ms; /* when it became pending */
-    int64_t fired_at_ms;  /* 0 when not firing */
+    int64_t fired_at_ms;  /* unset when it never fired */
     int64_t resolved_at_ms;
     int64_t last_sent_ms;
     int64_t valid_until_ms;
@@ -84,9 +86,12 @@ int64_t rule_group_next_eval_ms(const rule_group *g, int64_t now_ms);
  */
 KILN_MUST_CHECK int rule_group_eval(rule_group *g, int64_t ts_ms);
 
-/* Moves the state of the rules of `old` that are unchanged in g (same kind,
- * name, expression, labels, annotations, for) into g, as Prometheus' reload
- * does.  old is left without them; free it after. */
+/* Moves the state of the rules of `old` into the rules of g with the same
+ * name and labels (the group's and the rule's), as Prometheus' reload does
+ * (Group.CopyState: the expression may differ); each rule of old matches
+ * once, in order.  The series of the rules of old that matched nothing get
+ * stale markers at g's next evaluation.  old is left without them; free it
+ * after.  Neither group may be in evaluation. */
 void rule_group_copy_state(rule_group *g, rule_group *old);
 
 /*
@@ -95,6 +100,40 @@ void rule_group_copy_state(rule_group *g, rule_group *old);
  * Stops at fn's first non-zero return and returns it.
  */
 int rule_group_foreach_alert(rule_group *g, int (*fn)(void *data, const rule_alert_view *a), void *data);
+
+/* The group's schedule offset within its interval (ms). */
+int64_t rule_group_offset_ms(const rule_group *g);
+
+/*
+ * Stale markers at ts_ms - query offset for every series the group's rules
+ * wrote at their last evaluation (and those of rules removed at a reload),
+ * for a group that a reload removed: Prometheus writes them two intervals
+ * after the group stopped.  Not during an evaluation of g.  0, or
+ * KILN_ENOMEM / the commit's error.
+ */
+KILN_MUST_CHECK int rule_group_mark_stale(rule_group *g, int64_t ts_ms);
+
+/* What the manager's metrics (Prometheus' prometheus_rule_*) read of a group. */
+typedef struct rule_group_stats {
+    double last_duration_sec;  /* wall time of the last evaluation */
+    double last_eval_wall_sec; /* when it started (wall clock, s since the epoch); 0 before the first */
+    int64_t last_eval_ts_ms;   /* the ts_ms it was given */
+    uint64_t evaluations;      /* rule evaluations, all time (prometheus_rule_evaluations_total) */
+    uint64_t failures;         /* rule evaluations that failed (..._evaluation_failures_total) */
+    uint64_t last_samples;     /* samples its rules returned at the last evaluation */
+    size_t nrules;
+} rule_group_stats;
+
+/* Any thread. */
+void rule_group_stats_get(rule_group *g, rule_group_stats *out);
+
+/*
+ * Appends one alert as /api/v1/alerts and /api/v1/rules show it:
+ * {"labels":{..},"annotations":{..},"state":"firing","activeAt":"<RFC 3339>",
+ * "value":"1e+00"} (keepFiringSince after activeAt when set).  Check
+ * buf_error on out afterwards.
+ */
+void rule_alert_json(const rule_alert_view *a, buf *out);
 
 /* Appends the group as one element of /api/v1/rules' "groups" (filtered by f;
  * *empty is set when no rule passed the filter, and nothing is appended). */

@@ -82,6 +82,10 @@ KILN_MUST_CHECK int tmpl_expand(const tmpl *t, const tmpl_data *d, buf *out);
 
 void tmpl_free(tmpl *t);
 
+/* Appends Go's url.QueryEscape of s[0..n) to b (tableLink, graphLink, and
+ * the generatorURL of alerts). */
+void tmpl_query_escape(buf *b, const char *s, size_t n);
+
 /*
  * Whether text parses, for rule-file checks (config/'s
  * rulefile_opts.check_template has this shape): 0, or KILN_EINVAL with the

@@ -838,7 +838,7 @@ static tv map_case(tmpl_ex *e, const tv *s, int mode) {
 }
 
 /* url.QueryEscape */
-static void query_escape(buf *b, const char *s, size_t n) {
+void tmpl_query_escape(buf *b, const char *s, size_t n) {
     for (size_t k = 0; k < n; k++) {
         unsigned char c = (unsigned char)s[k];
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-_.~", c))
@@ -1211,7 +1211,7 @@ void tmpl_call(tmpl_ex *e, int fn, tv *a, int n, tv *ret) {
     case F_URLQUERY: {
         tv s = n == 1 && a[0].k == TV_STR ? a[0] : (go_sprint(&b, a, n, 0), from_buf(e, &b));
         if (fn == F_URLQUERY) {
-            query_escape(&b, s.s, s.n);
+            tmpl_query_escape(&b, s.s, s.n);
             break;
         }
         for (size_t k = 0; k < s.n; k++) {
@@ -1283,7 +1283,7 @@ void tmpl_call(tmpl_ex *e, int fn, tv *a, int n, tv *ret) {
     case F_GRAPHLINK:
     case F_TABLELINK:
         buf_puts(&b, "/graph?g0.expr=");
-        query_escape(&b, a[0].s, a[0].n);
+        tmpl_query_escape(&b, a[0].s, a[0].n);
         buf_puts(&b, fn == F_GRAPHLINK ? "&g0.tab=0" : "&g0.tab=1");
         break;
     case F_SORTBYLABEL: {

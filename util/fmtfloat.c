@@ -107,6 +107,21 @@ int fmt_double_f(double v, char *out) {
     return n >= 0 ? n : put_fixed(out, v < 0, d, nd, dp);
 }
 
+/* Writes the digits d[0..nd) with exponent exp in Go's %e form ("1.5e+09"). */
+static int put_exp(char *out, int neg, const char *d, int nd, int exp) {
+    char *o = out;
+    if (neg)
+        *o++ = '-';
+    *o++ = d[0];
+    if (nd > 1) {
+        *o++ = '.';
+        memcpy(o, d + 1, (size_t)(nd - 1));
+        o += nd - 1;
+    }
+    o += sprintf(o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    return (int)(o - out);
+}
+
 int fmt_double_g(double v, char *out) {
     char d[24];
     int nd, dp;
@@ -117,20 +132,20 @@ int fmt_double_g(double v, char *out) {
     /* Go decides between the %e and %f forms with precision 6 when the
      * shortest digits are asked for, whatever their count. */
     int eprec = 6;
-    if (exp < -4 || exp >= eprec) {
-        char *o = out;
-        if (v < 0)
-            *o++ = '-';
-        *o++ = d[0];
-        if (nd > 1) {
-            *o++ = '.';
-            memcpy(o, d + 1, (size_t)(nd - 1));
-            o += nd - 1;
-        }
-        o += sprintf(o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
-        return (int)(o - out);
-    }
+    if (exp < -4 || exp >= eprec)
+        return put_exp(out, v < 0, d, nd, exp);
     return put_fixed(out, v < 0, d, nd, dp);
+}
+
+int fmt_double_e(double v, char *out) {
+    char d[24];
+    int nd, dp;
+    if (isnan(v) || isinf(v))
+        return special(v, out);
+    if (v == 0)
+        return sprintf(out, signbit(v) ? "-0e+00" : "0e+00");
+    nd = shortest_digits(fabs(v), d, &dp);
+    return put_exp(out, v < 0, d, nd, dp - 1);
 }
 
 int double_almost_equal(double a, double b, double eps) {

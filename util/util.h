@@ -318,6 +318,9 @@ int fmt_double_f(double v, char *out);
 /* Like Go's 'g' with shortest digits as used in the text exposition format
  * ("1.5e+09", "0.25", "NaN", "+Inf").  Returns the length written. */
 int fmt_double_g(double v, char *out);
+/* Like Go's strconv.FormatFloat(v, 'e', -1, 64): "1e+00", "1.5e-07",
+ * "NaN", "+Inf".  Returns the length written. */
+int fmt_double_e(double v, char *out);
 
 /* ---- strings --------------------------------------------------------- */
 
