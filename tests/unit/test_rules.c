@@ -729,6 +729,37 @@ START_TEST(test_schedule) {
 }
 END_TEST
 
+/* The offsets Debian's Prometheus 2.42 gave these groups of
+ * /tmp/rcore-prom/rules.yml (a recording rule `time()` in each: its samples'
+ * values modulo the interval). */
+START_TEST(test_schedule_prometheus) {
+    static const struct {
+        const char *name;
+        int64_t interval_ms, offset_ms;
+    } cases[] = {{"alpha", 10000, 6955}, {"beta", 7000, 3879}, {"gamma", 60000, 18693}};
+    const char *yaml = "groups:\n"
+                       "  - {name: alpha, interval: 10s, rules: [{record: t_alpha, expr: time()}]}\n"
+                       "  - {name: beta, interval: 7s, rules: [{record: t_beta, expr: time()}]}\n"
+                       "  - {name: gamma, interval: 1m, rules: [{record: t_gamma, expr: time()}]}\n";
+    kiln_err err = {0};
+    rulefile_set *s = NULL;
+    ck_assert_int_eq(rulefile_load_string("/tmp/rcore-prom/rules.yml", yaml, strlen(yaml), NULL, &s, &err),
+                     0);
+    for (size_t i = 0; i < 3; i++) {
+        rule_group *g = NULL;
+        ck_assert_int_eq(rule_group_new(&s->groups[i], &global, &env, &g, &err), 0);
+        ck_assert_str_eq(s->groups[i].name, cases[i].name);
+        ck_assert_int_eq(rule_group_interval_ms(g), cases[i].interval_ms);
+        ck_assert_int_eq(rule_group_offset_ms(g), cases[i].offset_ms);
+        int64_t now = 1796300560000;
+        int64_t t = rule_group_next_eval_ms(g, now);
+        ck_assert_int_eq(t % cases[i].interval_ms, cases[i].offset_ms);
+        rule_group_free(g);
+    }
+    rulefile_free(s);
+}
+END_TEST
+
 /* ---- JSON ------------------------------------------------------------------ */
 
 /* Replaces each RFC 3339 time after "lastEvaluation": and each
@@ -868,6 +899,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_restore_outage_tolerance);
     tcase_add_test(tc, test_copy_state);
     tcase_add_test(tc, test_schedule);
+    tcase_add_test(tc, test_schedule_prometheus);
     tcase_add_test(tc, test_json);
     tcase_add_test(tc, test_alert_json);
     suite_add_tcase(s, tc);
