@@ -453,7 +453,7 @@ static void send_alerts(rule_group *g, rule *r, int64_t ts) {
         return;
     notifier_alert *v = malloc(r->nalerts * sizeof *v);
     if (!v) {
-        LOG_ERROR("sending alerts failed", "group=\"%s\" name=\"%s\" err=\"out of memory\"", g->def->name,
+        LOG_ERROR("sending alerts failed", "group=%s name=%s err=\"out of memory\"", g->def->name,
                   r->def->name);
         return;
     }
@@ -474,7 +474,7 @@ static void send_alerts(rule_group *g, rule *r, int64_t ts) {
     pthread_mutex_unlock(&g->mu);
     /* only this thread frees alerts: v stays valid without the mutex */
     if (n && notifier_send(nf, v, n) != 0)
-        LOG_ERROR("sending alerts failed", "group=\"%s\" name=\"%s\" err=\"out of memory\"", g->def->name,
+        LOG_ERROR("sending alerts failed", "group=%s name=%s err=\"out of memory\"", g->def->name,
                   r->def->name);
     free(v);
 }
@@ -533,7 +533,7 @@ static int last_for_state(querier *q, const label *ls, size_t n, int64_t mint, i
     series_set set = {0};
     select_hints h = {.mint = mint, .maxt = maxt};
     if (querier_select(q, ms, nms, &h, &set, &e) != 0) {
-        LOG_ERROR("failed to restore 'for' state", "stage=Select err=\"%s\"", e.msg);
+        LOG_ERROR("failed to restore 'for' state", "stage=Select err=%s", e.msg);
         goto done;
     }
     for (size_t i = 0; i < set.n; i++)
@@ -562,7 +562,7 @@ void alert_restore(rule_group *g, int64_t ts) {
     querier *q = NULL;
     kiln_err e;
     if (storage_querier(g->env->st, mint, ts, &q, &e) != 0) {
-        LOG_ERROR("failed to get querier", "group=\"%s\" err=\"%s\"", g->def->name, e.msg);
+        LOG_ERROR("failed to get querier", "group=%s err=%s", g->def->name, e.msg);
         return;
     }
     for (size_t i = 0; i < g->nrules; i++) {

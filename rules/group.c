@@ -163,8 +163,8 @@ int rules_out_write(rule_group *g, rule *r, int64_t t, int64_t limit, const char
     kiln_err ce = {0};
     if (appender_commit(a, &ce) != 0) {
         free(next);
-        LOG_WARN("rule sample appending failed", "group=\"%s\" name=\"%s\" err=\"%s\"", g->def->name,
-                 r->def->name, ce.msg);
+        LOG_WARN("rule sample appending failed", "group=%s name=%s err=%s", g->def->name, r->def->name,
+                 ce.msg);
         return kiln_err_set(err, KILN_EIO, "%s", ce.msg);
     }
     free(r->prev);
@@ -172,8 +172,8 @@ int rules_out_write(rule_group *g, rule *r, int64_t t, int64_t limit, const char
     r->nprev = nnext;
     g->eval_samples += n;
     if (refused) {
-        LOG_WARN("rule evaluation result discarded", "group=\"%s\" name=\"%s\" samples=%zu err=\"%s\"",
-                 g->def->name, r->def->name, refused, first.msg);
+        LOG_WARN("rule evaluation result discarded", "group=%s name=%s samples=%zu err=%s", g->def->name,
+                 r->def->name, refused, first.msg);
         rules_set_health(g, r, first.msg);
     } else {
         rules_set_health(g, r, NULL);
@@ -379,7 +379,7 @@ static void write_removed_stale(rule_group *g, int64_t t) {
     }
     kiln_err e = {0};
     if (appender_commit(a, &e) != 0) {
-        LOG_WARN("writing stale markers failed", "group=\"%s\" err=\"%s\"", g->def->name, e.msg);
+        LOG_WARN("writing stale markers failed", "group=%s err=%s", g->def->name, e.msg);
         return;
     }
     free(g->stale_refs);
@@ -400,8 +400,8 @@ int rule_group_eval(rule_group *g, int64_t ts_ms) {
         if (rc != 0) {
             failures++;
             if (rc != KILN_ECANCELED)
-                LOG_WARN("evaluating rule failed", "group=\"%s\" name=\"%s\" err=\"%s\"", g->def->name,
-                         r->def->name, err.msg);
+                LOG_WARN("evaluating rule failed", "group=%s name=%s err=%s", g->def->name, r->def->name,
+                         err.msg);
             rules_set_health(g, r, err.msg);
         }
         int64_t t1 = rules_now_ns();
