@@ -91,7 +91,7 @@ $(eval $(call variant,asan,$(ASAN_FLAGS)))
 
 bin/kiln: build/opt/kiln
 	@mkdir -p bin
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 # ---- unit tests (Check), always with sanitizers -------------------------
 

@@ -234,7 +234,8 @@ void remotewrite_free(remotewrite *rw);
  * The /api/v1 query and metadata endpoints: query, query_range,
  * format_query, parse_query, series, labels, label/<name>/values, metadata,
  * query_exemplars, rules, alerts, alertmanagers, status/tsdb and
- * status/walreplay, answered as Prometheus answers them.
+ * status/walreplay, answered as Prometheus answers them; and /federate
+ * (api/federate.c).
  *
  * The daemon registers the routes before the storage is open; until
  * api_v1_set_storage() is called the endpoints that read data answer 503
@@ -278,6 +279,14 @@ typedef struct api_v1_scrape {
 /* Connects the scrape views once scraping runs (any thread; copies s).
  * Until then the targets are empty lists and the metadata empty. */
 KILN_MUST_CHECK int api_v1_set_scrape(api_v1 *a, const api_v1_scrape *s);
+
+/* The external labels (global.external_labels of the running
+ * configuration), sorted, copied into a; 0 or KILN_ENOMEM.  Any thread. */
+struct label;
+typedef int (*api_v1_ext_labels_fn)(void *data, arena *a, struct label **out, size_t *n);
+
+/* Connects the external labels /federate adds (any thread). */
+void api_v1_set_external_labels(api_v1 *a, api_v1_ext_labels_fn fn, void *data);
 
 /* Registers every route above on s (worker routes); borrows a. */
 KILN_MUST_CHECK int api_v1_register(http_server *s, api_v1 *a);

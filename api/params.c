@@ -365,39 +365,40 @@ static int has_nonempty_matcher(const query_selector *sel) {
     return 0;
 }
 
-int v1_match_param(http_req *req, http_resp *resp, v1_match_sets *m, int wrap) {
+int v1_match_parse(http_req *req, v1_match_sets *m, kiln_err *err) {
     const char *vals[V1_MAX_MATCH_SETS];
     m->n = 0;
     size_t n = http_req_params(req, "match[]", vals, V1_MAX_MATCH_SETS);
-    if (n > V1_MAX_MATCH_SETS) {
-        v1_bad_data(resp, "too many match[] parameters (at most %d)", V1_MAX_MATCH_SETS);
-        return -1;
-    }
+    if (n > V1_MAX_MATCH_SETS)
+        return kiln_err_set(err, KILN_EINVAL, "too many match[] parameters (at most %d)", V1_MAX_MATCH_SETS);
     for (size_t i = 0; i < n; i++) {
-        kiln_err err = {0};
-        int rc = match_one(vals[i], &m->sel[m->n], &err);
+        int rc = match_one(vals[i], &m->sel[m->n], err);
         if (rc != 0) {
             query_selector_free(&m->sel[m->n]);
             v1_match_sets_free(m);
-            if (rc != KILN_EINVAL)
-                v1_internal(resp, rc, NULL);
-            else if (wrap)
-                v1_invalid_param(resp, "match[]", &err);
-            else
-                http_resp_json_error(resp, 400, "bad_data", err.msg);
-            return -1;
+            return rc;
         }
         m->n++;
     }
     for (size_t i = 0; i < m->n; i++) {
         if (!has_nonempty_matcher(&m->sel[i])) {
             v1_match_sets_free(m);
-            if (wrap)
-                v1_bad_data(resp, "invalid parameter \"match[]\": %s", EMPTY_MATCHERS);
-            else
-                v1_bad_data(resp, "%s", EMPTY_MATCHERS);
-            return -1;
+            return kiln_err_set(err, KILN_EINVAL, "%s", EMPTY_MATCHERS);
         }
     }
     return 0;
+}
+
+int v1_match_param(http_req *req, http_resp *resp, v1_match_sets *m, int wrap) {
+    kiln_err err = {0};
+    int rc = v1_match_parse(req, m, &err);
+    if (rc == 0)
+        return 0;
+    if (rc != KILN_EINVAL)
+        v1_internal(resp, rc, NULL);
+    else if (wrap && !strstr(err.msg, "too many match[]"))
+        v1_invalid_param(resp, "match[]", &err);
+    else
+        http_resp_json_error(resp, 400, "bad_data", err.msg);
+    return -1;
 }

@@ -35,7 +35,9 @@ struct api_v1 {
     int enable_admin;
     int max_concurrency;
     storage *_Atomic st;
-    api_v1_scrape *_Atomic scrape; /* NULL until scraping runs */
+    api_v1_scrape *_Atomic scrape;           /* NULL until scraping runs */
+    _Atomic api_v1_ext_labels_fn ext_labels; /* NULL: no external labels */
+    void *ext_labels_data;
 };
 
 /* ---- the envelope (v1.c) ------------------------------------------------ */
@@ -111,6 +113,9 @@ typedef struct v1_match_sets {
  * non-empty matcher`.
  */
 KILN_MUST_CHECK int v1_match_param(http_req *req, http_resp *resp, v1_match_sets *m, int wrap);
+/* The same without answering: 0, or KILN_EINVAL with Prometheus' message
+ * (unwrapped) in err, or KILN_ENOMEM. */
+KILN_MUST_CHECK int v1_match_parse(http_req *req, v1_match_sets *m, kiln_err *err);
 void v1_match_sets_free(v1_match_sets *m);
 
 /* ---- routes ------------------------------------------------------------- */
@@ -131,6 +136,7 @@ KILN_MUST_CHECK int v1_register_query(http_server *s, api_v1 *a);    /* query_ap
 KILN_MUST_CHECK int v1_register_metadata(http_server *s, api_v1 *a); /* metadata.c */
 KILN_MUST_CHECK int v1_register_tsdb(http_server *s, api_v1 *a);     /* tsdb_status.c */
 KILN_MUST_CHECK int v1_register_admin(http_server *s, api_v1 *a);    /* admin.c */
+KILN_MUST_CHECK int v1_register_federate(http_server *s, api_v1 *a); /* federate.c */
 
 #define V1_ROUTES(table) (table), sizeof(table) / sizeof((table)[0])
 

@@ -31,15 +31,6 @@
 #include "scrape/parse.h"
 #include "scrape/relabel.h"
 
-/* The stale marker: Prometheus' StaleNaN, a NaN no parsed value can be. */
-static double stale_nan(void) {
-    union {
-        uint64_t u;
-        double d;
-    } x = {.u = 0x7ff0000000000002ULL};
-    return x.d;
-}
-
 /* ---- the series cache ------------------------------------------------- */
 
 /* The entry at the cursor when it is this line (the common case). */

@@ -302,6 +302,18 @@ typedef struct sample {
     double v;
 } sample;
 
+/* Prometheus' stale marker: the NaN with these bits, appended when a series
+ * ends (a target or a rule's output is gone); a query treats the series as
+ * absent from that point. */
+#define STALE_NAN_BITS 0x7ff0000000000002ULL
+
+static inline int value_is_stale(double v) {
+    return double_to_bits(v) == STALE_NAN_BITS;
+}
+static inline double stale_nan(void) {
+    return double_from_bits(STALE_NAN_BITS);
+}
+
 typedef struct series {
     label *ls;
     size_t nls;

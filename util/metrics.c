@@ -240,7 +240,7 @@ void metric_hist_read(metric_child *c, uint64_t *count, double *sum) {
     *sum = c ? double_from_bits(atomic_load(&c->value)) : 0;
 }
 
-static void write_escaped(buf *out, const char *s, int is_help) {
+void metrics_write_escaped(buf *out, const char *s, int is_help) {
     for (; *s; s++) {
         if (*s == '\\')
             buf_puts(out, "\\\\");
@@ -262,7 +262,7 @@ static void write_labels(buf *out, metric *m, metric_child *c, const char *extra
         if (i)
             buf_putc(out, ',');
         buf_printf(out, "%s=\"", m->labelnames[i]);
-        write_escaped(out, c->values[i], 0);
+        metrics_write_escaped(out, c->values[i], 0);
         buf_putc(out, '"');
     }
     if (extra_name)
@@ -283,7 +283,7 @@ int metrics_write_text(buf *out) {
     pthread_mutex_lock(&registry_mu);
     for (metric *m = registry_head; m; m = m->next) {
         buf_printf(out, "# HELP %s ", m->name);
-        write_escaped(out, m->help, 1);
+        metrics_write_escaped(out, m->help, 1);
         buf_printf(out, "\n# TYPE %s %s\n", m->name, type_names[m->type]);
         if (m->fn) {
             buf_puts(out, m->name);

@@ -369,6 +369,10 @@ double metric_value(metric_child *c);           /* counters and gauges: current 
 /* Histogram: count and sum. */
 void metric_hist_read(metric_child *c, uint64_t *count, double *sum);
 
+/* Appends s escaped for the text exposition format: `\\` and `\n`, and `"`
+ * too in a label value (is_help 0); HELP text keeps its quotes. */
+void metrics_write_escaped(buf *out, const char *s, int is_help);
+
 /* Writes every family in the text exposition format 0.0.4. */
 KILN_MUST_CHECK int metrics_write_text(buf *out);
 /* Frees every family (at exit, so leak checks stay quiet). */

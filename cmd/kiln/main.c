@@ -382,6 +382,29 @@ static int kiln_config_yaml(void *p, buf *out) {
     return rc;
 }
 
+/* The running configuration's external labels, for /federate. */
+static int kiln_external_labels(void *p, arena *a, label **out, size_t *n) {
+    kiln *k = p;
+    int rc = 0;
+    pthread_mutex_lock(&k->cfg_mu);
+    const config_global *g = &k->cfg->global;
+    label *v = g->nexternal_labels ? arena_alloc(a, g->nexternal_labels * sizeof *v) : NULL;
+    for (size_t i = 0; v && i < g->nexternal_labels; i++) {
+        v[i].name = arena_strndup(a, g->external_labels[i].name, strlen(g->external_labels[i].name));
+        v[i].value = arena_strndup(a, g->external_labels[i].value, strlen(g->external_labels[i].value));
+        if (!v[i].name || !v[i].value)
+            rc = KILN_ENOMEM;
+    }
+    if (g->nexternal_labels && !v)
+        rc = KILN_ENOMEM;
+    *n = v ? g->nexternal_labels : 0;
+    pthread_mutex_unlock(&k->cfg_mu);
+    *out = v;
+    if (rc == 0 && *n)
+        labels_sort(v, *n);
+    return rc;
+}
+
 static void iso_time(int64_t ms, char *out, size_t n) {
     time_t s = (time_t)(ms / 1000);
     struct tm tm;
@@ -568,6 +591,7 @@ static void startup_done(uv_work_t *w, int status) {
     if (remotewrite_new(k->st, &ro, &rw, &rerr) != 0)
         LOG_ERROR("remote-write receiver unavailable", "err=%s", rerr.msg);
     atomic_store(&k->rw, rw);
+    api_v1_set_external_labels(k->qapi, kiln_external_labels, k);
     api_v1_set_storage(k->qapi, k->st);
     if (atomic_load(&k->stopping))
         return;
