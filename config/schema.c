@@ -9,13 +9,10 @@
  * defined leaves first; the document (schema_config) comes last.
  *
  * Keys flagged SCHEMA_UNUSED are parsed and validated, but nothing in kiln
- * acts on them: kiln evaluates no rules (rule_files,
- * global.evaluation_interval, global.rule_query_offset), sends no alerts
- * (alerting), has no remote-write or remote-read client (remote_write,
- * remote_read), keeps no query log (global.query_log_file), attaches
- * external labels nowhere (global.external_labels; they are for
- * federation, remote write and alerts), and the scraper does not pass a
- * TLS server name or minimum version to its HTTP client.  A load lists the
+ * acts on them: kiln has no remote-write or remote-read client
+ * (remote_write, remote_read), keeps no query log (global.query_log_file),
+ * and the scraper does not pass a TLS server name or minimum version to its
+ * HTTP client.  A load lists the
  * ones a document sets so that kiln warns about them.
  *
  * Called by decode.c (hooks and checks, on the loading thread), and by
@@ -562,12 +559,11 @@ static const schema_key global_keys[] = {
     {"scrape_interval", SCHEMA_DURATION, FIELD(config_global, scrape_interval_ms)},
     {"scrape_timeout", SCHEMA_DURATION, FIELD(config_global, scrape_timeout_ms)},
     {"scrape_protocols", SCHEMA_STRINGS, ARRAY(config_global, scrape_protocols), .check = check_protocols},
-    {"evaluation_interval", SCHEMA_DURATION, FIELD(config_global, evaluation_interval_ms),
-     .flags = SCHEMA_UNUSED},
+    {"evaluation_interval", SCHEMA_DURATION, FIELD(config_global, evaluation_interval_ms)},
     {"rule_query_offset", SCHEMA_DURATION, FIELD(config_global, rule_query_offset_ms),
-     .flags = SCHEMA_OMIT_ZERO | SCHEMA_UNUSED},
-    {"external_labels", SCHEMA_LABELS, ARRAY(config_global, external_labels),
-     .flags = SCHEMA_NAMES | SCHEMA_UNUSED, .check = check_external_labels},
+     .flags = SCHEMA_OMIT_ZERO},
+    {"external_labels", SCHEMA_LABELS, ARRAY(config_global, external_labels), .flags = SCHEMA_NAMES,
+     .check = check_external_labels},
     {"query_log_file", SCHEMA_STRING, FIELD(config_global, query_log_file),
      .flags = SCHEMA_EMPTY_NULL | SCHEMA_UNUSED},
     {"body_size_limit", SCHEMA_SIZE, FIELD(config_global, body_size_limit), .flags = SCHEMA_OMIT_ZERO},
@@ -866,9 +862,8 @@ static int check_rule_files(dec *d, const ynode *v, void *field, size_t n) {
 static const schema_key config_keys[] = {
     /* first: decoded by config_init before everything else */
     {"global", SCHEMA_MAP, FIELD(config, global), .flags = SCHEMA_FIRST | SCHEMA_ALWAYS, .sub = &global_sec},
-    {"alerting", SCHEMA_MAP, FIELD(config, alerting), .flags = SCHEMA_UNUSED, .sub = &alerting_sec},
-    {"rule_files", SCHEMA_STRINGS, ARRAY(config, rule_files), .flags = SCHEMA_UNUSED,
-     .check = check_rule_files},
+    {"alerting", SCHEMA_MAP, FIELD(config, alerting), .sub = &alerting_sec},
+    {"rule_files", SCHEMA_STRINGS, ARRAY(config, rule_files), .check = check_rule_files},
     {"scrape_configs", SCHEMA_LIST, ARRAY(config, scrape_configs), .sub = &schema_scrape},
     {"remote_write", SCHEMA_LIST, ARRAY(config, remote_write), .flags = SCHEMA_UNUSED,
      .sub = &remote_write_sec},

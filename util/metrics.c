@@ -209,6 +209,27 @@ metric_child *metric_default(metric *m) {
     return metric_with(m, NULL);
 }
 
+void metric_remove(metric_child *c) {
+    if (!c)
+        return;
+    metric *m = c->family;
+    pthread_mutex_lock(&m->mu);
+    metric_child **pp = &m->children, *prev = NULL;
+    while (*pp && *pp != c) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = c->next;
+        if (m->tail == c)
+            m->tail = prev;
+    }
+    pthread_mutex_unlock(&m->mu);
+    free_strv(c->values, m->nlabels);
+    free(c->buckets);
+    free(c);
+}
+
 void metric_add(metric_child *c, double v) {
     if (c)
         atomic_add_double(&c->value, v);

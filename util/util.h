@@ -340,7 +340,8 @@ int metric_name_valid(const char *s, size_t n);
 /*
  * A metric family is registered once (at start, from any subsystem) and
  * lives until metrics_shutdown().  Children are the label-value
- * combinations; they are created on first use and never removed.  All
+ * combinations; they are created on first use and live until removed with
+ * metric_remove (a rule group that goes away) or until shutdown.  All
  * updates are lock-free atomics except creating a child.  The registry is
  * process-wide state by nature (like the process itself), so it is the one
  * global outside main.c; see docs/architecture.md.
@@ -362,6 +363,9 @@ metric *metric_new_func(int type, const char *name, const char *help, double (*f
 metric_child *metric_with(metric *m, const char *const *values);
 /* The only child of an unlabelled family. */
 metric_child *metric_default(metric *m);
+/* Removes c from its family and frees it; the caller guarantees that no
+ * other thread still uses c.  NULL is fine. */
+void metric_remove(metric_child *c);
 void metric_add(metric_child *c, double v);     /* counters and gauges */
 void metric_set(metric_child *c, double v);     /* gauges */
 void metric_observe(metric_child *c, double v); /* histograms */

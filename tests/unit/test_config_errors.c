@@ -129,12 +129,9 @@ START_TEST(test_unused_keys) {
         const char *path;
         int line, col;
     } want[] = {
-        {"global.evaluation_interval", 3, 3},
-        {"global.external_labels", 4, 3},
-        {"rule_files", 5, 1},
         {"scrape_configs[].tls_config.server_name", 8, 18},
         {"scrape_configs[].tls_config.min_version", 10, 34},
-        {"alerting", 11, 1},
+        {"alerting.alertmanagers[].tls_config.server_name", 13, 20},
         {"remote_write", 14, 1},
     };
     config *c = load_ok("global:\n"
@@ -173,16 +170,15 @@ START_TEST(test_unused_keys) {
     close(fd);
     unlink(path);
     ck_assert_msg(strstr(text, "level=warn") &&
-                      strstr(text, "msg=\"configuration key is parsed but not acted on\" key=rule_files "
-                                   "at=kiln.yml:5:1") &&
+                      strstr(text, "msg=\"configuration key is parsed but not acted on\" key=remote_write "
+                                   "at=kiln.yml:14:1") &&
                       strstr(text, "key=scrape_configs[].tls_config.server_name at=kiln.yml:8:18"),
                   "%s", text);
     config_free(c);
 
-    /* the embedded default sets one */
+    /* the embedded default sets none (rules, alerting and external labels are acted on) */
     c = load_ok(config_default_yaml());
-    ck_assert_uint_eq(c->nunused_keys, 1);
-    ck_assert_str_eq(c->unused_keys[0].path, "global.evaluation_interval");
+    ck_assert_uint_eq(c->nunused_keys, 0);
     config_free(c);
 
     /* none: keys kiln acts on, and unused keys left empty or null */
