@@ -288,6 +288,13 @@ typedef int (*api_v1_ext_labels_fn)(void *data, arena *a, struct label **out, si
 /* Connects the external labels /federate adds (any thread). */
 void api_v1_set_external_labels(api_v1 *a, api_v1_ext_labels_fn fn, void *data);
 
+/* Connects /api/v1/rules, /api/v1/alerts and /api/v1/alertmanagers to the
+ * rule manager once it runs (any thread); NULL disconnects them (their empty
+ * answers again).  Borrows rm: it must outlive the handlers' use, i.e. be
+ * freed after the HTTP server stopped. */
+struct rules_manager;
+void api_v1_set_rules(api_v1 *a, struct rules_manager *rm);
+
 /* Registers every route above on s (worker routes); borrows a. */
 KILN_MUST_CHECK int api_v1_register(http_server *s, api_v1 *a);
 

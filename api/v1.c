@@ -1,22 +1,25 @@
 /*
  * v1.c - the /api/v1 query and metadata API as a whole: its context
- * (api_v1_new, the storage and scrape views set once they run), the answer
- * envelope every handler writes (see v1.h), the route table, and the
- * endpoints with nothing to report yet (rules, alerts, alertmanagers,
- * walreplay).  The other handlers live by subject, each file with its
+ * (api_v1_new, the storage, scrape and rule views set once they run), the
+ * answer envelope every handler writes (see v1.h), the route table, the
+ * rule manager's endpoints (rules, alerts, alertmanagers: empty answers
+ * until it runs) and walreplay.  The other handlers live by subject, each file with its
  * route table, in query_api.c, metadata.c, tsdb_status.c and admin.c;
  * their parameters are parsed in params.c.
  *
- * Called by cmd/kiln/main.c (new, set_storage, set_scrape, register, free)
- * and by the handlers.  Threading: as v1.h says, handlers on worker threads;
- * api_v1_set_storage and api_v1_set_scrape from any thread.
+ * Called by cmd/kiln/main.c (new, set_storage, set_scrape, set_rules,
+ * register, free) and by the handlers.  Threading: as v1.h says, handlers on
+ * worker threads; api_v1_set_storage, api_v1_set_scrape and
+ * api_v1_set_rules from any thread.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/v1.h"
+#include "rules/rules.h"
 
 /* ---- options and context --------------------------------------------- */
 
@@ -63,6 +66,10 @@ int api_v1_set_scrape(api_v1 *a, const api_v1_scrape *s) {
     *c = *s;
     free(atomic_exchange(&a->scrape, c)); /* set once at start-up: no reader holds the old one */
     return 0;
+}
+
+void api_v1_set_rules(api_v1 *a, rules_manager *rm) {
+    atomic_store(&a->rules, rm);
 }
 
 /* ---- the envelope ------------------------------------------------------- */
@@ -138,7 +145,7 @@ int v1_open_querier(http_resp *resp, storage *st, int64_t mint, int64_t maxt, qu
     return 0;
 }
 
-/* ---- endpoints with nothing to report yet ----------------------------- */
+/* ---- the WAL replay's progress ------------------------------------------ */
 
 static void h_walreplay(http_req *req, http_resp *resp, void *data) {
     api_v1 *a = data;
@@ -151,22 +158,108 @@ static void h_walreplay(http_req *req, http_resp *resp, void *data) {
         http_resp_json_success(resp, waiting, sizeof waiting - 1);
 }
 
+/* ---- the rule manager's views ------------------------------------------ */
+
+/* All values of a repeated parameter (rule_name[], ...) in *vals (malloc'd,
+ * NULL when none); the count, or -1 when out of memory. */
+static long multi_param(http_req *req, const char *name, const char ***vals) {
+    size_t n = http_req_params(req, name, NULL, 0);
+    *vals = NULL;
+    if (n == 0)
+        return 0;
+    if (!(*vals = malloc(n * sizeof **vals)))
+        return -1;
+    return (long)http_req_params(req, name, *vals, n);
+}
+
+/* Go's strconv.ParseBool of the lowercased value: 1, 0 or -1 (invalid). */
+static int parse_bool(const char *v) {
+    static const char *const t[] = {"1", "t", "true"}, *const f[] = {"0", "f", "false"};
+    char low[8];
+    size_t n = strlen(v);
+    if (n >= sizeof low)
+        return -1;
+    for (size_t i = 0; i <= n; i++)
+        low[i] = (char)tolower((unsigned char)v[i]);
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(low, t[i]) == 0)
+            return 1;
+        if (strcmp(low, f[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 static void h_rules(http_req *req, http_resp *resp, void *data) {
-    (void)req, (void)data;
-    static const char none[] = "{\"groups\":[]}";
-    http_resp_json_success(resp, none, sizeof none - 1);
+    api_v1 *a = data;
+    rules_manager *rm = atomic_load(&a->rules);
+    rules_filter f = {0};
+    const char *type = v1_param(req, "type");
+    if (!strcmp(type, "alert"))
+        f.type = RULEFILE_ALERT;
+    else if (!strcmp(type, "record"))
+        f.type = RULEFILE_RECORD;
+    else if (*type) {
+        v1_bad_data(resp, "invalid parameter \"type\": not supported value \"%s\"", type);
+        return;
+    }
+    const char *ex = v1_param(req, "exclude_alerts");
+    if (*ex && (f.exclude_alerts = parse_bool(ex)) < 0) {
+        v1_bad_data(
+            resp,
+            "invalid parameter \"exclude_alerts\": error converting exclude_alerts: strconv.ParseBool: "
+            "parsing \"%s\": invalid syntax",
+            ex);
+        return;
+    }
+    if (!rm) {
+        static const char none[] = "{\"groups\":[]}";
+        http_resp_json_success(resp, none, sizeof none - 1);
+        return;
+    }
+    const char **names = NULL, **groups = NULL, **files = NULL;
+    long nn = multi_param(req, "rule_name[]", &names), ng = multi_param(req, "rule_group[]", &groups),
+         nf = multi_param(req, "file[]", &files);
+    buf b = BUF_INIT;
+    int rc = KILN_ENOMEM;
+    if (nn >= 0 && ng >= 0 && nf >= 0) {
+        f.rule_names = names, f.nrule_names = (size_t)nn;
+        f.rule_groups = groups, f.nrule_groups = (size_t)ng;
+        f.files = files, f.nfiles = (size_t)nf;
+        rc = rules_manager_rules_json(rm, &f, &b);
+    }
+    free(names);
+    free(groups);
+    free(files);
+    v1_send_buf(resp, &b, rc);
 }
 
 static void h_alerts(http_req *req, http_resp *resp, void *data) {
-    (void)req, (void)data;
-    static const char none[] = "{\"alerts\":[]}";
-    http_resp_json_success(resp, none, sizeof none - 1);
+    api_v1 *a = data;
+    rules_manager *rm = atomic_load(&a->rules);
+    (void)req;
+    if (!rm) {
+        static const char none[] = "{\"alerts\":[]}";
+        http_resp_json_success(resp, none, sizeof none - 1);
+        return;
+    }
+    buf b = BUF_INIT;
+    int rc = rules_manager_alerts_json(rm, &b);
+    v1_send_buf(resp, &b, rc);
 }
 
 static void h_alertmanagers(http_req *req, http_resp *resp, void *data) {
-    (void)req, (void)data;
-    static const char none[] = "{\"activeAlertmanagers\":[],\"droppedAlertmanagers\":[]}";
-    http_resp_json_success(resp, none, sizeof none - 1);
+    api_v1 *a = data;
+    rules_manager *rm = atomic_load(&a->rules);
+    (void)req;
+    if (!rm) {
+        static const char none[] = "{\"activeAlertmanagers\":[],\"droppedAlertmanagers\":[]}";
+        http_resp_json_success(resp, none, sizeof none - 1);
+        return;
+    }
+    buf b = BUF_INIT;
+    int rc = rules_manager_alertmanagers_json(rm, &b);
+    v1_send_buf(resp, &b, rc);
 }
 
 /* ---- registration ----------------------------------------------------- */

@@ -19,7 +19,7 @@
  *
  * Threading: the handlers run on libuv's worker threads, any number at
  * once.  The api_v1 context is read-only after api_v1_new except for the
- * storage and scrape pointers, which are atomic.
+ * storage, scrape and rules pointers, which are atomic.
  */
 #ifndef KILN_API_V1_H
 #define KILN_API_V1_H
@@ -38,6 +38,7 @@ struct api_v1 {
     api_v1_scrape *_Atomic scrape;           /* NULL until scraping runs */
     _Atomic api_v1_ext_labels_fn ext_labels; /* NULL: no external labels */
     void *ext_labels_data;
+    struct rules_manager *_Atomic rules; /* NULL until the rule manager runs */
 };
 
 /* ---- the envelope (v1.c) ------------------------------------------------ */

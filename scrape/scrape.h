@@ -77,4 +77,9 @@ KILN_MUST_CHECK int scrape_targets_metadata_json(scrape_manager *m, const matche
 KILN_MUST_CHECK int scrape_metadata_json(scrape_manager *m, const char *name, long limit,
                                          long limit_per_metric, buf *out);
 
+/* Prometheus' relabeling of a label set (relabel.c, see relabel.h): the
+ * daemon hands it to the rule manager for alert and Alertmanager relabeling. */
+KILN_MUST_CHECK int relabel_process(const config_relabel *steps, size_t nsteps, const label *ls, size_t n,
+                                    arena *a, label **out, size_t *nout);
+
 #endif

@@ -26,6 +26,7 @@
 #include "api/api.h"
 #include "config/config.h"
 #include "query/query.h"
+#include "rules/rules.h"
 #include "scrape/scrape.h"
 #include "storage/storage.h"
 #include "util/util.h"
@@ -65,6 +66,11 @@ enum {
     F_QUERY_TIMEOUT,
     F_QUERY_MAX_SAMPLES,
     F_QUERY_CONCURRENCY,
+    F_EXTERNAL_URL,
+    F_FOR_OUTAGE,
+    F_FOR_GRACE,
+    F_RESEND_DELAY,
+    F_AM_QUEUE,
     F_LOG_LEVEL,
     F_LOG_FORMAT,
     F_COUNT
@@ -118,6 +124,21 @@ static flag flags[F_COUNT] = {
                              "Maximum number of samples a single query can load into memory.", NULL},
     [F_QUERY_CONCURRENCY] = {"query.max-concurrency", FLAG_INT, "20",
                              "Maximum number of queries executed concurrently.", NULL},
+    [F_EXTERNAL_URL] =
+        {"web.external-url", FLAG_STRING, "",
+         "The URL under which kiln is externally reachable: alerts' generatorURL and templates' "
+         "externalURL (default: http://<hostname>:<port of --web.listen-address>/).",
+         NULL},
+    [F_FOR_OUTAGE] = {"rules.alert.for-outage-tolerance", FLAG_DURATION, "1h",
+                      "Max time to tolerate kiln outage for restoring \"for\" state of alert.", NULL},
+    [F_FOR_GRACE] = {"rules.alert.for-grace-period", FLAG_DURATION, "10m",
+                     "Minimum duration between alert and restored \"for\" state. This is maintained only for "
+                     "alerts with configured \"for\" time greater than grace period.",
+                     NULL},
+    [F_RESEND_DELAY] = {"rules.alert.resend-delay", FLAG_DURATION, "1m",
+                        "Minimum amount of time to wait before resending an alert to Alertmanager.", NULL},
+    [F_AM_QUEUE] = {"alertmanager.notification-queue-capacity", FLAG_INT, "10000",
+                    "The capacity of the queue for pending Alertmanager notifications.", NULL},
     [F_LOG_LEVEL] = {"log.level", FLAG_STRING, "info",
                      "Only log messages with the given severity or above: "
                      "debug, info, warn, error.",
@@ -135,7 +156,10 @@ static void usage(FILE *out) {
     for (int i = 0; i < F_COUNT; i++) {
         char name[64];
         snprintf(name, sizeof name, "--%s%s", flags[i].name, flags[i].kind == FLAG_BOOL ? "" : "=VALUE");
-        fprintf(out, "  %-40s %s (default: %s)\n", name, flags[i].help, flags[i].def);
+        if (*flags[i].def)
+            fprintf(out, "  %-40s %s (default: %s)\n", name, flags[i].help, flags[i].def);
+        else
+            fprintf(out, "  %-40s %s\n", name, flags[i].help);
     }
 }
 
@@ -306,6 +330,9 @@ typedef struct kiln {
     remotewrite *_Atomic rw;        /* set once st is open */
     api_v1 *qapi;                   /* the /api/v1 query and metadata handlers */
     scrape_manager *_Atomic scrape; /* set once st is open (loop thread) */
+    rules_manager *_Atomic rules;   /* set once st is open (loop thread) */
+    rulefile_set *rules_pending;    /* the start-up configuration's rules, until the manager takes them */
+    char external_url[1024];        /* --web.external-url, or Prometheus' default */
     uv_timer_t housekeeping_timer;  /* housekeeping on a worker every second */
     uv_work_t housekeeping_work;
     int housekeeping_running, housekeeping_timer_on;
@@ -335,13 +362,27 @@ static int kiln_reload(void *p, kiln_err *err) {
     config *c = NULL;
     int from_file = 0;
     const char *path = flags[F_CONFIG].value;
+    rulefile_set *rs = NULL;
     int rc = load_config(path, &c, &from_file, err);
+    /* the rules are checked before anything is swapped: a bad rule file
+     * keeps the old configuration and rules, as a bad configuration does */
+    if (rc == 0 && (rc = rules_load(c, &rs, err)) != 0) {
+        config_free(c);
+        c = NULL;
+    }
     pthread_mutex_lock(&k->cfg_mu);
     if (rc == 0) {
         config *old = k->cfg;
         scrape_manager *sm = atomic_load(&k->scrape);
         if (sm)
             scrape_manager_apply(sm, c);
+        rules_manager *rm = atomic_load(&k->rules);
+        kiln_err rerr = {0};
+        if (rm && rules_manager_apply(rm, c, rs, &rerr) != 0)
+            LOG_ERROR("Applying the rules and the alerting section failed; the previous ones stay",
+                      "err=\"%s\"", rerr.msg);
+        else if (!rm) /* the manager starts with the configuration in force then */
+            rulefile_free(rs);
         k->cfg = c;
         k->cfg_from_file = from_file;
         k->cfg_time_ms = time_now_ms();
@@ -432,6 +473,29 @@ static int kiln_runtime_info(void *p, buf *b) {
                ok ? "true" : "false", last, sysconf(_SC_NPROCESSORS_ONLN));
     json_str(b, flags[F_RETENTION_TIME].value);
     return b->data ? 0 : KILN_ENOMEM;
+}
+
+/* Prometheus' external URL: --web.external-url, or http://<hostname>:<port of
+ * the listen address>/ when empty; the path's trailing slashes cut. */
+KILN_MUST_CHECK static int external_url(const char *given, const char *listen, char *out, size_t n,
+                                        kiln_err *err) {
+    char host[256] = "localhost";
+    if (!*given) {
+        const char *colon = strrchr(listen, ':');
+        if (gethostname(host, sizeof host - 1) != 0)
+            strcpy(host, "localhost");
+        snprintf(out, n, "http://%s:%s/", host, colon ? colon + 1 : "9090");
+    } else if ((size_t)snprintf(out, n, "%s", given) >= n) {
+        return kiln_err_set(err, KILN_EINVAL, "flag --web.external-url: too long");
+    }
+    size_t len = strlen(out);
+    if (len && (out[0] == '"' || out[0] == '\'' || out[len - 1] == '"' || out[len - 1] == '\''))
+        return kiln_err_set(err, KILN_EINVAL, "URL must not begin or end with quotes");
+    const char *sep = strstr(out, "://");
+    char *path = strchr(sep ? sep + 3 : out, '/');
+    while (path && len > (size_t)(path - out) && out[len - 1] == '/')
+        out[--len] = '\0';
+    return 0;
 }
 
 /* ---- data directory ------------------------------------------------------ */
@@ -544,6 +608,43 @@ static void start_scraping(kiln *k) {
     pthread_mutex_unlock(&k->cfg_mu);
 }
 
+/* Starts the rule manager with the current configuration and the rules
+ * loaded with it (loop thread). */
+static void start_rules(kiln *k) {
+    rules_options o = rules_options_default();
+    o.engine.lookback_delta_ms = flag_ms(F_LOOKBACK);
+    o.engine.timeout_ms = flag_ms(F_QUERY_TIMEOUT);
+    o.engine.max_samples = (size_t)flag_int(F_QUERY_MAX_SAMPLES);
+    o.outage_tolerance_ms = flag_ms(F_FOR_OUTAGE);
+    o.for_grace_period_ms = flag_ms(F_FOR_GRACE);
+    o.resend_delay_ms = flag_ms(F_RESEND_DELAY);
+    o.queue_capacity = (size_t)flag_int(F_AM_QUEUE);
+    o.external_url = k->external_url;
+    o.relabel = relabel_process;
+    rules_manager *rm = NULL;
+    kiln_err err = {0};
+    if (rules_manager_new(k->st, &o, &rm, &err) != 0) {
+        LOG_ERROR("rule evaluation unavailable", "err=\"%s\"", err.msg);
+        return;
+    }
+    pthread_mutex_lock(&k->cfg_mu);
+    rulefile_set *rs = k->rules_pending;
+    k->rules_pending = NULL;
+    if (!rs && rules_load(k->cfg, &rs, &err) != 0) /* not reached: a reload loaded them */
+        rs = NULL;
+    int rc = rs ? rules_manager_apply(rm, k->cfg, rs, &err) : KILN_EINVAL;
+    if (rc == 0)
+        atomic_store(&k->rules, rm);
+    pthread_mutex_unlock(&k->cfg_mu);
+    if (rc != 0 || rules_manager_run(rm) != 0) {
+        LOG_ERROR("rule evaluation unavailable", "err=\"%s\"", err.msg);
+        atomic_store(&k->rules, NULL);
+        rules_manager_free(rm);
+        return;
+    }
+    api_v1_set_rules(k->qapi, rm);
+}
+
 /* Opens the storage (replaying the WAL) on a worker thread. */
 static void startup_work(uv_work_t *w) {
     kiln *k = w->data;
@@ -596,6 +697,7 @@ static void startup_done(uv_work_t *w, int status) {
     if (atomic_load(&k->stopping))
         return;
     start_scraping(k);
+    start_rules(k);
     uv_timer_init(&k->loop, &k->housekeeping_timer);
     k->housekeeping_timer.data = k;
     k->housekeeping_timer_on = 1;
@@ -788,6 +890,16 @@ int main(int argc, char **argv) {
              k.cfg_from_file ? flags[F_CONFIG].value : "<embedded default>");
     if (k.cfg_from_file)
         config_log_unused(k.cfg);
+    /* a bad rule file at start is a start-up error, as in Prometheus */
+    if (rules_load(k.cfg, &k.rules_pending, &err) != 0) {
+        LOG_ERROR("Error loading rule files", "err=\"%s\"", err.msg);
+        goto out;
+    }
+    if (external_url(flags[F_EXTERNAL_URL].value, flags[F_LISTEN].value, k.external_url,
+                     sizeof k.external_url, &err) != 0) {
+        LOG_ERROR("parse external URL", "err=\"%s\"", err.msg);
+        goto out;
+    }
 
     if (lock_data_dir(&k, flags[F_TSDB_PATH].value, &err) != 0) {
         LOG_ERROR("Opening storage failed", "err=%s", err.msg);
@@ -854,6 +966,9 @@ int main(int argc, char **argv) {
     k.exit_code = 0;
     uv_run(&k.loop, UV_RUN_DEFAULT);
     scrape_manager_free(atomic_load(&k.scrape));
+    /* the rules stop before the storage closes: an evaluation in progress finishes */
+    api_v1_set_rules(k.qapi, NULL);
+    rules_manager_free(atomic_exchange(&k.rules, NULL));
     remotewrite_free(atomic_load(&k.rw));
     if (k.st) {
         kiln_err cerr = {0};
@@ -882,6 +997,7 @@ close_loop:
         LOG_WARN("event loop closed with handles open", NULL);
 out:
     unlock_data_dir(&k);
+    rulefile_free(k.rules_pending);
     config_free(k.cfg);
     metrics_shutdown();
     pthread_mutex_destroy(&k.cfg_mu);
