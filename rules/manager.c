@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rules/group.h"
 #include "rules/rules_int.h"
 #include "rules/template.h"
 
@@ -125,7 +126,7 @@ struct rules_manager {
     char *external_url;
     notifier *notify;
     metric *fam[GM_COUNT];
-    metric_child *group_duration;
+    metric_child *group_duration, *rule_duration;
 
     pthread_mutex_t mu;
     pthread_cond_t sched_cv; /* the scheduler: the slots or the flags changed */
@@ -335,7 +336,7 @@ static void slot_eval(rules_manager *m, mgr_slot *s, int64_t ts) {
     int rc = rule_group_eval(s->g, ts);
     double dur = time_mono_sec() - t0;
     if (rc != 0)
-        LOG_WARN("Rule group evaluation failed", "group=%s err=\"%s\"", s->key, kiln_strerror(rc));
+        LOG_WARN("Rule group evaluation failed", "group=%s err=%s", s->key, kiln_strerror(rc));
     metric_add(s->c[GM_ITERATIONS], 1);
     metric_set(s->c[GM_LAST_DURATION], dur);
     metric_set(s->c[GM_LAST_EVAL], (double)ts / 1000.0);
@@ -348,6 +349,11 @@ static void slot_eval(rules_manager *m, mgr_slot *s, int64_t ts) {
         metric_add(s->c[GM_FAILURES], (double)(st.failures - s->seen_failures));
     s->seen_evals = st.evaluations;
     s->seen_failures = st.failures;
+    /* each rule's time, as Prometheus' prometheus_rule_evaluation_duration_seconds */
+    pthread_mutex_lock(&s->g->mu);
+    for (size_t i = 0; i < s->g->nrules; i++)
+        metric_observe(m->rule_duration, (double)s->g->rules[i].eval_ns / 1e9);
+    pthread_mutex_unlock(&s->g->mu);
 }
 
 /* Writes the stale markers of a removed group (no lock held, s running);
@@ -439,7 +445,10 @@ static int register_metrics(rules_manager *m) {
     metric *gd = metric_new(METRIC_HISTOGRAM, "kiln_rule_group_duration_seconds",
                             "The duration of rule group evaluations.", NULL, METRIC_DEFAULT_BUCKETS,
                             METRIC_DEFAULT_NBUCKETS);
-    if (!gd || !(m->group_duration = metric_default(gd)))
+    metric *rd = metric_new(METRIC_HISTOGRAM, "kiln_rule_evaluation_duration_seconds",
+                            "The duration for a rule to execute.", NULL, METRIC_DEFAULT_BUCKETS,
+                            METRIC_DEFAULT_NBUCKETS);
+    if (!gd || !rd || !(m->group_duration = metric_default(gd)) || !(m->rule_duration = metric_default(rd)))
         return KILN_ENOMEM;
     return 0;
 }

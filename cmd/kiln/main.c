@@ -379,15 +379,17 @@ static int kiln_reload(void *p, kiln_err *err) {
         rules_manager *rm = atomic_load(&k->rules);
         kiln_err rerr = {0};
         if (rm && rules_manager_apply(rm, c, rs, &rerr) != 0)
-            LOG_ERROR("Applying the rules and the alerting section failed; the previous ones stay",
-                      "err=\"%s\"", rerr.msg);
-        else if (!rm) /* the manager starts with the configuration in force then */
-            rulefile_free(rs);
+            LOG_ERROR("Applying the rules and the alerting section failed; the previous ones stay", "err=%s",
+                      rerr.msg);
+        else if (!rm) { /* not started yet: it starts with this configuration's rules */
+            rulefile_free(k->rules_pending);
+            k->rules_pending = rs;
+        }
         k->cfg = c;
         k->cfg_from_file = from_file;
         k->cfg_time_ms = time_now_ms();
         k->cfg_last_ok = 1;
-        if (from_file) /* the embedded default's evaluation_interval is kiln's, not the user's */
+        if (from_file) /* the warnings are about the user's file */
             config_log_unused(c);
         config_free(old);
     } else {
@@ -624,7 +626,7 @@ static void start_rules(kiln *k) {
     rules_manager *rm = NULL;
     kiln_err err = {0};
     if (rules_manager_new(k->st, &o, &rm, &err) != 0) {
-        LOG_ERROR("rule evaluation unavailable", "err=\"%s\"", err.msg);
+        LOG_ERROR("rule evaluation unavailable", "err=%s", err.msg);
         return;
     }
     pthread_mutex_lock(&k->cfg_mu);
@@ -637,7 +639,7 @@ static void start_rules(kiln *k) {
         atomic_store(&k->rules, rm);
     pthread_mutex_unlock(&k->cfg_mu);
     if (rc != 0 || rules_manager_run(rm) != 0) {
-        LOG_ERROR("rule evaluation unavailable", "err=\"%s\"", err.msg);
+        LOG_ERROR("rule evaluation unavailable", "err=%s", err.msg);
         atomic_store(&k->rules, NULL);
         rules_manager_free(rm);
         return;
@@ -892,12 +894,12 @@ int main(int argc, char **argv) {
         config_log_unused(k.cfg);
     /* a bad rule file at start is a start-up error, as in Prometheus */
     if (rules_load(k.cfg, &k.rules_pending, &err) != 0) {
-        LOG_ERROR("Error loading rule files", "err=\"%s\"", err.msg);
+        LOG_ERROR("Error loading rule files", "err=%s", err.msg);
         goto out;
     }
     if (external_url(flags[F_EXTERNAL_URL].value, flags[F_LISTEN].value, k.external_url,
                      sizeof k.external_url, &err) != 0) {
-        LOG_ERROR("parse external URL", "err=\"%s\"", err.msg);
+        LOG_ERROR("parse external URL", "err=%s", err.msg);
         goto out;
     }
 
