@@ -234,32 +234,28 @@ static void h_rules(http_req *req, http_resp *resp, void *data) {
     v1_send_buf(resp, &b, rc);
 }
 
-static void h_alerts(http_req *req, http_resp *resp, void *data) {
-    api_v1 *a = data;
+/* A view of the manager written by fn, or the empty answer until the
+ * manager runs. */
+static void manager_view(http_resp *resp, api_v1 *a, int (*fn)(rules_manager *, buf *), const char *none) {
     rules_manager *rm = atomic_load(&a->rules);
-    (void)req;
     if (!rm) {
-        static const char none[] = "{\"alerts\":[]}";
-        http_resp_json_success(resp, none, sizeof none - 1);
+        http_resp_json_success(resp, none, strlen(none));
         return;
     }
     buf b = BUF_INIT;
-    int rc = rules_manager_alerts_json(rm, &b);
+    int rc = fn(rm, &b);
     v1_send_buf(resp, &b, rc);
 }
 
-static void h_alertmanagers(http_req *req, http_resp *resp, void *data) {
-    api_v1 *a = data;
-    rules_manager *rm = atomic_load(&a->rules);
+static void h_alerts(http_req *req, http_resp *resp, void *data) {
     (void)req;
-    if (!rm) {
-        static const char none[] = "{\"activeAlertmanagers\":[],\"droppedAlertmanagers\":[]}";
-        http_resp_json_success(resp, none, sizeof none - 1);
-        return;
-    }
-    buf b = BUF_INIT;
-    int rc = rules_manager_alertmanagers_json(rm, &b);
-    v1_send_buf(resp, &b, rc);
+    manager_view(resp, data, rules_manager_alerts_json, "{\"alerts\":[]}");
+}
+
+static void h_alertmanagers(http_req *req, http_resp *resp, void *data) {
+    (void)req;
+    manager_view(resp, data, rules_manager_alertmanagers_json,
+                 "{\"activeAlertmanagers\":[],\"droppedAlertmanagers\":[]}");
 }
 
 /* ---- registration ----------------------------------------------------- */

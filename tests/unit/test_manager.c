@@ -142,35 +142,26 @@ END_TEST
 
 /* ---- the manager ---------------------------------------------------------------------------- */
 
-static const char *const RULES_V1 = "groups:\n"
-                                    "  - name: keep\n"
-                                    "    interval: 1s\n"
-                                    "    rules:\n"
-                                    "      - record: job:x:double\n"
-                                    "        expr: x * 2\n"
-                                    "      - alert: XHigh\n"
-                                    "        expr: x > 1\n"
-                                    "        for: 1h\n"
-                                    "        labels: {severity: page}\n"
-                                    "        annotations: {summary: 'x is {{ $value }}'}\n"
-                                    "  - name: gone\n"
+/* The group "keep", the same in both versions. */
+#define KEEP_GROUP                                                                                           \
+    "  - name: keep\n"                                                                                       \
+    "    interval: 1s\n"                                                                                     \
+    "    rules:\n"                                                                                           \
+    "      - record: job:x:double\n"                                                                         \
+    "        expr: x * 2\n"                                                                                  \
+    "      - alert: XHigh\n"                                                                                 \
+    "        expr: x > 1\n"                                                                                  \
+    "        for: 1h\n"                                                                                      \
+    "        labels: {severity: page}\n"                                                                     \
+    "        annotations: {summary: 'x is {{ $value }}'}\n"
+
+static const char *const RULES_V1 = "groups:\n" KEEP_GROUP "  - name: gone\n"
                                     "    interval: 1s\n"
                                     "    rules:\n"
                                     "      - record: job:x:triple\n"
                                     "        expr: x * 3\n";
 
-static const char *const RULES_V2 = "groups:\n"
-                                    "  - name: keep\n"
-                                    "    interval: 1s\n"
-                                    "    rules:\n"
-                                    "      - record: job:x:double\n"
-                                    "        expr: x * 2\n"
-                                    "      - alert: XHigh\n"
-                                    "        expr: x > 1\n"
-                                    "        for: 1h\n"
-                                    "        labels: {severity: page}\n"
-                                    "        annotations: {summary: 'x is {{ $value }}'}\n"
-                                    "  - name: new\n"
+static const char *const RULES_V2 = "groups:\n" KEEP_GROUP "  - name: new\n"
                                     "    interval: 1s\n"
                                     "    rules:\n"
                                     "      - record: job:x:half\n"
