@@ -119,8 +119,7 @@ int config_load_string(const char *name, const char *yaml, size_t len, config **
     return load(name, NULL, yaml, len, out, err);
 }
 
-/* Reads a whole document of at most CONFIG_MAX_BYTES; *data is NUL-terminated. */
-static int read_doc(const char *path, char **data, size_t *len, kiln_err *err) {
+int config_read_doc(const char *path, char **data, size_t *len, kiln_err *err) {
     struct stat st;
     int rc = 0;
     *data = NULL;
@@ -158,7 +157,7 @@ int config_load_file(const char *path, config **out, kiln_err *err) {
     char *data = NULL, *dir = NULL;
     size_t len = 0;
     *out = NULL;
-    int rc = read_doc(path, &data, &len, err);
+    int rc = config_read_doc(path, &data, &len, err);
     if (rc != 0)
         return rc;
     const char *slash = strrchr(path, '/');
@@ -182,7 +181,7 @@ int config_load_targets(const char *path, arena *a, config_static **out, size_t 
     yamltree_node *root = NULL;
     *out = NULL;
     *n = 0;
-    int rc = read_doc(path, &data, &len, err);
+    int rc = config_read_doc(path, &data, &len, err);
     if (rc != 0)
         return rc;
     arena_init(&scratch, 0);

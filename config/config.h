@@ -460,4 +460,88 @@ void rulefile_free(rulefile_set *s);
  */
 KILN_MUST_CHECK int rulefile_template_balanced(const char *name, const char *text, kiln_err *err);
 
+/* ==== the web configuration file (webconfig.c) ===========================
+ *
+ * The file `--web.config.file` names, in the format of Prometheus'
+ * exporter-toolkit (https.md): TLS for kiln's own HTTP server, HTTP
+ * headers set on every answer, and basic-auth users with bcrypt hashes.
+ * A load checks what `promtool check web-config` checks (unknown keys, TLS
+ * versions, cipher suite and curve names, the headers the toolkit allows
+ * and their values, each hash's bcrypt form and cost, cert_file and
+ * key_file given together, client_auth_type, a client CA with a policy)
+ * with file:line:col in every error.  Loading the certificate, key and
+ * client CA files themselves is left to the TLS server (api/), which
+ * refuses to start without them.
+ */
+
+enum {
+    CONFIG_CLIENT_AUTH_NONE = 0,          /* NoClientCert (the default) */
+    CONFIG_CLIENT_AUTH_REQUEST,           /* RequestClientCert: asked for, not checked */
+    CONFIG_CLIENT_AUTH_REQUIRE_ANY,       /* RequireAnyClientCert (or RequireClientCert) */
+    CONFIG_CLIENT_AUTH_VERIFY_IF_GIVEN,   /* VerifyClientCertIfGiven */
+    CONFIG_CLIENT_AUTH_REQUIRE_AND_VERIFY /* RequireAndVerifyClientCert */
+};
+
+typedef struct config_web_tls {
+    int enabled;                     /* any of cert_file, key_file, client_auth_type, client_ca_file set */
+    char *cert_file, *key_file;      /* resolved against the file's directory; NULL when not set */
+    char *client_auth_type;          /* as written; NULL when not set */
+    int client_auth;                 /* CONFIG_CLIENT_AUTH_* */
+    char *client_ca_file;            /* NULL when not set */
+    char *min_version, *max_version; /* "TLS10".."TLS13"; default TLS12 and TLS13 */
+    char **cipher_suites;            /* Go's names (config_web_cipher_openssl maps them) */
+    size_t ncipher_suites;
+    char **curve_preferences; /* Go's names: CurveP256, CurveP384, CurveP521, X25519 */
+    size_t ncurve_preferences;
+    int prefer_server_cipher_suites; /* default 1 */
+    char **client_allowed_sans;      /* a client certificate must carry one of them as a SAN */
+    size_t nclient_allowed_sans;
+} config_web_tls;
+
+typedef struct config_web {
+    config_web_tls tls;
+    int http2;             /* default 1; not acted on (kiln speaks HTTP/1.1) */
+    config_label *headers; /* set on every answer; names among the five the toolkit allows */
+    size_t nheaders;
+    config_label *users; /* name -> bcrypt hash ($2a$, $2b$ or $2y$); none: no authentication */
+    size_t nusers;
+    config_unused_key *unused_keys; /* keys set but not acted on (http2) */
+    size_t nunused_keys;
+    char *name; /* the file name used in messages */
+    arena mem;  /* owns everything above */
+} config_web;
+
+/*
+ * Reads and loads the web configuration at path.  On success *out is new
+ * (free with config_web_free) and 0 is returned; otherwise a negative
+ * KILN_E* code, *out is NULL and err says what and where
+ * ("web.yml:3:5: unknown TLS version: TLS14").
+ */
+KILN_MUST_CHECK int config_web_load_file(const char *path, config_web **out, kiln_err *err);
+
+/* Loads a web configuration from yaml[0..len); relative file names are
+ * resolved against dir (NULL: left as they are).  Borrows everything for
+ * the call. */
+KILN_MUST_CHECK int config_web_load_string(const char *name, const char *dir, const char *yaml, size_t len,
+                                           config_web **out, kiln_err *err);
+
+/* Frees w and everything it owns; NULL is fine. */
+void config_web_free(config_web *w);
+
+/* Logs a warning for each of w->unused_keys, as config_log_unused does. */
+void config_web_log_unused(const config_web *w);
+
+/* OpenSSL's name of the cipher suite Go calls go_name: "" for the TLS 1.3
+ * suites (not configurable, in Go as here), NULL for a name Go does not
+ * know.  A static string. */
+const char *config_web_cipher_openssl(const char *go_name);
+
+/* OpenSSL's name of the curve Go calls go_name ("CurveP256" -> "P-256"),
+ * NULL when unknown.  A static string. */
+const char *config_web_curve_openssl(const char *go_name);
+
+/* The protocol version number of a TLS version name ("TLS12" -> 0x0303,
+ * as OpenSSL's TLS1_2_VERSION), 0 for NULL or an unknown name. */
+int config_tls_version(const char *name);
+
 #endif

@@ -144,6 +144,10 @@ extern const schema_section schema_config; /* the document */
 extern const schema_section schema_scrape; /* one scrape_config */
 extern const schema_section schema_static; /* one static_config (target group) */
 
+/* Reads the document at path whole (a regular file of at most
+ * CONFIG_MAX_BYTES) into a malloc'd, NUL-terminated *data (config.c). */
+KILN_MUST_CHECK int config_read_doc(const char *path, char **data, size_t *len, kiln_err *err);
+
 /* ---- decode.c ---------------------------------------------------------------- */
 
 /* Sets d->err to "name:line:col: message" at node n (1:1 when NULL); returns KILN_EINVAL. */
