@@ -381,6 +381,6 @@ void config_web_free(config_web *w) {
 
 void config_web_log_unused(const config_web *w) {
     for (size_t i = 0; w && i < w->nunused_keys; i++)
-        LOG_WARN("web configuration key is parsed but not acted on", "key=%s at=\"%s:%d:%d\"",
+        LOG_WARN("web configuration key is parsed but not acted on", "key=%s at=%s:%d:%d",
                  w->unused_keys[i].path, w->name, w->unused_keys[i].line, w->unused_keys[i].col);
 }
