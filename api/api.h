@@ -22,6 +22,7 @@
 #include "util/util.h"
 
 typedef struct http_server http_server;
+struct config_web;
 
 typedef struct http_header {
     char *name; /* as sent */
@@ -106,6 +107,14 @@ void http_server_set_queue(http_server *s, int max_running, http_queue_timeout_f
  */
 KILN_MUST_CHECK int http_route(http_server *s, const char *methods, const char *path, unsigned flags,
                                http_handler_fn fn, void *data, const char *handler_label);
+
+/*
+ * TLS, basic authentication and response headers from a web configuration
+ * file (config_web, --web.config.file); call before http_server_listen.
+ * Borrows w until the server is freed.  Fails when the certificate, key
+ * or client CA cannot be loaded (err names the file).
+ */
+KILN_MUST_CHECK int http_server_set_web(http_server *s, const struct config_web *w, kiln_err *err);
 
 /* Binds and listens; errors name the address. */
 KILN_MUST_CHECK int http_server_listen(http_server *s, kiln_err *err);

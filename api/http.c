@@ -37,6 +37,7 @@
 #include <zlib.h>
 
 #include "api.h"
+#include "api/web.h"
 
 typedef struct http_route_entry {
     const char *methods;
@@ -80,10 +81,12 @@ struct http_server {
     int nwaiting;
     http_queue_timeout_fn queue_timeout;
     void *queue_data;
+    web *web; /* TLS, basic auth, headers (--web.config.file); NULL: none */
 };
 
 struct http_conn {
     uv_tcp_t tcp;
+    tls_conn *tls; /* NULL: plain HTTP */
     uv_timer_t timer;
     int handles_open; /* tcp and timer: freed when both closed */
     http_server *srv;
@@ -124,6 +127,7 @@ struct http_work {
     int body_owned; /* req.body was taken from the connection's buffer */
     int has_slot;   /* counts in srv->slots_used */
     int failed;     /* the answer could not be built (out of memory): close, send nothing */
+    int auth_ok;    /* web_auth_verify's verdict */
     http_work *wait_next;
     uv_timer_t *wait_timer; /* its deadline while it waits for a slot */
     double wait_start;
@@ -403,6 +407,7 @@ static void request_reset(http_conn *c) {
 
 static void conn_free(http_conn *c) {
     request_reset(c);
+    tls_conn_free(c->tls);
     free(c->hdrs);
     buf_free(&c->url);
     buf_free(&c->in);
@@ -471,7 +476,7 @@ static void conn_write_raw(http_conn *c, const char *data, size_t len, int close
     rw->conn = c;
     rw->close_after = close_after;
     uv_buf_t b = uv_buf_init(rw->data, (unsigned)len);
-    if (uv_write(&rw->w, (uv_stream_t *)&c->tcp, &b, 1, on_raw_written) != 0) {
+    if (tls_write(c->tls, &rw->w, (uv_stream_t *)&c->tcp, &b, 1, on_raw_written) != 0) {
         free(rw);
         conn_close(c);
     }
@@ -677,6 +682,8 @@ static void serialize(http_work *w) {
         buf_puts(&w->out, "Connection: close\r\n");
     if (r->headers.len)
         buf_append(&w->out, r->headers.data, r->headers.len);
+    if (w->srv->web && w->srv->web->headers.len)
+        buf_append(&w->out, w->srv->web->headers.data, w->srv->web->headers.len);
     buf_puts(&w->out, "\r\n");
     if (w->req.is_head || r->status == 204)
         buf_reset(&r->body);
@@ -747,7 +754,8 @@ static void write_response(http_work *w) {
     uv_buf_t b[2] = {uv_buf_init(w->out.data, (unsigned)w->out.len),
                      uv_buf_init(w->resp.body.data, (unsigned)w->resp.body.len)};
     w->write.data = w;
-    if (uv_write(&w->write, (uv_stream_t *)&c->tcp, b, w->resp.body.len ? 2 : 1, on_response_written) != 0) {
+    if (tls_write(c->tls, &w->write, (uv_stream_t *)&c->tcp, b, w->resp.body.len ? 2 : 1,
+                  on_response_written) != 0) {
         work_finish(w);
         c->busy = 0;
         conn_close(c);
@@ -850,6 +858,27 @@ void http_server_set_queue(http_server *s, int max_running, http_queue_timeout_f
     s->queue_data = data;
 }
 
+static http_route_entry fallback = {"", "", 0, HTTP_ROUTE_INLINE, NULL, NULL, "other"};
+static void route_request(http_work *w);
+
+static void auth_run(uv_work_t *req) {
+    http_work *w = req->data;
+    w->auth_ok = web_auth_verify(w->srv->web, &w->req) == WEB_AUTH_OK;
+}
+
+static void auth_done(uv_work_t *req, int status) {
+    http_work *w = req->data;
+    (void)status;
+    if (w->auth_ok) {
+        route_request(w);
+        return;
+    }
+    w->route = &fallback;
+    web_auth_deny(&w->resp);
+    serialize(w);
+    write_response(w);
+}
+
 /* A complete request is in c's accumulators: route it and start its handler. */
 static void dispatch(http_conn *c) {
     http_server *s = c->srv;
@@ -907,13 +936,30 @@ static void dispatch(http_conn *c) {
 
     w->resp.status = 200;
     snprintf(w->resp.content_type, sizeof w->resp.content_type, "application/json");
+    c->busy = 1;
+    uv_timer_stop(&c->timer);
+    /* basic auth: cached verdicts here, bcrypt on a worker before the route */
+    int auth = web_auth_check(s->web, r);
+    w->work.data = w;
+    if (auth == WEB_AUTH_VERIFY && uv_queue_work(s->loop, &w->work, auth_run, auth_done) == 0)
+        return;
+    if (auth != WEB_AUTH_OK) {
+        w->route = &fallback;
+        web_auth_deny(&w->resp);
+        serialize(w);
+        write_response(w);
+        return;
+    }
+    route_request(w);
+}
 
+/* Routes the request of w (authenticated if need be) and starts its handler. */
+static void route_request(http_work *w) {
+    http_server *s = w->srv;
+    http_req *r = &w->req;
     int known = 0;
     const char *allow = NULL;
     http_route_entry *route = route_find(s, r->path, r->method, &known, &allow);
-    static http_route_entry fallback = {"", "", 0, HTTP_ROUTE_INLINE, NULL, NULL, "other"};
-    c->busy = 1;
-    uv_timer_stop(&c->timer);
     if (!route) {
         w->route = &fallback;
         if (known) {
@@ -993,6 +1039,10 @@ static void conn_process(http_conn *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
     http_conn *c = h->data;
     (void)suggested;
+    if (c->tls) {
+        tls_conn_alloc(c->tls, b);
+        return;
+    }
     if (buf_reserve(&c->in, 65536)) {
         *b = uv_buf_init(NULL, 0);
         return;
@@ -1008,6 +1058,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
             conn_close(c);
         else
             c->want_close = 1, uv_read_stop(st);
+        return;
+    }
+    /* TLS: the ciphertext read becomes plaintext in c->in, as a plain read lands there */
+    if (nread > 0 && c->tls && (nread = tls_conn_input(c->tls, st, (size_t)nread, &c->in)) < 0) {
+        conn_close(c);
         return;
     }
     if (nread == 0)
@@ -1054,6 +1109,10 @@ static void accept_one(http_server *s) {
         conn_close(c);
         return;
     }
+    if (s->web && s->web->tls && !(c->tls = tls_conn_new(s->web->tls))) {
+        conn_close(c);
+        return;
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     timer_restart(c);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -1086,6 +1145,12 @@ static int split_host_port(const char *addr, char *host, size_t hostsz, int *por
     if (!*host)
         strcpy(host, "0.0.0.0");
     return 0;
+}
+
+int http_server_set_web(http_server *s, const config_web *w, kiln_err *err) {
+    web_free(s->web);
+    s->web = NULL;
+    return web_new(w, &s->web, err);
 }
 
 int http_server_listen(http_server *s, kiln_err *err) {
@@ -1182,5 +1247,6 @@ void http_server_free(http_server *s) {
     if (!s)
         return;
     free(s->routes);
+    web_free(s->web);
     free(s);
 }

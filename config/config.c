@@ -59,11 +59,8 @@ void config_free(config *c) {
 static int load(const char *name, const char *dir, const char *yaml, size_t len, config **out,
                 kiln_err *err) {
     config *c = NULL;
-    arena scratch;
     int rc;
-    yamltree_node *root = NULL;
 
-    arena_init(&scratch, 0);
     *out = NULL;
     if (!name)
         name = "<config>";
@@ -88,29 +85,14 @@ static int load(const char *name, const char *dir, const char *yaml, size_t len,
     c->source_len = yaml ? len : 0;
     c->source_hash = XXH3_64bits(c->source, c->source_len);
 
-    if ((rc = yamltree_parse(name, c->source, c->source_len, &scratch, &root, err)) != 0)
-        goto fail;
-    dec d;
-    memset(&d, 0, sizeof d);
-    d.name = name;
-    d.dir = dir;
-    d.a = &c->mem;
-    d.scratch = &scratch;
-    d.err = err;
-    d.c = c;
-    strtab_init(&d.regexes, &scratch);
-    rc = decode_section(&d, &schema_config, root, c);
-    strtab_free(&d.regexes);
-    c->unused_keys = d.unused;
-    c->nunused_keys = d.nunused;
+    rc = decode_document(name, dir, c->source, c->source_len, &c->mem, &schema_config, c, c, &c->unused_keys,
+                         &c->nunused_keys, err);
     if (rc)
         goto fail;
-    arena_free(&scratch);
     *out = c;
     return 0;
 
 fail:
-    arena_free(&scratch);
     config_free(c);
     return rc;
 }

@@ -66,6 +66,32 @@ char *decode_path(dec *d, char *p) {
     return out;
 }
 
+int decode_document(const char *name, const char *dir, const char *text, size_t len, arena *a,
+                    const schema_section *s, void *obj, config *c, config_unused_key **unused,
+                    size_t *nunused, kiln_err *err) {
+    arena scratch;
+    ynode *root = NULL;
+    arena_init(&scratch, 0);
+    int rc = yamltree_parse(name, text, len, &scratch, &root, err);
+    if (rc == 0) {
+        dec d;
+        memset(&d, 0, sizeof d);
+        d.name = name;
+        d.dir = dir;
+        d.a = a;
+        d.scratch = &scratch;
+        d.err = err;
+        d.c = c;
+        strtab_init(&d.regexes, &scratch);
+        rc = decode_section(&d, s, root, obj);
+        strtab_free(&d.regexes);
+        *unused = d.unused;
+        *nunused = d.nunused;
+    }
+    arena_free(&scratch);
+    return rc;
+}
+
 /* ---- shapes ------------------------------------------------------------------ */
 
 static int is_null(const ynode *v) {

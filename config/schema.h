@@ -162,6 +162,13 @@ void *decode_array(dec *d, size_t n, size_t size);
  * SetDirectory); NULL when out of memory (p NULL: NULL). */
 char *decode_path(dec *d, char *p);
 
+/* Parses text[0..len) (the file `name`) and decodes it into obj as the
+ * document section s: relative paths against dir, values allocated from a;
+ * c is the config being loaded or NULL.  The unused keys noted are stored
+ * in *unused and *nunused when the text parses. */
+KILN_MUST_CHECK int decode_document(const char *name, const char *dir, const char *text, size_t len, arena *a,
+                                    const schema_section *s, void *obj, config *c, config_unused_key **unused,
+                                    size_t *nunused, kiln_err *err);
 /* Decodes the map v into obj as section s: hooks, keys, unknown-key errors. */
 KILN_MUST_CHECK int decode_section(dec *d, const schema_section *s, const ynode *v, void *obj);
 /* Decodes the list v of sections s into a new array, whose address is

@@ -127,20 +127,21 @@ static int check_version(dec *d, const ynode *v, void *field, size_t n) {
     return 0;
 }
 
-static int check_ciphers(dec *d, const ynode *v, void *field, size_t n) {
-    char **names = *(char ***)field;
+/* A list of names, each known to lookup (NULL: unknown), else "unknown what: name". */
+static int check_names(dec *d, const ynode *v, char **names, size_t n, const char *(*lookup)(const char *),
+                       const char *what) {
     for (size_t i = 0; i < n; i++)
-        if (!config_web_cipher_openssl(names[i]))
-            return decode_fail(d, v->kids[i], "unknown cipher: %.100s", names[i]);
+        if (!lookup(names[i]))
+            return decode_fail(d, v->kids[i], "unknown %s: %.100s", what, names[i]);
     return 0;
 }
 
+static int check_ciphers(dec *d, const ynode *v, void *field, size_t n) {
+    return check_names(d, v, *(char ***)field, n, config_web_cipher_openssl, "cipher");
+}
+
 static int check_curves(dec *d, const ynode *v, void *field, size_t n) {
-    char **names = *(char ***)field;
-    for (size_t i = 0; i < n; i++)
-        if (!config_web_curve_openssl(names[i]))
-            return decode_fail(d, v->kids[i], "unknown curve: %.100s", names[i]);
-    return 0;
+    return check_names(d, v, *(char ***)field, n, config_web_curve_openssl, "curve");
 }
 
 /* The toolkit's validateHeaderConfig, in its words; and no control
@@ -311,9 +312,6 @@ static const schema_section doc_sec =
 
 int config_web_load_string(const char *name, const char *dir, const char *yaml, size_t len, config_web **out,
                            kiln_err *err) {
-    arena scratch;
-    ynode *root = NULL;
-    int rc;
     *out = NULL;
     if (!name)
         name = "<web config>";
@@ -325,34 +323,16 @@ int config_web_load_string(const char *name, const char *dir, const char *yaml, 
     if (!w)
         return kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", name);
     arena_init(&w->mem, 0);
-    arena_init(&scratch, 0);
-    if (!(w->name = arena_strndup(&w->mem, name, strlen(name)))) {
-        rc = kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", name);
-        goto fail;
+    int rc = (w->name = arena_strndup(&w->mem, name, strlen(name))) == NULL
+                 ? kiln_err_set(err, KILN_ENOMEM, "%s: out of memory", name)
+                 : decode_document(w->name, dir, yaml ? yaml : "", yaml ? len : 0, &w->mem, &doc_sec, w, NULL,
+                                   &w->unused_keys, &w->nunused_keys, err);
+    if (rc) {
+        config_web_free(w);
+        return rc;
     }
-    if ((rc = yamltree_parse(name, yaml ? yaml : "", yaml ? len : 0, &scratch, &root, err)) != 0)
-        goto fail;
-    dec d;
-    memset(&d, 0, sizeof d);
-    d.name = w->name;
-    d.dir = dir;
-    d.a = &w->mem;
-    d.scratch = &scratch;
-    d.err = err;
-    strtab_init(&d.regexes, &scratch);
-    rc = decode_section(&d, &doc_sec, root, w);
-    strtab_free(&d.regexes);
-    w->unused_keys = d.unused;
-    w->nunused_keys = d.nunused;
-    if (rc)
-        goto fail;
-    arena_free(&scratch);
     *out = w;
     return 0;
-fail:
-    arena_free(&scratch);
-    config_web_free(w);
-    return rc;
 }
 
 int config_web_load_file(const char *path, config_web **out, kiln_err *err) {

@@ -3,7 +3,7 @@
 # non-interactively.  Used by `make deps` (and so by `make run` and `make check`).
 set -e
 PKGS="gcc make clang clang-format pkg-config libuv1-dev libhttp-parser-dev libcurl4-openssl-dev protobuf-c-compiler
-libprotobuf-c-dev libsnappy-dev libzstd-dev zlib1g-dev libyaml-dev libpcre2-dev libxxhash-dev check
+libprotobuf-c-dev libsnappy-dev libzstd-dev zlib1g-dev libyaml-dev libpcre2-dev libxxhash-dev libssl-dev libcrypt-dev check
 libclang-rt-14-dev python3 curl prometheus prometheus-node-exporter prometheus-alertmanager"
 missing=""
 for p in $PKGS; do

@@ -46,6 +46,7 @@ typedef struct flag {
 enum {
     F_CONFIG,
     F_LISTEN,
+    F_WEB_CONFIG,
     F_READ_TIMEOUT,
     F_MAX_CONNS,
     F_MAX_HEADER,
@@ -82,6 +83,9 @@ static flag flags[F_COUNT] = {
                   NULL},
     [F_LISTEN] = {"web.listen-address", FLAG_STRING, "0.0.0.0:9090",
                   "Address to listen on for the API and UI.", NULL},
+    [F_WEB_CONFIG] = {"web.config.file", FLAG_STRING, "",
+                      "Path to a web configuration file enabling TLS or authentication (docs/security.md).",
+                      NULL},
     [F_READ_TIMEOUT] = {"web.read-timeout", FLAG_DURATION, "5m",
                         "Maximum time to read a request, and to keep an idle connection open.", NULL},
     [F_MAX_CONNS] = {"web.max-connections", FLAG_INT, "512", "Maximum number of simultaneous connections.",
@@ -318,6 +322,7 @@ typedef struct kiln {
     atomic_int stopping;
     pthread_mutex_t cfg_mu;
     config *cfg;
+    config_web *web;   /* --web.config.file; NULL when not given */
     int cfg_from_file; /* 0: the embedded default is in use */
     int64_t cfg_time_ms;
     int cfg_last_ok;
@@ -919,6 +924,10 @@ int main(int argc, char **argv) {
     ho.shutdown_grace_ms = 3000;
     if (http_server_new(&k.loop, &ho, &k.http, &err) != 0)
         goto fail_loop;
+    if (*flags[F_WEB_CONFIG].value && (config_web_load_file(flags[F_WEB_CONFIG].value, &k.web, &err) != 0 ||
+                                       http_server_set_web(k.http, k.web, &err) != 0))
+        goto fail_loop;
+    config_web_log_unused(k.web);
     k.app = (api_app){
         .app = &k,
         .ready = kiln_ready,
@@ -1001,6 +1010,7 @@ out:
     unlock_data_dir(&k);
     rulefile_free(k.rules_pending);
     config_free(k.cfg);
+    config_web_free(k.web);
     metrics_shutdown();
     pthread_mutex_destroy(&k.cfg_mu);
     return k.exit_code;

@@ -149,8 +149,12 @@ class KilnTestCase(unittest.TestCase):
     kiln_config = None
 
     @classmethod
+    def make_kiln(cls):
+        return Kiln(args=cls.kiln_args, config=cls.kiln_config)
+
+    @classmethod
     def setUpClass(cls):
-        cls.kiln = Kiln(args=cls.kiln_args, config=cls.kiln_config)
+        cls.kiln = cls.make_kiln()
         try:
             cls.kiln.start()
         except Exception:
