@@ -79,6 +79,7 @@ class TlsKiln(Kiln):
     Python's ssl with the test CA and, when users are set, alice's password."""
 
     def __init__(self, web_yaml, user=("alice", PASSWORD), client_cert=None, **kw):
+        kw.setdefault("config", "")
         super().__init__(**kw)
         self.web_path = os.path.join(self.tmp, "web.yml")
         with open(self.web_path, "w") as f:
@@ -427,7 +428,7 @@ class TestPromtoolAgreement(unittest.TestCase):
         return good, bad
 
     def kiln_verdict(self, path):
-        k = Kiln(args=[f"--web.config.file={path}"])
+        k = Kiln(args=[f"--web.config.file={path}"], config="")
         try:
             k.log = open(k.log_path, "ab")
             p = subprocess.Popen(k.args, stdout=k.log, stderr=subprocess.STDOUT, cwd=k.tmp)
