@@ -17,7 +17,7 @@
  * a group's timestamps are multiples of its interval plus its hash offset
  * (rule_group_next_eval_ms); after an evaluation that overran, the slots it
  * passed are counted missed and the latest one passed is evaluated at once
- * (mgr_next_slot).
+ * (rules_next_slot).
  *
  * States of a slot: idle (waiting for next_ms) -> queued -> running -> idle.
  *
@@ -145,12 +145,7 @@ struct rules_manager {
     int nworkers;
 };
 
-/*
- * Prometheus' ticker after an evaluation at ts_ms that ended at now_ms: the
- * next slot ts + interval when it is still ahead; otherwise the latest slot
- * already passed, evaluated at once, and the slots between counted missed.
- */
-static int64_t mgr_next_slot(int64_t ts_ms, int64_t interval_ms, int64_t now_ms, int64_t *missed) {
+int64_t rules_next_slot(int64_t ts_ms, int64_t interval_ms, int64_t now_ms, int64_t *missed) {
     *missed = 0;
     if (interval_ms <= 0 || now_ms < ts_ms + interval_ms)
         return ts_ms + (interval_ms > 0 ? interval_ms : 1000);
@@ -400,7 +395,7 @@ static void *worker_main(void *arg) {
             continue;
         }
         slot_eval(m, s, ts);
-        int64_t missed = 0, next = mgr_next_slot(ts, iv, time_now_ms(), &missed);
+        int64_t missed = 0, next = rules_next_slot(ts, iv, time_now_ms(), &missed);
         if (missed > 0) {
             metric_add(s->c[GM_MISSED], (double)missed);
             metric_add(s->c[GM_ITERATIONS], (double)missed);

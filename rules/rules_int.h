@@ -139,4 +139,12 @@ void rule_alert_json(const rule_alert_view *a, buf *out);
  * *empty is set when no rule passed the filter, and nothing is appended). */
 KILN_MUST_CHECK int rule_group_json(rule_group *g, const rules_filter *f, buf *out, int *empty);
 
+/*
+ * The manager's schedule (manager.c) after an evaluation at ts_ms that ended
+ * at now_ms, as Prometheus' ticker: the next slot, ts + interval, while it
+ * is ahead; else the latest slot already passed (evaluated at once), the
+ * slots between counted in *missed.
+ */
+int64_t rules_next_slot(int64_t ts_ms, int64_t interval_ms, int64_t now_ms, int64_t *missed);
+
 #endif

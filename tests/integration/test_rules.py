@@ -399,5 +399,23 @@ class TestRules(unittest.TestCase):
         self.assertEqual(self.alerts("HighValue"), [])
 
 
+class TestBadRulesAtStart(unittest.TestCase):
+    def test_bad_rule_file_stops_start(self):
+        k = Kiln()
+        try:
+            path = os.path.join(k.tmp, "rules.yml")
+            with open(path, "w") as f:
+                f.write(RULES_BAD)
+            with open(k.config_path, "w") as f:
+                f.write(f"rule_files: ['{path}']\n")
+            with self.assertRaises(RuntimeError) as cm:
+                k.start()
+            # the parser's error with the file, line and column, as at a reload
+            self.assertIn(f"{path}:6:", str(cm.exception))
+            self.assertEqual(k.proc.returncode, 1)
+        finally:
+            k.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -14,6 +14,7 @@
 
 #include "query/query.h"
 #include "rules/rules.h"
+#include "rules/rules_int.h"
 
 #define KILN_TEST_MAIN
 #include "testutil.h"
@@ -102,6 +103,32 @@ static void put(const char *name, int64_t t, double v) {
     ck_assert_int_eq(appender_append(a, &ref, ls, 2, t, v, &err), 0);
     ck_assert_int_eq(appender_commit(a, &err), 0);
 }
+
+/* ---- the schedule -------------------------------------------------------------------------- */
+
+/* After an evaluation at ts that took longer than the interval, the slots it
+ * passed are missed and the latest one is evaluated at once, as Prometheus'
+ * ticker does. */
+START_TEST(test_next_slot_counts_missed) {
+    static const struct {
+        int64_t ts, iv, now, next, missed;
+    } cases[] = {
+        {10000, 1000, 10500, 11000, 0}, /* in time: the next slot */
+        {10000, 1000, 10999, 11000, 0},
+        {10000, 1000, 11000, 11000, 0}, /* ended on the next slot: due now, nothing missed */
+        {10000, 1000, 11700, 11000, 0},
+        {10000, 1000, 12000, 12000, 1}, /* the slot at 11000 passed */
+        {10000, 1000, 13500, 13000, 2},
+        {10000, 60000, 250000, 250000, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t missed = -1;
+        int64_t next = rules_next_slot(cases[i].ts, cases[i].iv, cases[i].now, &missed);
+        ck_assert_msg(next == cases[i].next && missed == cases[i].missed, "case %zu: next %lld missed %lld",
+                      i, (long long)next, (long long)missed);
+    }
+}
+END_TEST
 
 /* ---- rules_load ----------------------------------------------------------------------------- */
 
@@ -314,6 +341,7 @@ Suite *make_suite(void) {
     TCase *tc = tcase_create("manager");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_next_slot_counts_missed);
     tcase_add_test(tc, test_load_reports_every_error);
     tcase_add_test(tc, test_evaluate_reload_and_views);
     tcase_add_test(tc, test_apply_error_changes_nothing);
