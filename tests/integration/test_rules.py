@@ -363,8 +363,11 @@ class TestRules(unittest.TestCase):
         self.kilns.append(new)
         type(self).kiln = new
         new.start()
-        a = self.wait_state("SlowAlert", "pending")
-        restored = parse_time(a["activeAt"])
+        # the first evaluations after the start show a new activeAt until the restore has run
+        restored = wait_for(lambda: [parse_time(a["activeAt"]) for a in self.alerts("SlowAlert")
+                                     if parse_time(a["activeAt"]) < stopped], timeout=15)
+        self.assertTrue(restored, f"SlowAlert not restored: {self.alerts('SlowAlert')}\n{new.read_log()[-3000:]}")
+        restored = restored[0]
         down = time.time() - stopped
         print(f"\n  SlowAlert activeAt {self.slow_active_at:.3f} before the restart, {restored:.3f} after "
               f"(down {down:.1f} s)")
