@@ -68,6 +68,29 @@ START_TEST(test_histogram) {
 }
 END_TEST
 
+/* Children removed from the head, the middle and the tail of a family; one
+ * created after them is listed (the tail pointer follows the removals). */
+START_TEST(test_remove_child) {
+    metric *g = metric_new(METRIC_GAUGE, "t_group", "Per group.", "g", NULL, 0);
+    const char *v[5][1] = {{"a"}, {"b"}, {"c"}, {"d"}, {"e"}};
+    metric_child *c[4];
+    for (int i = 0; i < 4; i++)
+        metric_set(c[i] = metric_with(g, v[i]), i + 1);
+    metric_remove(c[0]);
+    metric_remove(c[2]);
+    metric_remove(c[3]);
+    metric_remove(NULL);
+    metric_set(metric_with(g, v[4]), 5);
+    buf b = BUF_INIT;
+    ck_assert_int_eq(metrics_write_text(&b), 0);
+    ck_assert_msg(strstr(b.data, "# TYPE t_group gauge\nt_group{g=\"b\"} 2\nt_group{g=\"e\"} 5\n"), "%s",
+                  b.data);
+    buf_free(&b);
+    /* a removed combination comes back as a new child */
+    ck_assert_double_eq(metric_value(metric_with(g, v[0])), 0);
+}
+END_TEST
+
 static metric_child *shared_child;
 
 static void *adder(void *arg) {
@@ -128,6 +151,7 @@ Suite *make_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_counter_gauge_text);
     tcase_add_test(tc, test_histogram);
+    tcase_add_test(tc, test_remove_child);
     tcase_add_test(tc, test_concurrent_adds_are_not_lost);
     tcase_add_test(tc, test_log_formats);
     suite_add_tcase(s, tc);
