@@ -1111,20 +1111,53 @@ KILN_MUST_CHECK static int values_union(head *h, const matcher *m, int want, ref
     return 0;
 }
 
-void refvec_intersect(refvec *a, const refvec *b) {
-    size_t i = 0, j = 0, w = 0;
-    while (i < a->n && j < b->n) {
-        if (a->v[i] < b->v[j])
-            i++;
-        else if (a->v[i] > b->v[j])
-            j++;
-        else {
-            a->v[w++] = a->v[i];
-            i++;
+/* Keeps the refs of a that are in b[0..nb) (both sorted).  b is searched by
+ * galloping, so a short a against a long b (a selector's `svc="x"` against
+ * its `__name__`) costs |a| log |b|, not |b|. */
+static void intersect_sorted(refvec *a, const uint32_t *b, size_t nb) {
+    size_t j = 0, w = 0;
+    for (size_t i = 0; i < a->n && j < nb; i++) {
+        uint32_t x = a->v[i];
+        if (b[j] < x) {
+            size_t lo = j, step = 1;
+            while (lo + step < nb && b[lo + step] < x) {
+                lo += step;
+                step <<= 1;
+            }
+            size_t hi = lo + step < nb ? lo + step : nb;
+            lo++;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (b[mid] < x)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            j = lo;
+            if (j == nb)
+                break;
+        }
+        if (b[j] == x) {
+            a->v[w++] = x;
             j++;
         }
     }
     a->n = w;
+}
+
+void refvec_intersect(refvec *a, const refvec *b) {
+    intersect_sorted(a, b->v, b->n);
+}
+
+/* The postings of an equality matcher with a value, in place (no copy):
+ * 1 and *out, or 0 when no series has that label value. */
+static int eq_postings(head *h, const matcher *m, const plist **out) {
+    const char *iname = intern_find(h, m->name);
+    pname *pn = iname ? index_name(h, iname, 0) : NULL;
+    const char *iv = pn ? intern_find(h, m->value) : NULL;
+    pvalue *pv = iv ? index_value(pn, iv, 0) : NULL;
+    *out = pv && pv->p.n ? &pv->p : NULL;
+    return *out != NULL;
 }
 
 static void subtract(refvec *a, const refvec *b) {
@@ -1146,9 +1179,36 @@ int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err 
     int have = 0, rc = 0;
     out->n = 0;
     lockrank_rdlock(&h->index_lock, LOCK_RANK_INDEX);
-    for (size_t i = 0; i < nms && rc == 0; i++) {
+    /* Equality matchers first, without copying their lists: the shortest
+     * is copied and the others intersected with it in place. */
+    const plist *eq[16];
+    size_t neq = 0, shortest = 0;
+    for (size_t i = 0; i < nms && neq < 16; i++) {
+        if (ms[i].type != MATCH_EQ || !ms[i].value[0])
+            continue;
+        if (!eq_postings(h, &ms[i], &eq[neq]))
+            goto done;
+        if (eq[neq]->n < eq[shortest]->n)
+            shortest = neq;
+        neq++;
+    }
+    if (neq) {
+        if ((rc = refvec_append(out, eq[shortest]->v, eq[shortest]->n)) != 0)
+            goto done;
+        for (size_t k = 0; k < neq && out->n; k++)
+            if (k != shortest)
+                intersect_sorted(out, eq[k]->v, eq[k]->n);
+        have = 1;
+        if (out->n == 0)
+            goto done;
+    }
+    for (size_t i = 0, seen = 0; i < nms && rc == 0; i++) {
         if (matcher_matches_empty(&ms[i]))
             continue;
+        if (ms[i].type == MATCH_EQ && seen < neq) {
+            seen++;
+            continue;
+        }
         if ((rc = values_union(h, &ms[i], 1, have ? &tmp : out)) != 0)
             break;
         if (have)
