@@ -585,7 +585,7 @@ void alert_restore(rule_group *g, int64_t ts) {
             double v;
             int found = last_for_state(q, ls, n, mint, ts, &t, &v);
             free(tmp);
-            if (!found || double_to_bits(v) == double_to_bits(rules_stale_nan()))
+            if (!found || value_is_stale(v))
                 continue;
             int64_t down_at = sec_ms(t), active_at = (int64_t)v * 1000;
             int64_t remaining = hold - (down_at - active_at);

@@ -39,10 +39,6 @@ int64_t rules_now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-double rules_stale_nan(void) {
-    return double_from_bits(0x7ff0000000000002ULL);
-}
-
 void rules_set_health(rule_group *g, rule *r, const char *msg) {
     char *copy = msg ? strdup(msg) : NULL;
     pthread_mutex_lock(&g->mu);
@@ -126,7 +122,7 @@ int rules_out_write(rule_group *g, rule *r, int64_t t, int64_t limit, const char
         while (p < r->nprev && r->prev[p].hash < out[i].hash) {
             uint64_t ref = r->prev[p++].ref;
             kiln_err e;
-            if (appender_append(a, &ref, NULL, 0, t, rules_stale_nan(), &e) == KILN_ENOMEM)
+            if (appender_append(a, &ref, NULL, 0, t, stale_nan(), &e) == KILN_ENOMEM)
                 rc = KILN_ENOMEM;
         }
         uint64_t ref = 0;
@@ -152,7 +148,7 @@ int rules_out_write(rule_group *g, rule *r, int64_t t, int64_t limit, const char
     while (p < r->nprev && rc != KILN_ENOMEM) {
         uint64_t ref = r->prev[p++].ref;
         kiln_err e;
-        if (appender_append(a, &ref, NULL, 0, t, rules_stale_nan(), &e) == KILN_ENOMEM)
+        if (appender_append(a, &ref, NULL, 0, t, stale_nan(), &e) == KILN_ENOMEM)
             rc = KILN_ENOMEM;
     }
     if (rc != 0) {
@@ -374,7 +370,7 @@ static void write_removed_stale(rule_group *g, int64_t t) {
     for (size_t i = 0; i < g->nstale_refs; i++) {
         uint64_t ref = g->stale_refs[i];
         kiln_err e;
-        if (appender_append(a, &ref, NULL, 0, t, rules_stale_nan(), &e) != 0)
+        if (appender_append(a, &ref, NULL, 0, t, stale_nan(), &e) != 0)
             continue;
     }
     kiln_err e = {0};
@@ -507,7 +503,7 @@ int rule_group_mark_stale(rule_group *g, int64_t ts_ms) {
         for (size_t j = 0; j < g->rules[i].nprev; j++) {
             uint64_t ref = g->rules[i].prev[j].ref;
             kiln_err e;
-            if (appender_append(a, &ref, NULL, 0, t, rules_stale_nan(), &e) == KILN_ENOMEM) {
+            if (appender_append(a, &ref, NULL, 0, t, stale_nan(), &e) == KILN_ENOMEM) {
                 appender_rollback(a);
                 return KILN_ENOMEM;
             }
@@ -515,7 +511,7 @@ int rule_group_mark_stale(rule_group *g, int64_t ts_ms) {
     for (size_t i = 0; i < g->nstale_refs; i++) {
         uint64_t ref = g->stale_refs[i];
         kiln_err e;
-        if (appender_append(a, &ref, NULL, 0, t, rules_stale_nan(), &e) == KILN_ENOMEM) {
+        if (appender_append(a, &ref, NULL, 0, t, stale_nan(), &e) == KILN_ENOMEM) {
             appender_rollback(a);
             return KILN_ENOMEM;
         }

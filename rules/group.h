@@ -133,9 +133,6 @@ KILN_MUST_CHECK int rules_out_push(rule_group *g, const label *base, size_t nbas
 KILN_MUST_CHECK int rules_out_write(rule_group *g, rule *r, int64_t t, int64_t limit, const char *dup_msg,
                                     kiln_err *err);
 
-/* The stale marker: Prometheus' StaleNaN. */
-double rules_stale_nan(void);
-
 /* Runs an instant query at t for the rules (a scalar becomes one sample
  * without labels, anything but a vector or scalar is an error). */
 KILN_MUST_CHECK int rules_query(rule_group *g, const char *expr, int64_t t, query_result *res, kiln_err *err);

@@ -136,7 +136,7 @@ static const char *raw(const char *sel, int64_t mint, int64_t maxt) {
         for (size_t k = 0; k < set.v[i].n; k++) {
             sample p = set.v[i].s[k];
             char v[FMT_DOUBLE_MAX];
-            if (double_to_bits(p.v) == 0x7ff0000000000002ULL)
+            if (value_is_stale(p.v))
                 strcpy(v, "stale");
             else
                 fmt_double_g(p.v, v);
