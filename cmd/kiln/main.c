@@ -376,20 +376,22 @@ static int kiln_reload(void *p, kiln_err *err) {
         c = NULL;
     }
     pthread_mutex_lock(&k->cfg_mu);
+    /* the rules and the alerting section first: they may still fail (the
+     * manager then keeps the previous ones), and then nothing else changes */
+    rules_manager *rm = atomic_load(&k->rules);
+    if (rc == 0 && rm && (rc = rules_manager_apply(rm, c, rs, err)) != 0) {
+        kiln_err_prefix(err, "applying the rules");
+        config_free(c);
+        c = NULL;
+    } else if (rc == 0 && !rm) { /* not started yet: it starts with this configuration's rules */
+        rulefile_free(k->rules_pending);
+        k->rules_pending = rs;
+    }
     if (rc == 0) {
         config *old = k->cfg;
         scrape_manager *sm = atomic_load(&k->scrape);
         if (sm)
             scrape_manager_apply(sm, c);
-        rules_manager *rm = atomic_load(&k->rules);
-        kiln_err rerr = {0};
-        if (rm && rules_manager_apply(rm, c, rs, &rerr) != 0)
-            LOG_ERROR("Applying the rules and the alerting section failed; the previous ones stay", "err=%s",
-                      rerr.msg);
-        else if (!rm) { /* not started yet: it starts with this configuration's rules */
-            rulefile_free(k->rules_pending);
-            k->rules_pending = rs;
-        }
         k->cfg = c;
         k->cfg_from_file = from_file;
         k->cfg_time_ms = time_now_ms();
