@@ -130,6 +130,11 @@ def metric_value(text, series):
     return None
 
 
+def vector(result):
+    """An instant vector as sorted (labels, value) pairs."""
+    return sorted((json.dumps(r["metric"], sort_keys=True), r["value"][1]) for r in result)
+
+
 TIME_KEYS = {"evaluationTime", "lastEvaluation", "activeAt", "keepFiringSince"}
 
 
@@ -257,6 +262,7 @@ class TestRules(unittest.TestCase):
         self.assertEqual(m[f"kiln_rule_group_interval_seconds{{{key}}}"], 1)
         self.assertEqual(m[f"kiln_rule_group_rules{{{key}}}"], 1)
         self.assertGreaterEqual(m[f"kiln_rule_group_iterations_total{{{key}}}"], 1)
+        self.assertEqual(m[f"kiln_rule_group_iterations_missed_total{{{key}}}"], 0)
         self.assertGreaterEqual(m[f"kiln_rule_evaluations_total{{{key}}}"], 1)
         self.assertEqual(m[f"kiln_rule_evaluation_failures_total{{{key}}}"], 0)
         self.assertIn(f"kiln_rule_group_last_duration_seconds{{{key}}}", m)
@@ -306,6 +312,11 @@ class TestRules(unittest.TestCase):
         self.assertEqual(shape(kiln_alerts), shape(prom_alerts))
         self.assertEqual(sorted(without_times(kiln_alerts["alerts"]), key=key),
                          sorted(without_times(prom_alerts["alerts"]), key=key))
+        # the series the rules wrote: the recording rule's and ALERTS (ALERTS_FOR_STATE's value is activeAt)
+        for expr in ("svc:demo_value:sum", "ALERTS", "count by (alertname) (ALERTS_FOR_STATE)"):
+            pr = get_json(f"http://127.0.0.1:{self.prom_port}/api/v1/query?query=" + urllib.parse.quote(expr))
+            self.assertEqual(vector(self.query(expr)), vector(pr["data"]["result"]), expr)
+        self.assertEqual(len(self.query("ALERTS")), 2)  # HighValue firing, SlowAlert pending
         # the filters
         rec = self.groups("/api/v1/rules?type=record")
         self.assertEqual(list(rec), ["rec"])
