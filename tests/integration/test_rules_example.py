@@ -70,6 +70,8 @@ def series():
                             lambda k, r=r: 1000.0 + k * r * 15))
             out.append(([("__name__", "http_requests_in_flight")] + base, lambda k, v=fl: v))
             out.append(([("__name__", "http_requests_in_flight_limit")] + base, lambda k: LIMIT))
+    for ls, _ in out:
+        ls.sort()  # remote write's rule, which kiln enforces
     return out
 
 
@@ -141,6 +143,7 @@ class Feeder:
         self.k = 1
         self.stopping = threading.Event()
         self.error = None
+        self.thread = None
 
     def send(self, ks):
         body = rwproto.write_body([(ls, [(f(k), self.t_last + k * STEP_MS) for k in ks]) for ls, f in self.series])
@@ -164,7 +167,8 @@ class Feeder:
 
     def stop(self):
         self.stopping.set()
-        self.thread.join(30)
+        if self.thread:
+            self.thread.join(30)
 
 
 def post(url, body):
