@@ -70,6 +70,10 @@ rules_options rules_options_default(void);
  */
 KILN_MUST_CHECK int rules_load(const config *c, rulefile_set **out, kiln_err *err);
 
+/* The template check of rule files (rulefile_opts.check_template), as
+ * rules_load makes it: template.c's, declared here for `kiln --check-rules`. */
+KILN_MUST_CHECK int tmpl_check(const char *name, const char *text, kiln_err *err);
+
 typedef struct rules_manager rules_manager;
 
 /*

@@ -817,7 +817,10 @@ static void check_rules_report(void *data, const char *msg) {
 static int check_rules(int n, char **files) {
     int failed = 0;
     buf errs = BUF_INIT;
-    rulefile_opts o = {.check_expr = check_rules_expr, .report = check_rules_report, .data = &errs};
+    rulefile_opts o = {.check_expr = check_rules_expr,
+                       .check_template = tmpl_check,
+                       .report = check_rules_report,
+                       .data = &errs};
     for (int i = 0; i < n; i++) {
         rulefile_set *s = NULL;
         kiln_err err = {0};

@@ -2,7 +2,8 @@
 HTTP service, and apm-prometheus.yml, the configuration that loads them):
 
 - promtool and `kiln --check-rules` accept the rules file with the same
-  output; promtool accepts the configuration;
+  output, and both refuse it with a misspelt template function; promtool
+  accepts the configuration;
 - kiln and Debian's Prometheus 2.42, each given the same rules (the alerts'
   `for` shortened to 2s, evaluation every second) and the same samples by
   remote write (two jobs, ten minutes of history on the 15 s grid, then one
@@ -214,6 +215,27 @@ class TestRulesExample(unittest.TestCase):
         self.assertIn("SUCCESS: 9 rules found", p.stdout)
         self.assertEqual(k.returncode, 0, k.stdout + k.stderr)
         self.assertEqual(k.stdout, p.stdout)
+
+    def test_check_rules_typo(self):
+        """A misspelt template function fails both checks, kiln's naming the line."""
+        require("promtool", KILN_BIN)
+        tmp = tempfile.mkdtemp(prefix="kiln-example-")
+        try:
+            bad = os.path.join(tmp, "apm-rules.yml")
+            with open(RULES) as f:
+                text = f.read()
+            with open(bad, "w") as f:
+                f.write(text.replace("humanizePercentage", "humanizePercent", 1))
+            line = text[:text.index("humanizePercentage")].count("\n") + 1
+            p = subprocess.run(["promtool", "check", "rules", bad], capture_output=True, text=True)
+            k = subprocess.run([KILN_BIN, "--check-rules", bad], capture_output=True, text=True)
+            self.assertEqual((p.returncode, k.returncode), (1, 1), p.stderr + k.stderr)
+            for out in (p.stderr, k.stderr):
+                self.assertIn('"HighErrorRatio": annotation "summary": template: __alert_HighErrorRatio:1: '
+                              'function "humanizePercent" not defined', out)
+            self.assertIn(f"{bad}:{line}:", k.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_check_config(self):
         """promtool accepts the example configuration and the rules it names."""
