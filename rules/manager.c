@@ -10,8 +10,10 @@
  * Design.  Each rules_manager_apply builds a generation: the rule file set,
  * the configuration (retained), the rules_env its groups borrow (external
  * labels, external URL, the notifier) and one slot per group.  The running
- * generation is swapped under the manager's mutex; the old one is freed
- * once no group of it is evaluating.  One scheduler thread sleeps until the
+ * generation is swapped under the manager's mutex while no group evaluates;
+ * the old one is freed then, or, when the new one left groups out, once
+ * their stale markers are written two intervals later (a retired
+ * generation), as Prometheus marks the series of a removed group.  One scheduler thread sleeps until the
  * earliest slot is due and queues it; eval_threads workers take queued slots
  * and evaluate them at their scheduled timestamp.  Prometheus' schedule:
  * a group's timestamps are multiples of its interval plus its hash offset
@@ -19,12 +21,15 @@
  * passed are counted missed and the latest one passed is evaluated at once
  * (rules_next_slot).
  *
- * States of a slot: idle (waiting for next_ms) -> queued -> running -> idle.
+ * States of a slot: idle (waiting for next_ms) -> queued -> running -> idle;
+ * a removed group's slot: retiring (waiting for stale_ms) -> queued ->
+ * running (rule_group_mark_stale) -> done.
  *
  * Invariants:
  *  1. A slot is queued or running at most once: a group never runs twice at
  *     once (the scheduler skips slots that are queued or running).
- *  2. Only the running generation's slots are in the queue.
+ *  2. Only slots of the running generation and retiring slots of retired
+ *     ones are in the queue; apply empties it.
  *  3. apply swaps generations only while no slot runs (m->paused stops the
  *     workers and the scheduler; apply waits for nrunning == 0), so
  *     rule_group_copy_state and rule_group_free never meet an evaluation.
@@ -38,6 +43,7 @@
  * rule_group_foreach_alert), then the notifier's.  An evaluation holds no
  * manager lock.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -384,6 +390,7 @@ static void *worker_main(void *arg) {
         if (m->stopping)
             break;
         mgr_slot *s = queue_pop(m);
+        assert(s->queued && !s->running); /* invariant 1 */
         s->queued = 0;
         s->running = 1;
         m->nrunning++;
@@ -509,6 +516,7 @@ int rules_manager_apply(rules_manager *m, const config *c, rulefile_set *set, ki
     m->paused = 1;
     while (m->nrunning > 0)
         pthread_cond_wait(&m->idle_cv, &m->mu);
+    assert(m->nrunning == 0); /* invariant 3 */
     mgr_gen *old = m->gen;
     for (size_t i = 0; i < gen->nslots; i++) {
         mgr_slot *s = &gen->slots[i], *o = gen_find(old, s->key);
