@@ -10,10 +10,9 @@
  *
  * Keys flagged SCHEMA_UNUSED are parsed and validated, but nothing in kiln
  * acts on them: kiln has no remote-write or remote-read client
- * (remote_write, remote_read), keeps no query log (global.query_log_file),
- * and the scraper does not pass a TLS server name or minimum version to its
- * HTTP client.  A load lists the
- * ones a document sets so that kiln warns about them.
+ * (remote_write, remote_read) and keeps no query log
+ * (global.query_log_file).  A load lists the ones a document sets so that
+ * kiln warns about them.
  *
  * Called by decode.c (hooks and checks, on the loading thread), and by
  * emit.c and equal.c (the tables, constant, from any thread).
@@ -127,16 +126,12 @@ static int check_protocols(dec *d, const ynode *v, void *field, size_t n) {
 
 /* ---- tls_config, basic_auth, authorization ------------------------------------------ */
 
-static int check_tls_version(dec *d, const ynode *v, void *field, size_t n) {
-    static const char *const versions[] = {"TLS10", "TLS11", "TLS12", "TLS13"};
-    const char *min_version = *(char **)field;
+int schema_check_tls_version(dec *d, const ynode *v, void *field, size_t n) {
+    const char *version = *(char **)field;
     (void)n;
-    if (!min_version)
-        return 0;
-    for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++)
-        if (strcmp(min_version, versions[i]) == 0)
-            return 0;
-    return decode_fail(d, v, "unknown TLS version: %.100s", min_version);
+    if (version && !config_tls_version(version))
+        return decode_fail(d, v, "unknown TLS version: %.100s", version);
+    return 0;
 }
 
 static int tls_finish(dec *d, void *obj, const schema_seen *s) {
@@ -155,10 +150,9 @@ static const schema_key tls_keys[] = {
     {"ca_file", SCHEMA_STRING, FIELD(config_tls, ca_file)},
     {"cert_file", SCHEMA_STRING, FIELD(config_tls, cert_file)},
     {"key_file", SCHEMA_STRING, FIELD(config_tls, key_file)},
-    {"server_name", SCHEMA_STRING, FIELD(config_tls, server_name), .flags = SCHEMA_UNUSED},
+    {"server_name", SCHEMA_STRING, FIELD(config_tls, server_name)},
     {"insecure_skip_verify", SCHEMA_BOOL, FIELD(config_tls, insecure_skip_verify)},
-    {"min_version", SCHEMA_STRING, FIELD(config_tls, min_version), .flags = SCHEMA_UNUSED,
-     .check = check_tls_version},
+    {"min_version", SCHEMA_STRING, FIELD(config_tls, min_version), .check = schema_check_tls_version},
 };
 
 static const schema_section tls_sec = SECTION("tls_config", tls_keys, .null_ok = 1, .finish = tls_finish);

@@ -148,6 +148,11 @@ extern const schema_section schema_static; /* one static_config (target group) *
  * CONFIG_MAX_BYTES) into a malloc'd, NUL-terminated *data (config.c). */
 KILN_MUST_CHECK int config_read_doc(const char *path, char **data, size_t *len, kiln_err *err);
 
+/* The check of a TLS version key (tls_config.min_version, the web
+ * configuration's min_version and max_version): "TLS10".."TLS13", or
+ * "unknown TLS version: X" at v; NULL passes (schema.c). */
+int schema_check_tls_version(dec *d, const ynode *v, void *field, size_t n);
+
 /* ---- decode.c ---------------------------------------------------------------- */
 
 /* Sets d->err to "name:line:col: message" at node n (1:1 when NULL); returns KILN_EINVAL. */

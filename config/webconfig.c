@@ -119,14 +119,6 @@ static const struct {
 
 /* ---- checks of single keys ------------------------------------------------------------ */
 
-static int check_version(dec *d, const ynode *v, void *field, size_t n) {
-    const char *s = *(char **)field;
-    (void)n;
-    if (config_tls_version(s) == 0)
-        return decode_fail(d, v, "unknown TLS version: %.100s", s ? s : "");
-    return 0;
-}
-
 /* A list of names, each known to lookup (NULL: unknown), else "unknown what: name". */
 static int check_names(dec *d, const ynode *v, char **names, size_t n, const char *(*lookup)(const char *),
                        const char *what) {
@@ -210,9 +202,9 @@ static const schema_key tls_keys[] = {
     {"client_auth_type", SCHEMA_STRING, FIELD(config_web_tls, client_auth_type)},
     {"client_ca_file", SCHEMA_STRING, FIELD(config_web_tls, client_ca_file)},
     {"min_version", SCHEMA_STRING, FIELD(config_web_tls, min_version), .def_str = "TLS12",
-     .check = check_version},
+     .check = schema_check_tls_version},
     {"max_version", SCHEMA_STRING, FIELD(config_web_tls, max_version), .def_str = "TLS13",
-     .check = check_version},
+     .check = schema_check_tls_version},
     {"cipher_suites", SCHEMA_STRINGS, ARRAY(config_web_tls, cipher_suites), .check = check_ciphers},
     {"curve_preferences", SCHEMA_STRINGS, ARRAY(config_web_tls, curve_preferences), .check = check_curves},
     {"prefer_server_cipher_suites", SCHEMA_BOOL, FIELD(config_web_tls, prefer_server_cipher_suites),

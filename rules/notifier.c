@@ -565,7 +565,7 @@ typedef struct req {
     CURL *e;
     am *a;
     size_t nalerts;
-    struct curl_slist *headers;
+    struct curl_slist *headers, *connect_to; /* connect_to: tls_config.server_name (util/curltls.c) */
     buf user, pass, auth;
     double begin;
 } req;
@@ -624,19 +624,14 @@ static int req_setup(req *r, const config_alertmanager *cfg, const buf *body) {
     long verify = tls->insecure_skip_verify ? 0L : 1L;
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
-    if (tls->min_version) {
-        static const char *const names[] = {"TLS10", "TLS11", "TLS12", "TLS13"};
-        static const long vers[] = {CURL_SSLVERSION_TLSv1_0, CURL_SSLVERSION_TLSv1_1, CURL_SSLVERSION_TLSv1_2,
-                                    CURL_SSLVERSION_TLSv1_3};
-        for (size_t i = 0; i < 4; i++)
-            if (strcmp(tls->min_version, names[i]) == 0)
-                curl_easy_setopt(e, CURLOPT_SSLVERSION, vers[i]);
-    }
     if (h->proxy_url)
         curl_easy_setopt(e, CURLOPT_PROXY, h->proxy_url);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, h->follow_redirects ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_URL, r->a->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    if (curltls_apply(e, r->a->url, tls->server_name, config_tls_version(tls->min_version), &r->headers,
+                      &r->connect_to) != 0)
+        return -1;
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body->data);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
@@ -651,6 +646,7 @@ static void req_free(req *r) {
     if (r->e)
         curl_easy_cleanup(r->e);
     curl_slist_free_all(r->headers);
+    curl_slist_free_all(r->connect_to);
     buf_free(&r->user);
     buf_free(&r->pass);
     buf_free(&r->auth);

@@ -210,7 +210,8 @@ KILN_MUST_CHECK static int easy_setup(target *t) {
     CURL *e = t->easy;
     curl_easy_reset(e);
     curl_slist_free_all(t->hdrs);
-    t->hdrs = NULL;
+    curl_slist_free_all(t->connect_to);
+    t->hdrs = t->connect_to = NULL;
     buf h = BUF_INIT;
     accept_header(sc, &h);
     int rc = add_header(t, &h);
@@ -266,6 +267,10 @@ KILN_MUST_CHECK static int easy_setup(target *t) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+    int trc = curltls_apply(e, t->url, tls->server_name, config_tls_version(tls->min_version), &t->hdrs,
+                            &t->connect_to);
+    if (trc != 0)
+        return trc;
     if (sc->http.proxy_url)
         curl_easy_setopt(e, CURLOPT_PROXY, sc->http.proxy_url);
     t->configured = 1;
@@ -324,8 +329,9 @@ void fetch_target_free(target *t) {
     if (t->easy)
         curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->hdrs);
+    curl_slist_free_all(t->connect_to);
     t->easy = NULL;
-    t->hdrs = NULL;
+    t->hdrs = t->connect_to = NULL;
 }
 
 int fetch_init(scrape_manager *m, kiln_err *err) {

@@ -105,6 +105,7 @@ typedef struct target {
     int64_t next_due_ms;
     CURL *easy;
     struct curl_slist *hdrs;
+    struct curl_slist *connect_to; /* tls_config.server_name (util/curltls.c) */
     buf body;
     int body_over;
     char ctype[128];

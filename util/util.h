@@ -335,6 +335,22 @@ int label_name_valid(const char *s, size_t n);
 /* True when s is a valid legacy metric name [a-zA-Z_:][a-zA-Z0-9_:]*. */
 int metric_name_valid(const char *s, size_t n);
 
+/* ---- outgoing TLS (curltls.c) ------------------------------------------- */
+
+/*
+ * Applies tls_config's min_version (0x0301..0x0304 as config_tls_version
+ * gives; 0: libcurl's default) and server_name (NULL or "": none) to a
+ * libcurl easy handle (a CURL *) set up for url.  With a server_name and an
+ * https url it replaces CURLOPT_URL, CURLOPT_HTTPHEADER and
+ * CURLOPT_CONNECT_TO: a Host header is appended to *headers and an entry to
+ * *connect_to, two lists the caller frees (curl_slist_free_all) once the
+ * handle is done with.  0, KILN_ENOMEM, or KILN_EINVAL for a url libcurl
+ * cannot parse.
+ */
+struct curl_slist;
+KILN_MUST_CHECK int curltls_apply(void *easy, const char *url, const char *server_name, int min_version,
+                                  struct curl_slist **headers, struct curl_slist **connect_to);
+
 /* ---- metrics (the process-wide registry /metrics exposes) -------------- */
 
 /*

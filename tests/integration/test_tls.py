@@ -55,6 +55,7 @@ def setUpModule():
     make_cert(PKI, "server2", "ca", "DNS:localhost,IP:127.0.0.1", cn="server two")
     make_cert(PKI, "client", "ca", "DNS:client.example")
     make_cert(PKI, "intruder", "ca", "DNS:intruder.example,IP:10.1.2.3")
+    make_cert(PKI, "named", "ca", "DNS:kiln.test")
     make_cert(PKI, "stranger", "otherca", "DNS:client.example")
 
 
@@ -383,6 +384,44 @@ scrape_configs:
         finally:
             prom.stop()
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class TestScrapeTls(unittest.TestCase):
+    """kiln's scrapes apply tls_config's server_name and min_version: kiln
+    scrapes itself at 127.0.0.1 while its certificate names only kiln.test
+    and it speaks TLS 1.2 at most."""
+
+    def test_server_name_and_min_version(self):
+        k = TlsKiln(f"tls_server_config:\n  cert_file: {pki('named.crt')}\n  key_file: {pki('named.key')}\n"
+                    "  max_version: TLS12\n", user=None)
+        k.ctx.check_hostname = False  # the harness's own requests go to 127.0.0.1
+        jobs = {"sni": "server_name: kiln.test", "no-sni": "", "wrong-name": "server_name: other.test",
+                "tls13": "server_name: kiln.test\n      min_version: TLS13",
+                "tls12": "server_name: kiln.test\n      min_version: TLS12"}
+        cfg = "scrape_configs:\n"
+        for job, tls in jobs.items():
+            cfg += (f"  - job_name: {job}\n    scrape_interval: 1s\n    scheme: https\n"
+                    f"    tls_config:\n      ca_file: {pki('ca.crt')}\n      {tls}\n"
+                    f"    static_configs: [{{targets: ['127.0.0.1:{k.port}']}}]\n")
+        with open(k.config_path, "w") as f:
+            f.write(cfg)
+        try:
+            k.start()
+
+            def ups():
+                st, _, body = k.get("/api/v1/query?query=up")
+                r = json.loads(body)["data"]["result"] if st == 200 else []
+                return {x["metric"]["job"]: x["value"][1] for x in r}
+
+            self.assertTrue(wait_for(lambda: len(ups()) == len(jobs), 30), ups())
+            self.assertEqual(ups(), {"sni": "1", "tls12": "1", "no-sni": "0", "wrong-name": "0", "tls13": "0"})
+            st, _, body = k.get("/api/v1/targets")
+            errs = {t["labels"]["job"]: t["lastError"] for t in json.loads(body)["data"]["activeTargets"]}
+            self.assertIn("certificate", errs["no-sni"].lower() + errs["wrong-name"].lower())
+            self.assertNotIn("not acted on", k.read_log())
+            self.assertEqual(k.stop(), 0, k.read_log()[-3000:])
+        finally:
+            k.cleanup()
 
 
 def promtool_ok(path):

@@ -129,9 +129,7 @@ START_TEST(test_unused_keys) {
         const char *path;
         int line, col;
     } want[] = {
-        {"scrape_configs[].tls_config.server_name", 8, 18},
-        {"scrape_configs[].tls_config.min_version", 10, 34},
-        {"alerting.alertmanagers[].tls_config.server_name", 13, 20},
+        /* tls_config's server_name and min_version are acted on: not listed */
         {"remote_write", 14, 1},
     };
     config *c = load_ok("global:\n"
@@ -172,7 +170,7 @@ START_TEST(test_unused_keys) {
     ck_assert_msg(strstr(text, "level=warn") &&
                       strstr(text, "msg=\"configuration key is parsed but not acted on\" key=remote_write "
                                    "at=kiln.yml:14:1") &&
-                      strstr(text, "key=scrape_configs[].tls_config.server_name at=kiln.yml:8:18"),
+                      !strstr(text, "tls_config"),
                   "%s", text);
     config_free(c);
 
