@@ -243,8 +243,8 @@ void remotewrite_free(remotewrite *rw);
  * The /api/v1 query and metadata endpoints: query, query_range,
  * format_query, parse_query, series, labels, label/<name>/values, metadata,
  * query_exemplars, rules, alerts, alertmanagers, status/tsdb and
- * status/walreplay, answered as Prometheus answers them; and /federate
- * (api/federate.c).
+ * status/walreplay, answered as Prometheus answers them; /federate
+ * (api/federate.c) and POST /api/v1/read (api/remoteread.c).
  *
  * The daemon registers the routes before the storage is open; until
  * api_v1_set_storage() is called the endpoints that read data answer 503
@@ -254,12 +254,15 @@ void remotewrite_free(remotewrite *rw);
 
 /* The --query.* flags. */
 typedef struct api_v1_opts {
-    int64_t lookback_delta_ms; /* --query.lookback-delta, default 5m */
-    size_t max_samples;        /* --query.max-samples, default 50,000,000 */
-    int64_t timeout_ms;        /* --query.timeout, default 2m; the timeout parameter is capped by it */
-    int enable_admin;          /* --web.enable-admin-api: /api/v1/admin/tsdb/... */
-    int max_concurrency;       /* --query.max-concurrency, default 20: query and query_range evaluating
-                                * at once, the others wait (their timeout counts); 0: no bound */
+    int64_t lookback_delta_ms;   /* --query.lookback-delta, default 5m */
+    size_t max_samples;          /* --query.max-samples, default 50,000,000 */
+    int64_t timeout_ms;          /* --query.timeout, default 2m; the timeout parameter is capped by it */
+    int enable_admin;            /* --web.enable-admin-api: /api/v1/admin/tsdb/... */
+    int max_concurrency;         /* --query.max-concurrency, default 20: query and query_range evaluating
+                                  * at once, the others wait (their timeout counts); 0: no bound */
+    size_t read_sample_limit;    /* --storage.remote.read-sample-limit, default 5e7; 0: no limit */
+    int read_concurrency;        /* --storage.remote.read-concurrent-limit, default 10; 0: no limit */
+    size_t read_max_frame_bytes; /* --storage.remote.read-max-bytes-in-frame, default 1 MiB */
 } api_v1_opts;
 
 void api_v1_opts_default(api_v1_opts *o);
@@ -303,6 +306,10 @@ void api_v1_set_external_labels(api_v1 *a, api_v1_ext_labels_fn fn, void *data);
  * freed after the HTTP server stopped. */
 struct rules_manager;
 void api_v1_set_rules(api_v1 *a, struct rules_manager *rm);
+
+/* POST /api/v1/read (api/remoteread.c), the route's handler; public for
+ * the fuzz harness.  Thread-safe. */
+void api_v1_read_handle(api_v1 *a, http_req *req, http_resp *resp);
 
 /* Registers every route above on s (worker routes); borrows a. */
 KILN_MUST_CHECK int api_v1_register(http_server *s, api_v1 *a);

@@ -29,6 +29,9 @@ void api_v1_opts_default(api_v1_opts *o) {
     o->max_samples = e.max_samples;
     o->timeout_ms = e.timeout_ms;
     o->max_concurrency = 20;
+    o->read_sample_limit = 50000000;
+    o->read_concurrency = 10;
+    o->read_max_frame_bytes = 1048576;
 }
 
 int api_v1_new(const api_v1_opts *o, api_v1 **out) {
@@ -44,6 +47,9 @@ int api_v1_new(const api_v1_opts *o, api_v1 **out) {
     query_engine_init(&a->engine, &eo);
     a->enable_admin = o->enable_admin;
     a->max_concurrency = o->max_concurrency;
+    a->read_sample_limit = o->read_sample_limit;
+    a->read_concurrency = o->read_concurrency;
+    a->read_max_frame_bytes = o->read_max_frame_bytes;
     atomic_store(&a->st, NULL);
     *out = a;
     return 0;
@@ -285,6 +291,8 @@ int api_v1_register(http_server *s, api_v1 *a) {
         rc = v1_register_tsdb(s, a);
     if (rc == 0)
         rc = v1_register_federate(s, a);
+    if (rc == 0)
+        rc = v1_register_read(s, a);
     if (rc == 0)
         rc = v1_register_routes(s, a, V1_ROUTES(routes));
     return rc;

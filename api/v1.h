@@ -34,6 +34,9 @@ struct api_v1 {
     query_engine engine;
     int enable_admin;
     int max_concurrency;
+    size_t read_sample_limit;
+    int read_concurrency;
+    size_t read_max_frame_bytes;
     storage *_Atomic st;
     api_v1_scrape *_Atomic scrape;           /* NULL until scraping runs */
     _Atomic api_v1_ext_labels_fn ext_labels; /* NULL: no external labels */
@@ -138,6 +141,7 @@ KILN_MUST_CHECK int v1_register_metadata(http_server *s, api_v1 *a); /* metadata
 KILN_MUST_CHECK int v1_register_tsdb(http_server *s, api_v1 *a);     /* tsdb_status.c */
 KILN_MUST_CHECK int v1_register_admin(http_server *s, api_v1 *a);    /* admin.c */
 KILN_MUST_CHECK int v1_register_federate(http_server *s, api_v1 *a); /* federate.c */
+KILN_MUST_CHECK int v1_register_read(http_server *s, api_v1 *a);     /* remoteread.c */
 
 #define V1_ROUTES(table) (table), sizeof(table) / sizeof((table)[0])
 

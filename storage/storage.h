@@ -330,6 +330,18 @@ typedef struct series_set {
 
 void series_set_free(series_set *set);
 
+/*
+ * Encodes s[0..n) (sorted by t, no duplicates) as Prometheus XOR chunks of
+ * at most `per_chunk` samples (120 is Prometheus' size), the bytes blocks
+ * and remote read's streamed chunks carry: calls fn once a chunk, in order,
+ * with its first and last timestamps and its bytes (borrowed for the call).
+ * Returns 0, fn's first non-zero result, or KILN_ENOMEM.  Any thread.
+ */
+KILN_MUST_CHECK int storage_xor_chunks(const sample *s, size_t n, unsigned per_chunk,
+                                       int (*fn)(void *data, int64_t mint, int64_t maxt, const uint8_t *b,
+                                                 size_t len),
+                                       void *data);
+
 typedef struct select_hints {
     int64_t mint, maxt; /* samples wanted, inclusive */
     int labels_only;    /* no samples: series with data in [mint, maxt] */

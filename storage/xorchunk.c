@@ -504,3 +504,28 @@ int xorchunk_load(xorchunk *c, const uint8_t *b, size_t len, kiln_err *err) {
     c->trailing = it.trailing;
     return 0;
 }
+
+/* ---- storage_xor_chunks (storage.h) -------------------------------------- */
+
+int storage_xor_chunks(const sample *s, size_t n, unsigned per_chunk,
+                       int (*fn)(void *data, int64_t mint, int64_t maxt, const uint8_t *b, size_t len),
+                       void *data) {
+    xorchunk c;
+    xorchunk_init(&c);
+    int rc = 0;
+    if (per_chunk == 0)
+        per_chunk = 120;
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t first = i, stop = n - i > per_chunk ? i + per_chunk : n;
+        for (; i < stop && rc == 0; i++)
+            rc = xorchunk_append(&c, s[i].t, s[i].v);
+        if (rc == 0) {
+            size_t len;
+            const uint8_t *b = xorchunk_data(&c, &len);
+            rc = fn(data, s[first].t, s[i - 1].t, b, len);
+        }
+        xorchunk_reuse(&c, 0);
+    }
+    xorchunk_free(&c);
+    return rc;
+}

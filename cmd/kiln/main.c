@@ -72,6 +72,9 @@ enum {
     F_FOR_GRACE,
     F_RESEND_DELAY,
     F_AM_QUEUE,
+    F_READ_SAMPLE_LIMIT,
+    F_READ_CONCURRENCY,
+    F_READ_FRAME_BYTES,
     F_LOG_LEVEL,
     F_LOG_FORMAT,
     F_COUNT
@@ -143,6 +146,16 @@ static flag flags[F_COUNT] = {
                         "Minimum amount of time to wait before resending an alert to Alertmanager.", NULL},
     [F_AM_QUEUE] = {"alertmanager.notification-queue-capacity", FLAG_INT, "10000",
                     "The capacity of the queue for pending Alertmanager notifications.", NULL},
+    [F_READ_SAMPLE_LIMIT] =
+        {"storage.remote.read-sample-limit", FLAG_INT, "50000000",
+         "Maximum overall number of samples to return via the remote read interface, in a "
+         "single query (0: no limit; streamed responses are not limited by it).",
+         NULL},
+    [F_READ_CONCURRENCY] = {"storage.remote.read-concurrent-limit", FLAG_INT, "10",
+                            "Maximum number of concurrent remote read calls (0: no limit).", NULL},
+    [F_READ_FRAME_BYTES] = {"storage.remote.read-max-bytes-in-frame", FLAG_SIZE, "1048576",
+                            "Maximum number of bytes in a single frame of a streamed remote read response.",
+                            NULL},
     [F_LOG_LEVEL] = {"log.level", FLAG_STRING, "info",
                      "Only log messages with the given severity or above: "
                      "debug, info, warn, error.",
@@ -952,6 +965,9 @@ int main(int argc, char **argv) {
     qo.max_samples = (size_t)flag_int(F_QUERY_MAX_SAMPLES);
     qo.enable_admin = flag_bool(F_ADMIN);
     qo.max_concurrency = (int)flag_int(F_QUERY_CONCURRENCY);
+    qo.read_sample_limit = (size_t)flag_int(F_READ_SAMPLE_LIMIT);
+    qo.read_concurrency = (int)flag_int(F_READ_CONCURRENCY);
+    qo.read_max_frame_bytes = (size_t)flag_int(F_READ_FRAME_BYTES);
     if (api_register_base(k.http, &k.app) != 0 ||
         http_route(k.http, "POST", "/api/v1/write", HTTP_ROUTE_WORKER, handle_write, &k, "/api/v1/write") !=
             0 ||

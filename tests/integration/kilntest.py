@@ -230,3 +230,37 @@ def http_get(url, timeout=10):
         return e.code, e.read()
     except OSError:
         return None, b""
+
+
+class Prometheus:
+    """Debian's prometheus on a free port with its own data dir, as a peer:
+        with Prometheus(config_yaml, args=[...]) as p: ... p.url ...
+    The config is written to a temporary dir, removed on exit."""
+
+    def __init__(self, config, args=()):
+        require("prometheus")
+        self.dir = tempfile.mkdtemp(prefix="kiln-test-prom-")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        with open(os.path.join(self.dir, "prometheus.yml"), "w") as f:
+            f.write(config)
+        self.args = ["prometheus", f"--config.file={self.dir}/prometheus.yml",
+                     f"--storage.tsdb.path={self.dir}/data", f"--web.listen-address=127.0.0.1:{self.port}"] + list(args)
+
+    def __enter__(self):
+        self.proc = Process(self.args, os.path.join(self.dir, "prometheus.log"))
+        if not wait_for(lambda: http_get(self.url + "/-/ready", timeout=2)[0] == 200, timeout=30):
+            self.__exit__()
+            raise RuntimeError("prometheus did not become ready")
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def query(self, path):
+        """GET url+path, the JSON answer's data."""
+        st, body = http_get(self.url + path)
+        if st != 200:
+            raise OSError(f"prometheus answered {st}: {body[:200]!r}")
+        return json.loads(body)["data"]

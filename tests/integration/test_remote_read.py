@@ -1,0 +1,267 @@
+"""POST /api/v1/read: Debian's Prometheus 2.42 querying kiln through
+remote_read gets kiln's answers; the streamed XOR-chunk response decoded here
+frame by frame (CRC32C, protobuf, Gorilla XOR) gives back every sample; the
+external labels, the sample limit and bad requests."""
+import struct
+import time
+import unittest
+import urllib.parse
+
+from kilntest import Kiln, KilnTestCase, Prometheus
+from rwproto import field, snappy, varint, write_body
+
+HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+           "X-Prometheus-Remote-Write-Version": "0.1.0"}
+READ_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                "X-Prometheus-Remote-Read-Version": "0.1.0"}
+
+# ---- protobuf and friends, just enough to read the answers ----
+
+
+def read_varint(b, i):
+    v = s = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7f) << s
+        s += 7
+        if c < 0x80:
+            return v, i
+
+
+def fields(b):
+    """[(field number, wire type, value)] of a protobuf message."""
+    out, i = [], 0
+    while i < len(b):
+        key, i = read_varint(b, i)
+        f, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = read_varint(b, i)
+        elif wt == 1:
+            v, i = b[i:i + 8], i + 8
+        elif wt == 2:
+            n, i = read_varint(b, i)
+            v, i = b[i:i + n], i + n
+        else:
+            raise ValueError(f"wire type {wt}")
+        out.append((f, wt, v))
+    return out
+
+
+def labels_of(msg_fields, num=1):
+    return {dict((f, v) for f, _, v in fields(lb))[1].decode(): dict((f, v) for f, _, v in fields(lb))[2].decode()
+            for f, _, lb in msg_fields if f == num}
+
+
+_CRC = []
+
+
+def crc32c(data):
+    if not _CRC:
+        for n in range(256):
+            c = n
+            for _ in range(8):
+                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+            _CRC.append(c)
+    c = 0xFFFFFFFF
+    for x in data:
+        c = _CRC[(c ^ x) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def signed(v, bits):
+    return v - (1 << bits) if v >= 1 << (bits - 1) else v
+
+
+class Bits:
+    def __init__(self, b):
+        self.b, self.pos = b, 0
+
+    def bit(self):
+        v = (self.b[self.pos >> 3] >> (7 - (self.pos & 7))) & 1
+        self.pos += 1
+        return v
+
+    def bits(self, n):
+        v = 0
+        for _ in range(n):
+            v = v << 1 | self.bit()
+        return v
+
+    def uvarint(self):
+        v = s = 0
+        while True:
+            c = self.bits(8)
+            v |= (c & 0x7f) << s
+            s += 7
+            if c < 0x80:
+                return v
+
+    def varint(self):
+        u = self.uvarint()
+        return (u >> 1) ^ -(u & 1)
+
+
+def xor_decode(b):
+    """Prometheus' XOR chunk -> [(t, v)]."""
+    n = struct.unpack(">H", b[:2])[0]
+    r = Bits(b[2:])
+    out = []
+    t = r.varint()
+    vb = r.bits(64)
+    out.append((t, vb))
+    delta = lead = trail = 0
+    for k in range(1, n):
+        if k == 1:
+            delta = r.uvarint()
+        else:
+            if r.bit() == 0:
+                dod = 0
+            elif r.bit() == 0:
+                dod = signed(r.bits(14), 14)
+            elif r.bit() == 0:
+                dod = signed(r.bits(17), 17)
+            elif r.bit() == 0:
+                dod = signed(r.bits(20), 20)
+            else:
+                dod = signed(r.bits(64), 64)
+            delta += dod
+        t += delta
+        if r.bit() == 1:
+            if r.bit() == 1:
+                lead = r.bits(5)
+                sig = r.bits(6) or 64
+                trail = 64 - lead - sig
+            vb ^= r.bits(64 - lead - trail) << trail
+        out.append((t, vb))
+    return [(t, struct.unpack("<d", struct.pack("<Q", v))[0]) for t, v in out]
+
+
+def read_request(queries, streamed):
+    """queries: [(start, end, [(type, name, value)])]."""
+    body = b""
+    for start, end, ms in queries:
+        q = b"\x08" + varint(start & (2**64 - 1)) + b"\x10" + varint(end & (2**64 - 1))
+        for t, n, v in ms:
+            m = (b"\x08" + varint(t) if t else b"") + field(2, n.encode()) + field(3, v.encode())
+            q += field(3, m)
+        body += field(1, q)
+    if streamed:
+        body += b"\x10\x01"
+    return snappy(body)
+
+
+CONFIG = """global:
+  scrape_interval: 1h
+  external_labels: {region: eu}
+"""
+
+
+class RemoteRead(KilnTestCase):
+    kiln_config = CONFIG
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.t0 = (int(time.time()) - 3600) * 1000
+        # 300 samples each (three chunks of at most 120), irregular steps and values
+        cls.data = {}
+        series = []
+        for job in ("a", "b"):
+            pts = [(cls.t0 + k * 10000 + (k % 7) * 13, (k * 0.37 if job == "a" else 1e6 - k * k))
+                   for k in range(300)]
+            cls.data[job] = pts
+            series.append(([("__name__", "rr"), ("job", job)], [(v, t) for t, v in pts]))
+        st, _, body = cls.kiln.post("/api/v1/write", write_body(series), headers=HEADERS)
+        assert st == 204, body
+
+    def read(self, queries, streamed):
+        return self.kiln.post("/api/v1/read", read_request(queries, streamed), headers=READ_HEADERS)
+
+    def test_streamed_chunks(self):
+        st, h, body = self.read([(self.t0, self.t0 + 3600_000, [(0, "__name__", "rr"), (2, "job", "a|b")])], True)
+        self.assertEqual(st, 200, body)
+        self.assertEqual(h["content-type"], "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse")
+        got, i = {}, 0
+        while i < len(body):
+            n, i = read_varint(body, i)
+            crc = struct.unpack(">I", body[i:i + 4])[0]
+            msg = body[i + 4:i + 4 + n]
+            i += 4 + n
+            self.assertEqual(crc, crc32c(msg), "frame checksum")
+            top = fields(msg)
+            for f, _, cs in top:
+                if f != 1:
+                    continue
+                cf = fields(cs)
+                ls = labels_of(cf)
+                self.assertEqual(ls["region"], "eu")
+                for f2, _, ch in cf:
+                    if f2 != 2:
+                        continue
+                    c = {f3: v for f3, _, v in fields(ch)}
+                    self.assertEqual(c[3], 1)  # XOR
+                    pts = xor_decode(c[4])
+                    self.assertLessEqual(len(pts), 120)
+                    self.assertEqual((c[1], c[2]), (pts[0][0], pts[-1][0]))
+                    got.setdefault(ls["job"], []).extend(pts)
+        self.assertEqual(sorted(got), ["a", "b"])
+        for job in ("a", "b"):
+            self.assertEqual(got[job], self.data[job])
+
+    def test_external_label_matcher(self):
+        # region="eu" is kiln's external label: it matches the stored series that lack it
+        st, _, body = self.read([(self.t0, self.t0 + 3600_000, [(0, "region", "eu"), (0, "job", "a")])], True)
+        self.assertEqual(st, 200)
+        self.assertGreater(len(body), 100)
+        st, _, body = self.read([(self.t0, self.t0 + 3600_000, [(0, "region", "us"), (0, "job", "a")])], True)
+        self.assertEqual((st, body), (200, b""))
+
+    def test_errors(self):
+        st, _, body = self.kiln.post("/api/v1/read", b"\xff\xff\xff\xff", headers=READ_HEADERS)
+        self.assertEqual(st, 400)
+        self.assertIn(b"snappy", body)
+        st, _, body = self.read([(self.t0, self.t0 + 1000, [])], False)
+        self.assertEqual(st, 400)
+        self.assertIn(b"no matchers", body)
+        st, _, body = self.read([(self.t0, self.t0 + 1000, [(2, "job", "(")])], False)
+        self.assertEqual(st, 400)
+
+    def test_sample_limit(self):
+        kn = Kiln(args=["--storage.remote.read-sample-limit=100"], config=CONFIG)
+        try:
+            kn.start()
+            st, _, _ = kn.post("/api/v1/write", write_body(
+                [([("__name__", "rr"), ("job", "a")], [(1.0, self.t0 + k * 1000) for k in range(150)])]),
+                headers=HEADERS)
+            self.assertEqual(st, 204)
+            st, _, body = kn.post("/api/v1/read", read_request(
+                [(self.t0, self.t0 + 3600_000, [(0, "__name__", "rr")])], False), headers=READ_HEADERS)
+            self.assertEqual((st, body), (400, b"exceeded sample limit (100)\n"))
+            # streamed answers are not bounded by it
+            st, _, _ = kn.post("/api/v1/read", read_request(
+                [(self.t0, self.t0 + 3600_000, [(0, "__name__", "rr")])], True), headers=READ_HEADERS)
+            self.assertEqual(st, 200)
+        finally:
+            kn.stop()
+            kn.cleanup()
+
+    def test_prometheus_remote_read(self):
+        cfg = f"""remote_read:
+  - url: http://{self.kiln.addr}/api/v1/read
+    read_recent: true
+"""
+        q = "/api/v1/query_range?" + urllib.parse.urlencode(
+            {"query": "rr", "start": self.t0 / 1000, "end": self.t0 / 1000 + 3000, "step": 60})
+        with Prometheus(cfg) as p:
+            theirs = p.query(q)["result"]
+        mine = self.kiln.get_json(q)[1]["data"]["result"]
+        for m in mine:
+            m["metric"]["region"] = "eu"  # added by the remote read answer
+        key = lambda r: sorted(r["metric"].items())  # noqa: E731
+        self.assertEqual(len(theirs), 2)
+        self.assertEqual(sorted(theirs, key=key), sorted(mine, key=key))
+
+
+if __name__ == "__main__":
+    unittest.main()
