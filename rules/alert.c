@@ -46,18 +46,21 @@ int alert_rule_init(rule_group *g, rule *r, kiln_err *err) {
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
     snprintf(name, nl, "__alert_%s", d->name);
     int rc = KILN_ENOMEM;
-    r->label_tmpl = calloc(r->nlabels + 1, sizeof *r->label_tmpl);
-    r->annotations = calloc(d->nannotations + 1, sizeof *r->annotations);
-    r->ann_tmpl = calloc(d->nannotations + 1, sizeof *r->ann_tmpl);
-    if (!r->label_tmpl || !r->annotations || !r->ann_tmpl)
+    rule_alerting *al = r->al = calloc(1, sizeof *r->al);
+    if (!al)
+        goto oom;
+    al->label_tmpl = calloc(r->nlabels + 1, sizeof *al->label_tmpl);
+    al->annotations = calloc(d->nannotations + 1, sizeof *al->annotations);
+    al->ann_tmpl = calloc(d->nannotations + 1, sizeof *al->ann_tmpl);
+    if (!al->label_tmpl || !al->annotations || !al->ann_tmpl)
         goto oom;
     for (size_t i = 0; i < d->nannotations; i++)
-        r->annotations[i] = (label){d->annotations[i].name, d->annotations[i].value};
-    r->nannotations = d->nannotations;
-    qsort(r->annotations, r->nannotations, sizeof *r->annotations, cmp_config_label);
-    for (size_t i = 0; i < r->nlabels + r->nannotations; i++) {
-        const label *l = i < r->nlabels ? &r->labels[i] : &r->annotations[i - r->nlabels];
-        tmpl **t = i < r->nlabels ? &r->label_tmpl[i] : &r->ann_tmpl[i - r->nlabels];
+        al->annotations[i] = (label){d->annotations[i].name, d->annotations[i].value};
+    al->nannotations = d->nannotations;
+    qsort(al->annotations, al->nannotations, sizeof *al->annotations, cmp_config_label);
+    for (size_t i = 0; i < r->nlabels + al->nannotations; i++) {
+        const label *l = i < r->nlabels ? &r->labels[i] : &al->annotations[i - r->nlabels];
+        tmpl **t = i < r->nlabels ? &al->label_tmpl[i] : &al->ann_tmpl[i - r->nlabels];
         if ((rc = tmpl_parse(l->value, name, t, err)) != 0) {
             if (rc != KILN_ENOMEM)
                 kiln_err_prefix(err, "group \"%s\", rule \"%s\", %s \"%s\": ", g->def->name, d->name,
@@ -68,13 +71,13 @@ int alert_rule_init(rule_group *g, rule *r, kiln_err *err) {
     buf u = BUF_INIT;
     buf_puts(&u, g->env->external_url ? g->env->external_url : "");
     buf_puts(&u, "/graph?g0.expr=");
-    tmpl_query_escape(&u, r->query, strlen(r->query));
+    tmpl_query_escape(&u, rule_query(r), strlen(rule_query(r)));
     buf_puts(&u, "&g0.tab=1");
     if (buf_error(&u) != 0) {
         buf_free(&u);
         goto oom;
     }
-    r->generator_url = buf_steal(&u);
+    al->generator_url = buf_steal(&u);
     free(name);
     return 0;
 oom:
@@ -93,17 +96,22 @@ void alert_free(rule_alert *a) {
 }
 
 void alert_rule_free(rule *r) {
-    for (size_t i = 0; r->label_tmpl && i < r->nlabels; i++)
-        tmpl_free(r->label_tmpl[i]);
-    for (size_t i = 0; r->ann_tmpl && i < r->nannotations; i++)
-        tmpl_free(r->ann_tmpl[i]);
-    free(r->label_tmpl);
-    free(r->ann_tmpl);
-    free(r->annotations);
-    for (size_t i = 0; i < r->nalerts; i++)
-        alert_free(r->alerts[i]);
-    free(r->alerts);
-    free(r->generator_url);
+    rule_alerting *al = r->al;
+    if (!al)
+        return;
+    for (size_t i = 0; al->label_tmpl && i < r->nlabels; i++)
+        tmpl_free(al->label_tmpl[i]);
+    for (size_t i = 0; al->ann_tmpl && i < al->nannotations; i++)
+        tmpl_free(al->ann_tmpl[i]);
+    free(al->label_tmpl);
+    free(al->ann_tmpl);
+    free(al->annotations);
+    for (size_t i = 0; i < al->nalerts; i++)
+        alert_free(al->alerts[i]);
+    free(al->alerts);
+    free(al->generator_url);
+    free(al);
+    r->al = NULL;
 }
 
 /* ---- label sets owned by an alert -------------------------------------- */
@@ -192,12 +200,23 @@ typedef struct cand {
     label *annotations; /* in the evaluation's arena */
 } cand;
 
-/* The index of the alert with labels ls, or -(insertion point) - 1. */
-static long alert_find(const rule *r, const label *ls, size_t n) {
-    size_t lo = 0, hi = r->nalerts;
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_alert(const void *a, const void *b) {
+    const rule_alert *x = *(rule_alert *const *)a, *y = *(rule_alert *const *)b;
+    return labels_cmp(x->labels, x->nlabels, y->labels, y->nlabels);
+}
+
+/* The index of the alert with labels ls among the first nsorted, or
+ * -(insertion point) - 1. */
+static long alert_find(const rule *r, size_t nsorted, const label *ls, size_t n) {
+    size_t lo = 0, hi = nsorted;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = labels_cmp(r->alerts[mid]->labels, r->alerts[mid]->nlabels, ls, n);
+        int c = labels_cmp(r->al->alerts[mid]->labels, r->al->alerts[mid]->nlabels, ls, n);
         if (c == 0)
             return (long)mid;
         if (c < 0)
@@ -262,38 +281,33 @@ static int build_candidates(rule_group *g, rule *r, const query_result *res, int
             }
             if (!nm || strcmp(nm, "alertname") == 0 || strcmp(nm, LABEL_NAME) == 0)
                 continue;
-            const char *val = expand(r->label_tmpl[k], &d, &b, a);
+            const char *val = expand(r->al->label_tmpl[k], &d, &b, a);
             if (!val)
                 goto oom;
             ov[nov++] = (label){nm, val};
         }
-        label *ann = arena_alloc(a, (r->nannotations ? r->nannotations : 1) * sizeof *ann);
+        label *ann = arena_alloc(a, (r->al->nannotations ? r->al->nannotations : 1) * sizeof *ann);
         if (!ann)
             goto oom;
-        for (size_t k = 0; k < r->nannotations; k++) {
-            const char *val = expand(r->ann_tmpl[k], &d, &b, a);
+        for (size_t k = 0; k < r->al->nannotations; k++) {
+            const char *val = expand(r->al->ann_tmpl[k], &d, &b, a);
             if (!val)
                 goto oom;
-            ann[k] = (label){r->annotations[k].name, val};
+            ann[k] = (label){r->al->annotations[k].name, val};
         }
         cands[i].annotations = ann;
         if (rules_out_push(g, ls, nls, ov, nov, v) != 0)
             goto oom;
     }
     buf_free(&b);
-    /* duplicates: compare hashes pairwise through a sorted copy */
+    /* duplicates: equal hashes side by side in a sorted copy */
     uint64_t *h = arena_alloc(a, (ns ? ns : 1) * sizeof *h);
     if (!h)
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
     for (size_t i = 0; i < ns; i++)
         h[i] = g->out[i].hash;
-    for (size_t i = 1; i < ns; i++) {
-        uint64_t x = h[i];
-        size_t k = i;
-        for (; k > 0 && h[k - 1] > x; k--)
-            h[k] = h[k - 1];
-        h[k] = x;
-    }
+    if (ns > 1)
+        qsort(h, ns, sizeof *h, cmp_u64);
     for (size_t i = 1; i < ns; i++)
         if (h[i] == h[i - 1])
             return kiln_err_set(err, KILN_EINVAL, "%s", dup_alert_msg);
@@ -304,16 +318,21 @@ oom:
     return kiln_err_set(err, KILN_ENOMEM, "out of memory");
 }
 
-/* Merges the candidates into r->alerts (under the group's mutex). */
+/* Merges the candidates into r->al->alerts (under the group's mutex). */
 static int merge_candidates(rule_group *g, rule *r, const cand *cands, int64_t ts) {
-    for (size_t i = 0; i < g->nout; i++) {
+    /* new alerts go after the sorted ones, then all are sorted once */
+    size_t nsorted = r->al->nalerts;
+    int rc = 0;
+    for (size_t i = 0; i < g->nout && rc == 0; i++) {
         const label *ls = g->lab + g->out[i].off;
         size_t n = g->out[i].n;
-        label *ann = labels_dup(cands[i].annotations, r->nannotations);
-        if (!ann)
-            return KILN_ENOMEM;
-        long at = alert_find(r, ls, n);
-        rule_alert *a = at >= 0 ? r->alerts[at] : NULL;
+        label *ann = labels_dup(cands[i].annotations, r->al->nannotations);
+        if (!ann) {
+            rc = KILN_ENOMEM;
+            break;
+        }
+        long at = alert_find(r, nsorted, ls, n);
+        rule_alert *a = at >= 0 ? r->al->alerts[at] : NULL;
         if (a && a->state != RULE_ALERT_INACTIVE) {
             a->value = g->out[i].v;
             free(a->annotations);
@@ -323,16 +342,17 @@ static int merge_candidates(rule_group *g, rule *r, const cand *cands, int64_t t
         }
         rule_alert *na = calloc(1, sizeof *na);
         if (!na || !(na->labels = labels_dup(ls, n)) ||
-            (at < 0 &&
-             array_grow((void **)&r->alerts, &r->capalerts, r->nalerts + 1, sizeof *r->alerts) != 0)) {
+            (at < 0 && array_grow((void **)&r->al->alerts, &r->al->capalerts, r->al->nalerts + 1,
+                                  sizeof *r->al->alerts) != 0)) {
             free(ann);
             alert_free(na);
-            return KILN_ENOMEM;
+            rc = KILN_ENOMEM;
+            break;
         }
         na->hash = g->out[i].hash;
         na->nlabels = n;
         na->annotations = ann;
-        na->nannotations = r->nannotations;
+        na->nannotations = r->al->nannotations;
         na->state = RULE_ALERT_PENDING;
         na->value = g->out[i].v;
         na->active_at = ts;
@@ -340,15 +360,14 @@ static int merge_candidates(rule_group *g, rule *r, const cand *cands, int64_t t
         na->in_result = 1;
         if (at >= 0) {
             alert_free(a);
-            r->alerts[at] = na;
+            r->al->alerts[at] = na;
         } else {
-            size_t pos = (size_t)(-at - 1);
-            memmove(r->alerts + pos + 1, r->alerts + pos, (r->nalerts - pos) * sizeof *r->alerts);
-            r->alerts[pos] = na;
-            r->nalerts++;
+            r->al->alerts[r->al->nalerts++] = na;
         }
     }
-    return 0;
+    if (r->al->nalerts > nsorted)
+        qsort(r->al->alerts, r->al->nalerts, sizeof *r->al->alerts, cmp_alert);
+    return rc;
 }
 
 /* Advances every alert's state at ts; returns the number left pending or
@@ -356,8 +375,8 @@ static int merge_candidates(rule_group *g, rule *r, const cand *cands, int64_t t
 static size_t advance(rule *r, int64_t ts) {
     size_t nactive = 0, k = 0;
     int64_t kff = r->def->keep_firing_for_ms;
-    for (size_t i = 0; i < r->nalerts; i++) {
-        rule_alert *a = r->alerts[i];
+    for (size_t i = 0; i < r->al->nalerts; i++) {
+        rule_alert *a = r->al->alerts[i];
         int in = a->in_result;
         a->in_result = 0;
         if (!in) {
@@ -376,12 +395,12 @@ static size_t advance(rule *r, int64_t ts) {
                 a->state = RULE_ALERT_INACTIVE;
                 a->resolved_at = ts;
             }
-            r->alerts[k++] = a;
+            r->al->alerts[k++] = a;
             if (!keep)
                 continue;
         } else {
             a->keep_firing_since = TZERO;
-            r->alerts[k++] = a;
+            r->al->alerts[k++] = a;
         }
         nactive++;
         if (a->state == RULE_ALERT_PENDING && ts - a->active_at >= r->def->for_ms) {
@@ -389,7 +408,7 @@ static size_t advance(rule *r, int64_t ts) {
             a->fired_at = ts;
         }
     }
-    r->nalerts = k;
+    r->al->nalerts = k;
     return nactive;
 }
 
@@ -416,16 +435,16 @@ static double unix_sec(int64_t ms) {
 static int push_series(rule_group *g, rule *r) {
     g->nlab = g->nout = 0;
     size_t max = 0;
-    for (size_t i = 0; i < r->nalerts; i++)
-        if (r->alerts[i]->nlabels > max)
-            max = r->alerts[i]->nlabels;
+    for (size_t i = 0; i < r->al->nalerts; i++)
+        if (r->al->alerts[i]->nlabels > max)
+            max = r->al->alerts[i]->nlabels;
     label *tmp = malloc((r->nlabels + max + 3) * 2 * sizeof *tmp);
     if (!tmp)
         return KILN_ENOMEM;
     label *ls = tmp + r->nlabels + max + 3;
     int rc = 0;
-    for (size_t i = 0; i < r->nalerts && rc == 0; i++) {
-        const rule_alert *a = r->alerts[i];
+    for (size_t i = 0; i < r->al->nalerts && rc == 0; i++) {
+        const rule_alert *a = r->al->alerts[i];
         if (a->state == RULE_ALERT_INACTIVE)
             continue;
         size_t n = series_labels(r, a, 0, tmp, ls);
@@ -449,9 +468,9 @@ static int needs_sending(const rule_alert *a, int64_t ts, int64_t resend_delay) 
 /* Sends the alerts due at ts (Prometheus' sendAlerts). */
 static void send_alerts(rule_group *g, rule *r, int64_t ts) {
     notifier *nf = g->env->notify;
-    if (!nf || !r->nalerts)
+    if (!nf || !r->al->nalerts)
         return;
-    notifier_alert *v = malloc(r->nalerts * sizeof *v);
+    notifier_alert *v = malloc(r->al->nalerts * sizeof *v);
     if (!v) {
         LOG_ERROR("sending alerts failed", "group=%s name=%s err=\"out of memory\"", g->def->name,
                   r->def->name);
@@ -460,16 +479,16 @@ static void send_alerts(rule_group *g, rule *r, int64_t ts) {
     int64_t delta = g->env->resend_delay_ms > g->interval_ms ? g->env->resend_delay_ms : g->interval_ms;
     size_t n = 0;
     pthread_mutex_lock(&g->mu);
-    for (size_t i = 0; i < r->nalerts; i++) {
-        rule_alert *a = r->alerts[i];
+    for (size_t i = 0; i < r->al->nalerts; i++) {
+        rule_alert *a = r->al->alerts[i];
         if (!needs_sending(a, ts, g->env->resend_delay_ms))
             continue;
         a->last_sent = ts;
         a->valid_until = ts + 4 * delta;
-        v[n++] = (notifier_alert){a->labels,       a->nlabels,
-                                  a->annotations,  a->nannotations,
-                                  a->fired_at,     a->resolved_at != TZERO ? a->resolved_at : a->valid_until,
-                                  r->generator_url};
+        v[n++] = (notifier_alert){
+            a->labels,           a->nlabels,  a->annotations,
+            a->nannotations,     a->fired_at, a->resolved_at != TZERO ? a->resolved_at : a->valid_until,
+            r->al->generator_url};
     }
     pthread_mutex_unlock(&g->mu);
     /* only this thread frees alerts: v stays valid without the mutex */
@@ -494,9 +513,9 @@ int alert_rule_eval(rule_group *g, rule *r, int64_t ts, kiln_err *err) {
         rc = merge_candidates(g, r, cands, ts);
         size_t nactive = advance(r, ts);
         if (rc == 0 && g->def->limit > 0 && nactive > (uint64_t)g->def->limit) {
-            for (size_t i = 0; i < r->nalerts; i++)
-                alert_free(r->alerts[i]);
-            r->nalerts = 0;
+            for (size_t i = 0; i < r->al->nalerts; i++)
+                alert_free(r->al->alerts[i]);
+            r->al->nalerts = 0;
             rc = kiln_err_set(err, KILN_EINVAL, "exceeded limit of %lld with %zu alerts",
                               (long long)g->def->limit, nactive);
         }
@@ -574,8 +593,8 @@ void alert_restore(rule_group *g, int64_t ts) {
             r->restored = 1;
             continue;
         }
-        for (size_t k = 0; k < r->nalerts; k++) {
-            rule_alert *a = r->alerts[k];
+        for (size_t k = 0; k < r->al->nalerts; k++) {
+            rule_alert *a = r->al->alerts[k];
             label *tmp = malloc((r->nlabels + a->nlabels + 3) * 2 * sizeof *tmp);
             if (!tmp)
                 break;
@@ -609,9 +628,9 @@ void alert_restore(rule_group *g, int64_t ts) {
 
 int alert_rule_state(const rule *r) {
     int s = RULE_ALERT_INACTIVE;
-    for (size_t i = 0; i < r->nalerts; i++)
-        if (r->alerts[i]->state > s)
-            s = r->alerts[i]->state;
+    for (size_t i = 0; i < r->al->nalerts; i++)
+        if (r->al->alerts[i]->state > s)
+            s = r->al->alerts[i]->state;
     return s;
 }
 

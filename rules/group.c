@@ -309,11 +309,10 @@ int rule_group_new(const rulefile_group *fg, const config_global *global, const 
                 kiln_err_prefix(err, "group \"%s\", rule %zu, \"%s\": ", fg->name, i + 1, r->def->name);
             goto fail_err;
         }
-        r->query = buf_steal(&q);
-        if (!r->query)
-            r->query = strdup("");
-        if (!r->query)
-            goto fail;
+        /* kept only where it differs from the text as written */
+        if (q.len != strlen(r->def->expr) || memcmp(q.data, r->def->expr, q.len) != 0)
+            r->query = buf_steal(&q);
+        buf_free(&q);
         if (r->def->kind == RULEFILE_ALERT && (rc = alert_rule_init(g, r, err)) != 0)
             goto fail_err;
     }
@@ -463,14 +462,14 @@ void rule_group_copy_state(rule_group *g, rule_group *old) {
             if (r->def->kind == RULEFILE_ALERT && o->def->kind == RULEFILE_ALERT) {
                 pthread_mutex_lock(&g->mu);
                 pthread_mutex_lock(&old->mu);
-                rule_alert **v = r->alerts;
-                size_t n = r->nalerts, cap = r->capalerts;
-                r->alerts = o->alerts;
-                r->nalerts = o->nalerts;
-                r->capalerts = o->capalerts;
-                o->alerts = v;
-                o->nalerts = n;
-                o->capalerts = cap;
+                rule_alert **v = r->al->alerts;
+                size_t n = r->al->nalerts, cap = r->al->capalerts;
+                r->al->alerts = o->al->alerts;
+                r->al->nalerts = o->al->nalerts;
+                r->al->capalerts = o->al->capalerts;
+                o->al->alerts = v;
+                o->al->nalerts = n;
+                o->al->capalerts = cap;
                 pthread_mutex_unlock(&old->mu);
                 pthread_mutex_unlock(&g->mu);
             }
@@ -536,9 +535,9 @@ int rule_group_foreach_alert(rule_group *g, int (*fn)(void *data, const rule_ale
     pthread_mutex_lock(&g->mu);
     for (size_t i = 0; i < g->nrules && rc == 0; i++) {
         rule *r = &g->rules[i];
-        for (size_t k = 0; k < r->nalerts && rc == 0; k++) {
+        for (size_t k = 0; r->al && k < r->al->nalerts && rc == 0; k++) {
             rule_alert_view v;
-            alert_view(r, r->alerts[k], &v);
+            alert_view(r, r->al->alerts[k], &v);
             rc = fn(data, &v);
         }
     }

@@ -54,11 +54,22 @@ typedef struct rule_out {
     double v;
 } rule_out;
 
+/* What only an alerting rule has. */
+typedef struct rule_alerting {
+    tmpl **label_tmpl;  /* one per rule.labels[] */
+    label *annotations; /* sorted by name; strings of the set */
+    size_t nannotations;
+    tmpl **ann_tmpl;
+    rule_alert **alerts;
+    size_t nalerts, capalerts;
+    char *generator_url;
+} rule_alerting;
+
 typedef struct rule {
     const rulefile_rule *def;
     label *labels; /* group labels then the rule's (the rule's win), sorted; strings of the set */
     size_t nlabels;
-    char *query;  /* the expression as Prometheus prints it (String()) */
+    char *query;  /* the expression as Prometheus prints it (String()); NULL when def->expr is that */
     uint64_t key; /* hash of name and labels: what a reload matches rules by */
     rule_series *prev;
     size_t nprev;
@@ -67,15 +78,8 @@ typedef struct rule {
     char *last_error;     /* NULL when none */
     int64_t eval_ns;      /* duration of the last evaluation */
     int64_t last_eval_ns; /* wall clock at its start, 0 before the first */
-    /* alerting rules */
-    tmpl **label_tmpl;  /* one per labels[] */
-    label *annotations; /* sorted by name; strings of the set */
-    size_t nannotations;
-    tmpl **ann_tmpl;
-    rule_alert **alerts;
-    size_t nalerts, capalerts;
-    int restored; /* ALERTS and ALERTS_FOR_STATE are written (false until the restore) */
-    char *generator_url;
+    int restored;         /* alerting: ALERTS and ALERTS_FOR_STATE are written (false until the restore) */
+    struct rule_alerting *al; /* alerting rules only (NULL for recording rules) */
 } rule;
 
 struct rule_group {
@@ -101,6 +105,11 @@ struct rule_group {
     rule_out *out;
     size_t nout, capout;
 };
+
+/* The expression as Prometheus prints it. */
+static inline const char *rule_query(const rule *r) {
+    return r->query ? r->query : r->def->expr;
+}
 
 /* Wall clock in ns since the epoch. */
 int64_t rules_now_ns(void);

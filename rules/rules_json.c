@@ -115,7 +115,7 @@ static void rule_json(buf *b, const rule *r, int exclude_alerts) {
         buf_printf(b, "{\"state\":\"%s\",\"name\":", state_name(alert_rule_state(r)));
         json_str(b, r->def->name);
         buf_puts(b, ",\"query\":");
-        json_str(b, r->query);
+        json_str(b, rule_query(r));
         buf_puts(b, ",\"duration\":");
         json_float(b, (double)r->def->for_ms / 1000);
         buf_puts(b, ",\"keepFiringFor\":");
@@ -123,19 +123,19 @@ static void rule_json(buf *b, const rule *r, int exclude_alerts) {
         buf_puts(b, ",\"labels\":");
         labels_json(b, r->labels, r->nlabels);
         buf_puts(b, ",\"annotations\":");
-        labels_json(b, r->annotations, r->nannotations);
+        labels_json(b, r->al->annotations, r->al->nannotations);
         if (exclude_alerts) {
             buf_puts(b, ",\"alerts\":null");
         } else {
             buf_puts(b, ",\"alerts\":[");
-            for (size_t i = 0, first = 1; i < r->nalerts; i++) {
-                if (r->alerts[i]->state == RULE_ALERT_INACTIVE)
+            for (size_t i = 0, first = 1; i < r->al->nalerts; i++) {
+                if (r->al->alerts[i]->state == RULE_ALERT_INACTIVE)
                     continue;
                 if (!first)
                     buf_putc(b, ',');
                 first = 0;
                 rule_alert_view v;
-                alert_view(r, r->alerts[i], &v);
+                alert_view(r, r->al->alerts[i], &v);
                 rule_alert_json(&v, b);
             }
             buf_putc(b, ']');
@@ -144,7 +144,7 @@ static void rule_json(buf *b, const rule *r, int exclude_alerts) {
         buf_puts(b, "{\"name\":");
         json_str(b, r->def->name);
         buf_puts(b, ",\"query\":");
-        json_str(b, r->query);
+        json_str(b, rule_query(r));
         if (r->nlabels > 1) {
             buf_puts(b, ",\"labels\":");
             rule_labels_json(b, r);

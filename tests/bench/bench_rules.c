@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rules/rules_int.h"
+#include "rules/group.h"
 
 #define BR_T0_MS 1700000000000LL
 #define BR_STEP_MS 15000LL
@@ -48,6 +48,23 @@ static long rss_kib(void) {
     if (f)
         fclose(f);
     return v;
+}
+
+/* The bytes the groups' rule state asks of malloc (structures, label
+ * arrays, printed queries, the last output's hashes and references),
+ * without the allocator's own overhead; the rule file's text is not counted. */
+static size_t state_bytes(rule_group **gs, long n) {
+    size_t b = 0;
+    for (long i = 0; i < n; i++) {
+        b += sizeof *gs[i] + gs[i]->nrules * sizeof(rule) + gs[i]->caplab * sizeof(label) +
+             gs[i]->capout * sizeof(rule_out);
+        for (size_t k = 0; k < gs[i]->nrules; k++) {
+            const rule *r = &gs[i]->rules[k];
+            b += (r->nlabels + 1) * sizeof(label) + (r->query ? strlen(r->query) + 1 : 0) +
+                 r->nprev * sizeof(rule_series);
+        }
+    }
+    return b;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -175,6 +192,8 @@ int main(int argc, char **argv) {
            cpu[rounds / 2], (unsigned long long)samples, (unsigned long long)failures);
     printf("rss: groups created +%ld KiB, after the first round +%ld KiB (total %ld KiB)\n", rss1 - rss0,
            rss2 - rss0, rss2);
+    size_t sb = state_bytes(gs, ngroups);
+    printf("rule state: %zu bytes, %.1f a rule\n", sb, (double)sb / (double)rules);
     for (long gi = 0; gi < ngroups; gi++)
         rule_group_free(gs[gi]);
     rulefile_free(set);

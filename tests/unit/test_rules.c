@@ -372,8 +372,8 @@ START_TEST(test_alert_pending_firing) {
                                 "team=\"core\", value=\"3\"} {summary=\"a is 3 (m)\", "
                                 "where=\"http://kiln.example:9090\"}\n");
     eval(g, 3 * MIN);
-    ck_assert_int_eq(g->rules[0].alerts[0]->state, RULE_ALERT_FIRING);
-    ck_assert_int_eq(g->rules[0].alerts[0]->fired_at, 3 * MIN);
+    ck_assert_int_eq(g->rules[0].al->alerts[0]->state, RULE_ALERT_FIRING);
+    ck_assert_int_eq(g->rules[0].al->alerts[0]->fired_at, 3 * MIN);
     /* the pending series ends with a stale marker, the firing one begins */
     ck_assert_str_eq(raw("ALERTS{alertstate=\"pending\"}", 0, 10 * MIN), "60000=1 120000=1 180000=stale");
     ck_assert_str_eq(raw("ALERTS{alertstate=\"firing\"}", 0, 10 * MIN), "180000=1");
@@ -405,17 +405,17 @@ START_TEST(test_alert_for_zero_and_resolve) {
                           "      - alert: Now\n"
                           "        expr: m > 1\n");
     eval(g, MIN);
-    ck_assert_int_eq(g->rules[0].alerts[0]->state, RULE_ALERT_FIRING);
+    ck_assert_int_eq(g->rules[0].al->alerts[0]->state, RULE_ALERT_FIRING);
     put("m", "job", "a", MIN + 1, 0);
     eval(g, 2 * MIN);
-    rule_alert *a = g->rules[0].alerts[0];
+    rule_alert *a = g->rules[0].al->alerts[0];
     ck_assert_int_eq(a->state, RULE_ALERT_INACTIVE);
     ck_assert_int_eq(a->resolved_at, 2 * MIN);
     /* kept 15 minutes after it resolved, then dropped */
     eval(g, 17 * MIN);
-    ck_assert_uint_eq(g->rules[0].nalerts, 1);
+    ck_assert_uint_eq(g->rules[0].al->nalerts, 1);
     eval(g, 17 * MIN + 1);
-    ck_assert_uint_eq(g->rules[0].nalerts, 0);
+    ck_assert_uint_eq(g->rules[0].al->nalerts, 0);
     ck_assert_str_eq(raw("ALERTS", 0, 20 * MIN), "60000=1 120000=stale");
     rule_group_free(g);
 }
@@ -432,7 +432,7 @@ START_TEST(test_alert_pending_gone) {
     eval(g, MIN);
     put("m", "job", "a", MIN + 1, 0);
     eval(g, 2 * MIN);
-    ck_assert_uint_eq(g->rules[0].nalerts, 0);
+    ck_assert_uint_eq(g->rules[0].al->nalerts, 0);
     ck_assert_str_eq(alerts(g), "");
     rule_group_free(g);
 }
@@ -449,7 +449,7 @@ START_TEST(test_keep_firing_for) {
     eval(g, MIN);
     put("m", "job", "a", MIN + 1, 0);
     eval(g, 2 * MIN);
-    rule_alert *a = g->rules[0].alerts[0];
+    rule_alert *a = g->rules[0].al->alerts[0];
     ck_assert_int_eq(a->state, RULE_ALERT_FIRING);
     ck_assert_int_eq(a->keep_firing_since, 2 * MIN);
     eval(g, 4 * MIN);
@@ -461,7 +461,7 @@ START_TEST(test_keep_firing_for) {
     /* back in the result while kept firing: keep_firing_since is cleared */
     put("m", "job", "a", 5 * MIN + 1, 3);
     eval(g, 6 * MIN);
-    a = g->rules[0].alerts[0];
+    a = g->rules[0].al->alerts[0];
     ck_assert_int_eq(a->state, RULE_ALERT_FIRING);
     ck_assert_int_eq(a->active_at, 6 * MIN);
     put("m", "job", "a", 6 * MIN + 1, 0);
@@ -470,6 +470,62 @@ START_TEST(test_keep_firing_for) {
     eval(g, 8 * MIN);
     ck_assert_int_eq(a->keep_firing_since, NOTIFIER_TIME_ZERO);
     ck_assert_int_eq(a->active_at, 6 * MIN);
+    rule_group_free(g);
+}
+END_TEST
+
+/* Counts the alerts and checks they come sorted by labels. */
+static int count_sorted(void *data, const rule_alert_view *a) {
+    static char prev[64];
+    int *n = data;
+    const char *job = labels_get(a->labels, a->nlabels, "job");
+    if (*n)
+        ck_assert_str_lt(prev, job);
+    snprintf(prev, sizeof prev, "%s", job);
+    (*n)++;
+    return 0;
+}
+
+START_TEST(test_many_alerts) {
+    for (int i = 300; i-- > 0;) {
+        char job[16];
+        snprintf(job, sizeof job, "j%03d", i);
+        put("m", "job", job, 0, 1);
+    }
+    rule_group *g = group("groups:\n"
+                          "  - name: g\n"
+                          "    rules:\n"
+                          "      - alert: Many\n"
+                          "        expr: m > 0\n"
+                          "        for: 1m\n");
+    eval(g, MIN);
+    int n = 0;
+    ck_assert_int_eq(rule_group_foreach_alert(g, count_sorted, &n), 0);
+    ck_assert_int_eq(n, 300);
+    for (int i = 0; i < 300; i += 2) {
+        char job[16];
+        snprintf(job, sizeof job, "j%03d", i);
+        put("m", "job", job, MIN + 1, 0);
+    }
+    eval(g, 2 * MIN);
+    n = 0;
+    ck_assert_int_eq(rule_group_foreach_alert(g, count_sorted, &n), 0);
+    ck_assert_int_eq(n, 150);
+    ck_assert_int_eq(g->rules[0].al->alerts[0]->state, RULE_ALERT_FIRING);
+    ck_assert_str_eq(labels_get(g->rules[0].al->alerts[0]->labels, g->rules[0].al->alerts[0]->nlabels, "job"),
+                     "j001");
+    /* the even ones back: new pending alerts among the firing ones */
+    for (int i = 0; i < 300; i += 2) {
+        char job[16];
+        snprintf(job, sizeof job, "j%03d", i);
+        put("m", "job", job, 2 * MIN + 1, 1);
+    }
+    eval(g, 3 * MIN);
+    n = 0;
+    ck_assert_int_eq(rule_group_foreach_alert(g, count_sorted, &n), 0);
+    ck_assert_int_eq(n, 300);
+    ck_assert_int_eq(g->rules[0].al->alerts[0]->state, RULE_ALERT_PENDING);
+    ck_assert_int_eq(g->rules[0].al->alerts[1]->state, RULE_ALERT_FIRING);
     rule_group_free(g);
 }
 END_TEST
@@ -490,7 +546,7 @@ START_TEST(test_alert_errors) {
                           "        expr: m{job=\"a\"} > 1\n");
     eval(g, MIN);
     ck_assert_str_eq(g->rules[0].last_error, "exceeded limit of 1 with 2 alerts");
-    ck_assert_uint_eq(g->rules[0].nalerts, 0);
+    ck_assert_uint_eq(g->rules[0].al->nalerts, 0);
     ck_assert_str_eq(g->rules[1].last_error,
                      "vector contains metrics with the same labelset after applying alert labels");
     ck_assert_int_eq(g->rules[2].health, RULE_HEALTH_OK);
@@ -517,7 +573,7 @@ START_TEST(test_template_query_and_external_labels) {
                           "          cluster: '{{ $externalLabels.cluster }}'\n"
                           "          bad: '{{ query \"rate(\" }}'\n");
     eval(g, MIN);
-    rule_alert *a = g->rules[0].alerts[0];
+    rule_alert *a = g->rules[0].al->alerts[0];
     ck_assert_uint_eq(a->nannotations, 3);
     ck_assert_str_eq(a->annotations[0].name, "bad");
     ck_assert_ptr_nonnull(strstr(a->annotations[0].value, "<error expanding template:"));
@@ -546,7 +602,7 @@ START_TEST(test_sending) {
     ck_assert_uint_eq(notifier_queue_length(nf), 0); /* pending is not sent */
     eval(g, 2 * MIN);
     ck_assert_uint_eq(notifier_queue_length(nf), 1);
-    rule_alert *a = g->rules[0].alerts[0];
+    rule_alert *a = g->rules[0].al->alerts[0];
     ck_assert_int_eq(a->last_sent, 2 * MIN);
     ck_assert_int_eq(a->valid_until, 2 * MIN + 4 * MIN); /* 4 x max(resend delay, interval) */
     /* again once the resend delay has passed, strictly */
@@ -562,7 +618,8 @@ START_TEST(test_sending) {
     ck_assert_uint_eq(notifier_queue_length(nf), 3);
     eval(g, 5 * MIN);
     ck_assert_uint_eq(notifier_queue_length(nf), 4);
-    ck_assert_str_eq(g->rules[0].generator_url, "http://kiln.example:9090/graph?g0.expr=m+%3E+1&g0.tab=1");
+    ck_assert_str_eq(g->rules[0].al->generator_url,
+                     "http://kiln.example:9090/graph?g0.expr=m+%3E+1&g0.tab=1");
     rule_group_free(g);
     notifier_free(nf);
 }
@@ -606,7 +663,7 @@ START_TEST(test_restore_shifted_by_downtime) {
     rule_group *g = after_restart();
     /* 5m spent pending, 5m left >= the grace period: the active time moves
      * by the 2m of downtime */
-    rule_alert *a = g->rules[0].alerts[0];
+    rule_alert *a = g->rules[0].al->alerts[0];
     ck_assert_int_eq(a->active_at, 2 * MIN);
     ck_assert_int_eq(a->state, RULE_ALERT_PENDING);
     put("m", "job", "a", 11 * MIN, 3);
@@ -624,7 +681,7 @@ START_TEST(test_restore_grace_period) {
     before_restart();
     rule_group *g = after_restart();
     /* 5m left < the 10m grace period: it fires a grace period from now */
-    ck_assert_int_eq(g->rules[0].alerts[0]->active_at, 7 * MIN);
+    ck_assert_int_eq(g->rules[0].al->alerts[0]->active_at, 7 * MIN);
     rule_group_free(g);
 }
 END_TEST
@@ -642,17 +699,17 @@ START_TEST(test_restore_was_firing) {
         put("m", "job", "a", i * MIN, 3);
         eval(g0, i * MIN);
     }
-    ck_assert_int_eq(g0->rules[0].alerts[0]->state, RULE_ALERT_FIRING);
+    ck_assert_int_eq(g0->rules[0].al->alerts[0]->state, RULE_ALERT_FIRING);
     rule_group_free(g0);
     env.restore_state = 1;
     rule_group *g = group(yaml);
     put("m", "job", "a", 15 * MIN, 3);
     eval(g, 15 * MIN);
     /* it was firing when the server stopped: its active time stays */
-    ck_assert_int_eq(g->rules[0].alerts[0]->active_at, 0);
+    ck_assert_int_eq(g->rules[0].al->alerts[0]->active_at, 0);
     put("m", "job", "a", 16 * MIN, 3);
     eval(g, 16 * MIN);
-    ck_assert_int_eq(g->rules[0].alerts[0]->state, RULE_ALERT_FIRING);
+    ck_assert_int_eq(g->rules[0].al->alerts[0]->state, RULE_ALERT_FIRING);
     rule_group_free(g);
 }
 END_TEST
@@ -662,7 +719,7 @@ START_TEST(test_restore_outage_tolerance) {
     env.outage_tolerance_ms = MIN;
     rule_group *g = after_restart();
     /* the last ALERTS_FOR_STATE (5m) is older than 7m - 1m: nothing restored */
-    ck_assert_int_eq(g->rules[0].alerts[0]->active_at, 7 * MIN);
+    ck_assert_int_eq(g->rules[0].al->alerts[0]->active_at, 7 * MIN);
     rule_group_free(g);
 }
 END_TEST
@@ -890,6 +947,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_alert_for_zero_and_resolve);
     tcase_add_test(tc, test_alert_pending_gone);
     tcase_add_test(tc, test_keep_firing_for);
+    tcase_add_test(tc, test_many_alerts);
     tcase_add_test(tc, test_alert_errors);
     tcase_add_test(tc, test_template_query_and_external_labels);
     tcase_add_test(tc, test_sending);
