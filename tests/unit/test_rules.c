@@ -8,6 +8,7 @@
  * schedule (offsets checked against Prometheus 2.42's); the JSON.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -763,6 +764,55 @@ START_TEST(test_copy_state) {
 }
 END_TEST
 
+/* ---- readers during evaluations -------------------------------------------- */
+
+static int reading; /* atomic */
+
+static int count_alert(void *data, const rule_alert_view *a) {
+    (void)a;
+    (*(int *)data)++;
+    return 0;
+}
+
+static void *reader(void *arg) {
+    rule_group *g = arg;
+    while (__atomic_load_n(&reading, __ATOMIC_ACQUIRE)) {
+        buf b = BUF_INIT;
+        int empty, n = 0;
+        ck_assert_int_eq(rule_group_json(g, NULL, &b, &empty), 0);
+        ck_assert_int_eq(rule_group_foreach_alert(g, count_alert, &n), 0);
+        rule_group_stats s;
+        rule_group_stats_get(g, &s);
+        buf_free(&b);
+    }
+    return NULL;
+}
+
+START_TEST(test_readers_during_evaluation) {
+    rule_group *g = group("groups:\n"
+                          "  - name: g\n"
+                          "    rules:\n"
+                          "      - record: r\n"
+                          "        expr: m\n"
+                          "      - alert: A\n"
+                          "        expr: m > 1\n"
+                          "        for: 1m\n"
+                          "        annotations: {v: '{{ $value }}'}\n");
+    __atomic_store_n(&reading, 1, __ATOMIC_RELEASE);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, reader, g), 0);
+    for (int i = 0; i < 40; i++) {
+        char job[16];
+        snprintf(job, sizeof job, "j%d", i % 7);
+        put("m", "job", job, i * 15000, i % 3);
+        eval(g, i * 15000);
+    }
+    __atomic_store_n(&reading, 0, __ATOMIC_RELEASE);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    rule_group_free(g);
+}
+END_TEST
+
 /* ---- schedule ------------------------------------------------------------ */
 
 START_TEST(test_schedule) {
@@ -956,6 +1006,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_restore_was_firing);
     tcase_add_test(tc, test_restore_outage_tolerance);
     tcase_add_test(tc, test_copy_state);
+    tcase_add_test(tc, test_readers_during_evaluation);
     tcase_add_test(tc, test_schedule);
     tcase_add_test(tc, test_schedule_prometheus);
     tcase_add_test(tc, test_json);
