@@ -158,9 +158,8 @@ int rules_out_write(rule_group *g, rule *r, int64_t t, int64_t limit, const char
     }
     kiln_err ce = {0};
     if (appender_commit(a, &ce) != 0) {
+        /* the caller logs it and counts a failure, as Prometheus does */
         free(next);
-        LOG_WARN("rule sample appending failed", "group=%s name=%s err=%s", g->def->name, r->def->name,
-                 ce.msg);
         return kiln_err_set(err, KILN_EIO, "%s", ce.msg);
     }
     free(r->prev);
