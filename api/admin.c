@@ -111,7 +111,7 @@ static void h_clean_tombstones(http_req *req, http_resp *resp, void *data) {
 int v1_register_admin(http_server *s, api_v1 *a) {
     static const v1_route routes[] = {
         {"POST,PUT", "/api/v1/admin/tsdb/snapshot", h_snapshot, NULL, HTTP_ROUTE_WORKER},
-        {"POST,PUT", "/api/v1/admin/tsdb/delete_series", h_delete_series, NULL, HTTP_ROUTE_WORKER},
+        {"POST,PUT", "/api/v1/admin/tsdb/delete_series", h_delete_series, NULL, HTTP_ROUTE_LOOKUP},
         {"POST,PUT", "/api/v1/admin/tsdb/clean_tombstones", h_clean_tombstones, NULL, HTTP_ROUTE_WORKER},
     };
     return v1_register_routes(s, a, V1_ROUTES(routes));

@@ -2,12 +2,15 @@
  * api.h - kiln's HTTP server, its router, and the JSON writer the handlers use.
  *
  * Threads: the server runs on one libuv loop (the loop thread), which owns
- * every socket and timer.  A route is either INLINE (a handler that answers
- * at once from memory, run on the loop thread) or runs on a worker thread
- * from libuv's pool (the default): the request is handed to the worker whole,
- * the handler fills an http_resp, and the loop writes it.  A connection
- * handles one request at a time; pipelined requests wait in its input buffer
- * and are answered in order.
+ * every socket and timer.  A route is INLINE (a handler that answers at once
+ * from memory, run on the loop thread), WORKER (the default: on a thread of
+ * libuv's pool, where remote writes, scrapes and the cheap endpoints run),
+ * QUEUED (queries: on the server's query pool) or LOOKUP (series and label
+ * lookups: on the server's lookup pool); those two pools are threads of the
+ * server's own, so that no query can hold a thread ingestion needs.  The request is
+ * handed to the worker whole, the handler fills an http_resp, and the loop
+ * writes it.  A connection handles one request at a time; pipelined requests
+ * wait in its input buffer and are answered in order.
  *
  * Used by cmd/kiln/main.c, which creates the server and registers the
  * endpoint groups below; the handlers' files in api/ include it too.
@@ -79,24 +82,30 @@ KILN_MUST_CHECK int http_server_new(uv_loop_t *loop, const http_server_opts *opt
 
 /*
  * WORKER: the handler runs on libuv's worker pool; INLINE: on the loop
- * thread (cheap handlers only); QUEUED: on the worker pool once one of the
- * server's slots is free (see http_server_set_queue).
+ * thread (cheap handlers only); QUEUED: on the server's query pool once one
+ * of its slots is free (see http_server_set_queue): the routes that evaluate
+ * PromQL; LOOKUP: on the server's lookup pool (two threads a core, 4 to 16;
+ * more wait for one, without a deadline): the routes that select series
+ * without evaluating PromQL, which do not wait for query slots.
  */
-enum { HTTP_ROUTE_WORKER = 0, HTTP_ROUTE_INLINE = 1, HTTP_ROUTE_QUEUED = 2 };
+enum { HTTP_ROUTE_WORKER = 0, HTTP_ROUTE_INLINE = 1, HTTP_ROUTE_QUEUED = 2, HTTP_ROUTE_LOOKUP = 4 };
 
 /* How long a QUEUED request may wait for a slot, ms (<= 0: as long as it
  * takes).  Called on the loop thread: must be cheap. */
 typedef int64_t (*http_queue_timeout_fn)(http_req *req, void *data);
 
 /*
- * At most max_running requests of HTTP_ROUTE_QUEUED routes run at once
- * (0: no bound).  The others wait, first come first served, on the loop
- * thread: no thread is held while they wait.  One that has waited
- * timeout(req, data) ms runs anyway, without a slot, with
- * req->queue_timed_out set, so that its handler answers the error; one that
+ * At most max_running requests of HTTP_ROUTE_QUEUED routes run at once, on
+ * as many threads of the query pool (0: no bound but the connections').
+ * The others wait, first come first served, on the loop thread: no thread is
+ * held while they wait.  At most max_waiting wait (0: no bound): beyond, 503
+ * {"errorType":"unavailable"}.  One that has waited timeout(req, data) ms
+ * runs anyway, without a slot, on libuv's pool, with req->queue_timed_out
+ * set, so that its handler answers the error (and nothing more); one that
  * gets a slot runs with req->queued_ms telling how long it waited.
  */
-void http_server_set_queue(http_server *s, int max_running, http_queue_timeout_fn timeout, void *data);
+void http_server_set_queue(http_server *s, int max_running, int max_waiting, http_queue_timeout_fn timeout,
+                           void *data);
 
 /*
  * Registers a handler.  methods: comma-separated ("GET,POST"); HEAD is
@@ -259,7 +268,8 @@ typedef struct api_v1_opts {
     int64_t timeout_ms;          /* --query.timeout, default 2m; the timeout parameter is capped by it */
     int enable_admin;            /* --web.enable-admin-api: /api/v1/admin/tsdb/... */
     int max_concurrency;         /* --query.max-concurrency, default 20: query and query_range evaluating
-                                  * at once, the others wait (their timeout counts); 0: no bound */
+                                  * at once on the query pool, the others wait (their timeout
+                                  * counts); 0: no bound */
     size_t read_sample_limit;    /* --storage.remote.read-sample-limit, default 5e7; 0: no limit */
     int read_concurrency;        /* --storage.remote.read-concurrent-limit, default 10; 0: no limit */
     size_t read_max_frame_bytes; /* --storage.remote.read-max-bytes-in-frame, default 1 MiB */

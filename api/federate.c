@@ -167,7 +167,7 @@ done:
 }
 
 int v1_register_federate(http_server *s, api_v1 *a) {
-    return http_route(s, "GET", "/federate", HTTP_ROUTE_WORKER, h_federate, a, "/federate");
+    return http_route(s, "GET", "/federate", HTTP_ROUTE_LOOKUP, h_federate, a, "/federate");
 }
 
 void api_v1_set_external_labels(api_v1 *a, api_v1_ext_labels_fn fn, void *data) {

@@ -12,10 +12,17 @@
  * closes it when a request does not arrive whole within read_timeout (a slow
  * client holds only its own connection), and a cap on open connections.
  *
- * Routes flagged HTTP_ROUTE_QUEUED (query, query_range) share a number of
- * slots (--query.max-concurrency): a request finding them all taken waits in
- * a FIFO on the loop thread, with a timer for its deadline, and is handed to
- * the worker pool when a slot frees or its deadline passes.
+ * Three pools run handlers.  Routes flagged HTTP_ROUTE_QUEUED (query,
+ * query_range) run on the query pool (workpool.c), threads of the server's
+ * own, and share a number of slots (--query.max-concurrency, as many
+ * threads): a request finding them all taken waits in a bounded FIFO on the
+ * loop thread, with a timer for its deadline, and runs when a slot frees;
+ * past its deadline its handler only writes the error, on libuv's pool.
+ * HTTP_ROUTE_LOOKUP routes (series, labels, ...) run on the lookup pool,
+ * another workpool, whose few threads they share without slots.  Every
+ * other worker route runs on libuv's pool, which therefore neither a query
+ * nor a lookup can occupy: remote writes, scrapes and the cheap endpoints
+ * answer in their usual time however busy the queries are.
  *
  * Every answer passes through serialize, which checks the body and headers
  * the handler built for lost appends (buf's sticky out-of-memory) before
@@ -26,7 +33,8 @@
  * helpers by every handler.
  *
  * Threading: everything here runs on the loop thread except the handler
- * call and response serialisation (gzip included) in work_run.
+ * call and response serialisation (gzip included) in work_exec, on a thread
+ * of either pool.
  */
 #include <ctype.h>
 #include <http_parser.h>
@@ -34,10 +42,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "api.h"
 #include "api/web.h"
+#include "api/workpool.h"
 
 typedef struct http_route_entry {
     const char *methods;
@@ -75,10 +85,13 @@ struct http_server {
     void (*done)(void *);
     void *done_data;
     metric *m_requests, *m_duration;
-    /* slots of HTTP_ROUTE_QUEUED requests, and the FIFO of those waiting */
+    /* slots of HTTP_ROUTE_QUEUED requests, the FIFO of those waiting, and
+     * the query pool they run on */
     int slots_max, slots_used;
     http_work *wait_head, *wait_tail;
-    int nwaiting;
+    int nwaiting, wait_max;
+    workpool *qpool, *lpool; /* the query and lookup pools */
+    int pools_closing;       /* their handles closing; -1 once closed */
     http_queue_timeout_fn queue_timeout;
     void *queue_data;
     web *web; /* TLS, basic auth, headers (--web.config.file); NULL: none */
@@ -113,7 +126,8 @@ struct http_conn {
 };
 
 struct http_work {
-    uv_work_t work;
+    uv_work_t work;   /* on libuv's pool */
+    workpool_job job; /* or on the query or lookup pool */
     uv_write_t write;
     http_server *srv;
     http_conn *conn;
@@ -165,6 +179,17 @@ int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server *
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
     s->loop = loop;
     s->opts = *opts;
+    long lookup_threads = 2 * sysconf(_SC_NPROCESSORS_ONLN);
+    if (workpool_new(loop, opts->max_connections, &s->qpool) != 0 ||
+        workpool_new(loop,
+                     lookup_threads < 4    ? 4
+                     : lookup_threads > 16 ? 16
+                                           : (int)lookup_threads,
+                     &s->lpool) != 0) {
+        workpool_free(s->qpool);
+        free(s);
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    }
     snprintf(s->listen_addr, sizeof s->listen_addr, "%s", opts->listen_address);
     s->opts.listen_address = s->listen_addr;
     s->m_requests =
@@ -690,10 +715,18 @@ static void serialize(http_work *w) {
     w->failed = buf_error(&w->out) != 0 || buf_error(&r->body) != 0;
 }
 
-static void work_run(uv_work_t *req) {
-    http_work *w = req->data;
+/* The handler and the serialisation, on a worker thread of either pool. */
+static void work_exec(http_work *w) {
     w->route->fn(&w->req, &w->resp, w->route->data);
     serialize(w);
+}
+
+static void work_run(uv_work_t *req) {
+    work_exec(req->data);
+}
+
+static void job_run(workpool_job *j) {
+    work_exec((http_work *)((char *)j - offsetof(http_work, job)));
 }
 
 static void work_free(http_work *w) {
@@ -806,7 +839,7 @@ static void on_wait_expired(uv_timer_t *t) {
     http_work *w = t->data;
     wait_unlink(w);
     w->req.queue_timed_out = 1;
-    start_work(w); /* without a slot: the handler only writes the error */
+    start_work(w); /* on libuv's pool, without a slot: the handler only writes the error */
 }
 
 static void queue_wait(http_work *w) {
@@ -827,9 +860,7 @@ static void queue_wait(http_work *w) {
     }
 }
 
-static void work_done(uv_work_t *req, int status) {
-    (void)status;
-    http_work *w = req->data;
+static void work_finished(http_work *w) {
     if (w->has_slot) {
         w->has_slot = 0;
         w->srv->slots_used--;
@@ -838,10 +869,34 @@ static void work_done(uv_work_t *req, int status) {
     write_response(w);
 }
 
+static void work_done(uv_work_t *req, int status) {
+    (void)status;
+    work_finished(req->data);
+}
+
+static void job_done(workpool_job *j) {
+    work_finished((http_work *)((char *)j - offsetof(http_work, job)));
+}
+
+/* Queries run on the query pool, lookups on the lookup pool, everything
+ * else on libuv's, so that no query can hold a thread a remote write or a
+ * scrape needs.  A query that waited its whole deadline for a slot only
+ * writes its error: it runs on libuv's pool, where it takes a moment. */
 static void start_work(http_work *w) {
     http_server *s = w->srv;
-    w->work.data = w;
-    if (uv_queue_work(s->loop, &w->work, work_run, work_done) != 0) {
+    int rc;
+    workpool *p = (w->route->flags & HTTP_ROUTE_QUEUED) && !w->req.queue_timed_out ? s->qpool
+                  : (w->route->flags & HTTP_ROUTE_LOOKUP)                          ? s->lpool
+                                                                                   : NULL;
+    if (p) {
+        w->job.run = job_run;
+        w->job.done = job_done;
+        rc = workpool_submit(p, &w->job);
+    } else {
+        w->work.data = w;
+        rc = uv_queue_work(s->loop, &w->work, work_run, work_done);
+    }
+    if (rc != 0) {
         if (w->has_slot) {
             w->has_slot = 0;
             s->slots_used--;
@@ -852,10 +907,14 @@ static void start_work(http_work *w) {
     }
 }
 
-void http_server_set_queue(http_server *s, int max_running, http_queue_timeout_fn timeout, void *data) {
+void http_server_set_queue(http_server *s, int max_running, int max_waiting, http_queue_timeout_fn timeout,
+                           void *data) {
     s->slots_max = max_running > 0 ? max_running : 0;
+    s->wait_max = max_waiting > 0 ? max_waiting : 0;
     s->queue_timeout = timeout;
     s->queue_data = data;
+    /* without a bound on slots, the connections bound the queries running */
+    workpool_set_max(s->qpool, s->slots_max ? s->slots_max : s->opts.max_connections);
 }
 
 static http_route_entry fallback = {"", "", 0, HTTP_ROUTE_INLINE, NULL, NULL, "other"};
@@ -988,6 +1047,16 @@ static void route_request(http_work *w) {
     }
     if ((route->flags & HTTP_ROUTE_QUEUED) && s->slots_max > 0) {
         if (s->slots_used >= s->slots_max || s->wait_head) {
+            if (s->wait_max > 0 && s->nwaiting >= s->wait_max) {
+                char msg[160];
+                snprintf(msg, sizeof msg,
+                         "too many queries: %d running and %d waiting (--query.max-concurrency)",
+                         s->slots_used, s->nwaiting);
+                http_resp_json_error(&w->resp, 503, "unavailable", msg);
+                serialize(w);
+                write_response(w);
+                return;
+            }
             queue_wait(w);
             return;
         }
@@ -1190,6 +1259,13 @@ static void on_listener_closed(uv_handle_t *h) {
     maybe_done(s);
 }
 
+static void on_pool_closed(void *data) {
+    http_server *s = data;
+    if (--s->pools_closing == 0)
+        s->pools_closing = -1;
+    maybe_done(s);
+}
+
 static void on_grace_closed(uv_handle_t *h) {
     http_server *s = h->data;
     s->grace_timer_open = 0;
@@ -1205,6 +1281,14 @@ static void maybe_done(http_server *s) {
         return;
     }
     if (s->grace_timer_open)
+        return;
+    if (s->pools_closing == 0) {
+        s->pools_closing =
+            workpool_close(s->qpool, on_pool_closed, s) + workpool_close(s->lpool, on_pool_closed, s);
+        if (s->pools_closing == 0)
+            s->pools_closing = -1;
+    }
+    if (s->pools_closing > 0)
         return;
     if (s->done) {
         void (*done)(void *) = s->done;
@@ -1246,6 +1330,8 @@ void http_server_shutdown(http_server *s, void (*done)(void *data), void *data) 
 void http_server_free(http_server *s) {
     if (!s)
         return;
+    workpool_free(s->qpool);
+    workpool_free(s->lpool);
     free(s->routes);
     web_free(s->web);
     free(s);

@@ -314,9 +314,9 @@ static void h_targets_metadata(http_req *req, http_resp *resp, void *data) {
 
 int v1_register_metadata(http_server *s, api_v1 *a) {
     static const v1_route routes[] = {
-        {"GET,POST", "/api/v1/series", h_series, NULL, HTTP_ROUTE_WORKER},
-        {"GET,POST", "/api/v1/labels", h_labels, NULL, HTTP_ROUTE_WORKER},
-        {"GET", "/api/v1/label/*", h_label_values, "/api/v1/label/:name/values", HTTP_ROUTE_WORKER},
+        {"GET,POST", "/api/v1/series", h_series, NULL, HTTP_ROUTE_LOOKUP},
+        {"GET,POST", "/api/v1/labels", h_labels, NULL, HTTP_ROUTE_LOOKUP},
+        {"GET", "/api/v1/label/*", h_label_values, "/api/v1/label/:name/values", HTTP_ROUTE_LOOKUP},
         {"GET", "/api/v1/metadata", h_metadata, NULL, HTTP_ROUTE_WORKER},
         {"GET", "/api/v1/targets", h_targets, NULL, HTTP_ROUTE_WORKER},
         {"GET", "/api/v1/targets/metadata", h_targets_metadata, NULL, HTTP_ROUTE_WORKER},

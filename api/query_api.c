@@ -9,13 +9,16 @@
  * as strings formatted like Go's FormatFloat(v, 'f', -1, 64).  The result
  * writers append straight into the response body, point by point.
  *
- * query and query_range are QUEUED routes: at most --query.max-concurrency
- * evaluate at once and the others wait in the HTTP server's queue (see
- * queue_timeout_ms).
+ * query and query_range are QUEUED routes: they run on the HTTP server's
+ * query pool, at most --query.max-concurrency at once, and the others wait
+ * in its queue (see queue_timeout_ms).  query_exemplars, like the lookups of
+ * metadata.c, is a LOOKUP route (the server's lookup pool: it never waits
+ * for query slots).  Remote writes and the other endpoints wait for neither.
  *
  * Called by the HTTP server through the routes registered
- * here (api_v1_register calls the v1_register_* function); the handlers
- * run on libuv's worker threads, any number at once (see v1.h).
+ * here (api_v1_register calls the v1_register_* function); query and
+ * query_range run on query pool threads, query_exemplars on lookup pool
+ * threads, the others on libuv's worker threads (see v1.h).
  */
 #include <math.h>
 #include <stdio.h>
@@ -409,10 +412,12 @@ int v1_register_query(http_server *s, api_v1 *a) {
         {"GET,POST", "/api/v1/query_range", h_query_range, NULL, HTTP_ROUTE_QUEUED},
         {"GET,POST", "/api/v1/format_query", h_format_query, NULL, HTTP_ROUTE_WORKER},
         {"GET,POST", "/api/v1/parse_query", h_parse_query, NULL, HTTP_ROUTE_WORKER},
-        {"GET,POST", "/api/v1/query_exemplars", h_exemplars, NULL, HTTP_ROUTE_WORKER},
+        {"GET,POST", "/api/v1/query_exemplars", h_exemplars, NULL, HTTP_ROUTE_LOOKUP},
     };
     int rc = v1_register_routes(s, a, V1_ROUTES(routes));
+    /* a burst of dashboards' queries may wait, a flood is refused */
+    int waiting = a->max_concurrency > 16 ? 4 * a->max_concurrency : 64;
     if (rc == 0)
-        http_server_set_queue(s, a->max_concurrency, queue_timeout_ms, a);
+        http_server_set_queue(s, a->max_concurrency, a->max_concurrency ? waiting : 0, queue_timeout_ms, a);
     return rc;
 }

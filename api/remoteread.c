@@ -375,5 +375,5 @@ static void h_read(http_req *req, http_resp *resp, void *data) {
 }
 
 int v1_register_read(http_server *s, api_v1 *a) {
-    return http_route(s, "POST", "/api/v1/read", HTTP_ROUTE_WORKER, h_read, a, "/api/v1/read");
+    return http_route(s, "POST", "/api/v1/read", HTTP_ROUTE_LOOKUP, h_read, a, "/api/v1/read");
 }

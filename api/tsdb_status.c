@@ -238,6 +238,6 @@ out:
 }
 
 int v1_register_tsdb(http_server *s, api_v1 *a) {
-    static const v1_route route = {"GET", "/api/v1/status/tsdb", h_tsdb, NULL, HTTP_ROUTE_WORKER};
+    static const v1_route route = {"GET", "/api/v1/status/tsdb", h_tsdb, NULL, HTTP_ROUTE_LOOKUP};
     return v1_register_routes(s, a, &route, 1);
 }

@@ -17,9 +17,11 @@
  * append to out-of-memory is never sent: the server answers 500 instead
  * (api/http.c checks it once, before the answer is written).
  *
- * Threading: the handlers run on libuv's worker threads, any number at
- * once.  The api_v1 context is read-only after api_v1_new except for the
- * storage, scrape and rules pointers, which are atomic.
+ * Threading: the handlers run on worker threads (the HTTP server's query
+ * pool for the QUEUED routes, its lookup pool for the LOOKUP routes, libuv's
+ * pool for the others), any number at once.  The api_v1 context is
+ * read-only after api_v1_new except for the storage, scrape and rules
+ * pointers, which are atomic.
  */
 #ifndef KILN_API_V1_H
 #define KILN_API_V1_H

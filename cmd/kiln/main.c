@@ -878,16 +878,14 @@ int main(int argc, char **argv) {
     log_setup(log_level_parse(flags[F_LOG_LEVEL].value), log_format_parse(flags[F_LOG_FORMAT].value));
     signal(SIGPIPE, SIG_IGN);
     if (!getenv("UV_THREADPOOL_SIZE")) {
-        /* room for --query.max-concurrency queries and the rest (remote
-         * writes, lookups) beside them, but not more than four threads a
-         * core: every worker thread that has run keeps stack and allocator
-         * memory, tens of megabytes more after a remote-write run with three
-         * times the threads; libuv's limit is 1024 */
-        int64_t n = flag_int(F_QUERY_CONCURRENCY) + 4, cores = sysconf(_SC_NPROCESSORS_ONLN);
-        if (cores > 0 && n > 4 * cores)
-            n = 4 * cores;
+        /* libuv's pool runs ingestion (remote writes, scrapes), housekeeping
+         * and the cheap endpoints; queries have the HTTP server's own pool.
+         * Two threads a core, at least 8 (room for appends waiting on the WAL
+         * and a compaction beside them) and at most 32: every worker thread
+         * that has run keeps stack and allocator memory */
+        int64_t n = 2 * sysconf(_SC_NPROCESSORS_ONLN);
         char v[16];
-        snprintf(v, sizeof v, "%lld", (long long)(n < 8 ? 8 : n > 1024 ? 1024 : n));
+        snprintf(v, sizeof v, "%lld", (long long)(n < 8 ? 8 : n > 32 ? 32 : n));
         setenv("UV_THREADPOOL_SIZE", v, 1);
     }
 

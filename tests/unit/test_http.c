@@ -2,7 +2,9 @@
  * test_http.c - the request helpers handlers use: parameters from the query
  * string and urlencoded bodies, headers, and the JSON writer; and, through a
  * real server on the loopback, that an answer which lost an append to
- * out-of-memory is sent as a 500, never as a truncated 200.
+ * out-of-memory is sent as a 500, never as a truncated 200, and that query
+ * routes run on the server's own pool: with it full, worker and lookup
+ * routes still answer, waiting requests are bounded and time out.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,7 +12,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -146,22 +150,72 @@ static void on_down(void *data) {
     *(int *)data = 1;
 }
 
-START_TEST(test_lost_append_is_500) {
-    uv_loop_t loop;
-    ck_assert_int_eq(uv_loop_init(&loop), 0);
-    http_server_opts o;
-    http_server_opts_default(&o);
-    char addr[64];
-    int port = free_port();
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-    o.listen_address = addr;
+/* A server on a free loopback port of loop, with o's limits (NULL: the
+ * defaults); routes are added before server_listen. */
+static http_server *server_new(uv_loop_t *loop, const http_server_opts *o, int *port, char *addr) {
+    ck_assert_int_eq(uv_loop_init(loop), 0);
+    http_server_opts d;
+    if (o)
+        d = *o;
+    else
+        http_server_opts_default(&d);
+    *port = free_port();
+    snprintf(addr, 64, "127.0.0.1:%d", *port);
+    d.listen_address = addr;
     http_server *s = NULL;
     kiln_err err = {0};
-    ck_assert_int_eq(http_server_new(&loop, &o, &s, &err), 0);
+    ck_assert_int_eq(http_server_new(loop, &d, &s, &err), 0);
+    return s;
+}
+
+static void server_listen(http_server *s) {
+    kiln_err err = {0};
+    ck_assert_int_eq(http_server_listen(s, &err), 0);
+}
+
+/* Shuts s down, frees it and checks the loop holds nothing more. */
+static void server_free(uv_loop_t *loop, http_server *s) {
+    int down = 0;
+    http_server_shutdown(s, on_down, &down);
+    while (!down)
+        uv_run(loop, UV_RUN_ONCE);
+    http_server_free(s);
+    ck_assert_int_eq(uv_loop_close(loop), 0);
+}
+
+/* Runs the loop until *flag reaches want (or 10 s pass: the test then fails
+ * on what it finds). */
+static void pump_until(uv_loop_t *loop, atomic_int *flag, int want) {
+    for (int spins = 0; atomic_load(flag) < want && spins < 10000; spins++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+static void client_start(client *c, pthread_t *th, int port, const char *path) {
+    memset(c, 0, sizeof *c);
+    c->port = port;
+    c->path = path;
+    ck_assert_int_eq(pthread_create(th, NULL, client_run, c), 0);
+}
+
+/* GET path on a new connection, the loop running until it is answered. */
+static void exchange(uv_loop_t *loop, int port, const char *path, client *c) {
+    pthread_t th;
+    client_start(c, &th, port, path);
+    pump_until(loop, &c->done, 1);
+    pthread_join(th, NULL);
+}
+
+START_TEST(test_lost_append_is_500) {
+    uv_loop_t loop;
+    char addr[64];
+    int port;
+    http_server *s = server_new(&loop, NULL, &port, addr);
     ck_assert_int_eq(http_route(s, "GET", "/inline", HTTP_ROUTE_INLINE, h_lost_body, NULL, NULL), 0);
     ck_assert_int_eq(http_route(s, "GET", "/worker", HTTP_ROUTE_WORKER, h_lost_body, NULL, NULL), 0);
     ck_assert_int_eq(http_route(s, "GET", "/header", HTTP_ROUTE_WORKER, h_lost_header, NULL, NULL), 0);
-    ck_assert_int_eq(http_server_listen(s, &err), 0);
+    server_listen(s);
 
     static const struct {
         const char *path, *body;
@@ -171,14 +225,8 @@ START_TEST(test_lost_append_is_500) {
         {"/header", "out of memory\n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        client c = {.port = port, .path = cases[i].path};
-        pthread_t th;
-        ck_assert_int_eq(pthread_create(&th, NULL, client_run, &c), 0);
-        for (int spins = 0; !atomic_load(&c.done) && spins < 5000; spins++) {
-            uv_run(&loop, UV_RUN_NOWAIT);
-            usleep(1000);
-        }
-        pthread_join(th, NULL);
+        client c;
+        exchange(&loop, port, cases[i].path, &c);
         ck_assert_msg(strncmp(c.answer, "HTTP/1.1 500 ", 13) == 0, "%s: %s", cases[i].path, c.answer);
         ck_assert_ptr_null(strstr(c.answer, "[1,2,3]"));
         ck_assert_ptr_null(strstr(c.answer, "X-Kiln"));
@@ -186,12 +234,112 @@ START_TEST(test_lost_append_is_500) {
         ck_assert_ptr_nonnull(body);
         ck_assert_str_eq(body + 4, cases[i].body);
     }
-    int down = 0;
-    http_server_shutdown(s, on_down, &down);
-    while (!down)
-        uv_run(&loop, UV_RUN_ONCE);
-    http_server_free(s);
-    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    server_free(&loop, s);
+}
+END_TEST
+
+/* ---- the query pool ------------------------------------------------------- */
+
+static atomic_int q_release, q_running, q_ran;
+
+/* A query that runs until released; answers with its thread's nice value.
+ * One that timed out in the queue answers that at once. */
+static void h_block(http_req *req, http_resp *resp, void *data) {
+    (void)data;
+    if (req->queue_timed_out) {
+        http_resp_json_error(resp, 503, "timeout", "query timed out in query queue");
+        return;
+    }
+    atomic_fetch_add(&q_ran, 1);
+    atomic_fetch_add(&q_running, 1);
+    while (!atomic_load(&q_release))
+        usleep(1000);
+    char msg[64];
+    snprintf(msg, sizeof msg, "nice=%d\n", getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)));
+    http_resp_text(resp, 200, msg);
+    atomic_fetch_sub(&q_running, 1);
+}
+
+static void h_fast(http_req *req, http_resp *resp, void *data) {
+    (void)req, (void)data;
+    http_resp_text(resp, 200, "fast\n");
+}
+
+/* /t may wait 50 ms for a slot, the others as long as it takes. */
+static int64_t wait_deadline(http_req *req, void *data) {
+    (void)data;
+    return strcmp(req->path, "/t") == 0 ? 50 : 0;
+}
+
+START_TEST(test_query_pool) {
+    uv_loop_t loop;
+    char addr[64];
+    int port;
+    http_server *s = server_new(&loop, NULL, &port, addr);
+    ck_assert_int_eq(http_route(s, "GET", "/q", HTTP_ROUTE_QUEUED, h_block, NULL, NULL), 0);
+    ck_assert_int_eq(http_route(s, "GET", "/t", HTTP_ROUTE_QUEUED, h_block, NULL, NULL), 0);
+    ck_assert_int_eq(http_route(s, "GET", "/w", HTTP_ROUTE_WORKER, h_fast, NULL, NULL), 0);
+    ck_assert_int_eq(http_route(s, "GET", "/l", HTTP_ROUTE_LOOKUP, h_fast, NULL, NULL), 0);
+    /* as many query slots as libuv has threads (4 unless UV_THREADPOOL_SIZE
+     * says otherwise): on libuv's pool, running queries would hold them all */
+    const char *env = getenv("UV_THREADPOOL_SIZE");
+    int nq = env && atoi(env) > 0 && atoi(env) <= 16 ? atoi(env) : 4;
+    http_server_set_queue(s, nq, 1, wait_deadline, NULL);
+    server_listen(s);
+    atomic_store(&q_release, 0);
+    atomic_store(&q_running, 0);
+    atomic_store(&q_ran, 0);
+
+    client q[17];
+    pthread_t qt[17];
+    for (int i = 0; i < nq; i++)
+        client_start(&q[i], &qt[i], port, "/q");
+    pump_until(&loop, &q_running, nq);
+    ck_assert_int_eq(atomic_load(&q_running), nq);
+
+    /* every slot is taken: a worker route and a lookup answer all the same */
+    static const char *const others[] = {"/w", "/l"};
+    for (size_t i = 0; i < 2; i++) {
+        client w;
+        exchange(&loop, port, others[i], &w);
+        ck_assert_msg(strncmp(w.answer, "HTTP/1.1 200 ", 13) == 0, "%s: %s", others[i], w.answer);
+        ck_assert_ptr_nonnull(strstr(w.answer, "\r\n\r\nfast\n"));
+    }
+
+    /* one that waits past its deadline only answers the error */
+    client t;
+    exchange(&loop, port, "/t", &t);
+    ck_assert_msg(strncmp(t.answer, "HTTP/1.1 503 ", 13) == 0, "%s", t.answer);
+    ck_assert_ptr_nonnull(strstr(t.answer, "{\"status\":\"error\",\"errorType\":\"timeout\","
+                                           "\"error\":\"query timed out in query queue\"}"));
+    ck_assert_int_eq(atomic_load(&q_ran), nq);
+
+    /* one may wait (max_waiting 1); the next is refused at once */
+    client_start(&q[nq], &qt[nq], port, "/q");
+    for (int spins = 0; spins < 100; spins++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    client r;
+    exchange(&loop, port, "/q", &r);
+    ck_assert_msg(strncmp(r.answer, "HTTP/1.1 503 ", 13) == 0, "%s", r.answer);
+    ck_assert_ptr_nonnull(strstr(r.answer, "\"errorType\":\"unavailable\""));
+    ck_assert_ptr_nonnull(strstr(r.answer, "too many queries"));
+    ck_assert_int_eq(atomic_load(&q_ran), nq);
+    ck_assert_int_eq(atomic_load(&q[nq].done), 0);
+
+    /* released, the running ones answer and the waiting one runs; all of
+     * them on query threads, below the loop's and libuv's priority */
+    atomic_store(&q_release, 1);
+    for (int i = 0; i <= nq; i++) {
+        pump_until(&loop, &q[i].done, 1);
+        pthread_join(qt[i], NULL);
+        ck_assert_msg(strncmp(q[i].answer, "HTTP/1.1 200 ", 13) == 0, "%s", q[i].answer);
+        ck_assert_msg(strstr(q[i].answer, "\r\n\r\nnice=10\n") != NULL, "%s", q[i].answer);
+    }
+    ck_assert_int_eq(atomic_load(&q_ran), nq + 1);
+
+    server_free(&loop, s);
 }
 END_TEST
 
@@ -201,6 +349,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_params);
     tcase_add_test(tc, test_json_str);
     tcase_add_test(tc, test_lost_append_is_500);
+    tcase_add_test(tc, test_query_pool);
     suite_add_tcase(s, tc);
     return s;
 }
