@@ -290,13 +290,6 @@ static void pts_push(pts *p, int present, double v) {
     p->v[p->n++] = (pt){present, v};
 }
 
-static double stale_nan(void) {
-    uint64_t b = 0x7ff0000000000002ULL;
-    double d;
-    memcpy(&d, &b, sizeof d);
-    return d;
-}
-
 /* Skips one `{{...}}` native histogram literal; NULL when it is not closed.
  * The literal's content is not read: kiln has no native histograms yet. */
 static const char *skip_histogram(const char *p) {
