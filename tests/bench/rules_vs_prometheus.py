@@ -39,8 +39,9 @@ directory), so the two never compete for the 2 cores:
    the rules wrote (count({__name__=~"job.*:.+"})): both must agree.
 
 Prints a Markdown table and the ratios.  docs/benchmarks.md records the
-figures.  With --perf FILE, kiln's measurement window runs under
-`perf record -g` and FILE gets the report's top entries.
+figures.  With --perf FILE, kiln's measured rounds run under `perf record
+--call-graph dwarf` and FILE gets the report: the top functions, then the
+call chains of those above 2%.
 """
 import argparse
 import json
@@ -321,8 +322,9 @@ def measure(name, cmd, port, base, prefix, a, rules_path):
         sleep_until(t_reload + STEP_MS / 1000 * (1 + a.warmup) + 1)
 
         if perf is None and a.perf and name == "kiln":
-            perf = subprocess.Popen(["perf", "record", "-g", "-o", os.path.join(base, "perf.data"),
-                                     "-p", str(proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            perf = subprocess.Popen(["perf", "record", "-F", "250", "--call-graph", "dwarf,16384", "-o",
+                                     os.path.join(base, "perf.data"), "-p", str(proc.pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         sums, rss1, lasts = [], [], set()
         c1, t1 = cpu_seconds(proc.pid), time.time()
         for r in range(a.rounds):
@@ -367,8 +369,8 @@ def perf_report(base, out):
     with open(out, "w") as f:
         subprocess.run(["perf", "report", "-i", os.path.join(base, "perf.data"), "--no-children", "--stdio",
                         "--percent-limit", "0.5", "-g", "none"], stdout=f, stderr=subprocess.DEVNULL)
-        subprocess.run(["perf", "report", "-i", os.path.join(base, "perf.data"), "--children", "--stdio",
-                        "--percent-limit", "2", "-g", "caller,0.5,callee,function,percent"],
+        subprocess.run(["perf", "report", "-i", os.path.join(base, "perf.data"), "--no-children", "--stdio",
+                        "--percent-limit", "2", "-g", "caller,0.5,callee,function,percent", "--max-stack", "12"],
                        stdout=f, stderr=subprocess.DEVNULL)
 
 
