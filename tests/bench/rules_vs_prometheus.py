@@ -28,7 +28,7 @@ directory), so the two never compete for the 2 cores:
 1. start it without rules; send 26 samples of every series by remote write
    (the last 6.5 minutes: every [5m] window is full), then one sample of
    every series every 15 s, on the 15 s grid, until it stops;
-2. after 30 s, note its resident memory (median of 4 readings, 5 s apart) and
+2. after 45 s, note its resident memory (median of 4 readings, 5 s apart) and
    its CPU time over those 20 s: the cost of the data alone;
 3. write rule_files into its configuration and reload it (SIGHUP);
 4. let --warmup evaluation rounds pass, then over --rounds rounds read
@@ -299,7 +299,7 @@ def measure(name, cmd, port, base, prefix, a, rules_path):
         feeder.backfill()
         print(f"# {name}: {feeder.sent} samples sent in {time.time() - t:.1f}s", file=sys.stderr)
         feeder.start()
-        time.sleep(10)
+        time.sleep(25)  # the work the backfill left (head appends, Go's GC) settles
         rss0, c0, t0 = [], cpu_seconds(proc.pid), time.time()
         for _ in range(4):
             rss0.append(rss_of(proc.pid))

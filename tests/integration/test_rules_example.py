@@ -283,50 +283,43 @@ class TestRulesExample(unittest.TestCase):
         with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
             f.write(cfg)
         pport = free_port()
-        prom = kiln = feeder = None
-        try:
-            prom = Process([PROMETHEUS, f"--config.file={tmp}/prometheus.yml", f"--storage.tsdb.path={tmp}/p",
-                            f"--web.listen-address=127.0.0.1:{pport}", "--web.enable-remote-write-receiver"],
-                           os.path.join(tmp, "prometheus.log"))
-            kiln = Kiln(config=cfg).start()
-            self.assertTrue(wait_for(lambda: http_get(f"http://127.0.0.1:{pport}/-/ready")[0] == 200, 30),
-                            prom.read_log()[-3000:] if prom else "")
-            feeder = Feeder([f"http://127.0.0.1:{port}/api/v1/write" for port in (kiln.port, pport)])
-            feeder.start()
+        # cleanups run last first, each even when another fails
+        self.addCleanup(shutil.rmtree, tmp, True)
+        prom = Process([PROMETHEUS, f"--config.file={tmp}/prometheus.yml", f"--storage.tsdb.path={tmp}/p",
+                        f"--web.listen-address=127.0.0.1:{pport}", "--web.enable-remote-write-receiver"],
+                       os.path.join(tmp, "prometheus.log"))
+        self.addCleanup(prom.stop)
+        kiln = Kiln(config=cfg)
+        self.addCleanup(kiln.cleanup)
+        kiln.start()
+        self.assertTrue(wait_for(lambda: http_get(f"http://127.0.0.1:{pport}/-/ready")[0] == 200, 30),
+                        prom.read_log()[-3000:])
+        feeder = Feeder([f"http://127.0.0.1:{port}/api/v1/write" for port in (kiln.port, pport)])
+        self.addCleanup(feeder.stop)
+        feeder.start()
 
-            want_alerts = set(FIRING)
-            for name, port in (("kiln", kiln.port), ("prometheus", pport)):
-                got = wait_for(lambda: set(firing(port)) >= want_alerts and firing(port), 60, 0.5)
-                self.assertTrue(got, f"{name}: alerts firing: {firing(port)}")
-            self.assertIsNone(feeder.error)
+        want_alerts = set(FIRING)
+        for name, port in (("kiln", kiln.port), ("prometheus", pport)):
+            got = wait_for(lambda: set(firing(port)) >= want_alerts and firing(port), 60, 0.5)
+            self.assertTrue(got, f"{name}: alerts firing: {firing(port)}")
+        self.assertIsNone(feeder.error)
 
-            want = expected()
-            for name, port in (("kiln", kiln.port), ("prometheus", pport)):
-                for record, values in want.items():
-                    got = recorded(port, record)
-                    self.assertEqual(set(got), set(values), f"{name}: {record}")
-                    for k, v in values.items():
-                        self.assertAlmostEqual(got[k], v, delta=1e-9 * abs(v), msg=f"{name}: {record}{{{k}}}")
+        want = expected()
+        for name, port in (("kiln", kiln.port), ("prometheus", pport)):
+            for record, values in want.items():
+                got = recorded(port, record)
+                self.assertEqual(set(got), set(values), f"{name}: {record}")
+                for k, v in values.items():
+                    self.assertAlmostEqual(got[k], v, delta=1e-9 * abs(v), msg=f"{name}: {record}{{{k}}}")
 
-            k_alerts, p_alerts = firing(kiln.port), firing(pport)
-            for a, annotations in FIRING.items():
-                self.assertEqual(p_alerts[a][0], annotations, f"prometheus: {a}")
-                self.assertEqual(k_alerts[a][0], annotations, f"kiln: {a}")
-                self.assertAlmostEqual(k_alerts[a][1], p_alerts[a][1], delta=1e-9 * abs(p_alerts[a][1]))
-            self.assertEqual(set(k_alerts), set(p_alerts))
-        finally:
-            if feeder:
-                feeder.stop()
-            if kiln:
-                code = kiln.stop()
-                log = kiln.read_log()
-                kiln.cleanup()
-                if code != 0:
-                    raise AssertionError(f"kiln exited with {code}:\n{log[-3000:]}")
-            if prom:
-                prom.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
-
+        k_alerts, p_alerts = firing(kiln.port), firing(pport)
+        for a, annotations in FIRING.items():
+            self.assertEqual(p_alerts[a][0], annotations, f"prometheus: {a}")
+            self.assertEqual(k_alerts[a][0], annotations, f"kiln: {a}")
+            self.assertAlmostEqual(k_alerts[a][1], p_alerts[a][1], delta=1e-9 * abs(p_alerts[a][1]))
+        self.assertEqual(set(k_alerts), set(p_alerts))
+        feeder.stop()
+        self.assertEqual(kiln.stop(), 0, kiln.read_log()[-3000:])
 
 if __name__ == "__main__":
     unittest.main()
