@@ -372,8 +372,21 @@ static int sans_allowed(tls_conn *c) {
 /* The connection ends: the alert OpenSSL queued, if any, goes out if the
  * socket takes it at once. */
 static ssize_t fail_conn(tls_conn *c, uv_stream_t *s, const char *what) {
-    char e[256];
-    LOG_DEBUG("TLS handshake error", "err=\"%s: %s\"", what, ssl_error_text(e, sizeof e));
+    char e[256], peer[64] = "?";
+    struct sockaddr_storage sa;
+    int salen = sizeof sa;
+    if (uv_tcp_getpeername((uv_tcp_t *)s, (struct sockaddr *)&sa, &salen) == 0) {
+        char ip[INET6_ADDRSTRLEN] = "";
+        int port = sa.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&sa)->sin6_port)
+                                            : ntohs(((struct sockaddr_in *)&sa)->sin_port);
+        if (sa.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&sa, ip, sizeof ip);
+        else
+            uv_ip4_name((struct sockaddr_in *)&sa, ip, sizeof ip);
+        snprintf(peer, sizeof peer, sa.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    }
+    LOG_DEBUG(strcmp(what, "handshake") == 0 ? "TLS handshake error" : "TLS error",
+              "remote=%s err=\"%s: %s\"", peer, what, ssl_error_text(e, sizeof e));
     buf b = BUF_INIT;
     drain(c, &b);
     if (b.len) {

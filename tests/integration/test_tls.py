@@ -146,7 +146,7 @@ class TlsKilnCase(KilnTestCase):
 
     @classmethod
     def make_kiln(cls):
-        return TlsKiln(cls.web_yaml(), client_cert=cls.client_cert)
+        return TlsKiln(cls.web_yaml(), client_cert=cls.client_cert, args=cls.kiln_args)
 
 
 class MutualTlsCase(TlsKilnCase):
@@ -246,6 +246,7 @@ class TestTlsBasicAuth(TlsKilnCase):
 
 class TestMutualTls(MutualTlsCase):
     mtls_extra = "  min_version: TLS13\n"
+    kiln_args = ("--log.level=debug",)
 
     def curl_with(self, *args):
         return self.kiln.curl("/-/healthy", "--cacert", pki("ca.crt"), *args)
@@ -259,6 +260,10 @@ class TestMutualTls(MutualTlsCase):
         self.assertEqual(status, 0)
         rc, status, out = self.curl_with("--cert", pki("stranger.crt"), "--key", pki("stranger.key"))
         self.assertNotEqual(rc, 0, out)
+        # handshake failures are the client's business: logged at debug only
+        self.assertTrue(wait_for(lambda: "TLS handshake error" in self.kiln.read_log(), 5), self.kiln.read_log())
+        self.assertIn("level=debug", next(ln for ln in self.kiln.read_log().splitlines()
+                                          if "TLS handshake error" in ln))
         self.assertEqual(self.kiln.get("/-/healthy")[0], 200)
 
     def test_min_version(self):
