@@ -25,7 +25,8 @@
  *   | a series with bad labels (unsorted, duplicate,      | 400, the rest |
  *   |   empty or invalid name, no __name__, bad UTF-8)    |   is stored   |
  *   | samples out of order / duplicate / out of bounds    | 400, the rest |
- *   |                                                     |   is stored   |
+ *   |   (against the head or earlier in the request; a    |   is stored   |
+ *   |   sample over STORAGE_MAX_FUTURE_MS ahead: bounds)  |               |
  *   | decompressed body or decoded size over the bound    | 413           |
  *   | Content-Encoding not snappy, remote write 2.0 type  | 415           |
  *   | kiln failed (out of memory, WAL error)              | 500: retry    |

@@ -22,7 +22,11 @@
  *     it counts as an unknown reference, and is dropped as Prometheus does);
  *   - samples older than the head's min valid time are in blocks, those up
  *     to a series' last chunk from chunks_head are in that chunk: both are
- *     skipped, not appended again.
+ *     skipped, not appended again;
+ *   - samples (and chunks_head chunks) more than STORAGE_MAX_FUTURE_MS after
+ *     the clock at open are dropped with a warning: a WAL written before the
+ *     bound existed may hold one, and it would move the head's range into
+ *     the future, making every current sample out of bounds.
  */
 #include <malloc.h>
 #include <stdlib.h>
@@ -57,7 +61,8 @@ KILN_MUST_CHECK static int alias_add(ref_alias *a, uint64_t from, uint64_t to) {
 }
 
 typedef struct replay_stats {
-    uint64_t series, samples, unknown_refs, rejected, records, mmapped, in_blocks, in_chunks;
+    uint64_t series, samples, unknown_refs, rejected, records, mmapped, in_blocks, in_chunks, future;
+    int64_t first_future; /* the timestamp of the first future sample or chunk dropped */
 } replay_stats;
 
 /* Full chunks found in chunks_head at start, sorted by series then file
@@ -71,7 +76,10 @@ typedef struct mmchunk {
 typedef struct mmchunks {
     mmchunk *v;
     size_t n, cap;
-    int64_t minv; /* chunks ending before it are in blocks already */
+    int64_t minv;    /* chunks ending before it are in blocks already */
+    int64_t maxv;    /* chunks (and samples) ending after it are too far in the future */
+    uint64_t future; /* chunks dropped for it */
+    int64_t first_future;
     /* by series reference (below MM_REFS), the end of its chunks: WAL samples
      * up to there are in them already, and replay drops them on reading */
     int64_t *end;
@@ -125,6 +133,11 @@ static int mm_collect(uint64_t sref, int64_t mint, int64_t maxt, uint64_t cref, 
     mmchunks *m = data;
     if (maxt < m->minv)
         return 0;
+    if (maxt > m->maxv) {
+        if (m->future++ == 0)
+            m->first_future = maxt;
+        return 0;
+    }
     if (array_grow((void **)&m->v, &m->cap, m->n + 1, sizeof *m->v) != 0)
         return KILN_ENOMEM;
     m->v[m->n++] = (mmchunk){sref, mint, maxt, cref};
@@ -521,6 +534,11 @@ KILN_MUST_CHECK static int replay_samples(replayer *rp, const uint8_t *rec, size
             st->in_blocks++;
             continue;
         }
+        if (x[i].t > mm->maxv) {
+            if (st->future++ == 0)
+                st->first_future = x[i].t;
+            continue;
+        }
         uint64_t ref = al->n ? alias_lookup(al, x[i].ref) : x[i].ref;
         if (ref < mm->nend && x[i].t <= mm->end[ref]) {
             st->in_chunks++;
@@ -705,6 +723,7 @@ int storage__replay(storage *s, kiln_err *err) {
     mmchunks mm = {0};
     refset known = {0};
     mm.minv = head_min_valid(s->h);
+    mm.maxv = time_now_ms() + STORAGE_MAX_FUTURE_MS;
     arena a;
     arena_init(&a, 0);
     if ((rc0 = headchunks_iterate(s->hc, mm_collect, &mm, err)) != 0) {
@@ -799,6 +818,12 @@ int storage__replay(storage *s, kiln_err *err) {
             goto out;
     }
     rc = 0;
+    if (st.future || mm.future)
+        LOG_WARN("WAL replay: samples too far in the future dropped (written before kiln bounded them)",
+                 "samples=%llu head_chunks=%llu first_timestamp=%lld max_future=%lldm",
+                 (unsigned long long)st.future, (unsigned long long)mm.future,
+                 (long long)(st.future ? st.first_future : mm.first_future),
+                 (long long)(STORAGE_MAX_FUTURE_MS / 60000));
     headchunks_release(s->hc);
     malloc_trim(0); /* replay's batches were large: give the memory back */
     s->replay_seconds = time_mono_sec() - t0;

@@ -259,11 +259,24 @@ typedef struct staged {
     double v;
 } staged;
 
+/*
+ * Within a batch, a series' samples must be in order too: head_append_check
+ * sees only what is committed, so the appender compares a sample with the
+ * last one it staged for the series.  Consecutive samples of one series (a
+ * run) compare with the previous staged sample; when a run ends, its series
+ * is recorded in `last`, an open-addressing set of indexes into v (0 empty,
+ * else index + 1) keyed by the staged sample's series, and a series that
+ * starts a run is looked up there.  So a batch of one sample per series
+ * costs two probes a sample, and runs cost nothing.
+ */
 struct appender {
     storage *st;
-    int trusted; /* labels were checked by the caller */
+    int trusted;   /* labels were checked by the caller */
+    int64_t max_t; /* later samples are too far in the future (STORAGE_MAX_FUTURE_MS) */
     staged *v;
     size_t n, cap;
+    uint32_t *last; /* see above; cap a power of two, at most half full */
+    size_t nlast, caplast;
     /* the series this appender created (and, at commit, those failed
      * commits left unlogged): their records go to the WAL whatever happens */
     hseries **created;
@@ -274,9 +287,70 @@ appender *storage_appender(storage *s) {
     appender *a = calloc(1, sizeof *a);
     if (a) {
         a->st = s;
+        a->max_t = time_now_ms() + STORAGE_MAX_FUTURE_MS;
         lockrank_rdlock(&s->gc, LOCK_RANK_GC);
     }
     return a;
+}
+
+static size_t last_slot(const appender *a, const hseries *hs) {
+    uint64_t h = (uint64_t)(uintptr_t)hs * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 32) & (a->caplast - 1);
+}
+
+/* The slot holding hs in a->last, or the empty slot where it would go. */
+static size_t last_find(const appender *a, const hseries *hs) {
+    size_t i = last_slot(a, hs);
+    while (a->last[i] && a->v[a->last[i] - 1].s != hs)
+        i = (i + 1) & (a->caplast - 1);
+    return i;
+}
+
+/* Records that a->v[idx] is the last staged sample of its series. */
+KILN_MUST_CHECK static int last_put(appender *a, size_t idx) {
+    if ((a->nlast + 1) * 2 > a->caplast) {
+        size_t nc = a->caplast ? a->caplast * 2 : 64;
+        uint32_t *old = a->last, *nv = calloc(nc, sizeof *nv);
+        size_t oc = a->caplast;
+        if (!nv)
+            return KILN_ENOMEM;
+        a->last = nv;
+        a->caplast = nc;
+        for (size_t i = 0; i < oc; i++)
+            if (old[i])
+                a->last[last_find(a, a->v[old[i] - 1].s)] = old[i];
+        free(old);
+    }
+    size_t i = last_find(a, a->v[idx].s);
+    a->nlast += a->last[i] == 0;
+    a->last[i] = (uint32_t)idx + 1;
+    return 0;
+}
+
+/* The sample staged last for hs in this batch, or NULL. */
+KILN_MUST_CHECK static int staged_last(appender *a, const hseries *hs, const staged **out) {
+    *out = NULL;
+    if (a->n == 0)
+        return 0;
+    const staged *prev = &a->v[a->n - 1];
+    if (prev->s == hs) {
+        *out = prev;
+        return 0;
+    }
+    /* a run of prev->s ends here (recorded again when it was one already: a later index) */
+    if (a->n > UINT32_MAX - 1 || last_put(a, a->n - 1) != 0)
+        return KILN_ENOMEM;
+    size_t i = last_find(a, hs);
+    if (a->last[i])
+        *out = &a->v[a->last[i] - 1];
+    return 0;
+}
+
+static int same_value(double x, double y) {
+    uint64_t a, b;
+    memcpy(&a, &x, sizeof a);
+    memcpy(&b, &y, sizeof b);
+    return a == b;
 }
 
 int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v,
@@ -284,6 +358,11 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
     storage *s = a->st;
     hseries *hs;
     int rc;
+    if (t > a->max_t) { /* before the series is made: no empty series for a refused sample */
+        __atomic_add_fetch(&s->rejected_oob, 1, __ATOMIC_RELAXED);
+        return kiln_err_set(err, KILN_ERANGE, "out of bounds: more than %lldm in the future",
+                            (long long)(STORAGE_MAX_FUTURE_MS / 60000));
+    }
     if (*ref) {
         if (!(hs = head_series(s->h, *ref)))
             return kiln_err_set(err, KILN_EINVAL, "unknown series reference %llu", (unsigned long long)*ref);
@@ -302,6 +381,17 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
         *ref = hseries_ref(hs);
     }
     rc = head_append_check(s->h, hs, t, v, err);
+    const staged *prev;
+    if (rc >= 0 && staged_last(a, hs, &prev) != 0)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    if (rc >= 0 && prev && t <= prev->t) {
+        if (t < prev->t)
+            rc = kiln_err_set(err, KILN_EORDER, "out of order sample");
+        else if (same_value(v, prev->v))
+            rc = HEAD_APPEND_SAME;
+        else
+            rc = kiln_err_set(err, KILN_EEXIST, "duplicate sample for timestamp");
+    }
     if (rc == HEAD_APPEND_SAME)
         return 0;
     if (rc < 0) {
@@ -323,6 +413,7 @@ void appender_trust_labels(appender *a) {
 
 static void appender_free(appender *a) {
     lockrank_rwunlock(&a->st->gc, LOCK_RANK_GC, 1);
+    free(a->last);
     free(a->v);
     free(a->created);
     free(a);

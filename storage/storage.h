@@ -261,6 +261,15 @@ KILN_MUST_CHECK int storage_clean_tombstones(storage *s, kiln_err *err);
 
 typedef struct appender appender;
 
+/*
+ * How far ahead of the clock a sample may be: a later one is out of bounds
+ * (KILN_ERANGE), and the replay drops such samples from an older WAL.  One
+ * such sample would otherwise move the head's range into the future and make
+ * every current sample out of bounds.  10 minutes, the grace Mimir and Cortex
+ * give (Prometheus' docs state no bound).
+ */
+#define STORAGE_MAX_FUTURE_MS ((int64_t)10 * 60 * 1000)
+
 /* A new batch; NULL when out of memory. */
 appender *storage_appender(storage *s);
 

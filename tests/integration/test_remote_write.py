@@ -157,6 +157,77 @@ class TestRemoteWriteBadInput(KilnTestCase):
         self.assertEqual(self.kiln.get("/api/v1/write")[0], 405)
 
 
+class TestRemoteWriteBounds(unittest.TestCase):
+    """Issue 16: a far-future sample must not stop ingestion (findings 6), and
+    out of order or duplicate samples within one request answer 400 (7)."""
+
+    def setUp(self):
+        self.kiln = Kiln().start()
+
+    def tearDown(self):
+        code = self.kiln.stop()
+        log = self.kiln.read_log()
+        self.kiln.cleanup()
+        self.assertEqual(code, 0, log[-3000:])
+
+    def post(self, series):
+        st, _, text = self.kiln.post("/api/v1/write", body=snappy(pb_request(series)), headers=HEADERS)
+        return st, text.decode()
+
+    def count(self, q):
+        st, doc = self.kiln.get_json("/api/v1/query?" + urllib.parse.urlencode({"query": q}))
+        self.assertEqual(st, 200, doc)
+        return len(doc["data"]["result"])
+
+    def test_far_future_sample_refused_and_ingestion_goes_on(self):
+        t = now_ms()
+        far = t + 100 * 365 * 86400 * 1000
+        st, text = self.post([pb_series([("__name__", "rw_far")], [(1, far)]),
+                              pb_series([("__name__", "rw_near")], [(1, t)])])
+        self.assertEqual(st, 400, text)
+        self.assertIn('for series {__name__="rw_far"} at timestamp %d' % far, text)
+        self.assertIn("future", text)
+        self.assertIn("1 of 2 samples rejected", text)
+        m = self.kiln.metrics()
+        self.assertEqual(m['kiln_remote_write_samples_rejected_total{reason="out_of_bounds"}'], 1)
+        self.assertLess(m["kiln_tsdb_head_max_time"], now_ms() + 600000)
+        # every later current-time sample is still taken, before and after a restart
+        for k in range(2):
+            st, text = self.post([pb_series([("__name__", "rw_near")], [(2, now_ms() + 1000 * k)])])
+            self.assertEqual(st, 204, text)
+            if k == 0:
+                self.assertEqual(self.kiln.stop(), 0)
+                self.kiln.start()
+        self.assertEqual(self.count("rw_near"), 1)
+        self.assertEqual(self.count("rw_far"), 0)
+        # within the bound (10m) is fine: clocks differ
+        st, text = self.post([pb_series([("__name__", "rw_soon")], [(1, now_ms() + 300000)])])
+        self.assertEqual(st, 204, text)
+
+    def test_out_of_order_and_duplicates_within_one_request(self):
+        t = now_ms()
+        st, text = self.post([pb_series([("__name__", "rw_inreq")], [(1, t), (2, t - 1000), (3, t + 1000)]),
+                              pb_series([("__name__", "rw_inreq_ok")], [(1, t)])])
+        self.assertEqual(st, 400, text)
+        self.assertIn('out of order sample for series {__name__="rw_inreq"} at timestamp %d' % (t - 1000), text)
+        self.assertIn("1 of 4 samples rejected", text)
+        st, text = self.post([pb_series([("__name__", "rw_inreq_dup")], [(1, t), (2, t)])])
+        self.assertEqual(st, 400, text)
+        self.assertIn('duplicate sample for timestamp for series {__name__="rw_inreq_dup"} at timestamp %d' % t,
+                      text)
+        # the same sample twice is no error (as Prometheus takes it)
+        st, text = self.post([pb_series([("__name__", "rw_inreq_same")], [(1, t), (1, t)])])
+        self.assertEqual(st, 204, text)
+        # the valid samples of a rejected request are stored
+        st, doc = self.kiln.get_json("/api/v1/query?" + urllib.parse.urlencode(
+            {"query": "count_over_time(rw_inreq[5m])", "time": (t + 2000) / 1000}))
+        self.assertEqual(doc["data"]["result"][0]["value"][1], "2")
+        self.assertEqual(self.count("rw_inreq_ok"), 1)
+        m = self.kiln.metrics()
+        self.assertEqual(m['kiln_remote_write_samples_rejected_total{reason="out_of_order"}'], 1)
+        self.assertEqual(m['kiln_remote_write_samples_rejected_total{reason="duplicate"}'], 1)
+
+
 class TestRemoteWriteDisabled(KilnTestCase):
     kiln_args = ("--web.disable-remote-write-receiver",)
 

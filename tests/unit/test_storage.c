@@ -1,6 +1,6 @@
 /*
  * test_storage.c - the storage through its public interface: appending with
- * Prometheus' rejection rules, selecting with every matcher type, label
+ * Prometheus' rejection rules (and the future bound), selecting with every matcher type, label
  * names and values, chunk cutting, WAL replay after close and after
  * damage (flipped byte, torn tail, zeroed page), truncation of many series,
  * and concurrent appenders with readers.
@@ -1124,12 +1124,119 @@ START_TEST(test_concurrent) {
 }
 END_TEST
 
+/* A sample more than STORAGE_MAX_FUTURE_MS ahead of the clock is out of
+ * bounds: refused, counted, and the head's range stays where it was, so
+ * current samples still go in (issue 16, finding 6). */
+START_TEST(test_append_far_future_refused) {
+    storage *s = open_st();
+    int64_t now = time_now_ms();
+    int64_t far = now + 100LL * 365 * 86400 * 1000;
+    ck_assert_int_eq(put(s, "m", "a", "1", now - 60000, 1), 0);
+    label ls[3] = {{"__name__", "m"}, {"i", "1"}, {"job", "a"}};
+    appender *a = storage_appender(s);
+    uint64_t ref = 0;
+    kiln_err err = {0};
+    ck_assert_int_eq(appender_append(a, &ref, ls, 3, far, 2, &err), KILN_ERANGE);
+    ck_assert_msg(strstr(err.msg, "out of bounds") && strstr(err.msg, "future"), "%s", err.msg);
+    ck_assert_int_eq(appender_append(a, &ref, ls, 3, now - 30000, 3, &err), 0);
+    ck_assert_int_eq(appender_commit(a, &err), 0);
+    /* a sample within the bound is taken (clocks differ a little) */
+    ck_assert_int_eq(put(s, "m", "a", "2", now + STORAGE_MAX_FUTURE_MS - 60000, 1), 0);
+    ck_assert_int_eq(put(s, "m", "a", "3", far, 1), KILN_ERANGE);
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_int_lt(st.head_max_time, now + STORAGE_MAX_FUTURE_MS);
+    /* the current time still goes in, on old and new series */
+    ck_assert_int_eq(put(s, "m", "a", "1", now, 4), 0);
+    ck_assert_int_eq(put(s, "m", "a", "4", now, 4), 0);
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "i", "3"), 0); /* refused before its series was made */
+    close_st(s);
+
+    /* and after a restart */
+    s = open_st();
+    storage_get_stats(s, &st);
+    ck_assert_int_lt(st.head_max_time, now + STORAGE_MAX_FUTURE_MS);
+    ck_assert_int_eq(put(s, "m", "a", "1", time_now_ms(), 5), 0);
+    close_st(s);
+}
+END_TEST
+
+/* Out of order and duplicate samples of one series within one batch are
+ * refused at append as against the head (issue 16, finding 7), not
+ * dropped silently at commit. */
+START_TEST(test_append_order_within_batch) {
+    storage *s = open_st();
+    label la[3] = {{"__name__", "m"}, {"i", "1"}, {"job", "a"}};
+    label lb[3] = {{"__name__", "m"}, {"i", "2"}, {"job", "a"}};
+    appender *a = storage_appender(s);
+    uint64_t ra = 0, rb = 0, ra2 = 0;
+    kiln_err err = {0};
+    ck_assert_int_eq(appender_append(a, &ra, la, 3, 2000, 1, &err), 0);
+    ck_assert_int_eq(appender_append(a, &rb, lb, 3, 2000, 1, &err), 0);
+    ck_assert_int_eq(appender_append(a, &ra, NULL, 0, 1000, 1, &err), KILN_EORDER);
+    ck_assert_str_eq(err.msg, "out of order sample");
+    /* the same series looked up again by its labels, after another series */
+    ck_assert_int_eq(appender_append(a, &ra2, la, 3, 1500, 1, &err), KILN_EORDER);
+    ck_assert_int_eq(appender_append(a, &ra, NULL, 0, 2000, 7, &err), KILN_EEXIST);
+    ck_assert_str_eq(err.msg, "duplicate sample for timestamp");
+    ck_assert_int_eq(appender_append(a, &ra, NULL, 0, 2000, 1, &err), 0); /* the same sample: ignored */
+    ck_assert_int_eq(appender_append(a, &ra, NULL, 0, 3000, 2, &err), 0);
+    ck_assert_int_eq(appender_append(a, &rb, NULL, 0, 2500, 2, &err), 0);
+    ck_assert_int_eq(appender_commit(a, &err), 0);
+    series_set set = select_m(s, MATCH_EQ, "i", "1");
+    ck_assert_uint_eq(set.n, 1);
+    ck_assert_uint_eq(set.v[0].n, 2);
+    ck_assert_int_eq(set.v[0].s[0].t, 2000);
+    ck_assert(set.v[0].s[0].v == 1);
+    ck_assert_int_eq(set.v[0].s[1].t, 3000);
+    series_set_free(&set);
+    set = select_m(s, MATCH_EQ, "i", "2");
+    ck_assert_uint_eq(set.n, 1);
+    ck_assert_uint_eq(set.v[0].n, 2);
+    series_set_free(&set);
+    close_st(s);
+}
+END_TEST
+
+/* A data dir whose WAL already holds a far-future sample (written before the
+ * bound existed) opens with the sample dropped: the head's range does not
+ * move and current samples go in (issue 16, finding 6). */
+START_TEST(test_replay_drops_far_future) {
+    char wdir[300];
+    snprintf(wdir, sizeof wdir, "%s/wal", dir);
+    ck_assert_int_eq(mkdir(wdir, 0755), 0);
+    wal *w;
+    kiln_err err = {0};
+    wal_opts o = wal_opts_default();
+    ck_assert_msg(wal_open(wdir, &o, &w, &err) == 0, "%s", err.msg);
+    log_series(w, 1, "a");
+    int64_t far = time_now_ms() + 100LL * 365 * 86400 * 1000;
+    walrec_sample x[3] = {{1, 0, 0}, {1, 1000, 1}, {1, far, 9}};
+    log_samples(w, x, 3);
+    ck_assert_int_eq(wal_close(w, &err), 0);
+    storage *s = open_st();
+    storage_stats st;
+    storage_get_stats(s, &st);
+    ck_assert_int_eq(st.head_max_time, 1000);
+    ck_assert_uint_eq(check_h(s, "a", 0), 2);
+    label ls[2] = {{"__name__", "h"}, {"i", "a"}};
+    appender *a = storage_appender(s);
+    uint64_t ref = 0;
+    ck_assert_int_eq(appender_append(a, &ref, ls, 2, time_now_ms(), 2, &err), 0);
+    ck_assert_int_eq(appender_commit(a, &err), 0);
+    close_st(s);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("storage");
     TCase *tc = tcase_create("storage");
     tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_append_rules);
+    tcase_add_test(tc, test_append_far_future_refused);
+    tcase_add_test(tc, test_append_order_within_batch);
+    tcase_add_test(tc, test_replay_drops_far_future);
     tcase_add_test(tc, test_matchers_and_labels);
     tcase_add_test(tc, test_many_samples_and_limit);
     tcase_add_test(tc, test_replay);
