@@ -262,12 +262,14 @@ typedef struct staged {
 /*
  * Within a batch, a series' samples must be in order too: head_append_check
  * sees only what is committed, so the appender compares a sample with the
- * last one it staged for the series.  Consecutive samples of one series (a
- * run) compare with the previous staged sample; when a run ends, its series
- * is recorded in `last`, an open-addressing set of indexes into v (0 empty,
- * else index + 1) keyed by the staged sample's series, and a series that
- * starts a run is looked up there.  So a batch of one sample per series
- * costs two probes a sample, and runs cost nothing.
+ * last one it staged for the series.  The staged samples of a series form
+ * runs (consecutive entries of v).  Within a run the previous entry is the
+ * one to compare with.  When a series starts a run, `runs` (an open-
+ * addressing set of indexes into v, 0 empty, else index + 1, keyed by the
+ * entry's series) gives the start of its latest run, if any, whose end is
+ * then found by walking it; the new run's start replaces it once its first
+ * sample is staged.  So a batch of one sample per series costs one probe a
+ * sample, and each run is walked at most once.
  */
 struct appender {
     storage *st;
@@ -275,8 +277,9 @@ struct appender {
     int64_t max_t; /* later samples are too far in the future (STORAGE_MAX_FUTURE_MS) */
     staged *v;
     size_t n, cap;
-    uint32_t *last; /* see above; cap a power of two, at most half full */
-    size_t nlast, caplast;
+    uint32_t *runs; /* see above; capacity a power of two, at most half full */
+    size_t nruns, capruns;
+    size_t run_slot; /* the slot to point at the next staged entry, or SIZE_MAX */
     /* the series this appender created (and, at commit, those failed
      * commits left unlogged): their records go to the WAL whatever happens */
     hseries **created;
@@ -293,56 +296,51 @@ appender *storage_appender(storage *s) {
     return a;
 }
 
-static size_t last_slot(const appender *a, const hseries *hs) {
-    uint64_t h = (uint64_t)(uintptr_t)hs * 0x9E3779B97F4A7C15ULL;
-    return (size_t)(h >> 32) & (a->caplast - 1);
-}
-
-/* The slot holding hs in a->last, or the empty slot where it would go. */
-static size_t last_find(const appender *a, const hseries *hs) {
-    size_t i = last_slot(a, hs);
-    while (a->last[i] && a->v[a->last[i] - 1].s != hs)
-        i = (i + 1) & (a->caplast - 1);
+/* The slot holding hs in a->runs, or the empty slot where it would go. */
+static size_t runs_find(const appender *a, const hseries *hs) {
+    size_t mask = a->capruns - 1,
+           i = (size_t)(((uint64_t)(uintptr_t)hs * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
+    while (a->runs[i] && a->v[a->runs[i] - 1].s != hs)
+        i = (i + 1) & mask;
     return i;
 }
 
-/* Records that a->v[idx] is the last staged sample of its series. */
-KILN_MUST_CHECK static int last_put(appender *a, size_t idx) {
-    if ((a->nlast + 1) * 2 > a->caplast) {
-        size_t nc = a->caplast ? a->caplast * 2 : 64;
-        uint32_t *old = a->last, *nv = calloc(nc, sizeof *nv);
-        size_t oc = a->caplast;
-        if (!nv)
-            return KILN_ENOMEM;
-        a->last = nv;
-        a->caplast = nc;
-        for (size_t i = 0; i < oc; i++)
-            if (old[i])
-                a->last[last_find(a, a->v[old[i] - 1].s)] = old[i];
-        free(old);
-    }
-    size_t i = last_find(a, a->v[idx].s);
-    a->nlast += a->last[i] == 0;
-    a->last[i] = (uint32_t)idx + 1;
+/* Room for one more series in a->runs. */
+KILN_MUST_CHECK static int runs_reserve(appender *a) {
+    if ((a->nruns + 1) * 2 <= a->capruns)
+        return 0;
+    size_t nc = a->capruns ? a->capruns * 2 : 512, oc = a->capruns;
+    uint32_t *old = a->runs, *nv = calloc(nc, sizeof *nv);
+    if (!nv)
+        return KILN_ENOMEM;
+    a->runs = nv;
+    a->capruns = nc;
+    for (size_t i = 0; i < oc; i++)
+        if (old[i])
+            a->runs[runs_find(a, a->v[old[i] - 1].s)] = old[i];
+    free(old);
     return 0;
 }
 
-/* The sample staged last for hs in this batch, or NULL. */
+/* The sample staged last for hs in this batch (NULL: none); when hs starts
+ * a run, notes the slot that its first staged entry goes to. */
 KILN_MUST_CHECK static int staged_last(appender *a, const hseries *hs, const staged **out) {
     *out = NULL;
-    if (a->n == 0)
-        return 0;
-    const staged *prev = &a->v[a->n - 1];
-    if (prev->s == hs) {
-        *out = prev;
+    a->run_slot = SIZE_MAX;
+    if (a->n && a->v[a->n - 1].s == hs) {
+        *out = &a->v[a->n - 1];
         return 0;
     }
-    /* a run of prev->s ends here (recorded again when it was one already: a later index) */
-    if (a->n > UINT32_MAX - 1 || last_put(a, a->n - 1) != 0)
+    if (a->n >= UINT32_MAX || runs_reserve(a) != 0)
         return KILN_ENOMEM;
-    size_t i = last_find(a, hs);
-    if (a->last[i])
-        *out = &a->v[a->last[i] - 1];
+    size_t i = runs_find(a, hs);
+    if (a->runs[i]) {
+        size_t k = a->runs[i] - 1;
+        while (k + 1 < a->n && a->v[k + 1].s == hs)
+            k++;
+        *out = &a->v[k];
+    }
+    a->run_slot = i;
     return 0;
 }
 
@@ -403,6 +401,10 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
     }
     if (array_grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v) != 0)
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    if (a->run_slot != SIZE_MAX) { /* a run starts: the set points at it from now on */
+        a->nruns += a->runs[a->run_slot] == 0;
+        a->runs[a->run_slot] = (uint32_t)a->n + 1;
+    }
     a->v[a->n++] = (staged){hs, t, v};
     return 0;
 }
@@ -413,7 +415,7 @@ void appender_trust_labels(appender *a) {
 
 static void appender_free(appender *a) {
     lockrank_rwunlock(&a->st->gc, LOCK_RANK_GC, 1);
-    free(a->last);
+    free(a->runs);
     free(a->v);
     free(a->created);
     free(a);

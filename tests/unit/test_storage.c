@@ -1182,6 +1182,11 @@ START_TEST(test_append_order_within_batch) {
     ck_assert_int_eq(appender_append(a, &ra, NULL, 0, 2000, 1, &err), 0); /* the same sample: ignored */
     ck_assert_int_eq(appender_append(a, &ra, NULL, 0, 3000, 2, &err), 0);
     ck_assert_int_eq(appender_append(a, &rb, NULL, 0, 2500, 2, &err), 0);
+    /* a's latest run (2000, 3000) is the one compared with, not its first sample */
+    ck_assert_int_eq(appender_append(a, &ra, NULL, 0, 2999, 2, &err), KILN_EORDER);
+    ck_assert_int_eq(appender_append(a, &rb, NULL, 0, 2600, 2, &err), 0);
+    ck_assert_int_eq(appender_append(a, &ra, NULL, 0, 3000, 2, &err), 0);
+    ck_assert_int_eq(appender_append(a, &rb, NULL, 0, 2600, 3, &err), KILN_EEXIST);
     ck_assert_int_eq(appender_commit(a, &err), 0);
     series_set set = select_m(s, MATCH_EQ, "i", "1");
     ck_assert_uint_eq(set.n, 1);
@@ -1192,6 +1197,29 @@ START_TEST(test_append_order_within_batch) {
     series_set_free(&set);
     set = select_m(s, MATCH_EQ, "i", "2");
     ck_assert_uint_eq(set.n, 1);
+    ck_assert_uint_eq(set.v[0].n, 3);
+    series_set_free(&set);
+
+    /* many series, each sent twice in one batch (the set grows): older twice refused, newer taken */
+    enum { N = 5000 };
+    uint64_t *refs = calloc(N, sizeof *refs);
+    a = storage_appender(s);
+    for (int round = 0; round < 3; round++) {
+        for (int k = 0; k < N; k++) {
+            char inst[16];
+            snprintf(inst, sizeof inst, "m%d", k);
+            label lm[3] = {{"__name__", "many"}, {"i", inst}, {"job", "a"}};
+            int64_t t = round == 0 ? 10000 : round == 1 ? 9000 : 11000;
+            int want = round == 1 ? KILN_EORDER : 0;
+            uint64_t r = round == 0 ? 0 : refs[k];
+            ck_assert_int_eq(appender_append(a, &r, r ? NULL : lm, r ? 0 : 3, t, k, &err), want);
+            refs[k] = r;
+        }
+    }
+    ck_assert_int_eq(appender_commit(a, &err), 0);
+    free(refs);
+    ck_assert_uint_eq(count_matching(s, MATCH_EQ, "__name__", "many"), N);
+    set = select_m(s, MATCH_EQ, "i", "m4321");
     ck_assert_uint_eq(set.v[0].n, 2);
     series_set_free(&set);
     close_st(s);
