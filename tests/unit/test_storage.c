@@ -462,6 +462,19 @@ START_TEST(test_replay_same_memory) {
 }
 END_TEST
 
+/* A new WAL in <dir>/wal, for a test to write as another writer would. */
+static wal *new_wal(int compression) {
+    char wdir[300];
+    snprintf(wdir, sizeof wdir, "%s/wal", dir);
+    ck_assert_int_eq(mkdir(wdir, 0755), 0);
+    wal *w;
+    kiln_err err = {0};
+    wal_opts o = wal_opts_default();
+    o.compression = compression;
+    ck_assert_msg(wal_open(wdir, &o, &w, &err) == 0, "%s", err.msg);
+    return w;
+}
+
 /* Logs one series record {__name__="h", i=inst} under ref. */
 static void log_series(wal *w, uint64_t ref, const char *inst) {
     walrec_label ls[2] = {{"__name__", 8, "h", 1}, {"i", 1, inst, strlen(inst)}};
@@ -506,14 +519,8 @@ static size_t check_h(storage *s, const char *inst, double base) {
  * record ending on an 8-byte boundary must not touch the next one.
  */
 START_TEST(test_replay_series_record_lengths) {
-    char wdir[300];
-    snprintf(wdir, sizeof wdir, "%s/wal", dir);
-    ck_assert_int_eq(mkdir(wdir, 0755), 0);
-    wal *w;
     kiln_err err = {0};
-    wal_opts o = wal_opts_default();
-    o.compression = WAL_COMPRESS_NONE;
-    ck_assert_msg(wal_open(wdir, &o, &w, &err) == 0, "%s", err.msg);
+    wal *w = new_wal(WAL_COMPRESS_NONE);
     char inst[17][20];
     for (int k = 1; k <= 16; k++) {
         snprintf(inst[k], sizeof inst[k], "%.*s", k, "abcdefghijklmnopq");
@@ -1230,13 +1237,8 @@ END_TEST
  * bound existed) opens with the sample dropped: the head's range does not
  * move and current samples go in (issue 16, finding 6). */
 START_TEST(test_replay_drops_far_future) {
-    char wdir[300];
-    snprintf(wdir, sizeof wdir, "%s/wal", dir);
-    ck_assert_int_eq(mkdir(wdir, 0755), 0);
-    wal *w;
     kiln_err err = {0};
-    wal_opts o = wal_opts_default();
-    ck_assert_msg(wal_open(wdir, &o, &w, &err) == 0, "%s", err.msg);
+    wal *w = new_wal(wal_opts_default().compression);
     log_series(w, 1, "a");
     int64_t far = time_now_ms() + 100LL * 365 * 86400 * 1000;
     walrec_sample x[3] = {{1, 0, 0}, {1, 1000, 1}, {1, far, 9}};
