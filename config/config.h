@@ -460,7 +460,7 @@ void rulefile_free(rulefile_set *s);
  */
 KILN_MUST_CHECK int rulefile_template_balanced(const char *name, const char *text, kiln_err *err);
 
-/* ==== the web configuration file (webconfig.c) ===========================
+/* ==== the web configuration file (webconfig.c) ====================
  *
  * The file `--web.config.file` names, in the format of Prometheus'
  * exporter-toolkit (https.md): TLS for kiln's own HTTP server, HTTP
@@ -543,5 +543,80 @@ const char *config_web_curve_openssl(const char *go_name);
 /* The protocol version number of a TLS version name ("TLS12" -> 0x0303,
  * as OpenSSL's TLS1_2_VERSION), 0 for NULL or an unknown name. */
 int config_tls_version(const char *name);
+=======
+/* ==== rule unit-test files (ruletest.c) ===================================
+ *
+ * The input of `kiln test rules`, promtool's rule unit-test format, decoded
+ * as Prometheus 2.42's promtool decodes it (yaml.v2, strictly: an unknown
+ * key is an error).  Strings are never NULL ("" when not set); durations
+ * are milliseconds, 0 when not set; maps are in document order.  Everything
+ * lives in the file's arena, freed by ruletest_free.
+ */
+
+typedef struct ruletest_series {
+    char *series; /* `metric{label="value"}` */
+    char *values; /* the expanding notation, "1+2x3 _ stale" */
+} ruletest_series;
+
+typedef struct ruletest_alert {
+    config_label *labels; /* exp_labels */
+    size_t nlabels;
+    config_label *annotations; /* exp_annotations */
+    size_t nannotations;
+} ruletest_alert;
+
+typedef struct ruletest_alert_case {
+    int64_t eval_time_ms;
+    char *alertname;
+    ruletest_alert *exp_alerts;
+    size_t nexp_alerts;
+} ruletest_alert_case;
+
+typedef struct ruletest_sample {
+    char *labels; /* a series in the notation of `series` */
+    double value;
+} ruletest_sample;
+
+typedef struct ruletest_expr_case {
+    char *expr;
+    int64_t eval_time_ms;
+    ruletest_sample *exp_samples;
+    size_t nexp_samples;
+} ruletest_expr_case;
+
+typedef struct ruletest_group {
+    int64_t interval_ms;
+    ruletest_series *input_series;
+    size_t ninput_series;
+    ruletest_alert_case *alert_rule_test;
+    size_t nalert_rule_test;
+    ruletest_expr_case *promql_expr_test;
+    size_t npromql_expr_test;
+    config_label *external_labels;
+    size_t nexternal_labels;
+    char *external_url;
+    char *name;
+} ruletest_group;
+
+typedef struct ruletest_file {
+    char **rule_files; /* as written */
+    size_t nrule_files;
+    int64_t evaluation_interval_ms;
+    char **group_eval_order;
+    size_t ngroup_eval_order;
+    ruletest_group *tests;
+    size_t ntests;
+    arena mem; /* owns everything above */
+} ruletest_file;
+
+/*
+ * Decodes a test file from data[0..len).  0 and *out (free with
+ * ruletest_free), or KILN_EINVAL with promtool's message appended to msg
+ * (yaml.v2's words: "yaml: line 3: did not find expected key", "yaml:
+ * unmarshal errors:\n  line 2: field foo not found in type
+ * main.unitTestFile", `not a valid duration string: "5x"`), or KILN_ENOMEM.
+ */
+KILN_MUST_CHECK int ruletest_load_string(const char *data, size_t len, ruletest_file **out, buf *msg);
+void ruletest_free(ruletest_file *t);
 
 #endif

@@ -330,6 +330,14 @@ const char *http_status_text(int code, const char *unknown);
 
 /* True when s[0..n) is valid UTF-8. */
 int utf8_valid(const char *s, size_t n);
+/* The rune at s[0..n) (n > 0): its length in bytes and the rune in *r, or 0
+ * when the bytes there are not valid UTF-8. */
+size_t utf8_decode(const char *s, size_t n, uint32_t *r);
+/* Appends s[0..n) quoted as Go's strconv.Quote does (q '"'), or between
+ * single quotes as %q quotes a rune (q '\''): the quote and backslash
+ * escaped, \a..\r, \xNN for other controls and invalid bytes, \uNNNN for
+ * the runes Go does not print.  Check buf_error when done. */
+void go_quote(buf *b, const char *s, size_t n, char q);
 /* True when s is a valid legacy Prometheus label name [a-zA-Z_][a-zA-Z0-9_]*. */
 int label_name_valid(const char *s, size_t n);
 /* True when s is a valid legacy metric name [a-zA-Z_:][a-zA-Z0-9_:]*. */
