@@ -31,9 +31,9 @@ typedef yamltree_node ynode;
 
 typedef struct tdec {
     arena *a;
-    buf *msg;     /* yaml.v2's message */
-    buf terrors;  /* "\n  line N: ..." for each type error */
-    int fatal;    /* a duration error: the message is in msg, stop */
+    buf *msg;    /* yaml.v2's message */
+    buf terrors; /* "\n  line N: ..." for each type error */
+    int fatal;   /* a duration error: the message is in msg, stop */
     int oom;
 } tdec;
 
@@ -94,9 +94,9 @@ static const char *const tag_names[] = {"!!str", "!!null", "!!bool", "!!int", "!
 /* yaml.v2's resolve() of a plain scalar; *f gets the number of an int or float. */
 static int resolve(const ynode *n, double *f) {
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
-    static const char *const bools[] = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true",
-                                        "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off",
-                                        "Off", "OFF", NULL};
+    static const char *const bools[] = {"y",  "Y",  "yes",  "Yes",  "YES",  "n",     "N",     "no",
+                                        "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE",
+                                        "on", "On", "ON",   "off",  "Off",  "OFF",   NULL};
     static const char *const infs[] = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", NULL};
     static const char *const ninfs[] = {"-.inf", "-.Inf", "-.INF", NULL};
     static const char *const nans[] = {".nan", ".NaN", ".NAN", NULL};
@@ -355,9 +355,14 @@ static void dec_expr_case(tdec *d, const ynode *n, void *out) {
     dec_struct(d, n, "main.promqlTestCase", expr_case_fields, out, expr_case_field);
 }
 
-static const char *const group_fields[] = {"interval",        "input_series",    "alert_rule_test",
-                                           "promql_expr_test", "external_labels", "external_url",
-                                           "name",            NULL};
+static const char *const group_fields[] = {"interval",
+                                           "input_series",
+                                           "alert_rule_test",
+                                           "promql_expr_test",
+                                           "external_labels",
+                                           "external_url",
+                                           "name",
+                                           NULL};
 static void group_field(tdec *d, int f, const ynode *v, void *out) {
     ruletest_group *g = out;
     switch (f) {

@@ -19,9 +19,6 @@
  * otherwise take gigabytes; promtool has no bound and runs out of memory). */
 #define UT_MAX_VALUES 1000000
 
-/* Prometheus' stale marker, a NaN of its own. */
-#define UT_STALE_BITS 0x7ff0000000000002ULL
-
 /* One value of an input series: a number, a stale marker, or missing (`_`). */
 typedef struct ut_value {
     double v;
@@ -49,9 +46,5 @@ KILN_MUST_CHECK int ut_parse_series(const char *line, size_t len, arena *a, ut_s
 /* Parses a metric, `name{l="v"}`, as parser.ParseMetric does (exp_samples'
  * labels); out->vals stays empty.  Errors as ut_parse_series. */
 KILN_MUST_CHECK int ut_parse_metric(const char *s, size_t len, arena *a, ut_series *out, buf *msg);
-
-/* Go's strconv.FormatFloat(v, 'E', -1, 64): "5E+01", "3.333333333333333E-01",
- * "NaN", "+Inf".  Returns the length written (out holds FMT_DOUBLE_MAX). */
-int ut_format_e(double v, char *out);
 
 #endif

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rules/group.h"
 #include "rules/unittest.h"
 
 #define EOF_RUNE (-1)
@@ -195,13 +196,33 @@ static const struct {
     const char *word;
     int type, metric_ok;
 } keywords[] = {
-    {"and", K_OP, 1},        {"or", K_OP, 1},           {"unless", K_OP, 1},        {"atan2", K_OP, 0},
-    {"sum", K_AGGR, 1},      {"avg", K_AGGR, 1},        {"count", K_AGGR, 1},       {"min", K_AGGR, 1},
-    {"max", K_AGGR, 1},      {"group", K_AGGR, 1},      {"stddev", K_AGGR, 1},      {"stdvar", K_AGGR, 1},
-    {"topk", K_AGGR, 1},     {"bottomk", K_AGGR, 1},    {"count_values", K_AGGR, 1}, {"quantile", K_AGGR, 1},
-    {"offset", K_KEYWORD, 1}, {"by", K_KEYWORD, 1},      {"without", K_KEYWORD, 1},  {"on", K_KEYWORD, 0},
-    {"ignoring", K_KEYWORD, 0}, {"group_left", K_KEYWORD, 0}, {"group_right", K_KEYWORD, 0},
-    {"bool", K_KEYWORD, 0},  {"start", K_WORD, 1},      {"end", K_WORD, 1},         {"inf", K_NUMBER, 0},
+    {"and", K_OP, 1},
+    {"or", K_OP, 1},
+    {"unless", K_OP, 1},
+    {"atan2", K_OP, 0},
+    {"sum", K_AGGR, 1},
+    {"avg", K_AGGR, 1},
+    {"count", K_AGGR, 1},
+    {"min", K_AGGR, 1},
+    {"max", K_AGGR, 1},
+    {"group", K_AGGR, 1},
+    {"stddev", K_AGGR, 1},
+    {"stdvar", K_AGGR, 1},
+    {"topk", K_AGGR, 1},
+    {"bottomk", K_AGGR, 1},
+    {"count_values", K_AGGR, 1},
+    {"quantile", K_AGGR, 1},
+    {"offset", K_KEYWORD, 1},
+    {"by", K_KEYWORD, 1},
+    {"without", K_KEYWORD, 1},
+    {"on", K_KEYWORD, 0},
+    {"ignoring", K_KEYWORD, 0},
+    {"group_left", K_KEYWORD, 0},
+    {"group_right", K_KEYWORD, 0},
+    {"bool", K_KEYWORD, 0},
+    {"start", K_WORD, 1},
+    {"end", K_WORD, 1},
+    {"inf", K_NUMBER, 0},
     {"nan", K_NUMBER, 0},
 };
 
@@ -258,7 +279,10 @@ static int accept_duration(lexer *l) {
 }
 
 static int digit_val(int r) {
-    return is_digit(r) ? r - '0' : r >= 'a' && r <= 'f' ? r - 'a' + 10 : r >= 'A' && r <= 'F' ? r - 'A' + 10 : 16;
+    return is_digit(r)            ? r - '0'
+           : r >= 'a' && r <= 'f' ? r - 'a' + 10
+           : r >= 'A' && r <= 'F' ? r - 'A' + 10
+                                  : 16;
 }
 
 /* %#U of Go: U+0071 'q' (the rune itself only when printable). */
@@ -374,8 +398,8 @@ static int lex_string(lexer *l, tok *t, int quote) {
             return lex_error(l, t, "invalid UTF-8 rune", NULL, -2);
         } else if (r == EOF_RUNE || (r == '\n' && quote != '`')) {
             buf_free(&b);
-            return lex_error(l, t, quote == '`' ? "unterminated raw string" : "unterminated quoted string", NULL,
-                             -2);
+            return lex_error(l, t, quote == '`' ? "unterminated raw string" : "unterminated quoted string",
+                             NULL, -2);
         } else if (r == quote) {
             break;
         } else {
@@ -605,8 +629,10 @@ static void lex(lexer *l, tok *t) {
 /* Item.desc(): how Prometheus names a token in "unexpected ...". */
 static void describe(parser *p, const tok *t, buf *b) {
     const char *text = p->lx.in + t->pos;
-    static const char *const kinds[] = {[K_IDENT] = "identifier ",        [K_METRIC_IDENT] = "metric identifier ",
-                                        [K_NUMBER] = "number ",           [K_STRING] = "string ",
+    static const char *const kinds[] = {[K_IDENT] = "identifier ",
+                                        [K_METRIC_IDENT] = "metric identifier ",
+                                        [K_NUMBER] = "number ",
+                                        [K_STRING] = "string ",
                                         [K_DURATION] = "duration "};
     switch (t->type) {
     case K_EOF:
@@ -919,7 +945,7 @@ static int series_values(parser *p, vals *vs) {
         } else if (t->type == K_IDENT) {
             if (t->len != 5 || strncmp(text, "stale", 5) != 0)
                 return unexpected(p, "series values", "number or \"stale\"");
-            if ((rc = value_item(p, vs, double_from_bits(UT_STALE_BITS))) != 0)
+            if ((rc = value_item(p, vs, rules_stale_nan())) != 0)
                 return rc;
         } else if (t->type == K_NUMBER) {
             if ((rc = number(p, t, &v)) != 0 || (rc = value_item(p, vs, v)) != 0)
@@ -972,36 +998,4 @@ int ut_parse_series(const char *line, size_t len, arena *a, ut_series *out, buf 
 
 int ut_parse_metric(const char *s, size_t len, arena *a, ut_series *out, buf *msg) {
     return parse(s, len, 0, a, out, msg);
-}
-
-int ut_format_e(double v, char *out) {
-    char f[FMT_DOUBLE_MAX];
-    if (isnan(v) || isinf(v))
-        return fmt_double_f(v, out);
-    int n = fmt_double_f(fabs(v), f), k = 0;
-    /* the shortest digits of 'f', moved behind one leading digit */
-    const char *dot = memchr(f, '.', (size_t)n);
-    int intlen = dot ? (int)(dot - f) : n;
-    char d[FMT_DOUBLE_MAX];
-    int nd = 0;
-    for (int i = 0; i < n; i++)
-        if (f[i] != '.')
-            d[nd++] = f[i];
-    int lead = 0;
-    while (lead < nd && d[lead] == '0')
-        lead++;
-    if (signbit(v))
-        out[k++] = '-';
-    if (lead == nd)
-        return k + sprintf(out + k, "0E+00");
-    int exp = intlen - 1 - lead;
-    while (nd > lead + 1 && d[nd - 1] == '0')
-        nd--;
-    out[k++] = d[lead];
-    if (nd > lead + 1) {
-        out[k++] = '.';
-        memcpy(out + k, d + lead + 1, (size_t)(nd - lead - 1));
-        k += nd - lead - 1;
-    }
-    return k + sprintf(out + k, "E%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
 }

@@ -3,29 +3,37 @@
  * checks and HTTP reason phrases.
  * Pure functions: any thread.
  */
+#include <string.h>
+
 #include "util.h"
 
-size_t utf8_decode(const char *str, size_t n, uint32_t *r) {
-    const unsigned char *s = (const unsigned char *)str;
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *r = c;
+size_t utf8_decode(const char *s, size_t n, uint32_t *r) {
+    const unsigned char *p = (const unsigned char *)s;
+    if (p[0] < 0x80) {
+        *r = p[0];
         return 1;
     }
-    size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (len == 0 || len > n)
+    size_t len;
+    uint32_t c, min;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        len = 2, c = p[0] & 0x1f, min = 0x80;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        len = 3, c = p[0] & 0x0f, min = 0x800;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        len = 4, c = p[0] & 0x07, min = 0x10000;
+    } else {
         return 0;
-    uint32_t cp = c & (0x7F >> len);
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[k] & 0x3F);
     }
-    /* overlong forms, surrogates, beyond U+10FFFF */
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+    if (len > n)
         return 0;
-    *r = cp;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *r = c;
     return len;
 }
 
@@ -37,39 +45,69 @@ int utf8_valid(const char *s, size_t n) {
     return 1;
 }
 
-/* Runes Go's strconv.IsPrint rejects beyond ASCII's controls, for the ranges
- * a label value or an expression is likely to hold: C1 controls, the soft
- * hyphen, the line and paragraph separators, format characters, the BOM and
- * non-characters. */
-static int go_unprintable(uint32_t r) {
-    return (r >= 0x80 && r <= 0xA0) || r == 0xAD || (r >= 0x2000 && r <= 0x200F) ||
-           (r >= 0x2028 && r <= 0x202F) || (r >= 0x205F && r <= 0x206F) || r == 0x3000 || r == 0xFEFF ||
-           (r >= 0xFFF0 && r <= 0xFFFB) || (r >= 0xD800 && r <= 0xDFFF);
+/*
+ * Whether Go's strconv.Quote would escape the (non-ASCII) rune r: controls,
+ * format characters, separators other than ASCII space, private use and
+ * noncharacters.  Go also escapes unassigned code points, which would need
+ * the Unicode tables; those pass through here.
+ */
+static int rune_unprintable(uint32_t r) {
+    static const uint32_t ranges[][2] = {
+        {0x80, 0xa0},       {0xad, 0xad},        {0x600, 0x605},     {0x61c, 0x61c},     {0x6dd, 0x6dd},
+        {0x70f, 0x70f},     {0x890, 0x891},      {0x8e2, 0x8e2},     {0x1680, 0x1680},   {0x180e, 0x180e},
+        {0x2000, 0x200f},   {0x2028, 0x202f},    {0x205f, 0x2064},   {0x2066, 0x206f},   {0x3000, 0x3000},
+        {0xe000, 0xf8ff},   {0xfdd0, 0xfdef},    {0xfeff, 0xfeff},   {0xfff9, 0xfffb},   {0x110bd, 0x110bd},
+        {0x110cd, 0x110cd}, {0x13430, 0x1343f},  {0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0001, 0xe0001},
+        {0xe0020, 0xe007f}, {0xf0000, 0x10ffff},
+    };
+    if ((r & 0xfffe) == 0xfffe)
+        return 1; /* U+xxFFFE and U+xxFFFF are noncharacters in every plane */
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (r >= ranges[i][0] && r <= ranges[i][1])
+            return 1;
+    return 0;
 }
 
-void go_quote(buf *b, const char *s, size_t n, char q) {
-    static const char ctl[] = "\\a\\b\\t\\n\\v\\f\\r"; /* escapes of 7..13 */
-    buf_putc(b, q);
-    for (size_t i = 0, len; i < n; i += len) {
-        uint32_t r;
-        unsigned char c = (unsigned char)s[i];
-        if ((len = utf8_decode(s + i, n - i, &r)) == 0) {
-            buf_printf(b, "\\x%02x", c);
-            len = 1;
-        } else if (r == (uint32_t)(unsigned char)q || r == '\\') {
-            buf_putc(b, '\\');
-            buf_putc(b, (char)r);
-        } else if (r >= 7 && r <= 13) {
-            buf_append(b, ctl + 2 * (r - 7), 2);
-        } else if (r < 0x20 || r == 0x7F) {
-            buf_printf(b, "\\x%02x", c);
-        } else if (go_unprintable(r)) {
-            buf_printf(b, r > 0xFFFF ? "\\U%08x" : "\\u%04x", (unsigned)r);
+void go_quote(buf *out, const char *s, size_t n, char q) {
+    static const char hex[] = "0123456789abcdef", ctl[] = "\a\b\f\n\r\t\v", letters[] = "abfnrtv";
+    const unsigned char *p = (const unsigned char *)s;
+    buf_putc(out, q);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        const char *e = c ? strchr(ctl, c) : NULL;
+        if (e || c == (unsigned char)q || c == '\\') {
+            char x[2] = {'\\', e ? letters[e - ctl] : (char)c};
+            buf_append(out, x, 2);
+            i++;
+            continue;
+        }
+        if (c >= 0x20 && c < 0x7f) {
+            /* copy a run of plain ASCII at once */
+            size_t j = i + 1;
+            while (j < n && p[j] >= 0x20 && p[j] < 0x7f && p[j] != (unsigned char)q && p[j] != '\\')
+                j++;
+            buf_append(out, p + i, j - i);
+            i = j;
+            continue;
+        }
+        uint32_t r = 0;
+        size_t len = c < 0x80 ? 1 : utf8_decode(s + i, n - i, &r);
+        if (c < 0x80 || len == 0) {
+            char x[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            buf_append(out, x, 4);
+            i++;
+        } else if (rune_unprintable(r)) {
+            if (r < 0x10000)
+                buf_printf(out, "\\u%04x", (unsigned)r);
+            else
+                buf_printf(out, "\\U%08x", (unsigned)r);
+            i += len;
         } else {
-            buf_append(b, s + i, len);
+            buf_append(out, p + i, len);
+            i += len;
         }
     }
-    buf_putc(b, q);
+    buf_putc(out, q);
 }
 
 static int name_valid(const char *s, size_t n, int colon) {

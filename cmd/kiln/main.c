@@ -170,6 +170,8 @@ static void usage(FILE *out) {
     fprintf(out, "  %-40s %s\n", "--version", "Show the version.");
     fprintf(out, "  %-40s %s\n", "--check-rules FILE...",
             "Check rule files as `promtool check rules` does; exits 1 on any error.");
+    fprintf(out, "  %-40s %s\n", "test rules FILE...",
+            "Run rule unit tests as `promtool test rules` does; exits 1 when one fails.");
     for (int i = 0; i < F_COUNT; i++) {
         char name[64];
         snprintf(name, sizeof name, "--%s%s", flags[i].name, flags[i].kind == FLAG_BOOL ? "" : "=VALUE");
@@ -864,6 +866,13 @@ int main(int argc, char **argv) {
             return 2;
         }
         return check_rules(argc - 2, argv + 2);
+    }
+    if (argc >= 3 && strcmp(argv[1], "test") == 0 && strcmp(argv[2], "rules") == 0) {
+        if (argc == 3) {
+            fprintf(stderr, "kiln: error: required argument 'test-rule-file' not provided, try --help\n");
+            return 1;
+        }
+        return rules_test_main(argc - 3, argv + 3, stdout, stderr);
     }
     kiln_err err = {0};
     k.lock_fd = -1;
