@@ -415,8 +415,11 @@ static void file_field(tdec *d, int f, const ynode *v, void *out) {
 /* ---- syntax ------------------------------------------------------------------------------ */
 
 /* Runs libyaml over the document; on a syntax error writes yaml.v2's
- * message ("yaml: line N: PROBLEM") to msg and returns KILN_EINVAL. */
-static int check_syntax(const char *data, size_t len, buf *msg) {
+ * message ("yaml: line N: PROBLEM") to msg and returns KILN_EINVAL.  *first
+ * becomes the length of the first document: yaml.v2 decodes only that one. */
+static int check_syntax(const char *data, size_t len, buf *msg, size_t *first) {
+    int docs = 0;
+    *first = len;
     yaml_parser_t p;
     yaml_event_t ev;
     int rc = 0;
@@ -444,6 +447,8 @@ static int check_syntax(const char *data, size_t len, buf *msg) {
             break;
         }
         int end = ev.type == YAML_STREAM_END_EVENT;
+        if (ev.type == YAML_DOCUMENT_START_EVENT && ++docs == 2)
+            *first = ev.start_mark.index;
         yaml_event_delete(&ev);
         if (end)
             break;
@@ -467,11 +472,14 @@ int ruletest_load_string(const char *data, size_t len, ruletest_file **out, buf 
         return KILN_ENOMEM;
     arena_init(&t->mem, 0);
     d.a = &t->mem;
-    if ((rc = check_syntax(data, len, msg)) != 0)
+    if ((rc = check_syntax(data, len, msg, &len)) != 0)
         goto fail;
     if ((rc = yamltree_parse("", data, len, &scratch, &root, &e)) != 0) {
-        /* what yaml.v2 would not have found (limits, anchors): kiln's words without the name */
-        buf_puts(msg, e.msg[0] == ':' ? e.msg + 1 : e.msg);
+        const char *m = e.msg[0] == ':' ? e.msg + 1 : e.msg, *anchor = strstr(m, ": unknown anchor ");
+        if (anchor)
+            buf_printf(msg, "yaml: unknown anchor '%s' referenced", anchor + strlen(": unknown anchor "));
+        else /* what yaml.v2 reads otherwise (duplicate keys, limits): kiln's words without the name */
+            buf_puts(msg, m);
         goto fail;
     }
     if (root)

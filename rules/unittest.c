@@ -538,7 +538,8 @@ static int make_groups(run *r) {
             g->order = (k < tf->ngroup_eval_order ? k : 0) * n + seq;
         }
     }
-    qsort(r->groups, r->ngroups, sizeof *r->groups, group_order_cmp);
+    if (r->ngroups)
+        qsort(r->groups, r->ngroups, sizeof *r->groups, group_order_cmp);
     return 0;
 }
 
@@ -668,8 +669,10 @@ static int check_alerts(run *r, int64_t t) {
         if (got.oom || exp.oom) {
             rc = KILN_ENOMEM;
         } else {
-            qsort(got.v, got.n, sizeof *got.v, la_cmp);
-            qsort(exp.v, exp.n, sizeof *exp.v, la_cmp);
+            if (got.n)
+                qsort(got.v, got.n, sizeof *got.v, la_cmp);
+            if (exp.n)
+                qsort(exp.v, exp.n, sizeof *exp.v, la_cmp);
             if (!la_equal(&exp, &got)) {
                 buf b = BUF_INIT;
                 char d[64];
@@ -816,7 +819,8 @@ static int evaluate(run *r) {
         if (k == ntimes)
             times[ntimes++] = t;
     }
-    qsort(times, ntimes, sizeof *times, time_cmp);
+    if (ntimes)
+        qsort(times, ntimes, sizeof *times, time_cmp);
     for (size_t i = 0; i < tg->npromql_expr_test; i++)
         maxt = tg->promql_expr_test[i].eval_time_ms > maxt ? tg->promql_expr_test[i].eval_time_ms : maxt;
 

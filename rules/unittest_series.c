@@ -592,8 +592,10 @@ static int lex_stmt(lexer *l, tok *t) {
         l->paren++;
         return punct(l, t, K_PUNCT);
     case ')':
-        if (--l->paren < 0)
+        if (--l->paren < 0) {
+            l->start = l->pos; /* Prometheus emits the ')' first, then the error after it */
             return lex_error(l, t, "unexpected right parenthesis ", NULL, r);
+        }
         return punct(l, t, K_PUNCT);
     case '{':
         l->brace = 1;
@@ -639,7 +641,8 @@ static void describe(parser *p, const tok *t, buf *b) {
         buf_puts(b, "end of input");
         return;
     case K_OP:
-        buf_printf(b, "<op:%.*s>", (int)t->len, text);
+        /* `@` is missing from Prometheus' ItemTypeStr, so desc() names its type number too */
+        buf_printf(b, "%s<op:%.*s>", *text == '@' ? "\"<Item 57385>\" " : "", (int)t->len, text);
         return;
     case K_AGGR:
         buf_printf(b, "<aggr:%.*s>", (int)t->len, text);
