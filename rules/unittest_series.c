@@ -758,9 +758,12 @@ static int repetitions(parser *p, uint64_t *n) {
     const char *s = p->lx.in + t->pos;
     const char *why = NULL;
     uint64_t v = 0;
-    if (t->len == 0 || strspn(s, "0123456789") < t->len) {
+    for (size_t i = 0; i < t->len && !why; i++)
+        if (!is_digit(s[i]))
+            why = "invalid syntax";
+    if (t->len == 0) {
         why = "invalid syntax";
-    } else {
+    } else if (!why) {
         for (size_t i = 0; i < t->len && !why; i++) {
             if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
                 why = "value out of range";
