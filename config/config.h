@@ -460,7 +460,7 @@ void rulefile_free(rulefile_set *s);
  */
 KILN_MUST_CHECK int rulefile_template_balanced(const char *name, const char *text, kiln_err *err);
 
-/* ==== the web configuration file (webconfig.c) ====================
+/* ==== the web configuration file (webconfig.c) ===========================
  *
  * The file `--web.config.file` names, in the format of Prometheus'
  * exporter-toolkit (https.md): TLS for kiln's own HTTP server, HTTP
@@ -543,7 +543,7 @@ const char *config_web_curve_openssl(const char *go_name);
 /* The protocol version number of a TLS version name ("TLS12" -> 0x0303,
  * as OpenSSL's TLS1_2_VERSION), 0 for NULL or an unknown name. */
 int config_tls_version(const char *name);
-=======
+
 /* ==== rule unit-test files (ruletest.c) ===================================
  *
  * The input of `kiln test rules`, promtool's rule unit-test format, decoded

@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules/group.h"
 #include "rules/unittest.h"
 
 #define EOF_RUNE (-1)
@@ -951,7 +950,7 @@ static int series_values(parser *p, vals *vs) {
         } else if (t->type == K_IDENT) {
             if (t->len != 5 || strncmp(text, "stale", 5) != 0)
                 return unexpected(p, "series values", "number or \"stale\"");
-            if ((rc = value_item(p, vs, rules_stale_nan())) != 0)
+            if ((rc = value_item(p, vs, stale_nan())) != 0)
                 return rc;
         } else if (t->type == K_NUMBER) {
             if ((rc = number(p, t, &v)) != 0 || (rc = value_item(p, vs, v)) != 0)

@@ -38,7 +38,7 @@ static char *series_text(const char *line, char *labels_out, size_t nlabels_out)
             const ut_value *v = &s.vals[i];
             if (v->omitted)
                 k += (size_t)snprintf(out + k, sizeof out - k, "%s_", i ? " " : "");
-            else if (double_to_bits(v->v) == 0x7ff0000000000002ULL)
+            else if (value_is_stale(v->v))
                 k += (size_t)snprintf(out + k, sizeof out - k, "%sS", i ? " " : "");
             else if (isnan(v->v))
                 k += (size_t)snprintf(out + k, sizeof out - k, "%sN", i ? " " : "");
