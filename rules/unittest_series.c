@@ -128,41 +128,37 @@ static void accept_run(lexer *l, const char *valid) {
         ;
 }
 
-static int is_space(int r) {
-    return r == ' ' || r == '\t' || r == '\n' || r == '\r';
+/* Prometheus' isSpace, isDigit, isAlpha and isAlphaNumeric, on runes. */
+enum { C_SPACE = 1, C_DIGIT = 2, C_ALPHA = 4 };
+static int cclass(int r) {
+    if (r == ' ' || r == '\t' || r == '\n' || r == '\r')
+        return C_SPACE;
+    if (r >= '0' && r <= '9')
+        return C_DIGIT;
+    return r == '_' || ((r | 0x20) >= 'a' && (r | 0x20) <= 'z') ? C_ALPHA : 0;
 }
-static int is_alpha(int r) {
-    return r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z');
-}
-static int is_digit(int r) {
-    return r >= '0' && r <= '9';
-}
-static int is_alnum(int r) {
-    return is_alpha(r) || is_digit(r);
+#define is_space(r) (cclass(r) == C_SPACE)
+#define is_digit(r) (cclass(r) == C_DIGIT)
+#define is_alpha(r) (cclass(r) == C_ALPHA)
+#define is_alnum(r) ((cclass(r) & (C_DIGIT | C_ALPHA)) != 0)
+
+/* The UTF-8 bytes of rune r (at most 0x10FFFF) into u; their count. */
+static size_t encode_rune(char *u, uint32_t r) {
+    if (r < 0x80) {
+        u[0] = (char)r;
+        return 1;
+    }
+    size_t n = r < 0x800 ? 2 : r < 0x10000 ? 3 : 4;
+    for (size_t i = n - 1; i > 0; i--, r >>= 6)
+        u[i] = (char)(0x80 | (r & 0x3F));
+    u[0] = (char)((0xF00 >> n) | r); /* 110xxxxx, 1110xxxx or 11110xxx */
+    return n;
 }
 
 /* Go's %q of a rune, into b. */
 static void quote_rune(buf *b, int r) {
     char s[4];
-    size_t n = 0;
-    if (r < 0)
-        r = RUNE_ERROR;
-    if (r < 0x80) {
-        s[n++] = (char)r;
-    } else if (r < 0x800) {
-        s[n++] = (char)(0xC0 | (r >> 6));
-        s[n++] = (char)(0x80 | (r & 0x3F));
-    } else if (r < 0x10000) {
-        s[n++] = (char)(0xE0 | (r >> 12));
-        s[n++] = (char)(0x80 | ((r >> 6) & 0x3F));
-        s[n++] = (char)(0x80 | (r & 0x3F));
-    } else {
-        s[n++] = (char)(0xF0 | (r >> 18));
-        s[n++] = (char)(0x80 | ((r >> 12) & 0x3F));
-        s[n++] = (char)(0x80 | ((r >> 6) & 0x3F));
-        s[n++] = (char)(0x80 | (r & 0x3F));
-    }
-    go_quote(b, s, n, '\'');
+    go_quote(b, s, encode_rune(s, r < 0 ? RUNE_ERROR : (uint32_t)r), '\'');
 }
 
 /* ---- the lexer ------------------------------------------------------------------------- */
@@ -255,10 +251,8 @@ static int scan_number(lexer *l) {
     accept_run(l, digits);
     if (accept(l, "."))
         accept_run(l, digits);
-    if (accept(l, "eE")) {
-        accept(l, "+-");
+    if (accept(l, "eE") && (accept(l, "+-") || 1)) /* an exponent, its sign optional */
         accept_run(l, "0123456789");
-    }
     int r = peek(l);
     return (l->series && r == 'x') || !is_alnum(r);
 }
@@ -302,49 +296,25 @@ static int escape_error(lexer *l, tok *t, const char *what, int r) {
 /* lexEscape: checks one escape (the backslash read) and appends what it
  * stands for to b; 1 with an error item in t when it is bad. */
 static int lex_escape(lexer *l, tok *t, int quote, buf *b) {
-    int r = next(l), n, base;
-    uint32_t max;
-    switch (r) {
-    case 'a':
-    case 'b':
-    case 'f':
-    case 'n':
-    case 'r':
-    case 't':
-    case 'v':
-        buf_putc(b, "\a\b\f\n\r\t\v"[strchr("abfnrtv", r) - "abfnrtv"]);
+    int r = next(l), n = 0, base = 16;
+    uint32_t max = 0x10FFFF;
+    const char *simple = r > 0 && r < 0x80 ? strchr("abfnrtv", r) : NULL;
+    if (simple) {
+        buf_putc(b, "\a\b\f\n\r\t\v"[simple - "abfnrtv"]);
         return 0;
-    case '\\':
-        buf_putc(b, '\\');
-        return 0;
-    case '0':
-    case '1':
-    case '2':
-    case '3':
-    case '4':
-    case '5':
-    case '6':
-    case '7':
-        n = 3, base = 8, max = 255;
-        break;
-    case 'x':
-        r = next(l), n = 2, base = 16, max = 255;
-        break;
-    case 'u':
-        r = next(l), n = 4, base = 16, max = 0x10FFFF;
-        break;
-    case 'U':
-        r = next(l), n = 8, base = 16, max = 0x10FFFF;
-        break;
-    case EOF_RUNE:
-        return lex_error(l, t, "escape sequence not terminated", NULL, -2);
-    default:
-        if (r == quote) {
-            buf_putc(b, (char)r);
-            return 0;
-        }
-        return escape_error(l, t, "unknown escape sequence %s", r);
     }
+    if (r == '\\' || r == quote) {
+        buf_putc(b, (char)r);
+        return 0;
+    }
+    if (r >= '0' && r <= '7')
+        n = 3, base = 8, max = 255;
+    else if (r == 'x' || r == 'u' || r == 'U')
+        n = r == 'x' ? 2 : r == 'u' ? 4 : 8, max = r == 'x' ? 255 : max, r = next(l);
+    else if (r == EOF_RUNE)
+        return lex_error(l, t, "escape sequence not terminated", NULL, -2);
+    else
+        return escape_error(l, t, "unknown escape sequence %s", r);
     uint32_t x = 0;
     int bytes = max == 255;
     for (; n > 0; n--) {
@@ -360,23 +330,11 @@ static int lex_escape(lexer *l, tok *t, int quote, buf *b) {
     }
     if (x > max || (x >= 0xD800 && x < 0xE000))
         return lex_error(l, t, "escape sequence is an invalid Unicode character", NULL, -2);
-    if (bytes || x < 0x80) {
+    if (bytes) {
         buf_putc(b, (char)x);
     } else {
         char u[4];
-        size_t k = 0;
-        if (x < 0x800) {
-            u[k++] = (char)(0xC0 | (x >> 6));
-        } else if (x < 0x10000) {
-            u[k++] = (char)(0xE0 | (x >> 12));
-            u[k++] = (char)(0x80 | ((x >> 6) & 0x3F));
-        } else {
-            u[k++] = (char)(0xF0 | (x >> 18));
-            u[k++] = (char)(0x80 | ((x >> 12) & 0x3F));
-            u[k++] = (char)(0x80 | ((x >> 6) & 0x3F));
-        }
-        u[k++] = (char)(0x80 | (x & 0x3F));
-        buf_append(b, u, k);
+        buf_append(b, u, encode_rune(u, x));
     }
     return 0;
 }
@@ -438,6 +396,11 @@ static int punct(lexer *l, tok *t, int type) {
     return 1;
 }
 
+/* What lexStatements and lexInsideBraces do alike: a comma, a string. */
+static int lex_comma_or_string(lexer *l, tok *t, int r) {
+    return r == ',' ? punct(l, t, K_COMMA) : lex_string(l, t, r);
+}
+
 /* lexValueSequence: one token of a series' values. */
 static int lex_values(lexer *l, tok *t) {
     int r = next(l);
@@ -493,13 +456,9 @@ static int lex_braces(lexer *l, tok *t) {
         emit(l, t, K_IDENT);
         return 1;
     }
+    if (r == ',' || r == '"' || r == '\'' || r == '`')
+        return lex_comma_or_string(l, t, r);
     switch (r) {
-    case ',':
-        return punct(l, t, K_COMMA);
-    case '"':
-    case '\'':
-    case '`':
-        return lex_string(l, t, r);
     case '=':
         if (!accept(l, "~"))
             return punct(l, t, K_EQL);
@@ -552,9 +511,9 @@ static int lex_stmt(lexer *l, tok *t) {
         lex_word(l, t);
         return 1;
     }
+    if (r == ',' || r == '"' || r == '\'' || r == '`')
+        return lex_comma_or_string(l, t, r);
     switch (r) {
-    case ',':
-        return punct(l, t, K_COMMA);
     case '*':
     case '/':
     case '%':
@@ -578,10 +537,6 @@ static int lex_stmt(lexer *l, tok *t) {
     case '>':
         accept(l, "=");
         return punct(l, t, K_OP);
-    case '"':
-    case '\'':
-    case '`':
-        return lex_string(l, t, r);
     case ':':
         if (l->got_colon)
             return lex_error(l, t, "unexpected colon ", NULL, r);
@@ -890,6 +845,18 @@ static int push_vals(parser *p, vals *vs, double v, double step, uint64_t count,
     return 0;
 }
 
+/* After an 'x': the uint, and the token after it. */
+static int times_uint(parser *p, uint64_t *n) {
+    int rc;
+    advance(p);
+    if (p->t.type != K_NUMBER)
+        return unexpected(p, "series values", NULL);
+    if ((rc = repetitions(p, n)) != 0)
+        return rc;
+    advance(p);
+    return 0;
+}
+
 /* The tokens after a series_value: 'x' uint, signed_number 'x' uint, or
  * nothing. */
 static int value_item(parser *p, vals *vs, double v) {
@@ -911,12 +878,8 @@ static int value_item(parser *p, vals *vs, double v) {
     } else if (p->t.type != K_TIMES) {
         return push_vals(p, vs, v, 0, 1, 0);
     }
-    advance(p);
-    if (p->t.type != K_NUMBER)
-        return unexpected(p, "series values", NULL);
-    if ((rc = repetitions(p, &n)) != 0)
+    if ((rc = times_uint(p, &n)) != 0)
         return rc;
-    advance(p);
     return push_vals(p, vs, v, step, n + 1, 0);
 }
 
@@ -937,14 +900,8 @@ static int series_values(parser *p, vals *vs) {
         if (t->type == K_BLANK) {
             uint64_t n = 1;
             advance(p);
-            if (p->t.type == K_TIMES) {
-                advance(p);
-                if (p->t.type != K_NUMBER)
-                    return unexpected(p, "series values", NULL);
-                if ((rc = repetitions(p, &n)) != 0)
-                    return rc;
-                advance(p);
-            }
+            if (p->t.type == K_TIMES && (rc = times_uint(p, &n)) != 0)
+                return rc;
             if ((rc = push_vals(p, vs, 0, 0, n, 1)) != 0)
                 return rc;
         } else if (t->type == K_IDENT) {

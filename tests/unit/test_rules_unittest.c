@@ -285,6 +285,11 @@ static int run_files(const char *const *names, const char *const *texts, size_t 
     return rc;
 }
 
+/* The head of both test files below: the rule file and one series. */
+#define TEST_HEAD(name)                                                                                      \
+    "rule_files: [rules.yml]\ntests:\n  - interval: 1m\n" name "    input_series:\n"                         \
+    "      - series: 'up{job=\"a\"}'\n        values: '1 0 0 0 0'\n"
+
 static const char *const rules_yml =
     "groups:\n- name: g\n  rules:\n  - record: job:up:sum\n    expr: sum by (job) (up)\n"
     "  - alert: Down\n    expr: up == 0\n    for: 2m\n    labels: {severity: page}\n"
@@ -294,14 +299,13 @@ START_TEST(test_run_success) {
     const char *names[] = {"rules.yml", "t.yml"};
     const char *texts[] = {
         rules_yml,
-        "rule_files: [rules.yml]\ntests:\n  - interval: 1m\n    input_series:\n"
-        "      - series: 'up{job=\"a\"}'\n        values: '1 0 0 0 0'\n"
-        "    alert_rule_test:\n      - eval_time: 2m\n        alertname: Down\n"
-        "      - eval_time: 3m30s\n        alertname: Down\n        exp_alerts:\n"
-        "          - exp_labels: {job: a, severity: page}\n"
-        "            exp_annotations: {summary: 'a down, 0'}\n"
-        "    promql_expr_test:\n      - expr: job:up:sum\n        eval_time: 1m\n"
-        "        exp_samples:\n          - labels: 'job:up:sum{job=\"a\"}'\n            value: 0\n"};
+        TEST_HEAD(
+            "") "    alert_rule_test:\n      - eval_time: 2m\n        alertname: Down\n"
+                "      - eval_time: 3m30s\n        alertname: Down\n        exp_alerts:\n"
+                "          - exp_labels: {job: a, severity: page}\n"
+                "            exp_annotations: {summary: 'a down, 0'}\n"
+                "    promql_expr_test:\n      - expr: job:up:sum\n        eval_time: 1m\n"
+                "        exp_samples:\n          - labels: 'job:up:sum{job=\"a\"}'\n            value: 0\n"};
     char out[4096], err[4096];
     ck_assert_int_eq(run_files(names, texts, 2, out, sizeof out, err, sizeof err), 0);
     ck_assert_str_eq(err, "");
@@ -312,12 +316,14 @@ END_TEST
 START_TEST(test_run_failures) {
     const char *names[] = {"rules.yml", "t.yml"};
     const char *texts[] = {
-        rules_yml, "rule_files: [rules.yml]\ntests:\n  - interval: 1m\n    name: n1\n    input_series:\n"
-                   "      - series: 'up{job=\"a\"}'\n        values: '1 0 0 0 0'\n"
-                   "    alert_rule_test:\n      - eval_time: 3m\n        alertname: Down\n"
-                   "    promql_expr_test:\n      - expr: job:up:sum / 3\n        eval_time: 1m\n"
-                   "        exp_samples:\n          - labels: '{job=\"a\"}'\n            value: 1\n"
-                   "  - interval: 1m\n    input_series:\n      - series: up\n        values: '1 x'\n"};
+        rules_yml,
+        TEST_HEAD(
+            "    name: n1\n") "    alert_rule_test:\n      - eval_time: 3m\n        alertname: Down\n"
+                              "    promql_expr_test:\n      - expr: job:up:sum / 3\n        eval_time: 1m\n"
+                              "        exp_samples:\n          - labels: '{job=\"a\"}'\n            value: "
+                              "1\n"
+                              "  - interval: 1m\n    input_series:\n      - series: up\n        values: '1 "
+                              "x'\n"};
     char out[4096], err[4096];
     ck_assert_int_eq(run_files(names, texts, 2, out, sizeof out, err, sizeof err), 1);
     ck_assert_str_eq(
