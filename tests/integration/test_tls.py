@@ -119,17 +119,19 @@ def web_config(extra="", users=True, tls=True):
         y += f"tls_server_config:\n  cert_file: {pki('server.crt')}\n  key_file: {pki('server.key')}\n"
     y += extra
     if users:
-        y += f"basic_auth_users:\n  alice: {HASH}\n  bob: {bcrypt('bobs password')}\n"
+        y += f"basic_auth_users:\n  alice: {HASH}\n  bob: {bcrypt('bobs password')}\n  slow: {SLOW_HASH}\n"
     return y
 
 
 HASH = None
+SLOW_HASH = None  # cost 15: a second or more of bcrypt for each check
 
 
 def hash_once():
-    global HASH
+    global HASH, SLOW_HASH
     if HASH is None:
         HASH = bcrypt(PASSWORD)
+        SLOW_HASH = bcrypt("slow password", rounds=1 << 15)
     return HASH
 
 
@@ -199,6 +201,28 @@ class TestTlsBasicAuth(TlsKilnCase):
         for pw, want in ((PASSWORD, 200), ("x" + PASSWORD, 401), (PASSWORD, 200)):
             rc, status, out = self.kiln.curl("/-/healthy", "--cacert", pki("ca.crt"), "-u", f"alice:{pw}")
             self.assertEqual(status, want, out)
+
+    def test_bcrypt_off_the_loop(self):
+        # while a slow bcrypt runs for one request, a request whose
+        # credentials are cached is answered: bcrypt does not hold the loop
+        import threading
+        self.assertEqual(self.kiln.get("/-/healthy")[0], 200)  # alice, now cached
+        done = threading.Event()
+        result = []
+
+        def slow():
+            result.append(self.kiln.curl("/-/healthy", "--cacert", pki("ca.crt"), "-u", "slow:wrong")[1])
+            done.set()
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.5)  # for curl to connect and send; its bcrypt then takes seconds
+        answered = [self.kiln.get("/-/healthy")[0] for _ in range(3)]
+        slow_still_running = not done.is_set()
+        t.join(60)
+        self.assertEqual(answered, [200] * 3)
+        self.assertTrue(slow_still_running, "the slow check ended before the cached requests were answered")
+        self.assertEqual(result, [401])
 
     def test_untrusted_and_plain_clients(self):
         # without the CA curl refuses kiln's certificate
