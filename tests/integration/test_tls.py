@@ -310,6 +310,24 @@ class TestAllowedSans(MutualTlsCase):
         self.assertNotEqual(rc, 0, out)
 
 
+class TestCiphersAndCurves(TlsKilnCase):
+    users = False
+    web_extra = ("  max_version: TLS12\n  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]\n"
+                 "  curve_preferences: [CurveP384]\n")
+
+    def curl_with(self, *args):
+        return self.kiln.curl("/-/healthy", "--cacert", pki("ca.crt"), "--tls-max", "1.2", *args)
+
+    def test_only_the_configured_ones(self):
+        rc, status, out = self.curl_with("--ciphers", "ECDHE-RSA-AES256-GCM-SHA384", "--curves", "P-384")
+        self.assertEqual((rc, status), (0, 200), out)
+        # a suite or a curve kiln was not given: no handshake
+        rc, status, out = self.curl_with("--ciphers", "ECDHE-RSA-AES128-GCM-SHA256")
+        self.assertEqual(rc, 35, out)
+        rc, status, out = self.curl_with("--curves", "X25519")
+        self.assertEqual(rc, 35, out)
+
+
 class TestCertificateReload(unittest.TestCase):
     def test_new_connections_see_new_certificate(self):
         d = tempfile.mkdtemp(prefix="kiln-reload-")
