@@ -41,20 +41,13 @@
 
 /* Go's time.Format("2006-01-02T15:04:05.000Z07:00") of a UTC time. */
 static void put_time(buf *out, int64_t ms) {
-    if (ms == NOTIFIER_TIME_ZERO) {
-        buf_puts(out, "\"0001-01-01T00:00:00.000Z\"");
-        return;
-    }
-    int64_t sec = ms / 1000, frac = ms % 1000;
-    if (frac < 0) {
-        frac += 1000;
-        sec--;
-    }
-    time_t t = (time_t)sec;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    buf_printf(out, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-               tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+    char tmp[TIME_RFC3339_MAX];
+    buf_putc(out, '"');
+    if (ms == NOTIFIER_TIME_ZERO)
+        buf_puts(out, "0001-01-01T00:00:00.000Z");
+    else
+        buf_append(out, tmp, (size_t)time_format_rfc3339(tmp, ms / 1000, ms % 1000 * 1000000, 3));
+    buf_putc(out, '"');
 }
 
 /* A Go map[string]string as encoding/json writes it: keys sorted.  Label

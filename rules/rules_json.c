@@ -11,39 +11,23 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "rules/group.h"
 
-/* Go's time.Time MarshalJSON (RFC3339Nano, UTC) of ns since the epoch;
- * unset is Go's zero time. */
-static void json_time_ns(buf *b, int64_t ns, int unset) {
-    if (unset) {
-        buf_puts(b, "\"0001-01-01T00:00:00Z\"");
-        return;
-    }
-    int64_t s = ns / 1000000000, frac = ns % 1000000000;
-    if (frac < 0) {
-        frac += 1000000000;
-        s--;
-    }
-    time_t tt = (time_t)s;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    char tmp[64];
-    size_t n = strftime(tmp, sizeof tmp, "\"%Y-%m-%dT%H:%M:%S", &tm);
-    if (frac) {
-        n += (size_t)snprintf(tmp + n, sizeof tmp - n, ".%09lld", (long long)frac);
-        while (tmp[n - 1] == '0')
-            n--;
-    }
-    tmp[n++] = 'Z';
-    tmp[n++] = '"';
-    buf_append(b, tmp, n);
+/* Go's time.Time MarshalJSON (RFC3339Nano, UTC) of sec + ns since the
+ * epoch; unset is Go's zero time. */
+static void json_time_ns(buf *b, int64_t ns, int64_t sec, int unset) {
+    char tmp[TIME_RFC3339_MAX];
+    buf_putc(b, '"');
+    if (unset)
+        buf_puts(b, "0001-01-01T00:00:00Z");
+    else
+        buf_append(b, tmp, (size_t)time_format_rfc3339(tmp, sec, ns, -1));
+    buf_putc(b, '"');
 }
 
 static void json_time_ms(buf *b, int64_t ms) {
-    json_time_ns(b, ms * 1000000, ms == NOTIFIER_TIME_ZERO);
+    json_time_ns(b, ms % 1000 * 1000000, ms / 1000, ms == NOTIFIER_TIME_ZERO);
 }
 
 /* A float as json-iterator writes it: Go's 'f' form, 'e' below 1e-6 and
@@ -161,7 +145,7 @@ static void rule_json(buf *b, const rule *r, int exclude_alerts) {
     buf_puts(b, ",\"evaluationTime\":");
     json_float(b, (double)r->eval_ns / 1e9);
     buf_puts(b, ",\"lastEvaluation\":");
-    json_time_ns(b, r->last_eval_ns, r->last_eval_ns == 0);
+    json_time_ns(b, r->last_eval_ns, 0, r->last_eval_ns == 0);
     buf_printf(b, ",\"type\":\"%s\"}", alerting ? "alerting" : "recording");
 }
 
@@ -195,7 +179,7 @@ int rule_group_json(rule_group *g, const rules_filter *f, buf *out, int *empty) 
     buf_printf(out, ",\"limit\":%lld,\"evaluationTime\":", (long long)d->limit);
     json_float(out, (double)g->eval_ns / 1e9);
     buf_puts(out, ",\"lastEvaluation\":");
-    json_time_ns(out, g->last_eval_ns, g->last_eval_ns == 0);
+    json_time_ns(out, g->last_eval_ns, 0, g->last_eval_ns == 0);
     pthread_mutex_unlock(&g->mu);
     buf_putc(out, '}');
     if (!nshown) {

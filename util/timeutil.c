@@ -28,6 +28,30 @@ double time_mono_sec(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+int time_format_rfc3339(char *out, int64_t sec, int64_t nsec, int frac) {
+    sec += nsec / 1000000000;
+    int64_t sub = nsec % 1000000000;
+    if (sub < 0) {
+        sub += 1000000000;
+        sec--;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    int n = snprintf(out, TIME_RFC3339_MAX, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (frac == 3) {
+        n += snprintf(out + n, (size_t)(TIME_RFC3339_MAX - n), ".%03d", (int)(sub / 1000000));
+    } else if (frac < 0 && sub) {
+        n += snprintf(out + n, (size_t)(TIME_RFC3339_MAX - n), ".%09d", (int)sub);
+        while (out[n - 1] == '0')
+            n--;
+    }
+    out[n++] = 'Z';
+    out[n] = 0;
+    return n;
+}
+
 static const struct {
     const char *name;
     int64_t ms;

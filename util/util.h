@@ -287,6 +287,16 @@ double time_mono_sec(void);
  * "0" alone is allowed.  Writes milliseconds to *ms.
  */
 KILN_MUST_CHECK int duration_parse(const char *s, int64_t *ms, kiln_err *err);
+/*
+ * Writes sec + nsec (since the epoch; nsec may be any value, a negative one
+ * counts back) as RFC 3339 in UTC, as Go formats a UTC time:
+ * frac 3 gives milliseconds always ("2006-01-02T15:04:05.000Z"), frac -1
+ * RFC3339Nano (the nanoseconds without trailing zeros, none when whole:
+ * "2006-01-02T15:04:05.5Z"), 0 whole seconds.  out has room for
+ * TIME_RFC3339_MAX bytes; returns the length.
+ */
+#define TIME_RFC3339_MAX 48
+int time_format_rfc3339(char *out, int64_t sec, int64_t nsec, int frac);
 /* Formats like Prometheus: "1h30m", "15s", "0s", "1d", "2w", "500ms". */
 void duration_format(int64_t ms, char *out, size_t n);
 
