@@ -412,6 +412,15 @@ int rule_group_eval(rule_group *g, int64_t ts_ms) {
         alert_restore(g, ts_ms);
         g->should_restore = 0;
     }
+    /* a group whose rules output many series keeps no large scratch
+     * between evaluations (64Ki entries: about 1 MB of labels) */
+    if (g->caplab > 65536 || g->capout > 65536) {
+        free(g->lab);
+        free(g->out);
+        g->lab = NULL;
+        g->out = NULL;
+        g->caplab = g->capout = g->nlab = g->nout = 0;
+    }
     int64_t end = rules_now_ns();
     pthread_mutex_lock(&g->mu);
     g->eval_ns = end - start;

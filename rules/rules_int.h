@@ -97,7 +97,8 @@ void rule_group_copy_state(rule_group *g, rule_group *old);
 /*
  * Calls fn for every alert of the group's alerting rules, in rule order and
  * each rule's alerts sorted by labels, inactive (resolved) ones included.
- * Stops at fn's first non-zero return and returns it.
+ * Stops at fn's first non-zero return and returns it.  fn runs under the
+ * group's mutex: it must not call the group's functions.
  */
 int rule_group_foreach_alert(rule_group *g, int (*fn)(void *data, const rule_alert_view *a), void *data);
 

@@ -343,6 +343,34 @@ START_TEST(test_out_of_order_sample) {
 }
 END_TEST
 
+START_TEST(test_large_output) {
+    /* more series than the scratch a group keeps between evaluations */
+    enum { N = 66000 };
+    appender *a = storage_appender(st);
+    kiln_err err = {0};
+    for (int i = 0; i < N; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        label ls[] = {{LABEL_NAME, "m"}, {"i", v}};
+        uint64_t ref = 0;
+        ck_assert_int_eq(appender_append(a, &ref, ls, 2, 0, i, &err), 0);
+    }
+    ck_assert_int_eq(appender_commit(a, &err), 0);
+    rule_group *g = group("groups:\n"
+                          "  - name: g\n"
+                          "    rules:\n"
+                          "      - record: r\n"
+                          "        expr: m\n");
+    eval(g, MIN);
+    ck_assert_uint_eq(g->caplab, 0);
+    ck_assert_uint_eq(g->rules[0].nprev, N);
+    eval(g, 2 * MIN);
+    ck_assert_str_eq(q("count(r)", 2 * MIN), "{} 66000\n");
+    ck_assert_str_eq(raw("r{i=\"65999\"}", 0, 10 * MIN), "60000=65999 120000=65999");
+    rule_group_free(g);
+}
+END_TEST
+
 /* ---- alerting rules ------------------------------------------------------ */
 
 START_TEST(test_alert_pending_firing) {
@@ -993,6 +1021,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_errors_keep_series);
     tcase_add_test(tc, test_failed_eval_keeps_series);
     tcase_add_test(tc, test_out_of_order_sample);
+    tcase_add_test(tc, test_large_output);
     tcase_add_test(tc, test_alert_pending_firing);
     tcase_add_test(tc, test_alert_for_zero_and_resolve);
     tcase_add_test(tc, test_alert_pending_gone);
