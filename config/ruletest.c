@@ -414,11 +414,137 @@ static void file_field(tdec *d, int f, const ynode *v, void *out) {
 
 /* ---- syntax ------------------------------------------------------------------------------ */
 
+/* yaml.v2's strict decoding reports a key set twice as a type error
+ * ("line 6: field values already set in type main.series", `line 9: key
+ * "job" already set in map`); yamltree refuses such a document, so the
+ * duplicates are found here, on libyaml's events, knowing what Go type each
+ * map decodes into, and listed with the unknown fields around them (the
+ * other type errors of such a document are not). */
+#define DUP_DEPTH 32
+
+typedef struct dframe {
+    int map;
+    const char *type;     /* the Go type of a mapping, "map" for map[string]string, NULL: unchecked */
+    const char *item;     /* a sequence's items' type */
+    int want_key;         /* a mapping: the next node is a key */
+    const char *val_type; /* the type of the current key's value ... */
+    const char *val_item; /* ... or of its items */
+    buf keys;             /* the keys seen, each NUL-terminated */
+} dframe;
+
+static const struct {
+    const char *parent, *key, *type, *item;
+} dup_children[] = {
+    {"main.unitTestFile", "tests", NULL, "main.testGroup"},
+    {"main.testGroup", "input_series", NULL, "main.series"},
+    {"main.testGroup", "alert_rule_test", NULL, "main.alertTestCase"},
+    {"main.testGroup", "promql_expr_test", NULL, "main.promqlTestCase"},
+    {"main.testGroup", "external_labels", "map", NULL},
+    {"main.alertTestCase", "exp_alerts", NULL, "main.alert"},
+    {"main.alert", "exp_labels", "map", NULL},
+    {"main.alert", "exp_annotations", "map", NULL},
+    {"main.promqlTestCase", "exp_samples", NULL, "main.sample"},
+};
+
+static void dup_key(dframe *f, const yaml_event_t *ev, buf *dups, int *ndup) {
+    const char *k = (const char *)ev->data.scalar.value;
+    size_t n = ev->data.scalar.length;
+    f->val_type = f->val_item = NULL;
+    for (size_t i = 0; f->type && i < sizeof dup_children / sizeof *dup_children; i++) {
+        if (strcmp(dup_children[i].parent, f->type) == 0 && strcmp(dup_children[i].key, k) == 0) {
+            f->val_type = dup_children[i].type;
+            f->val_item = dup_children[i].item;
+        }
+    }
+    if (!f->type || strcmp(k, "<<") == 0)
+        return;
+    static const struct {
+        const char *type;
+        const char *const *fields;
+    } structs[] = {{"main.unitTestFile", file_fields}, {"main.testGroup", group_fields},
+                   {"main.series", series_fields},     {"main.alertTestCase", alert_case_fields},
+                   {"main.alert", alert_fields},       {"main.promqlTestCase", expr_case_fields},
+                   {"main.sample", sample_fields}};
+    for (size_t i = 0; i < sizeof structs / sizeof *structs; i++) {
+        if (strcmp(structs[i].type, f->type) != 0)
+            continue;
+        size_t j = 0;
+        while (structs[i].fields[j] && strcmp(structs[i].fields[j], k) != 0)
+            j++;
+        if (!structs[i].fields[j]) { /* reported with the duplicates, as yaml.v2 lists both */
+            buf_printf(dups, "\n  line %zu: field %s not found in type %s", ev->start_mark.line + 1, k,
+                       f->type);
+            return;
+        }
+    }
+    for (size_t off = 0; off < f->keys.len; off += strlen(f->keys.data + off) + 1) {
+        if (strcmp(f->keys.data + off, k) != 0)
+            continue;
+        (*ndup)++;
+        if (strcmp(f->type, "map") == 0) {
+            buf_printf(dups, "\n  line %zu: key ", ev->start_mark.line + 1);
+            go_quote(dups, k, n, '"');
+            buf_puts(dups, " already set in map");
+        } else {
+            buf_printf(dups, "\n  line %zu: field %s already set in type %s", ev->start_mark.line + 1, k,
+                       f->type);
+        }
+        return;
+    }
+    buf_append(&f->keys, k, n + 1);
+}
+
+/* Follows one event of the first document through the frames. */
+static void dup_event(dframe *st, int *depth, int *skip, const yaml_event_t *ev, buf *dups, int *ndup) {
+    dframe *top = *depth ? &st[*depth - 1] : NULL;
+    int opens = ev->type == YAML_MAPPING_START_EVENT || ev->type == YAML_SEQUENCE_START_EVENT;
+    int closes = ev->type == YAML_MAPPING_END_EVENT || ev->type == YAML_SEQUENCE_END_EVENT;
+    if (*skip) { /* inside what is nested too deep to follow */
+        *skip += opens - closes;
+        return;
+    }
+    if (closes) {
+        buf_free(&top->keys);
+        if (--*depth && st[*depth - 1].map)
+            st[*depth - 1].want_key = 1;
+        return;
+    }
+    if (top && top->map && top->want_key) {
+        top->want_key = 0;
+        if (ev->type == YAML_SCALAR_EVENT)
+            dup_key(top, ev, dups, ndup);
+        else
+            top->val_type = top->val_item = NULL;
+        if (!opens)
+            return;
+    } else if (top && top->map && !opens) {
+        top->want_key = 1;
+        return;
+    }
+    if (opens && *depth == DUP_DEPTH)
+        *skip = 1;
+    if (!opens || *skip)
+        return;
+    dframe *f = &st[(*depth)++];
+    memset(f, 0, sizeof *f);
+    f->map = ev->type == YAML_MAPPING_START_EVENT;
+    f->want_key = f->map;
+    if (!top)
+        f->type = f->map ? "main.unitTestFile" : NULL;
+    else if (top->map)
+        f->type = f->map ? top->val_type : NULL, f->item = f->map ? NULL : top->val_item;
+    else
+        f->type = f->map ? top->item : NULL;
+}
+
 /* Runs libyaml over the document; on a syntax error writes yaml.v2's
- * message ("yaml: line N: PROBLEM") to msg and returns KILN_EINVAL.  *first
+ * message ("yaml: line N: PROBLEM") to msg and returns KILN_EINVAL, and so
+ * on keys set twice ("yaml: unmarshal errors:" and a line each).  *first
  * becomes the length of the first document: yaml.v2 decodes only that one. */
 static int check_syntax(const char *data, size_t len, buf *msg, size_t *first) {
-    int docs = 0;
+    int docs = 0, depth = 0, skip = 0, ndup = 0;
+    dframe st[DUP_DEPTH];
+    buf dups = BUF_INIT;
     *first = len;
     yaml_parser_t p;
     yaml_event_t ev;
@@ -449,10 +575,20 @@ static int check_syntax(const char *data, size_t len, buf *msg, size_t *first) {
         int end = ev.type == YAML_STREAM_END_EVENT;
         if (ev.type == YAML_DOCUMENT_START_EVENT && ++docs == 2)
             *first = ev.start_mark.index;
+        if (docs == 1 && ev.type != YAML_DOCUMENT_START_EVENT && ev.type != YAML_DOCUMENT_END_EVENT)
+            dup_event(st, &depth, &skip, &ev, &dups, &ndup);
         yaml_event_delete(&ev);
         if (end)
             break;
     }
+    while (depth > 0)
+        buf_free(&st[--depth].keys);
+    if (rc == 0 && ndup) { /* else the decoder reports the unknown fields with the other errors */
+        buf_puts(msg, "yaml: unmarshal errors:");
+        buf_append(msg, dups.data, dups.len);
+        rc = buf_error(&dups) ? KILN_ENOMEM : KILN_EINVAL;
+    }
+    buf_free(&dups);
     yaml_parser_delete(&p);
     return rc;
 }

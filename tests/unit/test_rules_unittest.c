@@ -249,6 +249,12 @@ START_TEST(test_load) {
                      "yaml: unmarshal errors:\n  line 1: cannot unmarshal !!int `5` into []main.testGroup");
     ck_assert_str_eq(load_text("tests:\n  - name: *y", NULL), "yaml: unknown anchor 'y' referenced");
     ck_assert_str_eq(load_text("---\ntests: []\n---\nfoo: 1", NULL), "");
+    ck_assert_str_eq(
+        load_text("tests:\n  - name: a\n    name: b\n    foo: 1\n    external_labels: {a: b, a: c}", NULL),
+        "yaml: unmarshal errors:\n  line 3: field name already set in type main.testGroup\n"
+        "  line 4: field foo not found in type main.testGroup\n"
+        "  line 5: key \"a\" already set in map");
+    ck_assert_str_eq(load_text("tests:\n  - &g\n    interval: 1m\n  - <<: *g\n    interval: 2m", NULL), "");
     ck_assert_str_eq(load_text("", NULL), "");
 }
 END_TEST
