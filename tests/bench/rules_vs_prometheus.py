@@ -322,7 +322,7 @@ def measure(name, cmd, port, base, prefix, a, rules_path):
         sleep_until(t_reload + STEP_MS / 1000 * (1 + a.warmup) + 1)
 
         if perf is None and a.perf and name == "kiln":
-            perf = subprocess.Popen(["perf", "record", "-F", "250", "--call-graph", "dwarf,16384", "-o",
+            perf = subprocess.Popen(["perf", "record", "-F", "997", "--call-graph", "dwarf,16384", "-o",
                                      os.path.join(base, "perf.data"), "-p", str(proc.pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         sums, rss1, lasts = [], [], set()
