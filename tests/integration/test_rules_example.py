@@ -11,6 +11,9 @@ HTTP service, and apm-prometheus.yml, the configuration that loads them):
   the data (within 1e-9), and fire the same alerts with the same rendered
   annotations in /api/v1/alerts: HighErrorRatio on the failing job,
   HighLatency on the slow one, Saturated on the busy instance;
+- apm-rules.test.yml, the rules' unit tests, pass under `promtool test
+  rules` and `kiln test rules` with the same output, and fail the same way
+  when a threshold is changed;
 - kiln started with apm-prometheus.yml lists the two groups and their rules
   in /api/v1/rules and the Alertmanager in /api/v1/alertmanagers.
 """
@@ -234,6 +237,29 @@ class TestRulesExample(unittest.TestCase):
                 self.assertIn('"HighErrorRatio": annotation "summary": template: __alert_HighErrorRatio:1: '
                               'function "humanizePercent" not defined', out)
             self.assertIn(f"{bad}:{line}:", k.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_unit_tests(self):
+        """apm-rules.test.yml passes under promtool and kiln test rules alike, and
+        fails alike when the error-ratio threshold is raised above 10%."""
+        require("promtool", KILN_BIN)
+        tmp = tempfile.mkdtemp(prefix="kiln-example-")
+        try:
+            for name in ("apm-rules.yml", "apm-rules.test.yml"):
+                shutil.copy(os.path.join(EXAMPLES, name), tmp)
+            test = os.path.join(tmp, "apm-rules.test.yml")
+            for broken in (False, True):
+                if broken:
+                    with open(os.path.join(tmp, "apm-rules.yml")) as f:
+                        text = f.read()
+                    with open(os.path.join(tmp, "apm-rules.yml"), "w") as f:
+                        f.write(text.replace("ratio_rate5m > 0.05", "ratio_rate5m > 0.2"))
+                p = subprocess.run(["promtool", "test", "rules", test], capture_output=True, text=True)
+                k = subprocess.run([KILN_BIN, "test", "rules", test], capture_output=True, text=True)
+                self.assertEqual(p.returncode, int(broken), p.stdout + p.stderr)
+                self.assertEqual((k.returncode, k.stdout, k.stderr), (p.returncode, p.stdout, p.stderr))
+            self.assertIn('alertname: HighErrorRatio, time: 10m', k.stderr)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
