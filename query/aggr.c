@@ -393,18 +393,28 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
         }
         gid[i] = slots[s] - 1;
     }
-    /* members per group, for heaps and value lists */
-    size_t *members = calloc(ng + 1, sizeof(size_t));
+    /* members per group, for heaps and value lists; a group has a point
+     * where a member has one, so at most the steps or its members' points,
+     * counted against the limit before they are taken */
+    size_t *members = calloc(2 * (ng + 1), sizeof(size_t)), *mpts = members + ng + 1;
     if (!members)
         goto nomem;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         members[gid[i]]++;
+        mpts[gid[i]] += in.m.v[i].npts;
+    }
     for (size_t j = 0; j < ng; j++) {
         g[j].heap = malloc((members[j] + 1) * sizeof(size_t));
         g[j].vals = malloc((members[j] + 1) * sizeof(double));
-        if (!by_series && op != PROMQL_AGG_COUNT_VALUES)
-            g[j].pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
-        if (!g[j].heap || !g[j].vals || (!by_series && op != PROMQL_AGG_COUNT_VALUES && !g[j].pts)) {
+        int pts = !by_series && op != PROMQL_AGG_COUNT_VALUES;
+        size_t np = mpts[j] < c->nsteps ? mpts[j] : c->nsteps;
+        if (pts && (rc = pq_account(c, np)) < 0) {
+            free(members);
+            goto done;
+        }
+        if (pts)
+            g[j].pts = arena_alloc_nz(c->mem, np * sizeof(sample) + 1);
+        if (!g[j].heap || !g[j].vals || (pts && !g[j].pts)) {
             free(members);
             goto nomem;
         }
@@ -580,8 +590,6 @@ emit:
     for (size_t j = 0; j < ng; j++) {
         if (!g[j].npts)
             continue;
-        if ((rc = pq_account(c, g[j].npts)) < 0)
-            goto done;
         if ((rc = pq_matrix_push_pts(c, &out->m, g[j].ls, g[j].nls, 0, g[j].pts, g[j].npts)) < 0)
             goto done;
     }

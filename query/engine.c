@@ -153,15 +153,21 @@ void pq_info(pq_ctx *c, const promql_expr *e, const char *fmt, ...) {
     va_end(ap);
 }
 
+#define PQ_CANCELED "query was canceled in query execution"
+#define PQ_TIMED_OUT "query timed out in query execution"
+
+/* Whether the caller canceled the query (query_opts' flag or callback);
+ * also the querier's guard's cancel callback, data the query_opts. */
+static int canceled(void *data) {
+    const query_opts *o = data;
+    return o && ((o->cancel_flag && *o->cancel_flag) || (o->cancel_cb && o->cancel_cb(o->cancel_data)));
+}
+
 KILN_MUST_CHECK static int poll_cancel(pq_ctx *c) {
-    if (c->o) {
-        if (c->o->cancel_flag && *c->o->cancel_flag)
-            return pq_fail(c, KILN_ECANCELED, "query was canceled in query execution");
-        if (c->o->cancel_cb && c->o->cancel_cb(c->o->cancel_data))
-            return pq_fail(c, KILN_ECANCELED, "query was canceled in query execution");
-    }
+    if (canceled((void *)c->o))
+        return pq_fail(c, KILN_ECANCELED, PQ_CANCELED);
     if (c->deadline > 0 && time_mono_sec() > c->deadline)
-        return pq_fail(c, KILN_ETIMEOUT, "query timed out in query execution");
+        return pq_fail(c, KILN_ETIMEOUT, PQ_TIMED_OUT);
     return 0;
 }
 
@@ -169,14 +175,27 @@ int pq_poll(pq_ctx *c) {
     return poll_cancel(c);
 }
 
+/* Beyond this many points an array of them would not fit in size_t bytes:
+ * out of memory even with the limit off. */
+#define PQ_MAX_POINTS (SIZE_MAX / 64)
+
 int pq_account(pq_ctx *c, size_t n) {
+    if (n > PQ_MAX_POINTS - c->cur_samples)
+        return pq_fail(c, c->max_samples ? KILN_ELIMIT : KILN_ENOMEM, "%s",
+                       c->max_samples ? PQ_TOO_MANY_SAMPLES : "out of memory");
     c->cur_samples += n;
     if (c->max_samples && c->cur_samples > c->max_samples)
-        return pq_fail(c, KILN_ELIMIT,
-                       "query processing would load too many samples into memory in query execution");
+        return pq_fail(c, KILN_ELIMIT, "%s", PQ_TOO_MANY_SAMPLES);
     if ((++c->poll & 63) == 0)
         return poll_cancel(c);
     return 0;
+}
+
+size_t pq_step_cap(const pq_ctx *c) {
+    size_t left = PQ_MAX_POINTS - c->cur_samples;
+    if (c->max_samples)
+        left = c->cur_samples < c->max_samples ? c->max_samples - c->cur_samples : 0;
+    return c->nsteps <= left ? c->nsteps : left + 1;
 }
 
 int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out) {
@@ -219,6 +238,8 @@ int pq_matrix_push_copy(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop
 }
 
 int pq_new_scalar(pq_ctx *c, pq_value *out) {
+    if (pq_account(c, c->nsteps) < 0)
+        return c->code;
     out->type = PROMQL_TYPE_SCALAR;
     out->scal = arena_alloc(c->mem, (c->nsteps + 1) * sizeof(double));
     return out->scal ? 0 : pq_fail(c, KILN_ENOMEM, "out of memory");
@@ -226,7 +247,7 @@ int pq_new_scalar(pq_ctx *c, pq_value *out) {
 
 int pq_push_scalar_series(pq_ctx *c, pq_matrix *m, const double *scal) {
     pq_series *o;
-    if (pq_matrix_push(c, m, &o) < 0)
+    if (pq_account(c, c->nsteps) < 0 || pq_matrix_push(c, m, &o) < 0)
         return c->code;
     o->pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
     if (!o->pts)
@@ -315,6 +336,8 @@ KILN_MUST_CHECK static int out_grow_slots(pq_out *o) {
 }
 
 KILN_MUST_CHECK static int out_point(pq_ctx *c, pq_out_series *s, int64_t t, double v) {
+    if (pq_account(c, 1) < 0)
+        return c->code;
     if (s->npts == s->cap && array_grow((void **)&s->pts, &s->cap, s->npts + 1, sizeof *s->pts) < 0)
         return pq_fail(c, KILN_ENOMEM, "out of memory");
     if (s->npts && s->pts[s->npts - 1].t >= t)
@@ -373,8 +396,6 @@ int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m) {
                 if (s->pts[j].t == s->pts[j - 1].t)
                     return pq_fail(c, KILN_ERANGE, "vector cannot contain metrics with the same labelset");
         }
-        if (pq_account(c, s->npts) < 0)
-            return c->code;
         pq_series *d;
         if (pq_matrix_push(c, m, &d) < 0)
             return c->code;
@@ -422,9 +443,11 @@ KILN_MUST_CHECK static int do_select(pq_ctx *c, const promql_vector_selector *vs
     memset(&e, 0, sizeof e);
     int rc = querier_select(c->q, vs->matchers, vs->nmatchers, &h, set, &e);
     c->sets[c->nsets++] = set;
-    if (rc == KILN_ELIMIT)
-        return pq_fail(c, KILN_ELIMIT,
-                       "query processing would load too many samples into memory in query execution");
+    /* the querier's guard stopped the matchers: the engine's words */
+    if (rc == KILN_ETIMEOUT)
+        return pq_fail(c, rc, PQ_TIMED_OUT);
+    if (rc == KILN_ECANCELED)
+        return pq_fail(c, rc, PQ_CANCELED);
     if (rc < 0)
         return pq_fail(c, rc, "%s", e.msg);
     size_t tot = 0;
@@ -449,7 +472,12 @@ KILN_MUST_CHECK static int eval_vector_selector(pq_ctx *c, const promql_expr *e,
     if (do_select(c, vs, tmin - c->lookback + 1, tmax, &set) < 0)
         return c->code;
     out->type = PROMQL_TYPE_VECTOR;
-    sample *tmp = malloc((c->nsteps + 1) * sizeof(sample));
+    if (!set->n)
+        return 0;
+    /* a series has a point at each step at most, and more points than the
+     * limit allows fail it: the scratch is the smaller of the two */
+    size_t cap = pq_step_cap(c);
+    sample *tmp = malloc((cap + 1) * sizeof(sample));
     if (!tmp)
         return pq_fail(c, KILN_ENOMEM, "out of memory");
     for (size_t i = 0; i < set->n; i++) {
@@ -457,16 +485,33 @@ KILN_MUST_CHECK static int eval_vector_selector(pq_ctx *c, const promql_expr *e,
         size_t j = 0, np = 0;
         for (size_t k = 0; k < c->nsteps; k++) {
             int64_t t = c->start + (int64_t)k * c->interval;
+            if ((k & 0xfffff) == 0xfffff && pq_poll(c) < 0)
+                break;
             int64_t te = (has_at ? at : t) - vs->offset_ms;
             while (j < s->n && s->s[j].t <= te)
                 j++;
-            if (j == 0)
+            const sample *p = j ? &s->s[j - 1] : NULL;
+            if (!p || p->t <= te - c->lookback || is_stale(p->v)) {
+                /* no point until the next sample's step: skip to it (a
+                 * subquery's steps can be billions, its samples few) */
+                if (has_at || j == s->n)
+                    break;
+                int64_t next = s->s[j].t + vs->offset_ms;
+                if (next > t) {
+                    size_t kn = (size_t)((next - c->start + c->interval - 1) / c->interval);
+                    if (kn > k + 1)
+                        k = kn - 1;
+                }
                 continue;
-            const sample *p = &s->s[j - 1];
-            if (p->t <= te - c->lookback || is_stale(p->v))
-                continue;
+            }
+            if (np == cap) {
+                pq_fail(c, KILN_ELIMIT, "%s", PQ_TOO_MANY_SAMPLES);
+                break;
+            }
             tmp[np++] = (sample){t, ts_values ? (double)p->t / 1000 : p->v};
         }
+        if (c->code)
+            break;
         if (np && pq_matrix_push_copy(c, &out->m, s->ls, s->nls, ts_values, tmp, np) < 0)
             break;
     }
@@ -619,6 +664,8 @@ KILN_MUST_CHECK static int eval_vector_scalar(pq_ctx *c, const promql_binary *b,
     int cmp = promql_binop_is_comparison(b->op);
     for (size_t i = 0; i < vec->m.n; i++) {
         const pq_series *s = &vec->m.v[i];
+        if (pq_account(c, s->npts) < 0)
+            return c->code;
         sample *pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
         if (!pts)
             return pq_fail(c, KILN_ENOMEM, "out of memory");
@@ -992,6 +1039,8 @@ KILN_MUST_CHECK static int remap_points(pq_ctx *c, pq_value *out, int to_time) {
             return c->code;
         *o = *s;
         o->drop_name = 1;
+        if (pq_account(c, s->npts) < 0)
+            return c->code;
         o->pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
         if (!o->pts)
             return pq_fail(c, KILN_ENOMEM, "out of memory");
@@ -1132,6 +1181,8 @@ KILN_MUST_CHECK static int run(const query_engine *eng, storage *st, const char 
     promql_ast *ast = NULL;
     pq_ctx c;
     memset(&c, 0, sizeof c);
+    /* the timeout runs from here: parsing compiles the regexes */
+    c.deadline = eng->opts.timeout_ms > 0 ? time_mono_sec() + (double)eng->opts.timeout_ms / 1000 : 0;
     int rc = promql_parse(q, &ast, err);
     if (rc < 0) {
         arena_free(&out->mem);
@@ -1156,7 +1207,6 @@ KILN_MUST_CHECK static int run(const query_engine *eng, storage *st, const char 
     c.default_step = QUERY_DEFAULT_STEP_MS;
     c.max_samples = eng->opts.max_samples;
     c.o = o;
-    c.deadline = eng->opts.timeout_ms > 0 ? time_mono_sec() + (double)eng->opts.timeout_ms / 1000 : 0;
     c.query = ast->query;
     c.err = err;
     lb_init(&c.lb);
@@ -1166,6 +1216,10 @@ KILN_MUST_CHECK static int run(const query_engine *eng, storage *st, const char 
         kiln_err_set(err, rc, "%s", qe.msg);
         goto fail;
     }
+    /* selects stop at the deadline or cancellation while they match label
+     * values, however slow the regex */
+    match_guard g = {c.deadline, o ? canceled : NULL, (void *)o, 0};
+    querier_set_guard(c.q, &g);
     pq_value v;
     if ((rc = pq_eval(&c, ast->root, &v)) < 0)
         goto fail;

@@ -105,9 +105,22 @@ void pq_info(pq_ctx *c, const promql_expr *e, const char *fmt, ...) __attribute_
 /* Checks cancellation and the deadline (loops that run long between
  * pq_account calls call it now and then); < 0 with the error set. */
 KILN_MUST_CHECK int pq_poll(pq_ctx *c);
-/* Counts n samples against max_samples and now and then polls as pq_poll
- * does; < 0 with the error set. */
+/* Prometheus' error for a query over --query.max-samples (KILN_ELIMIT). */
+#define PQ_TOO_MANY_SAMPLES "query processing would load too many samples into memory in query execution"
+
+/*
+ * Counts n points against max_samples and now and then polls as pq_poll
+ * does; < 0 with the error set.  Every point a query materialises (loaded
+ * samples, each step of a scalar, every point an operator or function
+ * produces) is counted BEFORE the memory for it is taken, so a query over
+ * the limit fails without allocating it: subqueries multiply steps, and a
+ * 1 ms step over days is billions of points.
+ */
 KILN_MUST_CHECK int pq_account(pq_ctx *c, size_t n);
+/* The room a scratch array of one series' points over the current steps
+ * needs: the steps, or the points the limit still allows plus one when that
+ * is fewer (filling it whole then means the limit is exceeded). */
+size_t pq_step_cap(const pq_ctx *c);
 
 /* Appends a zeroed series to m (arena memory) and points *out at it. */
 KILN_MUST_CHECK int pq_matrix_push(pq_ctx *c, pq_matrix *m, pq_series **out);
@@ -119,7 +132,8 @@ KILN_MUST_CHECK int pq_matrix_push_pts(pq_ctx *c, pq_matrix *m, label *ls, size_
  * pts[0..n), after counting the n samples against max_samples. */
 KILN_MUST_CHECK int pq_matrix_push_copy(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_name,
                                         const sample *pts, size_t n);
-/* Makes out a scalar: an arena array of one value per step, zeroed. */
+/* Makes out a scalar: an arena array of one value per step, zeroed (the
+ * steps counted as points, as Prometheus' evaluator does). */
 KILN_MUST_CHECK int pq_new_scalar(pq_ctx *c, pq_value *out);
 /* Appends a series without labels holding scal[k] at each step k (what a
  * scalar becomes where a vector or matrix is wanted). */

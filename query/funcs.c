@@ -263,7 +263,7 @@ KILN_MUST_CHECK static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_va
     if (call->nargs == 0) {
         /* date functions default to vector(time()) */
         pq_series *o;
-        if (pq_matrix_push(c, &out->m, &o) < 0)
+        if (pq_account(c, c->nsteps) < 0 || pq_matrix_push(c, &out->m, &o) < 0)
             return c->code;
         o->pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
         if (!o->pts)
@@ -280,6 +280,8 @@ KILN_MUST_CHECK static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_va
         return rc;
     for (size_t i = 0; i < in.m.n; i++) {
         const pq_series *s = &in.m.v[i];
+        if (pq_account(c, s->npts) < 0)
+            return c->code;
         sample *pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
         if (!pts)
             return pq_fail(c, KILN_ENOMEM, "out of memory");
@@ -420,7 +422,12 @@ KILN_MUST_CHECK static int eval_label_fn(pq_ctx *c, const promql_expr *e, pq_val
             const char *src = labels_get(s->ls, s->nls, str_arg(call->args[3]));
             if (!src)
                 src = "";
-            int m = pcre2_match(re, (PCRE2_SPTR)src, strlen(src), 0, 0, md, NULL);
+            kiln_err me = {0};
+            int m = matcher_pcre2_match(re, str_arg(call->args[4]), str_arg(call->args[3]), src, md, &me);
+            if (m < 0) {
+                rc = pq_fail(c, m, "label_replace(): %s", me.msg);
+                goto done;
+            }
             if (m > 0) {
                 expand_tpl(&val, str_arg(call->args[2]), src, pcre2_get_ovector_pointer(md), m, re);
                 set = 1;
@@ -604,18 +611,31 @@ KILN_MUST_CHECK static int eval_absent(pq_ctx *c, const promql_expr *e, pq_value
     if (rc < 0)
         return rc;
     out->type = PROMQL_TYPE_VECTOR;
+    /* the output has a point at every step the input has none: more than
+     * the limit allows when the steps outnumber the input points by that
+     * much (no need for a flag a step to know) */
+    size_t nin = 0;
+    for (size_t i = 0; i < in.m.n; i++)
+        nin += in.m.v[i].npts;
+    size_t cap = pq_step_cap(c);
+    if (cap < c->nsteps && c->nsteps > nin && c->nsteps - nin >= cap)
+        return pq_fail(c, KILN_ELIMIT, "%s", PQ_TOO_MANY_SAMPLES);
     unsigned char *has = calloc(c->nsteps + 1, 1);
     if (!has)
         return pq_fail(c, KILN_ENOMEM, "out of memory");
+    size_t np = c->nsteps;
     for (size_t i = 0; i < in.m.n; i++)
-        for (size_t j = 0; j < in.m.v[i].npts; j++)
-            has[pq_step_idx(c, in.m.v[i].pts[j].t)] = 1;
-    sample *pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
-    if (!pts) {
+        for (size_t j = 0; j < in.m.v[i].npts; j++) {
+            size_t k = pq_step_idx(c, in.m.v[i].pts[j].t);
+            np -= !has[k];
+            has[k] = 1;
+        }
+    sample *pts = NULL;
+    if (pq_account(c, np) < 0 || !(pts = arena_alloc_nz(c->mem, np * sizeof(sample) + 1))) {
         free(has);
-        return pq_fail(c, KILN_ENOMEM, "out of memory");
+        return c->code ? c->code : pq_fail(c, KILN_ENOMEM, "out of memory");
     }
-    size_t np = 0;
+    np = 0;
     for (size_t k = 0; k < c->nsteps; k++)
         if (!has[k])
             pts[np++] = (sample){c->start + (int64_t)k * c->interval, 1};

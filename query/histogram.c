@@ -228,8 +228,13 @@ int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
             g[ng++].first = s;
         }
     }
+    /* a group's buckets: room for its members, not for every input series
+     * (groups x series would grow with the square of the input) */
+    for (size_t i = 0; i < n; i++)
+        if (grp[i] != SIZE_MAX)
+            g[grp[i]].n++;
     for (size_t j = 0; j < ng; j++) {
-        g[j].b = malloc((n + 1) * sizeof(bucket));
+        g[j].b = malloc((g[j].n + 1) * sizeof(bucket));
         if (!g[j].b)
             goto nomem;
     }

@@ -389,12 +389,16 @@ int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out) {
     }
 
     if (id == PROMQL_FN_ABSENT_OVER_TIME) {
-        /* One output series: 1 at each step where no input has a sample. */
-        sample *pts = arena_alloc_nz(c->mem, c->nsteps * sizeof(sample) + 1);
+        /* One output series: 1 at each step where no input has a sample
+         * (room for as many points as the limit allows). */
+        size_t cap = pq_step_cap(c);
+        sample *pts = arena_alloc_nz(c->mem, cap * sizeof(sample) + 1);
         if (!pts)
             return pq_fail(c, KILN_ENOMEM, "out of memory");
         size_t np = 0;
         for (size_t k = 0; k < c->nsteps; k++) {
+            if ((k & 1023) == 1023 && pq_poll(c) < 0)
+                return c->code;
             int64_t t = c->start + (int64_t)k * c->interval;
             int64_t te = (ra.at ? ra.at_ms : t) - ra.offset_ms;
             int found = 0;
@@ -406,15 +410,21 @@ int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out) {
                 if (j < s->npts && s->pts[j].t <= te)
                     found = 1;
             }
-            if (!found)
-                pts[np++] = (sample){t, 1};
+            if (found)
+                continue;
+            if (np == cap)
+                return pq_fail(c, KILN_ELIMIT, "%s", PQ_TOO_MANY_SAMPLES);
+            pts[np++] = (sample){t, 1};
         }
+        if (pq_account(c, np) < 0)
+            return c->code;
         return pq_push_absent(c, out, pts, np, ra.sel ? &ra.sel->u.vs : NULL);
     }
 
     int is_rateish = id == PROMQL_FN_RATE || id == PROMQL_FN_INCREASE;
     int info_done = 0;
-    sample *tmp = malloc((c->nsteps + 1) * sizeof(sample));
+    size_t cap = pq_step_cap(c);
+    sample *tmp = malloc((cap + 1) * sizeof(sample));
     uint32_t *resets = NULL;
     size_t resets_cap = 0;
     if (!tmp)
@@ -454,6 +464,10 @@ int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out) {
                         : range_fn(c, id, &w, a0 ? a0[k] : 0, a1 ? a1[k] : 0, &v);
             if (r < 0) {
                 rc = r;
+                goto done;
+            }
+            if (r && np == cap) {
+                rc = pq_fail(c, KILN_ELIMIT, "%s", PQ_TOO_MANY_SAMPLES);
                 goto done;
             }
             if (r)

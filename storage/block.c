@@ -424,12 +424,17 @@ static int cmp_u32(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* The sorted union of the postings of name's values that m accepts. */
-KILN_MUST_CHECK static int matcher_ids(const block *b, const matcher *m, refvec *out) {
+/* The sorted union of the postings of name's values that m accepts; a
+ * matcher's error (see matcher_match) with err set. */
+KILN_MUST_CHECK static int matcher_ids(const block *b, const matcher *m, match_guard *g, refvec *out,
+                                       kiln_err *err) {
     size_t lo, hi;
     pot_range(b, m->name, &lo, &hi);
     for (size_t i = lo; i < hi; i++) {
-        if (!matcher_matches(m, b->pot[i].value))
+        int ok = matcher_match(m, b->pot[i].value, g, err);
+        if (ok < 0)
+            return ok;
+        if (!ok)
             continue;
         uint32_t n;
         const uint8_t *p = postings_at(b, b->pot[i].off, &n);
@@ -528,14 +533,15 @@ KILN_MUST_CHECK static int chunk_at(const block *b, uint64_t ref, const uint8_t 
 
 /* The series IDs the postings of ms allow (all series when no matcher
  * needs a value), sorted; the labels still need checking. */
-KILN_MUST_CHECK static int candidates(const block *b, const matcher *ms, size_t nms, refvec *out) {
+KILN_MUST_CHECK static int candidates(const block *b, const matcher *ms, size_t nms, match_guard *g,
+                                      refvec *out, kiln_err *err) {
     refvec cand = {0}, tmp = {0};
     int have = 0, rc = 0;
     for (size_t i = 0; i < nms && rc == 0; i++) {
         if (matcher_matches_empty(&ms[i]))
             continue;
         tmp.n = 0;
-        if ((rc = matcher_ids(b, &ms[i], &tmp)) != 0)
+        if ((rc = matcher_ids(b, &ms[i], g, &tmp, err)) != 0)
             break;
         if (!have) {
             refvec t = cand;
@@ -573,11 +579,13 @@ KILN_MUST_CHECK static int candidates(const block *b, const matcher *ms, size_t 
     return rc;
 }
 
-static int labels_match(const label *ls, size_t nls, const matcher *ms, size_t nms) {
+/* 1 when the labels satisfy all of ms, 0, or a matcher's error. */
+KILN_MUST_CHECK static int labels_match(const label *ls, size_t nls, const matcher *ms, size_t nms,
+                                        match_guard *g, kiln_err *err) {
     for (size_t j = 0; j < nms; j++) {
-        const char *v = labels_get(ls, nls, ms[j].name);
-        if (!matcher_matches(&ms[j], v ? v : ""))
-            return 0;
+        int ok = matcher_match(&ms[j], labels_get(ls, nls, ms[j].name), g, err);
+        if (ok <= 0)
+            return ok;
     }
     return 1;
 }
@@ -592,23 +600,25 @@ typedef struct matching {
     rd s; /* its entry, at the chunk count */
 } matching;
 
-/* Starts the walk; 0, or KILN_ECORRUPT / KILN_ENOMEM.  Free with
- * matching_free either way. */
-KILN_MUST_CHECK static int matching_init(matching *m, const block *b, const matcher *ms, size_t nms) {
+/* Starts the walk; 0, or KILN_ECORRUPT / KILN_ENOMEM, or a matcher's
+ * error.  Free with matching_free either way. */
+KILN_MUST_CHECK static int matching_init(matching *m, const block *b, const matcher *ms, size_t nms,
+                                         match_guard *g, kiln_err *err) {
     memset(m, 0, sizeof *m);
-    return candidates(b, ms, nms, &m->cand);
+    return candidates(b, ms, nms, g, &m->cand, err);
 }
 
 /* 1 with the next matching series in m, 0 at the end, or KILN_ECORRUPT /
- * KILN_ENOMEM. */
-KILN_MUST_CHECK static int matching_next(matching *m, const block *b, const matcher *ms, size_t nms) {
+ * KILN_ENOMEM, or a matcher's error. */
+KILN_MUST_CHECK static int matching_next(matching *m, const block *b, const matcher *ms, size_t nms,
+                                         match_guard *g, kiln_err *err) {
     while (m->next < m->cand.n) {
         m->id = m->cand.v[m->next++];
         int rc = series_at(b, m->id, &m->ls, &m->capls, &m->nls, &m->s);
         if (rc)
             return rc;
-        if (labels_match(m->ls, m->nls, ms, nms))
-            return 1;
+        if ((rc = labels_match(m->ls, m->nls, ms, nms, g, err)) != 0)
+            return rc;
     }
     return 0;
 }
@@ -623,13 +633,13 @@ static inline int chunk_wanted(const cmeta *c, int64_t mint, int64_t maxt, const
     return c->maxt >= mint && c->mint <= maxt && !(ndel && tombstones_cover(del, ndel, c->mint, c->maxt));
 }
 
-int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt, int labels_only,
-                 arena *mem, block_series_fn fn, void *ctx, kiln_err *err) {
+int block_select(block *b, const matcher *ms, size_t nms, match_guard *g, int64_t mint, int64_t maxt,
+                 int labels_only, arena *mem, block_series_fn fn, void *ctx, kiln_err *err) {
     if (maxt < b->meta.mint || mint >= b->meta.maxt)
         return 0;
     matching m;
-    int rc = matching_init(&m, b, ms, nms);
-    while (rc == 0 && (rc = matching_next(&m, b, ms, nms)) == 1) {
+    int rc = matching_init(&m, b, ms, nms, g, err);
+    while (rc == 0 && (rc = matching_next(&m, b, ms, nms, g, err)) == 1) {
         size_t ndel;
         const tstone *del = tombstones_of(&b->ts, m.id, &ndel);
         /* a first pass sums the sample counts of the chunks in range (their
@@ -769,8 +779,8 @@ int block_foreach_series(block *b, arena *mem, block_chunks_fn fn, void *ctx, ki
     block_chunk *cs = NULL;
     size_t capcs = 0;
     matching m; /* no matcher: every series, in the order of the all-series postings */
-    int rc = matching_init(&m, b, NULL, 0);
-    while (rc == 0 && (rc = matching_next(&m, b, NULL, 0)) == 1) {
+    int rc = matching_init(&m, b, NULL, 0, NULL, err);
+    while (rc == 0 && (rc = matching_next(&m, b, NULL, 0, NULL, err)) == 1) {
         cmeta cm = cmeta_start(&m.s);
         size_t nc = 0;
         while ((rc = cmeta_next(&cm)) == 1) {
@@ -810,10 +820,10 @@ int block_delete_series(block *b, const matcher *ms, size_t nms, int64_t mint, i
         return 0;
     matching m;
     size_t added = 0;
-    int rc = matching_init(&m, b, ms, nms);
+    int rc = matching_init(&m, b, ms, nms, NULL, err);
     if (rc == 0)
         rc = tombstones_copy(next, &b->ts);
-    while (rc == 0 && (rc = matching_next(&m, b, ms, nms)) == 1) {
+    while (rc == 0 && (rc = matching_next(&m, b, ms, nms, NULL, err)) == 1) {
         /* as Prometheus: a series with a chunk in range loses [mint, maxt]
          * clamped to its own first and last sample */
         cmeta cm = cmeta_start(&m.s);

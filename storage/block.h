@@ -86,11 +86,14 @@ uint64_t block_size(const block *b);
  * The series matching all of ms with data in [mint, maxt], samples in that
  * range appended to out (allocated in out->mem; out->v grown with realloc
  * through the callback below).  labels_only: series with a chunk in range,
- * no samples.
+ * no samples.  The matchers' errors (KILN_ELIMIT for a regex over PCRE2's
+ * limits, g's KILN_ETIMEOUT / KILN_ECANCELED; g may be NULL) come back
+ * with err set.
  */
 typedef int (*block_series_fn)(void *ctx, const label *ls, size_t nls, const sample *s, size_t n);
-KILN_MUST_CHECK int block_select(block *b, const matcher *ms, size_t nms, int64_t mint, int64_t maxt,
-                                 int labels_only, arena *mem, block_series_fn fn, void *ctx, kiln_err *err);
+KILN_MUST_CHECK int block_select(block *b, const matcher *ms, size_t nms, match_guard *g, int64_t mint,
+                                 int64_t maxt, int labels_only, arena *mem, block_series_fn fn, void *ctx,
+                                 kiln_err *err);
 
 /* Calls fn for every series in label order with all its chunks (bytes in
  * the block's maps, checksums checked), its tombstones applied: chunks with

@@ -128,7 +128,7 @@ KILN_MUST_CHECK static int write_head_block(storage *s, const char *dir, int64_t
     if (out)
         *out = NULL;
     lockrank_rdlock(&s->gc, LOCK_RANK_GC);
-    int rc = head_postings(s->h, NULL, 0, &refs, err);
+    int rc = head_postings(s->h, NULL, 0, NULL, &refs, err);
     if (rc == 0 && !(v = malloc((refs.n + 1) * sizeof *v)))
         rc = kiln_err_set(err, KILN_ENOMEM, "compaction: out of memory");
     size_t n = 0;
@@ -504,7 +504,7 @@ static int64_t head_first_time(storage *s) {
     refvec refs = {0};
     int64_t t = INT64_MAX;
     lockrank_rdlock(&s->gc, LOCK_RANK_GC);
-    if (head_postings(s->h, NULL, 0, &refs, NULL) == 0)
+    if (head_postings(s->h, NULL, 0, NULL, &refs, NULL) == 0)
         for (size_t i = 0; i < refs.n; i++) {
             hseries *hs = head_series(s->h, refs.v[i]);
             int64_t x = INT64_MAX, last;
@@ -575,7 +575,7 @@ KILN_MUST_CHECK static int delete_in_head(storage *s, const matcher *ms, size_t 
     walrec_tombstone *v = NULL;
     size_t n = 0, cap = 0;
     lockrank_rdlock(&s->gc, LOCK_RANK_GC);
-    int rc = head_postings(s->h, ms, nms, &refs, err);
+    int rc = head_postings(s->h, ms, nms, NULL, &refs, err);
     for (size_t i = 0; rc == 0 && i < refs.n; i++) {
         hseries *hs = head_series(s->h, refs.v[i]);
         int64_t first, last;

@@ -1083,8 +1083,11 @@ static void sort_unique(refvec *r) {
 }
 
 /* Union of the postings of the values of `name` for which m matches
- * (want = 1) or does not match (want = 0).  index_lock held. */
-KILN_MUST_CHECK static int values_union(head *h, const matcher *m, int want, refvec *out) {
+ * (want = 1) or does not match (want = 0).  index_lock held.  A matcher's
+ * error (a regex over PCRE2's limits, g's deadline) is returned with err
+ * set. */
+KILN_MUST_CHECK static int values_union(head *h, const matcher *m, int want, refvec *out, match_guard *g,
+                                        kiln_err *err) {
     out->n = 0;
     const char *iname = intern_find(h, m->name);
     pname *pn = iname ? index_name(h, iname, 0) : NULL;
@@ -1093,17 +1096,22 @@ KILN_MUST_CHECK static int values_union(head *h, const matcher *m, int want, ref
     if (m->type == MATCH_EQ && want) {
         const char *iv = intern_find(h, m->value);
         pvalue *pv = iv ? index_value(pn, iv, 0) : NULL;
-        return pv ? refvec_append(out, pv->p.v, pv->p.n) : 0;
+        if (pv && refvec_append(out, pv->p.v, pv->p.n) != 0)
+            return kiln_err_set(err, KILN_ENOMEM, "head: out of memory selecting series");
+        return 0;
     }
     int lists = 0;
     for (size_t i = 0; i < pn->nslots; i++) {
         pvalue *pv = &pn->slots[i];
         if (!pv->value || !pv->p.n)
             continue;
-        if (!!matcher_matches(m, pv->value) != want)
+        int ok = matcher_match(m, pv->value, g, err);
+        if (ok < 0)
+            return ok;
+        if (ok != want)
             continue;
         if (refvec_append(out, pv->p.v, pv->p.n) != 0)
-            return KILN_ENOMEM;
+            return kiln_err_set(err, KILN_ENOMEM, "head: out of memory selecting series");
         lists++;
     }
     if (lists > 1)
@@ -1174,7 +1182,7 @@ static void subtract(refvec *a, const refvec *b) {
     a->n = w;
 }
 
-int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err *err) {
+int head_postings(head *h, const matcher *ms, size_t nms, match_guard *g, refvec *out, kiln_err *err) {
     refvec tmp = {0};
     int have = 0, rc = 0;
     out->n = 0;
@@ -1194,7 +1202,7 @@ int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err 
     }
     if (neq) {
         if ((rc = refvec_append(out, eq[shortest]->v, eq[shortest]->n)) != 0)
-            goto done;
+            goto nomem;
         for (size_t k = 0; k < neq && out->n; k++)
             if (k != shortest)
                 intersect_sorted(out, eq[k]->v, eq[k]->n);
@@ -1209,7 +1217,7 @@ int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err 
             seen++;
             continue;
         }
-        if ((rc = values_union(h, &ms[i], 1, have ? &tmp : out)) != 0)
+        if ((rc = values_union(h, &ms[i], 1, have ? &tmp : out, g, err)) != 0)
             break;
         if (have)
             refvec_intersect(out, &tmp);
@@ -1222,21 +1230,22 @@ int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err 
             continue;
         if (!have) {
             if ((rc = refvec_append(out, h->all.v, h->all.n)) != 0)
-                break;
+                goto nomem;
             have = 1;
         }
-        if ((rc = values_union(h, &ms[i], 0, &tmp)) != 0)
+        if ((rc = values_union(h, &ms[i], 0, &tmp, g, err)) != 0)
             break;
         subtract(out, &tmp);
     }
-    if (!have && rc == 0)
-        rc = refvec_append(out, h->all.v, h->all.n);
+    if (!have && rc == 0 && (rc = refvec_append(out, h->all.v, h->all.n)) != 0)
+        goto nomem;
 done:
     lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 1);
     refvec_free(&tmp);
-    if (rc)
-        return kiln_err_set(err, rc, "head: out of memory selecting series");
-    return 0;
+    return rc;
+nomem:
+    rc = kiln_err_set(err, rc, "head: out of memory selecting series");
+    goto done;
 }
 
 int head_label_names(head *h, int (*fn)(const char *name, void *data), void *data) {

@@ -99,8 +99,11 @@ typedef struct head_counts {
 
 void head_get_counts(head *h, head_counts *out);
 
-/* The references of the series matching all of ms (see storage.h). */
-KILN_MUST_CHECK int head_postings(head *h, const matcher *ms, size_t nms, refvec *out, kiln_err *err);
+/* The references of the series matching all of ms (see storage.h); the
+ * matchers' errors (KILN_ELIMIT for a regex over PCRE2's limits, g's
+ * KILN_ETIMEOUT / KILN_ECANCELED; g may be NULL) with err set. */
+KILN_MUST_CHECK int head_postings(head *h, const matcher *ms, size_t nms, match_guard *g, refvec *out,
+                                  kiln_err *err);
 
 /* Decodes the samples of s within [mint, maxt] straight into an array that
  * alloc(ctx, bound) provides (bound >= the samples in range; called under

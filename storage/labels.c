@@ -26,6 +26,15 @@
  *
  * where lit is plain characters and backslash-escaped ASCII punctuation,
  * optionally in one "(...)" or "(?:...)" group around the whole pattern.
+ * A long alternation of literals is sorted once and binary-searched.
+ *
+ * Errors and guards.  matcher_match says 1, 0, or an error: a regex that
+ * hits one of PCRE2's limits (set below) is KILN_ELIMIT naming the regex,
+ * never a silent "no match".  A select passes a match_guard, which it
+ * charges a unit a literal comparison and MATCH_GUARD_PCRE_COST a PCRE2
+ * match, and which checks the query's deadline and cancellation every
+ * MATCH_GUARD_EVERY units: a slow regex over thousands of label values
+ * stops at the timeout.  The literal paths cost one add and compare more.
  *
  * Threading: a matcher may be used from many threads at once.  pcre2_match
  * needs scratch match data; each thread keeps one (a _Thread_local pointer,
@@ -334,6 +343,7 @@ typedef struct mre {
     pcre2_code *code; /* RE_PCRE */
     re_lit *lits;     /* RE_SET: the alternatives; PREFIX/SUFFIX/CONTAINS: lits[0] */
     size_t nlits;
+    int sorted; /* RE_SET of many: lits sorted, found by binary search */
     char *pool; /* the unescaped literals, NUL-terminated */
 } mre;
 
@@ -431,6 +441,14 @@ static int simple_shape(const char *re, size_t len, mre *r) {
     return 1;
 }
 
+/* Alternations of at least this many literals are searched in a sorted
+ * array: below it, comparing each in turn is as fast. */
+#define RE_SET_SORT_MIN 16
+
+static int set_cmp(const void *a, const void *b) {
+    return strcmp(((const re_lit *)a)->s, ((const re_lit *)b)->s);
+}
+
 int matcher_init(matcher *m, match_type type, const char *name, const char *value, kiln_err *err) {
     memset(m, 0, sizeof *m);
     m->type = type;
@@ -449,6 +467,10 @@ int matcher_init(matcher *m, match_type type, const char *name, const char *valu
         int rc = simple_shape(value, vl, r);
         if (rc < 0)
             goto nomem;
+        if (rc > 0 && r->kind == RE_SET && r->nlits >= RE_SET_SORT_MIN) {
+            qsort(r->lits, r->nlits, sizeof *r->lits, set_cmp);
+            r->sorted = 1;
+        }
         if (rc > 0)
             return 0;
         free(r->lits);
@@ -493,12 +515,29 @@ void matcher_free(matcher *m) {
     m->re = NULL;
 }
 
+/*
+ * PCRE2's limits, set explicitly so that no build's defaults decide: a
+ * regex with nested repetition ((a+)+b) can backtrack for years on a value
+ * of forty characters.  The match limit bounds the steps of one match
+ * (about 25 ms of JIT at 10 million, PCRE2's own default); the depth and
+ * heap limits bound the interpreter's backtracking frames, which a match
+ * that outgrows JIT's stack falls back to (a million frames deep, 64 MiB).
+ * A regex any selector needs on values up to LABEL_VALUE_MAX_LEN stays far
+ * below them.  A limit hit is an error naming the regex, never a non-match.
+ */
+#define MATCHER_MATCH_LIMIT 10000000u
+#define MATCHER_DEPTH_LIMIT 1000000u
+#define MATCHER_HEAP_LIMIT_KIB (64u * 1024)
+
 /* Per-thread match data: created on a thread's first PCRE2 match, freed by
  * the key's destructor when the thread exits. */
 static pthread_once_t md_once = PTHREAD_ONCE_INIT;
 static pthread_key_t md_key;
 static int md_key_ok;
 static _Thread_local pcre2_match_data *md_cache;
+/* The limits every match runs under (see the top), shared by all threads:
+ * pcre2_match only reads a match context. */
+static pcre2_match_context *mctx;
 
 static void md_destroy(void *p) {
     pcre2_match_data_free(p);
@@ -507,6 +546,18 @@ static void md_destroy(void *p) {
 
 static void md_key_init(void) {
     md_key_ok = pthread_key_create(&md_key, md_destroy) == 0;
+    if ((mctx = pcre2_match_context_create(NULL)) != NULL) {
+        pcre2_set_match_limit(mctx, MATCHER_MATCH_LIMIT);
+        pcre2_set_depth_limit(mctx, MATCHER_DEPTH_LIMIT);
+        pcre2_set_heap_limit(mctx, MATCHER_HEAP_LIMIT_KIB);
+    }
+}
+
+/* The shared match context; NULL when it could not be made (out of memory
+ * at the first match: the caller fails). */
+static pcre2_match_context *mctx_get(void) {
+    pthread_once(&md_once, md_key_init);
+    return mctx;
 }
 
 /* The thread's match data, or NULL (then the caller makes its own). */
@@ -529,33 +580,95 @@ static pcre2_match_data *md_get(void) {
     return md;
 }
 
-static int pcre_match(const pcre2_code *code, const char *v) {
-    size_t len = strlen(v);
-    pcre2_match_data *md = md_get(), *own = NULL;
-    if (!md && !(md = own = pcre2_match_data_create(1, NULL)))
-        return 0;
-    int rc = pcre2_match(code, (PCRE2_SPTR)v, len, 0, 0, md, NULL);
-    if (own)
+/* pcre2_match's result for v under the shared limits.  A match that
+ * outgrows JIT's stack (deeply nested) runs again in the interpreter, which
+ * keeps its frames on the heap, under the depth and heap limits: with
+ * fresh match data when `md` is the thread's, so that a big frame vector
+ * is not kept by the thread. */
+static int pcre_run(const pcre2_code *code, const char *v, size_t len, pcre2_match_data *md, int md_shared) {
+    pcre2_match_context *mc = mctx_get();
+    if (!mc)
+        return PCRE2_ERROR_NOMEMORY;
+    int rc = pcre2_match(code, (PCRE2_SPTR)v, len, 0, 0, md, mc);
+    if (rc != PCRE2_ERROR_JIT_STACKLIMIT)
+        return rc;
+    pcre2_match_data *own = md_shared ? pcre2_match_data_create(1, NULL) : md;
+    if (!own)
+        return PCRE2_ERROR_NOMEMORY;
+    rc = pcre2_match(code, (PCRE2_SPTR)v, len, 0, PCRE2_NO_JIT, own, mc);
+    if (own != md)
         pcre2_match_data_free(own);
-    if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
-        /* a deeply nested match outgrew JIT's stack; the interpreter keeps
-         * its frames on the heap.  Its own match data, so that a big frame
-         * vector is not kept by the thread. */
-        if (!(own = pcre2_match_data_create(1, NULL)))
-            return 0;
-        rc = pcre2_match(code, (PCRE2_SPTR)v, len, 0, PCRE2_NO_JIT, own, NULL);
-        pcre2_match_data_free(own);
-    }
-    return rc >= 0;
+    return rc;
 }
 
-static int re_match(const mre *r, const char *v) {
+/* pcre2_match's result as 1 (match), 0 (none), or an error naming the
+ * regex: a limit is KILN_ELIMIT.  Other failures (a value that is not
+ * UTF-8) are no match, as they always were. */
+static int pcre_result(int rc, const char *re, const char *name, const char *v, kiln_err *err) {
+    if (rc >= 0)
+        return rc > 0 ? rc : 1;
+    const char *what;
+    switch (rc) {
+    case PCRE2_ERROR_MATCHLIMIT:
+        what = "match limit";
+        break;
+    case PCRE2_ERROR_DEPTHLIMIT:
+        what = "depth limit";
+        break;
+    case PCRE2_ERROR_HEAPLIMIT:
+        what = "heap limit";
+        break;
+    case PCRE2_ERROR_JIT_STACKLIMIT:
+        what = "JIT stack limit";
+        break;
+    case PCRE2_ERROR_NOMEMORY:
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory matching a regular expression");
+    default:
+        return 0;
+    }
+    char qre[160], qv[64];
+    return kiln_err_set(err, KILN_ELIMIT,
+                        "regular expression %s on label \"%s\" exceeded PCRE2's %s on the value %s: "
+                        "it backtracks too much; rewrite it (nested repetition such as (a+)+ is the usual "
+                        "cause)",
+                        msg_quote(qre, sizeof qre, re), name, what, msg_quote(qv, sizeof qv, v));
+}
+
+int matcher_pcre2_match(const void *code, const char *re, const char *name, const char *v, void *md,
+                        kiln_err *err) {
+    return pcre_result(pcre_run(code, v, strlen(v), md, 0), re, name, v, err);
+}
+
+/* 1, 0, or < 0 with err set (a PCRE2 limit or out of memory). */
+static int pcre_match(const matcher *m, const pcre2_code *code, const char *v, kiln_err *err) {
+    pcre2_match_data *md = md_get(), *own = NULL;
+    if (!md && !(md = own = pcre2_match_data_create(1, NULL)))
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory matching a regular expression");
+    int rc = pcre_run(code, v, strlen(v), md, own == NULL);
+    if (own)
+        pcre2_match_data_free(own);
+    rc = pcre_result(rc, m->value, m->name, v, err);
+    return rc > 0 ? 1 : rc;
+}
+
+/* The cost of one match in guard units (see match_guard_tick). */
+static unsigned re_cost(const mre *r) {
+    if (r->kind == RE_PCRE)
+        return MATCH_GUARD_PCRE_COST;
+    return r->kind == RE_SET && !r->sorted ? 1 + (unsigned)(r->nlits / 16) : 1;
+}
+
+static int re_match(const matcher *m, const mre *r, const char *v, kiln_err *err) {
     switch (r->kind) {
     case RE_ANY:
         return 1;
     case RE_NONEMPTY:
         return *v != 0;
     case RE_SET:
+        if (r->sorted) {
+            re_lit key = {v, 0};
+            return bsearch(&key, r->lits, r->nlits, sizeof *r->lits, set_cmp) != NULL;
+        }
         for (size_t i = 0; i < r->nlits; i++)
             if (strcmp(r->lits[i].s, v) == 0)
                 return 1;
@@ -569,24 +682,51 @@ static int re_match(const mre *r, const char *v) {
     case RE_CONTAINS:
         return strstr(v, r->lits[0].s) != NULL;
     default:
-        return pcre_match(r->code, v);
+        return pcre_match(m, r->code, v, err);
     }
 }
 
-int matcher_matches(const matcher *m, const char *value) {
+int match_guard_check(match_guard *g, kiln_err *err) {
+    g->work = 0;
+    if (g->cancel && g->cancel(g->cancel_data))
+        return kiln_err_set(err, KILN_ECANCELED, "canceled while matching label values");
+    if (g->deadline > 0 && time_mono_sec() > g->deadline)
+        return kiln_err_set(err, KILN_ETIMEOUT, "timed out while matching label values");
+    return 0;
+}
+
+int matcher_match(const matcher *m, const char *value, match_guard *g, kiln_err *err) {
     if (!value)
         value = "";
+    int rc;
     switch (m->type) {
     case MATCH_EQ:
-        return strcmp(m->value, value) == 0;
+        rc = strcmp(m->value, value) == 0;
+        break;
     case MATCH_NEQ:
-        return strcmp(m->value, value) != 0;
+        rc = strcmp(m->value, value) != 0;
+        break;
     case MATCH_RE:
-        return re_match(m->re, value);
     case MATCH_NRE:
-        return !re_match(m->re, value);
+        if (g && (rc = match_guard_tick(g, re_cost(m->re), err)) < 0)
+            return rc;
+        rc = re_match(m, m->re, value, err);
+        if (rc < 0)
+            return rc;
+        return m->type == MATCH_RE ? rc : !rc;
+    default:
+        return 0;
     }
-    return 0;
+    if (g) {
+        int e = match_guard_tick(g, 1, err);
+        if (e < 0)
+            return e;
+    }
+    return rc;
+}
+
+int matcher_matches(const matcher *m, const char *value) {
+    return matcher_match(m, value, NULL, NULL) > 0;
 }
 
 int matcher_matches_empty(const matcher *m) {

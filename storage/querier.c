@@ -12,7 +12,10 @@
  * truncation and block list changes wait for it, and copies what it returns
  * (labels, samples, strings) into memory the caller owns before releasing
  * it.  Deleted ranges (tombstones) are left out of the head's samples here
- * and of the blocks' in block_select.
+ * and of the blocks' in block_select.  A guard set on the querier (the
+ * query's deadline and cancellation) is checked while the matchers run over
+ * label values and while series are copied; the matchers' errors (a regex
+ * over PCRE2's limits) come back from the select.
  *
  * Threading: any thread; one querier used by one thread at a time.
  */
@@ -24,6 +27,7 @@
 struct querier {
     storage *st;
     int64_t mint, maxt;
+    match_guard guard; /* checked while matching and copying; zeroed: none */
 };
 
 int storage_querier(storage *s, int64_t mint, int64_t maxt, querier **out, kiln_err *err) {
@@ -42,6 +46,14 @@ int storage_querier(storage *s, int64_t mint, int64_t maxt, querier **out, kiln_
     q->maxt = maxt < hmax ? maxt : hmax; /* what is appended from now on stays invisible */
     *out = q;
     return 0;
+}
+
+void querier_set_guard(querier *q, const match_guard *g) {
+    if (g)
+        q->guard = *g;
+    else
+        memset(&q->guard, 0, sizeof q->guard);
+    q->guard.work = 0;
 }
 
 void querier_close(querier *q) {
@@ -164,9 +176,11 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
     int64_t maxt = h && h->maxt < q->maxt ? h->maxt : q->maxt;
     memset(out, 0, sizeof *out);
     arena_init(&out->mem, 0);
-    if ((rc = head_postings(s->h, ms, nms, &refs, err)) != 0)
+    if ((rc = head_postings(s->h, ms, nms, &q->guard, &refs, err)) != 0)
         goto fail;
     for (size_t i = 0; i < refs.n; i++) {
+        if ((rc = match_guard_tick(&q->guard, 1, err)) != 0)
+            goto fail;
         hseries *hs = head_series(s->h, refs.v[i]);
         if (!hs || mint > maxt)
             continue;
@@ -218,8 +232,8 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
             const block_meta *bm = block_get_meta(s->blocks[i]);
             if (bm->maxt <= mint || bm->mint > maxt)
                 continue;
-            rc = block_select(s->blocks[i], ms, nms, mint, maxt, h && h->labels_only, &out->mem, block_series,
-                              &bs, err);
+            rc = block_select(s->blocks[i], ms, nms, &q->guard, mint, maxt, h && h->labels_only, &out->mem,
+                              block_series, &bs, err);
             if (bs.over)
                 rc = kiln_err_set(err, KILN_ELIMIT, "%s", TOO_MANY_SAMPLES);
             if (rc == KILN_ENOMEM && !bs.over)

@@ -163,10 +163,60 @@ typedef struct matcher {
 KILN_MUST_CHECK int matcher_init(matcher *m, match_type type, const char *name, const char *value,
                                  kiln_err *err);
 void matcher_free(matcher *m);
-/* Whether `value` ("" for a label the series lacks) satisfies the matcher. */
+
+/*
+ * What a long run of matches (a select over the values of a label) checks
+ * as it goes: the deadline and cancellation of the query it serves.  A
+ * zeroed guard, or none (NULL), checks nothing.  Used by one thread at a
+ * time.
+ */
+typedef struct match_guard {
+    double deadline;           /* time_mono_sec() past which matching stops: KILN_ETIMEOUT; 0 = none */
+    int (*cancel)(void *data); /* returns non-zero to stop: KILN_ECANCELED; NULL = none */
+    void *cancel_data;
+    unsigned work; /* private: units charged since the last check */
+} match_guard;
+
+/* Units between checks; a literal comparison costs 1, a PCRE2 match
+ * MATCH_GUARD_PCRE_COST (it may take up to PCRE2's match limit, ~25 ms). */
+#define MATCH_GUARD_EVERY 256u
+#define MATCH_GUARD_PCRE_COST 64u
+
+/* Checks the deadline and the cancel callback now: 0, or KILN_ETIMEOUT /
+ * KILN_ECANCELED with err set ("timed out while matching label values"). */
+KILN_MUST_CHECK int match_guard_check(match_guard *g, kiln_err *err);
+
+/* Charges `cost` units and checks g when they add up to MATCH_GUARD_EVERY. */
+KILN_MUST_CHECK static inline int match_guard_tick(match_guard *g, unsigned cost, kiln_err *err) {
+    return (g->work += cost) >= MATCH_GUARD_EVERY ? match_guard_check(g, err) : 0;
+}
+
+/*
+ * Whether `value` (NULL or "" for a label the series lacks) satisfies the
+ * matcher: 1 or 0, or < 0 with err set:
+ *   KILN_ELIMIT     the regex hit one of PCRE2's limits on this value (it
+ *                   backtracks too much): the message names the regex, the
+ *                   label and the limit
+ *   KILN_ETIMEOUT, KILN_ECANCELED  from g (may be NULL)
+ *   KILN_ENOMEM
+ * Selects use this one.
+ */
+KILN_MUST_CHECK int matcher_match(const matcher *m, const char *value, match_guard *g, kiln_err *err);
+/* matcher_match without a guard, as a bool, for callers with no error path
+ * (the parser's checks on "", the targets API): an error counts as no
+ * match. */
 int matcher_matches(const matcher *m, const char *value);
 /* Whether the matcher matches the empty string (so series lacking the label). */
 int matcher_matches_empty(const matcher *m);
+/*
+ * pcre2_match for kiln's other regexes (label_replace): `code` a
+ * pcre2_code * (8-bit), `md` pcre2_match_data * for it; run under the
+ * limits matchers use.  Returns pcre2_match's count (> 0) on a match, 0 on
+ * none, or KILN_ELIMIT / KILN_ENOMEM with err naming the regex `re` and the
+ * label `name` whose value v is.
+ */
+KILN_MUST_CHECK int matcher_pcre2_match(const void *code, const char *re, const char *name, const char *v,
+                                        void *md, kiln_err *err);
 /* "=", "!=", "=~", "!~". */
 const char *match_type_str(match_type t);
 
@@ -362,7 +412,16 @@ typedef struct querier querier;
 KILN_MUST_CHECK int storage_querier(storage *s, int64_t mint, int64_t maxt, querier **out, kiln_err *err);
 void querier_close(querier *q);
 
-/* Series matching all of ms (at least one matcher must not match ""). */
+/* Makes q's later selects and label lookups check g (copied; NULL: none)
+ * while their matchers run over label values and postings: past its
+ * deadline they fail with KILN_ETIMEOUT, canceled with KILN_ECANCELED. */
+void querier_set_guard(querier *q, const match_guard *g);
+
+/* Series matching all of ms (at least one matcher must not match "").
+ * Errors: KILN_ELIMIT for hints.max_samples ("query processing would load
+ * too many samples into memory in query execution") or for a regex that
+ * hit PCRE2's limits (the message names it); the guard's KILN_ETIMEOUT /
+ * KILN_ECANCELED; KILN_ENOMEM, KILN_ECORRUPT. */
 KILN_MUST_CHECK int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h,
                                    series_set *out, kiln_err *err);
 

@@ -100,14 +100,14 @@ START_TEST(test_write_read) {
     arena a;
     arena_init(&a, 0);
     got g = {0};
-    ck_assert_int_eq(block_select(b, ms, 2, INT64_MIN, INT64_MAX, 0, &a, collect, &g, &err), 0);
+    ck_assert_int_eq(block_select(b, ms, 2, NULL, INT64_MIN, INT64_MAX, 0, &a, collect, &g, &err), 0);
     ck_assert_int_eq(g.nseries, NSERIES / 2);
     ck_assert_uint_eq(g.nsamples, (size_t)NSERIES / 2 * NCHUNKS * PER);
     ck_assert_int_eq(g.bad, 0);
     /* a time range inside the second chunk */
     memset(&g, 0, sizeof g);
     int64_t from = T0 + (PER + 10) * STEP, to = T0 + (PER + 19) * STEP;
-    ck_assert_int_eq(block_select(b, ms, 1, from, to, 0, &a, collect, &g, &err), 0);
+    ck_assert_int_eq(block_select(b, ms, 1, NULL, from, to, 0, &a, collect, &g, &err), 0);
     ck_assert_int_eq(g.nseries, NSERIES);
     ck_assert_uint_eq(g.nsamples, (size_t)NSERIES * 10);
     /* regexes, and a matcher that matches series without the label */
@@ -115,12 +115,12 @@ START_TEST(test_write_read) {
     ck_assert_int_eq(matcher_init(&ms[1], MATCH_RE, "i", "00[0-4].", &err), 0);
     ck_assert_int_eq(matcher_init(&ms[2], MATCH_EQ, "missing", "", &err), 0);
     memset(&g, 0, sizeof g);
-    ck_assert_int_eq(block_select(b, ms, 3, INT64_MIN, INT64_MAX, 1, &a, collect, &g, &err), 0);
+    ck_assert_int_eq(block_select(b, ms, 3, NULL, INT64_MIN, INT64_MAX, 1, &a, collect, &g, &err), 0);
     ck_assert_int_eq(g.nseries, 50);
     ck_assert_uint_eq(g.nsamples, 0);
     /* out of the block's range: nothing */
     memset(&g, 0, sizeof g);
-    ck_assert_int_eq(block_select(b, ms, 1, 0, T0 - 1, 0, &a, collect, &g, &err), 0);
+    ck_assert_int_eq(block_select(b, ms, 1, NULL, 0, T0 - 1, 0, &a, collect, &g, &err), 0);
     ck_assert_int_eq(g.nseries, 0);
     for (int i = 0; i < 3; i++)
         matcher_free(&ms[i]);
@@ -223,7 +223,8 @@ START_TEST(test_damage_is_reported) {
     arena a;
     arena_init(&a, 0);
     got g = {0};
-    ck_assert_int_eq(block_select(b, &m, 1, INT64_MIN, INT64_MAX, 0, &a, collect, &g, &err), KILN_ECORRUPT);
+    ck_assert_int_eq(block_select(b, &m, 1, NULL, INT64_MIN, INT64_MAX, 0, &a, collect, &g, &err),
+                     KILN_ECORRUPT);
     ck_assert_msg(strstr(err.msg, "damaged") != NULL, "%s", err.msg);
     matcher_free(&m);
     arena_free(&a);

@@ -2,7 +2,9 @@
  * test_labels.c - unit tests for storage/labels.c: label sets (hash, order,
  * lookup, sort, check, format, copy), the builder, and matchers.  Regex
  * matchers are compared against PCRE2 used directly with Prometheus'
- * anchoring, so every fast path is checked against the real engine.
+ * anchoring, so every fast path is checked against the real engine; a
+ * regex over PCRE2's limits is an error, and a guard stops long runs of
+ * matches at a deadline or cancellation.
  */
 #include "storage/storage.h"
 
@@ -635,6 +637,104 @@ START_TEST(test_matcher_deep) {
 }
 END_TEST
 
+/* A regex that hits PCRE2's match limit is an error naming it, for =~ and
+ * !~ alike: never a silent non-match (nor, for !~, a silent match). */
+START_TEST(test_matcher_limit) {
+    char v[64];
+    memset(v, 'a', 40);
+    strcpy(v + 40, "c");
+    for (int nre = 0; nre < 2; nre++) {
+        matcher m;
+        kiln_err err = {0};
+        ck_assert_int_eq(matcher_init(&m, nre ? MATCH_NRE : MATCH_RE, "v", "(a+)+b|a*c", &err), 0);
+        ck_assert_int_eq(matcher_match(&m, v, NULL, &err), KILN_ELIMIT);
+        ck_assert_msg(strstr(err.msg, "regular expression \"(a+)+b|a*c\" on label \"v\"") &&
+                          strstr(err.msg, "PCRE2's match limit"),
+                      "%s", err.msg);
+        /* values it settles at once */
+        ck_assert_int_eq(matcher_match(&m, "aac", NULL, &err), !nre);
+        ck_assert_int_eq(matcher_match(&m, "x", NULL, &err), nre);
+        /* the bool form has no error path: no match */
+        ck_assert_int_eq(matcher_matches(&m, v), 0);
+        matcher_free(&m);
+    }
+    /* the same limits for label_replace's regexes */
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR) "^(?s:(a+)+b|a*c)$", PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eo, NULL);
+    ck_assert_ptr_nonnull(re);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    kiln_err err = {0};
+    ck_assert_int_eq(matcher_pcre2_match(re, "(a+)+b|a*c", "src", v, md, &err), KILN_ELIMIT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "\"(a+)+b|a*c\" on label \"src\""));
+    ck_assert_int_eq(matcher_pcre2_match(re, "(a+)+b|a*c", "src", "aab", md, &err), 2);
+    ck_assert_int_eq(matcher_pcre2_match(re, "(a+)+b|a*c", "src", "x", md, &err), 0);
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+}
+END_TEST
+
+static int stop_now(void *data) {
+    return ++*(int *)data > 0;
+}
+
+/* A guard stops a long run of matches at its deadline or when canceled,
+ * within MATCH_GUARD_EVERY units; a zeroed one never does. */
+START_TEST(test_matcher_guard) {
+    matcher eq, re;
+    ck_assert_int_eq(matcher_init(&eq, MATCH_EQ, "l", "x", NULL), 0);
+    ck_assert_int_eq(matcher_init(&re, MATCH_RE, "l", "x[0-9]+", NULL), 0);
+    kiln_err err = {0};
+    match_guard none = {0};
+    for (int i = 0; i < 10000; i++) {
+        ck_assert_int_eq(matcher_match(&eq, "x", &none, &err), 1);
+        ck_assert_int_eq(matcher_match(&re, "x1", &none, &err), 1);
+    }
+    match_guard past = {time_mono_sec() - 1, NULL, NULL, 0};
+    int rc = 0;
+    unsigned i;
+    for (i = 0; i < MATCH_GUARD_EVERY && rc >= 0; i++)
+        rc = matcher_match(&eq, "x", &past, &err);
+    ck_assert_int_eq(rc, KILN_ETIMEOUT);
+    ck_assert_str_eq(err.msg, "timed out while matching label values");
+    int calls = 0;
+    match_guard cancel = {0, stop_now, &calls, 0};
+    rc = 0;
+    for (i = 0; i < MATCH_GUARD_EVERY / MATCH_GUARD_PCRE_COST && rc >= 0; i++)
+        rc = matcher_match(&re, "x1", &cancel, &err);
+    ck_assert_int_eq(rc, KILN_ECANCELED);
+    ck_assert_int_eq(calls, 1);
+    matcher_free(&eq);
+    matcher_free(&re);
+}
+END_TEST
+
+/* A long alternation of literals (searched sorted) agrees with PCRE2. */
+START_TEST(test_matcher_big_set) {
+    buf pat = BUF_INIT;
+    for (int i = 0; i < 1000; i++)
+        buf_printf(&pat, "%sv%d", i ? "|" : "", (i * 7919) % 1000);
+    ck_assert(!buf_error(&pat));
+    matcher re, nre;
+    ck_assert_int_eq(matcher_init(&re, MATCH_RE, "l", pat.data, NULL), 0);
+    ck_assert_int_eq(matcher_init(&nre, MATCH_NRE, "l", pat.data, NULL), 0);
+    pcre2_code *ref = reference_re(pat.data);
+    static const char *extra[] = {"", "v", "v1000", "v01", "x", "v9999", "w5"};
+    char v[16];
+    for (int i = 0; i < 1000 + (int)N(extra); i++) {
+        const char *s = i < 1000 ? (snprintf(v, sizeof v, "v%d", i), v) : extra[i - 1000];
+        int want = reference_match(ref, s);
+        ck_assert_msg(matcher_matches(&re, s) == want, "%s", s);
+        ck_assert_msg(matcher_matches(&nre, s) == !want, "%s", s);
+    }
+    pcre2_code_free(ref);
+    matcher_free(&re);
+    matcher_free(&nre);
+    buf_free(&pat);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("labels");
     TCase *tc = tcase_create("labels");
@@ -657,6 +757,9 @@ Suite *make_suite(void) {
     tcase_add_test(tm, test_fast_paths_agree);
     tcase_add_test(tm, test_matcher_threads);
     tcase_add_test(tm, test_matcher_deep);
+    tcase_add_test(tm, test_matcher_limit);
+    tcase_add_test(tm, test_matcher_guard);
+    tcase_add_test(tm, test_matcher_big_set);
     suite_add_tcase(s, tm);
     return s;
 }

@@ -13,18 +13,15 @@
 #include "storage/storage.h"
 
 #define KILN_TEST_MAIN
+#include "query_testutil.h"
 #include "testutil.h"
 
 static storage *st;
 static char dir[64];
 
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/kiln-test-query-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    storage_opts o = storage_opts_default();
-    o.dir = dir;
+    st = qt_open(dir, "query");
     kiln_err err = {0};
-    ck_assert_int_eq(storage_open(&o, &st, &err), 0);
     appender *a = storage_appender(st);
     ck_assert_ptr_nonnull(a);
     for (int s = 0; s < 3; s++) {
@@ -40,11 +37,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    kiln_err err = {0};
-    ck_assert_msg(storage_close(st, &err) == 0, "close: %s", err.msg);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    qt_close(st, dir);
 }
 
 START_TEST(test_instant_vector) {
