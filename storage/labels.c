@@ -343,8 +343,9 @@ typedef struct mre {
     pcre2_code *code; /* RE_PCRE */
     re_lit *lits;     /* RE_SET: the alternatives; PREFIX/SUFFIX/CONTAINS: lits[0] */
     size_t nlits;
-    int sorted; /* RE_SET of many: lits sorted, found by binary search */
-    char *pool; /* the unescaped literals, NUL-terminated */
+    int sorted;    /* RE_SET of many: lits sorted, found by binary search */
+    unsigned cost; /* of one match in match_guard units */
+    char *pool;    /* the unescaped literals, NUL-terminated */
 } mre;
 
 static void mre_free(mre *r) {
@@ -471,6 +472,8 @@ int matcher_init(matcher *m, match_type type, const char *name, const char *valu
             qsort(r->lits, r->nlits, sizeof *r->lits, set_cmp);
             r->sorted = 1;
         }
+        /* a comparison each, or a few for a short unsorted set */
+        r->cost = 1 + (r->kind == RE_SET && !r->sorted ? (unsigned)r->nlits / 4 : 0);
         if (rc > 0)
             return 0;
         free(r->lits);
@@ -480,6 +483,7 @@ int matcher_init(matcher *m, match_type type, const char *name, const char *valu
         r->nlits = 0;
     }
     r->kind = RE_PCRE;
+    r->cost = MATCH_GUARD_PCRE_COST;
     int ecode = 0;
     PCRE2_SIZE eoff = 0;
     r->code = pcre2_compile((PCRE2_SPTR)value, vl,
@@ -580,23 +584,16 @@ static pcre2_match_data *md_get(void) {
     return md;
 }
 
-/* pcre2_match's result for v under the shared limits.  A match that
- * outgrows JIT's stack (deeply nested) runs again in the interpreter, which
- * keeps its frames on the heap, under the depth and heap limits: with
- * fresh match data when `md` is the thread's, so that a big frame vector
- * is not kept by the thread. */
-static int pcre_run(const pcre2_code *code, const char *v, size_t len, pcre2_match_data *md, int md_shared) {
+/* A match in the interpreter, which keeps its backtracking frames on the
+ * heap under the depth and heap limits, after JIT's stack proved too small
+ * (a deeply nested match).  md NULL: match data of its own, freed, so that
+ * a big frame vector is not kept by the thread. */
+static int pcre_nojit(const pcre2_code *code, const char *v, size_t len, pcre2_match_data *md) {
     pcre2_match_context *mc = mctx_get();
-    if (!mc)
-        return PCRE2_ERROR_NOMEMORY;
-    int rc = pcre2_match(code, (PCRE2_SPTR)v, len, 0, 0, md, mc);
-    if (rc != PCRE2_ERROR_JIT_STACKLIMIT)
-        return rc;
-    pcre2_match_data *own = md_shared ? pcre2_match_data_create(1, NULL) : md;
-    if (!own)
-        return PCRE2_ERROR_NOMEMORY;
-    rc = pcre2_match(code, (PCRE2_SPTR)v, len, 0, PCRE2_NO_JIT, own, mc);
-    if (own != md)
+    pcre2_match_data *own = md ? md : pcre2_match_data_create(1, NULL);
+    int rc =
+        mc && own ? pcre2_match(code, (PCRE2_SPTR)v, len, 0, PCRE2_NO_JIT, own, mc) : PCRE2_ERROR_NOMEMORY;
+    if (!md)
         pcre2_match_data_free(own);
     return rc;
 }
@@ -636,29 +633,39 @@ static int pcre_result(int rc, const char *re, const char *name, const char *v, 
 
 int matcher_pcre2_match(const void *code, const char *re, const char *name, const char *v, void *md,
                         kiln_err *err) {
-    return pcre_result(pcre_run(code, v, strlen(v), md, 0), re, name, v, err);
+    pcre2_match_context *mc = mctx_get();
+    size_t len = strlen(v);
+    int rc = mc ? pcre2_match(code, (PCRE2_SPTR)v, len, 0, 0, md, mc) : PCRE2_ERROR_NOMEMORY;
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+        rc = pcre_nojit(code, v, len, md);
+    return pcre_result(rc, re, name, v, err);
 }
 
 /* 1, 0, or < 0 with err set (a PCRE2 limit or out of memory). */
 static int pcre_match(const matcher *m, const pcre2_code *code, const char *v, kiln_err *err) {
-    pcre2_match_data *md = md_get(), *own = NULL;
-    if (!md && !(md = own = pcre2_match_data_create(1, NULL)))
-        return kiln_err_set(err, KILN_ENOMEM, "out of memory matching a regular expression");
-    int rc = pcre_run(code, v, strlen(v), md, own == NULL);
-    if (own)
-        pcre2_match_data_free(own);
+    size_t len = strlen(v);
+    pcre2_match_data *md = md_get();
+    int rc = PCRE2_ERROR_JIT_STACKLIMIT; /* without the thread's match data: the interpreter */
+    /* md_get made the context before the match data (its once), so this
+     * thread sees mctx set: the usual path reads it without the once */
+    if (md && mctx) {
+        rc = pcre2_match(code, (PCRE2_SPTR)v, len, 0, 0, md, mctx);
+        if (rc >= 0)
+            return 1;
+        if (rc == PCRE2_ERROR_NOMATCH)
+            return 0;
+    }
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+        rc = pcre_nojit(code, v, len, NULL);
     rc = pcre_result(rc, m->value, m->name, v, err);
     return rc > 0 ? 1 : rc;
 }
 
-/* The cost of one match in guard units (see match_guard_tick). */
-static unsigned re_cost(const mre *r) {
-    if (r->kind == RE_PCRE)
-        return MATCH_GUARD_PCRE_COST;
-    return r->kind == RE_SET && !r->sorted ? 1 + (unsigned)(r->nlits / 16) : 1;
-}
+/* Inlined into both entry points below: the bool one then carries no
+ * guard or error code at all. */
+#define MATCH_INLINE static inline __attribute__((always_inline))
 
-static int re_match(const matcher *m, const mre *r, const char *v, kiln_err *err) {
+MATCH_INLINE int re_match(const matcher *m, const mre *r, const char *v, kiln_err *err) {
     switch (r->kind) {
     case RE_ANY:
         return 1;
@@ -695,7 +702,7 @@ int match_guard_check(match_guard *g, kiln_err *err) {
     return 0;
 }
 
-int matcher_match(const matcher *m, const char *value, match_guard *g, kiln_err *err) {
+MATCH_INLINE int match_core(const matcher *m, const char *value, match_guard *g, kiln_err *err) {
     if (!value)
         value = "";
     int rc;
@@ -708,7 +715,7 @@ int matcher_match(const matcher *m, const char *value, match_guard *g, kiln_err 
         break;
     case MATCH_RE:
     case MATCH_NRE:
-        if (g && (rc = match_guard_tick(g, re_cost(m->re), err)) < 0)
+        if (g && (rc = match_guard_tick(g, ((const mre *)m->re)->cost, err)) < 0)
             return rc;
         rc = re_match(m, m->re, value, err);
         if (rc < 0)
@@ -725,8 +732,12 @@ int matcher_match(const matcher *m, const char *value, match_guard *g, kiln_err 
     return rc;
 }
 
+int matcher_match(const matcher *m, const char *value, match_guard *g, kiln_err *err) {
+    return match_core(m, value, g, err);
+}
+
 int matcher_matches(const matcher *m, const char *value) {
-    return matcher_match(m, value, NULL, NULL) > 0;
+    return match_core(m, value, NULL, NULL) > 0;
 }
 
 int matcher_matches_empty(const matcher *m) {

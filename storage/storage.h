@@ -178,9 +178,10 @@ typedef struct match_guard {
 } match_guard;
 
 /* Units between checks; a literal comparison costs 1, a PCRE2 match
- * MATCH_GUARD_PCRE_COST (it may take up to PCRE2's match limit, ~25 ms). */
+ * MATCH_GUARD_PCRE_COST (a match may take up to PCRE2's match limit, ~25 ms:
+ * the deadline is checked every 16 of them). */
 #define MATCH_GUARD_EVERY 256u
-#define MATCH_GUARD_PCRE_COST 64u
+#define MATCH_GUARD_PCRE_COST 16u
 
 /* Checks the deadline and the cancel callback now: 0, or KILN_ETIMEOUT /
  * KILN_ECANCELED with err set ("timed out while matching label values"). */
