@@ -21,7 +21,7 @@ CC := cc
 endif
 CLANG ?= clang
 
-DIRS := util config storage query scrape api rules
+DIRS := util config storage query scrape api rules remote
 LIB_SRCS := $(foreach d,$(DIRS),$(wildcard $(d)/*.c))
 PROTOS := $(foreach d,$(DIRS),$(wildcard $(d)/*.proto))
 PROTO_SRCS := $(patsubst %.proto,build/gen/%.pb-c.c,$(PROTOS))

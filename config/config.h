@@ -338,6 +338,10 @@ KILN_MUST_CHECK int config_to_yaml(const config *c, buf *out);
  */
 int config_scrape_equal(const scrape_config *a, const scrape_config *b);
 
+/* The same for two remote_write entries: a reload keeps the queues of
+ * unchanged ones running. */
+int config_remote_write_equal(const config_remote_write *a, const config_remote_write *b);
+
 /*
  * Logs a warning for each of c->unused_keys: `msg="configuration key is
  * parsed but not acted on" key=global.evaluation_interval

@@ -105,3 +105,11 @@ int config_scrape_equal(const scrape_config *a, const scrape_config *b) {
         return 0;
     return section_eq(&schema_scrape, a, b);
 }
+
+int config_remote_write_equal(const config_remote_write *a, const config_remote_write *b) {
+    if (a == b)
+        return 1;
+    if (!a || !b)
+        return 0;
+    return section_eq(&schema_remote_write, a, b);
+}

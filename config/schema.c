@@ -9,8 +9,7 @@
  * defined leaves first; the document (schema_config) comes last.
  *
  * Keys flagged SCHEMA_UNUSED are parsed and validated, but nothing in kiln
- * acts on them: kiln has no remote-write or remote-read client
- * (remote_write, remote_read) and keeps no query log
+ * acts on them: kiln has no remote-read client (remote_read) and keeps no query log
  * (global.query_log_file).  A load lists the ones a document sets so that
  * kiln warns about them.
  *
@@ -810,7 +809,7 @@ static const schema_key remote_write_keys[] = {
      .sub = &metadata_sec},
 };
 
-static const schema_section remote_write_sec =
+const schema_section schema_remote_write =
     SECTION("remote_write", remote_write_keys, .size = sizeof(config_remote_write),
             .dup_what = "remote write configs", .dup_off = offsetof(config_remote_write, name),
             .init = remote_write_init, .finish = remote_write_finish);
@@ -859,8 +858,7 @@ static const schema_key config_keys[] = {
     {"alerting", SCHEMA_MAP, FIELD(config, alerting), .sub = &alerting_sec},
     {"rule_files", SCHEMA_STRINGS, ARRAY(config, rule_files), .check = check_rule_files},
     {"scrape_configs", SCHEMA_LIST, ARRAY(config, scrape_configs), .sub = &schema_scrape},
-    {"remote_write", SCHEMA_LIST, ARRAY(config, remote_write), .flags = SCHEMA_UNUSED,
-     .sub = &remote_write_sec},
+    {"remote_write", SCHEMA_LIST, ARRAY(config, remote_write), .sub = &schema_remote_write},
     {"remote_read", SCHEMA_LIST, ARRAY(config, remote_read), .flags = SCHEMA_UNUSED, .sub = &remote_read_sec},
 };
 

@@ -140,9 +140,10 @@ struct dec {
 };
 
 /* The sections the rest of config/ starts from (schema.c). */
-extern const schema_section schema_config; /* the document */
-extern const schema_section schema_scrape; /* one scrape_config */
-extern const schema_section schema_static; /* one static_config (target group) */
+extern const schema_section schema_config;       /* the document */
+extern const schema_section schema_scrape;       /* one scrape_config */
+extern const schema_section schema_static;       /* one static_config (target group) */
+extern const schema_section schema_remote_write; /* one remote_write */
 
 /* Reads the document at path whole (a regular file of at most
  * CONFIG_MAX_BYTES) into a malloc'd, NUL-terminated *data (config.c). */

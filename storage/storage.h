@@ -426,6 +426,71 @@ void querier_set_guard(querier *q, const match_guard *g);
 KILN_MUST_CHECK int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h,
                                    series_set *out, kiln_err *err);
 
+/* ---- following the WAL (remote write's watcher; waltail.c) ------------- */
+
+/*
+ * A follower reads kiln's own WAL (<data>/wal) as it is written, record by
+ * record, as Prometheus' remote-write watcher does: series records give the
+ * WAL references their labels, samples records the samples to send.  It
+ * never touches the storage handle: it reads files, on the caller's thread.
+ */
+typedef struct storage_wal_tail storage_wal_tail;
+
+/* A place in the WAL: the byte offset after a record of a segment. */
+typedef struct storage_wal_pos {
+    int segment;
+    int64_t offset;
+} storage_wal_pos;
+
+typedef struct storage_wal_series {
+    uint64_t ref;
+    label *ls; /* as written (sorted by name) */
+    size_t nls;
+} storage_wal_series;
+
+typedef struct storage_wal_sample {
+    uint64_t ref;
+    int64_t t;
+    double v; /* stale markers included */
+} storage_wal_sample;
+
+/* One record: series or samples (the other count is 0). */
+typedef struct storage_wal_record {
+    const storage_wal_series *series;
+    size_t nseries;
+    const storage_wal_sample *samples;
+    size_t nsamples;
+    storage_wal_pos pos; /* after the record; segment -1 inside a checkpoint */
+} storage_wal_record;
+
+/*
+ * Opens a follower of data_dir/wal from its newest checkpoint on.  Every
+ * series record is returned; samples records only after `from`:
+ *   from.segment < 0   those written after the follower first caught up
+ *                      with the writer (a first start: "from now on");
+ *   else               those after from (a resume); when from's segment
+ *                      was truncated away since, the checkpoint's samples too
+ *                      (the follower fell behind a truncation).
+ * *out is new: close with storage_wal_tail_close.
+ */
+KILN_MUST_CHECK int storage_wal_tail_open(const char *data_dir, storage_wal_pos from, storage_wal_tail **out,
+                                          kiln_err *err);
+
+/*
+ * The next record: 1 with *out filled (its arrays and label strings belong
+ * to the follower, valid until the next call), 0 when everything written so
+ * far has been read (call again later), or a negative KILN_E* code (a
+ * damaged WAL: the follower then starts over from the newest checkpoint on
+ * the next call, returning series records again).
+ */
+KILN_MUST_CHECK int storage_wal_tail_next(storage_wal_tail *t, storage_wal_record *out, kiln_err *err);
+
+/* Where the follower is: after the last record returned (segment -1 inside a
+ * checkpoint or before the first record). */
+storage_wal_pos storage_wal_tail_pos(const storage_wal_tail *t);
+
+void storage_wal_tail_close(storage_wal_tail *t);
+
 /* A sorted list of unique strings living in mem. */
 typedef struct str_list {
     const char **v;

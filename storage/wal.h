@@ -205,6 +205,18 @@ typedef struct wal_corruption {
  */
 KILN_MUST_CHECK int wal_reader_open(const char *dir, wal_reader **out, kiln_err *err);
 
+/*
+ * A reader that follows the WAL as it is written (tail mode): from
+ * (segment, offset) when segment >= 0 (offset: the end of a record, as
+ * wal_reader_position gives), else from the newest checkpoint and the
+ * segments after it.  wal_reader_next returns 0 when it has read everything
+ * written so far and may be called again later; it moves on to a new segment
+ * once the writer has created it.  A start segment deleted since shows as
+ * corruption at its offset 0.  Reads with pread.
+ */
+KILN_MUST_CHECK int wal_reader_open_tail(const char *dir, int segment, int64_t offset, wal_reader **out,
+                                         kiln_err *err);
+
 /* A reader over segments first..last of `dir` only (no checkpoint). */
 KILN_MUST_CHECK int wal_reader_open_range(const char *dir, int first, int last, wal_reader **out,
                                           kiln_err *err);
@@ -235,6 +247,9 @@ const wal_corruption *wal_reader_corruption(const wal_reader *r);
 /* Where the reader is: the segment and the offset after the last record
  * returned (for logs and progress). */
 void wal_reader_position(const wal_reader *r, int *segment, int64_t *offset);
+
+/* 1 while the reader is inside the checkpoint, with its index in *index. */
+int wal_reader_in_checkpoint(const wal_reader *r, int *index);
 
 /* Records and decompressed bytes returned so far. */
 void wal_reader_counts(const wal_reader *r, uint64_t *records, uint64_t *bytes);

@@ -24,6 +24,12 @@
  *     very last page of a segment, so this is a zeroed (lost) page;
  *   - a file ending inside a fragment (torn write); a missing segment number.
  *
+ * Tail mode (wal_reader_open_tail, remote write's watcher) reads the live
+ * segment while the writer appends to it: an incomplete fragment at the end
+ * of the file is "nothing more yet" rather than damage, the file is read again
+ * when it grew, and the reader moves to the next segment once the writer has
+ * created it (the segment left behind must then end on a whole record).
+ *
  * Threading: a wal_reader belongs to one thread at a time; wal_repair works
  * on files only and must not run while a writer appends to the WAL.
  */
@@ -144,6 +150,11 @@ struct wal_reader {
     uint8_t rec_flags;
     int64_t last_end;
 
+    /* tail mode (wal_reader_open_tail): the last segment is still written */
+    int tail;
+    int tail_next;     /* the segment number to look for after the listed ones */
+    int64_t start_off; /* where to start in the first segment of dir */
+
     int corrupt;
     wal_corruption corr;
     ZSTD_DCtx *zd;
@@ -241,6 +252,8 @@ int wal_reader_open_range(const char *dir, int first, int last, wal_reader **out
     return wal__reader_open_at(dir, NULL, -1, first, last, first, out, err);
 }
 
+KILN_MUST_CHECK static int reader_fill(wal_reader *r, kiln_err *err);
+
 KILN_MUST_CHECK static int reader_open_src(wal_reader *r, kiln_err *err) {
     wal_src *s = &r->src[r->cur++];
     r->seg = s->seg;
@@ -267,6 +280,17 @@ KILN_MUST_CHECK static int reader_open_src(wal_reader *r, kiln_err *err) {
     /* mapped, the pages are read where the page cache holds them: a copy
      * less on the replay's reading thread; if that fails, pread into a
      * buffer */
+    if (r->start_off > 0 && !s->in_cp) {
+        /* resume inside the segment: chunks stay page-aligned */
+        int64_t at = r->start_off < st.st_size ? r->start_off : st.st_size;
+        r->start_off = 0;
+        r->fsize = st.st_size;
+        r->chunk_off = at - at % WAL_PAGE_SIZE;
+        int rc = reader_fill(r, err);
+        r->pos = (size_t)(at - r->chunk_off);
+        r->last_end = at;
+        return rc;
+    }
     if (st.st_size > 0 && !r->no_map) {
         void *m = fault_mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, r->fd, 0);
         if (m != MAP_FAILED) {
@@ -345,6 +369,48 @@ KILN_MUST_CHECK static int reader_finish(wal_reader *r, const uint8_t *data, siz
     return 1;
 }
 
+/* Re-reads the current chunk after the segment grew, keeping the place in it. */
+KILN_MUST_CHECK static int tail_refill(wal_reader *r, int64_t size, kiln_err *err) {
+    size_t pos = r->pos;
+    r->fsize = size;
+    r->chunk_len = 0;
+    int rc = reader_fill(r, err);
+    r->pos = pos;
+    return rc ? rc : 1;
+}
+
+/*
+ * Tail mode, at the end of what the current (live) segment holds, `torn`
+ * when a fragment there is incomplete: 1 when there is more to read (the
+ * file grew, or the writer moved on to the next segment, which is queued),
+ * 0 when the reader is caught up (it stays where it is), or an error.  A
+ * segment the writer has left must end on a whole record.
+ */
+KILN_MUST_CHECK static int tail_at_end(wal_reader *r, int torn, kiln_err *err) {
+    struct stat st;
+    if (fstat(r->fd, &st) < 0)
+        return kiln_err_set(err, KILN_EIO, "wal: stat segment %08d: %s", r->seg, strerror(errno));
+    if (st.st_size > r->fsize)
+        return tail_refill(r, st.st_size, err);
+    char p[PATH_MAX];
+    wal__segment_path(p, sizeof p, r->dir, r->seg + 1);
+    if (r->cur >= r->nsrc && access(p, F_OK) != 0)
+        return 0;
+    /* the next segment exists: whatever was written before it was created is visible now */
+    if (fstat(r->fd, &st) < 0)
+        return kiln_err_set(err, KILN_EIO, "wal: stat segment %08d: %s", r->seg, strerror(errno));
+    if (st.st_size > r->fsize)
+        return tail_refill(r, st.st_size, err);
+    if (r->in_rec || torn)
+        return reader_corrupt(r, r->in_rec ? r->rec_start : r->chunk_off + (int64_t)r->pos, err,
+                              "segment ends inside a record");
+    if (r->cur >= r->nsrc && reader_add(r, r->seg + 1, 0, 0))
+        return kiln_err_set(err, KILN_ENOMEM, "wal: out of memory");
+    r->tail_next = r->seg + 2;
+    reader_close_src(r);
+    return 1;
+}
+
 int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *err) {
     if (r->corrupt)
         return kiln_err_set(err, KILN_ECORRUPT, "wal: corruption in segment %08d at offset %lld: %s",
@@ -352,6 +418,15 @@ int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *e
     int rc;
     for (;;) {
         if (r->fd < 0) {
+            if (r->cur >= r->nsrc && r->tail) {
+                /* after a checkpoint with no segment listed yet */
+                char p[PATH_MAX];
+                wal__segment_path(p, sizeof p, r->dir, r->tail_next);
+                if (access(p, F_OK) != 0)
+                    return 0;
+                if (reader_add(r, r->tail_next++, 0, 0))
+                    return kiln_err_set(err, KILN_ENOMEM, "wal: out of memory");
+            }
             if (r->cur >= r->nsrc)
                 return 0;
             if ((rc = reader_open_src(r, err)))
@@ -360,6 +435,11 @@ int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *e
         }
         if (r->pos >= r->chunk_len) {
             if (r->chunk_off + (int64_t)r->chunk_len >= r->fsize) {
+                if (r->tail && !r->in_cp) {
+                    if ((rc = tail_at_end(r, 0, err)) == 1)
+                        continue;
+                    return rc;
+                }
                 if (r->in_rec)
                     return reader_corrupt(r, r->rec_start, err, "segment ends inside a record");
                 reader_close_src(r);
@@ -386,6 +466,13 @@ int wal_reader_next(wal_reader *r, const uint8_t **rec, size_t *len, kiln_err *e
                 return reader_corrupt(r, bad_at, err, "zeroed page at offset %lld", (long long)foff);
             r->pos += avail;
             continue;
+        }
+        if (r->tail && !r->in_cp && at_eof &&
+            (avail < WAL_HEADER_SIZE || WAL_HEADER_SIZE + (size_t)be16_get(h + 1) > avail)) {
+            /* a fragment still being written (or the padding's first bytes) */
+            if ((rc = tail_at_end(r, 1, err)) == 1)
+                continue;
+            return rc;
         }
         if (avail < WAL_HEADER_SIZE)
             return reader_corrupt(r, bad_at, err,
@@ -448,6 +535,28 @@ int wal_reader_next_into(wal_reader *r, buf *out, size_t *len, kiln_err *err) {
     return rc;
 }
 
+int wal_reader_open_tail(const char *dir, int segment, int64_t offset, wal_reader **out, kiln_err *err) {
+    char cp[PATH_MAX];
+    int idx = -1, rc;
+    *out = NULL;
+    if (segment < 0 && wal_last_checkpoint(dir, &idx, cp, sizeof cp, NULL) == 0)
+        rc = wal__reader_open_at(dir, cp, idx, idx + 1, -1, idx + 1, out, err);
+    else
+        rc = wal__reader_open_at(dir, NULL, -1, segment < 0 ? 0 : segment, -1, segment < 0 ? -1 : segment,
+                                 out, err);
+    if (rc)
+        return rc;
+    wal_reader *r = *out;
+    r->tail = 1;
+    r->no_map = 1; /* the live segment grows: read it with pread */
+    r->start_off = segment < 0 ? 0 : offset;
+    r->tail_next = segment < 0 ? idx + 1 : segment;
+    for (size_t i = 0; i < r->nsrc; i++)
+        if (!r->src[i].in_cp && r->src[i].seg >= r->tail_next)
+            r->tail_next = r->src[i].seg + 1;
+    return 0;
+}
+
 void wal_reader_use_pread(wal_reader *r) {
     r->no_map = 1;
 }
@@ -459,6 +568,11 @@ const wal_corruption *wal_reader_corruption(const wal_reader *r) {
 void wal_reader_position(const wal_reader *r, int *segment, int64_t *offset) {
     *segment = r->seg;
     *offset = r->last_end;
+}
+
+int wal_reader_in_checkpoint(const wal_reader *r, int *index) {
+    *index = r->cp_index;
+    return r->fd >= 0 && r->in_cp;
 }
 
 void wal_reader_counts(const wal_reader *r, uint64_t *records, uint64_t *bytes) {

@@ -12,7 +12,9 @@
  * original host and port; and a Host header keeps the original host, as
  * Go's client does.  Only https URLs are touched.
  *
- * Called by scrape/fetch.c and rules/notifier.c when they set up a
+ * curltls_files sets the files and insecure_skip_verify (plain options).
+ *
+ * Called by scrape/fetch.c, rules/notifier.c and remote/queue.c when they set up a
  * handle; nothing here is kept between calls.
  */
 #include <curl/curl.h>
@@ -78,4 +80,18 @@ int curltls_apply(void *easy, const char *url, const char *server_name, int min_
     if (!server_name || !*server_name || strncmp(url, "https://", 8) != 0)
         return 0;
     return redirect_name(e, url, server_name, headers, connect_to);
+}
+
+void curltls_files(void *easy, const char *ca_file, const char *cert_file, const char *key_file,
+                   int insecure_skip_verify) {
+    CURL *e = easy;
+    const struct {
+        CURLoption opt;
+        const char *path;
+    } files[] = {{CURLOPT_CAINFO, ca_file}, {CURLOPT_SSLCERT, cert_file}, {CURLOPT_SSLKEY, key_file}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (files[i].path)
+            curl_easy_setopt(e, files[i].opt, files[i].path);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, insecure_skip_verify ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, insecure_skip_verify ? 0L : 2L);
 }

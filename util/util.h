@@ -366,6 +366,12 @@ int metric_name_valid(const char *s, size_t n);
  * cannot parse.
  */
 struct curl_slist;
+
+/* tls_config's ca_file, cert_file and key_file (NULL: not set) and
+ * insecure_skip_verify (no peer or host check) on a libcurl easy handle. */
+void curltls_files(void *easy, const char *ca_file, const char *cert_file, const char *key_file,
+                   int insecure_skip_verify);
+
 KILN_MUST_CHECK int curltls_apply(void *easy, const char *url, const char *server_name, int min_version,
                                   struct curl_slist **headers, struct curl_slist **connect_to);
 

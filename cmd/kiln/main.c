@@ -26,6 +26,7 @@
 #include "api/api.h"
 #include "config/config.h"
 #include "query/query.h"
+#include "remote/remote.h"
 #include "rules/rules.h"
 #include "scrape/scrape.h"
 #include "storage/storage.h"
@@ -351,6 +352,7 @@ typedef struct kiln {
     api_v1 *qapi;                   /* the /api/v1 query and metadata handlers */
     scrape_manager *_Atomic scrape; /* set once st is open (loop thread) */
     rules_manager *_Atomic rules;   /* set once st is open (loop thread) */
+    remote *_Atomic sender;         /* remote_write: set once st is open (loop thread) */
     rulefile_set *rules_pending;    /* the start-up configuration's rules, until the manager takes them */
     char external_url[1024];        /* --web.external-url, or Prometheus' default */
     uv_timer_t housekeeping_timer;  /* housekeeping on a worker every second */
@@ -407,6 +409,9 @@ static int kiln_reload(void *p, kiln_err *err) {
         scrape_manager *sm = atomic_load(&k->scrape);
         if (sm)
             scrape_manager_apply(sm, c);
+        remote *snd = atomic_load(&k->sender);
+        if (snd && remote_apply(snd, c) != 0)
+            LOG_ERROR("remote write: out of memory applying the configuration", NULL);
         k->cfg = c;
         k->cfg_from_file = from_file;
         k->cfg_time_ms = time_now_ms();
@@ -669,6 +674,25 @@ static void start_rules(kiln *k) {
     api_v1_set_rules(k->qapi, rm);
 }
 
+/* ---- remote write out ---- */
+
+/* Starts the remote-write sender with the current configuration (loop
+ * thread, once the storage is open: it follows the WAL the storage writes). */
+static void start_remote_write(kiln *k) {
+    remote_options o = {.data_dir = flags[F_TSDB_PATH].value, .relabel = relabel_process};
+    remote *snd = NULL;
+    kiln_err err = {0};
+    if (remote_new(&o, &snd, &err) != 0) {
+        LOG_ERROR("remote write unavailable", "err=%s", err.msg);
+        return;
+    }
+    pthread_mutex_lock(&k->cfg_mu);
+    if (remote_apply(snd, k->cfg) != 0)
+        LOG_ERROR("remote write: out of memory applying the configuration", NULL);
+    atomic_store(&k->sender, snd);
+    pthread_mutex_unlock(&k->cfg_mu);
+}
+
 /* Opens the storage (replaying the WAL) on a worker thread. */
 static void startup_work(uv_work_t *w) {
     kiln *k = w->data;
@@ -722,6 +746,7 @@ static void startup_done(uv_work_t *w, int status) {
         return;
     start_scraping(k);
     start_rules(k);
+    start_remote_write(k);
     uv_timer_init(&k->loop, &k->housekeeping_timer);
     k->housekeeping_timer.data = k;
     k->housekeeping_timer_on = 1;
@@ -1008,6 +1033,7 @@ int main(int argc, char **argv) {
     /* the rules stop before the storage closes: an evaluation in progress finishes */
     api_v1_set_rules(k.qapi, NULL);
     rules_manager_free(atomic_exchange(&k.rules, NULL));
+    remote_free(atomic_exchange(&k.sender, NULL)); /* before the storage closes: it reads the WAL */
     remotewrite_free(atomic_load(&k.rw));
     if (k.st) {
         kiln_err cerr = {0};

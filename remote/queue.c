@@ -1,0 +1,766 @@
+/*
+ * queue.c - one remote_write queue, as Prometheus' QueueManager with its WAL
+ * watcher: the queue follows kiln's WAL (storage_wal_tail_*), keeps a cache
+ * of the series it has seen (WAL ref -> the series' labels after external
+ * labels and write_relabel_configs, already encoded as protobuf), and hands
+ * each sample to a shard (ref modulo the shard count, so one series' samples
+ * stay in order).  A shard sends a batch when it holds max_samples_per_send
+ * samples or its oldest has waited batch_send_deadline; one batch at a time a
+ * shard, through the sender's libcurl multi handle.
+ *
+ * States of a shard: idle (samples wait in its ring) -> sending (a batch in
+ * flight, its samples out of the ring, in `body`) -> idle on 2xx or a 4xx
+ * other than 429 (dropped), or -> waiting (retry_at) on 5xx, 429 with
+ * retry_on_http_429, or a transport error, then sending the same body again.
+ *
+ * Invariants:
+ *   1. The watcher reads the next record only when the current one is placed
+ *      whole; one a full shard stops stays current (rec, rec_i) until the
+ *      shards drain: memory is bounded by
+ *      shards x capacity, the backlog stays in the WAL.
+ *   2. Samples carry a sequence number in read order; `marks` maps sequence
+ *      numbers to the WAL position after their record.  The progress written
+ *      is the position of the newest mark whose samples are all acknowledged
+ *      (or dropped): a restart sends again at most what was in flight.
+ *   3. The shard count changes only while every shard is empty and idle
+ *      (resharding stops the watcher until then), so no series' samples are
+ *      ever reordered.
+ *
+ * Shards follow the backlog as Prometheus' calculateDesiredShards does:
+ * every 10 s, the time spent sending a sample times the rate samples come in
+ * (plus 5% of the backlog a second), changed only when it differs by more
+ * than 30% from the current count, bounded by min_shards and max_shards.
+ *
+ * Threading: a queue belongs to the sender thread (remote.c).
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "remote/remote_int.h"
+
+#define RW_MARKS 4096             /* progress marks kept (the oldest are merged) */
+#define RW_PROGRESS_EVERY_MS 1000 /* how often the progress file is written */
+#define RW_RESHARD_EVERY_MS 10000
+#define RW_SECRET_MAX 65536
+
+typedef struct rw_series {
+    uint8_t *lbl; /* encoded labels, NULL when relabeling dropped the series */
+    uint32_t len;
+} rw_series;
+
+typedef struct rw_sample {
+    uint64_t seq;
+    uint32_t series; /* index in q->series */
+    int64_t t;
+    double v;
+} rw_sample;
+
+typedef struct rw_shard {
+    rw_queue *q;
+    rw_sample *ring; /* capacity q->capacity */
+    size_t head, n;
+    int64_t oldest_ms; /* when the oldest sample in the ring was queued */
+    CURL *e;
+    struct curl_slist *headers, *connect_to;
+    int sending;      /* a transfer is in the multi handle */
+    int64_t retry_at; /* > 0: waiting to send body again */
+    int64_t backoff_ms;
+    buf body; /* the batch being sent (compressed) */
+    size_t nbatch;
+    uint64_t batch_seq; /* the smallest sequence number in the batch */
+    int64_t batch_max_t, sent_at;
+} rw_shard;
+
+typedef struct rw_mark {
+    uint64_t seq; /* samples with a smaller sequence number are before pos */
+    storage_wal_pos pos;
+} rw_mark;
+
+struct rw_queue {
+    const config_remote_write *cfg;
+    const config_label *ext;
+    size_t next;
+    remote_options o;
+    CURLM *multi;
+    rw_metrics m;
+    char dir[PATH_MAX]; /* <data>/remote/<key> */
+    buf user, pass, auth;
+
+    storage_wal_tail *tail;
+    storage_wal_record rec; /* the record being placed (invariant 1) */
+    size_t rec_i;
+    int have_rec;
+    int64_t wal_retry_at; /* after a WAL error */
+
+    /* series cache: open addressing, ref -> index in series */
+    uint64_t *keys; /* ref + 1; 0 is empty */
+    uint32_t *vals;
+    size_t kcap, kn;
+    rw_series *series;
+    size_t nseries, capseries;
+
+    rw_shard *shards;
+    size_t nshards, capacity, desired;
+    size_t max_send; /* max_samples_per_send (0 taken as 1) */
+    uint64_t next_seq;
+    rw_mark marks[RW_MARKS];
+    size_t nmarks;
+    storage_wal_pos progress;
+    int64_t progress_at, reshard_at;
+
+    /* rates for resharding (over the last period) */
+    uint64_t in_period, out_period;
+    double out_secs_period, in_rate, out_rate, out_secs_rate;
+    int64_t highest_in_ms, highest_sent_ms;
+
+    buf raw, scratch;
+    arena tmp;
+};
+
+/* ---- series cache --------------------------------------------------------------------------- */
+
+static size_t slot_of(const rw_queue *q, uint64_t ref) {
+    return (size_t)(XXH3_64bits(&ref, sizeof ref) & (q->kcap - 1));
+}
+
+/* The cache index of ref, or -1. */
+static long cache_get(const rw_queue *q, uint64_t ref) {
+    if (!q->kcap)
+        return -1;
+    for (size_t i = slot_of(q, ref);; i = (i + 1) & (q->kcap - 1)) {
+        if (q->keys[i] == 0)
+            return -1;
+        if (q->keys[i] == ref + 1)
+            return q->vals[i];
+    }
+}
+
+KILN_MUST_CHECK static int cache_put(rw_queue *q, uint64_t ref, uint32_t idx) {
+    if ((q->kn + 1) * 2 > q->kcap) {
+        size_t ncap = q->kcap ? q->kcap * 2 : 1024;
+        uint64_t *ok = q->keys;
+        uint32_t *ov = q->vals;
+        size_t ocap = q->kcap;
+        q->keys = calloc(ncap, sizeof *q->keys);
+        q->vals = calloc(ncap, sizeof *q->vals);
+        if (!q->keys || !q->vals) {
+            free(q->keys);
+            free(q->vals);
+            q->keys = ok;
+            q->vals = ov;
+            return KILN_ENOMEM;
+        }
+        q->kcap = ncap;
+        q->kn = 0;
+        for (size_t i = 0; i < ocap; i++)
+            if (ok[i] && cache_put(q, ok[i] - 1, ov[i]))
+                return KILN_ENOMEM; /* not reached: the table was just grown */
+        free(ok);
+        free(ov);
+    }
+    for (size_t i = slot_of(q, ref);; i = (i + 1) & (q->kcap - 1)) {
+        if (q->keys[i] == 0 || q->keys[i] == ref + 1) {
+            q->kn += q->keys[i] == 0;
+            q->keys[i] = ref + 1;
+            q->vals[i] = idx;
+            return 0;
+        }
+    }
+}
+
+static int label_cmp(const void *a, const void *b) {
+    return strcmp(((const label *)a)->name, ((const label *)b)->name);
+}
+
+/* A series record's series: external labels the series lacks added, then
+ * write_relabel_configs, sorted, encoded once. */
+KILN_MUST_CHECK static int store_series(rw_queue *q, const storage_wal_series *s) {
+    arena_free(&q->tmp);
+    arena_init(&q->tmp, 0);
+    label *ls = arena_alloc_nz(&q->tmp, (s->nls + q->next + 1) * sizeof *ls);
+    if (!ls)
+        return KILN_ENOMEM;
+    memcpy(ls, s->ls, s->nls * sizeof *ls);
+    size_t n = s->nls;
+    for (size_t i = 0; i < q->next; i++) {
+        size_t j = 0;
+        while (j < s->nls && strcmp(s->ls[j].name, q->ext[i].name) != 0)
+            j++;
+        if (j == s->nls)
+            ls[n++] = (label){q->ext[i].name, q->ext[i].value};
+    }
+    label *out = ls;
+    size_t nout = n;
+    int keep = 1;
+    if (q->cfg->nwrite_relabel_configs && q->o.relabel) {
+        keep = q->o.relabel(q->cfg->write_relabel_configs, q->cfg->nwrite_relabel_configs, ls, n, &q->tmp,
+                            &out, &nout);
+        if (keep < 0)
+            return keep;
+    }
+    long idx = cache_get(q, s->ref);
+    if (idx < 0) {
+        if (array_grow((void **)&q->series, &q->capseries, q->nseries + 1, sizeof *q->series))
+            return KILN_ENOMEM;
+        idx = (long)q->nseries++;
+        q->series[idx] = (rw_series){0};
+        if (cache_put(q, s->ref, (uint32_t)idx))
+            return KILN_ENOMEM;
+    }
+    rw_series *e = &q->series[idx];
+    free(e->lbl);
+    *e = (rw_series){0};
+    if (!keep || nout == 0)
+        return 0;
+    qsort(out, nout, sizeof *out, label_cmp);
+    buf b = BUF_INIT;
+    wire_labels(&b, out, nout);
+    if (buf_error(&b)) {
+        buf_free(&b);
+        return KILN_ENOMEM;
+    }
+    e->len = (uint32_t)b.len;
+    e->lbl = (uint8_t *)buf_steal(&b);
+    return 0;
+}
+
+/* ---- HTTP ------------------------------------------------------------------------------------ */
+
+/* A secret from a file, surrounding white space removed (Go's TrimSpace of
+ * os.ReadFile), appended to out; 0 or -1. */
+static int secret_from_file(const char *path, buf *out) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    char *text = calloc(1, RW_SECRET_MAX + 1);
+    size_t n = text ? fread(text, 1, RW_SECRET_MAX, f) : 0;
+    fclose(f);
+    if (!text)
+        return -1;
+    char *s = text, *e = text + n;
+    while (s < e && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+        e--;
+    buf_append(out, s, (size_t)(e - s));
+    free(text);
+    return 0;
+}
+
+/* The queue's credentials, read once when it starts (as a reload rereads them). */
+static void load_credentials(rw_queue *q) {
+    const config_http *h = &q->cfg->http;
+    if (h->has_basic_auth) {
+        buf_puts(&q->user, h->username ? h->username : "");
+        if (h->password_file ? secret_from_file(h->password_file, &q->pass) != 0
+                             : buf_puts(&q->pass, h->password ? h->password : "") != 0)
+            LOG_ERROR("remote write: cannot read the password", "url=%s", q->cfg->url);
+        buf_putc(&q->user, 0);
+        buf_putc(&q->pass, 0);
+    }
+    if (h->has_authorization) {
+        buf_printf(&q->auth, "Authorization: %s ", h->auth_type ? h->auth_type : "Bearer");
+        if (h->credentials_file ? secret_from_file(h->credentials_file, &q->auth) != 0
+                                : buf_puts(&q->auth, h->credentials ? h->credentials : "") != 0)
+            LOG_ERROR("remote write: cannot read the credentials", "url=%s", q->cfg->url);
+    }
+}
+
+static size_t drop_body(char *p, size_t size, size_t nmemb, void *data) {
+    (void)p;
+    (void)data;
+    return size * nmemb;
+}
+
+/* The shard's easy handle, set up once: the connection is kept between batches. */
+KILN_MUST_CHECK static int shard_handle(rw_shard *sh) {
+    rw_queue *q = sh->q;
+    const config_remote_write *c = q->cfg;
+    const config_tls *tls = &c->http.tls;
+    CURL *e = sh->e = curl_easy_init();
+    if (!e)
+        return KILN_ENOMEM;
+    static const char *const fixed[] = {"Content-Encoding: snappy", "Content-Type: application/x-protobuf",
+                                        "X-Prometheus-Remote-Write-Version: 0.1.0", "Expect:"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (!(sh->headers = curl_slist_append(sh->headers, fixed[i])))
+            return KILN_ENOMEM;
+    if (q->auth.len && !buf_error(&q->auth) && !(sh->headers = curl_slist_append(sh->headers, q->auth.data)))
+        return KILN_ENOMEM;
+    for (size_t i = 0; i < c->nheaders; i++) {
+        buf h = BUF_INIT;
+        buf_printf(&h, "%s: %s", c->headers[i].name, c->headers[i].value);
+        struct curl_slist *l = buf_error(&h) ? NULL : curl_slist_append(sh->headers, h.data);
+        buf_free(&h);
+        if (!l)
+            return KILN_ENOMEM;
+        sh->headers = l;
+    }
+    curltls_files(e, tls->ca_file, tls->cert_file, tls->key_file, tls->insecure_skip_verify);
+    if (c->http.has_basic_auth) {
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_USERNAME, q->user.data ? q->user.data : "");
+        curl_easy_setopt(e, CURLOPT_PASSWORD, q->pass.data ? q->pass.data : "");
+    }
+    if (c->http.proxy_url)
+        curl_easy_setopt(e, CURLOPT_PROXY, c->http.proxy_url);
+    const struct {
+        CURLoption opt;
+        long v;
+    } longs[] = {{CURLOPT_FOLLOWLOCATION, c->http.follow_redirects ? 1L : 0L},
+                 {CURLOPT_TIMEOUT_MS, (long)(c->remote_timeout_ms > 0 ? c->remote_timeout_ms : 30000)},
+                 {CURLOPT_NOSIGNAL, 1L},
+                 /* HTTP/1.1 unless enable_http2 (false by default for remote write, as in Prometheus) */
+                 {CURLOPT_HTTP_VERSION,
+                  c->http.enable_http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1}};
+    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++)
+        curl_easy_setopt(e, longs[i].opt, longs[i].v);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, drop_body);
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, sh->headers);
+    /* last: it may replace the URL and add to the headers */
+    if (curltls_apply(e, c->url, tls->server_name, config_tls_version(tls->min_version), &sh->headers,
+                      &sh->connect_to) != 0)
+        return KILN_EINVAL;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)sh);
+    return 0;
+}
+
+/* ---- shards ------------------------------------------------------------------------------------ */
+
+static void shards_free(rw_queue *q) {
+    for (size_t i = 0; i < q->nshards; i++) {
+        rw_shard *sh = &q->shards[i];
+        if (sh->e) {
+            if (sh->sending)
+                curl_multi_remove_handle(q->multi, sh->e);
+            curl_easy_cleanup(sh->e);
+        }
+        curl_slist_free_all(sh->headers);
+        curl_slist_free_all(sh->connect_to);
+        buf_free(&sh->body);
+        free(sh->ring);
+    }
+    free(q->shards);
+    q->shards = NULL;
+    q->nshards = 0;
+}
+
+KILN_MUST_CHECK static int shards_make(rw_queue *q, size_t n) {
+    shards_free(q);
+    if (!(q->shards = calloc(n, sizeof *q->shards)))
+        return KILN_ENOMEM;
+    q->nshards = n;
+    for (size_t i = 0; i < n; i++) {
+        rw_shard *sh = &q->shards[i];
+        sh->q = q;
+        if (!(sh->ring = malloc(q->capacity * sizeof *sh->ring)))
+            return KILN_ENOMEM;
+        int rc = shard_handle(sh);
+        if (rc)
+            return rc;
+    }
+    metric_set(q->m.shards, (double)n);
+    return 0;
+}
+
+/* The smallest sequence number not yet acknowledged (or dropped). */
+static uint64_t low_water(const rw_queue *q) {
+    uint64_t low = q->next_seq;
+    if (q->have_rec)
+        low = q->next_seq; /* the current record's placed samples are above its mark anyway */
+    for (size_t i = 0; i < q->nshards; i++) {
+        const rw_shard *sh = &q->shards[i];
+        if ((sh->sending || sh->retry_at) && sh->batch_seq < low)
+            low = sh->batch_seq;
+        if (sh->n && sh->ring[sh->head].seq < low)
+            low = sh->ring[sh->head].seq;
+    }
+    return low;
+}
+
+/* Writes the progress file when it moved (atomically: a temporary file renamed). */
+static void progress_write(rw_queue *q) {
+    uint64_t low = low_water(q);
+    size_t k = 0;
+    while (k < q->nmarks && q->marks[k].seq <= low)
+        k++;
+    if (k == 0)
+        return;
+    storage_wal_pos p = q->marks[k - 1].pos;
+    memmove(q->marks, q->marks + k, (q->nmarks - k) * sizeof *q->marks);
+    q->nmarks -= k;
+    if (p.segment == q->progress.segment && p.offset == q->progress.offset)
+        return;
+    q->progress = p;
+    char path[PATH_MAX + 16], tmp[PATH_MAX + 16], text[64];
+    snprintf(path, sizeof path, "%s/progress", q->dir);
+    snprintf(tmp, sizeof tmp, "%s/progress.tmp", q->dir);
+    int n = snprintf(text, sizeof text, "%d %lld\n", p.segment, (long long)p.offset);
+    kiln_err err = {0};
+    if (fileio_write_file(tmp, text, (size_t)n, &err) != 0 || rename(tmp, path) != 0)
+        LOG_WARN("remote write: cannot write the progress", "dir=%s err=%s", q->dir,
+                 err.msg[0] ? err.msg : strerror(errno));
+}
+
+/* Adds a mark after a record's samples are all placed. */
+static void mark(rw_queue *q, storage_wal_pos pos) {
+    if (pos.segment < 0)
+        return;                  /* inside a checkpoint: the first segment's mark comes soon */
+    if (q->nmarks == RW_MARKS) { /* merge: keep every other mark */
+        for (size_t i = 0; i < RW_MARKS / 2; i++)
+            q->marks[i] = q->marks[2 * i + 1];
+        q->nmarks = RW_MARKS / 2;
+    }
+    q->marks[q->nmarks++] = (rw_mark){q->next_seq, pos};
+}
+
+/* Places the current record's samples in the shards; 1 when all are placed,
+ * 0 when a shard is full (invariant 1). */
+static int place(rw_queue *q, int64_t now_ms) {
+    const storage_wal_record *r = &q->rec;
+    for (; q->rec_i < r->nsamples; q->rec_i++) {
+        const storage_wal_sample *s = &r->samples[q->rec_i];
+        long idx = cache_get(q, s->ref);
+        if (idx < 0 || !q->series[idx].lbl) { /* unknown or dropped by relabeling */
+            metric_add(q->m.dropped, 1);
+            continue;
+        }
+        if (q->cfg->queue.sample_age_limit_ms > 0 && s->t < now_ms - q->cfg->queue.sample_age_limit_ms) {
+            metric_add(q->m.dropped, 1); /* too old to be worth sending (sample_age_limit) */
+            continue;
+        }
+        rw_shard *sh = &q->shards[s->ref % q->nshards];
+        if (sh->n == q->capacity)
+            return 0;
+        if (sh->n == 0)
+            sh->oldest_ms = now_ms;
+        sh->ring[(sh->head + sh->n++) % q->capacity] = (rw_sample){q->next_seq++, (uint32_t)idx, s->t, s->v};
+        q->in_period++;
+        if (s->t > q->highest_in_ms)
+            q->highest_in_ms = s->t;
+    }
+    return 1;
+}
+
+/* Reads WAL records while the shards take them. */
+static void watch(rw_queue *q, int64_t now_ms) {
+    if (now_ms < q->wal_retry_at || q->desired != q->nshards)
+        return;
+    for (int budget = 256; budget > 0; budget--) {
+        if (q->have_rec) {
+            if (!place(q, now_ms))
+                return;
+            q->have_rec = 0;
+            mark(q, q->rec.pos);
+        }
+        kiln_err err = {0};
+        int rc = storage_wal_tail_next(q->tail, &q->rec, &err);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            LOG_ERROR("remote write: reading the WAL", "url=%s err=%s", q->cfg->url, err.msg);
+            q->wal_retry_at = now_ms + 1000;
+            return;
+        }
+        for (size_t i = 0; i < q->rec.nseries; i++)
+            if (store_series(q, &q->rec.series[i]) != 0) {
+                LOG_ERROR("remote write: out of memory caching a series", "url=%s", q->cfg->url);
+                q->wal_retry_at = now_ms + 1000;
+            }
+        q->rec_i = 0;
+        q->have_rec = q->rec.nsamples > 0;
+        if (!q->have_rec)
+            mark(q, q->rec.pos);
+    }
+}
+
+/* Takes up to max_samples_per_send samples out of the ring into a request. */
+static void start_batch(rw_queue *q, rw_shard *sh, int64_t now_ms) {
+    size_t n = sh->n < q->max_send ? sh->n : q->max_send;
+    buf_reset(&q->raw);
+    sh->batch_seq = sh->ring[sh->head].seq;
+    sh->batch_max_t = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        const rw_sample *s = &sh->ring[(sh->head + i) % q->capacity];
+        const rw_series *se = &q->series[s->series];
+        wire_timeseries(&q->raw, se->lbl, se->len, s->t, s->v);
+        if (s->t > sh->batch_max_t)
+            sh->batch_max_t = s->t;
+    }
+    sh->head = (sh->head + n) % q->capacity;
+    sh->n -= n;
+    sh->oldest_ms = now_ms;
+    sh->nbatch = n;
+    sh->backoff_ms = q->cfg->queue.min_backoff_ms;
+    if (wire_snappy(&q->raw, &q->scratch) != 0) {
+        LOG_ERROR("remote write: out of memory building a request", "url=%s", q->cfg->url);
+        metric_add(q->m.failed, (double)n);
+        sh->nbatch = 0;
+        return;
+    }
+    buf t = sh->body;
+    sh->body = q->raw;
+    q->raw = t;
+    sh->retry_at = now_ms; /* sent below */
+}
+
+static void send_body(rw_queue *q, rw_shard *sh, int64_t now_ms) {
+    curl_easy_setopt(sh->e, CURLOPT_POSTFIELDS, sh->body.data);
+    curl_easy_setopt(sh->e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sh->body.len);
+    if (curl_multi_add_handle(q->multi, sh->e) != CURLM_OK) {
+        sh->retry_at = now_ms + 1000;
+        return;
+    }
+    sh->retry_at = 0;
+    sh->sending = 1;
+    sh->sent_at = now_ms;
+}
+
+/* Prometheus' calculateDesiredShards, every RW_RESHARD_EVERY_MS. */
+static void reshard_check(rw_queue *q, int64_t now_ms) {
+    if (now_ms < q->reshard_at)
+        return;
+    double secs = (double)(now_ms - q->reshard_at + RW_RESHARD_EVERY_MS) / 1000.0;
+    q->reshard_at = now_ms + RW_RESHARD_EVERY_MS;
+    const double a = 0.2; /* EWMA weight of the last period, as Prometheus' */
+    q->in_rate = a * ((double)q->in_period / secs) + (1 - a) * q->in_rate;
+    q->out_rate = a * ((double)q->out_period / secs) + (1 - a) * q->out_rate;
+    q->out_secs_rate = a * (q->out_secs_period / secs) + (1 - a) * q->out_secs_rate;
+    q->in_period = q->out_period = 0;
+    q->out_secs_period = 0;
+    size_t desired = q->nshards;
+    if (q->out_rate > 0) {
+        double per_sample = q->out_secs_rate / q->out_rate;
+        double backlog = (double)(q->highest_in_ms - q->highest_sent_ms) / 1000.0 * q->in_rate;
+        double want = per_sample * (q->in_rate + 0.05 * (backlog > 0 ? backlog : 0));
+        double lo = (double)q->nshards * 0.7, hi = (double)q->nshards * 1.3;
+        if (want < lo || want > hi)
+            desired = (size_t)ceil(want);
+    }
+    if (desired < q->cfg->queue.min_shards)
+        desired = q->cfg->queue.min_shards;
+    if (desired > q->cfg->queue.max_shards)
+        desired = q->cfg->queue.max_shards;
+    if (desired < 1)
+        desired = 1;
+    q->desired = desired;
+    metric_set(q->m.shards_desired, (double)desired);
+}
+
+int64_t rw_queue_step(rw_queue *q, int64_t now_ms) {
+    reshard_check(q, now_ms);
+    watch(q, now_ms);
+    int64_t wait = 250, pending = 0, deadline = q->cfg->queue.batch_send_deadline_ms;
+    int idle = 1;
+    for (size_t i = 0; i < q->nshards; i++) {
+        rw_shard *sh = &q->shards[i];
+        pending += (int64_t)sh->n + (sh->sending || sh->retry_at ? (int64_t)sh->nbatch : 0);
+        if (sh->sending) {
+            idle = 0;
+            continue;
+        }
+        if (!sh->retry_at && sh->n &&
+            (sh->n >= q->max_send || sh->n == q->capacity || now_ms - sh->oldest_ms >= deadline ||
+             q->desired != q->nshards))
+            start_batch(q, sh, now_ms);
+        if (sh->retry_at && sh->retry_at <= now_ms)
+            send_body(q, sh, now_ms);
+        if (sh->retry_at || sh->sending)
+            idle = 0;
+        if (sh->retry_at && sh->retry_at - now_ms < wait)
+            wait = sh->retry_at - now_ms;
+        if (!sh->sending && !sh->retry_at && sh->n && sh->oldest_ms + deadline - now_ms < wait)
+            wait = sh->oldest_ms + deadline - now_ms;
+        if (sh->n)
+            idle = 0;
+    }
+    metric_set(q->m.pending, (double)pending);
+    metric_set(q->m.highest_in, (double)q->highest_in_ms / 1000.0);
+    if (q->desired != q->nshards && idle) {
+        if (shards_make(q, q->desired) != 0) {
+            LOG_ERROR("remote write: cannot reshard", "url=%s", q->cfg->url);
+            q->desired = q->nshards;
+        } else {
+            LOG_INFO("remote write: resharding", "url=%s shards=%zu", q->cfg->url, q->nshards);
+        }
+    }
+    if (now_ms - q->progress_at >= RW_PROGRESS_EVERY_MS) {
+        q->progress_at = now_ms;
+        progress_write(q);
+    }
+    return wait < 0 ? 0 : wait;
+}
+
+int rw_queue_owns(const rw_queue *q, void *e) {
+    char *p = NULL;
+    curl_easy_getinfo((CURL *)e, CURLINFO_PRIVATE, &p);
+    return p && ((rw_shard *)(void *)p)->q == q;
+}
+
+/* Retry-After in seconds (Go's http date form is taken as no hint). */
+static int64_t retry_after_ms(CURL *e) {
+    struct curl_header *h = NULL;
+    if (curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
+        return -1;
+    char *end;
+    long s = strtol(h->value, &end, 10);
+    return end != h->value && s >= 0 ? (int64_t)s * 1000 : -1;
+}
+
+void rw_queue_done(rw_queue *q, void *handle, int curl_code, long status, int64_t now_ms) {
+    char *p = NULL;
+    curl_easy_getinfo((CURL *)handle, CURLINFO_PRIVATE, &p);
+    rw_shard *sh = (rw_shard *)(void *)p;
+    curl_multi_remove_handle(q->multi, sh->e);
+    sh->sending = 0;
+    double took = (double)(now_ms - sh->sent_at) / 1000.0;
+    metric_observe(q->m.duration, took);
+    q->out_secs_period += took;
+    int ok = curl_code == CURLE_OK && status / 100 == 2;
+    int drop =
+        curl_code == CURLE_OK && status / 100 == 4 && !(status == 429 && q->cfg->queue.retry_on_http_429);
+    metric_add(q->m.bytes, (double)sh->body.len);
+    if (ok || drop) {
+        if (ok) {
+            metric_add(q->m.samples, (double)sh->nbatch);
+            if (sh->batch_max_t > q->highest_sent_ms) {
+                q->highest_sent_ms = sh->batch_max_t;
+                metric_set(q->m.highest_sent, (double)sh->batch_max_t / 1000.0);
+            }
+        } else {
+            LOG_ERROR("remote write: non-recoverable error, batch dropped", "url=%s status=%ld samples=%zu",
+                      q->cfg->url, status, sh->nbatch);
+            metric_add(q->m.failed, (double)sh->nbatch);
+        }
+        q->out_period += sh->nbatch;
+        sh->nbatch = 0;
+        sh->retry_at = 0;
+        return;
+    }
+    /* recoverable: the same body again after the backoff (doubled up to max_backoff) */
+    int64_t wait = sh->backoff_ms > 0 ? sh->backoff_ms : 30;
+    int64_t hint = status == 429 ? retry_after_ms(sh->e) : -1;
+    if (hint >= 0)
+        wait = hint;
+    sh->backoff_ms =
+        sh->backoff_ms * 2 > q->cfg->queue.max_backoff_ms ? q->cfg->queue.max_backoff_ms : sh->backoff_ms * 2;
+    metric_add(q->m.retried, (double)sh->nbatch);
+    LOG_WARN("remote write: failed to send a batch, retrying", "url=%s status=%ld err=%s wait_ms=%lld",
+             q->cfg->url, status, curl_code == CURLE_OK ? "" : curl_easy_strerror((CURLcode)curl_code),
+             (long long)wait);
+    sh->retry_at = now_ms + (wait > 0 ? wait : 1);
+}
+
+void rw_queue_key(const config_remote_write *cfg, char out[17]) {
+    XXH3_state_t *st = XXH3_createState();
+    uint64_t h = 0;
+    if (st) {
+        XXH3_64bits_reset(st);
+        XXH3_64bits_update(st, cfg->url, strlen(cfg->url) + 1);
+        if (cfg->name)
+            XXH3_64bits_update(st, cfg->name, strlen(cfg->name));
+        h = XXH3_64bits_digest(st);
+        XXH3_freeState(st);
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+/* The saved position, or segment -1 (a first start). */
+static storage_wal_pos progress_read(const char *dir) {
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/progress", dir);
+    storage_wal_pos p = {-1, 0};
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return p;
+    int seg;
+    long long off;
+    if (fscanf(f, "%d %lld", &seg, &off) == 2 && seg >= 0 && off >= 0)
+        p = (storage_wal_pos){seg, off};
+    fclose(f);
+    return p;
+}
+
+int rw_queue_new(const config_remote_write *cfg, const config_label *ext, size_t next,
+                 const remote_options *o, void *multi, const rw_metrics *m, rw_queue **out, kiln_err *err) {
+    *out = NULL;
+    rw_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    q->cfg = cfg;
+    q->ext = ext;
+    q->next = next;
+    q->o = *o;
+    q->multi = multi;
+    q->m = *m;
+    arena_init(&q->tmp, 0);
+    q->capacity = cfg->queue.capacity ? (size_t)cfg->queue.capacity : 1;
+    q->max_send = cfg->queue.max_samples_per_send ? (size_t)cfg->queue.max_samples_per_send : 1;
+    char key[17];
+    rw_queue_key(cfg, key);
+    snprintf(q->dir, sizeof q->dir, "%s/remote/%s", o->data_dir, key);
+    int rc = fileio_mkdir_p(q->dir, err);
+    if (rc)
+        goto fail;
+    q->progress = progress_read(q->dir);
+    if ((rc = storage_wal_tail_open(o->data_dir, q->progress, &q->tail, err)))
+        goto fail;
+    load_credentials(q);
+    q->desired = cfg->queue.min_shards ? (size_t)cfg->queue.min_shards : 1;
+    if ((rc = shards_make(q, q->desired))) {
+        kiln_err_set(err, rc, "remote write %s: cannot set up the shards", cfg->url);
+        goto fail;
+    }
+    q->reshard_at = time_now_ms() + RW_RESHARD_EVERY_MS;
+    metric_set(q->m.shards_min, (double)cfg->queue.min_shards);
+    metric_set(q->m.shards_max, (double)cfg->queue.max_shards);
+    metric_set(q->m.shards_desired, (double)q->desired);
+    if (cfg->protobuf_message && strcmp(cfg->protobuf_message, "prometheus.WriteRequest") != 0)
+        LOG_WARN("remote write: kiln sends remote write 1.0 only", "url=%s protobuf_message=%s", cfg->url,
+                 cfg->protobuf_message);
+    LOG_INFO("remote write: starting", "url=%s segment=%d offset=%lld", cfg->url, q->progress.segment,
+             (long long)q->progress.offset);
+    *out = q;
+    return 0;
+fail:
+    rw_queue_free(q);
+    return rc;
+}
+
+const config_remote_write *rw_queue_config(const rw_queue *q) {
+    return q->cfg;
+}
+
+void rw_queue_rebind(rw_queue *q, const config_remote_write *cfg, const config_label *ext) {
+    q->cfg = cfg;
+    q->ext = ext;
+}
+
+void rw_queue_free(rw_queue *q) {
+    if (!q)
+        return;
+    if (q->tail)
+        progress_write(q);
+    shards_free(q);
+    storage_wal_tail_close(q->tail);
+    for (size_t i = 0; i < q->nseries; i++)
+        free(q->series[i].lbl);
+    free(q->series);
+    free(q->keys);
+    free(q->vals);
+    buf_free(&q->raw);
+    buf_free(&q->scratch);
+    buf_free(&q->user);
+    buf_free(&q->pass);
+    buf_free(&q->auth);
+    arena_free(&q->tmp);
+    free(q);
+}

@@ -1,0 +1,71 @@
+/*
+ * remote_int.h - what remote/'s files share (private to them):
+ *
+ *   wire.c    prometheus.WriteRequest (remote write 1.0) encoding, snappy
+ *   queue.c   one remote_write queue: series cache, shards, sending, progress
+ *   remote.c  the sender thread, its libcurl multi handle, reloads, metrics
+ *
+ * Threading: a queue belongs to the sender thread.
+ */
+#ifndef KILN_REMOTE_REMOTE_INT_H
+#define KILN_REMOTE_REMOTE_INT_H
+
+#include <stdint.h>
+
+#include "remote/remote.h"
+
+/* ---- wire.c ---------------------------------------------------------------- */
+
+/* Appends the TimeSeries' repeated `labels` fields for ls[0..n) (each a
+ * prometheus.Label) to out: what a series contributes to every sample sent. */
+void wire_labels(buf *out, const label *ls, size_t n);
+
+/* Appends one WriteRequest.timeseries entry: the encoded labels and one
+ * sample. */
+void wire_timeseries(buf *out, const uint8_t *labels, size_t len, int64_t t, double v);
+
+/* Replaces raw's bytes by their snappy block compression (scratch is
+ * reused); 0 or KILN_ENOMEM. */
+KILN_MUST_CHECK int wire_snappy(buf *raw, buf *scratch);
+
+/* ---- queue.c --------------------------------------------------------------- */
+
+typedef struct rw_queue rw_queue;
+
+/* The metric children of a queue (remote.c creates and removes them). */
+typedef struct rw_metrics {
+    metric_child *samples, *failed, *retried, *dropped, *pending, *highest_in, *highest_sent, *shards,
+        *shards_desired, *shards_min, *shards_max, *bytes, *duration;
+} rw_metrics;
+
+/* A queue for cfg (borrowed: the caller keeps the configuration alive) with
+ * the global external labels ext[0..next), its progress under
+ * <data_dir>/remote/<key>/.  multi is the sender's libcurl multi handle. */
+KILN_MUST_CHECK int rw_queue_new(const config_remote_write *cfg, const config_label *ext, size_t next,
+                                 const remote_options *o, void *multi, const rw_metrics *m, rw_queue **out,
+                                 kiln_err *err);
+
+/* One round on the sender thread: reads the WAL while the shards have
+ * room, starts the batches that are due; returns how long the thread may
+ * wait (ms) before the next round. */
+int64_t rw_queue_step(rw_queue *q, int64_t now_ms);
+
+/* A transfer of this queue completed (handle e, curl code, HTTP status). */
+void rw_queue_done(rw_queue *q, void *e, int curl_code, long status, int64_t now_ms);
+
+/* Whether libcurl handle e belongs to q. */
+int rw_queue_owns(const rw_queue *q, void *e);
+
+const config_remote_write *rw_queue_config(const rw_queue *q);
+
+/* After a reload that kept the queue: the equal configuration it borrows
+ * from now on (libcurl holds copies of what it was given). */
+void rw_queue_rebind(rw_queue *q, const config_remote_write *cfg, const config_label *ext);
+
+/* Writes the progress, removes the transfers from the multi handle, frees. */
+void rw_queue_free(rw_queue *q);
+
+/* The directory name of a queue's progress: a hash of its url and name. */
+void rw_queue_key(const config_remote_write *cfg, char out[17]);
+
+#endif
