@@ -7,10 +7,14 @@ value, a missing alert, an extra alert, a wrong annotation, wrong labels, bad
 series notation, a file that is not valid YAML or has unknown keys and wrong
 types, a bad duration, a rule file that does not load, a rule whose
 evaluation fails, a repeated group in group_eval_order and the smaller
-mistakes of fail_misc.yml.  Then what only kiln does: its own message for a
-missing file, and the temporary directory of the test data removed."""
+mistakes of fail_misc.yml.  Generated files (fixed seeds) compare the two
+on hundreds of series lines and exp_samples labels drawn from pieces of good
+and bad notation, and on alerts over random inputs.  Then what only kiln
+does: its own message for a missing file, and the temporary directory of the
+test data removed."""
 import glob
 import os
+import random
 import subprocess
 import tempfile
 import unittest
@@ -91,6 +95,102 @@ class RulesUnitTest(unittest.TestCase):
         rc, out, _ = self.compare(["pass.yml", "fail_value.yml", "pass_no_interval.yml"])
         self.assertEqual(rc, 1)
         self.assertTrue(out.startswith("Unit Testing:  pass.yml\n  SUCCESS\n\nUnit Testing:  fail_value.yml\n"))
+
+    def generated_compare(self, files):
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, text in files.items():
+                with open(os.path.join(tmp, name), "w") as f:
+                    f.write(text)
+            want = subprocess.run([PROMTOOL, "test", "rules", "t.yml"], cwd=tmp, capture_output=True, text=True)
+            got = subprocess.run([KILN_BIN, "test", "rules", "t.yml"], cwd=tmp, capture_output=True, text=True)
+            self.assertEqual(got.returncode, want.returncode)
+            self.assertEqual(got.stdout, want.stdout)
+            self.assertEqual(got.stderr, want.stderr)
+            return want.stderr
+
+    def test_generated_series_notation(self):
+        # series lines drawn from pieces of good and bad notation: each test
+        # group fails with the parser's error, or shows what was loaded
+        rnd = random.Random(4)
+        metric = ["up", "a:b", "sum", "ignoring", "", "{", "}", '{a="b"}', '{a="b",}', "{a=b}", "{a}", "{,}",
+                  '{a="\\q"}', '{a="x\\x41"}', "{a='s'}", "{a=`r`}", '{a!="b"}', "bool", "inf", "1", "(", " ",
+                  "x", "_", "start", "atan2", "@", "#", '{a=""}', 'up{__name__="x"}']
+        values = ["1", "2.5", "-1", "+3", "1+2x3", "1-2x3", "1x3", "_", "_x2", "stale", "stale+1x2", "1e3", ".5",
+                  "0x1", "010", "Inf", "-Inf", "NaN", "a", "sum", "x", "+", "-", "1+x", "1x", "1x-1", "1x2.5", "1e",
+                  "1e999", "#", "{", ",", "1+2", "_+1", "08", "-0", "1.5.5", "1x1x1", "(", "-stale", "1E+2"]
+        lines = ["tests:"]
+        for _ in range(300):
+            m = "".join(rnd.choice(metric) for _ in range(rnd.randint(0, 2)))
+            v = " ".join(rnd.choice(values) for _ in range(rnd.randint(0, 4)))
+            lines += ["  - interval: 1m", "    input_series:", "      - series: '%s'" % m.replace("'", "''"),
+                      "        values: '%s'" % v.replace("'", "''"), "    promql_expr_test:",
+                      "      - expr: '{__name__=~\".+\"} or vector(7)'", "        eval_time: 0m",
+                      "        exp_samples: [{labels: sentinel, value: 1}]"]
+        err = self.generated_compare({"t.yml": "\n".join(lines) + "\n"})
+        self.assertIn("parse error", err)
+
+    def test_generated_metrics(self):
+        # exp_samples' labels drawn from pieces of metrics and other PromQL
+        rnd = random.Random(5)
+        parts = ["up", "a:b", "sum", "", "{", "}", '{a="b"}', "{a=b}", "{a}", "{,}", "{a='s'}", '{a!="b"}', "1",
+                 "(", ")", "[", "]", " ", "5m", "0x1F", '"a very long string"', "@", "#c", "by", "and", "==", "!",
+                 ":", "$", "\u00e9", "1e", "offset", "start", "`raw`", "nan"]
+        lines = ["tests:", "  - interval: 1m", "    input_series: [{series: up, values: '1'}]",
+                 "    promql_expr_test:"]
+        for _ in range(300):
+            m = "".join(rnd.choice(parts) for _ in range(rnd.randint(0, 3)))
+            lines += ["      - expr: vector(1)", "        eval_time: 0m",
+                      "        exp_samples: [{labels: '%s', value: 1}]" % m.replace("'", "''")]
+        err = self.generated_compare({"t.yml": "\n".join(lines) + "\n"})
+        self.assertIn("parse error", err)
+
+    def test_generated_alerts(self):
+        # random inputs for alerts with for, keep_firing_for, templated
+        # labels, two rules of one name and a recording rule in between; the
+        # samples every 47 s, so none is exactly 5 minutes before an
+        # evaluation (where Prometheus 3's left-open lookback and 2.42's differ)
+        rnd = random.Random(11)
+        rules = """groups:
+- name: a
+  rules:
+  - alert: A1
+    expr: m > 2
+    for: 2m
+    labels: {sev: "{{ $labels.job }}-x", v: "{{ $value }}"}
+    annotations: {s: "{{ $value | humanize }} {{ $labels.instance }}"}
+  - alert: A2
+    expr: m > 4
+    keep_firing_for: 3m
+  - alert: A3
+    expr: sum by (job) (m) > 5
+    for: 1m
+  - record: job:m:sum
+    expr: sum by (job) (m)
+  - alert: A4
+    expr: job:m:sum > 3
+- name: b
+  rules:
+  - alert: A1
+    expr: m < 1
+    for: 30s
+"""
+        lines = ["rule_files: [rules.yml]", "evaluation_interval: 30s", "tests:"]
+        for _ in range(40):
+            lines += ["  - interval: 47s", "    input_series:"]
+            for i in range(rnd.randint(1, 3)):
+                vals = " ".join(rnd.choice(["0", "1", "3", "5", "7", "_", "stale", "2x2", "6x1", "_x2"])
+                                for _ in range(rnd.randint(3, 10)))
+                lines += ["      - series: 'm{job=\"j%d\", instance=\"i%d\"}'" % (i % 2, i),
+                          "        values: '%s'" % vals]
+            lines.append("    alert_rule_test:")
+            for _ in range(4):
+                lines += ["      - eval_time: %ds" % (rnd.randint(0, 24) * 30),
+                          "        alertname: %s" % rnd.choice(["A1", "A2", "A3", "A4"]),
+                          "        exp_alerts: [{exp_labels: {job: none}}]"]
+            lines += ["    promql_expr_test:", "      - expr: ALERTS_FOR_STATE",
+                      "        eval_time: %dm" % rnd.randint(0, 12), "        exp_samples: [{labels: x, value: 1}]"]
+        err = self.generated_compare({"rules.yml": rules, "t.yml": "\n".join(lines) + "\n"})
+        self.assertGreater(err.count("alertname:"), 100)
 
     def test_missing_file(self):
         rc, out, err = run([KILN_BIN, "test", "rules", "pass.yml", "no_such_test.yml"])
