@@ -524,6 +524,33 @@ static void send_body(rw_queue *q, rw_shard *sh, int64_t now_ms) {
     sh->sent_at = now_ms;
 }
 
+size_t rw_shards_desired(size_t cur, size_t min, size_t max, double in_rate, double out_rate,
+                         double out_secs_rate, double lag_s) {
+    size_t desired = cur;
+    if (out_rate > 0) {
+        double per_sample = out_secs_rate / out_rate; /* seconds of sending a sample takes */
+        double backlog = lag_s > 0 ? lag_s * in_rate : 0;
+        double want = per_sample * (in_rate + 0.05 * backlog);
+        if (want < (double)cur * 0.7 || want > (double)cur * 1.3)
+            desired = (size_t)ceil(want);
+    }
+    if (desired < min)
+        desired = min;
+    if (desired > max)
+        desired = max;
+    return desired < 1 ? 1 : desired;
+}
+
+int rw_batch_due(size_t n, size_t max_send, size_t capacity, int64_t oldest_ms, int64_t deadline_ms,
+                 int64_t now_ms) {
+    return n > 0 && (n >= max_send || n >= capacity || now_ms - oldest_ms >= deadline_ms);
+}
+
+int64_t rw_backoff_next(int64_t cur, int64_t max) {
+    int64_t next = cur > 0 ? cur * 2 : 30;
+    return next > max ? max : next;
+}
+
 /* Prometheus' calculateDesiredShards, every RW_RESHARD_EVERY_MS. */
 static void reshard_check(rw_queue *q, int64_t now_ms) {
     if (now_ms < q->reshard_at)
@@ -536,21 +563,15 @@ static void reshard_check(rw_queue *q, int64_t now_ms) {
     q->out_secs_rate = a * (q->out_secs_period / secs) + (1 - a) * q->out_secs_rate;
     q->in_period = q->out_period = 0;
     q->out_secs_period = 0;
-    size_t desired = q->nshards;
-    if (q->out_rate > 0) {
-        double per_sample = q->out_secs_rate / q->out_rate;
-        double backlog = (double)(q->highest_in_ms - q->highest_sent_ms) / 1000.0 * q->in_rate;
-        double want = per_sample * (q->in_rate + 0.05 * (backlog > 0 ? backlog : 0));
-        double lo = (double)q->nshards * 0.7, hi = (double)q->nshards * 1.3;
-        if (want < lo || want > hi)
-            desired = (size_t)ceil(want);
-    }
-    if (desired < q->cfg->queue.min_shards)
-        desired = q->cfg->queue.min_shards;
-    if (desired > q->cfg->queue.max_shards)
-        desired = q->cfg->queue.max_shards;
-    if (desired < 1)
-        desired = 1;
+    int failing = 0;
+    for (size_t i = 0; i < q->nshards; i++)
+        failing |= q->shards[i].retry_at != 0;
+    /* while sends fail, more shards would not drain anything (Prometheus' shouldReshard) */
+    size_t desired = failing ? q->nshards
+                             : rw_shards_desired(q->nshards, (size_t)q->cfg->queue.min_shards,
+                                                 (size_t)q->cfg->queue.max_shards, q->in_rate, q->out_rate,
+                                                 q->out_secs_rate,
+                                                 (double)(q->highest_in_ms - q->highest_sent_ms) / 1000.0);
     q->desired = desired;
     metric_set(q->m.shards_desired, (double)desired);
 }
@@ -567,9 +588,9 @@ int64_t rw_queue_step(rw_queue *q, int64_t now_ms) {
             idle = 0;
             continue;
         }
-        if (!sh->retry_at && sh->n &&
-            (sh->n >= q->max_send || sh->n == q->capacity || now_ms - sh->oldest_ms >= deadline ||
-             q->desired != q->nshards))
+        if (!sh->retry_at &&
+            (rw_batch_due(sh->n, q->max_send, q->capacity, sh->oldest_ms, deadline, now_ms) ||
+             (sh->n && q->desired != q->nshards)))
             start_batch(q, sh, now_ms);
         if (sh->retry_at && sh->retry_at <= now_ms)
             send_body(q, sh, now_ms);
@@ -650,8 +671,7 @@ void rw_queue_done(rw_queue *q, void *handle, int curl_code, long status, int64_
     int64_t hint = status == 429 ? retry_after_ms(sh->e) : -1;
     if (hint >= 0)
         wait = hint;
-    sh->backoff_ms =
-        sh->backoff_ms * 2 > q->cfg->queue.max_backoff_ms ? q->cfg->queue.max_backoff_ms : sh->backoff_ms * 2;
+    sh->backoff_ms = rw_backoff_next(sh->backoff_ms, q->cfg->queue.max_backoff_ms);
     metric_add(q->m.retried, (double)sh->nbatch);
     LOG_WARN("remote write: failed to send a batch, retrying", "url=%s status=%ld err=%s wait_ms=%lld",
              q->cfg->url, status, curl_code == CURLE_OK ? "" : curl_easy_strerror((CURLcode)curl_code),

@@ -65,6 +65,24 @@ void rw_queue_rebind(rw_queue *q, const config_remote_write *cfg, const config_l
 /* Writes the progress, removes the transfers from the multi handle, frees. */
 void rw_queue_free(rw_queue *q);
 
+/*
+ * The shard count Prometheus' calculateDesiredShards arrives at: the
+ * seconds a sample takes to send (out_secs_rate / out_rate) times the rate
+ * samples come in plus 5% of the backlog (lag_s seconds of input) a second;
+ * cur unless that differs by more than 30%; within min..max, at least 1.
+ * Rates are per second (EWMA); out_rate 0 keeps cur.
+ */
+size_t rw_shards_desired(size_t cur, size_t min, size_t max, double in_rate, double out_rate,
+                         double out_secs_rate, double lag_s);
+
+/* Whether a shard holding n samples, the oldest queued at oldest_ms, sends
+ * a batch now: it holds max_send, or is full, or the deadline passed. */
+int rw_batch_due(size_t n, size_t max_send, size_t capacity, int64_t oldest_ms, int64_t deadline_ms,
+                 int64_t now_ms);
+
+/* The backoff after one of cur ms: doubled, at most max (30 ms after 0). */
+int64_t rw_backoff_next(int64_t cur, int64_t max);
+
 /* The directory name of a queue's progress: a hash of its url and name. */
 void rw_queue_key(const config_remote_write *cfg, char out[17]);
 

@@ -184,14 +184,18 @@ class FakeHandler(http.server.BaseHTTPRequestHandler):
 
 
 class TestFailureModes(unittest.TestCase):
-    def test_500_429_400_and_timeout(self):
+    def start_receiver(self):
+        """A FakeReceiver on its own thread, and a kiln (not started) to point at it."""
         srv = FakeReceiver()
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         self.addCleanup(srv.server_close)
         self.addCleanup(srv.shutdown)
-        base = f"http://127.0.0.1:{srv.server_address[1]}"
         k = Kiln(config=None)
         self.addCleanup(k.cleanup)
+        return srv, f"http://127.0.0.1:{srv.server_address[1]}", k
+
+    def test_500_429_400_and_timeout(self):
+        srv, base, k = self.start_receiver()
         q = "queue_config: {batch_send_deadline: 300ms, min_backoff: 100ms, max_backoff: 500ms, retry_on_http_429: true}"
         with open(k.config_path, "w") as f:
             f.write(f"""
@@ -246,6 +250,35 @@ remote_write:
         hang = [e for e in log if e[1] == "hang"]
         self.assertEqual(hang[1][2], 200)
         self.assertIn("Timeout", k.read_log())
+        self.assertEqual(k.stop(), 0)
+
+    def test_reload_keeps_unchanged_queues(self):
+        _, base, k = self.start_receiver()
+
+        def write(deadline_b):
+            with open(k.config_path, "w") as f:
+                f.write(f"""
+global: {{scrape_interval: 1s}}
+scrape_configs:
+  - job_name: kiln
+    static_configs: [{{targets: ["{k.addr}"]}}]
+remote_write:
+  - {{url: {base}/a, queue_config: {{batch_send_deadline: 200ms}}}}
+  - {{url: {base}/b, queue_config: {{batch_send_deadline: {deadline_b}}}}}
+""")
+        write("200ms")
+        k.start()
+        m = lambda mode: metric(k, "samples_total", f"{base}/{mode}") or 0
+        self.assertTrue(wait_for(lambda: m("a") > 0 and m("b") > 0, timeout=20, step=0.2))
+        before_a = m("a")
+        write("300ms")
+        k.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: k.read_log().count("remote write: starting") == 3, timeout=10))
+        log = k.read_log()
+        self.assertEqual(log.count(f"url={base}/a segment"), 1)  # kept running
+        self.assertEqual(log.count(f"url={base}/b segment"), 2)  # restarted
+        # the kept queue's counter went on; the restarted one sends again, from its progress
+        self.assertTrue(wait_for(lambda: m("a") > before_a and m("b") > 0, timeout=20, step=0.2))
         self.assertEqual(k.stop(), 0)
 
 
