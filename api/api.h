@@ -69,8 +69,10 @@ typedef struct http_server_opts {
     const char *listen_address; /* "host:port", host may be empty or 0.0.0.0 */
     int max_connections;        /* accepted connections beyond get 503 and are closed */
     int64_t read_timeout_ms;    /* whole request must arrive within; also the keep-alive idle time */
-    size_t max_header_bytes;    /* request line + headers; beyond: 431 */
+    size_t max_header_bytes;    /* request line + headers, every byte received; beyond: 431 */
     size_t max_body_bytes;      /* beyond: 413 */
+    size_t max_pending_bytes;   /* what all unfinished requests may hold together (at least one
+                                 * request of the largest size); beyond: 503 */
     int64_t shutdown_grace_ms;  /* how long http_server_shutdown waits for in-flight requests */
 } http_server_opts;
 

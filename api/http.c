@@ -7,10 +7,15 @@
  * thread unless the route is INLINE), the response is written, and only then
  * does parsing resume.  That is how pipelined requests are answered in order.
  *
- * Bounds: request line + headers (431), body (413, also checked against
- * Content-Length before the body is read), one timer per connection that
- * closes it when a request does not arrive whole within read_timeout (a slow
- * client holds only its own connection), and a cap on open connections.
+ * Bounds: request line + headers, every byte received (431: the callbacks
+ * check up to their data's end, conn_process adds what no callback saw),
+ * body (413, also checked against Content-Length before the body is read),
+ * one timer per connection that closes it when a request does not arrive
+ * whole within read_timeout (a slow client holds only its own connection),
+ * a cap on open connections, and one on the memory all unfinished requests
+ * hold together (srv->pending, 503).  A request's headers are kept as
+ * received, "name\0value\0" in one buffer, so what a connection holds is
+ * about what it sent; pipelined input is read at most one read ahead.
  *
  * Three pools run handlers.  Routes flagged HTTP_ROUTE_QUEUED (query,
  * query_range) run on the query pool (workpool.c), threads of the server's
@@ -59,9 +64,9 @@ typedef struct http_route_entry {
     const char *label;
 } http_route_entry;
 
-typedef struct hdr_acc {
-    buf name, value;
-} hdr_acc;
+/* What one read asks for (the input buffer holds about one read between
+ * requests; 64 KiB stays below malloc's mmap threshold). */
+#define CONN_READ_SIZE 65536
 
 typedef struct http_conn http_conn;
 typedef struct http_work http_work;
@@ -79,6 +84,8 @@ struct http_server {
     int inflight; /* requests dispatched and not yet answered */
     int shutting_down;
     int accept_pending; /* a connection waits in the backlog: the limit is reached */
+    size_t pending;     /* bytes the unfinished requests hold (their accumulators' capacity) */
+    size_t max_pending; /* beyond: 503 */
     uv_timer_t grace_timer;
     int grace_timer_open;
     int listener_open;
@@ -112,13 +119,17 @@ struct http_conn {
     int rejected; /* an error answer is on its way; nothing more is read */
     int closing;
     int want_close; /* close after the current response */
-    /* the request being parsed */
+    /* the request being parsed: its headers as "name\0value\0" pairs in
+     * head, nhdrs of them (http-parser refuses a NUL in either); held is
+     * the capacity of url, head and body, counted in srv->pending */
     int in_request;
-    buf url;
-    hdr_acc *hdrs;
-    size_t nhdrs, cap_hdrs;
+    buf url, head;
+    size_t nhdrs;
     int last_was_value;
-    size_t header_bytes;
+    int headers_done;
+    size_t header_bytes;   /* received before this parse call: request line and headers */
+    const char *exec_base; /* where this parse call started in c->in */
+    size_t held;
     buf body;
     int reject_status; /* set by a callback that stops the parser */
     char reject_msg[160];
@@ -154,6 +165,7 @@ void http_server_opts_default(http_server_opts *o) {
     o->max_connections = 512;
     o->read_timeout_ms = 5 * 60 * 1000;
     o->max_header_bytes = 64 * 1024;
+    o->max_pending_bytes = 256 << 20;
     o->max_body_bytes = 64 * 1024 * 1024;
     o->shutdown_grace_ms = 5000;
 }
@@ -179,6 +191,15 @@ int http_server_new(uv_loop_t *loop, const http_server_opts *opts, http_server *
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
     s->loop = loop;
     s->opts = *opts;
+    /* one request of the largest size fits, its buffers grown by doubling */
+    s->max_pending = 2 * (opts->max_body_bytes + 2 * opts->max_header_bytes);
+    if (s->max_pending < opts->max_pending_bytes)
+        s->max_pending = opts->max_pending_bytes;
+    /* http-parser's own bound (80 KiB, process-wide) must not come first */
+    if (opts->max_header_bytes >= HTTP_MAX_HEADER_SIZE)
+        http_parser_set_max_header_size((uint32_t)(opts->max_header_bytes < UINT32_MAX - 4096
+                                                       ? opts->max_header_bytes + 4096
+                                                       : UINT32_MAX));
     long lookup_threads = 2 * sysconf(_SC_NPROCESSORS_ONLN);
     if (workpool_new(loop, opts->max_connections, &s->qpool) != 0 ||
         workpool_new(loop,
@@ -416,15 +437,17 @@ static void conn_close(http_conn *c);
 static void maybe_done(http_server *s);
 
 static void request_reset(http_conn *c) {
-    buf_reset(&c->url);
-    for (size_t i = 0; i < c->nhdrs; i++) {
-        buf_free(&c->hdrs[i].name);
-        buf_free(&c->hdrs[i].value);
-    }
+    buf_free(&c->url);
+    buf_free(&c->head);
     c->nhdrs = 0;
     c->last_was_value = 0;
+    c->headers_done = 0;
     c->header_bytes = 0;
     buf_free(&c->body);
+    if (c->held) { /* never for a busy connection: its request was reset at dispatch */
+        c->srv->pending -= c->held;
+        c->held = 0;
+    }
     c->reject_status = 0;
     c->message_done = 0;
     c->in_request = 0;
@@ -433,8 +456,6 @@ static void request_reset(http_conn *c) {
 static void conn_free(http_conn *c) {
     request_reset(c);
     tls_conn_free(c->tls);
-    free(c->hdrs);
-    buf_free(&c->url);
     buf_free(&c->in);
     free(c);
 }
@@ -546,10 +567,32 @@ static int out_of_memory_in_cb(http_conn *c) {
     return reject_in_cb(c, 500, "out of memory\n");
 }
 
-static int count_header_bytes(http_conn *c, size_t n) {
-    c->header_bytes += n;
-    if (c->header_bytes > c->srv->opts.max_header_bytes)
+/* The request line and headers received so far, up to at + n in this
+ * parse call (separators, line ends and whitespace included), against
+ * --web.max-header-bytes. */
+static int check_header_bytes(http_conn *c, const char *at, size_t n) {
+    if (c->header_bytes + (size_t)(at + n - c->exec_base) > c->srv->opts.max_header_bytes)
         return reject_in_cb(c, 431, "request header fields too large\n");
+    return 0;
+}
+
+/*
+ * Appends to one of the request's accumulators and accounts for what it
+ * holds: the unfinished requests of all connections hold at most
+ * max_pending_bytes (beyond, this one gets 503 and is closed: its client may
+ * retry); one request of the largest size always fits.
+ */
+static int acc_append(http_conn *c, buf *b, const char *at, size_t n) {
+    if (buf_append(b, at, n))
+        return out_of_memory_in_cb(c);
+    size_t held = c->url.cap + c->head.cap + c->body.cap;
+    if (held > c->held) {
+        http_server *s = c->srv;
+        s->pending += held - c->held;
+        c->held = held;
+        if (s->pending > s->max_pending)
+            return reject_in_cb(c, 503, "server busy: too much request data in progress, retry later\n");
+    }
     return 0;
 }
 
@@ -561,44 +604,66 @@ static int on_message_begin(http_parser *p) {
 
 static int on_url(http_parser *p, const char *at, size_t n) {
     http_conn *c = p->data;
-    if (count_header_bytes(c, n))
+    if (check_header_bytes(c, at, n))
         return 1;
-    return buf_append(&c->url, at, n) ? out_of_memory_in_cb(c) : 0;
+    return acc_append(c, &c->url, at, n);
 }
 
+/* A field after a value starts a header: the value before it ends with its
+ * NUL.  http-parser calls on_header_value for an empty value too, with
+ * n = 0, so names and values alternate. */
 static int on_header_field(http_parser *p, const char *at, size_t n) {
     http_conn *c = p->data;
-    if (count_header_bytes(c, n))
+    if (check_header_bytes(c, at, n))
         return 1;
     if (c->nhdrs == 0 || c->last_was_value) {
-        if (array_grow((void **)&c->hdrs, &c->cap_hdrs, c->nhdrs + 1, sizeof *c->hdrs) != 0)
-            return out_of_memory_in_cb(c);
-        memset(&c->hdrs[c->nhdrs], 0, sizeof c->hdrs[0]);
+        if (c->nhdrs && acc_append(c, &c->head, "", 1))
+            return 1;
         c->nhdrs++;
         c->last_was_value = 0;
     }
-    return buf_append(&c->hdrs[c->nhdrs - 1].name, at, n) ? out_of_memory_in_cb(c) : 0;
+    return acc_append(c, &c->head, at, n);
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n) {
     http_conn *c = p->data;
-    if (count_header_bytes(c, n))
+    if (check_header_bytes(c, at, n))
         return 1;
     if (c->nhdrs == 0)
         return 1;
+    if (!c->last_was_value && acc_append(c, &c->head, "", 1))
+        return 1; /* the name's NUL */
     c->last_was_value = 1;
-    return buf_append(&c->hdrs[c->nhdrs - 1].value, at, n) ? out_of_memory_in_cb(c) : 0;
+    return acc_append(c, &c->head, at, n);
+}
+
+/* Walks the pairs of c->head: the next after *p (NULL: the first), or 0 at
+ * the end.  Only once the headers are complete (every pair ends). */
+static int head_next(const http_conn *c, const char **p, const char **name, const char **value) {
+    const char *end = c->head.data + c->head.len;
+    const char *q = *p ? *p : c->head.data;
+    if (!q || q >= end)
+        return 0;
+    *name = q;
+    *value = q + strlen(q) + 1;
+    *p = *value + strlen(*value) + 1;
+    return *p <= end;
 }
 
 static const char *acc_header(http_conn *c, const char *name) {
-    for (size_t i = 0; i < c->nhdrs; i++)
-        if (c->hdrs[i].name.data && strcasecmp(c->hdrs[i].name.data, name) == 0)
-            return c->hdrs[i].value.data ? c->hdrs[i].value.data : "";
+    const char *p = NULL, *n, *v;
+    while (head_next(c, &p, &n, &v))
+        if (strcasecmp(n, name) == 0)
+            return v;
     return NULL;
 }
 
 static int on_headers_complete(http_parser *p) {
     http_conn *c = p->data;
+    c->headers_done = 1;
+    /* the last pair's end (an empty value when none came) */
+    if (c->nhdrs && acc_append(c, &c->head, "\0", c->last_was_value ? 1 : 2))
+        return 1;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->opts.max_body_bytes) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body too large: %llu bytes, limit %zu\n",
@@ -618,7 +683,7 @@ static int on_body(http_parser *p, const char *at, size_t n) {
         snprintf(msg, sizeof msg, "request body too large: limit %zu bytes\n", c->srv->opts.max_body_bytes);
         return reject_in_cb(c, 413, msg);
     }
-    return buf_append(&c->body, at, n) ? out_of_memory_in_cb(c) : 0;
+    return acc_append(c, &c->body, at, n);
 }
 
 static int on_message_complete(http_parser *p) {
@@ -972,13 +1037,17 @@ static void dispatch(http_conn *c) {
             r->query = arena_strndup(&w->arena, url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
     }
     r->path = url_decode(&w->arena, path, path_len, 0);
-    r->nheaders = c->nhdrs;
+    /* the headers point into one copy of the pairs */
+    char *pairs = arena_alloc(&w->arena, c->head.len + 1);
     r->headers = arena_alloc(&w->arena, (c->nhdrs + 1) * sizeof *r->headers);
-    for (size_t i = 0; i < c->nhdrs && r->headers; i++) {
-        r->headers[i].name =
-            arena_strndup(&w->arena, c->hdrs[i].name.data ? c->hdrs[i].name.data : "", c->hdrs[i].name.len);
-        r->headers[i].value = arena_strndup(&w->arena, c->hdrs[i].value.data ? c->hdrs[i].value.data : "",
-                                            c->hdrs[i].value.len);
+    if (pairs && r->headers) {
+        memcpy(pairs, c->head.data ? c->head.data : "", c->head.len);
+        const char *it = NULL, *n, *v;
+        while (r->nheaders < c->nhdrs && head_next(c, &it, &n, &v)) {
+            r->headers[r->nheaders].name = pairs + (n - c->head.data);
+            r->headers[r->nheaders].value = pairs + (v - c->head.data);
+            r->nheaders++;
+        }
     }
     /* the body buffer moves to the request: no copy of a large body */
     r->body_len = c->body.len;
@@ -1071,9 +1140,15 @@ static void conn_process(http_conn *c) {
     while (!c->busy && !c->rejected && !c->closing && c->in_off < c->in.len) {
         http_parser_pause(&c->parser, 0);
         size_t avail = c->in.len - c->in_off;
-        size_t n = http_parser_execute(&c->parser, &parser_settings, c->in.data + c->in_off, avail);
+        c->exec_base = c->in.data + c->in_off;
+        size_t n = http_parser_execute(&c->parser, &parser_settings, c->exec_base, avail);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         c->in_off += n;
+        /* every byte of the request line and headers counts, whitespace and
+         * line ends too: what the callbacks did not see is added here */
+        if (!c->reject_status && c->in_request && !c->headers_done &&
+            (c->header_bytes += n) > c->srv->opts.max_header_bytes)
+            reject_in_cb(c, 431, "request header fields too large\n");
         if (c->reject_status) {
             conn_reject(c, c->reject_status, c->reject_msg);
             return;
@@ -1096,6 +1171,9 @@ static void conn_process(http_conn *c) {
             break;
     }
     if (c->in_off == c->in.len) {
+        /* drained: a buffer grown past one read's size is given back */
+        if (c->in.cap > 2 * CONN_READ_SIZE)
+            buf_free(&c->in);
         buf_reset(&c->in);
         c->in_off = 0;
     } else if (c->in_off > 65536) {
@@ -1112,7 +1190,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
         tls_conn_alloc(c->tls, b);
         return;
     }
-    if (buf_reserve(&c->in, 65536)) {
+    if (buf_reserve(&c->in, CONN_READ_SIZE - 1)) {
         *b = uv_buf_init(NULL, 0);
         return;
     }
@@ -1140,8 +1218,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
         timer_restart(c); /* the first byte of a request starts its read deadline */
     c->in.len += (size_t)nread;
     c->in.data[c->in.len] = 0;
-    /* a client that pipelines far ahead of our answers is paused */
-    if (c->busy && c->in.len - c->in_off > c->srv->opts.max_header_bytes + c->srv->opts.max_body_bytes) {
+    /* a client that pipelines ahead of our answers is paused: what it sends
+     * next waits in the kernel, not in our memory */
+    if (c->busy && c->in.len - c->in_off >= CONN_READ_SIZE) {
         uv_read_stop(st);
         c->reading_paused = 1;
         return;

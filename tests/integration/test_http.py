@@ -191,5 +191,61 @@ class TestSlowClientsAndLimits(unittest.TestCase):
         self.assertEqual(errors, [])
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class TestHeaderLimits(unittest.TestCase):
+    """--web.max-header-bytes counts the bytes received for the request line
+    and headers, separators and line ends included; and what unfinished
+    requests hold is bounded (issue 16, finding 5)."""
+
+    def setUp(self):
+        self.kiln = Kiln(args=("--web.max-header-bytes=65536",)).start()
+
+    def tearDown(self):
+        code = self.kiln.stop()
+        log = self.kiln.read_log()
+        self.kiln.cleanup()
+        self.assertEqual(code, 0, log[-3000:])
+
+    def test_many_empty_headers_count_their_bytes(self):
+        # 20,000 headers "X:" are 80,000 bytes received but 20,000 bytes of names
+        out = raw_exchange(self.kiln.port, b"GET /-/healthy HTTP/1.1\r\n" + b"X:\r\n" * 20000 + b"\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 431 "), out[:100])
+        # within the limit, counting everything, they pass
+        out = raw_exchange(self.kiln.port, b"GET /-/healthy HTTP/1.1\r\nConnection: close\r\n" +
+                           b"X:\r\n" * 16000 + b"\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 "), out[:100])
+        # whitespace before a value and obsolete line folding count as well
+        out = raw_exchange(self.kiln.port, b"GET /-/healthy HTTP/1.1\r\nX:" + b" " * 70000 + b"v\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 431 "), out[:100])
+        self.assertEqual(self.kiln.get("/-/healthy")[0], 200)
+
+    def test_unfinished_requests_hold_bounded_memory(self):
+        before = rss_kib(self.kiln.proc.pid)
+        # 300 requests, each 60,000 bytes of empty headers (under the limit), never finished
+        head = b"GET /-/healthy HTTP/1.1\r\n" + b"X:\r\n" * 15000
+        socks = []
+        try:
+            for _ in range(300):
+                s = socket.create_connection(("127.0.0.1", self.kiln.port), timeout=10)
+                s.sendall(head)
+                socks.append(s)
+            time.sleep(1)  # kiln reads what was sent
+            grown = rss_kib(self.kiln.proc.pid) - before
+            self.assertEqual(self.kiln.get("/-/healthy")[0], 200)
+        finally:
+            for s in socks:
+                s.close()
+        # 300 x 60 KB received is 18 MB; before the fix each header cost two
+        # allocations (674 MB for the issue's trial)
+        self.assertLess(grown, 100 * 1024, f"unfinished requests grew kiln by {grown / 1024:.0f} MiB")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -105,22 +105,46 @@ static void h_lost_header(http_req *req, http_resp *resp, void *data) {
 typedef struct client {
     int port;
     const char *path;
+    const char *raw; /* sent instead of a GET of path when set */
+    size_t raw_len;
     char answer[2048];
     atomic_int done;
 } client;
 
-/* Sends one GET on a new connection and reads the answer until the server
- * closes it (Connection: close). */
+/* A connection to the loopback port, or -1. */
+static int connect_to(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Writes all of data (the socket is blocking); 0 or -1. */
+static int write_all(int fd, const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t w = write(fd, data, len);
+        if (w <= 0)
+            return -1;
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Sends one GET (or c->raw) on a new connection and reads the answer until
+ * the server closes it (Connection: close). */
 static void *client_run(void *p) {
     client *c = p;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = connect_to(c->port);
     size_t got = 0;
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+    if (fd >= 0) {
         char req[256];
         int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", c->path);
-        if (write(fd, req, (size_t)n) == n) {
+        if (write_all(fd, c->raw ? c->raw : req, c->raw ? c->raw_len : (size_t)n) == 0) {
             ssize_t r;
             while (got < sizeof c->answer - 1 &&
                    (r = read(fd, c->answer + got, sizeof c->answer - 1 - got)) > 0)
@@ -199,12 +223,23 @@ static void client_start(client *c, pthread_t *th, int port, const char *path) {
     ck_assert_int_eq(pthread_create(th, NULL, client_run, c), 0);
 }
 
-/* GET path on a new connection, the loop running until it is answered. */
-static void exchange(uv_loop_t *loop, int port, const char *path, client *c) {
+/* GET path (or raw, raw_len bytes, when raw is set) on a new connection,
+ * the loop running until it is answered. */
+static void exchange_raw(uv_loop_t *loop, int port, const char *path, const char *raw, size_t raw_len,
+                         client *c) {
     pthread_t th;
-    client_start(c, &th, port, path);
+    memset(c, 0, sizeof *c);
+    c->port = port;
+    c->path = path;
+    c->raw = raw;
+    c->raw_len = raw_len;
+    ck_assert_int_eq(pthread_create(&th, NULL, client_run, c), 0);
     pump_until(loop, &c->done, 1);
     pthread_join(th, NULL);
+}
+
+static void exchange(uv_loop_t *loop, int port, const char *path, client *c) {
+    exchange_raw(loop, port, path, NULL, 0, c);
 }
 
 START_TEST(test_lost_append_is_500) {
@@ -343,6 +378,118 @@ START_TEST(test_query_pool) {
 }
 END_TEST
 
+/* ---- header and pending-request limits ------------------------------------ */
+
+/* The headers a handler sees, one "name=value;" each. */
+static void h_headers(http_req *req, http_resp *resp, void *data) {
+    (void)data;
+    buf b = BUF_INIT;
+    for (size_t i = 0; i < req->nheaders; i++)
+        buf_printf(&b, "%s=%s;", req->headers[i].name, req->headers[i].value);
+    http_resp_text(resp, 200, b.data ? b.data : "");
+    buf_free(&b);
+}
+
+/* A request of a line, n copies of hdr, and a blank line, in out. */
+static size_t request_with(char *out, size_t cap, const char *hdr, int n) {
+    size_t len = (size_t)snprintf(out, cap, "GET /h HTTP/1.1\r\nConnection: close\r\n");
+    for (int i = 0; i < n && len + strlen(hdr) + 3 < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s", hdr);
+    len += (size_t)snprintf(out + len, cap - len, "\r\n");
+    return len;
+}
+
+START_TEST(test_header_bytes_count_everything_received) {
+    uv_loop_t loop;
+    char addr[64];
+    int port;
+    http_server_opts o;
+    http_server_opts_default(&o);
+    o.max_header_bytes = 1024;
+    http_server *s = server_new(&loop, &o, &port, addr);
+    ck_assert_int_eq(http_route(s, "GET", "/h", HTTP_ROUTE_INLINE, h_headers, NULL, NULL), 0);
+    server_listen(s);
+    static char req[8192];
+    client c;
+
+    /* names, values, empty values, and the order they came in */
+    size_t len = (size_t)snprintf(
+        req, sizeof req, "GET /h HTTP/1.1\r\nConnection: close\r\nA: 1\r\nEmpty:\r\nB:  two words \r\n\r\n");
+    exchange_raw(&loop, port, NULL, req, len, &c);
+    ck_assert_msg(strstr(c.answer, "\r\n\r\nConnection=close;A=1;Empty=;B=two words ;") != NULL, "%s",
+                  c.answer);
+
+    /* 300 empty headers: 1,200 bytes received, 300 of names */
+    len = request_with(req, sizeof req, "X:\r\n", 300);
+    exchange_raw(&loop, port, NULL, req, len, &c);
+    ck_assert_msg(strncmp(c.answer, "HTTP/1.1 431 ", 13) == 0, "%s", c.answer);
+    /* 200 of them fit (about 840 bytes) */
+    len = request_with(req, sizeof req, "X:\r\n", 200);
+    exchange_raw(&loop, port, NULL, req, len, &c);
+    ck_assert_msg(strncmp(c.answer, "HTTP/1.1 200 ", 13) == 0, "%s", c.answer);
+    /* whitespace before a value, which no callback sees, counts too */
+    len = (size_t)snprintf(req, sizeof req, "GET /h HTTP/1.1\r\nX:%2000sv\r\n\r\n", "");
+    exchange_raw(&loop, port, NULL, req, len, &c);
+    ck_assert_msg(strncmp(c.answer, "HTTP/1.1 431 ", 13) == 0, "%s", c.answer);
+    server_free(&loop, s);
+}
+END_TEST
+
+/* Runs the loop a moment (the server reads what was sent). */
+static void pump_a_while(uv_loop_t *loop) {
+    for (int spins = 0; spins < 100; spins++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+START_TEST(test_unfinished_requests_are_bounded_in_total) {
+    uv_loop_t loop;
+    char addr[64];
+    int port;
+    http_server_opts o;
+    http_server_opts_default(&o);
+    o.max_header_bytes = 1024;
+    o.max_body_bytes = 4096;
+    o.max_pending_bytes = 0; /* the least: one largest request, 2 x (4096 + 2 x 1024) */
+    http_server *s = server_new(&loop, &o, &port, addr);
+    ck_assert_int_eq(http_route(s, "POST", "/h", HTTP_ROUTE_INLINE, h_headers, NULL, NULL), 0);
+    server_listen(s);
+
+    /* two requests with 3,000 of their 4,000 body bytes sent hold about 4 KiB each */
+    static char part[3200];
+    size_t plen = (size_t)snprintf(part, sizeof part, "POST /h HTTP/1.1\r\nContent-Length: 4000\r\n\r\n");
+    memset(part + plen, 'x', 3000);
+    plen += 3000;
+    int held[2];
+    for (int i = 0; i < 2; i++) {
+        held[i] = connect_to(port);
+        ck_assert_int_ge(held[i], 0);
+        ck_assert_int_eq(write_all(held[i], part, plen), 0);
+        pump_a_while(&loop);
+    }
+    /* a third does not fit beside them: 503, and it is closed */
+    client c;
+    exchange_raw(&loop, port, NULL, part, plen, &c);
+    ck_assert_msg(strncmp(c.answer, "HTTP/1.1 503 ", 13) == 0, "%s", c.answer);
+    ck_assert_ptr_nonnull(strstr(c.answer, "too much request data in progress"));
+
+    /* one held request gone, what it held is free again: a whole request passes */
+    close(held[0]);
+    pump_a_while(&loop);
+    static char whole[4200];
+    size_t wlen = (size_t)snprintf(whole, sizeof whole,
+                                   "POST /h HTTP/1.1\r\nConnection: close\r\nContent-Length: 4000\r\n\r\n");
+    memset(whole + wlen, 'x', 4000);
+    wlen += 4000;
+    exchange_raw(&loop, port, NULL, whole, wlen, &c);
+    ck_assert_msg(strncmp(c.answer, "HTTP/1.1 200 ", 13) == 0, "%s", c.answer);
+    close(held[1]);
+    pump_a_while(&loop);
+    server_free(&loop, s);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("http");
     TCase *tc = tcase_create("core");
@@ -350,6 +497,8 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_json_str);
     tcase_add_test(tc, test_lost_append_is_500);
     tcase_add_test(tc, test_query_pool);
+    tcase_add_test(tc, test_header_bytes_count_everything_received);
+    tcase_add_test(tc, test_unfinished_requests_are_bounded_in_total);
     suite_add_tcase(s, tc);
     return s;
 }
