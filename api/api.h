@@ -140,6 +140,17 @@ void http_server_shutdown(http_server *s, void (*done)(void *data), void *data);
 /* Frees the server after shutdown completed. */
 void http_server_free(http_server *s);
 
+/*
+ * For the tests and the fuzzer (tests/fuzz/fuzz_http_request.c): parses
+ * data as one connection's input, handed over `piece` bytes at a time (0:
+ * all at once), with o's limits (max_pending_bytes as given), as the server
+ * does, without a socket.  Returns the number of requests parsed whole, or
+ * -status when one was refused (-431, -413, -400, -503, -500); *nheaders is
+ * the header count of the last request parsed.
+ */
+int http_parse_requests(const http_server_opts *o, const char *data, size_t len, size_t piece,
+                        size_t *nheaders);
+
 /* Number of open connections (for metrics). */
 int http_server_connections(http_server *s);
 

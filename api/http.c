@@ -41,6 +41,7 @@
  * call and response serialisation (gzip included) in work_exec, on a thread
  * of either pool.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <http_parser.h>
 #include <stdio.h>
@@ -51,6 +52,7 @@
 #include <zlib.h>
 
 #include "api.h"
+#include "api/httpmsg.h"
 #include "api/web.h"
 #include "api/workpool.h"
 
@@ -119,6 +121,7 @@ struct http_conn {
     int rejected; /* an error answer is on its way; nothing more is read */
     int closing;
     int want_close; /* close after the current response */
+    int detached;   /* no socket: http_parse_requests' */
     /* the request being parsed: its headers as "name\0value\0" pairs in
      * head, nhdrs of them (http-parser refuses a NUL in either); held is
      * the capacity of url, head and body, counted in srv->pending */
@@ -278,153 +281,6 @@ static http_route_entry *route_find(http_server *s, const char *path, const char
             return r;
     }
     return NULL;
-}
-
-/* ---- request helpers ------------------------------------------------ */
-
-struct http_param {
-    char *name, *value;
-};
-
-static int hexval(int c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into the arena; '+' becomes ' ' when plus_space. */
-static char *url_decode(arena *a, const char *s, size_t n, int plus_space) {
-    char *out = arena_alloc(a, n + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n) {
-            int h = hexval((unsigned char)s[i + 1]);
-            int l = hexval((unsigned char)s[i + 2]);
-            if (h >= 0 && l >= 0) {
-                out[o++] = (char)(h * 16 + l);
-                i += 2;
-                continue;
-            }
-        }
-        out[o++] = plus_space && s[i] == '+' ? ' ' : s[i];
-    }
-    out[o] = 0;
-    return out;
-}
-
-static void parse_pairs(http_req *req, const char *s, size_t n, size_t *cap) {
-    size_t i = 0;
-    while (i < n) {
-        size_t j = i;
-        while (j < n && s[j] != '&' && s[j] != ';')
-            j++;
-        if (j > i) {
-            const char *eq = memchr(s + i, '=', j - i);
-            size_t klen = eq ? (size_t)(eq - (s + i)) : j - i;
-            if (req->nparams == *cap) {
-                size_t nc = *cap ? *cap * 2 : 16;
-                struct http_param *np = arena_alloc(req->arena, nc * sizeof *np);
-                if (!np)
-                    return;
-                if (req->nparams)
-                    memcpy(np, req->params, req->nparams * sizeof *np);
-                req->params = np;
-                *cap = nc;
-            }
-            struct http_param *p = &req->params[req->nparams];
-            p->name = url_decode(req->arena, s + i, klen, 1);
-            p->value = eq ? url_decode(req->arena, eq + 1, (size_t)(s + j - eq - 1), 1)
-                          : url_decode(req->arena, "", 0, 1);
-            if (p->name && p->value)
-                req->nparams++;
-        }
-        i = j + 1;
-    }
-}
-
-static void parse_params(http_req *req) {
-    if (req->params_parsed)
-        return;
-    req->params_parsed = 1;
-    size_t cap = 0;
-    parse_pairs(req, req->query, strlen(req->query), &cap);
-    const char *ct = http_req_header(req, "Content-Type");
-    if (strcmp(req->method, "POST") == 0 && ct &&
-        strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)
-        parse_pairs(req, req->body, req->body_len, &cap);
-}
-
-const char *http_req_param(http_req *req, const char *name) {
-    parse_params(req);
-    for (size_t i = 0; i < req->nparams; i++)
-        if (strcmp(req->params[i].name, name) == 0)
-            return req->params[i].value;
-    return NULL;
-}
-
-size_t http_req_params(http_req *req, const char *name, const char **vals, size_t max) {
-    parse_params(req);
-    size_t n = 0;
-    for (size_t i = 0; i < req->nparams; i++)
-        if (strcmp(req->params[i].name, name) == 0) {
-            if (n < max)
-                vals[n] = req->params[i].value;
-            n++;
-        }
-    return n;
-}
-
-const char *http_req_header(const http_req *req, const char *name) {
-    for (size_t i = 0; i < req->nheaders; i++)
-        if (strcasecmp(req->headers[i].name, name) == 0)
-            return req->headers[i].value;
-    return NULL;
-}
-
-/* ---- response helpers ---------------------------------------------- */
-
-void http_resp_text(http_resp *resp, int status, const char *text) {
-    resp->status = status;
-    snprintf(resp->content_type, sizeof resp->content_type, "text/plain; charset=utf-8");
-    buf_reset(&resp->body);
-    buf_puts(&resp->body, text);
-}
-
-void http_resp_header(http_resp *resp, const char *name, const char *value) {
-    buf_printf(&resp->headers, "%s: %s\r\n", name, value);
-}
-
-void http_resp_json_error(http_resp *resp, int status, const char *type, const char *msg) {
-    resp->status = status;
-    snprintf(resp->content_type, sizeof resp->content_type, "application/json");
-    buf_reset(&resp->body);
-    buf_puts(&resp->body, "{\"status\":\"error\",\"errorType\":");
-    json_str(&resp->body, type);
-    buf_puts(&resp->body, ",\"error\":");
-    json_str(&resp->body, msg);
-    buf_putc(&resp->body, '}');
-}
-
-void http_resp_json_begin(http_resp *resp) {
-    resp->status = 200;
-    snprintf(resp->content_type, sizeof resp->content_type, "application/json");
-    buf_reset(&resp->body);
-    buf_puts(&resp->body, "{\"status\":\"success\",\"data\":");
-}
-
-void http_resp_json_end(http_resp *resp) {
-    buf_putc(&resp->body, '}');
-}
-
-void http_resp_json_success(http_resp *resp, const char *data_json, size_t len) {
-    http_resp_json_begin(resp);
-    buf_append(&resp->body, data_json, len);
-    http_resp_json_end(resp);
 }
 
 /* ---- connections ---------------------------------------------------- */
@@ -631,6 +487,10 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
         return 1;
     if (c->nhdrs == 0)
         return 1;
+    /* http-parser lets a NUL through as a value's first byte; Go refuses
+     * control bytes in values, and the pairs are NUL-separated */
+    if (memchr(at, 0, n))
+        return reject_in_cb(c, 400, "malformed HTTP request: invalid byte in a header value\n");
     if (!c->last_was_value && acc_append(c, &c->head, "", 1))
         return 1; /* the name's NUL */
     c->last_was_value = 1;
@@ -640,14 +500,18 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
 /* Walks the pairs of c->head: the next after *p (NULL: the first), or 0 at
  * the end.  Only once the headers are complete (every pair ends). */
 static int head_next(const http_conn *c, const char **p, const char **name, const char **value) {
+    if (!c->head.data)
+        return 0;
     const char *end = c->head.data + c->head.len;
     const char *q = *p ? *p : c->head.data;
-    if (!q || q >= end)
+    const char *nul = q < end ? memchr(q, 0, (size_t)(end - q)) : NULL;
+    const char *vnul = nul ? memchr(nul + 1, 0, (size_t)(end - nul - 1)) : NULL;
+    if (!vnul)
         return 0;
     *name = q;
-    *value = q + strlen(q) + 1;
-    *p = *value + strlen(*value) + 1;
-    return *p <= end;
+    *value = nul + 1;
+    *p = vnul + 1;
+    return 1;
 }
 
 static const char *acc_header(http_conn *c, const char *name) {
@@ -671,7 +535,7 @@ static int on_headers_complete(http_parser *p) {
         return reject_in_cb(c, 413, msg);
     }
     const char *expect = acc_header(c, "Expect");
-    if (expect && strcasecmp(expect, "100-continue") == 0)
+    if (expect && strcasecmp(expect, "100-continue") == 0 && !c->detached)
         conn_write_raw(c, "HTTP/1.1 100 Continue\r\n\r\n", 25, 0);
     return 0;
 }
@@ -1036,7 +900,7 @@ static void dispatch(http_conn *c) {
         if (u.field_set & (1 << UF_QUERY))
             r->query = arena_strndup(&w->arena, url + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
     }
-    r->path = url_decode(&w->arena, path, path_len, 0);
+    r->path = httpmsg_url_decode(&w->arena, path, path_len, 0);
     /* the headers point into one copy of the pairs */
     char *pairs = arena_alloc(&w->arena, c->head.len + 1);
     r->headers = arena_alloc(&w->arena, (c->nhdrs + 1) * sizeof *r->headers);
@@ -1135,9 +999,13 @@ static void route_request(http_work *w) {
     start_work(w);
 }
 
-/* Parses what is buffered; dispatches at most one request at a time. */
-static void conn_process(http_conn *c) {
-    while (!c->busy && !c->rejected && !c->closing && c->in_off < c->in.len) {
+/*
+ * Parses what c->in holds from c->in_off: 1 when a request is complete (the
+ * parser paused after it), 0 when more input is needed, -1 when the request
+ * is refused (c->reject_status and c->reject_msg say how).
+ */
+static int conn_parse(http_conn *c) {
+    while (c->in_off < c->in.len) {
         http_parser_pause(&c->parser, 0);
         size_t avail = c->in.len - c->in_off;
         c->exec_base = c->in.data + c->in_off;
@@ -1149,38 +1017,95 @@ static void conn_process(http_conn *c) {
         if (!c->reject_status && c->in_request && !c->headers_done &&
             (c->header_bytes += n) > c->srv->opts.max_header_bytes)
             reject_in_cb(c, 431, "request header fields too large\n");
-        if (c->reject_status) {
-            conn_reject(c, c->reject_status, c->reject_msg);
-            return;
-        }
+        if (c->reject_status)
+            return -1;
         if (e != HPE_OK && e != HPE_PAUSED) {
-            char msg[200];
             if (e == HPE_HEADER_OVERFLOW) {
-                conn_reject(c, 431, "request header fields too large\n");
-                return;
+                reject_in_cb(c, 431, "request header fields too large\n");
+            } else {
+                char msg[sizeof c->reject_msg];
+                snprintf(msg, sizeof msg, "malformed HTTP request: %.100s\n", http_errno_description(e));
+                reject_in_cb(c, 400, msg);
             }
-            snprintf(msg, sizeof msg, "malformed HTTP request: %s\n", http_errno_description(e));
-            conn_reject(c, 400, msg);
-            return;
+            return -1;
         }
-        if (c->message_done) {
-            dispatch(c);
-            continue;
-        }
+        if (c->message_done)
+            return 1;
         if (n < avail && e == HPE_OK)
             break;
     }
+    return 0;
+}
+
+/* Gives back the input consumed (and a buffer grown past one read's size). */
+static void conn_compact(http_conn *c) {
     if (c->in_off == c->in.len) {
-        /* drained: a buffer grown past one read's size is given back */
         if (c->in.cap > 2 * CONN_READ_SIZE)
             buf_free(&c->in);
         buf_reset(&c->in);
         c->in_off = 0;
-    } else if (c->in_off > 65536) {
+    } else if (c->in_off > CONN_READ_SIZE) {
         memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
         c->in.len -= c->in_off;
         c->in_off = 0;
     }
+}
+
+/* Parses what is buffered; dispatches at most one request at a time. */
+static void conn_process(http_conn *c) {
+    while (!c->busy && !c->rejected && !c->closing) {
+        int r = conn_parse(c);
+        if (r < 0) {
+            conn_reject(c, c->reject_status, c->reject_msg);
+            return;
+        }
+        if (r == 0)
+            break;
+        dispatch(c);
+    }
+    conn_compact(c);
+}
+
+int http_parse_requests(const http_server_opts *o, const char *data, size_t len, size_t piece,
+                        size_t *nheaders) {
+    http_server s;
+    memset(&s, 0, sizeof s);
+    s.opts = *o;
+    s.max_pending = o->max_pending_bytes;
+    http_conn c;
+    memset(&c, 0, sizeof c);
+    c.srv = &s;
+    c.detached = 1;
+    http_parser_init(&c.parser, HTTP_REQUEST);
+    c.parser.data = &c;
+    int requests = 0, r = 0;
+    *nheaders = 0;
+    for (size_t off = 0; off < len && r >= 0;) {
+        size_t n = piece && piece < len - off ? piece : len - off;
+        if (buf_append(&c.in, data + off, n)) {
+            r = -1;
+            reject_in_cb(&c, 500, "out of memory\n");
+            break;
+        }
+        off += n;
+        while ((r = conn_parse(&c)) == 1) {
+            /* the pairs walk to the buffer's end, one a header */
+            const char *it = NULL, *name, *value;
+            size_t walked = 0;
+            while (head_next(&c, &it, &name, &value))
+                walked++;
+            assert(walked == c.nhdrs && (!c.nhdrs || it == c.head.data + c.head.len));
+            *nheaders = walked;
+            requests++;
+            request_reset(&c);
+        }
+        conn_compact(&c);
+    }
+    int status = r < 0 ? c.reject_status : 0;
+    request_reset(&c);
+    assert(s.pending == 0);
+    buf_free(&c.in);
+    return status ? -status : requests;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
