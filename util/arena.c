@@ -4,13 +4,19 @@
  * Blocks are chained newest first; an allocation larger than the default
  * block size gets a block of its own.  Everything is freed at once.
  *
- * Freed standard-size blocks go to a process-wide pool (up to 256 MB) that
+ * Freed standard-size blocks go to a process-wide pool (up to 512 MB) that
  * every thread's arenas take from: a query allocates and frees hundreds of
  * MB of sample arrays, and memory handed back to the kernel costs a page
  * fault and a zeroed page per 4 KB on the next query (a third of a
  * dashboard query's time).  Like malloc itself it is process-wide state.
  * Sanitizer builds skip the pool so that use-after-free stays visible.
+ *
+ * The pool must not hold a large query's memory for good: when an arena of
+ * ARENA_BIG bytes or more is freed (a large query's result), the pool is cut
+ * to ARENA_POOL_KEEP and the heap trimmed (malloc_trim), so resident memory
+ * falls back while the dashboards' usual queries, smaller, keep their pool.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +48,10 @@ struct arena_block {
 #ifndef ARENA_POOL_MAX
 #define ARENA_POOL_MAX ((size_t)512 << 20) /* bytes */
 #endif
+
+/* An arena this large is a large query's; the pool's size after one is freed. */
+#define ARENA_BIG ((size_t)32 << 20)
+#define ARENA_POOL_KEEP ((size_t)16 << 20)
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static arena_block *pool_head[ARENA_CLASSES];
@@ -125,7 +135,38 @@ char *arena_strndup(arena *a, const char *s, size_t n) {
     return p;
 }
 
+size_t arena_pool_bytes(void) {
+    pthread_mutex_lock(&pool_mu);
+    size_t n = pool_bytes;
+    pthread_mutex_unlock(&pool_mu);
+    return n;
+}
+
+/* Frees pooled blocks, the largest classes first, until the pool holds at
+ * most keep bytes; then gives the heap's free memory back to the kernel. */
+static void pool_shrink(size_t keep) {
+    arena_block *drop = NULL;
+    pthread_mutex_lock(&pool_mu);
+    for (int cls = ARENA_CLASSES - 1; cls >= 0 && pool_bytes > keep; cls--) {
+        while (pool_head[cls] && pool_bytes > keep) {
+            arena_block *b = pool_head[cls];
+            pool_head[cls] = b->next;
+            pool_bytes -= b->cap;
+            b->next = drop;
+            drop = b;
+        }
+    }
+    pthread_mutex_unlock(&pool_mu);
+    while (drop) {
+        arena_block *next = drop->next;
+        free(drop);
+        drop = next;
+    }
+    malloc_trim(0);
+}
+
 void arena_free(arena *a) {
+    int big = a->used_total >= ARENA_BIG;
     arena_block *b = a->head;
     while (b) {
         arena_block *next = b->next;
@@ -146,4 +187,6 @@ void arena_free(arena *a) {
     }
     a->head = NULL;
     a->used_total = 0;
+    if (big)
+        pool_shrink(ARENA_POOL_KEEP);
 }

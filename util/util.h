@@ -208,7 +208,12 @@ void *arena_alloc(arena *a, size_t n);
 /* Like arena_alloc without the zeroing, for memory about to be filled. */
 void *arena_alloc_nz(arena *a, size_t n);
 char *arena_strndup(arena *a, const char *s, size_t n);
+/* Frees the arena's blocks (standard ones to the process-wide pool); after
+ * a large arena (32 MB: a large query's), the pool is cut to 16 MB and the
+ * heap trimmed, so resident memory falls back. */
 void arena_free(arena *a);
+/* The bytes of freed blocks the pool keeps for reuse (0 in sanitizer builds). */
+size_t arena_pool_bytes(void);
 
 /* ---- CRC32C ------------------------------------------------------------ */
 
