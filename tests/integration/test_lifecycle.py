@@ -259,7 +259,7 @@ class TestMemoryAfterLargeQuery(unittest.TestCase):
     def test_resident_memory_falls_back(self):
         k = Kiln(config="scrape_configs: []\n").start()  # no self-scrape: the samples go 12 h back
         try:
-            series, points = 400, 720
+            series, points = 500, 720
             now = int(time.time() * 1000) // 60000 * 60000
             t0 = now - points * 60000
             labels = [[("__name__", "qm"), ("i", str(i)), ("job", "x")] for i in range(series)]
@@ -270,7 +270,7 @@ class TestMemoryAfterLargeQuery(unittest.TestCase):
                 self.assertEqual(st, 204, text)
             time.sleep(1.5)
             before = rss_mb(k.proc.pid)
-            # the answer holds 400 series x 8,640 steps (~55 MB in the query's arena, ~100 MB of JSON)
+            # the answer holds 500 series x 8,640 steps (~70 MB in the query's arena, ~120 MB of JSON)
             q = urllib.parse.urlencode({"query": "rate(qm[5m])", "start": t0 / 1000, "end": now / 1000, "step": "5"})
             st, _, body = k.get("/api/v1/query_range?" + q, timeout=300)
             self.assertEqual(st, 200, body[:300])
@@ -281,7 +281,7 @@ class TestMemoryAfterLargeQuery(unittest.TestCase):
             with open(f"/proc/{k.proc.pid}/maps") as f:
                 sanitized = "libasan" in f.read()
             if not sanitized:
-                self.assertLess(after - before, 40, f"resident {before:.0f} MB before, {after:.0f} MB after")
+                self.assertLess(after - before, 35, f"resident {before:.0f} MB before, {after:.0f} MB after")
             self.assertEqual(k.stop(), 0)
         finally:
             k.cleanup()
