@@ -158,6 +158,8 @@ fuzz: $(FUZZ_BINS)
 
 deps:
 	@sh tests/deps.sh
+	@[ tests/otlp/node_modules/.package-lock.json -nt tests/otlp/package-lock.json ] || \
+		npm ci --prefix tests/otlp --no-audit --no-fund
 
 run: deps
 	@$(MAKE) --no-print-directory bin/kiln

@@ -258,6 +258,52 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp);
 /* NULL is a no-op.  The metrics stay registered (metrics_shutdown frees them). */
 void remotewrite_free(remotewrite *rw);
 
+/* ---- OTLP receiver (api/otlp.c) ---- */
+
+/* How OTLP metric and attribute names become Prometheus names
+ * (configuration.md, otlp.translation_strategy). */
+typedef enum otlp_strategy {
+    OTLP_UNDERSCORE_ESCAPING_WITH_SUFFIXES, /* the default */
+    OTLP_NO_UTF8_ESCAPING_WITH_SUFFIXES,
+    OTLP_NO_TRANSLATION,
+} otlp_strategy;
+
+typedef struct otlp_opts {
+    int enabled;                   /* --web.enable-otlp-receiver; 0: 404 */
+    size_t max_decompressed_bytes; /* gzip bodies inflate to at most this (413 beyond); 0: the default */
+    otlp_strategy strategy;
+    const char *const *promote; /* resource attributes copied onto every series (borrowed) */
+    size_t npromote;
+    int keep_identifying; /* keep service.* on target_info */
+} otlp_opts;
+
+typedef struct otlp otlp;
+
+/* Creates the receiver and registers its kiln_otlp_* metrics (one per
+ * process).  Borrows st and o's strings; copies o. */
+KILN_MUST_CHECK int otlp_new(struct storage *st, const otlp_opts *o, otlp **out, kiln_err *err);
+
+/* Handles POST /api/v1/otlp/v1/metrics: protobuf or JSON body, gzip or
+ * not.  200 with an ExportMetricsServiceResponse (partial_success when some
+ * data points were rejected), 400 with a google.rpc.Status, 404 when
+ * disabled, 413, 415, 500.  Thread-safe. */
+void otlp_handle(otlp *o, http_req *req, http_resp *resp);
+
+/* NULL is a no-op. */
+void otlp_free(otlp *o);
+
+/*
+ * The Prometheus metric name of an OTLP metric (name, unit, kind) under a
+ * strategy, into out (cap bytes, NUL-terminated).  kind: 'g' gauge, 'c'
+ * monotonic sum, 's' non-monotonic sum, 'h' histogram, 'S' summary.
+ * Returns the length, or -1 when it does not fit.  Public for tests.
+ */
+int otlp_metric_name(const char *name, const char *unit, char kind, otlp_strategy strategy, char *out,
+                     size_t cap);
+
+/* An attribute key as a label name (Prometheus' NormalizeLabel), same contract. */
+int otlp_label_name(const char *key, otlp_strategy strategy, char *out, size_t cap);
+
 /* ---- /api/v1 query and metadata (api/v1.c; handlers in query_api.c,
  * metadata.c, tsdb_status.c and admin.c, parameters in params.c) ---- */
 

@@ -55,6 +55,7 @@ enum {
     F_LIFECYCLE,
     F_ADMIN,
     F_RW_RECEIVER,
+    F_OTLP_RECEIVER,
     F_RW_DISABLE,
     F_RW_MAX_BYTES,
     F_TSDB_PATH,
@@ -104,6 +105,8 @@ static flag flags[F_COUNT] = {
                  "Enable API endpoints for admin control actions.", NULL},
     [F_RW_RECEIVER] = {"web.enable-remote-write-receiver", FLAG_BOOL, "false",
                        "Accepted for compatibility with Prometheus; kiln's receiver is on by default.", NULL},
+    [F_OTLP_RECEIVER] = {"web.enable-otlp-receiver", FLAG_BOOL, "false",
+                         "Enable API endpoint accepting OTLP write requests.", NULL},
     [F_RW_DISABLE] = {"web.disable-remote-write-receiver", FLAG_BOOL, "false",
                       "Turn off POST /api/v1/write (it then answers 404).", NULL},
     [F_RW_MAX_BYTES] = {"web.remote-write-max-decompressed-bytes", FLAG_SIZE, "33554432",
@@ -349,6 +352,7 @@ typedef struct kiln {
     metric_child *m_reload_ok, *m_reload_ts, *m_ready;
     storage *st;                    /* set by the start-up work once the WAL is replayed */
     remotewrite *_Atomic rw;        /* set once st is open */
+    otlp *_Atomic otlp;             /* set once st is open */
     api_v1 *qapi;                   /* the /api/v1 query and metadata handlers */
     scrape_manager *_Atomic scrape; /* set once st is open (loop thread) */
     rules_manager *_Atomic rules;   /* set once st is open (loop thread) */
@@ -574,6 +578,17 @@ static void handle_write(http_req *req, http_resp *resp, void *data) {
     remotewrite_handle(rw, req, resp);
 }
 
+/* POST /api/v1/otlp/v1/metrics: 503 until the storage is open. */
+static void handle_otlp(http_req *req, http_resp *resp, void *data) {
+    kiln *k = data;
+    otlp *o = atomic_load(&k->otlp);
+    if (!o) {
+        http_resp_text(resp, 503, "kiln is starting: the WAL replay is not done yet");
+        return;
+    }
+    otlp_handle(o, req, resp);
+}
+
 /* The scrape manager's views for the API. */
 static int scrape_targets_hook(void *d, const char *state, const char *pool, buf *out) {
     return scrape_targets_json(d, state, pool, out);
@@ -740,6 +755,12 @@ static void startup_done(uv_work_t *w, int status) {
     if (remotewrite_new(k->st, &ro, &rw, &rerr) != 0)
         LOG_ERROR("remote-write receiver unavailable", "err=%s", rerr.msg);
     atomic_store(&k->rw, rw);
+    otlp_opts oo = {.enabled = flag_bool(F_OTLP_RECEIVER),
+                    .max_decompressed_bytes = (size_t)flag_int(F_RW_MAX_BYTES)};
+    otlp *ot = NULL;
+    if (otlp_new(k->st, &oo, &ot, &rerr) != 0)
+        LOG_ERROR("OTLP receiver unavailable", "err=%s", rerr.msg);
+    atomic_store(&k->otlp, ot);
     api_v1_set_external_labels(k->qapi, kiln_external_labels, k);
     api_v1_set_storage(k->qapi, k->st);
     if (atomic_load(&k->stopping))
@@ -1003,6 +1024,8 @@ int main(int argc, char **argv) {
     if (api_register_base(k.http, &k.app) != 0 ||
         http_route(k.http, "POST", "/api/v1/write", HTTP_ROUTE_WORKER, handle_write, &k, "/api/v1/write") !=
             0 ||
+        http_route(k.http, "POST", "/api/v1/otlp/v1/metrics", HTTP_ROUTE_WORKER, handle_otlp, &k,
+                   "/api/v1/otlp/v1/metrics") != 0 ||
         api_v1_new(&qo, &k.qapi) != 0 || api_v1_register(k.http, k.qapi) != 0) {
         kiln_err_set(&err, KILN_ENOMEM, "out of memory");
         goto fail_loop;
@@ -1035,6 +1058,7 @@ int main(int argc, char **argv) {
     rules_manager_free(atomic_exchange(&k.rules, NULL));
     remote_free(atomic_exchange(&k.sender, NULL)); /* before the storage closes: it reads the WAL */
     remotewrite_free(atomic_load(&k.rw));
+    otlp_free(atomic_load(&k.otlp));
     if (k.st) {
         kiln_err cerr = {0};
         if (storage_close(k.st, &cerr) != 0) {

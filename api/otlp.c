@@ -1,0 +1,1136 @@
+/*
+ * otlp.c - the OTLP/HTTP metrics receiver, POST /api/v1/otlp/v1/metrics,
+ * as Prometheus 3 has it (--web.enable-otlp-receiver).
+ *
+ * A request goes through three steps:
+ *
+ *   1. inflate      a gzip body (Content-Encoding: gzip) inflates into one
+ *                   malloc'd buffer, bounded by max_decompressed_bytes (413).
+ *   2. decode       protobuf-c unpacks an ExportMetricsServiceRequest
+ *                   (api/otlp.proto) into the request arena, bounded at
+ *                   OTLP_DECODE_FACTOR times the body.
+ *   3. translate    every data point becomes samples, appended through one
+ *                   storage appender and one commit (WAL first) before the
+ *                   answer, as Prometheus' otlptranslator names them:
+ *
+ *   | OTLP                              | Prometheus series                    |
+ *   |-----------------------------------|--------------------------------------|
+ *   | gauge                             | name (+ unit suffix, `_ratio` for 1) |
+ *   | sum, monotonic, cumulative        | name + unit + `_total`               |
+ *   | sum, not monotonic, cumulative    | name + unit (a gauge)                |
+ *   | sum or histogram, delta           | rejected (no otlp-deltatocumulative) |
+ *   | histogram, cumulative             | `_bucket{le}` (+Inf), `_sum`, `_count` |
+ *   | exponential histogram             | rejected: kiln has no native histograms |
+ *   | summary                           | `{quantile}`, `_sum`, `_count`       |
+ *   | resource with other attributes    | `target_info` = 1                    |
+ *
+ *   job = service.namespace/service.name (or service.name), instance =
+ *   service.instance.id; promote_resource_attributes are copied onto every
+ *   series; the data point's timestamp (ms); the no-recorded-value flag
+ *   stores a stale marker; exemplars and start timestamps are ignored.
+ *
+ * Answers (OTLP/HTTP): 200 with an ExportMetricsServiceResponse, holding
+ * partial_success{rejected_data_points, error_message} when some points were
+ * not stored; 400 with a google.rpc.Status when the body does not decode;
+ * 404 when the receiver is off; 413 over the bounds; 415 for a content type
+ * or encoding other than protobuf/JSON and gzip/identity; 500 when storing
+ * failed (retryable).  JSON bodies are not decoded yet: 415, with a JSON
+ * answer.
+ *
+ * Called by cmd/kiln/main.c (otlp_new, otlp_free, and otlp_handle from the
+ * route) and tests.  Threading: otlp_handle runs on HTTP worker threads, any
+ * number at once; the receiver is read-only after otlp_new, metrics atomic.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+#include "api.h"
+#include "api/otlp.pb-c.h"
+#include "storage/storage.h"
+
+#define OTLP_DEFAULT_MAX_DECOMPRESSED ((size_t)32 << 20)
+#define OTLP_DECODE_FACTOR 24
+#define OTLP_DECODE_SLACK ((size_t)1 << 20)
+#define OTLP_MSG_MAX 1024
+#define OTLP_NAME_MAX 1024
+
+enum { OC_200, OC_400, OC_404, OC_413, OC_415, OC_500, OC_N };
+static const char *const oc_names[OC_N] = {"200", "400", "404", "413", "415", "500"};
+static const int oc_status[OC_N] = {200, 400, 404, 413, 415, 500};
+
+enum { OR_DELTA, OR_EXPHIST, OR_INVALID, OR_STORAGE, OR_N };
+static const char *const or_names[OR_N] = {"delta_temporality", "exponential_histogram", "invalid",
+                                           "storage"};
+
+struct otlp {
+    storage *st;
+    otlp_opts opts;
+    metric_child *requests[OC_N];
+    metric_child *rejected[OR_N];
+    metric_child *received;
+    metric_child *samples;
+};
+
+/* ---- names ----------------------------------------------------------------- */
+
+static int is_alnum(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Length of the UTF-8 sequence starting at s (1 for a stray byte). */
+static size_t utf8_len(const char *s, size_t left) {
+    unsigned char c = (unsigned char)*s;
+    size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (n > left || !utf8_valid(s, n))
+        return 1;
+    return n;
+}
+
+typedef struct tokens {
+    const char *p[64];
+    size_t n[64];
+    size_t count;
+    const char *sp[64]; /* the runs of other characters, in order (UTF-8 mode) */
+    size_t sn[64];
+    size_t nsep;
+} tokens;
+
+/* Like Go's strings.FieldsFunc: splits s at every byte that is not an ASCII
+ * letter, digit or ':' (in UTF-8 mode, bytes of non-ASCII characters count
+ * as letters, and the separator runs are kept to join the name back). */
+static void split_tokens(const char *s, int utf8, tokens *t) {
+    t->count = t->nsep = 0;
+    size_t len = strlen(s), i = 0;
+    while (i < len && t->count < 64 && t->nsep < 64) {
+        size_t start = i;
+        while (i < len &&
+               (is_alnum((unsigned char)s[i]) || s[i] == ':' || (utf8 && (unsigned char)s[i] >= 0x80)))
+            i++;
+        if (i > start) {
+            t->p[t->count] = s + start;
+            t->n[t->count] = i - start;
+            t->count++;
+        }
+        start = i;
+        while (i < len &&
+               !(is_alnum((unsigned char)s[i]) || s[i] == ':' || (utf8 && (unsigned char)s[i] >= 0x80)))
+            i++;
+        if (i > start) {
+            t->sp[t->nsep] = s + start;
+            t->sn[t->nsep] = i - start;
+            t->nsep++;
+        }
+    }
+    if (!utf8)
+        t->nsep = 0;
+}
+
+static int tokens_has(const tokens *t, const char *w) {
+    size_t wl = strlen(w);
+    for (size_t i = 0; i < t->count; i++)
+        if (t->n[i] == wl && !memcmp(t->p[i], w, wl))
+            return 1;
+    return 0;
+}
+
+static void tokens_remove(tokens *t, const char *w) {
+    size_t wl = strlen(w), k = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        if (t->n[i] == wl && !memcmp(t->p[i], w, wl))
+            continue;
+        t->p[k] = t->p[i];
+        t->n[k] = t->n[i];
+        k++;
+    }
+    t->count = k;
+}
+
+static void tokens_push(tokens *t, const char *w) {
+    if (t->count < 64 && *w) {
+        t->p[t->count] = w;
+        t->n[t->count] = strlen(w);
+        t->count++;
+    }
+}
+
+static const char *const unit_map[][2] = {
+    {"d", "days"},
+    {"h", "hours"},
+    {"min", "minutes"},
+    {"s", "seconds"},
+    {"ms", "milliseconds"},
+    {"us", "microseconds"},
+    {"ns", "nanoseconds"},
+    {"By", "bytes"},
+    {"KiBy", "kibibytes"},
+    {"MiBy", "mebibytes"},
+    {"GiBy", "gibibytes"},
+    {"TiBy", "tibibytes"},
+    {"KBy", "kilobytes"},
+    {"MBy", "megabytes"},
+    {"GBy", "gigabytes"},
+    {"TBy", "terabytes"},
+    {"m", "meters"},
+    {"V", "volts"},
+    {"A", "amperes"},
+    {"J", "joules"},
+    {"W", "watts"},
+    {"g", "grams"},
+    {"Cel", "celsius"},
+    {"Hz", "hertz"},
+    {"1", ""},
+    {"%", "percent"},
+};
+static const char *const per_unit_map[][2] = {{"s", "second"}, {"m", "minute"}, {"h", "hour"}, {"d", "day"},
+                                              {"w", "week"},   {"mo", "month"}, {"y", "year"}};
+
+/* Prometheus' cleanUpUnit: invalid characters to '_', runs of '_' as one,
+ * no leading '_'. */
+static void clean_unit(const char *u, char *out, size_t cap) {
+    size_t k = 0;
+    for (const char *p = u; *p && k + 1 < cap; p++) {
+        unsigned char c = (unsigned char)*p;
+        char o = is_alnum(c) || c == ':' ? (char)c : '_';
+        if (o == '_' && (k == 0 || out[k - 1] == '_'))
+            continue;
+        out[k++] = o;
+    }
+    out[k] = 0;
+}
+
+/* The Prometheus form of one unit part (trimmed), or "" when dropped. */
+static void unit_part(const char *u, size_t n, int per, char *out, size_t cap) {
+    out[0] = 0;
+    while (n && (*u == ' ' || *u == '\t'))
+        u++, n--;
+    while (n && (u[n - 1] == ' ' || u[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n >= 128 || memchr(u, '{', n) || memchr(u, '}', n))
+        return;
+    char tmp[128];
+    memcpy(tmp, u, n);
+    tmp[n] = 0;
+    const char *m = tmp;
+    size_t nm = per ? sizeof per_unit_map / sizeof per_unit_map[0] : sizeof unit_map / sizeof unit_map[0];
+    for (size_t i = 0; i < nm; i++) {
+        const char *const *e = per ? per_unit_map[i] : unit_map[i];
+        if (!strcmp(tmp, e[0])) {
+            m = e[1];
+            break;
+        }
+    }
+    clean_unit(m, out, cap);
+}
+
+int otlp_metric_name(const char *name, const char *unit, char kind, otlp_strategy strategy, char *out,
+                     size_t cap) {
+    size_t k = 0;
+    if (!name)
+        name = "";
+    if (!unit)
+        unit = "";
+    if (strategy == OTLP_NO_TRANSLATION) {
+        k = strlen(name);
+        if (k + 1 > cap)
+            return -1;
+        memcpy(out, name, k + 1);
+        return (int)k;
+    }
+    tokens t;
+    split_tokens(name, strategy == OTLP_NO_UTF8_ESCAPING_WITH_SUFFIXES, &t);
+    char main_u[128], per_u[128];
+    const char *slash = strchr(unit, '/');
+    unit_part(unit, slash ? (size_t)(slash - unit) : strlen(unit), 0, main_u, sizeof main_u);
+    if (main_u[0] && tokens_has(&t, main_u))
+        main_u[0] = 0;
+    per_u[0] = 0;
+    if (slash)
+        unit_part(slash + 1, strlen(slash + 1), 1, per_u, sizeof per_u);
+    if (per_u[0] && tokens_has(&t, per_u))
+        per_u[0] = 0;
+    tokens_push(&t, main_u);
+    if (per_u[0]) {
+        tokens_push(&t, "per");
+        tokens_push(&t, per_u);
+    }
+    if (kind == 'c') {
+        tokens_remove(&t, "total");
+        tokens_push(&t, "total");
+    }
+    if (kind == 'g' && !strcmp(unit, "1")) {
+        tokens_remove(&t, "ratio");
+        tokens_push(&t, "ratio");
+    }
+    if (t.count && t.p[0][0] >= '0' && t.p[0][0] <= '9') {
+        if (cap < 2)
+            return -1;
+        out[k++] = '_';
+    }
+    for (size_t i = 0; i < t.count; i++) {
+        if (k + t.n[i] + 2 > cap)
+            return -1;
+        /* Prometheus joins with the name's own separators, by position, in UTF-8 mode */
+        const char *sep = i && i - 1 < t.nsep ? t.sp[i - 1] : "_";
+        size_t sl = i && i - 1 < t.nsep ? t.sn[i - 1] : 1;
+        if (i) {
+            if (k + sl + t.n[i] + 1 > cap)
+                return -1;
+            memcpy(out + k, sep, sl);
+            k += sl;
+        }
+        memcpy(out + k, t.p[i], t.n[i]);
+        k += t.n[i];
+    }
+    if (k >= cap)
+        return -1;
+    out[k] = 0;
+    return (int)k;
+}
+
+int otlp_label_name(const char *key, otlp_strategy strategy, char *out, size_t cap) {
+    size_t len = key ? strlen(key) : 0, k = 0;
+    if (strategy != OTLP_UNDERSCORE_ESCAPING_WITH_SUFFIXES || len == 0) {
+        if (len + 1 > cap)
+            return -1;
+        memcpy(out, key ? key : "", len + 1);
+        return (int)len;
+    }
+    const char *prefix = "";
+    if (key[0] >= '0' && key[0] <= '9')
+        prefix = "key_";
+    else if (key[0] == '_' && key[1] != '_')
+        prefix = "key";
+    size_t pl = strlen(prefix);
+    if (pl + len + 1 > cap)
+        return -1;
+    memcpy(out, prefix, pl);
+    k = pl;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)key[i];
+        if (is_alnum(c) || c == '_') {
+            out[k++] = (char)c;
+            i++;
+        } else {
+            out[k++] = '_'; /* one '_' per character, as Go's regexp replaces runes */
+            i += utf8_len(key + i, len - i);
+        }
+    }
+    out[k] = 0;
+    return (int)k;
+}
+
+/* ---- one request ------------------------------------------------------------- */
+
+typedef struct oreq {
+    otlp *o;
+    arena *a;
+    appender *app;
+    size_t points;   /* data points in the request */
+    size_t rejected; /* data points not (wholly) stored */
+    size_t by_reason[OR_N];
+    size_t samples;
+    int fatal; /* a storage error that fails the whole request */
+    char first[OTLP_MSG_MAX];
+    char fatal_msg[OTLP_MSG_MAX];
+} oreq;
+
+/* A label set under construction, in the request arena. */
+typedef struct lset {
+    label *v;
+    size_t n, cap;
+} lset;
+
+static void reject(oreq *r, int reason, size_t npoints, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void reject(oreq *r, int reason, size_t npoints, const char *fmt, ...) {
+    r->rejected += npoints;
+    r->by_reason[reason] += npoints;
+    if (r->first[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->first, sizeof r->first, fmt, ap);
+    va_end(ap);
+}
+
+KILN_MUST_CHECK static int lset_reserve(oreq *r, lset *l, size_t more) {
+    if (l->n + more <= l->cap)
+        return 0;
+    size_t cap = (l->n + more) * 2 + 8;
+    label *v = arena_alloc_nz(r->a, cap * sizeof *v);
+    if (!v)
+        return KILN_ENOMEM;
+    if (l->n)
+        memcpy(v, l->v, l->n * sizeof *v);
+    l->v = v;
+    l->cap = cap;
+    return 0;
+}
+
+/* Sets name=value: replaces a label of that name (join: appends ";value"
+ * to it, as Prometheus does for attributes that collide after escaping).
+ * An empty value is no label. */
+KILN_MUST_CHECK static int lset_set(oreq *r, lset *l, const char *name, const char *value, int join) {
+    if (!value || !*value)
+        return 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->v[i].name, name) != 0)
+            continue;
+        if (join) {
+            size_t a = strlen(l->v[i].value), b = strlen(value);
+            char *s = arena_alloc_nz(r->a, a + b + 2);
+            if (!s)
+                return KILN_ENOMEM;
+            memcpy(s, l->v[i].value, a);
+            s[a] = ';';
+            memcpy(s + a + 1, value, b + 1);
+            l->v[i].value = s;
+        } else {
+            l->v[i].value = value;
+        }
+        return 0;
+    }
+    if (lset_reserve(r, l, 1) != 0)
+        return KILN_ENOMEM;
+    l->v[l->n].name = name;
+    l->v[l->n].value = value;
+    l->n++;
+    return 0;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void any_to_buf(const Kiln__Otlp__AnyValue *v, buf *b);
+
+/* pdata's Value.AsString: arrays and maps as JSON. */
+static void any_to_json(const Kiln__Otlp__AnyValue *v, buf *b) {
+    if (v && v->value_case == KILN__OTLP__ANY_VALUE__VALUE_STRING_VALUE) {
+        json_str(b, v->string_value ? v->string_value : "");
+    } else if (v && v->value_case == KILN__OTLP__ANY_VALUE__VALUE_ARRAY_VALUE && v->array_value) {
+        buf_putc(b, '[');
+        for (size_t i = 0; i < v->array_value->n_values; i++) {
+            if (i)
+                buf_putc(b, ',');
+            any_to_json(v->array_value->values[i], b);
+        }
+        buf_putc(b, ']');
+    } else if (v && v->value_case == KILN__OTLP__ANY_VALUE__VALUE_KVLIST_VALUE && v->kvlist_value) {
+        buf_putc(b, '{');
+        for (size_t i = 0; i < v->kvlist_value->n_values; i++) {
+            const Kiln__Otlp__KeyValue *kv = v->kvlist_value->values[i];
+            if (i)
+                buf_putc(b, ',');
+            json_str(b, kv->key ? kv->key : "");
+            buf_putc(b, ':');
+            any_to_json(kv->value, b);
+        }
+        buf_putc(b, '}');
+    } else if (!v || v->value_case == KILN__OTLP__ANY_VALUE__VALUE__NOT_SET) {
+        buf_puts(b, "null");
+    } else if (v->value_case == KILN__OTLP__ANY_VALUE__VALUE_BYTES_VALUE) {
+        buf_putc(b, '"');
+        any_to_buf(v, b);
+        buf_putc(b, '"');
+    } else {
+        any_to_buf(v, b);
+    }
+}
+
+static void any_to_buf(const Kiln__Otlp__AnyValue *v, buf *b) {
+    char num[FMT_DOUBLE_MAX];
+    if (!v)
+        return;
+    switch (v->value_case) {
+    case KILN__OTLP__ANY_VALUE__VALUE_STRING_VALUE:
+        buf_puts(b, v->string_value ? v->string_value : "");
+        break;
+    case KILN__OTLP__ANY_VALUE__VALUE_BOOL_VALUE:
+        buf_puts(b, v->bool_value ? "true" : "false");
+        break;
+    case KILN__OTLP__ANY_VALUE__VALUE_INT_VALUE:
+        buf_printf(b, "%lld", (long long)v->int_value);
+        break;
+    case KILN__OTLP__ANY_VALUE__VALUE_DOUBLE_VALUE: {
+        double d = fabs(v->double_value);
+        int n = d != 0 && (d < 1e-6 || d >= 1e21) ? fmt_double_e(v->double_value, num)
+                                                  : fmt_double_f(v->double_value, num);
+        buf_append(b, num, (size_t)n);
+        break;
+    }
+    case KILN__OTLP__ANY_VALUE__VALUE_BYTES_VALUE: {
+        const uint8_t *p = v->bytes_value.data;
+        size_t n = v->bytes_value.len;
+        for (size_t i = 0; i < n; i += 3) {
+            uint32_t w =
+                (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+            char q[4] = {b64[w >> 18], b64[(w >> 12) & 63], i + 1 < n ? b64[(w >> 6) & 63] : '=',
+                         i + 2 < n ? b64[w & 63] : '='};
+            buf_append(b, q, 4);
+        }
+        break;
+    }
+    case KILN__OTLP__ANY_VALUE__VALUE_ARRAY_VALUE:
+    case KILN__OTLP__ANY_VALUE__VALUE_KVLIST_VALUE:
+        any_to_json(v, b);
+        break;
+    default:
+        break;
+    }
+}
+
+/* An attribute's value as a string in the arena ("" when not set). */
+static const char *any_str(oreq *r, const Kiln__Otlp__AnyValue *v) {
+    if (!v)
+        return "";
+    if (v->value_case == KILN__OTLP__ANY_VALUE__VALUE_STRING_VALUE)
+        return v->string_value ? v->string_value : "";
+    buf b = {0};
+    any_to_buf(v, &b);
+    char *s = buf_error(&b) ? NULL : arena_strndup(r->a, b.data ? b.data : "", b.len);
+    buf_free(&b);
+    return s ? s : "";
+}
+
+static const Kiln__Otlp__AnyValue *attr_get(Kiln__Otlp__KeyValue *const *kv, size_t n, const char *key) {
+    for (size_t i = 0; i < n; i++)
+        if (kv[i]->key && !strcmp(kv[i]->key, key))
+            return kv[i]->value;
+    return NULL;
+}
+
+static int kv_cmp(const void *a, const void *b) {
+    const Kiln__Otlp__KeyValue *x = *(Kiln__Otlp__KeyValue *const *)a, *y = *(Kiln__Otlp__KeyValue *const *)b;
+    return strcmp(x->key ? x->key : "", y->key ? y->key : "");
+}
+
+/* A label name for an attribute key, in the arena, or NULL (no memory). */
+static const char *label_for(oreq *r, const char *key) {
+    size_t n = strlen(key);
+    char *out = arena_alloc_nz(r->a, n + 8);
+    if (!out || otlp_label_name(key, r->o->opts.strategy, out, n + 8) < 0)
+        return NULL;
+    return out;
+}
+
+/* Adds attributes (sorted by key, colliding names joined with ';'),
+ * skipping the keys in skip[]. */
+KILN_MUST_CHECK static int add_attrs(oreq *r, lset *l, Kiln__Otlp__KeyValue *const *kv, size_t n,
+                                     const char *const *skip, size_t nskip) {
+    if (n == 0)
+        return 0;
+    Kiln__Otlp__KeyValue **s = arena_alloc_nz(r->a, n * sizeof *s);
+    if (!s)
+        return KILN_ENOMEM;
+    memcpy(s, kv, n * sizeof *s);
+    qsort(s, n, sizeof *s, kv_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const char *key = s[i]->key ? s[i]->key : "";
+        int skipped = 0;
+        for (size_t j = 0; j < nskip; j++)
+            skipped |= !strcmp(key, skip[j]);
+        if (skipped || !*key)
+            continue;
+        const char *name = label_for(r, key);
+        if (!name || lset_set(r, l, name, any_str(r, s[i]->value), 1) != 0)
+            return KILN_ENOMEM;
+    }
+    return 0;
+}
+
+static const char *const identifying[] = {"service.name", "service.namespace", "service.instance.id"};
+
+/* What a resource gives every series: promoted attributes, job, instance. */
+typedef struct resctx {
+    lset base;
+    const char *job, *instance;
+    int64_t max_ts;
+    int has_ts;
+} resctx;
+
+/* The labels of one data point: its attributes, the resource's, then the
+ * extra label and the name (these win). */
+KILN_MUST_CHECK static int point_labels(oreq *r, const resctx *rc, Kiln__Otlp__KeyValue *const *kv, size_t n,
+                                        lset *out) {
+    memset(out, 0, sizeof *out);
+    if (add_attrs(r, out, kv, n, NULL, 0) != 0)
+        return KILN_ENOMEM;
+    for (size_t i = 0; i < rc->base.n; i++) {
+        int exists = 0;
+        for (size_t j = 0; j < out->n; j++)
+            exists |= !strcmp(out->v[j].name, rc->base.v[i].name);
+        if (!exists && lset_set(r, out, rc->base.v[i].name, rc->base.v[i].value, 0) != 0)
+            return KILN_ENOMEM;
+    }
+    if (lset_set(r, out, "job", rc->job, 0) != 0 || lset_set(r, out, "instance", rc->instance, 0) != 0)
+        return KILN_ENOMEM;
+    return 0;
+}
+
+/* Appends one sample of base + {xname=xval} + {__name__=name}. */
+static void emit(oreq *r, const lset *base, const char *name, const char *xname, const char *xval, int64_t t,
+                 double v) {
+    if (r->fatal)
+        return;
+    label ls[LABELS_MAX_COUNT + 2];
+    size_t n = 0;
+    for (size_t i = 0; i < base->n && n < LABELS_MAX_COUNT + 1; i++) {
+        if ((xname && !strcmp(base->v[i].name, xname)) || !strcmp(base->v[i].name, LABEL_NAME))
+            continue;
+        ls[n++] = base->v[i];
+    }
+    if (xname)
+        ls[n++] = (label){xname, xval};
+    ls[n++] = (label){LABEL_NAME, name};
+    labels_sort(ls, n);
+    kiln_err err = {0};
+    uint64_t ref = 0;
+    int rc = appender_append(r->app, &ref, ls, n, t, v, &err);
+    if (rc == 0) {
+        r->samples++;
+        return;
+    }
+    if (rc == KILN_ENOMEM || rc == KILN_EIO) {
+        r->fatal = rc;
+        snprintf(r->fatal_msg, sizeof r->fatal_msg, "append failed: %s",
+                 err.code ? err.msg : kiln_strerror(rc));
+        return;
+    }
+    reject(r, rc == KILN_EINVAL ? OR_INVALID : OR_STORAGE, 1, "%s for metric \"%s\" at timestamp %lld",
+           err.code && err.msg[0] ? err.msg : kiln_strerror(rc), name, (long long)t);
+}
+
+static int64_t ts_ms(uint64_t ns) {
+    return (int64_t)(ns / 1000000u);
+}
+
+static void note_ts(resctx *rc, int64_t t) {
+    if (!rc->has_ts || t > rc->max_ts)
+        rc->max_ts = t;
+    rc->has_ts = 1;
+}
+
+/* name + suffix in the arena. */
+static const char *suffixed(oreq *r, const char *name, const char *suffix) {
+    size_t a = strlen(name), b = strlen(suffix);
+    char *s = arena_alloc_nz(r->a, a + b + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, name, a);
+    memcpy(s + a, suffix, b + 1);
+    return s;
+}
+
+static const char *fmt_bound(oreq *r, double v) {
+    char num[FMT_DOUBLE_MAX];
+    int n = fmt_double_f(v, num);
+    return arena_strndup(r->a, num, (size_t)n);
+}
+
+#define NO_RECORDED_VALUE 1u
+
+static void number_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__NumberDataPoint *const *dp,
+                          size_t n) {
+    for (size_t i = 0; i < n && !r->fatal; i++) {
+        lset l;
+        if (point_labels(r, rc, dp[i]->attributes, dp[i]->n_attributes, &l) != 0) {
+            r->fatal = KILN_ENOMEM;
+            return;
+        }
+        int64_t t = ts_ms(dp[i]->time_unix_nano);
+        double v = dp[i]->value_case == KILN__OTLP__NUMBER_DATA_POINT__VALUE_AS_INT ? (double)dp[i]->as_int
+                                                                                    : dp[i]->as_double;
+        if (dp[i]->flags & NO_RECORDED_VALUE)
+            v = stale_nan();
+        note_ts(rc, t);
+        emit(r, &l, name, NULL, NULL, t, v);
+    }
+}
+
+/*
+ * The common start of a histogram or summary point: its labels into l, its
+ * timestamp into *t, whether it is stale, and its _sum (when sent) and
+ * _count samples.  0, or -1 with r->fatal set.
+ */
+static int point_begin(oreq *r, resctx *rc, Kiln__Otlp__KeyValue *const *attrs, size_t nattrs, uint64_t tns,
+                       uint32_t flags, const char *const names[2], const double *sum, uint64_t count, lset *l,
+                       int64_t *t, int *stale) {
+    if (point_labels(r, rc, attrs, nattrs, l) != 0) {
+        r->fatal = KILN_ENOMEM;
+        return -1;
+    }
+    *t = ts_ms(tns);
+    *stale = (flags & NO_RECORDED_VALUE) != 0;
+    note_ts(rc, *t);
+    if (sum)
+        emit(r, l, names[0], NULL, NULL, *t, *stale ? stale_nan() : *sum);
+    emit(r, l, names[1], NULL, NULL, *t, *stale ? stale_nan() : (double)count);
+    return 0;
+}
+
+/* One sample of name{xname=<v formatted>}. */
+static void emit_with_bound(oreq *r, const lset *l, const char *name, const char *xname, double bound,
+                            int64_t t, double v) {
+    const char *b = fmt_bound(r, bound);
+    if (!b) {
+        r->fatal = KILN_ENOMEM;
+        return;
+    }
+    emit(r, l, name, xname, b, t, v);
+}
+
+static void histogram_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__HistogramDataPoint *const *dp,
+                             size_t n) {
+    const char *names[2] = {suffixed(r, name, "_sum"), suffixed(r, name, "_count")};
+    const char *nb = suffixed(r, name, "_bucket");
+    if (!nb || !names[0] || !names[1]) {
+        r->fatal = KILN_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n && !r->fatal; i++) {
+        const Kiln__Otlp__HistogramDataPoint *p = dp[i];
+        lset l;
+        int64_t t;
+        int stale;
+        if (point_begin(r, rc, p->attributes, p->n_attributes, p->time_unix_nano, p->flags, names,
+                        p->has_sum ? &p->sum : NULL, p->count, &l, &t, &stale) != 0)
+            return;
+        uint64_t cum = 0;
+        for (size_t b = 0; b < p->n_explicit_bounds && !r->fatal; b++) {
+            if (b < p->n_bucket_counts)
+                cum += p->bucket_counts[b];
+            emit_with_bound(r, &l, nb, "le", p->explicit_bounds[b], t, stale ? stale_nan() : (double)cum);
+        }
+        emit(r, &l, nb, "le", "+Inf", t, stale ? stale_nan() : (double)p->count);
+    }
+}
+
+static void summary_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__SummaryDataPoint *const *dp,
+                           size_t n) {
+    const char *names[2] = {suffixed(r, name, "_sum"), suffixed(r, name, "_count")};
+    if (!names[0] || !names[1]) {
+        r->fatal = KILN_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n && !r->fatal; i++) {
+        const Kiln__Otlp__SummaryDataPoint *p = dp[i];
+        lset l;
+        int64_t t;
+        int stale;
+        if (point_begin(r, rc, p->attributes, p->n_attributes, p->time_unix_nano, p->flags, names, &p->sum,
+                        p->count, &l, &t, &stale) != 0)
+            return;
+        for (size_t q = 0; q < p->n_quantile_values && !r->fatal; q++)
+            emit_with_bound(r, &l, name, "quantile", p->quantile_values[q]->quantile, t,
+                            stale ? stale_nan() : p->quantile_values[q]->value);
+    }
+}
+
+static void one_metric(oreq *r, resctx *rc, const Kiln__Otlp__Metric *m) {
+    char kind = 'g';
+    size_t npoints = 0;
+    int temporality = 2;
+    switch (m->data_case) {
+    case KILN__OTLP__METRIC__DATA_GAUGE:
+        npoints = m->gauge->n_data_points;
+        break;
+    case KILN__OTLP__METRIC__DATA_SUM:
+        npoints = m->sum->n_data_points;
+        kind = m->sum->is_monotonic ? 'c' : 's';
+        temporality = m->sum->aggregation_temporality;
+        break;
+    case KILN__OTLP__METRIC__DATA_HISTOGRAM:
+        npoints = m->histogram->n_data_points;
+        kind = 'h';
+        temporality = m->histogram->aggregation_temporality;
+        break;
+    case KILN__OTLP__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+        npoints = m->exponential_histogram->n_data_points;
+        r->points += npoints;
+        reject(r, OR_EXPHIST, npoints,
+               "exponential histogram \"%s\" dropped: kiln does not store native histograms yet",
+               m->name ? m->name : "");
+        return;
+    case KILN__OTLP__METRIC__DATA_SUMMARY:
+        npoints = m->summary->n_data_points;
+        kind = 'S';
+        break;
+    default:
+        return; /* no data: nothing to store, nothing rejected */
+    }
+    r->points += npoints;
+    if (npoints == 0)
+        return;
+    if (temporality != 2) {
+        reject(r, temporality == 1 ? OR_DELTA : OR_INVALID, npoints,
+               "invalid temporality and type combination for metric \"%s\": %s temporality; kiln stores "
+               "cumulative sums and histograms only (no otlp-deltatocumulative)",
+               m->name ? m->name : "", temporality == 1 ? "delta" : "unspecified");
+        return;
+    }
+    char name[OTLP_NAME_MAX];
+    if (otlp_metric_name(m->name, m->unit, kind, r->o->opts.strategy, name, sizeof name) <= 0) {
+        reject(r, OR_INVALID, npoints, "metric \"%.200s\": no valid Prometheus name", m->name ? m->name : "");
+        return;
+    }
+    const char *nm = arena_strndup(r->a, name, strlen(name));
+    if (!nm) {
+        r->fatal = KILN_ENOMEM;
+        return;
+    }
+    switch (m->data_case) {
+    case KILN__OTLP__METRIC__DATA_GAUGE:
+        number_points(r, rc, nm, m->gauge->data_points, npoints);
+        break;
+    case KILN__OTLP__METRIC__DATA_SUM:
+        number_points(r, rc, nm, m->sum->data_points, npoints);
+        break;
+    case KILN__OTLP__METRIC__DATA_HISTOGRAM:
+        histogram_points(r, rc, nm, m->histogram->data_points, npoints);
+        break;
+    default:
+        summary_points(r, rc, nm, m->summary->data_points, npoints);
+        break;
+    }
+}
+
+/* Every metric of one ResourceMetrics, then its target_info. */
+static void one_resource(oreq *r, const Kiln__Otlp__ResourceMetrics *rm) {
+    resctx rc;
+    memset(&rc, 0, sizeof rc);
+    Kiln__Otlp__KeyValue *const *ra = rm->resource ? rm->resource->attributes : NULL;
+    size_t nra = rm->resource ? rm->resource->n_attributes : 0;
+    const Kiln__Otlp__AnyValue *svc = attr_get(ra, nra, "service.name"),
+                               *ns = attr_get(ra, nra, "service.namespace"),
+                               *inst = attr_get(ra, nra, "service.instance.id");
+    if (svc) {
+        const char *s = any_str(r, svc);
+        if (ns) {
+            const char *n = any_str(r, ns);
+            size_t a = strlen(n), b = strlen(s);
+            char *j = arena_alloc_nz(r->a, a + b + 2);
+            if (!j) {
+                r->fatal = KILN_ENOMEM;
+                return;
+            }
+            memcpy(j, n, a);
+            j[a] = '/';
+            memcpy(j + a + 1, s, b + 1);
+            s = j;
+        }
+        rc.job = s;
+    }
+    if (inst)
+        rc.instance = any_str(r, inst);
+    for (size_t i = 0; i < r->o->opts.npromote; i++) {
+        const Kiln__Otlp__AnyValue *v = attr_get(ra, nra, r->o->opts.promote[i]);
+        const char *name = v ? label_for(r, r->o->opts.promote[i]) : NULL;
+        if (v && (!name || lset_set(r, &rc.base, name, any_str(r, v), 0) != 0)) {
+            r->fatal = KILN_ENOMEM;
+            return;
+        }
+    }
+    for (size_t s = 0; s < rm->n_scope_metrics && !r->fatal; s++)
+        for (size_t m = 0; m < rm->scope_metrics[s]->n_metrics && !r->fatal; m++)
+            one_metric(r, &rc, rm->scope_metrics[s]->metrics[m]);
+
+    /* target_info: when the resource has more than the identifying attributes */
+    size_t others = nra;
+    for (size_t i = 0; i < 3; i++)
+        others -= attr_get(ra, nra, identifying[i]) != NULL;
+    if (others == 0 || !rc.has_ts || r->fatal || (!rc.job && !rc.instance))
+        return;
+    lset l = {0};
+    int keep = r->o->opts.keep_identifying;
+    if (add_attrs(r, &l, ra, nra, keep ? NULL : identifying, keep ? 0 : 3) != 0 ||
+        lset_set(r, &l, "job", rc.job, 0) != 0 || lset_set(r, &l, "instance", rc.instance, 0) != 0) {
+        r->fatal = KILN_ENOMEM;
+        return;
+    }
+    emit(r, &l, "target_info", NULL, NULL, rc.max_ts, 1);
+}
+
+/* ---- decoding ------------------------------------------------------------------ */
+
+typedef struct oalloc {
+    arena *a;
+    size_t used, limit;
+    int over;
+} oalloc;
+
+static void *oalloc_fn(void *data, size_t n) {
+    oalloc *al = data;
+    if (n > al->limit - al->used) {
+        al->over = 1;
+        return NULL;
+    }
+    al->used += n;
+    void *p = arena_alloc_nz(al->a, n);
+    if (!p)
+        al->over = 2;
+    return p;
+}
+
+static void ofree_fn(void *data, void *p) {
+    (void)data, (void)p;
+}
+
+/* Inflates a gzip (or zlib) body into *out (malloc'd).  0, KILN_EINVAL or
+ * KILN_ELIMIT / KILN_ENOMEM. */
+KILN_MUST_CHECK static int inflate_body(const char *in, size_t len, size_t max, char **out, size_t *outlen) {
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 15 + 32) != Z_OK)
+        return KILN_ENOMEM;
+    size_t cap = len * 4 + 4096, n = 0;
+    if (cap > max + 1)
+        cap = max + 1;
+    char *b = malloc(cap);
+    int rc = 0;
+    if (!b) {
+        inflateEnd(&z);
+        return KILN_ENOMEM;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)len;
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                rc = KILN_ELIMIT;
+                break;
+            }
+            size_t nc = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *nb = realloc(b, nc);
+            if (!nb) {
+                rc = KILN_ENOMEM;
+                break;
+            }
+            b = nb;
+            cap = nc;
+        }
+        z.next_out = (Bytef *)b + n;
+        z.avail_out = (uInt)(cap - n);
+        int zr = inflate(&z, Z_NO_FLUSH);
+        n = cap - z.avail_out;
+        if (zr == Z_STREAM_END)
+            break;
+        if (zr != Z_OK && !(zr == Z_BUF_ERROR && z.avail_out == 0)) {
+            rc = KILN_EINVAL;
+            break;
+        }
+        if (z.avail_in == 0 && z.avail_out != 0) {
+            rc = KILN_EINVAL; /* truncated */
+            break;
+        }
+    }
+    inflateEnd(&z);
+    if (rc == 0 && n > max)
+        rc = KILN_ELIMIT;
+    if (rc != 0) {
+        free(b);
+        return rc;
+    }
+    *out = b;
+    *outlen = n;
+    return 0;
+}
+
+/* ---- answers -------------------------------------------------------------------- */
+
+static void answer(otlp *o, http_resp *resp, int code, int json, size_t rejected, const char *msg) {
+    metric_add(o->requests[code], 1);
+    resp->status = oc_status[code];
+    buf_reset(&resp->body);
+    if (json) {
+        snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+        if (code == OC_200) {
+            buf_puts(&resp->body, "{");
+            if (rejected || (msg && *msg)) {
+                buf_printf(&resp->body,
+                           "\"partialSuccess\":{\"rejectedDataPoints\":\"%zu\",\"errorMessage\":", rejected);
+                json_str(&resp->body, msg ? msg : "");
+                buf_puts(&resp->body, "}");
+            }
+            buf_puts(&resp->body, "}");
+        } else {
+            buf_printf(&resp->body, "{\"code\":%d,\"message\":", code == OC_500 ? 13 : 3);
+            json_str(&resp->body, msg ? msg : "");
+            buf_puts(&resp->body, "}");
+        }
+        return;
+    }
+    snprintf(resp->content_type, sizeof resp->content_type, "application/x-protobuf");
+    uint8_t *out = NULL;
+    size_t n = 0;
+    if (code == OC_200) {
+        Kiln__Otlp__ExportMetricsServiceResponse r = KILN__OTLP__EXPORT_METRICS_SERVICE_RESPONSE__INIT;
+        Kiln__Otlp__ExportMetricsPartialSuccess ps = KILN__OTLP__EXPORT_METRICS_PARTIAL_SUCCESS__INIT;
+        if (rejected || (msg && *msg)) {
+            ps.has_rejected_data_points = 1;
+            ps.rejected_data_points = (int64_t)rejected;
+            ps.error_message = (char *)(msg ? msg : "");
+            r.partial_success = &ps;
+        }
+        n = kiln__otlp__export_metrics_service_response__get_packed_size(&r);
+        if (n && (out = malloc(n)))
+            kiln__otlp__export_metrics_service_response__pack(&r, out);
+    } else {
+        Kiln__Otlp__Status st = KILN__OTLP__STATUS__INIT;
+        st.has_code = 1;
+        st.code = code == OC_500 ? 13 : 3; /* INTERNAL, INVALID_ARGUMENT */
+        st.message = (char *)(msg ? msg : "");
+        n = kiln__otlp__status__get_packed_size(&st);
+        if ((out = malloc(n ? n : 1)))
+            kiln__otlp__status__pack(&st, out);
+    }
+    if (out)
+        buf_append(&resp->body, out, n);
+    free(out);
+}
+
+static int ct_is(const char *ct, const char *want) {
+    size_t n = strlen(want);
+    while (*ct == ' ')
+        ct++;
+    return !strncasecmp(ct, want, n) && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+}
+
+void otlp_handle(otlp *o, http_req *req, http_resp *resp) {
+    char msg[OTLP_MSG_MAX];
+    const char *ct = http_req_header(req, "Content-Type");
+    int json = ct && ct_is(ct, "application/json");
+    if (!o->opts.enabled) {
+        answer(o, resp, OC_404, json, 0,
+               "the OTLP receiver is disabled; start kiln with --web.enable-otlp-receiver");
+        return;
+    }
+    if (!ct || json || !ct_is(ct, "application/x-protobuf")) {
+        snprintf(msg, sizeof msg,
+                 "unsupported Content-Type \"%.100s\": kiln's OTLP receiver takes "
+                 "application/x-protobuf bodies (JSON is not supported yet)",
+                 ct ? ct : "");
+        answer(o, resp, OC_415, json, 0, msg);
+        return;
+    }
+    const char *ce = http_req_header(req, "Content-Encoding");
+    const char *body = req->body;
+    size_t len = req->body_len;
+    char *inflated = NULL;
+    if (ce && *ce && strcasecmp(ce, "identity") != 0) {
+        if (strcasecmp(ce, "gzip") != 0) {
+            snprintf(msg, sizeof msg, "unsupported Content-Encoding \"%.100s\": kiln accepts gzip", ce);
+            answer(o, resp, OC_415, json, 0, msg);
+            return;
+        }
+        int rc = inflate_body(req->body, req->body_len, o->opts.max_decompressed_bytes, &inflated, &len);
+        if (rc != 0) {
+            if (rc == KILN_ELIMIT)
+                snprintf(msg, sizeof msg, "request body inflates to more than %zu bytes",
+                         o->opts.max_decompressed_bytes);
+            else
+                snprintf(msg, sizeof msg, "gzip: %s", rc == KILN_EINVAL ? "corrupt body" : "out of memory");
+            answer(o, resp, rc == KILN_ELIMIT ? OC_413 : rc == KILN_EINVAL ? OC_400 : OC_500, json, 0, msg);
+            return;
+        }
+        body = inflated;
+    }
+    oalloc al = {.a = req->arena, .limit = len * OTLP_DECODE_FACTOR + OTLP_DECODE_SLACK};
+    ProtobufCAllocator pa = {.alloc = oalloc_fn, .free = ofree_fn, .allocator_data = &al};
+    Kiln__Otlp__ExportMetricsServiceRequest *er = NULL;
+    msg[0] = 0;
+    er = kiln__otlp__export_metrics_service_request__unpack(&pa, len, (const uint8_t *)body);
+    if (!er)
+        snprintf(msg, sizeof msg, "%s",
+                 al.over == 1   ? "decoding the request needs more memory than its bound"
+                 : al.over == 2 ? "out of memory decoding the request"
+                                : "protobuf: cannot decode the body as an ExportMetricsServiceRequest");
+    free(inflated);
+    if (!er) {
+        answer(o, resp, al.over == 1 ? OC_413 : al.over == 2 ? OC_500 : OC_400, json, 0, msg);
+        return;
+    }
+
+    oreq *r = arena_alloc(req->arena, sizeof *r);
+    if (!r || !(r->app = storage_appender(o->st))) {
+        answer(o, resp, OC_500, json, 0, "out of memory: cannot start an append batch");
+        return;
+    }
+    r->o = o;
+    r->a = req->arena;
+    for (size_t i = 0; i < er->n_resource_metrics && !r->fatal; i++)
+        one_resource(r, er->resource_metrics[i]);
+    metric_add(o->received, (double)r->points);
+    if (r->fatal) {
+        appender_rollback(r->app);
+        answer(o, resp, OC_500, json, 0, r->fatal_msg[0] ? r->fatal_msg : "out of memory");
+        return;
+    }
+    if (r->samples == 0) {
+        appender_rollback(r->app);
+    } else {
+        kiln_err err = {0};
+        if (appender_commit(r->app, &err) != 0) {
+            snprintf(msg, sizeof msg, "storing samples failed: %s", err.msg);
+            LOG_ERROR("OTLP append failed", "err=%s", msg);
+            answer(o, resp, OC_500, json, 0, msg);
+            return;
+        }
+    }
+    metric_add(o->samples, (double)r->samples);
+    for (int i = 0; i < OR_N; i++)
+        if (r->by_reason[i])
+            metric_add(o->rejected[i], (double)r->by_reason[i]);
+    if (r->rejected) {
+        snprintf(msg, sizeof msg, "%.900s; %zu of %zu data points rejected", r->first, r->rejected,
+                 r->points);
+        LOG_WARN("OTLP request rejected in part", "err=%s", msg);
+    }
+    answer(o, resp, OC_200, json, r->rejected, r->rejected ? msg : NULL);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------- */
+
+int otlp_new(storage *st, const otlp_opts *opts, otlp **out, kiln_err *err) {
+    *out = NULL;
+    otlp *o = calloc(1, sizeof *o);
+    if (!o)
+        goto nomem;
+    o->st = st;
+    o->opts = *opts;
+    if (!o->opts.max_decompressed_bytes)
+        o->opts.max_decompressed_bytes = OTLP_DEFAULT_MAX_DECOMPRESSED;
+    metric *req = metric_new(METRIC_COUNTER, "kiln_otlp_requests_total",
+                             "OTLP metrics export requests received, by HTTP status code.", "code", NULL, 0);
+    metric *rej = metric_new(METRIC_COUNTER, "kiln_otlp_data_points_rejected_total",
+                             "OTLP data points not stored (or not wholly), by reason.", "reason", NULL, 0);
+    metric *rcv = metric_new(METRIC_COUNTER, "kiln_otlp_data_points_received_total",
+                             "Data points in decoded OTLP requests, stored or not.", NULL, NULL, 0);
+    metric *smp = metric_new(METRIC_COUNTER, "kiln_otlp_samples_appended_total",
+                             "Samples the OTLP receiver's data points became and stored.", NULL, NULL, 0);
+    if (!req || !rej || !rcv || !smp)
+        goto nomem;
+    for (int i = 0; i < OC_N; i++) {
+        const char *v[1] = {oc_names[i]};
+        if (!(o->requests[i] = metric_with(req, v)))
+            goto nomem;
+    }
+    for (int i = 0; i < OR_N; i++) {
+        const char *v[1] = {or_names[i]};
+        if (!(o->rejected[i] = metric_with(rej, v)))
+            goto nomem;
+    }
+    if (!(o->received = metric_default(rcv)) || !(o->samples = metric_default(smp)))
+        goto nomem;
+    *out = o;
+    return 0;
+nomem:
+    free(o);
+    return kiln_err_set(err, KILN_ENOMEM, "OTLP receiver: out of memory");
+}
+
+void otlp_free(otlp *o) {
+    free(o);
+}

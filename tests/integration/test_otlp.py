@@ -1,0 +1,166 @@
+"""The OTLP receiver (POST /api/v1/otlp/v1/metrics) against a real sender:
+the OpenTelemetry JavaScript SDK (tests/otlp/send.js, installed by `make
+deps` with `npm ci --prefix tests/otlp`), run by the machine's node; what
+it stored is read back through the query API."""
+import json
+import os
+import subprocess
+import unittest
+import urllib.parse
+
+from kilntest import ROOT, Kiln, KilnTestCase, require
+
+SEND = os.path.join(ROOT, "tests", "otlp", "send.js")
+PATH = "/api/v1/otlp/v1/metrics"
+
+
+def send(kiln, *args):
+    """Runs the SDK once; returns its export results."""
+    require("node")
+    if not os.path.isdir(os.path.join(ROOT, "tests", "otlp", "node_modules")):
+        raise AssertionError("tests/otlp/node_modules missing: run `make deps` (npm ci --prefix tests/otlp)")
+    out = subprocess.run(["node", SEND, f"http://{kiln.addr}{PATH}", *args], capture_output=True, timeout=60,
+                         check=True)
+    return json.loads(out.stdout.decode().strip().splitlines()[-1]), out.stderr.decode()
+
+
+def query(kiln, q):
+    st, body = kiln.get_json("/api/v1/query?query=" + urllib.parse.quote(q))
+    assert st == 200, body
+    return {tuple(sorted(r["metric"].items())): float(r["value"][1]) for r in body["data"]["result"]}
+
+
+def series(**labels):
+    return tuple(sorted(labels.items()))
+
+
+JOB = {"job": "shop/checkout", "instance": "pod-1"}
+
+
+class TestOTLPFromSDK(KilnTestCase):
+    kiln_args = ("--web.enable-otlp-receiver",)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.results, cls.stderr = send(cls.kiln)
+
+    def test_export_succeeded_with_partial_success_for_exponential(self):
+        # one export, accepted (code 0 is SUCCESS); the exponential histogram is reported dropped
+        self.assertEqual([r["code"] for r in self.results], [0], self.stderr)
+        m = self.kiln.metrics()
+        self.assertEqual(m['kiln_otlp_data_points_rejected_total{reason="exponential_histogram"}'], 1)
+        self.assertEqual(m['kiln_otlp_requests_total{code="200"}'], 1)
+        self.assertEqual(m['kiln_otlp_data_points_received_total'], 9)
+
+    def test_counter_total_and_attributes(self):
+        got = query(self.kiln, "http_server_requests_total")
+        self.assertEqual(got, {
+            series(__name__="http_server_requests_total", method="GET", http_status_code="200", **JOB): 7,
+            series(__name__="http_server_requests_total", method="POST", http_status_code="500", **JOB): 1,
+        })
+
+    def test_counter_unit_suffix(self):
+        # unit By is "bytes", already a word of the name: not appended again
+        self.assertEqual(query(self.kiln, "bytes_sent_total"), {series(__name__="bytes_sent_total", **JOB): 1024})
+        self.assertEqual(query(self.kiln, "network_io_bytes_total"),
+                         {series(__name__="network_io_bytes_total", direction="in", **JOB): 4096})
+
+    def test_up_down_counter_is_a_gauge_without_ratio(self):
+        self.assertEqual(query(self.kiln, "queue_depth"), {series(__name__="queue_depth", **JOB): 3})
+
+    def test_gauges(self):
+        self.assertEqual(query(self.kiln, "cpu_utilization_ratio"),
+                         {series(__name__="cpu_utilization_ratio", cpu="0", **JOB): 0.25})
+        self.assertEqual(query(self.kiln, "room_temperature_celsius"),
+                         {series(__name__="room_temperature_celsius", **JOB): 21.5})
+
+    def test_histogram_classic(self):
+        got = query(self.kiln, '{__name__=~"request_duration_seconds.*"}')
+        want = {series(__name__="request_duration_seconds_bucket", le=le, route="/cart", **JOB): v
+                for le, v in (("0.1", 1), ("0.5", 2), ("1", 3), ("+Inf", 4))}
+        want[series(__name__="request_duration_seconds_count", route="/cart", **JOB)] = 4
+        want[series(__name__="request_duration_seconds_sum", route="/cart", **JOB)] = 3.05
+        self.assertEqual(set(got), set(want))
+        for k, v in want.items():
+            self.assertAlmostEqual(got[k], v, places=9, msg=k)
+        q = query(self.kiln, "histogram_quantile(0.5, request_duration_seconds_bucket)")
+        self.assertAlmostEqual(list(q.values())[0], 0.5)
+
+    def test_exponential_histogram_not_stored(self):
+        self.assertEqual(query(self.kiln, '{__name__=~"latency_exp.*"}'), {})
+
+    def test_target_info(self):
+        got = query(self.kiln, "target_info")
+        self.assertEqual(len(got), 1, got)
+        labels = dict(next(iter(got)))
+        self.assertEqual(labels["job"], "shop/checkout")
+        self.assertEqual(labels["instance"], "pod-1")
+        self.assertEqual(labels["host_name"], "h1")
+        self.assertEqual(labels["deployment_environment"], "test")
+        self.assertEqual(labels["telemetry_sdk_language"], "nodejs")
+        for k in ("service_name", "service_namespace", "service_instance_id"):
+            self.assertNotIn(k, labels)
+        self.assertEqual(list(got.values()), [1])
+
+
+class TestOTLPGzipAndDelta(KilnTestCase):
+    kiln_args = ("--web.enable-otlp-receiver",)
+
+    def test_gzip_body(self):
+        res, err = send(self.kiln, "gzip")
+        self.assertEqual([r["code"] for r in res], [0], err)
+        self.assertEqual(query(self.kiln, "bytes_sent_total"), {series(__name__="bytes_sent_total", **JOB): 1024})
+
+    def test_delta_rejected_gauges_kept(self):
+        before = self.kiln.metrics().get('kiln_otlp_data_points_rejected_total{reason="delta_temporality"}', 0)
+        res, err = send(self.kiln, "delta")
+        self.assertEqual([r["code"] for r in res], [0], err)
+        m = self.kiln.metrics()
+        # 2 + 1 + 1 counter points, 1 histogram point (the up-down counter stays cumulative in the SDK)
+        self.assertEqual(m['kiln_otlp_data_points_rejected_total{reason="delta_temporality"}'] - before, 5)
+        self.assertEqual(query(self.kiln, "room_temperature_celsius"),
+                         {series(__name__="room_temperature_celsius", **JOB): 21.5})
+
+
+class TestOTLPErrors(KilnTestCase):
+    kiln_args = ("--web.enable-otlp-receiver",)
+
+    def test_bad_protobuf_is_400_status(self):
+        st, h, body = self.kiln.post(PATH, b"\xff\xff\xff", headers={"Content-Type": "application/x-protobuf"})
+        self.assertEqual(st, 400)
+        self.assertEqual(h["content-type"], "application/x-protobuf")
+        # google.rpc.Status: field 1 (code) = 3 INVALID_ARGUMENT, then the message
+        self.assertEqual(body[:2], b"\x08\x03")
+        self.assertIn(b"ExportMetricsServiceRequest", body)
+
+    def test_other_content_type_is_415(self):
+        st, _, body = self.kiln.post(PATH, b"x", headers={"Content-Type": "text/plain"})
+        self.assertEqual(st, 415)
+        self.assertIn(b"application/x-protobuf", body)
+
+    def test_bad_gzip_is_400(self):
+        st, _, _ = self.kiln.post(PATH, b"not gzip", headers={"Content-Type": "application/x-protobuf",
+                                                                "Content-Encoding": "gzip"})
+        self.assertEqual(st, 400)
+
+    def test_empty_request_is_200(self):
+        st, h, body = self.kiln.post(PATH, b"", headers={"Content-Type": "application/x-protobuf"})
+        self.assertEqual((st, body), (200, b""))
+
+
+class TestOTLPDisabled(unittest.TestCase):
+    def test_404_without_flag(self):
+        k = Kiln()
+        try:
+            k.start()
+            st, _, body = k.post(PATH, b"", headers={"Content-Type": "application/x-protobuf"})
+            self.assertEqual(st, 404)
+            self.assertIn(b"--web.enable-otlp-receiver", body)
+        finally:
+            k.stop()
+            k.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
