@@ -35,17 +35,19 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "remote/remote_int.h"
 
 #define RW_MARKS 4096             /* progress marks kept (the oldest are merged) */
-#define RW_PROGRESS_EVERY_MS 1000 /* how often the progress file is written */
+#define RW_PROGRESS_EVERY_MS 1000 /* the progress is also written this often (marks without samples) */
 #define RW_RESHARD_EVERY_MS 10000
 #define RW_SECRET_MAX 65536
 
@@ -386,7 +388,8 @@ static uint64_t low_water(const rw_queue *q) {
     return low;
 }
 
-/* Writes the progress file when it moved (atomically: a temporary file renamed). */
+/* Writes the progress file when it moved (atomically: a temporary file
+ * renamed over it). */
 static void progress_write(rw_queue *q) {
     uint64_t low = low_water(q);
     size_t k = 0;
@@ -404,10 +407,14 @@ static void progress_write(rw_queue *q) {
     snprintf(path, sizeof path, "%s/progress", q->dir);
     snprintf(tmp, sizeof tmp, "%s/progress.tmp", q->dir);
     int n = snprintf(text, sizeof text, "%d %lld\n", p.segment, (long long)p.offset);
-    kiln_err err = {0};
-    if (fileio_write_file(tmp, text, (size_t)n, &err) != 0 || rename(tmp, path) != 0)
-        LOG_WARN("remote write: cannot write the progress", "dir=%s err=%s", q->dir,
-                 err.msg[0] ? err.msg : strerror(errno));
+    /* no fsync: written after every acknowledged batch, it survives kill -9 in the page cache;
+     * after a power cut an older one resends a little more (at least once) */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int ok = fd >= 0 && fileio_write_all(fd, text, (size_t)n) == 0;
+    if (fd >= 0 && close(fd) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, path) != 0)
+        LOG_WARN("remote write: cannot write the progress", "dir=%s err=%s", q->dir, strerror(errno));
 }
 
 /* Adds a mark after a record's samples are all placed. */
@@ -450,25 +457,26 @@ static int place(rw_queue *q, int64_t now_ms) {
     return 1;
 }
 
-/* Reads WAL records while the shards take them. */
-static void watch(rw_queue *q, int64_t now_ms) {
+/* Reads WAL records while the shards take them; 1 when it stopped with
+ * more to read and room to place it (the sender thread should not wait). */
+static int watch(rw_queue *q, int64_t now_ms) {
     if (now_ms < q->wal_retry_at || q->desired != q->nshards)
-        return;
+        return 0;
     for (int budget = 256; budget > 0; budget--) {
         if (q->have_rec) {
             if (!place(q, now_ms))
-                return;
+                return 0;
             q->have_rec = 0;
             mark(q, q->rec.pos);
         }
         kiln_err err = {0};
         int rc = storage_wal_tail_next(q->tail, &q->rec, &err);
         if (rc == 0)
-            return;
+            return 0;
         if (rc < 0) {
             LOG_ERROR("remote write: reading the WAL", "url=%s err=%s", q->cfg->url, err.msg);
             q->wal_retry_at = now_ms + 1000;
-            return;
+            return 0;
         }
         for (size_t i = 0; i < q->rec.nseries; i++)
             if (store_series(q, &q->rec.series[i]) != 0) {
@@ -480,6 +488,7 @@ static void watch(rw_queue *q, int64_t now_ms) {
         if (!q->have_rec)
             mark(q, q->rec.pos);
     }
+    return 1;
 }
 
 /* Takes up to max_samples_per_send samples out of the ring into a request. */
@@ -578,8 +587,8 @@ static void reshard_check(rw_queue *q, int64_t now_ms) {
 
 int64_t rw_queue_step(rw_queue *q, int64_t now_ms) {
     reshard_check(q, now_ms);
-    watch(q, now_ms);
-    int64_t wait = 250, pending = 0, deadline = q->cfg->queue.batch_send_deadline_ms;
+    int more = watch(q, now_ms);
+    int64_t wait = more ? 0 : 250, pending = 0, deadline = q->cfg->queue.batch_send_deadline_ms;
     int idle = 1;
     for (size_t i = 0; i < q->nshards; i++) {
         rw_shard *sh = &q->shards[i];
@@ -664,6 +673,7 @@ void rw_queue_done(rw_queue *q, void *handle, int curl_code, long status, int64_
         q->out_period += sh->nbatch;
         sh->nbatch = 0;
         sh->retry_at = 0;
+        progress_write(q); /* a restart resends at most what is still in flight */
         return;
     }
     /* recoverable: the same body again after the backoff (doubled up to max_backoff) */
