@@ -228,6 +228,48 @@ class TestRemoteWriteBounds(unittest.TestCase):
         self.assertEqual(m['kiln_remote_write_samples_rejected_total{reason="duplicate"}'], 1)
 
 
+class TestScrapeFutureBound(unittest.TestCase):
+    """Issue 16, finding 6, on the scrape side: an exposed sample with a timestamp far in the
+    future is dropped and counted as out of bounds, as Prometheus counts those; the target's
+    other samples and later scrapes go on."""
+
+    def test_far_future_exposed_sample_is_dropped_and_counted(self):
+        import http.server
+        import threading
+        far = now_ms() + 100 * 365 * 86400 * 1000
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = ("scr_far 1 %d\nscr_near 2\n" % far).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        k = Kiln(config="global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: fut\n"
+                        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n" % srv.server_address[1]).start()
+        try:
+            def count(q):
+                st, doc = k.get_json("/api/v1/query?" + urllib.parse.urlencode({"query": q}))
+                return len(doc["data"]["result"]) if st == 200 else -1
+            self.assertTrue(wait_for(lambda: k.metrics().get(
+                "kiln_target_scrapes_sample_out_of_bounds_total", 0) >= 2, 20), k.read_log()[-2000:])
+            self.assertEqual(count('scr_near{job="fut"}'), 1)
+            self.assertEqual(count('up{job="fut"} == 1'), 1)
+            self.assertEqual(count("scr_far"), 0)
+            self.assertLess(k.metrics()["kiln_tsdb_head_max_time"], now_ms() + 600000)
+            self.assertEqual(k.stop(), 0)
+        finally:
+            k.cleanup()
+            srv.shutdown()
+
+
 class TestRemoteWriteDisabled(KilnTestCase):
     kiln_args = ("--web.disable-remote-write-receiver",)
 
