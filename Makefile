@@ -50,7 +50,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 OPT_FLAGS := -O2
 ASAN_FLAGS := -O1 $(SAN) -DKILN_LOCK_DEBUG
 
-.PHONY: all deps run check test fuzz fuzz-smoke bench clean format lint conformance
+.PHONY: all web deps run check test fuzz fuzz-smoke bench clean format lint conformance
 .DELETE_ON_ERROR:
 
 all: bin/kiln
@@ -80,7 +80,11 @@ $$($(1)_LIB): $$($(1)_OBJS)
 	rm -f $$@
 	ar rcs $$@ $$^
 
-build/$(1)/kiln: build/$(1)/cmd/kiln/main.o $$($(1)_LIB)
+build/$(1)/web/ui_assets.o: build/web/ui_assets.c
+	@mkdir -p $$(@D)
+	$$(CC) $$(CPPFLAGS_ALL) -std=c11 $(2) -c $$< -o $$@
+
+build/$(1)/kiln: build/$(1)/cmd/kiln/main.o build/$(1)/web/ui_assets.o $$($(1)_LIB)
 	$$(CC) $(2) -pthread -o $$@ $$^ $$(LIBS)
 
 -include $$($(1)_OBJS:.o=.d) build/$(1)/cmd/kiln/main.d
@@ -88,6 +92,23 @@ endef
 
 $(eval $(call variant,opt,$(OPT_FLAGS)))
 $(eval $(call variant,asan,$(ASAN_FLAGS)))
+
+# ---- the web UI: web/src bundled by esbuild (npm), embedded as C arrays ----
+
+WEB_SRCS := $(wildcard web/src/*) web/build.mjs
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+build/web/dist/app.js: $(WEB_SRCS) web/node_modules/.package-lock.json
+	node web/build.mjs build/web/dist
+
+build/web/ui_assets.c: build/web/dist/app.js web/embed.py
+	@mkdir -p $(@D)
+	python3 web/embed.py build/web/dist $@
+
+web: build/web/ui_assets.c
 
 bin/kiln: build/opt/kiln
 	@mkdir -p bin
@@ -160,6 +181,7 @@ deps:
 	@sh tests/deps.sh
 	@[ tests/otlp/node_modules/.package-lock.json -nt tests/otlp/package-lock.json ] || \
 		npm ci --prefix tests/otlp --no-audit --no-fund
+	@$(MAKE) --no-print-directory web/node_modules/.package-lock.json
 
 run: deps
 	@$(MAKE) --no-print-directory bin/kiln

@@ -219,6 +219,33 @@ typedef struct api_app {
  * /api/v1/status/{buildinfo,flags,config,runtimeinfo}.  Borrows a. */
 KILN_MUST_CHECK int api_register_base(http_server *s, api_app *a);
 
+/* ---- the web UI (api/ui.c) ---- */
+
+/* One file of the UI bundle, embedded at build time (web/embed.py writes
+ * build/web/ui_assets.c from esbuild's output). */
+typedef struct ui_asset {
+    const char *name;         /* "index.html", "app.js", ... */
+    const char *content_type; /* "text/javascript; charset=utf-8" */
+    const char *etag;         /* quoted: "\"<hash>\"" */
+    const unsigned char *data, *gz;
+    size_t len, gz_len;
+} ui_asset;
+
+/* Defined by the generated build/web/ui_assets.c, linked into bin/kiln;
+ * the last entry's name is NULL. */
+extern const ui_asset kiln_ui_assets[];
+
+/*
+ * Registers the UI's pages on s: / and /graph redirect to /query (keeping
+ * /graph's parameters), /query, /alerts, /rules, /targets,
+ * /service-discovery, /status, /config, /flags and /tsdb-status answer
+ * index.html, and /assets/<name> the other files.  Files are answered with
+ * their ETag (If-None-Match: 304), Cache-Control: no-cache, and their gzip
+ * form when the client accepts it.  Borrows assets (static data, ending
+ * with a NULL name).
+ */
+KILN_MUST_CHECK int ui_register(http_server *s, const ui_asset *assets);
+
 /* ---- remote write (api/remotewrite.c) ---- */
 
 struct storage;

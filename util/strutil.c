@@ -143,6 +143,8 @@ const char *http_status_text(int code, const char *unknown) {
         return "Moved Permanently";
     case 302:
         return "Found";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:

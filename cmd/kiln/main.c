@@ -1026,7 +1026,8 @@ int main(int argc, char **argv) {
             0 ||
         http_route(k.http, "POST", "/api/v1/otlp/v1/metrics", HTTP_ROUTE_WORKER, handle_otlp, &k,
                    "/api/v1/otlp/v1/metrics") != 0 ||
-        api_v1_new(&qo, &k.qapi) != 0 || api_v1_register(k.http, k.qapi) != 0) {
+        api_v1_new(&qo, &k.qapi) != 0 || api_v1_register(k.http, k.qapi) != 0 ||
+        ui_register(k.http, kiln_ui_assets) != 0) {
         kiln_err_set(&err, KILN_ENOMEM, "out of memory");
         goto fail_loop;
     }

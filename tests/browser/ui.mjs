@@ -1,0 +1,129 @@
+// ui.mjs - drives kiln's web UI in Debian's headless Chromium (puppeteer-core
+// from web/node_modules) and prints what it saw as one JSON object on
+// stdout; tests/integration/test_ui.py starts kiln and its peers, runs this
+// and asserts on the report.  Every page is screenshotted into the output
+// folder.  Exits 1 on an uncaught failure (the report then has "fatal").
+//
+//   node tests/browser/ui.mjs <base-url> <out-dir> <options-json>
+// options: {expr, metricPrefix, benchExpr, benchRuns}
+import { createRequire } from "node:module";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const require = createRequire(new URL("../../web/package.json", import.meta.url));
+const puppeteer = require("puppeteer-core");
+
+const [base, out, optsJson] = process.argv.slice(2);
+const opts = JSON.parse(optsJson || "{}");
+const report = { consoleErrors: [], failedRequests: [], pages: {} };
+const profile = mkdtempSync(join(tmpdir(), "kiln-chromium-"));
+const browser = await puppeteer.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  userDataDir: profile,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+});
+
+async function newPage() {
+  const p = await browser.newPage();
+  await p.setViewport({ width: 1280, height: 900 });
+  p.on("console", (m) => m.type() === "error" && report.consoleErrors.push(`${p.url()}: ${m.text()}`));
+  p.on("pageerror", (e) => report.consoleErrors.push(`${p.url()}: ${e.message}`));
+  p.on("requestfailed", (r) => {
+    // a query superseded by a newer one is aborted on purpose
+    if (r.failure()?.errorText !== "net::ERR_ABORTED") report.failedRequests.push(`${r.url()}: ${r.failure()?.errorText}`);
+  });
+  p.on("response", (r) => r.status() >= 400 && report.failedRequests.push(`${r.url()}: HTTP ${r.status()}`));
+  return p;
+}
+const shot = (p, name) => p.screenshot({ path: join(out, name + ".png"), fullPage: true });
+const texts = (p, sel) => p.$$eval(sel, (els) => els.map((e) => e.textContent.trim()));
+const loaded = (p) => p.waitForFunction(() => !document.querySelector(".page-body > p.muted") || document.querySelector(".page-body > p.muted").textContent !== "Loading…");
+
+try {
+  const p = await newPage();
+
+  // / -> /query
+  await p.goto(base + "/", { waitUntil: "networkidle0" });
+  report.rootLandsOn = new URL(p.url()).pathname;
+
+  // /graph keeps its parameters; the table view lists the instant vector's rows
+  const q = "g0.expr=" + encodeURIComponent(opts.expr) + "&g0.tab=1&g0.range_input=15m";
+  await p.goto(base + "/graph?" + q, { waitUntil: "networkidle0" });
+  const u = new URL(p.url());
+  report.graphRedirect = { path: u.pathname, expr: u.searchParams.get("g0.expr"), range: u.searchParams.get("g0.range_input") };
+  await p.goto(base + "/query?g0.expr=" + encodeURIComponent(opts.expr) + "&g0.tab=table", { waitUntil: "networkidle0" });
+  await p.waitForSelector("table.result tr, .output .alert, .output p.muted:not(.loading)");
+  report.tableRows = await p.$$eval("table.result tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent.trim())));
+  report.tableErrors = await texts(p, ".output .alert.error");
+  await shot(p, "query-table");
+
+  // the graph view: one uPlot series per result series
+  await p.click("button[data-tab=graph]");
+  await p.waitForSelector(".chart[data-series] canvas, .output .alert.error");
+  report.graph = await p.evaluate(() => {
+    const c = document.querySelector(".chart[data-series]");
+    return c && {
+      series: Number(c.dataset.series),
+      legend: document.querySelectorAll(".u-legend .u-series").length - 1,
+      canvas: !!c.querySelector("canvas"),
+      tab: new URLSearchParams(location.search).get("g0.tab"),
+    };
+  });
+  report.graphErrors = await texts(p, ".output .alert.error");
+  await shot(p, "query-graph");
+
+  // completion of a partial metric name
+  const c = await newPage();
+  await c.goto(base + "/query", { waitUntil: "networkidle0" });
+  await c.type(".editor textarea", opts.metricPrefix, { delay: 20 });
+  await c.waitForSelector("ul.complete:not([hidden]) li");
+  report.completion = await c.$$eval("ul.complete li", (els) => els.map((e) => e.textContent.slice(1)));
+  await shot(c, "query-completion");
+  await c.close();
+
+  // targets: the real node exporter up, the dead one down with its error
+  await p.goto(base + "/targets", { waitUntil: "networkidle0" });
+  await p.waitForSelector("tr.target");
+  report.targets = await p.$$eval("tr.target", (rows) =>
+    rows.map((r) => ({ url: r.dataset.url, health: r.dataset.health, error: r.querySelector(".target-error").textContent })));
+  await shot(p, "targets");
+
+  // alerts: the firing rule
+  await p.goto(base + "/alerts", { waitUntil: "networkidle0" });
+  await p.waitForSelector(".alert-rule");
+  report.alerts = await p.$$eval(".alert-rule", (els) => els.map((e) => ({ name: e.dataset.name, state: e.dataset.state, alerts: e.querySelectorAll("tbody tr").length })));
+  await shot(p, "alerts");
+
+  for (const name of ["rules", "service-discovery", "status", "config", "flags", "tsdb-status"]) {
+    await p.goto(base + "/" + name, { waitUntil: "networkidle0" });
+    await loaded(p);
+    report.pages[name] = {
+      title: await p.$eval("h1", (e) => e.textContent),
+      errors: await texts(p, ".alert.error"),
+      rows: (await p.$$("table.data tbody tr")).length,
+      text: (await p.$eval(".page-body", (e) => e.textContent)).slice(0, 2000),
+    };
+    await shot(p, name);
+  }
+
+  // render time of a range query's graph (performance.now() around uPlot's draw)
+  if (opts.benchExpr) {
+    report.bench = [];
+    for (let i = 0; i < (opts.benchRuns || 5); i++) {
+      await p.goto(base + "/query?g0.expr=" + encodeURIComponent(opts.benchExpr) + "&g0.tab=graph&g0.range_input=1h", { waitUntil: "networkidle0" });
+      await p.waitForSelector(".chart[data-series]");
+      report.bench.push(await p.evaluate(() => window.__kilnLastRender));
+    }
+    await shot(p, "query-graph-200");
+  }
+} catch (e) {
+  report.fatal = String(e.stack || e);
+} finally {
+  await browser.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.stdout.write(JSON.stringify(report) + "\n");
+process.exit(report.fatal ? 1 : 0);
