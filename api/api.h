@@ -291,19 +291,27 @@ void remotewrite_free(remotewrite *rw);
  * (configuration.md, otlp.translation_strategy). */
 typedef enum otlp_strategy {
     OTLP_UNDERSCORE_ESCAPING_WITH_SUFFIXES, /* the default */
-    OTLP_NO_UTF8_ESCAPING_WITH_SUFFIXES,
-    OTLP_NO_TRANSLATION,
+    OTLP_UNDERSCORE_ESCAPING_WITHOUT_SUFFIXES,
+    OTLP_NO_UTF8_ESCAPING_WITH_SUFFIXES, /* refused by the configuration (kiln's names are classic) */
+    OTLP_NO_TRANSLATION,                 /* refused by the configuration */
 } otlp_strategy;
 
+/* What otlp_new starts with; the configuration's otlp section, once
+ * applied with otlp_apply, replaces the translation settings. */
 typedef struct otlp_opts {
     int enabled;                   /* --web.enable-otlp-receiver; 0: 404 */
     size_t max_decompressed_bytes; /* gzip bodies inflate to at most this (413 beyond); 0: the default */
     otlp_strategy strategy;
     const char *const *promote; /* resource attributes copied onto every series (borrowed) */
     size_t npromote;
-    int keep_identifying; /* keep service.* on target_info */
+    int promote_all;          /* every resource attribute but those in promote[] */
+    int keep_identifying;     /* keep service.* on target_info */
+    int promote_scope;        /* otel_scope_* labels */
+    int no_key_underscore;    /* label_name_underscore_sanitization: false */
+    int collapse_underscores; /* label_name_preserve_multiple_underscores: false */
 } otlp_opts;
 
+struct config;
 typedef struct otlp otlp;
 
 /* Creates the receiver and registers its kiln_otlp_* metrics (one per
@@ -316,7 +324,12 @@ KILN_MUST_CHECK int otlp_new(struct storage *st, const otlp_opts *o, otlp **out,
  * disabled, 413, 415, 500.  Thread-safe. */
 void otlp_handle(otlp *o, http_req *req, http_resp *resp);
 
-/* NULL is a no-op. */
+/* Takes the translation settings of c's otlp section (retains c; NULL
+ * keeps otlp_new's).  Thread-safe: requests in flight keep what they began
+ * with. */
+void otlp_apply(otlp *o, struct config *c);
+
+/* NULL is a no-op; releases the applied configuration. */
 void otlp_free(otlp *o);
 
 /*
@@ -328,8 +341,9 @@ void otlp_free(otlp *o);
 int otlp_metric_name(const char *name, const char *unit, char kind, otlp_strategy strategy, char *out,
                      size_t cap);
 
-/* An attribute key as a label name (Prometheus' NormalizeLabel), same contract. */
-int otlp_label_name(const char *key, otlp_strategy strategy, char *out, size_t cap);
+/* An attribute key as a label name (Prometheus' LabelNamer) under o's
+ * strategy and label options; same contract. */
+int otlp_label_name(const char *key, const otlp_opts *o, char *out, size_t cap);
 
 /* ---- /api/v1 query and metadata (api/v1.c; handlers in query_api.c,
  * metadata.c, tsdb_status.c and admin.c, parameters in params.c) ---- */

@@ -42,6 +42,7 @@
  * number at once; the receiver is read-only after otlp_new, metrics atomic.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@
 
 #include "api.h"
 #include "api/otlp.pb-c.h"
+#include "config/config.h"
 #include "storage/storage.h"
 
 #define OTLP_DEFAULT_MAX_DECOMPRESSED ((size_t)32 << 20)
@@ -69,6 +71,8 @@ static const char *const or_names[OR_N] = {"delta_temporality", "exponential_his
 struct otlp {
     storage *st;
     otlp_opts opts;
+    pthread_mutex_t mu; /* guards cfg */
+    config *cfg;        /* the applied configuration (its otlp section), or NULL */
     metric_child *requests[OC_N];
     metric_child *rejected[OR_N];
     metric_child *received;
@@ -99,16 +103,21 @@ typedef struct tokens {
     size_t nsep;
 } tokens;
 
-/* Like Go's strings.FieldsFunc: splits s at every byte that is not an ASCII
- * letter, digit or ':' (in UTF-8 mode, bytes of non-ASCII characters count
- * as letters, and the separator runs are kept to join the name back). */
-static void split_tokens(const char *s, int utf8, tokens *t) {
+/* Whether c belongs to a word of a metric name: an ASCII letter, digit or
+ * ':' (in UTF-8 mode bytes of non-ASCII characters count as letters; with
+ * keep_underscore '_' too). */
+static int word_byte(unsigned char c, int utf8, int keep_underscore) {
+    return is_alnum(c) || c == ':' || (utf8 && c >= 0x80) || (keep_underscore && c == '_');
+}
+
+/* Like Go's strings.FieldsFunc: the words of s (see word_byte), and in
+ * UTF-8 mode the separator runs between them, to join the name back. */
+static void split_tokens(const char *s, int utf8, int keep_underscore, tokens *t) {
     t->count = t->nsep = 0;
     size_t len = strlen(s), i = 0;
     while (i < len && t->count < 64 && t->nsep < 64) {
         size_t start = i;
-        while (i < len &&
-               (is_alnum((unsigned char)s[i]) || s[i] == ':' || (utf8 && (unsigned char)s[i] >= 0x80)))
+        while (i < len && word_byte((unsigned char)s[i], utf8, keep_underscore))
             i++;
         if (i > start) {
             t->p[t->count] = s + start;
@@ -116,8 +125,7 @@ static void split_tokens(const char *s, int utf8, tokens *t) {
             t->count++;
         }
         start = i;
-        while (i < len &&
-               !(is_alnum((unsigned char)s[i]) || s[i] == ':' || (utf8 && (unsigned char)s[i] >= 0x80)))
+        while (i < len && !word_byte((unsigned char)s[i], utf8, keep_underscore))
             i++;
         if (i > start) {
             t->sp[t->nsep] = s + start;
@@ -241,7 +249,10 @@ int otlp_metric_name(const char *name, const char *unit, char kind, otlp_strateg
         return (int)k;
     }
     tokens t;
-    split_tokens(name, strategy == OTLP_NO_UTF8_ESCAPING_WITH_SUFFIXES, &t);
+    split_tokens(name, strategy == OTLP_NO_UTF8_ESCAPING_WITH_SUFFIXES,
+                 strategy == OTLP_UNDERSCORE_ESCAPING_WITHOUT_SUFFIXES, &t);
+    if (strategy == OTLP_UNDERSCORE_ESCAPING_WITHOUT_SUFFIXES)
+        goto join;
     char main_u[128], per_u[128];
     const char *slash = strchr(unit, '/');
     unit_part(unit, slash ? (size_t)(slash - unit) : strlen(unit), 0, main_u, sizeof main_u);
@@ -265,6 +276,7 @@ int otlp_metric_name(const char *name, const char *unit, char kind, otlp_strateg
         tokens_remove(&t, "ratio");
         tokens_push(&t, "ratio");
     }
+join:
     if (t.count && t.p[0][0] >= '0' && t.p[0][0] <= '9') {
         if (cap < 2)
             return -1;
@@ -291,42 +303,45 @@ int otlp_metric_name(const char *name, const char *unit, char kind, otlp_strateg
     return (int)k;
 }
 
-int otlp_label_name(const char *key, otlp_strategy strategy, char *out, size_t cap) {
+int otlp_label_name(const char *key, const otlp_opts *o, char *out, size_t cap) {
     size_t len = key ? strlen(key) : 0, k = 0;
-    if (strategy != OTLP_UNDERSCORE_ESCAPING_WITH_SUFFIXES || len == 0) {
+    if (o->strategy == OTLP_NO_UTF8_ESCAPING_WITH_SUFFIXES || o->strategy == OTLP_NO_TRANSLATION ||
+        len == 0) {
         if (len + 1 > cap)
             return -1;
         memcpy(out, key ? key : "", len + 1);
         return (int)len;
     }
-    const char *prefix = "";
-    if (key[0] >= '0' && key[0] <= '9')
-        prefix = "key_";
-    else if (key[0] == '_' && key[1] != '_')
-        prefix = "key";
-    size_t pl = strlen(prefix);
-    if (pl + len + 1 > cap)
+    if (len + 5 > cap) /* room for "key_" */
         return -1;
-    memcpy(out, prefix, pl);
-    k = pl;
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)key[i];
-        if (is_alnum(c) || c == '_') {
-            out[k++] = (char)c;
-            i++;
-        } else {
-            out[k++] = '_'; /* one '_' per character, as Go's regexp replaces runes */
-            i += utf8_len(key + i, len - i);
-        }
+        size_t step = is_alnum(c) || c == '_' ? 1 : utf8_len(key + i, len - i);
+        char ch = step == 1 && (is_alnum(c) || c == '_') ? (char)c : '_'; /* one '_' per character */
+        i += step;
+        if (ch == '_' && o->collapse_underscores && k && out[k - 1] == '_')
+            continue;
+        out[k++] = ch;
     }
     out[k] = 0;
-    return (int)k;
+    /* the prefixes go on the escaped name */
+    const char *prefix = "";
+    if (out[0] >= '0' && out[0] <= '9')
+        prefix = "key_";
+    else if (!o->no_key_underscore && out[0] == '_' && out[1] != '_')
+        prefix = "key";
+    size_t pl = strlen(prefix);
+    memmove(out + pl, out, k + 1);
+    memcpy(out, prefix, pl);
+    return (int)(k + pl);
 }
 
 /* ---- one request ------------------------------------------------------------- */
 
 typedef struct oreq {
     otlp *o;
+    otlp_opts set; /* the settings of this request */
+    config *cfg;   /* retained while the request runs */
     arena *a;
     appender *app;
     size_t points;   /* data points in the request */
@@ -511,7 +526,7 @@ static int kv_cmp(const void *a, const void *b) {
 static const char *label_for(oreq *r, const char *key) {
     size_t n = strlen(key);
     char *out = arena_alloc_nz(r->a, n + 8);
-    if (!out || otlp_label_name(key, r->o->opts.strategy, out, n + 8) < 0)
+    if (!out || otlp_label_name(key, &r->set, out, n + 8) < 0)
         return NULL;
     return out;
 }
@@ -772,7 +787,7 @@ static void one_metric(oreq *r, resctx *rc, const Kiln__Otlp__Metric *m) {
         return;
     }
     char name[OTLP_NAME_MAX];
-    if (otlp_metric_name(m->name, m->unit, kind, r->o->opts.strategy, name, sizeof name) <= 0) {
+    if (otlp_metric_name(m->name, m->unit, kind, r->set.strategy, name, sizeof name) <= 0) {
         reject(r, OR_INVALID, npoints, "metric \"%.200s\": no valid Prometheus name", m->name ? m->name : "");
         return;
     }
@@ -795,6 +810,55 @@ static void one_metric(oreq *r, resctx *rc, const Kiln__Otlp__Metric *m) {
         summary_points(r, rc, nm, m->summary->data_points, npoints);
         break;
     }
+}
+
+/* The promoted resource attributes into l: those listed, or with
+ * promote_all every one but those listed. */
+KILN_MUST_CHECK static int promote(oreq *r, lset *l, Kiln__Otlp__KeyValue *const *ra, size_t nra) {
+    const otlp_opts *o = &r->set;
+    for (size_t i = 0; i < (o->promote_all ? nra : o->npromote); i++) {
+        const char *key = o->promote_all ? ra[i]->key : o->promote[i];
+        const Kiln__Otlp__AnyValue *v = NULL;
+        if (o->promote_all) {
+            int ignored = !key || !*key;
+            for (size_t j = 0; j < o->npromote && !ignored; j++)
+                ignored = !strcmp(key, o->promote[j]);
+            if (ignored)
+                continue;
+            v = ra[i]->value;
+        } else if (!(v = attr_get(ra, nra, key))) {
+            continue;
+        }
+        const char *name = label_for(r, key);
+        if (!name)
+            return KILN_ENOMEM;
+        int exists = 0;
+        for (size_t j = 0; j < l->n; j++)
+            exists |= !strcmp(l->v[j].name, name);
+        if (!exists && lset_set(r, l, name, any_str(r, v), 0) != 0)
+            return KILN_ENOMEM;
+    }
+    return 0;
+}
+
+/* promote_scope_metadata: otel_scope_name, _version, _schema_url and
+ * otel_scope_<attribute>, when the scope has a name. */
+KILN_MUST_CHECK static int scope_labels(oreq *r, lset *l, const Kiln__Otlp__ScopeMetrics *sm) {
+    const Kiln__Otlp__InstrumentationScope *sc = sm->scope;
+    if (!sc || !sc->name || !*sc->name)
+        return 0;
+    if (lset_set(r, l, "otel_scope_name", sc->name, 0) != 0 ||
+        lset_set(r, l, "otel_scope_version", sc->version, 0) != 0 ||
+        lset_set(r, l, "otel_scope_schema_url", sm->schema_url, 0) != 0)
+        return KILN_ENOMEM;
+    for (size_t i = 0; i < sc->n_attributes; i++) {
+        const char *k = sc->attributes[i]->key ? sc->attributes[i]->key : "";
+        const char *full = suffixed(r, "otel_scope_", k);
+        const char *name = full ? label_for(r, full) : NULL;
+        if (!name || lset_set(r, l, name, any_str(r, sc->attributes[i]->value), 0) != 0)
+            return KILN_ENOMEM;
+    }
+    return 0;
 }
 
 /* Every metric of one ResourceMetrics, then its target_info. */
@@ -825,17 +889,20 @@ static void one_resource(oreq *r, const Kiln__Otlp__ResourceMetrics *rm) {
     }
     if (inst)
         rc.instance = any_str(r, inst);
-    for (size_t i = 0; i < r->o->opts.npromote; i++) {
-        const Kiln__Otlp__AnyValue *v = attr_get(ra, nra, r->o->opts.promote[i]);
-        const char *name = v ? label_for(r, r->o->opts.promote[i]) : NULL;
-        if (v && (!name || lset_set(r, &rc.base, name, any_str(r, v), 0) != 0)) {
+    if (promote(r, &rc.base, ra, nra) != 0) {
+        r->fatal = KILN_ENOMEM;
+        return;
+    }
+    size_t nbase = rc.base.n;
+    for (size_t s = 0; s < rm->n_scope_metrics && !r->fatal; s++) {
+        rc.base.n = nbase;
+        if (r->set.promote_scope && scope_labels(r, &rc.base, rm->scope_metrics[s]) != 0) {
             r->fatal = KILN_ENOMEM;
             return;
         }
-    }
-    for (size_t s = 0; s < rm->n_scope_metrics && !r->fatal; s++)
         for (size_t m = 0; m < rm->scope_metrics[s]->n_metrics && !r->fatal; m++)
             one_metric(r, &rc, rm->scope_metrics[s]->metrics[m]);
+    }
 
     /* target_info: when the resource has more than the identifying attributes */
     size_t others = nra;
@@ -844,7 +911,7 @@ static void one_resource(oreq *r, const Kiln__Otlp__ResourceMetrics *rm) {
     if (others == 0 || !rc.has_ts || r->fatal || (!rc.job && !rc.instance))
         return;
     lset l = {0};
-    int keep = r->o->opts.keep_identifying;
+    int keep = r->set.keep_identifying;
     if (add_attrs(r, &l, ra, nra, keep ? NULL : identifying, keep ? 0 : 3) != 0 ||
         lset_set(r, &l, "job", rc.job, 0) != 0 || lset_set(r, &l, "instance", rc.instance, 0) != 0) {
         r->fatal = KILN_ENOMEM;
@@ -998,6 +1065,41 @@ static int ct_is(const char *ct, const char *want) {
     return !strncasecmp(ct, want, n) && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* This request's settings: otlp_new's, then the applied configuration's. */
+static void settings(otlp *o, oreq *r) {
+    pthread_mutex_lock(&o->mu);
+    r->cfg = o->cfg ? config_retain(o->cfg) : NULL;
+    pthread_mutex_unlock(&o->mu);
+    r->set = o->opts;
+    if (!r->cfg)
+        return;
+    const config_otlp *c = &r->cfg->otlp;
+    const char *ts = c->translation_strategy ? c->translation_strategy : "";
+    r->set.strategy = !strcmp(ts, "UnderscoreEscapingWithoutSuffixes")
+                          ? OTLP_UNDERSCORE_ESCAPING_WITHOUT_SUFFIXES
+                      : !strcmp(ts, "NoUTF8EscapingWithSuffixes") ? OTLP_NO_UTF8_ESCAPING_WITH_SUFFIXES
+                      : !strcmp(ts, "NoTranslation")              ? OTLP_NO_TRANSLATION
+                                                                  : OTLP_UNDERSCORE_ESCAPING_WITH_SUFFIXES;
+    r->set.promote_all = c->promote_all_resource_attributes;
+    r->set.promote = (const char *const *)(r->set.promote_all ? c->ignore_resource_attributes
+                                                              : c->promote_resource_attributes);
+    r->set.npromote = r->set.promote_all ? c->nignore_resource_attributes : c->npromote_resource_attributes;
+    r->set.keep_identifying = c->keep_identifying_resource_attributes;
+    r->set.promote_scope = c->promote_scope_metadata;
+    r->set.no_key_underscore = !c->label_name_underscore_sanitization;
+    r->set.collapse_underscores = !c->label_name_preserve_multiple_underscores;
+}
+
+void otlp_apply(otlp *o, config *c) {
+    if (c)
+        config_retain(c);
+    pthread_mutex_lock(&o->mu);
+    config *old = o->cfg;
+    o->cfg = c;
+    pthread_mutex_unlock(&o->mu);
+    config_free(old);
+}
+
 void otlp_handle(otlp *o, http_req *req, http_resp *resp) {
     char msg[OTLP_MSG_MAX];
     const char *ct = http_req_header(req, "Content-Type");
@@ -1060,8 +1162,10 @@ void otlp_handle(otlp *o, http_req *req, http_resp *resp) {
     }
     r->o = o;
     r->a = req->arena;
+    settings(o, r);
     for (size_t i = 0; i < er->n_resource_metrics && !r->fatal; i++)
         one_resource(r, er->resource_metrics[i]);
+    config_free(r->cfg); /* the names are in the arena or in er */
     metric_add(o->received, (double)r->points);
     if (r->fatal) {
         appender_rollback(r->app);
@@ -1100,6 +1204,7 @@ int otlp_new(storage *st, const otlp_opts *opts, otlp **out, kiln_err *err) {
         goto nomem;
     o->st = st;
     o->opts = *opts;
+    pthread_mutex_init(&o->mu, NULL);
     if (!o->opts.max_decompressed_bytes)
         o->opts.max_decompressed_bytes = OTLP_DEFAULT_MAX_DECOMPRESSED;
     metric *req = metric_new(METRIC_COUNTER, "kiln_otlp_requests_total",
@@ -1132,5 +1237,9 @@ nomem:
 }
 
 void otlp_free(otlp *o) {
+    if (!o)
+        return;
+    config_free(o->cfg);
+    pthread_mutex_destroy(&o->mu);
     free(o);
 }

@@ -252,6 +252,22 @@ typedef struct config_remote_read {
     config_http http;
 } config_remote_read;
 
+/* The otlp section: how the OTLP receiver (api/otlp.c) translates.  The
+ * attribute lists are trimmed and checked as Prometheus does. */
+typedef struct config_otlp {
+    char **promote_resource_attributes;
+    size_t npromote_resource_attributes;
+    int promote_all_resource_attributes;
+    char **ignore_resource_attributes; /* with promote_all_resource_attributes only */
+    size_t nignore_resource_attributes;
+    char *translation_strategy; /* default "UnderscoreEscapingWithSuffixes" */
+    int keep_identifying_resource_attributes;
+    int convert_histograms_to_nhcb; /* parsed, not acted on: kiln has no native histograms */
+    int promote_scope_metadata;
+    int label_name_underscore_sanitization;       /* default 1 */
+    int label_name_preserve_multiple_underscores; /* default 1 */
+} config_otlp;
+
 /* A key the document sets that kiln parses but does not act on.  The path
  * leaves list indexes out ("scrape_configs[].tls_config.server_name"), so a
  * path is listed once whatever the number of items setting it; line:col is
@@ -272,6 +288,7 @@ typedef struct config {
     size_t nremote_write;
     config_remote_read *remote_read;
     size_t nremote_read;
+    config_otlp otlp;
 
     char *source; /* the original document text (NUL-terminated) */
     size_t source_len;

@@ -130,7 +130,6 @@ static int unknown_key(dec *d, const ynode *k, const char *section) {
                                               "runtime",
                                               "storage",
                                               "tracing",
-                                              "otlp",
                                               "oauth2",
                                               "sigv4",
                                               "azuread",

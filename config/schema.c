@@ -852,6 +852,84 @@ static int check_rule_files(dec *d, const ynode *v, void *field, size_t n) {
     return 0;
 }
 
+/* ---- otlp ------------------------------------------------------------------------------------ */
+
+static int check_translation_strategy(dec *d, const ynode *v, void *field, size_t n) {
+    const char *s = *(char **)field;
+    (void)n;
+    if (!s || !strcmp(s, "UnderscoreEscapingWithSuffixes") || !strcmp(s, "UnderscoreEscapingWithoutSuffixes"))
+        return 0;
+    /* kiln's names are the classic ones: Prometheus' answer under the legacy validation scheme */
+    if (!strcmp(s, "NoTranslation") || !strcmp(s, "NoUTF8EscapingWithSuffixes"))
+        return decode_fail(d, v, "OTLP translation strategy \"%s\" is not allowed when UTF8 is disabled", s);
+    return decode_fail(d, v, "unsupported OTLP translation strategy \"%.100s\"", s);
+}
+
+/* Prometheus' sanitizeAttributes: trimmed, none empty, none twice. */
+static int otlp_attributes(dec *d, const ynode *at, char **v, size_t n, const char *key,
+                           const char *adjective) {
+    for (size_t i = 0; i < n; i++) {
+        char *a = v[i];
+        while (isspace((unsigned char)*a))
+            a++;
+        size_t len = strlen(a);
+        while (len && isspace((unsigned char)a[len - 1]))
+            len--;
+        memmove(v[i], a, len);
+        v[i][len] = 0;
+        if (len == 0)
+            return decode_fail(d, at, "invalid '%s': empty %s OTel resource attribute", key, adjective);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(v[j], v[i]))
+                return decode_fail(d, at, "invalid '%s': duplicated %s OTel resource attribute \"%.100s\"",
+                                   key, adjective, v[i]);
+    }
+    return 0;
+}
+
+static int otlp_finish(dec *d, void *obj, const schema_seen *s) {
+    config_otlp *o = obj;
+    const ynode *at = s->map;
+    if (o->promote_all_resource_attributes) {
+        if (o->npromote_resource_attributes)
+            return decode_fail(d, at,
+                               "'promote_all_resource_attributes' and 'promote_resource_attributes' cannot "
+                               "be configured simultaneously");
+        return otlp_attributes(d, at, o->ignore_resource_attributes, o->nignore_resource_attributes,
+                               "ignore_resource_attributes", "ignored");
+    }
+    if (o->nignore_resource_attributes)
+        return decode_fail(d, at,
+                           "'ignore_resource_attributes' cannot be configured unless "
+                           "'promote_all_resource_attributes' is true");
+    return otlp_attributes(d, at, o->promote_resource_attributes, o->npromote_resource_attributes,
+                           "promote_resource_attributes", "promoted");
+}
+
+/* In Prometheus' order; written as Prometheus does (omitempty). */
+static const schema_key otlp_keys[] = {
+    {"promote_all_resource_attributes", SCHEMA_BOOL, FIELD(config_otlp, promote_all_resource_attributes),
+     .flags = SCHEMA_OMIT_ZERO},
+    {"promote_resource_attributes", SCHEMA_STRINGS, ARRAY(config_otlp, promote_resource_attributes),
+     .flags = SCHEMA_OMIT_ZERO},
+    {"ignore_resource_attributes", SCHEMA_STRINGS, ARRAY(config_otlp, ignore_resource_attributes),
+     .flags = SCHEMA_OMIT_ZERO},
+    {"translation_strategy", SCHEMA_STRING, FIELD(config_otlp, translation_strategy),
+     .def_str = "UnderscoreEscapingWithSuffixes", .check = check_translation_strategy},
+    {"keep_identifying_resource_attributes", SCHEMA_BOOL,
+     FIELD(config_otlp, keep_identifying_resource_attributes), .flags = SCHEMA_OMIT_ZERO},
+    {"convert_histograms_to_nhcb", SCHEMA_BOOL, FIELD(config_otlp, convert_histograms_to_nhcb),
+     .flags = SCHEMA_UNUSED | SCHEMA_OMIT_ZERO},
+    {"promote_scope_metadata", SCHEMA_BOOL, FIELD(config_otlp, promote_scope_metadata),
+     .flags = SCHEMA_OMIT_ZERO},
+    {"label_name_underscore_sanitization", SCHEMA_BOOL,
+     FIELD(config_otlp, label_name_underscore_sanitization), .def = 1, .flags = SCHEMA_OMIT_ZERO},
+    {"label_name_preserve_multiple_underscores", SCHEMA_BOOL,
+     FIELD(config_otlp, label_name_preserve_multiple_underscores), .def = 1, .flags = SCHEMA_OMIT_ZERO},
+};
+
+static const schema_section otlp_sec = SECTION("otlp", otlp_keys, .null_ok = 1, .finish = otlp_finish);
+
 static const schema_key config_keys[] = {
     /* first: decoded by config_init before everything else */
     {"global", SCHEMA_MAP, FIELD(config, global), .flags = SCHEMA_FIRST | SCHEMA_ALWAYS, .sub = &global_sec},
@@ -860,6 +938,7 @@ static const schema_key config_keys[] = {
     {"scrape_configs", SCHEMA_LIST, ARRAY(config, scrape_configs), .sub = &schema_scrape},
     {"remote_write", SCHEMA_LIST, ARRAY(config, remote_write), .sub = &schema_remote_write},
     {"remote_read", SCHEMA_LIST, ARRAY(config, remote_read), .flags = SCHEMA_UNUSED, .sub = &remote_read_sec},
+    {"otlp", SCHEMA_MAP, FIELD(config, otlp), .sub = &otlp_sec},
 };
 
 /* global first, wherever it stands in the file: the rest inherits from it */

@@ -416,6 +416,9 @@ static int kiln_reload(void *p, kiln_err *err) {
         remote *snd = atomic_load(&k->sender);
         if (snd && remote_apply(snd, c) != 0)
             LOG_ERROR("remote write: out of memory applying the configuration", NULL);
+        otlp *ot = atomic_load(&k->otlp);
+        if (ot)
+            otlp_apply(ot, c);
         k->cfg = c;
         k->cfg_from_file = from_file;
         k->cfg_time_ms = time_now_ms();
@@ -760,7 +763,11 @@ static void startup_done(uv_work_t *w, int status) {
     otlp *ot = NULL;
     if (otlp_new(k->st, &oo, &ot, &rerr) != 0)
         LOG_ERROR("OTLP receiver unavailable", "err=%s", rerr.msg);
+    pthread_mutex_lock(&k->cfg_mu); /* a reload applies to it from now on */
+    if (ot)
+        otlp_apply(ot, k->cfg);
     atomic_store(&k->otlp, ot);
+    pthread_mutex_unlock(&k->cfg_mu);
     api_v1_set_external_labels(k->qapi, kiln_external_labels, k);
     api_v1_set_storage(k->qapi, k->st);
     if (atomic_load(&k->stopping))

@@ -123,6 +123,60 @@ class TestOTLPGzipAndDelta(KilnTestCase):
                          {series(__name__="room_temperature_celsius", **JOB): 21.5})
 
 
+class TestOTLPConfig(KilnTestCase):
+    """The otlp section: promotion, scope labels, identifying attributes on
+    target_info, then a reload to another translation strategy."""
+    kiln_args = ("--web.enable-otlp-receiver", "--web.enable-lifecycle")
+    kiln_config = ("otlp:\n"
+                   "  promote_resource_attributes: [host.name, ' deployment.environment ']\n"
+                   "  keep_identifying_resource_attributes: true\n"
+                   "  promote_scope_metadata: true\n")
+
+    def test_promotion_scope_then_reload(self):
+        res, err = send(self.kiln)
+        self.assertEqual([r["code"] for r in res], [0], err)
+        self.assertEqual(query(self.kiln, "bytes_sent_total"), {
+            series(__name__="bytes_sent_total", host_name="h1", deployment_environment="test",
+                   otel_scope_name="kiln-test", otel_scope_version="1.0.0", **JOB): 1024})
+        info = dict(next(iter(query(self.kiln, "target_info"))))
+        self.assertEqual((info["service_name"], info["service_namespace"], info["service_instance_id"]),
+                         ("checkout", "shop", "pod-1"))
+        self.assertNotIn("otel_scope_name", info)
+        st, doc = self.kiln.get_json("/api/v1/status/config")
+        self.assertIn("  - deployment.environment\n", doc["data"]["yaml"])
+
+        with open(self.kiln.config_path, "w") as f:
+            f.write("otlp:\n  translation_strategy: UnderscoreEscapingWithoutSuffixes\n")
+        st, _, body = self.kiln.post("/-/reload")
+        self.assertEqual(st, 200, body)
+        res, err = send(self.kiln)
+        self.assertEqual([r["code"] for r in res], [0], err)
+        self.assertEqual(query(self.kiln, "bytes_sent"), {series(__name__="bytes_sent", **JOB): 1024})
+        self.assertEqual(query(self.kiln, 'request_duration_bucket{le="+Inf"}'),
+                         {series(__name__="request_duration_bucket", le="+Inf", route="/cart", **JOB): 4})
+
+    def test_bad_otlp_sections_refused(self):
+        for cfg, msg in (
+                ("otlp:\n  promote_resource_attributes: [a, ' a']\n",
+                 'duplicated promoted OTel resource attribute "a"'),
+                ("otlp:\n  translation_strategy: NoTranslation\n",
+                 'OTLP translation strategy "NoTranslation" is not allowed when UTF8 is disabled'),
+                ("otlp:\n  ignore_resource_attributes: [a]\n",
+                 "'ignore_resource_attributes' cannot be configured unless"),
+        ):
+            with open(self.kiln.config_path) as f:
+                old = f.read()
+            with open(self.kiln.config_path, "w") as f:
+                f.write(cfg)
+            try:
+                st, _, body = self.kiln.post("/-/reload")
+            finally:
+                with open(self.kiln.config_path, "w") as f:
+                    f.write(old)
+            self.assertEqual(st, 500, body)
+            self.assertIn(msg, body.decode())
+
+
 class TestOTLPErrors(KilnTestCase):
     kiln_args = ("--web.enable-otlp-receiver",)
 

@@ -1204,7 +1204,11 @@ static const char full_yaml_out[] = "global:\n"
                                     "    job: node\n"
                                     "  filter_external_labels: false\n"
                                     "  follow_redirects: true\n"
-                                    "  enable_http2: true\n";
+                                    "  enable_http2: true\n"
+                                    "otlp:\n"
+                                    "  translation_strategy: UnderscoreEscapingWithSuffixes\n"
+                                    "  label_name_underscore_sanitization: true\n"
+                                    "  label_name_preserve_multiple_underscores: true\n";
 
 START_TEST(test_emit_exact) {
     setenv("KILN_TEST_ENV", "prod", 1);

@@ -126,6 +126,10 @@ START_TEST(test_metric_names) {
     ck_assert_str_eq(mname("http.server.duration", "s", 'h', OTLP_NO_UTF8_ESCAPING_WITH_SUFFIXES),
                      "http.server.duration_seconds");
     ck_assert_str_eq(mname("a.b", "", 'c', OTLP_NO_UTF8_ESCAPING_WITH_SUFFIXES), "a.b_total");
+    /* without suffixes: escaped, underscores kept, no unit or type words */
+    ck_assert_str_eq(mname("http.server__duration", "s", 'c', OTLP_UNDERSCORE_ESCAPING_WITHOUT_SUFFIXES),
+                     "http_server__duration");
+    ck_assert_str_eq(mname("1up", "1", 'g', OTLP_UNDERSCORE_ESCAPING_WITHOUT_SUFFIXES), "_1up");
     /* no translation: as sent */
     ck_assert_str_eq(mname("http.server.duration", "s", 'c', OTLP_NO_TRANSLATION), "http.server.duration");
     char small[8];
@@ -135,7 +139,8 @@ END_TEST
 
 static const char *lname(const char *key, otlp_strategy st) {
     static char out[256];
-    ck_assert_int_ge(otlp_label_name(key, st, out, sizeof out), 0);
+    otlp_opts o = {.strategy = st};
+    ck_assert_int_ge(otlp_label_name(key, &o, out, sizeof out), 0);
     return out;
 }
 
@@ -147,7 +152,17 @@ START_TEST(test_label_names) {
     ck_assert_str_eq(lname("__reserved", U), "__reserved");
     ck_assert_str_eq(lname("caf\xc3\xa9", U), "caf_"); /* one '_' per character */
     ck_assert_str_eq(lname("a-b c", U), "a_b_c");
+    ck_assert_str_eq(lname(".dot", U), "key_dot"); /* the prefix goes on the escaped name */
+    ck_assert_str_eq(lname("a..b__c", U), "a__b__c");
+    ck_assert_str_eq(lname("x", OTLP_UNDERSCORE_ESCAPING_WITHOUT_SUFFIXES), "x");
     ck_assert_str_eq(lname("http.status_code", OTLP_NO_UTF8_ESCAPING_WITH_SUFFIXES), "http.status_code");
+    /* label_name_underscore_sanitization: false, label_name_preserve_multiple_underscores: false */
+    char out[64];
+    otlp_opts o = {.no_key_underscore = 1, .collapse_underscores = 1};
+    ck_assert_int_eq(otlp_label_name("_a..b__c", &o, out, sizeof out), 6);
+    ck_assert_str_eq(out, "_a_b_c");
+    ck_assert_int_eq(otlp_label_name("9.x", &o, out, sizeof out), 7);
+    ck_assert_str_eq(out, "key_9_x");
 }
 END_TEST
 
