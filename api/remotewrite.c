@@ -433,8 +433,76 @@ KILN_MUST_CHECK static int decode_mem_error(const rw_alloc *al, rw_msg *msg) {
  * thread's buffer or a temporary one.  Returns 0 (b may still hold invalid
  * series), KILN_EINVAL (400), KILN_ELIMIT (413) or KILN_ENOMEM, with msg set.
  */
-KILN_MUST_CHECK static int rw_decode(const char *body, size_t len, size_t max_decompressed, rw_cache *cache,
-                                     rw_alloc *al, rw_batch *b, rw_msg *msg) {
+/*
+ * Remote write 2.0: resolves each series' label references through the
+ * symbols table into the 1.0 shape (Label messages) that the rest of the
+ * receiver checks and appends, with memory from al.  The samples and
+ * histograms are the same messages in both.  Returns 0 with *out and *n, or
+ * KILN_EINVAL (a reference outside the table, an odd count, a table whose
+ * first symbol is not empty: 400, nothing stored) / the allocator's error.
+ */
+KILN_MUST_CHECK static int v2_series(const Kiln__Remote__V2Request *r, rw_alloc *al,
+                                     Kiln__Remote__TimeSeries ***out, size_t *n, size_t *metadata,
+                                     rw_msg *msg) {
+    *n = 0;
+    if (r->n_timeseries == 0)
+        return 0;
+    if (r->n_symbols == 0 || r->symbols[0].len != 0) {
+        msg_puts(msg, "invalid remote write 2.0 request: symbols[0] must be the empty string");
+        return KILN_EINVAL;
+    }
+    Kiln__Remote__TimeSeries **v = rw_alloc_fn(al, r->n_timeseries * sizeof *v);
+    if (!v)
+        return decode_mem_error(al, msg);
+    for (size_t i = 0; i < r->n_timeseries; i++) {
+        const Kiln__Remote__V2TimeSeries *ts = r->timeseries[i];
+        if (ts->n_labels_refs % 2) {
+            msg_printf(
+                msg,
+                "invalid remote write 2.0 request: series %zu has an odd number (%zu) of label references", i,
+                ts->n_labels_refs);
+            return KILN_EINVAL;
+        }
+        size_t nl = ts->n_labels_refs / 2;
+        Kiln__Remote__TimeSeries *t = rw_alloc_fn(al, sizeof *t);
+        Kiln__Remote__Label **lp = nl ? rw_alloc_fn(al, nl * sizeof *lp) : NULL;
+        Kiln__Remote__Label *lv = nl ? rw_alloc_fn(al, nl * sizeof *lv) : NULL;
+        if (!t || (nl && (!lp || !lv)))
+            return decode_mem_error(al, msg);
+        kiln__remote__time_series__init(t);
+        for (size_t k = 0; k < nl; k++) {
+            uint32_t nr = ts->labels_refs[2 * k], vr = ts->labels_refs[2 * k + 1];
+            if (nr >= r->n_symbols || vr >= r->n_symbols) {
+                msg_printf(msg,
+                           "invalid remote write 2.0 request: series %zu refers to symbol %u, beyond the "
+                           "table's %zu",
+                           i, nr >= r->n_symbols ? nr : vr, r->n_symbols);
+                return KILN_EINVAL;
+            }
+            kiln__remote__label__init(&lv[k]);
+            lv[k].name = r->symbols[nr];
+            lv[k].value = r->symbols[vr];
+            lp[k] = &lv[k];
+        }
+        t->n_labels = nl;
+        t->labels = lp;
+        t->n_samples = ts->n_samples;
+        t->samples = ts->samples;
+        t->n_histograms = ts->n_histograms;
+        t->histograms = ts->histograms;
+        t->n_exemplars = ts->n_exemplars; /* counted only */
+        const Kiln__Remote__V2Metadata *md = ts->metadata;
+        if (md && (md->type || md->help_ref || md->unit_ref))
+            (*metadata)++;
+        v[i] = t;
+    }
+    *out = v;
+    *n = r->n_timeseries;
+    return 0;
+}
+
+KILN_MUST_CHECK static int rw_decode(const char *body, size_t len, size_t max_decompressed, int v2,
+                                     rw_cache *cache, rw_alloc *al, rw_batch *b, rw_msg *msg) {
     char *raw = NULL, *tmp = NULL;
     int rc = 0;
     memset(b, 0, sizeof *b);
@@ -479,25 +547,43 @@ KILN_MUST_CHECK static int rw_decode(const char *body, size_t len, size_t max_de
         al->taken = al->left;
     }
     ProtobufCAllocator pa = {.alloc = rw_alloc_fn, .free = rw_free_fn, .allocator_data = al};
-    Kiln__Remote__WriteRequest *wr = kiln__remote__write_request__unpack(&pa, ulen, (const uint8_t *)raw);
+    Kiln__Remote__TimeSeries **sers = NULL;
+    size_t nseries = 0;
+    void *decoded;
+    if (v2) {
+        Kiln__Remote__V2Request *r = kiln__remote__v2_request__unpack(&pa, ulen, (const uint8_t *)raw);
+        decoded = r;
+        if (r && (rc = v2_series(r, al, &sers, &nseries, &b->metadata, msg)) != 0)
+            goto fail;
+    } else {
+        Kiln__Remote__WriteRequest *wr = kiln__remote__write_request__unpack(&pa, ulen, (const uint8_t *)raw);
+        decoded = wr;
+        if (wr) {
+            sers = wr->timeseries;
+            nseries = wr->n_timeseries;
+            b->metadata = wr->n_metadata;
+        }
+    }
     free(tmp);
     tmp = NULL;
-    if (!wr) {
+    if (!decoded) {
         if (al->over) {
             rc = decode_mem_error(al, msg);
         } else {
-            msg_puts(msg, "protobuf: cannot decode the body as a remote write WriteRequest");
+            msg_puts(
+                msg,
+                v2 ? "protobuf: cannot decode the body as a remote write 2.0 io.prometheus.write.v2.Request"
+                   : "protobuf: cannot decode the body as a remote write WriteRequest");
             rc = KILN_EINVAL;
         }
         goto fail;
     }
-    b->metadata = wr->n_metadata;
 
-    b->v = wr->n_timeseries ? rw_alloc_fn(al, wr->n_timeseries * sizeof *b->v) : NULL;
-    if (wr->n_timeseries && !b->v)
+    b->v = nseries ? rw_alloc_fn(al, nseries * sizeof *b->v) : NULL;
+    if (nseries && !b->v)
         goto nomem;
-    for (size_t i = 0; i < wr->n_timeseries; i++) {
-        const Kiln__Remote__TimeSeries *ts = wr->timeseries[i];
+    for (size_t i = 0; i < nseries; i++) {
+        const Kiln__Remote__TimeSeries *ts = sers[i];
         b->samples += ts->n_samples;
         b->exemplars += ts->n_exemplars;
         b->histograms += ts->n_histograms;
@@ -651,6 +737,18 @@ static void respond(remotewrite *rw, http_resp *resp, int code, const char *text
     http_resp_text(resp, rw_code_status[code], line);
 }
 
+/* Remote write 2.0's X-Prometheus-Remote-Write-*-Written headers: what was
+ * stored of the request (histograms and exemplars are not kept yet). */
+static void written_headers(http_resp *resp, int v2, size_t samples) {
+    if (!v2)
+        return;
+    char n[32];
+    snprintf(n, sizeof n, "%zu", samples);
+    http_resp_header(resp, "X-Prometheus-Remote-Write-Samples-Written", n);
+    http_resp_header(resp, "X-Prometheus-Remote-Write-Histograms-Written", "0");
+    http_resp_header(resp, "X-Prometheus-Remote-Write-Exemplars-Written", "0");
+}
+
 static int code_for(int rc) {
     switch (rc) {
     case KILN_EINVAL:
@@ -681,10 +779,13 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
     const char *ct = http_req_header(req, "Content-Type");
     size_t plen = 0;
     const char *proto = ct ? content_type_param(ct, "proto", &plen) : NULL;
-    if (proto && !(plen == 23 && !memcmp(proto, "prometheus.WriteRequest", 23))) {
+    static const char V2[] = "io.prometheus.write.v2.Request";
+    int v2 = proto && plen == sizeof V2 - 1 && !memcmp(proto, V2, plen);
+    if (proto && !v2 && !(plen == 23 && !memcmp(proto, "prometheus.WriteRequest", 23))) {
         msg_puts(&msg, "unsupported remote write message ");
         msg_quoted(&msg, proto, plen, 64);
-        msg_puts(&msg, ": kiln accepts remote write 1.0 (prometheus.WriteRequest)");
+        msg_puts(&msg,
+                 ": kiln accepts prometheus.WriteRequest (1.0) and io.prometheus.write.v2.Request (2.0)");
         respond(rw, resp, RW_CODE_415, msg.s);
         return;
     }
@@ -693,9 +794,10 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
     rw_cache *cache = rw_cache_get();
     rw_alloc al = {.a = req->arena};
     rw_batch b;
-    int rc = rw_decode(req->body, req->body_len, rw->opts.max_decompressed_bytes, cache, &al, &b, &msg);
+    int rc = rw_decode(req->body, req->body_len, rw->opts.max_decompressed_bytes, v2, cache, &al, &b, &msg);
     metric_observe(rw->decode_seconds, time_mono_sec() - t0);
     if (rc != 0) {
+        written_headers(resp, v2, 0);
         respond(rw, resp, code_for(rc), msg.s);
         return;
     }
@@ -714,6 +816,7 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
     rw_cache_fit(cache, al.used); /* b is not used beyond this point */
     if (rc != 0) {
         LOG_ERROR("Remote write append failed", "err=%s", msg.s);
+        written_headers(resp, v2, 0);
         respond(rw, resp, RW_CODE_500, msg.s);
         return;
     }
@@ -721,6 +824,7 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
         if (o.rejected[r])
             metric_add(rw->rejected[r], (double)o.rejected[r]);
 
+    written_headers(resp, v2, o.appended);
     size_t rejected = b.invalid_samples + o.rejected_total;
     if (b.first.n == 0 && o.first.n == 0) {
         respond(rw, resp, RW_CODE_204, NULL);

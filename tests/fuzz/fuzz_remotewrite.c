@@ -6,6 +6,8 @@
  *   mode even  the payload is a WriteRequest in protobuf; the harness
  *              snappy-compresses it, so the fuzzer works on protobuf
  *   mode odd   the payload is the HTTP body as sent (snappy framing fuzzed)
+ *   bit 1 set  the request says it is remote write 2.0
+ *              (proto=io.prometheus.write.v2.Request): a V2Request
  *
  * The storage is a stub (defined here) that checks what the receiver hands
  * it: labels sorted with unique valid names, values non-empty valid UTF-8
@@ -128,6 +130,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     req.arena = &a;
     req.body = body;
     req.body_len = blen;
+    http_header v2[] = {{"Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request"}};
+    if (data[0] & 2) {
+        req.headers = v2;
+        req.nheaders = 1;
+    }
     http_resp resp;
     memset(&resp, 0, sizeof resp);
     resp.status = 200;

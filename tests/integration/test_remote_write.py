@@ -150,7 +150,7 @@ class TestRemoteWriteBadInput(KilnTestCase):
         st, _, text = self.post(good_body(), headers=dict(HEADERS, **{"Content-Encoding": "gzip"}))
         self.assertEqual(st, 415, text)
         st, _, text = self.post(good_body(), headers=dict(
-            HEADERS, **{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"}))
+            HEADERS, **{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v3.Request"}))
         self.assertEqual(st, 415, text)
 
     def test_get_is_not_allowed(self):

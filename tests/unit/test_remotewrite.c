@@ -856,9 +856,9 @@ START_TEST(test_headers) {
     assert_one_line(&r);
     ck_assert_ptr_nonnull(strstr(r.text, "Content-Encoding \"gzip\""));
 
-    r = post_h(rw, bd.p, bd.n, "snappy", "application/x-protobuf;proto=io.prometheus.write.v2.Request");
+    r = post_h(rw, bd.p, bd.n, "snappy", "application/x-protobuf;proto=io.prometheus.write.v3.Request");
     ck_assert_int_eq(r.status, 415);
-    ck_assert_ptr_nonnull(strstr(r.text, "\"io.prometheus.write.v2.Request\""));
+    ck_assert_ptr_nonnull(strstr(r.text, "\"io.prometheus.write.v3.Request\""));
     ck_assert_uint_eq(st.appends, 0);
 
     /* explicit 1.0, and no headers at all: both decode */
