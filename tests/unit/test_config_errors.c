@@ -129,8 +129,8 @@ START_TEST(test_unused_keys) {
         const char *path;
         int line, col;
     } want[] = {
-        /* tls_config's server_name and min_version are acted on: not listed */
-        {"remote_write", 14, 1},
+        /* tls_config's server_name and min_version, remote_write: acted on, not listed */
+        {"remote_read", 17, 1},
     };
     config *c = load_ok("global:\n"
                         "  scrape_interval: 15s\n"
@@ -148,7 +148,8 @@ START_TEST(test_unused_keys) {
                         "remote_write:\n"
                         "  - url: http://w/\n"
                         "    queue_config: {capacity: 5}\n"
-                        "remote_read: []\n");
+                        "remote_read:\n"
+                        "  - url: http://r/\n");
     ck_assert_uint_eq(c->nunused_keys, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < c->nunused_keys; i++) {
         ck_assert_str_eq(c->unused_keys[i].path, want[i].path);
@@ -168,8 +169,8 @@ START_TEST(test_unused_keys) {
     close(fd);
     unlink(path);
     ck_assert_msg(strstr(text, "level=warn") &&
-                      strstr(text, "msg=\"configuration key is parsed but not acted on\" key=remote_write "
-                                   "at=kiln.yml:14:1") &&
+                      strstr(text, "msg=\"configuration key is parsed but not acted on\" key=remote_read "
+                                   "at=kiln.yml:17:1") &&
                       !strstr(text, "tls_config"),
                   "%s", text);
     config_free(c);
