@@ -5,7 +5,13 @@
  *
  *   build/opt/tests/bench/bench_remotewrite [--url=http://127.0.0.1:9090/api/v1/write]
  *       [--connections=4] [--series=100000] [--batch=2000] [--duration=10]
- *       [--labels=4] [--interval-ms=1000]
+ *       [--labels=4] [--interval-ms=1000] [--otlp]
+ *
+ * --otlp sends the same series as OTLP/HTTP instead (an uncompressed
+ * protobuf ExportMetricsServiceRequest to e.g. /api/v1/otlp/v1/metrics):
+ * one gauge Metric a data point, named as the series' __name__, its other
+ * labels as the point's attributes, no resource attributes, so kiln and
+ * Prometheus 3 store exactly the series remote write does.
  *
  * Works against kiln and against `prometheus --web.enable-remote-write-receiver`
  * (same URL path).  Series look like scraped ones: __name__ from 100 metric
@@ -53,6 +59,7 @@ typedef struct opts {
     double duration;
     int labels;
     int64_t interval_ms;
+    int otlp;
 } opts;
 
 /* One request slot: its raw protobuf and where each sample's fields are. */
@@ -60,7 +67,7 @@ typedef struct slot {
     uint8_t *raw;
     size_t len;
     size_t *val_off; /* offset of the 8-byte double */
-    size_t *ts_off;  /* offset of the 6-byte varint */
+    size_t *ts_off;  /* offset of the 6-byte varint (OTLP: of the fixed64 nanoseconds) */
     size_t n;
 } slot;
 
@@ -156,6 +163,99 @@ static void series_labels(const opts *o, size_t i, wbuf *b) {
     }
 }
 
+/* OTLP: a KeyValue{key, AnyValue{string_value}} as NumberDataPoint.attributes. */
+static void wb_attr(wbuf *b, const char *key, const char *value) {
+    size_t kl = strlen(key), vl = strlen(value);
+    uint8_t t = 0x3a;
+    wb_put(b, &t, 1);
+    wb_varint(b, 2 + kl + 2 + 2 + vl); /* all lengths < 128 */
+    t = 0x0a;
+    wb_put(b, &t, 1);
+    wb_varint(b, kl);
+    wb_put(b, key, kl);
+    t = 0x12;
+    wb_put(b, &t, 1);
+    wb_varint(b, 2 + vl);
+    t = 0x0a;
+    wb_put(b, &t, 1);
+    wb_varint(b, vl);
+    wb_put(b, value, vl);
+}
+
+/* OTLP: series i as Metric{name, gauge{data_points: [point]}}, tagged as
+ * ScopeMetrics.metrics; *val and *ts are the offsets of the double and the
+ * fixed64 time in b. */
+static void otlp_metric(const opts *o, size_t i, wbuf *b, size_t *val, size_t *ts) {
+    wbuf ls = {0}, pt = {0}, g = {0};
+    series_labels(o, i, &ls);
+    /* ls holds 0x0a-tagged Labels: re-read them (name first) into attributes */
+    char name[128] = "";
+    for (size_t p = 0; p < ls.n;) {
+        size_t len = ls.p[p + 1], nl = ls.p[p + 3], vl = ls.p[p + 3 + 1 + nl + 1];
+        char ln[128], lv[128];
+        memcpy(ln, ls.p + p + 4, nl);
+        ln[nl] = 0;
+        memcpy(lv, ls.p + p + 4 + nl + 2, vl);
+        lv[vl] = 0;
+        if (!strcmp(ln, "__name__"))
+            snprintf(name, sizeof name, "%s", lv);
+        else
+            wb_attr(&pt, ln, lv);
+        p += 2 + len;
+    }
+    static const uint8_t tail[1 + 8 + 1 + 8] = {0x19, 0, 0, 0, 0, 0, 0, 0, 0, 0x21};
+    size_t tail_at = pt.n;
+    wb_put(&pt, tail, sizeof tail);
+    uint8_t t = 0x0a; /* Gauge.data_points */
+    wb_put(&g, &t, 1);
+    wb_varint(&g, pt.n);
+    size_t pt_at = g.n;
+    wb_put(&g, pt.p, pt.n);
+    wbuf m = {0};
+    size_t nl = strlen(name);
+    t = 0x0a; /* Metric.name */
+    wb_put(&m, &t, 1);
+    wb_varint(&m, nl);
+    wb_put(&m, name, nl);
+    t = 0x2a; /* Metric.gauge */
+    wb_put(&m, &t, 1);
+    wb_varint(&m, g.n);
+    size_t g_at = m.n;
+    wb_put(&m, g.p, g.n);
+    t = 0x12; /* ScopeMetrics.metrics */
+    wb_put(b, &t, 1);
+    wb_varint(b, m.n);
+    size_t base = b->n + g_at + pt_at + tail_at;
+    *ts = base + 1;
+    *val = base + 10;
+    wb_put(b, m.p, m.n);
+    free(ls.p);
+    free(pt.p);
+    free(g.p);
+    free(m.p);
+}
+
+/* OTLP: wraps the metrics as ExportMetricsServiceRequest{ResourceMetrics{ScopeMetrics}}. */
+static void otlp_wrap(slot *sl, wbuf *metrics) {
+    wbuf rm = {0}, req = {0};
+    uint8_t t = 0x12; /* ResourceMetrics.scope_metrics */
+    wb_put(&rm, &t, 1);
+    wb_varint(&rm, metrics->n);
+    t = 0x0a; /* ExportMetricsServiceRequest.resource_metrics */
+    wb_put(&req, &t, 1);
+    wb_varint(&req, rm.n + metrics->n);
+    wb_put(&req, rm.p, rm.n);
+    size_t shift = req.n;
+    wb_put(&req, metrics->p, metrics->n);
+    for (size_t k = 0; k < sl->n; k++) {
+        sl->val_off[k] += shift;
+        sl->ts_off[k] += shift;
+    }
+    free(rm.p);
+    sl->raw = req.p;
+    sl->len = req.n;
+}
+
 static void build_slots(conn *c) {
     const opts *o = c->o;
     size_t mine = 0;
@@ -170,6 +270,15 @@ static void build_slots(conn *c) {
         wbuf req = {0};
         sl->val_off = malloc(o->batch * sizeof *sl->val_off);
         sl->ts_off = malloc(o->batch * sizeof *sl->ts_off);
+        for (size_t k = 0; k < o->batch && i < o->series && o->otlp; k++, i += (size_t)o->connections) {
+            otlp_metric(o, i, &req, &sl->val_off[sl->n], &sl->ts_off[sl->n]);
+            sl->n++;
+        }
+        if (o->otlp) {
+            otlp_wrap(sl, &req);
+            free(req.p);
+            continue;
+        }
         for (size_t k = 0; k < o->batch && i < o->series; k++, i += (size_t)o->connections) {
             ls.n = 0;
             series_labels(o, i, &ls);
@@ -318,17 +427,34 @@ static void *conn_main(void *arg) {
             for (size_t k = 0; k < sl->n; k++) {
                 double v = value + (double)k;
                 memcpy(sl->raw + sl->val_off[k], &v, 8);
-                put_ts6(sl->raw + sl->ts_off[k], t);
+                if (o->otlp) {
+                    uint64_t ns = (uint64_t)t * 1000000u;
+                    for (int b = 0; b < 8; b++)
+                        sl->raw[sl->ts_off[k] + (size_t)b] = (uint8_t)(ns >> (8 * b));
+                } else {
+                    put_ts6(sl->raw + sl->ts_off[k], t);
+                }
             }
             size_t zn = cmax;
-            if (snappy_compress((const char *)sl->raw, sl->len, z + 1024, &zn) != SNAPPY_OK)
+            if (o->otlp) { /* sent as is */
+                zn = sl->len;
+                memcpy(z + 1024, sl->raw, zn);
+            } else if (snappy_compress((const char *)sl->raw, sl->len, z + 1024, &zn) != SNAPPY_OK) {
                 goto out;
+            }
             char hdr[1024];
-            int hn = snprintf(hdr, sizeof hdr,
-                              "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Encoding: snappy\r\n"
-                              "Content-Type: application/x-protobuf\r\nUser-Agent: kiln-bench-remotewrite\r\n"
-                              "X-Prometheus-Remote-Write-Version: 0.1.0\r\nContent-Length: %zu\r\n\r\n",
-                              o->path, o->host, o->port, zn);
+            int hn =
+                o->otlp
+                    ? snprintf(hdr, sizeof hdr,
+                               "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/x-protobuf\r\n"
+                               "User-Agent: kiln-bench-otlp\r\nContent-Length: %zu\r\n\r\n",
+                               o->path, o->host, o->port, zn)
+                    : snprintf(
+                          hdr, sizeof hdr,
+                          "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Encoding: snappy\r\n"
+                          "Content-Type: application/x-protobuf\r\nUser-Agent: kiln-bench-remotewrite\r\n"
+                          "X-Prometheus-Remote-Write-Version: 0.1.0\r\nContent-Length: %zu\r\n\r\n",
+                          o->path, o->host, o->port, zn);
             /* the header right before the body: one send */
             char *msg = z + 1024 - hn;
             memcpy(msg, hdr, (size_t)hn);
@@ -398,7 +524,8 @@ static double cpu_seconds(void) {
 static void usage(void) {
     fprintf(stderr,
             "usage: bench_remotewrite [--url=http://127.0.0.1:9090/api/v1/write] [--connections=4]\n"
-            "       [--series=100000] [--batch=2000] [--duration=10] [--labels=4] [--interval-ms=1000]\n");
+            "       [--series=100000] [--batch=2000] [--duration=10] [--labels=4] [--interval-ms=1000]\n"
+            "       [--otlp]\n");
 }
 
 int main(int argc, char **argv) {
@@ -421,6 +548,8 @@ int main(int argc, char **argv) {
             o.labels = atoi(a + 9);
         else if (!strncmp(a, "--interval-ms=", 14))
             o.interval_ms = strtoll(a + 14, NULL, 10);
+        else if (!strcmp(a, "--otlp"))
+            o.otlp = 1;
         else {
             usage();
             return 2;
