@@ -261,6 +261,19 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def runqueue_wait(pid):
+    """Seconds the process' threads have spent runnable but waiting for a CPU
+    (the second field of each thread's schedstat)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
 def metrics(port):
     """{name: [(labels text, value)]} of /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
@@ -326,7 +339,7 @@ def measure(name, cmd, port, base, prefix, a, rules_path):
                                      os.path.join(base, "perf.data"), "-p", str(proc.pid)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         sums, rss1, lasts = [], [], set()
-        c1, t1 = cpu_seconds(proc.pid), time.time()
+        c1, w1, t1 = cpu_seconds(proc.pid), runqueue_wait(proc.pid), time.time()
         for r in range(a.rounds):
             sleep_until(t1 + (r + 1) * STEP_MS / 1000)
             m = metrics(port)
@@ -335,6 +348,7 @@ def measure(name, cmd, port, base, prefix, a, rules_path):
             lasts.add(max(v for _, v in m.get(f"{prefix}_rule_group_last_evaluation_timestamp_seconds", [])))
             rss1.append(rss_of(proc.pid))
         cpu_round = (cpu_seconds(proc.pid) - c1) / (time.time() - t1) * STEP_MS / 1000
+        wait_round = (runqueue_wait(proc.pid) - w1) / (time.time() - t1) * STEP_MS / 1000
         if perf is not None:
             perf.send_signal(signal.SIGINT)
             perf.wait(120)
@@ -349,7 +363,7 @@ def measure(name, cmd, port, base, prefix, a, rules_path):
             "eval_s": statistics.median(sums), "eval_all": sums,
             "rss_base": statistics.median(rss0), "rss_rules": statistics.median(rss1),
             "cpu_round": cpu_round - base_cpu_per_s * STEP_MS / 1000, "cpu_data": base_cpu_per_s * STEP_MS / 1000,
-            "failures": fails, "missed": missed, "rules": nrules,
+            "wait_round": wait_round, "failures": fails, "missed": missed, "rules": nrules,
             "recorded": int(float(recorded[0]["value"][1])) if recorded else 0, "rounds_seen": len(lasts),
         }
     finally:
@@ -437,6 +451,7 @@ def main():
     row("CPU time of a round beyond the data's, ms", "cpu_round", "{:.0f}", 1e3)
     for n in names:
         res[n]["rss_delta"] = res[n]["rss_rules"] - res[n]["rss_base"]
+    row("time its threads waited for a CPU in a round (runnable, not running), ms", "wait_round", "{:.0f}", 1e3)
     row("rule memory: resident with the rules minus without, MB", "rss_delta", "{:.1f}", 1e-6)
     row("resident memory without the rules, MB", "rss_base", "{:.0f}", 1e-6)
     row("resident memory with the rules, MB", "rss_rules", "{:.0f}", 1e-6)
