@@ -38,6 +38,12 @@ directory), so the two never compete for the 2 cores:
 5. check that every group evaluated, no rule failed, and count the series
    the rules wrote (count({__name__=~"job.*:.+"})): both must agree.
 
+On a shared machine, run it in a session of its own whose scheduling group
+gets a higher priority (`setsid python3 tests/bench/rules_vs_prometheus.py &`,
+then `echo -10 > /proc/<its pid>/autogroup`): with Linux's autogroups, nice
+alone does not lift a process above other sessions' builds, and a starved
+Prometheus falls behind its rounds.
+
 Prints a Markdown table and the ratios.  docs/benchmarks.md records the
 figures.  With --perf FILE, kiln's measured rounds run under `perf record
 --call-graph dwarf` and FILE gets the report: the top functions, then the
