@@ -1082,6 +1082,60 @@ static void sort_unique(refvec *r) {
     r->n = w;
 }
 
+/* A regex over more values than this is matched with index_lock released. */
+#define VALUES_MATCHED_UNLOCKED 64
+
+/*
+ * values_union for a regex over many values: the values are gathered under
+ * index_lock, matched with it released (a regex over thousands of values
+ * may take up to the query's timeout, and an append that creates a series
+ * needs index_lock for writing: ingestion must not wait for a query), and
+ * their postings collected with it taken again.  The interned value strings
+ * stay valid meanwhile: they are freed only by head truncation, which the
+ * select's gc read lock keeps out.  The name's value table may grow while
+ * the lock is released, so it is looked up again.  Values added meanwhile
+ * are not seen, as series created after the select began are not.
+ */
+KILN_MUST_CHECK static int values_union_unlocked(head *h, const char *iname, pname *pn, const matcher *m,
+                                                 int want, refvec *out, match_guard *g, kiln_err *err) {
+    const char **vals = malloc(pn->n * sizeof *vals);
+    if (!vals)
+        return kiln_err_set(err, KILN_ENOMEM, "head: out of memory selecting series");
+    size_t nv = 0;
+    for (size_t i = 0; i < pn->nslots && nv < pn->n; i++)
+        if (pn->slots[i].value && pn->slots[i].p.n)
+            vals[nv++] = pn->slots[i].value;
+    lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 1);
+    size_t nm = 0;
+    int rc = 0;
+    for (size_t i = 0; i < nv; i++) {
+        int ok = matcher_match(m, vals[i], g, err);
+        if (ok < 0) {
+            rc = ok;
+            break;
+        }
+        if (ok == want)
+            vals[nm++] = vals[i];
+    }
+    lockrank_rdlock(&h->index_lock, LOCK_RANK_INDEX);
+    pn = rc == 0 && nm ? index_name(h, iname, 0) : NULL;
+    int lists = 0;
+    for (size_t i = 0; pn && i < nm; i++) {
+        pvalue *pv = index_value(pn, vals[i], 0);
+        if (!pv || !pv->p.n)
+            continue;
+        if (refvec_append(out, pv->p.v, pv->p.n) != 0) {
+            rc = kiln_err_set(err, KILN_ENOMEM, "head: out of memory selecting series");
+            break;
+        }
+        lists++;
+    }
+    free(vals);
+    if (rc == 0 && lists > 1)
+        sort_unique(out);
+    return rc;
+}
+
 /* Union of the postings of the values of `name` for which m matches
  * (want = 1) or does not match (want = 0).  index_lock held.  A matcher's
  * error (a regex over PCRE2's limits, g's deadline) is returned with err
@@ -1100,6 +1154,8 @@ KILN_MUST_CHECK static int values_union(head *h, const matcher *m, int want, ref
             return kiln_err_set(err, KILN_ENOMEM, "head: out of memory selecting series");
         return 0;
     }
+    if ((m->type == MATCH_RE || m->type == MATCH_NRE) && pn->n > VALUES_MATCHED_UNLOCKED)
+        return values_union_unlocked(h, iname, pn, m, want, out, g, err);
     int lists = 0;
     for (size_t i = 0; i < pn->nslots; i++) {
         pvalue *pv = &pn->slots[i];

@@ -119,3 +119,42 @@ class TestIsolation(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class NewSeriesDuringRegex(unittest.TestCase):
+    """A regex matched over many label values runs with the head's index lock
+    released: a remote write that creates a series (which takes that lock for
+    writing) does not wait for it.  Before, the write waited for every such
+    query to end (minutes, with a slow regex over thousands of values)."""
+
+    def test_new_series_written_while_regex_queries_run(self):
+        kn = Kiln(args=["--query.timeout=120s"], config="global:\n  scrape_interval: 1h\n").start()
+        try:
+            now = int(time.time() * 1000)
+            # values that make (a|aa)*c backtrack (a few ms each): the query takes seconds
+            st, _, body = kn.post("/api/v1/write", write_body(
+                [([("__name__", "evil"), ("v", "a" * 26 + "bc%05d" % i)], [(1.0, now - 1000)])
+                 for i in range(3000)]), headers=RW_HEADERS)
+            self.assertEqual(st, 204, body)
+            q = "/api/v1/query?" + urllib.parse.urlencode({"query": 'count(evil{v=~"(a|aa)*c"})',
+                                                            "time": now / 1000})
+            done = []
+            threads = [threading.Thread(target=lambda: done.append(kn.get(q, timeout=300)[0]), daemon=True)
+                       for _ in range(4)]
+            for t in threads:
+                t.start()
+            time.sleep(1)
+            t0 = time.time()
+            st, _, body = kn.post("/api/v1/write", write_body(
+                [([("__name__", "fresh"), ("x", "1")], [(1.0, now)])]), headers=RW_HEADERS, timeout=60)
+            took = time.time() - t0
+            alive = sum(t.is_alive() for t in threads)
+            self.assertEqual(st, 204, body)
+            self.assertLess(took, BOUND, f"the write waited {took:.1f}s behind the regex queries")
+            self.assertGreater(alive, 0, "the queries ended before the write: the test proves nothing")
+            for t in threads:
+                t.join(300)
+            self.assertEqual(done, [200] * 4)
+        finally:
+            kn.stop()
+            kn.cleanup()
