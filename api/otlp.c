@@ -342,6 +342,9 @@ typedef struct oreq {
     otlp *o;
     otlp_opts set; /* the settings of this request */
     config *cfg;   /* retained while the request runs */
+    struct {
+        const char *key, *name;
+    } names[256]; /* attribute key -> label name, direct-mapped by a hash of the key */
     arena *a;
     appender *app;
     size_t points;   /* data points in the request */
@@ -522,12 +525,22 @@ static int kv_cmp(const void *a, const void *b) {
     return strcmp(x->key ? x->key : "", y->key ? y->key : "");
 }
 
-/* A label name for an attribute key, in the arena, or NULL (no memory). */
+/* A label name for an attribute key, in the arena, or NULL (no memory).
+ * The same keys come back in every data point: the last name of each hash
+ * slot is kept. */
 static const char *label_for(oreq *r, const char *key) {
-    size_t n = strlen(key);
+    uint32_t h = 2166136261u;
+    size_t n = 0;
+    for (; key[n]; n++)
+        h = (h ^ (unsigned char)key[n]) * 16777619u;
+    size_t slot = (h ^ (h >> 16)) % (sizeof r->names / sizeof r->names[0]);
+    if (r->names[slot].key && !strcmp(r->names[slot].key, key))
+        return r->names[slot].name;
     char *out = arena_alloc_nz(r->a, n + 8);
     if (!out || otlp_label_name(key, &r->set, out, n + 8) < 0)
         return NULL;
+    r->names[slot].key = key;
+    r->names[slot].name = out;
     return out;
 }
 
@@ -537,11 +550,18 @@ KILN_MUST_CHECK static int add_attrs(oreq *r, lset *l, Kiln__Otlp__KeyValue *con
                                      const char *const *skip, size_t nskip) {
     if (n == 0)
         return 0;
-    Kiln__Otlp__KeyValue **s = arena_alloc_nz(r->a, n * sizeof *s);
-    if (!s)
-        return KILN_ENOMEM;
-    memcpy(s, kv, n * sizeof *s);
-    qsort(s, n, sizeof *s, kv_cmp);
+    Kiln__Otlp__KeyValue *const *s = kv;
+    size_t sorted = 1;
+    while (sorted < n && kv_cmp(&kv[sorted - 1], &kv[sorted]) <= 0)
+        sorted++;
+    if (sorted < n) { /* senders mostly sort them already */
+        Kiln__Otlp__KeyValue **c = arena_alloc_nz(r->a, n * sizeof *c);
+        if (!c)
+            return KILN_ENOMEM;
+        memcpy(c, kv, n * sizeof *c);
+        qsort(c, n, sizeof *c, kv_cmp);
+        s = c;
+    }
     for (size_t i = 0; i < n; i++) {
         const char *key = s[i]->key ? s[i]->key : "";
         int skipped = 0;
@@ -922,22 +942,38 @@ static void one_resource(oreq *r, const Kiln__Otlp__ResourceMetrics *rm) {
 
 /* ---- decoding ------------------------------------------------------------------ */
 
+/* protobuf-c's allocations: many small structs a data point, bumped out of
+ * OTLP_CHUNK pieces of the request arena, bounded in total by limit. */
 typedef struct oalloc {
     arena *a;
+    char *cur;
+    size_t left;
     size_t used, limit;
-    int over;
+    int over; /* 1: over the limit, 2: out of memory */
 } oalloc;
+
+#define OTLP_CHUNK ((size_t)64 << 10)
 
 static void *oalloc_fn(void *data, size_t n) {
     oalloc *al = data;
-    if (n > al->limit - al->used) {
+    size_t need = (n + 7) & ~(size_t)7;
+    if (n > al->limit - al->used || need > al->limit - al->used) {
         al->over = 1;
         return NULL;
     }
-    al->used += n;
-    void *p = arena_alloc_nz(al->a, n);
-    if (!p)
-        al->over = 2;
+    if (need > al->left) {
+        size_t piece = need > OTLP_CHUNK ? need : OTLP_CHUNK;
+        if (!(al->cur = arena_alloc_nz(al->a, piece))) {
+            al->left = 0;
+            al->over = 2;
+            return NULL;
+        }
+        al->left = piece;
+    }
+    void *p = al->cur;
+    al->cur += need;
+    al->left -= need;
+    al->used += need;
     return p;
 }
 
