@@ -74,6 +74,9 @@ typedef struct http_server_opts {
     size_t max_pending_bytes;   /* what all unfinished requests may hold together (at least one
                                  * request of the largest size); beyond: 503 */
     int64_t shutdown_grace_ms;  /* how long http_server_shutdown waits for in-flight requests */
+    /* --web.route-prefix: NULL or "" for none, else "/path" without a trailing
+     * slash; every route is served under it (borrowed) */
+    const char *route_prefix;
 } http_server_opts;
 
 void http_server_opts_default(http_server_opts *o);

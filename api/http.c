@@ -946,11 +946,41 @@ static void dispatch(http_conn *c) {
 }
 
 /* Routes the request of w (authenticated if need be) and starts its handler. */
+/* --web.route-prefix, as Prometheus: a path under the prefix loses it before
+ * routing; "/" and the bare prefix redirect to the prefix and a slash; any
+ * other path is 404.  Returns 1 when the request goes on to its route. */
+static int route_prefix_strip(http_work *w) {
+    const char *p = w->srv->opts.route_prefix;
+    http_req *r = &w->req;
+    size_t n = p ? strlen(p) : 0;
+    if (n == 0)
+        return 1;
+    if (strncmp(r->path, p, n) == 0 && r->path[n] == '/') {
+        r->path += n; /* arena memory: nothing to free */
+        return 1;
+    }
+    w->route = &fallback;
+    char *loc = arena_alloc(&w->arena, n + 2);
+    if (loc && (strcmp(r->path, "/") == 0 || strcmp(r->path, p) == 0)) {
+        memcpy(loc, p, n);
+        loc[n] = '/';
+        http_resp_header(&w->resp, "Location", loc);
+        http_resp_text(&w->resp, 302, "");
+    } else {
+        http_resp_text(&w->resp, 404, "404 page not found\n");
+    }
+    serialize(w);
+    write_response(w);
+    return 0;
+}
+
 static void route_request(http_work *w) {
     http_server *s = w->srv;
     http_req *r = &w->req;
     int known = 0;
     const char *allow = NULL;
+    if (!route_prefix_strip(w))
+        return;
     http_route_entry *route = route_find(s, r->path, r->method, &known, &allow);
     if (!route) {
         w->route = &fallback;

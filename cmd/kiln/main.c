@@ -70,6 +70,7 @@ enum {
     F_QUERY_MAX_SAMPLES,
     F_QUERY_CONCURRENCY,
     F_EXTERNAL_URL,
+    F_ROUTE_PREFIX,
     F_FOR_OUTAGE,
     F_FOR_GRACE,
     F_RESEND_DELAY,
@@ -140,6 +141,9 @@ static flag flags[F_COUNT] = {
          "The URL under which kiln is externally reachable: alerts' generatorURL and templates' "
          "externalURL (default: http://<hostname>:<port of --web.listen-address>/).",
          NULL},
+    [F_ROUTE_PREFIX] =
+        {"web.route-prefix", FLAG_STRING, "",
+         "Prefix for the internal routes of web endpoints. Defaults to path of --web.external-url.", NULL},
     [F_FOR_OUTAGE] = {"rules.alert.for-outage-tolerance", FLAG_DURATION, "1h",
                       "Max time to tolerate kiln outage for restoring \"for\" state of alert.", NULL},
     [F_FOR_GRACE] = {"rules.alert.for-grace-period", FLAG_DURATION, "10m",
@@ -359,6 +363,7 @@ typedef struct kiln {
     remote *_Atomic sender;         /* remote_write: set once st is open (loop thread) */
     rulefile_set *rules_pending;    /* the start-up configuration's rules, until the manager takes them */
     char external_url[1024];        /* --web.external-url, or Prometheus' default */
+    char route_prefix[1024];        /* --web.route-prefix: "" or "/path" */
     uv_timer_t housekeeping_timer;  /* housekeeping on a worker every second */
     uv_work_t housekeeping_work;
     int housekeeping_running, housekeeping_timer_on;
@@ -509,6 +514,20 @@ static int kiln_runtime_info(void *p, buf *b) {
                ok ? "true" : "false", last, sysconf(_SC_NPROCESSORS_ONLN));
     json_str(b, flags[F_RETENTION_TIME].value);
     return b->data ? 0 : KILN_ENOMEM;
+}
+
+/* Prometheus' --web.route-prefix: the flag, or the external URL's path; ""
+ * for the root, else "/path" without trailing slashes. */
+static void route_prefix(const char *given, const char *ext, char *out, size_t n) {
+    if (!*given) {
+        const char *sep = strstr(ext, "://");
+        given = strchr(sep ? sep + 3 : ext, '/');
+        given = given ? given : "";
+    }
+    snprintf(out, n, "%s%s", *given == '/' ? "" : "/", given);
+    size_t len = strlen(out);
+    while (len > 0 && out[len - 1] == '/')
+        out[--len] = '\0';
 }
 
 /* Prometheus' external URL: --web.external-url, or http://<hostname>:<port of
@@ -991,6 +1010,8 @@ int main(int argc, char **argv) {
         goto out;
     }
 
+    route_prefix(flags[F_ROUTE_PREFIX].value, k.external_url, k.route_prefix, sizeof k.route_prefix);
+
     uv_loop_init(&k.loop);
     http_server_opts ho;
     http_server_opts_default(&ho);
@@ -1000,6 +1021,7 @@ int main(int argc, char **argv) {
     ho.max_header_bytes = (size_t)flag_int(F_MAX_HEADER);
     ho.max_body_bytes = (size_t)flag_int(F_MAX_BODY);
     ho.shutdown_grace_ms = 3000;
+    ho.route_prefix = k.route_prefix;
     if (http_server_new(&k.loop, &ho, &k.http, &err) != 0)
         goto fail_loop;
     if (*flags[F_WEB_CONFIG].value && (config_web_load_file(flags[F_WEB_CONFIG].value, &k.web, &err) != 0 ||

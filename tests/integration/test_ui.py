@@ -8,6 +8,7 @@ ETag, gzip."""
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -39,7 +40,7 @@ class UITest(unittest.TestCase):
     def setUpClass(cls):
         require("chromium", "node", NODE_EXPORTER)
         cls.tmp = tempfile.mkdtemp(prefix="kiln-ui-")
-        cls.shots = os.environ.get("KILN_UI_SHOTS") or os.path.join(cls.tmp, "shots")
+        cls.shots = os.environ.get("KILN_UI_SHOTS") or tempfile.mkdtemp(prefix="kiln-ui-shots-")
         os.makedirs(cls.shots, exist_ok=True)
         ne_port = free_port()
         cls.dead = f"127.0.0.1:{free_port()}"
@@ -83,6 +84,7 @@ scrape_configs:
         cls.kiln.stop()
         cls.kiln.cleanup()
         cls.ne.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
     def write_bench_series(cls):
@@ -239,6 +241,69 @@ class UIServingTest(unittest.TestCase):
             total += int(h["content-length"])
         print(f"\nUI weight: {total} bytes gzipped")
         self.assertLess(total, 300 * 1024)
+
+
+class PrefixedKiln(Kiln):
+    """A kiln whose routes are under a prefix: request() adds it (Kiln.request
+    asks without it)."""
+    prefix = "/kiln"
+
+    def request(self, method, path, **kw):
+        return super().request(method, self.prefix + path, **kw)
+
+
+class UIRoutePrefixTest(unittest.TestCase):
+    """--web.external-url's path is the route prefix (no --web.route-prefix
+    given), as in Prometheus; the UI and the API answer under it only."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.kiln = PrefixedKiln(args=["--web.external-url=http://proxy.example:8080/kiln/"])
+        cls.kiln.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.kiln.stop()
+        cls.kiln.cleanup()
+
+    def test_routes_are_under_the_prefix(self):
+        for p in ("/query", "/-/ready", "/metrics", "/api/v1/query?query=1", "/assets/app.js"):
+            self.assertEqual(self.kiln.get(p)[0], 200, p)
+        for p in ("/query", "/-/ready", "/api/v1/query?query=1", "/kilnx/query", "/assets/app.js"):
+            self.assertEqual(Kiln.request(self.kiln, "GET", p)[0], 404, p)
+
+    def test_redirects(self):
+        for p in ("/", "/kiln"):
+            st, h, _ = Kiln.request(self.kiln, "GET", p)
+            self.assertEqual((st, h["location"]), (302, "/kiln/"), p)
+        st, h, _ = self.kiln.get("/")
+        self.assertEqual((st, h["location"]), (302, "./query"))
+
+    def test_flag_wins_over_the_external_url(self):
+        k = PrefixedKiln(args=["--web.external-url=http://proxy.example/kiln/", "--web.route-prefix=/other/"])
+        k.prefix = "/other"
+        try:
+            k.start()
+            self.assertEqual(Kiln.request(k, "GET", "/kiln/-/ready")[0], 404)
+            st, j = k.get_json("/api/v1/status/flags")
+            self.assertEqual((st, j["data"]["web.route-prefix"]), (200, "/other/"))
+        finally:
+            k.stop()
+            k.cleanup()
+
+    def test_browser_under_the_prefix(self):
+        require("chromium", "node")
+        with tempfile.TemporaryDirectory() as shots:
+            p = subprocess.run(["node", os.path.join(ROOT, "tests", "browser", "ui.mjs"),
+                                f"http://{self.kiln.addr}/kiln", shots, json.dumps({"smoke": True, "expr": "vector(7)"})],
+                               capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout[-2000:] + p.stderr[-2000:])
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        self.assertEqual(r["rootLandsOn"], "/kiln/query")
+        self.assertEqual(r["tableRows"], [["{}", "7"]])
+        self.assertEqual(r["statusErrors"], [])
+        self.assertEqual(r["consoleErrors"], [])
+        self.assertEqual(r["failedRequests"], [])
 
 
 def urlq(s):
