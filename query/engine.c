@@ -226,6 +226,15 @@ int pq_matrix_push_pts(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_
     return 0;
 }
 
+sample *pq_points(pq_ctx *c, size_t n) {
+    if (pq_account(c, n) < 0)
+        return NULL;
+    sample *pts = arena_alloc_nz(c->mem, n * sizeof(sample) + 1);
+    if (!pts)
+        pq_fail(c, KILN_ENOMEM, "out of memory");
+    return pts;
+}
+
 int pq_matrix_push_copy(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_name, const sample *pts,
                         size_t n) {
     if (pq_account(c, n) < 0)
@@ -664,11 +673,9 @@ KILN_MUST_CHECK static int eval_vector_scalar(pq_ctx *c, const promql_binary *b,
     int cmp = promql_binop_is_comparison(b->op);
     for (size_t i = 0; i < vec->m.n; i++) {
         const pq_series *s = &vec->m.v[i];
-        if (pq_account(c, s->npts) < 0)
-            return c->code;
-        sample *pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
+        sample *pts = pq_points(c, s->npts);
         if (!pts)
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
+            return c->code;
         size_t np = 0;
         for (size_t j = 0; j < s->npts; j++) {
             double lv = s->pts[j].v, rv = sc[pq_step_idx(c, s->pts[j].t)], v;
@@ -1039,11 +1046,8 @@ KILN_MUST_CHECK static int remap_points(pq_ctx *c, pq_value *out, int to_time) {
             return c->code;
         *o = *s;
         o->drop_name = 1;
-        if (pq_account(c, s->npts) < 0)
+        if (!(o->pts = pq_points(c, s->npts)))
             return c->code;
-        o->pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
-        if (!o->pts)
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
         for (size_t j = 0; j < s->npts; j++)
             o->pts[j] = (sample){s->pts[j].t, to_time ? (double)s->pts[j].t / 1000 : -s->pts[j].v};
     }

@@ -117,6 +117,10 @@ KILN_MUST_CHECK int pq_poll(pq_ctx *c);
  * 1 ms step over days is billions of points.
  */
 KILN_MUST_CHECK int pq_account(pq_ctx *c, size_t n);
+/* Room for n points of a series in the query's memory, counted against
+ * max_samples first (one extra slot, as the series builders want); NULL with
+ * the error set (c->code) when the limit or memory runs out. */
+sample *pq_points(pq_ctx *c, size_t n);
 /* The room a scratch array of one series' points over the current steps
  * needs: the steps, or the points the limit still allows plus one when that
  * is fewer (filling it whole then means the limit is exceeded). */

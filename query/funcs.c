@@ -280,11 +280,9 @@ KILN_MUST_CHECK static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_va
         return rc;
     for (size_t i = 0; i < in.m.n; i++) {
         const pq_series *s = &in.m.v[i];
-        if (pq_account(c, s->npts) < 0)
-            return c->code;
-        sample *pts = arena_alloc_nz(c->mem, s->npts * sizeof(sample) + 1);
+        sample *pts = pq_points(c, s->npts);
         if (!pts)
-            return pq_fail(c, KILN_ENOMEM, "out of memory");
+            return c->code;
         size_t np = 0;
         for (size_t j = 0; j < s->npts; j++) {
             size_t k = pq_step_idx(c, s->pts[j].t);
