@@ -27,6 +27,14 @@ export function align(result, start, end, step) {
   return { xs, ys };
 }
 
+// Indices of the values whose neighbours are both gaps (null for none).
+function isolated(y) {
+  const out = [];
+  for (let i = 0; i < y.length; i++)
+    if (y[i] !== null && (i === 0 || y[i - 1] === null) && (i === y.length - 1 || y[i + 1] === null)) out.push(i);
+  return out.length ? out : null;
+}
+
 function stack(ys) {
   const acc = ys.length ? new Array(ys[0].length).fill(0) : [];
   return ys.map((y) =>
@@ -58,7 +66,8 @@ export function drawGraph(el, result, { start, end, step, stacked, width, onZoom
         stroke: colour(i),
         width: 1.25,
         fill: stacked ? colour(i).replace("hsl", "hsla").replace(")", ", 0.25)") : undefined,
-        points: { show: false },
+        // a sample with no neighbour draws no line: show it as a dot
+        points: { show: true, size: 5, filter: (u, si) => isolated(u.data[si]) },
         spanGaps: false,
         value: (u, v, si, di) => (di === null || raw[i][di] === null || raw[i][di] === undefined ? "" : String(raw[i][di])),
       })),
