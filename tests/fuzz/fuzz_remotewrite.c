@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "fuzz_body.h"
 #include "storage/storage.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -105,20 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (size == 0 || size > (4 << 20))
         return 0;
-    char *body;
     size_t blen;
-    if (data[0] & 1) {
-        blen = size - 1;
-        body = malloc(blen + 1);
-        memcpy(body, data + 1, blen);
-    } else {
-        size_t cap = snappy_max_compressed_length(size - 1);
-        body = malloc(cap + 1);
-        blen = cap;
-        if (snappy_compress((const char *)data + 1, size - 1, body, &blen) != SNAPPY_OK)
-            __builtin_trap();
-    }
-    body[blen] = 0;
+    char *body = fuzz_body(data, size, &blen);
 
     arena a;
     arena_init(&a, 0);
