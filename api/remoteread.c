@@ -45,20 +45,9 @@
 
 /* ---- protobuf writing ---------------------------------------------------- */
 
-static void pb_varint(buf *b, uint64_t v) {
-    uint8_t t[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        t[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    t[n++] = (uint8_t)v;
-    buf_append(b, t, n);
-}
-
 static void pb_bytes(buf *b, unsigned field, const void *p, size_t n) {
-    pb_varint(b, (uint64_t)field << 3 | 2);
-    pb_varint(b, n);
+    buf_put_uvarint(b, (uint64_t)field << 3 | 2);
+    buf_put_uvarint(b, n);
     buf_append(b, p, n);
 }
 
@@ -67,8 +56,8 @@ static void pb_str(buf *b, unsigned field, const char *s) {
 }
 
 static void pb_int(buf *b, unsigned field, int64_t v) {
-    pb_varint(b, (uint64_t)field << 3);
-    pb_varint(b, (uint64_t)v);
+    buf_put_uvarint(b, (uint64_t)field << 3);
+    buf_put_uvarint(b, (uint64_t)v);
 }
 
 /* Label{name=1, value=2} as field `field` of the enclosing message. */
@@ -121,7 +110,7 @@ static void flush_frame(rr_ctx *c) {
     pb_bytes(&msg, 1, c->ser.data, c->ser.len);
     if (c->query_index)
         pb_int(&msg, 2, c->query_index);
-    pb_varint(&c->out, msg.len);
+    buf_put_uvarint(&c->out, msg.len);
     uint32_t crc = crc32c(0, msg.data, msg.len);
     uint8_t be[4] = {(uint8_t)(crc >> 24), (uint8_t)(crc >> 16), (uint8_t)(crc >> 8), (uint8_t)crc};
     buf_append(&c->out, be, 4);
@@ -222,8 +211,8 @@ static int put_samples_result(rr_ctx *c, const series_set *set, size_t *total, s
                 one[n++] = (uint8_t)(bits >> (8 * j));
             buf_reset(&c->tmp);
             pb_int(&c->tmp, 2, s->s[k].t);
-            pb_varint(&c->ser, 2 << 3 | 2);
-            pb_varint(&c->ser, n + c->tmp.len);
+            buf_put_uvarint(&c->ser, 2 << 3 | 2);
+            buf_put_uvarint(&c->ser, n + c->tmp.len);
             buf_append(&c->ser, one, n);
             buf_append(&c->ser, c->tmp.data, c->tmp.len);
         }

@@ -20,18 +20,6 @@
 
 #include "remote/remote_int.h"
 
-/* Appends v as a protobuf varint. */
-static void put_varint(buf *out, uint64_t v) {
-    uint8_t b[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        b[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    b[n++] = (uint8_t)v;
-    buf_append(out, b, n);
-}
-
 static size_t varint_len(uint64_t v) {
     size_t n = 1;
     while (v >= 0x80) {
@@ -44,7 +32,7 @@ static size_t varint_len(uint64_t v) {
 /* A length-delimited field: tag, length, bytes. */
 static void put_bytes(buf *out, uint8_t tag, const void *p, size_t n) {
     buf_putc(out, (char)tag);
-    put_varint(out, n);
+    buf_put_uvarint(out, n);
     buf_append(out, p, n);
 }
 
@@ -52,7 +40,7 @@ void wire_labels(buf *out, const label *ls, size_t n) {
     for (size_t i = 0; i < n; i++) {
         size_t nl = strlen(ls[i].name), vl = strlen(ls[i].value);
         buf_putc(out, 0x0a); /* TimeSeries.labels */
-        put_varint(out, 1 + varint_len(nl) + nl + 1 + varint_len(vl) + vl);
+        buf_put_uvarint(out, 1 + varint_len(nl) + nl + 1 + varint_len(vl) + vl);
         put_bytes(out, 0x0a, ls[i].name, nl);
         put_bytes(out, 0x12, ls[i].value, vl);
     }
@@ -74,7 +62,7 @@ void wire_timeseries(buf *out, const uint8_t *labels, size_t len, int64_t t, dou
     smp[sn++] = (uint8_t)u;
     size_t ts_len = len + 1 + varint_len(sn) + sn;
     buf_putc(out, 0x0a); /* WriteRequest.timeseries */
-    put_varint(out, ts_len);
+    buf_put_uvarint(out, ts_len);
     buf_append(out, labels, len);
     put_bytes(out, 0x12, smp, sn); /* TimeSeries.samples */
 }

@@ -143,6 +143,18 @@ KILN_MUST_CHECK static inline int buf_error(const buf *b) {
 /* Ensures room for `extra` more bytes (plus a NUL); 0 or KILN_ENOMEM. */
 int buf_reserve(buf *b, size_t extra);
 int buf_append(buf *b, const void *p, size_t n);
+/* Appends v as a protobuf varint (7 bits a byte, low first); buf's
+ * out-of-memory is sticky like every append's. */
+static inline void buf_put_uvarint(buf *b, uint64_t v) {
+    uint8_t t[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        t[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    t[n++] = (uint8_t)v;
+    buf_append(b, t, n);
+}
 int buf_puts(buf *b, const char *s);
 int buf_putc(buf *b, char c);
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
