@@ -164,6 +164,7 @@ struct http_work {
 /* ------------------------------------------------------------------ */
 
 void http_server_opts_default(http_server_opts *o) {
+    memset(o, 0, sizeof *o); /* fields added later (route_prefix, ...) start unset */
     o->listen_address = "0.0.0.0:9090";
     o->max_connections = 512;
     o->read_timeout_ms = 5 * 60 * 1000;
