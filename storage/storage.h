@@ -308,6 +308,57 @@ KILN_MUST_CHECK int storage_delete_series(storage *s, const matcher *ms, size_t 
  * next compaction. */
 KILN_MUST_CHECK int storage_clean_tombstones(storage *s, kiln_err *err);
 
+/* ---- native histograms -------------------------------------------------- */
+
+/*
+ * A native histogram sample (specs/native_histograms.md), in the form every
+ * layer above storage works with: absolute bucket counts as doubles.  An
+ * integer histogram (remote write's count_int, the protobuf exposition's
+ * integer counts) is the same struct with `is_int` set and integral counts;
+ * storage keeps it in Prometheus' histogram chunk, a float one in the
+ * float-histogram chunk.
+ *
+ * Buckets: for the exponential schemas (-4..8) bucket index i of the
+ * positive side holds (base^(i-1), base^i] with base = 2^(2^-schema); the
+ * spans say which indices are present: the first span's offset is the first
+ * index, each later offset is the gap after the previous span, and
+ * pos[] holds the counts of all spans' buckets in order (the sum of the span
+ * lengths).  The negative side mirrors it.  Schema -53 (HIST_SCHEMA_CUSTOM)
+ * uses custom_values as the buckets' upper bounds (pos spans index into it,
+ * no negative buckets, no zero bucket).
+ */
+#define HIST_SCHEMA_MIN (-4)
+#define HIST_SCHEMA_MAX 8
+#define HIST_SCHEMA_CUSTOM (-53)
+
+typedef enum hist_reset_hint {
+    HIST_HINT_UNKNOWN = 0, /* as Prometheus' CounterResetHint values */
+    HIST_HINT_RESET = 1,
+    HIST_HINT_NOT_RESET = 2,
+    HIST_HINT_GAUGE = 3,
+} hist_reset_hint;
+
+typedef struct hist_span {
+    int32_t offset;
+    uint32_t length;
+} hist_span;
+
+typedef struct histogram {
+    int32_t schema;
+    uint8_t hint;   /* hist_reset_hint */
+    uint8_t is_int; /* counts are integers (stored in an integer histogram chunk) */
+    double zero_threshold;
+    double zero_count;
+    double count; /* all observations, NaN ones included */
+    double sum;   /* a stale marker is a histogram whose sum is stale_nan() */
+    hist_span *pos_spans, *neg_spans;
+    uint32_t npos_spans, nneg_spans;
+    double *pos, *neg; /* absolute counts, one per bucket the spans cover */
+    uint32_t npos, nneg;
+    double *custom_values; /* schema -53 only: upper bounds, ascending */
+    uint32_t ncustom;
+} histogram;
+
 /* ---- appending --------------------------------------------------------- */
 
 typedef struct appender appender;
@@ -339,6 +390,17 @@ appender *storage_appender(storage *s);
  */
 KILN_MUST_CHECK int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t,
                                     double v, kiln_err *err);
+
+/*
+ * Stages one native histogram sample, as appender_append does a float (same
+ * ref, label and error rules; a series may hold floats and histograms at
+ * different times).  h is copied; its arrays are the caller's.  Errors as
+ * appender_append's, and KILN_EINVAL for a histogram that is not valid (the
+ * message says why: spans and counts disagree, a negative count, a schema
+ * out of range, count below the buckets' sum).
+ */
+KILN_MUST_CHECK int appender_append_histogram(appender *a, uint64_t *ref, const label *ls, size_t n,
+                                              int64_t t, const histogram *h, kiln_err *err);
 
 /* Tells the appender that every label set it gets has passed labels_check
  * already (a receiver that validates itself), so it skips the check. */
@@ -374,11 +436,19 @@ static inline double stale_nan(void) {
     return double_from_bits(STALE_NAN_BITS);
 }
 
+/* A histogram sample of a select's result; h lives in the set's arena. */
+typedef struct hsample {
+    int64_t t;
+    histogram *h;
+} hsample;
+
 typedef struct series {
     label *ls;
     size_t nls;
-    sample *s; /* sorted by t, no duplicates */
+    sample *s; /* float samples, sorted by t, no duplicates */
     size_t n;
+    hsample *hs; /* histogram samples, sorted by t; no t is in both s and hs */
+    size_t nh;
 } series;
 
 /* The result of a select; everything lives in `mem`. */
