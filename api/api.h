@@ -376,6 +376,7 @@ typedef struct api_v1_opts {
     size_t read_sample_limit;    /* --storage.remote.read-sample-limit, default 5e7; 0: no limit */
     int read_concurrency;        /* --storage.remote.read-concurrent-limit, default 10; 0: no limit */
     size_t read_max_frame_bytes; /* --storage.remote.read-max-bytes-in-frame, default 1 MiB */
+    uint32_t features;           /* --enable-feature (util.h's FEATURE_*): the query engine's */
 } api_v1_opts;
 
 void api_v1_opts_default(api_v1_opts *o);

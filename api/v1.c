@@ -32,6 +32,7 @@ void api_v1_opts_default(api_v1_opts *o) {
     o->read_sample_limit = 50000000;
     o->read_concurrency = 10;
     o->read_max_frame_bytes = 1048576;
+    o->features = 0;
 }
 
 int api_v1_new(const api_v1_opts *o, api_v1 **out) {
@@ -43,7 +44,7 @@ int api_v1_new(const api_v1_opts *o, api_v1 **out) {
         api_v1_opts_default(&d);
         o = &d;
     }
-    query_engine_opts eo = {o->lookback_delta_ms, o->max_samples, o->timeout_ms};
+    query_engine_opts eo = {o->lookback_delta_ms, o->max_samples, o->timeout_ms, o->features};
     query_engine_init(&a->engine, &eo);
     a->enable_admin = o->enable_admin;
     a->max_concurrency = o->max_concurrency;

@@ -378,6 +378,15 @@ typedef struct promql_ast {
  * column in bytes); KILN_ENOMEM when out of memory.  *out is NULL on error.
  */
 KILN_MUST_CHECK int promql_parse(const char *query, promql_ast **out, kiln_err *err);
+/*
+ * promql_parse with only the language features of `features` (util.h's
+ * FEATURE_PROMQL_* bits, the --enable-feature set); promql_parse allows
+ * them all.  Using one that is off is a parse error naming its flag:
+ * `1:1: parse error: function "mad_over_time" is not enabled; it is
+ * experimental and must be enabled with --enable-feature=promql-experimental-functions`.
+ */
+KILN_MUST_CHECK int promql_parse_features(const char *query, uint32_t features, promql_ast **out,
+                                          kiln_err *err);
 
 /* Frees the tree, its arena and matchers.  NULL is a no-op. */
 void promql_ast_free(promql_ast *a);

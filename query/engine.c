@@ -44,7 +44,7 @@ static int is_stale(double v) {
 /* ---- public small things ---- */
 
 query_engine_opts query_engine_opts_default(void) {
-    query_engine_opts o = {5 * 60 * 1000, 50000000, 2 * 60 * 1000};
+    query_engine_opts o = {5 * 60 * 1000, 50000000, 2 * 60 * 1000, 0};
     return o;
 }
 
@@ -1070,7 +1070,19 @@ KILN_MUST_CHECK static int eval_unary(pq_ctx *c, const promql_expr *e, pq_value 
     return remap_points(c, out, 0);
 }
 
+KILN_MUST_CHECK static int finish_names(pq_ctx *c, pq_matrix *m);
+KILN_MUST_CHECK static int eval_node(pq_ctx *c, const promql_expr *e, pq_value *out);
+
+/* Without promql-delayed-name-removal __name__ goes as soon as the node that
+ * drops it is evaluated (Prometheus' default); with it, at the end (run). */
 int pq_eval(pq_ctx *c, const promql_expr *e, pq_value *out) {
+    int rc = eval_node(c, e, out);
+    if (rc == 0 && out->type == PROMQL_TYPE_VECTOR && !(c->features & FEATURE_PROMQL_DELAYED_NAME_REMOVAL))
+        rc = finish_names(c, &out->m);
+    return rc;
+}
+
+static int eval_node(pq_ctx *c, const promql_expr *e, pq_value *out) {
     memset(out, 0, sizeof *out);
     if (c->code)
         return c->code;
@@ -1187,7 +1199,7 @@ KILN_MUST_CHECK static int run(const query_engine *eng, storage *st, const char 
     memset(&c, 0, sizeof c);
     /* the timeout runs from here: parsing compiles the regexes */
     c.deadline = eng->opts.timeout_ms > 0 ? time_mono_sec() + (double)eng->opts.timeout_ms / 1000 : 0;
-    int rc = promql_parse(q, &ast, err);
+    int rc = promql_parse_features(q, eng->opts.features, &ast, err);
     if (rc < 0) {
         arena_free(&out->mem);
         return rc;
@@ -1210,6 +1222,7 @@ KILN_MUST_CHECK static int run(const query_engine *eng, storage *st, const char 
     c.lookback = (o && o->lookback_delta_ms > 0) ? o->lookback_delta_ms : eng->opts.lookback_delta_ms;
     c.default_step = QUERY_DEFAULT_STEP_MS;
     c.max_samples = eng->opts.max_samples;
+    c.features = eng->opts.features;
     c.o = o;
     c.query = ast->query;
     c.err = err;

@@ -74,6 +74,7 @@ typedef struct pq_ctx {
     size_t nsteps;
     int64_t qstart, qend, qstep; /* the query's, for @ start()/end(), step() */
     int64_t lookback;
+    uint32_t features;    /* the engine's FEATURE_PROMQL_* */
     int64_t default_step; /* subquery default step */
     size_t max_samples, cur_samples;
     const query_opts *o;

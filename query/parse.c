@@ -36,6 +36,7 @@ typedef struct parser {
     arena *a;
     int depth;
     size_t last_closing;
+    uint32_t features; /* FEATURE_PROMQL_* allowed */
     int failed;
     int code;
     size_t err_pos;
@@ -127,6 +128,16 @@ static void unexpected(parser *p, const char *context, const char *expected) {
     else
         perr(p, t->pos, "%s", m.data);
     buf_free(&m);
+}
+
+/* An error unless `feature` is on: "<what> is experimental and must be
+ * enabled with --enable-feature=<name>"; 0 or -1. */
+static int need_feature(parser *p, size_t pos, uint32_t feature, const char *what) {
+    if (p->features & feature)
+        return 0;
+    perr(p, pos, "%s is experimental and must be enabled with --enable-feature=%s", what,
+         feature_name(feature));
+    return -1;
 }
 
 /* ---- allocation ---------------------------------------------------------- */
@@ -627,6 +638,9 @@ static promql_expr *parse_aggregate(parser *p) {
              args.n);
         return NULL;
     }
+    if ((ag->op == PROMQL_AGG_LIMITK || ag->op == PROMQL_AGG_LIMIT_RATIO) &&
+        need_feature(p, e->start, FEATURE_PROMQL_EXPERIMENTAL_FUNCTIONS, "limitk() and limit_ratio()") < 0)
+        return NULL;
     if (want == 2)
         ag->param = args.v[0];
     ag->expr = args.v[want - 1];
@@ -641,6 +655,13 @@ static promql_expr *parse_call(parser *p) {
     const promql_func *f = promql_func_lookup(name);
     if (f == NULL) {
         perr(p, id.pos, "unknown function with name \"%s\"", name);
+        return NULL;
+    }
+    if (f->experimental && !(p->features & FEATURE_PROMQL_EXPERIMENTAL_FUNCTIONS)) {
+        perr(
+            p, id.pos,
+            "function \"%s\" is not enabled; it is experimental and must be enabled with --enable-feature=%s",
+            name, feature_name(FEATURE_PROMQL_EXPERIMENTAL_FUNCTIONS));
         return NULL;
     }
     promql_expr *e = node(p, PROMQL_CALL, id.pos, id.pos + id.len);
@@ -1306,6 +1327,10 @@ void promql_ast_free(promql_ast *a) {
 }
 
 int promql_parse(const char *query, promql_ast **out, kiln_err *err) {
+    return promql_parse_features(query, FEATURE_PROMQL_ALL, out, err);
+}
+
+int promql_parse_features(const char *query, uint32_t features, promql_ast **out, kiln_err *err) {
     *out = NULL;
     size_t len = strlen(query);
     if (len > PROMQL_MAX_QUERY_LEN)
@@ -1321,6 +1346,7 @@ int promql_parse(const char *query, promql_ast **out, kiln_err *err) {
         goto nomem;
     p->ast = a;
     p->a = &a->mem;
+    p->features = features;
     promql_lex_init(&p->lx, a->query, len);
 
     promql_expr *root = NULL;

@@ -30,6 +30,7 @@ typedef struct query_engine_opts {
     int64_t lookback_delta_ms; /* default 5m */
     size_t max_samples;        /* default 50,000,000; 0 = unbounded */
     int64_t timeout_ms;        /* default 2m; 0 = none */
+    uint32_t features;         /* --enable-feature: util.h's FEATURE_PROMQL_* bits; default none */
 } query_engine_opts;
 
 query_engine_opts query_engine_opts_default(void);

@@ -317,6 +317,47 @@ int time_format_rfc3339(char *out, int64_t sec, int64_t nsec, int frac);
 /* Formats like Prometheus: "1h30m", "15s", "0s", "1d", "2w", "500ms". */
 void duration_format(int64_t ms, char *out, size_t n);
 
+/* ---- feature flags (feature.c) ------------------------------------------ */
+
+/*
+ * The features --enable-feature turns on, one bit each; the names and what
+ * each does are in feature.c's table, the one list of them (add a bit here
+ * and a line there).  cmd/kiln/main.c parses the flag into a set and passes
+ * it down in each layer's options (query_engine_opts.features, ...).
+ */
+enum {
+    FEATURE_PROMQL_EXPERIMENTAL_FUNCTIONS = 1u << 0,
+    FEATURE_PROMQL_DURATION_EXPR = 1u << 1,
+    FEATURE_PROMQL_EXTENDED_RANGE_SELECTORS = 1u << 2,
+    FEATURE_PROMQL_BINOP_FILL_MODIFIERS = 1u << 3,
+    FEATURE_PROMQL_DELAYED_NAME_REMOVAL = 1u << 4,
+};
+/* The PromQL features, all of which Prometheus' PromQL test engine turns on. */
+#define FEATURE_PROMQL_ALL                                                                                   \
+    (FEATURE_PROMQL_EXPERIMENTAL_FUNCTIONS | FEATURE_PROMQL_DURATION_EXPR |                                  \
+     FEATURE_PROMQL_EXTENDED_RANGE_SELECTORS | FEATURE_PROMQL_BINOP_FILL_MODIFIERS |                         \
+     FEATURE_PROMQL_DELAYED_NAME_REMOVAL)
+
+typedef struct feature_desc {
+    const char *name; /* as on the command line: "promql-experimental-functions" */
+    uint32_t bit;     /* 0: accepted and ignored (always on in kiln) */
+    const char *log;  /* logged at info level when enabled */
+} feature_desc;
+
+/* The table of known names (static; *n gets its length). */
+const feature_desc *feature_table(size_t *n);
+/* The entry for name[0..len), or NULL when kiln does not know it. */
+const feature_desc *feature_lookup(const char *name, size_t len);
+/* The name of one bit ("?" when none has it). */
+const char *feature_name(uint32_t bit);
+/*
+ * Adds the comma-separated names of `list` (one --enable-feature value) to
+ * *set, logging each known one and warning about each unknown one as
+ * Prometheus does ("Unknown option for --enable-feature" option=<name>).
+ * Empty names are skipped.
+ */
+void feature_parse_list(const char *list, uint32_t *set);
+
 /* ---- floats ------------------------------------------------------------ */
 
 /* Whether a and b differ by less than eps relative to their size, as

@@ -34,7 +34,9 @@
 
 /* ---- flags ------------------------------------------------------------ */
 
-enum flag_kind { FLAG_STRING, FLAG_BOOL, FLAG_DURATION, FLAG_INT, FLAG_SIZE };
+/* FLAG_LIST: repeatable, each value a comma-separated list; the values are
+ * joined with commas (--enable-feature). */
+enum flag_kind { FLAG_STRING, FLAG_BOOL, FLAG_DURATION, FLAG_INT, FLAG_SIZE, FLAG_LIST };
 
 typedef struct flag {
     const char *name;
@@ -80,6 +82,7 @@ enum {
     F_READ_FRAME_BYTES,
     F_LOG_LEVEL,
     F_LOG_FORMAT,
+    F_ENABLE_FEATURE,
     F_COUNT
 };
 
@@ -170,6 +173,10 @@ static flag flags[F_COUNT] = {
                      NULL},
     [F_LOG_FORMAT] = {"log.format", FLAG_STRING, "logfmt", "Output format of log messages: logfmt or json.",
                       NULL},
+    [F_ENABLE_FEATURE] = {"enable-feature", FLAG_LIST, "",
+                          "Comma separated feature names to enable (repeatable); see docs/compatibility.md. "
+                          "Unknown names are warned about and ignored.",
+                          NULL},
 };
 
 static void usage(FILE *out) {
@@ -239,6 +246,20 @@ KILN_MUST_CHECK static int flag_validate(const flag *f, kiln_err *err) {
     }
 }
 
+/* The values of the FLAG_LIST flag (one: --enable-feature), joined with commas. */
+static char list_values[4096];
+
+/* Adds one value of a FLAG_LIST flag; the flag's value becomes all of them
+ * joined with commas. */
+KILN_MUST_CHECK static int flag_list_append(flag *f, const char *v, kiln_err *err) {
+    size_t used = strlen(list_values);
+    if (used + 1 + strlen(v) >= sizeof list_values)
+        return kiln_err_set(err, KILN_EINVAL, "flag --%s: values too long", f->name);
+    snprintf(list_values + used, sizeof list_values - used, "%s%s", used ? "," : "", v);
+    f->value = list_values;
+    return 0;
+}
+
 /* Returns 1 to continue, 0 to exit successfully (--help, --version), -1 on error. */
 KILN_MUST_CHECK static int flags_parse(int argc, char **argv, kiln_err *err) {
     for (int i = 0; i < F_COUNT; i++)
@@ -276,6 +297,14 @@ KILN_MUST_CHECK static int flags_parse(int argc, char **argv, kiln_err *err) {
         }
         if (f->kind == FLAG_BOOL) {
             f->value = eq ? eq + 1 : negated ? "false" : "true";
+        } else if (f->kind == FLAG_LIST) {
+            const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+            if (!v) {
+                kiln_err_set(err, KILN_EINVAL, "flag --%s needs a value", f->name);
+                return -1;
+            }
+            if (flag_list_append(f, v, err) != 0)
+                return -1;
         } else if (eq) {
             f->value = eq + 1;
         } else if (i + 1 < argc) {
@@ -371,6 +400,7 @@ typedef struct kiln {
     kiln_err startup_err;
     int startup_failed;
     int64_t start_ms;
+    uint32_t features; /* --enable-feature: util.h's FEATURE_* bits */
     int exit_code;
 } kiln;
 
@@ -681,6 +711,7 @@ static void start_rules(kiln *k) {
     o.engine.lookback_delta_ms = flag_ms(F_LOOKBACK);
     o.engine.timeout_ms = flag_ms(F_QUERY_TIMEOUT);
     o.engine.max_samples = (size_t)flag_int(F_QUERY_MAX_SAMPLES);
+    o.engine.features = k->features;
     o.outage_tolerance_ms = flag_ms(F_FOR_OUTAGE);
     o.for_grace_period_ms = flag_ms(F_FOR_GRACE);
     o.resend_delay_ms = flag_ms(F_RESEND_DELAY);
@@ -971,6 +1002,7 @@ int main(int argc, char **argv) {
     }
 
     k.start_ms = time_now_ms();
+    feature_parse_list(flags[F_ENABLE_FEATURE].value, &k.features);
     pthread_mutex_init(&k.cfg_mu, NULL);
     for (int i = 0; i < F_COUNT; i++) {
         k.flag_names[i] = flags[i].name;
@@ -1045,6 +1077,7 @@ int main(int argc, char **argv) {
     qo.lookback_delta_ms = flag_ms(F_LOOKBACK);
     qo.timeout_ms = flag_ms(F_QUERY_TIMEOUT);
     qo.max_samples = (size_t)flag_int(F_QUERY_MAX_SAMPLES);
+    qo.features = k.features;
     qo.enable_admin = flag_bool(F_ADMIN);
     qo.max_concurrency = (int)flag_int(F_QUERY_CONCURRENCY);
     qo.read_sample_limit = (size_t)flag_int(F_READ_SAMPLE_LIMIT);

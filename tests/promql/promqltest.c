@@ -1198,6 +1198,7 @@ int main(int argc, char **argv) {
     log_setup(LOG_WARN, LOG_FORMAT_LOGFMT);
     query_engine_init(&r.eng, NULL);
     r.eng.opts.timeout_ms = 0;
+    r.eng.opts.features = FEATURE_PROMQL_ALL; /* what Prometheus' test engine turns on */
     int i = 1;
     if (i < argc && strcmp(argv[i], "-v") == 0) {
         r.verbose = 1;
