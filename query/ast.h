@@ -271,13 +271,15 @@ typedef struct promql_vector_selector {
     size_t nmatchers;
     int64_t offset_ms; /* may be negative */
     promql_at_kind at;
-    int64_t at_ms; /* when at == PROMQL_AT_TIMESTAMP */
+    int64_t at_ms;            /* when at == PROMQL_AT_TIMESTAMP */
+    promql_expr *offset_expr; /* a duration expression offset_ms comes from, or NULL (see below) */
 } promql_vector_selector;
 
 /* x[5m]: `vs` is a PROMQL_VECTOR_SELECTOR node holding offset and @. */
 typedef struct promql_matrix_selector {
     promql_expr *vs;
     int64_t range_ms;
+    promql_expr *range_expr; /* a duration expression range_ms comes from, or NULL */
 } promql_matrix_selector;
 
 /* expr[range:step] */
@@ -288,6 +290,7 @@ typedef struct promql_subquery {
     int64_t offset_ms;
     promql_at_kind at;
     int64_t at_ms;
+    promql_expr *range_expr, *step_expr, *offset_expr; /* duration expressions, or NULL */
 } promql_subquery;
 
 typedef struct promql_call {
@@ -332,8 +335,20 @@ typedef struct promql_unary {
     promql_expr *expr;
 } promql_unary;
 
+/*
+ * Duration expressions (promql-duration-expr): where a range, a subquery
+ * step or an offset was written as arithmetic (`x[1m+30s]`, `offset (1h*2)`,
+ * `[5m:step()]`), the *_expr field holds it, a tree of PROMQL_NUMBER (in
+ * seconds; `duration` set when written as one, `5m`), PROMQL_PAREN,
+ * PROMQL_UNARY, PROMQL_BINARY (+ - * / % ^) and PROMQL_CALL of step(),
+ * range(), min_of() and max_of().  The parser resolves one that does not
+ * use step() or range() into the *_ms field; the engine resolves them all
+ * for its query (promql_durations_resolve).  Written as a plain literal,
+ * the *_expr field is NULL.
+ */
 struct promql_expr {
     promql_node_kind kind;
+    int duration;      /* PROMQL_NUMBER in a duration expression: written as a duration */
     size_t start, end; /* byte positions in the query: [start, end) */
     union {
         double number; /* PROMQL_NUMBER */
@@ -388,6 +403,24 @@ KILN_MUST_CHECK int promql_parse(const char *query, promql_ast **out, kiln_err *
 KILN_MUST_CHECK int promql_parse_features(const char *query, uint32_t features, promql_ast **out,
                                           kiln_err *err);
 
+/*
+ * Evaluates every duration expression in the tree under `e` for a query of
+ * this step and range (end - start; both 0 for an instant query: step() and
+ * range() are then 0) into the ranges, steps and offsets (query/durexpr.c).
+ * Returns 0, or KILN_EINVAL with the error in err (`duration must be greater
+ * than 0`, `division by zero`, `modulo by zero`, `duration out of range`;
+ * `query` gives the line:column).  Any thread; writes into the tree.
+ */
+KILN_MUST_CHECK int promql_durations_resolve(promql_expr *e, const char *query, int64_t step_ms,
+                                             int64_t range_ms, kiln_err *err);
+/* Whether the duration expression `e` calls step() or range() (its value
+ * then depends on the query). */
+int promql_duration_is_dynamic(const promql_expr *e);
+/* The value of one duration expression in seconds; 0, or -1 with a static
+ * message in *msg and the offending node in *at. */
+int promql_duration_eval(const promql_expr *e, int64_t step_ms, int64_t range_ms, double *out,
+                         const char **msg, const promql_expr **at);
+
 /* Frees the tree, its arena and matchers.  NULL is a no-op. */
 void promql_ast_free(promql_ast *a);
 
@@ -420,6 +453,11 @@ void promql_quote(buf *out, const char *s, size_t n);
 
 /* ---- internal to query/: the lexer shared by parse.c and lex.c ---------- */
 #ifdef PROMQL_PARSER_INTERNAL
+
+/* Prometheus' checks of a complete tree (check.c): 0, or -1 with the
+ * message in err[0..errlen) and its byte position in *err_pos.  Fills in
+ * what the checks settle (set operators' many-to-many matching). */
+int promql_check(promql_expr *root, const char *in, size_t len, size_t *err_pos, char *err, size_t errlen);
 
 typedef enum promql_tok {
     PT_EOF = 0,

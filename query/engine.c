@@ -1204,6 +1204,9 @@ KILN_MUST_CHECK static int run(const query_engine *eng, storage *st, const char 
         arena_free(&out->mem);
         return rc;
     }
+    /* step() and range() in durations: 0 for an instant query */
+    if ((rc = promql_durations_resolve(ast->root, ast->query, is_range ? step : 0, end - start, err)) < 0)
+        goto fail;
     promql_type rt = promql_expr_type(ast->root);
     if (is_range && rt != PROMQL_TYPE_SCALAR && rt != PROMQL_TYPE_VECTOR) {
         rc = kiln_err_set(err, KILN_EINVAL,

@@ -8,7 +8,9 @@
  *                 numbers (decimal, hex, exponent, Inf/NaN), durations,
  *                 strings, '#' comments to the end of the line;
  *   braces      - inside {...}: label names, match operators, strings;
- *   brackets    - inside [...]: a duration or number, ':' once, ']'.
+ *   brackets    - inside [...]: a duration or number, ':' once, ']'; with
+ *                 duration expressions also operators, parentheses and
+ *                 the words step, range, min_of, max_of.
  * The lexer also counts parentheses ("unclosed left parenthesis") and
  * validates string escapes; promql_unquote() decodes a validated string.
  *
@@ -574,6 +576,19 @@ static void lex_inside_braces(promql_lexer *l, promql_token *t) {
 static const char ONE_CHAR_OPS[] = ",*/%+-^@";
 static const promql_tok ONE_CHAR_TOKS[] = {PT_COMMA, PT_MUL, PT_DIV, PT_MOD, PT_ADD, PT_SUB, PT_POW, PT_AT};
 
+/* Inside brackets, whether the word at l->start is a function duration
+ * expressions may call (step, range, min_of, max_of). */
+static int duration_function_ahead(const promql_lexer *l) {
+    static const char *const words[] = {"step", "range", "min_of", "max_of"};
+    size_t n = 0;
+    while (l->start + n < l->len && is_alnum((unsigned char)l->in[l->start + n]))
+        n++;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strlen(words[i]) == n && strncmp(l->in + l->start, words[i], n) == 0)
+            return 1;
+    return 0;
+}
+
 static void lex_statements(promql_lexer *l, promql_token *t) {
     for (;;) {
         if (l->brace_open) {
@@ -687,7 +702,7 @@ static void lex_statements(promql_lexer *l, promql_token *t) {
             return;
         }
         if (r < 128 && is_alpha((int)r)) {
-            if (l->bracket_open) {
+            if (l->bracket_open && !duration_function_ahead(l)) {
                 error_rune(l, t, "unexpected character in duration: ", r);
                 return;
             }

@@ -8,11 +8,17 @@
  * -(2^2)) and folds into a number literal as Prometheus does.  offset, @
  * and [...] are postfix on any operand, checked for the kinds they allow.
  *
+ * Ranges, subquery steps and offsets may be duration expressions
+ * (promql-duration-expr, see ast.h), parsed by the dur_* functions into
+ * small trees durexpr.c evaluates.  Features off in the parser's set are
+ * errors naming their --enable-feature flag (need_feature).
+ *
  * Errors follow Prometheus: the first one wins; syntax errors (and the
  * semantic errors Prometheus raises while parsing: offsets, @, ranges,
  * unknown functions, aggregation arguments) stop the parse; the type checks
- * run on a complete tree in Prometheus' order (children first).  The message
- * is "<line>:<col>: parse error: <what>", col counted in bytes from 1.
+ * (check.c) run on a complete tree in Prometheus' order (children first).
+ * The message is "<line>:<col>: parse error: <what>", col counted in bytes
+ * from 1.
  *
  * Called by engine.c (every query), astjson.c (the API's format_query,
  * parse_query and match[] selectors), the PromQL test runner and tests.
@@ -783,6 +789,13 @@ static void modifier_slots(promql_expr *e, int64_t **offset, promql_at_kind **at
     }
 }
 
+/* Where the offset expression of e (which modifier_target accepted) lives. */
+static promql_expr **modifier_offset_expr(promql_expr *e) {
+    if (e->kind == PROMQL_MATRIX_SELECTOR)
+        e = e->u.ms.vs;
+    return e->kind == PROMQL_SUBQUERY ? &e->u.sq.offset_expr : &e->u.vs.offset_expr;
+}
+
 /* modifier_slots for the `what` modifier ("offset" or "@") written after e:
  * 0, or -1 with the error when e cannot carry it. */
 static int modifier_target(parser *p, promql_expr *e, const char *what, int64_t **offset, promql_at_kind **at,
@@ -796,17 +809,229 @@ static int modifier_target(parser *p, promql_expr *e, const char *what, int64_t 
     return -1;
 }
 
+/* ---- duration expressions (promql-duration-expr, see ast.h) ---------------- */
+
+static promql_expr *dur_expr(parser *p, int min_prec);
+static int binop_of(promql_tok t, promql_binop *op, int *prec);
+
+/* A number or duration literal token as a PROMQL_NUMBER of seconds. */
+static promql_expr *dur_literal(parser *p, promql_token t) {
+    promql_expr *e = node(p, PROMQL_NUMBER, t.pos, t.pos + t.len);
+    if (e == NULL)
+        return NULL;
+    if (t.type == PT_NUMBER)
+        return number_token(p, &t, &e->u.number) < 0 ? NULL : e;
+    char tmp[64];
+    int64_t ms;
+    if (t.len >= sizeof tmp) {
+        perr(p, t.pos, "not a valid duration string: \"%.*s\"", (int)t.len, p->lx.in + t.pos);
+        return NULL;
+    }
+    memcpy(tmp, p->lx.in + t.pos, t.len);
+    tmp[t.len] = 0;
+    if (duration_parse(tmp, &ms, NULL) < 0) {
+        perr(p, t.pos, "not a valid duration string: \"%s\"", tmp);
+        return NULL;
+    }
+    e->u.number = (double)ms / 1000.0;
+    e->duration = 1;
+    return e;
+}
+
+/* The ")" closing e, which then ends there; e, or NULL on error. */
+static promql_expr *dur_close(parser *p, promql_expr *e) {
+    if (peek(p)->type != PT_RPAREN) {
+        unexpected(p, "duration expression", "\")\"");
+        return NULL;
+    }
+    next(p);
+    e->end = p->last_closing;
+    return e;
+}
+
+/* step() range() min_of(d, d) max_of(d, d) inside a duration expression. */
+static promql_expr *dur_call(parser *p) {
+    promql_token id = next(p);
+    char *name = tok_str(p, &id);
+    const promql_func *f = name ? promql_func_lookup(name) : NULL;
+    if (f == NULL || (f->id != PROMQL_FN_STEP && f->id != PROMQL_FN_RANGE && f->id != PROMQL_FN_MIN_OF &&
+                      f->id != PROMQL_FN_MAX_OF)) {
+        if (name)
+            perr(p, id.pos, "unexpected function \"%s\" in duration expression", name);
+        return NULL;
+    }
+    promql_expr *e = node(p, PROMQL_CALL, id.pos, id.pos + id.len);
+    if (e == NULL)
+        return NULL;
+    e->u.call.func = f;
+    if (peek(p)->type != PT_LPAREN) {
+        unexpected(p, "duration expression", "\"(\"");
+        return NULL;
+    }
+    next(p);
+    int want = f->id == PROMQL_FN_MIN_OF || f->id == PROMQL_FN_MAX_OF ? 2 : 0;
+    if (want) {
+        e->u.call.args = arena_alloc(p->a, 2 * sizeof *e->u.call.args);
+        if (e->u.call.args == NULL) {
+            perr_nomem(p);
+            return NULL;
+        }
+        for (int i = 0; i < 2; i++) {
+            if ((e->u.call.args[i] = dur_expr(p, 0)) == NULL)
+                return NULL;
+            if (peek(p)->type != (i == 0 ? PT_COMMA : PT_RPAREN)) {
+                unexpected(p, "duration expression", i == 0 ? "\",\"" : "\")\"");
+                return NULL;
+            }
+            if (i == 0)
+                next(p);
+        }
+        e->u.call.nargs = 2;
+    }
+    return dur_close(p, e);
+}
+
+/* A literal, a parenthesised duration expression, a signed operand or a
+ * duration function call. */
+static promql_expr *dur_operand(parser *p) {
+    promql_token t = *peek(p);
+    if (deeper(p) < 0)
+        return NULL;
+    switch (t.type) {
+    case PT_NUMBER:
+    case PT_DURATION:
+        next(p);
+        return dur_literal(p, t);
+    case PT_ADD:
+    case PT_SUB: {
+        next(p);
+        promql_expr *inner = dur_expr(p, PREC_POW);
+        promql_expr *u = inner ? node(p, PROMQL_UNARY, t.pos, inner->end) : NULL;
+        if (u == NULL)
+            return NULL;
+        u->u.unary.op = t.type == PT_SUB ? PROMQL_OP_SUB : PROMQL_OP_ADD;
+        u->u.unary.expr = inner;
+        return u;
+    }
+    case PT_LPAREN: {
+        next(p);
+        promql_expr *e = node(p, PROMQL_PAREN, t.pos, t.pos + 1);
+        if (e == NULL || (e->u.paren = dur_expr(p, 0)) == NULL)
+            return NULL;
+        return dur_close(p, e);
+    }
+    case PT_IDENT:
+        return dur_call(p);
+    default:
+        unexpected(p, "duration expression", NULL);
+        return NULL;
+    }
+}
+
+/* Takes the operator token at the lookahead and starts a binary node of op
+ * with lhs (the caller parses the right side); NULL on error. */
+static promql_expr *binary_node(parser *p, promql_expr *lhs, promql_binop op) {
+    if (deeper(p) < 0)
+        return NULL;
+    next(p);
+    promql_expr *b = node(p, PROMQL_BINARY, lhs->start, lhs->end);
+    if (b == NULL)
+        return NULL;
+    b->u.bin.op = op;
+    b->u.bin.lhs = lhs;
+    return b;
+}
+
+/* The binary operators of duration expressions, after lhs. */
+static promql_expr *dur_continue(parser *p, promql_expr *lhs, int min_prec) {
+    while (lhs != NULL) {
+        promql_binop op;
+        int prec;
+        promql_tok t = peek(p)->type;
+        if (t != PT_ADD && t != PT_SUB && t != PT_MUL && t != PT_DIV && t != PT_MOD && t != PT_POW)
+            break;
+        if (!binop_of(t, &op, &prec) || prec < min_prec)
+            break;
+        promql_expr *b = binary_node(p, lhs, op);
+        if (b == NULL)
+            return NULL;
+        if ((b->u.bin.rhs = dur_expr(p, op == PROMQL_OP_POW ? prec : prec + 1)) == NULL)
+            return NULL;
+        b->end = b->u.bin.rhs->end;
+        lhs = b;
+    }
+    return p->failed ? NULL : lhs;
+}
+
+static promql_expr *dur_expr(parser *p, int min_prec) {
+    int depth0 = p->depth;
+    promql_expr *e = dur_continue(p, dur_operand(p), min_prec);
+    p->depth = depth0;
+    return e;
+}
+
+/*
+ * A duration inside brackets: a literal alone before `]` or `:` goes into
+ * *ms as before (duration_token's checks; *dexpr NULL); anything else is a
+ * duration expression (the feature must be on) into *dexpr; the caller
+ * resolves it (resolve_static).
+ */
+static int parse_bracket_duration(parser *p, int64_t *ms, promql_expr **dexpr) {
+    *dexpr = NULL;
+    promql_token t = *peek(p);
+    promql_expr *lhs = NULL;
+    if (t.type == PT_DURATION || t.type == PT_NUMBER) {
+        next(p);
+        promql_tok after = peek(p)->type;
+        if (after == PT_RBRACKET || after == PT_COLON || p->failed)
+            return duration_token(p, &t, ms);
+        if ((lhs = dur_literal(p, t)) == NULL)
+            return -1;
+    }
+    if (need_feature(p, t.pos, FEATURE_PROMQL_DURATION_EXPR, "a duration expression") < 0)
+        return -1;
+    promql_expr *d = lhs ? dur_continue(p, lhs, 0) : dur_expr(p, 0);
+    if (d == NULL)
+        return -1;
+    *dexpr = d;
+    return 0;
+}
+
+/* Resolves a duration expression without step()/range() now, so that its
+ * errors are parse errors; 0 or -1. */
+static int resolve_static(parser *p, promql_expr *d, int positive, int64_t *ms) {
+    if (d == NULL || promql_duration_is_dynamic(d))
+        return 0;
+    double v;
+    const char *msg = NULL;
+    const promql_expr *at = d;
+    if (promql_duration_eval(d, 0, 0, &v, &msg, &at) == 0) {
+        double m = trunc(v * 1000.0);
+        if (isnan(m) || m >= 9.2e18 || m <= -9.2e18)
+            msg = "duration out of range";
+        else if (positive && m <= 0)
+            msg = "duration must be greater than 0";
+        else
+            *ms = (int64_t)m;
+        at = d;
+    }
+    if (msg)
+        perr(p, at->start, "%s", msg);
+    return msg ? -1 : 0;
+}
+
 static promql_expr *parse_brackets(parser *p, promql_expr *e) {
     promql_token lb = next(p);
     promql_token t = *peek(p);
-    if (t.type != PT_DURATION && t.type != PT_NUMBER) {
+    /* a sign first stays Prometheus' error: a range is never negative */
+    if (t.type != PT_DURATION && t.type != PT_NUMBER && t.type != PT_LPAREN && t.type != PT_IDENT) {
         if (t.type != PT_ERROR)
             perr(p, t.pos, "missing unit character in duration");
         return NULL;
     }
-    int64_t range;
-    next(p);
-    if (duration_token(p, &t, &range) < 0)
+    int64_t range = 0;
+    promql_expr *range_expr;
+    if (parse_bracket_duration(p, &range, &range_expr) < 0 || resolve_static(p, range_expr, 1, &range) < 0)
         return NULL;
     promql_token t2 = *peek(p);
     if (t2.type == PT_RBRACKET) {
@@ -827,6 +1052,7 @@ static promql_expr *parse_brackets(parser *p, promql_expr *e) {
             return NULL;
         m->u.ms.vs = e;
         m->u.ms.range_ms = range;
+        m->u.ms.range_expr = range_expr;
         return m;
     }
     if (t2.type != PT_COLON) {
@@ -836,10 +1062,10 @@ static promql_expr *parse_brackets(parser *p, promql_expr *e) {
     next(p);
     int64_t step = 0;
     int have_step = 0;
+    promql_expr *step_expr = NULL;
     promql_token t3 = *peek(p);
-    if (t3.type == PT_DURATION || t3.type == PT_NUMBER) {
-        next(p);
-        if (duration_token(p, &t3, &step) < 0)
+    if (t3.type == PT_DURATION || t3.type == PT_NUMBER || t3.type == PT_LPAREN || t3.type == PT_IDENT) {
+        if (parse_bracket_duration(p, &step, &step_expr) < 0 || resolve_static(p, step_expr, 1, &step) < 0)
             return NULL;
         have_step = 1;
         t3 = *peek(p);
@@ -855,6 +1081,8 @@ static promql_expr *parse_brackets(parser *p, promql_expr *e) {
     s->u.sq.expr = e;
     s->u.sq.range_ms = range;
     s->u.sq.step_ms = step;
+    s->u.sq.range_expr = range_expr;
+    s->u.sq.step_expr = step_expr;
     return s;
 }
 
@@ -866,24 +1094,45 @@ static int parse_offset(parser *p, promql_expr *e) {
         neg = 1;
     }
     promql_token t = *peek(p);
-    if (t.type != PT_DURATION && t.type != PT_NUMBER) {
+    int64_t d = 0;
+    promql_expr *dexpr = NULL;
+    if (t.type == PT_LPAREN || t.type == PT_IDENT) {
+        /* offset (1h / 2), offset step(): one operand; a sign before it
+         * belongs to it */
+        if (need_feature(p, t.pos, FEATURE_PROMQL_DURATION_EXPR, "a duration expression") < 0 ||
+            (dexpr = dur_operand(p)) == NULL)
+            return -1;
+        if (neg) {
+            promql_expr *u = node(p, PROMQL_UNARY, t.pos - 1, dexpr->end);
+            if (u == NULL)
+                return -1;
+            u->u.unary.op = PROMQL_OP_SUB;
+            u->u.unary.expr = dexpr;
+            dexpr = u;
+            neg = 0;
+        }
+        if (resolve_static(p, dexpr, 0, &d) < 0)
+            return -1;
+    } else if (t.type != PT_DURATION && t.type != PT_NUMBER) {
         unexpected(p, "offset", "duration");
         return -1;
+    } else {
+        next(p);
+        if (duration_token(p, &t, &d) < 0)
+            return -1;
     }
-    next(p);
-    int64_t d;
-    if (duration_token(p, &t, &d) < 0)
-        return -1;
     int64_t *off;
     promql_at_kind *at;
     int64_t *at_ms;
     if (modifier_target(p, e, "offset", &off, &at, &at_ms) < 0)
         return -1;
-    if (*off != 0) {
+    promql_expr **slot = modifier_offset_expr(e);
+    if (*off != 0 || *slot != NULL) {
         perr(p, e->start, "offset may not be set multiple times");
         return -1;
     }
     *off = neg ? -d : d;
+    *slot = dexpr;
     e->end = p->last_closing;
     return 0;
 }
@@ -913,13 +1162,21 @@ static int parse_at(parser *p, promql_expr *e) {
             next(p);
             t = *peek(p);
         }
-        if (t.type != PT_NUMBER) {
+        if (t.type == PT_DURATION) {
+            /* a duration literal is its seconds (Prometheus 3): x @ 100s */
+            next(p);
+            promql_expr *lit = dur_literal(p, t);
+            if (lit == NULL)
+                return -1;
+            ts = lit->u.number;
+        } else if (t.type != PT_NUMBER) {
             unexpected(p, "@", "timestamp");
             return -1;
+        } else {
+            next(p);
+            if (number_token(p, &t, &ts) < 0)
+                return -1;
         }
-        next(p);
-        if (number_token(p, &t, &ts) < 0)
-            return -1;
         if (neg)
             ts = -ts;
     }
@@ -1110,14 +1367,9 @@ static promql_expr *parse_expr(parser *p, int min_prec) {
         int prec;
         if (!binop_of(peek(p)->type, &op, &prec) || prec < min_prec)
             break;
-        if (deeper(p) < 0)
-            return NULL;
-        next(p);
-        promql_expr *b = node(p, PROMQL_BINARY, lhs->start, lhs->end);
+        promql_expr *b = binary_node(p, lhs, op);
         if (b == NULL)
             return NULL;
-        b->u.bin.op = op;
-        b->u.bin.lhs = lhs;
         if (parse_bin_modifiers(p, &b->u.bin) < 0)
             return NULL;
         /* ^ is right-associative: its right side may hold another ^. */
@@ -1130,187 +1382,6 @@ static promql_expr *parse_expr(parser *p, int min_prec) {
     }
     p->depth = depth0;
     return p->failed ? NULL : lhs;
-}
-
-/* ---- types and checks ----------------------------------------------------- */
-
-promql_type promql_expr_type(const promql_expr *e) {
-    if (e == NULL)
-        return PROMQL_TYPE_NONE;
-    switch (e->kind) {
-    case PROMQL_NUMBER:
-        return PROMQL_TYPE_SCALAR;
-    case PROMQL_STRING:
-        return PROMQL_TYPE_STRING;
-    case PROMQL_VECTOR_SELECTOR:
-        return PROMQL_TYPE_VECTOR;
-    case PROMQL_MATRIX_SELECTOR:
-        return PROMQL_TYPE_MATRIX;
-    case PROMQL_SUBQUERY:
-        return PROMQL_TYPE_MATRIX;
-    case PROMQL_CALL:
-        return e->u.call.func->ret;
-    case PROMQL_AGGREGATE:
-        return PROMQL_TYPE_VECTOR;
-    case PROMQL_BINARY:
-        if (promql_expr_type(e->u.bin.lhs) == PROMQL_TYPE_SCALAR &&
-            promql_expr_type(e->u.bin.rhs) == PROMQL_TYPE_SCALAR)
-            return PROMQL_TYPE_SCALAR;
-        return PROMQL_TYPE_VECTOR;
-    case PROMQL_UNARY:
-        return promql_expr_type(e->u.unary.expr);
-    case PROMQL_PAREN:
-        return promql_expr_type(e->u.paren);
-    }
-    return PROMQL_TYPE_NONE;
-}
-
-static promql_type check(parser *p, promql_expr *e, int depth);
-
-static void expect_type(parser *p, promql_expr *e, promql_type want, const char *context, int depth) {
-    promql_type t = check(p, e, depth + 1);
-    if (t != want)
-        perr(p, e->start, "expected type %s in %s, got %s", promql_type_name(want), context,
-             promql_type_name(t));
-}
-
-/* The operator's text without the spaces around it (for error positions). */
-static size_t op_pos(parser *p, const promql_expr *e) {
-    size_t i = e->u.bin.lhs->end;
-    while (i < p->lx.len &&
-           (p->lx.in[i] == ' ' || p->lx.in[i] == '\t' || p->lx.in[i] == '\n' || p->lx.in[i] == '\r'))
-        i++;
-    return i;
-}
-
-static void check_binary(parser *p, promql_expr *e, int depth) {
-    promql_binary *b = &e->u.bin;
-    promql_type lt = check(p, b->lhs, depth + 1);
-    promql_type rt = check(p, b->rhs, depth + 1);
-    int cmp = promql_binop_is_comparison(b->op), set = promql_binop_is_set(b->op);
-    if (b->return_bool && !cmp)
-        perr(p, op_pos(p, e), "bool modifier can only be used on comparison operators");
-    if (cmp && !b->return_bool && lt == PROMQL_TYPE_SCALAR && rt == PROMQL_TYPE_SCALAR)
-        perr(p, op_pos(p, e), "comparisons between scalars must use BOOL modifier");
-    if (set && b->matching.card == PROMQL_CARD_ONE_TO_ONE)
-        b->matching.card = PROMQL_CARD_MANY_TO_MANY;
-    if (b->matching.on)
-        for (size_t i = 0; i < b->matching.nmatching; i++)
-            for (size_t j = 0; j < b->matching.ninclude; j++)
-                if (strcmp(b->matching.matching[i], b->matching.include[j]) == 0)
-                    perr(p, op_pos(p, e), "label \"%s\" must not occur in ON and GROUP clause at once",
-                         b->matching.matching[i]);
-    if (lt != PROMQL_TYPE_SCALAR && lt != PROMQL_TYPE_VECTOR)
-        perr(p, b->lhs->start, "binary expression must contain only scalar and instant vector types");
-    if (rt != PROMQL_TYPE_SCALAR && rt != PROMQL_TYPE_VECTOR)
-        perr(p, b->rhs->start, "binary expression must contain only scalar and instant vector types");
-    if (lt != PROMQL_TYPE_VECTOR || rt != PROMQL_TYPE_VECTOR) {
-        if (b->matching.nmatching > 0)
-            perr(p, e->start, "vector matching only allowed between instant vectors");
-        memset(&b->matching, 0, sizeof b->matching);
-        b->has_matching = 0;
-    } else {
-        b->has_matching = 1;
-        if (set) {
-            if (b->matching.card == PROMQL_CARD_ONE_TO_MANY || b->matching.card == PROMQL_CARD_MANY_TO_ONE)
-                perr(p, e->start, "no grouping allowed for \"%s\" operation", promql_binop_str(b->op));
-        }
-    }
-    if ((lt == PROMQL_TYPE_SCALAR || rt == PROMQL_TYPE_SCALAR) && set)
-        perr(p, e->start, "set operator \"%s\" not allowed in binary scalar expression",
-             promql_binop_str(b->op));
-}
-
-static void check_call(parser *p, promql_expr *e, int depth) {
-    const promql_func *f = e->u.call.func;
-    size_t n = e->u.call.nargs;
-    if (f->variadic == 0) {
-        if ((size_t)f->nargs != n)
-            perr(p, e->start, "expected %d argument(s) in call to \"%s\", got %zu", f->nargs, f->name, n);
-    } else {
-        size_t na = (size_t)f->nargs - 1;
-        if (na > n)
-            perr(p, e->start, "expected at least %zu argument(s) in call to \"%s\", got %zu", na, f->name, n);
-        else if (f->variadic > 0 && na + (size_t)f->variadic < n)
-            perr(p, e->start, "expected at most %zu argument(s) in call to \"%s\", got %zu",
-                 na + (size_t)f->variadic, f->name, n);
-    }
-    char ctx[96];
-    snprintf(ctx, sizeof ctx, "call to function \"%s\"", f->name);
-    for (size_t i = 0; i < n; i++) {
-        size_t k = i;
-        if (k >= (size_t)f->nargs) {
-            if (f->variadic == 0 || f->nargs == 0)
-                break;
-            k = (size_t)f->nargs - 1;
-        }
-        expect_type(p, e->u.call.args[i], f->arg_types[k], ctx, depth);
-    }
-}
-
-static void check_selector(parser *p, promql_expr *e) {
-    promql_vector_selector *vs = &e->u.vs;
-    if (vs->name != NULL) {
-        for (size_t i = 0; i + 1 < vs->nmatchers; i++)
-            if (strcmp(vs->matchers[i].name, LABEL_NAME) == 0)
-                perr(p, e->start, "metric name must not be set twice: \"%s\" or \"%s\"", vs->name,
-                     vs->matchers[i].value);
-        return;
-    }
-    for (size_t i = 0; i < vs->nmatchers; i++)
-        if (!matcher_matches_empty(&vs->matchers[i]))
-            return;
-    perr(p, e->start, "vector selector must contain at least one non-empty matcher");
-}
-
-/* Prometheus' checkAST: the first error found wins. */
-static promql_type check(parser *p, promql_expr *e, int depth) {
-    promql_type ty = promql_expr_type(e);
-    if (depth > 2 * PROMQL_MAX_DEPTH + 8)
-        return ty; /* the parser bounds depth; never reached */
-    switch (e->kind) {
-    case PROMQL_AGGREGATE:
-        expect_type(p, e->u.agg.expr, PROMQL_TYPE_VECTOR, "aggregation expression", depth);
-        if (e->u.agg.param != NULL)
-            expect_type(p, e->u.agg.param,
-                        e->u.agg.op == PROMQL_AGG_COUNT_VALUES ? PROMQL_TYPE_STRING : PROMQL_TYPE_SCALAR,
-                        "aggregation parameter", depth);
-        break;
-    case PROMQL_BINARY:
-        check_binary(p, e, depth);
-        break;
-    case PROMQL_CALL:
-        check_call(p, e, depth);
-        break;
-    case PROMQL_PAREN:
-        check(p, e->u.paren, depth + 1);
-        break;
-    case PROMQL_UNARY: {
-        promql_type t = check(p, e->u.unary.expr, depth + 1);
-        if (t != PROMQL_TYPE_SCALAR && t != PROMQL_TYPE_VECTOR)
-            perr(p, e->start,
-                 "unary expression only allowed on expressions of type scalar or instant vector, got \"%s\"",
-                 promql_type_name(t));
-        break;
-    }
-    case PROMQL_SUBQUERY: {
-        promql_type t = check(p, e->u.sq.expr, depth + 1);
-        if (t != PROMQL_TYPE_VECTOR)
-            perr(p, e->start, "subquery is only allowed on instant vector, got %s instead",
-                 promql_type_go_name(t));
-        break;
-    }
-    case PROMQL_MATRIX_SELECTOR:
-        check(p, e->u.ms.vs, depth + 1);
-        break;
-    case PROMQL_VECTOR_SELECTOR:
-        check_selector(p, e);
-        break;
-    case PROMQL_NUMBER:
-    case PROMQL_STRING:
-        break;
-    }
-    return ty;
 }
 
 /* ---- entry points ---------------------------------------------------------- */
@@ -1356,8 +1427,10 @@ int promql_parse_features(const char *query, uint32_t features, promql_ast **out
         root = parse_expr(p, 0);
     if (root != NULL && !p->failed && peek(p)->type != PT_EOF)
         unexpected(p, NULL, NULL);
-    if (!p->failed)
-        check(p, root, 0);
+    if (!p->failed && promql_check(root, p->lx.in, p->lx.len, &p->err_pos, p->err, sizeof p->err) < 0) {
+        p->failed = 1;
+        p->code = KILN_EINVAL;
+    }
     if (p->failed) {
         int code = p->code;
         if (code == KILN_ENOMEM) {

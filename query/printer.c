@@ -160,7 +160,19 @@ static void put_duration(buf *out, int64_t ms) {
     }
 }
 
-static void put_at_offset(buf *out, promql_at_kind at, int64_t at_ms, int64_t offset_ms) {
+KILN_MUST_CHECK static int put_expr(buf *out, const promql_expr *e);
+
+/* A range, step or offset: its duration expression as written, else the
+ * duration. */
+KILN_MUST_CHECK static int put_dur(buf *out, const promql_expr *dexpr, int64_t ms) {
+    if (dexpr)
+        return put_expr(out, dexpr);
+    put_duration(out, ms);
+    return 0;
+}
+
+KILN_MUST_CHECK static int put_at_offset(buf *out, promql_at_kind at, int64_t at_ms, int64_t offset_ms,
+                                         const promql_expr *offset_expr) {
     switch (at) {
     case PROMQL_AT_TIMESTAMP:
         buf_printf(out, " @ %.3f", (double)at_ms / 1000.0);
@@ -174,6 +186,10 @@ static void put_at_offset(buf *out, promql_at_kind at, int64_t at_ms, int64_t of
     default:
         break;
     }
+    if (offset_expr) {
+        buf_puts(out, " offset ");
+        return put_expr(out, offset_expr);
+    }
     if (offset_ms > 0) {
         buf_puts(out, " offset ");
         put_duration(out, offset_ms);
@@ -181,6 +197,7 @@ static void put_at_offset(buf *out, promql_at_kind at, int64_t at_ms, int64_t of
         buf_puts(out, " offset -");
         put_duration(out, offset_ms == INT64_MIN ? INT64_MAX : -offset_ms);
     }
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -270,14 +287,14 @@ static void put_binary_modifiers(buf *out, const promql_binary *b) {
 }
 
 /* "[5m:1m] @ 10.000 offset 1m" of a subquery. */
-static void put_subquery_suffix(buf *out, const promql_subquery *sq) {
+KILN_MUST_CHECK static int put_subquery_suffix(buf *out, const promql_subquery *sq) {
     buf_putc(out, '[');
-    put_duration(out, sq->range_ms);
+    int rc = put_dur(out, sq->range_expr, sq->range_ms);
     buf_putc(out, ':');
-    if (sq->step_ms != 0)
-        put_duration(out, sq->step_ms);
+    if (rc == 0 && (sq->step_ms != 0 || sq->step_expr))
+        rc = put_dur(out, sq->step_expr, sq->step_ms);
     buf_putc(out, ']');
-    put_at_offset(out, sq->at, sq->at_ms, sq->offset_ms);
+    return rc < 0 ? rc : put_at_offset(out, sq->at, sq->at_ms, sq->offset_ms, sq->offset_expr);
 }
 
 /* The left operand of ^ is +Inf: it is written "Inf", since "+Inf ^ x"
@@ -286,8 +303,6 @@ static int lhs_is_pow_inf(const promql_binary *b) {
     return b->op == PROMQL_OP_POW && b->lhs->kind == PROMQL_NUMBER && isinf(b->lhs->u.number) &&
            b->lhs->u.number > 0;
 }
-
-KILN_MUST_CHECK static int put_expr(buf *out, const promql_expr *e);
 
 KILN_MUST_CHECK static int put_binary(buf *out, const promql_binary *b) {
     int rc = 0;
@@ -308,6 +323,11 @@ KILN_MUST_CHECK static int put_expr(buf *out, const promql_expr *e) {
     int rc = 0;
     switch (e->kind) {
     case PROMQL_NUMBER: {
+        double ms = e->u.number * 1000.0;
+        if (e->duration && ms >= 0 && ms < 9e18 && ms == trunc(ms)) {
+            put_duration(out, (int64_t)ms);
+            break;
+        }
         char d[FMT_DOUBLE_MAX];
         fmt_double_g(e->u.number, d);
         buf_puts(out, d);
@@ -318,20 +338,24 @@ KILN_MUST_CHECK static int put_expr(buf *out, const promql_expr *e) {
         break;
     case PROMQL_VECTOR_SELECTOR:
         rc = put_selector(out, &e->u.vs);
-        put_at_offset(out, e->u.vs.at, e->u.vs.at_ms, e->u.vs.offset_ms);
+        if (rc == 0)
+            rc = put_at_offset(out, e->u.vs.at, e->u.vs.at_ms, e->u.vs.offset_ms, e->u.vs.offset_expr);
         break;
     case PROMQL_MATRIX_SELECTOR: {
         const promql_vector_selector *vs = &e->u.ms.vs->u.vs;
         rc = put_selector(out, vs);
         buf_putc(out, '[');
-        put_duration(out, e->u.ms.range_ms);
+        if (rc == 0)
+            rc = put_dur(out, e->u.ms.range_expr, e->u.ms.range_ms);
         buf_putc(out, ']');
-        put_at_offset(out, vs->at, vs->at_ms, vs->offset_ms);
+        if (rc == 0)
+            rc = put_at_offset(out, vs->at, vs->at_ms, vs->offset_ms, vs->offset_expr);
         break;
     }
     case PROMQL_SUBQUERY:
         rc = put_expr(out, e->u.sq.expr);
-        put_subquery_suffix(out, &e->u.sq);
+        if (rc == 0)
+            rc = put_subquery_suffix(out, &e->u.sq);
         break;
     case PROMQL_CALL:
         buf_puts(out, e->u.call.func->name);
@@ -432,7 +456,8 @@ KILN_MUST_CHECK static int pretty(buf *out, const promql_expr *e, int level) {
     switch (e->kind) {
     case PROMQL_SUBQUERY:
         rc = pretty(out, e->u.sq.expr, level);
-        put_subquery_suffix(out, &e->u.sq);
+        if (rc == 0)
+            rc = put_subquery_suffix(out, &e->u.sq);
         break;
     case PROMQL_CALL:
         put_indent(out, level);

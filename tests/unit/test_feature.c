@@ -65,6 +65,12 @@ START_TEST(test_gated_syntax) {
          "1:1: parse error: limitk() and limit_ratio() is experimental and must be enabled with "
          "--enable-feature=promql-experimental-functions"},
         {"limit_ratio(0.5, x)", FEATURE_PROMQL_EXPERIMENTAL_FUNCTIONS, NULL},
+        {"x[1m+30s]", FEATURE_PROMQL_DURATION_EXPR,
+         "1:3: parse error: a duration expression is experimental and must be enabled with "
+         "--enable-feature=promql-duration-expr"},
+        {"x[5m:step()]", FEATURE_PROMQL_DURATION_EXPR, NULL},
+        {"x offset (1h / 2)", FEATURE_PROMQL_DURATION_EXPR, NULL},
+        {"rate(x[(5 + 2) * 1m])", FEATURE_PROMQL_DURATION_EXPR, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         promql_ast *a = NULL;

@@ -512,7 +512,7 @@ static const struct {
     {"foo[0s]", "1:5: parse error: duration must be greater than 0"},
     {"foo offset 0s", "1:12: parse error: duration must be greater than 0"},
     {"foo @ inf", "1:1: parse error: timestamp out of bounds for @ modifier: +Inf"},
-    {"foo @ 1h", "1:7: parse error: unexpected duration \"1h\" in @, expected timestamp"},
+    {"foo @ 1h @ 2m", "1:1: parse error: @ <timestamp> may not be set multiple times"},
     {"foo[5m", "1:7: parse error: unclosed left bracket"},
     {"foo[5m:1m:1m]", "1:10: parse error: unexpected colon ':'"},
     {"1 offset 5m", "1:1: parse error: offset modifier must be preceded by an instant vector selector or "
