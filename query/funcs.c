@@ -739,6 +739,7 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
     case PROMQL_FN_SORT_BY_LABEL_DESC:
         return eval_sort(c, e, out);
     case PROMQL_FN_HISTOGRAM_QUANTILE:
+    case PROMQL_FN_HISTOGRAM_QUANTILES:
     case PROMQL_FN_HISTOGRAM_FRACTION:
         return pq_eval_histogram(c, e, out);
     case PROMQL_FN_ABSENT:

@@ -80,6 +80,16 @@ static double bucket_quantile(double q, bucket *b, size_t n, int *forced) {
         return NAN;
     double rank = q * obs;
     size_t lo = 0, hi = n - 1;
+    if (rank == 0) {
+        /* the minimum: empty buckets (a rate of 0, say) hold nothing, so
+         * it is in the first bucket with observations, at its start */
+        size_t k = 0;
+        while (k < n - 1 && b[k].count == 0)
+            k++;
+        if (k == n - 1)
+            return b[n - 2].ub;
+        return k > 0 ? b[k - 1].ub : b[0].ub <= 0 ? b[0].ub : 0;
+    }
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (b[mid].count >= rank)
@@ -101,6 +111,13 @@ static double bucket_quantile(double q, bucket *b, size_t n, int *forced) {
     return start + (end - start) * (rank / count);
 }
 
+/*
+ * The share of observations in (lower, upper], with histogram_quantile's
+ * view of where observations lie: linearly spread over each bucket, the
+ * lowest starting at 0 when its upper bound is positive and otherwise all
+ * at that bound (a bucket from -Inf); those of the +Inf bucket above every
+ * finite value.
+ */
 static double bucket_fraction(double lower, double upper, bucket *b, size_t n) {
     qsort(b, n, sizeof *b, cmp_bucket);
     if (!(isinf(b[n - 1].ub) && b[n - 1].ub > 0))
@@ -126,12 +143,15 @@ static double bucket_fraction(double lower, double upper, bucket *b, size_t n) {
         }
         if (lset && uset)
             break;
+        /* a value inside the bucket: the observations below it by linear
+         * interpolation; none when the bucket is a point or unbounded */
+        double part = !isinf(lb) && !isinf(ub) ? (b[i].count - rank) / (ub - lb) : 0;
         if (!lset && lb < lower && ub > lower) {
-            lrank = isinf(ub) ? b[i].count : rank + (b[i].count - rank) * (lower - lb) / (ub - lb);
+            lrank = isinf(lb) ? rank : rank + part * (lower - lb);
             lset = 1;
         }
         if (!uset && lb < upper && ub > upper) {
-            urank = isinf(ub) ? rank : rank + (b[i].count - rank) * (upper - lb) / (ub - lb);
+            urank = isinf(lb) ? rank : rank + part * (upper - lb);
             uset = 1;
         }
         if (lset && uset)
@@ -159,23 +179,92 @@ static int parse_le(const char *s, double *out) {
     return *end ? -1 : 0;
 }
 
+/* Whether two label sets are equal but for "le" (and __name__ when
+ * `noname`). */
+static int same_but_le(const pq_series *s, const pq_series *f, int noname) {
+    size_t a = 0, b = 0;
+    for (;;) {
+        while (a < s->nls && (!strcmp(s->ls[a].name, "le") || (noname && !strcmp(s->ls[a].name, LABEL_NAME))))
+            a++;
+        while (b < f->nls && (!strcmp(f->ls[b].name, "le") || (noname && !strcmp(f->ls[b].name, LABEL_NAME))))
+            b++;
+        if (a == s->nls || b == f->nls)
+            return a == s->nls && b == f->nls;
+        if (strcmp(s->ls[a].name, f->ls[b].name) || strcmp(s->ls[a].value, f->ls[b].value))
+            return 0;
+        a++;
+        b++;
+    }
+}
+
+/* histogram_quantiles' label value for a quantile: Go's FormatFloat(q, 'f', -1). */
+static const char *quantile_label(pq_ctx *c, double q) {
+    char v[FMT_DOUBLE_MAX];
+    fmt_double_f(q, v);
+    return arena_strndup(c->mem, v, strlen(v));
+}
+
+/* Adds one result of a histogram at t: the histogram's labels without
+ * "le" (and without __name__ unless delayed), plus histogram_quantiles'
+ * label; the monotonicity info once a query. */
+static int emit(pq_ctx *c, pq_out *col, const promql_call *call, const pq_series *first, int forced,
+                int *forced_warned, int delayed, const char *qlabel, double qv, int64_t t, double v) {
+    if (forced && !*forced_warned) {
+        const char *nm = labels_get(first->ls, first->nls, LABEL_NAME);
+        pq_info(c, call->args[call->func->id == PROMQL_FN_HISTOGRAM_QUANTILES ? 0 : 1],
+                "input to histogram_quantile needed to be fixed for monotonicity (see "
+                "https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) "
+                "for metric name \"%s\"",
+                nm ? nm : "");
+        *forced_warned = 1;
+    }
+    if (lb_from(&c->lb, first->ls, first->nls) < 0)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
+    lb_del(&c->lb, "le");
+    if (!delayed)
+        lb_del(&c->lb, LABEL_NAME);
+    if (qlabel) {
+        const char *qs = quantile_label(c, qv);
+        if (!qs || lb_set(&c->lb, qlabel, qs) < 0)
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
+    }
+    size_t nls;
+    const label *ls = lb_labels(&c->lb, &nls);
+    return pq_out_add(c, col, ls, nls, delayed, t, v);
+}
+
+/*
+ * histogram_quantile(q, v), histogram_fraction(lo, hi, v) and
+ * histogram_quantiles(v, label, q1, ...): v's series are grouped by their
+ * labels but "le" into classic histograms.  __name__ goes with "le" unless
+ * its removal is delayed: the name then separates histograms and stays on
+ * the result, dropped at the end.
+ */
 int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
     promql_func_id id = e->u.call.func->id;
     const promql_call *call = &e->u.call;
-    int frac = id == PROMQL_FN_HISTOGRAM_FRACTION;
-    double *q = NULL, *up = NULL;
-    if (!(q = pq_scalar_arg(c, e, 0)))
-        return c->code;
+    int frac = id == PROMQL_FN_HISTOGRAM_FRACTION, multi = id == PROMQL_FN_HISTOGRAM_QUANTILES;
+    int delayed = (c->features & FEATURE_PROMQL_DELAYED_NAME_REMOVAL) != 0;
+    size_t vi = multi ? 0 : frac ? 2 : 1; /* the argument holding the buckets */
+    size_t nq = multi ? call->nargs - 2 : 1;
+    double *q[10] = {NULL}, *up = NULL;
+    const char *qlabel = multi ? call->args[1]->u.string.s : NULL;
+    if (nq > sizeof q / sizeof q[0])
+        return pq_fail(c, KILN_EINVAL, "histogram_quantiles takes at most %zu quantiles",
+                       sizeof q / sizeof q[0]);
+    for (size_t i = 0; i < nq; i++)
+        if (!(q[i] = pq_scalar_arg(c, e, multi ? 2 + i : 0)))
+            return c->code;
     if (frac && !(up = pq_scalar_arg(c, e, 1)))
         return c->code;
     pq_value in;
     memset(&in, 0, sizeof in);
-    int rc = pq_eval(c, call->args[frac ? 2 : 1], &in);
+    int rc = pq_eval(c, call->args[vi], &in);
     if (rc < 0)
         return rc;
     out->type = PROMQL_TYPE_VECTOR;
-    if (!frac)
-        pq_warn_quantile(c, call->args[0], q);
+    for (size_t i = 0; i < nq && !frac; i++)
+        pq_warn_quantile(c, call->args[multi ? 2 + i : 0], q[i]);
     /* group the input series by their labels without "le" */
     size_t n = in.m.n;
     size_t *grp = malloc((n + 1) * sizeof(size_t));
@@ -194,31 +283,13 @@ int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
             const char *nm = labels_get(s->ls, s->nls, LABEL_NAME);
             const char *le = labels_get(s->ls, s->nls, "le");
             pq_warn(
-                c, call->args[frac ? 2 : 1],
+                c, call->args[vi],
                 "bucket label \"le\" is missing or has a malformed value of \"%s\" for metric name \"%s\"",
                 le ? le : "", nm ? nm : "");
             continue;
         }
         for (size_t j = 0; j < ng; j++) {
-            const pq_series *f = g[j].first;
-            /* equal except le */
-            size_t a = 0, b = 0;
-            int eq = 1;
-            while (eq) {
-                while (a < s->nls && strcmp(s->ls[a].name, "le") == 0)
-                    a++;
-                while (b < f->nls && strcmp(f->ls[b].name, "le") == 0)
-                    b++;
-                if (a == s->nls || b == f->nls) {
-                    eq = a == s->nls && b == f->nls;
-                    break;
-                }
-                if (strcmp(s->ls[a].name, f->ls[b].name) || strcmp(s->ls[a].value, f->ls[b].value))
-                    eq = 0;
-                a++;
-                b++;
-            }
-            if (eq) {
+            if (same_but_le(s, g[j].first, !delayed)) {
                 grp[i] = j;
                 break;
             }
@@ -234,7 +305,7 @@ int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
         if (grp[i] != SIZE_MAX)
             g[grp[i]].n++;
     for (size_t j = 0; j < ng; j++) {
-        g[j].b = malloc((g[j].n + 1) * sizeof(bucket));
+        g[j].b = malloc((2 * g[j].n + 1) * sizeof(bucket));
         if (!g[j].b)
             goto nomem;
     }
@@ -252,31 +323,18 @@ int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
             hgroup *h = &g[grp[i]];
             h->b[h->n++] = (bucket){les[i], s->pts[cur[i]].v};
         }
-        for (size_t j = 0; j < ng; j++) {
-            if (!g[j].n)
-                continue;
-            int forced = 0;
-            double v = frac ? bucket_fraction(q[k], up[k], g[j].b, g[j].n)
-                            : bucket_quantile(q[k], g[j].b, g[j].n, &forced);
-            if (forced && !forced_warned) {
-                const char *nm = labels_get(g[j].first->ls, g[j].first->nls, LABEL_NAME);
-                pq_info(
-                    c, call->args[1],
-                    "input to histogram_quantile needed to be fixed for monotonicity (see "
-                    "https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) "
-                    "for metric name \"%s\"",
-                    nm ? nm : "");
-                forced_warned = 1;
+        for (size_t j = 0; j < ng; j++)
+            for (size_t qi = 0; qi < nq && g[j].n; qi++) {
+                /* each quantile sorts and fixes a copy of the buckets */
+                bucket *bk = g[j].b + g[j].n;
+                memcpy(bk, g[j].b, g[j].n * sizeof *bk);
+                int forced = 0;
+                double v = frac ? bucket_fraction(q[0][k], up[k], bk, g[j].n)
+                                : bucket_quantile(q[qi][k], bk, g[j].n, &forced);
+                if ((rc = emit(c, &col, call, g[j].first, forced, &forced_warned, delayed, qlabel,
+                               multi ? q[qi][k] : 0, t, v)) < 0)
+                    goto done;
             }
-            if (lb_from(&c->lb, g[j].first->ls, g[j].first->nls) < 0)
-                goto nomem;
-            lb_del(&c->lb, "le");
-            lb_del(&c->lb, LABEL_NAME);
-            size_t nls;
-            const label *ls = lb_labels(&c->lb, &nls);
-            if ((rc = pq_out_add(c, &col, ls, nls, 0, t, v)) < 0)
-                goto done;
-        }
     }
     rc = pq_out_finish(c, &col, &out->m);
 done:
