@@ -9,9 +9,8 @@
  * defined leaves first; the document (schema_config) comes last.
  *
  * Keys flagged SCHEMA_UNUSED are parsed and validated, but nothing in kiln
- * acts on them: kiln has no remote-read client (remote_read) and keeps no query log
- * (global.query_log_file).  A load lists the ones a document sets so that
- * kiln warns about them.
+ * acts on them: kiln keeps no query log (global.query_log_file).  A load lists the ones a document sets so
+ * that kiln warns about them.
  *
  * Called by decode.c (hooks and checks, on the loading thread), and by
  * emit.c and equal.c (the tables, constant, from any thread).
@@ -937,7 +936,7 @@ static const schema_key config_keys[] = {
     {"rule_files", SCHEMA_STRINGS, ARRAY(config, rule_files), .check = check_rule_files},
     {"scrape_configs", SCHEMA_LIST, ARRAY(config, scrape_configs), .sub = &schema_scrape},
     {"remote_write", SCHEMA_LIST, ARRAY(config, remote_write), .sub = &schema_remote_write},
-    {"remote_read", SCHEMA_LIST, ARRAY(config, remote_read), .flags = SCHEMA_UNUSED, .sub = &remote_read_sec},
+    {"remote_read", SCHEMA_LIST, ARRAY(config, remote_read), .sub = &remote_read_sec},
     {"otlp", SCHEMA_MAP, FIELD(config, otlp), .sub = &otlp_sec},
 };
 

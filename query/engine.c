@@ -452,6 +452,8 @@ KILN_MUST_CHECK static int do_select(pq_ctx *c, const promql_vector_selector *vs
     memset(&e, 0, sizeof e);
     int rc = querier_select(c->q, vs->matchers, vs->nmatchers, &h, set, &e);
     c->sets[c->nsets++] = set;
+    if (rc == 0 && storage_source_merge(c->st, vs->matchers, vs->nmatchers, &h, set, &e))
+        pq_warn(c, NULL, "%s", e.msg); /* remote_read failed: a warning, as in Prometheus */
     /* the querier's guard stopped the matchers: the engine's words */
     if (rc == KILN_ETIMEOUT)
         return pq_fail(c, rc, PQ_TIMED_OUT);
@@ -1215,6 +1217,7 @@ KILN_MUST_CHECK static int run(const query_engine *eng, storage *st, const char 
         goto fail;
     }
     c.mem = &out->mem;
+    c.st = st;
     c.start = start;
     c.end = end;
     c.interval = step > 0 ? step : 1;

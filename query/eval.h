@@ -70,6 +70,7 @@ typedef struct pq_out {
 typedef struct pq_ctx {
     arena *mem;
     querier *q;
+    storage *st;                  /* for its other sources (remote_read): storage_source_merge */
     int64_t start, end, interval; /* the current evaluation's steps */
     size_t nsteps;
     int64_t qstart, qend, qstep; /* the query's, for @ start()/end(), step() */

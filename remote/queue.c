@@ -49,7 +49,6 @@
 #define RW_MARKS 4096             /* progress marks kept (the oldest are merged) */
 #define RW_PROGRESS_EVERY_MS 1000 /* the progress is also written this often (marks without samples) */
 #define RW_RESHARD_EVERY_MS 10000
-#define RW_SECRET_MAX 65536
 
 typedef struct rw_series {
     uint8_t *lbl; /* encoded labels, NULL when relabeling dropped the series */
@@ -92,7 +91,7 @@ struct rw_queue {
     CURLM *multi;
     rw_metrics m;
     char dir[PATH_MAX]; /* <data>/remote/<key> */
-    buf user, pass, auth;
+    rhttp_creds creds;
 
     storage_wal_tail *tail;
     storage_wal_record rec; /* the record being placed (invariant 1) */
@@ -234,46 +233,6 @@ KILN_MUST_CHECK static int store_series(rw_queue *q, const storage_wal_series *s
 
 /* ---- HTTP ------------------------------------------------------------------------------------ */
 
-/* A secret from a file, surrounding white space removed (Go's TrimSpace of
- * os.ReadFile), appended to out; 0 or -1. */
-static int secret_from_file(const char *path, buf *out) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    char *text = calloc(1, RW_SECRET_MAX + 1);
-    size_t n = text ? fread(text, 1, RW_SECRET_MAX, f) : 0;
-    fclose(f);
-    if (!text)
-        return -1;
-    char *s = text, *e = text + n;
-    while (s < e && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
-        s++;
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
-        e--;
-    buf_append(out, s, (size_t)(e - s));
-    free(text);
-    return 0;
-}
-
-/* The queue's credentials, read once when it starts (as a reload rereads them). */
-static void load_credentials(rw_queue *q) {
-    const config_http *h = &q->cfg->http;
-    if (h->has_basic_auth) {
-        buf_puts(&q->user, h->username ? h->username : "");
-        if (h->password_file ? secret_from_file(h->password_file, &q->pass) != 0
-                             : buf_puts(&q->pass, h->password ? h->password : "") != 0)
-            LOG_ERROR("remote write: cannot read the password", "url=%s", q->cfg->url);
-        buf_putc(&q->user, 0);
-        buf_putc(&q->pass, 0);
-    }
-    if (h->has_authorization) {
-        buf_printf(&q->auth, "Authorization: %s ", h->auth_type ? h->auth_type : "Bearer");
-        if (h->credentials_file ? secret_from_file(h->credentials_file, &q->auth) != 0
-                                : buf_puts(&q->auth, h->credentials ? h->credentials : "") != 0)
-            LOG_ERROR("remote write: cannot read the credentials", "url=%s", q->cfg->url);
-    }
-}
-
 static size_t drop_body(char *p, size_t size, size_t nmemb, void *data) {
     (void)p;
     (void)data;
@@ -284,53 +243,18 @@ static size_t drop_body(char *p, size_t size, size_t nmemb, void *data) {
 KILN_MUST_CHECK static int shard_handle(rw_shard *sh) {
     rw_queue *q = sh->q;
     const config_remote_write *c = q->cfg;
-    const config_tls *tls = &c->http.tls;
     CURL *e = sh->e = curl_easy_init();
     if (!e)
         return KILN_ENOMEM;
     static const char *const fixed[] = {"Content-Encoding: snappy", "Content-Type: application/x-protobuf",
                                         "X-Prometheus-Remote-Write-Version: 0.1.0", "Expect:"};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (!(sh->headers = curl_slist_append(sh->headers, fixed[i])))
-            return KILN_ENOMEM;
-    if (q->auth.len && !buf_error(&q->auth) && !(sh->headers = curl_slist_append(sh->headers, q->auth.data)))
-        return KILN_ENOMEM;
-    for (size_t i = 0; i < c->nheaders; i++) {
-        buf h = BUF_INIT;
-        buf_printf(&h, "%s: %s", c->headers[i].name, c->headers[i].value);
-        struct curl_slist *l = buf_error(&h) ? NULL : curl_slist_append(sh->headers, h.data);
-        buf_free(&h);
-        if (!l)
-            return KILN_ENOMEM;
-        sh->headers = l;
-    }
-    curltls_files(e, tls->ca_file, tls->cert_file, tls->key_file, tls->insecure_skip_verify);
-    if (c->http.has_basic_auth) {
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, q->user.data ? q->user.data : "");
-        curl_easy_setopt(e, CURLOPT_PASSWORD, q->pass.data ? q->pass.data : "");
-    }
-    if (c->http.proxy_url)
-        curl_easy_setopt(e, CURLOPT_PROXY, c->http.proxy_url);
-    const struct {
-        CURLoption opt;
-        long v;
-    } longs[] = {{CURLOPT_FOLLOWLOCATION, c->http.follow_redirects ? 1L : 0L},
-                 {CURLOPT_TIMEOUT_MS, (long)(c->remote_timeout_ms > 0 ? c->remote_timeout_ms : 30000)},
-                 {CURLOPT_NOSIGNAL, 1L},
-                 /* HTTP/1.1 unless enable_http2 (false by default for remote write, as in Prometheus) */
-                 {CURLOPT_HTTP_VERSION,
-                  c->http.enable_http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1}};
-    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++)
-        curl_easy_setopt(e, longs[i].opt, longs[i].v);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
+    /* HTTP/1.1 unless enable_http2 (false by default for remote write, as in Prometheus) */
+    rhttp_endpoint ep = {c->url, &c->http, c->headers, c->nheaders, c->remote_timeout_ms};
+    int rc =
+        rhttp_setup(e, &ep, &q->creds, fixed, sizeof fixed / sizeof fixed[0], &sh->headers, &sh->connect_to);
+    if (rc < 0)
+        return rc;
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, drop_body);
-    curl_easy_setopt(e, CURLOPT_URL, c->url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, sh->headers);
-    /* last: it may replace the URL and add to the headers */
-    if (curltls_apply(e, c->url, tls->server_name, config_tls_version(tls->min_version), &sh->headers,
-                      &sh->connect_to) != 0)
-        return KILN_EINVAL;
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)sh);
     return 0;
 }
@@ -743,7 +667,7 @@ int rw_queue_new(const config_remote_write *cfg, const config_label *ext, size_t
     q->progress = progress_read(q->dir);
     if ((rc = storage_wal_tail_open(o->data_dir, q->progress, &q->tail, err)))
         goto fail;
-    load_credentials(q);
+    rhttp_creds_load(&q->creds, &cfg->http, "remote write", cfg->url);
     q->desired = cfg->queue.min_shards ? (size_t)cfg->queue.min_shards : 1;
     if ((rc = shards_make(q, q->desired))) {
         kiln_err_set(err, rc, "remote write %s: cannot set up the shards", cfg->url);
@@ -788,9 +712,7 @@ void rw_queue_free(rw_queue *q) {
     free(q->vals);
     buf_free(&q->raw);
     buf_free(&q->scratch);
-    buf_free(&q->user);
-    buf_free(&q->pass);
-    buf_free(&q->auth);
+    rhttp_creds_free(&q->creds);
     arena_free(&q->tmp);
     free(q);
 }

@@ -57,4 +57,34 @@ KILN_MUST_CHECK int remote_apply(remote *r, config *c);
  * NULL is a no-op. */
 void remote_free(remote *r);
 
+/* ---- remote read (remote_read; read.c) ---------------------------------- */
+
+/*
+ * The remote read client: kiln's query engine reads other servers' data
+ * through it, merged with the local data (storage_set_source).  Each select
+ * asks every remote_read entry whose required_matchers the selector has
+ * (equality matchers), and, without read_recent, only for a range older than
+ * the local data's start (clipped to it), as Prometheus does; external
+ * labels are added as equality matchers (filter_external_labels) and
+ * removed from the answer.  One snappy-compressed ReadRequest a select and
+ * entry (SAMPLES response), on the querying thread, within remote_timeout.
+ * A failing endpoint makes a warning of the query, not an error.
+ *
+ * Threading: any number of query threads select at once; remote_reader_apply
+ * from any thread.
+ */
+typedef struct remote_reader remote_reader;
+
+KILN_MUST_CHECK int remote_reader_new(remote_reader **out);
+
+/* Hands the reader a configuration (retained until the next one; the
+ * credentials files are read now).  0 or KILN_ENOMEM. */
+KILN_MUST_CHECK int remote_reader_apply(remote_reader *r, config *c);
+
+/* The source to hand the storage (storage_set_source); valid while r is. */
+storage_source remote_reader_source(remote_reader *r);
+
+/* Frees r once no query uses it (after the storage is closed).  NULL: no-op. */
+void remote_reader_free(remote_reader *r);
+
 #endif

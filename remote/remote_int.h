@@ -1,11 +1,15 @@
 /*
  * remote_int.h - what remote/'s files share (private to them):
  *
- *   wire.c    prometheus.WriteRequest (remote write 1.0) encoding, snappy
- *   queue.c   one remote_write queue: series cache, shards, sending, progress
- *   remote.c  the sender thread, its libcurl multi handle, reloads, metrics
+ *   wire.c      prometheus.WriteRequest (remote write 1.0) encoding, snappy
+ *   queue.c     one remote_write queue: series cache, shards, sending, progress
+ *   remote.c    the sender thread, its libcurl multi handle, reloads, metrics
+ *   http.c      an endpoint's HTTP client settings on a libcurl handle
+ *   readwire.c  remote read's ReadRequest and ReadResponse bytes
+ *   read.c      the remote read client (remote_read), a storage_source
  *
- * Threading: a queue belongs to the sender thread.
+ * Threading: a queue belongs to the sender thread; the read client runs on
+ * the query threads that ask it.
  */
 #ifndef KILN_REMOTE_REMOTE_INT_H
 #define KILN_REMOTE_REMOTE_INT_H
@@ -27,6 +31,53 @@ void wire_timeseries(buf *out, const uint8_t *labels, size_t len, int64_t t, dou
 /* Replaces raw's bytes by their snappy block compression (scratch is
  * reused); 0 or KILN_ENOMEM. */
 KILN_MUST_CHECK int wire_snappy(buf *raw, buf *scratch);
+
+/* A length-delimited protobuf field (tag < 128): tag, length, bytes. */
+void wire_bytes(buf *out, uint8_t tag, const void *p, size_t n);
+
+/* ---- http.c ---------------------------------------------------------------- */
+
+/* An endpoint's credentials, read once when it starts. */
+typedef struct rhttp_creds {
+    buf user, pass; /* basic_auth, NUL-terminated */
+    buf auth;       /* "Authorization: <type> <credentials>" */
+} rhttp_creds;
+
+/* Reads h's credentials (their files too) into c (zeroed first by the
+ * caller); a file that cannot be read is logged (what names the component). */
+void rhttp_creds_load(rhttp_creds *c, const config_http *h, const char *what, const char *url);
+void rhttp_creds_free(rhttp_creds *c);
+
+typedef struct rhttp_endpoint {
+    const char *url;
+    const config_http *http;
+    const config_label *headers;
+    size_t nheaders;
+    int64_t timeout_ms; /* remote_timeout (0: 30 s) */
+} rhttp_endpoint;
+
+/* Sets up easy handle e for ep: the fixed[0..nfixed) header lines, the
+ * credentials, `headers`, TLS, proxy, redirects, HTTP version, timeout,
+ * User-Agent, URL.  *headers and *connect_to are lists the caller frees
+ * once the handle is done.  0, KILN_ENOMEM, or KILN_EINVAL (a url libcurl
+ * cannot parse). */
+KILN_MUST_CHECK int rhttp_setup(void *e, const rhttp_endpoint *ep, const rhttp_creds *cr,
+                                const char *const *fixed, size_t nfixed, struct curl_slist **headers,
+                                struct curl_slist **connect_to);
+
+/* ---- readwire.c ------------------------------------------------------------ */
+
+/* Appends a ReadRequest of one query (ms over [mint, maxt], hints with the
+ * same range) accepting the SAMPLES response; buf's sticky out-of-memory. */
+void rr_encode_request(buf *out, const matcher *ms, size_t nms, int64_t mint, int64_t maxt);
+
+/* Decodes a ReadResponse (after snappy) p[0..n): each TimeSeries becomes a
+ * series appended to *v (grown with array_grow, *nv used of *cap), its
+ * strings and samples in a, labels named in drop[0..ndrop) and empty ones
+ * removed, labels sorted and checked, samples sorted by time.  0,
+ * KILN_EINVAL (err says what is wrong) or KILN_ENOMEM. */
+KILN_MUST_CHECK int rr_decode_response(const uint8_t *p, size_t n, const char *const *drop, size_t ndrop,
+                                       arena *a, series **v, size_t *nv, size_t *cap, kiln_err *err);
 
 /* ---- queue.c --------------------------------------------------------------- */
 

@@ -29,8 +29,7 @@ static size_t varint_len(uint64_t v) {
     return n;
 }
 
-/* A length-delimited field: tag, length, bytes. */
-static void put_bytes(buf *out, uint8_t tag, const void *p, size_t n) {
+void wire_bytes(buf *out, uint8_t tag, const void *p, size_t n) {
     buf_putc(out, (char)tag);
     buf_put_uvarint(out, n);
     buf_append(out, p, n);
@@ -41,8 +40,8 @@ void wire_labels(buf *out, const label *ls, size_t n) {
         size_t nl = strlen(ls[i].name), vl = strlen(ls[i].value);
         buf_putc(out, 0x0a); /* TimeSeries.labels */
         buf_put_uvarint(out, 1 + varint_len(nl) + nl + 1 + varint_len(vl) + vl);
-        put_bytes(out, 0x0a, ls[i].name, nl);
-        put_bytes(out, 0x12, ls[i].value, vl);
+        wire_bytes(out, 0x0a, ls[i].name, nl);
+        wire_bytes(out, 0x12, ls[i].value, vl);
     }
 }
 
@@ -64,7 +63,7 @@ void wire_timeseries(buf *out, const uint8_t *labels, size_t len, int64_t t, dou
     buf_putc(out, 0x0a); /* WriteRequest.timeseries */
     buf_put_uvarint(out, ts_len);
     buf_append(out, labels, len);
-    put_bytes(out, 0x12, smp, sn); /* TimeSeries.samples */
+    wire_bytes(out, 0x12, smp, sn); /* TimeSeries.samples */
 }
 
 int wire_snappy(buf *raw, buf *scratch) {

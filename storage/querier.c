@@ -118,6 +118,8 @@ static int block_series(void *ctx, const label *ls, size_t nls, const sample *sm
     se->nls = nls;
     se->s = (sample *)smp;
     se->n = n;
+    se->hs = NULL; /* array_grow does not zero */
+    se->nh = 0;
     out->n++;
     return 0;
 }
@@ -222,6 +224,8 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
         se->nls = nls;
         se->n = n;
         se->s = n ? got : NULL;
+        se->hs = NULL; /* array_grow does not zero */
+        se->nh = 0;
         out->n++;
     }
     /* the blocks' series, then one series per label set */

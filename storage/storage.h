@@ -496,6 +496,55 @@ void querier_set_guard(querier *q, const match_guard *g);
 KILN_MUST_CHECK int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h,
                                    series_set *out, kiln_err *err);
 
+/* ---- other sources of series (remote_read; source.c) -------------------- */
+
+/*
+ * A source of series besides the local data: kiln's remote_read client
+ * (remote/), which the daemon hands the storage, so the query engine merges
+ * what other servers hold into its selects without including remote/.
+ * Only the query engine asks it (storage_source_merge); querier_select,
+ * remote read's server and /federate keep to the local data, as in
+ * Prometheus (whose fanout storage is the engine's, not theirs).
+ */
+typedef struct storage_source_query {
+    const matcher *ms;
+    size_t nms;
+    int64_t mint, maxt; /* inclusive */
+    /* where the local data begins, as Prometheus' readyStorage.StartTime
+     * gives it to read_recent: the oldest block's start (now when there is
+     * none) plus two block ranges */
+    int64_t local_start;
+} storage_source_query;
+
+typedef struct storage_source {
+    /* Adds the series matching q to out (an empty set, its arena initialised;
+     * any order, label sets valid and sorted, samples sorted by t): 0, or a
+     * message in warn (out keeps what other endpoints gave; the query goes
+     * on with a warning).  Called from any query thread at once. */
+    int (*select)(void *data, const storage_source_query *q, series_set *out, kiln_err *warn);
+    void *data;
+} storage_source;
+
+/* Hands s the source (copied; NULL: none).  Call before the storage serves
+ * queries: the daemon does it right after storage_open. */
+void storage_set_source(storage *s, const storage_source *src);
+
+/*
+ * The query engine's select over the source: the source's series matching
+ * ms over [h->mint, h->maxt] merged into set (a querier_select result:
+ * sorted by labels, it stays so; a series in both gets the samples of both,
+ * the local one's kept where both have a timestamp).  Returns 0, or 1 with
+ * a message in warn when the source (or the merge, out of memory) failed:
+ * set then holds what could be merged.  No source: 0 at once.
+ */
+int storage_source_merge(storage *s, const matcher *ms, size_t nms, const select_hints *h, series_set *set,
+                         kiln_err *warn);
+
+/* Merges the series of add into set as storage_source_merge does (add's
+ * contents are copied; add is left for the caller to free); 0 or
+ * KILN_ENOMEM (set unchanged). */
+KILN_MUST_CHECK int series_set_merge(series_set *set, const series_set *add);
+
 /* ---- following the WAL (remote write's watcher; waltail.c) ------------- */
 
 /*

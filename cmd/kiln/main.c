@@ -390,6 +390,7 @@ typedef struct kiln {
     scrape_manager *_Atomic scrape; /* set once st is open (loop thread) */
     rules_manager *_Atomic rules;   /* set once st is open (loop thread) */
     remote *_Atomic sender;         /* remote_write: set once st is open (loop thread) */
+    remote_reader *reader;          /* remote_read: the storage's other source */
     rulefile_set *rules_pending;    /* the start-up configuration's rules, until the manager takes them */
     char external_url[1024];        /* --web.external-url, or Prometheus' default */
     char route_prefix[1024];        /* --web.route-prefix: "" or "/path" */
@@ -451,6 +452,8 @@ static int kiln_reload(void *p, kiln_err *err) {
         remote *snd = atomic_load(&k->sender);
         if (snd && remote_apply(snd, c) != 0)
             LOG_ERROR("remote write: out of memory applying the configuration", NULL);
+        if (k->reader && remote_reader_apply(k->reader, c) != 0)
+            LOG_ERROR("remote read: out of memory applying the configuration", NULL);
         otlp *ot = atomic_load(&k->otlp);
         if (ot)
             otlp_apply(ot, c);
@@ -783,6 +786,10 @@ static void startup_work(uv_work_t *w) {
         o.retention_bytes = (uint64_t)rsize;
     if (storage_open(&o, &k->st, &k->startup_err) != 0)
         k->startup_failed = 1;
+    else if (k->reader) {
+        storage_source src = remote_reader_source(k->reader); /* remote_read, merged by the query engine */
+        storage_set_source(k->st, &src);
+    }
 }
 
 static void begin_stop(kiln *k, const char *why);
@@ -1026,6 +1033,10 @@ int main(int argc, char **argv) {
              k.cfg_from_file ? flags[F_CONFIG].value : "<embedded default>");
     if (k.cfg_from_file)
         config_log_unused(k.cfg);
+    if (remote_reader_new(&k.reader) != 0 || remote_reader_apply(k.reader, k.cfg) != 0) {
+        LOG_ERROR("remote read: out of memory", NULL);
+        goto out;
+    }
     /* a bad rule file at start is a start-up error, as in Prometheus */
     if (rules_load(k.cfg, &k.rules_pending, &err) != 0) {
         LOG_ERROR("Error loading rule files", "err=%s", err.msg);
@@ -1150,6 +1161,7 @@ close_loop:
 out:
     unlock_data_dir(&k);
     rulefile_free(k.rules_pending);
+    remote_reader_free(k.reader); /* the storage, its user, is closed */
     config_free(k.cfg);
     config_web_free(k.web);
     metrics_shutdown();

@@ -129,13 +129,14 @@ START_TEST(test_unused_keys) {
         const char *path;
         int line, col;
     } want[] = {
-        /* tls_config's server_name and min_version, remote_write: acted on, not listed */
-        {"remote_read", 17, 1},
+        /* tls_config's server_name and min_version, remote_write and remote_read: acted on, not listed */
+        {"global.query_log_file", 5, 3},
     };
     config *c = load_ok("global:\n"
                         "  scrape_interval: 15s\n"
                         "  evaluation_interval: 30s\n"
                         "  external_labels: {a: b}\n"
+                        "  query_log_file: q.log\n"
                         "rule_files: [a.yml]\n"
                         "scrape_configs:\n"
                         "  - job_name: a\n"
@@ -169,8 +170,9 @@ START_TEST(test_unused_keys) {
     close(fd);
     unlink(path);
     ck_assert_msg(strstr(text, "level=warn") &&
-                      strstr(text, "msg=\"configuration key is parsed but not acted on\" key=remote_read "
-                                   "at=kiln.yml:17:1") &&
+                      strstr(text,
+                             "msg=\"configuration key is parsed but not acted on\" key=global.query_log_file "
+                             "at=kiln.yml:5:3") &&
                       !strstr(text, "tls_config"),
                   "%s", text);
     config_free(c);
