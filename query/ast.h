@@ -322,12 +322,17 @@ typedef struct promql_vector_matching {
     size_t ninclude;
 } promql_vector_matching;
 
+/* fill(v), fill_left(v), fill_right(v) after the other modifiers
+ * (promql-binop-fill-modifiers): a side with no match for a series of the
+ * other gets one with that value and the matching labels. */
 typedef struct promql_binary {
     promql_binop op;
     promql_expr *lhs, *rhs;
     int return_bool;
     int has_matching;
     promql_vector_matching matching;
+    int fill_lhs, fill_rhs; /* whether to fill that side */
+    double fill_lhs_value, fill_rhs_value;
 } promql_binary;
 
 typedef struct promql_unary {
@@ -453,6 +458,10 @@ void promql_quote(buf *out, const char *s, size_t n);
 
 /* ---- internal to query/: the lexer shared by parse.c and lex.c ---------- */
 #ifdef PROMQL_PARSER_INTERNAL
+
+/* The value of a number token's text s[0..n) (lex.c): 0, -1 when it is not
+ * a number, -2 when it is out of range. */
+int promql_parse_number(const char *s, size_t n, double *out);
 
 /* Prometheus' checks of a complete tree (check.c): 0, or -1 with the
  * message in err[0..errlen) and its byte position in *err_pos.  Fills in

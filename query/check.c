@@ -116,6 +116,11 @@ static void check_binary(checker *p, promql_expr *e, int depth) {
                 perr(p, e->start, "no grouping allowed for \"%s\" operation", promql_binop_str(b->op));
         }
     }
+    if ((b->fill_lhs || b->fill_rhs) && set)
+        perr(p, op_pos(p, e), "fill modifiers are not allowed for set operator \"%s\"",
+             promql_binop_str(b->op));
+    else if ((b->fill_lhs || b->fill_rhs) && (lt != PROMQL_TYPE_VECTOR || rt != PROMQL_TYPE_VECTOR))
+        perr(p, op_pos(p, e), "fill modifiers only allowed between instant vectors");
     if ((lt == PROMQL_TYPE_SCALAR || rt == PROMQL_TYPE_SCALAR) && set)
         perr(p, e->start, "set operator \"%s\" not allowed in binary scalar expression",
              promql_binop_str(b->op));

@@ -707,17 +707,17 @@ KILN_MUST_CHECK static int eval_vector_scalar(pq_ctx *c, const promql_binary *b,
 
 /* Whether label `name` takes part in vector matching: one of the on()
  * labels, or any label but the ignoring() ones and __name__. */
-static int matches_on(const char *name, const promql_vector_matching *m) {
+int pq_matches_on(const char *name, const promql_vector_matching *m) {
     return m->on ? pq_in_list(name, m->matching, m->nmatching)
                  : (strcmp(name, LABEL_NAME) != 0 && !pq_in_list(name, m->matching, m->nmatching));
 }
 
 /* Matching signature of a series: the hash of its matching labels. */
-static uint64_t match_sig(const pq_series *s, const promql_vector_matching *m) {
+uint64_t pq_match_sig(const pq_series *s, const promql_vector_matching *m) {
     XXH64_state_t st;
     XXH64_reset(&st, 0);
     for (size_t i = 0; i < s->nls; i++)
-        if (matches_on(s->ls[i].name, m))
+        if (pq_matches_on(s->ls[i].name, m))
             hash_label(&st, &s->ls[i]);
     return XXH64_digest(&st);
 }
@@ -760,7 +760,7 @@ static void format_match_labels(buf *b, const pq_series *s, const promql_vector_
     label tmp[LABELS_MAX_COUNT];
     size_t n = 0;
     for (size_t i = 0; i < s->nls && n < LABELS_MAX_COUNT; i++)
-        if (matches_on(s->ls[i].name, m))
+        if (pq_matches_on(s->ls[i].name, m))
             tmp[n++] = s->ls[i];
     labels_format(b, tmp, n);
 }
@@ -783,7 +783,7 @@ KILN_MUST_CHECK static int side_init(side *s, const pq_matrix *m, const promql_v
     if (!s->sig || !s->cur || !s->act || !s->val)
         return KILN_ENOMEM;
     for (size_t i = 0; i < m->n; i++)
-        s->sig[i] = match_sig(&m->v[i], vm);
+        s->sig[i] = pq_match_sig(&m->v[i], vm);
     return 0;
 }
 
@@ -1029,8 +1029,11 @@ KILN_MUST_CHECK static int eval_binary(pq_ctx *c, const promql_expr *e, pq_value
         return eval_vector_scalar(c, b, &l, r.scal, 0, out);
     if (l.type == PROMQL_TYPE_SCALAR && r.type == PROMQL_TYPE_VECTOR)
         return eval_vector_scalar(c, b, &r, l.scal, 1, out);
-    if (l.type == PROMQL_TYPE_VECTOR && r.type == PROMQL_TYPE_VECTOR)
+    if (l.type == PROMQL_TYPE_VECTOR && r.type == PROMQL_TYPE_VECTOR) {
+        if ((b->fill_lhs || b->fill_rhs) && (rc = pq_binop_fill(c, b, &l, &r)) < 0)
+            return rc;
         return eval_vector_vector(c, b, &l, &r, out);
+    }
     return pq_fail(c, KILN_ERANGE, "invalid operand types for binary operator \"%s\"",
                    promql_binop_str(b->op));
 }

@@ -158,6 +158,14 @@ KILN_MUST_CHECK int pq_out_add(pq_ctx *c, pq_out *o, const label *ls, size_t nls
  * timestamps in a series are the "same labelset" error. */
 KILN_MUST_CHECK int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m);
 
+/* Vector matching (engine.c): whether label `name` takes part (one of the
+ * on() labels, or any but the ignoring() ones and __name__), and a series'
+ * signature, the hash of those labels. */
+int pq_matches_on(const char *name, const promql_vector_matching *m);
+uint64_t pq_match_sig(const pq_series *s, const promql_vector_matching *m);
+/* fill.c: adds the series the fill modifiers of b fill in to l and r. */
+KILN_MUST_CHECK int pq_binop_fill(pq_ctx *c, const promql_binary *b, pq_value *l, pq_value *r);
+
 /* Whether name is one of list[0..n). */
 static inline int pq_in_list(const char *name, char *const *list, size_t n) {
     for (size_t i = 0; i < n; i++)

@@ -14,15 +14,19 @@
  * The lexer also counts parentheses ("unclosed left parenthesis") and
  * validates string escapes; promql_unquote() decodes a validated string.
  *
- * Also here: Go's strconv.Quote (promql_quote), which the printer and error
- * messages use, and the descriptions of tokens in "unexpected ..." errors.
+ * Also here: the value of number literals (promql_parse_number), Go's
+ * strconv.Quote (promql_quote), which the printer and error messages use,
+ * and the descriptions of tokens in "unexpected ..." errors.
  *
  * Called by parse.c (the lexer, promql_tok_desc, promql_unquote); printer.c
  * and aggr.c call promql_quote.
  * Threading: a promql_lexer belongs to one parse; no shared state.
  */
 #define PROMQL_PARSER_INTERNAL
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -722,6 +726,87 @@ void promql_lex_next(promql_lexer *l, promql_token *t) {
     }
     lex_statements(l, t);
     l->last = *t;
+}
+
+/* ---- number literals ------------------------------------------------------ */
+
+static int all_in(const char *s, size_t n, const char *set) {
+    for (size_t i = 0; i < n; i++)
+        if (strchr(set, s[i]) == NULL)
+            return 0;
+    return n > 0;
+}
+
+/* Parses a number token like Prometheus: an integer with Go's base prefixes
+ * (0x.., 0.. octal) first, else a float. */
+int promql_parse_number(const char *s, size_t n, double *out) {
+    char tmp[128];
+    if (n == 0 || n >= sizeof tmp)
+        goto as_float;
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    if (n > 2 && tmp[0] == '0' && (tmp[1] == 'x' || tmp[1] == 'X') &&
+        all_in(tmp + 2, n - 2, "0123456789abcdefABCDEF")) {
+        errno = 0;
+        unsigned long long v = strtoull(tmp + 2, NULL, 16);
+        if (errno == 0 && v <= (unsigned long long)INT64_MAX) {
+            *out = (double)v;
+            return 0;
+        }
+        return -1; /* Go's ParseFloat wants a 'p' exponent in hex */
+    }
+    if (n > 1 && tmp[0] == '0' && all_in(tmp + 1, n - 1, "01234567")) {
+        errno = 0;
+        unsigned long long v = strtoull(tmp + 1, NULL, 8);
+        if (errno == 0 && v <= (unsigned long long)INT64_MAX) {
+            *out = (double)v;
+            return 0;
+        }
+    }
+as_float:
+    if (n >= 3 && n < sizeof tmp) {
+        if (strncasecmp(s, "inf", 3) == 0 && n == 3) {
+            *out = INFINITY;
+            return 0;
+        }
+        if (strncasecmp(s, "nan", 3) == 0 && n == 3) {
+            *out = NAN;
+            return 0;
+        }
+    }
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    /* Only decimal forms reach here: digits, one '.', an exponent with digits. */
+    size_t i = 0, digits = 0;
+    while (i < n && tmp[i] >= '0' && tmp[i] <= '9')
+        i++, digits++;
+    if (i < n && tmp[i] == '.') {
+        i++;
+        while (i < n && tmp[i] >= '0' && tmp[i] <= '9')
+            i++, digits++;
+    }
+    if (digits == 0)
+        return -1;
+    if (i < n && (tmp[i] == 'e' || tmp[i] == 'E')) {
+        i++;
+        if (i < n && (tmp[i] == '+' || tmp[i] == '-'))
+            i++;
+        size_t ed = 0;
+        while (i < n && tmp[i] >= '0' && tmp[i] <= '9')
+            i++, ed++;
+        if (ed == 0)
+            return -1;
+    }
+    if (i != n)
+        return -1;
+    errno = 0;
+    double v = strtod(tmp, NULL);
+    if (errno == ERANGE && isinf(v))
+        return -2;
+    *out = v;
+    return 0;
 }
 
 /* ---- token descriptions -------------------------------------------------- */

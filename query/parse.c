@@ -211,87 +211,8 @@ KILN_MUST_CHECK static int ast_track_matchers(promql_ast *a, matcher *m, size_t 
 
 /* ---- literals --------------------------------------------------------------- */
 
-static int all_in(const char *s, size_t n, const char *set) {
-    for (size_t i = 0; i < n; i++)
-        if (strchr(set, s[i]) == NULL)
-            return 0;
-    return n > 0;
-}
-
-/* Parses a number token like Prometheus: an integer with Go's base prefixes
- * (0x.., 0.. octal) first, else a float. */
-static int parse_number_text(const char *s, size_t n, double *out) {
-    char tmp[128];
-    if (n == 0 || n >= sizeof tmp)
-        goto as_float;
-    memcpy(tmp, s, n);
-    tmp[n] = 0;
-    if (n > 2 && tmp[0] == '0' && (tmp[1] == 'x' || tmp[1] == 'X') &&
-        all_in(tmp + 2, n - 2, "0123456789abcdefABCDEF")) {
-        errno = 0;
-        unsigned long long v = strtoull(tmp + 2, NULL, 16);
-        if (errno == 0 && v <= (unsigned long long)INT64_MAX) {
-            *out = (double)v;
-            return 0;
-        }
-        return -1; /* Go's ParseFloat wants a 'p' exponent in hex */
-    }
-    if (n > 1 && tmp[0] == '0' && all_in(tmp + 1, n - 1, "01234567")) {
-        errno = 0;
-        unsigned long long v = strtoull(tmp + 1, NULL, 8);
-        if (errno == 0 && v <= (unsigned long long)INT64_MAX) {
-            *out = (double)v;
-            return 0;
-        }
-    }
-as_float:
-    if (n >= 3 && n < sizeof tmp) {
-        if (strncasecmp(s, "inf", 3) == 0 && n == 3) {
-            *out = INFINITY;
-            return 0;
-        }
-        if (strncasecmp(s, "nan", 3) == 0 && n == 3) {
-            *out = NAN;
-            return 0;
-        }
-    }
-    if (n == 0 || n >= sizeof tmp)
-        return -1;
-    memcpy(tmp, s, n);
-    tmp[n] = 0;
-    /* Only decimal forms reach here: digits, one '.', an exponent with digits. */
-    size_t i = 0, digits = 0;
-    while (i < n && tmp[i] >= '0' && tmp[i] <= '9')
-        i++, digits++;
-    if (i < n && tmp[i] == '.') {
-        i++;
-        while (i < n && tmp[i] >= '0' && tmp[i] <= '9')
-            i++, digits++;
-    }
-    if (digits == 0)
-        return -1;
-    if (i < n && (tmp[i] == 'e' || tmp[i] == 'E')) {
-        i++;
-        if (i < n && (tmp[i] == '+' || tmp[i] == '-'))
-            i++;
-        size_t ed = 0;
-        while (i < n && tmp[i] >= '0' && tmp[i] <= '9')
-            i++, ed++;
-        if (ed == 0)
-            return -1;
-    }
-    if (i != n)
-        return -1;
-    errno = 0;
-    double v = strtod(tmp, NULL);
-    if (errno == ERANGE && isinf(v))
-        return -2;
-    *out = v;
-    return 0;
-}
-
 static int number_token(parser *p, const promql_token *t, double *out) {
-    int rc = parse_number_text(p->lx.in + t->pos, t->len, out);
+    int rc = promql_parse_number(p->lx.in + t->pos, t->len, out);
     if (rc == 0)
         return 0;
     perr(p, t->pos, "error parsing number: strconv.ParseFloat: parsing \"%.*s\": %s", (int)t->len,
@@ -812,6 +733,7 @@ static int modifier_target(parser *p, promql_expr *e, const char *what, int64_t 
 /* ---- duration expressions (promql-duration-expr, see ast.h) ---------------- */
 
 static promql_expr *dur_expr(parser *p, int min_prec);
+static int parse_bin_matching(parser *p, promql_binary *b);
 static int binop_of(promql_tok t, promql_binop *op, int *prec);
 
 /* A number or duration literal token as a PROMQL_NUMBER of seconds. */
@@ -1315,8 +1237,68 @@ static int binop_of(promql_tok t, promql_binop *op, int *prec) {
     }
 }
 
-/* bool, on/ignoring (...), group_left/group_right [(...)] after an operator. */
+/* Whether the lookahead starts a fill modifier: fill, fill_left or
+ * fill_right followed by "(". */
+static int fill_ahead(parser *p) {
+    promql_token *t = peek(p);
+    if (t->type != PT_IDENT || peek2(p)->type != PT_LPAREN)
+        return 0;
+    const char *w = p->lx.in + t->pos;
+    return (t->len == 4 && !strncmp(w, "fill", 4)) || (t->len == 9 && !strncmp(w, "fill_left", 9)) ||
+           (t->len == 10 && !strncmp(w, "fill_right", 10));
+}
+
+/* fill(v) | fill_left(v) [fill_right(v)] | fill_right(v) [fill_left(v)],
+ * v a number literal with an optional sign. */
+static int parse_fill(parser *p, promql_binary *b) {
+    int seen_left = 0, seen_right = 0;
+    while (fill_ahead(p)) {
+        promql_token id = next(p);
+        if (need_feature(p, id.pos, FEATURE_PROMQL_BINOP_FILL_MODIFIERS, "the fill modifier") < 0)
+            return -1;
+        int left = id.len != 10, right = id.len != 9; /* fill: both */
+        if ((left && seen_left) || (right && seen_right) || (id.len == 4 && (seen_left || seen_right))) {
+            perr(p, id.pos, "fill modifier set multiple times");
+            return -1;
+        }
+        next(p); /* ( */
+        int neg = 0;
+        if (peek(p)->type == PT_ADD || peek(p)->type == PT_SUB)
+            neg = next(p).type == PT_SUB;
+        promql_token t = *peek(p);
+        double v;
+        if (t.type != PT_NUMBER) {
+            unexpected(p, "fill modifier", "number literal");
+            return -1;
+        }
+        next(p);
+        if (number_token(p, &t, &v) < 0)
+            return -1;
+        if (peek(p)->type != PT_RPAREN) {
+            unexpected(p, "fill modifier", "\")\"");
+            return -1;
+        }
+        next(p);
+        if (neg)
+            v = -v;
+        if (left)
+            b->fill_lhs = seen_left = 1, b->fill_lhs_value = v;
+        if (right)
+            b->fill_rhs = seen_right = 1, b->fill_rhs_value = v;
+    }
+    return p->failed ? -1 : 0;
+}
+
+/* bool, on/ignoring (...), group_left/group_right [(...)], then fill
+ * modifiers, after an operator. */
 static int parse_bin_modifiers(parser *p, promql_binary *b) {
+    if (parse_bin_matching(p, b) < 0)
+        return -1;
+    return parse_fill(p, b);
+}
+
+/* bool, on/ignoring (...), group_left/group_right [(...)]. */
+static int parse_bin_matching(parser *p, promql_binary *b) {
     if (peek(p)->type == PT_BOOL) {
         next(p);
         b->return_bool = 1;

@@ -269,8 +269,27 @@ static void put_grouping(buf *out, const promql_aggregate *ag) {
     }
 }
 
+/* " fill(0)", " fill_left(1) fill_right(2)" */
+static void put_fill(buf *out, const promql_binary *b) {
+    char d[FMT_DOUBLE_MAX];
+    if (b->fill_lhs && b->fill_rhs &&
+        (b->fill_lhs_value == b->fill_rhs_value || (isnan(b->fill_lhs_value) && isnan(b->fill_rhs_value)))) {
+        fmt_double_g(b->fill_lhs_value, d);
+        buf_printf(out, " fill(%s)", d);
+        return;
+    }
+    if (b->fill_lhs) {
+        fmt_double_g(b->fill_lhs_value, d);
+        buf_printf(out, " fill_left(%s)", d);
+    }
+    if (b->fill_rhs) {
+        fmt_double_g(b->fill_rhs_value, d);
+        buf_printf(out, " fill_right(%s)", d);
+    }
+}
+
 /* What follows a binary operator on its line: " bool", " on (a)",
- * " group_left (b)" (the same text as put_binary). */
+ * " group_left (b)", " fill(0)" (the same text as put_binary). */
 static void put_binary_modifiers(buf *out, const promql_binary *b) {
     if (b->return_bool)
         buf_puts(out, " bool");
@@ -284,6 +303,7 @@ static void put_binary_modifiers(buf *out, const promql_binary *b) {
             put_label_list(out, m->include, m->ninclude);
         }
     }
+    put_fill(out, b);
 }
 
 /* "[5m:1m] @ 10.000 offset 1m" of a subquery. */

@@ -71,6 +71,10 @@ START_TEST(test_gated_syntax) {
         {"x[5m:step()]", FEATURE_PROMQL_DURATION_EXPR, NULL},
         {"x offset (1h / 2)", FEATURE_PROMQL_DURATION_EXPR, NULL},
         {"rate(x[(5 + 2) * 1m])", FEATURE_PROMQL_DURATION_EXPR, NULL},
+        {"a / ignoring(code) fill(0) b", FEATURE_PROMQL_BINOP_FILL_MODIFIERS,
+         "1:20: parse error: the fill modifier is experimental and must be enabled with "
+         "--enable-feature=promql-binop-fill-modifiers"},
+        {"a + on(x) group_left fill_right(1) b", FEATURE_PROMQL_BINOP_FILL_MODIFIERS, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         promql_ast *a = NULL;
