@@ -319,7 +319,8 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
             c = cache_lookup(&t->cache, h, key, klen);
         }
         int64_t st = ts;
-        int explicit_ts = sc->honor_timestamps && expo_timestamp(p, &st);
+        int has_ts = expo_timestamp(p, &st);
+        int explicit_ts = sc->honor_timestamps && has_ts != 0;
         if (!explicit_ts)
             st = ts;
         double v = expo_value(p);
@@ -332,6 +333,13 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
             metric_add(t->m->m_sample_limit, 1);
             rc = KILN_ELIMIT;
             break;
+        }
+        if (explicit_ts && has_ts < 0) {
+            /* a timestamp beyond int64 ms: Prometheus' int64(ts*1000) is then
+             * out of bounds, the sample dropped and counted, the scrape kept */
+            metric_add(t->m->m_oob, 1);
+            (*post)++;
+            continue;
         }
         if (c && c->ref) {
             rc = appender_append(a, &c->ref, NULL, 0, st, v, &e);

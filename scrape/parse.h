@@ -3,6 +3,9 @@
  * Prometheus text format 0.0.4 and OpenMetrics 1.0, one pull tokenizer each
  * behind one interface.
  *
+ * parse.c has the text format, openmetrics.c OpenMetrics with every rule of
+ * its specification; parse_int.h is their shared state.
+ *
  * Zero copy: names, label names and the raw series text point into the
  * body; a label value is unescaped (\\ \" \n) into the parser's scratch
  * memory only when it holds an escape.  Everything returned for an entry is
@@ -87,8 +90,17 @@ size_t expo_labels(const expo_parser *p, const expo_label **ls);
 double expo_value(const expo_parser *p);
 
 /* SAMPLE: 1 with *ms set when the line has a timestamp (text: integer ms;
- * OpenMetrics: float seconds, converted), else 0. */
+ * OpenMetrics: float seconds, converted), else 0; -1 (OpenMetrics) when the
+ * timestamp is a valid number out of the range of int64 milliseconds: the
+ * sample is then dropped (and counted out of bounds) unless the scrape
+ * ignores timestamps, as Prometheus does. */
 int expo_timestamp(const expo_parser *p, int64_t *ms);
+
+/* SAMPLE (OpenMetrics): 1 when the line has an exemplar, with its labels
+ * (*ls, *n), value, and timestamp (*has_ts as for expo_timestamp; *ts in
+ * ms when 1); else 0. */
+int expo_exemplar(const expo_parser *p, const expo_label **ls, size_t *n, double *v, int *has_ts,
+                  int64_t *ts);
 
 /* HELP: the (unescaped) text; UNIT: the unit. */
 const char *expo_text(const expo_parser *p, size_t *len);

@@ -7,13 +7,16 @@
  * so that any read past the end trips ASan.  Every entry is checked: names
  * follow the name rules, label values are valid UTF-8, the series text
  * starts with the metric name, line numbers grow.  An error must be
- * KILN_EINVAL with a "line N: " message and must stick.
+ * KILN_EINVAL with a "line N: " message (N the current line or an earlier
+ * one) and must stick.
  *
  * A body that parses is written back in its format (labels and HELP
  * escaped, values with 17 digits, exemplars dropped) and must parse again
  * into the same entries: same kinds, names, labels, value bits (any NaN for
  * NaN), timestamps (OpenMetrics: within 1 ms, as seconds are truncated to
- * ms).
+ * ms; one beyond int64 ms is written 1e300).  OpenMetrics timestamps
+ * truncated to ms may merge two metric points, so a written form with
+ * timestamps may fail where the original did not.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -51,6 +54,7 @@ typedef struct run {
     size_t nl, lcap;
     buf strs;
     int failed;
+    int any_ts; /* a sample has a timestamp */
 } run;
 
 static size_t keep(run *r, const char *s, size_t n) {
@@ -118,6 +122,7 @@ static void parse(expo_format f, const char *body, size_t len, run *r) {
             }
             e->value = expo_value(p);
             e->has_ts = expo_timestamp(p, &e->ts);
+            r->any_ts |= e->has_ts != 0;
             break;
         }
         case EXPO_TYPE:
@@ -144,9 +149,12 @@ static void parse(expo_format f, const char *body, size_t len, run *r) {
     }
     if (rc < 0) {
         r->failed = 1;
-        char want[48];
-        snprintf(want, sizeof want, "line %zu: ", expo_line(p));
-        if (rc != KILN_EINVAL || err.code != KILN_EINVAL || strncmp(err.msg, want, strlen(want)) != 0) {
+        /* the line named is the current one, or an earlier one for a rule
+         * checked once a metric point or family is complete */
+        size_t named = 0;
+        int used = 0;
+        if (rc != KILN_EINVAL || err.code != KILN_EINVAL || sscanf(err.msg, "line %zu: %n", &named, &used) != 1 ||
+            used == 0 || named == 0 || named > expo_line(p)) {
             fprintf(stderr, "bad error %d: %s\n", rc, err.msg);
             abort();
         }
@@ -202,7 +210,9 @@ static void write_back(expo_format f, const run *r, buf *out) {
                 buf_puts(out, e->value > 0 ? "+Inf" : "-Inf");
             else
                 buf_printf(out, "%.17g", e->value);
-            if (e->has_ts) {
+            if (e->has_ts < 0) {
+                buf_puts(out, " 1e300"); /* beyond int64 ms, as the original */
+            } else if (e->has_ts) {
                 if (f == EXPO_TEXT) {
                     buf_printf(out, " %" PRId64, e->ts);
                 } else {
@@ -216,7 +226,7 @@ static void write_back(expo_format f, const run *r, buf *out) {
             buf_puts(out, "# HELP ");
             buf_append(out, S + e->metric_off, e->metric_len);
             buf_putc(out, ' ');
-            put_escaped(out, S + e->text_off, e->text_len, 0);
+            put_escaped(out, S + e->text_off, e->text_len, f == EXPO_OPENMETRICS);
             break;
         case EXPO_UNIT:
             buf_puts(out, "# UNIT ");
@@ -246,6 +256,8 @@ static int same_str(const run *a, size_t ao, size_t an, const run *b, size_t bo,
 static void compare(expo_format f, const run *a, const run *b, const buf *text) {
     const char *why = NULL;
     size_t i = 0;
+    if (b->failed && f == EXPO_OPENMETRICS && a->any_ts)
+        return; /* timestamps truncated to ms may merge two metric points into one */
     if (b->failed || a->n != b->n) {
         why = b->failed ? "written form fails" : "entry count";
         goto bad;
@@ -288,7 +300,7 @@ static void compare(expo_format f, const run *a, const run *b, const buf *text) 
             why = "timestamp presence";
             goto bad;
         }
-        if (x->has_ts) {
+        if (x->has_ts > 0) {
             int64_t d = x->ts > y->ts ? x->ts - y->ts : y->ts - x->ts;
             if (f == EXPO_TEXT ? d != 0 : d > 1) {
                 why = "timestamp";

@@ -4,11 +4,17 @@
  * timestamps, the errors with their line numbers, where the two formats
  * differ, and large bodies.
  *
+ * The files tests/openmetrics/{good,bad}/NAME.om are the OpenMetrics cases of every rule
+ * of the spec's ABNF and MUST sentences: each good one must parse, each bad
+ * one fail with the message in its .err file (the line and the rule).
+ *
  * Most cases are tables: a body and the dump of what the parser returned,
  * one line per entry (see dump()), or the error message.
  */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "scrape/parse.h"
@@ -84,8 +90,21 @@ static char *dump(expo_format f, const char *body, size_t len) {
             buf_puts(&b, "} ");
             put_value(&b, expo_value(p));
             int64_t ts = 0;
-            if (expo_timestamp(p, &ts))
+            int has_ts = expo_timestamp(p, &ts);
+            if (has_ts > 0)
                 buf_printf(&b, " @%lld", (long long)ts);
+            else if (has_ts < 0)
+                buf_puts(&b, " @out-of-range");
+            double ev;
+            const expo_label *exl;
+            size_t nex;
+            int ex_has_ts;
+            if (expo_exemplar(p, &exl, &nex, &ev, &ex_has_ts, &ts)) {
+                buf_printf(&b, " # %zu labels ", nex);
+                put_value(&b, ev);
+                if (ex_has_ts)
+                    buf_printf(&b, " @%lld", ex_has_ts > 0 ? (long long)ts : -1LL);
+            }
             break;
         }
         case EXPO_HELP:
@@ -424,7 +443,7 @@ START_TEST(test_om_lines) {
          "h_created 1\n"
          "# TYPE gh gaugehistogram\ngh_bucket{le=\"-1\"} 1\ngh_bucket{le=\"+Inf\"} 2\ngh_gcount 2\ngh_gsum "
          "-3\n"
-         "# TYPE s summary\ns{quantile=\"0.5\"} NaN\ns{quantile=\"1\"} 7\ns_sum -4\ns_count 9\ns_created 1\n"
+         "# TYPE s summary\ns{quantile=\"0.5\"} NaN\ns{quantile=\"1\"} 7\ns_sum 4\ns_count 9\ns_created 1\n"
          "# TYPE i info\ni_info{version=\"1.2\"} 1\n"
          "# TYPE ss stateset\nss{ss=\"a\"} 1\nss{ss=\"b\"} 0\n"
          "# TYPE u unknown\nu 4\n"
@@ -439,7 +458,7 @@ START_TEST(test_om_lines) {
          "S gh_gsum gh_gsum {} -3\n"
          "T s summary\nS s{quantile=\"0.5\"} s {quantile=\"0.5\"} NaN\nS s{quantile=\"1\"} s "
          "{quantile=\"1\"} 7\n"
-         "S s_sum s_sum {} -4\nS s_count s_count {} 9\nS s_created s_created {} 1\n"
+         "S s_sum s_sum {} 4\nS s_count s_count {} 9\nS s_created s_created {} 1\n"
          "T i info\nS i_info{version=\"1.2\"} i_info {version=\"1.2\"} 1\n"
          "T ss stateset\nS ss{ss=\"a\"} ss {ss=\"a\"} 1\nS ss{ss=\"b\"} ss {ss=\"b\"} 0\n"
          "T u untyped\nS u u {} 4\n"
@@ -457,21 +476,19 @@ START_TEST(test_om_lines) {
          "S a{b=\"x\\\\y\\nz\\\"q\\t\"} a {b=\"x\\\\y\\nz\\\"q\\\\t\"} 1\n"},
         /* \n in a label value */
         {OM, "a{b=\"x\\ny\"} 1\n# EOF\n", "S a{b=\"x\\ny\"} a {b=\"x\\ny\"} 1\n"},
-        /* a trailing comma, as Prometheus accepts */
-        {OM, "a{b=\"1\",} 1\n# EOF\n", "S a{b=\"1\",} a {b=\"1\"} 1\n"},
         /* timestamps: float seconds, truncated to ms like Prometheus */
         {OM, "a 1 1520879607.789\n# EOF\n", "S a a {} 1 @1520879607789\n"},
         {OM, "a 1 1.5\nb 1 -1.5\nc 1 0\nd 1 1e3\ne 1 0.0009\nf 1 -0.0009\n# EOF\n",
          "S a a {} 1 @1500\nS b b {} 1 @-1500\nS c c {} 1 @0\nS d d {} 1 @1000000\nS e e {} 1 @0\n"
          "S f f {} 1 @0\n"},
-        /* exemplars are checked and skipped */
+        /* exemplars: the count of labels, the value and timestamp */
         {OM,
          "# TYPE foo histogram\n"
          "foo_bucket{le=\"0.01\"} 0\n"
          "foo_bucket{le=\"0.1\"} 8 # {} 0.054\n"
          "foo_bucket{le=\"1\"} 11 # {trace_id=\"KOO5S4vxi0o\"} 0.67\n"
          "foo_bucket{le=\"10\"} 17 # {trace_id=\"oHg5SJYRHA0\"} 9.8 1520879607.789\n"
-         "foo_bucket{le=\"+Inf\"} 17 123 # {a=\"b\",c=\"\\\"\"} 1\n"
+         "foo_bucket{le=\"+Inf\"} 17 # {a=\"b\",c=\"\\\"\"} 1\n"
          "foo_count 17\n"
          "foo_sum 324789.3\n"
          "foo_created 1520430000.123\n"
@@ -480,15 +497,15 @@ START_TEST(test_om_lines) {
          "# EOF\n",
          "T foo histogram\n"
          "S foo_bucket{le=\"0.01\"} foo_bucket {le=\"0.01\"} 0\n"
-         "S foo_bucket{le=\"0.1\"} foo_bucket {le=\"0.1\"} 8\n"
-         "S foo_bucket{le=\"1\"} foo_bucket {le=\"1\"} 11\n"
-         "S foo_bucket{le=\"10\"} foo_bucket {le=\"10\"} 17\n"
-         "S foo_bucket{le=\"+Inf\"} foo_bucket {le=\"+Inf\"} 17 @123000\n"
+         "S foo_bucket{le=\"0.1\"} foo_bucket {le=\"0.1\"} 8 # 0 labels 0.053999999999999999\n"
+         "S foo_bucket{le=\"1\"} foo_bucket {le=\"1\"} 11 # 1 labels 0.67000000000000004\n"
+         "S foo_bucket{le=\"10\"} foo_bucket {le=\"10\"} 17 # 1 labels 9.8000000000000007 @1520879607789\n"
+         "S foo_bucket{le=\"+Inf\"} foo_bucket {le=\"+Inf\"} 17 # 2 labels 1\n"
          "S foo_count foo_count {} 17\n"
          "S foo_sum foo_sum {} 324789.29999999999\n"
          "S foo_created foo_created {} 1520430000.1229999\n"
          "T bar counter\n"
-         "S bar_total bar_total {} 5\n"},
+         "S bar_total bar_total {} 5 # 1 labels 1 @-1500\n"},
     };
     RUN(cases);
 }
@@ -530,20 +547,20 @@ START_TEST(test_om_exemplar_limit) {
     memset(v, 'x', 127);
     v[127] = 0; /* "a" + 127 = 128 */
     char body[512];
-    snprintf(body, sizeof body, "a_total 1 # {a=\"%s\"} 1\n# EOF\n", v);
+    snprintf(body, sizeof body, "# TYPE a counter\na_total 1 # {a=\"%s\"} 1\n# EOF\n", v);
     char *got = dump(OM, body, strlen(body));
-    ck_assert_str_eq(got, "S a_total a_total {} 1\n");
+    ck_assert_str_eq(got, "T a counter\nS a_total a_total {} 1 # 1 labels 1\n");
     free(got);
-    snprintf(body, sizeof body, "a_total 1 # {a=\"%sx\"} 1\n# EOF\n", v);
+    snprintf(body, sizeof body, "# TYPE a counter\na_total 1 # {a=\"%sx\"} 1\n# EOF\n", v);
     got = dump(OM, body, strlen(body));
-    ck_assert_str_eq(got, "E line 1: exemplar labels have 129 characters, more than 128\n");
+    ck_assert_str_eq(got, "T a counter\nE line 2: exemplar labels have 129 characters, more than 128\n");
     free(got);
     /* 125 x + "\\" + "\n" + "a" = 128 characters */
     memset(v, 'x', 125);
     memcpy(v + 125, "\\\\\\n", 5);
-    snprintf(body, sizeof body, "a_total 1 # {a=\"%s\"} 1\n# EOF\n", v);
+    snprintf(body, sizeof body, "# TYPE a counter\na_total 1 # {a=\"%s\"} 1\n# EOF\n", v);
     got = dump(OM, body, strlen(body));
-    ck_assert_str_eq(got, "S a_total a_total {} 1\n");
+    ck_assert_str_eq(got, "T a counter\nS a_total a_total {} 1 # 1 labels 1\n");
     free(got);
     /* multi-byte characters count once: "ab" + 126 euro signs (378 bytes) */
     for (int extra = 0; extra < 2; extra++) {
@@ -551,10 +568,11 @@ START_TEST(test_om_exemplar_limit) {
         for (int i = 0; i < 126 + extra; i++, w += 3)
             memcpy(w, "\xe2\x82\xac", 3);
         *w = 0;
-        snprintf(body, sizeof body, "a_total 1 # {ab=\"%s\"} 1\n# EOF\n", v);
+        snprintf(body, sizeof body, "# TYPE a counter\na_total 1 # {ab=\"%s\"} 1\n# EOF\n", v);
         got = dump(OM, body, strlen(body));
-        ck_assert_str_eq(got, extra ? "E line 1: exemplar labels have 129 characters, more than 128\n"
-                                    : "S a_total a_total {} 1\n");
+        ck_assert_str_eq(got,
+                         extra ? "T a counter\nE line 2: exemplar labels have 129 characters, more than 128\n"
+                               : "T a counter\nS a_total a_total {} 1 # 1 labels 1\n");
         free(got);
     }
 }
@@ -588,36 +606,45 @@ START_TEST(test_om_errors) {
          "E line 1: expected \"# HELP\", \"# TYPE\", \"# UNIT\" or \"# EOF\", got \"# a comment\"\n"},
         {OM, "#HELP a x\n# EOF\n",
          "E line 1: expected \"# HELP\", \"# TYPE\", \"# UNIT\" or \"# EOF\", got \"#HELP a x\"\n"},
-        {OM, "a 1\r\n# EOF\n", "E line 1: invalid number while parsing value \"1\r\"\n"},
+        {OM, "a 1\r\n# EOF\n",
+         "E line 1: line ends in a carriage return (line endings MUST be a line feed alone)\n"},
         /* metadata */
         {OM, "# HELP a\n# EOF\n", "E line 1: expected a space after the metric name, got end of line\n"},
         {OM, "# HELP  a x\n# EOF\n", "E line 1: expected metric name after HELP, got \" \"\n"},
         {OM, "# TYPE a Counter\n# EOF\n", "E line 1: invalid metric type \"Counter\"\n"},
         {OM, "# TYPE a untyped\n# EOF\n", "E line 1: invalid metric type \"untyped\"\n"},
         {OM, "# TYPE a gauge \n# EOF\n", "E line 1: invalid metric type \"gauge \"\n"},
-        {OM, "# TYPE a gauge\n# TYPE a gauge\n# EOF\n", "T a gauge\nE line 2: second TYPE line for \"a\"\n"},
-        {OM, "# HELP a x\n# HELP a y\n# EOF\n", "H a x\nE line 2: second HELP line for \"a\"\n"},
+        {OM, "# TYPE a gauge\n# TYPE a gauge\n# EOF\n",
+         "T a gauge\nE line 2: second TYPE line for \"a\" (one of each at most)\n"},
+        {OM, "# HELP a x\n# HELP a y\n# EOF\n",
+         "H a x\nE line 2: second HELP line for \"a\" (one of each at most)\n"},
         {OM, "# TYPE a gauge\na 1\n# HELP a x\n# EOF\n",
-         "T a gauge\nS a a {} 1\nE line 3: HELP line for \"a\" after its samples\n"},
-        {OM, "a 1\n# TYPE a gauge\n# EOF\n", "S a a {} 1\nE line 2: TYPE line for \"a\" after its samples\n"},
+         "T a gauge\nS a a {} 1\nE line 3: HELP line for \"a\" after its samples (metadata comes first)\n"},
+        {OM, "a 1\n# TYPE a gauge\n# EOF\n",
+         "S a a {} 1\nE line 2: TYPE line for \"a\" after its samples (metadata comes first)\n"},
         {OM, "# UNIT a_seconds bytes\n# EOF\n",
-         "E line 1: unit \"bytes\" is not a suffix of metric \"a_seconds\"\n"},
+         "E line 1: unit \"bytes\" is not a suffix of metric \"a_seconds\" (it MUST be, after an "
+         "underscore)\n"},
         {OM, "# UNIT aseconds seconds\n# EOF\n",
-         "E line 1: unit \"seconds\" is not a suffix of metric \"aseconds\"\n"},
+         "E line 1: unit \"seconds\" is not a suffix of metric \"aseconds\" (it MUST be, after an "
+         "underscore)\n"},
         {OM, "# UNIT seconds seconds\n# EOF\n",
-         "E line 1: unit \"seconds\" is not a suffix of metric \"seconds\"\n"},
+         "E line 1: unit \"seconds\" is not a suffix of metric \"seconds\" (it MUST be, after an "
+         "underscore)\n"},
         {OM, "# UNIT a_s s-x\n# EOF\n", "E line 1: invalid character in unit, got \"-x\"\n"},
         {OM, "# TYPE a_b info\n# UNIT a_b b\n# EOF\n",
-         "T a_b info\nE line 2: info \"a_b\" cannot have a unit\n"},
+         "T a_b info\nE line 2: info \"a_b\" cannot have a unit (its unit MUST be empty)\n"},
         {OM, "# UNIT a_b \n# TYPE a_b stateset\n# EOF\n", "U a_b \nT a_b stateset\n"},
         {OM, "# UNIT a_b b\n# TYPE a_b stateset\n# EOF\n",
-         "U a_b b\nE line 2: stateset \"a_b\" cannot have a unit\n"},
+         "U a_b b\nE line 2: stateset \"a_b\" cannot have a unit (its unit MUST be empty)\n"},
         {OM, "# HELP a \xff\n# EOF\n", "E line 1: help text is not valid UTF-8\n"},
         /* interleaved families */
         {OM, "a 1\nb 1\na{x=\"1\"} 1\n# EOF\n",
-         "S a a {} 1\nS b b {} 1\nE line 3: metric family \"a\" appears again after another family\n"},
+         "S a a {} 1\nS b b {} 1\nE line 3: metric family \"a\" appears again after another family (first on "
+         "line 1; families MUST NOT be interleaved)\n"},
         {OM, "# TYPE a gauge\n# TYPE b gauge\n# HELP a x\n# EOF\n",
-         "T a gauge\nT b gauge\nE line 3: metric family \"a\" appears again after another family\n"},
+         "T a gauge\nT b gauge\nE line 3: metric family \"a\" appears again after another family (first on "
+         "line 1; families MUST NOT be interleaved)\n"},
         /* suffixes and labels per type */
         {OM, "# TYPE a counter\na 1\n# EOF\n",
          "T a counter\nE line 2: counter \"a\" cannot have a sample named \"a\"\n"},
@@ -626,11 +653,14 @@ START_TEST(test_om_errors) {
         {OM, "# TYPE a counter\na_total NaN\n# EOF\n",
          "T a counter\nE line 2: counter \"a\" total must not be NaN or negative\n"},
         {OM, "# TYPE a histogram\na_bucket 1\n# EOF\n",
-         "T a histogram\nE line 2: histogram \"a\" bucket without an \"le\" label\n"},
+         "T a histogram\nE line 2: histogram \"a\" bucket without an \"le\" label (every bucket MUST have a "
+         "threshold)\n"},
         {OM, "# TYPE a histogram\na_bucket{le=\"x\"} 1\n# EOF\n",
-         "T a histogram\nE line 2: histogram \"a\" bucket has an invalid \"le\" value \"x\"\n"},
+         "T a histogram\nE line 2: histogram \"a\" bucket has an invalid \"le\" value \"x\" (a number, not "
+         "NaN)\n"},
         {OM, "# TYPE a histogram\na_bucket{le=\"NaN\"} 1\n# EOF\n",
-         "T a histogram\nE line 2: histogram \"a\" bucket has an invalid \"le\" value \"NaN\"\n"},
+         "T a histogram\nE line 2: histogram \"a\" bucket has an invalid \"le\" value \"NaN\" (a number, not "
+         "NaN)\n"},
         {OM, "# TYPE a histogram\na_bucket{le=\"1\"} -1\n# EOF\n",
          "T a histogram\nE line 2: histogram \"a\" sample \"a_bucket\" must not be NaN or negative\n"},
         {OM, "# TYPE a histogram\na_count{le=\"1\"} 1\n# EOF\n",
@@ -638,22 +668,25 @@ START_TEST(test_om_errors) {
         {OM, "# TYPE a histogram\na_count NaN\n# EOF\n",
          "T a histogram\nE line 2: histogram \"a\" sample \"a_count\" must not be NaN or negative\n"},
         {OM, "# TYPE a histogram\na_sum NaN\n# EOF\n",
-         "T a histogram\nE line 2: histogram \"a\" sample \"a_sum\" must not be NaN\n"},
+         "T a histogram\nE line 2: histogram \"a\" sample \"a_sum\" must not be NaN or negative (a sum is a "
+         "counter)\n"},
         {OM, "# TYPE a histogram\na 1\n# EOF\n",
          "T a histogram\nE line 2: histogram \"a\" cannot have a sample named \"a\"\n"},
         {OM, "# TYPE a gaugehistogram\na_bucket{x=\"1\"} 1\n# EOF\n",
-         "T a gaugehistogram\nE line 2: gaugehistogram \"a\" bucket without an \"le\" label\n"},
+         "T a gaugehistogram\nE line 2: gaugehistogram \"a\" bucket without an \"le\" label (every bucket "
+         "MUST have a threshold)\n"},
         {OM, "# TYPE a gaugehistogram\na_gcount -2\n# EOF\n",
          "T a gaugehistogram\nE line 2: gaugehistogram \"a\" sample \"a_gcount\" must not be NaN or "
          "negative\n"},
         {OM, "# TYPE a summary\na 1\n# EOF\n",
          "T a summary\nE line 2: summary \"a\" quantile without a \"quantile\" label\n"},
         {OM, "# TYPE a summary\na{quantile=\"1.5\"} 1\n# EOF\n",
-         "T a summary\nE line 2: summary \"a\" has an invalid \"quantile\" value \"1.5\"\n"},
+         "T a summary\nE line 2: summary \"a\" has an invalid \"quantile\" value \"1.5\" (quantiles MUST be "
+         "between 0 and 1)\n"},
         {OM, "# TYPE a summary\na_sum{quantile=\"0.5\"} 1\n# EOF\n",
          "T a summary\nE line 2: summary \"a\" sample \"a_sum\" must not have a \"quantile\" label\n"},
         {OM, "# TYPE a summary\na_count -1\n# EOF\n",
-         "T a summary\nE line 2: summary \"a\" count must not be NaN or negative\n"},
+         "T a summary\nE line 2: summary \"a\" count must not be NaN or negative and MUST be an integer\n"},
         {OM, "# TYPE a stateset\na{b=\"x\"} 1\n# EOF\n",
          "T a stateset\nE line 2: stateset \"a\" sample without a \"a\" label\n"},
         {OM, "# TYPE a stateset\na{a=\"x\"} 2\n# EOF\n",
@@ -662,9 +695,9 @@ START_TEST(test_om_errors) {
         {OM, "# TYPE a info\na 1\n# EOF\n",
          "T a info\nE line 2: info \"a\" cannot have a sample named \"a\"\n"},
         /* timestamps */
-        {OM, "a 1 NaN\n# EOF\n", "E line 1: invalid timestamp\n"},
-        {OM, "a 1 +Inf\n# EOF\n", "E line 1: invalid timestamp\n"},
-        {OM, "a 1 1e300\n# EOF\n", "E line 1: timestamp out of range\n"},
+        {OM, "a 1 NaN\n# EOF\n", "E line 1: invalid timestamp \"NaN\" (a timestamp is a real number)\n"},
+        {OM, "a 1 +Inf\n# EOF\n", "E line 1: invalid timestamp \"+Inf\" (a timestamp is a real number)\n"},
+        {OM, "a 1 1e300\n# EOF\n", "S a a {} 1 @out-of-range\n"},
         {OM, "a 1 x\n# EOF\n", "E line 1: invalid number while parsing timestamp \"x\"\n"},
         {OM, "a 1 2 3\n# EOF\n",
          "E line 1: expected end of line or an exemplar after the timestamp, got \"3\"\n"},
@@ -674,7 +707,8 @@ START_TEST(test_om_errors) {
          "E line 1: expected a space after the exemplar labels, got end of line\n"},
         {OM, "a_total 1 # {} \n# EOF\n", "E line 1: expected exemplar value, got end of line\n"},
         {OM, "a_total 1 # {} x\n# EOF\n", "E line 1: invalid number while parsing exemplar value \"x\"\n"},
-        {OM, "a_total 1 # {} 1 NaN\n# EOF\n", "E line 1: invalid exemplar timestamp\n"},
+        {OM, "a_total 1 # {} 1 NaN\n# EOF\n",
+         "E line 1: invalid exemplar timestamp \"NaN\" (a timestamp is a real number)\n"},
         {OM, "a_total 1 # {} 1 2 3\n# EOF\n",
          "E line 1: expected end of line after the exemplar timestamp, got \"3\"\n"},
         {OM, "a_total 1 # {a=b} 1\n# EOF\n", "E line 1: expected label value, got \"b\"\n"},
@@ -686,6 +720,119 @@ START_TEST(test_om_errors) {
         {OM, "a{b=\"c} 1\n# EOF\n", "E line 1: label value of \"b\" not closed before the end of the line\n"},
     };
     RUN(cases);
+}
+END_TEST
+
+/* Reads a whole file into a malloc'd buffer (*n bytes). */
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    buf b = BUF_INIT;
+    char tmp[4096];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0)
+        buf_append(&b, tmp, k);
+    fclose(f);
+    *n = b.len;
+    buf_putc(&b, 0);
+    ck_assert_int_eq(buf_error(&b), 0);
+    return buf_steal(&b);
+}
+
+/* Every case file of tests/openmetrics/<kind>: the verdict and, for a bad
+ * one, the message.  Returns how many there were. */
+static int run_case_dir(const char *kind) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/openmetrics/%s", kind);
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "cannot open %s", dir);
+    int count = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t nl = strlen(de->d_name);
+        if (nl < 4 || strcmp(de->d_name + nl - 3, ".om") != 0)
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t n;
+        char *body = slurp(path, &n);
+        expo_parser *p = expo_parser_new(OM, body, n);
+        expo_entry kind_;
+        kiln_err err = {0};
+        int rc;
+        while ((rc = expo_next(p, &kind_, &err)) == 1)
+            ;
+        expo_parser_free(p);
+        free(body);
+        if (strcmp(kind, "good") == 0) {
+            ck_assert_msg(rc == 0, "%s: %s", path, err.msg);
+        } else {
+            ck_assert_msg(rc == KILN_EINVAL, "%s: accepted", path);
+            snprintf(path + strlen(path) - 3, 5, ".err");
+            char *want = slurp(path, &n);
+            while (n > 0 && want[n - 1] == '\n')
+                want[--n] = 0;
+            ck_assert_msg(strcmp(err.msg, want) == 0, "%s:\ngot:  %s\nwant: %s", path, err.msg, want);
+            free(want);
+        }
+        count++;
+    }
+    closedir(d);
+    return count;
+}
+
+START_TEST(test_om_case_files) {
+    ck_assert_int_ge(run_case_dir("good"), 40);
+    ck_assert_int_ge(run_case_dir("bad"), 100);
+}
+END_TEST
+
+START_TEST(test_om_exemplars_and_drops) {
+    static const char body[] = "# TYPE a counter\n"
+                               "a_total 1 # {trace_id=\"x\\\"y\",b=\"\"} 0.5 1520879607.789\n"
+                               "# TYPE h histogram\n"
+                               "h_bucket{le=\"1\"} 1 # {} 1\n"
+                               "h_bucket{le=\"+Inf\"} 1 # {z=\"1\"} 7 1e300\n"
+                               "g 1 1e300\n"
+                               "# EOF\n";
+    expo_parser *p = expo_parser_new(OM, body, sizeof body - 1);
+    expo_entry kind;
+    kiln_err err = {0};
+    const expo_label *ls;
+    size_t n;
+    double v;
+    int has_ts;
+    int64_t ts = 0;
+    ck_assert_int_eq(expo_next(p, &kind, &err), 1); /* TYPE */
+    ck_assert_int_eq(expo_next(p, &kind, &err), 1);
+    ck_assert_int_eq(expo_exemplar(p, &ls, &n, &v, &has_ts, &ts), 1);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(memcmp(ls[0].name, "trace_id", 8), 0);
+    ck_assert_uint_eq(ls[0].value_len, 3);
+    ck_assert_int_eq(memcmp(ls[0].value, "x\"y", 3), 0);
+    ck_assert_uint_eq(ls[1].value_len, 0);
+    ck_assert(v == 0.5);
+    ck_assert_int_eq(has_ts, 1);
+    ck_assert_int_eq(ts, 1520879607789);
+    ck_assert_int_eq(expo_timestamp(p, &ts), 0);
+    ck_assert_int_eq(expo_next(p, &kind, &err), 1); /* TYPE */
+    ck_assert_int_eq(expo_next(p, &kind, &err), 1);
+    ck_assert_int_eq(expo_exemplar(p, &ls, &n, &v, &has_ts, &ts), 1);
+    ck_assert_uint_eq(n, 0);
+    ck_assert(v == 1);
+    ck_assert_int_eq(has_ts, 0);
+    ck_assert_int_eq(expo_next(p, &kind, &err), 1);
+    /* an exemplar timestamp out of range: the exemplar says so */
+    ck_assert_int_eq(expo_exemplar(p, &ls, &n, &v, &has_ts, &ts), 1);
+    ck_assert_int_eq(has_ts, -1);
+    ck_assert_uint_eq(n, 1);
+    /* a sample timestamp out of range: kept, marked for the caller to drop */
+    ck_assert_int_eq(expo_next(p, &kind, &err), 1);
+    ck_assert_int_eq(kind, EXPO_SAMPLE);
+    ck_assert_int_eq(expo_exemplar(p, &ls, &n, &v, &has_ts, &ts), 0);
+    ck_assert_int_eq(expo_timestamp(p, &ts), -1);
+    ck_assert_int_eq(expo_next(p, &kind, &err), 0);
+    expo_parser_free(p);
 }
 END_TEST
 
@@ -906,6 +1053,8 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_nul_in_label_value);
     tcase_add_test(tc, test_om_exemplar_limit);
     tcase_add_test(tc, test_om_errors);
+    tcase_add_test(tc, test_om_case_files);
+    tcase_add_test(tc, test_om_exemplars_and_drops);
     tcase_add_test(tc, test_text_vs_om);
     tcase_add_test(tc, test_format_of);
     tcase_add_test(tc, test_zero_copy_and_lines);
