@@ -153,8 +153,9 @@ static void parse(expo_format f, const char *body, size_t len, run *r) {
          * checked once a metric point or family is complete */
         size_t named = 0;
         int used = 0;
-        if (rc != KILN_EINVAL || err.code != KILN_EINVAL || sscanf(err.msg, "line %zu: %n", &named, &used) != 1 ||
-            used == 0 || named == 0 || named > expo_line(p)) {
+        if (rc != KILN_EINVAL || err.code != KILN_EINVAL ||
+            sscanf(err.msg, "line %zu: %n", &named, &used) != 1 || used == 0 || named == 0 ||
+            named > expo_line(p)) {
             fprintf(stderr, "bad error %d: %s\n", rc, err.msg);
             abort();
         }
