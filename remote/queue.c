@@ -689,6 +689,10 @@ fail:
     return rc;
 }
 
+int64_t rw_queue_highest_sent(const rw_queue *q) {
+    return q->highest_sent_ms;
+}
+
 const config_remote_write *rw_queue_config(const rw_queue *q) {
     return q->cfg;
 }

@@ -16,6 +16,7 @@
  */
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,8 @@ struct remote {
     pthread_mutex_t mu;
     config *next; /* handed over by remote_apply, taken by the thread */
     int have_next, stop;
+
+    _Atomic int64_t lowest_sent; /* remote_lowest_sent_ms, set by the thread */
 
     config *cfg; /* the configuration the queues borrow from (thread) */
     rw_run *runs;
@@ -218,6 +221,11 @@ static void *sender_main(void *p) {
                     break;
                 }
         }
+        int64_t low = INT64_MAX;
+        for (size_t i = 0; i < r->nruns; i++)
+            if (r->runs[i].q && rw_queue_highest_sent(r->runs[i].q) < low)
+                low = rw_queue_highest_sent(r->runs[i].q);
+        atomic_store(&r->lowest_sent, low);
         if (wait > 0)
             curl_multi_poll(r->multi, NULL, 0, (int)wait, NULL);
     }
@@ -236,6 +244,7 @@ int remote_new(const remote_options *o, remote **out, kiln_err *err) {
     }
     r->o = *o;
     r->o.data_dir = r->data_dir;
+    atomic_init(&r->lowest_sent, 0); /* until the thread has looked */
     pthread_mutex_init(&r->mu, NULL);
     if (pthread_create(&r->thread, NULL, sender_main, r) != 0) {
         remote_free(r);
@@ -244,6 +253,17 @@ int remote_new(const remote_options *o, remote **out, kiln_err *err) {
     r->started = 1;
     *out = r;
     return 0;
+}
+
+int64_t remote_wal_keep_from(int64_t lowest_sent, int64_t now, int64_t min_age, int64_t max_age) {
+    int64_t ts = lowest_sent > now ? now - min_age : lowest_sent - min_age;
+    if (ts < now - max_age)
+        ts = now - max_age;
+    return ts > now - min_age ? now - min_age : ts;
+}
+
+int64_t remote_lowest_sent_ms(remote *r) {
+    return atomic_load(&r->lowest_sent);
 }
 
 int remote_apply(remote *r, config *c) {

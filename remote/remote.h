@@ -52,6 +52,17 @@ KILN_MUST_CHECK int remote_new(const remote_options *o, remote **out, kiln_err *
  */
 KILN_MUST_CHECK int remote_apply(remote *r, config *c);
 
+/* The lowest of the queues' newest acknowledged sample time (ms), as
+ * Prometheus' LowestSentTimestamp: what agent mode truncates the WAL by.
+ * 0 while a queue has sent nothing; INT64_MAX without queues.  Any thread. */
+int64_t remote_lowest_sent_ms(remote *r);
+
+/* Agent mode's truncation point, as Prometheus' agent computes it: what
+ * every queue has sent (lowest_sent) less min_age, yet at least now -
+ * max_age (an outage does not keep data forever), and at most now - min_age
+ * (appends before it are refused afterwards). */
+int64_t remote_wal_keep_from(int64_t lowest_sent, int64_t now, int64_t min_age, int64_t max_age);
+
 /* Stops the sender (in-flight requests are abandoned; progress is written:
  * what was not acknowledged is sent again at the next start) and frees it.
  * NULL is a no-op. */

@@ -109,6 +109,9 @@ int rw_queue_owns(const rw_queue *q, void *e);
 
 const config_remote_write *rw_queue_config(const rw_queue *q);
 
+/* The newest sample time the receiver acknowledged (0: none yet). */
+int64_t rw_queue_highest_sent(const rw_queue *q);
+
 /* After a reload that kept the queue: the equal configuration it borrows
  * from now on (libcurl holds copies of what it was given). */
 void rw_queue_rebind(rw_queue *q, const config_remote_write *cfg, const config_label *ext);

@@ -83,6 +83,11 @@ enum {
     F_LOG_LEVEL,
     F_LOG_FORMAT,
     F_ENABLE_FEATURE,
+    F_AGENT,
+    F_AGENT_PATH,
+    F_AGENT_MIN_TIME,
+    F_AGENT_MAX_TIME,
+    F_AGENT_TRUNCATE,
     F_COUNT
 };
 
@@ -176,6 +181,23 @@ static flag flags[F_COUNT] = {
     [F_ENABLE_FEATURE] = {"enable-feature", FLAG_LIST, "",
                           "Comma separated feature names to enable (repeatable); see docs/compatibility.md. "
                           "Unknown names are warned about and ignored.",
+                          NULL},
+    [F_AGENT] = {"agent", FLAG_BOOL, "false",
+                 "Run in agent mode: scrape and forward by remote write only (no queries, rules or blocks).",
+                 NULL},
+    [F_AGENT_PATH] = {"storage.agent.path", FLAG_STRING, "data-agent/",
+                      "Base path for metrics storage. Use with agent mode only.", NULL},
+    [F_AGENT_MIN_TIME] = {"storage.agent.retention.min-time", FLAG_DURATION, "5m",
+                          "Minimum age samples may be before being considered for deletion when the WAL is "
+                          "truncated. Use with agent mode only.",
+                          NULL},
+    [F_AGENT_MAX_TIME] =
+        {"storage.agent.retention.max-time", FLAG_DURATION, "4h",
+         "Maximum age samples may be before being forcibly deleted when the WAL is truncated. "
+         "Use with agent mode only.",
+         NULL},
+    [F_AGENT_TRUNCATE] = {"storage.agent.truncate-frequency", FLAG_DURATION, "2h",
+                          "How often the agent truncates its WAL (kiln's own). Use with agent mode only.",
                           NULL},
 };
 
@@ -360,6 +382,89 @@ static int64_t flag_int(int f) {
     return v;
 }
 
+/* ---- agent mode (--agent) ---- */
+
+static int is_agent(void) {
+    return flag_bool(F_AGENT);
+}
+
+/* The data directory: --storage.agent.path in agent mode. */
+static const char *data_path(void) {
+    return flags[is_agent() ? F_AGENT_PATH : F_TSDB_PATH].value;
+}
+
+/* As Prometheus: a server flag given in agent mode, or an agent flag given
+ * outside it, stops kiln at start (their names listed as Go's %q does). */
+KILN_MUST_CHECK static int agent_flags_check(kiln_err *err) {
+    static const char *const server_only[] = {"storage.tsdb.", "storage.remote.read-", "query.", "rules.",
+                                              "alertmanager."};
+    int agent = is_agent();
+    char list[1024] = "";
+    for (int i = 0; i < F_COUNT; i++) {
+        int srv = 0;
+        for (size_t j = 0; j < sizeof server_only / sizeof server_only[0]; j++)
+            srv |= strncmp(flags[i].name, server_only[j], strlen(server_only[j])) == 0;
+        int agent_only = strncmp(flags[i].name, "storage.agent.", 14) == 0;
+        if (flags[i].value != flags[i].def && (agent ? srv : agent_only))
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"--%s\"", *list ? " " : "",
+                     flags[i].name);
+    }
+    if (*list)
+        return kiln_err_set(err, KILN_EINVAL, "The following flag(s) can %s agent mode: [%s]",
+                            agent ? "not be used in" : "only be used in", list);
+    return 0;
+}
+
+/* The sections Prometheus' agent refuses. */
+KILN_MUST_CHECK static int agent_config_check(const config *c, kiln_err *err) {
+    const char *field = c->nrule_files                                                     ? "rule_files"
+                        : c->alerting.nalertmanagers || c->alerting.nalert_relabel_configs ? "alerting"
+                        : c->nremote_read                                                  ? "remote_read"
+                                                                                           : NULL;
+    return field ? kiln_err_set(err, KILN_EINVAL, "%s: field %s is not allowed in agent mode", c->name, field)
+                 : 0;
+}
+
+/* Query endpoints in agent mode: Prometheus' agent answers them so. */
+static void agent_unavailable(http_req *req, http_resp *resp, void *data) {
+    (void)req, (void)data;
+    http_resp_json_error(resp, 422, "execution", "unavailable with Prometheus Agent");
+}
+
+/* /federate and remote read: the WAL cannot be read back. */
+static void agent_no_reads(http_req *req, http_resp *resp, void *data) {
+    (void)req, (void)data;
+    http_resp_text(resp, 500, "unsupported operation with WAL-only storage\n");
+}
+
+/* Registered before the API's own routes, which they shadow (the first
+ * route registered for a path answers). */
+KILN_MUST_CHECK static int agent_routes(http_server *h) {
+    static const struct {
+        const char *methods, *path;
+    } q[] = {{"GET,POST", "/api/v1/query"},
+             {"GET,POST", "/api/v1/query_range"},
+             {"GET,POST", "/api/v1/query_exemplars"},
+             {"GET,POST", "/api/v1/format_query"},
+             {"GET,POST", "/api/v1/parse_query"},
+             {"GET,POST", "/api/v1/labels"},
+             {"GET", "/api/v1/label/*"},
+             {"GET,POST,DELETE", "/api/v1/series"},
+             {"GET", "/api/v1/rules"},
+             {"GET", "/api/v1/alerts"},
+             {"GET", "/api/v1/alertmanagers"},
+             {"GET", "/api/v1/status/tsdb"},
+             {"POST,PUT", "/api/v1/admin/tsdb/*"}};
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+        if (http_route(h, q[i].methods, q[i].path, HTTP_ROUTE_INLINE, agent_unavailable, NULL, q[i].path) !=
+            0)
+            return KILN_ENOMEM;
+    if (http_route(h, "GET,POST", "/federate", HTTP_ROUTE_INLINE, agent_no_reads, NULL, "/federate") != 0 ||
+        http_route(h, "POST", "/api/v1/read", HTTP_ROUTE_INLINE, agent_no_reads, NULL, "/api/v1/read") != 0)
+        return KILN_ENOMEM;
+    return 0;
+}
+
 /* ---- the daemon --------------------------------------------------------- */
 
 typedef struct kiln {
@@ -398,6 +503,7 @@ typedef struct kiln {
     uv_work_t housekeeping_work;
     int housekeeping_running, housekeeping_timer_on;
     unsigned housekeeping_ticks;
+    int64_t agent_truncate_at; /* agent mode: when the WAL is truncated next */
     kiln_err startup_err;
     int startup_failed;
     int64_t start_ms;
@@ -416,7 +522,12 @@ KILN_MUST_CHECK static int load_config(const char *path, config **out, int *from
         return config_load_string("<embedded default>", y, strlen(y), out, err);
     }
     *from_file = 1;
-    return config_load_file(path, out, err);
+    int rc = config_load_file(path, out, err);
+    if (rc == 0 && is_agent() && (rc = agent_config_check(*out, err)) != 0) {
+        config_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 static int kiln_reload(void *p, kiln_err *err) {
@@ -669,8 +780,19 @@ static int scrape_metadata_hook(void *d, const char *name, long limit, long lpm,
 static void housekeeping_run(uv_work_t *w) {
     kiln *k = w->data;
     kiln_err err = {0};
-    if (k->housekeeping_ticks++ % 5 == 0 && storage_compact(k->st, &err) != 0)
-        LOG_WARN("Compaction pass stopped; the next one tries again", "err=%s", err.msg);
+    if (k->housekeeping_ticks++ % 5 != 0) {
+    } else if (!is_agent()) {
+        if (storage_compact(k->st, &err) != 0)
+            LOG_WARN("Compaction pass stopped; the next one tries again", "err=%s", err.msg);
+    } else if (time_now_ms() >= k->agent_truncate_at) { /* the agent writes no blocks: it truncates */
+        int64_t now = time_now_ms();
+        k->agent_truncate_at = now + flag_ms(F_AGENT_TRUNCATE);
+        remote *snd = atomic_load(&k->sender);
+        int64_t keep = remote_wal_keep_from(snd ? remote_lowest_sent_ms(snd) : INT64_MAX, now,
+                                            flag_ms(F_AGENT_MIN_TIME), flag_ms(F_AGENT_MAX_TIME));
+        if (storage_truncate(k->st, keep, &err) != 0)
+            LOG_WARN("Truncating the agent's WAL failed; the next time tries again", "err=%s", err.msg);
+    }
     malloc_trim(0);
 }
 
@@ -750,7 +872,7 @@ static void start_rules(kiln *k) {
 /* Starts the remote-write sender with the current configuration (loop
  * thread, once the storage is open: it follows the WAL the storage writes). */
 static void start_remote_write(kiln *k) {
-    remote_options o = {.data_dir = flags[F_TSDB_PATH].value, .relabel = relabel_process};
+    remote_options o = {.data_dir = data_path(), .relabel = relabel_process};
     remote *snd = NULL;
     kiln_err err = {0};
     if (remote_new(&o, &snd, &err) != 0) {
@@ -768,7 +890,7 @@ static void start_remote_write(kiln *k) {
 static void startup_work(uv_work_t *w) {
     kiln *k = w->data;
     storage_opts o = storage_opts_default();
-    o.dir = flags[F_TSDB_PATH].value;
+    o.dir = data_path();
     const char *wc = flags[F_WAL_COMPRESSION].value;
     o.wal_compression = strcmp(wc, "zstd") == 0   ? STORAGE_WAL_ZSTD
                         : strcmp(wc, "none") == 0 ? STORAGE_WAL_NONE
@@ -830,8 +952,10 @@ static void startup_done(uv_work_t *w, int status) {
     if (atomic_load(&k->stopping))
         return;
     start_scraping(k);
-    start_rules(k);
+    if (!is_agent()) /* the agent evaluates no rules */
+        start_rules(k);
     start_remote_write(k);
+    k->agent_truncate_at = time_now_ms() + flag_ms(F_AGENT_TRUNCATE);
     uv_timer_init(&k->loop, &k->housekeeping_timer);
     k->housekeeping_timer.data = k;
     k->housekeeping_timer_on = 1;
@@ -994,6 +1118,10 @@ int main(int argc, char **argv) {
             fprintf(stderr, "kiln: error: %s\n", err.msg);
         return fr < 0 ? 2 : 0;
     }
+    if (agent_flags_check(&err) != 0) {
+        fprintf(stderr, "kiln: error: %s\n", err.msg);
+        return 3;
+    }
     log_setup(log_level_parse(flags[F_LOG_LEVEL].value), log_format_parse(flags[F_LOG_FORMAT].value));
     signal(SIGPIPE, SIG_IGN);
     if (!getenv("UV_THREADPOOL_SIZE")) {
@@ -1015,7 +1143,8 @@ int main(int argc, char **argv) {
         k.flag_names[i] = flags[i].name;
         k.flag_values[i] = flags[i].value;
     }
-    LOG_INFO("Starting kiln", "version=%s revision=%s", KILN_VERSION, KILN_REVISION);
+    LOG_INFO(is_agent() ? "Starting kiln agent" : "Starting kiln", "mode=%s version=%s revision=%s",
+             is_agent() ? "agent" : "server", KILN_VERSION, KILN_REVISION);
     if (register_metrics(&k) != 0) {
         LOG_ERROR("out of memory", NULL);
         goto out;
@@ -1048,7 +1177,7 @@ int main(int argc, char **argv) {
         goto out;
     }
 
-    if (lock_data_dir(&k, flags[F_TSDB_PATH].value, &err) != 0) {
+    if (lock_data_dir(&k, data_path(), &err) != 0) {
         LOG_ERROR("Opening storage failed", "err=%s", err.msg);
         goto out;
     }
@@ -1094,7 +1223,7 @@ int main(int argc, char **argv) {
     qo.read_sample_limit = (size_t)flag_int(F_READ_SAMPLE_LIMIT);
     qo.read_concurrency = (int)flag_int(F_READ_CONCURRENCY);
     qo.read_max_frame_bytes = (size_t)flag_int(F_READ_FRAME_BYTES);
-    if (api_register_base(k.http, &k.app) != 0 ||
+    if ((is_agent() && agent_routes(k.http) != 0) || api_register_base(k.http, &k.app) != 0 ||
         http_route(k.http, "POST", "/api/v1/write", HTTP_ROUTE_WORKER, handle_write, &k, "/api/v1/write") !=
             0 ||
         http_route(k.http, "POST", "/api/v1/otlp/v1/metrics", HTTP_ROUTE_WORKER, handle_otlp, &k,

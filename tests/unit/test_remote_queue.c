@@ -58,12 +58,27 @@ START_TEST(test_shards_desired) {
 }
 END_TEST
 
+/* Agent mode's truncation point: sent less min_age, clamped to
+ * [now - max_age, now - min_age]. */
+START_TEST(test_wal_keep_from) {
+    const int64_t now = 1700000000000, min = 300000, max = 14400000;
+    ck_assert_int_eq(remote_wal_keep_from(now - 60000, now, min, max),
+                     now - 60000 - min);                                 /* sent a minute ago */
+    ck_assert_int_eq(remote_wal_keep_from(0, now, min, max), now - max); /* nothing sent: by age */
+    ck_assert_int_eq(remote_wal_keep_from(now - 2 * max, now, min, max), now - max); /* a long outage */
+    ck_assert_int_eq(remote_wal_keep_from(INT64_MAX, now, min, max), now - min);     /* no queue */
+    ck_assert_int_eq(remote_wal_keep_from(now + 1000, now, min, max),
+                     now - min); /* sent ahead of the clock */
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("remote_queue");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_batch_due);
     tcase_add_test(tc, test_backoff);
     tcase_add_test(tc, test_shards_desired);
+    tcase_add_test(tc, test_wal_keep_from);
     suite_add_tcase(s, tc);
     return s;
 }
