@@ -247,6 +247,14 @@ typedef enum promql_node_kind {
     PROMQL_PAREN,
 } promql_node_kind;
 
+/* The anchored / smoothed modifiers of a selector
+ * (promql-extended-range-selectors). */
+typedef enum promql_range_mode {
+    PROMQL_RANGE_PLAIN = 0,
+    PROMQL_RANGE_ANCHORED,
+    PROMQL_RANGE_SMOOTHED,
+} promql_range_mode;
+
 /* The @ modifier. */
 typedef enum promql_at_kind {
     PROMQL_AT_NONE = 0,
@@ -273,6 +281,7 @@ typedef struct promql_vector_selector {
     promql_at_kind at;
     int64_t at_ms;            /* when at == PROMQL_AT_TIMESTAMP */
     promql_expr *offset_expr; /* a duration expression offset_ms comes from, or NULL (see below) */
+    promql_range_mode mode;   /* anchored / smoothed, on x or x[5m] */
 } promql_vector_selector;
 
 /* x[5m]: `vs` is a PROMQL_VECTOR_SELECTOR node holding offset and @. */

@@ -21,6 +21,7 @@ typedef struct checker {
     size_t err_pos;
     char *err;
     size_t errlen;
+    const promql_expr *ext_ok; /* the range selector a function may read anchored/smoothed */
 } checker;
 
 static void perr(checker *p, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -126,6 +127,25 @@ static void check_binary(checker *p, promql_expr *e, int depth) {
              promql_binop_str(b->op));
 }
 
+/* Whether function id reads `arg` when it is an anchored / smoothed range
+ * selector (feature_flags.md: anchored with resets, changes, rate, increase
+ * and delta; smoothed with rate, increase and delta). */
+static int ext_range_fn(promql_func_id id, const promql_expr *arg) {
+    if (arg->kind != PROMQL_MATRIX_SELECTOR)
+        return 0;
+    switch (id) {
+    case PROMQL_FN_RATE:
+    case PROMQL_FN_INCREASE:
+    case PROMQL_FN_DELTA:
+        return 1;
+    case PROMQL_FN_RESETS:
+    case PROMQL_FN_CHANGES:
+        return arg->u.ms.vs->u.vs.mode == PROMQL_RANGE_ANCHORED;
+    default:
+        return 0;
+    }
+}
+
 static void check_call(checker *p, promql_expr *e, int depth) {
     const promql_func *f = e->u.call.func;
     size_t n = e->u.call.nargs;
@@ -149,7 +169,9 @@ static void check_call(checker *p, promql_expr *e, int depth) {
                 break;
             k = (size_t)f->nargs - 1;
         }
+        p->ext_ok = ext_range_fn(f->id, e->u.call.args[i]) ? e->u.call.args[i] : NULL;
         expect_type(p, e->u.call.args[i], f->arg_types[k], ctx, depth);
+        p->ext_ok = NULL;
     }
 }
 
@@ -205,9 +227,16 @@ static promql_type check(checker *p, promql_expr *e, int depth) {
                  promql_type_go_name(t));
         break;
     }
-    case PROMQL_MATRIX_SELECTOR:
+    case PROMQL_MATRIX_SELECTOR: {
+        promql_range_mode mode = e->u.ms.vs->u.vs.mode;
+        if (mode == PROMQL_RANGE_ANCHORED && p->ext_ok != e)
+            perr(p, e->start,
+                 "anchored modifier can only be used with: changes, delta, increase, rate, resets");
+        else if (mode == PROMQL_RANGE_SMOOTHED && p->ext_ok != e)
+            perr(p, e->start, "smoothed modifier can only be used with: delta, increase, rate");
         check(p, e->u.ms.vs, depth + 1);
         break;
+    }
     case PROMQL_VECTOR_SELECTOR:
         check_selector(p, e);
         break;
@@ -219,7 +248,7 @@ static promql_type check(checker *p, promql_expr *e, int depth) {
 }
 
 int promql_check(promql_expr *root, const char *in, size_t len, size_t *err_pos, char *err, size_t errlen) {
-    checker c = {in, len, 0, 0, err, errlen};
+    checker c = {in, len, 0, 0, err, errlen, NULL};
     check(&c, root, 0);
     if (c.failed)
         *err_pos = c.err_pos;

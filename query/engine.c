@@ -423,7 +423,7 @@ int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m) {
 
 /* ---- selectors ---- */
 
-static int64_t at_time(const pq_ctx *c, promql_at_kind k, int64_t at_ms) {
+int64_t pq_at_time(const pq_ctx *c, promql_at_kind k, int64_t at_ms) {
     switch (k) {
     case PROMQL_AT_TIMESTAMP:
         return at_ms;
@@ -436,8 +436,7 @@ static int64_t at_time(const pq_ctx *c, promql_at_kind k, int64_t at_ms) {
     }
 }
 
-KILN_MUST_CHECK static int do_select(pq_ctx *c, const promql_vector_selector *vs, int64_t mint, int64_t maxt,
-                                     series_set **out) {
+int pq_select(pq_ctx *c, const promql_vector_selector *vs, int64_t mint, int64_t maxt, series_set **out) {
     if (c->nsets == c->capsets &&
         array_grow((void **)&c->sets, &c->capsets, c->nsets + 1, sizeof *c->sets) < 0)
         return pq_fail(c, KILN_ENOMEM, "out of memory");
@@ -476,11 +475,11 @@ KILN_MUST_CHECK static int eval_vector_selector(pq_ctx *c, const promql_expr *e,
                                                 pq_value *out) {
     const promql_vector_selector *vs = &e->u.vs;
     int has_at = vs->at != PROMQL_AT_NONE;
-    int64_t at = has_at ? at_time(c, vs->at, vs->at_ms) : 0;
+    int64_t at = has_at ? pq_at_time(c, vs->at, vs->at_ms) : 0;
     int64_t tmin = (has_at ? at : c->start) - vs->offset_ms;
     int64_t tmax = (has_at ? at : c->end) - vs->offset_ms;
     series_set *set;
-    if (do_select(c, vs, tmin - c->lookback + 1, tmax, &set) < 0)
+    if (pq_select(c, vs, tmin - c->lookback + 1, tmax, &set) < 0)
         return c->code;
     out->type = PROMQL_TYPE_VECTOR;
     if (!set->n)
@@ -539,12 +538,12 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out) {
         out->range_ms = e->u.ms.range_ms;
         out->offset_ms = vs->offset_ms;
         out->at = vs->at != PROMQL_AT_NONE;
-        out->at_ms = out->at ? at_time(c, vs->at, vs->at_ms) : 0;
+        out->at_ms = out->at ? pq_at_time(c, vs->at, vs->at_ms) : 0;
         out->sel = vse;
         int64_t tmin = (out->at ? out->at_ms : c->start) - vs->offset_ms;
         int64_t tmax = (out->at ? out->at_ms : c->end) - vs->offset_ms;
         series_set *set;
-        if (do_select(c, vs, tmin - out->range_ms + 1, tmax, &set) < 0)
+        if (pq_select(c, vs, tmin - out->range_ms + 1, tmax, &set) < 0)
             return c->code;
         for (size_t i = 0; i < set->n; i++) {
             series *s = &set->v[i];
@@ -569,7 +568,7 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out) {
     out->range_ms = sq->range_ms;
     out->offset_ms = sq->offset_ms;
     out->at = sq->at != PROMQL_AT_NONE;
-    out->at_ms = out->at ? at_time(c, sq->at, sq->at_ms) : 0;
+    out->at_ms = out->at ? pq_at_time(c, sq->at, sq->at_ms) : 0;
     int64_t tmin = (out->at ? out->at_ms : c->start) - sq->offset_ms;
     int64_t tmax = (out->at ? out->at_ms : c->end) - sq->offset_ms;
     int64_t step = sq->step_ms > 0 ? sq->step_ms : c->default_step;
@@ -1109,6 +1108,8 @@ static int eval_node(pq_ctx *c, const promql_expr *e, pq_value *out) {
     case PROMQL_UNARY:
         return eval_unary(c, e, out);
     case PROMQL_VECTOR_SELECTOR:
+        if (e->u.vs.mode == PROMQL_RANGE_SMOOTHED)
+            return pq_eval_smoothed_selector(c, e, out);
         return eval_vector_selector(c, e, 0, out);
     case PROMQL_CALL:
         if (e->u.call.func->id == PROMQL_FN_TIMESTAMP) {

@@ -163,6 +163,20 @@ KILN_MUST_CHECK int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m);
  * signature, the hash of those labels. */
 int pq_matches_on(const char *name, const promql_vector_matching *m);
 uint64_t pq_match_sig(const pq_series *s, const promql_vector_matching *m);
+/* Selecting (engine.c): the time of an @ modifier; the series of vs with
+ * samples in [mint, maxt] (stale markers included), kept until the end of
+ * the query and counted against the sample limit. */
+int64_t pq_at_time(const pq_ctx *c, promql_at_kind k, int64_t at_ms);
+KILN_MUST_CHECK int pq_select(pq_ctx *c, const promql_vector_selector *vs, int64_t mint, int64_t maxt,
+                              series_set **out);
+
+/* extrange.c: anchored and smoothed selectors.  Whether the call reads an
+ * anchored/smoothed range selector; its evaluation; an instant selector
+ * with smoothed. */
+int pq_is_extended_range_call(const promql_expr *e);
+KILN_MUST_CHECK int pq_eval_extended_range(pq_ctx *c, const promql_expr *e, pq_value *out);
+KILN_MUST_CHECK int pq_eval_smoothed_selector(pq_ctx *c, const promql_expr *e, pq_value *out);
+
 /* fill.c: adds the series the fill modifiers of b fill in to l and r. */
 KILN_MUST_CHECK int pq_binop_fill(pq_ctx *c, const promql_binary *b, pq_value *l, pq_value *r);
 

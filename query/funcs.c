@@ -665,6 +665,8 @@ KILN_MUST_CHECK static int eval_scalar_fn(pq_ctx *c, const promql_expr *e, pq_va
 int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
     const promql_call *call = &e->u.call;
     promql_func_id id = call->func->id;
+    if (pq_is_extended_range_call(e))
+        return pq_eval_extended_range(c, e, out);
     switch (id) {
     case PROMQL_FN_RATE:
     case PROMQL_FN_INCREASE:

@@ -1130,8 +1130,41 @@ static int parse_at(parser *p, promql_expr *e) {
     return 0;
 }
 
+/* Whether the lookahead is the word `w`. */
+static int word_ahead(parser *p, const char *w) {
+    promql_token *t = peek(p);
+    return t->type == PT_IDENT && t->len == strlen(w) && !strncmp(p->lx.in + t->pos, w, t->len);
+}
+
+/* anchored or smoothed after a selector (promql-extended-range-selectors). */
+static int parse_range_mode(parser *p, promql_expr *e) {
+    promql_token t = next(p);
+    int anchored = t.len == 8 && !strncmp(p->lx.in + t.pos, "anchored", 8);
+    const char *what = anchored ? "the anchored modifier" : "the smoothed modifier";
+    if (need_feature(p, t.pos, FEATURE_PROMQL_EXTENDED_RANGE_SELECTORS, what) < 0)
+        return -1;
+    promql_expr *vs = e->kind == PROMQL_MATRIX_SELECTOR ? e->u.ms.vs : e;
+    if (vs->kind != PROMQL_VECTOR_SELECTOR) {
+        perr(p, t.pos, "%s can only follow an instant or range vector selector, not a %s", what + 4,
+             e->kind == PROMQL_SUBQUERY ? "subquery" : "expression");
+        return -1;
+    }
+    if (vs->u.vs.mode != PROMQL_RANGE_PLAIN) {
+        perr(p, t.pos, "anchored or smoothed may be set once only");
+        return -1;
+    }
+    vs->u.vs.mode = anchored ? PROMQL_RANGE_ANCHORED : PROMQL_RANGE_SMOOTHED;
+    e->end = p->last_closing = t.pos + t.len;
+    return 0;
+}
+
 static promql_expr *parse_postfix(parser *p, promql_expr *e) {
     for (;;) {
+        if (word_ahead(p, "anchored") || word_ahead(p, "smoothed")) {
+            if (parse_range_mode(p, e) < 0)
+                return NULL;
+            continue;
+        }
         switch (peek(p)->type) {
         case PT_LBRACKET:
             if (deeper(p) < 0)

@@ -200,6 +200,13 @@ KILN_MUST_CHECK static int put_at_offset(buf *out, promql_at_kind at, int64_t at
     return 0;
 }
 
+static void put_range_mode(buf *out, promql_range_mode m) {
+    if (m == PROMQL_RANGE_ANCHORED)
+        buf_puts(out, " anchored");
+    else if (m == PROMQL_RANGE_SMOOTHED)
+        buf_puts(out, " smoothed");
+}
+
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -360,6 +367,7 @@ KILN_MUST_CHECK static int put_expr(buf *out, const promql_expr *e) {
         rc = put_selector(out, &e->u.vs);
         if (rc == 0)
             rc = put_at_offset(out, e->u.vs.at, e->u.vs.at_ms, e->u.vs.offset_ms, e->u.vs.offset_expr);
+        put_range_mode(out, e->u.vs.mode);
         break;
     case PROMQL_MATRIX_SELECTOR: {
         const promql_vector_selector *vs = &e->u.ms.vs->u.vs;
@@ -370,6 +378,7 @@ KILN_MUST_CHECK static int put_expr(buf *out, const promql_expr *e) {
         buf_putc(out, ']');
         if (rc == 0)
             rc = put_at_offset(out, vs->at, vs->at_ms, vs->offset_ms, vs->offset_expr);
+        put_range_mode(out, vs->mode);
         break;
     }
     case PROMQL_SUBQUERY:

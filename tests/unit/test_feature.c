@@ -75,6 +75,10 @@ START_TEST(test_gated_syntax) {
          "1:20: parse error: the fill modifier is experimental and must be enabled with "
          "--enable-feature=promql-binop-fill-modifiers"},
         {"a + on(x) group_left fill_right(1) b", FEATURE_PROMQL_BINOP_FILL_MODIFIERS, NULL},
+        {"rate(x[5m] anchored)", FEATURE_PROMQL_EXTENDED_RANGE_SELECTORS,
+         "1:12: parse error: the anchored modifier is experimental and must be enabled with "
+         "--enable-feature=promql-extended-range-selectors"},
+        {"x smoothed", FEATURE_PROMQL_EXTENDED_RANGE_SELECTORS, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         promql_ast *a = NULL;
