@@ -169,6 +169,17 @@ static void check_call(checker *p, promql_expr *e, int depth) {
                 break;
             k = (size_t)f->nargs - 1;
         }
+        if (f->id == PROMQL_FN_INFO && i == 1) {
+            /* not a real instant vector: label matchers in braces only */
+            const promql_expr *a = e->u.call.args[i];
+            if (a->kind != PROMQL_VECTOR_SELECTOR || a->u.vs.name != NULL || a->u.vs.offset_ms != 0 ||
+                a->u.vs.offset_expr != NULL || a->u.vs.at != PROMQL_AT_NONE ||
+                a->u.vs.mode != PROMQL_RANGE_PLAIN)
+                perr(p, a->start, "expected label selectors only, got %s instead",
+                     a->kind == PROMQL_VECTOR_SELECTOR ? "vector selector"
+                                                       : promql_type_name(promql_expr_type(a)));
+            continue;
+        }
         p->ext_ok = ext_range_fn(f->id, e->u.call.args[i]) ? e->u.call.args[i] : NULL;
         expect_type(p, e->u.call.args[i], f->arg_types[k], ctx, depth);
         p->ext_ok = NULL;

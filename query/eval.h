@@ -177,6 +177,9 @@ int pq_is_extended_range_call(const promql_expr *e);
 KILN_MUST_CHECK int pq_eval_extended_range(pq_ctx *c, const promql_expr *e, pq_value *out);
 KILN_MUST_CHECK int pq_eval_smoothed_selector(pq_ctx *c, const promql_expr *e, pq_value *out);
 
+/* info.c: info(v, [data-label-selector]). */
+KILN_MUST_CHECK int pq_eval_info(pq_ctx *c, const promql_expr *e, pq_value *out);
+
 /* fill.c: adds the series the fill modifiers of b fill in to l and r. */
 KILN_MUST_CHECK int pq_binop_fill(pq_ctx *c, const promql_binary *b, pq_value *l, pq_value *r);
 

@@ -744,6 +744,12 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
     case PROMQL_FN_HISTOGRAM_QUANTILES:
     case PROMQL_FN_HISTOGRAM_FRACTION:
         return pq_eval_histogram(c, e, out);
+    case PROMQL_FN_INFO:
+        return pq_eval_info(c, e, out);
+    case PROMQL_FN_START_TIMESTAMP:
+        /* empty without use-start-timestamps (functions.md), which kiln lacks */
+        out->type = PROMQL_TYPE_VECTOR;
+        return 0;
     case PROMQL_FN_ABSENT:
         return eval_absent(c, e, out);
     case PROMQL_FN_SCALAR:
