@@ -24,6 +24,7 @@ typedef struct group {
     label *ls; /* output labels (not for topk & co) */
     size_t nls;
     uint64_t hash;
+    int drop_name; /* a member's __name__ is still to go (delayed removal): the group's goes too */
     /* per-step state (the selecting operators; see cell for the folding ones) */
     int seen;
     size_t *heap; /* indexes into the step's elements */
@@ -47,7 +48,7 @@ KILN_MUST_CHECK static int group_labels(pq_ctx *c, const promql_aggregate *a, co
         if (a->without)
             keep = !is_name && !pq_in_list(nm, a->grouping, a->ngrouping);
         else
-            keep = pq_in_list(nm, a->grouping, a->ngrouping) && !(is_name && s->drop_name);
+            keep = pq_in_list(nm, a->grouping, a->ngrouping);
         if (keep && lb_set(b, nm, s->ls[i].value) < 0)
             return pq_fail(c, KILN_ENOMEM, "out of memory");
     }
@@ -392,6 +393,7 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
             slots[s] = ++ng;
         }
         gid[i] = slots[s] - 1;
+        g[gid[i]].drop_name |= in.m.v[i].drop_name;
     }
     /* members per group, for heaps and value lists; a group has a point
      * where a member has one, so at most the steps or its members' points,
@@ -590,7 +592,7 @@ emit:
     for (size_t j = 0; j < ng; j++) {
         if (!g[j].npts)
             continue;
-        if ((rc = pq_matrix_push_pts(c, &out->m, g[j].ls, g[j].nls, 0, g[j].pts, g[j].npts)) < 0)
+        if ((rc = pq_matrix_push_pts(c, &out->m, g[j].ls, g[j].nls, g[j].drop_name, g[j].pts, g[j].npts)) < 0)
             goto done;
     }
     rc = 0;

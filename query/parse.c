@@ -945,8 +945,10 @@ static int resolve_static(parser *p, promql_expr *d, int positive, int64_t *ms) 
 static promql_expr *parse_brackets(parser *p, promql_expr *e) {
     promql_token lb = next(p);
     promql_token t = *peek(p);
-    /* a sign first stays Prometheus' error: a range is never negative */
-    if (t.type != PT_DURATION && t.type != PT_NUMBER && t.type != PT_LPAREN && t.type != PT_IDENT) {
+    /* a sign first starts a duration expression ([-5m+35m]); without them
+     * it is Prometheus' error */
+    int sign = (t.type == PT_ADD || t.type == PT_SUB) && (p->features & FEATURE_PROMQL_DURATION_EXPR);
+    if (t.type != PT_DURATION && t.type != PT_NUMBER && t.type != PT_LPAREN && t.type != PT_IDENT && !sign) {
         if (t.type != PT_ERROR)
             perr(p, t.pos, "missing unit character in duration");
         return NULL;

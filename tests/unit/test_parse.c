@@ -699,7 +699,7 @@ static const struct {
     {"x[5m:", "1:6: parse error: unclosed left bracket"},
     {"x[5m:1m", "1:8: parse error: unclosed left bracket"},
     {"x[:1m]", "1:3: parse error: missing unit character in duration"},
-    {"x[-5m]", "1:3: parse error: missing unit character in duration"},
+    {"x[-5m]", "1:3: parse error: duration must be greater than 0"},
     {"x[5m:-1m]", "1:6: parse error: unexpected <op:-> in subquery selector, expected duration or \"]\""},
     {"x[1.5m]", "1:3: parse error: not a valid duration string: \"1.5m\""},
     {"x[5M]", "1:3: parse error: bad duration syntax: \"5\""},
