@@ -42,7 +42,7 @@ CPPFLAGS_ALL := -D_GNU_SOURCE -I. -Ibuild/gen -DKILN_VERSION='"$(VERSION)"' \
 	-DKILN_REVISION='"$(REVISION)"' -DKILN_BRANCH='"$(BRANCH)"'
 CFLAGS_ALL := -std=c11 $(WARN) -g -MMD -MP -pthread
 LIBS := -Wl,--as-needed -luv -lhttp_parser -lcurl -lprotobuf-c -lsnappy -lzstd -lz -lyaml -lpcre2-8 \
-	-lxxhash -lssl -lcrypto -lcrypt -lm -lpthread
+	-lxxhash -lcares -lssl -lcrypto -lcrypt -lm -lpthread
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -pthread)
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

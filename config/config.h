@@ -126,6 +126,57 @@ typedef struct config_file_sd {
     int64_t refresh_interval_ms; /* default 5m */
 } config_file_sd;
 
+/* The service discoveries kiln runs (scrape/sd_*.c), in scrape_configs;
+ * their keys are Prometheus'.  Each has its own HTTP client settings. */
+typedef struct config_http_sd {
+    char *url;                   /* required, http or https */
+    int64_t refresh_interval_ms; /* default 60s */
+    config_http http;
+} config_http_sd;
+
+typedef struct config_dns_sd {
+    char **names; /* at least one */
+    size_t nnames;
+    char *type;                  /* SRV (default), A, AAAA, MX or NS */
+    uint64_t port;               /* required unless SRV */
+    int64_t refresh_interval_ms; /* default 30s */
+} config_dns_sd;
+
+typedef struct config_consul_sd {
+    char *server;                                                       /* default "localhost:8500" */
+    char *path_prefix;                                                  /* NULL when not set */
+    char *token;                                                        /* NULL when not set (a secret) */
+    char *datacenter, *namespace_, *partition, *filter, *health_filter; /* NULL when not set */
+    char *scheme;                                                       /* default "http" */
+    char **services;
+    size_t nservices;
+    char **tags;
+    size_t ntags;
+    config_label *node_meta;
+    size_t nnode_meta;
+    char *tag_separator;         /* default "," */
+    int allow_stale;             /* default 1 */
+    int64_t refresh_interval_ms; /* default 30s */
+    config_http http;
+} config_consul_sd;
+
+typedef struct config_kube_selector {
+    char *role, *label, *field; /* label and field NULL when not set */
+} config_kube_selector;
+
+typedef struct config_kubernetes_sd {
+    char *api_server; /* NULL: in the cluster (the service account's files) */
+    char *role;       /* node, pod, service, endpoints, endpointslice or ingress */
+    char *kubeconfig_file;
+    int own_namespace;
+    char **namespaces; /* none: all */
+    size_t nnamespaces;
+    config_kube_selector *selectors;
+    size_t nselectors;
+    int attach_node, attach_namespace, attach_deployment, attach_job, attach_cronjob;
+    config_http http;
+} config_kubernetes_sd;
+
 /* One URL parameter with its values (`params: {module: [a, b]}`). */
 typedef struct config_param {
     char *name;
@@ -171,6 +222,14 @@ typedef struct scrape_config {
     CONFIG_TARGETS;
     config_relabel *metric_relabel_configs;
     size_t nmetric_relabel_configs;
+    config_http_sd *http_sd_configs;
+    size_t nhttp_sd_configs;
+    config_dns_sd *dns_sd_configs;
+    size_t ndns_sd_configs;
+    config_consul_sd *consul_sd_configs;
+    size_t nconsul_sd_configs;
+    config_kubernetes_sd *kubernetes_sd_configs;
+    size_t nkubernetes_sd_configs;
 } scrape_config;
 
 typedef struct config_global {
@@ -354,6 +413,11 @@ KILN_MUST_CHECK int config_to_yaml(const config *c, buf *out);
  * of jobs whose configs are equal.
  */
 int config_scrape_equal(const scrape_config *a, const scrape_config *b);
+
+/* 1 when the two scrape configs have the same service discoveries (the
+ * *_sd_configs lists other than file_sd_configs): a reload keeps them
+ * running. */
+int config_sd_equal(const scrape_config *a, const scrape_config *b);
 
 /* The same for two remote_write entries: a reload keeps the queues of
  * unchanged ones running. */

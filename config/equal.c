@@ -113,3 +113,18 @@ int config_remote_write_equal(const config_remote_write *a, const config_remote_
         return 0;
     return section_eq(&schema_remote_write, a, b);
 }
+
+int config_sd_equal(const scrape_config *a, const scrape_config *b) {
+    if (a == b)
+        return 1;
+    if (!a || !b)
+        return 0;
+    for (size_t i = 0; i < schema_scrape.nkeys; i++) {
+        const schema_key *k = &schema_scrape.keys[i];
+        size_t n = k->name ? strlen(k->name) : 0;
+        if (n > 11 && strcmp(k->name + n - 11, "_sd_configs") == 0 &&
+            strcmp(k->name, "file_sd_configs") != 0 && !key_eq(k, a, b))
+            return 0;
+    }
+    return 1;
+}

@@ -42,7 +42,7 @@ static const char *const known_protocols[] = {"PrometheusProto", "OpenMetricsTex
 
 /* A plausible http(s) URL: scheme, a non-empty host, an optional numeric
  * port, no whitespace or control characters. */
-static int url_valid(const char *s, int allow_socks) {
+int schema_url_valid(const char *s, int allow_socks) {
     const char *p = NULL;
     if (strncasecmp(s, "http://", 7) == 0)
         p = s + 7;
@@ -219,14 +219,14 @@ _Static_assert(sizeof(http_tmp) <= SCHEMA_MAX_TMP, "http_tmp must fit a section'
 static int check_proxy_url(dec *d, const ynode *v, void *field, size_t n) {
     const char *url = *(char **)field;
     (void)n;
-    if (url && !url_valid(url, 1))
+    if (url && !schema_url_valid(url, 1))
         return decode_fail(d, v, "invalid proxy_url \"%.100s\"", url);
     return 0;
 }
 
 /* Prometheus' HTTPClientConfig.Validate, then bearer_token -> authorization.
  * s: where the http keys were found (the parent's inline keys). */
-static int http_finish(dec *d, config_http *h, const schema_seen *s) {
+int schema_http_finish(dec *d, config_http *h, const schema_seen *s) {
     const http_tmp *t = s->tmp;
     const ynode *bearer_pos = decode_later_key(s, "bearer_token", "bearer_token_file");
     int bt = t->bearer_token && *t->bearer_token, btf = t->bearer_token_file && *t->bearer_token_file;
@@ -271,7 +271,7 @@ static const schema_key http_keys[] = {
 
 /* Its keys sit in the parent's map (SCHEMA_INLINE); the parent's finish
  * hook calls http_finish. */
-static const schema_section http_sec = SECTION("http client", http_keys, .tmp_size = sizeof(http_tmp));
+const schema_section schema_http = SECTION("http client", http_keys, .tmp_size = sizeof(http_tmp));
 
 /* ---- targets: static_configs, file_sd_configs ------------------------------------------- */
 
@@ -590,7 +590,8 @@ static int scrape_finish(dec *d, void *obj, const schema_seen *seen) {
     int rc;
     if (!s->job_name || !*s->job_name)
         return decode_fail(d, seen->map, "job_name is empty");
-    if ((rc = http_finish(d, &s->http, seen->inl)) != 0 || (rc = scheme_valid(d, s->scheme, seen)) != 0)
+    if ((rc = schema_http_finish(d, &s->http, seen->inl)) != 0 ||
+        (rc = scheme_valid(d, s->scheme, seen)) != 0)
         return rc;
     if (s->scrape_interval_ms == 0)
         s->scrape_interval_ms = g->scrape_interval_ms;
@@ -638,12 +639,18 @@ static const schema_key scrape_keys[] = {
      .flags = SCHEMA_OMIT_ZERO},
     {"label_value_length_limit", SCHEMA_UINT, FIELD(scrape_config, label_value_length_limit),
      .flags = SCHEMA_OMIT_ZERO},
-    {NULL, SCHEMA_INLINE, FIELD(scrape_config, http), .sub = &http_sec},
+    {NULL, SCHEMA_INLINE, FIELD(scrape_config, http), .sub = &schema_http},
     {"relabel_configs", SCHEMA_LIST, ARRAY(scrape_config, relabel_configs), .sub = &relabel_sec},
     {"metric_relabel_configs", SCHEMA_LIST, ARRAY(scrape_config, metric_relabel_configs),
      .sub = &relabel_sec},
     {"file_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, file_sd_configs), .sub = &file_sd_sec},
     {"static_configs", SCHEMA_LIST, ARRAY(scrape_config, static_configs), .sub = &schema_static},
+    {"http_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, http_sd_configs), .sub = &schema_http_sd},
+    {"dns_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, dns_sd_configs), .sub = &schema_dns_sd},
+    {"consul_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, consul_sd_configs), .flags = SCHEMA_UNUSED,
+     .sub = &schema_consul_sd},
+    {"kubernetes_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, kubernetes_sd_configs),
+     .flags = SCHEMA_UNUSED, .sub = &schema_kubernetes_sd},
 };
 
 const schema_section schema_scrape =
@@ -665,13 +672,13 @@ static int check_api_version(dec *d, const ynode *v, void *field, size_t n) {
 static int alertmanager_finish(dec *d, void *obj, const schema_seen *s) {
     config_alertmanager *am = obj;
     int rc;
-    if ((rc = http_finish(d, &am->http, s->inl)) != 0)
+    if ((rc = schema_http_finish(d, &am->http, s->inl)) != 0)
         return rc;
     return scheme_valid(d, am->scheme, s);
 }
 
 static const schema_key alertmanager_keys[] = {
-    {NULL, SCHEMA_INLINE, FIELD(config_alertmanager, http), .sub = &http_sec},
+    {NULL, SCHEMA_INLINE, FIELD(config_alertmanager, http), .sub = &schema_http},
     {"scheme", SCHEMA_STRING, FIELD(config_alertmanager, scheme), .def_str = "http"},
     {"path_prefix", SCHEMA_STRING, FIELD(config_alertmanager, path_prefix), .def_str = "/"},
     {"timeout", SCHEMA_DURATION, FIELD(config_alertmanager, timeout_ms), .def = 10000},
@@ -733,10 +740,10 @@ static int check_headers(dec *d, const ynode *v, void *field, size_t n) {
 static int remote_finish(dec *d, const schema_seen *s, const char *url, config_http *h) {
     if (!url || !*url)
         return decode_fail(d, s->map, "url for %s is empty", s->sec->name);
-    if (!url_valid(url, 0))
+    if (!schema_url_valid(url, 0))
         return decode_fail(d, decode_at(s, "url"), "url for %s is not a valid http or https URL: \"%.100s\"",
                            s->sec->name, url);
-    return http_finish(d, h, s->inl);
+    return schema_http_finish(d, h, s->inl);
 }
 
 static int remote_write_finish(dec *d, void *obj, const schema_seen *s) {
@@ -801,7 +808,7 @@ static const schema_key remote_write_keys[] = {
     {"send_native_histograms", SCHEMA_BOOL, FIELD(config_remote_write, send_native_histograms)},
     {"protobuf_message", SCHEMA_STRING, FIELD(config_remote_write, protobuf_message),
      .def_str = "prometheus.WriteRequest", .check = check_protobuf_message},
-    {NULL, SCHEMA_INLINE, FIELD(config_remote_write, http), .sub = &http_sec},
+    {NULL, SCHEMA_INLINE, FIELD(config_remote_write, http), .sub = &schema_http},
     {"queue_config", SCHEMA_MAP, FIELD(config_remote_write, queue), .flags = SCHEMA_ALWAYS,
      .sub = &queue_sec},
     {"metadata_config", SCHEMA_MAP, FIELD(config_remote_write, metadata), .flags = SCHEMA_ALWAYS,
@@ -821,7 +828,7 @@ static const schema_key remote_read_keys[] = {
     {"name", SCHEMA_STRING, FIELD(config_remote_read, name), .flags = SCHEMA_EMPTY_NULL},
     {"required_matchers", SCHEMA_LABELS, ARRAY(config_remote_read, required_matchers), .flags = SCHEMA_NAMES},
     {"filter_external_labels", SCHEMA_BOOL, FIELD(config_remote_read, filter_external_labels), .def = 1},
-    {NULL, SCHEMA_INLINE, FIELD(config_remote_read, http), .sub = &http_sec},
+    {NULL, SCHEMA_INLINE, FIELD(config_remote_read, http), .sub = &schema_http},
 };
 
 static const schema_section remote_read_sec = SECTION(

@@ -144,6 +144,15 @@ extern const schema_section schema_config;       /* the document */
 extern const schema_section schema_scrape;       /* one scrape_config */
 extern const schema_section schema_static;       /* one static_config (target group) */
 extern const schema_section schema_remote_write; /* one remote_write */
+extern const schema_section schema_http;         /* the http client keys (inline) */
+/* The service discoveries of a scrape config (schema_sd.c). */
+extern const schema_section schema_http_sd, schema_dns_sd, schema_consul_sd, schema_kubernetes_sd;
+
+/* Prometheus' HTTPClientConfig.Validate, then bearer_token -> authorization;
+ * s: where the inline http keys were found (the parent's seen->inl). */
+int schema_http_finish(dec *d, config_http *h, const schema_seen *s);
+/* A plausible http(s) URL (socks5 too with allow_socks). */
+int schema_url_valid(const char *s, int allow_socks);
 
 /* Reads the document at path whole (a regular file of at most
  * CONFIG_MAX_BYTES) into a malloc'd, NUL-terminated *data (config.c). */

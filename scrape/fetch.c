@@ -132,12 +132,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *data) {
     return buf_append(&t->body, p, n) == 0 ? n : 0;
 }
 
-/*
- * A secret given inline or in a file (its trailing newlines dropped): 0 with
- * *out a new string to free, or NULL when there is none or the file cannot
- * be read (the request then goes with an empty one); KILN_ENOMEM.
- */
-KILN_MUST_CHECK static int read_secret(const char *inline_value, const char *file, char **out) {
+/* See internal.h; the request then goes with an empty secret. */
+int fetch_read_secret(const char *inline_value, const char *file, char **out) {
     *out = NULL;
     if (inline_value)
         return (*out = strdup(inline_value)) ? 0 : KILN_ENOMEM;
@@ -221,7 +217,7 @@ KILN_MUST_CHECK static int easy_setup(target *t) {
     }
     if (rc == 0 && sc->http.has_authorization) {
         char *cred = NULL;
-        rc = read_secret(sc->http.credentials, sc->http.credentials_file, &cred);
+        rc = fetch_read_secret(sc->http.credentials, sc->http.credentials_file, &cred);
         if (rc == 0) {
             buf_printf(&h, "Authorization: %s %s", sc->http.auth_type ? sc->http.auth_type : "Bearer",
                        cred ? cred : "");
@@ -249,7 +245,7 @@ KILN_MUST_CHECK static int easy_setup(target *t) {
                      sc->http.enable_http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
     if (sc->http.has_basic_auth) {
         char *pw = NULL;
-        if (read_secret(sc->http.password, sc->http.password_file, &pw) != 0)
+        if (fetch_read_secret(sc->http.password, sc->http.password_file, &pw) != 0)
             return KILN_ENOMEM;
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(e, CURLOPT_USERNAME, sc->http.username ? sc->http.username : "");

@@ -11,6 +11,8 @@
  *   append.c        a scrape's samples into storage: the series cache,
  *                   limits, stale markers, the report series
  *   filesd.c        file_sd_configs: reading and polling the target files
+ *   sd.c, sd_*.c    the other service discoveries, on a thread of their own
+ *                   (see sd.h)
  *   targets_json.c  the API's views: /api/v1/targets, .../targets/metadata,
  *                   /api/v1/metadata
  *
@@ -163,6 +165,15 @@ struct pool {
     size_t nsd;
     uint64_t sd_sig;
     int64_t sd_read_ms;
+    /* the other service discoveries (sd.c): the providers, and the groups
+     * the targets were last synced with (references) */
+    struct sd_provider **sdp;
+    size_t nsdp;
+    struct sd_tg **sd_snap;
+    size_t nsd_snap;
+    int64_t sd_since_ms;  /* the providers were made */
+    int64_t sd_synced_ms; /* the groups were taken */
+    metric_child *sd_metric;
 };
 
 struct scrape_manager {
@@ -175,7 +186,8 @@ struct scrape_manager {
     config *pending; /* the config to apply next (mu) */
     config *cfg;     /* the config applied last (retained) */
     pool *pools;
-    struct csock *socks; /* polled sockets */
+    struct sd_runtime *sd; /* the service discoveries' thread (sd.c) */
+    struct csock *socks;   /* polled sockets */
     int stopping, handles, works, multi_closed;
     void (*done)(void *);
     void *done_data;
@@ -203,14 +215,14 @@ target *target_new(scrape_manager *m, pool *p);
 /* Frees a target that never started. */
 void target_discard(target *t);
 /*
- * Fills t from one address of a group, as Prometheus' populateLabels does:
- * 1 (an active target), 0 (dropped by relabeling: *disc, *ndisc hold its
- * discovered labels, in a) or KILN_EINVAL (err says why) / KILN_ENOMEM.
- * file is the file_sd file of the group, or NULL; lb is scratch.
+ * Fills t from the labels of one target of a group, already in lb (the
+ * group's, then the target's own, __address__ among them), as Prometheus'
+ * populateLabels does: 1 (an active target), 0 (dropped by relabeling:
+ * *disc, *ndisc hold its discovered labels, in a) or KILN_EINVAL (err says
+ * why) / KILN_ENOMEM.  lb is used up.
  */
-KILN_MUST_CHECK int target_build(const scrape_config *sc, const config_static *g, const char *file,
-                                 const char *addr, arena *a, labels_builder *lb, label **disc, size_t *ndisc,
-                                 target *t, kiln_err *err);
+KILN_MUST_CHECK int target_build(const scrape_config *sc, arena *a, labels_builder *lb, label **disc,
+                                 size_t *ndisc, target *t, kiln_err *err);
 /* Starts (or restarts) the target's timer: its first scrape is at an offset
  * in the interval given by its hash. */
 void target_start(target *t);
@@ -235,6 +247,10 @@ void fetch_target_free(target *t);
 void fetch_close(scrape_manager *m);
 /* Frees what fetch_init made that fetch_close did not. */
 void fetch_free(scrape_manager *m);
+/* A secret given inline or in a file (its trailing newlines dropped): 0 with
+ * *out a new string to free, or NULL when there is none or the file cannot
+ * be read; KILN_ENOMEM.  Any thread. */
+KILN_MUST_CHECK int fetch_read_secret(const char *inline_value, const char *file, char **out);
 
 /* ---- append.c (worker thread) ---------------------------------------------- */
 

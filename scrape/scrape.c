@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "scrape/internal.h"
+#include "scrape/sd.h"
 
 /* ---- pools (loop thread) ------------------------------------------------ */
 
@@ -47,6 +48,7 @@ static void sd_timer_closed(uv_handle_t *h) {
 }
 
 static void pool_free(pool *p) {
+    sd_pool_free(p);
     if (p->sd_timer_on) {
         uv_timer_stop(&p->sd_timer);
         uv_close((uv_handle_t *)&p->sd_timer, sd_timer_closed);
@@ -74,88 +76,132 @@ static void remove_all(target *list, int stale) {
     }
 }
 
+/* The targets a sync builds, indexed by hash (open addressing, cap a power
+ * of two), in the order they were built. */
+typedef struct sync_ctx {
+    scrape_manager *m;
+    pool *p;
+    const scrape_config *sc;
+    target **made; /* dead set once matched with a running one */
+    size_t nmade, capmade;
+    target **idx;
+    size_t capidx;
+    arena dmem;
+    dropped *drops;
+    size_t ndrops, capdrops;
+    labels_builder lb;
+} sync_ctx;
+
+static target **idx_slot(sync_ctx *c, uint64_t h) {
+    size_t i = (size_t)h & (c->capidx - 1);
+    while (c->idx[i] && c->idx[i]->hash != h)
+        i = (i + 1) & (c->capidx - 1);
+    return &c->idx[i];
+}
+
+/* Builds the target whose labels are in c->lb (what: its address, for a
+ * message) and keeps it, or its discovered labels when relabeling drops it. */
+static void sync_add(sync_ctx *c, const char *what) {
+    target *t = target_new(c->m, c->p);
+    if (!t)
+        return;
+    t->sc = c->sc;
+    kiln_err err = {0};
+    label *disc = NULL;
+    size_t ndisc = 0;
+    int rc = target_build(c->sc, &t->mem, &c->lb, &disc, &ndisc, t, &err);
+    if (rc == 1) {
+        t->disc = disc;
+        t->ndisc = ndisc;
+        /* duplicates of a target in one pool scrape once */
+        target **slot = idx_slot(c, t->hash);
+        if (!*slot && c->nmade < c->capmade) {
+            *slot = t;
+            c->made[c->nmade++] = t;
+            return;
+        }
+    } else if (rc == 0) {
+        /* out of memory: the dropped target is not listed */
+        label *dl = array_grow((void **)&c->drops, &c->capdrops, c->ndrops + 1, sizeof *c->drops) == 0
+                        ? labels_copy(&c->dmem, disc, ndisc)
+                        : NULL;
+        if (dl)
+            c->drops[c->ndrops++] = (dropped){dl, ndisc};
+    } else {
+        LOG_WARN("Creating target failed", "scrape_pool=%s target=%s err=%s", c->sc->job_name, what, err.msg);
+    }
+    target_discard(t);
+}
+
 void scrape_sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, config *cfg) {
     int changed = !p->sc || !config_scrape_equal(p->sc, sc);
-    target *fresh = NULL;
-    arena dmem;
-    arena_init(&dmem, 0);
-    dropped *drops = NULL;
-    size_t ndrops = 0, capdrops = 0;
-    labels_builder lb;
-    lb_init(&lb);
-    for (size_t g = 0; g < sc->nstatic_configs + p->nsd; g++) {
+    sync_ctx c = {.m = m, .p = p, .sc = sc};
+    arena_init(&c.dmem, 0);
+    lb_init(&c.lb);
+    size_t total = 0;
+    for (size_t g = 0; g < sc->nstatic_configs; g++)
+        total += sc->static_configs[g].ntargets;
+    for (size_t g = 0; g < p->nsd; g++)
+        total += p->sd_groups[g].ntargets;
+    for (size_t g = 0; g < p->nsd_snap; g++)
+        total += p->sd_snap[g]->nt;
+    c.capidx = 16;
+    while (c.capidx < 2 * total)
+        c.capidx *= 2;
+    c.idx = calloc(c.capidx, sizeof *c.idx);
+    c.made = calloc(total ? total : 1, sizeof *c.made);
+    c.capmade = c.idx && c.made ? total : 0;
+    for (size_t g = 0; g < sc->nstatic_configs + p->nsd && c.capmade; g++) {
         int from_file = g >= sc->nstatic_configs;
         const config_static *grp =
             from_file ? &p->sd_groups[g - sc->nstatic_configs] : &sc->static_configs[g];
         const char *file = from_file ? p->sd_files[g - sc->nstatic_configs] : NULL;
         for (size_t i = 0; i < grp->ntargets; i++) {
-            target *t = target_new(m, p);
-            if (!t)
-                continue;
-            t->sc = sc;
-            kiln_err err = {0};
-            label *disc = NULL;
-            size_t ndisc = 0;
-            int rc = target_build(sc, grp, file, grp->targets[i], &t->mem, &lb, &disc, &ndisc, t, &err);
-            if (rc == 1) {
-                t->disc = disc;
-                t->ndisc = ndisc;
-                /* duplicates of a target in one pool scrape once */
-                int dup = 0;
-                for (target *o = fresh; o; o = o->next)
-                    dup |= o->hash == t->hash;
-                if (!dup) {
-                    t->next = fresh;
-                    fresh = t;
-                    continue;
-                }
-            } else if (rc == 0) {
-                /* out of memory: the dropped target is not listed */
-                label *c = array_grow((void **)&drops, &capdrops, ndrops + 1, sizeof *drops) == 0
-                               ? labels_copy(&dmem, disc, ndisc)
-                               : NULL;
-                if (c)
-                    drops[ndrops++] = (dropped){c, ndisc};
-            } else {
-                LOG_WARN("Creating target failed", "scrape_pool=%s target=%s err=%s", sc->job_name,
-                         grp->targets[i], err.msg);
-            }
-            target_discard(t);
+            lb_reset(&c.lb);
+            int rc = 0;
+            for (size_t j = 0; j < grp->nlabels && rc == 0; j++)
+                rc = lb_set(&c.lb, grp->labels[j].name, grp->labels[j].value);
+            if (file && rc == 0)
+                rc = lb_set(&c.lb, "__meta_filepath", file);
+            if (rc == 0 && lb_set(&c.lb, "__address__", grp->targets[i]) == 0)
+                sync_add(&c, grp->targets[i]);
         }
     }
-    lb_free(&lb);
-    if (sc->target_limit) {
-        size_t n = 0;
-        for (target *t = fresh; t; t = t->next)
-            n++;
-        if (n > sc->target_limit)
-            LOG_WARN("target_limit exceeded: no target of the pool is scraped",
-                     "scrape_pool=%s targets=%zu limit=%llu", sc->job_name, n,
-                     (unsigned long long)sc->target_limit);
-        if (n > sc->target_limit)
-            while (fresh) {
-                target *t = fresh;
-                fresh = t->next;
-                target_discard(t);
-            }
+    for (size_t g = 0; g < p->nsd_snap && c.capmade; g++) {
+        const struct sd_tg *grp = p->sd_snap[g];
+        for (size_t i = 0; i < grp->nt; i++) {
+            lb_reset(&c.lb);
+            int rc = 0;
+            for (size_t j = 0; j < grp->nls && rc == 0; j++)
+                rc = lb_set(&c.lb, grp->ls[j].name, grp->ls[j].value);
+            for (size_t j = 0; j < grp->t[i].n && rc == 0; j++)
+                rc = lb_set(&c.lb, grp->t[i].ls[j].name, grp->t[i].ls[j].value);
+            const char *addr = labels_get(grp->t[i].ls, grp->t[i].n, "__address__");
+            if (rc == 0)
+                sync_add(&c, addr ? addr : "");
+        }
+    }
+    lb_free(&c.lb);
+    if (sc->target_limit && c.nmade > sc->target_limit) {
+        LOG_WARN("target_limit exceeded: no target of the pool is scraped",
+                 "scrape_pool=%s targets=%zu limit=%llu", sc->job_name, c.nmade,
+                 (unsigned long long)sc->target_limit);
+        for (size_t i = 0; i < c.nmade; i++)
+            target_discard(c.made[i]);
+        c.nmade = 0;
+        memset(c.idx, 0, c.capidx * sizeof *c.idx);
     }
     /* keep the running targets that are still wanted, start the new ones */
-    target *keep = NULL, *gone = NULL;
+    target *keep = NULL, *gone = NULL, *fresh = NULL;
     pthread_mutex_lock(&m->mu);
     target *old = p->targets;
     p->targets = NULL;
     while (old) {
         target *o = old;
         old = o->next;
-        target **pf = &fresh, *match = NULL;
-        for (; *pf; pf = &(*pf)->next)
-            if ((*pf)->hash == o->hash) {
-                match = *pf;
-                *pf = match->next;
-                break;
-            }
-        if (match) {
-            target_discard(match);
+        target **slot = c.capidx && c.idx ? idx_slot(&c, o->hash) : NULL;
+        if (slot && *slot && !(*slot)->dead) {
+            (*slot)->dead = 1; /* matched: discarded below; a second running one of the hash goes */
             o->next = keep;
             keep = o;
         } else {
@@ -163,6 +209,15 @@ void scrape_sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, confi
             gone = o;
         }
     }
+    for (size_t i = 0; i < c.nmade; i++)
+        if (c.made[i]->dead) {
+            target_discard(c.made[i]);
+        } else {
+            c.made[i]->next = fresh;
+            fresh = c.made[i];
+        }
+    free(c.made);
+    free(c.idx);
     prepend_all(&p->targets, keep);
     prepend_all(&p->targets, fresh);
     config *old_cfg = p->cfg;
@@ -171,10 +226,10 @@ void scrape_sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, confi
     p->sc = sc;
     arena_free(&p->dmem);
     free(p->dropped);
-    p->dmem = dmem;
-    p->dropped = drops;
-    p->ndropped = ndrops;
-    p->capdropped = capdrops;
+    p->dmem = c.dmem;
+    p->dropped = c.drops;
+    p->ndropped = c.ndrops;
+    p->capdropped = c.capdrops;
     pthread_mutex_unlock(&m->mu);
 
     remove_all(gone, 1);
@@ -237,6 +292,7 @@ static void apply_now(scrape_manager *m, config *cfg) {
         }
         if (!p->sc || !config_scrape_equal(p->sc, sc) || sc->nfile_sd_configs)
             filesd_setup(m, p, sc);
+        sd_setup(m, p, sc, cfg);
         scrape_sync_pool(m, p, sc, cfg);
     }
     size_t np = 0;
@@ -326,6 +382,8 @@ int scrape_manager_new(uv_loop_t *loop, storage *st, scrape_manager **out, kiln_
     m->handles++;
     if (register_metrics(m) != 0)
         LOG_WARN("could not register the scrape metrics", NULL);
+    if (sd_runtime_new(m, &m->sd) != 0)
+        LOG_WARN("could not start service discovery", NULL);
     *out = m;
     return 0;
 }
@@ -365,6 +423,7 @@ void scrape_manager_stop(scrape_manager *m, void (*done)(void *data), void *data
         remove_all(ts, 0);
         pool_free(p);
     }
+    sd_runtime_stop(m->sd);
     fetch_close(m);
     uv_close((uv_handle_t *)&m->async, scrape_handle_closed);
 }
@@ -374,6 +433,7 @@ void scrape_manager_free(scrape_manager *m) {
         return;
     config_free(m->pending);
     config_free(m->cfg);
+    sd_runtime_free(m->sd);
     fetch_free(m);
     pthread_mutex_destroy(&m->mu);
     free(m);

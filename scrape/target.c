@@ -119,17 +119,12 @@ static int has_port(const char *addr) {
     return 1;
 }
 
-int target_build(const scrape_config *sc, const config_static *g, const char *file, const char *addr,
-                 arena *a, labels_builder *lb, label **disc, size_t *ndisc, target *t, kiln_err *err) {
+int target_build(const scrape_config *sc, arena *a, labels_builder *lb, label **disc, size_t *ndisc,
+                 target *t, kiln_err *err) {
     char ival[32], tval[32];
     duration_format(sc->scrape_interval_ms, ival, sizeof ival);
     duration_format(sc->scrape_timeout_ms, tval, sizeof tval);
-    lb_reset(lb);
-    int rc = lb_set(lb, "__address__", addr);
-    if (file && rc == 0)
-        rc = lb_set(lb, "__meta_filepath", file);
-    for (size_t i = 0; i < g->nlabels && rc == 0; i++)
-        rc = lb_set(lb, g->labels[i].name, g->labels[i].value);
+    int rc = 0;
     const char *defs[][2] = {{"job", sc->job_name},
                              {"__scrape_interval__", ival},
                              {"__scrape_timeout__", tval},

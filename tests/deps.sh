@@ -4,7 +4,7 @@
 set -e
 PKGS="gcc make clang clang-format pkg-config libuv1-dev libhttp-parser-dev libcurl4-openssl-dev protobuf-c-compiler
 libprotobuf-c-dev libsnappy-dev libzstd-dev zlib1g-dev libyaml-dev libpcre2-dev libxxhash-dev libssl-dev libcrypt-dev check
-libclang-rt-14-dev python3 curl prometheus prometheus-node-exporter prometheus-alertmanager
+libclang-rt-14-dev libc-ares-dev python3 curl dnsmasq-base prometheus prometheus-node-exporter prometheus-alertmanager
 nodejs npm chromium"
 missing=""
 for p in $PKGS; do

@@ -227,6 +227,29 @@ void arena_free(arena *a);
 /* The bytes of freed blocks the pool keeps for reuse (0 in sanitizer builds). */
 size_t arena_pool_bytes(void);
 
+/* ---- JSON reading (json.c) ------------------------------------------------- */
+
+/* A strict RFC 8259 reader into a tree in an arena (see json.c). */
+#define JSON_MAX_DEPTH 128
+enum { JSON_NULL, JSON_BOOL, JSON_NUM, JSON_STR, JSON_ARR, JSON_OBJ };
+typedef struct json_val {
+    int type;
+    int b;                 /* JSON_BOOL */
+    double num;            /* JSON_NUM */
+    const char *str;       /* JSON_STR: decoded, NUL-terminated; JSON_NUM: the number's text */
+    size_t len;            /* of str */
+    struct json_val *kids; /* JSON_ARR: the items; JSON_OBJ: the members' values */
+    const char **keys;     /* JSON_OBJ: the members' names, in document order */
+    size_t n;              /* items or members */
+} json_val;
+/* Parses s[0..len) into *out, allocated from a: 0, KILN_EINVAL ("json: ... at
+ * offset N" in err) or KILN_ENOMEM.  Borrows s for the call. */
+KILN_MUST_CHECK int json_parse(const char *s, size_t len, arena *a, json_val **out, kiln_err *err);
+/* The (last) member `key` of obj; NULL when absent or obj is not an object. */
+const json_val *json_get(const json_val *obj, const char *key);
+/* The member `key` when it is a string, else NULL. */
+const char *json_get_str(const json_val *obj, const char *key);
+
 /* ---- CRC32C ------------------------------------------------------------ */
 
 /* CRC32C (Castagnoli) of p[0..n) continuing from crc (0 to start):
