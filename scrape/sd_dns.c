@@ -204,26 +204,23 @@ int sd_dns_decode(const char *type, const char *name, unsigned port, const unsig
             }
         if (h)
             ares_free_hostent(h);
-    } else if (strcmp(type, "A") == 0) {
-        struct ares_addrttl ttls[DNS_MAX_ADDRS];
-        int n = DNS_MAX_ADDRS;
-        if ((st = ares_parse_a_reply(abuf, alen, NULL, ttls, &n)) == ARES_SUCCESS)
-            for (int i = 0; i < n; i++) {
-                char ip[INET_ADDRSTRLEN];
-                inet_ntop(AF_INET, &ttls[i].ipaddr, ip, sizeof ip);
-                host_port(addr, sizeof addr, ip, port);
-                add_target(b, name, addr, NULL, NULL, NULL);
-            }
-    } else if (strcmp(type, "AAAA") == 0) {
-        struct ares_addr6ttl ttls[DNS_MAX_ADDRS];
-        int n = DNS_MAX_ADDRS;
-        if ((st = ares_parse_aaaa_reply(abuf, alen, NULL, ttls, &n)) == ARES_SUCCESS)
-            for (int i = 0; i < n; i++) {
-                char ip[INET6_ADDRSTRLEN];
-                inet_ntop(AF_INET6, &ttls[i].ip6addr, ip, sizeof ip);
-                host_port(addr, sizeof addr, ip, port);
-                add_target(b, name, addr, NULL, NULL, NULL);
-            }
+    } else if (strcmp(type, "A") == 0 || strcmp(type, "AAAA") == 0) {
+        int v6 = type[1] == 'A', n = DNS_MAX_ADDRS;
+        struct ares_addrttl *a4 = v6 ? NULL : calloc(DNS_MAX_ADDRS, sizeof *a4);
+        struct ares_addr6ttl *a6 = v6 ? calloc(DNS_MAX_ADDRS, sizeof *a6) : NULL;
+        if (!a4 && !a6)
+            return KILN_ENOMEM;
+        st = v6 ? ares_parse_aaaa_reply(abuf, alen, NULL, a6, &n)
+                : ares_parse_a_reply(abuf, alen, NULL, a4, &n);
+        for (int i = 0; st == ARES_SUCCESS && i < n; i++) {
+            char ip[INET6_ADDRSTRLEN];
+            inet_ntop(v6 ? AF_INET6 : AF_INET,
+                      v6 ? (const void *)&a6[i].ip6addr : (const void *)&a4[i].ipaddr, ip, sizeof ip);
+            host_port(addr, sizeof addr, ip, port);
+            add_target(b, name, addr, NULL, NULL, NULL);
+        }
+        free(a4);
+        free(a6);
     } else {
         return KILN_EINVAL;
     }

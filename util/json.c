@@ -181,6 +181,14 @@ static int parse_string(jp *p, const char **out, size_t *outlen) {
     return rc;
 }
 
+/* Skips the digits at p->pos; how many there were. */
+static size_t digits(jp *p) {
+    size_t d = p->pos;
+    while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
+        p->pos++;
+    return p->pos - d;
+}
+
 static int parse_number(jp *p, json_val *v) {
     size_t start = p->pos;
     const char *s = p->s;
@@ -191,27 +199,20 @@ static int parse_number(jp *p, json_val *v) {
     if (s[p->pos] == '0') {
         p->pos++;
     } else if (s[p->pos] >= '1' && s[p->pos] <= '9') {
-        while (p->pos < p->len && s[p->pos] >= '0' && s[p->pos] <= '9')
-            p->pos++;
+        digits(p);
     } else {
         return jp_fail(p, "bad number");
     }
     if (p->pos < p->len && s[p->pos] == '.') {
         p->pos++;
-        size_t d = p->pos;
-        while (p->pos < p->len && s[p->pos] >= '0' && s[p->pos] <= '9')
-            p->pos++;
-        if (p->pos == d)
+        if (!digits(p))
             return jp_fail(p, "bad number");
     }
     if (p->pos < p->len && (s[p->pos] == 'e' || s[p->pos] == 'E')) {
         p->pos++;
         if (p->pos < p->len && (s[p->pos] == '+' || s[p->pos] == '-'))
             p->pos++;
-        size_t d = p->pos;
-        while (p->pos < p->len && s[p->pos] >= '0' && s[p->pos] <= '9')
-            p->pos++;
-        if (p->pos == d)
+        if (!digits(p))
             return jp_fail(p, "bad number");
     }
     char *t = arena_strndup(p->a, s + start, p->pos - start);
