@@ -56,6 +56,12 @@
 #include "rules/rules_int.h"
 #include "rules/template.h"
 
+/* What the arena pool keeps when the workers go idle: a group's queries
+ * allocate afresh after it, which costs page faults (a few % of an
+ * evaluation) and saves the working memory of the busiest group between
+ * rounds. */
+#define RULES_IDLE_POOL_KEEP ((size_t)4 << 20)
+
 /* ---- loading -------------------------------------------------------------- */
 
 rules_options rules_options_default(void) {
@@ -410,9 +416,17 @@ static void *worker_main(void *arg) {
         pthread_mutex_lock(&m->mu);
         s->running = 0;
         s->next_ms = next;
-        if (--m->nrunning == 0)
+        int idle = --m->nrunning == 0;
+        if (idle)
             pthread_cond_broadcast(&m->idle_cv);
         pthread_cond_signal(&m->sched_cv);
+        if (idle && m->nqueue == 0) {
+            /* The burst is over: what the groups' queries left in the arena
+             * pool and the heap goes back to the kernel until the next one. */
+            pthread_mutex_unlock(&m->mu);
+            arena_pool_trim(RULES_IDLE_POOL_KEEP);
+            pthread_mutex_lock(&m->mu);
+        }
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;

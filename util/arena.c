@@ -15,6 +15,8 @@
  * ARENA_BIG bytes or more is freed (a large query's result), the pool is cut
  * to ARENA_POOL_KEEP and the heap trimmed (malloc_trim), so resident memory
  * falls back while the dashboards' usual queries, smaller, keep their pool.
+ * A caller that knows a burst of work is over (the rule manager, when its
+ * workers go idle) trims the pool itself with arena_pool_trim.
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -142,9 +144,7 @@ size_t arena_pool_bytes(void) {
     return n;
 }
 
-/* Frees pooled blocks, the largest classes first, until the pool holds at
- * most keep bytes; then gives the heap's free memory back to the kernel. */
-static void pool_shrink(size_t keep) {
+void arena_pool_trim(size_t keep) {
     arena_block *drop = NULL;
     pthread_mutex_lock(&pool_mu);
     for (int cls = ARENA_CLASSES - 1; cls >= 0 && pool_bytes > keep; cls--) {
@@ -188,5 +188,5 @@ void arena_free(arena *a) {
     a->head = NULL;
     a->used_total = 0;
     if (big)
-        pool_shrink(ARENA_POOL_KEEP);
+        arena_pool_trim(ARENA_POOL_KEEP);
 }

@@ -226,6 +226,10 @@ char *arena_strndup(arena *a, const char *s, size_t n);
 void arena_free(arena *a);
 /* The bytes of freed blocks the pool keeps for reuse (0 in sanitizer builds). */
 size_t arena_pool_bytes(void);
+/* Frees pooled blocks, the largest first, until the pool holds at most keep
+ * bytes; then hands the heap's free memory back to the kernel (malloc_trim).
+ * Any thread; costs a walk of the heap, so call it after a burst of work. */
+void arena_pool_trim(size_t keep);
 
 /* ---- JSON reading (json.c) ------------------------------------------------- */
 

@@ -3,6 +3,7 @@
 
     python3 tests/bench/rules_vs_prometheus.py [--jobs 100] [--rounds 6] [--warmup 2]
                                                [--only kiln|prometheus] [--perf FILE]
+                                               [--no-precreate]
 
 The data: --jobs services (default 100) of 1,000 series each, shaped like an
 HTTP service's metrics (10 instances x 5 handlers): http_requests_total{code}
@@ -27,8 +28,13 @@ directory), so the two never compete for the 2 cores:
 
 1. start it without rules; send 26 samples of every series by remote write
    (the last 6.5 minutes: every [5m] window is full), then one sample of
-   every series every 15 s, on the 15 s grid, until it stops;
-2. after 45 s, note its resident memory (median of 4 readings, 5 s apart) and
+   every series every 15 s, on the 15 s grid, until it stops; and one
+   sample of each of the 18,100 series the rules will write (unless
+   --no-precreate), so that those series' head memory, which is data, is in
+   the baseline of both servers and the difference in step 4 is the rules'
+   own (their state and their queries' working memory);
+2. after two live rounds and 20 s more, note its resident memory
+   (median of 4 readings, 5 s apart) and
    its CPU time over those 20 s: the cost of the data alone;
 3. write rule_files into its configuration and reload it (SIGHUP);
 4. let --warmup evaluation rounds pass, then over --rounds rounds read
@@ -199,6 +205,44 @@ def rules_yaml(jobs):
     return "\n".join(out) + "\n"
 
 
+def rule_output_series(jobs):
+    """The label sets the rules of rules_yaml write, worked out from the data's
+    shape (the run checks that the rules wrote no others)."""
+    out = []
+    for j in range(jobs):
+        jn = job_name(j)
+        insts = [f"10.0.{j}.{i}:8080" for i in range(INSTANCES)]
+        for hd in HANDLERS:
+            base = [("job", jn), ("handler", hd)]
+            for r in ("job_handler:http_requests:rate5m", "job_handler:http_requests_errors:ratio_rate5m",
+                      "job_handler:http_requests_errors:ratio_rate1m", "job_handler:http_requests_success:rate5m",
+                      "job_handler:http_requests_4xx:increase5m", "job_handler:http_requests:irate5m",
+                      "job_handler:http_request_duration_seconds:p99_rate5m",
+                      "job_handler:http_request_duration_seconds:p95_rate5m",
+                      "job_handler:http_request_duration_seconds:p90_rate5m",
+                      "job_handler:http_request_duration_seconds:p50_rate5m",
+                      "job_handler:http_request_duration_seconds:p99_rate1m",
+                      "job_handler:http_request_duration_seconds:mean_rate5m",
+                      "job_handler:http_request_duration_seconds_count:rate5m", "job_handler:http_requests:apdex5m",
+                      "job_handler:http_requests_in_flight:sum",
+                      "job_handler:http_requests_in_flight:max_over_time5m"):
+                out.append([("__name__", r)] + base)
+            out += [[("__name__", "job_handler_code:http_requests:rate5m")] + base + [("code", c)] for c in CODES]
+            out += [[("__name__", "job_handler_instance:http_requests:rate5m")] + base + [("instance", i)]
+                    for i in insts]
+        for r in ("job:http_requests:rate5m", "job:http_requests_errors:ratio_rate5m",
+                  "job:http_request_duration_seconds:p99_rate5m", "job:http_request_duration_seconds_count:rate5m",
+                  "job:process_cpu_seconds:avg_rate5m", "job:process_resident_memory_bytes:max",
+                  "job:http_requests_errors:sum_handler_ratio"):
+            out.append([("__name__", r), ("job", jn)])
+        out += [[("__name__", "job_code:http_requests:rate5m"), ("job", jn), ("code", c)] for c in CODES]
+        for r in ("job_instance:http_requests_in_flight:saturation", "job_instance:process_fds:ratio"):
+            out += [[("__name__", r), ("job", jn), ("instance", i)] for i in insts]
+    for ls in out:
+        ls.sort()
+    return out
+
+
 # ---- feeding a server -------------------------------------------------------
 
 class Feeder:
@@ -238,6 +282,19 @@ class Feeder:
     def backfill(self):
         self.send(0, BACKFILL)
         self.k = BACKFILL
+
+    def precreate(self, jobs):
+        """One sample (0) of each series the rules will write, at the last
+        backfilled step: the series are in the head before the baseline is
+        measured, so the rules' memory is theirs alone (their output's head
+        memory is data, measured as such by storage_vs_prometheus.py)."""
+        out = rule_output_series(jobs)
+        t = self.t0 + (BACKFILL - 1) * STEP_MS
+        for a in range(0, len(out), 2000):
+            self.post(b"".join(rwproto.field(1, b"".join(rwproto.field(1, rwproto.pb_label(n, v)) for n, v in ls) +
+                                             rwproto.field(2, rwproto.pb_sample(0.0, t)))
+                               for ls in out[a:a + 2000]))
+        return len(out)
 
     def run(self):
         try:
@@ -317,8 +374,15 @@ def measure(name, cmd, port, base, prefix, a, rules_path):
         t = time.time()
         feeder.backfill()
         print(f"# {name}: {feeder.sent} samples sent in {time.time() - t:.1f}s", file=sys.stderr)
+        if a.precreate:
+            print(f"# {name}: {feeder.precreate(a.jobs)} series the rules write created", file=sys.stderr)
         feeder.start()
-        time.sleep(25)  # the work the backfill left (head appends, Go's GC) settles
+        # the baseline is taken in the steady state: after two live
+        # rounds (their appends grow every series' chunk) and once the work the
+        # backfill left (head appends, Go's GC) has settled
+        while feeder.k <= BACKFILL + 1 and not feeder.error and time.time() - t < 120:
+            time.sleep(0.5)
+        time.sleep(20)
         rss0, c0, t0 = [], cpu_seconds(proc.pid), time.time()
         for _ in range(4):
             rss0.append(rss_of(proc.pid))
@@ -407,6 +471,9 @@ def main():
     ap.add_argument("--only", choices=["kiln", "prometheus"])
     ap.add_argument("--perf", help="profile kiln's measured rounds with perf; the report goes here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--no-precreate", dest="precreate", action="store_false",
+                    help="leave the rules' output series out of the baseline (rule memory then includes "
+                         "their head memory)")
     a = ap.parse_args()
     root = tempfile.mkdtemp(prefix="kiln-rulebench-")
     res = {}
@@ -458,7 +525,8 @@ def main():
     for n in names:
         res[n]["rss_delta"] = res[n]["rss_rules"] - res[n]["rss_base"]
     row("time its threads waited for a CPU in a round (runnable, not running), ms", "wait_round", "{:.0f}", 1e3)
-    row("rule memory: resident with the rules minus without, MB", "rss_delta", "{:.1f}", 1e-6)
+    row("rule memory: resident with the rules minus without, MB" +
+        (" (their output series in the head in both)" if a.precreate else ""), "rss_delta", "{:.1f}", 1e-6)
     row("resident memory without the rules, MB", "rss_base", "{:.0f}", 1e-6)
     row("resident memory with the rules, MB", "rss_rules", "{:.0f}", 1e-6)
     row("series written by the rules", "recorded", "{:.0f}")
@@ -467,6 +535,9 @@ def main():
     for n in names:
         print(f"# {n}: round sums (ms): " + ", ".join(f"{s * 1e3:.0f}" for s in res[n]["eval_all"]))
     ok = all(res[n]["failures"] == 0 and res[n]["rules"] == nrules for n in names)
+    if a.precreate and any(res[n]["recorded"] != len(rule_output_series(a.jobs)) for n in names):
+        print("the rules wrote series that were not created beforehand: the rule memory includes their head memory")
+        ok = False
     if len(names) == 2 and res["kiln"]["recorded"] != res["prometheus"]["recorded"]:
         print("series written by the rules DIFFER")
         ok = False

@@ -46,7 +46,7 @@ RULES = """groups:
           cluster: "{{ $externalLabels.cluster }}"
       - alert: SlowAlert
         expr: svc:demo_value:sum > 5
-        for: 5m
+        for: 10m
         labels:
           severity: ticket
 """

@@ -284,13 +284,16 @@ class TestScrape(unittest.TestCase):
                          "Basic " + base64.b64encode(b"u:pw").decode())
 
     def test_failed_targets_are_down_with_reasons(self):
-        ts, _ = self.targets()
         cases = {
             "slow": "context deadline exceeded",
             "err500": "server returned HTTP status 500",
             "broken": "line 3",
             "limited": "sample limit exceeded",
         }
+        # on a loaded machine the slow target's first scrape (which times out) may not have ended yet
+        for job in cases:
+            self.assertTrue(wait_for(lambda j=job: self.up(j) is not None, 20), job)
+        ts, _ = self.targets()
         for job, why in cases.items():
             self.assertEqual(self.up(job), 0, job)
             self.assertEqual(ts[job]["health"], "down", job)

@@ -460,8 +460,10 @@ class TestScrapeTls(unittest.TestCase):
                 r = json.loads(body)["data"]["result"] if st == 200 else []
                 return {x["metric"]["job"]: x["value"][1] for x in r}
 
-            self.assertTrue(wait_for(lambda: len(ups()) == len(jobs), 30), ups())
-            self.assertEqual(ups(), {"sni": "1", "tls12": "1", "no-sni": "0", "wrong-name": "0", "tls13": "0"})
+            want = {"sni": "1", "tls12": "1", "no-sni": "0", "wrong-name": "0", "tls13": "0"}
+            # the good ones may time out now and then on a loaded machine (1 s scrapes of an ASan build)
+            wait_for(lambda: ups() == want, 30)
+            self.assertEqual(ups(), want)
             st, _, body = k.get("/api/v1/targets")
             errs = {t["labels"]["job"]: t["lastError"] for t in json.loads(body)["data"]["activeTargets"]}
             self.assertIn("certificate", errs["no-sni"].lower() + errs["wrong-name"].lower())
