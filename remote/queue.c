@@ -92,6 +92,8 @@ struct rw_queue {
     rw_metrics m;
     char dir[PATH_MAX]; /* <data>/remote/<key> */
     rhttp_creds creds;
+    int v2;        /* protobuf_message: io.prometheus.write.v2.Request */
+    wire_v2 v2req; /* its request being built */
 
     storage_wal_tail *tail;
     storage_wal_record rec; /* the record being placed (invariant 1) */
@@ -246,12 +248,17 @@ KILN_MUST_CHECK static int shard_handle(rw_shard *sh) {
     CURL *e = sh->e = curl_easy_init();
     if (!e)
         return KILN_ENOMEM;
-    static const char *const fixed[] = {"Content-Encoding: snappy", "Content-Type: application/x-protobuf",
-                                        "X-Prometheus-Remote-Write-Version: 0.1.0", "Expect:"};
+    static const char *const fixed1[] = {"Content-Encoding: snappy", "Content-Type: application/x-protobuf",
+                                         "X-Prometheus-Remote-Write-Version: 0.1.0", "Expect:"};
+    static const char *const fixed2[] = {
+        "Content-Encoding: snappy",
+        "Content-Type: application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        "X-Prometheus-Remote-Write-Version: 2.0.0", "Expect:"};
+    const char *const *fixed = q->v2 ? fixed2 : fixed1;
     /* HTTP/1.1 unless enable_http2 (false by default for remote write, as in Prometheus) */
     rhttp_endpoint ep = {c->url, &c->http, c->headers, c->nheaders, c->remote_timeout_ms};
-    int rc =
-        rhttp_setup(e, &ep, &q->creds, fixed, sizeof fixed / sizeof fixed[0], &sh->headers, &sh->connect_to);
+    int rc = rhttp_setup(e, &ep, &q->creds, fixed, sizeof fixed1 / sizeof fixed1[0], &sh->headers,
+                         &sh->connect_to);
     if (rc < 0)
         return rc;
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, drop_body);
@@ -421,13 +428,20 @@ static void start_batch(rw_queue *q, rw_shard *sh, int64_t now_ms) {
     buf_reset(&q->raw);
     sh->batch_seq = sh->ring[sh->head].seq;
     sh->batch_max_t = INT64_MIN;
+    if (q->v2)
+        wire_v2_reset(&q->v2req);
     for (size_t i = 0; i < n; i++) {
         const rw_sample *s = &sh->ring[(sh->head + i) % q->capacity];
         const rw_series *se = &q->series[s->series];
-        wire_timeseries(&q->raw, se->lbl, se->len, s->t, s->v);
+        if (q->v2)
+            wire_v2_timeseries(&q->v2req, se->lbl, se->len, s->t, s->v);
+        else
+            wire_timeseries(&q->raw, se->lbl, se->len, s->t, s->v);
         if (s->t > sh->batch_max_t)
             sh->batch_max_t = s->t;
     }
+    if (q->v2)
+        wire_v2_finish(&q->v2req, &q->raw);
     sh->head = (sh->head + n) % q->capacity;
     sh->n -= n;
     sh->oldest_ms = now_ms;
@@ -668,6 +682,7 @@ int rw_queue_new(const config_remote_write *cfg, const config_label *ext, size_t
     if ((rc = storage_wal_tail_open(o->data_dir, q->progress, &q->tail, err)))
         goto fail;
     rhttp_creds_load(&q->creds, &cfg->http, "remote write", cfg->url);
+    q->v2 = cfg->protobuf_message && strcmp(cfg->protobuf_message, "io.prometheus.write.v2.Request") == 0;
     q->desired = cfg->queue.min_shards ? (size_t)cfg->queue.min_shards : 1;
     if ((rc = shards_make(q, q->desired))) {
         kiln_err_set(err, rc, "remote write %s: cannot set up the shards", cfg->url);
@@ -677,9 +692,6 @@ int rw_queue_new(const config_remote_write *cfg, const config_label *ext, size_t
     metric_set(q->m.shards_min, (double)cfg->queue.min_shards);
     metric_set(q->m.shards_max, (double)cfg->queue.max_shards);
     metric_set(q->m.shards_desired, (double)q->desired);
-    if (cfg->protobuf_message && strcmp(cfg->protobuf_message, "prometheus.WriteRequest") != 0)
-        LOG_WARN("remote write: kiln sends remote write 1.0 only", "url=%s protobuf_message=%s", cfg->url,
-                 cfg->protobuf_message);
     LOG_INFO("remote write: starting", "url=%s segment=%d offset=%lld", cfg->url, q->progress.segment,
              (long long)q->progress.offset);
     *out = q;
@@ -717,6 +729,7 @@ void rw_queue_free(rw_queue *q) {
     buf_free(&q->raw);
     buf_free(&q->scratch);
     rhttp_creds_free(&q->creds);
+    wire_v2_free(&q->v2req);
     arena_free(&q->tmp);
     free(q);
 }

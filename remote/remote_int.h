@@ -32,6 +32,33 @@ void wire_timeseries(buf *out, const uint8_t *labels, size_t len, int64_t t, dou
  * reused); 0 or KILN_ENOMEM. */
 KILN_MUST_CHECK int wire_snappy(buf *raw, buf *scratch);
 
+/*
+ * A remote write 2.0 request (io.prometheus.write.v2.Request) being built:
+ * its symbols table (strings interned once a request, "" first) and its
+ * TimeSeries, one sample each, whose labels come as wire_labels' bytes.
+ */
+typedef struct wire_v2_sym {
+    const uint8_t *p; /* borrowed from the labels given, valid for the request */
+    size_t n;
+    uint32_t ref;
+} wire_v2_sym;
+
+typedef struct wire_v2 {
+    wire_v2_sym *tab; /* open addressing, cap a power of two */
+    size_t cap, nsyms;
+    buf symbols, series, refs;
+    int oom;
+} wire_v2;
+
+/* Starts a new request (w zeroed at first). */
+void wire_v2_reset(wire_v2 *w);
+/* One TimeSeries: labels (wire_labels' bytes, kept until wire_v2_finish) and a sample. */
+void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t, double v);
+/* The request's bytes into out (replacing them); out's sticky out-of-memory
+ * tells a failure. */
+void wire_v2_finish(wire_v2 *w, buf *out);
+void wire_v2_free(wire_v2 *w);
+
 /* A length-delimited protobuf field (tag < 128): tag, length, bytes. */
 void wire_bytes(buf *out, uint8_t tag, const void *p, size_t n);
 

@@ -16,6 +16,7 @@
  * Called by queue.c on the sender thread; no state.
  */
 #include <snappy-c.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "remote/remote_int.h"
@@ -45,8 +46,8 @@ void wire_labels(buf *out, const label *ls, size_t n) {
     }
 }
 
-void wire_timeseries(buf *out, const uint8_t *labels, size_t len, int64_t t, double v) {
-    uint8_t smp[1 + 8 + 1 + 10];
+/* A Sample's bytes (the same message in 1.0 and 2.0) into smp; their count. */
+static size_t put_sample(uint8_t smp[20], int64_t t, double v) {
     size_t sn = 0;
     uint64_t bits = double_to_bits(v);
     smp[sn++] = 0x09; /* Sample.value, fixed64 little-endian */
@@ -59,6 +60,12 @@ void wire_timeseries(buf *out, const uint8_t *labels, size_t len, int64_t t, dou
         u >>= 7;
     }
     smp[sn++] = (uint8_t)u;
+    return sn;
+}
+
+void wire_timeseries(buf *out, const uint8_t *labels, size_t len, int64_t t, double v) {
+    uint8_t smp[20];
+    size_t sn = put_sample(smp, t, v);
     size_t ts_len = len + 1 + varint_len(sn) + sn;
     buf_putc(out, 0x0a); /* WriteRequest.timeseries */
     buf_put_uvarint(out, ts_len);
@@ -80,4 +87,110 @@ int wire_snappy(buf *raw, buf *scratch) {
     *raw = *scratch;
     *scratch = tmp;
     return 0;
+}
+
+/* ---- remote write 2.0: io.prometheus.write.v2.Request ------------------------------------------ */
+
+static uint64_t sym_hash(const uint8_t *p, size_t n) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The reference of p[0..n) in the request's symbols, added when new; -1 when
+ * out of memory. */
+static long v2_symbol(wire_v2 *w, const uint8_t *p, size_t n) {
+    if ((w->nsyms + 1) * 2 > w->cap) {
+        size_t ncap = w->cap ? w->cap * 2 : 256;
+        wire_v2_sym *t = calloc(ncap, sizeof *t);
+        if (!t)
+            return -1;
+        for (size_t i = 0; i < w->cap; i++)
+            if (w->tab[i].p) {
+                size_t j = sym_hash(w->tab[i].p, w->tab[i].n) & (ncap - 1);
+                while (t[j].p)
+                    j = (j + 1) & (ncap - 1);
+                t[j] = w->tab[i];
+            }
+        free(w->tab);
+        w->tab = t;
+        w->cap = ncap;
+    }
+    static const uint8_t empty[1];
+    if (!n)
+        p = empty; /* "" is a symbol like any other (the first) */
+    size_t j = sym_hash(p, n) & (w->cap - 1);
+    for (; w->tab[j].p; j = (j + 1) & (w->cap - 1))
+        if (w->tab[j].n == n && memcmp(w->tab[j].p, p, n) == 0)
+            return (long)w->tab[j].ref;
+    w->tab[j] = (wire_v2_sym){p, n, (uint32_t)w->nsyms};
+    wire_bytes(&w->symbols, 0x22, p, n); /* Request.symbols */
+    return (long)w->nsyms++;
+}
+
+void wire_v2_reset(wire_v2 *w) {
+    if (w->cap)
+        memset(w->tab, 0, w->cap * sizeof *w->tab);
+    w->nsyms = 0;
+    buf_reset(&w->symbols);
+    buf_reset(&w->series);
+    w->oom = v2_symbol(w, NULL, 0) < 0; /* symbols[0] is "" */
+}
+
+void wire_v2_free(wire_v2 *w) {
+    free(w->tab);
+    buf_free(&w->symbols);
+    buf_free(&w->series);
+    buf_free(&w->refs);
+    memset(w, 0, sizeof *w);
+}
+
+/* The next varint of p[*i..n); 0 when malformed (not reached: the bytes are
+ * wire_labels'). */
+static uint64_t get_varint(const uint8_t *p, size_t n, size_t *i) {
+    uint64_t v = 0;
+    for (unsigned sh = 0; *i < n && sh < 64; sh += 7) {
+        uint8_t b = p[(*i)++];
+        v |= (uint64_t)(b & 0x7f) << sh;
+        if (!(b & 0x80))
+            return v;
+    }
+    return 0;
+}
+
+void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t, double v) {
+    /* labels are wire_labels' bytes: per label 0a L (0a nl name 12 vl value) */
+    buf_reset(&w->refs);
+    for (size_t i = 0; i < len;) {
+        i++; /* 0x0a */
+        size_t end = (size_t)get_varint(labels, len, &i);
+        end += i;
+        while (i < end && end <= len) {
+            i++; /* 0x0a or 0x12 */
+            size_t sl = (size_t)get_varint(labels, len, &i);
+            long ref = sl <= len - i ? v2_symbol(w, labels + i, sl) : -1;
+            if (ref < 0) {
+                w->oom = 1;
+                return;
+            }
+            buf_put_uvarint(&w->refs, (uint64_t)ref);
+            i += sl;
+        }
+    }
+    uint8_t smp[20];
+    size_t sn = put_sample(smp, t, v);
+    size_t ts_len = 1 + varint_len(w->refs.len) + w->refs.len + 1 + varint_len(sn) + sn;
+    buf_putc(&w->series, 0x2a); /* Request.timeseries */
+    buf_put_uvarint(&w->series, ts_len);
+    wire_bytes(&w->series, 0x0a, w->refs.data, w->refs.len); /* TimeSeries.labels_refs, packed */
+    wire_bytes(&w->series, 0x12, smp, sn);                   /* TimeSeries.samples */
+}
+
+void wire_v2_finish(wire_v2 *w, buf *out) {
+    buf_reset(out);
+    buf_append(out, w->symbols.data, w->symbols.len);
+    buf_append(out, w->series.data, w->series.len);
+    if (w->oom || buf_error(&w->symbols) || buf_error(&w->series) || buf_error(&w->refs))
+        out->oom = 1;
 }

@@ -69,12 +69,42 @@ START_TEST(test_snappy_round_trip) {
 }
 END_TEST
 
+/* Remote write 2.0: symbols "" a b once, then two TimeSeries whose
+ * labels_refs point at them. */
+START_TEST(test_v2_request) {
+    label ls[] = {{"a", "b"}};
+    buf lb = BUF_INIT, out = BUF_INIT;
+    wire_labels(&lb, ls, 1);
+    wire_v2 w;
+    memset(&w, 0, sizeof w);
+    for (int round = 0; round < 2; round++) { /* a request built after another is the same */
+        wire_v2_reset(&w);
+        wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 1, 1.0);
+        wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 2, 1.0);
+        wire_v2_finish(&w, &out);
+        static const uint8_t want[] = {0x22, 0x00, 0x22, 0x01, 'a',  0x22, 0x01, 'b', /* symbols "", a, b */
+                                       0x2a, 0x11, 0x0a, 0x02, 0x01, 0x02, /* timeseries: labels_refs 1 2 */
+                                       0x12, 0x0b, 0x09, 0,    0,    0,    0,    0,    0,    0xf0,
+                                       0x3f, 0x10, 0x01, /* sample 1.0 @1 */
+                                       0x2a, 0x11, 0x0a, 0x02, 0x01, 0x02, 0x12, 0x0b, 0x09, 0,
+                                       0,    0,    0,    0,    0,    0xf0, 0x3f, 0x10, 0x02};
+        ck_assert(!buf_error(&out));
+        ck_assert_uint_eq(out.len, sizeof want);
+        ck_assert_mem_eq(out.data, want, sizeof want);
+    }
+    wire_v2_free(&w);
+    buf_free(&lb);
+    buf_free(&out);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("remote_wire");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_one_timeseries);
     tcase_add_test(tc, test_negative_timestamp);
     tcase_add_test(tc, test_snappy_round_trip);
+    tcase_add_test(tc, test_v2_request);
     suite_add_tcase(s, tc);
     return s;
 }
