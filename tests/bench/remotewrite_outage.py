@@ -15,8 +15,8 @@ backlog beyond the queues' capacity.
    stays in each sender's WAL), then started again on the same data.
 3. Every 5 s the senders' resident memory is read from /proc; the table
    gives it before the outage, its peak during it, and after the catch-up.
-4. Once both senders report nothing pending and their newest sent sample is
-   newer than the receiver's restart, the count of samples of each sender
+4. Once each sender's newest acknowledged sample is newer than the
+   receiver's restart (the catch-up time in the table), the count of samples of each sender
    in the receiver is compared with the count the sender itself holds, over
    the whole run (sum of count_over_time).
 
@@ -67,12 +67,10 @@ class Receiver:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--targets", type=int, default=5)
-    ap.add_argument("--series", type=int, default=1000)
-    ap.add_argument("--warmup", type=float, default=60)
-    ap.add_argument("--outage", type=float, default=600)
-    ap.add_argument("--after", type=float, default=120, help="at most this long for the catch-up")
+    ap = argparse.ArgumentParser(description="remote write through a receiver outage")
+    for name, kind, default in (("--outage", float, 600), ("--warmup", float, 60), ("--after", float, 120),
+                                ("--targets", int, 5), ("--series", int, 1000)):
+        ap.add_argument(name, type=kind, default=default)
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="kiln-rw-outage-")
     procs = {}
