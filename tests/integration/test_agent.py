@@ -113,9 +113,9 @@ remote_write:
             self.assertTrue(wait_for(lambda: sorted(glob.glob(os.path.join(wal, "checkpoint.*")))[-1] != first,
                                      timeout=30), k.read_log())
             self.assertNotIn("0" * 8, os.listdir(wal))  # segment 0 is gone
-            k.stop()
+            # every sample served arrives, once (taken while kiln runs: a scrape
+            # its shutdown abandons was served and never stored)
             served = list(target.served)
-            # every sample served arrives, once
             t_end = time.time()
             ok = wait_for(lambda: set(received(recv, t_end)) >= set(served), timeout=30)
             got = received(recv, t_end)
@@ -126,6 +126,7 @@ remote_write:
             st, body = http_get(f"{recv.url}/api/v1/series?match[]=agent_seq")
             (series,) = json.loads(body)["data"]
             self.assertEqual(series["agent"], "a1")
+            self.assertEqual(k.stop(), 0)
         finally:
             if k.proc and k.proc.poll() is None:
                 k.stop()
