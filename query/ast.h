@@ -70,6 +70,10 @@ typedef enum promql_binop {
     PROMQL_OP_AND,     /* and */
     PROMQL_OP_OR,      /* or */
     PROMQL_OP_UNLESS,  /* unless */
+    /* histogram trim operators (operators.md): a native histogram on the
+     * left, a float threshold on the right; a float on the left is dropped */
+    PROMQL_OP_TRIM_UPPER, /* </ */
+    PROMQL_OP_TRIM_LOWER, /* >/ */
 } promql_binop;
 
 /* The operator's text: "+", "==", "and", "atan2", ... */
@@ -513,6 +517,8 @@ typedef enum promql_tok {
     PT_AND,
     PT_OR,
     PT_UNLESS,
+    PT_TRIM_UPPER, /* </ */
+    PT_TRIM_LOWER, /* >/ */
     PT_ATAN2,
     /* aggregators, in promql_aggop order */
     PT_SUM,

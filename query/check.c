@@ -103,6 +103,9 @@ static void check_binary(checker *p, promql_expr *e, int depth) {
                          b->matching.matching[i]);
     if (lt != PROMQL_TYPE_SCALAR && lt != PROMQL_TYPE_VECTOR)
         perr(p, b->lhs->start, "binary expression must contain only scalar and instant vector types");
+    if ((b->op == PROMQL_OP_TRIM_UPPER || b->op == PROMQL_OP_TRIM_LOWER) && lt != PROMQL_TYPE_VECTOR)
+        perr(p, op_pos(p, e), "operator \"%s\" needs an instant vector of histograms on its left side",
+             promql_binop_str(b->op));
     if (rt != PROMQL_TYPE_SCALAR && rt != PROMQL_TYPE_VECTOR)
         perr(p, b->rhs->start, "binary expression must contain only scalar and instant vector types");
     if (lt != PROMQL_TYPE_VECTOR || rt != PROMQL_TYPE_VECTOR) {

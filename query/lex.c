@@ -645,10 +645,10 @@ static void lex_statements(promql_lexer *l, promql_token *t) {
             return;
         }
         case '<':
-            emit(l, t, accept(l, "=") ? PT_LTE : PT_LSS);
+            emit(l, t, accept(l, "=") ? PT_LTE : accept(l, "/") ? PT_TRIM_UPPER : PT_LSS);
             return;
         case '>':
-            emit(l, t, accept(l, "=") ? PT_GTE : PT_GTR);
+            emit(l, t, accept(l, "=") ? PT_GTE : accept(l, "/") ? PT_TRIM_LOWER : PT_GTR);
             return;
         case '(':
             emit(l, t, PT_LPAREN);

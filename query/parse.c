@@ -1264,6 +1264,12 @@ static int binop_of(promql_tok t, promql_binop *op, int *prec) {
     case PT_ATAN2:
         *op = PROMQL_OP_ATAN2, *prec = PREC_MUL;
         return 1;
+    case PT_TRIM_UPPER:
+        *op = PROMQL_OP_TRIM_UPPER, *prec = PREC_MUL;
+        return 1;
+    case PT_TRIM_LOWER:
+        *op = PROMQL_OP_TRIM_LOWER, *prec = PREC_MUL;
+        return 1;
     case PT_POW:
         *op = PROMQL_OP_POW, *prec = PREC_POW;
         return 1;

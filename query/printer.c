@@ -53,12 +53,12 @@ const char *promql_type_go_name(promql_type t) {
 }
 
 static const char *const binop_names[] = {
-    [PROMQL_OP_ADD] = "+",         [PROMQL_OP_SUB] = "-",   [PROMQL_OP_MUL] = "*",
-    [PROMQL_OP_DIV] = "/",         [PROMQL_OP_MOD] = "%",   [PROMQL_OP_POW] = "^",
-    [PROMQL_OP_ATAN2] = "atan2",   [PROMQL_OP_EQL] = "==",  [PROMQL_OP_NEQ] = "!=",
-    [PROMQL_OP_GTR] = ">",         [PROMQL_OP_LSS] = "<",   [PROMQL_OP_GTE] = ">=",
-    [PROMQL_OP_LTE] = "<=",        [PROMQL_OP_AND] = "and", [PROMQL_OP_OR] = "or",
-    [PROMQL_OP_UNLESS] = "unless",
+    [PROMQL_OP_ADD] = "+",         [PROMQL_OP_SUB] = "-",         [PROMQL_OP_MUL] = "*",
+    [PROMQL_OP_DIV] = "/",         [PROMQL_OP_MOD] = "%",         [PROMQL_OP_POW] = "^",
+    [PROMQL_OP_ATAN2] = "atan2",   [PROMQL_OP_EQL] = "==",        [PROMQL_OP_NEQ] = "!=",
+    [PROMQL_OP_GTR] = ">",         [PROMQL_OP_LSS] = "<",         [PROMQL_OP_GTE] = ">=",
+    [PROMQL_OP_LTE] = "<=",        [PROMQL_OP_AND] = "and",       [PROMQL_OP_OR] = "or",
+    [PROMQL_OP_UNLESS] = "unless", [PROMQL_OP_TRIM_UPPER] = "</", [PROMQL_OP_TRIM_LOWER] = ">/",
 };
 
 const char *promql_binop_str(promql_binop op) {
