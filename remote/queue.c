@@ -34,6 +34,7 @@
  * Threading: a queue belongs to the sender thread (remote.c).
  */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -49,11 +50,20 @@
 #define RW_MARKS 4096             /* progress marks kept (the oldest are merged) */
 #define RW_PROGRESS_EVERY_MS 1000 /* the progress is also written this often (marks without samples) */
 #define RW_RESHARD_EVERY_MS 10000
+#define RW_GC_EVERY_MS 5000 /* how often the queue looks for a new checkpoint */
 
 typedef struct rw_series {
     uint8_t *lbl; /* encoded labels, NULL when relabeling dropped the series */
     uint32_t len;
+    int32_t seg; /* the segment of its series record (-1: a checkpoint) */
 } rw_series;
+
+/* A cache entry the series GC removed, freed once no pending sample can
+ * refer to it (every sample numbered below seq is acknowledged). */
+typedef struct rw_dead {
+    uint32_t idx;
+    uint64_t seq;
+} rw_dead;
 
 typedef struct rw_sample {
     uint64_t seq;
@@ -107,6 +117,14 @@ struct rw_queue {
     size_t kcap, kn;
     rw_series *series;
     size_t nseries, capseries;
+    /* series GC (series_gc: as Prometheus' watcher, the series a new
+     * checkpoint no longer holds leave the cache) */
+    int gc_checkpoint; /* the newest checkpoint handled */
+    int64_t gc_at;
+    rw_dead *dead;
+    size_t ndead, capdead;
+    uint32_t *free_idx; /* entries to reuse */
+    size_t nfree, capfree;
 
     rw_shard *shards;
     size_t nshards, capacity, desired;
@@ -209,9 +227,12 @@ KILN_MUST_CHECK static int store_series(rw_queue *q, const storage_wal_series *s
     }
     long idx = cache_get(q, s->ref);
     if (idx < 0) {
-        if (array_grow((void **)&q->series, &q->capseries, q->nseries + 1, sizeof *q->series))
+        if (q->nfree)
+            idx = (long)q->free_idx[--q->nfree];
+        else if (array_grow((void **)&q->series, &q->capseries, q->nseries + 1, sizeof *q->series))
             return KILN_ENOMEM;
-        idx = (long)q->nseries++;
+        else
+            idx = (long)q->nseries++;
         q->series[idx] = (rw_series){0};
         if (cache_put(q, s->ref, (uint32_t)idx))
             return KILN_ENOMEM;
@@ -219,6 +240,7 @@ KILN_MUST_CHECK static int store_series(rw_queue *q, const storage_wal_series *s
     rw_series *e = &q->series[idx];
     free(e->lbl);
     *e = (rw_series){0};
+    e->seg = q->rec.pos.segment;
     if (!keep || nout == 0)
         return 0;
     qsort(out, nout, sizeof *out, label_cmp);
@@ -523,8 +545,136 @@ static void reshard_check(rw_queue *q, int64_t now_ms) {
     metric_set(q->m.shards_desired, (double)desired);
 }
 
+/* ---- series GC ------------------------------------------------------------------------------- */
+
+/* The number of the newest wal/checkpoint.N, or -1. */
+static int newest_checkpoint(const char *data_dir) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/wal", data_dir);
+    DIR *d = opendir(path);
+    int best = -1;
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d));) {
+        int n, end = 0;
+        if (sscanf(e->d_name, "checkpoint.%d%n", &n, &end) == 1 && e->d_name[end] == 0 && n > best)
+            best = n;
+    }
+    closedir(d);
+    return best;
+}
+
+static uint64_t *set_slot(uint64_t *set, size_t cap, uint64_t ref) {
+    size_t i = (size_t)(XXH3_64bits(&ref, sizeof ref) & (cap - 1));
+    while (set[i] && set[i] != ref + 1)
+        i = (i + 1) & (cap - 1);
+    return &set[i];
+}
+
+/* The series references of the newest checkpoint: an open-addressing set of
+ * ref + 1 (*cap a power of two); NULL on an error. */
+static uint64_t *checkpoint_refs(rw_queue *q, size_t *cap) {
+    storage_wal_tail *t = NULL;
+    kiln_err err = {0};
+    if (storage_wal_tail_open(q->o.data_dir, (storage_wal_pos){-1, 0}, &t, &err) != 0)
+        return NULL;
+    size_t n = 0;
+    *cap = 1024;
+    uint64_t *set = calloc(*cap, sizeof *set);
+    storage_wal_record r;
+    int rc = 0;
+    while (set && (rc = storage_wal_tail_next(t, &r, &err)) > 0 && r.pos.segment < 0) {
+        for (size_t i = 0; set && i < r.nseries; i++) {
+            if ((n + 1) * 2 > *cap) { /* grow: rehash */
+                uint64_t *big = calloc(*cap * 2, sizeof *big);
+                for (size_t j = 0; big && j < *cap; j++)
+                    if (set[j])
+                        *set_slot(big, *cap * 2, set[j] - 1) = set[j];
+                free(set);
+                set = big;
+                *cap *= 2;
+                if (!set)
+                    break;
+            }
+            uint64_t *slot = set_slot(set, *cap, r.series[i].ref);
+            n += *slot == 0;
+            *slot = r.series[i].ref + 1;
+        }
+    }
+    storage_wal_tail_close(t);
+    if (set && rc < 0) {
+        free(set);
+        return NULL;
+    }
+    return set;
+}
+
+/*
+ * Once the queue reads past a new checkpoint N, the series whose records
+ * were in segments up to N (or in an older checkpoint) and that the new
+ * checkpoint no longer holds are gone from the head: their entries leave
+ * the cache (so memory follows the live series, not every series ever
+ * seen) and are freed once no pending sample refers to them.
+ */
+static void series_gc(rw_queue *q, int64_t now_ms) {
+    uint64_t low = low_water(q);
+    size_t keep = 0;
+    for (size_t i = 0; i < q->ndead; i++) {
+        if (q->dead[i].seq > low) {
+            q->dead[keep++] = q->dead[i];
+            continue;
+        }
+        rw_series *e = &q->series[q->dead[i].idx];
+        free(e->lbl);
+        *e = (rw_series){0};
+        if (array_grow((void **)&q->free_idx, &q->capfree, q->nfree + 1, sizeof *q->free_idx) == 0)
+            q->free_idx[q->nfree++] = q->dead[i].idx;
+    }
+    q->ndead = keep;
+    if (now_ms < q->gc_at)
+        return;
+    q->gc_at = now_ms + RW_GC_EVERY_MS;
+    int cp = newest_checkpoint(q->o.data_dir);
+    if (cp <= q->gc_checkpoint || storage_wal_tail_pos(q->tail).segment <= cp)
+        return; /* nothing new, or the queue still reads what the checkpoint replaced */
+    size_t cap;
+    uint64_t *live = checkpoint_refs(q, &cap);
+    if (!live)
+        return; /* the next time tries again */
+    q->gc_checkpoint = cp;
+    size_t removed = 0;
+    for (size_t i = 0; i < q->kcap; i++) {
+        if (!q->keys[i])
+            continue;
+        uint32_t idx = q->vals[i];
+        if (q->series[idx].seg > cp || *set_slot(live, cap, q->keys[i] - 1))
+            continue;
+        if (array_grow((void **)&q->dead, &q->capdead, q->ndead + 1, sizeof *q->dead) != 0)
+            break;
+        q->dead[q->ndead++] = (rw_dead){idx, q->next_seq};
+        q->keys[i] = UINT64_MAX; /* removed below */
+        removed++;
+    }
+    free(live);
+    /* the table again without the removed keys (open addressing has no delete) */
+    uint64_t *ok = q->keys;
+    uint32_t *ov = q->vals;
+    size_t ocap = q->kcap;
+    q->keys = NULL;
+    q->vals = NULL;
+    q->kcap = q->kn = 0;
+    for (size_t i = 0; i < ocap; i++)
+        if (ok[i] && ok[i] != UINT64_MAX && cache_put(q, ok[i] - 1, ov[i]) != 0)
+            LOG_ERROR("remote write: out of memory rebuilding the series cache", "url=%s", q->cfg->url);
+    free(ok);
+    free(ov);
+    LOG_INFO("remote write: series cache garbage-collected", "url=%s checkpoint=%d removed=%zu kept=%zu",
+             q->cfg->url, cp, removed, q->kn);
+}
+
 int64_t rw_queue_step(rw_queue *q, int64_t now_ms) {
     reshard_check(q, now_ms);
+    series_gc(q, now_ms);
     int more = watch(q, now_ms);
     int64_t wait = more ? 0 : 250, pending = 0, deadline = q->cfg->queue.batch_send_deadline_ms;
     int idle = 1;
@@ -679,6 +829,7 @@ int rw_queue_new(const config_remote_write *cfg, const config_label *ext, size_t
     if (rc)
         goto fail;
     q->progress = progress_read(q->dir);
+    q->gc_checkpoint = newest_checkpoint(o->data_dir); /* the tail reads its series */
     if ((rc = storage_wal_tail_open(o->data_dir, q->progress, &q->tail, err)))
         goto fail;
     rhttp_creds_load(&q->creds, &cfg->http, "remote write", cfg->url);
@@ -724,6 +875,8 @@ void rw_queue_free(rw_queue *q) {
     for (size_t i = 0; i < q->nseries; i++)
         free(q->series[i].lbl);
     free(q->series);
+    free(q->dead);
+    free(q->free_idx);
     free(q->keys);
     free(q->vals);
     buf_free(&q->raw);

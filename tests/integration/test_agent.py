@@ -9,6 +9,7 @@ import glob
 import http.server
 import json
 import os
+import re
 import socketserver
 import subprocess
 import threading
@@ -33,7 +34,9 @@ class Target:
                 ms = int(time.time() * 1000)
                 n = len(outer.served) + 1
                 outer.served.append((ms, n))
-                body = f"# TYPE agent_seq gauge\nagent_seq {n} {ms}\n".encode()
+                # and a series that lives for one scrape: the queues' series cache
+                # drops it once a checkpoint no longer holds it
+                body = f"# TYPE agent_seq gauge\nagent_seq {n} {ms}\nagent_churn{{n=\"{n}\"}} 1\n".encode()
                 self.send_response(200)
                 for name, value in (("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", len(body))):
                     self.send_header(name, str(value))
@@ -113,6 +116,9 @@ remote_write:
             self.assertTrue(wait_for(lambda: sorted(glob.glob(os.path.join(wal, "checkpoint.*")))[-1] != first,
                                      timeout=30), k.read_log())
             self.assertNotIn("0" * 8, os.listdir(wal))  # segment 0 is gone
+            gc = re.compile(r'msg="remote write: series cache garbage-collected" .* removed=([0-9]+)')
+            self.assertTrue(wait_for(lambda: any(int(m) > 0 for m in gc.findall(k.read_log())), timeout=30),
+                            k.read_log()[-3000:])
             # every sample served arrives, once (taken while kiln runs: a scrape
             # its shutdown abandons was served and never stored)
             served = list(target.served)
