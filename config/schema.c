@@ -647,8 +647,7 @@ static const schema_key scrape_keys[] = {
     {"static_configs", SCHEMA_LIST, ARRAY(scrape_config, static_configs), .sub = &schema_static},
     {"http_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, http_sd_configs), .sub = &schema_http_sd},
     {"dns_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, dns_sd_configs), .sub = &schema_dns_sd},
-    {"consul_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, consul_sd_configs), .flags = SCHEMA_UNUSED,
-     .sub = &schema_consul_sd},
+    {"consul_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, consul_sd_configs), .sub = &schema_consul_sd},
     {"kubernetes_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, kubernetes_sd_configs),
      .flags = SCHEMA_UNUSED, .sub = &schema_kubernetes_sd},
 };

@@ -200,21 +200,23 @@ sd_tg *sd_gb_done(sd_gb *b, const char *source) {
         memcpy(strs, b->strs.data, b->strs.len);
     g->source = strs + b->strs.len;
     memcpy(g->source, source, sl);
+    /* labels sorted by name (labels_get, and equal groups hash the same) */
     XXH3_state_t *xs = XXH3_createState();
     if (xs)
         XXH3_64bits_reset(xs);
-    for (size_t i = 0; i < b->nl; i++) {
+    for (size_t i = 0; i < b->nl; i++)
         g->ls[i] = (label){strs + b->lv[2 * i], strs + b->lv[2 * i + 1]};
-        if (xs) {
-            hash_str(xs, g->ls[i].name);
-            hash_str(xs, g->ls[i].value);
-        }
+    labels_sort(g->ls, g->nls);
+    for (size_t i = 0; i < b->nl && xs; i++) {
+        hash_str(xs, g->ls[i].name);
+        hash_str(xs, g->ls[i].value);
     }
     for (size_t i = 0; i < b->ntl; i++)
         tl[i] = (label){strs + b->tv[2 * i], strs + b->tv[2 * i + 1]};
     for (size_t i = 0; i < b->nt; i++) {
         size_t end = i + 1 < b->nt ? b->tstart[i + 1] : b->ntl;
         g->t[i] = (sd_target){tl + b->tstart[i], end - b->tstart[i]};
+        labels_sort(g->t[i].ls, g->t[i].n);
         if (xs) {
             XXH3_64bits_update(xs, "\xff", 1);
             for (size_t j = 0; j < g->t[i].n; j++) {
@@ -848,7 +850,7 @@ void sd_setup(scrape_manager *m, pool *p, const scrape_config *sc, config *cfg) 
     free(p->sdp);
     p->sdp = NULL;
     p->nsdp = 0;
-    size_t n = sc->nhttp_sd_configs + sc->ndns_sd_configs;
+    size_t n = sc->nhttp_sd_configs + sc->ndns_sd_configs + sc->nconsul_sd_configs;
     if (n == 0) {
         drop_snap(p);
         metric_set(p->sd_metric, 0);
@@ -863,6 +865,8 @@ void sd_setup(scrape_manager *m, pool *p, const scrape_config *sc, config *cfg) 
     } kinds[] = {
         {&sd_http_ops, (const char *)sc->http_sd_configs, sc->nhttp_sd_configs, sizeof(config_http_sd)},
         {&sd_dns_ops, (const char *)sc->dns_sd_configs, sc->ndns_sd_configs, sizeof(config_dns_sd)},
+        {&sd_consul_ops, (const char *)sc->consul_sd_configs, sc->nconsul_sd_configs,
+         sizeof(config_consul_sd)},
     };
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
         for (size_t i = 0; i < kinds[k].n; i++) {

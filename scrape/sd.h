@@ -208,7 +208,7 @@ void sd_count_refresh(sd_provider *p, int failed);
 metric_child *sd_metric(sd_runtime *rt, const char *family, const char *const *values);
 
 /* The mechanisms (each sd_<name>.c). */
-extern const sd_ops sd_http_ops, sd_dns_ops;
+extern const sd_ops sd_http_ops, sd_dns_ops, sd_consul_ops;
 
 /* HTTP SD's answer (a JSON list of static configs) as groups with
  * __meta_url, sources "<url>:<index>": 0 with *out a malloc'd array of n
@@ -256,5 +256,18 @@ KILN_MUST_CHECK int sd_dns_resolv(const char *text, sd_dns_conf *out);
  * an answer c-ares cannot read, KILN_ENOMEM.  Any thread. */
 KILN_MUST_CHECK int sd_dns_decode(const char *type, const char *name, unsigned port,
                                   const unsigned char *abuf, int alen, sd_gb *b);
+
+/* ---- Consul (sd_consul.c) --------------------------------------------------------- */
+
+/* GET /v1/catalog/services' answer: the services' names and their tag lists
+ * (JSON_ARR of strings, or JSON_NULL), in a: 0, KILN_EINVAL (err) or
+ * KILN_ENOMEM.  Any thread. */
+KILN_MUST_CHECK int sd_consul_services(const char *body, size_t len, arena *a, const char ***names,
+                                       const json_val ***tags, size_t *n, kiln_err *err);
+/* GET /v1/health/service/<service>'s answer as the service's group (one
+ * reference in *out; b is scratch) with Prometheus' meta labels: 0,
+ * KILN_EINVAL (err) or KILN_ENOMEM.  Any thread. */
+KILN_MUST_CHECK int sd_consul_health(const char *body, size_t len, const char *service, const char *dc,
+                                     const char *sep, sd_gb *b, sd_tg **out, kiln_err *err);
 
 #endif

@@ -46,6 +46,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a client (kiln) that hangs up on a held answer is no error here
+
+
 class Server:
     """A scripted server on 127.0.0.1:<port>; routes[path] = fn(req, handler) or (status, headers, body)."""
 
@@ -54,7 +59,7 @@ class Server:
         self.default = None
         self.requests = []
         self.lock = threading.Lock()
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.owner = self
         self.port = self.httpd.server_address[1]

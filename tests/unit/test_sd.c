@@ -121,9 +121,9 @@ START_TEST(test_group_builder) {
     sd_tg *g = group("src", "a:1", "v");
     ck_assert_ptr_nonnull(g);
     ck_assert_str_eq(g->source, "src");
-    ck_assert_uint_eq(g->nls, 2); /* the empty value is left out */
-    ck_assert_str_eq(g->ls[0].name, "__meta_x");
-    ck_assert_str_eq(g->ls[1].name, "__meta_l_app_kubernetes_io_name");
+    ck_assert_uint_eq(g->nls, 2); /* the empty value is left out; sorted by name */
+    ck_assert_str_eq(g->ls[0].name, "__meta_l_app_kubernetes_io_name");
+    ck_assert_str_eq(g->ls[1].name, "__meta_x");
     ck_assert_uint_eq(g->nt, 2);
     ck_assert_uint_eq(g->t[0].n, 2);
     ck_assert_str_eq(labels_get(g->t[0].ls, g->t[0].n, "__address__"), "a:1");
@@ -375,6 +375,86 @@ START_TEST(test_dns_decode) {
 }
 END_TEST
 
+/* ---- Consul ------------------------------------------------------------------------ */
+
+START_TEST(test_consul_services) {
+    const char *body = "{\"consul\":[],\"web\":[\"prod\",\"v1\"],\"db\":null}";
+    arena a;
+    arena_init(&a, 0);
+    const char **names = NULL;
+    const json_val **tags = NULL;
+    size_t n = 0;
+    kiln_err err = {0};
+    ck_assert_int_eq(sd_consul_services(body, strlen(body), &a, &names, &tags, &n, &err), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(names[1], "web");
+    ck_assert_uint_eq(tags[1]->n, 2);
+    ck_assert_str_eq(tags[1]->kids[1].str, "v1");
+    ck_assert_int_eq(tags[2]->type, JSON_NULL);
+    const char *bad = "{\"web\":[1]}";
+    ck_assert_int_eq(sd_consul_services(bad, strlen(bad), &a, &names, &tags, &n, &err), KILN_EINVAL);
+    ck_assert(strstr(err.msg, "a tag of web is not a string"));
+    ck_assert_int_eq(sd_consul_services("[]", 2, &a, &names, &tags, &n, &err), KILN_EINVAL);
+    arena_free(&a);
+}
+END_TEST
+
+START_TEST(test_consul_health) {
+    const char *body =
+        "[{\"Node\":{\"Node\":\"n1\",\"Address\":\"10.0.0.1\",\"TaggedAddresses\":{\"lan\":\"10.0.0.1\"},"
+        "\"Meta\":{\"os.name\":\"linux\"}},"
+        "\"Service\":{\"ID\":\"web-1\",\"Service\":\"web\",\"Tags\":[\"a\",\"b\"],\"Address\":\"\",\"Port\":"
+        "80,"
+        "\"Meta\":{\"v\":\"2\"},\"Namespace\":\"ns\",\"TaggedAddresses\":{\"lan\":{\"Address\":\"x\","
+        "\"Port\":1}}},"
+        "\"Checks\":[{\"CheckID\":\"serfHealth\",\"Status\":\"passing\"},{\"CheckID\":\"s\",\"Status\":"
+        "\"warning\"}]},"
+        "{\"Node\":{\"Node\":\"n2\",\"Address\":\"10.0.0.2\"},"
+        "\"Service\":{\"ID\":\"web-2\",\"Tags\":null,\"Address\":\"fe80::1\",\"Port\":81},"
+        "\"Checks\":[{\"CheckID\":\"_service_maintenance:web-2\",\"Status\":\"critical\"}]}]";
+    sd_gb b;
+    sd_gb_init(&b);
+    sd_tg *g = NULL;
+    kiln_err err = {0};
+    ck_assert_int_eq(sd_consul_health(body, strlen(body), "web", "dc1", ",", &b, &g, &err), 0);
+    ck_assert_str_eq(g->source, "web");
+    ck_assert_str_eq(labels_get(g->ls, g->nls, "__meta_consul_service"), "web");
+    ck_assert_str_eq(labels_get(g->ls, g->nls, "__meta_consul_dc"), "dc1");
+    ck_assert_uint_eq(g->nt, 2);
+    ck_assert_str_eq(tl(g, 0, "__address__"), "10.0.0.1:80");
+    ck_assert_str_eq(tl(g, 0, "__meta_consul_address"), "10.0.0.1");
+    ck_assert_str_eq(tl(g, 0, "__meta_consul_node"), "n1");
+    ck_assert_str_eq(tl(g, 0, "__meta_consul_tags"), ",a,b,");
+    ck_assert_str_eq(tl(g, 0, "__meta_consul_service_id"), "web-1");
+    ck_assert_str_eq(tl(g, 0, "__meta_consul_service_port"), "80");
+    ck_assert_str_eq(tl(g, 0, "__meta_consul_health"), "warning");
+    ck_assert_str_eq(tl(g, 0, "__meta_consul_namespace"), "ns");
+    ck_assert_str_eq(tl(g, 0, "__meta_consul_metadata_os_name"), "linux");
+    ck_assert_str_eq(tl(g, 0, "__meta_consul_service_metadata_v"), "2");
+    ck_assert_str_eq(tl(g, 0, "__meta_consul_tagged_address_lan"), "10.0.0.1");
+    ck_assert_ptr_null(tl(g, 0, "__meta_consul_service_address"));
+    ck_assert_str_eq(tl(g, 1, "__address__"), "[fe80::1]:81");
+    ck_assert_str_eq(tl(g, 1, "__meta_consul_service_address"), "fe80::1");
+    ck_assert_str_eq(tl(g, 1, "__meta_consul_tags"), ",,");
+    ck_assert_str_eq(tl(g, 1, "__meta_consul_health"), "maintenance");
+    sd_tg_unref(g);
+    /* an empty answer is an empty group; a broken one an error */
+    ck_assert_int_eq(sd_consul_health("[]", 2, "web", "dc1", ",", &b, &g, &err), 0);
+    ck_assert_uint_eq(g->nt, 0);
+    sd_tg_unref(g);
+    static const char *const bad[] = {"{}", "[{\"Node\":{}}]",
+                                      "[{\"Node\":{},\"Service\":{\"Port\":\"80\"}}]",
+                                      "[{\"Node\":{\"Meta\":{\"a\":1}},\"Service\":{}}]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        g = NULL;
+        ck_assert_int_eq(sd_consul_health(bad[i], strlen(bad[i]), "web", "dc1", ",", &b, &g, &err),
+                         KILN_EINVAL);
+        ck_assert_ptr_null(g);
+    }
+    sd_gb_free(&b);
+}
+END_TEST
+
 /* ---- configuration ---------------------------------------------------------------- */
 
 static config *load(const char *yaml, kiln_err *err) {
@@ -485,6 +565,8 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_http_decode);
     tcase_add_test(tc, test_dns_resolv);
     tcase_add_test(tc, test_dns_decode);
+    tcase_add_test(tc, test_consul_services);
+    tcase_add_test(tc, test_consul_health);
     tcase_add_test(tc, test_config_defaults);
     tcase_add_test(tc, test_config_errors);
     tcase_add_test(tc, test_config_unused_keys);
