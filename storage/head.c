@@ -38,102 +38,8 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "storage/headchunks.h"
+#include "storage/head_int.h"
 #include "storage/lockrank.h"
-#include "storage/xorchunk.h"
-
-#define SHARDS 64
-#define STRIPES 1024
-#define HINT_LABELS 16
-#define REF_PAGE_BITS 12
-#define REF_PAGE_SIZE (1u << REF_PAGE_BITS)
-#define REF_PAGES (1u << 20) /* 2^32 references */
-#define SAMPLES_PER_CHUNK 120
-
-/* A full chunk, on disk in chunks_head. */
-typedef struct hchunk {
-    int64_t mint, maxt;
-    uint64_t cref;
-} hchunk;
-
-struct hseries {
-    /* what appending reads comes first: ref through the open chunk's fields */
-    uint32_t ref;
-    uint32_t nls;
-    /* guarded by the stripe lock */
-    int64_t maxt; /* last sample's time; INT64_MIN when none */
-    uint64_t lastv;
-    int64_t open_mint;
-    int64_t next_at;
-    xorchunk open;
-    /* the label hash lives in the series' map slot, not here: that keeps the
-     * struct at 112 bytes, a multiple of the slab's 16-byte grain */
-    hchunk *closed;
-    uint32_t nclosed, capclosed;
-    uint32_t last_len; /* bytes of the last full chunk: sizes the next one */
-    label ls[];
-};
-
-/* A lock on its own cache line: neighbours are taken by other threads. */
-typedef struct stripe {
-    pthread_mutex_t mu;
-    char pad[64 - sizeof(pthread_mutex_t) % 64];
-} stripe;
-
-/* A slot of a shard's table; s == NULL when empty. */
-typedef struct sslot {
-    uint64_t hash;
-    hseries *s;
-} sslot;
-
-typedef struct shard {
-    pthread_rwlock_t lock;
-    sslot *t;
-    size_t nb, n; /* slots (0 or a power of two), series */
-} shard;
-
-/* A postings list: sorted references. */
-typedef struct plist {
-    uint32_t *v;
-    uint32_t n, cap;
-} plist;
-
-typedef struct pvalue {
-    const char *value; /* interned; NULL = empty slot */
-    plist p;
-} pvalue;
-
-typedef struct pname {
-    const char *name; /* interned; NULL = empty slot */
-    pvalue *slots;
-    size_t nslots, n;
-} pname;
-
-struct head {
-    int64_t chunk_range;
-    headchunks *hc;
-    uint64_t cut_failures; /* atomic */
-    shard shards[SHARDS];
-    stripe stripes[STRIPES];
-    hseries **pages[REF_PAGES];
-    uint64_t next_ref; /* under index lock */
-
-    pthread_rwlock_t index_lock;
-    pname *names;
-    size_t nnames_slots, nnames;
-    plist all;
-
-    pthread_mutex_t intern_lock;
-    arena strings;
-    const char **istr;
-    size_t nistr_slots, nistr;
-    label hint[HINT_LABELS]; /* the labels interned last (a series' neighbours share most) */
-    size_t nhint;
-
-    int64_t mint, maxt; /* atomics */
-    int64_t min_valid;  /* atomic: appends below it are out of bounds (after truncation) */
-    uint64_t nseries, nchunks, chunks_created; /* atomics */
-};
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -293,6 +199,7 @@ int head_new(int64_t chunk_range_ms, headchunks *hc, head **out, kiln_err *err) 
     h->mint = INT64_MAX;
     h->maxt = INT64_MIN;
     h->min_valid = INT64_MIN;
+    headhist_init(&h->hist, hc, h->chunk_range, &h->nchunks, &h->chunks_created);
     *out = h;
     return 0;
 }
@@ -332,6 +239,7 @@ void head_free(head *h) {
     free(h->all.v);
     free(h->istr);
     arena_free(&h->strings);
+    headhist_free(&h->hist);
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_destroy(&h->stripes[i].mu);
     pthread_rwlock_destroy(&h->index_lock);
@@ -659,7 +567,7 @@ const label *hseries_labels(const hseries *s, size_t *n) {
 /* ---- appending --------------------------------------------------------- */
 
 /* The end of the chunk range holding t (ranges are aligned to multiples). */
-static int64_t range_end(int64_t t, int64_t width) {
+int64_t head_range_end(int64_t t, int64_t width) {
     int64_t q = t / width;
     if (t < 0 && q * width != t)
         q--;
@@ -668,7 +576,7 @@ static int64_t range_end(int64_t t, int64_t width) {
 
 /* Prometheus' prediction of where a chunk should end so the samples of the
  * range spread evenly over its chunks (integer arithmetic, as in Go). */
-static int64_t chunk_end_time(int64_t start, int64_t cur, int64_t max) {
+int64_t head_chunk_end_time(int64_t start, int64_t cur, int64_t max) {
     int64_t n = (max - start) / ((cur - start + 1) * 4);
     if (n <= 1)
         return max;
@@ -682,10 +590,15 @@ static int order_check(const hseries *s, int64_t t, double v) {
         return HEAD_APPEND_OK;
     if (t < s->maxt)
         return KILN_EORDER;
+    if (s->hflags & HS_HOPEN)
+        return KILN_EEXIST; /* a histogram there */
     return dbits(v) == s->lastv ? HEAD_APPEND_SAME : KILN_EEXIST;
 }
 
-int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err) {
+static int hist_order_check(head *h, const hseries *s, int64_t t, const histogram *hg);
+
+/* head_append_check for a float v, or for the histogram hg when not NULL. */
+static int append_check(head *h, hseries *s, int64_t t, double v, const histogram *hg, kiln_err *err) {
     int64_t hmaxt = __atomic_load_n(&h->maxt, __ATOMIC_RELAXED);
     if ((hmaxt != INT64_MIN && t < hmaxt - h->chunk_range / 2) ||
         t < __atomic_load_n(&h->min_valid, __ATOMIC_RELAXED))
@@ -695,13 +608,17 @@ int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err) {
         return HEAD_APPEND_OK;
     pthread_mutex_t *mu = stripe_of(h, s->ref);
     lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
-    int rc = order_check(s, t, v);
+    int rc = hg ? hist_order_check(h, s, t, hg) : order_check(s, t, v);
     lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     if (rc == KILN_EORDER)
         return kiln_err_set(err, rc, "out of order sample");
     if (rc == KILN_EEXIST)
         return kiln_err_set(err, rc, "duplicate sample for timestamp");
     return rc;
+}
+
+int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err) {
+    return append_check(h, s, t, v, NULL, err);
 }
 
 /* Not array_grow: its first 16 slots would be most of a series' memory; a
@@ -807,15 +724,27 @@ static unsigned next_busy_count(const hseries *s, unsigned n) {
     return SAMPLES_PER_CHUNK * 2;
 }
 
+KILN_MUST_CHECK static int hist_append_locked(head *h, hseries *s, int64_t t, const histogram *hg);
+
 KILN_MUST_CHECK static int append_locked(head *h, hseries *s, int64_t t, double v) {
     int rc = order_check(s, t, v);
     if (rc != HEAD_APPEND_OK)
         goto out;
+    if (s->hflags & HS_HOPEN) {
+        int is_float = 0;
+        if (value_is_stale(v) && headhist_open(&h->hist, s->ref, &is_float)) {
+            /* a series of histograms ends with a histogram stale marker, as in Prometheus */
+            histogram st = {.sum = v, .is_int = (uint8_t)!is_float};
+            return hist_append_locked(h, s, t, &st);
+        }
+        headhist_close(&h->hist, s->ref); /* a float follows: the chunks must not overlap */
+        s->hflags &= (uint8_t)~HS_HOPEN;
+    }
     uint16_t n = xorchunk_count(&s->open);
     int created = 0;
     if (n > 0) {
         if (n == SAMPLES_PER_CHUNK / 4)
-            s->next_at = chunk_end_time(s->open_mint, s->maxt, s->next_at);
+            s->next_at = head_chunk_end_time(s->open_mint, s->maxt, s->next_at);
         if (n == FIRST_SIZING && first_chunk_unsized(s))
             xorchunk_expect(&s->open, SAMPLES_PER_CHUNK);
         if ((t >= s->next_at || n >= SAMPLES_PER_CHUNK * 2) && cut_chunk(h, s) == 0)
@@ -823,7 +752,7 @@ KILN_MUST_CHECK static int append_locked(head *h, hseries *s, int64_t t, double 
     }
     if (n == 0) {
         s->open_mint = t;
-        s->next_at = range_end(t, h->chunk_range);
+        s->next_at = head_range_end(t, h->chunk_range);
         created = 1;
         if (s->last_len)
             xorchunk_presize(&s->open, next_chunk_size(s->last_len));
@@ -844,6 +773,54 @@ int head_append(head *h, hseries *s, int64_t t, double v) {
     pthread_mutex_t *mu = stripe_of(h, s->ref);
     lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
     int rc = append_locked(h, s, t, v);
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
+    return rc;
+}
+
+/* Order as order_check; at the last sample's time, the same histogram is
+ * HEAD_APPEND_SAME, anything else a duplicate. */
+static int hist_order_check(head *h, const hseries *s, int64_t t, const histogram *hg) {
+    if (s->maxt == INT64_MIN || t > s->maxt)
+        return HEAD_APPEND_OK;
+    if (t < s->maxt)
+        return KILN_EORDER;
+    return s->hflags & HS_HOPEN ? headhist_same(&h->hist, s->ref, hg) : KILN_EEXIST;
+}
+
+KILN_MUST_CHECK static int hist_append_locked(head *h, hseries *s, int64_t t, const histogram *hg) {
+    int rc = hist_order_check(h, s, t, hg);
+    if (rc != HEAD_APPEND_OK)
+        return rc;
+    if (xorchunk_count(&s->open) && cut_chunk(h, s) != 0)
+        return KILN_ENOMEM; /* the float chunk stays open: a histogram would overlap it */
+    if ((rc = headhist_append(&h->hist, s->ref, t, hg)) != 0)
+        return rc;
+    s->hflags |= HS_HIST | HS_HOPEN;
+    __atomic_store_n(&s->maxt, t, __ATOMIC_RELAXED); /* head_append_check reads it unlocked */
+    return 0;
+}
+
+int head_append_histogram_check(head *h, hseries *s, int64_t t, const histogram *hg, kiln_err *err) {
+    return append_check(h, s, t, 0, hg, err);
+}
+
+int head_append_histogram(head *h, hseries *s, int64_t t, const histogram *hg) {
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
+    int rc = hist_append_locked(h, s, t, hg);
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
+    return rc;
+}
+
+int head_series_histograms(head *h, hseries *s, int64_t mint, int64_t maxt, arena *a, hsample **out,
+                           size_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (!(__atomic_load_n(&s->hflags, __ATOMIC_RELAXED) & HS_HIST))
+        return 0;
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
+    int rc = headhist_read(&h->hist, s->ref, mint, maxt, a, out, n);
     lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     return rc;
 }
@@ -1024,6 +1001,10 @@ int head_series_time_range(head *h, hseries *s, int64_t *mint, int64_t *maxt) {
         t = s->closed[0].mint;
     else if (xorchunk_count(&s->open))
         t = s->open_mint;
+    if (s->hflags & HS_HIST) {
+        int64_t ht = headhist_mint(&h->hist, s->ref);
+        t = ht < t ? ht : t;
+    }
     *maxt = s->maxt; /* the last sample appended, in the head while any is */
     lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     *mint = t;
@@ -1051,6 +1032,9 @@ int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt) {
         found = 1;
         certain = s->open_mint >= mint || s->maxt <= maxt;
     }
+    /* histogram chunks' bounds: close enough for label lookups */
+    if (!found && (s->hflags & HS_HIST) && headhist_overlaps(&h->hist, s->ref, mint, maxt))
+        found = certain = 1;
     lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     if (!found)
         return 0;
@@ -1380,13 +1364,20 @@ int head_truncate(head *h, int64_t mint, head_truncate_stats *st) {
                 st->chunks_removed += k;
                 __atomic_sub_fetch(&h->nchunks, k, __ATOMIC_RELAXED);
             }
-            int idle = s->maxt < mint;
+            int idle = s->maxt < mint, hleft = 0;
             if (idle && xorchunk_count(&s->open)) {
                 xorchunk_free(&s->open);
                 st->chunks_removed++;
                 __atomic_sub_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
             }
-            int remove = idle && s->nclosed == 0;
+            if (s->hflags & HS_HIST) {
+                st->chunks_removed += headhist_truncate(&h->hist, s->ref, mint, idle, &hleft);
+                if (!hleft)
+                    s->hflags = 0;
+                else if (idle)
+                    s->hflags &= (uint8_t)~HS_HOPEN;
+            }
+            int remove = idle && s->nclosed == 0 && !hleft;
             lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
             if (!remove) {
                 step++;

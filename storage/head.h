@@ -88,6 +88,27 @@ KILN_MUST_CHECK int head_append_owned_run(head *h, hseries *s, const sample *v, 
                                           int64_t *maxt, uint64_t *taken, uint64_t *dropped);
 void head_note_range(head *h, int64_t mint, int64_t maxt);
 
+/* head_append_check for a histogram sample: at the last sample's time the
+ * same histogram is HEAD_APPEND_SAME, anything else KILN_EEXIST. */
+KILN_MUST_CHECK int head_append_histogram_check(head *h, hseries *s, int64_t t, const histogram *hg,
+                                                kiln_err *err);
+/* head_append for a histogram (valid: histogram_validate; copied): cuts
+ * the series' float chunk, cuts or recodes its histogram chunk as
+ * Prometheus does (headhist.h).  0, HEAD_APPEND_SAME, KILN_EORDER,
+ * KILN_EEXIST, KILN_ENOMEM.  A stale float marker appended to a series
+ * whose last sample is a histogram becomes a histogram stale marker. */
+KILN_MUST_CHECK int head_append_histogram(head *h, hseries *s, int64_t t, const histogram *hg);
+/* The histogram samples of s within [mint, maxt], copied into a (*out an
+ * array in a; NULL and *n 0 when none).  0, KILN_ENOMEM, KILN_ECORRUPT. */
+KILN_MUST_CHECK int head_series_histograms(head *h, hseries *s, int64_t mint, int64_t maxt, arena *a,
+                                           hsample **out, size_t *n);
+
+/* Chunk cutting's arithmetic, Prometheus': the end of the chunk range
+ * holding t (ranges aligned to multiples of width), and the predicted end
+ * of a chunk from start that reached cur after a quarter of its samples. */
+int64_t head_range_end(int64_t t, int64_t width);
+int64_t head_chunk_end_time(int64_t start, int64_t cur, int64_t max);
+
 /* Time range of the samples in the head; mint > maxt when empty. */
 void head_time_range(head *h, int64_t *mint, int64_t *maxt);
 

@@ -33,6 +33,7 @@
 #define HC_BUF (256u << 10)
 #define HC_CHUNK_META 25 /* ref + mint + maxt + encoding */
 #define HC_ENC_XOR 1
+#define HC_ENC_FLOAT_HIST 3 /* 2 is the integer histogram */
 
 struct headchunks {
     char dir[4096];
@@ -164,7 +165,7 @@ int headchunks_close(headchunks *hc, kiln_err *err) {
 /* Parses the chunk at off in a file of `size` bytes; 0 with the fields,
  * 1 at the end (zeros or no room), -1 when damaged. */
 static int parse_chunk(const uint8_t *m, uint64_t size, uint64_t off, uint64_t *sref, int64_t *mint,
-                       int64_t *maxt, uint64_t *dlen, uint64_t *total) {
+                       int64_t *maxt, uint8_t *enc, uint64_t *dlen, uint64_t *total) {
     if (size - off < HC_CHUNK_META + 1 + 4)
         return 1;
     const uint8_t *p = m + off;
@@ -173,7 +174,8 @@ static int parse_chunk(const uint8_t *m, uint64_t size, uint64_t off, uint64_t *
     *maxt = (int64_t)be64_get(p + 16);
     if (*sref == 0 && *mint == 0 && *maxt == 0)
         return 1;
-    if ((p[24] & 0x7f) != HC_ENC_XOR)
+    *enc = p[24] & 0x7f;
+    if (*enc < HC_ENC_XOR || *enc > HC_ENC_FLOAT_HIST)
         return -1;
     uint64_t l = 0;
     size_t i = HC_CHUNK_META;
@@ -218,7 +220,8 @@ int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *e
         for (;;) {
             uint64_t sref, dlen, total;
             int64_t mint, maxt;
-            int r = parse_chunk(m, size, off, &sref, &mint, &maxt, &dlen, &total);
+            uint8_t enc;
+            int r = parse_chunk(m, size, off, &sref, &mint, &maxt, &enc, &dlen, &total);
             if (r == 1)
                 break;
             if (r < 0) {
@@ -230,7 +233,7 @@ int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *e
             }
             if (maxt > hc->fmaxt[n])
                 hc->fmaxt[n] = maxt;
-            int rc = fn(sref, mint, maxt, (uint64_t)n << 32 | off, data);
+            int rc = enc == HC_ENC_XOR ? fn(sref, mint, maxt, (uint64_t)n << 32 | off, data) : 0;
             if (rc)
                 return rc;
             off += total;
@@ -341,11 +344,16 @@ KILN_MUST_CHECK static int put_chunk_locked(headchunks *hc, const uint8_t *const
 
 int headchunks_write(headchunks *hc, uint64_t series_ref, int64_t mint, int64_t maxt, const uint8_t *data,
                      size_t len, uint64_t *cref, kiln_err *err) {
+    return headchunks_write_enc(hc, series_ref, mint, maxt, HC_ENC_XOR, data, len, cref, err);
+}
+
+int headchunks_write_enc(headchunks *hc, uint64_t series_ref, int64_t mint, int64_t maxt, uint8_t enc,
+                         const uint8_t *data, size_t len, uint64_t *cref, kiln_err *err) {
     uint8_t meta[HC_CHUNK_META + 10], crc[4];
     be64_put(meta, series_ref);
     be64_put(meta + 8, (uint64_t)mint);
     be64_put(meta + 16, (uint64_t)maxt);
-    meta[24] = HC_ENC_XOR;
+    meta[24] = enc;
     size_t m = HC_CHUNK_META;
     uint64_t l = len;
     while (l >= 0x80) {

@@ -56,6 +56,12 @@ void headchunks_release(headchunks *hc);
 KILN_MUST_CHECK int headchunks_write(headchunks *hc, uint64_t series_ref, int64_t mint, int64_t maxt,
                                      const uint8_t *data, size_t len, uint64_t *cref, kiln_err *err);
 
+/* headchunks_write of a chunk of another encoding (1 XOR, 2 histogram, 3
+ * float histogram). */
+KILN_MUST_CHECK int headchunks_write_enc(headchunks *hc, uint64_t series_ref, int64_t mint, int64_t maxt,
+                                         uint8_t enc, const uint8_t *data, size_t len, uint64_t *cref,
+                                         kiln_err *err);
+
 /* The bytes of a chunk (borrowed from the mapping, valid until close). */
 KILN_MUST_CHECK int headchunks_read(headchunks *hc, uint64_t cref, const uint8_t **data, size_t *len);
 

@@ -124,6 +124,34 @@ static int block_series(void *ctx, const label *ls, size_t nls, const sample *sm
     return 0;
 }
 
+/* merge_same for the histogram samples of a and b (into a). */
+KILN_MUST_CHECK static int merge_hsamples(series_set *out, series *a, const series *b) {
+    if (!b->nh)
+        return 0;
+    if (!a->nh) {
+        a->hs = b->hs;
+        a->nh = b->nh;
+        return 0;
+    }
+    hsample *m = arena_alloc_nz(&out->mem, (a->nh + b->nh) * sizeof *m);
+    if (!m)
+        return KILN_ENOMEM;
+    size_t x = 0, y = 0, k = 0;
+    while (x < a->nh || y < b->nh) {
+        if (y >= b->nh || (x < a->nh && a->hs[x].t < b->hs[y].t))
+            m[k++] = a->hs[x++];
+        else if (x >= a->nh || b->hs[y].t < a->hs[x].t)
+            m[k++] = b->hs[y++];
+        else {
+            m[k++] = b->hs[y++];
+            x++;
+        }
+    }
+    a->hs = m;
+    a->nh = k;
+    return 0;
+}
+
 /* Joins neighbours with the same labels (a series in blocks and the head):
  * samples merged by time, a time present twice kept once. */
 KILN_MUST_CHECK static int merge_same(series_set *out) {
@@ -135,6 +163,8 @@ KILN_MUST_CHECK static int merge_same(series_set *out) {
         }
         series *a = &out->v[w - 1];
         const series *b = &out->v[i];
+        if (merge_hsamples(out, a, b) != 0)
+            return KILN_ENOMEM;
         sample *m = arena_alloc_nz(&out->mem, (a->n + b->n + 1) * sizeof *m);
         if (!m)
             return KILN_ENOMEM;
@@ -154,6 +184,15 @@ KILN_MUST_CHECK static int merge_same(series_set *out) {
     }
     out->n = w;
     return 0;
+}
+
+/* Removes the histogram samples inside iv[0..n) in place; the count left. */
+static size_t filter_hsamples(const tstone *iv, size_t n, hsample *s, size_t ns) {
+    size_t w = 0;
+    for (size_t i = 0; i < ns; i++)
+        if (!n || !tombstones_hit(iv, n, s[i].t))
+            s[w++] = s[i];
+    return w;
 }
 
 /* Sample arrays of a selection live in its arena; decoded straight into it. */
@@ -186,13 +225,16 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
         hseries *hs = head_series(s->h, refs.v[i]);
         if (!hs || mint > maxt)
             continue;
-        size_t n = 0, ndel;
+        size_t n = 0, nh = 0, ndel;
+        hsample *hgot = NULL;
         const tstone *del = tombstones_of(&s->hts, refs.v[i], &ndel);
         if (h && h->labels_only && !ndel) {
             if (!head_series_has_data(s->h, hs, mint, maxt))
                 continue;
         } else {
             rc = head_series_samples(s->h, hs, mint, maxt, arena_samples, &out->mem, &got, &n);
+            if (rc == 0)
+                rc = head_series_histograms(s->h, hs, mint, maxt, &out->mem, &hgot, &nh);
             if (rc == KILN_ENOMEM)
                 goto nomem;
             if (rc < 0) {
@@ -200,11 +242,12 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
                 goto fail;
             }
             n = tombstones_filter(del, ndel, got, n);
-            if (n == 0)
+            nh = filter_hsamples(del, ndel, hgot, nh);
+            if (n == 0 && nh == 0)
                 continue;
             if (h && h->labels_only)
-                n = 0;
-            total += n;
+                n = nh = 0;
+            total += n + nh;
             if (h && h->max_samples && total > h->max_samples) {
                 rc = kiln_err_set(err, KILN_ELIMIT, "%s", TOO_MANY_SAMPLES);
                 goto fail;
@@ -224,8 +267,8 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
         se->nls = nls;
         se->n = n;
         se->s = n ? got : NULL;
-        se->hs = NULL; /* array_grow does not zero */
-        se->nh = 0;
+        se->nh = nh;
+        se->hs = nh ? hgot : NULL;
         out->n++;
     }
     /* the blocks' series, then one series per label set */

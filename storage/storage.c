@@ -259,6 +259,13 @@ typedef struct staged {
     double v;
 } staged;
 
+/* A staged histogram sample; h is a copy in the appender's arena. */
+typedef struct hstaged {
+    hseries *s;
+    int64_t t;
+    const histogram *h;
+} hstaged;
+
 /*
  * Within a batch, a series' samples must be in order too: head_append_check
  * sees only what is committed, so the appender compares a sample with the
@@ -284,6 +291,10 @@ struct appender {
      * commits left unlogged): their records go to the WAL whatever happens */
     hseries **created;
     size_t ncreated, capcreated;
+    /* histogram samples, committed after the floats as Prometheus does */
+    hstaged *hv;
+    size_t nh, caph;
+    arena hmem;
 };
 
 appender *storage_appender(storage *s) {
@@ -291,6 +302,7 @@ appender *storage_appender(storage *s) {
     if (a) {
         a->st = s;
         a->max_t = time_now_ms() + STORAGE_MAX_FUTURE_MS;
+        arena_init(&a->hmem, 0);
         lockrank_rdlock(&s->gc, LOCK_RANK_GC);
     }
     return a;
@@ -351,12 +363,15 @@ static int same_value(double x, double y) {
     return a == b;
 }
 
-int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v,
-                    kiln_err *err) {
+/* The series a sample goes to: by *ref, or found or created from ls (then
+ * listed for its WAL record).  Refuses a sample too far in the future
+ * before a series is made for it. */
+KILN_MUST_CHECK static int target_series(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t,
+                                         hseries **out, kiln_err *err) {
     storage *s = a->st;
     hseries *hs;
     int rc;
-    if (t > a->max_t) { /* before the series is made: no empty series for a refused sample */
+    if (t > a->max_t) {
         __atomic_add_fetch(&s->rejected_oob, 1, __ATOMIC_RELAXED);
         return kiln_err_set(err, KILN_ERANGE, "out of bounds: more than %lldm in the future",
                             (long long)(STORAGE_MAX_FUTURE_MS / 60000));
@@ -378,6 +393,26 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
             a->created[a->ncreated++] = hs;
         *ref = hseries_ref(hs);
     }
+    *out = hs;
+    return 0;
+}
+
+/* Counts a refused sample by its error. */
+static int count_rejected(storage *s, int rc) {
+    uint64_t *c = rc == KILN_EORDER   ? &s->rejected_ooo
+                  : rc == KILN_EEXIST ? &s->rejected_dup
+                                      : &s->rejected_oob;
+    __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+    return rc;
+}
+
+int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v,
+                    kiln_err *err) {
+    storage *s = a->st;
+    hseries *hs;
+    int rc = target_series(a, ref, ls, n, t, &hs, err);
+    if (rc)
+        return rc;
     rc = head_append_check(s->h, hs, t, v, err);
     const staged *prev;
     if (rc >= 0 && staged_last(a, hs, &prev) != 0)
@@ -392,13 +427,8 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
     }
     if (rc == HEAD_APPEND_SAME)
         return 0;
-    if (rc < 0) {
-        uint64_t *c = rc == KILN_EORDER   ? &s->rejected_ooo
-                      : rc == KILN_EEXIST ? &s->rejected_dup
-                                          : &s->rejected_oob;
-        __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
-        return rc;
-    }
+    if (rc < 0)
+        return count_rejected(s, rc);
     if (array_grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v) != 0)
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
     if (a->run_slot != SIZE_MAX) { /* a run starts: the set points at it from now on */
@@ -406,6 +436,37 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
         a->runs[a->run_slot] = (uint32_t)a->n + 1;
     }
     a->v[a->n++] = (staged){hs, t, v};
+    return 0;
+}
+
+int appender_append_histogram(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t,
+                              const histogram *h, kiln_err *err) {
+    storage *s = a->st;
+    hseries *hs;
+    int rc = histogram_validate(h, err);
+    if (rc == 0)
+        rc = target_series(a, ref, ls, n, t, &hs, err);
+    if (rc)
+        return rc;
+    rc = head_append_histogram_check(s->h, hs, t, h, err);
+    /* within the batch: against the series' histogram staged just before, the common case */
+    const hstaged *prev = a->nh ? &a->hv[a->nh - 1] : NULL;
+    if (rc >= 0 && prev && prev->s == hs && t <= prev->t) {
+        if (t < prev->t)
+            rc = kiln_err_set(err, KILN_EORDER, "out of order sample");
+        else if (histogram_equal(h, prev->h))
+            rc = HEAD_APPEND_SAME;
+        else
+            rc = kiln_err_set(err, KILN_EEXIST, "duplicate sample for timestamp");
+    }
+    if (rc == HEAD_APPEND_SAME)
+        return 0;
+    if (rc < 0)
+        return count_rejected(s, rc);
+    histogram *c = histogram_copy(&a->hmem, h);
+    if (!c || array_grow((void **)&a->hv, &a->caph, a->nh + 1, sizeof *a->hv) != 0)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    a->hv[a->nh++] = (hstaged){hs, t, c};
     return 0;
 }
 
@@ -418,6 +479,8 @@ static void appender_free(appender *a) {
     free(a->runs);
     free(a->v);
     free(a->created);
+    free(a->hv);
+    arena_free(&a->hmem);
     free(a);
 }
 
@@ -585,6 +648,19 @@ int appender_commit(appender *a, kiln_err *err) {
         else if (r == KILN_ENOMEM) {
             rc = kiln_err_set(err, r, "out of memory appending to the head");
             break;
+        }
+    }
+    for (size_t i = 0; i < a->nh && rc == 0; i++) {
+        int64_t t = a->hv[i].t;
+        int r = head_append_histogram(s->h, a->hv[i].s, t, a->hv[i].h);
+        if (r == HEAD_APPEND_OK) {
+            added++;
+            lo = t < lo ? t : lo;
+            hi = t > hi ? t : hi;
+        } else if (r == KILN_ENOMEM) {
+            rc = kiln_err_set(err, r, "out of memory appending to the head");
+        } else if (r < 0) {
+            (void)count_rejected(s, r);
         }
     }
     head_note_range(s->h, lo, hi);

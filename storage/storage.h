@@ -359,6 +359,40 @@ typedef struct histogram {
     uint32_t ncustom;
 } histogram;
 
+/* Helpers on histograms (histogram.c); any thread. */
+
+/* Prometheus' ValidateHistogram: spans against counts (offsets after the
+ * first non-negative), counts non-negative, count at least the buckets' and
+ * the zero bucket's sum, the schema in range, integral counts when is_int,
+ * custom bounds ascending (schema -53) and none otherwise.  0, or
+ * KILN_EINVAL with Prometheus' message ("positive side: spans need 3
+ * buckets, have 2 buckets: ...").  A stale marker is always valid. */
+KILN_MUST_CHECK int histogram_validate(const histogram *h, kiln_err *err);
+/* A deep copy of h in a (its arrays too); NULL when out of memory. */
+histogram *histogram_copy(arena *a, const histogram *h);
+/* Whether a and b are the same sample, bit for bit (the duplicate check). */
+int histogram_equal(const histogram *a, const histogram *b);
+/* Whether h is a stale marker (its sum is stale_nan()). */
+int histogram_is_stale(const histogram *h);
+/* The buckets n spans cover (the sum of their lengths). */
+uint32_t histogram_nbuckets(const hist_span *sp, uint32_t n);
+
+/* Walks the absolute bucket indices a list of spans covers, in order. */
+typedef struct histogram_span_iter {
+    const hist_span *sp;
+    uint32_t n, si, li;
+    int64_t next;
+} histogram_span_iter;
+void histogram_span_iter_init(histogram_span_iter *it, const hist_span *sp, uint32_t n);
+/* 1 with *idx the next index, 0 at the end. */
+int histogram_span_iter_next(histogram_span_iter *it, int32_t *idx);
+
+/* Moves the counts v of layout sp onto the wider layout `to` (nout
+ * buckets), zero where sp has no bucket: 0, or -1 when sp has a bucket `to`
+ * lacks (v NULL: all zero). */
+int histogram_fit(const hist_span *sp, uint32_t nsp, const double *v, const hist_span *to, uint32_t nto,
+                  double *out, uint32_t nout);
+
 /* ---- appending --------------------------------------------------------- */
 
 typedef struct appender appender;

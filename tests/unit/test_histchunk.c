@@ -1,0 +1,462 @@
+/*
+ * test_histchunk.c - the histogram and float-histogram chunks: round trips,
+ * the Appendable verdicts (counter resets, layout changes, new buckets),
+ * recoding, stale markers, gauges, bounds on bad bytes; histogram
+ * validation; and the head through the storage API (append, select).
+ */
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/histchunk.h"
+#include "storage/storage.h"
+
+#define KILN_TEST_MAIN
+#include "testutil.h"
+
+/* A histogram over spans and counts given as arrays (borrowed). */
+static histogram mk(int is_int, int schema, const hist_span *ps, uint32_t nps, const double *pos,
+                    uint32_t npos, const hist_span *ns, uint32_t nns, const double *neg, uint32_t nneg,
+                    double zc, double sum) {
+    histogram h;
+    memset(&h, 0, sizeof h);
+    h.is_int = (uint8_t)is_int;
+    h.schema = schema;
+    h.zero_threshold = 0x1p-128;
+    h.zero_count = zc;
+    h.sum = sum;
+    h.pos_spans = (hist_span *)ps;
+    h.npos_spans = nps;
+    h.pos = (double *)pos;
+    h.npos = npos;
+    h.neg_spans = (hist_span *)ns;
+    h.nneg_spans = nns;
+    h.neg = (double *)neg;
+    h.nneg = nneg;
+    double c = zc;
+    for (uint32_t i = 0; i < npos; i++)
+        c += pos[i];
+    for (uint32_t i = 0; i < nneg; i++)
+        c += neg[i];
+    h.count = c;
+    return h;
+}
+
+/* Decodes every sample of c into ts[] and checks each against want[]. */
+static void check_chunk(const histchunk *c, const int64_t *ts, const histogram *want, size_t n) {
+    size_t len;
+    const uint8_t *d = histchunk_data(c, &len);
+    histiter it;
+    histiter_init(&it, d, len, c->is_float);
+    size_t i = 0;
+    int rc;
+    while ((rc = histiter_next(&it)) == 1) {
+        ck_assert_uint_lt(i, n);
+        ck_assert_int_eq(it.t, ts[i]);
+        histogram got = it.h;
+        got.hint = want[i].hint;
+        ck_assert_msg(histogram_equal(&got, &want[i]), "sample %zu differs", i);
+        i++;
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_uint_eq(i, n);
+    histiter_free(&it);
+}
+
+START_TEST(test_int_round_trip) {
+    hist_span ps[2] = {{-2, 3}, {4, 2}}, ns[1] = {{1, 2}};
+    double p[5][5] = {
+        {1, 2, 3, 4, 5}, {2, 2, 3, 9, 5}, {3, 7, 3, 9, 6}, {3, 7, 300, 9, 60000}, {4, 8, 301, 10, 60001}};
+    double neg[5][2] = {{0, 1}, {1, 1}, {1, 2}, {5, 9}, {6, 9}};
+    int64_t ts[5] = {1700000000000, 1700000015000, 1700000030000, 1700000046000, 1700000060000};
+    histogram hs[5];
+    histchunk c;
+    histchunk_init(&c, 0);
+    for (int i = 0; i < 5; i++) {
+        hs[i] = mk(1, 3, ps, 2, p[i], 5, ns, 1, neg[i], 2, (double)i, 1.5 * i);
+        ck_assert_int_eq(histchunk_appendable(&c, &hs[i]), HISTCHUNK_APPEND);
+        ck_assert_int_eq(histchunk_append(&c, ts[i], &hs[i]), 0);
+    }
+    ck_assert_uint_eq(c.count, 5);
+    check_chunk(&c, ts, hs, 5);
+    /* reloading gives the same bytes and state: appending goes on alike */
+    size_t len;
+    const uint8_t *d = histchunk_data(&c, &len);
+    histchunk r;
+    ck_assert_int_eq(histchunk_load(&r, 0, d, len), 0);
+    size_t rlen;
+    const uint8_t *rd = histchunk_data(&r, &rlen);
+    ck_assert_uint_eq(rlen, len);
+    ck_assert_mem_eq(rd, d, len);
+    histogram h6 = mk(1, 3, ps, 2, p[4], 5, ns, 1, neg[4], 2, 9, 99);
+    ck_assert_int_eq(histchunk_append(&c, 1700000075000, &h6), 0);
+    ck_assert_int_eq(histchunk_append(&r, 1700000075000, &h6), 0);
+    d = histchunk_data(&c, &len);
+    rd = histchunk_data(&r, &rlen);
+    ck_assert_uint_eq(rlen, len);
+    ck_assert_mem_eq(rd, d, len);
+    histchunk_free(&r);
+    histchunk_free(&c);
+}
+END_TEST
+
+START_TEST(test_float_round_trip) {
+    hist_span ps[1] = {{0, 3}};
+    double p[3][3] = {{0.5, 1.25, 3}, {0.75, 1.25, 1e300}, {NAN, INFINITY, 0}};
+    int64_t ts[3] = {-5, 10, 1000000};
+    histogram hs[3];
+    histchunk c;
+    histchunk_init(&c, 1);
+    for (int i = 0; i < 3; i++) {
+        hs[i] = mk(0, -2, ps, 1, p[i], 3, NULL, 0, NULL, 0, 0.5, -2.5 * i);
+        hs[i].hint = HIST_HINT_GAUGE; /* NaN and a fall: only a gauge takes them in one chunk */
+        ck_assert_int_eq(histchunk_append(&c, ts[i], &hs[i]), 0);
+    }
+    histchunk_set_header(&c, HISTCHUNK_GAUGE);
+    check_chunk(&c, ts, hs, 3);
+    size_t len;
+    const uint8_t *d = histchunk_data(&c, &len);
+    ck_assert_uint_eq(d[2], HISTCHUNK_GAUGE);
+    histiter it;
+    histiter_init(&it, d, len, 1);
+    while (histiter_next(&it) == 1)
+        ck_assert_int_eq(it.h.hint, HIST_HINT_GAUGE);
+    histiter_free(&it);
+    histchunk_free(&c);
+}
+END_TEST
+
+START_TEST(test_appendable_verdicts) {
+    hist_span ps[1] = {{0, 2}}, wider[1] = {{0, 3}}, moved[1] = {{1, 2}};
+    double a[2] = {5, 5}, fell[2] = {4, 7}, w[3] = {5, 5, 1};
+    histchunk c;
+    histchunk_init(&c, 0);
+    histogram h = mk(1, 0, ps, 1, a, 2, NULL, 0, NULL, 0, 1, 10);
+    ck_assert_int_eq(histchunk_append(&c, 1000, &h), 0);
+    histogram same = h;
+    ck_assert_int_eq(histchunk_appendable(&c, &same), HISTCHUNK_APPEND);
+    ck_assert(histchunk_last_equal(&c, &same));
+    histogram x = mk(1, 0, ps, 1, fell, 2, NULL, 0, NULL, 0, 1, 10);
+    x.count = h.count + 1; /* more in all, one bucket fewer: still a reset */
+    ck_assert_int_eq(histchunk_appendable(&c, &x), HISTCHUNK_CUT_RESET);
+    x = mk(1, 0, ps, 1, a, 2, NULL, 0, NULL, 0, 1, 10);
+    x.count = h.count - 1;
+    ck_assert_int_eq(histchunk_appendable(&c, &x), HISTCHUNK_CUT_RESET);
+    x = mk(1, 1, ps, 1, a, 2, NULL, 0, NULL, 0, 1, 10);
+    ck_assert_int_eq(histchunk_appendable(&c, &x), HISTCHUNK_CUT);
+    x = mk(1, 0, ps, 1, a, 2, NULL, 0, NULL, 0, 1, 10);
+    x.zero_threshold = 0.001;
+    ck_assert_int_eq(histchunk_appendable(&c, &x), HISTCHUNK_CUT);
+    x = mk(1, 0, moved, 1, a, 2, NULL, 0, NULL, 0, 1, 10); /* bucket 0 gone */
+    ck_assert_int_eq(histchunk_appendable(&c, &x), HISTCHUNK_CUT_RESET);
+    x = mk(1, 0, ps, 1, a, 2, NULL, 0, NULL, 0, 0, 10);
+    ck_assert_int_eq(histchunk_appendable(&c, &x), HISTCHUNK_CUT_RESET); /* zero bucket fell */
+    x = mk(1, 0, ps, 1, a, 2, NULL, 0, NULL, 0, 1, 10);
+    x.hint = HIST_HINT_GAUGE;
+    ck_assert_int_eq(histchunk_appendable(&c, &x), HISTCHUNK_CUT);
+    /* new bucket: recode, then the old samples read with a zero there */
+    histogram nw = mk(1, 0, wider, 1, w, 3, NULL, 0, NULL, 0, 1, 11);
+    ck_assert_int_eq(histchunk_appendable(&c, &nw), HISTCHUNK_RECODE);
+    ck_assert_int_eq(histchunk_recode(&c, &nw), 0);
+    ck_assert_int_eq(histchunk_append(&c, 2000, &nw), 0);
+    double w0[3] = {5, 5, 0};
+    histogram want[2] = {mk(1, 0, wider, 1, w0, 3, NULL, 0, NULL, 0, 1, 10), nw};
+    int64_t ts[2] = {1000, 2000};
+    check_chunk(&c, ts, want, 2);
+    /* recoding gives the bytes of a chunk written on the wide layout from the start */
+    histchunk d;
+    histchunk_init(&d, 0);
+    ck_assert_int_eq(histchunk_append(&d, 1000, &want[0]), 0);
+    ck_assert_int_eq(histchunk_append(&d, 2000, &want[1]), 0);
+    size_t l1, l2;
+    const uint8_t *b1 = histchunk_data(&c, &l1), *b2 = histchunk_data(&d, &l2);
+    ck_assert_uint_eq(l1, l2);
+    ck_assert_mem_eq(b1, b2, l1);
+    histchunk_free(&d);
+    histchunk_free(&c);
+}
+END_TEST
+
+START_TEST(test_stale_markers) {
+    hist_span ps[1] = {{0, 2}};
+    double a[2] = {1, 2};
+    histchunk c;
+    histchunk_init(&c, 0);
+    histogram h = mk(1, 0, ps, 1, a, 2, NULL, 0, NULL, 0, 0, 3);
+    histogram st = {0};
+    st.sum = stale_nan();
+    st.is_int = 1;
+    ck_assert_int_eq(histchunk_append(&c, 10, &h), 0);
+    ck_assert_int_eq(histchunk_appendable(&c, &st), HISTCHUNK_APPEND);
+    ck_assert_int_eq(histchunk_append(&c, 20, &st), 0);
+    ck_assert(histchunk_last_stale(&c));
+    ck_assert_int_eq(histchunk_appendable(&c, &h), HISTCHUNK_CUT); /* only stale markers follow one */
+    ck_assert_int_eq(histchunk_append(&c, 30, &st), 0);
+    size_t len;
+    const uint8_t *d = histchunk_data(&c, &len);
+    histiter it;
+    histiter_init(&it, d, len, 0);
+    ck_assert_int_eq(histiter_next(&it), 1);
+    ck_assert_double_eq(it.h.count, 3);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(histiter_next(&it), 1);
+        ck_assert(value_is_stale(it.h.sum));
+        ck_assert_uint_eq(it.h.npos, 0);
+    }
+    ck_assert_int_eq(histiter_next(&it), 0);
+    histiter_free(&it);
+    histchunk_free(&c);
+}
+END_TEST
+
+START_TEST(test_gauge_union) {
+    hist_span s1[1] = {{0, 2}}, s2[1] = {{1, 2}};
+    double a[2] = {3, 4}, b[2] = {1, 2};
+    histchunk c;
+    histchunk_init(&c, 1);
+    histogram g1 = mk(0, 0, s1, 1, a, 2, NULL, 0, NULL, 0, 0, 1);
+    g1.hint = HIST_HINT_GAUGE;
+    histogram g2 = mk(0, 0, s2, 1, b, 2, NULL, 0, NULL, 0, 0, 1);
+    g2.hint = HIST_HINT_GAUGE;
+    ck_assert_int_eq(histchunk_append(&c, 1, &g1), 0);
+    histchunk_set_header(&c, HISTCHUNK_GAUGE);
+    ck_assert_int_eq(histchunk_appendable(&c, &g2), HISTCHUNK_RECODE);
+    ck_assert_int_eq(histchunk_recode(&c, &g2), 0);
+    ck_assert_int_eq(histchunk_header(&c), HISTCHUNK_GAUGE);
+    ck_assert_int_eq(histchunk_append(&c, 2, &g2), 0);
+    hist_span u[1] = {{0, 3}};
+    double ua[3] = {3, 4, 0}, ub[3] = {0, 1, 2};
+    histogram want[2] = {mk(0, 0, u, 1, ua, 3, NULL, 0, NULL, 0, 0, 1),
+                         mk(0, 0, u, 1, ub, 3, NULL, 0, NULL, 0, 0, 1)};
+    int64_t ts[2] = {1, 2};
+    check_chunk(&c, ts, want, 2);
+    histchunk_free(&c);
+}
+END_TEST
+
+START_TEST(test_custom_bounds) {
+    hist_span ps[1] = {{0, 3}};
+    double a[3] = {1, 2, 3}, bounds[2] = {0.25, 1e9};
+    histogram h = mk(0, HIST_SCHEMA_CUSTOM, ps, 1, a, 3, NULL, 0, NULL, 0, 0, 2);
+    h.zero_threshold = 0;
+    h.custom_values = bounds;
+    h.ncustom = 2;
+    ck_assert_int_eq(histogram_validate(&h, NULL), 0);
+    histchunk c;
+    histchunk_init(&c, 1);
+    ck_assert_int_eq(histchunk_append(&c, 5, &h), 0);
+    int64_t ts[1] = {5};
+    check_chunk(&c, ts, &h, 1);
+    double other[2] = {0.5, 1e9};
+    histogram o = h;
+    o.custom_values = other;
+    ck_assert_int_eq(histchunk_appendable(&c, &o), HISTCHUNK_CUT);
+    histchunk_free(&c);
+}
+END_TEST
+
+/* Every prefix and every flipped byte of a valid chunk: errors, never a read out of bounds. */
+START_TEST(test_bad_bytes) {
+    hist_span ps[1] = {{0, 4}};
+    double p[4] = {1, 200, 3, 4000};
+    histchunk c;
+    histchunk_init(&c, 0);
+    for (int i = 0; i < 10; i++) {
+        histogram h = mk(1, 2, ps, 1, p, 4, NULL, 0, NULL, 0, i, i * 1.5);
+        ck_assert_int_eq(histchunk_append(&c, i * 15000 + (i % 3), &h), 0);
+        p[i % 4] += i * 7;
+    }
+    size_t len;
+    const uint8_t *d = histchunk_data(&c, &len);
+    uint8_t *copy = malloc(len);
+    for (size_t cut = 0; cut < len; cut++) {
+        histiter it;
+        histiter_init(&it, d, cut, 0);
+        int rc, n = 0;
+        while ((rc = histiter_next(&it)) == 1)
+            n++;
+        ck_assert(rc <= 0);
+        histiter_free(&it);
+    }
+    for (size_t i = 0; i < len; i++) {
+        memcpy(copy, d, len);
+        copy[i] ^= 0x5a;
+        histiter it;
+        histiter_init(&it, copy, len, i % 2);
+        while (histiter_next(&it) == 1) {
+        }
+        histiter_free(&it);
+    }
+    free(copy);
+    histchunk_free(&c);
+}
+END_TEST
+
+START_TEST(test_validate) {
+    hist_span ps[2] = {{0, 2}, {-1, 1}}, ok[1] = {{0, 2}};
+    double p[3] = {1, 2, 3}, neg[2] = {1, -1};
+    kiln_err err = {0};
+    histogram h = mk(1, 0, ps, 2, p, 3, NULL, 0, NULL, 0, 0, 1);
+    ck_assert_int_eq(histogram_validate(&h, &err), KILN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "positive side: span number 2 with offset -1"));
+    h = mk(1, 0, ok, 1, p, 3, NULL, 0, NULL, 0, 0, 1);
+    ck_assert_int_eq(histogram_validate(&h, &err), KILN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "spans need 2 buckets, have 3 buckets"));
+    h = mk(1, 0, ok, 1, p, 2, ok, 1, neg, 2, 0, 1);
+    ck_assert_int_eq(histogram_validate(&h, &err), KILN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "negative side: bucket number 2"));
+    h = mk(1, 0, ok, 1, p, 2, NULL, 0, NULL, 0, 2, 1);
+    h.count = 4;
+    ck_assert_int_eq(histogram_validate(&h, &err), KILN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "observations found in buckets, but the Count field is 4"));
+    h.count = 9; /* NaN observations count without a bucket */
+    ck_assert_int_eq(histogram_validate(&h, &err), 0);
+    h.schema = 9;
+    ck_assert_int_eq(histogram_validate(&h, &err), KILN_EINVAL);
+    h.schema = 0;
+    h.count = 9.5;
+    ck_assert_int_eq(histogram_validate(&h, &err), KILN_EINVAL); /* integer histogram */
+    h.is_int = 0;
+    ck_assert_int_eq(histogram_validate(&h, &err), 0);
+}
+END_TEST
+
+/* ---- through the storage API --------------------------------------------- */
+
+static char dir[256];
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f) {
+    (void)sb;
+    (void)flag;
+    (void)f;
+    return remove(p);
+}
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/kiln-test-histchunk-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    log_setup(LOG_ERROR, LOG_FORMAT_LOGFMT);
+}
+
+static void teardown(void) {
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static storage *open_st(void) {
+    storage_opts o = storage_opts_default();
+    o.dir = dir;
+    storage *s = NULL;
+    kiln_err err = {0};
+    ck_assert_msg(storage_open(&o, &s, &err) == 0, "open: %s", err.msg);
+    return s;
+}
+
+static series_set select_all(storage *s, const char *name) {
+    matcher m;
+    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "__name__", name, NULL), 0);
+    querier *q;
+    kiln_err err = {0};
+    ck_assert_int_eq(storage_querier(s, INT64_MIN, INT64_MAX, &q, &err), 0);
+    series_set set;
+    select_hints h = {INT64_MIN, INT64_MAX, 0, 0};
+    ck_assert_msg(querier_select(q, &m, 1, &h, &set, &err) == 0, "select: %s", err.msg);
+    querier_close(q);
+    matcher_free(&m);
+    return set;
+}
+
+START_TEST(test_head_append_select) {
+    storage *s = open_st();
+    label ls[1] = {{"__name__", "lat"}};
+    hist_span ps[1] = {{0, 3}};
+    int64_t t0 = (time_now_ms() / 1000) * 1000 - 2 * 3600 * 1000;
+    uint64_t ref = 0;
+    kiln_err err = {0};
+    /* 300 samples: chunks cut by count; a reset at 150; floats between 200 and 210 */
+    for (int i = 0; i < 300; i++) {
+        appender *a = storage_appender(s);
+        double p[3] = {(double)(i % 150), 2.0 * (i % 150), 1};
+        int64_t t = t0 + i * 15000;
+        int rc;
+        if (i >= 200 && i < 210) {
+            rc = appender_append(a, &ref, ref ? NULL : ls, 1, t, i, &err);
+        } else {
+            histogram h = mk(1, 1, ps, 1, p, 3, NULL, 0, NULL, 0, 0, i);
+            rc = appender_append_histogram(a, &ref, ref ? NULL : ls, 1, t, &h, &err);
+        }
+        ck_assert_msg(rc == 0, "append %d: %s", i, err.msg);
+        ck_assert_int_eq(appender_commit(a, &err), 0);
+    }
+    /* same time: the same histogram is taken, another one is a duplicate, a float too */
+    appender *a = storage_appender(s);
+    double p[3] = {299 % 150, 2.0 * (299 % 150), 1};
+    histogram h = mk(1, 1, ps, 1, p, 3, NULL, 0, NULL, 0, 0, 299);
+    ck_assert_int_eq(appender_append_histogram(a, &ref, NULL, 0, t0 + 299 * 15000, &h, &err), 0);
+    h.sum = 1;
+    ck_assert_int_eq(appender_append_histogram(a, &ref, NULL, 0, t0 + 299 * 15000, &h, &err), KILN_EEXIST);
+    ck_assert_int_eq(appender_append(a, &ref, NULL, 0, t0 + 299 * 15000, 1, &err), KILN_EEXIST);
+    ck_assert_int_eq(appender_append_histogram(a, &ref, NULL, 0, t0 + 290 * 15000, &h, &err), KILN_EORDER);
+    h.pos_spans = NULL; /* invalid */
+    ck_assert_int_eq(appender_append_histogram(a, &ref, NULL, 0, t0 + 400 * 15000, &h, &err), KILN_EINVAL);
+    ck_assert_int_eq(appender_commit(a, &err), 0);
+
+    series_set set = select_all(s, "lat");
+    ck_assert_uint_eq(set.n, 1);
+    ck_assert_uint_eq(set.v[0].n, 10);
+    ck_assert_uint_eq(set.v[0].nh, 290);
+    int resets = 0;
+    for (size_t i = 0; i < set.v[0].nh; i++) {
+        int k = (int)(i < 200 ? i : i + 10);
+        const hsample *x = &set.v[0].hs[i];
+        ck_assert_int_eq(x->t, t0 + k * 15000);
+        ck_assert_double_eq(x->h->pos[0], (double)(k % 150));
+        ck_assert_double_eq(x->h->sum, (double)k);
+        ck_assert(x->h->is_int);
+        if (x->h->hint == HIST_HINT_RESET)
+            resets++;
+        if (k == 150)
+            ck_assert_int_eq(x->h->hint, HIST_HINT_RESET);
+        if (k == 210)
+            ck_assert_int_eq(x->h->hint, HIST_HINT_UNKNOWN); /* after floats: nothing to compare */
+        if (k == 1)
+            ck_assert_int_eq(x->h->hint, HIST_HINT_NOT_RESET);
+    }
+    ck_assert_int_eq(resets, 1);
+    series_set_free(&set);
+
+    /* a float stale marker ends a histogram series with a histogram stale marker */
+    a = storage_appender(s);
+    ck_assert_int_eq(appender_append(a, &ref, NULL, 0, t0 + 300 * 15000, stale_nan(), &err), 0);
+    ck_assert_int_eq(appender_commit(a, &err), 0);
+    set = select_all(s, "lat");
+    ck_assert_uint_eq(set.v[0].nh, 291);
+    ck_assert(histogram_is_stale(set.v[0].hs[290].h));
+    ck_assert_uint_eq(set.v[0].n, 10);
+    series_set_free(&set);
+    ck_assert_int_eq(storage_close(s, &err), 0);
+}
+END_TEST
+
+Suite *make_suite(void) {
+    Suite *s = suite_create("histchunk");
+    TCase *tc = tcase_create("histchunk");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_int_round_trip);
+    tcase_add_test(tc, test_float_round_trip);
+    tcase_add_test(tc, test_appendable_verdicts);
+    tcase_add_test(tc, test_stale_markers);
+    tcase_add_test(tc, test_gauge_union);
+    tcase_add_test(tc, test_custom_bounds);
+    tcase_add_test(tc, test_bad_bytes);
+    tcase_add_test(tc, test_validate);
+    suite_add_tcase(s, tc);
+    TCase *st = tcase_create("head");
+    tcase_set_timeout(st, 60);
+    tcase_add_checked_fixture(st, setup, teardown);
+    tcase_add_test(st, test_head_append_select);
+    suite_add_tcase(s, st);
+    return s;
+}
