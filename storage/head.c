@@ -825,6 +825,17 @@ int head_series_histograms(head *h, hseries *s, int64_t mint, int64_t maxt, aren
     return rc;
 }
 
+int head_series_hist_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, headhist_chunk_fn fn,
+                            void *ctx) {
+    if (!(__atomic_load_n(&s->hflags, __ATOMIC_RELAXED) & HS_HIST))
+        return 0;
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
+    int rc = headhist_chunks(&h->hist, s->ref, mint, maxt, fn, ctx);
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
+    return rc;
+}
+
 int head_append_owned_run(head *h, hseries *s, const sample *v, size_t n, int64_t *mint, int64_t *maxt,
                           uint64_t *taken, uint64_t *dropped) {
     int64_t lo = *mint, hi = *maxt;

@@ -23,6 +23,7 @@
 
 #include <stdint.h>
 
+#include "storage/headhist.h"
 #include "storage/storage.h"
 
 typedef struct head head;
@@ -102,6 +103,11 @@ KILN_MUST_CHECK int head_append_histogram(head *h, hseries *s, int64_t t, const 
  * array in a; NULL and *n 0 when none).  0, KILN_ENOMEM, KILN_ECORRUPT. */
 KILN_MUST_CHECK int head_series_histograms(head *h, hseries *s, int64_t mint, int64_t maxt, arena *a,
                                            hsample **out, size_t *n);
+
+/* head_series_chunks for the histogram chunks of s, with their encoding
+ * (headhist.h). */
+KILN_MUST_CHECK int head_series_hist_chunks(head *h, hseries *s, int64_t mint, int64_t maxt,
+                                            headhist_chunk_fn fn, void *ctx);
 
 /* Chunk cutting's arithmetic, Prometheus': the end of the chunk range
  * holding t (ranges aligned to multiples of width), and the predicted end

@@ -441,6 +441,24 @@ static double bucket_at(const double *pos, const double *neg, uint32_t npb, uint
     return k < npb ? pos[k] : neg[k - npb];
 }
 
+/* The buckets of an integer sample: each the delta from the bucket before
+ * (restarting on the negative side); the first sample writes them, later
+ * ones their delta of delta. */
+static void put_int_buckets(histchunk *c, const double *pos, const double *neg, uint32_t nb, int first) {
+    uint32_t all = c->npb + c->nnb;
+    int64_t prev = 0;
+    for (uint32_t k = 0; k < nb; k++) {
+        if (k == c->npb)
+            prev = 0;
+        int64_t abs = (int64_t)bucket_at(pos, neg, c->npb, k), v = abs - prev;
+        prev = abs;
+        int64_t delta = v - c->ib[k];
+        put_varbit_int(c, first ? v : delta - c->ib[all + k]);
+        c->ib[all + k] = first ? 0 : delta; /* the second sample's dod is its delta */
+        c->ib[k] = v;
+    }
+}
+
 /* Writes a sample on the chunk's layout: pos/neg hold npb/nnb counts (none
  * for a stale marker).  Room reserved by the caller. */
 static void write_sample(histchunk *c, int64_t t, const histogram *h, const double *pos, const double *neg,
@@ -481,15 +499,7 @@ static void write_sample(histchunk *c, int64_t t, const histogram *h, const doub
         put_varbit_uint(c, (uint64_t)cnt);
         put_varbit_uint(c, (uint64_t)zcnt);
         put_bits(c, double_to_bits(h->sum), 64);
-        int64_t prev = 0;
-        for (uint32_t k = 0; k < nb; k++) {
-            if (k == c->npb)
-                prev = 0;
-            int64_t abs = (int64_t)bucket_at(pos, neg, c->npb, k), d = abs - prev;
-            prev = abs;
-            put_varbit_int(c, d);
-            c->ib[k] = d;
-        }
+        put_int_buckets(c, pos, neg, nb, 1);
         c->tdelta = c->cntdelta = c->zcntdelta = 0;
     } else {
         int64_t tdelta = (int64_t)((uint64_t)t - (uint64_t)c->t);
@@ -502,26 +512,15 @@ static void write_sample(histchunk *c, int64_t t, const histogram *h, const doub
         put_xor(c, h->sum, &s);
         c->leading = s.leading;
         c->trailing = s.trailing;
-        uint32_t all = c->npb + c->nnb;
-        int64_t prev = 0;
-        for (uint32_t k = 0; k < nb; k++) {
-            if (k == c->npb)
-                prev = 0;
-            int64_t abs = (int64_t)bucket_at(pos, neg, c->npb, k), v = abs - prev;
-            prev = abs;
-            int64_t delta = v - c->ib[k];
-            put_varbit_int(c, delta - c->ib[all + k]);
-            c->ib[all + k] = delta;
-            c->ib[k] = v;
-        }
-        c->tdelta = tdelta;
+        put_int_buckets(c, pos, neg, nb, 0);
         c->cntdelta = cntdelta;
         c->zcntdelta = zcntdelta;
+        c->tdelta = tdelta;
     }
-    c->t = t;
+    c->sum = h->sum;
     c->cnt = cnt;
     c->zcnt = zcnt;
-    c->sum = h->sum;
+    c->t = t;
 }
 
 static int same_span_list(const hist_span *a, uint32_t na, const hist_span *b, uint32_t nb) {
@@ -750,11 +749,7 @@ void histiter_free(histiter *it) {
     free(it->ib);
     free(it->fb);
     free(it->abs);
-    it->spans = NULL;
-    it->custom = NULL;
-    it->ib = NULL;
-    it->fb = NULL;
-    it->abs = NULL;
+    histiter_init(it, NULL, 0, it->is_float); /* nothing left to read */
 }
 
 /* Bounds on what a layout may claim before allocating for it: a chunk's

@@ -124,32 +124,29 @@ static int block_series(void *ctx, const label *ls, size_t nls, const sample *sm
     return 0;
 }
 
-/* merge_same for the histogram samples of a and b (into a). */
-KILN_MUST_CHECK static int merge_hsamples(series_set *out, series *a, const series *b) {
-    if (!b->nh)
-        return 0;
-    if (!a->nh) {
-        a->hs = b->hs;
-        a->nh = b->nh;
-        return 0;
-    }
-    hsample *m = arena_alloc_nz(&out->mem, (a->nh + b->nh) * sizeof *m);
-    if (!m)
-        return KILN_ENOMEM;
-    size_t x = 0, y = 0, k = 0;
-    while (x < a->nh || y < b->nh) {
-        if (y >= b->nh || (x < a->nh && a->hs[x].t < b->hs[y].t))
-            m[k++] = a->hs[x++];
-        else if (x >= a->nh || b->hs[y].t < a->hs[x].t)
-            m[k++] = b->hs[y++];
-        else {
-            m[k++] = b->hs[y++];
-            x++;
+/* Merges the time-sorted arrays a and b (na, nb elements of size sz, each
+ * starting with its int64_t time) into dst; a time in both is kept once,
+ * b's.  The count merged. */
+static size_t merge_by_time(void *dst, const void *a, size_t na, const void *b, size_t nb, size_t sz) {
+    const char *x = a, *y = b;
+    char *d = dst;
+    size_t i = 0, j = 0, k = 0;
+    while (i < na || j < nb) {
+        int64_t tx = 0, ty = 0;
+        if (i < na)
+            memcpy(&tx, x + i * sz, sizeof tx);
+        if (j < nb)
+            memcpy(&ty, y + j * sz, sizeof ty);
+        const char *from;
+        if (j >= nb || (i < na && tx < ty)) {
+            from = x + i++ * sz;
+        } else {
+            from = y + j++ * sz;
+            i += i < na && tx == ty; /* the same time in both: once */
         }
+        memcpy(d + k++ * sz, from, sz);
     }
-    a->hs = m;
-    a->nh = k;
-    return 0;
+    return k;
 }
 
 /* Joins neighbours with the same labels (a series in blocks and the head):
@@ -163,24 +160,14 @@ KILN_MUST_CHECK static int merge_same(series_set *out) {
         }
         series *a = &out->v[w - 1];
         const series *b = &out->v[i];
-        if (merge_hsamples(out, a, b) != 0)
-            return KILN_ENOMEM;
         sample *m = arena_alloc_nz(&out->mem, (a->n + b->n + 1) * sizeof *m);
-        if (!m)
+        hsample *hm = arena_alloc_nz(&out->mem, (a->nh + b->nh + 1) * sizeof *hm);
+        if (!m || !hm)
             return KILN_ENOMEM;
-        size_t x = 0, y = 0, k = 0;
-        while (x < a->n || y < b->n) {
-            if (y >= b->n || (x < a->n && a->s[x].t < b->s[y].t))
-                m[k++] = a->s[x++];
-            else if (x >= a->n || b->s[y].t < a->s[x].t)
-                m[k++] = b->s[y++];
-            else {
-                m[k++] = b->s[y++]; /* the same time in both: once */
-                x++;
-            }
-        }
+        a->n = merge_by_time(m, a->s, a->n, b->s, b->n, sizeof *m);
         a->s = m;
-        a->n = k;
+        a->nh = merge_by_time(hm, a->hs, a->nh, b->hs, b->nh, sizeof *hm);
+        a->hs = a->nh ? hm : NULL;
     }
     out->n = w;
     return 0;

@@ -397,6 +397,14 @@ KILN_MUST_CHECK static int target_series(appender *a, uint64_t *ref, const label
     return 0;
 }
 
+/* A sample at t (<= prev) after one staged at prev for its series:
+ * HEAD_APPEND_SAME when it repeats it (same), else the error. */
+static int staged_order(int64_t t, int64_t prev, int same, kiln_err *err) {
+    if (t < prev)
+        return kiln_err_set(err, KILN_EORDER, "out of order sample");
+    return same ? HEAD_APPEND_SAME : kiln_err_set(err, KILN_EEXIST, "duplicate sample for timestamp");
+}
+
 /* Counts a refused sample by its error. */
 static int count_rejected(storage *s, int rc) {
     uint64_t *c = rc == KILN_EORDER   ? &s->rejected_ooo
@@ -417,14 +425,8 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
     const staged *prev;
     if (rc >= 0 && staged_last(a, hs, &prev) != 0)
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
-    if (rc >= 0 && prev && t <= prev->t) {
-        if (t < prev->t)
-            rc = kiln_err_set(err, KILN_EORDER, "out of order sample");
-        else if (same_value(v, prev->v))
-            rc = HEAD_APPEND_SAME;
-        else
-            rc = kiln_err_set(err, KILN_EEXIST, "duplicate sample for timestamp");
-    }
+    if (rc >= 0 && prev && t <= prev->t)
+        rc = staged_order(t, prev->t, same_value(v, prev->v), err);
     if (rc == HEAD_APPEND_SAME)
         return 0;
     if (rc < 0)
@@ -451,14 +453,8 @@ int appender_append_histogram(appender *a, uint64_t *ref, const label *ls, size_
     rc = head_append_histogram_check(s->h, hs, t, h, err);
     /* within the batch: against the series' histogram staged just before, the common case */
     const hstaged *prev = a->nh ? &a->hv[a->nh - 1] : NULL;
-    if (rc >= 0 && prev && prev->s == hs && t <= prev->t) {
-        if (t < prev->t)
-            rc = kiln_err_set(err, KILN_EORDER, "out of order sample");
-        else if (histogram_equal(h, prev->h))
-            rc = HEAD_APPEND_SAME;
-        else
-            rc = kiln_err_set(err, KILN_EEXIST, "duplicate sample for timestamp");
-    }
+    if (rc >= 0 && prev && prev->s == hs && t <= prev->t)
+        rc = staged_order(t, prev->t, histogram_equal(h, prev->h), err);
     if (rc == HEAD_APPEND_SAME)
         return 0;
     if (rc < 0)
@@ -615,6 +611,22 @@ static void log_created(appender *a) {
     lockrank_mutex_unlock(&s->unlogged_mu, LOCK_RANK_UNLOGGED);
 }
 
+/* Counts the result r of appending a staged sample at t to the head:
+ * added, widening [lo, hi], or rejected; KILN_ENOMEM stops the commit. */
+static inline int tally(storage *s, int r, int64_t t, uint64_t *added, int64_t *lo, int64_t *hi,
+                        kiln_err *err) {
+    if (r == HEAD_APPEND_OK) {
+        (*added)++;
+        *lo = t < *lo ? t : *lo;
+        *hi = t > *hi ? t : *hi;
+    } else if (r == KILN_ENOMEM) {
+        return kiln_err_set(err, r, "out of memory appending to the head");
+    } else if (r < 0) {
+        (void)count_rejected(s, r);
+    }
+    return 0;
+}
+
 int appender_commit(appender *a, kiln_err *err) {
     storage *s = a->st;
     int rc = 0;
@@ -636,32 +648,12 @@ int appender_commit(appender *a, kiln_err *err) {
         if (i + 8 < a->n)
             hseries_prefetch(a->v[i + 8].s, 1);
         int64_t t = a->v[i].t;
-        int r = head_append(s->h, a->v[i].s, t, a->v[i].v);
-        if (r == HEAD_APPEND_OK) {
-            added++;
-            lo = t < lo ? t : lo;
-            hi = t > hi ? t : hi;
-        } else if (r == KILN_EORDER)
-            __atomic_add_fetch(&s->rejected_ooo, 1, __ATOMIC_RELAXED);
-        else if (r == KILN_EEXIST)
-            __atomic_add_fetch(&s->rejected_dup, 1, __ATOMIC_RELAXED);
-        else if (r == KILN_ENOMEM) {
-            rc = kiln_err_set(err, r, "out of memory appending to the head");
+        if ((rc = tally(s, head_append(s->h, a->v[i].s, t, a->v[i].v), t, &added, &lo, &hi, err)) != 0)
             break;
-        }
     }
     for (size_t i = 0; i < a->nh && rc == 0; i++) {
         int64_t t = a->hv[i].t;
-        int r = head_append_histogram(s->h, a->hv[i].s, t, a->hv[i].h);
-        if (r == HEAD_APPEND_OK) {
-            added++;
-            lo = t < lo ? t : lo;
-            hi = t > hi ? t : hi;
-        } else if (r == KILN_ENOMEM) {
-            rc = kiln_err_set(err, r, "out of memory appending to the head");
-        } else if (r < 0) {
-            (void)count_rejected(s, r);
-        }
+        rc = tally(s, head_append_histogram(s->h, a->hv[i].s, t, a->hv[i].h), t, &added, &lo, &hi, err);
     }
     head_note_range(s->h, lo, hi);
     __atomic_add_fetch(&s->samples_appended, added, __ATOMIC_RELAXED);

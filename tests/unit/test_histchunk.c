@@ -4,7 +4,6 @@
  * recoding, stale markers, gauges, bounds on bad bytes; histogram
  * validation; and the head through the storage API (append, select).
  */
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,9 @@
 
 #include "storage/histchunk.h"
 #include "storage/storage.h"
+#include "storage/storage_int.h"
+
+#include "histchunk_prom.h"
 
 #define KILN_TEST_MAIN
 #include "testutil.h"
@@ -326,31 +328,26 @@ END_TEST
 
 /* ---- through the storage API --------------------------------------------- */
 
+/* Each test of the "head" case gets a fresh data directory. */
 static char dir[256];
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f) {
-    (void)sb;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/kiln-test-histchunk-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
     log_setup(LOG_ERROR, LOG_FORMAT_LOGFMT);
+    ck_assert_int_gt(snprintf(dir, sizeof dir, "/tmp/kiln-test-histchunk-XXXXXX"), 0);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
 static void teardown(void) {
-    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    ck_assert_int_eq(fileio_rm_rf(dir, NULL), 0);
 }
 
 static storage *open_st(void) {
     storage_opts o = storage_opts_default();
-    o.dir = dir;
     storage *s = NULL;
     kiln_err err = {0};
-    ck_assert_msg(storage_open(&o, &s, &err) == 0, "open: %s", err.msg);
+    o.dir = dir;
+    int rc = storage_open(&o, &s, &err);
+    ck_assert_msg(rc == 0, "open: %s", err.msg);
     return s;
 }
 
@@ -440,6 +437,145 @@ START_TEST(test_head_append_select) {
 }
 END_TEST
 
+static uint8_t *unhex(const char *h, size_t *n) {
+    size_t l = strlen(h) / 2;
+    uint8_t *b = malloc(l ? l : 1);
+    for (size_t i = 0; i < l; i++) {
+        unsigned x;
+        ck_assert_int_eq(sscanf(h + 2 * i, "%2x", &x), 1);
+        b[i] = (uint8_t)x;
+    }
+    *n = l;
+    return b;
+}
+
+#define NPROM (sizeof prom_hist_chunks / sizeof *prom_hist_chunks)
+
+/* Each chunk Prometheus wrote decodes, and its samples encode to the same bytes. */
+START_TEST(test_prometheus_bytes) {
+    for (size_t k = 0; k < NPROM; k++) {
+        size_t n;
+        uint8_t *d = unhex(prom_hist_chunks[k].hex, &n);
+        int is_float = prom_hist_chunks[k].enc == HISTCHUNK_ENC_FLOAT;
+        histiter it;
+        histiter_init(&it, d, n, is_float);
+        histchunk c;
+        histchunk_init(&c, is_float);
+        int rc, cnt = 0;
+        while ((rc = histiter_next(&it)) == 1) {
+            histogram h = it.h;
+            ck_assert_int_eq(histchunk_append(&c, it.t, &h), 0);
+            cnt++;
+        }
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_eq(cnt, d[0] << 8 | d[1]);
+        histchunk_set_header(&c, d[2]);
+        size_t len;
+        const uint8_t *e = histchunk_data(&c, &len);
+        ck_assert_msg(len == n && memcmp(e, d, n) == 0, "chunk %zu (%s) differs", k,
+                      prom_hist_chunks[k].name);
+        histiter_free(&it);
+        histchunk_free(&c);
+        free(d);
+    }
+}
+END_TEST
+
+typedef struct got_chunks {
+    uint8_t *b[32];
+    size_t len[32];
+    uint8_t enc[32];
+    int n;
+} got_chunks;
+
+static int collect_chunk(void *ctx, int64_t mint, int64_t maxt, uint8_t enc, const uint8_t *d, size_t len) {
+    got_chunks *g = ctx;
+    (void)mint;
+    (void)maxt;
+    ck_assert_int_lt(g->n, 32);
+    g->b[g->n] = malloc(len);
+    memcpy(g->b[g->n], d, len);
+    g->len[g->n] = len;
+    g->enc[g->n++] = enc;
+    return 0;
+}
+
+/* The samples of Prometheus' chunks through kiln's head: it cuts the same
+ * chunks with the same counter-reset flags (resets, a stale marker, a
+ * schema change, chunks cut by count). */
+START_TEST(test_prometheus_cuts) {
+    const char *names[8];
+    size_t nnames = 0;
+    hsample *smp[8] = {0};
+    size_t nsmp[8] = {0};
+    arena mem;
+    arena_init(&mem, 0);
+    for (size_t k = 0; k < NPROM; k++) {
+        size_t j = 0;
+        while (j < nnames && strcmp(names[j], prom_hist_chunks[k].name) != 0)
+            j++;
+        if (j == nnames)
+            names[nnames++] = prom_hist_chunks[k].name;
+        size_t n;
+        uint8_t *d = unhex(prom_hist_chunks[k].hex, &n);
+        histiter it;
+        histiter_init(&it, d, n, prom_hist_chunks[k].enc == HISTCHUNK_ENC_FLOAT);
+        smp[j] = realloc(smp[j], (nsmp[j] + (size_t)(d[0] << 8 | d[1])) * sizeof *smp[j]);
+        while (histiter_next(&it) == 1) {
+            histogram *c = histogram_copy(&mem, &it.h);
+            c->hint = HIST_HINT_UNKNOWN; /* as remote write sent them: kiln must find the resets */
+            smp[j][nsmp[j]++] = (hsample){it.t, c};
+        }
+        histiter_free(&it);
+        free(d);
+    }
+    storage *s = open_st();
+    uint64_t refs[8] = {0};
+    kiln_err err = {0};
+    for (size_t i = 0;; i++) {
+        appender *a = storage_appender(s);
+        int any = 0;
+        for (size_t j = 0; j < nnames; j++) {
+            if (i >= nsmp[j])
+                continue;
+            label ls[2] = {{"__name__", names[j]}, {"job", "fixture"}};
+            ck_assert_msg(appender_append_histogram(a, &refs[j], refs[j] ? NULL : ls, 2, smp[j][i].t,
+                                                    smp[j][i].h, &err) == 0,
+                          "%s %zu: %s", names[j], i, err.msg);
+            any = 1;
+        }
+        ck_assert_int_eq(appender_commit(a, &err), 0);
+        if (!any)
+            break;
+    }
+    for (size_t j = 0; j < nnames; j++) {
+        got_chunks g = {0};
+        hseries *hs = head_series(s->h, refs[j]);
+        ck_assert_ptr_nonnull(hs);
+        ck_assert_int_eq(head_series_hist_chunks(s->h, hs, INT64_MIN, INT64_MAX, collect_chunk, &g), 0);
+        int k = 0;
+        for (size_t f = 0; f < NPROM; f++) {
+            if (strcmp(prom_hist_chunks[f].name, names[j]) != 0)
+                continue;
+            size_t n;
+            uint8_t *d = unhex(prom_hist_chunks[f].hex, &n);
+            ck_assert_msg(k < g.n, "%s: kiln has %d chunks", names[j], g.n);
+            ck_assert_int_eq(g.enc[k], prom_hist_chunks[f].enc);
+            ck_assert_msg(g.len[k] == n && memcmp(g.b[k], d, n) == 0,
+                          "%s chunk %d differs (header %02x vs %02x)", names[j], k, g.b[k][2], d[2]);
+            free(d);
+            k++;
+        }
+        ck_assert_int_eq(k, g.n);
+        for (int i = 0; i < g.n; i++)
+            free(g.b[i]);
+        free(smp[j]);
+    }
+    arena_free(&mem);
+    ck_assert_int_eq(storage_close(s, &err), 0);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("histchunk");
     TCase *tc = tcase_create("histchunk");
@@ -452,11 +588,13 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_custom_bounds);
     tcase_add_test(tc, test_bad_bytes);
     tcase_add_test(tc, test_validate);
+    tcase_add_test(tc, test_prometheus_bytes);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("head");
     tcase_set_timeout(st, 60);
     tcase_add_checked_fixture(st, setup, teardown);
     tcase_add_test(st, test_head_append_select);
+    tcase_add_test(st, test_prometheus_cuts);
     suite_add_tcase(s, st);
     return s;
 }
