@@ -738,7 +738,7 @@ KILN_MUST_CHECK static int append_locked(head *h, hseries *s, int64_t t, double 
             return hist_append_locked(h, s, t, &st);
         }
         headhist_close(&h->hist, s->ref); /* a float follows: the chunks must not overlap */
-        s->hflags &= (uint8_t)~HS_HOPEN;
+        __atomic_and_fetch(&s->hflags, (uint8_t)~HS_HOPEN, __ATOMIC_RELAXED);
     }
     uint16_t n = xorchunk_count(&s->open);
     int created = 0;
@@ -795,7 +795,7 @@ KILN_MUST_CHECK static int hist_append_locked(head *h, hseries *s, int64_t t, co
         return KILN_ENOMEM; /* the float chunk stays open: a histogram would overlap it */
     if ((rc = headhist_append(&h->hist, s->ref, t, hg)) != 0)
         return rc;
-    s->hflags |= HS_HIST | HS_HOPEN;
+    __atomic_or_fetch(&s->hflags, HS_HIST | HS_HOPEN, __ATOMIC_RELAXED); /* read unlocked as a hint */
     __atomic_store_n(&s->maxt, t, __ATOMIC_RELAXED); /* head_append_check reads it unlocked */
     return 0;
 }
@@ -823,6 +823,16 @@ int head_series_histograms(head *h, hseries *s, int64_t mint, int64_t maxt, aren
     int rc = headhist_read(&h->hist, s->ref, mint, maxt, a, out, n);
     lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     return rc;
+}
+
+int head_series_last_histogram(head *h, hseries *s, int *is_float) {
+    if (!(__atomic_load_n(&s->hflags, __ATOMIC_RELAXED) & HS_HOPEN))
+        return 0;
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
+    int r = (s->hflags & HS_HOPEN) && headhist_open(&h->hist, s->ref, is_float);
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
+    return r;
 }
 
 int head_series_hist_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, headhist_chunk_fn fn,
@@ -1384,9 +1394,9 @@ int head_truncate(head *h, int64_t mint, head_truncate_stats *st) {
             if (s->hflags & HS_HIST) {
                 st->chunks_removed += headhist_truncate(&h->hist, s->ref, mint, idle, &hleft);
                 if (!hleft)
-                    s->hflags = 0;
+                    __atomic_store_n(&s->hflags, 0, __ATOMIC_RELAXED);
                 else if (idle)
-                    s->hflags &= (uint8_t)~HS_HOPEN;
+                    __atomic_and_fetch(&s->hflags, (uint8_t)~HS_HOPEN, __ATOMIC_RELAXED);
             }
             int remove = idle && s->nclosed == 0 && !hleft;
             lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);

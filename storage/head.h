@@ -104,6 +104,8 @@ KILN_MUST_CHECK int head_append_histogram(head *h, hseries *s, int64_t t, const 
 KILN_MUST_CHECK int head_series_histograms(head *h, hseries *s, int64_t mint, int64_t maxt, arena *a,
                                            hsample **out, size_t *n);
 
+/* Whether the series' last sample is a histogram (then *is_float tells its kind). */
+int head_series_last_histogram(head *h, hseries *s, int *is_float);
 /* head_series_chunks for the histogram chunks of s, with their encoding
  * (headhist.h). */
 KILN_MUST_CHECK int head_series_hist_chunks(head *h, hseries *s, int64_t mint, int64_t maxt,

@@ -561,6 +561,58 @@ KILN_MUST_CHECK static int replay_samples(replayer *rp, const uint8_t *rec, size
     return 0;
 }
 
+/*
+ * Histogram samples: appended by the replaying thread itself, after the
+ * float samples dispatched so far are in (so a series' samples stay in WAL
+ * order and no worker touches its series meanwhile), under the series'
+ * lock.  Skipped as float samples are: before the head's min valid time,
+ * too far in the future, of unknown series.
+ */
+KILN_MUST_CHECK static int replay_histograms(replayer *rp, const uint8_t *rec, size_t len, arena *a,
+                                             const ref_alias *al, const mmchunks *mm, const refset *known,
+                                             replay_stats *st, kiln_err *err) {
+    walrec_histogram *v;
+    size_t n;
+    int rc = walrec_decode_histograms(rec, len, a, &v, &n, err);
+    if (rc)
+        return rc;
+    replayer_dispatch(rp);
+    replayer_wait(rp);
+    head *h = rp->s->h;
+    int64_t minv = head_min_valid(h), lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].t < minv) {
+            st->in_blocks++;
+            continue;
+        }
+        if (v[i].t > mm->maxv) {
+            if (st->future++ == 0)
+                st->first_future = v[i].t;
+            continue;
+        }
+        uint64_t ref = al->n ? alias_lookup(al, v[i].ref) : v[i].ref;
+        hseries *hs = refset_has(known, ref) || head_series(h, ref) ? head_series(h, ref) : NULL;
+        if (!hs) {
+            st->unknown_refs++;
+            continue;
+        }
+        kiln_err e2;
+        int r = histogram_validate(&v[i].h, &e2) == 0 ? head_append_histogram(h, hs, v[i].t, &v[i].h)
+                                                      : KILN_EINVAL;
+        if (r == KILN_ENOMEM)
+            return kiln_err_set(err, r, "replay: out of memory");
+        if (r == HEAD_APPEND_OK) {
+            st->samples++;
+            lo = v[i].t < lo ? v[i].t : lo;
+            hi = v[i].t > hi ? v[i].t : hi;
+        } else if (r < 0) {
+            st->rejected++;
+        }
+    }
+    head_note_range(h, lo, hi);
+    return 0;
+}
+
 /* Deleted ranges (the replayed head filters them out like the live one). */
 KILN_MUST_CHECK static int replay_tombstones(storage *s, const uint8_t *rec, size_t len, const ref_alias *al,
                                              kiln_err *err) {
@@ -770,6 +822,10 @@ int storage__replay(storage *s, kiln_err *err) {
                 r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &mm, &known, &st, &e2);
             } else if (type == WALREC_TOMBSTONES) {
                 r2 = replay_tombstones(s, rec, len, &al, &e2);
+            } else if (type >= WALREC_HISTOGRAM_SAMPLES) {
+                r2 = replay_histograms(&rp, rec, len, &a, &al, &mm, &known, &st, &e2);
+                arena_free(&a);
+                arena_init(&a, 0);
             }
             if (r2 == KILN_ENOMEM) {
                 rc = kiln_err_set(err, r2, "%s", e2.msg);

@@ -421,6 +421,12 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
     int rc = target_series(a, ref, ls, n, t, &hs, err);
     if (rc)
         return rc;
+    int is_float;
+    if (value_is_stale(v) && head_series_last_histogram(s->h, hs, &is_float)) {
+        /* a series of histograms ends with a histogram stale marker, as in Prometheus */
+        histogram st = {.sum = v, .is_int = (uint8_t)!is_float};
+        return appender_append_histogram(a, ref, NULL, 0, t, &st, err);
+    }
     rc = head_append_check(s->h, hs, t, v, err);
     const staged *prev;
     if (rc >= 0 && staged_last(a, hs, &prev) != 0)
@@ -528,11 +534,12 @@ KILN_MUST_CHECK static int wal_write(storage *s, const wal_rec *recs, size_t n, 
 /* Logs the records of the created series and, with_samples, the staged
  * samples, in one write. */
 KILN_MUST_CHECK static int log_batch(appender *a, int with_samples, kiln_err *err) {
-    buf sb = BUF_INIT, pb = BUF_INIT;
-    wal_rec recs[2];
+    buf sb = BUF_INIT, pb = BUF_INIT, hb[4] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
+    wal_rec recs[6];
     size_t nrec = 0;
     int rc = 0;
     walrec_sample *ws = NULL;
+    walrec_histogram *wh = NULL;
     if (a->ncreated) {
         if ((rc = encode_series(a, &sb)) != 0)
             goto nomem;
@@ -547,6 +554,23 @@ KILN_MUST_CHECK static int log_batch(appender *a, int with_samples, kiln_err *er
             goto nomem;
         recs[nrec++] = (wal_rec){pb.data, pb.len};
     }
+    /* histograms after the floats, a record a kind (as Prometheus' commit) */
+    if (with_samples && a->nh) {
+        if (!(wh = malloc(a->nh * sizeof *wh)))
+            goto nomem;
+        for (int type = WALREC_HISTOGRAM_SAMPLES; type <= WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES;
+             type++) {
+            size_t k = 0;
+            for (size_t i = 0; i < a->nh; i++)
+                if (walrec_histogram_type(a->hv[i].h) == type)
+                    wh[k++] = (walrec_histogram){hseries_ref(a->hv[i].s), a->hv[i].t, *a->hv[i].h};
+            buf *b = &hb[type - WALREC_HISTOGRAM_SAMPLES];
+            if (k && walrec_encode_histograms(b, wh, k, type) != 0)
+                goto nomem;
+            if (k)
+                recs[nrec++] = (wal_rec){b->data, b->len};
+        }
+    }
     if (nrec)
         rc = wal_write(a->st, recs, nrec, err);
     goto out;
@@ -554,8 +578,11 @@ nomem:
     rc = kiln_err_set(err, KILN_ENOMEM, "out of memory encoding the WAL records");
 out:
     free(ws);
+    free(wh);
     buf_free(&sb);
     buf_free(&pb);
+    for (int i = 0; i < 4; i++)
+        buf_free(&hb[i]);
     return rc;
 }
 

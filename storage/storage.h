@@ -607,12 +607,20 @@ typedef struct storage_wal_sample {
     double v; /* stale markers included */
 } storage_wal_sample;
 
-/* One record: series or samples (the other count is 0). */
+typedef struct storage_wal_histogram {
+    uint64_t ref;
+    int64_t t;
+    const histogram *h; /* stale markers included */
+} storage_wal_histogram;
+
+/* One record: series, samples or histogram samples (the other counts 0). */
 typedef struct storage_wal_record {
     const storage_wal_series *series;
     size_t nseries;
     const storage_wal_sample *samples;
     size_t nsamples;
+    const storage_wal_histogram *histograms;
+    size_t nhistograms;
     storage_wal_pos pos; /* after the record; segment -1 inside a checkpoint */
 } storage_wal_record;
 

@@ -551,42 +551,224 @@ int walrec_filter_metadata(const void *rec, size_t len, int (*keep)(uint64_t ref
     return filt_end(&f, &d, kept, dropped, err);
 }
 
-#define HIST_CUSTOM_BUCKETS_SCHEMA (-53)
-
-/* Skips one histogram entry body (after the two deltas). */
-static void skip_histogram(dec *d, int is_float) {
-    (void)dec_byte(d); /* counter reset hint */
+/*
+ * One histogram entry's body (after the two deltas), into h when not NULL (arrays from a; integer buckets,
+ * written as deltas, made absolute), else only skipped.  Failures mark d.
+ */
+static void read_histogram(dec *d, int is_float, int custom, arena *a, histogram *h) {
+    uint8_t hint = dec_byte(d);
     int64_t schema = dec_varint(d);
-    (void)dec_be64(d); /* zero threshold */
+    double zt = double_from_bits(dec_be64(d)), zc, cnt;
     if (is_float) {
-        (void)dec_be64(d); /* zero count */
-        (void)dec_be64(d); /* count */
+        zc = double_from_bits(dec_be64(d));
+        cnt = double_from_bits(dec_be64(d));
     } else {
-        (void)dec_uvarint(d);
-        (void)dec_uvarint(d);
+        zc = (double)dec_uvarint(d);
+        cnt = (double)dec_uvarint(d);
     }
-    (void)dec_be64(d); /* sum */
+    double sum = double_from_bits(dec_be64(d));
+    if (h) {
+        memset(h, 0, sizeof *h);
+        h->hint = hint <= HIST_HINT_GAUGE ? hint : 0;
+        h->schema = schema >= INT32_MIN && schema <= INT32_MAX ? (int32_t)schema : INT32_MIN;
+        h->is_int = (uint8_t)!is_float;
+        h->zero_threshold = zt;
+        h->zero_count = zc;
+        h->count = cnt;
+        h->sum = sum;
+    }
     for (int side = 0; side < 2; side++) {
         uint64_t ns = dec_uvarint(d);
+        hist_span *sp = NULL;
+        if (ns > dec_left(d) / 2) {
+            dec_fail(d, "span count beyond the record");
+            return;
+        }
+        if (h && ns && !(sp = arena_alloc_nz(a, (size_t)ns * sizeof *sp))) {
+            dec_fail(d, "out of memory");
+            return;
+        }
         for (uint64_t i = 0; i < ns && !d->bad; i++) {
-            (void)dec_varint(d);
-            (void)dec_uvarint(d);
+            int64_t off = dec_varint(d);
+            uint64_t l = dec_uvarint(d);
+            if (sp) {
+                sp[i].offset = (int32_t)off;
+                sp[i].length = (uint32_t)l;
+            }
+            if (off < INT32_MIN || off > INT32_MAX || l > UINT32_MAX)
+                dec_fail(d, "span out of range");
+        }
+        if (h && side == 0) {
+            h->pos_spans = sp;
+            h->npos_spans = (uint32_t)ns;
+        } else if (h) {
+            h->neg_spans = sp;
+            h->nneg_spans = (uint32_t)ns;
         }
     }
     for (int side = 0; side < 2; side++) {
         uint64_t nb = dec_uvarint(d);
+        double *v = NULL;
+        if (nb > dec_left(d)) {
+            dec_fail(d, "bucket count beyond the record");
+            return;
+        }
+        if (h && nb && !(v = arena_alloc_nz(a, (size_t)nb * sizeof *v))) {
+            dec_fail(d, "out of memory");
+            return;
+        }
+        int64_t run = 0;
         for (uint64_t i = 0; i < nb && !d->bad; i++) {
-            if (is_float)
-                (void)dec_be64(d);
-            else
-                (void)dec_varint(d);
+            double x;
+            if (is_float) {
+                x = double_from_bits(dec_be64(d));
+            } else {
+                run = (int64_t)((uint64_t)run + (uint64_t)dec_varint(d));
+                x = (double)run;
+            }
+            if (v)
+                v[i] = x;
+        }
+        if (h && side == 0) {
+            h->pos = v;
+            h->npos = (uint32_t)nb;
+        } else if (h) {
+            h->neg = v;
+            h->nneg = (uint32_t)nb;
         }
     }
-    if (schema == HIST_CUSTOM_BUCKETS_SCHEMA) {
+    if (custom) {
         uint64_t nc = dec_uvarint(d);
-        for (uint64_t i = 0; i < nc && !d->bad; i++)
-            (void)dec_be64(d);
+        double *v = NULL;
+        if (nc > dec_left(d) / 8) {
+            dec_fail(d, "custom value count beyond the record");
+            return;
+        }
+        if (h && nc && !(v = arena_alloc_nz(a, (size_t)nc * sizeof *v))) {
+            dec_fail(d, "out of memory");
+            return;
+        }
+        for (uint64_t i = 0; i < nc && !d->bad; i++) {
+            double x = double_from_bits(dec_be64(d));
+            if (v)
+                v[i] = x;
+        }
+        if (h) {
+            h->custom_values = v;
+            h->ncustom = (uint32_t)nc;
+        }
     }
+}
+
+static int hist_type_is_float(int type) {
+    return type == WALREC_FLOAT_HISTOGRAM_SAMPLES || type == WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES;
+}
+
+static int hist_type_is_custom(int type) {
+    return type >= WALREC_CUSTOM_BUCKETS_HISTOGRAM_SAMPLES;
+}
+
+int walrec_histogram_type(const histogram *h) {
+    int custom = h->schema == HIST_SCHEMA_CUSTOM;
+    if (h->is_int)
+        return custom ? WALREC_CUSTOM_BUCKETS_HISTOGRAM_SAMPLES : WALREC_HISTOGRAM_SAMPLES;
+    return custom ? WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES : WALREC_FLOAT_HISTOGRAM_SAMPLES;
+}
+
+int walrec_encode_histograms(buf *out, const walrec_histogram *v, size_t n, int type) {
+    int is_float = hist_type_is_float(type), custom = hist_type_is_custom(type);
+    size_t need = 17;
+    for (size_t i = 0; i < n; i++)
+        need += 20 + 10 + 8 * 4 + 20 + 2 * 10 + (v[i].h.npos_spans + v[i].h.nneg_spans) * 15 + 2 * 10 +
+                (v[i].h.npos + v[i].h.nneg) * 10 + 10 + v[i].h.ncustom * 8;
+    uint8_t *p = enc_begin(out, need, type);
+    if (!p)
+        return KILN_ENOMEM;
+    if (n) {
+        uint64_t ref0 = v[0].ref, t0 = (uint64_t)v[0].t;
+        p = put_bases(p, ref0, t0);
+        for (size_t i = 0; i < n; i++) {
+            const histogram *h = &v[i].h;
+            p = put_deltas(p, v[i].ref, (uint64_t)v[i].t, ref0, t0);
+            *p++ = h->hint;
+            p += walrec_put_varint(p, h->schema);
+            be64_put(p, double_to_bits(h->zero_threshold));
+            p += 8;
+            if (is_float) {
+                be64_put(p, double_to_bits(h->zero_count));
+                be64_put(p + 8, double_to_bits(h->count));
+                p += 16;
+            } else {
+                p += walrec_put_uvarint(p, (uint64_t)h->zero_count);
+                p += walrec_put_uvarint(p, (uint64_t)h->count);
+            }
+            be64_put(p, double_to_bits(h->sum));
+            p += 8;
+            const hist_span *sp[2] = {h->pos_spans, h->neg_spans};
+            const uint32_t nsp[2] = {h->npos_spans, h->nneg_spans};
+            for (int side = 0; side < 2; side++) {
+                p += walrec_put_uvarint(p, nsp[side]);
+                for (uint32_t k = 0; k < nsp[side]; k++) {
+                    p += walrec_put_varint(p, sp[side][k].offset);
+                    p += walrec_put_uvarint(p, sp[side][k].length);
+                }
+            }
+            const double *bv[2] = {h->pos, h->neg};
+            const uint32_t nb[2] = {h->npos, h->nneg};
+            for (int side = 0; side < 2; side++) {
+                p += walrec_put_uvarint(p, nb[side]);
+                int64_t prev = 0;
+                for (uint32_t k = 0; k < nb[side]; k++) {
+                    if (is_float) {
+                        be64_put(p, double_to_bits(bv[side][k]));
+                        p += 8;
+                    } else {
+                        p += walrec_put_varint(p, (int64_t)bv[side][k] - prev);
+                        prev = (int64_t)bv[side][k];
+                    }
+                }
+            }
+            if (custom) {
+                p += walrec_put_uvarint(p, h->ncustom);
+                for (uint32_t k = 0; k < h->ncustom; k++, p += 8)
+                    be64_put(p, double_to_bits(h->custom_values[k]));
+            }
+        }
+    }
+    return enc_end(out, p);
+}
+
+int walrec_decode_histograms(const void *rec, size_t len, arena *a, walrec_histogram **out, size_t *n,
+                             kiln_err *err) {
+    dec d;
+    uint64_t ref0, t0;
+    int type = walrec_type(rec, len);
+    *out = NULL;
+    *n = 0;
+    if (type < WALREC_HISTOGRAM_SAMPLES)
+        return kiln_err_set(err, KILN_ECORRUPT, "walrec: histogram samples record: offset 0: type %d",
+                            len ? ((const uint8_t *)rec)[0] : -1);
+    int rc = dec_start(&d, rec, len, type, err);
+    if (rc || (rc = dec_bases(&d, &ref0, &t0, err)) <= 0)
+        return rc;
+    size_t cap = dec_left(&d) / 8 + 1; /* an entry takes 8 bytes at least */
+    walrec_histogram *v = arena_alloc_nz(a, cap * sizeof *v);
+    if (!v)
+        return kiln_err_set(err, KILN_ENOMEM, "walrec: out of memory");
+    while (dec_left(&d) > 0 && *n < cap) {
+        walrec_histogram *e = &v[*n];
+        e->ref = ref0 + (uint64_t)dec_varint(&d);
+        e->t = (int64_t)(t0 + (uint64_t)dec_varint(&d));
+        read_histogram(&d, hist_type_is_float(type), hist_type_is_custom(type), a, &e->h);
+        if (d.bad)
+            break;
+        (*n)++;
+    }
+    if (d.bad)
+        return strcmp(d.bad, "out of memory") == 0 ? kiln_err_set(err, KILN_ENOMEM, "walrec: out of memory")
+                                                   : dec_error(&d, err);
+    *out = v;
+    return 0;
 }
 
 int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out, uint64_t *kept,
@@ -600,15 +782,14 @@ int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out
     int rc = dec_start(&d, rec, len, type, err);
     if (rc || (rc = dec_bases(&d, &ref0, &t0, err)) <= 0)
         return rc;
-    int is_float =
-        type == WALREC_FLOAT_HISTOGRAM_SAMPLES || type == WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES;
+    int is_float = hist_type_is_float(type), custom = hist_type_is_custom(type);
     filt f = {out, out->len, 0, 0};
     uint64_t nref0 = 0, nt0 = 0;
     while (dec_left(&d) > 0) {
         uint64_t ref = ref0 + (uint64_t)dec_varint(&d);
         int64_t t = (int64_t)(t0 + (uint64_t)dec_varint(&d));
         size_t body = d.off;
-        skip_histogram(&d, is_float);
+        read_histogram(&d, is_float, custom, NULL, NULL);
         if (d.bad)
             break;
         if (t < mint) {

@@ -4,7 +4,7 @@
  *
  * A record is an opaque byte slice to the WAL layer (storage/wal.h); its first
  * byte names its type.  This file knows the types and their payloads.  It
- * depends on util only: labels are plain (pointer, length) pairs of its own
+ * depends on util and storage.h's histogram type only: labels are plain (pointer, length) pairs of its own
  * type, so the head can hand over whatever label storage it has.
  *
  * Integers: "BE64" is 8 bytes big-endian; "uvarint" is LEB128 (Go's
@@ -18,8 +18,16 @@
  *   type 3 tombstones  | 0x03 | { ref BE64 | mint varint | maxt varint } ...  (one entry an interval)
  *   type 4 exemplars   | 0x04 | ref0 BE64 | t0 BE64 | { dref varint | dt varint | value BE64 |
  *                        nlabels uvarint | (name str, value str) x nlabels } ...
- *   type 5 mmap markers, 6 metadata, 7-10 native histograms: recognised; metadata and histogram
- *   records can be filtered (for checkpoints) without being decoded into structs.
+ *   type 7 histograms  | 0x07 | ref0 BE64 | t0 BE64 | { dref varint | dt varint | hint byte | schema varint |
+ *                        zero_threshold BE64 | zero_count uvarint | count uvarint | sum BE64 |
+ *                        npos_spans uvarint | (offset varint, length uvarint) ... | the negative
+ *                        spans alike | npos uvarint | bucket deltas varint ... | the negative
+ *                        buckets alike } ...
+ *   type 8 float histograms: type 7 with zero_count, count and each bucket's absolute count BE64
+ *   types 9, 10: types 7, 8 of schema -53 with | ncustom uvarint | bound BE64 ... | at the end
+ *                        (hint: the counter-reset hint, 0 unknown .. 3 gauge)
+ *   type 5 mmap markers, 6 metadata: recognised; metadata records can be filtered (for
+ *   checkpoints) without being decoded into structs.
  *
  * An empty series/samples/tombstones record (type byte alone) is valid and holds nothing.
  *
@@ -35,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "storage/storage.h"
 #include "util/util.h"
 
 enum {
@@ -84,6 +93,13 @@ typedef struct walrec_exemplar {
     size_t nlabels;
 } walrec_exemplar;
 
+/* A native histogram sample (types 7-10). */
+typedef struct walrec_histogram {
+    uint64_t ref;
+    int64_t t;
+    histogram h;
+} walrec_histogram;
+
 /* The type of a record (its first byte) when it is one of the known types
  * 1..10, else WALREC_UNKNOWN (also for an empty record). */
 int walrec_type(const void *rec, size_t len);
@@ -101,6 +117,10 @@ KILN_MUST_CHECK int walrec_encode_series(buf *out, const walrec_series *s, size_
 KILN_MUST_CHECK int walrec_encode_samples(buf *out, const walrec_sample *s, size_t n);
 KILN_MUST_CHECK int walrec_encode_tombstones(buf *out, const walrec_tombstone *t, size_t n);
 KILN_MUST_CHECK int walrec_encode_exemplars(buf *out, const walrec_exemplar *e, size_t n);
+/* Histograms of one record type (walrec_histogram_type of each). */
+KILN_MUST_CHECK int walrec_encode_histograms(buf *out, const walrec_histogram *h, size_t n, int type);
+/* The record type a histogram goes in: 7 integer, 8 float, 9/10 those of schema -53. */
+int walrec_histogram_type(const histogram *h);
 
 /*
  * Series decoder.  Parses a type 1 record; the series array and each label
@@ -127,6 +147,11 @@ KILN_MUST_CHECK int walrec_decode_samples(const void *rec, size_t len, walrec_sa
 
 /* Tombstones decoder, like walrec_decode_samples for a type 3 record. */
 KILN_MUST_CHECK int walrec_decode_tombstones(const void *rec, size_t len, walrec_tombstone *out, size_t cap,
+                                             size_t *n, kiln_err *err);
+
+/* Histograms decoder (types 7-10): entries and their arrays from `a`
+ * (integer buckets made absolute). */
+KILN_MUST_CHECK int walrec_decode_histograms(const void *rec, size_t len, arena *a, walrec_histogram **out,
                                              size_t *n, kiln_err *err);
 
 /* Exemplars decoder, like walrec_decode_series: arrays from `a`, label

@@ -35,6 +35,9 @@ struct storage_wal_tail {
     storage_wal_sample *samples;
     walrec_sample *raw;
     size_t cap_series, cap_samples, cap_raw;
+    arena hmem; /* the last histogram record's entries and arrays */
+    storage_wal_histogram *hist;
+    size_t cap_hist;
 };
 
 /* Opens the reader over the newest checkpoint and the segments after it. */
@@ -53,6 +56,7 @@ int storage_wal_tail_open(const char *data_dir, storage_wal_pos from, storage_wa
     snprintf(t->dir, sizeof t->dir, "%s/wal", data_dir);
     t->from = from;
     arena_init(&t->mem, 0);
+    arena_init(&t->hmem, 0);
     int rc = tail_reopen(t, err);
     if (rc) {
         storage_wal_tail_close(t);
@@ -117,6 +121,24 @@ KILN_MUST_CHECK static int decode_samples(storage_wal_tail *t, const uint8_t *re
     return 0;
 }
 
+KILN_MUST_CHECK static int decode_histograms(storage_wal_tail *t, const uint8_t *rec, size_t len,
+                                             storage_wal_record *out, kiln_err *err) {
+    arena_free(&t->hmem);
+    arena_init(&t->hmem, 0);
+    walrec_histogram *wh;
+    size_t n;
+    int rc = walrec_decode_histograms(rec, len, &t->hmem, &wh, &n, err);
+    if (rc)
+        return rc;
+    if (array_grow((void **)&t->hist, &t->cap_hist, n, sizeof *t->hist))
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        t->hist[i] = (storage_wal_histogram){wh[i].ref, wh[i].t, &wh[i].h};
+    out->histograms = t->hist;
+    out->nhistograms = n;
+    return 0;
+}
+
 int storage_wal_tail_next(storage_wal_tail *t, storage_wal_record *out, kiln_err *err) {
     memset(out, 0, sizeof *out);
     int rc;
@@ -154,6 +176,15 @@ int storage_wal_tail_next(storage_wal_tail *t, storage_wal_record *out, kiln_err
             if ((rc = decode_samples(t, rec, len, out, err)) == 0)
                 return 1;
             break;
+        case WALREC_HISTOGRAM_SAMPLES:
+        case WALREC_FLOAT_HISTOGRAM_SAMPLES:
+        case WALREC_CUSTOM_BUCKETS_HISTOGRAM_SAMPLES:
+        case WALREC_CUSTOM_BUCKETS_FLOAT_HISTOGRAM_SAMPLES:
+            if (!tail_wants(t, in_cp, cp, pos))
+                continue;
+            if ((rc = decode_histograms(t, rec, len, out, err)) == 0)
+                return 1;
+            break;
         default: /* tombstones, exemplars, metadata...: not sent */
             continue;
         }
@@ -180,5 +211,7 @@ void storage_wal_tail_close(storage_wal_tail *t) {
     free(t->series);
     free(t->samples);
     free(t->raw);
+    arena_free(&t->hmem);
+    free(t->hist);
     free(t);
 }

@@ -13,6 +13,7 @@
 #include "storage/histchunk.h"
 #include "storage/storage.h"
 #include "storage/storage_int.h"
+#include "storage/walrec.h"
 
 #include "histchunk_prom.h"
 
@@ -576,6 +577,96 @@ START_TEST(test_prometheus_cuts) {
 }
 END_TEST
 
+/* Prometheus 2.42's histogram WAL records decode, and encode back to the same bytes. */
+START_TEST(test_prometheus_wal_records) {
+    const char *recs[2] = {prom_wal_rec_7, prom_wal_rec_8};
+    for (int k = 0; k < 2; k++) {
+        size_t n;
+        uint8_t *d = unhex(recs[k], &n);
+        arena a;
+        arena_init(&a, 0);
+        walrec_histogram *v;
+        size_t nv;
+        kiln_err err = {0};
+        ck_assert_msg(walrec_decode_histograms(d, n, &a, &v, &nv, &err) == 0, "%s", err.msg);
+        ck_assert_uint_gt(nv, 3);
+        ck_assert_int_eq(v[0].h.schema, 3);
+        ck_assert_double_eq(v[0].h.zero_threshold, 0x1p-128);
+        ck_assert_int_eq(v[0].h.is_int, k == 0);
+        for (size_t i = 0; i < nv; i++)
+            ck_assert_int_eq(histogram_validate(&v[i].h, &err), 0);
+        buf out = BUF_INIT;
+        ck_assert_int_eq(walrec_encode_histograms(&out, v, nv, walrec_histogram_type(&v[0].h)), 0);
+        ck_assert_uint_eq(out.len, n);
+        ck_assert_mem_eq(out.data, d, n);
+        buf_free(&out);
+        arena_free(&a);
+        free(d);
+    }
+}
+END_TEST
+
+/* Histograms in the WAL: a restart replays them (chunks cut alike), the
+ * follower sees them. */
+START_TEST(test_wal_replay_and_tail) {
+    storage *s = open_st();
+    label ls[1] = {{"__name__", "lat"}};
+    hist_span ps[1] = {{0, 3}};
+    int64_t t0 = (time_now_ms() / 1000) * 1000 - 2 * 3600 * 1000;
+    uint64_t ref = 0, fref = 0;
+    kiln_err err = {0};
+    for (int i = 0; i < 200; i++) {
+        appender *a = storage_appender(s);
+        double p[3] = {(double)(i % 90), 2.0 * (i % 90), 1};
+        histogram h = mk(i % 2, 1, ps, 1, p, 3, NULL, 0, NULL, 0, 0, i);
+        ck_assert_int_eq(appender_append_histogram(a, &ref, ref ? NULL : ls, 1, t0 + i * 15000, &h, &err), 0);
+        label fl[1] = {{"__name__", "f"}};
+        ck_assert_int_eq(appender_append(a, &fref, fref ? NULL : fl, 1, t0 + i * 15000, i, &err), 0);
+        ck_assert_int_eq(appender_commit(a, &err), 0);
+    }
+    appender *a = storage_appender(s);
+    ck_assert_int_eq(appender_append(a, &ref, NULL, 0, t0 + 200 * 15000, stale_nan(), &err), 0);
+    ck_assert_int_eq(appender_commit(a, &err), 0);
+    series_set before = select_all(s, "lat");
+    ck_assert_int_eq(storage_close(s, &err), 0);
+
+    s = open_st();
+    series_set after = select_all(s, "lat");
+    ck_assert_uint_eq(after.n, 1);
+    ck_assert_uint_eq(after.v[0].nh, before.v[0].nh);
+    ck_assert_uint_eq(after.v[0].nh, 201);
+    for (size_t i = 0; i < after.v[0].nh; i++) {
+        ck_assert_int_eq(after.v[0].hs[i].t, before.v[0].hs[i].t);
+        ck_assert(histogram_equal(after.v[0].hs[i].h, before.v[0].hs[i].h));
+        ck_assert_int_eq(after.v[0].hs[i].h->hint, before.v[0].hs[i].h->hint);
+    }
+    ck_assert(histogram_is_stale(after.v[0].hs[200].h));
+    series_set_free(&before);
+    series_set_free(&after);
+    series_set fs = select_all(s, "f");
+    ck_assert_uint_eq(fs.v[0].n, 200);
+    series_set_free(&fs);
+    ck_assert_int_eq(storage_close(s, &err), 0);
+
+    storage_wal_tail *t;
+    ck_assert_int_eq(storage_wal_tail_open(dir, (storage_wal_pos){0, 0}, &t, &err), 0);
+    storage_wal_record r;
+    size_t nh = 0, nf = 0;
+    int rc;
+    while ((rc = storage_wal_tail_next(t, &r, &err)) == 1) {
+        nf += r.nsamples;
+        for (size_t i = 0; i < r.nhistograms; i++, nh++) {
+            ck_assert_uint_eq(r.histograms[i].ref, ref);
+            ck_assert_int_eq(r.histograms[i].t, t0 + (int64_t)nh * 15000);
+        }
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_uint_eq(nh, 201);
+    ck_assert_uint_eq(nf, 200);
+    storage_wal_tail_close(t);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("histchunk");
     TCase *tc = tcase_create("histchunk");
@@ -589,12 +680,14 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_bad_bytes);
     tcase_add_test(tc, test_validate);
     tcase_add_test(tc, test_prometheus_bytes);
+    tcase_add_test(tc, test_prometheus_wal_records);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("head");
     tcase_set_timeout(st, 60);
     tcase_add_checked_fixture(st, setup, teardown);
     tcase_add_test(st, test_head_append_select);
     tcase_add_test(st, test_prometheus_cuts);
+    tcase_add_test(st, test_wal_replay_and_tail);
     suite_add_tcase(s, st);
     return s;
 }
