@@ -551,6 +551,21 @@ int walrec_filter_metadata(const void *rec, size_t len, int (*keep)(uint64_t ref
     return filt_end(&f, &d, kept, dropped, err);
 }
 
+/* A count of entries of `min` bytes or more each that must fit in the rest
+ * of the record, and an array of them from a (NULL: none wanted, or none).
+ * Failures mark d. */
+static void *dec_array(dec *d, uint64_t *n, size_t min, size_t size, arena *a) {
+    *n = dec_uvarint(d);
+    if (*n > dec_left(d) / min) {
+        dec_fail(d, "entry count beyond the record");
+        return NULL;
+    }
+    void *v = a && *n ? arena_alloc_nz(a, (size_t)*n * size) : NULL;
+    if (a && *n && !v)
+        dec_fail(d, "out of memory");
+    return v;
+}
+
 /*
  * One histogram entry's body (after the two deltas), into h when not NULL (arrays from a; integer buckets,
  * written as deltas, made absolute), else only skipped.  Failures mark d.
@@ -578,16 +593,10 @@ static void read_histogram(dec *d, int is_float, int custom, arena *a, histogram
         h->sum = sum;
     }
     for (int side = 0; side < 2; side++) {
-        uint64_t ns = dec_uvarint(d);
-        hist_span *sp = NULL;
-        if (ns > dec_left(d) / 2) {
-            dec_fail(d, "span count beyond the record");
+        uint64_t ns;
+        hist_span *sp = dec_array(d, &ns, 2, sizeof *sp, h ? a : NULL);
+        if (d->bad)
             return;
-        }
-        if (h && ns && !(sp = arena_alloc_nz(a, (size_t)ns * sizeof *sp))) {
-            dec_fail(d, "out of memory");
-            return;
-        }
         for (uint64_t i = 0; i < ns && !d->bad; i++) {
             int64_t off = dec_varint(d);
             uint64_t l = dec_uvarint(d);
@@ -607,16 +616,10 @@ static void read_histogram(dec *d, int is_float, int custom, arena *a, histogram
         }
     }
     for (int side = 0; side < 2; side++) {
-        uint64_t nb = dec_uvarint(d);
-        double *v = NULL;
-        if (nb > dec_left(d)) {
-            dec_fail(d, "bucket count beyond the record");
+        uint64_t nb;
+        double *v = dec_array(d, &nb, is_float ? 8 : 1, sizeof *v, h ? a : NULL);
+        if (d->bad)
             return;
-        }
-        if (h && nb && !(v = arena_alloc_nz(a, (size_t)nb * sizeof *v))) {
-            dec_fail(d, "out of memory");
-            return;
-        }
         int64_t run = 0;
         for (uint64_t i = 0; i < nb && !d->bad; i++) {
             double x;
@@ -638,16 +641,10 @@ static void read_histogram(dec *d, int is_float, int custom, arena *a, histogram
         }
     }
     if (custom) {
-        uint64_t nc = dec_uvarint(d);
-        double *v = NULL;
-        if (nc > dec_left(d) / 8) {
-            dec_fail(d, "custom value count beyond the record");
+        uint64_t nc;
+        double *v = dec_array(d, &nc, 8, sizeof *v, h ? a : NULL);
+        if (d->bad)
             return;
-        }
-        if (h && nc && !(v = arena_alloc_nz(a, (size_t)nc * sizeof *v))) {
-            dec_fail(d, "out of memory");
-            return;
-        }
         for (uint64_t i = 0; i < nc && !d->bad; i++) {
             double x = double_from_bits(dec_be64(d));
             if (v)
@@ -738,51 +735,62 @@ int walrec_encode_histograms(buf *out, const walrec_histogram *v, size_t n, int 
     return enc_end(out, p);
 }
 
-int walrec_decode_histograms(const void *rec, size_t len, arena *a, walrec_histogram **out, size_t *n,
-                             kiln_err *err) {
+/* A histogram record being read: the cursor, its type and bases. */
+typedef struct hdec {
     dec d;
+    int type;
     uint64_t ref0, t0;
-    int type = walrec_type(rec, len);
-    *out = NULL;
-    *n = 0;
-    if (type < WALREC_HISTOGRAM_SAMPLES)
+} hdec;
+
+/* Starts a histogram record (types 7-10): 1 with its bases read, 0 when it
+ * has no entries, or KILN_ECORRUPT. */
+KILN_MUST_CHECK static int hist_dec_start(hdec *h, const void *rec, size_t len, kiln_err *err) {
+    h->type = walrec_type(rec, len);
+    if (h->type < WALREC_HISTOGRAM_SAMPLES)
         return kiln_err_set(err, KILN_ECORRUPT, "walrec: histogram samples record: offset 0: type %d",
                             len ? ((const uint8_t *)rec)[0] : -1);
-    int rc = dec_start(&d, rec, len, type, err);
-    if (rc || (rc = dec_bases(&d, &ref0, &t0, err)) <= 0)
+    int rc = dec_start(&h->d, rec, len, h->type, err);
+    return rc ? rc : dec_bases(&h->d, &h->ref0, &h->t0, err);
+}
+
+int walrec_decode_histograms(const void *rec, size_t len, arena *a, walrec_histogram **out, size_t *n,
+                             kiln_err *err) {
+    hdec hd;
+    *out = NULL;
+    *n = 0;
+    int rc = hist_dec_start(&hd, rec, len, err);
+    if (rc <= 0)
         return rc;
-    size_t cap = dec_left(&d) / 8 + 1; /* an entry takes 8 bytes at least */
+    size_t cap = dec_left(&hd.d) / 8 + 1; /* an entry takes 8 bytes at least */
     walrec_histogram *v = arena_alloc_nz(a, cap * sizeof *v);
     if (!v)
         return kiln_err_set(err, KILN_ENOMEM, "walrec: out of memory");
-    while (dec_left(&d) > 0 && *n < cap) {
+    while (dec_left(&hd.d) > 0 && *n < cap) {
         walrec_histogram *e = &v[*n];
-        e->ref = ref0 + (uint64_t)dec_varint(&d);
-        e->t = (int64_t)(t0 + (uint64_t)dec_varint(&d));
-        read_histogram(&d, hist_type_is_float(type), hist_type_is_custom(type), a, &e->h);
-        if (d.bad)
+        e->ref = hd.ref0 + (uint64_t)dec_varint(&hd.d);
+        e->t = (int64_t)(hd.t0 + (uint64_t)dec_varint(&hd.d));
+        read_histogram(&hd.d, hist_type_is_float(hd.type), hist_type_is_custom(hd.type), a, &e->h);
+        if (hd.d.bad)
             break;
         (*n)++;
     }
-    if (d.bad)
-        return strcmp(d.bad, "out of memory") == 0 ? kiln_err_set(err, KILN_ENOMEM, "walrec: out of memory")
-                                                   : dec_error(&d, err);
+    if (hd.d.bad)
+        return strcmp(hd.d.bad, "out of memory") == 0
+                   ? kiln_err_set(err, KILN_ENOMEM, "walrec: out of memory")
+                   : dec_error(&hd.d, err);
     *out = v;
     return 0;
 }
 
 int walrec_filter_histograms(const void *rec, size_t len, int64_t mint, buf *out, uint64_t *kept,
                              uint64_t *dropped, kiln_err *err) {
-    dec d;
-    uint64_t ref0, t0;
-    int type = walrec_type(rec, len);
-    if (type < WALREC_HISTOGRAM_SAMPLES)
-        return kiln_err_set(err, KILN_ECORRUPT, "walrec: histogram samples record: offset 0: type %d",
-                            len ? ((const uint8_t *)rec)[0] : -1);
-    int rc = dec_start(&d, rec, len, type, err);
-    if (rc || (rc = dec_bases(&d, &ref0, &t0, err)) <= 0)
+    hdec hd;
+    int rc = hist_dec_start(&hd, rec, len, err);
+    if (rc <= 0)
         return rc;
-    int is_float = hist_type_is_float(type), custom = hist_type_is_custom(type);
+    dec d = hd.d;
+    uint64_t ref0 = hd.ref0, t0 = hd.t0;
+    int is_float = hist_type_is_float(hd.type), custom = hist_type_is_custom(hd.type), type = hd.type;
     filt f = {out, out->len, 0, 0};
     uint64_t nref0 = 0, nt0 = 0;
     while (dec_left(&d) > 0) {
