@@ -1163,6 +1163,35 @@ static int cmp_series_labels(const void *a, const void *b) {
     return labels_cmp(x->ls, x->nls, y->ls, y->nls);
 }
 
+typedef struct hashed {
+    uint64_t h;
+    size_t i;
+} hashed;
+
+static int cmp_hashed(const void *a, const void *b) {
+    const hashed *x = a, *y = b;
+    return x->h < y->h ? -1 : x->h > y->h;
+}
+
+/* Whether two series of m have equal label sets: 1, 0, or -1 when out of
+ * memory.  Sorting hashes is cheaper than rebuilding the matrix point by
+ * point, which every name-dropping node would pay without
+ * promql-delayed-name-removal. */
+static int has_equal_labels(const pq_matrix *m) {
+    hashed *v = malloc(m->n * sizeof *v);
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < m->n; i++)
+        v[i] = (hashed){labels_hash(m->v[i].ls, m->v[i].nls), i};
+    qsort(v, m->n, sizeof *v, cmp_hashed);
+    int eq = 0;
+    for (size_t a = 0; a < m->n && !eq; a++)
+        for (size_t b = a + 1; b < m->n && v[b].h == v[a].h && !eq; b++)
+            eq = labels_cmp(m->v[v[a].i].ls, m->v[v[a].i].nls, m->v[v[b].i].ls, m->v[v[b].i].nls) == 0;
+    free(v);
+    return eq;
+}
+
 /* Applies delayed name removal; series left with equal label sets merge
  * when their points do not overlap, else it is the "same labelset" error. */
 KILN_MUST_CHECK static int finish_names(pq_ctx *c, pq_matrix *m) {
@@ -1178,6 +1207,9 @@ KILN_MUST_CHECK static int finish_names(pq_ctx *c, pq_matrix *m) {
     }
     if (!any || m->n < 2)
         return 0;
+    int eq = has_equal_labels(m);
+    if (eq <= 0) /* nothing to merge (the common case), or out of memory */
+        return eq < 0 ? pq_fail(c, KILN_ENOMEM, "out of memory") : 0;
     pq_out col;
     pq_out_init(&col);
     int rc = 0;
