@@ -1163,14 +1163,9 @@ static int cmp_series_labels(const void *a, const void *b) {
     return labels_cmp(x->ls, x->nls, y->ls, y->nls);
 }
 
-typedef struct hashed {
-    uint64_t h;
-    size_t i;
-} hashed;
-
-static int cmp_hashed(const void *a, const void *b) {
-    const hashed *x = a, *y = b;
-    return x->h < y->h ? -1 : x->h > y->h;
+int pq_cmp_hashed(const void *a, const void *b) {
+    const pq_hashed *x = a, *y = b;
+    return x->h < y->h ? -1 : x->h > y->h ? 1 : x->i < y->i ? -1 : x->i > y->i;
 }
 
 /* Whether two series of m have equal label sets: 1, 0, or -1 when out of
@@ -1178,12 +1173,12 @@ static int cmp_hashed(const void *a, const void *b) {
  * point, which every name-dropping node would pay without
  * promql-delayed-name-removal. */
 static int has_equal_labels(const pq_matrix *m) {
-    hashed *v = malloc(m->n * sizeof *v);
+    pq_hashed *v = malloc(m->n * sizeof *v);
     if (!v)
         return -1;
     for (size_t i = 0; i < m->n; i++)
-        v[i] = (hashed){labels_hash(m->v[i].ls, m->v[i].nls), i};
-    qsort(v, m->n, sizeof *v, cmp_hashed);
+        v[i] = (pq_hashed){labels_hash(m->v[i].ls, m->v[i].nls), i};
+    qsort(v, m->n, sizeof *v, pq_cmp_hashed);
     int eq = 0;
     for (size_t a = 0; a < m->n && !eq; a++)
         for (size_t b = a + 1; b < m->n && v[b].h == v[a].h && !eq; b++)

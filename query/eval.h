@@ -177,6 +177,14 @@ int pq_is_extended_range_call(const promql_expr *e);
 KILN_MUST_CHECK int pq_eval_extended_range(pq_ctx *c, const promql_expr *e, pq_value *out);
 KILN_MUST_CHECK int pq_eval_smoothed_selector(pq_ctx *c, const promql_expr *e, pq_value *out);
 
+/* A hash and an index, ordered by hash then index by pq_cmp_hashed (a qsort
+ * comparator; engine.c). */
+typedef struct pq_hashed {
+    uint64_t h;
+    size_t i;
+} pq_hashed;
+int pq_cmp_hashed(const void *a, const void *b);
+
 /* info.c: info(v, [data-label-selector]). */
 KILN_MUST_CHECK int pq_eval_info(pq_ctx *c, const promql_expr *e, pq_value *out);
 

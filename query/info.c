@@ -53,19 +53,10 @@ static int is_id_label(const char *name) {
     return 0;
 }
 
-typedef struct info_ref {
-    uint64_t key;
-    size_t i;
-} info_ref;
-
+/* Only the hash: bsearch finds any of a run of equal keys. */
 static int cmp_key(const void *a, const void *b) {
-    const info_ref *x = a, *y = b;
-    return x->key < y->key ? -1 : x->key > y->key;
-}
-
-static int cmp_ref(const void *a, const void *b) {
-    const info_ref *x = a, *y = b;
-    return x->key < y->key ? -1 : x->key > y->key ? 1 : x->i < y->i ? -1 : x->i > y->i;
+    const pq_hashed *x = a, *y = b;
+    return x->h < y->h ? -1 : x->h > y->h;
 }
 
 /* Whether all of ms match the label set. */
@@ -113,7 +104,7 @@ int pq_eval_info(pq_ctx *c, const promql_expr *e, pq_value *out) {
     size_t nsel = sel ? sel->nmatchers : 0;
     /* the selector's matchers, then the default name matcher if needed */
     matcher *ms = calloc(nsel + 1, sizeof *ms), *data = calloc(nsel + 1, sizeof *data);
-    info_ref *refs = NULL;
+    pq_hashed *refs = NULL;
     size_t *cur = NULL, *bcur = NULL;
     int64_t *seen = NULL;
     matcher def;
@@ -161,8 +152,8 @@ int pq_eval_info(pq_ctx *c, const promql_expr *e, pq_value *out) {
     if (!refs || !cur || !bcur || !seen)
         goto nomem;
     for (size_t i = 0; i < ni; i++)
-        refs[i] = (info_ref){id_key(set->v[i].ls, set->v[i].nls), i};
-    qsort(refs, ni, sizeof *refs, cmp_ref);
+        refs[i] = (pq_hashed){id_key(set->v[i].ls, set->v[i].nls), i};
+    qsort(refs, ni, sizeof *refs, pq_cmp_hashed);
     for (size_t k = 0; k < c->nsteps; k++) {
         int64_t t = c->start + (int64_t)k * c->interval;
         if ((rc = pq_poll(c)) < 0)
@@ -190,21 +181,21 @@ int pq_eval_info(pq_ctx *c, const promql_expr *e, pq_value *out) {
             if (lb_from(&c->lb, bs->ls, bs->nls) < 0)
                 goto nomem;
             /* the info series with this series' identifying values: a run of refs */
-            info_ref probe = {id_key(bs->ls, bs->nls), 0};
-            const info_ref *hit = ni ? bsearch(&probe, refs, ni, sizeof *refs, cmp_key) : NULL;
-            while (hit && hit > refs && hit[-1].key == probe.key)
+            pq_hashed probe = {id_key(bs->ls, bs->nls), 0};
+            const pq_hashed *hit = ni ? bsearch(&probe, refs, ni, sizeof *refs, cmp_key) : NULL;
+            while (hit && hit > refs && hit[-1].h == probe.h)
                 hit--;
             size_t lo = hit ? (size_t)(hit - refs) : ni;
-            uint64_t key = probe.key;
+            uint64_t key = probe.h;
             int found = 0;
-            for (size_t r = lo; r < ni && refs[r].key == key; r++) {
+            for (size_t r = lo; r < ni && refs[r].h == key; r++) {
                 const series *s = &set->v[refs[r].i];
                 if (seen[refs[r].i] == INT64_MIN || !same_ids(s->ls, s->nls, bs->ls, bs->nls))
                     continue;
                 /* of the info series of one name, the latest wins */
                 const char *nm = labels_get(s->ls, s->nls, LABEL_NAME);
                 int newest = 1;
-                for (size_t o = lo; o < ni && refs[o].key == key && newest; o++) {
+                for (size_t o = lo; o < ni && refs[o].h == key && newest; o++) {
                     const series *so = &set->v[refs[o].i];
                     const char *onm = labels_get(so->ls, so->nls, LABEL_NAME);
                     if (o != r && seen[refs[o].i] != INT64_MIN && !strcmp(nm ? nm : "", onm ? onm : "") &&
