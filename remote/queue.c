@@ -123,6 +123,13 @@ struct rw_queue {
     int64_t gc_at;
     rw_dead *dead;
     size_t ndead, capdead;
+    /* metadata_config: a round every send_interval, in requests of
+     * max_samples_per_send entries, one at a time through `meta` */
+    rw_shard meta;
+    buf meta_enc;      /* the round's MetricMetadata entries, encoded */
+    size_t *meta_ends; /* where each entry ends in meta_enc */
+    size_t meta_n, meta_cap, meta_next;
+    int64_t meta_at;
     uint32_t *free_idx; /* entries to reuse */
     size_t nfree, capfree;
 
@@ -290,19 +297,21 @@ KILN_MUST_CHECK static int shard_handle(rw_shard *sh) {
 
 /* ---- shards ------------------------------------------------------------------------------------ */
 
-static void shards_free(rw_queue *q) {
-    for (size_t i = 0; i < q->nshards; i++) {
-        rw_shard *sh = &q->shards[i];
-        if (sh->e) {
-            if (sh->sending)
-                curl_multi_remove_handle(q->multi, sh->e);
-            curl_easy_cleanup(sh->e);
-        }
-        curl_slist_free_all(sh->headers);
-        curl_slist_free_all(sh->connect_to);
-        buf_free(&sh->body);
-        free(sh->ring);
+static void shard_release(rw_queue *q, rw_shard *sh) {
+    if (sh->e) {
+        if (sh->sending)
+            curl_multi_remove_handle(q->multi, sh->e);
+        curl_easy_cleanup(sh->e);
     }
+    curl_slist_free_all(sh->headers);
+    curl_slist_free_all(sh->connect_to);
+    buf_free(&sh->body);
+    free(sh->ring);
+}
+
+static void shards_free(rw_queue *q) {
+    for (size_t i = 0; i < q->nshards; i++)
+        shard_release(q, &q->shards[i]);
     free(q->shards);
     q->shards = NULL;
     q->nshards = 0;
@@ -545,6 +554,98 @@ static void reshard_check(rw_queue *q, int64_t now_ms) {
     metric_set(q->m.shards_desired, (double)desired);
 }
 
+/* ---- metadata ------------------------------------------------------------------------------- */
+
+/* A new round: the scraped families' metadata, encoded into meta_enc.  0
+ * or < 0 (the round is skipped). */
+static int meta_collect(rw_queue *q) {
+    buf js = BUF_INIT;
+    arena a;
+    arena_init(&a, 0);
+    json_val *v = NULL;
+    kiln_err err = {0};
+    buf_reset(&q->meta_enc);
+    q->meta_n = q->meta_next = 0;
+    int rc = q->o.metadata(q->o.metadata_data, &js);
+    if (rc == 0 && (rc = buf_error(&js)) == 0)
+        rc = json_parse(js.data ? js.data : "{}", js.len ? js.len : 2, &a, &v, &err);
+    for (size_t i = 0; rc == 0 && v && v->type == JSON_OBJ && i < v->n; i++) {
+        const json_val *list = &v->kids[i];
+        for (size_t j = 0; rc == 0 && list->type == JSON_ARR && j < list->n; j++) {
+            const json_val *e = &list->kids[j];
+            rc = wire_metadata(&q->meta_enc, v->keys[i], json_get_str(e, "type"), json_get_str(e, "help"),
+                               json_get_str(e, "unit"));
+            if (rc == 0 && (rc = array_grow((void **)&q->meta_ends, &q->meta_cap, q->meta_n + 1,
+                                            sizeof *q->meta_ends)) == 0)
+                q->meta_ends[q->meta_n++] = q->meta_enc.len;
+        }
+    }
+    buf_free(&js);
+    arena_free(&a);
+    if (rc < 0) {
+        LOG_ERROR("remote write: cannot collect the metadata", "url=%s err=%s", q->cfg->url,
+                  err.msg[0] ? err.msg : "out of memory");
+        q->meta_n = 0;
+    }
+    return rc;
+}
+
+/* Starts the metadata round's next request when it is time. */
+static void meta_step(rw_queue *q, int64_t now_ms) {
+    rw_shard *m = &q->meta;
+    const config_metadata *mc = &q->cfg->metadata;
+    if (!q->o.metadata || !mc->send || q->v2 || m->sending)
+        return;
+    if (m->retry_at) {
+        if (m->retry_at <= now_ms)
+            send_body(q, m, now_ms);
+        return;
+    }
+    if (q->meta_next >= q->meta_n) {
+        if (now_ms < q->meta_at)
+            return;
+        q->meta_at = now_ms + (mc->send_interval_ms > 0 ? mc->send_interval_ms : 60000);
+        if (meta_collect(q) != 0 || !q->meta_n)
+            return;
+    }
+    size_t max = mc->max_samples_per_send ? (size_t)mc->max_samples_per_send : 2000;
+    size_t a = q->meta_next, b = q->meta_n - a > max ? a + max : q->meta_n;
+    size_t from = a ? q->meta_ends[a - 1] : 0;
+    buf_reset(&m->body);
+    buf_append(&m->body, q->meta_enc.data + from, q->meta_ends[b - 1] - from);
+    q->meta_next = b;
+    m->q = q;
+    if (wire_snappy(&m->body, &q->scratch) != 0 || (!m->e && shard_handle(m) != 0)) {
+        LOG_ERROR("remote write: cannot send the metadata", "url=%s", q->cfg->url);
+        metric_add(q->m.metadata_failed, (double)(b - a));
+        return;
+    }
+    m->nbatch = b - a;
+    m->backoff_ms = q->cfg->queue.min_backoff_ms;
+    send_body(q, m, now_ms);
+}
+
+/* The metadata request finished: the next one at the next step, the same
+ * again after a backoff on a recoverable error, dropped on a 4xx. */
+static void meta_done(rw_queue *q, int curl_code, long status, int64_t now_ms) {
+    rw_shard *m = &q->meta;
+    curl_multi_remove_handle(q->multi, m->e);
+    m->sending = 0;
+    m->retry_at = 0;
+    if (curl_code == CURLE_OK && status / 100 == 2) {
+        metric_add(q->m.metadata, (double)m->nbatch);
+        metric_add(q->m.metadata_bytes, (double)m->body.len);
+    } else if (curl_code == CURLE_OK && status / 100 == 4 &&
+               !(status == 429 && q->cfg->queue.retry_on_http_429)) {
+        LOG_ERROR("remote write: non-recoverable error, metadata dropped", "url=%s status=%ld entries=%zu",
+                  q->cfg->url, status, m->nbatch);
+        metric_add(q->m.metadata_failed, (double)m->nbatch);
+    } else {
+        m->retry_at = now_ms + (m->backoff_ms > 0 ? m->backoff_ms : 30);
+        m->backoff_ms = rw_backoff_next(m->backoff_ms, q->cfg->queue.max_backoff_ms);
+    }
+}
+
 /* ---- series GC ------------------------------------------------------------------------------- */
 
 /* The number of the newest wal/checkpoint.N, or -1. */
@@ -675,6 +776,7 @@ static void series_gc(rw_queue *q, int64_t now_ms) {
 int64_t rw_queue_step(rw_queue *q, int64_t now_ms) {
     reshard_check(q, now_ms);
     series_gc(q, now_ms);
+    meta_step(q, now_ms);
     int more = watch(q, now_ms);
     int64_t wait = more ? 0 : 250, pending = 0, deadline = q->cfg->queue.batch_send_deadline_ms;
     int idle = 1;
@@ -737,6 +839,10 @@ void rw_queue_done(rw_queue *q, void *handle, int curl_code, long status, int64_
     char *p = NULL;
     curl_easy_getinfo((CURL *)handle, CURLINFO_PRIVATE, &p);
     rw_shard *sh = (rw_shard *)(void *)p;
+    if (sh == &q->meta) {
+        meta_done(q, curl_code, status, now_ms);
+        return;
+    }
     curl_multi_remove_handle(q->multi, sh->e);
     sh->sending = 0;
     double took = (double)(now_ms - sh->sent_at) / 1000.0;
@@ -871,6 +977,9 @@ void rw_queue_free(rw_queue *q) {
     if (q->tail)
         progress_write(q);
     shards_free(q);
+    shard_release(q, &q->meta);
+    buf_free(&q->meta_enc);
+    free(q->meta_ends);
     storage_wal_tail_close(q->tail);
     for (size_t i = 0; i < q->nseries; i++)
         free(q->series[i].lbl);

@@ -31,6 +31,7 @@ typedef struct rw_run {
 } rw_run;
 
 /* The metric families: each fills one field of rw_metrics. */
+#define METADATA_HELP(what) "Total number of metadata entries " what
 static const struct {
     size_t off;
     int type;
@@ -69,6 +70,13 @@ static const struct {
      "The total number of bytes of data (not metadata) sent by the queue after compression."},
     {offsetof(rw_metrics, duration), METRIC_HISTOGRAM, "sent_batch_duration_seconds",
      "Duration of send calls to the remote storage."},
+    /* metadata_config's, with Prometheus' help */
+    {offsetof(rw_metrics, metadata), METRIC_COUNTER, "metadata_total",
+     METADATA_HELP("sent to remote storage.")},
+    {offsetof(rw_metrics, metadata_failed), METRIC_COUNTER, "metadata_failed_total",
+     METADATA_HELP("which failed on send to remote storage, non-recoverable errors.")},
+    {offsetof(rw_metrics, metadata_bytes), METRIC_COUNTER, "metadata_bytes_total",
+     "The total number of bytes of metadata sent by the queue after compression."},
 };
 #define RW_NFAMS (sizeof fams / sizeof fams[0])
 

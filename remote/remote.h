@@ -32,9 +32,16 @@
 typedef int (*remote_relabel_fn)(const config_relabel *steps, size_t nsteps, const label *ls, size_t n,
                                  arena *a, label **out, size_t *nout);
 
+/* The metadata of the scraped families (metadata_config): appends the data
+ * object of GET /api/v1/metadata ({"name":[{"type","help","unit"}...]}) to
+ * out; 0 or KILN_ENOMEM.  Called on the sender thread. */
+typedef int (*remote_metadata_fn)(void *data, buf *out);
+
 typedef struct remote_options {
-    const char *data_dir;      /* holds wal/ and (created) remote/; copied */
-    remote_relabel_fn relabel; /* write_relabel_configs */
+    const char *data_dir;        /* holds wal/ and (created) remote/; copied */
+    remote_relabel_fn relabel;   /* write_relabel_configs */
+    remote_metadata_fn metadata; /* NULL: no metadata is sent */
+    void *metadata_data;
 } remote_options;
 
 typedef struct remote remote;

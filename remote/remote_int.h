@@ -28,6 +28,12 @@ void wire_labels(buf *out, const label *ls, size_t n);
  * sample. */
 void wire_timeseries(buf *out, const uint8_t *labels, size_t len, int64_t t, double v);
 
+/* Appends one WriteRequest.metadata entry (a MetricMetadata): the family's
+ * name, its type by the exposition's word ("counter", ...; another word is
+ * UNKNOWN), help and unit (NULL or "" left out).  0 or KILN_ENOMEM. */
+KILN_MUST_CHECK int wire_metadata(buf *out, const char *family, const char *type, const char *help,
+                                  const char *unit);
+
 /* Replaces raw's bytes by their snappy block compression (scratch is
  * reused); 0 or KILN_ENOMEM. */
 KILN_MUST_CHECK int wire_snappy(buf *raw, buf *scratch);
@@ -113,7 +119,8 @@ typedef struct rw_queue rw_queue;
 /* The metric children of a queue (remote.c creates and removes them). */
 typedef struct rw_metrics {
     metric_child *samples, *failed, *retried, *dropped, *pending, *highest_in, *highest_sent, *shards,
-        *shards_desired, *shards_min, *shards_max, *bytes, *duration;
+        *shards_desired, *shards_min, *shards_max, *bytes, *duration, *metadata, *metadata_failed,
+        *metadata_bytes;
 } rw_metrics;
 
 /* A queue for cfg (borrowed: the caller keeps the configuration alive) with

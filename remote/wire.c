@@ -194,3 +194,28 @@ void wire_v2_finish(wire_v2 *w, buf *out) {
     if (w->oom || buf_error(&w->symbols) || buf_error(&w->series) || buf_error(&w->refs))
         out->oom = 1;
 }
+
+/* ---- metadata (WriteRequest.metadata) ---------------------------------------------------------- */
+
+int wire_metadata(buf *out, const char *family, const char *type, const char *help, const char *unit) {
+    static const char *const types[] = {"unknown",        "counter", "gauge", "histogram",
+                                        "gaugehistogram", "summary", "info",  "stateset"};
+    uint64_t t = 0;
+    for (uint64_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (type && strcmp(type, types[i]) == 0)
+            t = i;
+    buf m = BUF_INIT;
+    if (t) {
+        buf_putc(&m, 0x08); /* MetricMetadata.type */
+        buf_put_uvarint(&m, t);
+    }
+    wire_bytes(&m, 0x12, family, strlen(family)); /* metric_family_name */
+    if (help && *help)
+        wire_bytes(&m, 0x22, help, strlen(help)); /* help */
+    if (unit && *unit)
+        wire_bytes(&m, 0x2a, unit, strlen(unit)); /* unit */
+    int rc = buf_error(&m);
+    wire_bytes(out, 0x1a, m.data, m.len); /* WriteRequest.metadata */
+    buf_free(&m);
+    return rc ? rc : buf_error(out);
+}

@@ -871,8 +871,18 @@ static void start_rules(kiln *k) {
 
 /* Starts the remote-write sender with the current configuration (loop
  * thread, once the storage is open: it follows the WAL the storage writes). */
+/* The scraped families' metadata for metadata_config (the sender thread;
+ * the sender stops before the scrape manager is freed). */
+static int remote_metadata_hook(void *d, buf *out) {
+    scrape_manager *sm = atomic_load(&((kiln *)d)->scrape);
+    return sm ? scrape_metadata_json(sm, NULL, -1, -1, out) : buf_puts(out, "{}");
+}
+
 static void start_remote_write(kiln *k) {
-    remote_options o = {.data_dir = data_path(), .relabel = relabel_process};
+    remote_options o = {.data_dir = data_path(),
+                        .relabel = relabel_process,
+                        .metadata = remote_metadata_hook,
+                        .metadata_data = k};
     remote *snd = NULL;
     kiln_err err = {0};
     if (remote_new(&o, &snd, &err) != 0) {
@@ -1255,11 +1265,13 @@ int main(int argc, char **argv) {
 
     k.exit_code = 0;
     uv_run(&k.loop, UV_RUN_DEFAULT);
+    /* the sender first: it reads the scrape manager's metadata (and the WAL,
+     * before the storage closes) */
+    remote_free(atomic_exchange(&k.sender, NULL));
     scrape_manager_free(atomic_load(&k.scrape));
     /* the rules stop before the storage closes: an evaluation in progress finishes */
     api_v1_set_rules(k.qapi, NULL);
     rules_manager_free(atomic_exchange(&k.rules, NULL));
-    remote_free(atomic_exchange(&k.sender, NULL)); /* before the storage closes: it reads the WAL */
     remotewrite_free(atomic_load(&k.rw));
     otlp_free(atomic_load(&k.otlp));
     if (k.st) {

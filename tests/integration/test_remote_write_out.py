@@ -282,15 +282,22 @@ remote_write:
         self.assertEqual(k.stop(), 0)
 
 
+def kiln_receiver(case):
+    """A kiln as the receiver (it takes 2.0 and counts metadata), stopped and
+    removed when the test ends."""
+    recv = Kiln().start()
+    case.addCleanup(recv.cleanup)
+    case.addCleanup(recv.stop)
+    return recv
+
+
 class TestSendV2(unittest.TestCase):
     """protobuf_message: io.prometheus.write.v2.Request, to kiln's own
     receiver (Prometheus 2.42 does not take remote write 2.0): the receiver
     holds every sample the sender holds, labels equal (symbols table)."""
 
     def test_v2_to_kiln(self):
-        recv = Kiln().start()
-        self.addCleanup(recv.cleanup)
-        self.addCleanup(recv.stop)
+        recv = kiln_receiver(self)
         k = Kiln(config=f"""global:
   scrape_interval: 1s
   external_labels: {{site: s1}}
@@ -321,6 +328,47 @@ remote_write:
         codes = {key: v for key, v in recv.metrics().items()
                  if key.startswith("kiln_remote_write_requests_total") and v}
         self.assertEqual(list(codes), ['kiln_remote_write_requests_total{code="204"}'], codes)
+        k.stop()
+
+
+class TestSendMetadata(unittest.TestCase):
+    """metadata_config: the scraped families' metadata goes out every
+    send_interval in WriteRequest.metadata, in requests of
+    max_samples_per_send entries; kiln's receiver counts what it gets."""
+
+    def test_metadata_to_kiln(self):
+        recv = kiln_receiver(self)
+        k = Kiln(config=f"""global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: kiln
+    static_configs: [{{targets: ["{recv.addr}"]}}]
+remote_write:
+  - url: http://{recv.addr}/api/v1/write
+    metadata_config: {{send_interval: 1s, max_samples_per_send: 10}}
+""")
+        self.addCleanup(k.cleanup)
+        k.start()
+        url = f"http://{recv.addr}/api/v1/write"
+        families = lambda: len(k.get_json("/api/v1/metadata")[1]["data"])  # noqa: E731
+        self.assertTrue(wait_for(lambda: families() > 20, timeout=30))
+        n = families()
+        # a round is every family's entries (one each here), 10 a request
+        self.assertTrue(wait_for(lambda: (metric(k, "metadata_total", url) or 0) >= 2 * n, timeout=30),
+                        k.read_log()[-2000:])
+        got = recv.metrics().get("kiln_remote_write_metadata_received_total", 0)
+        self.assertGreaterEqual(got, 2 * n)
+        self.assertEqual(metric(k, "metadata_failed_total", url), 0)
+        self.assertGreater(metric(k, "metadata_bytes_total", url), 0)
+        # send: false sends none
+        with open(k.config_path) as f:
+            cfg = f.read().replace("send_interval: 1s,", "send: false, send_interval: 1s,")
+        k.stop()
+        with open(k.config_path, "w") as f:
+            f.write(cfg)
+        k.start()
+        time.sleep(3)
+        self.assertEqual(metric(k, "metadata_total", url) or 0, 0)
         k.stop()
 
 

@@ -98,6 +98,20 @@ START_TEST(test_v2_request) {
 }
 END_TEST
 
+/* WriteRequest.metadata: a counter with help and no unit; an unknown type
+ * leaves the type field out (UNKNOWN is 0). */
+START_TEST(test_metadata) {
+    buf out = BUF_INIT;
+    ck_assert_int_eq(wire_metadata(&out, "up", "counter", "h", ""), 0);
+    ck_assert_int_eq(wire_metadata(&out, "x", "what", NULL, "s"), 0);
+    static const uint8_t want[] = {0x1a, 0x09, 0x08, 0x01, 0x12, 0x02, 'u',  'p', 0x22, 0x01, 'h', /* up */
+                                   0x1a, 0x06, 0x12, 0x01, 'x',  0x2a, 0x01, 's'};                 /* x */
+    ck_assert_uint_eq(out.len, sizeof want);
+    ck_assert_mem_eq(out.data, want, sizeof want);
+    buf_free(&out);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("remote_wire");
     TCase *tc = tcase_create("core");
@@ -105,6 +119,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_negative_timestamp);
     tcase_add_test(tc, test_snappy_round_trip);
     tcase_add_test(tc, test_v2_request);
+    tcase_add_test(tc, test_metadata);
     suite_add_tcase(s, tc);
     return s;
 }
