@@ -22,6 +22,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/v1.h"
@@ -187,23 +188,91 @@ static int queue_check(http_req *req, http_resp *resp, qparams *qp, int wrap) {
     return 0;
 }
 
+/* A native histogram as Prometheus' MarshalHistogram writes it: count and
+ * sum as strings, then the non-empty buckets as [boundary rule, lower,
+ * upper, count] (no "buckets" key when there are none). */
+static void json_histogram(buf *b, const histogram *h) {
+    buf_puts(b, "{\"count\":");
+    api_v1_json_value(b, h->count);
+    buf_puts(b, ",\"sum\":");
+    api_v1_json_value(b, h->sum);
+    query_hist_bucket *v;
+    long n = query_hist_buckets(h, &v);
+    if (n < 0) {
+        b->oom = 1; /* the sticky out-of-memory the response checks */
+        return;
+    }
+    for (long k = 0; k < n; k++) {
+        buf_puts(b, k ? ",[" : ",\"buckets\":[[");
+        buf_printf(b, "%d,", v[k].boundary);
+        api_v1_json_value(b, v[k].lower);
+        buf_putc(b, ',');
+        api_v1_json_value(b, v[k].upper);
+        buf_putc(b, ',');
+        api_v1_json_value(b, v[k].count);
+        buf_putc(b, ']');
+    }
+    if (n > 0)
+        buf_putc(b, ']');
+    free(v);
+    buf_putc(b, '}');
+}
+
+static void json_hpoint(buf *b, int64_t t, const histogram *h) {
+    buf_putc(b, '[');
+    api_v1_json_time(b, t);
+    buf_putc(b, ',');
+    json_histogram(b, h);
+    buf_putc(b, ']');
+}
+
+/* A series: a vector's "value" or "histogram"; a matrix's "values" (float
+ * points) and "histograms" (histogram points), each only when it has some. */
 static void write_series_obj(buf *b, const query_series *s, int matrix) {
     buf_puts(b, "{\"metric\":");
     labels_json(b, s->ls, s->nls);
     if (matrix) {
-        buf_puts(b, ",\"values\":[");
-        for (size_t j = 0; j < s->npts; j++) {
-            if (j)
-                buf_putc(b, ',');
-            json_point(b, s->pts[j].t, s->pts[j].v);
+        size_t nh = 0;
+        for (size_t j = 0; s->hist && j < s->npts; j++)
+            nh += s->hist[j] != NULL;
+        if (nh < s->npts || s->npts == 0) {
+            buf_puts(b, ",\"values\":[");
+            int first = 1;
+            for (size_t j = 0; j < s->npts; j++) {
+                if (s->hist && s->hist[j])
+                    continue;
+                if (!first)
+                    buf_putc(b, ',');
+                first = 0;
+                json_point(b, s->pts[j].t, s->pts[j].v);
+            }
+            buf_putc(b, ']');
         }
-        buf_puts(b, "]}");
+        if (nh) {
+            buf_puts(b, ",\"histograms\":[");
+            int first = 1;
+            for (size_t j = 0; j < s->npts; j++) {
+                if (!s->hist[j])
+                    continue;
+                if (!first)
+                    buf_putc(b, ',');
+                first = 0;
+                json_hpoint(b, s->pts[j].t, s->hist[j]);
+            }
+            buf_putc(b, ']');
+        }
+        buf_putc(b, '}');
     } else {
-        buf_puts(b, ",\"value\":");
-        if (s->npts)
-            json_point(b, s->pts[0].t, s->pts[0].v);
-        else
-            buf_puts(b, "null");
+        if (s->npts && s->hist && s->hist[0]) {
+            buf_puts(b, ",\"histogram\":");
+            json_hpoint(b, s->pts[0].t, s->hist[0]);
+        } else {
+            buf_puts(b, ",\"value\":");
+            if (s->npts)
+                json_point(b, s->pts[0].t, s->pts[0].v);
+            else
+                buf_puts(b, "null");
+        }
         buf_putc(b, '}');
     }
 }

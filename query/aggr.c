@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "query/eval.h"
+#include "query/nhist.h"
 
 typedef struct group {
     label *ls; /* output labels (not for topk & co) */
@@ -123,6 +124,10 @@ static int ratio_keeps(uint64_t h, double ratio) {
 typedef struct cell {
     double value, mean, kc, count;
     int seen, incremental;
+    /* native histograms: sum and avg add them up (h, when the first
+     * element was one); a group mixing them with floats has no value */
+    histogram *h;
+    uint8_t has_float, has_hist, bad, owned; /* owned: h is the cell's own, added to in place */
 } cell;
 
 static int is_folding(promql_aggop op) {
@@ -220,6 +225,105 @@ static double cell_result(const cell *s, promql_aggop op) {
     }
 }
 
+static const char *agg_name(promql_aggop op) {
+    switch (op) {
+    case PROMQL_AGG_MIN:
+        return "min";
+    case PROMQL_AGG_MAX:
+        return "max";
+    case PROMQL_AGG_STDDEV:
+        return "stddev";
+    case PROMQL_AGG_STDVAR:
+        return "stdvar";
+    case PROMQL_AGG_QUANTILE:
+        return "quantile";
+    case PROMQL_AGG_TOPK:
+        return "topk";
+    case PROMQL_AGG_BOTTOMK:
+        return "bottomk";
+    default:
+        return "";
+    }
+}
+
+/* Folds a histogram into a cell (Prometheus' aggregation: sum and avg add
+ * histograms, count and group count them, the others ignore them). */
+KILN_MUST_CHECK static int cell_hist(pq_ctx *c, const promql_expr *pos, cell *ce, promql_aggop op, double v) {
+    histogram *h = pq_hist(c, v);
+    switch (op) {
+    case PROMQL_AGG_SUM:
+    case PROMQL_AGG_AVG: {
+        ce->has_hist = 1;
+        if (!ce->seen) {
+            cell_first(ce, op, 0);
+            ce->h = h;
+            return 0;
+        }
+        ce->count++;
+        if (!ce->h || ce->bad || (ce->owned && nh_add_into(ce->h, h, 1)))
+            return 0;
+        int rec = 0, rc = nh_add(c->mem, ce->h, h, 0, &ce->h, &rec);
+        ce->owned = 1;
+        if (rc < 0)
+            return pq_fail(c, rc, "out of memory");
+        if (rc == NH_EMIXED) {
+            ce->bad = 1;
+            pq_warn(c, pos,
+                    "vector contains a mix of histograms with exponential and custom buckets schemas for "
+                    "metric name \"\"");
+        }
+        if (rec)
+            pq_info(c, pos, "mismatched custom buckets were reconciled during aggregation");
+        return 0;
+    }
+    case PROMQL_AGG_COUNT:
+    case PROMQL_AGG_GROUP:
+        if (ce->seen)
+            ce->count++;
+        else
+            cell_first(ce, op, 0);
+        return 0;
+    default:
+        pq_info(c, pos, "ignored histogram in %s aggregation", agg_name(op));
+        return 0;
+    }
+}
+
+/* A cell's value at output: 1 with *v set, 0 for none (a mix of floats
+ * and histograms: warned), < 0 on error. */
+KILN_MUST_CHECK static int cell_out(pq_ctx *c, const promql_expr *pos, const cell *ce, promql_aggop op,
+                                    double *v) {
+    if (!ce->has_hist) {
+        *v = cell_result(ce, op);
+        return 1;
+    }
+    if (op != PROMQL_AGG_SUM && op != PROMQL_AGG_AVG) {
+        *v = cell_result(ce, op);
+        return 1;
+    }
+    if (ce->has_float) {
+        pq_warn(c, pos, "encountered a mix of histograms and floats for aggregation");
+        return 0;
+    }
+    if (ce->bad)
+        return 0;
+    histogram *h = nh_scale(c->mem, ce->h, op == PROMQL_AGG_AVG ? ce->count : 1, 1);
+    if (!h)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
+    h->hint = HIST_HINT_UNKNOWN;
+    *v = pq_hbox(c, h);
+    return c->code ? c->code : 1;
+}
+
+/* count_values' equality: floats by value (NaN equals NaN), histograms by
+ * Prometheus' Equals. */
+static int same_value(pq_ctx *c, double a, double b) {
+    int ha = pq_is_hist(a), hb = pq_is_hist(b);
+    if (ha || hb)
+        return ha && hb && nh_equal(pq_hist(c, a), pq_hist(c, b), 0);
+    return a == b || (isnan(a) && isnan(b));
+}
+
 /* Whether time t is a step of the grid t0, t0 + interval, ... (t >= t0),
  * and then which one in *k.  Points between steps are passed over. */
 static inline int on_grid(int64_t t, int64_t t0, int64_t interval, size_t *k) {
@@ -239,8 +343,8 @@ static inline int on_grid(int64_t t, int64_t t0, int64_t interval, size_t *k) {
  */
 #define AGG_MAX_CELLS (1u << 18)
 
-KILN_MUST_CHECK static int fold_series_major(pq_ctx *c, promql_aggop op, const pq_matrix *m,
-                                             const size_t *gid, group *g, size_t ng) {
+KILN_MUST_CHECK static int fold_series_major(pq_ctx *c, const promql_expr *pos, promql_aggop op,
+                                             const pq_matrix *m, const size_t *gid, group *g, size_t ng) {
     size_t n = m->n, win = c->nsteps;
     if (ng * win > AGG_MAX_CELLS)
         win = AGG_MAX_CELLS / ng ? AGG_MAX_CELLS / ng : 1;
@@ -266,18 +370,33 @@ KILN_MUST_CHECK static int fold_series_major(pq_ctx *c, promql_aggop op, const p
                 if (!on_grid(s->pts[p].t, t0, c->interval, &k))
                     continue;
                 cell *ce = &row[k];
+                double v = s->pts[p].v;
+                if (pq_is_hist(v)) {
+                    if ((rc = cell_hist(c, pos, ce, op, v)) < 0)
+                        goto out;
+                    continue;
+                }
+                ce->has_float = 1;
                 if (ce->seen)
-                    cell_fold(ce, op, s->pts[p].v);
+                    cell_fold(ce, op, v);
                 else
-                    cell_first(ce, op, s->pts[p].v);
+                    cell_first(ce, op, v);
             }
             cur[i] = p;
         }
         for (size_t j = 0; j < ng; j++)
             for (size_t k = 0; k < w; k++) {
                 const cell *ce = &cells[j * w + k];
-                if (ce->seen)
-                    g[j].pts[g[j].npts++] = (sample){t0 + (int64_t)k * c->interval, cell_result(ce, op)};
+                double v;
+                if (!ce->seen)
+                    continue;
+                int r = cell_out(c, pos, ce, op, &v);
+                if (r < 0) {
+                    rc = r;
+                    goto out;
+                }
+                if (r)
+                    g[j].pts[g[j].npts++] = (sample){t0 + (int64_t)k * c->interval, v};
             }
     }
 out:
@@ -424,7 +543,7 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
     free(members);
 
     if (is_folding(op)) {
-        if ((rc = fold_series_major(c, op, &in.m, gid, g, ng)) < 0)
+        if ((rc = fold_series_major(c, a->expr, op, &in.m, gid, g, ng)) < 0)
             goto done;
         goto emit;
     }
@@ -493,6 +612,11 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
             size_t i = el[x];
             group *gr = &g[gid[i]];
             double v = ev[i];
+            if (pq_is_hist(v) &&
+                (op == PROMQL_AGG_TOPK || op == PROMQL_AGG_BOTTOMK || op == PROMQL_AGG_QUANTILE)) {
+                pq_info(c, a->expr, "ignored histogram in %s aggregation", agg_name(op));
+                continue;
+            }
             /* the first element of a group at a step takes the same path
              * as the others: the heaps and lists start empty */
             gr->seen = 1;
@@ -552,24 +676,30 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
                 }
                 continue;
             case PROMQL_AGG_COUNT_VALUES: {
-                /* count per distinct value, in order of first appearance */
+                /* count per distinct value, in order of first appearance
+                 * (a histogram's value is its text) */
                 for (size_t x = 0; x < gr->nvals; x++) {
                     double vx = gr->vals[x];
                     int dup = 0;
                     for (size_t y = 0; y < x && !dup; y++)
-                        if (gr->vals[y] == vx || (isnan(vx) && isnan(gr->vals[y])))
+                        if (same_value(c, gr->vals[y], vx))
                             dup = 1;
                     if (dup)
                         continue;
                     double cnt = 0;
                     for (size_t y = x; y < gr->nvals; y++)
-                        if (gr->vals[y] == vx || (isnan(vx) && isnan(gr->vals[y])))
+                        if (same_value(c, gr->vals[y], vx))
                             cnt++;
                     char num[FMT_DOUBLE_MAX];
                     fmt_double_f(vx, num);
-                    if (lb_from(&c->lb, gr->ls, gr->nls) < 0)
-                        goto nomem;
-                    if (lb_set(&c->lb, strparam, num) < 0)
+                    const char *lv = num;
+                    if (pq_is_hist(vx)) {
+                        buf hs = BUF_INIT;
+                        nh_string(pq_hist(c, vx), &hs);
+                        lv = buf_error(&hs) ? NULL : arena_strndup(c->mem, hs.data, hs.len);
+                        buf_free(&hs);
+                    }
+                    if (!lv || lb_from(&c->lb, gr->ls, gr->nls) < 0 || lb_set(&c->lb, strparam, lv) < 0)
                         goto nomem;
                     size_t nls;
                     const label *ls = lb_labels(&c->lb, &nls);

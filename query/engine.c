@@ -30,6 +30,7 @@
 #include <xxhash.h>
 
 #include "query/eval.h"
+#include "query/nhist.h"
 
 #define QUERY_DEFAULT_STEP_MS 60000
 
@@ -469,6 +470,47 @@ int pq_select(pq_ctx *c, const promql_vector_selector *vs, int64_t mint, int64_t
     return 0;
 }
 
+double pq_hbox(pq_ctx *c, histogram *h) {
+    if (c->nhists == c->caphists &&
+        array_grow((void **)&c->hists, &c->caphists, c->nhists + 1, sizeof *c->hists) < 0) {
+        pq_fail(c, KILN_ENOMEM, "out of memory");
+        return NAN;
+    }
+    c->hists[c->nhists] = h;
+    return double_from_bits(PQ_HBOX_TAG | (uint64_t)c->nhists++);
+}
+
+/* The points of storage series s in time order: its floats, and its
+ * histograms boxed (a stale histogram becomes a stale marker).  A float
+ * with a box's bits becomes a plain NaN.  Series without histograms keep
+ * their array (the set is the query's); NULL with c->code set when out of
+ * memory. */
+static sample *series_points(pq_ctx *c, series *s, size_t *n) {
+    for (size_t j = 0; j < s->n; j++)
+        if (pq_is_hist(s->s[j].v))
+            s->s[j].v = NAN;
+    *n = s->n;
+    if (!s->nh)
+        return s->s;
+    sample *p = arena_alloc_nz(c->mem, (s->n + s->nh) * sizeof *p);
+    if (!p) {
+        pq_fail(c, KILN_ENOMEM, "out of memory");
+        return NULL;
+    }
+    size_t i = 0, j = 0, k = 0;
+    while (i < s->n || j < s->nh) {
+        if (j == s->nh || (i < s->n && s->s[i].t < s->hs[j].t)) {
+            p[k++] = s->s[i++];
+            continue;
+        }
+        histogram *h = s->hs[j].h;
+        p[k].t = s->hs[j++].t;
+        p[k++].v = value_is_stale(h->sum) ? stale_nan() : pq_hbox(c, h);
+    }
+    *n = k;
+    return c->code ? NULL : p;
+}
+
 /* Instant vector selector over all steps; `ts_values`: the value is the
  * sample's timestamp in seconds (timestamp()). */
 KILN_MUST_CHECK static int eval_vector_selector(pq_ctx *c, const promql_expr *e, int ts_values,
@@ -491,6 +533,10 @@ KILN_MUST_CHECK static int eval_vector_selector(pq_ctx *c, const promql_expr *e,
     if (!tmp)
         return pq_fail(c, KILN_ENOMEM, "out of memory");
     for (size_t i = 0; i < set->n; i++) {
+        size_t sn;
+        const sample *ss = series_points(c, &set->v[i], &sn);
+        if (!ss)
+            break;
         const series *s = &set->v[i];
         size_t j = 0, np = 0;
         for (size_t k = 0; k < c->nsteps; k++) {
@@ -498,15 +544,15 @@ KILN_MUST_CHECK static int eval_vector_selector(pq_ctx *c, const promql_expr *e,
             if ((k & 0xfffff) == 0xfffff && pq_poll(c) < 0)
                 break;
             int64_t te = (has_at ? at : t) - vs->offset_ms;
-            while (j < s->n && s->s[j].t <= te)
+            while (j < sn && ss[j].t <= te)
                 j++;
-            const sample *p = j ? &s->s[j - 1] : NULL;
+            const sample *p = j ? &ss[j - 1] : NULL;
             if (!p || p->t <= te - c->lookback || is_stale(p->v)) {
                 /* no point until the next sample's step: skip to it (a
                  * subquery's steps can be billions, its samples few) */
-                if (has_at || j == s->n)
+                if (has_at || j == sn)
                     break;
-                int64_t next = s->s[j].t + vs->offset_ms;
+                int64_t next = ss[j].t + vs->offset_ms;
                 if (next > t) {
                     size_t kn = (size_t)((next - c->start + c->interval - 1) / c->interval);
                     if (kn > k + 1)
@@ -547,17 +593,21 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out) {
             return c->code;
         for (size_t i = 0; i < set->n; i++) {
             series *s = &set->v[i];
-            /* drop stale markers in place (the set is ours) */
+            size_t sn;
+            sample *ss = series_points(c, s, &sn);
+            if (!ss)
+                return c->code;
+            /* drop stale markers in place (the set, or the copy, is ours) */
             size_t k = 0;
-            for (size_t j = 0; j < s->n; j++)
-                if (!is_stale(s->s[j].v))
-                    s->s[k++] = s->s[j];
+            for (size_t j = 0; j < sn; j++)
+                if (!is_stale(ss[j].v))
+                    ss[k++] = ss[j];
             pq_series *o;
             if (pq_matrix_push(c, &out->m, &o) < 0)
                 return c->code;
             o->ls = s->ls;
             o->nls = s->nls;
-            o->pts = s->s;
+            o->pts = ss;
             o->npts = k;
         }
         return 0;
@@ -668,8 +718,9 @@ KILN_MUST_CHECK static int eval_scalar_binop(pq_ctx *c, const promql_binary *b, 
     return 0;
 }
 
-KILN_MUST_CHECK static int eval_vector_scalar(pq_ctx *c, const promql_binary *b, const pq_value *vec,
+KILN_MUST_CHECK static int eval_vector_scalar(pq_ctx *c, const promql_expr *e, const pq_value *vec,
                                               const double *sc, int swap, pq_value *out) {
+    const promql_binary *b = &e->u.bin;
     out->type = PROMQL_TYPE_VECTOR;
     int cmp = promql_binop_is_comparison(b->op);
     for (size_t i = 0; i < vec->m.n; i++) {
@@ -685,7 +736,16 @@ KILN_MUST_CHECK static int eval_vector_scalar(pq_ctx *c, const promql_binary *b,
                 lv = rv;
                 rv = t;
             }
-            int keep = binop_apply(b->op, lv, rv, &v);
+            int keep;
+            if (pq_is_hist(lv) || pq_is_hist(rv)) {
+                keep = pq_hist_binop(c, e, b->op, lv, rv, &v);
+                if (keep < 0)
+                    return keep;
+                if (keep == PQ_HB_DROP)
+                    continue;
+            } else {
+                keep = binop_apply(b->op, lv, rv, &v);
+            }
             if (cmp && swap)
                 v = rv;
             if (b->return_bool) {
@@ -847,8 +907,9 @@ static const label *result_metric(pq_ctx *c, const pq_series *l, const pq_series
     return lb_labels(lb, nls);
 }
 
-KILN_MUST_CHECK static int eval_vector_vector(pq_ctx *c, const promql_binary *b, const pq_value *lv,
+KILN_MUST_CHECK static int eval_vector_vector(pq_ctx *c, const promql_expr *e, const pq_value *lv,
                                               const pq_value *rv, pq_value *out) {
+    const promql_binary *b = &e->u.bin;
     out->type = PROMQL_TYPE_VECTOR;
     const promql_vector_matching *vm = &b->matching;
     side L, R;
@@ -951,7 +1012,17 @@ KILN_MUST_CHECK static int eval_vector_vector(pq_ctx *c, const promql_binary *b,
                 fl = fr;
                 fr = tt;
             }
-            int keep = binop_apply(b->op, fl, fr, &v);
+            int keep;
+            if (pq_is_hist(fl) || pq_is_hist(fr)) {
+                if ((keep = pq_hist_binop(c, e, b->op, fl, fr, &v)) < 0) {
+                    rc = keep;
+                    goto done;
+                }
+                if (keep == PQ_HB_DROP)
+                    continue;
+            } else {
+                keep = binop_apply(b->op, fl, fr, &v);
+            }
             long oi;
             if (cache_j[i] == (long)j) {
                 oi = cache_o[i];
@@ -1025,13 +1096,13 @@ KILN_MUST_CHECK static int eval_binary(pq_ctx *c, const promql_expr *e, pq_value
     if (l.type == PROMQL_TYPE_SCALAR && r.type == PROMQL_TYPE_SCALAR)
         return eval_scalar_binop(c, b, &l, &r, out);
     if (l.type == PROMQL_TYPE_VECTOR && r.type == PROMQL_TYPE_SCALAR)
-        return eval_vector_scalar(c, b, &l, r.scal, 0, out);
+        return eval_vector_scalar(c, e, &l, r.scal, 0, out);
     if (l.type == PROMQL_TYPE_SCALAR && r.type == PROMQL_TYPE_VECTOR)
-        return eval_vector_scalar(c, b, &r, l.scal, 1, out);
+        return eval_vector_scalar(c, e, &r, l.scal, 1, out);
     if (l.type == PROMQL_TYPE_VECTOR && r.type == PROMQL_TYPE_VECTOR) {
         if ((b->fill_lhs || b->fill_rhs) && (rc = pq_binop_fill(c, b, &l, &r)) < 0)
             return rc;
-        return eval_vector_vector(c, b, &l, &r, out);
+        return eval_vector_vector(c, e, &l, &r, out);
     }
     return pq_fail(c, KILN_ERANGE, "invalid operand types for binary operator \"%s\"",
                    promql_binop_str(b->op));
@@ -1052,8 +1123,15 @@ KILN_MUST_CHECK static int remap_points(pq_ctx *c, pq_value *out, int to_time) {
         o->drop_name = 1;
         if (!(o->pts = pq_points(c, s->npts)))
             return c->code;
-        for (size_t j = 0; j < s->npts; j++)
+        for (size_t j = 0; j < s->npts; j++) {
             o->pts[j] = (sample){s->pts[j].t, to_time ? (double)s->pts[j].t / 1000 : -s->pts[j].v};
+            if (!to_time && pq_is_hist(s->pts[j].v)) {
+                histogram *h = nh_scale(c->mem, pq_hist(c, s->pts[j].v), -1, 0);
+                if (!h)
+                    return pq_fail(c, KILN_ENOMEM, "out of memory");
+                o->pts[j].v = pq_hbox(c, h);
+            }
+        }
     }
     out->m = m;
     return 0;
@@ -1339,6 +1417,16 @@ KILN_MUST_CHECK static int run(const query_engine *eng, storage *st, const char 
         if (d->npts)
             memcpy(p, d->pts, d->npts * sizeof(sample));
         d->pts = p;
+        /* histograms live in storage sets about to go: copy them too */
+        for (size_t j = 0; j < d->npts; j++) {
+            if (!pq_is_hist(p[j].v))
+                continue;
+            if (!d->hist && !(d->hist = arena_alloc(c.mem, d->npts * sizeof *d->hist)))
+                goto nomem;
+            if (!(d->hist[j] = nh_copy(c.mem, pq_hist(&c, p[j].v))))
+                goto nomem;
+            p[j].v = 0;
+        }
     }
     rc = 0;
     goto done;
@@ -1353,6 +1441,7 @@ done:
         free(c.sets[i]);
     }
     free(c.sets);
+    free(c.hists);
     lb_free(&c.lb);
     promql_ast_free(ast);
     if (rc < 0) {

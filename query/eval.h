@@ -90,10 +90,36 @@ typedef struct pq_ctx {
     size_t nwarn, capwarn;
     const char **info;
     size_t ninfo, capinfo;
+    /* native histogram points: a point's value is a boxed index here */
+    histogram **hists;
+    size_t nhists, caphists;
     /* storage results kept until the end of the query */
     series_set **sets;
     size_t nsets, capsets;
 } pq_ctx;
+
+/* ---- native histogram points ----
+ *
+ * A point of a vector or a range holds a native histogram as a NaN whose
+ * bits are PQ_HBOX_TAG plus an index into c->hists: every file that moves
+ * points (sorting, matching, set operators, label functions, subqueries)
+ * carries histograms without knowing them, and arithmetic on such a point
+ * quiets the NaN (bit 51), so no computed value is ever taken for a
+ * histogram.  Selectors turn a float sample with these bits into a plain
+ * NaN.  The histograms themselves live in the storage sets or the arena. */
+#define PQ_HBOX_TAG 0x7ff4000000000000ULL
+#define PQ_HBOX_MASK 0xffff000000000000ULL
+
+static inline int pq_is_hist(double v) {
+    return (double_to_bits(v) & PQ_HBOX_MASK) == PQ_HBOX_TAG;
+}
+/* The histogram a boxed value stands for. */
+static inline histogram *pq_hist(const pq_ctx *c, double v) {
+    return c->hists[double_to_bits(v) & ~PQ_HBOX_MASK];
+}
+/* Boxes h (borrowed: it must live as long as the query); NaN with c->code
+ * set when out of memory. */
+double pq_hbox(pq_ctx *c, histogram *h);
 
 /* ---- engine.c: the context, errors, limits, result building ---- */
 
@@ -270,6 +296,16 @@ double pq_quantile(double q, double *v, size_t n);
 
 KILN_MUST_CHECK int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out);
 KILN_MUST_CHECK int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out);
+
+/* ---- nhops.c: histogram values in operators ---- */
+
+enum { PQ_HB_FALSE = 0, PQ_HB_KEEP = 1, PQ_HB_DROP = 2 };
+/* l op r where l or r is a boxed histogram: PQ_HB_KEEP with the result in
+ * *out (for == and !=, *out is l), PQ_HB_FALSE (a comparison that does not
+ * hold), PQ_HB_DROP (no result; the annotation is added at e), or an error
+ * code. */
+KILN_MUST_CHECK int pq_hist_binop(pq_ctx *c, const promql_expr *e, promql_binop op, double l, double r,
+                                  double *out);
 
 /* ---- aggr.c ---- */
 

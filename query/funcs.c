@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "query/eval.h"
+#include "query/nhist.h"
 
 /* ---- helpers shared with rangefuncs.c, histogram.c and aggr.c ---- */
 
@@ -287,12 +288,63 @@ KILN_MUST_CHECK static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_va
         for (size_t j = 0; j < s->npts; j++) {
             size_t k = pq_step_idx(c, s->pts[j].t);
             double av = a ? a[k] : 1, bv = b ? b[k] : 0;
-            if (id == PROMQL_FN_CLAMP && bv < av)
-                continue;
+            if ((id == PROMQL_FN_CLAMP && bv < av) || pq_is_hist(s->pts[j].v))
+                continue; /* functions of floats leave histograms out */
             pts[np++] = (sample){s->pts[j].t, math_fn(id, s->pts[j].v, av, bv)};
         }
         if (!np)
             continue;
+        if (pq_matrix_push_pts(c, &out->m, s->ls, s->nls, 1, pts, np) < 0)
+            return c->code;
+    }
+    return 0;
+}
+
+/* histogram_count, _sum, _avg, _stddev, _stdvar: a float from each native
+ * histogram point (float points are left out); the name goes. */
+KILN_MUST_CHECK static int eval_hist_stat(pq_ctx *c, const promql_expr *e, pq_value *out) {
+    promql_func_id id = e->u.call.func->id;
+    pq_value in;
+    memset(&in, 0, sizeof in);
+    int rc = pq_eval(c, e->u.call.args[0], &in);
+    if (rc < 0)
+        return rc;
+    out->type = PROMQL_TYPE_VECTOR;
+    for (size_t i = 0; i < in.m.n; i++) {
+        const pq_series *s = &in.m.v[i];
+        size_t np = 0;
+        for (size_t j = 0; j < s->npts; j++)
+            np += pq_is_hist(s->pts[j].v);
+        if (!np)
+            continue;
+        sample *pts = pq_points(c, np);
+        if (!pts)
+            return c->code;
+        np = 0;
+        for (size_t j = 0; j < s->npts; j++) {
+            if (!pq_is_hist(s->pts[j].v))
+                continue;
+            const histogram *h = pq_hist(c, s->pts[j].v);
+            double v;
+            switch (id) {
+            case PROMQL_FN_HISTOGRAM_COUNT:
+                v = h->count;
+                break;
+            case PROMQL_FN_HISTOGRAM_SUM:
+                v = h->sum;
+                break;
+            case PROMQL_FN_HISTOGRAM_AVG:
+                v = h->sum / h->count;
+                break;
+            case PROMQL_FN_HISTOGRAM_STDDEV:
+                v = sqrt(nh_stdvar(h));
+                break;
+            default:
+                v = nh_stdvar(h);
+                break;
+            }
+            pts[np++] = (sample){s->pts[j].t, v};
+        }
         if (pq_matrix_push_pts(c, &out->m, s->ls, s->nls, 1, pts, np) < 0)
             return c->code;
     }
@@ -656,7 +708,8 @@ KILN_MUST_CHECK static int eval_scalar_fn(pq_ctx *c, const promql_expr *e, pq_va
     for (size_t i = 0; i < in.m.n; i++)
         for (size_t j = 0; j < in.m.v[i].npts; j++) {
             size_t k = pq_step_idx(c, in.m.v[i].pts[j].t);
-            out->scal[k] = ++cnt[k] == 1 ? in.m.v[i].pts[j].v : NAN;
+            double v = in.m.v[i].pts[j].v;
+            out->scal[k] = ++cnt[k] == 1 && !pq_is_hist(v) ? v : NAN;
         }
     free(cnt);
     return 0;
@@ -750,6 +803,12 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
         /* empty without use-start-timestamps (functions.md), which kiln lacks */
         out->type = PROMQL_TYPE_VECTOR;
         return 0;
+    case PROMQL_FN_HISTOGRAM_COUNT:
+    case PROMQL_FN_HISTOGRAM_SUM:
+    case PROMQL_FN_HISTOGRAM_AVG:
+    case PROMQL_FN_HISTOGRAM_STDDEV:
+    case PROMQL_FN_HISTOGRAM_STDVAR:
+        return eval_hist_stat(c, e, out);
     case PROMQL_FN_ABSENT:
         return eval_absent(c, e, out);
     case PROMQL_FN_SCALAR:

@@ -8,8 +8,9 @@
  * HistogramFraction do, counts that are almost equal are made equal and
  * counts that go down are raised (with an info annotation) so the
  * cumulative counts are monotonic, and the quantile is interpolated
- * linearly inside the bucket its rank falls in.  Native histograms are not
- * stored by kiln yet, so none reach these functions.
+ * linearly inside the bucket its rank falls in.  A native histogram point
+ * is answered on its own (nhist.c's nh_quantile/nh_fraction), keeping its
+ * series' labels but the name.
  *
  * Called by funcs.c (pq_eval_call).
  * Threading: runs on the thread evaluating its query; no shared state.
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "query/eval.h"
+#include "query/nhist.h"
 
 typedef struct bucket {
     double ub, count;
@@ -274,11 +276,31 @@ int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
     pq_out col;
     pq_out_init(&col);
     size_t ng = 0;
+    int forced_warned = 0;
     if (!grp || !les || !g || !cur)
         goto nomem;
     for (size_t i = 0; i < n; i++) {
         const pq_series *s = &in.m.v[i];
         grp[i] = SIZE_MAX;
+        /* native histograms: each point on its own */
+        size_t nfloat = 0;
+        for (size_t j = 0; j < s->npts; j++) {
+            double v = s->pts[j].v;
+            if (!pq_is_hist(v)) {
+                nfloat++;
+                continue;
+            }
+            size_t k = pq_step_idx(c, s->pts[j].t);
+            histogram *h = pq_hist(c, v);
+            for (size_t qi = 0; qi < nq; qi++) {
+                double r = frac ? nh_fraction(q[0][k], up[k], h) : nh_quantile(q[qi][k], h);
+                if ((rc = emit(c, &col, call, s, 0, &forced_warned, delayed, qlabel, multi ? q[qi][k] : 0,
+                               s->pts[j].t, r)) < 0)
+                    goto done;
+            }
+        }
+        if (!nfloat)
+            continue;
         if (parse_le(labels_get(s->ls, s->nls, "le"), &les[i]) < 0) {
             const char *nm = labels_get(s->ls, s->nls, LABEL_NAME);
             const char *le = labels_get(s->ls, s->nls, "le");
@@ -309,7 +331,6 @@ int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
         if (!g[j].b)
             goto nomem;
     }
-    int forced_warned = 0;
     for (size_t k = 0; k < c->nsteps; k++) {
         int64_t t = c->start + (int64_t)k * c->interval;
         for (size_t j = 0; j < ng; j++)
@@ -318,7 +339,8 @@ int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
             const pq_series *s = &in.m.v[i];
             while (cur[i] < s->npts && s->pts[cur[i]].t < t)
                 cur[i]++;
-            if (grp[i] == SIZE_MAX || cur[i] >= s->npts || s->pts[cur[i]].t != t)
+            if (grp[i] == SIZE_MAX || cur[i] >= s->npts || s->pts[cur[i]].t != t ||
+                pq_is_hist(s->pts[cur[i]].v))
                 continue;
             hgroup *h = &g[grp[i]];
             h->b[h->n++] = (bucket){les[i], s->pts[cur[i]].v};

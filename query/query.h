@@ -65,12 +65,16 @@ typedef enum query_value_type {
 } query_value_type;
 
 /* One series of a result.  A vector holds one point per series (t = the
- * evaluation time); a matrix holds the points of each step, sorted by t. */
+ * evaluation time); a matrix holds the points of each step, sorted by t.
+ * A point may be a native histogram: then hist is not NULL and hist[j] is
+ * the histogram of point j (pts[j].v is 0); hist[j] is NULL for a float
+ * point, and hist is NULL when the series has no histogram point. */
 typedef struct query_series {
     label *ls;
     size_t nls;
     sample *pts;
     size_t npts;
+    histogram **hist;
 } query_series;
 
 /*
@@ -95,6 +99,20 @@ typedef struct query_result {
     size_t total_samples; /* samples loaded while evaluating (stats) */
     arena mem;
 } query_result;
+
+/* One bucket of a native histogram as the API writes it: bounds, count and
+ * Prometheus' boundary rule (0: (lower,upper], 1: [lower,upper), 2: open,
+ * 3: closed - the zero bucket). */
+typedef struct query_hist_bucket {
+    int boundary;
+    double lower, upper, count;
+} query_hist_bucket;
+
+/* The non-empty buckets of h from the lowest to the highest (negative
+ * ones, the zero bucket, positive ones; custom buckets in order) in a new
+ * malloc'd array *out (free it); returns how many, or -1 when out of
+ * memory.  Any thread. */
+long query_hist_buckets(const histogram *h, query_hist_bucket **out);
 
 /* Frees everything in r; r may then be reused.  A zeroed result is fine. */
 void query_result_free(query_result *r);

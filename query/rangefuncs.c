@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "query/eval.h"
+#include "query/nhist.h"
 
 typedef struct win {
     const sample *s;
@@ -32,21 +33,14 @@ typedef struct win {
     const uint32_t *resets; /* counter resets up to each sample of s (prefix counts), or NULL */
 } win;
 
-static int extrapolated_rate(const win *w, int is_counter, int is_rate, double *out) {
-    if (w->n < 2)
-        return 0;
+/* The factor extrapolatedRate scales a window's increase by: extrapolation
+ * to the range's ends, limited to 1.1x the average sample interval and,
+ * for counters, to the counter's zero point (result and first are the
+ * increase and the first value: of the counts, for histograms); per second
+ * for rate. */
+static double extrapolation(const win *w, int is_counter, int is_rate, double result, double first) {
     size_t nm1 = w->n - 1;
     int64_t first_t = w->s[0].t, last_t = w->s[nm1].t;
-    double result = w->s[nm1].v - w->s[0].v;
-    /* with the prefix counts, a window without a reset skips the scan */
-    if (is_counter && (!w->resets || w->resets[nm1] != w->resets[0])) {
-        double prev = w->s[0].v;
-        for (size_t i = 1; i < w->n; i++) {
-            if (w->s[i].v < prev)
-                result += prev;
-            prev = w->s[i].v;
-        }
-    }
     double to_start = (double)(first_t - w->range_start) / 1000;
     double to_end = (double)(w->range_end - last_t) / 1000;
     double sampled = (double)(last_t - first_t) / 1000;
@@ -55,8 +49,8 @@ static int extrapolated_rate(const win *w, int is_counter, int is_rate, double *
     double interval = sampled;
     if (to_start >= threshold)
         to_start = avg / 2;
-    if (is_counter && result > 0 && w->s[0].v >= 0) {
-        double to_zero = sampled * (w->s[0].v / result);
+    if (is_counter && result > 0 && first >= 0) {
+        double to_zero = sampled * (first / result);
         if (to_zero < to_start)
             to_start = to_zero;
     }
@@ -67,7 +61,24 @@ static int extrapolated_rate(const win *w, int is_counter, int is_rate, double *
     double factor = interval / sampled;
     if (is_rate)
         factor /= (double)w->range_ms / 1000;
-    *out = result * factor;
+    return factor;
+}
+
+static int extrapolated_rate(const win *w, int is_counter, int is_rate, double *out) {
+    if (w->n < 2)
+        return 0;
+    size_t nm1 = w->n - 1;
+    double result = w->s[nm1].v - w->s[0].v;
+    /* with the prefix counts, a window without a reset skips the scan */
+    if (is_counter && (!w->resets || w->resets[nm1] != w->resets[0])) {
+        double prev = w->s[0].v;
+        for (size_t i = 1; i < w->n; i++) {
+            if (w->s[i].v < prev)
+                result += prev;
+            prev = w->s[i].v;
+        }
+    }
+    *out = result * extrapolation(w, is_counter, is_rate, result, w->s[0].v);
     return 1;
 }
 
@@ -338,6 +349,220 @@ KILN_MUST_CHECK static int range_fn(pq_ctx *c, promql_func_id id, const win *w, 
     }
 }
 
+/* ---- windows holding native histograms ---- */
+
+#define MIX_WARN "encountered a mix of histograms and floats for metric name \"%s\""
+
+/* a - b into *out (a new histogram); 0, or 1 when the schemas do not mix
+ * (warned), or an error code. */
+static int hist_sub(pq_ctx *c, const promql_expr *pos, const char *name, const histogram *a,
+                    const histogram *b, histogram **out) {
+    int rec = 0, rc = nh_add(c->mem, a, b, 1, out, &rec);
+    if (rc < 0)
+        return pq_fail(c, rc, "out of memory");
+    if (rc == NH_EMIXED) {
+        pq_warn(
+            c, pos,
+            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name "
+            "\"%s\"",
+            name);
+        return 1;
+    }
+    if (rec)
+        pq_info(c, pos, "mismatched custom buckets were reconciled during subtraction");
+    return 0;
+}
+
+/* Prometheus' histogramRate: the last histogram minus the first, plus the
+ * histogram before each counter reset, extrapolated as floats are. */
+static int hist_rate(pq_ctx *c, const win *w, int is_counter, int is_rate, const char *name,
+                     const promql_expr *pos, double *out) {
+    if (w->n < 2)
+        return 0;
+    const histogram *first = pq_hist(c, w->s[0].v), *last = pq_hist(c, w->s[w->n - 1].v);
+    int32_t min_schema = first->schema < last->schema ? first->schema : last->schema;
+    for (size_t i = 0; i < w->n; i++) {
+        const histogram *h = pq_hist(c, w->s[i].v);
+        if (nh_is_custom(h) != nh_is_custom(first)) {
+            pq_warn(
+                c, pos,
+                "vector contains a mix of histograms with exponential and custom buckets schemas for metric "
+                "name \"%s\"",
+                name);
+            return 0;
+        }
+        if (is_counter && h->hint == HIST_HINT_GAUGE)
+            pq_warn(c, pos, "this native histogram metric is not a counter: \"%s\"", name);
+        if (h->schema < min_schema)
+            min_schema = h->schema;
+    }
+    if (!is_counter && (first->hint != HIST_HINT_GAUGE || last->hint != HIST_HINT_GAUGE))
+        pq_warn(c, pos, "this native histogram metric is not a gauge: \"%s\"", name);
+    histogram *h;
+    int rc = hist_sub(c, pos, name, last, first, &h);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    /* the prefix counts of resets say whether the window has any */
+    if (is_counter && (!w->resets || w->resets[w->n - 1] != w->resets[0])) {
+        const histogram *prev = first;
+        for (size_t i = 1; i < w->n; i++) {
+            const histogram *cur = pq_hist(c, w->s[i].v);
+            if (nh_detect_reset(cur, prev) && (rc = nh_add(c->mem, h, prev, 0, &h, NULL)) != 0)
+                return rc < 0 ? pq_fail(c, rc, "out of memory") : 0;
+            prev = cur;
+        }
+    }
+    if (h->schema > min_schema) {
+        /* the coarsest schema of the window, as Prometheus reduces to it first */
+        histogram empty;
+        memset(&empty, 0, sizeof empty);
+        empty.schema = min_schema;
+        empty.zero_threshold = h->zero_threshold;
+        if ((rc = nh_add(c->mem, h, &empty, 0, &h, NULL)) != 0)
+            return rc < 0 ? pq_fail(c, rc, "out of memory") : 0;
+    }
+    nh_scale_inplace(h, extrapolation(w, is_counter, is_rate, h->count, first->count), 0);
+    h->hint = HIST_HINT_GAUGE;
+    *out = pq_hbox(c, h);
+    return c->code ? c->code : 1;
+}
+
+/* irate/idelta of two histograms (Prometheus' instantValue). */
+static int hist_instant(pq_ctx *c, const win *w, int is_rate, const char *name, const promql_expr *pos,
+                        double *out) {
+    const sample *ls = &w->s[w->n - 1], *ps = &w->s[w->n - 2];
+    const histogram *last = pq_hist(c, ls->v), *prev = pq_hist(c, ps->v);
+    if (is_rate && (last->hint == HIST_HINT_GAUGE || prev->hint == HIST_HINT_GAUGE))
+        pq_warn(c, pos, "this native histogram metric is not a counter: \"%s\"", name);
+    if (!is_rate && (last->hint != HIST_HINT_GAUGE || prev->hint != HIST_HINT_GAUGE))
+        pq_warn(c, pos, "this native histogram metric is not a gauge: \"%s\"", name);
+    histogram *h;
+    if (is_rate && nh_detect_reset(last, prev)) {
+        if (!(h = nh_copy(c->mem, last)))
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
+    } else {
+        int rc = hist_sub(c, pos, name, last, prev, &h);
+        if (rc)
+            return rc > 0 ? 0 : rc;
+    }
+    h->hint = HIST_HINT_GAUGE;
+    if (is_rate) {
+        if (ls->t == ps->t)
+            return 0;
+        nh_scale_inplace(h, (double)(ls->t - ps->t) / 1000, 1);
+    }
+    *out = pq_hbox(c, h);
+    return c->code ? c->code : 1;
+}
+
+/* sum_over_time / avg_over_time of histograms. */
+static int hist_sum(pq_ctx *c, const win *w, int avg, const char *name, const promql_expr *pos, double *out) {
+    histogram *h = pq_hist(c, w->s[0].v);
+    for (size_t i = 1; i < w->n; i++) {
+        int rec = 0, rc = nh_add(c->mem, h, pq_hist(c, w->s[i].v), 0, &h, &rec);
+        if (rc < 0)
+            return pq_fail(c, rc, "out of memory");
+        if (rc == NH_EMIXED) {
+            pq_warn(
+                c, pos,
+                "vector contains a mix of histograms with exponential and custom buckets schemas for metric "
+                "name \"%s\"",
+                name);
+            return 0;
+        }
+        if (rec)
+            pq_info(c, pos, "mismatched custom buckets were reconciled during aggregation");
+    }
+    if (!(h = nh_scale(c->mem, h, avg ? (double)w->n : 1, 1)))
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
+    *out = pq_hbox(c, h);
+    return c->code ? c->code : 1;
+}
+
+/* changes() and resets() over floats and histograms: a switch between a
+ * float and a histogram counts as both. */
+static int hist_changes(pq_ctx *c, const win *w, int resets, double *out) {
+    double n = 0;
+    for (size_t i = 1; i < w->n; i++) {
+        double p = w->s[i - 1].v, q = w->s[i].v;
+        int ph = pq_is_hist(p), qh = pq_is_hist(q);
+        if (ph != qh)
+            n++;
+        else if (!ph)
+            n += resets ? q < p : (q != p && !(isnan(q) && isnan(p)));
+        else if (resets)
+            n += nh_detect_reset(pq_hist(c, q), pq_hist(c, p));
+        else
+            n += !nh_equal(pq_hist(c, q), pq_hist(c, p), 0);
+    }
+    *out = n;
+    return 1;
+}
+
+/* A window holding nh > 0 histograms among its w->n points; fl is scratch
+ * room for w->n floats.  Returns as range_fn does. */
+static int hist_window(pq_ctx *c, promql_func_id id, const win *w, size_t nh, const char *name,
+                       const promql_expr *pos, double a0, double a1, sample *fl, double *out) {
+    int mixed = nh < w->n;
+    switch (id) {
+    case PROMQL_FN_RATE:
+    case PROMQL_FN_INCREASE:
+    case PROMQL_FN_DELTA:
+        if (mixed) {
+            pq_warn(c, pos, MIX_WARN, name);
+            return 0;
+        }
+        return hist_rate(c, w, id != PROMQL_FN_DELTA, id == PROMQL_FN_RATE, name, pos, out);
+    case PROMQL_FN_IRATE:
+    case PROMQL_FN_IDELTA: {
+        if (w->n < 2)
+            return 0;
+        int a = pq_is_hist(w->s[w->n - 2].v), b = pq_is_hist(w->s[w->n - 1].v);
+        if (!a && !b)
+            return range_fn(c, id, w, a0, a1, out);
+        if (a != b) {
+            pq_warn(c, pos, MIX_WARN, name);
+            return 0;
+        }
+        return hist_instant(c, w, id == PROMQL_FN_IRATE, name, pos, out);
+    }
+    case PROMQL_FN_SUM_OVER_TIME:
+    case PROMQL_FN_AVG_OVER_TIME:
+        if (mixed) {
+            pq_warn(c, pos, MIX_WARN, name);
+            return 0;
+        }
+        return hist_sum(c, w, id == PROMQL_FN_AVG_OVER_TIME, name, pos, out);
+    case PROMQL_FN_COUNT_OVER_TIME:
+    case PROMQL_FN_LAST_OVER_TIME:
+    case PROMQL_FN_FIRST_OVER_TIME:
+    case PROMQL_FN_TS_OF_LAST_OVER_TIME:
+    case PROMQL_FN_TS_OF_FIRST_OVER_TIME:
+    case PROMQL_FN_PRESENT_OVER_TIME:
+        return range_fn(c, id, w, a0, a1, out);
+    case PROMQL_FN_CHANGES:
+    case PROMQL_FN_RESETS:
+        return hist_changes(c, w, id == PROMQL_FN_RESETS, out);
+    default: {
+        /* functions of floats: the histograms are left out */
+        if (!mixed)
+            return 0;
+        pq_info(c, pos,
+                "ignored histograms in a range containing both floats and histograms for metric name \"%s\"",
+                name);
+        size_t k = 0;
+        for (size_t i = 0; i < w->n; i++)
+            if (!pq_is_hist(w->s[i].v))
+                fl[k++] = w->s[i];
+        win fw = *w;
+        fw.s = fl;
+        fw.n = k;
+        fw.resets = NULL;
+        return range_fn(c, id, &fw, a0, a1, out);
+    }
+    }
+}
+
 static int keeps_name(promql_func_id id) {
     return id == PROMQL_FN_LAST_OVER_TIME || id == PROMQL_FN_FIRST_OVER_TIME;
 }
@@ -425,19 +650,40 @@ int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out) {
     int info_done = 0;
     size_t cap = pq_step_cap(c);
     sample *tmp = malloc((cap + 1) * sizeof(sample));
-    uint32_t *resets = NULL;
-    size_t resets_cap = 0;
+    uint32_t *resets = NULL, *hpre = NULL;
+    size_t resets_cap = 0, hpre_cap = 0, fl_cap = 0;
+    sample *fl = NULL;
     if (!tmp)
         goto nomem;
     for (size_t i = 0; i < ra.m.n; i++) {
         const pq_series *in = &ra.m.v[i];
         size_t lo = 0, hi = 0, np = 0;
+        /* histogram points: prefix counts, so a window knows how many it has */
+        int any_hist = 0;
+        for (size_t j = 0; j < in->npts && !any_hist; j++)
+            any_hist = pq_is_hist(in->pts[j].v);
+        const char *hname = "";
+        if (any_hist) {
+            if (array_grow((void **)&hpre, &hpre_cap, in->npts + 1, sizeof *hpre) < 0 ||
+                array_grow((void **)&fl, &fl_cap, in->npts + 1, sizeof *fl) < 0)
+                goto nomem;
+            hpre[0] = 0;
+            for (size_t j = 0; j < in->npts; j++)
+                hpre[j + 1] = hpre[j] + (uint32_t)pq_is_hist(in->pts[j].v);
+            const char *nm = labels_get(in->ls, in->nls, LABEL_NAME);
+            hname = nm ? nm : "";
+        }
         if (is_rateish && in->npts) {
             if (array_grow((void **)&resets, &resets_cap, in->npts, sizeof *resets) < 0)
                 goto nomem;
             resets[0] = 0;
-            for (size_t j = 1; j < in->npts; j++)
-                resets[j] = resets[j - 1] + (in->pts[j].v < in->pts[j - 1].v);
+            for (size_t j = 1; j < in->npts; j++) {
+                double p = in->pts[j - 1].v, q = in->pts[j].v;
+                /* histograms: Prometheus' reset detection, once a pair */
+                int r =
+                    pq_is_hist(p) && pq_is_hist(q) ? nh_detect_reset(pq_hist(c, q), pq_hist(c, p)) : q < p;
+                resets[j] = resets[j - 1] + (uint32_t)r;
+            }
         }
         int had_floats = 0;
         for (size_t k = 0; k < c->nsteps; k++) {
@@ -455,13 +701,14 @@ int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out) {
             while (hi < in->npts && in->pts[hi].t <= te)
                 hi++;
             win w = {in->pts + lo, hi - lo, t, rs, te, ra.range_ms, is_rateish ? resets + lo : NULL};
-            if (w.n)
+            size_t nh = any_hist ? hpre[hi] - hpre[lo] : 0;
+            if (w.n && !nh)
                 had_floats = 1;
             double v = 0;
             /* a long series of wide windows (subqueries) checks the deadline as it goes */
-            int r = (k & 1023) == 1023 && pq_poll(c) < 0
-                        ? c->code
-                        : range_fn(c, id, &w, a0 ? a0[k] : 0, a1 ? a1[k] : 0, &v);
+            int r = (k & 1023) == 1023 && pq_poll(c) < 0 ? c->code
+                    : nh ? hist_window(c, id, &w, nh, hname, argpos, a0 ? a0[k] : 0, a1 ? a1[k] : 0, fl, &v)
+                         : range_fn(c, id, &w, a0 ? a0[k] : 0, a1 ? a1[k] : 0, &v);
             if (r < 0) {
                 rc = r;
                 goto done;
@@ -491,6 +738,8 @@ int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out) {
 done:
     free(tmp);
     free(resets);
+    free(hpre);
+    free(fl);
     return rc;
 nomem:
     rc = pq_fail(c, KILN_ENOMEM, "out of memory");

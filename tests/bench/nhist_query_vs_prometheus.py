@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Native histogram query speed, kiln vs Debian's Prometheus (2.42), same data.
+
+    python3 tests/bench/nhist_query_vs_prometheus.py [--series 1000] [--hours 1] [--reps 5]
+
+1. Makes --series integer native histograms (a request-latency-like metric
+   `http_request_duration_seconds`, labels instance/job/handler), schema 3,
+   40 populated buckets each (one span whose offset depends on the series),
+   one sample every 15 s for --hours from t0 = 1700000000 s, counters that
+   only grow (a counter reset in one series of 37 half-way).
+2. Sends the same samples to both servers by remote write 1.0
+   (`histograms` of prometheus.WriteRequest, integer counts as deltas):
+   Prometheus 2.42 runs with --enable-feature=native-histograms and
+   --web.enable-remote-write-receiver, kiln as it is (bin/kiln).
+3. Times each query through /api/v1/query_range over the data at a 15 s
+   step (one warm-up, then --reps timed runs, median), each server alone on
+   the machine, and compares the answers (values within 1e-6 relative, from
+   the first step whose 5m window lies within the data).
+
+Prints a Markdown table: ms per query for both, the ratio, the load average.
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
+from benchlib import KILN, free_port, wait_ready  # noqa: E402
+import rwproto  # noqa: E402
+
+T0_MS = 1700000000000
+STEP_MS = 15000
+NAME = "http_request_duration_seconds"
+SCHEMA = 3
+NBUCKETS = 40
+
+QUERIES = [
+    f'histogram_quantile(0.99, sum by (le) (rate({NAME}[5m])))',
+    f'histogram_quantile(0.99, sum by (job) (rate({NAME}[5m])))',
+    f'histogram_quantile(0.9, rate({NAME}{{instance=~"host-00[0-4].*"}}[5m]))',
+    f'histogram_count(sum(rate({NAME}[5m])))',
+]
+# Prometheus 2.42 interpolates a quantile linearly inside its bucket,
+# Prometheus 3 (and kiln) exponentially: those answers are compared for
+# their series and steps only, histogram_count's for the values too.
+EXACT = {3}
+
+
+def gen_labels(j):
+    return [("__name__", NAME), ("handler", "/api/%d" % (j % 10)), ("instance", "host-%04d:8080" % (j // 10)),
+            ("job", "api-%d" % (j % 4))]
+
+
+def gen_series(j, samples):
+    """Series j as [(t_ms, offset, [40 absolute bucket counts])]: bucket b
+    grows by (j*7 + k*13 + b*5) % 11 each step; series j % 37 == 0 starts
+    over half-way (a counter reset)."""
+    off = -20 + (j % 9)
+    counts = [0] * NBUCKETS
+    out = []
+    for k in range(samples):
+        if j % 37 == 0 and k == samples // 2:
+            counts = [0] * NBUCKETS
+        else:
+            counts = [c + (j * 7 + k * 13 + b * 5) % 11 for b, c in enumerate(counts)]
+        out.append((T0_MS + k * STEP_MS, off, list(counts)))
+    return out
+
+
+def zigzag(n):
+    return (n << 1) ^ (n >> 63)
+
+
+def pb_histogram(t, off, counts):
+    """prometheus.Histogram with integer counts (deltas), one positive span."""
+    def bound(i):
+        return 2 ** ((i) / 2 ** SCHEMA)
+    total = sum(counts)
+    # a sum consistent with the buckets: each observation at its bucket's upper bound
+    s = sum(c * bound(off + i) for i, c in enumerate(counts))
+    span = rwproto.varint(1 << 3) + rwproto.varint(zigzag(off) & 0xFFFFFFFF) + rwproto.varint(2 << 3) + \
+        rwproto.varint(len(counts))
+    deltas, prev = b"", 0
+    for c in counts:
+        deltas += rwproto.varint(zigzag(c - prev))
+        prev = c
+    body = rwproto.varint(1 << 3) + rwproto.varint(total)           # count_int
+    body += b"\x19" + struct.pack("<d", s)                          # sum (3, fixed64)
+    body += rwproto.varint(4 << 3) + rwproto.varint(zigzag(SCHEMA))  # schema (sint32)
+    body += b"\x29" + struct.pack("<d", 2.0 ** -128)                # zero_threshold (5)
+    body += rwproto.varint(6 << 3) + rwproto.varint(0)              # zero_count_int
+    body += rwproto.field(11, span)                                 # positive_spans
+    body += rwproto.field(12, deltas)                               # positive_deltas (packed)
+    body += rwproto.varint(15 << 3) + rwproto.varint(t)             # timestamp
+    return body
+
+
+def remote_write(port, nseries, samples):
+    """Time-major batches: an hour of 100 series a request."""
+    url = f"http://127.0.0.1:{port}/api/v1/write"
+    per = 240
+    series = [gen_series(j, samples) for j in range(nseries)]
+    for w in range(0, samples, per):
+        for j0 in range(0, nseries, 100):
+            ts = []
+            for j in range(j0, min(nseries, j0 + 100)):
+                lab = b"".join(rwproto.field(1, rwproto.pb_label(n, v)) for n, v in gen_labels(j))
+                hs = b"".join(rwproto.field(4, pb_histogram(*p)) for p in series[j][w:w + per])
+                ts.append(lab + hs)
+            body = rwproto.snappy(rwproto.pb_request(ts))
+            req = urllib.request.Request(url, data=body, method="POST", headers={
+                "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                "X-Prometheus-Remote-Write-Version": "0.1.0"})
+            with urllib.request.urlopen(req, timeout=120) as r:
+                if r.status // 100 != 2:
+                    raise RuntimeError(f"remote write: {r.status}")
+
+
+def query_range(port, q, samples):
+    start = T0_MS + STEP_MS // 2
+    params = urllib.parse.urlencode({"query": q, "start": start / 1000,
+                                     "end": (start + (samples - 1) * STEP_MS) / 1000, "step": STEP_MS / 1000})
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query_range?{params}", timeout=600) as r:
+        body = json.loads(r.read())
+    if body.get("status") != "success":
+        raise RuntimeError(f"{q}: {body}")
+    return body["data"]["result"]
+
+
+def answers(port, samples, reps):
+    res, ms = {}, {}
+    for i, q in enumerate(QUERIES):
+        query_range(port, q, samples)  # warm-up
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            r = query_range(port, q, samples)
+            times.append((time.perf_counter() - t) * 1e3)
+        times.sort()
+        ms[i] = times[len(times) // 2]
+        res[i] = {",".join(f"{k}={v}" for k, v in sorted(s["metric"].items())):
+                  [(round(float(t) * 1000), float(v)) for t, v in s.get("values", [])] for s in r}
+    return res, ms
+
+
+COMPARE_FROM_MS = T0_MS + 300000
+
+
+def same(a, b):
+    for i in range(len(QUERIES)):
+        x, y = ({k: [p for p in pts if p[0] >= COMPARE_FROM_MS] for k, pts in r.get(i, {}).items()}
+                for r in (a, b))
+        x, y = ({k: pts for k, pts in r.items() if pts} for r in (x, y))
+        if not x:
+            return f"query {i}: no answer"
+        if set(x) != set(y):
+            return f"query {i}: series differ ({len(x)} vs {len(y)})"
+        for k in x:
+            if [t for t, _ in x[k]] != [t for t, _ in y[k]]:
+                return f"query {i} {k}: timestamps differ"
+            for (t, u), (_, w) in zip(x[k], y[k]) if i in EXACT else ():
+                if not (u == w or (math.isnan(u) and math.isnan(w)) or
+                        abs(u - w) <= 1e-6 * max(abs(u), abs(w))):
+                    return f"query {i} {k} at {t}: {u!r} vs {w!r}"
+    return None
+
+
+def start(cmd, port, log):
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    wait_ready(port, p)
+    return p
+
+
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--series", type=int, default=1000)
+    ap.add_argument("--hours", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--kiln", default=KILN)
+    args = ap.parse_args()
+    samples = 240 * args.hours
+    base = tempfile.mkdtemp(prefix="kiln-nhbench-")
+    procs = []
+    try:
+        cfg = os.path.join(base, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write("global:\n  scrape_interval: 15s\n")
+        port = free_port()
+        p = start(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={base}/p",
+                   f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=100y",
+                   "--enable-feature=native-histograms", "--web.enable-remote-write-receiver"],
+                  port, open(os.path.join(base, "prometheus.log"), "w"))
+        procs.append(p)
+        t = time.time()
+        remote_write(port, args.series, samples)
+        print(f"# Prometheus loaded in {time.time() - t:.1f}s", file=sys.stderr)
+        load_p = os.getloadavg()[0]
+        p_res, p_ms = answers(port, samples, args.reps)
+        stop(procs.pop())
+
+        port = free_port()
+        k = start([args.kiln, f"--config.file={cfg}", f"--storage.tsdb.path={base}/k",
+                   f"--web.listen-address=127.0.0.1:{port}"], port, open(os.path.join(base, "kiln.log"), "w"))
+        procs.append(k)
+        t = time.time()
+        remote_write(port, args.series, samples)
+        print(f"# kiln loaded in {time.time() - t:.1f}s", file=sys.stderr)
+        load_k = os.getloadavg()[0]
+        k_res, k_ms = answers(port, samples, args.reps)
+        stop(procs.pop())
+
+        diff = same(p_res, k_res)
+        print(f"{args.series} native histograms (schema {SCHEMA}, {NBUCKETS} buckets) x {samples} samples at 15s, "
+              f"by remote write to both; range queries over {args.hours}h at a 15s step; median of {args.reps}; "
+              f"load average {load_p:.1f} (Prometheus) / {load_k:.1f} (kiln)")
+        print("| query | Prometheus 2.42 ms | kiln ms | kiln / Prometheus |")
+        print("|---|---|---|---|")
+        for i, q in enumerate(QUERIES):
+            print(f"| `{q}` | {p_ms[i]:.1f} | {k_ms[i]:.1f} | {k_ms[i] / p_ms[i]:.3f} |")
+        print("answers: " + ("same series and steps (from t0+5m on), histogram_count within 1e-6 relative"
+                             if diff is None
+                             else "DIFFER: " + diff))
+        return 0 if diff is None else 1
+    finally:
+        for p in procs:
+            stop(p)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
