@@ -703,7 +703,7 @@ int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out) {
                         goto nomem;
                     size_t nls;
                     const label *ls = lb_labels(&c->lb, &nls);
-                    if ((rc = pq_out_add(c, &col, ls, nls, 0, t, cnt)) < 0)
+                    if ((rc = pq_out_count(c, &col, ls, nls, t, cnt)) < 0)
                         goto done;
                 }
                 continue;

@@ -392,6 +392,18 @@ int pq_out_add(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name,
     return out_point(c, &o->v[i], t, v);
 }
 
+int pq_out_count(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int64_t t, double v) {
+    long i = out_series(c, o, ls, nls, 0);
+    if (i < 0)
+        return (int)i;
+    pq_out_series *s = &o->v[i];
+    if (s->npts && s->pts[s->npts - 1].t == t) {
+        s->pts[s->npts - 1].v += v;
+        return 0;
+    }
+    return out_point(c, s, t, v);
+}
+
 static int cmp_sample_t(const void *a, const void *b) {
     int64_t x = ((const sample *)a)->t, y = ((const sample *)b)->t;
     return x < y ? -1 : x > y;

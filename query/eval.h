@@ -180,6 +180,10 @@ void pq_out_free(pq_out *o);
 /* Adds a point to the series with labels ls (copied on first sight). */
 KILN_MUST_CHECK int pq_out_add(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int drop_name, int64_t t,
                                double v);
+/* Adds v to the point at t of the series with labels ls (points arrive in
+ * time order), or adds the point: count_values' groups that end with the
+ * same labels count together. */
+KILN_MUST_CHECK int pq_out_count(pq_ctx *c, pq_out *o, const label *ls, size_t nls, int64_t t, double v);
 /* Moves the series into m (arena memory), sorting points; duplicate
  * timestamps in a series are the "same labelset" error. */
 KILN_MUST_CHECK int pq_out_finish(pq_ctx *c, pq_out *o, pq_matrix *m);

@@ -616,6 +616,16 @@ KILN_MUST_CHECK static int eval_sort(pq_ctx *c, const promql_expr *e, pq_value *
         pq_warn(c, e, "sort is ineffective for range queries since results are always ordered by labels");
         return 0;
     }
+    int desc = id == PROMQL_FN_SORT_DESC || id == PROMQL_FN_SORT_BY_LABEL_DESC;
+    int bylabel = id == PROMQL_FN_SORT_BY_LABEL || id == PROMQL_FN_SORT_BY_LABEL_DESC;
+    if (!bylabel) {
+        /* sort and sort_desc leave histograms out */
+        size_t k = 0;
+        for (size_t i = 0; i < out->m.n; i++)
+            if (!out->m.v[i].npts || !pq_is_hist(out->m.v[i].pts[0].v))
+                out->m.v[k++] = out->m.v[i];
+        out->m.n = k;
+    }
     size_t n = out->m.n;
     if (n < 2)
         return 0;
@@ -630,8 +640,6 @@ KILN_MUST_CHECK static int eval_sort(pq_ctx *c, const promql_expr *e, pq_value *
         free(cp);
         return pq_fail(c, KILN_ENOMEM, "out of memory");
     }
-    int desc = id == PROMQL_FN_SORT_DESC || id == PROMQL_FN_SORT_BY_LABEL_DESC;
-    int bylabel = id == PROMQL_FN_SORT_BY_LABEL || id == PROMQL_FN_SORT_BY_LABEL_DESC;
     for (size_t i = 0; i < n; i++)
         it[i] = (sort_item){&out->m.v[i], out->m.v[i].npts ? out->m.v[i].pts[0].v : NAN, by, nby, desc};
     /* stable insertion sort: ties keep the input order */
@@ -709,7 +717,9 @@ KILN_MUST_CHECK static int eval_scalar_fn(pq_ctx *c, const promql_expr *e, pq_va
         for (size_t j = 0; j < in.m.v[i].npts; j++) {
             size_t k = pq_step_idx(c, in.m.v[i].pts[j].t);
             double v = in.m.v[i].pts[j].v;
-            out->scal[k] = ++cnt[k] == 1 && !pq_is_hist(v) ? v : NAN;
+            if (pq_is_hist(v))
+                continue; /* scalar() looks at the floats only */
+            out->scal[k] = ++cnt[k] == 1 ? v : NAN;
         }
     free(cnt);
     return 0;
