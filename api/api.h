@@ -459,6 +459,12 @@ void api_v1_json_time(buf *b, int64_t ms);
 /* Appends a sample value as a JSON string ("1", "0.5", "NaN", "+Inf"). */
 void api_v1_json_value(buf *b, double v);
 
+/* Appends a native histogram as Prometheus' API writes it:
+ * {"count":"4","sum":"5","buckets":[[0,"0.5","1","1"],...]} (non-empty
+ * buckets only, each [boundary rule, lower, upper, count]). */
+struct histogram;
+void api_v1_json_histogram(buf *b, const struct histogram *h);
+
 /* Undoes the U__ value-encoding escape of a label name in a URL
  * ("U__http_2e_status" -> "http.status"); an invalid escape is returned as
  * written.  The result lives in a. */

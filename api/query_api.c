@@ -188,10 +188,8 @@ static int queue_check(http_req *req, http_resp *resp, qparams *qp, int wrap) {
     return 0;
 }
 
-/* A native histogram as Prometheus' MarshalHistogram writes it: count and
- * sum as strings, then the non-empty buckets as [boundary rule, lower,
- * upper, count] (no "buckets" key when there are none). */
-static void json_histogram(buf *b, const histogram *h) {
+/* As Prometheus' MarshalHistogram: no "buckets" key when all are empty. */
+void api_v1_json_histogram(buf *b, const histogram *h) {
     buf_puts(b, "{\"count\":");
     api_v1_json_value(b, h->count);
     buf_puts(b, ",\"sum\":");
@@ -222,7 +220,7 @@ static void json_hpoint(buf *b, int64_t t, const histogram *h) {
     buf_putc(b, '[');
     api_v1_json_time(b, t);
     buf_putc(b, ',');
-    json_histogram(b, h);
+    api_v1_json_histogram(b, h);
     buf_putc(b, ']');
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "storage/storage.h"
 
 #define KILN_TEST_MAIN
 #include "testutil.h"
@@ -162,6 +163,39 @@ START_TEST(test_json_value) {
 }
 END_TEST
 
+START_TEST(test_json_histogram) {
+    /* schema 0: zero bucket [-0.001,0.001], (0.5,1], (1,2]; negative [-1,-0.5) */
+    hist_span ps = {0, 3}, ns = {0, 1};
+    double pos[] = {1, 0, 2}, neg[] = {3};
+    histogram h;
+    memset(&h, 0, sizeof h);
+    h.count = 8;
+    h.sum = 2.5;
+    h.zero_threshold = 0.001;
+    h.zero_count = 2;
+    h.pos_spans = &ps;
+    h.npos_spans = 1;
+    h.pos = pos;
+    h.npos = 3;
+    h.neg_spans = &ns;
+    h.nneg_spans = 1;
+    h.neg = neg;
+    h.nneg = 1;
+    buf b = BUF_INIT;
+    api_v1_json_histogram(&b, &h);
+    ck_assert_str_eq(b.data,
+                     "{\"count\":\"8\",\"sum\":\"2.5\",\"buckets\":[[1,\"-1\",\"-0.5\",\"3\"],"
+                     "[3,\"-0.001\",\"0.001\",\"2\"],[0,\"0.5\",\"1\",\"1\"],[0,\"2\",\"4\",\"2\"]]}");
+    /* no buckets: no "buckets" key */
+    histogram e;
+    memset(&e, 0, sizeof e);
+    buf_reset(&b);
+    api_v1_json_histogram(&b, &e);
+    ck_assert_str_eq(b.data, "{\"count\":\"0\",\"sum\":\"0\"}");
+    buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_unescape_name) {
     static const struct {
         const char *in, *out;
@@ -209,6 +243,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_json_time);
     tcase_add_test(tc, test_json_value);
     tcase_add_test(tc, test_unescape_name);
+    tcase_add_test(tc, test_json_histogram);
     tcase_add_test(tc, test_context);
     suite_add_tcase(s, tc);
     return s;
