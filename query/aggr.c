@@ -268,9 +268,7 @@ KILN_MUST_CHECK static int cell_hist(pq_ctx *c, const promql_expr *pos, cell *ce
             return pq_fail(c, rc, "out of memory");
         if (rc == NH_EMIXED) {
             ce->bad = 1;
-            pq_warn(c, pos,
-                    "vector contains a mix of histograms with exponential and custom buckets schemas for "
-                    "metric name \"\"");
+            pq_warn_mixed_schemas(c, pos, "");
         }
         if (rec)
             pq_info(c, pos, "mismatched custom buckets were reconciled during aggregation");
@@ -387,7 +385,7 @@ KILN_MUST_CHECK static int fold_series_major(pq_ctx *c, const promql_expr *pos, 
         for (size_t j = 0; j < ng; j++)
             for (size_t k = 0; k < w; k++) {
                 const cell *ce = &cells[j * w + k];
-                double v;
+                double v = 0;
                 if (!ce->seen)
                     continue;
                 int r = cell_out(c, pos, ce, op, &v);

@@ -311,6 +311,10 @@ enum { PQ_HB_FALSE = 0, PQ_HB_KEEP = 1, PQ_HB_DROP = 2 };
 KILN_MUST_CHECK int pq_hist_binop(pq_ctx *c, const promql_expr *e, promql_binop op, double l, double r,
                                   double *out);
 
+/* Prometheus' warning for exponential and custom-bucket histograms met in
+ * one operation (name: the metric's, "" when none). */
+void pq_warn_mixed_schemas(pq_ctx *c, const promql_expr *pos, const char *name);
+
 /* ---- aggr.c ---- */
 
 KILN_MUST_CHECK int pq_eval_aggregate(pq_ctx *c, const promql_expr *e, pq_value *out);

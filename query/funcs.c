@@ -246,6 +246,30 @@ static double math_fn(promql_func_id id, double v, double a, double b) {
     }
 }
 
+static int is_hist_stat(promql_func_id id) {
+    return id == PROMQL_FN_HISTOGRAM_COUNT || id == PROMQL_FN_HISTOGRAM_SUM ||
+           id == PROMQL_FN_HISTOGRAM_AVG || id == PROMQL_FN_HISTOGRAM_STDDEV ||
+           id == PROMQL_FN_HISTOGRAM_STDVAR;
+}
+
+/* histogram_count, _sum, _avg, _stddev, _stdvar of one native histogram. */
+static double hist_stat(promql_func_id id, const histogram *h) {
+    switch (id) {
+    case PROMQL_FN_HISTOGRAM_COUNT:
+        return h->count;
+    case PROMQL_FN_HISTOGRAM_SUM:
+        return h->sum;
+    case PROMQL_FN_HISTOGRAM_AVG:
+        return h->sum / h->count;
+    case PROMQL_FN_HISTOGRAM_STDDEV:
+        return sqrt(nh_stdvar(h));
+    default:
+        return nh_stdvar(h);
+    }
+}
+
+/* The functions of one point: math and date functions of floats, the
+ * histogram_* statistics of native histograms. */
 KILN_MUST_CHECK static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_value *out) {
     promql_func_id id = e->u.call.func->id;
     const promql_call *call = &e->u.call;
@@ -288,63 +312,16 @@ KILN_MUST_CHECK static int eval_pointwise(pq_ctx *c, const promql_expr *e, pq_va
         for (size_t j = 0; j < s->npts; j++) {
             size_t k = pq_step_idx(c, s->pts[j].t);
             double av = a ? a[k] : 1, bv = b ? b[k] : 0;
-            if ((id == PROMQL_FN_CLAMP && bv < av) || pq_is_hist(s->pts[j].v))
-                continue; /* functions of floats leave histograms out */
-            pts[np++] = (sample){s->pts[j].t, math_fn(id, s->pts[j].v, av, bv)};
-        }
-        if (!np)
-            continue;
-        if (pq_matrix_push_pts(c, &out->m, s->ls, s->nls, 1, pts, np) < 0)
-            return c->code;
-    }
-    return 0;
-}
-
-/* histogram_count, _sum, _avg, _stddev, _stdvar: a float from each native
- * histogram point (float points are left out); the name goes. */
-KILN_MUST_CHECK static int eval_hist_stat(pq_ctx *c, const promql_expr *e, pq_value *out) {
-    promql_func_id id = e->u.call.func->id;
-    pq_value in;
-    memset(&in, 0, sizeof in);
-    int rc = pq_eval(c, e->u.call.args[0], &in);
-    if (rc < 0)
-        return rc;
-    out->type = PROMQL_TYPE_VECTOR;
-    for (size_t i = 0; i < in.m.n; i++) {
-        const pq_series *s = &in.m.v[i];
-        size_t np = 0;
-        for (size_t j = 0; j < s->npts; j++)
-            np += pq_is_hist(s->pts[j].v);
-        if (!np)
-            continue;
-        sample *pts = pq_points(c, np);
-        if (!pts)
-            return c->code;
-        np = 0;
-        for (size_t j = 0; j < s->npts; j++) {
-            if (!pq_is_hist(s->pts[j].v))
+            int hist = pq_is_hist(s->pts[j].v);
+            /* functions of floats leave histograms out, those of
+             * histograms floats */
+            if ((id == PROMQL_FN_CLAMP && bv < av) || hist != is_hist_stat(id))
                 continue;
-            const histogram *h = pq_hist(c, s->pts[j].v);
-            double v;
-            switch (id) {
-            case PROMQL_FN_HISTOGRAM_COUNT:
-                v = h->count;
-                break;
-            case PROMQL_FN_HISTOGRAM_SUM:
-                v = h->sum;
-                break;
-            case PROMQL_FN_HISTOGRAM_AVG:
-                v = h->sum / h->count;
-                break;
-            case PROMQL_FN_HISTOGRAM_STDDEV:
-                v = sqrt(nh_stdvar(h));
-                break;
-            default:
-                v = nh_stdvar(h);
-                break;
-            }
-            pts[np++] = (sample){s->pts[j].t, v};
+            pts[np++] = (sample){s->pts[j].t, hist ? hist_stat(id, pq_hist(c, s->pts[j].v))
+                                                   : math_fn(id, s->pts[j].v, av, bv)};
         }
+        if (!np)
+            continue;
         if (pq_matrix_push_pts(c, &out->m, s->ls, s->nls, 1, pts, np) < 0)
             return c->code;
     }
@@ -818,7 +795,7 @@ int pq_eval_call(pq_ctx *c, const promql_expr *e, pq_value *out) {
     case PROMQL_FN_HISTOGRAM_AVG:
     case PROMQL_FN_HISTOGRAM_STDDEV:
     case PROMQL_FN_HISTOGRAM_STDVAR:
-        return eval_hist_stat(c, e, out);
+        return eval_pointwise(c, e, out);
     case PROMQL_FN_ABSENT:
         return eval_absent(c, e, out);
     case PROMQL_FN_SCALAR:

@@ -61,6 +61,22 @@ static int32_t reduce_idx(int32_t i, int shift) {
     return shift > 0 ? shr_floor(i - 1, shift) + 1 : i;
 }
 
+/* Reduces a side's indices by shift schemas in place, merging the buckets
+ * that meet (the list stays sorted). */
+static void reduce_side(bkts *b, int shift) {
+    if (shift <= 0)
+        return;
+    size_t n = 0;
+    for (size_t k = 0; k < b->n; k++) {
+        int32_t ni = reduce_idx(b->v[k].i, shift);
+        if (n && b->v[n - 1].i == ni)
+            b->v[n - 1].c += b->v[k].c;
+        else
+            b->v[n++] = (bkt){ni, b->v[k].c};
+    }
+    b->n = n;
+}
+
 /* Appends the buckets of spans/counts to out, indices reduced by shift. */
 static void expand(const hist_span *sp, uint32_t nsp, const double *cnt, uint32_t ncnt, int shift,
                    bkts *out) {
@@ -350,24 +366,11 @@ int nh_add(arena *a, const histogram *x, const histogram *y, int sub, histogram 
         o->zero_threshold = xzt;
         o->zero_count = xzc + sign * yzc;
         o->schema = x->schema < y->schema ? x->schema : y->schema;
-        /* reduce the finer side in place (indices stay sorted) */
-        bkts *sides[4] = {&xp, &xn, &yp, &yn};
-        int32_t sch[4] = {x->schema, x->schema, y->schema, y->schema};
-        for (int s = 0; s < 4; s++) {
-            int shift = sch[s] - o->schema;
-            if (!shift)
-                continue;
-            bkts *b = sides[s];
-            size_t n = 0;
-            for (size_t k = 0; k < b->n; k++) {
-                int32_t ni = reduce_idx(b->v[k].i, shift);
-                if (n && b->v[n - 1].i == ni)
-                    b->v[n - 1].c += b->v[k].c;
-                else
-                    b->v[n++] = (bkt){ni, b->v[k].c};
-            }
-            b->n = n;
-        }
+        /* reduce the finer side in place */
+        reduce_side(&xp, x->schema - o->schema);
+        reduce_side(&xn, x->schema - o->schema);
+        reduce_side(&yp, y->schema - o->schema);
+        reduce_side(&yn, y->schema - o->schema);
         merge(&xn, &yn, sign, &rn);
     }
     merge(&xp, &yp, sign, &rp);
@@ -479,22 +482,8 @@ int nh_detect_reset(const histogram *cur, const histogram *prev) {
         reset = 1;
         goto done;
     }
-    int shift = prev->schema - cur->schema;
-    if (shift) {
-        bkts *sides[2] = {&pp, &pn};
-        for (int s = 0; s < 2; s++) {
-            bkts *b = sides[s];
-            size_t n = 0;
-            for (size_t k = 0; k < b->n; k++) {
-                int32_t ni = reduce_idx(b->v[k].i, shift);
-                if (n && b->v[n - 1].i == ni)
-                    b->v[n - 1].c += b->v[k].c;
-                else
-                    b->v[n++] = (bkt){ni, b->v[k].c};
-            }
-            b->n = n;
-        }
-    }
+    reduce_side(&pp, prev->schema - cur->schema);
+    reduce_side(&pn, prev->schema - cur->schema);
     expand(cur->pos_spans, cur->npos_spans, cur->pos, cur->npos, 0, &cp);
     expand(cur->neg_spans, cur->nneg_spans, cur->neg, cur->nneg, 0, &cn);
     reset = side_went_down(&pp, &cp) || side_went_down(&pn, &cn);

@@ -15,6 +15,13 @@
 #include "query/eval.h"
 #include "query/nhist.h"
 
+void pq_warn_mixed_schemas(pq_ctx *c, const promql_expr *pos, const char *name) {
+    pq_warn(c, pos,
+            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name "
+            "\"%s\"",
+            name);
+}
+
 int pq_hist_binop(pq_ctx *c, const promql_expr *e, promql_binop op, double l, double r, double *out) {
     int lh = pq_is_hist(l), rh = pq_is_hist(r);
     const char *opn = promql_binop_str(op);

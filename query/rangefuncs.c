@@ -353,23 +353,20 @@ KILN_MUST_CHECK static int range_fn(pq_ctx *c, promql_func_id id, const win *w, 
 
 #define MIX_WARN "encountered a mix of histograms and floats for metric name \"%s\""
 
-/* a - b into *out (a new histogram); 0, or 1 when the schemas do not mix
- * (warned), or an error code. */
-static int hist_sub(pq_ctx *c, const promql_expr *pos, const char *name, const histogram *a,
-                    const histogram *b, histogram **out) {
-    int rec = 0, rc = nh_add(c->mem, a, b, 1, out, &rec);
+/* a - b (sub) or a + b into *out, a new histogram; 0, or 1 when the
+ * schemas do not mix (warned), or an error code.  `what` names the
+ * operation in the custom-bucket reconciliation info. */
+static int hist_combine(pq_ctx *c, const promql_expr *pos, const char *name, const histogram *a,
+                        const histogram *b, int sub, const char *what, histogram **out) {
+    int rec = 0, rc = nh_add(c->mem, a, b, sub, out, &rec);
     if (rc < 0)
         return pq_fail(c, rc, "out of memory");
     if (rc == NH_EMIXED) {
-        pq_warn(
-            c, pos,
-            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name "
-            "\"%s\"",
-            name);
+        pq_warn_mixed_schemas(c, pos, name);
         return 1;
     }
     if (rec)
-        pq_info(c, pos, "mismatched custom buckets were reconciled during subtraction");
+        pq_info(c, pos, "mismatched custom buckets were reconciled during %s", what);
     return 0;
 }
 
@@ -384,11 +381,7 @@ static int hist_rate(pq_ctx *c, const win *w, int is_counter, int is_rate, const
     for (size_t i = 0; i < w->n; i++) {
         const histogram *h = pq_hist(c, w->s[i].v);
         if (nh_is_custom(h) != nh_is_custom(first)) {
-            pq_warn(
-                c, pos,
-                "vector contains a mix of histograms with exponential and custom buckets schemas for metric "
-                "name \"%s\"",
-                name);
+            pq_warn_mixed_schemas(c, pos, name);
             return 0;
         }
         if (is_counter && h->hint == HIST_HINT_GAUGE)
@@ -399,7 +392,7 @@ static int hist_rate(pq_ctx *c, const win *w, int is_counter, int is_rate, const
     if (!is_counter && (first->hint != HIST_HINT_GAUGE || last->hint != HIST_HINT_GAUGE))
         pq_warn(c, pos, "this native histogram metric is not a gauge: \"%s\"", name);
     histogram *h;
-    int rc = hist_sub(c, pos, name, last, first, &h);
+    int rc = hist_combine(c, pos, name, last, first, 1, "subtraction", &h);
     if (rc)
         return rc > 0 ? 0 : rc;
     /* the prefix counts of resets say whether the window has any */
@@ -441,7 +434,7 @@ static int hist_instant(pq_ctx *c, const win *w, int is_rate, const char *name, 
         if (!(h = nh_copy(c->mem, last)))
             return pq_fail(c, KILN_ENOMEM, "out of memory");
     } else {
-        int rc = hist_sub(c, pos, name, last, prev, &h);
+        int rc = hist_combine(c, pos, name, last, prev, 1, "subtraction", &h);
         if (rc)
             return rc > 0 ? 0 : rc;
     }
@@ -459,19 +452,9 @@ static int hist_instant(pq_ctx *c, const win *w, int is_rate, const char *name, 
 static int hist_sum(pq_ctx *c, const win *w, int avg, const char *name, const promql_expr *pos, double *out) {
     histogram *h = pq_hist(c, w->s[0].v);
     for (size_t i = 1; i < w->n; i++) {
-        int rec = 0, rc = nh_add(c->mem, h, pq_hist(c, w->s[i].v), 0, &h, &rec);
-        if (rc < 0)
-            return pq_fail(c, rc, "out of memory");
-        if (rc == NH_EMIXED) {
-            pq_warn(
-                c, pos,
-                "vector contains a mix of histograms with exponential and custom buckets schemas for metric "
-                "name \"%s\"",
-                name);
-            return 0;
-        }
-        if (rec)
-            pq_info(c, pos, "mismatched custom buckets were reconciled during aggregation");
+        int rc = hist_combine(c, pos, name, h, pq_hist(c, w->s[i].v), 0, "aggregation", &h);
+        if (rc)
+            return rc > 0 ? 0 : rc;
     }
     if (!(h = nh_scale(c->mem, h, avg ? (double)w->n : 1, 1)))
         return pq_fail(c, KILN_ENOMEM, "out of memory");

@@ -65,3 +65,13 @@ def start_until_ready(cmd, port, timeout=1800):
     threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
     wait_ready(port, p, timeout)
     return p, secs
+
+
+def rw_post(url, body):
+    """POSTs a remote-write 1.0 request (body already snappy-compressed); raises unless 2xx."""
+    req = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+        "X-Prometheus-Remote-Write-Version": "0.1.0"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        if r.status // 100 != 2:
+            raise RuntimeError(f"remote write: {r.status}")

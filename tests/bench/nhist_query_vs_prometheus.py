@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Native histogram query speed, kiln vs Debian's Prometheus (2.42), same data.
 
-    python3 tests/bench/nhist_query_vs_prometheus.py [--series 1000] [--hours 1] [--reps 5]
+    python3 tests/bench/nhist_query_vs_prometheus.py [--series 200] [--hours 1] [--reps 3]
 
 1. Makes --series integer native histograms (a request-latency-like metric
    `http_request_duration_seconds`, labels instance/job/handler), schema 3,
@@ -14,27 +14,23 @@
    --web.enable-remote-write-receiver, kiln as it is (bin/kiln).
 3. Times each query through /api/v1/query_range over the data at a 15 s
    step (one warm-up, then --reps timed runs, median), each server alone on
-   the machine, and compares the answers (values within 1e-6 relative, from
+   the machine, and compares the answers (histogram_count within 1e-9 relative, from
    the first step whose 5m window lies within the data).
 
 Prints a Markdown table: ms per query for both, the ratio, the load average.
 """
 import argparse
-import json
-import math
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
-from benchlib import KILN, free_port, wait_ready  # noqa: E402
+from benchlib import KILN, free_port, rw_post  # noqa: E402
+import query_vs_prometheus as qvp  # noqa: E402  (start, stop, the timed query loop)
 import rwproto  # noqa: E402
 
 T0_MS = 1700000000000
@@ -116,84 +112,33 @@ def remote_write(port, nseries, samples):
                 lab = b"".join(rwproto.field(1, rwproto.pb_label(n, v)) for n, v in gen_labels(j))
                 hs = b"".join(rwproto.field(4, pb_histogram(*p)) for p in series[j][w:w + per])
                 ts.append(lab + hs)
-            body = rwproto.snappy(rwproto.pb_request(ts))
-            req = urllib.request.Request(url, data=body, method="POST", headers={
-                "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
-                "X-Prometheus-Remote-Write-Version": "0.1.0"})
-            with urllib.request.urlopen(req, timeout=120) as r:
-                if r.status // 100 != 2:
-                    raise RuntimeError(f"remote write: {r.status}")
-
-
-def query_range(port, q, samples):
-    start = T0_MS + STEP_MS // 2
-    params = urllib.parse.urlencode({"query": q, "start": start / 1000,
-                                     "end": (start + (samples - 1) * STEP_MS) / 1000, "step": STEP_MS / 1000})
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query_range?{params}", timeout=600) as r:
-        body = json.loads(r.read())
-    if body.get("status") != "success":
-        raise RuntimeError(f"{q}: {body}")
-    return body["data"]["result"]
+            rw_post(url, rwproto.snappy(rwproto.pb_request(ts)))
 
 
 def answers(port, samples, reps):
-    res, ms = {}, {}
-    for i, q in enumerate(QUERIES):
-        query_range(port, q, samples)  # warm-up
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            r = query_range(port, q, samples)
-            times.append((time.perf_counter() - t) * 1e3)
-        times.sort()
-        ms[i] = times[len(times) // 2]
-        res[i] = {",".join(f"{k}={v}" for k, v in sorted(s["metric"].items())):
-                  [(round(float(t) * 1000), float(v)) for t, v in s.get("values", [])] for s in r}
-    return res, ms
-
-
-COMPARE_FROM_MS = T0_MS + 300000
+    """query_vs_prometheus' timed loop over QUERIES: ({query: {labels: points}}, {query: median ms})."""
+    qvp.SAMPLES, qvp.PANELS, qvp.QSTEP_MS = samples, QUERIES, STEP_MS
+    qvp.ARGS = argparse.Namespace(reps=reps)
+    return qvp.http_answers(port)
 
 
 def same(a, b):
+    """None when the answers agree (query_vs_prometheus' check, from t0+5m,
+    values compared for the EXACT queries only), else what differs."""
     for i in range(len(QUERIES)):
-        x, y = ({k: [p for p in pts if p[0] >= COMPARE_FROM_MS] for k, pts in r.get(i, {}).items()}
-                for r in (a, b))
-        x, y = ({k: pts for k, pts in r.items() if pts} for r in (x, y))
-        if not x:
+        if not any(a.get(i, {}).values()):
             return f"query {i}: no answer"
-        if set(x) != set(y):
-            return f"query {i}: series differ ({len(x)} vs {len(y)})"
-        for k in x:
-            if [t for t, _ in x[k]] != [t for t, _ in y[k]]:
-                return f"query {i} {k}: timestamps differ"
-            for (t, u), (_, w) in zip(x[k], y[k]) if i in EXACT else ():
-                if not (u == w or (math.isnan(u) and math.isnan(w)) or
-                        abs(u - w) <= 1e-6 * max(abs(u), abs(w))):
-                    return f"query {i} {k} at {t}: {u!r} vs {w!r}"
-    return None
-
-
-def start(cmd, port, log):
-    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    wait_ready(port, p)
-    return p
-
-
-def stop(p):
-    p.terminate()
-    try:
-        p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+        if i not in EXACT:
+            for r in (a, b):
+                r[i] = {k: [(t, 0.0) for t, _ in pts] for k, pts in r.get(i, {}).items()}
+    return qvp.same(a, b)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--series", type=int, default=1000)
+    ap.add_argument("--series", type=int, default=200)
     ap.add_argument("--hours", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--kiln", default=KILN)
     args = ap.parse_args()
     samples = 240 * args.hours
@@ -203,29 +148,23 @@ def main():
         cfg = os.path.join(base, "prometheus.yml")
         with open(cfg, "w") as f:
             f.write("global:\n  scrape_interval: 15s\n")
-        port = free_port()
-        p = start(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={base}/p",
-                   f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=100y",
-                   "--enable-feature=native-histograms", "--web.enable-remote-write-receiver"],
-                  port, open(os.path.join(base, "prometheus.log"), "w"))
-        procs.append(p)
-        t = time.time()
-        remote_write(port, args.series, samples)
-        print(f"# Prometheus loaded in {time.time() - t:.1f}s", file=sys.stderr)
-        load_p = os.getloadavg()[0]
-        p_res, p_ms = answers(port, samples, args.reps)
-        stop(procs.pop())
-
-        port = free_port()
-        k = start([args.kiln, f"--config.file={cfg}", f"--storage.tsdb.path={base}/k",
-                   f"--web.listen-address=127.0.0.1:{port}"], port, open(os.path.join(base, "kiln.log"), "w"))
-        procs.append(k)
-        t = time.time()
-        remote_write(port, args.series, samples)
-        print(f"# kiln loaded in {time.time() - t:.1f}s", file=sys.stderr)
-        load_k = os.getloadavg()[0]
-        k_res, k_ms = answers(port, samples, args.reps)
-        stop(procs.pop())
+        servers = [("Prometheus", "prometheus", ["--enable-feature=native-histograms",
+                                                 "--web.enable-remote-write-receiver", "--storage.tsdb.retention.time=100y"]),
+                   ("kiln", args.kiln, [])]
+        res, ms, load = {}, {}, {}
+        for name, binary, flags in servers:
+            port = free_port()
+            procs.append(qvp.start([binary, f"--config.file={cfg}", f"--storage.tsdb.path={base}/{name}",
+                                    f"--web.listen-address=127.0.0.1:{port}", "--query.timeout=10m"] + flags,
+                                   port, open(os.path.join(base, name + ".log"), "w")))
+            t = time.time()
+            remote_write(port, args.series, samples)
+            print(f"# {name} loaded in {time.time() - t:.1f}s", file=sys.stderr)
+            load[name] = os.getloadavg()[0]
+            res[name], ms[name] = answers(port, samples, args.reps)
+            qvp.stop(procs.pop())
+        p_res, p_ms, k_res, k_ms = res["Prometheus"], ms["Prometheus"], res["kiln"], ms["kiln"]
+        load_p, load_k = load["Prometheus"], load["kiln"]
 
         diff = same(p_res, k_res)
         print(f"{args.series} native histograms (schema {SCHEMA}, {NBUCKETS} buckets) x {samples} samples at 15s, "
@@ -235,13 +174,13 @@ def main():
         print("|---|---|---|---|")
         for i, q in enumerate(QUERIES):
             print(f"| `{q}` | {p_ms[i]:.1f} | {k_ms[i]:.1f} | {k_ms[i] / p_ms[i]:.3f} |")
-        print("answers: " + ("same series and steps (from t0+5m on), histogram_count within 1e-6 relative"
+        print("answers: " + ("same series and steps (from t0+5m on), histogram_count within 1e-9 relative"
                              if diff is None
                              else "DIFFER: " + diff))
         return 0 if diff is None else 1
     finally:
         for p in procs:
-            stop(p)
+            qvp.stop(p)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -12,6 +12,15 @@
 #define KILN_TEST_MAIN
 #include "testutil.h"
 
+/* The tests' arena, made and freed around each test. */
+static arena A;
+static void setup(void) {
+    arena_init(&A, 0);
+}
+static void teardown(void) {
+    arena_free(&A);
+}
+
 /* A histogram with one positive span at offset `off` holding n counts. */
 static histogram mk(int32_t schema, double count, double sum, int32_t off, const double *b, uint32_t n,
                     hist_span *sp) {
@@ -45,30 +54,25 @@ static double pos_at(const histogram *h, int32_t idx) {
 }
 
 START_TEST(add_same_schema) {
-    arena a;
-    arena_init(&a, 0);
     hist_span s1, s2;
     double b1[] = {1, 2}, b2[] = {3, 4};
     histogram x = mk(0, 3, 5, 0, b1, 2, &s1), y = mk(0, 7, 9, 1, b2, 2, &s2);
     histogram *r;
-    ck_assert_int_eq(nh_add(&a, &x, &y, 0, &r, NULL), 0);
+    ck_assert_int_eq(nh_add(&A, &x, &y, 0, &r, NULL), 0);
     ck_assert_int_eq(r->schema, 0);
     ck_assert(r->count == 10 && r->sum == 14);
     ck_assert(pos_at(r, 0) == 1 && pos_at(r, 1) == 5 && pos_at(r, 2) == 4);
-    ck_assert_int_eq(nh_add(&a, &x, &y, 1, &r, NULL), 0);
+    ck_assert_int_eq(nh_add(&A, &x, &y, 1, &r, NULL), 0);
     ck_assert(r->count == -4 && pos_at(r, 1) == -1 && pos_at(r, 2) == -4);
-    arena_free(&a);
 }
 END_TEST
 
 START_TEST(add_reduces_schema) {
-    arena a;
-    arena_init(&a, 0);
     hist_span s1, s2;
     double b1[] = {1, 1, 1, 1}, b2[] = {1};
     histogram x = mk(1, 4, 0, 1, b1, 4, &s1), y = mk(0, 1, 0, 1, b2, 1, &s2);
     histogram *r;
-    ck_assert_int_eq(nh_add(&a, &x, &y, 0, &r, NULL), 0);
+    ck_assert_int_eq(nh_add(&A, &x, &y, 0, &r, NULL), 0);
     /* schema 1 buckets 1,2 -> schema 0 bucket 1; 3,4 -> 2 */
     ck_assert_int_eq(r->schema, 0);
     ck_assert(pos_at(r, 1) == 3 && pos_at(r, 2) == 2);
@@ -76,32 +80,26 @@ START_TEST(add_reduces_schema) {
     /* negative indices floor: schema 2 bucket -1 goes to schema 0 bucket 0 */
     double b3[] = {5};
     histogram z = mk(2, 5, 0, -1, b3, 1, &s1);
-    ck_assert_int_eq(nh_add(&a, &z, &y, 0, &r, NULL), 0);
+    ck_assert_int_eq(nh_add(&A, &z, &y, 0, &r, NULL), 0);
     ck_assert(pos_at(r, 0) == 5 && pos_at(r, 1) == 1);
-    arena_free(&a);
 }
 END_TEST
 
 START_TEST(add_widens_zero_bucket) {
-    arena a;
-    arena_init(&a, 0);
     hist_span s1;
     double b1[] = {1, 2};
     histogram x = mk(0, 3, 0, 0, b1, 2, &s1), y = mk(0, 3, 0, 0, NULL, 0, NULL);
     y.zero_threshold = 1;
     y.zero_count = 3;
     histogram *r;
-    ck_assert_int_eq(nh_add(&a, &x, &y, 0, &r, NULL), 0);
+    ck_assert_int_eq(nh_add(&A, &x, &y, 0, &r, NULL), 0);
     /* (0.5,1] moves into the zero bucket of width 1; (1,2] stays */
     ck_assert(r->zero_threshold == 1 && r->zero_count == 4);
     ck_assert(pos_at(r, 0) == 0 && pos_at(r, 1) == 2);
-    arena_free(&a);
 }
 END_TEST
 
 START_TEST(add_custom_buckets) {
-    arena a;
-    arena_init(&a, 0);
     hist_span s1, s2;
     double b1[] = {1, 2, 3, 4}, b2[] = {10, 20, 30}, cv1[] = {1, 5, 10}, cv2[] = {5, 10};
     histogram x = mk(HIST_SCHEMA_CUSTOM, 10, 0, 0, b1, 4, &s1),
@@ -112,31 +110,27 @@ START_TEST(add_custom_buckets) {
     y.ncustom = 2;
     histogram *r;
     int rec = 0;
-    ck_assert_int_eq(nh_add(&a, &x, &y, 0, &r, &rec), 0);
+    ck_assert_int_eq(nh_add(&A, &x, &y, 0, &r, &rec), 0);
     ck_assert_int_eq(rec, 1);
     ck_assert_uint_eq(r->ncustom, 2);
     ck_assert(r->custom_values[0] == 5 && r->custom_values[1] == 10);
     ck_assert(pos_at(r, 0) == 13 && pos_at(r, 1) == 23 && pos_at(r, 2) == 34);
     /* exponential and custom do not mix */
     histogram e = mk(0, 1, 0, 0, b1, 1, &s2);
-    ck_assert_int_eq(nh_add(&a, &x, &e, 0, &r, NULL), NH_EMIXED);
-    arena_free(&a);
+    ck_assert_int_eq(nh_add(&A, &x, &e, 0, &r, NULL), NH_EMIXED);
 }
 END_TEST
 
 START_TEST(scale_and_equal) {
-    arena a;
-    arena_init(&a, 0);
     hist_span s1;
     double b1[] = {1, 2};
     histogram x = mk(0, 3, 5, 0, b1, 2, &s1);
-    histogram *m = nh_scale(&a, &x, 2, 0), *d = nh_scale(&a, m, 2, 1);
+    histogram *m = nh_scale(&A, &x, 2, 0), *d = nh_scale(&A, m, 2, 1);
     ck_assert(m->count == 6 && m->sum == 10 && pos_at(m, 1) == 4);
     ck_assert(b1[1] == 2); /* the input is not changed */
     ck_assert(nh_equal(&x, d, 0));
     ck_assert(!nh_equal(&x, m, 0));
     ck_assert(nh_equal(m, m, 1e-6));
-    arena_free(&a);
 }
 END_TEST
 
@@ -196,6 +190,7 @@ END_TEST
 Suite *make_suite(void) {
     Suite *s = suite_create("nhist");
     TCase *t = tcase_create("core");
+    tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, add_same_schema);
     tcase_add_test(t, add_reduces_schema);
     tcase_add_test(t, add_widens_zero_bucket);
