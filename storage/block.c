@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "storage/head.h"
+#include "storage/histchunk.h"
 #include "storage/tombstones.h"
 #include "storage/xorchunk.h"
 #include "util/endian.h"
@@ -514,8 +515,10 @@ KILN_MUST_CHECK static int cmeta_next(cmeta *c) {
     return c->s->bad ? KILN_ECORRUPT : 1;
 }
 
-/* The XOR bytes of the chunk at ref, its checksum checked. */
-KILN_MUST_CHECK static int chunk_at(const block *b, uint64_t ref, const uint8_t **data, size_t *len) {
+/* The bytes of the chunk at ref and its encoding (1 XOR, 2, 3 histograms),
+ * its checksum checked. */
+KILN_MUST_CHECK static int chunk_at(const block *b, uint64_t ref, const uint8_t **data, size_t *len,
+                                    uint8_t *enc) {
     uint32_t sq = (uint32_t)(ref >> 32), co = (uint32_t)ref;
     if (sq >= b->nsegs || co >= b->segs[sq].len)
         return KILN_ECORRUPT;
@@ -524,8 +527,9 @@ KILN_MUST_CHECK static int chunk_at(const block *b, uint64_t ref, const uint8_t 
     const uint8_t *encp = rd_bytes(&c, 1);
     const uint8_t *d = rd_bytes(&c, clen);
     const uint8_t *crc = rd_bytes(&c, 4);
-    if (c.bad || *encp != 1 || crc32c(0, encp, clen + 1) != be32_get(crc))
+    if (c.bad || *encp < 1 || *encp > 3 || crc32c(0, encp, clen + 1) != be32_get(crc))
         return KILN_ECORRUPT;
+    *enc = *encp;
     *data = d;
     *len = (size_t)clen;
     return 0;
@@ -646,7 +650,7 @@ int block_select(block *b, const matcher *ms, size_t nms, match_guard *g, int64_
          * headers), so the samples go into one array of the caller's arena */
         rd s2 = m.s;
         cmeta cm = cmeta_start(&m.s);
-        size_t capout = 0;
+        size_t capout = 0, caph = 0;
         int any = 0;
         rc = 0;
         while (rc == 0 && (rc = cmeta_next(&cm)) == 1) {
@@ -656,12 +660,16 @@ int block_select(block *b, const matcher *ms, size_t nms, match_guard *g, int64_
             any = 1;
             const uint8_t *data;
             size_t clen;
-            if (!labels_only && (rc = chunk_at(b, cm.ref, &data, &clen)) == 0)
-                capout += clen >= 2 ? (size_t)(data[0] << 8 | data[1]) : 0;
+            uint8_t enc;
+            if (!labels_only && (rc = chunk_at(b, cm.ref, &data, &clen, &enc)) == 0)
+                *(enc == 1 ? &capout : &caph) += clen >= 2 ? (size_t)(data[0] << 8 | data[1]) : 0;
         }
         sample *out = NULL;
-        size_t nout = 0;
+        hsample *hout = NULL;
+        size_t nout = 0, nh = 0;
         if (rc == 0 && !labels_only && capout && !(out = arena_alloc_nz(mem, capout * sizeof *out)))
+            rc = KILN_ENOMEM;
+        if (rc == 0 && !labels_only && caph && !(hout = arena_alloc_nz(mem, caph * sizeof *hout)))
             rc = KILN_ENOMEM;
         cm = cmeta_start(&s2);
         while (rc == 0 && !labels_only && (rc = cmeta_next(&cm)) == 1) {
@@ -670,8 +678,13 @@ int block_select(block *b, const matcher *ms, size_t nms, match_guard *g, int64_
                 continue;
             const uint8_t *data;
             size_t clen;
-            if ((rc = chunk_at(b, cm.ref, &data, &clen)) != 0)
+            uint8_t enc;
+            if ((rc = chunk_at(b, cm.ref, &data, &clen, &enc)) != 0)
                 break;
+            if (enc != 1) {
+                rc = histchunk_fill(data, clen, enc == HISTCHUNK_ENC_FLOAT, mint, maxt, mem, hout, caph, &nh);
+                continue;
+            }
             xoriter it;
             xoriter_init(&it, data, clen);
             int x = xoriter_seek(&it, mint);
@@ -683,8 +696,9 @@ int block_select(block *b, const matcher *ms, size_t nms, match_guard *g, int64_
                 rc = KILN_ECORRUPT;
         }
         nout = tombstones_filter(del, ndel, out, nout);
-        if (rc == 0 && any && (labels_only || nout))
-            rc = fn(ctx, m.ls, m.nls, out, nout);
+        nh = tombstones_filter_hist(del, ndel, hout, nh);
+        if (rc == 0 && any && (labels_only || nout || nh))
+            rc = fn(ctx, m.ls, m.nls, out, nout, hout, nh);
     }
     read_error(b, rc, err);
     matching_free(&m);
@@ -791,7 +805,7 @@ int block_foreach_series(block *b, arena *mem, block_chunks_fn fn, void *ctx, ki
             block_chunk *c = &cs[nc];
             c->mint = cm.mint;
             c->maxt = cm.maxt;
-            if ((rc = chunk_at(b, cm.ref, &c->data, &c->len)) != 0)
+            if ((rc = chunk_at(b, cm.ref, &c->data, &c->len, &c->enc)) != 0)
                 break;
             nc++;
         }

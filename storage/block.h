@@ -17,7 +17,7 @@
  *   | field    | size        | meaning                                   |
  *   |----------|-------------|-------------------------------------------|
  *   | len      | uvarint     | bytes of data                             |
- *   | encoding | 1           | 1 = XOR                                   |
+ *   | encoding | 1           | 1 XOR, 2 histogram, 3 float histogram     |
  *   | data     | len         | the chunk (its sample count first, BE16)  |
  *   | crc      | 4           | CRC32C of encoding and data, big-endian   |
  *
@@ -41,8 +41,9 @@
 
 typedef struct block_chunk {
     int64_t mint, maxt;  /* first and last sample */
-    const uint8_t *data; /* XOR chunk bytes (num_samples first) */
+    const uint8_t *data; /* chunk bytes (num_samples first) */
     size_t len;
+    uint8_t enc; /* 2, 3: histogram chunks (histchunk.h); 0 or 1: XOR */
 } block_chunk;
 
 typedef struct block_writer block_writer;
@@ -83,14 +84,14 @@ const block_meta *block_get_meta(const block *b);
 uint64_t block_size(const block *b);
 
 /*
- * The series matching all of ms with data in [mint, maxt], samples in that
- * range appended to out (allocated in out->mem; out->v grown with realloc
- * through the callback below).  labels_only: series with a chunk in range,
- * no samples.  The matchers' errors (KILN_ELIMIT for a regex over PCRE2's
- * limits, g's KILN_ETIMEOUT / KILN_ECANCELED; g may be NULL) come back
- * with err set.
+ * The series matching all of ms with data in [mint, maxt], samples (and
+ * histogram samples, h copied) in that range appended to out (allocated in out->mem; out->v grown with
+ * realloc through the callback below).  labels_only: series with a chunk in range, no samples.  The matchers'
+ * errors (KILN_ELIMIT for a regex over PCRE2's limits, g's KILN_ETIMEOUT / KILN_ECANCELED; g may be NULL)
+ * come back with err set.
  */
-typedef int (*block_series_fn)(void *ctx, const label *ls, size_t nls, const sample *s, size_t n);
+typedef int (*block_series_fn)(void *ctx, const label *ls, size_t nls, const sample *s, size_t n,
+                               const hsample *hs, size_t nh);
 KILN_MUST_CHECK int block_select(block *b, const matcher *ms, size_t nms, match_guard *g, int64_t mint,
                                  int64_t maxt, int labels_only, arena *mem, block_series_fn fn, void *ctx,
                                  kiln_err *err);

@@ -199,7 +199,7 @@ int block_writer_add(block_writer *w, const label *ls, size_t nls, const block_c
         size_t start = w->cbuf.len;
         put_uvarint(&w->cbuf, c[i].len);
         size_t enc = w->cbuf.len;
-        buf_putc(&w->cbuf, 1); /* XOR */
+        buf_putc(&w->cbuf, c[i].enc ? c[i].enc : 1); /* 1: XOR */
         buf_append(&w->cbuf, c[i].data, c[i].len);
         put_be32(&w->cbuf, crc32c(0, w->cbuf.data + enc, w->cbuf.len - enc));
         if (buf_error(&w->cbuf))

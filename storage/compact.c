@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "storage/histchunk.h"
 #include "storage/storage_int.h"
 #include "storage/walrec.h"
 #include "storage/xorchunk.h"
@@ -103,7 +104,8 @@ typedef struct chunk_acc {
     arena *a;
 } chunk_acc;
 
-static int acc_chunk(void *ctx, int64_t mint, int64_t maxt, const uint8_t *data, size_t len) {
+static int acc_hist_chunk(void *ctx, int64_t mint, int64_t maxt, uint8_t enc, const uint8_t *data,
+                          size_t len) {
     chunk_acc *c = ctx;
     if (array_grow((void **)&c->v, &c->cap, c->n + 1, sizeof *c->v) != 0)
         return KILN_ENOMEM;
@@ -111,9 +113,15 @@ static int acc_chunk(void *ctx, int64_t mint, int64_t maxt, const uint8_t *data,
     if (!copy)
         return KILN_ENOMEM;
     memcpy(copy, data, len);
-    c->v[c->n++] = (block_chunk){mint, maxt, copy, len};
+    c->v[c->n++] = (block_chunk){mint, maxt, copy, len, enc};
     return 0;
 }
+
+static int acc_chunk(void *ctx, int64_t mint, int64_t maxt, const uint8_t *data, size_t len) {
+    return acc_hist_chunk(ctx, mint, maxt, 1, data, len);
+}
+
+static int cmp_bchunk(const void *a, const void *b);
 
 /* Writes the head's chunks within [mint, maxt) as a block; *written 0 when
  * the range holds nothing. */
@@ -148,10 +156,15 @@ KILN_MUST_CHECK static int write_head_block(storage *s, const char *dir, int64_t
     for (size_t i = 0; rc == 0 && i < n; i++) {
         acc.n = 0;
         acc.a = &a;
-        if ((rc = head_series_chunks(s->h, v[i].s, mint, maxt, acc_chunk, &acc)) != 0) {
+        size_t nfloat = 0;
+        if ((rc = head_series_chunks(s->h, v[i].s, mint, maxt, acc_chunk, &acc)) != 0 ||
+            (nfloat = acc.n, rc = head_series_hist_chunks(s->h, v[i].s, mint, maxt, acc_hist_chunk, &acc)) !=
+                0) {
             kiln_err_set(err, rc, "compaction: reading the head's chunks failed");
             break;
         }
+        if (nfloat && acc.n > nfloat) /* a series of floats and histograms: its chunks in time order */
+            qsort(acc.v, acc.n, sizeof *acc.v, cmp_bchunk);
         size_t ndel, nc = acc.n;
         const tstone *del = tombstones_of(&s->hts, hseries_ref(v[i].s), &ndel);
         const block_chunk *live = acc.v;
@@ -245,6 +258,36 @@ KILN_MUST_CHECK static int publish_block(storage *s, block *b, size_t first, siz
     return rc;
 }
 
+static int cmp_hsample_t(const void *a, const void *b) {
+    const hsample *x = a, *y = b;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/* The histogram chunks of c[0..nc) decoded, merged by time (a time present
+ * twice kept once) and encoded again into *out (arrays in a); floats left. */
+KILN_MUST_CHECK static int reencode_hist(const block_chunk *c, size_t nc, size_t total, arena *a,
+                                         block_chunk **out, size_t *nout) {
+    hsample *v = malloc((total + 1) * sizeof *v);
+    size_t n = 0;
+    int rc = v ? 0 : KILN_ENOMEM;
+    for (size_t i = 0; i < nc && rc == 0; i++)
+        if (c[i].enc > 1)
+            rc = histchunk_fill(c[i].data, c[i].len, c[i].enc == HISTCHUNK_ENC_FLOAT, INT64_MIN, INT64_MAX, a,
+                                v, total, &n);
+    if (rc == 0) {
+        qsort(v, n, sizeof *v, cmp_hsample_t);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (k == 0 || v[k - 1].t != v[i].t)
+                v[k++] = v[i];
+            else
+                v[k - 1] = v[i];
+        rc = chunks_from_hist_samples(v, k, a, out, nout);
+    }
+    free(v);
+    return rc;
+}
+
 /* Chunks that overlap in time (overlapping blocks): decoded, merged (a
  * time present twice kept once), encoded again 120 samples a chunk. */
 KILN_MUST_CHECK static int add_reencoded(block_writer *w, const label *ls, size_t nls, const block_chunk *c,
@@ -257,6 +300,8 @@ KILN_MUST_CHECK static int add_reencoded(block_writer *w, const label *ls, size_
         return kiln_err_set(err, KILN_ENOMEM, "compaction: out of memory");
     size_t n = 0;
     for (size_t i = 0; i < nc; i++) {
+        if (c[i].enc > 1)
+            continue;
         xoriter it;
         xoriter_init(&it, c[i].data, c[i].len);
         int x;
@@ -276,13 +321,23 @@ KILN_MUST_CHECK static int add_reencoded(block_writer *w, const label *ls, size_
             v[k - 1] = v[i];
     arena a;
     arena_init(&a, 0);
-    block_chunk *bc;
-    size_t nchunks;
+    block_chunk *bc, *hc = NULL, *all = NULL;
+    size_t nchunks, nh = 0;
     int rc = chunks_from_samples(v, k, &a, &bc, &nchunks);
-    if (rc)
-        kiln_err_set(err, rc, "compaction: out of memory");
-    else
-        rc = block_writer_add(w, ls, nls, bc, nchunks, err);
+    if (rc == 0)
+        rc = reencode_hist(c, nc, total, &a, &hc, &nh);
+    if (rc == 0 && !(all = arena_alloc_nz(&a, (nchunks + nh + 1) * sizeof *all)))
+        rc = KILN_ENOMEM;
+    if (rc) {
+        kiln_err_set(err, rc,
+                     rc == KILN_ENOMEM ? "compaction: out of memory" : "compaction: a damaged chunk");
+    } else {
+        memcpy(all, bc, nchunks * sizeof *all);
+        if (nh)
+            memcpy(all + nchunks, hc, nh * sizeof *all);
+        qsort(all, nchunks + nh, sizeof *all, cmp_bchunk);
+        rc = block_writer_add(w, ls, nls, all, nchunks + nh, err);
+    }
     arena_free(&a);
     free(v);
     return rc;

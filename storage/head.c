@@ -705,6 +705,21 @@ out:
     return rc;
 }
 
+int head_attach_hist_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref, uint8_t enc) {
+    pthread_mutex_t *mu = stripe_of(h, s->ref);
+    lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
+    int rc = KILN_EORDER; /* overlapping what the series has: ignored */
+    if (!xorchunk_count(&s->open) && !(s->hflags & HS_HOPEN) && (s->maxt == INT64_MIN || mint > s->maxt) &&
+        (rc = headhist_attach(&h->hist, s->ref, mint, maxt, cref, enc)) == 0) {
+        __atomic_or_fetch(&s->hflags, HS_HIST, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->maxt, maxt, __ATOMIC_RELAXED);
+    }
+    lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
+    if (rc == 0)
+        head_note_range(h, mint, maxt);
+    return rc;
+}
+
 /* A series' first chunk has no earlier size to go by: it is sized once, from
  * its first FIRST_SIZING samples (not after chunks from chunks_head: that
  * overestimated, costing memory). */

@@ -175,6 +175,11 @@ KILN_MUST_CHECK int head_label_values(head *h, const char *name, int (*fn)(const
 KILN_MUST_CHECK int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref,
                                       int last);
 
+/* head_attach_chunk for a histogram chunk (enc 2 or 3); its maxt is its
+ * last sample's time.  KILN_EORDER when it overlaps what s holds. */
+KILN_MUST_CHECK int head_attach_hist_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t cref,
+                                           uint8_t enc);
+
 typedef struct head_truncate_stats {
     uint64_t series_removed, chunks_removed;
 } head_truncate_stats;

@@ -233,7 +233,7 @@ int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *e
             }
             if (maxt > hc->fmaxt[n])
                 hc->fmaxt[n] = maxt;
-            int rc = enc == HC_ENC_XOR ? fn(sref, mint, maxt, (uint64_t)n << 32 | off, data) : 0;
+            int rc = fn(sref, mint, maxt, (uint64_t)n << 32 | off, enc, data);
             if (rc)
                 return rc;
             off += total;

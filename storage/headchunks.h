@@ -5,7 +5,7 @@
  *   file <dir>/chunks_head/NNNNNN (6 digits, from 000001), at most 128 MiB:
  *   | magic 0x0130BC91 BE32 | version 1 | 3 zero bytes |
  *   then chunks:
- *   | series ref BE64 | mint BE64 | maxt BE64 | encoding 1 byte (1 = XOR) |
+ *   | series ref BE64 | mint BE64 | maxt BE64 | encoding 1 byte (1 XOR, 2, 3 histograms) |
  *   | len uvarint | data | CRC32C BE32 over everything before it in the chunk |
  *
  * A chunk reference is (file number << 32) | offset of the chunk in the file.
@@ -39,8 +39,10 @@ KILN_MUST_CHECK int headchunks_open(const char *dir, headchunks **out, kiln_err 
 KILN_MUST_CHECK int headchunks_close(headchunks *hc, kiln_err *err);
 
 /* Calls fn for every valid chunk in the files that existed at open, in file
- * order; cuts a file at its first damaged chunk (logged). */
-typedef int (*headchunks_fn)(uint64_t series_ref, int64_t mint, int64_t maxt, uint64_t cref, void *data);
+ * order, with its encoding (1 XOR, 2 histogram, 3 float histogram); cuts a
+ * file at its first damaged chunk (logged). */
+typedef int (*headchunks_fn)(uint64_t series_ref, int64_t mint, int64_t maxt, uint64_t cref, uint8_t enc,
+                             void *data);
 KILN_MUST_CHECK int headchunks_iterate(headchunks *hc, headchunks_fn fn, void *data, kiln_err *err);
 
 /* Deletes the finished files whose chunks all end before mint (the head

@@ -205,28 +205,6 @@ int headhist_append(headhist *hh, uint32_t ref, int64_t t, const histogram *h) {
     return 0;
 }
 
-/* Decodes one chunk's samples within [mint, maxt] into dst[*n..cap). */
-KILN_MUST_CHECK static int fill(const uint8_t *d, size_t len, int is_float, int64_t mint, int64_t maxt,
-                                arena *a, hsample *dst, size_t cap, size_t *n) {
-    histiter it;
-    histiter_init(&it, d, len, is_float);
-    int rc;
-    while ((rc = histiter_next(&it)) == 1 && it.t <= maxt) {
-        if (it.t < mint)
-            continue;
-        if (*n >= cap)
-            break;
-        histogram *c = histogram_copy(a, &it.h);
-        if (!c) {
-            rc = KILN_ENOMEM;
-            break;
-        }
-        dst[(*n)++] = (hsample){it.t, c};
-    }
-    histiter_free(&it);
-    return rc < 0 ? rc : 0;
-}
-
 int headhist_read(headhist *hh, uint32_t ref, int64_t mint, int64_t maxt, arena *a, hsample **out,
                   size_t *n) {
     hhist *e = entry_of(hh, ref);
@@ -257,11 +235,11 @@ int headhist_read(headhist *hh, uint32_t ref, int64_t mint, int64_t maxt, arena 
         if (c->maxt < mint || c->mint > maxt)
             continue;
         if ((rc = headchunks_read(hh->hc, c->cref, &d, &len)) == 0)
-            rc = fill(d, len, c->enc == HISTCHUNK_ENC_FLOAT, mint, maxt, a, dst, bound, n);
+            rc = histchunk_fill(d, len, c->enc == HISTCHUNK_ENC_FLOAT, mint, maxt, a, dst, bound, n);
     }
     if (rc == 0 && open) {
         d = histchunk_data(&e->open, &len);
-        rc = fill(d, len, e->open.is_float, mint, maxt, a, dst, bound, n);
+        rc = histchunk_fill(d, len, e->open.is_float, mint, maxt, a, dst, bound, n);
     }
     *out = *n ? dst : NULL;
     return rc;

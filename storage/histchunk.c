@@ -731,6 +731,27 @@ int histchunk_load(histchunk *c, int is_float, const uint8_t *b, size_t len) {
 
 /* ---- the iterator ------------------------------------------------------ */
 
+int histchunk_fill(const uint8_t *d, size_t len, int is_float, int64_t mint, int64_t maxt, arena *a,
+                   hsample *dst, size_t cap, size_t *n) {
+    histiter it;
+    histiter_init(&it, d, len, is_float);
+    int rc;
+    while ((rc = histiter_next(&it)) == 1 && it.t <= maxt) {
+        if (it.t < mint)
+            continue;
+        if (*n >= cap)
+            break;
+        histogram *c = histogram_copy(a, &it.h);
+        if (!c) {
+            rc = KILN_ENOMEM;
+            break;
+        }
+        dst[(*n)++] = (hsample){it.t, c};
+    }
+    histiter_free(&it);
+    return rc < 0 ? rc : 0;
+}
+
 void histiter_init(histiter *it, const uint8_t *b, size_t len, int is_float) {
     memset(it, 0, sizeof *it);
     it->b = b;

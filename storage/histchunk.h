@@ -168,4 +168,9 @@ void histiter_init(histiter *it, const uint8_t *b, size_t len, int is_float);
 KILN_MUST_CHECK int histiter_next(histiter *it);
 void histiter_free(histiter *it);
 
+/* Decodes the samples of encoded bytes within [mint, maxt] into
+ * dst[*n..cap), each histogram copied into a.  0, KILN_ECORRUPT, KILN_ENOMEM. */
+KILN_MUST_CHECK int histchunk_fill(const uint8_t *d, size_t len, int is_float, int64_t mint, int64_t maxt,
+                                   arena *a, hsample *dst, size_t cap, size_t *n);
+
 #endif

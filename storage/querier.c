@@ -102,10 +102,11 @@ typedef struct bsel {
     int over;
 } bsel;
 
-static int block_series(void *ctx, const label *ls, size_t nls, const sample *smp, size_t n) {
+static int block_series(void *ctx, const label *ls, size_t nls, const sample *smp, size_t n,
+                        const hsample *hs, size_t nh) {
     bsel *b = ctx;
     series_set *out = b->out;
-    b->total += n;
+    b->total += n + nh;
     if (b->max && b->total > b->max) {
         b->over = 1;
         return KILN_ELIMIT;
@@ -118,8 +119,8 @@ static int block_series(void *ctx, const label *ls, size_t nls, const sample *sm
     se->nls = nls;
     se->s = (sample *)smp;
     se->n = n;
-    se->hs = NULL; /* array_grow does not zero */
-    se->nh = 0;
+    se->hs = (hsample *)hs;
+    se->nh = nh;
     out->n++;
     return 0;
 }
@@ -173,15 +174,6 @@ KILN_MUST_CHECK static int merge_same(series_set *out) {
     return 0;
 }
 
-/* Removes the histogram samples inside iv[0..n) in place; the count left. */
-static size_t filter_hsamples(const tstone *iv, size_t n, hsample *s, size_t ns) {
-    size_t w = 0;
-    for (size_t i = 0; i < ns; i++)
-        if (!n || !tombstones_hit(iv, n, s[i].t))
-            s[w++] = s[i];
-    return w;
-}
-
 /* Sample arrays of a selection live in its arena; decoded straight into it. */
 static sample *arena_samples(void *ctx, size_t n) {
     return arena_alloc_nz(ctx, n * sizeof(sample));
@@ -229,7 +221,7 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
                 goto fail;
             }
             n = tombstones_filter(del, ndel, got, n);
-            nh = filter_hsamples(del, ndel, hgot, nh);
+            nh = tombstones_filter_hist(del, ndel, hgot, nh);
             if (n == 0 && nh == 0)
                 continue;
             if (h && h->labels_only)

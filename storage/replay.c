@@ -71,6 +71,7 @@ typedef struct mmchunk {
     uint64_t sref;
     int64_t mint, maxt;
     uint64_t cref;
+    uint8_t enc; /* 1 XOR, 2 or 3 histograms */
 } mmchunk;
 
 typedef struct mmchunks {
@@ -129,7 +130,7 @@ static void mm_note_end(mmchunks *m, uint64_t ref, int64_t maxt) {
     m->end[ref] = maxt;
 }
 
-static int mm_collect(uint64_t sref, int64_t mint, int64_t maxt, uint64_t cref, void *data) {
+static int mm_collect(uint64_t sref, int64_t mint, int64_t maxt, uint64_t cref, uint8_t enc, void *data) {
     mmchunks *m = data;
     if (maxt < m->minv)
         return 0;
@@ -140,7 +141,7 @@ static int mm_collect(uint64_t sref, int64_t mint, int64_t maxt, uint64_t cref, 
     }
     if (array_grow((void **)&m->v, &m->cap, m->n + 1, sizeof *m->v) != 0)
         return KILN_ENOMEM;
-    m->v[m->n++] = (mmchunk){sref, mint, maxt, cref};
+    m->v[m->n++] = (mmchunk){sref, mint, maxt, cref, enc};
     return 0;
 }
 
@@ -166,8 +167,12 @@ static void mm_attach(storage *s, mmchunks *m, hseries *hs, uint64_t sref, repla
     while (lo > 0 && m->v[lo - 1].sref == sref)
         lo--;
     for (size_t i = lo; i < m->n && m->v[i].sref == sref; i++) {
-        int last = i + 1 == m->n || m->v[i + 1].sref != sref;
-        if (head_attach_chunk(s->h, hs, m->v[i].mint, m->v[i].maxt, m->v[i].cref, last) == 0) {
+        int last = i + 1 == m->n || m->v[i + 1].sref != sref, rc;
+        if (m->v[i].enc == 1)
+            rc = head_attach_chunk(s->h, hs, m->v[i].mint, m->v[i].maxt, m->v[i].cref, last);
+        else
+            rc = head_attach_hist_chunk(s->h, hs, m->v[i].mint, m->v[i].maxt, m->v[i].cref, m->v[i].enc);
+        if (rc == 0) {
             st->mmapped++;
             mm_note_end(m, hseries_ref(hs), m->v[i].maxt);
         }
@@ -591,6 +596,10 @@ KILN_MUST_CHECK static int replay_histograms(replayer *rp, const uint8_t *rec, s
             continue;
         }
         uint64_t ref = al->n ? alias_lookup(al, v[i].ref) : v[i].ref;
+        if (ref < mm->nend && v[i].t <= mm->end[ref]) {
+            st->in_chunks++;
+            continue;
+        }
         hseries *hs = refset_has(known, ref) || head_series(h, ref) ? head_series(h, ref) : NULL;
         if (!hs) {
             st->unknown_refs++;

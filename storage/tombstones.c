@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/histchunk.h"
 #include "storage/walrec.h"
 #include "storage/xorchunk.h"
 #include "util/endian.h"
@@ -214,11 +215,89 @@ int chunks_from_samples(const sample *s, size_t n, arena *mem, block_chunk **out
         xorchunk_free(&xc);
         if (!copy)
             return KILN_ENOMEM;
-        bc[j] = (block_chunk){s[from].t, s[to - 1].t, copy, len};
+        bc[j] = (block_chunk){s[from].t, s[to - 1].t, copy, len, 1};
     }
     *out = bc;
     *nout = nc;
     return 0;
+}
+
+size_t tombstones_filter_hist(const tstone *iv, size_t n, hsample *s, size_t ns) {
+    size_t w = 0;
+    for (size_t i = 0; i < ns; i++)
+        if (!n || !tombstones_hit(iv, n, s[i].t))
+            s[w++] = s[i];
+    return w;
+}
+
+/* Copies the open chunk's bytes into the next block chunk (of mem). */
+KILN_MUST_CHECK static int hist_emit(const histchunk *c, int64_t mint, arena *mem, block_chunk *bc) {
+    size_t len;
+    const uint8_t *d = histchunk_data(c, &len);
+    uint8_t *copy = arena_alloc_nz(mem, len ? len : 1);
+    if (!copy)
+        return KILN_ENOMEM;
+    memcpy(copy, d, len);
+    *bc = (block_chunk){mint, c->t, copy, len, c->is_float ? HISTCHUNK_ENC_FLOAT : HISTCHUNK_ENC_INT};
+    return 0;
+}
+
+int chunks_from_hist_samples(const hsample *s, size_t n, arena *mem, block_chunk **out, size_t *nout) {
+    /* a chunk a sample at worst (each a reset), usually CHUNK_SAMPLES */
+    block_chunk *bc = arena_alloc(mem, (n + 1) * sizeof *bc);
+    if (!bc)
+        return KILN_ENOMEM;
+    size_t nb = 0;
+    int64_t mint = 0;
+    histchunk c;
+    histchunk_init(&c, 0);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const histogram *h = s[i].h;
+        int v = c.count && c.is_float == !h->is_int ? histchunk_appendable(&c, h) : HISTCHUNK_CUT;
+        int had = c.count && c.is_float == !h->is_int;
+        if (c.count && (v >= HISTCHUNK_CUT || c.count >= CHUNK_SAMPLES)) {
+            if ((rc = hist_emit(&c, mint, mem, &bc[nb])) != 0)
+                break;
+            nb++;
+            histchunk_free(&c);
+        }
+        if (!c.count) {
+            histchunk_init(&c, !h->is_int);
+            mint = s[i].t;
+        } else if (v == HISTCHUNK_RECODE && (rc = histchunk_recode(&c, h)) != 0) {
+            break;
+        }
+        int first = c.count == 0;
+        if ((rc = histchunk_append(&c, s[i].t, h)) != 0)
+            break;
+        if (first)
+            histchunk_set_header(&c, h->hint == HIST_HINT_GAUGE       ? HISTCHUNK_GAUGE
+                                     : v == HISTCHUNK_CUT_RESET       ? HISTCHUNK_RESET
+                                     : had && v <= HISTCHUNK_RECODE   ? HISTCHUNK_NOT_RESET
+                                     : h->hint == HIST_HINT_RESET     ? HISTCHUNK_RESET
+                                     : h->hint == HIST_HINT_NOT_RESET ? HISTCHUNK_NOT_RESET
+                                                                      : HISTCHUNK_UNKNOWN);
+    }
+    if (rc == 0 && c.count && (rc = hist_emit(&c, mint, mem, &bc[nb])) == 0)
+        nb++;
+    histchunk_free(&c);
+    if (rc)
+        return rc == KILN_EINVAL ? KILN_ECORRUPT : rc;
+    *out = bc;
+    *nout = nb;
+    return 0;
+}
+
+static int cmp_chunk_mint(const void *a, const void *b) {
+    const block_chunk *x = a, *y = b;
+    return x->mint < y->mint ? -1 : x->mint > y->mint;
+}
+
+/* Moves the block chunks bc[0..nb) to res[*nres..]. */
+static void take_chunks(block_chunk *res, size_t *nres, const block_chunk *bc, size_t nb) {
+    memcpy(res + *nres, bc, nb * sizeof *bc);
+    *nres += nb;
 }
 
 int tombstones_apply(const block_chunk *c, size_t nc, const tstone *iv, size_t niv, arena *mem,
@@ -234,13 +313,15 @@ int tombstones_apply(const block_chunk *c, size_t nc, const tstone *iv, size_t n
     size_t total = 0;
     for (size_t i = 0; i < nc; i++)
         total += chunk_count(&c[i]);
-    block_chunk *res = arena_alloc(mem, (2 * nc + total / CHUNK_SAMPLES + 2) * sizeof *res);
+    block_chunk *res = arena_alloc(mem, (2 * nc + 2 * total + 2) * sizeof *res);
     sample *v = malloc((total + 1) * sizeof *v);
-    if (!res || !v) {
+    hsample *hv = malloc((total + 1) * sizeof *hv);
+    if (!res || !v || !hv) {
         free(v);
+        free(hv);
         return KILN_ENOMEM;
     }
-    size_t nres = 0, nv = 0;
+    size_t nres = 0, nv = 0, nhv = 0;
     int rc = 0;
     /* samples of touched chunks gather in v until an untouched chunk comes */
     for (size_t i = 0; i <= nc && rc == 0; i++) {
@@ -251,7 +332,12 @@ int tombstones_apply(const block_chunk *c, size_t nc, const tstone *iv, size_t n
                 hit = iv[k].mint <= c[i].maxt && c[i].mint <= iv[k].maxt;
             if (!hit)
                 keep_whole = pending_flush = 1;
-            else if (!tombstones_cover(iv, niv, c[i].mint, c[i].maxt)) {
+            else if (!tombstones_cover(iv, niv, c[i].mint, c[i].maxt) && c[i].enc > 1) {
+                size_t from = nhv;
+                rc = histchunk_fill(c[i].data, c[i].len, c[i].enc == HISTCHUNK_ENC_FLOAT, INT64_MIN,
+                                    INT64_MAX, mem, hv, total, &nhv);
+                nhv = from + tombstones_filter_hist(iv, niv, hv + from, nhv - from);
+            } else if (!tombstones_cover(iv, niv, c[i].mint, c[i].maxt)) {
                 xoriter it;
                 xoriter_init(&it, c[i].data, c[i].len);
                 int x;
@@ -262,21 +348,26 @@ int tombstones_apply(const block_chunk *c, size_t nc, const tstone *iv, size_t n
                     rc = KILN_ECORRUPT;
             }
         }
+        block_chunk *bc;
+        size_t nb;
         if (rc == 0 && pending_flush && nv) {
-            block_chunk *bc;
-            size_t nb;
-            if ((rc = chunks_from_samples(v, nv, mem, &bc, &nb)) == 0) {
-                memcpy(res + nres, bc, nb * sizeof *bc);
-                nres += nb;
-            }
+            if ((rc = chunks_from_samples(v, nv, mem, &bc, &nb)) == 0)
+                take_chunks(res, &nres, bc, nb);
             nv = 0;
+        }
+        if (rc == 0 && pending_flush && nhv) {
+            if ((rc = chunks_from_hist_samples(hv, nhv, mem, &bc, &nb)) == 0)
+                take_chunks(res, &nres, bc, nb);
+            nhv = 0;
         }
         if (rc == 0 && keep_whole)
             res[nres++] = c[i];
     }
     free(v);
+    free(hv);
     if (rc)
         return rc;
+    qsort(res, nres, sizeof *res, cmp_chunk_mint); /* float and histogram chunks in time order again */
     *out = res;
     *nout = nres;
     return 0;

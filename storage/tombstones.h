@@ -62,15 +62,26 @@ KILN_MUST_CHECK int tombstones_encode(const tombstones *t, buf *out);
 KILN_MUST_CHECK int tombstones_decode(const uint8_t *p, size_t len, tombstones *t, kiln_err *err);
 
 /*
- * Chunks c[0..nc) (time order, not overlapping) without the samples inside
- * iv[0..niv): chunks untouched by the intervals are passed through, chunks
- * wholly inside one dropped, the rest decoded, filtered and encoded again
- * (120 samples a chunk) into memory from mem.  *out is c itself when nothing
+ * Chunks c[0..nc) (time order, not overlapping; XOR and histogram chunks)
+ * without the samples inside iv[0..niv): chunks untouched by the intervals
+ * are passed through, chunks wholly inside one dropped, the rest decoded,
+ * filtered and encoded again (120 samples a chunk) into memory from mem.  *out is c itself when nothing
  * changed, else an array in mem.  0, KILN_ECORRUPT (a damaged chunk),
  * KILN_ENOMEM.
  */
 KILN_MUST_CHECK int tombstones_apply(const block_chunk *c, size_t nc, const tstone *iv, size_t niv,
                                      arena *mem, const block_chunk **out, size_t *nout);
+
+/* tombstones_filter for histogram samples. */
+size_t tombstones_filter_hist(const tstone *iv, size_t n, hsample *s, size_t ns);
+
+/* Encodes histogram samples s[0..n) (time order, distinct times) as
+ * histogram chunks (the kind of each sample's), cut at 120 samples and where
+ * Prometheus' appending would cut (counter resets, layout changes), in
+ * memory from mem.  0, KILN_ENOMEM, KILN_ECORRUPT (a sample that does not
+ * encode). */
+KILN_MUST_CHECK int chunks_from_hist_samples(const hsample *s, size_t n, arena *mem, block_chunk **out,
+                                             size_t *nout);
 
 /* Encodes s[0..n) (time order, distinct times) as chunks of 120 samples in
  * memory from mem; *out an array in mem.  0 or KILN_ENOMEM. */

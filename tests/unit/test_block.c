@@ -48,6 +48,7 @@ static void write_block(char *dir, char ulid[BLOCK_ULID_LEN + 1]) {
             bc[c].data = xorchunk_data(&xc[c], &bc[c].len);
             bc[c].mint = T0 + (int64_t)c * PER * STEP;
             bc[c].maxt = bc[c].mint + (PER - 1) * STEP;
+            bc[c].enc = 1; /* XOR */
         }
         ck_assert_msg(block_writer_add(w, ls, 3, bc, NCHUNKS, &err) == 0, "%s", err.msg);
         for (int c = 0; c < NCHUNKS; c++)
@@ -68,8 +69,11 @@ typedef struct got {
     int bad;
 } got;
 
-static int collect(void *ctx, const label *ls, size_t nls, const sample *s, size_t n) {
+static int collect(void *ctx, const label *ls, size_t nls, const sample *s, size_t n, const hsample *hs,
+                   size_t nh) {
     got *g = ctx;
+    (void)hs;
+    ck_assert_uint_eq(nh, 0);
     const char *iv = labels_get(ls, nls, "i");
     int si = iv ? atoi(iv) : -1;
     for (size_t k = 0; k < n; k++) {

@@ -667,6 +667,96 @@ START_TEST(test_wal_replay_and_tail) {
 }
 END_TEST
 
+/* The i-th sample of series k: growing, a reset at 200, integer or float. */
+static histogram *test_hist(arena *a, int k, int i) {
+    hist_span ps[2] = {{-1, 2}, {3, 2}};
+    int j = i < 200 ? i : i - 200;
+    double p[4] = {j, 2.0 * j, 3.0 * j + k, 1};
+    histogram h = mk(k == 0, 2, ps, 2, p, 4, NULL, 0, NULL, 0, j % 7 == 0 ? 0 : 1, 0.5 * i);
+    h.zero_count = 0;
+    h.count -= j % 7 == 0 ? 0 : 1;
+    return histogram_copy(a, &h);
+}
+
+/* Checks that select returns series k's samples i in [from, to) but [dfrom, dto). */
+static void check_series(storage *s, const char *name, int k, int64_t t0, int from, int to, int dfrom,
+                         int dto) {
+    arena a;
+    arena_init(&a, 0);
+    series_set set = select_all(s, name);
+    ck_assert_uint_eq(set.n, 1);
+    size_t w = 0;
+    for (int i = from; i < to; i++) {
+        if (i >= dfrom && i < dto)
+            continue;
+        ck_assert_msg(w < set.v[0].nh, "%s: %zu samples, want more", name, set.v[0].nh);
+        const hsample *x = &set.v[0].hs[w++];
+        ck_assert_int_eq(x->t, t0 + (int64_t)i * 60000);
+        histogram *want = test_hist(&a, k, i);
+        ck_assert_msg(histogram_equal(x->h, want), "%s sample %d differs", name, i);
+    }
+    ck_assert_uint_eq(set.v[0].nh, w);
+    series_set_free(&set);
+    arena_free(&a);
+}
+
+/* Histograms through compaction (head to block), a restart (the block read
+ * back, chunks_head attached), deletion (head and block) and
+ * clean_tombstones (the block rewritten). */
+START_TEST(test_blocks_and_deletion) {
+    storage_opts o = storage_opts_default();
+    o.dir = dir;
+    o.block_range_ms = 3600 * 1000;
+    storage *s = NULL;
+    kiln_err err = {0};
+    ck_assert_int_eq(storage_open(&o, &s, &err), 0);
+    int64_t t0 = (time_now_ms() / 3600000 - 5) * 3600000;
+    const char *names[2] = {"hi", "hf"};
+    uint64_t refs[2] = {0, 0};
+    arena a;
+    arena_init(&a, 0);
+    int n = 290; /* about 5 h at 1 m */
+    for (int i = 0; i < n; i++) {
+        appender *ap = storage_appender(s);
+        for (int k = 0; k < 2; k++) {
+            label ls[1] = {{"__name__", names[k]}};
+            ck_assert_msg(appender_append_histogram(ap, &refs[k], refs[k] ? NULL : ls, 1,
+                                                    t0 + (int64_t)i * 60000, test_hist(&a, k, i), &err) == 0,
+                          "%d: %s", i, err.msg);
+        }
+        ck_assert_int_eq(appender_commit(ap, &err), 0);
+    }
+    arena_free(&a);
+    ck_assert_int_eq(storage_compact(s, &err), 0);
+    ck_assert_uint_gt(s->nblocks, 0);
+    for (int k = 0; k < 2; k++)
+        check_series(s, names[k], k, t0, 0, n, 0, 0);
+    ck_assert_int_eq(storage_close(s, &err), 0);
+
+    ck_assert_int_eq(storage_open(&o, &s, &err), 0);
+    ck_assert_uint_gt(s->nblocks, 0);
+    for (int k = 0; k < 2; k++)
+        check_series(s, names[k], k, t0, 0, n, 0, 0);
+    /* samples 30..100 (in the block) and 250..260 (in the head) deleted */
+    matcher m;
+    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "__name__", "hf", NULL), 0);
+    ck_assert_int_eq(storage_delete_series(s, &m, 1, t0 + 30 * 60000, t0 + 99 * 60000, &err), 0);
+    ck_assert_int_eq(storage_delete_series(s, &m, 1, t0 + 250 * 60000, t0 + 259 * 60000, &err), 0);
+    matcher_free(&m);
+    series_set set = select_all(s, "hf");
+    ck_assert_uint_eq(set.v[0].nh, (size_t)n - 70 - 10);
+    series_set_free(&set);
+    ck_assert_int_eq(storage_clean_tombstones(s, &err), 0);
+    check_series(s, "hi", 0, t0, 0, n, 0, 0);
+    set = select_all(s, "hf");
+    ck_assert_uint_eq(set.v[0].nh, (size_t)n - 80);
+    for (size_t i = 1; i < set.v[0].nh; i++)
+        ck_assert_int_lt(set.v[0].hs[i - 1].t, set.v[0].hs[i].t);
+    series_set_free(&set);
+    ck_assert_int_eq(storage_close(s, &err), 0);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("histchunk");
     TCase *tc = tcase_create("histchunk");
@@ -688,6 +778,7 @@ Suite *make_suite(void) {
     tcase_add_test(st, test_head_append_select);
     tcase_add_test(st, test_prometheus_cuts);
     tcase_add_test(st, test_wal_replay_and_tail);
+    tcase_add_test(st, test_blocks_and_deletion);
     suite_add_tcase(s, st);
     return s;
 }
