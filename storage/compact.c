@@ -258,6 +258,24 @@ KILN_MUST_CHECK static int publish_block(storage *s, block *b, size_t first, siz
     return rc;
 }
 
+/* Keeps the last of each run of equal times in v[0..n) (sorted by time;
+ * elements of sz bytes, each starting with its int64_t time); the count
+ * kept. */
+static size_t keep_last_by_time(void *v, size_t n, size_t sz) {
+    char *p = v;
+    size_t k = 0;
+    int64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t t;
+        memcpy(&t, p + i * sz, sizeof t);
+        if (k > 0 && t == prev)
+            k--; /* the same time again: the later one wins */
+        memmove(p + k++ * sz, p + i * sz, sz);
+        prev = t;
+    }
+    return k;
+}
+
 static int cmp_hsample_t(const void *a, const void *b) {
     const hsample *x = a, *y = b;
     return x->t < y->t ? -1 : x->t > y->t;
@@ -276,13 +294,7 @@ KILN_MUST_CHECK static int reencode_hist(const block_chunk *c, size_t nc, size_t
                                 v, total, &n);
     if (rc == 0) {
         qsort(v, n, sizeof *v, cmp_hsample_t);
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (k == 0 || v[k - 1].t != v[i].t)
-                v[k++] = v[i];
-            else
-                v[k - 1] = v[i];
-        rc = chunks_from_hist_samples(v, k, a, out, nout);
+        rc = chunks_from_hist_samples(v, keep_last_by_time(v, n, sizeof *v), a, out, nout);
     }
     free(v);
     return rc;
@@ -313,12 +325,7 @@ KILN_MUST_CHECK static int add_reencoded(block_writer *w, const label *ls, size_
         }
     }
     qsort(v, n, sizeof *v, cmp_sample_t);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (k == 0 || v[k - 1].t != v[i].t)
-            v[k++] = v[i];
-        else
-            v[k - 1] = v[i];
+    size_t k = keep_last_by_time(v, n, sizeof *v);
     arena a;
     arena_init(&a, 0);
     block_chunk *bc, *hc = NULL, *all = NULL;
