@@ -81,7 +81,9 @@ int histogram_validate(const histogram *h, kiln_err *err) {
     total += h->zero_count;
     if (!(h->count >= 0) && !isnan(h->count))
         return kiln_err_set(err, KILN_EINVAL, "histogram has a negative count %g", h->count);
-    if (total > h->count)
+    /* float histograms are not held to it: Prometheus 3 skips the check
+     * for them, as sums of float counts can come out a little above the count */
+    if (h->is_int && total > h->count)
         return kiln_err_set(err, KILN_EINVAL,
                             "%.17g observations found in buckets, but the Count field is %.17g: histogram's "
                             "observation count should be at least the number of observations found in the "

@@ -103,16 +103,12 @@ def run_unit(unit_dir):
     return r
 
 
-HISTOGRAM_READS = os.path.join(ROOT, "tests", "promql", "histogram_reads.txt")
-
-
-def run_promql(name, promql_bin, scripts, known=None):
-    """Runs .test scripts through the in-process runner; `known` is the -k
-    list of evals allowed to fail for reading a histogram-loaded series."""
+def run_promql(name, promql_bin, scripts):
+    """Runs .test scripts through the in-process runner."""
     r = Result(name)
     if not os.path.exists(promql_bin):
         return r.cannot_run(f"no promql runner {promql_bin}")
-    p = subprocess.run([promql_bin] + (["-k", known] if known else []) + scripts, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    p = subprocess.run([promql_bin] + scripts, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
     out = p.stdout.decode("utf-8", "replace")
     sys.stdout.write(out)
     m = PROMQL_SUMMARY_RE.search(out)
@@ -168,7 +164,7 @@ def run_conformance(promql_bin):
         print("  (set KILN_PROMQL_TESTS to the directory holding them)")
         return r
     print(f"conformance: {len(scripts)} scripts in {d}")
-    return run_promql("conformance", promql_bin, scripts, HISTOGRAM_READS)
+    return run_promql("conformance", promql_bin, scripts)
 
 
 class CountingResult(unittest.TextTestResult):

@@ -2,11 +2,10 @@
  * promqltest.c - runs PromQL test scripts in Prometheus' promqltest format
  * against kiln's engine in process.
  *
- * Usage: promqltest [-v] [-k KNOWN] FILE.test...   Prints each failing eval with
- * file:line, the query, what was expected and what came back; then one
- * `skipped N: <reason>` line per reason any eval was skipped for, then
- * `N passed, N failed, N skipped`; exits 1 when anything failed.  -v also
- * prints every skipped eval (and, for those that ran, how they failed).
+ * Usage: promqltest [-v] FILE.test...   Prints each failing eval with
+ * file:line, the query, what was expected and what came back, then
+ * `N passed, N failed, N skipped` (nothing is skipped); exits 1 when
+ * anything failed.
  *
  * Supported: `load <step>` (and load_with_nhcb, whose float series are
  * loaded) with the expanding notation (`1+2x5`, `-2-1x4`, `1x3`, `_`, `_x3`,
@@ -18,16 +17,16 @@
  * failure naming file:line, never a skip.  Values match with a relative
  * tolerance of 1e-6, NaN matches NaN.
  *
- * Native histograms (`{{...}}`) are not in kiln yet, and are the only skips:
- * an eval whose expected result holds one is skipped without running; a load
- * line holding some loads the line's float samples and remembers the series
- * (and load_with_nhcb's `x` for each `x_bucket`), and an eval that reads
- * such a series is run, and skipped only when it fails (Prometheus read
- * histogram samples kiln has not got) AND the KNOWN file (-k) lists it as
- * `name.test:line`: each listed eval was reviewed to fail for that reason
- * alone.  Such an eval that fails unlisted is a failure, and so is a listed
- * one that does not fail.  Each reason is counted on its own; tests/skips.txt
- * holds the counts expected.
+ * Native histograms are written `{{schema:N sum:S count:C z_bucket:Z
+ * z_bucket_w:W buckets:[..] offset:O n_buckets:[..] n_offset:O
+ * custom_values:[..] counter_reset_hint:gauge}}`, repeated as `{{...}}xN`
+ * or stepped as `{{a}}+{{b}}xN` (each point adds b to the one before, as
+ * Prometheus' FloatHistogram.Add does); load_with_nhcb also loads each
+ * classic histogram `x_bucket{le=...}` (with `x_sum`) as a native
+ * histogram `x` with custom buckets.  An expected histogram matches one
+ * with the same schema, zero threshold, custom bounds and non-empty
+ * buckets, counts and sum within the tolerance (the counter-reset hint is
+ * not compared, as Prometheus' runner does not).  Nothing is skipped.
  *
  * Data goes through the real storage (a temporary directory per file).
  * Threading: single-threaded.
@@ -40,6 +39,7 @@
 #include <unistd.h>
 
 #include "query/ast.h"
+#include "query/nhist.h"
 #include "query/query.h"
 #include "storage/storage.h"
 #include "util/util.h"
@@ -49,33 +49,14 @@ typedef struct lset {
     size_t n;
 } lset;
 
-/* Why an eval is skipped.  The two reasons are native histograms, which kiln
- * does not have yet; tests/run.py compares the counts with tests/skips.txt. */
-enum { SKIP_HIST_EXPECTED, SKIP_HIST_READ, SKIP_NREASONS };
-
-static const char *const skip_reason[SKIP_NREASONS] = {
-    [SKIP_HIST_EXPECTED] = "native histograms: the expected result holds a native histogram",
-    [SKIP_HIST_READ] = "native histograms: fails, and reads a series loaded with native histogram "
-                       "samples (kiln loads only its float samples)",
-};
-
 typedef struct runner {
     const char *file;
     char dir[256];
     storage *st;
-    arena mem; /* per file (histogram series labels) */
-    lset *hist;
-    size_t nhist, caphist;
+    arena mem; /* per file: load lines' labels and histograms */
     query_engine eng;
     int passed, failed;
-    int skipped[SKIP_NREASONS];
-    int verbose; /* -v: print every skipped eval, and why a skipped one failed */
-    /* -k FILE: the evals (`name.test:line`) that read a histogram-loaded
-     * series and are known to fail for that reason alone; only these skip. */
-    const char *known_path;
-    char **known;
-    int *known_used;
-    size_t nknown;
+    int verbose; /* -v: accepted for the old command lines; nothing is skipped */
 } runner;
 
 /* ---- small parsing helpers ---- */
@@ -266,13 +247,13 @@ static const char *parse_num(const char *p, double *v) {
     return p;
 }
 
-/* One expanded point: none (`_`), a float, or a native histogram (only
- * its place is kept). */
+/* One expanded point: none (`_`), a float, or a native histogram. */
 enum { PT_NONE, PT_FLOAT, PT_HIST };
 
 typedef struct pt {
     int present; /* PT_* */
     double v;
+    histogram *h; /* PT_HIST: in the arena the values were parsed into */
 } pt;
 
 typedef struct pts {
@@ -280,21 +261,122 @@ typedef struct pts {
     size_t n, cap;
 } pts;
 
-static void pts_push(pts *p, int present, double v) {
+static void pts_push(pts *p, int present, double v, histogram *h) {
     if (p->n == p->cap) {
         p->cap = p->cap ? p->cap * 2 : 16;
         p->v = realloc(p->v, p->cap * sizeof(pt));
         if (!p->v)
             exit(2);
     }
-    p->v[p->n++] = (pt){present, v};
+    p->v[p->n++] = (pt){present, v, h};
 }
 
-/* Skips one `{{...}}` native histogram literal; NULL when it is not closed.
- * The literal's content is not read: kiln has no native histograms yet. */
-static const char *skip_histogram(const char *p) {
-    const char *e = strstr(p + 2, "}}");
-    return e ? e + 2 : NULL;
+/* Reads `[n n ...]` into an arena array; NULL on a syntax error. */
+static const char *parse_list(const char *p, arena *a, double **out, uint32_t *n) {
+    double tmp[512];
+    *n = 0;
+    if (*p != '[')
+        return NULL;
+    p++;
+    for (;;) {
+        p = skip_ws(p);
+        if (*p == ']')
+            break;
+        if (*n == 512 || !(p = parse_num(p, &tmp[*n])))
+            return NULL;
+        (*n)++;
+    }
+    *out = arena_alloc(a, *n * sizeof(double) + 1);
+    if (!*out)
+        exit(2);
+    memcpy(*out, tmp, *n * sizeof(double));
+    return p + 1;
+}
+
+/* One span of n buckets at offset off (arena). */
+static hist_span *one_span(arena *a, int32_t off, uint32_t n) {
+    hist_span *sp = arena_alloc(a, sizeof *sp);
+    if (!sp)
+        exit(2);
+    *sp = (hist_span){off, n};
+    return sp;
+}
+
+/* Parses one `{{...}}` native histogram literal (Prometheus' series
+ * notation) into a histogram in a; returns the position after it, NULL on
+ * a syntax error. */
+static const char *parse_histogram(const char *p, arena *a, histogram **out) {
+    histogram *h = arena_alloc(a, sizeof *h);
+    if (!h)
+        exit(2);
+    double off = 0, noff = 0;
+    p += 2;
+    for (;;) {
+        p = skip_ws(p);
+        if (p[0] == '}' && p[1] == '}')
+            break;
+        const char *k = p;
+        while (*p && *p != ':' && !isspace((unsigned char)*p))
+            p++;
+        size_t kl = (size_t)(p - k);
+        if (*p != ':')
+            return NULL;
+        p = skip_ws(p + 1);
+#define KEY(s) (kl == strlen(s) && strncmp(k, s, kl) == 0)
+        double v = 0;
+        if (KEY("buckets")) {
+            p = parse_list(p, a, &h->pos, &h->npos);
+        } else if (KEY("n_buckets")) {
+            p = parse_list(p, a, &h->neg, &h->nneg);
+        } else if (KEY("custom_values")) {
+            p = parse_list(p, a, &h->custom_values, &h->ncustom);
+        } else if (KEY("counter_reset_hint")) {
+            static const char *const hints[] = {"unknown", "reset", "not_reset", "gauge"};
+            const char *w = p;
+            while (isalpha((unsigned char)*p) || *p == '_')
+                p++;
+            int found = 0;
+            for (int i = 0; i < 4 && !found; i++)
+                if ((size_t)(p - w) == strlen(hints[i]) && strncmp(w, hints[i], (size_t)(p - w)) == 0) {
+                    h->hint = (uint8_t)i;
+                    found = 1;
+                }
+            if (!found)
+                return NULL;
+        } else {
+            if (!(p = parse_num(p, &v)))
+                return NULL;
+            if (KEY("schema"))
+                h->schema = (int32_t)v;
+            else if (KEY("sum"))
+                h->sum = v;
+            else if (KEY("count"))
+                h->count = v;
+            else if (KEY("z_bucket"))
+                h->zero_count = v;
+            else if (KEY("z_bucket_w"))
+                h->zero_threshold = v;
+            else if (KEY("offset"))
+                off = v;
+            else if (KEY("n_offset"))
+                noff = v;
+            else
+                return NULL;
+        }
+#undef KEY
+        if (!p)
+            return NULL;
+    }
+    if (h->npos) {
+        h->pos_spans = one_span(a, (int32_t)off, h->npos);
+        h->npos_spans = 1;
+    }
+    if (h->nneg) {
+        h->neg_spans = one_span(a, (int32_t)noff, h->nneg);
+        h->nneg_spans = 1;
+    }
+    *out = h;
+    return p + 2;
 }
 
 /* Reads the `xN` after a point: *times = N (0 when there is none); NULL when
@@ -309,10 +391,10 @@ static const char *parse_times(const char *p, unsigned long *times) {
 }
 
 /* Expands the value notation into out: floats, `_` (PT_NONE), `stale` and
- * native histograms `{{...}}`, `{{...}}xN`, `{{...}}+{{...}}xN` (PT_HIST,
- * only their positions kept).  Returns how many histogram points it holds,
- * or -1 on a syntax error. */
-static int parse_values(const char *p, pts *out) {
+ * native histograms `{{...}}`, `{{...}}xN`, `{{a}}+{{b}}xN`, `{{a}}-{{b}}xN`
+ * (histograms in a).  Returns how many histogram points it holds, or -1 on
+ * a syntax error. */
+static int parse_values(const char *p, arena *a, pts *out) {
     int nhist = 0;
     for (;;) {
         p = skip_ws(p);
@@ -321,6 +403,8 @@ static int parse_values(const char *p, pts *out) {
         unsigned long times = 0;
         int kind = PT_FLOAT;
         double start = 0, off = 0;
+        histogram *h = NULL, *inc = NULL;
+        int sub = 0;
         if (*p == '_') {
             kind = PT_NONE;
             p = parse_times(p + 1, &times);
@@ -329,11 +413,12 @@ static int parse_values(const char *p, pts *out) {
             p = parse_times(p + 5, &times);
         } else if (p[0] == '{' && p[1] == '{') {
             kind = PT_HIST;
-            p = skip_histogram(p);
+            p = parse_histogram(p, a, &h);
             if (p && (*p == '+' || *p == '-')) {
+                sub = *p == '-';
                 if (p[1] != '{' || p[2] != '{')
                     return -1;
-                p = skip_histogram(p + 1);
+                p = parse_histogram(p + 1, a, &inc);
                 if (!p || *p != 'x')
                     return -1;
             }
@@ -358,9 +443,16 @@ static int parse_values(const char *p, pts *out) {
         }
         if (!p || (*p && *p != ' ' && *p != '\t'))
             return -1;
-        /* no arithmetic on a stale marker: it would quiet the NaN */
-        for (unsigned long i = 0; i <= times; i++)
-            pts_push(out, kind, off != 0 ? start + off * (double)i : start);
+        for (unsigned long i = 0; i <= times; i++) {
+            if (kind == PT_HIST && inc && i > 0) {
+                histogram *nh;
+                if (nh_add(a, h, inc, sub, &nh, NULL) != 0)
+                    return -1;
+                h = nh;
+            }
+            /* no arithmetic on a stale marker: it would quiet the NaN */
+            pts_push(out, kind, off != 0 ? start + off * (double)i : start, h);
+        }
     }
 }
 
@@ -440,9 +532,8 @@ typedef struct eval_cmd {
     int64_t rv_start, rv_end, rv_step;
     expect_series *es;
     size_t nes, capes;
-    int hist_expected; /* an expected value is a native histogram */
-    int bad_line;      /* the first malformed line of the eval, 0 when none */
-    char bad[200];     /* what is wrong with it */
+    int bad_line;  /* the first malformed line of the eval, 0 when none */
+    char bad[200]; /* what is wrong with it */
 } eval_cmd;
 
 /* Marks the eval malformed (the first problem wins): it fails without running. */
@@ -485,6 +576,54 @@ static void print_series(FILE *f, const label *ls, size_t n) {
     buf_free(&b);
 }
 
+/* A histogram in the test scripts' notation (one span a side per run of
+ * buckets: `offset` is the first index of the first span). */
+static void print_hist(FILE *f, const histogram *h) {
+    char num[FMT_DOUBLE_MAX];
+    fprintf(f, " {{schema:%d", h->schema);
+    fmt_double_g(h->sum, num);
+    fprintf(f, " sum:%s", num);
+    fmt_double_g(h->count, num);
+    fprintf(f, " count:%s", num);
+    if (h->zero_count != 0 || h->zero_threshold != 0) {
+        fmt_double_g(h->zero_count, num);
+        fprintf(f, " z_bucket:%s", num);
+        fmt_double_g(h->zero_threshold, num);
+        fprintf(f, " z_bucket_w:%s", num);
+    }
+    const char *side[2] = {"buckets", "n_buckets"};
+    for (int s = 0; s < 2; s++) {
+        const hist_span *sp = s ? h->neg_spans : h->pos_spans;
+        uint32_t nsp = s ? h->nneg_spans : h->npos_spans;
+        const double *c = s ? h->neg : h->pos;
+        uint32_t k = 0;
+        int32_t idx = 0;
+        if (!nsp)
+            continue;
+        fprintf(f, " %s:[", side[s]);
+        for (uint32_t i = 0; i < nsp; i++) {
+            idx += sp[i].offset;
+            fprintf(f, "%s@%d:", i ? " " : "", idx);
+            for (uint32_t l = 0; l < sp[i].length; l++, k++, idx++) {
+                fmt_double_g(c[k], num);
+                fprintf(f, "%s%s", l ? " " : "", num);
+            }
+        }
+        fputc(']', f);
+    }
+    if (h->ncustom) {
+        fputs(" custom_values:[", f);
+        for (uint32_t i = 0; i < h->ncustom; i++) {
+            fmt_double_g(h->custom_values[i], num);
+            fprintf(f, "%s%s", i ? " " : "", num);
+        }
+        fputc(']', f);
+    }
+    if (h->hint)
+        fprintf(f, " hint:%d", h->hint);
+    fputs("}}", f);
+}
+
 static void print_result(FILE *f, const query_result *res) {
     char num[FMT_DOUBLE_MAX];
     switch (res->type) {
@@ -500,6 +639,12 @@ static void print_result(FILE *f, const query_result *res) {
             fputs("    ", f);
             print_series(f, res->series[i].ls, res->series[i].nls);
             for (size_t j = 0; j < res->series[i].npts && j < 30; j++) {
+                if (res->series[i].hist && res->series[i].hist[j]) {
+                    print_hist(f, res->series[i].hist[j]);
+                    if (res->type == QUERY_MATRIX)
+                        fprintf(f, "@%lld", (long long)res->series[i].pts[j].t / 1000);
+                    continue;
+                }
                 fmt_double_g(res->series[i].pts[j].v, num);
                 if (res->type == QUERY_MATRIX)
                     fprintf(f, " %s@%lld", num, (long long)res->series[i].pts[j].t / 1000);
@@ -534,8 +679,10 @@ static void print_expected(FILE *f, const eval_cmd *ev) {
             if (ev->es[i].p.v[j].present == PT_FLOAT) {
                 fmt_double_g(ev->es[i].p.v[j].v, num);
                 fprintf(f, " %s", num);
+            } else if (ev->es[i].p.v[j].present == PT_HIST) {
+                print_hist(f, ev->es[i].p.v[j].h);
             } else {
-                fputs(ev->es[i].p.v[j].present == PT_HIST ? " {{...}}" : " _", f);
+                fputs(" _", f);
             }
         }
         fputc('\n', f);
@@ -547,6 +694,14 @@ static void print_expected(FILE *f, const eval_cmd *ev) {
 /* The test scripts' tolerance: a relative 1e-6, and NaN matches NaN. */
 static int values_match(double a, double b) {
     return (isnan(a) && isnan(b)) || double_almost_equal(a, b, 1e-6);
+}
+
+/* Whether point j of rs matches the expected point e. */
+static int point_match(const query_series *rs, size_t j, const pt *e) {
+    const histogram *h = rs->hist ? rs->hist[j] : NULL;
+    if (e->present == PT_HIST)
+        return h && nh_equal(e->h, h, 1e-6);
+    return !h && values_match(rs->pts[j].v, e->v);
 }
 
 /* Compares a result with the expectation; NULL when equal, else why. */
@@ -594,9 +749,9 @@ static const char *compare(const eval_cmd *ev, const query_result *res) {
                 return "an expected series is missing";
         }
         if (res->type == QUERY_VECTOR) {
-            if (es->p.n != 1 || es->p.v[0].present != PT_FLOAT || rs->npts != 1)
+            if (es->p.n != 1 || es->p.v[0].present == PT_NONE || rs->npts != 1)
                 return "bad expected vector value";
-            if (!values_match(rs->pts[0].v, es->p.v[0].v))
+            if (!point_match(rs, 0, &es->p.v[0]))
                 return "value differs";
             continue;
         }
@@ -609,7 +764,7 @@ static const char *compare(const eval_cmd *ev, const query_result *res) {
             int64_t t = st + (int64_t)j * step;
             if (k >= rs->npts || rs->pts[k].t != t)
                 return "points differ (timestamps)";
-            if (!values_match(rs->pts[k].v, es->p.v[j].v))
+            if (!point_match(rs, k, &es->p.v[j]))
                 return "points differ (values)";
             k++;
         }
@@ -619,106 +774,10 @@ static const char *compare(const eval_cmd *ev, const query_result *res) {
     return NULL;
 }
 
-/* Whether the query selects a series loaded as a native histogram. */
-static int touches_histogram(runner *r, const promql_expr *e) {
-    if (!e)
-        return 0;
-    switch (e->kind) {
-    case PROMQL_VECTOR_SELECTOR:
-        for (size_t h = 0; h < r->nhist; h++) {
-            int all = 1;
-            for (size_t i = 0; i < e->u.vs.nmatchers && all; i++) {
-                const char *v = labels_get(r->hist[h].ls, r->hist[h].n, e->u.vs.matchers[i].name);
-                if (!matcher_matches(&e->u.vs.matchers[i], v ? v : ""))
-                    all = 0;
-            }
-            if (all)
-                return 1;
-        }
-        return 0;
-    case PROMQL_MATRIX_SELECTOR:
-        return touches_histogram(r, e->u.ms.vs);
-    case PROMQL_SUBQUERY:
-        return touches_histogram(r, e->u.sq.expr);
-    case PROMQL_CALL:
-        for (size_t i = 0; i < e->u.call.nargs; i++)
-            if (touches_histogram(r, e->u.call.args[i]))
-                return 1;
-        return 0;
-    case PROMQL_AGGREGATE:
-        return touches_histogram(r, e->u.agg.expr) || touches_histogram(r, e->u.agg.param);
-    case PROMQL_BINARY:
-        return touches_histogram(r, e->u.bin.lhs) || touches_histogram(r, e->u.bin.rhs);
-    case PROMQL_UNARY:
-        return touches_histogram(r, e->u.unary.expr);
-    case PROMQL_PAREN:
-        return touches_histogram(r, e->u.paren);
-    default:
-        return 0;
-    }
-}
-
-/* Whether `name.test:line` of this eval is in the -k list (and marks it seen). */
-static int known_histogram_read(runner *r, int line) {
-    const char *base = strrchr(r->file, '/');
-    base = base ? base + 1 : r->file;
-    char key[512];
-    snprintf(key, sizeof key, "%s:%d", base, line);
-    for (size_t i = 0; i < r->nknown; i++)
-        if (strcmp(r->known[i], key) == 0) {
-            r->known_used[i] = 1;
-            return 1;
-        }
-    return 0;
-}
-
-/* Reads the -k list: one `name.test:line` a line, `#` starts a comment.
- * Returns 0, or -1 when the file cannot be read. */
-static int load_known(runner *r, const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    r->known_path = path;
-    char line[1024];
-    while (fgets(line, sizeof line, f)) {
-        char *h = strchr(line, '#');
-        if (h)
-            *h = 0;
-        char *b = line, *e;
-        while (*b == ' ' || *b == '\t')
-            b++;
-        for (e = b; *e && *e != ' ' && *e != '\t' && *e != '\n'; e++)
-            ;
-        if (e == b)
-            continue;
-        *e = 0;
-        char **nk = realloc(r->known, (r->nknown + 1) * sizeof *nk);
-        int *nu = realloc(r->known_used, (r->nknown + 1) * sizeof *nu);
-        if (nk)
-            r->known = nk;
-        if (nu)
-            r->known_used = nu;
-        if (!nk || !nu || !(r->known[r->nknown] = strdup(b))) {
-            fclose(f);
-            return -1;
-        }
-        r->known_used[r->nknown++] = 0;
-    }
-    fclose(f);
-    return 0;
-}
-
 static void run_eval(runner *r, eval_cmd *ev) {
     if (ev->bad_line) {
         r->failed++;
         printf("FAIL %s:%d: %s\n", r->file, ev->bad_line, ev->bad);
-        return;
-    }
-    if (ev->hist_expected) {
-        r->skipped[SKIP_HIST_EXPECTED]++;
-        if (r->verbose)
-            printf("SKIP %s:%d: %s\n  query: %s\n", r->file, ev->line, skip_reason[SKIP_HIST_EXPECTED],
-                   ev->expr);
         return;
     }
     query_result res;
@@ -753,37 +812,7 @@ static void run_eval(runner *r, eval_cmd *ev) {
         if (!why && ev->no_info && res.ninfos)
             why = "unexpected info";
     }
-    int hist_read = 0;
-    if (why && r->nhist) {
-        promql_ast *ast = NULL;
-        kiln_err e;
-        if (promql_parse(ev->expr, &ast, &e) == 0) {
-            hist_read = touches_histogram(r, ast->root);
-            promql_ast_free(ast);
-        }
-    }
-    if (why && hist_read && !known_histogram_read(r, ev->line)) {
-        r->failed++;
-        printf("FAIL %s:%d: %s; it reads a histogram-loaded series but is not listed in %s\n  query: %s\n",
-               r->file, ev->line, why, r->known_path ? r->known_path : "a -k file", ev->expr);
-        goto done;
-    }
-    if (why && hist_read) {
-        /* Prometheus read histogram samples kiln did not load: the answers
-         * differ for that reason (each one is listed in the -k file after a
-         * review).  -v shows each one. */
-        r->skipped[SKIP_HIST_READ]++;
-        if (!r->verbose)
-            goto done;
-        printf("SKIP %s:%d: %s\n  failure: %s\n  query: %s\n  expected:\n", r->file, ev->line,
-               skip_reason[SKIP_HIST_READ], why, ev->expr);
-        print_expected(stdout, ev);
-        printf("  got:\n");
-        if (rc < 0)
-            printf("    error: %s\n", err.msg);
-        else
-            print_result(stdout, &res);
-    } else if (why) {
+    if (why) {
         r->failed++;
         printf("FAIL %s:%d: %s\n  query: %s\n  expected:\n", r->file, ev->line, why, ev->expr);
         print_expected(stdout, ev);
@@ -795,7 +824,6 @@ static void run_eval(runner *r, eval_cmd *ev) {
     } else {
         r->passed++;
     }
-done:
     query_result_free(&res);
 }
 
@@ -891,14 +919,12 @@ static void add_expect_series(eval_cmd *ev, const char *line, int lineno, arena 
         eval_bad(ev, lineno, "malformed series in the expected result", line);
         return;
     }
-    int nhist = parse_values(p, &es.p);
+    int nhist = parse_values(p, a, &es.p);
     if (nhist < 0 || es.p.n == 0) {
         free(es.p.v);
         eval_bad(ev, lineno, "malformed values in the expected result", line);
         return;
     }
-    if (nhist > 0)
-        ev->hist_expected = 1;
     if (ev->nes == ev->capes) {
         ev->capes = ev->capes ? ev->capes * 2 : 8;
         ev->es = realloc(ev->es, ev->capes * sizeof *ev->es);
@@ -908,104 +934,186 @@ static void add_expect_series(eval_cmd *ev, const char *line, int lineno, arena 
     ev->es[ev->nes++] = es;
 }
 
-/* Remembers a series Prometheus would hold native histogram samples in. */
-static void add_hist(runner *r, lset ls) {
-    if (r->nhist == r->caphist) {
-        r->caphist = r->caphist ? r->caphist * 2 : 8;
-        r->hist = realloc(r->hist, r->caphist * sizeof(lset));
-        if (!r->hist)
+/* The load being built: series (merged by label set) and their points. */
+typedef struct loadset {
+    lset *sets;
+    pts *vals;
+    int *first;
+    size_t n, cap;
+} loadset;
+
+static size_t loadset_add(loadset *l, lset ls, int line) {
+    for (size_t k = 0; k < l->n; k++)
+        if (labels_cmp(l->sets[k].ls, l->sets[k].n, ls.ls, ls.n) == 0)
+            return k;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->sets = realloc(l->sets, l->cap * sizeof *l->sets);
+        l->vals = realloc(l->vals, l->cap * sizeof *l->vals);
+        l->first = realloc(l->first, l->cap * sizeof *l->first);
+        if (!l->sets || !l->vals || !l->first)
             exit(2);
     }
-    r->hist[r->nhist++] = ls;
+    l->sets[l->n] = ls;
+    memset(&l->vals[l->n], 0, sizeof(pts));
+    l->first[l->n] = line;
+    return l->n++;
 }
 
-/* load_with_nhcb also turns each classic histogram `x_bucket{le=...}` into
- * a native histogram series `x` without `le`, which kiln does not build:
- * remembered as a histogram series. */
-static void add_nhcb(runner *r, lset ls) {
-    const char *name = labels_get(ls.ls, ls.n, LABEL_NAME);
-    size_t nl = name ? strlen(name) : 0;
-    if (nl <= 7 || strcmp(name + nl - 7, "_bucket") != 0 || !labels_get(ls.ls, ls.n, "le"))
-        return;
-    lset h = {arena_alloc(&r->mem, ls.n * sizeof(label)), 0};
+/* ls without `le`, named `base` (arena). */
+static lset strip_le(runner *r, lset ls, const char *base, size_t nb) {
+    lset h = {arena_alloc(&r->mem, (ls.n + 1) * sizeof(label)), 0};
+    if (!h.ls)
+        exit(2);
     for (size_t i = 0; i < ls.n; i++) {
         if (strcmp(ls.ls[i].name, "le") == 0)
             continue;
         h.ls[h.n] = ls.ls[i];
         if (strcmp(ls.ls[i].name, LABEL_NAME) == 0)
-            h.ls[h.n].value = arena_strndup(&r->mem, name, nl - 7);
+            h.ls[h.n].value = arena_strndup(&r->mem, base, nb);
         h.n++;
     }
-    add_hist(r, h);
+    return h;
+}
+
+static int cmp_le(const void *a, const void *b) {
+    double x = ((const double *)a)[0], y = ((const double *)b)[0];
+    return x < y ? -1 : x > y;
+}
+
+/* load_with_nhcb: each classic histogram (the `x_bucket{le=...}` series of
+ * one label set, with `x_sum` when loaded) becomes also a native histogram
+ * `x` with custom buckets, at each step where every bucket has a float. */
+static void add_nhcb(runner *r, loadset *l) {
+    size_t n0 = l->n;
+    for (size_t k = 0; k < n0; k++) {
+        const char *name = labels_get(l->sets[k].ls, l->sets[k].n, LABEL_NAME);
+        size_t nl = name ? strlen(name) : 0;
+        if (nl <= 7 || strcmp(name + nl - 7, "_bucket") != 0 ||
+            !labels_get(l->sets[k].ls, l->sets[k].n, "le"))
+            continue;
+        lset h = strip_le(r, l->sets[k], name, nl - 7);
+        size_t before = l->n, hk = loadset_add(l, h, l->first[k]);
+        if (hk < before)
+            continue; /* built from an earlier bucket series */
+        /* the bucket series of the group, and the sum */
+        size_t nb = 0, bk[64];
+        const pts *sum = NULL;
+        for (size_t j = 0; j < n0 && nb < 64; j++) {
+            const char *nj = labels_get(l->sets[j].ls, l->sets[j].n, LABEL_NAME);
+            if (!nj || strncmp(nj, name, nl - 7) != 0)
+                continue;
+            int is_bucket = strcmp(nj + nl - 7, "_bucket") == 0, is_sum = strcmp(nj + nl - 7, "_sum") == 0;
+            if (!is_bucket && !is_sum)
+                continue;
+            lset hj = strip_le(r, l->sets[j], name, nl - 7);
+            if (labels_cmp(hj.ls, hj.n, h.ls, h.n) != 0)
+                continue;
+            if (is_sum)
+                sum = &l->vals[j];
+            else
+                bk[nb++] = j;
+        }
+        size_t np = 0;
+        for (size_t b = 0; b < nb; b++)
+            np = l->vals[bk[b]].n > np ? l->vals[bk[b]].n : np;
+        for (size_t t = 0; t < np; t++) {
+            double les[64][2];
+            int all = nb > 0;
+            for (size_t b = 0; b < nb && all; b++) {
+                const pts *v = &l->vals[bk[b]];
+                all = t < v->n && v->v[t].present == PT_FLOAT;
+                les[b][0] = strtod(labels_get(l->sets[bk[b]].ls, l->sets[bk[b]].n, "le"), NULL);
+                les[b][1] = all ? v->v[t].v : 0;
+            }
+            if (!all) {
+                pts_push(&l->vals[hk], PT_NONE, 0, NULL);
+                continue;
+            }
+            qsort(les, nb, sizeof les[0], cmp_le);
+            histogram *hh = arena_alloc(&r->mem, sizeof *hh);
+            size_t nfin = isinf(les[nb - 1][0]) ? nb - 1 : nb;
+            hh->schema = HIST_SCHEMA_CUSTOM;
+            hh->custom_values = arena_alloc(&r->mem, (nfin + 1) * sizeof(double));
+            hh->pos = arena_alloc(&r->mem, (nb + 1) * sizeof(double));
+            if (!hh->custom_values || !hh->pos)
+                exit(2);
+            for (size_t b = 0; b < nb; b++) {
+                if (b < nfin)
+                    hh->custom_values[b] = les[b][0];
+                hh->pos[b] = les[b][1] - (b ? les[b - 1][1] : 0);
+            }
+            hh->ncustom = (uint32_t)nfin;
+            hh->npos = (uint32_t)nb;
+            hh->pos_spans = one_span(&r->mem, 0, (uint32_t)nb);
+            hh->npos_spans = 1;
+            hh->count = les[nb - 1][1];
+            hh->sum = sum && t < sum->n && sum->v[t].present == PT_FLOAT ? sum->v[t].v : 0;
+            pts_push(&l->vals[hk], PT_HIST, 0, hh);
+        }
+    }
 }
 
 /* Loads the body of a `load`: a series written twice keeps the later
- * value where both have one (as Prometheus' test storage does).  Native
- * histogram samples are not loaded (kiln has none yet): their series are
- * remembered in r->hist and their float samples loaded.  A line that does
- * not parse, or a sample the storage refuses, fails (counted in r->failed). */
+ * value where both have one (as Prometheus' test storage does).  A line
+ * that does not parse, or a sample the storage refuses, fails (counted in
+ * r->failed). */
 static void do_load(runner *r, int64_t step, int nhcb, char **lines, int *linenos, size_t n) {
     kiln_err e;
-    lset *sets = calloc(n + 1, sizeof *sets);
-    pts *vals = calloc(n + 1, sizeof *vals);
-    int *first = calloc(n + 1, sizeof *first);
-    size_t ns = 0;
-    if (!sets || !vals || !first)
-        exit(2);
+    loadset l;
+    memset(&l, 0, sizeof l);
     for (size_t i = 0; i < n; i++) {
         lset ls;
         const char *p = parse_series(lines[i], &r->mem, &ls);
         pts v;
         memset(&v, 0, sizeof v);
-        int nhist = p ? parse_values(p, &v) : -1;
+        int nhist = p ? parse_values(p, &r->mem, &v) : -1;
         if (nhist < 0 || v.n == 0) {
             printf("FAIL %s:%d: malformed load line: %s\n", r->file, linenos[i], skip_ws(lines[i]));
             r->failed++;
             free(v.v);
             continue;
         }
-        if (nhist > 0)
-            add_hist(r, ls);
-        if (nhcb)
-            add_nhcb(r, ls);
-        size_t k;
-        for (k = 0; k < ns; k++)
-            if (labels_cmp(sets[k].ls, sets[k].n, ls.ls, ls.n) == 0)
-                break;
-        if (k == ns) {
-            sets[ns] = ls;
-            first[ns] = linenos[i];
-            vals[ns++] = v;
+        size_t before = l.n, k = loadset_add(&l, ls, linenos[i]);
+        if (k == before) {
+            l.vals[k] = v;
             continue;
         }
         for (size_t j = 0; j < v.n; j++) {
-            while (vals[k].n <= j)
-                pts_push(&vals[k], PT_NONE, 0);
+            while (l.vals[k].n <= j)
+                pts_push(&l.vals[k], PT_NONE, 0, NULL);
             if (v.v[j].present != PT_NONE)
-                vals[k].v[j] = v.v[j];
+                l.vals[k].v[j] = v.v[j];
         }
         free(v.v);
     }
+    if (nhcb)
+        add_nhcb(r, &l);
     appender *ap = storage_appender(r->st);
     if (!ap)
         exit(2);
-    for (size_t k = 0; k < ns; k++) {
+    for (size_t k = 0; k < l.n; k++) {
         uint64_t ref = 0;
-        for (size_t j = 0; j < vals[k].n; j++) {
-            if (vals[k].v[j].present != PT_FLOAT)
+        for (size_t j = 0; j < l.vals[k].n; j++) {
+            const pt *q = &l.vals[k].v[j];
+            if (q->present == PT_NONE)
                 continue;
-            if (appender_append(ap, &ref, ref ? NULL : sets[k].ls, ref ? 0 : sets[k].n, (int64_t)j * step,
-                                vals[k].v[j].v, &e) < 0) {
-                printf("FAIL %s:%d: the storage refused point %zu: %s\n", r->file, first[k], j, e.msg);
+            const label *ls = ref ? NULL : l.sets[k].ls;
+            size_t nls = ref ? 0 : l.sets[k].n;
+            int rc = q->present == PT_HIST
+                         ? appender_append_histogram(ap, &ref, ls, nls, (int64_t)j * step, q->h, &e)
+                         : appender_append(ap, &ref, ls, nls, (int64_t)j * step, q->v, &e);
+            if (rc < 0) {
+                printf("FAIL %s:%d: the storage refused point %zu: %s\n", r->file, l.first[k], j, e.msg);
                 r->failed++;
                 break;
             }
         }
-        free(vals[k].v);
+        free(l.vals[k].v);
     }
-    free(sets);
-    free(vals);
-    free(first);
+    free(l.sets);
+    free(l.vals);
+    free(l.first);
     if (appender_commit(ap, &e) < 0) {
         printf("FAIL %s: commit: %s\n", r->file, e.msg);
         r->failed++;
@@ -1025,7 +1133,6 @@ static void run_file(runner *r, const char *path) {
     }
     r->file = path;
     arena_init(&r->mem, 0);
-    r->nhist = 0;
     if (storage_fresh(r) < 0) {
         printf("FAIL %s: cannot open a storage\n", path);
         r->failed++;
@@ -1062,7 +1169,6 @@ static void run_file(runner *r, const char *path) {
         }
         if (strncmp(t, "clear", 5) == 0 && (!t[5] || isspace((unsigned char)t[5]))) {
             storage_fresh(r);
-            r->nhist = 0;
             i++;
             continue;
         }
@@ -1186,9 +1292,6 @@ static void run_file(runner *r, const char *path) {
         free(lines[i]);
     free(lines);
     storage_drop(r);
-    free(r->hist);
-    r->hist = NULL;
-    r->nhist = r->caphist = 0;
     arena_free(&r->mem);
 }
 
@@ -1204,36 +1307,12 @@ int main(int argc, char **argv) {
         r.verbose = 1;
         i++;
     }
-    if (i + 1 < argc && strcmp(argv[i], "-k") == 0) {
-        if (load_known(&r, argv[i + 1]) != 0) {
-            fprintf(stderr, "promqltest: cannot read %s\n", argv[i + 1]);
-            return 2;
-        }
-        i += 2;
-    }
     if (i == argc) {
-        fprintf(stderr, "usage: promqltest [-v] [-k KNOWN] FILE.test...\n");
+        fprintf(stderr, "usage: promqltest [-v] FILE.test...\n");
         return 2;
     }
     for (; i < argc; i++)
         run_file(&r, argv[i]);
-    /* a listed eval that no longer fails (or is gone) must leave the list */
-    for (size_t k = 0; k < r.nknown; k++) {
-        if (!r.known_used[k]) {
-            r.failed++;
-            printf("FAIL %s: %s is listed but did not fail for a histogram read: remove it\n", r.known_path,
-                   r.known[k]);
-        }
-        free(r.known[k]);
-    }
-    free(r.known);
-    free(r.known_used);
-    int skipped = 0;
-    for (int k = 0; k < SKIP_NREASONS; k++) {
-        if (r.skipped[k])
-            printf("skipped %d: %s\n", r.skipped[k], skip_reason[k]);
-        skipped += r.skipped[k];
-    }
-    printf("%d passed, %d failed, %d skipped\n", r.passed, r.failed, skipped);
+    printf("%d passed, %d failed, 0 skipped\n", r.passed, r.failed);
     return r.failed ? 1 : 0;
 }
