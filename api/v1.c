@@ -265,6 +265,17 @@ static void h_alertmanagers(http_req *req, http_resp *resp, void *data) {
                  "{\"activeAlertmanagers\":[],\"droppedAlertmanagers\":[]}");
 }
 
+/* GET /api/v1/features (api.md, Prometheus 3.8): the API's and PromQL's. */
+static void h_features(http_req *req, http_resp *resp, void *data) {
+    api_v1 *a = data;
+    (void)req;
+    buf b = BUF_INIT;
+    buf_printf(&b, "{\"api\":{\"admin\":%s},", a->enable_admin ? "true" : "false");
+    int rc = query_features_json(a->engine.opts.features, &b);
+    buf_putc(&b, '}');
+    v1_send_buf(resp, &b, rc);
+}
+
 /* ---- registration ----------------------------------------------------- */
 
 int v1_register_routes(http_server *s, api_v1 *a, const v1_route *r, size_t n) {
@@ -282,6 +293,7 @@ int api_v1_register(http_server *s, api_v1 *a) {
         {"GET", "/api/v1/alerts", h_alerts, NULL, HTTP_ROUTE_WORKER},
         {"GET", "/api/v1/alertmanagers", h_alertmanagers, NULL, HTTP_ROUTE_WORKER},
         {"GET", "/api/v1/status/walreplay", h_walreplay, NULL, HTTP_ROUTE_WORKER},
+        {"GET", "/api/v1/features", h_features, NULL, HTTP_ROUTE_WORKER},
     };
     int rc = v1_register_query(s, a);
     if (rc == 0)

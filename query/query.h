@@ -171,6 +171,12 @@ KILN_MUST_CHECK int query_parse_format(const char *q, buf *out, kiln_err *err);
 /* Only parses. */
 KILN_MUST_CHECK int query_parse_check(const char *q, kiln_err *err);
 
+/* Appends the PromQL members of GET /api/v1/features' data object,
+ * `"promql":{...},"promql_functions":{...},"promql_operators":{...}`, for
+ * the --enable-feature set `features` (query/features.c).  0 or
+ * KILN_ENOMEM (buf_error). */
+KILN_MUST_CHECK int query_features_json(uint32_t features, buf *out);
+
 /* A parsed series selector (`up{job="x"}`): its matchers, __name__ included,
  * valid until query_selector_free. */
 typedef struct query_selector {

@@ -22,6 +22,16 @@ class TestFeatureFlags(unittest.TestCase):
                 self.assertEqual(st, 400, q)
                 self.assertEqual(doc["errorType"], "bad_data", q)
                 self.assertIn("--enable-feature=promql-experimental-functions", doc["error"], q)
+            st, doc = k.get_json("/api/v1/features")
+            self.assertEqual(st, 200)
+            d = doc["data"]
+            self.assertIs(d["promql"]["at_modifier"], True)
+            self.assertIs(d["promql"]["anchored"], False)
+            self.assertIs(d["promql_functions"]["rate"], True)
+            self.assertIs(d["promql_functions"]["mad_over_time"], False)
+            self.assertIs(d["promql_operators"]["limitk"], False)
+            self.assertIs(d["promql_operators"]["+"], True)
+            self.assertIs(d["api"]["admin"], False)
         finally:
             k.stop()
             k.cleanup()
@@ -37,6 +47,11 @@ class TestFeatureFlags(unittest.TestCase):
             st, doc = query(k, "min_of(3, 2)")
             self.assertEqual(st, 200, doc)
             self.assertEqual(doc["data"]["result"][1], "2")
+            st, doc = k.get_json("/api/v1/features")
+            self.assertIs(doc["data"]["promql_functions"]["mad_over_time"], True)
+            self.assertIs(doc["data"]["promql_operators"]["limitk"], True)
+            self.assertIs(doc["data"]["promql"]["delayed_name_removal"], True)
+            self.assertIs(doc["data"]["promql"]["anchored"], False)
             st, doc = k.get_json("/api/v1/status/flags")
             self.assertEqual(doc["data"]["enable-feature"],
                              "promql-experimental-functions,no-such-feature,promql-delayed-name-removal")
