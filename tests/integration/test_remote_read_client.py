@@ -9,7 +9,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from kilntest import Kiln, Prometheus, free_port, http_get, require
+from kilntest import Kiln, Prometheus, free_port, http_get, require, wait_for
 from rwproto import write_body
 
 RW_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
@@ -31,6 +31,12 @@ class RemoteReadClientTest(unittest.TestCase):
         cls.prom = Prometheus("global:\n  scrape_interval: 1h\n", args=["--web.enable-remote-write-receiver"])
         cls.prom.__enter__()
         t0 = cls.t0
+        # first (Prometheus' head then takes the later ones): `ancient`, 8.5 h old
+        cls.t_anc = now - int(8.5 * 3600_000)
+        st = post(cls.prom.url + "/api/v1/write", write_body(
+            [([("__name__", "ancient"), ("region", "eu")], [(float(k), cls.t_anc + k * 60_000) for k in range(10)])]),
+            RW_HEADERS)
+        assert st == 204, st
         # Prometheus alone holds `old`; both hold `both` (Prometheus the even
         # minutes, kiln the odd ones); region=eu and region=us copies of `ext`.
         # Prometheus' series carry kiln's external label region=eu, as data
@@ -67,11 +73,7 @@ remote_read:
         cls.prom.__exit__()
 
     def range_query(self, q, kn=None):
-        path = "/api/v1/query_range?" + urllib.parse.urlencode(
-            {"query": q, "start": self.t0 / 1000, "end": self.t0 / 1000 + 19 * 60, "step": 60})
-        st, _, body = (kn or self.kiln).get(path)
-        self.assertEqual(st, 200, body)
-        return json.loads(body)
+        return self.range_query_at(kn or self.kiln, q, self.t0 / 1000, self.t0 / 1000 + 19 * 60)
 
     def test_series_only_the_remote_holds(self):
         d = self.range_query("old")
@@ -138,6 +140,49 @@ remote_read:
                 f.write(orig)
             st, _, _ = self.kiln.post("/-/reload")
             self.assertEqual(st, 200)
+
+    def test_read_recent(self):
+        """Without read_recent, only a range older than where kiln's data starts (its
+        oldest block's start plus two block ranges) is read remotely, up to there."""
+        cfg = f"""global:
+  external_labels:
+    region: eu
+remote_read:
+  - url: {self.prom.url}/api/v1/read
+"""
+        kn = Kiln(args=["--web.enable-remote-write-receiver", "--web.enable-lifecycle"], config=cfg).start()
+        try:
+            now = int(time.time() * 1000)
+            # a head spanning 10 h: compaction writes its oldest range as a block
+            st, _, body = kn.post("/api/v1/write", write_body(
+                [([("__name__", "local")], [(1.0, now - 10 * 3600_000), (2.0, now - 60_000)])]), headers=RW_HEADERS)
+            self.assertEqual(st, 204, body)
+            self.assertTrue(wait_for(lambda: kn.metrics().get("kiln_tsdb_blocks_loaded", 0) >= 1, timeout=60),
+                            kn.read_log()[-2000:])
+
+            def rng(q, start, end):
+                d = self.range_query_at(kn, q, start, end)
+                return d["data"]["result"]
+
+            # older than kiln's data: read remotely
+            (r,) = rng("ancient", self.t_anc / 1000, self.t_anc / 1000 + 540)
+            self.assertEqual([float(v) for _, v in r["values"]], [float(k) for k in range(10)])
+            # recent: kiln's own data only
+            self.assertEqual(rng("old", self.t0 / 1000, self.t0 / 1000 + 19 * 60), [])
+            with open(kn.config_path, "a") as f:
+                f.write("    read_recent: true\n")
+            st, _, body = kn.post("/-/reload")
+            self.assertEqual(st, 200, body)
+            self.assertEqual(len(rng("old", self.t0 / 1000, self.t0 / 1000 + 19 * 60)), 3)
+        finally:
+            kn.stop()
+            kn.cleanup()
+
+    def range_query_at(self, kn, q, start, end):
+        path = "/api/v1/query_range?" + urllib.parse.urlencode({"query": q, "start": start, "end": end, "step": 60})
+        st, _, body = kn.get(path)
+        self.assertEqual(st, 200, body)
+        return json.loads(body)
 
     def test_unreachable_endpoint_is_a_warning(self):
         port = free_port()
