@@ -34,9 +34,11 @@ KILN_MUST_CHECK static int reserve(histchunk *c, uint64_t bits) {
     uint64_t need = ((uint64_t)c->nbits + bits + 7) / 8 + 1;
     if (need <= c->cap)
         return 0;
-    uint64_t nc = c->cap ? c->cap : 32;
-    while (nc < need)
-        nc = nc * 3 / 2 + 16;
+    /* small steps: a series' open chunk is most of its memory, and half of a
+     * geometric step's slack would be a sixth of it on average */
+    uint64_t nc = c->cap + c->cap / 8 + 64;
+    if (nc < need)
+        nc = need + need / 8;
     if (nc > UINT32_MAX)
         return KILN_ENOMEM;
     uint8_t *nb = realloc(c->b, (size_t)nc);
