@@ -1,8 +1,8 @@
 /*
  * query_api.c - the PromQL endpoints of /api/v1: query and query_range
  * (evaluated by query/ and written as Prometheus writes them),
- * format_query, parse_query and query_exemplars; and the JSON of times and
- * sample values.
+ * format_query and parse_query; and the JSON of times and sample values
+ * (query_exemplars is in exemplars.c).
  *
  * Timestamps are written as seconds with the millisecond fraction
  * (Prometheus' marshalTimestamp: "1.100" keeps its zeros) and sample values
@@ -11,14 +11,11 @@
  *
  * query and query_range are QUEUED routes: they run on the HTTP server's
  * query pool, at most --query.max-concurrency at once, and the others wait
- * in its queue (see queue_timeout_ms).  query_exemplars, like the lookups of
- * metadata.c, is a LOOKUP route (the server's lookup pool: it never waits
- * for query slots).  Remote writes and the other endpoints wait for neither.
+ * in its queue (see queue_timeout_ms).  Remote writes and the other endpoints wait for neither.
  *
  * Called by the HTTP server through the routes registered
  * here (api_v1_register calls the v1_register_* function); query and
- * query_range run on query pool threads, query_exemplars on lookup pool
- * threads, the others on libuv's worker threads (see v1.h).
+ * query_range run on query pool threads, the others on libuv's worker threads (see v1.h).
  */
 #include <math.h>
 #include <stdio.h>
@@ -418,7 +415,7 @@ static void h_query_range(http_req *req, http_resp *resp, void *data) {
     query_result_free(&r);
 }
 
-/* ---- format_query, parse_query, query_exemplars ------------------------- */
+/* ---- format_query, parse_query ------------------------------------------ */
 
 /* The answer to a query parameter that failed to parse: 400 with the
  * parse error, 500 for anything else. */
@@ -455,31 +452,12 @@ static void h_parse_query(http_req *req, http_resp *resp, void *data) {
         v1_end_success(resp, NULL);
 }
 
-static void h_exemplars(http_req *req, http_resp *resp, void *data) {
-    (void)data;
-    int64_t start = 0, end = 0;
-    if (v1_range_params(req, resp, &start, &end) != 0)
-        return;
-    if (end < start) {
-        v1_bad_data(resp, "end timestamp must not be before start time");
-        return;
-    }
-    kiln_err err = {0};
-    int rc = query_parse_check(v1_param(req, "query"), &err);
-    if (rc != 0) {
-        parse_failed(resp, rc, &err);
-        return;
-    }
-    http_resp_json_success(resp, "[]", 2);
-}
-
 int v1_register_query(http_server *s, api_v1 *a) {
     static const v1_route routes[] = {
         {"GET,POST", "/api/v1/query", h_query, NULL, HTTP_ROUTE_QUEUED},
         {"GET,POST", "/api/v1/query_range", h_query_range, NULL, HTTP_ROUTE_QUEUED},
         {"GET,POST", "/api/v1/format_query", h_format_query, NULL, HTTP_ROUTE_WORKER},
         {"GET,POST", "/api/v1/parse_query", h_parse_query, NULL, HTTP_ROUTE_WORKER},
-        {"GET,POST", "/api/v1/query_exemplars", h_exemplars, NULL, HTTP_ROUTE_LOOKUP},
     };
     int rc = v1_register_routes(s, a, V1_ROUTES(routes));
     /* a burst of dashboards' queries may wait, a flood is refused */

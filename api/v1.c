@@ -307,6 +307,8 @@ int api_v1_register(http_server *s, api_v1 *a) {
     if (rc == 0)
         rc = v1_register_read(s, a);
     if (rc == 0)
+        rc = v1_register_exemplars(s, a);
+    if (rc == 0)
         rc = v1_register_routes(s, a, V1_ROUTES(routes));
     return rc;
 }

@@ -138,12 +138,13 @@ typedef struct v1_route {
 KILN_MUST_CHECK int v1_register_routes(http_server *s, api_v1 *a, const v1_route *r, size_t n);
 
 /* Each handler file registers its routes (api_v1_register calls them). */
-KILN_MUST_CHECK int v1_register_query(http_server *s, api_v1 *a);    /* query_api.c */
-KILN_MUST_CHECK int v1_register_metadata(http_server *s, api_v1 *a); /* metadata.c */
-KILN_MUST_CHECK int v1_register_tsdb(http_server *s, api_v1 *a);     /* tsdb_status.c */
-KILN_MUST_CHECK int v1_register_admin(http_server *s, api_v1 *a);    /* admin.c */
-KILN_MUST_CHECK int v1_register_federate(http_server *s, api_v1 *a); /* federate.c */
-KILN_MUST_CHECK int v1_register_read(http_server *s, api_v1 *a);     /* remoteread.c */
+KILN_MUST_CHECK int v1_register_query(http_server *s, api_v1 *a);     /* query_api.c */
+KILN_MUST_CHECK int v1_register_metadata(http_server *s, api_v1 *a);  /* metadata.c */
+KILN_MUST_CHECK int v1_register_tsdb(http_server *s, api_v1 *a);      /* tsdb_status.c */
+KILN_MUST_CHECK int v1_register_admin(http_server *s, api_v1 *a);     /* admin.c */
+KILN_MUST_CHECK int v1_register_federate(http_server *s, api_v1 *a);  /* federate.c */
+KILN_MUST_CHECK int v1_register_read(http_server *s, api_v1 *a);      /* remoteread.c */
+KILN_MUST_CHECK int v1_register_exemplars(http_server *s, api_v1 *a); /* exemplars.c */
 
 #define V1_ROUTES(table) (table), sizeof(table) / sizeof((table)[0])
 

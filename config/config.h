@@ -336,6 +336,18 @@ typedef struct config_unused_key {
     int line, col;
 } config_unused_key;
 
+/* The storage section: storage.exemplars.max_exemplars, the size of the
+ * exemplar store when --enable-feature=exemplar-storage is on (0, or not
+ * written: Prometheus' default, CONFIG_DEFAULT_MAX_EXEMPLARS). */
+#define CONFIG_DEFAULT_MAX_EXEMPLARS 100000
+typedef struct config_storage_exemplars {
+    uint64_t max_exemplars;
+} config_storage_exemplars;
+
+typedef struct config_storage {
+    config_storage_exemplars exemplars;
+} config_storage;
+
 typedef struct config {
     config_global global;
     char **rule_files; /* globs, as written (resolved against the file's directory) */
@@ -348,6 +360,7 @@ typedef struct config {
     config_remote_read *remote_read;
     size_t nremote_read;
     config_otlp otlp;
+    config_storage storage;
 
     char *source; /* the original document text (NUL-terminated) */
     size_t source_len;

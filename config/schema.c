@@ -935,6 +935,18 @@ static const schema_key otlp_keys[] = {
 
 static const schema_section otlp_sec = SECTION("otlp", otlp_keys, .null_ok = 1, .finish = otlp_finish);
 
+/* ---- storage ----------------------------------------------------------------------------------- */
+
+static const schema_key storage_exemplars_keys[] = {
+    {"max_exemplars", SCHEMA_UINT, FIELD(config_storage_exemplars, max_exemplars), .flags = SCHEMA_OMIT_ZERO},
+};
+static const schema_section storage_exemplars_sec =
+    SECTION("exemplars", storage_exemplars_keys, .null_ok = 1);
+static const schema_key storage_keys[] = {
+    {"exemplars", SCHEMA_MAP, FIELD(config_storage, exemplars), .sub = &storage_exemplars_sec},
+};
+static const schema_section storage_sec = SECTION("storage", storage_keys, .null_ok = 1);
+
 static const schema_key config_keys[] = {
     /* first: decoded by config_init before everything else */
     {"global", SCHEMA_MAP, FIELD(config, global), .flags = SCHEMA_FIRST | SCHEMA_ALWAYS, .sub = &global_sec},
@@ -944,6 +956,7 @@ static const schema_key config_keys[] = {
     {"remote_write", SCHEMA_LIST, ARRAY(config, remote_write), .sub = &schema_remote_write},
     {"remote_read", SCHEMA_LIST, ARRAY(config, remote_read), .sub = &remote_read_sec},
     {"otlp", SCHEMA_MAP, FIELD(config, otlp), .sub = &otlp_sec},
+    {"storage", SCHEMA_MAP, FIELD(config, storage), .sub = &storage_sec},
 };
 
 /* global first, wherever it stands in the file: the rest inherits from it */

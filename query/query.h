@@ -193,4 +193,16 @@ typedef struct query_selector {
 KILN_MUST_CHECK int query_selector_parse(const char *s, query_selector *sel, kiln_err *err);
 void query_selector_free(query_selector *sel);
 
+/* Every series selector of an expression, in the order written (Prometheus'
+ * parser.ExtractSelectors), valid until query_selectors_free (selectors.c). */
+typedef struct query_selectors {
+    exemplar_matchers *sets;
+    size_t n, cap;
+    struct promql_ast *ast; /* owns the matchers */
+} query_selectors;
+
+/* Parses q: 0, or KILN_EINVAL with the parse error; free also after an error. */
+KILN_MUST_CHECK int query_selectors_parse(const char *q, query_selectors *out, kiln_err *err);
+void query_selectors_free(query_selectors *s);
+
 #endif

@@ -211,6 +211,98 @@ KILN_MUST_CHECK static int merge_target_labels(target *t, const scrape_config *s
     return 0;
 }
 
+/* The labels of the parser's current sample, in t->lb: the target's merged
+ * in, metric relabeling applied.  1 kept (*ls, *n), 0 dropped, KILN_ENOMEM. */
+KILN_MUST_CHECK static int sample_labels(target *t, const scrape_config *sc, expo_parser *p, const label **ls,
+                                         size_t *n) {
+    labels_builder *lb = &t->lb;
+    lb_reset(lb);
+    size_t mlen;
+    const char *mname = expo_metric(p, &mlen);
+    char *nm = arena_strndup(&t->scratch, mname, mlen);
+    if (!nm || lb_set(lb, LABEL_NAME, nm) != 0)
+        return KILN_ENOMEM;
+    const expo_label *el;
+    size_t nel = expo_labels(p, &el);
+    for (size_t i = 0; i < nel; i++) {
+        char *ln = arena_strndup(&t->scratch, el[i].name, el[i].name_len);
+        char *lv = arena_strndup(&t->scratch, el[i].value, el[i].value_len);
+        if (!ln || !lv || lb_set(lb, ln, lv) != 0)
+            return KILN_ENOMEM;
+    }
+    if (merge_target_labels(t, sc, lb, &t->scratch) != 0)
+        return KILN_ENOMEM;
+    int keep = relabel_apply(sc->metric_relabel_configs, sc->nmetric_relabel_configs, lb, &t->scratch);
+    if (keep < 0)
+        return KILN_ENOMEM;
+    *ls = lb_labels(lb, n);
+    return keep && *n > 0;
+}
+
+/* ---- exemplars ------------------------------------------------------------ */
+
+/* An exemplar of this scrape, stored once the batch is committed. */
+typedef struct pending_ex {
+    label *series, *ls; /* in t->scratch */
+    size_t ns, n;
+    double v;
+    int64_t t;
+    int has_ts;
+} pending_ex;
+
+typedef struct pending_exs {
+    pending_ex *v;
+    size_t n, cap;
+} pending_exs;
+
+/* Queues the current sample's exemplar, if any, for the series ls: its
+ * timestamp is the sample's (st) when the exposition gives none, as
+ * Prometheus; one beyond int64 ms drops it. */
+KILN_MUST_CHECK static int queue_exemplar(target *t, expo_parser *p, pending_exs *q, const label *ls,
+                                          size_t n, int64_t st) {
+    const expo_label *el;
+    size_t nel;
+    double v;
+    int has_ts;
+    int64_t ets;
+    if (!expo_exemplar(p, &el, &nel, &v, &has_ts, &ets) || has_ts < 0)
+        return 0;
+    if (array_grow((void **)&q->v, &q->cap, q->n + 1, sizeof *q->v) != 0)
+        return KILN_ENOMEM;
+    pending_ex *x = &q->v[q->n];
+    x->series = labels_copy(&t->scratch, ls, n);
+    x->ls = arena_alloc(&t->scratch, (nel ? nel : 1) * sizeof *x->ls);
+    if (!x->series || !x->ls)
+        return KILN_ENOMEM;
+    for (size_t i = 0; i < nel; i++) {
+        char *ln = arena_strndup(&t->scratch, el[i].name, el[i].name_len);
+        char *lv = arena_strndup(&t->scratch, el[i].value, el[i].value_len);
+        if (!ln || !lv)
+            return KILN_ENOMEM;
+        x->ls[i] = (label){ln, lv};
+    }
+    x->ns = n;
+    x->n = nel;
+    x->v = v;
+    x->t = has_ts ? ets : st;
+    x->has_ts = has_ts;
+    q->n++;
+    return 0;
+}
+
+/* Stores the committed scrape's exemplars; an out-of-order one is counted,
+ * a duplicate of the newest (the same exemplar scraped again) ignored. */
+static void store_exemplars(target *t, exemplar_store *es, const pending_exs *q) {
+    kiln_err e = {0};
+    for (size_t i = 0; i < q->n; i++) {
+        const pending_ex *x = &q->v[i];
+        exemplar ex = {x->ls, x->n, x->v, x->t, x->has_ts};
+        int rc = exemplar_add(es, x->series, x->ns, &ex, &e);
+        if (rc == KILN_EORDER)
+            metric_add(t->m->m_ex_ooo, 1);
+    }
+}
+
 /* Records a # HELP / # TYPE / # UNIT line. */
 static void meta_note(target *t, expo_parser *p, expo_entry kind) {
     size_t nlen, tlen = 0;
@@ -291,8 +383,8 @@ KILN_MUST_CHECK static int write_report(target *t, appender *a, int64_t ts, cons
 
 /* Parses and stages the body; 0, or an error with why set (the batch is then dropped). */
 KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, appender *a, int64_t ts,
-                                         size_t *scraped, size_t *post, size_t *added, char *why,
-                                         size_t whyn) {
+                                         pending_exs *exq, size_t *scraped, size_t *post, size_t *added,
+                                         char *why, size_t whyn) {
     kiln_err e = {0};
     t->cache.cursor = 0;
     expo_parser *p = expo_parser_new(expo_format_of(t->ctype[0] ? t->ctype : NULL),
@@ -349,35 +441,24 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
                 c->seen = t->iter;
                 c->explicit_ts = (uint8_t)explicit_ts;
                 (*post)++;
+                if (exq != NULL && expo_has_exemplar(p)) {
+                    /* a series with exemplars: its labels again (rare) */
+                    size_t n = 0;
+                    const label *ls = NULL;
+                    int keep = sample_labels(t, sc, p, &ls, &n);
+                    if (keep < 0 || (keep && queue_exemplar(t, p, exq, ls, n, st) != 0))
+                        goto nomem;
+                }
                 continue;
             }
             c->ref = 0; /* unknown ref: make the labels again */
         }
         /* a series new to the cache: build its labels */
-        labels_builder *lb = &t->lb;
-        lb_reset(lb);
-        size_t mlen;
-        const char *mname = expo_metric(p, &mlen);
-        char *nm = arena_strndup(&t->scratch, mname, mlen);
-        if (!nm || lb_set(lb, LABEL_NAME, nm) != 0)
-            goto nomem;
-        const expo_label *el;
-        size_t nel = expo_labels(p, &el);
-        for (size_t i = 0; i < nel; i++) {
-            char *ln = arena_strndup(&t->scratch, el[i].name, el[i].name_len);
-            char *lv = arena_strndup(&t->scratch, el[i].value, el[i].value_len);
-            if (!ln || !lv || lb_set(lb, ln, lv) != 0)
-                goto nomem;
-        }
-        if (merge_target_labels(t, sc, lb, &t->scratch) != 0)
-            goto nomem;
-        int keep = relabel_apply(sc->metric_relabel_configs, sc->nmetric_relabel_configs, lb, &t->scratch);
+        size_t n = 0;
+        const label *ls = NULL;
+        int keep = sample_labels(t, sc, p, &ls, &n);
         if (keep < 0)
             goto nomem;
-        size_t n = 0;
-        const label *ls = lb_labels(lb, &n);
-        if (keep && n == 0)
-            keep = 0;
         if (!c && !(c = cache_add(&t->cache, h, key, klen)))
             goto nomem;
         c->seen = t->iter;
@@ -427,6 +508,8 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
         c->explicit_ts = (uint8_t)explicit_ts;
         (*post)++;
         (*added)++;
+        if (exq != NULL && queue_exemplar(t, p, exq, ls, n, st) != 0)
+            goto nomem;
         continue;
     nomem:
         snprintf(why, whyn, "out of memory");
@@ -447,13 +530,16 @@ void append_scrape(target *t) {
     size_t scraped = 0, post = 0, added = 0;
     kiln_err e = {0};
     t->iter++;
+    exemplar_store *es = storage_exemplars(st);
+    pending_exs exq = {0};
     appender *a = storage_appender(st);
     int ok = a != NULL && !t->job_err[0];
     if (!a)
         snprintf(why, sizeof why, "out of memory");
     else if (t->job_err[0])
         snprintf(why, sizeof why, "%s", t->job_err);
-    else if (stage_samples(t, sc, a, ts, &scraped, &post, &added, why, sizeof why) != 0) {
+    else if (stage_samples(t, sc, a, ts, es ? &exq : NULL, &scraped, &post, &added, why, sizeof why) != 0) {
+        exq.n = 0;
         ok = 0;
         appender_rollback(a);
         a = storage_appender(st);
@@ -472,8 +558,11 @@ void append_scrape(target *t) {
         } else if (appender_commit(a, &e) != 0) {
             snprintf(why, sizeof why, "%s", e.msg);
             ok = 0;
+        } else if (ok && es) {
+            store_exemplars(t, es, &exq);
         }
     }
+    free(exq.v);
     arena_free(&t->scratch);
     arena_init(&t->scratch, 0);
     t->job_ok = ok;

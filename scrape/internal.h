@@ -192,7 +192,7 @@ struct scrape_manager {
     void (*done)(void *);
     void *done_data;
     metric_child *m_missed, *m_late, *m_scrapes, *m_failed, *m_sample_limit, *m_ooo, *m_dup, *m_oob,
-        *m_targets, *m_pools, *m_reloads;
+        *m_ex_ooo, *m_targets, *m_pools, *m_reloads;
 };
 
 /* ---- scrape.c ------------------------------------------------------------- */

@@ -682,6 +682,10 @@ int expo_timestamp(const expo_parser *p, int64_t *ms) {
     return p->has_ts;
 }
 
+int expo_has_exemplar(const expo_parser *p) {
+    return p->has_ex;
+}
+
 int expo_exemplar(const expo_parser *p, const expo_label **ls, size_t *n, double *v, int *has_ts,
                   int64_t *ts) {
     if (!p->has_ex)

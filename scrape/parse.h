@@ -99,6 +99,7 @@ int expo_timestamp(const expo_parser *p, int64_t *ms);
 /* SAMPLE (OpenMetrics): 1 when the line has an exemplar, with its labels
  * (*ls, *n), value, and timestamp (*has_ts as for expo_timestamp; *ts in
  * ms when 1); else 0. */
+int expo_has_exemplar(const expo_parser *p);
 int expo_exemplar(const expo_parser *p, const expo_label **ls, size_t *n, double *v, int *has_ts,
                   int64_t *ts);
 

@@ -352,6 +352,8 @@ KILN_MUST_CHECK static int register_metrics(scrape_manager *m) {
          "Samples rejected for a duplicate timestamp with a different value."},
         {&m->m_oob, METRIC_COUNTER, "kiln_target_scrapes_sample_out_of_bounds_total",
          "Samples rejected for a timestamp out of the head's bounds."},
+        {&m->m_ex_ooo, METRIC_COUNTER, "kiln_target_scrapes_exemplar_out_of_order_total",
+         "Exemplars rejected as out of order (exemplar storage)."},
         {&m->m_targets, METRIC_GAUGE, "kiln_scrape_targets", "Active scrape targets."},
         {&m->m_pools, METRIC_GAUGE, "kiln_scrape_pools", "Scrape pools (jobs)."},
         {&m->m_reloads, METRIC_COUNTER, "kiln_scrape_config_applied_total", "Scrape configurations applied."},

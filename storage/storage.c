@@ -162,6 +162,7 @@ KILN_MUST_CHECK static int load_blocks(storage *s, kiln_err *err) {
 /* Frees what storage_open set up but the WAL writer; the result of closing
  * chunks_head (its last chunks are flushed). */
 static int free_storage(storage *s, kiln_err *err) {
+    exemplar_store_free(s->exemplars);
     close_blocks(s);
     tombstones_free(&s->hts);
     head_free(s->h);
@@ -219,6 +220,10 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
         goto fail;
     if (s->replay_corruptions)
         wal_count_corruption(s->w, s->replay_corruptions);
+    if (opts->max_exemplars > 0 && !(s->exemplars = exemplar_store_new(opts->max_exemplars))) {
+        rc = kiln_err_set(err, KILN_ENOMEM, "storage: out of memory");
+        goto fail;
+    }
     *out = s;
     return 0;
 fail:
@@ -239,6 +244,10 @@ int storage_close(storage *s, kiln_err *err) {
             *err = e2;
     }
     return rc;
+}
+
+exemplar_store *storage_exemplars(storage *s) {
+    return s->exemplars;
 }
 
 void storage_get_stats(storage *s, storage_stats *out) {

@@ -238,6 +238,7 @@ typedef struct storage_opts {
     uint64_t retention_bytes;   /* 0 = none */
     int64_t max_block_range_ms; /* blocks are merged up to this span (and 10% of the retention); 0: 31 d */
     int replay_threads;         /* 0 = number of cores */
+    size_t max_exemplars;       /* > 0: exemplar storage of this size (exemplars.c) */
 } storage_opts;
 
 storage_opts storage_opts_default(void);
@@ -668,5 +669,55 @@ KILN_MUST_CHECK int querier_label_names(querier *q, const matcher *ms, size_t nm
 /* Values of label `name` over the series matching ms (all when nms == 0), sorted. */
 KILN_MUST_CHECK int querier_label_values(querier *q, const char *name, const matcher *ms, size_t nms,
                                          str_list *out, kiln_err *err);
+
+/* ---- exemplars (exemplars.c) ----------------------------------------------- */
+
+/* Exemplar storage (--enable-feature=exemplar-storage): Prometheus' circular
+ * buffer of the newest max_exemplars exemplars, in memory only.  The
+ * storage holds one when storage_opts.max_exemplars > 0. */
+typedef struct exemplar_store exemplar_store;
+
+/* An exemplar: its labels (sorted or not, as given), value and timestamp;
+ * has_ts 0 when the exposition gave none (t is then the scrape's time). */
+typedef struct exemplar {
+    const label *ls;
+    size_t n;
+    double v;
+    int64_t t;
+    int has_ts;
+} exemplar;
+
+/* One selector's matchers (a series matches when it matches all). */
+typedef struct exemplar_matchers {
+    const matcher *ms;
+    size_t nms;
+} exemplar_matchers;
+
+exemplar_store *exemplar_store_new(size_t max);
+void exemplar_store_free(exemplar_store *es);
+/* The storage's exemplar store, or NULL when exemplar storage is off. */
+exemplar_store *storage_exemplars(storage *s);
+
+/* Adds e for the series ls[0..ns) (sorted, copied): 0; KILN_EEXIST when it
+ * equals the series' newest (a no-op); KILN_EORDER when not after it;
+ * KILN_EINVAL when its labels are over 128 code points; KILN_ENOMEM. */
+KILN_MUST_CHECK int exemplar_add(exemplar_store *es, const label *ls, size_t ns, const exemplar *e,
+                                 kiln_err *err);
+
+/* Keeps the newest `max` exemplars (a reload changed max_exemplars); 0 turns
+ * storing off.  0 or KILN_ENOMEM (the store is then unchanged). */
+KILN_MUST_CHECK int exemplar_store_resize(exemplar_store *es, size_t max);
+
+/* Exemplars held, and (nseries not NULL) series that have some. */
+size_t exemplar_store_size(exemplar_store *es, size_t *nseries);
+
+/* Called once per series with exemplars in the range, oldest first; a
+ * non-zero return stops the select and is returned. */
+typedef int (*exemplar_series_fn)(void *ctx, const label *ls, size_t n, const exemplar *ex, size_t nex);
+
+/* The exemplars in [mint, maxt] of the series matching any of sets. */
+KILN_MUST_CHECK int exemplar_select(exemplar_store *es, int64_t mint, int64_t maxt,
+                                    const exemplar_matchers *sets, size_t nsets, exemplar_series_fn fn,
+                                    void *ctx);
 
 #endif

@@ -52,8 +52,9 @@ struct storage {
     pthread_mutex_t unlogged_mu;
     uint64_t *unlogged;
     size_t nunlogged, capunlogged;
-    storage_source source; /* remote_read (source.c); set before queries run */
-    int fail_wal_writes;   /* test hook (atomic): so many of the appenders' next WAL writes fail */
+    exemplar_store *exemplars; /* NULL unless o.max_exemplars > 0 */
+    storage_source source;     /* remote_read (source.c); set before queries run */
+    int fail_wal_writes;       /* test hook (atomic): so many of the appenders' next WAL writes fail */
     /* counters (atomics) */
     uint64_t compactions, compactions_failed, blocks_deleted;
     uint64_t compaction_us;

@@ -29,6 +29,9 @@ static const feature_desc features[] = {
      "Experimental PromQL binary operator fill modifiers enabled."},
     {"promql-delayed-name-removal", FEATURE_PROMQL_DELAYED_NAME_REMOVAL,
      "Experimental PromQL delayed name removal enabled."},
+    {"exemplar-storage", FEATURE_EXEMPLAR_STORAGE, "Experimental in-memory exemplar storage enabled."},
+    {"created-timestamp-zero-ingestion", FEATURE_CREATED_TIMESTAMP_ZERO_INGESTION,
+     "Experimental created timestamp zero ingestion enabled."},
     {"promql-at-modifier", 0, NOOP},
     {"promql-negative-offset", 0, NOOP},
 };

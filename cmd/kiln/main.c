@@ -530,6 +530,12 @@ KILN_MUST_CHECK static int load_config(const char *path, config **out, int *from
     return rc;
 }
 
+/* storage.exemplars.max_exemplars (when exemplar storage is on). */
+static size_t max_exemplars(const config *c) {
+    uint64_t m = c ? c->storage.exemplars.max_exemplars : 0;
+    return m ? (size_t)m : CONFIG_DEFAULT_MAX_EXEMPLARS;
+}
+
 static int kiln_reload(void *p, kiln_err *err) {
     kiln *k = p;
     config *c = NULL;
@@ -568,6 +574,10 @@ static int kiln_reload(void *p, kiln_err *err) {
         otlp *ot = atomic_load(&k->otlp);
         if (ot)
             otlp_apply(ot, c);
+        /* the storage is open once rw is set */
+        exemplar_store *es = atomic_load(&k->rw) ? storage_exemplars(k->st) : NULL;
+        if (es && exemplar_store_resize(es, max_exemplars(c)) != 0)
+            LOG_ERROR("exemplar storage: out of memory resizing it", NULL);
         k->cfg = c;
         k->cfg_from_file = from_file;
         k->cfg_time_ms = time_now_ms();
@@ -913,6 +923,8 @@ static void startup_work(uv_work_t *w) {
     else if (strcmp(fs, "none") != 0)
         o.wal_fsync_interval_ms = flag_ms(F_WAL_FSYNC);
     o.retention_ms = flag_ms(F_RETENTION_TIME);
+    if (k->features & FEATURE_EXEMPLAR_STORAGE)
+        o.max_exemplars = max_exemplars(k->cfg);
     int64_t rsize = 0;
     if (parse_size(flags[F_RETENTION_SIZE].value, &rsize) == 0)
         o.retention_bytes = (uint64_t)rsize;

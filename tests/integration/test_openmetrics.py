@@ -210,3 +210,110 @@ class OpenMetricsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+EXEMPLAR_CASES = ["histogram_exemplars", "counter_exemplar", "exemplar_after_timestamp", "gaugehistogram_exemplar",
+                  "exemplar_128_runes", "exemplar_empty_labels"]
+
+
+class ExemplarStorageTest(unittest.TestCase):
+    """--enable-feature=exemplar-storage: the exemplars of the good cases,
+    scraped by kiln and by Prometheus 2.42, answered by query_exemplars the
+    same (an exemplar without a timestamp takes its scrape's time, which
+    differs between the two: only its presence is compared)."""
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=cls.srv.serve_forever, daemon=True).start()
+        port = cls.srv.server_address[1]
+        groups = "".join(f"""
+      - targets: ['127.0.0.1:{port}']
+        labels: {{__metrics_path__: '/good/{name}', case: '{name}'}}""" for name in EXEMPLAR_CASES)
+        cfg = f"""
+global:
+  scrape_interval: 1s
+storage:
+  exemplars:
+    max_exemplars: 1000
+scrape_configs:
+  - job_name: om_ex
+    honor_timestamps: false
+    static_configs:{groups}
+"""
+        cls.kiln = Kiln(config=cfg, args=["--enable-feature=exemplar-storage"])
+        cls.prom = Prometheus(cfg, args=["--enable-feature=exemplar-storage"])
+        try:
+            cls.kiln.start()
+            cls.prom.__enter__()
+        except Exception:
+            cls.kiln.cleanup()
+            cls.srv.shutdown()
+            raise
+        cls.path = "/api/v1/query_exemplars?" + urllib.parse.urlencode(
+            {"query": '{job="om_ex"}', "start": "0", "end": str(int(time.time()) + 3600)})
+
+        def have_all(get):
+            try:
+                return len(get()) == 8
+            except (OSError, KeyError):
+                return False
+        ok = wait_for(lambda: have_all(lambda: cls.kiln_ex()), timeout=30) and \
+            wait_for(lambda: have_all(lambda: cls.prom.query(cls.path)), timeout=30)
+        if not ok:
+            cls.tearDownClass()
+            raise AssertionError("exemplars did not arrive in 30 s")
+        time.sleep(2.5)  # more scrapes: the same exemplars again must not repeat
+
+    @classmethod
+    def kiln_ex(cls):
+        st, body = cls.kiln.get_json(cls.path)
+        assert st == 200, body
+        return body["data"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.prom.__exit__()
+        code = cls.kiln.stop()
+        cls.kiln.cleanup()
+        cls.srv.shutdown()
+        if code != 0:
+            raise AssertionError(f"kiln exited with {code}")
+
+    @staticmethod
+    def canonical(data, dated):
+        out = []
+        for s in data:
+            exs = []
+            for e in s["exemplars"]:
+                key = json.dumps(e["labels"], sort_keys=True)
+                exs.append((key, e["value"], e["timestamp"] if (key, e["value"]) in dated else None))
+            out.append((json.dumps(s["seriesLabels"], sort_keys=True), exs))
+        return sorted(out)
+
+    def test_same_exemplars_as_prometheus(self):
+        k, p = self.kiln_ex(), self.prom.query(self.path)
+        # the exemplars written with a timestamp: (labels, value)
+        dated = {('{"trace_id": "oHg5SJYRHA0"}', "9.8"), ('{"trace_id": "abc"}', "1.5"), ('{"a": "b"}', "1")}
+        self.assertEqual(self.canonical(k, dated), self.canonical(p, dated))
+        self.assertEqual(len(k), 8)
+        for s in k:
+            self.assertEqual(len(s["exemplars"]), 1, s)  # scraped again and again: stored once
+
+    def test_selectors_ranges_and_errors(self):
+        def q(**params):
+            return self.kiln.get_json("/api/v1/query_exemplars?" + urllib.parse.urlencode(params))
+        st, body = q(query='rate(a_total{case="counter_exemplar"}[5m]) + a_bucket{case="histogram_exemplars"}',
+                     start="0", end="2000000000")
+        self.assertEqual(st, 200)
+        self.assertEqual(sorted(s["seriesLabels"]["__name__"] for s in body["data"]), ["a_bucket"] * 3 + ["a_total"])
+        # a range before the dated exemplar (2018-03-12) leaves it out
+        st, body = q(query='a_total{case="counter_exemplar"}', start="0", end="1520879607")
+        self.assertEqual((st, body["data"]), (200, []))
+        st, body = q(query="1", start="0", end="10")
+        self.assertEqual((st, body["data"]), (200, None))
+        st, body = q(query="a{", start="0", end="10")
+        self.assertEqual((st, body["errorType"]), (400, "bad_data"))
+        st, body = q(query="a", start="10", end="0")
+        self.assertEqual((st, body["errorType"]), (400, "bad_data"))
