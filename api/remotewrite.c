@@ -407,6 +407,8 @@ typedef struct rw_series {
     size_t nsamples;
     Kiln__Remote__Label *const *raw; /* for messages */
     size_t nraw;
+    Kiln__Remote__Exemplar *const *exemplars; /* 1.0 only (2.0's are counted only) */
+    size_t nexemplars;
 } rw_series;
 
 typedef struct rw_batch {
@@ -614,6 +616,8 @@ KILN_MUST_CHECK static int rw_decode(const char *body, size_t len, size_t max_de
         s->nsamples = ts->n_samples;
         s->raw = ts->labels;
         s->nraw = ts->n_labels;
+        s->exemplars = ts->exemplars;
+        s->nexemplars = ts->exemplars ? ts->n_exemplars : 0;
     }
     return 0;
 
@@ -737,6 +741,44 @@ static void respond(remotewrite *rw, http_resp *resp, int code, const char *text
     http_resp_text(resp, rw_code_status[code], line);
 }
 
+/* The exemplars of the batch's series into exemplar storage, when it is on
+ * (as Prometheus: with their timestamps; out-of-order ones skipped).
+ * Returns how many were stored. */
+static size_t rw_store_exemplars(storage *st, const rw_batch *b) {
+    exemplar_store *es = storage_exemplars(st);
+    size_t stored = 0;
+    kiln_err e = {0};
+    for (size_t i = 0; es && i < b->n; i++) {
+        const rw_series *s = &b->v[i];
+        for (size_t k = 0; k < s->nexemplars; k++) {
+            const Kiln__Remote__Exemplar *x = s->exemplars[k];
+            label ls[32];
+            char text[1200]; /* 128 characters of names and values at most are stored */
+            size_t used = 0, j = 0;
+            for (; j < x->n_labels && j < 32; j++) {
+                const ProtobufCBinaryData *nm = &x->labels[j]->name, *v = &x->labels[j]->value;
+                if (used + nm->len + v->len + 2 > sizeof text)
+                    break;
+                ls[j].name = text + used;
+                if (nm->len)
+                    memcpy(text + used, nm->data, nm->len);
+                used += nm->len;
+                text[used++] = 0;
+                ls[j].value = text + used;
+                if (v->len)
+                    memcpy(text + used, v->data, v->len);
+                used += v->len;
+                text[used++] = 0;
+            }
+            if (j < x->n_labels)
+                continue; /* over the limit anyway */
+            exemplar ex = {ls, x->n_labels, x->value, x->timestamp, 1};
+            stored += exemplar_add(es, s->ls, s->nls, &ex, &e) == 0;
+        }
+    }
+    return stored;
+}
+
 /* Remote write 2.0's X-Prometheus-Remote-Write-*-Written headers: what was
  * stored of the request (histograms and exemplars are not kept yet). */
 static void written_headers(http_resp *resp, int v2, size_t samples) {
@@ -802,8 +844,6 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
         return;
     }
     metric_add(rw->received, (double)b.samples);
-    if (b.exemplars)
-        metric_add(rw->exemplars_dropped, (double)b.exemplars);
     if (b.histograms)
         metric_add(rw->histograms_dropped, (double)b.histograms);
     if (b.metadata)
@@ -813,6 +853,9 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
 
     rw_outcome o;
     rc = rw_append(rw->st, &b, &o, &msg);
+    size_t ex_stored = rc == 0 ? rw_store_exemplars(rw->st, &b) : 0;
+    if (b.exemplars > ex_stored)
+        metric_add(rw->exemplars_dropped, (double)(b.exemplars - ex_stored));
     rw_cache_fit(cache, al.used); /* b is not used beyond this point */
     if (rc != 0) {
         LOG_ERROR("Remote write append failed", "err=%s", msg.s);
@@ -865,9 +908,10 @@ int remotewrite_new(storage *st, const remotewrite_opts *o, remotewrite **out, k
                              "Remote write samples not stored, by reason.", "reason", NULL, 0);
     metric *rcv = metric_new(METRIC_COUNTER, "kiln_remote_write_samples_received_total",
                              "Samples in decoded remote write requests, stored or not.", NULL, NULL, 0);
-    metric *exd =
-        metric_new(METRIC_COUNTER, "kiln_remote_write_exemplars_dropped_total",
-                   "Exemplars received by remote write and dropped (not stored yet).", NULL, NULL, 0);
+    metric *exd = metric_new(
+        METRIC_COUNTER, "kiln_remote_write_exemplars_dropped_total",
+        "Exemplars received by remote write and not stored (exemplar storage off, out of order, 2.0).", NULL,
+        NULL, 0);
     metric *hsd = metric_new(
         METRIC_COUNTER, "kiln_remote_write_histograms_dropped_total",
         "Native histogram samples received by remote write and dropped (not stored yet).", NULL, NULL, 0);

@@ -202,6 +202,17 @@ static void put(exemplar_store *es, int32_t sid, label *ls, size_t n, double v, 
     es->next = (es->next + 1) % es->cap;
 }
 
+static int label_name_cmp(const void *a, const void *b) {
+    return strcmp(((const label *)a)->name, ((const label *)b)->name);
+}
+
+static int sorted(const label *ls, size_t n) {
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(ls[i - 1].name, ls[i].name) > 0)
+            return 0;
+    return 1;
+}
+
 int exemplar_add(exemplar_store *es, const label *sls_in, size_t ns, const exemplar *e, kiln_err *err) {
     size_t r = 0;
     for (size_t i = 0; i < e->n; i++)
@@ -209,6 +220,21 @@ int exemplar_add(exemplar_store *es, const label *sls_in, size_t ns, const exemp
     if (r > EXEMPLAR_MAX_RUNES)
         return kiln_err_set(err, KILN_EINVAL, "exemplar label set is longer than %d characters",
                             EXEMPLAR_MAX_RUNES);
+    /* both label sets sorted by name, as the API writes them (a sender's may not be) */
+    label *ls = labels_block(e->ls, e->n);
+    label *tmp = NULL;
+    if (ls == NULL)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    qsort(ls, e->n, sizeof *ls, label_name_cmp);
+    if (!sorted(sls_in, ns)) {
+        if ((tmp = malloc(ns * sizeof *tmp)) == NULL) {
+            free(ls);
+            return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+        }
+        memcpy(tmp, sls_in, ns * sizeof *tmp);
+        qsort(tmp, ns, sizeof *tmp, label_name_cmp);
+        sls_in = tmp;
+    }
     uint64_t h = labels_hash(sls_in, ns);
     pthread_rwlock_wrlock(&es->mu);
     int rc = 0;
@@ -218,7 +244,7 @@ int exemplar_add(exemplar_store *es, const label *sls_in, size_t ns, const exemp
     if (s >= 0) {
         const ex_slot *nw = &es->slots[es->ser[s].newest];
         if (nw->has_ts == e->has_ts && (!e->has_ts || nw->t == e->t) &&
-            labels_equal(nw->ls, nw->n, e->ls, e->n) && (nw->v == e->v || (nw->v != nw->v && e->v != e->v))) {
+            labels_equal(nw->ls, nw->n, ls, e->n) && (nw->v == e->v || (nw->v != nw->v && e->v != e->v))) {
             rc = KILN_EEXIST;
             goto out;
         }
@@ -227,23 +253,13 @@ int exemplar_add(exemplar_store *es, const label *sls_in, size_t ns, const exemp
             goto out;
         }
     }
-    label *ls = labels_block(e->ls, e->n);
-    if (ls == NULL) {
-        rc = kiln_err_set(err, KILN_ENOMEM, "out of memory");
-        goto out;
-    }
     if (s < 0) {
+        label *sls = NULL;
         if (idx_grow(es) != 0 ||
             (es->nfree == 0 &&
              (array_grow((void **)&es->ser, &es->capser, es->nser + 1, sizeof *es->ser) != 0 ||
-              array_grow((void **)&es->freeser, &es->capfree, es->capser, sizeof *es->freeser) != 0))) {
-            free(ls);
-            rc = kiln_err_set(err, KILN_ENOMEM, "out of memory");
-            goto out;
-        }
-        label *sls = labels_block(sls_in, ns);
-        if (sls == NULL) {
-            free(ls);
+              array_grow((void **)&es->freeser, &es->capfree, es->capser, sizeof *es->freeser) != 0)) ||
+            (sls = labels_block(sls_in, ns)) == NULL) {
             rc = kiln_err_set(err, KILN_ENOMEM, "out of memory");
             goto out;
         }
@@ -253,8 +269,11 @@ int exemplar_add(exemplar_store *es, const label *sls_in, size_t ns, const exemp
         es->nidx++;
     }
     put(es, s, ls, e->n, e->v, e->t, e->has_ts);
+    ls = NULL;
 out:
     pthread_rwlock_unlock(&es->mu);
+    free(ls);
+    free(tmp);
     return rc;
 }
 

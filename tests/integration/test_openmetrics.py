@@ -317,3 +317,20 @@ scrape_configs:
         self.assertEqual((st, body["errorType"]), (400, "bad_data"))
         st, body = q(query="a", start="10", end="0")
         self.assertEqual((st, body["errorType"]), (400, "bad_data"))
+
+    def test_remote_write_exemplars_are_stored(self):
+        import struct
+        from rwproto import field, pb_label, pb_series, pb_request, snappy, varint
+        now = int(time.time() * 1000)
+        ex = field(1, pb_label("trace_id", "rw1")) + b"\x11" + struct.pack("<d", 2.5) + b"\x18" + varint(now)
+        series = pb_series([("__name__", "rw_total"), ("job", "rw")], [(7, now)]) + field(3, ex)
+        st, _, body = self.kiln.post("/api/v1/write", snappy(pb_request([series])),
+                                     headers={"Content-Type": "application/x-protobuf",
+                                              "Content-Encoding": "snappy"})
+        self.assertEqual(st, 204, body)
+        st, body = self.kiln.get_json("/api/v1/query_exemplars?" + urllib.parse.urlencode(
+            {"query": "rw_total", "start": str(now / 1000 - 10), "end": str(now / 1000 + 10)}))
+        self.assertEqual(st, 200)
+        self.assertEqual(body["data"], [{"seriesLabels": {"__name__": "rw_total", "job": "rw"},
+                                         "exemplars": [{"labels": {"trace_id": "rw1"}, "value": "2.5",
+                                                        "timestamp": now / 1000}]}])
