@@ -128,7 +128,7 @@ int decode_key(dec *d, const ynode *k, const char **name) {
 static int unknown_key(dec *d, const ynode *k, const char *section) {
     static const char *const unsupported[] = {"scrape_config_files",
                                               "runtime",
-                                              "storage",
+                                              "tsdb",
                                               "tracing",
                                               "oauth2",
                                               "sigv4",

@@ -79,6 +79,20 @@ scrape_configs:
 """
 
 
+def start_peers(cls, cfg, args=()):
+    """kiln and Prometheus with the same configuration and flags, as cls.kiln
+    and cls.prom (cls.srv is shut down if either fails to start)."""
+    cls.kiln = Kiln(config=cfg, args=list(args))
+    cls.prom = Prometheus(cfg, args=list(args))
+    try:
+        cls.kiln.start()
+        cls.prom.__enter__()
+    except Exception:
+        cls.kiln.cleanup()
+        cls.srv.shutdown()
+        raise
+
+
 def targets_of(get_json):
     st, body = get_json("/api/v1/targets")
     assert st == 200, st
@@ -92,16 +106,7 @@ class OpenMetricsTest(unittest.TestCase):
     def setUpClass(cls):
         cls.srv = Server(("127.0.0.1", free_port()), Handler)
         threading.Thread(target=cls.srv.serve_forever, daemon=True).start()
-        cfg = config(cls.srv.server_address[1])
-        cls.kiln = Kiln(config=cfg)
-        cls.prom = Prometheus(cfg)
-        try:
-            cls.kiln.start()
-            cls.prom.__enter__()
-        except Exception:
-            cls.kiln.cleanup()
-            cls.srv.shutdown()
-            raise
+        start_peers(cls, config(cls.srv.server_address[1]))
         cls.ngood, cls.nbad = len(case_names("good")), len(case_names("bad"))
 
         def all_scraped(tgts, n):
@@ -242,15 +247,7 @@ scrape_configs:
     honor_timestamps: false
     static_configs:{groups}
 """
-        cls.kiln = Kiln(config=cfg, args=["--enable-feature=exemplar-storage"])
-        cls.prom = Prometheus(cfg, args=["--enable-feature=exemplar-storage"])
-        try:
-            cls.kiln.start()
-            cls.prom.__enter__()
-        except Exception:
-            cls.kiln.cleanup()
-            cls.srv.shutdown()
-            raise
+        start_peers(cls, cfg, ["--enable-feature=exemplar-storage"])
         cls.path = "/api/v1/query_exemplars?" + urllib.parse.urlencode(
             {"query": '{job="om_ex"}', "start": "0", "end": str(int(time.time()) + 3600)})
 

@@ -5,7 +5,7 @@
  *
  * Request bodies are built with the protoc-c pack functions and libsnappy.
  * The storage is a fake defined here (storage_appender, appender_append,
- * appender_commit, appender_rollback): it records what was committed and
+ * appender_commit, appender_rollback, storage_exemplars: none): it records what was committed and
  * rejects samples like the head does (out of order, duplicate, out of
  * bounds), so the tests see exactly what the receiver hands to storage.
  */
@@ -139,6 +139,11 @@ out:
 
 void appender_trust_labels(appender *a) {
     (void)a;
+}
+
+exemplar_store *storage_exemplars(storage *s) {
+    (void)s;
+    return NULL; /* exemplar storage off: exemplars are counted as dropped */
 }
 
 void appender_rollback(appender *a) {
