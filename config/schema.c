@@ -649,7 +649,7 @@ static const schema_key scrape_keys[] = {
     {"dns_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, dns_sd_configs), .sub = &schema_dns_sd},
     {"consul_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, consul_sd_configs), .sub = &schema_consul_sd},
     {"kubernetes_sd_configs", SCHEMA_LIST, ARRAY(scrape_config, kubernetes_sd_configs),
-     .flags = SCHEMA_UNUSED, .sub = &schema_kubernetes_sd},
+     .sub = &schema_kubernetes_sd},
 };
 
 const schema_section schema_scrape =

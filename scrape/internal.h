@@ -93,8 +93,9 @@ typedef struct target {
     size_t nls;
     label *full; /* after relabeling, with the "__" names; sorted */
     size_t nfull;
-    label *disc; /* discovered labels */
+    label *disc; /* discovered labels (m->mu: a sync may replace them) */
     size_t ndisc;
+    void *disc_own;   /* when replaced: their malloc'd block */
     label *rep[NREP]; /* the report series' label sets */
     char *url;
     uint64_t hash;

@@ -133,6 +133,33 @@ static void sync_add(sync_ctx *c, const char *what) {
     target_discard(t);
 }
 
+/* A running target kept by a sync takes the discovered labels of its new
+ * build when they changed (meta labels that relabeling drops), as
+ * Prometheus' SetDiscoveredLabels: copied into one block of its own.
+ * Called under m->mu. */
+static void keep_disc(target *o, const target *t) {
+    if (!labels_cmp(o->disc, o->ndisc, t->disc, t->ndisc))
+        return;
+    size_t size = t->ndisc * sizeof(label);
+    for (size_t i = 0; i < t->ndisc; i++)
+        size += strlen(t->disc[i].name) + strlen(t->disc[i].value) + 2;
+    label *ls = malloc(size ? size : 1);
+    if (!ls)
+        return;
+    char *s = (char *)(ls + t->ndisc);
+    for (size_t i = 0; i < t->ndisc; i++) {
+        size_t nl = strlen(t->disc[i].name) + 1, vl = strlen(t->disc[i].value) + 1;
+        memcpy(s, t->disc[i].name, nl);
+        memcpy(s + nl, t->disc[i].value, vl);
+        ls[i] = (label){s, s + nl};
+        s += nl + vl;
+    }
+    free(o->disc_own);
+    o->disc_own = ls;
+    o->disc = ls;
+    o->ndisc = t->ndisc;
+}
+
 void scrape_sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, config *cfg) {
     int changed = !p->sc || !config_scrape_equal(p->sc, sc);
     sync_ctx c = {.m = m, .p = p, .sc = sc};
@@ -202,6 +229,7 @@ void scrape_sync_pool(scrape_manager *m, pool *p, const scrape_config *sc, confi
         target **slot = c.capidx && c.idx ? idx_slot(&c, o->hash) : NULL;
         if (slot && *slot && !(*slot)->dead) {
             (*slot)->dead = 1; /* matched: discarded below; a second running one of the hash goes */
+            keep_disc(o, *slot);
             o->next = keep;
             keep = o;
         } else {

@@ -344,6 +344,14 @@ int sd_set_put(sd_set *s, sd_tg *g) {
     return 1;
 }
 
+sd_tg *sd_set_get(const sd_set *s, const char *source) {
+    if (!s->cap)
+        return NULL;
+    int found;
+    size_t i = set_slot(s, source, &found);
+    return found ? s->v[i] : NULL;
+}
+
 int sd_set_del(sd_set *s, const char *source) {
     if (!s->cap)
         return 0;
@@ -850,7 +858,8 @@ void sd_setup(scrape_manager *m, pool *p, const scrape_config *sc, config *cfg) 
     free(p->sdp);
     p->sdp = NULL;
     p->nsdp = 0;
-    size_t n = sc->nhttp_sd_configs + sc->ndns_sd_configs + sc->nconsul_sd_configs;
+    size_t n =
+        sc->nhttp_sd_configs + sc->ndns_sd_configs + sc->nconsul_sd_configs + sc->nkubernetes_sd_configs;
     if (n == 0) {
         drop_snap(p);
         metric_set(p->sd_metric, 0);
@@ -867,6 +876,8 @@ void sd_setup(scrape_manager *m, pool *p, const scrape_config *sc, config *cfg) 
         {&sd_dns_ops, (const char *)sc->dns_sd_configs, sc->ndns_sd_configs, sizeof(config_dns_sd)},
         {&sd_consul_ops, (const char *)sc->consul_sd_configs, sc->nconsul_sd_configs,
          sizeof(config_consul_sd)},
+        {&sd_kube_ops, (const char *)sc->kubernetes_sd_configs, sc->nkubernetes_sd_configs,
+         sizeof(config_kubernetes_sd)},
     };
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
         for (size_t i = 0; i < kinds[k].n; i++) {

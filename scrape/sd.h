@@ -105,6 +105,8 @@ void sd_set_free(sd_set *s);
  * 1 when the set changed (a new source or different content), 0 when equal
  * (g is released), KILN_ENOMEM (g released). */
 int sd_set_put(sd_set *s, sd_tg *g);
+/* The group of source (borrowed), or NULL. */
+sd_tg *sd_set_get(const sd_set *s, const char *source);
 /* Removes the group of source; 1 when there was one. */
 int sd_set_del(sd_set *s, const char *source);
 /* Replaces the whole set with gs[0..n) (taking their references): 1 when
@@ -208,7 +210,7 @@ void sd_count_refresh(sd_provider *p, int failed);
 metric_child *sd_metric(sd_runtime *rt, const char *family, const char *const *values);
 
 /* The mechanisms (each sd_<name>.c). */
-extern const sd_ops sd_http_ops, sd_dns_ops, sd_consul_ops;
+extern const sd_ops sd_http_ops, sd_dns_ops, sd_consul_ops, sd_kube_ops;
 
 /* HTTP SD's answer (a JSON list of static configs) as groups with
  * __meta_url, sources "<url>:<index>": 0 with *out a malloc'd array of n
@@ -269,5 +271,36 @@ KILN_MUST_CHECK int sd_consul_services(const char *body, size_t len, arena *a, c
  * KILN_EINVAL (err) or KILN_ENOMEM.  Any thread. */
 KILN_MUST_CHECK int sd_consul_health(const char *body, size_t len, const char *service, const char *dc,
                                      const char *sep, sd_gb *b, sd_tg **out, kiln_err *err);
+
+/* ---- Kubernetes (sd_kube_roles.c, sd_kubernetes.c) ------------------------------------- */
+
+/* The objects a role's object refers to, looked up in the watched stores:
+ * each parses into a and returns the object, or NULL. */
+typedef struct sd_kube_ctx {
+    const json_val *(*node)(void *data, const char *name, arena *a);
+    const json_val *(*service)(void *data, const char *ns, const char *name, arena *a);
+    const json_val *(*pod)(void *data, const char *ns, const char *name, arena *a);
+    void *data;
+    int attach_node; /* attach_metadata.node */
+} sd_kube_ctx;
+
+/* The target group of one API object of role (node, pod, service,
+ * endpoints, endpointslice, ingress) with Prometheus' meta labels: 0 with
+ * *out (one reference), KILN_EINVAL (not an object with metadata.name, or
+ * an unknown role) or KILN_ENOMEM.  ctx may be NULL; b is scratch.  Any
+ * thread. */
+KILN_MUST_CHECK int sd_kube_build(const char *role, const json_val *obj, const sd_kube_ctx *ctx, sd_gb *b,
+                                  arena *a, sd_tg **out);
+/* The source of role's object ns/name ("pod/ns/name", "node/name"); malloc'd, NULL when out of memory. */
+char *sd_kube_source(const char *role, const char *ns, const char *name);
+
+enum { SD_KUBE_ADDED = 1, SD_KUBE_MODIFIED, SD_KUBE_DELETED, SD_KUBE_BOOKMARK, SD_KUBE_ERROR };
+
+/* One line of a watch stream, {"type": ..., "object": {...}}, parsed into a:
+ * 0 with *type (SD_KUBE_*) and *obj; for ERROR, *code is the Status' code
+ * (410: the resource version is gone).  KILN_EINVAL (err) for a line that is
+ * not an event.  Any thread. */
+KILN_MUST_CHECK int sd_kube_event(const char *line, size_t len, arena *a, int *type, const json_val **obj,
+                                  long *code, kiln_err *err);
 
 #endif

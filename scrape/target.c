@@ -375,6 +375,7 @@ target *target_new(scrape_manager *m, pool *p) {
 }
 
 void target_discard(target *t) {
+    free(t->disc_own);
     lb_free(&t->lb);
     arena_free(&t->mem);
     arena_free(&t->scratch);

@@ -226,6 +226,7 @@ static int parse_number(jp *p, json_val *v) {
 }
 
 static int parse_value(jp *p, json_val *v);
+static int parse_value_at(jp *p, json_val *v);
 
 static int literal(jp *p, const char *word, json_val *v, int type, int b) {
     size_t n = strlen(word);
@@ -313,8 +314,7 @@ static int parse_container(jp *p, json_val *v, int obj) {
     return rc;
 }
 
-static int parse_value(jp *p, json_val *v) {
-    skip_ws(p);
+static int parse_value_at(jp *p, json_val *v) {
     if (p->pos >= p->len)
         return jp_fail(p, "unexpected end of input");
     char c = p->s[p->pos];
@@ -337,6 +337,14 @@ static int parse_value(jp *p, json_val *v) {
             return parse_number(p, v);
         return jp_fail(p, "unexpected character");
     }
+}
+
+static int parse_value(jp *p, json_val *v) {
+    skip_ws(p);
+    v->off = p->pos;
+    int rc = parse_value_at(p, v);
+    v->end = p->pos;
+    return rc;
 }
 
 int json_parse(const char *s, size_t len, arena *a, json_val **out, kiln_err *err) {

@@ -245,6 +245,7 @@ typedef struct json_val {
     struct json_val *kids; /* JSON_ARR: the items; JSON_OBJ: the members' values */
     const char **keys;     /* JSON_OBJ: the members' names, in document order */
     size_t n;              /* items or members */
+    size_t off, end;       /* where the value is in the text: [off, end) */
 } json_val;
 /* Parses s[0..len) into *out, allocated from a: 0, KILN_EINVAL ("json: ... at
  * offset N" in err) or KILN_ENOMEM.  Borrows s for the call. */
