@@ -211,7 +211,10 @@ class TestTlsBasicAuth(TlsKilnCase):
         result = []
 
         def slow():
-            result.append(self.kiln.curl("/-/healthy", "--cacert", pki("ca.crt"), "-u", "slow:wrong")[1])
+            # the slow hash takes seconds, and many more for an ASan build on a loaded machine:
+            # a later --max-time wins over the helper's 20 s
+            result.append(self.kiln.curl("/-/healthy", "--cacert", pki("ca.crt"), "-u", "slow:wrong",
+                                         "--max-time", "120")[1])
             done.set()
 
         t = threading.Thread(target=slow)
@@ -219,7 +222,7 @@ class TestTlsBasicAuth(TlsKilnCase):
         time.sleep(0.5)  # for curl to connect and send; its bcrypt then takes seconds
         answered = [self.kiln.get("/-/healthy")[0] for _ in range(3)]
         slow_still_running = not done.is_set()
-        t.join(60)
+        t.join(150)
         self.assertEqual(answered, [200] * 3)
         self.assertTrue(slow_still_running, "the slow check ended before the cached requests were answered")
         self.assertEqual(result, [401])
