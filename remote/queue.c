@@ -68,8 +68,10 @@ typedef struct rw_dead {
 typedef struct rw_sample {
     uint64_t seq;
     uint32_t series; /* index in q->series */
+    uint32_t hlen;
     int64_t t;
     double v;
+    uint8_t *h; /* a histogram sample: its wire_histogram bytes (owned), else NULL */
 } rw_sample;
 
 typedef struct rw_shard {
@@ -306,6 +308,8 @@ static void shard_release(rw_queue *q, rw_shard *sh) {
     curl_slist_free_all(sh->headers);
     curl_slist_free_all(sh->connect_to);
     buf_free(&sh->body);
+    for (size_t i = 0; sh->ring && i < sh->n; i++)
+        free(sh->ring[(sh->head + i) % q->capacity].h);
     free(sh->ring);
 }
 
@@ -395,26 +399,41 @@ static void mark(rw_queue *q, storage_wal_pos pos) {
  * 0 when a shard is full (invariant 1). */
 static int place(rw_queue *q, int64_t now_ms) {
     const storage_wal_record *r = &q->rec;
-    for (; q->rec_i < r->nsamples; q->rec_i++) {
-        const storage_wal_sample *s = &r->samples[q->rec_i];
-        long idx = cache_get(q, s->ref);
+    int hist = !r->nsamples; /* a record of histogram samples (send_native_histograms) */
+    size_t n = hist ? r->nhistograms : r->nsamples;
+    for (; q->rec_i < n; q->rec_i++) {
+        uint64_t ref = hist ? r->histograms[q->rec_i].ref : r->samples[q->rec_i].ref;
+        int64_t t = hist ? r->histograms[q->rec_i].t : r->samples[q->rec_i].t;
+        long idx = cache_get(q, ref);
         if (idx < 0 || !q->series[idx].lbl) { /* unknown or dropped by relabeling */
             metric_add(q->m.dropped, 1);
             continue;
         }
-        if (q->cfg->queue.sample_age_limit_ms > 0 && s->t < now_ms - q->cfg->queue.sample_age_limit_ms) {
+        if (q->cfg->queue.sample_age_limit_ms > 0 && t < now_ms - q->cfg->queue.sample_age_limit_ms) {
             metric_add(q->m.dropped, 1); /* too old to be worth sending (sample_age_limit) */
             continue;
         }
-        rw_shard *sh = &q->shards[s->ref % q->nshards];
+        rw_shard *sh = &q->shards[ref % q->nshards];
         if (sh->n == q->capacity)
             return 0;
+        rw_sample e = {q->next_seq, (uint32_t)idx, 0, t, hist ? 0 : r->samples[q->rec_i].v, NULL};
+        if (hist) { /* encoded now: the record's memory is the follower's */
+            buf b = BUF_INIT;
+            if (wire_histogram(&b, r->histograms[q->rec_i].h, t) != 0) {
+                buf_free(&b);
+                metric_add(q->m.dropped, 1);
+                continue;
+            }
+            e.hlen = (uint32_t)b.len;
+            e.h = (uint8_t *)buf_steal(&b);
+        }
         if (sh->n == 0)
             sh->oldest_ms = now_ms;
-        sh->ring[(sh->head + sh->n++) % q->capacity] = (rw_sample){q->next_seq++, (uint32_t)idx, s->t, s->v};
+        q->next_seq++;
+        sh->ring[(sh->head + sh->n++) % q->capacity] = e;
         q->in_period++;
-        if (s->t > q->highest_in_ms)
-            q->highest_in_ms = s->t;
+        if (t > q->highest_in_ms)
+            q->highest_in_ms = t;
     }
     return 1;
 }
@@ -446,7 +465,7 @@ static int watch(rw_queue *q, int64_t now_ms) {
                 q->wal_retry_at = now_ms + 1000;
             }
         q->rec_i = 0;
-        q->have_rec = q->rec.nsamples > 0;
+        q->have_rec = q->rec.nsamples > 0 || (q->rec.nhistograms > 0 && q->cfg->send_native_histograms);
         if (!q->have_rec)
             mark(q, q->rec.pos);
     }
@@ -462,14 +481,18 @@ static void start_batch(rw_queue *q, rw_shard *sh, int64_t now_ms) {
     if (q->v2)
         wire_v2_reset(&q->v2req);
     for (size_t i = 0; i < n; i++) {
-        const rw_sample *s = &sh->ring[(sh->head + i) % q->capacity];
+        rw_sample *s = &sh->ring[(sh->head + i) % q->capacity];
         const rw_series *se = &q->series[s->series];
         if (q->v2)
-            wire_v2_timeseries(&q->v2req, se->lbl, se->len, s->t, s->v);
+            wire_v2_timeseries(&q->v2req, se->lbl, se->len, s->t, s->v, s->h, s->hlen);
+        else if (s->h)
+            wire_timeseries_hist(&q->raw, se->lbl, se->len, s->h, s->hlen);
         else
             wire_timeseries(&q->raw, se->lbl, se->len, s->t, s->v);
         if (s->t > sh->batch_max_t)
             sh->batch_max_t = s->t;
+        free(s->h); /* copied into the request */
+        s->h = NULL;
     }
     if (q->v2)
         wire_v2_finish(&q->v2req, &q->raw);

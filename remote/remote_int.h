@@ -34,6 +34,15 @@ void wire_timeseries(buf *out, const uint8_t *labels, size_t len, int64_t t, dou
 KILN_MUST_CHECK int wire_metadata(buf *out, const char *family, const char *type, const char *help,
                                   const char *unit);
 
+/* Appends a native histogram sample as a Histogram message's fields (the
+ * same in 1.0 and 2.0): integer counts as deltas, float ones absolute.  0 or
+ * KILN_ENOMEM. */
+KILN_MUST_CHECK int wire_histogram(buf *out, const histogram *h, int64_t t);
+
+/* Appends one WriteRequest.timeseries entry with one histogram sample (h:
+ * wire_histogram's bytes). */
+void wire_timeseries_hist(buf *out, const uint8_t *labels, size_t len, const uint8_t *h, size_t hlen);
+
 /* Replaces raw's bytes by their snappy block compression (scratch is
  * reused); 0 or KILN_ENOMEM. */
 KILN_MUST_CHECK int wire_snappy(buf *raw, buf *scratch);
@@ -58,8 +67,10 @@ typedef struct wire_v2 {
 
 /* Starts a new request (w zeroed at first). */
 void wire_v2_reset(wire_v2 *w);
-/* One TimeSeries: labels (wire_labels' bytes, kept until wire_v2_finish) and a sample. */
-void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t, double v);
+/* One TimeSeries: labels (wire_labels' bytes, kept until wire_v2_finish) and
+ * a sample, or (h not NULL) a histogram sample's wire_histogram bytes. */
+void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t, double v, const uint8_t *h,
+                        size_t hlen);
 /* The request's bytes into out (replacing them); out's sticky out-of-memory
  * tells a failure. */
 void wire_v2_finish(wire_v2 *w, buf *out);

@@ -159,7 +159,8 @@ static uint64_t get_varint(const uint8_t *p, size_t n, size_t *i) {
     return 0;
 }
 
-void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t, double v) {
+void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t, double v, const uint8_t *h,
+                        size_t hlen) {
     /* labels are wire_labels' bytes: per label 0a L (0a nl name 12 vl value) */
     buf_reset(&w->refs);
     for (size_t i = 0; i < len;) {
@@ -179,12 +180,15 @@ void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t
         }
     }
     uint8_t smp[20];
-    size_t sn = put_sample(smp, t, v);
+    size_t sn = h ? hlen : put_sample(smp, t, v);
     size_t ts_len = 1 + varint_len(w->refs.len) + w->refs.len + 1 + varint_len(sn) + sn;
     buf_putc(&w->series, 0x2a); /* Request.timeseries */
     buf_put_uvarint(&w->series, ts_len);
     wire_bytes(&w->series, 0x0a, w->refs.data, w->refs.len); /* TimeSeries.labels_refs, packed */
-    wire_bytes(&w->series, 0x12, smp, sn);                   /* TimeSeries.samples */
+    if (h)
+        wire_bytes(&w->series, 0x1a, h, hlen); /* TimeSeries.histograms (the same Histogram message) */
+    else
+        wire_bytes(&w->series, 0x12, smp, sn); /* TimeSeries.samples */
 }
 
 void wire_v2_finish(wire_v2 *w, buf *out) {
@@ -218,4 +222,106 @@ int wire_metadata(buf *out, const char *family, const char *type, const char *he
     wire_bytes(out, 0x1a, m.data, m.len); /* WriteRequest.metadata */
     buf_free(&m);
     return rc ? rc : buf_error(out);
+}
+
+/* ---- native histograms (TimeSeries.histograms) ------------------------------------------------ */
+
+static void put_key(buf *b, unsigned field, unsigned wt) {
+    buf_put_uvarint(b, (uint64_t)field << 3 | wt);
+}
+
+static void put_fixed64(buf *b, unsigned field, double v) {
+    uint64_t bits = double_to_bits(v);
+    uint8_t t[8];
+    for (int i = 0; i < 8; i++)
+        t[i] = (uint8_t)(bits >> (8 * i));
+    put_key(b, field, 1);
+    buf_append(b, t, 8);
+}
+
+static uint64_t zigzag(int64_t v) {
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+/* One side's spans and counts: integer counts as deltas (sint64), float
+ * ones absolute (double), both packed. */
+static void put_side(buf *b, buf *tmp, unsigned span_field, const hist_span *sp, uint32_t nsp,
+                     const double *c, uint32_t n, int is_int) {
+    for (uint32_t i = 0; i < nsp; i++) {
+        buf_reset(tmp);
+        put_key(tmp, 1, 0);
+        buf_put_uvarint(tmp, zigzag(sp[i].offset));
+        put_key(tmp, 2, 0);
+        buf_put_uvarint(tmp, sp[i].length);
+        put_key(b, span_field, 2);
+        buf_put_uvarint(b, tmp->len);
+        buf_append(b, tmp->data, tmp->len);
+    }
+    if (!n)
+        return;
+    buf_reset(tmp);
+    double prev = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (is_int) {
+            buf_put_uvarint(tmp, zigzag((int64_t)c[i] - (int64_t)prev));
+            prev = c[i];
+        } else {
+            uint64_t bits = double_to_bits(c[i]);
+            for (int k = 0; k < 8; k++)
+                buf_putc(tmp, (char)(bits >> (8 * k)));
+        }
+    }
+    put_key(b, span_field + (is_int ? 1 : 2), 2); /* the deltas or the counts */
+    buf_put_uvarint(b, tmp->len);
+    buf_append(b, tmp->data, tmp->len);
+}
+
+int wire_histogram(buf *out, const histogram *h, int64_t t) {
+    buf tmp = BUF_INIT;
+    if (h->is_int) {
+        put_key(out, 1, 0); /* count_int */
+        buf_put_uvarint(out, (uint64_t)h->count);
+    } else {
+        put_fixed64(out, 2, h->count); /* count_float */
+    }
+    put_fixed64(out, 3, h->sum);
+    put_key(out, 4, 0); /* schema, sint32 */
+    buf_put_uvarint(out, zigzag(h->schema));
+    put_fixed64(out, 5, h->zero_threshold);
+    if (h->is_int) {
+        put_key(out, 6, 0); /* zero_count_int */
+        buf_put_uvarint(out, (uint64_t)h->zero_count);
+    } else {
+        put_fixed64(out, 7, h->zero_count); /* zero_count_float */
+    }
+    put_side(out, &tmp, 8, h->neg_spans, h->nneg_spans, h->neg, h->nneg, h->is_int);
+    put_side(out, &tmp, 11, h->pos_spans, h->npos_spans, h->pos, h->npos, h->is_int);
+    if (h->hint) {
+        put_key(out, 14, 0); /* reset_hint: the same values as hist_reset_hint */
+        buf_put_uvarint(out, h->hint);
+    }
+    put_key(out, 15, 0); /* timestamp */
+    buf_put_uvarint(out, (uint64_t)t);
+    if (h->ncustom) {
+        buf_reset(&tmp);
+        for (uint32_t i = 0; i < h->ncustom; i++) {
+            uint64_t bits = double_to_bits(h->custom_values[i]);
+            for (int k = 0; k < 8; k++)
+                buf_putc(&tmp, (char)(bits >> (8 * k)));
+        }
+        put_key(out, 16, 2); /* custom_values, packed */
+        buf_put_uvarint(out, tmp.len);
+        buf_append(out, tmp.data, tmp.len);
+    }
+    int rc = buf_error(&tmp);
+    buf_free(&tmp);
+    return rc ? rc : buf_error(out);
+}
+
+void wire_timeseries_hist(buf *out, const uint8_t *labels, size_t len, const uint8_t *h, size_t hlen) {
+    size_t ts_len = len + 1 + varint_len(hlen) + hlen;
+    buf_putc(out, 0x0a); /* WriteRequest.timeseries */
+    buf_put_uvarint(out, ts_len);
+    buf_append(out, labels, len);
+    wire_bytes(out, 0x22, h, hlen); /* TimeSeries.histograms (4) */
 }

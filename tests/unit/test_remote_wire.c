@@ -79,8 +79,8 @@ START_TEST(test_v2_request) {
     memset(&w, 0, sizeof w);
     for (int round = 0; round < 2; round++) { /* a request built after another is the same */
         wire_v2_reset(&w);
-        wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 1, 1.0);
-        wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 2, 1.0);
+        wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 1, 1.0, NULL, 0);
+        wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 2, 1.0, NULL, 0);
         wire_v2_finish(&w, &out);
         static const uint8_t want[] = {0x22, 0x00, 0x22, 0x01, 'a',  0x22, 0x01, 'b', /* symbols "", a, b */
                                        0x2a, 0x11, 0x0a, 0x02, 0x01, 0x02, /* timeseries: labels_refs 1 2 */
@@ -112,6 +112,45 @@ START_TEST(test_metadata) {
 }
 END_TEST
 
+/* An integer histogram: counts as zigzag deltas, spans as BucketSpans; a
+ * float one: absolute counts, count and zero count as doubles. */
+START_TEST(test_histogram) {
+    hist_span sp = {0, 2};
+    double pos[] = {1, 3};
+    histogram h = {.schema = 0,
+                   .is_int = 1,
+                   .count = 4,
+                   .sum = 5,
+                   .pos_spans = &sp,
+                   .npos_spans = 1,
+                   .pos = pos,
+                   .npos = 2};
+    buf out = BUF_INIT;
+    ck_assert_int_eq(wire_histogram(&out, &h, 1), 0);
+    static const uint8_t want[] = {0x08, 0x04,                                        /* count_int 4 */
+                                   0x19, 0,    0,    0,    0,    0,    0, 0x14, 0x40, /* sum 5.0 */
+                                   0x20, 0x00,                                        /* schema 0 */
+                                   0x29, 0,    0,    0,    0,    0,    0, 0,    0,    /* zero_threshold */
+                                   0x30, 0x00,                                        /* zero_count_int */
+                                   0x5a, 0x04, 0x08, 0x00, 0x10, 0x02, /* positive_spans {0, 2} */
+                                   0x62, 0x02, 0x02, 0x04,             /* positive_deltas 1, 2 */
+                                   0x78, 0x01};                        /* timestamp 1 */
+    ck_assert_uint_eq(out.len, sizeof want);
+    ck_assert_mem_eq(out.data, want, sizeof want);
+    buf_reset(&out);
+    h.is_int = 0;
+    h.hint = HIST_HINT_GAUGE;
+    ck_assert_int_eq(wire_histogram(&out, &h, 1), 0);
+    ck_assert_uint_eq(out.data[0], 0x11); /* count_float */
+    const uint8_t *p = (const uint8_t *)out.data;
+    const uint8_t counts[] = {0x6a, 0x10, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f}; /* positive_counts 1.0, ... */
+    ck_assert(memmem(p, out.len, counts, sizeof counts) != NULL);
+    const uint8_t hint[] = {0x70, 0x03}; /* reset_hint GAUGE */
+    ck_assert(memmem(p, out.len, hint, sizeof hint) != NULL);
+    buf_free(&out);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("remote_wire");
     TCase *tc = tcase_create("core");
@@ -120,6 +159,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_snappy_round_trip);
     tcase_add_test(tc, test_v2_request);
     tcase_add_test(tc, test_metadata);
+    tcase_add_test(tc, test_histogram);
     suite_add_tcase(s, tc);
     return s;
 }
