@@ -19,8 +19,10 @@ STEP = 15000
 N = 300
 
 
-def series_samples(t0):
-    """[(name, [(h, t)])]: the cases the chunk rules turn on."""
+def series_samples(t0, gauge=True):
+    """[(name, [(h, t)])]: the cases the chunk rules turn on.  Prometheus 2.42
+    cannot write a block holding the gauge (its block writer takes a gauge's
+    falling counts for an unexpected counter reset): gauge=False leaves it out."""
     out = []
     # steady growth: chunks cut by count, not-reset headers
     out.append(("h_steady", [(make_hist(i), t0 + i * STEP) for i in range(N)]))
@@ -40,6 +42,13 @@ def series_samples(t0):
     out.append(("h_layout", lay))
     # float histograms
     out.append(("h_float", [(make_hist(i, is_int=False, seed=3), t0 + i * STEP) for i in range(N)]))
+    # a gauge histogram: counts up and down, buckets that come and go
+    g = []
+    for i in range(N):
+        h = make_hist(i % 37, nbuckets=6 + (i // 20) % 3 * 2, seed=4, offset=-3 + (i // 25) % 2, is_int=(i // 150) % 2 == 0)
+        g.append((dict(h, hint=3), t0 + i * STEP))
+    if gauge:
+        out.append(("h_gauge", g))
     return out
 
 

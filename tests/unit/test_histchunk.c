@@ -503,7 +503,7 @@ static int collect_chunk(void *ctx, int64_t mint, int64_t maxt, uint8_t enc, con
 
 /* The samples of Prometheus' chunks through kiln's head: it cuts the same
  * chunks with the same counter-reset flags (resets, a stale marker, a
- * schema change, chunks cut by count). */
+ * schema change, chunks cut by count, a gauge whose buckets come and go). */
 START_TEST(test_prometheus_cuts) {
     const char *names[8];
     size_t nnames = 0;
@@ -524,7 +524,8 @@ START_TEST(test_prometheus_cuts) {
         smp[j] = realloc(smp[j], (nsmp[j] + (size_t)(d[0] << 8 | d[1])) * sizeof *smp[j]);
         while (histiter_next(&it) == 1) {
             histogram *c = histogram_copy(&mem, &it.h);
-            c->hint = HIST_HINT_UNKNOWN; /* as remote write sent them: kiln must find the resets */
+            if (c->hint != HIST_HINT_GAUGE)
+                c->hint = HIST_HINT_UNKNOWN; /* as remote write sent them: kiln must find the resets */
             smp[j][nsmp[j]++] = (hsample){it.t, c};
         }
         histiter_free(&it);
