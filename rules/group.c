@@ -187,8 +187,9 @@ static int record_eval(rule_group *g, rule *r, int64_t ts, kiln_err *err) {
     g->nlab = g->nout = 0;
     if (res.type == QUERY_SCALAR)
         rc = rules_out_push(g, NULL, 0, r->labels, r->nlabels, res.scalar);
+    /* a native histogram result is not recorded (rules store floats only) */
     for (size_t i = 0; i < res.nseries && rc == 0; i++)
-        if (res.series[i].npts)
+        if (res.series[i].npts && !(res.series[i].hist && res.series[i].hist[0]))
             rc = rules_out_push(g, res.series[i].ls, res.series[i].nls, r->labels, r->nlabels,
                                 res.series[i].pts[0].v);
     if (rc == 0)

@@ -2,7 +2,7 @@
  * bench_query.c - PromQL range-query speed on a dashboard-shaped workload,
  * in process (no HTTP).
  *
- *   bench_query [series] [reps] [dump-file]
+ *   bench_query [--native] [series] [reps] [dump-file]
  *
  * Loads `series` (default 20000) node_cpu_seconds_total-like counters
  * (labels cpu, mode, instance, job) x 240 samples at 15 s into a storage on
@@ -19,6 +19,11 @@
  * The data is a pure function of the series index and the sample index
  * (gen_value), which query_vs_prometheus.py repeats exactly to write the
  * same samples as OpenMetrics for Prometheus.
+ *
+ * With --native the series are integer native histograms instead
+ * (http_request_duration_seconds: schema 3, 40 buckets, gen_hist) and the
+ * queries NATIVE_PANELS, as nhist_query_vs_prometheus.py makes and asks
+ * them of Prometheus (keep in step).
  */
 #include <math.h>
 #include <stdio.h>
@@ -50,6 +55,19 @@ static const char *const PANELS[] = {
 };
 #define NPANELS (sizeof PANELS / sizeof PANELS[0])
 
+static const char *const NATIVE_PANELS[] = {
+    "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds[5m])))",
+    "histogram_quantile(0.99, sum by (job) (rate(http_request_duration_seconds[5m])))",
+    "histogram_quantile(0.9, rate(http_request_duration_seconds{instance=~\"host-00[0-4].*\"}[5m]))",
+    "histogram_count(sum(rate(http_request_duration_seconds[5m])))",
+};
+#define NNATIVE (sizeof NATIVE_PANELS / sizeof NATIVE_PANELS[0])
+#define BQ_NH_SCHEMA 3
+#define BQ_NH_BUCKETS 40
+
+static const char *const *panels = PANELS;
+static size_t npanels = NPANELS;
+
 /* Series j's labels; `inst` and `cpu` are caller buffers. */
 static void gen_labels(long j, char *inst, size_t ninst, char *cpu, size_t ncpu, label ls[5]) {
     long per_inst = BQ_MODES * BQ_CPUS;
@@ -75,31 +93,83 @@ static double gen_value(long j, long k, double prev) {
     return prev + ((double)((j * 7 + k * 13) % 100) / 100.0 + (double)(j % 997) / 10000.0);
 }
 
-static int load(storage *s, long nseries) {
+/* Native histogram series j at sample k: each of the 40 buckets (one span
+ * at offset -20 + j % 9) grows by (j*7 + k*13 + b*5) % 11 a sample, and
+ * every 37th series starts over half-way; the sum puts each observation
+ * at its bucket's upper bound.  counts[] carries the state. */
+static void gen_hist(long j, long k, double *counts, hist_span *sp, histogram *h) {
+    int32_t off = -20 + (int32_t)(j % 9);
+    double total = 0, sum = 0;
+    for (long b = 0; b < BQ_NH_BUCKETS; b++) {
+        if (j % 37 == 0 && k == BQ_SAMPLES / 2)
+            counts[b] = 0;
+        else
+            counts[b] += (double)((j * 7 + k * 13 + b * 5) % 11);
+        total += counts[b];
+        sum += counts[b] * pow(2, (double)(off + b) / (1 << BQ_NH_SCHEMA));
+    }
+    *sp = (hist_span){off, BQ_NH_BUCKETS};
+    memset(h, 0, sizeof *h);
+    h->schema = BQ_NH_SCHEMA;
+    h->is_int = 1;
+    h->zero_threshold = ldexp(1, -128);
+    h->count = total;
+    h->sum = sum;
+    h->pos_spans = sp;
+    h->npos_spans = 1;
+    h->pos = counts;
+    h->npos = BQ_NH_BUCKETS;
+}
+
+static void gen_native_labels(long j, char *handler, char *inst, char *job, label ls[4]) {
+    snprintf(handler, 16, "/api/%ld", j % 10);
+    snprintf(inst, 32, "host-%04ld:8080", j / 10);
+    snprintf(job, 16, "api-%ld", j % 4);
+    ls[0] = (label){"__name__", "http_request_duration_seconds"};
+    ls[1] = (label){"handler", handler};
+    ls[2] = (label){"instance", inst};
+    ls[3] = (label){"job", job};
+}
+
+/* One sample of series j at k: a float, or (native) a histogram; state is
+ * the series' running value(s). */
+static int append_one(appender *a, uint64_t *ref, long j, long k, double *state, int native, kiln_err *err) {
+    int64_t t = BQ_T0_MS + k * BQ_STEP_MS;
+    char b1[32], b2[32], b3[32];
+    label ls[5];
+    size_t nls = 0;
+    if (!*ref && native) {
+        gen_native_labels(j, b1, b2, b3, ls);
+        nls = 4;
+    } else if (!*ref) {
+        gen_labels(j, b1, sizeof b1, b2, sizeof b2, ls);
+        nls = 5;
+    }
+    if (!native) {
+        state[0] = gen_value(j, k, state[0]);
+        return appender_append(a, ref, nls ? ls : NULL, nls, t, state[0], err);
+    }
+    hist_span sp;
+    histogram h;
+    gen_hist(j, k, state, &sp, &h);
+    return appender_append_histogram(a, ref, nls ? ls : NULL, nls, t, &h, err);
+}
+
+static int load(storage *s, long nseries, int native) {
     kiln_err err = {0};
     uint64_t *refs = calloc((size_t)nseries, sizeof *refs);
-    double *vals = calloc((size_t)nseries, sizeof *vals);
+    size_t per = native ? BQ_NH_BUCKETS : 1;
+    double *vals = calloc((size_t)nseries * per, sizeof *vals);
     if (!refs || !vals)
         return -1;
     const long per_batch = 1000;
     for (long k = 0; k < BQ_SAMPLES; k++) {
-        int64_t t = BQ_T0_MS + k * BQ_STEP_MS;
         for (long b = 0; b < nseries; b += per_batch) {
             appender *a = storage_appender(s);
             if (!a)
                 return -1;
             for (long j = b; j < b + per_batch && j < nseries; j++) {
-                vals[j] = gen_value(j, k, vals[j]);
-                int rc = 0;
-                if (refs[j]) {
-                    rc = appender_append(a, &refs[j], NULL, 0, t, vals[j], &err);
-                } else {
-                    char inst[32], cpu[16];
-                    label ls[5];
-                    gen_labels(j, inst, sizeof inst, cpu, sizeof cpu, ls);
-                    rc = appender_append(a, &refs[j], ls, 5, t, vals[j], &err);
-                }
-                if (rc != 0) {
+                if (append_one(a, &refs[j], j, k, vals + (size_t)j * per, native, &err) != 0) {
                     fprintf(stderr, "append: %s\n", err.msg);
                     return -1;
                 }
@@ -121,7 +191,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 static void dump(FILE *f, size_t qi, const query_result *r) {
-    fprintf(f, "Q %zu %s\n", qi, PANELS[qi]);
+    fprintf(f, "Q %zu %s\n", qi, panels[qi]);
     for (size_t i = 0; i < r->nseries; i++) {
         const query_series *qs = &r->series[i];
         fputs("S ", f);
@@ -134,11 +204,18 @@ static void dump(FILE *f, size_t qi, const query_result *r) {
 }
 
 int main(int argc, char **argv) {
+    int native = argc > 1 && strcmp(argv[1], "--native") == 0;
+    if (native) {
+        argv++;
+        argc--;
+        panels = NATIVE_PANELS;
+        npanels = NNATIVE;
+    }
     long nseries = argc > 1 ? atol(argv[1]) : 20000;
     int reps = argc > 2 ? atoi(argv[2]) : 5;
     const char *dump_path = argc > 3 ? argv[3] : NULL;
     if (nseries <= 0 || reps <= 0 || reps > 100) {
-        fprintf(stderr, "usage: bench_query [series] [reps] [dump-file]\n");
+        fprintf(stderr, "usage: bench_query [--native] [series] [reps] [dump-file]\n");
         return 2;
     }
     log_setup(LOG_WARN, LOG_FORMAT_LOGFMT);
@@ -157,7 +234,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     double t_load = time_mono_sec();
-    if (load(s, nseries) != 0)
+    if (load(s, nseries, native) != 0)
         goto out;
     printf("loaded %ld series x %d samples in %.2fs\n", nseries, BQ_SAMPLES, time_mono_sec() - t_load);
 
@@ -171,14 +248,14 @@ int main(int argc, char **argv) {
      * Prometheus 2.42's closed windows and kiln's left-open ones agree. */
     int64_t start = BQ_T0_MS + BQ_STEP_MS / 2, end = start + (BQ_SAMPLES - 1) * BQ_STEP_MS;
     double logsum = 0;
-    for (size_t qi = 0; qi < NPANELS; qi++) {
+    for (size_t qi = 0; qi < npanels; qi++) {
         double ms[100];
         size_t nres = 0;
         for (int r = 0; r < reps; r++) {
             query_result res = {0};
             double t = time_mono_sec();
-            if (query_range(&eng, s, PANELS[qi], start, end, BQ_STEP_MS, NULL, &res, &err) != 0) {
-                fprintf(stderr, "%s: %s\n", PANELS[qi], err.msg);
+            if (query_range(&eng, s, panels[qi], start, end, BQ_STEP_MS, NULL, &res, &err) != 0) {
+                fprintf(stderr, "%s: %s\n", panels[qi], err.msg);
                 goto out;
             }
             ms[r] = (time_mono_sec() - t) * 1e3;
@@ -190,10 +267,10 @@ int main(int argc, char **argv) {
         qsort(ms, (size_t)reps, sizeof ms[0], cmp_double);
         double med = ms[reps / 2];
         logsum += log(med);
-        printf("%9.1f ms  %4zu series  %s\n", med, nres, PANELS[qi]);
+        printf("%9.1f ms  %4zu series  %s\n", med, nres, panels[qi]);
     }
     printf("geomean %.1f ms over %zu queries (median of %d runs each, 1h at 15s step)\n",
-           exp(logsum / (double)NPANELS), NPANELS, reps);
+           exp(logsum / (double)npanels), npanels, reps);
     rc = 0;
 out:
     if (df)
