@@ -239,6 +239,15 @@ KILN_MUST_CHECK static int sample_labels(target *t, const scrape_config *sc, exp
     return keep && *n > 0;
 }
 
+/* A zero sample at the created time ct before a sample of the series; one
+ * the head refuses (already there from an earlier scrape: out of order or a
+ * duplicate, or out of bounds) is ignored, as Prometheus ignores it. */
+KILN_MUST_CHECK static int ct_zero(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t ct) {
+    kiln_err e = {0};
+    int rc = appender_append(a, ref, *ref ? NULL : ls, *ref ? 0 : n, ct, 0.0, &e);
+    return rc == KILN_ENOMEM ? rc : 0;
+}
+
 /* ---- exemplars ------------------------------------------------------------ */
 
 /* An exemplar of this scrape, stored once the batch is committed. */
@@ -395,12 +404,18 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
     }
     int rc;
     expo_entry kind;
+    int ctz = (t->m->features & FEATURE_CREATED_TIMESTAMP_ZERO_INGESTION) != 0;
     while ((rc = expo_next(p, &kind, &e)) == 1) {
         if (kind != EXPO_SAMPLE) {
             if (kind == EXPO_TYPE || kind == EXPO_HELP || kind == EXPO_UNIT)
                 meta_note(t, p, kind);
             continue;
         }
+        /* created-timestamp-zero-ingestion: _created is not a series but a
+         * zero sample at that time before the point's samples (Prometheus'
+         * AppendCTZeroSample); without it, _created is a series (2.42) */
+        if (ctz && expo_is_created(p))
+            continue;
         (*scraped)++;
         size_t klen;
         const char *key = expo_series(p, &klen);
@@ -433,7 +448,11 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
             (*post)++;
             continue;
         }
+        int64_t ct = 0;
+        int has_ct = ctz && expo_created(p, &ct) && ct < st;
         if (c && c->ref) {
+            if (has_ct && ct_zero(a, &c->ref, NULL, 0, ct) != 0)
+                goto nomem;
             rc = appender_append(a, &c->ref, NULL, 0, st, v, &e);
             if (rc != KILN_EINVAL) {
                 if ((rc = appended(t, rc, &e, why, whyn)) != 0)
@@ -497,6 +516,8 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
         if (rc != 1)
             break;
         uint64_t ref = 0;
+        if (has_ct && ct_zero(a, &ref, ls, n, ct) != 0)
+            goto nomem;
         rc = appender_append(a, &ref, ls, n, st, v, &e);
         if (rc == KILN_EINVAL) {
             snprintf(why, whyn, "%s", e.msg);

@@ -180,6 +180,7 @@ struct pool {
 struct scrape_manager {
     uv_loop_t *loop;
     storage *st;
+    uint32_t features; /* --enable-feature (read-only once scraping runs) */
     CURLM *multi;
     uv_timer_t ctimer;
     uv_async_t async;

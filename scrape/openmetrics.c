@@ -246,6 +246,7 @@ static int hset_has(const expo_hset *s, uint64_t h) {
 }
 
 void expo_om_free(expo_parser *p) {
+    expo_parser_free(p->ahead);
     free(p->fams.v);
     free(p->samples.v);
     free(p->groups.h);
@@ -452,6 +453,15 @@ KILN_MUST_CHECK static int om_number(expo_parser *p, const char *s, size_t n, si
     return rc < 0 ? expo_fail_number(p, err, rc, what, s + v, *j - v) : 0;
 }
 
+/* int64(secs * 1000) when in range: 1, else 0. */
+static int secs_to_ms(double secs, int64_t *ms) {
+    double x = secs * 1000;
+    if (!(x > -9223372036854775808.0 && x < 9223372036854775808.0))
+        return 0;
+    *ms = (int64_t)x;
+    return 1;
+}
+
 /* A timestamp (the ABNF's realnumber): *secs as written; *ms and 1, or -1
  * when int64(secs * 1000) is out of range (the sample is to be dropped). */
 KILN_MUST_CHECK static int om_timestamp(expo_parser *p, const char *s, size_t n, size_t *j, const char *what,
@@ -463,14 +473,8 @@ KILN_MUST_CHECK static int om_timestamp(expo_parser *p, const char *s, size_t n,
     if (isnan(*secs) || isinf(*secs))
         return expo_fail(p, err, "invalid %s \"%.*s\" (a timestamp is a real number)", what, cl(*j - start),
                          s + start);
-    double x = *secs * 1000;
-    if (!(x > -9223372036854775808.0 && x < 9223372036854775808.0)) {
-        *has = -1;
-        *ms = 0;
-        return 0;
-    }
-    *ms = (int64_t)x;
-    *has = 1;
+    *ms = 0;
+    *has = secs_to_ms(*secs, ms) ? 1 : -1;
     return 0;
 }
 
@@ -640,8 +644,10 @@ KILN_MUST_CHECK static int check_sample(expo_parser *p, int sfx, double *le, kil
     return 0;
 }
 
-/* Where the sample stands in its metric and metric point (see the top). */
-KILN_MUST_CHECK static int track_point(expo_parser *p, int sfx, double le, kiln_err *err) {
+/* The hash of the metric a sample with labels ls and suffix sfx belongs to
+ * (its labels without "le", "quantile" or the state label); *all: of all
+ * its labels. */
+static uint64_t group_hash(const expo_parser *p, const expo_lvec *ls, int sfx, uint64_t *all) {
     const char *skip = NULL;
     size_t skipn = 0;
     if ((p->fam_type == EXPO_HISTOGRAM || p->fam_type == EXPO_GAUGEHISTOGRAM) && sfx == SFX_BUCKET)
@@ -650,13 +656,20 @@ KILN_MUST_CHECK static int track_point(expo_parser *p, int sfx, double le, kiln_
         skip = "quantile", skipn = 8;
     else if (p->fam_type == EXPO_STATESET)
         skip = p->fam, skipn = p->fam_len;
-    uint64_t all = 0, group = 0;
-    for (size_t i = 0; i < p->ls.n; i++) {
-        uint64_t h = label_hash(&p->ls.v[i]);
-        all += h;
-        if (!(skip && p->ls.v[i].name_len == skipn && memcmp(p->ls.v[i].name, skip, skipn) == 0))
+    uint64_t a = 0, group = 0;
+    for (size_t i = 0; i < ls->n; i++) {
+        uint64_t h = label_hash(&ls->v[i]);
+        a += h;
+        if (!(skip && ls->v[i].name_len == skipn && memcmp(ls->v[i].name, skip, skipn) == 0))
             group += h;
     }
+    *all = a;
+    return group;
+}
+
+/* Where the sample stands in its metric and metric point (see the top). */
+KILN_MUST_CHECK static int track_point(expo_parser *p, int sfx, double le, kiln_err *err) {
+    uint64_t all = 0, group = group_hash(p, &p->ls, sfx, &all);
     int has_ts = p->has_ts != 0;
     double ts = p->ts_secs;
     const char *ls;
@@ -706,6 +719,8 @@ start:
     hset_clear(&p->pseries);
     memset(&p->hp, 0, sizeof p->hp);
     p->hp.first_line = p->line;
+    p->point_ct_has = 0;
+    p->ct_checked = 0;
 add:
     if ((rc = hset_add(&p->pseries, all + mix((uint64_t)sfx + 1))) <= 0) {
         if (rc < 0)
@@ -851,6 +866,75 @@ int expo_om_line(expo_parser *p, const char *s, size_t n, int last, expo_entry *
         return rc;
     if ((rc = track_point(p, sfx, le, err)) < 0)
         return rc;
+    p->sample_sfx = sfx;
+    int64_t ct = 0;
+    if (sfx == SFX_CREATED && secs_to_ms(p->value, &ct)) {
+        p->point_ct_has = 1;
+        p->point_ct = ct;
+    }
     *kind = EXPO_SAMPLE;
     return 1;
+}
+
+/* ---- created timestamps ---------------------------------------------------- */
+
+int expo_is_created(const expo_parser *p) {
+    return p->fmt == EXPO_OPENMETRICS && p->sample_sfx == SFX_CREATED;
+}
+
+/* The created timestamp of the current sample's point: its _created seen
+ * already, or found by looking ahead at the lines of the same metric (as
+ * Prometheus' CreatedTimestamp peeks), once per point. */
+int expo_created(expo_parser *p, int64_t *ms) {
+    if (p->fmt != EXPO_OPENMETRICS || p->sample_sfx == SFX_CREATED || !p->have_point ||
+        !(type_sfx[p->fam_type] & (1u << SFX_CREATED)))
+        return 0;
+    if (p->point_ct_has) {
+        *ms = p->point_ct;
+        return 1;
+    }
+    if (!p->ct_checked) {
+        p->ct_checked = 1;
+        p->ct_has = 0;
+        if (p->ahead == NULL && (p->ahead = expo_parser_new(EXPO_OPENMETRICS, NULL, 0)) == NULL)
+            return 0;
+        expo_parser *a = p->ahead;
+        a->fam = p->fam;
+        a->fam_len = p->fam_len;
+        a->fam_type = p->fam_type;
+        for (size_t pos = p->pos; pos < p->len;) {
+            const char *s = p->body + pos;
+            const char *nl = memchr(s, '\n', p->len - pos);
+            if (nl == NULL)
+                break;
+            size_t n = (size_t)(nl - s), j = 0;
+            pos += n + 1;
+            while (j < n && expo_is_mname_char((unsigned char)s[j]))
+                j++;
+            int sfx = family_suffix(p, s, j);
+            if (sfx < 0)
+                break; /* metadata, # EOF, another family */
+            kiln_err e = {0};
+            a->ls.n = 0;
+            a->scratch_off = 0;
+            a->state = 0;
+            if (j < n && s[j] == '{' && (++j, expo_parse_labels(a, s, n, &j, &a->ls, NULL, &e)) < 0)
+                break;
+            uint64_t all;
+            if (group_hash(a, &a->ls, sfx, &all) != p->point_group)
+                break; /* the metric's point ended */
+            if (sfx != SFX_CREATED)
+                continue;
+            size_t v = ++j;
+            while (j < n && s[j] != ' ')
+                j++;
+            double secs = 0;
+            p->ct_has =
+                j > v && expo_parse_float(a, s + v, j - v, &secs) == NUM_OK && secs_to_ms(secs, &p->ct_ms);
+            break;
+        }
+    }
+    if (p->ct_has)
+        *ms = p->ct_ms;
+    return p->ct_has;
 }

@@ -103,6 +103,16 @@ int expo_has_exemplar(const expo_parser *p);
 int expo_exemplar(const expo_parser *p, const expo_label **ls, size_t *n, double *v, int *has_ts,
                   int64_t *ts);
 
+/* SAMPLE (OpenMetrics): 1 when the sample is its counter's, histogram's or
+ * summary's _created. */
+int expo_is_created(const expo_parser *p);
+
+/* SAMPLE (OpenMetrics, counter, histogram and summary samples other than
+ * _created): 1 with *ms the created timestamp of the sample's metric point
+ * (the value of its _created line, before or after it), else 0.  Looks
+ * ahead in the body once a metric point. */
+int expo_created(expo_parser *p, int64_t *ms);
+
 /* HELP: the (unescaped) text; UNIT: the unit. */
 const char *expo_text(const expo_parser *p, size_t *len);
 

@@ -110,6 +110,12 @@ struct expo_parser {
     uint64_t point_group;
     double point_ts;
     expo_hpoint hp;
+    /* created timestamps (expo_created): the sample's suffix, the point's
+     * _created when read already, the lookahead's answer for the point */
+    int sample_sfx;
+    int point_ct_has, ct_checked, ct_has;
+    int64_t point_ct, ct_ms;
+    struct expo_parser *ahead; /* parses the lines looked ahead at */
 };
 
 /* ---- characters ------------------------------------------------------- */

@@ -343,6 +343,10 @@ static void on_async(uv_async_t *a) {
         apply_now(m, c);
 }
 
+void scrape_manager_set_features(scrape_manager *m, uint32_t features) {
+    m->features = features;
+}
+
 void scrape_manager_apply(scrape_manager *m, config *cfg) {
     config_retain(cfg);
     pthread_mutex_lock(&m->mu);

@@ -44,6 +44,10 @@ KILN_MUST_CHECK int scrape_manager_new(uv_loop_t *loop, storage *st, scrape_mana
  */
 void scrape_manager_apply(scrape_manager *m, config *cfg);
 
+/* The --enable-feature set (util.h's FEATURE_*: created-timestamp-zero-
+ * ingestion is read by the appends); set before the first apply. */
+void scrape_manager_set_features(scrape_manager *m, uint32_t features);
+
 /* Stops every loop and fetch, and calls done(data) on the loop thread once
  * the manager holds no more handles (in-flight appends finish first). */
 void scrape_manager_stop(scrape_manager *m, void (*done)(void *data), void *data);

@@ -830,6 +830,7 @@ static void start_scraping(kiln *k) {
         LOG_ERROR("scraping unavailable", "err=%s", err.msg);
         return;
     }
+    scrape_manager_set_features(sm, k->features);
     api_v1_scrape hooks = {sm, scrape_targets_hook, scrape_targets_metadata_hook, scrape_metadata_hook};
     if (api_v1_set_scrape(k->qapi, &hooks) != 0)
         LOG_WARN("out of memory: the targets API stays empty", NULL);

@@ -331,3 +331,85 @@ scrape_configs:
         self.assertEqual(body["data"], [{"seriesLabels": {"__name__": "rw_total", "job": "rw"},
                                          "exemplars": [{"labels": {"trace_id": "rw1"}, "value": "2.5",
                                                         "timestamp": now / 1000}]}])
+
+
+class CreatedHandler(http.server.BaseHTTPRequestHandler):
+    """A counter, a histogram and a summary created a minute before the
+    server started."""
+    created = time.time() - 60
+
+    def do_GET(self):
+        c = f"{self.created:.3f}"
+        body = (f"# TYPE c counter\nc_total 5\nc_created {c}\n"
+                f"# TYPE h histogram\nh_bucket{{le=\"1\"}} 1\nh_created {c}\nh_bucket{{le=\"+Inf\"}} 2\n"
+                f"h_count 2\nh_sum 3\n"
+                f"# TYPE s summary\ns_count 1\ns_sum 2\ns_created {c}\n# TYPE g gauge\ng 1\n# EOF\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", OM_TYPE)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+class CreatedTimestampZeroIngestionTest(unittest.TestCase):
+    """--enable-feature=created-timestamp-zero-ingestion: the _created lines
+    are not series; each series of a counter, histogram or summary point gets
+    a 0 at the created time before its first sample (whether _created comes
+    after the sample, as usual, or before it). Without the feature _created
+    is a series, as Prometheus 2.42 has it (OpenMetricsTest compares that)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(("127.0.0.1", free_port()), CreatedHandler)
+        threading.Thread(target=cls.srv.serve_forever, daemon=True).start()
+        cfg = f"""
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: ct
+    static_configs:
+      - targets: ['127.0.0.1:{cls.srv.server_address[1]}']
+"""
+        cls.kiln = Kiln(config=cfg, args=["--enable-feature=created-timestamp-zero-ingestion"])
+        try:
+            cls.kiln.start()
+        except Exception:
+            cls.kiln.cleanup()
+            cls.srv.shutdown()
+            raise
+        wait_for(lambda: cls.query("count(up{job=\"ct\"} == 1)"), timeout=30)
+        time.sleep(2.5)
+
+    @classmethod
+    def query(cls, q):
+        st, body = cls.kiln.get_json("/api/v1/query?" + urllib.parse.urlencode({"query": q}))
+        assert st == 200, body
+        return body["data"]["result"]
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.kiln.stop()
+        cls.kiln.cleanup()
+        cls.srv.shutdown()
+        if code != 0:
+            raise AssertionError(f"kiln exited with {code}")
+
+    def test_zero_at_created_time(self):
+        ct = round(CreatedHandler.created, 3)
+        res = self.query('{job="ct",__name__=~"c_total|h_bucket|h_count|h_sum|s_count|s_sum"}[5m]')
+        self.assertEqual(len(res), 7)
+        for r in res:
+            first, second = r["values"][0], r["values"][1]
+            self.assertEqual((first[1], round(first[0], 3)), ("0", ct), r["metric"])
+            self.assertNotEqual(second[1], "0", r["metric"])
+            # one zero only: the later scrapes find it there already
+            self.assertEqual(sum(1 for v in r["values"] if v[1] == "0"), 1, r["metric"])
+        # the gauge has no created time
+        self.assertNotEqual(self.query('g{job="ct"}[5m]')[0]["values"][0][1], "0")
+
+    def test_created_is_not_a_series(self):
+        self.assertEqual(self.query('{job="ct",__name__=~".*_created"}'), [])
+        self.assertEqual(self.query('scrape_samples_scraped{job="ct"}')[0]["value"][1], "8")

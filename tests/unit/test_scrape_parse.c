@@ -837,6 +837,43 @@ START_TEST(test_om_exemplars_and_drops) {
 }
 END_TEST
 
+START_TEST(test_om_created) {
+    static const char body[] = "# TYPE c counter\n"
+                               "c_total{a=\"1\"} 1\n"
+                               "c_created{a=\"1\"} 1.5\n"
+                               "c_total{a=\"2\"} 1\n"
+                               "# TYPE h histogram\n"
+                               "h_created 7\n"
+                               "h_bucket{le=\"+Inf\"} 1\n"
+                               "h_count 1\n"
+                               "h_sum 1\n"
+                               "# TYPE g gauge\n"
+                               "g 1\n"
+                               "# EOF\n";
+    expo_parser *p = expo_parser_new(OM, body, sizeof body - 1);
+    expo_entry kind;
+    kiln_err err = {0};
+    int64_t ct = 0;
+    /* per sample: its created timestamp (-1: none), and whether it is a _created */
+    static const int64_t want_ct[] = {1500, -1, -1, -1, 7000, 7000, 7000, -1};
+    static const int want_is[] = {0, 1, 0, 1, 0, 0, 0, 0};
+    size_t i = 0;
+    while (expo_next(p, &kind, &err) == 1) {
+        if (kind != EXPO_SAMPLE)
+            continue;
+        ck_assert_uint_lt(i, 8);
+        ck_assert_int_eq(expo_is_created(p), want_is[i]);
+        int has = expo_created(p, &ct);
+        ck_assert_msg(has == (want_ct[i] >= 0) && (!has || ct == want_ct[i]), "sample %zu: %d %lld", i, has,
+                      (long long)ct);
+        i++;
+    }
+    ck_assert_uint_eq(i, 8);
+    ck_assert_str_eq(err.msg, "");
+    expo_parser_free(p);
+}
+END_TEST
+
 /* ---- the two formats side by side ------------------------------------- */
 
 START_TEST(test_text_vs_om) {
@@ -1056,6 +1093,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_om_errors);
     tcase_add_test(tc, test_om_case_files);
     tcase_add_test(tc, test_om_exemplars_and_drops);
+    tcase_add_test(tc, test_om_created);
     tcase_add_test(tc, test_text_vs_om);
     tcase_add_test(tc, test_format_of);
     tcase_add_test(tc, test_zero_copy_and_lines);
