@@ -35,14 +35,20 @@ def case_names(kind):
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
+    def body(self):
+        """The case file the path names (/good/<case>), or None."""
         path = os.path.normpath(urllib.parse.urlparse(self.path).path).lstrip("/")
         full = os.path.join(CASES, path + ".om")
         if not path.startswith(("good/", "bad/")) or not os.path.isfile(full):
+            return None
+        with open(full, "rb") as f:
+            return f.read()
+
+    def do_GET(self):
+        body = self.body()
+        if body is None:
             self.send_error(404)
             return
-        with open(full, "rb") as f:
-            body = f.read()
         self.send_response(200)
         self.send_header("Content-Type", OM_TYPE)
         self.send_header("Content-Length", str(len(body)))
@@ -333,25 +339,17 @@ scrape_configs:
                                                         "timestamp": now / 1000}]}])
 
 
-class CreatedHandler(http.server.BaseHTTPRequestHandler):
+class CreatedHandler(Handler):
     """A counter, a histogram and a summary created a minute before the
-    server started."""
+    server started, on any path."""
     created = time.time() - 60
 
-    def do_GET(self):
+    def body(self):
         c = f"{self.created:.3f}"
-        body = (f"# TYPE c counter\nc_total 5\nc_created {c}\n"
+        return (f"# TYPE c counter\nc_total 5\nc_created {c}\n"
                 f"# TYPE h histogram\nh_bucket{{le=\"1\"}} 1\nh_created {c}\nh_bucket{{le=\"+Inf\"}} 2\n"
                 f"h_count 2\nh_sum 3\n"
                 f"# TYPE s summary\ns_count 1\ns_sum 2\ns_created {c}\n# TYPE g gauge\ng 1\n# EOF\n").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", OM_TYPE)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
 
 
 class CreatedTimestampZeroIngestionTest(unittest.TestCase):
