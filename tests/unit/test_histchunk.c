@@ -758,6 +758,48 @@ START_TEST(test_blocks_and_deletion) {
 }
 END_TEST
 
+/* Custom-bucket histograms (schema -53) survive a restart: WAL record types
+ * 9 and 10, bounds in the chunks. */
+START_TEST(test_custom_buckets_restart) {
+    storage *s = open_st();
+    hist_span ps[1] = {{0, 3}};
+    double bounds[2] = {0.1, 2.5};
+    int64_t t0 = (time_now_ms() / 1000) * 1000 - 600000;
+    uint64_t refs[2] = {0, 0};
+    kiln_err err = {0};
+    for (int i = 0; i < 5; i++) {
+        appender *a = storage_appender(s);
+        for (int k = 0; k < 2; k++) {
+            double p[3] = {i, 2.0 * i, 1};
+            histogram h = mk(k, HIST_SCHEMA_CUSTOM, ps, 1, p, 3, NULL, 0, NULL, 0, 0, i);
+            h.zero_threshold = 0;
+            h.custom_values = bounds;
+            h.ncustom = 2;
+            label ls[1] = {{"__name__", k ? "nhcb_int" : "nhcb_float"}};
+            ck_assert_msg(
+                appender_append_histogram(a, &refs[k], refs[k] ? NULL : ls, 1, t0 + i * 15000, &h, &err) == 0,
+                "%s", err.msg);
+        }
+        ck_assert_int_eq(appender_commit(a, &err), 0);
+    }
+    ck_assert_int_eq(storage_close(s, &err), 0);
+    s = open_st();
+    for (int k = 0; k < 2; k++) {
+        series_set set = select_all(s, k ? "nhcb_int" : "nhcb_float");
+        ck_assert_uint_eq(set.n, 1);
+        ck_assert_uint_eq(set.v[0].nh, 5);
+        const histogram *h = set.v[0].hs[4].h;
+        ck_assert_int_eq(h->schema, HIST_SCHEMA_CUSTOM);
+        ck_assert_int_eq(h->is_int, k);
+        ck_assert_uint_eq(h->ncustom, 2);
+        ck_assert_double_eq(h->custom_values[1], 2.5);
+        ck_assert_double_eq(h->pos[1], 8);
+        series_set_free(&set);
+    }
+    ck_assert_int_eq(storage_close(s, &err), 0);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("histchunk");
     TCase *tc = tcase_create("histchunk");
@@ -780,6 +822,7 @@ Suite *make_suite(void) {
     tcase_add_test(st, test_prometheus_cuts);
     tcase_add_test(st, test_wal_replay_and_tail);
     tcase_add_test(st, test_blocks_and_deletion);
+    tcase_add_test(st, test_custom_buckets_restart);
     suite_add_tcase(s, st);
     return s;
 }
