@@ -6,7 +6,8 @@
  * rest (at most 64 KiB) is the body, copied to a buffer of exactly its size
  * so that any read past the end trips ASan.  Every entry is checked: names
  * follow the name rules, label values are valid UTF-8, the series text
- * starts with the metric name, line numbers grow.  An error must be
+ * starts with the metric name, line numbers grow; exemplars' labels too, and
+ * the created-time lookahead is called on every sample.  An error must be
  * KILN_EINVAL with a "line N: " message (N the current line or an earlier
  * one) and must stick.
  *
@@ -122,6 +123,23 @@ static void parse(expo_format f, const char *body, size_t len, run *r) {
             }
             e->value = expo_value(p);
             e->has_ts = expo_timestamp(p, &e->ts);
+            /* the exemplar's labels follow the rules too; the created-time
+             * lookahead must not disturb the parse that goes on */
+            const expo_label *xl;
+            size_t nx = 0;
+            double xv;
+            int xts;
+            int64_t xt, ct;
+            if (expo_exemplar(p, &xl, &nx, &xv, &xts, &xt)) {
+                if (f != EXPO_OPENMETRICS || !expo_has_exemplar(p))
+                    abort();
+                for (size_t k = 0; k < nx; k++)
+                    if (!label_name_valid(xl[k].name, xl[k].name_len) ||
+                        !utf8_valid(xl[k].value, xl[k].value_len))
+                        abort();
+            }
+            if ((expo_created(p, &ct) || expo_is_created(p)) && f != EXPO_OPENMETRICS)
+                abort();
             r->any_ts |= e->has_ts != 0;
             break;
         }
