@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <xxhash.h>
 
 #ifndef KILN_VERSION
@@ -58,6 +59,8 @@ static const struct {
     {METRIC_COUNTER, "kiln_sd_received_updates_total", "Target group updates received from the providers.",
      NULL},
     {METRIC_COUNTER, "kiln_sd_updates_total", "Syncs of a scrape pool's targets with its discoveries.", NULL},
+    {METRIC_COUNTER, "kiln_sd_sync_seconds_total",
+     "CPU time the loop thread spent syncing scrape pools with their discoveries.", NULL},
     {METRIC_COUNTER, "kiln_sd_http_failures_total", "Failed HTTP SD refreshes.", NULL},
     {METRIC_COUNTER, "kiln_sd_dns_lookups_total", "DNS SD lookups.", NULL},
     {METRIC_COUNTER, "kiln_sd_dns_lookup_failures_total", "DNS SD lookups that failed.", NULL},
@@ -943,6 +946,13 @@ static int64_t pool_take(sd_runtime *rt, pool *p, int64_t now) {
     return 1;
 }
 
+/* The calling thread's CPU time, seconds. */
+static double thread_cpu_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void sd_on_published(scrape_manager *m) {
     sd_runtime *rt = m->sd;
     if (!rt || m->stopping)
@@ -951,8 +961,10 @@ void sd_on_published(scrape_manager *m) {
     for (pool *p = m->pools; p; p = p->next) {
         int64_t r = pool_take(rt, p, now);
         if (r == 1) {
+            double t0 = thread_cpu_sec();
             metric_add(sd_metric(rt, "kiln_sd_updates_total", NULL), 1);
             scrape_sync_pool(m, p, p->sc, p->cfg);
+            metric_add(sd_metric(rt, "kiln_sd_sync_seconds_total", NULL), thread_cpu_sec() - t0);
         } else if (r > 1 && r < next) {
             next = r;
         }
