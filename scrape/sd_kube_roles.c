@@ -397,6 +397,20 @@ static void add_service(sd_gb *b, const sd_kube_ctx *c, const char *ns, const ch
 
 #define MAX_SEEN 256
 
+/* What an endpoint's target gets from the objects it refers to: its node's
+ * labels (attach_metadata.node; the node named, or a Node target), and the
+ * backing pod's, recorded in seen. */
+static void endpoint_refs(sd_gb *b, const sd_kube_ctx *c, arena *a, const char *node, const json_val *ref,
+                          const char *ns, const json_val *port, const char *num, seen_pod *seen,
+                          size_t *nseen) {
+    if (!*node && ref && !strcmp(s_of(ref, "kind"), "Node"))
+        node = s_of(ref, "name");
+    attach_node(b, c, node, 1, a);
+    const json_val *pod = ref_pod(ref, ns, c, a);
+    if (pod && seen)
+        endpoint_pod(b, pod, num, s_of(port, "protocol"), seen, nseen, MAX_SEEN);
+}
+
 static sd_tg *build_endpoints(const json_val *o, const sd_kube_ctx *c, sd_gb *b, arena *a) {
     const json_val *md = obj_of(o, "metadata");
     const char *ns = s_of(md, "namespace");
@@ -429,13 +443,7 @@ static sd_tg *build_endpoints(const json_val *o, const sd_kube_ctx *c, sd_gb *b,
                     }
                     sd_gb_tlabel(b, MP "endpoint_node_name", s_of(ad, "nodeName"));
                     sd_gb_tlabel(b, MP "endpoint_hostname", s_of(ad, "hostname"));
-                    const char *node = s_of(ad, "nodeName");
-                    if (!*node && ref && !strcmp(s_of(ref, "kind"), "Node"))
-                        node = s_of(ref, "name");
-                    attach_node(b, c, node, 1, a);
-                    const json_val *pod = ref_pod(ref, ns, c, a);
-                    if (pod && seen)
-                        endpoint_pod(b, pod, num, s_of(port, "protocol"), seen, &nseen, MAX_SEEN);
+                    endpoint_refs(b, c, a, s_of(ad, "nodeName"), ref, ns, port, num, seen, &nseen);
                 }
             }
         }
@@ -496,13 +504,7 @@ static sd_tg *build_endpointslice(const json_val *o, const sd_kube_ctx *c, sd_gb
                         sd_gb_tlabel_san(b, MP "endpointslice_endpoint_topology_present_", topo->keys[t],
                                          "true");
                     }
-                const char *node = s_of(ep, "nodeName");
-                if (!*node && ref && !strcmp(s_of(ref, "kind"), "Node"))
-                    node = s_of(ref, "name");
-                attach_node(b, c, node, 1, a);
-                const json_val *pod = ref_pod(ref, ns, c, a);
-                if (pod && seen)
-                    endpoint_pod(b, pod, num, s_of(port, "protocol"), seen, &nseen, MAX_SEEN);
+                endpoint_refs(b, c, a, s_of(ep, "nodeName"), ref, ns, port, num, seen, &nseen);
             }
         }
     }
