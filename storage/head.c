@@ -1091,9 +1091,32 @@ static int cmp_u32(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Sorts and deduplicates a union of postings lists: a large one (a regex
+ * matching many values) over a range not much wider than its count through
+ * a bitmap of that range, linear where qsort was most of such a select. */
 static void sort_unique(refvec *r) {
     if (r->n < 2)
         return;
+    if (r->n >= 4096) {
+        uint32_t lo = r->v[0], hi = r->v[0];
+        for (size_t i = 1; i < r->n; i++) {
+            lo = r->v[i] < lo ? r->v[i] : lo;
+            hi = r->v[i] > hi ? r->v[i] : hi;
+        }
+        size_t words = ((size_t)(hi - lo) >> 6) + 1;
+        uint64_t *bits = words <= r->n ? calloc(words, sizeof *bits) : NULL;
+        if (bits) {
+            for (size_t i = 0; i < r->n; i++)
+                bits[(r->v[i] - lo) >> 6] |= (uint64_t)1 << ((r->v[i] - lo) & 63);
+            size_t w = 0;
+            for (size_t k = 0; k < words; k++)
+                for (uint64_t b = bits[k]; b; b &= b - 1)
+                    r->v[w++] = lo + (uint32_t)(k << 6) + (uint32_t)__builtin_ctzll(b);
+            r->n = w;
+            free(bits);
+            return;
+        }
+    }
     qsort(r->v, r->n, sizeof *r->v, cmp_u32);
     size_t w = 1;
     for (size_t i = 1; i < r->n; i++)

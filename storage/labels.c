@@ -87,11 +87,13 @@ stream:;
 
 int labels_cmp(const label *a, size_t na, const label *b, size_t nb) {
     size_t n = na < nb ? na : nb;
+    /* the same pointer is the same string: the head's labels are interned,
+     * so sorting its series compares most names and many values that way */
     for (size_t i = 0; i < n; i++) {
-        int c = strcmp(a[i].name, b[i].name);
-        if (c)
+        int c;
+        if (a[i].name != b[i].name && (c = strcmp(a[i].name, b[i].name)) != 0)
             return c;
-        if ((c = strcmp(a[i].value, b[i].value)) != 0)
+        if (a[i].value != b[i].value && (c = strcmp(a[i].value, b[i].value)) != 0)
             return c;
     }
     return na < nb ? -1 : na > nb;

@@ -174,6 +174,120 @@ KILN_MUST_CHECK static int merge_same(series_set *out) {
     return 0;
 }
 
+/*
+ * The head's series of a selection, v[0..n) with the head's interned label
+ * strings, sorted by labels and given copies of them in mem (the result
+ * outlives a querier; head labels live as long as the head).  The distinct
+ * strings, few against the series (names, instances, ...), are each copied
+ * once, sorted and laid out in one block in that order, so two copies
+ * compare as their addresses do: the series sort compares pointers, not
+ * strings (strcmp was most of a select over 100,000 series).
+ */
+typedef struct strmap {
+    const char **key, **val; /* interned -> copy; cap a power of two */
+    size_t cap, n;
+} strmap;
+
+static size_t strmap_slot(const strmap *m, const char *k) {
+    uintptr_t h = (uintptr_t)k * 0x9e3779b97f4a7c15ULL;
+    size_t i = (size_t)(h >> 17) & (m->cap - 1);
+    while (m->key[i] && m->key[i] != k)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+KILN_MUST_CHECK static int strmap_add(strmap *m, const char *k) {
+    if (2 * (m->n + 1) > m->cap) {
+        strmap g = {calloc(m->cap ? m->cap * 2 : 256, sizeof *g.key), NULL, m->cap ? m->cap * 2 : 256, 0};
+        if (!g.key)
+            return KILN_ENOMEM;
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->key[i])
+                g.key[strmap_slot(&g, m->key[i])] = m->key[i];
+        g.n = m->n;
+        free(m->key);
+        *m = g;
+    }
+    size_t i = strmap_slot(m, k);
+    if (!m->key[i]) {
+        m->key[i] = k;
+        m->n++;
+    }
+    return 0;
+}
+
+static int cmp_strp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int series_cmp_addr(const void *a, const void *b) {
+    const series *x = a, *y = b;
+    size_t n = x->nls < y->nls ? x->nls : y->nls;
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t p = (uintptr_t)x->ls[i].name, q = (uintptr_t)y->ls[i].name;
+        if (p == q)
+            p = (uintptr_t)x->ls[i].value, q = (uintptr_t)y->ls[i].value;
+        if (p != q)
+            return p < q ? -1 : 1;
+    }
+    return x->nls < y->nls ? -1 : x->nls > y->nls;
+}
+
+KILN_MUST_CHECK static int head_series_sort_copy(series *v, size_t n, arena *mem) {
+    strmap m = {0};
+    const char **d = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        for (size_t j = 0; j < v[i].nls && rc == 0; j++)
+            if ((rc = strmap_add(&m, v[i].ls[j].name)) == 0)
+                rc = strmap_add(&m, v[i].ls[j].value);
+    size_t nd = 0, total = 0;
+    if (rc == 0 && !(d = malloc((m.n ? m.n : 1) * sizeof *d)))
+        rc = KILN_ENOMEM;
+    if (rc == 0 && !(m.val = calloc(m.cap, sizeof *m.val)))
+        rc = KILN_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < m.cap; i++)
+        if (m.key[i]) {
+            d[nd++] = m.key[i];
+            total += strlen(m.key[i]) + 1;
+        }
+    char *blk = rc == 0 ? arena_alloc_nz(mem, total ? total : 1) : NULL;
+    if (rc == 0 && !blk)
+        rc = KILN_ENOMEM;
+    if (rc == 0) {
+        qsort(d, nd, sizeof *d, cmp_strp);
+        const char *prev = NULL;
+        for (size_t i = 0; i < nd; i++) {
+            if (prev && strcmp(prev, d[i]) == 0) { /* equal strings, one copy */
+                m.val[strmap_slot(&m, d[i])] = prev;
+                continue;
+            }
+            size_t len = strlen(d[i]) + 1;
+            memcpy(blk, d[i], len);
+            m.val[strmap_slot(&m, d[i])] = prev = blk;
+            blk += len;
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        label *ls = arena_alloc_nz(mem, (v[i].nls ? v[i].nls : 1) * sizeof *ls);
+        if (!ls) {
+            rc = KILN_ENOMEM;
+            break;
+        }
+        for (size_t j = 0; j < v[i].nls; j++) {
+            ls[j].name = m.val[strmap_slot(&m, v[i].ls[j].name)];
+            ls[j].value = m.val[strmap_slot(&m, v[i].ls[j].value)];
+        }
+        v[i].ls = ls;
+    }
+    if (rc == 0)
+        qsort(v, n, sizeof *v, series_cmp_addr);
+    free(m.key);
+    free(m.val);
+    free(d);
+    return rc;
+}
+
 /* Sample arrays of a selection live in its arena; decoded straight into it. */
 static sample *arena_samples(void *ctx, size_t n) {
     return arena_alloc_nz(ctx, n * sizeof(sample));
@@ -236,13 +350,7 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
             goto nomem;
         series *se = &out->v[out->n];
         size_t nls;
-        const label *ls = hseries_labels(hs, &nls);
-        /* head labels are interned and live as long as the head; copy them
-         * so the result outlives a querier */
-        if (lookup)
-            se->ls = (label *)ls;
-        else if (!(se->ls = labels_copy(&out->mem, ls, nls)))
-            goto nomem;
+        se->ls = (label *)hseries_labels(hs, &nls); /* copied below, once sorted */
         se->nls = nls;
         se->n = n;
         se->s = n ? got : NULL;
@@ -250,8 +358,12 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
         se->hs = nh ? hgot : NULL;
         out->n++;
     }
-    /* the blocks' series, then one series per label set */
+    /* the head's series sorted and their labels copied; lookups borrow
+     * them unsorted */
     size_t from_head = out->n;
+    if (!lookup && from_head && head_series_sort_copy(out->v, from_head, &out->mem) != 0)
+        goto nomem;
+    /* the blocks' series, then one series per label set */
     if (mint <= maxt) {
         bsel bs = {out, &cap, total, h ? h->max_samples : 0, 0};
         for (size_t i = 0; i < s->nblocks; i++) {
@@ -276,9 +388,9 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
         memcpy(v, out->v, out->n * sizeof *v);
         free(out->v);
         out->v = v;
-        if (!lookup) {
+        if (!lookup && out->n > from_head) {
             qsort(out->v, out->n, sizeof *out->v, series_cmp);
-            if (out->n > from_head && (rc = merge_same(out)) != 0)
+            if ((rc = merge_same(out)) != 0)
                 goto nomem;
         }
     } else {

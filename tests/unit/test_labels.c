@@ -543,18 +543,29 @@ static int reference_match(pcre2_code *c, const char *v) {
     return rc >= 0;
 }
 
+/* The last patterns are issue 22's selector shapes (a literal prefix, a set
+ * of literals, a prefix alternation left to PCRE2). */
 START_TEST(test_fast_paths_agree) {
     static const char *patterns[] = {
-        "a|b",     "a\\.b", "(a|b)",    "(?:a|b)",    "a.*",  ".*a",   ".*a.*",   "",          "foo|",
-        "|",       ".*",    ".+",       "(.*)",       "(.+)", "a\\|b", "\\(a\\)", "a.*|b",     "a.*b",
-        "(a)|(b)", "é|ü",   "a\\-b",    ".*.*",       "()",   "x\\*",  "a\\.*",   ".*\\.",     "a|b|ab",
-        "(a|)",    "a..*",  "foo.*bar", ".*foo.*bar", "\\.*", "(?:)",  "a.+",     "a\\\\b",    "\\d",
-        "(?i)a",   "[ab]",  "a{2}",     "a}",         "#a",   ".*é.*", "\\ a",    "\\Qa.b\\E",
+        "a|b",        "a\\.b",   "(a|b)",    "(?:a|b)",   "a.*",
+        ".*a",        ".*a.*",   "",         "foo|",      "|",
+        ".*",         ".+",      "(.*)",     "(.+)",      "a\\|b",
+        "\\(a\\)",    "a.*|b",   "a.*b",     "(a)|(b)",   "é|ü",
+        "a\\-b",      ".*.*",    "()",       "x\\*",      "a\\.*",
+        ".*\\.",      "a|b|ab",  "(a|)",     "a..*",      "foo.*bar",
+        ".*foo.*bar", "\\.*",    "(?:)",     "a.+",       "a\\\\b",
+        "\\d",        "(?i)a",   "[ab]",     "a{2}",      "a}",
+        "#a",         ".*é.*",   "\\ a",     "\\Qa.b\\E", "api-.*",
+        "host-1.*",   "node_.*", "(api-.*)", "j7|j8|j17", "node_.*|api-.*",
+        ".*-1",
     };
     static const char *values[] = {
-        "",         "a",   "b",  "ab", "ba",  "a.b", "aXb", "a|b", "(a)", "foo",  "foobar", "bar",  "\n",
-        "a\n",      "\na", "é",  "ü",  "a-b", "x*",  "xa",  "aaa", "a.",  "a...", "A",      "a\\b", "foo-bar",
-        "xfoobarx", ".",   "..", "\\", "1",   "aa",  "a}",  "#a",  "xéx", " a",   "é|ü",    "a.",   "x",
+        "",       "a",          "b",     "ab",   "ba",       "a.b", "aXb",    "a|b",     "(a)",
+        "foo",    "foobar",     "bar",   "\n",   "a\n",      "\na", "é",      "ü",       "a-b",
+        "x*",     "xa",         "aaa",   "a.",   "a...",     "A",   "a\\b",   "foo-bar", "xfoobarx",
+        ".",      "..",         "\\",    "1",    "aa",       "a}",  "#a",     "xéx",     " a",
+        "é|ü",    "a.",         "x",     "api-", "api-7f9c", "api", "xapi-1", "host-1",  "host-10:9100",
+        "host-2", "node_load1", "node_", "j7",   "j17",      "j1",  "j77",    "api-\n",
     };
     for (size_t i = 0; i < N(patterns); i++) {
         kiln_err err = {0};
