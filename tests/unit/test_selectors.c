@@ -6,12 +6,10 @@
  * force over the written label sets gives, sorted by labels, with labels
  * that outlive the querier; label values with matchers agree too.
  */
-#include <ftw.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "query_testutil.h"
 #include "storage/storage.h"
 
 #define KILN_TEST_MAIN
@@ -21,24 +19,7 @@
 #define INSTS 250
 #define NSERIES (NAMES * INSTS)
 
-static char dir[256];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f) {
-    (void)sb;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
-static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/kiln-test-selectors-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    log_setup(LOG_ERROR, LOG_FORMAT_LOGFMT);
-}
-
-static void teardown(void) {
-    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
+static char dir[64];
 
 /* The labels of series k: written in a scrambled order, so that the
  * references' order is not the labels' order. */
@@ -55,11 +36,9 @@ static void series_labels(int k, char *name, char *inst, char *zone, label *ls, 
 }
 
 static storage *fill(void) {
-    storage_opts o = storage_opts_default();
-    o.dir = dir;
-    storage *s = NULL;
+    log_setup(LOG_ERROR, LOG_FORMAT_LOGFMT);
+    storage *s = qt_open(dir, "selectors");
     kiln_err err = {0};
-    ck_assert_msg(storage_open(&o, &s, &err) == 0, "open: %s", err.msg);
     appender *a = storage_appender(s);
     for (int k = 0; k < NSERIES; k++) {
         char name[16], inst[16], zone[16];
@@ -129,8 +108,7 @@ START_TEST(test_selects_agree_with_brute_force) {
         for (size_t i = 0; i < nms; i++)
             matcher_free(&ms[i]);
     }
-    kiln_err err = {0};
-    ck_assert_int_eq(storage_close(s, &err), 0);
+    qt_close(s, dir);
 }
 END_TEST
 
@@ -159,7 +137,7 @@ START_TEST(test_label_values_with_matchers) {
     querier_close(q);
     matcher_free(&ms[0]);
     matcher_free(&ms[1]);
-    ck_assert_int_eq(storage_close(s, &err), 0);
+    qt_close(s, dir);
 }
 END_TEST
 
@@ -167,7 +145,6 @@ Suite *make_suite(void) {
     Suite *s = suite_create("selectors");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_selects_agree_with_brute_force);
     tcase_add_test(tc, test_label_values_with_matchers);
     suite_add_tcase(s, tc);
