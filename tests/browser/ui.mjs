@@ -5,7 +5,8 @@
 // folder.  Exits 1 on an uncaught failure (the report then has "fatal").
 //
 //   node tests/browser/ui.mjs <base-url> <out-dir> <options-json>
-// options: {expr, metricPrefix, benchExpr, benchRuns}, or {smoke: true, expr}: the
+// options: {expr, metricPrefix, benchExpr, benchRuns, treeExpr, treeLeaf,
+// slowExpr}, or {smoke: true, expr}: the
 // query page's table and the status page only
 import { createRequire } from "node:module";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -120,6 +121,84 @@ try {
       text: (await p.$eval(".page-body", (e) => e.textContent)).slice(0, 2000),
     };
     await shot(p, name);
+  }
+
+  // the tree view: every node printed back, evaluated, and a click on one
+  // shows its result
+  if (opts.treeExpr) {
+    await p.goto(base + "/query?g0.expr=" + encodeURIComponent(opts.treeExpr) + "&g0.tab=table&g0.show_tree=1", { waitUntil: "networkidle0" });
+    await p.waitForFunction(() => {
+      const infos = [...document.querySelectorAll(".tree-info")];
+      return infos.length && infos.every((i) => i.dataset.results);
+    });
+    report.tree = await p.$$eval(".tree-node", (els) => els.map((e) => ({ expr: e.dataset.expr, head: e.querySelector("code").textContent, results: e.querySelector(".tree-info").dataset.results, sel: e.classList.contains("sel") })));
+    report.treeUrl = new URL(p.url()).searchParams.get("g0.show_tree");
+    await shot(p, "query-tree");
+    await p.$$eval(".tree-node", (els, leaf) => els.find((e) => e.dataset.expr === leaf).click(), opts.treeLeaf);
+    await p.waitForSelector(".node-note");
+    await p.waitForFunction(() => !document.querySelector(".output p.loading"));
+    report.treeLeaf = {
+      note: await p.$eval(".node-note code", (e) => e.textContent),
+      rows: await p.$$eval("table.result tr", (rows) => rows.map((r) => r.cells[0].textContent.trim())),
+      sel: await p.$$eval(".tree-node.sel", (els) => els.map((e) => e.dataset.expr)),
+    };
+    await shot(p, "query-tree-node");
+  }
+
+  // a slow query (opts.slowExpr, about 10 s) runs in the first panel; the
+  // page's other controls are measured meanwhile, in the browser
+  if (opts.slowExpr) {
+    const s = await newPage();
+    await s.goto(base + "/query?g0.expr=" + encodeURIComponent(opts.slowExpr) + "&g0.tab=table", { waitUntil: "domcontentloaded" });
+    await s.waitForSelector(".output p.loading");
+    await s.evaluate(() => {
+      // the main thread's stalls: how late a 10 ms timer fires at worst
+      window.__stall = { max: 0, last: performance.now(), start: performance.now() };
+      window.__stallTimer = setInterval(() => {
+        const now = performance.now();
+        window.__stall.max = Math.max(window.__stall.max, now - window.__stall.last - 10);
+        window.__stall.last = now;
+      }, 10);
+    });
+    const r = {};
+    // a click that adds a panel, to the next frame
+    r.addPanelMs = await s.evaluate(async () => {
+      const t0 = performance.now();
+      document.querySelector("button.add").click();
+      await new Promise((res) => requestAnimationFrame(() => setTimeout(res, 0)));
+      return document.querySelectorAll(".panel").length === 2 ? performance.now() - t0 : -1;
+    });
+    // typing a metric name's start in the new panel, to completion's list
+    await s.evaluate(() => {
+      const ta = document.querySelectorAll(".editor textarea")[1];
+      ta.addEventListener("input", () => (window.__typed ??= performance.now()), { once: true });
+    });
+    await s.type(".panel:nth-of-type(2) .editor textarea", opts.metricPrefix, { delay: 20 });
+    await s.waitForSelector(".panel:nth-of-type(2) ul.complete:not([hidden]) li");
+    r.completionMs = await s.evaluate(() => performance.now() - window.__typed);
+    r.completion = await s.$$eval(".panel:nth-of-type(2) ul.complete li", (els) => els.map((e) => e.textContent.slice(1)));
+    // a quick query in the new panel, to its table's row
+    await s.keyboard.press("Escape");
+    r.quickMs = await s.evaluate(async () => {
+      const ta = document.querySelectorAll(".editor textarea")[1];
+      ta.value = "vector(42)";
+      ta.dispatchEvent(new Event("input"));
+      const t0 = performance.now();
+      document.querySelectorAll("button.execute")[1].click();
+      const panel = document.querySelectorAll(".panel")[1];
+      while (!panel.querySelector("table.result td.value")) await new Promise((res) => setTimeout(res, 5));
+      return [performance.now() - t0, panel.querySelector("table.result td.value").textContent];
+    });
+    r.slowStillLoading = await s.evaluate(() => !!document.querySelector(".panel:nth-of-type(1) .output p.loading"));
+    r.stallDuringMs = await s.evaluate(() => window.__stall.max);
+    await s.waitForFunction(() => !document.querySelector(".panel:nth-of-type(1) .output p.loading"), { timeout: 180000 });
+    r.slowStats = await s.$eval(".panel:nth-of-type(1) .stats", (e) => e.textContent);
+    r.slowRows = await s.$$eval(".panel:nth-of-type(1) table.result tr", (rows) => rows.length);
+    r.slowErrors = await texts(s, ".panel:nth-of-type(1) .alert.error");
+    r.stallMs = await s.evaluate(() => (clearInterval(window.__stallTimer), window.__stall.max));
+    report.slow = r;
+    await shot(s, "query-slow");
+    await s.close();
   }
 
   // render time of a range query's graph (performance.now() around uPlot's draw)

@@ -33,6 +33,14 @@ groups:
 """
 
 
+# the tree view's expression, its nodes in document order, as printed back
+TREE_EXPR = "sum by (job) (up) * on (job) group_left count by (job) (ui_bench_series)"
+TREE_NODES = ["sum by (job) (up) * on (job) group_left () count by (job) (ui_bench_series)", "sum by (job) (up)", "up",
+              "count by (job) (ui_bench_series)", "ui_bench_series"]
+# about 200 x 240 samples read at every step of the subquery's hour
+SLOW_EXPR = "sum_over_time(sum(rate(ui_bench_series[1h]))[1h:{step}])"
+
+
 class UITest(unittest.TestCase):
     report = None
 
@@ -68,9 +76,11 @@ scrape_configs:
             time.sleep(2)  # two more scrapes, so the range query has points
             cls.base = f"http://{cls.kiln.addr}"
             cls.expr = '{__name__=~"node_load1|up"}'
-            opts = {"expr": cls.expr, "metricPrefix": "node_loa", "benchExpr": "ui_bench_series", "benchRuns": 5}
+            cls.slow_expr, cls.slow_probe = cls.slow_query()
+            opts = {"expr": cls.expr, "metricPrefix": "node_loa", "benchExpr": "ui_bench_series", "benchRuns": 5,
+                    "treeExpr": TREE_EXPR, "treeLeaf": "up", "slowExpr": cls.slow_expr}
             p = subprocess.run(["node", os.path.join(ROOT, "tests", "browser", "ui.mjs"), cls.base, cls.shots,
-                                json.dumps(opts)], capture_output=True, text=True, timeout=240)
+                                json.dumps(opts)], capture_output=True, text=True, timeout=480)
             lines = p.stdout.strip().splitlines()
             cls.report = json.loads(lines[-1]) if lines else {}
             cls.browser_rc, cls.browser_err = p.returncode, p.stderr
@@ -99,6 +109,23 @@ scrape_configs:
                                     headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
                                              "X-Prometheus-Remote-Write-Version": "0.1.0"})
         assert st == 204, (st, body)
+
+    @classmethod
+    def slow_query(cls):
+        """A query of about 10 s on this machine and build: a subquery over
+        the 200 series whose step is scaled from a timed probe."""
+        def timed(step_ms):
+            t0 = time.monotonic()
+            st, j = cls.kiln.get_json("/api/v1/query?query=" + urlq(SLOW_EXPR.format(step=f"{step_ms}ms")))
+            assert st == 200, j
+            return time.monotonic() - t0
+        step = 2000
+        probe = timed(step)
+        while probe < 2.0 and step > 8:  # a probe long enough to scale from
+            step = max(1, int(step * probe / 3.0)) if probe > 0.3 else step // 4
+            probe = timed(step)
+        final = max(1, int(step * probe / 12.0))  # aim a little over 10 s: the load varies
+        return SLOW_EXPR.format(step=f"{final}ms"), probe
 
     @classmethod
     def targets_settled(cls):
@@ -176,7 +203,8 @@ scrape_configs:
 
     def test_screenshots(self):
         for name in ("query-table", "query-graph", "query-completion", "targets", "alerts", "rules", "status",
-                     "config", "flags", "tsdb-status", "service-discovery", "query-graph-200"):
+                     "config", "flags", "tsdb-status", "service-discovery", "query-graph-200", "query-tree",
+                     "query-tree-node", "query-slow"):
             with open(os.path.join(self.shots, name + ".png"), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
 
@@ -186,6 +214,43 @@ scrape_configs:
         ms = sorted(r["ms"] for r in runs)
         print(f"\nUI graph render, 200 series x 1h: median {ms[len(ms) // 2]:.1f} ms, runs {[round(x, 1) for x in ms]}")
         self.assertLess(ms[len(ms) // 2], 300)
+
+
+    def test_tree_view(self):
+        self.assertEqual(self.report["treeUrl"], "1")
+        nodes = self.report["tree"]
+        self.assertEqual([n["expr"] for n in nodes], TREE_NODES)
+        self.assertEqual([n["head"] for n in nodes],
+                         ["* on (job) group_left ()", "sum by (job)", "up", "count by (job)", "ui_bench_series"])
+        self.assertEqual([n["sel"] for n in nodes], [True, False, False, False, False])
+        for n in nodes:  # each node's count is the API's for its text
+            st, j = self.kiln.get_json("/api/v1/query?query=" + urlq(n["expr"]))
+            self.assertEqual(st, 200, n)
+            self.assertEqual(n["results"], str(len(j["data"]["result"])), n)
+        self.assertEqual(nodes[2]["results"], "2")  # up: the node exporter and the dead target
+        leaf = self.report["treeLeaf"]
+        self.assertEqual(leaf["note"], "up")
+        self.assertEqual(leaf["sel"], ["up"])
+        st, j = self.kiln.get_json("/api/v1/query?query=up")
+        self.assertEqual(sorted(leaf["rows"]), sorted(series_name(r["metric"]) for r in j["data"]["result"]))
+
+    def test_page_responsive_during_a_slow_query(self):
+        r = self.report["slow"]
+        print(f"\nUI during a slow query ({r['slowStats'].strip()}; probe {self.slow_probe:.2f} s): add panel "
+              f"{r['addPanelMs']:.1f} ms, completion {r['completionMs']:.1f} ms, quick query {r['quickMs'][0]:.1f} ms, "
+              f"worst main-thread stall {r['stallMs']:.1f} ms")
+        load_ms = float(r["slowStats"].split("Load time: ")[1].split("ms")[0])
+        self.assertGreater(load_ms, 5000)  # it was a slow query
+        self.assertTrue(r["slowStillLoading"])  # the measures below were taken while it ran
+        self.assertEqual(r["slowErrors"], [])
+        self.assertEqual(r["slowRows"], 1)
+        self.assertGreater(r["addPanelMs"], 0)
+        self.assertLess(r["addPanelMs"], 500)
+        self.assertIn("node_load1", r["completion"])
+        self.assertLess(r["completionMs"], 2000)
+        self.assertEqual(r["quickMs"][1], "42")
+        self.assertLess(r["quickMs"][0], 2000)
+        self.assertLess(r["stallMs"], 500)
 
 
 class UIServingTest(unittest.TestCase):

@@ -7,6 +7,7 @@
 import { api } from "./api.js";
 import { editor } from "./editor.js";
 import { drawGraph } from "./graph.js";
+import { treeView } from "./tree.js";
 import { h, clear, seriesName, labelsView, parseDuration, formatDuration, errorBox, notice } from "./util.js";
 
 function readPanels() {
@@ -101,6 +102,22 @@ function panel(state, panels, rerender) {
   };
   const ed = editor(state.expr, run);
   let ctrl = null;
+  // the tree view (show_tree=1): a click on a node shows its result below
+  const tree = h("div.tree-view");
+  const treeBtn = h("button.tree-toggle", { title: "Show the expression's tree" });
+  const showTree = () => {
+    treeBtn.textContent = state.showTree === "1" ? "Hide tree" : "Show tree";
+    treeBtn.classList.toggle("active", state.showTree === "1");
+    tree.hidden = state.showTree !== "1";
+  };
+  treeBtn.onclick = () => {
+    state.showTree = state.showTree === "1" ? "0" : "1";
+    state.node = "";
+    showTree();
+    writeUrl(panels);
+    if (state.expr) execute();
+  };
+  showTree();
 
   const tabs = h("div.tabs");
   const opts = h("div.options");
@@ -171,14 +188,38 @@ function panel(state, panels, rerender) {
     clear(out);
   }
 
-  async function execute() {
+  // The tree of the whole expression (when shown); a click on a node runs
+  // that node alone below it.
+  let treeCtrl = null;
+  function drawTree(whole) {
+    if (treeCtrl) treeCtrl.abort();
+    treeCtrl = new AbortController();
+    if (state.showTree !== "1" || !whole) return clear(tree);
+    const time = state.moment ? parseTime(state.moment) : undefined;
+    const onSelect = (node) => {
+      state.node = node;
+      for (const n of tree.querySelectorAll(".tree-node")) n.classList.remove("sel");
+      const mine = [...tree.querySelectorAll(".tree-node")].find((n) => (node ? n.dataset.expr === node : !n.parentElement.parentElement.closest("li")));
+      if (mine) mine.classList.add("sel");
+      execute(false);
+    };
+    treeView(tree, whole, { time: time ?? undefined, selected: state.node, onSelect, signal: treeCtrl.signal });
+  }
+
+  async function execute(withTree = true) {
     if (ctrl) ctrl.abort();
     ctrl = new AbortController();
     const signal = ctrl.signal;
-    const expr = state.expr.trim();
+    const whole = state.expr.trim();
+    if (withTree) {
+      if (state.node && !(state.showTree === "1" && whole.includes(state.node))) state.node = "";
+      drawTree(whole);
+    }
+    const expr = (state.showTree === "1" && state.node) || whole;
     clear(out);
     stats.textContent = "";
     if (!expr) return;
+    const note = expr !== whole ? h("p.node-note.muted", "Result of the tree's node ", h("code", expr)) : null;
     const t0 = performance.now();
     out.append(h("p.muted.loading", "Loading…"));
     try {
@@ -187,7 +228,7 @@ function panel(state, panels, rerender) {
         if (state.moment && time === null) throw new Error(`cannot parse evaluation time "${state.moment}"`);
         const j = await api("query", { query: expr, time }, { signal });
         const ms = performance.now() - t0;
-        clear(out);
+        clear(out, note);
         messages(out, j);
         const n = tableView(out, j.data);
         stats.textContent = `Load time: ${Math.round(ms)}ms   Result series: ${n}`;
@@ -203,7 +244,7 @@ function panel(state, panels, rerender) {
         const e = Math.floor(end / step) * step;
         const j = await api("query_range", { query: expr, start, end: e, step }, { signal });
         const ms = performance.now() - t0;
-        clear(out);
+        clear(out, note);
         messages(out, j);
         if (j.data.resultType !== "matrix") throw new Error(`the graph needs a range vector result, got ${j.data.resultType}`);
         const holder = h("div.graph");
@@ -230,7 +271,7 @@ function panel(state, panels, rerender) {
       }
     } catch (err) {
       if (err.name === "AbortError") return;
-      clear(out, errorBox(err));
+      clear(out, note, errorBox(err));
     }
   }
 
@@ -253,7 +294,8 @@ function panel(state, panels, rerender) {
 
   build();
   el.append(
-    h("div.query-row", ed.el, h("button.primary.execute", { onclick: run }, "Execute"), h("button.format", { onclick: format, title: "Format expression" }, "Format"), h("button.remove", { onclick: remove, title: "Remove panel" }, "✕")),
+    h("div.query-row", ed.el, h("button.primary.execute", { onclick: run }, "Execute"), h("button.format", { onclick: format, title: "Format expression" }, "Format"), treeBtn, h("button.remove", { onclick: remove, title: "Remove panel" }, "✕")),
+    tree,
     h("div.panel-bar", tabs, opts, stats),
     out,
   );
