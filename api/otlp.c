@@ -6,9 +6,12 @@
  *
  *   1. inflate      a gzip body (Content-Encoding: gzip) inflates into one
  *                   malloc'd buffer, bounded by max_decompressed_bytes (413).
- *   2. decode       protobuf-c unpacks an ExportMetricsServiceRequest
- *                   (api/otlp.proto) into the request arena, bounded at
- *                   OTLP_DECODE_FACTOR times the body.
+ *   2. decode       an ExportMetricsServiceRequest (api/otlp.proto) into
+ *                   protobuf-c's structs in the request arena, in one pass
+ *                   (api/otlp_pb.c), bounded at OTLP_DECODE_FACTOR times
+ *                   the body; a JSON body
+ *                   (application/json) decodes into the same structs
+ *                   (api/otlp_json.c), under the same bound.
  *   3. translate    every data point becomes samples, appended through one
  *                   storage appender and one commit (WAL first) before the
  *                   answer, as Prometheus' otlptranslator names them:
@@ -34,8 +37,8 @@
  * not stored; 400 with a google.rpc.Status when the body does not decode;
  * 404 when the receiver is off; 413 over the bounds; 415 for a content type
  * or encoding other than protobuf/JSON and gzip/identity; 500 when storing
- * failed (retryable).  JSON bodies are not decoded yet: 415, with a JSON
- * answer.
+ * failed (retryable).  A JSON request is answered in JSON (the same
+ * messages in OTLP's JSON mapping).
  *
  * Called by cmd/kiln/main.c (otlp_new, otlp_free, and otlp_handle from the
  * route) and tests.  Threading: otlp_handle runs on HTTP worker threads, any
@@ -51,6 +54,7 @@
 
 #include "api.h"
 #include "api/otlp.pb-c.h"
+#include "api/otlp_decode.h"
 #include "config/config.h"
 #include "storage/storage.h"
 
@@ -351,7 +355,12 @@ typedef struct oreq {
     size_t rejected; /* data points not (wholly) stored */
     size_t by_reason[OR_N];
     size_t samples;
-    int fatal; /* a storage error that fails the whole request */
+    int fatal;   /* a storage error that fails the whole request */
+    int trusted; /* the appender skips labels_check: emit checks values */
+    struct {
+        const char *name, *unit, *out;
+        char kind;
+    } metric_names[256]; /* (name, unit, kind) -> metric name, direct-mapped by a hash */
     char first[OTLP_MSG_MAX];
     char fatal_msg[OTLP_MSG_MAX];
 } oreq;
@@ -396,7 +405,8 @@ KILN_MUST_CHECK static int lset_set(oreq *r, lset *l, const char *name, const ch
     if (!value || !*value)
         return 0;
     for (size_t i = 0; i < l->n; i++) {
-        if (strcmp(l->v[i].name, name) != 0)
+        const char *have = l->v[i].name; /* names come back as the same pointers mostly */
+        if (have != name && (have[0] != name[0] || strcmp(have, name) != 0))
             continue;
         if (join) {
             size_t a = strlen(l->v[i].value), b = strlen(value);
@@ -602,25 +612,59 @@ KILN_MUST_CHECK static int point_labels(oreq *r, const resctx *rc, Kiln__Otlp__K
     }
     if (lset_set(r, out, "job", rc->job, 0) != 0 || lset_set(r, out, "instance", rc->instance, 0) != 0)
         return KILN_ENOMEM;
+    labels_sort(out->v, out->n); /* once a point: emit merges into it */
     return 0;
 }
 
-/* Appends one sample of base + {xname=xval} + {__name__=name}. */
+/* Whether a label value is one storage takes (labels_check's rule): not
+ * too long, UTF-8.  Names need no check: the escaping strategies make
+ * valid ones (see trusted()). */
+static int value_ok(const char *v) {
+    size_t n = strlen(v);
+    return n <= LABEL_VALUE_MAX_LEN && utf8_valid(v, n);
+}
+
+/*
+ * Appends one sample of base (sorted, unique names) + {xname=xval} +
+ * {__name__=name}: the two merged in at their places, replacing a base
+ * label of their name.  The label set is checked here when the appender
+ * trusts the receiver (r->trusted), as labels_check would.
+ */
 static void emit(oreq *r, const lset *base, const char *name, const char *xname, const char *xval, int64_t t,
                  double v) {
     if (r->fatal)
         return;
-    label ls[LABELS_MAX_COUNT + 2];
-    size_t n = 0;
-    for (size_t i = 0; i < base->n && n < LABELS_MAX_COUNT + 1; i++) {
-        if ((xname && !strcmp(base->v[i].name, xname)) || !strcmp(base->v[i].name, LABEL_NAME))
-            continue;
-        ls[n++] = base->v[i];
+    label ls[LABELS_MAX_COUNT + 2], extra[2] = {{LABEL_NAME, name}, {xname, xval}};
+    size_t n = 0, e = 0, ne = xname ? 2 : 1;
+    if (xname && strcmp(xname, LABEL_NAME) < 0) {
+        extra[1] = extra[0];
+        extra[0] = (label){xname, xval};
     }
-    if (xname)
-        ls[n++] = (label){xname, xval};
-    ls[n++] = (label){LABEL_NAME, name};
-    labels_sort(ls, n);
+    const char *why = NULL;
+    for (size_t i = 0; i < base->n && !why; i++) {
+        const char *bn = base->v[i].name;
+        int c = -1;
+        while (e < ne && (c = strcmp(extra[e].name, bn)) < 0)
+            ls[n++] = extra[e++];
+        if (c == 0)
+            continue; /* the base's label of that name loses */
+        if (n >= LABELS_MAX_COUNT)
+            why = "too many labels";
+        else if (r->trusted && (strlen(bn) > LABEL_NAME_MAX_LEN || !value_ok(base->v[i].value)))
+            why = "label name too long, or label value too long or not UTF-8";
+        else
+            ls[n++] = base->v[i];
+    }
+    while (e < ne && n <= LABELS_MAX_COUNT)
+        ls[n++] = extra[e++];
+    if (!why && n > LABELS_MAX_COUNT)
+        why = "too many labels";
+    if (!why && r->trusted && (!value_ok(name) || (xname && !value_ok(xval))))
+        why = "metric name not UTF-8";
+    if (why) {
+        reject(r, OR_INVALID, 1, "%s for metric \"%.200s\"", why, name);
+        return;
+    }
     kiln_err err = {0};
     uint64_t ref = 0;
     int rc = appender_append(r->app, &ref, ls, n, t, v, &err);
@@ -764,6 +808,36 @@ static void summary_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__Su
     }
 }
 
+/* The Prometheus name of a metric, in the arena, or NULL (none: r->fatal
+ * set when out of memory).  A request sends the same names again and again
+ * (a metric a series, in some senders): the last of each hash slot is kept. */
+static const char *metric_name_for(oreq *r, const char *name, const char *unit, char kind) {
+    uint32_t h = 2166136261u;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    for (const char *p = unit; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    h = (h ^ (unsigned char)kind) * 16777619u;
+    size_t slot = (h ^ (h >> 16)) % (sizeof r->metric_names / sizeof r->metric_names[0]);
+    if (r->metric_names[slot].out && r->metric_names[slot].kind == kind &&
+        !strcmp(r->metric_names[slot].name, name) && !strcmp(r->metric_names[slot].unit, unit))
+        return r->metric_names[slot].out;
+    char out[OTLP_NAME_MAX];
+    int n = otlp_metric_name(name, unit, kind, r->set.strategy, out, sizeof out);
+    if (n <= 0)
+        return NULL;
+    char *s = arena_strndup(r->a, out, (size_t)n);
+    if (!s) {
+        r->fatal = KILN_ENOMEM;
+        return NULL;
+    }
+    r->metric_names[slot].name = name;
+    r->metric_names[slot].unit = unit;
+    r->metric_names[slot].kind = kind;
+    r->metric_names[slot].out = s;
+    return s;
+}
+
 static void one_metric(oreq *r, resctx *rc, const Kiln__Otlp__Metric *m) {
     char kind = 'g';
     size_t npoints = 0;
@@ -806,14 +880,11 @@ static void one_metric(oreq *r, resctx *rc, const Kiln__Otlp__Metric *m) {
                m->name ? m->name : "", temporality == 1 ? "delta" : "unspecified");
         return;
     }
-    char name[OTLP_NAME_MAX];
-    if (otlp_metric_name(m->name, m->unit, kind, r->set.strategy, name, sizeof name) <= 0) {
-        reject(r, OR_INVALID, npoints, "metric \"%.200s\": no valid Prometheus name", m->name ? m->name : "");
-        return;
-    }
-    const char *nm = arena_strndup(r->a, name, strlen(name));
+    const char *nm = metric_name_for(r, m->name ? m->name : "", m->unit ? m->unit : "", kind);
     if (!nm) {
-        r->fatal = KILN_ENOMEM;
+        if (!r->fatal)
+            reject(r, OR_INVALID, npoints, "metric \"%.200s\": no valid Prometheus name",
+                   m->name ? m->name : "");
         return;
     }
     switch (m->data_case) {
@@ -937,6 +1008,7 @@ static void one_resource(oreq *r, const Kiln__Otlp__ResourceMetrics *rm) {
         r->fatal = KILN_ENOMEM;
         return;
     }
+    labels_sort(l.v, l.n);
     emit(r, &l, "target_info", NULL, NULL, rc.max_ts, 1);
 }
 
@@ -1145,10 +1217,10 @@ void otlp_handle(otlp *o, http_req *req, http_resp *resp) {
                "the OTLP receiver is disabled; start kiln with --web.enable-otlp-receiver");
         return;
     }
-    if (!ct || json || !ct_is(ct, "application/x-protobuf")) {
+    if (!ct || (!json && !ct_is(ct, "application/x-protobuf"))) {
         snprintf(msg, sizeof msg,
                  "unsupported Content-Type \"%.100s\": kiln's OTLP receiver takes "
-                 "application/x-protobuf bodies (JSON is not supported yet)",
+                 "application/x-protobuf or application/json bodies",
                  ct ? ct : "");
         answer(o, resp, OC_415, json, 0, msg);
         return;
@@ -1177,10 +1249,14 @@ void otlp_handle(otlp *o, http_req *req, http_resp *resp) {
     }
     oalloc al = {.a = req->arena, .limit = len * OTLP_DECODE_FACTOR + OTLP_DECODE_SLACK};
     ProtobufCAllocator pa = {.alloc = oalloc_fn, .free = ofree_fn, .allocator_data = &al};
-    Kiln__Otlp__ExportMetricsServiceRequest *er = NULL;
+    const ProtobufCMessageDescriptor *desc = &kiln__otlp__export_metrics_service_request__descriptor;
+    ProtobufCMessage *m = NULL;
     msg[0] = 0;
-    er = kiln__otlp__export_metrics_service_request__unpack(&pa, len, (const uint8_t *)body);
-    if (!er)
+    int drc = json ? otlp_json_decode(body, len, desc, &pa, &m, msg, sizeof msg)
+                   : otlp_pb_decode((const uint8_t *)body, len, desc, &pa, &m);
+    Kiln__Otlp__ExportMetricsServiceRequest *er =
+        drc == 0 ? (Kiln__Otlp__ExportMetricsServiceRequest *)m : NULL;
+    if (!er && (!json || al.over)) /* the JSON decoder says what and where itself */
         snprintf(msg, sizeof msg, "%s",
                  al.over == 1   ? "decoding the request needs more memory than its bound"
                  : al.over == 2 ? "out of memory decoding the request"
@@ -1199,6 +1275,13 @@ void otlp_handle(otlp *o, http_req *req, http_resp *resp) {
     r->o = o;
     r->a = req->arena;
     settings(o, r);
+    /* the escaping strategies make valid label names by construction: emit checks the values and storage
+     * need not check again (UTF-8 names, kept as sent, go through labels_check) */
+    if (r->set.strategy == OTLP_UNDERSCORE_ESCAPING_WITH_SUFFIXES ||
+        r->set.strategy == OTLP_UNDERSCORE_ESCAPING_WITHOUT_SUFFIXES) {
+        r->trusted = 1;
+        appender_trust_labels(r->app);
+    }
     for (size_t i = 0; i < er->n_resource_metrics && !r->fatal; i++)
         one_resource(r, er->resource_metrics[i]);
     config_free(r->cfg); /* the names are in the arena or in er */

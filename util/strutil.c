@@ -39,7 +39,13 @@ size_t utf8_decode(const char *s, size_t n, uint32_t *r) {
 
 int utf8_valid(const char *s, size_t n) {
     uint32_t r;
-    for (size_t i = 0, len; i < n; i += len)
+    size_t i = 0;
+    for (uint64_t w; i + 8 <= n; i += 8) { /* ASCII, the common case, 8 bytes at a time */
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull)
+            break;
+    }
+    for (size_t len; i < n; i += len)
         if ((len = utf8_decode(s + i, n - i, &r)) == 0)
             return 0;
     return 1;

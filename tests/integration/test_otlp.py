@@ -39,11 +39,12 @@ JOB = {"job": "shop/checkout", "instance": "pod-1"}
 
 class TestOTLPFromSDK(KilnTestCase):
     kiln_args = ("--web.enable-otlp-receiver",)
+    send_args = ()
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.results, cls.stderr = send(cls.kiln)
+        cls.results, cls.stderr = send(cls.kiln, *cls.send_args)
 
     def test_export_succeeded_with_partial_success_for_exponential(self):
         # one export, accepted (code 0 is SUCCESS); the exponential histogram is reported dropped
@@ -102,6 +103,110 @@ class TestOTLPFromSDK(KilnTestCase):
         for k in ("service_name", "service_namespace", "service_instance_id"):
             self.assertNotIn(k, labels)
         self.assertEqual(list(got.values()), [1])
+
+
+class TestOTLPFromSDKJSON(TestOTLPFromSDK):
+    """The same export as JSON (exporter-metrics-otlp-http: application/json),
+    stored the same."""
+    send_args = ("json",)
+
+
+def json_body(points, temporality="AGGREGATION_TEMPORALITY_CUMULATIVE"):
+    return json.dumps({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}},
+                                    {"key": "host.name", "value": {"stringValue": "h9"}}],
+                     "droppedAttributesCount": 0, "someFutureField": {"x": [1, 2.5e3, None, True]}},
+        "scopeMetrics": [{"scope": {"name": "hand", "version": "1"}, "metrics": points}],
+    }]}).replace("TEMPORALITY", temporality).encode()
+
+
+class TestOTLPJSONBodies(KilnTestCase):
+    """Hand-written OTLP/HTTP JSON: the mapping's corners (64-bit integers
+    as strings, enums by name or number, hex ids, NaN, escapes), answers as
+    JSON."""
+    kiln_args = ("--web.enable-otlp-receiver",)
+    H = {"Content-Type": "application/json"}
+
+    def post(self, body, headers=None):
+        st, h, b = self.kiln.post(PATH, body, headers=headers or self.H)
+        return st, h, b
+
+    def test_the_mapping(self):
+        t = 1_700_000_000_123_456_789
+        now_ns = int(__import__("time").time()) * 10**9
+        metrics = [
+            {"name": "jobs.done", "unit": "{job}", "sum": {
+                "aggregationTemporality": "TEMPORALITY", "isMonotonic": True,
+                "dataPoints": [{"asInt": "41", "timeUnixNano": str(now_ns), "startTimeUnixNano": str(now_ns - 10**9),
+                                "attributes": [{"key": "q\u00fc\"x", "value": {"intValue": "-7"}}],
+                                "exemplars": [{"asDouble": 1.5, "timeUnixNano": str(now_ns),
+                                               "traceId": "5b8efff798038103d269b633813fc60c",
+                                               "spanId": "eee19b7ec3c1b174"}]}]}},
+            {"name": "temp", "unit": "Cel", "gauge": {"dataPoints": [
+                {"asDouble": 20.25, "timeUnixNano": now_ns, "attributes": [
+                    {"key": "ok", "value": {"boolValue": False}},
+                    {"key": "blob", "value": {"bytesValue": "aGk="}},
+                    {"key": "list", "value": {"arrayValue": {"values": [{"intValue": 1}, {"stringValue": "a"}]}}}]}]}},
+            {"name": "lat", "unit": "s", "histogram": {"aggregationTemporality": 2, "dataPoints": [
+                {"count": "3", "sum": 0.75, "bucketCounts": ["1", 1, "1"], "explicitBounds": [0.1, 0.5],
+                 "timeUnixNano": str(now_ns)}]}},
+            {"name": "q", "summary": {"dataPoints": [
+                {"count": "2", "sum": "NaN", "timeUnixNano": str(now_ns),
+                 "quantileValues": [{"quantile": 0.5, "value": 1}, {"quantile": 1, "value": "-Infinity"}]}]}},
+        ]
+        st, h, body = self.post(json_body(metrics))
+        self.assertEqual((st, h["content-type"]), (200, "application/json"), body)
+        self.assertEqual(json.loads(body), {})
+        self.assertEqual(query(self.kiln, "jobs_done_total"),
+                         {series(__name__="jobs_done_total", q__x="-7", job="svc"): 41})
+        self.assertEqual(query(self.kiln, "temp_celsius"), {series(
+            __name__="temp_celsius", ok="false", blob="aGk=", list='[1,"a"]', job="svc"): 20.25})
+        self.assertEqual(query(self.kiln, "lat_seconds_bucket"), {
+            series(__name__="lat_seconds_bucket", le="0.1", job="svc"): 1,
+            series(__name__="lat_seconds_bucket", le="0.5", job="svc"): 2,
+            series(__name__="lat_seconds_bucket", le="+Inf", job="svc"): 3,
+        })
+        got = query(self.kiln, '{__name__=~"q|q_sum"}')
+        self.assertEqual(got[series(__name__="q", quantile="0.5", job="svc")], 1)
+        self.assertEqual(got[series(__name__="q", quantile="1", job="svc")], float("-inf"))
+        self.assertNotEqual(got[series(__name__="q_sum", job="svc")], got[series(__name__="q_sum", job="svc")])
+        info = query(self.kiln, "target_info")
+        self.assertEqual(list(info), [series(__name__="target_info", host_name="h9", job="svc")])
+
+    def test_partial_success_is_json(self):
+        metrics = [{"name": "d", "sum": {"aggregationTemporality": 1, "isMonotonic": True,
+                                         "dataPoints": [{"asInt": "1", "timeUnixNano": "1"}]}}]
+        st, h, body = self.post(json_body(metrics))
+        self.assertEqual(st, 200)
+        ps = json.loads(body)["partialSuccess"]
+        self.assertEqual(ps["rejectedDataPoints"], "1")
+        self.assertIn("delta", ps["errorMessage"])
+
+    def test_bad_json_is_400_status(self):
+        for body, what in ((b'{"resourceMetrics": [', "found the end"),
+                           (b'{"resourceMetrics": []} x', "unexpected data after the object"),
+                           (b'[]', "expected '{'"),
+                           (json_body([{"name": "x", "gauge": {"dataPoints": [{"asInt": "1.5"}]}}]), "bad number"),
+                           (json_body([{"name": "x", "gauge": {"dataPoints": [{"asInt": "1", "exemplars": [
+                               {"traceId": "zz"}]}]}}]), 'field "trace_id": not hex'),
+                           (b'{"resourceMetrics": [{"schemaUrl": "\u0000"}]}', "NUL"),
+                           (b"[" * 100000, "expected '{'"),
+                           (b'{"a":' * 100 + b"1" + b"}" * 100, "nested deeper")):
+            st, h, got = self.post(body)
+            self.assertEqual((st, h["content-type"]), (400, "application/json"), body[:80])
+            j = json.loads(got)
+            self.assertEqual(j["code"], 3)
+            self.assertIn(what, j["message"])
+            self.assertIn("at byte", j["message"])
+
+    def test_gzip_json(self):
+        import gzip
+        metrics = [{"name": "gz", "gauge": {"dataPoints": [{"asDouble": 2, "timeUnixNano": str(
+            int(__import__("time").time()) * 10**9)}]}}]
+        st, _, body = self.post(gzip.compress(json_body(metrics)),
+                                headers={"Content-Type": "application/json; charset=utf-8", "Content-Encoding": "gzip"})
+        self.assertEqual(st, 200, body)
+        self.assertEqual(query(self.kiln, "gz"), {series(__name__="gz", job="svc"): 2})
 
 
 class TestOTLPGzipAndDelta(KilnTestCase):
@@ -191,7 +296,7 @@ class TestOTLPErrors(KilnTestCase):
     def test_other_content_type_is_415(self):
         st, _, body = self.kiln.post(PATH, b"x", headers={"Content-Type": "text/plain"})
         self.assertEqual(st, 415)
-        self.assertIn(b"application/x-protobuf", body)
+        self.assertIn(b"application/x-protobuf or application/json", body)
 
     def test_bad_gzip_is_400(self):
         st, _, _ = self.kiln.post(PATH, b"not gzip", headers={"Content-Type": "application/x-protobuf",

@@ -2,18 +2,19 @@
 // real OpenTelemetry JavaScript SDK (sdk-metrics + exporter-metrics-otlp-proto),
 // for kiln's OTLP receiver tests (tests/integration/test_otlp.py).
 //
-//   node send.js URL [delta] [gzip]
+//   node send.js URL [delta] [gzip] [json]
 //
 // Prints one JSON line: {"code": <ExportResultCode>, "error": "..."} for
 // each export the SDK made.  "delta" asks for delta temporality, "gzip" for
-// gzip bodies.
+// gzip bodies, "json" for OTLP/HTTP's JSON encoding (application/json).
 'use strict';
 const { diag, DiagConsoleLogger, DiagLogLevel } = require('@opentelemetry/api');
 const {
   MeterProvider, PeriodicExportingMetricReader, View, ExponentialHistogramAggregation,
   AggregationTemporality,
 } = require('@opentelemetry/sdk-metrics');
-const { OTLPMetricExporter } = require('@opentelemetry/exporter-metrics-otlp-proto');
+const proto = require('@opentelemetry/exporter-metrics-otlp-proto');
+const json = require('@opentelemetry/exporter-metrics-otlp-http');
 const { Resource } = require('@opentelemetry/resources');
 const {
   ATTR_SERVICE_NAME, SEMRESATTRS_SERVICE_NAMESPACE, SEMRESATTRS_SERVICE_INSTANCE_ID,
@@ -24,6 +25,7 @@ diag.setLogger(new DiagConsoleLogger(), DiagLogLevel.WARN);
 async function main() {
   const url = process.argv[2];
   const delta = process.argv.includes('delta');
+  const { OTLPMetricExporter } = process.argv.includes('json') ? json : proto;
   const inner = new OTLPMetricExporter({
     url,
     compression: process.argv.includes('gzip') ? 'gzip' : 'none',

@@ -40,6 +40,11 @@ appender *storage_appender(storage *s) {
     return a;
 }
 
+/* The receiver checks the labels itself: this fake checks them all the same. */
+void appender_trust_labels(appender *a) {
+    (void)a;
+}
+
 int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, double v,
                     kiln_err *err) {
     (void)ref, (void)err;
