@@ -312,6 +312,7 @@ typedef struct otlp_opts {
     int promote_scope;        /* otel_scope_* labels */
     int no_key_underscore;    /* label_name_underscore_sanitization: false */
     int collapse_underscores; /* label_name_preserve_multiple_underscores: false */
+    int delta_to_cumulative;  /* --enable-feature=otlp-deltatocumulative: deltas summed per stream */
 } otlp_opts;
 
 struct config;

@@ -54,7 +54,7 @@
 
 #include "api.h"
 #include "api/otlp.pb-c.h"
-#include "api/otlp_decode.h"
+#include "api/otlp_private.h"
 #include "config/config.h"
 #include "storage/storage.h"
 
@@ -81,6 +81,7 @@ struct otlp {
     metric_child *rejected[OR_N];
     metric_child *received;
     metric_child *samples;
+    otlp_delta *delta; /* --enable-feature=otlp-deltatocumulative: the streams' totals; else NULL */
 };
 
 /* ---- names ----------------------------------------------------------------- */
@@ -357,6 +358,8 @@ typedef struct oreq {
     size_t samples;
     int fatal;   /* a storage error that fails the whole request */
     int trusted; /* the appender skips labels_check: emit checks values */
+    int64_t now; /* wall clock at the start, ms (delta streams' staleness) */
+    buf key;     /* a delta stream's key */
     struct {
         const char *name, *unit, *out;
         char kind;
@@ -711,8 +714,34 @@ static const char *fmt_bound(oreq *r, double v) {
 
 #define NO_RECORDED_VALUE 1u
 
+/* The delta stream key of a point: its kind, metric name and labels, in
+ * r->key. */
+static const char *delta_key(oreq *r, char kind, const char *name, const lset *l, size_t *len) {
+    buf_reset(&r->key);
+    buf_putc(&r->key, kind);
+    buf_append(&r->key, name, strlen(name) + 1);
+    for (size_t i = 0; i < l->n; i++) {
+        buf_append(&r->key, l->v[i].name, strlen(l->v[i].name) + 1);
+        buf_append(&r->key, l->v[i].value, strlen(l->v[i].value) + 1);
+    }
+    *len = r->key.len;
+    return buf_error(&r->key) ? NULL : r->key.data;
+}
+
+/* Whether a delta point could not be made cumulative (rejected then). */
+static int delta_failed(oreq *r, int rc, const char *name, int64_t t) {
+    if (rc == 0)
+        return 0;
+    if (rc == KILN_ENOMEM)
+        r->fatal = KILN_ENOMEM;
+    else
+        reject(r, OR_STORAGE, 1, "%s for delta metric \"%s\" at timestamp %lld",
+               rc == KILN_EORDER ? "out of order delta" : "too many delta streams", name, (long long)t);
+    return 1;
+}
+
 static void number_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__NumberDataPoint *const *dp,
-                          size_t n) {
+                          size_t n, int delta) {
     for (size_t i = 0; i < n && !r->fatal; i++) {
         lset l;
         if (point_labels(r, rc, dp[i]->attributes, dp[i]->n_attributes, &l) != 0) {
@@ -722,8 +751,16 @@ static void number_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__Num
         int64_t t = ts_ms(dp[i]->time_unix_nano);
         double v = dp[i]->value_case == KILN__OTLP__NUMBER_DATA_POINT__VALUE_AS_INT ? (double)dp[i]->as_int
                                                                                     : dp[i]->as_double;
-        if (dp[i]->flags & NO_RECORDED_VALUE)
+        if (dp[i]->flags & NO_RECORDED_VALUE) {
             v = stale_nan();
+        } else if (delta) {
+            size_t kl;
+            const char *key = delta_key(r, 'n', name, &l, &kl);
+            if (!key || delta_failed(r, otlp_delta_sum(r->o->delta, key, kl, t, r->now, &v), name, t)) {
+                r->fatal = key ? r->fatal : KILN_ENOMEM;
+                continue;
+            }
+        }
         note_ts(rc, t);
         emit(r, &l, name, NULL, NULL, t, v);
     }
@@ -731,12 +768,10 @@ static void number_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__Num
 
 /*
  * The common start of a histogram or summary point: its labels into l, its
- * timestamp into *t, whether it is stale, and its _sum (when sent) and
- * _count samples.  0, or -1 with r->fatal set.
+ * timestamp into *t, whether it is stale.  0, or -1 with r->fatal set.
  */
 static int point_begin(oreq *r, resctx *rc, Kiln__Otlp__KeyValue *const *attrs, size_t nattrs, uint64_t tns,
-                       uint32_t flags, const char *const names[2], const double *sum, uint64_t count, lset *l,
-                       int64_t *t, int *stale) {
+                       uint32_t flags, lset *l, int64_t *t, int *stale) {
     if (point_labels(r, rc, attrs, nattrs, l) != 0) {
         r->fatal = KILN_ENOMEM;
         return -1;
@@ -744,10 +779,15 @@ static int point_begin(oreq *r, resctx *rc, Kiln__Otlp__KeyValue *const *attrs, 
     *t = ts_ms(tns);
     *stale = (flags & NO_RECORDED_VALUE) != 0;
     note_ts(rc, *t);
-    if (sum)
-        emit(r, l, names[0], NULL, NULL, *t, *stale ? stale_nan() : *sum);
-    emit(r, l, names[1], NULL, NULL, *t, *stale ? stale_nan() : (double)count);
     return 0;
+}
+
+/* A histogram's or summary's _sum (when sent) and _count samples. */
+static void sum_and_count(oreq *r, const lset *l, const char *const names[2], const double *sum, double count,
+                          int64_t t, int stale) {
+    if (sum)
+        emit(r, l, names[0], NULL, NULL, t, stale ? stale_nan() : *sum);
+    emit(r, l, names[1], NULL, NULL, t, stale ? stale_nan() : count);
 }
 
 /* One sample of name{xname=<v formatted>}. */
@@ -762,7 +802,7 @@ static void emit_with_bound(oreq *r, const lset *l, const char *name, const char
 }
 
 static void histogram_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__HistogramDataPoint *const *dp,
-                             size_t n) {
+                             size_t n, int delta) {
     const char *names[2] = {suffixed(r, name, "_sum"), suffixed(r, name, "_count")};
     const char *nb = suffixed(r, name, "_bucket");
     if (!nb || !names[0] || !names[1]) {
@@ -774,16 +814,37 @@ static void histogram_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__
         lset l;
         int64_t t;
         int stale;
-        if (point_begin(r, rc, p->attributes, p->n_attributes, p->time_unix_nano, p->flags, names,
-                        p->has_sum ? &p->sum : NULL, p->count, &l, &t, &stale) != 0)
+        if (point_begin(r, rc, p->attributes, p->n_attributes, p->time_unix_nano, p->flags, &l, &t, &stale) !=
+            0)
             return;
+        size_t nbounds = p->n_explicit_bounds;
+        uint64_t *per = arena_alloc(r->a, (nbounds + 1) * sizeof *per), count = p->count;
+        double sum = p->has_sum ? p->sum : 0;
+        if (!per) {
+            r->fatal = KILN_ENOMEM;
+            return;
+        }
+        for (size_t b = 0; b <= nbounds && b < p->n_bucket_counts; b++)
+            per[b] = p->bucket_counts[b];
+        if (delta && !stale) {
+            size_t kl;
+            const char *key = delta_key(r, 'h', name, &l, &kl);
+            if (!key) {
+                r->fatal = KILN_ENOMEM;
+                return;
+            }
+            int drc = otlp_delta_histogram(r->o->delta, key, kl, t, r->now, &sum, &count, p->explicit_bounds,
+                                           nbounds, per);
+            if (delta_failed(r, drc, name, t))
+                continue;
+        }
+        sum_and_count(r, &l, names, p->has_sum ? &sum : NULL, (double)count, t, stale);
         uint64_t cum = 0;
-        for (size_t b = 0; b < p->n_explicit_bounds && !r->fatal; b++) {
-            if (b < p->n_bucket_counts)
-                cum += p->bucket_counts[b];
+        for (size_t b = 0; b < nbounds && !r->fatal; b++) {
+            cum += per[b];
             emit_with_bound(r, &l, nb, "le", p->explicit_bounds[b], t, stale ? stale_nan() : (double)cum);
         }
-        emit(r, &l, nb, "le", "+Inf", t, stale ? stale_nan() : (double)p->count);
+        emit(r, &l, nb, "le", "+Inf", t, stale ? stale_nan() : (double)count);
     }
 }
 
@@ -799,9 +860,10 @@ static void summary_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__Su
         lset l;
         int64_t t;
         int stale;
-        if (point_begin(r, rc, p->attributes, p->n_attributes, p->time_unix_nano, p->flags, names, &p->sum,
-                        p->count, &l, &t, &stale) != 0)
+        if (point_begin(r, rc, p->attributes, p->n_attributes, p->time_unix_nano, p->flags, &l, &t, &stale) !=
+            0)
             return;
+        sum_and_count(r, &l, names, &p->sum, (double)p->count, t, stale);
         for (size_t q = 0; q < p->n_quantile_values && !r->fatal; q++)
             emit_with_bound(r, &l, name, "quantile", p->quantile_values[q]->quantile, t,
                             stale ? stale_nan() : p->quantile_values[q]->value);
@@ -873,11 +935,13 @@ static void one_metric(oreq *r, resctx *rc, const Kiln__Otlp__Metric *m) {
     r->points += npoints;
     if (npoints == 0)
         return;
-    if (temporality != 2) {
+    int delta = temporality == 1 && r->o->delta;
+    if (temporality != 2 && !delta) {
         reject(r, temporality == 1 ? OR_DELTA : OR_INVALID, npoints,
                "invalid temporality and type combination for metric \"%s\": %s temporality; kiln stores "
-               "cumulative sums and histograms only (no otlp-deltatocumulative)",
-               m->name ? m->name : "", temporality == 1 ? "delta" : "unspecified");
+               "cumulative sums and histograms%s",
+               m->name ? m->name : "", temporality == 1 ? "delta" : "unspecified",
+               temporality == 1 ? ", and deltas with --enable-feature=otlp-deltatocumulative" : "");
         return;
     }
     const char *nm = metric_name_for(r, m->name ? m->name : "", m->unit ? m->unit : "", kind);
@@ -889,13 +953,13 @@ static void one_metric(oreq *r, resctx *rc, const Kiln__Otlp__Metric *m) {
     }
     switch (m->data_case) {
     case KILN__OTLP__METRIC__DATA_GAUGE:
-        number_points(r, rc, nm, m->gauge->data_points, npoints);
+        number_points(r, rc, nm, m->gauge->data_points, npoints, 0);
         break;
     case KILN__OTLP__METRIC__DATA_SUM:
-        number_points(r, rc, nm, m->sum->data_points, npoints);
+        number_points(r, rc, nm, m->sum->data_points, npoints, delta);
         break;
     case KILN__OTLP__METRIC__DATA_HISTOGRAM:
-        histogram_points(r, rc, nm, m->histogram->data_points, npoints);
+        histogram_points(r, rc, nm, m->histogram->data_points, npoints, delta);
         break;
     default:
         summary_points(r, rc, nm, m->summary->data_points, npoints);
@@ -1274,6 +1338,7 @@ void otlp_handle(otlp *o, http_req *req, http_resp *resp) {
     }
     r->o = o;
     r->a = req->arena;
+    r->now = time_now_ms();
     settings(o, r);
     /* the escaping strategies make valid label names by construction: emit checks the values and storage
      * need not check again (UTF-8 names, kept as sent, go through labels_check) */
@@ -1285,6 +1350,7 @@ void otlp_handle(otlp *o, http_req *req, http_resp *resp) {
     for (size_t i = 0; i < er->n_resource_metrics && !r->fatal; i++)
         one_resource(r, er->resource_metrics[i]);
     config_free(r->cfg); /* the names are in the arena or in er */
+    buf_free(&r->key);
     metric_add(o->received, (double)r->points);
     if (r->fatal) {
         appender_rollback(r->app);
@@ -1326,6 +1392,8 @@ int otlp_new(storage *st, const otlp_opts *opts, otlp **out, kiln_err *err) {
     pthread_mutex_init(&o->mu, NULL);
     if (!o->opts.max_decompressed_bytes)
         o->opts.max_decompressed_bytes = OTLP_DEFAULT_MAX_DECOMPRESSED;
+    if (o->opts.delta_to_cumulative && !(o->delta = otlp_delta_new()))
+        goto nomem;
     metric *req = metric_new(METRIC_COUNTER, "kiln_otlp_requests_total",
                              "OTLP metrics export requests received, by HTTP status code.", "code", NULL, 0);
     metric *rej = metric_new(METRIC_COUNTER, "kiln_otlp_data_points_rejected_total",
@@ -1351,6 +1419,7 @@ int otlp_new(storage *st, const otlp_opts *opts, otlp **out, kiln_err *err) {
     *out = o;
     return 0;
 nomem:
+    otlp_delta_free(o ? o->delta : NULL);
     free(o);
     return kiln_err_set(err, KILN_ENOMEM, "OTLP receiver: out of memory");
 }
@@ -1359,6 +1428,7 @@ void otlp_free(otlp *o) {
     if (!o)
         return;
     config_free(o->cfg);
+    otlp_delta_free(o->delta);
     pthread_mutex_destroy(&o->mu);
     free(o);
 }

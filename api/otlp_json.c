@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/otlp_decode.h"
+#include "api/otlp_private.h"
 #include "util/util.h"
 
 #define JD_MAX_DEPTH 64
@@ -185,27 +185,13 @@ static int jstring(jd *j, char **out, size_t *len) {
         }
         r++;
         char c = *r++;
+        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+        const char *simple = c && c != 'u' ? strchr(from, c) : NULL;
+        if (simple) {
+            o[n++] = to[simple - from];
+            continue;
+        }
         switch (c) {
-        case '"':
-        case '\\':
-        case '/':
-            o[n++] = c;
-            break;
-        case 'b':
-            o[n++] = '\b';
-            break;
-        case 'f':
-            o[n++] = '\f';
-            break;
-        case 'n':
-            o[n++] = '\n';
-            break;
-        case 'r':
-            o[n++] = '\r';
-            break;
-        case 't':
-            o[n++] = '\t';
-            break;
         case 'u': {
             uint32_t cp, lo;
             if (hex4(j, r, &cp) != 0) {

@@ -24,19 +24,40 @@
  */
 #include <string.h>
 
-#include "api/otlp_decode.h"
+#include "api/otlp_private.h"
 
 #define PB_MAX_DEPTH 64
 
+/* Memory is taken from the caller's allocator PB_CHUNK bytes at a time and
+ * handed out here: a call through the allocator for every struct and
+ * string cost more than the decoding. */
+#define PB_CHUNK ((size_t)32 << 10)
+
 typedef struct pb {
     ProtobufCAllocator *al;
+    char *cur;
+    size_t left;
     int rc; /* 0, KILN_EINVAL (malformed), KILN_ENOMEM (the allocator failed) */
 } pb;
 
 static void *palloc(pb *d, size_t n) {
-    void *p = d->al->alloc(d->al->allocator_data, n ? n : 1);
-    if (!p && !d->rc)
-        d->rc = KILN_ENOMEM;
+    n = ((n ? n : 1) + 7) & ~(size_t)7;
+    if (n > d->left) {
+        size_t piece = n > PB_CHUNK / 4 ? n : PB_CHUNK; /* a big array gets its own piece */
+        char *p = d->al->alloc(d->al->allocator_data, piece);
+        if (!p) {
+            if (!d->rc)
+                d->rc = KILN_ENOMEM;
+            return NULL;
+        }
+        if (piece != PB_CHUNK)
+            return p;
+        d->cur = p;
+        d->left = piece;
+    }
+    void *p = d->cur;
+    d->cur += n;
+    d->left -= n;
     return p;
 }
 
@@ -296,7 +317,7 @@ static int message_into(pb *d, const ProtobufCMessageDescriptor *md, char *m, co
 
 int otlp_pb_decode(const uint8_t *s, size_t n, const ProtobufCMessageDescriptor *md, ProtobufCAllocator *al,
                    ProtobufCMessage **out) {
-    pb d = {.al = al};
+    pb d = {.al = al, .cur = NULL, .left = 0, .rc = 0};
     *out = NULL;
     char *m = palloc(&d, md->sizeof_message);
     if (!m)

@@ -32,6 +32,8 @@ static const feature_desc features[] = {
     {"exemplar-storage", FEATURE_EXEMPLAR_STORAGE, "Experimental in-memory exemplar storage enabled."},
     {"created-timestamp-zero-ingestion", FEATURE_CREATED_TIMESTAMP_ZERO_INGESTION,
      "Experimental created timestamp zero ingestion enabled."},
+    {"otlp-deltatocumulative", FEATURE_OTLP_DELTATOCUMULATIVE,
+     "Converting delta OTLP metrics to cumulative."},
     {"promql-at-modifier", 0, NOOP},
     {"promql-negative-offset", 0, NOOP},
 };

@@ -961,7 +961,8 @@ static void startup_done(uv_work_t *w, int status) {
         LOG_ERROR("remote-write receiver unavailable", "err=%s", rerr.msg);
     atomic_store(&k->rw, rw);
     otlp_opts oo = {.enabled = flag_bool(F_OTLP_RECEIVER),
-                    .max_decompressed_bytes = (size_t)flag_int(F_RW_MAX_BYTES)};
+                    .max_decompressed_bytes = (size_t)flag_int(F_RW_MAX_BYTES),
+                    .delta_to_cumulative = (k->features & FEATURE_OTLP_DELTATOCUMULATIVE) != 0};
     otlp *ot = NULL;
     if (otlp_new(k->st, &oo, &ot, &rerr) != 0)
         LOG_ERROR("OTLP receiver unavailable", "err=%s", rerr.msg);

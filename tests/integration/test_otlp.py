@@ -228,6 +228,56 @@ class TestOTLPGzipAndDelta(KilnTestCase):
                          {series(__name__="room_temperature_celsius", **JOB): 21.5})
 
 
+class TestOTLPDeltaToCumulative(KilnTestCase):
+    """--enable-feature=otlp-deltatocumulative: the SDK's delta exports are
+    summed per stream and stored as counters and classic histograms."""
+    kiln_args = ("--web.enable-otlp-receiver", "--enable-feature=otlp-deltatocumulative")
+
+    def test_sdk_deltas_accumulate(self):
+        for run in (1, 2):  # two SDK runs: two deltas of each stream
+            res, err = send(self.kiln, "delta")
+            self.assertEqual([r["code"] for r in res], [0], err)
+            self.assertEqual(query(self.kiln, "http_server_requests_total"), {
+                series(__name__="http_server_requests_total", method="GET", http_status_code="200", **JOB): 7 * run,
+                series(__name__="http_server_requests_total", method="POST", http_status_code="500", **JOB): run,
+            })
+            got = query(self.kiln, 'request_duration_seconds_bucket{le=~"0.5|\\+Inf"}')
+            self.assertEqual(sorted(got.values()), [2 * run, 4 * run])
+            self.assertEqual(list(query(self.kiln, "request_duration_seconds_count").values()), [4 * run])
+            self.assertAlmostEqual(list(query(self.kiln, "request_duration_seconds_sum").values())[0], 3.05 * run)
+        m = self.kiln.metrics()
+        self.assertEqual(m.get('kiln_otlp_data_points_rejected_total{reason="delta_temporality"}', 0), 0)
+        log = self.kiln.read_log()
+        self.assertIn("Converting delta OTLP metrics to cumulative", log)
+
+    def test_out_of_order_and_new_bounds(self):
+        now = int(__import__("time").time()) * 10**9
+
+        def delta(t, v, bounds=(1.0,), counts=(1, 0)):
+            return json_body([
+                {"name": "d.c", "sum": {"aggregationTemporality": 1, "isMonotonic": True,
+                                        "dataPoints": [{"asInt": str(v), "timeUnixNano": str(t)}]}},
+                {"name": "d.h", "histogram": {"aggregationTemporality": 1, "dataPoints": [
+                    {"count": str(sum(counts)), "sum": 1, "bucketCounts": [str(c) for c in counts],
+                     "explicitBounds": list(bounds), "timeUnixNano": str(t)}]}}])
+        H = {"Content-Type": "application/json"}
+        for t, v in ((now - 3 * 10**9, 2), (now - 2 * 10**9, 3)):
+            st, _, body = self.kiln.post(PATH, delta(t, v), headers=H)
+            self.assertEqual((st, json.loads(body)), (200, {}))
+        self.assertEqual(query(self.kiln, "d_c_total"), {series(__name__="d_c_total", job="svc"): 5})
+        st, _, body = self.kiln.post(PATH, delta(now - 3 * 10**9, 100), headers=H)  # older: dropped
+        ps = json.loads(body)["partialSuccess"]
+        self.assertEqual(ps["rejectedDataPoints"], "2")
+        self.assertIn("out of order delta", ps["errorMessage"])
+        self.assertEqual(query(self.kiln, "d_c_total"), {series(__name__="d_c_total", job="svc"): 5})
+        self.assertEqual(query(self.kiln, 'd_h_bucket{le="1"}'), {series(__name__="d_h_bucket", le="1", job="svc"): 2})
+        # other bounds: the stream starts again from this delta
+        st, _, body = self.kiln.post(PATH, delta(now - 10**9, 1, bounds=(2.0,), counts=(3, 0)), headers=H)
+        self.assertEqual((st, json.loads(body)), (200, {}))
+        self.assertEqual(query(self.kiln, 'd_h_bucket{le="2"}'), {series(__name__="d_h_bucket", le="2", job="svc"): 3})
+        self.assertEqual(query(self.kiln, "d_c_total"), {series(__name__="d_c_total", job="svc"): 6})
+
+
 class TestOTLPConfig(KilnTestCase):
     """The otlp section: promotion, scope labels, identifying attributes on
     target_info, then a reload to another translation strategy."""

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "api/otlp.pb-c.h"
-#include "api/otlp_decode.h"
+#include "api/otlp_private.h"
 
 #define KILN_TEST_MAIN
 #include "testutil.h"
