@@ -313,6 +313,7 @@ typedef struct otlp_opts {
     int no_key_underscore;    /* label_name_underscore_sanitization: false */
     int collapse_underscores; /* label_name_preserve_multiple_underscores: false */
     int delta_to_cumulative;  /* --enable-feature=otlp-deltatocumulative: deltas summed per stream */
+    int ct_zero;              /* --enable-feature=created-timestamp-zero-ingestion: 0 at start times */
 } otlp_opts;
 
 struct config;

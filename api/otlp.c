@@ -63,6 +63,7 @@
 #define OTLP_DECODE_SLACK ((size_t)1 << 20)
 #define OTLP_MSG_MAX 1024
 #define OTLP_NAME_MAX 1024
+#define OTLP_NO_CT INT64_MIN
 
 enum { OC_200, OC_400, OC_404, OC_413, OC_415, OC_500, OC_N };
 static const char *const oc_names[OC_N] = {"200", "400", "404", "413", "415", "500"};
@@ -359,6 +360,7 @@ typedef struct oreq {
     int fatal;   /* a storage error that fails the whole request */
     int trusted; /* the appender skips labels_check: emit checks values */
     int64_t now; /* wall clock at the start, ms (delta streams' staleness) */
+    int64_t ct;  /* the current point's start time (ms) for its zero samples, or OTLP_NO_CT */
     buf key;     /* a delta stream's key */
     struct {
         const char *name, *unit, *out;
@@ -670,7 +672,22 @@ static void emit(oreq *r, const lset *base, const char *name, const char *xname,
     }
     kiln_err err = {0};
     uint64_t ref = 0;
-    int rc = appender_append(r->app, &ref, ls, n, t, v, &err);
+    int rc;
+    if (r->ct != OTLP_NO_CT && r->ct < t) {
+        /* created-timestamp-zero-ingestion: a 0 at the start time, unless the series has it (or later
+         * samples) already, as Prometheus' AppendCTZeroSample */
+        rc = appender_append(r->app, &ref, ls, n, r->ct, 0, &err);
+        if (rc == KILN_ENOMEM || rc == KILN_EIO) {
+            r->fatal = rc;
+            snprintf(r->fatal_msg, sizeof r->fatal_msg, "append failed: %s",
+                     err.code ? err.msg : kiln_strerror(rc));
+            return;
+        }
+        r->samples += rc == 0;
+        err = (kiln_err){0};
+        ref = 0;
+    }
+    rc = appender_append(r->app, &ref, ls, n, t, v, &err);
     if (rc == 0) {
         r->samples++;
         return;
@@ -740,8 +757,14 @@ static int delta_failed(oreq *r, int rc, const char *name, int64_t t) {
     return 1;
 }
 
+/* The start time of a point as its zero samples' time, when they are
+ * wanted (created-timestamp-zero-ingestion, counters only): OTLP_NO_CT else. */
+static int64_t point_ct(const oreq *r, int counter, int has, uint64_t start_ns) {
+    return r->set.ct_zero && counter && has && start_ns ? ts_ms(start_ns) : OTLP_NO_CT;
+}
+
 static void number_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__NumberDataPoint *const *dp,
-                          size_t n, int delta) {
+                          size_t n, int delta, int counter) {
     for (size_t i = 0; i < n && !r->fatal; i++) {
         lset l;
         if (point_labels(r, rc, dp[i]->attributes, dp[i]->n_attributes, &l) != 0) {
@@ -762,7 +785,10 @@ static void number_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__Num
             }
         }
         note_ts(rc, t);
+        r->ct = point_ct(r, counter && !delta && !value_is_stale(v), dp[i]->has_start_time_unix_nano,
+                         dp[i]->start_time_unix_nano);
         emit(r, &l, name, NULL, NULL, t, v);
+        r->ct = OTLP_NO_CT;
     }
 }
 
@@ -838,6 +864,7 @@ static void histogram_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__
             if (delta_failed(r, drc, name, t))
                 continue;
         }
+        r->ct = point_ct(r, !delta && !stale, p->has_start_time_unix_nano, p->start_time_unix_nano);
         sum_and_count(r, &l, names, p->has_sum ? &sum : NULL, (double)count, t, stale);
         uint64_t cum = 0;
         for (size_t b = 0; b < nbounds && !r->fatal; b++) {
@@ -845,6 +872,7 @@ static void histogram_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__
             emit_with_bound(r, &l, nb, "le", p->explicit_bounds[b], t, stale ? stale_nan() : (double)cum);
         }
         emit(r, &l, nb, "le", "+Inf", t, stale ? stale_nan() : (double)count);
+        r->ct = OTLP_NO_CT;
     }
 }
 
@@ -863,7 +891,9 @@ static void summary_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__Su
         if (point_begin(r, rc, p->attributes, p->n_attributes, p->time_unix_nano, p->flags, &l, &t, &stale) !=
             0)
             return;
-        sum_and_count(r, &l, names, &p->sum, (double)p->count, t, stale);
+        r->ct = point_ct(r, !stale, p->has_start_time_unix_nano, p->start_time_unix_nano);
+        sum_and_count(r, &l, names, &p->sum, (double)p->count, t, stale); /* not the quantiles: gauges */
+        r->ct = OTLP_NO_CT;
         for (size_t q = 0; q < p->n_quantile_values && !r->fatal; q++)
             emit_with_bound(r, &l, name, "quantile", p->quantile_values[q]->quantile, t,
                             stale ? stale_nan() : p->quantile_values[q]->value);
@@ -953,10 +983,10 @@ static void one_metric(oreq *r, resctx *rc, const Kiln__Otlp__Metric *m) {
     }
     switch (m->data_case) {
     case KILN__OTLP__METRIC__DATA_GAUGE:
-        number_points(r, rc, nm, m->gauge->data_points, npoints, 0);
+        number_points(r, rc, nm, m->gauge->data_points, npoints, 0, 0);
         break;
     case KILN__OTLP__METRIC__DATA_SUM:
-        number_points(r, rc, nm, m->sum->data_points, npoints, delta);
+        number_points(r, rc, nm, m->sum->data_points, npoints, delta, kind == 'c');
         break;
     case KILN__OTLP__METRIC__DATA_HISTOGRAM:
         histogram_points(r, rc, nm, m->histogram->data_points, npoints, delta);
@@ -1339,6 +1369,7 @@ void otlp_handle(otlp *o, http_req *req, http_resp *resp) {
     r->o = o;
     r->a = req->arena;
     r->now = time_now_ms();
+    r->ct = OTLP_NO_CT;
     settings(o, r);
     /* the escaping strategies make valid label names by construction: emit checks the values and storage
      * need not check again (UTF-8 names, kept as sent, go through labels_check) */

@@ -360,8 +360,8 @@ enum {
     FEATURE_PROMQL_BINOP_FILL_MODIFIERS = 1u << 3,
     FEATURE_PROMQL_DELAYED_NAME_REMOVAL = 1u << 4,
     FEATURE_EXEMPLAR_STORAGE = 1u << 5,                 /* storage/exemplars.c */
-    FEATURE_CREATED_TIMESTAMP_ZERO_INGESTION = 1u << 6, /* scrape/append.c */
-    FEATURE_OTLP_DELTATOCUMULATIVE = 1u << 16, /* the OTLP receiver's, api/otlp_delta.c */
+    FEATURE_CREATED_TIMESTAMP_ZERO_INGESTION = 1u << 6, /* scrape/append.c, api/otlp.c */
+    FEATURE_OTLP_DELTATOCUMULATIVE = 1u << 16,          /* the OTLP receiver's, api/otlp_delta.c */
 };
 /* The PromQL features, all of which Prometheus' PromQL test engine turns on. */
 #define FEATURE_PROMQL_ALL                                                                                   \

@@ -962,7 +962,8 @@ static void startup_done(uv_work_t *w, int status) {
     atomic_store(&k->rw, rw);
     otlp_opts oo = {.enabled = flag_bool(F_OTLP_RECEIVER),
                     .max_decompressed_bytes = (size_t)flag_int(F_RW_MAX_BYTES),
-                    .delta_to_cumulative = (k->features & FEATURE_OTLP_DELTATOCUMULATIVE) != 0};
+                    .delta_to_cumulative = (k->features & FEATURE_OTLP_DELTATOCUMULATIVE) != 0,
+                    .ct_zero = (k->features & FEATURE_CREATED_TIMESTAMP_ZERO_INGESTION) != 0};
     otlp *ot = NULL;
     if (otlp_new(k->st, &oo, &ot, &rerr) != 0)
         LOG_ERROR("OTLP receiver unavailable", "err=%s", rerr.msg);

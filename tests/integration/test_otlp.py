@@ -278,6 +278,41 @@ class TestOTLPDeltaToCumulative(KilnTestCase):
         self.assertEqual(query(self.kiln, "d_c_total"), {series(__name__="d_c_total", job="svc"): 6})
 
 
+class TestOTLPStartTimestamps(KilnTestCase):
+    """--enable-feature=created-timestamp-zero-ingestion: a 0 sample at a
+    cumulative counter's, histogram's or summary's start time."""
+    kiln_args = ("--web.enable-otlp-receiver", "--enable-feature=created-timestamp-zero-ingestion")
+
+    def samples(self, q, t):
+        st, j = self.kiln.get_json("/api/v1/query?query=" + urllib.parse.quote(q + "[5m]") + f"&time={t}")
+        self.assertEqual(st, 200, j)
+        return {r["metric"]["__name__"]: [(float(ts), float(v)) for ts, v in r["values"]] for r in j["data"]["result"]}
+
+    def test_zero_at_the_start(self):
+        now = int(__import__("time").time())
+        start, t1, t2 = (now - 60) * 10**9, (now - 30) * 10**9, (now - 15) * 10**9
+
+        def body(t, v):
+            return json_body([
+                {"name": "c", "sum": {"aggregationTemporality": 2, "isMonotonic": True, "dataPoints": [
+                    {"asInt": str(v), "startTimeUnixNano": str(start), "timeUnixNano": str(t)}]}},
+                {"name": "g", "gauge": {"dataPoints": [
+                    {"asInt": str(v), "startTimeUnixNano": str(start), "timeUnixNano": str(t)}]}},
+                {"name": "h", "histogram": {"aggregationTemporality": 2, "dataPoints": [
+                    {"count": str(v), "sum": v, "bucketCounts": [str(v)], "explicitBounds": [],
+                     "startTimeUnixNano": str(start), "timeUnixNano": str(t)}]}}])
+        for t, v in ((t1, 5), (t2, 8)):  # the second's zero is refused (older), silently
+            st, _, b = self.kiln.post(PATH, body(t, v), headers={"Content-Type": "application/json"})
+            self.assertEqual((st, json.loads(b)), (200, {}))
+        s0, s1, s2 = start / 1e9, t1 / 1e9, t2 / 1e9
+        self.assertEqual(self.samples('{__name__=~"c_total|g"}', now), {
+            "c_total": [(s0, 0), (s1, 5), (s2, 8)], "g": [(s1, 5), (s2, 8)]})
+        got = self.samples('{__name__=~"h_.*"}', now)
+        self.assertEqual(got["h_count"], [(s0, 0), (s1, 5), (s2, 8)])
+        self.assertEqual(got["h_sum"], [(s0, 0), (s1, 5), (s2, 8)])
+        self.assertEqual(got["h_bucket"], [(s0, 0), (s1, 5), (s2, 8)])
+
+
 class TestOTLPConfig(KilnTestCase):
     """The otlp section: promotion, scope labels, identifying attributes on
     target_info, then a reload to another translation strategy."""
