@@ -357,11 +357,12 @@ typedef struct oreq {
     size_t rejected; /* data points not (wholly) stored */
     size_t by_reason[OR_N];
     size_t samples;
-    int fatal;   /* a storage error that fails the whole request */
-    int trusted; /* the appender skips labels_check: emit checks values */
-    int64_t now; /* wall clock at the start, ms (delta streams' staleness) */
-    int64_t ct;  /* the current point's start time (ms) for its zero samples, or OTLP_NO_CT */
-    buf key;     /* a delta stream's key */
+    int fatal;     /* a storage error that fails the whole request */
+    int trusted;   /* the appender skips labels_check: emit checks values */
+    int synthetic; /* emitting target_info */
+    int64_t now;   /* wall clock at the start, ms (delta streams' staleness) */
+    int64_t ct;    /* the current point's start time (ms) for its zero samples, or OTLP_NO_CT */
+    buf key;       /* a delta stream's key */
     struct {
         const char *name, *unit, *out;
         char kind;
@@ -698,6 +699,8 @@ static void emit(oreq *r, const lset *base, const char *name, const char *xname,
                  err.code ? err.msg : kiln_strerror(rc));
         return;
     }
+    if (r->synthetic && rc != KILN_EINVAL)
+        return;
     reject(r, rc == KILN_EINVAL ? OR_INVALID : OR_STORAGE, 1, "%s for metric \"%s\" at timestamp %lld",
            err.code && err.msg[0] ? err.msg : kiln_strerror(rc), name, (long long)t);
 }
@@ -1103,7 +1106,9 @@ static void one_resource(oreq *r, const Kiln__Otlp__ResourceMetrics *rm) {
         return;
     }
     labels_sort(l.v, l.n);
+    r->synthetic = 1; /* not a data point: not counted as one when storage refuses it (out of order) */
     emit(r, &l, "target_info", NULL, NULL, rc.max_ts, 1);
+    r->synthetic = 0;
 }
 
 /* ---- decoding ------------------------------------------------------------------ */

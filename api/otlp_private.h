@@ -2,7 +2,8 @@
  * otlp_private.h - private to api/: the parts of the OTLP receiver
  * api/otlp.c calls: the request decoders, protobuf (api/otlp_pb.c) and
  * JSON (api/otlp_json.c), both filling the protobuf-c structs of
- * api/otlp.proto; and the delta-to-cumulative state (api/otlp_delta.c).
+ * api/otlp.proto; the delta-to-cumulative state (api/otlp_delta.c); and
+ * histogram points as native histograms (api/otlp_hist.c).
  */
 #ifndef KILN_API_OTLP_PRIVATE_H
 #define KILN_API_OTLP_PRIVATE_H
@@ -10,6 +11,8 @@
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 
+#include "api/otlp.pb-c.h"
+#include "storage/storage.h"
 #include "util/util.h"
 
 /*
@@ -59,5 +62,20 @@ KILN_MUST_CHECK int otlp_delta_sum(otlp_delta *d, const char *key, size_t keylen
 KILN_MUST_CHECK int otlp_delta_histogram(otlp_delta *d, const char *key, size_t keylen, int64_t t,
                                          int64_t now, double *sum, uint64_t *count, const double *bounds,
                                          size_t nb, uint64_t *buckets);
+
+/* ---- native histograms (otlp_hist.c) ---- */
+
+/*
+ * An exponential histogram point as a native histogram in *h (its arrays in
+ * a; gauge: a delta's, hinted as a gauge histogram).  0; KILN_EINVAL with
+ * the reason in why[cap] (a scale below -4); KILN_ENOMEM.
+ */
+KILN_MUST_CHECK int otlp_exp_histogram(arena *a, const Kiln__Otlp__ExponentialHistogramDataPoint *p,
+                                       int gauge, histogram *h, char *why, size_t cap);
+
+/* An explicit-bucket histogram point as a native histogram with custom
+ * buckets (schema -53; convert_histograms_to_nhcb) in *h; custom_values
+ * borrows p's bounds.  0 or KILN_ENOMEM. */
+KILN_MUST_CHECK int otlp_nhcb(arena *a, const Kiln__Otlp__HistogramDataPoint *p, histogram *h);
 
 #endif

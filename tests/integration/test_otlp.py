@@ -241,7 +241,7 @@ class TestOTLPDeltaToCumulative(KilnTestCase):
                 series(__name__="http_server_requests_total", method="GET", http_status_code="200", **JOB): 7 * run,
                 series(__name__="http_server_requests_total", method="POST", http_status_code="500", **JOB): run,
             })
-            got = query(self.kiln, 'request_duration_seconds_bucket{le=~"0.5|\\+Inf"}')
+            got = query(self.kiln, 'request_duration_seconds_bucket{le=~`0.5|\\+Inf`}')
             self.assertEqual(sorted(got.values()), [2 * run, 4 * run])
             self.assertEqual(list(query(self.kiln, "request_duration_seconds_count").values()), [4 * run])
             self.assertAlmostEqual(list(query(self.kiln, "request_duration_seconds_sum").values())[0], 3.05 * run)

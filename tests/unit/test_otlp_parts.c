@@ -1,5 +1,5 @@
 /*
- * test_otlp_decode.c - the OTLP receiver's one-pass protobuf decoder
+ * test_otlp_parts.c - the OTLP receiver's one-pass protobuf decoder
  * (api/otlp_pb.c) against protobuf-c's own unpack: random
  * ExportMetricsServiceRequests (every metric kind, nested attribute values,
  * exemplars with ids, packed arrays) packed by protoc-c, decoded by both and
@@ -7,8 +7,9 @@
  * whenever both decoders accept one, and both must accept and refuse the
  * same inputs.  Then the corners protobuf-c's packer never writes: unpacked
  * repeated numbers, a oneof given as one member then another, a message
- * given twice (merged), unknown fields, and the JSON decoder
- * (api/otlp_json.c) on the OTLP/HTTP JSON mapping.
+ * given twice (merged), unknown fields; the JSON decoder (api/otlp_json.c)
+ * on the OTLP/HTTP JSON mapping; and histogram points as native histograms
+ * (api/otlp_hist.c).
  */
 #include <math.h>
 #include <stdio.h>
@@ -536,13 +537,107 @@ START_TEST(test_json) {
 }
 END_TEST
 
+/* ---- native histograms ---------------------------------------------------------- */
+
+static void ck_spans(const hist_span *sp, uint32_t n, const int32_t (*want)[2], uint32_t nwant) {
+    ck_assert_uint_eq(n, nwant);
+    for (uint32_t i = 0; i < n; i++) {
+        ck_assert_int_eq(sp[i].offset, want[i][0]);
+        ck_assert_uint_eq(sp[i].length, (uint32_t)want[i][1]);
+    }
+}
+
+static void ck_vals(const double *v, uint32_t n, const double *want, uint32_t nwant) {
+    ck_assert_uint_eq(n, nwant);
+    for (uint32_t i = 0; i < n; i++)
+        ck_assert(v[i] == want[i]);
+}
+
+START_TEST(test_native_histograms) {
+    arena a;
+    arena_init(&a, 0);
+    char why[160];
+    histogram h;
+    Kiln__Otlp__ExponentialHistogramDataPoint p = KILN__OTLP__EXPONENTIAL_HISTOGRAM_DATA_POINT__INIT;
+    Kiln__Otlp__ExponentialHistogramDataPoint__Buckets
+        pos = KILN__OTLP__EXPONENTIAL_HISTOGRAM_DATA_POINT__BUCKETS__INIT,
+        neg = KILN__OTLP__EXPONENTIAL_HISTOGRAM_DATA_POINT__BUCKETS__INIT;
+    /* OTLP buckets -2, 2, 4 filled are Prometheus' -1, 3, 5: three empty ones between the first two split the
+     * span, one between the others does not */
+    uint64_t c1[] = {1, 0, 0, 0, 2, 0, 3};
+    pos.offset = -2;
+    pos.bucket_counts = c1;
+    pos.n_bucket_counts = 7;
+    p.positive = &pos;
+    p.scale = 3;
+    p.count = 9;
+    p.zero_count = 3;
+    p.has_sum = 1;
+    p.sum = 12.5;
+    p.has_zero_threshold = 1;
+    p.zero_threshold = 1e-9;
+    ck_assert_int_eq(otlp_exp_histogram(&a, &p, 0, &h, why, sizeof why), 0);
+    ck_assert_int_eq(h.schema, 3);
+    ck_assert(h.count == 9 && h.sum == 12.5 && h.zero_count == 3 && h.zero_threshold == 1e-9);
+    ck_assert_int_eq(h.is_int, 1);
+    ck_assert_int_eq(h.hint, HIST_HINT_UNKNOWN);
+    ck_spans(h.pos_spans, h.npos_spans, (const int32_t[][2]){{-1, 1}, {3, 3}}, 2);
+    ck_vals(h.pos, h.npos, (const double[]){1, 2, 0, 3}, 4);
+    ck_assert_uint_eq(h.nneg_spans, 0);
+
+    /* scale 10 merged down to 8: four buckets become one */
+    uint64_t c2[] = {1, 1, 1, 1, 1}, c3[] = {1, 1, 1};
+    pos.offset = 0;
+    pos.bucket_counts = c2;
+    pos.n_bucket_counts = 5;
+    neg.offset = -3;
+    neg.bucket_counts = c3;
+    neg.n_bucket_counts = 3;
+    p.negative = &neg;
+    p.scale = 10;
+    p.flags = 1; /* no recorded value: a stale marker */
+    ck_assert_int_eq(otlp_exp_histogram(&a, &p, 1, &h, why, sizeof why), 0);
+    ck_assert_int_eq(h.schema, 8);
+    ck_assert_int_eq(h.hint, HIST_HINT_GAUGE);
+    ck_assert(value_is_stale(h.sum));
+    ck_spans(h.pos_spans, h.npos_spans, (const int32_t[][2]){{1, 2}}, 1);
+    ck_vals(h.pos, h.npos, (const double[]){4, 1}, 2);
+    ck_spans(h.neg_spans, h.nneg_spans, (const int32_t[][2]){{0, 1}}, 1);
+    ck_vals(h.neg, h.nneg, (const double[]){3}, 1);
+
+    p.scale = -5;
+    ck_assert_int_eq(otlp_exp_histogram(&a, &p, 0, &h, why, sizeof why), KILN_EINVAL);
+    ck_assert_str_eq(why, "cannot convert exponential to native histogram: scale must be >= -4, was -5");
+
+    /* custom buckets: the bounds as they are, +Inf dropped; two empty buckets stay inside the span */
+    Kiln__Otlp__HistogramDataPoint e = KILN__OTLP__HISTOGRAM_DATA_POINT__INIT;
+    double b1[] = {0.1, 0.5, 1, INFINITY};
+    uint64_t c4[] = {1, 0, 0, 4, 0};
+    e.explicit_bounds = b1;
+    e.n_explicit_bounds = 4;
+    e.bucket_counts = c4;
+    e.n_bucket_counts = 5;
+    e.count = 5;
+    e.has_sum = 1;
+    e.sum = 7;
+    ck_assert_int_eq(otlp_nhcb(&a, &e, &h), 0);
+    ck_assert_int_eq(h.schema, HIST_SCHEMA_CUSTOM);
+    ck_assert_uint_eq(h.ncustom, 3);
+    ck_assert(h.custom_values[2] == 1 && h.count == 5 && h.sum == 7);
+    ck_spans(h.pos_spans, h.npos_spans, (const int32_t[][2]){{0, 4}}, 1);
+    ck_vals(h.pos, h.npos, (const double[]){1, 0, 0, 4}, 4);
+    arena_free(&a);
+}
+END_TEST
+
 Suite *make_suite(void) {
-    Suite *s = suite_create("otlp_decode");
+    Suite *s = suite_create("otlp_parts");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_random_requests_agree);
     tcase_add_test(tc, test_wire_corners);
     tcase_add_test(tc, test_json);
+    tcase_add_test(tc, test_native_histograms);
     suite_add_tcase(s, tc);
     return s;
 }
