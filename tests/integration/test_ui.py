@@ -37,8 +37,8 @@ groups:
 TREE_EXPR = "sum by (job) (up) * on (job) group_left count by (job) (ui_bench_series)"
 TREE_NODES = ["sum by (job) (up) * on (job) group_left () count by (job) (ui_bench_series)", "sum by (job) (up)", "up",
               "count by (job) (ui_bench_series)", "ui_bench_series"]
-# about 200 x 240 samples read at every step of the subquery's hour
-SLOW_EXPR = "sum_over_time(sum(rate(ui_bench_series[1h]))[1h:{step}])"
+# 20 windows of 3,580 samples sorted at every step of the subquery's hour
+SLOW_EXPR = "sum_over_time(sum(quantile_over_time(0.5, ui_slow_series[1h]))[1h:{step}])"
 
 
 class UITest(unittest.TestCase):
@@ -99,12 +99,18 @@ scrape_configs:
     @classmethod
     def write_bench_series(cls):
         """200 series, a sample every 15s over the last hour (the head takes
-        nothing older than an hour before its newest sample)."""
+        nothing older than an hour before its newest sample); and for the
+        slow query 20 series with a sample every second, in no order (each
+        step sorts 20 x 3,580 samples: much work for few points, far from the
+        query's sample limit)."""
         now = int(time.time()) * 1000
         series = []
         for i in range(200):
             samples = [(float((i * 7 + k) % 50 + i), now - 3585_000 + k * 15_000) for k in range(240)]
             series.append(([("__name__", "ui_bench_series"), ("instance", f"host-{i:03d}"), ("job", "bench")], samples))
+        for i in range(20):
+            samples = [(float((k * 7919 + i) % 1000), now - 3580_000 + k * 1000) for k in range(3580)]
+            series.append(([("__name__", "ui_slow_series"), ("instance", f"host-{i:03d}"), ("job", "bench")], samples))
         st, _, body = cls.kiln.post("/api/v1/write", body=rwproto.write_body(series),
                                     headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
                                              "X-Prometheus-Remote-Write-Version": "0.1.0"})
@@ -119,12 +125,12 @@ scrape_configs:
             st, j = cls.kiln.get_json("/api/v1/query?query=" + urlq(SLOW_EXPR.format(step=f"{step_ms}ms")))
             assert st == 200, j
             return time.monotonic() - t0
-        step = 2000
+        step = 20000
         probe = timed(step)
         while probe < 2.0 and step > 8:  # a probe long enough to scale from
             step = max(1, int(step * probe / 3.0)) if probe > 0.3 else step // 4
             probe = timed(step)
-        final = max(1, int(step * probe / 12.0))  # aim a little over 10 s: the load varies
+        final = max(2, int(step * probe / 12.0))  # aim a little over 10 s: the load varies
         return SLOW_EXPR.format(step=f"{final}ms"), probe
 
     @classmethod
