@@ -314,6 +314,7 @@ typedef struct otlp_opts {
     int collapse_underscores; /* label_name_preserve_multiple_underscores: false */
     int delta_to_cumulative;  /* --enable-feature=otlp-deltatocumulative: deltas summed per stream */
     int ct_zero;              /* --enable-feature=created-timestamp-zero-ingestion: 0 at start times */
+    int nhcb;                 /* convert_histograms_to_nhcb: histograms as native ones, custom buckets */
 } otlp_opts;
 
 struct config;

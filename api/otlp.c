@@ -21,9 +21,11 @@
  *   | gauge                             | name (+ unit suffix, `_ratio` for 1) |
  *   | sum, monotonic, cumulative        | name + unit + `_total`               |
  *   | sum, not monotonic, cumulative    | name + unit (a gauge)                |
- *   | sum or histogram, delta           | rejected (no otlp-deltatocumulative) |
+ *   | sum or histogram, delta           | summed per stream (otlp_delta.c) with |
+ *   |                                   | otlp-deltatocumulative, else rejected |
  *   | histogram, cumulative             | `_bucket{le}` (+Inf), `_sum`, `_count` |
- *   | exponential histogram             | rejected: kiln has no native histograms |
+ *   |   with convert_histograms_to_nhcb | name: a native histogram, custom buckets |
+ *   | exponential histogram, cumulative | name: a native histogram (otlp_hist.c) |
  *   | summary                           | `{quantile}`, `_sum`, `_count`       |
  *   | resource with other attributes    | `target_info` = 1                    |
  *
@@ -636,8 +638,8 @@ static int value_ok(const char *v) {
  * label of their name.  The label set is checked here when the appender
  * trusts the receiver (r->trusted), as labels_check would.
  */
-static void emit(oreq *r, const lset *base, const char *name, const char *xname, const char *xval, int64_t t,
-                 double v) {
+static void emit_sample(oreq *r, const lset *base, const char *name, const char *xname, const char *xval,
+                        int64_t t, double v, const histogram *h) {
     if (r->fatal)
         return;
     label ls[LABELS_MAX_COUNT + 2], extra[2] = {{LABEL_NAME, name}, {xname, xval}};
@@ -674,7 +676,7 @@ static void emit(oreq *r, const lset *base, const char *name, const char *xname,
     kiln_err err = {0};
     uint64_t ref = 0;
     int rc;
-    if (r->ct != OTLP_NO_CT && r->ct < t) {
+    if (r->ct != OTLP_NO_CT && r->ct < t && !h) {
         /* created-timestamp-zero-ingestion: a 0 at the start time, unless the series has it (or later
          * samples) already, as Prometheus' AppendCTZeroSample */
         rc = appender_append(r->app, &ref, ls, n, r->ct, 0, &err);
@@ -688,7 +690,8 @@ static void emit(oreq *r, const lset *base, const char *name, const char *xname,
         err = (kiln_err){0};
         ref = 0;
     }
-    rc = appender_append(r->app, &ref, ls, n, t, v, &err);
+    rc = h ? appender_append_histogram(r->app, &ref, ls, n, t, h, &err)
+           : appender_append(r->app, &ref, ls, n, t, v, &err);
     if (rc == 0) {
         r->samples++;
         return;
@@ -703,6 +706,12 @@ static void emit(oreq *r, const lset *base, const char *name, const char *xname,
         return;
     reject(r, rc == KILN_EINVAL ? OR_INVALID : OR_STORAGE, 1, "%s for metric \"%s\" at timestamp %lld",
            err.code && err.msg[0] ? err.msg : kiln_strerror(rc), name, (long long)t);
+}
+
+/* A float sample (see emit_sample). */
+static void emit(oreq *r, const lset *base, const char *name, const char *xname, const char *xval, int64_t t,
+                 double v) {
+    emit_sample(r, base, name, xname, xval, t, v, NULL);
 }
 
 static int64_t ts_ms(uint64_t ns) {
@@ -867,6 +876,20 @@ static void histogram_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__
             if (delta_failed(r, drc, name, t))
                 continue;
         }
+        if (r->set.nhcb) { /* one native histogram with custom buckets instead of the classic series */
+            Kiln__Otlp__HistogramDataPoint c = *p;
+            c.bucket_counts = per;
+            c.n_bucket_counts = nbounds + 1;
+            c.count = count;
+            c.sum = sum;
+            histogram h;
+            if (otlp_nhcb(r->a, &c, &h) != 0) {
+                r->fatal = KILN_ENOMEM;
+                return;
+            }
+            emit_sample(r, &l, name, NULL, NULL, t, 0, &h);
+            continue;
+        }
         r->ct = point_ct(r, !delta && !stale, p->has_start_time_unix_nano, p->start_time_unix_nano);
         sum_and_count(r, &l, names, p->has_sum ? &sum : NULL, (double)count, t, stale);
         uint64_t cum = 0;
@@ -876,6 +899,31 @@ static void histogram_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__
         }
         emit(r, &l, nb, "le", "+Inf", t, stale ? stale_nan() : (double)count);
         r->ct = OTLP_NO_CT;
+    }
+}
+
+/* Exponential histogram points as native histograms of the metric's name. */
+static void exp_histogram_points(oreq *r, resctx *rc, const char *name,
+                                 Kiln__Otlp__ExponentialHistogramDataPoint *const *dp, size_t n) {
+    for (size_t i = 0; i < n && !r->fatal; i++) {
+        lset l;
+        int64_t t;
+        int stale;
+        if (point_begin(r, rc, dp[i]->attributes, dp[i]->n_attributes, dp[i]->time_unix_nano, dp[i]->flags,
+                        &l, &t, &stale) != 0)
+            return;
+        histogram h;
+        char why[160];
+        int hrc = otlp_exp_histogram(r->a, dp[i], 0, &h, why, sizeof why);
+        if (hrc == KILN_ENOMEM) {
+            r->fatal = hrc;
+            return;
+        }
+        if (hrc != 0) {
+            reject(r, OR_EXPHIST, 1, "%s (metric \"%s\")", why, name);
+            continue;
+        }
+        emit_sample(r, &l, name, NULL, NULL, t, 0, &h);
     }
 }
 
@@ -953,11 +1001,16 @@ static void one_metric(oreq *r, resctx *rc, const Kiln__Otlp__Metric *m) {
         break;
     case KILN__OTLP__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
         npoints = m->exponential_histogram->n_data_points;
-        r->points += npoints;
-        reject(r, OR_EXPHIST, npoints,
-               "exponential histogram \"%s\" dropped: kiln does not store native histograms yet",
-               m->name ? m->name : "");
-        return;
+        kind = 'h';
+        temporality = m->exponential_histogram->aggregation_temporality;
+        if (temporality == 1 && npoints) { /* the delta-to-cumulative state holds explicit buckets only */
+            r->points += npoints;
+            reject(r, OR_EXPHIST, npoints,
+                   "delta exponential histogram \"%s\": kiln stores cumulative exponential histograms only",
+                   m->name ? m->name : "");
+            return;
+        }
+        break;
     case KILN__OTLP__METRIC__DATA_SUMMARY:
         npoints = m->summary->n_data_points;
         kind = 'S';
@@ -993,6 +1046,9 @@ static void one_metric(oreq *r, resctx *rc, const Kiln__Otlp__Metric *m) {
         break;
     case KILN__OTLP__METRIC__DATA_HISTOGRAM:
         histogram_points(r, rc, nm, m->histogram->data_points, npoints, delta);
+        break;
+    case KILN__OTLP__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+        exp_histogram_points(r, rc, nm, m->exponential_histogram->data_points, npoints);
         break;
     default:
         summary_points(r, rc, nm, m->summary->data_points, npoints);
@@ -1295,6 +1351,7 @@ static void settings(otlp *o, oreq *r) {
     r->set.promote_scope = c->promote_scope_metadata;
     r->set.no_key_underscore = !c->label_name_underscore_sanitization;
     r->set.collapse_underscores = !c->label_name_preserve_multiple_underscores;
+    r->set.nhcb = c->convert_histograms_to_nhcb;
 }
 
 void otlp_apply(otlp *o, config *c) {
