@@ -6,7 +6,7 @@
 //
 //   node tests/browser/ui.mjs <base-url> <out-dir> <options-json>
 // options: {expr, metricPrefix, benchExpr, benchRuns, treeExpr, treeLeaf,
-// slowExpr}, or {smoke: true, expr}: the
+// slowExpr, histExpr}, or {smoke: true, expr}: the
 // query page's table and the status page only
 import { createRequire } from "node:module";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -143,6 +143,19 @@ try {
       sel: await p.$$eval(".tree-node.sel", (els) => els.map((e) => e.dataset.expr)),
     };
     await shot(p, "query-tree-node");
+  }
+
+  // a native histogram in the table: its count and sum, a bar a bucket, the buckets' table
+  if (opts.histExpr) {
+    await p.goto(base + "/query?g0.expr=" + encodeURIComponent(opts.histExpr) + "&g0.tab=table", { waitUntil: "networkidle0" });
+    await p.waitForSelector(".histogram, .output .alert");
+    await p.click("details.hbuckets summary");
+    report.hist = {
+      summary: await p.$eval(".hsummary", (e) => e.textContent),
+      bars: await p.$$eval(".hbar", (els) => els.map((e) => e.dataset.count)),
+      rows: await p.$$eval("details.hbuckets tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent))),
+    };
+    await shot(p, "query-histogram");
   }
 
   // a slow query (opts.slowExpr, about 10 s) runs in the first panel; the

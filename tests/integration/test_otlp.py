@@ -93,6 +93,11 @@ class TestOTLPFromSDK(KilnTestCase):
         st, j = self.kiln.get_json("/api/v1/series?match[]=" + urllib.parse.quote('{__name__=~"latency_exp.*"}'))
         self.assertEqual(st, 200, j)
         self.assertEqual(j["data"], [{"__name__": "latency_exp_milliseconds", **JOB}])
+        st, j = self.kiln.get_json("/api/v1/query?query=latency_exp_milliseconds")
+        self.assertEqual(st, 200, j)
+        h = j["data"]["result"][0]["histogram"][1]
+        self.assertEqual((h["count"], h["sum"]), ("4", "15"))  # 1, 2, 4 and 8 recorded
+        self.assertEqual(sum(float(b[3]) for b in h["buckets"]), 4)
 
     def test_target_info(self):
         got = query(self.kiln, "target_info")
@@ -328,6 +333,15 @@ class TestOTLPNativeCustomBuckets(KilnTestCase):
         st, j = self.kiln.get_json("/api/v1/series?match[]=" + urllib.parse.quote('{__name__=~"request_duration.*"}'))
         self.assertEqual(st, 200, j)
         self.assertEqual(j["data"], [{"__name__": "request_duration_seconds", "route": "/cart", **JOB}])
+        st, j = self.kiln.get_json("/api/v1/query?query=request_duration_seconds")
+        h = j["data"]["result"][0]["histogram"][1]
+        self.assertEqual(h["count"], "4")
+        self.assertAlmostEqual(float(h["sum"]), 3.05)
+        # custom buckets: (-Inf, 0.1], (0.1, 0.5], (0.5, 1], (1, +Inf] one each
+        self.assertEqual([(b[1], b[2], b[3]) for b in h["buckets"]],
+                         [("-Inf", "0.1", "1"), ("0.1", "0.5", "1"), ("0.5", "1", "1"), ("1", "+Inf", "1")])
+        q = query(self.kiln, "histogram_quantile(0.5, request_duration_seconds)")
+        self.assertAlmostEqual(list(q.values())[0], 0.5)
         self.assertEqual(query(self.kiln, "bytes_sent_total"), {series(__name__="bytes_sent_total", **JOB): 1024})
 
 

@@ -67,10 +67,11 @@ scrape_configs:
     static_configs: [{{targets: ['{cls.ne_target}']}}]
   - job_name: dead
     static_configs: [{{targets: ['{cls.dead}']}}]
-""")
+""", args=["--web.enable-otlp-receiver"])
         try:
             cls.kiln.start()
             cls.write_bench_series()
+            cls.write_histogram()
             ok = wait_for(lambda: cls.targets_settled() and cls.firing(), timeout=30)
             assert ok, "targets or alert did not settle:\n" + cls.kiln.read_log()[-3000:]
             time.sleep(2)  # two more scrapes, so the range query has points
@@ -78,7 +79,7 @@ scrape_configs:
             cls.expr = '{__name__=~"node_load1|up"}'
             cls.slow_expr, cls.slow_probe = cls.slow_query()
             opts = {"expr": cls.expr, "metricPrefix": "node_loa", "benchExpr": "ui_bench_series", "benchRuns": 5,
-                    "treeExpr": TREE_EXPR, "treeLeaf": "up", "slowExpr": cls.slow_expr}
+                    "treeExpr": TREE_EXPR, "treeLeaf": "up", "slowExpr": cls.slow_expr, "histExpr": "ui_hist_seconds"}
             p = subprocess.run(["node", os.path.join(ROOT, "tests", "browser", "ui.mjs"), cls.base, cls.shots,
                                 json.dumps(opts)], capture_output=True, text=True, timeout=480)
             lines = p.stdout.strip().splitlines()
@@ -115,6 +116,18 @@ scrape_configs:
                                     headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
                                              "X-Prometheus-Remote-Write-Version": "0.1.0"})
         assert st == 204, (st, body)
+
+    @classmethod
+    def write_histogram(cls):
+        """A native histogram (an OTLP exponential histogram): ui_hist_seconds."""
+        t = str(int(time.time()) * 10**9)
+        body = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "ui.hist", "unit": "s", "exponentialHistogram": {
+            "aggregationTemporality": 2, "dataPoints": [{"timeUnixNano": t, "count": "21", "sum": 40.5, "scale": 0,
+                                                         "zeroCount": "1", "positive": {"offset": 0,
+                                                                                        "bucketCounts": ["2", "5", "9", "4"]}}]}}]}]}]}
+        st, _, b = cls.kiln.post("/api/v1/otlp/v1/metrics", body=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+        assert (st, json.loads(b)) == (200, {}), (st, b)
 
     @classmethod
     def slow_query(cls):
@@ -210,7 +223,7 @@ scrape_configs:
     def test_screenshots(self):
         for name in ("query-table", "query-graph", "query-completion", "targets", "alerts", "rules", "status",
                      "config", "flags", "tsdb-status", "service-discovery", "query-graph-200", "query-tree",
-                     "query-tree-node", "query-slow"):
+                     "query-tree-node", "query-slow", "query-histogram"):
             with open(os.path.join(self.shots, name + ".png"), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
 
@@ -221,6 +234,15 @@ scrape_configs:
         print(f"\nUI graph render, 200 series x 1h: median {ms[len(ms) // 2]:.1f} ms, runs {[round(x, 1) for x in ms]}")
         self.assertLess(ms[len(ms) // 2], 300)
 
+
+    def test_native_histogram_in_the_table(self):
+        st, j = self.kiln.get_json("/api/v1/query?query=ui_hist_seconds")
+        want = j["data"]["result"][0]["histogram"][1]
+        got = self.report["hist"]
+        self.assertEqual(got["summary"], f"count: {want['count']}   sum: {want['sum']}")
+        self.assertEqual(got["bars"], [b[3] for b in want["buckets"]])
+        self.assertEqual(len(got["rows"]), len(want["buckets"]))
+        self.assertEqual(got["rows"][0][1], want["buckets"][0][3])
 
     def test_tree_view(self):
         self.assertEqual(self.report["treeUrl"], "1")

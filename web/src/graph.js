@@ -18,7 +18,8 @@ export function align(result, start, end, step) {
   for (let i = 0; i < n; i++) xs[i] = start + i * step;
   const ys = result.map((s) => {
     const y = new Array(n).fill(null);
-    for (const [t, v] of s.values || []) {
+    // a native histogram's line is its count
+    for (const [t, v] of s.values || (s.histograms || []).map(([ht, hv]) => [ht, hv.count])) {
       const i = Math.round((t - start) / step);
       if (i >= 0 && i < n) y[i] = parseFloat(v);
     }

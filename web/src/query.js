@@ -8,6 +8,7 @@ import { api } from "./api.js";
 import { editor } from "./editor.js";
 import { drawGraph } from "./graph.js";
 import { treeView } from "./tree.js";
+import { histogramView } from "./histogram.js";
 import { h, clear, seriesName, labelsView, parseDuration, formatDuration, errorBox, notice } from "./util.js";
 
 function readPanels() {
@@ -73,12 +74,16 @@ function tableView(out, data) {
   const r = data.result;
   switch (data.resultType) {
     case "vector":
-      for (const s of r) rows.push(h("tr", h("td.series", seriesName(s.metric)), h("td.value", s.histogram ? JSON.stringify(s.histogram[1]) : valueCell(s.value))));
+      for (const s of r) rows.push(h("tr", h("td.series", seriesName(s.metric)), s.histogram ? h("td.hvalue", histogramView(s.histogram[1])) : h("td.value", valueCell(s.value))));
       break;
     case "matrix":
       for (const s of r)
         rows.push(
-          h("tr", h("td.series", seriesName(s.metric)), h("td.value", (s.values || []).map((v) => h("div", `${v[1]} @${v[0]}`)))),
+          h(
+            "tr",
+            h("td.series", seriesName(s.metric)),
+            h("td.value", [...(s.values || []).map((v) => h("div", `${v[1]} @${v[0]}`)), ...(s.histograms || []).map((v) => h("div", `count ${v[1].count}, sum ${v[1].sum} @${v[0]}`))]),
+          ),
         );
       break;
     case "scalar":
