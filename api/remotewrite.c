@@ -32,9 +32,13 @@
  *   | kiln failed (out of memory, WAL error)              | 500: retry    |
  *
  * A 400 body is one line naming the first rejected series and the count of
- * rejected samples.  Stale markers (NaN 0x7ff0000000000002) are stored as
- * sent.  Exemplars and native histograms are counted and dropped; metadata
- * is counted.
+ * rejected samples.  Stale markers (NaN 0x7ff0000000000002, or a histogram
+ * whose sum is that NaN) are stored as sent.  Native histograms (1.0's and
+ * 2.0's Histogram, integer or float) go to appender_append_histogram as
+ * absolute counts (rw_histogram turns the deltas of an integer one into
+ * counts), after a series' float samples, under the same rules (out of
+ * order, duplicate, out of bounds; an invalid histogram is rejected like bad
+ * labels).  Exemplars are counted and dropped; metadata is counted.
  *
  * Called by cmd/kiln/main.c (remotewrite_new, remotewrite_free) and by the
  * HTTP server for POST /api/v1/write (remotewrite_handle, through main.c's
@@ -88,7 +92,7 @@ struct remotewrite {
     metric_child *rejected[RW_NREJ];
     metric_child *received;
     metric_child *exemplars_dropped;
-    metric_child *histograms_dropped;
+    metric_child *histograms_received;
     metric_child *metadata_received;
     metric_child *decode_seconds;
 };
@@ -405,6 +409,10 @@ typedef struct rw_series {
     size_t nls;
     Kiln__Remote__Sample *const *samples;
     size_t nsamples;
+    histogram *hists; /* converted; NULL where the message was invalid */
+    const char **hist_why;
+    Kiln__Remote__Histogram *const *hraw;
+    size_t nhists;
     Kiln__Remote__Label *const *raw; /* for messages */
     size_t nraw;
     Kiln__Remote__Exemplar *const *exemplars; /* 1.0 only (2.0's are counted only) */
@@ -416,9 +424,90 @@ typedef struct rw_batch {
     size_t n;
     size_t samples;         /* in the whole request */
     size_t invalid_samples; /* in series with bad labels */
+    size_t invalid_histograms;
     size_t exemplars, histograms, metadata;
     rw_msg first; /* the first problem, empty when none */
 } rw_batch;
+
+/*
+ * One side of a remote write histogram into absolute counts: the deltas of
+ * an integer histogram summed, a float one's counts as they are.  Returns
+ * the count array (from al; NULL for none), or sets *why.
+ */
+static double *rw_side(rw_alloc *al, Kiln__Remote__BucketSpan *const *sp, size_t nsp, const int64_t *deltas,
+                       size_t nd, const double *counts, size_t nc, int is_int, hist_span **spans,
+                       uint32_t *nspans, uint32_t *n, const char **why) {
+    uint64_t want = 0;
+    *spans = NULL;
+    *nspans = *n = 0;
+    if (nsp && !(*spans = rw_alloc_fn(al, nsp * sizeof **spans)))
+        return NULL;
+    for (size_t i = 0; i < nsp; i++) {
+        (*spans)[i].offset = sp[i]->offset;
+        (*spans)[i].length = sp[i]->length;
+        want += sp[i]->length;
+    }
+    *nspans = (uint32_t)nsp;
+    size_t have = is_int ? nd : nc;
+    if (want != have || (is_int ? nc : nd) != 0) {
+        *why = is_int ? "histogram spans and deltas disagree (or counts given in an integer histogram)"
+                      : "histogram spans and counts disagree (or deltas given in a float histogram)";
+        return NULL;
+    }
+    if (!have)
+        return NULL;
+    double *out = rw_alloc_fn(al, have * sizeof *out);
+    if (!out)
+        return NULL;
+    int64_t abs = 0;
+    for (size_t i = 0; i < have; i++) {
+        if (is_int) {
+            abs = (int64_t)((uint64_t)abs + (uint64_t)deltas[i]); /* Go's wrapping int64 sum */
+            out[i] = (double)abs;
+        } else {
+            out[i] = counts[i];
+        }
+    }
+    *n = (uint32_t)have;
+    return out;
+}
+
+/*
+ * A remote write Histogram (1.0 and 2.0 share it) into h, with memory from
+ * al: 0, -1 with *why for a histogram that cannot be one (spans that do not
+ * match the buckets), or -2 when al ran out (al->over says why).
+ */
+static int rw_histogram(rw_alloc *al, const Kiln__Remote__Histogram *hp, histogram *h, const char **why) {
+    memset(h, 0, sizeof *h);
+    int is_int = hp->count_case != KILN__REMOTE__HISTOGRAM__COUNT_COUNT_FLOAT;
+    h->schema = hp->schema;
+    h->hint =
+        hp->reset_hint >= 0 && (int)hp->reset_hint <= (int)HIST_HINT_GAUGE ? (uint8_t)hp->reset_hint : 0;
+    h->is_int = (uint8_t)is_int;
+    h->zero_threshold = hp->zero_threshold;
+    h->count = is_int ? (double)hp->count_int : hp->count_float;
+    h->zero_count = hp->zero_count_case == KILN__REMOTE__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_FLOAT
+                        ? hp->zero_count_float
+                        : (double)(hp->zero_count_case == KILN__REMOTE__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT
+                                       ? hp->zero_count_int
+                                       : 0);
+    h->sum = hp->sum;
+    *why = NULL;
+    h->pos = rw_side(al, hp->positive_spans, hp->n_positive_spans, hp->positive_deltas, hp->n_positive_deltas,
+                     hp->positive_counts, hp->n_positive_counts, is_int, &h->pos_spans, &h->npos_spans,
+                     &h->npos, why);
+    if (!*why && !al->over)
+        h->neg = rw_side(al, hp->negative_spans, hp->n_negative_spans, hp->negative_deltas,
+                         hp->n_negative_deltas, hp->negative_counts, hp->n_negative_counts, is_int,
+                         &h->neg_spans, &h->nneg_spans, &h->nneg, why);
+    if (al->over)
+        return -2;
+    if (*why)
+        return -1;
+    h->custom_values = hp->custom_values;
+    h->ncustom = (uint32_t)hp->n_custom_values;
+    return 0;
+}
 
 KILN_MUST_CHECK static int decode_mem_error(const rw_alloc *al, rw_msg *msg) {
     if (al->over == RW_OVER_LIMIT) {
@@ -589,8 +678,8 @@ KILN_MUST_CHECK static int rw_decode(const char *body, size_t len, size_t max_de
         b->samples += ts->n_samples;
         b->exemplars += ts->n_exemplars;
         b->histograms += ts->n_histograms;
-        if (ts->n_samples == 0)
-            continue; /* exemplars or histograms only: nothing for storage */
+        if (ts->n_samples == 0 && ts->n_histograms == 0)
+            continue; /* exemplars only: nothing for storage */
         label *ls = NULL;
         if (ts->n_labels && ts->n_labels <= LABELS_MAX_COUNT &&
             !(ls = rw_alloc_fn(al, ts->n_labels * sizeof *ls)))
@@ -601,6 +690,7 @@ KILN_MUST_CHECK static int rw_decode(const char *body, size_t len, size_t max_de
         long k = series_labels(ts, ls, &why);
         if (k < 0) {
             b->invalid_samples += ts->n_samples;
+            b->invalid_histograms += ts->n_histograms;
             if (b->first.n == 0) {
                 msg_puts(&b->first, "invalid series ");
                 msg_series(&b->first, ts->labels, ts->n_labels);
@@ -614,6 +704,19 @@ KILN_MUST_CHECK static int rw_decode(const char *body, size_t len, size_t max_de
         s->nls = (size_t)k;
         s->samples = ts->samples;
         s->nsamples = ts->n_samples;
+        s->hists = NULL;
+        s->hist_why = NULL;
+        s->hraw = ts->histograms;
+        s->nhists = ts->n_histograms;
+        if (s->nhists) {
+            s->hists = rw_alloc_fn(al, s->nhists * sizeof *s->hists);
+            s->hist_why = rw_alloc_fn(al, s->nhists * sizeof *s->hist_why);
+            if (!s->hists || !s->hist_why)
+                goto nomem;
+            for (size_t j = 0; j < s->nhists; j++)
+                if (rw_histogram(al, ts->histograms[j], &s->hists[j], &s->hist_why[j]) == -2)
+                    goto nomem;
+        }
         s->raw = ts->labels;
         s->nraw = ts->n_labels;
         s->exemplars = ts->exemplars;
@@ -632,10 +735,51 @@ fail:
 
 typedef struct rw_outcome {
     size_t appended;
+    size_t hist_appended, hist_rejected;
     size_t rejected[RW_NREJ];
     size_t rejected_total;
     rw_msg first; /* the first rejected sample */
 } rw_outcome;
+
+/*
+ * Notes a sample or histogram the appender refused with rc (why: the
+ * receiver's own reason, else err's): 0 when the batch goes on, or rc
+ * itself when it is an error that fails the whole batch (the appender is
+ * then rolled back and msg set).
+ */
+KILN_MUST_CHECK static int rejected(appender *app, int rc, kiln_err *err, const rw_series *s, int64_t ts,
+                                    const char *why, rw_outcome *o, rw_msg *msg) {
+    int reason;
+    switch (rc) {
+    case KILN_EORDER:
+        reason = RW_REJ_ORDER;
+        break;
+    case KILN_EEXIST:
+        reason = RW_REJ_DUPLICATE;
+        break;
+    case KILN_ERANGE:
+        reason = RW_REJ_BOUNDS;
+        break;
+    case KILN_EINVAL:
+        reason = RW_REJ_INVALID;
+        break;
+    default:
+        appender_rollback(app);
+        msg_printf(msg, "append failed: %s", err->code ? err->msg : kiln_strerror(rc));
+        return rc;
+    }
+    o->rejected[reason]++;
+    o->rejected_total++;
+    if (o->first.n == 0) {
+        msg_puts(&o->first, why ? why : err->code && err->msg[0] ? err->msg : kiln_strerror(rc));
+        msg_puts(&o->first, " for series ");
+        msg_series(&o->first, s->raw, s->nraw);
+        msg_printf(&o->first, " at timestamp %lld", (long long)ts);
+    }
+    err->code = 0;
+    err->msg[0] = 0;
+    return 0;
+}
 
 /*
  * Appends the batch in one appender and commits it.  Returns 0 when the
@@ -660,42 +804,26 @@ KILN_MUST_CHECK static int rw_append(storage *st, const rw_batch *b, rw_outcome 
             const Kiln__Remote__Sample *smp = s->samples[j];
             int rc = appender_append(app, &ref, ref ? NULL : s->ls, ref ? 0 : s->nls, smp->timestamp,
                                      smp->value, &err);
-            if (rc == 0) {
+            if (rc == 0)
                 o->appended++;
-                continue;
-            }
-            int reason;
-            switch (rc) {
-            case KILN_EORDER:
-                reason = RW_REJ_ORDER;
-                break;
-            case KILN_EEXIST:
-                reason = RW_REJ_DUPLICATE;
-                break;
-            case KILN_ERANGE:
-                reason = RW_REJ_BOUNDS;
-                break;
-            case KILN_EINVAL:
-                reason = RW_REJ_INVALID;
-                break;
-            default:
-                appender_rollback(app);
-                msg_printf(msg, "append failed: %s", err.code ? err.msg : kiln_strerror(rc));
+            else if (rejected(app, rc, &err, s, smp->timestamp, NULL, o, msg) != 0)
                 return rc;
-            }
-            o->rejected[reason]++;
-            o->rejected_total++;
-            if (o->first.n == 0) {
-                msg_puts(&o->first, err.code && err.msg[0] ? err.msg : kiln_strerror(rc));
-                msg_puts(&o->first, " for series ");
-                msg_series(&o->first, s->raw, s->nraw);
-                msg_printf(&o->first, " at timestamp %lld", (long long)smp->timestamp);
-            }
-            err.code = 0;
-            err.msg[0] = 0;
+        }
+        for (size_t j = 0; j < s->nhists; j++) {
+            int64_t ts = s->hraw[j]->timestamp;
+            int rc = KILN_EINVAL;
+            if (!s->hist_why[j])
+                rc = appender_append_histogram(app, &ref, ref ? NULL : s->ls, ref ? 0 : s->nls, ts,
+                                               &s->hists[j], &err);
+            if (rc == 0)
+                o->hist_appended++;
+            else if (rejected(app, rc, &err, s, ts, s->hist_why[j], o, msg) != 0)
+                return rc;
+            else
+                o->hist_rejected++;
         }
     }
-    if (o->appended == 0) {
+    if (o->appended == 0 && o->hist_appended == 0) {
         appender_rollback(app);
         return 0;
     }
@@ -780,14 +908,15 @@ static size_t rw_store_exemplars(storage *st, const rw_batch *b) {
 }
 
 /* Remote write 2.0's X-Prometheus-Remote-Write-*-Written headers: what was
- * stored of the request (histograms and exemplars are not kept yet). */
-static void written_headers(http_resp *resp, int v2, size_t samples) {
+ * stored of the request (exemplars are not kept yet). */
+static void written_headers(http_resp *resp, int v2, size_t samples, size_t histograms) {
     if (!v2)
         return;
     char n[32];
     snprintf(n, sizeof n, "%zu", samples);
     http_resp_header(resp, "X-Prometheus-Remote-Write-Samples-Written", n);
-    http_resp_header(resp, "X-Prometheus-Remote-Write-Histograms-Written", "0");
+    snprintf(n, sizeof n, "%zu", histograms);
+    http_resp_header(resp, "X-Prometheus-Remote-Write-Histograms-Written", n);
     http_resp_header(resp, "X-Prometheus-Remote-Write-Exemplars-Written", "0");
 }
 
@@ -839,17 +968,17 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
     int rc = rw_decode(req->body, req->body_len, rw->opts.max_decompressed_bytes, v2, cache, &al, &b, &msg);
     metric_observe(rw->decode_seconds, time_mono_sec() - t0);
     if (rc != 0) {
-        written_headers(resp, v2, 0);
+        written_headers(resp, v2, 0, 0);
         respond(rw, resp, code_for(rc), msg.s);
         return;
     }
     metric_add(rw->received, (double)b.samples);
     if (b.histograms)
-        metric_add(rw->histograms_dropped, (double)b.histograms);
+        metric_add(rw->histograms_received, (double)b.histograms);
     if (b.metadata)
         metric_add(rw->metadata_received, (double)b.metadata);
-    if (b.invalid_samples)
-        metric_add(rw->rejected[RW_REJ_INVALID], (double)b.invalid_samples);
+    if (b.invalid_samples + b.invalid_histograms)
+        metric_add(rw->rejected[RW_REJ_INVALID], (double)(b.invalid_samples + b.invalid_histograms));
 
     rw_outcome o;
     rc = rw_append(rw->st, &b, &o, &msg);
@@ -859,7 +988,7 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
     rw_cache_fit(cache, al.used); /* b is not used beyond this point */
     if (rc != 0) {
         LOG_ERROR("Remote write append failed", "err=%s", msg.s);
-        written_headers(resp, v2, 0);
+        written_headers(resp, v2, 0, 0);
         respond(rw, resp, RW_CODE_500, msg.s);
         return;
     }
@@ -867,14 +996,17 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
         if (o.rejected[r])
             metric_add(rw->rejected[r], (double)o.rejected[r]);
 
-    written_headers(resp, v2, o.appended);
-    size_t rejected = b.invalid_samples + o.rejected_total;
+    written_headers(resp, v2, o.appended, o.hist_appended);
+    size_t rej_samples = b.invalid_samples + o.rejected_total - o.hist_rejected;
+    size_t rej_hists = b.invalid_histograms + o.hist_rejected;
     if (b.first.n == 0 && o.first.n == 0) {
         respond(rw, resp, RW_CODE_204, NULL);
         return;
     }
     msg_puts(&msg, b.first.n ? b.first.s : o.first.s);
-    msg_printf(&msg, "; %zu of %zu samples rejected", rejected, b.samples);
+    msg_printf(&msg, "; %zu of %zu samples rejected", rej_samples, b.samples);
+    if (b.histograms)
+        msg_printf(&msg, ", %zu of %zu histograms rejected", rej_hists, b.histograms);
     LOG_WARN("Remote write request rejected in part", "err=%s", msg.s);
     respond(rw, resp, RW_CODE_400, msg.s);
 }
@@ -912,9 +1044,9 @@ int remotewrite_new(storage *st, const remotewrite_opts *o, remotewrite **out, k
         METRIC_COUNTER, "kiln_remote_write_exemplars_dropped_total",
         "Exemplars received by remote write and not stored (exemplar storage off, out of order, 2.0).", NULL,
         NULL, 0);
-    metric *hsd = metric_new(
-        METRIC_COUNTER, "kiln_remote_write_histograms_dropped_total",
-        "Native histogram samples received by remote write and dropped (not stored yet).", NULL, NULL, 0);
+    metric *hsd = metric_new(METRIC_COUNTER, "kiln_remote_write_histograms_received_total",
+                             "Native histogram samples in decoded remote write requests, stored or not.",
+                             NULL, NULL, 0);
     metric *mdr = metric_new(METRIC_COUNTER, "kiln_remote_write_metadata_received_total",
                              "Metric metadata entries received by remote write.", NULL, NULL, 0);
     metric *dur = metric_new(METRIC_HISTOGRAM, "kiln_remote_write_decode_duration_seconds",
@@ -934,10 +1066,10 @@ int remotewrite_new(storage *st, const remotewrite_opts *o, remotewrite **out, k
     }
     rw->received = metric_default(rcv);
     rw->exemplars_dropped = metric_default(exd);
-    rw->histograms_dropped = metric_default(hsd);
+    rw->histograms_received = metric_default(hsd);
     rw->metadata_received = metric_default(mdr);
     rw->decode_seconds = metric_default(dur);
-    if (!rw->received || !rw->exemplars_dropped || !rw->histograms_dropped || !rw->metadata_received ||
+    if (!rw->received || !rw->exemplars_dropped || !rw->histograms_received || !rw->metadata_received ||
         !rw->decode_seconds)
         goto nomem;
     *out = rw;

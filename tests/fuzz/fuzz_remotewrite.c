@@ -12,7 +12,8 @@
  * The storage is a stub (defined here) that checks what the receiver hands
  * it: labels sorted with unique valid names, values non-empty valid UTF-8
  * without NUL, a __name__, and a series reference reused only after it was
- * handed out.  Any answer but 204/400/413 traps, as does an error text that
+ * handed out; a native histogram's spans cover exactly its counts, which
+ * are finite or not but never read past.  Any answer but 204/400/413 traps, as does an error text that
  * is not one line, or an appender left open.
  */
 #include <snappy-c.h>
@@ -73,6 +74,24 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
     }
     a->appended++;
     return 0;
+}
+
+int appender_append_histogram(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t,
+                              const histogram *h, kiln_err *err) {
+    uint64_t pos = 0, neg = 0;
+    for (uint32_t i = 0; i < h->npos_spans; i++)
+        pos += h->pos_spans[i].length;
+    for (uint32_t i = 0; i < h->nneg_spans; i++)
+        neg += h->neg_spans[i].length;
+    if (pos != h->npos || neg != h->nneg || (h->npos && !h->pos) || (h->nneg && !h->neg))
+        __builtin_trap();
+    volatile double sum = 0; /* every count is there to read (ASan checks) */
+    for (uint32_t i = 0; i < h->npos; i++)
+        sum += h->pos[i];
+    for (uint32_t i = 0; i < h->nneg; i++)
+        sum += h->neg[i];
+    (void)sum;
+    return appender_append(a, ref, ls, n, t, h->count, err);
 }
 
 int appender_commit(appender *a, kiln_err *err) {

@@ -5,7 +5,9 @@
  *
  * Request bodies are built with the protoc-c pack functions and libsnappy.
  * The storage is a fake defined here (storage_appender, appender_append,
- * appender_commit, appender_rollback, storage_exemplars: none): it records what was committed and
+ * appender_append_histogram, appender_commit, appender_rollback,
+ * storage_exemplars: none): it records what was committed (a histogram as
+ * a sample of its count, the last one kept whole) and
  * rejects samples like the head does (out of order, duplicate, out of
  * bounds), so the tests see exactly what the receiver hands to storage.
  */
@@ -44,6 +46,10 @@ struct storage {
     int fail_commit; /* commit returns KILN_EIO */
     size_t nomem_at; /* the nth append (1-based) returns KILN_ENOMEM; 0 never */
     size_t appends, lookups, commits, rollbacks, open;
+    size_t hists;     /* appender_append_histogram calls */
+    histogram last_h; /* the last histogram appended, its arrays copied below */
+    hist_span last_spans[8];
+    double last_pos[16];
 };
 
 struct appender {
@@ -115,6 +121,23 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
     a->staged[a->n++] = (fs_rec){idx, t, dbits(v)};
     *ref = idx + 1;
     return 0;
+}
+
+/* A histogram follows the float rules, as a sample whose value is its count. */
+int appender_append_histogram(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t,
+                              const histogram *h, kiln_err *err) {
+    storage *st = a->st;
+    uint64_t covered = 0;
+    for (uint32_t i = 0; i < h->npos_spans; i++)
+        covered += h->pos_spans[i].length;
+    ck_assert_uint_eq(covered, h->npos); /* the receiver checked the spans */
+    st->hists++;
+    st->last_h = *h;
+    ck_assert_uint_le(h->npos_spans, 8);
+    ck_assert_uint_le(h->npos, 16);
+    memcpy(st->last_spans, h->pos_spans, h->npos_spans * sizeof *h->pos_spans);
+    memcpy(st->last_pos, h->pos, h->npos * sizeof *h->pos);
+    return appender_append(a, ref, ls, n, t, h->count, err);
 }
 
 int appender_commit(appender *a, kiln_err *err) {
@@ -835,12 +858,81 @@ START_TEST(test_exemplars_histograms_metadata) {
     result r = post_body(rw, wb_finish(&b));
     arena_free(&a);
     ck_assert_int_eq(r.status, 204);
-    ck_assert_uint_eq(st.nrecs, 1);
+    /* the float sample and the histogram (its two copies are the same sample again) */
+    ck_assert_uint_eq(st.nrecs, 2);
+    ck_assert_uint_eq(st.hists, 3);
     ck_assert_uint_eq(fs_count(&st, "__name__=http_requests_total"), 1);
+    ck_assert_uint_eq(fs_count(&st, "__name__=rpc_duration_seconds"), 1);
+    /* deltas 3, 1 are counts 3, 4 */
+    ck_assert(st.last_h.is_int && st.last_h.schema == 3 && st.last_h.count == 7 && st.last_h.sum == 12.5);
+    ck_assert_uint_eq(st.last_h.npos, 2);
+    ck_assert(st.last_pos[0] == 3 && st.last_pos[1] == 4);
+    ck_assert_int_eq(st.last_spans[0].offset, -2);
     ck_assert(metrics_has("kiln_remote_write_exemplars_dropped_total 2\n"));
-    ck_assert(metrics_has("kiln_remote_write_histograms_dropped_total 3\n"));
+    ck_assert(metrics_has("kiln_remote_write_histograms_received_total 3\n"));
     ck_assert(metrics_has("kiln_remote_write_metadata_received_total 1\n"));
     ck_assert(metrics_has("kiln_remote_write_samples_received_total 1\n"));
+    done(rw);
+}
+END_TEST
+
+/* A float histogram keeps its counts; spans that disagree with the buckets,
+ * or counts in an integer histogram, are rejected (400), the rest stored. */
+START_TEST(test_histogram_rules) {
+    storage st = {0};
+    remotewrite *rw = new_rw(&st);
+    wr_builder b;
+    wb_init(&b);
+    const char *kv[] = {"__name__", "fh", NULL}, *bkv[] = {"__name__", "bad", NULL};
+    Kiln__Remote__TimeSeries *s = wb_series(&b, kv, NULL, NULL, 0);
+    Kiln__Remote__TimeSeries *bad = wb_series(&b, bkv, NULL, NULL, 0);
+    Kiln__Remote__Histogram f = KILN__REMOTE__HISTOGRAM__INIT, g = KILN__REMOTE__HISTOGRAM__INIT,
+                            i = KILN__REMOTE__HISTOGRAM__INIT;
+    Kiln__Remote__BucketSpan span = KILN__REMOTE__BUCKET_SPAN__INIT;
+    span.offset = 1;
+    span.length = 2;
+    Kiln__Remote__BucketSpan *spans[1] = {&span};
+    double counts[2] = {0.5, 2.25};
+    int64_t deltas[1] = {1};
+    f.count_case = KILN__REMOTE__HISTOGRAM__COUNT_COUNT_FLOAT;
+    f.count_float = 2.75;
+    f.zero_count_case = KILN__REMOTE__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_FLOAT;
+    f.schema = -1;
+    f.n_positive_spans = 1;
+    f.positive_spans = spans;
+    f.n_positive_counts = 2;
+    f.positive_counts = counts;
+    f.reset_hint = KILN__REMOTE__HISTOGRAM__RESET_HINT__RESET_GAUGE;
+    f.timestamp = 2000;
+    g = f; /* a float histogram with deltas too */
+    g.n_positive_deltas = 1;
+    g.positive_deltas = deltas;
+    g.timestamp = 3000;
+    i.count_case = KILN__REMOTE__HISTOGRAM__COUNT_COUNT_INT; /* 2 buckets, 1 delta */
+    i.count_int = 1;
+    i.n_positive_spans = 1;
+    i.positive_spans = spans;
+    i.n_positive_deltas = 1;
+    i.positive_deltas = deltas;
+    i.timestamp = 2000;
+    Kiln__Remote__Histogram *fv[2] = {&f, &g}, *iv[1] = {&i};
+    s->n_histograms = 2;
+    s->histograms = fv;
+    bad->n_histograms = 1;
+    bad->histograms = iv;
+    result r = post_body(rw, wb_finish(&b));
+    ck_assert_int_eq(r.status, 400);
+    assert_one_line(&r);
+    ck_assert_msg(strstr(r.text,
+                         "histogram spans and counts disagree (or deltas given in a float histogram) for "
+                         "series {__name__=\"fh\"} at timestamp 3000"),
+                  "%s", r.text);
+    ck_assert_msg(strstr(r.text, "0 of 0 samples rejected, 2 of 3 histograms rejected"), "%s", r.text);
+    ck_assert_uint_eq(st.hists, 1);
+    ck_assert_uint_eq(st.nrecs, 1);
+    ck_assert(!st.last_h.is_int && st.last_h.count == 2.75 && st.last_h.hint == HIST_HINT_GAUGE);
+    ck_assert(st.last_pos[0] == 0.5 && st.last_pos[1] == 2.25);
+    ck_assert(metrics_has("kiln_remote_write_samples_rejected_total{reason=\"invalid_labels\"} 2\n"));
     done(rw);
 }
 END_TEST
@@ -980,6 +1072,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_out_of_order_partial);
     tcase_add_test(tc, test_storage_failures_are_5xx);
     tcase_add_test(tc, test_exemplars_histograms_metadata);
+    tcase_add_test(tc, test_histogram_rules);
     tcase_add_test(tc, test_headers);
     tcase_add_test(tc, test_disabled);
     tcase_add_test(tc, test_unknown_fields);
