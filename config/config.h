@@ -211,10 +211,18 @@ typedef struct scrape_config {
     int track_timestamps_staleness; /* default 0 */
     int64_t scrape_interval_ms;     /* inherited from global when not set */
     int64_t scrape_timeout_ms;      /* inherited, and never above the interval */
-    char **scrape_protocols;        /* inherited from global when not set */
+    char **scrape_protocols;        /* inherited from global when not set (or the default list,
+                                       PrometheusProto first when scrape_native_histograms) */
     size_t nscrape_protocols;
-    char *metrics_path; /* default "/metrics" */
-    char *scheme;       /* "http" (default) or "https" */
+    char *fallback_scrape_protocol;           /* NULL: a missing or unknown Content-Type fails the scrape */
+    int scrape_native_histograms;             /* inherited from global when not set */
+    int always_scrape_classic_histograms;     /* inherited from global when not set */
+    uint64_t native_histogram_bucket_limit;   /* 0: no limit */
+    char *native_histogram_min_bucket_factor; /* a float as written; NULL: no limit */
+    int enable_compression;                   /* default 1 */
+    char *scrape_failure_log_file;            /* inherited from global when not set; NULL: none */
+    char *metrics_path;                       /* default "/metrics" */
+    char *scheme;                             /* "http" (default) or "https" */
     config_param *params;
     size_t nparams;
     config_http http;
@@ -242,8 +250,13 @@ typedef struct config_global {
     char **scrape_protocols; /* default OpenMetricsText1.0.0, OpenMetricsText0.0.1,
                                 PrometheusText1.0.0, PrometheusText0.0.4 */
     size_t nscrape_protocols;
-    CONFIG_SCRAPE_LIMITS; /* the defaults of every scrape config */
-    char *query_log_file; /* NULL when not set */
+    CONFIG_SCRAPE_LIMITS;         /* the defaults of every scrape config */
+    char *query_log_file;         /* NULL when not set */
+    int scrape_native_histograms; /* default: config_set_native_histograms_default's */
+    int always_scrape_classic_histograms;
+    char *scrape_failure_log_file;
+    int native_set;        /* scrape_native_histograms was written (not a key) */
+    int protocols_default; /* scrape_protocols was not written: the list is the default (not a key) */
 } config_global;
 
 typedef struct config_alertmanager {
@@ -442,6 +455,13 @@ int config_remote_write_equal(const config_remote_write *a, const config_remote_
  * at=kiln.yml:3:3`.  Called at load and at each reload.
  */
 void config_log_unused(const config *c);
+
+/*
+ * The default of global.scrape_native_histograms for every later load (0
+ * unless set): --enable-feature=native-histograms sets it, as Prometheus
+ * does.  Call before the first load (process-wide, not thread-safe).
+ */
+void config_set_native_histograms_default(int on);
 
 /* Name of a CONFIG_RELABEL_* action ("replace", "hashmod", ...). */
 const char *config_relabel_action_name(int action);

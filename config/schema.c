@@ -36,9 +36,57 @@
 
 static const char *const default_protocols[] = {"OpenMetricsText1.0.0", "OpenMetricsText0.0.1",
                                                 "PrometheusText1.0.0", "PrometheusText0.0.4"};
+/* The default when scrape_native_histograms is on. */
+static const char *const proto_first_protocols[] = {"PrometheusProto", "OpenMetricsText1.0.0",
+                                                    "OpenMetricsText0.0.1", "PrometheusText1.0.0",
+                                                    "PrometheusText0.0.4"};
+static int native_histograms_default;
+
 static const char *const known_protocols[] = {"PrometheusProto", "OpenMetricsText0.0.1",
                                               "OpenMetricsText1.0.0", "PrometheusText0.0.4",
                                               "PrometheusText1.0.0"};
+
+void config_set_native_histograms_default(int on) {
+    native_histograms_default = on;
+}
+
+/* fallback_scrape_protocol: one of the known protocols. */
+static int check_fallback_protocol(dec *d, const ynode *v, void *field, size_t n) {
+    const char *p = *(char **)field;
+    (void)n;
+    for (size_t j = 0; p && j < sizeof known_protocols / sizeof known_protocols[0]; j++)
+        if (strcmp(p, known_protocols[j]) == 0)
+            return 0;
+    return p ? decode_fail(
+                   d, v,
+                   "unknown fallback_scrape_protocol %.100s, supported: [PrometheusProto "
+                   "OpenMetricsText0.0.1 OpenMetricsText1.0.0 PrometheusText0.0.4 PrometheusText1.0.0]",
+                   p)
+             : 0;
+}
+
+/* native_histogram_min_bucket_factor: a float, 0 or more. */
+static int check_bucket_factor(dec *d, const ynode *v, void *field, size_t n) {
+    const char *p = *(char **)field;
+    (void)n;
+    char *end = NULL;
+    double f = p ? strtod(p, &end) : 0;
+    if (p && (end == p || *end || !(f >= 0)))
+        return decode_fail(d, v,
+                           "native_histogram_min_bucket_factor must be a number of 0 or more, got %.100s", p);
+    return 0;
+}
+
+/* Copies a list of protocol names into *out; 0 or the decoder's oom. */
+static int copy_protocols(dec *d, const char *const *from, size_t n, char ***out, size_t *nout) {
+    if (!(*out = decode_array(d, n, sizeof **out)))
+        return decode_oom(d);
+    for (size_t i = 0; i < n; i++)
+        if (!((*out)[i] = decode_strdup(d, from[i])))
+            return decode_oom(d);
+    *nout = n;
+    return 0;
+}
 
 /* A plausible http(s) URL: scheme, a non-empty host, an optional numeric
  * port, no whitespace or control characters. */
@@ -523,6 +571,10 @@ static int global_finish(dec *d, void *obj, const schema_seen *s) {
     if (g->scrape_timeout_ms > g->scrape_interval_ms)
         return decode_fail(d, decode_at(s, "scrape_timeout"),
                            "global scrape timeout greater than scrape interval");
+    g->native_set = decode_later_key(s, "scrape_native_histograms", NULL) != NULL;
+    if (g->scrape_failure_log_file &&
+        !(g->scrape_failure_log_file = decode_path(d, g->scrape_failure_log_file)))
+        return decode_oom(d);
     return 0;
 }
 
@@ -534,15 +586,13 @@ static int global_defaults(dec *d, config_global *g) {
         g->scrape_timeout_ms = 10000 > g->scrape_interval_ms ? g->scrape_interval_ms : 10000;
     if (g->evaluation_interval_ms == 0)
         g->evaluation_interval_ms = 60000;
+    if (!g->native_set)
+        g->scrape_native_histograms = native_histograms_default;
     if (g->nscrape_protocols == 0) {
-        size_t n = sizeof default_protocols / sizeof default_protocols[0];
-        g->scrape_protocols = decode_array(d, n, sizeof *g->scrape_protocols);
-        if (!g->scrape_protocols)
-            return decode_oom(d);
-        for (size_t i = 0; i < n; i++)
-            if (!(g->scrape_protocols[i] = decode_strdup(d, default_protocols[i])))
-                return decode_oom(d);
-        g->nscrape_protocols = n;
+        g->protocols_default = 1;
+        return g->scrape_native_histograms
+                   ? copy_protocols(d, proto_first_protocols, 5, &g->scrape_protocols, &g->nscrape_protocols)
+                   : copy_protocols(d, default_protocols, 4, &g->scrape_protocols, &g->nscrape_protocols);
     }
     return 0;
 }
@@ -566,6 +616,11 @@ static const schema_key global_keys[] = {
     {"label_value_length_limit", SCHEMA_UINT, FIELD(config_global, label_value_length_limit),
      .flags = SCHEMA_OMIT_ZERO},
     {"target_limit", SCHEMA_UINT, FIELD(config_global, target_limit), .flags = SCHEMA_OMIT_ZERO},
+    {"scrape_native_histograms", SCHEMA_BOOL, FIELD(config_global, scrape_native_histograms)},
+    {"always_scrape_classic_histograms", SCHEMA_BOOL, FIELD(config_global, always_scrape_classic_histograms),
+     .flags = SCHEMA_OMIT_ZERO},
+    {"scrape_failure_log_file", SCHEMA_STRING, FIELD(config_global, scrape_failure_log_file),
+     .flags = SCHEMA_EMPTY_NULL},
 };
 
 static const schema_section global_sec =
@@ -603,15 +658,30 @@ static int scrape_finish(dec *d, void *obj, const schema_seen *seen) {
     if (s->scrape_timeout_ms == 0)
         s->scrape_timeout_ms =
             g->scrape_timeout_ms > s->scrape_interval_ms ? s->scrape_interval_ms : g->scrape_timeout_ms;
-    if (s->nscrape_protocols == 0) {
-        s->scrape_protocols = decode_array(d, g->nscrape_protocols, sizeof *s->scrape_protocols);
-        if (!s->scrape_protocols)
+    if (!decode_later_key(seen, "scrape_native_histograms", NULL))
+        s->scrape_native_histograms = g->scrape_native_histograms;
+    if (!decode_later_key(seen, "always_scrape_classic_histograms", NULL))
+        s->always_scrape_classic_histograms = g->always_scrape_classic_histograms;
+    if (s->scrape_failure_log_file) {
+        if (!(s->scrape_failure_log_file = decode_path(d, s->scrape_failure_log_file)))
             return decode_oom(d);
-        for (size_t i = 0; i < g->nscrape_protocols; i++)
-            if (!(s->scrape_protocols[i] = decode_strdup(d, g->scrape_protocols[i])))
-                return decode_oom(d);
-        s->nscrape_protocols = g->nscrape_protocols;
+    } else if (g->scrape_failure_log_file &&
+               !(s->scrape_failure_log_file = decode_strdup(d, g->scrape_failure_log_file))) {
+        return decode_oom(d);
     }
+    /* the default list follows this config's scrape_native_histograms, as Prometheus' */
+    if (s->nscrape_protocols == 0 && g->protocols_default &&
+        s->scrape_native_histograms != g->scrape_native_histograms) {
+        if ((rc = s->scrape_native_histograms ? copy_protocols(d, proto_first_protocols, 5,
+                                                               &s->scrape_protocols, &s->nscrape_protocols)
+                                              : copy_protocols(d, default_protocols, 4, &s->scrape_protocols,
+                                                               &s->nscrape_protocols)) != 0)
+            return rc;
+    }
+    if (s->nscrape_protocols == 0 &&
+        (rc = copy_protocols(d, (const char *const *)g->scrape_protocols, g->nscrape_protocols,
+                             &s->scrape_protocols, &s->nscrape_protocols)) != 0)
+        return rc;
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
         uint64_t *l = (uint64_t *)(void *)((char *)s + limits[i].scrape);
         if (*l == 0)
@@ -629,6 +699,19 @@ static const schema_key scrape_keys[] = {
     {"scrape_interval", SCHEMA_DURATION, FIELD(scrape_config, scrape_interval_ms)},
     {"scrape_timeout", SCHEMA_DURATION, FIELD(scrape_config, scrape_timeout_ms)},
     {"scrape_protocols", SCHEMA_STRINGS, ARRAY(scrape_config, scrape_protocols), .check = check_protocols},
+    {"fallback_scrape_protocol", SCHEMA_STRING, FIELD(scrape_config, fallback_scrape_protocol),
+     .flags = SCHEMA_EMPTY_NULL, .check = check_fallback_protocol},
+    {"scrape_native_histograms", SCHEMA_BOOL, FIELD(scrape_config, scrape_native_histograms)},
+    {"always_scrape_classic_histograms", SCHEMA_BOOL, FIELD(scrape_config, always_scrape_classic_histograms),
+     .flags = SCHEMA_OMIT_ZERO},
+    {"native_histogram_bucket_limit", SCHEMA_UINT, FIELD(scrape_config, native_histogram_bucket_limit),
+     .flags = SCHEMA_OMIT_ZERO},
+    {"native_histogram_min_bucket_factor", SCHEMA_STRING,
+     FIELD(scrape_config, native_histogram_min_bucket_factor), .flags = SCHEMA_EMPTY_NULL,
+     .check = check_bucket_factor},
+    {"enable_compression", SCHEMA_BOOL, FIELD(scrape_config, enable_compression), .def = 1},
+    {"scrape_failure_log_file", SCHEMA_STRING, FIELD(scrape_config, scrape_failure_log_file),
+     .flags = SCHEMA_EMPTY_NULL},
     {"metrics_path", SCHEMA_STRING, FIELD(scrape_config, metrics_path), .def_str = "/metrics"},
     {"scheme", SCHEMA_STRING, FIELD(scrape_config, scheme), .def_str = "http"},
     {"body_size_limit", SCHEMA_SIZE, FIELD(scrape_config, body_size_limit), .flags = SCHEMA_OMIT_ZERO},

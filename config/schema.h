@@ -101,7 +101,7 @@ struct schema_section {
     int (*finish)(dec *d, void *obj, const schema_seen *s);
 };
 
-#define SCHEMA_MAX_KEYS 32
+#define SCHEMA_MAX_KEYS 40
 #define SCHEMA_MAX_TMP 32
 
 /* Where the keys of one section were found, for hooks that must point at a

@@ -17,18 +17,28 @@
  * no allocation.  Labels are built (target labels merged, metric relabeling
  * applied) only for a series new to the cache.
  *
+ * The body is parsed by the format its Content-Type names (protocols.c):
+ * the text formats by parse.c, the protobuf format by protoexpo.c, whose
+ * native histograms (when scrape_native_histograms is on) are appended
+ * with appender_append_histogram after the config's bucket limit and
+ * bucket factor lowered their schema (hist_apply_limits).  A series whose
+ * last sample was a histogram gets a histogram stale marker.
+ *
  * Threading: a worker thread, one per target at a time; it owns the
  * target's cache, report refs, scratch arena and labels builder.  The
  * metadata list is shared with the API and written under m->mu.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "scrape/internal.h"
 #include "scrape/parse.h"
+#include "scrape/protoexpo.h"
 #include "scrape/relabel.h"
 
 /* ---- the series cache ------------------------------------------------- */
@@ -170,6 +180,12 @@ KILN_MUST_CHECK static int append_ref(appender *a, uint64_t *ref, const label *l
     return appender_append(a, ref, ls, n, ts, v, e);
 }
 
+/* Appends a float (h NULL) or a native histogram. */
+KILN_MUST_CHECK static int append_value(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t ts,
+                                        double v, const histogram *h, kiln_err *e) {
+    return h ? appender_append_histogram(a, ref, ls, n, ts, h, e) : appender_append(a, ref, ls, n, ts, v, e);
+}
+
 /* Merges the target labels into the sample's labels in lb (Prometheus'
  * mutateSampleLabels): with honor_labels the scraped ones win, otherwise
  * the target's do and clashing scraped labels become exported_<name>. */
@@ -211,19 +227,96 @@ KILN_MUST_CHECK static int merge_target_labels(target *t, const scrape_config *s
     return 0;
 }
 
+/* ---- the body's entries: one interface over the two parsers ---------------- */
+
+/* A body's parser: parse.c's for the text formats, or protoexpo.c's. */
+typedef struct source {
+    expo_parser *text;
+    pexpo *proto;
+} source;
+
+KILN_MUST_CHECK static int src_next(source *s, expo_entry *k, kiln_err *e) {
+    return s->proto ? pexpo_next(s->proto, k, e) : expo_next(s->text, k, e);
+}
+static const char *src_metric(const source *s, size_t *n) {
+    return s->proto ? pexpo_metric(s->proto, n) : expo_metric(s->text, n);
+}
+static const char *src_series(const source *s, size_t *n) {
+    return s->proto ? pexpo_series(s->proto, n) : expo_series(s->text, n);
+}
+static size_t src_labels(const source *s, const expo_label **ls) {
+    return s->proto ? pexpo_labels(s->proto, ls) : expo_labels(s->text, ls);
+}
+static double src_value(const source *s) {
+    return s->proto ? pexpo_value(s->proto) : expo_value(s->text);
+}
+static int src_timestamp(const source *s, int64_t *ms) {
+    return s->proto ? pexpo_timestamp(s->proto, ms) : expo_timestamp(s->text, ms);
+}
+static const char *src_text(const source *s, size_t *n) {
+    return s->proto ? pexpo_text(s->proto, n) : expo_text(s->text, n);
+}
+static expo_type src_type(const source *s) {
+    return s->proto ? pexpo_metric_type(s->proto) : expo_metric_type(s->text);
+}
+
+/* The parser for the body of t in format fmt (SCRAPE_FMT_*); 0 or KILN_ENOMEM. */
+KILN_MUST_CHECK static int src_open(source *s, target *t, const scrape_config *sc, int fmt) {
+    const char *body = t->body.data ? t->body.data : "";
+    memset(s, 0, sizeof *s);
+    if (fmt == SCRAPE_FMT_PROTO) {
+        pexpo_opts o = {.native = sc->scrape_native_histograms,
+                        .classic = sc->always_scrape_classic_histograms};
+        s->proto = pexpo_new(body, t->body.len, &o);
+        return s->proto ? 0 : KILN_ENOMEM;
+    }
+    s->text = expo_parser_new(fmt == SCRAPE_FMT_OM ? EXPO_OPENMETRICS : EXPO_TEXT, body, t->body.len);
+    return s->text ? 0 : KILN_ENOMEM;
+}
+
+static void src_close(source *s) {
+    pexpo_free(s->proto);
+    expo_parser_free(s->text);
+}
+
+/* The entry's k-th exemplar (the text formats have one at most; the
+ * protobuf format one per counter or classic bucket, several for a native
+ * histogram): 1 with the fields set (*has_ts < 0: a timestamp beyond int64
+ * ms), 0 when there is none (or it is malformed: dropped, as Prometheus). */
+static int src_exemplar(source *s, size_t k, const expo_label **ls, size_t *n, double *v, int *has_ts,
+                        int64_t *ts) {
+    if (!s->proto)
+        return k == 0 && expo_exemplar(s->text, ls, n, v, has_ts, ts);
+    pexpo_ex ex;
+    kiln_err e = {0};
+    if (pexpo_exemplar(s->proto, k, &ex, &e) != 1)
+        return 0;
+    *ls = ex.ls, *n = ex.nls, *v = ex.value, *has_ts = ex.has_ts, *ts = ex.ts_ms;
+    return 1;
+}
+
+static int src_has_exemplar(source *s) {
+    const expo_label *ls;
+    size_t n;
+    double v;
+    int has_ts;
+    int64_t ts;
+    return s->proto ? src_exemplar(s, 0, &ls, &n, &v, &has_ts, &ts) : expo_has_exemplar(s->text);
+}
+
 /* The labels of the parser's current sample, in t->lb: the target's merged
  * in, metric relabeling applied.  1 kept (*ls, *n), 0 dropped, KILN_ENOMEM. */
-KILN_MUST_CHECK static int sample_labels(target *t, const scrape_config *sc, expo_parser *p, const label **ls,
-                                         size_t *n) {
+KILN_MUST_CHECK static int sample_labels(target *t, const scrape_config *sc, const source *p,
+                                         const label **ls, size_t *n) {
     labels_builder *lb = &t->lb;
     lb_reset(lb);
     size_t mlen;
-    const char *mname = expo_metric(p, &mlen);
+    const char *mname = src_metric(p, &mlen);
     char *nm = arena_strndup(&t->scratch, mname, mlen);
     if (!nm || lb_set(lb, LABEL_NAME, nm) != 0)
         return KILN_ENOMEM;
     const expo_label *el;
-    size_t nel = expo_labels(p, &el);
+    size_t nel = src_labels(p, &el);
     for (size_t i = 0; i < nel; i++) {
         char *ln = arena_strndup(&t->scratch, el[i].name, el[i].name_len);
         char *lv = arena_strndup(&t->scratch, el[i].value, el[i].value_len);
@@ -267,35 +360,37 @@ typedef struct pending_exs {
 /* Queues the current sample's exemplar, if any, for the series ls: its
  * timestamp is the sample's (st) when the exposition gives none, as
  * Prometheus; one beyond int64 ms drops it. */
-KILN_MUST_CHECK static int queue_exemplar(target *t, expo_parser *p, pending_exs *q, const label *ls,
-                                          size_t n, int64_t st) {
+KILN_MUST_CHECK static int queue_exemplar(target *t, source *p, pending_exs *q, const label *ls, size_t n,
+                                          int64_t st) {
     const expo_label *el;
     size_t nel;
     double v;
     int has_ts;
     int64_t ets;
-    if (!expo_exemplar(p, &el, &nel, &v, &has_ts, &ets) || has_ts < 0)
-        return 0;
-    if (array_grow((void **)&q->v, &q->cap, q->n + 1, sizeof *q->v) != 0)
-        return KILN_ENOMEM;
-    pending_ex *x = &q->v[q->n];
-    x->series = labels_copy(&t->scratch, ls, n);
-    x->ls = arena_alloc(&t->scratch, (nel ? nel : 1) * sizeof *x->ls);
-    if (!x->series || !x->ls)
-        return KILN_ENOMEM;
-    for (size_t i = 0; i < nel; i++) {
-        char *ln = arena_strndup(&t->scratch, el[i].name, el[i].name_len);
-        char *lv = arena_strndup(&t->scratch, el[i].value, el[i].value_len);
-        if (!ln || !lv)
+    for (size_t k = 0; src_exemplar(p, k, &el, &nel, &v, &has_ts, &ets); k++) {
+        if (has_ts < 0)
+            continue;
+        if (array_grow((void **)&q->v, &q->cap, q->n + 1, sizeof *q->v) != 0)
             return KILN_ENOMEM;
-        x->ls[i] = (label){ln, lv};
+        pending_ex *x = &q->v[q->n];
+        x->series = labels_copy(&t->scratch, ls, n);
+        x->ls = arena_alloc(&t->scratch, (nel ? nel : 1) * sizeof *x->ls);
+        if (!x->series || !x->ls)
+            return KILN_ENOMEM;
+        for (size_t i = 0; i < nel; i++) {
+            char *ln = arena_strndup(&t->scratch, el[i].name, el[i].name_len);
+            char *lv = arena_strndup(&t->scratch, el[i].value, el[i].value_len);
+            if (!ln || !lv)
+                return KILN_ENOMEM;
+            x->ls[i] = (label){ln, lv};
+        }
+        x->ns = n;
+        x->n = nel;
+        x->v = v;
+        x->t = has_ts ? ets : st;
+        x->has_ts = has_ts;
+        q->n++;
     }
-    x->ns = n;
-    x->n = nel;
-    x->v = v;
-    x->t = has_ts ? ets : st;
-    x->has_ts = has_ts;
-    q->n++;
     return 0;
 }
 
@@ -313,10 +408,10 @@ static void store_exemplars(target *t, exemplar_store *es, const pending_exs *q)
 }
 
 /* Records a # HELP / # TYPE / # UNIT line. */
-static void meta_note(target *t, expo_parser *p, expo_entry kind) {
+static void meta_note(target *t, const source *p, expo_entry kind) {
     size_t nlen, tlen = 0;
-    const char *name = expo_metric(p, &nlen);
-    const char *text = kind == EXPO_TYPE ? NULL : expo_text(p, &tlen);
+    const char *name = src_metric(p, &nlen);
+    const char *text = kind == EXPO_TYPE ? NULL : src_text(p, &tlen);
     mentry *e = NULL;
     for (size_t i = 0; i < t->nmeta; i++)
         if (strlen(t->meta[i].name) == nlen && memcmp(t->meta[i].name, name, nlen) == 0) {
@@ -325,7 +420,7 @@ static void meta_note(target *t, expo_parser *p, expo_entry kind) {
         }
     if (e) {
         /* unchanged: nothing to do (the common case, no lock) */
-        if (kind == EXPO_TYPE && e->type == (int)expo_metric_type(p))
+        if (kind == EXPO_TYPE && e->type == (int)src_type(p))
             return;
         const char *old = kind == EXPO_HELP ? e->help : e->unit;
         if (kind != EXPO_TYPE && old && strlen(old) == tlen && memcmp(old, text, tlen) == 0)
@@ -342,7 +437,7 @@ static void meta_note(target *t, expo_parser *p, expo_entry kind) {
         t->nmeta++;
     }
     if (kind == EXPO_TYPE) {
-        e->type = (int)expo_metric_type(p);
+        e->type = (int)src_type(p);
     } else {
         char **slot = kind == EXPO_HELP ? &e->help : &e->unit;
         char *v = strndup(text, tlen);
@@ -365,7 +460,11 @@ KILN_MUST_CHECK static int write_stale(target *t, appender *a, int64_t ts, int a
         centry *c = &t->cache.v[i];
         int live = !all && c->seen == t->iter && !c->dropped;
         if (c->in_last && !live && (!c->explicit_ts || track_explicit)) {
-            int rc = appender_append(a, &c->ref, NULL, 0, ts, stale_nan(), &e);
+            /* a histogram series ends with a histogram stale marker, as Prometheus' head turns one into */
+            histogram sh = {.is_int = 1};
+            sh.sum = stale_nan();
+            int rc = c->is_hist ? appender_append_histogram(a, &c->ref, NULL, 0, ts, &sh, &e)
+                                : appender_append(a, &c->ref, NULL, 0, ts, stale_nan(), &e);
             if (rc == KILN_EINVAL)
                 rc = 0; /* the series is gone from the head already */
             if ((rc = appended(t, rc, &e, why, whyn)) != 0)
@@ -396,17 +495,27 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
                                          char *why, size_t whyn) {
     kiln_err e = {0};
     t->cache.cursor = 0;
-    expo_parser *p = expo_parser_new(expo_format_of(t->ctype[0] ? t->ctype : NULL),
-                                     t->body.data ? t->body.data : "", t->body.len);
-    if (!p) {
+    char fwhy[320];
+    int fmt = protocols_format(t->ctype, sc->fallback_scrape_protocol, fwhy, sizeof fwhy);
+    if (fmt < 0) {
+        snprintf(why, whyn, "%s", fwhy);
+        return KILN_EINVAL;
+    }
+    if (fwhy[0])
+        LOG_DEBUG("Invalid content type on scrape, using fallback setting", "target=%s err=\"%s\"", t->url,
+                  fwhy);
+    double factor =
+        sc->native_histogram_min_bucket_factor ? strtod(sc->native_histogram_min_bucket_factor, NULL) : 0;
+    source src, *p = &src;
+    if (src_open(&src, t, sc, fmt) != 0) {
         snprintf(why, whyn, "out of memory");
         return KILN_ENOMEM;
     }
     int rc;
     expo_entry kind;
     int ctz = (t->m->features & FEATURE_CREATED_TIMESTAMP_ZERO_INGESTION) != 0;
-    while ((rc = expo_next(p, &kind, &e)) == 1) {
-        if (kind != EXPO_SAMPLE) {
+    while ((rc = src_next(p, &kind, &e)) == 1) {
+        if (kind != EXPO_SAMPLE && kind != EXPO_NHIST) {
             if (kind == EXPO_TYPE || kind == EXPO_HELP || kind == EXPO_UNIT)
                 meta_note(t, p, kind);
             continue;
@@ -414,11 +523,23 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
         /* created-timestamp-zero-ingestion: _created is not a series but a
          * zero sample at that time before the point's samples (Prometheus'
          * AppendCTZeroSample); without it, _created is a series (2.42) */
-        if (ctz && expo_is_created(p))
+        if (ctz && !p->proto && expo_is_created(p->text))
             continue;
         (*scraped)++;
+        histogram *hv = kind == EXPO_NHIST ? pexpo_histogram(src.proto) : NULL;
+        if (hv) {
+            int lrc = hist_apply_limits(hv, sc->native_histogram_bucket_limit, factor);
+            if (lrc != 0) {
+                snprintf(why, whyn, "%s",
+                         lrc == KILN_ELIMIT
+                             ? "histogram bucket limit exceeded"
+                             : "histogram has an invalid schema, which must be between -4 and 8");
+                rc = lrc;
+                break;
+            }
+        }
         size_t klen;
-        const char *key = expo_series(p, &klen);
+        const char *key = src_series(p, &klen);
         uint64_t h = 0;
         centry *c = cache_next(&t->cache, key, klen);
         if (!c) {
@@ -426,11 +547,11 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
             c = cache_lookup(&t->cache, h, key, klen);
         }
         int64_t st = ts;
-        int has_ts = expo_timestamp(p, &st);
+        int has_ts = src_timestamp(p, &st);
         int explicit_ts = sc->honor_timestamps && has_ts != 0;
         if (!explicit_ts)
             st = ts;
-        double v = expo_value(p);
+        double v = hv ? 0 : src_value(p);
         if (c && c->dropped) {
             c->seen = t->iter;
             continue;
@@ -449,18 +570,20 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
             continue;
         }
         int64_t ct = 0;
-        int has_ct = ctz && expo_created(p, &ct) && ct < st;
+        int has_ct =
+            ctz && !hv && !p->proto && expo_created(p->text, &ct) && ct < st; /* text formats' _created */
         if (c && c->ref) {
             if (has_ct && ct_zero(a, &c->ref, NULL, 0, ct) != 0)
                 goto nomem;
-            rc = appender_append(a, &c->ref, NULL, 0, st, v, &e);
+            rc = append_value(a, &c->ref, NULL, 0, st, v, hv, &e);
             if (rc != KILN_EINVAL) {
                 if ((rc = appended(t, rc, &e, why, whyn)) != 0)
                     break;
                 c->seen = t->iter;
                 c->explicit_ts = (uint8_t)explicit_ts;
+                c->is_hist = hv != NULL;
                 (*post)++;
-                if (exq != NULL && expo_has_exemplar(p)) {
+                if (exq != NULL && src_has_exemplar(p)) {
                     /* a series with exemplars: its labels again (rare) */
                     size_t n = 0;
                     const label *ls = NULL;
@@ -518,7 +641,7 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
         uint64_t ref = 0;
         if (has_ct && ct_zero(a, &ref, ls, n, ct) != 0)
             goto nomem;
-        rc = appender_append(a, &ref, ls, n, st, v, &e);
+        rc = append_value(a, &ref, ls, n, st, v, hv, &e);
         if (rc == KILN_EINVAL) {
             snprintf(why, whyn, "%s", e.msg);
             break;
@@ -527,6 +650,7 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
             break;
         c->ref = ref;
         c->explicit_ts = (uint8_t)explicit_ts;
+        c->is_hist = hv != NULL;
         (*post)++;
         (*added)++;
         if (exq != NULL && queue_exemplar(t, p, exq, ls, n, st) != 0)
@@ -539,8 +663,34 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
     }
     if (rc < 0 && !why[0])
         snprintf(why, whyn, "%s", e.msg);
-    expo_parser_free(p);
+    src_close(&src);
     return rc < 0 ? rc : 0;
+}
+
+/* scrape_failure_log_file: one JSON line per failed scrape, appended (the
+ * file is opened for each line, so a reload that changes it, or a rotation,
+ * needs nothing more). */
+static void log_failure(const target *t, const scrape_config *sc, const char *why) {
+    buf b = BUF_INIT;
+    char ts[TIME_RFC3339_MAX];
+    int64_t now = time_now_ms();
+    time_format_rfc3339(ts, now / 1000, (now % 1000) * 1000000, 3);
+    buf_printf(&b, "{\"time\":\"%s\",\"level\":\"ERROR\",\"msg\":", ts);
+    json_str(&b, why);
+    buf_puts(&b, ",\"component\":\"scrape manager\",\"scrape_pool\":");
+    json_str(&b, sc->job_name);
+    buf_puts(&b, ",\"target\":");
+    json_str(&b, t->url);
+    buf_puts(&b, "}\n");
+    int fd = buf_error(&b)
+                 ? -1
+                 : open(sc->scrape_failure_log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        if (fileio_write_all(fd, b.data, b.len) != 0)
+            LOG_WARN("writing the scrape failure log failed", "file=%s", sc->scrape_failure_log_file);
+        close(fd);
+    }
+    buf_free(&b);
 }
 
 void append_scrape(target *t) {
@@ -588,6 +738,8 @@ void append_scrape(target *t) {
     arena_init(&t->scratch, 0);
     t->job_ok = ok;
     snprintf(t->job_result, sizeof t->job_result, "%s", ok ? "" : why);
+    if (!ok && sc->scrape_failure_log_file)
+        log_failure(t, sc, why);
 }
 
 /* The target went away: stale markers for everything it had. */

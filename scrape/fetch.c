@@ -159,31 +159,6 @@ int fetch_read_secret(const char *inline_value, const char *file, char **out) {
     return 0;
 }
 
-/* The Accept header for the config's protocols, OpenMetrics first by default. */
-static void accept_header(const scrape_config *sc, buf *b) {
-    static const double q[] = {1, 0.75, 0.5, 0.4, 0.3, 0.2};
-    buf_puts(b, "Accept: ");
-    size_t k = 0;
-    for (size_t i = 0; i < sc->nscrape_protocols; i++) {
-        const char *p = sc->scrape_protocols[i], *mt = NULL;
-        if (!strcmp(p, "OpenMetricsText1.0.0"))
-            mt = "application/openmetrics-text;version=1.0.0";
-        else if (!strcmp(p, "OpenMetricsText0.0.1"))
-            mt = "application/openmetrics-text;version=0.0.1";
-        else if (!strcmp(p, "PrometheusText1.0.0"))
-            mt = "text/plain;version=1.0.0";
-        else if (!strcmp(p, "PrometheusText0.0.4"))
-            mt = "text/plain;version=0.0.4";
-        if (!mt)
-            continue;
-        buf_printf(b, "%s%s", k ? "," : "", mt);
-        if (k)
-            buf_printf(b, ";q=%g", q[k < 5 ? k : 5]);
-        k++;
-    }
-    buf_printf(b, "%s*/*;q=0.1", k ? "," : "");
-}
-
 /* Adds the header written in h to the target's list and empties h; 0 or
  * KILN_ENOMEM. */
 KILN_MUST_CHECK static int add_header(target *t, buf *h) {
@@ -209,8 +184,12 @@ KILN_MUST_CHECK static int easy_setup(target *t) {
     curl_slist_free_all(t->connect_to);
     t->hdrs = t->connect_to = NULL;
     buf h = BUF_INIT;
-    accept_header(sc, &h);
+    protocols_accept(sc, &h);
     int rc = add_header(t, &h);
+    if (rc == 0 && !sc->enable_compression) {
+        buf_puts(&h, "Accept-Encoding: identity");
+        rc = add_header(t, &h);
+    }
     if (rc == 0) {
         buf_printf(&h, "X-Prometheus-Scrape-Timeout-Seconds: %g", (double)t->timeout_ms / 1000.0);
         rc = add_header(t, &h);
@@ -234,7 +213,8 @@ KILN_MUST_CHECK static int easy_setup(target *t) {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+    if (sc->enable_compression)
+        curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -10,6 +10,9 @@
  *   fetch.c         the HTTP fetch: libcurl's multi-socket API on libuv
  *   append.c        a scrape's samples into storage: the series cache,
  *                   limits, stale markers, the report series
+ *   protocols.c     scrape_protocols: the Accept header, the format of a
+ *                   response's Content-Type
+ *   protoexpo.c     the protobuf exposition format (protoexpo.h)
  *   filesd.c        file_sd_configs: reading and polling the target files
  *   sd.c, sd_*.c    the other service discoveries, on a thread of their own
  *                   (see sd.h)
@@ -60,6 +63,7 @@ typedef struct centry {
     uint8_t dropped;     /* metric relabeling drops it */
     uint8_t explicit_ts; /* the last sample had its own timestamp */
     uint8_t in_last;     /* has a live sample in the last stored scrape */
+    uint8_t is_hist;     /* its last sample was a native histogram */
 } centry;
 
 typedef struct scache {
@@ -262,6 +266,22 @@ void append_scrape(target *t);
 /* Stale markers for every series of a target that goes away. */
 void append_stale(target *t);
 void append_cache_free(scache *c);
+
+/* ---- protocols.c (any thread) ---------------------------------------------- */
+
+/* The formats a scrape's body can be in. */
+enum { SCRAPE_FMT_TEXT, SCRAPE_FMT_OM, SCRAPE_FMT_PROTO };
+
+/* Appends the Accept header line ("Accept: ...") for sc's scrape_protocols. */
+void protocols_accept(const scrape_config *sc, buf *b);
+
+/*
+ * The SCRAPE_FMT_* of a response with Content-Type ctype (NULL or "" when
+ * it had none), or -1 when the scrape must fail; why (whyn bytes) then says
+ * why, and when the fallback protocol (a scrape_protocols name or NULL) was
+ * used instead it says that (for a log line), else it is "".
+ */
+int protocols_format(const char *ctype, const char *fallback, char *why, size_t whyn);
 
 /* ---- filesd.c (loop thread) ------------------------------------------------ */
 

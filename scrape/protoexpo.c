@@ -915,7 +915,7 @@ double pexpo_value(const pexpo *p) {
     return p->value;
 }
 
-const histogram *pexpo_histogram(const pexpo *p) {
+histogram *pexpo_histogram(pexpo *p) {
     return &p->h;
 }
 

@@ -94,8 +94,9 @@ const char *pexpo_series(const pexpo *p, size_t *len);
 size_t pexpo_labels(const pexpo *p, const expo_label **ls);
 /* SAMPLE: the value (a NaN is Prometheus' canonical NaN, never the stale marker). */
 double pexpo_value(const pexpo *p);
-/* HISTOGRAM: the sample (absolute counts; arrays in the parser). */
-const histogram *pexpo_histogram(const pexpo *p);
+/* HISTOGRAM: the sample (absolute counts; arrays in the parser, which the
+ * caller may change in place, e.g. with hist_apply_limits). */
+histogram *pexpo_histogram(pexpo *p);
 /* SAMPLE, HISTOGRAM: 1 with *ms set when the metric has timestamp_ms. */
 int pexpo_timestamp(const pexpo *p, int64_t *ms);
 /* HELP: the text; UNIT: the unit. */

@@ -34,6 +34,10 @@ static const feature_desc features[] = {
      "Experimental created timestamp zero ingestion enabled."},
     {"otlp-deltatocumulative", FEATURE_OTLP_DELTATOCUMULATIVE,
      "Converting delta OTLP metrics to cumulative."},
+    {"native-histograms", FEATURE_NATIVE_HISTOGRAMS,
+     "Experimental native histogram support enabled. Changed default scrape_protocols to prefer "
+     "PrometheusProto "
+     "format."},
     {"promql-at-modifier", 0, NOOP},
     {"promql-negative-offset", 0, NOOP},
 };

@@ -362,6 +362,7 @@ enum {
     FEATURE_EXEMPLAR_STORAGE = 1u << 5,                 /* storage/exemplars.c */
     FEATURE_CREATED_TIMESTAMP_ZERO_INGESTION = 1u << 6, /* scrape/append.c, api/otlp.c */
     FEATURE_OTLP_DELTATOCUMULATIVE = 1u << 16,          /* the OTLP receiver's, api/otlp_delta.c */
+    FEATURE_NATIVE_HISTOGRAMS = 1u << 7,                /* global scrape_native_histograms defaults to true */
 };
 /* The PromQL features, all of which Prometheus' PromQL test engine turns on. */
 #define FEATURE_PROMQL_ALL                                                                                   \

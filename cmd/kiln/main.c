@@ -1163,6 +1163,7 @@ int main(int argc, char **argv) {
 
     k.start_ms = time_now_ms();
     feature_parse_list(flags[F_ENABLE_FEATURE].value, &k.features);
+    config_set_native_histograms_default((k.features & FEATURE_NATIVE_HISTOGRAMS) != 0);
     pthread_mutex_init(&k.cfg_mu, NULL);
     for (int i = 0; i < F_COUNT; i++) {
         k.flag_names[i] = flags[i].name;

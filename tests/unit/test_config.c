@@ -493,6 +493,36 @@ START_TEST(test_inheritance) {
     ck_assert_uint_eq(c->scrape_configs[0].target_limit, 3);
     ck_assert_uint_eq(c->scrape_configs[1].sample_limit, 5);
     config_free(c);
+    /* native histograms: the job's own setting wins, else global's; the default protocol list is
+     * PrometheusProto first where they are on; a list global writes is kept; the failure log is
+     * global's unless the job names one */
+    c = load_ok("global:\n  scrape_native_histograms: true\n  scrape_failure_log_file: /g.log\n"
+                "scrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_native_histograms: false\n"
+                "    scrape_failure_log_file: /b.log\n");
+    ck_assert_int_eq(c->scrape_configs[0].scrape_native_histograms, 1);
+    ck_assert_str_eq(c->scrape_configs[0].scrape_protocols[0], "PrometheusProto");
+    ck_assert_uint_eq(c->scrape_configs[0].nscrape_protocols, 5);
+    ck_assert_str_eq(c->scrape_configs[0].scrape_failure_log_file, "/g.log");
+    ck_assert_int_eq(c->scrape_configs[1].scrape_native_histograms, 0);
+    ck_assert_str_eq(c->scrape_configs[1].scrape_protocols[0], "OpenMetricsText1.0.0");
+    ck_assert_uint_eq(c->scrape_configs[1].nscrape_protocols, 4);
+    ck_assert_str_eq(c->scrape_configs[1].scrape_failure_log_file, "/b.log");
+    ck_assert_int_eq(c->scrape_configs[1].enable_compression, 1);
+    config_free(c);
+    c = load_ok("global:\n  scrape_protocols: [PrometheusText0.0.4]\n"
+                "scrape_configs:\n  - job_name: a\n    scrape_native_histograms: true\n");
+    ck_assert_uint_eq(c->scrape_configs[0].nscrape_protocols, 1);
+    ck_assert_str_eq(c->scrape_configs[0].scrape_protocols[0], "PrometheusText0.0.4");
+    config_free(c);
+    /* --enable-feature=native-histograms: global's default turns on */
+    config_set_native_histograms_default(1);
+    c = load_ok("scrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_native_histograms: false\n");
+    config_set_native_histograms_default(0);
+    ck_assert_int_eq(c->global.scrape_native_histograms, 1);
+    ck_assert_str_eq(c->global.scrape_protocols[0], "PrometheusProto");
+    ck_assert_int_eq(c->scrape_configs[0].scrape_native_histograms, 1);
+    ck_assert_str_eq(c->scrape_configs[1].scrape_protocols[0], "OpenMetricsText1.0.0");
+    config_free(c);
 }
 END_TEST
 
@@ -596,6 +626,11 @@ static const struct {
      "OpenMetricsText1.0.0 PrometheusText0.0.4 PrometheusText1.0.0]"},
     {"scrape_configs:\n  - job_name: a\n    scrape_protocols: [PrometheusProto, PrometheusProto]\n",
      "kiln.yml:3:41: duplicated protocol in scrape_protocols, got PrometheusProto"},
+    {"scrape_configs:\n  - job_name: a\n    fallback_scrape_protocol: Text\n",
+     "kiln.yml:3:31: unknown fallback_scrape_protocol Text, supported: [PrometheusProto OpenMetricsText0.0.1 "
+     "OpenMetricsText1.0.0 PrometheusText0.0.4 PrometheusText1.0.0]"},
+    {"scrape_configs:\n  - job_name: a\n    native_histogram_min_bucket_factor: x1\n",
+     "kiln.yml:3:41: native_histogram_min_bucket_factor must be a number of 0 or more, got x1"},
     {"scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: [a.txt]\n",
      "kiln.yml:4:17: path name \"a.txt\" is not valid for file discovery"},
     {"scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - refresh_interval: 1m\n",
@@ -987,6 +1022,7 @@ static const char full_yaml_out[] = "global:\n"
                                     "  label_name_length_limit: 200\n"
                                     "  label_value_length_limit: 2048\n"
                                     "  target_limit: 50\n"
+                                    "  scrape_native_histograms: false\n"
                                     "alerting:\n"
                                     "  alert_relabel_configs:\n"
                                     "  - separator: ;\n"
@@ -1022,6 +1058,8 @@ static const char full_yaml_out[] = "global:\n"
                                     "  scrape_timeout: 5s\n"
                                     "  scrape_protocols:\n"
                                     "  - OpenMetricsText1.0.0\n"
+                                    "  scrape_native_histograms: false\n"
+                                    "  enable_compression: true\n"
                                     "  metrics_path: /probe\n"
                                     "  scheme: https\n"
                                     "  body_size_limit: 1GiB\n"
@@ -1126,6 +1164,8 @@ static const char full_yaml_out[] = "global:\n"
                                     "  scrape_protocols:\n"
                                     "  - PrometheusText0.0.4\n"
                                     "  - OpenMetricsText1.0.0\n"
+                                    "  scrape_native_histograms: false\n"
+                                    "  enable_compression: true\n"
                                     "  metrics_path: /metrics\n"
                                     "  scheme: http\n"
                                     "  body_size_limit: 10MiB\n"
@@ -1150,6 +1190,8 @@ static const char full_yaml_out[] = "global:\n"
                                     "  scrape_protocols:\n"
                                     "  - PrometheusText0.0.4\n"
                                     "  - OpenMetricsText1.0.0\n"
+                                    "  scrape_native_histograms: false\n"
+                                    "  enable_compression: true\n"
                                     "  metrics_path: /m\n"
                                     "  scheme: http\n"
                                     "  body_size_limit: 10MiB\n"
@@ -1276,6 +1318,13 @@ START_TEST(test_scrape_equal_every_key) {
         "proxy_url: http://p:1",
         "follow_redirects: false",
         "enable_http2: false",
+        "scrape_native_histograms: true",
+        "always_scrape_classic_histograms: true",
+        "native_histogram_bucket_limit: 10",
+        "native_histogram_min_bucket_factor: 1.1",
+        "fallback_scrape_protocol: PrometheusText0.0.4",
+        "enable_compression: false",
+        "scrape_failure_log_file: /tmp/f.log",
         "basic_auth: {}",
         "basic_auth: {password_file: f}",
         "authorization: {credentials_file: f}",
