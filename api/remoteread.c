@@ -8,14 +8,20 @@
  * accepted_response_types kiln knows; none given means SAMPLES):
  *
  *   SAMPLES              one snappy-compressed ReadResponse, a QueryResult
- *                        of raw samples a query;
+ *                        of raw samples a query (native histograms as
+ *                        TimeSeries.histograms, as Prometheus' Histogram
+ *                        messages: deltas for an integer one, counts for a
+ *                        float one; they count against the sample limit);
  *                        Content-Type: application/x-protobuf
  *   STREAMED_XOR_CHUNKS  a stream of frames, each uvarint(size) +
  *                        CRC32C(message) big-endian + a ChunkedReadResponse
  *                        holding one series (labels and XOR chunks of up to
  *                        120 samples) and the index of its query; a series
  *                        whose chunks pass --storage.remote.read-max-bytes-
- *                        in-frame continues in the next frame.  Content-Type:
+ *                        in-frame continues in the next frame.  Float
+ *                        samples only: a series' native histograms are not
+ *                        streamed (kiln has no histogram chunk writer for
+ *                        this path); use SAMPLES for them.  Content-Type:
  *                        application/x-streamed-protobuf;
  *                        proto=prometheus.ChunkedReadResponse
  *
@@ -58,6 +64,75 @@ static void pb_str(buf *b, unsigned field, const char *s) {
 static void pb_int(buf *b, unsigned field, int64_t v) {
     buf_put_uvarint(b, (uint64_t)field << 3);
     buf_put_uvarint(b, (uint64_t)v);
+}
+
+static void pb_double(buf *b, unsigned field, double v) {
+    buf_put_uvarint(b, (uint64_t)field << 3 | 1);
+    uint64_t bits = double_to_bits(v);
+    for (int j = 0; j < 8; j++)
+        buf_putc(b, (char)(bits >> (8 * j)));
+}
+
+static uint64_t zigzag64(int64_t v) {
+    return (uint64_t)v << 1 ^ (uint64_t)(v >> 63);
+}
+
+/* One side of a Histogram: spans (field f), then packed deltas (f+1) for an
+ * integer histogram or packed counts (f+2) for a float one. */
+static void pb_hist_side(buf *b, buf *tmp, unsigned f, const hist_span *sp, uint32_t nsp, const double *c,
+                         uint32_t n, int is_int) {
+    for (uint32_t i = 0; i < nsp; i++) {
+        buf_reset(tmp);
+        buf_put_uvarint(tmp, 1 << 3);
+        buf_put_uvarint(tmp, zigzag64(sp[i].offset));
+        buf_put_uvarint(tmp, 2 << 3);
+        buf_put_uvarint(tmp, sp[i].length);
+        pb_bytes(b, f, tmp->data, tmp->len);
+    }
+    if (!n)
+        return;
+    buf_reset(tmp);
+    int64_t prev = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (is_int) {
+            int64_t v = (int64_t)c[i];
+            buf_put_uvarint(tmp, zigzag64((int64_t)((uint64_t)v - (uint64_t)prev)));
+            prev = v;
+        } else {
+            uint64_t bits = double_to_bits(c[i]);
+            for (int j = 0; j < 8; j++)
+                buf_putc(tmp, (char)(bits >> (8 * j)));
+        }
+    }
+    pb_bytes(b, is_int ? f + 1 : f + 2, tmp->data, tmp->len);
+}
+
+/* Histogram (remote.proto's field numbers) of one sample into b; tmp is scratch. */
+static void pb_histogram(buf *b, buf *tmp, const hsample *hs) {
+    const histogram *h = hs->h;
+    if (h->is_int) {
+        buf_put_uvarint(b, 1 << 3);
+        buf_put_uvarint(b, (uint64_t)h->count);
+    } else {
+        pb_double(b, 2, h->count);
+    }
+    pb_double(b, 3, h->sum);
+    buf_put_uvarint(b, 4 << 3);
+    buf_put_uvarint(b, zigzag64(h->schema));
+    pb_double(b, 5, h->zero_threshold);
+    if (h->is_int) {
+        buf_put_uvarint(b, 6 << 3);
+        buf_put_uvarint(b, (uint64_t)h->zero_count);
+    } else {
+        pb_double(b, 7, h->zero_count);
+    }
+    pb_hist_side(b, tmp, 8, h->neg_spans, h->nneg_spans, h->neg, h->nneg, h->is_int);
+    pb_hist_side(b, tmp, 11, h->pos_spans, h->npos_spans, h->pos, h->npos, h->is_int);
+    if (h->hint)
+        pb_int(b, 14, h->hint);
+    pb_int(b, 15, hs->t);
+    for (uint32_t i = 0; i < h->ncustom; i++)
+        pb_double(b, 16, h->custom_values[i]);
 }
 
 /* Label{name=1, value=2} as field `field` of the enclosing message. */
@@ -195,7 +270,7 @@ static int put_samples_result(rr_ctx *c, const series_set *set, size_t *total, s
     buf qr = BUF_INIT;
     for (size_t i = 0; i < set->n; i++) {
         const series *s = &set->v[i];
-        *total += s->n;
+        *total += s->n + s->nh;
         if (limit && *total > limit) {
             buf_free(&qr);
             return kiln_err_set(err, KILN_ELIMIT, "exceeded sample limit (%zu)", limit);
@@ -215,6 +290,14 @@ static int put_samples_result(rr_ctx *c, const series_set *set, size_t *total, s
             buf_put_uvarint(&c->ser, n + c->tmp.len);
             buf_append(&c->ser, one, n);
             buf_append(&c->ser, c->tmp.data, c->tmp.len);
+        }
+        for (size_t k = 0; k < s->nh; k++) {
+            buf one = BUF_INIT;
+            pb_histogram(&one, &c->tmp, &s->hs[k]);
+            pb_bytes(&c->ser, 4, one.data, one.len);
+            if (buf_error(&one))
+                c->ser.oom = 1;
+            buf_free(&one);
         }
         pb_bytes(&qr, 1, c->ser.data, c->ser.len);
     }

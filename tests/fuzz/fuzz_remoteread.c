@@ -1,7 +1,8 @@
 /*
  * fuzz_remoteread.c - arbitrary bytes through POST /api/v1/read
  * (api_v1_read_handle in api/remoteread.c) over a real storage holding a
- * few series, opened once in a temporary directory.
+ * few series (floats, and integer and float native histograms), opened once
+ * in a temporary directory.
  *
  * Input layout: byte 0 picks the mode, the rest is the payload.
  *   mode even  the payload is a ReadRequest in protobuf; the harness
@@ -55,6 +56,27 @@ static api_v1 *setup(void) {
         for (int k = 0; k < 300; k++)
             if (appender_append(ap, &ref, ls, 3, 1000 * k, k * 0.5, NULL) != 0)
                 break;
+    }
+    /* native histograms too (SAMPLES answers carry them): one integer and one float series */
+    hist_span sp[2] = {{-1, 2}, {3, 1}}, nsp[1] = {{-2, 1}};
+    for (int i = 0; ap && i < 2; i++) {
+        label ls[3] = {{"__name__", "h"}, {"i", i ? "float" : "int"}, {"job", "a"}};
+        uint64_t ref = 0;
+        for (int k = 0; k < 50; k++) {
+            double c[3] = {k, 2.0 * k, 1}, neg[1] = {3};
+            histogram h = {0};
+            h.schema = i ? -1 : 3;
+            h.is_int = (uint8_t)!i;
+            h.zero_threshold = 0.001;
+            h.zero_count = 1;
+            h.sum = 0.25 * k;
+            h.pos_spans = sp, h.npos_spans = 2, h.pos = c, h.npos = 3;
+            if (!i) /* the float one has no negative buckets */
+                h.neg_spans = nsp, h.nneg_spans = 1, h.neg = neg, h.nneg = 1;
+            h.count = 3.0 * k + 2 + (i ? 0 : 3);
+            if (appender_append_histogram(ap, &ref, ls, 3, 1000 * k, &h, NULL) != 0)
+                break;
+        }
     }
     if (!ap || appender_commit(ap, NULL) != 0)
         return NULL;
