@@ -5,7 +5,7 @@
  *
  *   build/opt/tests/bench/bench_remotewrite [--url=http://127.0.0.1:9090/api/v1/write]
  *       [--connections=4] [--series=100000] [--batch=2000] [--duration=10]
- *       [--labels=4] [--interval-ms=1000] [--otlp]
+ *       [--labels=4] [--interval-ms=1000] [--otlp] [--histograms=N]
  *
  * --otlp sends the same series as OTLP/HTTP instead (an uncompressed
  * protobuf ExportMetricsServiceRequest to e.g. /api/v1/otlp/v1/metrics):
@@ -25,6 +25,13 @@
  * once, with fixed-width timestamps (6-byte varints, valid from 2004 to 2039)
  * and values patched in place, then snappy-compressed; the client's CPU
  * time is printed so it can be subtracted from a shared machine's budget.
+ *
+ * --histograms=N sends one native histogram a series instead of a float
+ * sample (remote write 1.0 Histogram, integer counts): schema 3, a zero
+ * bucket, one span of N populated buckets (N at most 120) whose counts
+ * grow by one each pass, count and sum to match; "samples" then counts
+ * histograms.  Prometheus 2.42 accepts them with
+ * --enable-feature=native-histograms.
  *
  * Output: one line a second (samples/s in that second), then a summary:
  * samples sent and accepted, requests by status, samples/s, and the first
@@ -60,6 +67,7 @@ typedef struct opts {
     int labels;
     int64_t interval_ms;
     int otlp;
+    int hbuckets; /* --histograms: buckets a histogram, 0 for float samples */
 } opts;
 
 /* One request slot: its raw protobuf and where each sample's fields are. */
@@ -68,6 +76,7 @@ typedef struct slot {
     size_t len;
     size_t *val_off; /* offset of the 8-byte double */
     size_t *ts_off;  /* offset of the 6-byte varint (OTLP: of the fixed64 nanoseconds) */
+    size_t *h_off;   /* --histograms: offset of the Histogram message (its layout: hist_template) */
     size_t n;
 } slot;
 
@@ -129,6 +138,52 @@ static void put_ts6(uint8_t *p, int64_t t) {
         v >>= 7;
     }
     p[5] = (uint8_t)(v & 0x7f);
+}
+
+/* A 6-byte (padded) varint, which protobuf decoders accept like a short one. */
+static void put_varint6(uint8_t *p, uint64_t v) {
+    put_ts6(p, (int64_t)v);
+}
+
+/*
+ * The Histogram message of --histograms, patched in place each pass (the
+ * offsets below, from the message start):
+ *
+ *   +0  count_int       0x08 + 6-byte varint        (patched at +1)
+ *   +7  sum             0x19 + double               (patched at +8)
+ *   +16 schema 3        0x20 0x06
+ *   +18 zero_threshold  0x29 + double 1e-128
+ *   +27 zero_count_int  0x30 + 6-byte varint        (patched at +28)
+ *   +34 positive_spans  0x5a 4 {offset 5, length n}
+ *   +40 positive_deltas 0x62 len, first delta as a 6-byte varint (patched
+ *                       at +42), then n-1 deltas alternating +1, -1
+ *   +47+n timestamp     0x78 + 6-byte varint        (patched at +48+n)
+ */
+#define HIST_LEN(n) (54 + (size_t)(n))
+static void hist_template(uint8_t *p, int n) {
+    memset(p, 0, HIST_LEN(n));
+    p[0] = 0x08;
+    p[7] = 0x19;
+    p[16] = 0x20, p[17] = 0x06;
+    p[18] = 0x29;
+    double zt = 1e-128;
+    memcpy(p + 19, &zt, 8);
+    p[27] = 0x30;
+    p[34] = 0x5a, p[35] = 4, p[36] = 0x08, p[37] = 0x0a, p[38] = 0x10, p[39] = (uint8_t)n;
+    p[40] = 0x62, p[41] = (uint8_t)(6 + n - 1);
+    for (int i = 1; i < n; i++)
+        p[47 + i] = (uint8_t)(i % 2 ? 2 : 1); /* zigzag(+1), zigzag(-1) */
+    p[47 + n] = 0x78;
+}
+
+/* Pass c (>= 1) of a histogram: buckets c, c+1, c, ...; zero bucket c. */
+static void hist_patch(uint8_t *p, int n, uint64_t c, double sum, int64_t t) {
+    uint64_t count = (uint64_t)n * c + (uint64_t)(n / 2) + c;
+    put_varint6(p + 1, count);
+    memcpy(p + 8, &sum, 8);
+    put_varint6(p + 28, c);
+    put_varint6(p + 42, c << 1);
+    put_ts6(p + 48 + n, t);
 }
 
 static void wb_label(wbuf *b, const char *name, const char *value) {
@@ -270,6 +325,7 @@ static void build_slots(conn *c) {
         wbuf req = {0};
         sl->val_off = malloc(o->batch * sizeof *sl->val_off);
         sl->ts_off = malloc(o->batch * sizeof *sl->ts_off);
+        sl->h_off = malloc(o->batch * sizeof *sl->h_off);
         for (size_t k = 0; k < o->batch && i < o->series && o->otlp; k++, i += (size_t)o->connections) {
             otlp_metric(o, i, &req, &sl->val_off[sl->n], &sl->ts_off[sl->n]);
             sl->n++;
@@ -285,6 +341,22 @@ static void build_slots(conn *c) {
             /* TimeSeries = labels + samples{0x09 double, 0x10 6-byte varint} */
             ts.n = 0;
             wb_put(&ts, ls.p, ls.n);
+            if (o->hbuckets) {
+                /* TimeSeries = labels + histograms{...} */
+                uint8_t hh[2] = {0x22, (uint8_t)HIST_LEN(o->hbuckets)};
+                wb_put(&ts, hh, 2);
+                size_t hoff = ts.n;
+                uint8_t tmpl[HIST_LEN(120)];
+                hist_template(tmpl, o->hbuckets);
+                wb_put(&ts, tmpl, HIST_LEN(o->hbuckets));
+                uint8_t tag = 0x0a;
+                wb_put(&req, &tag, 1);
+                wb_varint(&req, ts.n);
+                sl->h_off[sl->n] = req.n + hoff;
+                sl->n++;
+                wb_put(&req, ts.p, ts.n);
+                continue;
+            }
             static const uint8_t sample_hdr[] = {0x12, 1 + 8 + 1 + 6, 0x09};
             wb_put(&ts, sample_hdr, 3);
             size_t voff = ts.n;
@@ -426,6 +498,10 @@ static void *conn_main(void *arg) {
             slot *sl = &c->slots[s];
             for (size_t k = 0; k < sl->n; k++) {
                 double v = value + (double)k;
+                if (o->hbuckets) {
+                    hist_patch(sl->raw + sl->h_off[k], o->hbuckets, round + 1, v, t);
+                    continue;
+                }
                 memcpy(sl->raw + sl->val_off[k], &v, 8);
                 if (o->otlp) {
                     uint64_t ns = (uint64_t)t * 1000000u;
@@ -525,7 +601,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: bench_remotewrite [--url=http://127.0.0.1:9090/api/v1/write] [--connections=4]\n"
             "       [--series=100000] [--batch=2000] [--duration=10] [--labels=4] [--interval-ms=1000]\n"
-            "       [--otlp]\n");
+            "       [--otlp] [--histograms=N]\n");
 }
 
 int main(int argc, char **argv) {
@@ -550,13 +626,16 @@ int main(int argc, char **argv) {
             o.interval_ms = strtoll(a + 14, NULL, 10);
         else if (!strcmp(a, "--otlp"))
             o.otlp = 1;
+        else if (!strncmp(a, "--histograms=", 13))
+            o.hbuckets = atoi(a + 13);
         else {
             usage();
             return 2;
         }
     }
     if (parse_url(url, &o) != 0 || o.connections < 1 || o.connections > 256 || o.series == 0 ||
-        o.batch == 0 || o.duration <= 0 || o.labels < 0 || o.labels > 10 || o.interval_ms <= 0) {
+        o.batch == 0 || o.duration <= 0 || o.labels < 0 || o.labels > 10 || o.interval_ms <= 0 ||
+        o.hbuckets < 0 || o.hbuckets > 120 || (o.hbuckets && o.otlp)) {
         usage();
         return 2;
     }
@@ -615,6 +694,7 @@ int main(int argc, char **argv) {
             free(cs[i].slots[s].raw);
             free(cs[i].slots[s].val_off);
             free(cs[i].slots[s].ts_off);
+            free(cs[i].slots[s].h_off);
         }
         free(cs[i].slots);
     }

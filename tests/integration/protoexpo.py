@@ -135,8 +135,9 @@ def family(name, typ, metrics, help_text="", unit=""):
     return uvarint(len(b)) + b
 
 
-def sample_body(step=0):
-    """A body with one of each kind; `step` moves the values (a later scrape)."""
+def sample_body(step=0, gauge_hist=True):
+    """A body with one of each kind; `step` moves the values (a later scrape).  gauge_hist: the
+    float histogram is a gauge histogram (Prometheus 2.42 adds a stray classic +Inf series to those)."""
     k = step + 1
     return b"".join([
         family("demo_requests_total", COUNTER,
@@ -153,9 +154,9 @@ def sample_body(step=0):
                        histogram=native(1, [(0, 2), (2, 2)], deltas=[2 * k, 1, -2, 3], neg_spans=[(-1, 1)],
                                         neg_deltas=[k], zero_threshold=0.001, zero_count=2, count=9 * k + 4,
                                         total=42.5 * k, buckets=[(0.5, 2 * k), (1.0, 4 * k)]))]),
-        family("demo_float_hist", GAUGE_HISTOGRAM,
+        family("demo_float_hist", GAUGE_HISTOGRAM if gauge_hist else HISTOGRAM,
                [metric(histogram=native(0, [(1, 3)], counts=[1.5, 2.0 + step, 0.5], count=4.0 + step,
-                                        total=7.25, zero_count=0.0))]),
+                                        total=7.25, zero_count=0.0, zero_threshold=1e-128))]),
     ])
 
 

@@ -8,7 +8,7 @@ import unittest
 import urllib.parse
 
 from kilntest import Kiln, KilnTestCase, Prometheus
-from rwproto import field, snappy, varint, write_body
+from rwproto import field, read_varint, snappy, varint, write_body
 
 HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
            "X-Prometheus-Remote-Write-Version": "0.1.0"}
@@ -16,17 +16,6 @@ READ_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "s
                 "X-Prometheus-Remote-Read-Version": "0.1.0"}
 
 # ---- protobuf and friends, just enough to read the answers ----
-
-
-def read_varint(b, i):
-    v = s = 0
-    while True:
-        c = b[i]
-        i += 1
-        v |= (c & 0x7f) << s
-        s += 7
-        if c < 0x80:
-            return v, i
 
 
 def fields(b):
