@@ -158,6 +158,27 @@ class HistogramInterchange(unittest.TestCase):
         finally:
             p.stop()
 
+    def test_prometheus_reads_kilns_own_directory(self):
+        """kiln takes the same histograms by remote write and writes its own
+        WAL and chunks_head; Prometheus started on kiln's directory answers
+        as the reference."""
+        kiln_dir = os.path.join(self.tmp, "kiln-own")
+        k = Kiln(args=["--web.enable-remote-write-receiver"], data_dir=kiln_dir)
+        try:
+            k.start()
+            for lo in range(0, N, 10):
+                send(f"http://{k.addr}/api/v1/write", self.series, lo, lo + 10)
+            self.assertEqual(k.stop(), 0, k.read_log()[-3000:])
+        finally:
+            k.cleanup()  # kiln_dir is the test's, not kiln's temporary directory: it stays
+        self.assertTrue(os.listdir(os.path.join(kiln_dir, "chunks_head")), "no full chunk written")
+        p, url = start_prometheus(kiln_dir, self.tmp)
+        try:
+            for n, _ in self.series:
+                self.assertEqual(query_range(url, n, self.t0, self.end), self.want[n], n)
+        finally:
+            p.stop()
+
 
 if __name__ == "__main__":
     unittest.main()
