@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "query/eval.h"
+#include "query/nhbounds.h"
 #include "query/nhist.h"
 
 typedef struct bkt {
@@ -96,6 +97,10 @@ double nh_bound(int32_t idx, int32_t schema) {
     }
     int32_t frac = idx & ((1 << schema) - 1);
     int32_t e = shr_floor(idx, schema) + 1;
+    /* Prometheus' own fractions: a few differ from exp2's by an ulp, which
+     * shows in the JSON's bounds (nhbounds.h says how they were measured) */
+    if (schema <= 8)
+        return ldexp(NH_FRAC[schema][frac], e);
     return ldexp(0.5 * exp2((double)frac / (double)(1 << schema)), e);
 }
 
