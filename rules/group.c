@@ -85,8 +85,16 @@ int rules_out_push(rule_group *g, const label *base, size_t nbase, const label *
         return KILN_ENOMEM;
     size_t off = g->nlab, n = rules_labels_merge(g->lab + off, base, nbase, ov, nov);
     g->nlab += n;
-    g->out[g->nout++] = (rule_out){labels_hash(g->lab + off, n), 0, off, n, v};
+    g->out[g->nout++] = (rule_out){labels_hash(g->lab + off, n), 0, off, n, v, NULL};
     return 0;
+}
+
+/* Appends one output item, a float or a native histogram. */
+static int out_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64_t t, const rule_out *o,
+                      kiln_err *e) {
+    if (o->h)
+        return appender_append_histogram(a, ref, ls, n, t, o->h, e);
+    return appender_append(a, ref, ls, n, t, o->v, e);
 }
 
 static int cmp_out(const void *a, const void *b) {
@@ -129,12 +137,11 @@ int rules_out_write(rule_group *g, rule *r, int64_t t, int64_t limit, const char
         if (p < r->nprev && r->prev[p].hash == out[i].hash)
             ref = r->prev[p++].ref;
         kiln_err e;
-        int arc =
-            appender_append(a, &ref, ref ? NULL : g->lab + out[i].off, ref ? 0 : out[i].n, t, out[i].v, &e);
+        int arc = out_append(a, &ref, ref ? NULL : g->lab + out[i].off, ref ? 0 : out[i].n, t, &out[i], &e);
         if (arc == KILN_EINVAL && ref) {
             /* the series left the head since (truncated): find it by labels */
             ref = 0;
-            arc = appender_append(a, &ref, g->lab + out[i].off, out[i].n, t, out[i].v, &e);
+            arc = out_append(a, &ref, g->lab + out[i].off, out[i].n, t, &out[i], &e);
         }
         if (arc == 0) {
             next[nnext++] = (rule_series){out[i].hash, ref};
@@ -187,11 +194,16 @@ static int record_eval(rule_group *g, rule *r, int64_t ts, kiln_err *err) {
     g->nlab = g->nout = 0;
     if (res.type == QUERY_SCALAR)
         rc = rules_out_push(g, NULL, 0, r->labels, r->nlabels, res.scalar);
-    /* a native histogram result is not recorded (rules store floats only) */
-    for (size_t i = 0; i < res.nseries && rc == 0; i++)
-        if (res.series[i].npts && !(res.series[i].hist && res.series[i].hist[0]))
-            rc = rules_out_push(g, res.series[i].ls, res.series[i].nls, r->labels, r->nlabels,
-                                res.series[i].pts[0].v);
+    for (size_t i = 0; i < res.nseries && rc == 0; i++) {
+        if (!res.series[i].npts)
+            continue;
+        /* a native histogram result is recorded as one, as Prometheus does */
+        const histogram *h = res.series[i].hist ? res.series[i].hist[0] : NULL;
+        rc = rules_out_push(g, res.series[i].ls, res.series[i].nls, r->labels, r->nlabels,
+                            h ? 0 : res.series[i].pts[0].v);
+        if (rc == 0)
+            g->out[g->nout - 1].h = h;
+    }
     if (rc == 0)
         rc =
             rules_out_write(g, r, t, g->def->limit,

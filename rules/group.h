@@ -52,6 +52,7 @@ typedef struct rule_out {
     size_t off;
     size_t n;
     double v;
+    const histogram *h; /* a native histogram sample instead of v (the query result's) */
 } rule_out;
 
 /* What only an alerting rule has. */

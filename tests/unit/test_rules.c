@@ -212,6 +212,57 @@ START_TEST(test_recording) {
 }
 END_TEST
 
+/* A native histogram result is recorded as a native histogram; a series
+ * gone from the result gets a histogram stale marker. */
+START_TEST(test_recording_histograms) {
+    hist_span sp = {0, 2};
+    double c[2] = {1, 2};
+    histogram h = {.schema = 0,
+                   .is_int = 1,
+                   .count = 3,
+                   .sum = 4,
+                   .pos_spans = &sp,
+                   .npos_spans = 1,
+                   .pos = c,
+                   .npos = 2};
+    kiln_err err = {0};
+    for (int k = 0; k < 2; k++) {
+        label ls[] = {{LABEL_NAME, "lat"}, {"job", k ? "b" : "a"}};
+        appender *a = storage_appender(st);
+        uint64_t ref = 0;
+        ck_assert_msg(appender_append_histogram(a, &ref, ls, 2, 0, &h, &err) == 0, "%s", err.msg);
+        ck_assert_int_eq(appender_commit(a, &err), 0);
+    }
+    rule_group *g = group("groups:\n"
+                          "  - name: g\n"
+                          "    rules:\n"
+                          "      - record: lat:sum\n"
+                          "        expr: sum(lat)\n"
+                          "      - record: lat:count\n"
+                          "        expr: histogram_count(lat:sum)\n");
+    eval(g, MIN);
+    ck_assert_str_eq(q("lat:count", MIN), "{__name__=\"lat:count\"} 6\n");
+    querier *qr;
+    ck_assert_int_eq(storage_querier(st, 0, 10 * MIN, &qr, &err), 0);
+    matcher m;
+    ck_assert_int_eq(matcher_init(&m, MATCH_EQ, LABEL_NAME, "lat:sum", &err), 0);
+    series_set set = {0};
+    select_hints hints = {.mint = 0, .maxt = 10 * MIN};
+    ck_assert_int_eq(querier_select(qr, &m, 1, &hints, &set, &err), 0);
+    ck_assert_uint_eq(set.n, 1);
+    ck_assert_uint_eq(set.v[0].n, 0); /* no float sample */
+    ck_assert_uint_eq(set.v[0].nh, 1);
+    ck_assert_int_eq(set.v[0].hs[0].t, MIN);
+    ck_assert(set.v[0].hs[0].h->count == 6 && set.v[0].hs[0].h->sum == 8);
+    ck_assert_uint_eq(set.v[0].hs[0].h->npos, 2);
+    ck_assert(set.v[0].hs[0].h->pos[0] == 2 && set.v[0].hs[0].h->pos[1] == 4);
+    series_set_free(&set);
+    matcher_free(&m);
+    querier_close(qr);
+    rule_group_free(g);
+}
+END_TEST
+
 START_TEST(test_query_offset) {
     put("m", "job", "a", 0, 1);
     put("m", "job", "a", MIN, 5);
@@ -1016,6 +1067,7 @@ Suite *make_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_recording);
+    tcase_add_test(tc, test_recording_histograms);
     tcase_add_test(tc, test_query_offset);
     tcase_add_test(tc, test_stale_markers);
     tcase_add_test(tc, test_errors_keep_series);
