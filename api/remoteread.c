@@ -15,13 +15,12 @@
  *                        Content-Type: application/x-protobuf
  *   STREAMED_XOR_CHUNKS  a stream of frames, each uvarint(size) +
  *                        CRC32C(message) big-endian + a ChunkedReadResponse
- *                        holding one series (labels and XOR chunks of up to
- *                        120 samples) and the index of its query; a series
+ *                        holding one series (labels and chunks of up to 120
+ *                        samples: XOR chunks for floats, HISTOGRAM or
+ *                        FLOAT_HISTOGRAM chunks for native histograms, in
+ *                        time order) and the index of its query; a series
  *                        whose chunks pass --storage.remote.read-max-bytes-
- *                        in-frame continues in the next frame.  Float
- *                        samples only: a series' native histograms are not
- *                        streamed (kiln has no histogram chunk writer for
- *                        this path); use SAMPLES for them.  Content-Type:
+ *                        in-frame continues in the next frame.  Content-Type:
  *                        application/x-streamed-protobuf;
  *                        proto=prometheus.ChunkedReadResponse
  *
@@ -197,13 +196,14 @@ static void flush_frame(rr_ctx *c) {
     c->nchunks_in_frame = 0;
 }
 
-/* storage_xor_chunks' callback: Chunk{min=1, max=2, type=3 (XOR), data=4}. */
-static int add_chunk(void *data, int64_t mint, int64_t maxt, const uint8_t *b, size_t len) {
+/* storage_hist_chunks' callback: Chunk{min=1, max=2, type=3, data=4}, the
+ * type 1 (XOR), 2 (HISTOGRAM) or 3 (FLOAT_HISTOGRAM) as remote.proto's. */
+static int add_chunk_of(void *data, int64_t mint, int64_t maxt, int enc, const uint8_t *b, size_t len) {
     rr_ctx *c = data;
     buf one = BUF_INIT;
     pb_int(&one, 1, mint);
     pb_int(&one, 2, maxt);
-    pb_int(&one, 3, 1);
+    pb_int(&one, 3, enc);
     pb_bytes(&one, 4, b, len);
     if (c->nchunks_in_frame && c->chunks.len + one.len > c->frame_limit)
         flush_frame(c);
@@ -211,6 +211,34 @@ static int add_chunk(void *data, int64_t mint, int64_t maxt, const uint8_t *b, s
     c->nchunks_in_frame++;
     int rc = buf_error(&one) ? KILN_ENOMEM : 0;
     buf_free(&one);
+    return rc;
+}
+
+/* storage_xor_chunks' callback. */
+static int add_chunk(void *data, int64_t mint, int64_t maxt, const uint8_t *b, size_t len) {
+    return add_chunk_of(data, mint, maxt, 1, b, len);
+}
+
+/* The chunks of series s in time order: each run of float samples as XOR
+ * chunks, each run of histograms as histogram chunks (no t is in both). */
+static int stream_series(rr_ctx *c, const series *s) {
+    size_t i = 0, j = 0;
+    int rc = 0;
+    while (rc == 0 && (i < s->n || j < s->nh)) {
+        if (j == s->nh || (i < s->n && s->s[i].t < s->hs[j].t)) {
+            size_t k = i;
+            while (k < s->n && (j == s->nh || s->s[k].t < s->hs[j].t))
+                k++;
+            rc = storage_xor_chunks(s->s + i, k - i, 120, add_chunk, c);
+            i = k;
+        } else {
+            size_t k = j;
+            while (k < s->nh && (i == s->n || s->hs[k].t < s->s[i].t))
+                k++;
+            rc = storage_hist_chunks(s->hs + j, k - j, 120, add_chunk_of, c);
+            j = k;
+        }
+    }
     return rc;
 }
 
@@ -392,7 +420,7 @@ void api_v1_read_handle(api_v1 *a, http_req *req, http_resp *resp) {
         if (rc == 0 && streamed) {
             for (size_t i = 0; rc == 0 && i < set.n; i++) {
                 c.cur = &set.v[i];
-                rc = storage_xor_chunks(set.v[i].s, set.v[i].n, 120, add_chunk, &c);
+                rc = stream_series(&c, &set.v[i]);
                 if (rc == 0 && c.nchunks_in_frame)
                     flush_frame(&c);
             }

@@ -1023,3 +1023,53 @@ fail:
     it->read = it->total;
     return rc;
 }
+
+/* ---- storage_hist_chunks (storage.h) ------------------------------------- */
+
+int storage_hist_chunks(const hsample *s, size_t n, unsigned per_chunk,
+                        int (*fn)(void *data, int64_t mint, int64_t maxt, int enc, const uint8_t *b,
+                                  size_t len),
+                        void *data) {
+    histchunk c;
+    histchunk_init(&c, 0);
+    int rc = 0;
+    size_t first = 0;
+    if (per_chunk == 0)
+        per_chunk = 120;
+    for (size_t i = 0; i <= n && rc == 0; i++) {
+        /* the head's rules (headhist_append): cut when full, on a change of
+         * kind, or when the encoder says the histogram needs a new chunk */
+        const histogram *h = i < n ? s[i].h : NULL;
+        int is_float = h && !h->is_int, same = h && c.count && c.is_float == is_float;
+        int verdict = same ? histchunk_appendable(&c, h) : HISTCHUNK_CUT;
+        if (c.count && (!h || c.count >= per_chunk || verdict >= HISTCHUNK_CUT)) {
+            size_t len;
+            const uint8_t *b = histchunk_data(&c, &len);
+            rc = fn(data, s[first].t, s[i - 1].t, c.is_float ? HISTCHUNK_ENC_FLOAT : HISTCHUNK_ENC_INT, b,
+                    len);
+            histchunk_free(&c);
+        }
+        if (!h || rc != 0)
+            break;
+        if (c.count == 0) {
+            uint8_t hdr = HISTCHUNK_UNKNOWN;
+            if (h->hint == HIST_HINT_GAUGE)
+                hdr = HISTCHUNK_GAUGE;
+            else if (verdict == HISTCHUNK_CUT_RESET)
+                hdr = HISTCHUNK_RESET;
+            else if (same && verdict <= HISTCHUNK_RECODE)
+                hdr = HISTCHUNK_NOT_RESET;
+            histchunk_init(&c, is_float);
+            first = i;
+            rc = histchunk_append(&c, s[i].t, h);
+            histchunk_set_header(&c, hdr);
+        } else {
+            if (verdict == HISTCHUNK_RECODE)
+                rc = histchunk_recode(&c, h);
+            if (rc == 0)
+                rc = histchunk_append(&c, s[i].t, h);
+        }
+    }
+    histchunk_free(&c);
+    return rc;
+}

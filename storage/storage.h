@@ -507,6 +507,19 @@ KILN_MUST_CHECK int storage_xor_chunks(const sample *s, size_t n, unsigned per_c
                                                  size_t len),
                                        void *data);
 
+/*
+ * The same for histogram samples s[0..n) (sorted by t): Prometheus'
+ * histogram (enc 2) and float-histogram (enc 3) chunks, cut at `per_chunk`
+ * samples, on a change of kind, and where the encoder needs a new chunk
+ * (a layout change or counter reset), each with its counter-reset header as
+ * the head writes it.  Returns 0, fn's first non-zero result, KILN_ENOMEM or
+ * KILN_EINVAL (a histogram the encoder cannot take).  Any thread.
+ */
+KILN_MUST_CHECK int storage_hist_chunks(const hsample *s, size_t n, unsigned per_chunk,
+                                        int (*fn)(void *data, int64_t mint, int64_t maxt, int enc,
+                                                  const uint8_t *b, size_t len),
+                                        void *data);
+
 typedef struct select_hints {
     int64_t mint, maxt; /* samples wanted, inclusive */
     int labels_only;    /* no samples: series with data in [mint, maxt] */

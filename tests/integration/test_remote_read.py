@@ -1,14 +1,17 @@
 """POST /api/v1/read: Debian's Prometheus 2.42 querying kiln through
 remote_read gets kiln's answers; the streamed XOR-chunk response decoded here
 frame by frame (CRC32C, protobuf, Gorilla XOR) gives back every sample; the
-external labels, the sample limit and bad requests."""
+external labels, the sample limit and bad requests; native histograms
+streamed as HISTOGRAM / FLOAT_HISTOGRAM chunks decoded here (Prometheus'
+histogram chunk encoding) give back every histogram, floats and histograms
+of one series in time order."""
 import struct
 import time
 import unittest
 import urllib.parse
 
 from kilntest import Kiln, KilnTestCase, Prometheus
-from rwproto import field, read_varint, snappy, varint, write_body
+from rwproto import field, pb_histogram, read_varint, snappy, varint, write_body, write_body_hist
 
 HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
            "X-Prometheus-Remote-Write-Version": "0.1.0"}
@@ -124,6 +127,118 @@ def xor_decode(b):
             vb ^= r.bits(64 - lead - trail) << trail
         out.append((t, vb))
     return [(t, struct.unpack("<d", struct.pack("<Q", v))[0]) for t, v in out]
+
+
+def varbit(r, signed_=True):
+    """Prometheus' varbit_int / varbit_uint."""
+    n = 0
+    while n < 8 and r.bit() == 1:
+        n += 1
+    sz = [0, 3, 6, 9, 12, 18, 25, 56, 64][n]
+    if sz == 0:
+        return 0
+    v = r.bits(sz)
+    if signed_ and sz < 64 and v > 1 << (sz - 1):
+        v -= 1 << sz
+    elif signed_ and sz == 64 and v >= 1 << 63:
+        v -= 1 << 64
+    return v
+
+
+def f64(b):
+    return struct.unpack("<d", struct.pack("<Q", b))[0]
+
+
+class Xor:
+    """One XOR-coded value with its window."""
+
+    def __init__(self, bits):
+        self.v, self.lead, self.trail = bits, 0, 0
+
+    def next(self, r):
+        if r.bit() == 1:
+            if r.bit() == 1:
+                self.lead = r.bits(5)
+                sig = r.bits(6) or 64
+                self.trail = 64 - self.lead - sig
+            self.v ^= r.bits(64 - self.lead - self.trail) << self.trail
+        return self.v
+
+
+def hist_decode(b, is_float):
+    """Prometheus' histogram (2) or float histogram (3) chunk -> [(t, dict)]."""
+    n = struct.unpack(">H", b[:2])[0]
+    r = Bits(b[3:])
+    zb = r.bits(8)
+    zt = 0.0 if zb == 0 else f64(r.bits(64)) if zb == 255 else 2.0 ** (zb - 243 - 1)
+    schema = varbit(r)
+    sides = []
+    for _ in range(2):
+        spans = []
+        for _ in range(varbit(r, False)):
+            length = varbit(r, False)
+            spans.append((varbit(r), length))
+        sides.append(spans)
+    npos, nneg = (sum(ln for _, ln in sp) for sp in sides)
+    out, t = [], 0
+    if is_float:
+        t = varbit(r)
+        xs = [Xor(r.bits(64)) for _ in range(3 + npos + nneg)]
+        vals = [x.v for x in xs]
+        tdelta = 0
+        for k in range(n):
+            if k:
+                tdelta += varbit(r)
+                t += tdelta
+                vals = [x.next(r) for x in xs]
+            fv = [f64(v) for v in vals]
+            out.append((t, {"schema": schema, "zt": zt, "count": fv[0], "zc": fv[1], "sum": fv[2],
+                            "pos_spans": sides[0], "pos": fv[3:3 + npos], "neg_spans": sides[1],
+                            "neg": fv[3 + npos:]}))
+        return out
+    t, cnt, zc = varbit(r), varbit(r, False), varbit(r, False)
+    s = Xor(r.bits(64))
+    bk = [varbit(r) for _ in range(npos + nneg)]
+    d = [0] * (3 + npos + nneg)
+    for k in range(n):
+        if k:
+            d[0] += varbit(r)
+            d[1] += varbit(r)
+            d[2] += varbit(r)
+            t, cnt, zc = t + d[0], cnt + d[1], zc + d[2]
+            s.next(r)
+            for i in range(npos + nneg):
+                d[3 + i] += varbit(r)
+                bk[i] += d[3 + i]
+        absb, acc = [], 0
+        for i, v in enumerate(bk):
+            acc = v if i in (0, npos) else acc + v
+            absb.append(float(acc))
+        out.append((t, {"schema": schema, "zt": zt, "count": float(cnt), "zc": float(zc), "sum": f64(s.v),
+                        "pos_spans": sides[0], "pos": absb[:npos], "neg_spans": sides[1], "neg": absb[npos:]}))
+    return out
+
+
+def read_streamed(test, body):
+    """{series labels (tuple): [(chunk type, min, max, [(t, value)])]} of a streamed answer."""
+    got, i = {}, 0
+    while i < len(body):
+        n, i = read_varint(body, i)
+        crc = struct.unpack(">I", body[i:i + 4])[0]
+        msg = body[i + 4:i + 4 + n]
+        i += 4 + n
+        test.assertEqual(crc, crc32c(msg), "frame checksum")
+        for f, _, cs in fields(msg):
+            if f != 1:
+                continue
+            cf = fields(cs)
+            key = tuple(sorted(labels_of(cf).items()))
+            for f2, _, ch in cf:
+                if f2 == 2:
+                    c = {f3: v for f3, _, v in fields(ch)}
+                    pts = xor_decode(c[4]) if c[3] == 1 else hist_decode(c[4], c[3] == 3)
+                    got.setdefault(key, []).append((c[3], c[1], c[2], pts))
+    return got
 
 
 def read_request(queries, streamed):
@@ -250,6 +365,85 @@ class RemoteRead(KilnTestCase):
         key = lambda r: sorted(r["metric"].items())  # noqa: E731
         self.assertEqual(len(theirs), 2)
         self.assertEqual(sorted(theirs, key=key), sorted(mine, key=key))
+
+
+class RemoteReadHistograms(KilnTestCase):
+    """Native histograms in the streamed answer: HISTOGRAM and FLOAT_HISTOGRAM chunks."""
+    kiln_config = CONFIG
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.t0 = t0 = (int(time.time()) - 3600) * 1000
+        cls.want = {}
+        # 150 integer histograms: a third bucket from the 60th (the chunk recoded), a counter reset at
+        # the 100th (a new chunk)
+        ints, want = [], []
+        for k in range(150):
+            base = k if k < 100 else k - 100
+            counts = [base + 1, 2 * base + 1] + ([base] if k >= 60 else [])
+            spans = [(0, len(counts))]
+            deltas = [counts[0]] + [counts[j] - counts[j - 1] for j in range(1, len(counts))]
+            t = t0 + k * 10000 + (k % 7) * 13
+            ints.append(pb_histogram(t, 0, spans, deltas=deltas, neg_spans=[(-1, 1)], neg_deltas=[base],
+                                     count=sum(counts) + base + 2, total=base * 1.5, zero_threshold=0.001,
+                                     zero_count=2))
+            want.append((t, {"schema": 0, "zt": 0.001, "count": float(sum(counts) + base + 2), "zc": 2.0,
+                             "sum": base * 1.5, "pos_spans": spans, "pos": [float(c) for c in counts],
+                             "neg_spans": [(-1, 1)], "neg": [float(base)]}))
+        cls.want["rrh_int"] = want
+        floats, want = [], []
+        for k in range(30):
+            counts = [0.5 + k, 2.25 * k]
+            t = t0 + k * 10000
+            floats.append(pb_histogram(t, 1, [(1, 2)], counts=counts, count=sum(counts), total=k * 0.1))
+            want.append((t, {"schema": 1, "zt": 0.0, "count": sum(counts), "zc": 0.0, "sum": k * 0.1,
+                             "pos_spans": [(1, 2)], "pos": counts, "neg_spans": [], "neg": []}))
+        cls.want["rrh_float"] = want
+        for ls, hs in ((("rrh_int", "a"), ints), (("rrh_float", "a"), floats)):
+            st, _, body = cls.kiln.post("/api/v1/write", write_body_hist(
+                [([("__name__", ls[0]), ("job", ls[1])], [], hs)]), headers=HEADERS)
+            assert st == 204, body
+        # one series: floats, then integer histograms, then floats again (written in time order)
+        mix = [("__name__", "rrh_mix"), ("job", "a")]
+        parts = ([([(k * 1.0, t0 + k * 10000) for k in range(10)], [])],
+                 [([], [pb_histogram(t0 + k * 10000, 0, [(0, 1)], deltas=[k], count=k, total=1.0)
+                        for k in range(10, 20)])],
+                 [([(k * 1.0, t0 + k * 10000) for k in range(20, 25)], [])])
+        for (ss, hs), in parts:
+            st, _, body = cls.kiln.post("/api/v1/write", write_body_hist([(mix, ss, hs)]), headers=HEADERS)
+            assert st == 204, body
+
+    def read(self, name):
+        st, h, body = self.kiln.post("/api/v1/read", read_request(
+            [(self.t0, self.t0 + 3600_000, [(0, "__name__", name)])], True), headers=READ_HEADERS)
+        self.assertEqual(st, 200, body)
+        got = read_streamed(self, body)
+        self.assertEqual(len(got), 1, got.keys())
+        return list(got.values())[0]
+
+    def test_integer_histograms(self):
+        chunks = self.read("rrh_int")
+        self.assertEqual({c[0] for c in chunks}, {2})
+        # cut at the counter reset (sample 100) and at 120 samples at most
+        self.assertEqual([len(c[3]) for c in chunks], [100, 50])
+        for _, mint, maxt, pts in chunks:
+            self.assertEqual((mint, maxt), (pts[0][0], pts[-1][0]))
+        # the first chunk was recoded to the third bucket (as Prometheus does): an empty bucket before it
+        want = [(t, dict(h, pos_spans=[(0, 3)], pos=h["pos"] + [0.0]) if k < 60 else h)
+                for k, (t, h) in enumerate(self.want["rrh_int"])]
+        self.assertEqual(sum((c[3] for c in chunks), []), want)
+
+    def test_float_histograms(self):
+        chunks = self.read("rrh_float")
+        self.assertEqual([(c[0], len(c[3])) for c in chunks], [(3, 30)])
+        self.assertEqual(chunks[0][3], self.want["rrh_float"])
+
+    def test_floats_and_histograms_in_time_order(self):
+        chunks = self.read("rrh_mix")
+        self.assertEqual([(c[0], len(c[3])) for c in chunks], [(1, 10), (2, 10), (1, 5)])
+        self.assertEqual([t for c in chunks for t, _ in c[3]], [self.t0 + k * 10000 for k in range(25)])
+        self.assertEqual([h["count"] for _, h in chunks[1][3]], [float(k) for k in range(10, 20)])
 
 
 if __name__ == "__main__":

@@ -800,6 +800,87 @@ START_TEST(test_custom_buckets_restart) {
 }
 END_TEST
 
+/* storage_hist_chunks (remote read's streamed chunks): cut at per_chunk, at a
+ * counter reset, at a change of kind; each chunk's header, range and
+ * samples; the callback's error stops it. */
+typedef struct rr_chunk {
+    int enc;
+    int64_t mint, maxt;
+    uint8_t hdr;
+    size_t n;
+    double first_count;
+} rr_chunk;
+
+typedef struct rr_chunks {
+    rr_chunk v[8];
+    size_t n;
+    int fail_at;
+} rr_chunks;
+
+static int rr_on_chunk(void *data, int64_t mint, int64_t maxt, int enc, const uint8_t *b, size_t len) {
+    rr_chunks *g = data;
+    if (g->n == (size_t)g->fail_at)
+        return KILN_EINVAL;
+    ck_assert_uint_lt(g->n, 8);
+    rr_chunk *c = &g->v[g->n++];
+    c->enc = enc;
+    c->mint = mint;
+    c->maxt = maxt;
+    c->hdr = len > 2 ? b[2] & 0xc0 : 0xff;
+    histiter it;
+    histiter_init(&it, b, len, enc == HISTCHUNK_ENC_FLOAT);
+    int rc;
+    while ((rc = histiter_next(&it)) == 1) {
+        if (c->n++ == 0)
+            c->first_count = it.h.count;
+    }
+    ck_assert_int_eq(rc, 0);
+    histiter_free(&it);
+    return 0;
+}
+
+START_TEST(test_storage_hist_chunks) {
+    enum { N = 260 };
+    static histogram hs[N];
+    static double pos[N][2];
+    static hsample s[N];
+    hist_span sp = {0, 2};
+    for (int i = 0; i < N; i++) {
+        int base = i < 130 ? i : i - 130; /* a counter reset at 130 */
+        pos[i][0] = base + 1;
+        pos[i][1] = 2 * base;
+        hs[i] = mk(i < 250, 0, &sp, 1, pos[i], 2, NULL, 0, NULL, 0, 0, base * 0.5); /* floats from 250 */
+        s[i].t = 1000 * (int64_t)i;
+        s[i].h = &hs[i];
+    }
+    rr_chunks g = {.fail_at = -1};
+    ck_assert_int_eq(storage_hist_chunks(s, N, 120, rr_on_chunk, &g), 0);
+    ck_assert_uint_eq(g.n, 4);
+    const struct {
+        int enc;
+        size_t first, n;
+        uint8_t hdr;
+    } want[4] = {{HISTCHUNK_ENC_INT, 0, 120, HISTCHUNK_UNKNOWN},
+                 {HISTCHUNK_ENC_INT, 120, 10, HISTCHUNK_NOT_RESET},
+                 {HISTCHUNK_ENC_INT, 130, 120, HISTCHUNK_RESET},
+                 {HISTCHUNK_ENC_FLOAT, 250, 10, HISTCHUNK_UNKNOWN}};
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(g.v[k].enc, want[k].enc);
+        ck_assert_uint_eq(g.v[k].n, want[k].n);
+        ck_assert_uint_eq(g.v[k].hdr, want[k].hdr);
+        ck_assert_int_eq(g.v[k].mint, s[want[k].first].t);
+        ck_assert_int_eq(g.v[k].maxt, s[want[k].first + want[k].n - 1].t);
+        ck_assert_double_eq(g.v[k].first_count, hs[want[k].first].count);
+    }
+    rr_chunks f = {.fail_at = 1};
+    ck_assert_int_eq(storage_hist_chunks(s, N, 120, rr_on_chunk, &f), KILN_EINVAL);
+    ck_assert_uint_eq(f.n, 1);
+    rr_chunks e = {.fail_at = -1};
+    ck_assert_int_eq(storage_hist_chunks(s, 0, 120, rr_on_chunk, &e), 0);
+    ck_assert_uint_eq(e.n, 0);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("histchunk");
     TCase *tc = tcase_create("histchunk");
@@ -814,6 +895,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_validate);
     tcase_add_test(tc, test_prometheus_bytes);
     tcase_add_test(tc, test_prometheus_wal_records);
+    tcase_add_test(tc, test_storage_hist_chunks);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("head");
     tcase_set_timeout(st, 60);
