@@ -190,14 +190,7 @@ int headhist_append(headhist *hh, uint32_t ref, int64_t t, const histogram *h) {
         return KILN_ENOMEM;
     }
     if (created) {
-        uint8_t hdr = HISTCHUNK_UNKNOWN;
-        if (h->hint == HIST_HINT_GAUGE)
-            hdr = HISTCHUNK_GAUGE;
-        else if (verdict == HISTCHUNK_CUT_RESET)
-            hdr = HISTCHUNK_RESET;
-        else if (had && verdict <= HISTCHUNK_RECODE)
-            hdr = HISTCHUNK_NOT_RESET;
-        histchunk_set_header(&e->open, hdr);
+        histchunk_set_header(&e->open, histchunk_new_header(h, verdict, had));
         __atomic_add_fetch(hh->chunks_created, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(hh->nchunks, 1, __ATOMIC_RELAXED);
     }

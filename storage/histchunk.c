@@ -279,6 +279,14 @@ void histchunk_set_header(histchunk *c, uint8_t bits) {
         c->b[2] = (uint8_t)((c->b[2] & 0x3f) | (bits & 0xc0));
 }
 
+uint8_t histchunk_new_header(const histogram *h, int verdict, int had) {
+    if (h->hint == HIST_HINT_GAUGE)
+        return HISTCHUNK_GAUGE;
+    if (verdict == HISTCHUNK_CUT_RESET)
+        return HISTCHUNK_RESET;
+    return had && verdict <= HISTCHUNK_RECODE ? HISTCHUNK_NOT_RESET : HISTCHUNK_UNKNOWN;
+}
+
 uint8_t histchunk_header(const histchunk *c) {
     return c->count ? (uint8_t)(c->b[2] & 0xc0) : 0;
 }
@@ -1052,17 +1060,10 @@ int storage_hist_chunks(const hsample *s, size_t n, unsigned per_chunk,
         if (!h || rc != 0)
             break;
         if (c.count == 0) {
-            uint8_t hdr = HISTCHUNK_UNKNOWN;
-            if (h->hint == HIST_HINT_GAUGE)
-                hdr = HISTCHUNK_GAUGE;
-            else if (verdict == HISTCHUNK_CUT_RESET)
-                hdr = HISTCHUNK_RESET;
-            else if (same && verdict <= HISTCHUNK_RECODE)
-                hdr = HISTCHUNK_NOT_RESET;
             histchunk_init(&c, is_float);
             first = i;
             rc = histchunk_append(&c, s[i].t, h);
-            histchunk_set_header(&c, hdr);
+            histchunk_set_header(&c, histchunk_new_header(h, verdict, same));
         } else {
             if (verdict == HISTCHUNK_RECODE)
                 rc = histchunk_recode(&c, h);

@@ -118,6 +118,12 @@ KILN_MUST_CHECK int histchunk_recode(histchunk *c, const histogram *h);
  */
 KILN_MUST_CHECK int histchunk_append(histchunk *c, int64_t t, const histogram *h);
 
+/* The counter-reset bits of a new chunk starting with h: gauge for a gauge
+ * histogram, else from the verdict on the chunk before (had: one of h's kind
+ * was there): reset after HISTCHUNK_CUT_RESET, not-reset after a cut of a
+ * chunk h fitted (full), unknown otherwise. */
+uint8_t histchunk_new_header(const histogram *h, int verdict, int had);
+
 /* The flags byte's counter-reset bits (HISTCHUNK_*), set on the first sample's chunk. */
 void histchunk_set_header(histchunk *c, uint8_t bits);
 uint8_t histchunk_header(const histchunk *c);

@@ -286,29 +286,15 @@ class RemoteRead(KilnTestCase):
         st, h, body = self.read([(self.t0, self.t0 + 3600_000, [(0, "__name__", "rr"), (2, "job", "a|b")])], True)
         self.assertEqual(st, 200, body)
         self.assertEqual(h["content-type"], "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse")
-        got, i = {}, 0
-        while i < len(body):
-            n, i = read_varint(body, i)
-            crc = struct.unpack(">I", body[i:i + 4])[0]
-            msg = body[i + 4:i + 4 + n]
-            i += 4 + n
-            self.assertEqual(crc, crc32c(msg), "frame checksum")
-            top = fields(msg)
-            for f, _, cs in top:
-                if f != 1:
-                    continue
-                cf = fields(cs)
-                ls = labels_of(cf)
-                self.assertEqual(ls["region"], "eu")
-                for f2, _, ch in cf:
-                    if f2 != 2:
-                        continue
-                    c = {f3: v for f3, _, v in fields(ch)}
-                    self.assertEqual(c[3], 1)  # XOR
-                    pts = xor_decode(c[4])
-                    self.assertLessEqual(len(pts), 120)
-                    self.assertEqual((c[1], c[2]), (pts[0][0], pts[-1][0]))
-                    got.setdefault(ls["job"], []).extend(pts)
+        got = {}
+        for key, chunks in read_streamed(self, body).items():
+            ls = dict(key)
+            self.assertEqual(ls["region"], "eu")
+            for enc, mint, maxt, pts in chunks:
+                self.assertEqual(enc, 1)  # XOR
+                self.assertLessEqual(len(pts), 120)
+                self.assertEqual((mint, maxt), (pts[0][0], pts[-1][0]))
+                got.setdefault(ls["job"], []).extend(pts)
         self.assertEqual(sorted(got), ["a", "b"])
         for job in ("a", "b"):
             self.assertEqual(got[job], self.data[job])
