@@ -272,32 +272,25 @@ int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
     size_t *grp = malloc((n + 1) * sizeof(size_t));
     double *les = malloc((n + 1) * sizeof(double));
     hgroup *g = calloc(n + 1, sizeof *g);
-    size_t *cur = calloc(n + 1, sizeof(size_t));
+    size_t *cur = calloc(n + 1, sizeof(size_t)), *curh = calloc(n + 1, sizeof(size_t));
+    char *native = calloc(n + 1, 1);
     pq_out col;
     pq_out_init(&col);
     size_t ng = 0;
     int forced_warned = 0;
-    if (!grp || !les || !g || !cur)
+    if (!grp || !les || !g || !cur || !curh || !native)
         goto nomem;
     for (size_t i = 0; i < n; i++) {
         const pq_series *s = &in.m.v[i];
         grp[i] = SIZE_MAX;
-        /* native histograms: each point on its own */
+        /* native histogram points are answered each on its own, step by
+         * step below (after the classic buckets of the step are known) */
         size_t nfloat = 0;
         for (size_t j = 0; j < s->npts; j++) {
-            double v = s->pts[j].v;
-            if (!pq_is_hist(v)) {
+            if (pq_is_hist(s->pts[j].v))
+                native[i] = 1;
+            else
                 nfloat++;
-                continue;
-            }
-            size_t k = pq_step_idx(c, s->pts[j].t);
-            histogram *h = pq_hist(c, v);
-            for (size_t qi = 0; qi < nq; qi++) {
-                double r = frac ? nh_fraction(q[0][k], up[k], h) : nh_quantile(q[qi][k], h);
-                if ((rc = emit(c, &col, call, s, 0, &forced_warned, delayed, qlabel, multi ? q[qi][k] : 0,
-                               s->pts[j].t, r)) < 0)
-                    goto done;
-            }
         }
         if (!nfloat)
             continue;
@@ -345,6 +338,35 @@ int pq_eval_histogram(pq_ctx *c, const promql_expr *e, pq_value *out) {
             hgroup *h = &g[grp[i]];
             h->b[h->n++] = (bucket){les[i], s->pts[cur[i]].v};
         }
+        for (size_t i = 0; i < n; i++) {
+            const pq_series *s = &in.m.v[i];
+            if (!native[i])
+                continue;
+            while (curh[i] < s->npts && s->pts[curh[i]].t < t)
+                curh[i]++;
+            if (curh[i] >= s->npts || s->pts[curh[i]].t != t || !pq_is_hist(s->pts[curh[i]].v))
+                continue;
+            /* classic buckets and a native histogram with the same labels
+             * at this step: Prometheus answers neither, with a warning */
+            size_t j = 0;
+            while (j < ng && !(g[j].n && same_but_le(s, g[j].first, !delayed)))
+                j++;
+            if (j < ng) {
+                const char *nm = labels_get(s->ls, s->nls, LABEL_NAME);
+                pq_warn(c, call->args[vi],
+                        "vector contains a mix of classic and native histograms for metric name \"%s\"",
+                        nm ? nm : "");
+                g[j].n = 0;
+                continue;
+            }
+            histogram *h = pq_hist(c, s->pts[curh[i]].v);
+            for (size_t qi = 0; qi < nq; qi++) {
+                double r = frac ? nh_fraction(q[0][k], up[k], h) : nh_quantile(q[qi][k], h);
+                if ((rc = emit(c, &col, call, s, 0, &forced_warned, delayed, qlabel, multi ? q[qi][k] : 0, t,
+                               r)) < 0)
+                    goto done;
+            }
+        }
         for (size_t j = 0; j < ng; j++)
             for (size_t qi = 0; qi < nq && g[j].n; qi++) {
                 /* each quantile sorts and fixes a copy of the buckets */
@@ -365,6 +387,8 @@ done:
             free(g[j].b);
     free(g);
     free(cur);
+    free(curh);
+    free(native);
     free(grp);
     free(les);
     pq_out_free(&col);
