@@ -56,9 +56,11 @@ figures.  With --perf FILE, kiln's measured rounds run under `perf record
 call chains of those above 2%.
 """
 import argparse
+import itertools
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -207,39 +209,22 @@ def rules_yaml(jobs):
 
 def rule_output_series(jobs):
     """The label sets the rules of rules_yaml write, worked out from the data's
-    shape (the run checks that the rules wrote no others)."""
+    shape: a record name's level (the part before the first colon) names the
+    labels it keeps (the run checks that the rules wrote no others)."""
+    names = sorted(set(re.findall(r"- record: (\S+)", rules_yaml(1))))
     out = []
     for j in range(jobs):
-        jn = job_name(j)
         insts = [f"10.0.{j}.{i}:8080" for i in range(INSTANCES)]
-        for hd in HANDLERS:
-            base = [("job", jn), ("handler", hd)]
-            for r in ("job_handler:http_requests:rate5m", "job_handler:http_requests_errors:ratio_rate5m",
-                      "job_handler:http_requests_errors:ratio_rate1m", "job_handler:http_requests_success:rate5m",
-                      "job_handler:http_requests_4xx:increase5m", "job_handler:http_requests:irate5m",
-                      "job_handler:http_request_duration_seconds:p99_rate5m",
-                      "job_handler:http_request_duration_seconds:p95_rate5m",
-                      "job_handler:http_request_duration_seconds:p90_rate5m",
-                      "job_handler:http_request_duration_seconds:p50_rate5m",
-                      "job_handler:http_request_duration_seconds:p99_rate1m",
-                      "job_handler:http_request_duration_seconds:mean_rate5m",
-                      "job_handler:http_request_duration_seconds_count:rate5m", "job_handler:http_requests:apdex5m",
-                      "job_handler:http_requests_in_flight:sum",
-                      "job_handler:http_requests_in_flight:max_over_time5m"):
-                out.append([("__name__", r)] + base)
-            out += [[("__name__", "job_handler_code:http_requests:rate5m")] + base + [("code", c)] for c in CODES]
-            out += [[("__name__", "job_handler_instance:http_requests:rate5m")] + base + [("instance", i)]
-                    for i in insts]
-        for r in ("job:http_requests:rate5m", "job:http_requests_errors:ratio_rate5m",
-                  "job:http_request_duration_seconds:p99_rate5m", "job:http_request_duration_seconds_count:rate5m",
-                  "job:process_cpu_seconds:avg_rate5m", "job:process_resident_memory_bytes:max",
-                  "job:http_requests_errors:sum_handler_ratio"):
-            out.append([("__name__", r), ("job", jn)])
-        out += [[("__name__", "job_code:http_requests:rate5m"), ("job", jn), ("code", c)] for c in CODES]
-        for r in ("job_instance:http_requests_in_flight:saturation", "job_instance:process_fds:ratio"):
-            out += [[("__name__", r), ("job", jn), ("instance", i)] for i in insts]
-    for ls in out:
-        ls.sort()
+        for r in names:
+            level = r.split(":", 1)[0]
+            dims = [[("job", job_name(j))]]
+            if level.startswith("job_handler"):
+                dims.append([("handler", h) for h in HANDLERS])
+            if level.endswith("_code"):
+                dims.append([("code", c) for c in CODES])
+            if level.endswith("_instance"):
+                dims.append([("instance", i) for i in insts])
+            out += [sorted([("__name__", r)] + list(ls)) for ls in itertools.product(*dims)]
     return out
 
 
