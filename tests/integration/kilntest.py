@@ -134,6 +134,15 @@ class Kiln:
             self.proc.wait()
             return None
 
+    def finish(self):
+        """Stops kiln, removes its files, and fails (with the log's tail) unless it
+        exited with 0 on SIGTERM: the end of a test class that owns a kiln."""
+        code = self.stop()
+        log = self.read_log()
+        self.cleanup()
+        if code != 0:
+            raise AssertionError(f"kiln exited with {code} on SIGTERM:\n{log[-4000:]}")
+
     def cleanup(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
@@ -163,11 +172,7 @@ class KilnTestCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.kiln.stop()
-        log = cls.kiln.read_log()
-        cls.kiln.cleanup()
-        if code != 0:
-            raise AssertionError(f"kiln exited with {code} on SIGTERM:\n{log[-4000:]}")
+        cls.kiln.finish()
 
 
 def raw_exchange(port, data, timeout=5, read_until_close=True):

@@ -135,11 +135,7 @@ scrape_configs:
     def tearDownClass(cls):
         cls.consul.srv.stop()
         cls.exp.stop()
-        code = cls.kiln.stop()
-        log = cls.kiln.read_log()
-        cls.kiln.cleanup()
-        if code != 0:
-            raise AssertionError(f"kiln exited with {code}:\n{log[-4000:]}")
+        cls.kiln.finish()
 
     def discovered(self, job):
         st, body = self.kiln.get_json(f"/api/v1/targets?scrapePool={job}")

@@ -67,11 +67,7 @@ class TestHTTPSD(unittest.TestCase):
     def tearDownClass(cls):
         cls.sd.stop()
         cls.exp.stop()
-        code = cls.kiln.stop()
-        log = cls.kiln.read_log()
-        cls.kiln.cleanup()
-        if code != 0:
-            raise AssertionError(f"kiln exited with {code}:\n{log[-4000:]}")
+        cls.kiln.finish()
 
     @classmethod
     def set_groups(cls, prod, staging):

@@ -88,12 +88,10 @@ scrape_configs:
     def tearDownClass(cls):
         cls.api.stop()
         cls.exp.stop()
-        code = cls.kiln.stop()
-        log = cls.kiln.read_log()
-        cls.kiln.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        if code != 0:
-            raise AssertionError(f"kiln exited with {code}:\n{log[-4000:]}")
+        try:
+            cls.kiln.finish()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def discovered(self, job):
         st, body = self.kiln.get_json(f"/api/v1/targets?scrapePool={job}")
