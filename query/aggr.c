@@ -128,6 +128,10 @@ typedef struct cell {
      * element was one); a group mixing them with floats has no value */
     histogram *h;
     uint8_t has_float, has_hist, bad, owned; /* owned: h is the cell's own, added to in place */
+    /* avg of histograms: hinc once h is the running mean (the sum would
+     * have overflowed), hmag a bound of the sum's largest magnitude */
+    uint8_t hinc;
+    double hmag;
 } cell;
 
 static int is_folding(promql_aggop op) {
@@ -246,8 +250,55 @@ static const char *agg_name(promql_aggop op) {
     }
 }
 
+/* A bound of any count or sum that adding h to something can make: its
+ * count, its sum, or all its buckets together (schema reduction merges
+ * them). */
+static double hist_mag(const histogram *h) {
+    double b = fabs(h->zero_count);
+    for (uint32_t i = 0; i < h->npos; i++)
+        b += fabs(h->pos[i]);
+    for (uint32_t i = 0; i < h->nneg; i++)
+        b += fabs(h->neg[i]);
+    return fmax(b, fmax(fabs(h->count), fabs(h->sum)));
+}
+
+/* *acc += sign * y (a new histogram when acc is not the cell's own), with
+ * nh_add's annotations; 0 or an error. */
+KILN_MUST_CHECK static int cell_hist_add(pq_ctx *c, const promql_expr *pos, cell *ce, histogram **acc,
+                                         const histogram *y, int sub) {
+    int rec = 0, rc = nh_add(c->mem, *acc, y, sub, acc, &rec);
+    if (rc < 0)
+        return pq_fail(c, rc, "out of memory");
+    if (rc == NH_EMIXED) {
+        ce->bad = 1;
+        pq_warn_mixed_schemas(c, pos, "");
+    }
+    if (rec)
+        pq_info(c, pos, "mismatched custom buckets were reconciled during aggregation");
+    return 0;
+}
+
+/* avg's step once the sum would overflow, as Prometheus' incremental mean:
+ * mean += h/n - mean/n (the first time, mean = sum/(n-1)). */
+KILN_MUST_CHECK static int cell_hist_mean(pq_ctx *c, const promql_expr *pos, cell *ce, const histogram *h) {
+    if (!ce->hinc) {
+        ce->hinc = 1;
+        if (!(ce->h = nh_scale(c->mem, ce->h, ce->count - 1, 1)))
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
+    }
+    histogram *d = nh_scale(c->mem, h, ce->count, 1), *m = nh_scale(c->mem, ce->h, ce->count, 1);
+    if (!d || !m)
+        return pq_fail(c, KILN_ENOMEM, "out of memory");
+    int rc = cell_hist_add(c, pos, ce, &d, m, 1);
+    if (rc < 0 || ce->bad)
+        return rc;
+    ce->owned = 1;
+    return cell_hist_add(c, pos, ce, &ce->h, d, 0);
+}
+
 /* Folds a histogram into a cell (Prometheus' aggregation: sum and avg add
- * histograms, count and group count them, the others ignore them). */
+ * histograms, count and group count them, the others ignore them; avg
+ * turns to an incremental mean where the sum would overflow). */
 KILN_MUST_CHECK static int cell_hist(pq_ctx *c, const promql_expr *pos, cell *ce, promql_aggop op, double v) {
     histogram *h = pq_hist(c, v);
     switch (op) {
@@ -257,22 +308,22 @@ KILN_MUST_CHECK static int cell_hist(pq_ctx *c, const promql_expr *pos, cell *ce
         if (!ce->seen) {
             cell_first(ce, op, 0);
             ce->h = h;
+            ce->hmag = hist_mag(h);
             return 0;
         }
         ce->count++;
-        if (!ce->h || ce->bad || (ce->owned && nh_add_into(ce->h, h, 1)))
+        if (!ce->h || ce->bad)
             return 0;
-        int rec = 0, rc = nh_add(c->mem, ce->h, h, 0, &ce->h, &rec);
-        ce->owned = 1;
-        if (rc < 0)
-            return pq_fail(c, rc, "out of memory");
-        if (rc == NH_EMIXED) {
-            ce->bad = 1;
-            pq_warn_mixed_schemas(c, pos, "");
+        if (op == PROMQL_AGG_AVG) {
+            double m = hist_mag(h);
+            if (ce->hinc || (isfinite(ce->hmag) && isfinite(m) && isinf(ce->hmag + m)))
+                return cell_hist_mean(c, pos, ce, h);
+            ce->hmag += m;
         }
-        if (rec)
-            pq_info(c, pos, "mismatched custom buckets were reconciled during aggregation");
-        return 0;
+        if (ce->owned && nh_add_into(ce->h, h, 1))
+            return 0;
+        ce->owned = 1;
+        return cell_hist_add(c, pos, ce, &ce->h, h, 0);
     }
     case PROMQL_AGG_COUNT:
     case PROMQL_AGG_GROUP:
@@ -305,7 +356,7 @@ KILN_MUST_CHECK static int cell_out(pq_ctx *c, const promql_expr *pos, const cel
     }
     if (ce->bad)
         return 0;
-    histogram *h = nh_scale(c->mem, ce->h, op == PROMQL_AGG_AVG ? ce->count : 1, 1);
+    histogram *h = nh_scale(c->mem, ce->h, op == PROMQL_AGG_AVG && !ce->hinc ? ce->count : 1, 1);
     if (!h)
         return pq_fail(c, KILN_ENOMEM, "out of memory");
     h->hint = HIST_HINT_UNKNOWN;

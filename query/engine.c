@@ -716,6 +716,12 @@ static int is_arith(promql_binop op) {
     return op <= PROMQL_OP_ATAN2;
 }
 
+/* Whether l op r goes to nhops.c: a histogram on a side, or a trim
+ * operator (which takes histograms only and flags floats). */
+static int hist_op(promql_binop op, double l, double r) {
+    return pq_is_hist(l) || pq_is_hist(r) || op == PROMQL_OP_TRIM_UPPER || op == PROMQL_OP_TRIM_LOWER;
+}
+
 KILN_MUST_CHECK static int eval_scalar_binop(pq_ctx *c, const promql_binary *b, const pq_value *l,
                                              const pq_value *r, pq_value *out) {
     if (pq_new_scalar(c, out) < 0)
@@ -749,7 +755,7 @@ KILN_MUST_CHECK static int eval_vector_scalar(pq_ctx *c, const promql_expr *e, c
                 rv = t;
             }
             int keep;
-            if (pq_is_hist(lv) || pq_is_hist(rv)) {
+            if (hist_op(b->op, lv, rv)) {
                 keep = pq_hist_binop(c, e, b->op, lv, rv, &v);
                 if (keep < 0)
                     return keep;
@@ -1025,7 +1031,7 @@ KILN_MUST_CHECK static int eval_vector_vector(pq_ctx *c, const promql_expr *e, c
                 fr = tt;
             }
             int keep;
-            if (pq_is_hist(fl) || pq_is_hist(fr)) {
+            if (hist_op(b->op, fl, fr)) {
                 if ((keep = pq_hist_binop(c, e, b->op, fl, fr, &v)) < 0) {
                     rc = keep;
                     goto done;

@@ -714,6 +714,146 @@ double nh_fraction(double lower, double upper, const histogram *h) {
     return (urank - lrank) / h->count;
 }
 
+/* ---- the trim operators </ and >/ ---- */
+
+/* Whether a side has a bucket with observations in it. */
+static int populated(const double *c, uint32_t n) {
+    for (uint32_t k = 0; k < n; k++)
+        if (c[k] != 0)
+            return 1;
+    return 0;
+}
+
+/* One bucket as the trim operators see it: its observations spread over
+ * [lo, hi] (linearly, or exponentially for a regular bucket of a standard
+ * schema), or, when point is set, all of them at lo = hi (NHCB's open-ended
+ * buckets); at is the value a point bucket's observations count as in the
+ * estimated sum. */
+typedef struct trim_bkt {
+    double lo, hi, at;
+    int linear, point;
+} trim_bkt;
+
+typedef struct trim_acc {
+    double t;
+    int upper;                  /* </ (drops what is above t), else >/ (below t) */
+    int removed;                /* some observations went */
+    double kept, sum, sum_comp; /* what is left: count, estimated sum (Kahan) */
+} trim_acc;
+
+/* Trims *c, the count of bucket b; adds what stays to the totals. */
+static void trim_one(trim_acc *ac, const trim_bkt *b, double *c) {
+    if (*c == 0)
+        return;
+    double t = ac->t, keep, lo = b->lo, hi = b->hi;
+    if (b->point) {
+        keep = (ac->upper ? lo <= t : lo >= t) ? 1 : 0;
+    } else {
+        double below = 1;
+        if (t <= lo)
+            below = 0;
+        else if (t < hi)
+            below = interp(&(span_bkt){lo, hi, 1}, 0, t, b->linear);
+        if (!(below >= 0)) /* NaN from a bound that under- or overflowed */
+            below = 0;
+        else if (below > 1)
+            below = 1;
+        keep = ac->upper ? below : 1 - below;
+        /* the surviving part of the bucket the threshold cuts */
+        if (keep > 0 && keep < 1) {
+            if (ac->upper)
+                hi = t;
+            else
+                lo = t;
+        }
+    }
+    if (keep >= 1) {
+        keep = 1;
+    } else {
+        ac->removed = 1;
+        *c *= keep;
+    }
+    if (*c == 0)
+        return;
+    ac->kept += *c;
+    double at = b->at;
+    if (!b->point && b->linear)
+        at = (lo + hi) / 2;
+    else if (!b->point)
+        at = (hi < 0 ? -1 : 1) * sqrt(fabs(lo)) * sqrt(fabs(hi)); /* no overflow of lo * hi */
+    pq_kahan_inc(*c * at, &ac->sum, &ac->sum_comp);
+}
+
+/* The custom bucket of index i (NHCB: linear inside; the lowest starts at 0
+ * when its upper bound is positive, else all of it is at -Inf; the overflow
+ * bucket is all at +Inf; a histogram without bounds has everything at 0). */
+static trim_bkt custom_trim_bkt(const histogram *h, int32_t i) {
+    trim_bkt b = {0, 0, 0, 1, 0};
+    custom_bounds(h, i, &b.lo, &b.hi);
+    if (isinf(b.lo) && isinf(b.hi))
+        return (trim_bkt){0, 0, 0, 1, 1};
+    if (isinf(b.lo)) {
+        if (b.hi > 0)
+            b.lo = 0;
+        else
+            b = (trim_bkt){-INFINITY, -INFINITY, b.hi, 1, 1};
+    } else if (isinf(b.hi)) {
+        b = (trim_bkt){INFINITY, INFINITY, b.lo, 1, 1};
+    }
+    return b;
+}
+
+static void trim_side(trim_acc *ac, const histogram *h, const hist_span *sp, uint32_t nsp, double *cnt,
+                      uint32_t n, int neg) {
+    histogram_span_iter it;
+    histogram_span_iter_init(&it, sp, nsp);
+    int32_t idx;
+    for (uint32_t k = 0; k < n && histogram_span_iter_next(&it, &idx); k++) {
+        trim_bkt b;
+        if (nh_is_custom(h))
+            b = custom_trim_bkt(h, idx);
+        else if (neg)
+            b = (trim_bkt){-nh_bound(idx, h->schema), -nh_bound(idx - 1, h->schema), 0, 0, 0};
+        else
+            b = (trim_bkt){nh_bound(idx - 1, h->schema), nh_bound(idx, h->schema), 0, 0, 0};
+        trim_one(ac, &b, &cnt[k]);
+    }
+}
+
+histogram *nh_trim(arena *a, const histogram *h, double t, int upper) {
+    histogram *o = nh_copy(a, h);
+    if (!o || isnan(t))
+        return o;
+    trim_acc ac = {.t = t, .upper = upper};
+    double before = o->zero_count;
+    for (uint32_t k = 0; k < o->npos; k++)
+        before += o->pos[k];
+    for (uint32_t k = 0; k < o->nneg; k++)
+        before += o->neg[k];
+    if (!nh_is_custom(o)) {
+        /* the zero bucket: linear, and only on the side of zero the regular
+         * buckets are on when they are all on one side */
+        int p = populated(o->pos, o->npos), n = populated(o->neg, o->nneg);
+        trim_bkt z = {-o->zero_threshold, o->zero_threshold, 0, 1, 0};
+        if (p && !n)
+            z.lo = 0;
+        else if (n && !p)
+            z.hi = 0;
+        if (z.lo == z.hi)
+            z.point = 1;
+        trim_one(&ac, &z, &o->zero_count);
+        trim_side(&ac, o, o->neg_spans, o->nneg_spans, o->neg, o->nneg, 1);
+    }
+    trim_side(&ac, o, o->pos_spans, o->npos_spans, o->pos, o->npos, 0);
+    if (ac.removed) {
+        /* observations in no bucket (NaN ones) stay */
+        o->count = ac.kept + (h->count - before);
+        o->sum = ac.sum + ac.sum_comp;
+        o->is_int = 0;
+    }
+    return o;
+}
+
 double nh_stdvar(const histogram *h) {
     double mean = h->sum / h->count, var = 0, cvar = 0;
     span_bkt *v;

@@ -64,6 +64,20 @@ int nh_detect_reset(const histogram *cur, const histogram *prev);
  * NaN), else counts and the sum match with that relative tolerance. */
 int nh_equal(const histogram *a, const histogram *b, double eps);
 
+/*
+ * The trim operators (operators.md, specs/native_histograms.md "Trim
+ * operators"): h without its observations above t (upper: </) or below t
+ * (>/), a new histogram in a with h's layout and flavor; NULL when out of
+ * memory.  A bucket the threshold cuts keeps the share of its count that
+ * interpolation puts on the kept side (linear in NHCB buckets and the zero
+ * bucket, exponential in the regular buckets of standard schemas; NHCB's
+ * open-ended buckets hold observations at -Inf/+Inf, a bound-less NHCB all
+ * at 0).  When anything went, the count is what the buckets keep (plus
+ * observations in no bucket) and the sum is estimated from the kept buckets
+ * (a mean of each, the cut one's surviving part).  A NaN t trims nothing.
+ */
+histogram *nh_trim(arena *a, const histogram *h, double t, int upper);
+
 /* histogram_quantile, histogram_fraction, histogram_stdvar of one sample. */
 double nh_quantile(double q, const histogram *h);
 double nh_fraction(double lower, double upper, const histogram *h);

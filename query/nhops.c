@@ -2,9 +2,10 @@
  * nhops.c - native histogram values in the evaluator: binary operators
  * with a histogram on either side, as Prometheus 3's vectorElemBinop
  * defines them (histogram * float, histogram / float, histogram +/-
- * histogram, == and != between histograms; everything else drops the
- * sample with an "incompatible sample types" info annotation), and the
- * annotations' wording.
+ * histogram, == and != between histograms, the trim operators </ and >/
+ * with a histogram on the left and a float on the right; everything else
+ * drops the sample with an "incompatible sample types" info annotation),
+ * and the annotations' wording.
  *
  * Called by engine.c (binary operators) and the function files.
  * Threading: runs on the thread evaluating its query; no shared state.
@@ -26,6 +27,18 @@ int pq_hist_binop(pq_ctx *c, const promql_expr *e, promql_binop op, double l, do
     int lh = pq_is_hist(l), rh = pq_is_hist(r);
     const char *opn = promql_binop_str(op);
     histogram *res = NULL;
+    if (op == PROMQL_OP_TRIM_UPPER || op == PROMQL_OP_TRIM_LOWER) {
+        /* a histogram on the left, a float on the right; nothing else */
+        if (!lh || rh) {
+            pq_info(c, e, "incompatible sample types encountered for binary operator \"%s\": %s %s %s", opn,
+                    lh ? "histogram" : "float", opn, rh ? "histogram" : "float");
+            return PQ_HB_DROP;
+        }
+        if (!(res = nh_trim(c->mem, pq_hist(c, l), r, op == PROMQL_OP_TRIM_UPPER)))
+            return pq_fail(c, KILN_ENOMEM, "out of memory");
+        *out = pq_hbox(c, res); /* the flavor stays */
+        return c->code ? c->code : PQ_HB_KEEP;
+    }
     if (lh && rh) {
         histogram *x = pq_hist(c, l), *y = pq_hist(c, r);
         switch (op) {

@@ -2,7 +2,8 @@
  * test_nhist.c - unit tests of query/nhist.c, the native histogram
  * arithmetic of the PromQL engine: addition across schemas and zero
  * thresholds, custom-bucket reconciliation, scaling, counter-reset
- * detection, equality, quantile, fraction, variance and the text form.
+ * detection, equality, quantile, fraction, variance, the text form and
+ * the trim operators.
  */
 #include <math.h>
 #include <string.h>
@@ -187,6 +188,32 @@ START_TEST(text_form) {
 }
 END_TEST
 
+/* The trim operators keep the layout and the flavor, leave their input
+ * alone, and trim nothing at a NaN threshold. */
+START_TEST(trim) {
+    hist_span s1;
+    double b1[] = {1, 2, 1};
+    histogram h = mk(0, 4, 5, 0, b1, 3, &s1); /* (0.5,1]:1 (1,2]:2 (2,4]:1 */
+    h.hint = HIST_HINT_NOT_RESET;
+    h.is_int = 1;
+    histogram *o = nh_trim(&A, &h, 1.5, 1);
+    ck_assert(o != NULL && o != &h);
+    ck_assert_int_eq(o->hint, HIST_HINT_NOT_RESET);
+    ck_assert_int_eq(o->is_int, 0);
+    ck_assert_int_eq(o->npos, 3);
+    ck_assert(o->pos[0] == 1 && fabs(o->pos[1] - 2 * log2(1.5)) < 1e-12 && o->pos[2] == 0);
+    ck_assert(fabs(o->count - (1 + 2 * log2(1.5))) < 1e-12);
+    ck_assert(b1[1] == 2 && h.count == 4 && h.sum == 5); /* the input is untouched */
+    o = nh_trim(&A, &h, 1.5, 0);
+    ck_assert(o->pos[0] == 0 && fabs(o->pos[1] - 2 * (1 - log2(1.5))) < 1e-12 && o->pos[2] == 1);
+    o = nh_trim(&A, &h, NAN, 1);
+    ck_assert(o->count == 4 && o->sum == 5 && o->pos[2] == 1 && o->is_int == 1);
+    h.hint = HIST_HINT_GAUGE;
+    o = nh_trim(&A, &h, 0, 1);
+    ck_assert(o->count == 0 && o->sum == 0 && o->hint == HIST_HINT_GAUGE);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("nhist");
     TCase *t = tcase_create("core");
@@ -199,6 +226,7 @@ Suite *make_suite(void) {
     tcase_add_test(t, detect_reset);
     tcase_add_test(t, statistics);
     tcase_add_test(t, text_form);
+    tcase_add_test(t, trim);
     suite_add_tcase(s, t);
     return s;
 }
