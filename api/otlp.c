@@ -67,6 +67,8 @@
 #define OTLP_MSG_MAX 1024
 #define OTLP_NAME_MAX 1024
 #define OTLP_NO_CT INT64_MIN
+#define OTLP_LAYOUT_MAX 32
+#define OTLP_LAYOUTS 8
 
 enum { OC_200, OC_400, OC_404, OC_413, OC_415, OC_500, OC_N };
 static const char *const oc_names[OC_N] = {"200", "400", "404", "413", "415", "500"};
@@ -112,7 +114,15 @@ typedef struct oreq {
     struct {
         const char *name, *unit, *out;
         char kind;
-    } metric_names[256]; /* (name, unit, kind) -> metric name, direct-mapped by a hash */
+    } metric_names[256], metric_ptrs[256]; /* (name, unit, kind) -> metric name, direct-mapped by a
+                                            * hash of the strings, of their pointers */
+    struct layout {
+        size_t n;                           /* keys; 0: none kept */
+        const char *keys[OTLP_LAYOUT_MAX];  /* the attribute keys in the order sent */
+        const char *names[OTLP_LAYOUT_MAX]; /* their label names in key order (NULL: empty key) */
+        uint8_t order[OTLP_LAYOUT_MAX];     /* the index of the j-th key in key order */
+        int sorted;                         /* the names in key order are sorted too */
+    } layouts[OTLP_LAYOUTS];                /* of recent points, by n % OTLP_LAYOUTS */
     char first[OTLP_MSG_MAX];
     char fatal_msg[OTLP_MSG_MAX];
 } oreq;
@@ -338,6 +348,64 @@ KILN_MUST_CHECK static int add_attrs(oreq *r, lset *l, Kiln__Otlp__KeyValue *con
     return 0;
 }
 
+/* The attributes of a point by a layout of an earlier point with the same
+ * keys in the same order (see oreq.layouts): one strcmp a key in place of
+ * the sort check, the name lookup and the merge.  1 when there is none. */
+static int layout_attrs(oreq *r, lset *l, Kiln__Otlp__KeyValue *const *kv, size_t n, int *sorted) {
+    const struct layout *lo = &r->layouts[n % OTLP_LAYOUTS];
+    if (lo->n != n || l->n != 0)
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        if (kv[i]->key != lo->keys[i] && (!kv[i]->key || strcmp(kv[i]->key, lo->keys[i]) != 0))
+            return 1;
+    if (lset_reserve(r, l, n + 2) != 0)
+        return KILN_ENOMEM;
+    *sorted = lo->sorted;
+    for (size_t j = 0; j < n; j++) {
+        if (!lo->names[j])
+            continue;
+        const char *v = any_str(r, kv[lo->order[j]]->value);
+        if (*v) /* an empty value is no label (lset_set) */
+            l->v[l->n++] = (label){lo->names[j], v};
+    }
+    return 0;
+}
+
+/* Keeps the layout of kv[n] for the next points, when its label names are
+ * distinct (no joins) and it is small. */
+static void layout_keep(oreq *r, Kiln__Otlp__KeyValue *const *kv, size_t n) {
+    struct layout *lo = &r->layouts[n % OTLP_LAYOUTS];
+    lo->n = 0;
+    if (n == 0 || n > OTLP_LAYOUT_MAX)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (!kv[i]->key)
+            return;
+        size_t j = i; /* insertion sort of the indexes by key */
+        for (; j > 0 && strcmp(kv[lo->order[j - 1]]->key, kv[i]->key) > 0; j--)
+            lo->order[j] = lo->order[j - 1];
+        lo->order[j] = (uint8_t)i;
+        lo->keys[i] = kv[i]->key;
+    }
+    for (size_t j = 0; j < n; j++) {
+        const char *key = kv[lo->order[j]]->key;
+        lo->names[j] = *key ? label_for(r, key) : NULL;
+        if (*key && !lo->names[j])
+            return;
+        for (size_t k = 0; k < j && lo->names[j]; k++)
+            if (lo->names[k] && !strcmp(lo->names[k], lo->names[j]))
+                return; /* joined with ';': left to add_attrs */
+    }
+    lo->sorted = 1;
+    const char *last = NULL;
+    for (size_t j = 0; j < n; j++) {
+        if (lo->names[j] && last && strcmp(last, lo->names[j]) >= 0)
+            lo->sorted = 0;
+        last = lo->names[j] ? lo->names[j] : last;
+    }
+    lo->n = n;
+}
+
 static const char *const identifying[] = {"service.name", "service.namespace", "service.instance.id"};
 
 /* What a resource gives every series: promoted attributes, job, instance. */
@@ -353,8 +421,16 @@ typedef struct resctx {
 KILN_MUST_CHECK static int point_labels(oreq *r, const resctx *rc, Kiln__Otlp__KeyValue *const *kv, size_t n,
                                         lset *out) {
     memset(out, 0, sizeof *out);
-    if (add_attrs(r, out, kv, n, NULL, 0) != 0)
-        return KILN_ENOMEM;
+    int sorted = 0;
+    int rc0 = layout_attrs(r, out, kv, n, &sorted);
+    if (rc0 < 0)
+        return rc0;
+    if (rc0 > 0) {
+        if (add_attrs(r, out, kv, n, NULL, 0) != 0)
+            return KILN_ENOMEM;
+        layout_keep(r, kv, n);
+    }
+    size_t had = out->n;
     for (size_t i = 0; i < rc->base.n; i++) {
         int exists = 0;
         for (size_t j = 0; j < out->n; j++)
@@ -364,7 +440,8 @@ KILN_MUST_CHECK static int point_labels(oreq *r, const resctx *rc, Kiln__Otlp__K
     }
     if (lset_set(r, out, "job", rc->job, 0) != 0 || lset_set(r, out, "instance", rc->instance, 0) != 0)
         return KILN_ENOMEM;
-    labels_sort(out->v, out->n); /* once a point: emit merges into it */
+    if (!sorted || out->n != had)
+        labels_sort(out->v, out->n); /* once a point: emit merges into it */
     return 0;
 }
 
@@ -695,10 +772,30 @@ static void summary_points(oreq *r, resctx *rc, const char *name, Kiln__Otlp__Su
     }
 }
 
+static const char *metric_name_of(oreq *r, const char *name, const char *unit, char kind);
+
 /* The Prometheus name of a metric, in the arena, or NULL (none: r->fatal
  * set when out of memory).  A request sends the same names again and again
- * (a metric a series, in some senders): the last of each hash slot is kept. */
+ * (a metric a series, in some senders): the last of each hash slot is kept,
+ * by the strings' pointers and by their contents. */
 static const char *metric_name_for(oreq *r, const char *name, const char *unit, char kind) {
+    /* the protobuf decoder hands out one copy of equal names: by the pointers first */
+    uintptr_t ph = ((uintptr_t)name ^ ((uintptr_t)unit << 7) ^ (uintptr_t)kind) * 0x9e3779b97f4a7c15u;
+    size_t pslot = (size_t)(ph >> 56) % (sizeof r->metric_ptrs / sizeof r->metric_ptrs[0]);
+    if (r->metric_ptrs[pslot].name == name && r->metric_ptrs[pslot].unit == unit &&
+        r->metric_ptrs[pslot].kind == kind && r->metric_ptrs[pslot].out)
+        return r->metric_ptrs[pslot].out;
+    const char *s = metric_name_of(r, name, unit, kind);
+    if (s) {
+        r->metric_ptrs[pslot].name = name;
+        r->metric_ptrs[pslot].unit = unit;
+        r->metric_ptrs[pslot].kind = kind;
+        r->metric_ptrs[pslot].out = s;
+    }
+    return s;
+}
+
+static const char *metric_name_of(oreq *r, const char *name, const char *unit, char kind) {
     uint32_t h = 2166136261u;
     for (const char *p = name; *p; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;

@@ -14,10 +14,12 @@
  * (fixed widths) or one scan of its varints.  What protobuf-c does that this
  * does too: last value wins for a scalar, a message given twice is merged,
  * numbers are accepted packed and unpacked, unknown fields are skipped (not
- * kept), a wire type that does not fit its field is an error, as are
+ * kept), a wire type that does not fit its field is an error (but a bool
+ * takes any, as protobuf-c reads it), as are
  * truncated fields, varints over 10 bytes and groups.  Strings and bytes are
- * copied (NUL-terminated) into the allocator; nesting is bounded at
- * PB_MAX_DEPTH.
+ * copied (NUL-terminated) into the allocator, equal short strings mostly
+ * into one copy (str_copy: the message's strings are read-only); nesting is
+ * bounded at PB_MAX_DEPTH.
  *
  * Called by api/otlp.c (otlp_handle) on HTTP worker threads, any number at
  * once; no state outside the call.
@@ -33,11 +35,21 @@
  * string cost more than the decoding. */
 #define PB_CHUNK ((size_t)32 << 10)
 
+/* Short strings (attribute keys, metric names and units) are kept once a
+ * request: a table of the last of each hash slot. */
+#define PB_INTERN 256
+#define PB_INTERN_MAX 64
+
 typedef struct pb {
     ProtobufCAllocator *al;
     char *cur;
     size_t left;
     int rc; /* 0, KILN_EINVAL (malformed), KILN_ENOMEM (the allocator failed) */
+    struct {
+        const char *s;
+        uint64_t a, b; /* str_words */
+        size_t n;
+    } interned[PB_INTERN];
 } pb;
 
 static void *palloc(pb *d, size_t n) {
@@ -59,6 +71,46 @@ static void *palloc(pb *d, size_t n) {
     d->cur += n;
     d->left -= n;
     return p;
+}
+
+/* s[n] as a NUL-terminated string in the allocator, or NULL.  A short one
+ * is the same copy as the last equal one in its slot: the keys of every
+ * point's attributes and the metric names come back again and again, and
+ * api/otlp.c finds its cached translations of them by the pointer. */
+static char *str_copy(pb *d, const uint8_t *s, size_t n) {
+    size_t slot = 0;
+    uint64_t a = 0, b = 0;
+    if (n <= PB_INTERN_MAX) {
+        /* two words that are the whole string up to 16 bytes: its first and last 8 (4; 1) */
+        if (n >= 8) {
+            memcpy(&a, s, 8);
+            memcpy(&b, s + n - 8, 8);
+        } else if (n >= 4) {
+            uint32_t x, y;
+            memcpy(&x, s, 4);
+            memcpy(&y, s + n - 4, 4);
+            a = x;
+            b = y;
+        } else if (n) {
+            a = (uint64_t)s[0] | (uint64_t)s[n / 2] << 8 | (uint64_t)s[n - 1] << 16;
+        }
+        slot = (size_t)(((a * 0x9e3779b97f4a7c15u) ^ ((b + n) * 0xc2b2ae3d27d4eb4fu)) >> 56) % PB_INTERN;
+        if (d->interned[slot].s && d->interned[slot].n == n && d->interned[slot].a == a &&
+            d->interned[slot].b == b && (n <= 16 || !memcmp(d->interned[slot].s, s, n)))
+            return (char *)d->interned[slot].s;
+    }
+    char *c = palloc(d, n + 1);
+    if (!c)
+        return NULL;
+    memcpy(c, s, n);
+    c[n] = 0;
+    if (n <= PB_INTERN_MAX) {
+        d->interned[slot].s = c;
+        d->interned[slot].a = a;
+        d->interned[slot].b = b;
+        d->interned[slot].n = n;
+    }
+    return c;
 }
 
 static int bad(pb *d) {
@@ -184,12 +236,63 @@ static char *grow(pb *d, const ProtobufCFieldDescriptor *f, char *m, size_t n) {
     return *arr + have * esz;
 }
 
+/*
+ * The common attribute, KeyValue{key: short string, value: AnyValue{
+ * string_value: short string}} encoded in the one usual way (each field
+ * once, in order, lengths under 128), decoded as message_into would into
+ * one allocation: a data point has one per label, and the generic path
+ * (two messages, a lookup, an init call and an allocation per field) was
+ * most of the decoder's time.  1 when p[len] is not of that form (the
+ * caller decodes it the generic way), 0 done, -1 no memory.
+ */
+static int key_value_fast(pb *d, char **slot, const uint8_t *p, size_t len) {
+    static const Kiln__Otlp__KeyValue kv0 = KILN__OTLP__KEY_VALUE__INIT;
+    static const Kiln__Otlp__AnyValue av0 = KILN__OTLP__ANY_VALUE__INIT;
+    if (len < 6 || p[0] != 0x0a || p[1] >= 0x80 || (size_t)p[1] + 6 > len)
+        return 1;
+    size_t kl = p[1];
+    const uint8_t *q = p + 2 + kl;
+    if (q[0] != 0x12 || q[1] >= 0x80 || q[2] != 0x0a || q[3] >= 0x80 || (size_t)q[3] + 2 != q[1] ||
+        (size_t)(q + 4 + q[3] - p) != len)
+        return 1;
+    size_t vl = q[3];
+    size_t kvs = (sizeof kv0 + 7) & ~(size_t)7, avs = (sizeof av0 + 7) & ~(size_t)7;
+    char *key = str_copy(d, p + 2, kl), *b = key ? palloc(d, kvs + avs + vl + 1) : NULL;
+    if (!b)
+        return -1;
+    Kiln__Otlp__KeyValue *kv = (Kiln__Otlp__KeyValue *)b;
+    Kiln__Otlp__AnyValue *av = (Kiln__Otlp__AnyValue *)(b + kvs);
+    char *val = b + kvs + avs;
+    memcpy(val, q + 4, vl);
+    val[vl] = 0;
+    *kv = kv0;
+    *av = av0;
+    av->value_case = KILN__OTLP__ANY_VALUE__VALUE_STRING_VALUE;
+    av->string_value = val;
+    kv->key = key;
+    kv->value = av;
+    *slot = b;
+    return 0;
+}
+
 /* A length-delimited field: string, bytes, message or packed numbers. */
 static int delimited(pb *d, const ProtobufCFieldDescriptor *f, char *m, const uint8_t *p, size_t len,
                      int depth) {
     int rep = f->label == PROTOBUF_C_LABEL_REPEATED;
     if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
         const ProtobufCMessageDescriptor *sub = f->descriptor;
+        if (rep && sub == &kiln__otlp__key_value__descriptor && depth + 2 <= PB_MAX_DEPTH) {
+            char **slot = (char **)grow(d, f, m, 1);
+            if (!slot)
+                return -1;
+            int rc = key_value_fast(d, slot, p, len);
+            if (rc <= 0)
+                return rc;
+            if (!(*slot = palloc(d, sub->sizeof_message)))
+                return -1;
+            sub->message_init((ProtobufCMessage *)*slot);
+            return message_into(d, sub, *slot, p, p + len, depth + 1);
+        }
         char **slot = (char **)(rep ? grow(d, f, m, 1) : m + f->offset);
         if (!slot)
             return -1;
@@ -203,7 +306,15 @@ static int delimited(pb *d, const ProtobufCFieldDescriptor *f, char *m, const ui
         }
         return message_into(d, sub, *slot, p, p + len, depth + 1);
     }
-    if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES) {
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+        char *s = str_copy(d, p, len);
+        void *dst = s ? (rep ? grow(d, f, m, 1) : m + f->offset) : NULL;
+        if (!dst)
+            return -1;
+        *(char **)dst = s;
+        return 0;
+    }
+    if (f->type == PROTOBUF_C_TYPE_BYTES) {
         char *s = palloc(d, len + 1);
         if (!s)
             return -1;
@@ -212,12 +323,13 @@ static int delimited(pb *d, const ProtobufCFieldDescriptor *f, char *m, const ui
         void *dst = rep ? grow(d, f, m, 1) : m + f->offset;
         if (!dst)
             return -1;
-        if (f->type == PROTOBUF_C_TYPE_STRING) {
-            *(char **)dst = s;
-        } else {
-            ((ProtobufCBinaryData *)dst)->data = (uint8_t *)s;
-            ((ProtobufCBinaryData *)dst)->len = len;
-        }
+        ((ProtobufCBinaryData *)dst)->data = (uint8_t *)s;
+        ((ProtobufCBinaryData *)dst)->len = len;
+        return 0;
+    }
+    if (!rep && f->type == PROTOBUF_C_TYPE_BOOL) {
+        /* protobuf-c reads a bool of any wire type as "a byte of it, length prefix included, is not 0" */
+        *(protobuf_c_boolean *)(m + f->offset) = len != 0;
         return 0;
     }
     if (!rep)
@@ -298,13 +410,25 @@ static int message_into(pb *d, const ProtobufCMessageDescriptor *md, char *m, co
                 return -1;
             p += len;
         } else {
-            if (w != wire_of(f->type))
+            int fixed_bool = f->type == PROTOBUF_C_TYPE_BOOL &&
+                             (w == PROTOBUF_C_WIRE_TYPE_64BIT || w == PROTOBUF_C_WIRE_TYPE_32BIT);
+            if (w != wire_of(f->type) && !fixed_bool)
                 return bad(d);
             void *dst = f->label == PROTOBUF_C_LABEL_REPEATED ? grow(d, f, m, 1) : m + f->offset;
             if (!dst)
                 return -1;
-            if (number(&p, end, f->type, dst) != 0)
+            if (fixed_bool) { /* as protobuf-c: true when a byte has one of its low 7 bits set */
+                size_t width = w == PROTOBUF_C_WIRE_TYPE_64BIT ? 8 : 4;
+                if ((size_t)(end - p) < width)
+                    return bad(d);
+                protobuf_c_boolean v = 0;
+                for (size_t i = 0; i < width; i++)
+                    v |= (p[i] & 0x7f) != 0;
+                *(protobuf_c_boolean *)dst = v;
+                p += width;
+            } else if (number(&p, end, f->type, dst) != 0) {
                 return bad(d);
+            }
         }
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
             *(uint32_t *)(m + f->quantifier_offset) = f->id;

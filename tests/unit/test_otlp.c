@@ -364,6 +364,81 @@ START_TEST(test_translation) {
 }
 END_TEST
 
+/* Points whose attribute keys repeat (the receiver reuses the translated,
+ * ordered names of an earlier point's keys), change, collide after
+ * escaping, or sort differently as names than as keys: each answer must be
+ * what the point's own attributes give. */
+START_TEST(test_repeated_layouts) {
+    static storage st;
+    memset(&st, 0, sizeof st);
+    otlp_opts oo = {.enabled = 1};
+    otlp *o = NULL;
+    ck_assert_int_eq(otlp_new(&st, &oo, &o, NULL), 0);
+    static const char *const pts[][6] = {
+        {"b", "1", "a", "2", "c", ""},      {"b", "3", "a", "4", "c", "x"},
+        {"a", "5", "b", "6", "d", "7"},     {"b", "8", "a", "9", "c", "y"},
+        {"x.y", "1", "x_y", "2", "q", "3"}, {"x.y", "4", "x_y", "5", "q", "6"},
+        {"a_b", "1", "a.z", "2", "e", "3"}, {"a_b", "4", "a.z", "5", "e", "6"},
+        {"b", "", "a", "", "c", ""},        {"job", "j", "a", "1", "__name__", "n"},
+    };
+    enum { NP = sizeof pts / sizeof pts[0] };
+    kvs attrs[NP];
+    Kiln__Otlp__NumberDataPoint g[NP], *gp[NP];
+    for (size_t i = 0; i < NP; i++) {
+        memset(&attrs[i], 0, sizeof attrs[i]);
+        for (int k = 0; k < 3; k++)
+            kv_str(&attrs[i], pts[i][2 * k], pts[i][2 * k + 1]);
+        kiln__otlp__number_data_point__init(&g[i]);
+        g[i].has_time_unix_nano = 1;
+        g[i].time_unix_nano = T_NS + i * 1000000000u;
+        g[i].value_case = KILN__OTLP__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
+        g[i].as_double = (double)i;
+        g[i].n_attributes = attrs[i].n;
+        g[i].attributes = attrs[i].p;
+        gp[i] = &g[i];
+    }
+    Kiln__Otlp__Gauge gauge = KILN__OTLP__GAUGE__INIT;
+    gauge.n_data_points = NP;
+    gauge.data_points = gp;
+    Kiln__Otlp__Metric m = KILN__OTLP__METRIC__INIT, *mp = &m;
+    m.name = "g";
+    m.data_case = KILN__OTLP__METRIC__DATA_GAUGE;
+    m.gauge = &gauge;
+    Kiln__Otlp__ScopeMetrics sm = KILN__OTLP__SCOPE_METRICS__INIT, *smp = &sm;
+    sm.n_metrics = 1;
+    sm.metrics = &mp;
+    kvs res = {0};
+    kv_str(&res, "service.instance.id", "i-1");
+    Kiln__Otlp__Resource r = KILN__OTLP__RESOURCE__INIT;
+    r.n_attributes = res.n;
+    r.attributes = res.p;
+    Kiln__Otlp__ResourceMetrics rm = KILN__OTLP__RESOURCE_METRICS__INIT, *rmp = &rm;
+    rm.resource = &r;
+    rm.n_scope_metrics = 1;
+    rm.scope_metrics = &smp;
+    Kiln__Otlp__ExportMetricsServiceRequest er = KILN__OTLP__EXPORT_METRICS_SERVICE_REQUEST__INIT;
+    er.n_resource_metrics = 1;
+    er.resource_metrics = &rmp;
+    http_resp resp;
+    post(o, &er, &resp);
+    ck_assert_int_eq(resp.status, 200);
+    buf_free(&resp.body);
+    buf_free(&resp.headers);
+    ck_has(&st, "{__name__=\"g\",a=\"2\",b=\"1\",instance=\"i-1\"} 0@1700000000123");
+    ck_has(&st, "{__name__=\"g\",a=\"4\",b=\"3\",c=\"x\",instance=\"i-1\"} 1@1700000001123");
+    ck_has(&st, "{__name__=\"g\",a=\"5\",b=\"6\",d=\"7\",instance=\"i-1\"} 2@1700000002123");
+    ck_has(&st, "{__name__=\"g\",a=\"9\",b=\"8\",c=\"y\",instance=\"i-1\"} 3@1700000003123");
+    ck_has(&st, "{__name__=\"g\",instance=\"i-1\",q=\"3\",x_y=\"1;2\"} 4@1700000004123");
+    ck_has(&st, "{__name__=\"g\",instance=\"i-1\",q=\"6\",x_y=\"4;5\"} 5@1700000005123");
+    ck_has(&st, "{__name__=\"g\",a_b=\"1\",a_z=\"2\",e=\"3\",instance=\"i-1\"} 6@1700000006123");
+    ck_has(&st, "{__name__=\"g\",a_b=\"4\",a_z=\"5\",e=\"6\",instance=\"i-1\"} 7@1700000007123");
+    ck_has(&st, "{__name__=\"g\",instance=\"i-1\"} 8@1700000008123");
+    ck_has(&st, "{__name__=\"g\",a=\"1\",instance=\"i-1\",job=\"j\"} 9@1700000009123");
+    ck_assert_uint_eq(st.n, NP);
+    otlp_free(o);
+}
+END_TEST
+
 START_TEST(test_errors) {
     static storage st;
     memset(&st, 0, sizeof st);
@@ -413,6 +488,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_metric_names);
     tcase_add_test(tc, test_label_names);
     tcase_add_test(tc, test_translation);
+    tcase_add_test(tc, test_repeated_layouts);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     return s;

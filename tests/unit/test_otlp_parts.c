@@ -50,10 +50,26 @@ static void *dup_init(const void *init, size_t n) {
 #define NEW(T, init) ((T *)dup_init(&(T)init, sizeof(T)))
 #define ARR(T, n) ((T *)arena_alloc(&A, sizeof(T) * ((n) ? (n) : 1)))
 
+/* Short words and long ones: the decoder keeps one copy of equal strings of
+ * up to 64 bytes, compares up to 16 by two words, and decodes attributes of
+ * strings under 128 bytes by a path of its own. */
 static char *rstr(void) {
-    static const char *const w[] = {"",  "a",   "service.name", "http.method", "k8s.pod.name",
-                                    "é", "x y", "123"};
-    return (char *)w[rnd(8)];
+    static const char *const w[] = {"",
+                                    "a",
+                                    "service.name",
+                                    "http.method",
+                                    "k8s.pod.name",
+                                    "é",
+                                    "x y",
+                                    "123",
+                                    "abcdefgh-long-key",
+                                    "abcdefgh-lung-key",
+                                    "a.name.of.exactly.sixty-four.bytes.for.the.decoders.string.table",
+                                    "a.name.of.exactly.sixty-four.bytes.for.the.decoders.string.tablf",
+                                    "a value of more than one hundred and twenty-eight bytes, so that its "
+                                    "length takes two bytes of varint "
+                                    "and the attribute path gives it up"};
+    return (char *)w[rnd(sizeof w / sizeof w[0])];
 }
 
 static Kiln__Otlp__AnyValue *rany(int depth);
@@ -456,6 +472,26 @@ START_TEST(test_wire_corners) {
     static const size_t badn[] = {5, 1, 12, 3};
     for (size_t i = 0; i < 4; i++)
         ck_assert_ptr_null(decode(&a, bad[i], badn[i]));
+
+    /* a bool in any wire type, read as protobuf-c reads it: Sum{is_monotonic} length-delimited (empty,
+     * one zero byte), fixed64 (0x80: false; 1), fixed32 (2) */
+    static const char *const bools[] = {"\x3a\x02\x1a\x00", "\x3a\x03\x1a\x01\x00",
+                                        "\x3a\x09\x19\x80\0\0\0\0\0\0\0", "\x3a\x09\x19\x01\0\0\0\0\0\0\0",
+                                        "\x3a\x05\x1d\x02\0\0\0"};
+    static const size_t boolsn[] = {4, 5, 11, 11, 7};
+    static const int want[] = {0, 1, 0, 1, 1};
+    for (size_t i = 0; i < 5; i++) {
+        size_t n = wrap_metric(bools[i], boolsn[i], w), an, bn;
+        uint8_t *x, *y;
+        ck_assert_int_eq(ours((const uint8_t *)w, n, &x, &an), 0);
+        ck_assert_int_eq(theirs((const uint8_t *)w, n, &y, &bn), 0);
+        ck_assert_uint_eq(an, bn);
+        ck_assert_int_eq(memcmp(x, y, an), 0);
+        free(x);
+        free(y);
+        r = decode(&a, w, n);
+        ck_assert_int_eq(r->resource_metrics[0]->scope_metrics[0]->metrics[0]->sum->is_monotonic, want[i]);
+    }
     arena_free(&a);
 }
 END_TEST
