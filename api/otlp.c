@@ -105,12 +105,13 @@ typedef struct oreq {
     size_t rejected; /* data points not (wholly) stored */
     size_t by_reason[OR_N];
     size_t samples;
-    int fatal;     /* a storage error that fails the whole request */
-    int trusted;   /* the appender skips labels_check: emit checks values */
-    int synthetic; /* emitting target_info */
-    int64_t now;   /* wall clock at the start, ms (delta streams' staleness) */
-    int64_t ct;    /* the current point's start time (ms) for its zero samples, or OTLP_NO_CT */
-    buf key;       /* a delta stream's key */
+    int fatal;      /* a storage error that fails the whole request */
+    int trusted;    /* the appender skips labels_check: emit checks values */
+    int synthetic;  /* emitting target_info */
+    int long_names; /* label_for made a name that may be over LABEL_NAME_MAX_LEN (else none is) */
+    int64_t now;    /* wall clock at the start, ms (delta streams' staleness) */
+    int64_t ct;     /* the current point's start time (ms) for its zero samples, or OTLP_NO_CT */
+    buf key;        /* a delta stream's key */
     struct {
         const char *name, *unit, *out;
         char kind;
@@ -311,6 +312,7 @@ static const char *label_for(oreq *r, const char *key) {
     char *out = arena_alloc_nz(r->a, n + 8);
     if (!out || otlp_label_name(key, &r->set, out, n + 8) < 0)
         return NULL;
+    r->long_names |= n + 8 > LABEL_NAME_MAX_LEN;
     r->names[slot].key = key;
     r->names[slot].name = out;
     return out;
@@ -364,7 +366,10 @@ static int layout_attrs(oreq *r, lset *l, Kiln__Otlp__KeyValue *const *kv, size_
     for (size_t j = 0; j < n; j++) {
         if (!lo->names[j])
             continue;
-        const char *v = any_str(r, kv[lo->order[j]]->value);
+        const Kiln__Otlp__AnyValue *av = kv[lo->order[j]]->value;
+        const char *v = av && av->value_case == KILN__OTLP__ANY_VALUE__VALUE_STRING_VALUE && av->string_value
+                            ? av->string_value
+                            : any_str(r, av);
         if (*v) /* an empty value is no label (lset_set) */
             l->v[l->n++] = (label){lo->names[j], v};
     }
@@ -438,7 +443,8 @@ KILN_MUST_CHECK static int point_labels(oreq *r, const resctx *rc, Kiln__Otlp__K
         if (!exists && lset_set(r, out, rc->base.v[i].name, rc->base.v[i].value, 0) != 0)
             return KILN_ENOMEM;
     }
-    if (lset_set(r, out, "job", rc->job, 0) != 0 || lset_set(r, out, "instance", rc->instance, 0) != 0)
+    if ((rc->job && lset_set(r, out, "job", rc->job, 0) != 0) ||
+        (rc->instance && lset_set(r, out, "instance", rc->instance, 0) != 0))
         return KILN_ENOMEM;
     if (!sorted || out->n != had)
         labels_sort(out->v, out->n); /* once a point: emit merges into it */
@@ -449,8 +455,13 @@ KILN_MUST_CHECK static int point_labels(oreq *r, const resctx *rc, Kiln__Otlp__K
  * too long, UTF-8.  Names need no check: the escaping strategies make
  * valid ones (see trusted()). */
 static int value_ok(const char *v) {
-    size_t n = strlen(v);
-    return n <= LABEL_VALUE_MAX_LEN && utf8_valid(v, n);
+    size_t n = 0;
+    while ((unsigned char)v[n] - 1u < 0x7fu) /* ASCII but NUL: most values are only that */
+        n++;
+    if (!v[n])
+        return n <= LABEL_VALUE_MAX_LEN;
+    size_t rest = strlen(v + n);
+    return n + rest <= LABEL_VALUE_MAX_LEN && utf8_valid(v + n, rest);
 }
 
 /*
@@ -479,7 +490,8 @@ static void emit_sample(oreq *r, const lset *base, const char *name, const char 
             continue; /* the base's label of that name loses */
         if (n >= LABELS_MAX_COUNT)
             why = "too many labels";
-        else if (r->trusted && (strlen(bn) > LABEL_NAME_MAX_LEN || !value_ok(base->v[i].value)))
+        else if (r->trusted &&
+                 ((r->long_names && strlen(bn) > LABEL_NAME_MAX_LEN) || !value_ok(base->v[i].value)))
             why = "label name too long, or label value too long or not UTF-8";
         else
             ls[n++] = base->v[i];

@@ -375,11 +375,18 @@ START_TEST(test_repeated_layouts) {
     otlp *o = NULL;
     ck_assert_int_eq(otlp_new(&st, &oo, &o, NULL), 0);
     static const char *const pts[][6] = {
-        {"b", "1", "a", "2", "c", ""},      {"b", "3", "a", "4", "c", "x"},
-        {"a", "5", "b", "6", "d", "7"},     {"b", "8", "a", "9", "c", "y"},
-        {"x.y", "1", "x_y", "2", "q", "3"}, {"x.y", "4", "x_y", "5", "q", "6"},
-        {"a_b", "1", "a.z", "2", "e", "3"}, {"a_b", "4", "a.z", "5", "e", "6"},
-        {"b", "", "a", "", "c", ""},        {"job", "j", "a", "1", "__name__", "n"},
+        {"b", "1", "a", "2", "c", ""},
+        {"b", "3", "a", "4", "c", "x"},
+        {"a", "5", "b", "6", "d", "7"},
+        {"b", "8", "a", "9", "c", "y"},
+        {"x.y", "1", "x_y", "2", "q", "3"},
+        {"x.y", "4", "x_y", "5", "q", "6"},
+        {"a_b", "1", "a.z", "2", "e", "3"},
+        {"a_b", "4", "a.z", "5", "e", "6"},
+        {"b", "", "a", "", "c", ""},
+        {"job", "j", "a", "1", "__name__", "n"},
+        {"a", "caf\xc3\xa9", "b", "x\xffy", "c", "1"}, /* not UTF-8: rejected */
+        {"a", "caf\xc3\xa9", "b", "0123456789abcdef\xc3\xa9", "c", "1"},
     };
     enum { NP = sizeof pts / sizeof pts[0] };
     kvs attrs[NP];
@@ -422,6 +429,13 @@ START_TEST(test_repeated_layouts) {
     http_resp resp;
     post(o, &er, &resp);
     ck_assert_int_eq(resp.status, 200);
+    Kiln__Otlp__ExportMetricsServiceResponse *ans =
+        kiln__otlp__export_metrics_service_response__unpack(NULL, resp.body.len, (uint8_t *)resp.body.data);
+    ck_assert_ptr_nonnull(ans);
+    ck_assert_ptr_nonnull(ans->partial_success);
+    ck_assert_int_eq(ans->partial_success->rejected_data_points, 1);
+    ck_assert_ptr_nonnull(strstr(ans->partial_success->error_message, "not UTF-8"));
+    kiln__otlp__export_metrics_service_response__free_unpacked(ans, NULL);
     buf_free(&resp.body);
     buf_free(&resp.headers);
     ck_has(&st, "{__name__=\"g\",a=\"2\",b=\"1\",instance=\"i-1\"} 0@1700000000123");
@@ -434,7 +448,9 @@ START_TEST(test_repeated_layouts) {
     ck_has(&st, "{__name__=\"g\",a_b=\"4\",a_z=\"5\",e=\"6\",instance=\"i-1\"} 7@1700000007123");
     ck_has(&st, "{__name__=\"g\",instance=\"i-1\"} 8@1700000008123");
     ck_has(&st, "{__name__=\"g\",a=\"1\",instance=\"i-1\",job=\"j\"} 9@1700000009123");
-    ck_assert_uint_eq(st.n, NP);
+    ck_has(&st, "{__name__=\"g\",a=\"caf\xc3\xa9\",b=\"0123456789abcdef\xc3\xa9\",c=\"1\",instance=\"i-1\"} "
+                "11@1700000011123");
+    ck_assert_uint_eq(st.n, NP - 1);
     otlp_free(o);
 }
 END_TEST
