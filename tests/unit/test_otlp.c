@@ -228,6 +228,48 @@ static void post(otlp *o, const Kiln__Otlp__ExportMetricsServiceRequest *r, http
     free(body);
 }
 
+/* POSTs metrics ms[n] of one scope of one resource with attributes res. */
+static void post_metrics(otlp *o, Kiln__Otlp__Metric **ms, size_t n, kvs *res, http_resp *resp) {
+    Kiln__Otlp__ScopeMetrics sm = KILN__OTLP__SCOPE_METRICS__INIT, *smp = &sm;
+    sm.n_metrics = n;
+    sm.metrics = ms;
+    Kiln__Otlp__Resource r = KILN__OTLP__RESOURCE__INIT;
+    r.n_attributes = res->n;
+    r.attributes = res->p;
+    Kiln__Otlp__ResourceMetrics rm = KILN__OTLP__RESOURCE_METRICS__INIT, *rmp = &rm;
+    rm.resource = &r;
+    rm.n_scope_metrics = 1;
+    rm.scope_metrics = &smp;
+    Kiln__Otlp__ExportMetricsServiceRequest er = KILN__OTLP__EXPORT_METRICS_SERVICE_REQUEST__INIT;
+    er.n_resource_metrics = 1;
+    er.resource_metrics = &rmp;
+    post(o, &er, resp);
+}
+
+/* Checks a 200 answer's partial success: rejected points, a part of its message; frees the body. */
+static void ck_partial(http_resp *resp, int64_t rejected, const char *says) {
+    ck_assert_int_eq(resp->status, 200);
+    ck_assert_str_eq(resp->content_type, "application/x-protobuf");
+    Kiln__Otlp__ExportMetricsServiceResponse *ans =
+        kiln__otlp__export_metrics_service_response__unpack(NULL, resp->body.len, (uint8_t *)resp->body.data);
+    ck_assert_ptr_nonnull(ans);
+    ck_assert_ptr_nonnull(ans->partial_success);
+    ck_assert_int_eq(ans->partial_success->rejected_data_points, rejected);
+    ck_assert_ptr_nonnull(strstr(ans->partial_success->error_message, says));
+    kiln__otlp__export_metrics_service_response__free_unpacked(ans, NULL);
+    buf_free(&resp->body);
+    buf_free(&resp->headers);
+}
+
+/* A receiver with the default settings over the empty fake storage st. */
+static otlp *receiver(storage *st) {
+    memset(st, 0, sizeof *st);
+    otlp_opts oo = {.enabled = 1};
+    otlp *o = NULL;
+    ck_assert_int_eq(otlp_new(st, &oo, &o, NULL), 0);
+    return o;
+}
+
 static const int64_t T = 1700000000123; /* ms */
 #define T_NS ((uint64_t)T * 1000000u + 456)
 
@@ -313,34 +355,9 @@ START_TEST(test_translation) {
     m2.sum = &dsum;
 
     Kiln__Otlp__Metric *ms[3] = {&m0, &m1, &m2};
-    Kiln__Otlp__ScopeMetrics sm = KILN__OTLP__SCOPE_METRICS__INIT, *smp = &sm;
-    sm.n_metrics = 3;
-    sm.metrics = ms;
-    Kiln__Otlp__Resource r = KILN__OTLP__RESOURCE__INIT;
-    r.n_attributes = res.n;
-    r.attributes = res.p;
-    Kiln__Otlp__ResourceMetrics rm = KILN__OTLP__RESOURCE_METRICS__INIT, *rmp = &rm;
-    rm.resource = &r;
-    rm.n_scope_metrics = 1;
-    rm.scope_metrics = &smp;
-    Kiln__Otlp__ExportMetricsServiceRequest er = KILN__OTLP__EXPORT_METRICS_SERVICE_REQUEST__INIT;
-    er.n_resource_metrics = 1;
-    er.resource_metrics = &rmp;
-
     http_resp resp;
-    post(o, &er, &resp);
-    ck_assert_int_eq(resp.status, 200);
-    ck_assert_str_eq(resp.content_type, "application/x-protobuf");
-    Kiln__Otlp__ExportMetricsServiceResponse *ans =
-        kiln__otlp__export_metrics_service_response__unpack(NULL, resp.body.len, (uint8_t *)resp.body.data);
-    ck_assert_ptr_nonnull(ans);
-    ck_assert_ptr_nonnull(ans->partial_success);
-    ck_assert_int_eq(ans->partial_success->rejected_data_points, 1);
-    ck_assert_ptr_nonnull(strstr(ans->partial_success->error_message, "invalid temporality"));
-    ck_assert_ptr_nonnull(strstr(ans->partial_success->error_message, "\"jobs\""));
-    kiln__otlp__export_metrics_service_response__free_unpacked(ans, NULL);
-    buf_free(&resp.body);
-    buf_free(&resp.headers);
+    post_metrics(o, ms, 3, &res, &resp);
+    ck_partial(&resp, 1, "invalid temporality and type combination for metric \"jobs\"");
 
     ck_has(&st, "{__name__=\"rpc_latency_milliseconds\",job=\"api\",k8s_pod_name=\"p-1\",quantile=\"0.5\"} "
                 "4@1700000000123");
@@ -370,10 +387,7 @@ END_TEST
  * what the point's own attributes give. */
 START_TEST(test_repeated_layouts) {
     static storage st;
-    memset(&st, 0, sizeof st);
-    otlp_opts oo = {.enabled = 1};
-    otlp *o = NULL;
-    ck_assert_int_eq(otlp_new(&st, &oo, &o, NULL), 0);
+    otlp *o = receiver(&st);
     static const char *const pts[][6] = {
         {"b", "1", "a", "2", "c", ""},
         {"b", "3", "a", "4", "c", "x"},
@@ -411,33 +425,11 @@ START_TEST(test_repeated_layouts) {
     m.name = "g";
     m.data_case = KILN__OTLP__METRIC__DATA_GAUGE;
     m.gauge = &gauge;
-    Kiln__Otlp__ScopeMetrics sm = KILN__OTLP__SCOPE_METRICS__INIT, *smp = &sm;
-    sm.n_metrics = 1;
-    sm.metrics = &mp;
     kvs res = {0};
     kv_str(&res, "service.instance.id", "i-1");
-    Kiln__Otlp__Resource r = KILN__OTLP__RESOURCE__INIT;
-    r.n_attributes = res.n;
-    r.attributes = res.p;
-    Kiln__Otlp__ResourceMetrics rm = KILN__OTLP__RESOURCE_METRICS__INIT, *rmp = &rm;
-    rm.resource = &r;
-    rm.n_scope_metrics = 1;
-    rm.scope_metrics = &smp;
-    Kiln__Otlp__ExportMetricsServiceRequest er = KILN__OTLP__EXPORT_METRICS_SERVICE_REQUEST__INIT;
-    er.n_resource_metrics = 1;
-    er.resource_metrics = &rmp;
     http_resp resp;
-    post(o, &er, &resp);
-    ck_assert_int_eq(resp.status, 200);
-    Kiln__Otlp__ExportMetricsServiceResponse *ans =
-        kiln__otlp__export_metrics_service_response__unpack(NULL, resp.body.len, (uint8_t *)resp.body.data);
-    ck_assert_ptr_nonnull(ans);
-    ck_assert_ptr_nonnull(ans->partial_success);
-    ck_assert_int_eq(ans->partial_success->rejected_data_points, 1);
-    ck_assert_ptr_nonnull(strstr(ans->partial_success->error_message, "not UTF-8"));
-    kiln__otlp__export_metrics_service_response__free_unpacked(ans, NULL);
-    buf_free(&resp.body);
-    buf_free(&resp.headers);
+    post_metrics(o, &mp, 1, &res, &resp);
+    ck_partial(&resp, 1, "not UTF-8");
     ck_has(&st, "{__name__=\"g\",a=\"2\",b=\"1\",instance=\"i-1\"} 0@1700000000123");
     ck_has(&st, "{__name__=\"g\",a=\"4\",b=\"3\",c=\"x\",instance=\"i-1\"} 1@1700000001123");
     ck_has(&st, "{__name__=\"g\",a=\"5\",b=\"6\",d=\"7\",instance=\"i-1\"} 2@1700000002123");
@@ -457,10 +449,7 @@ END_TEST
 
 START_TEST(test_errors) {
     static storage st;
-    memset(&st, 0, sizeof st);
-    otlp_opts oo = {.enabled = 1};
-    otlp *o = NULL;
-    ck_assert_int_eq(otlp_new(&st, &oo, &o, NULL), 0);
+    otlp *o = receiver(&st);
     arena a;
     arena_init(&a, 0);
     char body[] = "\x0a\xff\xff\xff\x0f";
