@@ -380,6 +380,8 @@ typedef struct api_v1_opts {
     int read_concurrency;        /* --storage.remote.read-concurrent-limit, default 10; 0: no limit */
     size_t read_max_frame_bytes; /* --storage.remote.read-max-bytes-in-frame, default 1 MiB */
     uint32_t features;           /* --enable-feature (util.h's FEATURE_*): the query engine's */
+    size_t cache_bytes;          /* --query.cache-size: the range-query results cache; 0 (the default
+                                  * here; the daemon's is a share of memory): none */
 } api_v1_opts;
 
 void api_v1_opts_default(api_v1_opts *o);

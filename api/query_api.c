@@ -406,7 +406,16 @@ static void h_query_range(http_req *req, http_resp *resp, void *data) {
     query_result r;
     memset(&r, 0, sizeof r);
     double t0 = time_mono_sec();
-    int rc = query_range(&qp.eng, st, v1_param(req, "query"), start, end, step_ms, &qp.o, &r, &err);
+    /* the results cache, unless asked not to (its samples count would
+     * leave out the steps it kept, so not with stats either) */
+    const char *cc = http_req_header(req, "Cache-Control");
+    query_rcache *rcache = a->rcache;
+    if (qp.stats || strcmp(v1_param(req, "nocache"), "1") == 0 || (cc && strstr(cc, "no-cache"))) {
+        query_rcache_bypass(rcache);
+        rcache = NULL;
+    }
+    int rc = query_range_cached(rcache, &qp.eng, st, v1_param(req, "query"), start, end, step_ms, &qp.o, 0,
+                                &r, &err);
     if (rc != 0) {
         query_error(resp, rc, &err, 0);
         return;

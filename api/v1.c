@@ -51,18 +51,26 @@ int api_v1_new(const api_v1_opts *o, api_v1 **out) {
     a->read_sample_limit = o->read_sample_limit;
     a->read_concurrency = o->read_concurrency;
     a->read_max_frame_bytes = o->read_max_frame_bytes;
+    if (query_rcache_new(o->cache_bytes, &a->rcache) != 0) {
+        free(a);
+        return KILN_ENOMEM;
+    }
     atomic_store(&a->st, NULL);
     *out = a;
     return 0;
 }
 
 void api_v1_set_storage(api_v1 *a, storage *st) {
+    if (st)
+        query_rcache_attach(a->rcache, st);
     atomic_store(&a->st, st);
 }
 
 void api_v1_free(api_v1 *a) {
-    if (a)
+    if (a) {
         free(atomic_load(&a->scrape));
+        query_rcache_free(a->rcache);
+    }
     free(a);
 }
 

@@ -44,6 +44,7 @@ struct api_v1 {
     _Atomic api_v1_ext_labels_fn ext_labels; /* NULL: no external labels */
     void *ext_labels_data;
     struct rules_manager *_Atomic rules; /* NULL until the rule manager runs */
+    query_rcache *rcache;                /* query_range's results cache (query/rcache.c) */
 };
 
 /* ---- the envelope (v1.c) ------------------------------------------------ */

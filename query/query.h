@@ -147,6 +147,52 @@ KILN_MUST_CHECK int query_range(const query_engine *e, storage *s, const char *q
                                 int64_t end_ms, int64_t step_ms, const query_opts *o, query_result *out,
                                 kiln_err *err);
 
+/* ---- the range-query results cache (query/rcache.c) ---------------------- */
+
+/*
+ * Keeps the per-step results of range queries so that a query asked again
+ * with its window moved on (a dashboard's refresh) evaluates only the steps
+ * not kept: the new ones and those within the lookback of now.  A change to
+ * data at or before a kept step (a late sample, a deletion, a block loaded,
+ * retention) cuts the entries back, through the storage's change hook.
+ * Threading: any number of query threads at once; one mutex inside.
+ */
+typedef struct query_rcache query_rcache;
+
+typedef struct query_rcache_stats {
+    uint64_t hits, misses, uncacheable;     /* range queries */
+    uint64_t steps_reused, steps_evaluated; /* their steps */
+    uint64_t invalidations, evictions;      /* entries cut back or dropped; freed for room */
+    size_t bytes, entries;
+} query_rcache_stats;
+
+/* A new cache of at most max_bytes (0: it keeps nothing) in *out (free with
+ * query_rcache_free); registers the kiln_query_cache_* metrics, once a
+ * process.  0 or KILN_ENOMEM. */
+KILN_MUST_CHECK int query_rcache_new(size_t max_bytes, query_rcache **out);
+/* Frees c (NULL is fine); the storage it was attached to must be closed. */
+void query_rcache_free(query_rcache *c);
+/* Makes c hear of s's changes (storage_set_change_hook); once, before the
+ * cache serves queries over s. */
+void query_rcache_attach(query_rcache *c, storage *s);
+/* The change hook itself (data is the cache): data from mint on changed. */
+void query_rcache_changed(void *data, int64_t mint);
+void query_rcache_stats_get(query_rcache *c, query_rcache_stats *out);
+/* Counts a range query answered without the cache (nocache, stats). */
+void query_rcache_bypass(query_rcache *c);
+
+/*
+ * query_range through the cache c (NULL: none), with the same arguments,
+ * results and errors; the answer equals query_range's.  now_ms is the wall
+ * clock (0: now): steps after now - lookback are never kept.  Queries with
+ * `@`, a negative offset, start()/end()/range(), a duration expression
+ * using step() or range(), anchored or smoothed selectors, or over a
+ * storage with a remote_read source are evaluated as query_range does.
+ */
+KILN_MUST_CHECK int query_range_cached(query_rcache *c, const query_engine *e, storage *s, const char *q,
+                                       int64_t start_ms, int64_t end_ms, int64_t step_ms, const query_opts *o,
+                                       int64_t now_ms, query_result *out, kiln_err *err);
+
 /* Prometheus' errorType for a return code of query_instant/query_range:
  * "bad_data", "execution", "timeout", "canceled" or "internal". */
 const char *query_error_type(int code);

@@ -551,6 +551,8 @@ static void apply_retention(storage *s) {
     }
     s->nblocks = w;
     lockrank_rwunlock(&s->gc, LOCK_RANK_GC, 0);
+    if (ngone)
+        storage__changed(s, INT64_MIN);
     for (size_t i = 0; i < ngone; i++) {
         char ulid[BLOCK_ULID_LEN + 1];
         snprintf(ulid, sizeof ulid, "%s", block_get_meta(gone[i])->ulid);
@@ -700,6 +702,7 @@ int storage_delete_series(storage *s, const matcher *ms, size_t nms, int64_t min
     if (rc == 0)
         rc = delete_in_head(s, ms, nms, mint, maxt, err);
     lockrank_mutex_unlock(&s->compact_mu, LOCK_RANK_COMPACT);
+    storage__changed(s, mint); /* also after a failure: some may be deleted */
     if (rc == 0)
         LOG_INFO("Series deleted", "matchers=%zu mint=%lld maxt=%lld", nms, (long long)mint, (long long)maxt);
     return rc;

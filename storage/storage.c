@@ -126,6 +126,7 @@ int storage__load_blocks_from(storage *s, int at_start, kiln_err *err) {
                 kiln_err_set(err, rc, "storage: out of memory");
             } else if (!at_start) {
                 LOG_INFO("Loaded a new block from the data directory", "block=%s", ul[i]);
+                storage__changed(s, block_get_meta(b)->mint);
             }
         }
         free(ul[i]);
@@ -182,6 +183,7 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
     if (!s)
         return kiln_err_set(err, KILN_ENOMEM, "storage: out of memory");
     s->o = *opts;
+    s->watch_t = INT64_MIN;
     if (!(s->dir = strdup(opts->dir && *opts->dir ? opts->dir : "data"))) {
         free(s);
         return kiln_err_set(err, KILN_ENOMEM, "storage: out of memory");
@@ -694,6 +696,9 @@ int appender_commit(appender *a, kiln_err *err) {
     head_note_range(s->h, lo, hi);
     __atomic_add_fetch(&s->samples_appended, added, __ATOMIC_RELAXED);
     appender_free(a);
+    /* seq_cst: ordered after the samples became visible (see storage_watch_raise) */
+    if (added && lo <= __atomic_load_n(&s->watch_t, __ATOMIC_SEQ_CST))
+        storage__changed(s, lo);
     return rc;
 }
 
@@ -702,6 +707,33 @@ void appender_rollback(appender *a) {
         return;
     log_created(a);
     appender_free(a);
+}
+
+/* ---- changes below the watch ----------------------------------------------- */
+
+void storage_set_change_hook(storage *s, storage_change_fn fn, void *data) {
+    s->change_data = data;
+    __atomic_store_n(&s->change_fn, fn, __ATOMIC_RELEASE);
+}
+
+/* A query raises the watch before it opens its querier, a commit reads it
+ * after its samples are visible: whichever comes second sees the other
+ * (both seq_cst), so no sample a cached step lacks goes unreported. */
+void storage_watch_raise(storage *s, int64_t t) {
+    int64_t cur = __atomic_load_n(&s->watch_t, __ATOMIC_SEQ_CST);
+    while (cur < t &&
+           !__atomic_compare_exchange_n(&s->watch_t, &cur, t, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+}
+
+int storage_local_only(storage *s) {
+    return s->source.select == NULL;
+}
+
+void storage__changed(storage *s, int64_t mint) {
+    storage_change_fn fn = __atomic_load_n(&s->change_fn, __ATOMIC_ACQUIRE);
+    if (fn)
+        fn(s->change_data, mint);
 }
 
 /* ---- metrics ------------------------------------------------------------------ */

@@ -593,6 +593,31 @@ int storage_source_merge(storage *s, const matcher *ms, size_t nms, const select
  * KILN_ENOMEM (set unchanged). */
 KILN_MUST_CHECK int series_set_merge(series_set *set, const series_set *add);
 
+/* ---- changes below the watch (the range-query cache; storage.c) -------- */
+
+/*
+ * The range-query cache (query/rcache.c) keeps results of steps up to some
+ * time and must hear of every change to data at or before it.  Appends near
+ * the head's front (the usual ones) are not reported: only a commit that made
+ * a sample visible at or below the watch (one atomic load and compare per
+ * batch, against the lowest timestamp the batch added), a deletion (from its
+ * mint), a block loaded after start (its mint) and retention dropping blocks
+ * (INT64_MIN: everything).  The hook runs after the change is visible to new
+ * queriers, on the thread that made it, holding no storage lock.
+ */
+typedef void (*storage_change_fn)(void *data, int64_t mint);
+
+/* Sets the hook (NULL: none) once; any thread, before or while appends run. */
+void storage_set_change_hook(storage *s, storage_change_fn fn, void *data);
+
+/* Raises the watch to t (it never goes down): commits adding a sample at or
+ * below it are reported from then on.  Any thread. */
+void storage_watch_raise(storage *s, int64_t t);
+
+/* Whether query results depend only on this storage's data (no remote_read
+ * source is set, whose data may change unseen). */
+int storage_local_only(storage *s);
+
 /* ---- following the WAL (remote write's watcher; waltail.c) ------------- */
 
 /*

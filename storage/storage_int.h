@@ -61,6 +61,11 @@ struct storage {
     uint64_t samples_appended;
     uint64_t rejected_ooo, rejected_dup, rejected_oob;
     uint64_t commits_failed;
+    /* the change hook (storage_set_change_hook): fn atomic, data set
+     * before it; the watch (storage_watch_raise, atomic), INT64_MIN: none */
+    storage_change_fn change_fn;
+    void *change_data;
+    int64_t watch_t;
     /* set by the replay at open */
     uint64_t replay_corruptions;
     uint64_t replay_unknown_refs;
@@ -85,6 +90,10 @@ int storage__delete_block(storage *s, block *b, const char *failed);
  * later, blocks a backfill dropped in); a damaged one is logged and
  * skipped, once.  The caller holds compact_mu or owns s. */
 KILN_MUST_CHECK int storage__load_blocks_from(storage *s, int at_start, kiln_err *err);
+
+/* Tells the change hook (storage_set_change_hook) that data from mint on
+ * changed; call after the change is visible, holding no storage lock. */
+void storage__changed(storage *s, int64_t mint);
 
 /* Test hook: the next n WAL writes of appenders (commits, and the series
  * records a failed one logs) fail with KILN_EIO as a full disk would make

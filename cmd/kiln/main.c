@@ -71,6 +71,7 @@ enum {
     F_QUERY_TIMEOUT,
     F_QUERY_MAX_SAMPLES,
     F_QUERY_CONCURRENCY,
+    F_QUERY_CACHE_SIZE,
     F_EXTERNAL_URL,
     F_ROUTE_PREFIX,
     F_FOR_OUTAGE,
@@ -144,6 +145,10 @@ static flag flags[F_COUNT] = {
                              "Maximum number of samples a single query can load into memory.", NULL},
     [F_QUERY_CONCURRENCY] = {"query.max-concurrency", FLAG_INT, "20",
                              "Maximum number of queries executed concurrently.", NULL},
+    [F_QUERY_CACHE_SIZE] = {"query.cache-size", FLAG_SIZE, "auto",
+                            "Memory for the range-query results cache, e.g. 256MiB; 0 turns it off; auto: "
+                            "1/64 of physical memory, at most 1GiB (docs/api.md).",
+                            NULL},
     [F_EXTERNAL_URL] =
         {"web.external-url", FLAG_STRING, "",
          "The URL under which kiln is externally reachable: alerts' generatorURL and templates' "
@@ -260,6 +265,8 @@ KILN_MUST_CHECK static int flag_validate(const flag *f, kiln_err *err) {
         return 0;
     case FLAG_INT:
     case FLAG_SIZE:
+        if (f == &flags[F_QUERY_CACHE_SIZE] && strcmp(f->value, "auto") == 0)
+            return 0;
         if (parse_size(f->value, &v) != 0 || (f->kind == FLAG_INT && strchr(f->value, 'B')))
             return kiln_err_set(err, KILN_EINVAL, "flag --%s: invalid number \"%s\"", f->name, f->value);
         return 0;
@@ -380,6 +387,14 @@ static int64_t flag_int(int f) {
     if (parse_size(flags[f].value, &v) != 0)
         return 0; /* not reached: flag_validate refused the flag at start */
     return v;
+}
+
+/* --query.cache-size: auto is 1/64 of physical memory, at most 1 GiB. */
+static size_t query_cache_bytes(void) {
+    if (strcmp(flags[F_QUERY_CACHE_SIZE].value, "auto") != 0)
+        return (size_t)flag_int(F_QUERY_CACHE_SIZE);
+    int64_t mem = (int64_t)sysconf(_SC_PHYS_PAGES) * (int64_t)sysconf(_SC_PAGESIZE) / 64;
+    return mem > 0 && mem < (1LL << 30) ? (size_t)mem : (size_t)1 << 30;
 }
 
 /* ---- agent mode (--agent) ---- */
@@ -1246,6 +1261,7 @@ int main(int argc, char **argv) {
     qo.features = k.features;
     qo.enable_admin = flag_bool(F_ADMIN);
     qo.max_concurrency = (int)flag_int(F_QUERY_CONCURRENCY);
+    qo.cache_bytes = query_cache_bytes();
     qo.read_sample_limit = (size_t)flag_int(F_READ_SAMPLE_LIMIT);
     qo.read_concurrency = (int)flag_int(F_READ_CONCURRENCY);
     qo.read_max_frame_bytes = (size_t)flag_int(F_READ_FRAME_BYTES);
