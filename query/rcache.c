@@ -85,42 +85,55 @@ struct query_rcache {
 
 /* ---- the process-wide metrics ---------------------------------------------- */
 
-static struct {
-    metric_child *hits, *misses, *uncacheable, *reused, *evaluated, *invalidations, *evictions, *bytes,
-        *entries;
-} rc_metrics;
+enum {
+    RC_HITS,
+    RC_MISSES,
+    RC_UNCACHEABLE,
+    RC_REUSED,
+    RC_EVALUATED,
+    RC_INVALIDATIONS,
+    RC_EVICTIONS,
+    RC_BYTES,
+    RC_ENTRIES,
+    RC_NMETRICS
+};
+
+static const struct {
+    int type;
+    const char *name, *help;
+} rc_metric_defs[RC_NMETRICS] = {
+    [RC_HITS] = {METRIC_COUNTER, "kiln_query_cache_hits_total",
+                 "Range queries answered in part from the results cache."},
+    [RC_MISSES] = {METRIC_COUNTER, "kiln_query_cache_misses_total",
+                   "Cacheable range queries that found no kept step to reuse."},
+    [RC_UNCACHEABLE] = {METRIC_COUNTER, "kiln_query_cache_uncacheable_total",
+                        "Range queries the cache did not serve (@, negative offsets, start()/end()/range(), "
+                        "remote_read, stats, nocache)."},
+    [RC_REUSED] = {METRIC_COUNTER, "kiln_query_cache_steps_reused_total",
+                   "Steps of range queries answered from the cache."},
+    [RC_EVALUATED] = {METRIC_COUNTER, "kiln_query_cache_steps_evaluated_total",
+                      "Steps of cacheable range queries evaluated."},
+    [RC_INVALIDATIONS] = {METRIC_COUNTER, "kiln_query_cache_invalidations_total",
+                          "Cache entries cut back or dropped because data at or before their steps changed."},
+    [RC_EVICTIONS] = {METRIC_COUNTER, "kiln_query_cache_evictions_total",
+                      "Cache entries freed to stay within --query.cache-size."},
+    [RC_BYTES] = {METRIC_GAUGE, "kiln_query_cache_bytes", "Bytes held by the results cache."},
+    [RC_ENTRIES] = {METRIC_GAUGE, "kiln_query_cache_entries", "Entries in the results cache."},
+};
+static metric_child *rc_metrics[RC_NMETRICS];
 static pthread_once_t rc_metrics_once = PTHREAD_ONCE_INIT;
 
-static metric_child *rc_metric(int type, const char *name, const char *help) {
-    metric *m = metric_new(type, name, help, NULL, NULL, 0);
-    return m ? metric_default(m) : NULL;
-}
-
 static void rc_metrics_init(void) {
-    rc_metrics.hits = rc_metric(METRIC_COUNTER, "kiln_query_cache_hits_total",
-                                "Range queries answered in part from the results cache.");
-    rc_metrics.misses = rc_metric(METRIC_COUNTER, "kiln_query_cache_misses_total",
-                                  "Cacheable range queries that found no kept step to reuse.");
-    rc_metrics.uncacheable =
-        rc_metric(METRIC_COUNTER, "kiln_query_cache_uncacheable_total",
-                  "Range queries the cache did not serve (@, negative offsets, start()/end()/range(), "
-                  "remote_read, stats, nocache).");
-    rc_metrics.reused = rc_metric(METRIC_COUNTER, "kiln_query_cache_steps_reused_total",
-                                  "Steps of range queries answered from the cache.");
-    rc_metrics.evaluated = rc_metric(METRIC_COUNTER, "kiln_query_cache_steps_evaluated_total",
-                                     "Steps of cacheable range queries evaluated.");
-    rc_metrics.invalidations =
-        rc_metric(METRIC_COUNTER, "kiln_query_cache_invalidations_total",
-                  "Cache entries cut back or dropped because data at or before their steps changed.");
-    rc_metrics.evictions = rc_metric(METRIC_COUNTER, "kiln_query_cache_evictions_total",
-                                     "Cache entries freed to stay within --query.cache-size.");
-    rc_metrics.bytes = rc_metric(METRIC_GAUGE, "kiln_query_cache_bytes", "Bytes held by the results cache.");
-    rc_metrics.entries = rc_metric(METRIC_GAUGE, "kiln_query_cache_entries", "Entries in the results cache.");
+    for (int i = 0; i < RC_NMETRICS; i++) {
+        metric *m =
+            metric_new(rc_metric_defs[i].type, rc_metric_defs[i].name, rc_metric_defs[i].help, NULL, NULL, 0);
+        rc_metrics[i] = m ? metric_default(m) : NULL;
+    }
 }
 
-static void rc_count(metric_child *c, double v) {
-    if (c)
-        metric_add(c, v);
+static void rc_count(int which, double v) {
+    if (rc_metrics[which])
+        metric_add(rc_metrics[which], v);
 }
 
 /* ---- entries ----------------------------------------------------------------- */
@@ -158,8 +171,8 @@ static void rc_drop(query_rcache *c, rc_entry *e) {
     lru_unlink(e);
     c->st.bytes -= e->bytes;
     c->st.entries--;
-    rc_count(rc_metrics.bytes, -(double)e->bytes);
-    rc_count(rc_metrics.entries, -1);
+    rc_count(RC_BYTES, -(double)e->bytes);
+    rc_count(RC_ENTRIES, -1);
     free(e);
 }
 
@@ -201,7 +214,7 @@ void query_rcache_changed(void *data, int64_t mint) {
         if (e->last < mint)
             continue;
         c->st.invalidations++;
-        rc_count(rc_metrics.invalidations, 1);
+        rc_count(RC_INVALIDATIONS, 1);
         if (mint <= e->first)
             rc_drop(c, e);
         else
@@ -213,6 +226,15 @@ void query_rcache_changed(void *data, int64_t mint) {
 void query_rcache_attach(query_rcache *c, storage *s) {
     c->watched = s;
     storage_set_change_hook(s, query_rcache_changed, c);
+}
+
+/* Copies string s to *at, moving *at past its NUL; returns the copy. */
+static const char *rc_put(char **at, const char *s) {
+    char *p = *at;
+    size_t n = strlen(s) + 1;
+    memcpy(p, s, n);
+    *at += n;
+    return p;
 }
 
 /*
@@ -266,11 +288,8 @@ static rc_entry *rc_build(const char *key, const query_result *r, int64_t start,
         d->ls = lab;
         d->nls = s->nls;
         for (size_t j = 0; j < s->nls; j++) {
-            size_t a = strlen(s->ls[j].name) + 1, b = strlen(s->ls[j].value) + 1;
-            memcpy(str, s->ls[j].name, a);
-            memcpy(str + a, s->ls[j].value, b);
-            lab[j] = (label){str, str + a};
-            str += a + b;
+            lab[j].name = rc_put(&str, s->ls[j].name);
+            lab[j].value = rc_put(&str, s->ls[j].value);
         }
         lab += s->nls;
         d->v = vals;
@@ -314,11 +333,11 @@ static void rc_insert(query_rcache *c, rc_entry *e, uint64_t gen0) {
     lru_push(c, e);
     c->st.bytes += e->bytes;
     c->st.entries++;
-    rc_count(rc_metrics.bytes, (double)e->bytes);
-    rc_count(rc_metrics.entries, 1);
+    rc_count(RC_BYTES, (double)e->bytes);
+    rc_count(RC_ENTRIES, 1);
     while (c->st.bytes > c->max_bytes && c->lru.prev != &c->lru) {
         c->st.evictions++;
-        rc_count(rc_metrics.evictions, 1);
+        rc_count(RC_EVICTIONS, 1);
         rc_drop(c, c->lru.prev);
     }
     pthread_mutex_unlock(&c->mu);
@@ -505,9 +524,9 @@ int query_range_cached(query_rcache *c, const query_engine *e, storage *s, const
         pthread_mutex_unlock(&c->mu);
         if (hit && rc == 0) {
             *out = b;
-            rc_count(rc_metrics.hits, 1);
-            rc_count(rc_metrics.reused, (double)((upto - start) / step) + 1);
-            rc_count(rc_metrics.evaluated, (double)((end - upto) / step));
+            rc_count(RC_HITS, 1);
+            rc_count(RC_REUSED, (double)((upto - start) / step) + 1);
+            rc_count(RC_EVALUATED, (double)((end - upto) / step));
         } else {
             query_result_free(&b); /* cut back meanwhile (or out of memory): evaluate it all */
             hit = 0;
@@ -522,8 +541,8 @@ int query_range_cached(query_rcache *c, const query_engine *e, storage *s, const
         c->st.misses++;
         c->st.steps_evaluated += (uint64_t)((end - start) / step) + 1;
         pthread_mutex_unlock(&c->mu);
-        rc_count(rc_metrics.misses, 1);
-        rc_count(rc_metrics.evaluated, (double)((end - start) / step) + 1);
+        rc_count(RC_MISSES, 1);
+        rc_count(RC_EVALUATED, (double)((end - start) / step) + 1);
     }
     if (keep_last != INT64_MIN && out->type == QUERY_MATRIX && !out->nwarnings && !out->ninfos &&
         !rc_has_hist(out)) {
@@ -542,5 +561,5 @@ void query_rcache_bypass(query_rcache *c) {
         c->st.uncacheable++;
         pthread_mutex_unlock(&c->mu);
     }
-    rc_count(rc_metrics.uncacheable, 1);
+    rc_count(RC_UNCACHEABLE, 1);
 }

@@ -17,9 +17,9 @@
 #define SEC 1000LL
 #define NOW (4000 * SEC) /* the wall clock the tests pass: steps up to 3700 s may be kept */
 
-static void add(storage *st, const char *name, const char *inst, int64_t t, double v) {
+static void add(storage *to, const char *name, const char *inst, int64_t t, double v) {
     label ls[2] = {{LABEL_NAME, name}, {"instance", inst}};
-    appender *a = storage_appender(st);
+    appender *a = storage_appender(to);
     uint64_t ref = 0;
     kiln_err err = {0};
     ck_assert_int_eq(appender_append(a, &ref, ls, 2, t, v, &err), 0);
@@ -27,13 +27,30 @@ static void add(storage *st, const char *name, const char *inst, int64_t t, doub
 }
 
 /* x{instance="a"} and x{instance="b"} every 15 s over [0, 3600 s]; c only up to 900 s. */
-static void fill(storage *st) {
+static void fill(storage *to) {
     for (int64_t t = 0; t <= 3600 * SEC; t += 15 * SEC) {
-        add(st, "x", "a", t, (double)t / 1000);
-        add(st, "x", "b", t, (double)(t % 7919) / 3.0);
+        add(to, "x", "a", t, (double)t / 1000);
+        add(to, "x", "b", t, (double)(t % 7919) / 3.0);
         if (t <= 900 * SEC)
-            add(st, "x", "c", t, 1.5);
+            add(to, "x", "c", t, 1.5);
     }
+}
+
+/* The fixture: a filled storage with a cache of 1 MiB attached. */
+static char dir[64];
+static storage *st;
+static query_rcache *c;
+
+static void setup(void) {
+    st = qt_open(dir, "rcache");
+    ck_assert_int_eq(query_rcache_new(1 << 20, &c), 0);
+    query_rcache_attach(c, st);
+    fill(st);
+}
+
+static void teardown(void) {
+    query_rcache_free(c);
+    qt_close(st, dir);
 }
 
 static int same_double(double a, double b) {
@@ -58,33 +75,27 @@ static void assert_same(const query_result *a, const query_result *b) {
 }
 
 /* Runs q through the cache and without it, checks they agree. */
-static void check(query_rcache *c, storage *st, const char *q, int64_t start, int64_t end, int64_t step) {
+static void check(query_rcache *rc, storage *s, const char *q, int64_t start, int64_t end, int64_t step) {
     query_engine e;
     query_engine_init(&e, NULL);
     query_result a, b;
     kiln_err err = {0};
-    ck_assert_msg(query_range_cached(c, &e, st, q, start, end, step, NULL, NOW, &a, &err) == 0, "%s: %s", q,
+    ck_assert_msg(query_range_cached(rc, &e, s, q, start, end, step, NULL, NOW, &a, &err) == 0, "%s: %s", q,
                   err.msg);
-    ck_assert_msg(query_range(&e, st, q, start, end, step, NULL, &b, &err) == 0, "%s: %s", q, err.msg);
+    ck_assert_msg(query_range(&e, s, q, start, end, step, NULL, &b, &err) == 0, "%s: %s", q, err.msg);
     assert_same(&a, &b);
     ck_assert_uint_gt(a.nseries, 0);
     query_result_free(&a);
     query_result_free(&b);
 }
 
-static query_rcache_stats stats(query_rcache *c) {
+static query_rcache_stats stats(query_rcache *rc) {
     query_rcache_stats s;
-    query_rcache_stats_get(c, &s);
+    query_rcache_stats_get(rc, &s);
     return s;
 }
 
 START_TEST(test_refresh_reuses_steps) {
-    char dir[64];
-    storage *st = qt_open(dir, "rcache");
-    query_rcache *c = NULL;
-    ck_assert_int_eq(query_rcache_new(1 << 20, &c), 0);
-    query_rcache_attach(c, st);
-    fill(st);
     const char *q = "sum by (instance) (delta(x[1m]))";
     check(c, st, q, 600 * SEC, 3000 * SEC, 30 * SEC);
     query_rcache_stats s = stats(c);
@@ -106,38 +117,22 @@ START_TEST(test_refresh_reuses_steps) {
     /* the same text written otherwise is the same entry */
     check(c, st, "sum  by(instance)(delta(x [1m]))", 660 * SEC, 3060 * SEC, 30 * SEC);
     ck_assert_uint_eq(stats(c).hits, 3);
-    query_rcache_free(c);
-    qt_close(st, dir);
 }
 END_TEST
 
 /* Steps after now - lookback are never kept: a refresh evaluates them again. */
 START_TEST(test_recent_steps_evaluated) {
-    char dir[64];
-    storage *st = qt_open(dir, "rcache");
-    query_rcache *c = NULL;
-    ck_assert_int_eq(query_rcache_new(1 << 20, &c), 0);
-    query_rcache_attach(c, st);
-    fill(st);
     const char *q = "max(x)";
     check(c, st, q, 3000 * SEC, 3900 * SEC, 60 * SEC); /* kept: up to 3660 s (NOW - 5m = 3700 s) */
     uint64_t ev = stats(c).steps_evaluated;
     check(c, st, q, 3000 * SEC, 3900 * SEC, 60 * SEC);
     ck_assert_uint_eq(stats(c).steps_evaluated - ev, (3900 - 3660) / 60);
-    query_rcache_free(c);
-    qt_close(st, dir);
 }
 END_TEST
 
 /* A sample arriving at or before kept steps, and a deletion, cut the entry
  * back; the answers stay equal to query_range's. */
 START_TEST(test_late_data_and_deletion) {
-    char dir[64];
-    storage *st = qt_open(dir, "rcache");
-    query_rcache *c = NULL;
-    ck_assert_int_eq(query_rcache_new(1 << 20, &c), 0);
-    query_rcache_attach(c, st);
-    fill(st);
     const char *q = "sum(x) + count(x)";
     check(c, st, q, 0, 3600 * SEC, 60 * SEC);
     /* above every kept step: no report */
@@ -165,19 +160,11 @@ START_TEST(test_late_data_and_deletion) {
     query_rcache_changed(c, INT64_MIN);
     ck_assert_uint_eq(stats(c).entries, 0);
     check(c, st, q, 0, 3600 * SEC, 60 * SEC);
-    query_rcache_free(c);
-    qt_close(st, dir);
 }
 END_TEST
 
 /* Queries whose steps depend on more than the samples before them. */
 START_TEST(test_not_cacheable) {
-    char dir[64];
-    storage *st = qt_open(dir, "rcache");
-    query_rcache *c = NULL;
-    ck_assert_int_eq(query_rcache_new(1 << 20, &c), 0);
-    query_rcache_attach(c, st);
-    fill(st);
     static const char *const qs[] = {
         "x @ 1000",     "x offset -1m",    "rate(x[5m] @ end())", "max_over_time(x[10m:1m] offset -2m)",
         "x[1m:1m] @ 5", "x + 0 * start()",
@@ -212,20 +199,16 @@ START_TEST(test_not_cacheable) {
     check(off, st, "x", 600 * SEC, 1800 * SEC, 60 * SEC);
     ck_assert_uint_eq(stats(off).entries, 0);
     query_rcache_free(off);
-    query_rcache_free(c);
-    qt_close(st, dir);
 }
 END_TEST
 
 /* The memory bound: least recently used entries go first; an entry over a
  * quarter of the cache is not kept. */
 START_TEST(test_bound_and_eviction) {
-    char dir[64];
-    storage *st = qt_open(dir, "rcache");
-    query_rcache *c = NULL;
+    query_rcache_free(c);
+    c = NULL;
     ck_assert_int_eq(query_rcache_new(16 << 10, &c), 0);
     query_rcache_attach(c, st);
-    fill(st);
     char q[64];
     for (int i = 0; i < 40; i++) {
         snprintf(q, sizeof q, "sum(x) + %d", i);
@@ -246,8 +229,6 @@ START_TEST(test_bound_and_eviction) {
     ck_assert_uint_le(stats(c).entries, n);
     check(c, st, "x", 0, 3600 * SEC, 5 * SEC);
     ck_assert_uint_eq(stats(c).hits, 1);
-    query_rcache_free(c);
-    qt_close(st, dir);
 }
 END_TEST
 
@@ -265,25 +246,25 @@ static void on_change(void *data, int64_t mint) {
 }
 
 START_TEST(test_storage_watch) {
-    char dir[64];
-    storage *st = qt_open(dir, "rcache");
+    char wdir[64];
+    storage *ws = qt_open(wdir, "rcache-watch");
     seen s = {0, 0};
-    storage_set_change_hook(st, on_change, &s);
-    ck_assert(storage_local_only(st));
-    add(st, "y", "a", 1000, 1);
+    storage_set_change_hook(ws, on_change, &s);
+    ck_assert(storage_local_only(ws));
+    add(ws, "y", "a", 1000, 1);
     ck_assert_int_eq(s.n, 0); /* no watch yet */
-    storage_watch_raise(st, 5000);
-    storage_watch_raise(st, 2000); /* never lowered */
-    add(st, "y", "a", 6000, 1);
+    storage_watch_raise(ws, 5000);
+    storage_watch_raise(ws, 2000); /* never lowered */
+    add(ws, "y", "a", 6000, 1);
     ck_assert_int_eq(s.n, 0);
-    add(st, "y", "b", 4000, 1);
+    add(ws, "y", "b", 4000, 1);
     ck_assert_int_eq(s.n, 1);
     ck_assert_int_eq(s.mint, 4000);
-    add(st, "y", "b", 5000, 1);
+    add(ws, "y", "b", 5000, 1);
     ck_assert_int_eq(s.n, 2);
     /* a rejected sample changes nothing */
     label ls[2] = {{LABEL_NAME, "y"}, {"instance", "b"}};
-    appender *a = storage_appender(st);
+    appender *a = storage_appender(ws);
     uint64_t ref = 0;
     kiln_err err = {0};
     ck_assert_int_ne(appender_append(a, &ref, ls, 2, 100, 1, &err), 0);
@@ -291,12 +272,12 @@ START_TEST(test_storage_watch) {
     ck_assert_int_eq(s.n, 2);
     matcher m;
     ck_assert_int_eq(matcher_init(&m, MATCH_EQ, "instance", "a", &err), 0);
-    ck_assert_int_eq(storage_delete_series(st, &m, 1, 7000, 8000, &err), 0);
+    ck_assert_int_eq(storage_delete_series(ws, &m, 1, 7000, 8000, &err), 0);
     matcher_free(&m);
     ck_assert_int_eq(s.n, 3);
     ck_assert_int_eq(s.mint, 7000);
-    storage_set_change_hook(st, NULL, NULL);
-    qt_close(st, dir);
+    storage_set_change_hook(ws, NULL, NULL);
+    qt_close(ws, wdir);
 }
 END_TEST
 
@@ -304,6 +285,7 @@ Suite *make_suite(void) {
     Suite *s = suite_create("rcache");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_refresh_reuses_steps);
     tcase_add_test(tc, test_recent_steps_evaluated);
     tcase_add_test(tc, test_late_data_and_deletion);
