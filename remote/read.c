@@ -287,6 +287,14 @@ static int rr_select(void *data, const storage_source_query *q, series_set *out,
     return warn->msg[0] ? -1 : 0;
 }
 
+/* Whether the configuration has remote_read entries (storage_source.active). */
+static int rr_active(void *data) {
+    rr_state *st = state_get(data);
+    int n = st && st->cfg->nremote_read > 0;
+    state_release(st);
+    return n;
+}
+
 storage_source remote_reader_source(remote_reader *r) {
-    return (storage_source){rr_select, r};
+    return (storage_source){rr_select, r, rr_active};
 }

@@ -727,7 +727,7 @@ void storage_watch_raise(storage *s, int64_t t) {
 }
 
 int storage_local_only(storage *s) {
-    return s->source.select == NULL;
+    return !s->source.select || (s->source.active && !s->source.active(s->source.data));
 }
 
 void storage__changed(storage *s, int64_t mint) {

@@ -571,6 +571,9 @@ typedef struct storage_source {
      * on with a warning).  Called from any query thread at once. */
     int (*select)(void *data, const storage_source_query *q, series_set *out, kiln_err *warn);
     void *data;
+    /* Optional: whether select would ask anything now (remote_read has
+     * entries); the results cache keeps nothing while it does. */
+    int (*active)(void *data);
 } storage_source;
 
 /* Hands s the source (copied; NULL: none).  Call before the storage serves
