@@ -128,18 +128,19 @@ class NewSeriesDuringRegex(unittest.TestCase):
     query to end (minutes, with a slow regex over thousands of values)."""
 
     def test_new_series_written_while_regex_queries_run(self):
-        kn = Kiln(args=["--query.timeout=120s"], config="global:\n  scrape_interval: 1h\n").start()
+        kn = Kiln(args=["--query.timeout=600s"], config="global:\n  scrape_interval: 1h\n").start()
         try:
             now = int(time.time() * 1000)
-            # values that make (a|aa)*c backtrack (a few ms each): the query takes seconds
+            # values that make (a|aa)*c backtrack (about a ms each): the query takes seconds
+            # (minutes for the ASan build on a loaded machine: hence the long timeouts)
             st, _, body = kn.post("/api/v1/write", write_body(
-                [([("__name__", "evil"), ("v", "a" * 26 + "bc%05d" % i)], [(1.0, now - 1000)])
+                [([("__name__", "evil"), ("v", "a" * 24 + "bc%05d" % i)], [(1.0, now - 1000)])
                  for i in range(3000)]), headers=RW_HEADERS)
             self.assertEqual(st, 204, body)
             q = "/api/v1/query?" + urllib.parse.urlencode({"query": 'count(evil{v=~"(a|aa)*c"})',
                                                             "time": now / 1000})
             done = []
-            threads = [threading.Thread(target=lambda: done.append(kn.get(q, timeout=300)[0]), daemon=True)
+            threads = [threading.Thread(target=lambda: done.append(kn.get(q, timeout=600)[0]), daemon=True)
                        for _ in range(4)]
             for t in threads:
                 t.start()
@@ -153,7 +154,7 @@ class NewSeriesDuringRegex(unittest.TestCase):
             self.assertLess(took, BOUND, f"the write waited {took:.1f}s behind the regex queries")
             self.assertGreater(alive, 0, "the queries ended before the write: the test proves nothing")
             for t in threads:
-                t.join(300)
+                t.join(600)
             self.assertEqual(done, [200] * 4)
         finally:
             kn.stop()

@@ -356,8 +356,10 @@ scrape_configs:
 
 class CreatedHandler(Handler):
     """A counter, a histogram and a summary created a minute before the
-    server started, on any path."""
-    created = time.time() - 60
+    server started (set by the test class when it starts the server: the
+    module is imported long before, when the whole suite is loaded), on any
+    path."""
+    created = 0.0
 
     def body(self):
         c = f"{self.created:.3f}"
@@ -376,6 +378,7 @@ class CreatedTimestampZeroIngestionTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        CreatedHandler.created = time.time() - 60
         cls.srv = Server(("127.0.0.1", free_port()), CreatedHandler)
         threading.Thread(target=cls.srv.serve_forever, daemon=True).start()
         cfg = f"""
