@@ -890,6 +890,7 @@ int storage__replay(storage *s, kiln_err *err) {
                  (long long)(st.future ? st.first_future : mm.first_future),
                  (long long)(STORAGE_MAX_FUTURE_MS / 60000));
     headchunks_release(s->hc);
+    head_fit(s->h);
     malloc_trim(0); /* replay's batches were large: give the memory back */
     s->replay_seconds = time_mono_sec() - t0;
     s->replay_unknown_refs = st.unknown_refs;

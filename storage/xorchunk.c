@@ -83,6 +83,17 @@ int xorchunk_shrink(xorchunk *c) {
     return set_cap(c, len);
 }
 
+int xorchunk_fit(xorchunk *c) {
+    if (!c->b || !c->count)
+        return 0;
+    size_t n = (c->nbits + 7) / 8 + 9; /* put_bits' spare bytes, as has_room counts them */
+    if (c->slabbed)
+        n = slab_size(n); /* the slab's grain is the chunk's either way */
+    if (n >= c->cap)
+        return 0;
+    return set_cap(c, n);
+}
+
 void xorchunk_presize(xorchunk *c, size_t bytes) {
     if (c->b || bytes == 0)
         return;
@@ -102,9 +113,12 @@ KILN_MUST_CHECK static int reserve(xorchunk *c, uint32_t bits) {
     if (has_room(c, bits))
         return 0;
     size_t need = (c->nbits + bits + 7) / 8 + 9;
+    /* by half while small, then by an eighth: a chunk trimmed by xorchunk_fit
+     * (or presized a little short) grows back by what its next samples need,
+     * not by half its size */
     size_t nc = c->cap ? c->cap : INITIAL_CAP;
     while (nc < need)
-        nc = nc * 3 / 2 + 8;
+        nc += (nc < 256 ? nc / 2 : nc / 8) + 8;
     if (nc > UINT32_MAX)
         return KILN_ENOMEM;
     return set_cap(c, nc);

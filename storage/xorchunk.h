@@ -17,8 +17,9 @@
  *   fits the window    '10' + (64 - leading - trailing) bits
  *   new window         '11' + leading (5 bits, at most 31) + sigbits (6 bits, 64 as 0) + bits
  *
- * An open chunk grows its byte array geometrically from 32 bytes;
- * xorchunk_shrink trims it when the chunk is full.
+ * An open chunk grows its byte array geometrically from 32 bytes (by half,
+ * then by an eighth past 256); xorchunk_shrink trims it when the chunk is
+ * full, xorchunk_fit while it is still open.
  *
  * Threading: none; the caller locks.
  */
@@ -73,6 +74,10 @@ static inline uint16_t xorchunk_count(const xorchunk *c) {
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len);
 /* Trims the allocation to the encoded size; 0 or KILN_ENOMEM. */
 KILN_MUST_CHECK int xorchunk_shrink(xorchunk *c);
+/* Trims the allocation of a chunk still being appended to, to its encoded
+ * bytes and the few spare ones appending needs (memory after a replay: the
+ * next samples grow it by what they need).  0 or KILN_ENOMEM (unchanged). */
+KILN_MUST_CHECK int xorchunk_fit(xorchunk *c);
 /* Empties the chunk for new samples.  Its bytes are kept when their size
  * suits a chunk of `want` bytes (an eighth less to a quarter more), and
  * freed otherwise: chunks of many series are cut at the same moment, and

@@ -25,6 +25,9 @@
  * changes memory already there), so the threads that allocate do not wait
  * for it.
  *
+ * slab_trim gives the system the empty pages and those populated ahead,
+ * when allocating has paused for a while (the end of a replay).
+ *
  * Sizes above SLAB_MAX go to malloc; the caller passes the size it asked for
  * to slab_free and slab_realloc, which is how they tell the two apart.
  *
@@ -298,6 +301,29 @@ void slab_free(void *p, size_t n) {
             list_push(&slab.released, pg);
             slab.nreleased++;
         }
+    }
+    pthread_mutex_unlock(&slab.mu);
+}
+
+void slab_trim(void) {
+    pthread_mutex_lock(&slab.mu);
+    slab.pf_lo = NULL; /* nothing more populated ahead now; then none populating */
+    while (slab.pf_busy)
+        pthread_cond_wait(&slab.pf_cv, &slab.mu);
+    while (slab.empty) {
+        page *pg = slab.empty;
+        list_remove(&slab.empty, pg);
+        slab.nempty--;
+        madvise(page_base(pg), PAGE, MADV_DONTNEED);
+        POISON(page_base(pg), PAGE);
+        list_push(&slab.released, pg);
+        slab.nreleased++;
+    }
+    if (slab.cur && slab.next < NPAGES) {
+        uint8_t *front = page_base(&slab.cur->pages[slab.next]);
+        if (slab.pf_upto > front)
+            madvise(front, (size_t)(slab.pf_upto - front), MADV_DONTNEED);
+        slab.pf_upto = NULL; /* the next page taken asks for its huge pages again */
     }
     pthread_mutex_unlock(&slab.mu);
 }

@@ -202,6 +202,10 @@ typedef struct slab_stats {
 } slab_stats;
 #define SLAB_PAGE ((size_t)16 << 10)
 void slab_get_stats(slab_stats *st);
+/* Gives the system back the pages with no object and those populated ahead
+ * of the front: after a burst of allocation (a replay), when no more is
+ * expected soon.  Allocating goes on as before after it. */
+void slab_trim(void);
 /* Waits until the slab's populating thread has done what it was asked (tests). */
 void slab_populate_wait(void);
 

@@ -444,20 +444,41 @@ START_TEST(test_replay_large_batches) {
 END_TEST
 
 /* Replay builds the head appending does: the same series and chunks, in the
- * same bytes of memory (chunks are sized at the same counts). */
+ * same bytes of memory (chunks are sized at the same counts), then trims
+ * the open chunks to their bytes (head_fit).  Appending goes on into the
+ * trimmed chunks and every sample reads back. */
 START_TEST(test_replay_same_memory) {
+    enum { SERIES = 200 };
     slab_stats st;
     slab_get_stats(&st);
     size_t before = st.bytes;
     storage *s = open_st();
-    write_known(s, 200, 100);
+    write_known(s, SERIES, 100);
     slab_get_stats(&st);
     size_t live = st.bytes - before;
+    storage_stats ss;
+    storage_get_stats(s, &ss);
+    uint64_t nchunks = ss.head_chunks;
     close_st(s);
     s = open_st();
     slab_get_stats(&st);
-    ck_assert_uint_gt(live, 200 * 100);
-    ck_assert_uint_eq(st.bytes - before, live);
+    size_t replayed = st.bytes - before;
+    ck_assert_uint_gt(replayed, SERIES * 100);
+    ck_assert_uint_lt(replayed, live);
+    storage_get_stats(s, &ss);
+    ck_assert_uint_eq(ss.head_chunks, nchunks);
+    close_st(s);
+    /* the trimmed chunks take more samples, growing again */
+    s = open_st();
+    for (int k = 100; k < 130; k++)
+        for (int i = 0; i < SERIES; i++) {
+            char inst[16];
+            snprintf(inst, sizeof inst, "%d", i);
+            ck_assert_int_eq(put(s, "w", "j", inst, (int64_t)k * 1000, k + i * 0.25), 0);
+        }
+    size_t samples;
+    ck_assert_uint_eq(check_known(s, SERIES, &samples), SERIES);
+    ck_assert_uint_eq(samples, (size_t)SERIES * 130);
     close_st(s);
 }
 END_TEST

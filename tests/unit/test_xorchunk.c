@@ -267,6 +267,45 @@ START_TEST(test_slab_and_reuse) {
 }
 END_TEST
 
+/* A chunk trimmed by xorchunk_fit while open (as after a replay) keeps only
+ * its bytes and the spare ones appending needs, and appending goes on to
+ * the same bytes as in a chunk never trimmed, on malloc and on the slab. */
+START_TEST(test_fit_then_append) {
+    for (int slabbed = 0; slabbed < 2; slabbed++) {
+        xorchunk a, b;
+        xorchunk_init(&a);
+        xorchunk_init(&b);
+        if (slabbed)
+            xorchunk_use_slab(&b);
+        ck_assert_int_eq(xorchunk_fit(&b), 0); /* empty: nothing to do */
+        ck_assert_ptr_null(b.b);
+        srand(11);
+        double v = 1;
+        for (int i = 0; i < 240; i++) {
+            v += (rand() % 1000) / 100.0;
+            int64_t t = 1000 + i * 15000 + rand() % 50;
+            ck_assert_int_eq(xorchunk_append(&a, t, v), 0);
+            ck_assert_int_eq(xorchunk_append(&b, t, v), 0);
+            if (i == 99 || i == 100 || i == 170) {
+                xorchunk_expect(&b, 240); /* slack to take back */
+                ck_assert_int_eq(xorchunk_fit(&b), 0);
+                size_t need = (b.nbits + 7) / 8 + 9;
+                ck_assert_uint_ge(b.cap, need);
+                ck_assert_uint_lt(b.cap, need + 16);
+            }
+        }
+        size_t la, lb;
+        const uint8_t *da = xorchunk_data(&a, &la), *db = xorchunk_data(&b, &lb);
+        ck_assert_uint_eq(la, lb);
+        ck_assert_mem_eq(da, db, la);
+        /* growing back after the trim took an eighth at a time, not half */
+        ck_assert_uint_lt(b.cap, lb + lb / 4 + 64);
+        xorchunk_free(&a);
+        xorchunk_free(&b);
+    }
+}
+END_TEST
+
 START_TEST(test_random_walks) {
     srand(42);
     for (int round = 0; round < 20; round++) {
@@ -458,6 +497,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_append_run);
     tcase_add_test(tc, test_delta_overflow_wraps);
     tcase_add_test(tc, test_slab_and_reuse);
+    tcase_add_test(tc, test_fit_then_append);
     suite_add_tcase(s, tc);
     return s;
 }
