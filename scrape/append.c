@@ -347,25 +347,12 @@ KILN_MUST_CHECK static int ct_zero(appender *a, uint64_t *ref, const label *ls, 
 
 /* ---- exemplars ------------------------------------------------------------ */
 
-/* An exemplar of this scrape, stored once the batch is committed. */
-typedef struct pending_ex {
-    label *series, *ls; /* in t->scratch */
-    size_t ns, n;
-    double v;
-    int64_t t;
-    int has_ts;
-} pending_ex;
-
-typedef struct pending_exs {
-    pending_ex *v;
-    size_t n, cap;
-} pending_exs;
-
-/* Queues the current sample's exemplar, if any, for the series ls: its
+/* Stages the current sample's exemplars, if any, for the series `ref`
+ * (appender_append_exemplar: in the WAL and the store with the commit): its
  * timestamp is the sample's (st) when the exposition gives none, as
- * Prometheus; one beyond int64 ms drops it. */
-KILN_MUST_CHECK static int queue_exemplar(target *t, source *p, pending_exs *q, const label *ls, size_t n,
-                                          int64_t st) {
+ * Prometheus; one beyond int64 ms is dropped, an out-of-order one counted,
+ * a duplicate of the newest (the same exemplar scraped again) ignored. */
+KILN_MUST_CHECK static int stage_exemplars(target *t, source *p, appender *a, uint64_t ref, int64_t st) {
     const expo_label *el;
     size_t nel;
     double v;
@@ -374,41 +361,25 @@ KILN_MUST_CHECK static int queue_exemplar(target *t, source *p, pending_exs *q, 
     for (size_t k = 0; src_exemplar(p, k, &el, &nel, &v, &has_ts, &ets); k++) {
         if (has_ts < 0)
             continue;
-        if (array_grow((void **)&q->v, &q->cap, q->n + 1, sizeof *q->v) != 0)
-            return KILN_ENOMEM;
-        pending_ex *x = &q->v[q->n];
-        x->series = labels_copy(&t->scratch, ls, n);
-        x->ls = arena_alloc(&t->scratch, (nel ? nel : 1) * sizeof *x->ls);
-        if (!x->series || !x->ls)
+        label *ls = arena_alloc(&t->scratch, (nel ? nel : 1) * sizeof *ls);
+        if (!ls)
             return KILN_ENOMEM;
         for (size_t i = 0; i < nel; i++) {
             char *ln = arena_strndup(&t->scratch, el[i].name, el[i].name_len);
             char *lv = arena_strndup(&t->scratch, el[i].value, el[i].value_len);
             if (!ln || !lv)
                 return KILN_ENOMEM;
-            x->ls[i] = (label){ln, lv};
+            ls[i] = (label){ln, lv};
         }
-        x->ns = n;
-        x->n = nel;
-        x->v = v;
-        x->t = has_ts ? ets : st;
-        x->has_ts = has_ts;
-        q->n++;
-    }
-    return 0;
-}
-
-/* Stores the committed scrape's exemplars; an out-of-order one is counted,
- * a duplicate of the newest (the same exemplar scraped again) ignored. */
-static void store_exemplars(target *t, exemplar_store *es, const pending_exs *q) {
-    kiln_err e = {0};
-    for (size_t i = 0; i < q->n; i++) {
-        const pending_ex *x = &q->v[i];
-        exemplar ex = {x->ls, x->n, x->v, x->t, x->has_ts};
-        int rc = exemplar_add(es, x->series, x->ns, &ex, &e);
+        kiln_err e;
+        exemplar ex = {ls, nel, v, has_ts ? ets : st, has_ts};
+        int rc = appender_append_exemplar(a, ref, &ex, &e);
+        if (rc == KILN_ENOMEM)
+            return rc;
         if (rc == KILN_EORDER)
             metric_add(t->m->m_ex_ooo, 1);
     }
+    return 0;
 }
 
 /* Records a # HELP / # TYPE / # UNIT line. */
@@ -495,7 +466,7 @@ KILN_MUST_CHECK static int write_report(target *t, appender *a, int64_t ts, cons
 
 /* Parses and stages the body; 0, or an error with why set (the batch is then dropped). */
 KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, appender *a, int64_t ts,
-                                         pending_exs *exq, size_t *scraped, size_t *post, size_t *added,
+                                         int exemplars, size_t *scraped, size_t *post, size_t *added,
                                          char *why, size_t whyn) {
     kiln_err e = {0};
     t->cache.cursor = 0;
@@ -587,14 +558,8 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
                 c->explicit_ts = (uint8_t)explicit_ts;
                 c->is_hist = hv != NULL;
                 (*post)++;
-                if (exq != NULL && src_has_exemplar(p)) {
-                    /* a series with exemplars: its labels again (rare) */
-                    size_t n = 0;
-                    const label *ls = NULL;
-                    int keep = sample_labels(t, sc, p, &ls, &n);
-                    if (keep < 0 || (keep && queue_exemplar(t, p, exq, ls, n, st) != 0))
-                        goto nomem;
-                }
+                if (exemplars && src_has_exemplar(p) && stage_exemplars(t, p, a, c->ref, st) != 0)
+                    goto nomem;
                 continue;
             }
             c->ref = 0; /* unknown ref: make the labels again */
@@ -665,7 +630,7 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
         c->is_hist = hv != NULL;
         (*post)++;
         (*added)++;
-        if (exq != NULL && queue_exemplar(t, p, exq, ls, n, st) != 0)
+        if (exemplars && stage_exemplars(t, p, a, ref, st) != 0)
             goto nomem;
         continue;
     nomem:
@@ -713,16 +678,14 @@ void append_scrape(target *t) {
     size_t scraped = 0, post = 0, added = 0;
     kiln_err e = {0};
     t->iter++;
-    exemplar_store *es = storage_exemplars(st);
-    pending_exs exq = {0};
+    int exemplars = storage_exemplars(st) != NULL;
     appender *a = storage_appender(st);
     int ok = a != NULL && !t->job_err[0];
     if (!a)
         snprintf(why, sizeof why, "out of memory");
     else if (t->job_err[0])
         snprintf(why, sizeof why, "%s", t->job_err);
-    else if (stage_samples(t, sc, a, ts, es ? &exq : NULL, &scraped, &post, &added, why, sizeof why) != 0) {
-        exq.n = 0;
+    else if (stage_samples(t, sc, a, ts, exemplars, &scraped, &post, &added, why, sizeof why) != 0) {
         ok = 0;
         appender_rollback(a);
         a = storage_appender(st);
@@ -741,11 +704,8 @@ void append_scrape(target *t) {
         } else if (appender_commit(a, &e) != 0) {
             snprintf(why, sizeof why, "%s", e.msg);
             ok = 0;
-        } else if (ok && es) {
-            store_exemplars(t, es, &exq);
         }
     }
-    free(exq.v);
     arena_free(&t->scratch);
     arena_init(&t->scratch, 0);
     t->job_ok = ok;

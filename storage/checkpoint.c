@@ -95,8 +95,9 @@ KILN_MUST_CHECK static int cp_filter(cp_state *cs, const uint8_t *rec, size_t le
         walrec_exemplar *e;
         if ((rc = walrec_decode_exemplars(rec, len, &cs->a, &e, &n, err)))
             return rc;
+        /* those of live series at or after mint, as Prometheus keeps them */
         for (size_t i = 0; i < n; i++)
-            if (e[i].t >= cs->mint)
+            if (e[i].t >= cs->mint && cs->keep(e[i].ref, cs->data))
                 e[k++] = e[i];
         tally(&cs->st.exemplars_kept, &cs->st.exemplars_dropped, n, k);
         rc = k ? walrec_encode_exemplars(&cs->out, e, k) : 0;

@@ -5,16 +5,20 @@
  * series' exemplars linked oldest to newest through the buffer, an index of
  * the series that have some.  A new exemplar takes the oldest slot of the
  * buffer (unlinking it from its series, and the series from the index when it
- * was its last).  In memory only: exemplars are not in the WAL and do not
- * survive a restart.
+ * was its last).  Appenders stage exemplars (storage__exbatch_*, below):
+ * checked against the store when staged, written to the WAL in the commit's
+ * write after the samples (a type 4 record, walrec.h), added to the store
+ * once logged; the replay (replay.c) adds the WAL's back at start, so they
+ * survive a restart as in Prometheus.
  *
  * Rules of an add, as Prometheus': label names and values of the exemplar at
  * most 128 code points (KILN_EINVAL); equal to the series' newest exemplar
- * (labels, value, and timestamp when it has one) is a duplicate (KILN_EEXIST,
+ * (labels, value, and timestamp when either has one) is a duplicate (KILN_EEXIST,
  * a no-op); a timestamp not after the newest one's is out of order
  * (KILN_EORDER).
  *
- * Callers: scrape/append.c and api/remotewrite.c (adds, on workers),
+ * Callers: storage.c's appenders (staging and commits, on workers),
+ * replay.c and api/remotewrite.c (adds),
  * api/exemplars.c (selects, on lookup threads), cmd/kiln (resize on a
  * reload).  Threading: one read-write lock; selects run their callback under
  * the read lock.
@@ -23,7 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "storage/storage.h"
+#include "storage/storage_int.h"
+#include "storage/walrec.h"
 
 #define EXEMPLAR_MAX_RUNES 128
 
@@ -213,13 +218,37 @@ static int sorted(const label *ls, size_t n) {
     return 1;
 }
 
-int exemplar_add(exemplar_store *es, const label *sls_in, size_t ns, const exemplar *e, kiln_err *err) {
+/* KILN_EINVAL when e's labels are over 128 code points. */
+KILN_MUST_CHECK static int check_runes(const exemplar *e, kiln_err *err) {
     size_t r = 0;
     for (size_t i = 0; i < e->n; i++)
         r += runes(e->ls[i].name) + runes(e->ls[i].value);
     if (r > EXEMPLAR_MAX_RUNES)
         return kiln_err_set(err, KILN_EINVAL, "exemplar label set is longer than %d characters",
                             EXEMPLAR_MAX_RUNES);
+    return 0;
+}
+
+/* e (labels ls[0..e->n), sorted) after the series' newest exemplar nw: 0,
+ * KILN_EEXIST when it repeats it (Prometheus' Exemplar.Equals: the same
+ * labels and value, and the same time when either has one), KILN_EORDER
+ * when not after it. */
+static int versus_newest(const exemplar *nw, const label *ls, const exemplar *e, kiln_err *err) {
+    if ((!(nw->has_ts || e->has_ts) || nw->t == e->t) && labels_equal(nw->ls, nw->n, ls, e->n) &&
+        (nw->v == e->v || (nw->v != nw->v && e->v != e->v)))
+        return KILN_EEXIST;
+    if (e->t <= nw->t)
+        return kiln_err_set(err, KILN_EORDER, "out of order exemplar");
+    return 0;
+}
+
+static exemplar slot_exemplar(const ex_slot *sl) {
+    return (exemplar){sl->ls, sl->n, sl->v, sl->t, sl->has_ts};
+}
+
+int exemplar_add(exemplar_store *es, const label *sls_in, size_t ns, const exemplar *e, kiln_err *err) {
+    if (check_runes(e, err) != 0)
+        return KILN_EINVAL;
     /* both label sets sorted by name, as the API writes them (a sender's may not be) */
     label *ls = labels_block(e->ls, e->n);
     label *tmp = NULL;
@@ -242,16 +271,9 @@ int exemplar_add(exemplar_store *es, const label *sls_in, size_t ns, const exemp
         goto out;
     int32_t s = idx_find(es, h, sls_in, ns);
     if (s >= 0) {
-        const ex_slot *nw = &es->slots[es->ser[s].newest];
-        if (nw->has_ts == e->has_ts && (!e->has_ts || nw->t == e->t) &&
-            labels_equal(nw->ls, nw->n, ls, e->n) && (nw->v == e->v || (nw->v != nw->v && e->v != e->v))) {
-            rc = KILN_EEXIST;
+        exemplar nw = slot_exemplar(&es->slots[es->ser[s].newest]);
+        if ((rc = versus_newest(&nw, ls, e, err)) != 0)
             goto out;
-        }
-        if (e->t <= nw->t) {
-            rc = kiln_err_set(err, KILN_EORDER, "out of order exemplar");
-            goto out;
-        }
     }
     if (s < 0) {
         label *sls = NULL;
@@ -368,7 +390,7 @@ int exemplar_select(exemplar_store *es, int64_t mint, int64_t maxt, const exempl
                 rc = KILN_ENOMEM;
                 break;
             }
-            hits[n++] = (exemplar){sl->ls, sl->n, sl->v, sl->t, sl->has_ts};
+            hits[n++] = slot_exemplar(sl);
         }
         if (rc == 0 && n > 0)
             rc = fn(ctx, s->ls, s->n, hits, n);
@@ -376,4 +398,96 @@ int exemplar_select(exemplar_store *es, int64_t mint, int64_t maxt, const exempl
     pthread_rwlock_unlock(&es->mu);
     free(hits);
     return rc;
+}
+
+/* ---- an appender's exemplars (storage_int.h) ------------------------------ */
+
+struct exbatch_entry {
+    const hseries *s;
+    label *ls; /* sorted, in the batch's arena */
+    exemplar e;
+};
+
+int storage__exbatch_add(exbatch *b, exemplar_store *es, const hseries *hs, const exemplar *e,
+                         kiln_err *err) {
+    if (es->cap == 0) /* storing turned off by a reload */
+        return 0;
+    if (check_runes(e, err) != 0)
+        return KILN_EINVAL;
+    if (!b->mem_init) {
+        arena_init(&b->mem, 0);
+        b->mem_init = 1;
+    }
+    label *ls = arena_alloc_nz(&b->mem, (e->n ? e->n : 1) * sizeof *ls);
+    if (!ls || array_grow((void **)&b->v, &b->cap, b->n + 1, sizeof *b->v) != 0)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < e->n; i++) {
+        ls[i].name = arena_strndup(&b->mem, e->ls[i].name, strlen(e->ls[i].name));
+        ls[i].value = arena_strndup(&b->mem, e->ls[i].value, strlen(e->ls[i].value));
+        if (!ls[i].name || !ls[i].value)
+            return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    }
+    qsort(ls, e->n, sizeof *ls, label_name_cmp);
+    /* against the series' newest: the one staged just before, or the store's */
+    int rc = 0;
+    if (b->n && b->v[b->n - 1].s == hs) {
+        rc = versus_newest(&b->v[b->n - 1].e, ls, e, err);
+    } else {
+        size_t ns;
+        const label *sls = hseries_labels(hs, &ns);
+        pthread_rwlock_rdlock(&es->mu);
+        int32_t s = es->cap ? idx_find(es, labels_hash(sls, ns), sls, ns) : -1;
+        if (s >= 0) {
+            exemplar nw = slot_exemplar(&es->slots[es->ser[s].newest]);
+            rc = versus_newest(&nw, ls, e, err);
+        }
+        pthread_rwlock_unlock(&es->mu);
+    }
+    if (rc)
+        return rc;
+    b->v[b->n++] = (exbatch_entry){hs, ls, {ls, e->n, e->v, e->t, e->has_ts}};
+    return 0;
+}
+
+int storage__exbatch_encode(const exbatch *b, buf *out) {
+    if (b->n == 0)
+        return 0;
+    size_t nl = 0;
+    for (size_t i = 0; i < b->n; i++)
+        nl += b->v[i].e.n;
+    walrec_exemplar *we = malloc(b->n * sizeof *we);
+    walrec_label *wl = malloc((nl ? nl : 1) * sizeof *wl);
+    int rc = KILN_ENOMEM;
+    if (we && wl) {
+        size_t k = 0;
+        for (size_t i = 0; i < b->n; i++) {
+            const exemplar *e = &b->v[i].e;
+            we[i] = (walrec_exemplar){hseries_ref(b->v[i].s), e->t, e->v, wl + k, e->n};
+            for (size_t j = 0; j < e->n; j++, k++)
+                wl[k] = (walrec_label){e->ls[j].name, strlen(e->ls[j].name), e->ls[j].value,
+                                       strlen(e->ls[j].value)};
+        }
+        rc = walrec_encode_exemplars(out, we, b->n);
+    }
+    free(we);
+    free(wl);
+    return rc;
+}
+
+size_t storage__exbatch_commit(const exbatch *b, exemplar_store *es) {
+    size_t added = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        size_t ns;
+        const label *sls = hseries_labels(b->v[i].s, &ns);
+        kiln_err e;
+        added += exemplar_add(es, sls, ns, &b->v[i].e, &e) == 0;
+    }
+    return added;
+}
+
+void storage__exbatch_free(exbatch *b) {
+    if (b->mem_init)
+        arena_free(&b->mem);
+    free(b->v);
+    memset(b, 0, sizeof *b);
 }

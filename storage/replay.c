@@ -1,7 +1,8 @@
 /*
  * replay.c - WAL replay: at open, the head is rebuilt from chunks_head (the
  * full chunks, attached to their series as these are created) and the WAL
- * (checkpoint, then segments: series records, samples, tombstones).
+ * (checkpoint, then segments: series records, samples, tombstones, and
+ * exemplars into the exemplar store when it is on).
  *
  * Called by storage_open (storage.c) alone, through storage__replay, before
  * anything else can reach the head.
@@ -62,6 +63,7 @@ KILN_MUST_CHECK static int alias_add(ref_alias *a, uint64_t from, uint64_t to) {
 
 typedef struct replay_stats {
     uint64_t series, samples, unknown_refs, rejected, records, mmapped, in_blocks, in_chunks, future;
+    uint64_t exemplars;   /* added to the exemplar store */
     int64_t first_future; /* the timestamp of the first future sample or chunk dropped */
 } replay_stats;
 
@@ -639,6 +641,41 @@ KILN_MUST_CHECK static int replay_tombstones(storage *s, const uint8_t *rec, siz
     return rc;
 }
 
+/* Exemplars into the exemplar store, as Prometheus' replay: those of
+ * unknown series, out of order or repeated are skipped. */
+KILN_MUST_CHECK static int replay_exemplars(storage *s, const uint8_t *rec, size_t len, arena *a,
+                                            const ref_alias *al, replay_stats *st, kiln_err *err) {
+    walrec_exemplar *v;
+    size_t n;
+    int rc = walrec_decode_exemplars(rec, len, a, &v, &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        hseries *hs = head_series(s->h, al->n ? alias_lookup(al, v[i].ref) : v[i].ref);
+        if (!hs) {
+            st->unknown_refs++;
+            continue;
+        }
+        label *ls = arena_alloc_nz(a, (v[i].nlabels ? v[i].nlabels : 1) * sizeof *ls);
+        if (!ls)
+            return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+        for (size_t j = 0; j < v[i].nlabels; j++) {
+            const walrec_label *l = &v[i].labels[j];
+            ls[j] = (label){arena_strndup(a, l->name, l->name_len), arena_strndup(a, l->value, l->value_len)};
+            if (!ls[j].name || !ls[j].value)
+                return kiln_err_set(err, KILN_ENOMEM, "replay: out of memory");
+        }
+        size_t ns;
+        const label *sls = hseries_labels(hs, &ns);
+        /* undated, as Prometheus replays them: the same one scraped again is a duplicate */
+        exemplar e = {ls, v[i].nlabels, v[i].v, v[i].t, 0};
+        kiln_err e2;
+        int r = exemplar_add(s->exemplars, sls, ns, &e, &e2);
+        if (r == KILN_ENOMEM)
+            return kiln_err_set(err, r, "replay: out of memory");
+        st->exemplars += r == 0;
+    }
+    return rc;
+}
+
 /*
  * Read-ahead.  Reading a record (from the mapped segment: CRC, reassembly,
  * snappy) costs about as much as decoding and dispatching it, so a thread
@@ -831,6 +868,10 @@ int storage__replay(storage *s, kiln_err *err) {
                 r2 = replay_samples(&rp, rec, len, &sbuf, &scap, &al, &mm, &known, &st, &e2);
             } else if (type == WALREC_TOMBSTONES) {
                 r2 = replay_tombstones(s, rec, len, &al, &e2);
+            } else if (type == WALREC_EXEMPLARS && s->exemplars) {
+                r2 = replay_exemplars(s, rec, len, &a, &al, &st, &e2);
+                arena_free(&a);
+                arena_init(&a, 0);
             } else if (type >= WALREC_HISTOGRAM_SAMPLES) {
                 r2 = replay_histograms(&rp, rec, len, &a, &al, &mm, &known, &st, &e2);
                 arena_free(&a);
@@ -895,12 +936,12 @@ int storage__replay(storage *s, kiln_err *err) {
     s->replay_seconds = time_mono_sec() - t0;
     s->replay_unknown_refs = st.unknown_refs;
     LOG_INFO("WAL replay completed",
-             "records=%llu series=%llu chunks_from_disk=%llu samples=%llu "
+             "records=%llu series=%llu chunks_from_disk=%llu samples=%llu exemplars=%llu "
              "skipped=%llu in_blocks=%llu in_chunks=%llu unknown_refs=%llu duration=%.3fs",
              (unsigned long long)st.records, (unsigned long long)st.series, (unsigned long long)st.mmapped,
-             (unsigned long long)st.samples, (unsigned long long)st.rejected,
-             (unsigned long long)st.in_blocks, (unsigned long long)st.in_chunks,
-             (unsigned long long)st.unknown_refs, s->replay_seconds);
+             (unsigned long long)st.samples, (unsigned long long)st.exemplars,
+             (unsigned long long)st.rejected, (unsigned long long)st.in_blocks,
+             (unsigned long long)st.in_chunks, (unsigned long long)st.unknown_refs, s->replay_seconds);
 out:
     if (rr_running)
         rreader_stop(&rr);

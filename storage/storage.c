@@ -208,6 +208,11 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
         goto fail;
     if ((rc = load_blocks(s, err)) != 0)
         goto fail;
+    /* before the replay, which adds the WAL's exemplars */
+    if (opts->max_exemplars > 0 && !(s->exemplars = exemplar_store_new(opts->max_exemplars))) {
+        rc = kiln_err_set(err, KILN_ENOMEM, "storage: out of memory");
+        goto fail;
+    }
     if ((rc = storage__replay(s, err)) != 0)
         goto fail;
     wal_opts wo = wal_opts_default();
@@ -222,10 +227,6 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
         goto fail;
     if (s->replay_corruptions)
         wal_count_corruption(s->w, s->replay_corruptions);
-    if (opts->max_exemplars > 0 && !(s->exemplars = exemplar_store_new(opts->max_exemplars))) {
-        rc = kiln_err_set(err, KILN_ENOMEM, "storage: out of memory");
-        goto fail;
-    }
     *out = s;
     return 0;
 fail:
@@ -306,6 +307,7 @@ struct appender {
     hstaged *hv;
     size_t nh, caph;
     arena hmem;
+    exbatch ex; /* exemplars, logged after the samples (exemplars.c) */
 };
 
 appender *storage_appender(storage *s) {
@@ -483,6 +485,15 @@ int appender_append_histogram(appender *a, uint64_t *ref, const label *ls, size_
     return 0;
 }
 
+int appender_append_exemplar(appender *a, uint64_t ref, const exemplar *e, kiln_err *err) {
+    if (!a->st->exemplars)
+        return 0;
+    hseries *hs = ref ? head_series(a->st->h, ref) : NULL;
+    if (!hs)
+        return kiln_err_set(err, KILN_EINVAL, "unknown series reference %llu", (unsigned long long)ref);
+    return storage__exbatch_add(&a->ex, a->st->exemplars, hs, e, err);
+}
+
 void appender_trust_labels(appender *a) {
     a->trusted = 1;
 }
@@ -494,6 +505,7 @@ static void appender_free(appender *a) {
     free(a->created);
     free(a->hv);
     arena_free(&a->hmem);
+    storage__exbatch_free(&a->ex);
     free(a);
 }
 
@@ -545,8 +557,8 @@ KILN_MUST_CHECK static int wal_write(storage *s, const wal_rec *recs, size_t n, 
 /* Logs the records of the created series and, with_samples, the staged
  * samples, in one write. */
 KILN_MUST_CHECK static int log_batch(appender *a, int with_samples, kiln_err *err) {
-    buf sb = BUF_INIT, pb = BUF_INIT, hb[4] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
-    wal_rec recs[6];
+    buf sb = BUF_INIT, pb = BUF_INIT, eb = BUF_INIT, hb[4] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
+    wal_rec recs[7];
     size_t nrec = 0;
     int rc = 0;
     walrec_sample *ws = NULL;
@@ -582,6 +594,12 @@ KILN_MUST_CHECK static int log_batch(appender *a, int with_samples, kiln_err *er
                 recs[nrec++] = (wal_rec){b->data, b->len};
         }
     }
+    /* exemplars last, as Prometheus' headAppender.log */
+    if (with_samples && a->ex.n) {
+        if (storage__exbatch_encode(&a->ex, &eb) != 0)
+            goto nomem;
+        recs[nrec++] = (wal_rec){eb.data, eb.len};
+    }
     if (nrec)
         rc = wal_write(a->st, recs, nrec, err);
     goto out;
@@ -592,6 +610,7 @@ out:
     free(wh);
     buf_free(&sb);
     buf_free(&pb);
+    buf_free(&eb);
     for (int i = 0; i < 4; i++)
         buf_free(&hb[i]);
     return rc;
@@ -695,6 +714,8 @@ int appender_commit(appender *a, kiln_err *err) {
     }
     head_note_range(s->h, lo, hi);
     __atomic_add_fetch(&s->samples_appended, added, __ATOMIC_RELAXED);
+    if (rc == 0 && a->ex.n)
+        (void)storage__exbatch_commit(&a->ex, s->exemplars);
     appender_free(a);
     /* seq_cst: ordered after the samples became visible (see storage_watch_raise) */
     if (added && lo <= __atomic_load_n(&s->watch_t, __ATOMIC_SEQ_CST))

@@ -714,8 +714,9 @@ KILN_MUST_CHECK int querier_label_values(querier *q, const char *name, const mat
 /* ---- exemplars (exemplars.c) ----------------------------------------------- */
 
 /* Exemplar storage (--enable-feature=exemplar-storage): Prometheus' circular
- * buffer of the newest max_exemplars exemplars, in memory only.  The
- * storage holds one when storage_opts.max_exemplars > 0. */
+ * buffer of the newest max_exemplars exemplars, kept through restarts by
+ * the WAL (appender_append_exemplar).  The storage holds one when
+ * storage_opts.max_exemplars > 0. */
 typedef struct exemplar_store exemplar_store;
 
 /* An exemplar: its labels (sorted or not, as given), value and timestamp;
@@ -744,6 +745,16 @@ exemplar_store *storage_exemplars(storage *s);
  * KILN_EINVAL when its labels are over 128 code points; KILN_ENOMEM. */
 KILN_MUST_CHECK int exemplar_add(exemplar_store *es, const label *ls, size_t ns, const exemplar *e,
                                  kiln_err *err);
+
+/*
+ * Stages exemplar e of the series `ref` names (set by appender_append), as
+ * Prometheus' AppendExemplar: written to the WAL in the commit's write after
+ * the samples, added to the exemplar store then.  0 (also when exemplar
+ * storage is off: nothing is kept); KILN_EEXIST when it repeats the series'
+ * newest (a no-op); KILN_EORDER when not after it; KILN_EINVAL for labels
+ * over 128 code points or an unknown ref; KILN_ENOMEM.
+ */
+KILN_MUST_CHECK int appender_append_exemplar(appender *a, uint64_t ref, const exemplar *e, kiln_err *err);
 
 /* Keeps the newest `max` exemplars (a reload changed max_exemplars); 0 turns
  * storing off.  0 or KILN_ENOMEM (the store is then unchanged). */

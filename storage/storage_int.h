@@ -72,6 +72,26 @@ struct storage {
     double replay_seconds;
 };
 
+/*
+ * The exemplars an appender stages (exemplars.c).  _add checks e against the
+ * series' newest (staged or stored: KILN_EEXIST, KILN_EORDER, KILN_EINVAL
+ * as exemplar_add) and copies it; _encode appends the type 4 WAL record of
+ * the batch (nothing when empty; 0 or KILN_ENOMEM); _commit adds the batch
+ * to the store once logged (returns how many were added).  Zeroed is empty.
+ */
+typedef struct exbatch_entry exbatch_entry;
+typedef struct exbatch {
+    exbatch_entry *v;
+    size_t n, cap;
+    arena mem;
+    int mem_init;
+} exbatch;
+KILN_MUST_CHECK int storage__exbatch_add(exbatch *b, exemplar_store *es, const hseries *hs, const exemplar *e,
+                                         kiln_err *err);
+KILN_MUST_CHECK int storage__exbatch_encode(const exbatch *b, buf *out);
+size_t storage__exbatch_commit(const exbatch *b, exemplar_store *es);
+void storage__exbatch_free(exbatch *b);
+
 /* Replays the WAL (and chunks_head) into the empty head at open; replay.c. */
 KILN_MUST_CHECK int storage__replay(storage *s, kiln_err *err);
 
