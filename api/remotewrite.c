@@ -731,10 +731,46 @@ fail:
     return rc;
 }
 
+/* Stages the exemplars of series s (reference ref) in the batch, for
+ * exemplar storage and the WAL (appender_append_exemplar; nothing when
+ * storage is off), as Prometheus: with their timestamps, out-of-order and
+ * repeated ones skipped.  Returns how many were staged. */
+static size_t rw_stage_exemplars(appender *app, uint64_t ref, const rw_series *s) {
+    size_t staged = 0;
+    kiln_err e = {0};
+    for (size_t k = 0; ref && k < s->nexemplars; k++) {
+        const Kiln__Remote__Exemplar *x = s->exemplars[k];
+        label ls[32];
+        char text[1200]; /* 128 characters of names and values at most are stored */
+        size_t used = 0, j = 0;
+        for (; j < x->n_labels && j < 32; j++) {
+            const ProtobufCBinaryData *nm = &x->labels[j]->name, *v = &x->labels[j]->value;
+            if (used + nm->len + v->len + 2 > sizeof text)
+                break;
+            ls[j].name = text + used;
+            if (nm->len)
+                memcpy(text + used, nm->data, nm->len);
+            used += nm->len;
+            text[used++] = 0;
+            ls[j].value = text + used;
+            if (v->len)
+                memcpy(text + used, v->data, v->len);
+            used += v->len;
+            text[used++] = 0;
+        }
+        if (j < x->n_labels)
+            continue; /* over the limit anyway */
+        exemplar ex = {ls, x->n_labels, x->value, x->timestamp, 1};
+        staged += appender_append_exemplar(app, ref, &ex, &e) == 0;
+    }
+    return staged;
+}
+
 /* ---- appending ---------------------------------------------------------------- */
 
 typedef struct rw_outcome {
     size_t appended;
+    size_t exemplars; /* staged, stored with the commit */
     size_t hist_appended, hist_rejected;
     size_t rejected[RW_NREJ];
     size_t rejected_total;
@@ -822,8 +858,9 @@ KILN_MUST_CHECK static int rw_append(storage *st, const rw_batch *b, rw_outcome 
             else
                 o->hist_rejected++;
         }
+        o->exemplars += s->nexemplars && storage_exemplars(st) ? rw_stage_exemplars(app, ref, s) : 0;
     }
-    if (o->appended == 0 && o->hist_appended == 0) {
+    if (o->appended == 0 && o->hist_appended == 0 && o->exemplars == 0) {
         appender_rollback(app);
         return 0;
     }
@@ -867,44 +904,6 @@ static void respond(remotewrite *rw, http_resp *resp, int code, const char *text
     char line[RW_MSG_MAX + 2];
     snprintf(line, sizeof line, "%s\n", text);
     http_resp_text(resp, rw_code_status[code], line);
-}
-
-/* The exemplars of the batch's series into exemplar storage, when it is on
- * (as Prometheus: with their timestamps; out-of-order ones skipped).
- * Returns how many were stored. */
-static size_t rw_store_exemplars(storage *st, const rw_batch *b) {
-    exemplar_store *es = storage_exemplars(st);
-    size_t stored = 0;
-    kiln_err e = {0};
-    for (size_t i = 0; es && i < b->n; i++) {
-        const rw_series *s = &b->v[i];
-        for (size_t k = 0; k < s->nexemplars; k++) {
-            const Kiln__Remote__Exemplar *x = s->exemplars[k];
-            label ls[32];
-            char text[1200]; /* 128 characters of names and values at most are stored */
-            size_t used = 0, j = 0;
-            for (; j < x->n_labels && j < 32; j++) {
-                const ProtobufCBinaryData *nm = &x->labels[j]->name, *v = &x->labels[j]->value;
-                if (used + nm->len + v->len + 2 > sizeof text)
-                    break;
-                ls[j].name = text + used;
-                if (nm->len)
-                    memcpy(text + used, nm->data, nm->len);
-                used += nm->len;
-                text[used++] = 0;
-                ls[j].value = text + used;
-                if (v->len)
-                    memcpy(text + used, v->data, v->len);
-                used += v->len;
-                text[used++] = 0;
-            }
-            if (j < x->n_labels)
-                continue; /* over the limit anyway */
-            exemplar ex = {ls, x->n_labels, x->value, x->timestamp, 1};
-            stored += exemplar_add(es, s->ls, s->nls, &ex, &e) == 0;
-        }
-    }
-    return stored;
 }
 
 /* Remote write 2.0's X-Prometheus-Remote-Write-*-Written headers: what was
@@ -982,7 +981,7 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
 
     rw_outcome o;
     rc = rw_append(rw->st, &b, &o, &msg);
-    size_t ex_stored = rc == 0 ? rw_store_exemplars(rw->st, &b) : 0;
+    size_t ex_stored = rc == 0 ? o.exemplars : 0;
     if (b.exemplars > ex_stored)
         metric_add(rw->exemplars_dropped, (double)(b.exemplars - ex_stored));
     rw_cache_fit(cache, al.used); /* b is not used beyond this point */
