@@ -28,11 +28,19 @@ directory), so the two never compete for the 2 cores:
 
 1. start it without rules; send 26 samples of every series by remote write
    (the last 6.5 minutes: every [5m] window is full), then one sample of
-   every series every 15 s, on the 15 s grid, until it stops; and one
-   sample of each of the 18,100 series the rules will write (unless
+   every series every 15 s, on the 15 s grid, until it stops; and
+   PRECREATE_SAMPLES samples (value 0, on the grid before the live rounds)
+   of each of the 18,100 series the rules will write (unless
    --no-precreate), so that those series' head memory, which is data, is in
    the baseline of both servers and the difference in step 4 is the rules'
-   own (their state and their queries' working memory);
+   own (their state and their queries' working memory).  Six samples, not
+   one: kiln sizes a series' first chunk for 120 samples when its sixth
+   arrives (storage/head.c, FIRST_SIZING); with one sample beforehand that
+   sizing (about 1.1 KB a series, 20 MB for the 18,100: ten huge pages of
+   the head's slab) fell after the baseline and was counted as the rules'.
+   With six samples of 0 the chunk is sized for samples that do not vary
+   and grows with the rules' samples as they come, as Prometheus' chunks
+   (Go slices) grow in both servers alike;
 2. after two live rounds and 20 s more, note its resident memory
    (median of 4 readings, 5 s apart) and
    its CPU time over those 20 s: the cost of the data alone;
@@ -79,6 +87,7 @@ import rwproto  # noqa: E402
 
 STEP_MS = 15000
 BACKFILL = 26  # samples sent at the start: 6.25 minutes of history
+PRECREATE_SAMPLES = 6  # of each series the rules write, before the baseline (see the docstring)
 INSTANCES = 10
 HANDLERS = ["/api/users", "/api/orders", "/api/search", "/api/cart", "/login"]
 CODES = ["200", "400", "404", "500"]
@@ -269,15 +278,17 @@ class Feeder:
         self.k = BACKFILL
 
     def precreate(self, jobs):
-        """One sample (0) of each series the rules will write, at the last
-        backfilled step: the series are in the head before the baseline is
-        measured, so the rules' memory is theirs alone (their output's head
-        memory is data, measured as such by storage_vs_prometheus.py)."""
+        """PRECREATE_SAMPLES samples (0) of each series the rules will write,
+        at the last backfilled steps: the series are in the head, their first
+        chunk sized, before the baseline is measured, so the rules' memory is
+        theirs alone (their output's head memory is data, measured as such by
+        storage_vs_prometheus.py)."""
         out = rule_output_series(jobs)
-        t = self.t0 + (BACKFILL - 1) * STEP_MS
+        smp = b"".join(rwproto.field(2, rwproto.pb_sample(0.0, self.t0 + k * STEP_MS))
+                       for k in range(BACKFILL - PRECREATE_SAMPLES, BACKFILL))
         for a in range(0, len(out), 2000):
             self.post(b"".join(rwproto.field(1, b"".join(rwproto.field(1, rwproto.pb_label(n, v)) for n, v in ls) +
-                                             rwproto.field(2, rwproto.pb_sample(0.0, t)))
+                                             smp)
                                for ls in out[a:a + 2000]))
         return len(out)
 
