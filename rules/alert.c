@@ -68,12 +68,16 @@ int alert_rule_init(rule_group *g, rule *r, kiln_err *err) {
             goto fail;
         }
     }
-    buf u = BUF_INIT;
+    buf q = BUF_INIT, u = BUF_INIT;
+    rule_query_format(r, &q);
     buf_puts(&u, g->env->external_url ? g->env->external_url : "");
     buf_puts(&u, "/graph?g0.expr=");
-    tmpl_query_escape(&u, rule_query(r), strlen(rule_query(r)));
+    if (q.len)
+        tmpl_query_escape(&u, q.data, q.len);
     buf_puts(&u, "&g0.tab=1");
-    if (buf_error(&u) != 0) {
+    int bad = buf_error(&q) != 0 || buf_error(&u) != 0;
+    buf_free(&q);
+    if (bad) {
         buf_free(&u);
         goto oom;
     }

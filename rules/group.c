@@ -60,6 +60,16 @@ int rules_query(rule_group *g, const char *expr, int64_t t, query_result *res, k
     return 0;
 }
 
+void rule_query_format(const rule *r, buf *out) {
+    size_t len = out->len;
+    kiln_err e;
+    /* the expression parsed when the group was made: only memory fails */
+    if (query_parse_format(r->def->expr, out, &e) != 0 && buf_error(out) == 0) {
+        out->len = len;
+        buf_puts(out, r->def->expr);
+    }
+}
+
 /* ---- output ------------------------------------------------------------ */
 
 size_t rules_labels_merge(label *dst, const label *base, size_t nbase, const label *ov, size_t nov) {
@@ -278,7 +288,6 @@ static int rule_labels(rule_group *g, rule *r) {
 static void rule_free(rule *r) {
     alert_rule_free(r);
     free(r->labels);
-    free(r->query);
     free(r->prev);
     free(r->last_error);
 }
@@ -314,17 +323,11 @@ int rule_group_new(const rulefile_group *fg, const config_global *global, const 
         g->nrules = i + 1;
         if ((rc = rule_labels(g, r)) != 0)
             goto fail;
-        buf q = BUF_INIT;
-        if ((rc = query_parse_format(r->def->expr, &q, err)) != 0) {
-            buf_free(&q);
+        if ((rc = query_parse_check(r->def->expr, err)) != 0) {
             if (rc != KILN_ENOMEM)
                 kiln_err_prefix(err, "group \"%s\", rule %zu, \"%s\": ", fg->name, i + 1, r->def->name);
             goto fail_err;
         }
-        /* kept only where it differs from the text as written */
-        if (q.len != strlen(r->def->expr) || memcmp(q.data, r->def->expr, q.len) != 0)
-            r->query = buf_steal(&q);
-        buf_free(&q);
         if (r->def->kind == RULEFILE_ALERT && (rc = alert_rule_init(g, r, err)) != 0)
             goto fail_err;
     }

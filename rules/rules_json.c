@@ -93,13 +93,24 @@ static int in_list(const char *s, const char *const *v, size_t n) {
     return 0;
 }
 
+/* "query": the rule's expression as Prometheus prints it. */
+static void query_json(buf *b, const rule *r) {
+    buf q = BUF_INIT;
+    rule_query_format(r, &q);
+    if (buf_error(&q) != 0)
+        b->oom = 1; /* sticky: the response is not sent */
+    else
+        json_strn(b, q.data, q.len);
+    buf_free(&q);
+}
+
 static void rule_json(buf *b, const rule *r, int exclude_alerts) {
     int alerting = r->def->kind == RULEFILE_ALERT;
     if (alerting) {
         buf_printf(b, "{\"state\":\"%s\",\"name\":", state_name(alert_rule_state(r)));
         json_str(b, r->def->name);
         buf_puts(b, ",\"query\":");
-        json_str(b, rule_query(r));
+        query_json(b, r);
         buf_puts(b, ",\"duration\":");
         json_float(b, (double)r->def->for_ms / 1000);
         buf_puts(b, ",\"keepFiringFor\":");
@@ -128,7 +139,7 @@ static void rule_json(buf *b, const rule *r, int exclude_alerts) {
         buf_puts(b, "{\"name\":");
         json_str(b, r->def->name);
         buf_puts(b, ",\"query\":");
-        json_str(b, rule_query(r));
+        query_json(b, r);
         if (r->nlabels > 1) {
             buf_puts(b, ",\"labels\":");
             rule_labels_json(b, r);

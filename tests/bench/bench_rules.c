@@ -51,7 +51,7 @@ static long rss_kib(void) {
 }
 
 /* The bytes the groups' rule state asks of malloc (structures, label
- * arrays, printed queries, the last output's hashes and references),
+ * arrays, the last output's hashes and references),
  * without the allocator's own overhead; the rule file's text is not counted. */
 static size_t state_bytes(rule_group **gs, long n) {
     size_t b = 0;
@@ -60,8 +60,7 @@ static size_t state_bytes(rule_group **gs, long n) {
              gs[i]->capout * sizeof(rule_out);
         for (size_t k = 0; k < gs[i]->nrules; k++) {
             const rule *r = &gs[i]->rules[k];
-            b += (r->nlabels + 1) * sizeof(label) + (r->query ? strlen(r->query) + 1 : 0) +
-                 r->nprev * sizeof(rule_series);
+            b += (r->nlabels + 1) * sizeof(label) + r->nprev * sizeof(rule_series);
         }
     }
     return b;
