@@ -606,6 +606,7 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out) {
         for (size_t i = 0; i < set->n; i++) {
             series *s = &set->v[i];
             size_t sn;
+            out->hist |= s->nh > 0;
             sample *ss = series_points(c, s, &sn);
             if (!ss)
                 return c->code;
@@ -652,6 +653,9 @@ int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out) {
             rc = pq_push_scalar_series(c, &out->m, v.scal);
         } else if (rc == 0) {
             out->m = v.m;
+            for (size_t i = 0; i < v.m.n && !out->hist; i++)
+                for (size_t j = 0; j < v.m.v[i].npts && !out->hist; j++)
+                    out->hist = pq_is_hist(v.m.v[i].pts[j].v);
         }
     }
     c->start = s0;

@@ -164,6 +164,21 @@ KILN_MUST_CHECK int pq_matrix_push_pts(pq_ctx *c, pq_matrix *m, label *ls, size_
  * pts[0..n), after counting the n samples against max_samples. */
 KILN_MUST_CHECK int pq_matrix_push_copy(pq_ctx *c, pq_matrix *m, label *ls, size_t nls, int drop_name,
                                         const sample *pts, size_t n);
+/* ---- par.c: per-series work on every core ----
+ *
+ * pq_par_run calls fn(shard context, k, data) for k in [0, nshards), on
+ * the parfor pool's threads, each with a context of its own copied from c,
+ * and merges them into c in shard order (error, annotations, sample count,
+ * arena); with nshards 1, fn(c, 0, data) on this thread.  fn works on its
+ * own shard k of the input and writes its output where only shard k
+ * writes; it must not box histograms nor select (see par.c).  Returns
+ * c->code. */
+typedef int (*pq_shard_fn)(pq_ctx *c, size_t shard, void *data);
+KILN_MUST_CHECK int pq_par_run(pq_ctx *c, size_t nshards, pq_shard_fn fn, void *data);
+/* How many shards n series are cut into: 1 when the pool has one thread
+ * or n is under 2 * min_per_shard, else a few a thread. */
+size_t pq_par_shards(const pq_ctx *c, size_t n, size_t min_per_shard);
+
 /* Makes out a scalar: an arena array of one value per step, zeroed (the
  * steps counted as points, as Prometheus' evaluator does). */
 KILN_MUST_CHECK int pq_new_scalar(pq_ctx *c, pq_value *out);
@@ -333,6 +348,7 @@ typedef struct pq_range_arg {
     int at; /* fixed evaluation time */
     int64_t at_ms;
     const promql_expr *sel; /* the vector selector, or NULL for a subquery */
+    int hist;               /* some point is a native histogram (boxed) */
 } pq_range_arg;
 KILN_MUST_CHECK int pq_eval_range_arg(pq_ctx *c, const promql_expr *e, pq_range_arg *out);
 

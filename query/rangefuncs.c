@@ -14,7 +14,9 @@
  * time, Prometheus' quantile.
  *
  * Called by funcs.c (pq_eval_call dispatches range functions here).
- * Threading: runs on the thread evaluating its query; no shared state.
+ * Threading: runs on the thread evaluating its query; an argument of many
+ * float series is cut into shards evaluated on par.c's threads too (each
+ * shard its own scratch and output, joined in series order).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -561,6 +563,124 @@ static int name_is_counterish(const char *name) {
     return 0;
 }
 
+/* A range function over series of its argument, cut in shards (par.c). */
+#define RF_SHARD_MIN 256 /* series: fewer are one shard */
+#define RF_NOT_COUNTER                                                                                       \
+    "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"%s\""
+
+typedef struct rf_job {
+    promql_func_id id;
+    const pq_range_arg *ra;
+    const promql_expr *argpos;
+    const double *a0, *a1;
+    size_t nshards;
+    pq_matrix *outs;         /* shard k's output series */
+    const char **noncounter; /* shard k's first float series a rate should not see, by name */
+} rf_job;
+
+static int rf_shard(pq_ctx *c, size_t shard, void *data) {
+    const rf_job *job = data;
+    const pq_range_arg ra = *job->ra;
+    promql_func_id id = job->id;
+    const promql_expr *argpos = job->argpos;
+    const double *a0 = job->a0, *a1 = job->a1;
+    pq_matrix *outm = &job->outs[shard];
+    size_t from = ra.m.n * shard / job->nshards, to = ra.m.n * (shard + 1) / job->nshards;
+    int rc = 0;
+    int is_rateish = id == PROMQL_FN_RATE || id == PROMQL_FN_INCREASE;
+    size_t cap = pq_step_cap(c);
+    sample *tmp = malloc((cap + 1) * sizeof(sample));
+    uint32_t *resets = NULL, *hpre = NULL;
+    size_t resets_cap = 0, hpre_cap = 0, fl_cap = 0;
+    sample *fl = NULL;
+    if (!tmp)
+        goto nomem;
+    for (size_t i = from; i < to; i++) {
+        const pq_series *in = &ra.m.v[i];
+        size_t lo = 0, hi = 0, np = 0;
+        /* histogram points: prefix counts, so a window knows how many it has */
+        int any_hist = 0;
+        for (size_t j = 0; j < in->npts && !any_hist; j++)
+            any_hist = pq_is_hist(in->pts[j].v);
+        const char *hname = "";
+        if (any_hist) {
+            if (array_grow((void **)&hpre, &hpre_cap, in->npts + 1, sizeof *hpre) < 0 ||
+                array_grow((void **)&fl, &fl_cap, in->npts + 1, sizeof *fl) < 0)
+                goto nomem;
+            hpre[0] = 0;
+            for (size_t j = 0; j < in->npts; j++)
+                hpre[j + 1] = hpre[j] + (uint32_t)pq_is_hist(in->pts[j].v);
+            const char *nm = labels_get(in->ls, in->nls, LABEL_NAME);
+            hname = nm ? nm : "";
+        }
+        if (is_rateish && in->npts) {
+            if (array_grow((void **)&resets, &resets_cap, in->npts, sizeof *resets) < 0)
+                goto nomem;
+            resets[0] = 0;
+            for (size_t j = 1; j < in->npts; j++) {
+                double p = in->pts[j - 1].v, q = in->pts[j].v;
+                /* histograms: Prometheus' reset detection, once a pair */
+                int r =
+                    pq_is_hist(p) && pq_is_hist(q) ? nh_detect_reset(pq_hist(c, q), pq_hist(c, p)) : q < p;
+                resets[j] = resets[j - 1] + (uint32_t)r;
+            }
+        }
+        int had_floats = 0;
+        for (size_t k = 0; k < c->nsteps; k++) {
+            int64_t t = c->start + (int64_t)k * c->interval;
+            int64_t te = (ra.at ? ra.at_ms : t) - ra.offset_ms;
+            int64_t rs = te - ra.range_ms;
+            if (ra.at) {
+                lo = 0;
+                hi = 0;
+            }
+            while (lo < in->npts && in->pts[lo].t <= rs)
+                lo++;
+            if (hi < lo)
+                hi = lo;
+            while (hi < in->npts && in->pts[hi].t <= te)
+                hi++;
+            win w = {in->pts + lo, hi - lo, t, rs, te, ra.range_ms, is_rateish ? resets + lo : NULL};
+            size_t nh = any_hist ? hpre[hi] - hpre[lo] : 0;
+            if (w.n && !nh)
+                had_floats = 1;
+            double v = 0;
+            /* a long series of wide windows (subqueries) checks the deadline as it goes */
+            int r = (k & 1023) == 1023 && pq_poll(c) < 0 ? c->code
+                    : nh ? hist_window(c, id, &w, nh, hname, argpos, a0 ? a0[k] : 0, a1 ? a1[k] : 0, fl, &v)
+                         : range_fn(c, id, &w, a0 ? a0[k] : 0, a1 ? a1[k] : 0, &v);
+            if (r < 0) {
+                rc = r;
+                goto done;
+            }
+            if (r && np == cap) {
+                rc = pq_fail(c, KILN_ELIMIT, "%s", PQ_TOO_MANY_SAMPLES);
+                goto done;
+            }
+            if (r)
+                tmp[np++] = (sample){t, v};
+        }
+        if (is_rateish && had_floats && !job->noncounter[shard]) {
+            const char *name = labels_get(in->ls, in->nls, LABEL_NAME);
+            if (name && !name_is_counterish(name) && (job->noncounter[shard] = name) && job->nshards == 1)
+                pq_info(c, argpos, RF_NOT_COUNTER, name); /* in its place among the others */
+        }
+        if (np && (rc = pq_matrix_push_copy(c, outm, in->ls, in->nls, keeps_name(id) ? in->drop_name : 1, tmp,
+                                            np)) < 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    free(tmp);
+    free(resets);
+    free(hpre);
+    free(fl);
+    return rc;
+nomem:
+    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+    goto done;
+}
+
 int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out) {
     promql_func_id id = e->u.call.func->id;
     size_t mi = 0;
@@ -629,102 +749,33 @@ int pq_eval_range_func(pq_ctx *c, const promql_expr *e, pq_value *out) {
         return pq_push_absent(c, out, pts, np, ra.sel ? &ra.sel->u.vs : NULL);
     }
 
-    int is_rateish = id == PROMQL_FN_RATE || id == PROMQL_FN_INCREASE;
-    int info_done = 0;
-    size_t cap = pq_step_cap(c);
-    sample *tmp = malloc((cap + 1) * sizeof(sample));
-    uint32_t *resets = NULL, *hpre = NULL;
-    size_t resets_cap = 0, hpre_cap = 0, fl_cap = 0;
-    sample *fl = NULL;
-    if (!tmp)
-        goto nomem;
-    for (size_t i = 0; i < ra.m.n; i++) {
-        const pq_series *in = &ra.m.v[i];
-        size_t lo = 0, hi = 0, np = 0;
-        /* histogram points: prefix counts, so a window knows how many it has */
-        int any_hist = 0;
-        for (size_t j = 0; j < in->npts && !any_hist; j++)
-            any_hist = pq_is_hist(in->pts[j].v);
-        const char *hname = "";
-        if (any_hist) {
-            if (array_grow((void **)&hpre, &hpre_cap, in->npts + 1, sizeof *hpre) < 0 ||
-                array_grow((void **)&fl, &fl_cap, in->npts + 1, sizeof *fl) < 0)
-                goto nomem;
-            hpre[0] = 0;
-            for (size_t j = 0; j < in->npts; j++)
-                hpre[j + 1] = hpre[j] + (uint32_t)pq_is_hist(in->pts[j].v);
-            const char *nm = labels_get(in->ls, in->nls, LABEL_NAME);
-            hname = nm ? nm : "";
+    /* series by series, on every core when there are many (par.c): the
+     * shards' series and notes joined in order are one thread's */
+    rf_job job = {id, &ra, argpos, a0, a1, pq_par_shards(c, ra.hist ? 0 : ra.m.n, RF_SHARD_MIN), NULL, NULL};
+    job.outs = calloc(job.nshards, sizeof *job.outs);
+    job.noncounter = calloc(job.nshards, sizeof *job.noncounter);
+    if (!job.outs || !job.noncounter) {
+        rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+    } else if ((rc = pq_par_run(c, job.nshards, rf_shard, &job)) == 0) {
+        size_t n = 0;
+        for (size_t k = 0; k < job.nshards; k++)
+            n += job.outs[k].n;
+        out->m = job.outs[0];
+        if (job.nshards > 1 && !(out->m.v = arena_alloc_nz(c->mem, (n + 1) * sizeof *out->m.v)))
+            rc = pq_fail(c, KILN_ENOMEM, "out of memory");
+        for (size_t k = 0, at = 0; k < job.nshards && rc == 0 && job.nshards > 1; k++) {
+            if (job.outs[k].n)
+                memcpy(out->m.v + at, job.outs[k].v, job.outs[k].n * sizeof *out->m.v);
+            at += job.outs[k].n;
         }
-        if (is_rateish && in->npts) {
-            if (array_grow((void **)&resets, &resets_cap, in->npts, sizeof *resets) < 0)
-                goto nomem;
-            resets[0] = 0;
-            for (size_t j = 1; j < in->npts; j++) {
-                double p = in->pts[j - 1].v, q = in->pts[j].v;
-                /* histograms: Prometheus' reset detection, once a pair */
-                int r =
-                    pq_is_hist(p) && pq_is_hist(q) ? nh_detect_reset(pq_hist(c, q), pq_hist(c, p)) : q < p;
-                resets[j] = resets[j - 1] + (uint32_t)r;
+        out->m.n = out->m.cap = n;
+        for (size_t k = 0; k < job.nshards && rc == 0 && job.nshards > 1; k++)
+            if (job.noncounter[k]) {
+                pq_info(c, argpos, RF_NOT_COUNTER, job.noncounter[k]);
+                break;
             }
-        }
-        int had_floats = 0;
-        for (size_t k = 0; k < c->nsteps; k++) {
-            int64_t t = c->start + (int64_t)k * c->interval;
-            int64_t te = (ra.at ? ra.at_ms : t) - ra.offset_ms;
-            int64_t rs = te - ra.range_ms;
-            if (ra.at) {
-                lo = 0;
-                hi = 0;
-            }
-            while (lo < in->npts && in->pts[lo].t <= rs)
-                lo++;
-            if (hi < lo)
-                hi = lo;
-            while (hi < in->npts && in->pts[hi].t <= te)
-                hi++;
-            win w = {in->pts + lo, hi - lo, t, rs, te, ra.range_ms, is_rateish ? resets + lo : NULL};
-            size_t nh = any_hist ? hpre[hi] - hpre[lo] : 0;
-            if (w.n && !nh)
-                had_floats = 1;
-            double v = 0;
-            /* a long series of wide windows (subqueries) checks the deadline as it goes */
-            int r = (k & 1023) == 1023 && pq_poll(c) < 0 ? c->code
-                    : nh ? hist_window(c, id, &w, nh, hname, argpos, a0 ? a0[k] : 0, a1 ? a1[k] : 0, fl, &v)
-                         : range_fn(c, id, &w, a0 ? a0[k] : 0, a1 ? a1[k] : 0, &v);
-            if (r < 0) {
-                rc = r;
-                goto done;
-            }
-            if (r && np == cap) {
-                rc = pq_fail(c, KILN_ELIMIT, "%s", PQ_TOO_MANY_SAMPLES);
-                goto done;
-            }
-            if (r)
-                tmp[np++] = (sample){t, v};
-        }
-        if (is_rateish && had_floats && !info_done) {
-            const char *name = labels_get(in->ls, in->nls, LABEL_NAME);
-            if (name && !name_is_counterish(name)) {
-                pq_info(
-                    c, argpos,
-                    "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"%s\"",
-                    name);
-                info_done = 1;
-            }
-        }
-        if (np && (rc = pq_matrix_push_copy(c, &out->m, in->ls, in->nls, keeps_name(id) ? in->drop_name : 1,
-                                            tmp, np)) < 0)
-            goto done;
     }
-    rc = 0;
-done:
-    free(tmp);
-    free(resets);
-    free(hpre);
-    free(fl);
+    free(job.outs);
+    free(job.noncounter);
     return rc;
-nomem:
-    rc = pq_fail(c, KILN_ENOMEM, "out of memory");
-    goto done;
 }

@@ -1221,29 +1221,34 @@ KILN_MUST_CHECK static int values_union(head *h, const matcher *m, int want, ref
 /* Keeps the refs of a that are in b[0..nb) (both sorted).  b is searched by
  * galloping, so a short a against a long b (a selector's `svc="x"` against
  * its `__name__`) costs |a| log |b|, not |b|. */
+/* The first index at or after j of b[0..nb) (sorted) whose ref is >= x,
+ * found by galloping; nb when none. */
+static size_t gallop(const uint32_t *b, size_t nb, size_t j, uint32_t x) {
+    if (j >= nb || b[j] >= x)
+        return j;
+    size_t lo = j, step = 1;
+    while (lo + step < nb && b[lo + step] < x) {
+        lo += step;
+        step <<= 1;
+    }
+    size_t hi = lo + step < nb ? lo + step : nb;
+    lo++;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static void intersect_sorted(refvec *a, const uint32_t *b, size_t nb) {
     size_t j = 0, w = 0;
     for (size_t i = 0; i < a->n && j < nb; i++) {
         uint32_t x = a->v[i];
-        if (b[j] < x) {
-            size_t lo = j, step = 1;
-            while (lo + step < nb && b[lo + step] < x) {
-                lo += step;
-                step <<= 1;
-            }
-            size_t hi = lo + step < nb ? lo + step : nb;
-            lo++;
-            while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (b[mid] < x)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            j = lo;
-            if (j == nb)
-                break;
-        }
+        if (b[j] < x && (j = gallop(b, nb, j, x)) == nb)
+            break;
         if (b[j] == x) {
             a->v[w++] = x;
             j++;
@@ -1369,6 +1374,52 @@ int head_label_values(head *h, const char *name, int (*fn)(const char *value, vo
             rc = fn(pn->slots[i].value, data);
     lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 1);
     return rc;
+}
+
+int head_label_values_among(head *h, const char *name, const refvec *among,
+                            int (*fn)(const char *value, uint32_t ref, void *data), void *data) {
+    const char *iname = among->n ? intern_find(h, name) : NULL;
+    if (!iname)
+        return 0;
+    const uint32_t *a = among->v;
+    uint32_t lo = a[0], hi = a[among->n - 1];
+    /* a large set as a bitmap over its range when that is dense enough:
+     * each value's postings are then tested ref by ref */
+    uint64_t *bits = NULL;
+    if (among->n >= 4096 && (hi - lo) / 256 <= among->n) {
+        if (!(bits = calloc((size_t)(hi - lo) / 64 + 1, sizeof *bits)))
+            return KILN_ENOMEM;
+        for (size_t i = 0; i < among->n; i++)
+            bits[(a[i] - lo) >> 6] |= 1ULL << ((a[i] - lo) & 63);
+    }
+    int rc = 0;
+    lockrank_rdlock(&h->index_lock, LOCK_RANK_INDEX);
+    pname *pn = index_name(h, iname, 0);
+    for (size_t i = 0; pn && i < pn->nslots && rc >= 0; i++) {
+        const pvalue *pv = &pn->slots[i];
+        const uint32_t *p = pv->p.v;
+        size_t n = pv->p.n;
+        if (!pv->value || !n || p[n - 1] < lo || p[0] > hi)
+            continue;
+        rc = 0;
+        if (bits) {
+            for (size_t k = gallop(p, n, 0, lo); k < n && p[k] <= hi && rc == 0; k++)
+                if (bits[(p[k] - lo) >> 6] >> ((p[k] - lo) & 63) & 1)
+                    rc = fn(pv->value, p[k], data);
+            continue;
+        }
+        for (size_t j = 0, k = 0; j < among->n && k < n && rc == 0;) {
+            if (a[j] < p[k])
+                j = gallop(a, among->n, j, p[k]);
+            else if (p[k] < a[j])
+                k = gallop(p, n, k, a[j]);
+            else
+                rc = fn(pv->value, p[k++], data), j++;
+        }
+    }
+    lockrank_rwunlock(&h->index_lock, LOCK_RANK_INDEX, 1);
+    free(bits);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- truncation ------------------------------------------------------------ */

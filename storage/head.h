@@ -174,6 +174,22 @@ KILN_MUST_CHECK int head_label_names(head *h, int (*fn)(const char *name, void *
 KILN_MUST_CHECK int head_label_values(head *h, const char *name, int (*fn)(const char *value, void *data),
                                       void *data);
 
+/*
+ * For each value of label `name` (interned, living as long as the head),
+ * calls fn(value, ref, data) for the references of the value's postings
+ * that are also in `among` (sorted), in increasing order, until fn returns
+ * non-zero: 1 moves on to the next value, a negative code stops and is
+ * returned (KILN_ENOMEM when a bitmap of among cannot be had).  A label
+ * values lookup with matchers (among their postings) so settles a value at
+ * its first visible series without reading every matched series' labels.
+ * fn runs under the index read lock: it may call head_series and the
+ * head_series_* readers (their stripe locks rank after it), nothing that
+ * creates series.
+ */
+KILN_MUST_CHECK int head_label_values_among(head *h, const char *name, const refvec *among,
+                                            int (*fn)(const char *value, uint32_t ref, void *data),
+                                            void *data);
+
 /* For start-up: gives s a full chunk found in chunks_head (time order, each
  * after the last).  KILN_EORDER when it overlaps what s holds (ignored).
  * Only the series' last chunk (last != 0) is read, for its last sample;

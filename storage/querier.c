@@ -17,7 +17,14 @@
  * label values and while series are copied; the matchers' errors (a regex
  * over PCRE2's limits) come back from the select.
  *
- * Threading: any thread; one querier used by one thread at a time.
+ * Label lookups with matchers go through the same postings: label values
+ * walk the asked label's value postings against the matched set (a value
+ * settled at its first visible series), label names read the matched
+ * series only until every name is met; neither copies a series' labels.
+ *
+ * Threading: any thread; one querier used by one thread at a time.  A
+ * select decodes the head's series on the parfor pool's helpers too (see
+ * decode_head), which only read the head under the caller's gc lock.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -83,12 +90,12 @@ static int series_cmp(const void *a, const void *b) {
 }
 
 KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h,
-                                         int lookup, series_set *out, kiln_err *err);
+                                         series_set *out, kiln_err *err);
 
 int querier_select(querier *q, const matcher *ms, size_t nms, const select_hints *h, series_set *out,
                    kiln_err *err) {
     lockrank_rdlock(&q->st->gc, LOCK_RANK_GC);
-    int rc = select_locked(q, ms, nms, h, 0, out, err);
+    int rc = select_locked(q, ms, nms, h, out, err);
     lockrank_rwunlock(&q->st->gc, LOCK_RANK_GC, 1);
     return rc;
 }
@@ -293,17 +300,171 @@ static sample *arena_samples(void *ctx, size_t n) {
     return arena_alloc_nz(ctx, n * sizeof(sample));
 }
 
+/* 1 when head series hs has a sample within [mint, maxt] that its
+ * tombstones leave, 0 when not, or a negative error with err set (a
+ * deleted range makes it decode the samples, into mem). */
+KILN_MUST_CHECK static int head_visible(storage *s, hseries *hs, int64_t mint, int64_t maxt, arena *mem,
+                                        kiln_err *err) {
+    uint32_t ref = (uint32_t)hseries_ref(hs);
+    size_t ndel;
+    const tstone *del = tombstones_of(&s->hts, ref, &ndel);
+    if (!ndel)
+        return head_series_has_data(s->h, hs, mint, maxt);
+    sample *got = NULL;
+    hsample *hgot = NULL;
+    size_t n = 0, nh = 0;
+    int rc = head_series_samples(s->h, hs, mint, maxt, arena_samples, mem, &got, &n);
+    if (rc == 0)
+        rc = head_series_histograms(s->h, hs, mint, maxt, mem, &hgot, &nh);
+    if (rc == KILN_ENOMEM)
+        return kiln_err_set(err, rc, "out of memory selecting series");
+    if (rc < 0)
+        return kiln_err_set(err, rc, "reading series %u: corrupt chunk", ref);
+    return tombstones_filter(del, ndel, got, n) + tombstones_filter_hist(del, ndel, hgot, nh) > 0;
+}
+
 /*
- * `lookup` is for label lookups, which deduplicate strings themselves and
- * hold the gc lock until they have copied the ones they keep: the series
- * come in any order, one in blocks and the head may come twice, and head
- * labels are borrowed, not copied.
+ * The head's part of a select is decoded in shards of its references, on
+ * every core (util/parfor.c): each shard into an arena and a series array
+ * of its own, joined in shard order after (the series are sorted by labels
+ * next anyway).  The sample limit is a total all shards add to; the first
+ * shard over it, or failing, makes the others stop.
  */
+#define DECODE_SHARD_MIN 1024 /* references: fewer are decoded on the caller alone */
+
+typedef struct dshard {
+    const struct decode *d;
+    size_t from, to; /* refs.v[from..to) */
+    arena own;       /* the shard's memory (but shard 0's: the set's) */
+    arena *mem;
+    series *v;
+    size_t n, cap;
+    match_guard guard; /* a copy: its work counter is the shard's */
+    int rc;
+    kiln_err err;
+} dshard;
+
+typedef struct decode {
+    storage *s;
+    const refvec *refs;
+    int64_t mint, maxt;
+    const select_hints *h;
+    size_t total; /* atomic: samples taken by all shards */
+    int stop;     /* atomic: a shard failed */
+    dshard *sh;
+} decode;
+
+static void decode_shard(void *ctx, size_t k) {
+    decode *d = ctx;
+    dshard *ds = &d->sh[k];
+    storage *s = d->s;
+    const select_hints *h = d->h;
+    int rc = 0;
+    for (size_t i = ds->from; i < ds->to && rc == 0; i++) {
+        if ((rc = match_guard_tick(&ds->guard, 1, &ds->err)) != 0 ||
+            __atomic_load_n(&d->stop, __ATOMIC_RELAXED))
+            break;
+        uint32_t ref = d->refs->v[i];
+        hseries *hs = head_series(s->h, ref);
+        if (!hs)
+            continue;
+        size_t n = 0, nh = 0, ndel;
+        sample *got = NULL;
+        hsample *hgot = NULL;
+        const tstone *del = tombstones_of(&s->hts, ref, &ndel);
+        if (h && h->labels_only) {
+            if ((rc = head_visible(s, hs, d->mint, d->maxt, ds->mem, &ds->err)) != 1)
+                continue; /* 0: not in range; < 0 ends the loop */
+            rc = 0;
+        } else {
+            rc = head_series_samples(s->h, hs, d->mint, d->maxt, arena_samples, ds->mem, &got, &n);
+            if (rc == 0)
+                rc = head_series_histograms(s->h, hs, d->mint, d->maxt, ds->mem, &hgot, &nh);
+            if (rc == KILN_ENOMEM)
+                rc = kiln_err_set(&ds->err, rc, "out of memory selecting series");
+            else if (rc < 0)
+                rc = kiln_err_set(&ds->err, rc, "reading series %u: corrupt chunk", ref);
+            if (rc < 0)
+                break;
+            n = tombstones_filter(del, ndel, got, n);
+            nh = tombstones_filter_hist(del, ndel, hgot, nh);
+            if (n == 0 && nh == 0)
+                continue;
+            size_t total = __atomic_add_fetch(&d->total, n + nh, __ATOMIC_RELAXED);
+            if (h && h->max_samples && total > h->max_samples) {
+                rc = kiln_err_set(&ds->err, KILN_ELIMIT, "%s", TOO_MANY_SAMPLES);
+                break;
+            }
+        }
+        if (array_grow((void **)&ds->v, &ds->cap, ds->n + 1, sizeof *ds->v) != 0) {
+            rc = kiln_err_set(&ds->err, KILN_ENOMEM, "out of memory selecting series");
+            break;
+        }
+        series *se = &ds->v[ds->n++];
+        size_t nls;
+        se->ls = (label *)hseries_labels(hs, &nls); /* copied once sorted */
+        se->nls = nls;
+        se->n = n;
+        se->s = n ? got : NULL;
+        se->nh = nh;
+        se->hs = nh ? hgot : NULL;
+    }
+    ds->rc = rc;
+    if (rc)
+        __atomic_store_n(&d->stop, 1, __ATOMIC_RELAXED);
+}
+
+/* The head's series of refs with their samples in [mint, maxt] into out
+ * (out->v grown from *cap; its arena holding the samples), in reference
+ * order; *total the samples taken. */
+KILN_MUST_CHECK static int decode_head(querier *q, const refvec *refs, int64_t mint, int64_t maxt,
+                                       const select_hints *h, series_set *out, size_t *cap, size_t *total,
+                                       kiln_err *err) {
+    size_t nsh = parfor_width() > 1 ? refs->n / DECODE_SHARD_MIN : 1;
+    if (nsh > 4 * parfor_width())
+        nsh = 4 * parfor_width(); /* a few shards a thread: one slow shard does not hold the others */
+    if (nsh < 1)
+        nsh = 1;
+    dshard *sh = calloc(nsh, sizeof *sh);
+    if (!sh)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory selecting series");
+    decode d = {q->st, refs, mint, maxt, h, 0, 0, sh};
+    for (size_t k = 0; k < nsh; k++) {
+        sh[k].d = &d;
+        sh[k].from = refs->n * k / nsh;
+        sh[k].to = refs->n * (k + 1) / nsh;
+        arena_init(&sh[k].own, 0);
+        sh[k].mem = k ? &sh[k].own : &out->mem;
+        sh[k].guard = q->guard;
+        sh[k].guard.work = 0;
+    }
+    if (mint <= maxt)
+        parfor_run(nsh, decode_shard, &d);
+    int rc = 0;
+    for (size_t k = 0; k < nsh; k++) {
+        if (sh[k].rc && !rc) {
+            rc = sh[k].rc;
+            *err = sh[k].err; /* the first shard's error in shard order */
+        }
+        if (!rc && sh[k].n) {
+            if (array_grow((void **)&out->v, cap, out->n + sh[k].n, sizeof *out->v) != 0)
+                rc = kiln_err_set(err, KILN_ENOMEM, "out of memory selecting series");
+            else
+                memcpy(out->v + out->n, sh[k].v, sh[k].n * sizeof *sh[k].v);
+            out->n += rc ? 0 : sh[k].n;
+        }
+        arena_adopt(&out->mem, &sh[k].own);
+        free(sh[k].v);
+    }
+    *total = d.total;
+    free(sh);
+    return rc;
+}
+
 KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t nms, const select_hints *h,
-                                         int lookup, series_set *out, kiln_err *err) {
+                                         series_set *out, kiln_err *err) {
     storage *s = q->st;
     refvec refs = {0};
-    sample *got = NULL;
     size_t total = 0, cap = 0;
     int rc;
     int64_t mint = h && h->mint > q->mint ? h->mint : q->mint;
@@ -312,56 +473,11 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
     arena_init(&out->mem, 0);
     if ((rc = head_postings(s->h, ms, nms, &q->guard, &refs, err)) != 0)
         goto fail;
-    for (size_t i = 0; i < refs.n; i++) {
-        if ((rc = match_guard_tick(&q->guard, 1, err)) != 0)
-            goto fail;
-        hseries *hs = head_series(s->h, refs.v[i]);
-        if (!hs || mint > maxt)
-            continue;
-        size_t n = 0, nh = 0, ndel;
-        hsample *hgot = NULL;
-        const tstone *del = tombstones_of(&s->hts, refs.v[i], &ndel);
-        if (h && h->labels_only && !ndel) {
-            if (!head_series_has_data(s->h, hs, mint, maxt))
-                continue;
-        } else {
-            rc = head_series_samples(s->h, hs, mint, maxt, arena_samples, &out->mem, &got, &n);
-            if (rc == 0)
-                rc = head_series_histograms(s->h, hs, mint, maxt, &out->mem, &hgot, &nh);
-            if (rc == KILN_ENOMEM)
-                goto nomem;
-            if (rc < 0) {
-                rc = kiln_err_set(err, rc, "reading series %u: corrupt chunk", refs.v[i]);
-                goto fail;
-            }
-            n = tombstones_filter(del, ndel, got, n);
-            nh = tombstones_filter_hist(del, ndel, hgot, nh);
-            if (n == 0 && nh == 0)
-                continue;
-            if (h && h->labels_only)
-                n = nh = 0;
-            total += n + nh;
-            if (h && h->max_samples && total > h->max_samples) {
-                rc = kiln_err_set(err, KILN_ELIMIT, "%s", TOO_MANY_SAMPLES);
-                goto fail;
-            }
-        }
-        if (array_grow((void **)&out->v, &cap, out->n + 1, sizeof *out->v) != 0)
-            goto nomem;
-        series *se = &out->v[out->n];
-        size_t nls;
-        se->ls = (label *)hseries_labels(hs, &nls); /* copied below, once sorted */
-        se->nls = nls;
-        se->n = n;
-        se->s = n ? got : NULL;
-        se->nh = nh;
-        se->hs = nh ? hgot : NULL;
-        out->n++;
-    }
-    /* the head's series sorted and their labels copied; lookups borrow
-     * them unsorted */
+    if ((rc = decode_head(q, &refs, mint, maxt, h, out, &cap, &total, err)) != 0)
+        goto fail;
+    /* the head's series sorted and their labels copied */
     size_t from_head = out->n;
-    if (!lookup && from_head && head_series_sort_copy(out->v, from_head, &out->mem) != 0)
+    if (from_head && head_series_sort_copy(out->v, from_head, &out->mem) != 0)
         goto nomem;
     /* the blocks' series, then one series per label set */
     if (mint <= maxt) {
@@ -388,7 +504,7 @@ KILN_MUST_CHECK static int select_locked(querier *q, const matcher *ms, size_t n
         memcpy(v, out->v, out->n * sizeof *v);
         free(out->v);
         out->v = v;
-        if (!lookup && out->n > from_head) {
+        if (out->n > from_head) {
             qsort(out->v, out->n, sizeof *out->v, series_cmp);
             if ((rc = merge_same(out)) != 0)
                 goto nomem;
@@ -500,42 +616,123 @@ KILN_MUST_CHECK static int strset_add(strset *set, const char *s) {
     return 0;
 }
 
+/*
+ * A label lookup with matchers: the distinct values of one label (name) or
+ * the label names of the series that match and have a sample in the
+ * querier's range.  The strings are borrowed (the head's, interned, or a
+ * block's) and deduplicated by content in `seen`; the caller holds the gc
+ * lock until they are copied.
+ */
+typedef struct lookup {
+    querier *q;
+    int64_t mint, maxt;
+    const char *name; /* NULL: label names */
+    strset seen;
+    strmap names; /* label names: the head's interned names met so far */
+    arena scratch;
+    kiln_err *err;
+} lookup;
+
+/* head_label_values_among's callback: a value is in once one of its
+ * matched series is visible. */
+static int lookup_value(const char *value, uint32_t ref, void *data) {
+    lookup *lk = data;
+    int rc = match_guard_tick(&lk->q->guard, 1, lk->err);
+    hseries *hs = rc ? NULL : head_series(lk->q->st->h, ref);
+    if (hs && (rc = head_visible(lk->q->st, hs, lk->mint, lk->maxt, &lk->scratch, lk->err)) == 1)
+        rc = strset_add(&lk->seen, value) ? kiln_err_set(lk->err, KILN_ENOMEM, "out of memory listing labels")
+                                          : 1;
+    return rc;
+}
+
+static int count_name(const char *name, void *data) {
+    (void)name;
+    ++*(size_t *)data;
+    return 0;
+}
+
+/* The label names of the matched head series refs: a series is read only
+ * when it brings a name not met yet, and the walk stops once every name
+ * the head has is met. */
+KILN_MUST_CHECK static int lookup_head_names(lookup *lk, const refvec *refs) {
+    storage *s = lk->q->st;
+    size_t all = 0;
+    int rc = head_label_names(s->h, count_name, &all);
+    for (size_t i = 0; i < refs->n && rc == 0 && lk->names.n < all; i++) {
+        if ((rc = match_guard_tick(&lk->q->guard, 1, lk->err)) != 0)
+            break;
+        hseries *hs = head_series(s->h, refs->v[i]);
+        size_t nls = 0, j = 0;
+        const label *ls = hs ? hseries_labels(hs, &nls) : NULL;
+        while (j < nls && lk->names.n && lk->names.key[strmap_slot(&lk->names, ls[j].name)])
+            j++;
+        if (j == nls || (rc = head_visible(s, hs, lk->mint, lk->maxt, &lk->scratch, lk->err)) != 1) {
+            rc = rc < 0 ? rc : 0;
+            continue;
+        }
+        rc = 0;
+        for (j = 0; j < nls && rc == 0; j++)
+            if ((rc = strmap_add(&lk->names, ls[j].name)) == 0)
+                rc = strset_add(&lk->seen, ls[j].name);
+        if (rc)
+            rc = kiln_err_set(lk->err, KILN_ENOMEM, "out of memory listing labels");
+    }
+    return rc;
+}
+
+/* block_select's callback for lookups: the series' names or the value. */
+static int lookup_block_series(void *ctx, const label *ls, size_t nls, const sample *smp, size_t n,
+                               const hsample *hs, size_t nh) {
+    (void)smp, (void)n, (void)hs, (void)nh;
+    lookup *lk = ctx;
+    if (lk->name) {
+        const char *v = labels_get(ls, nls, lk->name);
+        return v ? strset_add(&lk->seen, v) : 0;
+    }
+    int rc = 0;
+    for (size_t j = 0; j < nls && rc == 0; j++)
+        rc = strset_add(&lk->seen, ls[j].name);
+    return rc;
+}
+
 KILN_MUST_CHECK static int collect_from_series(querier *q, const char *name, const matcher *ms, size_t nms,
                                                str_list *out, kiln_err *err) {
-    series_set set;
-    select_hints h = {q->mint, q->maxt, 1, 0};
-    lockrank_rdlock(&q->st->gc, LOCK_RANK_GC);
-    int rc = select_locked(q, ms, nms, &h, 1, &set, err);
-    if (rc) {
-        lockrank_rwunlock(&q->st->gc, LOCK_RANK_GC, 1);
-        return rc;
+    storage *s = q->st;
+    lookup lk = {q, q->mint, q->maxt, name, {0}, {0}, {0}, err};
+    refvec refs = {0};
+    strs found = {0};
+    arena_init(&lk.scratch, 0);
+    lockrank_rdlock(&s->gc, LOCK_RANK_GC);
+    int rc = lk.mint <= lk.maxt ? head_postings(s->h, ms, nms, &q->guard, &refs, err) : 0;
+    if (rc == 0 && refs.n) {
+        if (name)
+            rc = head_label_values_among(s->h, name, &refs, lookup_value, &lk);
+        else
+            rc = lookup_head_names(&lk, &refs);
+        if (rc == KILN_ENOMEM)
+            rc = kiln_err_set(err, rc, "out of memory listing labels");
     }
-    strset seen = {0};
-    /* the previous series' strings: neighbours often share them */
-    const char *last = NULL;
-    for (size_t i = 0; i < set.n && rc == 0; i++) {
-        if (name) {
-            const char *v = labels_get(set.v[i].ls, set.v[i].nls, name);
-            if (v && !(last && strcmp(last, v) == 0))
-                rc = strset_add(&seen, last = v);
-        } else {
-            for (size_t j = 0; j < set.v[i].nls && rc == 0; j++)
-                rc = strset_add(&seen, set.v[i].ls[j].name);
-        }
+    for (size_t i = 0; i < s->nblocks && rc == 0 && lk.mint <= lk.maxt; i++) {
+        const block_meta *bm = block_get_meta(s->blocks[i]);
+        if (bm->maxt <= lk.mint || bm->mint > lk.maxt)
+            continue;
+        rc = block_select(s->blocks[i], ms, nms, &q->guard, lk.mint, lk.maxt, 1, &lk.scratch,
+                          lookup_block_series, &lk, err);
+        if (rc == KILN_ENOMEM)
+            rc = kiln_err_set(err, rc, "out of memory listing labels");
     }
-    strs s = {0};
-    for (size_t i = 0; i < seen.cap && rc == 0; i++)
-        if (seen.slot[i])
-            rc = strs_add(seen.slot[i], &s);
-    free(seen.slot);
-    if (rc) {
-        free(s.v);
-        rc = kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
-    } else {
-        rc = strs_finish(&s, out, err); /* copies the strings before the head may drop them */
-    }
-    lockrank_rwunlock(&q->st->gc, LOCK_RANK_GC, 1);
-    series_set_free(&set);
+    for (size_t i = 0; i < lk.seen.cap && rc == 0; i++)
+        if (lk.seen.slot[i] && strs_add(lk.seen.slot[i], &found) != 0)
+            rc = kiln_err_set(err, KILN_ENOMEM, "out of memory listing labels");
+    if (rc == 0)
+        rc = strs_finish(&found, out, err); /* copies the strings before the head may drop them */
+    else
+        free(found.v);
+    lockrank_rwunlock(&s->gc, LOCK_RANK_GC, 1);
+    free(lk.seen.slot);
+    free(lk.names.key);
+    arena_free(&lk.scratch);
+    refvec_free(&refs);
     return rc;
 }
 

@@ -165,6 +165,23 @@ void arena_pool_trim(size_t keep) {
     malloc_trim(0);
 }
 
+void arena_adopt(arena *dst, arena *src) {
+    arena_block *first = src->head, *last = first;
+    if (!first)
+        return;
+    while (last->next)
+        last = last->next;
+    if (dst->head) { /* dst keeps allocating from its current block */
+        last->next = dst->head->next;
+        dst->head->next = first;
+    } else {
+        dst->head = first;
+    }
+    dst->used_total += src->used_total;
+    src->head = NULL;
+    src->used_total = 0;
+}
+
 void arena_free(arena *a) {
     int big = a->used_total >= ARENA_BIG;
     arena_block *b = a->head;

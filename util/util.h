@@ -228,12 +228,30 @@ char *arena_strndup(arena *a, const char *s, size_t n);
  * a large arena (32 MB: a large query's), the pool is cut to 16 MB and the
  * heap trimmed, so resident memory falls back. */
 void arena_free(arena *a);
+/* Moves every block of src into dst (behind dst's current one) and leaves
+ * src empty: what was allocated in src is dst's to free.  For work done in
+ * arenas of their own on other threads (parfor) and merged after. */
+void arena_adopt(arena *dst, arena *src);
 /* The bytes of freed blocks the pool keeps for reuse (0 in sanitizer builds). */
 size_t arena_pool_bytes(void);
 /* Frees pooled blocks, the largest first, until the pool holds at most keep
  * bytes; then hands the heap's free memory back to the kernel (malloc_trim).
  * Any thread; costs a walk of the heap, so call it after a burst of work. */
 void arena_pool_trim(size_t keep);
+
+/* ---- parallel shards (parfor.c) ------------------------------------------- */
+
+/* Calls fn(ctx, i) for every i in [0, n) on the calling thread and the
+ * pool's idle helpers (one per core but one), and returns when all calls
+ * have returned.  Shards run in any order and on any thread: fn must write
+ * only its shard's own data; the caller merges shards in index order. */
+typedef void (*parfor_fn)(void *ctx, size_t shard);
+void parfor_run(size_t n, parfor_fn fn, void *ctx);
+/* The threads a job may run on: the cores, or 1 after parfor_set_width(1). */
+size_t parfor_width(void);
+/* 1: every job runs on its caller alone (tests compare results with the
+ * parallel ones); 0: the cores again.  Any thread, any time. */
+void parfor_set_width(int w);
 
 /* ---- JSON reading (json.c) ------------------------------------------------- */
 

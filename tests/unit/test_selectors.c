@@ -57,6 +57,15 @@ typedef struct sel {
     match_type t;
 } sel;
 
+/* The matchers of a case (up to max, ending at a NULL name) into ms; how many. */
+static size_t matchers_of(const sel *c, size_t max, matcher *ms) {
+    kiln_err err = {0};
+    size_t n = 0;
+    for (; n < max && c[n].name; n++)
+        ck_assert_int_eq(matcher_init(&ms[n], c[n].t, c[n].name, c[n].value, &err), 0);
+    return n;
+}
+
 static int brute_matches(const matcher *ms, size_t nms, const label *ls, size_t n) {
     for (size_t i = 0; i < nms; i++)
         if (!matcher_matches(&ms[i], labels_get(ls, n, ms[i].name)))
@@ -78,11 +87,8 @@ START_TEST(test_selects_agree_with_brute_force) {
     storage *s = fill();
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         matcher ms[3];
-        size_t nms = 0;
         kiln_err err = {0};
-        for (; nms < 3 && cases[c][nms].name; nms++)
-            ck_assert_int_eq(
-                matcher_init(&ms[nms], cases[c][nms].t, cases[c][nms].name, cases[c][nms].value, &err), 0);
+        size_t nms = matchers_of(cases[c], 3, ms);
         size_t want = 0;
         for (int k = 0; k < NSERIES; k++) {
             char name[16], inst[16], zone[16];
@@ -108,6 +114,102 @@ START_TEST(test_selects_agree_with_brute_force) {
         for (size_t i = 0; i < nms; i++)
             matcher_free(&ms[i]);
     }
+    qt_close(s, dir);
+}
+END_TEST
+
+/* Adds s to the distinct strings v[0..*n) (at most 300). */
+static void add_distinct(const char **v, size_t *n, const char *s) {
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(v[i], s) == 0)
+            return;
+    ck_assert_uint_lt(*n, 300);
+    v[(*n)++] = s;
+}
+
+static int cmp_cstr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Label values (of each name) and label names with matchers, through the
+ * postings of each value (small and large matched sets) and the series'
+ * names, against a brute force over the written label sets. */
+START_TEST(test_lookups_agree_with_brute_force) {
+    static const sel cases[][2] = {
+        {{"__name__", "node_m1.*", MATCH_RE}, {"instance", "host-2.*", MATCH_RE}},
+        {{"instance", "host-.*", MATCH_RE}}, /* every series: a bitmap of the matched set */
+        {{"__name__", "node_m7", MATCH_EQ}},
+        {{"zone", "", MATCH_EQ}, {"__name__", "node_m2.*", MATCH_RE}},
+        {{"zone", "z1", MATCH_EQ}},
+        {{"__name__", "nope", MATCH_EQ}},
+    };
+    static const char *names[] = {"__name__", "instance", "zone", "missing"};
+    static char keep[NSERIES][3][16]; /* the brute force's strings */
+    storage *s = fill();
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        matcher ms[2];
+        kiln_err err = {0};
+        size_t nms = matchers_of(cases[c], 2, ms);
+        querier *q;
+        ck_assert_int_eq(storage_querier(s, 0, INT64_MAX, &q, &err), 0);
+        for (size_t ni = 0; ni <= 4; ni++) {
+            const char *want[300];
+            size_t nwant = 0;
+            for (int k = 0; k < NSERIES; k++) {
+                label ls[3];
+                size_t n;
+                series_labels(k, keep[k][0], keep[k][1], keep[k][2], ls, &n);
+                if (!brute_matches(ms, nms, ls, n))
+                    continue;
+                for (size_t j = 0; j < n; j++)
+                    if (ni == 4)
+                        add_distinct(want, &nwant, ls[j].name);
+                    else if (strcmp(ls[j].name, names[ni]) == 0)
+                        add_distinct(want, &nwant, ls[j].value);
+            }
+            qsort(want, nwant, sizeof *want, cmp_cstr);
+            str_list l;
+            int rc = ni == 4 ? querier_label_names(q, ms, nms, &l, &err)
+                             : querier_label_values(q, names[ni], ms, nms, &l, &err);
+            ck_assert_msg(rc == 0, "case %zu: %s", c, err.msg);
+            ck_assert_msg(l.n == nwant, "case %zu, name %zu: %zu values, want %zu", c, ni, l.n, nwant);
+            for (size_t i = 0; i < l.n; i++)
+                ck_assert_str_eq(l.v[i], want[i]);
+            str_list_free(&l);
+        }
+        querier_close(q);
+        for (size_t i = 0; i < nms; i++)
+            matcher_free(&ms[i]);
+    }
+    qt_close(s, dir);
+}
+END_TEST
+
+/* A series whose samples lie outside the querier's range gives no value
+ * or name, though its postings match. */
+START_TEST(test_lookups_leave_out_series_without_data_in_range) {
+    storage *s = fill();
+    kiln_err err = {0};
+    appender *a = storage_appender(s);
+    label late[] = {{"__name__", "node_late"}, {"instance", "host-late"}, {"rack", "r1"}};
+    uint64_t ref = 0;
+    ck_assert_int_eq(appender_append(a, &ref, late, 3, 900000, 1, &err), 0);
+    ck_assert_int_eq(appender_commit(a, &err), 0);
+    matcher m;
+    ck_assert_int_eq(matcher_init(&m, MATCH_RE, "instance", "host-.*", &err), 0);
+    for (int wide = 0; wide < 2; wide++) {
+        querier *q;
+        ck_assert_int_eq(storage_querier(s, 0, wide ? INT64_MAX : 500000, &q, &err), 0);
+        str_list l;
+        ck_assert_int_eq(querier_label_values(q, "instance", &m, 1, &l, &err), 0);
+        ck_assert_uint_eq(l.n, INSTS + (size_t)wide);
+        str_list_free(&l);
+        ck_assert_int_eq(querier_label_names(q, &m, 1, &l, &err), 0);
+        ck_assert_uint_eq(l.n, 3 + (size_t)wide); /* __name__ instance [rack] zone */
+        str_list_free(&l);
+        querier_close(q);
+    }
+    matcher_free(&m);
     qt_close(s, dir);
 }
 END_TEST
@@ -147,6 +249,8 @@ Suite *make_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_selects_agree_with_brute_force);
     tcase_add_test(tc, test_label_values_with_matchers);
+    tcase_add_test(tc, test_lookups_agree_with_brute_force);
+    tcase_add_test(tc, test_lookups_leave_out_series_without_data_in_range);
     suite_add_tcase(s, tc);
     return s;
 }

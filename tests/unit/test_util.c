@@ -130,6 +130,37 @@ START_TEST(test_buf_and_arena) {
 }
 END_TEST
 
+/* arena_adopt: what src held stays readable, is dst's to free (no leak
+ * under the sanitizers), and dst goes on allocating from its own block. */
+START_TEST(test_arena_adopt) {
+    arena dst, src, empty;
+    arena_init(&dst, 0);
+    arena_init(&src, 0);
+    arena_init(&empty, 0);
+    char *d = arena_strndup(&dst, "dst", 3);
+    char *ss[50];
+    for (int i = 0; i < 50; i++) { /* several blocks, a one-off among them */
+        ss[i] = arena_alloc(&src, i == 25 ? 3 << 20 : 40000);
+        ck_assert_ptr_nonnull(ss[i]);
+        ss[i][0] = (char)i;
+    }
+    size_t used = dst.used_total + src.used_total;
+    arena_adopt(&dst, &src);
+    arena_adopt(&dst, &empty);
+    ck_assert_ptr_null(src.head);
+    ck_assert_uint_eq(src.used_total, 0);
+    ck_assert_uint_eq(dst.used_total, used);
+    ck_assert_str_eq(d, "dst");
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(ss[i][0], i);
+    ck_assert_ptr_nonnull(arena_strndup(&dst, "more", 4));
+    arena_adopt(&src, &dst); /* into an empty arena */
+    ck_assert_str_eq(d, "dst");
+    arena_free(&src);
+    arena_free(&dst);
+}
+END_TEST
+
 START_TEST(test_utf8_and_names) {
     ck_assert(utf8_valid("h\xc3\xa9llo", 6));
     ck_assert(!utf8_valid("\xc3", 1));
@@ -514,6 +545,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_log_logfmt_quoting);
     tcase_add_test(tc, test_log_json_members);
     tcase_add_test(tc, test_arena_pool_bounded_after_large);
+    tcase_add_test(tc, test_arena_adopt);
     suite_add_tcase(s, tc);
     return s;
 }
