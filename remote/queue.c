@@ -71,7 +71,9 @@ typedef struct rw_sample {
     uint32_t hlen;
     int64_t t;
     double v;
-    uint8_t *h; /* a histogram sample: its wire_histogram bytes (owned), else NULL */
+    uint8_t *h; /* a histogram sample: its wire_histogram bytes; an exemplar: its labels'
+                   wire_labels bytes (owned); else NULL */
+    int ex;     /* an exemplar (send_exemplars) */
 } rw_sample;
 
 typedef struct rw_shard {
@@ -395,15 +397,18 @@ static void mark(rw_queue *q, storage_wal_pos pos) {
     q->marks[q->nmarks++] = (rw_mark){q->next_seq, pos};
 }
 
-/* Places the current record's samples in the shards; 1 when all are placed,
- * 0 when a shard is full (invariant 1). */
+/* Places the current record's samples (or histograms, or exemplars) in the
+ * shards; 1 when all are placed, 0 when a shard is full (invariant 1). */
 static int place(rw_queue *q, int64_t now_ms) {
     const storage_wal_record *r = &q->rec;
-    int hist = !r->nsamples; /* a record of histogram samples (send_native_histograms) */
-    size_t n = hist ? r->nhistograms : r->nsamples;
+    int ex = r->nexemplars > 0;     /* a record of exemplars (send_exemplars) */
+    int hist = !r->nsamples && !ex; /* a record of histogram samples (send_native_histograms) */
+    size_t n = ex ? r->nexemplars : hist ? r->nhistograms : r->nsamples;
     for (; q->rec_i < n; q->rec_i++) {
-        uint64_t ref = hist ? r->histograms[q->rec_i].ref : r->samples[q->rec_i].ref;
-        int64_t t = hist ? r->histograms[q->rec_i].t : r->samples[q->rec_i].t;
+        uint64_t ref = ex     ? r->exemplars[q->rec_i].ref
+                       : hist ? r->histograms[q->rec_i].ref
+                              : r->samples[q->rec_i].ref;
+        int64_t t = ex ? r->exemplars[q->rec_i].t : hist ? r->histograms[q->rec_i].t : r->samples[q->rec_i].t;
         long idx = cache_get(q, ref);
         if (idx < 0 || !q->series[idx].lbl) { /* unknown or dropped by relabeling */
             metric_add(q->m.dropped, 1);
@@ -416,10 +421,13 @@ static int place(rw_queue *q, int64_t now_ms) {
         rw_shard *sh = &q->shards[ref % q->nshards];
         if (sh->n == q->capacity)
             return 0;
-        rw_sample e = {q->next_seq, (uint32_t)idx, 0, t, hist ? 0 : r->samples[q->rec_i].v, NULL};
-        if (hist) { /* encoded now: the record's memory is the follower's */
+        double v = ex ? r->exemplars[q->rec_i].v : hist ? 0 : r->samples[q->rec_i].v;
+        rw_sample e = {q->next_seq, (uint32_t)idx, 0, t, v, NULL, ex};
+        if (hist || ex) { /* encoded now: the record's memory is the follower's */
             buf b = BUF_INIT;
-            if (wire_histogram(&b, r->histograms[q->rec_i].h, t) != 0) {
+            if (ex)
+                wire_labels(&b, r->exemplars[q->rec_i].ls, r->exemplars[q->rec_i].nls);
+            if ((hist && wire_histogram(&b, r->histograms[q->rec_i].h, t) != 0) || buf_error(&b)) {
                 buf_free(&b);
                 metric_add(q->m.dropped, 1);
                 continue;
@@ -432,7 +440,7 @@ static int place(rw_queue *q, int64_t now_ms) {
         q->next_seq++;
         sh->ring[(sh->head + sh->n++) % q->capacity] = e;
         q->in_period++;
-        if (t > q->highest_in_ms)
+        if (!ex && t > q->highest_in_ms)
             q->highest_in_ms = t;
     }
     return 1;
@@ -465,7 +473,8 @@ static int watch(rw_queue *q, int64_t now_ms) {
                 q->wal_retry_at = now_ms + 1000;
             }
         q->rec_i = 0;
-        q->have_rec = q->rec.nsamples > 0 || (q->rec.nhistograms > 0 && q->cfg->send_native_histograms);
+        q->have_rec = q->rec.nsamples > 0 || (q->rec.nhistograms > 0 && q->cfg->send_native_histograms) ||
+                      (q->rec.nexemplars > 0 && q->cfg->send_exemplars);
         if (!q->have_rec)
             mark(q, q->rec.pos);
     }
@@ -483,19 +492,26 @@ static void start_batch(rw_queue *q, rw_shard *sh, int64_t now_ms) {
     for (size_t i = 0; i < n; i++) {
         rw_sample *s = &sh->ring[(sh->head + i) % q->capacity];
         const rw_series *se = &q->series[s->series];
-        if (q->v2)
+        if (q->v2 && s->ex)
+            wire_v2_exemplar(&q->v2req, se->lbl, se->len, s->h, s->hlen, s->t, s->v);
+        else if (q->v2)
             wire_v2_timeseries(&q->v2req, se->lbl, se->len, s->t, s->v, s->h, s->hlen);
+        else if (s->ex)
+            wire_timeseries_exemplar(&q->raw, se->lbl, se->len, s->h, s->hlen, s->t, s->v);
         else if (s->h)
             wire_timeseries_hist(&q->raw, se->lbl, se->len, s->h, s->hlen);
         else
             wire_timeseries(&q->raw, se->lbl, se->len, s->t, s->v);
-        if (s->t > sh->batch_max_t)
+        if (!s->ex && s->t > sh->batch_max_t)
             sh->batch_max_t = s->t;
-        free(s->h); /* copied into the request */
-        s->h = NULL;
     }
     if (q->v2)
         wire_v2_finish(&q->v2req, &q->raw);
+    for (size_t i = 0; i < n; i++) { /* copied into the request (2.0's symbols borrowed them until now) */
+        rw_sample *s = &sh->ring[(sh->head + i) % q->capacity];
+        free(s->h);
+        s->h = NULL;
+    }
     sh->head = (sh->head + n) % q->capacity;
     sh->n -= n;
     sh->oldest_ms = now_ms;

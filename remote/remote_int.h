@@ -43,6 +43,11 @@ KILN_MUST_CHECK int wire_histogram(buf *out, const histogram *h, int64_t t);
  * wire_histogram's bytes). */
 void wire_timeseries_hist(buf *out, const uint8_t *labels, size_t len, const uint8_t *h, size_t hlen);
 
+/* Appends one WriteRequest.timeseries entry with one exemplar: the
+ * series' labels, the exemplar's (wire_labels' bytes), its value and time. */
+void wire_timeseries_exemplar(buf *out, const uint8_t *labels, size_t len, const uint8_t *elabels,
+                              size_t elen, int64_t t, double v);
+
 /* Replaces raw's bytes by their snappy block compression (scratch is
  * reused); 0 or KILN_ENOMEM. */
 KILN_MUST_CHECK int wire_snappy(buf *raw, buf *scratch);
@@ -61,7 +66,7 @@ typedef struct wire_v2_sym {
 typedef struct wire_v2 {
     wire_v2_sym *tab; /* open addressing, cap a power of two */
     size_t cap, nsyms;
-    buf symbols, series, refs;
+    buf symbols, series, refs, xrefs;
     int oom;
 } wire_v2;
 
@@ -71,6 +76,10 @@ void wire_v2_reset(wire_v2 *w);
  * a sample, or (h not NULL) a histogram sample's wire_histogram bytes. */
 void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t, double v, const uint8_t *h,
                         size_t hlen);
+/* One TimeSeries with one exemplar: the series' labels and the exemplar's
+ * (both wire_labels' bytes, kept until wire_v2_finish), its value and time. */
+void wire_v2_exemplar(wire_v2 *w, const uint8_t *labels, size_t len, const uint8_t *elabels, size_t elen,
+                      int64_t t, double v);
 /* The request's bytes into out (replacing them); out's sticky out-of-memory
  * tells a failure. */
 void wire_v2_finish(wire_v2 *w, buf *out);

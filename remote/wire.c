@@ -5,13 +5,15 @@
  * fills are written:
  *
  *   WriteRequest { repeated TimeSeries timeseries = 1; }
- *   TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2; }
+ *   TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2;
+ *                  repeated Exemplar exemplars = 3; repeated Histogram histograms = 4; }
  *   Label        { string name = 1; string value = 2; }
  *   Sample       { double value = 1; int64 timestamp = 2; }
+ *   Exemplar     { repeated Label labels = 1; double value = 2; int64 timestamp = 3; }
  *
  * A series' labels are encoded once (wire_labels) and copied into every
- * TimeSeries that carries one of its samples (one sample a TimeSeries, as
- * Prometheus' queue manager sends them).
+ * TimeSeries that carries one of its samples (one sample, histogram or
+ * exemplar a TimeSeries, as Prometheus' queue manager sends them).
  *
  * Called by queue.c on the sender thread; no state.
  */
@@ -61,6 +63,27 @@ static size_t put_sample(uint8_t smp[20], int64_t t, double v) {
     }
     smp[sn++] = (uint8_t)u;
     return sn;
+}
+
+/* An Exemplar's value and timestamp fields (2 and 3): a Sample's with the tags moved. */
+static size_t put_exemplar_vt(uint8_t smp[20], int64_t t, double v) {
+    size_t n = put_sample(smp, t, v);
+    smp[0] = 0x11; /* Exemplar.value, fixed64 */
+    smp[9] = 0x18; /* Exemplar.timestamp, varint */
+    return n;
+}
+
+void wire_timeseries_exemplar(buf *out, const uint8_t *labels, size_t len, const uint8_t *elabels,
+                              size_t elen, int64_t t, double v) {
+    uint8_t vt[20];
+    size_t vn = put_exemplar_vt(vt, t, v), xn = elen + vn;
+    buf_putc(out, 0x0a); /* WriteRequest.timeseries */
+    buf_put_uvarint(out, len + 1 + varint_len(xn) + xn);
+    buf_append(out, labels, len);
+    buf_putc(out, 0x1a); /* TimeSeries.exemplars (3) */
+    buf_put_uvarint(out, xn);
+    buf_append(out, elabels, elen); /* Exemplar.labels: the same Label fields (1) */
+    buf_append(out, vt, vn);
 }
 
 void wire_timeseries(buf *out, const uint8_t *labels, size_t len, int64_t t, double v) {
@@ -143,6 +166,7 @@ void wire_v2_free(wire_v2 *w) {
     buf_free(&w->symbols);
     buf_free(&w->series);
     buf_free(&w->refs);
+    buf_free(&w->xrefs);
     memset(w, 0, sizeof *w);
 }
 
@@ -159,10 +183,9 @@ static uint64_t get_varint(const uint8_t *p, size_t n, size_t *i) {
     return 0;
 }
 
-void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t, double v, const uint8_t *h,
-                        size_t hlen) {
-    /* labels are wire_labels' bytes: per label 0a L (0a nl name 12 vl value) */
-    buf_reset(&w->refs);
+/* The symbol references of labels (wire_labels' bytes: per label
+ * 0a L (0a nl name 12 vl value)) appended to refs; 0, or -1 out of memory. */
+static int v2_refs(wire_v2 *w, const uint8_t *labels, size_t len, buf *refs) {
     for (size_t i = 0; i < len;) {
         i++; /* 0x0a */
         size_t end = (size_t)get_varint(labels, len, &i);
@@ -173,12 +196,39 @@ void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t
             long ref = sl <= len - i ? v2_symbol(w, labels + i, sl) : -1;
             if (ref < 0) {
                 w->oom = 1;
-                return;
+                return -1;
             }
-            buf_put_uvarint(&w->refs, (uint64_t)ref);
+            buf_put_uvarint(refs, (uint64_t)ref);
             i += sl;
         }
     }
+    return 0;
+}
+
+void wire_v2_exemplar(wire_v2 *w, const uint8_t *labels, size_t len, const uint8_t *elabels, size_t elen,
+                      int64_t t, double v) {
+    buf_reset(&w->refs);
+    buf_reset(&w->xrefs);
+    if (v2_refs(w, labels, len, &w->refs) != 0 || v2_refs(w, elabels, elen, &w->xrefs) != 0)
+        return;
+    uint8_t vt[20];
+    size_t vn = put_exemplar_vt(vt, t, v);
+    size_t xn = (w->xrefs.len ? 1 + varint_len(w->xrefs.len) + w->xrefs.len : 0) + vn;
+    buf_putc(&w->series, 0x2a); /* Request.timeseries */
+    buf_put_uvarint(&w->series, 1 + varint_len(w->refs.len) + w->refs.len + 1 + varint_len(xn) + xn);
+    wire_bytes(&w->series, 0x0a, w->refs.data, w->refs.len); /* TimeSeries.labels_refs, packed */
+    buf_putc(&w->series, 0x22);                              /* TimeSeries.exemplars (4) */
+    buf_put_uvarint(&w->series, xn);
+    if (w->xrefs.len)
+        wire_bytes(&w->series, 0x0a, w->xrefs.data, w->xrefs.len); /* Exemplar.labels_refs, packed */
+    buf_append(&w->series, vt, vn);
+}
+
+void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t, double v, const uint8_t *h,
+                        size_t hlen) {
+    buf_reset(&w->refs);
+    if (v2_refs(w, labels, len, &w->refs) != 0)
+        return;
     uint8_t smp[20];
     size_t sn = h ? hlen : put_sample(smp, t, v);
     size_t ts_len = 1 + varint_len(w->refs.len) + w->refs.len + 1 + varint_len(sn) + sn;

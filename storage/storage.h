@@ -655,7 +655,15 @@ typedef struct storage_wal_histogram {
     const histogram *h; /* stale markers included */
 } storage_wal_histogram;
 
-/* One record: series, samples or histogram samples (the other counts 0). */
+typedef struct storage_wal_exemplar {
+    uint64_t ref;
+    int64_t t;
+    double v;
+    const label *ls; /* the exemplar's labels */
+    size_t nls;
+} storage_wal_exemplar;
+
+/* One record: series, samples, histogram samples or exemplars (the other counts 0). */
 typedef struct storage_wal_record {
     const storage_wal_series *series;
     size_t nseries;
@@ -663,6 +671,8 @@ typedef struct storage_wal_record {
     size_t nsamples;
     const storage_wal_histogram *histograms;
     size_t nhistograms;
+    const storage_wal_exemplar *exemplars; /* sent with send_exemplars, like samples */
+    size_t nexemplars;
     storage_wal_pos pos; /* after the record; segment -1 inside a checkpoint */
 } storage_wal_record;
 

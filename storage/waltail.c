@@ -6,7 +6,8 @@
  * resumes from a WAL position.
  *
  * It wraps a tail-mode wal_reader (walreader.c) over the newest checkpoint
- * and the segments after it, decodes series and samples records (walrec.c)
+ * and the segments after it, decodes series, samples, histogram and
+ * exemplar records (walrec.c)
  * and decides which samples the caller gets (see storage_wal_tail_open).
  * When the reader finds the WAL damaged (or a segment it was about to read
  * truncated away), the follower starts over from the newest checkpoint, as
@@ -38,6 +39,8 @@ struct storage_wal_tail {
     arena hmem; /* the last histogram record's entries and arrays */
     storage_wal_histogram *hist;
     size_t cap_hist;
+    storage_wal_exemplar *ex; /* the last exemplar record's, their labels in hmem */
+    size_t cap_ex;
 };
 
 /* Opens the reader over the newest checkpoint and the segments after it. */
@@ -76,6 +79,18 @@ static int tail_wants(const storage_wal_tail *t, int in_cp, int cp, storage_wal_
     return pos.segment > t->from.segment || (pos.segment == t->from.segment && pos.offset > t->from.offset);
 }
 
+/* A record's labels as NUL-terminated ones in a, or NULL when out of memory. */
+static label *labels_of(arena *a, const walrec_label *wl, size_t n) {
+    label *ls = arena_alloc_nz(a, (n ? n : 1) * sizeof *ls);
+    for (size_t j = 0; ls && j < n; j++) {
+        ls[j].name = arena_strndup(a, wl[j].name, wl[j].name_len);
+        ls[j].value = arena_strndup(a, wl[j].value, wl[j].value_len);
+        if (!ls[j].name || !ls[j].value)
+            return NULL;
+    }
+    return ls;
+}
+
 KILN_MUST_CHECK static int decode_series(storage_wal_tail *t, const uint8_t *rec, size_t len,
                                          storage_wal_record *out, kiln_err *err) {
     arena_free(&t->mem);
@@ -88,16 +103,9 @@ KILN_MUST_CHECK static int decode_series(storage_wal_tail *t, const uint8_t *rec
     if (array_grow((void **)&t->series, &t->cap_series, n, sizeof *t->series))
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        label *ls = arena_alloc_nz(&t->mem, (ws[i].nlabels ? ws[i].nlabels : 1) * sizeof *ls);
+        label *ls = labels_of(&t->mem, ws[i].labels, ws[i].nlabels);
         if (!ls)
             return kiln_err_set(err, KILN_ENOMEM, "out of memory");
-        for (size_t j = 0; j < ws[i].nlabels; j++) {
-            const walrec_label *l = &ws[i].labels[j];
-            ls[j].name = arena_strndup(&t->mem, l->name, l->name_len);
-            ls[j].value = arena_strndup(&t->mem, l->value, l->value_len);
-            if (!ls[j].name || !ls[j].value)
-                return kiln_err_set(err, KILN_ENOMEM, "out of memory");
-        }
         t->series[i] = (storage_wal_series){ws[i].ref, ls, ws[i].nlabels};
     }
     out->series = t->series;
@@ -136,6 +144,28 @@ KILN_MUST_CHECK static int decode_histograms(storage_wal_tail *t, const uint8_t 
         t->hist[i] = (storage_wal_histogram){wh[i].ref, wh[i].t, &wh[i].h};
     out->histograms = t->hist;
     out->nhistograms = n;
+    return 0;
+}
+
+KILN_MUST_CHECK static int decode_exemplars(storage_wal_tail *t, const uint8_t *rec, size_t len,
+                                            storage_wal_record *out, kiln_err *err) {
+    arena_free(&t->hmem);
+    arena_init(&t->hmem, 0);
+    walrec_exemplar *we;
+    size_t n;
+    int rc = walrec_decode_exemplars(rec, len, &t->hmem, &we, &n, err);
+    if (rc)
+        return rc;
+    if (array_grow((void **)&t->ex, &t->cap_ex, n, sizeof *t->ex))
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        label *ls = labels_of(&t->hmem, we[i].labels, we[i].nlabels);
+        if (!ls)
+            return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+        t->ex[i] = (storage_wal_exemplar){we[i].ref, we[i].t, we[i].v, ls, we[i].nlabels};
+    }
+    out->exemplars = t->ex;
+    out->nexemplars = n;
     return 0;
 }
 
@@ -185,7 +215,13 @@ int storage_wal_tail_next(storage_wal_tail *t, storage_wal_record *out, kiln_err
             if ((rc = decode_histograms(t, rec, len, out, err)) == 0)
                 return 1;
             break;
-        default: /* tombstones, exemplars, metadata...: not sent */
+        case WALREC_EXEMPLARS:
+            if (!tail_wants(t, in_cp, cp, pos))
+                continue;
+            if ((rc = decode_exemplars(t, rec, len, out, err)) == 0)
+                return 1;
+            break;
+        default: /* tombstones, metadata...: not sent */
             continue;
         }
         if (rc == KILN_ECORRUPT)
@@ -213,5 +249,6 @@ void storage_wal_tail_close(storage_wal_tail *t) {
     free(t->raw);
     arena_free(&t->hmem);
     free(t->hist);
+    free(t->ex);
     free(t);
 }

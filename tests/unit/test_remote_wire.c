@@ -6,6 +6,7 @@
 #include <snappy-c.h>
 #include <string.h>
 
+#include "api/remote.pb-c.h"
 #include "remote/remote_int.h"
 
 #define KILN_TEST_MAIN
@@ -151,6 +152,67 @@ START_TEST(test_histogram) {
 }
 END_TEST
 
+/* An exemplar's TimeSeries (send_exemplars), 1.0 and 2.0, read back by the
+ * receiver's protobuf-c decoder: the series' labels, the exemplar's, its
+ * value and (negative) timestamp. */
+START_TEST(test_exemplar) {
+    label ls[] = {{"__name__", "m"}, {"a", "b"}}, el[] = {{"trace_id", "abc"}};
+    buf lb = BUF_INIT, eb = BUF_INIT, out = BUF_INIT;
+    wire_labels(&lb, ls, 2);
+    wire_labels(&eb, el, 1);
+    wire_timeseries_exemplar(&out, (const uint8_t *)lb.data, lb.len, (const uint8_t *)eb.data, eb.len, -5,
+                             2.5);
+    ck_assert(!buf_error(&out));
+    Kiln__Remote__WriteRequest *r =
+        kiln__remote__write_request__unpack(NULL, out.len, (const uint8_t *)out.data);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(r->n_timeseries, 1);
+    Kiln__Remote__TimeSeries *ts = r->timeseries[0];
+    ck_assert_uint_eq(ts->n_labels, 2);
+    ck_assert_mem_eq(ts->labels[1]->value.data, "b", 1);
+    ck_assert_uint_eq(ts->n_samples, 0);
+    ck_assert_uint_eq(ts->n_exemplars, 1);
+    ck_assert_uint_eq(ts->exemplars[0]->n_labels, 1);
+    ck_assert_mem_eq(ts->exemplars[0]->labels[0]->name.data, "trace_id", 8);
+    ck_assert_mem_eq(ts->exemplars[0]->labels[0]->value.data, "abc", 3);
+    ck_assert(ts->exemplars[0]->value == 2.5);
+    ck_assert_int_eq(ts->exemplars[0]->timestamp, -5);
+    kiln__remote__write_request__free_unpacked(r, NULL);
+
+    wire_v2 w;
+    memset(&w, 0, sizeof w);
+    wire_v2_reset(&w);
+    wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 7, 1.0, NULL, 0);
+    wire_v2_exemplar(&w, (const uint8_t *)lb.data, lb.len, (const uint8_t *)eb.data, eb.len, 7, 2.5);
+    wire_v2_exemplar(&w, (const uint8_t *)lb.data, lb.len, NULL, 0, 8, 3); /* no labels */
+    wire_v2_finish(&w, &out);
+    ck_assert(!buf_error(&out));
+    Kiln__Remote__V2Request *r2 = kiln__remote__v2_request__unpack(NULL, out.len, (const uint8_t *)out.data);
+    ck_assert_ptr_nonnull(r2);
+    ck_assert_uint_eq(r2->n_symbols, 7); /* "", __name__, m, a, b, trace_id, abc */
+    ck_assert_uint_eq(r2->n_timeseries, 3);
+    Kiln__Remote__V2TimeSeries *t2 = r2->timeseries[1];
+    ck_assert_uint_eq(t2->n_labels_refs, 4);
+    ck_assert_uint_eq(t2->n_samples, 0);
+    ck_assert_uint_eq(t2->n_exemplars, 1);
+    Kiln__Remote__V2Exemplar *x = t2->exemplars[0];
+    ck_assert_uint_eq(x->n_labels_refs, 2);
+    ck_assert_mem_eq(r2->symbols[x->labels_refs[0]].data, "trace_id", 8);
+    ck_assert_mem_eq(r2->symbols[x->labels_refs[1]].data, "abc", 3);
+    ck_assert(x->value == 2.5);
+    ck_assert_int_eq(x->timestamp, 7);
+    x = r2->timeseries[2]->exemplars[0];
+    ck_assert_uint_eq(x->n_labels_refs, 0);
+    ck_assert(x->value == 3);
+    ck_assert_int_eq(x->timestamp, 8);
+    kiln__remote__v2_request__free_unpacked(r2, NULL);
+    wire_v2_free(&w);
+    buf_free(&lb);
+    buf_free(&eb);
+    buf_free(&out);
+}
+END_TEST
+
 Suite *make_suite(void) {
     Suite *s = suite_create("remote_wire");
     TCase *tc = tcase_create("core");
@@ -160,6 +222,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_v2_request);
     tcase_add_test(tc, test_metadata);
     tcase_add_test(tc, test_histogram);
+    tcase_add_test(tc, test_exemplar);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,184 @@
+"""send_exemplars: true in remote_write (issue 18): kiln scrapes exemplars
+(the target of test_exemplar_wal), its queue reads them from the WAL and
+sends them with the samples.  Remote write 1.0 goes to Debian's Prometheus
+2.42 (--web.enable-remote-write-receiver --enable-feature=exemplar-storage),
+whose query_exemplars must answer what kiln's does (external labels added);
+remote write 2.0 goes to a Python receiver that decodes the requests
+(symbols, labels_refs, Exemplar) and must hold the same exemplars.
+"""
+import http.server
+import json
+import struct
+import threading
+import time
+import unittest
+
+import kilntest
+from kilntest import Kiln, Prometheus, free_port, wait_for
+from rwproto import read_varint, unsnappy
+from test_exemplar_wal import Handler, exemplars
+
+
+def fields(b):
+    """The protobuf fields of b: [(number, value)], value an int or bytes (fixed64 as bytes)."""
+    out, i = [], 0
+    while i < len(b):
+        key, i = read_varint(b, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = read_varint(b, i)
+        elif wt == 1:
+            v, i = b[i:i + 8], i + 8
+        elif wt == 2:
+            n, i = read_varint(b, i)
+            v, i = b[i:i + n], i + n
+        else:
+            raise AssertionError(f"wire type {wt}")
+        out.append((num, v))
+    return out
+
+
+def packed(b):
+    out, i = [], 0
+    while i < len(b):
+        v, i = read_varint(b, i)
+        out.append(v)
+    return out
+
+
+def signed(v):
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def v2_exemplars(body):
+    """The exemplars of an io.prometheus.write.v2.Request: [(series labels, exemplar labels, value, ts ms)]."""
+    f = fields(body)
+    syms = [v.decode() for n, v in f if n == 4]
+    out = []
+    for n, ts in f:
+        if n != 5:
+            continue
+        tf = fields(ts)
+        refs = [r for k, v in tf if k == 1 for r in packed(v)]
+        series = {syms[refs[i]]: syms[refs[i + 1]] for i in range(0, len(refs), 2)}
+        for k, ex in tf:
+            if k != 4:
+                continue
+            xf = fields(ex)
+            xr = [r for kk, v in xf if kk == 1 for r in packed(v)]
+            value = [struct.unpack("<d", v)[0] for kk, v in xf if kk == 2]
+            t = [signed(v) for kk, v in xf if kk == 3]
+            out.append((series, {syms[xr[i]]: syms[xr[i + 1]] for i in range(0, len(xr), 2)},
+                        value[0] if value else 0.0, t[0] if t else 0))
+    return out
+
+
+class V2Receiver(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        self.got, self.types = [], set()
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), V2Handler)
+
+
+class V2Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = unsnappy(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        with self.server.lock:
+            self.server.types.add(self.headers.get("Content-Type"))
+            self.server.got += v2_exemplars(body)
+        self.send_response(204)
+        self.end_headers()
+
+
+def as_query_answer(got, end_s):
+    """The receiver's exemplars up to end_s in query_exemplars' canonical form (test_exemplar_wal.exemplars)."""
+    by = {}
+    for series, labels, v, t in got:
+        if t > end_s * 1000:
+            continue
+        ex = (json.dumps(labels, sort_keys=True), f"{v:g}", t / 1000)
+        by.setdefault(json.dumps(series, sort_keys=True), set()).add(ex)
+    return sorted((s, sorted(exs, key=lambda e: e[2])) for s, exs in by.items())
+
+
+def with_site(ex):
+    """kiln's answer with the external label site="s1" added to every series."""
+    out = []
+    for s, exs in ex:
+        m = json.loads(s)
+        m["site"] = "s1"
+        out.append((json.dumps(m, sort_keys=True), exs))
+    return sorted(out)
+
+
+class SendExemplarsTest(unittest.TestCase):
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=cls.srv.serve_forever, daemon=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.shutdown()
+
+    def sender(self, url, extra=""):
+        k = Kiln(args=["--enable-feature=exemplar-storage"], config=f"""global:
+  scrape_interval: 1s
+  external_labels: {{site: s1}}
+scrape_configs:
+  - job_name: ex
+    static_configs: [{{targets: ['127.0.0.1:{self.srv.server_address[1]}']}}]
+remote_write:
+  - url: {url}
+    send_exemplars: true
+    queue_config: {{batch_send_deadline: 300ms}}{extra}
+""")
+        self.addCleanup(k.cleanup)
+        k.start()
+        # three scrapes or more: the changing series has an exemplar each
+        self.assertTrue(wait_for(lambda: sum(len(e) for s, e in exemplars(f"http://{k.addr}", 2e9)
+                                             if '"/c"' in s) >= 3, timeout=30))
+        return k
+
+    def test_v1_to_prometheus(self):
+        kilntest.require("prometheus")
+        with Prometheus("global: {}\n", args=["--web.enable-remote-write-receiver",
+                                              "--enable-feature=exemplar-storage"]) as p:
+            k = self.sender(f"{p.url}/api/v1/write")
+            end = time.time()
+            want = with_site(exemplars(f"http://{k.addr}", end))
+            self.assertEqual(len(want), 4)
+            ok = wait_for(lambda: exemplars(p.url, end) == want, timeout=30, step=0.3)
+            self.assertEqual(exemplars(p.url, end), want, k.read_log()[-2000:])
+            self.assertTrue(ok)
+            self.assertEqual(k.stop(), 0)
+
+    def test_v2_to_receiver(self):
+        recv = V2Receiver()
+        threading.Thread(target=recv.serve_forever, daemon=True).start()
+        self.addCleanup(recv.server_close)
+        self.addCleanup(recv.shutdown)
+        k = self.sender(f"http://127.0.0.1:{recv.server_address[1]}/api/v1/write",
+                        "\n    protobuf_message: io.prometheus.write.v2.Request")
+        end = time.time()
+        want = with_site(exemplars(f"http://{k.addr}", end))
+        self.assertEqual(len(want), 4)
+
+        def got():
+            with recv.lock:
+                return as_query_answer(list(recv.got), end)
+        wait_for(lambda: got() == want, timeout=30, step=0.3)
+        self.assertEqual(got(), want)
+        self.assertEqual(recv.types, {"application/x-protobuf;proto=io.prometheus.write.v2.Request"})
+        self.assertEqual(k.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
