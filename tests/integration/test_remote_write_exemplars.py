@@ -15,35 +15,10 @@ import unittest
 
 import kilntest
 from kilntest import Kiln, Prometheus, free_port, wait_for
-from rwproto import read_varint, unsnappy
+from rwproto import unsnappy
 from test_exemplar_wal import Handler, exemplars
-
-
-def fields(b):
-    """The protobuf fields of b: [(number, value)], value an int or bytes (fixed64 as bytes)."""
-    out, i = [], 0
-    while i < len(b):
-        key, i = read_varint(b, i)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = read_varint(b, i)
-        elif wt == 1:
-            v, i = b[i:i + 8], i + 8
-        elif wt == 2:
-            n, i = read_varint(b, i)
-            v, i = b[i:i + n], i + n
-        else:
-            raise AssertionError(f"wire type {wt}")
-        out.append((num, v))
-    return out
-
-
-def packed(b):
-    out, i = [], 0
-    while i < len(b):
-        v, i = read_varint(b, i)
-        out.append(v)
-    return out
+from test_remote_read import fields
+from test_scrape_proto import packed_varints as packed
 
 
 def signed(v):
@@ -53,21 +28,21 @@ def signed(v):
 def v2_exemplars(body):
     """The exemplars of an io.prometheus.write.v2.Request: [(series labels, exemplar labels, value, ts ms)]."""
     f = fields(body)
-    syms = [v.decode() for n, v in f if n == 4]
+    syms = [v.decode() for n, _, v in f if n == 4]
     out = []
-    for n, ts in f:
+    for n, _, ts in f:
         if n != 5:
             continue
         tf = fields(ts)
-        refs = [r for k, v in tf if k == 1 for r in packed(v)]
+        refs = [r for k, _, v in tf if k == 1 for r in packed(v)]
         series = {syms[refs[i]]: syms[refs[i + 1]] for i in range(0, len(refs), 2)}
-        for k, ex in tf:
+        for k, _, ex in tf:
             if k != 4:
                 continue
             xf = fields(ex)
-            xr = [r for kk, v in xf if kk == 1 for r in packed(v)]
-            value = [struct.unpack("<d", v)[0] for kk, v in xf if kk == 2]
-            t = [signed(v) for kk, v in xf if kk == 3]
+            xr = [r for kk, _, v in xf if kk == 1 for r in packed(v)]
+            value = [struct.unpack("<d", v)[0] for kk, _, v in xf if kk == 2]
+            t = [signed(v) for kk, _, v in xf if kk == 3]
             out.append((series, {syms[xr[i]]: syms[xr[i + 1]] for i in range(0, len(xr), 2)},
                         value[0] if value else 0.0, t[0] if t else 0))
     return out
