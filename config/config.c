@@ -156,6 +156,11 @@ int config_load_file(const char *path, config **out, kiln_err *err) {
     return rc;
 }
 
+void config_doc_dir(const char *path, char *dir, size_t n) {
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, n, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1, slash ? path : ".");
+}
+
 int config_load_targets(const char *path, arena *a, config_static **out, size_t *n, kiln_err *err) {
     char *data = NULL;
     size_t len = 0;

@@ -177,6 +177,29 @@ typedef struct config_kubernetes_sd {
     config_http http;
 } config_kubernetes_sd;
 
+/* A kubeconfig file's current context (config/kubeconfig.c): what
+ * kubernetes_sd_configs' kubeconfig_file connects with.  Strings are NULL
+ * when not set; files are absolute or the kubeconfig's directory's. */
+typedef struct config_kubeconfig {
+    arena mem;
+    char *server; /* a URL */
+    char *ca_file, *cert_file, *key_file;
+    char *ca_data, *cert_data, *key_data; /* the *-data fields decoded (PEM), winning over the files */
+    size_t ca_len, cert_len, key_len;
+    char *server_name, *proxy_url;
+    int insecure_skip_verify;
+    char *token, *token_file, *username, *password;
+} config_kubeconfig;
+
+/* Reads the kubeconfig at path (parse: the document data[0..len) of that
+ * name, dir its directory).  0 and *out (free with config_kubeconfig_free);
+ * or KILN_EINVAL (not usable: err says what and where), KILN_ENOENT,
+ * KILN_EIO, KILN_ENOMEM. */
+KILN_MUST_CHECK int config_kubeconfig_load(const char *path, config_kubeconfig **out, kiln_err *err);
+KILN_MUST_CHECK int config_kubeconfig_parse(const char *name, const char *dir, const char *data, size_t len,
+                                            config_kubeconfig **out, kiln_err *err);
+void config_kubeconfig_free(config_kubeconfig *k);
+
 /* One URL parameter with its values (`params: {module: [a, b]}`). */
 typedef struct config_param {
     char *name;

@@ -157,6 +157,9 @@ int schema_url_valid(const char *s, int allow_socks);
 /* Reads the document at path whole (a regular file of at most
  * CONFIG_MAX_BYTES) into a malloc'd, NUL-terminated *data (config.c). */
 KILN_MUST_CHECK int config_read_doc(const char *path, char **data, size_t *len, kiln_err *err);
+/* The directory of the document at path into dir[n]: relative file names in
+ * it are that directory's, as the toolkit's SetDirectory makes them. */
+void config_doc_dir(const char *path, char *dir, size_t n);
 
 /* The check of a TLS version key (tls_config.min_version, the web
  * configuration's min_version and max_version): "TLS10".."TLS13", or

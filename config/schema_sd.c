@@ -6,8 +6,8 @@
  * run them.
  *
  * Keys flagged SCHEMA_UNUSED are parsed and validated but kiln does not act
- * on them (kubeconfig_file, attach_metadata other than node): a load that
- * sets one warns about it.
+ * on them (attach_metadata's deployment, job and cronjob): a load that sets
+ * one warns about it.
  *
  * Called by decode.c (hooks and checks, on the loading thread), and by
  * emit.c and equal.c through schema_scrape's table (from any thread).
@@ -151,8 +151,7 @@ static const schema_section namespaces_sec = SECTION("namespaces", namespaces_ke
 
 static const schema_key attach_keys[] = {
     {"node", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_node)},
-    {"namespace", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_namespace),
-     .flags = SCHEMA_UNUSED | SCHEMA_OMIT_ZERO},
+    {"namespace", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_namespace), .flags = SCHEMA_OMIT_ZERO},
     {"deployment", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_deployment),
      .flags = SCHEMA_UNUSED | SCHEMA_OMIT_ZERO},
     {"job", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_job), .flags = SCHEMA_UNUSED | SCHEMA_OMIT_ZERO},
@@ -179,6 +178,8 @@ static int kube_sd_finish(dec *d, void *obj, const schema_seen *s) {
     if (k->api_server && k->kubeconfig_file)
         return decode_fail(d, decode_later_key(s, "api_server", "kubeconfig_file"),
                            "cannot use 'kubeconfig_file' and 'api_server' simultaneously");
+    if (k->kubeconfig_file && !(k->kubeconfig_file = decode_path(d, k->kubeconfig_file)))
+        return decode_oom(d);
     if (k->api_server && !schema_url_valid(k->api_server, 0))
         return decode_fail(d, decode_at(s, "api_server"), "invalid api_server URL \"%.100s\"", k->api_server);
     if (!k->api_server && !k->kubeconfig_file && !http_default(&k->http))
@@ -205,7 +206,7 @@ static const schema_key kube_sd_keys[] = {
     {"api_server", SCHEMA_STRING, FIELD(config_kubernetes_sd, api_server), .flags = SCHEMA_EMPTY_NULL},
     {"role", SCHEMA_STRING, FIELD(config_kubernetes_sd, role), .check = check_kube_role},
     {"kubeconfig_file", SCHEMA_STRING, FIELD(config_kubernetes_sd, kubeconfig_file),
-     .flags = SCHEMA_EMPTY_NULL | SCHEMA_UNUSED},
+     .flags = SCHEMA_EMPTY_NULL},
     {"namespaces", SCHEMA_MAP, .sub = &namespaces_sec},
     {"selectors", SCHEMA_LIST, ARRAY(config_kubernetes_sd, selectors), .sub = &selector_sec},
     {"attach_metadata", SCHEMA_MAP, .sub = &attach_sec},

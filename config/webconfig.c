@@ -334,11 +334,8 @@ int config_web_load_file(const char *path, config_web **out, kiln_err *err) {
     int rc = config_read_doc(path, &data, &len, err);
     if (rc)
         return rc;
-    /* relative file names are the file's directory's, as the toolkit's SetDirectory makes them */
-    const char *slash = strrchr(path, '/');
     char dir[4096];
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1,
-             slash ? path : ".");
+    config_doc_dir(path, dir, sizeof dir);
     rc = config_web_load_string(path, dir, data, len, out, err);
     free(data);
     return rc;

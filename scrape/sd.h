@@ -282,6 +282,9 @@ typedef struct sd_kube_ctx {
     const json_val *(*pod)(void *data, const char *ns, const char *name, arena *a);
     void *data;
     int attach_node; /* attach_metadata.node */
+    /* attach_metadata.namespace: the namespace object of that name */
+    const json_val *(*ns)(void *data, const char *name, arena *a);
+    int attach_namespace;
 } sd_kube_ctx;
 
 /* The target group of one API object of role (node, pod, service,

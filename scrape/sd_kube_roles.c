@@ -16,7 +16,10 @@
  *   ingress        ingress/<ns>/<name>         each host and path
  *
  * The objects an object refers to (a pod's node with attach_metadata.node,
- * an endpoints' service and pods) come through the lookups of sd_kube_ctx.
+ * its namespace with attach_metadata.namespace, an endpoints' service and
+ * pods) come through the lookups of sd_kube_ctx; the namespace's labels and
+ * annotations are __meta_kubernetes_namespace_label_<name> (labelpresent,
+ * annotation, annotationpresent) on every target of a namespaced object.
  * Labels and annotations become ..._label_<name> / ..._labelpresent_<name>
  * (and annotation) with the name sanitised to [a-zA-Z0-9_].
  *
@@ -565,6 +568,10 @@ int sd_kube_build(const char *role, const json_val *obj, const sd_kube_ctx *ctx,
     sd_gb_reset(b);
     if (!obj || obj->type != JSON_OBJ || !obj_of(obj, "metadata") || !*s_of(obj_of(obj, "metadata"), "name"))
         return KILN_EINVAL;
+    const char *ns = s_of(obj_of(obj, "metadata"), "namespace");
+    const json_val *nso = ctx && ctx->attach_namespace && ctx->ns && *ns ? ctx->ns(ctx->data, ns, a) : NULL;
+    if (nso) /* attach_metadata.namespace: the namespace's labels and annotations on every target */
+        meta_maps(b, obj_of(nso, "metadata"), "namespace", 0);
     if (!strcmp(role, "node"))
         *out = build_node(obj, b);
     else if (!strcmp(role, "pod"))

@@ -19,12 +19,15 @@
  *
  * The role's own watchers make the groups; the others are the objects they
  * refer to: services and pods for endpoints and endpointslice, nodes with
- * attach_metadata.node.  A change of one of those rebuilds the groups that
- * use it (a node: its pods; a service or pod: the endpoints of its
- * namespace).  Nothing is published before every watcher has listed once.
+ * attach_metadata.node, namespaces with attach_metadata.namespace.  A change
+ * of one of those rebuilds the groups that use it (a node: its pods; a
+ * service or pod: the endpoints of its namespace; a namespace: the objects
+ * in it).  Nothing is published before every watcher has listed once.
  *
- * The API server is api_server with the config's HTTP client settings, or
- * in a cluster https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT with
+ * The API server is kubeconfig_file's current context (config/kubeconfig.c:
+ * server, CA, client certificate, token or basic auth; own_namespace is
+ * "default" then, as in Prometheus), or api_server with the config's HTTP
+ * client settings, or in a cluster https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT with
  * the service account's token and CA (in
  * /var/run/secrets/kubernetes.io/serviceaccount, or the directory named by
  * KILN_KUBERNETES_SA_DIR, a kiln extension for tests); own_namespace reads
@@ -32,6 +35,7 @@
  *
  * Threading: the SD thread (sd.c).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +76,8 @@ struct kube_sd {
     sd_gb gb, ob;
     sd_kube_ctx ctx;
     char tokpath[1024], capath[1024]; /* in a cluster: the service account's files */
+    config_kubeconfig *kc;            /* kubeconfig_file's settings, or NULL */
+    char tmpdir[64];                  /* its *-data fields as files, or "" */
 };
 
 /* ---- the stores ---------------------------------------------------------------------- */
@@ -136,6 +142,10 @@ static const json_val *lookup_pod(void *data, const char *ns, const char *name, 
     return lookup(data, "pods", ns, name, a);
 }
 
+static const json_val *lookup_namespace(void *data, const char *name, arena *a) {
+    return lookup(data, "namespaces", "", name, a);
+}
+
 /* ---- groups ------------------------------------------------------------------------------ */
 
 static void changed(kube_sd *k) {
@@ -185,6 +195,9 @@ static void dependents(kube_sd *k, kwatch *w, const sd_tg *e) {
                 use = !strcmp(k->role, "pod")
                           ? !strcmp(entry_label(o, "n") ? entry_label(o, "n") : "", slash + 1)
                           : 1;
+            else if (!strcmp(w->resource, "namespaces")) /* the objects in it */
+                use =
+                    !strncmp(o->source, slash + 1, strlen(slash + 1)) && o->source[strlen(slash + 1)] == '/';
             else /* services and pods: the endpoints of the namespace */
                 use = !strncmp(o->source, key, nsl + 1);
             if (use)
@@ -461,12 +474,10 @@ static void kube_tick(sd_provider *p) {
 /* ---- setup -------------------------------------------------------------------------------------- */
 
 static const char *resource_of(const char *role) {
-    static const char *const map[][2] = {{"node", "nodes"},
-                                         {"pod", "pods"},
-                                         {"service", "services"},
-                                         {"endpoints", "endpoints"},
-                                         {"endpointslice", "endpointslices"},
-                                         {"ingress", "ingresses"}};
+    static const char *const map[][2] = {
+        {"node", "nodes"},       {"namespace", "namespaces"}, {"pod", "pods"},
+        {"service", "services"}, {"endpoints", "endpoints"},  {"endpointslice", "endpointslices"},
+        {"ingress", "ingresses"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(map[i][0], role))
             return map[i][1];
@@ -517,6 +528,73 @@ static char *read_small(const char *dir, const char *file) {
     return strdup(tmp);
 }
 
+/* kubeconfig_file: the API server and client settings of its current
+ * context, in place of api_server's (Prometheus uses the file's alone).  The
+ * certificates and key given inline (*-data) are written to files in a
+ * directory of kiln's own (mode 0700), removed at the end. */
+static int kubeconfig_setup(kube_sd *k, const char *path) {
+    kiln_err err = {0};
+    int rc = config_kubeconfig_load(path, &k->kc, &err);
+    if (rc != 0) {
+        LOG_ERROR("Kubernetes SD: cannot use the kubeconfig file", "scrape_pool=%s err=%s", k->p->job,
+                  err.msg);
+        return rc;
+    }
+    config_kubeconfig *kc = k->kc;
+    memset(&k->http, 0, sizeof k->http);
+    k->http.follow_redirects = 1;
+    k->http.enable_http2 = 1;
+    config_tls *t = &k->http.tls;
+    t->ca_file = kc->ca_file;
+    t->cert_file = kc->cert_file;
+    t->key_file = kc->key_file;
+    t->server_name = kc->server_name;
+    t->insecure_skip_verify = kc->insecure_skip_verify;
+    k->http.proxy_url = kc->proxy_url;
+    if (kc->token || kc->token_file) {
+        k->http.has_authorization = 1;
+        k->http.auth_type = (char *)"Bearer";
+        k->http.credentials = kc->token;
+        k->http.credentials_file = kc->token_file;
+    } else if (kc->username || kc->password) {
+        k->http.has_basic_auth = 1;
+        k->http.username = kc->username;
+        k->http.password = kc->password;
+    }
+    const char *data[3] = {kc->ca_data, kc->cert_data, kc->key_data},
+               *names[3] = {"ca.crt", "client.crt", "client.key"};
+    const size_t lens[3] = {kc->ca_len, kc->cert_len, kc->key_len};
+    char **dst[3] = {&t->ca_file, &t->cert_file, &t->key_file};
+    for (int i = 0; i < 3; i++) {
+        if (!data[i])
+            continue;
+        if (!k->tmpdir[0]) {
+            const char *tmp = getenv("TMPDIR");
+            snprintf(k->tmpdir, sizeof k->tmpdir, "%s/kiln-kubeconfig-XXXXXX",
+                     tmp && *tmp && strlen(tmp) < 32 ? tmp : "/tmp");
+            if (!mkdtemp(k->tmpdir)) {
+                LOG_ERROR("Kubernetes SD: cannot make a directory for the kubeconfig's certificates",
+                          "scrape_pool=%s dir=%s err=%s", k->p->job, k->tmpdir, strerror(errno));
+                k->tmpdir[0] = 0;
+                return KILN_EIO;
+            }
+        }
+        size_t n = strlen(k->tmpdir) + 16;
+        char *f = arena_alloc_nz(&kc->mem, n);
+        if (!f)
+            return KILN_ENOMEM;
+        snprintf(f, n, "%s/%s", k->tmpdir, names[i]);
+        if ((rc = fileio_write_file(f, data[i], lens[i], &err)) != 0) {
+            LOG_ERROR("Kubernetes SD: cannot write the kubeconfig's certificates", "scrape_pool=%s err=%s",
+                      k->p->job, err.msg);
+            return rc;
+        }
+        *dst[i] = f;
+    }
+    k->api = strdup(kc->server);
+    return k->api ? 0 : KILN_ENOMEM;
+}
+
 static int kube_start(sd_provider *p) {
     const config_kubernetes_sd *c = p->conf;
     kube_sd *k = calloc(1, sizeof *k);
@@ -527,12 +605,22 @@ static int kube_start(sd_provider *p) {
     k->role = c->role;
     sd_gb_init(&k->gb);
     sd_gb_init(&k->ob);
-    k->ctx = (sd_kube_ctx){lookup_node, lookup_service, lookup_pod, k, c->attach_node};
+    k->ctx = (sd_kube_ctx){.node = lookup_node,
+                           .service = lookup_service,
+                           .pod = lookup_pod,
+                           .data = k,
+                           .attach_node = c->attach_node,
+                           .ns = lookup_namespace,
+                           .attach_namespace = c->attach_namespace && strcmp(c->role, "node") != 0};
     const char *sa = getenv("KILN_KUBERNETES_SA_DIR");
     if (!sa || !*sa)
         sa = KUBE_SA_DIR;
     k->http = c->http;
-    if (c->api_server) {
+    if (c->kubeconfig_file) {
+        int krc = kubeconfig_setup(k, c->kubeconfig_file);
+        if (krc != 0)
+            return krc;
+    } else if (c->api_server) {
         k->api = strdup(c->api_server);
     } else {
         const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
@@ -561,7 +649,9 @@ static int kube_start(sd_provider *p) {
     while (al && k->api[al - 1] == '/')
         k->api[--al] = 0;
     /* the namespaces: the configured ones, the own one, or all */
-    char *own = c->own_namespace ? read_small(sa, "namespace") : NULL;
+    char *own = !c->own_namespace    ? NULL
+                : c->kubeconfig_file ? strdup("default") /* as Prometheus with a kubeconfig */
+                                     : read_small(sa, "namespace");
     if (c->own_namespace && !own)
         LOG_ERROR("Kubernetes SD: cannot read the own namespace", "scrape_pool=%s dir=%s", p->job, sa);
     size_t nns = c->nnamespaces + (own ? 1 : 0);
@@ -579,6 +669,8 @@ static int kube_start(sd_provider *p) {
     if (rc == 0 && c->attach_node && strcmp(c->role, "node") && strcmp(c->role, "service") &&
         strcmp(c->role, "ingress"))
         rc = add_watch(k, "node", NULL, 0);
+    if (rc == 0 && k->ctx.attach_namespace)
+        rc = add_watch(k, "namespace", NULL, 0);
     p->due_ms = 0;
     return rc;
 }
@@ -597,6 +689,13 @@ static void kube_free(sd_provider *p) {
     }
     free(k->ws);
     free(k->api);
+    if (k->tmpdir[0]) {
+        kiln_err err = {0};
+        if (fileio_rm_rf(k->tmpdir, &err) != 0)
+            LOG_WARN("Kubernetes SD: cannot remove the kubeconfig's certificates", "dir=%s err=%s", k->tmpdir,
+                     err.msg);
+    }
+    config_kubeconfig_free(k->kc);
     sd_gb_free(&k->gb);
     sd_gb_free(&k->ob);
     free(k);

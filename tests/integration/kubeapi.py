@@ -12,7 +12,8 @@ benchmark: the list/watch protocol of the API as documented
   410: an ERROR event whose object is a Status with code 410 (or, with
   gone_as_status, the HTTP status 410).
 - break_watches(partial=True) cuts every open watch in the middle of a line.
-- Every request must carry "Authorization: Bearer <token>".
+- Every request must carry "Authorization: Bearer <token>" (token None: no
+  check), or with client_ca (TLS) a client certificate that CA signed.
 """
 import http.server
 import json
@@ -25,7 +26,7 @@ import urllib.parse
 
 KINDS = {"pods": ("/api/v1", "Pod"), "nodes": ("/api/v1", "Node"), "services": ("/api/v1", "Service"),
          "endpoints": ("/api/v1", "Endpoints"), "endpointslices": ("/apis/discovery.k8s.io/v1", "EndpointSlice"),
-         "ingresses": ("/apis/networking.k8s.io/v1", "Ingress")}
+         "ingresses": ("/apis/networking.k8s.io/v1", "Ingress"), "namespaces": ("/api/v1", "Namespace")}
 
 
 def status(code, reason, message):
@@ -53,11 +54,11 @@ class KubeHandler(http.server.BaseHTTPRequestHandler):
         q = urllib.parse.parse_qs(u.query)
         with api.cond:
             api.requests.append((u.path, q))
-        if self.headers.get("Authorization") != f"Bearer {api.token}":
+        if api.token is not None and self.headers.get("Authorization") != f"Bearer {api.token}":
             return self.send_json(401, status(401, "Unauthorized", "Unauthorized"))
         parts = u.path.strip("/").split("/")
         resource, ns = parts[-1], None
-        if "namespaces" in parts:
+        if "namespaces" in parts[:-1]:
             ns = parts[parts.index("namespaces") + 1]
         if resource not in KINDS or not u.path.startswith(KINDS[resource][0]):
             return self.send_json(404, status(404, "NotFound", "the server could not find the requested resource"))
@@ -122,7 +123,7 @@ class QuietServer(http.server.ThreadingHTTPServer):
 
 
 class KubeAPI:
-    def __init__(self, token="kube-t0ken", tls_dir=None):
+    def __init__(self, token="kube-t0ken", tls_dir=None, client_ca=None):
         self.token = token
         self.cond = threading.Condition()
         self.objects = {r: {} for r in KINDS}
@@ -140,6 +141,9 @@ class KubeAPI:
             self.ca = make_cert(tls_dir)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(os.path.join(tls_dir, "server.crt"), os.path.join(tls_dir, "server.key"))
+            if client_ca:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(client_ca)
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
             self.scheme = "https"
         self.port = self.httpd.server_address[1]

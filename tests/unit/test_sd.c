@@ -543,13 +543,15 @@ END_TEST
 START_TEST(test_config_unused_keys) {
     kiln_err err;
     config *c = load("scrape_configs:\n- job_name: j\n  kubernetes_sd_configs: [{role: pod, attach_metadata: "
-                     "{namespace: true}}]\n",
+                     "{namespace: true, deployment: true}}]\n",
                      &err);
     ck_assert_msg(c != NULL, "%s", err.msg);
     int found = 0;
-    for (size_t i = 0; i < c->nunused_keys; i++)
-        found |= strstr(c->unused_keys[i].path, "kubernetes_sd_configs[].attach_metadata.namespace") != NULL;
-    ck_assert_msg(found, "attach_metadata.namespace is not listed as unused");
+    for (size_t i = 0; i < c->nunused_keys; i++) {
+        found |= strstr(c->unused_keys[i].path, "kubernetes_sd_configs[].attach_metadata.deployment") != NULL;
+        ck_assert_ptr_null(strstr(c->unused_keys[i].path, "attach_metadata.namespace")); /* acted on */
+    }
+    ck_assert_msg(found, "attach_metadata.deployment is not listed as unused");
     config_free(c);
 }
 END_TEST

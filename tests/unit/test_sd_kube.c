@@ -70,13 +70,28 @@ static const json_val *find_pod(void *data, const char *ns, const char *name, ar
     return strcmp(ns, "ns") || strcmp(name, "web-1") ? NULL : parse_fixture(POD);
 }
 
+static const json_val *find_ns(void *data, const char *name, arena *a) {
+    (void)data;
+    (void)a;
+    return strcmp(name, "ns")
+               ? NULL
+               : parse_fixture("{\"metadata\":{\"name\":\"ns\",\"labels\":{\"team.io/name\":\"a\"},"
+                               "\"annotations\":{\"owner\":\"ops\"}}}");
+}
+
+/* attach: 1 attach_metadata.node, 2 attach_metadata.namespace */
 static sd_tg *build(const char *role, const char *json, int attach) {
     arena_init(&fixtures, 0);
     arena a;
     arena_init(&a, 0);
     sd_gb b;
     sd_gb_init(&b);
-    sd_kube_ctx ctx = {find_node, find_service, find_pod, NULL, attach};
+    sd_kube_ctx ctx = {.node = find_node,
+                       .service = find_service,
+                       .pod = find_pod,
+                       .attach_node = attach & 1,
+                       .ns = find_ns,
+                       .attach_namespace = (attach & 2) != 0};
     json_val *o = NULL;
     ck_assert_int_eq(json_parse(json, strlen(json), &a, &o, NULL), 0);
     sd_tg *g = NULL;
@@ -177,6 +192,28 @@ START_TEST(test_pod) {
               0);
     ck_assert_str_eq(g->source, "pod/n/p");
     ck_assert_uint_eq(g->nt, 0);
+    sd_tg_unref(g);
+}
+END_TEST
+
+/* attach_metadata.namespace: the namespace's labels and annotations on the
+ * group of a namespaced object, nothing on a node's */
+START_TEST(test_namespace_metadata) {
+    static const char *const roles[] = {"pod", "service"};
+    for (size_t r = 0; r < 2; r++) {
+        sd_tg *g = build(roles[r], r ? SERVICE : POD, 2);
+        ck_assert_str_eq(gl(g, MP "namespace_label_team_io_name"), "a");
+        ck_assert_str_eq(gl(g, MP "namespace_labelpresent_team_io_name"), "true");
+        ck_assert_str_eq(gl(g, MP "namespace_annotation_owner"), "ops");
+        ck_assert_str_eq(gl(g, MP "namespace_annotationpresent_owner"), "true");
+        ck_assert_ptr_null(gl(g, MP "node_name")); /* not attach_metadata.node */
+        sd_tg_unref(g);
+        g = build(roles[r], r ? SERVICE : POD, 0);
+        ck_assert_ptr_null(gl(g, MP "namespace_label_team_io_name"));
+        sd_tg_unref(g);
+    }
+    sd_tg *g = build("node", NODE, 3);
+    ck_assert_ptr_null(gl(g, MP "namespace_label_team_io_name"));
     sd_tg_unref(g);
 }
 END_TEST
@@ -366,6 +403,7 @@ Suite *make_suite(void) {
     TCase *tc = tcase_create("sd_kube");
     tcase_add_test(tc, test_node);
     tcase_add_test(tc, test_pod);
+    tcase_add_test(tc, test_namespace_metadata);
     tcase_add_test(tc, test_service);
     tcase_add_test(tc, test_endpoints);
     tcase_add_test(tc, test_endpointslice);
