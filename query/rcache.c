@@ -80,7 +80,6 @@ struct query_rcache {
     uint64_t gen; /* reports of changes so far */
     int64_t ring[RC_RING];
     query_rcache_stats st;
-    storage *watched; /* the storage whose hook is this cache's (query_rcache_attach) */
 };
 
 /* ---- the process-wide metrics ---------------------------------------------- */
@@ -224,7 +223,7 @@ void query_rcache_changed(void *data, int64_t mint) {
 }
 
 void query_rcache_attach(query_rcache *c, storage *s) {
-    c->watched = s;
+    query_rcache_changed(c, INT64_MIN); /* what was kept came from another storage */
     storage_set_change_hook(s, query_rcache_changed, c);
 }
 
@@ -506,7 +505,7 @@ int query_range_cached(query_rcache *c, const query_engine *e, storage *s, const
         query_result b;
         memset(&b, 0, sizeof b);
         b.type = QUERY_MATRIX;
-        if (upto < end)
+        if (upto <= end - step) /* a step after the kept ones (end need not be one) */
             rc = query_range(e, s, q, upto + step, end, step, o, &b, err);
         if (rc != 0) {
             buf_free(&k);

@@ -107,6 +107,10 @@ START_TEST(test_refresh_reuses_steps) {
     ck_assert_uint_eq(s.hits, 1);
     ck_assert_uint_eq(s.steps_reused, (3000 - 630) / 30 + 1);
     ck_assert_uint_eq(s.steps_evaluated, (3000 - 600) / 30 + 1 + 1);
+    /* an end between steps */
+    check(c, st, q, 630 * SEC, 3010 * SEC, 30 * SEC);
+    check(c, st, q, 630 * SEC, 3029 * SEC, 30 * SEC);
+    s = stats(c);
     /* wholly inside the kept steps: nothing evaluated */
     check(c, st, q, 900 * SEC, 1200 * SEC, 30 * SEC);
     ck_assert_uint_eq(stats(c).steps_evaluated, s.steps_evaluated);
@@ -114,9 +118,10 @@ START_TEST(test_refresh_reuses_steps) {
     check(c, st, q, 615 * SEC, 3015 * SEC, 30 * SEC);
     check(c, st, q, 300 * SEC, 3000 * SEC, 30 * SEC);
     ck_assert_uint_eq(stats(c).misses, 3);
+    ck_assert_uint_eq(stats(c).hits, 4);
     /* the same text written otherwise is the same entry */
     check(c, st, "sum  by(instance)(delta(x [1m]))", 660 * SEC, 3060 * SEC, 30 * SEC);
-    ck_assert_uint_eq(stats(c).hits, 3);
+    ck_assert_uint_eq(stats(c).hits, 5);
 }
 END_TEST
 
