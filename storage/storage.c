@@ -717,7 +717,9 @@ int appender_commit(appender *a, kiln_err *err) {
     if (rc == 0 && a->ex.n)
         (void)storage__exbatch_commit(&a->ex, s->exemplars);
     appender_free(a);
-    /* seq_cst: ordered after the samples became visible (see storage_watch_raise) */
+    /* The results cache hears of samples at or below its watch (storage.h):
+     * lo must cover every sample this commit made visible, out-of-order ones
+     * too.  seq_cst: ordered after they became visible (storage_watch_raise). */
     if (added && lo <= __atomic_load_n(&s->watch_t, __ATOMIC_SEQ_CST))
         storage__changed(s, lo);
     return rc;
