@@ -7,7 +7,8 @@
 1. Both servers start empty; --hours (plus 10 minutes) of node_cpu_seconds_total
    -like counters (labels cpu/mode/instance/job, a sample every 15 s ending
    now) go to both by remote write, time-major, the same bodies.
-2. For --minutes, every --interval seconds: every series gets its samples up
+2. --minutes * 60 / --interval times, every --interval seconds (or at once
+   when the last refresh took longer): every series gets its samples up
    to now by remote write (both servers), then the dashboard refreshes: its
    12 range panels over the last --hours at --step, the window aligned to
    the step as Grafana aligns it, asked of kiln and of Prometheus one query
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -135,8 +137,12 @@ def settle(pids, timeout=600):
 
 def query(port, q, start, end, step, extra=""):
     params = urllib.parse.urlencode({"query": q, "start": start / 1000, "end": end / 1000, "step": step})
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query_range?{params}{extra}", timeout=600) as r:
-        return r.read()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query_range?{params}{extra}",
+                                    timeout=900) as r:
+            return r.read()
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"port {port}: {q}: {e.code} {e.read()[:300]!r}")
 
 
 def timed_query(server, q, start, end, step):
@@ -209,10 +215,10 @@ def main():
         pport, kport = free_port(), free_port()
         procs.append(start(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={base}/p",
                             f"--web.listen-address=127.0.0.1:{pport}", "--web.enable-remote-write-receiver",
-                            "--storage.tsdb.retention.time=100y"], pport,
+                            "--storage.tsdb.retention.time=100y", "--query.timeout=10m"], pport,
                            open(os.path.join(base, "prometheus.log"), "w")))
         procs.append(start([KILN, f"--config.file={cfg}", f"--storage.tsdb.path={base}/k",
-                            f"--web.listen-address=127.0.0.1:{kport}"], kport,
+                            f"--web.listen-address=127.0.0.1:{kport}", "--query.timeout=10m"], kport,
                            open(os.path.join(base, "kiln.log"), "w")))
         servers = [{"name": "prometheus", "port": pport, "pid": procs[0].pid},
                    {"name": "kiln", "port": kport, "pid": procs[1].pid}]
@@ -231,9 +237,11 @@ def main():
         span_ms = int(args.hours * 3600 * 1000)
         cpu = {"prometheus": 0, "kiln": 0}
         rows = []
-        t_end = time.time() + args.minutes * 60
+        # a refresh every --interval s, or as soon as the last one is done when
+        # it took longer (the loaded machine): the count is what --minutes gives
+        nrefresh = max(1, int(args.minutes * 60 / args.interval))
         refreshes = 0
-        while time.time() < t_end or refreshes == 0:
+        while refreshes < nrefresh:
             tick = time.time()
             now = int(tick * 1000)
             upto = first_sample_at_or_after(now - SAMPLE_MS + 1)
@@ -252,7 +260,8 @@ def main():
             rows.append((refreshes, this["prometheus"] / 1e6, this["kiln"] / 1e6))
             print(f"# refresh {refreshes}: prometheus {this['prometheus'] / 1e6:.0f} ms CPU, "
                   f"kiln {this['kiln'] / 1e6:.0f} ms CPU", file=sys.stderr)
-            time.sleep(max(0.0, args.interval - (time.time() - tick)))
+            if refreshes < nrefresh:
+                time.sleep(max(0.0, args.interval - (time.time() - tick)))
         load1 = os.getloadavg()
         # the answers, with nothing arriving
         end = int(time.time() * 1000) // step_ms * step_ms
