@@ -50,13 +50,22 @@
 #define RW_MARKS 4096             /* progress marks kept (the oldest are merged) */
 #define RW_PROGRESS_EVERY_MS 1000 /* the progress is also written this often (marks without samples) */
 #define RW_RESHARD_EVERY_MS 10000
-#define RW_GC_EVERY_MS 5000 /* how often the queue looks for a new checkpoint */
+#define RW_GC_EVERY_MS 5000  /* how often the queue looks for a new checkpoint */
+#define RW_META_MISS_MS 5000 /* 2.0: the metadata table made again this often while series miss theirs */
 
 typedef struct rw_series {
     uint8_t *lbl; /* encoded labels, NULL when relabeling dropped the series */
     uint32_t len;
-    int32_t seg; /* the segment of its series record (-1: a checkpoint) */
+    int32_t seg;       /* the segment of its series record (-1: a checkpoint) */
+    int32_t meta;      /* 2.0: its family's entry in q->v2meta (-1 none), when meta_gen is q's */
+    uint32_t meta_gen; /* 0: not looked up */
 } rw_series;
+
+/* A family's metadata for 2.0's TimeSeries (strings in q->v2mem). */
+typedef struct rw_meta {
+    const char *name;
+    wire_v2_meta md;
+} rw_meta;
 
 /* A cache entry the series GC removed, freed once no pending sample can
  * refer to it (every sample numbered below seq is acknowledged). */
@@ -134,7 +143,16 @@ struct rw_queue {
     size_t *meta_ends; /* where each entry ends in meta_enc */
     size_t meta_n, meta_cap, meta_next;
     int64_t meta_at;
-    uint32_t *free_idx; /* entries to reuse */
+    /* 2.0: every TimeSeries carries its family's metadata (as Prometheus'
+     * 2.0 sender), looked up in this table, sorted by name, made again
+     * every send_interval (meta_gen counts the tables) */
+    rw_meta *v2meta;
+    size_t nv2meta, capv2meta;
+    arena v2mem;
+    uint32_t meta_gen;
+    int meta_miss;        /* a series found no metadata: look again sooner (RW_META_MISS_MS) */
+    int64_t meta_done_at; /* when the table was made */
+    uint32_t *free_idx;   /* entries to reuse */
     size_t nfree, capfree;
 
     rw_shard *shards;
@@ -481,6 +499,55 @@ static int watch(rw_queue *q, int64_t now_ms) {
     return 1;
 }
 
+static int meta_cmp(const void *a, const void *b) {
+    return strcmp(((const rw_meta *)a)->name, ((const rw_meta *)b)->name);
+}
+
+/* The table entry of family name[0..n), or -1. */
+static int32_t meta_find(const rw_queue *q, const char *name, size_t n) {
+    char key[256];
+    if (n >= sizeof key || !q->nv2meta)
+        return -1;
+    memcpy(key, name, n);
+    key[n] = 0;
+    rw_meta k = {.name = key};
+    const rw_meta *e = bsearch(&k, q->v2meta, q->nv2meta, sizeof *q->v2meta, meta_cmp);
+    return e ? (int32_t)(e - q->v2meta) : -1;
+}
+
+/* The metadata of a series' family (by its __name__, then without a
+ * _total/_bucket/_count/_sum/_created/_info suffix), or NULL. */
+static const wire_v2_meta *series_meta(rw_queue *q, rw_series *se) {
+    if (!q->meta_gen)
+        return NULL;
+    if (se->meta_gen != q->meta_gen) {
+        se->meta_gen = q->meta_gen;
+        se->meta = -1;
+        /* wire_labels' bytes: per label 0a L 0a nl name 12 vl value (short labels: one-byte lengths) */
+        for (size_t i = 0; i + 4 < se->len && se->meta < 0;) {
+            size_t l = se->lbl[i + 1], nl = se->lbl[i + 3];
+            if (se->lbl[i + 1] >= 0x80 || se->lbl[i + 3] >= 0x80)
+                break;
+            if (nl == 8 && i + 14 <= se->len && !memcmp(se->lbl + i + 4, "__name__", 8) &&
+                se->lbl[i + 13] < 0x80 && i + 14 + se->lbl[i + 13] <= se->len) {
+                const char *v = (const char *)se->lbl + i + 14;
+                size_t vl = se->lbl[i + 13];
+                static const char *const sfx[] = {"_total", "_bucket", "_count", "_sum", "_created", "_info"};
+                se->meta = meta_find(q, v, vl);
+                for (size_t k = 0; se->meta < 0 && k < sizeof sfx / sizeof *sfx; k++) {
+                    size_t sl = strlen(sfx[k]);
+                    if (vl > sl && !memcmp(v + vl - sl, sfx[k], sl))
+                        se->meta = meta_find(q, v, vl - sl);
+                }
+                break;
+            }
+            i += 2 + l;
+        }
+    }
+    q->meta_miss |= se->meta < 0;
+    return se->meta >= 0 ? &q->v2meta[se->meta].md : NULL;
+}
+
 /* Takes up to max_samples_per_send samples out of the ring into a request. */
 static void start_batch(rw_queue *q, rw_shard *sh, int64_t now_ms) {
     size_t n = sh->n < q->max_send ? sh->n : q->max_send;
@@ -492,10 +559,11 @@ static void start_batch(rw_queue *q, rw_shard *sh, int64_t now_ms) {
     for (size_t i = 0; i < n; i++) {
         rw_sample *s = &sh->ring[(sh->head + i) % q->capacity];
         const rw_series *se = &q->series[s->series];
+        const wire_v2_meta *md = q->v2 ? series_meta(q, &q->series[s->series]) : NULL;
         if (q->v2 && s->ex)
-            wire_v2_exemplar(&q->v2req, se->lbl, se->len, s->h, s->hlen, s->t, s->v);
+            wire_v2_exemplar(&q->v2req, se->lbl, se->len, s->h, s->hlen, s->t, s->v, md);
         else if (q->v2)
-            wire_v2_timeseries(&q->v2req, se->lbl, se->len, s->t, s->v, s->h, s->hlen);
+            wire_v2_timeseries(&q->v2req, se->lbl, se->len, s->t, s->v, s->h, s->hlen, md);
         else if (s->ex)
             wire_timeseries_exemplar(&q->raw, se->lbl, se->len, s->h, s->hlen, s->t, s->v);
         else if (s->h)
@@ -629,12 +697,67 @@ static int meta_collect(rw_queue *q) {
     return rc;
 }
 
+/* The families' metadata into q->v2meta (2.0): a failure leaves the table empty. */
+static void meta_collect_v2(rw_queue *q) {
+    buf js = BUF_INIT;
+    arena a;
+    arena_init(&a, 0);
+    arena_free(&q->v2mem);
+    arena_init(&q->v2mem, 0);
+    q->nv2meta = 0;
+    q->meta_gen++;
+    json_val *v = NULL;
+    kiln_err err = {0};
+    static const char *const types[] = {"",        "counter", "gauge",   "histogram", "gaugehistogram",
+                                        "summary", "info",    "stateset"};
+    int rc = q->o.metadata(q->o.metadata_data, &js);
+    if (rc == 0 && (rc = buf_error(&js)) == 0)
+        rc = json_parse(js.data ? js.data : "{}", js.len ? js.len : 2, &a, &v, &err);
+    for (size_t i = 0; rc == 0 && v && v->type == JSON_OBJ && i < v->n; i++) {
+        const json_val *list = &v->kids[i];
+        if (list->type != JSON_ARR || list->n == 0)
+            continue;
+        const json_val *e = &list->kids[0]; /* the first of a family's (as the 1.0 entries' first) */
+        const char *ty = json_get_str(e, "type"), *help = json_get_str(e, "help"),
+                   *unit = json_get_str(e, "unit");
+        rw_meta m = {arena_strndup(&q->v2mem, v->keys[i], strlen(v->keys[i])), {0, NULL, NULL}};
+        for (int k = 1; ty && k < 8; k++)
+            if (!strcmp(ty, types[k]))
+                m.md.type = k;
+        m.md.help = help ? arena_strndup(&q->v2mem, help, strlen(help)) : NULL;
+        m.md.unit = unit ? arena_strndup(&q->v2mem, unit, strlen(unit)) : NULL;
+        if (!m.name || (help && !m.md.help) || (unit && !m.md.unit) ||
+            array_grow((void **)&q->v2meta, &q->capv2meta, q->nv2meta + 1, sizeof *q->v2meta))
+            rc = KILN_ENOMEM;
+        else
+            q->v2meta[q->nv2meta++] = m;
+    }
+    buf_free(&js);
+    arena_free(&a);
+    if (rc < 0) {
+        LOG_ERROR("remote write: cannot collect the metadata", "url=%s err=%s", q->cfg->url,
+                  err.msg[0] ? err.msg : "out of memory");
+        q->nv2meta = 0;
+    }
+    if (q->nv2meta)
+        qsort(q->v2meta, q->nv2meta, sizeof *q->v2meta, meta_cmp);
+}
+
 /* Starts the metadata round's next request when it is time. */
 static void meta_step(rw_queue *q, int64_t now_ms) {
     rw_shard *m = &q->meta;
     const config_metadata *mc = &q->cfg->metadata;
-    if (!q->o.metadata || !mc->send || q->v2 || m->sending)
+    if (!q->o.metadata || !mc->send || m->sending)
         return;
+    if (q->v2) { /* no requests of its own: the table the TimeSeries take theirs from */
+        if (now_ms >= q->meta_at || (q->meta_miss && now_ms >= q->meta_done_at + RW_META_MISS_MS)) {
+            q->meta_at = now_ms + (mc->send_interval_ms > 0 ? mc->send_interval_ms : 60000);
+            q->meta_done_at = now_ms;
+            q->meta_miss = 0;
+            meta_collect_v2(q);
+        }
+        return;
+    }
     if (m->retry_at) {
         if (m->retry_at <= now_ms)
             send_body(q, m, now_ms);
@@ -965,6 +1088,7 @@ int rw_queue_new(const config_remote_write *cfg, const config_label *ext, size_t
     q->multi = multi;
     q->m = *m;
     arena_init(&q->tmp, 0);
+    arena_init(&q->v2mem, 0);
     q->capacity = cfg->queue.capacity ? (size_t)cfg->queue.capacity : 1;
     q->max_send = cfg->queue.max_samples_per_send ? (size_t)cfg->queue.max_samples_per_send : 1;
     char key[17];
@@ -1018,6 +1142,8 @@ void rw_queue_free(rw_queue *q) {
     shards_free(q);
     shard_release(q, &q->meta);
     buf_free(&q->meta_enc);
+    free(q->v2meta);
+    arena_free(&q->v2mem);
     free(q->meta_ends);
     storage_wal_tail_close(q->tail);
     for (size_t i = 0; i < q->nseries; i++)

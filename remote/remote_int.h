@@ -66,20 +66,30 @@ typedef struct wire_v2_sym {
 typedef struct wire_v2 {
     wire_v2_sym *tab; /* open addressing, cap a power of two */
     size_t cap, nsyms;
-    buf symbols, series, refs, xrefs;
+    buf symbols, series, refs, xrefs, xmsg, md;
     int oom;
 } wire_v2;
+
+/* A series' metadata in 2.0 (metadata_config): Metadata.MetricType (0
+ * unspecified, 1 counter, 2 gauge, 3 histogram, 4 gaugehistogram, 5
+ * summary, 6 info, 7 stateset), help and unit (NULL or "" left out; borrowed
+ * until wire_v2_finish). */
+typedef struct wire_v2_meta {
+    int type;
+    const char *help, *unit;
+} wire_v2_meta;
 
 /* Starts a new request (w zeroed at first). */
 void wire_v2_reset(wire_v2 *w);
 /* One TimeSeries: labels (wire_labels' bytes, kept until wire_v2_finish) and
- * a sample, or (h not NULL) a histogram sample's wire_histogram bytes. */
+ * a sample, or (h not NULL) a histogram sample's wire_histogram bytes, with
+ * md's metadata (md NULL: none). */
 void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t, double v, const uint8_t *h,
-                        size_t hlen);
+                        size_t hlen, const wire_v2_meta *md);
 /* One TimeSeries with one exemplar: the series' labels and the exemplar's
  * (both wire_labels' bytes, kept until wire_v2_finish), its value and time. */
 void wire_v2_exemplar(wire_v2 *w, const uint8_t *labels, size_t len, const uint8_t *elabels, size_t elen,
-                      int64_t t, double v);
+                      int64_t t, double v, const wire_v2_meta *md);
 /* The request's bytes into out (replacing them); out's sticky out-of-memory
  * tells a failure. */
 void wire_v2_finish(wire_v2 *w, buf *out);

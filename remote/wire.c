@@ -167,6 +167,8 @@ void wire_v2_free(wire_v2 *w) {
     buf_free(&w->series);
     buf_free(&w->refs);
     buf_free(&w->xrefs);
+    buf_free(&w->xmsg);
+    buf_free(&w->md);
     memset(w, 0, sizeof *w);
 }
 
@@ -205,40 +207,61 @@ static int v2_refs(wire_v2 *w, const uint8_t *labels, size_t len, buf *refs) {
     return 0;
 }
 
+/* Appends to w->series the TimeSeries of w->refs with one field (tag,
+ * p[0..n)) and md's Metadata (type, help and unit as symbol references). */
+static void v2_put_series(wire_v2 *w, uint8_t tag, const void *p, size_t n, const wire_v2_meta *md) {
+    buf_reset(&w->md);
+    if (md && md->type) {
+        buf_putc(&w->md, 0x08); /* Metadata.type */
+        buf_put_uvarint(&w->md, (uint64_t)md->type);
+    }
+    const char *text[2] = {md ? md->help : NULL, md ? md->unit : NULL};
+    for (int k = 0; k < 2; k++) {
+        long ref = text[k] && *text[k] ? v2_symbol(w, (const uint8_t *)text[k], strlen(text[k])) : 0;
+        if (ref < 0) {
+            w->oom = 1;
+            return;
+        }
+        if (ref > 0) {
+            buf_putc(&w->md, k ? 0x20 : 0x18); /* Metadata.unit_ref (4), help_ref (3) */
+            buf_put_uvarint(&w->md, (uint64_t)ref);
+        }
+    }
+    size_t ml = w->md.len;
+    buf_putc(&w->series, 0x2a); /* Request.timeseries */
+    buf_put_uvarint(&w->series, 1 + varint_len(w->refs.len) + w->refs.len + 1 + varint_len(n) + n +
+                                    (ml ? 1 + varint_len(ml) + ml : 0));
+    wire_bytes(&w->series, 0x0a, w->refs.data, w->refs.len); /* TimeSeries.labels_refs, packed */
+    wire_bytes(&w->series, tag, p, n);
+    if (ml)
+        wire_bytes(&w->series, 0x2a, w->md.data, ml); /* TimeSeries.metadata (5) */
+}
+
 void wire_v2_exemplar(wire_v2 *w, const uint8_t *labels, size_t len, const uint8_t *elabels, size_t elen,
-                      int64_t t, double v) {
+                      int64_t t, double v, const wire_v2_meta *md) {
     buf_reset(&w->refs);
     buf_reset(&w->xrefs);
     if (v2_refs(w, labels, len, &w->refs) != 0 || v2_refs(w, elabels, elen, &w->xrefs) != 0)
         return;
     uint8_t vt[20];
     size_t vn = put_exemplar_vt(vt, t, v);
-    size_t xn = (w->xrefs.len ? 1 + varint_len(w->xrefs.len) + w->xrefs.len : 0) + vn;
-    buf_putc(&w->series, 0x2a); /* Request.timeseries */
-    buf_put_uvarint(&w->series, 1 + varint_len(w->refs.len) + w->refs.len + 1 + varint_len(xn) + xn);
-    wire_bytes(&w->series, 0x0a, w->refs.data, w->refs.len); /* TimeSeries.labels_refs, packed */
-    buf_putc(&w->series, 0x22);                              /* TimeSeries.exemplars (4) */
-    buf_put_uvarint(&w->series, xn);
+    buf_reset(&w->xmsg);
     if (w->xrefs.len)
-        wire_bytes(&w->series, 0x0a, w->xrefs.data, w->xrefs.len); /* Exemplar.labels_refs, packed */
-    buf_append(&w->series, vt, vn);
+        wire_bytes(&w->xmsg, 0x0a, w->xrefs.data, w->xrefs.len); /* Exemplar.labels_refs, packed */
+    buf_append(&w->xmsg, vt, vn);
+    v2_put_series(w, 0x22, w->xmsg.data, w->xmsg.len, md); /* TimeSeries.exemplars (4) */
 }
 
 void wire_v2_timeseries(wire_v2 *w, const uint8_t *labels, size_t len, int64_t t, double v, const uint8_t *h,
-                        size_t hlen) {
+                        size_t hlen, const wire_v2_meta *md) {
     buf_reset(&w->refs);
     if (v2_refs(w, labels, len, &w->refs) != 0)
         return;
     uint8_t smp[20];
-    size_t sn = h ? hlen : put_sample(smp, t, v);
-    size_t ts_len = 1 + varint_len(w->refs.len) + w->refs.len + 1 + varint_len(sn) + sn;
-    buf_putc(&w->series, 0x2a); /* Request.timeseries */
-    buf_put_uvarint(&w->series, ts_len);
-    wire_bytes(&w->series, 0x0a, w->refs.data, w->refs.len); /* TimeSeries.labels_refs, packed */
     if (h)
-        wire_bytes(&w->series, 0x1a, h, hlen); /* TimeSeries.histograms (the same Histogram message) */
+        v2_put_series(w, 0x1a, h, hlen, md); /* TimeSeries.histograms (the same Histogram message) */
     else
-        wire_bytes(&w->series, 0x12, smp, sn); /* TimeSeries.samples */
+        v2_put_series(w, 0x12, smp, put_sample(smp, t, v), md); /* TimeSeries.samples */
 }
 
 void wire_v2_finish(wire_v2 *w, buf *out) {

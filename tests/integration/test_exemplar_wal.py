@@ -25,14 +25,17 @@ T0 = int(time.time())  # the dated exemplars' time: recent, inside the head
 # time; the same again is a duplicate, as in Prometheus), and one whose
 # exemplar changes every scrape (n: the scrapes answered).
 BODY = """# TYPE req counter
+# HELP req Requests served.
 req_total{{path="/a"}} 10 # {{trace_id="abc",span="1"}} 1.5 {t0}.250
 req_total{{path="/b"}} 20 # {{trace_id="def"}} 2 {t1}
 req_total{{path="/c"}} {n} # {{trace_id="n{n}"}} {n}
-# TYPE lat histogram
-lat_bucket{{le="0.5"}} 3 # {{trace_id="ghi"}} 0.25
-lat_bucket{{le="+Inf"}} 4
-lat_sum 1.5
-lat_count 4
+# TYPE lat_seconds histogram
+# UNIT lat_seconds seconds
+# HELP lat_seconds Latency.
+lat_seconds_bucket{{le="0.5"}} 3 # {{trace_id="ghi"}} 0.25
+lat_seconds_bucket{{le="+Inf"}} 4
+lat_seconds_sum 1.5
+lat_seconds_count 4
 # EOF
 """
 

@@ -4,7 +4,9 @@ sends them with the samples.  Remote write 1.0 goes to Debian's Prometheus
 2.42 (--web.enable-remote-write-receiver --enable-feature=exemplar-storage),
 whose query_exemplars must answer what kiln's does (external labels added);
 remote write 2.0 goes to a Python receiver that decodes the requests
-(symbols, labels_refs, Exemplar) and must hold the same exemplars.
+(symbols, labels_refs, Exemplar) and must hold the same exemplars, and
+every TimeSeries carries its family's metadata (metadata_config, as
+Prometheus' 2.0 sender): type, help and unit as symbol references.
 """
 import http.server
 import json
@@ -25,8 +27,9 @@ def signed(v):
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def v2_exemplars(body):
-    """The exemplars of an io.prometheus.write.v2.Request: [(series labels, exemplar labels, value, ts ms)]."""
+def v2_exemplars(body, meta):
+    """The exemplars of an io.prometheus.write.v2.Request: [(series labels, exemplar labels, value, ts ms)];
+    meta[metric name] gets the set of the (type, help, unit) its TimeSeries carried."""
     f = fields(body)
     syms = [v.decode() for n, _, v in f if n == 4]
     out = []
@@ -36,6 +39,9 @@ def v2_exemplars(body):
         tf = fields(ts)
         refs = [r for k, _, v in tf if k == 1 for r in packed(v)]
         series = {syms[refs[i]]: syms[refs[i + 1]] for i in range(0, len(refs), 2)}
+        md = {k: v for k, _, v in fields(b"".join(v for k, _, v in tf if k == 5))}
+        meta.setdefault(series["__name__"], set()).add(
+            (md.get(1, 0), syms[md[3]] if 3 in md else None, syms[md[4]] if 4 in md else None))
         for k, _, ex in tf:
             if k != 4:
                 continue
@@ -52,7 +58,7 @@ class V2Receiver(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self):
-        self.got, self.types = [], set()
+        self.got, self.types, self.meta = [], set(), {}
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), V2Handler)
 
@@ -65,7 +71,7 @@ class V2Handler(http.server.BaseHTTPRequestHandler):
         body = unsnappy(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         with self.server.lock:
             self.server.types.add(self.headers.get("Content-Type"))
-            self.server.got += v2_exemplars(body)
+            self.server.got += v2_exemplars(body, self.server.meta)
         self.send_response(204)
         self.end_headers()
 
@@ -141,7 +147,8 @@ remote_write:
         self.addCleanup(recv.server_close)
         self.addCleanup(recv.shutdown)
         k = self.sender(f"http://127.0.0.1:{recv.server_address[1]}/api/v1/write",
-                        "\n    protobuf_message: io.prometheus.write.v2.Request")
+                        "\n    protobuf_message: io.prometheus.write.v2.Request"
+                        "\n    metadata_config: {send_interval: 2s}")
         end = time.time()
         want = with_site(exemplars(f"http://{k.addr}", end))
         self.assertEqual(len(want), 4)
@@ -152,6 +159,14 @@ remote_write:
         wait_for(lambda: got() == want, timeout=30, step=0.3)
         self.assertEqual(got(), want)
         self.assertEqual(recv.types, {"application/x-protobuf;proto=io.prometheus.write.v2.Request"})
+        # metadata: each family's once scraped (before, none: the first TimeSeries may lack it)
+        counter, hist = (1, "Requests served.", None), (3, "Latency.", "seconds")
+        want_md = {"req_total": counter, "lat_seconds_bucket": hist, "lat_seconds_sum": hist,
+                   "lat_seconds_count": hist}
+        self.assertTrue(wait_for(lambda: all(m in recv.meta.get(n, ()) for n, m in want_md.items()),
+                                 timeout=20, step=0.3), recv.meta)
+        for n, m in want_md.items():
+            self.assertLessEqual(recv.meta[n], {m, (0, None, None)}, n)
         self.assertEqual(k.stop(), 0)
 
 

@@ -80,8 +80,8 @@ START_TEST(test_v2_request) {
     memset(&w, 0, sizeof w);
     for (int round = 0; round < 2; round++) { /* a request built after another is the same */
         wire_v2_reset(&w);
-        wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 1, 1.0, NULL, 0);
-        wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 2, 1.0, NULL, 0);
+        wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 1, 1.0, NULL, 0, NULL);
+        wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 2, 1.0, NULL, 0, NULL);
         wire_v2_finish(&w, &out);
         static const uint8_t want[] = {0x22, 0x00, 0x22, 0x01, 'a',  0x22, 0x01, 'b', /* symbols "", a, b */
                                        0x2a, 0x11, 0x0a, 0x02, 0x01, 0x02, /* timeseries: labels_refs 1 2 */
@@ -154,7 +154,8 @@ END_TEST
 
 /* An exemplar's TimeSeries (send_exemplars), 1.0 and 2.0, read back by the
  * receiver's protobuf-c decoder: the series' labels, the exemplar's, its
- * value and (negative) timestamp. */
+ * value and (negative) timestamp; 2.0's metadata of a series (type, help
+ * and unit references). */
 START_TEST(test_exemplar) {
     label ls[] = {{"__name__", "m"}, {"a", "b"}}, el[] = {{"trace_id", "abc"}};
     buf lb = BUF_INIT, eb = BUF_INIT, out = BUF_INIT;
@@ -182,14 +183,21 @@ START_TEST(test_exemplar) {
     wire_v2 w;
     memset(&w, 0, sizeof w);
     wire_v2_reset(&w);
-    wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 7, 1.0, NULL, 0);
-    wire_v2_exemplar(&w, (const uint8_t *)lb.data, lb.len, (const uint8_t *)eb.data, eb.len, 7, 2.5);
-    wire_v2_exemplar(&w, (const uint8_t *)lb.data, lb.len, NULL, 0, 8, 3); /* no labels */
+    wire_v2_meta md = {1, "Requests.", "seconds"}; /* a counter with help and unit */
+    wire_v2_timeseries(&w, (const uint8_t *)lb.data, lb.len, 7, 1.0, NULL, 0, NULL);
+    wire_v2_exemplar(&w, (const uint8_t *)lb.data, lb.len, (const uint8_t *)eb.data, eb.len, 7, 2.5, &md);
+    wire_v2_exemplar(&w, (const uint8_t *)lb.data, lb.len, NULL, 0, 8, 3, NULL); /* no labels */
     wire_v2_finish(&w, &out);
     ck_assert(!buf_error(&out));
     Kiln__Remote__V2Request *r2 = kiln__remote__v2_request__unpack(NULL, out.len, (const uint8_t *)out.data);
     ck_assert_ptr_nonnull(r2);
-    ck_assert_uint_eq(r2->n_symbols, 7); /* "", __name__, m, a, b, trace_id, abc */
+    ck_assert_uint_eq(r2->n_symbols, 9); /* "", __name__, m, a, b, trace_id, abc, Requests., seconds */
+    ck_assert_ptr_null(r2->timeseries[0]->metadata);
+    Kiln__Remote__V2Metadata *m2 = r2->timeseries[1]->metadata;
+    ck_assert_ptr_nonnull(m2);
+    ck_assert_int_eq(m2->type, 1);
+    ck_assert_mem_eq(r2->symbols[m2->help_ref].data, "Requests.", 9);
+    ck_assert_mem_eq(r2->symbols[m2->unit_ref].data, "seconds", 7);
     ck_assert_uint_eq(r2->n_timeseries, 3);
     Kiln__Remote__V2TimeSeries *t2 = r2->timeseries[1];
     ck_assert_uint_eq(t2->n_labels_refs, 4);
