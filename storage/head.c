@@ -204,6 +204,8 @@ int head_new(int64_t chunk_range_ms, headchunks *hc, head **out, kiln_err *err) 
     return 0;
 }
 
+_Static_assert(sizeof(hseries) == 88, "a series' fixed part: see head_int.h");
+
 static size_t series_size(size_t nls) {
     return sizeof(hseries) + nls * sizeof(label);
 }
@@ -495,7 +497,7 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
     if (!s)
         goto nomem;
     memset(s, 0, series_size(n));
-    s->nls = (uint32_t)n;
+    s->nls = (uint16_t)n;
     s->maxt = INT64_MIN;
     xorchunk_init(&s->open);
     xorchunk_use_slab(&s->open);
@@ -592,7 +594,7 @@ static int order_check(const hseries *s, int64_t t, double v) {
         return KILN_EORDER;
     if (s->hflags & HS_HOPEN)
         return KILN_EEXIST; /* a histogram there */
-    return dbits(v) == s->lastv ? HEAD_APPEND_SAME : KILN_EEXIST;
+    return dbits(v) == s->open.v ? HEAD_APPEND_SAME : KILN_EEXIST;
 }
 
 static int hist_order_check(head *h, const hseries *s, int64_t t, const histogram *hg);
@@ -621,16 +623,21 @@ int head_append_check(head *h, hseries *s, int64_t t, double v, kiln_err *err) {
     return append_check(h, s, t, v, NULL, err);
 }
 
+/* The slots allocated for n closed chunks: 2, then powers of two (the
+ * capacity is not stored; truncation may leave more allocated, never less). */
+static int closed_full(uint32_t n) {
+    return n == 0 || (n >= 2 && (n & (n - 1)) == 0);
+}
+
 /* Not array_grow: its first 16 slots would be most of a series' memory; a
  * series holds a few full chunks at a time. */
 KILN_MUST_CHECK static int push_closed(hseries *s, int64_t mint, int64_t maxt, uint64_t cref) {
-    if (s->nclosed == s->capclosed) {
-        uint32_t nc = s->capclosed ? s->capclosed * 2 : 2;
+    if (closed_full(s->nclosed)) {
+        size_t nc = s->nclosed ? (size_t)s->nclosed * 2 : 2;
         hchunk *nv = realloc(s->closed, nc * sizeof *nv);
         if (!nv)
             return KILN_ENOMEM;
         s->closed = nv;
-        s->capclosed = nc;
     }
     s->closed[s->nclosed++] = (hchunk){mint, maxt, cref};
     return 0;
@@ -647,10 +654,11 @@ KILN_MUST_CHECK static int cut_chunk(head *h, hseries *s) {
     const uint8_t *d = xorchunk_data(&s->open, &len);
     uint64_t cref;
     kiln_err err;
-    int rc = headchunks_write(h->hc, s->ref, s->open_mint, s->maxt, d, len, &cref, &err);
-    s->last_len = (uint32_t)len;
+    int64_t mint = xorchunk_first_time(&s->open);
+    int rc = headchunks_write(h->hc, s->ref, mint, s->maxt, d, len, &cref, &err);
+    s->last_len = (uint16_t)(len < UINT16_MAX ? len : UINT16_MAX);
     if (rc == 0)
-        rc = push_closed(s, s->open_mint, s->maxt, cref);
+        rc = push_closed(s, mint, s->maxt, cref);
     if (rc) {
         if (__atomic_fetch_add(&h->cut_failures, 1, __ATOMIC_RELAXED) == 0)
             LOG_ERROR("cannot move a full chunk to chunks_head; keeping it in memory", "err=%s",
@@ -694,7 +702,7 @@ int head_attach_chunk(head *h, hseries *s, int64_t mint, int64_t maxt, uint64_t 
     if ((rc = push_closed(s, mint, maxt, cref)) != 0)
         goto out;
     __atomic_store_n(&s->maxt, lastt, __ATOMIC_RELAXED); /* head_append_check reads it unlocked */
-    s->lastv = lastv;
+    s->open.v = lastv;
     __atomic_add_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
 out:
     lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
@@ -759,14 +767,13 @@ KILN_MUST_CHECK static int append_locked(head *h, hseries *s, int64_t t, double 
     int created = 0;
     if (n > 0) {
         if (n == SAMPLES_PER_CHUNK / 4)
-            s->next_at = head_chunk_end_time(s->open_mint, s->maxt, s->next_at);
+            s->next_at = head_chunk_end_time(xorchunk_first_time(&s->open), s->maxt, s->next_at);
         if (n == FIRST_SIZING && first_chunk_unsized(s))
             xorchunk_expect(&s->open, SAMPLES_PER_CHUNK);
         if ((t >= s->next_at || n >= SAMPLES_PER_CHUNK * 2) && cut_chunk(h, s) == 0)
             n = 0; /* when the cut failed the open chunk grows on */
     }
     if (n == 0) {
-        s->open_mint = t;
         s->next_at = head_range_end(t, h->chunk_range);
         created = 1;
         if (s->last_len)
@@ -775,7 +782,6 @@ KILN_MUST_CHECK static int append_locked(head *h, hseries *s, int64_t t, double 
     if ((rc = xorchunk_append(&s->open, t, v)) != 0)
         goto out;
     __atomic_store_n(&s->maxt, t, __ATOMIC_RELAXED); /* head_append_check reads it unlocked */
-    s->lastv = dbits(v);
     if (created) {
         __atomic_add_fetch(&h->chunks_created, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&h->nchunks, 1, __ATOMIC_RELAXED);
@@ -879,7 +885,6 @@ int head_append_owned_run(head *h, hseries *s, const sample *v, size_t n, int64_
                 ok += (uint64_t)k;
                 __atomic_store_n(&s->maxt, last->t,
                                  __ATOMIC_RELAXED); /* head_append_check reads it unlocked */
-                s->lastv = dbits(last->v);
                 i += (size_t)k - 1;
                 continue;
             }
@@ -980,7 +985,7 @@ int head_series_samples(head *h, hseries *s, int64_t mint, int64_t maxt, head_al
     while ((rc = next_closed(h, s, mint, maxt, &i, &d, &len)) == 1)
         if (len >= 2)
             bound += (size_t)(d[0] << 8 | d[1]);
-    int open = xorchunk_count(&s->open) && s->maxt >= mint && s->open_mint <= maxt;
+    int open = xorchunk_count(&s->open) && s->maxt >= mint && xorchunk_first_time(&s->open) <= maxt;
     if (open)
         bound += xorchunk_count(&s->open);
     if (rc == 0 && bound) {
@@ -1012,10 +1017,11 @@ int head_series_chunks(head *h, hseries *s, int64_t mint, int64_t maxt, head_chu
         if ((rc = headchunks_read(h->hc, c->cref, &d, &len)) == 0)
             rc = fn(ctx, c->mint, c->maxt, d, len);
     }
-    if (rc == 0 && xorchunk_count(&s->open) && s->open_mint >= mint && s->maxt < maxt) {
+    int64_t omint = xorchunk_first_time(&s->open); /* INT64_MIN when empty */
+    if (rc == 0 && xorchunk_count(&s->open) && omint >= mint && s->maxt < maxt) {
         size_t len;
         const uint8_t *d = xorchunk_data(&s->open, &len);
-        rc = fn(ctx, s->open_mint, s->maxt, d, len);
+        rc = fn(ctx, omint, s->maxt, d, len);
     }
     lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
     return rc;
@@ -1036,7 +1042,7 @@ int head_series_time_range(head *h, hseries *s, int64_t *mint, int64_t *maxt) {
     if (s->nclosed)
         t = s->closed[0].mint;
     else if (xorchunk_count(&s->open))
-        t = s->open_mint;
+        t = xorchunk_first_time(&s->open);
     if (s->hflags & HS_HIST) {
         int64_t ht = headhist_mint(&h->hist, s->ref);
         t = ht < t ? ht : t;
@@ -1064,9 +1070,11 @@ int head_series_has_data(head *h, hseries *s, int64_t mint, int64_t maxt) {
             found = 1;
             certain = s->closed[i].mint >= mint || s->closed[i].maxt <= maxt;
         }
-    if (!certain && xorchunk_count(&s->open) && s->maxt >= mint && s->open_mint <= maxt) {
+    int64_t omint; /* read from the chunk's bytes only when needed: one more cache line */
+    if (!certain && xorchunk_count(&s->open) && s->maxt >= mint &&
+        (omint = xorchunk_first_time(&s->open)) <= maxt) {
         found = 1;
-        certain = s->open_mint >= mint || s->maxt <= maxt;
+        certain = omint >= mint || s->maxt <= maxt;
     }
     /* histogram chunks' bounds: close enough for label lookups */
     if (!found && (s->hflags & HS_HIST) && headhist_overlaps(&h->hist, s->ref, mint, maxt))

@@ -128,10 +128,8 @@ typedef struct head_counts {
 
 void head_get_counts(head *h, head_counts *out);
 
-/* Trims the head's allocations (open chunks, closed-chunk arrays, postings
- * lists) to what they hold: after a replay (headfit.c).  Never fails (out
- * of memory, what cannot move keeps its slack); head_truncate must not run
- * meanwhile. */
+/* Trims the head's allocations (open chunks, postings lists) to what they hold: after a replay (headfit.c).
+ * Never fails (out of memory, what cannot move keeps its slack); head_truncate must not run meanwhile. */
 void head_fit(head *h);
 
 /* The references of the series matching all of ms (see storage.h); the

@@ -28,22 +28,27 @@ typedef struct hchunk {
     uint64_t cref;
 } hchunk;
 
+/*
+ * 88 bytes before the labels (checked in head.c), a multiple of the slab's
+ * 16-byte grain with one pointer more: what the head holds for every series
+ * is what the memory targets are about.  Nothing is kept that can be
+ * derived: the open chunk's first time is in its bytes (open_mint), the
+ * last value's bits stay in open.v when the chunk is cut or freed, the
+ * closed array's capacity follows from its length (closed_cap), and the
+ * label hash lives in the series' map slot.
+ */
 struct hseries {
     /* what appending reads comes first: ref through the open chunk's fields */
     uint32_t ref;
-    uint32_t nls;
+    uint32_t nclosed;
     /* guarded by the stripe lock */
     int64_t maxt; /* last sample's time; INT64_MIN when none */
-    uint64_t lastv;
-    int64_t open_mint;
     int64_t next_at;
-    xorchunk open;
-    /* the label hash lives in the series' map slot, not here: that keeps the
-     * struct at 112 bytes, a multiple of the slab's 16-byte grain */
+    xorchunk open; /* open.v: the last float's bits, also once the chunk is emptied */
     hchunk *closed;
-    uint32_t nclosed, capclosed;
-    uint32_t last_len; /* bytes of the last full chunk: sizes the next one */
-    uint8_t hflags;    /* HS_*: histogram samples (headhist.c), in the padding */
+    uint16_t nls;
+    uint16_t last_len; /* bytes of the last full chunk (at most 65535): sizes the next one */
+    uint8_t hflags;    /* HS_*: histogram samples (headhist.c) */
     label ls[];
 };
 

@@ -10,7 +10,8 @@
  * open chunks' slack alone was about 300 bytes a series, a quarter of the
  * head.  head_fit gives it back: each open chunk is trimmed to its bytes
  * (xorchunk_fit: appending then grows it by an eighth at a time), each
- * array of closed chunks and each postings list to its length.  The
+ * postings list to its length.  (A series' array of closed chunks is sized
+ * in powers of two, its capacity not stored: it stays.)  The
  * series are walked by reference, the order replay made them and their
  * chunks in, so the slab pages the old chunk sizes leave empty serve the
  * new sizes rather than new pages.
@@ -47,13 +48,6 @@ static void series_fit(head *h, hseries *s) {
     lockrank_mutex_lock(mu, LOCK_RANK_STRIPE);
     if (xorchunk_fit(&s->open) != 0) {
         /* out of memory: the chunk keeps its slack */
-    }
-    if (s->capclosed > s->nclosed && s->nclosed) {
-        hchunk *nv = realloc(s->closed, s->nclosed * sizeof *nv);
-        if (nv) {
-            s->closed = nv;
-            s->capclosed = s->nclosed;
-        }
     }
     lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
 }

@@ -35,12 +35,14 @@ void xorchunk_use_slab(xorchunk *c) {
 
 void xorchunk_free(xorchunk *c) {
     uint8_t slabbed = c->slabbed;
+    uint64_t v = c->v;
     if (slabbed)
         slab_free(c->b, c->cap);
     else
         free(c->b);
     xorchunk_init(c);
     c->slabbed = slabbed;
+    c->v = v;
 }
 
 /* Moves the bytes to an allocation of n bytes, zero beyond the old ones; 0 or
@@ -64,11 +66,26 @@ void xorchunk_reuse(xorchunk *c, size_t want) {
     uint8_t *b = c->b;
     uint32_t cap = c->cap;
     uint8_t slabbed = c->slabbed;
+    uint64_t v = c->v;
     memset(b, 0, (c->nbits + 7) / 8);
     xorchunk_init(c);
     c->b = b;
     c->cap = cap;
     c->slabbed = slabbed;
+    c->v = v;
+}
+
+int64_t xorchunk_first_time(const xorchunk *c) {
+    if (!c->count)
+        return INT64_MIN;
+    /* the zigzag varint after the 16-bit count, byte-aligned */
+    uint64_t zz = 0;
+    for (uint32_t i = 2, shift = 0; i < c->cap && shift < 64; i++, shift += 7) {
+        zz |= (uint64_t)(c->b[i] & 0x7f) << shift;
+        if (!(c->b[i] & 0x80))
+            break;
+    }
+    return (int64_t)(zz >> 1) ^ -(int64_t)(zz & 1);
 }
 
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len) {

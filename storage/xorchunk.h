@@ -36,7 +36,7 @@ typedef struct xorchunk {
     uint32_t cap;   /* bytes allocated */
     uint32_t nbits; /* bits written, the 16 header bits included */
     int64_t t;      /* last sample */
-    uint64_t v;     /* its value's bits */
+    uint64_t v;     /* its value's bits; kept when the chunk is emptied (reuse, free) */
     uint64_t tdelta;
     uint16_t count;
     uint8_t leading, trailing;
@@ -70,6 +70,8 @@ void xorchunk_expect(xorchunk *c, unsigned total);
 static inline uint16_t xorchunk_count(const xorchunk *c) {
     return c->count;
 }
+/* The time of the first sample, read from the bytes; INT64_MIN when empty. */
+int64_t xorchunk_first_time(const xorchunk *c);
 /* The encoded bytes (header included), borrowed; NULL/0 when empty. */
 const uint8_t *xorchunk_data(const xorchunk *c, size_t *len);
 /* Trims the allocation to the encoded size; 0 or KILN_ENOMEM. */
@@ -83,7 +85,9 @@ KILN_MUST_CHECK int xorchunk_fit(xorchunk *c);
  * freed otherwise: chunks of many series are cut at the same moment, and
  * freeing them all to allocate them again scatters their memory. */
 void xorchunk_reuse(xorchunk *c, size_t want);
-/* Frees the bytes: the chunk is empty again, and keeps using the slab allocator if it did. */
+/* Frees the bytes: the chunk is empty again, and keeps using the slab
+ * allocator if it did.  Like xorchunk_reuse it keeps c->v, the last value's
+ * bits, for an owner that checks the next sample against it (the head). */
 void xorchunk_free(xorchunk *c);
 /* Rebuilds a chunk from encoded bytes so appending can continue; copies
  * them.  KILN_ECORRUPT (with a message) on bad bytes, KILN_ENOMEM. */

@@ -533,6 +533,54 @@ static size_t check_h(storage *s, const char *inst, double base) {
     return n;
 }
 
+/* Appends one sample to {__name__="h", i=inst} in its own batch. */
+static int put_h(storage *s, const char *inst, int64_t t, double v) {
+    label ls[2] = {{"__name__", "h"}, {"i", inst}};
+    appender *a = storage_appender(s);
+    uint64_t ref = 0;
+    kiln_err err = {0};
+    int rc = appender_append(a, &ref, ls, 2, t, v, &err);
+    if (rc) {
+        appender_rollback(a);
+        return rc;
+    }
+    return appender_commit(a, &err);
+}
+
+/*
+ * A series whose last chunk comes from chunks_head, with no samples after it
+ * in the WAL, has no open chunk: the duplicate check compares with the value
+ * that chunk ends with (kept in the emptied open chunk), and appending goes
+ * on after it.
+ */
+START_TEST(test_duplicate_after_chunks_head) {
+    storage *s = open_st();
+    for (int k = 0; k < 300; k++)
+        ck_assert_int_eq(put_h(s, "a", (int64_t)k * 1000, k), 0);
+    close_st(s);
+    char wdir[300];
+    snprintf(wdir, sizeof wdir, "%s/wal", dir);
+    kiln_err err = {0};
+    ck_assert_int_eq(fileio_rm_rf(wdir, &err), 0);
+    wal *w = new_wal(WAL_COMPRESS_NONE);
+    log_series(w, 1, "a"); /* the series, none of its samples */
+    ck_assert_int_eq(wal_close(w, &err), 0);
+    s = open_st();
+    storage_stats st;
+    storage_get_stats(s, &st);
+    int64_t last = st.head_max_time;
+    ck_assert_int_ge(last, 100000); /* a full chunk or two in chunks_head */
+    ck_assert_int_lt(last, 299000);
+    int64_t k = last / 1000;
+    ck_assert_int_eq(put_h(s, "a", last, (double)k), 0); /* the same sample again */
+    ck_assert_int_eq(put_h(s, "a", last, (double)k + 0.5), KILN_EEXIST);
+    ck_assert_int_eq(put_h(s, "a", last - 1000, (double)k - 1), KILN_EORDER);
+    ck_assert_int_eq(put_h(s, "a", last + 1000, (double)k + 1), 0);
+    ck_assert_uint_eq(check_h(s, "a", 0), (size_t)k + 2);
+    close_st(s);
+}
+END_TEST
+
 /*
  * Series records of every length modulo 8, each followed by a samples record
  * and its series' next record: replay terminates label strings in the
@@ -1295,6 +1343,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_replay_series_record_lengths);
     tcase_add_test(tc, test_replay_large_batches);
     tcase_add_test(tc, test_replay_same_memory);
+    tcase_add_test(tc, test_duplicate_after_chunks_head);
     tcase_add_test(tc, test_replay_foreign_refs);
     tcase_add_test(tc, test_replay_flipped_byte);
     tcase_add_test(tc, test_replay_torn_tail);
