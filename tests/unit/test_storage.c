@@ -59,18 +59,23 @@ static void close_st(storage *s) {
     ck_assert_msg(storage_close(s, &err) == 0, "close: %s", err.msg);
 }
 
-/* Appends one sample to {__name__=name, job=job, i=inst} in its own batch. */
-static int put(storage *s, const char *name, const char *job, const char *inst, int64_t t, double v) {
-    label ls[3] = {{"__name__", name}, {"i", inst}, {"job", job}};
+/* Appends one sample to the series ls in its own batch. */
+static int put_labels(storage *s, const label *ls, size_t n, int64_t t, double v) {
     appender *a = storage_appender(s);
     uint64_t ref = 0;
     kiln_err err = {0};
-    int rc = appender_append(a, &ref, ls, 3, t, v, &err);
+    int rc = appender_append(a, &ref, ls, n, t, v, &err);
     if (rc) {
         appender_rollback(a);
         return rc;
     }
     return appender_commit(a, &err);
+}
+
+/* Appends one sample to {__name__=name, job=job, i=inst} in its own batch. */
+static int put(storage *s, const char *name, const char *job, const char *inst, int64_t t, double v) {
+    label ls[3] = {{"__name__", name}, {"i", inst}, {"job", job}};
+    return put_labels(s, ls, 3, t, v);
 }
 
 static series_set select1(storage *s, const matcher *ms, size_t n, int64_t mint, int64_t maxt) {
@@ -536,15 +541,7 @@ static size_t check_h(storage *s, const char *inst, double base) {
 /* Appends one sample to {__name__="h", i=inst} in its own batch. */
 static int put_h(storage *s, const char *inst, int64_t t, double v) {
     label ls[2] = {{"__name__", "h"}, {"i", inst}};
-    appender *a = storage_appender(s);
-    uint64_t ref = 0;
-    kiln_err err = {0};
-    int rc = appender_append(a, &ref, ls, 2, t, v, &err);
-    if (rc) {
-        appender_rollback(a);
-        return rc;
-    }
-    return appender_commit(a, &err);
+    return put_labels(s, ls, 2, t, v);
 }
 
 /*
