@@ -60,8 +60,12 @@ class Dnsmasq:
                 return False
             finally:
                 s.close()
-        if not wait_for(answers, 10):
-            raise RuntimeError("dnsmasq did not answer")
+        # a loaded machine (ASan kilns beside it) can take seconds to start it
+        if not wait_for(lambda: answers() or self.proc.poll() is not None, 30) or self.proc.poll() is not None:
+            self.log.flush()
+            with open(os.path.join(self.tmp, "dnsmasq.log"), "rb") as f:
+                tail = f.read()[-2000:].decode(errors="replace")
+            raise RuntimeError(f"dnsmasq did not answer (exit status {self.proc.poll()}): {tail}")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
