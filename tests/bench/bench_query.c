@@ -2,7 +2,7 @@
  * bench_query.c - PromQL range-query speed on a dashboard-shaped workload,
  * in process (no HTTP).
  *
- *   bench_query [--native] [series] [reps] [dump-file]
+ *   bench_query [--native] [--ab] [series] [reps] [dump-file]
  *
  * Loads `series` (default 20000) node_cpu_seconds_total-like counters
  * (labels cpu, mode, instance, job) x 240 samples at 15 s into a storage on
@@ -20,6 +20,12 @@
  * (gen_value), which query_vs_prometheus.py repeats exactly to write the
  * same samples as OpenMetrics for Prometheus.
  *
+ * With --ab each run is made twice, on one thread (parfor_set_width(1))
+ * and then on every core, and both medians are printed, wall and CPU: the
+ * process's CPU time, and the query thread's (what the wall time comes to
+ * on an idle machine, where the helpers run beside it; on a loaded one
+ * the wall time is mostly waiting for a core).
+ *
  * With --native the series are integer native histograms instead
  * (http_request_duration_seconds: schema 3, 40 buckets, gen_hist) and the
  * queries NATIVE_PANELS, as nhist_query_vs_prometheus.py makes and asks
@@ -29,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "query/query.h"
@@ -203,19 +210,57 @@ static void dump(FILE *f, size_t qi, const query_result *r) {
     }
 }
 
+static double cpu_ms(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* CPU milliseconds of the last run_once: the process's (every thread) and
+ * the calling thread's (on an idle machine, about its wall time). */
+static double last_proc_ms, last_thread_ms;
+
+/* One run of query qi: its wall milliseconds, the result's series count. */
+static int run_once(query_engine *eng, storage *s, size_t qi, FILE *df, double *ms, size_t *nres) {
+    double p0 = cpu_ms(CLOCK_PROCESS_CPUTIME_ID), t0 = cpu_ms(CLOCK_THREAD_CPUTIME_ID);
+    int64_t start = BQ_T0_MS + BQ_STEP_MS / 2, end = start + (BQ_SAMPLES - 1) * BQ_STEP_MS;
+    query_result res = {0};
+    kiln_err err = {0};
+    double t = time_mono_sec();
+    if (query_range(eng, s, panels[qi], start, end, BQ_STEP_MS, NULL, &res, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", panels[qi], err.msg);
+        return -1;
+    }
+    *ms = (time_mono_sec() - t) * 1e3;
+    last_proc_ms = cpu_ms(CLOCK_PROCESS_CPUTIME_ID) - p0;
+    last_thread_ms = cpu_ms(CLOCK_THREAD_CPUTIME_ID) - t0;
+    *nres = res.nseries;
+    if (df)
+        dump(df, qi, &res);
+    query_result_free(&res);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int native = argc > 1 && strcmp(argv[1], "--native") == 0;
-    if (native) {
+    int native = 0, ab = 0;
+    while (argc > 1 && strncmp(argv[1], "--", 2) == 0) {
+        if (strcmp(argv[1], "--native") == 0) {
+            native = 1;
+            panels = NATIVE_PANELS;
+            npanels = NNATIVE;
+        } else if (strcmp(argv[1], "--ab") == 0) {
+            ab = 1; /* each run on one thread, then on every core (parfor), side by side */
+        } else {
+            break;
+        }
         argv++;
         argc--;
-        panels = NATIVE_PANELS;
-        npanels = NNATIVE;
     }
     long nseries = argc > 1 ? atol(argv[1]) : 20000;
     int reps = argc > 2 ? atoi(argv[2]) : 5;
     const char *dump_path = argc > 3 ? argv[3] : NULL;
     if (nseries <= 0 || reps <= 0 || reps > 100) {
-        fprintf(stderr, "usage: bench_query [--native] [series] [reps] [dump-file]\n");
+        fprintf(stderr, "usage: bench_query [--native] [--ab] [series] [reps] [dump-file]\n");
         return 2;
     }
     log_setup(LOG_WARN, LOG_FORMAT_LOGFMT);
@@ -244,33 +289,53 @@ int main(int argc, char **argv) {
     }
     query_engine eng;
     query_engine_init(&eng, NULL);
-    /* Steps half-way between samples: no sample on a window's edge, so
-     * Prometheus 2.42's closed windows and kiln's left-open ones agree. */
-    int64_t start = BQ_T0_MS + BQ_STEP_MS / 2, end = start + (BQ_SAMPLES - 1) * BQ_STEP_MS;
-    double logsum = 0;
+    /* Steps half-way between samples (run_once): no sample on a window's
+     * edge, so Prometheus 2.42's closed windows and kiln's left-open ones
+     * agree. */
+    double logsum = 0, logone = 0, logc1 = 0, logcp = 0, logthr = 0;
     for (size_t qi = 0; qi < npanels; qi++) {
-        double ms[100];
+        double ms[100], one[100], cpu1[100], cpup[100], thr[100];
         size_t nres = 0;
         for (int r = 0; r < reps; r++) {
-            query_result res = {0};
-            double t = time_mono_sec();
-            if (query_range(&eng, s, panels[qi], start, end, BQ_STEP_MS, NULL, &res, &err) != 0) {
-                fprintf(stderr, "%s: %s\n", panels[qi], err.msg);
-                goto out;
+            if (ab) {
+                parfor_set_width(1);
+                if (run_once(&eng, s, qi, NULL, &one[r], &nres) != 0)
+                    goto out;
+                cpu1[r] = last_proc_ms;
+                parfor_set_width(0);
             }
-            ms[r] = (time_mono_sec() - t) * 1e3;
-            nres = res.nseries;
-            if (df && r == reps - 1)
-                dump(df, qi, &res);
-            query_result_free(&res);
+            if (run_once(&eng, s, qi, r == reps - 1 ? df : NULL, &ms[r], &nres) != 0)
+                goto out;
+            cpup[r] = last_proc_ms;
+            thr[r] = last_thread_ms;
         }
         qsort(ms, (size_t)reps, sizeof ms[0], cmp_double);
         double med = ms[reps / 2];
         logsum += log(med);
-        printf("%9.1f ms  %4zu series  %s\n", med, nres, panels[qi]);
+        if (ab) {
+            qsort(one, (size_t)reps, sizeof one[0], cmp_double);
+            qsort(cpu1, (size_t)reps, sizeof cpu1[0], cmp_double);
+            qsort(cpup, (size_t)reps, sizeof cpup[0], cmp_double);
+            qsort(thr, (size_t)reps, sizeof thr[0], cmp_double);
+            logone += log(one[reps / 2]);
+            logc1 += log(cpu1[reps / 2]);
+            logthr += log(thr[reps / 2]);
+            logcp += log(cpup[reps / 2]);
+            printf("%9.1f ms wall (one thread %.1f); CPU ms: one thread %.1f, every core %.1f of which the "
+                   "query's thread %.1f  %4zu series  %s\n",
+                   med, one[reps / 2], cpu1[reps / 2], cpup[reps / 2], thr[reps / 2], nres, panels[qi]);
+        } else {
+            printf("%9.1f ms  %4zu series  %s\n", med, nres, panels[qi]);
+        }
     }
     printf("geomean %.1f ms over %zu queries (median of %d runs each, 1h at 15s step)\n",
            exp(logsum / (double)npanels), npanels, reps);
+    if (ab)
+        printf("geomean on one thread %.1f ms wall; CPU ms: one thread %.1f, every core %.1f of which the "
+               "query's "
+               "thread %.1f (%.2f of one thread's)\n",
+               exp(logone / (double)npanels), exp(logc1 / (double)npanels), exp(logcp / (double)npanels),
+               exp(logthr / (double)npanels), exp((logthr - logc1) / (double)npanels));
     rc = 0;
 out:
     if (df)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Dashboard query speed, kiln vs Debian's Prometheus (2.42), same data.
 
-    python3 tests/bench/query_vs_prometheus.py [--series 20000] [--reps 5]
+    python3 tests/bench/query_vs_prometheus.py [--series 20000] [--reps 5] [--cold]
 
 1. Writes the data of tests/bench/bench_query.c (node_cpu_seconds_total-like
    counters, labels cpu/mode/instance/job, 240 samples at 15 s from
@@ -9,7 +9,8 @@
 2. `promtool tsdb create-blocks-from openmetrics` turns it into blocks;
    Prometheus starts on them (retention 100y so nothing is dropped) and each
    panel query runs through /api/v1/query_range over the hour at a 15 s step
-   (one warm-up, then --reps timed runs, median).
+   (one warm-up, then --reps timed runs, median; with --cold each query
+   once, no warm-up).
 3. kiln: when bin/kiln answers /api/v1/query_range, the same data goes to it
    by remote write and it is timed the same way over HTTP.  Otherwise the
    in-process figure of build/opt/tests/bench/bench_query is used (and the
@@ -18,8 +19,11 @@
    1e-9 relative (from the first step whose 5m window lies within the data:
    see COMPARE_FROM_MS).
 
-Prints a Markdown table: ms per query for both and the ratio, and the
-geometric means.
+Prints a Markdown table: ms per query for both and the ratio, the CPU
+time each server spent on the query (user + system of all its threads,
+from /proc: on a loaded machine the wall time is mostly waiting for a core,
+and kiln's query threads run at nice +10 where Prometheus runs at 0), and
+the geometric means.
 """
 import argparse
 import json
@@ -105,8 +109,10 @@ def remote_write(port, nseries):
 def query_range(port, q):
     # steps half-way between samples, as bench_query.c (2.42's windows are closed)
     start = T0_MS + STEP_MS // 2
+    # nocache=1: kiln's results cache would answer the timed repeats (Prometheus ignores it)
     params = urllib.parse.urlencode({"query": q, "start": start / 1000,
-                                     "end": (start + (SAMPLES - 1) * STEP_MS) / 1000, "step": QSTEP_MS / 1000})
+                                     "end": (start + (SAMPLES - 1) * STEP_MS) / 1000, "step": QSTEP_MS / 1000,
+                                     "nocache": 1})
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query_range?{params}", timeout=600) as r:
         body = json.loads(r.read())
     if body.get("status") != "success":
@@ -114,21 +120,34 @@ def query_range(port, q):
     return body["data"]["result"]
 
 
-def http_answers(port):
-    """{query index: {labels key: [(t_ms, value)]}} and {query index: median ms}."""
-    res, ms = {}, {}
+def cpu_ms(pid):
+    """The CPU time (user + system, every thread) process pid has used, ms."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def http_answers(port, pid):
+    """{query index: {labels key: [(t_ms, value)]}}, {query index: median ms}
+    and {query index: median CPU ms of the server}."""
+    res, ms, cpu = {}, {}, {}
     for i, q in enumerate(PANELS):
-        query_range(port, q)  # warm-up
-        times = []
+        if not ARGS.cold:
+            query_range(port, q)  # warm-up
+        times, cpus = [], []
         for _ in range(ARGS.reps):
+            c = cpu_ms(pid)
             t = time.perf_counter()
             r = query_range(port, q)
             times.append((time.perf_counter() - t) * 1e3)
+            cpus.append(cpu_ms(pid) - c)
         times.sort()
+        cpus.sort()
         ms[i] = times[len(times) // 2]
+        cpu[i] = cpus[len(cpus) // 2]
         res[i] = {",".join(f"{k}={v}" for k, v in sorted(s["metric"].items())):
                   [(round(float(t) * 1000), float(v)) for t, v in s["values"]] for s in r}
-    return res, ms
+    return res, ms, cpu
 
 
 def read_dump(path):
@@ -237,7 +256,11 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     ap.add_argument("--hours", type=int, default=1, help="hours of data (kiln compacts all but ~2 h into blocks)")
     ap.add_argument("--step", type=int, default=15, help="query step, seconds")
+    ap.add_argument("--cold", action="store_true",
+                    help="each query once, without a warm-up (as a dashboard's first load; implies --reps 1)")
     ARGS = ap.parse_args()
+    if ARGS.cold:
+        ARGS.reps = 1
     global SAMPLES, QSTEP_MS
     SAMPLES = 240 * ARGS.hours
     QSTEP_MS = ARGS.step * 1000
@@ -261,7 +284,7 @@ def main():
         p = start(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={pdata}",
                    f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=100y"], port, plog)
         procs.append(p)
-        p_res, p_ms = http_answers(port)
+        p_res, p_ms, p_cpu = http_answers(port, p.pid)
         stop(procs.pop())
 
         how = ""
@@ -275,7 +298,7 @@ def main():
             remote_write(port, ARGS.series)
             if ARGS.hours > 3:
                 wait_compacted(port)
-            k_res, k_ms = http_answers(port)
+            k_res, k_ms, k_cpu = http_answers(port, k.pid)
             stop(procs.pop())
         else:
             how = ("kiln in process (build/opt/tests/bench/bench_query: no HTTP, no JSON), "
@@ -290,19 +313,28 @@ def main():
                     q = line.split("series", 1)[1].strip()
                     k_ms[PANELS.index(q)] = float(parts[0])
             k_res = read_dump(dump)
+            k_cpu = None
 
         diff = same(p_res, k_res)
         print(f"{ARGS.series} series x {SAMPLES} samples at 15s; range queries over {ARGS.hours}h at {ARGS.step}s step; "
-              f"median of {ARGS.reps}; {how}")
-        print("| query | Prometheus 2.42 ms | kiln ms | kiln / Prometheus |")
-        print("|---|---|---|---|")
-        lp = lk = 0.0
+              + ("each run once, cold" if ARGS.cold else f"median of {ARGS.reps}") + f"; {how}")
+        cpu = k_cpu is not None
+        print("| query | Prometheus 2.42 ms | kiln ms | kiln / Prometheus |" +
+              (" Prometheus CPU ms | kiln CPU ms | kiln / Prometheus, CPU |" if cpu else ""))
+        print("|---|---|---|---|" + ("---|---|---|" if cpu else ""))
+        lp = lk = lpc = lkc = 0.0
         for i, q in enumerate(PANELS):
-            print(f"| `{q}` | {p_ms[i]:.1f} | {k_ms[i]:.1f} | {k_ms[i] / p_ms[i]:.3f} |")
+            print(f"| `{q}` | {p_ms[i]:.1f} | {k_ms[i]:.1f} | {k_ms[i] / p_ms[i]:.3f} |" +
+                  (f" {p_cpu[i]:.0f} | {k_cpu[i]:.0f} | {k_cpu[i] / max(p_cpu[i], 1):.3f} |" if cpu else ""))
             lp += math.log(p_ms[i])
             lk += math.log(k_ms[i])
+            if cpu:
+                lpc += math.log(max(p_cpu[i], 1))
+                lkc += math.log(max(k_cpu[i], 1))
         gp, gk = math.exp(lp / len(PANELS)), math.exp(lk / len(PANELS))
-        print(f"| geometric mean | {gp:.1f} | {gk:.1f} | {gk / gp:.3f} |")
+        gpc, gkc = math.exp(lpc / len(PANELS)), math.exp(lkc / len(PANELS))
+        print(f"| geometric mean | {gp:.1f} | {gk:.1f} | {gk / gp:.3f} |" +
+              (f" {gpc:.0f} | {gkc:.0f} | {gkc / gpc:.3f} |" if cpu else ""))
         print("answers: " + ("same (values within 1e-9 relative; steps from t0+5m on)" if diff is None else "DIFFER: " + diff))
         return 0 if diff is None else 1
     finally:
