@@ -6,6 +6,8 @@
  * depend on more than their steps' past are not kept; the memory bound.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "query/query.h"
@@ -237,6 +239,40 @@ START_TEST(test_bound_and_eviction) {
 }
 END_TEST
 
+/* Late series written by another thread while queries run through the
+ * cache: afterwards the cached answer is query_range's (a report during a
+ * query clips what it keeps). */
+static void *late_writer(void *arg) {
+    storage *to = arg;
+    for (int i = 0; i < 60; i++) {
+        char inst[16];
+        snprintf(inst, sizeof inst, "w%d", i);
+        for (int64_t t = (400 + (i * 37) % 3000) * SEC; t <= 3600 * SEC; t += 120 * SEC)
+            add(to, "x", inst, t, i);
+    }
+    return NULL;
+}
+
+START_TEST(test_concurrent_late_writes) {
+    query_engine e;
+    query_engine_init(&e, NULL);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, late_writer, st), 0);
+    for (int i = 0; i < 40; i++) {
+        query_result r;
+        kiln_err err = {0};
+        ck_assert_int_eq(query_range_cached(c, &e, st, "sum(x)", (i % 4) * 60 * SEC, 3600 * SEC, 60 * SEC,
+                                            NULL, NOW, &r, &err),
+                         0);
+        query_result_free(&r);
+    }
+    pthread_join(th, NULL);
+    ck_assert_uint_gt(stats(c).invalidations, 0);
+    for (int i = 0; i < 4; i++)
+        check(c, st, "sum(x)", i * 60 * SEC, 3600 * SEC, 60 * SEC);
+}
+END_TEST
+
 /* The storage reports only changes at or below its watch, and every
  * deletion. */
 typedef struct seen {
@@ -297,6 +333,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_not_cacheable);
     tcase_add_test(tc, test_bound_and_eviction);
     tcase_add_test(tc, test_storage_watch);
+    tcase_add_test(tc, test_concurrent_late_writes);
     suite_add_tcase(s, tc);
     return s;
 }
