@@ -112,10 +112,10 @@ static void pb_f64(buf *b, unsigned field, double v) {
 }
 
 static void pb_text(buf *b, unsigned field, const char *s) {
-    size_t n = strlen(s);
+    size_t n = strlen(s); /* kiln's C0 80 as the NUL byte it stands for (util/strnul.c) */
     pb_key(b, field, 2);
-    buf_put_uvarint(b, n);
-    buf_append(b, s, n);
+    buf_put_uvarint(b, nul_out_len(s, n));
+    buf_append_nul_out(b, s, n);
 }
 
 /* Histogram's spans (field f) and absolute counts (field f + 2, packed). */

@@ -57,7 +57,10 @@ static void pb_bytes(buf *b, unsigned field, const void *p, size_t n) {
 }
 
 static void pb_str(buf *b, unsigned field, const char *s) {
-    pb_bytes(b, field, s, strlen(s));
+    size_t n = strlen(s); /* kiln's C0 80 as the NUL byte it stands for (util/strnul.c) */
+    buf_put_uvarint(b, (uint64_t)field << 3 | 2);
+    buf_put_uvarint(b, nul_out_len(s, n));
+    buf_append_nul_out(b, s, n);
 }
 
 static void pb_int(buf *b, unsigned field, int64_t v) {

@@ -323,10 +323,11 @@ static int name_cmp(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b) 
 
 /*
  * Checks the labels of one series and fills out[] (room for ts->n_labels)
- * with the non-empty ones, in order.  Returns the count, or -1 with the
- * reason in why.
+ * with the non-empty ones, in order (a NUL byte in a value as C0 80, in
+ * memory from al).  Returns the count, -1 with the reason in why, or -2
+ * when al is out of memory.
  */
-static long series_labels(const Kiln__Remote__TimeSeries *ts, label *out, rw_msg *why) {
+static long series_labels(const Kiln__Remote__TimeSeries *ts, label *out, rw_alloc *al, rw_msg *why) {
     size_t n = ts->n_labels, k = 0;
     int has_name = 0;
     if (n == 0) {
@@ -371,10 +372,6 @@ static long series_labels(const Kiln__Remote__TimeSeries *ts, label *out, rw_msg
                        LABEL_VALUE_MAX_LEN);
             return -1;
         }
-        if (v->len && memchr(value, 0, v->len)) {
-            msg_printf(why, "NUL byte in the value of label \"%s\"", name);
-            return -1;
-        }
         if (!rw_utf8_valid(value, v->len)) {
             msg_printf(why, "invalid UTF-8 in the value of label \"%s\"", name);
             return -1;
@@ -393,6 +390,13 @@ static long series_labels(const Kiln__Remote__TimeSeries *ts, label *out, rw_msg
             continue; /* an empty value means the label is absent */
         out[k].name = name;
         out[k].value = value;
+        if (memchr(value, 0, v->len)) { /* a NUL byte: C0 80 inside kiln (util/strnul.c) */
+            char *c = rw_alloc_fn(al, nul_in_len(value, v->len) + 1);
+            if (!c)
+                return -2;
+            c[nul_in(c, value, v->len)] = 0;
+            out[k].value = c;
+        }
         k++;
     }
     if (!has_name) {
@@ -687,7 +691,9 @@ KILN_MUST_CHECK static int rw_decode(const char *body, size_t len, size_t max_de
         rw_msg why; /* not zeroed: 1 KiB a series would show */
         why.n = 0;
         why.s[0] = 0;
-        long k = series_labels(ts, ls, &why);
+        long k = series_labels(ts, ls, al, &why);
+        if (k == -2)
+            goto nomem;
         if (k < 0) {
             b->invalid_samples += ts->n_samples;
             b->invalid_histograms += ts->n_histograms;
@@ -745,7 +751,7 @@ static size_t rw_stage_exemplars(appender *app, uint64_t ref, const rw_series *s
         size_t used = 0, j = 0;
         for (; j < x->n_labels && j < 32; j++) {
             const ProtobufCBinaryData *nm = &x->labels[j]->name, *v = &x->labels[j]->value;
-            if (used + nm->len + v->len + 2 > sizeof text)
+            if (used + nm->len + nul_in_len((const char *)v->data, v->len) + 2 > sizeof text)
                 break;
             ls[j].name = text + used;
             if (nm->len)
@@ -753,9 +759,7 @@ static size_t rw_stage_exemplars(appender *app, uint64_t ref, const rw_series *s
             used += nm->len;
             text[used++] = 0;
             ls[j].value = text + used;
-            if (v->len)
-                memcpy(text + used, v->data, v->len);
-            used += v->len;
+            used += nul_in(text + used, (const char *)v->data, v->len); /* NUL: C0 80 */
             text[used++] = 0;
         }
         if (j < x->n_labels)

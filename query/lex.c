@@ -199,6 +199,8 @@ void promql_quote(buf *out, const char *s, size_t n) {
     while (i < n) {
         size_t sz;
         long r = decode_rune(p + i, n - i, &sz);
+        if (p[i] == 0xc0 && i + 1 < n && p[i + 1] == 0x80)
+            r = 0, sz = 2; /* kiln's NUL (util/strnul.c): "\x00" */
         int bad = (r == 0xfffd && sz == 1 && p[i] >= 0x80);
         quote_rune_body(out, r, '"', bad, p[i]);
         i += sz;
@@ -957,5 +959,9 @@ char *promql_unquote(arena *a, const char *tok, size_t len, size_t *outlen) {
     }
     out[o] = 0;
     *outlen = o;
+    if (memchr(out, 0, o)) { /* \x00, \u0000, \000: a NUL as kiln holds it, C0 80 (util/strnul.c) */
+        *outlen = nul_in_len(out, o);
+        out = arena_strndup_nul(a, out, o);
+    }
     return out;
 }

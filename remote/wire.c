@@ -38,13 +38,20 @@ void wire_bytes(buf *out, uint8_t tag, const void *p, size_t n) {
     buf_append(out, p, n);
 }
 
+/* A string field: kiln's C0 80 as the NUL byte it stands for (util/strnul.c). */
+static void wire_str(buf *out, uint8_t tag, const char *s, size_t n) {
+    buf_putc(out, (char)tag);
+    buf_put_uvarint(out, nul_out_len(s, n));
+    buf_append_nul_out(out, s, n);
+}
+
 void wire_labels(buf *out, const label *ls, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        size_t nl = strlen(ls[i].name), vl = strlen(ls[i].value);
+        size_t nl = strlen(ls[i].name), vr = strlen(ls[i].value), vl = nul_out_len(ls[i].value, vr);
         buf_putc(out, 0x0a); /* TimeSeries.labels */
         buf_put_uvarint(out, 1 + varint_len(nl) + nl + 1 + varint_len(vl) + vl);
         wire_bytes(out, 0x0a, ls[i].name, nl);
-        wire_bytes(out, 0x12, ls[i].value, vl);
+        wire_str(out, 0x12, ls[i].value, vr);
     }
 }
 
@@ -148,7 +155,7 @@ static long v2_symbol(wire_v2 *w, const uint8_t *p, size_t n) {
         if (w->tab[j].n == n && memcmp(w->tab[j].p, p, n) == 0)
             return (long)w->tab[j].ref;
     w->tab[j] = (wire_v2_sym){p, n, (uint32_t)w->nsyms};
-    wire_bytes(&w->symbols, 0x22, p, n); /* Request.symbols */
+    wire_str(&w->symbols, 0x22, (const char *)p, n); /* Request.symbols */
     return (long)w->nsyms++;
 }
 

@@ -305,9 +305,8 @@ static int src_has_exemplar(source *s) {
 }
 
 /* The labels of the parser's current sample, in t->lb: the target's merged
- * in, metric relabeling applied.  1 kept (*ls, *n), 0 dropped, KILN_ENOMEM,
- * or KILN_EINVAL for a label value holding a NUL byte (valid exposition, but
- * storage's label values are C strings: docs/compatibility.md). */
+ * in, metric relabeling applied (a NUL byte in a value held as C0 80:
+ * util/strnul.c).  1 kept (*ls, *n), 0 dropped, KILN_ENOMEM. */
 KILN_MUST_CHECK static int sample_labels(target *t, const scrape_config *sc, const source *p,
                                          const label **ls, size_t *n) {
     labels_builder *lb = &t->lb;
@@ -320,10 +319,8 @@ KILN_MUST_CHECK static int sample_labels(target *t, const scrape_config *sc, con
     const expo_label *el;
     size_t nel = src_labels(p, &el);
     for (size_t i = 0; i < nel; i++) {
-        if (el[i].value_len && memchr(el[i].value, 0, el[i].value_len) != NULL)
-            return KILN_EINVAL;
         char *ln = arena_strndup(&t->scratch, el[i].name, el[i].name_len);
-        char *lv = arena_strndup(&t->scratch, el[i].value, el[i].value_len);
+        char *lv = arena_strndup_nul(&t->scratch, el[i].value, el[i].value_len);
         if (!ln || !lv || lb_set(lb, ln, lv) != 0)
             return KILN_ENOMEM;
     }
@@ -366,7 +363,7 @@ KILN_MUST_CHECK static int stage_exemplars(target *t, source *p, appender *a, ui
             return KILN_ENOMEM;
         for (size_t i = 0; i < nel; i++) {
             char *ln = arena_strndup(&t->scratch, el[i].name, el[i].name_len);
-            char *lv = arena_strndup(&t->scratch, el[i].value, el[i].value_len);
+            char *lv = arena_strndup_nul(&t->scratch, el[i].value, el[i].value_len);
             if (!ln || !lv)
                 return KILN_ENOMEM;
             ls[i] = (label){ln, lv};
@@ -568,14 +565,6 @@ KILN_MUST_CHECK static int stage_samples(target *t, const scrape_config *sc, app
         size_t n = 0;
         const label *ls = NULL;
         int keep = sample_labels(t, sc, p, &ls, &n);
-        if (keep == KILN_EINVAL) {
-            size_t ml;
-            const char *mn = src_metric(p, &ml);
-            snprintf(why, whyn, "label value holds a NUL byte, which kiln cannot store (metric: %.*s)",
-                     (int)(ml > 50 ? 50 : ml), mn);
-            rc = KILN_EINVAL;
-            break;
-        }
         if (keep < 0)
             goto nomem;
         if (!c && !(c = cache_add(&t->cache, h, key, klen)))

@@ -316,7 +316,7 @@ int block_open(const char *dir, const char *ulid, block **out, kiln_err *err) {
     for (size_t i = 0; i < b->nsyms && !r.bad; i++) {
         uint64_t l = rd_uvarint(&r);
         const uint8_t *s = rd_bytes(&r, l);
-        if (s && !(b->syms[i] = arena_strndup(&b->mem, (const char *)s, l)))
+        if (s && !(b->syms[i] = arena_strndup_nul(&b->mem, (const char *)s, l))) /* NUL: C0 80 */
             goto nomem;
     }
     if (r.bad) {
@@ -341,7 +341,7 @@ int block_open(const char *dir, const char *ulid, block **out, kiln_err *err) {
         if (r.bad || *n2 != 2)
             break;
         b->pot[i].name = arena_strndup(&b->mem, (const char *)name, nl);
-        b->pot[i].value = arena_strndup(&b->mem, (const char *)value, vl);
+        b->pot[i].value = arena_strndup_nul(&b->mem, (const char *)value, vl);
         b->pot[i].off = off;
         if (!b->pot[i].name || !b->pot[i].value)
             goto nomem;

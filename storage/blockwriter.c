@@ -253,8 +253,10 @@ void block_writer_set_level(block_writer *w, int level) {
     w->level = level > 0 ? level : 1;
 }
 
+/* Symbols and values sort as Prometheus sorts them once written, with
+ * kiln's C0 80 as a NUL byte (util/strnul.c): first. */
 static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return str_nulcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 typedef struct pair {
@@ -267,7 +269,7 @@ static int cmp_pair(const void *a, const void *b) {
     int c = strcmp(x->name, y->name);
     if (c)
         return c;
-    if ((c = strcmp(x->value, y->value)))
+    if ((c = str_nulcmp(x->value, y->value)))
         return c;
     return x->id < y->id ? -1 : x->id > y->id;
 }
@@ -276,7 +278,7 @@ static uint32_t sym_ref(const char **syms, size_t n, const char *s) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(syms[mid], s);
+        int c = str_nulcmp(syms[mid], s);
         if (c == 0)
             return (uint32_t)mid;
         if (c < 0)
@@ -307,8 +309,8 @@ static size_t count_runs(const pair *p, size_t np, int by_value) {
 /* A string as the index writes it: uvarint length, bytes. */
 static void put_str(buf *b, const char *s) {
     size_t l = strlen(s);
-    put_uvarint(b, l);
-    buf_append(b, s, l);
+    put_uvarint(b, nul_out_len(s, l)); /* kiln's C0 80 as a NUL byte (util/strnul.c) */
+    buf_append_nul_out(b, s, l);
 }
 
 /* Starts a section of the index: its length, patched by section_end. */

@@ -93,7 +93,8 @@ int labels_cmp(const label *a, size_t na, const label *b, size_t nb) {
         int c;
         if (a[i].name != b[i].name && (c = strcmp(a[i].name, b[i].name)) != 0)
             return c;
-        if (a[i].value != b[i].value && (c = strcmp(a[i].value, b[i].value)) != 0)
+        /* a NUL (C0 80 inside kiln) sorts first, as in Prometheus */
+        if (a[i].value != b[i].value && (c = str_nulcmp(a[i].value, b[i].value)) != 0)
             return c;
     }
     return na < nb ? -1 : na > nb;
@@ -226,7 +227,7 @@ int labels_check(const label *ls, size_t n, kiln_err *err) {
         if (vl > LABEL_VALUE_MAX_LEN)
             return kiln_err_set(err, KILN_EINVAL, "the value of label \"%s\" is longer than %d bytes", name,
                                 LABEL_VALUE_MAX_LEN);
-        if (!utf8_valid(value, vl))
+        if (!utf8_valid_nul(value, vl)) /* C0 80 is kiln's NUL (util/strnul.c) */
             return kiln_err_set(err, KILN_EINVAL, "invalid UTF-8 in the value of label \"%s\"", name);
     }
     return 0;
@@ -488,10 +489,12 @@ int matcher_init(matcher *m, match_type type, const char *name, const char *valu
     r->cost = MATCH_GUARD_PCRE_COST;
     int ecode = 0;
     PCRE2_SIZE eoff = 0;
-    r->code = pcre2_compile((PCRE2_SPTR)value, vl,
+    char *raw = nul_out_len(value, vl) < vl ? malloc(vl) : NULL; /* kiln's NUL as a NUL (strnul.c) */
+    r->code = pcre2_compile((PCRE2_SPTR)(raw ? raw : value), raw ? nul_out(raw, value, vl) : vl,
                             PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_DOTALL |
                                 PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C,
                             &ecode, &eoff, NULL);
+    free(raw);
     if (!r->code) {
         if (ecode == PCRE2_ERROR_NOMEMORY || ecode == PCRE2_ERROR_HEAP_FAILED)
             goto nomem;
@@ -643,9 +646,30 @@ int matcher_pcre2_match(const void *code, const char *re, const char *name, cons
     return pcre_result(rc, re, name, v, err);
 }
 
+/* pcre_match of a value that may hold kiln's NUL (C0 80, util/strnul.c):
+ * matched with the NUL bytes, as the pattern was compiled. */
+static int pcre_match_nul(const matcher *m, const pcre2_code *code, const char *v, size_t len,
+                          kiln_err *err) {
+    char small[256], *raw = len < sizeof small ? small : malloc(len + 1);
+    if (!raw)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory matching a regular expression");
+    size_t n = nul_out(raw, v, len);
+    pcre2_match_context *mc = mctx_get();
+    pcre2_match_data *md = md_get();
+    int rc = mc && md ? pcre2_match(code, (PCRE2_SPTR)raw, n, 0, 0, md, mc) : PCRE2_ERROR_JIT_STACKLIMIT;
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
+        rc = pcre_nojit(code, raw, n, NULL);
+    if (raw != small)
+        free(raw);
+    rc = pcre_result(rc, m->value, m->name, v, err);
+    return rc > 0 ? 1 : rc;
+}
+
 /* 1, 0, or < 0 with err set (a PCRE2 limit or out of memory). */
 static int pcre_match(const matcher *m, const pcre2_code *code, const char *v, kiln_err *err) {
     size_t len = strlen(v);
+    if (memchr(v, 0xc0, len))
+        return pcre_match_nul(m, code, v, len, err);
     pcre2_match_data *md = md_get();
     int rc = PCRE2_ERROR_JIT_STACKLIMIT; /* without the thread's match data: the interpreter */
     /* md_get made the context before the match data (its once), so this

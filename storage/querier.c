@@ -537,8 +537,8 @@ static int strs_add(const char *x, void *data) {
                                                                        : ((s->v[s->n++] = x), 0);
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+static int cmp_str(const void *a, const void *b) { /* a NUL (C0 80) first, as Prometheus sorts */
+    return str_nulcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Sorts, deduplicates and copies into out. */

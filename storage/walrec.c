@@ -113,11 +113,20 @@ static uint8_t *put_str(uint8_t *p, const char *s, size_t n) {
     return p + n;
 }
 
+/* A label value: kiln's C0 80 as the NUL byte Prometheus writes (util/strnul.c). */
+static uint8_t *put_value(uint8_t *p, const char *s, size_t n) {
+    size_t k = nul_out_len(s, n);
+    if (k == n)
+        return put_str(p, s, n);
+    p += walrec_put_uvarint(p, k);
+    return p + nul_out((char *)p, s, n);
+}
+
 static uint8_t *put_labels(uint8_t *p, const walrec_label *l, size_t n) {
     p += walrec_put_uvarint(p, n);
     for (size_t i = 0; i < n; i++) {
         p = put_str(p, l[i].name, l[i].name_len);
-        p = put_str(p, l[i].value, l[i].value_len);
+        p = put_value(p, l[i].value, l[i].value_len);
     }
     return p;
 }
@@ -341,6 +350,13 @@ KILN_MUST_CHECK static int dec_labels(dec *d, arena *a, const walrec_label **l, 
     for (size_t i = 0; i < n; i++) {
         v[i].name = dec_str(d, &v[i].name_len);
         v[i].value = dec_str(d, &v[i].value_len);
+        if (v[i].value_len && memchr(v[i].value, 0, v[i].value_len)) { /* a NUL byte: C0 80 in kiln */
+            char *c = arena_alloc(a, nul_in_len(v[i].value, v[i].value_len) + 1); /* room for a NUL */
+            if (!c)
+                return kiln_err_set(err, KILN_ENOMEM, "walrec: %s record: out of memory", d->what);
+            v[i].value_len = nul_in(c, v[i].value, v[i].value_len);
+            v[i].value = c;
+        }
     }
     if (d->bad)
         return dec_error(d, err);

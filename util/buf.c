@@ -112,11 +112,16 @@ void json_strn(buf *b, const char *s, size_t n) {
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&')
+        if (c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' && c != 0xc0)
             continue;
         buf_append(b, s + start, i - start);
         start = i + 1;
-        if (c < 128 && named[c]) {
+        if (c == 0xc0) { /* C0 80 is kiln's NUL (strnul.c); a lone C0 stays */
+            int nul = i + 1 < n && (unsigned char)s[i + 1] == 0x80;
+            buf_append(b, nul ? "\\u0000" : s + i, nul ? 6 : 1);
+            i += (size_t)nul;
+            start = i + 1;
+        } else if (c < 128 && named[c]) {
             buf_puts(b, named[c]);
         } else {
             /* Go's encoder escapes <, > and & as \u003c etc.; Prometheus' JSON does too */

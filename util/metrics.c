@@ -269,6 +269,8 @@ void metrics_write_escaped(buf *out, const char *s, int is_help) {
             buf_puts(out, "\\n");
         else if (*s == '"' && !is_help)
             buf_puts(out, "\\\"");
+        else if ((unsigned char)*s == 0xc0 && (unsigned char)s[1] == 0x80) /* kiln's NUL (strnul.c) */
+            buf_append(out, "", 1), s++;
         else
             buf_putc(out, *s);
     }

@@ -465,6 +465,34 @@ int label_name_valid(const char *s, size_t n);
 /* True when s is a valid legacy metric name [a-zA-Z_:][a-zA-Z0-9_:]*. */
 int metric_name_valid(const char *s, size_t n);
 
+/* ---- NUL bytes inside strings (strnul.c) ---------------------------------
+ * A label value may hold a NUL byte (OpenMetrics allows it, Prometheus keeps
+ * it); kiln's strings are NUL-terminated, so inside kiln such a byte is the
+ * two bytes C0 80 (never in valid UTF-8: unambiguous).  Every boundary
+ * converts: nul_in where bytes come in, nul_out where they go out.  Each is
+ * a memchr (for 0, for 0xC0) and no copy when there is nothing to convert. */
+
+#define NUL_IN_KILN "\xc0\x80"
+/* The length of s[0..n) with each NUL byte as C0 80 (n when none). */
+size_t nul_in_len(const char *s, size_t n);
+/* Writes s[0..n) to out (room for nul_in_len bytes; not terminated), each
+ * NUL as C0 80; returns the length written. */
+size_t nul_in(char *out, const char *s, size_t n);
+/* Like arena_strndup, each NUL byte of s[0..n) as C0 80. */
+char *arena_strndup_nul(arena *a, const char *s, size_t n);
+/* The length of s[0..n) with each C0 80 as one NUL byte (n when none). */
+size_t nul_out_len(const char *s, size_t n);
+/* Writes s[0..n) to out (room for nul_out_len bytes; not terminated), each
+ * C0 80 as a NUL byte; returns the length written. */
+size_t nul_out(char *out, const char *s, size_t n);
+/* buf_append of s[0..n) with each C0 80 as a NUL byte. */
+int buf_append_nul_out(buf *b, const char *s, size_t n);
+/* utf8_valid, with C0 80 (kiln's NUL) taken as valid too. */
+int utf8_valid_nul(const char *s, size_t n);
+/* strcmp in the order of the strings nul_out gives (C0 80 sorts as a NUL:
+ * before every other byte), the order Prometheus sorts label values in. */
+int str_nulcmp(const char *a, const char *b);
+
 /* ---- outgoing TLS (curltls.c) ------------------------------------------- */
 
 /*

@@ -142,7 +142,7 @@ class OpenMetricsTest(unittest.TestCase):
     def test_good_cases_are_up(self):
         tg = self.kiln_targets("om_good")
         self.assertEqual(len(tg), self.ngood)
-        down = {c: t["lastError"] for c, t in tg.items() if t["health"] != "up" and c != "label_nul"}
+        down = {c: t["lastError"] for c, t in tg.items() if t["health"] != "up"}
         self.assertEqual(down, {})
 
     def test_bad_cases_are_down_with_the_rule(self):
@@ -187,8 +187,6 @@ class OpenMetricsTest(unittest.TestCase):
     def test_good_cases_same_series_as_prometheus(self):
         diffs = {}
         for name in case_names("good"):
-            if name == "label_nul":
-                continue  # test_nul_in_label_value
             k, p = self.series(self.kiln_data, name), self.series(self.prom.query, name)
             ks, ps = self.series_api(self.kiln_data, name), self.series_api(self.prom.query, name)
             if k != p or ks != ps:
@@ -201,20 +199,22 @@ class OpenMetricsTest(unittest.TestCase):
         self.assertEqual(diffs, {})
 
     def test_nul_in_label_value(self):
-        """The one known difference (docs/compatibility.md): kiln's label
-        values are NUL-terminated strings, so a value holding a NUL (valid
-        OpenMetrics) cannot be stored: the scrape fails saying so, where
-        Prometheus keeps the value whole."""
-        p = self.series(self.prom.query, "label_nul")
-        pv = [dict(x)["b"] for x in p if dict(x).get("__name__") == "a"]
-        self.assertEqual(pv, ["x \x00 y"])
-        t = self.kiln_targets("om_good")["label_nul"]
-        self.assertEqual(t["health"], "down")
-        self.assertEqual(t["lastError"], "label value holds a NUL byte, which kiln cannot store (metric: a)")
-        k = self.series(self.kiln_data, "label_nul")
-        self.assertEqual([dict(x) for x in k if dict(x).get("__name__") == "a"], [])
-        up = [v for x, v in k.items() if dict(x).get("__name__") == "up"]
-        self.assertEqual(up, ["0"])
+        """A label value holding a NUL (valid OpenMetrics) is kept whole, as
+        Prometheus keeps it (kiln holds the NUL as C0 80 inside, util/strnul.c):
+        the same value over the query API (\\u0000 in the JSON), and PromQL
+        matchers naming it (\\x00, \\u0000, \\000) or a regex over it find it."""
+        for data in (self.kiln_data, self.prom.query):
+            k = self.series(data, "label_nul")
+            self.assertEqual([dict(x)["b"] for x in k if dict(x).get("__name__") == "a"], ["x \x00 y"])
+            for m in ('b="x \\x00 y"', 'b="x \\u0000 y"', 'b="x \\000 y"', 'b=~"x.*"', 'b=~"x \\x00 y"',
+                      'b!="x "', 'b=~".*\\x00.*"'):
+                q = "/api/v1/query?" + urllib.parse.urlencode({"query": f'a{{case="label_nul",{m}}}'})
+                got = [r["metric"]["b"] for r in data(q)["result"]]
+                self.assertEqual(got, ["x \x00 y"], (data, m))
+        for get in (lambda p: self.kiln.get(p)[2], lambda p: http_get(self.prom.url + p)[1]):
+            raw = get("/api/v1/label/b/values?" + urllib.parse.urlencode({"match[]": '{case="label_nul"}'}))
+            self.assertEqual(json.loads(raw)["data"], ["x \x00 y"])
+            self.assertIn(b'"x \\u0000 y"', raw)  # as Go's encoder writes it
 
     def test_huge_timestamp_drops_the_sample_not_the_scrape(self):
         t = self.kiln_targets("om_ts")["timestamp_huge"]
