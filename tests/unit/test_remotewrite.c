@@ -580,7 +580,9 @@ START_TEST(test_nul_in_value) {
     result r = post_body(rw, wb_finish(&b));
     /* kept whole, as Prometheus keeps it: the NUL as C0 80 inside kiln (util/strnul.c) */
     ck_assert_int_eq(r.status, 204);
-    ck_assert_uint_eq(fs_count(&st, "__name__=up,job=a\xc0\x80" "c"), 1);
+    ck_assert_uint_eq(fs_count(&st, "__name__=up,job=a\xc0\x80"
+                                    "c"),
+                      1);
     ck_assert_uint_eq(st.appends, 1);
     done(rw);
 }
