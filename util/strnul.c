@@ -23,21 +23,30 @@ size_t nul_in_len(const char *s, size_t n) {
     return len;
 }
 
-size_t nul_in(char *out, const char *s, size_t n) {
+/* nul_in (in: each NUL to C0 80) and nul_out (each C0 80 to a NUL): runs
+ * without the byte sought copied whole. */
+static size_t convert(char *out, const char *s, size_t n, int in) {
     char *o = out;
-    for (const char *e = s + n; s < e;) {
-        const char *z = memchr(s, 0, (size_t)(e - s));
-        size_t k = z ? (size_t)(z - s) : (size_t)(e - s);
+    for (const char *e = s + n, *c; s < e; s = c) {
+        c = memchr(s, in ? 0 : 0xc0, (size_t)(e - s));
+        size_t k = c ? (size_t)(c - s) : (size_t)(e - s);
         memmove(o, s, k);
         o += k;
-        s += k;
-        if (z) {
-            memcpy(o, NUL_IN_KILN, 2);
-            o += 2;
-            s++;
+        if (!c)
+            break;
+        if (in) {
+            memcpy(o, NUL_IN_KILN, 2), o += 2, c++;
+        } else {
+            int pair = c + 1 < e && (unsigned char)c[1] == 0x80; /* a lone C0 stays */
+            *o++ = pair ? 0 : *c;
+            c += 1 + pair;
         }
     }
     return (size_t)(o - out);
+}
+
+size_t nul_in(char *out, const char *s, size_t n) {
+    return convert(out, s, n, 1);
 }
 
 char *arena_strndup_nul(arena *a, const char *s, size_t n) {
@@ -45,10 +54,8 @@ char *arena_strndup_nul(arena *a, const char *s, size_t n) {
     if (len == n)
         return arena_strndup(a, s, n);
     char *p = arena_alloc_nz(a, len + 1);
-    if (!p)
-        return NULL;
-    nul_in(p, s, n);
-    p[len] = 0;
+    if (p)
+        p[nul_in(p, s, n)] = 0;
     return p;
 }
 
@@ -62,20 +69,7 @@ size_t nul_out_len(const char *s, size_t n) {
 }
 
 size_t nul_out(char *out, const char *s, size_t n) {
-    char *o = out;
-    for (const char *e = s + n; s < e;) {
-        const char *c = memchr(s, 0xc0, (size_t)(e - s));
-        size_t k = c ? (size_t)(c - s) : (size_t)(e - s);
-        memmove(o, s, k);
-        o += k;
-        s += k;
-        if (c) {
-            int pair = c + 1 < e && (unsigned char)c[1] == 0x80;
-            *o++ = pair ? 0 : *c;
-            s += pair ? 2 : 1;
-        }
-    }
-    return (size_t)(o - out);
+    return convert(out, s, n, 0);
 }
 
 int buf_append_nul_out(buf *b, const char *s, size_t n) {
