@@ -189,9 +189,10 @@ KILN_MUST_CHECK static int read_one(const config_remote_read *c, const rhttp_cre
                           http_status_text((int)status, ""), body);
         goto done;
     }
-    if (streamed) {
-        rc = kiln_err_set(err, KILN_EINVAL,
-                          "remote server %s answered streamed chunks, which were not asked for", c->url);
+    if (streamed) { /* asked first: frames of ChunkedReadResponse, not compressed */
+        rc = buf_error(&resp) ? kiln_err_set(err, KILN_ENOMEM, "out of memory")
+                              : rr_decode_chunked((const uint8_t *)(resp.data ? resp.data : ""), resp.len,
+                                                  drop, ndrop, a, v, nv, cap, err);
         goto done;
     }
     size_t ulen;

@@ -13,6 +13,19 @@
  *   QueryResult  { repeated TimeSeries timeseries = 1; }
  *   TimeSeries   { repeated Label labels = 1; repeated Sample samples = 2; ... }
  *
+ * or, STREAMED_XOR_CHUNKS (asked first; a server that cannot answers
+ * samples): frames of uvarint length | CRC32C of the message, big-endian |
+ * ChunkedReadResponse, not compressed:
+ *
+ *   ChunkedReadResponse { repeated ChunkedSeries chunked_series = 1; int64 query_index = 2; }
+ *   ChunkedSeries { repeated Label labels = 1; repeated Chunk chunks = 2; }
+ *   Chunk         { int64 min_time_ms = 1; int64 max_time_ms = 2; Encoding type = 3; bytes data = 4; }
+ *
+ * A series too large for a frame comes in several, its labels repeated:
+ * consecutive ones with the same labels are joined.  XOR chunks (type 1)
+ * are decoded (storage_xor_decode); histogram chunks are skipped, as the
+ * samples response's histograms are.
+ *
  * The decoder takes any bytes (a libFuzzer harness feeds it): a malformed
  * message is KILN_EINVAL with a message, never a crash; unknown fields
  * (exemplars, histograms) are skipped.
@@ -51,7 +64,8 @@ void rr_encode_request(buf *out, const matcher *ms, size_t nms, int64_t mint, in
     put_varint_field(&m, 0x20, (uint64_t)maxt); /* ReadHints.end_ms */
     wire_bytes(&q, 0x22, m.data, m.len);        /* Query.hints */
     wire_bytes(out, 0x0a, q.data, q.len);       /* ReadRequest.queries */
-    put_varint_field(out, 0x10, 0);             /* accepted_response_types: SAMPLES */
+    put_varint_field(out, 0x10, 1);             /* accepted_response_types: STREAMED_XOR_CHUNKS, */
+    put_varint_field(out, 0x10, 0);             /* then SAMPLES */
     if (oom || q.oom || m.oom)
         out->oom = 1;
     buf_free(&q);
@@ -148,17 +162,44 @@ static int sample_cmp(const void *a, const void *b) {
 
 /* One TimeSeries into *out: labels without the empty ones and those named
  * in drop, sorted and checked; samples sorted by time, one a time. */
-KILN_MUST_CHECK static int decode_series(pbr r, const char *const *drop, size_t ndrop, arena *a, series *out,
-                                         kiln_err *err) {
+/* A Chunk's XOR bytes in *data (NULL for another encoding); 0 or -1 malformed. */
+static int chunk_xor(pbr r, pbr *data) {
+    unsigned f, wt;
+    uint64_t v, type = 0;
+    pbr sub;
+    data->p = data->e = NULL;
+    while (r.p < r.e) {
+        if (pb_field(&r, &f, &wt, &v, &sub))
+            return -1;
+        if (f == 3 && wt == 0)
+            type = v;
+        else if (f == 4 && wt == 2)
+            *data = sub;
+    }
+    if (type != 1) /* XOR */
+        data->p = data->e = NULL;
+    return 0;
+}
+
+KILN_MUST_CHECK static int decode_series(pbr r, int chunked, const char *const *drop, size_t ndrop, arena *a,
+                                         series *out, kiln_err *err) {
     size_t nl = 0, ns = 0;
     unsigned f, wt;
     uint64_t v;
-    pbr sub, c = r;
+    pbr sub, c = r, xd;
     while (c.p < c.e) {
         if (pb_field(&c, &f, &wt, &v, &sub))
             return BAD("malformed time series");
         nl += wt == 2 && f == 1;
-        ns += wt == 2 && f == 2;
+        if (wt == 2 && f == 2 && chunked && chunk_xor(sub, &xd))
+            return BAD("malformed chunk");
+        if (wt == 2 && f == 2 && chunked) {
+            /* the count a chunk claims, bounded by its bytes (a sample takes two bits or more) */
+            size_t k = storage_xor_count(xd.p, (size_t)(xd.e - xd.p)), lim = 4 * (size_t)(xd.e - xd.p) + 2;
+            ns += k < lim ? k : lim;
+        } else if (wt == 2 && f == 2) {
+            ns++;
+        }
     }
     if (nl > LABELS_MAX_COUNT * 4)
         return BAD("too many labels in a series");
@@ -180,6 +221,12 @@ KILN_MUST_CHECK static int decode_series(pbr r, const char *const *drop, size_t 
             for (size_t k = 0; keep && k < ndrop; k++)
                 keep = strcmp(ls[il].name, drop[k]) != 0;
             il += keep;
+        } else if (f == 2 && chunked) {
+            size_t got = 0;
+            if (chunk_xor(sub, &xd) == 0 && xd.p &&
+                storage_xor_decode(xd.p, (size_t)(xd.e - xd.p), s + is, ns - is, &got) != 0)
+                return BAD("a chunk that does not decode");
+            is += got;
         } else if (f == 2) {
             sample *d = &s[is++];
             d->t = 0;
@@ -235,10 +282,62 @@ int rr_decode_response(const uint8_t *p, size_t n, const char *const *drop, size
                 continue;
             if (*nv == *cap && array_grow((void **)v, cap, *nv + 1, sizeof **v) < 0)
                 return kiln_err_set(err, KILN_ENOMEM, "out of memory");
-            int rc = decode_series(ts, drop, ndrop, a, &(*v)[*nv], err);
+            int rc = decode_series(ts, 0, drop, ndrop, a, &(*v)[*nv], err);
             if (rc < 0)
                 return rc;
             (*nv)++;
+        }
+    }
+    return 0;
+}
+
+/* Joins series b to a (the same labels, b's samples after a's). */
+KILN_MUST_CHECK static int join_series(series *sa, const series *sb, arena *a, kiln_err *err) {
+    sample *s = arena_alloc_nz(a, (sa->n + sb->n + 1) * sizeof *s);
+    if (!s)
+        return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+    memcpy(s, sa->s, sa->n * sizeof *s);
+    size_t n = sa->n;
+    for (size_t i = 0; i < sb->n; i++)
+        if (!n || sb->s[i].t > s[n - 1].t)
+            s[n++] = sb->s[i];
+    sa->s = s;
+    sa->n = n;
+    return 0;
+}
+
+int rr_decode_chunked(const uint8_t *p, size_t n, const char *const *drop, size_t ndrop, arena *a, series **v,
+                      size_t *nv, size_t *cap, kiln_err *err) {
+    pbr r = {p, p + n}, cs;
+    unsigned f, wt;
+    uint64_t x, len;
+    size_t first = *nv; /* series before are another entry's: never joined */
+    while (r.p < r.e) {
+        if (pb_varint(&r, &len) || r.e - r.p < 4 || len > (uint64_t)(r.e - r.p - 4))
+            return BAD("a truncated frame");
+        uint32_t want = (uint32_t)r.p[0] << 24 | (uint32_t)r.p[1] << 16 | (uint32_t)r.p[2] << 8 | r.p[3];
+        pbr m = {r.p + 4, r.p + 4 + len};
+        r.p = m.e;
+        if (crc32c(0, m.p, (size_t)len) != want)
+            return BAD("a frame's CRC32C does not match");
+        while (m.p < m.e) {
+            if (pb_field(&m, &f, &wt, &x, &cs))
+                return BAD("malformed ChunkedReadResponse");
+            if (f != 1 || wt != 2)
+                continue;
+            if (*nv == *cap && array_grow((void **)v, cap, *nv + 1, sizeof **v) < 0)
+                return kiln_err_set(err, KILN_ENOMEM, "out of memory");
+            series *cur = &(*v)[*nv];
+            int rc = decode_series(cs, 1, drop, ndrop, a, cur, err);
+            if (rc < 0)
+                return rc;
+            series *prev = *nv > first ? cur - 1 : NULL;
+            if (prev && labels_cmp(prev->ls, prev->nls, cur->ls, cur->nls) == 0)
+                rc = join_series(prev, cur, a, err);
+            else
+                (*nv)++;
+            if (rc < 0)
+                return rc;
         }
     }
     return 0;

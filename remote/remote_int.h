@@ -131,7 +131,8 @@ KILN_MUST_CHECK int rhttp_setup(void *e, const rhttp_endpoint *ep, const rhttp_c
 /* ---- readwire.c ------------------------------------------------------------ */
 
 /* Appends a ReadRequest of one query (ms over [mint, maxt], hints with the
- * same range) accepting the SAMPLES response; buf's sticky out-of-memory. */
+ * same range) accepting the STREAMED_XOR_CHUNKS response, then SAMPLES;
+ * buf's sticky out-of-memory. */
 void rr_encode_request(buf *out, const matcher *ms, size_t nms, int64_t mint, int64_t maxt);
 
 /* Decodes a ReadResponse (after snappy) p[0..n): each TimeSeries becomes a
@@ -141,6 +142,12 @@ void rr_encode_request(buf *out, const matcher *ms, size_t nms, int64_t mint, in
  * KILN_EINVAL (err says what is wrong) or KILN_ENOMEM. */
 KILN_MUST_CHECK int rr_decode_response(const uint8_t *p, size_t n, const char *const *drop, size_t ndrop,
                                        arena *a, series **v, size_t *nv, size_t *cap, kiln_err *err);
+
+/* The same for a STREAMED_XOR_CHUNKS answer p[0..n) (frames, not
+ * compressed): a series split over frames is joined; a frame whose CRC32C
+ * does not match is KILN_EINVAL. */
+KILN_MUST_CHECK int rr_decode_chunked(const uint8_t *p, size_t n, const char *const *drop, size_t ndrop,
+                                      arena *a, series **v, size_t *nv, size_t *cap, kiln_err *err);
 
 /* ---- queue.c --------------------------------------------------------------- */
 

@@ -508,6 +508,15 @@ KILN_MUST_CHECK int storage_xor_chunks(const sample *s, size_t n, unsigned per_c
                                        void *data);
 
 /*
+ * Decodes an XOR chunk's bytes b[0..len) (remote read's streamed chunks)
+ * into out[0..cap): 0 with *n set, KILN_ECORRUPT for bad bytes, KILN_ERANGE
+ * when it holds more than cap samples (its first two bytes, big-endian,
+ * say how many: storage_xor_count).  Any thread.
+ */
+KILN_MUST_CHECK int storage_xor_decode(const uint8_t *b, size_t len, sample *out, size_t cap, size_t *n);
+size_t storage_xor_count(const uint8_t *b, size_t len);
+
+/*
  * The same for histogram samples s[0..n) (sorted by t): Prometheus'
  * histogram (enc 2) and float-histogram (enc 3) chunks, cut at `per_chunk`
  * samples, on a change of kind, and where the encoder needs a new chunk

@@ -560,3 +560,20 @@ int storage_xor_chunks(const sample *s, size_t n, unsigned per_chunk,
     xorchunk_free(&c);
     return rc;
 }
+
+int storage_xor_decode(const uint8_t *b, size_t len, sample *out, size_t cap, size_t *n) {
+    xoriter it;
+    xoriter_init(&it, b, len);
+    int rc;
+    *n = 0;
+    while ((rc = xoriter_next(&it)) == 1) {
+        if (*n == cap)
+            return KILN_ERANGE;
+        out[(*n)++] = (sample){it.t, it.v};
+    }
+    return rc;
+}
+
+size_t storage_xor_count(const uint8_t *b, size_t len) {
+    return len < 2 ? 0 : (size_t)b[0] << 8 | b[1];
+}

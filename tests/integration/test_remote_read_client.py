@@ -2,15 +2,20 @@
 Prometheus 2.42 (holding data kiln lacks) answers PromQL over both, merged
 (a series both hold gets the samples of both); required_matchers,
 filter_external_labels with the external labels, a reload that drops the
-entry, and an unreachable endpoint (a warning, not an error)."""
+entry, and an unreachable endpoint (a warning, not an error).  kiln asks
+for STREAMED_XOR_CHUNKS first: a proxy in front of Prometheus checks the
+answers are streamed chunks, and, taking the streamed type out of the
+request, that kiln reads a SAMPLES answer the same."""
+import http.server
 import json
+import threading
 import time
 import unittest
 import urllib.parse
 import urllib.request
 
 from kilntest import Kiln, Prometheus, free_port, http_get, require, wait_for
-from rwproto import write_body
+from rwproto import snappy, unsnappy, write_body
 
 RW_HEADERS = {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
               "X-Prometheus-Remote-Write-Version": "0.1.0"}
@@ -20,6 +25,39 @@ def post(url, body, headers):
     req = urllib.request.Request(url, data=body, headers=headers, method="POST")
     with urllib.request.urlopen(req, timeout=10) as r:
         return r.status
+
+
+class ReadProxy(http.server.ThreadingHTTPServer):
+    """Forwards POST /read to `target`; with samples_only, the request's
+    accepted_response_types lose STREAMED_XOR_CHUNKS.  Records the answers'
+    Content-Type."""
+    daemon_threads = True
+
+    def __init__(self, target, samples_only):
+        self.target, self.samples_only, self.types = target, samples_only, []
+        super().__init__(("127.0.0.1", 0), ReadProxyHandler)
+
+
+class ReadProxyHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.server.samples_only:
+            raw = unsnappy(body)
+            assert raw.endswith(b"\x10\x01\x10\x00"), raw[-8:]  # STREAMED_XOR_CHUNKS, then SAMPLES
+            body = snappy(raw[:-4] + b"\x10\x00")
+        hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        req = urllib.request.Request(self.server.target, data=body, headers=hdrs, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            data, ctype = r.read(), r.headers.get("Content-Type")
+        self.server.types.append(ctype)
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 class RemoteReadClientTest(unittest.TestCase):
@@ -206,6 +244,31 @@ remote_read:
         finally:
             kn.stop()
             kn.cleanup()
+
+    def test_streamed_chunks_and_samples_fallback(self):
+        want = self.range_query("old")["data"]["result"]
+        self.assertEqual(len(want), 3)
+        for samples_only, ctype in ((False, "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse"),
+                                    (True, "application/x-protobuf")):
+            proxy = ReadProxy(f"{self.prom.url}/api/v1/read", samples_only)
+            threading.Thread(target=proxy.serve_forever, daemon=True).start()
+            kn = Kiln(config=f"""global:
+  external_labels:
+    region: eu
+remote_read:
+  - url: http://127.0.0.1:{proxy.server_address[1]}/read
+""").start()
+            try:
+                got = self.range_query("old", kn)["data"]["result"]
+                self.assertEqual(sorted(got, key=lambda r: r["metric"]["i"]),
+                                 sorted(want, key=lambda r: r["metric"]["i"]))
+                self.assertTrue(proxy.types)
+                self.assertEqual(set(proxy.types), {ctype})
+            finally:
+                kn.stop()
+                kn.cleanup()
+                proxy.shutdown()
+                proxy.server_close()
 
     def test_prometheus_reads_kiln_not_looping(self):
         """Prometheus reading kiln through remote read gets kiln's local data

@@ -2,9 +2,12 @@
  * test_remote_read.c - the remote read client's pieces: the ReadRequest
  * bytes (remote/readwire.c) checked against the encoding worked out by hand
  * from remote.proto, the ReadResponse decoder (labels sorted, empty and
- * external labels removed, samples sorted, malformed input refused), and the
+ * external labels removed, samples sorted, malformed input refused), the
+ * streamed chunks decoder (frames, CRC32C, XOR chunks, a series over two
+ * frames joined), and the
  * merge of a source's series into a select's result (storage/source.c).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "remote/remote_int.h"
@@ -25,7 +28,7 @@ START_TEST(test_encode_request) {
         0x1a, 0x0e, 0x12, 0x08, '_',  '_',  'n', 'a',  'm',  'e', '_', '_', 0x1a, 0x02, 'u', 'p', /* EQ */
         0x1a, 0x0a, 0x08, 0x02, 0x12, 0x01, 'j', 0x1a, 0x03, 'a', '.', '*',                       /* RE */
         0x22, 0x04, 0x18, 0x01, 0x20, 0x02, /* hints start, end */
-        0x10, 0x00};                        /* SAMPLES */
+        0x10, 0x01, 0x10, 0x00};            /* STREAMED_XOR_CHUNKS, SAMPLES */
     ck_assert_uint_eq(b.len, sizeof want);
     ck_assert_mem_eq(b.data, want, sizeof want);
     buf_free(&b);
@@ -116,6 +119,83 @@ START_TEST(test_decode_response) {
 }
 END_TEST
 
+/* One frame of a ChunkedReadResponse: the series {__name__="m", a=<a>}
+ * with samples (t, t/10) for t in [from, to) step 10, as XOR chunks of 50. */
+typedef struct chunks_out {
+    buf *cs;
+} chunks_out;
+
+static int put_chunk(void *data, int64_t mint, int64_t maxt, const uint8_t *b, size_t len) {
+    buf c = BUF_INIT;
+    buf_putc(&c, 0x08);
+    buf_put_uvarint(&c, (uint64_t)mint);
+    buf_putc(&c, 0x10);
+    buf_put_uvarint(&c, (uint64_t)maxt);
+    buf_putc(&c, 0x18); /* type XOR */
+    buf_put_uvarint(&c, 1);
+    wire_bytes(&c, 0x22, b, len);
+    wire_bytes(((chunks_out *)data)->cs, 0x12, c.data, c.len); /* ChunkedSeries.chunks */
+    buf_free(&c);
+    return 0;
+}
+
+static void put_frame(buf *out, const char *a, int64_t from, int64_t to) {
+    buf cs = BUF_INIT, msg = BUF_INIT;
+    put_label(&cs, "__name__", "m");
+    put_label(&cs, "a", a);
+    sample s[200];
+    size_t n = 0;
+    for (int64_t t = from; t < to; t += 10)
+        s[n++] = (sample){t, (double)t / 10};
+    chunks_out co = {&cs};
+    ck_assert_int_eq(storage_xor_chunks(s, n, 50, put_chunk, &co), 0);
+    wire_bytes(&msg, 0x0a, cs.data, cs.len); /* ChunkedReadResponse.chunked_series */
+    buf_put_uvarint(out, msg.len);
+    uint32_t crc = crc32c(0, msg.data, msg.len);
+    for (int i = 3; i >= 0; i--)
+        buf_putc(out, (char)(crc >> (8 * i)));
+    buf_append(out, msg.data, msg.len);
+    buf_free(&cs);
+    buf_free(&msg);
+}
+
+START_TEST(test_decode_chunked) {
+    buf resp = BUF_INIT;
+    put_frame(&resp, "x", 0, 1200);    /* 120 samples, 3 chunks */
+    put_frame(&resp, "x", 1200, 1500); /* the same series, continued */
+    put_frame(&resp, "y", 5, 15);
+    arena a;
+    arena_init(&a, 0);
+    series *v = NULL;
+    size_t nv = 0, cap = 0;
+    kiln_err err;
+    ck_assert_int_eq(
+        rr_decode_chunked((const uint8_t *)resp.data, resp.len, NULL, 0, &a, &v, &nv, &cap, &err), 0);
+    ck_assert_uint_eq(nv, 2);
+    ck_assert_str_eq(v[0].ls[1].value, "x");
+    ck_assert_uint_eq(v[0].n, 150);
+    for (size_t i = 0; i < 150; i++)
+        ck_assert(v[0].s[i].t == (int64_t)i * 10 && v[0].s[i].v == (double)i);
+    ck_assert_str_eq(v[1].ls[1].value, "y");
+    ck_assert_uint_eq(v[1].n, 1);
+    ck_assert(v[1].s[0].t == 5 && v[1].s[0].v == 0.5);
+    /* a flipped byte fails the frame's CRC; a cut frame is refused */
+    nv = 0;
+    resp.data[resp.len - 3] ^= 1;
+    ck_assert_int_eq(
+        rr_decode_chunked((const uint8_t *)resp.data, resp.len, NULL, 0, &a, &v, &nv, &cap, &err),
+        KILN_EINVAL);
+    ck_assert_msg(strstr(err.msg, "CRC32C"), "%s", err.msg);
+    resp.data[resp.len - 3] ^= 1;
+    ck_assert_int_eq(
+        rr_decode_chunked((const uint8_t *)resp.data, resp.len - 1, NULL, 0, &a, &v, &nv, &cap, &err),
+        KILN_EINVAL);
+    free(v);
+    arena_free(&a);
+    buf_free(&resp);
+}
+END_TEST
+
 /* The local set {a: t 1,2,3}, {c: t 1}; the source {a: t 3,4}, {b: t 5}:
  * sorted a, b, c; a's samples merged, the local value kept at t 3. */
 START_TEST(test_merge) {
@@ -171,6 +251,7 @@ Suite *make_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_encode_request);
     tcase_add_test(tc, test_decode_response);
+    tcase_add_test(tc, test_decode_chunked);
     tcase_add_test(tc, test_merge);
     tcase_add_test(tc, test_no_source);
     suite_add_tcase(s, tc);
