@@ -425,6 +425,9 @@ def measure(name, cmd, port, base, prefix, a, rules_path):
         missed = sum(v for _, v in m.get(f"{prefix}_rule_group_iterations_missed_total", []))
         nrules = sum(v for _, v in m.get(f"{prefix}_rule_group_rules", []))
         recorded = query(port, 'count({__name__=~"job.*:.+"})')
+        if int(time.time() * 1000) // 7200000 != feeder.t0 // 7200000:
+            print(f"# {name}: a 2 h chunk range boundary fell in the run: every series cut a chunk, and its "
+                  "memory figures include the new chunks growing (not the rules')", file=sys.stderr)
         return {
             "eval_s": statistics.median(sums), "eval_all": sums,
             "rss_base": statistics.median(rss0), "rss_rules": statistics.median(rss1),
