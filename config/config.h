@@ -380,7 +380,14 @@ typedef struct config_storage_exemplars {
     uint64_t max_exemplars;
 } config_storage_exemplars;
 
+/* storage.tsdb: out_of_order_time_window (0, the default: out-of-order
+ * samples are refused). */
+typedef struct config_storage_tsdb {
+    int64_t out_of_order_time_window_ms;
+} config_storage_tsdb;
+
 typedef struct config_storage {
+    config_storage_tsdb tsdb;
     config_storage_exemplars exemplars;
 } config_storage;
 

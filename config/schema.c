@@ -1025,7 +1025,13 @@ static const schema_key storage_exemplars_keys[] = {
 };
 static const schema_section storage_exemplars_sec =
     SECTION("exemplars", storage_exemplars_keys, .null_ok = 1);
+static const schema_key storage_tsdb_keys[] = {
+    {"out_of_order_time_window", SCHEMA_DURATION, FIELD(config_storage_tsdb, out_of_order_time_window_ms),
+     .flags = SCHEMA_OMIT_ZERO},
+};
+static const schema_section storage_tsdb_sec = SECTION("tsdb", storage_tsdb_keys, .null_ok = 1);
 static const schema_key storage_keys[] = {
+    {"tsdb", SCHEMA_MAP, FIELD(config_storage, tsdb), .sub = &storage_tsdb_sec},
     {"exemplars", SCHEMA_MAP, FIELD(config_storage, exemplars), .sub = &storage_exemplars_sec},
 };
 static const schema_section storage_sec = SECTION("storage", storage_keys, .null_ok = 1);

@@ -616,7 +616,9 @@ int storage_compact(storage *s, kiln_err *err) {
                      time_mono_sec() - t0);
         }
         __atomic_add_fetch(&s->compactions, 1, __ATOMIC_RELAXED);
-        if ((rc = storage_truncate(s, maxt, err)) != 0)
+        /* as Prometheus, out-of-order data follows the head's compaction;
+         * before the truncation, which may delete chunks_head files holding it */
+        if ((rc = storage__ooo_compact(s, maxt, err)) != 0 || (rc = storage_truncate(s, maxt, err)) != 0)
             break;
         __atomic_add_fetch(&s->compaction_us, (uint64_t)((time_mono_sec() - t0) * 1e6), __ATOMIC_RELAXED);
     }

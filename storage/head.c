@@ -1491,11 +1491,11 @@ int head_truncate(head *h, int64_t mint, head_truncate_stats *st) {
             if (s->hflags & HS_HIST) {
                 st->chunks_removed += headhist_truncate(&h->hist, s->ref, mint, idle, &hleft);
                 if (!hleft)
-                    __atomic_store_n(&s->hflags, 0, __ATOMIC_RELAXED);
+                    __atomic_and_fetch(&s->hflags, (uint8_t)HS_OOO, __ATOMIC_RELAXED);
                 else if (idle)
                     __atomic_and_fetch(&s->hflags, (uint8_t)~HS_HOPEN, __ATOMIC_RELAXED);
             }
-            int remove = idle && s->nclosed == 0 && !hleft;
+            int remove = idle && s->nclosed == 0 && !hleft && !(s->hflags & HS_OOO);
             lockrank_mutex_unlock(mu, LOCK_RANK_STRIPE);
             if (!remove) {
                 step++;

@@ -55,6 +55,7 @@ struct hseries {
 enum {
     HS_HIST = 1,  /* has an entry in head.hist */
     HS_HOPEN = 2, /* its open histogram chunk holds samples: the last sample is a histogram */
+    HS_OOO = 4,   /* has out-of-order samples (ooo.c, which also reads this file) */
 };
 
 /* A lock on its own cache line: neighbours are taken by other threads. */

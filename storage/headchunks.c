@@ -174,8 +174,8 @@ static int parse_chunk(const uint8_t *m, uint64_t size, uint64_t off, uint64_t *
     *maxt = (int64_t)be64_get(p + 16);
     if (*sref == 0 && *mint == 0 && *maxt == 0)
         return 1;
-    *enc = p[24] & 0x7f;
-    if (*enc < HC_ENC_XOR || *enc > HC_ENC_FLOAT_HIST)
+    *enc = p[24]; /* the top bit: an out-of-order chunk (ooo.h) */
+    if ((*enc & 0x7f) < HC_ENC_XOR || (*enc & 0x7f) > HC_ENC_FLOAT_HIST)
         return -1;
     uint64_t l = 0;
     size_t i = HC_CHUNK_META;

@@ -39,7 +39,8 @@ KILN_MUST_CHECK int headchunks_open(const char *dir, headchunks **out, kiln_err 
 KILN_MUST_CHECK int headchunks_close(headchunks *hc, kiln_err *err);
 
 /* Calls fn for every valid chunk in the files that existed at open, in file
- * order, with its encoding (1 XOR, 2 histogram, 3 float histogram); cuts a
+ * order, with its encoding (1 XOR, 2 histogram, 3 float histogram; | 0x80
+ * for an out-of-order chunk, ooo.h); cuts a
  * file at its first damaged chunk (logged). */
 typedef int (*headchunks_fn)(uint64_t series_ref, int64_t mint, int64_t maxt, uint64_t cref, uint8_t enc,
                              void *data);

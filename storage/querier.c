@@ -300,6 +300,23 @@ static sample *arena_samples(void *ctx, size_t n) {
     return arena_alloc_nz(ctx, n * sizeof(sample));
 }
 
+/* The float samples of head series hs within [mint, maxt], into mem: its
+ * chunks' and its out-of-order ones (ooo.h) merged, a time in both
+ * answered with the in-order sample. */
+KILN_MUST_CHECK static int head_floats(storage *s, hseries *hs, int64_t mint, int64_t maxt, arena *mem,
+                                       sample **got, size_t *n) {
+    int rc = head_series_samples(s->h, hs, mint, maxt, arena_samples, mem, got, n);
+    sample *os, *m;
+    size_t on;
+    if (rc || !ooo_series_has(hs) || (rc = ooo_samples(s->ooo, hs, mint, maxt, mem, &os, &on)) != 0 || !on)
+        return rc;
+    if (!(m = arena_alloc_nz(mem, (*n + on) * sizeof *m)))
+        return KILN_ENOMEM;
+    *n = merge_by_time(m, os, on, *got, *n, sizeof *m);
+    *got = m;
+    return 0;
+}
+
 /* 1 when head series hs has a sample within [mint, maxt] that its
  * tombstones leave, 0 when not, or a negative error with err set (a
  * deleted range makes it decode the samples, into mem). */
@@ -309,11 +326,11 @@ KILN_MUST_CHECK static int head_visible(storage *s, hseries *hs, int64_t mint, i
     size_t ndel;
     const tstone *del = tombstones_of(&s->hts, ref, &ndel);
     if (!ndel)
-        return head_series_has_data(s->h, hs, mint, maxt);
+        return head_series_has_data(s->h, hs, mint, maxt) || ooo_has_data(s->ooo, hs, mint, maxt);
     sample *got = NULL;
     hsample *hgot = NULL;
     size_t n = 0, nh = 0;
-    int rc = head_series_samples(s->h, hs, mint, maxt, arena_samples, mem, &got, &n);
+    int rc = head_floats(s, hs, mint, maxt, mem, &got, &n);
     if (rc == 0)
         rc = head_series_histograms(s->h, hs, mint, maxt, mem, &hgot, &nh);
     if (rc == KILN_ENOMEM)
@@ -377,7 +394,7 @@ static void decode_shard(void *ctx, size_t k) {
                 continue; /* 0: not in range; < 0 ends the loop */
             rc = 0;
         } else {
-            rc = head_series_samples(s->h, hs, d->mint, d->maxt, arena_samples, ds->mem, &got, &n);
+            rc = head_floats(s, hs, d->mint, d->maxt, ds->mem, &got, &n);
             if (rc == 0)
                 rc = head_series_histograms(s->h, hs, d->mint, d->maxt, ds->mem, &hgot, &nh);
             if (rc == KILN_ENOMEM)

@@ -83,6 +83,7 @@ typedef struct mmchunks {
     int64_t maxv;    /* chunks (and samples) ending after it are too far in the future */
     uint64_t future; /* chunks dropped for it */
     int64_t first_future;
+    uint64_t ooo; /* out-of-order chunks seen (left to ooostore.c) */
     /* by series reference (below MM_REFS), the end of its chunks: WAL samples
      * up to there are in them already, and replay drops them on reading */
     int64_t *end;
@@ -136,6 +137,10 @@ static int mm_collect(uint64_t sref, int64_t mint, int64_t maxt, uint64_t cref, 
     mmchunks *m = data;
     if (maxt < m->minv)
         return 0;
+    if (enc & 0x80) { /* out of order: attached by ooostore.c after the replay */
+        m->ooo++;
+        return 0;
+    }
     if (maxt > m->maxv) {
         if (m->future++ == 0)
             m->first_future = maxt;
@@ -935,6 +940,7 @@ int storage__replay(storage *s, kiln_err *err) {
     malloc_trim(0); /* replay's batches were large: give the memory back */
     s->replay_seconds = time_mono_sec() - t0;
     s->replay_unknown_refs = st.unknown_refs;
+    s->replay_ooo_chunks = mm.ooo;
     LOG_INFO("WAL replay completed",
              "records=%llu series=%llu chunks_from_disk=%llu samples=%llu exemplars=%llu "
              "skipped=%llu in_blocks=%llu in_chunks=%llu unknown_refs=%llu duration=%.3fs",

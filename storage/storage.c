@@ -164,6 +164,9 @@ KILN_MUST_CHECK static int load_blocks(storage *s, kiln_err *err) {
  * chunks_head (its last chunks are flushed). */
 static int free_storage(storage *s, kiln_err *err) {
     exemplar_store_free(s->exemplars);
+    kiln_err e2;
+    if (storage__ooo_close(s, &e2) != 0)
+        LOG_WARN("closing the WBL failed", "err=%s", e2.msg);
     close_blocks(s);
     tombstones_free(&s->hts);
     head_free(s->h);
@@ -213,7 +216,7 @@ int storage_open(const storage_opts *opts, storage **out, kiln_err *err) {
         rc = kiln_err_set(err, KILN_ENOMEM, "storage: out of memory");
         goto fail;
     }
-    if ((rc = storage__replay(s, err)) != 0)
+    if ((rc = storage__replay(s, err)) != 0 || (rc = storage__ooo_open(s, err)) != 0)
         goto fail;
     wal_opts wo = wal_opts_default();
     wo.compression = opts->wal_compression;
@@ -265,12 +268,6 @@ void storage_get_stats(storage *s, storage_stats *out) {
 
 /* ---- appending ------------------------------------------------------------- */
 
-typedef struct staged {
-    hseries *s;
-    int64_t t;
-    double v;
-} staged;
-
 /* A staged histogram sample; h is a copy in the appender's arena. */
 typedef struct hstaged {
     hseries *s;
@@ -308,6 +305,9 @@ struct appender {
     size_t nh, caph;
     arena hmem;
     exbatch ex; /* exemplars, logged after the samples (exemplars.c) */
+    /* samples for the out-of-order head (ooostore.c), committed after the rest */
+    staged *ov;
+    size_t no, capo;
 };
 
 appender *storage_appender(storage *s) {
@@ -441,15 +441,21 @@ int appender_append(appender *a, uint64_t *ref, const label *ls, size_t n, int64
         return appender_append_histogram(a, ref, NULL, 0, t, &st, err);
     }
     rc = head_append_check(s->h, hs, t, v, err);
-    const staged *prev;
+    const staged *prev = NULL;
     if (rc >= 0 && staged_last(a, hs, &prev) != 0)
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
     if (rc >= 0 && prev && t <= prev->t)
         rc = staged_order(t, prev->t, same_value(v, prev->v), err);
+    if ((rc == KILN_EORDER || rc == KILN_ERANGE) && storage_ooo_window(s) > 0)
+        rc = storage__ooo_classify(s, t, rc == KILN_EORDER && prev ? prev->t : INT64_MIN, err);
+    if (rc == STORAGE__OOO)
+        return array_grow((void **)&a->ov, &a->capo, a->no + 1, sizeof *a->ov) != 0
+                   ? kiln_err_set(err, KILN_ENOMEM, "out of memory")
+                   : (a->ov[a->no++] = (staged){hs, t, v}, 0);
     if (rc == HEAD_APPEND_SAME)
         return 0;
     if (rc < 0)
-        return count_rejected(s, rc);
+        return rc == KILN_ERANGE && storage_ooo_window(s) > 0 ? rc : count_rejected(s, rc);
     if (array_grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v) != 0)
         return kiln_err_set(err, KILN_ENOMEM, "out of memory");
     if (a->run_slot != SIZE_MAX) { /* a run starts: the set points at it from now on */
@@ -504,6 +510,7 @@ static void appender_free(appender *a) {
     free(a->v);
     free(a->created);
     free(a->hv);
+    free(a->ov);
     arena_free(&a->hmem);
     storage__exbatch_free(&a->ex);
     free(a);
@@ -568,12 +575,14 @@ KILN_MUST_CHECK static int log_batch(appender *a, int with_samples, kiln_err *er
             goto nomem;
         recs[nrec++] = (wal_rec){sb.data, sb.len};
     }
-    if (with_samples && a->n) {
-        if (!(ws = malloc(a->n * sizeof *ws)))
+    if (with_samples && a->n + a->no) {
+        if (!(ws = malloc((a->n + a->no) * sizeof *ws)))
             goto nomem;
         for (size_t i = 0; i < a->n; i++)
             ws[i] = (walrec_sample){hseries_ref(a->v[i].s), a->v[i].t, a->v[i].v};
-        if ((rc = walrec_encode_samples(&pb, ws, a->n)) != 0)
+        for (size_t i = 0; i < a->no; i++) /* the WAL has them too, as Prometheus' */
+            ws[a->n + i] = (walrec_sample){hseries_ref(a->ov[i].s), a->ov[i].t, a->ov[i].v};
+        if ((rc = walrec_encode_samples(&pb, ws, a->n + a->no)) != 0)
             goto nomem;
         recs[nrec++] = (wal_rec){pb.data, pb.len};
     }
@@ -705,9 +714,17 @@ int appender_commit(appender *a, kiln_err *err) {
         if (i + 8 < a->n)
             hseries_prefetch(a->v[i + 8].s, 1);
         int64_t t = a->v[i].t;
-        if ((rc = tally(s, head_append(s->h, a->v[i].s, t, a->v[i].v), t, &added, &lo, &hi, err)) != 0)
+        int r = head_append(s->h, a->v[i].s, t, a->v[i].v);
+        if (r == KILN_EORDER && storage_ooo_window(s) > 0 && /* a commit of the series came first */
+            array_grow((void **)&a->ov, &a->capo, a->no + 1, sizeof *a->ov) == 0) {
+            a->ov[a->no++] = a->v[i];
+            continue;
+        }
+        if ((rc = tally(s, r, t, &added, &lo, &hi, err)) != 0)
             break;
     }
+    if (rc == 0 && a->no)
+        rc = storage__ooo_commit(s, a->ov, a->no, &added, err);
     for (size_t i = 0; i < a->nh && rc == 0; i++) {
         int64_t t = a->hv[i].t;
         rc = tally(s, head_append_histogram(s->h, a->hv[i].s, t, a->hv[i].h), t, &added, &lo, &hi, err);
@@ -922,5 +939,5 @@ int storage_register_metrics(storage *s) {
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++)
         if (!metric_new_func(defs[i].type, defs[i].name, defs[i].help, defs[i].fn, s))
             return KILN_ENOMEM;
-    return 0;
+    return storage__ooo_register_metrics(s);
 }

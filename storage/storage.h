@@ -239,6 +239,7 @@ typedef struct storage_opts {
     int64_t max_block_range_ms; /* blocks are merged up to this span (and 10% of the retention); 0: 31 d */
     int replay_threads;         /* 0 = number of cores */
     size_t max_exemplars;       /* > 0: exemplar storage of this size (exemplars.c) */
+    int64_t ooo_window_ms;      /* storage.tsdb.out_of_order_time_window; 0: out-of-order samples refused */
 } storage_opts;
 
 storage_opts storage_opts_default(void);
@@ -263,6 +264,14 @@ typedef struct storage_stats {
 } storage_stats;
 
 void storage_get_stats(storage *s, storage_stats *out);
+
+/* Sets storage.tsdb.out_of_order_time_window (a reload): samples older than
+ * their series' last one, or than the head's first valid time, are taken
+ * when no older than the head's newest time less ms (0: refused, "out of
+ * order sample"), else refused as "too old sample".  Opens wbl/ the first
+ * time ms > 0.  0, or the WBL's open error (the window is unchanged). */
+KILN_MUST_CHECK int storage_set_ooo_window(storage *s, int64_t ms, kiln_err *err);
+int64_t storage_ooo_window(storage *s);
 
 /* Registers the kiln_tsdb_* metrics (reading s's counters) in the process
  * registry; call once, in the daemon, and keep s open while /metrics serves. */

@@ -21,6 +21,7 @@
 #include "storage/head.h"
 #include "storage/headchunks.h"
 #include "storage/lockrank.h"
+#include "storage/ooo.h"
 #include "storage/storage.h"
 #include "storage/tombstones.h"
 #include "storage/wal.h"
@@ -54,12 +55,18 @@ struct storage {
     size_t nunlogged, capunlogged;
     exemplar_store *exemplars; /* NULL unless o.max_exemplars > 0 */
     storage_source source;     /* remote_read (source.c); set before queries run */
-    int fail_wal_writes;       /* test hook (atomic): so many of the appenders' next WAL writes fail */
+    /* out-of-order samples (ooostore.c): the head's, and the WBL writer
+     * (NULL until the window is first on; set once, under compact_mu) */
+    ooo_head *ooo;
+    wal *wbl;
+    char wbldir[4096];
+    int fail_wal_writes; /* test hook (atomic): so many of the appenders' next WAL writes fail */
     /* counters (atomics) */
     uint64_t compactions, compactions_failed, blocks_deleted;
     uint64_t compaction_us;
     uint64_t samples_appended;
-    uint64_t rejected_ooo, rejected_dup, rejected_oob;
+    uint64_t rejected_ooo, rejected_dup, rejected_oob, rejected_too_old;
+    uint64_t ooo_appended;
     uint64_t commits_failed;
     /* the change hook (storage_set_change_hook): fn atomic, data set
      * before it; the watch (storage_watch_raise, atomic), INT64_MIN: none */
@@ -69,6 +76,8 @@ struct storage {
     /* set by the replay at open */
     uint64_t replay_corruptions;
     uint64_t replay_unknown_refs;
+    uint64_t replay_ooo_chunks; /* out-of-order chunks seen in chunks_head, attached by ooostore.c */
+    uint64_t wbl_corruptions;
     double replay_seconds;
 };
 
@@ -91,6 +100,13 @@ KILN_MUST_CHECK int storage__exbatch_add(exbatch *b, exemplar_store *es, const h
 KILN_MUST_CHECK int storage__exbatch_encode(const exbatch *b, buf *out);
 size_t storage__exbatch_commit(const exbatch *b, exemplar_store *es);
 void storage__exbatch_free(exbatch *b);
+
+/* A staged float sample of an appender. */
+typedef struct staged {
+    hseries *s;
+    int64_t t;
+    double v;
+} staged;
 
 /* Replays the WAL (and chunks_head) into the empty head at open; replay.c. */
 KILN_MUST_CHECK int storage__replay(storage *s, kiln_err *err);
@@ -119,5 +135,35 @@ void storage__changed(storage *s, int64_t mint);
  * records a failed one logs) fail with KILN_EIO as a full disk would make
  * them, before anything is written. */
 void storage__fail_wal_writes(storage *s, int n);
+
+/* ---- out-of-order samples (ooostore.c) ---- */
+
+/* After the replay: the head's out-of-order state from chunks_head and
+ * wbl/, and the WBL writer when the window is on or wbl/ exists. */
+KILN_MUST_CHECK int storage__ooo_open(storage *s, kiln_err *err);
+/* Closes the WBL writer and frees the out-of-order state. */
+int storage__ooo_close(storage *s, kiln_err *err);
+
+enum { STORAGE__OOO = 2 }; /* a sample for the out-of-order head */
+
+/* A sample at t the head refused as out of order or out of bounds (or
+ * older than newest, a sample of its series staged before it in the
+ * batch; INT64_MIN: none): STORAGE__OOO when the window takes it, else
+ * KILN_ERANGE "too old sample" (counted).  The window counts back from the
+ * head's newest time, or newest when later (the head's first commit). */
+KILN_MUST_CHECK int storage__ooo_classify(storage *s, int64_t t, int64_t newest, kiln_err *err);
+
+/* Inserts the out-of-order samples v[0..n) and logs them to the WBL; adds
+ * those taken to *added.  0, KILN_ENOMEM, KILN_EIO. */
+KILN_MUST_CHECK int storage__ooo_commit(storage *s, const staged *v, size_t n, uint64_t *added,
+                                        kiln_err *err);
+
+/* Writes the out-of-order samples older than b (the end of the block the
+ * head was just compacted into) into blocks of their own, before the head
+ * is truncated at b (chunks_head files holding them may go then); caller
+ * holds compact_mu.  See ooostore.c. */
+KILN_MUST_CHECK int storage__ooo_compact(storage *s, int64_t b, kiln_err *err);
+
+KILN_MUST_CHECK int storage__ooo_register_metrics(storage *s);
 
 #endif

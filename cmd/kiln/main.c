@@ -593,6 +593,10 @@ static int kiln_reload(void *p, kiln_err *err) {
         exemplar_store *es = atomic_load(&k->rw) ? storage_exemplars(k->st) : NULL;
         if (es && exemplar_store_resize(es, max_exemplars(c)) != 0)
             LOG_ERROR("exemplar storage: out of memory resizing it", NULL);
+        kiln_err we = {0};
+        if (atomic_load(&k->rw) && !is_agent() &&
+            storage_set_ooo_window(k->st, c->storage.tsdb.out_of_order_time_window_ms, &we) != 0)
+            LOG_ERROR("out_of_order_time_window: opening the WBL failed", "err=%s", we.msg);
         k->cfg = c;
         k->cfg_from_file = from_file;
         k->cfg_time_ms = time_now_ms();
@@ -941,6 +945,8 @@ static void startup_work(uv_work_t *w) {
     o.retention_ms = flag_ms(F_RETENTION_TIME);
     if (k->features & FEATURE_EXEMPLAR_STORAGE)
         o.max_exemplars = max_exemplars(k->cfg);
+    /* the agent keeps no out-of-order head: its WAL truncation would never clear a WBL */
+    o.ooo_window_ms = k->cfg && !is_agent() ? k->cfg->storage.tsdb.out_of_order_time_window_ms : 0;
     int64_t rsize = 0;
     if (parse_size(flags[F_RETENTION_SIZE].value, &rsize) == 0)
         o.retention_bytes = (uint64_t)rsize;
