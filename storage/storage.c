@@ -723,8 +723,12 @@ int appender_commit(appender *a, kiln_err *err) {
         if ((rc = tally(s, r, t, &added, &lo, &hi, err)) != 0)
             break;
     }
-    if (rc == 0 && a->no)
+    int64_t changed = INT64_MAX; /* the oldest sample made visible: lo, or an out-of-order one */
+    if (rc == 0 && a->no) {
+        for (size_t i = 0; i < a->no; i++)
+            changed = a->ov[i].t < changed ? a->ov[i].t : changed;
         rc = storage__ooo_commit(s, a->ov, a->no, &added, err);
+    }
     for (size_t i = 0; i < a->nh && rc == 0; i++) {
         int64_t t = a->hv[i].t;
         rc = tally(s, head_append_histogram(s->h, a->hv[i].s, t, a->hv[i].h), t, &added, &lo, &hi, err);
@@ -737,8 +741,9 @@ int appender_commit(appender *a, kiln_err *err) {
     /* The results cache hears of samples at or below its watch (storage.h):
      * lo must cover every sample this commit made visible, out-of-order ones
      * too.  seq_cst: ordered after they became visible (storage_watch_raise). */
-    if (added && lo <= __atomic_load_n(&s->watch_t, __ATOMIC_SEQ_CST))
-        storage__changed(s, lo);
+    changed = lo < changed ? lo : changed;
+    if (added && changed <= __atomic_load_n(&s->watch_t, __ATOMIC_SEQ_CST))
+        storage__changed(s, changed);
     return rc;
 }
 
