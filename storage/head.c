@@ -36,16 +36,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "storage/head_int.h"
 #include "storage/lockrank.h"
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static uint64_t hash_str(const char *s) {
-    return XXH3_64bits(s, strlen(s));
-}
 
 static uint64_t hash_ptr(const void *p) {
     uint64_t x = (uint64_t)(uintptr_t)p;
@@ -90,94 +85,6 @@ KILN_MUST_CHECK static int refvec_append(refvec *r, const uint32_t *x, size_t n)
         memcpy(r->v + r->n, x, n * sizeof *x);
     r->n += n;
     return 0;
-}
-
-/* ---- interned strings ------------------------------------------------- */
-
-/* The interned copy of s, or NULL; called with intern_lock held. */
-static const char *intern_find_locked(head *h, const char *s, uint64_t hv) {
-    if (!h->nistr_slots)
-        return NULL;
-    size_t mask = h->nistr_slots - 1;
-    for (size_t i = hv & mask;; i = (i + 1) & mask) {
-        const char *c = h->istr[i];
-        if (!c)
-            return NULL;
-        if (strcmp(c, s) == 0)
-            return c;
-    }
-}
-
-static const char *intern_find(head *h, const char *s) {
-    uint64_t hv = hash_str(s);
-    lockrank_mutex_lock(&h->intern_lock, LOCK_RANK_INTERN);
-    const char *r = intern_find_locked(h, s, hv);
-    lockrank_mutex_unlock(&h->intern_lock, LOCK_RANK_INTERN);
-    return r;
-}
-
-KILN_MUST_CHECK static int intern_grow(head *h) {
-    size_t ns = h->nistr_slots ? h->nistr_slots * 2 : 1024;
-    const char **nv = calloc(ns, sizeof *nv);
-    if (!nv)
-        return KILN_ENOMEM;
-    for (size_t i = 0; i < h->nistr_slots; i++) {
-        const char *c = h->istr[i];
-        if (!c)
-            continue;
-        size_t j = hash_str(c) & (ns - 1);
-        while (nv[j])
-            j = (j + 1) & (ns - 1);
-        nv[j] = c;
-    }
-    free(h->istr);
-    h->istr = nv;
-    h->nistr_slots = ns;
-    return 0;
-}
-
-/* The interned copy of s, made if needed, or NULL (out of memory); intern_lock held. */
-static const char *intern_locked(head *h, const char *s, uint64_t hv) {
-    const char *r = intern_find_locked(h, s, hv);
-    if (r)
-        return r;
-    if ((h->nistr + 1) * 2 > h->nistr_slots && intern_grow(h) != 0)
-        return NULL;
-    size_t len = strlen(s);
-    char *c = arena_alloc(&h->strings, len + 1);
-    if (!c)
-        return NULL;
-    memcpy(c, s, len + 1);
-    size_t mask = h->nistr_slots - 1, i = hv & mask;
-    while (h->istr[i])
-        i = (i + 1) & mask;
-    h->istr[i] = c;
-    h->nistr++;
-    return c;
-}
-
-/* Interns the names and values of n labels into out, under one lock (a new
- * series has a dozen strings).  0, or KILN_ENOMEM. */
-KILN_MUST_CHECK static int intern_labels(head *h, const label *ls, size_t n, label *out) {
-    int rc = 0;
-    lockrank_mutex_lock(&h->intern_lock, LOCK_RANK_INTERN);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const label *hi = i < h->nhint ? &h->hint[i] : NULL;
-        out[i].name = hi && strcmp(hi->name, ls[i].name) == 0
-                          ? hi->name
-                          : intern_locked(h, ls[i].name, hash_str(ls[i].name));
-        out[i].value = hi && strcmp(hi->value, ls[i].value) == 0
-                           ? hi->value
-                           : intern_locked(h, ls[i].value, hash_str(ls[i].value));
-        if (!out[i].name || !out[i].value)
-            rc = KILN_ENOMEM;
-    }
-    if (rc == 0) {
-        h->nhint = n < HINT_LABELS ? n : HINT_LABELS;
-        memcpy(h->hint, out, h->nhint * sizeof *out);
-    }
-    lockrank_mutex_unlock(&h->intern_lock, LOCK_RANK_INTERN);
-    return rc;
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -501,7 +408,7 @@ int head_get_or_create(head *h, const label *ls, size_t n, uint64_t want_ref, hs
     s->maxt = INT64_MIN;
     xorchunk_init(&s->open);
     xorchunk_use_slab(&s->open);
-    if (intern_labels(h, ls, n, s->ls) != 0)
+    if (head_intern_labels(h, ls, n, s->ls) != 0)
         goto nomem;
     lockrank_wrlock(&h->index_lock, LOCK_RANK_INDEX);
     uint64_t ref = want_ref ? want_ref : h->next_ref;
@@ -1194,12 +1101,12 @@ KILN_MUST_CHECK static int values_union_unlocked(head *h, const char *iname, pna
 KILN_MUST_CHECK static int values_union(head *h, const matcher *m, int want, refvec *out, match_guard *g,
                                         kiln_err *err) {
     out->n = 0;
-    const char *iname = intern_find(h, m->name);
+    const char *iname = head_intern_find(h, m->name);
     pname *pn = iname ? index_name(h, iname, 0) : NULL;
     if (!pn)
         return 0;
     if (m->type == MATCH_EQ && want) {
-        const char *iv = intern_find(h, m->value);
+        const char *iv = head_intern_find(h, m->value);
         pvalue *pv = iv ? index_value(pn, iv, 0) : NULL;
         if (pv && refvec_append(out, pv->p.v, pv->p.n) != 0)
             return kiln_err_set(err, KILN_ENOMEM, "head: out of memory selecting series");
@@ -1272,9 +1179,9 @@ void refvec_intersect(refvec *a, const refvec *b) {
 /* The postings of an equality matcher with a value, in place (no copy):
  * 1 and *out, or 0 when no series has that label value. */
 static int eq_postings(head *h, const matcher *m, const plist **out) {
-    const char *iname = intern_find(h, m->name);
+    const char *iname = head_intern_find(h, m->name);
     pname *pn = iname ? index_name(h, iname, 0) : NULL;
-    const char *iv = pn ? intern_find(h, m->value) : NULL;
+    const char *iv = pn ? head_intern_find(h, m->value) : NULL;
     pvalue *pv = iv ? index_value(pn, iv, 0) : NULL;
     *out = pv && pv->p.n ? &pv->p : NULL;
     return *out != NULL;
@@ -1372,7 +1279,7 @@ int head_label_names(head *h, int (*fn)(const char *name, void *data), void *dat
 
 int head_label_values(head *h, const char *name, int (*fn)(const char *value, void *data), void *data) {
     int rc = 0;
-    const char *iname = intern_find(h, name);
+    const char *iname = head_intern_find(h, name);
     if (!iname)
         return 0;
     lockrank_rdlock(&h->index_lock, LOCK_RANK_INDEX);
@@ -1386,7 +1293,7 @@ int head_label_values(head *h, const char *name, int (*fn)(const char *value, vo
 
 int head_label_values_among(head *h, const char *name, const refvec *among,
                             int (*fn)(const char *value, uint32_t ref, void *data), void *data) {
-    const char *iname = among->n ? intern_find(h, name) : NULL;
+    const char *iname = among->n ? head_intern_find(h, name) : NULL;
     if (!iname)
         return 0;
     const uint32_t *a = among->v;

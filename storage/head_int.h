@@ -120,4 +120,10 @@ struct head {
     headhist hist;                             /* histogram chunks, by reference */
 };
 
+/* headintern.c: the interned copy of s, or NULL when none (no string of the head is s). */
+const char *head_intern_find(head *h, const char *s);
+/* Interns the names and values of n labels into out, under one lock (a new
+ * series has a dozen strings).  0, or KILN_ENOMEM. */
+KILN_MUST_CHECK int head_intern_labels(head *h, const label *ls, size_t n, label *out);
+
 #endif
