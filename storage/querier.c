@@ -223,8 +223,8 @@ KILN_MUST_CHECK static int strmap_add(strmap *m, const char *k) {
     return 0;
 }
 
-static int cmp_strp(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+static int cmp_strp(const void *a, const void *b) { /* a NUL (C0 80) first, as Prometheus sorts */
+    return str_nulcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static int series_cmp_addr(const void *a, const void *b) {
