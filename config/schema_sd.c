@@ -5,10 +5,6 @@
  * and validation (its discovery packages' UnmarshalYAML).  scrape/sd_*.c
  * run them.
  *
- * Keys flagged SCHEMA_UNUSED are parsed and validated but kiln does not act
- * on them (attach_metadata's deployment, job and cronjob): a load that sets
- * one warns about it.
- *
  * Called by decode.c (hooks and checks, on the loading thread), and by
  * emit.c and equal.c through schema_scrape's table (from any thread).
  */
@@ -152,11 +148,9 @@ static const schema_section namespaces_sec = SECTION("namespaces", namespaces_ke
 static const schema_key attach_keys[] = {
     {"node", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_node)},
     {"namespace", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_namespace), .flags = SCHEMA_OMIT_ZERO},
-    {"deployment", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_deployment),
-     .flags = SCHEMA_UNUSED | SCHEMA_OMIT_ZERO},
-    {"job", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_job), .flags = SCHEMA_UNUSED | SCHEMA_OMIT_ZERO},
-    {"cronjob", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_cronjob),
-     .flags = SCHEMA_UNUSED | SCHEMA_OMIT_ZERO},
+    {"deployment", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_deployment), .flags = SCHEMA_OMIT_ZERO},
+    {"job", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_job), .flags = SCHEMA_OMIT_ZERO},
+    {"cronjob", SCHEMA_BOOL, FIELD(config_kubernetes_sd, attach_cronjob), .flags = SCHEMA_OMIT_ZERO},
 };
 
 static const schema_section attach_sec = SECTION("attach_metadata", attach_keys, .null_ok = 1);

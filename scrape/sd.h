@@ -285,6 +285,10 @@ typedef struct sd_kube_ctx {
     /* attach_metadata.namespace: the namespace object of that name */
     const json_val *(*ns)(void *data, const char *name, arena *a);
     int attach_namespace;
+    /* attach_metadata.deployment, .job and .cronjob (role pod): the pod's
+     * controller of that resource ("replicasets", "jobs") */
+    const json_val *(*owner)(void *data, const char *resource, const char *ns, const char *name, arena *a);
+    int attach_deployment, attach_job, attach_cronjob;
 } sd_kube_ctx;
 
 /* The target group of one API object of role (node, pod, service,
@@ -296,6 +300,9 @@ KILN_MUST_CHECK int sd_kube_build(const char *role, const json_val *obj, const s
                                   arena *a, sd_tg **out);
 /* The source of role's object ns/name ("pod/ns/name", "node/name"); malloc'd, NULL when out of memory. */
 char *sd_kube_source(const char *role, const char *ns, const char *name);
+/* obj's controller: its metadata.ownerReferences[] entry with controller
+ * true, or NULL. */
+const json_val *sd_kube_controller(const json_val *obj);
 
 enum { SD_KUBE_ADDED = 1, SD_KUBE_MODIFIED, SD_KUBE_DELETED, SD_KUBE_BOOKMARK, SD_KUBE_ERROR };
 

@@ -20,6 +20,10 @@
  * pods) come through the lookups of sd_kube_ctx; the namespace's labels and
  * annotations are __meta_kubernetes_namespace_label_<name> (labelpresent,
  * annotation, annotationpresent) on every target of a namespaced object.
+ * With attach_metadata.deployment, .job and .cronjob a pod's controller
+ * (its ReplicaSet or Job) comes through ctx->owner, and its own controller
+ * names the Deployment or CronJob (__meta_kubernetes_pod_deployment_name,
+ * ..._job_name, ..._cronjob_name).
  * Labels and annotations become ..._label_<name> / ..._labelpresent_<name>
  * (and annotation) with the name sanitised to [a-zA-Z0-9_].
  *
@@ -208,16 +212,50 @@ static void pod_labels(sd_gb *b, const json_val *pod, int tgt) {
     put_label(b, tgt, MP "pod_node_name", s_of(spec, "nodeName"));
     put_label(b, tgt, MP "pod_host_ip", s_of(st, "hostIP"));
     put_label(b, tgt, MP "pod_uid", s_of(md, "uid"));
-    const json_val *owners = arr_of(md, "ownerReferences");
-    for (size_t i = 0; owners && i < owners->n; i++) {
-        const json_val *c = json_get(&owners->kids[i], "controller");
-        if (c && c->type == JSON_BOOL && c->b) {
-            put_label(b, tgt, MP "pod_controller_kind", s_of(&owners->kids[i], "kind"));
-            put_label(b, tgt, MP "pod_controller_name", s_of(&owners->kids[i], "name"));
-            break;
-        }
+    const json_val *ctl = sd_kube_controller(pod);
+    if (ctl) {
+        put_label(b, tgt, MP "pod_controller_kind", s_of(ctl, "kind"));
+        put_label(b, tgt, MP "pod_controller_name", s_of(ctl, "name"));
     }
     meta_maps(b, md, "pod", tgt);
+}
+
+const json_val *sd_kube_controller(const json_val *obj) {
+    const json_val *owners = arr_of(obj_of(obj, "metadata"), "ownerReferences");
+    for (size_t i = 0; owners && i < owners->n; i++) {
+        const json_val *c = json_get(&owners->kids[i], "controller");
+        if (c && c->type == JSON_BOOL && c->b)
+            return &owners->kids[i];
+    }
+    return NULL;
+}
+
+/* The name of obj's controller when it is of kind, or NULL. */
+static const char *controller_of(const json_val *obj, const char *kind) {
+    const json_val *ctl = sd_kube_controller(obj);
+    return ctl && !strcmp(s_of(ctl, "kind"), kind) && *s_of(ctl, "name") ? s_of(ctl, "name") : NULL;
+}
+
+/* attach_metadata.deployment, .job, .cronjob: pod -> its ReplicaSet -> the
+ * Deployment; pod -> its Job (-> the CronJob).  Known owners only: a
+ * ReplicaSet or Job not (yet) watched adds nothing. */
+static void attach_owners(sd_gb *b, const sd_kube_ctx *c, const json_val *pod, arena *a) {
+    if (!c || !c->owner)
+        return;
+    const char *ns = s_of(obj_of(pod, "metadata"), "namespace"), *name;
+    if (c->attach_deployment && (name = controller_of(pod, "ReplicaSet")) != NULL) {
+        const char *d = controller_of(c->owner(c->data, "replicasets", ns, name, a), "Deployment");
+        if (d)
+            sd_gb_label(b, MP "pod_deployment_name", d);
+    }
+    if ((c->attach_job || c->attach_cronjob) && (name = controller_of(pod, "Job")) != NULL) {
+        const json_val *job = c->owner(c->data, "jobs", ns, name, a);
+        const char *cj = controller_of(job, "CronJob");
+        if (job && c->attach_job)
+            sd_gb_label(b, MP "pod_job_name", name);
+        if (cj && c->attach_cronjob)
+            sd_gb_label(b, MP "pod_cronjob_name", cj);
+    }
 }
 
 static const char *container_id(const json_val *pod, const char *name, int init) {
@@ -236,6 +274,7 @@ static sd_tg *build_pod(const json_val *o, const sd_kube_ctx *c, sd_gb *b, arena
     pod_labels(b, o, 0);
     sd_gb_label(b, MP "namespace", s_of(md, "namespace"));
     attach_node(b, c, s_of(spec, "nodeName"), 0, a);
+    attach_owners(b, c, o, a);
     for (int init = 0; init < 2; init++) {
         const json_val *cs = arr_of(spec, init ? "initContainers" : "containers");
         for (size_t i = 0; cs && i < cs->n; i++) {

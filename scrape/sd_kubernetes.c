@@ -19,10 +19,12 @@
  *
  * The role's own watchers make the groups; the others are the objects they
  * refer to: services and pods for endpoints and endpointslice, nodes with
- * attach_metadata.node, namespaces with attach_metadata.namespace.  A change
- * of one of those rebuilds the groups that use it (a node: its pods; a
- * service or pod: the endpoints of its namespace; a namespace: the objects
- * in it).  Nothing is published before every watcher has listed once.
+ * attach_metadata.node, namespaces with attach_metadata.namespace,
+ * replicasets with attach_metadata.deployment and jobs with .job or
+ * .cronjob (in the role's namespaces).  A change of one of those rebuilds
+ * the groups that use it (a node: its pods; a service or pod: the endpoints
+ * of its namespace; a namespace: the objects in it; a ReplicaSet or Job: the
+ * pods it controls).  Nothing is published before every watcher has listed once.
  *
  * The API server is kubeconfig_file's current context (config/kubeconfig.c:
  * server, CA, client certificate, token or basic auth; own_namespace is
@@ -87,8 +89,8 @@ static const char *obj_str(const json_val *o, const char *a, const char *b) {
     return s ? s : "";
 }
 
-/* The object's store entry: source "ns/name", labels t (its JSON) and n (the
- * node its pod runs on). */
+/* The object's store entry: source "ns/name", labels t (its JSON), n (the
+ * node its pod runs on) and c (its controller, "<kind>/<name>"). */
 static sd_tg *entry(kube_sd *k, const char *text, size_t len, const json_val *o) {
     char *key = sd_kube_source("x", obj_str(o, "metadata", "namespace"), obj_str(o, "metadata", "name"));
     if (!key)
@@ -103,6 +105,13 @@ static sd_tg *entry(kube_sd *k, const char *text, size_t len, const json_val *o)
     sd_gb_reset(&k->ob);
     sd_gb_label(&k->ob, "t", t);
     sd_gb_label(&k->ob, "n", obj_str(o, "spec", "nodeName"));
+    const json_val *ctl = sd_kube_controller(o);
+    if (ctl) {
+        char c[600];
+        const char *kind = json_get_str(ctl, "kind"), *name = json_get_str(ctl, "name");
+        snprintf(c, sizeof c, "%s/%s", kind ? kind : "", name ? name : "");
+        sd_gb_label(&k->ob, "c", c);
+    }
     /* "x/ns/name" -> "ns/name" */
     sd_tg *g = sd_gb_done(&k->ob, key + 2);
     free(key);
@@ -146,6 +155,11 @@ static const json_val *lookup_namespace(void *data, const char *name, arena *a) 
     return lookup(data, "namespaces", "", name, a);
 }
 
+static const json_val *lookup_owner(void *data, const char *resource, const char *ns, const char *name,
+                                    arena *a) {
+    return lookup(data, resource, ns, name, a);
+}
+
 /* ---- groups ------------------------------------------------------------------------------ */
 
 static void changed(kube_sd *k) {
@@ -178,6 +192,13 @@ static void remove_group(kube_sd *k, const char *key) {
     free(src);
 }
 
+/* Whether the pod entry o's controller is the ReplicaSet or Job (resource) name. */
+static int controls(const char *resource, const char *name, const sd_tg *o) {
+    const char *c = entry_label(o, "c"), *kind = !strcmp(resource, "jobs") ? "Job/" : "ReplicaSet/";
+    size_t kl = strlen(kind);
+    return c && !strncmp(c, kind, kl) && !strcmp(c + kl, name);
+}
+
 /* A referred object changed: rebuild the main groups that may use it. */
 static void dependents(kube_sd *k, kwatch *w, const sd_tg *e) {
     const char *key = e->source, *slash = strchr(key, '/');
@@ -198,6 +219,8 @@ static void dependents(kube_sd *k, kwatch *w, const sd_tg *e) {
             else if (!strcmp(w->resource, "namespaces")) /* the objects in it */
                 use =
                     !strncmp(o->source, slash + 1, strlen(slash + 1)) && o->source[strlen(slash + 1)] == '/';
+            else if (!strcmp(w->resource, "replicasets") || !strcmp(w->resource, "jobs")) /* its pods */
+                use = !strncmp(o->source, key, nsl + 1) && controls(w->resource, slash + 1, o);
             else /* services and pods: the endpoints of the namespace */
                 use = !strncmp(o->source, key, nsl + 1);
             if (use)
@@ -249,6 +272,10 @@ static const char *api_prefix(const char *resource) {
         return "/apis/discovery.k8s.io/v1";
     if (!strcmp(resource, "ingresses"))
         return "/apis/networking.k8s.io/v1";
+    if (!strcmp(resource, "replicasets"))
+        return "/apis/apps/v1";
+    if (!strcmp(resource, "jobs"))
+        return "/apis/batch/v1";
     return "/api/v1";
 }
 
@@ -475,9 +502,9 @@ static void kube_tick(sd_provider *p) {
 
 static const char *resource_of(const char *role) {
     static const char *const map[][2] = {
-        {"node", "nodes"},       {"namespace", "namespaces"}, {"pod", "pods"},
-        {"service", "services"}, {"endpoints", "endpoints"},  {"endpointslice", "endpointslices"},
-        {"ingress", "ingresses"}};
+        {"node", "nodes"},        {"namespace", "namespaces"},   {"pod", "pods"},
+        {"service", "services"},  {"endpoints", "endpoints"},    {"endpointslice", "endpointslices"},
+        {"ingress", "ingresses"}, {"replicaset", "replicasets"}, {"job", "jobs"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(map[i][0], role))
             return map[i][1];
@@ -611,7 +638,11 @@ static int kube_start(sd_provider *p) {
                            .data = k,
                            .attach_node = c->attach_node,
                            .ns = lookup_namespace,
-                           .attach_namespace = c->attach_namespace && strcmp(c->role, "node") != 0};
+                           .attach_namespace = c->attach_namespace && strcmp(c->role, "node") != 0,
+                           .owner = lookup_owner,
+                           .attach_deployment = c->attach_deployment && !strcmp(c->role, "pod"),
+                           .attach_job = c->attach_job && !strcmp(c->role, "pod"),
+                           .attach_cronjob = c->attach_cronjob && !strcmp(c->role, "pod")};
     const char *sa = getenv("KILN_KUBERNETES_SA_DIR");
     if (!sa || !*sa)
         sa = KUBE_SA_DIR;
@@ -664,6 +695,10 @@ static int kube_start(sd_provider *p) {
             if (rc == 0)
                 rc = add_watch(k, "pod", ns, 0);
         }
+        if (rc == 0 && k->ctx.attach_deployment)
+            rc = add_watch(k, "replicaset", ns, 0);
+        if (rc == 0 && (k->ctx.attach_job || k->ctx.attach_cronjob))
+            rc = add_watch(k, "job", ns, 0);
     }
     free(own);
     if (rc == 0 && c->attach_node && strcmp(c->role, "node") && strcmp(c->role, "service") &&

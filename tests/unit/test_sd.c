@@ -542,16 +542,17 @@ END_TEST
 
 START_TEST(test_config_unused_keys) {
     kiln_err err;
-    config *c = load("scrape_configs:\n- job_name: j\n  kubernetes_sd_configs: [{role: pod, attach_metadata: "
-                     "{namespace: true, deployment: true}}]\n",
-                     &err);
+    config *c = load(
+        "global: {query_log_file: q.log}\nscrape_configs:\n- job_name: j\n  kubernetes_sd_configs: "
+        "[{role: pod, attach_metadata: {namespace: true, deployment: true, job: true, cronjob: true}}]\n",
+        &err);
     ck_assert_msg(c != NULL, "%s", err.msg);
     int found = 0;
     for (size_t i = 0; i < c->nunused_keys; i++) {
-        found |= strstr(c->unused_keys[i].path, "kubernetes_sd_configs[].attach_metadata.deployment") != NULL;
-        ck_assert_ptr_null(strstr(c->unused_keys[i].path, "attach_metadata.namespace")); /* acted on */
+        found |= strstr(c->unused_keys[i].path, "query_log_file") != NULL;
+        ck_assert_ptr_null(strstr(c->unused_keys[i].path, "attach_metadata")); /* all acted on */
     }
-    ck_assert_msg(found, "attach_metadata.deployment is not listed as unused");
+    ck_assert_msg(found, "global.query_log_file is not listed as unused");
     config_free(c);
 }
 END_TEST

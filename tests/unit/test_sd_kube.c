@@ -79,7 +79,29 @@ static const json_val *find_ns(void *data, const char *name, arena *a) {
                                "\"annotations\":{\"owner\":\"ops\"}}}");
 }
 
-/* attach: 1 attach_metadata.node, 2 attach_metadata.namespace */
+/* The owners: ReplicaSet rs (of Deployment web), Job j1 (of CronJob nightly),
+ * Job j2 (no controller), ReplicaSet bare (no controller). */
+static const json_val *find_owner(void *data, const char *resource, const char *ns, const char *name,
+                                  arena *a) {
+    (void)data;
+    (void)a;
+    if (strcmp(ns, "ns") != 0)
+        return NULL;
+    if (!strcmp(resource, "replicasets") && !strcmp(name, "rs"))
+        return parse_fixture("{\"metadata\":{\"name\":\"rs\",\"namespace\":\"ns\",\"ownerReferences\":[{"
+                             "\"kind\":\"Deployment\",\"name\":\"web\",\"controller\":true}]}}");
+    if (!strcmp(resource, "replicasets") && !strcmp(name, "bare"))
+        return parse_fixture("{\"metadata\":{\"name\":\"bare\",\"namespace\":\"ns\"}}");
+    if (!strcmp(resource, "jobs") && !strcmp(name, "j1"))
+        return parse_fixture("{\"metadata\":{\"name\":\"j1\",\"namespace\":\"ns\",\"ownerReferences\":[{"
+                             "\"kind\":\"Deployment\",\"name\":\"no\"},{\"kind\":\"CronJob\",\"name\":"
+                             "\"nightly\",\"controller\":true}]}}");
+    if (!strcmp(resource, "jobs") && !strcmp(name, "j2"))
+        return parse_fixture("{\"metadata\":{\"name\":\"j2\",\"namespace\":\"ns\"}}");
+    return NULL;
+}
+
+/* attach: 1 attach_metadata.node, 2 .namespace, 4 .deployment, 8 .job, 16 .cronjob */
 static sd_tg *build(const char *role, const char *json, int attach) {
     arena_init(&fixtures, 0);
     arena a;
@@ -91,7 +113,11 @@ static sd_tg *build(const char *role, const char *json, int attach) {
                        .pod = find_pod,
                        .attach_node = attach & 1,
                        .ns = find_ns,
-                       .attach_namespace = (attach & 2) != 0};
+                       .attach_namespace = (attach & 2) != 0,
+                       .owner = find_owner,
+                       .attach_deployment = (attach & 4) != 0,
+                       .attach_job = (attach & 8) != 0,
+                       .attach_cronjob = (attach & 16) != 0};
     json_val *o = NULL;
     ck_assert_int_eq(json_parse(json, strlen(json), &a, &o, NULL), 0);
     sd_tg *g = NULL;
@@ -214,6 +240,69 @@ START_TEST(test_namespace_metadata) {
     }
     sd_tg *g = build("node", NODE, 3);
     ck_assert_ptr_null(gl(g, MP "namespace_label_team_io_name"));
+    sd_tg_unref(g);
+}
+END_TEST
+
+/* A pod owned by kind/name (the controller), in namespace ns. */
+static sd_tg *owned_pod(const char *ns, const char *kind, const char *name, int attach) {
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"metadata\":{\"name\":\"p\",\"namespace\":\"%s\",\"ownerReferences\":[{\"kind\":\"%s\","
+             "\"name\":\"%s\",\"controller\":true}]},\"status\":{\"podIP\":\"10.1.0.1\"}}",
+             ns, kind, name);
+    return build("pod", json, attach);
+}
+
+/* attach_metadata.deployment, .job, .cronjob: pod -> ReplicaSet ->
+ * Deployment, pod -> Job -> CronJob, each only when asked for and known */
+START_TEST(test_owner_metadata) {
+    sd_tg *g = owned_pod("ns", "ReplicaSet", "rs", 4 | 8 | 16);
+    ck_assert_str_eq(gl(g, MP "pod_deployment_name"), "web");
+    ck_assert_str_eq(gl(g, MP "pod_controller_name"), "rs");
+    ck_assert_ptr_null(gl(g, MP "pod_job_name"));
+    ck_assert_ptr_null(gl(g, MP "pod_cronjob_name"));
+    sd_tg_unref(g);
+    g = build("pod", POD, 4); /* the fixture's controller is ReplicaSet rs */
+    ck_assert_str_eq(gl(g, MP "pod_deployment_name"), "web");
+    sd_tg_unref(g);
+    g = owned_pod("ns", "ReplicaSet", "rs", 8 | 16); /* not asked for */
+    ck_assert_ptr_null(gl(g, MP "pod_deployment_name"));
+    sd_tg_unref(g);
+    g = owned_pod("ns", "ReplicaSet", "bare", 4); /* a ReplicaSet of no Deployment */
+    ck_assert_ptr_null(gl(g, MP "pod_deployment_name"));
+    sd_tg_unref(g);
+    g = owned_pod("ns", "ReplicaSet", "gone", 4); /* a ReplicaSet not known (yet) */
+    ck_assert_ptr_null(gl(g, MP "pod_deployment_name"));
+    sd_tg_unref(g);
+    g = owned_pod("other", "ReplicaSet", "rs", 4); /* the owner is in the pod's namespace */
+    ck_assert_ptr_null(gl(g, MP "pod_deployment_name"));
+    sd_tg_unref(g);
+
+    g = owned_pod("ns", "Job", "j1", 4 | 8 | 16);
+    ck_assert_str_eq(gl(g, MP "pod_job_name"), "j1");
+    ck_assert_str_eq(gl(g, MP "pod_cronjob_name"), "nightly");
+    ck_assert_ptr_null(gl(g, MP "pod_deployment_name"));
+    sd_tg_unref(g);
+    g = owned_pod("ns", "Job", "j1", 8);
+    ck_assert_str_eq(gl(g, MP "pod_job_name"), "j1");
+    ck_assert_ptr_null(gl(g, MP "pod_cronjob_name"));
+    sd_tg_unref(g);
+    g = owned_pod("ns", "Job", "j1", 16);
+    ck_assert_ptr_null(gl(g, MP "pod_job_name"));
+    ck_assert_str_eq(gl(g, MP "pod_cronjob_name"), "nightly");
+    sd_tg_unref(g);
+    g = owned_pod("ns", "Job", "j2", 8 | 16); /* a Job of no CronJob */
+    ck_assert_str_eq(gl(g, MP "pod_job_name"), "j2");
+    ck_assert_ptr_null(gl(g, MP "pod_cronjob_name"));
+    sd_tg_unref(g);
+    g = owned_pod("ns", "Job", "gone", 8 | 16); /* a Job not known (yet) */
+    ck_assert_ptr_null(gl(g, MP "pod_job_name"));
+    ck_assert_ptr_null(gl(g, MP "pod_cronjob_name"));
+    sd_tg_unref(g);
+    g = owned_pod("ns", "Job", "j1", 0);
+    ck_assert_ptr_null(gl(g, MP "pod_job_name"));
+    ck_assert_ptr_null(gl(g, MP "pod_cronjob_name"));
     sd_tg_unref(g);
 }
 END_TEST
@@ -404,6 +493,7 @@ Suite *make_suite(void) {
     tcase_add_test(tc, test_node);
     tcase_add_test(tc, test_pod);
     tcase_add_test(tc, test_namespace_metadata);
+    tcase_add_test(tc, test_owner_metadata);
     tcase_add_test(tc, test_service);
     tcase_add_test(tc, test_endpoints);
     tcase_add_test(tc, test_endpointslice);
