@@ -26,7 +26,8 @@ import urllib.parse
 
 KINDS = {"pods": ("/api/v1", "Pod"), "nodes": ("/api/v1", "Node"), "services": ("/api/v1", "Service"),
          "endpoints": ("/api/v1", "Endpoints"), "endpointslices": ("/apis/discovery.k8s.io/v1", "EndpointSlice"),
-         "ingresses": ("/apis/networking.k8s.io/v1", "Ingress"), "namespaces": ("/api/v1", "Namespace")}
+         "ingresses": ("/apis/networking.k8s.io/v1", "Ingress"), "namespaces": ("/api/v1", "Namespace"),
+         "replicasets": ("/apis/apps/v1", "ReplicaSet"), "jobs": ("/apis/batch/v1", "Job")}
 
 
 def status(code, reason, message):
