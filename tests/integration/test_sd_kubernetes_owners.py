@@ -38,35 +38,13 @@ class TestKubernetesOwners(KilnTestCase):
         api.put("pods", pod("default", "api-1", "10.3.0.3", [80], owner=owner("ReplicaSet", "api-55b")))
         # a namespace the job does not watch: its ReplicaSet of the same name is not used
         api.put("replicasets", owned("replicasets", "ReplicaSet", "other", "api-55b", owner("Deployment", "wrong")))
-        sd = f"api_server: {api.url}"
-        cls.kiln_config = f"""
-global: {{scrape_interval: 1h}}
-scrape_configs:
-  - job_name: all
-    kubernetes_sd_configs:
-      - role: pod
-        {sd}
-        namespaces: {{names: [default]}}
-        attach_metadata: {{deployment: true, job: true, cronjob: true}}
-  - job_name: cronjob_only
-    kubernetes_sd_configs:
-      - role: pod
-        {sd}
-        namespaces: {{names: [default]}}
-        attach_metadata: {{cronjob: true}}
-  - job_name: none
-    kubernetes_sd_configs: [{{role: pod, {sd}, namespaces: {{names: [default]}}}}]
-"""
-        try:
-            super().setUpClass()
-        except Exception:
-            cls.api.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.api.stop()
-        super().tearDownClass()
+        attach = {"all": "{deployment: true, job: true, cronjob: true}", "cronjob_only": "{cronjob: true}",
+                  "none": "{}"}
+        cls.kiln_config = "global: {scrape_interval: 1h}\nscrape_configs:\n" + "".join(
+            f"- {{job_name: {job}, kubernetes_sd_configs: [{{role: pod, api_server: '{api.url}', "
+            f"namespaces: {{names: [default]}}, attach_metadata: {a}}}]}}\n" for job, a in attach.items())
+        cls.addClassCleanup(cls.api.stop)  # after tearDownClass, or a setUpClass that failed
+        super().setUpClass()
 
     discovered = test_sd_kubernetes.TestKubernetesSD.discovered
 
