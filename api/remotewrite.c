@@ -38,7 +38,10 @@
  * absolute counts (rw_histogram turns the deltas of an integer one into
  * counts), after a series' float samples, under the same rules (out of
  * order, duplicate, out of bounds; an invalid histogram is rejected like bad
- * labels).  Exemplars are counted and dropped; metadata is counted.
+ * labels).  Exemplars (1.0's, and 2.0's resolved into the 1.0 shape) are
+ * staged with their series' samples, so they reach the WAL and exemplar
+ * storage with them (dropped and counted when exemplar storage is off);
+ * metadata is counted.
  *
  * Called by cmd/kiln/main.c (remotewrite_new, remotewrite_free) and by the
  * HTTP server for POST /api/v1/write (remotewrite_handle, through main.c's
@@ -419,7 +422,7 @@ typedef struct rw_series {
     size_t nhists;
     Kiln__Remote__Label *const *raw; /* for messages */
     size_t nraw;
-    Kiln__Remote__Exemplar *const *exemplars; /* 1.0 only (2.0's are counted only) */
+    Kiln__Remote__Exemplar *const *exemplars; /* 2.0's in the 1.0 shape (v2_series) */
     size_t nexemplars;
 } rw_series;
 
@@ -536,9 +539,36 @@ KILN_MUST_CHECK static int decode_mem_error(const rw_alloc *al, rw_msg *msg) {
  * KILN_EINVAL (a reference outside the table, an odd count, a table whose
  * first symbol is not empty: 400, nothing stored) / the allocator's error.
  */
+/* Resolves nl pairs of label references (name, value) of series i into
+ * Label messages from al (*out; NULL for none). */
+KILN_MUST_CHECK static int v2_labels(const Kiln__Remote__V2Request *r, const uint32_t *refs, size_t nl,
+                                     rw_alloc *al, Kiln__Remote__Label ***out, size_t i, rw_msg *msg) {
+    Kiln__Remote__Label **lp = nl ? rw_alloc_fn(al, nl * sizeof *lp) : NULL;
+    Kiln__Remote__Label *lv = nl ? rw_alloc_fn(al, nl * sizeof *lv) : NULL;
+    if (nl && (!lp || !lv))
+        return decode_mem_error(al, msg);
+    for (size_t k = 0; k < nl; k++) {
+        uint32_t nr = refs[2 * k], vr = refs[2 * k + 1];
+        if (nr >= r->n_symbols || vr >= r->n_symbols) {
+            msg_printf(msg,
+                       "invalid remote write 2.0 request: series %zu refers to symbol %u, beyond the "
+                       "table's %zu",
+                       i, nr >= r->n_symbols ? nr : vr, r->n_symbols);
+            return KILN_EINVAL;
+        }
+        kiln__remote__label__init(&lv[k]);
+        lv[k].name = r->symbols[nr];
+        lv[k].value = r->symbols[vr];
+        lp[k] = &lv[k];
+    }
+    *out = lp;
+    return 0;
+}
+
 KILN_MUST_CHECK static int v2_series(const Kiln__Remote__V2Request *r, rw_alloc *al,
                                      Kiln__Remote__TimeSeries ***out, size_t *n, size_t *metadata,
                                      rw_msg *msg) {
+    int rc;
     *n = 0;
     if (r->n_timeseries == 0)
         return 0;
@@ -560,32 +590,44 @@ KILN_MUST_CHECK static int v2_series(const Kiln__Remote__V2Request *r, rw_alloc 
         }
         size_t nl = ts->n_labels_refs / 2;
         Kiln__Remote__TimeSeries *t = rw_alloc_fn(al, sizeof *t);
-        Kiln__Remote__Label **lp = nl ? rw_alloc_fn(al, nl * sizeof *lp) : NULL;
-        Kiln__Remote__Label *lv = nl ? rw_alloc_fn(al, nl * sizeof *lv) : NULL;
-        if (!t || (nl && (!lp || !lv)))
+        Kiln__Remote__Label **lp = NULL;
+        if (!t)
             return decode_mem_error(al, msg);
         kiln__remote__time_series__init(t);
-        for (size_t k = 0; k < nl; k++) {
-            uint32_t nr = ts->labels_refs[2 * k], vr = ts->labels_refs[2 * k + 1];
-            if (nr >= r->n_symbols || vr >= r->n_symbols) {
-                msg_printf(msg,
-                           "invalid remote write 2.0 request: series %zu refers to symbol %u, beyond the "
-                           "table's %zu",
-                           i, nr >= r->n_symbols ? nr : vr, r->n_symbols);
-                return KILN_EINVAL;
-            }
-            kiln__remote__label__init(&lv[k]);
-            lv[k].name = r->symbols[nr];
-            lv[k].value = r->symbols[vr];
-            lp[k] = &lv[k];
-        }
+        if ((rc = v2_labels(r, ts->labels_refs, nl, al, &lp, i, msg)) != 0)
+            return rc;
         t->n_labels = nl;
         t->labels = lp;
         t->n_samples = ts->n_samples;
         t->samples = ts->samples;
         t->n_histograms = ts->n_histograms;
         t->histograms = ts->histograms;
-        t->n_exemplars = ts->n_exemplars; /* counted only */
+        if (ts->n_exemplars) {
+            /* in the 1.0 shape too: staged with the samples (rw_stage_exemplars) */
+            Kiln__Remote__Exemplar **xp = rw_alloc_fn(al, ts->n_exemplars * sizeof *xp);
+            Kiln__Remote__Exemplar *xv = rw_alloc_fn(al, ts->n_exemplars * sizeof *xv);
+            if (!xp || !xv)
+                return decode_mem_error(al, msg);
+            for (size_t k = 0; k < ts->n_exemplars; k++) {
+                const Kiln__Remote__V2Exemplar *x = ts->exemplars[k];
+                kiln__remote__exemplar__init(&xv[k]);
+                if (x->n_labels_refs % 2) {
+                    msg_printf(msg,
+                               "invalid remote write 2.0 request: exemplar %zu of series %zu has an odd "
+                               "number (%zu) of label references",
+                               k, i, x->n_labels_refs);
+                    return KILN_EINVAL;
+                }
+                if ((rc = v2_labels(r, x->labels_refs, x->n_labels_refs / 2, al, &xv[k].labels, i, msg)) != 0)
+                    return rc;
+                xv[k].n_labels = x->n_labels_refs / 2;
+                xv[k].value = x->value;
+                xv[k].timestamp = x->timestamp;
+                xp[k] = &xv[k];
+            }
+            t->exemplars = xp;
+        }
+        t->n_exemplars = ts->n_exemplars;
         const Kiln__Remote__V2Metadata *md = ts->metadata;
         if (md && (md->type || md->help_ref || md->unit_ref))
             (*metadata)++;
@@ -911,8 +953,8 @@ static void respond(remotewrite *rw, http_resp *resp, int code, const char *text
 }
 
 /* Remote write 2.0's X-Prometheus-Remote-Write-*-Written headers: what was
- * stored of the request (exemplars are not kept yet). */
-static void written_headers(http_resp *resp, int v2, size_t samples, size_t histograms) {
+ * stored of the request. */
+static void written_headers(http_resp *resp, int v2, size_t samples, size_t histograms, size_t exemplars) {
     if (!v2)
         return;
     char n[32];
@@ -920,7 +962,8 @@ static void written_headers(http_resp *resp, int v2, size_t samples, size_t hist
     http_resp_header(resp, "X-Prometheus-Remote-Write-Samples-Written", n);
     snprintf(n, sizeof n, "%zu", histograms);
     http_resp_header(resp, "X-Prometheus-Remote-Write-Histograms-Written", n);
-    http_resp_header(resp, "X-Prometheus-Remote-Write-Exemplars-Written", "0");
+    snprintf(n, sizeof n, "%zu", exemplars);
+    http_resp_header(resp, "X-Prometheus-Remote-Write-Exemplars-Written", n);
 }
 
 static int code_for(int rc) {
@@ -971,7 +1014,7 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
     int rc = rw_decode(req->body, req->body_len, rw->opts.max_decompressed_bytes, v2, cache, &al, &b, &msg);
     metric_observe(rw->decode_seconds, time_mono_sec() - t0);
     if (rc != 0) {
-        written_headers(resp, v2, 0, 0);
+        written_headers(resp, v2, 0, 0, 0);
         respond(rw, resp, code_for(rc), msg.s);
         return;
     }
@@ -991,7 +1034,7 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
     rw_cache_fit(cache, al.used); /* b is not used beyond this point */
     if (rc != 0) {
         LOG_ERROR("Remote write append failed", "err=%s", msg.s);
-        written_headers(resp, v2, 0, 0);
+        written_headers(resp, v2, 0, 0, 0);
         respond(rw, resp, RW_CODE_500, msg.s);
         return;
     }
@@ -999,7 +1042,7 @@ void remotewrite_handle(remotewrite *rw, http_req *req, http_resp *resp) {
         if (o.rejected[r])
             metric_add(rw->rejected[r], (double)o.rejected[r]);
 
-    written_headers(resp, v2, o.appended, o.hist_appended);
+    written_headers(resp, v2, o.appended, o.hist_appended, ex_stored);
     size_t rej_samples = b.invalid_samples + o.rejected_total - o.hist_rejected;
     size_t rej_hists = b.invalid_histograms + o.hist_rejected;
     if (b.first.n == 0 && o.first.n == 0) {
@@ -1043,10 +1086,10 @@ int remotewrite_new(storage *st, const remotewrite_opts *o, remotewrite **out, k
                              "Remote write samples not stored, by reason.", "reason", NULL, 0);
     metric *rcv = metric_new(METRIC_COUNTER, "kiln_remote_write_samples_received_total",
                              "Samples in decoded remote write requests, stored or not.", NULL, NULL, 0);
-    metric *exd = metric_new(
-        METRIC_COUNTER, "kiln_remote_write_exemplars_dropped_total",
-        "Exemplars received by remote write and not stored (exemplar storage off, out of order, 2.0).", NULL,
-        NULL, 0);
+    metric *exd =
+        metric_new(METRIC_COUNTER, "kiln_remote_write_exemplars_dropped_total",
+                   "Exemplars received by remote write and not stored (exemplar storage off, out of order).",
+                   NULL, NULL, 0);
     metric *hsd = metric_new(METRIC_COUNTER, "kiln_remote_write_histograms_received_total",
                              "Native histogram samples in decoded remote write requests, stored or not.",
                              NULL, NULL, 0);

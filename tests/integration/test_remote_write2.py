@@ -93,5 +93,34 @@ class RemoteWrite2(KilnTestCase):
         self.assertNotIn("x-prometheus-remote-write-samples-written", h)
 
 
+class RemoteWrite2Exemplars(KilnTestCase):
+    """With exemplar storage on, 2.0's exemplars (labels by reference) are
+    stored with their series and counted in the Written header."""
+    kiln_config = RemoteWrite2.kiln_config
+    kiln_args = ("--enable-feature=exemplar-storage",)
+    send = RemoteWrite2.send
+
+    def test_exemplars_stored(self):
+        t = int(time.time() * 1000) - 60000
+        symbols = ["", "__name__", "rw2_ex_total", "trace_id", "abc\x00d", "job", "x"]
+        ex = [field(4, packed(1, [3, 4]) + b"\x11" + struct.pack("<d", v) + b"\x18" + varint(t + d))
+              for v, d in ((1.5, 0), (2.5, 1000))]
+        st, h, body = self.send(v2_request(symbols, [([1, 2, 5, 6], [(1.0, t), (2.0, t + 1000)], b"".join(ex))]))
+        self.assertEqual(st, 204, body)
+        self.assertEqual(h["x-prometheus-remote-write-exemplars-written"], "2")
+        st, js = self.kiln.get_json("/api/v1/query_exemplars?" + urllib.parse.urlencode(
+            {"query": "rw2_ex_total", "start": str(t / 1000 - 10), "end": str(t / 1000 + 10)}))
+        self.assertEqual(st, 200, js)
+        self.assertEqual(js["data"], [{"seriesLabels": {"__name__": "rw2_ex_total", "job": "x"},
+                                       "exemplars": [{"labels": {"trace_id": "abc\x00d"}, "value": v,
+                                                      "timestamp": (t + d) / 1000}
+                                                     for v, d in (("1.5", 0), ("2.5", 1000))]}])
+        # a bad reference in an exemplar: 400, nothing stored
+        bad = field(4, packed(1, [3, 40]) + b"\x11" + struct.pack("<d", 1) + b"\x18" + varint(t))
+        st, h, body = self.send(v2_request(symbols, [([1, 2, 5, 6], [(3.0, t + 2000)], bad)]))
+        self.assertEqual(st, 400, body)
+        self.assertIn(b"symbol 40", body)
+
+
 if __name__ == "__main__":
     unittest.main()
