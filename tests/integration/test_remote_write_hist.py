@@ -56,8 +56,11 @@ class SendNativeHistograms(unittest.TestCase):
         k = Kiln(config=cfg, data_dir=kiln_dir)
         self.addCleanup(k.cleanup)
         k.start()
+        # the queue writes its progress file once it runs: a loaded machine may take a while
+        pattern = os.path.join(kiln_dir, "remote", "*", "progress")
+        wait_for(lambda: glob.glob(pattern), timeout=60, step=0.2)
         self.assertEqual(k.stop(), 0)
-        (progress,) = glob.glob(os.path.join(kiln_dir, "remote", "*", "progress"))
+        (progress,) = glob.glob(pattern)
         with open(progress, "w") as f:
             f.write("0 0\n")  # from the WAL's first record on
         k.start()
